@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// The redblue command line: each subcommand lives in cli/commands/ and registers itself here.
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { UsageError } from './errors.js';
+import { registerTopo } from './commands/topo.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('redblue')
+    .description(
+      'Distributed tensor-parallel engine: one executor per NUMA node (and per host), a planner that\n' +
+        'splits matrix work so the least data crosses slow links, and native kernels.',
+    )
+    .version(pkg.version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerTopo(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit with 0; commander already printed its message
+      return err.exitCode;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`redblue: ${message}\n`);
+    return err instanceof UsageError || err instanceof RangeError || err instanceof TypeError ? 2 : 1;
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`redblue: ${String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

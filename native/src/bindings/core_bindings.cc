@@ -1,0 +1,271 @@
+// JS bindings of the core: topology, binding, node-local buffers, pinned thread pools, cpu features.
+#include <napi.h>
+
+#include <memory>
+#include <mutex>
+#include <sched.h>
+#include <unistd.h>
+#include <unordered_map>
+
+#include "core/binding.h"
+#include "core/cpu_features.h"
+#include "core/module_registry.h"
+#include "core/napi_util.h"
+#include "core/node_memory.h"
+#include "core/thread_pool.h"
+#include "core/topology.h"
+
+namespace redblue {
+namespace {
+
+Napi::Array IntArray(Napi::Env env, const std::vector<int>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, v[i]));
+  return a;
+}
+
+Napi::Value JsTopology(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Topology t = ReadTopology();
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Array pkgs = Napi::Array::New(env);
+  for (size_t i = 0; i < t.packages.size(); ++i) {
+    Napi::Object p = Napi::Object::New(env);
+    p.Set("id", t.packages[i].id);
+    p.Set("cpus", IntArray(env, t.packages[i].cpus));
+    p.Set("nodes", IntArray(env, t.packages[i].nodes));
+    pkgs.Set(static_cast<uint32_t>(i), p);
+  }
+  Napi::Array nodes = Napi::Array::New(env);
+  for (size_t i = 0; i < t.nodes.size(); ++i) {
+    const NumaNode& n = t.nodes[i];
+    Napi::Object no = Napi::Object::New(env);
+    no.Set("id", n.id);
+    no.Set("package", n.package);
+    no.Set("cpus", IntArray(env, n.cpus));
+    no.Set("memoryBytes", Napi::Number::New(env, static_cast<double>(n.memoryBytes)));
+    Napi::Array hp = Napi::Array::New(env);
+    for (size_t j = 0; j < n.hugePages.size(); ++j) {
+      Napi::Object h = Napi::Object::New(env);
+      h.Set("pageBytes", Napi::Number::New(env, static_cast<double>(n.hugePages[j].pageBytes)));
+      h.Set("total", Napi::Number::New(env, static_cast<double>(n.hugePages[j].total)));
+      h.Set("free", Napi::Number::New(env, static_cast<double>(n.hugePages[j].free)));
+      hp.Set(static_cast<uint32_t>(j), h);
+    }
+    no.Set("hugePages", hp);
+    nodes.Set(static_cast<uint32_t>(i), no);
+  }
+  Napi::Array cores = Napi::Array::New(env);
+  for (size_t i = 0; i < t.cores.size(); ++i) {
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("id", t.cores[i].id);
+    c.Set("package", t.cores[i].package);
+    c.Set("cpus", IntArray(env, t.cores[i].cpus));
+    cores.Set(static_cast<uint32_t>(i), c);
+  }
+  Napi::Array dist = Napi::Array::New(env);
+  for (size_t i = 0; i < t.distances.size(); ++i) {
+    Napi::Array row = Napi::Array::New(env);
+    for (size_t j = 0; j < t.distances[i].size(); ++j)
+      row.Set(static_cast<uint32_t>(j), Napi::Number::New(env, static_cast<double>(t.distances[i][j])));
+    dist.Set(static_cast<uint32_t>(i), row);
+  }
+  o.Set("packages", pkgs);
+  o.Set("nodes", nodes);
+  o.Set("cores", cores);
+  o.Set("distances", dist);
+  o.Set("hardwareThreads", t.hardwareThreads);
+  o.Set("hwlocVersion", t.hwlocVersion);
+  return o;
+}
+
+Napi::Value JsBindProcess(const Napi::CallbackInfo& info) {
+  std::vector<int> cpus = ArgIntArray(info, 0, "cpus");
+  int node = static_cast<int>(ArgIndex(info, 1, "node"));
+  BindProcess(cpus, node);
+  return info.Env().Undefined();
+}
+
+Napi::Value JsCurrentAffinity(const Napi::CallbackInfo& info) { return IntArray(info.Env(), CurrentAffinity()); }
+
+Napi::Value JsAllThreadAffinities(const Napi::CallbackInfo& info) {
+  auto all = AllThreadAffinities();
+  Napi::Array a = Napi::Array::New(info.Env(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) a.Set(static_cast<uint32_t>(i), IntArray(info.Env(), all[i]));
+  return a;
+}
+
+// --- node-local buffers -------------------------------------------------------------------
+
+// Live buffers by base address, so release() can find the mapping behind an ArrayBuffer.
+struct BufferHolder {
+  std::unique_ptr<NodeBuffer> buf;
+  int64_t accounted = 0;
+};
+std::mutex gBuffersMu;
+std::unordered_map<void*, BufferHolder*> gBuffers;
+
+void FinalizeBuffer(Napi::Env env, void* data, BufferHolder* holder) {
+  {
+    std::lock_guard<std::mutex> lk(gBuffersMu);
+    auto it = gBuffers.find(data);
+    if (it != gBuffers.end() && it->second == holder) gBuffers.erase(it);
+  }
+  if (holder->accounted) Napi::MemoryManagement::AdjustExternalMemory(env, -holder->accounted);
+  delete holder;  // unmaps if release() was never called
+}
+
+Napi::Value JsAllocate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t bytes = ArgIndex(info, 0, "bytes");
+  int node = static_cast<int>(ArgIndex(info, 1, "node"));
+  std::string policy = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "auto";
+  if (bytes > (int64_t(1) << 46)) throw UserError("allocation of " + std::to_string(bytes) + " bytes is too large");
+  auto holder = std::make_unique<BufferHolder>();
+  holder->buf = std::make_unique<NodeBuffer>(static_cast<size_t>(bytes), node, ParseHugePolicy(policy));
+  void* data = holder->buf->data();
+  holder->accounted = static_cast<int64_t>(holder->buf->mappedSize());
+  BufferHolder* raw = holder.release();
+  {
+    std::lock_guard<std::mutex> lk(gBuffersMu);
+    gBuffers[data] = raw;
+  }
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, data, static_cast<size_t>(bytes), FinalizeBuffer, raw);
+  Napi::MemoryManagement::AdjustExternalMemory(env, raw->accounted);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("buffer", ab);
+  o.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes)));
+  o.Set("mappedBytes", Napi::Number::New(env, static_cast<double>(raw->buf->mappedSize())));
+  o.Set("node", node);
+  o.Set("backing", BackingName(raw->buf->backing()));
+  o.Set("address", Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(data))));
+  return o;
+}
+
+// Unmaps now and detaches the ArrayBuffer (its length becomes 0), so no JS view can touch
+// freed memory. Returns false if the buffer was not ours or already released.
+Napi::Value JsRelease(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "release() takes the ArrayBuffer");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  void* data = ab.Data();
+  BufferHolder* holder = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(gBuffersMu);
+    auto it = gBuffers.find(data);
+    if (it == gBuffers.end()) return Napi::Boolean::New(env, false);
+    holder = it->second;
+    gBuffers.erase(it);
+  }
+  ab.Detach();
+  holder->buf->release();
+  return Napi::Boolean::New(env, true);
+}
+
+// --- pinned thread pools -----------------------------------------------------------------
+
+class JsThreadPool : public Napi::ObjectWrap<JsThreadPool> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "ThreadPool",
+                       {InstanceAccessor<&JsThreadPool::Size>("size"),
+                        InstanceMethod<&JsThreadPool::Cpus>("cpus"),
+                        InstanceMethod<&JsThreadPool::WorkerAffinity>("workerAffinity"),
+                        InstanceMethod<&JsThreadPool::Close>("close")});
+  }
+  explicit JsThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsThreadPool>(info) {
+    std::vector<int> cpus;
+    try {
+      cpus = ArgIntArray(info, 0, "cpus");
+    } catch (const Napi::Error&) {
+      throw;
+    }
+    if (cpus.empty()) throw Napi::RangeError::New(info.Env(), "a thread pool needs at least one cpu");
+    long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+    for (int c : cpus)
+      if (c >= ncpu)
+        throw Napi::RangeError::New(info.Env(), "cpu " + std::to_string(c) + " does not exist: this machine has cpus 0-" +
+                                                    std::to_string(ncpu - 1));
+    pool_ = std::make_shared<ThreadPool>(cpus);
+  }
+  std::shared_ptr<ThreadPool> pool() const { return pool_; }
+  static JsThreadPool* Unwrap(Napi::Value v) {
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(Constructor().Value()))
+      throw Napi::TypeError::New(v.Env(), "expected a ThreadPool");
+    return Napi::ObjectWrap<JsThreadPool>::Unwrap(v.As<Napi::Object>());
+  }
+  static Napi::FunctionReference& Constructor() {
+    static Napi::FunctionReference ctor;
+    return ctor;
+  }
+
+ private:
+  std::shared_ptr<ThreadPool> Alive(Napi::Env env) {
+    if (!pool_) throw Napi::Error::New(env, "this ThreadPool was closed");
+    return pool_;
+  }
+  Napi::Value Size(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), pool_ ? static_cast<double>(pool_->size()) : 0);
+  }
+  Napi::Value Cpus(const Napi::CallbackInfo& info) { return IntArray(info.Env(), Alive(info.Env())->cpus()); }
+  Napi::Value WorkerAffinity(const Napi::CallbackInfo& info) {
+    auto pool = Alive(info.Env());
+    std::vector<std::vector<int>> aff(pool->size());
+    std::vector<int> ran(pool->size(), -1);
+    pool->OnEachWorker([&](int w) {
+      aff[w] = CurrentAffinity();
+      ran[w] = sched_getcpu();
+    });
+    Napi::Array a = Napi::Array::New(info.Env(), aff.size());
+    for (size_t i = 0; i < aff.size(); ++i) {
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("allowed", IntArray(info.Env(), aff[i]));
+      o.Set("ranOn", ran[i]);
+      a.Set(static_cast<uint32_t>(i), o);
+    }
+    return a;
+  }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    pool_.reset();
+    return info.Env().Undefined();
+  }
+  std::shared_ptr<ThreadPool> pool_;
+};
+
+Napi::Value JsCpuFeatures(const Napi::CallbackInfo& info) {
+  const CpuFeatures& f = DetectCpu();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("avx2", f.avx2 && f.fma);
+  o.Set("f16c", f.f16c);
+  o.Set("avx512f", f.avx512f);
+  o.Set("avx512bw", f.avx512bw);
+  o.Set("avx512vl", f.avx512vl);
+  o.Set("avx512vnni", f.avx512vnni);
+  o.Set("avx512bf16", f.avx512bf16);
+  o.Set("amxTile", f.amxTile);
+  o.Set("amxBf16", f.amxBf16);
+  o.Set("amxInt8", f.amxInt8);
+  return o;
+}
+
+void InitCore(Napi::Env env, Napi::Object exports) {
+  REDBLUE_EXPORT(exports, "topology", JsTopology);
+  REDBLUE_EXPORT(exports, "bindProcess", JsBindProcess);
+  REDBLUE_EXPORT(exports, "currentAffinity", JsCurrentAffinity);
+  REDBLUE_EXPORT(exports, "allThreadAffinities", JsAllThreadAffinities);
+  REDBLUE_EXPORT(exports, "allocate", JsAllocate);
+  REDBLUE_EXPORT(exports, "release", JsRelease);
+  REDBLUE_EXPORT(exports, "cpuFeatures", JsCpuFeatures);
+  Napi::Function pool = JsThreadPool::Define(env);
+  JsThreadPool::Constructor() = Napi::Persistent(pool);
+  exports.Set("ThreadPool", pool);
+}
+
+}  // namespace
+REDBLUE_MODULE(InitCore);
+}  // namespace redblue
+
+// Other modules reach a JS ThreadPool's native pool through this.
+namespace redblue {
+std::shared_ptr<ThreadPool> ThreadPoolFromJs(Napi::Value v) { return JsThreadPool::Unwrap(v)->pool(); }
+}  // namespace redblue

@@ -1,0 +1,14 @@
+// Runtime CPU feature detection; SIMD kernels are chosen from this, never at compile time.
+#pragma once
+#include <string>
+
+namespace redblue {
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
+  bool amxTile = false, amxBf16 = false, amxInt8 = false;
+};
+const CpuFeatures& DetectCpu();
+// Asks the kernel for permission to use AMX tile state (Linux >= 5.16); false if refused.
+bool EnableAmx();
+}  // namespace redblue

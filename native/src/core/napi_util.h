@@ -1,0 +1,73 @@
+// Helpers shared by every binding: argument checks and the rule that no C++ exception
+// crosses into JS other than as a JS error.
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace redblue {
+
+// Errors with a message meant for the user ("node 3 does not exist: ...").
+struct UserError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Wraps a binding so that any std::exception becomes a JS Error (RangeError for UserError
+// carrying "out of range"), never std::terminate.
+template <typename F>
+Napi::Value Guarded(const Napi::CallbackInfo& info, F&& body) {
+  Napi::Env env = info.Env();
+  try {
+    return body(info);
+  } catch (const Napi::Error&) {
+    throw;  // already a JS error; node-addon-api rethrows it into JS
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(env, "out of memory in the redblue addon");
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  } catch (...) {
+    throw Napi::Error::New(env, "unknown native error in the redblue addon");
+  }
+}
+
+#define REDBLUE_EXPORT(exports, name, fn)                                                       \
+  exports.Set(name, Napi::Function::New(exports.Env(), [](const Napi::CallbackInfo& info) {    \
+                return ::redblue::Guarded(info, fn);                                            \
+              }))
+
+inline double ArgNumber(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber())
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+// A non-negative integer that fits in int64 (sizes, ids, counts).
+inline int64_t ArgIndex(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  double v = ArgNumber(info, i, what);
+  if (!(v >= 0) || v != static_cast<double>(static_cast<int64_t>(v)) || v > 9.007199254740991e15)
+    throw Napi::RangeError::New(info.Env(), std::string(what) + " must be a non-negative integer, got " +
+                                                Napi::Number::New(info.Env(), v).ToString().Utf8Value());
+  return static_cast<int64_t>(v);
+}
+
+inline std::vector<int> ArgIntArray(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsArray())
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an array of integers");
+  Napi::Array a = info[i].As<Napi::Array>();
+  std::vector<int> out;
+  out.reserve(a.Length());
+  for (uint32_t j = 0; j < a.Length(); ++j) {
+    Napi::Value v = a.Get(j);
+    if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must contain integers");
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d < 0 || d != static_cast<int>(d))
+      throw Napi::RangeError::New(info.Env(), std::string(what) + " must contain non-negative integers");
+    out.push_back(static_cast<int>(d));
+  }
+  return out;
+}
+
+}  // namespace redblue

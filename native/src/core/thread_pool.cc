@@ -1,0 +1,96 @@
+#include "core/thread_pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <stdexcept>
+
+namespace redblue {
+
+bool PinCurrentThread(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
+}
+
+ThreadPool::ThreadPool(std::vector<int> cpus) : cpus_(std::move(cpus)) {
+  if (cpus_.empty()) throw std::invalid_argument("a thread pool needs at least one cpu");
+  workers_.reserve(cpus_.size());
+  for (size_t i = 0; i < cpus_.size(); ++i) workers_.emplace_back([this, i] { WorkerLoop(static_cast<int>(i)); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::WorkerLoop(int index) {
+  PinCurrentThread(cpus_[index]);
+  uint64_t seen = 0;
+  for (;;) {
+    const std::function<void(int64_t, int)>* job;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      job = job_;
+    }
+    std::exception_ptr err;
+    for (;;) {
+      int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
+      if (t >= tasks_) break;
+      try {
+        (*job)(t, index);
+      } catch (...) {
+        if (!err) err = std::current_exception();
+      }
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    if (err && !error_) error_ = err;
+    if (--active_ == 0) done_.notify_all();
+  }
+}
+
+void ThreadPool::ParallelFor(int64_t tasks, const std::function<void(int64_t, int)>& fn) {
+  if (tasks <= 0) return;
+  std::lock_guard<std::mutex> run(runMutex_);
+  std::unique_lock<std::mutex> lk(mu_);
+  job_ = &fn;
+  tasks_ = tasks;
+  next_.store(0);
+  error_ = nullptr;
+  active_ = static_cast<int>(workers_.size());
+  ++generation_;
+  wake_.notify_all();
+  done_.wait(lk, [&] { return active_ == 0; });
+  job_ = nullptr;
+  if (error_) {
+    auto e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+void ThreadPool::OnEachWorker(const std::function<void(int)>& fn) {
+  // Each worker takes exactly one task only if tasks == workers and they all wait on a barrier;
+  // simpler: run per-worker tasks keyed by the worker index.
+  std::vector<std::atomic<int>> ran(workers_.size());
+  for (auto& r : ran) r.store(0);
+  std::atomic<int> remaining{static_cast<int>(workers_.size())};
+  // Spin until each worker has run once: tasks are claimed dynamically, so hand out many.
+  ParallelFor(static_cast<int64_t>(workers_.size()) * 64, [&](int64_t, int w) {
+    if (ran[w].exchange(1) == 0) {
+      fn(w);
+      remaining.fetch_sub(1);
+    }
+    while (remaining.load() > 0) std::this_thread::yield();
+  });
+}
+
+}  // namespace redblue

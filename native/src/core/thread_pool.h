@@ -1,0 +1,60 @@
+// A fixed pool of worker threads, each pinned to one cpu of a node. Kernels and collectives
+// run their parallel loops here, so an executor's work never leaves its node's cpus.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace redblue {
+
+class ThreadPool {
+ public:
+  // One worker per entry of `cpus` (an entry may repeat when cpus are oversubscribed).
+  explicit ThreadPool(std::vector<int> cpus);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  size_t size() const { return workers_.size(); }
+  const std::vector<int>& cpus() const { return cpus_; }
+
+  // Runs fn(task, worker) for task in [0, tasks), distributed dynamically over the workers,
+  // and returns when all are done. Only one ParallelFor runs at a time per pool (serialised).
+  // The first exception thrown by a task is rethrown here after all workers finished.
+  void ParallelFor(int64_t tasks, const std::function<void(int64_t task, int worker)>& fn);
+
+  // Runs fn(worker) once on every worker (e.g. to read back its affinity).
+  void OnEachWorker(const std::function<void(int worker)>& fn);
+
+ private:
+  void WorkerLoop(int index);
+
+  std::vector<int> cpus_;
+  std::vector<std::thread> workers_;
+  std::mutex runMutex_;  // serialises jobs
+  std::mutex mu_;
+  std::condition_variable wake_, done_;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  const std::function<void(int64_t, int)>* job_ = nullptr;
+  int64_t tasks_ = 0;
+  std::atomic<int64_t> next_{0};
+  int active_ = 0;
+  std::exception_ptr error_;
+};
+
+// Pins the calling thread to one cpu; returns false if the kernel refused.
+bool PinCurrentThread(int cpu);
+
+}  // namespace redblue
+
+#include <memory>
+namespace Napi { class Value; }
+namespace redblue {
+// The native pool behind a JS ThreadPool object (throws a JS TypeError for anything else).
+std::shared_ptr<ThreadPool> ThreadPoolFromJs(Napi::Value v);
+}  // namespace redblue
