@@ -175,6 +175,13 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
     if (info.Length() < 1 || !info[0].IsExternal())
       throw Napi::TypeError::New(info.Env(), "use shmOpen() to create a communicator");
     comm_ = *info[0].As<Napi::External<std::shared_ptr<Communicator>>>().Data();
+    rank_ = comm_->rank();
+    size_ = comm_->size();
+    path_ = comm_->segment().path();
+    backing_ = comm_->segment().backing();
+    segmentBytes_ = comm_->segment().bytes();
+    slotBytes_ = comm_->segment().slotHalfBytes();
+    mailboxBytes_ = comm_->segment().p2pBytes();
     tsfn_ = Tsfn::New(info.Env(), "redblue-shm", 0, 1, this);
     tsfn_.Unref(info.Env());
   }
@@ -232,20 +239,19 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
     return promise;
   }
 
-  Napi::Value Rank(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), comm_->rank()); }
-  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), comm_->size()); }
-  Napi::Value Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), comm_->segment().path()); }
-  Napi::Value Backing(const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), comm_->segment().backing());
-  }
+  // Accessors read values cached at construction: they stay valid after close().
+  Napi::Value Rank(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rank_); }
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), size_); }
+  Napi::Value Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), path_); }
+  Napi::Value Backing(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), backing_); }
   Napi::Value SegmentBytes(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(comm_->segment().bytes()));
+    return Napi::Number::New(info.Env(), static_cast<double>(segmentBytes_));
   }
   Napi::Value SlotBytes(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(comm_->segment().slotHalfBytes()));
+    return Napi::Number::New(info.Env(), static_cast<double>(slotBytes_));
   }
   Napi::Value MailboxBytes(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(comm_->segment().p2pBytes()));
+    return Napi::Number::New(info.Env(), static_cast<double>(mailboxBytes_));
   }
 
   Napi::Value Group(const Napi::CallbackInfo& info) {
@@ -476,6 +482,9 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   }
 
   std::shared_ptr<Communicator> comm_;
+  int rank_ = 0, size_ = 0;
+  std::string path_, backing_;
+  size_t segmentBytes_ = 0, slotBytes_ = 0, mailboxBytes_ = 0;
   std::map<int, shm::Group> groups_;
   std::map<int, std::unique_ptr<SerialQueue>> queues_;
   Tsfn tsfn_;
