@@ -221,15 +221,18 @@ async function mismatch(c) {
 async function main() {
   const c = await ShmCommunicator.open({ name: cfg.name, rank: cfg.rank, size: cfg.size, ...cfg.options });
   let result = {};
-  if (cfg.scenario === 'collectives') await collectives(c);
-  else if (cfg.scenario === 'groups') await groups(c);
-  else if (cfg.scenario === 'untilFailure') result = await untilFailure(c);
-  else if (cfg.scenario === 'mismatch') result = await mismatch(c);
-  else if (cfg.scenario === 'hold') {
-    await send({ type: 'ready', path: c.path });
-    await new Promise(() => setInterval(() => {}, 1000));
+  try {
+    if (cfg.scenario === 'collectives') await collectives(c);
+    else if (cfg.scenario === 'groups') await groups(c);
+    else if (cfg.scenario === 'untilFailure') result = await untilFailure(c);
+    else if (cfg.scenario === 'mismatch') result = await mismatch(c);
+    else if (cfg.scenario === 'hold') {
+      await send({ type: 'ready', path: c.path });
+      await new Promise(() => setInterval(() => {}, 1000));
+    }
+  } finally {
+    c.close(); // also on failure: the last rank to leave removes the segment
   }
-  c.close();
   await send({ type: 'result', checks, failures: failures.slice(0, 5), path: c.path, backing: c.backing, ...result });
   process.disconnect();
 }

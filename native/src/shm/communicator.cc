@@ -201,7 +201,7 @@ void Communicator::WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& 
     }
     // A peer that has not attached yet gets until the join deadline; a live one the op timeout.
     bool joining = h->rank[peer].state.load() == kEmpty;
-    uint64_t limit = joining ? std::max(joinDeadline_, start + timeoutNs_) : start + timeoutNs_;
+    uint64_t limit = joining ? joinDeadline_ : start + timeoutNs_;
     if (now > limit)
       Fail(channel, kTimeout, peer,
            std::string(what) + " timed out after " + std::to_string((now - start) / 1000000) + " ms waiting for " +
