@@ -8,7 +8,7 @@ export type ShmDType = 'f32' | 'bf16';
 export type ShmBenchOp = 'allReduce' | 'allGather' | 'reduceScatter' | 'broadcast' | 'barrier';
 
 export interface ShmOptions {
-  /** Segment name: the file is /dev/shm/redblue-<name>. Letters, digits, '-', '_', '.'. */
+  /** Segment name: the file is /dev/shm/redblue-shm-<name>. Letters, digits, '-', '_', '.'. */
   name: string;
   rank: number;
   size: number;
@@ -67,7 +67,7 @@ interface ShmAddon {
 const addon = () => loadAddon<ShmAddon>();
 
 export const SEGMENT_DIR = '/dev/shm';
-export const SEGMENT_PREFIX = 'redblue-';
+export const SEGMENT_PREFIX = 'redblue-shm-';
 const NAME = /^[A-Za-z0-9._-]{1,200}$/;
 
 function checkInt(v: unknown, what: string, min: number, max: number): number {
@@ -143,7 +143,7 @@ export class ShmCommunicator {
   get size(): number {
     return this.native.size;
   }
-  /** The segment file, e.g. /dev/shm/redblue-run1. */
+  /** The segment file, e.g. /dev/shm/redblue-shm-run1. */
   get path(): string {
     return this.native.path;
   }
@@ -275,7 +275,7 @@ export class ShmCommunicator {
   }
 }
 
-/** Removes /dev/shm/redblue-<name> if no live process uses it; true if it removed something. */
+/** Removes /dev/shm/redblue-shm-<name> if no live process uses it; true if it removed something. */
 export function removeStaleSegment(name: string): boolean {
   return addon().shmRemoveStale(name);
 }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, runRanks, uniqueName } from './harness.js';
 import { listSegments } from '../../transport/shm.js';
 
-const mine = () => listSegments().filter((p) => p.includes(`redblue-t${process.pid}-`));
+const mine = () => listSegments().filter((p) => p.includes(`redblue-shm-t${process.pid}-`));
 
 beforeAll(() => {
   ensureBuilt();

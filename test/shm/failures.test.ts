@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, runRanks, startRank, uniqueName, type Rank } from './harness.js';
 import { listSegments, removeStaleSegment, ShmCommunicator } from '../../transport/shm.js';
 
-const mine = () => listSegments().filter((p) => p.includes(`redblue-t${process.pid}-`));
+const mine = () => listSegments().filter((p) => p.includes(`redblue-shm-t${process.pid}-`));
 
 beforeAll(() => {
   ensureBuilt();
