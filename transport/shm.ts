@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { loadAddon } from '../native/addon.js';
 
 export type ShmDType = 'f32' | 'bf16';
-export type ShmBenchOp = 'allReduce' | 'allGather' | 'reduceScatter' | 'broadcast' | 'barrier';
+export type ShmBenchOp = 'allReduce' | 'allReduceSlot' | 'allGather' | 'reduceScatter' | 'broadcast' | 'barrier';
 
 export interface ShmOptions {
   /** Segment name: the file is /dev/shm/redblue-shm-<name>. Letters, digits, '-', '_', '.'. */
@@ -45,6 +45,8 @@ interface NativeShmCommunicator {
   group(ranks: number[]): number;
   barrier(group: number): Promise<void>;
   allReduce(group: number, data: Data, dtype: ShmDType): Promise<void>;
+  slotBuffer(group: number, count: number, dtype: ShmDType): ArrayBuffer;
+  allReduceSlot(group: number, count: number, dtype: ShmDType): Promise<void>;
   allGatherV(group: number, send: Data, recv: Data, recvBytes: number[]): Promise<void>;
   reduceScatterV(group: number, send: Data, recv: Data, counts: number[], dtype: ShmDType): Promise<void>;
   broadcast(group: number, data: Data, root: number): Promise<void>;
@@ -178,6 +180,22 @@ export class ShmCommunicator {
   /** In-place sum over the group. Uint16Array data is bf16, summed in f32 and rounded once. */
   allReduce(data: Float32Array | Uint16Array, group: ShmGroup = this.world, dtype?: ShmDType): Promise<void> {
     return this.native.allReduce(group.id, data, dtypeOf(data, dtype));
+  }
+
+  /**
+   * Zero-copy all-reduce input: a view of this rank's slot in shared memory. Write the input
+   * there, then call allReduceSlot(count) as the next collective on the group; the sum is then
+   * in the same view (valid until the next collective on the group).
+   */
+  slotBuffer(count: number, group: ShmGroup = this.world, dtype: ShmDType = 'f32'): Float32Array | Uint16Array {
+    checkInt(count, 'count', 0, Number.MAX_SAFE_INTEGER);
+    const buf = this.native.slotBuffer(group.id, count, dtype);
+    return dtype === 'f32' ? new Float32Array(buf) : new Uint16Array(buf);
+  }
+
+  allReduceSlot(count: number, group: ShmGroup = this.world, dtype: ShmDType = 'f32'): Promise<void> {
+    checkInt(count, 'count', 0, Number.MAX_SAFE_INTEGER);
+    return this.native.allReduceSlot(group.id, count, dtype);
   }
 
   /** recv gets every member's `send` (all the same length), in group order. */

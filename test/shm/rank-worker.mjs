@@ -92,6 +92,20 @@ async function collectives(c) {
     await c.allReduce(a);
     check(`allReduce bf16 n=${len}`, a, expectedBf16(all, len, 2));
   }
+  // Zero-copy all-reduce: inputs written straight into the shared slot, the sum read from it.
+  for (const len of [0, 1, 17, 1000, 100003, 500000].filter((l) => l * 4 <= c.chunkBytes)) {
+    const view = c.slotBuffer(len);
+    view.set(f32Data(c.rank, len, 12));
+    await c.allReduceSlot(len);
+    check(`allReduceSlot f32 n=${len}`, view, expectedF32(all, len, 12));
+  }
+  {
+    const len = Math.min(777, c.chunkBytes / 2);
+    const view = c.slotBuffer(len, c.world, 'bf16');
+    view.set(bf16Data(c.rank, len, 13));
+    await c.allReduceSlot(len, c.world, 'bf16');
+    check(`allReduceSlot bf16 n=${len}`, view, expectedBf16(all, len, 13));
+  }
   for (const len of [0, 1, 7, 300001]) {
     const mine = f32Data(c.rank, len, 3);
     const out = new Float32Array(len * n);

@@ -154,6 +154,8 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
                         InstanceMethod<&JsCommunicator::Group>("group"),
                         InstanceMethod<&JsCommunicator::Barrier>("barrier"),
                         InstanceMethod<&JsCommunicator::AllReduce>("allReduce"),
+                        InstanceMethod<&JsCommunicator::SlotBuffer>("slotBuffer"),
+                        InstanceMethod<&JsCommunicator::AllReduceSlot>("allReduceSlot"),
                         InstanceMethod<&JsCommunicator::AllGatherV>("allGatherV"),
                         InstanceMethod<&JsCommunicator::ReduceScatterV>("reduceScatterV"),
                         InstanceMethod<&JsCommunicator::Broadcast>("broadcast"),
@@ -281,6 +283,29 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
       return Submit(info.Env(), g.channel, {b.holder}, [comm, g, b, t](Pending&) {
         comm->AllReduce(b.data, b.size / shm::ElemBytes(t), t, g);
       });
+    });
+  }
+
+  // A view of this rank's slot for the next collective on the group (zero-copy all-reduce input).
+  Napi::Value SlotBuffer(const Napi::CallbackInfo& info) {
+    return Guarded(info, [this](const Napi::CallbackInfo& info) -> Napi::Value {
+      shm::Group g = G(info, 0);
+      size_t count = static_cast<size_t>(ArgIndex(info, 1, "count"));
+      DType t = ArgDType(info, 2);
+      void* data = C(info.Env()).SlotBuffer(g, count, t);
+      return View(info.Env(), comm_, data, count * shm::ElemBytes(t));
+    });
+  }
+
+  Napi::Value AllReduceSlot(const Napi::CallbackInfo& info) {
+    return Guarded(info, [this](const Napi::CallbackInfo& info) -> Napi::Value {
+      shm::Group g = G(info, 0);
+      size_t count = static_cast<size_t>(ArgIndex(info, 1, "count"));
+      DType t = ArgDType(info, 2);
+      if (count * shm::ElemBytes(t) > comm_->segment().slotHalfBytes())
+        throw Napi::RangeError::New(info.Env(), "count exceeds the slot: open with a larger slotBytes");
+      auto comm = comm_;
+      return Submit(info.Env(), g.channel, {}, [comm, g, count, t](Pending&) { comm->AllReduceSlot(count, t, g); });
     });
   }
 
@@ -435,8 +460,10 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   Napi::Value Bench(const Napi::CallbackInfo& info) {
     return Guarded(info, [this](const Napi::CallbackInfo& info) -> Napi::Value {
       std::string op = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-      if (op != "allReduce" && op != "allGather" && op != "barrier" && op != "reduceScatter" && op != "broadcast")
-        throw Napi::TypeError::New(info.Env(), "bench op must be allReduce, allGather, reduceScatter, broadcast or barrier");
+      if (op != "allReduce" && op != "allReduceSlot" && op != "allGather" && op != "barrier" && op != "reduceScatter" &&
+          op != "broadcast")
+        throw Napi::TypeError::New(info.Env(),
+                                   "bench op must be allReduce, allReduceSlot, allGather, reduceScatter, broadcast or barrier");
       shm::Group g = G(info, 1);
       size_t bytes = static_cast<size_t>(ArgIndex(info, 2, "bytes"));
       int64_t iters = ArgIndex(info, 3, "iters");
@@ -450,6 +477,10 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
         std::vector<char> a(bytes + 64, 0), b(bytes + 64, 0);
         auto once = [&]() {
           if (op == "allReduce") comm->AllReduce(a.data(), count, t, g);
+          else if (op == "allReduceSlot") {
+            comm->SlotBuffer(g, count, t);  // where a producer would write its input
+            comm->AllReduceSlot(count, t, g);
+          }
           else if (op == "allGather") comm->AllGather(a.data(), bytes / n, b.data(), g);
           else if (op == "reduceScatter") comm->ReduceScatter(a.data(), b.data(), count / n, t, g);
           else if (op == "broadcast") comm->Broadcast(a.data(), bytes, g.ranks[0], g);

@@ -63,6 +63,11 @@ class Communicator {
   void AllReduce(void* data, size_t count, DType t, const Group& g);
   void AllReduceF32(float* data, size_t count, const Group& g) { AllReduce(data, count, DType::F32, g); }
   void AllReduceBf16(uint16_t* data, size_t count, const Group& g) { AllReduce(data, count, DType::Bf16, g); }
+  // Zero-copy all-reduce: write `count` elements into SlotBuffer(g, ...) (this rank's slot in
+  // shared memory), then call AllReduceSlot; the sum is then in that buffer, valid until the next
+  // collective on g. count * element size must fit in half a slot.
+  void* SlotBuffer(const Group& g, size_t count, DType t);
+  void AllReduceSlot(size_t count, DType t, const Group& g);
   // recv holds the members' blocks one after the other, recvBytes[i] bytes from member i.
   void AllGatherV(const void* send, void* recv, const std::vector<size_t>& recvBytes, const Group& g);
   void AllGather(const void* send, size_t bytes, void* recv, const Group& g);
