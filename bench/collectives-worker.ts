@@ -32,7 +32,14 @@ async function main(cfg: WorkerConfig): Promise<WorkerReport> {
     const node = core.topology().nodes.find((n) => n.cpus.includes(cfg.cpu!))?.id ?? 0;
     core.bindProcess([cfg.cpu], node);
   }
-  const comm = await ShmCommunicator.open({ name: cfg.name, rank: cfg.rank, size: cfg.size, slotBytes: 8 << 20 });
+  // One group (world) with slots big enough for a 16 MiB zero-copy all-reduce.
+  const comm = await ShmCommunicator.open({
+    name: cfg.name,
+    rank: cfg.rank,
+    size: cfg.size,
+    slotBytes: 32 << 20,
+    maxGroups: 1,
+  });
   try {
     const seconds: number[] = [];
     for (const c of cfg.cases) seconds.push(await comm.bench(c.op, c.bytes, c.iters));
@@ -57,8 +64,9 @@ main(cfg).then(
     process.send?.({ ok: true, rank: cfg.rank, report }, () => process.disconnect());
   },
   (err: unknown) => {
-    process.send?.({ ok: false, rank: cfg.rank, error: err instanceof Error ? err.message : String(err) }, () =>
-      process.disconnect(),
+    process.send?.(
+      { ok: false, rank: cfg.rank, error: err instanceof Error ? err.message : String(err) },
+      () => process.disconnect(),
     );
   },
 );

@@ -50,7 +50,9 @@ async function runShm(ranks: number, pin: boolean, cases: WorkerCase[], jsCases:
           child.once('message', (m: { ok: boolean; report?: WorkerReport; error?: string }) =>
             m.ok ? resolve(m.report!) : reject(new Error(`shm rank ${rank}: ${m.error}`)),
           );
-          child.once('exit', (code) => reject(new Error(`shm rank ${rank} exited (${code}) without a report`)));
+          child.once('exit', (code) =>
+            reject(new Error(`shm rank ${rank} exited (${code}) without a report`)),
+          );
         }),
     ),
   ).finally(() => {
@@ -68,14 +70,22 @@ export async function runCollectivesBench(opts: CollectivesOptions): Promise<Ben
   const memcpy = new Map(BANDWIDTH_SIZES.map((b) => [b, memcpySeconds(b, iterations(b, opts.quick) * 4)]));
   for (const ranks of opts.ranks) {
     const pin = ranks <= cpus;
-    const cases = OPS.flatMap((o) => sizes.map((bytes) => ({ op: o.shm, bytes, iters: iterations(bytes, opts.quick) })));
+    const cases: WorkerCase[] = OPS.flatMap((o) =>
+      sizes.map((bytes) => ({ op: o.shm, bytes, iters: iterations(bytes, opts.quick) })),
+    );
+    // Zero-copy all-reduce (input already in shared memory) at the bandwidth sizes.
+    const slotCases: WorkerCase[] = BANDWIDTH_SIZES.map((bytes) => ({
+      op: 'allReduceSlot',
+      bytes,
+      iters: iterations(bytes, opts.quick),
+    }));
     const jsCases = [{ op: 'allReduce' as const, bytes: 16 * KiB, iters: iterations(16 * KiB, opts.quick) }];
     const mpi = runMpi(
       ranks,
       pin,
       OPS.flatMap((o) => sizes.map((bytes) => ({ op: o.mpi, bytes, iters: iterations(bytes, opts.quick) }))),
     );
-    const shm = await runShm(ranks, pin, cases, jsCases);
+    const shm = await runShm(ranks, pin, [...cases, ...slotCases], jsCases);
     const details = { ranks, pinned: pin, backing: shm.backing, quick: opts.quick };
     cases.forEach((c, i) => {
       const opName = OPS.find((o) => o.shm === c.op)!.mpi;
@@ -119,6 +129,24 @@ export async function runCollectivesBench(opts: CollectivesOptions): Promise<Ben
         );
       }
     });
+    slotCases.forEach((c, i) => {
+      const seconds = shm.seconds[cases.length + i]!;
+      results.push(
+        result({
+          case: `allreduce_f32_${label(c.bytes)}_r${ranks}_slot_vs_memcpy`,
+          metric: 'bandwidth',
+          value: c.bytes / seconds / 1e9,
+          unit: 'GB/s',
+          reference: 'memcpy',
+          referenceValue: c.bytes / memcpy.get(c.bytes)! / 1e9,
+          details: {
+            ...details,
+            iters: c.iters,
+            note: 'input written straight into the shared slot (zero-copy)',
+          },
+        }),
+      );
+    });
     jsCases.forEach((c, i) => {
       results.push(
         result({
@@ -146,12 +174,18 @@ export function registerBenchCollectives(bench: Command): void {
     .option('--json', 'print the report as JSON')
     .option('--ranks <R>', 'number of processes (default: 2, then 4)', (v) => parsePositiveInt(v, '--ranks'))
     .option('--quick', 'fewer iterations (a fast end-to-end check; numbers are noisier)')
-    .addHelpText('after', '\nExamples:\n  redblue bench collectives\n  redblue bench collectives --ranks 2 --json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  redblue bench collectives\n  redblue bench collectives --ranks 2 --json',
+    )
     .action(async (opts: { json?: boolean; ranks?: number; quick?: boolean }) => {
       if (opts.ranks !== undefined && (opts.ranks < 2 || opts.ranks > 64)) {
         throw new UsageError(`--ranks must be between 2 and 64, got ${opts.ranks}`);
       }
-      const report = await runCollectivesBench({ ranks: opts.ranks ? [opts.ranks] : [2, 4], quick: !!opts.quick });
+      const report = await runCollectivesBench({
+        ranks: opts.ranks ? [opts.ranks] : [2, 4],
+        quick: !!opts.quick,
+      });
       process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
     });
 }

@@ -104,7 +104,8 @@ export function runMpi(ranks: number, bindToCore: boolean, cases: MpiCase[]): Ma
     if (m) times.set(`${m[1]} ${m[2]}`, Number(m[3]));
   }
   for (const c of cases) {
-    if (!times.has(`${c.op} ${c.bytes}`)) throw new Error(`mpirun printed no result for ${c.op} ${c.bytes}:\n${out}`);
+    if (!times.has(`${c.op} ${c.bytes}`))
+      throw new Error(`mpirun printed no result for ${c.op} ${c.bytes}:\n${out}`);
   }
   return times;
 }

@@ -5,7 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { loadAddon } from '../native/addon.js';
 
 export type ShmDType = 'f32' | 'bf16';
-export type ShmBenchOp = 'allReduce' | 'allReduceSlot' | 'allGather' | 'reduceScatter' | 'broadcast' | 'barrier';
+export type ShmBenchOp =
+  'allReduce' | 'allReduceSlot' | 'allGather' | 'reduceScatter' | 'broadcast' | 'barrier';
 
 export interface ShmOptions {
   /** Segment name: the file is /dev/shm/redblue-shm-<name>. Letters, digits, '-', '_', '.'. */
@@ -28,6 +29,8 @@ export interface ShmOptions {
   spinUs?: number;
   /** All-reduce up to this many bytes uses one sync (every rank sums everything). */
   smallBytes?: number;
+  /** Bytes per rank per round of a large collective (default 1 MiB: stays in cache). */
+  roundBytes?: number;
   /** 'auto' uses a hugetlbfs mount when one has enough free 2 MiB pages. */
   hugePages?: 'auto' | 'none' | 'require';
 }
@@ -100,11 +103,15 @@ function dtypeOf(data: Data, dtype: ShmDType | undefined): ShmDType {
   }
   if (data instanceof Float32Array) return 'f32';
   if (data instanceof Uint16Array) return 'bf16';
-  throw new TypeError('pass a Float32Array (f32) or a Uint16Array of bf16 bits, or give the dtype explicitly');
+  throw new TypeError(
+    'pass a Float32Array (f32) or a Uint16Array of bf16 bits, or give the dtype explicitly',
+  );
 }
 
 function elementBytes(data: Data): number {
-  return 'BYTES_PER_ELEMENT' in data ? (data as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT : 1;
+  return 'BYTES_PER_ELEMENT' in data
+    ? (data as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT
+    : 1;
 }
 
 export class ShmCommunicator {
@@ -122,7 +129,9 @@ export class ShmCommunicator {
    */
   static async open(options: ShmOptions): Promise<ShmCommunicator> {
     if (typeof options?.name !== 'string' || !NAME.test(options.name)) {
-      throw new TypeError(`name must be 1-200 letters, digits, '-', '_' or '.', got ${String(options?.name)}`);
+      throw new TypeError(
+        `name must be 1-200 letters, digits, '-', '_' or '.', got ${String(options?.name)}`,
+      );
     }
     checkInt(options.size, 'size', 1, 64);
     checkInt(options.rank, 'rank', 0, options.size - 1);
@@ -167,7 +176,8 @@ export class ShmCommunicator {
 
   /** Every member must call this with the same ranks before using the group. */
   group(ranks: readonly number[]): ShmGroup {
-    if (!Array.isArray(ranks) || ranks.length === 0) throw new TypeError('a group needs a non-empty array of ranks');
+    if (!Array.isArray(ranks) || ranks.length === 0)
+      throw new TypeError('a group needs a non-empty array of ranks');
     for (const r of ranks) checkInt(r, 'group rank', 0, this.size - 1);
     const sorted = [...ranks].sort((a, b) => a - b);
     return new ShmGroup(this.native.group(sorted), sorted);
@@ -187,7 +197,11 @@ export class ShmCommunicator {
    * there, then call allReduceSlot(count) as the next collective on the group; the sum is then
    * in the same view (valid until the next collective on the group).
    */
-  slotBuffer(count: number, group: ShmGroup = this.world, dtype: ShmDType = 'f32'): Float32Array | Uint16Array {
+  slotBuffer(
+    count: number,
+    group: ShmGroup = this.world,
+    dtype: ShmDType = 'f32',
+  ): Float32Array | Uint16Array {
     checkInt(count, 'count', 0, Number.MAX_SAFE_INTEGER);
     const buf = this.native.slotBuffer(group.id, count, dtype);
     return dtype === 'f32' ? new Float32Array(buf) : new Uint16Array(buf);
@@ -220,10 +234,15 @@ export class ShmCommunicator {
   }
 
   /** send holds group.size equal blocks; recv gets this member's block summed over the group. */
-  reduceScatter(send: Float32Array | Uint16Array, recv: Float32Array | Uint16Array, group: ShmGroup = this.world) {
+  reduceScatter(
+    send: Float32Array | Uint16Array,
+    recv: Float32Array | Uint16Array,
+    group: ShmGroup = this.world,
+  ) {
     const dtype = dtypeOf(send, undefined);
     const n = send.length / group.size;
-    if (!Number.isInteger(n)) throw new RangeError(`send length ${send.length} is not divisible by ${group.size}`);
+    if (!Number.isInteger(n))
+      throw new RangeError(`send length ${send.length} is not divisible by ${group.size}`);
     return this.native.reduceScatterV(
       group.id,
       send,

@@ -29,7 +29,14 @@ function expectClean(results: Awaited<ReturnType<typeof runRanks>>) {
 describe('shm collectives between processes', () => {
   it('3 ranks: all-reduce f32/bf16 (0 .. 16 MiB), all-gather(v), reduce-scatter(v), broadcast, p2p', async () => {
     const name = uniqueName('coll');
-    const results = await runRanks(3, { name, scenario: 'collectives', seed: 1, sizes, bf16Sizes, options: {} });
+    const results = await runRanks(3, {
+      name,
+      scenario: 'collectives',
+      seed: 1,
+      sizes,
+      bf16Sizes,
+      options: {},
+    });
     expectClean(results);
     expect(results[0]!.checks).toBe(results[1]!.checks);
     expect(mine()).toEqual([]);
@@ -50,15 +57,15 @@ describe('shm collectives between processes', () => {
 
   it('4 ranks: subset groups with collectives in flight on several groups at once', async () => {
     const name = uniqueName('groups');
-    const groups = [
-      [0, 1, 2, 3],
-      [0, 1],
-      [2, 3],
-      [1, 2, 3],
-      [0, 2],
-      [3],
-    ];
-    const results = await runRanks(4, { name, scenario: 'groups', seed: 3, groups, iterations: 4, options: {} });
+    const groups = [[0, 1, 2, 3], [0, 1], [2, 3], [1, 2, 3], [0, 2], [3]];
+    const results = await runRanks(4, {
+      name,
+      scenario: 'groups',
+      seed: 3,
+      groups,
+      iterations: 4,
+      options: {},
+    });
     expectClean(results);
     // every rank checked 2 collectives x iterations for each of its groups
     const perRank = [0, 1, 2, 3].map((r) => groups.filter((g) => g.includes(r)).length * 2 * 4);
@@ -66,7 +73,12 @@ describe('shm collectives between processes', () => {
   });
 
   it('mismatched calls on one group fail on every member instead of corrupting data', async () => {
-    const results = await runRanks(2, { name: uniqueName('mismatch'), scenario: 'mismatch', seed: 4, options: {} });
+    const results = await runRanks(2, {
+      name: uniqueName('mismatch'),
+      scenario: 'mismatch',
+      seed: 4,
+      options: {},
+    });
     for (const r of results) expect(r.error).toMatch(/mismatched collectives/);
   });
 });

@@ -37,7 +37,15 @@ describe('shm failure handling', () => {
     const size = 3;
     // A long timeout: an error before it can only come from the dead-peer detection.
     const ranks = Array.from({ length: size }, (_, rank) =>
-      startRank({ name, rank, size, scenario: 'untilFailure', seed: 0, len: 1 << 20, options: { timeoutMs: 60_000 } }),
+      startRank({
+        name,
+        rank,
+        size,
+        scenario: 'untilFailure',
+        seed: 0,
+        len: 1 << 20,
+        options: { timeoutMs: 60_000 },
+      }),
     );
     try {
       await Promise.all(ranks.map((r) => r.next('started')));

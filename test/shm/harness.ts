@@ -13,10 +13,14 @@ export function ensureBuilt(): void {
   const out = join(root, 'dist', 'transport', 'shm.js');
   const src = join(root, 'transport', 'shm.ts');
   if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
-    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
-      cwd: root,
-      stdio: 'inherit',
-    });
+    execFileSync(
+      process.execPath,
+      [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
+      {
+        cwd: root,
+        stdio: 'inherit',
+      },
+    );
   }
 }
 

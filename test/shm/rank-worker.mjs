@@ -133,7 +133,11 @@ async function collectives(c) {
     const send = f32Data(c.rank, total, 5);
     const out = new Float32Array(per);
     await c.reduceScatter(send, out);
-    check(`reduceScatter per=${per}`, out, expectedF32(all, total, 5).subarray(c.rank * per, (c.rank + 1) * per));
+    check(
+      `reduceScatter per=${per}`,
+      out,
+      expectedF32(all, total, 5).subarray(c.rank * per, (c.rank + 1) * per),
+    );
   }
   {
     const total = counts.reduce((s, x) => s + x, 0);
@@ -141,14 +145,22 @@ async function collectives(c) {
     const out = new Float32Array(counts[c.rank]);
     await c.reduceScatterV(send, out, counts);
     const off = counts.slice(0, c.rank).reduce((s, x) => s + x, 0);
-    check(`reduceScatterV counts=${counts}`, out, expectedF32(all, total, 6).subarray(off, off + counts[c.rank]));
+    check(
+      `reduceScatterV counts=${counts}`,
+      out,
+      expectedF32(all, total, 6).subarray(off, off + counts[c.rank]),
+    );
   }
   {
     const total = 40001 * n;
     const send = bf16Data(c.rank, total, 7);
     const out = new Uint16Array(40001);
     await c.reduceScatter(send, out);
-    check('reduceScatter bf16', out, expectedBf16(all, total, 7).subarray(c.rank * 40001, (c.rank + 1) * 40001));
+    check(
+      'reduceScatter bf16',
+      out,
+      expectedBf16(all, total, 7).subarray(c.rank * 40001, (c.rank + 1) * 40001),
+    );
   }
   for (const len of [0, 5, 1_000_003]) {
     const root = n - 1;
@@ -172,7 +184,11 @@ async function collectives(c) {
   new Float32Array(view.buffer, view.byteOffset, zlen).set(f32Data(c.rank, zlen, 11));
   c.postSend(next, zlen * 4);
   const inbox = await c.recvBuffer(prev);
-  check('zero-copy send/recv', new Float32Array(inbox.buffer, inbox.byteOffset, inbox.byteLength / 4).slice(), f32Data(prev, zlen, 11));
+  check(
+    'zero-copy send/recv',
+    new Float32Array(inbox.buffer, inbox.byteOffset, inbox.byteLength / 4).slice(),
+    f32Data(prev, zlen, 11),
+  );
   c.releaseRecv(prev);
   await c.barrier();
 }
@@ -188,7 +204,9 @@ async function groups(c) {
       const salt = 100 + id * 1000 + it * 2;
       const len = 1000 + it * 50001 + id;
       const a = f32Data(c.rank, len, salt);
-      jobs.push(c.allReduce(a, g).then(() => check(`group ${g.ranks} it ${it}`, a, expectedF32(g.ranks, len, salt))));
+      jobs.push(
+        c.allReduce(a, g).then(() => check(`group ${g.ranks} it ${it}`, a, expectedF32(g.ranks, len, salt))),
+      );
       const mine = f32Data(c.rank, 999, salt + 1);
       const out = new Float32Array(999 * g.size);
       jobs.push(
@@ -247,7 +265,14 @@ async function main() {
   } finally {
     c.close(); // also on failure: the last rank to leave removes the segment
   }
-  await send({ type: 'result', checks, failures: failures.slice(0, 5), path: c.path, backing: c.backing, ...result });
+  await send({
+    type: 'result',
+    checks,
+    failures: failures.slice(0, 5),
+    path: c.path,
+    backing: c.backing,
+    ...result,
+  });
   process.disconnect();
 }
 

@@ -592,6 +592,7 @@ Napi::Value JsShmOpen(const Napi::CallbackInfo& info) {
   opt.attachTimeoutNs = static_cast<uint64_t>(OptNumber(o, "attachTimeoutMs", 10000) * 1e6);
   opt.spinNs = o.Has("spinUs") && !o.Get("spinUs").IsUndefined() ? static_cast<int64_t>(OptNumber(o, "spinUs", 0) * 1e3) : -1;
   opt.smallBytes = static_cast<size_t>(OptNumber(o, "smallBytes", 0));
+  opt.roundBytes = static_cast<size_t>(OptNumber(o, "roundBytes", 0));
   if (o.Has("hugePages") && o.Get("hugePages").IsString()) opt.hugePages = o.Get("hugePages").As<Napi::String>().Utf8Value();
   auto* w = new OpenWorker(env, opt);
   Napi::Promise p = w->Promise();

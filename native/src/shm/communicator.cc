@@ -63,6 +63,7 @@ Communicator::Communicator(const CommOptions& opt) : seg_(opt) {
   // Below this, one sync and every rank summing everything beats two syncs (measured, 2 ranks).
   smallBytes_ = opt.smallBytes ? opt.smallBytes : (opt.ranks <= 2 ? (128u << 10) : (16u << 10));
   joinDeadline_ = NowNs() + opt.attachTimeoutNs;
+  roundBytes_ = std::min(seg_.slotHalfBytes(), opt.roundBytes ? std::max<size_t>(opt.roundBytes, 4096) : size_t(1) << 20);
   int n = seg_.ranks();
   for (uint32_t i = 0; i < seg_.header()->maxGroups; ++i) channels_.push_back(std::make_unique<Channel>());
   for (int i = 0; i < n; ++i) {
@@ -272,7 +273,7 @@ void Communicator::AllReduce(void* data, size_t count, DType t, const Group& g) 
 // Small vectors: every member copies its input into its slot, one sync, then every member sums
 // all slots itself (one sync instead of two; the extra reads are cheap at this size).
 void Communicator::AllReduceFlat(char* data, size_t count, DType t, const Group& g, uint64_t sig) {
-  const size_t E = ElemBytes(t), C = seg_.slotHalfBytes() / E;
+  const size_t E = ElemBytes(t), C = RoundBytes() / E;
   const int n = g.size();
   const void* src[kMaxRanks];
   for (size_t off = 0; off < count; off += C) {
@@ -291,7 +292,7 @@ void Communicator::AllReduceFlat(char* data, size_t count, DType t, const Group&
 // copies the other members' summed parts.
 void Communicator::AllReduceSplit(char* data, size_t count, DType t, const Group& g, uint64_t sig) {
   const size_t E = ElemBytes(t);
-  const size_t C = seg_.slotHalfBytes() / E / 16 * 16;
+  const size_t C = RoundBytes() / E / 16 * 16;
   const int n = g.size();
   const void* src[kMaxRanks];
   for (size_t off = 0; off < count; off += C) {
@@ -375,7 +376,7 @@ void Communicator::AllGatherV(const void* send, void* recv, const std::vector<si
   const size_t myBytes = recvBytes[g.me];
   if (myBytes && out + offset[g.me] != in) std::memmove(out + offset[g.me], in, myBytes);
   if (maxBytes == 0 || n == 1) return;
-  const size_t H = seg_.slotHalfBytes();
+  const size_t H = RoundBytes();
   uint64_t sig = MakeSig(static_cast<uint8_t>(Op::AllGather), DType::F32, offset[n]);
   for (size_t r0 = 0; r0 < maxBytes; r0 += H) {
     int p = NextParity(g);
@@ -416,7 +417,7 @@ void Communicator::ReduceScatterV(const void* send, void* recv, const std::vecto
     std::memmove(out, in, total * E);
     return;
   }
-  const size_t C = seg_.slotHalfBytes() / E;
+  const size_t C = RoundBytes() / E;
   uint64_t sig = MakeSig(static_cast<uint8_t>(Op::ReduceScatter), t, total);
   const void* src[kMaxRanks];
   for (size_t off = 0; off < total; off += C) {
@@ -443,7 +444,7 @@ void Communicator::Broadcast(void* data, size_t bytes, int root, const Group& g)
     throw UserError("broadcast root " + std::to_string(root) + " is not a member of group " + g.Describe());
   std::lock_guard<std::mutex> lk(channels_[g.channel]->mu);
   if (bytes == 0 || g.size() == 1) return;
-  const size_t H = seg_.slotHalfBytes();
+  const size_t H = RoundBytes();
   char* buf = static_cast<char*>(data);
   uint64_t sig = MakeSig(static_cast<uint8_t>(Op::Broadcast), DType::F32, bytes * 64 + static_cast<uint64_t>(root));
   for (size_t off = 0; off < bytes; off += H) {

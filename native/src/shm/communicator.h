@@ -43,6 +43,7 @@ struct CommOptions : SegmentOptions {
   uint64_t timeoutNs = 30'000'000'000ull;  // bound of every wait on a live peer
   int64_t spinNs = -1;                     // busy-wait before sleeping; -1 = by cpu count
   size_t smallBytes = 0;                   // all-reduce below this: one sync; 0 = default
+  size_t roundBytes = 0;                   // bytes per rank per round (cache-sized); 0 = default
 };
 
 class Communicator {
@@ -125,6 +126,9 @@ class Communicator {
   uint64_t spinNs_;
   uint64_t yieldNs_;
   size_t smallBytes_;
+  size_t roundBytes_;
+  // Bytes one round moves per rank: small enough that a round's data stays in cache.
+  size_t RoundBytes() const { return roundBytes_; }
   uint64_t joinDeadline_;
   std::atomic<bool> aborted_{false};
   std::vector<std::unique_ptr<Channel>> channels_;
