@@ -6,13 +6,23 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
+export const root = join(here, '..', '..');
 export const workerPath = join(here, 'rank-worker.mjs');
 
+const compiled: [string, string][] = [
+  ['transport/shm.ts', 'dist/transport/shm.js'],
+  ['bench/collectives.ts', 'dist/bench/collectives.js'],
+  ['bench/collectives-worker.ts', 'dist/bench/collectives-worker.js'],
+  ['bench/mpi-reference.ts', 'dist/bench/mpi-reference.js'],
+  ['cli/main.ts', 'dist/cli/main.js'],
+];
+
 export function ensureBuilt(): void {
-  const out = join(root, 'dist', 'transport', 'shm.js');
-  const src = join(root, 'transport', 'shm.ts');
-  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
+  const stale = compiled.some(([src, out]) => {
+    const o = join(root, out);
+    return !existsSync(o) || statSync(o).mtimeMs < statSync(join(root, src)).mtimeMs;
+  });
+  if (stale) {
     execFileSync(
       process.execPath,
       [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
