@@ -189,6 +189,14 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   }
   ~JsCommunicator() override { Shutdown(); }
 
+  static std::shared_ptr<Communicator> NativeOf(Napi::Value v) {
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(Constructor().Value()))
+      throw Napi::TypeError::New(v.Env(), "expected a native ShmCommunicator");
+    JsCommunicator* self = Napi::ObjectWrap<JsCommunicator>::Unwrap(v.As<Napi::Object>());
+    if (!self->comm_ || self->closed_) throw Napi::TypeError::New(v.Env(), "this ShmCommunicator was closed");
+    return self->comm_;
+  }
+
   void Done(Napi::Env env) {
     if (--pending_ == 0) {
       tsfn_.Unref(env);
@@ -632,4 +640,6 @@ void InitShm(Napi::Env env, Napi::Object exports) {
 
 }  // namespace
 REDBLUE_MODULE(InitShm);
+
+std::shared_ptr<shm::Communicator> shm::CommunicatorFromJs(Napi::Value v) { return JsCommunicator::NativeOf(v); }
 }  // namespace redblue
