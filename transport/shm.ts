@@ -174,6 +174,11 @@ export class ShmCommunicator {
     return this.native.mailboxBytes;
   }
 
+  /** The native object: pass it to addon functions that take a communicator (CommunicatorFromJs). */
+  get handle(): object {
+    return this.native;
+  }
+
   /** Every member must call this with the same ranks before using the group. */
   group(ranks: readonly number[]): ShmGroup {
     if (!Array.isArray(ranks) || ranks.length === 0)
