@@ -2,6 +2,7 @@
 // parameters arrive as JSON in argv[2]; results go back to the parent over IPC. Every rank
 // regenerates all ranks' inputs from the seed, so it can check results against a sequential sum.
 import { ShmCommunicator } from '../../dist/transport/shm.js';
+import { createThreadPool } from '../../dist/native/binding.js';
 
 const cfg = JSON.parse(process.argv[2]);
 const send = (msg) => new Promise((res) => process.send(msg, res));
@@ -253,6 +254,8 @@ async function mismatch(c) {
 async function main() {
   const c = await ShmCommunicator.open({ name: cfg.name, rank: cfg.rank, size: cfg.size, ...cfg.options });
   let result = {};
+  const pool = cfg.poolCpus ? createThreadPool(cfg.poolCpus) : null;
+  if (pool) c.usePool(pool, 4096);
   try {
     if (cfg.scenario === 'collectives') await collectives(c);
     else if (cfg.scenario === 'groups') await groups(c);
@@ -264,6 +267,7 @@ async function main() {
     }
   } finally {
     c.close(); // also on failure: the last rank to leave removes the segment
+    pool?.close();
   }
   await send({
     type: 'result',

@@ -166,6 +166,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
                         InstanceMethod<&JsCommunicator::RecvBuffer>("recvBuffer"),
                         InstanceMethod<&JsCommunicator::ReleaseRecv>("releaseRecv"),
                         InstanceMethod<&JsCommunicator::Bench>("bench"),
+                        InstanceMethod<&JsCommunicator::UsePool>("usePool"),
                         InstanceMethod<&JsCommunicator::Close>("close")});
   }
   static Napi::FunctionReference& Constructor() {
@@ -502,6 +503,19 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
         double sec = static_cast<double>(shm::NowNs() - t0) * 1e-9 / static_cast<double>(iters);
         p.result = [sec](Napi::Env env) { return Napi::Number::New(env, sec); };
       });
+    });
+  }
+
+  // usePool(pool | null[, minBytes]): large copies and sums run on the pool's pinned workers.
+  Napi::Value UsePool(const Napi::CallbackInfo& info) {
+    return Guarded(info, [this](const Napi::CallbackInfo& info) -> Napi::Value {
+      Communicator& c = C(info.Env());
+      std::shared_ptr<ThreadPool> pool;
+      if (info.Length() > 0 && !info[0].IsNull() && !info[0].IsUndefined()) pool = ThreadPoolFromJs(info[0]);
+      size_t minBytes = info.Length() > 1 && !info[1].IsUndefined() ? static_cast<size_t>(ArgIndex(info, 1, "minBytes"))
+                                                                    : (256u << 10);
+      c.UsePool(pool, minBytes);
+      return info.Env().Undefined();
     });
   }
 

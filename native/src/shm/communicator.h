@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "shm/segment.h"
 
 namespace redblue::shm {
@@ -88,6 +89,11 @@ class Communicator {
   const void* RecvBuffer(int src, size_t* bytes);
   void ReleaseRecv(int src);
 
+  // Copies and sums of at least minBytes per round are split over this pool's workers (the
+  // rank's own node-local cpus); without a pool the calling thread does them. May be changed
+  // between calls.
+  void UsePool(std::shared_ptr<ThreadPool> pool, size_t minBytes = 256u << 10);
+
   // Makes every wait of this process fail with "closed" (for shutdown with calls in flight).
   void Abort();
   // Abort, then leave the segment now (peers see this rank gone; the last one removes the file).
@@ -117,6 +123,8 @@ class Communicator {
   void Post(std::atomic<uint32_t>& word, std::atomic<uint32_t>& waiters);
   void WakeEverything();
   std::string RankName(int r) const;
+  void Copy(void* dst, const void* src, size_t bytes);
+  void Reduce(DType t, void* out, void* out2, const void* const* src, int n, size_t count);
   void AllReduceSplit(char* data, size_t count, DType t, const Group& g, uint64_t sig);
   void AllReduceFlat(char* data, size_t count, DType t, const Group& g, uint64_t sig);
 
@@ -134,6 +142,9 @@ class Communicator {
   std::vector<std::unique_ptr<Channel>> channels_;
   std::mutex groupsMu_;
   std::vector<std::unique_ptr<std::mutex>> sendMu_, recvMu_;
+  std::mutex poolMu_;
+  std::shared_ptr<ThreadPool> pool_;
+  size_t poolMinBytes_ = 0;
 };
 
 }  // namespace redblue::shm
