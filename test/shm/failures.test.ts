@@ -68,6 +68,16 @@ describe('shm failure handling', () => {
     expect(mine()).toEqual([]);
   });
 
+  it('processes that exit without close() still leave and remove the segment', async () => {
+    const name = uniqueName('noclose');
+    const ranks = Array.from({ length: 2 }, (_, rank) =>
+      startRank({ name, rank, size: 2, scenario: 'exitWithoutClose', seed: 0, options: {} }),
+    );
+    const [first] = await Promise.all(ranks.map((r) => r.next('result')));
+    expect(await Promise.all(ranks.map((r) => r.exited))).toEqual([0, 0]);
+    expect(existsSync(first!.path as string)).toBe(false);
+  });
+
   it('a stale segment of a killed run is removed by removeStaleSegment', async () => {
     const name = uniqueName('stale');
     const { ranks, path } = await holdingRun(name, 2);

@@ -253,6 +253,12 @@ async function mismatch(c) {
 
 async function main() {
   const c = await ShmCommunicator.open({ name: cfg.name, rank: cfg.rank, size: cfg.size, ...cfg.options });
+  if (cfg.scenario === 'exitWithoutClose') {
+    await c.barrier();
+    await send({ type: 'result', path: c.path });
+    process.disconnect(); // the process ends with the communicator still open
+    return;
+  }
   let result = {};
   const pool = cfg.poolCpus ? createThreadPool(cfg.poolCpus) : null;
   if (pool) c.usePool(pool, 4096);

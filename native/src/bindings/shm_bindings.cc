@@ -187,6 +187,14 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
     mailboxBytes_ = comm_->segment().p2pBytes();
     tsfn_ = Tsfn::New(info.Env(), "redblue-shm", 0, 1, this);
     tsfn_.Unref(info.Env());
+    // A process that exits without close() still leaves (and removes the segment if last).
+    env_ = info.Env();
+    napi_add_env_cleanup_hook(env_, OnEnvCleanup, this);
+  }
+  static void OnEnvCleanup(void* self) {
+    auto* c = static_cast<JsCommunicator*>(self);
+    c->hooked_ = false;
+    c->Shutdown();
   }
   ~JsCommunicator() override { Shutdown(); }
 
@@ -526,6 +534,10 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   }
 
   void Shutdown() {
+    if (hooked_) {
+      hooked_ = false;
+      napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    }
     if (closed_) return;
     closed_ = true;
     if (comm_) comm_->Leave();
@@ -543,6 +555,8 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   Tsfn tsfn_;
   int64_t pending_ = 0;
   bool closed_ = false;
+  napi_env env_ = nullptr;
+  bool hooked_ = true;
 };
 
 void FinishPending(Napi::Env env, Napi::Function, JsCommunicator* self, Pending* p) {
