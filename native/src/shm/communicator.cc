@@ -18,11 +18,8 @@ enum BrokenCode : uint32_t { kPeerDied = 1, kPeerLeft, kTimeout, kMismatch };
 constexpr uint64_t kSliceNs = 20'000'000;     // futex sleep slice: bounds failure detection
 constexpr uint64_t kLivenessNs = 20'000'000;  // how often peers' pids are checked while sleeping
 
-int UsableCpus() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
-  return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-}
+// Cpus of the host (not of this process's affinity: a rank pinned to one cpu is not alone).
+int UsableCpus() { return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)); }
 
 uint64_t MakeSig(uint8_t op, DType t, uint64_t count) {
   return (uint64_t(op) << 56) | (uint64_t(t == DType::Bf16) << 52) | (count & ((uint64_t(1) << 52) - 1));
