@@ -138,8 +138,12 @@ void Communicator::Fail(int channel, uint32_t code, int culprit, const std::stri
   throw CommError(msg);
 }
 
-void Communicator::CheckHealth(uint64_t peers, int channel, const char* what) {
+void Communicator::CheckHealth(uint64_t peers, int channel, const char* what, const std::atomic<uint32_t>* word,
+                               uint32_t target) {
   if (aborted_.load(std::memory_order_relaxed)) throw CommError(std::string(what) + " aborted: the communicator was closed");
+  // What we wait for may have arrived just before the peer left or the group broke elsewhere
+  // (e.g. a peer that finished this very step and closed): that is no failure.
+  if (word && SeqReached(word->load(std::memory_order_acquire), target)) return;
   Header* h = seg_.header();
   // The group's record first: it names the original cause (a rank that left after failing is
   // only a consequence).
@@ -180,7 +184,7 @@ void Communicator::WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& 
     if ((i & 127) == 0) {
       now = NowNs();
       if (now - start >= spinNs_) break;
-      CheckHealth(peers, channel, what);
+      CheckHealth(peers, channel, what, &word, target);
     }
   }
   while (now - start < yieldNs_) {
@@ -191,7 +195,7 @@ void Communicator::WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& 
   Header* h = seg_.header();
   uint64_t lastLiveness = 0;
   for (;;) {
-    CheckHealth(peers, channel, what);
+    CheckHealth(peers, channel, what, &word, target);
     now = NowNs();
     if (now - lastLiveness >= kLivenessNs) {
       lastLiveness = now;
@@ -202,7 +206,7 @@ void Communicator::WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& 
         if (st == kLeft || (st == kAlive && !ProcessAlive(e.pid.load(), e.startTime.load()))) {
           h->deadMask.fetch_or(uint64_t(1) << r);
           seg_.WakeAll();
-          CheckHealth(peers, channel, what);
+          CheckHealth(peers, channel, what, &word, target);
         }
       }
     }
@@ -213,6 +217,7 @@ void Communicator::WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& 
       Fail(channel, kTimeout, peer,
            std::string(what) + " timed out after " + std::to_string((now - start) / 1000000) + " ms waiting for " +
                RankName(peer) + (joining ? ", which never attached" : ""));
+    if (SeqReached(word.load(std::memory_order_acquire), target)) return;
     waiters.fetch_add(1);
     uint32_t v = word.load();
     if (!SeqReached(v, target)) FutexWait(&word, v, std::min(kSliceNs, limit - now + 1));

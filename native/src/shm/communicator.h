@@ -119,7 +119,8 @@ class Communicator {
   void WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& waiters, uint32_t target,
                 uint64_t peers, int channel, int peer, const char* what);
   [[noreturn]] void Fail(int channel, uint32_t code, int culprit, const std::string& msg);
-  void CheckHealth(uint64_t peers, int channel, const char* what);
+  // Throws if the wait on `word` (for `target`) can no longer succeed.
+  void CheckHealth(uint64_t peers, int channel, const char* what, const std::atomic<uint32_t>* word, uint32_t target);
   void Post(std::atomic<uint32_t>& word, std::atomic<uint32_t>& waiters);
   void WakeEverything();
   std::string RankName(int r) const;
