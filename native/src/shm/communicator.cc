@@ -58,7 +58,7 @@ Communicator::Communicator(const CommOptions& opt) : seg_(opt) {
   yieldNs_ = 200'000;
   timeoutNs_ = opt.timeoutNs;
   // Below this, one sync and every rank summing everything beats two syncs (measured, 2 ranks).
-  smallBytes_ = opt.smallBytes ? opt.smallBytes : (opt.ranks <= 2 ? (128u << 10) : (16u << 10));
+  smallBytes_ = opt.smallBytes ? opt.smallBytes : (opt.ranks <= 2 ? (256u << 10) : (16u << 10));
   joinDeadline_ = NowNs() + opt.attachTimeoutNs;
   roundBytes_ = std::min(seg_.slotHalfBytes(), opt.roundBytes ? std::max<size_t>(opt.roundBytes, 4096) : size_t(1) << 20);
   int n = seg_.ranks();
