@@ -29,6 +29,11 @@ export interface ShmOptions {
   spinUs?: number;
   /** All-reduce up to this many bytes uses one sync (every rank sums everything). */
   smallBytes?: number;
+  /**
+   * How long a group's native queue thread spins for the next call before sleeping (default 0).
+   * Saves a thread wake-up per call from JS when every rank has spare cpus.
+   */
+  queueSpinUs?: number;
   /** Bytes per rank per round of a large collective (default 1 MiB: stays in cache). */
   roundBytes?: number;
   /** 'auto' uses a hugetlbfs mount when one has enough free 2 MiB pages. */

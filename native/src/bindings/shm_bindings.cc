@@ -27,9 +27,11 @@ using shm::Communicator;
 using shm::DType;
 
 // Runs jobs one after the other on its own thread; the destructor finishes queued jobs first.
+// After a job it spins for `spinNs` before sleeping, so back-to-back calls from JS do not pay
+// for a thread wake-up each.
 class SerialQueue {
  public:
-  SerialQueue() : thread_([this] { Loop(); }) {}
+  explicit SerialQueue(uint64_t spinNs) : spinNs_(spinNs), thread_([this] { Loop(); }) {}
   ~SerialQueue() {
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -42,27 +44,36 @@ class SerialQueue {
     {
       std::lock_guard<std::mutex> lk(mu_);
       jobs_.push_back(std::move(job));
+      queued_.fetch_add(1);
     }
-    cv_.notify_one();
+    if (sleeping_.load()) cv_.notify_one();
   }
 
  private:
   void Loop() {
     for (;;) {
+      uint64_t t0 = shm::NowNs();
+      while (queued_.load(std::memory_order_acquire) == 0 && shm::NowNs() - t0 < spinNs_) shm::CpuRelax();
       std::function<void()> job;
       {
         std::unique_lock<std::mutex> lk(mu_);
+        sleeping_.store(true);
         cv_.wait(lk, [this] { return stop_ || !jobs_.empty(); });
+        sleeping_.store(false);
         if (jobs_.empty()) return;
         job = std::move(jobs_.front());
         jobs_.pop_front();
+        queued_.fetch_sub(1);
       }
       job();
     }
   }
+  const uint64_t spinNs_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
+  std::atomic<int> queued_{0};
+  std::atomic<bool> sleeping_{false};
   bool stop_ = false;
   std::thread thread_;
 };
@@ -135,6 +146,12 @@ class JsCommunicator;
 void FinishPending(Napi::Env env, Napi::Function, JsCommunicator* self, Pending* p);
 using Tsfn = Napi::TypedThreadSafeFunction<JsCommunicator, Pending, FinishPending>;
 
+// What shmOpen hands to the JS class constructor.
+struct Opened {
+  std::shared_ptr<Communicator> comm;
+  uint64_t queueSpinNs = 0;
+};
+
 // Keeps the segment mapped while JS still holds a zero-copy view into it.
 struct ViewHolder {
   std::shared_ptr<Communicator> comm;
@@ -177,7 +194,9 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   explicit JsCommunicator(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsCommunicator>(info) {
     if (info.Length() < 1 || !info[0].IsExternal())
       throw Napi::TypeError::New(info.Env(), "use shmOpen() to create a communicator");
-    comm_ = *info[0].As<Napi::External<std::shared_ptr<Communicator>>>().Data();
+    auto* opened = info[0].As<Napi::External<Opened>>().Data();
+    comm_ = opened->comm;
+    queueSpinNs_ = opened->queueSpinNs;
     rank_ = comm_->rank();
     size_ = comm_->size();
     path_ = comm_->segment().path();
@@ -227,7 +246,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   }
   SerialQueue& Queue(int key) {
     auto& q = queues_[key];
-    if (!q) q = std::make_unique<SerialQueue>();
+    if (!q) q = std::make_unique<SerialQueue>(queueSpinNs_);
     return *q;
   }
 
@@ -547,6 +566,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   }
 
   std::shared_ptr<Communicator> comm_;
+  uint64_t queueSpinNs_ = 0;
   int rank_ = 0, size_ = 0;
   std::string path_, backing_;
   size_t segmentBytes_ = 0, slotBytes_ = 0, mailboxBytes_ = 0;
@@ -578,19 +598,21 @@ void FinishPending(Napi::Env env, Napi::Function, JsCommunicator* self, Pending*
 
 class OpenWorker : public Napi::AsyncWorker {
  public:
-  OpenWorker(Napi::Env env, shm::CommOptions opt)
-      : Napi::AsyncWorker(env), opt_(std::move(opt)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  OpenWorker(Napi::Env env, shm::CommOptions opt, uint64_t queueSpinNs)
+      : Napi::AsyncWorker(env), opt_(std::move(opt)), deferred_(Napi::Promise::Deferred::New(env)) {
+    opened_.queueSpinNs = queueSpinNs;
+  }
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
     try {
-      comm_ = std::make_shared<Communicator>(opt_);
+      opened_.comm = std::make_shared<Communicator>(opt_);
     } catch (const std::exception& e) {
       SetError(e.what());
     }
   }
   void OnOK() override {
     Napi::Env env = Env();
-    auto ext = Napi::External<std::shared_ptr<Communicator>>::New(env, &comm_);
+    auto ext = Napi::External<Opened>::New(env, &opened_);
     deferred_.Resolve(JsCommunicator::Constructor().New({ext}));
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
@@ -598,7 +620,7 @@ class OpenWorker : public Napi::AsyncWorker {
  private:
   shm::CommOptions opt_;
   Napi::Promise::Deferred deferred_;
-  std::shared_ptr<Communicator> comm_;
+  Opened opened_;
 };
 
 double OptNumber(Napi::Object o, const char* key, double def) {
@@ -630,7 +652,9 @@ Napi::Value JsShmOpen(const Napi::CallbackInfo& info) {
   opt.smallBytes = static_cast<size_t>(OptNumber(o, "smallBytes", 0));
   opt.roundBytes = static_cast<size_t>(OptNumber(o, "roundBytes", 0));
   if (o.Has("hugePages") && o.Get("hugePages").IsString()) opt.hugePages = o.Get("hugePages").As<Napi::String>().Utf8Value();
-  auto* w = new OpenWorker(env, opt);
+  // Off by default: on a box with few cpus the spinning queue thread competes with the ranks.
+  uint64_t queueSpinNs = static_cast<uint64_t>(OptNumber(o, "queueSpinUs", 0) * 1e3);
+  auto* w = new OpenWorker(env, opt, queueSpinNs);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

@@ -55,6 +55,7 @@ class Communicator {
   Communicator& operator=(const Communicator&) = delete;
 
   int rank() const { return seg_.rank(); }
+  uint64_t spinNs() const { return spinNs_; }  // busy-wait budget before sleeping
   int size() const { return seg_.ranks(); }
   const Segment& segment() const { return seg_; }
   const Group& World() const { return world_; }
