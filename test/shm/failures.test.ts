@@ -68,6 +68,34 @@ describe('shm failure handling', () => {
     expect(mine()).toEqual([]);
   });
 
+  it('a sender killed while its receiver waits becomes an error on the receiver within 2 s', async () => {
+    const name = uniqueName('killp2p');
+    const ranks = Array.from({ length: 2 }, (_, rank) =>
+      startRank({
+        name,
+        rank,
+        size: 2,
+        scenario: 'untilFailure',
+        op: 'p2p',
+        seed: 0,
+        len: 1 << 18,
+        options: { timeoutMs: 60_000 },
+      }),
+    );
+    try {
+      await ranks[0]!.next('started');
+      const killedAt = Date.now();
+      ranks[1]!.child.kill('SIGKILL');
+      const res = await ranks[0]!.next('result');
+      expect(res.fatal).toBeUndefined();
+      expect(res.error).toMatch(/recv failed: rank 1 .*died/);
+      expect(res.at - killedAt).toBeLessThan(2000);
+    } finally {
+      await killAll(ranks);
+    }
+    expect(mine()).toEqual([]);
+  });
+
   it('processes that exit without close() still leave and remove the segment', async () => {
     const name = uniqueName('noclose');
     const ranks = Array.from({ length: 2 }, (_, rank) =>

@@ -223,14 +223,17 @@ async function groups(c) {
   await c.barrier();
 }
 
-// Runs all-reduces until one fails (a peer gets killed by the parent meanwhile).
+// Runs all-reduces (or, with cfg.op 'p2p', rank 0 receives what rank 1 sends) until one fails
+// (a peer gets killed by the parent meanwhile).
 async function untilFailure(c) {
   const a = new Float32Array(cfg.len);
   let started = false;
   const t0 = Date.now();
+  const step =
+    cfg.op === 'p2p' ? () => (c.rank === 0 ? c.recvInto(1, a) : c.send(0, a)) : () => c.allReduce(a);
   for (;;) {
     try {
-      await c.allReduce(a);
+      await step();
     } catch (err) {
       return { error: err.message, ms: Date.now() - t0 };
     }
