@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { UsageError } from './errors.js';
 import { registerTopo } from './commands/topo.js';
 import { registerBench } from './commands/bench.js';
+import { registerRun } from './commands/run.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerTopo(program);
+  registerRun(program);
   const bench = registerBench(program);
   void bench; // suites: bench.command(...) in their own modules
   return program;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { MachineTopology } from '../native/topology.js';
 import { connectExecutor, waitForReady, type ExecutorClient, type HelloReply } from '../transport/control.js';
 import { createSharedArea, removeStaleAreas, type SharedArea } from '../transport/shared-area.js';
-import { removeStaleHostGroups } from './host-group.js';
+import { removeStaleHostGroup } from './host-group.js';
 import { ProcessGroup } from './process-group.js';
 
 export interface LocalClusterOptions {
@@ -35,8 +35,8 @@ export class LocalCluster {
 
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
     removeStaleAreas();
-    removeStaleHostGroups();
     const c = new LocalCluster(options.topology);
+    removeStaleHostGroup(c.session);
     try {
       const world = c.topology.nodes.length;
       c.topology.nodes.forEach((node, rank) => {
@@ -87,7 +87,8 @@ export class LocalCluster {
     for (const c of this.clients) c.close();
     await this.group.stop();
     for (const a of this.areas) a.close();
-    removeStaleHostGroups();
+    // Executors that were killed could not leave the group: remove its segment for them.
+    removeStaleHostGroup(this.session);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -23,7 +23,12 @@ export class ExecutorDiedError extends Error {
   }
 }
 
-const ENTRY = fileURLToPath(new URL('./main.js', import.meta.url));
+// The compiled executor: next to this file in dist/, or in dist/ when running from sources (tests).
+const ENTRY = fileURLToPath(
+  import.meta.url.endsWith('.ts')
+    ? new URL('../dist/executor/main.js', import.meta.url)
+    : new URL('./main.js', import.meta.url),
+);
 
 export class ProcessGroup {
   private readonly children = new Map<number, ChildProcess>();
@@ -66,7 +71,7 @@ export class ProcessGroup {
       if (this.stopping) return;
       const why = signal ? `killed by ${signal}` : `exit code ${code}`;
       const tail = (this.stderrTail.get(spec.rank) ?? '').trim();
-      this.fail(new ExecutorDiedError(spec.rank, tail ? `${why}: ${tail.split('\n').slice(-3).join(' | ')}` : why));
+      this.fail(new ExecutorDiedError(spec.rank, tail ? `${why}: ${tail.split('\n').filter((l) => l.trim()).slice(-4).join(' | ')}` : why));
     });
     child.on('error', (err) => this.fail(new ExecutorDiedError(spec.rank, err.message)));
   }

@@ -140,6 +140,10 @@ export class ShmCommunicator {
   get rank(): number {
     return this.native.rank;
   }
+  /** The native communicator, for native executor steps that run collectives themselves. */
+  get handle(): unknown {
+    return this.native;
+  }
   get size(): number {
     return this.native.size;
   }

@@ -170,6 +170,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
     static Napi::FunctionReference ctor;
     return ctor;
   }
+  std::shared_ptr<Communicator> communicator() const { return comm_; }
 
   explicit JsCommunicator(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsCommunicator>(info) {
     if (info.Length() < 1 || !info[0].IsExternal())
@@ -591,4 +592,13 @@ void InitShm(Napi::Env env, Napi::Object exports) {
 
 }  // namespace
 REDBLUE_MODULE(InitShm);
+
+// Native executor steps reach a JS communicator's Communicator through this.
+std::shared_ptr<shm::Communicator> CommunicatorFromJs(Napi::Value v) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(JsCommunicator::Constructor().Value()))
+    throw Napi::TypeError::New(v.Env(), "expected a shared-memory communicator (from shmOpen)");
+  auto comm = Napi::ObjectWrap<JsCommunicator>::Unwrap(v.As<Napi::Object>())->communicator();
+  if (!comm) throw Napi::Error::New(v.Env(), "this communicator was closed");
+  return comm;
+}
 }  // namespace redblue
