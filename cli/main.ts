@@ -6,6 +6,7 @@ import { UsageError } from './errors.js';
 import { registerTopo } from './commands/topo.js';
 import { registerBench } from './commands/bench.js';
 import { registerRun } from './commands/run.js';
+import { registerBenchRun } from '../bench/run.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -25,7 +26,7 @@ export function buildProgram(): Command {
   registerTopo(program);
   registerRun(program);
   const bench = registerBench(program);
-  void bench; // suites: bench.command(...) in their own modules
+  registerBenchRun(bench);
   return program;
 }
 

@@ -25,7 +25,13 @@ export function parseExecutorArgs(argv: string[]): ExecutorArgs {
   if (cpus.length === 0 || cpus.some((c) => !Number.isInteger(c) || c < 0)) {
     throw new Error('executor: --cpus must be a comma-separated list of cpu ids');
   }
-  const a = { rank: int('--rank'), world: int('--world'), cpus, memoryNode: int('--memory-node'), listen: get('--listen') };
+  const a = {
+    rank: int('--rank'),
+    world: int('--world'),
+    cpus,
+    memoryNode: int('--memory-node'),
+    listen: get('--listen'),
+  };
   if (a.rank >= a.world) throw new Error(`executor: rank ${a.rank} is not below world size ${a.world}`);
   return a;
 }

@@ -52,7 +52,12 @@ export function gemmOperands(inp: GemmInputs): { a: Float32Array | null; b: Floa
   return { a, b };
 }
 
-export async function runGemm(cluster: LocalCluster, plan: Plan, inp: GemmInputs, out?: string): Promise<GemmRunResult> {
+export async function runGemm(
+  cluster: LocalCluster,
+  plan: Plan,
+  inp: GemmInputs,
+  out?: string,
+): Promise<GemmRunResult> {
   const { m, n, k } = inp;
   if (plan.ranks.length !== cluster.size) {
     throw new Error(`the plan has ${plan.ranks.length} ranks but ${cluster.size} executors are running`);
@@ -63,7 +68,8 @@ export async function runGemm(cluster: LocalCluster, plan: Plan, inp: GemmInputs
   const cOffset = align(bOffset + k * n * 4);
   const partialOffset = align(cOffset + m * n * 4);
   let partialBytes = 0;
-  for (const r of plan.ranks) for (const b of r.bricks) partialBytes += (b.m[1] - b.m[0]) * (b.n[1] - b.n[0]) * 4;
+  for (const r of plan.ranks)
+    for (const b of r.bricks) partialBytes += (b.m[1] - b.m[0]) * (b.n[1] - b.n[0]) * 4;
   const area = await cluster.stage('gemm', partialOffset + partialBytes);
   const buf = area.buffer;
   const fill = (src: Float32Array | null, off: number, count: number, stream: number) => {

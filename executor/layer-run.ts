@@ -33,7 +33,16 @@ export interface LayerRunResult {
   computeSecondsPerPass: number;
   exchangeSecondsPerPass: number;
   exchangeFraction: number;
-  perRank: { rank: number; rows: [number, number]; placement: PlacementMode; weightBytes: number; backing: string; seconds: number; computeSeconds: number; exchangeSeconds: number }[];
+  perRank: {
+    rank: number;
+    rows: [number, number];
+    placement: PlacementMode;
+    weightBytes: number;
+    backing: string;
+    seconds: number;
+    computeSeconds: number;
+    exchangeSeconds: number;
+  }[];
   placeSeconds: number;
   y?: Float32Array;
   x?: Float32Array;
@@ -47,7 +56,10 @@ export function rowBytes(dtype: LayerDType, k: number): number {
 
 /** Rows of W per rank, split as evenly as possible. */
 export function splitRows(n: number, ranks: number): [number, number][] {
-  return Array.from({ length: ranks }, (_, r) => [Math.floor((r * n) / ranks), Math.floor(((r + 1) * n) / ranks)]);
+  return Array.from({ length: ranks }, (_, r) => [
+    Math.floor((r * n) / ranks),
+    Math.floor(((r + 1) * n) / ranks),
+  ]);
 }
 
 export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Promise<LayerRunResult> {
@@ -93,7 +105,14 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
   const replies = await cluster.guard(
     Promise.all(
       cluster.clients.map((c, rank) =>
-        c.runLayers({ m: o.m, iters: o.iters, seed: o.seed + 1, yOffset, xOffset, collect: !!o.collect && rank === 0 }),
+        c.runLayers({
+          m: o.m,
+          iters: o.iters,
+          seed: o.seed + 1,
+          yOffset,
+          xOffset,
+          collect: !!o.collect && rank === 0,
+        }),
       ),
     ),
   );

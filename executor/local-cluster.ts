@@ -71,7 +71,9 @@ export class LocalCluster {
     const area = createSharedArea(`${tag}-${this.areas.length}`, bytes);
     this.areas.push(area);
     await this.guard(
-      Promise.all(this.clients.map((c) => c.attach({ session: this.session, staging: area.name, stagingBytes: bytes }))),
+      Promise.all(
+        this.clients.map((c) => c.attach({ session: this.session, staging: area.name, stagingBytes: bytes })),
+      ),
     );
     return area;
   }

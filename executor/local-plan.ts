@@ -42,11 +42,12 @@ export function placementFor(
   topo: MachineTopology,
   o: { placement: string; dtype: LayerDType; n: number; k: number; m: number; layers: number },
 ): PlacementMode[] {
-  if (o.placement === 'mirror' || o.placement === 'shard') return topo.nodes.map(() => o.placement as PlacementMode);
-  const p = plan(
-    { m: o.m, n: o.n, k: o.k, dtype: o.dtype },
-    localCluster(topo),
-    { stationary: 'B', baselines: false, objective: 'time' },
-  );
+  if (o.placement === 'mirror' || o.placement === 'shard')
+    return topo.nodes.map(() => o.placement as PlacementMode);
+  const p = plan({ m: o.m, n: o.n, k: o.k, dtype: o.dtype }, localCluster(topo), {
+    stationary: 'B',
+    baselines: false,
+    objective: 'time',
+  });
   return topo.nodes.map((_, rank) => p.placement.find((x) => x.rank === rank)?.mode ?? 'shard');
 }

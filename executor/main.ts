@@ -11,7 +11,9 @@ import { parseExecutorArgs, type ExecutorArgs } from './args.js';
 import { executorAddon, type NativeLayerStack } from './native-steps.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 class Executor {
   private area: SharedArea | undefined;
@@ -46,7 +48,9 @@ class Executor {
         this.area?.close();
         this.area = attachSharedArea(req.staging);
         if (this.area.buffer.byteLength < req.stagingBytes) {
-          throw new Error(`staging area ${req.staging} is ${this.area.buffer.byteLength} bytes, expected ${req.stagingBytes}`);
+          throw new Error(
+            `staging area ${req.staging} is ${this.area.buffer.byteLength} bytes, expected ${req.stagingBytes}`,
+          );
         }
         this.group ??= await joinHostGroup(req.session, a.rank, a.world);
         return {};
@@ -110,7 +114,10 @@ class Executor {
             node: a.memoryNode,
           });
         }
-        await this.stack.addLayers(this.pool, Math.max(0, Math.min(req.count, req.layers - this.stack.layersMade)));
+        await this.stack.addLayers(
+          this.pool,
+          Math.max(0, Math.min(req.count, req.layers - this.stack.layersMade)),
+        );
         this.rowsPerRank = req.rowsPerRank;
         return {
           weightBytes: this.stack.weightBytes,

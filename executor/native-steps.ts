@@ -75,7 +75,12 @@ export interface NativeLayerStack {
 
 interface ExecutorAddon {
   fillUniform(buffer: ArrayBuffer, byteOffset: number, count: number, seed: number, stream: number): void;
-  gemmStep(pool: NativeThreadPool, communicator: unknown, staging: ArrayBuffer, args: GemmStepArgs): Promise<StepTimings>;
+  gemmStep(
+    pool: NativeThreadPool,
+    communicator: unknown,
+    staging: ArrayBuffer,
+    args: GemmStepArgs,
+  ): Promise<StepTimings>;
   LayerStack: new (config: LayerStackConfig) => NativeLayerStack;
 }
 

@@ -65,7 +65,9 @@ export function readNpyHeader(fd: number, path: string): NpyHeader {
   const elems = shape.reduce((a, b) => a * b, 1);
   const need = dataOffset + elems * (dtype === 'f32' ? 4 : 8);
   if (size < need) {
-    throw new NpyError(`${path} is truncated: shape (${shape.join(', ')}) needs ${need} bytes, the file has ${size}`);
+    throw new NpyError(
+      `${path} is truncated: shape (${shape.join(', ')}) needs ${need} bytes, the file has ${size}`,
+    );
   }
   return { dtype, shape, dataOffset };
 }

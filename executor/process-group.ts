@@ -71,7 +71,18 @@ export class ProcessGroup {
       if (this.stopping) return;
       const why = signal ? `killed by ${signal}` : `exit code ${code}`;
       const tail = (this.stderrTail.get(spec.rank) ?? '').trim();
-      this.fail(new ExecutorDiedError(spec.rank, tail ? `${why}: ${tail.split('\n').filter((l) => l.trim()).slice(-4).join(' | ')}` : why));
+      this.fail(
+        new ExecutorDiedError(
+          spec.rank,
+          tail
+            ? `${why}: ${tail
+                .split('\n')
+                .filter((l) => l.trim())
+                .slice(-4)
+                .join(' | ')}`
+            : why,
+        ),
+      );
     });
     child.on('error', (err) => this.fail(new ExecutorDiedError(spec.rank, err.message)));
   }

@@ -29,5 +29,10 @@ export function verifyGemm(r: GemmRunResult, threads = 1): GemmVerification {
   }
   const eps = 2 ** -23;
   const tolerance = 4 * eps * Math.sqrt(r.k) * Math.max(1, maxRef) * 8;
-  return { maxAbsError: maxAbs, maxRelError: maxAbs / Math.max(maxRef, 1e-30), tolerance, ok: maxAbs <= tolerance };
+  return {
+    maxAbsError: maxAbs,
+    maxRelError: maxAbs / Math.max(maxRef, 1e-30),
+    tolerance,
+    ok: maxAbs <= tolerance,
+  };
 }

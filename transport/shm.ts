@@ -98,11 +98,15 @@ function dtypeOf(data: Data, dtype: ShmDType | undefined): ShmDType {
   }
   if (data instanceof Float32Array) return 'f32';
   if (data instanceof Uint16Array) return 'bf16';
-  throw new TypeError('pass a Float32Array (f32) or a Uint16Array of bf16 bits, or give the dtype explicitly');
+  throw new TypeError(
+    'pass a Float32Array (f32) or a Uint16Array of bf16 bits, or give the dtype explicitly',
+  );
 }
 
 function elementBytes(data: Data): number {
-  return 'BYTES_PER_ELEMENT' in data ? (data as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT : 1;
+  return 'BYTES_PER_ELEMENT' in data
+    ? (data as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT
+    : 1;
 }
 
 export class ShmCommunicator {
@@ -120,7 +124,9 @@ export class ShmCommunicator {
    */
   static async open(options: ShmOptions): Promise<ShmCommunicator> {
     if (typeof options?.name !== 'string' || !NAME.test(options.name)) {
-      throw new TypeError(`name must be 1-200 letters, digits, '-', '_' or '.', got ${String(options?.name)}`);
+      throw new TypeError(
+        `name must be 1-200 letters, digits, '-', '_' or '.', got ${String(options?.name)}`,
+      );
     }
     checkInt(options.size, 'size', 1, 64);
     checkInt(options.rank, 'rank', 0, options.size - 1);
@@ -169,7 +175,8 @@ export class ShmCommunicator {
 
   /** Every member must call this with the same ranks before using the group. */
   group(ranks: readonly number[]): ShmGroup {
-    if (!Array.isArray(ranks) || ranks.length === 0) throw new TypeError('a group needs a non-empty array of ranks');
+    if (!Array.isArray(ranks) || ranks.length === 0)
+      throw new TypeError('a group needs a non-empty array of ranks');
     for (const r of ranks) checkInt(r, 'group rank', 0, this.size - 1);
     const sorted = [...ranks].sort((a, b) => a - b);
     return new ShmGroup(this.native.group(sorted), sorted);
@@ -206,10 +213,15 @@ export class ShmCommunicator {
   }
 
   /** send holds group.size equal blocks; recv gets this member's block summed over the group. */
-  reduceScatter(send: Float32Array | Uint16Array, recv: Float32Array | Uint16Array, group: ShmGroup = this.world) {
+  reduceScatter(
+    send: Float32Array | Uint16Array,
+    recv: Float32Array | Uint16Array,
+    group: ShmGroup = this.world,
+  ) {
     const dtype = dtypeOf(send, undefined);
     const n = send.length / group.size;
-    if (!Number.isInteger(n)) throw new RangeError(`send length ${send.length} is not divisible by ${group.size}`);
+    if (!Number.isInteger(n))
+      throw new RangeError(`send length ${send.length} is not divisible by ${group.size}`);
     return this.native.reduceScatterV(
       group.id,
       send,

@@ -4,7 +4,12 @@ import { Option } from 'commander';
 import { readTopology, type MachineTopology } from '../../native/topology.js';
 import { LocalCluster } from '../../executor/local-cluster.js';
 import { runGemm, type GemmRunResult } from '../../executor/gemm-run.js';
-import { runLayers, type LayerDType, type LayerRunResult, type PlacementMode } from '../../executor/layer-run.js';
+import {
+  runLayers,
+  type LayerDType,
+  type LayerRunResult,
+  type PlacementMode,
+} from '../../executor/layer-run.js';
 import { planLocalGemm, placementFor } from '../../executor/local-plan.js';
 import { verifyGemm } from '../../executor/verify.js';
 import { parsePositiveInt, UsageError } from '../errors.js';
@@ -57,7 +62,10 @@ function print(json: boolean | undefined, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text);
 }
 
-function gemmSummary(r: GemmRunResult, verify?: { maxAbsError: number; maxRelError: number; tolerance: number; ok: boolean }): string {
+function gemmSummary(
+  r: GemmRunResult,
+  verify?: { maxAbsError: number; maxRelError: number; tolerance: number; ok: boolean },
+): string {
   const lines = [
     `gemm ${r.m}×${r.n}×${r.k} f32 on ${r.perRank.length} executor(s): ${(r.seconds * 1e3).toFixed(1)} ms, ${r.gflops.toFixed(1)} GFLOP/s`,
   ];
@@ -74,7 +82,10 @@ function gemmSummary(r: GemmRunResult, verify?: { maxAbsError: number; maxRelErr
   return lines.join('\n') + '\n';
 }
 
-function layerSummary(o: { dtype: string; n: number; k: number; m: number; layers: number }, r: LayerRunResult): string {
+function layerSummary(
+  o: { dtype: string; n: number; k: number; m: number; layers: number },
+  r: LayerRunResult,
+): string {
   const lines = [
     `layer stack: ${o.layers} × ${o.dtype} ${o.n}×${o.k}, m = ${o.m}, on ${r.perRank.length} executor(s)`,
     `  ${r.passesPerSecond.toFixed(2)} passes/s, ${r.effectiveGBps.toFixed(2)} GB/s of weights (${formatBytes(r.weightBytesPerPass)} per pass)`,
@@ -90,7 +101,16 @@ function layerSummary(o: { dtype: string; n: number; k: number; m: number; layer
 
 async function layerWork(
   cluster: LocalCluster,
-  o: { dtype: LayerDType; n: number; k: number; m: number; layers: number; iters: number; seed: number; placement: string },
+  o: {
+    dtype: LayerDType;
+    n: number;
+    k: number;
+    m: number;
+    layers: number;
+    iters: number;
+    seed: number;
+    placement: string;
+  },
 ): Promise<LayerRunResult> {
   const placement: PlacementMode[] = placementFor(cluster.topology, o);
   const bar = new Progress('placing weights');
@@ -123,7 +143,16 @@ Examples:
     )
     .action(async (o: CommonOpts) => {
       const topo = topologyFor(o);
-      const demoLayer = { dtype: 'q4_0' as const, n: 11008, k: 4096, m: 1, layers: 8, iters: 20, seed: 1, placement: 'auto' };
+      const demoLayer = {
+        dtype: 'q4_0' as const,
+        n: 11008,
+        k: 4096,
+        m: 1,
+        layers: 8,
+        iters: 20,
+        seed: 1,
+        placement: 'auto',
+      };
       const result = await withCluster(topo, async (cluster) => {
         const layer = await layerWork(cluster, demoLayer);
         const p = planLocalGemm(topo, { m: 2048, n: 2048, k: 2048 });
@@ -158,17 +187,42 @@ Examples:
     .addOption(new Option('--objective <o>', 'planner objective').choices(['time', 'volume']).default('time'))
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', posInt('--virtual-nodes'))
     .option('--json', 'print results as JSON')
-    .action(async (o: CommonOpts & { m: number; n: number; k: number; a?: string; b?: string; out?: string; seed: number; verify?: boolean; objective: 'time' | 'volume' }, cmd: Command) => {
-      const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
-      const topo = topologyFor(merged);
-      const p = planLocalGemm(topo, { m: o.m, n: o.n, k: o.k }, o.objective);
-      const r = await withCluster(topo, (c) =>
-        runGemm(c, p, { m: o.m, n: o.n, k: o.k, seed: o.seed, ...(o.a ? { a: o.a } : {}), ...(o.b ? { b: o.b } : {}) }, o.out),
-      );
-      const v = o.verify ? verifyGemm(r) : undefined;
-      print(merged.json, { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) }, gemmSummary(r, v));
-      if (v && !v.ok) throw new Error(`verification failed: largest error ${v.maxAbsError} exceeds ${v.tolerance}`);
-    });
+    .action(
+      async (
+        o: CommonOpts & {
+          m: number;
+          n: number;
+          k: number;
+          a?: string;
+          b?: string;
+          out?: string;
+          seed: number;
+          verify?: boolean;
+          objective: 'time' | 'volume';
+        },
+        cmd: Command,
+      ) => {
+        const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
+        const topo = topologyFor(merged);
+        const p = planLocalGemm(topo, { m: o.m, n: o.n, k: o.k }, o.objective);
+        const r = await withCluster(topo, (c) =>
+          runGemm(
+            c,
+            p,
+            { m: o.m, n: o.n, k: o.k, seed: o.seed, ...(o.a ? { a: o.a } : {}), ...(o.b ? { b: o.b } : {}) },
+            o.out,
+          ),
+        );
+        const v = o.verify ? verifyGemm(r) : undefined;
+        print(
+          merged.json,
+          { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
+          gemmSummary(r, v),
+        );
+        if (v && !v.ok)
+          throw new Error(`verification failed: largest error ${v.maxAbsError} exceeds ${v.tolerance}`);
+      },
+    );
 
   run
     .command('layer')
@@ -177,21 +231,37 @@ Examples:
     .requiredOption('--k <K>', 'columns of each W (inputs; a multiple of 32 for q4_0/q8_0)', posInt('--k'))
     .option('--m <M>', 'rows of X: 1 = token generation, 512 = prompt', posInt('--m'), 1)
     .addOption(new Option('--dtype <type>', 'weight type').choices(['q4_0', 'q8_0', 'f32']).default('q4_0'))
-    .addOption(new Option('--placement <p>', 'weights per node').choices(['auto', 'mirror', 'shard']).default('auto'))
+    .addOption(
+      new Option('--placement <p>', 'weights per node').choices(['auto', 'mirror', 'shard']).default('auto'),
+    )
     .option('--layers <L>', 'matrices in the stack', posInt('--layers'), 4)
     .option('--iters <N>', 'passes through the stack', posInt('--iters'), 10)
     .option('--seed <S>', 'seed for weights and inputs', nonNegInt('--seed'), 1)
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', posInt('--virtual-nodes'))
     .option('--json', 'print results as JSON')
-    .action(async (o: CommonOpts & { n: number; k: number; m: number; dtype: LayerDType; placement: string; layers: number; iters: number; seed: number }, cmd: Command) => {
-      const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
-      if (o.dtype !== 'f32' && o.k % 32 !== 0) {
-        throw new UsageError(`--k ${o.k} must be a multiple of 32 for ${o.dtype} (its block size)`);
-      }
-      const topo = topologyFor(merged);
-      const r = await withCluster(topo, (c) => layerWork(c, o));
-      print(merged.json, stripArrays(r), layerSummary(o, r));
-    });
+    .action(
+      async (
+        o: CommonOpts & {
+          n: number;
+          k: number;
+          m: number;
+          dtype: LayerDType;
+          placement: string;
+          layers: number;
+          iters: number;
+          seed: number;
+        },
+        cmd: Command,
+      ) => {
+        const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
+        if (o.dtype !== 'f32' && o.k % 32 !== 0) {
+          throw new UsageError(`--k ${o.k} must be a multiple of 32 for ${o.dtype} (its block size)`);
+        }
+        const topo = topologyFor(merged);
+        const r = await withCluster(topo, (c) => layerWork(c, o));
+        print(merged.json, stripArrays(r), layerSummary(o, r));
+      },
+    );
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
