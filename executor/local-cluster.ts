@@ -15,6 +15,20 @@ export interface LocalClusterOptions {
   startTimeoutMs?: number;
 }
 
+/** Prefixes every failed call's message with the executor's rank. */
+function namedErrors(client: ExecutorClient, rank: number): ExecutorClient {
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function' || prop === 'close') return v;
+      return (...args: unknown[]) =>
+        (v as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch((e: unknown) => {
+          throw new Error(`executor rank ${rank}: ${e instanceof Error ? e.message : String(e)}`);
+        });
+    },
+  });
+}
+
 export class LocalCluster {
   readonly clients: ExecutorClient[] = [];
   readonly hellos: HelloReply[] = [];
@@ -49,7 +63,7 @@ export class LocalCluster {
         });
       });
       for (let rank = 0; rank < world; rank++) {
-        c.clients.push(connectExecutor(`unix:${join(c.dir, `rank-${rank}.sock`)}`));
+        c.clients.push(namedErrors(connectExecutor(`unix:${join(c.dir, `rank-${rank}.sock`)}`), rank));
       }
       const deadline = options.startTimeoutMs ?? 30_000;
       await c.group.guard(Promise.all(c.clients.map((cl) => waitForReady(cl, deadline))));

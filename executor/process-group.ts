@@ -99,11 +99,24 @@ export class ProcessGroup {
     });
   }
 
-  /** Races `work` against an executor dying. */
-  async guard<T>(work: Promise<T>): Promise<T> {
+  /**
+   * Races `work` against an executor dying. When `work` fails first (a dropped connection, a
+   * collective that saw its peer vanish), waits briefly for the exit that usually caused it, so
+   * the error names the dead rank rather than a symptom.
+   */
+  async guard<T>(work: Promise<T>, settleMs = 1000): Promise<T> {
     const f = this.failed();
     f.catch(() => undefined);
-    return Promise.race([work, f]);
+    try {
+      return await Promise.race([work, f]);
+    } catch (err) {
+      if (err instanceof ExecutorDiedError) throw err;
+      const died = await Promise.race([
+        f.catch((e: unknown) => e),
+        new Promise((r) => setTimeout(r, settleMs)),
+      ]);
+      throw died instanceof ExecutorDiedError ? died : err;
+    }
   }
 
   private fail(e: ExecutorDiedError): void {

@@ -106,7 +106,7 @@ describe('redblue run gemm', () => {
       ],
       [['run', '--virtual-nodes', '0'], /--virtual-nodes must be a whole number of at least 1/],
     ];
-    writeFileSync(join(dir, 'trunc.npy'), readFileSync(join(dir, 'A.npy')).subarray(0, 100));
+    writeFileSync(join(dir, 'trunc.npy'), readFileSync(join(dir, 'A.npy')).subarray(0, 300));
     cases.push([
       ['run', 'gemm', '--m', '23', '--n', '19', '--k', '17', '--a', join(dir, 'trunc.npy')],
       /trunc.npy is truncated/,
