@@ -1,0 +1,147 @@
+// Opens the plan page in a real headless Chromium (Debian's /usr/bin/chromium, never a downloaded
+// browser) with the network off: one brick per active rank, a hover shows the rank's label, no
+// console errors, no network requests; screenshots at 1280×800 go to test-output/viz/.
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writePlanHtml } from '../../planner/html/index.js';
+import type { MeasuredRun } from '../../planner/html/types.js';
+import type { Plan } from '../../planner/types.js';
+import { gridPlan } from './fixtures.js';
+
+const OUT = join(process.cwd(), 'test-output', 'viz');
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+function measuredFor(plan: Plan): MeasuredRun {
+  return {
+    label: 'test numbers',
+    ranks: plan.ranks.map((r) => ({
+      rank: r.rank,
+      compute: r.time.compute * 1.1,
+      exchange: r.time.communication * 1.3,
+      total: r.time.compute * 1.1 + r.time.communication * 1.3,
+    })),
+  };
+}
+
+const cases: { name: string; plan: () => Plan; measured?: boolean }[] = [
+  {
+    name: 'ranks-1',
+    plan: () => gridPlan({ m: 4096, n: 4096, k: 4096, grid: [1, 1, 1], hosts: 1, nodesPerHost: 1 }),
+  },
+  {
+    name: 'ranks-2',
+    plan: () => gridPlan({ m: 4096, n: 8192, k: 2048, grid: [1, 2, 1], hosts: 1, nodesPerHost: 2 }),
+    measured: true,
+  },
+  {
+    name: 'ranks-12-hosts-3',
+    plan: () =>
+      gridPlan({
+        m: 8192,
+        n: 8192,
+        k: 8192,
+        grid: [2, 3, 2],
+        hosts: 3,
+        nodesPerHost: 4,
+        stationary: 'B',
+        steps: 2,
+      }),
+    measured: true,
+  },
+  {
+    name: 'ranks-1000',
+    plan: () => gridPlan({ m: 16384, n: 16384, k: 16384, grid: [10, 10, 10], hosts: 125, nodesPerHost: 8 }),
+  },
+];
+
+describe('plan page in headless Chromium', () => {
+  let browser: Browser;
+  let context: BrowserContext;
+  let dir: string;
+  const requests: string[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(OUT, { recursive: true });
+    dir = mkdtempSync(join(tmpdir(), 'redblue-viz-'));
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.setOffline(true);
+    // Anything but the page itself is a failure: the file must be self-contained.
+    await context.route('**/*', (route) => {
+      const url = route.request().url();
+      if (url.startsWith('file:')) return route.continue();
+      requests.push(url);
+      return route.abort();
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  for (const c of cases) {
+    it(`${c.name}: one brick per active rank, hover label, no errors`, async () => {
+      const plan = c.plan();
+      const file = join(dir, `${c.name}.html`);
+      writePlanHtml(plan, file, c.measured ? { measured: measuredFor(plan) } : {});
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on('console', (msg) => {
+        if (msg.type() === 'error' || msg.type() === 'warning') errors.push(`${msg.type()}: ${msg.text()}`);
+      });
+      page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+      await page.goto(pathToFileURL(file).href);
+
+      const active = plan.ranks.filter((r) => r.bricks.length > 0).map((r) => r.rank);
+      const drawn = await page.$$eval('#cube .brick', (els) =>
+        els.map((e) => Number((e as SVGElement).dataset.rank)),
+      );
+      expect([...new Set(drawn)].sort((a, b) => a - b)).toEqual(active);
+
+      // The last brick is painted last, so it is in front and can be pointed at.
+      const last = page.locator('#cube .brick').last();
+      const rank = Number(await last.getAttribute('data-rank'));
+      await last.hover();
+      const tip = page.locator('#tooltip');
+      await expect.poll(() => tip.isVisible()).toBe(true);
+      const text = await tip.innerText();
+      const r = plan.ranks[rank]!;
+      const box = r.bricks;
+      expect(text).toContain(`rank ${rank} · host ${r.host} · node ${r.node}`);
+      expect(text).toContain(
+        `m [${Math.min(...box.map((b) => b.m[0]))}, ${Math.max(...box.map((b) => b.m[1]))})`,
+      );
+      expect(text).toContain(
+        `k [${Math.min(...box.map((b) => b.k[0]))}, ${Math.max(...box.map((b) => b.k[1]))})`,
+      );
+
+      // The table renders a window of rows, not all 1,000.
+      const rows = await page.locator('#rank-table tbody tr:not(.spacer)').count();
+      expect(rows).toBeGreaterThan(0);
+      expect(rows).toBeLessThanOrEqual(Math.min(plan.ranks.length, 40));
+      if (c.measured)
+        await expect
+          .poll(() => page.locator('#rank-table thead th', { hasText: 'measured total' }).count())
+          .toBe(1);
+
+      await page.screenshot({ path: join(OUT, `${c.name}.png`) });
+      await page.screenshot({ path: join(OUT, `${c.name}-full.png`), fullPage: true });
+      expect(errors).toEqual([]);
+      expect(requests).toEqual([]);
+      await page.close();
+    });
+  }
+});
