@@ -73,7 +73,7 @@ export function renderVolumeBars(plan: Plan): string {
       cls: 'baseline',
       segments: [{ value: b.volume.maxPerRank, cls: 'baseline', title: b.description }],
       text: `${fmtElements(b.volume.maxPerRank)} · ${fmtRatio(b.ratioToPlan)} plan`,
-      note: b.fitsMemory ? undefined : ' exceeds memory',
+      note: b.fitsMemory ? undefined : ' over memory',
     })),
   ];
   const planTotal = plan.volume.total;
@@ -102,7 +102,7 @@ export function renderVolumeBars(plan: Plan): string {
         b.volume.perLinkClass,
         b.volume.total,
         b.volume.totalBytes,
-        b.fitsMemory ? undefined : ' exceeds memory',
+        b.fitsMemory ? undefined : ' over memory',
       ),
     ),
   ];
@@ -116,7 +116,11 @@ export function renderVolumeBars(plan: Plan): string {
   const na = inapplicable.length
     ? `<ul class="na">${inapplicable.map((b) => `<li>${escapeHtml(b.name)}: not applicable${b.reason ? ` (${escapeHtml(b.reason)})` : ''}</li>`).join('')}</ul>`
     : '';
-  const clipNote = `<p class="hint">Elements moved (A and B received, partial C sent). Bars longer than ${CLIP}× the plan are clipped (⟫); the numbers are exact.</p>`;
+  const nothing =
+    plan.volume.total === 0
+      ? '<p class="hint">This plan moves no data: every rank already holds what it needs.</p>'
+      : '';
+  const clipNote = `${nothing}<p class="hint">Elements moved (A and B received, partial C sent). Bars longer than ${CLIP}× the plan are clipped (⟫); the numbers are exact.</p>`;
   return (
     chart(perRank, Math.max(planMax, bound), 'Largest per-rank volume') +
     chart(totals, planTotal, 'Total volume by link class (slowest first)') +

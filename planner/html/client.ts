@@ -94,7 +94,11 @@ export const CLIENT_SCRIPT = String.raw`
   });
   thead.appendChild(hr);
   var fr = el('tr');
-  data.table.max.forEach(function (t, i) { fr.appendChild(el(i === 0 ? 'th' : 'td', '', i === 0 ? 'max' : t)); });
+  data.table.max.forEach(function (t, i) {
+    var cell = el(i === 0 ? 'th' : 'td', '', i === 0 ? 'max' : t ? t[0] : '');
+    if (t) cell.title = 'rank ' + t[1];
+    fr.appendChild(cell);
+  });
   tfoot.appendChild(fr);
 
   function sortBy(c) {

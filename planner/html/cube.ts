@@ -9,7 +9,7 @@ import { escapeHtml, fmtCount } from './format.js';
 const MAX_BOXES = 1500;
 const WIDTH = 600;
 const HEIGHT = 440;
-const PAD = { left: 70, right: 20, top: 20, bottom: 46 };
+const PAD = { left: 100, right: 20, top: 20, bottom: 46 };
 const COS30 = Math.cos(Math.PI / 6);
 const SIN30 = 0.5;
 
@@ -127,7 +127,10 @@ export function renderCube(plan: Plan, colours: Colours): CubeSvg {
       const [cx, cy] = pt((m0 + m1) / 2, (n0 + n1) / 2, k1);
       const [ax] = pt(m1, n0, k1);
       const [bx] = pt(m0, n1, k1);
-      if (ax - bx > 26) label = `<text x="${cx.toFixed(1)}" y="${(cy + 4).toFixed(1)}">${r.rank}</text>`;
+      const face = ax - bx;
+      const size = Math.min(22, Math.max(11, face / 7));
+      if (face > 26)
+        label = `<text x="${cx.toFixed(1)}" y="${(cy + size / 3).toFixed(1)}" style="font-size:${size.toFixed(0)}px">${r.rank}</text>`;
     }
     parts.push(
       `<g class="brick" tabindex="-1" data-rank="${r.rank}" data-host="${r.host}" data-node="${r.node}" ` +

@@ -8,8 +8,8 @@ import type { MeasuredRank, MeasuredRun } from './types.js';
 
 const MAX_ROWS = 64;
 const MAX_RECTS = 2500;
-const LABEL_W = 170;
-const PLOT_W = 980;
+const LABEL_W = 200;
+const PLOT_W = 950;
 const ROW_H = 16;
 
 interface Segment {
@@ -77,7 +77,7 @@ function rowsOf(plan: Plan, measured: Map<number, MeasuredRank>): { rows: GanttR
   for (const r of plan.ranks) {
     const key = byHost
       ? `host ${r.host}`
-      : `ranks ${Math.floor(r.rank / block) * block}–${Math.min(plan.ranks.length, (Math.floor(r.rank / block) + 1) * block) - 1}`;
+      : `r${Math.floor(r.rank / block) * block}–${Math.min(plan.ranks.length, (Math.floor(r.rank / block) + 1) * block) - 1}`;
     const g = groups.get(key) ?? [];
     g.push(r);
     groups.set(key, g);
@@ -85,7 +85,7 @@ function rowsOf(plan: Plan, measured: Map<number, MeasuredRank>): { rows: GanttR
   const rows: GanttRow[] = [];
   for (const [key, ranks] of groups) {
     const slowest = ranks.reduce((a, b) => (b.time.total > a.time.total ? b : a));
-    rows.push({ label: `${key} · slowest r${slowest.rank}`, ...withMeasured(slowest) });
+    rows.push({ label: `${key}: slowest r${slowest.rank}`, ...withMeasured(slowest) });
   }
   return {
     rows,

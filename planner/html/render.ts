@@ -92,7 +92,7 @@ function summary(plan: Plan, measured?: MeasuredRun): string {
   const levels = plan.strategy.levels
     .map(
       (l) =>
-        `<li>${escapeHtml(l.name)}: ${escapeHtml(l.description)} — ${l.usedParts} of ${l.parts} used, brick ≤ ${l.brick.m}×${l.brick.n}×${l.brick.k}</li>`,
+        `<li>${escapeHtml(l.name)}: ${escapeHtml(l.description)} — ${l.usedParts} of ${l.parts} used, brick ≤ ${Math.ceil(l.brick.m)}×${Math.ceil(l.brick.n)}×${Math.ceil(l.brick.k)}</li>`,
     )
     .concat(
       seq.m * seq.n * seq.k > 1
@@ -149,7 +149,7 @@ ${colours.modes.map((m) => legend(plan, colours, m)).join('')}${colourNote}${cub
 <section id="schedule"><h2>Predicted schedule per rank</h2>${renderGantt(plan, options.measured)}</section>
 <section id="ranks"><h2>Ranks</h2>${measuredNote}
 <div id="rank-scroll"><table id="rank-table"><thead></thead><tbody></tbody><tfoot></tfoot></table></div>
-<p class="hint">${plan.ranks.length} rank(s); click a heading to sort. Volumes in elements (el); the last row holds each column's maximum and its rank.</p></section>
+<p class="hint">${plan.ranks.length} rank(s); click a heading to sort. Volumes in elements (el); the last row holds each column's maximum (point at it for the rank).</p></section>
 <section id="placement"><h2>Stationary operands</h2>${renderPlacement(plan)}</section>
 <footer>Plan schema v${plan.schemaVersion} · ${plan.cluster.hosts} host(s) × nodes ${escapeHtml(summariseNodes(plan.cluster.nodesPerHost))} · links: ${escapeHtml(linksText(plan))}</footer>
 </main>
@@ -172,6 +172,6 @@ function summariseNodes(nodes: number[]): string {
 function linksText(plan: Plan): string {
   const l = plan.cluster.links;
   const one = (name: string, s: { bandwidth: number; latency: number }) =>
-    `${name} ${fmtBytes(s.bandwidth)}/s, ${fmtSeconds(s.latency)}`;
+    `${name} ${(s.bandwidth / 1e9).toPrecision(3)} GB/s, ${fmtSeconds(s.latency)}`;
   return [one('memory', l.memory), one('inter-socket', l.interSocket), one('network', l.network)].join('; ');
 }

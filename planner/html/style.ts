@@ -4,6 +4,7 @@ export const STYLE = `
   --net: #d1495b; --socket: #edae49; --mem: #66a182; --plan: #30638e; --bound: #8d99ae; --base: #a3a9b3;
   --fetch: #edae49; --compute: #30638e; --reduce: #a05195; }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { margin: 0; background: var(--bg); color: var(--ink);
   font: 13px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", "Liberation Sans", sans-serif; }
 main { max-width: 1264px; margin: 0 auto; padding: 10px 12px 24px; }
@@ -31,8 +32,8 @@ section, .panel { background: var(--panel); border: 1px solid var(--line); borde
 #cube .brick.hover polygon, #cube .brick.selected polygon { stroke: #111; stroke-width: 1.4; }
 #cube .brick { cursor: pointer; outline: none; }
 #cube.exploded .brick { transform: scale(.78); transform-box: fill-box; transform-origin: center; }
-#cube .brick text { font-size: 11px; font-weight: 600; fill: #fff; text-anchor: middle; pointer-events: none;
-  paint-order: stroke; stroke: rgba(0,0,0,.5); stroke-width: 2px; }
+#cube .brick text { font-size: 12px; font-weight: 700; fill: #111; text-anchor: middle; pointer-events: none;
+  paint-order: stroke; stroke: rgba(255,255,255,.85); stroke-width: 3px; }
 #cube .axis-back { stroke: #9aa3af; stroke-dasharray: 3 3; }
 #cube .axis-label { font-size: 13px; fill: var(--ink); }
 .legend { display: flex; flex-wrap: wrap; gap: 2px 10px; font-size: 12px; margin-top: 4px; }
@@ -46,7 +47,7 @@ section, .panel { background: var(--panel); border: 1px solid var(--line); borde
 #tooltip .tip-ranges { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
 .bars { margin-bottom: 10px; }
 .bar-caption { font-weight: 600; margin-bottom: 3px; }
-.bar-row { display: grid; grid-template-columns: 96px minmax(60px, 1fr) 230px; gap: 8px; align-items: center; height: 21px; }
+.bar-row { display: grid; grid-template-columns: 92px minmax(60px, 1fr) 250px; gap: 8px; align-items: center; height: 21px; }
 .bar-name { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .bar-row.plan .bar-name { font-weight: 700; }
 .bar-track { position: relative; height: 13px; background: #eef0f3; border-radius: 2px; display: flex; }

@@ -8,8 +8,8 @@ export interface TableData {
   columns: string[];
   /** One per rank, in rank order: cells of [sort key, text]. */
   rows: [number | string, string][][];
-  /** Column maxima (text), '' where a maximum means nothing. */
-  max: string[];
+  /** Column maxima: [text, rank that has it], null where a maximum means nothing. */
+  max: ([string, number] | null)[];
   /** Per rank: the lines of the brick tooltip after the first two. */
   tips: string[][];
 }
@@ -30,15 +30,15 @@ export function tableData(plan: Plan, measuredRun?: MeasuredRun): TableData {
     'node',
     'steps',
     'brick m×n×k',
-    'multiply-adds',
-    'peak memory',
-    'A+B received',
-    'C sent',
-    'over network',
+    'mult-adds',
+    'peak mem.',
+    'A+B in',
+    'C out',
+    'network',
     'compute',
-    'communication',
-    'predicted total',
-    ...(hasMeasured ? ['measured compute', 'measured exchange', 'measured total'] : []),
+    'comm.',
+    'total',
+    ...(hasMeasured ? ['meas. compute', 'meas. exchange', 'meas. total'] : []),
   ];
   const sec = (s: number | undefined): [number, string] => (s === undefined ? [-1, '-'] : [s, fmtSeconds(s)]);
   const rows = plan.ranks.map((r) => {
@@ -66,9 +66,9 @@ export function tableData(plan: Plan, measuredRun?: MeasuredRun): TableData {
   });
   const textCols = new Set([0, 1, 2, 4]);
   const max = columns.map((_, c) => {
-    if (textCols.has(c) || rows.length === 0) return '';
+    if (textCols.has(c) || rows.length === 0) return null;
     const best = rows.reduce((a, row) => ((row[c]![0] as number) > (a[c]![0] as number) ? row : a));
-    return `${best[c]![1]} (r${best[0]![0]})`;
+    return [best[c]![1], best[0]![0] as number] as [string, number];
   });
   const tips = plan.ranks.map((r, i) => {
     const row = rows[i]!;
