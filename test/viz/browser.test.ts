@@ -12,6 +12,9 @@ import type { MeasuredRun } from '../../planner/html/types.js';
 import type { Plan } from '../../planner/types.js';
 import { gridPlan } from './fixtures.js';
 
+// Runs inside the page (tsconfig has no DOM lib).
+declare const getComputedStyle: (e: unknown) => { fill: string };
+
 const OUT = join(process.cwd(), 'test-output', 'viz');
 const CHROMIUM_ARGS = [
   '--headless',
@@ -137,6 +140,12 @@ describe('plan page in headless Chromium', () => {
           .poll(() => page.locator('#rank-table thead th', { hasText: 'meas. total' }).count())
           .toBe(1);
 
+      // Readable at 1280×800: nothing wider than the window, the cube fully inside it.
+      expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(1280);
+      const cubeBox = (await page.locator('#cube').boundingBox())!;
+      expect(cubeBox.x + cubeBox.width).toBeLessThanOrEqual(1280);
+      expect(cubeBox.y + cubeBox.height).toBeLessThanOrEqual(800);
+
       await page.screenshot({ path: join(OUT, `${c.name}.png`) });
       await page.screenshot({ path: join(OUT, `${c.name}-full.png`), fullPage: true });
       expect(errors).toEqual([]);
@@ -144,4 +153,36 @@ describe('plan page in headless Chromium', () => {
       await page.close();
     });
   }
+
+  it('controls: colour by host, peel away k layers, click a brick to find its table row', async () => {
+    const plan = cases[2]!.plan();
+    const file = join(dir, 'controls.html');
+    writePlanHtml(plan, file);
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(pathToFileURL(file).href);
+    const fillOf = (rank: number) =>
+      page.locator(`#cube .brick[data-rank="${rank}"] .t`).evaluate((e) => getComputedStyle(e).fill);
+    // Ranks 0 and 1 share host 0: distinct colours per rank, the same colour per host.
+    expect(await fillOf(0)).not.toBe(await fillOf(1));
+    await page.selectOption('#colour-mode', 'host');
+    expect(await fillOf(0)).toBe(await fillOf(1));
+    expect(await fillOf(0)).not.toBe(await fillOf(4));
+
+    const visible = () => page.locator('#cube .brick:visible').count();
+    expect(await visible()).toBe(12);
+    await page.locator('#peel').fill('0');
+    expect(await visible()).toBe(6); // the k = [0, 4096) layer of the 2×3×2 grid
+    await page.locator('#peel').fill('1');
+
+    const last = page.locator('#cube .brick').last();
+    const rank = await last.getAttribute('data-rank');
+    await last.click();
+    await expect
+      .poll(() => page.locator('#rank-table tbody tr.selected').getAttribute('data-rank'))
+      .toBe(rank);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 });
