@@ -96,14 +96,7 @@ export function renderVolumeBars(plan: Plan): string {
   const totals: Row[] = [
     stacked('this plan', 'plan', plan.volume.perLinkClass, planTotal, plan.volume.totalBytes),
     ...applicable.map((b) =>
-      stacked(
-        b.name,
-        'baseline',
-        b.volume.perLinkClass,
-        b.volume.total,
-        b.volume.totalBytes,
-        b.fitsMemory ? undefined : ' over memory',
-      ),
+      stacked(b.name, 'baseline', b.volume.perLinkClass, b.volume.total, b.volume.totalBytes),
     ),
   ];
   const legend =
