@@ -223,8 +223,9 @@ export interface BaselinePlan {
   description: string;
   usedRanks: number;
   volume: Omit<VolumeFigures, 'perRank'>;
-  /** max per-rank volume / plan's max per-rank volume (> 1: the baseline moves more). */
-  ratioToPlan: number;
+  /** max per-rank volume / plan's max per-rank volume (> 1: the baseline moves more); null when the
+   * plan moves nothing and the baseline does. */
+  ratioToPlan: number | null;
   peakMemoryBytes: number;
   /** max multiply-adds of a rank over mnk/P − 1. */
   imbalance: number;
@@ -267,7 +268,7 @@ export interface Plan {
   };
   time: TimeFigures;
   lowerBound: LowerBounds;
-  /** maxPerRank / lowerBound.perRank (≥ 1 up to rounding). */
-  ratioToLowerBound: number;
+  /** maxPerRank / lowerBound.perRank (≥ 1 up to rounding); null when the bound is 0 but the plan moves data. */
+  ratioToLowerBound: number | null;
   baselines: Record<string, BaselinePlan>;
 }
