@@ -3,7 +3,6 @@
 // cuts of the partition: across any plane that separates the boxes, the far side is drawn first.
 import type { Brick, Dim, Plan, RankPlan } from '../types.js';
 import type { Colours } from './colours.js';
-import { escapeHtml, fmtCount } from './format.js';
 
 /** Beyond this many boxes a rank whose bricks do not form one box is drawn as its bounding box. */
 const MAX_BOXES = 1500;
@@ -166,9 +165,9 @@ export function renderCube(plan: Plan, colours: Colours): CubeSvg {
   const [nx, ny] = mid(corners.frontB, corners.rightB);
   const [kx, ky] = mid(corners.leftB, corners.leftT);
   const axes =
-    `<text class="axis-label" x="${(mx! - 14).toFixed(1)}" y="${(my! + 26).toFixed(1)}" text-anchor="end">m = ${escapeHtml(fmtCount(m))} ↘</text>` +
-    `<text class="axis-label" x="${(nx! + 14).toFixed(1)}" y="${(ny! + 26).toFixed(1)}" text-anchor="start">↙ n = ${escapeHtml(fmtCount(n))}</text>` +
-    `<text class="axis-label" x="${(kx! - 10).toFixed(1)}" y="${ky!.toFixed(1)}" text-anchor="end">k = ${escapeHtml(fmtCount(k))} ↑</text>`;
+    `<text class="axis-label" x="${(mx! - 14).toFixed(1)}" y="${(my! + 26).toFixed(1)}" text-anchor="end">m = ${m} ↘</text>` +
+    `<text class="axis-label" x="${(nx! + 14).toFixed(1)}" y="${(ny! + 26).toFixed(1)}" text-anchor="start">↙ n = ${n}</text>` +
+    `<text class="axis-label" x="${(kx! - 10).toFixed(1)}" y="${ky!.toFixed(1)}" text-anchor="end">k = ${k} ↑</text>`;
   const vbW = PAD.left + (Lm + Ln) * COS30 * unit + PAD.right;
   const vbH = PAD.top + ((Lm + Ln) * SIN30 + Lk) * unit + PAD.bottom;
   const svg =

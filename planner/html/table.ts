@@ -74,7 +74,7 @@ export function tableData(plan: Plan, measuredRun?: MeasuredRun): TableData {
     const row = rows[i]!;
     const lines = [
       `brick ${row[4]![1]}${r.bricks.length > 1 ? ` in ${r.bricks.length} sequential steps` : ''} · ${row[5]![1]} multiply-adds`,
-      `receives ${row[7]![1]} (network ${row[9]![1]}) · sends ${row[8]![1]} · peak ${row[6]![1]}`,
+      `receives A, B ${row[7]![1]} · sends C ${row[8]![1]} · over network ${row[9]![1]} · peak ${row[6]![1]}`,
       `predicted ${row[12]![1]} = compute ${row[10]![1]} + communication ${row[11]![1]}`,
     ];
     const m = measured.get(r.rank);

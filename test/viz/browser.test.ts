@@ -8,9 +8,8 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writePlanHtml } from '../../planner/html/index.js';
-import type { MeasuredRun } from '../../planner/html/types.js';
 import type { Plan } from '../../planner/types.js';
-import { gridPlan } from './fixtures.js';
+import { measuredFor, PLANS } from './plans.js';
 
 // Runs inside the page (tsconfig has no DOM lib).
 declare const getComputedStyle: (e: unknown) => { fill: string };
@@ -27,47 +26,12 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-function measuredFor(plan: Plan): MeasuredRun {
-  return {
-    label: 'test numbers',
-    ranks: plan.ranks.map((r) => ({
-      rank: r.rank,
-      compute: r.time.compute * 1.1,
-      exchange: r.time.communication * 1.3,
-      total: r.time.compute * 1.1 + r.time.communication * 1.3,
-    })),
-  };
-}
-
 const cases: { name: string; plan: () => Plan; measured?: boolean }[] = [
-  {
-    name: 'ranks-1',
-    plan: () => gridPlan({ m: 4096, n: 4096, k: 4096, grid: [1, 1, 1], hosts: 1, nodesPerHost: 1 }),
-  },
-  {
-    name: 'ranks-2',
-    plan: () => gridPlan({ m: 4096, n: 8192, k: 2048, grid: [1, 2, 1], hosts: 1, nodesPerHost: 2 }),
-    measured: true,
-  },
-  {
-    name: 'ranks-12-hosts-3',
-    plan: () =>
-      gridPlan({
-        m: 8192,
-        n: 8192,
-        k: 8192,
-        grid: [2, 3, 2],
-        hosts: 3,
-        nodesPerHost: 4,
-        stationary: 'B',
-        steps: 2,
-      }),
-    measured: true,
-  },
-  {
-    name: 'ranks-1000',
-    plan: () => gridPlan({ m: 16384, n: 16384, k: 16384, grid: [10, 10, 10], hosts: 125, nodesPerHost: 8 }),
-  },
+  { name: 'ranks-1', plan: PLANS.one },
+  { name: 'ranks-2', plan: PLANS.two, measured: true },
+  { name: 'ranks-12-hosts-3', plan: PLANS.twelve, measured: true },
+  { name: 'ranks-12-hosts-3-stationary', plan: PLANS.twelveStationary },
+  { name: 'ranks-1000', plan: PLANS.thousand },
 ];
 
 describe('plan page in headless Chromium', () => {
@@ -155,26 +119,25 @@ describe('plan page in headless Chromium', () => {
   }
 
   it('controls: colour by host, peel away k layers, click a brick to find its table row', async () => {
-    const plan = cases[2]!.plan();
-    const file = join(dir, 'controls.html');
-    writePlanHtml(plan, file);
     const page = await context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (err) => errors.push(err.message));
-    await page.goto(pathToFileURL(file).href);
+    const open = async (p: Plan, name: string) => {
+      const file = join(dir, `${name}.html`);
+      writePlanHtml(p, file);
+      await page.goto(pathToFileURL(file).href);
+    };
+    await open(PLANS.twelve(), 'controls-12');
     const fillOf = (rank: number) =>
-      page.locator(`#cube .brick[data-rank="${rank}"] .t`).evaluate((e) => getComputedStyle(e).fill);
+      page
+        .locator(`#cube .brick[data-rank="${rank}"] .t`)
+        .first()
+        .evaluate((e) => getComputedStyle(e).fill);
     // Ranks 0 and 1 share host 0: distinct colours per rank, the same colour per host.
     expect(await fillOf(0)).not.toBe(await fillOf(1));
     await page.selectOption('#colour-mode', 'host');
     expect(await fillOf(0)).toBe(await fillOf(1));
     expect(await fillOf(0)).not.toBe(await fillOf(4));
-
-    const visible = () => page.locator('#cube .brick:visible').count();
-    expect(await visible()).toBe(12);
-    await page.locator('#peel').fill('0');
-    expect(await visible()).toBe(6); // the k = [0, 4096) layer of the 2×3×2 grid
-    await page.locator('#peel').fill('1');
 
     const last = page.locator('#cube .brick').last();
     const rank = await last.getAttribute('data-rank');
@@ -182,6 +145,14 @@ describe('plan page in headless Chromium', () => {
     await expect
       .poll(() => page.locator('#rank-table tbody tr.selected').getAttribute('data-rank'))
       .toBe(rank);
+
+    // Split along k only: peeling to the first layer leaves the one brick at k = 0.
+    await open(PLANS.longK(), 'controls-longk');
+    const visible = () => page.locator('#cube .brick:visible').count();
+    expect(await visible()).toBe(4);
+    await page.locator('#peel').fill('0');
+    expect(await visible()).toBe(1);
+    expect(await page.locator('#cube .brick:visible').getAttribute('data-k0')).toBe('0');
     expect(errors).toEqual([]);
     await page.close();
   });

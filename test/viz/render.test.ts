@@ -2,9 +2,12 @@
 // painted back to front, measured times and stationary placement present when given.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fmtSeconds } from '../../planner/html/format.js';
 import { renderPlanHtml } from '../../planner/html/index.js';
 import type { Plan } from '../../planner/types.js';
-import { gridPlan } from './fixtures.js';
+import { hostsCluster, ranksCluster } from '../../planner/cluster.js';
+import { plan } from '../../planner/index.js';
+import { measuredFor, PLANS } from './plans.js';
 
 type Box = Record<'m' | 'n' | 'k', [number, number]>;
 
@@ -29,8 +32,7 @@ function backToFront(boxes: Box[]): boolean {
   return true;
 }
 
-const small = (): Plan =>
-  gridPlan({ m: 300, n: 500, k: 700, grid: [2, 3, 2], hosts: 3, nodesPerHost: 4, stationary: 'B' });
+const small = (): Plan => PLANS.twelveStationary();
 
 describe('renderPlanHtml', () => {
   it('is one self-contained document: no external scripts, styles, fonts or images', () => {
@@ -50,45 +52,37 @@ describe('renderPlanHtml', () => {
   });
 
   it('draws one box per active rank, none for idle ranks, and names the idle ones', () => {
-    const plan = gridPlan({ m: 64, n: 64, k: 64, grid: [2, 2, 3], hosts: 1, nodesPerHost: 13 });
-    const html = renderPlanHtml(plan);
-    const ranks = paintedBoxes(html).map((b) => b.rank);
-    expect(ranks.sort((a, b) => a - b)).toEqual([...Array(12).keys()]);
-    expect(html).toContain('Idle ranks: 12');
+    const p = plan({ m: 2, n: 2, k: 2, dtype: 'f32' }, ranksCluster(16));
+    expect(p.strategy.idleRanks.length).toBeGreaterThan(0);
+    const html = renderPlanHtml(p);
+    const active = p.ranks.filter((r) => r.bricks.length > 0).map((r) => r.rank);
+    expect([...new Set(paintedBoxes(html).map((b) => b.rank))].sort((a, b) => a - b)).toEqual(active);
+    expect(html).toContain(`Idle ranks: ${p.strategy.idleRanks.join(', ')}`);
   });
 
-  it('paints boxes back to front for any grid', () => {
+  it("paints boxes back to front for the planner's grids and recursive splits", () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 5 }),
-        fc.integer({ min: 1, max: 5 }),
-        fc.integer({ min: 1, max: 5 }),
-        fc.integer({ min: 5, max: 5000 }),
-        fc.integer({ min: 5, max: 5000 }),
-        fc.integer({ min: 5, max: 5000 }),
-        (dm, dn, dk, m, n, k) => {
-          const plan = gridPlan({ m, n, k, grid: [dm, dn, dk], hosts: 1, nodesPerHost: dm * dn * dk });
-          const boxes = paintedBoxes(renderPlanHtml(plan)).map((b) => b.box);
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 5000 }),
+        fc.integer({ min: 1, max: 5000 }),
+        fc.integer({ min: 1, max: 5000 }),
+        (hosts, nodes, m, n, k) => {
+          const p = plan({ m, n, k, dtype: 'f32' }, hostsCluster(hosts, nodes));
+          const boxes = paintedBoxes(renderPlanHtml(p)).map((b) => b.box);
           expect(backToFront(boxes)).toBe(true);
           // The check itself can fail: front to back is wrong whenever two boxes touch.
           if (boxes.length > 1) expect(backToFront([...boxes].reverse())).toBe(false);
         },
       ),
-      { numRuns: 60 },
+      { numRuns: 40 },
     );
   });
 
   it('keeps a 1,000-rank page small: ≤ 3 polygons per rank, ≤ 64 schedule rows, colours per host', () => {
-    const plan = gridPlan({
-      m: 16384,
-      n: 16384,
-      k: 16384,
-      grid: [10, 10, 10],
-      hosts: 125,
-      nodesPerHost: 8,
-      stationary: 'A',
-    });
-    const html = renderPlanHtml(plan);
+    const p = plan({ m: 16384, n: 16384, k: 16384, dtype: 'f32' }, hostsCluster(125, 8), { stationary: 'A' });
+    const html = renderPlanHtml(p);
     expect(html.match(/<polygon/g)!.length).toBeLessThanOrEqual(3000);
     expect(html.match(/class="row-label"/g)!.length).toBeLessThanOrEqual(64);
     expect(html.length).toBeLessThan(2_500_000);
@@ -98,27 +92,26 @@ describe('renderPlanHtml', () => {
   });
 
   it('shows measured times beside the predicted ones when given', () => {
-    const plan = small();
-    const without = renderPlanHtml(plan);
-    expect(without).not.toContain('meas. total');
-    const html = renderPlanHtml(plan, {
-      measured: {
-        label: 'run 1',
-        ranks: plan.ranks.map((r) => ({ rank: r.rank, compute: 0.5, exchange: 0.25, total: 0.8 })),
-      },
-    });
+    const p = PLANS.twelve();
+    expect(renderPlanHtml(p)).not.toContain('meas. total');
+    const measured = measuredFor(p);
+    const html = renderPlanHtml(p, { measured });
     expect(html).toContain('meas. total');
-    expect(html.match(/class="m-compute"/g)!.length).toBe(plan.ranks.length);
-    expect(html).toContain('800 ms slowest rank (run 1)');
+    expect(html.match(/class="m-compute"/g)!.length).toBe(p.ranks.length);
+    const slowest = Math.max(...measured.ranks.map((r) => r.total));
+    expect(html).toContain(`${fmtSeconds(slowest)} slowest rank (test numbers)`);
   });
 
   it('lists stationary placement per node with memory against the limit', () => {
-    const html = renderPlanHtml(small());
+    const p = small();
+    const html = renderPlanHtml(p);
     expect(html).toContain('Operand <b>B</b> stays resident');
-    expect(html.match(/class="mode-(mirror|shard)"/g)!.length).toBe(12);
-    expect(html).toContain('/ 8.0 GiB');
-    expect(
-      renderPlanHtml(gridPlan({ m: 8, n: 8, k: 8, grid: [1, 1, 1], hosts: 1, nodesPerHost: 1 })),
-    ).toContain('No stationary operand');
+    const modes = html.match(/class="mode-(mirror|shard)">(mirror|shard)</g)!;
+    expect(modes.length).toBe(12);
+    expect(modes.filter((x) => x.endsWith('shard<')).length).toBe(
+      p.placement.filter((x) => x.mode === 'shard').length,
+    );
+    expect(html).toContain('/ 600 MiB');
+    expect(renderPlanHtml(PLANS.one())).toContain('No stationary operand');
   });
 });
