@@ -70,7 +70,7 @@ export function renderVolumeBars(plan: Plan): string {
     },
     ...applicable.map((b) => ({
       name: b.name,
-      cls: 'baseline',
+      cls: b.fitsMemory ? 'baseline' : 'baseline over',
       segments: [{ value: b.volume.maxPerRank, cls: 'baseline', title: b.description }],
       text: `${fmtElements(b.volume.maxPerRank)} · ${fmtRatio(b.ratioToPlan)} plan`,
       note: b.fitsMemory ? undefined : ' over memory',

@@ -33,7 +33,11 @@ export function renderPlacement(plan: Plan): string {
     `<p>Operand <b>${escapeHtml(stationary)}</b> stays resident: ${mirrors} node(s) hold a mirror, ` +
     `${plan.placement.length - mirrors} a shard. Bars: the operand (dark) and the rank's peak memory (light) against the per-node limit of ${fmtBytes(limit)}.</p>`;
   const reasons = [...new Set(plan.placement.map((p) => p.reason))];
-  const reasonList = `<ul class="reasons">${reasons.map((r) => `<li>${escapeHtml(r)}</li>`).join('')}</ul>`;
+  const more = reasons.length > 6 ? `<li>… and ${reasons.length - 6} more (see the plan's JSON)</li>` : '';
+  const reasonList = `<ul class="reasons">${reasons
+    .slice(0, 6)
+    .map((r) => `<li>${escapeHtml(r)}</li>`)
+    .join('')}${more}</ul>`;
   let table: string;
   if (plan.placement.length <= MAX_ROWS) {
     table =

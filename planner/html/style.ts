@@ -57,6 +57,7 @@ section, .panel { background: var(--panel); border: 1px solid var(--line); borde
 .clip { position: absolute; right: -2px; top: -3px; font-size: 13px; color: var(--ink); background: #fff; line-height: 18px; }
 .bar-value { font-size: 12px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-variant-numeric: tabular-nums; }
 .bar-value .note { color: #b3261e; }
+.bar-row.over .bar-track { opacity: .5; }
 .legend-links, .legend-gantt { display: flex; gap: 14px; font-size: 12px; margin: 2px 0 4px; flex-wrap: wrap; }
 .hint { color: var(--muted); font-size: 12px; margin: 4px 0 0; }
 ul.na, ul.reasons { margin: 2px 0 0; padding-left: 18px; color: var(--muted); font-size: 12px; }
