@@ -1,0 +1,88 @@
+// Data of the per-rank table. The page renders only the rows in view (1,000 ranks stay fast), so
+// each cell travels as [raw value for sorting, formatted text]. A last row holds column maxima.
+import type { Brick, Plan, RankPlan } from '../types.js';
+import { fmtBytes, fmtCount, fmtElements, fmtSeconds } from './format.js';
+import type { MeasuredRank, MeasuredRun } from './types.js';
+
+export interface TableData {
+  columns: string[];
+  /** One per rank, in rank order: cells of [sort key, text]. */
+  rows: [number | string, string][][];
+  /** Column maxima: [text, rank that has it], null where a maximum means nothing. */
+  max: ([string, number] | null)[];
+  /** Per rank: the lines of the brick tooltip after the first two. */
+  tips: string[][];
+}
+
+const size = (b: Brick) => [b.m[1] - b.m[0], b.n[1] - b.n[0], b.k[1] - b.k[0]] as const;
+const vol = (b: Brick) => size(b).reduce((a, x) => a * x, 1);
+
+function largestBrick(r: RankPlan): Brick | null {
+  return r.bricks.reduce<Brick | null>((a, b) => (!a || vol(b) > vol(a) ? b : a), null);
+}
+
+export function tableData(plan: Plan, measuredRun?: MeasuredRun): TableData {
+  const measured = new Map<number, MeasuredRank>((measuredRun?.ranks ?? []).map((m) => [m.rank, m]));
+  const hasMeasured = measuredRun !== undefined;
+  const columns = [
+    'rank',
+    'host',
+    'node',
+    'steps',
+    'brick m×n×k',
+    'mult-adds',
+    'peak mem.',
+    'A+B in',
+    'C out',
+    'network',
+    'compute',
+    'comm.',
+    'total',
+    ...(hasMeasured ? ['meas. compute', 'meas. exchange', 'meas. total'] : []),
+  ];
+  const sec = (s: number | undefined): [number, string] => (s === undefined ? [-1, '-'] : [s, fmtSeconds(s)]);
+  const rows = plan.ranks.map((r) => {
+    const b = largestBrick(r);
+    const dims = b ? size(b) : null;
+    const v = r.volume;
+    const m = measured.get(r.rank);
+    const cells: [number | string, string][] = [
+      [r.rank, String(r.rank)],
+      [r.host, String(r.host)],
+      [r.node, String(r.node)],
+      [r.bricks.length, r.bricks.length ? String(r.bricks.length) : 'idle'],
+      [b ? vol(b) : 0, dims ? dims.join('×') : '-'],
+      [r.multiplyAdds, fmtCount(r.multiplyAdds)],
+      [r.peakMemoryBytes, fmtBytes(r.peakMemoryBytes)],
+      [v.A + v.B, fmtElements(v.A + v.B)],
+      [v.C, fmtElements(v.C)],
+      [v.perLinkClass.network, fmtElements(v.perLinkClass.network)],
+      sec(r.time.compute),
+      sec(r.time.communication),
+      sec(r.time.total),
+      ...(hasMeasured ? [sec(m?.compute), sec(m?.exchange), sec(m?.total)] : []),
+    ];
+    return cells;
+  });
+  const textCols = new Set([0, 1, 2, 4]);
+  const max = columns.map((_, c) => {
+    if (textCols.has(c) || rows.length === 0) return null;
+    const best = rows.reduce((a, row) => ((row[c]![0] as number) > (a[c]![0] as number) ? row : a));
+    return [best[c]![1], best[0]![0] as number] as [string, number];
+  });
+  const tips = plan.ranks.map((r, i) => {
+    const row = rows[i]!;
+    const lines = [
+      `brick ${row[4]![1]}${r.bricks.length > 1 ? ` in ${r.bricks.length} sequential steps` : ''} · ${row[5]![1]} multiply-adds`,
+      `receives A, B ${row[7]![1]} · sends C ${row[8]![1]} · over network ${row[9]![1]} · peak ${row[6]![1]}`,
+      `predicted ${row[12]![1]} = compute ${row[10]![1]} + communication ${row[11]![1]}`,
+    ];
+    const m = measured.get(r.rank);
+    if (m)
+      lines.push(
+        `measured ${fmtSeconds(m.total)} (compute ${fmtSeconds(m.compute)}, exchange ${fmtSeconds(m.exchange)})`,
+      );
+    return lines;
+  });
+  return { columns, rows, max, tips };
+}
