@@ -15,6 +15,23 @@ import { verifyGemm } from '../../executor/verify.js';
 import { parsePositiveInt, UsageError } from '../errors.js';
 import { formatBytes } from '../format.js';
 import { Progress } from '../progress.js';
+import { writePlanHtml } from '../../planner/html/index.js';
+import type { Plan } from '../../planner/types.js';
+
+/** The plan page with each rank's measured compute, exchange and total beside the prediction. */
+function writeReport(file: string, plan: Plan, r: GemmRunResult, label: string): void {
+  writePlanHtml(plan, file, {
+    measured: {
+      label,
+      ranks: r.perRank.map((p) => ({
+        rank: p.rank,
+        compute: p.computeSeconds,
+        exchange: p.exchangeSeconds,
+        total: p.totalSeconds,
+      })),
+    },
+  });
+}
 
 interface CommonOpts {
   virtualNodes?: number;
@@ -129,6 +146,10 @@ export function registerRun(program: Command): void {
     .description('run work on this machine with one executor per NUMA node (no subcommand: a demo)')
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', posInt('--virtual-nodes'))
     .option('--json', 'print results as JSON')
+    .option(
+      '--report <file>',
+      "write the gemm's plan as an HTML page with measured times beside the predicted ones",
+    )
     .addHelpText(
       'after',
       `
@@ -141,7 +162,7 @@ Examples:
   redblue run gemm --m 300 --n 200 --k 100 --a A.npy --b B.npy --out C.npy
   redblue run layer --n 11008 --k 4096 --dtype q4_0 --layers 24 --iters 20`,
     )
-    .action(async (o: CommonOpts) => {
+    .action(async (o: CommonOpts & { report?: string }) => {
       const topo = topologyFor(o);
       const demoLayer = {
         dtype: 'q4_0' as const,
@@ -158,6 +179,8 @@ Examples:
         const p = planLocalGemm(topo, { m: 2048, n: 2048, k: 2048 });
         const gemm = await runGemm(cluster, p, { m: 2048, n: 2048, k: 2048, seed: 1 });
         const verify = verifyGemm(gemm);
+        if (o.report)
+          writeReport(o.report, p, gemm, `redblue run (demo gemm), ${topo.nodes.length} executor(s)`);
         return { layer, gemm, verify };
       });
       const { layer, gemm, verify } = result;
@@ -185,6 +208,7 @@ Examples:
     .option('--seed <S>', 'seed for random A and B', nonNegInt('--seed'), 1)
     .option('--verify', 'compare with one OpenBLAS call in this process and print the largest error')
     .addOption(new Option('--objective <o>', 'planner objective').choices(['time', 'volume']).default('time'))
+    .option('--report <file>', 'write the plan as an HTML page with measured times beside the predicted ones')
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', posInt('--virtual-nodes'))
     .option('--json', 'print results as JSON')
     .action(
@@ -199,6 +223,7 @@ Examples:
           seed: number;
           verify?: boolean;
           objective: 'time' | 'volume';
+          report?: string;
         },
         cmd: Command,
       ) => {
@@ -214,6 +239,8 @@ Examples:
           ),
         );
         const v = o.verify ? verifyGemm(r) : undefined;
+        const report = (merged as { report?: string }).report;
+        if (report) writeReport(report, p, r, `redblue run gemm, ${topo.nodes.length} executor(s)`);
         print(
           merged.json,
           { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
