@@ -66,23 +66,16 @@ describe('redblue run gemm', () => {
     expect(shmEntries()).toEqual([]);
   });
 
-  it('prints a readable summary with the largest error', () => {
-    const r = runCli([
-      'run',
-      'gemm',
-      '--m',
-      '64',
-      '--n',
-      '48',
-      '--k',
-      '37',
-      '--verify',
-      '--virtual-nodes',
-      '3',
-    ]);
+  it('prints a readable summary with the largest error, and writes the report page', () => {
+    const report = join(dir, 'report.html');
+    const args = '--m 64 --n 48 --k 37 --verify --virtual-nodes 3 --report'.split(' ');
+    const r = runCli(['run', 'gemm', ...args, report]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/gemm 64×48×37 f32 on 3 executor\(s\)/);
     expect(r.stdout).toMatch(/verify: largest error .* against one OpenBLAS call: OK/);
+    const html = readFileSync(report, 'utf8');
+    expect(html).toMatch(/Measured times \(redblue run gemm, 3 executor\(s\)\) beside the predicted ones/);
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
   });
 
   it('rejects bad flags and bad files with clear messages', () => {
