@@ -8,7 +8,7 @@ import { loadAddon, type NativeThreadPool } from '../native/addon.js';
 import { serveExecutor, type ExecutorHandlers } from '../transport/control.js';
 import { attachSharedArea, type SharedArea } from '../transport/shared-area.js';
 import { parseExecutorArgs, type ExecutorArgs } from './args.js';
-import { executorAddon, type NativeLayerStack } from './native-steps.js';
+import { executorAddon, partialSlotBytes, type NativeLayerStack } from './native-steps.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -76,7 +76,7 @@ class Executor {
             const s = toStep(b, off);
             all.push(s);
             if (rb.rank === a.rank) mine.push(s);
-            off += (b.m.hi - b.m.lo) * (b.n.hi - b.n.lo) * 4;
+            off += partialSlotBytes({ m: [b.m.lo, b.m.hi], n: [b.n.lo, b.n.hi], k: [b.k.lo, b.k.hi] }, req.k);
           }
         }
         const t = await executorAddon().gemmStep(this.pool, group.communicator, area.buffer, {
