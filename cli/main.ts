@@ -6,7 +6,9 @@ import { UsageError } from './errors.js';
 import { registerTopo } from './commands/topo.js';
 import { registerBench } from './commands/bench.js';
 import { registerRun } from './commands/run.js';
+import { registerPlan } from './commands/plan.js';
 import { registerBenchRun } from '../bench/run.js';
+import { registerBenchPlan } from '../bench/plan-speed.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -24,8 +26,10 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerTopo(program);
+  registerPlan(program);
   registerRun(program);
   const bench = registerBench(program);
+  registerBenchPlan(bench);
   registerBenchRun(bench);
   return program;
 }
