@@ -2,6 +2,7 @@
 #define KNS avx512
 #define KTARGET "avx512f,avx512bw,avx512vl,avx512dq,f16c,fma"
 #define KVNNI 0
+#define KVBMI 0
 #include "kernels/quant_avx512.inc"
 
 namespace redblue {
