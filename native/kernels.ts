@@ -94,7 +94,9 @@ function checkType(type: unknown): asserts type is WeightType {
 function checkMatmul(o: MatmulQOptions): void {
   checkType(o.type);
   if (o.isa !== undefined && !KERNEL_PATHS.includes(o.isa))
-    throw new TypeError(`unknown kernel path ${JSON.stringify(o.isa)}: use one of ${KERNEL_PATHS.join(', ')}`);
+    throw new TypeError(
+      `unknown kernel path ${JSON.stringify(o.isa)}: use one of ${KERNEL_PATHS.join(', ')}`,
+    );
 }
 
 /** f32 GEMM on the pool's pinned workers (OpenBLAS single-threaded per block). */
@@ -144,6 +146,11 @@ export function kernelPaths(): KernelPaths {
 }
 
 /** Reads every byte of the range on the pool (STREAM-like read); returns a checksum. */
-export function readBytes(pool: NativeThreadPool, buffer: ByteBuffer, offset?: number, length?: number): number {
+export function readBytes(
+  pool: NativeThreadPool,
+  buffer: ByteBuffer,
+  offset?: number,
+  length?: number,
+): number {
   return native().readBytes(pool, buffer, offset, length);
 }

@@ -55,11 +55,28 @@ describe('Q4_0 layout (fp16 d, 16 bytes; low nibbles = elements 0..15, high = 16
 
 describe('F16 and BF16 (round to nearest even, little-endian)', () => {
   it('f16 encodes normals, subnormals, overflow, signed zero and ties', () => {
-    const x = new Float32Array([1, -2, 65504, 0.1, 2 ** -24, 1e-9, 70000, -0, 1 + 2 ** -11, 1 + 3 * 2 ** -11]);
+    const x = new Float32Array([
+      1,
+      -2,
+      65504,
+      0.1,
+      2 ** -24,
+      1e-9,
+      70000,
+      -0,
+      1 + 2 ** -11,
+      1 + 3 * 2 ** -11,
+    ]);
     const q = quantize('f16', x, 1, x.length);
     const words = Array.from(new Uint16Array(q.buffer, q.byteOffset, x.length));
     expect(words).toEqual([0x3c00, 0xc000, 0x7bff, 0x2e66, 0x0001, 0x0000, 0x7c00, 0x8000, 0x3c00, 0x3c02]);
-    expect(Array.from(dequantize('f16', q, 1, x.length)).slice(0, 5)).toEqual([1, -2, 65504, 0.0999755859375, 2 ** -24]);
+    expect(Array.from(dequantize('f16', q, 1, x.length)).slice(0, 5)).toEqual([
+      1,
+      -2,
+      65504,
+      0.0999755859375,
+      2 ** -24,
+    ]);
   });
 
   it('bf16 keeps the top 16 bits with round to nearest even', () => {

@@ -140,7 +140,14 @@ describe('gemmF32', () => {
 
   it('async version rejects bad arguments synchronously with a clear error', () => {
     expect(() =>
-      gemmF32Async(pool, { m: 4, n: 4, k: 4, a: new Float32Array(15), b: new Float32Array(16), c: new Float32Array(16) }),
+      gemmF32Async(pool, {
+        m: 4,
+        n: 4,
+        k: 4,
+        a: new Float32Array(15),
+        b: new Float32Array(16),
+        c: new Float32Array(16),
+      }),
     ).toThrow(/a is too short/);
   });
 });

@@ -30,6 +30,7 @@ export function at(buf: Float32Array, off: number, ld: number, trans: boolean, i
 /** max |got − want| / (Σ|terms| + tiny) over a matrix: the error relative to the dot's magnitude. */
 export function relErrors(got: number[], want: number[], mag: number[]): number {
   let worst = 0;
-  for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (mag[i]! + 1e-30));
+  for (let i = 0; i < got.length; i++)
+    worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (mag[i]! + 1e-30));
   return worst;
 }
