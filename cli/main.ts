@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { UsageError } from './errors.js';
 import { registerTopo } from './commands/topo.js';
 import { registerBench } from './commands/bench.js';
+import { registerBenchKernels } from '../bench/kernels.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerTopo(program);
   const bench = registerBench(program);
   void bench; // suites: bench.command(...) in their own modules
+  registerBenchKernels(bench);
   return program;
 }
 
