@@ -35,6 +35,16 @@ KernelSet ScalarKernels();
 KernelSet Avx2Kernels();
 KernelSet Avx512Kernels(bool vnni);
 
+// Quantizes 32 values to Q8_0 as quantize_row_q8_0_ref does (q = roundf(x·(1/d)), d = amax/127),
+// writing values 0..15 to lo and 16..31 to hi; returns the unrounded d and Σq. The AVX-512
+// version is bit-identical (tests compare them).
+struct Q8Block {
+  float d;
+  int32_t sum;
+};
+using Q8BlockFn = Q8Block (*)(const float* x, int8_t* lo, int8_t* hi);
+Q8BlockFn Q8BlockQuantizer(bool allowSimd);
+
 // Scalar tail helpers shared by the SIMD kernels (one block, natural layout).
 inline int32_t DotQ8Block(const int8_t* w, const int8_t* x) {
   int32_t s = 0;
