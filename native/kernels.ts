@@ -77,7 +77,7 @@ interface KernelAddon {
   openblasGemm(o: GemmOptions, threads: number): void;
   matmulQ(pool: NativeThreadPool, o: MatmulQOptions): void;
   matmulQAsync(pool: NativeThreadPool, o: MatmulQOptions): Promise<void>;
-  quantize(type: WeightType, x: F32Buffer, rows: number, k: number): Uint8Array;
+  quantize(type: WeightType, x: F32Buffer, rows: number, k: number, path?: KernelPath): Uint8Array;
   dequantize(type: WeightType, w: ByteBuffer, rows: number, k: number): Float32Array;
   rowBytes(type: WeightType, k: number): number;
   kernelPaths(): KernelPaths;
@@ -124,10 +124,20 @@ export function matmulQAsync(pool: NativeThreadPool, o: MatmulQOptions): Promise
   return native().matmulQAsync(pool, o);
 }
 
-/** rows×k f32 values → rows×rowBytes(type, k) bytes in the ggml layout (bit-exact with ggml). */
-export function quantize(type: WeightType, x: F32Buffer, rows: number, k: number): Uint8Array {
+/**
+ * rows×k f32 values → rows×rowBytes(type, k) bytes in the ggml layout (bit-exact with ggml's
+ * reference quantizers). path 'scalar' forces the scalar Q8_0 quantizer; the SIMD one used
+ * otherwise gives the same bytes.
+ */
+export function quantize(
+  type: WeightType,
+  x: F32Buffer,
+  rows: number,
+  k: number,
+  path: KernelPath = 'auto',
+): Uint8Array {
   checkType(type);
-  return native().quantize(type, x, rows, k);
+  return native().quantize(type, x, rows, k, path);
 }
 
 export function dequantize(type: WeightType, w: ByteBuffer, rows: number, k: number): Float32Array {

@@ -29,6 +29,22 @@ describe('Q8_0 layout (fp16 d, 32 × int8; x = d·q)', () => {
   });
 });
 
+describe('Q8_0 quantizer paths', () => {
+  it('the SIMD quantizer (used for activations) gives the same bytes as the scalar reference, ties included', () => {
+    // amax 127 → d = 1: every x.5 is a tie that roundf sends away from zero.
+    const ties = new Float32Array(32 * 4);
+    for (let i = 0; i < ties.length; i++) ties[i] = i % 32 === 0 ? 127 : (i % 64) - 32 + 0.5;
+    for (const x of [ties, random(32 * 64, 9, 5), random(32 * 8, 10, 1e-30)]) {
+      const rows = x.length / 32 / 2;
+      const scalar = quantize('q8_0', x, rows, 64, 'scalar');
+      expect(hex(quantize('q8_0', x, rows, 64))).toBe(hex(scalar));
+    }
+    expect(Array.from(quantize('q8_0', ties, 1, 32, 'scalar').subarray(2, 6))).toEqual([
+      127, 0xe0, 0xe1, 0xe2,
+    ]);
+  });
+});
+
 describe('Q4_0 layout (fp16 d, 16 bytes; low nibbles = elements 0..15, high = 16..31; x = d·(q−8))', () => {
   it('max −8 gives d = 1.0; q = min(15, trunc(x/d + 8.5))', () => {
     const x = block({ 0: -8, 1: 7, 2: 0.49, 3: -0.51, 16: 3, 17: -3.4, 18: 7.6 });
