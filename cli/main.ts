@@ -9,6 +9,7 @@ import { registerRun } from './commands/run.js';
 import { registerPlan } from './commands/plan.js';
 import { registerBenchRun } from '../bench/run.js';
 import { registerBenchPlan } from '../bench/plan-speed.js';
+import { registerBenchKernels } from '../bench/kernels.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   const bench = registerBench(program);
   registerBenchPlan(bench);
   registerBenchRun(bench);
+  registerBenchKernels(bench);
   return program;
 }
 
