@@ -10,6 +10,7 @@ import { registerPlan } from './commands/plan.js';
 import { registerBenchRun } from '../bench/run.js';
 import { registerBenchPlan } from '../bench/plan-speed.js';
 import { registerBenchKernels } from '../bench/kernels.js';
+import { registerBenchCollectives } from '../bench/collectives.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerBenchPlan(bench);
   registerBenchRun(bench);
   registerBenchKernels(bench);
+  registerBenchCollectives(bench);
   return program;
 }
 
