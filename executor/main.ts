@@ -114,10 +114,13 @@ class Executor {
             node: a.memoryNode,
           });
         }
-        await this.stack.addLayers(
-          this.pool,
-          Math.max(0, Math.min(req.count, req.layers - this.stack.layersMade)),
-        );
+        const count = Math.max(0, Math.min(req.count, req.layers - this.stack.layersMade));
+        if (req.fromStaging) {
+          const area = this.need(this.area, 'attach');
+          await this.stack.addLayers(this.pool, count, area.buffer, req.sourceOffset);
+        } else {
+          await this.stack.addLayers(this.pool, count);
+        }
         this.rowsPerRank = req.rowsPerRank;
         return {
           weightBytes: this.stack.weightBytes,

@@ -53,7 +53,13 @@ export interface PassTimings {
 }
 
 export interface NativeLayerStack {
-  addLayers(pool: NativeThreadPool, count: number): Promise<number>;
+  /** Makes `count` more layers, from `source` (whole n×k f32 layers from `sourceOffset`) or the seed. */
+  addLayers(
+    pool: NativeThreadPool,
+    count: number,
+    source?: ArrayBuffer,
+    sourceOffset?: number,
+  ): Promise<number>;
   run(
     pool: NativeThreadPool,
     communicator: unknown,

@@ -12,6 +12,7 @@ import {
 } from '../../executor/layer-run.js';
 import { planLocalGemm, placementFor } from '../../executor/local-plan.js';
 import { verifyGemm } from '../../executor/verify.js';
+import { readNpyArray } from '../../executor/npy.js';
 import { parsePositiveInt, UsageError } from '../errors.js';
 import { formatBytes } from '../format.js';
 import { Progress } from '../progress.js';
@@ -127,6 +128,7 @@ async function layerWork(
     iters: number;
     seed: number;
     placement: string;
+    weights?: Float32Array;
   },
 ): Promise<LayerRunResult> {
   const placement: PlacementMode[] = placementFor(cluster.topology, o);
@@ -254,8 +256,9 @@ Examples:
   run
     .command('layer')
     .description('weight-stationary stack of Y = X·Wᵀ passes (LLM token generation / prompt pattern)')
-    .requiredOption('--n <N>', 'rows of each W (outputs)', posInt('--n'))
-    .requiredOption('--k <K>', 'columns of each W (inputs; a multiple of 32 for q4_0/q8_0)', posInt('--k'))
+    .option('--n <N>', 'rows of each W (outputs)', posInt('--n'))
+    .option('--k <K>', 'columns of each W (inputs; a multiple of 32 for q4_0/q8_0)', posInt('--k'))
+    .option('--weights <file>', 'weights from a .npy file: layers×n×k (or n×k for one layer), float32/64')
     .option('--m <M>', 'rows of X: 1 = token generation, 512 = prompt', posInt('--m'), 1)
     .addOption(new Option('--dtype <type>', 'weight type').choices(['q4_0', 'q8_0', 'f32']).default('q4_0'))
     .addOption(
@@ -269,8 +272,9 @@ Examples:
     .action(
       async (
         o: CommonOpts & {
-          n: number;
-          k: number;
+          n?: number;
+          k?: number;
+          weights?: string;
           m: number;
           dtype: LayerDType;
           placement: string;
@@ -281,14 +285,51 @@ Examples:
         cmd: Command,
       ) => {
         const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
-        if (o.dtype !== 'f32' && o.k % 32 !== 0) {
-          throw new UsageError(`--k ${o.k} must be a multiple of 32 for ${o.dtype} (its block size)`);
+        const shape = layerShape(o);
+        if (o.dtype !== 'f32' && shape.k % 32 !== 0) {
+          throw new UsageError(`--k ${shape.k} must be a multiple of 32 for ${o.dtype} (its block size)`);
         }
+        const { weights: _file, ...rest } = o;
+        const work = { ...rest, ...shape };
         const topo = topologyFor(merged);
-        const r = await withCluster(topo, (c) => layerWork(c, o));
-        print(merged.json, stripArrays(r), layerSummary(o, r));
+        const r = await withCluster(topo, (c) => layerWork(c, work));
+        print(merged.json, stripArrays(r), layerSummary(work, r));
       },
     );
+}
+
+/** n, k and layers from the flags, or from a weights file (whose shape the flags must match). */
+function layerShape(o: { n?: number; k?: number; layers: number; weights?: string }): {
+  n: number;
+  k: number;
+  layers: number;
+  weights?: Float32Array;
+} {
+  if (!o.weights) {
+    if (o.n === undefined || o.k === undefined) {
+      throw new UsageError('run layer needs --n and --k (or --weights FILE.npy)');
+    }
+    return { n: o.n, k: o.k, layers: o.layers };
+  }
+  const w = readNpyArray(o.weights);
+  if (w.shape.length !== 2 && w.shape.length !== 3) {
+    throw new UsageError(
+      `${o.weights}: weights must be n×k or layers×n×k, got shape (${w.shape.join(', ')})`,
+    );
+  }
+  const [layers, n, k] =
+    w.shape.length === 3 ? (w.shape as [number, number, number]) : [1, w.shape[0]!, w.shape[1]!];
+  for (const [flag, want, got] of [
+    ['--n', o.n, n],
+    ['--k', o.k, k],
+  ] as const) {
+    if (want !== undefined && want !== got) {
+      throw new UsageError(
+        `${flag} ${want} does not match ${o.weights}, which holds ${layers}×${n}×${k} weights`,
+      );
+    }
+  }
+  return { n, k, layers, weights: w.data };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

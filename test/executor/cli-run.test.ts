@@ -153,6 +153,32 @@ describe('redblue run layer', () => {
   });
 });
 
+describe('redblue run layer --weights', () => {
+  it('takes the stack from a layers×n×k .npy file and checks flags against it', () => {
+    const [layers, n, k] = [3, 16, 64];
+    const w = randomF32(layers * n * k, 5);
+    let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${layers}, ${n}, ${k}), }`;
+    header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
+    const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 0, 0]);
+    pre.writeUInt16LE(header.length, 8);
+    const file = join(dir, 'W.npy');
+    writeFileSync(file, Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(w.buffer)]));
+    const r = runCli(['run', 'layer', '--weights', file, '--iters', '2', '--virtual-nodes', '2', '--json']);
+    expect(r.stderr).toBe('');
+    const j = JSON.parse(r.stdout) as { weightBytesPerPass: number; perRank: { rows: number[] }[] };
+    expect(j.weightBytesPerPass).toBe(layers * n * (k / 32) * 18); // q4_0 by default
+    expect(j.perRank.map((p) => p.rows)).toEqual([
+      [0, 8],
+      [8, 16],
+    ]);
+    const bad = runCli(['run', 'layer', '--weights', file, '--n', '17']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--n 17 does not match .*W.npy, which holds 3×16×64 weights/);
+    const none = runCli(['run', 'layer', '--k', '64']);
+    expect(none.stderr).toMatch(/run layer needs --n and --k \(or --weights FILE.npy\)/);
+  });
+});
+
 describe('failures', () => {
   it('an executor killed mid-run fails the run within seconds, naming the rank, leaving nothing behind', async () => {
     const before = shmEntries();
