@@ -48,27 +48,40 @@ const nonNegInt = (flag: string) => (v: string) => {
 };
 const posInt = (flag: string) => (v: string) => parsePositiveInt(v, flag);
 
-/** Starts the executors, runs `work`, and always stops them, also on Ctrl-C. */
+/** Starts the executors, runs `work`, and always stops them, also on Ctrl-C (even during start-up). */
 async function withCluster<T>(topo: MachineTopology, work: (c: LocalCluster) => Promise<T>): Promise<T> {
-  const progress = new Progress('starting executors');
-  progress.update(0, topo.nodes.length);
-  const cluster = await LocalCluster.start({ topology: topo });
-  progress.update(topo.nodes.length, topo.nodes.length);
-  progress.done();
+  let cluster: LocalCluster | undefined;
   let interrupted = false;
+  const stopAndExit = (c: LocalCluster) => void c.stop().then(() => process.exit(130));
   const onSignal = () => {
+    if (interrupted) return;
     interrupted = true;
     process.stderr.write('\nredblue: interrupted, stopping the executors\n');
-    void cluster.stop().then(() => process.exit(130));
+    if (cluster) stopAndExit(cluster);
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
+    const progress = new Progress('starting executors');
+    progress.update(0, topo.nodes.length);
+    cluster = await LocalCluster.start({ topology: topo });
+    progress.update(topo.nodes.length, topo.nodes.length);
+    progress.done();
+    if (interrupted) {
+      stopAndExit(cluster);
+      return await new Promise<never>(() => undefined);
+    }
     return await work(cluster);
+  } catch (err) {
+    // after Ctrl-C, failures of the work are just the executors going away
+    if (interrupted) return await new Promise<never>(() => undefined);
+    throw err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    if (!interrupted) await cluster.stop();
+    if (!interrupted) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await cluster?.stop();
+    }
   }
 }
 

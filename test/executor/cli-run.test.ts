@@ -228,3 +228,31 @@ describe('failures', () => {
     expect(shmEntries()).toEqual(before);
   });
 });
+
+describe('Ctrl-C', () => {
+  it('stops the executors and frees the shared memory', async () => {
+    const before = shmEntries();
+    const child = spawn(
+      process.execPath,
+      [cliPath, 'run', 'layer', '--n', '1024', '--k', '1024', '--iters', '1000000', '--virtual-nodes', '2'],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    let executors: number[] = [];
+    for (let i = 0; i < 100 && executors.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      executors = childrenOf(child.pid!);
+    }
+    expect(executors).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill('SIGINT');
+    const code = await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-999), 15_000))]);
+    if (code === -999) child.kill('SIGKILL');
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/interrupted, stopping the executors/);
+    for (const pid of executors) expect(() => process.kill(pid, 0)).toThrow();
+    expect(shmEntries()).toEqual(before);
+  });
+});
