@@ -22,9 +22,16 @@ export const CLIENT_SCRIPT = String.raw`
   function showTip(g, x, y) {
     var r = Number(g.dataset.rank);
     tip.replaceChildren();
-    tip.appendChild(el('div', 'tip-title', 'rank ' + r + ' · host ' + g.dataset.host + ' · node ' + g.dataset.node));
-    tip.appendChild(el('div', 'tip-ranges', 'm ' + range(g.dataset.m) + ' · n ' + range(g.dataset.n) + ' · k ' + range(g.dataset.k)));
-    (data.table.tips[byRank[r]] || []).forEach(function (line) { tip.appendChild(el('div', '', line)); });
+    var ranges = 'm ' + range(g.dataset.m) + ' · n ' + range(g.dataset.n) + ' · k ' + range(g.dataset.k);
+    if (g.dataset.count) {
+      tip.appendChild(el('div', 'tip-title', g.dataset.count + ' ranks: ' + g.dataset.ranks));
+      tip.appendChild(el('div', 'tip-ranges', ranges));
+      tip.appendChild(el('div', '', 'hosts ' + g.dataset.hosts + '; merged into one box (too many ranks to draw each)'));
+    } else {
+      tip.appendChild(el('div', 'tip-title', 'rank ' + r + ' · host ' + g.dataset.host + ' · node ' + g.dataset.node));
+      tip.appendChild(el('div', 'tip-ranges', ranges));
+      (data.table.tips[byRank[r]] || []).forEach(function (line) { tip.appendChild(el('div', '', line)); });
+    }
     tip.hidden = false;
     var w = tip.offsetWidth, h = tip.offsetHeight;
     var left = x + 16, top = y + 16;

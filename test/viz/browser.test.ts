@@ -118,6 +118,26 @@ describe('plan page in headless Chromium', () => {
     });
   }
 
+  it('2,048 ranks: merged boxes name their ranks when pointed at', async () => {
+    const plan = PLANS.merged();
+    const file = join(dir, 'merged.html');
+    writePlanHtml(plan, file);
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(pathToFileURL(file).href);
+    expect(await page.locator('#cube .brick').count()).toBeLessThanOrEqual(1500);
+    const last = page.locator('#cube .brick').last();
+    const count = await last.getAttribute('data-count');
+    const ranks = await last.getAttribute('data-ranks');
+    expect(Number(count)).toBeGreaterThan(1);
+    await last.hover();
+    await expect.poll(() => page.locator('#tooltip').innerText()).toContain(`${count} ranks: ${ranks}`);
+    await page.screenshot({ path: join(OUT, 'ranks-2048-merged.png') });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('controls: colour by host, peel away k layers, click a brick to find its table row', async () => {
     const page = await context.newPage();
     const errors: string[] = [];

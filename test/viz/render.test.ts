@@ -91,6 +91,29 @@ describe('renderPlanHtml', () => {
     expect(html).toContain('one row per host'); // placement grouped by host
   });
 
+  it('merges neighbouring ranks into at most 1,500 boxes, each active rank in exactly one', () => {
+    const p = PLANS.merged();
+    const html = renderPlanHtml(p);
+    expect(html.match(/<polygon/g)!.length).toBeLessThanOrEqual(4500);
+    const lists = [...html.matchAll(/data-count="(\d+)" data-ranks="([^"]+)"/g)];
+    expect(lists.length).toBeGreaterThan(0);
+    const covered = lists.flatMap((x) => {
+      const ranks = x[2]!.split(', ').flatMap((part) => {
+        const [a, b] = part.split('–').map(Number);
+        return Array.from({ length: (b ?? a!) - a! + 1 }, (_, i) => a! + i);
+      });
+      expect(ranks.length).toBe(Number(x[1]));
+      return ranks;
+    });
+    const drawnSingles = [...html.matchAll(/<g class="brick"(?![^>]*data-count)[^>]*data-rank="(\d+)"/g)].map(
+      (x) => Number(x[1]),
+    );
+    const all = [...covered, ...drawnSingles].sort((a, b) => a - b);
+    const active = p.ranks.filter((r) => r.bricks.length > 0).map((r) => r.rank);
+    expect(all).toEqual(active);
+    expect(html).toContain('neighbouring ranks are merged');
+  });
+
   it('shows measured times beside the predicted ones when given', () => {
     const p = PLANS.twelve();
     expect(renderPlanHtml(p)).not.toContain('meas. total');
