@@ -2,6 +2,7 @@
 // sequential steps are chunks of it), painted back to front (partition.ts).
 import type { Plan } from '../types.js';
 import type { Colours } from './colours.js';
+import { compactList } from './format.js';
 import { boundingBox, brickVolume, drawBoxes } from './partition.js';
 
 /** At most this many boxes (3 polygons each); more ranks are merged with their neighbours. */
@@ -18,6 +19,8 @@ export interface CubeSvg {
   boxes: number;
   polygons: number;
   notes: string[];
+  /** e.g. "12 active rank(s), one box each". */
+  heading: string;
 }
 
 export function renderCube(plan: Plan, colours: Colours): CubeSvg {
@@ -117,18 +120,12 @@ export function renderCube(plan: Plan, colours: Colours): CubeSvg {
     `<svg id="cube" class="colour-${colours.modes[0]}" viewBox="0 0 ${vbW.toFixed(0)} ${vbH.toFixed(0)}" ` +
     `role="img" aria-label="iteration space split into ${ordered.length} bricks">` +
     `<g class="outline">${back}</g><g class="bricks">${parts.join('')}</g>${axes}</svg>`;
-  return { svg, boxes: ordered.length, polygons: ordered.length * 3, notes };
-}
-
-/** [0,1,2,3,8] → "0–3, 8" (sorted, duplicates dropped). */
-export function compactList(xs: number[]): string {
-  const v = [...new Set(xs)].sort((a, b) => a - b);
-  const out: string[] = [];
-  for (let i = 0; i < v.length;) {
-    let j = i;
-    while (j + 1 < v.length && v[j + 1] === v[j]! + 1) j++;
-    out.push(j > i ? `${v[i]}–${v[j]}` : String(v[i]));
-    i = j + 1;
-  }
-  return out.join(', ');
+  const active = new Set(ordered.flatMap((b) => b.ranks.map((r) => r.rank))).size;
+  const heading =
+    ordered.length === active
+      ? `${active} active rank(s), one box each`
+      : ordered.length > active
+        ? `${active} active rank(s) in ${ordered.length} bricks`
+        : `${active} active ranks merged into ${ordered.length} boxes`;
+  return { svg, boxes: ordered.length, polygons: ordered.length * 3, notes, heading };
 }

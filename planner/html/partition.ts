@@ -86,7 +86,7 @@ export function drawBoxes(plan: Plan, maxBoxes: number): { boxes: DrawBox[]; not
   // Open the largest subtrees first while the number of boxes stays within the budget.
   const open = new Set<Node>([root]);
   if (items.length <= maxBoxes) open.clear(); // nothing to merge: every single box is drawn
-  for (; open.size > 0; ) {
+  for (; open.size > 0;) {
     let pick: Node | null = null;
     for (const n of open)
       if (

@@ -2,7 +2,7 @@
 // painted back to front, measured times and stationary placement present when given.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fmtSeconds } from '../../planner/html/format.js';
+import { compactList, fmtSeconds } from '../../planner/html/format.js';
 import { renderPlanHtml } from '../../planner/html/index.js';
 import type { Plan } from '../../planner/types.js';
 import { hostsCluster, ranksCluster } from '../../planner/cluster.js';
@@ -57,7 +57,7 @@ describe('renderPlanHtml', () => {
     const html = renderPlanHtml(p);
     const active = p.ranks.filter((r) => r.bricks.length > 0).map((r) => r.rank);
     expect([...new Set(paintedBoxes(html).map((b) => b.rank))].sort((a, b) => a - b)).toEqual(active);
-    expect(html).toContain(`Idle ranks: ${p.strategy.idleRanks.join(', ')}`);
+    expect(html).toContain(`Idle ranks: ${compactList(p.strategy.idleRanks)}`);
   });
 
   it("paints boxes back to front for the planner's grids and recursive splits", () => {
