@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { UsageError } from './errors.js';
 import { registerTopo } from './commands/topo.js';
 import { registerBench } from './commands/bench.js';
+import { registerPlan } from './commands/plan.js';
+import { registerBenchPlan } from '../bench/plan-speed.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -22,8 +24,10 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerTopo(program);
+  registerPlan(program);
   const bench = registerBench(program);
   void bench; // suites: bench.command(...) in their own modules
+  registerBenchPlan(bench);
   return program;
 }
 
