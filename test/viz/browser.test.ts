@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fmtSeconds } from '../../planner/html/format.js';
 import { writePlanHtml } from '../../planner/html/index.js';
 import type { Plan } from '../../planner/types.js';
 import { measuredFor, PLANS } from './plans.js';
@@ -88,6 +89,8 @@ describe('plan page in headless Chromium', () => {
       const r = plan.ranks[rank]!;
       const box = r.bricks;
       expect(text).toContain(`rank ${rank} · host ${r.host} · node ${r.node}`);
+      expect(text).toContain(`predicted ${fmtSeconds(r.time.total)} = compute`);
+      if (c.measured) expect(text).toContain('measured ');
       expect(text).toContain(
         `m [${Math.min(...box.map((b) => b.m[0]))}, ${Math.max(...box.map((b) => b.m[1]))})`,
       );
