@@ -23,7 +23,7 @@ export const CLIENT_SCRIPT = String.raw`
     if (!row) return [];
     function c(key) { return row[col[key]][1]; }
     var lines = [
-      'brick ' + c('brick') + (steps > 1 ? ' in ' + steps + ' sequential steps' : '') + ' · ' + c('madds') + ' multiply-adds',
+      (steps > 1 ? steps + ' sequential steps of ' : 'brick ') + c('brick') + ' · ' + c('madds') + ' multiply-adds',
       'receives A, B ' + c('fetched') + ' · sends C ' + c('sent') + ' · over network ' + c('network') + ' · peak ' + c('peak'),
       'predicted ' + c('total') + ' = compute ' + c('compute') + ' + communication ' + c('comm'),
     ];
