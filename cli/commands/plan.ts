@@ -12,6 +12,7 @@ import {
 import { isDType } from '../../planner/dtype.js';
 import { plan, PlanInputError, type Cluster, type PlannerOptions } from '../../planner/index.js';
 import { renderPlan } from '../../planner/render.js';
+import { writePlanHtml } from '../../planner/html/index.js';
 import { parseTopology } from '../../planner/topology-file.js';
 import { parseBytes } from '../../planner/units.js';
 import { UsageError, parsePositiveInt } from '../errors.js';
@@ -37,6 +38,7 @@ interface PlanFlags {
   hierarchy: boolean;
   baselines: boolean;
   json?: boolean;
+  html?: string;
 }
 
 function positiveNumber(v: string, flag: string, allowZero = false): number {
@@ -146,6 +148,7 @@ export function registerPlan(program: Command): void {
     .option('--no-hierarchy', 'plan all ranks flat, even across hosts')
     .option('--no-baselines', 'skip the baselines')
     .option('--json', 'print the Plan as JSON (schema in the README)')
+    .option('--html <FILE>', 'also write the plan as one self-contained HTML page (docs/viz.md)')
     .addHelpText(
       'after',
       '\nExamples:\n  redblue plan --m 16384 --n 16384 --k 16384 --ranks 65 --objective volume\n' +
@@ -172,6 +175,7 @@ export function registerPlan(program: Command): void {
         const cluster = await buildCluster(f);
         const p = plan({ ...problem, dtype: f.dtype }, cluster, options);
         process.stdout.write(f.json ? JSON.stringify(p) + '\n' : renderPlan(p));
+        if (f.html) writePlanHtml(p, f.html);
       } catch (e) {
         if (e instanceof PlanInputError) throw new UsageError(e.message);
         throw e;

@@ -16,15 +16,39 @@ export const CLIENT_SCRIPT = String.raw`
     if (text !== undefined) e.textContent = text;
     return e;
   }
+  var col = {};
+  data.table.columns.forEach(function (c, i) { col[c.key] = i; });
+  // The lines of a rank's tooltip, from its table row (cells are [sort key, text]).
+  function tipLines(row, steps) {
+    if (!row) return [];
+    function c(key) { return row[col[key]][1]; }
+    var lines = [
+      (steps > 1 ? steps + ' sequential steps of ' : 'brick ') + c('brick') + ' · ' + c('madds') + ' multiply-adds',
+      'receives A, B ' + c('fetched') + ' · sends C ' + c('sent') + ' · over network ' + c('network') + ' · peak ' + c('peak'),
+      'predicted ' + c('total') + ' = compute ' + c('compute') + ' + communication ' + c('comm'),
+    ];
+    if (col.mTotal !== undefined && row[col.mTotal][0] >= 0)
+      lines.push('measured ' + c('mTotal') + ' (compute ' + c('mCompute') + ', exchange ' + c('mExchange') + ')');
+    return lines;
+  }
   function range(s) { var p = s.split(','); return '[' + p[0] + ', ' + p[1] + ')'; }
 
   // --- tooltip -------------------------------------------------------------------------------
   function showTip(g, x, y) {
     var r = Number(g.dataset.rank);
     tip.replaceChildren();
-    tip.appendChild(el('div', 'tip-title', 'rank ' + r + ' · host ' + g.dataset.host + ' · node ' + g.dataset.node));
-    tip.appendChild(el('div', 'tip-ranges', 'm ' + range(g.dataset.m) + ' · n ' + range(g.dataset.n) + ' · k ' + range(g.dataset.k)));
-    (data.table.tips[byRank[r]] || []).forEach(function (line) { tip.appendChild(el('div', '', line)); });
+    var ranges = 'm ' + range(g.dataset.m) + ' · n ' + range(g.dataset.n) + ' · k ' + range(g.dataset.k);
+    if (g.dataset.count) {
+      tip.appendChild(el('div', 'tip-title', g.dataset.count + ' ranks: ' + g.dataset.ranks));
+      tip.appendChild(el('div', 'tip-ranges', ranges));
+      tip.appendChild(el('div', '', 'hosts ' + g.dataset.hosts + '; merged into one box (too many ranks to draw each)'));
+    } else {
+      tip.appendChild(el('div', 'tip-title', 'rank ' + r + ' · host ' + g.dataset.host + ' · node ' + g.dataset.node));
+      tip.appendChild(el('div', 'tip-ranges', ranges));
+      tipLines(data.table.rows[byRank[r]], Number(g.dataset.steps)).forEach(function (line) {
+        tip.appendChild(el('div', '', line));
+      });
+    }
     tip.hidden = false;
     var w = tip.offsetWidth, h = tip.offsetHeight;
     var left = x + 16, top = y + 16;
@@ -86,9 +110,9 @@ export const CLIENT_SCRIPT = String.raw`
   var sortCol = 0, sortDir = 1, selected = null;
   var hr = el('tr');
   data.table.columns.forEach(function (c, i) {
-    var th = el('th', '', c);
+    var th = el('th', '', c.label);
     th.dataset.col = i;
-    th.title = 'sort by ' + c;
+    th.title = 'sort by ' + c.label;
     th.addEventListener('click', function () { sortBy(i); });
     hr.appendChild(th);
   });

@@ -1,10 +1,11 @@
 // The m×n×k iteration space as an isometric SVG, one box per rank (the bounding box of its bricks;
-// sequential steps are chunks of it). Boxes are painted back to front by following the guillotine
-// cuts of the partition: across any plane that separates the boxes, the far side is drawn first.
-import type { Brick, Dim, Plan, RankPlan } from '../types.js';
+// sequential steps are chunks of it), painted back to front (partition.ts).
+import type { Plan } from '../types.js';
 import type { Colours } from './colours.js';
+import { compactList } from './format.js';
+import { boundingBox, brickVolume, drawBoxes } from './partition.js';
 
-/** Beyond this many boxes a rank whose bricks do not form one box is drawn as its bounding box. */
+/** At most this many boxes (3 polygons each); more ranks are merged with their neighbours. */
 const MAX_BOXES = 1500;
 const WIDTH = 600;
 const HEIGHT = 440;
@@ -12,76 +13,14 @@ const PAD = { left: 100, right: 20, top: 20, bottom: 46 };
 const COS30 = Math.cos(Math.PI / 6);
 const SIN30 = 0.5;
 
-interface Item {
-  rank: RankPlan;
-  box: Brick;
-}
-
 export interface CubeSvg {
   svg: string;
   /** Boxes drawn (one per active rank unless a rank's bricks do not form a box). */
   boxes: number;
   polygons: number;
   notes: string[];
-}
-
-const extent = (b: Brick, d: Dim) => b[d][1] - b[d][0];
-const volume = (b: Brick) => extent(b, 'm') * extent(b, 'n') * extent(b, 'k');
-
-function boundingBox(bricks: Brick[]): Brick {
-  const lo = (d: Dim) => Math.min(...bricks.map((b) => b[d][0]));
-  const hi = (d: Dim) => Math.max(...bricks.map((b) => b[d][1]));
-  return { m: [lo('m'), hi('m')], n: [lo('n'), hi('n')], k: [lo('k'), hi('k')] };
-}
-
-function itemsOf(plan: Plan, notes: string[]): Item[] {
-  const active = plan.ranks.filter((r) => r.bricks.some((b) => volume(b) > 0));
-  const total = active.reduce((s, r) => s + r.bricks.length, 0);
-  const items: Item[] = [];
-  let merged = 0;
-  for (const rank of active) {
-    const bricks = rank.bricks.filter((b) => volume(b) > 0);
-    const box = boundingBox(bricks);
-    const tiles = bricks.reduce((s, b) => s + volume(b), 0) === volume(box);
-    if (tiles || total > MAX_BOXES) {
-      if (!tiles) merged++;
-      items.push({ rank, box });
-    } else {
-      for (const b of bricks) items.push({ rank, box: b });
-    }
-  }
-  if (merged > 0)
-    notes.push(`${merged} rank(s) whose bricks do not form one box are drawn as their bounding box.`);
-  return items;
-}
-
-/** Back-to-front order for a viewer at +m, +n, +k. */
-function paintOrder(items: Item[], out: Item[]): void {
-  if (items.length <= 1) {
-    out.push(...items);
-    return;
-  }
-  let best: { d: Dim; sorted: Item[]; cut: number; balance: number } | null = null;
-  for (const d of ['k', 'm', 'n'] as Dim[]) {
-    const sorted = [...items].sort((a, b) => a.box[d][0] - b.box[d][0]);
-    let maxHi = -Infinity;
-    for (let i = 0; i < sorted.length - 1; i++) {
-      maxHi = Math.max(maxHi, sorted[i]!.box[d][1]);
-      if (maxHi <= sorted[i + 1]!.box[d][0]) {
-        const balance = Math.abs(sorted.length / 2 - (i + 1));
-        if (!best || balance < best.balance) best = { d, sorted, cut: i + 1, balance };
-      }
-    }
-  }
-  if (!best) {
-    // Not a guillotine partition: the sum of the centres is right for most such layouts.
-    const key = (it: Item) =>
-      it.box.m[0] + it.box.m[1] + it.box.n[0] + it.box.n[1] + it.box.k[0] + it.box.k[1];
-    out.push(...[...items].sort((a, b) => key(a) - key(b)));
-    return;
-  }
-  paintOrder(best.sorted.slice(0, best.cut), out);
-  paintOrder(best.sorted.slice(best.cut), out);
+  /** e.g. "12 active rank(s), one box each". */
+  heading: string;
 }
 
 export function renderCube(plan: Plan, colours: Colours): CubeSvg {
@@ -106,11 +45,12 @@ export function renderCube(plan: Plan, colours: Colours): CubeSvg {
   const poly = (pts: (readonly [number, number])[]) =>
     pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ');
 
-  const ordered: Item[] = [];
-  paintOrder(itemsOf(plan, notes), ordered);
+  const { boxes: ordered, notes: boxNotes } = drawBoxes(plan, MAX_BOXES);
+  notes.push(...boxNotes);
   const labelRanks = plan.cluster.ranks <= 64;
   const parts: string[] = [];
-  for (const { rank: r, box } of ordered) {
+  for (const { ranks, box } of ordered) {
+    const r = ranks[0]!;
     const [m0, m1] = box.m;
     const [n0, n1] = box.n;
     const [k0, k1] = box.k;
@@ -120,7 +60,13 @@ export function renderCube(plan: Plan, colours: Colours): CubeSvg {
     const style =
       `--c-rank:${colours.rank(r.rank, r.host, r.node)};` +
       `--c-host:${colours.host(r.host)};--c-node:${colours.node(r.node)}`;
-    const bb = boundingBox(r.bricks.filter((b) => volume(b) > 0));
+    // A merged box names its ranks; a single rank's box gives the rank's whole footprint.
+    const bb = ranks.length > 1 ? box : boundingBox(r.bricks.filter((b) => brickVolume(b) > 0));
+    const group =
+      ranks.length > 1
+        ? `data-count="${ranks.length}" data-ranks="${compactList(ranks.map((x) => x.rank))}" ` +
+          `data-hosts="${compactList(ranks.map((x) => x.host))}" `
+        : '';
     let label = '';
     if (labelRanks) {
       const [cx, cy] = pt((m0 + m1) / 2, (n0 + n1) / 2, k1);
@@ -134,7 +80,7 @@ export function renderCube(plan: Plan, colours: Colours): CubeSvg {
     parts.push(
       `<g class="brick" tabindex="-1" data-rank="${r.rank}" data-host="${r.host}" data-node="${r.node}" ` +
         `data-m="${bb.m[0]},${bb.m[1]}" data-n="${bb.n[0]},${bb.n[1]}" data-k="${bb.k[0]},${bb.k[1]}" ` +
-        `data-k0="${k0}" data-steps="${r.bricks.length}" style="${style}">` +
+        `data-k0="${k0}" data-steps="${r.bricks.length}" ${group}style="${style}">` +
         `<polygon class="t" points="${top}"/><polygon class="l" points="${left}"/>` +
         `<polygon class="r" points="${right}"/>${label}</g>`,
     );
@@ -174,5 +120,12 @@ export function renderCube(plan: Plan, colours: Colours): CubeSvg {
     `<svg id="cube" class="colour-${colours.modes[0]}" viewBox="0 0 ${vbW.toFixed(0)} ${vbH.toFixed(0)}" ` +
     `role="img" aria-label="iteration space split into ${ordered.length} bricks">` +
     `<g class="outline">${back}</g><g class="bricks">${parts.join('')}</g>${axes}</svg>`;
-  return { svg, boxes: ordered.length, polygons: ordered.length * 3, notes };
+  const active = new Set(ordered.flatMap((b) => b.ranks.map((r) => r.rank))).size;
+  const heading =
+    ordered.length === active
+      ? `${active} active rank(s), one box each`
+      : ordered.length > active
+        ? `${active} active rank(s) in ${ordered.length} bricks`
+        : `${active} active ranks merged into ${ordered.length} boxes`;
+  return { svg, boxes: ordered.length, polygons: ordered.length * 3, notes, heading };
 }

@@ -57,3 +57,16 @@ function sig(v: number): string {
   const a = Math.abs(v);
   return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : v.toFixed(2);
 }
+
+/** [0,1,2,3,8] → "0–3, 8" (sorted, duplicates dropped). */
+export function compactList(xs: number[]): string {
+  const v = [...new Set(xs)].sort((a, b) => a - b);
+  const out: string[] = [];
+  for (let i = 0; i < v.length;) {
+    let j = i;
+    while (j + 1 < v.length && v[j + 1] === v[j]! + 1) j++;
+    out.push(j > i ? `${v[i]}–${v[j]}` : String(v[i]));
+    i = j + 1;
+  }
+  return out.join(', ');
+}

@@ -8,5 +8,10 @@ export type { MeasuredRank, MeasuredRun } from './types.js';
 
 /** Writes the page for `plan` to `file` (overwriting it). */
 export function writePlanHtml(plan: Plan, file: string, options: RenderOptions = {}): void {
-  writeFileSync(file, renderPlanHtml(plan, options));
+  const html = renderPlanHtml(plan, options);
+  try {
+    writeFileSync(file, html);
+  } catch (e) {
+    throw new Error(`cannot write the plan page to ${file}: ${(e as Error).message}`);
+  }
 }

@@ -6,7 +6,7 @@ import { renderVolumeBars } from './bars.js';
 import { CLIENT_SCRIPT } from './client.js';
 import { coloursFor, MAX_DISTINCT, type Colours, type ColourMode } from './colours.js';
 import { renderCube } from './cube.js';
-import { escapeHtml, fmtBytes, fmtCount, fmtRatio, fmtSeconds } from './format.js';
+import { compactList, escapeHtml, fmtBytes, fmtCount, fmtRatio, fmtSeconds } from './format.js';
 import { renderGantt } from './gantt.js';
 import { renderPlacement } from './placement.js';
 import { STYLE } from './style.js';
@@ -100,9 +100,7 @@ function summary(plan: Plan, measured?: MeasuredRun): string {
         : [],
     )
     .join('');
-  const idleText = idle.length
-    ? `<p class="hint">Idle ranks: ${escapeHtml(idle.length > 20 ? `${idle.slice(0, 20).join(', ')} … (${idle.length})` : idle.join(', '))}</p>`
-    : '';
+  const idleText = idle.length ? `<p class="hint">Idle ranks: ${escapeHtml(compactList(idle))}</p>` : '';
   return `<div class="chips">${chips.join('')}</div><p class="hint">${escapeHtml(plan.strategy.description)}</p><ul class="levels">${levels}</ul>${idleText}`;
 }
 
@@ -137,7 +135,7 @@ export function renderPlanHtml(plan: Plan, options: RenderOptions = {}): string 
 <h1>${escapeHtml(title)}</h1>
 <section id="summary">${summary(plan, options.measured)}</section>
 <div class="top">
-<div class="panel" id="space"><h2>Iteration space: ${cube.boxes} brick(s)</h2>
+<div class="panel" id="space"><h2>Iteration space: ${cube.heading}</h2>
 <div class="controls"><label>colour by <select id="colour-mode">${modeOptions}</select></label>
 <label><input type="checkbox" id="explode"> explode</label>
 <label>peel <input type="range" id="peel" min="0" max="0" step="1" value="0"> <span id="peel-text"></span></label></div>

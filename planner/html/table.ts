@@ -5,13 +5,12 @@ import { fmtBytes, fmtCount, fmtElements, fmtSeconds } from './format.js';
 import type { MeasuredRank, MeasuredRun } from './types.js';
 
 export interface TableData {
-  columns: string[];
+  /** key: what the page's script looks cells up by (brick tooltips); label: the heading. */
+  columns: { key: string; label: string }[];
   /** One per rank, in rank order: cells of [sort key, text]. */
   rows: [number | string, string][][];
   /** Column maxima: [text, rank that has it], null where a maximum means nothing. */
   max: ([string, number] | null)[];
-  /** Per rank: the lines of the brick tooltip after the first two. */
-  tips: string[][];
 }
 
 const size = (b: Brick) => [b.m[1] - b.m[0], b.n[1] - b.n[0], b.k[1] - b.k[0]] as const;
@@ -24,22 +23,30 @@ function largestBrick(r: RankPlan): Brick | null {
 export function tableData(plan: Plan, measuredRun?: MeasuredRun): TableData {
   const measured = new Map<number, MeasuredRank>((measuredRun?.ranks ?? []).map((m) => [m.rank, m]));
   const hasMeasured = measuredRun !== undefined;
-  const columns = [
-    'rank',
-    'host',
-    'node',
-    'steps',
-    'brick m×n×k',
-    'mult-adds',
-    'peak mem.',
-    'A+B in',
-    'C out',
-    'network',
-    'compute',
-    'comm.',
-    'total',
-    ...(hasMeasured ? ['meas. compute', 'meas. exchange', 'meas. total'] : []),
-  ];
+  const columns = (
+    [
+      ['rank', 'rank'],
+      ['host', 'host'],
+      ['node', 'node'],
+      ['steps', 'steps'],
+      ['brick', 'brick m×n×k'],
+      ['madds', 'mult-adds'],
+      ['peak', 'peak mem.'],
+      ['fetched', 'A+B in'],
+      ['sent', 'C out'],
+      ['network', 'network'],
+      ['compute', 'compute'],
+      ['comm', 'comm.'],
+      ['total', 'total'],
+      ...(hasMeasured
+        ? [
+            ['mCompute', 'meas. compute'],
+            ['mExchange', 'meas. exchange'],
+            ['mTotal', 'meas. total'],
+          ]
+        : []),
+    ] as [string, string][]
+  ).map(([key, label]) => ({ key, label }));
   const sec = (s: number | undefined): [number, string] => (s === undefined ? [-1, '-'] : [s, fmtSeconds(s)]);
   const rows = plan.ranks.map((r) => {
     const b = largestBrick(r);
@@ -70,19 +77,5 @@ export function tableData(plan: Plan, measuredRun?: MeasuredRun): TableData {
     const best = rows.reduce((a, row) => ((row[c]![0] as number) > (a[c]![0] as number) ? row : a));
     return [best[c]![1], best[0]![0] as number] as [string, number];
   });
-  const tips = plan.ranks.map((r, i) => {
-    const row = rows[i]!;
-    const lines = [
-      `brick ${row[4]![1]}${r.bricks.length > 1 ? ` in ${r.bricks.length} sequential steps` : ''} · ${row[5]![1]} multiply-adds`,
-      `receives A, B ${row[7]![1]} · sends C ${row[8]![1]} · over network ${row[9]![1]} · peak ${row[6]![1]}`,
-      `predicted ${row[12]![1]} = compute ${row[10]![1]} + communication ${row[11]![1]}`,
-    ];
-    const m = measured.get(r.rank);
-    if (m)
-      lines.push(
-        `measured ${fmtSeconds(m.total)} (compute ${fmtSeconds(m.compute)}, exchange ${fmtSeconds(m.exchange)})`,
-      );
-    return lines;
-  });
-  return { columns, rows, max, tips };
+  return { columns, rows, max };
 }

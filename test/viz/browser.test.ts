@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fmtSeconds } from '../../planner/html/format.js';
 import { writePlanHtml } from '../../planner/html/index.js';
 import type { Plan } from '../../planner/types.js';
 import { measuredFor, PLANS } from './plans.js';
@@ -88,6 +89,8 @@ describe('plan page in headless Chromium', () => {
       const r = plan.ranks[rank]!;
       const box = r.bricks;
       expect(text).toContain(`rank ${rank} · host ${r.host} · node ${r.node}`);
+      expect(text).toContain(`predicted ${fmtSeconds(r.time.total)} = compute`);
+      if (c.measured) expect(text).toContain('measured ');
       expect(text).toContain(
         `m [${Math.min(...box.map((b) => b.m[0]))}, ${Math.max(...box.map((b) => b.m[1]))})`,
       );
@@ -117,6 +120,26 @@ describe('plan page in headless Chromium', () => {
       await page.close();
     });
   }
+
+  it('2,048 ranks: merged boxes name their ranks when pointed at', async () => {
+    const plan = PLANS.merged();
+    const file = join(dir, 'merged.html');
+    writePlanHtml(plan, file);
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(pathToFileURL(file).href);
+    expect(await page.locator('#cube .brick').count()).toBeLessThanOrEqual(1500);
+    const last = page.locator('#cube .brick').last();
+    const count = await last.getAttribute('data-count');
+    const ranks = await last.getAttribute('data-ranks');
+    expect(Number(count)).toBeGreaterThan(1);
+    await last.hover();
+    await expect.poll(() => page.locator('#tooltip').innerText()).toContain(`${count} ranks: ${ranks}`);
+    await page.screenshot({ path: join(OUT, 'ranks-2048-merged.png') });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 
   it('controls: colour by host, peel away k layers, click a brick to find its table row', async () => {
     const page = await context.newPage();

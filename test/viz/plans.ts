@@ -22,6 +22,8 @@ export const PLANS = {
     }),
   /** 1,000 ranks, one per host (as `--ranks 1000`). */
   thousand: () => plan({ m: 16384, n: 16384, k: 16384, dtype: 'f32' }, ranksCluster(1000)),
+  /** 2,048 ranks on 512 hosts: more boxes than the cube draws, so neighbours are merged. */
+  merged: () => plan({ m: 16384, n: 16384, k: 16384, dtype: 'f32' }, hostsCluster(512, 4)),
   /** k far longer than m and n: split along k only. */
   longK: () => plan({ m: 64, n: 64, k: 1 << 20, dtype: 'f32' }, hostsCluster(1, 4)),
 } satisfies Record<string, () => Plan>;

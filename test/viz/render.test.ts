@@ -2,7 +2,7 @@
 // painted back to front, measured times and stationary placement present when given.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fmtSeconds } from '../../planner/html/format.js';
+import { compactList, fmtSeconds } from '../../planner/html/format.js';
 import { renderPlanHtml } from '../../planner/html/index.js';
 import type { Plan } from '../../planner/types.js';
 import { hostsCluster, ranksCluster } from '../../planner/cluster.js';
@@ -57,7 +57,7 @@ describe('renderPlanHtml', () => {
     const html = renderPlanHtml(p);
     const active = p.ranks.filter((r) => r.bricks.length > 0).map((r) => r.rank);
     expect([...new Set(paintedBoxes(html).map((b) => b.rank))].sort((a, b) => a - b)).toEqual(active);
-    expect(html).toContain(`Idle ranks: ${p.strategy.idleRanks.join(', ')}`);
+    expect(html).toContain(`Idle ranks: ${compactList(p.strategy.idleRanks)}`);
   });
 
   it("paints boxes back to front for the planner's grids and recursive splits", () => {
@@ -89,6 +89,29 @@ describe('renderPlanHtml', () => {
     expect(html).toContain('colours are per host');
     expect(html).not.toContain('<option value="rank">');
     expect(html).toContain('one row per host'); // placement grouped by host
+  });
+
+  it('merges neighbouring ranks into at most 1,500 boxes, each active rank in exactly one', () => {
+    const p = PLANS.merged();
+    const html = renderPlanHtml(p);
+    expect(html.match(/<polygon/g)!.length).toBeLessThanOrEqual(4500);
+    const lists = [...html.matchAll(/data-count="(\d+)" data-ranks="([^"]+)"/g)];
+    expect(lists.length).toBeGreaterThan(0);
+    const covered = lists.flatMap((x) => {
+      const ranks = x[2]!.split(', ').flatMap((part) => {
+        const [a, b] = part.split('–').map(Number);
+        return Array.from({ length: (b ?? a!) - a! + 1 }, (_, i) => a! + i);
+      });
+      expect(ranks.length).toBe(Number(x[1]));
+      return ranks;
+    });
+    const drawnSingles = [...html.matchAll(/<g class="brick"(?![^>]*data-count)[^>]*data-rank="(\d+)"/g)].map(
+      (x) => Number(x[1]),
+    );
+    const all = [...covered, ...drawnSingles].sort((a, b) => a - b);
+    const active = p.ranks.filter((r) => r.bricks.length > 0).map((r) => r.rank);
+    expect(all).toEqual(active);
+    expect(html).toContain('neighbouring ranks are merged');
   });
 
   it('shows measured times beside the predicted ones when given', () => {
