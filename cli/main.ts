@@ -5,6 +5,11 @@ import { readFileSync } from 'node:fs';
 import { UsageError } from './errors.js';
 import { registerTopo } from './commands/topo.js';
 import { registerBench } from './commands/bench.js';
+import { registerRun } from './commands/run.js';
+import { registerPlan } from './commands/plan.js';
+import { registerBenchRun } from '../bench/run.js';
+import { registerBenchPlan } from '../bench/plan-speed.js';
+import { registerBenchKernels } from '../bench/kernels.js';
 import { registerBenchCollectives } from '../bench/collectives.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -23,8 +28,12 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerTopo(program);
+  registerPlan(program);
+  registerRun(program);
   const bench = registerBench(program);
-  void bench; // suites: bench.command(...) in their own modules
+  registerBenchPlan(bench);
+  registerBenchRun(bench);
+  registerBenchKernels(bench);
   registerBenchCollectives(bench);
   return program;
 }

@@ -69,6 +69,9 @@ export interface CoreAddon {
   allocate(bytes: number, node: number, policy?: HugePolicy): NodeAllocation;
   release(buffer: ArrayBuffer): boolean;
   cpuFeatures(): CpuFeatures;
+  /** Creates (bytes given) or attaches to (bytes omitted) /dev/shm/<name>, mapped shared. */
+  mapSharedFile(name: string, bytes?: number): ArrayBuffer;
+  unlinkSharedFile(name: string): boolean;
   ThreadPool: new (cpus: number[]) => NativeThreadPool;
 }
 

@@ -157,6 +157,10 @@ export class ShmCommunicator {
   get rank(): number {
     return this.native.rank;
   }
+  /** The native communicator, for native executor steps that run collectives themselves. */
+  get handle(): unknown {
+    return this.native;
+  }
   get size(): number {
     return this.native.size;
   }
@@ -178,11 +182,6 @@ export class ShmCommunicator {
   /** Largest zero-copy message (one mailbox). */
   get mailboxBytes(): number {
     return this.native.mailboxBytes;
-  }
-
-  /** The native object: pass it to addon functions that take a communicator (CommunicatorFromJs). */
-  get handle(): object {
-    return this.native;
   }
 
   /**

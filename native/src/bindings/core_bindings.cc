@@ -12,6 +12,7 @@
 #include "core/module_registry.h"
 #include "core/napi_util.h"
 #include "core/node_memory.h"
+#include "core/shared_file.h"
 #include "core/thread_pool.h"
 #include "core/topology.h"
 
@@ -98,8 +99,19 @@ Napi::Value JsAllThreadAffinities(const Napi::CallbackInfo& info) {
 // --- node-local buffers -------------------------------------------------------------------
 
 // Live buffers by base address, so release() can find the mapping behind an ArrayBuffer.
+// Node-local buffers and shared files share the holder: both are mappings released early or by GC.
+struct Mapping {
+  virtual ~Mapping() = default;
+  virtual void release() = 0;
+};
+template <typename T>
+struct MappingOf : Mapping {
+  std::unique_ptr<T> m;
+  explicit MappingOf(std::unique_ptr<T> p) : m(std::move(p)) {}
+  void release() override { m->release(); }
+};
 struct BufferHolder {
-  std::unique_ptr<NodeBuffer> buf;
+  std::unique_ptr<Mapping> buf;
   int64_t accounted = 0;
 };
 std::mutex gBuffersMu;
@@ -115,31 +127,58 @@ void FinalizeBuffer(Napi::Env env, void* data, BufferHolder* holder) {
   delete holder;  // unmaps if release() was never called
 }
 
+// Exposes a mapping as an ArrayBuffer without copying; GC or release() unmaps it.
+Napi::ArrayBuffer WrapMapping(Napi::Env env, void* data, size_t bytes, size_t mapped, std::unique_ptr<Mapping> m) {
+  auto holder = std::make_unique<BufferHolder>();
+  holder->buf = std::move(m);
+  holder->accounted = static_cast<int64_t>(mapped);
+  BufferHolder* raw = holder.release();
+  {
+    std::lock_guard<std::mutex> lk(gBuffersMu);
+    gBuffers[data] = raw;
+  }
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, data, bytes, FinalizeBuffer, raw);
+  Napi::MemoryManagement::AdjustExternalMemory(env, raw->accounted);
+  return ab;
+}
+
 Napi::Value JsAllocate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t bytes = ArgIndex(info, 0, "bytes");
   int node = static_cast<int>(ArgIndex(info, 1, "node"));
   std::string policy = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "auto";
   if (bytes > (int64_t(1) << 46)) throw UserError("allocation of " + std::to_string(bytes) + " bytes is too large");
-  auto holder = std::make_unique<BufferHolder>();
-  holder->buf = std::make_unique<NodeBuffer>(static_cast<size_t>(bytes), node, ParseHugePolicy(policy));
-  void* data = holder->buf->data();
-  holder->accounted = static_cast<int64_t>(holder->buf->mappedSize());
-  BufferHolder* raw = holder.release();
-  {
-    std::lock_guard<std::mutex> lk(gBuffersMu);
-    gBuffers[data] = raw;
-  }
-  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, data, static_cast<size_t>(bytes), FinalizeBuffer, raw);
-  Napi::MemoryManagement::AdjustExternalMemory(env, raw->accounted);
+  auto nb = std::make_unique<NodeBuffer>(static_cast<size_t>(bytes), node, ParseHugePolicy(policy));
+  size_t mapped = nb->mappedSize();
+  const char* backing = BackingName(nb->backing());
+  void* data = nb->data();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("buffer", ab);
+  o.Set("buffer", WrapMapping(env, data, static_cast<size_t>(bytes), mapped, std::make_unique<MappingOf<NodeBuffer>>(std::move(nb))));
   o.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes)));
-  o.Set("mappedBytes", Napi::Number::New(env, static_cast<double>(raw->buf->mappedSize())));
+  o.Set("mappedBytes", Napi::Number::New(env, static_cast<double>(mapped)));
   o.Set("node", node);
-  o.Set("backing", BackingName(raw->buf->backing()));
+  o.Set("backing", backing);
   o.Set("address", Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(data))));
   return o;
+}
+
+// Maps a /dev/shm file shared between processes: mapSharedFile(name, bytes) creates (replacing
+// any old one), mapSharedFile(name) attaches to an existing one.
+Napi::Value JsMapSharedFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "shared file name must be a string");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  bool create = info.Length() > 1 && !info[1].IsUndefined();
+  size_t bytes = create ? static_cast<size_t>(ArgIndex(info, 1, "bytes")) : 0;
+  auto sf = std::make_unique<SharedFile>(name, bytes, create);
+  size_t size = sf->size();
+  void* data = sf->data();
+  return WrapMapping(env, data, size, size, std::make_unique<MappingOf<SharedFile>>(std::move(sf)));
+}
+
+Napi::Value JsUnlinkSharedFile(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(info.Env(), "shared file name must be a string");
+  return Napi::Boolean::New(info.Env(), SharedFile::Unlink(info[0].As<Napi::String>().Utf8Value()));
 }
 
 // Unmaps now and detaches the ArrayBuffer (its length becomes 0), so no JS view can touch
@@ -255,6 +294,8 @@ void InitCore(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "allThreadAffinities", JsAllThreadAffinities);
   REDBLUE_EXPORT(exports, "allocate", JsAllocate);
   REDBLUE_EXPORT(exports, "release", JsRelease);
+  REDBLUE_EXPORT(exports, "mapSharedFile", JsMapSharedFile);
+  REDBLUE_EXPORT(exports, "unlinkSharedFile", JsUnlinkSharedFile);
   REDBLUE_EXPORT(exports, "cpuFeatures", JsCpuFeatures);
   Napi::Function pool = JsThreadPool::Define(env);
   JsThreadPool::Constructor() = Napi::Persistent(pool);

@@ -190,6 +190,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
     static Napi::FunctionReference ctor;
     return ctor;
   }
+  std::shared_ptr<Communicator> communicator() const { return comm_; }
 
   explicit JsCommunicator(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsCommunicator>(info) {
     if (info.Length() < 1 || !info[0].IsExternal())
@@ -217,13 +218,6 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   }
   ~JsCommunicator() override { Shutdown(); }
 
-  static std::shared_ptr<Communicator> NativeOf(Napi::Value v) {
-    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(Constructor().Value()))
-      throw Napi::TypeError::New(v.Env(), "expected a native ShmCommunicator");
-    JsCommunicator* self = Napi::ObjectWrap<JsCommunicator>::Unwrap(v.As<Napi::Object>());
-    if (!self->comm_ || self->closed_) throw Napi::TypeError::New(v.Env(), "this ShmCommunicator was closed");
-    return self->comm_;
-  }
 
   void Done(Napi::Env env) {
     if (--pending_ == 0) {
@@ -693,5 +687,12 @@ void InitShm(Napi::Env env, Napi::Object exports) {
 }  // namespace
 REDBLUE_MODULE(InitShm);
 
-std::shared_ptr<shm::Communicator> shm::CommunicatorFromJs(Napi::Value v) { return JsCommunicator::NativeOf(v); }
+// Native executor steps reach a JS communicator's Communicator through this.
+std::shared_ptr<shm::Communicator> CommunicatorFromJs(Napi::Value v) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(JsCommunicator::Constructor().Value()))
+    throw Napi::TypeError::New(v.Env(), "expected a shared-memory communicator (from shmOpen)");
+  auto comm = Napi::ObjectWrap<JsCommunicator>::Unwrap(v.As<Napi::Object>())->communicator();
+  if (!comm) throw Napi::Error::New(v.Env(), "this communicator was closed");
+  return comm;
+}
 }  // namespace redblue

@@ -47,8 +47,7 @@ void BindProcess(const std::vector<int>& cpus, int memNode) {
   }
   int nodes = ConfiguredNodes();
   if (memNode < 0 || memNode >= nodes)
-    throw UserError("node " + std::to_string(memNode) + " does not exist: this machine has nodes 0-" +
-                    std::to_string(nodes - 1));
+    throw UserError("node " + std::to_string(memNode) + " does not exist: this machine has " + NodeRangeText(nodes));
   // sched_setaffinity acts on one thread: apply it to every thread of the process (V8's and
   // libuv's included). Threads started later inherit it from the thread that creates them.
   for (pid_t tid : ThreadIds()) {

@@ -53,8 +53,7 @@ int ConfiguredNodes() { return numa_available() < 0 ? 1 : numa_max_node() + 1; }
 NodeBuffer::NodeBuffer(size_t bytes, int node, HugePolicy policy) : bytes_(bytes), node_(node) {
   int nodes = ConfiguredNodes();
   if (node < 0 || node >= nodes)
-    throw UserError("node " + std::to_string(node) + " does not exist: this machine has nodes 0-" +
-                    std::to_string(nodes - 1));
+    throw UserError("node " + std::to_string(node) + " does not exist: this machine has " + NodeRangeText(nodes));
   size_t want = bytes == 0 ? 1 : bytes;
 
   if (policy == HugePolicy::Auto || policy == HugePolicy::Require) {

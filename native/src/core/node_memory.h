@@ -41,3 +41,10 @@ class NodeBuffer {
 int ConfiguredNodes();
 
 }  // namespace redblue
+
+namespace redblue {
+// "node 0 only" or "nodes 0-3", for error messages.
+inline std::string NodeRangeText(int nodes) {
+  return nodes <= 1 ? std::string("node 0 only") : "nodes 0-" + std::to_string(nodes - 1);
+}
+}  // namespace redblue

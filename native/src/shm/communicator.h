@@ -154,9 +154,9 @@ class Communicator {
 namespace Napi {
 class Value;
 }
-namespace redblue::shm {
-// The native communicator behind a JS ShmCommunicator (its `native` object), for native code of
-// the addon that receives one from JS (e.g. an executor running whole steps natively). Throws a
-// JS TypeError for anything else or a closed communicator.
-std::shared_ptr<Communicator> CommunicatorFromJs(Napi::Value v);
-}  // namespace redblue::shm
+namespace redblue {
+// The native communicator behind a JS ShmCommunicator's `handle`, for native code of the addon
+// that receives one from JS (e.g. an executor running whole steps natively). Throws a JS
+// TypeError for anything else, an Error for a closed communicator.
+std::shared_ptr<shm::Communicator> CommunicatorFromJs(Napi::Value v);
+}  // namespace redblue

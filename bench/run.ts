@@ -1,0 +1,167 @@
+// `redblue bench run`: the engine end to end on this box, against references measured in the
+// same run: a distributed gemm against one process calling OpenBLAS with as many threads, and a
+// weight-stationary layer stack on 2 executors against 1 executor of 1 core.
+import type { Command } from 'commander';
+import { loadAddon } from '../native/addon.js';
+import { readTopology, type MachineTopology } from '../native/topology.js';
+import { LocalCluster } from '../executor/local-cluster.js';
+import { runGemm } from '../executor/gemm-run.js';
+import { runLayers } from '../executor/layer-run.js';
+import { planLocalGemm } from '../executor/local-plan.js';
+import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
+
+interface BlasAddon {
+  openblasGemm(
+    args: { m: number; n: number; k: number; a: Float32Array; b: Float32Array; c: Float32Array },
+    threads: number,
+  ): void;
+}
+
+const log = (s: string) => process.stderr.write(`bench run: ${s}\n`);
+
+async function withCluster<T>(topo: MachineTopology, f: (c: LocalCluster) => Promise<T>): Promise<T> {
+  const c = await LocalCluster.start({ topology: topo });
+  try {
+    return await f(c);
+  } finally {
+    await c.stop();
+  }
+}
+
+export interface RunBenchOptions {
+  /** gemm size (default 4096) */
+  gemmSize: number;
+  /** layer stack: n×k Q4_0 matrices and enough layers for this many bytes of weights */
+  layerN: number;
+  layerK: number;
+  weightBytes: number;
+  iters: number;
+  repeats: number;
+}
+
+export const FULL: RunBenchOptions = {
+  gemmSize: 4096,
+  layerN: 11008,
+  layerK: 4096,
+  weightBytes: 560 << 20,
+  iters: 10,
+  repeats: 3,
+};
+export const QUICK: RunBenchOptions = {
+  gemmSize: 512,
+  layerN: 1024,
+  layerK: 1024,
+  weightBytes: 8 << 20,
+  iters: 3,
+  repeats: 1,
+};
+
+export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
+  const startedAt = new Date().toISOString();
+  // Two executors of one core each stand in for two sockets (see machine.md).
+  const P = 2;
+  const two = readTopology({ virtualNodes: P });
+  const one: MachineTopology = { ...two, nodes: [two.nodes[0]!], distances: [[10]], virtualNodes: 1 };
+  const results: BenchResult[] = [];
+  const S = o.gemmSize;
+
+  // gemm: P executors against one process calling OpenBLAS with P threads.
+  log(`gemm ${S}³ f32 on ${P} executors`);
+  const plan = planLocalGemm(two, { m: S, n: S, k: S });
+  let best = Infinity;
+  let a: Float32Array | undefined;
+  let b: Float32Array | undefined;
+  await withCluster(two, async (c) => {
+    for (let i = 0; i < o.repeats; i++) {
+      const r = await runGemm(c, plan, { m: S, n: S, k: S, seed: 7 });
+      best = Math.min(best, r.seconds);
+      a = r.a;
+      b = r.b;
+    }
+  });
+  log(`gemm ${S}³ f32: OpenBLAS with ${P} threads in one process`);
+  const cRef = new Float32Array(S * S);
+  let ref = Infinity;
+  for (let i = 0; i < o.repeats; i++) {
+    const t0 = process.hrtime.bigint();
+    loadAddon<BlasAddon>().openblasGemm({ m: S, n: S, k: S, a: a!, b: b!, c: cRef }, P);
+    ref = Math.min(ref, Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  const gf = (s: number) => (2 * S * S * S) / s / 1e9;
+  results.push(
+    result({
+      case: `run_gemm_f32_${S}_${P}x1`,
+      metric: 'throughput',
+      value: gf(best),
+      unit: 'GFLOP/s',
+      reference: `openblas_${P}_threads`,
+      referenceValue: gf(ref),
+      details: { executors: P, plan: plan.strategy.description },
+    }),
+  );
+
+  // layer stack at m = 1: P executors of one core against 1 executor of one core.
+  const rowBytes = (o.layerK / 32) * 18;
+  const layers = Math.max(1, Math.ceil(o.weightBytes / (o.layerN * rowBytes)));
+  const layerOpts = {
+    dtype: 'q4_0' as const,
+    n: o.layerN,
+    k: o.layerK,
+    m: 1,
+    layers,
+    iters: o.iters,
+    seed: 3,
+  };
+  log(
+    `layer stack ${layers} × q4_0 ${o.layerN}×${o.layerK} (${((layers * o.layerN * rowBytes) / 2 ** 20).toFixed(0)} MiB) on 1 executor`,
+  );
+  const single = await withCluster(one, (c) => runLayers(c, { ...layerOpts, placement: ['shard'] }));
+  log(`layer stack on ${P} executors`);
+  const multi = await withCluster(two, (c) =>
+    runLayers(c, { ...layerOpts, placement: two.nodes.map(() => 'shard' as const) }),
+  );
+  results.push(
+    result({
+      case: `run_layer_q4_0_${o.layerN}x${o.layerK}_m1_${P}x1`,
+      metric: 'throughput',
+      value: multi.passesPerSecond,
+      unit: 'passes/s',
+      reference: '1_executor_1_core',
+      referenceValue: single.passesPerSecond,
+      details: {
+        layers,
+        weightBytes: multi.weightBytesPerPass,
+        effectiveGBps: multi.effectiveGBps,
+        singleGBps: single.effectiveGBps,
+      },
+    }),
+  );
+  const passSeconds = multi.seconds / multi.passes;
+  results.push(
+    result({
+      case: `run_layer_q4_0_${o.layerN}x${o.layerK}_m1_${P}x1_exchange`,
+      metric: 'exchange share of a pass',
+      value: multi.exchangeFraction * 100,
+      unit: '%',
+      reference: 'target_5_percent',
+      referenceValue: 5,
+      direction: 'lower-is-better',
+      details: { exchangeMsPerPass: multi.exchangeSecondsPerPass * 1e3, passMs: passSeconds * 1e3 },
+    }),
+  );
+  return { benchmark: 'run', results, machine: machineInfo(), startedAt };
+}
+
+export function registerBenchRun(bench: Command): void {
+  bench
+    .command('run')
+    .description(
+      'distributed gemm vs one OpenBLAS process; layer stack on 2 executors vs 1 (2 virtual nodes of one core)',
+    )
+    .option('--json', 'print the results as JSON')
+    .option('--quick', 'small sizes (seconds, for tests); the figures then measure caches, not memory')
+    .action(async (opts: { json?: boolean; quick?: boolean }) => {
+      const report = await benchRun(opts.quick ? QUICK : FULL);
+      process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
+    });
+}

@@ -1,0 +1,166 @@
+// `redblue run layer`: a weight-stationary stack of L matrices W (n×k) placed once per node
+// (mirror: whole; shard: the node's rows), then passes of Y = X·Wᵀ with fresh X through the
+// whole stack. Rows of every W are split over the executors (column-parallel, as tensor
+// parallelism splits a linear layer) and the slices are all-gathered after each layer.
+import type { LocalCluster } from './local-cluster.js';
+
+export type LayerDType = 'q4_0' | 'q8_0' | 'f32';
+export type PlacementMode = 'mirror' | 'shard';
+
+export interface LayerRunOptions {
+  dtype: LayerDType;
+  n: number;
+  k: number;
+  m: number;
+  layers: number;
+  iters: number;
+  seed: number;
+  /** Per rank. */
+  placement: PlacementMode[];
+  /** Collect Y and X of the last pass (for verification; small shapes only). */
+  collect?: boolean;
+  /** Weights from a file instead of the seed: layers × n × k f32, row-major, layer after layer. */
+  weights?: Float32Array;
+  onProgress?: (layersMade: number, total: number) => void;
+}
+
+export interface LayerRunResult {
+  passes: number;
+  seconds: number;
+  passesPerSecond: number;
+  /** Bytes of weights read per pass (all ranks), and the rate they were read at. */
+  weightBytesPerPass: number;
+  effectiveGBps: number;
+  /** Per pass, slowest rank: time in kernels and in the all-gathers (waiting included). */
+  computeSecondsPerPass: number;
+  exchangeSecondsPerPass: number;
+  exchangeFraction: number;
+  perRank: {
+    rank: number;
+    rows: [number, number];
+    placement: PlacementMode;
+    weightBytes: number;
+    backing: string;
+    seconds: number;
+    computeSeconds: number;
+    exchangeSeconds: number;
+  }[];
+  placeSeconds: number;
+  y?: Float32Array;
+  x?: Float32Array;
+}
+
+export function rowBytes(dtype: LayerDType, k: number): number {
+  if (dtype === 'f32') return k * 4;
+  if (k % 32 !== 0) throw new Error(`k = ${k} must be a multiple of 32 for ${dtype} (its block size)`);
+  return (k / 32) * (dtype === 'q4_0' ? 18 : 34);
+}
+
+/** Rows of W per rank, split as evenly as possible. */
+export function splitRows(n: number, ranks: number): [number, number][] {
+  return Array.from({ length: ranks }, (_, r) => [
+    Math.floor((r * n) / ranks),
+    Math.floor(((r + 1) * n) / ranks),
+  ]);
+}
+
+export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Promise<LayerRunResult> {
+  const P = cluster.size;
+  const rb = rowBytes(o.dtype, o.k);
+  const rows = splitRows(o.n, P);
+  const rowsPerRank = rows.map(([lo, hi]) => hi - lo);
+  const yOffset = 0;
+  const xOffset = Math.ceil((o.layers * o.m * o.n * 4) / 64) * 64;
+  const wOffset = Math.ceil((xOffset + o.m * o.k * 4) / 64) * 64;
+  const layerBytes = o.n * o.k * 4;
+  if (o.weights && o.weights.length !== o.layers * o.n * o.k) {
+    throw new Error(`the weights hold ${o.weights.length} values, not ${o.layers} layers of ${o.n}×${o.k}`);
+  }
+  const stagingBytes = o.weights ? wOffset + o.layers * layerBytes : o.collect ? wOffset : 64;
+  const area = await cluster.stage('layer', stagingBytes);
+  if (o.weights) new Float32Array(area.buffer, wOffset, o.weights.length).set(o.weights);
+
+  // Place the weights a few layers per call, so progress can be shown.
+  const placeStart = process.hrtime.bigint();
+  const perCall = Math.max(1, Math.ceil(o.layers / 20));
+  let made = 0;
+  let placed: { weightBytes: number; backing: string }[] = [];
+  while (made < o.layers) {
+    const count = Math.min(perCall, o.layers - made);
+    placed = await cluster.guard(
+      Promise.all(
+        cluster.clients.map((c, rank) =>
+          c.placeLayers({
+            dtype: o.dtype,
+            n: o.n,
+            k: o.k,
+            layers: o.layers,
+            seed: o.seed,
+            placement: o.placement[rank]!,
+            rows: { lo: rows[rank]![0], hi: rows[rank]![1] },
+            count,
+            rowsPerRank,
+            fresh: made === 0,
+            fromStaging: !!o.weights,
+            sourceOffset: o.weights ? wOffset + made * layerBytes : 0,
+          }),
+        ),
+      ),
+    );
+    made += count;
+    o.onProgress?.(made, o.layers);
+  }
+  const placeSeconds = Number(process.hrtime.bigint() - placeStart) / 1e9;
+
+  const replies = await cluster.guard(
+    Promise.all(
+      cluster.clients.map((c, rank) =>
+        c.runLayers({
+          m: o.m,
+          iters: o.iters,
+          seed: o.seed + 1,
+          yOffset,
+          xOffset,
+          collect: !!o.collect && rank === 0,
+        }),
+      ),
+    ),
+  );
+  let y: Float32Array | undefined;
+  let x: Float32Array | undefined;
+  if (o.collect) {
+    y = new Float32Array(o.layers * o.m * o.n);
+    y.set(new Float32Array(area.buffer, yOffset, y.length));
+    x = new Float32Array(o.m * o.k);
+    x.set(new Float32Array(area.buffer, xOffset, x.length));
+  }
+  area.close();
+  const seconds = Math.max(...replies.map((r) => r.seconds));
+  const slowest = replies.reduce((a, b) => (b.seconds > a.seconds ? b : a));
+  const weightBytesPerPass = o.layers * o.n * rb;
+  const compute = slowest.computeSeconds / o.iters;
+  const exchange = slowest.exchangeSeconds / o.iters;
+  return {
+    passes: o.iters,
+    seconds,
+    passesPerSecond: o.iters / seconds,
+    weightBytesPerPass,
+    effectiveGBps: (weightBytesPerPass * o.iters) / seconds / 1e9,
+    computeSecondsPerPass: compute,
+    exchangeSecondsPerPass: exchange,
+    exchangeFraction: exchange / (seconds / o.iters),
+    perRank: replies.map((r, rank) => ({
+      rank,
+      rows: rows[rank]!,
+      placement: o.placement[rank]!,
+      weightBytes: placed[rank]!.weightBytes,
+      backing: placed[rank]!.backing,
+      seconds: r.seconds,
+      computeSeconds: r.computeSeconds,
+      exchangeSeconds: r.exchangeSeconds,
+    })),
+    placeSeconds,
+    ...(y ? { y } : {}),
+    ...(x ? { x } : {}),
+  };
+}

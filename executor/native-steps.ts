@@ -1,0 +1,110 @@
+// Typed access to the executor's native steps (native/src/bindings/executor_bindings.cc).
+import { loadAddon, type NativeThreadPool } from '../native/addon.js';
+
+export interface StepBrick {
+  m0: number;
+  m1: number;
+  n0: number;
+  n1: number;
+  k0: number;
+  k1: number;
+  /** Byte offset of the brick's partial-C slot in the staging area. */
+  partialOffset: number;
+}
+
+export interface GemmStepArgs {
+  m: number;
+  n: number;
+  k: number;
+  aOffset: number;
+  bOffset: number;
+  cOffset: number;
+  mine: StepBrick[];
+  all: StepBrick[];
+  cRow0: number;
+  cRow1: number;
+  node: number;
+}
+
+export interface StepTimings {
+  computeSeconds: number;
+  exchangeSeconds: number;
+  totalSeconds: number;
+  bytesReceived: number;
+}
+
+export interface LayerStackConfig {
+  dtype: string;
+  n: number;
+  k: number;
+  layers: number;
+  seed: number;
+  mirror: boolean;
+  rowLo: number;
+  rowHi: number;
+  node: number;
+}
+
+export interface PassTimings {
+  seconds: number;
+  computeSeconds: number;
+  exchangeSeconds: number;
+  passes: number;
+}
+
+export interface NativeLayerStack {
+  /** Makes `count` more layers, from `source` (whole n×k f32 layers from `sourceOffset`) or the seed. */
+  addLayers(
+    pool: NativeThreadPool,
+    count: number,
+    source?: ArrayBuffer,
+    sourceOffset?: number,
+  ): Promise<number>;
+  run(
+    pool: NativeThreadPool,
+    communicator: unknown,
+    options: {
+      m: number;
+      iters: number;
+      seed: number;
+      rowsPerRank: number[];
+      out?: ArrayBuffer;
+      yOffset?: number;
+      xOffset?: number;
+    },
+  ): Promise<PassTimings>;
+  release(): void;
+  readonly weightBytes: number;
+  readonly layersMade: number;
+  readonly backing: string;
+}
+
+interface ExecutorAddon {
+  fillUniform(buffer: ArrayBuffer, byteOffset: number, count: number, seed: number, stream: number): void;
+  gemmStep(
+    pool: NativeThreadPool,
+    communicator: unknown,
+    staging: ArrayBuffer,
+    args: GemmStepArgs,
+  ): Promise<StepTimings>;
+  LayerStack: new (config: LayerStackConfig) => NativeLayerStack;
+}
+
+export function executorAddon(): ExecutorAddon {
+  return loadAddon<ExecutorAddon>();
+}
+
+/** Streams of the counter-based generator: A and B of a seeded gemm. */
+export const STREAM_A = 11;
+export const STREAM_B = 12;
+
+/**
+ * Bytes of a brick's partial-C slot in the staging area. A brick spanning all of k writes its
+ * cells of C directly (no other brick covers them), so it needs none.
+ */
+export function partialSlotBytes(
+  b: { m: [number, number]; n: [number, number]; k: [number, number] },
+  k: number,
+): number {
+  return b.k[0] === 0 && b.k[1] === k ? 0 : (b.m[1] - b.m[0]) * (b.n[1] - b.n[0]) * 4;
+}

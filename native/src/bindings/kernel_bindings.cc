@@ -1,0 +1,375 @@
+// JS bindings of the compute kernels: every buffer bound, shape and type is checked here, then
+// the plain C++ kernels (kernels/*.h) run on the caller's pinned pool.
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/module_registry.h"
+#include "core/napi_util.h"
+#include "core/thread_pool.h"
+#include "kernels/gemm_f32.h"
+#include "kernels/quant.h"
+
+namespace redblue {
+namespace {
+
+// A typed view of a JS buffer: element pointer and element count.
+template <typename T>
+struct View {
+  T* data = nullptr;
+  int64_t length = 0;
+  Napi::Object holder;  // keeps the JS object alive for async ops
+};
+
+View<float> F32Arg(Napi::Value v, const std::string& what) {
+  View<float> out;
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
+    auto a = v.As<Napi::Float32Array>();
+    out.data = a.Data();
+    out.length = static_cast<int64_t>(a.ElementLength());
+  } else if (v.IsArrayBuffer()) {
+    auto a = v.As<Napi::ArrayBuffer>();
+    out.data = static_cast<float*>(a.Data());
+    out.length = static_cast<int64_t>(a.ByteLength() / sizeof(float));
+  } else {
+    throw Napi::TypeError::New(v.Env(), what + " must be a Float32Array or an ArrayBuffer of f32 values");
+  }
+  out.holder = v.As<Napi::Object>();
+  return out;
+}
+
+View<uint8_t> BytesArg(Napi::Value v, const std::string& what) {
+  View<uint8_t> out;
+  if (v.IsTypedArray()) {
+    auto a = v.As<Napi::TypedArray>();
+    out.data = static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+    out.length = static_cast<int64_t>(a.ByteLength());
+  } else if (v.IsArrayBuffer()) {
+    auto a = v.As<Napi::ArrayBuffer>();
+    out.data = static_cast<uint8_t*>(a.Data());
+    out.length = static_cast<int64_t>(a.ByteLength());
+  } else if (v.IsDataView()) {
+    auto a = v.As<Napi::DataView>();
+    out.data = static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+    out.length = static_cast<int64_t>(a.ByteLength());
+  } else {
+    throw Napi::TypeError::New(v.Env(), what + " must be a Uint8Array (or another typed array) or an ArrayBuffer");
+  }
+  out.holder = v.As<Napi::Object>();
+  return out;
+}
+
+// Reads fields of an options object with clear errors naming the operation and the field.
+class Opts {
+ public:
+  Opts(const Napi::CallbackInfo& info, size_t i, std::string op) : env_(info.Env()), op_(std::move(op)) {
+    if (info.Length() <= i || !info[i].IsObject() || info[i].IsArray())
+      throw Napi::TypeError::New(env_, op_ + ": expected an options object as argument " + std::to_string(i + 1));
+    o_ = info[i].As<Napi::Object>();
+  }
+  Napi::Value Get(const char* key) const { return o_.Get(key); }
+  bool Has(const char* key) const {
+    Napi::Value v = o_.Get(key);
+    return !v.IsUndefined() && !v.IsNull();
+  }
+  int64_t Index(const char* key) const {
+    if (!Has(key)) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' is required (a non-negative integer)");
+    return Index(key, 0);
+  }
+  int64_t Index(const char* key, int64_t def) const {
+    if (!Has(key)) return def;
+    Napi::Value v = o_.Get(key);
+    if (!v.IsNumber()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a non-negative integer");
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)) || d > 9.007199254740991e15)
+      throw Napi::RangeError::New(env_, op_ + ": option '" + key + "' must be a non-negative integer, got " +
+                                            v.ToString().Utf8Value());
+    return static_cast<int64_t>(d);
+  }
+  double Number(const char* key, double def) const {
+    if (!Has(key)) return def;
+    Napi::Value v = o_.Get(key);
+    if (!v.IsNumber()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a number");
+    return v.As<Napi::Number>().DoubleValue();
+  }
+  bool Bool(const char* key, bool def) const {
+    if (!Has(key)) return def;
+    Napi::Value v = o_.Get(key);
+    if (!v.IsBoolean())
+      throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a boolean (true = transposed)");
+    return v.As<Napi::Boolean>().Value();
+  }
+  std::string String(const char* key, const std::string& def) const {
+    if (!Has(key)) return def;
+    Napi::Value v = o_.Get(key);
+    if (!v.IsString()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a string");
+    return v.As<Napi::String>().Utf8Value();
+  }
+  Napi::Value Required(const char* key) const {
+    if (!Has(key)) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' is required");
+    return o_.Get(key);
+  }
+
+ private:
+  Napi::Env env_;
+  std::string op_;
+  Napi::Object o_;
+};
+
+std::shared_ptr<ThreadPool> PoolArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i) throw Napi::TypeError::New(info.Env(), "expected a ThreadPool as argument " + std::to_string(i + 1));
+  auto pool = ThreadPoolFromJs(info[i]);
+  if (!pool) throw Napi::Error::New(info.Env(), "this ThreadPool was closed");
+  return pool;
+}
+
+// offset + span must lie inside the view; returns the pointer at offset.
+template <typename T>
+T* Bounded(const View<T>& v, int64_t offset, int64_t span, const std::string& what, const std::string& shape) {
+  if (offset > v.length || span > v.length - offset)
+    throw UserError(what + " is too short: " + shape + " needs elements [" + std::to_string(offset) + ", " +
+                    std::to_string(offset + span) + ") but it has " + std::to_string(v.length) +
+                    " (check the offset, sizes and leading dimension)");
+  return v.data + offset;
+}
+
+template <typename A, typename B>
+bool Overlap(const A* a, int64_t an, const B* b, int64_t bn) {
+  if (an == 0 || bn == 0) return false;
+  auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
+  return a0 < b0 + bn * sizeof(B) && b0 < a0 + an * sizeof(A);
+}
+
+struct GemmCall {
+  GemmArgs g;
+  std::vector<Napi::Object> keep;
+};
+
+GemmCall ParseGemm(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  Opts o(info, i, op);
+  GemmCall call;
+  GemmArgs& g = call.g;
+  g.m = o.Index("m");
+  g.n = o.Index("n");
+  g.k = o.Index("k");
+  g.transA = o.Bool("transA", false);
+  g.transB = o.Bool("transB", false);
+  g.alpha = static_cast<float>(o.Number("alpha", 1.0));
+  g.beta = static_cast<float>(o.Number("beta", 0.0));
+  g.lda = o.Index("lda", std::max<int64_t>(1, g.transA ? g.m : g.k));
+  g.ldb = o.Index("ldb", std::max<int64_t>(1, g.transB ? g.k : g.n));
+  g.ldc = o.Index("ldc", std::max<int64_t>(1, g.n));
+  CheckGemmArgs(g);
+  auto a = F32Arg(o.Required("a"), std::string(op) + ": a");
+  auto b = F32Arg(o.Required("b"), std::string(op) + ": b");
+  auto c = F32Arg(o.Required("c"), std::string(op) + ": c");
+  const std::string dims = "(m=" + std::to_string(g.m) + ", n=" + std::to_string(g.n) + ", k=" + std::to_string(g.k) + ")";
+  const int64_t aSpan = g.transA ? MatrixSpan(g.k, g.m, g.lda) : MatrixSpan(g.m, g.k, g.lda);
+  const int64_t bSpan = g.transB ? MatrixSpan(g.n, g.k, g.ldb) : MatrixSpan(g.k, g.n, g.ldb);
+  const int64_t cSpan = MatrixSpan(g.m, g.n, g.ldc);
+  g.a = Bounded(a, o.Index("aOffset", 0), aSpan, std::string(op) + ": a",
+                std::string(g.transA ? "Aᵀ (k×m" : "A (m×k") + ", lda=" + std::to_string(g.lda) + ") " + dims);
+  g.b = Bounded(b, o.Index("bOffset", 0), bSpan, std::string(op) + ": b",
+                std::string(g.transB ? "Bᵀ (n×k" : "B (k×n") + ", ldb=" + std::to_string(g.ldb) + ") " + dims);
+  g.c = Bounded(c, o.Index("cOffset", 0), cSpan, std::string(op) + ": c",
+                "C (m×n, ldc=" + std::to_string(g.ldc) + ") " + dims);
+  if (Overlap(g.c, cSpan, g.a, aSpan) || Overlap(g.c, cSpan, g.b, bSpan))
+    throw UserError(std::string(op) + ": c must not overlap a or b (the result would depend on the order of writes)");
+  call.keep = {a.holder, b.holder, c.holder};
+  return call;
+}
+
+struct MatmulCall {
+  QuantMatmulArgs q;
+  std::vector<Napi::Object> keep;
+};
+
+MatmulCall ParseMatmul(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  Opts o(info, i, op);
+  MatmulCall call;
+  QuantMatmulArgs& q = call.q;
+  q.type = ParseWeightType(o.String("type", ""));
+  q.isa = ParseIsa(o.String("isa", "auto"));
+  q.m = o.Index("m");
+  q.n = o.Index("n");
+  q.k = o.Index("k");
+  const int64_t rb = RowBytes(q.type, q.k);
+  q.wStride = o.Index("wStride", rb);
+  q.ldx = o.Index("ldx", std::max<int64_t>(1, q.k));
+  q.ldy = o.Index("ldy", std::max<int64_t>(1, q.n));
+  CheckQuantMatmulArgs(q);
+  auto w = BytesArg(o.Required("w"), std::string(op) + ": w");
+  auto x = F32Arg(o.Required("x"), std::string(op) + ": x");
+  auto y = F32Arg(o.Required("y"), std::string(op) + ": y");
+  const int64_t wSpan = q.n == 0 ? 0 : (q.n - 1) * q.wStride + rb;
+  const int64_t xSpan = MatrixSpan(q.m, q.k, q.ldx), ySpan = MatrixSpan(q.m, q.n, q.ldy);
+  const std::string dims = "(m=" + std::to_string(q.m) + ", n=" + std::to_string(q.n) + ", k=" + std::to_string(q.k) + ")";
+  q.w = Bounded(w, o.Index("wOffset", 0), wSpan, std::string(op) + ": w (bytes)",
+                std::string("W (n rows of ") + std::to_string(rb) + " bytes of " + WeightTypeName(q.type) +
+                    ", stride " + std::to_string(q.wStride) + ") " + dims);
+  q.x = Bounded(x, o.Index("xOffset", 0), xSpan, std::string(op) + ": x",
+                "X (m×k, ldx=" + std::to_string(q.ldx) + ") " + dims);
+  q.y = Bounded(y, o.Index("yOffset", 0), ySpan, std::string(op) + ": y",
+                "Y (m×n, ldy=" + std::to_string(q.ldy) + ") " + dims);
+  if (Overlap(q.y, ySpan, q.x, xSpan) || Overlap(q.y, ySpan, q.w, wSpan))
+    throw UserError(std::string(op) + ": y must not overlap w or x");
+  call.keep = {w.holder, x.holder, y.holder};
+  return call;
+}
+
+// Runs fn on a libuv worker thread (which hands the work to the pinned pool) and settles a
+// promise; holds the JS buffers and the pool alive until then.
+class KernelWorker : public Napi::AsyncWorker {
+ public:
+  KernelWorker(Napi::Env env, std::function<void()> fn, const std::vector<Napi::Object>& keep,
+               std::shared_ptr<ThreadPool> pool)
+      : Napi::AsyncWorker(env, "redblue.kernel"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        fn_(std::move(fn)),
+        pool_(std::move(pool)) {
+    for (const auto& o : keep) refs_.push_back(Napi::Persistent(o));
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      fn_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> fn_;
+  std::shared_ptr<ThreadPool> pool_;
+  std::vector<Napi::ObjectReference> refs_;
+};
+
+Napi::Value JsGemmF32(const Napi::CallbackInfo& info) {
+  auto pool = PoolArg(info, 0);
+  GemmCall call = ParseGemm(info, 1, "gemmF32");
+  GemmF32(call.g, *pool);
+  return info.Env().Undefined();
+}
+
+Napi::Value JsGemmF32Async(const Napi::CallbackInfo& info) {
+  auto pool = PoolArg(info, 0);
+  GemmCall call = ParseGemm(info, 1, "gemmF32Async");
+  GemmArgs g = call.g;
+  ThreadPool* p = pool.get();
+  auto* w = new KernelWorker(info.Env(), [g, p] { GemmF32(g, *p); }, call.keep, pool);
+  Napi::Promise promise = w->Promise();
+  w->Queue();
+  return promise;
+}
+
+Napi::Value JsOpenBlasGemm(const Napi::CallbackInfo& info) {
+  GemmCall call = ParseGemm(info, 0, "openblasGemm");
+  int64_t threads = ArgIndex(info, 1, "threads");
+  if (threads < 1 || threads > 1024) throw Napi::RangeError::New(info.Env(), "openblasGemm: threads must be in 1..1024");
+  OpenBlasGemm(call.g, static_cast<int>(threads));
+  return info.Env().Undefined();
+}
+
+Napi::Value JsMatmulQ(const Napi::CallbackInfo& info) {
+  auto pool = PoolArg(info, 0);
+  MatmulCall call = ParseMatmul(info, 1, "matmulQ");
+  MatmulQ(call.q, *pool);
+  return info.Env().Undefined();
+}
+
+Napi::Value JsMatmulQAsync(const Napi::CallbackInfo& info) {
+  auto pool = PoolArg(info, 0);
+  MatmulCall call = ParseMatmul(info, 1, "matmulQAsync");
+  ResolveIsa(call.q.isa);  // fail synchronously on an unsupported path
+  QuantMatmulArgs q = call.q;
+  ThreadPool* p = pool.get();
+  auto* w = new KernelWorker(info.Env(), [q, p] { MatmulQ(q, *p); }, call.keep, pool);
+  Napi::Promise promise = w->Promise();
+  w->Queue();
+  return promise;
+}
+
+WeightType TypeArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsString())
+    throw Napi::TypeError::New(info.Env(), "weight type must be a string: 'q4_0', 'q8_0', 'f16' or 'bf16'");
+  return ParseWeightType(info[i].As<Napi::String>().Utf8Value());
+}
+
+// quantize(type, x: Float32Array, rows, k, path?) → Uint8Array of rows × rowBytes(type, k).
+Napi::Value JsQuantize(const Napi::CallbackInfo& info) {
+  WeightType t = TypeArg(info, 0);
+  if (info.Length() < 2) throw Napi::TypeError::New(info.Env(), "quantize: x must be a Float32Array");
+  auto x = F32Arg(info[1], "quantize: x");
+  int64_t rows = ArgIndex(info, 2, "quantize: rows"), k = ArgIndex(info, 3, "quantize: k");
+  const int64_t rb = RowBytes(t, k);
+  Bounded(x, 0, rows * k, "quantize: x", std::to_string(rows) + "×" + std::to_string(k) + " values");
+  // Optional path: 'scalar' forces the scalar reference quantizer (tests compare the two).
+  const bool allowSimd = !(info.Length() > 4 && info[4].IsString() && info[4].As<Napi::String>().Utf8Value() == "scalar");
+  Napi::ArrayBuffer out = Napi::ArrayBuffer::New(info.Env(), static_cast<size_t>(rows * rb));
+  QuantizeRows(t, x.data, rows, k, k, static_cast<uint8_t*>(out.Data()), allowSimd);
+  return Napi::Uint8Array::New(info.Env(), static_cast<size_t>(rows * rb), out, 0);
+}
+
+// dequantize(type, w: bytes, rows, k) → Float32Array of rows × k.
+Napi::Value JsDequantize(const Napi::CallbackInfo& info) {
+  WeightType t = TypeArg(info, 0);
+  if (info.Length() < 2) throw Napi::TypeError::New(info.Env(), "dequantize: w must be a Uint8Array");
+  auto w = BytesArg(info[1], "dequantize: w");
+  int64_t rows = ArgIndex(info, 2, "dequantize: rows"), k = ArgIndex(info, 3, "dequantize: k");
+  const int64_t rb = RowBytes(t, k);
+  Bounded(w, 0, rows * rb, "dequantize: w (bytes)",
+          std::to_string(rows) + " rows of " + std::to_string(rb) + " bytes of " + WeightTypeName(t));
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(rows * k));
+  DequantizeRows(t, w.data, rows, k, out.Data(), k);
+  return out;
+}
+
+Napi::Value JsRowBytes(const Napi::CallbackInfo& info) {
+  WeightType t = TypeArg(info, 0);
+  return Napi::Number::New(info.Env(), static_cast<double>(RowBytes(t, ArgIndex(info, 1, "k"))));
+}
+
+Napi::Value JsKernelPaths(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  Napi::Array supported = Napi::Array::New(info.Env());
+  uint32_t n = 0;
+  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni})
+    if (IsaSupported(i)) supported.Set(n++, IsaName(i));
+  o.Set("supported", supported);
+  o.Set("auto", IsaName(ResolveIsa(Isa::Auto)));
+  return o;
+}
+
+// readBytes(pool, buffer, offset?, length?) → checksum; the STREAM-like read reference.
+Napi::Value JsReadBytes(const Napi::CallbackInfo& info) {
+  auto pool = PoolArg(info, 0);
+  if (info.Length() < 2) throw Napi::TypeError::New(info.Env(), "readBytes: expected a buffer");
+  auto b = BytesArg(info[1], "readBytes: buffer");
+  int64_t off = info.Length() > 2 && !info[2].IsUndefined() ? ArgIndex(info, 2, "readBytes: offset") : 0;
+  int64_t len = info.Length() > 3 && !info[3].IsUndefined() ? ArgIndex(info, 3, "readBytes: length") : b.length - std::min(off, b.length);
+  const uint8_t* p = Bounded(b, off, len, "readBytes: buffer", std::to_string(len) + " bytes");
+  return Napi::Number::New(info.Env(), static_cast<double>(ReadBytes(p, static_cast<size_t>(len), *pool)));
+}
+
+void InitKernels(Napi::Env env, Napi::Object exports) {
+  REDBLUE_EXPORT(exports, "gemmF32", JsGemmF32);
+  REDBLUE_EXPORT(exports, "gemmF32Async", JsGemmF32Async);
+  REDBLUE_EXPORT(exports, "openblasGemm", JsOpenBlasGemm);
+  REDBLUE_EXPORT(exports, "matmulQ", JsMatmulQ);
+  REDBLUE_EXPORT(exports, "matmulQAsync", JsMatmulQAsync);
+  REDBLUE_EXPORT(exports, "quantize", JsQuantize);
+  REDBLUE_EXPORT(exports, "dequantize", JsDequantize);
+  REDBLUE_EXPORT(exports, "rowBytes", JsRowBytes);
+  REDBLUE_EXPORT(exports, "kernelPaths", JsKernelPaths);
+  REDBLUE_EXPORT(exports, "readBytes", JsReadBytes);
+}
+
+}  // namespace
+REDBLUE_MODULE(InitKernels);
+}  // namespace redblue

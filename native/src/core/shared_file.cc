@@ -1,0 +1,70 @@
+#include "core/shared_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/napi_util.h"
+
+namespace redblue {
+namespace {
+void CheckName(const std::string& name) {
+  if (name.empty() || name.size() > 200) throw UserError("shared file name must have 1-200 characters");
+  for (char c : name)
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
+      throw UserError("shared file name '" + name + "' may only contain letters, digits, '.', '_' and '-'");
+  if (name[0] == '.') throw UserError("shared file name may not start with '.'");
+}
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+}  // namespace
+
+std::string SharedFile::PathOf(const std::string& name) {
+  CheckName(name);
+  return "/dev/shm/" + name;
+}
+
+SharedFile::SharedFile(const std::string& name, size_t bytes, bool create) {
+  std::string path = PathOf(name);
+  Fd f{open(path.c_str(), create ? (O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC) : (O_RDWR | O_CLOEXEC), 0600)};
+  if (f.fd < 0)
+    throw UserError((create ? "cannot create " : "cannot open ") + path + ": " + std::strerror(errno));
+  if (create) {
+    if (ftruncate(f.fd, static_cast<off_t>(bytes)) != 0)
+      throw UserError("cannot size " + path + " to " + std::to_string(bytes) + " bytes: " + std::strerror(errno));
+    // Reserve the pages now so a full /dev/shm fails here, not as SIGBUS later.
+    if (bytes && posix_fallocate(f.fd, 0, static_cast<off_t>(bytes)) != 0) {
+      unlink(path.c_str());
+      throw UserError("not enough space in /dev/shm for " + std::to_string(bytes) + " bytes (" + path +
+                      "): free some or enlarge it (mount -o remount,size=... /dev/shm)");
+    }
+  } else {
+    struct stat st;
+    if (fstat(f.fd, &st) != 0) throw UserError("cannot stat " + path);
+    bytes = static_cast<size_t>(st.st_size);
+  }
+  bytes_ = bytes;
+  mapped_ = bytes ? bytes : 1;
+  void* p = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd, 0);
+  if (p == MAP_FAILED) throw UserError("cannot map " + path + ": " + std::strerror(errno));
+  ptr_ = p;
+}
+
+void SharedFile::release() {
+  if (ptr_) munmap(ptr_, mapped_);
+  ptr_ = nullptr;
+}
+
+SharedFile::~SharedFile() { release(); }
+
+bool SharedFile::Unlink(const std::string& name) { return unlink(PathOf(name).c_str()) == 0; }
+
+}  // namespace redblue

@@ -1,0 +1,153 @@
+#include "executor/layer_stack.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "core/napi_util.h"
+#include "executor/counter_rng.h"
+#include "kernels/gemm_f32.h"
+#include "kernels/quant.h"
+
+namespace redblue {
+namespace {
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+constexpr uint64_t kWeightStream = 1ull << 40;  // streams: weights (layer), inputs (pass)
+constexpr uint64_t kInputStream = 2ull << 40;
+
+bool IsF32(const std::string& d) { return d == "f32"; }
+}  // namespace
+
+void FillUniform(float* out, int64_t count, uint64_t seed, uint64_t stream, uint64_t first) {
+  for (int64_t i = 0; i < count; ++i) out[i] = CounterUniform(seed, stream, first + static_cast<uint64_t>(i));
+}
+
+LayerStack::LayerStack(const LayerStackConfig& cfg) : cfg_(cfg) {
+  if (cfg.n <= 0 || cfg.k <= 0 || cfg.layers <= 0) throw UserError("layer stack needs n, k and layers ≥ 1");
+  if (cfg.rowLo < 0 || cfg.rowHi > cfg.n || cfg.rowLo > cfg.rowHi)
+    throw UserError("row range [" + std::to_string(cfg.rowLo) + ", " + std::to_string(cfg.rowHi) +
+                    ") is outside the " + std::to_string(cfg.n) + " rows of W");
+  f32_ = IsF32(cfg.dtype);
+  type_ = f32_ ? WeightType::F16 : ParseWeightType(cfg.dtype);  // type_ unused for f32
+  rowBytes_ = f32_ ? cfg.k * 4 : RowBytes(type_, cfg.k);
+  heldLo_ = cfg.mirror ? 0 : cfg.rowLo;
+  heldRows_ = cfg.mirror ? cfg.n : cfg.rowHi - cfg.rowLo;
+}
+
+void LayerStack::AddLayer(ThreadPool& pool, const float* source) {
+  const LayerStackConfig& cfg = cfg_;
+  int l = layersMade();
+  if (l >= cfg.layers) throw UserError("all " + std::to_string(cfg.layers) + " layers are already made");
+  const bool f32 = f32_;
+  const WeightType type = type_;
+  int64_t heldRows = heldRows_;
+  {
+    auto buf = std::make_unique<NodeBuffer>(static_cast<size_t>(heldRows * rowBytes_), cfg.node, HugePolicy::Auto);
+    uint8_t* base = static_cast<uint8_t*>(buf->data());
+    // Rows in chunks over the pool: each worker makes f32 rows and quantizes them in place.
+    const int64_t chunk = 16;
+    int64_t tasks = (heldRows + chunk - 1) / chunk;
+    pool.ParallelFor(tasks, [&](int64_t t, int) {
+      std::vector<float> row(static_cast<size_t>(cfg.k));
+      int64_t r0 = t * chunk, r1 = std::min(heldRows, r0 + chunk);
+      for (int64_t r = r0; r < r1; ++r) {
+        uint64_t globalRow = static_cast<uint64_t>(heldLo_ + r);
+        uint8_t* dst = base + r * rowBytes_;
+        if (source) {
+          const float* src = source + globalRow * cfg.k;
+          if (f32) std::memcpy(dst, src, static_cast<size_t>(cfg.k) * 4);
+          else QuantizeRows(type, src, 1, cfg.k, cfg.k, dst);
+        } else if (f32) {
+          FillUniform(reinterpret_cast<float*>(dst), cfg.k, cfg.seed, kWeightStream + l, globalRow * cfg.k);
+        } else {
+          FillUniform(row.data(), cfg.k, cfg.seed, kWeightStream + l, globalRow * cfg.k);
+          QuantizeRows(type, row.data(), 1, cfg.k, cfg.k, dst);
+        }
+      }
+    });
+    weightBytes_ += buf->mappedSize();
+    weights_.push_back(std::move(buf));
+  }
+}
+
+const char* LayerStack::backing() const { return weights_.empty() ? "normal" : BackingName(weights_[0]->backing()); }
+
+PassTimings LayerStack::Run(int64_t m, int iters, uint64_t seed, ThreadPool& pool, Collective& peers,
+                            const std::vector<int64_t>& rowsPerRank, float* yOut, float* xOut) {
+  if (m <= 0 || iters <= 0) throw UserError("m and iters must be at least 1");
+  if (layersMade() != cfg_.layers)
+    throw UserError("only " + std::to_string(layersMade()) + " of " + std::to_string(cfg_.layers) + " layers are made");
+  if (static_cast<int>(rowsPerRank.size()) != peers.size()) throw UserError("rowsPerRank must list every rank");
+  int64_t myRows = cfg_.rowHi - cfg_.rowLo;
+  std::vector<float> x(static_cast<size_t>(m * cfg_.k));
+  std::vector<float> yLocal(static_cast<size_t>(std::max<int64_t>(1, m * myRows)));
+  std::vector<float> gathered(static_cast<size_t>(m * cfg_.n));
+  std::vector<size_t> bytes(rowsPerRank.size());
+  for (size_t r = 0; r < rowsPerRank.size(); ++r) bytes[r] = static_cast<size_t>(m * rowsPerRank[r]) * 4;
+  const bool f32 = f32_;
+  const WeightType type = type_;
+
+  PassTimings t;
+  double start = Now();
+  for (int it = 0; it < iters; ++it) {
+    FillUniform(x.data(), m * cfg_.k, seed, kInputStream + static_cast<uint64_t>(it), 0);
+    bool last = it == iters - 1;
+    for (int l = 0; l < cfg_.layers; ++l) {
+      double t0 = Now();
+      const uint8_t* w = static_cast<const uint8_t*>(weights_[l]->data()) + (cfg_.rowLo - heldLo_) * rowBytes_;
+      if (myRows > 0) {
+        if (f32) {
+          GemmArgs g;
+          g.transB = true;
+          g.m = m;
+          g.n = myRows;
+          g.k = cfg_.k;
+          g.a = x.data();
+          g.lda = cfg_.k;
+          g.b = reinterpret_cast<const float*>(w);
+          g.ldb = cfg_.k;
+          g.c = yLocal.data();
+          g.ldc = myRows;
+          GemmF32(g, pool);
+        } else {
+          QuantMatmulArgs q;
+          q.type = type;
+          q.w = w;
+          q.n = myRows;
+          q.k = cfg_.k;
+          q.wStride = rowBytes_;
+          q.x = x.data();
+          q.m = m;
+          q.ldx = cfg_.k;
+          q.y = yLocal.data();
+          q.ldy = myRows;
+          MatmulQ(q, pool);
+        }
+      }
+      double t1 = Now();
+      peers.AllGatherV(yLocal.data(), gathered.data(), bytes);
+      double t2 = Now();
+      t.computeSeconds += t1 - t0;
+      t.exchangeSeconds += t2 - t1;
+      if (last && yOut) {
+        // gathered holds rank-major blocks (m × rows_r each); lay Y out row-major m × n.
+        float* y = yOut + static_cast<int64_t>(l) * m * cfg_.n;
+        int64_t col = 0;
+        const float* src = gathered.data();
+        for (size_t r = 0; r < rowsPerRank.size(); ++r) {
+          int64_t rows = rowsPerRank[r];
+          for (int64_t i = 0; i < m; ++i) std::memcpy(y + i * cfg_.n + col, src + i * rows, rows * 4);
+          src += m * rows;
+          col += rows;
+        }
+      }
+    }
+    if (last && xOut) std::memcpy(xOut, x.data(), x.size() * 4);
+    ++t.passes;
+  }
+  t.seconds = Now() - start;
+  return t;
+}
+
+}  // namespace redblue

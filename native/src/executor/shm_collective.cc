@@ -1,0 +1,31 @@
+// The shared-memory communicator as an executor step's Collective (all ranks of the host).
+#include <napi.h>
+
+#include "executor/collective.h"
+#include "shm/communicator.h"
+
+namespace redblue {
+
+std::shared_ptr<shm::Communicator> CommunicatorFromJs(Napi::Value v);  // bindings/shm_bindings.cc
+
+namespace {
+class ShmCollective : public Collective {
+ public:
+  explicit ShmCollective(std::shared_ptr<shm::Communicator> c) : comm_(std::move(c)) {}
+  int rank() const override { return comm_->rank(); }
+  int size() const override { return comm_->size(); }
+  void Barrier() override { comm_->Barrier(comm_->World()); }
+  void AllGatherV(const void* mine, void* out, const std::vector<size_t>& bytes) override {
+    comm_->AllGatherV(mine, out, bytes, comm_->World());
+  }
+
+ private:
+  std::shared_ptr<shm::Communicator> comm_;  // keeps the segment mapped while a step runs
+};
+}  // namespace
+
+std::shared_ptr<Collective> CollectiveFromJs(Napi::Value v) {
+  return std::make_shared<ShmCollective>(CommunicatorFromJs(v));
+}
+
+}  // namespace redblue

@@ -1,0 +1,188 @@
+// ggml block formats: quantize (bit-exact with ggml's *_reference functions) and dequantize.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/cpu_features.h"
+
+#include "core/napi_util.h"
+#include "kernels/half.h"
+#include "kernels/quant.h"
+#include "kernels/quant_impl.h"
+
+namespace redblue {
+
+WeightType ParseWeightType(const std::string& s) {
+  if (s == "f16") return WeightType::F16;
+  if (s == "bf16") return WeightType::BF16;
+  if (s == "q8_0") return WeightType::Q8_0;
+  if (s == "q4_0") return WeightType::Q4_0;
+  throw UserError("unknown weight type '" + s + "': use 'q4_0', 'q8_0', 'f16' or 'bf16'");
+}
+
+const char* WeightTypeName(WeightType t) {
+  switch (t) {
+    case WeightType::F16: return "f16";
+    case WeightType::BF16: return "bf16";
+    case WeightType::Q8_0: return "q8_0";
+    case WeightType::Q4_0: return "q4_0";
+  }
+  return "?";
+}
+
+int64_t BlockElements(WeightType t) { return t == WeightType::Q8_0 || t == WeightType::Q4_0 ? kQBlock : 1; }
+
+int64_t RowBytes(WeightType t, int64_t k) {
+  if (k < 0) throw UserError("row length k must be non-negative");
+  if (k % BlockElements(t) != 0)
+    throw UserError(std::string(WeightTypeName(t)) + " rows must hold a multiple of 32 elements (one block = 32), got k=" +
+                    std::to_string(k));
+  switch (t) {
+    case WeightType::F16:
+    case WeightType::BF16: return 2 * k;
+    case WeightType::Q8_0: return k / kQBlock * int64_t(sizeof(BlockQ8_0));
+    case WeightType::Q4_0: return k / kQBlock * int64_t(sizeof(BlockQ4_0));
+  }
+  return 0;
+}
+
+namespace {
+
+Q8Block Q8BlockScalar(const float* x, int8_t* lo, int8_t* hi) {
+  float amax = 0.0f;
+  for (int j = 0; j < kQBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  int32_t sum = 0;
+  for (int j = 0; j < kQBlock; ++j) {
+    const int8_t q = static_cast<int8_t>(std::roundf(x[j] * id));
+    (j < 16 ? lo[j] : hi[j - 16]) = q;
+    sum += q;
+  }
+  return {d, sum};
+}
+
+// roundf (half away from zero) is trunc(v), plus sign(v) where the dropped fraction is ≥ 0.5
+// (v − trunc(v) is exact).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) __m512i RoundAwayI32(__m512 v) {
+  const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m512 one = _mm512_castsi512_ps(_mm512_or_si512(
+      _mm512_castps_si512(_mm512_set1_ps(1.0f)), _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN))));
+  return _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, one));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl"))) Q8Block Q8BlockAvx512(const float* x, int8_t* lo,
+                                                                                       int8_t* hi) {
+  const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const __m512i qa = RoundAwayI32(_mm512_mul_ps(a, _mm512_set1_ps(id)));
+  const __m512i qb = RoundAwayI32(_mm512_mul_ps(b, _mm512_set1_ps(id)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(lo), _mm512_cvtepi32_epi8(qa));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(hi), _mm512_cvtepi32_epi8(qb));
+  return {d, _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb))};
+}
+
+// quantize_row_q8_0_ref
+void QuantizeQ8_0(const float* x, int64_t k, BlockQ8_0* y, Q8BlockFn block) {
+  for (int64_t b = 0; b < k / kQBlock; ++b, x += kQBlock) {
+    const Q8Block r = block(x, y[b].qs, y[b].qs + 16);
+    y[b].d = F32ToF16(r.d);
+  }
+}
+
+// quantize_row_q4_0_ref: the scale is the signed value of largest magnitude over −8, so that
+// value maps exactly to q = 0 and the 16 levels are used asymmetrically as ggml does.
+void QuantizeQ4_0(const float* x, int64_t k, BlockQ4_0* y) {
+  for (int64_t b = 0; b < k / kQBlock; ++b, x += kQBlock) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < kQBlock; ++j)
+      if (amax < std::fabs(x[j])) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = F32ToF16(d);
+    for (int j = 0; j < kQBlock / 2; ++j) {
+      const float x0 = x[j] * id, x1 = x[kQBlock / 2 + j] * id;
+      const uint8_t q0 = std::min<int8_t>(15, static_cast<int8_t>(x0 + 8.5f));
+      const uint8_t q1 = std::min<int8_t>(15, static_cast<int8_t>(x1 + 8.5f));
+      y[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+    }
+  }
+}
+
+}  // namespace
+
+Q8BlockFn Q8BlockQuantizer(bool allowSimd) {
+  const CpuFeatures& f = DetectCpu();
+  return allowSimd && f.avx512f && f.avx512bw && f.avx512vl ? Q8BlockAvx512 : Q8BlockScalar;
+}
+
+void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t ldx, uint8_t* out, bool allowSimd) {
+  const Q8BlockFn q8 = Q8BlockQuantizer(allowSimd);
+  const int64_t rb = RowBytes(t, k);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    uint8_t* o = out + r * rb;
+    switch (t) {
+      case WeightType::F16:
+        for (int64_t i = 0; i < k; ++i) {
+          uint16_t h = F32ToF16(xr[i]);
+          std::memcpy(o + 2 * i, &h, 2);
+        }
+        break;
+      case WeightType::BF16:
+        for (int64_t i = 0; i < k; ++i) {
+          uint16_t h = F32ToBf16(xr[i]);
+          std::memcpy(o + 2 * i, &h, 2);
+        }
+        break;
+      case WeightType::Q8_0: QuantizeQ8_0(xr, k, reinterpret_cast<BlockQ8_0*>(o), q8); break;
+      case WeightType::Q4_0: QuantizeQ4_0(xr, k, reinterpret_cast<BlockQ4_0*>(o)); break;
+    }
+  }
+}
+
+void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, float* out, int64_t ldo) {
+  const int64_t rb = RowBytes(t, k);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* wr = w + r * rb;
+    float* o = out + r * ldo;
+    switch (t) {
+      case WeightType::F16:
+      case WeightType::BF16:
+        for (int64_t i = 0; i < k; ++i) {
+          uint16_t h;
+          std::memcpy(&h, wr + 2 * i, 2);
+          o[i] = t == WeightType::F16 ? F16ToF32(h) : Bf16ToF32(h);
+        }
+        break;
+      case WeightType::Q8_0: {
+        const BlockQ8_0* b = reinterpret_cast<const BlockQ8_0*>(wr);
+        for (int64_t i = 0; i < k / kQBlock; ++i) {
+          const float d = F16ToF32(b[i].d);
+          for (int j = 0; j < kQBlock; ++j) o[i * kQBlock + j] = d * b[i].qs[j];
+        }
+        break;
+      }
+      case WeightType::Q4_0: {
+        const BlockQ4_0* b = reinterpret_cast<const BlockQ4_0*>(wr);
+        for (int64_t i = 0; i < k / kQBlock; ++i) {
+          const float d = F16ToF32(b[i].d);
+          for (int j = 0; j < kQBlock / 2; ++j) {
+            o[i * kQBlock + j] = d * ((b[i].qs[j] & 0x0F) - 8);
+            o[i * kQBlock + j + 16] = d * ((b[i].qs[j] >> 4) - 8);
+          }
+        }
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace redblue

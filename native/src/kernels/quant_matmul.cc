@@ -1,0 +1,213 @@
+// Y = X·Wᵀ driver: picks the ISA path, quantizes X once per call, splits W's rows over the pool.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/napi_util.h"
+#include "kernels/half.h"
+#include "kernels/quant_impl.h"
+
+namespace redblue {
+
+Isa ParseIsa(const std::string& s) {
+  if (s == "auto") return Isa::Auto;
+  if (s == "scalar") return Isa::Scalar;
+  if (s == "avx2") return Isa::Avx2;
+  if (s == "avx512") return Isa::Avx512;
+  if (s == "avx512vnni") return Isa::Avx512Vnni;
+  throw UserError("unknown kernel path '" + s + "': use 'auto', 'scalar', 'avx2', 'avx512' or 'avx512vnni'");
+}
+
+const char* IsaName(Isa i) {
+  switch (i) {
+    case Isa::Auto: return "auto";
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx512Vnni: return "avx512vnni";
+  }
+  return "?";
+}
+
+bool IsaSupported(Isa i) {
+  const CpuFeatures& f = DetectCpu();
+  switch (i) {
+    case Isa::Auto:
+    case Isa::Scalar: return true;
+    case Isa::Avx2: return f.avx2 && f.fma && f.f16c;
+    case Isa::Avx512: return f.avx512f && f.avx512bw && f.avx512vl && f.f16c;
+    case Isa::Avx512Vnni: return IsaSupported(Isa::Avx512) && f.avx512vnni;
+  }
+  return false;
+}
+
+Isa ResolveIsa(Isa requested) {
+  if (requested == Isa::Auto) {
+    for (Isa i : {Isa::Avx512Vnni, Isa::Avx512, Isa::Avx2})
+      if (IsaSupported(i)) return i;
+    return Isa::Scalar;
+  }
+  if (!IsaSupported(requested))
+    throw UserError(std::string("kernel path '") + IsaName(requested) +
+                    "' is not supported by this cpu: use 'auto' or one of kernelPaths()");
+  return requested;
+}
+
+namespace {
+
+KernelSet KernelsFor(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512Vnni: return Avx512Kernels(true);
+    case Isa::Avx512: return Avx512Kernels(false);
+    case Isa::Avx2: return Avx2Kernels();
+    default: return ScalarKernels();
+  }
+}
+
+// One row of X → Q8_0 values with the f16-rounded scale, exactly as quantize_row_q8_0_ref.
+void QuantizeActRow(const float* x, int64_t k, ActLayout layout, Q8BlockFn block, int8_t* qs, float* d, float* c) {
+  const int64_t nb = k / kQBlock;
+  for (int64_t b = 0; b < nb; ++b, x += kQBlock) {
+    const bool quad = layout == ActLayout::Q4Quads && b < nb / 4 * 4;
+    int8_t* lo = quad ? qs + (b / 4) * 128 + (b % 4) * 16 : qs + b * kQBlock;
+    int8_t* hi = quad ? lo + 64 : lo + 16;
+    const Q8Block r = block(x, lo, hi);
+    d[b] = F16ToF32(F32ToF16(r.d));
+    c[b] = -8.0f * d[b] * static_cast<float>(r.sum);
+  }
+}
+
+struct AlignedBuffer {
+  explicit AlignedBuffer(size_t bytes) : raw(new uint8_t[bytes + 64]) {
+    data = raw.get() + (64 - reinterpret_cast<uintptr_t>(raw.get()) % 64) % 64;
+  }
+  std::unique_ptr<uint8_t[]> raw;
+  uint8_t* data;
+};
+
+}  // namespace
+
+void CheckQuantMatmulArgs(const QuantMatmulArgs& a) {
+  if (a.m < 0 || a.n < 0) throw UserError("matmulQ: m and n must be non-negative");
+  const int64_t rb = RowBytes(a.type, a.k);  // throws for k not a multiple of the block
+  if (a.wStride < rb)
+    throw UserError("matmulQ: weight row stride " + std::to_string(a.wStride) + " bytes is below the row size " +
+                    std::to_string(rb) + " of " + WeightTypeName(a.type) + " rows of k=" + std::to_string(a.k));
+  if (a.ldx < std::max<int64_t>(1, a.k))
+    throw UserError("matmulQ: ldx=" + std::to_string(a.ldx) + " is smaller than k=" + std::to_string(a.k));
+  if (a.ldy < std::max<int64_t>(1, a.n))
+    throw UserError("matmulQ: ldy=" + std::to_string(a.ldy) + " is smaller than n=" + std::to_string(a.n));
+}
+
+void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
+  CheckQuantMatmulArgs(a);
+  if (a.m == 0 || a.n == 0) return;
+  const Isa isa = ResolveIsa(a.isa);
+  const KernelSet ks = KernelsFor(isa);
+  const bool quantized = a.type == WeightType::Q8_0 || a.type == WeightType::Q4_0;
+  QKernel kernel = a.type == WeightType::Q8_0   ? ks.q8
+                   : a.type == WeightType::Q4_0 ? ks.q4
+                   : a.type == WeightType::F16  ? ks.f16
+                                                : ks.bf16;
+  const int64_t workers = static_cast<int64_t>(pool.size());
+
+  ActRows act;
+  std::unique_ptr<AlignedBuffer> actBuf;
+  if (quantized) {
+    act.k = a.k;
+    act.nb = a.k / kQBlock;
+    act.qsBytes = (a.k + 63) / 64 * 64;
+    act.stride = (act.qsBytes + 8 * act.nb + 63) / 64 * 64;
+    actBuf = std::make_unique<AlignedBuffer>(static_cast<size_t>(act.stride * a.m));
+    act.base = actBuf->data;
+    const ActLayout layout = a.type == WeightType::Q4_0 ? ks.q4Layout : ActLayout::Natural;
+    const Q8BlockFn q8 = Q8BlockQuantizer(isa != Isa::Scalar);
+    uint8_t* base = actBuf->data;
+    auto quantizeRows = [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        int8_t* qs = reinterpret_cast<int8_t*>(base + r * act.stride);
+        float* d = reinterpret_cast<float*>(base + r * act.stride + act.qsBytes);
+        QuantizeActRow(a.x + r * a.ldx, a.k, layout, q8, qs, d, d + act.nb);
+      }
+    };
+    if (a.m * a.k <= (1 << 15)) {
+      quantizeRows(0, a.m);  // a few µs: cheaper than a round trip through the pool
+    } else {
+      const int64_t rowsPerTask = std::max<int64_t>(1, (a.m + 4 * workers - 1) / (4 * workers));
+      pool.ParallelFor((a.m + rowsPerTask - 1) / rowsPerTask, [&](int64_t t, int) {
+        quantizeRows(t * rowsPerTask, std::min(a.m, (t + 1) * rowsPerTask));
+      });
+    }
+  }
+
+  // Chunks of W rows: ~64 KiB of weights (stays in L2 while all rows of X pass over it), and
+  // at least 8 chunks per worker so a worker slowed by a neighbour does not hold up the rest.
+  const int64_t rowBytes = std::max<int64_t>(1, a.wStride);
+  int64_t jb = std::clamp<int64_t>((64 << 10) / rowBytes, 4, 256);
+  jb = std::max<int64_t>(1, std::min(jb, (a.n + 8 * workers - 1) / (8 * workers)));
+  if (a.m == 1) jb = std::max<int64_t>(jb, std::min<int64_t>(a.n, 16));
+  const int64_t tasks = (a.n + jb - 1) / jb;
+  if (a.m * a.n * a.k < (1 << 16)) {  // tiny: one task, no pool round trip per kernel call
+    pool.ParallelFor(1, [&](int64_t, int) { kernel(a, act, 0, a.m, 0, a.n); });
+    return;
+  }
+  pool.ParallelFor(tasks, [&](int64_t t, int) { kernel(a, act, 0, a.m, t * jb, std::min(a.n, (t + 1) * jb)); });
+}
+
+namespace {
+__attribute__((target("avx2"))) uint64_t SumAvx2(const uint8_t* p, size_t bytes) {
+  __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+  size_t i = 0;
+  for (; i + 128 <= bytes; i += 128) {
+    s0 = _mm256_add_epi64(s0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
+    s1 = _mm256_add_epi64(s1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    s2 = _mm256_add_epi64(s2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    s3 = _mm256_add_epi64(s3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  s0 = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s0);
+  uint64_t s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; i < bytes; ++i) s += p[i];
+  return s;
+}
+__attribute__((target("avx512f"))) uint64_t SumAvx512(const uint8_t* p, size_t bytes) {
+  __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+  size_t i = 0;
+  for (; i + 256 <= bytes; i += 256) {
+    s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(p + i));
+    s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(p + i + 64));
+    s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(p + i + 128));
+    s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(p + i + 192));
+  }
+  uint64_t s = static_cast<uint64_t>(_mm512_reduce_add_epi64(
+      _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3))));
+  for (; i < bytes; ++i) s += p[i];
+  return s;
+}
+uint64_t SumScalar(const uint8_t* p, size_t bytes) {
+  uint64_t s = 0;
+  for (size_t i = 0; i < bytes; ++i) s += p[i];
+  return s;
+}
+}  // namespace
+
+uint64_t ReadBytes(const uint8_t* p, size_t bytes, ThreadPool& pool) {
+  const CpuFeatures& f = DetectCpu();
+  auto sum = f.avx512f ? SumAvx512 : f.avx2 ? SumAvx2 : SumScalar;
+  const size_t chunk = size_t(1) << 20;  // 1 MiB tasks: dynamic, contiguous per task
+  const int64_t tasks = static_cast<int64_t>((bytes + chunk - 1) / chunk);
+  std::atomic<uint64_t> total{0};
+  pool.ParallelFor(tasks, [&](int64_t t, int) {
+    const size_t off = static_cast<size_t>(t) * chunk;
+    total.fetch_add(sum(p + off, std::min(chunk, bytes - off)), std::memory_order_relaxed);
+  });
+  return total.load();
+}
+
+}  // namespace redblue

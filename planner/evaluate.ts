@@ -1,0 +1,270 @@
+// Exact figures of one decomposition: for every rank and sequential step, the A and B rectangles it
+// must fetch (its chunk minus what it holds) and the partial C it sends to the owners, split by the
+// link class each piece crosses; peak memory; predicted time (alpha-beta per link class plus compute
+// at the node's rate). Owner look-ups are cached by rectangle, since in a grid whole rows of ranks
+// ask for the same block. Per-rank figures live in typed arrays: this runs for every candidate and
+// baseline, at up to tens of thousands of ranks.
+import { chunkBrick, type Chunking } from './chunks.js';
+import { C_BYTES } from './dtype.js';
+import type { EvalContext } from './context.js';
+import { forEachOwnerPiece, rectArea, rectsArea, type Owns } from './ownership.js';
+import { brickVolume, bricksByRank, type TreeNode } from './tree.js';
+import type { Brick, LinkClass, Operand, Range, Rect, TimeFigures } from './types.js';
+
+export interface RankFigures {
+  bricks: Brick[];
+  multiplyAdds: number;
+  volume: Record<Operand, number>;
+  /** elements per link class */
+  link: Record<LinkClass, number>;
+  peakBytes: number;
+  time: TimeFigures;
+}
+
+export interface Evaluation {
+  tree: TreeNode;
+  owns: Owns;
+  chunking: Chunking;
+  bricks: (Brick | undefined)[];
+  /** Per-rank figures (built on demand: they allocate). */
+  rank(r: number): RankFigures;
+  maxVolume: number;
+  totalVolume: number;
+  maxVolumeBytes: number;
+  totalVolumeBytes: number;
+  perLinkClass: Record<LinkClass, number>;
+  maxMultiplyAdds: number;
+  /** max over ranks of multiplyAdds / (mnk · rate share) − 1 */
+  imbalance: number;
+  peakBytes: number;
+  time: TimeFigures;
+  transferCount: number;
+  usedRanks: number;
+}
+
+interface Gathered {
+  area: number;
+  pieces: number;
+  /** Per host (only when hosts have several nodes): area and piece count held there. */
+  hostArea?: Map<number, number>;
+  hostPieces?: Map<number, number>;
+}
+
+/** Part i of `parts` of [lo, hi) in whole units of g (same cuts as split.ts splitEven). */
+function partOf(lo: number, hi: number, parts: number, i: number, g: number): Range {
+  const units = Math.ceil((hi - lo) / g);
+  return [
+    Math.min(hi, lo + Math.floor((units * i) / parts) * g),
+    Math.min(hi, lo + Math.floor((units * (i + 1)) / parts) * g),
+  ];
+}
+
+function overlap(a0: number, a1: number, b0: number, b1: number): number {
+  const d = Math.min(a1, b1) - Math.max(a0, b0);
+  return d > 0 ? d : 0;
+}
+
+export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking: Chunking): Evaluation {
+  const { P, dtype } = ctx;
+  const gran = dtype.blockK;
+  const inB = dtype.bytesPerElement;
+  const multiNode = ctx.hosts < P;
+  // Two-level numeric keys (rows, then cols): building strings for millions of look-ups is slow.
+  type Key = number | string;
+  const caches = { A: new Map(), B: new Map(), C: new Map() } as Record<Operand, Map<Key, Map<Key, Gathered>>>;
+  // Exact while span² stays below 2^53; beyond that (dimensions over 9·10^7) fall back to strings.
+  const span = Math.max(ctx.problem.m, ctx.problem.n, ctx.problem.k) + 1;
+  const exact = span < 9e7;
+  const gather = (op: Operand, r0: number, r1: number, c0: number, c1: number): Gathered => {
+    const k1: Key = exact ? r0 * span + r1 : `${r0},${r1}`;
+    const k2: Key = exact ? c0 * span + c1 : `${c0},${c1}`;
+    let inner = caches[op].get(k1);
+    if (!inner) {
+      inner = new Map();
+      caches[op].set(k1, inner);
+    }
+    let g = inner.get(k2);
+    if (!g) {
+      const gg: Gathered = { area: 0, pieces: 0 };
+      if (multiNode) {
+        gg.hostArea = new Map();
+        gg.hostPieces = new Map();
+      }
+      const q: Rect = { rows: [r0, r1], cols: [c0, c1] };
+      forEachOwnerPiece(tree, owns, op, q, (rank, piece) => {
+        const a = rectArea(piece);
+        gg.area += a;
+        gg.pieces++;
+        if (gg.hostArea) {
+          const h = ctx.hostOf[rank]!;
+          gg.hostArea.set(h, (gg.hostArea.get(h) ?? 0) + a);
+          gg.hostPieces!.set(h, (gg.hostPieces!.get(h) ?? 0) + 1);
+        }
+      });
+      inner.set(k2, gg);
+      g = gg;
+    }
+    return g;
+  };
+
+  const bricks = bricksByRank(tree, P);
+  const total = brickVolume(tree.box);
+  let flopsTotal = 0;
+  for (let r = 0; r < P; r++) flopsTotal += ctx.flops[r]!;
+  const vol = { A: new Float64Array(P), B: new Float64Array(P), C: new Float64Array(P) };
+  const linkIS = new Float64Array(P);
+  const linkNet = new Float64Array(P);
+  const bytesIS = new Float64Array(P);
+  const bytesNet = new Float64Array(P);
+  const msgIS = new Float64Array(P);
+  const msgNet = new Float64Array(P);
+  const peak = new Float64Array(P);
+  const ma = new Float64Array(P);
+  const tComp = new Float64Array(P);
+  const tComm = new Float64Array(P);
+  const hostNetBytes = new Float64Array(ctx.hosts);
+  let transferCount = 0;
+  let used = 0;
+
+  for (let r = 0; r < P; r++) {
+    const b = bricks[r];
+    if (!b || brickVolume(b) === 0) continue;
+    used++;
+    const host = ctx.hostOf[r]!;
+    ma[r] = brickVolume(b);
+    const own = { A: owns.A[r]!, B: owns.B[r]!, C: owns.C[r]! };
+    const move = (op: Operand, r0: number, r1: number, c0: number, c1: number) => {
+      const g = gather(op, r0, r1, c0, c1);
+      let ownArea = 0;
+      let ownPieces = 0;
+      for (const o of own[op]) {
+        const a = overlap(o.rows[0], o.rows[1], r0, r1) * overlap(o.cols[0], o.cols[1], c0, c1);
+        ownArea += a;
+        if (a > 0) ownPieces++;
+      }
+      const sameHost = g.hostArea ? (g.hostArea.get(host) ?? 0) : ownArea;
+      const sameHostPieces = g.hostPieces ? (g.hostPieces.get(host) ?? 0) : ownPieces;
+      const bytesPer = op === 'C' ? C_BYTES : inB;
+      const intra = sameHost - ownArea;
+      const net = g.area - sameHost;
+      vol[op][r] = vol[op][r]! + g.area - ownArea;
+      linkIS[r] = linkIS[r]! + intra;
+      linkNet[r] = linkNet[r]! + net;
+      bytesIS[r] = bytesIS[r]! + intra * bytesPer;
+      bytesNet[r] = bytesNet[r]! + net * bytesPer;
+      msgIS[r] = msgIS[r]! + sameHostPieces - ownPieces;
+      msgNet[r] = msgNet[r]! + g.pieces - sameHostPieces;
+      transferCount += g.pieces - ownPieces;
+    };
+    let resident = C_BYTES * rectsArea(own.C);
+    resident += inB * (ctx.stationary === 'A' ? (b.m[1] - b.m[0]) * (b.k[1] - b.k[0]) : rectsArea(own.A));
+    resident += inB * (ctx.stationary === 'B' ? (b.k[1] - b.k[0]) * (b.n[1] - b.n[0]) : rectsArea(own.B));
+    const cap = (parts: number, length: number, g: number) => Math.max(1, Math.min(parts, Math.ceil(length / g)));
+    const sm = cap(chunking.m, b.m[1] - b.m[0], 1);
+    const sn = cap(chunking.n, b.n[1] - b.n[0], 1);
+    const sk = cap(chunking.k, b.k[1] - b.k[0], gran);
+    let maxChunk = 0;
+    let prevAm = -1;
+    let prevAk = -1;
+    let prevBk = -1;
+    let prevBn = -1;
+    for (let im = 0; im < sm; im++) {
+      const [m0, m1] = partOf(b.m[0], b.m[1], sm, im, 1);
+      for (let jn = 0; jn < sn; jn++) {
+        const [n0, n1] = partOf(b.n[0], b.n[1], sn, jn, 1);
+        for (let lk = 0; lk < sk; lk++) {
+          const [k0, k1] = partOf(b.k[0], b.k[1], sk, lk, gran);
+          let chunkBytes = C_BYTES * (m1 - m0) * (n1 - n0);
+          if (ctx.stationary !== 'A') {
+            chunkBytes += inB * (m1 - m0) * (k1 - k0);
+            if (m0 !== prevAm || k0 !== prevAk) move('A', m0, m1, k0, k1);
+            prevAm = m0;
+            prevAk = k0;
+          }
+          if (ctx.stationary !== 'B') {
+            chunkBytes += inB * (k1 - k0) * (n1 - n0);
+            if (k0 !== prevBk || n0 !== prevBn) move('B', k0, k1, n0, n1);
+            prevBk = k0;
+            prevBn = n0;
+          }
+          if (chunkBytes > maxChunk) maxChunk = chunkBytes;
+        }
+        // The C chunk is complete after its last k chunk.
+        move('C', m0, m1, n0, n1);
+      }
+    }
+    peak[r] = resident + maxChunk;
+    hostNetBytes[host] = hostNetBytes[host]! + bytesNet[r]!;
+  }
+
+  const L = ctx.links;
+  let maxVolume = 0;
+  let totalVolume = 0;
+  let maxVolumeBytes = 0;
+  let totalVolumeBytes = 0;
+  let maxMA = 0;
+  let imbalance = -1;
+  let peakMax = 0;
+  let slowest = 0;
+  let slowestTime = -1;
+  const perLinkClass: Record<LinkClass, number> = { memory: 0, interSocket: 0, network: 0 };
+  for (let r = 0; r < P; r++) {
+    const v = vol.A[r]! + vol.B[r]! + vol.C[r]!;
+    const vb = bytesIS[r]! + bytesNet[r]!;
+    if (v > maxVolume) maxVolume = v;
+    totalVolume += v;
+    if (vb > maxVolumeBytes) maxVolumeBytes = vb;
+    totalVolumeBytes += vb;
+    perLinkClass.interSocket += linkIS[r]!;
+    perLinkClass.network += linkNet[r]!;
+    if (ma[r]! > maxMA) maxMA = ma[r]!;
+    imbalance = Math.max(imbalance, ma[r]! / ((total * ctx.flops[r]!) / flopsTotal) - 1);
+    if (peak[r]! > peakMax) peakMax = peak[r]!;
+    if (ma[r] === 0) continue;
+    tComp[r] = (2 * ma[r]!) / ctx.flops[r]!;
+    // The network link is the host's: all its ranks' network traffic shares it.
+    tComm[r] =
+      bytesIS[r]! / L.interSocket.bandwidth +
+      msgIS[r]! * L.interSocket.latency +
+      (bytesNet[r]! > 0 ? hostNetBytes[ctx.hostOf[r]!]! / L.network.bandwidth : 0) +
+      msgNet[r]! * L.network.latency;
+    if (tComp[r]! + tComm[r]! > slowestTime) {
+      slowestTime = tComp[r]! + tComm[r]!;
+      slowest = r;
+    }
+  }
+  const timeOf = (r: number): TimeFigures => ({
+    compute: tComp[r]!,
+    communication: tComm[r]!,
+    total: tComp[r]! + tComm[r]!,
+  });
+  return {
+    tree,
+    owns,
+    chunking,
+    bricks,
+    rank: (r) => {
+      const b = bricks[r];
+      return {
+        bricks: b && ma[r]! > 0 ? chunkBrick(b, chunking, gran) : [],
+        multiplyAdds: ma[r]!,
+        volume: { A: vol.A[r]!, B: vol.B[r]!, C: vol.C[r]! },
+        link: { memory: 0, interSocket: linkIS[r]!, network: linkNet[r]! },
+        peakBytes: peak[r]!,
+        time: timeOf(r),
+      };
+    },
+    maxVolume,
+    totalVolume,
+    maxVolumeBytes,
+    totalVolumeBytes,
+    perLinkClass,
+    maxMultiplyAdds: maxMA,
+    imbalance,
+    peakBytes: peakMax,
+    // Overall: the slowest rank's time, split as that rank's.
+    time: timeOf(slowest),
+    transferCount,
+    usedRanks: used,
+  };
+}

@@ -1,0 +1,227 @@
+// plan(problem, cluster, options): the communication-optimal decomposition of C = A·B, pure and
+// deterministic. How the search works:
+//  1. Candidates (candidates.ts): the best few dm×dn×dk grids over P' ≤ P ranks that keep compute
+//     within (1 + ε)·mnk/P (grid-search.ts, uneven splits allowed), recursive proportional halving
+//     (any P, unequal rates), and COSMA's own grid (so we never lose to it where it is balanced).
+//  2. Each candidate gets its native data layout (ownership.ts), sequential chunks if memory is
+//     short (sequential.ts) and an exact evaluation (evaluate.ts): volumes per rank and link class,
+//     peak memory, alpha-beta time. select.ts keeps those that fit memory and balance, best objective.
+//  3. With several hosts of several nodes, hierarchy.ts plans hosts first (network), then nodes in
+//     each host (inter-socket); it replaces the flat plan when less data crosses the network.
+//  4. Baselines (baselines/) and lower bounds (bounds.ts) are computed under the same model.
+import { cosmaCandidate, runBaselines } from './baselines/index.js';
+import { candidatesFor } from './candidates.js';
+import { rankCount, validateCluster } from './cluster.js';
+import { contextFor } from './context.js';
+import { PlanInputError } from './errors.js';
+import type { GridScoreInput } from './grid-search.js';
+import { lowerBounds } from './bounds.js';
+import { maxBrick, planHierarchical } from './hierarchy.js';
+import { placeStationary, shardBytes } from './placement.js';
+import { buildTransfers } from './schedule.js';
+import { evaluateCandidate, select, type Chosen } from './select.js';
+import { chooseChunking } from './sequential.js';
+import { isDType } from './dtype.js';
+import { formatBytesPlain } from './format.js';
+import {
+  PLAN_SCHEMA_VERSION,
+  type Brick,
+  type Cluster,
+  type Level,
+  type Plan,
+  type PlannerOptions,
+  type Problem,
+  type RankPlan,
+} from './types.js';
+
+export * from './types.js';
+export { buildTransfers } from './schedule.js';
+export { PlanInputError } from './errors.js';
+
+// Grids evaluated exactly: fewer at large P, where near-optimal grids abound and evaluation costs more.
+const keepFor = (P: number) => (P > 4096 ? 2 : 4);
+
+export const DEFAULT_OPTIONS: PlannerOptions = {
+  objective: 'time',
+  maxImbalance: 0.03,
+  hierarchical: true,
+  maxScheduleTransfers: 200_000,
+  baselines: true,
+};
+
+export function validateProblem(p: Problem): void {
+  for (const d of ['m', 'n', 'k'] as const) {
+    const v = p[d];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
+      throw new PlanInputError(`--${d} must be a whole number of at least 1, got ${JSON.stringify(v)}`);
+  }
+  if (!isDType(p.dtype)) throw new PlanInputError(`unknown dtype '${p.dtype}' (use f32, bf16, f16, q8_0 or q4_0)`);
+}
+
+function resolveOptions(o: Partial<PlannerOptions>, cluster: Cluster): PlannerOptions & { memoryBytes: number } {
+  const opts = { ...DEFAULT_OPTIONS, ...o };
+  if (opts.objective !== 'volume' && opts.objective !== 'time')
+    throw new PlanInputError(`objective must be volume or time, got '${String(opts.objective)}'`);
+  if (!(opts.maxImbalance >= 0) || !Number.isFinite(opts.maxImbalance))
+    throw new PlanInputError(`max imbalance must be a number ≥ 0 (e.g. 0.03), got ${opts.maxImbalance}`);
+  if (opts.stationary !== undefined && opts.stationary !== 'A' && opts.stationary !== 'B')
+    throw new PlanInputError(`stationary must be A or B, got '${String(opts.stationary)}'`);
+  const memoryBytes = opts.memoryBytes ?? Math.min(...cluster.hosts.flatMap((h) => h.nodes.map((n) => n.memoryBytes)));
+  if (!(memoryBytes > 0)) throw new PlanInputError(`memory limit must be positive, got ${memoryBytes}`);
+  return { ...opts, memoryBytes };
+}
+
+export function plan(problem: Problem, cluster: Cluster, options: Partial<PlannerOptions> = {}): Plan {
+  validateProblem(problem);
+  validateCluster(cluster);
+  const opts = resolveOptions(options, cluster);
+  const P = rankCount(cluster);
+  const ctx = contextFor(problem, cluster, opts.memoryBytes, opts.stationary);
+  const eps = opts.maxImbalance;
+  const box: Brick = { m: [0, problem.m], n: [0, problem.n], k: [0, problem.k] };
+  const ranks = Array.from({ length: P }, (_, i) => i);
+  const multiHost = cluster.hosts.length > 1;
+  const s: GridScoreInput = {
+    m: problem.m,
+    n: problem.n,
+    k: problem.k,
+    gran: ctx.dtype.blockK,
+    bytesIn: ctx.dtype.bytesPerElement,
+    stationary: opts.stationary,
+    objective: opts.objective,
+    flops: Math.min(...ctx.flops),
+    link: multiHost ? cluster.links.network : cluster.links.interSocket,
+  };
+  const cosma = cosmaCandidate(box, ranks, s);
+  const flat = select(ctx, candidatesFor(box, ranks, Array.from(ctx.flops), s, eps, keepFor(P), [cosma.grid!]), eps, opts.objective);
+  if (!flat.ok) {
+    throw new PlanInputError(
+      `memory limit ${opts.memoryBytes} B (${formatBytesPlain(opts.memoryBytes)}) per rank is below the minimum this product needs on ${P} rank(s): ` +
+        `${Math.ceil(flat.minBytes)} B (${formatBytesPlain(flat.minBytes)}); give more memory (--memory) or more ranks`,
+    );
+  }
+  let chosen: Chosen = flat.best;
+  let family: Plan['strategy']['family'] = flat.best.cand.family;
+  let levels: Level[] = [
+    {
+      name: 'ranks',
+      parts: P,
+      usedParts: chosen.ev.usedRanks,
+      grid: chosen.cand.grid,
+      description: chosen.cand.description,
+      brick: maxBrick(chosen.cand.tree),
+    },
+  ];
+  const nested = multiHost && cluster.hosts.some((h) => h.nodes.length > 1);
+  if (opts.hierarchical && nested) {
+    const h = planHierarchical(ctx, cluster, box, s, eps, opts.objective);
+    if (h) {
+      const r = evaluateCandidate(ctx, h.cand);
+      const net = (c: Chosen['ev']) => c.perLinkClass.network;
+      const balanced = r.ev.imbalance <= Math.max(eps, chosen.ev.imbalance) + 1e-9;
+      if (r.fits && balanced && net(r.ev) <= net(chosen.ev)) {
+        if (net(r.ev) < net(chosen.ev) || r.ev.time.total <= chosen.ev.time.total) {
+          chosen = { cand: h.cand, ev: r.ev };
+          family = 'hierarchical';
+          levels = h.levels;
+        }
+      }
+    }
+  }
+  return assemble(problem, cluster, opts, ctx, chosen, family, levels, s);
+}
+
+function assemble(
+  problem: Problem,
+  cluster: Cluster,
+  opts: PlannerOptions & { memoryBytes: number },
+  ctx: ReturnType<typeof contextFor>,
+  chosen: Chosen,
+  family: Plan['strategy']['family'],
+  levels: Level[],
+  s: GridScoreInput,
+): Plan {
+  const { ev, cand } = chosen;
+  const P = ctx.P;
+  const chunkReason = chooseChunking(ctx, cand.tree, ev.owns);
+  const figures = Array.from({ length: P }, (_, r) => ev.rank(r));
+  const ranks: RankPlan[] = figures.map((f, r) => ({
+    rank: r,
+    host: ctx.hostOf[r]!,
+    node: ctx.nodeOf[r]!,
+    bricks: f.bricks,
+    owns: { A: ev.owns.A[r]!, B: ev.owns.B[r]!, C: ev.owns.C[r]! },
+    multiplyAdds: f.multiplyAdds,
+    volume: { ...f.volume, total: f.volume.A + f.volume.B + f.volume.C, perLinkClass: { ...f.link } },
+    peakMemoryBytes: f.peakBytes,
+    time: f.time,
+  }));
+  const placement = opts.stationary
+    ? placeStationary(
+        problem,
+        opts.stationary,
+        ctx.dtype.bytesPerElement,
+        opts.memoryBytes,
+        ranks.map((r) => ({ rank: r.rank, host: r.host, node: r.node, figures: figures[r.rank]! })),
+      )
+    : [];
+  for (const p of placement) {
+    if (p.mode !== 'mirror') continue;
+    // The mirror replaces the shard the working set counted.
+    const r = ranks[p.rank]!;
+    r.peakMemoryBytes += p.bytes - shardBytes(r.bricks, p.operand, ctx.dtype.bytesPerElement);
+  }
+  const idle = ranks.filter((r) => r.multiplyAdds === 0).map((r) => r.rank);
+  const memElements = opts.memoryBytes / Math.min(ctx.dtype.bytesPerElement, 4);
+  const lb = lowerBounds(problem, P, memElements);
+  const perRank = ranks.map((r) => r.volume.total);
+  const plan: Plan = {
+    schemaVersion: PLAN_SCHEMA_VERSION,
+    problem,
+    dtype: ctx.dtype,
+    cluster: {
+      hosts: cluster.hosts.length,
+      nodesPerHost: cluster.hosts.map((h) => h.nodes.length),
+      ranks: P,
+      links: cluster.links,
+      source: cluster.source,
+    },
+    options: opts,
+    strategy: {
+      family,
+      levels,
+      sequential: {
+        ...ev.chunking,
+        reason: chunkReason.ok ? chunkReason.reason : 'does not fit',
+      },
+      usedRanks: ev.usedRanks,
+      idleRanks: idle,
+      description: levels.map((l) => `${l.name}: ${l.description}`).join('; '),
+    },
+    ranks,
+    schedule: { steps: Math.max(0, ...ranks.map((r) => r.bricks.length)), transferCount: ev.transferCount, transfers: [], omitted: false },
+    placement,
+    volume: {
+      maxPerRank: ev.maxVolume,
+      total: ev.totalVolume,
+      perLinkClass: ev.perLinkClass,
+      perRank,
+      totalBytes: ev.totalVolumeBytes,
+      maxPerRankBytes: ev.maxVolumeBytes,
+    },
+    memory: { limitBytes: opts.memoryBytes, peakBytes: Math.max(0, ...ranks.map((r) => r.peakMemoryBytes)), perRank: ranks.map((r) => r.peakMemoryBytes) },
+    compute: {
+      totalMultiplyAdds: problem.m * problem.n * problem.k,
+      maxPerRank: ev.maxMultiplyAdds,
+      imbalance: ev.imbalance,
+    },
+    time: ev.time,
+    lowerBound: lb,
+    ratioToLowerBound: lb.perRank > 0 ? ev.maxVolume / lb.perRank : ev.maxVolume === 0 ? 1 : null,
+    baselines: {},
+  };
+  if (ev.transferCount <= opts.maxScheduleTransfers) plan.schedule.transfers = buildTransfers(plan);
+  else plan.schedule.omitted = true;
+  if (opts.baselines) plan.baselines = runBaselines(ctx, { m: [0, problem.m], n: [0, problem.n], k: [0, problem.k] }, s, ev.maxVolume);
+  return plan;
+}

@@ -1,0 +1,58 @@
+// Where a stationary operand (weights kept across calls) lives on each node: a mirror (the whole
+// matrix) when it fits beside the plan's working set, else a shard (exactly the block the node's
+// bricks need, so it is never moved per call).
+import type { RankFigures } from './evaluate.js';
+import { footprint, rectArea } from './ownership.js';
+import type { Brick, Placement, Problem, Rect } from './types.js';
+
+function unionRect(bricks: Brick[], op: 'A' | 'B'): Rect | null {
+  if (bricks.length === 0) return null;
+  const fs = bricks.map((b) => footprint(op, b));
+  return {
+    rows: [Math.min(...fs.map((f) => f.rows[0])), Math.max(...fs.map((f) => f.rows[1]))],
+    cols: [Math.min(...fs.map((f) => f.cols[0])), Math.max(...fs.map((f) => f.cols[1]))],
+  };
+}
+
+export function shardBytes(bricks: Brick[], op: 'A' | 'B', bytesPerElement: number): number {
+  return rectArea(unionRect(bricks, op)) * bytesPerElement;
+}
+
+export function placeStationary(
+  problem: Problem,
+  op: 'A' | 'B',
+  bytesPerElement: number,
+  limitBytes: number,
+  ranks: { rank: number; host: number; node: number; figures: RankFigures }[],
+): Placement[] {
+  const whole: Rect = op === 'A' ? { rows: [0, problem.m], cols: [0, problem.k] } : { rows: [0, problem.k], cols: [0, problem.n] };
+  const wholeBytes = rectArea(whole) * bytesPerElement;
+  return ranks.map(({ rank, host, node, figures }) => {
+    const shard = unionRect(figures.bricks, op);
+    const shardBytes = rectArea(shard) * bytesPerElement;
+    const others = figures.peakBytes - shardBytes;
+    const base = { host, node, rank, operand: op };
+    if (!shard) {
+      return { ...base, mode: 'shard', block: null, bytes: 0, reason: 'idle rank: holds none of it' } satisfies Placement;
+    }
+    if (others + wholeBytes <= limitBytes) {
+      return {
+        ...base,
+        mode: 'mirror',
+        block: whole,
+        bytes: wholeBytes,
+        reason: `the whole ${op} (${wholeBytes} B) fits beside the working set (${others} B) within ${limitBytes} B, so any later plan can use it without moving it`,
+      } satisfies Placement;
+    }
+    return {
+      ...base,
+      mode: 'shard',
+      block: shard,
+      bytes: shardBytes,
+      reason:
+        shardBytes === wholeBytes
+          ? `its bricks need all of ${op}`
+          : `a mirror of ${op} (${wholeBytes} B) plus the working set (${others} B) exceeds ${limitBytes} B; keeping the block its bricks need`,
+    } satisfies Placement;
+  });
+}

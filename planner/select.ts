@@ -1,0 +1,58 @@
+// Evaluating candidates exactly and choosing one: memory first (a plan must fit), then compute
+// balance (within ε when any candidate manages it), then the objective.
+import { ONE_STEP } from './chunks.js';
+import { evaluate } from './evaluate.js';
+import { assignOwnership } from './ownership.js';
+import { chooseChunking } from './sequential.js';
+import type { Candidate } from './candidates.js';
+import type { EvalContext } from './context.js';
+import type { Evaluation } from './evaluate.js';
+import type { Objective } from './types.js';
+
+export function evaluateCandidate(ctx: EvalContext, c: Candidate): { ev: Evaluation; fits: boolean; minBytes: number } {
+  const owns = assignOwnership(c.tree, ctx.P);
+  const choice = chooseChunking(ctx, c.tree, owns);
+  if (choice.ok) return { ev: evaluate(ctx, c.tree, owns, choice.chunking), fits: true, minBytes: 0 };
+  return { ev: evaluate(ctx, c.tree, owns, ONE_STEP), fits: false, minBytes: choice.minBytes };
+}
+
+export interface Chosen {
+  cand: Candidate;
+  ev: Evaluation;
+}
+
+export type Selection = { ok: true; best: Chosen; all: Chosen[] } | { ok: false; minBytes: number };
+
+export function better(a: Evaluation, b: Evaluation, objective: Objective): boolean {
+  const key = (e: Evaluation) =>
+    objective === 'volume' ? [e.maxVolume, e.time.total, e.totalVolume] : [e.time.total, e.maxVolume, e.totalVolume];
+  const ka = key(a);
+  const kb = key(b);
+  for (let i = 0; i < ka.length; i++) {
+    const x = ka[i]!;
+    const y = kb[i]!;
+    // Relative tolerance so float noise in times does not decide.
+    if (Math.abs(x - y) > 1e-12 * Math.max(Math.abs(x), Math.abs(y))) return x < y;
+  }
+  return false;
+}
+
+export function select(ctx: EvalContext, cands: Candidate[], eps: number, objective: Objective): Selection {
+  const fitting: Chosen[] = [];
+  let minBytes = Infinity;
+  for (const cand of cands) {
+    const r = evaluateCandidate(ctx, cand);
+    if (r.fits) fitting.push({ cand, ev: r.ev });
+    else minBytes = Math.min(minBytes, r.minBytes);
+  }
+  if (fitting.length === 0) return { ok: false, minBytes };
+  const balanced = fitting.filter((c) => c.ev.imbalance <= eps + 1e-9);
+  let pool = balanced;
+  if (pool.length === 0) {
+    const least = Math.min(...fitting.map((c) => c.ev.imbalance));
+    pool = fitting.filter((c) => c.ev.imbalance <= least + 1e-9);
+  }
+  let best = pool[0]!;
+  for (const c of pool.slice(1)) if (better(c.ev, best.ev, objective)) best = c;
+  return { ok: true, best, all: fitting };
+}

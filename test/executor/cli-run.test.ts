@@ -1,0 +1,258 @@
+// `redblue run` as a user runs it: files in and out, bad input, and an executor killed mid-run.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readNpyMatrix, writeNpyMatrix } from '../../executor/npy.js';
+import { cliPath, repoRoot, runCli } from '../helpers/cli.js';
+import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-run-'));
+const shmEntries = () => readdirSync('/dev/shm').filter((f) => f.startsWith('redblue-'));
+
+/** pids of live processes whose parent is `ppid` */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === ppid && fields[0] !== 'Z') out.push(Number(d));
+    } catch {
+      // the process went away while we looked
+    }
+  }
+  return out;
+}
+
+describe('redblue run gemm', () => {
+  it('reads A and B from .npy files, writes C, and verifies against OpenBLAS', () => {
+    const [m, n, k] = [23, 19, 17];
+    const a = randomF32(m * k, 1);
+    const b = randomF32(k * n, 2);
+    writeNpyMatrix(join(dir, 'A.npy'), m, k, a);
+    writeNpyMatrix(join(dir, 'B.npy'), k, n, b);
+    const out = join(dir, 'C.npy');
+    const r = runCli([
+      'run',
+      'gemm',
+      '--m',
+      String(m),
+      '--n',
+      String(n),
+      '--k',
+      String(k),
+      '--a',
+      join(dir, 'A.npy'),
+      '--b',
+      join(dir, 'B.npy'),
+      '--out',
+      out,
+      '--verify',
+      '--virtual-nodes',
+      '2',
+      '--json',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.stdout) as { verify: { ok: boolean; maxAbsError: number }; perRank: unknown[] };
+    expect(json.verify.ok).toBe(true);
+    expect(json.perRank).toHaveLength(2);
+    const c = readNpyMatrix(out);
+    expect([c.rows, c.cols]).toEqual([m, n]);
+    expect(maxAbsDiff(c.data, matmulRef(a, b, m, n, k))).toBeLessThan(1e-4);
+    expect(shmEntries()).toEqual([]);
+  });
+
+  it('prints a readable summary with the largest error, and writes the report page', () => {
+    const report = join(dir, 'report.html');
+    const args = '--m 64 --n 48 --k 37 --verify --virtual-nodes 3 --report'.split(' ');
+    const r = runCli(['run', 'gemm', ...args, report]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/gemm 64×48×37 f32 on 3 executor\(s\)/);
+    expect(r.stdout).toMatch(/verify: largest error .* against one OpenBLAS call: OK/);
+    const html = readFileSync(report, 'utf8');
+    expect(html).toMatch(/Measured times \(redblue run gemm, 3 executor\(s\)\) beside the predicted ones/);
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
+  });
+
+  it('rejects bad flags and bad files with clear messages', () => {
+    const cases: [string[], RegExp][] = [
+      [['run', 'gemm', '--m', '0', '--n', '2', '--k', '2'], /--m must be a whole number of at least 1/],
+      [['run', 'gemm', '--m', 'x', '--n', '2', '--k', '2'], /--m must be a whole number/],
+      [['run', 'gemm', '--n', '2', '--k', '2'], /required option '--m <M>' not specified/],
+      [['run', 'gemm', '--m', '2', '--n', '2', '--k', '2', '--dtype', 'q4_0'], /argument 'q4_0' is invalid/],
+      [
+        ['run', 'gemm', '--m', '2', '--n', '2', '--k', '2', '--a', join(dir, 'nope.npy')],
+        /nope.npy does not exist/,
+      ],
+      [
+        ['run', 'gemm', '--m', '5', '--n', '19', '--k', '17', '--a', join(dir, 'A.npy')],
+        /is 23×17, but A must be m×k = 5×17/,
+      ],
+      [['run', 'layer', '--n', '64', '--k', '33'], /--k 33 must be a multiple of 32 for q4_0/],
+      [
+        ['run', 'layer', '--n', '64', '--k', '64', '--placement', 'everywhere'],
+        /argument 'everywhere' is invalid/,
+      ],
+      [['run', '--virtual-nodes', '0'], /--virtual-nodes must be a whole number of at least 1/],
+    ];
+    writeFileSync(join(dir, 'trunc.npy'), readFileSync(join(dir, 'A.npy')).subarray(0, 300));
+    cases.push([
+      ['run', 'gemm', '--m', '23', '--n', '19', '--k', '17', '--a', join(dir, 'trunc.npy')],
+      /trunc.npy is truncated/,
+    ]);
+    for (const [args, msg] of cases) {
+      const r = runCli(args);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr, args.join(' ')).toMatch(msg);
+    }
+    expect(shmEntries()).toEqual([]);
+  });
+});
+
+describe('redblue run layer', () => {
+  it('reports passes/s, weight bandwidth and the compute/exchange split as JSON', () => {
+    const r = runCli([
+      'run',
+      'layer',
+      '--n',
+      '256',
+      '--k',
+      '128',
+      '--layers',
+      '3',
+      '--iters',
+      '4',
+      '--placement',
+      'mirror',
+      '--virtual-nodes',
+      '2',
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as {
+      passes: number;
+      passesPerSecond: number;
+      effectiveGBps: number;
+      computeSecondsPerPass: number;
+      exchangeSecondsPerPass: number;
+      perRank: { placement: string; rows: number[] }[];
+    };
+    expect(j.passes).toBe(4);
+    expect(j.passesPerSecond).toBeGreaterThan(0);
+    expect(j.effectiveGBps).toBeGreaterThan(0);
+    expect(j.computeSecondsPerPass).toBeGreaterThan(0);
+    expect(j.perRank.map((p) => p.placement)).toEqual(['mirror', 'mirror']);
+    expect(j.perRank.map((p) => p.rows)).toEqual([
+      [0, 128],
+      [128, 256],
+    ]);
+  });
+});
+
+describe('redblue run layer --weights', () => {
+  it('takes the stack from a layers×n×k .npy file and checks flags against it', () => {
+    const [layers, n, k] = [3, 16, 64];
+    const w = randomF32(layers * n * k, 5);
+    let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${layers}, ${n}, ${k}), }`;
+    header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
+    const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 0, 0]);
+    pre.writeUInt16LE(header.length, 8);
+    const file = join(dir, 'W.npy');
+    writeFileSync(file, Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(w.buffer)]));
+    const r = runCli(['run', 'layer', '--weights', file, '--iters', '2', '--virtual-nodes', '2', '--json']);
+    expect(r.stderr).toBe('');
+    const j = JSON.parse(r.stdout) as { weightBytesPerPass: number; perRank: { rows: number[] }[] };
+    expect(j.weightBytesPerPass).toBe(layers * n * (k / 32) * 18); // q4_0 by default
+    expect(j.perRank.map((p) => p.rows)).toEqual([
+      [0, 8],
+      [8, 16],
+    ]);
+    const bad = runCli(['run', 'layer', '--weights', file, '--n', '17']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--n 17 does not match .*W.npy, which holds 3×16×64 weights/);
+    const none = runCli(['run', 'layer', '--k', '64']);
+    expect(none.stderr).toMatch(/run layer needs --n and --k \(or --weights FILE.npy\)/);
+  });
+});
+
+describe('failures', () => {
+  it('an executor killed mid-run fails the run within seconds, naming the rank, leaving nothing behind', async () => {
+    const before = shmEntries();
+    const child = spawn(
+      process.execPath,
+      [
+        cliPath,
+        'run',
+        'layer',
+        '--n',
+        '2048',
+        '--k',
+        '2048',
+        '--layers',
+        '4',
+        '--iters',
+        '1000000',
+        '--virtual-nodes',
+        '2',
+      ],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    // wait for both executors, then let the passes start
+    let executors: number[] = [];
+    for (let i = 0; i < 100 && executors.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      executors = childrenOf(child.pid!);
+    }
+    expect(executors).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 1500));
+    const victim = executors.find((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes('--rank 1 '),
+    )!;
+    const killedAt = Date.now();
+    process.kill(victim, 'SIGKILL');
+    const code = await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-999), 15_000))]);
+    if (code === -999) child.kill('SIGKILL');
+    expect(code).not.toBe(0);
+    expect(code).not.toBe(-999);
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    expect(stderr).toMatch(/rank 1/);
+    expect(childrenOf(child.pid!)).toEqual([]);
+    for (const pid of executors) expect(() => process.kill(pid, 0)).toThrow();
+    expect(shmEntries()).toEqual(before);
+  });
+});
+
+describe('Ctrl-C', () => {
+  it('stops the executors and frees the shared memory', async () => {
+    const before = shmEntries();
+    const child = spawn(
+      process.execPath,
+      [cliPath, 'run', 'layer', '--n', '1024', '--k', '1024', '--iters', '1000000', '--virtual-nodes', '2'],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    let executors: number[] = [];
+    for (let i = 0; i < 100 && executors.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      executors = childrenOf(child.pid!);
+    }
+    expect(executors).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill('SIGINT');
+    const code = await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-999), 15_000))]);
+    if (code === -999) child.kill('SIGKILL');
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/interrupted, stopping the executors/);
+    for (const pid of executors) expect(() => process.kill(pid, 0)).toThrow();
+    expect(shmEntries()).toEqual(before);
+  });
+});

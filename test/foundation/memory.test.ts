@@ -1,0 +1,94 @@
+// Node-local buffers: the backing the addon reports is checked against what the kernel says
+// in /proc/self/smaps and /proc/self/numa_maps.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { loadAddon } from '../../native/addon.js';
+import { allocateOnNode } from '../../native/memory.js';
+
+const addon = loadAddon();
+
+function smapsEntry(address: bigint): string | undefined {
+  const start = address.toString(16);
+  return readFileSync('/proc/self/smaps', 'utf8')
+    .split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)
+    .find((e) => e.startsWith(start + '-'));
+}
+
+function numaMapsLine(address: bigint): string | undefined {
+  const start = address.toString(16);
+  return readFileSync('/proc/self/numa_maps', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(start + ' '));
+}
+
+function field(entry: string, name: string): number {
+  const m = new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(entry);
+  if (!m) throw new Error(`${name} not in smaps entry`);
+  return Number(m[1]);
+}
+
+describe('node-local buffers', () => {
+  it('are backed by 2 MiB hugetlbfs pages when huge pages are reserved', () => {
+    // .ci/run (scripts/setup.sh) reserves huge pages as root; without them this must fail.
+    const a = addon.allocate(6 << 20, 0, 'require');
+    try {
+      expect(a.backing).toBe('hugetlb');
+      const e = smapsEntry(a.address)!;
+      expect(e).toBeDefined();
+      expect(field(e, 'KernelPageSize')).toBe(2048);
+      expect(field(e, 'Private_Hugetlb')).toBe(6 * 1024);
+      expect(numaMapsLine(a.address)).toMatch(/bind:0 .*huge/);
+    } finally {
+      addon.release(a.buffer);
+    }
+  });
+
+  it('fall back to transparent huge pages, bound to the node', () => {
+    const a = addon.allocate(4 << 20, 0, 'thp');
+    try {
+      expect(a.backing).toBe('thp');
+      const e = smapsEntry(a.address)!;
+      expect(field(e, 'THPeligible')).toBe(1);
+      expect(Number(a.address % BigInt(2 << 20))).toBe(0);
+      expect(numaMapsLine(a.address)).toMatch(/bind:0 /);
+    } finally {
+      addon.release(a.buffer);
+    }
+  });
+
+  it('use normal pages when asked, and the memory is readable and writable from JS', () => {
+    const buf = allocateOnNode(1000, 0, 'none');
+    expect(buf.backing).toBe('normal');
+    expect(buf.buffer.byteLength).toBe(1000);
+    const view = new Float32Array(buf.buffer);
+    view.fill(1.5);
+    expect(view.reduce((s, x) => s + x, 0)).toBe(1.5 * 250);
+    buf.release();
+  });
+
+  it('release unmaps the memory and detaches the ArrayBuffer', () => {
+    const buf = allocateOnNode(3 << 20, 0, 'thp');
+    const a = addon.allocate(1 << 20, 0, 'none');
+    expect(smapsEntry(a.address)).toBeDefined();
+    expect(addon.release(a.buffer)).toBe(true);
+    expect(a.buffer.byteLength).toBe(0);
+    expect(smapsEntry(a.address)).toBeUndefined();
+    expect(addon.release(a.buffer)).toBe(false);
+    buf.release();
+    buf.release(); // twice is harmless
+    expect(buf.buffer.byteLength).toBe(0);
+  });
+
+  it('rejects bad sizes, unknown nodes and unknown policies with clear errors', () => {
+    expect(() => allocateOnNode(-1, 0)).toThrow(/non-negative whole number of bytes/);
+    expect(() => allocateOnNode(1.5, 0)).toThrow(/non-negative whole number of bytes/);
+    expect(() => allocateOnNode(16, 7)).toThrow(/node 7 does not exist: this machine has node/);
+    expect(() => addon.allocate(16, 0, 'giant' as never)).toThrow(/unknown huge page policy 'giant'/);
+    expect(() => addon.allocate(-5, 0)).toThrow(/non-negative integer/);
+  });
+
+  it('says when no huge pages are left instead of crashing', () => {
+    const free = Number(readFileSync('/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages', 'utf8'));
+    expect(() => addon.allocate((free + 1) * (2 << 20), 0, 'require')).toThrow(/no huge pages left/);
+  });
+});

@@ -1,0 +1,201 @@
+// The executor control plane over gRPC (proto/executor.proto): a typed server and client.
+// Unix-domain sockets on one host; the same service over TCP serves several hosts.
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { fileURLToPath } from 'node:url';
+
+const PROTO = fileURLToPath(new URL('../../proto/executor.proto', import.meta.url));
+const PROTO_SRC = fileURLToPath(new URL('../proto/executor.proto', import.meta.url));
+
+export interface Range {
+  lo: number;
+  hi: number;
+}
+export interface WireBrick {
+  m: Range;
+  n: Range;
+  k: Range;
+}
+
+export interface HelloReply {
+  rank: number;
+  world: number;
+  pid: number;
+  cpus: number[];
+  memoryNode: number;
+  hostname: string;
+  version: string;
+}
+export interface AttachRequest {
+  session: string;
+  stagingBytes: number;
+  staging: string;
+}
+export interface GemmRequest {
+  m: number;
+  n: number;
+  k: number;
+  bricks: WireBrick[];
+  allBricks: { rank: number; bricks: WireBrick[] }[];
+  aOffset: number;
+  bOffset: number;
+  cOffset: number;
+  partialOffset: number;
+  cRows: Range;
+}
+export interface GemmReply {
+  computeSeconds: number;
+  exchangeSeconds: number;
+  totalSeconds: number;
+  bytesReceived: number;
+}
+export interface PlaceLayersRequest {
+  dtype: string;
+  n: number;
+  k: number;
+  layers: number;
+  seed: number;
+  placement: string;
+  rows: Range;
+  count: number;
+  rowsPerRank: number[];
+  fresh: boolean;
+  fromStaging: boolean;
+  sourceOffset: number;
+}
+export interface PlaceLayersReply {
+  weightBytes: number;
+  backing: string;
+  seconds: number;
+  layersMade: number;
+}
+export interface RunLayersRequest {
+  m: number;
+  iters: number;
+  seed: number;
+  yOffset: number;
+  xOffset: number;
+  collect: boolean;
+}
+export interface RunLayersReply {
+  seconds: number;
+  computeSeconds: number;
+  exchangeSeconds: number;
+  passes: number;
+}
+type Empty = Record<string, never>;
+
+/** What an executor implements; each handler may throw to fail the call with its message. */
+export interface ExecutorHandlers {
+  hello(req: Empty): Promise<HelloReply> | HelloReply;
+  attach(req: AttachRequest): Promise<Empty> | Empty;
+  gemm(req: GemmRequest): Promise<GemmReply> | GemmReply;
+  placeLayers(req: PlaceLayersRequest): Promise<PlaceLayersReply> | PlaceLayersReply;
+  runLayers(req: RunLayersRequest): Promise<RunLayersReply> | RunLayersReply;
+  shutdown(req: Empty): Promise<Empty> | Empty;
+}
+
+export type ExecutorClient = {
+  [K in keyof ExecutorHandlers]: (
+    req: Parameters<ExecutorHandlers[K]>[0],
+    deadlineMs?: number,
+  ) => Promise<Awaited<ReturnType<ExecutorHandlers[K]>>>;
+} & { close(): void; raw: grpc.Client };
+
+// 64-bit fields come back as numbers (all our sizes fit in 2^53); defaults are filled in.
+const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+let serviceCache: grpc.ServiceClientConstructor | undefined;
+function service(): grpc.ServiceClientConstructor {
+  if (!serviceCache) {
+    // Compiled code lives in dist/transport, sources in transport/: find the proto from either.
+    let def: protoLoader.PackageDefinition;
+    try {
+      def = protoLoader.loadSync(PROTO, LOADER_OPTIONS);
+    } catch {
+      def = protoLoader.loadSync(PROTO_SRC, LOADER_OPTIONS);
+    }
+    const pkg = grpc.loadPackageDefinition(def) as unknown as {
+      redblue: { v1: { Executor: grpc.ServiceClientConstructor } };
+    };
+    serviceCache = pkg.redblue.v1.Executor;
+  }
+  return serviceCache;
+}
+
+const METHODS = ['hello', 'attach', 'gemm', 'placeLayers', 'runLayers', 'shutdown'] as const;
+const RPC_NAME: Record<(typeof METHODS)[number], string> = {
+  hello: 'Hello',
+  attach: 'Attach',
+  gemm: 'Gemm',
+  placeLayers: 'PlaceLayers',
+  runLayers: 'RunLayers',
+  shutdown: 'Shutdown',
+};
+
+/** Serves the executor on `address` ("unix:/path" or "host:port"); resolves once bound. */
+export async function serveExecutor(
+  address: string,
+  handlers: ExecutorHandlers,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<grpc.Server> {
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const m of METHODS) {
+    impl[RPC_NAME[m]] = (
+      call: grpc.ServerUnaryCall<unknown, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) => {
+      Promise.resolve()
+        .then(() => (handlers[m] as (r: unknown) => unknown)(call.request))
+        .then(
+          (reply) => callback(null, reply),
+          (err: unknown) =>
+            callback({
+              code: grpc.status.INTERNAL,
+              details: err instanceof Error ? err.message : String(err),
+            }),
+        );
+    };
+  }
+  server.addService(service().service, impl);
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(address, credentials, (err) => (err ? reject(err) : resolve())),
+  );
+  return server;
+}
+
+/** A promise-returning client; every call has a deadline (default 10 minutes). */
+export function connectExecutor(
+  address: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): ExecutorClient {
+  const Ctor = service();
+  const raw = new Ctor(address, credentials);
+  const client: Record<string, unknown> = { raw, close: () => raw.close() };
+  for (const m of METHODS) {
+    const fnName = m.charAt(0).toLowerCase() + m.slice(1);
+    client[m] = (req: unknown, deadlineMs = 600_000) =>
+      new Promise((resolve, reject) => {
+        const fn = (raw as unknown as Record<string, (...a: unknown[]) => void>)[fnName]!.bind(raw);
+        fn(req, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, reply: unknown) => {
+          if (err) reject(new Error(err.details || err.message));
+          else resolve(reply);
+        });
+      });
+  }
+  return client as unknown as ExecutorClient;
+}
+
+/** Waits until the channel is connected (the executor is listening), or rejects at the deadline. */
+export function waitForReady(client: ExecutorClient, deadlineMs: number): Promise<void> {
+  return new Promise((resolve, reject) =>
+    client.raw.waitForReady(Date.now() + deadlineMs, (err) => (err ? reject(err) : resolve())),
+  );
+}
