@@ -3,6 +3,7 @@
 // on one group keep their order and different groups run concurrently) and resolves a Promise.
 #include <napi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -390,6 +391,9 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
       shm::Group g = G(info, 0);
       Bytes b = ArgBytes(info, 1, "data");
       int root = static_cast<int>(ArgIndex(info, 2, "root"));
+      if (std::find(g.ranks.begin(), g.ranks.end(), root) == g.ranks.end())
+        throw Napi::RangeError::New(info.Env(),
+                                    "broadcast root " + std::to_string(root) + " is not a member of group " + g.Describe());
       auto comm = comm_;
       return Submit(info.Env(), g.channel, {b.holder},
                     [comm, g, b, root](Pending&) { comm->Broadcast(b.data, b.size, root, g); });
