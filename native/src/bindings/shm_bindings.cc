@@ -515,7 +515,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
             comm->SlotBuffer(g, count, t);  // where a producer would write its input
             comm->AllReduceSlot(count, t, g);
           }
-          else if (op == "allGather") comm->AllGather(a.data(), bytes / n, b.data(), g);
+          else if (op == "allGather") comm->AllGather(a.data(), count / n * E, b.data(), g);  // like MPI: count/n elements each
           else if (op == "reduceScatter") comm->ReduceScatter(a.data(), b.data(), count / n, t, g);
           else if (op == "broadcast") comm->Broadcast(a.data(), bytes, g.ranks[0], g);
           else comm->Barrier(g);
