@@ -57,6 +57,9 @@ describe('shm argument validation', () => {
       c.close();
     }
     expect(() => c.barrier()).toThrow(/closed/);
+    expect(() => c.allReduceSlot(4)).toThrow(/closed/);
+    expect(() => c.slotBuffer(4)).toThrow(/closed/);
+    expect(() => c.postSend(0, 4)).toThrow(/closed/);
     expect(c.rank).toBe(0);
     expect(mine()).toEqual([]);
   });

@@ -333,7 +333,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
       shm::Group g = G(info, 0);
       size_t count = static_cast<size_t>(ArgIndex(info, 1, "count"));
       DType t = ArgDType(info, 2);
-      if (count * shm::ElemBytes(t) > comm_->segment().slotHalfBytes())
+      if (count * shm::ElemBytes(t) > C(info.Env()).segment().slotHalfBytes())
         throw Napi::RangeError::New(info.Env(), "count exceeds the slot: open with a larger slotBytes");
       auto comm = comm_;
       return Submit(info.Env(), g.channel, {}, [comm, g, count, t](Pending&) { comm->AllReduceSlot(count, t, g); });
