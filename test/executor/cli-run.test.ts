@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readNpyMatrix, writeNpyMatrix } from '../../executor/npy.js';
-import { cliPath, repoRoot, runCli } from '../helpers/cli.js';
+import { cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
 import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-run-'));
-const shmEntries = () => readdirSync('/dev/shm').filter((f) => f.startsWith('redblue-'));
 
 /** pids of live processes whose parent is `ppid` */
 function childrenOf(ppid: number): number[] {
@@ -63,7 +62,7 @@ describe('redblue run gemm', () => {
     const c = readNpyMatrix(out);
     expect([c.rows, c.cols]).toEqual([m, n]);
     expect(maxAbsDiff(c.data, matmulRef(a, b, m, n, k))).toBeLessThan(1e-4);
-    expect(shmEntries()).toEqual([]);
+    expect(leftovers(r.pid)).toEqual([]);
   });
 
   it('prints a readable summary with the largest error, and writes the report page', () => {
@@ -108,8 +107,8 @@ describe('redblue run gemm', () => {
       const r = runCli(args);
       expect(r.code, args.join(' ')).not.toBe(0);
       expect(r.stderr, args.join(' ')).toMatch(msg);
+      expect(leftovers(r.pid)).toEqual([]);
     }
-    expect(shmEntries()).toEqual([]);
   });
 });
 
@@ -181,7 +180,6 @@ describe('redblue run layer --weights', () => {
 
 describe('failures', () => {
   it('an executor killed mid-run fails the run within seconds, naming the rank, leaving nothing behind', async () => {
-    const before = shmEntries();
     const child = spawn(
       process.execPath,
       [
@@ -225,13 +223,12 @@ describe('failures', () => {
     expect(stderr).toMatch(/rank 1/);
     expect(childrenOf(child.pid!)).toEqual([]);
     for (const pid of executors) expect(() => process.kill(pid, 0)).toThrow();
-    expect(shmEntries()).toEqual(before);
+    expect(leftovers(child.pid!)).toEqual([]);
   });
 });
 
 describe('Ctrl-C', () => {
   it('stops the executors and frees the shared memory', async () => {
-    const before = shmEntries();
     const child = spawn(
       process.execPath,
       [cliPath, 'run', 'layer', '--n', '1024', '--k', '1024', '--iters', '1000000', '--virtual-nodes', '2'],
@@ -253,6 +250,6 @@ describe('Ctrl-C', () => {
     expect(code).toBe(130);
     expect(stderr).toMatch(/interrupted, stopping the executors/);
     for (const pid of executors) expect(() => process.kill(pid, 0)).toThrow();
-    expect(shmEntries()).toEqual(before);
+    expect(leftovers(child.pid!)).toEqual([]);
   });
 });
