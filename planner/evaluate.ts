@@ -7,9 +7,9 @@
 import { chunkBrick, type Chunking } from './chunks.js';
 import { C_BYTES } from './dtype.js';
 import type { EvalContext } from './context.js';
-import { forEachOwnerPiece, rectArea, rectsArea, type Owns } from './ownership.js';
+import { forEachOwnerArea, rectsArea, type Owns } from './ownership.js';
 import { brickVolume, bricksByRank, type TreeNode } from './tree.js';
-import type { Brick, LinkClass, Operand, Range, Rect, TimeFigures } from './types.js';
+import type { Brick, LinkClass, Operand, Range, TimeFigures } from './types.js';
 
 export interface RankFigures {
   bricks: Brick[];
@@ -90,9 +90,7 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
         gg.hostArea = new Map();
         gg.hostPieces = new Map();
       }
-      const q: Rect = { rows: [r0, r1], cols: [c0, c1] };
-      forEachOwnerPiece(tree, owns, op, q, (rank, piece) => {
-        const a = rectArea(piece);
+      forEachOwnerArea(tree, owns, op, r0, r1, c0, c1, (rank, a) => {
         gg.area += a;
         gg.pieces++;
         if (gg.hostArea) {

@@ -28,6 +28,7 @@ function subContext(ctx: EvalContext, ranks: number[], flops: number[], link: 'n
     nodeOf: Int32Array.from(ranks, (_, i) => i),
     flops: Float64Array.from(flops),
     hosts: link === 'network' ? P : 1,
+    memo: new Map(),
   };
 }
 

@@ -33,8 +33,11 @@ function counts(max: number): number[] {
 export function chooseChunking(ctx: EvalContext, tree: TreeNode, owns: Owns): ChunkChoice {
   const inB = ctx.dtype.bytesPerElement;
   const gran = ctx.dtype.blockK;
+  // Ranks with the same brick and holdings behave the same: keep one of each.
   const groups = new Map<string, Group>();
   const bricks = bricksByRank(tree, ctx.P);
+  let allFit = true;
+  const cands: Group[] = [];
   for (let r = 0; r < ctx.P; r++) {
     const b = bricks[r];
     if (!b) continue;
@@ -47,9 +50,7 @@ export function chooseChunking(ctx: EvalContext, tree: TreeNode, owns: Owns): Ch
     const oC = rectsArea(owns.C[r]);
     const resident =
       C_BYTES * oC + inB * (ctx.stationary === 'A' ? x * z : oA) + inB * (ctx.stationary === 'B' ? z * y : oB);
-    const key = `${x},${y},${z},${resident},${oA},${oB},${oC}`;
-    if (groups.has(key)) continue;
-    groups.set(key, {
+    const g: Group = {
       x,
       y,
       z,
@@ -57,16 +58,18 @@ export function chooseChunking(ctx: EvalContext, tree: TreeNode, owns: Owns): Ch
       vA: ctx.stationary === 'A' ? 0 : x * z - oA,
       vB: ctx.stationary === 'B' ? 0 : z * y - oB,
       vC: x * y - oC,
-    });
+    };
+    cands.push(g);
+    if (
+      resident + C_BYTES * x * y + inB * z * ((ctx.stationary === 'A' ? 0 : x) + (ctx.stationary === 'B' ? 0 : y)) >
+      ctx.limitBytes
+    )
+      allFit = false;
   }
+  if (allFit) return { ok: true, chunking: ONE_STEP, reason: 'the working set fits' };
+  for (const g of cands) groups.set(`${g.x},${g.y},${g.z},${g.resident},${g.vA},${g.vB},${g.vC}`, g);
   const all = [...groups.values()];
   const limit = ctx.limitBytes;
-  const fits = (g: Group, a: number, b: number, c: number) =>
-    g.resident +
-      C_BYTES * a * b +
-      inB * c * ((ctx.stationary === 'A' ? 0 : a) + (ctx.stationary === 'B' ? 0 : b)) <=
-    limit;
-  if (all.every((g) => fits(g, g.x, g.y, g.z))) return { ok: true, chunking: ONE_STEP, reason: 'the working set fits' };
 
   const maxX = Math.max(...all.map((g) => g.x));
   const maxY = Math.max(...all.map((g) => g.y));
