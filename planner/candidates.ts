@@ -22,7 +22,8 @@ export function gridCandidate(box: Brick, grid: Grid, ranks: readonly number[], 
     family: 'grid',
     grid,
     used,
-    description: `grid ${grid.join('×')}` + (idle > 0 ? ` (${used} of ${ranks.length} used, ${idle} idle)` : ''),
+    description:
+      `grid ${grid.join('×')}` + (idle > 0 ? ` (${used} of ${ranks.length} used, ${idle} idle)` : ''),
   };
 }
 
@@ -45,7 +46,11 @@ export function candidatesFor(
     if (grids.length === 0) grids = [bestBalancedGrid(P, s).grid];
     for (const g of extraGrids) {
       const used = g[0] * g[1] * g[2];
-      if (used <= P && scoreGrid(g, s).maxMA <= bound * (1 + 1e-12) && !grids.some((h) => h.join() === g.join()))
+      if (
+        used <= P &&
+        scoreGrid(g, s).maxMA <= bound * (1 + 1e-12) &&
+        !grids.some((h) => h.join() === g.join())
+      )
         grids.push(g);
     }
     for (const g of grids) out.push(gridCandidate(box, g, ranks, s.gran));

@@ -71,7 +71,10 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
   const multiNode = ctx.hosts < P;
   // Two-level numeric keys (rows, then cols): building strings for millions of look-ups is slow.
   type Key = number | string;
-  const caches = { A: new Map(), B: new Map(), C: new Map() } as Record<Operand, Map<Key, Map<Key, Gathered>>>;
+  const caches = { A: new Map(), B: new Map(), C: new Map() } as Record<
+    Operand,
+    Map<Key, Map<Key, Gathered>>
+  >;
   // Exact while span² stays below 2^53; beyond that (dimensions over 9·10^7) fall back to strings.
   const span = Math.max(ctx.problem.m, ctx.problem.n, ctx.problem.k) + 1;
   const exact = span < 9e7;
@@ -157,7 +160,8 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
     let resident = C_BYTES * rectsArea(own.C);
     resident += inB * (ctx.stationary === 'A' ? (b.m[1] - b.m[0]) * (b.k[1] - b.k[0]) : rectsArea(own.A));
     resident += inB * (ctx.stationary === 'B' ? (b.k[1] - b.k[0]) * (b.n[1] - b.n[0]) : rectsArea(own.B));
-    const cap = (parts: number, length: number, g: number) => Math.max(1, Math.min(parts, Math.ceil(length / g)));
+    const cap = (parts: number, length: number, g: number) =>
+      Math.max(1, Math.min(parts, Math.ceil(length / g)));
     const sm = cap(chunking.m, b.m[1] - b.m[0], 1);
     const sn = cap(chunking.n, b.n[1] - b.n[0], 1);
     const sk = cap(chunking.k, b.k[1] - b.k[0], gran);

@@ -46,7 +46,9 @@ export function intersectRect(a: Rect | null, b: Rect | null): Rect | null {
 
 export function sameRect(a: Rect | null, b: Rect | null): boolean {
   if (!a || !b) return a === b;
-  return a.rows[0] === b.rows[0] && a.rows[1] === b.rows[1] && a.cols[0] === b.cols[0] && a.cols[1] === b.cols[1];
+  return (
+    a.rows[0] === b.rows[0] && a.rows[1] === b.rows[1] && a.cols[0] === b.cols[0] && a.cols[1] === b.cols[1]
+  );
 }
 
 /** The block of `op` a brick touches. */
@@ -128,7 +130,8 @@ export function assignOwnership(tree: TreeNode, P: number): Owns {
           for (let i = lo; i < ch.length && ch[i]!.box[d][0] < b; i++) {
             const cr = ch[i]!.box[d];
             const clip: Range = [Math.max(a, cr[0]), Math.min(b, cr[1])];
-            if (clip[0] < clip[1]) subs[i]!.push(isRows ? { rows: clip, cols: r.cols } : { rows: r.rows, cols: clip });
+            if (clip[0] < clip[1])
+              subs[i]!.push(isRows ? { rows: clip, cols: r.cols } : { rows: r.rows, cols: clip });
           }
         }
         ch.forEach((c, i) => walk(c, subs[i]!));

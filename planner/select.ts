@@ -37,7 +37,9 @@ export type Selection = { ok: true; best: Chosen; all: Chosen[] } | { ok: false;
 
 export function better(a: Evaluation, b: Evaluation, objective: Objective): boolean {
   const key = (e: Evaluation) =>
-    objective === 'volume' ? [e.maxVolume, e.time.total, e.totalVolume] : [e.time.total, e.maxVolume, e.totalVolume];
+    objective === 'volume'
+      ? [e.maxVolume, e.time.total, e.totalVolume]
+      : [e.time.total, e.maxVolume, e.totalVolume];
   const ka = key(a);
   const kb = key(b);
   for (let i = 0; i < ka.length; i++) {

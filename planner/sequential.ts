@@ -49,7 +49,9 @@ export function chooseChunking(ctx: EvalContext, tree: TreeNode, owns: Owns): Ch
     const oB = rectsArea(owns.B[r]);
     const oC = rectsArea(owns.C[r]);
     const resident =
-      C_BYTES * oC + inB * (ctx.stationary === 'A' ? x * z : oA) + inB * (ctx.stationary === 'B' ? z * y : oB);
+      C_BYTES * oC +
+      inB * (ctx.stationary === 'A' ? x * z : oA) +
+      inB * (ctx.stationary === 'B' ? z * y : oB);
     const g: Group = {
       x,
       y,
@@ -61,7 +63,9 @@ export function chooseChunking(ctx: EvalContext, tree: TreeNode, owns: Owns): Ch
     };
     cands.push(g);
     if (
-      resident + C_BYTES * x * y + inB * z * ((ctx.stationary === 'A' ? 0 : x) + (ctx.stationary === 'B' ? 0 : y)) >
+      resident +
+        C_BYTES * x * y +
+        inB * z * ((ctx.stationary === 'A' ? 0 : x) + (ctx.stationary === 'B' ? 0 : y)) >
       ctx.limitBytes
     )
       allFit = false;
@@ -113,7 +117,8 @@ export function chooseChunking(ctx: EvalContext, tree: TreeNode, owns: Owns): Ch
   }
   if (!best) return { ok: false, minBytes };
   const c = best.chunking;
-  const extra = c.m > 1 || c.n > 1 ? '; the C block does not fit either, so A or B is fetched again per chunk' : '';
+  const extra =
+    c.m > 1 || c.n > 1 ? '; the C block does not fit either, so A or B is fetched again per chunk' : '';
   return {
     ok: true,
     chunking: c,

@@ -2,7 +2,13 @@
 // --topology FILE, or this machine), plans C = A·B and prints the plan as text or JSON.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { hostsCluster, ranksCluster, DEFAULT_LINKS, DEFAULT_NODE, type ClusterOverrides } from '../../planner/cluster.js';
+import {
+  hostsCluster,
+  ranksCluster,
+  DEFAULT_LINKS,
+  DEFAULT_NODE,
+  type ClusterOverrides,
+} from '../../planner/cluster.js';
 import { isDType } from '../../planner/dtype.js';
 import { plan, PlanInputError, type Cluster, type PlannerOptions } from '../../planner/index.js';
 import { renderPlan } from '../../planner/render.js';
@@ -41,7 +47,8 @@ function positiveNumber(v: string, flag: string, allowZero = false): number {
 }
 
 function size(v: string, flag: string): number {
-  if (!/^\s*\d+\s*$/.test(v)) throw new UsageError(`${flag} must be a whole number of at least 1, got '${v}'`);
+  if (!/^\s*\d+\s*$/.test(v))
+    throw new UsageError(`${flag} must be a whole number of at least 1, got '${v}'`);
   return parsePositiveInt(v, flag);
 }
 
@@ -67,20 +74,33 @@ async function localCluster(o: ClusterOverrides): Promise<Cluster> {
 }
 
 export async function buildCluster(f: PlanFlags): Promise<Cluster> {
-  const given = [f.ranks !== undefined, f.hosts !== undefined || f.nodesPerHost !== undefined, f.topology !== undefined];
+  const given = [
+    f.ranks !== undefined,
+    f.hosts !== undefined || f.nodesPerHost !== undefined,
+    f.topology !== undefined,
+  ];
   if (given.filter(Boolean).length > 1)
     throw new UsageError('give only one of --ranks, --hosts/--nodes-per-host and --topology');
   const o: ClusterOverrides = { links: {}, node: {} };
-  if (f.interSocketBandwidth) o.links!.interSocket = { bandwidth: positiveNumber(f.interSocketBandwidth, '--inter-socket-bandwidth') };
-  if (f.networkBandwidth) o.links!.network = { bandwidth: positiveNumber(f.networkBandwidth, '--network-bandwidth') };
+  if (f.interSocketBandwidth)
+    o.links!.interSocket = { bandwidth: positiveNumber(f.interSocketBandwidth, '--inter-socket-bandwidth') };
+  if (f.networkBandwidth)
+    o.links!.network = { bandwidth: positiveNumber(f.networkBandwidth, '--network-bandwidth') };
   if (f.interSocketLatency)
-    o.links!.interSocket = { ...o.links!.interSocket, latency: positiveNumber(f.interSocketLatency, '--inter-socket-latency', true) };
+    o.links!.interSocket = {
+      ...o.links!.interSocket,
+      latency: positiveNumber(f.interSocketLatency, '--inter-socket-latency', true),
+    };
   if (f.networkLatency)
-    o.links!.network = { ...o.links!.network, latency: positiveNumber(f.networkLatency, '--network-latency', true) };
+    o.links!.network = {
+      ...o.links!.network,
+      latency: positiveNumber(f.networkLatency, '--network-latency', true),
+    };
   if (f.flops) o.node!.flops = positiveNumber(f.flops, '--flops');
   if (f.memory) o.node!.memoryBytes = parseBytes(f.memory, '--memory');
   if (f.ranks !== undefined) return ranksCluster(f.ranks, o);
-  if (f.hosts !== undefined || f.nodesPerHost !== undefined) return hostsCluster(f.hosts ?? 1, f.nodesPerHost ?? 1, o);
+  if (f.hosts !== undefined || f.nodesPerHost !== undefined)
+    return hostsCluster(f.hosts ?? 1, f.nodesPerHost ?? 1, o);
   if (f.topology !== undefined) {
     let text: string;
     try {
@@ -90,7 +110,8 @@ export async function buildCluster(f: PlanFlags): Promise<Cluster> {
     }
     const c = parseTopology(text, f.topology);
     // Flags override the file's links.
-    for (const [cl, l] of Object.entries(o.links ?? {})) Object.assign(c.links[cl as keyof typeof c.links], l);
+    for (const [cl, l] of Object.entries(o.links ?? {}))
+      Object.assign(c.links[cl as keyof typeof c.links], l);
     if (o.node?.flops) for (const h of c.hosts) for (const n of h.nodes) n.flops = o.node.flops;
     return c;
   }
@@ -104,9 +125,13 @@ export function registerPlan(program: Command): void {
     .requiredOption('--m <M>', 'rows of A and C')
     .requiredOption('--n <N>', 'columns of B and C')
     .requiredOption('--k <K>', 'columns of A, rows of B')
-    .option('--ranks <P>', 'P ranks, one per host (every transfer crosses the network)', (v) => parsePositiveInt(v, '--ranks'))
+    .option('--ranks <P>', 'P ranks, one per host (every transfer crosses the network)', (v) =>
+      parsePositiveInt(v, '--ranks'),
+    )
     .option('--hosts <H>', 'H hosts …', (v) => parsePositiveInt(v, '--hosts'))
-    .option('--nodes-per-host <N>', '… of N NUMA nodes each (one rank per node)', (v) => parsePositiveInt(v, '--nodes-per-host'))
+    .option('--nodes-per-host <N>', '… of N NUMA nodes each (one rank per node)', (v) =>
+      parsePositiveInt(v, '--nodes-per-host'),
+    )
     .option('--topology <FILE>', 'hosts, nodes and links from a JSON or YAML file (schema in the README)')
     .option('--memory <BYTES>', 'memory limit per rank, e.g. 17179869184 or 16GiB (default: the node memory)')
     .option('--dtype <D>', 'element type of A and B: f32, bf16, f16, q8_0, q4_0', 'f32')
@@ -129,7 +154,8 @@ export function registerPlan(program: Command): void {
     )
     .action(async (f: PlanFlags) => {
       const problem = { m: size(f.m, '--m'), n: size(f.n, '--n'), k: size(f.k, '--k'), dtype: f.dtype };
-      if (!isDType(f.dtype)) throw new UsageError(`--dtype must be one of f32, bf16, f16, q8_0, q4_0, got '${f.dtype}'`);
+      if (!isDType(f.dtype))
+        throw new UsageError(`--dtype must be one of f32, bf16, f16, q8_0, q4_0, got '${f.dtype}'`);
       if (f.objective !== 'volume' && f.objective !== 'time')
         throw new UsageError(`--objective must be volume or time, got '${f.objective}'`);
       if (f.stationary !== undefined && f.stationary !== 'A' && f.stationary !== 'B')

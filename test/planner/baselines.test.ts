@@ -6,7 +6,8 @@ import { minFootprint } from '../../planner/bounds.js';
 import { ranksCluster } from '../../planner/cluster.js';
 import { plan } from '../../planner/index.js';
 
-const cube = (P: number) => plan({ m: 16384, n: 16384, k: 16384, dtype: 'f32' }, ranksCluster(P), { objective: 'volume' });
+const cube = (P: number) =>
+  plan({ m: 16384, n: 16384, k: 16384, dtype: 'f32' }, ranksCluster(P), { objective: 'volume' });
 
 describe('flat COSMA as cosma.md describes it', () => {
   it('reproduces the re-simulated grids for m = n = k = 16384', () => {
@@ -62,13 +63,24 @@ describe('the plan against flat COSMA', () => {
 describe('baselines and bounds', () => {
   it('computes every baseline, with CARMA only for powers of two', () => {
     const p = cube(64);
-    expect(Object.keys(p.baselines).sort()).toEqual(['1D-k', '1D-m', '1D-n', '2.5D', '2D-SUMMA', 'CARMA', 'COSMA']);
+    expect(Object.keys(p.baselines).sort()).toEqual([
+      '1D-k',
+      '1D-m',
+      '1D-n',
+      '2.5D',
+      '2D-SUMMA',
+      'CARMA',
+      'COSMA',
+    ]);
     expect(p.baselines['CARMA']!.applicable).toBe(true);
     expect(cube(63).baselines['CARMA']!.applicable).toBe(false);
     // 4×4×4 is the optimum for a cube on 64 ranks: the plan meets the memory-independent bound.
     expect(p.volume.maxPerRank).toBeCloseTo(p.lowerBound.memoryIndependent, -2);
-    for (const b of Object.values(p.baselines)) if (b.applicable) expect(b.volume.maxPerRank).toBeGreaterThanOrEqual(p.volume.maxPerRank);
-    expect(p.baselines['1D-m']!.volume.maxPerRank).toBeGreaterThan(p.baselines['2D-SUMMA']!.volume.maxPerRank);
+    for (const b of Object.values(p.baselines))
+      if (b.applicable) expect(b.volume.maxPerRank).toBeGreaterThanOrEqual(p.volume.maxPerRank);
+    expect(p.baselines['1D-m']!.volume.maxPerRank).toBeGreaterThan(
+      p.baselines['2D-SUMMA']!.volume.maxPerRank,
+    );
   });
 
   it('uses the skinny-shape bound when the cube does not fit', () => {

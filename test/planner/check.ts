@@ -17,7 +17,11 @@ const inside = (a: Rect, b: Rect) =>
   a.rows[0] >= b.rows[0] && a.rows[1] <= b.rows[1] && a.cols[0] >= b.cols[0] && a.cols[1] <= b.cols[1];
 
 function fp(op: Operand, b: Brick): Rect {
-  return op === 'A' ? { rows: b.m, cols: b.k } : op === 'B' ? { rows: b.k, cols: b.n } : { rows: b.m, cols: b.n };
+  return op === 'A'
+    ? { rows: b.m, cols: b.k }
+    : op === 'B'
+      ? { rows: b.k, cols: b.n }
+      : { rows: b.m, cols: b.n };
 }
 
 function fail(msg: string): never {
@@ -35,7 +39,8 @@ function tiles(rects: Rect[], whole: Rect, what: string): void {
   const sorted = [...rects].sort((a, b) => a.rows[0] - b.rows[0]);
   for (let i = 0; i < sorted.length; i++)
     for (let j = i + 1; j < sorted.length && sorted[j]!.rows[0] < sorted[i]!.rows[1]; j++)
-      if (inter(sorted[i]!, sorted[j]!)) fail(`${what}: overlap ${JSON.stringify(sorted[i])} ${JSON.stringify(sorted[j])}`);
+      if (inter(sorted[i]!, sorted[j]!))
+        fail(`${what}: overlap ${JSON.stringify(sorted[i])} ${JSON.stringify(sorted[j])}`);
 }
 
 export interface CheckOptions {
@@ -51,7 +56,8 @@ export function checkPlan(plan: Plan, transfers: Transfer[]): void {
   let total = 0;
   for (const b of all) {
     if (vol(b) <= 0) fail(`empty brick ${JSON.stringify(b)}`);
-    if (b.m[0] < 0 || b.m[1] > m || b.n[0] < 0 || b.n[1] > n || b.k[0] < 0 || b.k[1] > k) fail('brick outside');
+    if (b.m[0] < 0 || b.m[1] > m || b.n[0] < 0 || b.n[1] > n || b.k[0] < 0 || b.k[1] > k)
+      fail('brick outside');
     total += vol(b);
   }
   if (total !== m * n * k) fail(`bricks cover ${total} of ${m * n * k} multiply-adds`);
@@ -64,7 +70,8 @@ export function checkPlan(plan: Plan, transfers: Transfer[]): void {
     }
   // Quantised k: cuts on block boundaries.
   const g = plan.dtype.blockK;
-  for (const b of all) if ((b.k[0] % g !== 0 || (b.k[1] % g !== 0 && b.k[1] !== k)) && g > 1) fail('k cut inside a block');
+  for (const b of all)
+    if ((b.k[0] % g !== 0 || (b.k[1] % g !== 0 && b.k[1] !== k)) && g > 1) fail('k cut inside a block');
 
   // 2. The layout: every operand tiled by the owned rectangles, each inside its owner's footprint.
   const whole: Record<Operand, Rect> = {
@@ -81,18 +88,29 @@ export function checkPlan(plan: Plan, transfers: Transfer[]): void {
     );
     for (const r of plan.ranks)
       for (const o of r.owns[op]) {
-        const covered = r.bricks.reduce((s, b) => s + (inter(o, fp(op, b)) ? area(inter(o, fp(op, b))!) : 0), 0);
+        const covered = r.bricks.reduce(
+          (s, b) => s + (inter(o, fp(op, b)) ? area(inter(o, fp(op, b))!) : 0),
+          0,
+        );
         // chunks of one brick tile its footprint at most (sk, sn, sm) times: use the hull instead
         const hull = r.bricks.length
           ? {
-              rows: [Math.min(...r.bricks.map((b) => fp(op, b).rows[0])), Math.max(...r.bricks.map((b) => fp(op, b).rows[1]))],
-              cols: [Math.min(...r.bricks.map((b) => fp(op, b).cols[0])), Math.max(...r.bricks.map((b) => fp(op, b).cols[1]))],
+              rows: [
+                Math.min(...r.bricks.map((b) => fp(op, b).rows[0])),
+                Math.max(...r.bricks.map((b) => fp(op, b).rows[1])),
+              ],
+              cols: [
+                Math.min(...r.bricks.map((b) => fp(op, b).cols[0])),
+                Math.max(...r.bricks.map((b) => fp(op, b).cols[1])),
+              ],
             }
           : null;
-        if (!hull || !inside(o, hull as Rect) || covered === 0) fail(`rank ${r.rank} holds ${op} outside its footprint`);
+        if (!hull || !inside(o, hull as Rect) || covered === 0)
+          fail(`rank ${r.rank} holds ${op} outside its footprint`);
       }
   }
-  const owner = (op: Operand, rank: number, piece: Rect) => plan.ranks[rank]!.owns[op].some((o) => inside(piece, o));
+  const owner = (op: Operand, rank: number, piece: Rect) =>
+    plan.ranks[rank]!.owns[op].some((o) => inside(piece, o));
 
   // 3. The schedule delivers exactly the A and B each chunk needs, and reduces each partial C once.
   const byKey = new Map<string, Transfer[]>();
@@ -108,7 +126,7 @@ export function checkPlan(plan: Plan, transfers: Transfer[]): void {
     byKey.set(key, list);
   }
   let seen = 0;
-  const recomputed = new Array<number>(P).fill(0);
+  const recomputed: number[] = new Array<number>(P).fill(0);
   const recomputedFromOwns = new Array<number>(P).fill(0);
   for (const r of plan.ranks) {
     const prev: Record<string, Rect | null> = { A: null, B: null };
@@ -122,7 +140,12 @@ export function checkPlan(plan: Plan, transfers: Transfer[]): void {
         }
         const need = fp(op, b);
         const p = prev[op];
-        const same = p && p.rows[0] === need.rows[0] && p.rows[1] === need.rows[1] && p.cols[0] === need.cols[0] && p.cols[1] === need.cols[1];
+        const same =
+          p &&
+          p.rows[0] === need.rows[0] &&
+          p.rows[1] === need.rows[1] &&
+          p.cols[0] === need.cols[0] &&
+          p.cols[1] === need.cols[1];
         prev[op] = need;
         if (same) {
           if (got.length) fail('re-fetch of an unchanged chunk');
@@ -131,8 +154,9 @@ export function checkPlan(plan: Plan, transfers: Transfer[]): void {
         const own = r.owns[op].map((o) => inter(o, need)).filter((x): x is Rect => x !== null);
         for (const t of got) if (!owner(op, t.from, t)) fail(`rank ${t.from} sends ${op} it does not hold`);
         tiles([...own, ...got], need, `rank ${r.rank} step ${step} ${op}`);
-        recomputed[r.rank] += got.reduce((s, t) => s + t.elements, 0);
-        recomputedFromOwns[r.rank] += area(need) - own.reduce((s, o) => s + area(o), 0);
+        recomputed[r.rank] = recomputed[r.rank]! + got.reduce((s, t) => s + t.elements, 0);
+        recomputedFromOwns[r.rank] =
+          recomputedFromOwns[r.rank]! + area(need) - own.reduce((s, o) => s + area(o), 0);
       }
       const next = r.bricks[step + 1];
       const sent = byKey.get(`r${r.rank},${step}`) ?? [];
@@ -142,8 +166,9 @@ export function checkPlan(plan: Plan, transfers: Transfer[]): void {
         const own = r.owns.C.map((o) => inter(o, need)).filter((x): x is Rect => x !== null);
         for (const t of sent) if (!owner('C', t.to, t)) fail(`partial C sent to a rank that does not own it`);
         tiles([...own, ...sent], need, `rank ${r.rank} step ${step} C`);
-        recomputed[r.rank] += sent.reduce((s, t) => s + t.elements, 0);
-        recomputedFromOwns[r.rank] += area(need) - own.reduce((s, o) => s + area(o), 0);
+        recomputed[r.rank] = recomputed[r.rank]! + sent.reduce((s, t) => s + t.elements, 0);
+        recomputedFromOwns[r.rank] =
+          recomputedFromOwns[r.rank]! + area(need) - own.reduce((s, o) => s + area(o), 0);
       } else if (sent.length) fail('C sent before its last k chunk');
     });
   }
@@ -151,7 +176,8 @@ export function checkPlan(plan: Plan, transfers: Transfer[]): void {
 
   // 4. Reported volumes equal the recomputed ones.
   for (const r of plan.ranks) {
-    if (r.volume.total !== recomputed[r.rank]) fail(`rank ${r.rank} volume ${r.volume.total} ≠ schedule ${recomputed[r.rank]}`);
+    if (r.volume.total !== recomputed[r.rank])
+      fail(`rank ${r.rank} volume ${r.volume.total} ≠ schedule ${recomputed[r.rank]}`);
     if (r.volume.total !== recomputedFromOwns[r.rank]) fail(`rank ${r.rank} volume ≠ footprint minus held`);
     if (plan.volume.perRank[r.rank] !== r.volume.total) fail('perRank');
     const links = r.volume.perLinkClass;
@@ -160,7 +186,8 @@ export function checkPlan(plan: Plan, transfers: Transfer[]): void {
   if (plan.volume.maxPerRank !== Math.max(0, ...recomputed)) fail('maxPerRank');
   if (plan.volume.total !== recomputed.reduce((a, b) => a + b, 0)) fail('total');
   const net = transfers.filter((t) => t.link === 'network').reduce((s, t) => s + t.elements, 0);
-  if (plan.volume.perLinkClass.network !== net) fail(`network volume ${plan.volume.perLinkClass.network} ≠ ${net}`);
+  if (plan.volume.perLinkClass.network !== net)
+    fail(`network volume ${plan.volume.perLinkClass.network} ≠ ${net}`);
   if (plan.schedule.transferCount !== transfers.length) fail('transfer count');
 
   // 5. Memory within the limit; compute adds up.

@@ -7,7 +7,9 @@ import { hostsCluster, ranksCluster } from '../../planner/cluster.js';
 import { plan, PlanInputError, type DType, type Plan } from '../../planner/index.js';
 import { checkPlan } from './check.js';
 
-const PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97];
+const PRIMES = [
+  2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
+];
 const dim = fc.oneof(
   { weight: 1, arbitrary: fc.constant(1) },
   { weight: 4, arbitrary: fc.integer({ min: 1, max: 60 }) },
@@ -30,16 +32,28 @@ function planAndCheck(p: Plan): void {
 describe('planner properties', () => {
   it('plans are exact on random shapes, rank counts and dtypes', () => {
     fc.assert(
-      fc.property(dim, dim, dim, ranks, dtype, fc.constantFrom<'volume' | 'time'>('volume', 'time'), (m, n, k, P, dt, objective) => {
-        const p = plan({ m, n, k, dtype: dt }, ranksCluster(P), { objective, maxScheduleTransfers: 1e7, baselines: false });
-        planAndCheck(p);
-        // Compute balance within ε whenever each rank has a meaningful amount of work.
-        const work = (m * n * k) / P;
-        const gran = p.dtype.blockK;
-        if (work >= 1e6 && Math.min(...[m, n, Math.ceil(k / gran)].filter((d) => d > 1)) >= 4 * P)
-          expect(p.compute.imbalance).toBeLessThanOrEqual(0.03 + 1e-9);
-        expect(p.compute.imbalance).toBeLessThan(Math.max(1, P)); // never worse than one rank doing it all
-      }),
+      fc.property(
+        dim,
+        dim,
+        dim,
+        ranks,
+        dtype,
+        fc.constantFrom<'volume' | 'time'>('volume', 'time'),
+        (m, n, k, P, dt, objective) => {
+          const p = plan({ m, n, k, dtype: dt }, ranksCluster(P), {
+            objective,
+            maxScheduleTransfers: 1e7,
+            baselines: false,
+          });
+          planAndCheck(p);
+          // Compute balance within ε whenever each rank has a meaningful amount of work.
+          const work = (m * n * k) / P;
+          const gran = p.dtype.blockK;
+          if (work >= 1e6 && Math.min(...[m, n, Math.ceil(k / gran)].filter((d) => d > 1)) >= 4 * P)
+            expect(p.compute.imbalance).toBeLessThanOrEqual(0.03 + 1e-9);
+          expect(p.compute.imbalance).toBeLessThan(Math.max(1, P)); // never worse than one rank doing it all
+        },
+      ),
       { numRuns: 120, seed: 1234 },
     );
   });
@@ -57,12 +71,20 @@ describe('planner properties', () => {
           const limit = Math.max(64, Math.floor(roomy.memory.peakBytes * frac));
           let p: Plan;
           try {
-            p = plan({ m, n, k, dtype: 'f32' }, ranksCluster(P), { memoryBytes: limit, baselines: false, maxScheduleTransfers: 1e7 });
+            p = plan({ m, n, k, dtype: 'f32' }, ranksCluster(P), {
+              memoryBytes: limit,
+              baselines: false,
+              maxScheduleTransfers: 1e7,
+            });
           } catch (e) {
             expect(e).toBeInstanceOf(PlanInputError);
             const min = Number(/minimum .*?: (\d+) B/.exec((e as Error).message)?.[1]);
             expect(min).toBeGreaterThan(limit);
-            p = plan({ m, n, k, dtype: 'f32' }, ranksCluster(P), { memoryBytes: min, baselines: false, maxScheduleTransfers: 1e7 });
+            p = plan({ m, n, k, dtype: 'f32' }, ranksCluster(P), {
+              memoryBytes: min,
+              baselines: false,
+              maxScheduleTransfers: 1e7,
+            });
           }
           planAndCheck(p);
           expect(p.memory.peakBytes).toBeLessThanOrEqual(p.memory.limitBytes);
