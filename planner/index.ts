@@ -236,7 +236,14 @@ function assemble(
     },
     time: ev.time,
     lowerBound: lb,
-    ratioToLowerBound: lb.perRank > 0 ? ev.maxVolume / lb.perRank : ev.maxVolume === 0 ? 1 : null,
+    // The bounds assume every operand moves: with a stationary one they do not apply.
+    ratioToLowerBound: opts.stationary
+      ? null
+      : lb.perRank > 0
+        ? ev.maxVolume / lb.perRank
+        : ev.maxVolume === 0
+          ? 1
+          : null,
     baselines: {},
   };
   if (ev.transferCount <= opts.maxScheduleTransfers) plan.schedule.transfers = buildTransfers(plan);
