@@ -35,6 +35,8 @@ export function candidatesFor(
   eps: number,
   keep: number,
   extraGrids: Grid[] = [],
+  /** Per-part volume no decomposition can beat: skip the recursive split when a grid is within 1%. */
+  volumeFloor = 0,
 ): Candidate[] {
   const P = ranks.length;
   const out: Candidate[] = [];
@@ -55,7 +57,11 @@ export function candidatesFor(
     }
     for (const g of grids) out.push(gridCandidate(box, g, ranks, s.gran));
   }
-  if (P > 1) {
+  const nearFloor =
+    volumeFloor > 0 &&
+    out.length > 0 &&
+    scoreGrid(out[0]!.grid!, { ...s, objective: 'volume' }).score <= 1.01 * volumeFloor;
+  if (P > 1 && !nearFloor) {
     out.push({
       tree: recursiveTree(box, ranks, weights, s.gran),
       family: 'recursive',

@@ -98,12 +98,9 @@ export function plan(problem: Problem, cluster: Cluster, options: Partial<Planne
     link: multiHost ? cluster.links.network : cluster.links.interSocket,
   };
   const cosma = cosmaCandidate(box, ranks, s);
-  const flat = select(
-    ctx,
-    candidatesFor(box, ranks, Array.from(ctx.flops), s, eps, keepFor(P), [cosma.grid!]),
-    eps,
-    opts.objective,
-  );
+  const floor = opts.stationary ? 0 : lowerBounds(problem, P, Infinity).memoryIndependent;
+  const cands = candidatesFor(box, ranks, Array.from(ctx.flops), s, eps, keepFor(P), [cosma.grid!], floor);
+  const flat = select(ctx, cands, eps, opts.objective);
   if (!flat.ok) {
     throw new PlanInputError(
       `memory limit ${opts.memoryBytes} B (${formatBytesPlain(opts.memoryBytes)}) per rank is below the minimum this product needs on ${P} rank(s): ` +

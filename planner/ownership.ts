@@ -27,7 +27,11 @@ export function rectArea(r: Rect | null): number {
 
 export function rectsArea(rs: readonly Rect[] | undefined): number {
   let a = 0;
-  if (rs) for (const r of rs) a += len(r.rows) * len(r.cols);
+  if (rs)
+    for (let i = 0; i < rs.length; i++) {
+      const r = rs[i]!;
+      a += (r.rows[1] - r.rows[0]) * (r.cols[1] - r.cols[0]);
+    }
   return a;
 }
 
@@ -159,7 +163,9 @@ export function forEachOwnerArea(
   const walk = (node: TreeNode): void => {
     const ch = node.children;
     if (!ch) {
-      for (const o of list[node.rank!]!) {
+      const mine = list[node.rank!]!;
+      for (let i = 0; i < mine.length; i++) {
+        const o = mine[i]!;
         const h = Math.min(r1, o.rows[1]) - Math.max(r0, o.rows[0]);
         if (h <= 0) continue;
         const w = Math.min(c1, o.cols[1]) - Math.max(c0, o.cols[0]);
