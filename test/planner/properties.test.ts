@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { hostsCluster, ranksCluster } from '../../planner/cluster.js';
-import { plan, PlanInputError, type DType, type Plan } from '../../planner/index.js';
+import { buildTransfers, plan, PlanInputError, type DType, type Plan } from '../../planner/index.js';
 import { checkPlan } from './check.js';
 
 const PRIMES = [
@@ -154,5 +154,41 @@ describe('the checker itself', () => {
     expect(() => checkPlan(bad2, bad2.schedule.transfers)).toThrow(/cover/);
     const bad3 = structuredClone(p);
     expect(() => checkPlan(bad3, bad3.schedule.transfers.slice(1))).toThrow();
+  });
+});
+
+describe('schedule and objectives', () => {
+  it('omits a long transfer list and regenerates exactly the same one on demand', () => {
+    const full = plan({ m: 900, n: 700, k: 500, dtype: 'f16' }, hostsCluster(3, 2), {
+      maxScheduleTransfers: 1e7,
+    });
+    const short = plan({ m: 900, n: 700, k: 500, dtype: 'f16' }, hostsCluster(3, 2), {
+      maxScheduleTransfers: 0,
+    });
+    expect(short.schedule.omitted).toBe(true);
+    expect(short.schedule.transfers).toEqual([]);
+    const rebuilt = buildTransfers(short);
+    expect(rebuilt).toEqual(full.schedule.transfers);
+    checkPlan(short, rebuilt);
+  });
+
+  it('the time objective never predicts a slower plan than the volume objective', () => {
+    for (const [m, n, k, P] of [
+      [16384, 16384, 16384, 65],
+      [4096, 65536, 1024, 48],
+      [1, 8192, 8192, 24],
+      [30000, 30000, 64, 100],
+    ] as const) {
+      const byTime = plan({ m, n, k, dtype: 'bf16' }, ranksCluster(P), {
+        objective: 'time',
+        baselines: false,
+      });
+      const byVolume = plan({ m, n, k, dtype: 'bf16' }, ranksCluster(P), {
+        objective: 'volume',
+        baselines: false,
+      });
+      expect(byTime.time.total).toBeLessThanOrEqual(byVolume.time.total * (1 + 1e-9));
+      expect(byVolume.volume.maxPerRank).toBeLessThanOrEqual(byTime.volume.maxPerRank);
+    }
   });
 });
