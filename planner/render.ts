@@ -80,9 +80,11 @@ export function picture(parts: { label: number; box: Brick }[], within: Brick, r
 function levelParts(plan: Plan, level: Level): { parts: { label: number; box: Brick }[]; within: Brick } {
   const whole: Brick = { m: [0, plan.problem.m], n: [0, plan.problem.n], k: [0, plan.problem.k] };
   if (level.name === 'hosts') {
+    const byHost = new Map<number, Brick[]>();
+    for (const r of plan.ranks) byHost.set(r.host, (byHost.get(r.host) ?? []).concat(r.bricks));
     const parts: { label: number; box: Brick }[] = [];
-    for (let h = 0; h < plan.cluster.hosts; h++) {
-      const box = hull(plan.ranks.filter((r) => r.host === h).flatMap((r) => r.bricks));
+    for (const [h, bricks] of byHost) {
+      const box = hull(bricks);
       if (box) parts.push({ label: h, box });
     }
     return { parts, within: whole };
@@ -161,7 +163,7 @@ export function renderPlan(plan: Plan): string {
     `predicted time: ${seconds(plan.time.total)} (compute ${seconds(plan.time.compute)}, communication ${seconds(plan.time.communication)})`,
   );
   L.push(
-    `schedule: ${plan.schedule.steps} step(s), ${plan.schedule.transferCount} transfer(s)${plan.schedule.omitted ? ' (not listed: too many; see --json docs)' : ''}`,
+    `schedule: ${plan.schedule.steps} step(s), ${plan.schedule.transferCount} transfer(s)${plan.schedule.omitted ? ' (not listed: more than maxScheduleTransfers; planner buildTransfers(plan) regenerates them)' : ''}`,
   );
   if (plan.placement.length > 0) {
     const mirrors = plan.placement.filter((p) => p.mode === 'mirror').length;
