@@ -122,7 +122,11 @@ describe('gemmF32', () => {
       77,
     );
     const c1 = new Float32Array(40 * 50);
-    gemmF32(pool, { ...opts, a: (opts.a as Float32Array).buffer, c: c1.buffer });
+    gemmF32(pool, {
+      ...opts,
+      a: (opts.a as Float32Array).buffer as ArrayBuffer,
+      c: c1.buffer as ArrayBuffer,
+    });
     expect(relErrors(read(c1), want, mag)).toBeLessThan(1e-5);
     const c2 = new Float32Array(40 * 50);
     openblasGemm({ ...opts, c: c2 }, 1);
