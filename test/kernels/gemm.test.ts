@@ -133,6 +133,20 @@ describe('gemmF32', () => {
     expect(relErrors(read(c2), want, mag)).toBeLessThan(1e-5);
   });
 
+  it('views (subarray) start at their own byte offset', () => {
+    const big = random(1000, 5);
+    const a = big.subarray(100, 106); // 2×3
+    const b = big.subarray(200, 212); // 3×4
+    const c = new Float32Array(20).subarray(4, 12); // 2×4
+    gemmF32(pool, { m: 2, n: 4, k: 3, a, b, c });
+    for (let i = 0; i < 2; i++)
+      for (let j = 0; j < 4; j++) {
+        let s = 0;
+        for (let p = 0; p < 3; p++) s += a[i * 3 + p]! * b[p * 4 + j]!;
+        expect(c[i * 4 + j]).toBeCloseTo(s, 5);
+      }
+  });
+
   it('async version resolves with the same result', async () => {
     const { opts, want, mag, read } = setup(
       { m: 129, n: 130, k: 131, transA: true, transB: false, pad: 1, off: 2, alpha: 2, beta: 1 },
