@@ -156,6 +156,22 @@ describe('gemmF32', () => {
     expect(relErrors(read(opts.c as Float32Array), want, mag)).toBeLessThan(1e-5);
   });
 
+  it('async version leaves the event loop free while it runs', async () => {
+    const s = 768;
+    const c = new Float32Array(s * s);
+    let ticks = 0;
+    let running = true;
+    const tick = () => {
+      ticks++;
+      if (running) setImmediate(tick);
+    };
+    setImmediate(tick);
+    await gemmF32Async(pool, { m: s, n: s, k: s, a: random(s * s, 1), b: random(s * s, 2), c });
+    running = false;
+    expect(ticks).toBeGreaterThan(0);
+    expect(c.some((v) => v !== 0)).toBe(true);
+  });
+
   it('async version rejects bad arguments synchronously with a clear error', () => {
     expect(() =>
       gemmF32Async(pool, {
