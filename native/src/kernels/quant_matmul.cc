@@ -1,5 +1,8 @@
 // Y = X·Wᵀ driver: picks the ISA path, quantizes X once per call, splits W's rows over the pool.
 #include <cpuid.h>
+// GCC 12 warns inside its own AVX-512 reduction intrinsics (undefined upper halves it never uses).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
