@@ -37,7 +37,7 @@ const FULL: Sizes = {
   qgemm: { m: 512, n: 4096, k: 4096 },
   // Best of several: other processes share these cpus, the best run is the least disturbed.
   reps: (flops) => Math.max(3, Math.min(20, Math.round(3e10 / flops))),
-  passes: 5,
+  passes: 10,
 };
 
 const QUICK: Sizes = {
