@@ -194,28 +194,54 @@ function gemvCases(
     for (let i = 0; i < count; i++) weights.set(one, i * one.length);
     const x = randomF32(k, 4);
     const y = new Float32Array(n);
-    const pass = () => {
-      for (let i = 0; i < count; i++)
-        matmulQ(pool, { type, w: weights, wOffset: i * one.length, n, k, x, m: 1, y });
-    };
-    const read = () => readBytes(pool, weights);
-    read(); // also faults the pages in
-    pass();
-    let ours = Infinity,
-      stream = Infinity;
+    const call = (i: number) =>
+      matmulQ(pool, { type, w: weights, wOffset: i * one.length, n, k, x, m: 1, y });
+    const read = (i: number) => readBytes(pool, weights, i * one.length, one.length);
+    // Per matrix, the best time over the passes, summed: every sample still streams its matrix
+    // from DRAM (the cycle is far larger than the caches), but a pass disturbed by another
+    // process on these cpus no longer spoils the whole figure. The reference reads the matrix
+    // half a cycle away, interleaved with ours, so both see the same conditions.
+    const oursBest = new Array<number>(count).fill(Infinity);
+    const readBest = new Array<number>(count).fill(Infinity);
+    let oursPass = Infinity,
+      readPass = Infinity;
+    for (let i = 0; i < count; i++) read(i); // faults the pages in
     for (let p = 0; p < sz.passes; p++) {
-      stream = Math.min(stream, timeOnce(read));
-      ours = Math.min(ours, timeOnce(pass));
+      let ours = 0,
+        ref = 0;
+      for (let i = 0; i < count; i++) {
+        const tOurs = timeOnce(() => call(i));
+        const j = (i + (count >> 1)) % count;
+        const tRead = timeOnce(() => read(j));
+        oursBest[i] = Math.min(oursBest[i]!, tOurs);
+        readBest[j] = Math.min(readBest[j]!, tRead);
+        ours += tOurs;
+        ref += tRead;
+      }
+      oursPass = Math.min(oursPass, ours);
+      readPass = Math.min(readPass, ref);
     }
+    const sum = (v: number[]) => v.reduce((acc, t) => acc + t, 0);
+    const gbs = (seconds: number) => weights.length / seconds / 1e9;
     out.push(
       result({
         case: name,
         metric: 'weight read bandwidth',
-        value: weights.length / ours / 1e9,
+        value: gbs(sum(oursBest)),
         unit: 'GB/s',
         reference: 'stream-read',
-        referenceValue: weights.length / stream / 1e9,
-        details: { threads: t, n, k, matrices: count, bytes: weights.length },
+        referenceValue: gbs(sum(readBest)),
+        details: {
+          threads: t,
+          n,
+          k,
+          matrices: count,
+          bytes: weights.length,
+          passes: sz.passes,
+          // The same, timed as whole passes (best pass) instead of per matrix.
+          bestPassGBs: gbs(oursPass),
+          bestPassReferenceGBs: gbs(readPass),
+        },
       }),
     );
   }
