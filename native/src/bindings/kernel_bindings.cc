@@ -70,18 +70,48 @@ class Opts {
       throw Napi::TypeError::New(env_, op_ + ": expected an options object as argument " + std::to_string(i + 1));
     o_ = info[i].As<Napi::Object>();
   }
-  Napi::Value Get(const char* key) const { return o_.Get(key); }
-  bool Has(const char* key) const {
+  // One property lookup per option (each costs a trip through N-API); undefined/null = absent.
+  Napi::Value Field(const char* key) const {
     Napi::Value v = o_.Get(key);
-    return !v.IsUndefined() && !v.IsNull();
+    return v.IsNull() ? Napi::Value(env_.Undefined()) : v;
   }
   int64_t Index(const char* key) const {
-    if (!Has(key)) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' is required (a non-negative integer)");
-    return Index(key, 0);
+    Napi::Value v = Field(key);
+    if (v.IsUndefined())
+      throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' is required (a non-negative integer)");
+    return ToIndex(key, v);
   }
   int64_t Index(const char* key, int64_t def) const {
-    if (!Has(key)) return def;
-    Napi::Value v = o_.Get(key);
+    Napi::Value v = Field(key);
+    return v.IsUndefined() ? def : ToIndex(key, v);
+  }
+  double Number(const char* key, double def) const {
+    Napi::Value v = Field(key);
+    if (v.IsUndefined()) return def;
+    if (!v.IsNumber()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a number");
+    return v.As<Napi::Number>().DoubleValue();
+  }
+  bool Bool(const char* key, bool def) const {
+    Napi::Value v = Field(key);
+    if (v.IsUndefined()) return def;
+    if (!v.IsBoolean())
+      throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a boolean (true = transposed)");
+    return v.As<Napi::Boolean>().Value();
+  }
+  std::string String(const char* key, const std::string& def) const {
+    Napi::Value v = Field(key);
+    if (v.IsUndefined()) return def;
+    if (!v.IsString()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a string");
+    return v.As<Napi::String>().Utf8Value();
+  }
+  Napi::Value Required(const char* key) const {
+    Napi::Value v = Field(key);
+    if (v.IsUndefined()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' is required");
+    return v;
+  }
+
+ private:
+  int64_t ToIndex(const char* key, Napi::Value v) const {
     if (!v.IsNumber()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a non-negative integer");
     double d = v.As<Napi::Number>().DoubleValue();
     if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)) || d > 9.007199254740991e15)
@@ -89,31 +119,7 @@ class Opts {
                                             v.ToString().Utf8Value());
     return static_cast<int64_t>(d);
   }
-  double Number(const char* key, double def) const {
-    if (!Has(key)) return def;
-    Napi::Value v = o_.Get(key);
-    if (!v.IsNumber()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a number");
-    return v.As<Napi::Number>().DoubleValue();
-  }
-  bool Bool(const char* key, bool def) const {
-    if (!Has(key)) return def;
-    Napi::Value v = o_.Get(key);
-    if (!v.IsBoolean())
-      throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a boolean (true = transposed)");
-    return v.As<Napi::Boolean>().Value();
-  }
-  std::string String(const char* key, const std::string& def) const {
-    if (!Has(key)) return def;
-    Napi::Value v = o_.Get(key);
-    if (!v.IsString()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a string");
-    return v.As<Napi::String>().Utf8Value();
-  }
-  Napi::Value Required(const char* key) const {
-    if (!Has(key)) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' is required");
-    return o_.Get(key);
-  }
 
- private:
   Napi::Env env_;
   std::string op_;
   Napi::Object o_;
@@ -339,7 +345,7 @@ Napi::Value JsKernelPaths(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   Napi::Array supported = Napi::Array::New(info.Env());
   uint32_t n = 0;
-  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni})
+  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni, Isa::Avx512Vbmi})
     if (IsaSupported(i)) supported.Set(n++, IsaName(i));
   o.Set("supported", supported);
   o.Set("auto", IsaName(ResolveIsa(Isa::Auto)));

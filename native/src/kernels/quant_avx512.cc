@@ -9,5 +9,10 @@ namespace redblue {
 namespace avx512vnni {
 KernelSet Kernels();
 }
-KernelSet Avx512Kernels(bool vnni) { return vnni ? avx512vnni::Kernels() : avx512::Kernels(); }
+namespace avx512vbmi {
+KernelSet Kernels();
+}
+KernelSet Avx512Kernels(bool vnni, bool vbmi) {
+  return vbmi ? avx512vbmi::Kernels() : vnni ? avx512vnni::Kernels() : avx512::Kernels();
+}
 }  // namespace redblue
