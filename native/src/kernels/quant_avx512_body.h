@@ -1,6 +1,7 @@
-// AVX-512 matmul kernels, compiled twice: with VNNI (vpdpbusd) and without (vpmaddubsw +
-// vpmaddwd), by quant_avx512.cc and quant_avx512vnni.cc. Each includer defines KNS (namespace),
-// KTARGET (target attribute string) and KVNNI (0/1). Kept out of the .cc glob on purpose.
+// AVX-512 matmul kernels, included three times (deliberately no include guard) by
+// quant_avx512.cc (F/BW/VL: vpmaddubsw + vpmaddwd), quant_avx512vnni.cc (+VNNI: vpdpbusd) and
+// quant_avx512vbmi.cc (+VBMI byte permute for Q4_0). Each includer defines KNS (namespace),
+// KTARGET (target attribute string), KVNNI and KVBMI (0/1).
 // GCC 12 flags the undefined upper half of _mm512_cast*128/256 casts; the lanes are never used.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
