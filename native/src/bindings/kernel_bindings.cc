@@ -132,6 +132,20 @@ std::shared_ptr<ThreadPool> PoolArg(const Napi::CallbackInfo& info, size_t i) {
   return pool;
 }
 
+// Products and extents of user sizes, refusing any that overflow: absurd sizes must fail the
+// bounds check, never wrap around it.
+int64_t Mul(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) throw UserError("sizes too large: " + std::to_string(a) + " × " + std::to_string(b) + " overflows");
+  return r;
+}
+int64_t Span(int64_t rows, int64_t cols, int64_t ld) {
+  if (rows == 0 || cols == 0) return 0;
+  int64_t r;
+  if (__builtin_add_overflow(Mul(rows - 1, ld), cols, &r)) throw UserError("sizes too large: the matrix extent overflows");
+  return r;
+}
+
 // offset + span must lie inside the view; returns the pointer at offset.
 template <typename T>
 T* Bounded(const View<T>& v, int64_t offset, int64_t span, const std::string& what, const std::string& shape) {
@@ -173,9 +187,9 @@ GemmCall ParseGemm(const Napi::CallbackInfo& info, size_t i, const char* op) {
   auto b = F32Arg(o.Required("b"), std::string(op) + ": b");
   auto c = F32Arg(o.Required("c"), std::string(op) + ": c");
   const std::string dims = "(m=" + std::to_string(g.m) + ", n=" + std::to_string(g.n) + ", k=" + std::to_string(g.k) + ")";
-  const int64_t aSpan = g.transA ? MatrixSpan(g.k, g.m, g.lda) : MatrixSpan(g.m, g.k, g.lda);
-  const int64_t bSpan = g.transB ? MatrixSpan(g.n, g.k, g.ldb) : MatrixSpan(g.k, g.n, g.ldb);
-  const int64_t cSpan = MatrixSpan(g.m, g.n, g.ldc);
+  const int64_t aSpan = g.transA ? Span(g.k, g.m, g.lda) : Span(g.m, g.k, g.lda);
+  const int64_t bSpan = g.transB ? Span(g.n, g.k, g.ldb) : Span(g.k, g.n, g.ldb);
+  const int64_t cSpan = Span(g.m, g.n, g.ldc);
   g.a = Bounded(a, o.Index("aOffset", 0), aSpan, std::string(op) + ": a",
                 std::string(g.transA ? "Aᵀ (k×m" : "A (m×k") + ", lda=" + std::to_string(g.lda) + ") " + dims);
   g.b = Bounded(b, o.Index("bOffset", 0), bSpan, std::string(op) + ": b",
@@ -210,8 +224,8 @@ MatmulCall ParseMatmul(const Napi::CallbackInfo& info, size_t i, const char* op)
   auto w = BytesArg(o.Required("w"), std::string(op) + ": w");
   auto x = F32Arg(o.Required("x"), std::string(op) + ": x");
   auto y = F32Arg(o.Required("y"), std::string(op) + ": y");
-  const int64_t wSpan = q.n == 0 ? 0 : (q.n - 1) * q.wStride + rb;
-  const int64_t xSpan = MatrixSpan(q.m, q.k, q.ldx), ySpan = MatrixSpan(q.m, q.n, q.ldy);
+  const int64_t wSpan = Span(q.n, rb, q.wStride);
+  const int64_t xSpan = Span(q.m, q.k, q.ldx), ySpan = Span(q.m, q.n, q.ldy);
   const std::string dims = "(m=" + std::to_string(q.m) + ", n=" + std::to_string(q.n) + ", k=" + std::to_string(q.k) + ")";
   q.w = Bounded(w, o.Index("wOffset", 0), wSpan, std::string(op) + ": w (bytes)",
                 std::string("W (n rows of ") + std::to_string(rb) + " bytes of " + WeightTypeName(q.type) +
@@ -314,7 +328,7 @@ Napi::Value JsQuantize(const Napi::CallbackInfo& info) {
   auto x = F32Arg(info[1], "quantize: x");
   int64_t rows = ArgIndex(info, 2, "quantize: rows"), k = ArgIndex(info, 3, "quantize: k");
   const int64_t rb = RowBytes(t, k);
-  Bounded(x, 0, rows * k, "quantize: x", std::to_string(rows) + "×" + std::to_string(k) + " values");
+  Bounded(x, 0, Mul(rows, k), "quantize: x", std::to_string(rows) + "×" + std::to_string(k) + " values");
   // Optional path: 'scalar' forces the scalar reference quantizer (tests compare the two).
   const bool allowSimd = !(info.Length() > 4 && info[4].IsString() && info[4].As<Napi::String>().Utf8Value() == "scalar");
   Napi::ArrayBuffer out = Napi::ArrayBuffer::New(info.Env(), static_cast<size_t>(rows * rb));
@@ -329,7 +343,7 @@ Napi::Value JsDequantize(const Napi::CallbackInfo& info) {
   auto w = BytesArg(info[1], "dequantize: w");
   int64_t rows = ArgIndex(info, 2, "dequantize: rows"), k = ArgIndex(info, 3, "dequantize: k");
   const int64_t rb = RowBytes(t, k);
-  Bounded(w, 0, rows * rb, "dequantize: w (bytes)",
+  Bounded(w, 0, Mul(rows, rb), "dequantize: w (bytes)",
           std::to_string(rows) + " rows of " + std::to_string(rb) + " bytes of " + WeightTypeName(t));
   Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(rows * k));
   DequantizeRows(t, w.data, rows, k, out.Data(), k);
