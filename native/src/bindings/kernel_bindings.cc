@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/async_task.h"
 #include "core/module_registry.h"
 #include "core/napi_util.h"
 #include "core/thread_pool.h"
@@ -240,35 +241,13 @@ MatmulCall ParseMatmul(const Napi::CallbackInfo& info, size_t i, const char* op)
   return call;
 }
 
-// Runs fn on a libuv worker thread (which hands the work to the pinned pool) and settles a
-// promise; holds the JS buffers and the pool alive until then.
-class KernelWorker : public Napi::AsyncWorker {
- public:
-  KernelWorker(Napi::Env env, std::function<void()> fn, const std::vector<Napi::Object>& keep,
-               std::shared_ptr<ThreadPool> pool)
-      : Napi::AsyncWorker(env, "redblue.kernel"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        fn_(std::move(fn)),
-        pool_(std::move(pool)) {
-    for (const auto& o : keep) refs_.push_back(Napi::Persistent(o));
-  }
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      fn_();
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::function<void()> fn_;
-  std::shared_ptr<ThreadPool> pool_;
-  std::vector<Napi::ObjectReference> refs_;
-};
+// The promise of an async kernel call: the pool (captured by the job) and the JS buffers stay
+// alive until it settles.
+Napi::Promise StartKernel(Napi::Env env, std::function<void()> job, const std::vector<Napi::Object>& keep) {
+  return AsyncTask::Start(
+      env, "redblue.kernel", std::move(job), [](Napi::Env e) -> Napi::Value { return e.Undefined(); },
+      std::vector<Napi::Value>(keep.begin(), keep.end()));
+}
 
 Napi::Value JsGemmF32(const Napi::CallbackInfo& info) {
   auto pool = PoolArg(info, 0);
@@ -281,11 +260,7 @@ Napi::Value JsGemmF32Async(const Napi::CallbackInfo& info) {
   auto pool = PoolArg(info, 0);
   GemmCall call = ParseGemm(info, 1, "gemmF32Async");
   GemmArgs g = call.g;
-  ThreadPool* p = pool.get();
-  auto* w = new KernelWorker(info.Env(), [g, p] { GemmF32(g, *p); }, call.keep, pool);
-  Napi::Promise promise = w->Promise();
-  w->Queue();
-  return promise;
+  return StartKernel(info.Env(), [g, pool] { GemmF32(g, *pool); }, call.keep);
 }
 
 Napi::Value JsOpenBlasGemm(const Napi::CallbackInfo& info) {
@@ -308,11 +283,7 @@ Napi::Value JsMatmulQAsync(const Napi::CallbackInfo& info) {
   MatmulCall call = ParseMatmul(info, 1, "matmulQAsync");
   ResolveIsa(call.q.isa);  // fail synchronously on an unsupported path
   QuantMatmulArgs q = call.q;
-  ThreadPool* p = pool.get();
-  auto* w = new KernelWorker(info.Env(), [q, p] { MatmulQ(q, *p); }, call.keep, pool);
-  Napi::Promise promise = w->Promise();
-  w->Queue();
-  return promise;
+  return StartKernel(info.Env(), [q, pool] { MatmulQ(q, *pool); }, call.keep);
 }
 
 WeightType TypeArg(const Napi::CallbackInfo& info, size_t i) {
