@@ -109,14 +109,39 @@ describe('shm failure handling', () => {
   it('a stale segment of a killed run is removed by removeStaleSegment', async () => {
     const name = uniqueName('stale');
     const { ranks, path } = await holdingRun(name, 2);
-    expect(existsSync(path)).toBe(true);
-    expect(removeStaleSegment(name)).toBe(false); // live: left alone
-    expect(existsSync(path)).toBe(true);
-    await killAll(ranks);
-    expect(existsSync(path)).toBe(true);
-    expect(removeStaleSegment(name)).toBe(true);
-    expect(existsSync(path)).toBe(false);
-    expect(removeStaleSegment(name)).toBe(false);
+    try {
+      expect(existsSync(path)).toBe(true);
+      expect(removeStaleSegment(name)).toBe(false); // live: left alone
+      expect(existsSync(path)).toBe(true);
+      await killAll(ranks);
+      expect(existsSync(path)).toBe(true);
+      expect(removeStaleSegment(name)).toBe(true);
+      expect(existsSync(path)).toBe(false);
+      expect(removeStaleSegment(name)).toBe(false);
+    } finally {
+      await killAll(ranks);
+    }
+  });
+
+  it('a communicator dropped without close() and garbage-collected stays a member until exit', async () => {
+    const name = uniqueName('gc');
+    const ranks = Array.from({ length: 2 }, (_, rank) =>
+      startRank({ name, rank, size: 2, scenario: 'dropAndCollect', seed: 0, options: {} }, ['--expose-gc']),
+    );
+    try {
+      const ready = await Promise.all(ranks.map((r) => r.next('ready')));
+      for (const m of ready) expect(m.collected).toBe(true); // the collector really ran
+      const path = ready[0]!.path as string;
+      expect(existsSync(path)).toBe(true);
+      expect(removeStaleSegment(name)).toBe(false); // both ranks are still live members
+      expect(existsSync(path)).toBe(true);
+      for (const r of ranks) r.child.send({ type: 'exit' });
+      expect(await Promise.all(ranks.map((r) => r.exited))).toEqual([0, 0]);
+      // Leaving at exit still works: the last rank removed the segment.
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      await killAll(ranks);
+    }
   });
 
   it('a new run replaces the stale segment of a killed run under the same name', async () => {

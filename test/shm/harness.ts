@@ -53,8 +53,12 @@ export function uniqueName(tag: string): string {
   return `t${process.pid}-${tag}-${counter++}`;
 }
 
-export function startRank(cfg: Record<string, unknown> & { rank: number }): Rank {
-  const child = fork(workerPath, [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** Forks one rank; `nodeFlags` are added to this process's own (e.g. '--expose-gc'). */
+export function startRank(cfg: Record<string, unknown> & { rank: number }, nodeFlags: string[] = []): Rank {
+  const child = fork(workerPath, [JSON.stringify(cfg)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: [...process.execArgv, ...nodeFlags],
+  });
   const messages: RankMessage[] = [];
   const waiters: { type: string; resolve: (m: RankMessage & { at: number }) => void }[] = [];
   child.on('message', (m: RankMessage) => {

@@ -254,7 +254,31 @@ async function mismatch(c) {
   }
 }
 
+// Opens the communicator, drops every reference to it without close() and collects garbage
+// (node --expose-gc) until its wrapper is provably gone: the rank must stay a member anyway.
+// On the parent's 'exit' message the process ends normally, still without close().
+async function dropAndCollect() {
+  let c = await ShmCommunicator.open({ name: cfg.name, rank: cfg.rank, size: cfg.size, ...cfg.options });
+  const path = c.path;
+  let collected = false;
+  const registry = new FinalizationRegistry(() => (collected = true));
+  registry.register(c, 'wrapper');
+  c = null;
+  for (let i = 0; i < 100 && !collected; ++i) {
+    globalThis.gc();
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  const timer = setInterval(() => {}, 1000);
+  process.on('message', (m) => {
+    if (m?.type !== 'exit') return;
+    clearInterval(timer);
+    process.disconnect();
+  });
+  await send({ type: 'ready', path, collected });
+}
+
 async function main() {
+  if (cfg.scenario === 'dropAndCollect') return dropAndCollect();
   const c = await ShmCommunicator.open({ name: cfg.name, rank: cfg.rank, size: cfg.size, ...cfg.options });
   if (cfg.scenario === 'exitWithoutClose') {
     await c.barrier();
@@ -272,7 +296,10 @@ async function main() {
     else if (cfg.scenario === 'mismatch') result = await mismatch(c);
     else if (cfg.scenario === 'hold') {
       await send({ type: 'ready', path: c.path });
-      await new Promise(() => setInterval(() => {}, 1000));
+      // Blocks until killed; if the test process dies first, end instead of lingering.
+      const timer = setInterval(() => {}, 1000);
+      process.once('disconnect', () => clearInterval(timer));
+      await new Promise(() => {});
     }
   } finally {
     c.close(); // also on failure: the last rank to leave removes the segment

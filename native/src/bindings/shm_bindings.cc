@@ -208,6 +208,10 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
     mailboxBytes_ = comm_->segment().p2pBytes();
     tsfn_ = Tsfn::New(info.Env(), "redblue-shm", 0, 1, this);
     tsfn_.Unref(info.Env());
+    // An open communicator is a membership peers rely on: it must end at close() or process
+    // exit, never when the garbage collector finds the JS object unreachable (e.g. a rank that
+    // awaits forever). So hold it strongly until close(); this does not keep the loop alive.
+    Ref();
     // A process that exits without close() still leaves (and removes the segment if last).
     env_ = info.Env();
     napi_add_env_cleanup_hook(env_, OnEnvCleanup, this);
@@ -546,7 +550,9 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
 
   // Fails calls in flight, leaves the segment (the last rank removes it) and stops the threads.
   Napi::Value Close(const Napi::CallbackInfo& info) {
+    bool wasOpen = !closed_;
     Shutdown();
+    if (wasOpen) Unref();  // the reference taken at construction: now it may be collected
     return info.Env().Undefined();
   }
 

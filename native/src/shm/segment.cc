@@ -38,16 +38,18 @@ std::string HugeTlbMount() {
   return "";
 }
 
+// Free pages minus those already reserved by other mappings (which mmap could not get).
 size_t FreeHugePages() {
   std::ifstream f("/proc/meminfo");
   std::string key;
-  size_t value = 0;
+  size_t value = 0, freePages = 0, reserved = 0;
   while (f >> key >> value) {
-    if (key == "HugePages_Free:") return value;
+    if (key == "HugePages_Free:") freePages = value;
+    if (key == "HugePages_Rsvd:") reserved = value;
     std::string rest;
     std::getline(f, rest);
   }
-  return 0;
+  return freePages > reserved ? freePages - reserved : 0;
 }
 
 std::vector<std::string> CandidateDirs() {
@@ -154,13 +156,13 @@ Segment::~Segment() {
   if (hdr_) munmap(hdr_, bytes_);
 }
 
-void Segment::Map(int fd, size_t bytes) {
+bool Segment::Map(int fd, size_t bytes) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     int e = errno;
     close(fd);
     errno = e;
-    throw UserError(Errno("cannot map", path_));
+    return false;
   }
   hdr_ = static_cast<Header*>(p);
   bytes_ = bytes;
@@ -168,6 +170,7 @@ void Segment::Map(int fd, size_t bytes) {
   fstat(fd, &st);
   ino_ = st.st_ino;
   close(fd);
+  return true;
 }
 
 void Segment::Create(const SegmentOptions& opt) {
@@ -226,7 +229,7 @@ void Segment::Create(const SegmentOptions& opt) {
       throw UserError(Errno("cannot map", path_));
     }
     munmap(p, total);
-    Map(fd, total);
+    if (!Map(fd, total)) throw UserError(Errno("cannot map", path_));
     backing_ = isHuge ? "hugetlb" : "shm";
     Header* h = hdr_;
     h->magic = kMagic;
@@ -275,7 +278,12 @@ void Segment::Attach(const SegmentOptions& opt) {
       SleepMs(1);
       continue;
     }
-    Map(fd, static_cast<size_t>(st.st_size));
+    if (!Map(fd, static_cast<size_t>(st.st_size))) {
+      // E.g. a hugetlbfs file whose creator found too few huge pages and falls back to /dev/shm.
+      why = Errno("cannot map", path_);
+      SleepMs(1);
+      continue;
+    }
     Header* h = hdr_;
     const char* problem = nullptr;
     if (h->ready.load(std::memory_order_acquire) != 1)

@@ -132,7 +132,7 @@ class Segment {
   void Create(const SegmentOptions& opt);
   void Attach(const SegmentOptions& opt);
   void Join();
-  void Map(int fd, size_t bytes);
+  bool Map(int fd, size_t bytes);  // closes fd; false (errno set) if mmap failed
 
   Header* hdr_ = nullptr;
   size_t bytes_ = 0;
