@@ -7,6 +7,7 @@ import { registerTopo } from './commands/topo.js';
 import { registerBench } from './commands/bench.js';
 import { registerRun } from './commands/run.js';
 import { registerBenchRun } from '../bench/run.js';
+import { registerExecutor } from './commands/executor.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerTopo(program);
   registerRun(program);
+  registerExecutor(program);
   const bench = registerBench(program);
   registerBenchRun(bench);
   return program;
