@@ -8,6 +8,7 @@ import { registerBench } from './commands/bench.js';
 import { registerRun } from './commands/run.js';
 import { registerBenchRun } from '../bench/run.js';
 import { registerExecutor } from './commands/executor.js';
+import { registerLaunch } from './commands/launch.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerTopo(program);
   registerRun(program);
   registerExecutor(program);
+  registerLaunch(program);
   const bench = registerBench(program);
   registerBenchRun(bench);
   return program;
