@@ -30,6 +30,7 @@ export class RemoteCluster {
   private failure: Error | undefined;
   private readonly waiters: ((e: Error) => void)[] = [];
   private stopped = false;
+  private readonly lost = new Set<number>();
 
   private constructor() {}
 
@@ -62,7 +63,7 @@ export class RemoteCluster {
       let started = 0;
       rc.sessions = await Promise.all(
         clients.map(async (c, i) => {
-          const s = await c.open({ session: rc.session, hostIndex: i, peers }, (err) => rc.fail(err));
+          const s = await c.open({ session: rc.session, hostIndex: i, peers }, (err) => rc.fail(err, i));
           o.onProgress?.(++started, clients.length, 'hosts started their executors');
           return s;
         }),
@@ -74,7 +75,8 @@ export class RemoteCluster {
     }
   }
 
-  private fail(err: HostCallError): void {
+  private fail(err: HostCallError, host: number): void {
+    this.lost.add(host);
     if (this.failure || this.stopped) return;
     this.failure = new HostLostError(`${err.message}`);
     for (const w of this.waiters.splice(0)) w(this.failure);
@@ -133,7 +135,8 @@ export class RemoteCluster {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    await Promise.allSettled(this.hosts.map((h) => h.closeSession(3000)));
+    // A lost host ends its session itself (its keepalives to us fail); don't wait for it.
+    await Promise.allSettled(this.hosts.filter((_, i) => !this.lost.has(i)).map((h) => h.closeSession(3000)));
     for (const s of this.sessions) s.cancel();
     for (const h of this.hosts) h.close();
   }

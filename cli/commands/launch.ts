@@ -128,6 +128,9 @@ async function withHosts<T>(o: LaunchOpts, work: (rc: RemoteCluster) => Promise<
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (!interrupted) await stopAll();
+    // A connection to a host whose link is gone can hold the event loop until TCP gives up
+    // (minutes): once everything is stopped, nothing is left to wait for.
+    setTimeout(() => process.exit(), 1000).unref();
   }
 }
 

@@ -1,0 +1,277 @@
+// Multi-host mode with real hosts on one machine: network namespaces joined by a bridge, each
+// running its own `redblue executor`; the coordinator (`redblue launch`) runs in a third one.
+// Same results as one box, authentication refused when wrong, and a pulled cable mid-run.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLab, type Lab } from '../../transport/netns-lab.js';
+import { readNpyMatrix, writeNpyMatrix } from '../../executor/npy.js';
+import { runCli } from '../helpers/cli.js';
+import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
+import {
+  childrenOf,
+  cliIn,
+  eventually,
+  makeCerts,
+  shmOf,
+  startExecutor,
+  type Started,
+} from './lab-helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-hosts-'));
+const token = join(dir, 'token');
+const wrongToken = join(dir, 'wrong-token');
+writeFileSync(token, 'correct-horse-battery-staple-0123\n', { mode: 0o600 });
+writeFileSync(wrongToken, 'incorrect-donkey-battery-staple-99\n', { mode: 0o600 });
+
+let lab: Lab;
+const started: Started[] = [];
+let hosts = '';
+const COORD = 2; // the coordinator's namespace
+
+beforeAll(async () => {
+  lab = createLab(3);
+  // Host 0 has 2 (virtual) nodes, host 1 has 1: both shapes of host in one cluster.
+  const [a, b] = await Promise.all([
+    startExecutor(lab, 0, [
+      '--listen',
+      `${lab.addresses[0]}:7070`,
+      '--virtual-nodes',
+      '2',
+      '--token-file',
+      token,
+    ]),
+    startExecutor(lab, 1, [
+      '--listen',
+      `${lab.addresses[1]}:7070`,
+      '--virtual-nodes',
+      '1',
+      '--token-file',
+      token,
+    ]),
+  ]);
+  started.push(a!, b!);
+  hosts = `${lab.addresses[0]}:7070,${lab.addresses[1]}:7070`;
+}, 60_000);
+
+afterAll(() => {
+  for (const s of started) s.proc.kill('SIGKILL');
+  lab?.cleanup();
+});
+
+describe('redblue launch across two hosts', () => {
+  it('computes the same gemm as one box (odd shape, A and B from files)', async () => {
+    const [m, n, k] = [67, 45, 39];
+    const a = randomF32(m * k, 11);
+    const b = randomF32(k * n, 12);
+    writeNpyMatrix(join(dir, 'A.npy'), m, k, a);
+    writeNpyMatrix(join(dir, 'B.npy'), k, n, b);
+    const shape = ['--m', String(m), '--n', String(n), '--k', String(k)];
+    const files = ['--a', join(dir, 'A.npy'), '--b', join(dir, 'B.npy')];
+    const r = await cliIn(lab, COORD, [
+      'launch',
+      '--hosts',
+      hosts,
+      '--token-file',
+      token,
+      'gemm',
+      ...shape,
+      ...files,
+      '--out',
+      join(dir, 'C-hosts.npy'),
+      '--verify',
+      '--json',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.stdout) as { hosts: number; perRank: unknown[]; verify: { ok: boolean } };
+    expect(json.hosts).toBe(2);
+    expect(json.perRank).toHaveLength(3);
+    expect(json.verify.ok).toBe(true);
+    const one = runCli([
+      'run',
+      'gemm',
+      ...shape,
+      ...files,
+      '--out',
+      join(dir, 'C-box.npy'),
+      '--virtual-nodes',
+      '3',
+    ]);
+    expect(one.code).toBe(0);
+    const cHosts = readNpyMatrix(join(dir, 'C-hosts.npy')).data;
+    const cBox = readNpyMatrix(join(dir, 'C-box.npy')).data;
+    expect(maxAbsDiff(cHosts, cBox)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(cHosts, matmulRef(a, b, m, n, k))).toBeLessThan(1e-4);
+  }, 60_000);
+
+  it('runs a layer stack across hosts with the same Y as one box (shard and mirror)', async () => {
+    const shape = ['--n', '50', '--k', '64', '--m', '3', '--layers', '2', '--iters', '2', '--dtype', 'q8_0'];
+    const ys: Float32Array[] = [];
+    for (const placement of ['shard', 'mirror']) {
+      const out = join(dir, `Y-${placement}.npy`);
+      const r = await cliIn(lab, COORD, [
+        'launch',
+        '--hosts',
+        hosts,
+        '--token-file',
+        token,
+        'layer',
+        ...shape,
+        '--placement',
+        placement,
+        '--out',
+        out,
+        '--json',
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const json = JSON.parse(r.stdout) as { hosts: number; perRank: { rows: number[] }[] };
+      expect(json.hosts).toBe(2);
+      expect(json.perRank.map((p) => p.rows)).toEqual([
+        [0, 16],
+        [16, 33],
+        [33, 50],
+      ]);
+      ys.push(readNpyMatrix(out).data);
+    }
+    // One box: the same stack with the same seed on 3 executors of one host.
+    const { LocalCluster } = await import('../../executor/local-cluster.js');
+    const { runLayers } = await import('../../executor/layer-run.js');
+    const { readTopology } = await import('../../native/topology.js');
+    const cluster = await LocalCluster.start({ topology: readTopology({ virtualNodes: 3 }) });
+    try {
+      const box = await runLayers(cluster, {
+        dtype: 'q8_0',
+        n: 50,
+        k: 64,
+        m: 3,
+        layers: 2,
+        iters: 2,
+        seed: 1,
+        placement: ['shard', 'shard', 'shard'],
+        collect: true,
+      });
+      for (const y of ys) expect(maxAbsDiff(y, box.y!)).toBeLessThan(1e-5);
+      expect(ys[0]!.length).toBe(2 * 3 * 50);
+    } finally {
+      await cluster.stop();
+    }
+  }, 60_000);
+
+  it('refuses a wrong token and names the host', async () => {
+    const r = await cliIn(lab, COORD, [
+      'launch',
+      '--hosts',
+      hosts,
+      '--token-file',
+      wrongToken,
+      'gemm',
+      '--m',
+      '8',
+      '--n',
+      '8',
+      '--k',
+      '8',
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/host \d \(10\.213\.\d+\.\d:7070\): unauthenticated/);
+  }, 30_000);
+
+  it('refuses to serve a non-loopback address without authentication', async () => {
+    const r = await cliIn(lab, 0, ['executor', '--listen', `${lab.addresses[0]}:7079`]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--token-file F or --tls-cert/);
+  }, 30_000);
+
+  it('serves over TLS with the cluster certificate and refuses a certificate from another CA', async () => {
+    const good = makeCerts(dir, 'good');
+    const evil = makeCerts(dir, 'evil');
+    const tls = (c: typeof good) => ['--tls-cert', c.cert, '--tls-key', c.key, '--tls-ca', c.ca];
+    const ex = await Promise.all([
+      startExecutor(lab, 0, ['--listen', `${lab.addresses[0]}:7443`, ...tls(good)]),
+      startExecutor(lab, 1, ['--listen', `${lab.addresses[1]}:7443`, ...tls(good)]),
+    ]);
+    started.push(...ex);
+    const tlsHosts = `${lab.addresses[0]}:7443,${lab.addresses[1]}:7443`;
+    try {
+      const ok = await cliIn(lab, COORD, [
+        'launch',
+        '--hosts',
+        tlsHosts,
+        ...tls(good),
+        'gemm',
+        '--m',
+        '20',
+        '--n',
+        '30',
+        '--k',
+        '40',
+        '--verify',
+        '--json',
+      ]);
+      expect(ok.stderr).toBe('');
+      expect(ok.code).toBe(0);
+      expect((JSON.parse(ok.stdout) as { verify: { ok: boolean } }).verify.ok).toBe(true);
+      const bad = await cliIn(lab, COORD, [
+        'launch',
+        '--hosts',
+        tlsHosts,
+        ...tls(evil),
+        '--ready-timeout',
+        '5',
+        'gemm',
+        '--m',
+        '8',
+        '--n',
+        '8',
+        '--k',
+        '8',
+      ]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(/host \d \(10\.213\.\d+\.\d:7443\)/);
+    } finally {
+      for (const e of ex) e.proc.kill('SIGTERM');
+    }
+  }, 60_000);
+
+  it('fails within seconds, naming the host, when a host link goes down mid-run, and cleans up', async () => {
+    // `ip netns exec` execs the command: these are the supervisors' own pids.
+    const sup = started.slice(0, 2).map((s) => s.proc.pid!);
+    const run = cliIn(
+      lab,
+      COORD,
+      [
+        'launch',
+        '--hosts',
+        hosts,
+        '--token-file',
+        token,
+        'layer',
+        '--n',
+        '4096',
+        '--k',
+        '4096',
+        '--layers',
+        '4',
+        '--iters',
+        '100000',
+      ],
+      60_000,
+    );
+    // Wait until the executors of host 1 run (the session started), then pull its cable.
+    const running = await eventually(() => childrenOf(sup[1]!).length > 0, 20_000);
+    expect(running).toBe(true);
+    await new Promise((r) => setTimeout(r, 1500));
+    lab.linkDown(1);
+    // 100000 passes would take many minutes: an answer (before cliIn's 60 s kill) means no hang.
+    const r = await run;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/host 1 \(10\.213\.\d+\.2:7070\)/);
+    // Both hosts stop their executors and free shared memory: host 0 because the coordinator
+    // ended its session, host 1 because its keepalives to the coordinator failed.
+    expect(await eventually(() => sup.every((p) => childrenOf(p).length === 0), 15_000)).toBe(true);
+    expect(await eventually(() => shmOf(sup).length === 0, 5000)).toBe(true);
+  }, 60_000);
+});
