@@ -34,9 +34,17 @@ import { executorAddon } from './native-steps.js';
 import { byteRange, int, invalid, list, MAX_DIM, oneOf, range, tag as checkTag } from './host-validate.js';
 import type { LaunchPlace } from './launch-env.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
+/** Our version (package.json sits above dist/ when compiled, next to the sources otherwise). */
+function version(): string {
+  for (const rel of ['../../package.json', '../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      // try the next place
+    }
+  }
+  return 'unknown';
+}
 
 export interface SupervisorOptions {
   listen: string;
@@ -162,7 +170,7 @@ export class Supervisor {
     return {
       Hello: this.unary(() => ({
         hostname: this.o.topology.hostname,
-        version: pkg.version,
+        version: version(),
         nodes: this.o.topology.nodes.map((n) => ({
           cpus: n.cpus,
           memoryBytes: n.memoryBytes,

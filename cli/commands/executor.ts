@@ -90,8 +90,8 @@ function firstLine(): Promise<string> {
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: process.stdin });
     rl.once('line', (l) => {
+      resolve(l.trim()); // before close(), which emits 'close' at once
       rl.close();
-      resolve(l.trim());
     });
     rl.once('close', () => reject(new UsageError('--token-stdin: stdin closed before a token line')));
   });

@@ -1,21 +1,23 @@
 // Multi-host mode with real hosts on one machine: network namespaces joined by a bridge, each
 // running its own `redblue executor`; the coordinator (`redblue launch`) runs in a third one.
 // Same results as one box, authentication refused when wrong, and a pulled cable mid-run.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, type Lab } from '../../transport/netns-lab.js';
 import { readNpyMatrix, writeNpyMatrix } from '../../executor/npy.js';
-import { runCli } from '../helpers/cli.js';
+import { cliPath, runCli } from '../helpers/cli.js';
 import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
 import {
   childrenOf,
   cliIn,
   eventually,
   makeCerts,
+  makeUserKey,
   shmOf,
   startExecutor,
+  startSshd,
   type Started,
 } from './lab-helpers.js';
 
@@ -233,6 +235,79 @@ describe('redblue launch across two hosts', () => {
       expect(bad.stderr).toMatch(/host \d \(10\.213\.\d+\.\d:7443\)/);
     } finally {
       for (const e of ex) e.proc.kill('SIGTERM');
+    }
+  }, 60_000);
+
+  it('starts executors over SSH from a hostfile, runs, and leaves nothing behind', async () => {
+    // sshd refuses to start without its privilege separation directory; make it only if missing.
+    const madeRunDir = !existsSync('/run/sshd');
+    if (madeRunDir) mkdirSync('/run/sshd', { mode: 0o755 });
+    const key = makeUserKey(dir);
+    const sshds = [startSshd(lab, 0, dir), startSshd(lab, 1, dir)];
+    try {
+      writeFileSync(join(dir, 'known_hosts'), sshds.map((s) => s.knownHost).join('\n') + '\n');
+      const command = `${process.execPath} ${cliPath}`;
+      writeFileSync(
+        join(dir, 'hostfile'),
+        [
+          '# pretend hosts of this test',
+          `${lab.addresses[0]} user=root identity=${key} port=7170 virtual-nodes=1 command="${command}"`,
+          `${lab.addresses[1]} user=root identity=${key} port=7170 virtual-nodes=2 command="${command}"`,
+        ].join('\n'),
+      );
+      const ssh = [
+        '--ssh-option',
+        `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
+        '--ssh-option',
+        'StrictHostKeyChecking=yes',
+      ];
+      // sshd may take a moment to listen: retry a bounded number of times on connection refusal.
+      let r = await cliIn(lab, COORD, [
+        'launch',
+        '--hostfile',
+        join(dir, 'hostfile'),
+        ...ssh,
+        'gemm',
+        '--m',
+        '40',
+        '--n',
+        '30',
+        '--k',
+        '50',
+        '--verify',
+        '--json',
+      ]);
+      for (let i = 0; i < 5 && /Connection refused/.test(r.stderr); i++) {
+        await new Promise((res) => setTimeout(res, 300));
+        r = await cliIn(lab, COORD, [
+          'launch',
+          '--hostfile',
+          join(dir, 'hostfile'),
+          ...ssh,
+          'gemm',
+          '--m',
+          '40',
+          '--n',
+          '30',
+          '--k',
+          '50',
+          '--verify',
+          '--json',
+        ]);
+      }
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const json = JSON.parse(r.stdout) as { hosts: number; perRank: unknown[]; verify: { ok: boolean } };
+      expect(json.hosts).toBe(2);
+      expect(json.perRank).toHaveLength(3);
+      expect(json.verify.ok).toBe(true);
+      // Only the sshds and the executors this file started remain in the pretend hosts.
+      const keep = new Set([...sshds.map((s) => s.proc.pid!), ...started.map((s) => s.proc.pid!)]);
+      const leftovers = () => [0, 1].flatMap((i) => lab.pids(i)).filter((p) => !keep.has(p));
+      expect(await eventually(() => leftovers().length === 0, 10_000)).toBe(true);
+    } finally {
+      for (const s of sshds) s.proc.kill('SIGTERM');
+      if (madeRunDir) rmSync('/run/sshd', { recursive: true, force: true });
     }
   }, 60_000);
 

@@ -141,3 +141,41 @@ export async function eventually(check: () => boolean, ms: number): Promise<bool
   }
   return check();
 }
+
+/** A throwaway sshd inside host i (its own key, config and authorized key, all in `dir`). */
+export function startSshd(lab: Lab, i: number, dir: string): { proc: ChildProcess; knownHost: string } {
+  const hostKey = join(dir, `sshd-${i}-hostkey`);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey], { stdio: 'pipe' });
+  const config = join(dir, `sshd-${i}-config`);
+  writeFileSync(
+    config,
+    [
+      'Port 22',
+      `ListenAddress ${lab.addresses[i]}`,
+      `HostKey ${hostKey}`,
+      'PidFile none',
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      // A vanished client ends the session (and the executor it started) within seconds.
+      'ClientAliveInterval 2',
+      'ClientAliveCountMax 2',
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  );
+  const proc = lab.spawn(i, '/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: 'ignore' });
+  const pub = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(' ').slice(0, 2).join(' ');
+  return { proc, knownHost: `${lab.addresses[i]} ${pub}` };
+}
+
+/** A user key pair for ssh, authorised for the lab's sshds. */
+export function makeUserKey(dir: string): string {
+  const key = join(dir, 'userkey');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key], { stdio: 'pipe' });
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${key}.pub`));
+  return key;
+}
