@@ -6,7 +6,11 @@ import { UsageError } from './errors.js';
 import { registerTopo } from './commands/topo.js';
 import { registerBench } from './commands/bench.js';
 import { registerRun } from './commands/run.js';
+import { registerPlan } from './commands/plan.js';
 import { registerBenchRun } from '../bench/run.js';
+import { registerBenchPlan } from '../bench/plan-speed.js';
+import { registerBenchKernels } from '../bench/kernels.js';
+import { registerBenchCollectives } from '../bench/collectives.js';
 import { registerExecutor } from './commands/executor.js';
 import { registerLaunch } from './commands/launch.js';
 
@@ -26,11 +30,15 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerTopo(program);
+  registerPlan(program);
   registerRun(program);
   registerExecutor(program);
   registerLaunch(program);
   const bench = registerBench(program);
+  registerBenchPlan(bench);
   registerBenchRun(bench);
+  registerBenchKernels(bench);
+  registerBenchCollectives(bench);
   return program;
 }
 

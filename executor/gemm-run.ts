@@ -4,7 +4,7 @@
 import type { Plan } from '../planner/types.js';
 import { readNpyMatrix, writeNpyMatrix } from './npy.js';
 import type { LocalCluster } from './local-cluster.js';
-import { executorAddon, STREAM_A, STREAM_B } from './native-steps.js';
+import { executorAddon, partialSlotBytes, STREAM_A, STREAM_B } from './native-steps.js';
 import type { StepTimings } from './native-steps.js';
 
 export interface GemmInputs {

@@ -19,6 +19,8 @@ export interface LayerRunOptions {
   placement: PlacementMode[];
   /** Collect Y and X of the last pass (for verification; small shapes only). */
   collect?: boolean;
+  /** Weights from a file instead of the seed: layers × n × k f32, row-major, layer after layer. */
+  weights?: Float32Array;
   onProgress?: (layersMade: number, total: number) => void;
 }
 
@@ -69,8 +71,14 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
   const rowsPerRank = rows.map(([lo, hi]) => hi - lo);
   const yOffset = 0;
   const xOffset = Math.ceil((o.layers * o.m * o.n * 4) / 64) * 64;
-  const stagingBytes = o.collect ? xOffset + o.m * o.k * 4 : 64;
+  const wOffset = Math.ceil((xOffset + o.m * o.k * 4) / 64) * 64;
+  const layerBytes = o.n * o.k * 4;
+  if (o.weights && o.weights.length !== o.layers * o.n * o.k) {
+    throw new Error(`the weights hold ${o.weights.length} values, not ${o.layers} layers of ${o.n}×${o.k}`);
+  }
+  const stagingBytes = o.weights ? wOffset + o.layers * layerBytes : o.collect ? wOffset : 64;
   const area = await cluster.stage('layer', stagingBytes);
+  if (o.weights) new Float32Array(area.buffer, wOffset, o.weights.length).set(o.weights);
 
   // Place the weights a few layers per call, so progress can be shown.
   const placeStart = process.hrtime.bigint();
@@ -93,6 +101,8 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
             count,
             rowsPerRank,
             fresh: made === 0,
+            fromStaging: !!o.weights,
+            sourceOffset: o.weights ? wOffset + made * layerBytes : 0,
           }),
         ),
       ),

@@ -8,7 +8,7 @@ import { loadAddon, type NativeThreadPool } from '../native/addon.js';
 import { serveExecutor, type ExecutorHandlers } from '../transport/control.js';
 import { attachSharedArea, type SharedArea } from '../transport/shared-area.js';
 import { parseExecutorArgs, type ExecutorArgs } from './args.js';
-import { executorAddon, type NativeLayerStack } from './native-steps.js';
+import { executorAddon, partialSlotBytes, type NativeLayerStack } from './native-steps.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
 import { crossHostPeers } from './cross-host.js';
 
@@ -77,7 +77,7 @@ class Executor {
             const s = toStep(b, off);
             all.push(s);
             if (rb.rank === a.rank) mine.push(s);
-            off += (b.m.hi - b.m.lo) * (b.n.hi - b.n.lo) * 4;
+            off += partialSlotBytes({ m: [b.m.lo, b.m.hi], n: [b.n.lo, b.n.hi], k: [b.k.lo, b.k.hi] }, req.k);
           }
         }
         const t = await executorAddon().gemmStep(this.pool, group.communicator, area.buffer, {
@@ -115,10 +115,13 @@ class Executor {
             node: a.memoryNode,
           });
         }
-        await this.stack.addLayers(
-          this.pool,
-          Math.max(0, Math.min(req.count, req.layers - this.stack.layersMade)),
-        );
+        const count = Math.max(0, Math.min(req.count, req.layers - this.stack.layersMade));
+        if (req.fromStaging) {
+          const area = this.need(this.area, 'attach');
+          await this.stack.addLayers(this.pool, count, area.buffer, req.sourceOffset);
+        } else {
+          await this.stack.addLayers(this.pool, count);
+        }
         this.rowsPerRank = req.rowsPerRank;
         return {
           weightBytes: this.stack.weightBytes,

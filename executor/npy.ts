@@ -72,16 +72,12 @@ export function readNpyHeader(fd: number, path: string): NpyHeader {
   return { dtype, shape, dataOffset };
 }
 
-/** Reads a 2-D matrix (a 1-D array is read as one row) into f32. */
-export function readNpyMatrix(path: string): { rows: number; cols: number; data: Float32Array } {
+/** Reads an array of any rank into f32 (float64 files are converted). */
+export function readNpyArray(path: string): { shape: number[]; data: Float32Array } {
   const fd = openNpy(path);
   try {
     const h = readNpyHeader(fd, path);
-    if (h.shape.length > 2 || h.shape.length === 0) {
-      throw new NpyError(`${path}: expected a matrix, got an array of shape (${h.shape.join(', ')})`);
-    }
-    const [rows, cols] = h.shape.length === 1 ? [1, h.shape[0]!] : [h.shape[0]!, h.shape[1]!];
-    const n = rows * cols;
+    const n = h.shape.reduce((a, b) => a * b, 1);
     const bytes = Buffer.alloc(n * (h.dtype === 'f32' ? 4 : 8));
     readFully(fd, bytes, h.dataOffset);
     let data: Float32Array;
@@ -89,13 +85,22 @@ export function readNpyMatrix(path: string): { rows: number; cols: number; data:
       data = new Float32Array(n);
       new Uint8Array(data.buffer).set(bytes);
     } else {
-      const f64 = new Float64Array(bytes.buffer, bytes.byteOffset, n);
-      data = Float32Array.from(f64);
+      data = Float32Array.from(new Float64Array(bytes.buffer, bytes.byteOffset, n));
     }
-    return { rows, cols, data };
+    return { shape: h.shape, data };
   } finally {
     closeSync(fd);
   }
+}
+
+/** Reads a 2-D matrix (a 1-D array is read as one row) into f32. */
+export function readNpyMatrix(path: string): { rows: number; cols: number; data: Float32Array } {
+  const { shape, data } = readNpyArray(path);
+  if (shape.length > 2 || shape.length === 0) {
+    throw new NpyError(`${path}: expected a matrix, got an array of shape (${shape.join(', ')})`);
+  }
+  const [rows, cols] = shape.length === 1 ? [1, shape[0]!] : [shape[0]!, shape[1]!];
+  return { rows, cols, data };
 }
 
 export function writeNpyMatrix(path: string, rows: number, cols: number, data: Float32Array): void {

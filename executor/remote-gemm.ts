@@ -6,7 +6,7 @@
 import type { Plan } from '../planner/types.js';
 import type { RemoteCluster } from './remote-cluster.js';
 import { gemmOperands, type GemmInputs, type GemmRunResult } from './gemm-run.js';
-import { executorAddon, STREAM_A, STREAM_B } from './native-steps.js';
+import { executorAddon, partialSlotBytes, STREAM_A, STREAM_B } from './native-steps.js';
 import { writeNpyMatrix } from './npy.js';
 
 const align = (x: number) => Math.ceil(x / 64) * 64;
@@ -92,7 +92,8 @@ export async function runRemoteGemm(
     ),
   );
   const reduceStart = process.hrtime.bigint();
-  // Host o owns rows [o·m/H, (o+1)·m/H) of C and pulls every other host's partial of them: only
+  // Each host's C now holds its bricks' sum; cells no brick of the host touched are zero (a
+  // staging area starts zeroed). Host o owns rows [o·m/H, (o+1)·m/H) of C and pulls every other host's partial of them: only
   // the rows that host's bricks touched (its C is zero elsewhere).
   const owned = (o: number): [number, number] => [Math.floor((o * m) / H), Math.floor(((o + 1) * m) / H)];
   const touched = perHost.map((ranks) => mergeRanges(ranks.flatMap((r) => r.bricks.map((b) => b.m))));

@@ -30,7 +30,7 @@ import {
   type HostRunRequest,
 } from '../transport/host-client.js';
 import { LocalCluster } from './local-cluster.js';
-import { executorAddon } from './native-steps.js';
+import { executorAddon, partialSlotBytes } from './native-steps.js';
 import { byteRange, int, invalid, list, MAX_DIM, oneOf, range, tag as checkTag } from './host-validate.js';
 import type { LaunchPlace } from './launch-env.js';
 
@@ -449,7 +449,7 @@ export class Supervisor {
       for (const b of list<{ m: unknown; n: unknown; k: unknown }>('bricks', e.bricks, 4096)) {
         const br = { m: range('brick.m', b.m, m), n: range('brick.n', b.n, n), k: range('brick.k', b.k, k) };
         bricks[node]!.push(br);
-        partialBytes += (br.m.hi - br.m.lo) * (br.n.hi - br.n.lo) * 4;
+        partialBytes += partialSlotBytes({ m: [br.m.lo, br.m.hi], n: [br.n.lo, br.n.hi], k: [br.k.lo, br.k.hi] }, k);
       }
     }
     byteRange('partial C', req.partialOffset, partialBytes, total, 4);
@@ -511,6 +511,8 @@ export class Supervisor {
             count,
             rowsPerRank,
             fresh: req.fresh,
+            fromStaging: false,
+            sourceOffset: 0,
           });
         }),
       ),

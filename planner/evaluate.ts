@@ -7,7 +7,7 @@
 import { chunkBrick, type Chunking } from './chunks.js';
 import { C_BYTES } from './dtype.js';
 import type { EvalContext } from './context.js';
-import { forEachOwnerPiece, rectArea, type Owns } from './ownership.js';
+import { forEachOwnerPiece, rectArea, rectsArea, type Owns } from './ownership.js';
 import { brickVolume, bricksByRank, type TreeNode } from './tree.js';
 import type { Brick, LinkClass, Operand, Range, Rect, TimeFigures } from './types.js';
 
@@ -69,10 +69,21 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
   const gran = dtype.blockK;
   const inB = dtype.bytesPerElement;
   const multiNode = ctx.hosts < P;
-  const cache = new Map<string, Gathered>();
+  // Two-level numeric keys (rows, then cols): building strings for millions of look-ups is slow.
+  type Key = number | string;
+  const caches = { A: new Map(), B: new Map(), C: new Map() } as Record<Operand, Map<Key, Map<Key, Gathered>>>;
+  // Exact while span² stays below 2^53; beyond that (dimensions over 9·10^7) fall back to strings.
+  const span = Math.max(ctx.problem.m, ctx.problem.n, ctx.problem.k) + 1;
+  const exact = span < 9e7;
   const gather = (op: Operand, r0: number, r1: number, c0: number, c1: number): Gathered => {
-    const key = `${op}${r0},${r1},${c0},${c1}`;
-    let g = cache.get(key);
+    const k1: Key = exact ? r0 * span + r1 : `${r0},${r1}`;
+    const k2: Key = exact ? c0 * span + c1 : `${c0},${c1}`;
+    let inner = caches[op].get(k1);
+    if (!inner) {
+      inner = new Map();
+      caches[op].set(k1, inner);
+    }
+    let g = inner.get(k2);
     if (!g) {
       const gg: Gathered = { area: 0, pieces: 0 };
       if (multiNode) {
@@ -90,7 +101,7 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
           gg.hostPieces!.set(h, (gg.hostPieces!.get(h) ?? 0) + 1);
         }
       });
-      cache.set(key, gg);
+      inner.set(k2, gg);
       g = gg;
     }
     return g;
@@ -121,12 +132,16 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
     used++;
     const host = ctx.hostOf[r]!;
     ma[r] = brickVolume(b);
-    const own = { A: owns.A[r] ?? null, B: owns.B[r] ?? null, C: owns.C[r] ?? null };
+    const own = { A: owns.A[r]!, B: owns.B[r]!, C: owns.C[r]! };
     const move = (op: Operand, r0: number, r1: number, c0: number, c1: number) => {
       const g = gather(op, r0, r1, c0, c1);
-      const o = own[op];
-      const ownArea = o ? overlap(o.rows[0], o.rows[1], r0, r1) * overlap(o.cols[0], o.cols[1], c0, c1) : 0;
-      const ownPieces = ownArea > 0 ? 1 : 0;
+      let ownArea = 0;
+      let ownPieces = 0;
+      for (const o of own[op]) {
+        const a = overlap(o.rows[0], o.rows[1], r0, r1) * overlap(o.cols[0], o.cols[1], c0, c1);
+        ownArea += a;
+        if (a > 0) ownPieces++;
+      }
       const sameHost = g.hostArea ? (g.hostArea.get(host) ?? 0) : ownArea;
       const sameHostPieces = g.hostPieces ? (g.hostPieces.get(host) ?? 0) : ownPieces;
       const bytesPer = op === 'C' ? C_BYTES : inB;
@@ -141,16 +156,18 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
       msgNet[r] = msgNet[r]! + g.pieces - sameHostPieces;
       transferCount += g.pieces - ownPieces;
     };
-    let resident = C_BYTES * rectArea(own.C);
-    resident += inB * (ctx.stationary === 'A' ? (b.m[1] - b.m[0]) * (b.k[1] - b.k[0]) : rectArea(own.A));
-    resident += inB * (ctx.stationary === 'B' ? (b.k[1] - b.k[0]) * (b.n[1] - b.n[0]) : rectArea(own.B));
+    let resident = C_BYTES * rectsArea(own.C);
+    resident += inB * (ctx.stationary === 'A' ? (b.m[1] - b.m[0]) * (b.k[1] - b.k[0]) : rectsArea(own.A));
+    resident += inB * (ctx.stationary === 'B' ? (b.k[1] - b.k[0]) * (b.n[1] - b.n[0]) : rectsArea(own.B));
     const cap = (parts: number, length: number, g: number) => Math.max(1, Math.min(parts, Math.ceil(length / g)));
     const sm = cap(chunking.m, b.m[1] - b.m[0], 1);
     const sn = cap(chunking.n, b.n[1] - b.n[0], 1);
     const sk = cap(chunking.k, b.k[1] - b.k[0], gran);
     let maxChunk = 0;
-    let prevA = '';
-    let prevB = '';
+    let prevAm = -1;
+    let prevAk = -1;
+    let prevBk = -1;
+    let prevBn = -1;
     for (let im = 0; im < sm; im++) {
       const [m0, m1] = partOf(b.m[0], b.m[1], sm, im, 1);
       for (let jn = 0; jn < sn; jn++) {
@@ -160,15 +177,15 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
           let chunkBytes = C_BYTES * (m1 - m0) * (n1 - n0);
           if (ctx.stationary !== 'A') {
             chunkBytes += inB * (m1 - m0) * (k1 - k0);
-            const key = `${m0},${k0}`;
-            if (key !== prevA) move('A', m0, m1, k0, k1);
-            prevA = key;
+            if (m0 !== prevAm || k0 !== prevAk) move('A', m0, m1, k0, k1);
+            prevAm = m0;
+            prevAk = k0;
           }
           if (ctx.stationary !== 'B') {
             chunkBytes += inB * (k1 - k0) * (n1 - n0);
-            const key = `${k0},${n0}`;
-            if (key !== prevB) move('B', k0, k1, n0, n1);
-            prevB = key;
+            if (k0 !== prevBk || n0 !== prevBn) move('B', k0, k1, n0, n1);
+            prevBk = k0;
+            prevBn = n0;
           }
           if (chunkBytes > maxChunk) maxChunk = chunkBytes;
         }

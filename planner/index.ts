@@ -38,7 +38,8 @@ export * from './types.js';
 export { buildTransfers } from './schedule.js';
 export { PlanInputError } from './errors.js';
 
-const KEEP = 4;
+// Grids evaluated exactly: fewer at large P, where near-optimal grids abound and evaluation costs more.
+const keepFor = (P: number) => (P > 4096 ? 2 : 4);
 
 export const DEFAULT_OPTIONS: PlannerOptions = {
   objective: 'time',
@@ -92,7 +93,7 @@ export function plan(problem: Problem, cluster: Cluster, options: Partial<Planne
     link: multiHost ? cluster.links.network : cluster.links.interSocket,
   };
   const cosma = cosmaCandidate(box, ranks, s);
-  const flat = select(ctx, candidatesFor(box, ranks, Array.from(ctx.flops), s, eps, KEEP, [cosma.grid!]), eps, opts.objective);
+  const flat = select(ctx, candidatesFor(box, ranks, Array.from(ctx.flops), s, eps, keepFor(P), [cosma.grid!]), eps, opts.objective);
   if (!flat.ok) {
     throw new PlanInputError(
       `memory limit ${opts.memoryBytes} B (${formatBytesPlain(opts.memoryBytes)}) per rank is below the minimum this product needs on ${P} rank(s): ` +
@@ -149,11 +150,7 @@ function assemble(
     host: ctx.hostOf[r]!,
     node: ctx.nodeOf[r]!,
     bricks: f.bricks,
-    owns: {
-      A: ev.owns.A[r] ? [ev.owns.A[r]!] : [],
-      B: ev.owns.B[r] ? [ev.owns.B[r]!] : [],
-      C: ev.owns.C[r] ? [ev.owns.C[r]!] : [],
-    },
+    owns: { A: ev.owns.A[r]!, B: ev.owns.B[r]!, C: ev.owns.C[r]! },
     multiplyAdds: f.multiplyAdds,
     volume: { ...f.volume, total: f.volume.A + f.volume.B + f.volume.C, perLinkClass: { ...f.link } },
     peakMemoryBytes: f.peakBytes,

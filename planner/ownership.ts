@@ -18,10 +18,17 @@ export const OPERAND_DIMS: Record<Operand, [Dim, Dim, Dim]> = {
 };
 export const OPERANDS: readonly Operand[] = ['A', 'B', 'C'];
 
-export type Owns = Record<Operand, (Rect | null)[]>;
+/** Per operand, per rank: the rectangles it holds (one for a grid; a few for irregular splits). */
+export type Owns = Record<Operand, Rect[][]>;
 
 export function rectArea(r: Rect | null): number {
   return r ? len(r.rows) * len(r.cols) : 0;
+}
+
+export function rectsArea(rs: readonly Rect[] | undefined): number {
+  let a = 0;
+  if (rs) for (const r of rs) a += len(r.rows) * len(r.cols);
+  return a;
 }
 
 function intersectRange(a: Range, b: Range): Range | null {
@@ -48,30 +55,73 @@ export function footprint(op: Operand, box: { m: Range; n: Range; k: Range }): R
   return { rows: box[r], cols: box[c] };
 }
 
+/** Sorted positions where the subtree below `node` cuts along `dim` (inner cut points only). */
+function cutsBelow(node: TreeNode, dim: Dim): number[] {
+  const out = new Set<number>();
+  const walk = (t: TreeNode) => {
+    if (!t.children) return;
+    if (t.dim === dim) for (let i = 1; i < t.children.length; i++) out.add(t.children[i]!.box[dim][0]);
+    for (const c of t.children) walk(c);
+  };
+  walk(node);
+  return [...out].sort((a, b) => a - b);
+}
+
+/**
+ * Who holds what. Think of it as a decision for every element x of the operand: at a cut along one
+ * of the operand's own dimensions, x belongs to the part containing it; at a cut along the foreign
+ * dimension (all parts need x), x goes to the part whose share of [0, 1) contains x's relative
+ * position inside its "cell" (the stretch between the cuts made further down, along the axis with
+ * fewer of them). Every element thus has exactly one owner, and each rank holds the same fraction
+ * of every cell of its footprint as its share of the foreign extent: xz·y/n of A and so on.
+ */
 export function assignOwnership(tree: TreeNode, P: number): Owns {
-  const owns: Owns = { A: new Array(P).fill(null), B: new Array(P).fill(null), C: new Array(P).fill(null) };
+  const empty = () => Array.from({ length: P }, () => [] as Rect[]);
+  const owns: Owns = { A: empty(), B: empty(), C: empty() };
   for (const op of OPERANDS) {
     const [rd, cd, fd] = OPERAND_DIMS[op];
-    const walk = (node: TreeNode, region: Rect | null): void => {
-      if (!region) return;
+    const walk = (node: TreeNode, regions: Rect[]): void => {
+      if (regions.length === 0) return;
       if (!node.children) {
-        owns[op][node.rank!] = region;
+        owns[op][node.rank!] = regions;
         return;
       }
       if (node.dim === fd) {
         const weights = node.children.map((c) => len(c.box[fd]));
-        const byRows = len(region.rows) >= len(region.cols);
-        const parts = splitRange(byRows ? region.rows : region.cols, weights);
-        node.children.forEach((c, i) => {
-          const p = parts[i]!;
-          if (len(p) === 0) return;
-          walk(c, byRows ? { rows: p, cols: region.cols } : { rows: region.rows, cols: p });
-        });
+        const rowCuts = cutsBelow(node, rd);
+        const colCuts = cutsBelow(node, cd);
+        const byRows =
+          rowCuts.length !== colCuts.length
+            ? rowCuts.length < colCuts.length
+            : len(regions[0]!.rows) >= len(regions[0]!.cols);
+        const cuts = byRows ? rowCuts : colCuts;
+        const parts: Rect[][] = node.children.map(() => []);
+        for (const r of regions) {
+          const axis = byRows ? r.rows : r.cols;
+          // Elementary stretches of this region between the cuts below.
+          let lo = axis[0];
+          const stops = cuts.filter((c) => c > axis[0] && c < axis[1]).concat([axis[1]]);
+          for (const hi of stops) {
+            splitRange([lo, hi], weights).forEach((p, i) => {
+              if (len(p) > 0) parts[i]!.push(byRows ? { rows: p, cols: r.cols } : { rows: r.rows, cols: p });
+            });
+            lo = hi;
+          }
+        }
+        node.children.forEach((c, i) => walk(c, parts[i]!));
       } else {
-        for (const c of node.children) walk(c, intersectRect(region, { rows: c.box[rd], cols: c.box[cd] }));
+        for (const c of node.children) {
+          const proj: Rect = { rows: c.box[rd], cols: c.box[cd] };
+          const sub: Rect[] = [];
+          for (const r of regions) {
+            const x = intersectRect(r, proj);
+            if (x) sub.push(x);
+          }
+          walk(c, sub);
+        }
       }
     };
-    walk(tree, { rows: tree.box[rd], cols: tree.box[cd] });
+    walk(tree, [{ rows: tree.box[rd], cols: tree.box[cd] }]);
   }
   return owns;
 }
@@ -88,8 +138,10 @@ export function forEachOwnerPiece(
   const [rd, cd] = OPERAND_DIMS[op];
   const walk = (node: TreeNode): void => {
     if (!node.children) {
-      const piece = intersectRect(owns[op][node.rank!] ?? null, q);
-      if (piece) fn(node.rank!, piece);
+      for (const o of owns[op][node.rank!]!) {
+        const piece = intersectRect(o, q);
+        if (piece) fn(node.rank!, piece);
+      }
       return;
     }
     const d = node.dim!;

@@ -4,9 +4,8 @@
 import { C_BYTES } from './dtype.js';
 import type { EvalContext } from './context.js';
 import { ONE_STEP, type Chunking } from './chunks.js';
-import { footprint, rectArea, type Owns } from './ownership.js';
+import { rectsArea, type Owns } from './ownership.js';
 import { bricksByRank, type TreeNode } from './tree.js';
-import { len } from './split.js';
 
 interface Group {
   x: number;
@@ -31,27 +30,31 @@ export function chooseChunking(ctx: EvalContext, tree: TreeNode, owns: Owns): Ch
   const inB = ctx.dtype.bytesPerElement;
   const gran = ctx.dtype.blockK;
   const groups = new Map<string, Group>();
-  bricksByRank(tree, ctx.P).forEach((b, r) => {
-    if (!b) return;
-    const x = len(b.m);
-    const y = len(b.n);
-    const z = len(b.k);
-    if (x * y * z === 0) return;
-    const own = (op: 'A' | 'B' | 'C') => rectArea(owns[op][r] ?? null);
-    let resident = C_BYTES * own('C');
-    for (const op of ['A', 'B'] as const)
-      resident += inB * (ctx.stationary === op ? rectArea(footprint(op, b)) : own(op));
-    const g: Group = {
+  const bricks = bricksByRank(tree, ctx.P);
+  for (let r = 0; r < ctx.P; r++) {
+    const b = bricks[r];
+    if (!b) continue;
+    const x = b.m[1] - b.m[0];
+    const y = b.n[1] - b.n[0];
+    const z = b.k[1] - b.k[0];
+    if (x * y * z === 0) continue;
+    const oA = rectsArea(owns.A[r]);
+    const oB = rectsArea(owns.B[r]);
+    const oC = rectsArea(owns.C[r]);
+    const resident =
+      C_BYTES * oC + inB * (ctx.stationary === 'A' ? x * z : oA) + inB * (ctx.stationary === 'B' ? z * y : oB);
+    const key = `${x},${y},${z},${resident},${oA},${oB},${oC}`;
+    if (groups.has(key)) continue;
+    groups.set(key, {
       x,
       y,
       z,
       resident,
-      vA: ctx.stationary === 'A' ? 0 : x * z - own('A'),
-      vB: ctx.stationary === 'B' ? 0 : z * y - own('B'),
-      vC: x * y - own('C'),
-    };
-    groups.set(`${x},${y},${z},${resident}`, g);
-  });
+      vA: ctx.stationary === 'A' ? 0 : x * z - oA,
+      vB: ctx.stationary === 'B' ? 0 : z * y - oB,
+      vC: x * y - oC,
+    });
+  }
   const all = [...groups.values()];
   const limit = ctx.limitBytes;
   const fits = (g: Group, a: number, b: number, c: number) =>

@@ -60,6 +60,8 @@ export interface PlaceLayersRequest {
   count: number;
   rowsPerRank: number[];
   fresh: boolean;
+  fromStaging: boolean;
+  sourceOffset: number;
 }
 export interface PlaceLayersReply {
   weightBytes: number;

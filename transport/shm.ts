@@ -5,10 +5,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { loadAddon } from '../native/addon.js';
 
 export type ShmDType = 'f32' | 'bf16';
-export type ShmBenchOp = 'allReduce' | 'allGather' | 'reduceScatter' | 'broadcast' | 'barrier';
+export type ShmBenchOp =
+  'allReduce' | 'allReduceSlot' | 'allGather' | 'reduceScatter' | 'broadcast' | 'barrier';
 
 export interface ShmOptions {
-  /** Segment name: the file is /dev/shm/redblue-<name>. Letters, digits, '-', '_', '.'. */
+  /** Segment name: the file is /dev/shm/redblue-shm-<name>. Letters, digits, '-', '_', '.'. */
   name: string;
   rank: number;
   size: number;
@@ -28,6 +29,8 @@ export interface ShmOptions {
   spinUs?: number;
   /** All-reduce up to this many bytes uses one sync (every rank sums everything). */
   smallBytes?: number;
+  /** Bytes per rank per round of a large collective (default 1 MiB: stays in cache). */
+  roundBytes?: number;
   /** 'auto' uses a hugetlbfs mount when one has enough free 2 MiB pages. */
   hugePages?: 'auto' | 'none' | 'require';
 }
@@ -45,6 +48,8 @@ interface NativeShmCommunicator {
   group(ranks: number[]): number;
   barrier(group: number): Promise<void>;
   allReduce(group: number, data: Data, dtype: ShmDType): Promise<void>;
+  slotBuffer(group: number, count: number, dtype: ShmDType): ArrayBuffer;
+  allReduceSlot(group: number, count: number, dtype: ShmDType): Promise<void>;
   allGatherV(group: number, send: Data, recv: Data, recvBytes: number[]): Promise<void>;
   reduceScatterV(group: number, send: Data, recv: Data, counts: number[], dtype: ShmDType): Promise<void>;
   broadcast(group: number, data: Data, root: number): Promise<void>;
@@ -67,7 +72,7 @@ interface ShmAddon {
 const addon = () => loadAddon<ShmAddon>();
 
 export const SEGMENT_DIR = '/dev/shm';
-export const SEGMENT_PREFIX = 'redblue-';
+export const SEGMENT_PREFIX = 'redblue-shm-';
 const NAME = /^[A-Za-z0-9._-]{1,200}$/;
 
 function checkInt(v: unknown, what: string, min: number, max: number): number {
@@ -153,7 +158,7 @@ export class ShmCommunicator {
   get size(): number {
     return this.native.size;
   }
-  /** The segment file, e.g. /dev/shm/redblue-run1. */
+  /** The segment file, e.g. /dev/shm/redblue-shm-run1. */
   get path(): string {
     return this.native.path;
   }
@@ -189,6 +194,26 @@ export class ShmCommunicator {
   /** In-place sum over the group. Uint16Array data is bf16, summed in f32 and rounded once. */
   allReduce(data: Float32Array | Uint16Array, group: ShmGroup = this.world, dtype?: ShmDType): Promise<void> {
     return this.native.allReduce(group.id, data, dtypeOf(data, dtype));
+  }
+
+  /**
+   * Zero-copy all-reduce input: a view of this rank's slot in shared memory. Write the input
+   * there, then call allReduceSlot(count) as the next collective on the group; the sum is then
+   * in the same view (valid until the next collective on the group).
+   */
+  slotBuffer(
+    count: number,
+    group: ShmGroup = this.world,
+    dtype: ShmDType = 'f32',
+  ): Float32Array | Uint16Array {
+    checkInt(count, 'count', 0, Number.MAX_SAFE_INTEGER);
+    const buf = this.native.slotBuffer(group.id, count, dtype);
+    return dtype === 'f32' ? new Float32Array(buf) : new Uint16Array(buf);
+  }
+
+  allReduceSlot(count: number, group: ShmGroup = this.world, dtype: ShmDType = 'f32'): Promise<void> {
+    checkInt(count, 'count', 0, Number.MAX_SAFE_INTEGER);
+    return this.native.allReduceSlot(group.id, count, dtype);
   }
 
   /** recv gets every member's `send` (all the same length), in group order. */
@@ -291,7 +316,7 @@ export class ShmCommunicator {
   }
 }
 
-/** Removes /dev/shm/redblue-<name> if no live process uses it; true if it removed something. */
+/** Removes /dev/shm/redblue-shm-<name> if no live process uses it; true if it removed something. */
 export function removeStaleSegment(name: string): boolean {
   return addon().shmRemoveStale(name);
 }

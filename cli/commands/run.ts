@@ -12,9 +12,27 @@ import {
 } from '../../executor/layer-run.js';
 import { planLocalGemm, placementFor } from '../../executor/local-plan.js';
 import { verifyGemm } from '../../executor/verify.js';
+import { readNpyArray } from '../../executor/npy.js';
 import { parsePositiveInt, UsageError } from '../errors.js';
 import { formatBytes } from '../format.js';
 import { Progress } from '../progress.js';
+import { writePlanHtml } from '../../planner/html/index.js';
+import type { Plan } from '../../planner/types.js';
+
+/** The plan page with each rank's measured compute, exchange and total beside the prediction. */
+function writeReport(file: string, plan: Plan, r: GemmRunResult, label: string): void {
+  writePlanHtml(plan, file, {
+    measured: {
+      label,
+      ranks: r.perRank.map((p) => ({
+        rank: p.rank,
+        compute: p.computeSeconds,
+        exchange: p.exchangeSeconds,
+        total: p.totalSeconds,
+      })),
+    },
+  });
+}
 
 interface CommonOpts {
   virtualNodes?: number;
@@ -30,27 +48,40 @@ const nonNegInt = (flag: string) => (v: string) => {
 };
 const posInt = (flag: string) => (v: string) => parsePositiveInt(v, flag);
 
-/** Starts the executors, runs `work`, and always stops them, also on Ctrl-C. */
+/** Starts the executors, runs `work`, and always stops them, also on Ctrl-C (even during start-up). */
 async function withCluster<T>(topo: MachineTopology, work: (c: LocalCluster) => Promise<T>): Promise<T> {
-  const progress = new Progress('starting executors');
-  progress.update(0, topo.nodes.length);
-  const cluster = await LocalCluster.start({ topology: topo });
-  progress.update(topo.nodes.length, topo.nodes.length);
-  progress.done();
+  let cluster: LocalCluster | undefined;
   let interrupted = false;
+  const stopAndExit = (c: LocalCluster) => void c.stop().then(() => process.exit(130));
   const onSignal = () => {
+    if (interrupted) return;
     interrupted = true;
     process.stderr.write('\nredblue: interrupted, stopping the executors\n');
-    void cluster.stop().then(() => process.exit(130));
+    if (cluster) stopAndExit(cluster);
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
+    const progress = new Progress('starting executors');
+    progress.update(0, topo.nodes.length);
+    cluster = await LocalCluster.start({ topology: topo });
+    progress.update(topo.nodes.length, topo.nodes.length);
+    progress.done();
+    if (interrupted) {
+      stopAndExit(cluster);
+      return await new Promise<never>(() => undefined);
+    }
     return await work(cluster);
+  } catch (err) {
+    // after Ctrl-C, failures of the work are just the executors going away
+    if (interrupted) return await new Promise<never>(() => undefined);
+    throw err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    if (!interrupted) await cluster.stop();
+    if (!interrupted) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await cluster?.stop();
+    }
   }
 }
 
@@ -110,6 +141,7 @@ async function layerWork(
     iters: number;
     seed: number;
     placement: string;
+    weights?: Float32Array;
   },
 ): Promise<LayerRunResult> {
   const placement: PlacementMode[] = placementFor(cluster.topology, o);
@@ -129,6 +161,10 @@ export function registerRun(program: Command): void {
     .description('run work on this machine with one executor per NUMA node (no subcommand: a demo)')
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', posInt('--virtual-nodes'))
     .option('--json', 'print results as JSON')
+    .option(
+      '--report <file>',
+      "write the gemm's plan as an HTML page with measured times beside the predicted ones",
+    )
     .addHelpText(
       'after',
       `
@@ -141,7 +177,7 @@ Examples:
   redblue run gemm --m 300 --n 200 --k 100 --a A.npy --b B.npy --out C.npy
   redblue run layer --n 11008 --k 4096 --dtype q4_0 --layers 24 --iters 20`,
     )
-    .action(async (o: CommonOpts) => {
+    .action(async (o: CommonOpts & { report?: string }) => {
       const topo = topologyFor(o);
       const demoLayer = {
         dtype: 'q4_0' as const,
@@ -158,6 +194,8 @@ Examples:
         const p = planLocalGemm(topo, { m: 2048, n: 2048, k: 2048 });
         const gemm = await runGemm(cluster, p, { m: 2048, n: 2048, k: 2048, seed: 1 });
         const verify = verifyGemm(gemm);
+        if (o.report)
+          writeReport(o.report, p, gemm, `redblue run (demo gemm), ${topo.nodes.length} executor(s)`);
         return { layer, gemm, verify };
       });
       const { layer, gemm, verify } = result;
@@ -185,6 +223,7 @@ Examples:
     .option('--seed <S>', 'seed for random A and B', nonNegInt('--seed'), 1)
     .option('--verify', 'compare with one OpenBLAS call in this process and print the largest error')
     .addOption(new Option('--objective <o>', 'planner objective').choices(['time', 'volume']).default('time'))
+    .option('--report <file>', 'write the plan as an HTML page with measured times beside the predicted ones')
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', posInt('--virtual-nodes'))
     .option('--json', 'print results as JSON')
     .action(
@@ -199,6 +238,7 @@ Examples:
           seed: number;
           verify?: boolean;
           objective: 'time' | 'volume';
+          report?: string;
         },
         cmd: Command,
       ) => {
@@ -214,6 +254,8 @@ Examples:
           ),
         );
         const v = o.verify ? verifyGemm(r) : undefined;
+        const report = (merged as { report?: string }).report;
+        if (report) writeReport(report, p, r, `redblue run gemm, ${topo.nodes.length} executor(s)`);
         print(
           merged.json,
           { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
@@ -227,8 +269,9 @@ Examples:
   run
     .command('layer')
     .description('weight-stationary stack of Y = X·Wᵀ passes (LLM token generation / prompt pattern)')
-    .requiredOption('--n <N>', 'rows of each W (outputs)', posInt('--n'))
-    .requiredOption('--k <K>', 'columns of each W (inputs; a multiple of 32 for q4_0/q8_0)', posInt('--k'))
+    .option('--n <N>', 'rows of each W (outputs)', posInt('--n'))
+    .option('--k <K>', 'columns of each W (inputs; a multiple of 32 for q4_0/q8_0)', posInt('--k'))
+    .option('--weights <file>', 'weights from a .npy file: layers×n×k (or n×k for one layer), float32/64')
     .option('--m <M>', 'rows of X: 1 = token generation, 512 = prompt', posInt('--m'), 1)
     .addOption(new Option('--dtype <type>', 'weight type').choices(['q4_0', 'q8_0', 'f32']).default('q4_0'))
     .addOption(
@@ -242,8 +285,9 @@ Examples:
     .action(
       async (
         o: CommonOpts & {
-          n: number;
-          k: number;
+          n?: number;
+          k?: number;
+          weights?: string;
           m: number;
           dtype: LayerDType;
           placement: string;
@@ -254,14 +298,51 @@ Examples:
         cmd: Command,
       ) => {
         const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
-        if (o.dtype !== 'f32' && o.k % 32 !== 0) {
-          throw new UsageError(`--k ${o.k} must be a multiple of 32 for ${o.dtype} (its block size)`);
+        const shape = layerShape(o);
+        if (o.dtype !== 'f32' && shape.k % 32 !== 0) {
+          throw new UsageError(`--k ${shape.k} must be a multiple of 32 for ${o.dtype} (its block size)`);
         }
+        const { weights: _file, ...rest } = o;
+        const work = { ...rest, ...shape };
         const topo = topologyFor(merged);
-        const r = await withCluster(topo, (c) => layerWork(c, o));
-        print(merged.json, stripArrays(r), layerSummary(o, r));
+        const r = await withCluster(topo, (c) => layerWork(c, work));
+        print(merged.json, stripArrays(r), layerSummary(work, r));
       },
     );
+}
+
+/** n, k and layers from the flags, or from a weights file (whose shape the flags must match). */
+function layerShape(o: { n?: number; k?: number; layers: number; weights?: string }): {
+  n: number;
+  k: number;
+  layers: number;
+  weights?: Float32Array;
+} {
+  if (!o.weights) {
+    if (o.n === undefined || o.k === undefined) {
+      throw new UsageError('run layer needs --n and --k (or --weights FILE.npy)');
+    }
+    return { n: o.n, k: o.k, layers: o.layers };
+  }
+  const w = readNpyArray(o.weights);
+  if (w.shape.length !== 2 && w.shape.length !== 3) {
+    throw new UsageError(
+      `${o.weights}: weights must be n×k or layers×n×k, got shape (${w.shape.join(', ')})`,
+    );
+  }
+  const [layers, n, k] =
+    w.shape.length === 3 ? (w.shape as [number, number, number]) : [1, w.shape[0]!, w.shape[1]!];
+  for (const [flag, want, got] of [
+    ['--n', o.n, n],
+    ['--k', o.k, k],
+  ] as const) {
+    if (want !== undefined && want !== got) {
+      throw new UsageError(
+        `${flag} ${want} does not match ${o.weights}, which holds ${layers}×${n}×${k} weights`,
+      );
+    }
+  }
+  return { n, k, layers, weights: w.data };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -66,23 +66,16 @@ describe('redblue run gemm', () => {
     expect(shmEntries()).toEqual([]);
   });
 
-  it('prints a readable summary with the largest error', () => {
-    const r = runCli([
-      'run',
-      'gemm',
-      '--m',
-      '64',
-      '--n',
-      '48',
-      '--k',
-      '37',
-      '--verify',
-      '--virtual-nodes',
-      '3',
-    ]);
+  it('prints a readable summary with the largest error, and writes the report page', () => {
+    const report = join(dir, 'report.html');
+    const args = '--m 64 --n 48 --k 37 --verify --virtual-nodes 3 --report'.split(' ');
+    const r = runCli(['run', 'gemm', ...args, report]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/gemm 64×48×37 f32 on 3 executor\(s\)/);
     expect(r.stdout).toMatch(/verify: largest error .* against one OpenBLAS call: OK/);
+    const html = readFileSync(report, 'utf8');
+    expect(html).toMatch(/Measured times \(redblue run gemm, 3 executor\(s\)\) beside the predicted ones/);
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
   });
 
   it('rejects bad flags and bad files with clear messages', () => {
@@ -160,6 +153,32 @@ describe('redblue run layer', () => {
   });
 });
 
+describe('redblue run layer --weights', () => {
+  it('takes the stack from a layers×n×k .npy file and checks flags against it', () => {
+    const [layers, n, k] = [3, 16, 64];
+    const w = randomF32(layers * n * k, 5);
+    let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${layers}, ${n}, ${k}), }`;
+    header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
+    const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 0, 0]);
+    pre.writeUInt16LE(header.length, 8);
+    const file = join(dir, 'W.npy');
+    writeFileSync(file, Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(w.buffer)]));
+    const r = runCli(['run', 'layer', '--weights', file, '--iters', '2', '--virtual-nodes', '2', '--json']);
+    expect(r.stderr).toBe('');
+    const j = JSON.parse(r.stdout) as { weightBytesPerPass: number; perRank: { rows: number[] }[] };
+    expect(j.weightBytesPerPass).toBe(layers * n * (k / 32) * 18); // q4_0 by default
+    expect(j.perRank.map((p) => p.rows)).toEqual([
+      [0, 8],
+      [8, 16],
+    ]);
+    const bad = runCli(['run', 'layer', '--weights', file, '--n', '17']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--n 17 does not match .*W.npy, which holds 3×16×64 weights/);
+    const none = runCli(['run', 'layer', '--k', '64']);
+    expect(none.stderr).toMatch(/run layer needs --n and --k \(or --weights FILE.npy\)/);
+  });
+});
+
 describe('failures', () => {
   it('an executor killed mid-run fails the run within seconds, naming the rank, leaving nothing behind', async () => {
     const before = shmEntries();
@@ -205,6 +224,34 @@ describe('failures', () => {
     expect(Date.now() - killedAt).toBeLessThan(10_000);
     expect(stderr).toMatch(/rank 1/);
     expect(childrenOf(child.pid!)).toEqual([]);
+    for (const pid of executors) expect(() => process.kill(pid, 0)).toThrow();
+    expect(shmEntries()).toEqual(before);
+  });
+});
+
+describe('Ctrl-C', () => {
+  it('stops the executors and frees the shared memory', async () => {
+    const before = shmEntries();
+    const child = spawn(
+      process.execPath,
+      [cliPath, 'run', 'layer', '--n', '1024', '--k', '1024', '--iters', '1000000', '--virtual-nodes', '2'],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    let executors: number[] = [];
+    for (let i = 0; i < 100 && executors.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      executors = childrenOf(child.pid!);
+    }
+    expect(executors).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill('SIGINT');
+    const code = await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-999), 15_000))]);
+    if (code === -999) child.kill('SIGKILL');
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/interrupted, stopping the executors/);
     for (const pid of executors) expect(() => process.kill(pid, 0)).toThrow();
     expect(shmEntries()).toEqual(before);
   });

@@ -43,3 +43,29 @@ for (const nodes of [1, 2, 3]) {
     });
   });
 }
+
+describe('gemm step with bricks that split k (reduction of partial C)', () => {
+  it('sums partials from several ranks, next to bricks that write C directly', async () => {
+    const topo = readTopology({ virtualNodes: 3 });
+    const cluster = await LocalCluster.start({ topology: topo });
+    try {
+      const [m, n, k] = [37, 29, 41];
+      const brick = (m0: number, m1: number, n0: number, n1: number, k0: number, k1: number) => ({
+        m: [m0, m1] as [number, number],
+        n: [n0, n1] as [number, number],
+        k: [k0, k1] as [number, number],
+      });
+      // rows 0-20: k split three ways over all ranks; rows 20-37: two sole bricks
+      const ranks = [
+        { rank: 0, bricks: [brick(0, 20, 0, 29, 0, 10), brick(20, 37, 0, 15, 0, 41)] },
+        { rank: 1, bricks: [brick(0, 20, 0, 29, 10, 30)] },
+        { rank: 2, bricks: [brick(0, 20, 0, 29, 30, 41), brick(20, 37, 15, 29, 0, 41)] },
+      ];
+      const r = await runGemm(cluster, { ranks } as never, { m, n, k, seed: 4 });
+      expect(maxAbsDiff(r.c, matmulRef(r.a, r.b, m, n, k))).toBeLessThan(1e-4);
+      expect(r.perRank.map((p) => p.bricks)).toEqual([2, 1, 2]);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});

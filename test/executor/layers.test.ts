@@ -96,3 +96,48 @@ describe('layer stacks', () => {
     });
   }
 });
+
+describe('layer stacks from given weights', () => {
+  it('quantize the given matrices on each node and compute Y = X·Wᵀ from them', async () => {
+    const [layers, n, k, m] = [2, 40, 64, 2];
+    const weights = new Float32Array(layers * n * k);
+    executorAddon().fillUniform(weights.buffer, 0, weights.length, 99, 7);
+    const topo = readTopology({ virtualNodes: 2 });
+    const cluster = await LocalCluster.start({ topology: topo });
+    try {
+      const r = await runLayers(cluster, {
+        dtype: 'q8_0',
+        n,
+        k,
+        m,
+        layers,
+        iters: 1,
+        seed: 3,
+        placement: ['shard', 'shard'],
+        collect: true,
+        weights,
+      });
+      const q = loadAddon<QuantAddon>();
+      for (let l = 0; l < layers; l++) {
+        const w = q.dequantize(
+          'q8_0',
+          q.quantize('q8_0', weights.subarray(l * n * k, (l + 1) * n * k), n, k),
+          n,
+          k,
+        );
+        for (let i = 0; i < m; i++)
+          for (let j = 0; j < n; j++) {
+            let s = 0;
+            let a = 0;
+            for (let p = 0; p < k; p++) {
+              s += r.x![i * k + p]! * w[j * k + p]!;
+              a += Math.abs(r.x![i * k + p]! * w[j * k + p]!);
+            }
+            expect(Math.abs(r.y![(l * m + i) * n + j]! - s)).toBeLessThanOrEqual(2e-2 * a + 1e-6);
+          }
+      }
+    } finally {
+      await cluster.stop();
+    }
+  });
+});

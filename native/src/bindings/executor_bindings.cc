@@ -137,18 +137,34 @@ class JsLayerStack : public Napi::ObjectWrap<JsLayerStack> {
     if (!stack_) throw Napi::Error::New(env, "this LayerStack was released");
     return stack_;
   }
-  // addLayers(pool, count) → Promise<layersMade>
+  // addLayers(pool, count, source?, sourceOffset?) → Promise<layersMade>. With `source` (an
+  // ArrayBuffer holding whole layers as n×k f32, layer after layer from sourceOffset, starting at
+  // the next layer to make) the weights are taken from it, else made from the seed.
   Napi::Value AddLayers(const Napi::CallbackInfo& info) {
     return Guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
       auto stack = Alive(i.Env());
       auto pool = ThreadPoolFromJs(i[0]);
       int64_t count = ArgIndex(i, 1, "count");
+      const float* src = nullptr;
+      std::vector<Napi::Value> keep{i[0], i.This()};
+      if (i.Length() > 2 && i[2].IsArrayBuffer()) {
+        Napi::ArrayBuffer ab = i[2].As<Napi::ArrayBuffer>();
+        int64_t off = ArgIndex(i, 3, "sourceOffset");
+        const LayerStackConfig& c = stack->config();
+        uint64_t need = static_cast<uint64_t>(off) + 4ull * count * c.n * c.k;
+        if (off % 4 || need > ab.ByteLength())
+          throw UserError("addLayers: " + std::to_string(count) + " layers of " + std::to_string(c.n) + "×" +
+                          std::to_string(c.k) + " f32 do not fit the source area");
+        src = reinterpret_cast<const float*>(static_cast<char*>(ab.Data()) + off);
+        keep.push_back(ab);
+      }
       return AsyncTask::Start(
           i.Env(), "redblue.addLayers",
           [=] {
-            for (int64_t c = 0; c < count && stack->layersMade() < 1 << 30; ++c) stack->AddLayer(*pool);
+            const LayerStackConfig& c = stack->config();
+            for (int64_t l = 0; l < count; ++l) stack->AddLayer(*pool, src ? src + l * c.n * c.k : nullptr);
           },
-          [=](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, stack->layersMade()); }, {i[0], i.This()});
+          [=](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, stack->layersMade()); }, keep);
     });
   }
   // run(pool, communicator, { m, iters, seed, rowsPerRank, out?: ArrayBuffer, yOffset, xOffset })

@@ -301,7 +301,7 @@ WeightType TypeArg(const Napi::CallbackInfo& info, size_t i) {
   return ParseWeightType(info[i].As<Napi::String>().Utf8Value());
 }
 
-// quantize(type, x: Float32Array, rows, k) → Uint8Array of rows × rowBytes(type, k).
+// quantize(type, x: Float32Array, rows, k, path?) → Uint8Array of rows × rowBytes(type, k).
 Napi::Value JsQuantize(const Napi::CallbackInfo& info) {
   WeightType t = TypeArg(info, 0);
   if (info.Length() < 2) throw Napi::TypeError::New(info.Env(), "quantize: x must be a Float32Array");
@@ -309,8 +309,10 @@ Napi::Value JsQuantize(const Napi::CallbackInfo& info) {
   int64_t rows = ArgIndex(info, 2, "quantize: rows"), k = ArgIndex(info, 3, "quantize: k");
   const int64_t rb = RowBytes(t, k);
   Bounded(x, 0, rows * k, "quantize: x", std::to_string(rows) + "×" + std::to_string(k) + " values");
+  // Optional path: 'scalar' forces the scalar reference quantizer (tests compare the two).
+  const bool allowSimd = !(info.Length() > 4 && info[4].IsString() && info[4].As<Napi::String>().Utf8Value() == "scalar");
   Napi::ArrayBuffer out = Napi::ArrayBuffer::New(info.Env(), static_cast<size_t>(rows * rb));
-  QuantizeRows(t, x.data, rows, k, k, static_cast<uint8_t*>(out.Data()));
+  QuantizeRows(t, x.data, rows, k, k, static_cast<uint8_t*>(out.Data()), allowSimd);
   return Napi::Uint8Array::New(info.Env(), static_cast<size_t>(rows * rb), out, 0);
 }
 

@@ -154,6 +154,8 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
                         InstanceMethod<&JsCommunicator::Group>("group"),
                         InstanceMethod<&JsCommunicator::Barrier>("barrier"),
                         InstanceMethod<&JsCommunicator::AllReduce>("allReduce"),
+                        InstanceMethod<&JsCommunicator::SlotBuffer>("slotBuffer"),
+                        InstanceMethod<&JsCommunicator::AllReduceSlot>("allReduceSlot"),
                         InstanceMethod<&JsCommunicator::AllGatherV>("allGatherV"),
                         InstanceMethod<&JsCommunicator::ReduceScatterV>("reduceScatterV"),
                         InstanceMethod<&JsCommunicator::Broadcast>("broadcast"),
@@ -176,6 +178,13 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
     if (info.Length() < 1 || !info[0].IsExternal())
       throw Napi::TypeError::New(info.Env(), "use shmOpen() to create a communicator");
     comm_ = *info[0].As<Napi::External<std::shared_ptr<Communicator>>>().Data();
+    rank_ = comm_->rank();
+    size_ = comm_->size();
+    path_ = comm_->segment().path();
+    backing_ = comm_->segment().backing();
+    segmentBytes_ = comm_->segment().bytes();
+    slotBytes_ = comm_->segment().slotHalfBytes();
+    mailboxBytes_ = comm_->segment().p2pBytes();
     tsfn_ = Tsfn::New(info.Env(), "redblue-shm", 0, 1, this);
     tsfn_.Unref(info.Env());
   }
@@ -233,20 +242,19 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
     return promise;
   }
 
-  Napi::Value Rank(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), comm_->rank()); }
-  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), comm_->size()); }
-  Napi::Value Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), comm_->segment().path()); }
-  Napi::Value Backing(const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), comm_->segment().backing());
-  }
+  // Accessors read values cached at construction: they stay valid after close().
+  Napi::Value Rank(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rank_); }
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), size_); }
+  Napi::Value Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), path_); }
+  Napi::Value Backing(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), backing_); }
   Napi::Value SegmentBytes(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(comm_->segment().bytes()));
+    return Napi::Number::New(info.Env(), static_cast<double>(segmentBytes_));
   }
   Napi::Value SlotBytes(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(comm_->segment().slotHalfBytes()));
+    return Napi::Number::New(info.Env(), static_cast<double>(slotBytes_));
   }
   Napi::Value MailboxBytes(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(comm_->segment().p2pBytes()));
+    return Napi::Number::New(info.Env(), static_cast<double>(mailboxBytes_));
   }
 
   Napi::Value Group(const Napi::CallbackInfo& info) {
@@ -276,6 +284,29 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
       return Submit(info.Env(), g.channel, {b.holder}, [comm, g, b, t](Pending&) {
         comm->AllReduce(b.data, b.size / shm::ElemBytes(t), t, g);
       });
+    });
+  }
+
+  // A view of this rank's slot for the next collective on the group (zero-copy all-reduce input).
+  Napi::Value SlotBuffer(const Napi::CallbackInfo& info) {
+    return Guarded(info, [this](const Napi::CallbackInfo& info) -> Napi::Value {
+      shm::Group g = G(info, 0);
+      size_t count = static_cast<size_t>(ArgIndex(info, 1, "count"));
+      DType t = ArgDType(info, 2);
+      void* data = C(info.Env()).SlotBuffer(g, count, t);
+      return View(info.Env(), comm_, data, count * shm::ElemBytes(t));
+    });
+  }
+
+  Napi::Value AllReduceSlot(const Napi::CallbackInfo& info) {
+    return Guarded(info, [this](const Napi::CallbackInfo& info) -> Napi::Value {
+      shm::Group g = G(info, 0);
+      size_t count = static_cast<size_t>(ArgIndex(info, 1, "count"));
+      DType t = ArgDType(info, 2);
+      if (count * shm::ElemBytes(t) > comm_->segment().slotHalfBytes())
+        throw Napi::RangeError::New(info.Env(), "count exceeds the slot: open with a larger slotBytes");
+      auto comm = comm_;
+      return Submit(info.Env(), g.channel, {}, [comm, g, count, t](Pending&) { comm->AllReduceSlot(count, t, g); });
     });
   }
 
@@ -430,8 +461,10 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   Napi::Value Bench(const Napi::CallbackInfo& info) {
     return Guarded(info, [this](const Napi::CallbackInfo& info) -> Napi::Value {
       std::string op = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-      if (op != "allReduce" && op != "allGather" && op != "barrier" && op != "reduceScatter" && op != "broadcast")
-        throw Napi::TypeError::New(info.Env(), "bench op must be allReduce, allGather, reduceScatter, broadcast or barrier");
+      if (op != "allReduce" && op != "allReduceSlot" && op != "allGather" && op != "barrier" && op != "reduceScatter" &&
+          op != "broadcast")
+        throw Napi::TypeError::New(info.Env(),
+                                   "bench op must be allReduce, allReduceSlot, allGather, reduceScatter, broadcast or barrier");
       shm::Group g = G(info, 1);
       size_t bytes = static_cast<size_t>(ArgIndex(info, 2, "bytes"));
       int64_t iters = ArgIndex(info, 3, "iters");
@@ -445,6 +478,10 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
         std::vector<char> a(bytes + 64, 0), b(bytes + 64, 0);
         auto once = [&]() {
           if (op == "allReduce") comm->AllReduce(a.data(), count, t, g);
+          else if (op == "allReduceSlot") {
+            comm->SlotBuffer(g, count, t);  // where a producer would write its input
+            comm->AllReduceSlot(count, t, g);
+          }
           else if (op == "allGather") comm->AllGather(a.data(), bytes / n, b.data(), g);
           else if (op == "reduceScatter") comm->ReduceScatter(a.data(), b.data(), count / n, t, g);
           else if (op == "broadcast") comm->Broadcast(a.data(), bytes, g.ranks[0], g);
@@ -477,6 +514,9 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   }
 
   std::shared_ptr<Communicator> comm_;
+  int rank_ = 0, size_ = 0;
+  std::string path_, backing_;
+  size_t segmentBytes_ = 0, slotBytes_ = 0, mailboxBytes_ = 0;
   std::map<int, shm::Group> groups_;
   std::map<int, std::unique_ptr<SerialQueue>> queues_;
   Tsfn tsfn_;
@@ -553,6 +593,7 @@ Napi::Value JsShmOpen(const Napi::CallbackInfo& info) {
   opt.attachTimeoutNs = static_cast<uint64_t>(OptNumber(o, "attachTimeoutMs", 10000) * 1e6);
   opt.spinNs = o.Has("spinUs") && !o.Get("spinUs").IsUndefined() ? static_cast<int64_t>(OptNumber(o, "spinUs", 0) * 1e3) : -1;
   opt.smallBytes = static_cast<size_t>(OptNumber(o, "smallBytes", 0));
+  opt.roundBytes = static_cast<size_t>(OptNumber(o, "roundBytes", 0));
   if (o.Has("hugePages") && o.Get("hugePages").IsString()) opt.hugePages = o.Get("hugePages").As<Napi::String>().Utf8Value();
   auto* w = new OpenWorker(env, opt);
   Napi::Promise p = w->Promise();

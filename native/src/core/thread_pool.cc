@@ -3,9 +3,29 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <chrono>
+#include <immintrin.h>
 #include <stdexcept>
 
 namespace redblue {
+
+namespace {
+// Polls `ready` for up to ~100 µs (the time a futex wake-up takes on a VM); false if it never
+// became true, and the caller then sleeps as before.
+template <typename F>
+bool SpinFor(F&& ready) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
+  for (;;) {
+    for (int i = 0; i < 16; ++i) {
+      if (ready()) return true;
+      _mm_pause();
+    }
+    // The caller and a worker often share a cpu: let the other one run.
+    sched_yield();
+    if (std::chrono::steady_clock::now() > deadline) return false;
+  }
+}
+}  // namespace
 
 bool PinCurrentThread(int cpu) {
   cpu_set_t set;
@@ -34,6 +54,7 @@ void ThreadPool::WorkerLoop(int index) {
   uint64_t seen = 0;
   for (;;) {
     const std::function<void(int64_t, int)>* job;
+    SpinFor([&] { return published_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock<std::mutex> lk(mu_);
       wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
@@ -53,6 +74,7 @@ void ThreadPool::WorkerLoop(int index) {
     }
     std::lock_guard<std::mutex> lk(mu_);
     if (err && !error_) error_ = err;
+    remaining_.store(active_ - 1, std::memory_order_release);
     if (--active_ == 0) done_.notify_all();
   }
 }
@@ -66,8 +88,13 @@ void ThreadPool::ParallelFor(int64_t tasks, const std::function<void(int64_t, in
   next_.store(0);
   error_ = nullptr;
   active_ = static_cast<int>(workers_.size());
+  remaining_.store(active_, std::memory_order_relaxed);
   ++generation_;
+  published_.store(generation_, std::memory_order_release);
   wake_.notify_all();
+  lk.unlock();
+  SpinFor([&] { return remaining_.load(std::memory_order_acquire) == 0; });
+  lk.lock();
   done_.wait(lk, [&] { return active_ == 0; });
   job_ = nullptr;
   if (error_) {

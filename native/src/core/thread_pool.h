@@ -45,6 +45,11 @@ class ThreadPool {
   std::atomic<int64_t> next_{0};
   int active_ = 0;
   std::exception_ptr error_;
+  // Mirrors of generation_ and active_ that waiters poll for a short while before sleeping on
+  // the condition variables: waking a sleeping thread costs tens of µs on a VM, more than a
+  // small kernel takes.
+  std::atomic<uint64_t> published_{0};
+  std::atomic<int> remaining_{0};
 };
 
 // Pins the calling thread to one cpu; returns false if the kernel refused.

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <mutex>
 
 #include "core/napi_util.h"
 #include "core/node_memory.h"
@@ -19,6 +20,29 @@ void CheckRange(uint64_t off, uint64_t bytes, uint64_t total, const char* what) 
     throw UserError(std::string(what) + " at byte " + std::to_string(off) + " (" + std::to_string(bytes) +
                     " bytes) lies outside the " + std::to_string(total) + "-byte staging area");
 }
+
+// A brick that spans all of k is the only one writing its cells of C (the bricks partition the
+// iteration space), so it multiplies straight into C and needs no reduction.
+bool Sole(const StepBrick& b, int64_t k) { return b.k0 == 0 && b.k1 == k; }
+
+// Grow-only node-local scratch for the fetched A and B blocks, kept between steps: mapping and
+// populating fresh buffers for every brick would cost more than the copy for small bricks.
+class Scratch {
+ public:
+  float* Get(int slot, size_t bytes, int node) {
+    auto& b = bufs_[slot];
+    if (!b || b->size() < bytes || b->node() != node) {
+      b.reset();
+      b = std::make_unique<NodeBuffer>(std::max<size_t>(bytes, 1), node, HugePolicy::Auto);
+    }
+    return static_cast<float*>(b->data());
+  }
+
+ private:
+  std::unique_ptr<NodeBuffer> bufs_[2];
+};
+std::mutex gScratchMu;
+Scratch gScratch;
 
 // Copies a rows×cols block (source row stride ld) into a packed buffer, rows split over the pool.
 void CopyBlock(const float* src, int64_t ld, int64_t rows, int64_t cols, float* dst, ThreadPool& pool) {
@@ -44,7 +68,8 @@ void CheckGemmStep(const GemmStepArgs& a) {
           b.k1 > a.k || b.k0 >= b.k1)
         throw UserError("gemm step: a brick lies outside the " + std::to_string(a.m) + "×" + std::to_string(a.n) +
                         "×" + std::to_string(a.k) + " iteration space");
-      CheckRange(b.partialOffset, 4ull * (b.m1 - b.m0) * (b.n1 - b.n0), a.stagingBytes, "partial C");
+      if (!Sole(b, a.k))
+        CheckRange(b.partialOffset, 4ull * (b.m1 - b.m0) * (b.n1 - b.n0), a.stagingBytes, "partial C");
     }
 }
 
@@ -56,26 +81,32 @@ GemmStepTimings GemmStep(const GemmStepArgs& a, ThreadPool& pool, Collective& pe
   const float* B = reinterpret_cast<const float*>(a.staging + a.bOffset);
   float* C = reinterpret_cast<float*>(a.staging + a.cOffset);
 
+  std::lock_guard<std::mutex> scratchLock(gScratchMu);
   for (const StepBrick& b : a.mine) {
     int64_t bm = b.m1 - b.m0, bn = b.n1 - b.n0, bk = b.k1 - b.k0;
     double t0 = Now();
     // Fetch: this rank's blocks of A and B into its own node's memory.
-    NodeBuffer la(static_cast<size_t>(bm * bk) * 4, a.node, HugePolicy::Auto);
-    NodeBuffer lb(static_cast<size_t>(bk * bn) * 4, a.node, HugePolicy::Auto);
-    CopyBlock(A + b.m0 * a.k + b.k0, a.k, bm, bk, static_cast<float*>(la.data()), pool);
-    CopyBlock(B + b.k0 * a.n + b.n0, a.n, bk, bn, static_cast<float*>(lb.data()), pool);
+    float* la = gScratch.Get(0, static_cast<size_t>(bm * bk) * 4, a.node);
+    float* lb = gScratch.Get(1, static_cast<size_t>(bk * bn) * 4, a.node);
+    CopyBlock(A + b.m0 * a.k + b.k0, a.k, bm, bk, la, pool);
+    CopyBlock(B + b.k0 * a.n + b.n0, a.n, bk, bn, lb, pool);
     t.bytesReceived += static_cast<uint64_t>(bm * bk + bk * bn) * 4;
     double t1 = Now();
     GemmArgs g;
     g.m = bm;
     g.n = bn;
     g.k = bk;
-    g.a = static_cast<const float*>(la.data());
+    g.a = la;
     g.lda = bk;
-    g.b = static_cast<const float*>(lb.data());
+    g.b = lb;
     g.ldb = bn;
-    g.c = reinterpret_cast<float*>(a.staging + b.partialOffset);
-    g.ldc = bn;
+    if (Sole(b, a.k)) {
+      g.c = C + b.m0 * a.n + b.n0;
+      g.ldc = a.n;
+    } else {
+      g.c = reinterpret_cast<float*>(a.staging + b.partialOffset);
+      g.ldc = bn;
+    }
     GemmF32(g, pool);
     double t2 = Now();
     t.exchangeSeconds += t1 - t0;
@@ -84,14 +115,21 @@ GemmStepTimings GemmStep(const GemmStepArgs& a, ThreadPool& pool, Collective& pe
 
   double r0 = Now();
   peers.Barrier();  // every partial is written
-  // Reduce: C rows [cRow0, cRow1) = sum of the partials of every brick that covers them.
+  // Reduce: in C rows [cRow0, cRow1), the cells of bricks that split k are the sum of those
+  // bricks' partials. (Cells of sole bricks were written directly and are left alone.)
+  std::vector<StepBrick> split;
+  for (const StepBrick& b : a.all)
+    if (!Sole(b, a.k)) split.push_back(b);
   int64_t rows = a.cRow1 - a.cRow0;
-  if (rows > 0) {
+  if (rows > 0 && !split.empty()) {
     const int64_t chunk = 16;
     pool.ParallelFor((rows + chunk - 1) / chunk, [&](int64_t task, int) {
       int64_t i0 = a.cRow0 + task * chunk, i1 = std::min(a.cRow1, i0 + chunk);
-      for (int64_t i = i0; i < i1; ++i) std::memset(C + i * a.n, 0, static_cast<size_t>(a.n) * 4);
-      for (const StepBrick& b : a.all) {
+      for (const StepBrick& b : split) {
+        int64_t lo = std::max(i0, b.m0), hi = std::min(i1, b.m1);
+        for (int64_t i = lo; i < hi; ++i) std::memset(C + i * a.n + b.n0, 0, static_cast<size_t>(b.n1 - b.n0) * 4);
+      }
+      for (const StepBrick& b : split) {
         int64_t lo = std::max(i0, b.m0), hi = std::min(i1, b.m1);
         int64_t bn = b.n1 - b.n0;
         const float* P = reinterpret_cast<const float*>(a.staging + b.partialOffset);
@@ -102,7 +140,7 @@ GemmStepTimings GemmStep(const GemmStepArgs& a, ThreadPool& pool, Collective& pe
         }
       }
     });
-    for (const StepBrick& b : a.all) {
+    for (const StepBrick& b : split) {
       int64_t lo = std::max(a.cRow0, b.m0), hi = std::min(a.cRow1, b.m1);
       if (hi > lo) t.bytesReceived += static_cast<uint64_t>((hi - lo) * (b.n1 - b.n0)) * 4;
     }

@@ -35,7 +35,7 @@ LayerStack::LayerStack(const LayerStackConfig& cfg) : cfg_(cfg) {
   heldRows_ = cfg.mirror ? cfg.n : cfg.rowHi - cfg.rowLo;
 }
 
-void LayerStack::AddLayer(ThreadPool& pool) {
+void LayerStack::AddLayer(ThreadPool& pool, const float* source) {
   const LayerStackConfig& cfg = cfg_;
   int l = layersMade();
   if (l >= cfg.layers) throw UserError("all " + std::to_string(cfg.layers) + " layers are already made");
@@ -54,7 +54,11 @@ void LayerStack::AddLayer(ThreadPool& pool) {
       for (int64_t r = r0; r < r1; ++r) {
         uint64_t globalRow = static_cast<uint64_t>(heldLo_ + r);
         uint8_t* dst = base + r * rowBytes_;
-        if (f32) {
+        if (source) {
+          const float* src = source + globalRow * cfg.k;
+          if (f32) std::memcpy(dst, src, static_cast<size_t>(cfg.k) * 4);
+          else QuantizeRows(type, src, 1, cfg.k, cfg.k, dst);
+        } else if (f32) {
           FillUniform(reinterpret_cast<float*>(dst), cfg.k, cfg.seed, kWeightStream + l, globalRow * cfg.k);
         } else {
           FillUniform(row.data(), cfg.k, cfg.seed, kWeightStream + l, globalRow * cfg.k);

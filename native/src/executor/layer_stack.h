@@ -34,8 +34,10 @@ class LayerStack {
  public:
   // Checks the configuration; weights are made layer by layer with AddLayer.
   explicit LayerStack(const LayerStackConfig& cfg);
-  // Makes the next layer from the seed (identical values whatever the split) in node-local memory.
-  void AddLayer(ThreadPool& pool);
+  // Makes the next layer in node-local memory: from `source` (the whole n×k f32 matrix, of which
+  // this rank's held rows are taken) or, when null, from the seed (identical values whatever
+  // the split).
+  void AddLayer(ThreadPool& pool, const float* source = nullptr);
   int layersMade() const { return static_cast<int>(weights_.size()); }
   uint64_t weightBytes() const { return weightBytes_; }
   const LayerStackConfig& config() const { return cfg_; }

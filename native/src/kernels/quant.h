@@ -33,7 +33,9 @@ int64_t BlockElements(WeightType t);
 int64_t RowBytes(WeightType t, int64_t k);
 
 // rows×k f32 (row stride ldx elements) → rows packed rows of RowBytes(t, k) bytes each.
-void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t ldx, uint8_t* out);
+// allowSimd = false forces the scalar Q8_0 quantizer (the SIMD one is bit-identical).
+void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t ldx, uint8_t* out,
+                  bool allowSimd = true);
 void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, float* out, int64_t ldo);
 
 // Instruction-set paths of the matmul kernels. Auto picks the best the cpu has.

@@ -1,5 +1,6 @@
 // AVX-512 VNNI kernels (vpdpbusd); see quant_avx512.inc.
 #define KNS avx512vnni
-#define KTARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma"
+#define KTARGET "avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma"
 #define KVNNI 1
+#define KVBMI 0
 #include "kernels/quant_avx512.inc"

@@ -1,10 +1,15 @@
 // ggml block formats: quantize (bit-exact with ggml's *_reference functions) and dequantize.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
+
+#include "core/cpu_features.h"
 
 #include "core/napi_util.h"
 #include "kernels/half.h"
 #include "kernels/quant.h"
+#include "kernels/quant_impl.h"
 
 namespace redblue {
 
@@ -44,15 +49,48 @@ int64_t RowBytes(WeightType t, int64_t k) {
 
 namespace {
 
+Q8Block Q8BlockScalar(const float* x, int8_t* lo, int8_t* hi) {
+  float amax = 0.0f;
+  for (int j = 0; j < kQBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  int32_t sum = 0;
+  for (int j = 0; j < kQBlock; ++j) {
+    const int8_t q = static_cast<int8_t>(std::roundf(x[j] * id));
+    (j < 16 ? lo[j] : hi[j - 16]) = q;
+    sum += q;
+  }
+  return {d, sum};
+}
+
+// roundf (half away from zero) is trunc(v), plus sign(v) where the dropped fraction is ≥ 0.5
+// (v − trunc(v) is exact).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) __m512i RoundAwayI32(__m512 v) {
+  const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m512 one = _mm512_castsi512_ps(_mm512_or_si512(
+      _mm512_castps_si512(_mm512_set1_ps(1.0f)), _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN))));
+  return _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, one));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl"))) Q8Block Q8BlockAvx512(const float* x, int8_t* lo,
+                                                                                       int8_t* hi) {
+  const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const __m512i qa = RoundAwayI32(_mm512_mul_ps(a, _mm512_set1_ps(id)));
+  const __m512i qb = RoundAwayI32(_mm512_mul_ps(b, _mm512_set1_ps(id)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(lo), _mm512_cvtepi32_epi8(qa));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(hi), _mm512_cvtepi32_epi8(qb));
+  return {d, _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb))};
+}
+
 // quantize_row_q8_0_ref
-void QuantizeQ8_0(const float* x, int64_t k, BlockQ8_0* y) {
+void QuantizeQ8_0(const float* x, int64_t k, BlockQ8_0* y, Q8BlockFn block) {
   for (int64_t b = 0; b < k / kQBlock; ++b, x += kQBlock) {
-    float amax = 0.0f;
-    for (int j = 0; j < kQBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[b].d = F32ToF16(d);
-    for (int j = 0; j < kQBlock; ++j) y[b].qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
+    const Q8Block r = block(x, y[b].qs, y[b].qs + 16);
+    y[b].d = F32ToF16(r.d);
   }
 }
 
@@ -80,7 +118,13 @@ void QuantizeQ4_0(const float* x, int64_t k, BlockQ4_0* y) {
 
 }  // namespace
 
-void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t ldx, uint8_t* out) {
+Q8BlockFn Q8BlockQuantizer(bool allowSimd) {
+  const CpuFeatures& f = DetectCpu();
+  return allowSimd && f.avx512f && f.avx512bw && f.avx512vl ? Q8BlockAvx512 : Q8BlockScalar;
+}
+
+void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t ldx, uint8_t* out, bool allowSimd) {
+  const Q8BlockFn q8 = Q8BlockQuantizer(allowSimd);
   const int64_t rb = RowBytes(t, k);
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ldx;
@@ -98,7 +142,7 @@ void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t
           std::memcpy(o + 2 * i, &h, 2);
         }
         break;
-      case WeightType::Q8_0: QuantizeQ8_0(xr, k, reinterpret_cast<BlockQ8_0*>(o)); break;
+      case WeightType::Q8_0: QuantizeQ8_0(xr, k, reinterpret_cast<BlockQ8_0*>(o), q8); break;
       case WeightType::Q4_0: QuantizeQ4_0(xr, k, reinterpret_cast<BlockQ4_0*>(o)); break;
     }
   }

@@ -18,10 +18,10 @@ struct ActRows {
   const float* c(int64_t r) const { return d(r) + nb; }
 };
 
-// Byte order of the int8 values inside each pair of blocks: natural, or the order the AVX-512
-// Q4_0 kernels unpack nibbles in ([b0 0..15, b1 0..15, b0 16..31, b1 16..31]); an odd last
-// block is always natural.
-enum class ActLayout { Natural, Q4Pairs };
+// Byte order of the int8 values: natural, or per quad of blocks the order the AVX-512 Q4_0
+// kernels unpack nibbles in: [b0..b3 values 0..15][b0..b3 values 16..31] (16 bytes each); the
+// last nb % 4 blocks are always natural.
+enum class ActLayout { Natural, Q4Quads };
 
 // Y[r0..r0+rows) × [j0, j1) for one weight type on one ISA. F16/BF16 kernels read X directly.
 using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
@@ -34,6 +34,16 @@ struct KernelSet {
 KernelSet ScalarKernels();
 KernelSet Avx2Kernels();
 KernelSet Avx512Kernels(bool vnni);
+
+// Quantizes 32 values to Q8_0 as quantize_row_q8_0_ref does (q = roundf(x·(1/d)), d = amax/127),
+// writing values 0..15 to lo and 16..31 to hi; returns the unrounded d and Σq. The AVX-512
+// version is bit-identical (tests compare them).
+struct Q8Block {
+  float d;
+  int32_t sum;
+};
+using Q8BlockFn = Q8Block (*)(const float* x, int8_t* lo, int8_t* hi);
+Q8BlockFn Q8BlockQuantizer(bool allowSimd);
 
 // Scalar tail helpers shared by the SIMD kernels (one block, natural layout).
 inline int32_t DotQ8Block(const int8_t* w, const int8_t* x) {

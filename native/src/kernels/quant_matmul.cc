@@ -70,25 +70,15 @@ KernelSet KernelsFor(Isa isa) {
 }
 
 // One row of X → Q8_0 values with the f16-rounded scale, exactly as quantize_row_q8_0_ref.
-void QuantizeActRow(const float* x, int64_t k, ActLayout layout, int8_t* qs, float* d, float* c) {
+void QuantizeActRow(const float* x, int64_t k, ActLayout layout, Q8BlockFn block, int8_t* qs, float* d, float* c) {
   const int64_t nb = k / kQBlock;
   for (int64_t b = 0; b < nb; ++b, x += kQBlock) {
-    float amax = 0.0f;
-    for (int j = 0; j < kQBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float dd = amax / 127.0f;
-    const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
-    const float dh = F16ToF32(F32ToF16(dd));
-    int32_t sum = 0;
-    const bool paired = layout == ActLayout::Q4Pairs && (b | 1) < nb;
-    int8_t* lo = paired ? qs + (b / 2) * 64 + (b % 2) * 16 : qs + b * kQBlock;
-    int8_t* hi = paired ? lo + 32 : lo + 16;
-    for (int j = 0; j < kQBlock; ++j) {
-      const int8_t q = static_cast<int8_t>(std::roundf(x[j] * id));
-      sum += q;
-      (j < 16 ? lo[j] : hi[j - 16]) = q;
-    }
-    d[b] = dh;
-    c[b] = -8.0f * dh * static_cast<float>(sum);
+    const bool quad = layout == ActLayout::Q4Quads && b < nb / 4 * 4;
+    int8_t* lo = quad ? qs + (b / 4) * 128 + (b % 4) * 16 : qs + b * kQBlock;
+    int8_t* hi = quad ? lo + 64 : lo + 16;
+    const Q8Block r = block(x, lo, hi);
+    d[b] = F16ToF32(F32ToF16(r.d));
+    c[b] = -8.0f * d[b] * static_cast<float>(r.sum);
   }
 }
 
@@ -136,15 +126,23 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
     actBuf = std::make_unique<AlignedBuffer>(static_cast<size_t>(act.stride * a.m));
     act.base = actBuf->data;
     const ActLayout layout = a.type == WeightType::Q4_0 ? ks.q4Layout : ActLayout::Natural;
+    const Q8BlockFn q8 = Q8BlockQuantizer(isa != Isa::Scalar);
     uint8_t* base = actBuf->data;
-    const int64_t rowsPerTask = std::max<int64_t>(1, (a.m + 4 * workers - 1) / (4 * workers));
-    pool.ParallelFor((a.m + rowsPerTask - 1) / rowsPerTask, [&](int64_t t, int) {
-      for (int64_t r = t * rowsPerTask; r < std::min(a.m, (t + 1) * rowsPerTask); ++r) {
+    auto quantizeRows = [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
         int8_t* qs = reinterpret_cast<int8_t*>(base + r * act.stride);
         float* d = reinterpret_cast<float*>(base + r * act.stride + act.qsBytes);
-        QuantizeActRow(a.x + r * a.ldx, a.k, layout, qs, d, d + act.nb);
+        QuantizeActRow(a.x + r * a.ldx, a.k, layout, q8, qs, d, d + act.nb);
       }
-    });
+    };
+    if (a.m * a.k <= (1 << 15)) {
+      quantizeRows(0, a.m);  // a few µs: cheaper than a round trip through the pool
+    } else {
+      const int64_t rowsPerTask = std::max<int64_t>(1, (a.m + 4 * workers - 1) / (4 * workers));
+      pool.ParallelFor((a.m + rowsPerTask - 1) / rowsPerTask, [&](int64_t t, int) {
+        quantizeRows(t * rowsPerTask, std::min(a.m, (t + 1) * rowsPerTask));
+      });
+    }
   }
 
   // Chunks of W rows: ~64 KiB of weights (stays in L2 while all rows of X pass over it), and

@@ -37,11 +37,12 @@ std::string DescribeSig(uint64_t sig) {
 
 inline size_t Clamp(int64_t v, size_t hi) { return v <= 0 ? 0 : std::min(static_cast<size_t>(v), hi); }
 
-void Sum(DType t, void* out, const void* const* src, int n, size_t count) {
+void Sum(DType t, void* out, void* out2, const void* const* src, int n, size_t count) {
   if (t == DType::F32)
-    SumF32(static_cast<float*>(out), reinterpret_cast<const float* const*>(src), n, count);
+    SumF32(static_cast<float*>(out), static_cast<float*>(out2), reinterpret_cast<const float* const*>(src), n, count);
   else
-    SumBf16(static_cast<uint16_t*>(out), reinterpret_cast<const uint16_t* const*>(src), n, count);
+    SumBf16(static_cast<uint16_t*>(out), static_cast<uint16_t*>(out2), reinterpret_cast<const uint16_t* const*>(src),
+            n, count);
 }
 
 }  // namespace
@@ -59,8 +60,10 @@ Communicator::Communicator(const CommOptions& opt) : seg_(opt) {
   spinNs_ = opt.spinNs >= 0 ? static_cast<uint64_t>(opt.spinNs) : (oversubscribed ? 0 : 50'000);
   yieldNs_ = 200'000;
   timeoutNs_ = opt.timeoutNs;
-  smallBytes_ = opt.smallBytes ? opt.smallBytes : (opt.ranks <= 2 ? (256u << 10) : (64u << 10));
+  // Below this, one sync and every rank summing everything beats two syncs (measured, 2 ranks).
+  smallBytes_ = opt.smallBytes ? opt.smallBytes : (opt.ranks <= 2 ? (128u << 10) : (16u << 10));
   joinDeadline_ = NowNs() + opt.attachTimeoutNs;
+  roundBytes_ = std::min(seg_.slotHalfBytes(), opt.roundBytes ? std::max<size_t>(opt.roundBytes, 4096) : size_t(1) << 20);
   int n = seg_.ranks();
   for (uint32_t i = 0; i < seg_.header()->maxGroups; ++i) channels_.push_back(std::make_unique<Channel>());
   for (int i = 0; i < n; ++i) {
@@ -141,13 +144,8 @@ void Communicator::Fail(int channel, uint32_t code, int culprit, const std::stri
 void Communicator::CheckHealth(uint64_t peers, int channel, const char* what) {
   if (aborted_.load(std::memory_order_relaxed)) throw CommError(std::string(what) + " aborted: the communicator was closed");
   Header* h = seg_.header();
-  uint64_t dead = h->deadMask.load(std::memory_order_relaxed) & peers;
-  if (dead) {
-    int r = __builtin_ctzll(dead);
-    bool left = h->rank[r].state.load() == kLeft;
-    Fail(channel, left ? kPeerLeft : kPeerDied, r,
-         std::string(what) + " failed: " + RankName(r) + (left ? " closed its communicator" : " died"));
-  }
+  // The group's record first: it names the original cause (a rank that left after failing is
+  // only a consequence).
   if (channel >= 0) {
     uint32_t code = h->group[channel].broken.load(std::memory_order_relaxed);
     if (code) {
@@ -159,6 +157,18 @@ void Communicator::CheckHealth(uint64_t peers, int channel, const char* what) {
                                             : "mismatched calls (" + who + " called a different collective)";
       throw CommError(std::string(what) + " failed: the group is broken: " + why);
     }
+  }
+  uint64_t dead = h->deadMask.load(std::memory_order_relaxed) & peers;
+  if (dead) {
+    int r = __builtin_ctzll(dead);
+    for (uint64_t m = dead; m; m &= m - 1)  // prefer a rank that died over one that left
+      if (h->rank[__builtin_ctzll(m)].state.load() != kLeft) {
+        r = __builtin_ctzll(m);
+        break;
+      }
+    bool left = h->rank[r].state.load() == kLeft;
+    Fail(channel, left ? kPeerLeft : kPeerDied, r,
+         std::string(what) + " failed: " + RankName(r) + (left ? " closed its communicator" : " died"));
   }
 }
 
@@ -201,7 +211,7 @@ void Communicator::WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& 
     }
     // A peer that has not attached yet gets until the join deadline; a live one the op timeout.
     bool joining = h->rank[peer].state.load() == kEmpty;
-    uint64_t limit = joining ? std::max(joinDeadline_, start + timeoutNs_) : start + timeoutNs_;
+    uint64_t limit = joining ? joinDeadline_ : start + timeoutNs_;
     if (now > limit)
       Fail(channel, kTimeout, peer,
            std::string(what) + " timed out after " + std::to_string((now - start) / 1000000) + " ms waiting for " +
@@ -263,7 +273,7 @@ void Communicator::AllReduce(void* data, size_t count, DType t, const Group& g) 
 // Small vectors: every member copies its input into its slot, one sync, then every member sums
 // all slots itself (one sync instead of two; the extra reads are cheap at this size).
 void Communicator::AllReduceFlat(char* data, size_t count, DType t, const Group& g, uint64_t sig) {
-  const size_t E = ElemBytes(t), C = seg_.slotHalfBytes() / E;
+  const size_t E = ElemBytes(t), C = RoundBytes() / E;
   const int n = g.size();
   const void* src[kMaxRanks];
   for (size_t off = 0; off < count; off += C) {
@@ -273,7 +283,7 @@ void Communicator::AllReduceFlat(char* data, size_t count, DType t, const Group&
     CopyBytes(seg_.slot(g.channel, rank(), p), in, len * E);
     Sync(g, p, off == 0 ? sig : 0, "allReduce");
     for (int j = 0; j < n; ++j) src[j] = j == g.me ? in : seg_.slot(g.channel, g.ranks[j], p);
-    Sum(t, in, src, n, len);
+    Sum(t, in, nullptr, src, n, len);
   }
 }
 
@@ -282,7 +292,7 @@ void Communicator::AllReduceFlat(char* data, size_t count, DType t, const Group&
 // copies the other members' summed parts.
 void Communicator::AllReduceSplit(char* data, size_t count, DType t, const Group& g, uint64_t sig) {
   const size_t E = ElemBytes(t);
-  const size_t C = seg_.slotHalfBytes() / E / 16 * 16;
+  const size_t C = RoundBytes() / E / 16 * 16;
   const int n = g.size();
   const void* src[kMaxRanks];
   for (size_t off = 0; off < count; off += C) {
@@ -298,8 +308,7 @@ void Communicator::AllReduceSplit(char* data, size_t count, DType t, const Group
     Sync(g, p, off == 0 ? sig : 0, "allReduce");
     if (b > a) {
       for (int j = 0; j < n; ++j) src[j] = j == g.me ? in + a * E : seg_.slot(g.channel, g.ranks[j], p) + a * E;
-      Sum(t, in + a * E, src, n, b - a);
-      CopyBytes(mine + a * E, in + a * E, (b - a) * E);
+      Sum(t, in + a * E, mine + a * E, src, n, b - a);
     }
     Sync(g, p, 0, "allReduce");
     for (int j = 0; j < n; ++j) {
@@ -307,6 +316,45 @@ void Communicator::AllReduceSplit(char* data, size_t count, DType t, const Group
       size_t aj = std::min(j * part, len), bj = std::min(aj + part, len);
       CopyBytes(in + aj * E, seg_.slot(g.channel, g.ranks[j], p) + aj * E, (bj - aj) * E);
     }
+  }
+}
+
+void* Communicator::SlotBuffer(const Group& g, size_t count, DType t) {
+  CheckGroup(g);
+  if (count * ElemBytes(t) > seg_.slotHalfBytes())
+    throw UserError("slotBuffer of " + std::to_string(count * ElemBytes(t)) + " bytes exceeds the slot half (" +
+                    std::to_string(seg_.slotHalfBytes()) + " bytes): open the communicator with a larger slotBytes");
+  std::lock_guard<std::mutex> lk(channels_[g.channel]->mu);
+  return seg_.slot(g.channel, rank(), static_cast<int>(channels_[g.channel]->rounds & 1));
+}
+
+// Zero-copy: the input is already in this rank's slot (SlotBuffer), so nothing is copied in;
+// each member sums its part in place, then copies the others' parts into its own slot.
+void Communicator::AllReduceSlot(size_t count, DType t, const Group& g) {
+  CheckGroup(g);
+  const size_t E = ElemBytes(t);
+  if (count * E > seg_.slotHalfBytes())
+    throw UserError("allReduceSlot of " + std::to_string(count * E) + " bytes exceeds the slot half (" +
+                    std::to_string(seg_.slotHalfBytes()) + " bytes)");
+  std::lock_guard<std::mutex> lk(channels_[g.channel]->mu);
+  if (count == 0 || g.size() == 1) return;
+  const int n = g.size();
+  uint64_t sig = MakeSig(static_cast<uint8_t>(Op::AllReduce), t, count);
+  int p = NextParity(g);
+  char* mine = seg_.slot(g.channel, rank(), p);
+  size_t part = ((count + n - 1) / n + 15) / 16 * 16;
+  size_t a = std::min(g.me * part, count), b = std::min(a + part, count);
+  const void* src[kMaxRanks];
+  Sync(g, p, sig, "allReduceSlot");
+  if (b > a) {
+    for (int j = 0; j < n; ++j) src[j] = seg_.slot(g.channel, g.ranks[j], p) + a * E;
+    Sum(t, mine + a * E, nullptr, src, n, b - a);
+  }
+  Sync(g, p, 0, "allReduceSlot");
+  for (int j = 0; j < n; ++j) {
+    if (j == g.me) continue;
+    size_t aj = std::min(j * part, count), bj = std::min(aj + part, count);
+    CopyBytes(mine + aj * E, seg_.slot(g.channel, g.ranks[j], p) + aj * E, (bj - aj) * E);
   }
 }
 
@@ -328,7 +376,7 @@ void Communicator::AllGatherV(const void* send, void* recv, const std::vector<si
   const size_t myBytes = recvBytes[g.me];
   if (myBytes && out + offset[g.me] != in) std::memmove(out + offset[g.me], in, myBytes);
   if (maxBytes == 0 || n == 1) return;
-  const size_t H = seg_.slotHalfBytes();
+  const size_t H = RoundBytes();
   uint64_t sig = MakeSig(static_cast<uint8_t>(Op::AllGather), DType::F32, offset[n]);
   for (size_t r0 = 0; r0 < maxBytes; r0 += H) {
     int p = NextParity(g);
@@ -369,7 +417,7 @@ void Communicator::ReduceScatterV(const void* send, void* recv, const std::vecto
     std::memmove(out, in, total * E);
     return;
   }
-  const size_t C = seg_.slotHalfBytes() / E;
+  const size_t C = RoundBytes() / E;
   uint64_t sig = MakeSig(static_cast<uint8_t>(Op::ReduceScatter), t, total);
   const void* src[kMaxRanks];
   for (size_t off = 0; off < total; off += C) {
@@ -380,7 +428,7 @@ void Communicator::ReduceScatterV(const void* send, void* recv, const std::vecto
     size_t a = std::max(off, myOff), b = std::min(off + len, myOff + myCount);
     if (b > a) {
       for (int j = 0; j < n; ++j) src[j] = seg_.slot(g.channel, g.ranks[j], p) + (a - off) * E;
-      Sum(t, out + (a - myOff) * E, src, n, b - a);
+      Sum(t, out + (a - myOff) * E, nullptr, src, n, b - a);
     }
   }
 }
@@ -396,7 +444,7 @@ void Communicator::Broadcast(void* data, size_t bytes, int root, const Group& g)
     throw UserError("broadcast root " + std::to_string(root) + " is not a member of group " + g.Describe());
   std::lock_guard<std::mutex> lk(channels_[g.channel]->mu);
   if (bytes == 0 || g.size() == 1) return;
-  const size_t H = seg_.slotHalfBytes();
+  const size_t H = RoundBytes();
   char* buf = static_cast<char*>(data);
   uint64_t sig = MakeSig(static_cast<uint8_t>(Op::Broadcast), DType::F32, bytes * 64 + static_cast<uint64_t>(root));
   for (size_t off = 0; off < bytes; off += H) {

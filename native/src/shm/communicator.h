@@ -43,6 +43,7 @@ struct CommOptions : SegmentOptions {
   uint64_t timeoutNs = 30'000'000'000ull;  // bound of every wait on a live peer
   int64_t spinNs = -1;                     // busy-wait before sleeping; -1 = by cpu count
   size_t smallBytes = 0;                   // all-reduce below this: one sync; 0 = default
+  size_t roundBytes = 0;                   // bytes per rank per round (cache-sized); 0 = default
 };
 
 class Communicator {
@@ -63,6 +64,11 @@ class Communicator {
   void AllReduce(void* data, size_t count, DType t, const Group& g);
   void AllReduceF32(float* data, size_t count, const Group& g) { AllReduce(data, count, DType::F32, g); }
   void AllReduceBf16(uint16_t* data, size_t count, const Group& g) { AllReduce(data, count, DType::Bf16, g); }
+  // Zero-copy all-reduce: write `count` elements into SlotBuffer(g, ...) (this rank's slot in
+  // shared memory), then call AllReduceSlot; the sum is then in that buffer, valid until the next
+  // collective on g. count * element size must fit in half a slot.
+  void* SlotBuffer(const Group& g, size_t count, DType t);
+  void AllReduceSlot(size_t count, DType t, const Group& g);
   // recv holds the members' blocks one after the other, recvBytes[i] bytes from member i.
   void AllGatherV(const void* send, void* recv, const std::vector<size_t>& recvBytes, const Group& g);
   void AllGather(const void* send, size_t bytes, void* recv, const Group& g);
@@ -120,6 +126,9 @@ class Communicator {
   uint64_t spinNs_;
   uint64_t yieldNs_;
   size_t smallBytes_;
+  size_t roundBytes_;
+  // Bytes one round moves per rank: small enough that a round's data stays in cache.
+  size_t RoundBytes() const { return roundBytes_; }
   uint64_t joinDeadline_;
   std::atomic<bool> aborted_{false};
   std::vector<std::unique_ptr<Channel>> channels_;

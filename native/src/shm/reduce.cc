@@ -9,16 +9,18 @@
 namespace redblue::shm {
 namespace {
 
-void SumF32Scalar(float* out, const float* const* src, int nsrc, size_t n) {
+void SumF32Scalar(float* out, float* out2, const float* const* src, int nsrc, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     float acc = src[0][i];
     for (int s = 1; s < nsrc; ++s) acc += src[s][i];
     out[i] = acc;
+    if (out2) out2[i] = acc;
   }
 }
 
 // All sources of 64 elements are summed in registers, so `out` is written once.
-__attribute__((target("avx512f"))) void SumF32Avx512(float* out, const float* const* src, int nsrc, size_t n) {
+__attribute__((target("avx512f"))) void SumF32Avx512(float* out, float* out2, const float* const* src, int nsrc,
+                                                     size_t n) {
   size_t i = 0;
   for (; i + 64 <= n; i += 64) {
     __m512 a0 = _mm512_loadu_ps(src[0] + i), a1 = _mm512_loadu_ps(src[0] + i + 16);
@@ -34,12 +36,19 @@ __attribute__((target("avx512f"))) void SumF32Avx512(float* out, const float* co
     _mm512_storeu_ps(out + i + 16, a1);
     _mm512_storeu_ps(out + i + 32, a2);
     _mm512_storeu_ps(out + i + 48, a3);
+    if (out2) {
+      _mm512_storeu_ps(out2 + i, a0);
+      _mm512_storeu_ps(out2 + i + 16, a1);
+      _mm512_storeu_ps(out2 + i + 32, a2);
+      _mm512_storeu_ps(out2 + i + 48, a3);
+    }
   }
   for (; i < n; i += 16) {
     __mmask16 m = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
     __m512 a = _mm512_maskz_loadu_ps(m, src[0] + i);
     for (int s = 1; s < nsrc; ++s) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, src[s] + i));
     _mm512_mask_storeu_ps(out + i, m, a);
+    if (out2) _mm512_mask_storeu_ps(out2 + i, m, a);
   }
 }
 
@@ -58,21 +67,24 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m256i ToBf16(__m51
   return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void SumBf16Avx512(uint16_t* out, const uint16_t* const* src, int nsrc,
-                                                               size_t n) {
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void SumBf16Avx512(uint16_t* out, uint16_t* out2,
+                                                                        const uint16_t* const* src, int nsrc, size_t n) {
   for (size_t i = 0; i < n; i += 16) {
     __mmask16 m = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
     __m512 a = LoadBf16(m, src[0] + i);
     for (int s = 1; s < nsrc; ++s) a = _mm512_add_ps(a, LoadBf16(m, src[s] + i));
-    _mm256_mask_storeu_epi16(out + i, m, ToBf16(a));
+    __m256i r = ToBf16(a);
+    _mm256_mask_storeu_epi16(out + i, m, r);
+    if (out2) _mm256_mask_storeu_epi16(out2 + i, m, r);
   }
 }
 
-void SumBf16Scalar(uint16_t* out, const uint16_t* const* src, int nsrc, size_t n) {
+void SumBf16Scalar(uint16_t* out, uint16_t* out2, const uint16_t* const* src, int nsrc, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     float acc = Bf16ToF32(src[0][i]);
     for (int s = 1; s < nsrc; ++s) acc += Bf16ToF32(src[s][i]);
     out[i] = F32ToBf16(acc);
+    if (out2) out2[i] = out[i];
   }
 }
 
@@ -83,20 +95,16 @@ bool HasAvx512() {
 
 }  // namespace
 
-void SumF32(float* out, const float* const* src, int nsrc, size_t n) {
+void SumF32(float* out, float* out2, const float* const* src, int nsrc, size_t n) {
   if (n == 0) return;
-  if (nsrc == 1) {
-    if (out != src[0]) std::memmove(out, src[0], n * sizeof(float));
-    return;
-  }
-  if (!HasAvx512()) return SumF32Scalar(out, src, nsrc, n);
-  SumF32Avx512(out, src, nsrc, n);
+  if (!HasAvx512()) return SumF32Scalar(out, out2, src, nsrc, n);
+  SumF32Avx512(out, out2, src, nsrc, n);
 }
 
-void SumBf16(uint16_t* out, const uint16_t* const* src, int nsrc, size_t n) {
+void SumBf16(uint16_t* out, uint16_t* out2, const uint16_t* const* src, int nsrc, size_t n) {
   if (n == 0) return;
-  if (!HasAvx512()) return SumBf16Scalar(out, src, nsrc, n);
-  SumBf16Avx512(out, src, nsrc, n);
+  if (!HasAvx512()) return SumBf16Scalar(out, out2, src, nsrc, n);
+  SumBf16Avx512(out, out2, src, nsrc, n);
 }
 
 void CopyBytes(void* dst, const void* src, size_t bytes) {

@@ -6,10 +6,11 @@
 
 namespace redblue::shm {
 
-// out[i] = src[0][i] + src[1][i] + ... ; out may alias any source.
-void SumF32(float* out, const float* const* src, int nsrc, size_t n);
+// out[i] = src[0][i] + src[1][i] + ... ; out may alias any source. When out2 is not null the
+// sum is stored there too in the same pass (saves re-reading out to copy it).
+void SumF32(float* out, float* out2, const float* const* src, int nsrc, size_t n);
 // bf16 sources, accumulated in f32, rounded once to bf16 (round to nearest even).
-void SumBf16(uint16_t* out, const uint16_t* const* src, int nsrc, size_t n);
+void SumBf16(uint16_t* out, uint16_t* out2, const uint16_t* const* src, int nsrc, size_t n);
 
 inline float Bf16ToF32(uint16_t v) {
   uint32_t u = static_cast<uint32_t>(v) << 16;

@@ -115,7 +115,7 @@ void CheckName(const std::string& name) {
 
 }  // namespace
 
-std::string SegmentPathFor(const std::string& dir, const std::string& name) { return dir + "/redblue-" + name; }
+std::string SegmentPathFor(const std::string& dir, const std::string& name) { return dir + "/redblue-shm-" + name; }
 
 bool RemoveIfStale(const std::string& name) {
   CheckName(name);
@@ -255,7 +255,7 @@ void Segment::Attach(const SegmentOptions& opt) {
   std::string why = "it does not exist yet";
   while (true) {
     if (NowNs() > deadline)
-      throw UserError("rank " + std::to_string(opt.rank) + " could not attach shared segment redblue-" + opt.name +
+      throw UserError("rank " + std::to_string(opt.rank) + " could not attach shared segment redblue-shm-" + opt.name +
                       " within " + std::to_string(opt.attachTimeoutNs / 1000000) + " ms: " + why +
                       " (is rank 0 running with the same name?)");
     int fd = -1;

@@ -1,5 +1,5 @@
 // The shared segment of one host group: a file in /dev/shm (or a hugetlbfs mount when huge
-// pages are available) named "redblue-<name>", created by rank 0 and attached by the others.
+// pages are available) named "redblue-shm-<name>", created by rank 0 and attached by the others.
 //
 // Layout (all offsets in the header; every line is one 64-byte cache line so that no two ranks
 // write the same line):
@@ -77,7 +77,7 @@ struct Header {
 };
 
 struct SegmentOptions {
-  std::string name;  // [A-Za-z0-9._-], the file is "redblue-<name>"
+  std::string name;  // [A-Za-z0-9._-], the file is "redblue-shm-<name>"
   int rank = 0;
   int ranks = 1;
   size_t slotBytes = 4u << 20;

@@ -1,0 +1,262 @@
+// `redblue bench kernels`: the native kernels against references measured in the same run —
+// f32 GEMM vs OpenBLAS called directly, quantized GEMV vs a STREAM-like read of the same bytes,
+// quantized GEMM at m = 512 vs our f32 GEMM on the same shape. Case names: docs/kernels.md.
+import type { Command } from 'commander';
+import { loadAddon, type NativeThreadPool } from '../native/addon.js';
+import { gemmF32, matmulQ, openblasGemm, quantize, readBytes, type GemmOptions } from '../native/kernels.js';
+import { UsageError } from '../cli/errors.js';
+import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
+
+export interface KernelsBenchOptions {
+  /** Thread counts to measure (each a pinned pool on that many of this process's cpus). */
+  threads: number[];
+  /** Small sizes and few repetitions: seconds instead of minutes (for tests). */
+  quick: boolean;
+  progress?: (line: string) => void;
+}
+
+interface Sizes {
+  gemmCubes: number[];
+  tall: { m: number; n: number; k: number };
+  gemv: { n: number; k: number }[];
+  cycleBytes: number; // distinct weight bytes each GEMV pass streams through
+  qgemm: { m: number; n: number; k: number };
+  reps: (flops: number) => number;
+  passes: number;
+}
+
+const FULL: Sizes = {
+  gemmCubes: [512, 2048, 4096],
+  tall: { m: 64, n: 4096, k: 4096 },
+  gemv: [
+    { n: 4096, k: 4096 },
+    { n: 11008, k: 4096 },
+  ],
+  // Past the 480 MiB the VM reports as L3, so the rate is DRAM's, not the cache's.
+  cycleBytes: 576 << 20,
+  qgemm: { m: 512, n: 4096, k: 4096 },
+  reps: (flops) => Math.max(2, Math.min(20, Math.round(2e10 / flops))),
+  passes: 3,
+};
+
+const QUICK: Sizes = {
+  gemmCubes: [64, 128],
+  tall: { m: 16, n: 256, k: 256 },
+  gemv: [{ n: 256, k: 256 }],
+  cycleBytes: 4 << 20,
+  qgemm: { m: 32, n: 256, k: 256 },
+  reps: () => 2,
+  passes: 2,
+};
+
+const now = (): number => Number(process.hrtime.bigint()) / 1e9;
+
+function timeOnce(fn: () => void): number {
+  const t0 = now();
+  fn();
+  return now() - t0;
+}
+
+/** Best (shortest) wall time of `reps` runs, after one warm-up run. */
+function bestTime(reps: number, fn: () => void): number {
+  fn();
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) best = Math.min(best, timeOnce(fn));
+  return best;
+}
+
+function randomF32(n: number, seed: number): Float32Array {
+  const x = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = s / 2147483648 - 1;
+  }
+  return x;
+}
+
+export function parseThreads(value: string, available: number): number[] {
+  const parts = value.split(',').map((p) => p.trim());
+  const out: number[] = [];
+  for (const p of parts) {
+    const t = Number(p);
+    if (!/^\d+$/.test(p) || t < 1)
+      throw new UsageError(`--threads takes thread counts like 1,2 (each at least 1), got '${value}'`);
+    if (t > available) throw new UsageError(`--threads ${t}: this process may use only ${available} cpu(s)`);
+    if (!out.includes(t)) out.push(t);
+  }
+  return out;
+}
+
+export async function runKernelsBench(o: KernelsBenchOptions): Promise<BenchReport> {
+  const addon = loadAddon();
+  const cpus = addon.currentAffinity();
+  const sz = o.quick ? QUICK : FULL;
+  const say = o.progress ?? (() => {});
+  const results: BenchResult[] = [];
+  const startedAt = new Date().toISOString();
+  for (const t of o.threads) {
+    const pool = new addon.ThreadPool(cpus.slice(0, t));
+    try {
+      gemmCases(pool, t, sz, results, say);
+      gemvCases(pool, t, sz, results, say);
+      qgemmCases(pool, t, sz, results, say);
+    } finally {
+      pool.close();
+    }
+  }
+  return { benchmark: 'kernels', results, machine: machineInfo(), startedAt };
+}
+
+function gemmCases(
+  pool: NativeThreadPool,
+  t: number,
+  sz: Sizes,
+  out: BenchResult[],
+  say: (s: string) => void,
+) {
+  const shapes = [
+    ...sz.gemmCubes.map((s) => ({ name: `gemm_f32_${s}_t${t}`, m: s, n: s, k: s })),
+    { name: `gemm_f32_m${sz.tall.m}_n${sz.tall.n}_k${sz.tall.k}_t${t}`, ...sz.tall },
+  ];
+  for (const s of shapes) {
+    say(`${s.name}: ${s.m}×${s.n}×${s.k} f32 GEMM, ours vs OpenBLAS (${t} thread(s))`);
+    const opts: GemmOptions = {
+      m: s.m,
+      n: s.n,
+      k: s.k,
+      a: randomF32(s.m * s.k, 1),
+      b: randomF32(s.k * s.n, 2),
+      c: new Float32Array(s.m * s.n),
+    };
+    const flops = 2 * s.m * s.n * s.k;
+    const reps = sz.reps(flops);
+    // Alternate the two so that a neighbour's load hits both alike.
+    const runOurs = () => gemmF32(pool, opts);
+    const runRef = () => openblasGemm(opts, t);
+    runOurs();
+    runRef();
+    let ours = Infinity,
+      ref = Infinity;
+    for (let r = 0; r < reps; r++) {
+      ours = Math.min(ours, timeOnce(runOurs));
+      ref = Math.min(ref, timeOnce(runRef));
+    }
+    out.push(
+      result({
+        case: s.name,
+        metric: 'GFLOP/s',
+        value: flops / ours / 1e9,
+        unit: 'GFLOP/s',
+        reference: 'openblas',
+        referenceValue: flops / ref / 1e9,
+        details: { threads: t, m: s.m, n: s.n, k: s.k, reps },
+      }),
+    );
+  }
+}
+
+function gemvCases(
+  pool: NativeThreadPool,
+  t: number,
+  sz: Sizes,
+  out: BenchResult[],
+  say: (s: string) => void,
+) {
+  for (const type of ['q4_0', 'q8_0'] as const)
+    for (const { n, k } of sz.gemv) {
+      const name = `gemv_${type}_${n}x${k}_t${t}`;
+      const one = quantize(type, randomF32(n * k, 3), n, k);
+      const count = Math.ceil(sz.cycleBytes / one.length);
+      say(
+        `${name}: m=1 through ${count} distinct ${type} matrices (${((count * one.length) / 2 ** 20).toFixed(0)} MiB)`,
+      );
+      const weights = new Uint8Array(count * one.length);
+      for (let i = 0; i < count; i++) weights.set(one, i * one.length);
+      const x = randomF32(k, 4);
+      const y = new Float32Array(n);
+      const pass = () => {
+        for (let i = 0; i < count; i++)
+          matmulQ(pool, { type, w: weights, wOffset: i * one.length, n, k, x, m: 1, y });
+      };
+      const read = () => readBytes(pool, weights);
+      read(); // also faults the pages in
+      pass();
+      let ours = Infinity,
+        stream = Infinity;
+      for (let p = 0; p < sz.passes; p++) {
+        stream = Math.min(stream, timeOnce(read));
+        ours = Math.min(ours, timeOnce(pass));
+      }
+      out.push(
+        result({
+          case: name,
+          metric: 'weight read bandwidth',
+          value: weights.length / ours / 1e9,
+          unit: 'GB/s',
+          reference: 'stream-read',
+          referenceValue: weights.length / stream / 1e9,
+          details: { threads: t, n, k, matrices: count, bytes: weights.length },
+        }),
+      );
+    }
+}
+
+function qgemmCases(
+  pool: NativeThreadPool,
+  t: number,
+  sz: Sizes,
+  out: BenchResult[],
+  say: (s: string) => void,
+) {
+  const { m, n, k } = sz.qgemm;
+  const x = randomF32(m * k, 5);
+  const wf = randomF32(n * k, 6);
+  const y = new Float32Array(m * n);
+  const flops = 2 * m * n * k;
+  const reps = sz.reps(flops);
+  say(`gemm_f32 reference for m=${m} n=${n} k=${k} (X·Wᵀ, ${t} thread(s))`);
+  const f32 = bestTime(reps, () => gemmF32(pool, { m, n, k, a: x, b: wf, transB: true, c: y }));
+  for (const type of ['q4_0', 'q8_0'] as const) {
+    const name = `gemm_${type}_m${m}_n${n}_k${k}_t${t}`;
+    say(`${name}: quantized GEMM (activations quantized to Q8_0 on the fly)`);
+    const w = quantize(type, wf, n, k);
+    const q = bestTime(reps, () => matmulQ(pool, { type, w, n, k, x, m, y }));
+    out.push(
+      result({
+        case: name,
+        metric: 'GFLOP/s',
+        value: flops / q / 1e9,
+        unit: 'GFLOP/s',
+        reference: 'gemm_f32',
+        referenceValue: flops / f32 / 1e9,
+        details: { threads: t, m, n, k, reps },
+      }),
+    );
+  }
+}
+
+export function registerBenchKernels(bench: Command): void {
+  bench
+    .command('kernels')
+    .description('f32 GEMM vs OpenBLAS, quantized GEMV vs memory read bandwidth, quantized GEMM vs f32 GEMM')
+    .option('--json', 'print the report as JSON (schema in bench/report.ts)')
+    .option('--threads <list>', 'thread counts to measure, e.g. 1,2 (default: 1 and 2, as the cpus allow)')
+    .option('--quick', 'small sizes and few repetitions (seconds; for tests)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  redblue bench kernels            # full run: a few minutes\n  redblue bench kernels --json --threads 2\n  redblue bench kernels --quick --json',
+    )
+    .action(async (opts: { json?: boolean; threads?: string; quick?: boolean }) => {
+      const available = loadAddon().currentAffinity().length;
+      const threads = opts.threads
+        ? parseThreads(opts.threads, available)
+        : [1, 2].filter((t) => t <= available);
+      const report = await runKernelsBench({
+        threads,
+        quick: opts.quick ?? false,
+        progress: (line) => process.stderr.write(`[bench kernels] ${line}\n`),
+      });
+      process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
+    });
+}

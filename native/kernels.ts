@@ -1,0 +1,166 @@
+// Typed access to the native compute kernels (native/src/kernels, bindings/kernel_bindings.cc):
+// f32 GEMM on strided sub-blocks, ggml-layout quantized weights and Y = X·Wᵀ on them. Every
+// size, offset and buffer bound is checked natively too; this layer checks the enumerations
+// and gives the calls types.
+import { loadAddon, type NativeThreadPool } from './addon.js';
+
+export type WeightType = 'q4_0' | 'q8_0' | 'f16' | 'bf16';
+export const WEIGHT_TYPES: readonly WeightType[] = ['q4_0', 'q8_0', 'f16', 'bf16'];
+/** Instruction-set path of the quantized kernels; 'auto' takes the best the cpu has. */
+export type KernelPath = 'auto' | 'scalar' | 'avx2' | 'avx512' | 'avx512vnni';
+export const KERNEL_PATHS: readonly KernelPath[] = ['auto', 'scalar', 'avx2', 'avx512', 'avx512vnni'];
+
+/** Elements per Q8_0 / Q4_0 block, and bytes per block (ggml QK8_0 = QK4_0 = 32). */
+export const QBLOCK = 32;
+export const BLOCK_BYTES = { q8_0: 34, q4_0: 18 } as const;
+
+export type F32Buffer = Float32Array | ArrayBuffer;
+export type ByteBuffer = ArrayBufferView | ArrayBuffer;
+
+/**
+ * C = alpha·op(A)·op(B) + beta·C, row-major. op(A) is m×k (A is k×m when transA), op(B) is
+ * k×n (B is n×k when transB). Offsets and leading dimensions are in f32 elements of the given
+ * buffers; defaults: offsets 0, lda = transA ? m : k, ldb = transB ? k : n, ldc = n, alpha 1,
+ * beta 0. C must not overlap A or B.
+ */
+export interface GemmOptions {
+  m: number;
+  n: number;
+  k: number;
+  a: F32Buffer;
+  b: F32Buffer;
+  c: F32Buffer;
+  aOffset?: number;
+  bOffset?: number;
+  cOffset?: number;
+  lda?: number;
+  ldb?: number;
+  ldc?: number;
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  beta?: number;
+}
+
+/**
+ * Y[m×n] = X[m×k]·Wᵀ (Y overwritten). W: n rows of k elements of `type`, wStride bytes apart
+ * (default rowBytes(type, k)), starting wOffset bytes into `w`. X, Y: f32 with element offsets
+ * and row strides (ldx ≥ k, ldy ≥ n). Q8_0/Q4_0 quantize each row of X to Q8_0 on the fly.
+ */
+export interface MatmulQOptions {
+  type: WeightType;
+  w: ByteBuffer;
+  n: number;
+  k: number;
+  x: F32Buffer;
+  m: number;
+  y: F32Buffer;
+  wOffset?: number;
+  wStride?: number;
+  xOffset?: number;
+  ldx?: number;
+  yOffset?: number;
+  ldy?: number;
+  isa?: KernelPath;
+}
+
+export interface KernelPaths {
+  /** Paths this cpu runs, scalar first. */
+  supported: Exclude<KernelPath, 'auto'>[];
+  /** What 'auto' resolves to. */
+  auto: Exclude<KernelPath, 'auto'>;
+}
+
+interface KernelAddon {
+  gemmF32(pool: NativeThreadPool, o: GemmOptions): void;
+  gemmF32Async(pool: NativeThreadPool, o: GemmOptions): Promise<void>;
+  openblasGemm(o: GemmOptions, threads: number): void;
+  matmulQ(pool: NativeThreadPool, o: MatmulQOptions): void;
+  matmulQAsync(pool: NativeThreadPool, o: MatmulQOptions): Promise<void>;
+  quantize(type: WeightType, x: F32Buffer, rows: number, k: number, path?: KernelPath): Uint8Array;
+  dequantize(type: WeightType, w: ByteBuffer, rows: number, k: number): Float32Array;
+  rowBytes(type: WeightType, k: number): number;
+  kernelPaths(): KernelPaths;
+  readBytes(pool: NativeThreadPool, buffer: ByteBuffer, offset?: number, length?: number): number;
+}
+
+const native = (): KernelAddon => loadAddon<KernelAddon>();
+
+function checkType(type: unknown): asserts type is WeightType {
+  if (!WEIGHT_TYPES.includes(type as WeightType))
+    throw new TypeError(`unknown weight type ${JSON.stringify(type)}: use one of ${WEIGHT_TYPES.join(', ')}`);
+}
+
+function checkMatmul(o: MatmulQOptions): void {
+  checkType(o.type);
+  if (o.isa !== undefined && !KERNEL_PATHS.includes(o.isa))
+    throw new TypeError(
+      `unknown kernel path ${JSON.stringify(o.isa)}: use one of ${KERNEL_PATHS.join(', ')}`,
+    );
+}
+
+/** f32 GEMM on the pool's pinned workers (OpenBLAS single-threaded per block). */
+export function gemmF32(pool: NativeThreadPool, o: GemmOptions): void {
+  native().gemmF32(pool, o);
+}
+
+/** gemmF32 off the event loop; keep the buffers untouched until the promise settles. */
+export function gemmF32Async(pool: NativeThreadPool, o: GemmOptions): Promise<void> {
+  return native().gemmF32Async(pool, o);
+}
+
+/** OpenBLAS sgemm called directly with its own unpinned threads (benchmark reference). */
+export function openblasGemm(o: GemmOptions, threads: number): void {
+  native().openblasGemm(o, threads);
+}
+
+export function matmulQ(pool: NativeThreadPool, o: MatmulQOptions): void {
+  checkMatmul(o);
+  native().matmulQ(pool, o);
+}
+
+export function matmulQAsync(pool: NativeThreadPool, o: MatmulQOptions): Promise<void> {
+  checkMatmul(o);
+  return native().matmulQAsync(pool, o);
+}
+
+/**
+ * rows×k f32 values → rows×rowBytes(type, k) bytes in the ggml layout (bit-exact with ggml's
+ * reference quantizers). path 'scalar' forces the scalar Q8_0 quantizer; the SIMD one used
+ * otherwise gives the same bytes.
+ */
+export function quantize(
+  type: WeightType,
+  x: F32Buffer,
+  rows: number,
+  k: number,
+  path: KernelPath = 'auto',
+): Uint8Array {
+  checkType(type);
+  return native().quantize(type, x, rows, k, path);
+}
+
+export function dequantize(type: WeightType, w: ByteBuffer, rows: number, k: number): Float32Array {
+  checkType(type);
+  return native().dequantize(type, w, rows, k);
+}
+
+/** Bytes of one row of k elements; throws when k is not a multiple of the block size. */
+export function rowBytes(type: WeightType, k: number): number {
+  checkType(type);
+  return native().rowBytes(type, k);
+}
+
+export function kernelPaths(): KernelPaths {
+  return native().kernelPaths();
+}
+
+/** Reads every byte of the range on the pool (STREAM-like read); returns a checksum. */
+export function readBytes(
+  pool: NativeThreadPool,
+  buffer: ByteBuffer,
+  offset?: number,
+  length?: number,
+): number {
+  return native().readBytes(pool, buffer, offset, length);
+}

@@ -1,0 +1,20 @@
+// Measured times of a real run, shown beside the planner's predictions in the HTML report
+// (`redblue run --report FILE` / `redblue launch --report FILE` fill this in).
+
+/** Wall-clock seconds one rank spent, as measured by its executor. */
+export interface MeasuredRank {
+  rank: number;
+  /** Seconds in local multiply-adds (the kernel). */
+  compute: number;
+  /** Seconds moving A, B and partial C between ranks (fetch and reduce). */
+  exchange: number;
+  /** Seconds from the call's start to the rank's C being final (≥ compute + exchange minus overlap). */
+  total: number;
+}
+
+export interface MeasuredRun {
+  /** One entry per rank that reported; ranks missing here show as "-". */
+  ranks: MeasuredRank[];
+  /** Free text shown in the page header, e.g. "redblue run, 3 repetitions, median". */
+  label?: string;
+}

@@ -1,0 +1,154 @@
+// Y = X·Wᵀ on quantized / half weights, every SIMD path forced one by one plus scalar, against a
+// double-accumulation reference.
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  dequantize,
+  kernelPaths,
+  matmulQ,
+  matmulQAsync,
+  quantize,
+  rowBytes,
+  type KernelPath,
+  type MatmulQOptions,
+  type WeightType,
+} from '../../native/kernels.js';
+import { makePool, random, relErrors } from './helpers.js';
+
+const pool = makePool(2);
+afterAll(() => pool.close());
+
+const paths: KernelPath[] = [...kernelPaths().supported, 'auto'];
+
+interface Built {
+  opts: MatmulQOptions;
+  want: number[]; // against X as the kernel sees it (Q8_0-quantized for q8_0/q4_0)
+  mag: number[];
+  wantF32: number[]; // against X in f32
+  errBound: number[]; // bound on |want − wantF32| from the activation quantization
+  read: (y: Float32Array) => number[];
+  outside: (y: Float32Array) => boolean;
+}
+
+function build(type: WeightType, m: number, n: number, k: number, seed: number): Built {
+  const quantized = type === 'q8_0' || type === 'q4_0';
+  const x = random(m * k, seed, 2);
+  const wf = random(n * k, seed + 1);
+  const packed = quantize(type, wf, n, k);
+  const rb = rowBytes(type, k);
+  const wd = dequantize(type, packed, n, k);
+  const xk = quantized ? dequantize('q8_0', quantize('q8_0', x, m, k), m, k) : x;
+  // Strided copies with offsets, to exercise every addressing parameter.
+  const wStride = rb + 6,
+    wOffset = 10,
+    ldx = k + 3,
+    xOffset = 4,
+    ldy = n + 2,
+    yOffset = 3;
+  const w = new Uint8Array(wOffset + n * wStride).fill(0xee);
+  for (let j = 0; j < n; j++) w.set(packed.subarray(j * rb, (j + 1) * rb), wOffset + j * wStride);
+  const xs = new Float32Array(xOffset + m * ldx).fill(Number.NaN);
+  for (let i = 0; i < m; i++) xs.set(x.subarray(i * k, (i + 1) * k), xOffset + i * ldx);
+  const y = new Float32Array(yOffset + m * ldy).fill(-7);
+  const want: number[] = [];
+  const mag: number[] = [];
+  const wantF32: number[] = [];
+  const errBound: number[] = [];
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0,
+        sa = 0,
+        s32 = 0,
+        eb = 0;
+      for (let p = 0; p < k; p++) {
+        const wv = wd[j * k + p]!;
+        s += wv * xk[i * k + p]!;
+        sa += Math.abs(wv * xk[i * k + p]!);
+        s32 += wv * x[i * k + p]!;
+      }
+      if (quantized)
+        for (let b = 0; b < k / 32; b++) {
+          let amax = 0,
+            wsum = 0;
+          for (let t = 0; t < 32; t++) {
+            amax = Math.max(amax, Math.abs(x[i * k + b * 32 + t]!));
+            wsum += Math.abs(wd[j * k + b * 32 + t]!);
+          }
+          eb += wsum * (amax / 127) * (0.5 + 127 * 2 ** -11);
+        }
+      want.push(s);
+      mag.push(sa);
+      wantF32.push(s32);
+      errBound.push(eb + 1e-5 * sa + 1e-9);
+    }
+  return {
+    opts: { type, w, wOffset, wStride, n, k, x: xs, xOffset, ldx, m, y, yOffset, ldy },
+    want,
+    mag,
+    wantF32,
+    errBound,
+    read: (out) => {
+      const got: number[] = [];
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) got.push(out[yOffset + i * ldy + j]!);
+      return got;
+    },
+    outside: (out) =>
+      out.every((v, idx) => {
+        const r = Math.floor((idx - yOffset) / ldy),
+          c = (idx - yOffset) % ldy;
+        return (idx >= yOffset && r < m && c < n) || v === -7;
+      }),
+  };
+}
+
+// k in blocks: 1, 3, 8 (one group), 9, 13 (group + quad + 1), 15 (group + quad + 3).
+const qShapes: [number, number, number][] = [
+  [1, 1, 32],
+  [7, 31, 96],
+  [33, 7, 256],
+  [1, 33, 288],
+  [5, 33, 416],
+  [33, 65, 480], // big enough for both workers and every row-tile size
+  [1, 4097, 64],
+];
+const halfShapes: [number, number, number][] = [
+  [1, 1, 1],
+  [7, 31, 7],
+  [33, 7, 31],
+  [5, 33, 33],
+  [3, 5, 4097],
+];
+
+describe('matmulQ', () => {
+  let seed = 100;
+  for (const type of ['q4_0', 'q8_0', 'f16', 'bf16'] as const)
+    for (const [m, n, k] of type.startsWith('q') ? qShapes : halfShapes) {
+      const s = (seed += 10);
+      it(`${type} m=${m} n=${n} k=${k}, every path`, () => {
+        const b = build(type, m, n, k, s);
+        for (const isa of paths) {
+          const y = b.opts.y as Float32Array;
+          y.fill(-7);
+          matmulQ(pool, { ...b.opts, isa });
+          const got = b.read(y);
+          const err = relErrors(got, b.want, b.mag);
+          expect(err, `${isa}: relative error ${err}`).toBeLessThan(2e-5);
+          expect(b.outside(y), `${isa} wrote outside Y`).toBe(true);
+          if (isa === 'auto')
+            for (let i = 0; i < got.length; i++)
+              expect(Math.abs(got[i]! - b.wantF32[i]!)).toBeLessThanOrEqual(b.errBound[i]!);
+        }
+      });
+    }
+
+  it('the async version gives the same result', async () => {
+    const b = build('q4_0', 9, 40, 480, 7);
+    await matmulQAsync(pool, b.opts);
+    expect(relErrors(b.read(b.opts.y as Float32Array), b.want, b.mag)).toBeLessThan(2e-5);
+  });
+
+  it('m = 0 or n = 0 is a no-op', () => {
+    const y = new Float32Array(4).fill(1);
+    matmulQ(pool, { type: 'q8_0', w: new Uint8Array(0), n: 0, k: 32, x: new Float32Array(64), m: 2, y });
+    expect(Array.from(y)).toEqual([1, 1, 1, 1]);
+  });
+});

@@ -1,0 +1,84 @@
+// Collectives between real processes: results equal a sequential sum on random data, for many
+// sizes, dtypes, subset groups and several groups in flight at once; nothing left behind.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, runRanks, uniqueName } from './harness.js';
+import { listSegments } from '../../transport/shm.js';
+
+const mine = () => listSegments().filter((p) => p.includes(`redblue-shm-t${process.pid}-`));
+
+beforeAll(() => {
+  ensureBuilt();
+  expect(mine()).toEqual([]);
+});
+
+afterAll(() => {
+  expect(mine()).toEqual([]);
+});
+
+const sizes = [0, 1, 2, 3, 15, 16, 17, 1023, 4097, 65537, 262147, 4 << 20];
+const bf16Sizes = [0, 1, 5, 1001, 300001];
+
+function expectClean(results: Awaited<ReturnType<typeof runRanks>>) {
+  for (const r of results) {
+    expect(r.fatal).toBeUndefined();
+    expect(r.failures).toEqual([]);
+    expect(r.checks as number).toBeGreaterThan(0);
+  }
+}
+
+describe('shm collectives between processes', () => {
+  it('3 ranks: all-reduce f32/bf16 (0 .. 16 MiB), all-gather(v), reduce-scatter(v), broadcast, p2p', async () => {
+    const name = uniqueName('coll');
+    const results = await runRanks(3, {
+      name,
+      scenario: 'collectives',
+      seed: 1,
+      sizes,
+      bf16Sizes,
+      options: {},
+    });
+    expectClean(results);
+    expect(results[0]!.checks).toBe(results[1]!.checks);
+    expect(mine()).toEqual([]);
+  });
+
+  it('2 ranks with tiny slots and mailboxes: every collective runs through many chunked rounds', async () => {
+    const name = uniqueName('tiny');
+    const results = await runRanks(2, {
+      name,
+      scenario: 'collectives',
+      seed: 2,
+      sizes: [0, 1, 17, 1025, 4097, 100003],
+      bf16Sizes: [3, 10001],
+      options: { slotBytes: 8192, mailboxBytes: 4096, smallBytes: 1024 },
+    });
+    expectClean(results);
+  });
+
+  it('4 ranks: subset groups with collectives in flight on several groups at once', async () => {
+    const name = uniqueName('groups');
+    const groups = [[0, 1, 2, 3], [0, 1], [2, 3], [1, 2, 3], [0, 2], [3]];
+    const results = await runRanks(4, {
+      name,
+      scenario: 'groups',
+      seed: 3,
+      groups,
+      iterations: 4,
+      options: {},
+    });
+    expectClean(results);
+    // every rank checked 2 collectives x iterations for each of its groups
+    const perRank = [0, 1, 2, 3].map((r) => groups.filter((g) => g.includes(r)).length * 2 * 4);
+    expect(results.map((r) => r.checks)).toEqual(perRank);
+  });
+
+  it('mismatched calls on one group fail on every member instead of corrupting data', async () => {
+    const results = await runRanks(2, {
+      name: uniqueName('mismatch'),
+      scenario: 'mismatch',
+      seed: 4,
+      options: {},
+    });
+    for (const r of results) expect(r.error).toMatch(/mismatched collectives/);
+  });
+});
