@@ -108,6 +108,27 @@ describe('redblue launch across two hosts', () => {
     expect(maxAbsDiff(cHosts, matmulRef(a, b, m, n, k))).toBeLessThan(1e-4);
   }, 60_000);
 
+  it('reduces partial sums between host leaders when the plan splits k across hosts', async () => {
+    const r = await cliIn(lab, COORD, [
+      'launch',
+      '--hosts',
+      hosts,
+      '--token-file',
+      token,
+      'gemm',
+      ...['--m', '16', '--n', '12', '--k', '4001', '--seed', '5', '--verify', '--json'],
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.stdout) as {
+      reduceBytes: number;
+      verify: { ok: boolean; maxAbsError: number };
+    };
+    // Host 1's partial of host 0's rows (and back) crossed over gRPC: 8 rows × 12 columns each way.
+    expect(json.reduceBytes).toBe(2 * 8 * 12 * 4);
+    expect(json.verify.ok).toBe(true);
+  }, 60_000);
+
   it('runs a layer stack across hosts with the same Y as one box (shard and mirror)', async () => {
     const shape = ['--n', '50', '--k', '64', '--m', '3', '--layers', '2', '--iters', '2', '--dtype', 'q8_0'];
     const ys: Float32Array[] = [];
