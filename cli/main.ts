@@ -13,6 +13,7 @@ import { registerBenchKernels } from '../bench/kernels.js';
 import { registerBenchCollectives } from '../bench/collectives.js';
 import { registerExecutor } from './commands/executor.js';
 import { registerLaunch } from './commands/launch.js';
+import { registerBenchTransport } from '../bench/transport.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerBenchRun(bench);
   registerBenchKernels(bench);
   registerBenchCollectives(bench);
+  registerBenchTransport(bench);
   return program;
 }
 

@@ -110,9 +110,15 @@ export class HostClient {
     readonly address: string,
     public label: string,
     auth: Auth,
+    /** Channel options on top of the bulk-data defaults (benchmarks compare settings). */
+    extra: Record<string, unknown> = {},
   ) {
     const { credentials, options } = channelCredentials(auth);
-    this.raw = new (hostsServices().Host)(address, credentials, channelOptions(options)) as unknown as Raw;
+    this.raw = new (hostsServices().Host)(
+      address,
+      credentials,
+      channelOptions({ ...options, ...extra }),
+    ) as unknown as Raw;
     this.md = authMetadata(auth);
   }
 

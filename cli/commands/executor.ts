@@ -4,11 +4,37 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { readTopology } from '../../native/topology.js';
+import { readTopology, type MachineTopology } from '../../native/topology.js';
+import { virtualize } from '../../native/virtual-nodes.js';
 import { Supervisor } from '../../executor/supervisor.js';
 import { launchPlace } from '../../executor/launch-env.js';
 import type { Auth } from '../../transport/grpc-data.js';
 import { parsePositiveInt, UsageError } from '../errors.js';
+
+/** "0-3,8" → [0, 1, 2, 3, 8]. */
+export function parseCpuList(v: string): number[] {
+  const out: number[] = [];
+  for (const part of v.split(',')) {
+    const m = /^\s*(\d+)(?:-(\d+))?\s*$/.exec(part);
+    if (!m) throw new UsageError(`--cpus must be a list like 0-3,8, got '${v}'`);
+    const lo = Number(m[1]);
+    const hi = Number(m[2] ?? m[1]);
+    if (hi < lo || hi - lo > 4096) throw new UsageError(`--cpus: bad range '${part}'`);
+    for (let c = lo; c <= hi; c++) out.push(c);
+  }
+  return out;
+}
+
+/** The host as if it had only these cpus: nodes keep the listed ones, empty nodes go. */
+export function restrictCpus(t: MachineTopology, cpus: number[]): MachineTopology {
+  const keep = new Set(cpus);
+  const unknown = cpus.filter((c) => !t.nodes.some((n) => n.cpus.includes(c)));
+  if (unknown.length) throw new UsageError(`--cpus: this host has no cpu ${unknown.join(', ')}`);
+  const nodes = t.nodes
+    .map((n) => ({ ...n, cpus: n.cpus.filter((c) => keep.has(c)) }))
+    .filter((n) => n.cpus.length > 0);
+  return { ...t, nodes, hardwareThreads: cpus.length };
+}
 
 export interface ListenAddress {
   host: string;
@@ -105,10 +131,13 @@ export function registerExecutor(program: Command): void {
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', (v) =>
       parsePositiveInt(v, '--virtual-nodes'),
     )
+    .option('--cpus <LIST>', 'use only these cpus of the host (e.g. 0-3,8)', parseCpuList)
     .option('--token-stdin', 'read the token from the first line of stdin (used by `redblue launch`)')
     .option('--exit-on-eof', "stop when stdin closes (the launcher's ssh connection went away)");
   addSecurityOptions(cmd).action(
-    async (o: SecurityOpts & { listen: string; virtualNodes?: number; exitOnEof?: boolean }) => {
+    async (
+      o: SecurityOpts & { listen: string; virtualNodes?: number; exitOnEof?: boolean; cpus?: number[] },
+    ) => {
       const listen = parseListen(o.listen);
       const auth = authFromOptions(o);
       if (o.tokenStdin) {
@@ -127,7 +156,9 @@ export function registerExecutor(program: Command): void {
           `${place.source}: this is task ${place.localRank} on its host; run one \`redblue executor\` per host (it starts one executor per NUMA node)`,
         );
       }
-      const topology = readTopology(o.virtualNodes !== undefined ? { virtualNodes: o.virtualNodes } : {});
+      let topology = readTopology();
+      if (o.cpus) topology = restrictCpus(topology, o.cpus);
+      if (o.virtualNodes !== undefined) topology = virtualize(topology, o.virtualNodes);
       const sup = new Supervisor({
         listen: formatAddress(listen),
         topology,
