@@ -2,6 +2,7 @@
 //
 //   # host          options (all optional)
 //   node1           user=alice ssh-port=22 identity=~/.ssh/id_ed25519 port=7070
+//   node2           known-hosts=~/cluster_known_hosts
 //   10.0.0.2        listen=10.0.0.2 virtual-nodes=2 command="/opt/redblue/bin/redblue"
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -12,6 +13,8 @@ export interface HostEntry {
   user?: string;
   sshPort?: number;
   identity?: string;
+  /** known_hosts file to check the host's key against (strictly). */
+  knownHosts?: string;
   /** Port the executor serves on. */
   port: number;
   /** Address the executor binds (default: `host`). */
@@ -22,7 +25,16 @@ export interface HostEntry {
 }
 
 export const DEFAULT_PORT = 7070;
-const KEYS = ['user', 'ssh-port', 'identity', 'port', 'listen', 'virtual-nodes', 'command'] as const;
+const KEYS = [
+  'user',
+  'ssh-port',
+  'identity',
+  'known-hosts',
+  'port',
+  'listen',
+  'virtual-nodes',
+  'command',
+] as const;
 
 /** Splits on blanks, keeping "double quoted" or 'single quoted' runs together. */
 function words(line: string, where: string): string[] {
@@ -85,6 +97,7 @@ export function parseHostfile(
       } else if (key === 'ssh-port') e.sshPort = port(val, `${where}: ssh-port`);
       else if (key === 'port') e.port = port(val, `${where}: port`);
       else if (key === 'identity') e.identity = val.replace(/^~(?=\/)/, homedir());
+      else if (key === 'known-hosts') e.knownHosts = val.replace(/^~(?=\/)/, homedir());
       else if (key === 'listen') e.listen = val;
       else if (key === 'virtual-nodes') {
         const n = Number(val);

@@ -16,6 +16,8 @@ export interface RemoteClusterOptions {
   /** How long to wait for every host to answer. */
   readyTimeoutMs?: number;
   onProgress?: (ready: number, total: number, what: string) => void;
+  /** false: only ask the hosts for their topology (a dry run); no executors start. */
+  openSessions?: boolean;
 }
 
 export class HostLostError extends Error {
@@ -59,6 +61,7 @@ export class RemoteCluster {
         rc.hellos = order.map(({ h }) => h);
       } else rc.hellos = hellos;
       rc.hosts = clients;
+      if (o.openSessions === false) return rc;
       const peers = clients.map((c) => c.address);
       let started = 0;
       rc.sessions = await Promise.all(

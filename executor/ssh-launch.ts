@@ -50,6 +50,7 @@ export function sshArgs(e: HostEntry, o: Pick<SshLaunchOptions, 'sshOptions' | '
     'ServerAliveCountMax=2',
     ...(e.identity ? ['-i', e.identity, '-o', 'IdentitiesOnly=yes'] : []),
     ...(e.sshPort ? ['-p', String(e.sshPort)] : []),
+    ...(e.knownHosts ? ['-o', `UserKnownHostsFile=${e.knownHosts}`, '-o', 'StrictHostKeyChecking=yes'] : []),
     ...(o.sshOptions ?? []).flatMap((x) => ['-o', x]),
     e.user ? `${e.user}@${e.host}` : e.host,
     remote,

@@ -449,7 +449,10 @@ export class Supervisor {
       for (const b of list<{ m: unknown; n: unknown; k: unknown }>('bricks', e.bricks, 4096)) {
         const br = { m: range('brick.m', b.m, m), n: range('brick.n', b.n, n), k: range('brick.k', b.k, k) };
         bricks[node]!.push(br);
-        partialBytes += partialSlotBytes({ m: [br.m.lo, br.m.hi], n: [br.n.lo, br.n.hi], k: [br.k.lo, br.k.hi] }, k);
+        partialBytes += partialSlotBytes(
+          { m: [br.m.lo, br.m.hi], n: [br.n.lo, br.n.hi], k: [br.k.lo, br.k.hi] },
+          k,
+        );
       }
     }
     byteRange('partial C', req.partialOffset, partialBytes, total, 4);

@@ -272,8 +272,8 @@ describe('redblue launch across two hosts', () => {
         join(dir, 'hostfile'),
         [
           '# pretend hosts of this test',
-          `${lab.addresses[0]} user=root identity=${key} port=7170 virtual-nodes=1 command="${command}"`,
-          `${lab.addresses[1]} user=root identity=${key} port=7170 virtual-nodes=2 command="${command}"`,
+          `${lab.addresses[0]} user=root identity=${key} known-hosts=${join(dir, 'known_hosts')} port=7170 virtual-nodes=1 command="${command}"`,
+          `${lab.addresses[1]} user=root identity=${key} known-hosts=${join(dir, 'known_hosts')} port=7170 virtual-nodes=2 command="${command}"`,
         ].join('\n'),
       );
       const ssh = [
@@ -322,6 +322,25 @@ describe('redblue launch across two hosts', () => {
       expect(json.hosts).toBe(2);
       expect(json.perRank).toHaveLength(3);
       expect(json.verify.ok).toBe(true);
+      // The planner's dry run sees the topology the hosts report (1 and 2 nodes).
+      const plan = await cliIn(lab, COORD, [
+        'plan',
+        '--m',
+        '64',
+        '--n',
+        '64',
+        '--k',
+        '64',
+        '--hostfile',
+        join(dir, 'hostfile'),
+        '--json',
+        '--no-baselines',
+      ]);
+      expect(plan.stderr).toBe('');
+      expect(plan.code).toBe(0);
+      expect(
+        (JSON.parse(plan.stdout) as { cluster: { nodesPerHost: number[] } }).cluster.nodesPerHost,
+      ).toEqual([1, 2]);
       // Only the sshds and the executors this file started remain in the pretend hosts.
       const keep = new Set([...sshds.map((s) => s.proc.pid!), ...started.map((s) => s.proc.pid!)]);
       const leftovers = () => [0, 1].flatMap((i) => lab.pids(i)).filter((p) => !keep.has(p));
