@@ -54,10 +54,7 @@ export async function runRemoteGemm(
   });
   const perHost = rc.hosts.map((_, h) => plan.ranks.filter((r) => r.host === h));
   const partialBytes = perHost.map((ranks) =>
-    ranks.reduce(
-      (s, r) => s + r.bricks.reduce((t, b) => t + (b.m[1] - b.m[0]) * (b.n[1] - b.n[0]) * 4, 0),
-      0,
-    ),
+    ranks.reduce((s, r) => s + r.bricks.reduce((t, b) => t + partialSlotBytes(b, k), 0), 0),
   );
 
   // Inputs on every host.

@@ -274,6 +274,16 @@ export class Supervisor {
     for (const p of peers)
       if (typeof p !== 'string' || p.length > 300) throw invalid('peers must be host:port addresses');
     this.starting = true;
+    // The coordinator may go away while the executors start: remember it, then end at once.
+    let gone = false;
+    const mine: { session?: Session } = {};
+    const lost = () => {
+      gone = true;
+      if (mine.session && this.session === mine.session) void this.endSession('the coordinator went away');
+    };
+    call.on('cancelled', lost);
+    call.on('close', lost);
+    call.on('error', lost);
     let cluster: LocalCluster;
     try {
       // The executors find our private socket for their cross-host exchanges in the environment.
@@ -292,16 +302,15 @@ export class Supervisor {
       call: call as grpc.ServerWritableStream<unknown, unknown>,
     };
     this.session = session;
+    mine.session = session;
     this.log(
       `session ${session.id}: host ${hostIndex} of ${peers.length}, ${this.nodes} executor(s) started`,
     );
-    // The coordinator gone (stream cancelled, connection lost by keepalive): stop everything.
-    const lost = () => {
-      if (this.session === session) void this.endSession('the coordinator went away');
-    };
-    call.on('cancelled', lost);
-    call.on('close', lost);
-    call.on('error', lost);
+    // From now on a lost coordinator (stream cancelled, keepalive failed) ends the session.
+    if (gone || call.cancelled) {
+      await this.endSession('the coordinator went away while the executors started');
+      return;
+    }
     call.write({ state: 'ready', pids: cluster.pids() });
   }
 

@@ -243,7 +243,7 @@ describe('redblue launch across two hosts', () => {
         tlsHosts,
         ...tls(evil),
         '--ready-timeout',
-        '5',
+        '2',
         'gemm',
         '--m',
         '8',
@@ -349,6 +349,42 @@ describe('redblue launch across two hosts', () => {
       for (const s of sshds) s.proc.kill('SIGTERM');
       if (madeRunDir) rmSync('/run/sshd', { recursive: true, force: true });
     }
+  }, 60_000);
+
+  it('Ctrl-C stops the run and the executors of every host', async () => {
+    const sup = started.slice(0, 2).map((s) => s.proc.pid!);
+    const proc = lab.spawn(
+      COORD,
+      process.execPath,
+      [
+        cliPath,
+        'launch',
+        '--hosts',
+        hosts,
+        '--token-file',
+        token,
+        'layer',
+        '--n',
+        '2048',
+        '--k',
+        '2048',
+        '--iters',
+        '100000',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let err = '';
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+    expect(await eventually(() => sup.every((p) => childrenOf(p).length > 0), 20_000)).toBe(true);
+    proc.kill('SIGINT');
+    const killer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+    const code = await exited;
+    clearTimeout(killer);
+    expect(code).toBe(130);
+    expect(err).toMatch(/interrupted, stopping the hosts/);
+    expect(await eventually(() => sup.every((p) => childrenOf(p).length === 0), 10_000)).toBe(true);
+    expect(await eventually(() => shmOf(sup).length === 0, 5000)).toBe(true);
   }, 60_000);
 
   it('fails within seconds, naming the host, when a host link goes down mid-run, and cleans up', async () => {
