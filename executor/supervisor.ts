@@ -14,6 +14,7 @@ import {
   callMessage,
   CHUNK_BYTES,
   checkToken,
+  encodeBlock,
   hostsServices,
   RpcError,
   serverCredentials,
@@ -236,7 +237,7 @@ export class Supervisor {
         call.on('error', bad);
       },
       Read: (
-        call: grpc.ServerWritableStream<{ offset: number; bytes: number; chunkBytes: number }, BlockMsg>,
+        call: grpc.ServerWritableStream<{ offset: number; bytes: number; chunkBytes: number }, Buffer>,
       ) => {
         this.read(call).catch((e: unknown) => Supervisor.fail(call, e));
       },
@@ -246,7 +247,7 @@ export class Supervisor {
       Gemm: this.unary((req: HostGemmRequest) => this.gemm(req)),
       PlaceLayers: this.unary((req: HostPlaceRequest) => this.placeLayers(req)),
       RunLayers: this.unary((req: HostRunRequest) => this.runLayers(req)),
-      Fetch: (call: grpc.ServerWritableStream<{ tag: string; fromHost: number }, BlockMsg>) => {
+      Fetch: (call: grpc.ServerWritableStream<{ tag: string; fromHost: number }, Buffer>) => {
         this.fetch(call).catch((e: unknown) => Supervisor.fail(call, e));
       },
       EndSession: this.unary(async () => {
@@ -334,7 +335,7 @@ export class Supervisor {
   }
 
   private async read(
-    call: grpc.ServerWritableStream<{ offset: number; bytes: number; chunkBytes: number }, BlockMsg>,
+    call: grpc.ServerWritableStream<{ offset: number; bytes: number; chunkBytes: number }, Buffer>,
   ) {
     checkToken(call.metadata, this.o.auth.token);
     const area = this.needArea();
@@ -346,7 +347,7 @@ export class Supervisor {
     await streamOut(call, new Uint8Array(area.buffer, offset, bytes), offset, chunk);
   }
 
-  private async fetch(call: grpc.ServerWritableStream<{ tag: string; fromHost: number }, BlockMsg>) {
+  private async fetch(call: grpc.ServerWritableStream<{ tag: string; fromHost: number }, Buffer>) {
     checkToken(call.metadata, this.o.auth.token);
     const s = this.need();
     const t = checkTag(call.request.tag);
@@ -600,7 +601,7 @@ export class Supervisor {
 
 /** Streams `src` in chunks, honouring back-pressure. */
 async function streamOut(
-  call: grpc.ServerWritableStream<unknown, BlockMsg>,
+  call: grpc.ServerWritableStream<unknown, Buffer>,
   src: Uint8Array,
   base: number,
   chunk: number,
@@ -608,9 +609,9 @@ async function streamOut(
   for (let off = 0; off < src.byteLength; off += chunk) {
     if (call.cancelled) return;
     const end = Math.min(src.byteLength, off + chunk);
-    // A copy: the area may be replaced while the chunk waits in a buffer.
-    const data = Buffer.from(src.subarray(off, end));
-    if (!call.write({ offset: base + off, data })) await new Promise<void>((r) => call.once('drain', r));
+    // Encoded (copied) now: the area may be replaced while the chunk waits in a buffer.
+    if (!call.write(encodeBlock(base + off, src.subarray(off, end))))
+      await new Promise<void>((r) => call.once('drain', r));
   }
   call.end();
 }

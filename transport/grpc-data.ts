@@ -66,7 +66,7 @@ export function widenServerWindows(server: grpc.Server): void {
 /** After bindAsync: grow every new session's connection-level window. */
 export function widenSessionWindows(server: grpc.Server): void {
   const s = server as unknown as {
-    http2Servers?: Map<{ on(ev: string, fn: (session: Http2Session) => void): void }, unknown>;
+    http2Servers?: Map<{ on(ev: string, fn: (x: never) => void): void }, unknown>;
   };
   for (const h of s.http2Servers?.keys() ?? []) {
     h.on('session', (session: Http2Session) => {
@@ -76,6 +76,9 @@ export function widenSessionWindows(server: grpc.Server): void {
         // an old Node without setLocalWindowSize: the default window stays
       }
     });
+    // Nagle's algorithm would hold a reply's last small frames (trailers) back until the peer
+    // acknowledges the previous ones: milliseconds per call. (grpc-js sets this on clients only.)
+    h.on('connection', (socket: { setNoDelay?: (v: boolean) => void }) => socket.setNoDelay?.(true));
   }
 }
 
@@ -166,6 +169,7 @@ export function hostsServices(): {
         LOADER_OPTIONS,
       );
     }
+    passEncodedBlocks(def);
     const pkg = grpc.loadPackageDefinition(def) as unknown as {
       redblue: {
         hosts: { v1: { Host: grpc.ServiceClientConstructor; Leader: grpc.ServiceClientConstructor } };
@@ -177,6 +181,43 @@ export function hostsServices(): {
 }
 
 // --- chunked streams ---------------------------------------------------------------------------
+
+function varint(v: number, out: number[]): void {
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+}
+
+/**
+ * A Block message (offset = 1, data = 2) encoded straight from `src`: one copy, made now. The
+ * server's streams send these as they are (see passEncodedBlocks), so a chunk is copied once
+ * out of the staging area instead of twice (a safe copy, then protobuf's).
+ */
+export function encodeBlock(offset: number, src: Uint8Array): Buffer {
+  const head: number[] = [0x08];
+  varint(offset, head);
+  head.push(0x12);
+  varint(src.byteLength, head);
+  const out = Buffer.allocUnsafe(head.length + src.byteLength);
+  for (let i = 0; i < head.length; i++) out[i] = head[i]!;
+  out.set(src, head.length);
+  return out;
+}
+
+/** Lets the block-streaming replies (Read, Fetch) take already encoded Buffers. */
+function passEncodedBlocks(def: protoLoader.PackageDefinition): void {
+  const host = def['redblue.hosts.v1.Host'] as unknown as Record<
+    string,
+    { responseSerialize: (m: unknown) => Buffer }
+  >;
+  for (const m of ['Read', 'Fetch']) {
+    const method = host[m]!;
+    const encode = method.responseSerialize;
+    method.responseSerialize = (msg: unknown) => (Buffer.isBuffer(msg) ? msg : encode(msg));
+  }
+}
 
 export interface BlockMsg {
   offset: number;
