@@ -14,6 +14,7 @@ import { verifyGemm } from '../../executor/verify.js';
 import { writeNpyMatrix } from '../../executor/npy.js';
 import type { LayerDType } from '../../executor/layer-run.js';
 import { plan } from '../../planner/index.js';
+import { writePlanHtml } from '../../planner/html/index.js';
 import type { Auth } from '../../transport/grpc-data.js';
 import { parsePositiveInt, UsageError } from '../errors.js';
 import { Progress } from '../progress.js';
@@ -177,7 +178,11 @@ Examples:
       .option('--out <file>', 'write C as a float32 .npy file')
       .option('--seed <S>', 'seed for random A and B', posInt('--seed'), 1)
       .option('--verify', 'compare with one OpenBLAS call here and print the largest error')
-      .option('--dry-run', "print the plan for the hosts' reported topology and stop"),
+      .option('--dry-run', "print the plan for the hosts' reported topology and stop")
+      .option(
+        '--report <file>',
+        'write the plan as an HTML page with measured times beside the predicted ones',
+      ),
   ).action(
     async (
       o: {
@@ -190,6 +195,7 @@ Examples:
         seed: number;
         verify?: boolean;
         dryRun?: boolean;
+        report?: string;
       },
       cmd: Command,
     ) => {
@@ -214,6 +220,19 @@ Examples:
           o.out,
         );
         const v = o.verify ? verifyGemm(r) : undefined;
+        if (o.report) {
+          writePlanHtml(p, o.report, {
+            measured: {
+              label: `redblue launch gemm, ${rc.hosts.length} host(s), ${rc.size} executor(s)`,
+              ranks: r.perRank.map((x) => ({
+                rank: x.rank,
+                compute: x.computeSeconds,
+                exchange: x.exchangeSeconds,
+                total: x.totalSeconds,
+              })),
+            },
+          });
+        }
         print(
           lo.json,
           { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },

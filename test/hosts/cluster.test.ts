@@ -1,7 +1,7 @@
 // Multi-host mode with real hosts on one machine: network namespaces joined by a bridge, each
 // running its own `redblue executor`; the coordinator (`redblue launch`) runs in a third one.
 // Same results as one box, authentication refused when wrong, and a pulled cable mid-run.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +83,8 @@ describe('redblue launch across two hosts', () => {
       '--out',
       join(dir, 'C-hosts.npy'),
       '--verify',
+      '--report',
+      join(dir, 'report.html'),
       '--json',
     ]);
     expect(r.stderr).toBe('');
@@ -91,6 +93,9 @@ describe('redblue launch across two hosts', () => {
     expect(json.hosts).toBe(2);
     expect(json.perRank).toHaveLength(3);
     expect(json.verify.ok).toBe(true);
+    expect(readFileSync(join(dir, 'report.html'), 'utf8')).toMatch(
+      /redblue launch gemm, 2 host\(s\), 3 executor\(s\)/,
+    );
     const one = runCli([
       'run',
       'gemm',
