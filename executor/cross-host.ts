@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadAddon } from '../native/addon.js';
 import type { CrossHost } from '../transport/control.js';
-import { callMessage, hostsServices } from '../transport/grpc-data.js';
+import { callMessage, hostsServices, WINDOW_BYTES } from '../transport/grpc-data.js';
 
 interface HostsAddon {
   hostsCollective(
@@ -43,6 +43,8 @@ export function crossHostPeers(communicator: unknown, hosts: CrossHost): unknown
     state.client ??= new (hostsServices().Leader)(hosts.supervisor, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': LEADER_MAX_MESSAGE,
       'grpc.max_send_message_length': LEADER_MAX_MESSAGE,
+      // Blocks of a prompt pass are megabytes: the default 64 KiB window would throttle them.
+      'grpc-node.flow_control_window': WINDOW_BYTES,
     });
     const fn = (state.client as unknown as Record<string, (...a: unknown[]) => void>).exchange!.bind(
       state.client,

@@ -109,6 +109,7 @@ export class Supervisor {
       'grpc.max_receive_message_length': 1 << 30,
       'grpc.max_send_message_length': 1 << 30,
     });
+    widenServerWindows(leader);
     leader.addService(hostsServices().Leader.service, {
       Exchange: (
         call: grpc.ServerUnaryCall<{ tag: string; data: Buffer; hostBytes: number[] }, unknown>,
@@ -125,6 +126,7 @@ export class Supervisor {
         err ? reject(err) : resolve(),
       ),
     );
+    widenSessionWindows(leader);
     this.leaderServer = leader;
     return this.boundPort;
   }
