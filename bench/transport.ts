@@ -24,6 +24,8 @@ export interface TransportBenchOptions {
   pings: number;
   gemm: number;
   repeats: number;
+  /** Layer stack (q4_0 n×k, m = 1) on 2 hosts against 1. */
+  layer: { n: number; k: number; layers: number; iters: number };
 }
 
 export const FULL: TransportBenchOptions = {
@@ -32,6 +34,7 @@ export const FULL: TransportBenchOptions = {
   pings: 2000,
   gemm: 2048,
   repeats: 3,
+  layer: { n: 11008, k: 4096, layers: 8, iters: 20 },
 };
 export const QUICK: TransportBenchOptions = {
   sizes: [1 << 20, 64 << 20],
@@ -39,6 +42,7 @@ export const QUICK: TransportBenchOptions = {
   pings: 200,
   gemm: 512,
   repeats: 1,
+  layer: { n: 1024, k: 1024, layers: 2, iters: 3 },
 };
 
 /** Spawns in host i and waits for a line matching `ready`. */
@@ -205,6 +209,49 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         reference: '1-host',
         referenceValue: flop / one / 1e9,
         details: { coresPerHost: 1, repeats: o.repeats },
+      }),
+    );
+
+    const { n, k, layers, iters } = o.layer;
+    log(`layer stack ${layers} × q4_0 ${n}×${k}, m = 1: 2 hosts × 1 core against 1 host × 1 core`);
+    const layer = async (hosts: string) => {
+      const out = await runIn(
+        lab,
+        2,
+        [
+          CLI,
+          'launch',
+          '--hosts',
+          hosts,
+          '--token-file',
+          token,
+          'layer',
+          ...['--n', String(n), '--k', String(k), '--layers', String(layers), '--iters', String(iters)],
+          ...['--dtype', 'q4_0', '--placement', 'shard', '--json'],
+        ],
+        300_000,
+      );
+      return JSON.parse(out) as {
+        passesPerSecond: number;
+        exchangeSecondsPerPass: number;
+        computeSecondsPerPass: number;
+      };
+    };
+    const l1 = await layer(`${a0}:7070`);
+    const l2 = await layer(`${a0}:7070,${a1}:7070`);
+    results.push(
+      result({
+        case: `layer_q4_0_${n}x${k}_m1_2hosts`,
+        metric: 'passes/s',
+        value: l2.passesPerSecond,
+        unit: 'passes/s',
+        reference: '1-host',
+        referenceValue: l1.passesPerSecond,
+        details: {
+          layers,
+          exchangeMsPerPass2Hosts: l2.exchangeSecondsPerPass * 1e3,
+          computeMsPerPass2Hosts: l2.computeSecondsPerPass * 1e3,
+        },
       }),
     );
     return { benchmark: 'transport', results, machine: machineInfo(), startedAt };

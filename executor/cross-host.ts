@@ -27,25 +27,31 @@ interface HostsAddon {
 /** The private socket is trusted (it lives in the supervisor's own 0700 directory). */
 const LEADER_MAX_MESSAGE = 1 << 30;
 
-let current: { run: string; peers: unknown; client?: grpc.Client } | undefined;
+let current: { run: string; peers: unknown; client: grpc.Client } | undefined;
 
 /** The collective for one multi-host run (made once per run, reused for its passes). */
 export function crossHostPeers(communicator: unknown, hosts: CrossHost): unknown {
   if (current?.run === hosts.run) return current.peers;
-  current?.client?.close();
-  const state: { run: string; peers: unknown; client?: grpc.Client } = { run: hosts.run, peers: undefined };
+  current?.client.close();
+  // Connected now, so that the first exchange of the run does not pay for it.
+  const client = new (hostsServices().Leader)(hosts.supervisor, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': LEADER_MAX_MESSAGE,
+    'grpc.max_send_message_length': LEADER_MAX_MESSAGE,
+    // Blocks of a prompt pass are megabytes: the default 64 KiB window would throttle them.
+    'grpc-node.flow_control_window': WINDOW_BYTES,
+  });
+  client.waitForReady(Date.now() + 10_000, () => undefined);
+  const state: { run: string; peers: unknown; client: grpc.Client } = {
+    run: hosts.run,
+    peers: undefined,
+    client,
+  };
   const exchange = (
     block: Buffer,
     hostBytes: number[],
     seq: number,
     done: (err: Error | null, data?: Uint8Array) => void,
   ): void => {
-    state.client ??= new (hostsServices().Leader)(hosts.supervisor, grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': LEADER_MAX_MESSAGE,
-      'grpc.max_send_message_length': LEADER_MAX_MESSAGE,
-      // Blocks of a prompt pass are megabytes: the default 64 KiB window would throttle them.
-      'grpc-node.flow_control_window': WINDOW_BYTES,
-    });
     const fn = (state.client as unknown as Record<string, (...a: unknown[]) => void>).exchange!.bind(
       state.client,
     );

@@ -306,6 +306,8 @@ export class Supervisor {
     };
     this.session = session;
     mine.session = session;
+    // Connect to the peers now: the first exchange of a run should not pay for it.
+    for (const p of session.peers) p?.raw.waitForReady(Date.now() + 10_000, () => undefined);
     this.log(
       `session ${session.id}: host ${hostIndex} of ${peers.length}, ${this.nodes} executor(s) started`,
     );
