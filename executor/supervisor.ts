@@ -66,7 +66,8 @@ interface Session {
 /** A block put out for the peer leaders of one all-gather. */
 interface Outbox {
   data?: Buffer;
-  waiters: ((b: Buffer) => void)[];
+  /** Called with the block, or with an error when the session ends first. */
+  waiters: ((b: Buffer | Error) => void)[];
   fetched: number;
 }
 
@@ -325,7 +326,8 @@ export class Supervisor {
     if (!s) return;
     this.session = undefined;
     this.log(`session ${s.id}: ending (${why})`);
-    for (const [, box] of this.outbox) box.waiters.splice(0);
+    const ended = new RpcError(grpc.status.ABORTED, `session ${s.id} ended (${why})`);
+    for (const [, box] of this.outbox) for (const w of box.waiters.splice(0)) w(ended);
     this.outbox.clear();
     this.area?.close();
     this.area = undefined;
@@ -366,7 +368,8 @@ export class Supervisor {
         );
         box.waiters.push((b) => {
           clearTimeout(timer);
-          resolve(b);
+          if (b instanceof Error) reject(b);
+          else resolve(b);
         });
       }));
     await streamOut(call, data, 0, CHUNK_BYTES);
