@@ -17,6 +17,8 @@ export interface RemoteGemmResult extends GemmRunResult {
   reduceSeconds: number;
   /** Bytes of partial C that crossed between hosts. */
   reduceBytes: number;
+  /** Bytes of A and B streamed to the hosts (0 when they were made from the seed there). */
+  inputBytes: number;
 }
 
 /** Sorted, merged row intervals [lo, hi) of a list of ranges. */
@@ -57,16 +59,27 @@ export async function runRemoteGemm(
     ranks.reduce((s, r) => s + r.bricks.reduce((t, b) => t + partialSlotBytes(b, k), 0), 0),
   );
 
-  // Inputs on every host.
+  // Inputs: made from the seed on each host, or streamed from the files: only the rows of A (m
+  // ranges) and of B (k ranges) that the host's bricks read.
   await rc.guard(Promise.all(rc.hosts.map((c, h) => c.stage(partialOffset + Math.max(4, partialBytes[h]!)))));
   const bytesOf = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  let inputBytes = 0;
   await rc.guard(
     Promise.all(
-      rc.hosts.map(async (c) => {
-        if (operands.a) await c.write(aOffset, bytesOf(operands.a));
-        else await c.fill(aOffset, m * k, inp.seed, STREAM_A);
-        if (operands.b) await c.write(bOffset, bytesOf(operands.b));
-        else await c.fill(bOffset, k * n, inp.seed, STREAM_B);
+      rc.hosts.map(async (c, h) => {
+        const bricks = perHost[h]!.flatMap((r) => r.bricks);
+        if (operands.a) {
+          for (const [lo, hi] of mergeRanges(bricks.map((b) => b.m))) {
+            inputBytes += (hi - lo) * k * 4;
+            await c.write(aOffset + lo * k * 4, bytesOf(operands.a.subarray(lo * k, hi * k)));
+          }
+        } else await c.fill(aOffset, m * k, inp.seed, STREAM_A);
+        if (operands.b) {
+          for (const [lo, hi] of mergeRanges(bricks.map((b) => b.k))) {
+            inputBytes += (hi - lo) * n * 4;
+            await c.write(bOffset + lo * n * 4, bytesOf(operands.b.subarray(lo * n, hi * n)));
+          }
+        } else await c.fill(bOffset, k * n, inp.seed, STREAM_B);
       }),
     ),
   );
@@ -151,5 +164,6 @@ export async function runRemoteGemm(
     hosts: H,
     reduceSeconds: Number(end - reduceStart) / 1e9,
     reduceBytes,
+    inputBytes,
   };
 }

@@ -89,10 +89,18 @@ describe('redblue launch across two hosts', () => {
     ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const json = JSON.parse(r.stdout) as { hosts: number; perRank: unknown[]; verify: { ok: boolean } };
+    const json = JSON.parse(r.stdout) as {
+      hosts: number;
+      perRank: unknown[];
+      verify: { ok: boolean };
+      inputBytes: number;
+    };
     expect(json.hosts).toBe(2);
     expect(json.perRank).toHaveLength(3);
     expect(json.verify.ok).toBe(true);
+    // Each host got only the rows of A and B its bricks read, not all of both.
+    expect(json.inputBytes).toBeGreaterThan(0);
+    expect(json.inputBytes).toBeLessThan(2 * (m * k + k * n) * 4);
     expect(readFileSync(join(dir, 'report.html'), 'utf8')).toMatch(
       /redblue launch gemm, 2 host\(s\), 3 executor\(s\)/,
     );
