@@ -411,8 +411,8 @@ export class Supervisor {
       off += b;
     });
     await Promise.all(pulls);
-    if (s.peers.length === 1 || hostBytes.every((b, h) => h === s.hostIndex || b === 0))
-      this.outbox.delete(t);
+    // Peers fetch our block only when it has bytes; the last fetch removes it, or nobody will.
+    if (s.peers.length === 1 || hostBytes[s.hostIndex] === 0) this.outbox.delete(t);
     return out;
   }
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, type Lab } from '../../transport/netns-lab.js';
 import { readNpyMatrix, writeNpyMatrix } from '../../executor/npy.js';
+import { executorAddon } from '../../executor/native-steps.js';
 import { cliPath, runCli } from '../helpers/cli.js';
 import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
 import {
@@ -193,6 +194,47 @@ describe('redblue launch across two hosts', () => {
       expect(ys[0]!.length).toBe(2 * 3 * 50);
     } finally {
       await cluster.stop();
+    }
+  }, 60_000);
+
+  it('runs stacks where a host computes no rows (n below the rank count), layer after layer', async () => {
+    // n = 1 over 3 ranks: host 0's two ranks have no rows; 70 layers exceed the pending-exchange limit.
+    const out = join(dir, 'Y-thin.npy');
+    const r = await cliIn(lab, COORD, [
+      'launch',
+      '--hosts',
+      hosts,
+      '--token-file',
+      token,
+      'layer',
+      ...[
+        '--n',
+        '1',
+        '--k',
+        '32',
+        '--dtype',
+        'f32',
+        '--layers',
+        '70',
+        '--iters',
+        '1',
+        '--out',
+        out,
+        '--json',
+      ],
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const y = readNpyMatrix(out);
+    expect([y.rows, y.cols]).toEqual([70, 1]);
+    // Y_l = X·W_lᵀ from the same seeds, computed here: one dot product per layer.
+    const x = new Float32Array(32);
+    executorAddon().fillUniform(x.buffer, 0, 32, 2, 2 ** 41);
+    for (let l = 0; l < 70; l++) {
+      const w = new Float32Array(32);
+      executorAddon().fillUniform(w.buffer, 0, 32, 1, 2 ** 40 + l);
+      const dot = w.reduce((acc, v, i) => acc + v * x[i]!, 0);
+      expect(Math.abs(y.data[l]! - dot)).toBeLessThan(1e-4);
     }
   }, 60_000);
 

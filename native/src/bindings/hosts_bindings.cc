@@ -90,7 +90,8 @@ using Tsfn = Napi::TypedThreadSafeFunction<void, CallData, CallJs>;
 
 // Calls into JS and waits; a JS side that never answers fails the step after `timeout`.
 HostsCollective::Exchange MakeExchange(std::shared_ptr<Tsfn> tsfn, std::chrono::milliseconds timeout) {
-  return [tsfn, timeout](const char* mine, char* out, const std::vector<size_t>& hostBytes, uint64_t seq) {
+  return [tsfn, timeout](const char* mine, size_t mineBytes, char* out, const std::vector<size_t>& hostBytes,
+                         uint64_t seq) {
     auto pending = std::make_shared<Pending>();
     pending->out = out;
     for (size_t b : hostBytes) pending->total += b;
@@ -98,18 +99,7 @@ HostsCollective::Exchange MakeExchange(std::shared_ptr<Tsfn> tsfn, std::chrono::
     d->hostBytes = hostBytes;
     d->seq = seq;
     d->pending = pending;
-    // Our own block: find it from the layout (its offset is where `mine` points into `out`).
-    size_t myBytes = 0;
-    size_t at = static_cast<size_t>(mine - out);
-    size_t o = 0;
-    for (size_t b : hostBytes) {
-      if (o == at && b > 0) {
-        myBytes = b;
-        break;
-      }
-      o += b;
-    }
-    d->mine.assign(mine, mine + myBytes);
+    d->mine.assign(mine, mine + mineBytes);
     if (tsfn->BlockingCall(d) != napi_ok) {
       delete d;
       throw UserError("could not reach the executor's JS thread for a cross-host exchange");

@@ -48,7 +48,7 @@ void HostsCollective::AllGatherV(const void* mine, void* outv, const std::vector
   std::string error;
   if (leader) {
     try {
-      exchange_(out + off[lo], out, hostBytes, seq_);
+      exchange_(out + off[lo], hostBytes[static_cast<size_t>(host_)], out, hostBytes, seq_);
     } catch (const std::exception& e) {
       status = 1;
       error = e.what();

@@ -18,7 +18,8 @@ class HostsCollective : public Collective {
  public:
   // Fills `out` (every host's block in host order, hostBytes[h] bytes each) given this host's
   // block; throws on failure. Called on the leader only, from the step's thread.
-  using Exchange = std::function<void(const char* mine, char* out, const std::vector<size_t>& hostBytes, uint64_t seq)>;
+  using Exchange = std::function<void(const char* mine, size_t mineBytes, char* out,
+                                      const std::vector<size_t>& hostBytes, uint64_t seq)>;
 
   // hostFirst: the first global rank of every host, then the world size (hosts + 1 entries).
   HostsCollective(std::shared_ptr<shm::Communicator> local, int firstRank, std::vector<int> hostFirst,
