@@ -127,7 +127,7 @@ export function registerExecutor(program: Command): void {
   const cmd = program
     .command('executor')
     .description('serve this host to a coordinator on another host (multi-host mode)')
-    .requiredOption('--listen <HOST:PORT>', 'address to serve on (loopback unless you say otherwise)')
+    .option('--listen <HOST:PORT>', 'address to serve on', '127.0.0.1:7070')
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', (v) =>
       parsePositiveInt(v, '--virtual-nodes'),
     )
