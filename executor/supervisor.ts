@@ -5,6 +5,8 @@
 // the only memory a caller can reach is the staging area, by offsets checked against its size.
 import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server as NetServer } from 'node:net';
+import { serveLeaderLink } from '../transport/leader-link.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -76,7 +78,7 @@ const FETCH_WAIT_MS = 120_000;
 
 export class Supervisor {
   private server: grpc.Server | undefined;
-  private leaderServer: grpc.Server | undefined;
+  private leaderServer: NetServer | undefined;
   private readonly dir: string;
   private session: Session | undefined;
   private starting = false;
@@ -90,8 +92,8 @@ export class Supervisor {
     this.log = o.log ?? (() => undefined);
   }
 
-  get leaderAddress(): string {
-    return `unix:${join(this.dir, 'leader.sock')}`;
+  get leaderPath(): string {
+    return join(this.dir, 'leader.sock');
   }
 
   async start(): Promise<number> {
@@ -106,29 +108,7 @@ export class Supervisor {
     widenSessionWindows(server);
     this.server = server;
     // The leader executor's exchanges come in on a private socket (our own 0700 directory).
-    const leader = new grpc.Server({
-      'grpc.max_receive_message_length': 1 << 30,
-      'grpc.max_send_message_length': 1 << 30,
-    });
-    widenServerWindows(leader);
-    leader.addService(hostsServices().Leader.service, {
-      Exchange: (
-        call: grpc.ServerUnaryCall<{ tag: string; data: Buffer; hostBytes: number[] }, unknown>,
-        cb: grpc.sendUnaryData<unknown>,
-      ) => {
-        this.exchange(call.request).then(
-          (data) => cb(null, { data }),
-          (e: unknown) => cb({ code: grpc.status.UNAVAILABLE, details: callMessage(e) }),
-        );
-      },
-    });
-    await new Promise<void>((resolve, reject) =>
-      leader.bindAsync(this.leaderAddress, grpc.ServerCredentials.createInsecure(), (err) =>
-        err ? reject(err) : resolve(),
-      ),
-    );
-    widenSessionWindows(leader);
-    this.leaderServer = leader;
+    this.leaderServer = await serveLeaderLink(this.leaderPath, (req) => this.exchange(req));
     return this.boundPort;
   }
 
@@ -290,8 +270,6 @@ export class Supervisor {
     call.on('error', lost);
     let cluster: LocalCluster;
     try {
-      // The executors find our private socket for their cross-host exchanges in the environment.
-      process.env.REDBLUE_SUPERVISOR = this.leaderAddress;
       cluster = await LocalCluster.start({ topology: this.o.topology });
     } finally {
       this.starting = false;
@@ -587,7 +565,7 @@ export class Supervisor {
                     firstRank: first,
                     hostFirstRanks: hostFirst,
                     run: req.run,
-                    supervisor: this.leaderAddress,
+                    supervisor: this.leaderPath,
                   },
                 }
               : {}),
@@ -601,7 +579,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     await this.endSession('the supervisor is stopping');
     this.server?.forceShutdown();
-    this.leaderServer?.forceShutdown();
+    this.leaderServer?.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

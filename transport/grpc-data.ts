@@ -151,11 +151,8 @@ export class RpcError extends Error {
 
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true };
 
-let pkgCache: { Host: grpc.ServiceClientConstructor; Leader: grpc.ServiceClientConstructor } | undefined;
-export function hostsServices(): {
-  Host: grpc.ServiceClientConstructor;
-  Leader: grpc.ServiceClientConstructor;
-} {
+let pkgCache: { Host: grpc.ServiceClientConstructor } | undefined;
+export function hostsServices(): { Host: grpc.ServiceClientConstructor } {
   if (!pkgCache) {
     let def: protoLoader.PackageDefinition;
     try {
@@ -172,7 +169,7 @@ export function hostsServices(): {
     passEncodedBlocks(def);
     const pkg = grpc.loadPackageDefinition(def) as unknown as {
       redblue: {
-        hosts: { v1: { Host: grpc.ServiceClientConstructor; Leader: grpc.ServiceClientConstructor } };
+        hosts: { v1: { Host: grpc.ServiceClientConstructor } };
       };
     };
     pkgCache = pkg.redblue.hosts.v1;
