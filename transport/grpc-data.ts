@@ -51,10 +51,7 @@ export function serverOptions(): grpc.ServerOptions {
  * Reaches into grpc-js internals; if they change, uploads only get slower.
  */
 export function widenServerWindows(server: grpc.Server): void {
-  const s = server as unknown as {
-    commonServerOptions?: { settings?: Record<string, unknown> };
-    http2Servers?: Map<{ on(ev: string, fn: (session: Http2Session) => void): void }, unknown>;
-  };
+  const s = server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } };
   if (s.commonServerOptions) {
     s.commonServerOptions.settings = {
       ...(s.commonServerOptions.settings ?? {}),
@@ -63,7 +60,7 @@ export function widenServerWindows(server: grpc.Server): void {
   }
 }
 
-/** After bindAsync: grow every new session's connection-level window. */
+/** After bindAsync: grow every new session's connection-level window, and turn Nagle off. */
 export function widenSessionWindows(server: grpc.Server): void {
   const s = server as unknown as {
     http2Servers?: Map<{ on(ev: string, fn: (x: never) => void): void }, unknown>;
