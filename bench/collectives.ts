@@ -35,12 +35,20 @@ const OPS: { shm: ShmBenchOp; mpi: MpiCase['op'] }[] = [
   { shm: 'allGather', mpi: 'allgather' },
 ];
 
-async function runShm(ranks: number, pin: boolean, cases: WorkerCase[], jsCases: WorkerCase[]) {
+async function runShm(ranks: number, pin: boolean, reps: number, cases: WorkerCase[], jsCases: WorkerCase[]) {
   const workerPath = new URL('./collectives-worker.js', import.meta.url);
   const name = `bench-${process.pid}-r${ranks}`;
   const cpus = availableParallelism();
   const children = Array.from({ length: ranks }, (_, rank) => {
-    const cfg: WorkerConfig = { name, rank, size: ranks, cpu: pin ? rank % cpus : null, cases, jsCases };
+    const cfg: WorkerConfig = {
+      name,
+      rank,
+      size: ranks,
+      cpu: pin ? rank % cpus : null,
+      cases,
+      jsCases,
+      reps,
+    };
     return fork(workerPath, [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   });
   const replies = await Promise.all(
@@ -66,8 +74,17 @@ export async function runCollectivesBench(opts: CollectivesOptions): Promise<Ben
   const cpus = availableParallelism();
   const sizes = [...LATENCY_SIZES, ...BANDWIDTH_SIZES];
   const results: BenchResult[] = [];
+  // Every number is the best of `reps` runs: the box is shared, and the least disturbed run is
+  // the closest to what the code can do (the same rule for MPI, memcpy and us).
+  const reps = opts.quick ? 1 : 3;
   // The limit: one core copying the same number of bytes between private buffers.
-  const memcpy = new Map(BANDWIDTH_SIZES.map((b) => [b, memcpySeconds(b, iterations(b, opts.quick) * 4)]));
+  const memcpy = new Map(
+    BANDWIDTH_SIZES.map((b) => {
+      let best = Infinity;
+      for (let r = 0; r < reps; ++r) best = Math.min(best, memcpySeconds(b, iterations(b, opts.quick) * 4));
+      return [b, best];
+    }),
+  );
   for (const ranks of opts.ranks) {
     const pin = ranks <= cpus;
     const cases: WorkerCase[] = OPS.flatMap((o) =>
@@ -80,13 +97,26 @@ export async function runCollectivesBench(opts: CollectivesOptions): Promise<Ben
       iters: iterations(bytes, opts.quick),
     }));
     const jsCases = [{ op: 'allReduce' as const, bytes: 16 * KiB, iters: iterations(16 * KiB, opts.quick) }];
-    const mpi = runMpi(
-      ranks,
-      pin,
-      OPS.flatMap((o) => sizes.map((bytes) => ({ op: o.mpi, bytes, iters: iterations(bytes, opts.quick) }))),
+    const mpiCases = OPS.flatMap((o) =>
+      sizes.map((bytes) => ({ op: o.mpi, bytes, iters: iterations(bytes, opts.quick) })),
     );
-    const shm = await runShm(ranks, pin, [...cases, ...slotCases], jsCases);
-    const details = { ranks, pinned: pin, backing: shm.backing, quick: opts.quick };
+    // MPI and shm take turns, so a burst of load on the shared box hits both alike.
+    const mpi = new Map<string, number>();
+    let shm: WorkerReport | undefined;
+    for (let r = 0; r < reps; ++r) {
+      const m = runMpi(ranks, pin, 1, mpiCases);
+      for (const [k, v] of m) mpi.set(k, Math.min(v, mpi.get(k) ?? Infinity));
+      const s = await runShm(ranks, pin, 1, [...cases, ...slotCases], jsCases);
+      shm = shm
+        ? {
+            ...shm,
+            seconds: shm.seconds.map((v, i) => Math.min(v, s.seconds[i]!)),
+            jsSeconds: shm.jsSeconds.map((v, i) => Math.min(v, s.jsSeconds[i]!)),
+          }
+        : s;
+    }
+    if (!shm) throw new Error('no shm measurement');
+    const details = { ranks, pinned: pin, backing: shm.backing, quick: opts.quick, bestOf: reps };
     cases.forEach((c, i) => {
       const opName = OPS.find((o) => o.shm === c.op)!.mpi;
       const base = `${opName}_f32_${label(c.bytes)}_r${ranks}`;

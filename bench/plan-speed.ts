@@ -16,15 +16,25 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function timeIt(repeat: number, fn: () => void): number {
+/** Median wall time (ms) after a warm-up run, and the median process CPU time (all threads, so GC
+ * helpers count too) as a hint when the machine is shared. */
+function measure(repeat: number, fn: () => void): { wall: number; cpu: number } {
   fn(); // warm-up: JIT
-  const times: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < repeat; i++) {
     const t = performance.now();
+    const u = process.cpuUsage();
     fn();
-    times.push(performance.now() - t);
+    const d = process.cpuUsage(u);
+    wall.push(performance.now() - t);
+    cpu.push((d.user + d.system) / 1000);
   }
-  return median(times);
+  return { wall: median(wall), cpu: median(cpu) };
+}
+
+function timeIt(repeat: number, fn: () => void): number {
+  return measure(repeat, fn).wall;
 }
 
 export function planSpeed(ranksList: number[], size: number, repeat: number): BenchResult[] {
@@ -49,7 +59,9 @@ export function planSpeed(ranksList: number[], size: number, repeat: number): Be
       evaluateCandidate(ctx, cosmaCandidate({ m: [...box.m], n: [...box.n], k: [...box.k] }, ranks, s));
     });
     for (const baselines of [false, true]) {
-      const ms = timeIt(repeat, () => plan(problem, cluster, { objective: 'volume', baselines }));
+      const { wall: ms, cpu } = measure(repeat, () =>
+        plan(problem, cluster, { objective: 'volume', baselines }),
+      );
       out.push(
         result({
           case: `plan_p${P}_cube${size}${baselines ? '_with_baselines' : ''}`,
@@ -59,7 +71,16 @@ export function planSpeed(ranksList: number[], size: number, repeat: number): Be
           reference: 'cosma-planner',
           referenceValue: cosmaMs,
           direction: 'lower-is-better',
-          details: { ranks: P, m: size, n: size, k: size, baselines, repeat, underOneSecond: ms < 1000 },
+          details: {
+            ranks: P,
+            m: size,
+            n: size,
+            k: size,
+            baselines,
+            repeat,
+            cpuMs: cpu,
+            underOneSecond: ms < 1000,
+          },
         }),
       );
     }

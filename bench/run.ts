@@ -9,6 +9,31 @@ import { runGemm } from '../executor/gemm-run.js';
 import { runLayers } from '../executor/layer-run.js';
 import { planLocalGemm } from '../executor/local-plan.js';
 import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
+import { readBytes } from '../native/kernels.js';
+import { allocateOnNode } from '../native/memory.js';
+import { createThreadPool } from '../native/binding.js';
+
+/**
+ * Read bandwidth (GB/s, best of `repeats`) over `bytes` of node-local memory with one pinned
+ * thread per cpu given: what the memory system allows that many cores to stream.
+ */
+function streamRead(cpus: number[], bytes: number, repeats: number): number {
+  const buf = allocateOnNode(bytes, 0, 'thp');
+  const pool = createThreadPool(cpus);
+  try {
+    new Uint8Array(buf.buffer).fill(1);
+    let best = Infinity;
+    for (let i = 0; i < repeats; i++) {
+      const t0 = process.hrtime.bigint();
+      readBytes(pool, new Uint8Array(buf.buffer));
+      best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    return bytes / best / 1e9;
+  } finally {
+    pool.close();
+    buf.release();
+  }
+}
 
 interface BlasAddon {
   openblasGemm(
@@ -134,6 +159,22 @@ export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
         effectiveGBps: multi.effectiveGBps,
         singleGBps: single.effectiveGBps,
       },
+    }),
+  );
+  // What the memory system allows: read bandwidth of P cores against one, in the same run.
+  log(`read bandwidth of 1 and ${P} cores over ${(o.weightBytes / 2 ** 20).toFixed(0)} MiB`);
+  const cpus = two.nodes.flatMap((n) => n.cpus);
+  const read1 = streamRead([cpus[0]!], o.weightBytes, 3);
+  const readP = streamRead(cpus.slice(0, P), o.weightBytes, 3);
+  results.push(
+    result({
+      case: `run_layer_q4_0_${o.layerN}x${o.layerK}_m1_${P}x1_scaling_vs_read`,
+      metric: `speed-up of ${P} executors over 1`,
+      value: multi.passesPerSecond / single.passesPerSecond,
+      unit: '×',
+      reference: `read_bandwidth_${P}_cores_over_1`,
+      referenceValue: readP / read1,
+      details: { read1GBps: read1, readGBps: readP },
     }),
   );
   const passSeconds = multi.seconds / multi.passes;

@@ -1,14 +1,6 @@
 // Text output helpers shared by the commands.
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)} ${units[u]}`;
-}
+/** 1536 → "1.5 KiB"; the planner's formatter, so plan and run output agree. */
+export { formatBytesPlain as formatBytes } from '../planner/format.js';
 
 /** A plain left-aligned text table. */
 export function table(header: string[], rows: string[][]): string {

@@ -68,8 +68,7 @@ export async function runGemm(
   const cOffset = align(bOffset + k * n * 4);
   const partialOffset = align(cOffset + m * n * 4);
   let partialBytes = 0;
-  for (const r of plan.ranks)
-    for (const b of r.bricks) partialBytes += (b.m[1] - b.m[0]) * (b.n[1] - b.n[0]) * 4;
+  for (const r of plan.ranks) for (const b of r.bricks) partialBytes += partialSlotBytes(b, k);
   const area = await cluster.stage('gemm', partialOffset + partialBytes);
   const buf = area.buffer;
   const fill = (src: Float32Array | null, off: number, count: number, stream: number) => {

@@ -6,9 +6,19 @@ import { loadAddon, type NativeThreadPool } from './addon.js';
 
 export type WeightType = 'q4_0' | 'q8_0' | 'f16' | 'bf16';
 export const WEIGHT_TYPES: readonly WeightType[] = ['q4_0', 'q8_0', 'f16', 'bf16'];
-/** Instruction-set path of the quantized kernels; 'auto' takes the best the cpu has. */
-export type KernelPath = 'auto' | 'scalar' | 'avx2' | 'avx512' | 'avx512vnni';
-export const KERNEL_PATHS: readonly KernelPath[] = ['auto', 'scalar', 'avx2', 'avx512', 'avx512vnni'];
+/**
+ * Instruction-set path of the quantized kernels; 'auto' takes the best the cpu has. avx512 =
+ * F/BW/VL; avx512vnni adds vpdpbusd; avx512vbmi adds VBMI's byte permute for Q4_0.
+ */
+export type KernelPath = 'auto' | 'scalar' | 'avx2' | 'avx512' | 'avx512vnni' | 'avx512vbmi';
+export const KERNEL_PATHS: readonly KernelPath[] = [
+  'auto',
+  'scalar',
+  'avx2',
+  'avx512',
+  'avx512vnni',
+  'avx512vbmi',
+];
 
 /** Elements per Q8_0 / Q4_0 block, and bytes per block (ggml QK8_0 = QK4_0 = 32). */
 export const QBLOCK = 32;

@@ -22,7 +22,8 @@ export function gridCandidate(box: Brick, grid: Grid, ranks: readonly number[], 
     family: 'grid',
     grid,
     used,
-    description: `grid ${grid.join('×')}` + (idle > 0 ? ` (${used} of ${ranks.length} used, ${idle} idle)` : ''),
+    description:
+      `grid ${grid.join('×')}` + (idle > 0 ? ` (${used} of ${ranks.length} used, ${idle} idle)` : ''),
   };
 }
 
@@ -34,6 +35,8 @@ export function candidatesFor(
   eps: number,
   keep: number,
   extraGrids: Grid[] = [],
+  /** Per-part volume no decomposition can beat: skip the recursive split when a grid is within 1%. */
+  volumeFloor = 0,
 ): Candidate[] {
   const P = ranks.length;
   const out: Candidate[] = [];
@@ -45,12 +48,20 @@ export function candidatesFor(
     if (grids.length === 0) grids = [bestBalancedGrid(P, s).grid];
     for (const g of extraGrids) {
       const used = g[0] * g[1] * g[2];
-      if (used <= P && scoreGrid(g, s).maxMA <= bound * (1 + 1e-12) && !grids.some((h) => h.join() === g.join()))
+      if (
+        used <= P &&
+        scoreGrid(g, s).maxMA <= bound * (1 + 1e-12) &&
+        !grids.some((h) => h.join() === g.join())
+      )
         grids.push(g);
     }
     for (const g of grids) out.push(gridCandidate(box, g, ranks, s.gran));
   }
-  if (P > 1) {
+  const nearFloor =
+    volumeFloor > 0 &&
+    out.length > 0 &&
+    scoreGrid(out[0]!.grid!, { ...s, objective: 'volume' }).score <= 1.01 * volumeFloor;
+  if (P > 1 && !nearFloor) {
     out.push({
       tree: recursiveTree(box, ranks, weights, s.gran),
       family: 'recursive',

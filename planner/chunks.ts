@@ -12,7 +12,8 @@ export interface Chunking {
 export const ONE_STEP: Chunking = { m: 1, n: 1, k: 1 };
 
 export function chunkBrick(b: Brick, c: Chunking, gran: number): Brick[] {
-  const cap = (parts: number, length: number, g: number) => Math.max(1, Math.min(parts, Math.ceil(length / g)));
+  const cap = (parts: number, length: number, g: number) =>
+    Math.max(1, Math.min(parts, Math.ceil(length / g)));
   const ms = splitEven(b.m, cap(c.m, b.m[1] - b.m[0], 1));
   const ns = splitEven(b.n, cap(c.n, b.n[1] - b.n[0], 1));
   const ks = splitEven(b.k, cap(c.k, b.k[1] - b.k[0], gran), gran);

@@ -28,12 +28,18 @@ export function ranksCluster(P: number, o: ClusterOverrides = {}): Cluster {
   return hostsCluster(P, 1, o, 'ranks');
 }
 
-export function hostsCluster(H: number, N: number, o: ClusterOverrides = {}, source: Cluster['source'] = 'hosts'): Cluster {
+export function hostsCluster(
+  H: number,
+  N: number,
+  o: ClusterOverrides = {},
+  source: Cluster['source'] = 'hosts',
+): Cluster {
   for (const [v, what] of [
     [H, source === 'ranks' ? 'the number of ranks' : 'the number of hosts'],
     [N, 'the number of nodes per host'],
   ] as const) {
-    if (!Number.isSafeInteger(v) || v < 1) throw new PlanInputError(`${what} must be a whole number of at least 1, got ${v}`);
+    if (!Number.isSafeInteger(v) || v < 1)
+      throw new PlanInputError(`${what} must be a whole number of at least 1, got ${v}`);
   }
   const node = { ...DEFAULT_NODE, ...(o.node ?? {}) };
   const hosts = Array.from({ length: H }, (_, h) => ({
@@ -57,14 +63,23 @@ export function validateCluster(c: Cluster): void {
       for (const f of ['cores', 'memoryBytes', 'flops'] as const) {
         const v = n[f];
         if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
-          throw new PlanInputError(`${where} node ${ni}: ${f} must be a positive number, got ${JSON.stringify(v)}`);
+          throw new PlanInputError(
+            `${where} node ${ni}: ${f} must be a positive number, got ${JSON.stringify(v)}`,
+          );
       }
-      if (!Number.isInteger(n.cores)) throw new PlanInputError(`${where} node ${ni}: cores must be a whole number`);
+      if (!Number.isInteger(n.cores))
+        throw new PlanInputError(`${where} node ${ni}: cores must be a whole number`);
     });
   });
   for (const cl of LINK_CLASSES) {
     const l = c.links?.[cl];
-    if (!l || !(l.bandwidth > 0) || !Number.isFinite(l.bandwidth) || !(l.latency >= 0) || !Number.isFinite(l.latency))
+    if (
+      !l ||
+      !(l.bandwidth > 0) ||
+      !Number.isFinite(l.bandwidth) ||
+      !(l.latency >= 0) ||
+      !Number.isFinite(l.latency)
+    )
       throw new PlanInputError(
         `link class ${cl} needs a positive bandwidth (bytes/s) and a latency ≥ 0 (s), got ${JSON.stringify(l)}`,
       );

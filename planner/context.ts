@@ -15,6 +15,8 @@ export interface EvalContext {
   /** Per-rank memory limit in bytes. */
   limitBytes: number;
   stationary?: 'A' | 'B';
+  /** Evaluations of grids already done in this planning run (baselines repeat the search's grids). */
+  memo: Map<string, unknown>;
 }
 
 export function contextFor(
@@ -47,5 +49,6 @@ export function contextFor(
     links: cluster.links,
     limitBytes,
     stationary,
+    memo: new Map(),
   };
 }

@@ -7,9 +7,9 @@
 import { chunkBrick, type Chunking } from './chunks.js';
 import { C_BYTES } from './dtype.js';
 import type { EvalContext } from './context.js';
-import { forEachOwnerPiece, rectArea, rectsArea, type Owns } from './ownership.js';
+import { forEachOwnerArea, rectsArea, type Owns } from './ownership.js';
 import { brickVolume, bricksByRank, type TreeNode } from './tree.js';
-import type { Brick, LinkClass, Operand, Range, Rect, TimeFigures } from './types.js';
+import type { Brick, LinkClass, Operand, TimeFigures } from './types.js';
 
 export interface RankFigures {
   bricks: Brick[];
@@ -50,13 +50,11 @@ interface Gathered {
   hostPieces?: Map<number, number>;
 }
 
-/** Part i of `parts` of [lo, hi) in whole units of g (same cuts as split.ts splitEven). */
-function partOf(lo: number, hi: number, parts: number, i: number, g: number): Range {
+/** Start of part i of `parts` of [lo, hi) in whole units of g (the cuts of split.ts splitEven);
+ * i = parts gives hi. */
+function partLo(lo: number, hi: number, parts: number, i: number, g: number): number {
   const units = Math.ceil((hi - lo) / g);
-  return [
-    Math.min(hi, lo + Math.floor((units * i) / parts) * g),
-    Math.min(hi, lo + Math.floor((units * (i + 1)) / parts) * g),
-  ];
+  return Math.min(hi, lo + Math.floor((units * i) / parts) * g);
 }
 
 function overlap(a0: number, a1: number, b0: number, b1: number): number {
@@ -71,7 +69,10 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
   const multiNode = ctx.hosts < P;
   // Two-level numeric keys (rows, then cols): building strings for millions of look-ups is slow.
   type Key = number | string;
-  const caches = { A: new Map(), B: new Map(), C: new Map() } as Record<Operand, Map<Key, Map<Key, Gathered>>>;
+  const caches = { A: new Map(), B: new Map(), C: new Map() } as Record<
+    Operand,
+    Map<Key, Map<Key, Gathered>>
+  >;
   // Exact while span² stays below 2^53; beyond that (dimensions over 9·10^7) fall back to strings.
   const span = Math.max(ctx.problem.m, ctx.problem.n, ctx.problem.k) + 1;
   const exact = span < 9e7;
@@ -90,9 +91,7 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
         gg.hostArea = new Map();
         gg.hostPieces = new Map();
       }
-      const q: Rect = { rows: [r0, r1], cols: [c0, c1] };
-      forEachOwnerPiece(tree, owns, op, q, (rank, piece) => {
-        const a = rectArea(piece);
+      forEachOwnerArea(tree, owns, op, r0, r1, c0, c1, (rank, a) => {
         gg.area += a;
         gg.pieces++;
         if (gg.hostArea) {
@@ -137,7 +136,9 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
       const g = gather(op, r0, r1, c0, c1);
       let ownArea = 0;
       let ownPieces = 0;
-      for (const o of own[op]) {
+      const mine = own[op];
+      for (let i = 0; i < mine.length; i++) {
+        const o = mine[i]!;
         const a = overlap(o.rows[0], o.rows[1], r0, r1) * overlap(o.cols[0], o.cols[1], c0, c1);
         ownArea += a;
         if (a > 0) ownPieces++;
@@ -159,7 +160,8 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
     let resident = C_BYTES * rectsArea(own.C);
     resident += inB * (ctx.stationary === 'A' ? (b.m[1] - b.m[0]) * (b.k[1] - b.k[0]) : rectsArea(own.A));
     resident += inB * (ctx.stationary === 'B' ? (b.k[1] - b.k[0]) * (b.n[1] - b.n[0]) : rectsArea(own.B));
-    const cap = (parts: number, length: number, g: number) => Math.max(1, Math.min(parts, Math.ceil(length / g)));
+    const cap = (parts: number, length: number, g: number) =>
+      Math.max(1, Math.min(parts, Math.ceil(length / g)));
     const sm = cap(chunking.m, b.m[1] - b.m[0], 1);
     const sn = cap(chunking.n, b.n[1] - b.n[0], 1);
     const sk = cap(chunking.k, b.k[1] - b.k[0], gran);
@@ -169,11 +171,14 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
     let prevBk = -1;
     let prevBn = -1;
     for (let im = 0; im < sm; im++) {
-      const [m0, m1] = partOf(b.m[0], b.m[1], sm, im, 1);
+      const m0 = partLo(b.m[0], b.m[1], sm, im, 1);
+      const m1 = partLo(b.m[0], b.m[1], sm, im + 1, 1);
       for (let jn = 0; jn < sn; jn++) {
-        const [n0, n1] = partOf(b.n[0], b.n[1], sn, jn, 1);
+        const n0 = partLo(b.n[0], b.n[1], sn, jn, 1);
+        const n1 = partLo(b.n[0], b.n[1], sn, jn + 1, 1);
         for (let lk = 0; lk < sk; lk++) {
-          const [k0, k1] = partOf(b.k[0], b.k[1], sk, lk, gran);
+          const k0 = partLo(b.k[0], b.k[1], sk, lk, gran);
+          const k1 = partLo(b.k[0], b.k[1], sk, lk + 1, gran);
           let chunkBytes = C_BYTES * (m1 - m0) * (n1 - n0);
           if (ctx.stationary !== 'A') {
             chunkBytes += inB * (m1 - m0) * (k1 - k0);

@@ -48,7 +48,13 @@ export function scoreGrid(g: Grid, s: GridScoreInput): { score: number; maxMA: n
 }
 
 /** Best `keep` grids for `parts` parts. `maxMA`: the compute bound per part (multiply-adds). */
-export function searchGrids(parts: number, s: GridScoreInput, maxMA: number, keep: number, minUsed = 1): GridCandidate[] {
+export function searchGrids(
+  parts: number,
+  s: GridScoreInput,
+  maxMA: number,
+  keep: number,
+  minUsed = 1,
+): GridCandidate[] {
   const kUnits = Math.ceil(s.k / s.gran);
   const lowest = Math.max(minUsed, 1);
   const best: GridCandidate[] = [];

@@ -18,7 +18,12 @@ export interface HierarchicalResult {
 
 const KEEP = 4;
 
-function subContext(ctx: EvalContext, ranks: number[], flops: number[], link: 'network' | 'interSocket'): EvalContext {
+function subContext(
+  ctx: EvalContext,
+  ranks: number[],
+  flops: number[],
+  link: 'network' | 'interSocket',
+): EvalContext {
   const P = ranks.length;
   return {
     ...ctx,
@@ -28,6 +33,7 @@ function subContext(ctx: EvalContext, ranks: number[], flops: number[], link: 'n
     nodeOf: Int32Array.from(ranks, (_, i) => i),
     flops: Float64Array.from(flops),
     hosts: link === 'network' ? P : 1,
+    memo: new Map(),
   };
 }
 
@@ -58,7 +64,12 @@ export function planHierarchical(
   const hostIds = Array.from({ length: H }, (_, i) => i);
   const hostCtx = { ...subContext(ctx, hostIds, hostFlops, 'network'), limitBytes: Infinity };
   const sHost: GridScoreInput = { ...s, flops: Math.min(...hostFlops), link: ctx.links.network };
-  const hostSel = select(hostCtx, candidatesFor(box, hostIds, hostFlops, sHost, levelEps, KEEP), levelEps, objective);
+  const hostSel = select(
+    hostCtx,
+    candidatesFor(box, hostIds, hostFlops, sHost, levelEps, KEEP),
+    levelEps,
+    objective,
+  );
   if (!hostSel.ok) return null;
   const hostTree = hostSel.best.cand.tree;
 
@@ -69,7 +80,10 @@ export function planHierarchical(
     firstRank.push(r0);
     r0 += h.nodes.length;
   }
-  const recipes = new Map<string, { family: 'grid' | 'recursive'; grid: Grid | null; description: string } | null>();
+  const recipes = new Map<
+    string,
+    { family: 'grid' | 'recursive'; grid: Grid | null; description: string } | null
+  >();
   const subtrees = new Map<number, TreeNode>();
   let nodeLevel: { grid: Grid | null; description: string; used: number; parts: number } | null = null;
   for (const leaf of leaves(hostTree)) {
@@ -131,7 +145,13 @@ export function planHierarchical(
     },
   ];
   return {
-    cand: { tree: full, family: hc.family, grid: null, used: leaves(full).length, description: 'hierarchical' },
+    cand: {
+      tree: full,
+      family: hc.family,
+      grid: null,
+      used: leaves(full).length,
+      description: 'hierarchical',
+    },
     levels,
   };
 }

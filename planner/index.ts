@@ -55,10 +55,14 @@ export function validateProblem(p: Problem): void {
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
       throw new PlanInputError(`--${d} must be a whole number of at least 1, got ${JSON.stringify(v)}`);
   }
-  if (!isDType(p.dtype)) throw new PlanInputError(`unknown dtype '${p.dtype}' (use f32, bf16, f16, q8_0 or q4_0)`);
+  if (!isDType(p.dtype))
+    throw new PlanInputError(`unknown dtype '${p.dtype}' (use f32, bf16, f16, q8_0 or q4_0)`);
 }
 
-function resolveOptions(o: Partial<PlannerOptions>, cluster: Cluster): PlannerOptions & { memoryBytes: number } {
+function resolveOptions(
+  o: Partial<PlannerOptions>,
+  cluster: Cluster,
+): PlannerOptions & { memoryBytes: number } {
   const opts = { ...DEFAULT_OPTIONS, ...o };
   if (opts.objective !== 'volume' && opts.objective !== 'time')
     throw new PlanInputError(`objective must be volume or time, got '${String(opts.objective)}'`);
@@ -66,7 +70,8 @@ function resolveOptions(o: Partial<PlannerOptions>, cluster: Cluster): PlannerOp
     throw new PlanInputError(`max imbalance must be a number ≥ 0 (e.g. 0.03), got ${opts.maxImbalance}`);
   if (opts.stationary !== undefined && opts.stationary !== 'A' && opts.stationary !== 'B')
     throw new PlanInputError(`stationary must be A or B, got '${String(opts.stationary)}'`);
-  const memoryBytes = opts.memoryBytes ?? Math.min(...cluster.hosts.flatMap((h) => h.nodes.map((n) => n.memoryBytes)));
+  const memoryBytes =
+    opts.memoryBytes ?? Math.min(...cluster.hosts.flatMap((h) => h.nodes.map((n) => n.memoryBytes)));
   if (!(memoryBytes > 0)) throw new PlanInputError(`memory limit must be positive, got ${memoryBytes}`);
   return { ...opts, memoryBytes };
 }
@@ -93,7 +98,9 @@ export function plan(problem: Problem, cluster: Cluster, options: Partial<Planne
     link: multiHost ? cluster.links.network : cluster.links.interSocket,
   };
   const cosma = cosmaCandidate(box, ranks, s);
-  const flat = select(ctx, candidatesFor(box, ranks, Array.from(ctx.flops), s, eps, keepFor(P), [cosma.grid!]), eps, opts.objective);
+  const floor = opts.stationary ? 0 : lowerBounds(problem, P, Infinity).memoryIndependent;
+  const cands = candidatesFor(box, ranks, Array.from(ctx.flops), s, eps, keepFor(P), [cosma.grid!], floor);
+  const flat = select(ctx, cands, eps, opts.objective);
   if (!flat.ok) {
     throw new PlanInputError(
       `memory limit ${opts.memoryBytes} B (${formatBytesPlain(opts.memoryBytes)}) per rank is below the minimum this product needs on ${P} rank(s): ` +
@@ -199,7 +206,12 @@ function assemble(
       description: levels.map((l) => `${l.name}: ${l.description}`).join('; '),
     },
     ranks,
-    schedule: { steps: Math.max(0, ...ranks.map((r) => r.bricks.length)), transferCount: ev.transferCount, transfers: [], omitted: false },
+    schedule: {
+      steps: Math.max(0, ...ranks.map((r) => r.bricks.length)),
+      transferCount: ev.transferCount,
+      transfers: [],
+      omitted: false,
+    },
     placement,
     volume: {
       maxPerRank: ev.maxVolume,
@@ -209,7 +221,11 @@ function assemble(
       totalBytes: ev.totalVolumeBytes,
       maxPerRankBytes: ev.maxVolumeBytes,
     },
-    memory: { limitBytes: opts.memoryBytes, peakBytes: Math.max(0, ...ranks.map((r) => r.peakMemoryBytes)), perRank: ranks.map((r) => r.peakMemoryBytes) },
+    memory: {
+      limitBytes: opts.memoryBytes,
+      peakBytes: Math.max(0, ...ranks.map((r) => r.peakMemoryBytes)),
+      perRank: ranks.map((r) => r.peakMemoryBytes),
+    },
     compute: {
       totalMultiplyAdds: problem.m * problem.n * problem.k,
       maxPerRank: ev.maxMultiplyAdds,
@@ -217,11 +233,24 @@ function assemble(
     },
     time: ev.time,
     lowerBound: lb,
-    ratioToLowerBound: lb.perRank > 0 ? ev.maxVolume / lb.perRank : ev.maxVolume === 0 ? 1 : null,
+    // The bounds assume every operand moves: with a stationary one they do not apply.
+    ratioToLowerBound: opts.stationary
+      ? null
+      : lb.perRank > 0
+        ? ev.maxVolume / lb.perRank
+        : ev.maxVolume === 0
+          ? 1
+          : null,
     baselines: {},
   };
   if (ev.transferCount <= opts.maxScheduleTransfers) plan.schedule.transfers = buildTransfers(plan);
   else plan.schedule.omitted = true;
-  if (opts.baselines) plan.baselines = runBaselines(ctx, { m: [0, problem.m], n: [0, problem.n], k: [0, problem.k] }, s, ev.maxVolume);
+  if (opts.baselines)
+    plan.baselines = runBaselines(
+      ctx,
+      { m: [0, problem.m], n: [0, problem.n], k: [0, problem.k] },
+      s,
+      ev.maxVolume,
+    );
   return plan;
 }

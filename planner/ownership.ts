@@ -27,7 +27,11 @@ export function rectArea(r: Rect | null): number {
 
 export function rectsArea(rs: readonly Rect[] | undefined): number {
   let a = 0;
-  if (rs) for (const r of rs) a += len(r.rows) * len(r.cols);
+  if (rs)
+    for (let i = 0; i < rs.length; i++) {
+      const r = rs[i]!;
+      a += (r.rows[1] - r.rows[0]) * (r.cols[1] - r.cols[0]);
+    }
   return a;
 }
 
@@ -46,7 +50,9 @@ export function intersectRect(a: Rect | null, b: Rect | null): Rect | null {
 
 export function sameRect(a: Rect | null, b: Rect | null): boolean {
   if (!a || !b) return a === b;
-  return a.rows[0] === b.rows[0] && a.rows[1] === b.rows[1] && a.cols[0] === b.cols[0] && a.cols[1] === b.cols[1];
+  return (
+    a.rows[0] === b.rows[0] && a.rows[1] === b.rows[1] && a.cols[0] === b.cols[0] && a.cols[1] === b.cols[1]
+  );
 }
 
 /** The block of `op` a brick touches. */
@@ -110,20 +116,86 @@ export function assignOwnership(tree: TreeNode, P: number): Owns {
         }
         node.children.forEach((c, i) => walk(c, parts[i]!));
       } else {
-        for (const c of node.children) {
-          const proj: Rect = { rows: c.box[rd], cols: c.box[cd] };
-          const sub: Rect[] = [];
-          for (const r of regions) {
-            const x = intersectRect(r, proj);
-            if (x) sub.push(x);
+        // Parts differ only along the cut dimension: clip each region to the parts it reaches,
+        // found by binary search (parts are in increasing order).
+        const d = node.dim!;
+        const isRows = d === rd;
+        const ch = node.children;
+        const subs: Rect[][] = ch.map(() => []);
+        for (const r of regions) {
+          const [a, b] = isRows ? r.rows : r.cols;
+          let lo = 0;
+          let hi = ch.length;
+          while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            if (ch[mid]!.box[d][1] <= a) lo = mid + 1;
+            else hi = mid;
           }
-          walk(c, sub);
+          for (let i = lo; i < ch.length && ch[i]!.box[d][0] < b; i++) {
+            const cr = ch[i]!.box[d];
+            const clip: Range = [Math.max(a, cr[0]), Math.min(b, cr[1])];
+            if (clip[0] < clip[1])
+              subs[i]!.push(isRows ? { rows: clip, cols: r.cols } : { rows: r.rows, cols: clip });
+          }
         }
+        ch.forEach((c, i) => walk(c, subs[i]!));
       }
     };
     walk(tree, [{ rows: tree.box[rd], cols: tree.box[cd] }]);
   }
   return owns;
+}
+
+/** Calls fn(rank, area) for every owned piece of `op` meeting [r0, r1) × [c0, c1), without
+ * allocating (the evaluator only needs areas). */
+export function forEachOwnerArea(
+  tree: TreeNode,
+  owns: Owns,
+  op: Operand,
+  r0: number,
+  r1: number,
+  c0: number,
+  c1: number,
+  fn: (rank: number, area: number) => void,
+): void {
+  const [rd, cd] = OPERAND_DIMS[op];
+  const list = owns[op];
+  const walk = (node: TreeNode): void => {
+    const ch = node.children;
+    if (!ch) {
+      const mine = list[node.rank!]!;
+      for (let i = 0; i < mine.length; i++) {
+        const o = mine[i]!;
+        const h = Math.min(r1, o.rows[1]) - Math.max(r0, o.rows[0]);
+        if (h <= 0) continue;
+        const w = Math.min(c1, o.cols[1]) - Math.max(c0, o.cols[0]);
+        if (w > 0) fn(node.rank!, h * w);
+      }
+      return;
+    }
+    const d = node.dim!;
+    let a: number;
+    let b: number;
+    if (d === rd) {
+      a = r0;
+      b = r1;
+    } else if (d === cd) {
+      a = c0;
+      b = c1;
+    } else {
+      for (let i = 0; i < ch.length; i++) walk(ch[i]!);
+      return;
+    }
+    let lo = 0;
+    let hi = ch.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (ch[mid]!.box[d][1] <= a) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < ch.length && ch[i]!.box[d][0] < b; i++) walk(ch[i]!);
+  };
+  walk(tree);
 }
 
 /** Calls fn for every rank's owned piece of `op` that intersects q (the piece clipped to q).

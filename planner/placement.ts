@@ -25,7 +25,10 @@ export function placeStationary(
   limitBytes: number,
   ranks: { rank: number; host: number; node: number; figures: RankFigures }[],
 ): Placement[] {
-  const whole: Rect = op === 'A' ? { rows: [0, problem.m], cols: [0, problem.k] } : { rows: [0, problem.k], cols: [0, problem.n] };
+  const whole: Rect =
+    op === 'A'
+      ? { rows: [0, problem.m], cols: [0, problem.k] }
+      : { rows: [0, problem.k], cols: [0, problem.n] };
   const wholeBytes = rectArea(whole) * bytesPerElement;
   return ranks.map(({ rank, host, node, figures }) => {
     const shard = unionRect(figures.bricks, op);
@@ -33,7 +36,13 @@ export function placeStationary(
     const others = figures.peakBytes - shardBytes;
     const base = { host, node, rank, operand: op };
     if (!shard) {
-      return { ...base, mode: 'shard', block: null, bytes: 0, reason: 'idle rank: holds none of it' } satisfies Placement;
+      return {
+        ...base,
+        mode: 'shard',
+        block: null,
+        bytes: 0,
+        reason: 'idle rank: holds none of it',
+      } satisfies Placement;
     }
     if (others + wholeBytes <= limitBytes) {
       return {

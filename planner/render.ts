@@ -40,7 +40,10 @@ function table(header: string[], rows: string[][]): string {
 
 function hull(bricks: Brick[]): Brick | null {
   if (bricks.length === 0) return null;
-  const r = (d: 'm' | 'n' | 'k'): Range => [Math.min(...bricks.map((b) => b[d][0])), Math.max(...bricks.map((b) => b[d][1]))];
+  const r = (d: 'm' | 'n' | 'k'): Range => [
+    Math.min(...bricks.map((b) => b[d][0])),
+    Math.max(...bricks.map((b) => b[d][1])),
+  ];
   return { m: r('m'), n: r('n'), k: r('k') };
 }
 
@@ -60,7 +63,12 @@ export function picture(parts: { label: number; box: Brick }[], within: Brick, r
       const nj = within.n[0] + Math.floor(((j + 0.5) * nLen) / C);
       const p = parts.find(
         (q) =>
-          q.box.m[0] <= mi && mi < q.box.m[1] && q.box.n[0] <= nj && nj < q.box.n[1] && q.box.k[0] <= kMid && kMid < q.box.k[1],
+          q.box.m[0] <= mi &&
+          mi < q.box.m[1] &&
+          q.box.n[0] <= nj &&
+          nj < q.box.n[1] &&
+          q.box.k[0] <= kMid &&
+          kMid < q.box.k[1],
       );
       line += p ? SYMBOLS[p.label % SYMBOLS.length] : '.';
     }
@@ -72,9 +80,11 @@ export function picture(parts: { label: number; box: Brick }[], within: Brick, r
 function levelParts(plan: Plan, level: Level): { parts: { label: number; box: Brick }[]; within: Brick } {
   const whole: Brick = { m: [0, plan.problem.m], n: [0, plan.problem.n], k: [0, plan.problem.k] };
   if (level.name === 'hosts') {
+    const byHost = new Map<number, Brick[]>();
+    for (const r of plan.ranks) byHost.set(r.host, (byHost.get(r.host) ?? []).concat(r.bricks));
     const parts: { label: number; box: Brick }[] = [];
-    for (let h = 0; h < plan.cluster.hosts; h++) {
-      const box = hull(plan.ranks.filter((r) => r.host === h).flatMap((r) => r.bricks));
+    for (const [h, bricks] of byHost) {
+      const box = hull(bricks);
       if (box) parts.push({ label: h, box });
     }
     return { parts, within: whole };
@@ -104,7 +114,9 @@ export function renderPlan(plan: Plan): string {
       `; objective ${plan.options.objective}, max imbalance ${(plan.options.maxImbalance * 100).toFixed(1)}%` +
       (plan.options.stationary ? `, ${plan.options.stationary} stationary` : ''),
   );
-  L.push(`plan: ${plan.strategy.family}; ${plan.strategy.usedRanks} rank(s) used, ${plan.strategy.idleRanks.length} idle`);
+  L.push(
+    `plan: ${plan.strategy.family}; ${plan.strategy.usedRanks} rank(s) used, ${plan.strategy.idleRanks.length} idle`,
+  );
   L.push('');
   for (const level of plan.strategy.levels) {
     const b = level.brick;
@@ -151,7 +163,7 @@ export function renderPlan(plan: Plan): string {
     `predicted time: ${seconds(plan.time.total)} (compute ${seconds(plan.time.compute)}, communication ${seconds(plan.time.communication)})`,
   );
   L.push(
-    `schedule: ${plan.schedule.steps} step(s), ${plan.schedule.transferCount} transfer(s)${plan.schedule.omitted ? ' (not listed: too many; see --json docs)' : ''}`,
+    `schedule: ${plan.schedule.steps} step(s), ${plan.schedule.transferCount} transfer(s)${plan.schedule.omitted ? ' (not listed: more than maxScheduleTransfers; planner buildTransfers(plan) regenerates them)' : ''}`,
   );
   if (plan.placement.length > 0) {
     const mirrors = plan.placement.filter((p) => p.mode === 'mirror').length;
@@ -172,7 +184,17 @@ export function renderPlan(plan: Plan): string {
       seconds(plan.time.total),
       'yes',
     ],
-    ['lower bound', '', '', num(lb.perRank), plan.ratioToLowerBound ? (1 / plan.ratioToLowerBound).toFixed(2) : '-', '', '', '', ''],
+    [
+      'lower bound',
+      '',
+      '',
+      num(lb.perRank),
+      plan.ratioToLowerBound ? (1 / plan.ratioToLowerBound).toFixed(2) : '-',
+      '',
+      '',
+      '',
+      '',
+    ],
   ];
   for (const b of Object.values(plan.baselines)) {
     rows.push(
@@ -192,9 +214,25 @@ export function renderPlan(plan: Plan): string {
     );
   }
   if (Object.keys(plan.baselines).length > 0) {
-    L.push('', 'against the lower bound and the baselines (same cost model; ratio = max per-rank volume / plan\'s):');
     L.push(
-      table(['method', 'decomposition', 'ranks used', 'max volume/rank', 'ratio', 'imbalance', 'peak memory', 'time', 'fits'], rows),
+      '',
+      "against the lower bound and the baselines (same cost model; ratio = max per-rank volume / plan's):",
+    );
+    L.push(
+      table(
+        [
+          'method',
+          'decomposition',
+          'ranks used',
+          'max volume/rank',
+          'ratio',
+          'imbalance',
+          'peak memory',
+          'time',
+          'fits',
+        ],
+        rows,
+      ),
     );
   }
   return L.join('\n') + '\n';

@@ -19,7 +19,9 @@ class OwnerIndex {
   constructor(plan: Plan, op: Operand) {
     this.pieces = [];
     for (const r of plan.ranks) for (const rect of r.owns[op]) this.pieces.push({ rank: r.rank, rect });
-    this.pieces.sort((a, b) => a.rect.rows[0] - b.rect.rows[0] || a.rect.cols[0] - b.rect.cols[0] || a.rank - b.rank);
+    this.pieces.sort(
+      (a, b) => a.rect.rows[0] - b.rect.rows[0] || a.rect.cols[0] - b.rect.cols[0] || a.rank - b.rank,
+    );
     this.maxRows = Math.max(0, ...this.pieces.map((p) => p.rect.rows[1] - p.rect.rows[0]));
   }
   query(q: Rect): Piece[] {
@@ -83,7 +85,15 @@ export function buildTransfers(plan: Plan): Transfer[] {
   return out;
 }
 
-function transfer(plan: Plan, step: number, phase: Transfer['phase'], from: number, to: number, op: Operand, rect: Rect): Transfer {
+function transfer(
+  plan: Plan,
+  step: number,
+  phase: Transfer['phase'],
+  from: number,
+  to: number,
+  op: Operand,
+  rect: Rect,
+): Transfer {
   return {
     step,
     phase,

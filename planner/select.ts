@@ -9,11 +9,23 @@ import type { EvalContext } from './context.js';
 import type { Evaluation } from './evaluate.js';
 import type { Objective } from './types.js';
 
-export function evaluateCandidate(ctx: EvalContext, c: Candidate): { ev: Evaluation; fits: boolean; minBytes: number } {
+export interface CandidateResult {
+  ev: Evaluation;
+  fits: boolean;
+  minBytes: number;
+}
+
+export function evaluateCandidate(ctx: EvalContext, c: Candidate): CandidateResult {
+  // A grid over the whole problem on the first ranks is fully described by its shape.
+  const key = c.grid ? `${c.grid.join('x')}|${c.tree.box.m}|${c.tree.box.n}|${c.tree.box.k}` : null;
+  if (key && ctx.memo.has(key)) return ctx.memo.get(key) as CandidateResult;
   const owns = assignOwnership(c.tree, ctx.P);
   const choice = chooseChunking(ctx, c.tree, owns);
-  if (choice.ok) return { ev: evaluate(ctx, c.tree, owns, choice.chunking), fits: true, minBytes: 0 };
-  return { ev: evaluate(ctx, c.tree, owns, ONE_STEP), fits: false, minBytes: choice.minBytes };
+  const r: CandidateResult = choice.ok
+    ? { ev: evaluate(ctx, c.tree, owns, choice.chunking), fits: true, minBytes: 0 }
+    : { ev: evaluate(ctx, c.tree, owns, ONE_STEP), fits: false, minBytes: choice.minBytes };
+  if (key) ctx.memo.set(key, r);
+  return r;
 }
 
 export interface Chosen {
@@ -25,7 +37,9 @@ export type Selection = { ok: true; best: Chosen; all: Chosen[] } | { ok: false;
 
 export function better(a: Evaluation, b: Evaluation, objective: Objective): boolean {
   const key = (e: Evaluation) =>
-    objective === 'volume' ? [e.maxVolume, e.time.total, e.totalVolume] : [e.time.total, e.maxVolume, e.totalVolume];
+    objective === 'volume'
+      ? [e.maxVolume, e.time.total, e.totalVolume]
+      : [e.time.total, e.maxVolume, e.totalVolume];
   const ka = key(a);
   const kb = key(b);
   for (let i = 0; i < ka.length; i++) {

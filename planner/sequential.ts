@@ -17,6 +17,10 @@ interface Group {
   vC: number;
 }
 
+/** At most this many sequential steps per rank: below the memory this needs, the problem is refused
+ * (with the minimum) rather than planned as millions of tiny steps. */
+export const MAX_STEPS = 1024;
+
 export type ChunkChoice = { ok: true; chunking: Chunking; reason: string } | { ok: false; minBytes: number };
 
 function counts(max: number): number[] {
@@ -29,8 +33,11 @@ function counts(max: number): number[] {
 export function chooseChunking(ctx: EvalContext, tree: TreeNode, owns: Owns): ChunkChoice {
   const inB = ctx.dtype.bytesPerElement;
   const gran = ctx.dtype.blockK;
+  // Ranks with the same brick and holdings behave the same: keep one of each.
   const groups = new Map<string, Group>();
   const bricks = bricksByRank(tree, ctx.P);
+  let allFit = true;
+  const cands: Group[] = [];
   for (let r = 0; r < ctx.P; r++) {
     const b = bricks[r];
     if (!b) continue;
@@ -42,10 +49,10 @@ export function chooseChunking(ctx: EvalContext, tree: TreeNode, owns: Owns): Ch
     const oB = rectsArea(owns.B[r]);
     const oC = rectsArea(owns.C[r]);
     const resident =
-      C_BYTES * oC + inB * (ctx.stationary === 'A' ? x * z : oA) + inB * (ctx.stationary === 'B' ? z * y : oB);
-    const key = `${x},${y},${z},${resident},${oA},${oB},${oC}`;
-    if (groups.has(key)) continue;
-    groups.set(key, {
+      C_BYTES * oC +
+      inB * (ctx.stationary === 'A' ? x * z : oA) +
+      inB * (ctx.stationary === 'B' ? z * y : oB);
+    const g: Group = {
       x,
       y,
       z,
@@ -53,42 +60,53 @@ export function chooseChunking(ctx: EvalContext, tree: TreeNode, owns: Owns): Ch
       vA: ctx.stationary === 'A' ? 0 : x * z - oA,
       vB: ctx.stationary === 'B' ? 0 : z * y - oB,
       vC: x * y - oC,
-    });
+    };
+    cands.push(g);
+    if (
+      resident +
+        C_BYTES * x * y +
+        inB * z * ((ctx.stationary === 'A' ? 0 : x) + (ctx.stationary === 'B' ? 0 : y)) >
+      ctx.limitBytes
+    )
+      allFit = false;
   }
+  if (allFit) return { ok: true, chunking: ONE_STEP, reason: 'the working set fits' };
+  for (const g of cands) groups.set(`${g.x},${g.y},${g.z},${g.resident},${g.vA},${g.vB},${g.vC}`, g);
   const all = [...groups.values()];
   const limit = ctx.limitBytes;
-  const fits = (g: Group, a: number, b: number, c: number) =>
-    g.resident +
-      C_BYTES * a * b +
-      inB * c * ((ctx.stationary === 'A' ? 0 : a) + (ctx.stationary === 'B' ? 0 : b)) <=
-    limit;
-  if (all.every((g) => fits(g, g.x, g.y, g.z))) return { ok: true, chunking: ONE_STEP, reason: 'the working set fits' };
 
   const maxX = Math.max(...all.map((g) => g.x));
   const maxY = Math.max(...all.map((g) => g.y));
   let best: { chunking: Chunking; score: number; steps: number } | null = null;
+  let minBytes = Infinity;
+  const perK = (a: number, b: number) =>
+    inB * ((ctx.stationary === 'A' ? 0 : a) + (ctx.stationary === 'B' ? 0 : b));
   for (const sm of counts(maxX)) {
     for (const sn of counts(maxY)) {
-      let sk = 1;
-      let feasible = true;
+      if (sm * sn > MAX_STEPS) continue;
+      // The least memory this (sm, sn) can reach within the step budget.
+      const skMax = Math.floor(MAX_STEPS / (sm * sn));
+      let need = 0;
       for (const g of all) {
         const a = Math.ceil(g.x / sm);
         const b = Math.ceil(g.y / sn);
-        const avail = limit - g.resident - C_BYTES * a * b;
-        const per = inB * ((ctx.stationary === 'A' ? 0 : a) + (ctx.stationary === 'B' ? 0 : b));
-        const units = Math.ceil(g.z / gran);
-        if (per === 0) {
-          if (avail < 0) feasible = false;
-          continue;
-        }
-        const cUnits = Math.min(units, Math.floor(avail / per / gran));
-        if (cUnits < 1 && !(g.z < gran && avail >= per * g.z)) {
-          feasible = false;
-          break;
-        }
-        sk = Math.max(sk, Math.ceil(units / Math.max(1, cUnits)));
+        const c = Math.min(g.z, Math.ceil(Math.ceil(g.z / gran) / skMax) * gran);
+        need = Math.max(need, g.resident + C_BYTES * a * b + perK(a, b) * c);
       }
-      if (!feasible) continue;
+      minBytes = Math.min(minBytes, need);
+      if (need > limit) continue;
+      let sk = 1;
+      for (const g of all) {
+        const a = Math.ceil(g.x / sm);
+        const b = Math.ceil(g.y / sn);
+        const per = perK(a, b);
+        if (per === 0) continue;
+        const avail = limit - g.resident - C_BYTES * a * b;
+        const units = Math.ceil(g.z / gran);
+        const cUnits = Math.max(1, Math.min(units, Math.floor(avail / per / gran)));
+        sk = Math.max(sk, Math.ceil(units / cUnits));
+      }
+      sk = Math.min(sk, skMax);
       const fA = sk > 1 ? sn : 1;
       const fB = sn > 1 || sk > 1 ? sm : 1;
       const score = Math.max(...all.map((g) => g.vA * fA + g.vB * fB + g.vC));
@@ -97,19 +115,10 @@ export function chooseChunking(ctx: EvalContext, tree: TreeNode, owns: Owns): Ch
         best = { chunking: { m: sm, n: sn, k: sk }, score, steps };
     }
   }
-  if (!best) {
-    const minBytes = Math.max(
-      ...all.map(
-        (g) =>
-          g.resident +
-          C_BYTES +
-          inB * Math.min(gran, g.z) * ((ctx.stationary === 'A' ? 0 : 1) + (ctx.stationary === 'B' ? 0 : 1)),
-      ),
-    );
-    return { ok: false, minBytes };
-  }
+  if (!best) return { ok: false, minBytes };
   const c = best.chunking;
-  const extra = c.m > 1 || c.n > 1 ? '; the C block does not fit either, so A or B is fetched again per chunk' : '';
+  const extra =
+    c.m > 1 || c.n > 1 ? '; the C block does not fit either, so A or B is fetched again per chunk' : '';
   return {
     ok: true,
     chunking: c,

@@ -20,18 +20,22 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 
 function num(v: unknown, what: string): number {
   const x = typeof v === 'string' && /^[0-9.eE+-]+$/.test(v.trim()) ? Number(v) : v;
-  if (typeof x !== 'number' || !Number.isFinite(x)) throw new PlanInputError(`${what} must be a number, got ${JSON.stringify(v)}`);
+  if (typeof x !== 'number' || !Number.isFinite(x))
+    throw new PlanInputError(`${what} must be a number, got ${JSON.stringify(v)}`);
   return x;
 }
 
 function node(v: unknown, defaults: ClusterNode, where: string): ClusterNode {
   if (!isObj(v)) throw new PlanInputError(`${where} must be an object with cores, memoryBytes and flops`);
   for (const key of Object.keys(v))
-    if (!['cores', 'memoryBytes', 'flops'].includes(key)) throw new PlanInputError(`${where}: unknown field '${key}'`);
+    if (!['cores', 'memoryBytes', 'flops'].includes(key))
+      throw new PlanInputError(`${where}: unknown field '${key}'`);
   return {
     cores: v.cores === undefined ? defaults.cores : num(v.cores, `${where}.cores`),
     memoryBytes:
-      v.memoryBytes === undefined ? defaults.memoryBytes : parseBytes(v.memoryBytes as string | number, `${where}.memoryBytes`),
+      v.memoryBytes === undefined
+        ? defaults.memoryBytes
+        : parseBytes(v.memoryBytes as string | number, `${where}.memoryBytes`),
     flops: v.flops === undefined ? defaults.flops : num(v.flops, `${where}.flops`),
   };
 }
@@ -45,8 +49,10 @@ export function parseTopology(text: string, name = 'topology file'): Cluster {
   }
   if (!isObj(doc)) throw new PlanInputError(`${name}: expected an object with a 'hosts' list`);
   for (const key of Object.keys(doc))
-    if (!['hosts', 'links', 'defaults'].includes(key)) throw new PlanInputError(`${name}: unknown field '${key}'`);
-  const defaults = doc.defaults === undefined ? DEFAULT_NODE : node(doc.defaults, DEFAULT_NODE, `${name}: defaults`);
+    if (!['hosts', 'links', 'defaults'].includes(key))
+      throw new PlanInputError(`${name}: unknown field '${key}'`);
+  const defaults =
+    doc.defaults === undefined ? DEFAULT_NODE : node(doc.defaults, DEFAULT_NODE, `${name}: defaults`);
   const links: Links = structuredClone(DEFAULT_LINKS);
   if (doc.links !== undefined) {
     if (!isObj(doc.links)) throw new PlanInputError(`${name}: links must be an object`);
@@ -59,7 +65,8 @@ export function parseTopology(text: string, name = 'topology file'): Cluster {
       if (spec.latency !== undefined) l.latency = num(spec.latency, `${name}: links.${cl}.latency`);
     }
   }
-  if (!Array.isArray(doc.hosts) || doc.hosts.length === 0) throw new PlanInputError(`${name}: 'hosts' must be a non-empty list`);
+  if (!Array.isArray(doc.hosts) || doc.hosts.length === 0)
+    throw new PlanInputError(`${name}: 'hosts' must be a non-empty list`);
   const hosts = doc.hosts.map((h: unknown, i: number) => {
     const where = `${name}: hosts[${i}]`;
     if (!isObj(h)) throw new PlanInputError(`${where} must be an object with name and nodes`);

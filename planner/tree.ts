@@ -27,14 +27,21 @@ export function brickVolume(b: Brick): number {
 
 /** A regular grid: cut m into dm, each part n into dn, each part k into dk; leaves take `ranks` in
  * order (k fastest, so the ranks reducing one C block are neighbours). */
-export function gridTree(box: Brick, grid: [number, number, number], ranks: readonly number[], gran: number): TreeNode {
+export function gridTree(
+  box: Brick,
+  grid: [number, number, number],
+  ranks: readonly number[],
+  gran: number,
+): TreeNode {
   let next = 0;
   const build = (b: Brick, level: number): TreeNode => {
     if (level === 3) return { box: b, rank: ranks[next++]! };
     const dim = DIMS[level]!;
     const parts = grid[level]!;
     if (parts === 1) return build(b, level + 1);
-    const children = splitEven(b[dim], parts, dim === 'k' ? gran : 1).map((r) => build(withRange(b, dim, r), level + 1));
+    const children = splitEven(b[dim], parts, dim === 'k' ? gran : 1).map((r) =>
+      build(withRange(b, dim, r), level + 1),
+    );
     return { box: b, dim, children };
   };
   return build(box, 0);
@@ -76,7 +83,11 @@ export function recursiveTree(
       r1 = [lo0, cut];
       r2 = [cut, hi0];
     }
-    return { box: b, dim, children: [build(withRange(b, dim, r1), lo, mid), build(withRange(b, dim, r2), mid, hi)] };
+    return {
+      box: b,
+      dim,
+      children: [build(withRange(b, dim, r1), lo, mid), build(withRange(b, dim, r2), mid, hi)],
+    };
   };
   return build(box, 0, ranks.length);
 }

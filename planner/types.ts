@@ -268,7 +268,8 @@ export interface Plan {
   };
   time: TimeFigures;
   lowerBound: LowerBounds;
-  /** maxPerRank / lowerBound.perRank (≥ 1 up to rounding); null when the bound is 0 but the plan moves data. */
+  /** maxPerRank / lowerBound.perRank (≥ 1 up to rounding); null when the bound is 0 but the plan moves
+   * data, or with a stationary operand (the bounds assume all three operands move). */
   ratioToLowerBound: number | null;
   baselines: Record<string, BaselinePlan>;
 }

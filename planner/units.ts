@@ -20,7 +20,8 @@ const UNITS: Record<string, number> = {
 
 export function parseBytes(value: string | number, what: string): number {
   if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value <= 0) throw new PlanInputError(`${what} must be a positive number of bytes, got ${value}`);
+    if (!Number.isFinite(value) || value <= 0)
+      throw new PlanInputError(`${what} must be a positive number of bytes, got ${value}`);
     return Math.floor(value);
   }
   const m = /^\s*([0-9]+(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*$/.exec(value);

@@ -2,7 +2,7 @@
 // created by rank 0 and attached by the others, with collectives and point-to-point messages
 // that run entirely in native code (native/src/shm) and resolve Promises. See docs/shm.md.
 import { readdirSync, readFileSync } from 'node:fs';
-import { loadAddon } from '../native/addon.js';
+import { loadAddon, type NativeThreadPool } from '../native/addon.js';
 
 export type ShmDType = 'f32' | 'bf16';
 export type ShmBenchOp =
@@ -29,6 +29,11 @@ export interface ShmOptions {
   spinUs?: number;
   /** All-reduce up to this many bytes uses one sync (every rank sums everything). */
   smallBytes?: number;
+  /**
+   * How long a group's native queue thread spins for the next call before sleeping (default 0).
+   * Saves a thread wake-up per call from JS when every rank has spare cpus.
+   */
+  queueSpinUs?: number;
   /** Bytes per rank per round of a large collective (default 1 MiB: stays in cache). */
   roundBytes?: number;
   /** 'auto' uses a hugetlbfs mount when one has enough free 2 MiB pages. */
@@ -60,6 +65,7 @@ interface NativeShmCommunicator {
   recvBuffer(src: number): Promise<ArrayBuffer>;
   releaseRecv(src: number): void;
   bench(op: ShmBenchOp, group: number, bytes: number, iters: number, dtype: ShmDType): Promise<number>;
+  usePool(pool: NativeThreadPool | null, minBytes?: number): void;
   close(): void;
 }
 
@@ -176,6 +182,15 @@ export class ShmCommunicator {
   /** Largest zero-copy message (one mailbox). */
   get mailboxBytes(): number {
     return this.native.mailboxBytes;
+  }
+
+  /**
+   * Splits copies and sums of at least minBytes (default 256 KiB) per round over the pool's
+   * pinned workers (this rank's node-local cpus); null goes back to the calling thread only.
+   */
+  usePool(pool: NativeThreadPool | null, minBytes?: number): void {
+    if (minBytes !== undefined) checkInt(minBytes, 'minBytes', 0, Number.MAX_SAFE_INTEGER);
+    this.native.usePool(pool, minBytes);
   }
 
   /** Every member must call this with the same ranks before using the group. */

@@ -22,7 +22,8 @@ export function cosmaGrid(m: number, n: number, k: number, P: number): Grid {
       const dk = Math.min(P / dm / dn, maxDivk);
       const used = dm * dn * dk;
       const dist = Math.abs(m / dm - t) + Math.abs(n / dn - t) + Math.abs(k / dk - t);
-      if (!best || used > best.used || (used === best.used && dist < best.dist)) best = { g: [dm, dn, dk], used, dist };
+      if (!best || used > best.used || (used === best.used && dist < best.dist))
+        best = { g: [dm, dn, dk], used, dist };
     }
   }
   return best!.g;

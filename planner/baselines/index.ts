@@ -2,7 +2,7 @@
 // as the plan itself, so the table compares like with like.
 import type { EvalContext } from '../context.js';
 import { gridCandidate, type Candidate } from '../candidates.js';
-import { evaluate, type Evaluation } from '../evaluate.js';
+import type { Evaluation } from '../evaluate.js';
 import type { GridScoreInput } from '../grid-search.js';
 import { evaluateCandidate } from '../select.js';
 import { recursiveTree } from '../tree.js';
@@ -10,7 +10,13 @@ import type { BaselinePlan, Brick } from '../types.js';
 import { carmaApplies, oneDGrid, summaGrid, twoFiveDGrid } from './classic.js';
 import { cosmaGrid, cosmaSteps } from './cosma.js';
 
-export function toBaseline(name: string, c: Candidate, ev: Evaluation, fits: boolean, planMax: number): BaselinePlan {
+export function toBaseline(
+  name: string,
+  c: Candidate,
+  ev: Evaluation,
+  fits: boolean,
+  planMax: number,
+): BaselinePlan {
   return {
     name,
     applicable: true,
@@ -67,10 +73,8 @@ export function runBaselines(
   const ranks = Array.from({ length: P }, (_, i) => i);
   const out: Record<string, BaselinePlan> = {};
   const add = (name: string, c: Candidate) => {
-    const t0 = performance.now();
     const { ev, fits } = evaluateCandidate(ctx, c);
     out[name] = toBaseline(name, c, ev, fits, planMax);
-    if (process.env.RB_TIME) console.log(name, performance.now() - t0);
   };
   add('1D-m', gridCandidate(box, oneDGrid(0, s.m, P), ranks, s.gran));
   add('1D-n', gridCandidate(box, oneDGrid(1, s.n, P), ranks, s.gran));

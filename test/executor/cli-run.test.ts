@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readNpyMatrix, writeNpyMatrix } from '../../executor/npy.js';
-import { cliPath, repoRoot, runCli } from '../helpers/cli.js';
+import { cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
 import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-run-'));
-const shmEntries = () => readdirSync('/dev/shm').filter((f) => f.startsWith('redblue-'));
 
 /** pids of live processes whose parent is `ppid` */
 function childrenOf(ppid: number): number[] {
@@ -63,7 +62,7 @@ describe('redblue run gemm', () => {
     const c = readNpyMatrix(out);
     expect([c.rows, c.cols]).toEqual([m, n]);
     expect(maxAbsDiff(c.data, matmulRef(a, b, m, n, k))).toBeLessThan(1e-4);
-    expect(shmEntries()).toEqual([]);
+    expect(leftovers(r.pid)).toEqual([]);
   });
 
   it('prints a readable summary with the largest error, and writes the report page', () => {
@@ -108,8 +107,8 @@ describe('redblue run gemm', () => {
       const r = runCli(args);
       expect(r.code, args.join(' ')).not.toBe(0);
       expect(r.stderr, args.join(' ')).toMatch(msg);
+      expect(leftovers(r.pid)).toEqual([]);
     }
-    expect(shmEntries()).toEqual([]);
   });
 });
 
@@ -179,80 +178,79 @@ describe('redblue run layer --weights', () => {
   });
 });
 
+/**
+ * Starts a long `redblue run layer` on 2 virtual nodes and waits until both executors run and
+ * the passes have begun. `exit()` resolves with the exit code (-999 if still running after 15 s;
+ * then it is killed).
+ */
+async function longRun(n: number) {
+  const args = [
+    'run',
+    'layer',
+    '--n',
+    String(n),
+    '--k',
+    String(n),
+    '--iters',
+    '1000000',
+    '--virtual-nodes',
+    '2',
+  ];
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+  let executors: number[] = [];
+  for (let i = 0; i < 100 && executors.length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    executors = childrenOf(child.pid!);
+  }
+  expect(executors).toHaveLength(2);
+  await new Promise((r) => setTimeout(r, 1500));
+  return {
+    child,
+    executors,
+    stderr: () => stderr,
+    exit: async () => {
+      const code = await Promise.race([
+        exited,
+        new Promise<number>((r) => setTimeout(() => r(-999), 15_000)),
+      ]);
+      if (code === -999) child.kill('SIGKILL');
+      return code;
+    },
+  };
+}
+
 describe('failures', () => {
   it('an executor killed mid-run fails the run within seconds, naming the rank, leaving nothing behind', async () => {
-    const before = shmEntries();
-    const child = spawn(
-      process.execPath,
-      [
-        cliPath,
-        'run',
-        'layer',
-        '--n',
-        '2048',
-        '--k',
-        '2048',
-        '--layers',
-        '4',
-        '--iters',
-        '1000000',
-        '--virtual-nodes',
-        '2',
-      ],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
-    // wait for both executors, then let the passes start
-    let executors: number[] = [];
-    for (let i = 0; i < 100 && executors.length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      executors = childrenOf(child.pid!);
-    }
-    expect(executors).toHaveLength(2);
-    await new Promise((r) => setTimeout(r, 1500));
-    const victim = executors.find((pid) =>
+    const run = await longRun(2048);
+    const victim = run.executors.find((pid) =>
       readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes('--rank 1 '),
     )!;
     const killedAt = Date.now();
     process.kill(victim, 'SIGKILL');
-    const code = await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-999), 15_000))]);
-    if (code === -999) child.kill('SIGKILL');
+    const code = await run.exit();
     expect(code).not.toBe(0);
     expect(code).not.toBe(-999);
     expect(Date.now() - killedAt).toBeLessThan(10_000);
-    expect(stderr).toMatch(/rank 1/);
-    expect(childrenOf(child.pid!)).toEqual([]);
-    for (const pid of executors) expect(() => process.kill(pid, 0)).toThrow();
-    expect(shmEntries()).toEqual(before);
+    expect(run.stderr()).toMatch(/rank 1/);
+    expect(childrenOf(run.child.pid!)).toEqual([]);
+    for (const pid of run.executors) expect(() => process.kill(pid, 0)).toThrow();
+    expect(leftovers(run.child.pid!)).toEqual([]);
   });
 });
 
 describe('Ctrl-C', () => {
   it('stops the executors and frees the shared memory', async () => {
-    const before = shmEntries();
-    const child = spawn(
-      process.execPath,
-      [cliPath, 'run', 'layer', '--n', '1024', '--k', '1024', '--iters', '1000000', '--virtual-nodes', '2'],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
-    let executors: number[] = [];
-    for (let i = 0; i < 100 && executors.length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      executors = childrenOf(child.pid!);
-    }
-    expect(executors).toHaveLength(2);
-    await new Promise((r) => setTimeout(r, 1000));
-    child.kill('SIGINT');
-    const code = await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-999), 15_000))]);
-    if (code === -999) child.kill('SIGKILL');
-    expect(code).toBe(130);
-    expect(stderr).toMatch(/interrupted, stopping the executors/);
-    for (const pid of executors) expect(() => process.kill(pid, 0)).toThrow();
-    expect(shmEntries()).toEqual(before);
+    const run = await longRun(1024);
+    run.child.kill('SIGINT');
+    expect(await run.exit()).toBe(130);
+    expect(run.stderr()).toMatch(/interrupted, stopping the executors/);
+    for (const pid of run.executors) expect(() => process.kill(pid, 0)).toThrow();
+    expect(leftovers(run.child.pid!)).toEqual([]);
   });
 });

@@ -32,7 +32,7 @@ function reference(
   for (let l = 0; l < layers; l++) {
     let w = new Float32Array(n * k);
     executorAddon().fillUniform(w.buffer, 0, n * k, seed, WEIGHT_STREAM + l);
-    if (dtype !== 'f32') w = q.dequantize(dtype, q.quantize(dtype, w, n, k), n, k);
+    if (dtype !== 'f32') w = new Float32Array(q.dequantize(dtype, q.quantize(dtype, w, n, k), n, k));
     for (let i = 0; i < m; i++)
       for (let j = 0; j < n; j++) {
         let s = 0;

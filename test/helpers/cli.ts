@@ -1,11 +1,13 @@
 // Runs the built CLI (dist/) as a user would, capturing its output and exit code.
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const cliPath = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 export interface CliResult {
+  pid: number;
   code: number;
   stdout: string;
   stderr: string;
@@ -18,5 +20,20 @@ export function runCli(args: string[], options: SpawnSyncOptions = {}): CliResul
     cwd: repoRoot,
     ...options,
   });
-  return { code: r.status ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+  return {
+    pid: r.pid ?? -1,
+    code: r.status ?? -1,
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? ''),
+  };
+}
+
+/**
+ * Shared-memory files a run left behind: redblue names them after the coordinator's pid
+ * (redblue-run-<pid>-…, redblue-shm-s<pid>), so other runs on the machine do not interfere.
+ */
+export function leftovers(pid: number): string[] {
+  const dirs = ['/dev/shm', ...(existsSync('/dev/hugepages') ? ['/dev/hugepages'] : [])];
+  const mine = new RegExp(`^redblue-(run-${pid}-|shm-s${pid}$)`);
+  return dirs.flatMap((d) => readdirSync(d).filter((f) => mine.test(f)));
 }

@@ -51,6 +51,20 @@ describe('kernel argument errors', () => {
     expect(() => readBytes(pool, new Uint8Array(10), 4, 7)).toThrow(/too short/);
   });
 
+  it('absurd sizes fail the bounds check instead of wrapping around it', () => {
+    const huge = 2 ** 40;
+    expect(() => quantize('q8_0', f32(64), huge, huge)).toThrow(/overflows/);
+    expect(() => gemmF32(pool, { ...gemm, m: 2 ** 30, lda: huge })).toThrow(
+      /too short|overflows|below 2\^31/,
+    );
+    expect(() => matmulQ(pool, { ...q8(), n: huge, wStride: huge })).toThrow(/overflows|too short/);
+    for (const type of ['q8_0', 'q4_0', 'f16', 'bf16'] as const) {
+      const y = f32(4).fill(-1);
+      matmulQ(pool, { type, w: new Uint8Array(0), n: 2, k: 0, x: f32(0), m: 2, y }); // empty dot products
+      expect(Array.from(y)).toEqual([0, 0, 0, 0]);
+    }
+  });
+
   it('inconsistent leading dimensions and strides', () => {
     expect(() => gemmF32(pool, { ...gemm, lda: 5 })).toThrow(/lda=5 is smaller than the row length of A \(6/);
     expect(() => gemmF32(pool, { ...gemm, transB: true, ldb: 5 })).toThrow(

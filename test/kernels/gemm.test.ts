@@ -122,11 +122,29 @@ describe('gemmF32', () => {
       77,
     );
     const c1 = new Float32Array(40 * 50);
-    gemmF32(pool, { ...opts, a: (opts.a as Float32Array).buffer, c: c1.buffer });
+    gemmF32(pool, {
+      ...opts,
+      a: (opts.a as Float32Array).buffer as ArrayBuffer,
+      c: c1.buffer as ArrayBuffer,
+    });
     expect(relErrors(read(c1), want, mag)).toBeLessThan(1e-5);
     const c2 = new Float32Array(40 * 50);
     openblasGemm({ ...opts, c: c2 }, 1);
     expect(relErrors(read(c2), want, mag)).toBeLessThan(1e-5);
+  });
+
+  it('views (subarray) start at their own byte offset', () => {
+    const big = random(1000, 5);
+    const a = big.subarray(100, 106); // 2×3
+    const b = big.subarray(200, 212); // 3×4
+    const c = new Float32Array(20).subarray(4, 12); // 2×4
+    gemmF32(pool, { m: 2, n: 4, k: 3, a, b, c });
+    for (let i = 0; i < 2; i++)
+      for (let j = 0; j < 4; j++) {
+        let s = 0;
+        for (let p = 0; p < 3; p++) s += a[i * 3 + p]! * b[p * 4 + j]!;
+        expect(c[i * 4 + j]).toBeCloseTo(s, 5);
+      }
   });
 
   it('async version resolves with the same result', async () => {
@@ -136,6 +154,22 @@ describe('gemmF32', () => {
     );
     await gemmF32Async(pool, opts);
     expect(relErrors(read(opts.c as Float32Array), want, mag)).toBeLessThan(1e-5);
+  });
+
+  it('async version leaves the event loop free while it runs', async () => {
+    const s = 768;
+    const c = new Float32Array(s * s);
+    let ticks = 0;
+    let running = true;
+    const tick = () => {
+      ticks++;
+      if (running) setImmediate(tick);
+    };
+    setImmediate(tick);
+    await gemmF32Async(pool, { m: s, n: s, k: s, a: random(s * s, 1), b: random(s * s, 2), c });
+    running = false;
+    expect(ticks).toBeGreaterThan(0);
+    expect(c.some((v) => v !== 0)).toBe(true);
   });
 
   it('async version rejects bad arguments synchronously with a clear error', () => {

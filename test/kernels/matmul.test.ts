@@ -146,6 +146,14 @@ describe('matmulQ', () => {
     expect(relErrors(b.read(b.opts.y as Float32Array), b.want, b.mag)).toBeLessThan(2e-5);
   });
 
+  it('weights given as a view into a larger buffer', () => {
+    const b = build('q8_0', 3, 5, 64, 11);
+    const base = new Uint8Array((b.opts.w as Uint8Array).length + 7);
+    base.set(b.opts.w as Uint8Array, 7);
+    matmulQ(pool, { ...b.opts, w: base.subarray(7) });
+    expect(relErrors(b.read(b.opts.y as Float32Array), b.want, b.mag)).toBeLessThan(2e-5);
+  });
+
   it('m = 0 or n = 0 is a no-op', () => {
     const y = new Float32Array(4).fill(1);
     matmulQ(pool, { type: 'q8_0', w: new Uint8Array(0), n: 0, k: 32, x: new Float32Array(64), m: 2, y });

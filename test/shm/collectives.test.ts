@@ -55,6 +55,19 @@ describe('shm collectives between processes', () => {
     expectClean(results);
   });
 
+  it('2 ranks whose copies and sums run on a pinned thread pool of 2 workers each', async () => {
+    const results = await runRanks(2, {
+      name: uniqueName('pool'),
+      scenario: 'collectives',
+      seed: 6,
+      sizes: [1, 1023, 4097, 100003, 1 << 20],
+      bf16Sizes: [5, 100001],
+      poolCpus: [0, 1],
+      options: { roundBytes: 65536 },
+    });
+    expectClean(results);
+  });
+
   it('4 ranks: subset groups with collectives in flight on several groups at once', async () => {
     const name = uniqueName('groups');
     const groups = [[0, 1, 2, 3], [0, 1], [2, 3], [1, 2, 3], [0, 2], [3]];

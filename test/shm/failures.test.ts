@@ -68,6 +68,44 @@ describe('shm failure handling', () => {
     expect(mine()).toEqual([]);
   });
 
+  it('a sender killed while its receiver waits becomes an error on the receiver within 2 s', async () => {
+    const name = uniqueName('killp2p');
+    const ranks = Array.from({ length: 2 }, (_, rank) =>
+      startRank({
+        name,
+        rank,
+        size: 2,
+        scenario: 'untilFailure',
+        op: 'p2p',
+        seed: 0,
+        len: 1 << 18,
+        options: { timeoutMs: 60_000 },
+      }),
+    );
+    try {
+      await ranks[0]!.next('started');
+      const killedAt = Date.now();
+      ranks[1]!.child.kill('SIGKILL');
+      const res = await ranks[0]!.next('result');
+      expect(res.fatal).toBeUndefined();
+      expect(res.error).toMatch(/recv failed: rank 1 .*died/);
+      expect(res.at - killedAt).toBeLessThan(2000);
+    } finally {
+      await killAll(ranks);
+    }
+    expect(mine()).toEqual([]);
+  });
+
+  it('processes that exit without close() still leave and remove the segment', async () => {
+    const name = uniqueName('noclose');
+    const ranks = Array.from({ length: 2 }, (_, rank) =>
+      startRank({ name, rank, size: 2, scenario: 'exitWithoutClose', seed: 0, options: {} }),
+    );
+    const [first] = await Promise.all(ranks.map((r) => r.next('result')));
+    expect(await Promise.all(ranks.map((r) => r.exited))).toEqual([0, 0]);
+    expect(existsSync(first!.path as string)).toBe(false);
+  });
+
   it('a stale segment of a killed run is removed by removeStaleSegment', async () => {
     const name = uniqueName('stale');
     const { ranks, path } = await holdingRun(name, 2);

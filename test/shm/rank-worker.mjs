@@ -2,6 +2,7 @@
 // parameters arrive as JSON in argv[2]; results go back to the parent over IPC. Every rank
 // regenerates all ranks' inputs from the seed, so it can check results against a sequential sum.
 import { ShmCommunicator } from '../../dist/transport/shm.js';
+import { createThreadPool } from '../../dist/native/binding.js';
 
 const cfg = JSON.parse(process.argv[2]);
 const send = (msg) => new Promise((res) => process.send(msg, res));
@@ -222,14 +223,17 @@ async function groups(c) {
   await c.barrier();
 }
 
-// Runs all-reduces until one fails (a peer gets killed by the parent meanwhile).
+// Runs all-reduces (or, with cfg.op 'p2p', rank 0 receives what rank 1 sends) until one fails
+// (a peer gets killed by the parent meanwhile).
 async function untilFailure(c) {
   const a = new Float32Array(cfg.len);
   let started = false;
   const t0 = Date.now();
+  const step =
+    cfg.op === 'p2p' ? () => (c.rank === 0 ? c.recvInto(1, a) : c.send(0, a)) : () => c.allReduce(a);
   for (;;) {
     try {
-      await c.allReduce(a);
+      await step();
     } catch (err) {
       return { error: err.message, ms: Date.now() - t0 };
     }
@@ -252,7 +256,15 @@ async function mismatch(c) {
 
 async function main() {
   const c = await ShmCommunicator.open({ name: cfg.name, rank: cfg.rank, size: cfg.size, ...cfg.options });
+  if (cfg.scenario === 'exitWithoutClose') {
+    await c.barrier();
+    await send({ type: 'result', path: c.path });
+    process.disconnect(); // the process ends with the communicator still open
+    return;
+  }
   let result = {};
+  const pool = cfg.poolCpus ? createThreadPool(cfg.poolCpus) : null;
+  if (pool) c.usePool(pool, 4096);
   try {
     if (cfg.scenario === 'collectives') await collectives(c);
     else if (cfg.scenario === 'groups') await groups(c);
@@ -264,6 +276,7 @@ async function main() {
     }
   } finally {
     c.close(); // also on failure: the last rank to leave removes the segment
+    pool?.close();
   }
   await send({
     type: 'result',

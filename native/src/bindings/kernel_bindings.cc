@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/async_task.h"
 #include "core/module_registry.h"
 #include "core/napi_util.h"
 #include "core/thread_pool.h"
@@ -70,18 +71,48 @@ class Opts {
       throw Napi::TypeError::New(env_, op_ + ": expected an options object as argument " + std::to_string(i + 1));
     o_ = info[i].As<Napi::Object>();
   }
-  Napi::Value Get(const char* key) const { return o_.Get(key); }
-  bool Has(const char* key) const {
+  // One property lookup per option (each costs a trip through N-API); undefined/null = absent.
+  Napi::Value Field(const char* key) const {
     Napi::Value v = o_.Get(key);
-    return !v.IsUndefined() && !v.IsNull();
+    return v.IsNull() ? Napi::Value(env_.Undefined()) : v;
   }
   int64_t Index(const char* key) const {
-    if (!Has(key)) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' is required (a non-negative integer)");
-    return Index(key, 0);
+    Napi::Value v = Field(key);
+    if (v.IsUndefined())
+      throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' is required (a non-negative integer)");
+    return ToIndex(key, v);
   }
   int64_t Index(const char* key, int64_t def) const {
-    if (!Has(key)) return def;
-    Napi::Value v = o_.Get(key);
+    Napi::Value v = Field(key);
+    return v.IsUndefined() ? def : ToIndex(key, v);
+  }
+  double Number(const char* key, double def) const {
+    Napi::Value v = Field(key);
+    if (v.IsUndefined()) return def;
+    if (!v.IsNumber()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a number");
+    return v.As<Napi::Number>().DoubleValue();
+  }
+  bool Bool(const char* key, bool def) const {
+    Napi::Value v = Field(key);
+    if (v.IsUndefined()) return def;
+    if (!v.IsBoolean())
+      throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a boolean (true = transposed)");
+    return v.As<Napi::Boolean>().Value();
+  }
+  std::string String(const char* key, const std::string& def) const {
+    Napi::Value v = Field(key);
+    if (v.IsUndefined()) return def;
+    if (!v.IsString()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a string");
+    return v.As<Napi::String>().Utf8Value();
+  }
+  Napi::Value Required(const char* key) const {
+    Napi::Value v = Field(key);
+    if (v.IsUndefined()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' is required");
+    return v;
+  }
+
+ private:
+  int64_t ToIndex(const char* key, Napi::Value v) const {
     if (!v.IsNumber()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a non-negative integer");
     double d = v.As<Napi::Number>().DoubleValue();
     if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)) || d > 9.007199254740991e15)
@@ -89,31 +120,7 @@ class Opts {
                                             v.ToString().Utf8Value());
     return static_cast<int64_t>(d);
   }
-  double Number(const char* key, double def) const {
-    if (!Has(key)) return def;
-    Napi::Value v = o_.Get(key);
-    if (!v.IsNumber()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a number");
-    return v.As<Napi::Number>().DoubleValue();
-  }
-  bool Bool(const char* key, bool def) const {
-    if (!Has(key)) return def;
-    Napi::Value v = o_.Get(key);
-    if (!v.IsBoolean())
-      throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a boolean (true = transposed)");
-    return v.As<Napi::Boolean>().Value();
-  }
-  std::string String(const char* key, const std::string& def) const {
-    if (!Has(key)) return def;
-    Napi::Value v = o_.Get(key);
-    if (!v.IsString()) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' must be a string");
-    return v.As<Napi::String>().Utf8Value();
-  }
-  Napi::Value Required(const char* key) const {
-    if (!Has(key)) throw Napi::TypeError::New(env_, op_ + ": option '" + key + "' is required");
-    return o_.Get(key);
-  }
 
- private:
   Napi::Env env_;
   std::string op_;
   Napi::Object o_;
@@ -124,6 +131,20 @@ std::shared_ptr<ThreadPool> PoolArg(const Napi::CallbackInfo& info, size_t i) {
   auto pool = ThreadPoolFromJs(info[i]);
   if (!pool) throw Napi::Error::New(info.Env(), "this ThreadPool was closed");
   return pool;
+}
+
+// Products and extents of user sizes, refusing any that overflow: absurd sizes must fail the
+// bounds check, never wrap around it.
+int64_t Mul(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) throw UserError("sizes too large: " + std::to_string(a) + " × " + std::to_string(b) + " overflows");
+  return r;
+}
+int64_t Span(int64_t rows, int64_t cols, int64_t ld) {
+  if (rows == 0 || cols == 0) return 0;
+  int64_t r;
+  if (__builtin_add_overflow(Mul(rows - 1, ld), cols, &r)) throw UserError("sizes too large: the matrix extent overflows");
+  return r;
 }
 
 // offset + span must lie inside the view; returns the pointer at offset.
@@ -167,9 +188,9 @@ GemmCall ParseGemm(const Napi::CallbackInfo& info, size_t i, const char* op) {
   auto b = F32Arg(o.Required("b"), std::string(op) + ": b");
   auto c = F32Arg(o.Required("c"), std::string(op) + ": c");
   const std::string dims = "(m=" + std::to_string(g.m) + ", n=" + std::to_string(g.n) + ", k=" + std::to_string(g.k) + ")";
-  const int64_t aSpan = g.transA ? MatrixSpan(g.k, g.m, g.lda) : MatrixSpan(g.m, g.k, g.lda);
-  const int64_t bSpan = g.transB ? MatrixSpan(g.n, g.k, g.ldb) : MatrixSpan(g.k, g.n, g.ldb);
-  const int64_t cSpan = MatrixSpan(g.m, g.n, g.ldc);
+  const int64_t aSpan = g.transA ? Span(g.k, g.m, g.lda) : Span(g.m, g.k, g.lda);
+  const int64_t bSpan = g.transB ? Span(g.n, g.k, g.ldb) : Span(g.k, g.n, g.ldb);
+  const int64_t cSpan = Span(g.m, g.n, g.ldc);
   g.a = Bounded(a, o.Index("aOffset", 0), aSpan, std::string(op) + ": a",
                 std::string(g.transA ? "Aᵀ (k×m" : "A (m×k") + ", lda=" + std::to_string(g.lda) + ") " + dims);
   g.b = Bounded(b, o.Index("bOffset", 0), bSpan, std::string(op) + ": b",
@@ -204,8 +225,8 @@ MatmulCall ParseMatmul(const Napi::CallbackInfo& info, size_t i, const char* op)
   auto w = BytesArg(o.Required("w"), std::string(op) + ": w");
   auto x = F32Arg(o.Required("x"), std::string(op) + ": x");
   auto y = F32Arg(o.Required("y"), std::string(op) + ": y");
-  const int64_t wSpan = q.n == 0 ? 0 : (q.n - 1) * q.wStride + rb;
-  const int64_t xSpan = MatrixSpan(q.m, q.k, q.ldx), ySpan = MatrixSpan(q.m, q.n, q.ldy);
+  const int64_t wSpan = Span(q.n, rb, q.wStride);
+  const int64_t xSpan = Span(q.m, q.k, q.ldx), ySpan = Span(q.m, q.n, q.ldy);
   const std::string dims = "(m=" + std::to_string(q.m) + ", n=" + std::to_string(q.n) + ", k=" + std::to_string(q.k) + ")";
   q.w = Bounded(w, o.Index("wOffset", 0), wSpan, std::string(op) + ": w (bytes)",
                 std::string("W (n rows of ") + std::to_string(rb) + " bytes of " + WeightTypeName(q.type) +
@@ -220,35 +241,13 @@ MatmulCall ParseMatmul(const Napi::CallbackInfo& info, size_t i, const char* op)
   return call;
 }
 
-// Runs fn on a libuv worker thread (which hands the work to the pinned pool) and settles a
-// promise; holds the JS buffers and the pool alive until then.
-class KernelWorker : public Napi::AsyncWorker {
- public:
-  KernelWorker(Napi::Env env, std::function<void()> fn, const std::vector<Napi::Object>& keep,
-               std::shared_ptr<ThreadPool> pool)
-      : Napi::AsyncWorker(env, "redblue.kernel"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        fn_(std::move(fn)),
-        pool_(std::move(pool)) {
-    for (const auto& o : keep) refs_.push_back(Napi::Persistent(o));
-  }
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      fn_();
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::function<void()> fn_;
-  std::shared_ptr<ThreadPool> pool_;
-  std::vector<Napi::ObjectReference> refs_;
-};
+// The promise of an async kernel call: the pool (captured by the job) and the JS buffers stay
+// alive until it settles.
+Napi::Promise StartKernel(Napi::Env env, std::function<void()> job, const std::vector<Napi::Object>& keep) {
+  return AsyncTask::Start(
+      env, "redblue.kernel", std::move(job), [](Napi::Env e) -> Napi::Value { return e.Undefined(); },
+      std::vector<Napi::Value>(keep.begin(), keep.end()));
+}
 
 Napi::Value JsGemmF32(const Napi::CallbackInfo& info) {
   auto pool = PoolArg(info, 0);
@@ -261,11 +260,7 @@ Napi::Value JsGemmF32Async(const Napi::CallbackInfo& info) {
   auto pool = PoolArg(info, 0);
   GemmCall call = ParseGemm(info, 1, "gemmF32Async");
   GemmArgs g = call.g;
-  ThreadPool* p = pool.get();
-  auto* w = new KernelWorker(info.Env(), [g, p] { GemmF32(g, *p); }, call.keep, pool);
-  Napi::Promise promise = w->Promise();
-  w->Queue();
-  return promise;
+  return StartKernel(info.Env(), [g, pool] { GemmF32(g, *pool); }, call.keep);
 }
 
 Napi::Value JsOpenBlasGemm(const Napi::CallbackInfo& info) {
@@ -288,11 +283,7 @@ Napi::Value JsMatmulQAsync(const Napi::CallbackInfo& info) {
   MatmulCall call = ParseMatmul(info, 1, "matmulQAsync");
   ResolveIsa(call.q.isa);  // fail synchronously on an unsupported path
   QuantMatmulArgs q = call.q;
-  ThreadPool* p = pool.get();
-  auto* w = new KernelWorker(info.Env(), [q, p] { MatmulQ(q, *p); }, call.keep, pool);
-  Napi::Promise promise = w->Promise();
-  w->Queue();
-  return promise;
+  return StartKernel(info.Env(), [q, pool] { MatmulQ(q, *pool); }, call.keep);
 }
 
 WeightType TypeArg(const Napi::CallbackInfo& info, size_t i) {
@@ -308,7 +299,7 @@ Napi::Value JsQuantize(const Napi::CallbackInfo& info) {
   auto x = F32Arg(info[1], "quantize: x");
   int64_t rows = ArgIndex(info, 2, "quantize: rows"), k = ArgIndex(info, 3, "quantize: k");
   const int64_t rb = RowBytes(t, k);
-  Bounded(x, 0, rows * k, "quantize: x", std::to_string(rows) + "×" + std::to_string(k) + " values");
+  Bounded(x, 0, Mul(rows, k), "quantize: x", std::to_string(rows) + "×" + std::to_string(k) + " values");
   // Optional path: 'scalar' forces the scalar reference quantizer (tests compare the two).
   const bool allowSimd = !(info.Length() > 4 && info[4].IsString() && info[4].As<Napi::String>().Utf8Value() == "scalar");
   Napi::ArrayBuffer out = Napi::ArrayBuffer::New(info.Env(), static_cast<size_t>(rows * rb));
@@ -323,7 +314,7 @@ Napi::Value JsDequantize(const Napi::CallbackInfo& info) {
   auto w = BytesArg(info[1], "dequantize: w");
   int64_t rows = ArgIndex(info, 2, "dequantize: rows"), k = ArgIndex(info, 3, "dequantize: k");
   const int64_t rb = RowBytes(t, k);
-  Bounded(w, 0, rows * rb, "dequantize: w (bytes)",
+  Bounded(w, 0, Mul(rows, rb), "dequantize: w (bytes)",
           std::to_string(rows) + " rows of " + std::to_string(rb) + " bytes of " + WeightTypeName(t));
   Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(rows * k));
   DequantizeRows(t, w.data, rows, k, out.Data(), k);
@@ -339,7 +330,7 @@ Napi::Value JsKernelPaths(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   Napi::Array supported = Napi::Array::New(info.Env());
   uint32_t n = 0;
-  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni})
+  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni, Isa::Avx512Vbmi})
     if (IsaSupported(i)) supported.Set(n++, IsaName(i));
   o.Set("supported", supported);
   o.Set("auto", IsaName(ResolveIsa(Isa::Auto)));

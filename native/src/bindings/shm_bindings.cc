@@ -3,6 +3,7 @@
 // on one group keep their order and different groups run concurrently) and resolves a Promise.
 #include <napi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -27,9 +28,11 @@ using shm::Communicator;
 using shm::DType;
 
 // Runs jobs one after the other on its own thread; the destructor finishes queued jobs first.
+// After a job it spins for `spinNs` before sleeping, so back-to-back calls from JS do not pay
+// for a thread wake-up each.
 class SerialQueue {
  public:
-  SerialQueue() : thread_([this] { Loop(); }) {}
+  explicit SerialQueue(uint64_t spinNs) : spinNs_(spinNs), thread_([this] { Loop(); }) {}
   ~SerialQueue() {
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -42,27 +45,36 @@ class SerialQueue {
     {
       std::lock_guard<std::mutex> lk(mu_);
       jobs_.push_back(std::move(job));
+      queued_.fetch_add(1);
     }
-    cv_.notify_one();
+    if (sleeping_.load()) cv_.notify_one();
   }
 
  private:
   void Loop() {
     for (;;) {
+      uint64_t t0 = shm::NowNs();
+      while (queued_.load(std::memory_order_acquire) == 0 && shm::NowNs() - t0 < spinNs_) shm::CpuRelax();
       std::function<void()> job;
       {
         std::unique_lock<std::mutex> lk(mu_);
+        sleeping_.store(true);
         cv_.wait(lk, [this] { return stop_ || !jobs_.empty(); });
+        sleeping_.store(false);
         if (jobs_.empty()) return;
         job = std::move(jobs_.front());
         jobs_.pop_front();
+        queued_.fetch_sub(1);
       }
       job();
     }
   }
+  const uint64_t spinNs_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
+  std::atomic<int> queued_{0};
+  std::atomic<bool> sleeping_{false};
   bool stop_ = false;
   std::thread thread_;
 };
@@ -135,6 +147,12 @@ class JsCommunicator;
 void FinishPending(Napi::Env env, Napi::Function, JsCommunicator* self, Pending* p);
 using Tsfn = Napi::TypedThreadSafeFunction<JsCommunicator, Pending, FinishPending>;
 
+// What shmOpen hands to the JS class constructor.
+struct Opened {
+  std::shared_ptr<Communicator> comm;
+  uint64_t queueSpinNs = 0;
+};
+
 // Keeps the segment mapped while JS still holds a zero-copy view into it.
 struct ViewHolder {
   std::shared_ptr<Communicator> comm;
@@ -166,6 +184,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
                         InstanceMethod<&JsCommunicator::RecvBuffer>("recvBuffer"),
                         InstanceMethod<&JsCommunicator::ReleaseRecv>("releaseRecv"),
                         InstanceMethod<&JsCommunicator::Bench>("bench"),
+                        InstanceMethod<&JsCommunicator::UsePool>("usePool"),
                         InstanceMethod<&JsCommunicator::Close>("close")});
   }
   static Napi::FunctionReference& Constructor() {
@@ -177,7 +196,9 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   explicit JsCommunicator(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsCommunicator>(info) {
     if (info.Length() < 1 || !info[0].IsExternal())
       throw Napi::TypeError::New(info.Env(), "use shmOpen() to create a communicator");
-    comm_ = *info[0].As<Napi::External<std::shared_ptr<Communicator>>>().Data();
+    auto* opened = info[0].As<Napi::External<Opened>>().Data();
+    comm_ = opened->comm;
+    queueSpinNs_ = opened->queueSpinNs;
     rank_ = comm_->rank();
     size_ = comm_->size();
     path_ = comm_->segment().path();
@@ -187,8 +208,17 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
     mailboxBytes_ = comm_->segment().p2pBytes();
     tsfn_ = Tsfn::New(info.Env(), "redblue-shm", 0, 1, this);
     tsfn_.Unref(info.Env());
+    // A process that exits without close() still leaves (and removes the segment if last).
+    env_ = info.Env();
+    napi_add_env_cleanup_hook(env_, OnEnvCleanup, this);
+  }
+  static void OnEnvCleanup(void* self) {
+    auto* c = static_cast<JsCommunicator*>(self);
+    c->hooked_ = false;
+    c->Shutdown();
   }
   ~JsCommunicator() override { Shutdown(); }
+
 
   void Done(Napi::Env env) {
     if (--pending_ == 0) {
@@ -211,7 +241,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   }
   SerialQueue& Queue(int key) {
     auto& q = queues_[key];
-    if (!q) q = std::make_unique<SerialQueue>();
+    if (!q) q = std::make_unique<SerialQueue>(queueSpinNs_);
     return *q;
   }
 
@@ -303,7 +333,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
       shm::Group g = G(info, 0);
       size_t count = static_cast<size_t>(ArgIndex(info, 1, "count"));
       DType t = ArgDType(info, 2);
-      if (count * shm::ElemBytes(t) > comm_->segment().slotHalfBytes())
+      if (count * shm::ElemBytes(t) > C(info.Env()).segment().slotHalfBytes())
         throw Napi::RangeError::New(info.Env(), "count exceeds the slot: open with a larger slotBytes");
       auto comm = comm_;
       return Submit(info.Env(), g.channel, {}, [comm, g, count, t](Pending&) { comm->AllReduceSlot(count, t, g); });
@@ -361,6 +391,9 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
       shm::Group g = G(info, 0);
       Bytes b = ArgBytes(info, 1, "data");
       int root = static_cast<int>(ArgIndex(info, 2, "root"));
+      if (std::find(g.ranks.begin(), g.ranks.end(), root) == g.ranks.end())
+        throw Napi::RangeError::New(info.Env(),
+                                    "broadcast root " + std::to_string(root) + " is not a member of group " + g.Describe());
       auto comm = comm_;
       return Submit(info.Env(), g.channel, {b.holder},
                     [comm, g, b, root](Pending&) { comm->Broadcast(b.data, b.size, root, g); });
@@ -482,7 +515,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
             comm->SlotBuffer(g, count, t);  // where a producer would write its input
             comm->AllReduceSlot(count, t, g);
           }
-          else if (op == "allGather") comm->AllGather(a.data(), bytes / n, b.data(), g);
+          else if (op == "allGather") comm->AllGather(a.data(), count / n * E, b.data(), g);  // like MPI: count/n elements each
           else if (op == "reduceScatter") comm->ReduceScatter(a.data(), b.data(), count / n, t, g);
           else if (op == "broadcast") comm->Broadcast(a.data(), bytes, g.ranks[0], g);
           else comm->Barrier(g);
@@ -498,6 +531,19 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
     });
   }
 
+  // usePool(pool | null[, minBytes]): large copies and sums run on the pool's pinned workers.
+  Napi::Value UsePool(const Napi::CallbackInfo& info) {
+    return Guarded(info, [this](const Napi::CallbackInfo& info) -> Napi::Value {
+      Communicator& c = C(info.Env());
+      std::shared_ptr<ThreadPool> pool;
+      if (info.Length() > 0 && !info[0].IsNull() && !info[0].IsUndefined()) pool = ThreadPoolFromJs(info[0]);
+      size_t minBytes = info.Length() > 1 && !info[1].IsUndefined() ? static_cast<size_t>(ArgIndex(info, 1, "minBytes"))
+                                                                    : (256u << 10);
+      c.UsePool(pool, minBytes);
+      return info.Env().Undefined();
+    });
+  }
+
   // Fails calls in flight, leaves the segment (the last rank removes it) and stops the threads.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Shutdown();
@@ -505,6 +551,10 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   }
 
   void Shutdown() {
+    if (hooked_) {
+      hooked_ = false;
+      napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    }
     if (closed_) return;
     closed_ = true;
     if (comm_) comm_->Leave();
@@ -514,6 +564,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   }
 
   std::shared_ptr<Communicator> comm_;
+  uint64_t queueSpinNs_ = 0;
   int rank_ = 0, size_ = 0;
   std::string path_, backing_;
   size_t segmentBytes_ = 0, slotBytes_ = 0, mailboxBytes_ = 0;
@@ -522,6 +573,8 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   Tsfn tsfn_;
   int64_t pending_ = 0;
   bool closed_ = false;
+  napi_env env_ = nullptr;
+  bool hooked_ = true;
 };
 
 void FinishPending(Napi::Env env, Napi::Function, JsCommunicator* self, Pending* p) {
@@ -543,19 +596,21 @@ void FinishPending(Napi::Env env, Napi::Function, JsCommunicator* self, Pending*
 
 class OpenWorker : public Napi::AsyncWorker {
  public:
-  OpenWorker(Napi::Env env, shm::CommOptions opt)
-      : Napi::AsyncWorker(env), opt_(std::move(opt)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  OpenWorker(Napi::Env env, shm::CommOptions opt, uint64_t queueSpinNs)
+      : Napi::AsyncWorker(env), opt_(std::move(opt)), deferred_(Napi::Promise::Deferred::New(env)) {
+    opened_.queueSpinNs = queueSpinNs;
+  }
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
     try {
-      comm_ = std::make_shared<Communicator>(opt_);
+      opened_.comm = std::make_shared<Communicator>(opt_);
     } catch (const std::exception& e) {
       SetError(e.what());
     }
   }
   void OnOK() override {
     Napi::Env env = Env();
-    auto ext = Napi::External<std::shared_ptr<Communicator>>::New(env, &comm_);
+    auto ext = Napi::External<Opened>::New(env, &opened_);
     deferred_.Resolve(JsCommunicator::Constructor().New({ext}));
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
@@ -563,7 +618,7 @@ class OpenWorker : public Napi::AsyncWorker {
  private:
   shm::CommOptions opt_;
   Napi::Promise::Deferred deferred_;
-  std::shared_ptr<Communicator> comm_;
+  Opened opened_;
 };
 
 double OptNumber(Napi::Object o, const char* key, double def) {
@@ -595,7 +650,9 @@ Napi::Value JsShmOpen(const Napi::CallbackInfo& info) {
   opt.smallBytes = static_cast<size_t>(OptNumber(o, "smallBytes", 0));
   opt.roundBytes = static_cast<size_t>(OptNumber(o, "roundBytes", 0));
   if (o.Has("hugePages") && o.Get("hugePages").IsString()) opt.hugePages = o.Get("hugePages").As<Napi::String>().Utf8Value();
-  auto* w = new OpenWorker(env, opt);
+  // Off by default: on a box with few cpus the spinning queue thread competes with the ranks.
+  uint64_t queueSpinNs = static_cast<uint64_t>(OptNumber(o, "queueSpinUs", 0) * 1e3);
+  auto* w = new OpenWorker(env, opt, queueSpinNs);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

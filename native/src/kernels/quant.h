@@ -38,9 +38,10 @@ void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t
                   bool allowSimd = true);
 void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, float* out, int64_t ldo);
 
-// Instruction-set paths of the matmul kernels. Auto picks the best the cpu has.
-enum class Isa { Auto, Scalar, Avx2, Avx512, Avx512Vnni };
-Isa ParseIsa(const std::string& s);  // "auto" | "scalar" | "avx2" | "avx512" | "avx512vnni"
+// Instruction-set paths of the matmul kernels. Auto picks the best the cpu has. Avx512: F/BW/VL;
+// Avx512Vnni adds vpdpbusd; Avx512Vbmi adds VBMI's byte permute (gathers Q4_0 nibbles).
+enum class Isa { Auto, Scalar, Avx2, Avx512, Avx512Vnni, Avx512Vbmi };
+Isa ParseIsa(const std::string& s);  // "auto" | "scalar" | "avx2" | "avx512" | "avx512vnni" | "avx512vbmi"
 const char* IsaName(Isa i);
 bool IsaSupported(Isa i);
 Isa ResolveIsa(Isa requested);  // Auto → best; an unsupported explicit path throws UserError

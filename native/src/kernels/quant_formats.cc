@@ -1,4 +1,7 @@
 // ggml block formats: quantize (bit-exact with ggml's *_reference functions) and dequantize.
+// GCC 12 warns inside its own AVX-512 reduction intrinsics (undefined upper halves it never uses).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <algorithm>

@@ -33,7 +33,7 @@ struct KernelSet {
 };
 KernelSet ScalarKernels();
 KernelSet Avx2Kernels();
-KernelSet Avx512Kernels(bool vnni);
+KernelSet Avx512Kernels(bool vnni, bool vbmi);  // vbmi implies vnni
 
 // Quantizes 32 values to Q8_0 as quantize_row_q8_0_ref does (q = roundf(x·(1/d)), d = amax/127),
 // writing values 0..15 to lo and 16..31 to hi; returns the unrounded d and Σq. The AVX-512

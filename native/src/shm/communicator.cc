@@ -18,11 +18,8 @@ enum BrokenCode : uint32_t { kPeerDied = 1, kPeerLeft, kTimeout, kMismatch };
 constexpr uint64_t kSliceNs = 20'000'000;     // futex sleep slice: bounds failure detection
 constexpr uint64_t kLivenessNs = 20'000'000;  // how often peers' pids are checked while sleeping
 
-int UsableCpus() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
-  return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-}
+// Cpus of the host (not of this process's affinity: a rank pinned to one cpu is not alone).
+int UsableCpus() { return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)); }
 
 uint64_t MakeSig(uint8_t op, DType t, uint64_t count) {
   return (uint64_t(op) << 56) | (uint64_t(t == DType::Bf16) << 52) | (count & ((uint64_t(1) << 52) - 1));
@@ -61,7 +58,7 @@ Communicator::Communicator(const CommOptions& opt) : seg_(opt) {
   yieldNs_ = 200'000;
   timeoutNs_ = opt.timeoutNs;
   // Below this, one sync and every rank summing everything beats two syncs (measured, 2 ranks).
-  smallBytes_ = opt.smallBytes ? opt.smallBytes : (opt.ranks <= 2 ? (128u << 10) : (16u << 10));
+  smallBytes_ = opt.smallBytes ? opt.smallBytes : (opt.ranks <= 2 ? (256u << 10) : (16u << 10));
   joinDeadline_ = NowNs() + opt.attachTimeoutNs;
   roundBytes_ = std::min(seg_.slotHalfBytes(), opt.roundBytes ? std::max<size_t>(opt.roundBytes, 4096) : size_t(1) << 20);
   int n = seg_.ranks();
@@ -141,8 +138,12 @@ void Communicator::Fail(int channel, uint32_t code, int culprit, const std::stri
   throw CommError(msg);
 }
 
-void Communicator::CheckHealth(uint64_t peers, int channel, const char* what) {
+void Communicator::CheckHealth(uint64_t peers, int channel, const char* what, const std::atomic<uint32_t>* word,
+                               uint32_t target) {
   if (aborted_.load(std::memory_order_relaxed)) throw CommError(std::string(what) + " aborted: the communicator was closed");
+  // What we wait for may have arrived just before the peer left or the group broke elsewhere
+  // (e.g. a peer that finished this very step and closed): that is no failure.
+  if (word && SeqReached(word->load(std::memory_order_acquire), target)) return;
   Header* h = seg_.header();
   // The group's record first: it names the original cause (a rank that left after failing is
   // only a consequence).
@@ -183,7 +184,7 @@ void Communicator::WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& 
     if ((i & 127) == 0) {
       now = NowNs();
       if (now - start >= spinNs_) break;
-      CheckHealth(peers, channel, what);
+      CheckHealth(peers, channel, what, &word, target);
     }
   }
   while (now - start < yieldNs_) {
@@ -194,7 +195,7 @@ void Communicator::WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& 
   Header* h = seg_.header();
   uint64_t lastLiveness = 0;
   for (;;) {
-    CheckHealth(peers, channel, what);
+    CheckHealth(peers, channel, what, &word, target);
     now = NowNs();
     if (now - lastLiveness >= kLivenessNs) {
       lastLiveness = now;
@@ -205,7 +206,7 @@ void Communicator::WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& 
         if (st == kLeft || (st == kAlive && !ProcessAlive(e.pid.load(), e.startTime.load()))) {
           h->deadMask.fetch_or(uint64_t(1) << r);
           seg_.WakeAll();
-          CheckHealth(peers, channel, what);
+          CheckHealth(peers, channel, what, &word, target);
         }
       }
     }
@@ -216,6 +217,7 @@ void Communicator::WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& 
       Fail(channel, kTimeout, peer,
            std::string(what) + " timed out after " + std::to_string((now - start) / 1000000) + " ms waiting for " +
                RankName(peer) + (joining ? ", which never attached" : ""));
+    if (SeqReached(word.load(std::memory_order_acquire), target)) return;
     waiters.fetch_add(1);
     uint32_t v = word.load();
     if (!SeqReached(v, target)) FutexWait(&word, v, std::min(kSliceNs, limit - now + 1));
@@ -280,10 +282,10 @@ void Communicator::AllReduceFlat(char* data, size_t count, DType t, const Group&
     size_t len = std::min(C, count - off);
     int p = NextParity(g);
     char* in = data + off * E;
-    CopyBytes(seg_.slot(g.channel, rank(), p), in, len * E);
+    Copy(seg_.slot(g.channel, rank(), p), in, len * E);
     Sync(g, p, off == 0 ? sig : 0, "allReduce");
     for (int j = 0; j < n; ++j) src[j] = j == g.me ? in : seg_.slot(g.channel, g.ranks[j], p);
-    Sum(t, in, nullptr, src, n, len);
+    Reduce(t, in, nullptr, src, n, len);
   }
 }
 
@@ -303,20 +305,61 @@ void Communicator::AllReduceSplit(char* data, size_t count, DType t, const Group
     char* mine = seg_.slot(g.channel, rank(), p);
     size_t a = std::min(g.me * part, len), b = std::min(a + part, len);
     // Peers only read the parts they reduce: our own part need not go through the slot.
-    CopyBytes(mine, in, a * E);
-    CopyBytes(mine + b * E, in + b * E, (len - b) * E);
+    Copy(mine, in, a * E);
+    Copy(mine + b * E, in + b * E, (len - b) * E);
     Sync(g, p, off == 0 ? sig : 0, "allReduce");
     if (b > a) {
       for (int j = 0; j < n; ++j) src[j] = j == g.me ? in + a * E : seg_.slot(g.channel, g.ranks[j], p) + a * E;
-      Sum(t, in + a * E, mine + a * E, src, n, b - a);
+      Reduce(t, in + a * E, mine + a * E, src, n, b - a);
     }
     Sync(g, p, 0, "allReduce");
     for (int j = 0; j < n; ++j) {
       if (j == g.me) continue;
       size_t aj = std::min(j * part, len), bj = std::min(aj + part, len);
-      CopyBytes(in + aj * E, seg_.slot(g.channel, g.ranks[j], p) + aj * E, (bj - aj) * E);
+      Copy(in + aj * E, seg_.slot(g.channel, g.ranks[j], p) + aj * E, (bj - aj) * E);
     }
   }
+}
+
+void Communicator::UsePool(std::shared_ptr<ThreadPool> pool, size_t minBytes) {
+  std::lock_guard<std::mutex> lk(poolMu_);
+  pool_ = std::move(pool);
+  poolMinBytes_ = std::max<size_t>(minBytes, 4096);
+}
+
+// Large copies and sums are split into one contiguous piece per pool worker.
+void Communicator::Copy(void* dst, const void* src, size_t bytes) {
+  std::shared_ptr<ThreadPool> pool;
+  {
+    std::lock_guard<std::mutex> lk(poolMu_);
+    if (bytes >= poolMinBytes_) pool = pool_;
+  }
+  if (!pool || pool->size() < 2) return CopyBytes(dst, src, bytes);
+  const int64_t parts = static_cast<int64_t>(pool->size());
+  const size_t piece = ((bytes + parts - 1) / parts + 63) / 64 * 64;
+  pool->ParallelFor(parts, [&](int64_t i, int) {
+    size_t a = std::min(bytes, static_cast<size_t>(i) * piece), b = std::min(bytes, a + piece);
+    CopyBytes(static_cast<char*>(dst) + a, static_cast<const char*>(src) + a, b - a);
+  });
+}
+
+void Communicator::Reduce(DType t, void* out, void* out2, const void* const* src, int n, size_t count) {
+  const size_t E = ElemBytes(t);
+  std::shared_ptr<ThreadPool> pool;
+  {
+    std::lock_guard<std::mutex> lk(poolMu_);
+    if (count * E >= poolMinBytes_) pool = pool_;
+  }
+  if (!pool || pool->size() < 2) return Sum(t, out, out2, src, n, count);
+  const int64_t parts = static_cast<int64_t>(pool->size());
+  const size_t piece = ((count + parts - 1) / parts + 15) / 16 * 16;
+  pool->ParallelFor(parts, [&](int64_t i, int) {
+    size_t a = std::min(count, static_cast<size_t>(i) * piece), b = std::min(count, a + piece);
+    if (b <= a) return;
+    const void* s[kMaxRanks];
+    for (int j = 0; j < n; ++j) s[j] = static_cast<const char*>(src[j]) + a * E;
+    Sum(t, static_cast<char*>(out) + a * E, out2 ? static_cast<char*>(out2) + a * E : nullptr, s, n, b - a);
+  });
 }
 
 void* Communicator::SlotBuffer(const Group& g, size_t count, DType t) {
@@ -348,13 +391,13 @@ void Communicator::AllReduceSlot(size_t count, DType t, const Group& g) {
   Sync(g, p, sig, "allReduceSlot");
   if (b > a) {
     for (int j = 0; j < n; ++j) src[j] = seg_.slot(g.channel, g.ranks[j], p) + a * E;
-    Sum(t, mine + a * E, nullptr, src, n, b - a);
+    Reduce(t, mine + a * E, nullptr, src, n, b - a);
   }
   Sync(g, p, 0, "allReduceSlot");
   for (int j = 0; j < n; ++j) {
     if (j == g.me) continue;
     size_t aj = std::min(j * part, count), bj = std::min(aj + part, count);
-    CopyBytes(mine + aj * E, seg_.slot(g.channel, g.ranks[j], p) + aj * E, (bj - aj) * E);
+    Copy(mine + aj * E, seg_.slot(g.channel, g.ranks[j], p) + aj * E, (bj - aj) * E);
   }
 }
 
@@ -381,11 +424,11 @@ void Communicator::AllGatherV(const void* send, void* recv, const std::vector<si
   for (size_t r0 = 0; r0 < maxBytes; r0 += H) {
     int p = NextParity(g);
     // Read from `out`, where our block already is (send may alias it).
-    CopyBytes(seg_.slot(g.channel, rank(), p), out + offset[g.me] + r0, Clamp(int64_t(myBytes) - int64_t(r0), H));
+    Copy(seg_.slot(g.channel, rank(), p), out + offset[g.me] + r0, Clamp(int64_t(myBytes) - int64_t(r0), H));
     Sync(g, p, r0 == 0 ? sig : 0, "allGather");
     for (int j = 0; j < n; ++j) {
       if (j == g.me) continue;
-      CopyBytes(out + offset[j] + r0, seg_.slot(g.channel, g.ranks[j], p),
+      Copy(out + offset[j] + r0, seg_.slot(g.channel, g.ranks[j], p),
                 Clamp(int64_t(recvBytes[j]) - int64_t(r0), H));
     }
   }
@@ -423,12 +466,12 @@ void Communicator::ReduceScatterV(const void* send, void* recv, const std::vecto
   for (size_t off = 0; off < total; off += C) {
     size_t len = std::min(C, total - off);
     int p = NextParity(g);
-    CopyBytes(seg_.slot(g.channel, rank(), p), in + off * E, len * E);
+    Copy(seg_.slot(g.channel, rank(), p), in + off * E, len * E);
     Sync(g, p, off == 0 ? sig : 0, "reduceScatter");
     size_t a = std::max(off, myOff), b = std::min(off + len, myOff + myCount);
     if (b > a) {
       for (int j = 0; j < n; ++j) src[j] = seg_.slot(g.channel, g.ranks[j], p) + (a - off) * E;
-      Sum(t, out + (a - myOff) * E, nullptr, src, n, b - a);
+      Reduce(t, out + (a - myOff) * E, nullptr, src, n, b - a);
     }
   }
 }
@@ -450,9 +493,9 @@ void Communicator::Broadcast(void* data, size_t bytes, int root, const Group& g)
   for (size_t off = 0; off < bytes; off += H) {
     size_t len = std::min(H, bytes - off);
     int p = NextParity(g);
-    if (root == rank()) CopyBytes(seg_.slot(g.channel, rank(), p), buf + off, len);
+    if (root == rank()) Copy(seg_.slot(g.channel, rank(), p), buf + off, len);
     Sync(g, p, off == 0 ? sig : 0, "broadcast");
-    if (root != rank()) CopyBytes(buf + off, seg_.slot(g.channel, root, p), len);
+    if (root != rank()) Copy(buf + off, seg_.slot(g.channel, root, p), len);
   }
 }
 
@@ -478,7 +521,7 @@ void Communicator::Send(int dst, const void* data, size_t bytes) {
     uint32_t sent = l.sent.load(std::memory_order_relaxed);
     WaitWord(l.acked, l.ackedWaiters, sent, uint64_t(1) << dst, -1, dst, "send");
     size_t len = std::min(P, bytes - off);
-    CopyBytes(buf, in + off, len);
+    Copy(buf, in + off, len);
     l.chunkBytes.store(len, std::memory_order_relaxed);
     if (off == 0) l.totalBytes.store(bytes, std::memory_order_relaxed);
     Post(l.sent, l.sentWaiters);
@@ -503,7 +546,7 @@ size_t Communicator::Recv(int src, const std::function<void*(size_t)>& alloc) {
   size_t off = 0;
   while (true) {
     size_t len = l.chunkBytes.load(std::memory_order_relaxed);
-    if (out) CopyBytes(out + off, buf, len);
+    if (out) Copy(out + off, buf, len);
     off += len;
     Post(l.acked, l.ackedWaiters);
     if (off >= total) break;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "shm/segment.h"
 
 namespace redblue::shm {
@@ -54,6 +55,7 @@ class Communicator {
   Communicator& operator=(const Communicator&) = delete;
 
   int rank() const { return seg_.rank(); }
+  uint64_t spinNs() const { return spinNs_; }  // busy-wait budget before sleeping
   int size() const { return seg_.ranks(); }
   const Segment& segment() const { return seg_; }
   const Group& World() const { return world_; }
@@ -88,6 +90,11 @@ class Communicator {
   const void* RecvBuffer(int src, size_t* bytes);
   void ReleaseRecv(int src);
 
+  // Copies and sums of at least minBytes per round are split over this pool's workers (the
+  // rank's own node-local cpus); without a pool the calling thread does them. May be changed
+  // between calls.
+  void UsePool(std::shared_ptr<ThreadPool> pool, size_t minBytes = 256u << 10);
+
   // Makes every wait of this process fail with "closed" (for shutdown with calls in flight).
   void Abort();
   // Abort, then leave the segment now (peers see this rank gone; the last one removes the file).
@@ -113,10 +120,13 @@ class Communicator {
   void WaitWord(std::atomic<uint32_t>& word, std::atomic<uint32_t>& waiters, uint32_t target,
                 uint64_t peers, int channel, int peer, const char* what);
   [[noreturn]] void Fail(int channel, uint32_t code, int culprit, const std::string& msg);
-  void CheckHealth(uint64_t peers, int channel, const char* what);
+  // Throws if the wait on `word` (for `target`) can no longer succeed.
+  void CheckHealth(uint64_t peers, int channel, const char* what, const std::atomic<uint32_t>* word, uint32_t target);
   void Post(std::atomic<uint32_t>& word, std::atomic<uint32_t>& waiters);
   void WakeEverything();
   std::string RankName(int r) const;
+  void Copy(void* dst, const void* src, size_t bytes);
+  void Reduce(DType t, void* out, void* out2, const void* const* src, int n, size_t count);
   void AllReduceSplit(char* data, size_t count, DType t, const Group& g, uint64_t sig);
   void AllReduceFlat(char* data, size_t count, DType t, const Group& g, uint64_t sig);
 
@@ -134,6 +144,19 @@ class Communicator {
   std::vector<std::unique_ptr<Channel>> channels_;
   std::mutex groupsMu_;
   std::vector<std::unique_ptr<std::mutex>> sendMu_, recvMu_;
+  std::mutex poolMu_;
+  std::shared_ptr<ThreadPool> pool_;
+  size_t poolMinBytes_ = 0;
 };
 
 }  // namespace redblue::shm
+
+namespace Napi {
+class Value;
+}
+namespace redblue {
+// The native communicator behind a JS ShmCommunicator's `handle`, for native code of the addon
+// that receives one from JS (e.g. an executor running whole steps natively). Throws a JS
+// TypeError for anything else, an Error for a closed communicator.
+std::shared_ptr<shm::Communicator> CommunicatorFromJs(Napi::Value v);
+}  // namespace redblue
