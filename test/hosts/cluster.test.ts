@@ -115,6 +115,7 @@ describe('redblue launch across two hosts', () => {
       '--virtual-nodes',
       '3',
     ]);
+    expect(one.stderr).toBe('');
     expect(one.code).toBe(0);
     const cHosts = readNpyMatrix(join(dir, 'C-hosts.npy')).data;
     const cBox = readNpyMatrix(join(dir, 'C-box.npy')).data;
