@@ -397,6 +397,29 @@ describe('redblue launch across two hosts', () => {
       expect(
         (JSON.parse(plan.stdout) as { cluster: { nodesPerHost: number[] } }).cluster.nodesPerHost,
       ).toEqual([1, 2]);
+      // A key the hosts do not know: refused by ssh, and said so with the host's name.
+      mkdirSync(join(dir, 'stranger'));
+      const stranger = makeUserKey(join(dir, 'stranger')); // authorised nowhere the sshds look
+      writeFileSync(
+        join(dir, 'hostfile-bad'),
+        `${lab.addresses[0]} user=root identity=${stranger} known-hosts=${join(dir, 'known_hosts')} port=7171 command="${command}"\n`,
+      );
+      const refused = await cliIn(lab, COORD, [
+        'launch',
+        '--hostfile',
+        join(dir, 'hostfile-bad'),
+        'gemm',
+        '--m',
+        '8',
+        '--n',
+        '8',
+        '--k',
+        '8',
+      ]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(
+        /host 0 \(root@10\.213\.\d+\.1\): ssh exited \(code 255\): .*Permission denied/,
+      );
       // Only the sshds and the executors this file started remain in the pretend hosts.
       const keep = new Set([...sshds.map((s) => s.proc.pid!), ...started.map((s) => s.proc.pid!)]);
       const leftovers = () => [0, 1].flatMap((i) => lab.pids(i)).filter((p) => !keep.has(p));
