@@ -252,6 +252,36 @@ export class HostClient {
     }
   }
 
+  /** Pulls all-gather block `tag` of host `fromHost` whatever its size (asked before it is known). */
+  async fetchAny(tag: string, fromHost: number, deadlineMs: number): Promise<Buffer> {
+    const call = (
+      this.raw.fetch as (
+        r: unknown,
+        md: grpc.Metadata,
+        o: grpc.CallOptions,
+      ) => grpc.ClientReadableStream<BlockMsg>
+    )({ tag, fromHost }, this.md, { deadline: Date.now() + deadlineMs });
+    try {
+      return await new Promise<Buffer>((resolve, reject) => {
+        const parts: Buffer[] = [];
+        let next = 0;
+        call.on('data', (m: BlockMsg) => {
+          if (m.offset !== next) {
+            call.cancel();
+            reject(new Error(`all-gather block ${tag}: chunk at ${m.offset}, expected ${next}`));
+            return;
+          }
+          parts.push(m.data);
+          next += m.data.byteLength;
+        });
+        call.on('error', reject);
+        call.on('end', () => resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts)));
+      });
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
   pullAdd(peer: number, rows: { offset: number; bytes: number }[]): Promise<{ bytes: number }> {
     return this.unary('pullAdd', { peer, rows });
   }
