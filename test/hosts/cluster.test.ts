@@ -32,6 +32,7 @@ let lab: Lab;
 const started: Started[] = [];
 let hosts = '';
 const COORD = 2; // the coordinator's namespace
+let madeRunDir = false;
 
 beforeAll(async () => {
   lab = createLab(3);
@@ -60,7 +61,8 @@ beforeAll(async () => {
 
 afterAll(() => {
   for (const s of started) s.proc.kill('SIGKILL');
-  lab?.cleanup();
+  lab?.cleanup(); // also ends any sshd still running in the pretend hosts
+  if (madeRunDir) rmSync('/run/sshd', { recursive: true, force: true });
 });
 
 describe('redblue launch across two hosts', () => {
@@ -316,9 +318,10 @@ describe('redblue launch across two hosts', () => {
   }, 60_000);
 
   it('starts executors over SSH from a hostfile, runs, and leaves nothing behind', async () => {
-    // sshd refuses to start without its privilege separation directory; make it only if missing.
-    const madeRunDir = !existsSync('/run/sshd');
-    if (madeRunDir) mkdirSync('/run/sshd', { mode: 0o755 });
+    // sshd refuses to start without its privilege separation directory; made only if missing,
+    // and removed in afterAll (which runs even when a test times out).
+    madeRunDir ||= !existsSync('/run/sshd');
+    if (madeRunDir) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     const key = makeUserKey(dir);
     const sshds = [startSshd(lab, 0, dir), startSshd(lab, 1, dir)];
     try {
@@ -426,7 +429,6 @@ describe('redblue launch across two hosts', () => {
       expect(await eventually(() => leftovers().length === 0, 10_000)).toBe(true);
     } finally {
       for (const s of sshds) s.proc.kill('SIGTERM');
-      if (madeRunDir) rmSync('/run/sshd', { recursive: true, force: true });
     }
   }, 60_000);
 
