@@ -11,6 +11,9 @@ import { registerBenchRun } from '../bench/run.js';
 import { registerBenchPlan } from '../bench/plan-speed.js';
 import { registerBenchKernels } from '../bench/kernels.js';
 import { registerBenchCollectives } from '../bench/collectives.js';
+import { registerExecutor } from './commands/executor.js';
+import { registerLaunch } from './commands/launch.js';
+import { registerBenchTransport } from '../bench/transport.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -30,11 +33,14 @@ export function buildProgram(): Command {
   registerTopo(program);
   registerPlan(program);
   registerRun(program);
+  registerExecutor(program);
+  registerLaunch(program);
   const bench = registerBench(program);
   registerBenchPlan(bench);
   registerBenchRun(bench);
   registerBenchKernels(bench);
   registerBenchCollectives(bench);
+  registerBenchTransport(bench);
   return program;
 }
 

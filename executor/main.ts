@@ -10,6 +10,7 @@ import { attachSharedArea, type SharedArea } from '../transport/shared-area.js';
 import { parseExecutorArgs, type ExecutorArgs } from './args.js';
 import { executorAddon, partialSlotBytes, type NativeLayerStack } from './native-steps.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
+import { crossHostPeers } from './cross-host.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -133,7 +134,8 @@ class Executor {
         const stack = this.need(this.stack, 'placeLayers');
         const group = this.need(this.group, 'attach');
         const area = this.need(this.area, 'attach');
-        return stack.run(this.pool, group.communicator, {
+        const peers = req.hosts ? crossHostPeers(group.communicator, req.hosts) : group.communicator;
+        return stack.run(this.pool, peers, {
           m: req.m,
           iters: req.iters,
           seed: req.seed,

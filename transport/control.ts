@@ -76,6 +76,14 @@ export interface RunLayersRequest {
   yOffset: number;
   xOffset: number;
   collect: boolean;
+  /** Multi-host mode (executor/cross-host.ts); null or absent on one host. */
+  hosts?: CrossHost | null;
+}
+export interface CrossHost {
+  firstRank: number;
+  hostFirstRanks: number[];
+  run: string;
+  supervisor: string;
 }
 export interface RunLayersReply {
   seconds: number;

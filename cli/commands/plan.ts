@@ -25,6 +25,7 @@ interface PlanFlags {
   hosts?: number;
   nodesPerHost?: number;
   topology?: string;
+  hostfile?: string;
   memory?: string;
   dtype: string;
   stationary?: string;
@@ -100,6 +101,8 @@ export async function buildCluster(f: PlanFlags): Promise<Cluster> {
     };
   if (f.flops) o.node!.flops = positiveNumber(f.flops, '--flops');
   if (f.memory) o.node!.memoryBytes = parseBytes(f.memory, '--memory');
+  if (f.hostfile !== undefined)
+    return (await import('../../executor/reported-cluster.js')).clusterFromHostfile(f.hostfile, o);
   if (f.ranks !== undefined) return ranksCluster(f.ranks, o);
   if (f.hosts !== undefined || f.nodesPerHost !== undefined)
     return hostsCluster(f.hosts ?? 1, f.nodesPerHost ?? 1, o);
@@ -135,6 +138,10 @@ export function registerPlan(program: Command): void {
       parsePositiveInt(v, '--nodes-per-host'),
     )
     .option('--topology <FILE>', 'hosts, nodes and links from a JSON or YAML file (schema in the README)')
+    .option(
+      '--hostfile <FILE>',
+      'the hosts of a hostfile, as their executors report them (over SSH; docs/hosts.md)',
+    )
     .option('--memory <BYTES>', 'memory limit per rank, e.g. 17179869184 or 16GiB (default: the node memory)')
     .option('--dtype <D>', 'element type of A and B: f32, bf16, f16, q8_0, q4_0', 'f32')
     .option('--stationary <A|B>', 'operand that stays resident across calls (weights)')

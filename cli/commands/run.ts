@@ -93,7 +93,7 @@ function print(json: boolean | undefined, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text);
 }
 
-function gemmSummary(
+export function gemmSummary(
   r: GemmRunResult,
   verify?: { maxAbsError: number; maxRelError: number; tolerance: number; ok: boolean },
 ): string {
@@ -113,7 +113,7 @@ function gemmSummary(
   return lines.join('\n') + '\n';
 }
 
-function layerSummary(
+export function layerSummary(
   o: { dtype: string; n: number; k: number; m: number; layers: number },
   r: LayerRunResult,
 ): string {

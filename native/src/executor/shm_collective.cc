@@ -7,6 +7,7 @@
 namespace redblue {
 
 std::shared_ptr<shm::Communicator> CommunicatorFromJs(Napi::Value v);  // bindings/shm_bindings.cc
+std::shared_ptr<Collective> ExternalCollectiveFromJs(Napi::Value v);    // bindings/hosts_bindings.cc
 
 namespace {
 class ShmCollective : public Collective {
@@ -25,6 +26,8 @@ class ShmCollective : public Collective {
 }  // namespace
 
 std::shared_ptr<Collective> CollectiveFromJs(Napi::Value v) {
+  // A cross-host collective (multi-host mode) is taken as is.
+  if (auto c = ExternalCollectiveFromJs(v)) return c;
   return std::make_shared<ShmCollective>(CommunicatorFromJs(v));
 }
 

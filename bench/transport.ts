@@ -1,0 +1,277 @@
+// `redblue bench transport`: the multi-host transport between two pretend hosts (network
+// namespaces on a bridge; root needed), in one run: gRPC stream throughput for 1 MiB and 64 MiB
+// blocks against a raw TCP socket between the same namespaces, small-message round trips against
+// the raw socket's, and a gemm across 2 hosts against the same gemm on 1 host.
+import type { Command } from 'commander';
+import { type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLab, type Lab } from '../transport/netns-lab.js';
+import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
+import type { ClientArgs, PeerResults } from './transport-peer.js';
+
+const log = (s: string) => process.stderr.write(`bench transport: ${s}\n`);
+const here = (rel: string) =>
+  fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? `../dist/${rel}` : `../${rel}`, import.meta.url));
+const CLI = here('cli/main.js');
+const PEER = here('bench/transport-peer.js');
+
+export interface TransportBenchOptions {
+  sizes: number[];
+  totalBytes: number;
+  pings: number;
+  gemm: number;
+  repeats: number;
+  /** Layer stack (q4_0 n×k, m = 1) on 2 hosts against 1. */
+  layer: { n: number; k: number; layers: number; iters: number };
+}
+
+export const FULL: TransportBenchOptions = {
+  sizes: [1 << 20, 64 << 20],
+  totalBytes: 512 << 20,
+  pings: 2000,
+  gemm: 2048,
+  repeats: 3,
+  layer: { n: 11008, k: 4096, layers: 8, iters: 20 },
+};
+export const QUICK: TransportBenchOptions = {
+  sizes: [1 << 20, 64 << 20],
+  totalBytes: 128 << 20,
+  pings: 200,
+  gemm: 512,
+  repeats: 1,
+  layer: { n: 1024, k: 1024, layers: 2, iters: 3 },
+};
+
+/** Spawns in host i and waits for a line matching `ready`. */
+function startIn(lab: Lab, i: number, args: string[], ready: RegExp): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const p = lab.spawn(i, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (ready.test(out)) resolve(p);
+    });
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-2000)));
+    p.on('exit', (code) =>
+      reject(new Error(`${args.slice(0, 3).join(' ')} in host ${i} exited (${code}): ${err}`)),
+    );
+  });
+}
+
+function runIn(lab: Lab, i: number, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = lab.spawn(i, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${args.slice(1, 3).join(' ')} in host ${i} failed (${code}): ${err.trim()}`));
+    });
+  });
+}
+
+const mib = (b: number) => `${b >> 20}MiB`;
+
+export async function benchTransport(o: TransportBenchOptions): Promise<BenchReport> {
+  const startedAt = new Date().toISOString();
+  const dir = mkdtempSync(join(tmpdir(), 'redblue-bench-transport-'));
+  const token = join(dir, 'token');
+  writeFileSync(token, `bench-${process.pid}-${Date.now()}-token\n`, { mode: 0o600 });
+  const lab = createLab(3);
+  const procs: ChildProcess[] = [];
+  try {
+    const [a0, a1] = [lab.addresses[0]!, lab.addresses[1]!];
+    log(`pretend hosts ${a0} and ${a1}, coordinator ${lab.addresses[2]}`);
+    // One core per host, so that 2 hosts have twice the cores of 1.
+    const exec = (i: number, cpu: number) =>
+      startIn(
+        lab,
+        i,
+        [
+          CLI,
+          'executor',
+          '--listen',
+          `${lab.addresses[i]}:7070`,
+          '--token-file',
+          token,
+          '--cpus',
+          String(cpu),
+          '--virtual-nodes',
+          '1',
+        ],
+        /ready \d+/,
+      );
+    procs.push(await exec(0, 0), await exec(1, 1));
+    procs.push(await startIn(lab, 0, [PEER, 'raw-server', `${a0}:7071`], /ready/));
+
+    log('streams and round trips (gRPC against a raw TCP socket, host 1 → host 0)');
+    const args: ClientArgs = {
+      grpc: `${a0}:7070`,
+      raw: `${a0}:7071`,
+      token: readFileSync(token, 'utf8').trim(),
+      sizes: o.sizes,
+      totalBytes: o.totalBytes,
+      pings: o.pings,
+    };
+    const peer = JSON.parse(
+      await runIn(lab, 1, [PEER, 'client', JSON.stringify(args)], 300_000),
+    ) as PeerResults;
+    const results: BenchResult[] = [];
+    for (const size of o.sizes) {
+      const k = String(size);
+      const raw = peer.raw[k]!;
+      results.push(
+        result({
+          case: `grpc_stream_read_${mib(size)}`,
+          metric: 'throughput',
+          value: peer.grpcRead[k]!,
+          unit: 'GB/s',
+          reference: 'raw-tcp',
+          referenceValue: raw,
+        }),
+        result({
+          case: `grpc_stream_write_${mib(size)}`,
+          metric: 'throughput',
+          value: peer.grpcWrite[k]!,
+          unit: 'GB/s',
+          reference: 'raw-tcp',
+          referenceValue: raw,
+        }),
+        result({
+          case: `grpc_stream_read_${mib(size)}_64KiB_window`,
+          metric: 'throughput',
+          value: peer.grpcReadDefaultWindow[k]!,
+          unit: 'GB/s',
+          reference: 'raw-tcp',
+          referenceValue: raw,
+        }),
+      );
+    }
+    results.push(
+      result({
+        case: 'grpc_unary_rtt',
+        metric: 'latency',
+        value: peer.grpcRttUs,
+        unit: 'µs',
+        reference: 'raw-tcp-8B',
+        referenceValue: peer.rawRttUs,
+        direction: 'lower-is-better',
+      }),
+    );
+
+    log(`gemm ${o.gemm}³ f32: 2 hosts × 1 core against 1 host × 1 core`);
+    const gemm = async (hosts: string): Promise<number> => {
+      let best = Infinity;
+      for (let r = 0; r < o.repeats; r++) {
+        const n = String(o.gemm);
+        const out = await runIn(
+          lab,
+          2,
+          [
+            CLI,
+            'launch',
+            '--hosts',
+            hosts,
+            '--token-file',
+            token,
+            'gemm',
+            '--m',
+            n,
+            '--n',
+            n,
+            '--k',
+            n,
+            '--json',
+          ],
+          300_000,
+        );
+        best = Math.min(best, (JSON.parse(out) as { seconds: number }).seconds);
+      }
+      return best;
+    };
+    const one = await gemm(`${a0}:7070`);
+    const two = await gemm(`${a0}:7070,${a1}:7070`);
+    const flop = 2 * o.gemm ** 3;
+    results.push(
+      result({
+        case: `gemm_f32_${o.gemm}_2hosts`,
+        metric: 'GFLOP/s',
+        value: flop / two / 1e9,
+        unit: 'GFLOP/s',
+        reference: '1-host',
+        referenceValue: flop / one / 1e9,
+        details: { coresPerHost: 1, repeats: o.repeats },
+      }),
+    );
+
+    const { n, k, layers, iters } = o.layer;
+    log(`layer stack ${layers} × q4_0 ${n}×${k}, m = 1: 2 hosts × 1 core against 1 host × 1 core`);
+    const layer = async (hosts: string) => {
+      const out = await runIn(
+        lab,
+        2,
+        [
+          CLI,
+          'launch',
+          '--hosts',
+          hosts,
+          '--token-file',
+          token,
+          'layer',
+          ...['--n', String(n), '--k', String(k), '--layers', String(layers), '--iters', String(iters)],
+          ...['--dtype', 'q4_0', '--placement', 'shard', '--json'],
+        ],
+        300_000,
+      );
+      return JSON.parse(out) as {
+        passesPerSecond: number;
+        exchangeSecondsPerPass: number;
+        computeSecondsPerPass: number;
+      };
+    };
+    const l1 = await layer(`${a0}:7070`);
+    const l2 = await layer(`${a0}:7070,${a1}:7070`);
+    results.push(
+      result({
+        case: `layer_q4_0_${n}x${k}_m1_2hosts`,
+        metric: 'passes/s',
+        value: l2.passesPerSecond,
+        unit: 'passes/s',
+        reference: '1-host',
+        referenceValue: l1.passesPerSecond,
+        details: {
+          layers,
+          exchangeMsPerPass2Hosts: l2.exchangeSecondsPerPass * 1e3,
+          computeMsPerPass2Hosts: l2.computeSecondsPerPass * 1e3,
+        },
+      }),
+    );
+    return { benchmark: 'transport', results, machine: machineInfo(), startedAt };
+  } finally {
+    for (const p of procs) p.kill('SIGTERM');
+    lab.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function registerBenchTransport(bench: Command): void {
+  bench
+    .command('transport')
+    .description(
+      'gRPC between two pretend hosts (network namespaces; root) against raw TCP, and gemm on 2 hosts vs 1',
+    )
+    .option('--quick', 'smaller sizes (a smoke run)')
+    .option('--json', 'print results as JSON')
+    .action(async (o: { quick?: boolean; json?: boolean }) => {
+      const report = await benchTransport(o.quick ? QUICK : FULL);
+      process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
+    });
+}

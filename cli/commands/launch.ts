@@ -1,0 +1,300 @@
+// `redblue launch`: runs a workload across hosts. Executors are started over SSH from a hostfile,
+// or were started by other means (--hosts, or srun under Slurm); the plan comes from the topology
+// the hosts report; everything is stopped afterwards, also on Ctrl-C or when a host fails.
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { readHostfile, parseHostList, hostOf, DEFAULT_PORT } from '../../executor/hostfile.js';
+import { SshLauncher } from '../../executor/ssh-launch.js';
+import { RemoteCluster } from '../../executor/remote-cluster.js';
+import { runRemoteGemm } from '../../executor/remote-gemm.js';
+import { remotePlacement, runRemoteLayers } from '../../executor/remote-layer.js';
+import { launchPlace } from '../../executor/launch-env.js';
+import { verifyGemm } from '../../executor/verify.js';
+import { writeNpyMatrix } from '../../executor/npy.js';
+import type { LayerDType } from '../../executor/layer-run.js';
+import { plan } from '../../planner/index.js';
+import { writePlanHtml } from '../../planner/html/index.js';
+import type { Auth } from '../../transport/grpc-data.js';
+import { parsePositiveInt, UsageError } from '../errors.js';
+import { Progress } from '../progress.js';
+import { addSecurityOptions, authFromOptions, isLoopback } from './executor.js';
+import { gemmSummary, layerSummary } from './run.js';
+
+interface LaunchOpts {
+  hostfile?: string;
+  hosts?: string;
+  slurm?: boolean;
+  port: number;
+  sshOption?: string[];
+  remoteCommand?: string;
+  tokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  json?: boolean;
+  readyTimeout: number;
+}
+
+const posInt = (flag: string) => (v: string) => parsePositiveInt(v, flag);
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function addLaunchOptions(cmd: Command): Command {
+  cmd
+    .option('--hostfile <FILE>', 'start executors on these hosts over SSH (see docs/hosts.md)')
+    .option('--hosts <LIST>', 'executors already running: HOST:PORT,HOST:PORT,...')
+    .option(
+      '--slurm',
+      'the hosts of this Slurm job (SLURM_JOB_NODELIST), executors on --port (srun redblue executor)',
+    )
+    .option(
+      '--port <P>',
+      'executor port for --slurm and hostfile lines without port=',
+      posInt('--port'),
+      DEFAULT_PORT,
+    )
+    .option('--ssh-option <OPT>', 'extra ssh -o option, repeatable (e.g. UserKnownHostsFile=FILE)', collect)
+    .option('--remote-command <CMD>', 'how to run redblue on the hosts (hostfile default for command=)')
+    .option('--ready-timeout <S>', 'seconds to wait for every host', posInt('--ready-timeout'), 60)
+    .option('--json', 'print results as JSON');
+  return addSecurityOptions(cmd);
+}
+
+function allLoopback(addresses: string[]): boolean {
+  return addresses.every((a) => isLoopback(hostOf(a)));
+}
+
+/** Starts (or reaches) the hosts, runs `work`, and always stops everything. */
+async function withHosts<T>(o: LaunchOpts, work: (rc: RemoteCluster) => Promise<T>): Promise<T> {
+  const given = [o.hostfile, o.hosts, o.slurm].filter(Boolean).length;
+  if (given !== 1)
+    throw new UsageError('say where the hosts are: exactly one of --hostfile, --hosts or --slurm');
+  const auth: Auth = authFromOptions(o);
+  let launcher: SshLauncher | undefined;
+  let rc: RemoteCluster | undefined;
+  let interrupted = false;
+  const stopAll = async () => {
+    await rc?.stop();
+    await launcher?.stop();
+  };
+  const onSignal = () => {
+    interrupted = true;
+    process.stderr.write('\nredblue: interrupted, stopping the hosts\n');
+    void stopAll().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const bar = new Progress('starting hosts');
+  try {
+    let addresses: string[];
+    if (o.hostfile) {
+      const entries = readHostfile(o.hostfile, {
+        port: o.port,
+        ...(o.remoteCommand ? { command: o.remoteCommand } : {}),
+      });
+      // A fresh token per launch unless one is given; it reaches the hosts over ssh's stdin.
+      auth.token ??= randomBytes(24).toString('base64url');
+      launcher = new SshLauncher();
+      const tls = o.tlsCert ? ['--tls-cert', o.tlsCert, '--tls-key', o.tlsKey!, '--tls-ca', o.tlsCa!] : [];
+      addresses = await launcher.start(entries, {
+        token: auth.token,
+        sshOptions: o.sshOption ?? [],
+        executorArgs: tls,
+        readyTimeoutMs: o.readyTimeout * 1000,
+        onProgress: (done, total) => bar.update(done, total, 'executors ready'),
+      });
+    } else if (o.hosts) {
+      addresses = parseHostList(o.hosts);
+    } else {
+      const place = launchPlace();
+      if (!place?.hosts)
+        throw new UsageError('--slurm: SLURM_JOB_NODELIST is not set (run inside a Slurm allocation)');
+      addresses = place.hosts.map((h) => `${h}:${o.port}`);
+    }
+    if (!allLoopback(addresses) && !auth.token && !auth.tls) {
+      throw new UsageError('hosts beyond loopback need --token-file F or --tls-cert/--tls-key/--tls-ca');
+    }
+    rc = await RemoteCluster.connect({
+      addresses,
+      auth,
+      readyTimeoutMs: o.readyTimeout * 1000,
+      onProgress: (done, total, what) => bar.update(done, total, what),
+    });
+    bar.done();
+    const sshLost = launcher?.failed();
+    sshLost?.catch(() => undefined);
+    return await rc.guard(sshLost ? Promise.race([work(rc), sshLost]) : work(rc));
+  } finally {
+    bar.done();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (!interrupted) await stopAll();
+    // A connection to a host whose link is gone can hold the event loop until TCP gives up
+    // (minutes): once everything is stopped, nothing is left to wait for.
+    setTimeout(() => process.exit(), 1000).unref();
+  }
+}
+
+function print(json: boolean | undefined, value: unknown, text: string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text);
+}
+
+function stripArrays<T extends object>(o: T): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => !ArrayBuffer.isView(v)));
+}
+
+export function registerLaunch(program: Command): void {
+  const launch = addLaunchOptions(
+    program.command('launch').description('run a workload across hosts (multi-host mode; see docs/hosts.md)'),
+  );
+  launch.addHelpText(
+    'after',
+    `
+Examples:
+  redblue launch --hostfile hosts.txt gemm --m 4096 --n 4096 --k 4096 --verify
+  redblue launch --hosts 10.0.0.1:7070,10.0.0.2:7070 --token-file token layer --n 11008 --k 4096
+  srun --ntasks-per-node=1 redblue executor --listen 0.0.0.0:7070 --token-file ~/.redblue-token &
+  redblue launch --slurm --token-file ~/.redblue-token gemm --m 8192 --n 8192 --k 8192`,
+  );
+  // Options may come before or after the workload; an explicit value beats a default.
+  const merged = (cmd: Command): LaunchOpts => {
+    const out: Record<string, unknown> = { ...cmd.parent!.opts() };
+    for (const [key, v] of Object.entries(cmd.opts())) {
+      if (v !== undefined && (cmd.getOptionValueSource(key) !== 'default' || out[key] === undefined))
+        out[key] = v;
+    }
+    return out as unknown as LaunchOpts;
+  };
+
+  addLaunchOptions(
+    launch
+      .command('gemm')
+      .description('one distributed C = A·B across the hosts')
+      .requiredOption('--m <M>', 'rows of A and C', posInt('--m'))
+      .requiredOption('--n <N>', 'columns of B and C', posInt('--n'))
+      .requiredOption('--k <K>', 'columns of A, rows of B', posInt('--k'))
+      .option('--a <file>', 'A from a .npy file (m×k)')
+      .option('--b <file>', 'B from a .npy file (k×n)')
+      .option('--out <file>', 'write C as a float32 .npy file')
+      .option('--seed <S>', 'seed for random A and B', posInt('--seed'), 1)
+      .option('--verify', 'compare with one OpenBLAS call here and print the largest error')
+      .option('--dry-run', "print the plan for the hosts' reported topology and stop")
+      .option(
+        '--report <file>',
+        'write the plan as an HTML page with measured times beside the predicted ones',
+      ),
+  ).action(
+    async (
+      o: {
+        m: number;
+        n: number;
+        k: number;
+        a?: string;
+        b?: string;
+        out?: string;
+        seed: number;
+        verify?: boolean;
+        dryRun?: boolean;
+        report?: string;
+      },
+      cmd: Command,
+    ) => {
+      const lo = merged(cmd);
+      await withHosts(lo, async (rc) => {
+        const p = plan({ m: o.m, n: o.n, k: o.k, dtype: 'f32' }, rc.plannerCluster(), {
+          objective: 'time',
+          baselines: false,
+        });
+        if (o.dryRun) {
+          print(
+            lo.json,
+            p,
+            `plan for ${rc.hosts.length} host(s), ${rc.size} rank(s): ${p.strategy.description}\n`,
+          );
+          return;
+        }
+        const r = await runRemoteGemm(
+          rc,
+          p,
+          { m: o.m, n: o.n, k: o.k, seed: o.seed, ...(o.a ? { a: o.a } : {}), ...(o.b ? { b: o.b } : {}) },
+          o.out,
+        );
+        const v = o.verify ? verifyGemm(r) : undefined;
+        if (o.report) {
+          writePlanHtml(p, o.report, {
+            measured: {
+              label: `redblue launch gemm, ${rc.hosts.length} host(s), ${rc.size} executor(s)`,
+              ranks: r.perRank.map((x) => ({
+                rank: x.rank,
+                compute: x.computeSeconds,
+                exchange: x.exchangeSeconds,
+                total: x.totalSeconds,
+              })),
+            },
+          });
+        }
+        print(
+          lo.json,
+          { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
+          `${rc.hosts.length} host(s): ${rc.hellos.map((h) => `${h.hostname} (${h.nodes.length} node(s))`).join(', ')}\n` +
+            gemmSummary(r, v) +
+            `  cross-host reduction: ${(r.reduceSeconds * 1e3).toFixed(1)} ms, ${(r.reduceBytes / 1e6).toFixed(2)} MB between host leaders\n`,
+        );
+        if (v && !v.ok)
+          throw new Error(`verification failed: largest error ${v.maxAbsError} exceeds ${v.tolerance}`);
+      });
+    },
+  );
+
+  addLaunchOptions(
+    launch
+      .command('layer')
+      .description('weight-stationary stack of Y = X·Wᵀ passes across the hosts')
+      .requiredOption('--n <N>', 'rows of each W (outputs)', posInt('--n'))
+      .requiredOption('--k <K>', 'columns of each W (a multiple of 32 for q4_0/q8_0)', posInt('--k'))
+      .option('--m <M>', 'rows of X', posInt('--m'), 1)
+      .addOption(new Option('--dtype <type>', 'weight type').choices(['q4_0', 'q8_0', 'f32']).default('q4_0'))
+      .addOption(
+        new Option('--placement <p>', 'weights per node')
+          .choices(['auto', 'mirror', 'shard'])
+          .default('auto'),
+      )
+      .option('--layers <L>', 'matrices in the stack', posInt('--layers'), 4)
+      .option('--iters <N>', 'passes through the stack', posInt('--iters'), 10)
+      .option('--seed <S>', 'seed for weights and inputs', posInt('--seed'), 1)
+      .option('--out <file>', 'write Y of the last pass, (layers·m)×n float32, as .npy'),
+  ).action(
+    async (
+      o: {
+        n: number;
+        k: number;
+        m: number;
+        dtype: LayerDType;
+        placement: string;
+        layers: number;
+        iters: number;
+        seed: number;
+        out?: string;
+      },
+      cmd: Command,
+    ) => {
+      if (o.dtype !== 'f32' && o.k % 32 !== 0) {
+        throw new UsageError(`--k ${o.k} must be a multiple of 32 for ${o.dtype} (its block size)`);
+      }
+      const lo = merged(cmd);
+      await withHosts(lo, async (rc) => {
+        const placement = remotePlacement(rc, o);
+        const bar = new Progress('placing weights');
+        const r = await runRemoteLayers(rc, {
+          ...o,
+          placement,
+          collect: !!o.out,
+          onProgress: (done, total) => bar.update(done, total, 'layers'),
+        });
+        bar.done();
+        if (o.out && r.y) writeNpyMatrix(o.out, o.layers * o.m, o.n, r.y);
+        print(lo.json, stripArrays(r), `${rc.hosts.length} host(s)\n` + layerSummary(o, r));
+      });
+    },
+  );
+}

@@ -1,0 +1,179 @@
+// JS binding of the cross-host collective: hostsCollective(communicator, { firstRank,
+// hostFirstRanks, exchange? }) → an object the executor steps accept wherever they take a
+// communicator. On the host's leader, `exchange(block, hostBytes, seq, done)` is called on the JS
+// thread (the step's thread waits) and must call done(error) or done(null, allBlocks).
+#include <napi.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+
+#include "core/module_registry.h"
+#include "core/napi_util.h"
+#include "executor/hosts_collective.h"
+
+namespace redblue {
+
+std::shared_ptr<shm::Communicator> CommunicatorFromJs(Napi::Value v);  // bindings/shm_bindings.cc
+
+namespace {
+
+const napi_type_tag kCollectiveTag = {0x72656462'6c756521ull, 0x686f7374'73436f6cull};
+
+// One exchange in flight: the step's thread waits on it; the JS thread completes it.
+struct Pending {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
+  bool abandoned = false;
+  std::string error;
+  char* out = nullptr;
+  size_t total = 0;
+};
+
+struct CallData {
+  std::vector<char> mine;
+  std::vector<size_t> hostBytes;
+  uint64_t seq = 0;
+  std::shared_ptr<Pending> pending;
+};
+
+void Finish(const std::shared_ptr<Pending>& p, const std::string& error, const uint8_t* data, size_t bytes) {
+  std::lock_guard<std::mutex> lk(p->mu);
+  if (p->finished || p->abandoned) return;
+  if (error.empty() && bytes != p->total)
+    p->error = "the exchange returned " + std::to_string(bytes) + " bytes, expected " + std::to_string(p->total);
+  else if (!error.empty())
+    p->error = error;
+  else if (bytes)
+    std::memcpy(p->out, data, bytes);
+  p->finished = true;
+  p->cv.notify_all();
+}
+
+void CallJs(Napi::Env env, Napi::Function fn, void* /*context*/, CallData* d) {
+  std::unique_ptr<CallData> data(d);
+  if (env == nullptr) {  // the function is going away (environment teardown)
+    Finish(data->pending, "the executor is shutting down", nullptr, 0);
+    return;
+  }
+  auto pending = data->pending;
+  try {
+    Napi::Buffer<char> block = Napi::Buffer<char>::Copy(env, data->mine.data(), data->mine.size());
+    Napi::Array hostBytes = Napi::Array::New(env, data->hostBytes.size());
+    for (uint32_t h = 0; h < data->hostBytes.size(); ++h)
+      hostBytes.Set(h, Napi::Number::New(env, static_cast<double>(data->hostBytes[h])));
+    Napi::Function done = Napi::Function::New(env, [pending](const Napi::CallbackInfo& info) {
+      if (info.Length() > 0 && !info[0].IsNull() && !info[0].IsUndefined()) {
+        Napi::Value e = info[0];
+        std::string msg = e.IsObject() ? e.As<Napi::Object>().Get("message").ToString().Utf8Value()
+                                       : e.ToString().Utf8Value();
+        Finish(pending, msg.empty() ? "cross-host exchange failed" : msg, nullptr, 0);
+      } else if (info.Length() > 1 && info[1].IsTypedArray()) {
+        Napi::TypedArray t = info[1].As<Napi::TypedArray>();
+        auto* base = static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+        Finish(pending, "", base, t.ByteLength());
+      } else {
+        Finish(pending, "the exchange must call done(null, Uint8Array)", nullptr, 0);
+      }
+      return info.Env().Undefined();
+    });
+    fn.Call({block, hostBytes, Napi::Number::New(env, static_cast<double>(data->seq)), done});
+  } catch (const Napi::Error& e) {
+    Finish(pending, e.Message(), nullptr, 0);
+  }
+}
+
+using Tsfn = Napi::TypedThreadSafeFunction<void, CallData, CallJs>;
+
+// Calls into JS and waits; a JS side that never answers fails the step after `timeout`.
+HostsCollective::Exchange MakeExchange(std::shared_ptr<Tsfn> tsfn, std::chrono::milliseconds timeout) {
+  return [tsfn, timeout](const char* mine, size_t mineBytes, char* out, const std::vector<size_t>& hostBytes,
+                         uint64_t seq) {
+    auto pending = std::make_shared<Pending>();
+    pending->out = out;
+    for (size_t b : hostBytes) pending->total += b;
+    auto* d = new CallData();
+    d->hostBytes = hostBytes;
+    d->seq = seq;
+    d->pending = pending;
+    d->mine.assign(mine, mine + mineBytes);
+    if (tsfn->BlockingCall(d) != napi_ok) {
+      delete d;
+      throw UserError("could not reach the executor's JS thread for a cross-host exchange");
+    }
+    std::unique_lock<std::mutex> lk(pending->mu);
+    if (!pending->cv.wait_for(lk, timeout, [&] { return pending->finished; })) {
+      pending->abandoned = true;
+      throw UserError("cross-host exchange " + std::to_string(seq) + " timed out");
+    }
+    if (!pending->error.empty()) throw UserError(pending->error);
+  };
+}
+
+// hostsCollective(communicator, { firstRank, hostFirstRanks, exchange?, timeoutMs? })
+Napi::Value JsHostsCollective(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto local = CommunicatorFromJs(info[0]);
+  if (info.Length() < 2 || !info[1].IsObject()) throw Napi::TypeError::New(env, "options must be an object");
+  Napi::Object o = info[1].As<Napi::Object>();
+  Napi::Value fr = o.Get("firstRank");
+  if (!fr.IsNumber() || fr.As<Napi::Number>().Int64Value() < 0)
+    throw Napi::TypeError::New(env, "firstRank must be a non-negative integer");
+  Napi::Value hv = o.Get("hostFirstRanks");
+  if (!hv.IsArray()) throw Napi::TypeError::New(env, "hostFirstRanks must be an array");
+  std::vector<int> hostFirst;
+  Napi::Array ha = hv.As<Napi::Array>();
+  if (ha.Length() < 2 || ha.Length() > 4097) throw UserError("hostFirstRanks must have 2 to 4097 entries");
+  for (uint32_t i = 0; i < ha.Length(); ++i) {
+    Napi::Value v = ha.Get(i);
+    if (!v.IsNumber() || v.As<Napi::Number>().Int64Value() < 0 || v.As<Napi::Number>().Int64Value() > 1 << 20)
+      throw Napi::TypeError::New(env, "hostFirstRanks must contain rank numbers");
+    hostFirst.push_back(static_cast<int>(v.As<Napi::Number>().Int64Value()));
+  }
+  int64_t timeoutMs = 120000;
+  Napi::Value tv = o.Get("timeoutMs");
+  if (tv.IsNumber()) timeoutMs = std::max<int64_t>(1, tv.As<Napi::Number>().Int64Value());
+  HostsCollective::Exchange exchange;
+  Napi::Value ev = o.Get("exchange");
+  if (local->rank() == 0) {
+    if (!ev.IsFunction()) throw Napi::TypeError::New(env, "the host leader (local rank 0) needs an exchange function");
+    auto tsfn = std::shared_ptr<Tsfn>(new Tsfn(Tsfn::New(env, ev.As<Napi::Function>(), "redblue.hostsExchange", 0, 1)),
+                                      [](Tsfn* t) {
+                                        t->Release();
+                                        delete t;
+                                      });
+    tsfn->Unref(env);  // an idle collective must not keep the executor alive
+    exchange = MakeExchange(tsfn, std::chrono::milliseconds(timeoutMs));
+  }
+  auto coll = std::make_shared<HostsCollective>(local, static_cast<int>(fr.As<Napi::Number>().Int64Value()),
+                                                std::move(hostFirst), std::move(exchange));
+  auto* holder = new std::shared_ptr<Collective>(coll);
+  auto ext = Napi::External<std::shared_ptr<Collective>>::New(
+      env, holder, [](Napi::Env, std::shared_ptr<Collective>* p) { delete p; });
+  napi_type_tag_object(env, ext, &kCollectiveTag);
+  Napi::Object wrapper = Napi::Object::New(env);
+  wrapper.Set("collective", ext);
+  wrapper.Set("rank", coll->rank());
+  wrapper.Set("size", coll->size());
+  return wrapper;
+}
+
+void InitHosts(Napi::Env /*env*/, Napi::Object exports) { REDBLUE_EXPORT(exports, "hostsCollective", JsHostsCollective); }
+
+}  // namespace
+
+// A collective made by hostsCollective(), or null for anything else.
+std::shared_ptr<Collective> ExternalCollectiveFromJs(Napi::Value v) {
+  if (!v.IsObject()) return nullptr;
+  Napi::Value ext = v.As<Napi::Object>().Get("collective");
+  if (!ext.IsExternal()) return nullptr;
+  bool tagged = false;
+  if (napi_check_object_type_tag(v.Env(), ext, &kCollectiveTag, &tagged) != napi_ok || !tagged) return nullptr;
+  return *ext.As<Napi::External<std::shared_ptr<Collective>>>().Data();
+}
+
+REDBLUE_MODULE(InitHosts);
+}  // namespace redblue

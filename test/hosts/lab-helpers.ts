@@ -1,0 +1,181 @@
+// Helpers for the multi-host tests: executors started inside pretend hosts (network namespaces),
+// the CLI run inside a namespace, certificates and ssh keys made in a temp dir.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Lab } from '../../transport/netns-lab.js';
+import { cliPath, repoRoot } from '../helpers/cli.js';
+
+export interface Started {
+  proc: ChildProcess;
+  port: number;
+  stderr: () => string;
+}
+
+/** Starts `redblue executor` in host i of the lab; resolves when it prints "ready PORT". */
+export function startExecutor(lab: Lab, i: number, args: string[], timeoutMs = 20_000): Promise<Started> {
+  return new Promise((resolve, reject) => {
+    const proc = lab.spawn(i, process.execPath, [cliPath, 'executor', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: repoRoot,
+    });
+    let err = '';
+    let out = '';
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (d: string) => (err = (err + d).slice(-8000)));
+    proc.stdout!.setEncoding('utf8');
+    const timer = setTimeout(() => reject(new Error(`executor in host ${i} not ready: ${err}`)), timeoutMs);
+    proc.stdout!.on('data', (d: string) => {
+      out += d;
+      const m = /ready (\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, port: Number(m[1]), stderr: () => err });
+      }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`executor in host ${i} exited (${code}): ${err}`));
+    });
+  });
+}
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs the CLI inside host i (bounded by `timeoutMs`). */
+export function cliIn(lab: Lab, i: number, args: string[], timeoutMs = 60_000): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const proc = lab.spawn(i, process.execPath, [cliPath, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: repoRoot,
+    });
+    let out = '';
+    let err = '';
+    proc.stdout!.setEncoding('utf8');
+    proc.stderr!.setEncoding('utf8');
+    proc.stdout!.on('data', (d: string) => (out += d));
+    proc.stderr!.on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : -1), stdout: out, stderr: err, ms: Date.now() - t0 });
+    });
+  });
+}
+
+/** A CA, a host certificate for the cluster name "redblue" it signed, and its key. */
+export function makeCerts(dir: string, prefix: string): { ca: string; cert: string; key: string } {
+  const p = (x: string) => join(dir, `${prefix}-${x}`);
+  const ossl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe', timeout: 20_000 });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  ossl([
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    p('ca.key'),
+    '-out',
+    p('ca.pem'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=redblue-test-ca',
+  ]);
+  ossl(['req', ...ec, '-keyout', p('host.key'), '-out', p('host.csr'), '-subj', '/CN=redblue']);
+  writeFileSync(p('ext'), 'subjectAltName=DNS:redblue\n');
+  ossl([
+    'x509',
+    '-req',
+    '-in',
+    p('host.csr'),
+    '-CA',
+    p('ca.pem'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    p('host.pem'),
+    '-days',
+    '1',
+    '-extfile',
+    p('ext'),
+  ]);
+  return { ca: p('ca.pem'), cert: p('host.pem'), key: p('host.key') };
+}
+
+/** pids of live, non-zombie children of `ppid`. */
+export function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === ppid && f[0] !== 'Z') out.push(Number(d));
+    } catch {
+      // gone while we looked
+    }
+  }
+  return out;
+}
+
+/** /dev/shm entries that belong to one of these pids (staging areas and host groups). */
+export function shmOf(pids: number[]): string[] {
+  return readdirSync('/dev/shm').filter(
+    (f) => f.startsWith('redblue-') && pids.some((p) => new RegExp(`(^|[^0-9])${p}([^0-9]|$)`).test(f)),
+  );
+}
+
+/** Polls `check` every 100 ms until it is true or `ms` pass; returns the last result. */
+export async function eventually(check: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (let i = 0; i < 1000 && Date.now() < end; i++) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return check();
+}
+
+/** A throwaway sshd inside host i (its own key, config and authorized key, all in `dir`). */
+export function startSshd(lab: Lab, i: number, dir: string): { proc: ChildProcess; knownHost: string } {
+  const hostKey = join(dir, `sshd-${i}-hostkey`);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey], { stdio: 'pipe' });
+  const config = join(dir, `sshd-${i}-config`);
+  writeFileSync(
+    config,
+    [
+      'Port 22',
+      `ListenAddress ${lab.addresses[i]}`,
+      `HostKey ${hostKey}`,
+      'PidFile none',
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      // A vanished client ends the session (and the executor it started) within seconds.
+      'ClientAliveInterval 2',
+      'ClientAliveCountMax 2',
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  );
+  const proc = lab.spawn(i, '/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: 'ignore' });
+  const pub = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(' ').slice(0, 2).join(' ');
+  return { proc, knownHost: `${lab.addresses[i]} ${pub}` };
+}
+
+/** A user key pair for ssh, authorised for the lab's sshds. */
+export function makeUserKey(dir: string): string {
+  const key = join(dir, 'userkey');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key], { stdio: 'pipe' });
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${key}.pub`));
+  return key;
+}

@@ -1,0 +1,163 @@
+// A host's supervisor refuses unauthenticated calls and checks every request: nothing it receives
+// reaches memory outside its staging area, and each refusal says what was wrong.
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readTopology } from '../../native/topology.js';
+import { Supervisor } from '../../executor/supervisor.js';
+import { HostClient } from '../../transport/host-client.js';
+import { authMetadata, hostsServices, MAX_MESSAGE_BYTES } from '../../transport/grpc-data.js';
+
+const TOKEN = 'validate-test-token-0123456789';
+let sup: Supervisor;
+let client: HostClient;
+let address = '';
+
+beforeAll(async () => {
+  sup = new Supervisor({
+    listen: '127.0.0.1:0',
+    topology: readTopology({ virtualNodes: 1 }),
+    auth: { token: TOKEN },
+  });
+  address = `127.0.0.1:${await sup.start()}`;
+  client = new HostClient(address, 'host 0', { token: TOKEN });
+}, 30_000);
+
+afterAll(async () => {
+  client?.close();
+  await sup?.stop();
+});
+
+const code = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (e) {
+    return { code: (e as { code?: number }).code, message: (e as Error).message };
+  }
+  throw new Error('the call succeeded');
+};
+
+describe('supervisor security and validation', () => {
+  it('refuses calls without the token, or with a wrong one', async () => {
+    for (const auth of [{}, { token: 'not-the-token-at-all-00000' }]) {
+      const c = new HostClient(address, 'host 0', auth);
+      try {
+        const r = await code(c.hello());
+        expect(r.code).toBe(grpc.status.UNAUTHENTICATED);
+        expect(r.message).toMatch(/host 0: unauthenticated: missing or wrong token/);
+        expect((await code(c.stage(1024))).code).toBe(grpc.status.UNAUTHENTICATED);
+      } finally {
+        c.close();
+      }
+    }
+  });
+
+  it('reports its topology to an authenticated caller', async () => {
+    const h = await client.hello();
+    expect(h.nodes).toHaveLength(1);
+    expect(h.nodes[0]!.cpus.length).toBeGreaterThan(0);
+    expect(h.virtualNodes).toBe(true);
+  });
+
+  it('needs a session before any work', async () => {
+    const r = await code(client.stage(1024));
+    expect(r.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(r.message).toMatch(/no session: call Open first/);
+  });
+
+  it('checks offsets, shapes, dtypes and sizes once a session is open', async () => {
+    const session = await client.open(
+      { session: 'validate', hostIndex: 0, peers: [address] },
+      () => undefined,
+    );
+    try {
+      const busy = new HostClient(address, 'host 0', { token: TOKEN });
+      const second = await code(
+        busy.open({ session: 'other', hostIndex: 0, peers: [address] }, () => undefined),
+      );
+      busy.close();
+      expect(second.message).toMatch(/busy with session validate/);
+
+      await client.stage(4096);
+      const outside = await code(client.write(4000, new Uint8Array(200)));
+      expect(outside.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(outside.message).toMatch(/write: bytes \[4000, 4200\) lie outside the 4096-byte staging area/);
+      expect((await code(client.read(0, new Uint8Array(5000)))).message).toMatch(
+        /outside the 4096-byte staging area/,
+      );
+      expect((await code(client.fill(2, 4, 1, 1))).message).toMatch(/multiples of 4/);
+      expect((await code(client.stage(2 ** 52))).message).toMatch(/bytes must be a whole number in \[64, /);
+
+      const brick = { m: { lo: 0, hi: 9 }, n: { lo: 0, hi: 4 }, k: { lo: 0, hi: 4 } };
+      const gemm = { m: 8, n: 4, k: 4, aOffset: 0, bOffset: 128, cOffset: 256, partialOffset: 512 };
+      const badBrick = await code(client.gemm({ ...gemm, bricks: [{ node: 0, bricks: [brick] }] }));
+      expect(badBrick.message).toMatch(/brick.m.hi must be a whole number in \[0, 8\], got 9/);
+      const badNode = await code(client.gemm({ ...gemm, bricks: [{ node: 3, bricks: [] }] }));
+      expect(badNode.message).toMatch(/node must be a whole number in \[0, 0\], got 3/);
+      const bigC = await code(client.gemm({ ...gemm, cOffset: 4000, bricks: [] }));
+      expect(bigC.message).toMatch(/C: bytes \[4000, 4128\) lie outside/);
+
+      const place = {
+        dtype: 'q3_k',
+        n: 8,
+        k: 64,
+        layers: 1,
+        seed: 1,
+        placement: ['shard'],
+        firstRank: 0,
+        rowsPerRank: [8],
+        count: 1,
+        fresh: true,
+      };
+      expect((await code(client.placeLayers(place))).message).toMatch(
+        /dtype must be one of q4_0, q8_0, f32, got "q3_k"/,
+      );
+      expect((await code(client.placeLayers({ ...place, dtype: 'q4_0', k: 40 }))).message).toMatch(
+        /k = 40 must be a multiple of 32/,
+      );
+      expect((await code(client.placeLayers({ ...place, dtype: 'f32', rowsPerRank: [5] }))).message).toMatch(
+        /rowsPerRank must add up to n = 8/,
+      );
+      const run = {
+        m: 1,
+        iters: 1,
+        seed: 1,
+        collect: false,
+        yOffset: 0,
+        xOffset: 0,
+        firstRank: 0,
+        world: 1,
+        run: 'r1',
+      };
+      expect((await code(client.runLayers({ ...run, world: 2, hostFirstRanks: [0, 1, 2] }))).message).toMatch(
+        /hostFirstRanks must list the first rank of every host/,
+      );
+      expect(
+        (await code(client.runLayers({ ...run, run: '../etc', hostFirstRanks: [0, 1] }))).message,
+      ).toMatch(/run must be a short name/);
+      // A single message above the limit is refused by the server itself (a client that would
+      // send it is made with no send limit of its own).
+      const raw = new (hostsServices().Host)(address, grpc.credentials.createInsecure(), {
+        'grpc.max_send_message_length': -1,
+      }) as unknown as {
+        write: (
+          md: grpc.Metadata,
+          cb: (e: grpc.ServiceError | null) => void,
+        ) => grpc.ClientWritableStream<unknown>;
+      };
+      const tooBig = await new Promise<grpc.ServiceError | null>((resolve) => {
+        const call = raw.write(authMetadata({ token: TOKEN }), resolve);
+        call.write({ offset: 0, data: Buffer.alloc(MAX_MESSAGE_BYTES + 1) });
+        call.end();
+      });
+      expect(tooBig?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      // Valid requests still work after all those refusals.
+      await client.fill(0, 16, 1, 1);
+      const back = new Uint8Array(64);
+      await client.read(0, back);
+      expect(new Float32Array(back.buffer).some((x) => x !== 0)).toBe(true);
+    } finally {
+      session.cancel();
+      await client.closeSession();
+    }
+  }, 30_000);
+});

@@ -1,0 +1,271 @@
+// gRPC between hosts: bulk tensor blocks as chunked HTTP/2 streams, with flow-control windows
+// sized for bulk data (the default 64 KiB window caps a stream at about 0.4 GB/s here), message
+// size limits, keepalives that notice a dead link within seconds, and authentication (a shared
+// token checked on every call, and/or TLS with a cluster certificate and client certificates).
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { timingSafeEqual } from 'node:crypto';
+import type { Http2Session } from 'node:http2';
+import { fileURLToPath } from 'node:url';
+
+/** Bytes per chunk of a streamed block: large enough to amortise per-message costs. */
+export const CHUNK_BYTES = 1 << 20;
+/** Largest message accepted: a chunk plus headroom; larger blocks are always chunked. */
+export const MAX_MESSAGE_BYTES = 4 * CHUNK_BYTES + 4096;
+/** HTTP/2 flow-control window per stream and per connection. */
+export const WINDOW_BYTES = 32 << 20;
+
+/** How long a silent connection may stay unanswered before it counts as dead. */
+const KEEPALIVE_MS = 1000;
+const KEEPALIVE_TIMEOUT_MS = 2000;
+
+export function channelOptions(extra: grpc.ChannelOptions = {}): grpc.ChannelOptions {
+  return {
+    'grpc-node.flow_control_window': WINDOW_BYTES,
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    'grpc.keepalive_time_ms': KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+    'grpc.keepalive_permit_without_calls': 1,
+    // A lost host must fail calls quickly, not be retried for minutes.
+    'grpc.initial_reconnect_backoff_ms': 200,
+    'grpc.max_reconnect_backoff_ms': 1000,
+    'grpc.enable_retries': 0,
+    ...extra,
+  };
+}
+
+export function serverOptions(): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    'grpc.keepalive_time_ms': KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+  };
+}
+
+/**
+ * grpc-js has no server-side window option: its HTTP/2 server advertises the default 64 KiB
+ * stream window, which throttles client-to-server streams (uploads). We set the initial stream
+ * window in the server's settings before it binds and grow each session's connection window.
+ * Reaches into grpc-js internals; if they change, uploads only get slower.
+ */
+export function widenServerWindows(server: grpc.Server): void {
+  const s = server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } };
+  if (s.commonServerOptions) {
+    s.commonServerOptions.settings = {
+      ...(s.commonServerOptions.settings ?? {}),
+      initialWindowSize: WINDOW_BYTES,
+    };
+  }
+}
+
+/** After bindAsync: grow every new session's connection-level window, and turn Nagle off. */
+export function widenSessionWindows(server: grpc.Server): void {
+  const s = server as unknown as {
+    http2Servers?: Map<{ on(ev: string, fn: (x: never) => void): void }, unknown>;
+  };
+  for (const h of s.http2Servers?.keys() ?? []) {
+    h.on('session', (session: Http2Session) => {
+      try {
+        session.setLocalWindowSize(WINDOW_BYTES);
+      } catch {
+        // an old Node without setLocalWindowSize: the default window stays
+      }
+    });
+    // Nagle's algorithm would hold a reply's last small frames (trailers) back until the peer
+    // acknowledges the previous ones: milliseconds per call. (grpc-js sets this on clients only.)
+    h.on('connection', (socket: { setNoDelay?: (v: boolean) => void }) => socket.setNoDelay?.(true));
+  }
+}
+
+// --- authentication ---------------------------------------------------------------------------
+
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
+}
+
+export interface Auth {
+  /** Shared secret sent as `authorization: Bearer <token>` on every call. */
+  token?: string;
+  /** Cluster certificate: servers require client certificates signed by `ca`. */
+  tls?: TlsFiles;
+}
+
+/** Name every host's certificate carries (one cluster certificate serves all hosts). */
+export const TLS_SERVER_NAME = 'redblue';
+
+export function serverCredentials(auth: Auth): grpc.ServerCredentials {
+  if (!auth.tls) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(
+    auth.tls.ca,
+    [{ private_key: auth.tls.key, cert_chain: auth.tls.cert }],
+    true,
+  );
+}
+
+export function channelCredentials(auth: Auth): {
+  credentials: grpc.ChannelCredentials;
+  options: grpc.ChannelOptions;
+} {
+  if (!auth.tls) return { credentials: grpc.credentials.createInsecure(), options: {} };
+  return {
+    credentials: grpc.credentials.createSsl(auth.tls.ca, auth.tls.key, auth.tls.cert),
+    options: { 'grpc.ssl_target_name_override': TLS_SERVER_NAME, 'grpc.default_authority': TLS_SERVER_NAME },
+  };
+}
+
+export function authMetadata(auth: Auth): grpc.Metadata {
+  const md = new grpc.Metadata();
+  if (auth.token !== undefined) md.set('authorization', `Bearer ${auth.token}`);
+  return md;
+}
+
+/** Throws an UNAUTHENTICATED error unless the call carries the token (constant-time compare). */
+export function checkToken(metadata: grpc.Metadata, token: string | undefined): void {
+  if (token === undefined) return;
+  const got = metadata.get('authorization')[0];
+  const want = Buffer.from(`Bearer ${token}`);
+  const have = Buffer.from(typeof got === 'string' ? got : '');
+  if (have.length !== want.length || !timingSafeEqual(have, want)) {
+    throw new RpcError(grpc.status.UNAUTHENTICATED, 'unauthenticated: missing or wrong token');
+  }
+}
+
+/** An error with a gRPC status code, so callers see e.g. UNAUTHENTICATED or INVALID_ARGUMENT. */
+export class RpcError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+// --- the Host service ---------------------------------------------------------------------------
+
+const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true };
+
+let pkgCache: { Host: grpc.ServiceClientConstructor } | undefined;
+export function hostsServices(): { Host: grpc.ServiceClientConstructor } {
+  if (!pkgCache) {
+    let def: protoLoader.PackageDefinition;
+    try {
+      def = protoLoader.loadSync(
+        fileURLToPath(new URL('../../proto/hosts.proto', import.meta.url)),
+        LOADER_OPTIONS,
+      );
+    } catch {
+      def = protoLoader.loadSync(
+        fileURLToPath(new URL('../proto/hosts.proto', import.meta.url)),
+        LOADER_OPTIONS,
+      );
+    }
+    passEncodedBlocks(def);
+    const pkg = grpc.loadPackageDefinition(def) as unknown as {
+      redblue: {
+        hosts: { v1: { Host: grpc.ServiceClientConstructor } };
+      };
+    };
+    pkgCache = pkg.redblue.hosts.v1;
+  }
+  return pkgCache;
+}
+
+// --- chunked streams ---------------------------------------------------------------------------
+
+function varint(v: number, out: number[]): void {
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+}
+
+/**
+ * A Block message (offset = 1, data = 2) encoded straight from `src`: one copy, made now. The
+ * server's streams send these as they are (see passEncodedBlocks), so a chunk is copied once
+ * out of the staging area instead of twice (a safe copy, then protobuf's).
+ */
+export function encodeBlock(offset: number, src: Uint8Array): Buffer {
+  const head: number[] = [0x08];
+  varint(offset, head);
+  head.push(0x12);
+  varint(src.byteLength, head);
+  const out = Buffer.allocUnsafe(head.length + src.byteLength);
+  for (let i = 0; i < head.length; i++) out[i] = head[i]!;
+  out.set(src, head.length);
+  return out;
+}
+
+/** Lets the block-streaming replies (Read, Fetch) take already encoded Buffers. */
+function passEncodedBlocks(def: protoLoader.PackageDefinition): void {
+  const host = def['redblue.hosts.v1.Host'] as unknown as Record<
+    string,
+    { responseSerialize: (m: unknown) => Buffer }
+  >;
+  for (const m of ['Read', 'Fetch']) {
+    const method = host[m]!;
+    const encode = method.responseSerialize;
+    method.responseSerialize = (msg: unknown) => (Buffer.isBuffer(msg) ? msg : encode(msg));
+  }
+}
+
+export interface BlockMsg {
+  offset: number;
+  data: Buffer;
+}
+
+interface Writable {
+  write(msg: unknown): boolean;
+  once(ev: 'drain', fn: () => void): unknown;
+}
+
+/** Writes `src` as chunks (offsets relative to `base`), waiting for the stream to drain. */
+export async function writeChunks(
+  stream: Writable,
+  src: Uint8Array,
+  base = 0,
+  chunkBytes = CHUNK_BYTES,
+): Promise<void> {
+  for (let off = 0; off < src.byteLength; off += chunkBytes) {
+    const end = Math.min(src.byteLength, off + chunkBytes);
+    const data = Buffer.from(src.buffer, src.byteOffset + off, end - off);
+    if (!stream.write({ offset: base + off, data })) await new Promise<void>((r) => stream.once('drain', r));
+  }
+}
+
+/** Reads chunks from a server stream into `dst` (chunk offsets relative to `base`). */
+export function readChunks(
+  stream: grpc.ClientReadableStream<BlockMsg>,
+  dst: Uint8Array,
+  base = 0,
+  onChunk?: (bytes: number) => void,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let got = 0;
+    stream.on('data', (m: BlockMsg) => {
+      const at = m.offset - base;
+      if (at < 0 || at + m.data.byteLength > dst.byteLength) {
+        stream.cancel();
+        reject(
+          new Error(`a chunk at ${m.offset} (${m.data.byteLength} bytes) lies outside the expected block`),
+        );
+        return;
+      }
+      dst.set(m.data, at);
+      got += m.data.byteLength;
+      onChunk?.(m.data.byteLength);
+    });
+    stream.on('error', reject);
+    stream.on('end', () => resolve(got));
+  });
+}
+
+/** The message of a failed call, without grpc-js's "13 INTERNAL:" prefix. */
+export function callMessage(err: unknown): string {
+  const e = err as Partial<grpc.ServiceError>;
+  return e.details || (err instanceof Error ? err.message : String(err));
+}

@@ -1,0 +1,308 @@
+// A typed, promise-returning client of one host's supervisor (proto/hosts.proto): every call
+// carries the credentials and a deadline, and every failure names the host.
+import * as grpc from '@grpc/grpc-js';
+import {
+  authMetadata,
+  callMessage,
+  channelCredentials,
+  channelOptions,
+  hostsServices,
+  readChunks,
+  writeChunks,
+  type Auth,
+  type BlockMsg,
+} from './grpc-data.js';
+
+export interface HostNodeInfo {
+  cpus: number[];
+  memoryBytes: number;
+  physicalNode: number;
+}
+export interface HostHello {
+  hostname: string;
+  version: string;
+  nodes: HostNodeInfo[];
+  virtualNodes: boolean;
+  pid: number;
+  launchRank: number;
+  launchSize: number;
+}
+export interface WireRange {
+  lo: number;
+  hi: number;
+}
+export interface WireBrick {
+  m: WireRange;
+  n: WireRange;
+  k: WireRange;
+}
+export interface HostGemmRequest {
+  m: number;
+  n: number;
+  k: number;
+  bricks: { node: number; bricks: WireBrick[] }[];
+  aOffset: number;
+  bOffset: number;
+  cOffset: number;
+  partialOffset: number;
+}
+export interface RankTimings {
+  computeSeconds: number;
+  exchangeSeconds: number;
+  totalSeconds: number;
+  bytesReceived: number;
+}
+export interface HostPlaceRequest {
+  dtype: string;
+  n: number;
+  k: number;
+  layers: number;
+  seed: number;
+  placement: string[];
+  firstRank: number;
+  rowsPerRank: number[];
+  count: number;
+  fresh: boolean;
+}
+export interface PlacedRank {
+  weightBytes: number;
+  backing: string;
+  layersMade: number;
+}
+export interface HostRunRequest {
+  m: number;
+  iters: number;
+  seed: number;
+  collect: boolean;
+  yOffset: number;
+  xOffset: number;
+  firstRank: number;
+  world: number;
+  run: string;
+  hostFirstRanks: number[];
+}
+export interface PassTimingsMsg {
+  seconds: number;
+  computeSeconds: number;
+  exchangeSeconds: number;
+  passes: number;
+}
+
+/** A client-visible failure of one host, with the gRPC code when there was one. */
+export class HostCallError extends Error {
+  constructor(
+    message: string,
+    readonly code?: grpc.status,
+  ) {
+    super(message);
+  }
+}
+
+type Raw = Record<string, (...a: unknown[]) => unknown> & grpc.Client;
+
+const DEFAULT_DEADLINE_MS = 600_000;
+
+export class HostClient {
+  readonly raw: Raw;
+  private readonly md: grpc.Metadata;
+
+  constructor(
+    readonly address: string,
+    public label: string,
+    auth: Auth,
+    /** Channel options on top of the bulk-data defaults (benchmarks compare settings). */
+    extra: Record<string, unknown> = {},
+  ) {
+    const { credentials, options } = channelCredentials(auth);
+    this.raw = new (hostsServices().Host)(
+      address,
+      credentials,
+      channelOptions({ ...options, ...extra }),
+    ) as unknown as Raw;
+    this.md = authMetadata(auth);
+  }
+
+  private fail(err: unknown): HostCallError {
+    const e = err as Partial<grpc.ServiceError>;
+    let msg = callMessage(err);
+    if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
+      msg = `unreachable (${msg})`;
+    }
+    return new HostCallError(`${this.label}: ${msg}`, e.code);
+  }
+
+  unary<Req, Res>(method: string, req: Req, deadlineMs = DEFAULT_DEADLINE_MS): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const fn = this.raw[method]!.bind(this.raw);
+      fn(req, this.md, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: Res) =>
+        err ? reject(this.fail(err)) : resolve(res),
+      );
+    });
+  }
+
+  waitForReady(deadlineMs: number): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.raw.waitForReady(Date.now() + deadlineMs, (err) =>
+        err ? reject(new HostCallError(`${this.label}: not reachable (${err.message})`)) : resolve(),
+      ),
+    );
+  }
+
+  hello(deadlineMs = 10_000): Promise<HostHello> {
+    return this.unary('hello', {}, deadlineMs);
+  }
+
+  /** Opens the session stream; `onLost` is called once if it ends without close(). */
+  open(
+    req: { session: string; hostIndex: number; peers: string[] },
+    onLost: (err: HostCallError) => void,
+  ): Promise<{ pids: number[]; cancel(): void }> {
+    return new Promise((resolve, reject) => {
+      const call = (this.raw.open as (r: unknown, md: grpc.Metadata) => grpc.ClientReadableStream<unknown>)(
+        req,
+        this.md,
+      );
+      let ready = false;
+      let cancelled = false;
+      const lost = (err: HostCallError) => {
+        if (cancelled) return;
+        cancelled = true;
+        if (ready) onLost(err);
+        else reject(err);
+      };
+      call.on('data', (ev: { state: string; pids: number[] }) => {
+        if (ev.state === 'ready' && !ready) {
+          ready = true;
+          resolve({
+            pids: ev.pids,
+            cancel: () => {
+              cancelled = true;
+              call.cancel();
+            },
+          });
+        }
+      });
+      call.on('error', (err) => lost(this.fail(err)));
+      call.on('end', () => lost(new HostCallError(`${this.label}: the host ended the session`)));
+    });
+  }
+
+  stage(bytes: number): Promise<void> {
+    return this.unary('stage', { bytes });
+  }
+
+  fill(offset: number, count: number, seed: number, stream: number): Promise<void> {
+    return this.unary('fill', { offset, count, seed, stream });
+  }
+
+  /** Streams `data` into the host's staging area at `offset`. */
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const call = (
+        this.raw.write as (
+          md: grpc.Metadata,
+          o: grpc.CallOptions,
+          cb: (e: grpc.ServiceError | null) => void,
+        ) => grpc.ClientWritableStream<BlockMsg>
+      )(this.md, { deadline: Date.now() + DEFAULT_DEADLINE_MS }, (err) =>
+        err ? reject(this.fail(err)) : resolve(),
+      );
+      writeChunks(call, data, offset).then(
+        () => call.end(),
+        (e: unknown) => {
+          call.cancel();
+          reject(this.fail(e));
+        },
+      );
+    });
+  }
+
+  /** Reads `dst.byteLength` bytes of the staging area at `offset`. */
+  async read(offset: number, dst: Uint8Array, chunkBytes = 0): Promise<void> {
+    const call = (
+      this.raw.read as (
+        r: unknown,
+        md: grpc.Metadata,
+        o: grpc.CallOptions,
+      ) => grpc.ClientReadableStream<BlockMsg>
+    )({ offset, bytes: dst.byteLength, chunkBytes }, this.md, { deadline: Date.now() + DEFAULT_DEADLINE_MS });
+    try {
+      const got = await readChunks(call, dst, offset);
+      if (got !== dst.byteLength) throw new Error(`read ${got} of ${dst.byteLength} bytes`);
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
+  /** Pulls all-gather block `tag` of host `fromHost` (its bytes known from the layout). */
+  async fetch(tag: string, fromHost: number, dst: Uint8Array, deadlineMs: number): Promise<void> {
+    const call = (
+      this.raw.fetch as (
+        r: unknown,
+        md: grpc.Metadata,
+        o: grpc.CallOptions,
+      ) => grpc.ClientReadableStream<BlockMsg>
+    )({ tag, fromHost }, this.md, { deadline: Date.now() + deadlineMs });
+    try {
+      const got = await readChunks(call, dst, 0);
+      if (got !== dst.byteLength)
+        throw new Error(`all-gather block ${tag}: got ${got} of ${dst.byteLength} bytes`);
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
+  /** Pulls all-gather block `tag` of host `fromHost` whatever its size (asked before it is known). */
+  async fetchAny(tag: string, fromHost: number, deadlineMs: number): Promise<Buffer> {
+    const call = (
+      this.raw.fetch as (
+        r: unknown,
+        md: grpc.Metadata,
+        o: grpc.CallOptions,
+      ) => grpc.ClientReadableStream<BlockMsg>
+    )({ tag, fromHost }, this.md, { deadline: Date.now() + deadlineMs });
+    try {
+      return await new Promise<Buffer>((resolve, reject) => {
+        const parts: Buffer[] = [];
+        let next = 0;
+        call.on('data', (m: BlockMsg) => {
+          if (m.offset !== next) {
+            call.cancel();
+            reject(new Error(`all-gather block ${tag}: chunk at ${m.offset}, expected ${next}`));
+            return;
+          }
+          parts.push(m.data);
+          next += m.data.byteLength;
+        });
+        call.on('error', reject);
+        call.on('end', () => resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts)));
+      });
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
+  pullAdd(peer: number, rows: { offset: number; bytes: number }[]): Promise<{ bytes: number }> {
+    return this.unary('pullAdd', { peer, rows });
+  }
+
+  gemm(req: HostGemmRequest): Promise<{ ranks: RankTimings[] }> {
+    return this.unary('gemm', req);
+  }
+
+  placeLayers(req: HostPlaceRequest): Promise<{ ranks: PlacedRank[] }> {
+    return this.unary('placeLayers', req);
+  }
+
+  runLayers(req: HostRunRequest): Promise<{ ranks: PassTimingsMsg[] }> {
+    return this.unary('runLayers', req);
+  }
+
+  closeSession(deadlineMs = 5000): Promise<void> {
+    return this.unary('endSession', {}, deadlineMs);
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+}
