@@ -2,7 +2,7 @@
 // anything, serves the control plane (gRPC), and runs whole steps natively on its pinned pool
 // with node-local memory, exchanging with its peers through the host's shared memory.
 import { hostname } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
 import type { Server } from '@grpc/grpc-js';
 import { loadAddon, type NativeThreadPool } from '../native/addon.js';
 import { serveExecutor, type ExecutorHandlers } from '../transport/control.js';
@@ -169,7 +169,13 @@ async function main(): Promise<void> {
   const ex = new Executor(args, pool);
   process.on('SIGTERM', () => ex.exit(0));
   process.on('SIGINT', () => ex.exit(0));
-  // The coordinator owns us: if it goes away, so do we.
+  // The coordinator owns us: if it goes away, so do we. Its end of our stdin closes when it dies,
+  // even by SIGKILL; the parent check also covers a stdin that was not a pipe.
+  if (fstatSync(0).isFIFO()) {
+    process.stdin.on('end', () => ex.exit(1));
+    process.stdin.on('error', () => ex.exit(1));
+    process.stdin.resume();
+  }
   const parent = process.ppid;
   setInterval(() => {
     if (process.ppid !== parent) ex.exit(1);

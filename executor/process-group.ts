@@ -58,7 +58,8 @@ export class ProcessGroup {
         '--listen',
         spec.address,
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...extraEnv } },
+      // stdin is a lifeline: it reaches EOF when this process dies, however it dies.
+      { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...extraEnv } },
     );
     this.children.set(spec.rank, child);
     child.stderr?.setEncoding('utf8');

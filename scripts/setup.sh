@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the build, the tests and the benchmarks need.
 PACKAGES=(cmake g++ make pkg-config libnuma-dev libhwloc-dev libopenblas-dev
-  openmpi-bin libopenmpi-dev chromium iproute2 openssh-server openssh-client)
+  openmpi-bin libopenmpi-dev chromium iproute2 openssh-server openssh-client openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
