@@ -24,7 +24,7 @@ export function buildProgram(): Command {
   program
     .name('redblue')
     .description(
-      'Distributed tensor-parallel engine: one executor per NUMA node (and per host), a planner that\n' +
+      'Distributed tensor-parallel engine: one executor per NUMA node (and per host), a planner that ' +
         'splits matrix work so the least data crosses slow links, and native kernels.',
     )
     .version(pkg.version, '-V, --version')
@@ -58,6 +58,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`redblue: ${message}\n`);
     return err instanceof UsageError || err instanceof RangeError || err instanceof TypeError ? 2 : 1;
   }
+}
+
+// Output piped into `head` and the like: stop quietly when the reader goes away.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
 }
 
 main(process.argv).then(
