@@ -205,7 +205,10 @@ Examples:
         `redblue demo on ${topo.nodes.length} node(s)${topo.virtualNodes ? ' (virtual)' : ''}\n\n` +
           layerSummary(demoLayer, layer) +
           '\n' +
-          gemmSummary(gemm, verify),
+          gemmSummary(gemm, verify) +
+          (topo.nodes.length === 1
+            ? '\nThis machine has one NUMA node; `redblue run --virtual-nodes 2` splits its cpus in two to show the split.\n'
+            : ''),
       );
       if (!verify.ok) throw new Error('the demo gemm did not verify');
     });
