@@ -26,6 +26,11 @@ function expectClean(results: Awaited<ReturnType<typeof runRanks>>) {
   }
 }
 
+interface Segment {
+  ids: Record<string, number | string>;
+  sum: number | string | null;
+}
+
 describe('shm collectives between processes', () => {
   it('3 ranks: all-reduce f32/bf16 (0 .. 16 MiB), all-gather(v), reduce-scatter(v), broadcast, p2p', async () => {
     const name = uniqueName('coll');
@@ -83,7 +88,48 @@ describe('shm collectives between processes', () => {
     // every rank checked 2 collectives x iterations for each of its groups
     const perRank = [0, 1, 2, 3].map((r) => groups.filter((g) => g.includes(r)).length * 2 * 4);
     expect(results.map((r) => r.checks)).toEqual(perRank);
+    // Every member of a group got the same channel for it (groups are made concurrently).
+    groups.forEach((g, id) => {
+      const ids = g.map((r) => (results[r]!.groupIds as Record<number, number>)[id]);
+      expect(ids.every((x) => x === ids[0] && x !== undefined)).toBe(true);
+    });
   });
+
+  // Regression: a group made at the same instant by several ranks must map to one channel.
+  // MakeGroup used to look the rank set up in one pass and claim a free entry in a second: two
+  // ranks that both missed the lookup could claim two entries for one set, splitting the group
+  // so that each half waited for the other until the timeout (seen once as "allReduce timed out
+  // after 30000 ms" in the subset-groups test above, in a loaded full-suite run).
+  it('ranks creating the same groups at the same instant all end on the same channel', async () => {
+    const size = 6;
+    const racers = 2;
+    const segments = 30;
+    const results = await runRanks(size, {
+      name: uniqueName('claim'),
+      scenario: 'claimRace',
+      racers,
+      segments,
+      options: { maxGroups: 64, slotBytes: 8192, mailboxBytes: 4096, timeoutMs: 5000 },
+    });
+    for (const r of results) {
+      expect(r.fatal).toBeUndefined();
+      expect(r.checks).toBe(segments);
+    }
+    const [a, b] = results.map((r) => r.segments as Segment[]) as [Segment[], Segment[]];
+    const split: string[] = [];
+    for (let s = 0; s < segments; ++s) {
+      // Every rank set holding both racers (the world among them) was made by both.
+      expect(Object.keys(a[s]!.ids)).toHaveLength(2 ** (size - racers));
+      expect(Object.keys(b[s]!.ids)).toEqual(Object.keys(a[s]!.ids));
+      for (const m of Object.keys(a[s]!.ids)) {
+        if (a[s]!.ids[m] !== b[s]!.ids[m])
+          split.push(`segment ${s} mask ${m}: ${a[s]!.ids[m]} vs ${b[s]!.ids[m]}`);
+      }
+      // The racers' own group works end to end (1 + 2 on both).
+      expect([a[s]!.sum, b[s]!.sum]).toEqual([3, 3]);
+    }
+    expect(split).toEqual([]);
+  }, 120_000);
 
   it('mismatched calls on one group fail on every member instead of corrupting data', async () => {
     const results = await runRanks(2, {

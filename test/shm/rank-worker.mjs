@@ -221,6 +221,8 @@ async function groups(c) {
   });
   await Promise.all(jobs);
   await c.barrier();
+  // Which channel each group got here: every member must have got the same one.
+  return { groupIds: Object.fromEntries(made.map((g, gi) => [cfg.groups.indexOf(defs[gi]), g.id])) };
 }
 
 // Runs all-reduces (or, with cfg.op 'p2p', rank 0 receives what rank 1 sends) until one fails
@@ -277,8 +279,66 @@ async function dropAndCollect() {
   await send({ type: 'ready', path, collected });
 }
 
+// Ranks 0 .. cfg.racers-1 create every group that holds all of them, each at the same instant
+// (a start time on the shared monotonic clock, one per group, from rank 0), on cfg.segments
+// fresh segments; the other ranks only attach. Returns each racer's group ids per segment and
+// the sum of one all-reduce on the racers' own group (a split group would time out instead).
+async function claimRace() {
+  const segments = [];
+  const racing = cfg.rank < cfg.racers;
+  const all = (1 << cfg.racers) - 1;
+  for (let s = 0; s < cfg.segments; ++s) {
+    const c = await ShmCommunicator.open({
+      ...cfg.options,
+      name: `${cfg.name}-${s}`,
+      rank: cfg.rank,
+      size: cfg.size,
+    });
+    try {
+      const t0 = new BigInt64Array([process.hrtime.bigint() + 2_000_000n]);
+      await c.broadcast(t0, 0);
+      const ids = {};
+      let sum = null;
+      if (racing) {
+        let k = 0n;
+        for (let m = 1; m < 1 << cfg.size; ++m) {
+          if ((m & all) !== all) continue;
+          const ranks = [];
+          for (let r = 0; r < cfg.size; ++r) if (m & (1 << r)) ranks.push(r);
+          const start = t0[0] + k++ * 200_000n;
+          while (process.hrtime.bigint() < start);
+          try {
+            ids[m] = c.group(ranks).id;
+          } catch (err) {
+            ids[m] = String(err.message);
+          }
+        }
+        const a = new Float32Array([cfg.rank + 1]);
+        try {
+          await c.allReduce(a, c.group(Array.from({ length: cfg.racers }, (_, r) => r)));
+          sum = a[0];
+        } catch (err) {
+          sum = String(err.message);
+        }
+      }
+      await c.barrier();
+      segments.push({ ids, sum });
+    } finally {
+      c.close();
+    }
+  }
+  checks = segments.length;
+  return { segments };
+}
+
 async function main() {
   if (cfg.scenario === 'dropAndCollect') return dropAndCollect();
+  if (cfg.scenario === 'claimRace') {
+    const result = await claimRace();
+    await send({ type: 'result', checks, failures, ...result });
+    process.disconnect();
+    return;
+  }
   const c = await ShmCommunicator.open({ name: cfg.name, rank: cfg.rank, size: cfg.size, ...cfg.options });
   if (cfg.scenario === 'exitWithoutClose') {
     await c.barrier();
@@ -291,7 +351,7 @@ async function main() {
   if (pool) c.usePool(pool, 4096);
   try {
     if (cfg.scenario === 'collectives') await collectives(c);
-    else if (cfg.scenario === 'groups') await groups(c);
+    else if (cfg.scenario === 'groups') result = await groups(c);
     else if (cfg.scenario === 'untilFailure') result = await untilFailure(c);
     else if (cfg.scenario === 'mismatch') result = await mismatch(c);
     else if (cfg.scenario === 'hold') {

@@ -97,17 +97,18 @@ Group Communicator::MakeGroup(std::vector<int> ranks) {
                     ": only members create and use a group");
   std::lock_guard<std::mutex> lk(groupsMu_);
   Header* h = seg_.header();
-  // Every member finds the same entry: the first claim of a rank set wins, others look it up.
-  for (int attempt = 0; attempt < 2 * kMaxGroups && g.channel < 0; ++attempt) {
-    for (uint32_t i = 0; i < h->maxGroups && g.channel < 0; ++i)
-      if (h->group[i].mask.load() == mask) g.channel = static_cast<int>(i);
-    if (g.channel >= 0) break;
-    for (uint32_t i = 0; i < h->maxGroups; ++i) {
-      uint64_t expected = 0;
-      if (h->group[i].mask.load() == 0) {
-        if (h->group[i].mask.compare_exchange_strong(expected, mask)) g.channel = static_cast<int>(i);
-        break;  // claimed, or someone else claimed it first: look again
-      }
+  // Every member must end on the same entry, without talking to the others. Entries only ever
+  // go from free (0) to a mask, never back, so one ordered pass that stops at the first entry
+  // holding this mask or free (and claims it with a CAS) is atomic: whoever claims a mask claims
+  // the lowest free entry, and every later pass meets that entry before any free one. (A lookup
+  // pass followed by a separate claim pass let two ranks that both missed the lookup claim two
+  // entries, splitting the group into two channels that each wait for the other half.)
+  for (uint32_t i = 0; i < h->maxGroups; ++i) {
+    uint64_t cur = h->group[i].mask.load();
+    if (cur == 0 && h->group[i].mask.compare_exchange_strong(cur, mask)) cur = mask;  // else cur: the winner's
+    if (cur == mask) {
+      g.channel = static_cast<int>(i);
+      break;
     }
   }
   if (g.channel < 0)
