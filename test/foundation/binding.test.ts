@@ -70,3 +70,28 @@ describe('pinned thread pools', () => {
     expect(() => new addon.ThreadPool([-1])).toThrow(/non-negative/);
   });
 });
+
+describe('worker threads', () => {
+  it('load the addon with classes of their own, and the main thread keeps working', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const addonPath = `${repoRoot}/build/Release/redblue.node`;
+    const code = `
+      const a = require(${JSON.stringify(addonPath)});
+      const p = new a.ThreadPool([${cpus[0]}]);
+      const ok = p.workerAffinity()[0].allowed[0] === ${cpus[0]};
+      p.close();
+      require('node:worker_threads').parentPort.postMessage(ok);`;
+    for (let i = 0; i < 3; i++) {
+      const w = new Worker(code, { eval: true });
+      const msg = await new Promise((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      expect(msg).toBe(true);
+      await new Promise((r) => w.once('exit', r));
+    }
+    const pool = new addon.ThreadPool([cpus[0]!]);
+    expect(pool.workerAffinity()[0]!.allowed).toEqual([cpus[0]]);
+    pool.close();
+  });
+});

@@ -229,13 +229,12 @@ class JsThreadPool : public Napi::ObjectWrap<JsThreadPool> {
   }
   std::shared_ptr<ThreadPool> pool() const { return pool_; }
   static JsThreadPool* Unwrap(Napi::Value v) {
-    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(Constructor().Value()))
-      throw Napi::TypeError::New(v.Env(), "expected a ThreadPool");
+    if (!Constructor().IsInstance(v)) throw Napi::TypeError::New(v.Env(), "expected a ThreadPool");
     return Napi::ObjectWrap<JsThreadPool>::Unwrap(v.As<Napi::Object>());
   }
-  static Napi::FunctionReference& Constructor() {
-    static Napi::FunctionReference ctor;
-    return ctor;
+  static PerEnvConstructor& Constructor() {
+    static PerEnvConstructor ctors;
+    return ctors;
   }
 
  private:
@@ -298,7 +297,7 @@ void InitCore(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "unlinkSharedFile", JsUnlinkSharedFile);
   REDBLUE_EXPORT(exports, "cpuFeatures", JsCpuFeatures);
   Napi::Function pool = JsThreadPool::Define(env);
-  JsThreadPool::Constructor() = Napi::Persistent(pool);
+  JsThreadPool::Constructor().Set(env, pool);
   exports.Set("ThreadPool", pool);
 }
 

@@ -187,17 +187,10 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
                         InstanceMethod<&JsCommunicator::UsePool>("usePool"),
                         InstanceMethod<&JsCommunicator::Close>("close")});
   }
-  // The class of each environment (main thread and every worker thread that loads the addon
-  // has its own): a single static would hand one environment's class to another.
-  static Napi::FunctionReference& Constructor(Napi::Env env) {
-    std::lock_guard<std::mutex> lk(CtorMu());
-    auto& slot = Ctors()[env];
-    if (!slot) slot = std::make_unique<Napi::FunctionReference>();
-    return *slot;
-  }
-  static void ForgetConstructor(void* env) {
-    std::lock_guard<std::mutex> lk(CtorMu());
-    Ctors().erase(static_cast<napi_env>(env));
+  // The class of each environment (main thread and every worker thread that loads the addon).
+  static PerEnvConstructor& Constructor() {
+    static PerEnvConstructor ctors;
+    return ctors;
   }
   std::shared_ptr<Communicator> communicator() const { return comm_; }
 
@@ -577,14 +570,6 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
     comm_.reset();  // the mapping lives on while zero-copy views hold it
   }
 
-  static std::mutex& CtorMu() {
-    static std::mutex mu;
-    return mu;
-  }
-  static std::map<napi_env, std::unique_ptr<Napi::FunctionReference>>& Ctors() {
-    static std::map<napi_env, std::unique_ptr<Napi::FunctionReference>> ctors;
-    return ctors;
-  }
 
   std::shared_ptr<Communicator> comm_;
   uint64_t queueSpinNs_ = 0;
@@ -634,7 +619,7 @@ class OpenWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     auto ext = Napi::External<Opened>::New(env, &opened_);
-    deferred_.Resolve(JsCommunicator::Constructor(env).New({ext}));
+    deferred_.Resolve(JsCommunicator::Constructor().Get(env).New({ext}));
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
@@ -707,8 +692,7 @@ void InitShm(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "shmRemoveStale", JsShmRemoveStale);
   REDBLUE_EXPORT(exports, "shmMemcpy", JsShmMemcpy);
   Napi::Function cls = JsCommunicator::Define(env);
-  JsCommunicator::Constructor(env) = Napi::Persistent(cls);
-  napi_add_env_cleanup_hook(env, JsCommunicator::ForgetConstructor, static_cast<napi_env>(env));
+  JsCommunicator::Constructor().Set(env, cls);
   exports.Set("ShmCommunicator", cls);
 }
 
@@ -717,7 +701,7 @@ REDBLUE_MODULE(InitShm);
 
 // Native executor steps reach a JS communicator's Communicator through this.
 std::shared_ptr<shm::Communicator> CommunicatorFromJs(Napi::Value v) {
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(JsCommunicator::Constructor(v.Env()).Value()))
+  if (!JsCommunicator::Constructor().IsInstance(v))
     throw Napi::TypeError::New(v.Env(), "expected a shared-memory communicator (from shmOpen)");
   auto comm = Napi::ObjectWrap<JsCommunicator>::Unwrap(v.As<Napi::Object>())->communicator();
   if (!comm) throw Napi::Error::New(v.Env(), "this communicator was closed");

@@ -71,3 +71,51 @@ inline std::vector<int> ArgIntArray(const Napi::CallbackInfo& info, size_t i, co
 }
 
 }  // namespace redblue
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+namespace redblue {
+
+// A JS class's constructor, one per N-API environment: the main thread and every worker thread
+// that loads the addon have their own, and a single static would hand one environment's class
+// to another (an abort). Forgotten when its environment is torn down.
+class PerEnvConstructor {
+ public:
+  void Set(Napi::Env env, Napi::Function ctor) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto& slot = ctors_[env];
+    if (!slot) {
+      slot = std::make_unique<Napi::FunctionReference>();
+      napi_add_env_cleanup_hook(env, &PerEnvConstructor::Forget, new Hook{this, env});
+    }
+    *slot = Napi::Persistent(ctor);
+  }
+  Napi::FunctionReference& Get(Napi::Env env) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto& slot = ctors_[env];
+    if (!slot) slot = std::make_unique<Napi::FunctionReference>();
+    return *slot;
+  }
+  bool IsInstance(Napi::Value v) {
+    if (!v.IsObject()) return false;
+    Napi::FunctionReference& ctor = Get(v.Env());
+    return !ctor.IsEmpty() && v.As<Napi::Object>().InstanceOf(ctor.Value());
+  }
+
+ private:
+  struct Hook {
+    PerEnvConstructor* self;
+    napi_env env;
+  };
+  static void Forget(void* arg) {
+    std::unique_ptr<Hook> h(static_cast<Hook*>(arg));
+    std::lock_guard<std::mutex> lk(h->self->mu_);
+    h->self->ctors_.erase(h->env);
+  }
+  std::mutex mu_;
+  std::map<napi_env, std::unique_ptr<Napi::FunctionReference>> ctors_;
+};
+
+}  // namespace redblue
