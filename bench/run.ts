@@ -187,7 +187,12 @@ export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
       reference: 'target_5_percent',
       referenceValue: 5,
       direction: 'lower-is-better',
-      details: { exchangeMsPerPass: multi.exchangeSecondsPerPass * 1e3, passMs: passSeconds * 1e3 },
+      details: {
+        exchangeMsPerPass: multi.exchangeSecondsPerPass * 1e3,
+        // load imbalance: the faster executor waiting for the slower one, reported apart
+        waitMsPerPass: multi.waitSecondsPerPass * 1e3,
+        passMs: passSeconds * 1e3,
+      },
     }),
   );
   return { benchmark: 'run', results, machine: machineInfo(), startedAt };

@@ -31,9 +31,12 @@ export interface LayerRunResult {
   /** Bytes of weights read per pass (all ranks), and the rate they were read at. */
   weightBytesPerPass: number;
   effectiveGBps: number;
-  /** Per pass, slowest rank: time in kernels and in the all-gathers (waiting included). */
+  /** Per pass, slowest rank: time in kernels, waiting for the slowest peer to finish each layer
+   * (load imbalance), and moving the slices (the all-gathers once everyone is there). */
   computeSecondsPerPass: number;
+  waitSecondsPerPass: number;
   exchangeSecondsPerPass: number;
+  /** exchangeSecondsPerPass / the time of a pass. */
   exchangeFraction: number;
   perRank: {
     rank: number;
@@ -43,6 +46,7 @@ export interface LayerRunResult {
     backing: string;
     seconds: number;
     computeSeconds: number;
+    waitSeconds: number;
     exchangeSeconds: number;
   }[];
   placeSeconds: number;
@@ -66,7 +70,7 @@ export function splitRows(n: number, ranks: number): [number, number][] {
 
 export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Promise<LayerRunResult> {
   const P = cluster.size;
-  const rb = rowBytes(o.dtype, o.k);
+  rowBytes(o.dtype, o.k); // fails early when k is not a whole number of blocks
   const rows = splitRows(o.n, P);
   const rowsPerRank = rows.map(([lo, hi]) => hi - lo);
   const yOffset = 0;
@@ -135,10 +139,24 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
     x.set(new Float32Array(area.buffer, xOffset, x.length));
   }
   area.close();
+  return {
+    ...passFigures(o, rows, placed, replies),
+    placeSeconds,
+    ...(y ? { y } : {}),
+    ...(x ? { x } : {}),
+  };
+}
+
+/** The figures of a layer run from every rank's timings (shared by one box and many hosts). */
+export function passFigures(
+  o: Pick<LayerRunOptions, 'layers' | 'n' | 'k' | 'iters' | 'dtype' | 'placement'>,
+  rows: [number, number][],
+  placed: { weightBytes: number; backing: string }[],
+  replies: { seconds: number; computeSeconds: number; waitSeconds: number; exchangeSeconds: number }[],
+): Omit<LayerRunResult, 'placeSeconds' | 'y' | 'x'> {
   const seconds = Math.max(...replies.map((r) => r.seconds));
   const slowest = replies.reduce((a, b) => (b.seconds > a.seconds ? b : a));
-  const weightBytesPerPass = o.layers * o.n * rb;
-  const compute = slowest.computeSeconds / o.iters;
+  const weightBytesPerPass = o.layers * o.n * rowBytes(o.dtype, o.k);
   const exchange = slowest.exchangeSeconds / o.iters;
   return {
     passes: o.iters,
@@ -146,7 +164,8 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
     passesPerSecond: o.iters / seconds,
     weightBytesPerPass,
     effectiveGBps: (weightBytesPerPass * o.iters) / seconds / 1e9,
-    computeSecondsPerPass: compute,
+    computeSecondsPerPass: slowest.computeSeconds / o.iters,
+    waitSecondsPerPass: slowest.waitSeconds / o.iters,
     exchangeSecondsPerPass: exchange,
     exchangeFraction: exchange / (seconds / o.iters),
     perRank: replies.map((r, rank) => ({
@@ -157,10 +176,8 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
       backing: placed[rank]!.backing,
       seconds: r.seconds,
       computeSeconds: r.computeSeconds,
+      waitSeconds: r.waitSeconds,
       exchangeSeconds: r.exchangeSeconds,
     })),
-    placeSeconds,
-    ...(y ? { y } : {}),
-    ...(x ? { x } : {}),
   };
 }

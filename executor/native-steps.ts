@@ -48,6 +48,8 @@ export interface LayerStackConfig {
 export interface PassTimings {
   seconds: number;
   computeSeconds: number;
+  /** Waiting for the slowest peer to finish each layer (load imbalance), before the exchange. */
+  waitSeconds: number;
   exchangeSeconds: number;
   passes: number;
 }

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { plan } from '../planner/index.js';
 import type { RemoteCluster } from './remote-cluster.js';
 import {
+  passFigures,
   rowBytes,
   splitRows,
   type LayerRunOptions,
@@ -35,7 +36,7 @@ export async function runRemoteLayers(
 ): Promise<LayerRunResult & { hosts: number }> {
   const P = rc.size;
   const first = rc.hostFirstRanks;
-  const rb = rowBytes(o.dtype, o.k);
+  rowBytes(o.dtype, o.k); // fails early when k is not a whole number of blocks
   const rows = splitRows(o.n, P);
   const rowsPerRank = rows.map(([lo, hi]) => hi - lo);
   const yOffset = 0;
@@ -101,31 +102,9 @@ export async function runRemoteLayers(
     await rc.guard(rc.hosts[0]!.read(yOffset, new Uint8Array(y.buffer)));
     await rc.guard(rc.hosts[0]!.read(xOffset, new Uint8Array(x.buffer)));
   }
-  const seconds = Math.max(...perRankTimes.map((r) => r.seconds));
-  const slowest = perRankTimes.reduce((a, b) => (b.seconds > a.seconds ? b : a));
-  const weightBytesPerPass = o.layers * o.n * rb;
-  const compute = slowest.computeSeconds / o.iters;
-  const exchange = slowest.exchangeSeconds / o.iters;
   return {
     hosts: rc.hosts.length,
-    passes: o.iters,
-    seconds,
-    passesPerSecond: o.iters / seconds,
-    weightBytesPerPass,
-    effectiveGBps: (weightBytesPerPass * o.iters) / seconds / 1e9,
-    computeSecondsPerPass: compute,
-    exchangeSecondsPerPass: exchange,
-    exchangeFraction: exchange / (seconds / o.iters),
-    perRank: perRankTimes.map((r, rank) => ({
-      rank,
-      rows: rows[rank]!,
-      placement: o.placement[rank]!,
-      weightBytes: placed[rank]!.weightBytes,
-      backing: placed[rank]!.backing,
-      seconds: r.seconds,
-      computeSeconds: r.computeSeconds,
-      exchangeSeconds: r.exchangeSeconds,
-    })),
+    ...passFigures(o, rows, placed, perRankTimes),
     placeSeconds,
     ...(y ? { y } : {}),
     ...(x ? { x } : {}),

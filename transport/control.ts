@@ -88,6 +88,7 @@ export interface CrossHost {
 export interface RunLayersReply {
   seconds: number;
   computeSeconds: number;
+  waitSeconds: number;
   exchangeSeconds: number;
   passes: number;
 }

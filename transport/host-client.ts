@@ -86,6 +86,7 @@ export interface PassTimingsMsg {
   computeSeconds: number;
   exchangeSeconds: number;
   passes: number;
+  waitSeconds: number;
 }
 
 /** A client-visible failure of one host, with the gRPC code when there was one. */

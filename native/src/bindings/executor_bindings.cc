@@ -205,6 +205,7 @@ class JsLayerStack : public Napi::ObjectWrap<JsLayerStack> {
             Napi::Object r = Napi::Object::New(e);
             r.Set("seconds", result->seconds);
             r.Set("computeSeconds", result->computeSeconds);
+            r.Set("waitSeconds", result->waitSeconds);
             r.Set("exchangeSeconds", result->exchangeSeconds);
             r.Set("passes", result->passes);
             return r;

@@ -13,6 +13,9 @@ class Collective {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual void Barrier() = 0;
+  // Waits for the peers whose lateness a step should report as load imbalance rather than as
+  // exchange: every rank here; a transport may narrow it to the ranks it can wait for cheaply.
+  virtual void WaitForPeers() { Barrier(); }
   // Every rank contributes `mine` (bytes[rank()] bytes); `out` receives all contributions
   // concatenated in rank order.
   virtual void AllGatherV(const void* mine, void* out, const std::vector<size_t>& bytes) = 0;

@@ -27,6 +27,8 @@ void HostsCollective::Barrier() {
   AllGatherV(nullptr, nullptr, zero);
 }
 
+void HostsCollective::WaitForPeers() { local_->Barrier(local_->World()); }
+
 void HostsCollective::AllGatherV(const void* mine, void* outv, const std::vector<size_t>& bytes) {
   const int world = size();
   if (static_cast<int>(bytes.size()) != world)

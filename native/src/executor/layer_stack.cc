@@ -126,10 +126,13 @@ PassTimings LayerStack::Run(int64_t m, int iters, uint64_t seed, ThreadPool& poo
         }
       }
       double t1 = Now();
-      peers.AllGatherV(yLocal.data(), gathered.data(), bytes);
+      peers.WaitForPeers();  // separates waiting for a slower peer from moving the data
       double t2 = Now();
+      peers.AllGatherV(yLocal.data(), gathered.data(), bytes);
+      double t3 = Now();
       t.computeSeconds += t1 - t0;
-      t.exchangeSeconds += t2 - t1;
+      t.waitSeconds += t2 - t1;
+      t.exchangeSeconds += t3 - t2;
       if (last && yOut) {
         // gathered holds rank-major blocks (m × rows_r each); lay Y out row-major m × n.
         float* y = yOut + static_cast<int64_t>(l) * m * cfg_.n;

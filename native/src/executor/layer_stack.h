@@ -25,8 +25,10 @@ struct LayerStackConfig {
   int node = 0;             // NUMA node of the weights
 };
 
+// computeSeconds: in kernels; waitSeconds: until every peer finished its share of the layer (load
+// imbalance); exchangeSeconds: moving the slices once all are there.
 struct PassTimings {
-  double seconds = 0, computeSeconds = 0, exchangeSeconds = 0;
+  double seconds = 0, computeSeconds = 0, waitSeconds = 0, exchangeSeconds = 0;
   int passes = 0;
 };
 
