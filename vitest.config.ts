@@ -8,5 +8,6 @@ export default defineConfig({
     // Native tests bind the process to cpus and reserve memory: run files in separate forks.
     pool: 'forks',
     fileParallelism: false,
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
   },
 });
