@@ -87,34 +87,7 @@ KFN void HalfTile(const QuantMatmulArgs& a, int64_t r, int64_t j) {
   }
 }
 
-#define REDBLUE_ROW_TILES(CALL)                             \
-  for (int64_t r = r0; r < r0 + rows; r += 4) {             \
-    const int64_t rr = std::min<int64_t>(4, r0 + rows - r); \
-    for (int64_t j = j0; j < j1; ++j) switch (rr) {         \
-        case 4: CALL(4); break;                              \
-        case 3: CALL(3); break;                              \
-        case 2: CALL(2); break;                              \
-        default: CALL(1); break;                             \
-      }                                                      \
-  }
-
-KENTRY void Q4Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-#define CALL(R) Q4Tile<R>(a, act, r, j)
-  REDBLUE_ROW_TILES(CALL)
-#undef CALL
-}
-KENTRY void Q8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-#define CALL(R) Q8Tile<R>(a, act, r, j)
-  REDBLUE_ROW_TILES(CALL)
-#undef CALL
-}
-template <bool kBf16>
-KENTRY void HalfKernel(const QuantMatmulArgs& a, const ActRows&, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-#define CALL(R) HalfTile<R, kBf16>(a, r, j)
-  REDBLUE_ROW_TILES(CALL)
-#undef CALL
-}
-#undef REDBLUE_ROW_TILES
+#include "kernels/row_tiles.inc"
 
 }  // namespace
 
