@@ -19,7 +19,7 @@ import type { Auth } from '../../transport/grpc-data.js';
 import { parsePositiveInt, UsageError } from '../errors.js';
 import { Progress } from '../progress.js';
 import { addSecurityOptions, authFromOptions, isLoopback } from './executor.js';
-import { gemmSummary, layerSummary } from './run.js';
+import { gemmSummary, layerSummary, type GemmFlags } from './run.js';
 
 interface LaunchOpts {
   hostfile?: string;
@@ -183,68 +183,52 @@ Examples:
         '--report <file>',
         'write the plan as an HTML page with measured times beside the predicted ones',
       ),
-  ).action(
-    async (
-      o: {
-        m: number;
-        n: number;
-        k: number;
-        a?: string;
-        b?: string;
-        out?: string;
-        seed: number;
-        verify?: boolean;
-        dryRun?: boolean;
-        report?: string;
-      },
-      cmd: Command,
-    ) => {
-      const lo = merged(cmd);
-      await withHosts(lo, async (rc) => {
-        const p = plan({ m: o.m, n: o.n, k: o.k, dtype: 'f32' }, rc.plannerCluster(), {
-          objective: 'time',
-          baselines: false,
-        });
-        if (o.dryRun) {
-          print(
-            lo.json,
-            p,
-            `plan for ${rc.hosts.length} host(s), ${rc.size} rank(s): ${p.strategy.description}\n`,
-          );
-          return;
-        }
-        const r = await runRemoteGemm(
-          rc,
-          p,
-          { m: o.m, n: o.n, k: o.k, seed: o.seed, ...(o.a ? { a: o.a } : {}), ...(o.b ? { b: o.b } : {}) },
-          o.out,
-        );
-        const v = o.verify ? verifyGemm(r) : undefined;
-        if (o.report) {
-          writePlanHtml(p, o.report, {
-            measured: {
-              label: `redblue launch gemm, ${rc.hosts.length} host(s), ${rc.size} executor(s)`,
-              ranks: r.perRank.map((x) => ({
-                rank: x.rank,
-                compute: x.computeSeconds,
-                exchange: x.exchangeSeconds,
-                total: x.totalSeconds,
-              })),
-            },
-          });
-        }
+  ).action(async (o: GemmFlags & { dryRun?: boolean }, cmd: Command) => {
+    const lo = merged(cmd);
+    await withHosts(lo, async (rc) => {
+      const p = plan({ m: o.m, n: o.n, k: o.k, dtype: 'f32' }, rc.plannerCluster(), {
+        objective: 'time',
+        baselines: false,
+      });
+      if (o.dryRun) {
         print(
           lo.json,
-          { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
-          `${rc.hosts.length} host(s): ${rc.hellos.map((h) => `${h.hostname} (${h.nodes.length} node(s))`).join(', ')}\n` +
-            gemmSummary(r, v) +
-            `  cross-host reduction: ${(r.reduceSeconds * 1e3).toFixed(1)} ms, ${(r.reduceBytes / 1e6).toFixed(2)} MB between host leaders\n`,
+          p,
+          `plan for ${rc.hosts.length} host(s), ${rc.size} rank(s): ${p.strategy.description}\n`,
         );
-        if (v && !v.ok)
-          throw new Error(`verification failed: largest error ${v.maxAbsError} exceeds ${v.tolerance}`);
-      });
-    },
-  );
+        return;
+      }
+      const r = await runRemoteGemm(
+        rc,
+        p,
+        { m: o.m, n: o.n, k: o.k, seed: o.seed, ...(o.a ? { a: o.a } : {}), ...(o.b ? { b: o.b } : {}) },
+        o.out,
+      );
+      const v = o.verify ? verifyGemm(r) : undefined;
+      if (o.report) {
+        writePlanHtml(p, o.report, {
+          measured: {
+            label: `redblue launch gemm, ${rc.hosts.length} host(s), ${rc.size} executor(s)`,
+            ranks: r.perRank.map((x) => ({
+              rank: x.rank,
+              compute: x.computeSeconds,
+              exchange: x.exchangeSeconds,
+              total: x.totalSeconds,
+            })),
+          },
+        });
+      }
+      print(
+        lo.json,
+        { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
+        `${rc.hosts.length} host(s): ${rc.hellos.map((h) => `${h.hostname} (${h.nodes.length} node(s))`).join(', ')}\n` +
+          gemmSummary(r, v) +
+          `  cross-host reduction: ${(r.reduceSeconds * 1e3).toFixed(1)} ms, ${(r.reduceBytes / 1e6).toFixed(2)} MB between host leaders\n`,
+      );
+      if (v && !v.ok)
+        throw new Error(`verification failed: largest error ${v.maxAbsError} exceeds ${v.tolerance}`);
+    });
+  });
 
   addLaunchOptions(
     launch

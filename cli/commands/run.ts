@@ -7,6 +7,7 @@ import { runGemm, type GemmRunResult } from '../../executor/gemm-run.js';
 import {
   runLayers,
   type LayerDType,
+  type LayerRunOptions,
   type LayerRunResult,
   type PlacementMode,
 } from '../../executor/layer-run.js';
@@ -32,6 +33,19 @@ function writeReport(file: string, plan: Plan, r: GemmRunResult, label: string):
       })),
     },
   });
+}
+
+/** The flags of a gemm workload, for `run gemm` and `launch gemm`. */
+export interface GemmFlags {
+  m: number;
+  n: number;
+  k: number;
+  a?: string;
+  b?: string;
+  out?: string;
+  seed: number;
+  verify?: boolean;
+  report?: string;
 }
 
 interface CommonOpts {
@@ -132,17 +146,7 @@ export function layerSummary(
 
 async function layerWork(
   cluster: LocalCluster,
-  o: {
-    dtype: LayerDType;
-    n: number;
-    k: number;
-    m: number;
-    layers: number;
-    iters: number;
-    seed: number;
-    placement: string;
-    weights?: Float32Array;
-  },
+  o: Omit<LayerRunOptions, 'placement' | 'collect' | 'onProgress'> & { placement: string },
 ): Promise<LayerRunResult> {
   const placement: PlacementMode[] = placementFor(cluster.topology, o);
   const bar = new Progress('placing weights');
@@ -229,45 +233,29 @@ Examples:
     .option('--report <file>', 'write the plan as an HTML page with measured times beside the predicted ones')
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', posInt('--virtual-nodes'))
     .option('--json', 'print results as JSON')
-    .action(
-      async (
-        o: CommonOpts & {
-          m: number;
-          n: number;
-          k: number;
-          a?: string;
-          b?: string;
-          out?: string;
-          seed: number;
-          verify?: boolean;
-          objective: 'time' | 'volume';
-          report?: string;
-        },
-        cmd: Command,
-      ) => {
-        const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
-        const topo = topologyFor(merged);
-        const p = planLocalGemm(topo, { m: o.m, n: o.n, k: o.k }, o.objective);
-        const r = await withCluster(topo, (c) =>
-          runGemm(
-            c,
-            p,
-            { m: o.m, n: o.n, k: o.k, seed: o.seed, ...(o.a ? { a: o.a } : {}), ...(o.b ? { b: o.b } : {}) },
-            o.out,
-          ),
-        );
-        const v = o.verify ? verifyGemm(r) : undefined;
-        const report = (merged as { report?: string }).report;
-        if (report) writeReport(report, p, r, `redblue run gemm, ${topo.nodes.length} executor(s)`);
-        print(
-          merged.json,
-          { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
-          gemmSummary(r, v),
-        );
-        if (v && !v.ok)
-          throw new Error(`verification failed: largest error ${v.maxAbsError} exceeds ${v.tolerance}`);
-      },
-    );
+    .action(async (o: CommonOpts & GemmFlags & { objective: 'time' | 'volume' }, cmd: Command) => {
+      const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
+      const topo = topologyFor(merged);
+      const p = planLocalGemm(topo, { m: o.m, n: o.n, k: o.k }, o.objective);
+      const r = await withCluster(topo, (c) =>
+        runGemm(
+          c,
+          p,
+          { m: o.m, n: o.n, k: o.k, seed: o.seed, ...(o.a ? { a: o.a } : {}), ...(o.b ? { b: o.b } : {}) },
+          o.out,
+        ),
+      );
+      const v = o.verify ? verifyGemm(r) : undefined;
+      const report = (merged as { report?: string }).report;
+      if (report) writeReport(report, p, r, `redblue run gemm, ${topo.nodes.length} executor(s)`);
+      print(
+        merged.json,
+        { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
+        gemmSummary(r, v),
+      );
+      if (v && !v.ok)
+        throw new Error(`verification failed: largest error ${v.maxAbsError} exceeds ${v.tolerance}`);
+    });
 
   run
     .command('layer')
