@@ -43,6 +43,10 @@ export interface Evaluation {
 }
 
 interface Gathered {
+  r0: number;
+  r1: number;
+  c0: number;
+  c1: number;
   area: number;
   pieces: number;
   /** Per host (only when hosts have several nodes): area and piece count held there. */
@@ -67,26 +71,31 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
   const gran = dtype.blockK;
   const inB = dtype.bytesPerElement;
   const multiNode = ctx.hosts < P;
-  // Two-level numeric keys (rows, then cols): building strings for millions of look-ups is slow.
-  type Key = number | string;
-  const caches = { A: new Map(), B: new Map(), C: new Map() } as Record<
-    Operand,
-    Map<Key, Map<Key, Gathered>>
-  >;
-  // Exact while span² stays below 2^53; beyond that (dimensions over 9·10^7) fall back to strings.
-  const span = Math.max(ctx.problem.m, ctx.problem.n, ctx.problem.k) + 1;
-  const exact = span < 9e7;
+  // Hashed look-up on the four coordinates (entries keep them to resolve collisions): strings or
+  // nested maps cost more than the owner walks they save at tens of thousands of ranks.
+  const caches = { A: new Map(), B: new Map(), C: new Map() } as Record<Operand, Map<number, Gathered[]>>;
   const gather = (op: Operand, r0: number, r1: number, c0: number, c1: number): Gathered => {
-    const k1: Key = exact ? r0 * span + r1 : `${r0},${r1}`;
-    const k2: Key = exact ? c0 * span + c1 : `${c0},${c1}`;
-    let inner = caches[op].get(k1);
-    if (!inner) {
-      inner = new Map();
-      caches[op].set(k1, inner);
+    const h =
+      (Math.imul(r0, 73856093) ^
+        Math.imul(r1, 19349663) ^
+        Math.imul(c0, 83492791) ^
+        Math.imul(c1, 50331653)) |
+      0;
+    let bucket = caches[op].get(h);
+    if (!bucket) {
+      bucket = [];
+      caches[op].set(h, bucket);
     }
-    let g = inner.get(k2);
+    let g: Gathered | undefined;
+    for (let i = 0; i < bucket.length; i++) {
+      const e = bucket[i]!;
+      if (e.r0 === r0 && e.r1 === r1 && e.c0 === c0 && e.c1 === c1) {
+        g = e;
+        break;
+      }
+    }
     if (!g) {
-      const gg: Gathered = { area: 0, pieces: 0 };
+      const gg: Gathered = { r0, r1, c0, c1, area: 0, pieces: 0 };
       if (multiNode) {
         gg.hostArea = new Map();
         gg.hostPieces = new Map();
@@ -100,7 +109,7 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
           gg.hostPieces!.set(h, (gg.hostPieces!.get(h) ?? 0) + 1);
         }
       });
-      inner.set(k2, gg);
+      bucket.push(gg);
       g = gg;
     }
     return g;

@@ -192,3 +192,20 @@ describe('schedule and objectives', () => {
     }
   });
 });
+
+describe('hierarchy', () => {
+  it('cuts the data crossing hosts on awkward host counts', () => {
+    for (const [H, N] of [
+      [5, 2],
+      [7, 4],
+    ] as const) {
+      const cube = { m: 16384, n: 16384, k: 16384, dtype: 'f32' as const };
+      const hier = plan(cube, hostsCluster(H, N), { baselines: false });
+      const flat = plan(cube, hostsCluster(H, N), { baselines: false, hierarchical: false });
+      expect(hier.strategy.family).toBe('hierarchical');
+      expect(hier.strategy.levels.map((l) => l.name)).toEqual(['hosts', 'nodes']);
+      expect(hier.volume.perLinkClass.network).toBeLessThan(0.9 * flat.volume.perLinkClass.network);
+      expect(hier.compute.imbalance).toBeLessThanOrEqual(0.03);
+    }
+  });
+});
