@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { MachineTopology } from '../native/topology.js';
 import { connectExecutor, waitForReady, type ExecutorClient, type HelloReply } from '../transport/control.js';
 import { createSharedArea, removeStaleAreas, type SharedArea } from '../transport/shared-area.js';
-import { removeStaleHostGroup } from './host-group.js';
+import { removeDeadSessions, removeStaleHostGroup } from './host-group.js';
 import { ProcessGroup } from './process-group.js';
 
 export interface LocalClusterOptions {
@@ -49,6 +49,7 @@ export class LocalCluster {
 
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
     removeStaleAreas();
+    removeDeadSessions();
     const c = new LocalCluster(options.topology);
     removeStaleHostGroup(c.session);
     try {

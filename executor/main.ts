@@ -167,8 +167,8 @@ async function main(): Promise<void> {
   addon.bindProcess(args.cpus, args.memoryNode);
   const pool = new addon.ThreadPool(args.cpus);
   const ex = new Executor(args, pool);
-  process.on('SIGTERM', () => ex.exit(0));
-  process.on('SIGINT', () => ex.exit(0));
+  // A closed terminal (SIGHUP) too: leaving the host group properly is what removes its segment.
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => ex.exit(0));
   // The coordinator owns us: if it goes away, so do we. Its end of our stdin closes when it dies,
   // even by SIGKILL; the parent check also covers a stdin that was not a pipe.
   if (fstatSync(0).isFIFO()) {

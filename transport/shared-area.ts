@@ -62,7 +62,8 @@ export function removeStaleAreas(): string[] {
   return removed;
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (ours or not). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

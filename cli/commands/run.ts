@@ -75,6 +75,7 @@ async function withCluster<T>(topo: MachineTopology, work: (c: LocalCluster) => 
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   try {
     const progress = new Progress('starting executors');
     progress.update(0, topo.nodes.length);
@@ -94,6 +95,7 @@ async function withCluster<T>(topo: MachineTopology, work: (c: LocalCluster) => 
     if (!interrupted) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onSignal);
       await cluster?.stop();
     }
   }

@@ -1,6 +1,6 @@
 // `redblue run` as a user runs it: files in and out, bad input, and an executor killed mid-run.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -252,5 +252,21 @@ describe('Ctrl-C', () => {
     expect(run.stderr()).toMatch(/interrupted, stopping the executors/);
     for (const pid of run.executors) expect(() => process.kill(pid, 0)).toThrow();
     expect(leftovers(run.child.pid!)).toEqual([]);
+  });
+});
+
+describe('a run killed all at once', () => {
+  it('leaves shared memory that the next run removes', async () => {
+    const run = await longRun(1024);
+    const pid = run.child.pid!;
+    for (const p of [pid, ...run.executors]) process.kill(p, 'SIGKILL');
+    await run.exit();
+    for (let i = 0; i < 50 && run.executors.some((p) => existsSync(`/proc/${p}`)); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(leftovers(pid).length).toBeGreaterThan(0); // nobody was left to clean up
+    const next = runCli(['run', 'gemm', '--m', '4', '--n', '4', '--k', '4']);
+    expect(next.code).toBe(0);
+    expect(leftovers(pid)).toEqual([]);
   });
 });
