@@ -2,7 +2,8 @@
 // shared-memory transport, against Open MPI (same operations, same process count, same run) and
 // against memcpy bandwidth as the limit. Schema: bench/report.ts; case names in docs/shm.md.
 import { fork } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { readTopology } from '../native/topology.js';
+import { oneCpuPerCore } from '../native/virtual-nodes.js';
 import type { Command } from 'commander';
 import { parsePositiveInt, UsageError } from '../cli/errors.js';
 import { memcpySeconds, type ShmBenchOp } from '../transport/shm.js';
@@ -38,13 +39,14 @@ const OPS: { shm: ShmBenchOp; mpi: MpiCase['op'] }[] = [
 async function runShm(ranks: number, pin: boolean, reps: number, cases: WorkerCase[], jsCases: WorkerCase[]) {
   const workerPath = new URL('./collectives-worker.js', import.meta.url);
   const name = `bench-${process.pid}-r${ranks}`;
-  const cpus = availableParallelism();
+  // One hardware thread per physical core, as Open MPI's --bind-to core does for the reference.
+  const cpus = coreCpus();
   const children = Array.from({ length: ranks }, (_, rank) => {
     const cfg: WorkerConfig = {
       name,
       rank,
       size: ranks,
-      cpu: pin ? rank % cpus : null,
+      cpu: pin ? cpus[rank % cpus.length]! : null,
       cases,
       jsCases,
       reps,
@@ -69,9 +71,15 @@ async function runShm(ranks: number, pin: boolean, reps: number, cases: WorkerCa
   return replies[0]!;
 }
 
+/** The first cpu of every physical core. */
+function coreCpus(): number[] {
+  const t = readTopology();
+  return oneCpuPerCore(t, t.cores.length);
+}
+
 export async function runCollectivesBench(opts: CollectivesOptions): Promise<BenchReport> {
   const startedAt = new Date().toISOString();
-  const cpus = availableParallelism();
+  const cpus = coreCpus().length;
   const sizes = [...LATENCY_SIZES, ...BANDWIDTH_SIZES];
   const results: BenchResult[] = [];
   // Every number is the best of `reps` runs: the box is shared, and the least disturbed run is

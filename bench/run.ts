@@ -4,6 +4,8 @@
 import type { Command } from 'commander';
 import { loadAddon } from '../native/addon.js';
 import { readTopology, type MachineTopology } from '../native/topology.js';
+import { oneCpuPerCore, restrictToCpus, virtualize } from '../native/virtual-nodes.js';
+import { UsageError } from '../cli/errors.js';
 import { LocalCluster } from '../executor/local-cluster.js';
 import { runGemm } from '../executor/gemm-run.js';
 import { runLayers } from '../executor/layer-run.js';
@@ -62,6 +64,8 @@ export interface RunBenchOptions {
   weightBytes: number;
   iters: number;
   repeats: number;
+  /** The cpus of the executors, one each (default: one cpu on each of the first two cores). */
+  cpus?: number[];
 }
 
 export const FULL: RunBenchOptions = {
@@ -84,8 +88,19 @@ export const QUICK: RunBenchOptions = {
 export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
   const startedAt = new Date().toISOString();
   // Two executors of one core each stand in for two sockets (see machine.md).
+  // On a bigger machine the executors still get one core each: the first cpu of two cores.
   const P = 2;
-  const two = readTopology({ virtualNodes: P });
+  const real = readTopology();
+  const chosen = o.cpus ?? oneCpuPerCore(real, P);
+  if (chosen.length !== P)
+    throw new UsageError(`--cpus takes ${P} cpus (one per executor), got ${chosen.length}`);
+  let two: MachineTopology;
+  try {
+    two = virtualize(restrictToCpus(real, chosen), P);
+  } catch (e) {
+    throw new UsageError(`--cpus: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  log(`executors on cpus ${two.nodes.map((n) => n.cpus.join(',')).join(' and ')}`);
   const one: MachineTopology = { ...two, nodes: [two.nodes[0]!], distances: [[10]], virtualNodes: 1 };
   const results: BenchResult[] = [];
   const S = o.gemmSize;
@@ -158,6 +173,16 @@ export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
         weightBytes: multi.weightBytesPerPass,
         effectiveGBps: multi.effectiveGBps,
         singleGBps: single.effectiveGBps,
+        // Each executor's own kernel rate: tells a slow core apart from time lost between layers.
+        perExecutor: [single, multi].map((r, i) =>
+          r.perRank.map((x) => ({
+            executors: i + 1,
+            cpus: (i === 0 ? one : two).nodes[x.rank]!.cpus,
+            backing: x.backing,
+            kernelGBps: (x.weightBytes * r.passes) / x.computeSeconds / 1e9,
+            waitMsPerPass: (x.waitSeconds / r.passes) * 1e3,
+          })),
+        ),
       },
     }),
   );
@@ -206,8 +231,18 @@ export function registerBenchRun(bench: Command): void {
     )
     .option('--json', 'print the results as JSON')
     .option('--quick', 'small sizes (seconds, for tests); the figures then measure caches, not memory')
-    .action(async (opts: { json?: boolean; quick?: boolean }) => {
-      const report = await benchRun(opts.quick ? QUICK : FULL);
+    .option(
+      '--cpus <a,b>',
+      'the two cpus the executors run on, one each (default: the first cpu of each of the first two cores)',
+    )
+    .action(async (opts: { json?: boolean; quick?: boolean; cpus?: string }) => {
+      let cpus: number[] | undefined;
+      if (opts.cpus !== undefined) {
+        cpus = opts.cpus.split(',').map((x) => Number(x.trim()));
+        if (cpus.some((c) => !Number.isInteger(c) || c < 0))
+          throw new UsageError(`--cpus takes cpu numbers such as 0,2, got "${opts.cpus}"`);
+      }
+      const report = await benchRun({ ...(opts.quick ? QUICK : FULL), ...(cpus ? { cpus } : {}) });
       process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
     });
 }

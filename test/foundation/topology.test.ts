@@ -2,7 +2,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
-import { virtualize } from '../../native/virtual-nodes.js';
+import { oneCpuPerCore, restrictToCpus, virtualize } from '../../native/virtual-nodes.js';
+import type { MachineTopology } from '../../native/topology.js';
 
 function parseCpuList(s: string): number[] {
   const out: number[] = [];
@@ -100,5 +101,79 @@ describe('virtual nodes', () => {
     for (const bad of [0, -1, 1.5, Number.NaN]) {
       expect(() => virtualize(real, bad)).toThrow(/--virtual-nodes must be a whole number of at least 1/);
     }
+  });
+});
+
+describe('executors of one core on a bigger machine', () => {
+  // Two sockets of two cores with two hardware threads each (cpus n and n+8 are siblings), as
+  // Linux numbers them on many servers.
+  const big: MachineTopology = {
+    hostname: 'big',
+    packages: [
+      { id: 0, cpus: [0, 1, 8, 9], nodes: [0] },
+      { id: 1, cpus: [2, 3, 10, 11], nodes: [1] },
+    ],
+    nodes: [
+      {
+        id: 0,
+        physicalNode: 0,
+        package: 0,
+        cpus: [0, 1, 8, 9],
+        memoryBytes: 8 << 30,
+        hugePages: [],
+        virtual: false,
+      },
+      {
+        id: 1,
+        physicalNode: 1,
+        package: 1,
+        cpus: [2, 3, 10, 11],
+        memoryBytes: 8 << 30,
+        hugePages: [],
+        virtual: false,
+      },
+    ],
+    cores: [
+      { id: 0, package: 0, cpus: [0, 8] },
+      { id: 1, package: 0, cpus: [1, 9] },
+      { id: 2, package: 1, cpus: [2, 10] },
+      { id: 3, package: 1, cpus: [3, 11] },
+    ],
+    distances: [
+      [10, 21],
+      [21, 10],
+    ],
+    hardwareThreads: 8,
+  };
+
+  it('picks one hardware thread on each of two cores of one node, never two siblings', () => {
+    // node 0 has just the two cores, so cpu 0 stays in; node 1 is not needed
+    expect(oneCpuPerCore(big, 2)).toEqual([0, 1]);
+    // no node has three cores: across nodes, leaving the core of cpu 0 out
+    expect(oneCpuPerCore(big, 3)).toEqual([1, 2, 3]);
+    expect(oneCpuPerCore(big, 4)).toEqual([0, 1, 2, 3]);
+    expect(oneCpuPerCore(big, 1)).toEqual([1]);
+  });
+
+  it('keeps only the chosen cpus, then splits them into virtual nodes of one core each', () => {
+    const r = restrictToCpus(big, [0, 1]);
+    expect(r.nodes.map((n) => n.cpus)).toEqual([[0, 1]]);
+    expect(r.distances).toEqual([[10]]);
+    expect(r.cores.map((c) => c.cpus)).toEqual([[0], [1]]);
+    expect(r.hardwareThreads).toBe(2);
+    expect(virtualize(r, 2).nodes.map((n) => n.cpus)).toEqual([[0], [1]]);
+    const across = restrictToCpus(big, [1, 3]);
+    expect(across.nodes.map((n) => n.id)).toEqual([0, 1]);
+    expect(across.distances).toEqual([
+      [10, 21],
+      [21, 10],
+    ]);
+  });
+
+  it('names the cpus that exist when asked for one that does not', () => {
+    expect(() => restrictToCpus(big, [0, 42])).toThrow(
+      'cpu 42 does not exist: this machine has cpus 0,1,2,3,8,9,10,11',
+    );
+    expect(() => restrictToCpus(big, [])).toThrow(/no cpus/);
   });
 });
