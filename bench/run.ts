@@ -156,8 +156,14 @@ export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
     `layer stack ${layers} × q4_0 ${o.layerN}×${o.layerK} (${((layers * o.layerN * rowBytes) / 2 ** 20).toFixed(0)} MiB) on 1 executor`,
   );
   const single = await withCluster(one, (c) => runLayers(c, { ...layerOpts, placement: ['shard'] }));
-  log(`layer stack on ${P} executors`);
+  // Mirrors (each node holds every layer, as `run layer` places them when memory allows), so
+  // rows follow each executor's measured speed; shards (a fixed even split) for comparison.
+  log(`layer stack on ${P} executors (mirrors, rows balanced by speed)`);
   const multi = await withCluster(two, (c) =>
+    runLayers(c, { ...layerOpts, placement: two.nodes.map(() => 'mirror' as const) }),
+  );
+  log(`layer stack on ${P} executors (shards, fixed even split)`);
+  const sharded = await withCluster(two, (c) =>
     runLayers(c, { ...layerOpts, placement: two.nodes.map(() => 'shard' as const) }),
   );
   results.push(
@@ -170,13 +176,16 @@ export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
       referenceValue: single.passesPerSecond,
       details: {
         layers,
+        placement: 'mirror, balanced',
+        balancedRows: multi.balancedRows,
         weightBytes: multi.weightBytesPerPass,
         effectiveGBps: multi.effectiveGBps,
         singleGBps: single.effectiveGBps,
         // Each executor's own kernel rate: tells a slow core apart from time lost between layers.
-        perExecutor: [single, multi].map((r, i) =>
+        perExecutor: [single, multi, sharded].map((r, i) =>
           r.perRank.map((x) => ({
-            executors: i + 1,
+            executors: r.perRank.length,
+            placement: i === 0 ? 'shard' : i === 1 ? 'mirror, balanced' : 'shard',
             cpus: (i === 0 ? one : two).nodes[x.rank]!.cpus,
             backing: x.backing,
             kernelGBps: (x.weightBytes * r.passes) / x.computeSeconds / 1e9,
@@ -184,6 +193,17 @@ export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
           })),
         ),
       },
+    }),
+  );
+  results.push(
+    result({
+      case: `run_layer_q4_0_${o.layerN}x${o.layerK}_m1_${P}x1_shard`,
+      metric: 'throughput',
+      value: sharded.passesPerSecond,
+      unit: 'passes/s',
+      reference: '1_executor_1_core',
+      referenceValue: single.passesPerSecond,
+      details: { placement: 'shard, fixed even split', waitMsPerPass: sharded.waitSecondsPerPass * 1e3 },
     }),
   );
   // What the memory system allows: read bandwidth of P cores against one, in the same run.

@@ -19,6 +19,12 @@ export interface LayerRunOptions {
   placement: PlacementMode[];
   /** Collect Y and X of the last pass (for verification; small shapes only). */
   collect?: boolean;
+  /**
+   * Where every rank holds every layer (mirror), move rows towards the ranks that ran faster on
+   * the previous layer, so that a slower core doesn't leave the others waiting. Default: on
+   * whenever every placement is mirror.
+   */
+  balance?: boolean;
   /** Weights from a file instead of the seed: layers × n × k f32, row-major, layer after layer. */
   weights?: Float32Array;
   onProgress?: (layersMade: number, total: number) => void;
@@ -50,6 +56,8 @@ export interface LayerRunResult {
     exchangeSeconds: number;
   }[];
   placeSeconds: number;
+  /** With balancing: the rows per rank the run ended with (perRank.rows is the first split). */
+  balancedRows?: number[];
   y?: Float32Array;
   x?: Float32Array;
 }
@@ -116,6 +124,7 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
   }
   const placeSeconds = Number(process.hrtime.bigint() - placeStart) / 1e9;
 
+  const balance = (o.balance ?? true) && P > 1 && o.placement.every((p) => p === 'mirror');
   const replies = await cluster.guard(
     Promise.all(
       cluster.clients.map((c, rank) =>
@@ -126,6 +135,7 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
           yOffset,
           xOffset,
           collect: !!o.collect && rank === 0,
+          balance,
         }),
       ),
     ),
@@ -142,6 +152,7 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
   return {
     ...passFigures(o, rows, placed, replies),
     placeSeconds,
+    ...(balance && replies[0]?.rows ? { balancedRows: replies[0].rows.map(Number) } : {}),
     ...(y ? { y } : {}),
     ...(x ? { x } : {}),
   };

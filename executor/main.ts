@@ -140,6 +140,7 @@ class Executor {
           iters: req.iters,
           seed: req.seed,
           rowsPerRank: this.rowsPerRank,
+          balance: req.balance === true && !req.hosts,
           ...(req.collect ? { out: area.buffer, yOffset: req.yOffset, xOffset: req.xOffset } : {}),
         });
       },

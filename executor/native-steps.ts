@@ -52,6 +52,8 @@ export interface PassTimings {
   waitSeconds: number;
   exchangeSeconds: number;
   passes: number;
+  /** Rows per rank at the end of the run (balancing moves them between layers). */
+  rows: number[];
 }
 
 export interface NativeLayerStack {
@@ -70,6 +72,8 @@ export interface NativeLayerStack {
       iters: number;
       seed: number;
       rowsPerRank: number[];
+      /** Every rank holds every layer (mirror): move rows towards the faster ranks. */
+      balance?: boolean;
       out?: ArrayBuffer;
       yOffset?: number;
       xOffset?: number;

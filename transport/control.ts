@@ -78,6 +78,8 @@ export interface RunLayersRequest {
   collect: boolean;
   /** Multi-host mode (executor/cross-host.ts); null or absent on one host. */
   hosts?: CrossHost | null;
+  /** Every rank holds every layer (mirror): rows follow the ranks' measured speed. */
+  balance?: boolean;
 }
 export interface CrossHost {
   firstRank: number;
@@ -91,6 +93,8 @@ export interface RunLayersReply {
   waitSeconds: number;
   exchangeSeconds: number;
   passes: number;
+  /** Rows per rank at the end (balancing moves them). */
+  rows?: number[];
 }
 type Empty = Record<string, never>;
 

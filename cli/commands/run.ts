@@ -143,6 +143,11 @@ export function layerSummary(
       `  rank ${p.rank}: rows ${p.rows[0]}-${p.rows[1]}, ${p.placement}, ${formatBytes(p.weightBytes)} of weights (${p.backing})`,
     );
   }
+  if (r.balancedRows) {
+    lines.push(
+      `  rows balanced by each executor's speed, layer by layer: ended at ${r.balancedRows.join(' / ')} rows per rank`,
+    );
+  }
   return lines.join('\n') + '\n';
 }
 

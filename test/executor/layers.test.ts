@@ -82,6 +82,15 @@ describe('layer stacks', () => {
             const held = r.perRank.map((p) => p.weightBytes);
             if (mode === 'mirror' && nodes > 1) expect(Math.min(...held)).toBe(Math.max(...held));
             expect(r.perRank.map((p) => p.rows[1] - p.rows[0]).reduce((a, b) => a + b)).toBe(c.n);
+            // mirrors on several nodes move rows by speed: still every row once, none starved
+            if (mode === 'mirror' && nodes > 1) {
+              expect(r.balancedRows).toHaveLength(nodes);
+              expect(r.balancedRows!.reduce((a, b) => a + b)).toBe(c.n);
+              for (const rows of r.balancedRows!)
+                expect(rows).toBeGreaterThanOrEqual(Math.floor(c.n / (4 * nodes)));
+            } else {
+              expect(r.balancedRows).toBeUndefined();
+            }
           }
         } finally {
           await cluster.stop();

@@ -182,6 +182,7 @@ class JsLayerStack : public Napi::ObjectWrap<JsLayerStack> {
       std::vector<int64_t> rows;
       for (uint32_t j = 0; j < rv.As<Napi::Array>().Length(); ++j)
         rows.push_back(static_cast<int64_t>(rv.As<Napi::Array>().Get(j).As<Napi::Number>().Int64Value()));
+      bool balance = o.Get("balance").ToBoolean();
       float* yOut = nullptr;
       float* xOut = nullptr;
       std::vector<Napi::Value> keep{i[0], i[1], i.This()};
@@ -200,7 +201,7 @@ class JsLayerStack : public Napi::ObjectWrap<JsLayerStack> {
       auto result = std::make_shared<PassTimings>();
       return AsyncTask::Start(
           i.Env(), "redblue.layerRun",
-          [=] { *result = stack->Run(m, iters, seed, *pool, *peers, rows, yOut, xOut); },
+          [=] { *result = stack->Run(m, iters, seed, *pool, *peers, rows, yOut, xOut, balance); },
           [=](Napi::Env e) -> Napi::Value {
             Napi::Object r = Napi::Object::New(e);
             r.Set("seconds", result->seconds);
@@ -208,6 +209,9 @@ class JsLayerStack : public Napi::ObjectWrap<JsLayerStack> {
             r.Set("waitSeconds", result->waitSeconds);
             r.Set("exchangeSeconds", result->exchangeSeconds);
             r.Set("passes", result->passes);
+            Napi::Array split = Napi::Array::New(e, result->rows.size());
+            for (uint32_t j = 0; j < result->rows.size(); ++j) split.Set(j, static_cast<double>(result->rows[j]));
+            r.Set("rows", split);
             return r;
           },
           keep);

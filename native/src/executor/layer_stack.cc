@@ -73,18 +73,51 @@ void LayerStack::AddLayer(ThreadPool& pool, const float* source) {
 
 const char* LayerStack::backing() const { return weights_.empty() ? "normal" : BackingName(weights_[0]->backing()); }
 
+// Rows per rank in proportion to each rank's measured rate (rows per second), in rank order.
+// Every rank computes this from the same gathered bits, so all agree on the split without
+// another exchange. No rank drops below a quarter of an even share: a rank with no rows could
+// not be measured, and one slow layer must not starve it.
+std::vector<int64_t> SplitByRate(int64_t n, const std::vector<double>& rate) {
+  const size_t P = rate.size();
+  double total = 0;
+  for (double r : rate) total += r;
+  const int64_t floorRows = n / static_cast<int64_t>(4 * P);
+  std::vector<int64_t> rows(P, floorRows);
+  int64_t left = n - floorRows * static_cast<int64_t>(P);
+  double acc = 0;
+  int64_t given = 0;
+  for (size_t r = 0; r < P; ++r) {
+    acc += rate[r];
+    int64_t upto = r + 1 == P ? left : static_cast<int64_t>(static_cast<double>(left) * (acc / total));
+    rows[r] += upto - given;
+    given = upto;
+  }
+  return rows;
+}
+
 PassTimings LayerStack::Run(int64_t m, int iters, uint64_t seed, ThreadPool& pool, Collective& peers,
-                            const std::vector<int64_t>& rowsPerRank, float* yOut, float* xOut) {
+                            const std::vector<int64_t>& rowsPerRank, float* yOut, float* xOut, bool balance) {
   if (m <= 0 || iters <= 0) throw UserError("m and iters must be at least 1");
   if (layersMade() != cfg_.layers)
     throw UserError("only " + std::to_string(layersMade()) + " of " + std::to_string(cfg_.layers) + " layers are made");
   if (static_cast<int>(rowsPerRank.size()) != peers.size()) throw UserError("rowsPerRank must list every rank");
-  int64_t myRows = cfg_.rowHi - cfg_.rowLo;
+  if (balance && !cfg_.mirror) throw UserError("balancing rows between ranks needs every layer whole on every rank (mirror)");
+  if (balance) {
+    int64_t sum = 0;
+    for (int64_t r : rowsPerRank) sum += r < 0 ? cfg_.n + 1 : r;
+    if (sum != cfg_.n) throw UserError("rowsPerRank must split the " + std::to_string(cfg_.n) + " rows between the ranks");
+  }
+  const int P = peers.size(), me = peers.rank();
+  std::vector<int64_t> rows = rowsPerRank;
+  // Balancing: each rank appends its kernel time to its slice, so the all-gather that moves the
+  // slices also tells every rank how fast every other was on this layer.
+  const size_t tail = balance ? sizeof(double) : 0;
+  std::vector<double> rate(static_cast<size_t>(P), 0.0);
   std::vector<float> x(static_cast<size_t>(m * cfg_.k));
-  std::vector<float> yLocal(static_cast<size_t>(std::max<int64_t>(1, m * myRows)));
-  std::vector<float> gathered(static_cast<size_t>(m * cfg_.n));
-  std::vector<size_t> bytes(rowsPerRank.size());
-  for (size_t r = 0; r < rowsPerRank.size(); ++r) bytes[r] = static_cast<size_t>(m * rowsPerRank[r]) * 4;
+  const int64_t maxRows = balance ? cfg_.n : cfg_.rowHi - cfg_.rowLo;
+  std::vector<char> mine(static_cast<size_t>(std::max<int64_t>(1, m * maxRows)) * 4 + tail);
+  std::vector<char> gathered(static_cast<size_t>(m * cfg_.n) * 4 + tail * P);
+  std::vector<size_t> bytes(static_cast<size_t>(P));
   const bool f32 = f32_;
   const WeightType type = type_;
 
@@ -94,8 +127,16 @@ PassTimings LayerStack::Run(int64_t m, int iters, uint64_t seed, ThreadPool& poo
     FillUniform(x.data(), m * cfg_.k, seed, kInputStream + static_cast<uint64_t>(it), 0);
     bool last = it == iters - 1;
     for (int l = 0; l < cfg_.layers; ++l) {
+      int64_t myLo = cfg_.rowLo, myRows = cfg_.rowHi - cfg_.rowLo;
+      if (balance) {
+        myLo = 0;
+        for (int r = 0; r < me; ++r) myLo += rows[static_cast<size_t>(r)];
+        myRows = rows[static_cast<size_t>(me)];
+      }
+      for (int r = 0; r < P; ++r) bytes[static_cast<size_t>(r)] = static_cast<size_t>(m * rows[static_cast<size_t>(r)]) * 4 + tail;
+      float* yLocal = reinterpret_cast<float*>(mine.data());
       double t0 = Now();
-      const uint8_t* w = static_cast<const uint8_t*>(weights_[l]->data()) + (cfg_.rowLo - heldLo_) * rowBytes_;
+      const uint8_t* w = static_cast<const uint8_t*>(weights_[l]->data()) + (myLo - heldLo_) * rowBytes_;
       if (myRows > 0) {
         if (f32) {
           GemmArgs g;
@@ -107,7 +148,7 @@ PassTimings LayerStack::Run(int64_t m, int iters, uint64_t seed, ThreadPool& poo
           g.lda = cfg_.k;
           g.b = reinterpret_cast<const float*>(w);
           g.ldb = cfg_.k;
-          g.c = yLocal.data();
+          g.c = yLocal;
           g.ldc = myRows;
           GemmF32(g, pool);
         } else {
@@ -120,15 +161,19 @@ PassTimings LayerStack::Run(int64_t m, int iters, uint64_t seed, ThreadPool& poo
           q.x = x.data();
           q.m = m;
           q.ldx = cfg_.k;
-          q.y = yLocal.data();
+          q.y = yLocal;
           q.ldy = myRows;
           MatmulQ(q, pool);
         }
       }
       double t1 = Now();
+      if (balance) {
+        double kernel = t1 - t0;
+        std::memcpy(mine.data() + static_cast<size_t>(m * myRows) * 4, &kernel, sizeof kernel);
+      }
       peers.WaitForPeers();  // separates waiting for a slower peer from moving the data
       double t2 = Now();
-      peers.AllGatherV(yLocal.data(), gathered.data(), bytes);
+      peers.AllGatherV(mine.data(), gathered.data(), bytes);
       double t3 = Now();
       t.computeSeconds += t1 - t0;
       t.waitSeconds += t2 - t1;
@@ -137,19 +182,34 @@ PassTimings LayerStack::Run(int64_t m, int iters, uint64_t seed, ThreadPool& poo
         // gathered holds rank-major blocks (m × rows_r each); lay Y out row-major m × n.
         float* y = yOut + static_cast<int64_t>(l) * m * cfg_.n;
         int64_t col = 0;
-        const float* src = gathered.data();
-        for (size_t r = 0; r < rowsPerRank.size(); ++r) {
-          int64_t rows = rowsPerRank[r];
-          for (int64_t i = 0; i < m; ++i) std::memcpy(y + i * cfg_.n + col, src + i * rows, rows * 4);
-          src += m * rows;
-          col += rows;
+        const char* src = gathered.data();
+        for (int r = 0; r < P; ++r) {
+          int64_t rr = rows[static_cast<size_t>(r)];
+          for (int64_t i = 0; i < m; ++i) std::memcpy(y + i * cfg_.n + col, src + i * rr * 4, rr * 4);
+          src += bytes[static_cast<size_t>(r)];
+          col += rr;
         }
+      }
+      if (balance) {
+        // Smoothed rates from every rank's kernel time, then the split for the next layer.
+        const char* src = gathered.data();
+        for (int r = 0; r < P; ++r) {
+          size_t b = bytes[static_cast<size_t>(r)];
+          double secs;
+          std::memcpy(&secs, src + b - tail, sizeof secs);
+          double now = static_cast<double>(rows[static_cast<size_t>(r)]) / std::max(secs, 1e-7);
+          double& avg = rate[static_cast<size_t>(r)];
+          avg = avg == 0 ? now : 0.7 * avg + 0.3 * now;
+          src += b;
+        }
+        rows = SplitByRate(cfg_.n, rate);
       }
     }
     if (last && xOut) std::memcpy(xOut, x.data(), x.size() * 4);
     ++t.passes;
   }
   t.seconds = Now() - start;
+  t.rows = rows;
   return t;
 }
 

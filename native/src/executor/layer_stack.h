@@ -30,6 +30,7 @@ struct LayerStackConfig {
 struct PassTimings {
   double seconds = 0, computeSeconds = 0, waitSeconds = 0, exchangeSeconds = 0;
   int passes = 0;
+  std::vector<int64_t> rows;  // rows per rank at the end (the split balancing arrived at)
 };
 
 class LayerStack {
@@ -48,8 +49,11 @@ class LayerStack {
   // `iters` passes with fresh X (m×k from seed and pass index). After each layer the row slices
   // are all-gathered across `peers`. If yOut is given, the gathered Y of every layer of the last
   // pass is written there (layers × m × n floats, rank-major blocks re-laid out to row-major).
+  // With `balance` (every rank holds every layer whole), the rows each rank computes follow the
+  // ranks' measured speed, layer by layer, so a slower core gets fewer rows instead of making
+  // the others wait; rowsPerRank is then only the first split.
   PassTimings Run(int64_t m, int iters, uint64_t seed, ThreadPool& pool, Collective& peers,
-                  const std::vector<int64_t>& rowsPerRank, float* yOut, float* xOut);
+                  const std::vector<int64_t>& rowsPerRank, float* yOut, float* xOut, bool balance = false);
 
  private:
   LayerStackConfig cfg_;
@@ -61,6 +65,9 @@ class LayerStack {
   uint64_t weightBytes_ = 0;
   std::vector<std::unique_ptr<NodeBuffer>> weights_;
 };
+
+// n rows split in proportion to `rate` (rank order), no rank below a quarter of an even share.
+std::vector<int64_t> SplitByRate(int64_t n, const std::vector<double>& rate);
 
 // The values a seed gives: weights and inputs are made the same way in tests and references.
 void FillUniform(float* out, int64_t count, uint64_t seed, uint64_t stream, uint64_t first);
