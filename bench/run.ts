@@ -155,16 +155,18 @@ export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
   log(
     `layer stack ${layers} × q4_0 ${o.layerN}×${o.layerK} (${((layers * o.layerN * rowBytes) / 2 ** 20).toFixed(0)} MiB) on 1 executor`,
   );
-  const single = await withCluster(one, (c) => runLayers(c, { ...layerOpts, placement: ['shard'] }));
+  const single = await withCluster(one, (c) =>
+    runLayers(c, { ...layerOpts, repeats: o.repeats, placement: ['shard'] }),
+  );
   // Mirrors (each node holds every layer, as `run layer` places them when memory allows), so
   // rows follow each executor's measured speed; shards (a fixed even split) for comparison.
   log(`layer stack on ${P} executors (mirrors, rows balanced by speed)`);
   const multi = await withCluster(two, (c) =>
-    runLayers(c, { ...layerOpts, placement: two.nodes.map(() => 'mirror' as const) }),
+    runLayers(c, { ...layerOpts, repeats: o.repeats, placement: two.nodes.map(() => 'mirror' as const) }),
   );
   log(`layer stack on ${P} executors (shards, fixed even split)`);
   const sharded = await withCluster(two, (c) =>
-    runLayers(c, { ...layerOpts, placement: two.nodes.map(() => 'shard' as const) }),
+    runLayers(c, { ...layerOpts, repeats: o.repeats, placement: two.nodes.map(() => 'shard' as const) }),
   );
   results.push(
     result({
@@ -188,7 +190,11 @@ export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
             placement: i === 0 ? 'shard' : i === 1 ? 'mirror, balanced' : 'shard',
             cpus: (i === 0 ? one : two).nodes[x.rank]!.cpus,
             backing: x.backing,
-            kernelGBps: (x.weightBytes * r.passes) / x.computeSeconds / 1e9,
+            computeMsPerPass: (x.computeSeconds / r.passes) * 1e3,
+            // a shard's rows are fixed, so its kernel rate is known (a mirror's rows move)
+            ...(x.placement === 'shard'
+              ? { kernelGBps: (x.weightBytes * r.passes) / x.computeSeconds / 1e9 }
+              : {}),
             waitMsPerPass: (x.waitSeconds / r.passes) * 1e3,
           })),
         ),

@@ -3,6 +3,7 @@
 // whole stack. Rows of every W are split over the executors (column-parallel, as tensor
 // parallelism splits a linear layer) and the slices are all-gathered after each layer.
 import type { LocalCluster } from './local-cluster.js';
+import type { RunLayersReply } from '../transport/control.js';
 
 export type LayerDType = 'q4_0' | 'q8_0' | 'f32';
 export type PlacementMode = 'mirror' | 'shard';
@@ -25,6 +26,11 @@ export interface LayerRunOptions {
    * whenever every placement is mirror.
    */
   balance?: boolean;
+  /**
+   * Runs of `iters` passes on the placed weights; the fastest is reported (on a shared machine
+   * the least disturbed run is the closest to what the code can do). Default 1.
+   */
+  repeats?: number;
   /** Weights from a file instead of the seed: layers × n × k f32, row-major, layer after layer. */
   weights?: Float32Array;
   onProgress?: (layersMade: number, total: number) => void;
@@ -125,21 +131,26 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
   const placeSeconds = Number(process.hrtime.bigint() - placeStart) / 1e9;
 
   const balance = (o.balance ?? true) && P > 1 && o.placement.every((p) => p === 'mirror');
-  const replies = await cluster.guard(
-    Promise.all(
-      cluster.clients.map((c, rank) =>
-        c.runLayers({
-          m: o.m,
-          iters: o.iters,
-          seed: o.seed + 1,
-          yOffset,
-          xOffset,
-          collect: !!o.collect && rank === 0,
-          balance,
-        }),
+  let replies: RunLayersReply[] | undefined;
+  for (let rep = 0; rep < Math.max(1, o.repeats ?? 1); rep++) {
+    const run = await cluster.guard(
+      Promise.all(
+        cluster.clients.map((c, rank) =>
+          c.runLayers({
+            m: o.m,
+            iters: o.iters,
+            seed: o.seed + 1,
+            yOffset,
+            xOffset,
+            collect: !!o.collect && rank === 0,
+            balance,
+          }),
+        ),
       ),
-    ),
-  );
+    );
+    const slowest = (rs: { seconds: number }[]) => Math.max(...rs.map((r) => r.seconds));
+    if (!replies || slowest(run) < slowest(replies)) replies = run;
+  }
   let y: Float32Array | undefined;
   let x: Float32Array | undefined;
   if (o.collect) {
@@ -150,9 +161,9 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
   }
   area.close();
   return {
-    ...passFigures(o, rows, placed, replies),
+    ...passFigures(o, rows, placed, replies!),
     placeSeconds,
-    ...(balance && replies[0]?.rows ? { balancedRows: replies[0].rows.map(Number) } : {}),
+    ...(balance && replies![0]?.rows ? { balancedRows: replies![0].rows.map(Number) } : {}),
     ...(y ? { y } : {}),
     ...(x ? { x } : {}),
   };

@@ -199,7 +199,7 @@ PassTimings LayerStack::Run(int64_t m, int iters, uint64_t seed, ThreadPool& poo
           std::memcpy(&secs, src + b - tail, sizeof secs);
           double now = static_cast<double>(rows[static_cast<size_t>(r)]) / std::max(secs, 1e-7);
           double& avg = rate[static_cast<size_t>(r)];
-          avg = avg == 0 ? now : 0.7 * avg + 0.3 * now;
+          avg = avg == 0 ? now : 0.9 * avg + 0.1 * now;  // slow: follow lasting differences, not one noisy layer
           src += b;
         }
         rows = SplitByRate(cfg_.n, rate);
