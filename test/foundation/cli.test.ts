@@ -52,6 +52,16 @@ describe('redblue CLI', () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/--virtual-nodes must be a whole number of at least 1/);
     }
+    // bench run's executors: cpus that exist, one each
+    const missing = runCli(['bench', 'run', '--quick', '--cpus', '0,4096']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/cpu 4096 does not exist: this machine has cpus 0/);
+    const three = runCli(['bench', 'run', '--quick', '--cpus', '0,1,2']);
+    expect(three.code).toBe(2);
+    expect(three.stderr).toMatch(/--cpus takes 2 cpus \(one per executor\), got 3/);
+    const words = runCli(['bench', 'run', '--quick', '--cpus', 'first,second']);
+    expect(words.code).toBe(2);
+    expect(words.stderr).toMatch(/--cpus takes cpu numbers such as 0,2/);
     const unknown = runCli(['frobnicate']);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/unknown command/);

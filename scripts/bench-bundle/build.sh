@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Builds .bench-bundle/bundle.tar.xz (beside a copy of run.sh): a self-contained runtime for the CPU benchmarks on a machine
+# without node, libopenblas, libhwloc, libnuma or Open MPI. Run from the repo root after
+# `npm run build`. Layout inside the archive (extracted by run.sh into /tmp/rb):
+#   bin/       node (stripped), mpirun -> orterun
+#   lib/       shared libraries, under their soname names (always on LD_LIBRARY_PATH)
+#   lib-fallback/  libstdc++, libgcc_s, libz, libuuid: put on LD_LIBRARY_PATH only if the
+#              system's are missing or too old (run.sh decides)
+#   ompi/      Open MPI 4.1 plugins, help files and mca params (OPAL_* env points here)
+#   pmix/      PMIx plugins and help files (PMIX_* env points here)
+#   tmp/redblue-mpi-bench-<hash>/mpi_collectives   the prebuilt MPI reference (TMPDIR=/tmp/rb/tmp)
+#   app/       package.json, dist/, build/Release/redblue.node, proto/, redblue, runtime node_modules
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DEST=${DEST:-$ROOT/.bench-bundle}
+mkdir -p "$DEST"
+STAGE=${STAGE:-/tmp/rb-stage}
+ARCH=/usr/lib/x86_64-linux-gnu
+rm -rf "$STAGE"
+mkdir -p "$STAGE"/{bin,lib,lib-fallback,app/build/Release,ompi/etc,ompi/share,pmix/lib,tmp}
+
+# --- node
+cp /usr/bin/node "$STAGE/bin/node"
+strip "$STAGE/bin/node"
+
+# --- libraries: copy the real file under the soname
+copylib() { # soname [destdir]
+  local src
+  src=$(readlink -f "$ARCH/$1")
+  [ -f "$src" ] || { echo "missing $1" >&2; exit 1; }
+  cp "$src" "${2:-$STAGE/lib}/$1"
+}
+for l in libhwloc.so.15 libnuma.so.1 libopenblas.so.0 libgfortran.so.5 libquadmath.so.0 libudev.so.1 \
+  libmpi.so.40 libopen-rte.so.40 libopen-pal.so.40 libevent_core-2.1.so.7 libevent_pthreads-2.1.so.7 \
+  libpmix.so.2 libmunge.so.2 libnl-3.so.200 libmca_common_sm.so.40 libmca_common_monitoring.so.50 \
+  libmca_common_ompio.so.41; do
+  copylib "$l"
+done
+for l in libstdc++.so.6 libgcc_s.so.1 libz.so.1 libuuid.so.1; do copylib "$l" "$STAGE/lib-fallback"; done
+
+# --- iproute2 for bench transport (network namespaces); used only if the machine has no `ip`
+mkdir -p "$STAGE/ipbin" "$STAGE/iplib"
+cp /usr/bin/ip "$STAGE/ipbin/ip.real"
+for l in libbpf.so.1 libbsd.so.0 libcap.so.2 libelf.so.1 libmd.so.0 libmnl.so.0; do copylib "$l" "$STAGE/iplib"; done
+printf '#!/bin/sh\nd=$(dirname "$0")\nLD_LIBRARY_PATH="$d/../iplib:$LD_LIBRARY_PATH" exec "$d/ip.real" "$@"\n' >"$STAGE/ipbin/ip"
+chmod +x "$STAGE/ipbin/ip"
+
+# --- Open MPI runtime (mpirun = orterun; the ranks are forked locally, no orted needed)
+cp "$(readlink -f /usr/bin/orterun)" "$STAGE/bin/orterun"
+ln -s orterun "$STAGE/bin/mpirun"
+mkdir -p "$STAGE/ompi/lib/openmpi3"
+# Only the plugins whose libraries are all bundled or part of any glibc system.
+BASE=' libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1 libutil.so.1 ld-linux-x86-64.so.2 '
+have() { [[ "$BASE" == *" $1 "* ]] || [ -e "$STAGE/lib/$1" ] || [ -e "$STAGE/lib-fallback/$1" ]; }
+dropped=()
+for p in "$ARCH"/openmpi/lib/openmpi3/*.so; do
+  ok=1
+  for n in $(objdump -p "$p" | awk '/NEEDED/{print $2}'); do have "$n" || { ok=0; break; }; done
+  if [ $ok = 1 ]; then cp "$p" "$STAGE/ompi/lib/openmpi3/"; else dropped+=("$(basename "$p")"); fi
+done
+echo "Open MPI plugins dropped (libraries not bundled): ${dropped[*]}"
+cp -r /usr/share/openmpi "$STAGE/ompi/share/openmpi"
+cp /etc/openmpi/openmpi-mca-params.conf /etc/openmpi/openmpi-default-hostfile "$STAGE/ompi/etc/"
+cp -r "$ARCH/pmix2/lib/pmix" "$STAGE/pmix/lib/pmix"
+mkdir -p "$STAGE/pmix/share" && cp -r "$ARCH/pmix2/share/pmix" "$STAGE/pmix/share/pmix"
+# The MPI reference of `bench collectives`, built the way bench/mpi-reference.ts builds it, into
+# the cache directory it looks in (tmpdir()/redblue-mpi-bench-<hash of its source>).
+(cd "$ROOT" && TMPDIR="$STAGE/tmp" node -e \
+  "import('./dist/bench/mpi-reference.js').then(m => console.log('MPI helper:', m.buildMpiHelper()))")
+
+# --- the app
+cp "$ROOT/package.json" "$ROOT/redblue" "$STAGE/app/"
+cp -r "$ROOT/dist" "$ROOT/proto" "$STAGE/app/"
+find "$STAGE/app/dist" -name '*.map' -delete
+cp "$ROOT/build/Release/redblue.node" "$STAGE/app/build/Release/"
+(cd "$ROOT" && npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | sed "s#^$ROOT/##") |
+  while read -r d; do
+    case "$d" in node_modules/@types/node | node_modules/undici-types | node_modules/node-addon-api) continue ;; esac
+    mkdir -p "$STAGE/app/$(dirname "$d")"
+    cp -r "$ROOT/$d" "$STAGE/app/$d"
+  done
+# types, docs and source maps are not needed at run time
+find "$STAGE/app/node_modules" -name '*.d.ts' -delete
+find "$STAGE/app/node_modules" \( -name '*.md' -o -name '*.map' \) -delete
+
+du -sh "$STAGE"/* | sort -h
+tar -C "$STAGE" -cf - . | xz -9 -T2 >"$DEST/bundle.tar.xz"
+cp "$(dirname "$0")/run.sh" "$DEST/run.sh"
+rm -rf "$STAGE"
+ls -la "$DEST/bundle.tar.xz"
