@@ -2,7 +2,9 @@
 //   node transport-peer.js raw-server HOST:PORT   a raw TCP server: "send me N bytes" → N bytes
 //   node transport-peer.js client JSON            measures gRPC against the raw socket, prints JSON
 // gRPC is measured against a real host supervisor (`redblue executor`), pulling blocks of its
-// staging area (the path partial sums take between hosts) and pushing into it.
+// staging area (the path partial sums take between hosts) and pushing into it: through the data
+// path the engine uses (the Data service on gRPC's C++ core), and through grpc-js (the Host
+// service's own Read and Write, the path under TLS).
 import { createServer, connect, type Socket } from 'node:net';
 import { HostClient } from '../transport/host-client.js';
 
@@ -20,6 +22,8 @@ export interface PeerResults {
   /** GB/s per block size. */
   grpcRead: Record<string, number>;
   grpcWrite: Record<string, number>;
+  grpcJsRead: Record<string, number>;
+  grpcJsWrite: Record<string, number>;
   grpcReadDefaultWindow: Record<string, number>;
   raw: Record<string, number>;
   /** Microseconds per round trip of a small message. */
@@ -81,7 +85,14 @@ async function timeIt(reps: number, f: () => Promise<unknown>): Promise<number> 
 async function client(a: ClientArgs): Promise<PeerResults> {
   const auth = { token: a.token };
   const host = new HostClient(a.grpc, 'bench host', auth);
-  const slow = new HostClient(a.grpc, 'bench host', auth, { 'grpc-node.flow_control_window': 65535 });
+  const js = new HostClient(a.grpc, 'bench host', auth, {}, { nativeData: false });
+  const slow = new HostClient(
+    a.grpc,
+    'bench host',
+    auth,
+    { 'grpc-node.flow_control_window': 65535 },
+    { nativeData: false },
+  );
   const session = await host.open({ session: 'bench', hostIndex: 0, peers: [a.grpc] }, () => undefined);
   const maxSize = Math.max(...a.sizes);
   await host.stage(maxSize);
@@ -94,6 +105,8 @@ async function client(a: ClientArgs): Promise<PeerResults> {
   const out: PeerResults = {
     grpcRead: {},
     grpcWrite: {},
+    grpcJsRead: {},
+    grpcJsWrite: {},
     grpcReadDefaultWindow: {},
     raw: {},
     grpcRttUs: 0,
@@ -107,6 +120,9 @@ async function client(a: ClientArgs): Promise<PeerResults> {
     out.grpcRead[key] = (reps * size) / (await timeIt(reps, () => host.read(0, view))) / 1e9;
     out.grpcWrite[key] =
       (reps * size) / (await timeIt(reps, () => host.write(0, src.subarray(0, size)))) / 1e9;
+    out.grpcJsRead[key] = (reps * size) / (await timeIt(reps, () => js.read(0, view))) / 1e9;
+    out.grpcJsWrite[key] =
+      (reps * size) / (await timeIt(reps, () => js.write(0, src.subarray(0, size)))) / 1e9;
     out.grpcReadDefaultWindow[key] =
       (Math.max(2, reps >> 2) * size) /
       (await timeIt(Math.max(2, reps >> 2), () => slow.read(0, view))) /
@@ -118,6 +134,7 @@ async function client(a: ClientArgs): Promise<PeerResults> {
   session.cancel();
   await host.closeSession();
   host.close();
+  js.close();
   slow.close();
   return out;
 }

@@ -128,25 +128,25 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
     for (const size of o.sizes) {
       const k = String(size);
       const raw = peer.raw[k]!;
+      const NATIVE = "gRPC C++ core (the Data service, the engine's data path)";
+      const JS = 'grpc-js (the Host service; the path under TLS)';
+      const stream = (name: string, value: number, implementation: string) =>
+        result({
+          case: `${name}_${mib(size)}`,
+          metric: 'throughput',
+          value,
+          unit: 'GB/s',
+          reference: 'raw-tcp',
+          referenceValue: raw,
+          details: { implementation },
+        });
       results.push(
+        stream('grpc_stream_read', peer.grpcRead[k]!, NATIVE),
+        stream('grpc_stream_write', peer.grpcWrite[k]!, NATIVE),
+        stream('grpc_js_stream_read', peer.grpcJsRead[k]!, JS),
+        stream('grpc_js_stream_write', peer.grpcJsWrite[k]!, JS),
         result({
-          case: `grpc_stream_read_${mib(size)}`,
-          metric: 'throughput',
-          value: peer.grpcRead[k]!,
-          unit: 'GB/s',
-          reference: 'raw-tcp',
-          referenceValue: raw,
-        }),
-        result({
-          case: `grpc_stream_write_${mib(size)}`,
-          metric: 'throughput',
-          value: peer.grpcWrite[k]!,
-          unit: 'GB/s',
-          reference: 'raw-tcp',
-          referenceValue: raw,
-        }),
-        result({
-          case: `grpc_stream_read_${mib(size)}_64KiB_window`,
+          case: `grpc_js_stream_read_${mib(size)}_64KiB_window`,
           metric: 'throughput',
           value: peer.grpcReadDefaultWindow[k]!,
           unit: 'GB/s',

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { MachineTopology } from '../native/topology.js';
 import type { SharedArea } from '../transport/shared-area.js';
+import { DataServer, hostOf } from '../transport/native-data.js';
 import {
   callMessage,
   CHUNK_BYTES,
@@ -83,6 +84,8 @@ export class Supervisor {
   private session: Session | undefined;
   private starting = false;
   private area: SharedArea | undefined;
+  /** The native data path (Read and Write of the staging area); none when TLS is in use. */
+  private data: DataServer | undefined;
   private readonly outbox = new Map<string, Outbox>();
   /** Blocks asked of the peers ahead of time: tag → host → the block. */
   private readonly prefetched = new Map<string, Map<number, Promise<Buffer>>>();
@@ -109,9 +112,19 @@ export class Supervisor {
     );
     widenSessionWindows(server);
     this.server = server;
+    // Bulk data on the addon's gRPC C++ core, same address, a port of its own, the same token.
+    // With TLS the data stays on this server (the native path has no TLS).
+    if (!this.o.auth.tls) this.data = new DataServer(hostOf(this.o.listen), this.o.auth.token);
     // The leader executor's exchanges come in on a private socket (our own 0700 directory).
     this.leaderServer = await serveLeaderLink(this.leaderPath, (req) => this.exchange(req));
     return this.boundPort;
+  }
+
+  /** Replaces the staging area; the data path lets go of the old one before it is unmapped. */
+  private setArea(area: SharedArea | undefined): void {
+    this.data?.setArea(area?.buffer);
+    if (this.area !== area) this.area?.close();
+    this.area = area;
   }
 
   private need(): Session {
@@ -164,6 +177,7 @@ export class Supervisor {
         })),
         virtualNodes: this.o.topology.virtualNodes !== undefined,
         pid: process.pid,
+        dataPort: this.data?.port ?? 0,
         launchRank: this.o.place?.hostIndex ?? -1,
         launchSize: this.o.place?.hostCount ?? -1,
       })),
@@ -176,9 +190,8 @@ export class Supervisor {
         const s = this.need();
         const limit = Math.floor(this.o.topology.nodes.reduce((a, n) => a + n.memoryBytes, 0) * 0.75);
         const bytes = int('bytes', req.bytes, 64, Math.max(64, limit));
-        this.area?.close();
-        this.area = undefined;
-        this.area = await s.cluster.stage('h', bytes);
+        this.setArea(undefined);
+        this.setArea(await s.cluster.stage('h', bytes));
         return { bytes };
       }),
       Fill: this.unary((req: { offset: number; count: number; seed: number; stream: number }) => {
@@ -310,8 +323,7 @@ export class Supervisor {
     for (const [, box] of this.outbox) for (const w of box.waiters.splice(0)) w(ended);
     this.outbox.clear();
     this.prefetched.clear();
-    this.area?.close();
-    this.area = undefined;
+    this.setArea(undefined);
     for (const p of s.peers) p?.close();
     await s.cluster.stop();
     try {
@@ -630,6 +642,8 @@ export class Supervisor {
   async stop(): Promise<void> {
     await this.endSession('the supervisor is stopping');
     this.server?.forceShutdown();
+    this.data?.close();
+    this.data = undefined;
     this.leaderServer?.close();
     rmSync(this.dir, { recursive: true, force: true });
   }

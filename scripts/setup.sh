@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the build, the tests and the benchmarks need.
-PACKAGES=(cmake g++ make pkg-config libnuma-dev libhwloc-dev libopenblas-dev
+PACKAGES=(cmake g++ make pkg-config libnuma-dev libhwloc-dev libopenblas-dev libgrpc++-dev
   openmpi-bin libopenmpi-dev chromium iproute2 openssh-server openssh-client openssl)
 
 missing=()

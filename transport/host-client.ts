@@ -1,6 +1,7 @@
 // A typed, promise-returning client of one host's supervisor (proto/hosts.proto): every call
 // carries the credentials and a deadline, and every failure names the host.
 import * as grpc from '@grpc/grpc-js';
+import { DataClient, hostOf, statusOf } from './native-data.js';
 import {
   authMetadata,
   callMessage,
@@ -26,6 +27,8 @@ export interface HostHello {
   pid: number;
   launchRank: number;
   launchSize: number;
+  /** Port of the host's native data path on the same address (0: none). */
+  dataPort: number;
 }
 export interface WireRange {
   lo: number;
@@ -106,6 +109,10 @@ const DEFAULT_DEADLINE_MS = 600_000;
 export class HostClient {
   readonly raw: Raw;
   private readonly md: grpc.Metadata;
+  /** The host's native data path, once Hello has named its port (null: the host has none). */
+  private data: Promise<DataClient | null> | undefined;
+  private readonly token: string | undefined;
+  private readonly nativeData: boolean;
 
   constructor(
     readonly address: string,
@@ -113,7 +120,11 @@ export class HostClient {
     auth: Auth,
     /** Channel options on top of the bulk-data defaults (benchmarks compare settings). */
     extra: Record<string, unknown> = {},
+    /** Read and Write over the host's native data path when it has one (benchmarks turn it off). */
+    path: { nativeData?: boolean } = {},
   ) {
+    this.token = auth.token;
+    this.nativeData = path.nativeData !== false && !auth.tls;
     const { credentials, options } = channelCredentials(auth);
     this.raw = new (hostsServices().Host)(
       address,
@@ -196,8 +207,38 @@ export class HostClient {
     return this.unary('fill', { offset, count, seed, stream });
   }
 
+  /** The native data client, after asking the host once for its data port. */
+  private dataPath(): Promise<DataClient | null> {
+    if (!this.nativeData) return Promise.resolve(null);
+    this.data ??= this.hello().then(
+      (h) => (h.dataPort > 0 ? new DataClient(`${hostOf(this.address)}:${h.dataPort}`, this.token) : null),
+      (e: unknown) => {
+        this.data = undefined; // ask again next time
+        throw e;
+      },
+    );
+    return this.data;
+  }
+
+  private async native<T>(f: (c: DataClient) => Promise<T>): Promise<T | undefined> {
+    const c = await this.dataPath();
+    if (!c) return undefined;
+    try {
+      return await f(c);
+    } catch (e) {
+      const { message, code } = statusOf(e);
+      throw new HostCallError(`${this.label}: ${message}`, code);
+    }
+  }
+
   /** Streams `data` into the host's staging area at `offset`. */
-  write(offset: number, data: Uint8Array): Promise<void> {
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if ((await this.native((c) => c.write(offset, data, DEFAULT_DEADLINE_MS).then(() => true))) === true)
+      return;
+    return this.grpcWrite(offset, data);
+  }
+
+  private grpcWrite(offset: number, data: Uint8Array): Promise<void> {
     return new Promise((resolve, reject) => {
       const call = (
         this.raw.write as (
@@ -220,6 +261,11 @@ export class HostClient {
 
   /** Reads `dst.byteLength` bytes of the staging area at `offset`. */
   async read(offset: number, dst: Uint8Array, chunkBytes = 0): Promise<void> {
+    if (
+      (await this.native((c) => c.read(offset, dst, DEFAULT_DEADLINE_MS, chunkBytes).then(() => true))) ===
+      true
+    )
+      return;
     const call = (
       this.raw.read as (
         r: unknown,
@@ -304,6 +350,11 @@ export class HostClient {
   }
 
   close(): void {
+    void this.data?.then(
+      (c) => c?.close(),
+      () => undefined,
+    );
+    this.data = undefined;
     this.raw.close();
   }
 }

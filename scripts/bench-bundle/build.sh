@@ -37,6 +37,12 @@ for l in libhwloc.so.15 libnuma.so.1 libopenblas.so.0 libgfortran.so.5 libquadma
   copylib "$l"
 done
 for l in libstdc++.so.6 libgcc_s.so.1 libz.so.1 libuuid.so.1; do copylib "$l" "$STAGE/lib-fallback"; done
+# Whatever else the addon links shared (abseil and re2, for the gRPC data path).
+for l in $(ldd "$ROOT/build/Release/redblue.node" | awk '/=> \// {print $1}'); do
+  case $l in libc.so* | libm.so* | libstdc++* | libgcc_s* | libpthread* | libdl.so* | librt.so*) ;;
+  *) [ -f "$STAGE/lib/$l" ] || copylib "$l" ;;
+  esac
+done
 
 # --- iproute2 for bench transport (network namespaces); used only if the machine has no `ip`
 mkdir -p "$STAGE/ipbin" "$STAGE/iplib"

@@ -1,0 +1,135 @@
+// JS bindings of the native data path between hosts (hosts/data_service.h): a server over a
+// staging area, and a client whose reads and writes run off the event loop and settle a Promise.
+#include <napi.h>
+
+#include <memory>
+
+#include "core/async_task.h"
+#include "core/module_registry.h"
+#include "core/napi_util.h"
+#include "hosts/data_service.h"
+
+namespace redblue {
+namespace {
+
+std::string Str(const Napi::Object& o, const char* key, bool required) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() && !required) return "";
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+uint64_t Whole(const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d != static_cast<double>(static_cast<uint64_t>(d)) || d > 9007199254740991.0)
+    throw Napi::RangeError::New(v.Env(), std::string(what) + " must be a non-negative integer");
+  return static_cast<uint64_t>(d);
+}
+
+// new DataServer({ address, token? }): listening at once; `port` is the one it got.
+class JsDataServer : public Napi::ObjectWrap<JsDataServer> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "DataServer",
+                       {InstanceMethod<&JsDataServer::SetArea>("setArea"),
+                        InstanceMethod<&JsDataServer::Close>("close"),
+                        InstanceAccessor<&JsDataServer::Port>("port")});
+  }
+  explicit JsDataServer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsDataServer>(info) {
+    if (!info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "options must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    try {
+      server_ = std::make_unique<data::DataServer>(Str(o, "address", true), Str(o, "token", false));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+  // setArea(buffer: ArrayBuffer | null): what Read and Write reach; null clears it (waits for
+  // the chunk copies in flight, so the caller may unmap the old area afterwards).
+  Napi::Value SetArea(const Napi::CallbackInfo& info) {
+    if (!server_) throw Napi::Error::New(info.Env(), "the data server is closed");
+    if (info[0].IsNull() || info[0].IsUndefined()) {
+      server_->SetArea(nullptr, 0);
+      area_.Reset();
+    } else if (info[0].IsArrayBuffer()) {
+      Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+      server_->SetArea(static_cast<uint8_t*>(ab.Data()), ab.ByteLength());
+      area_ = Napi::Persistent(ab.As<Napi::Object>());
+    } else {
+      throw Napi::TypeError::New(info.Env(), "setArea takes an ArrayBuffer or null");
+    }
+    return info.Env().Undefined();
+  }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (server_) server_->Shutdown();
+    server_.reset();
+    area_.Reset();
+    return info.Env().Undefined();
+  }
+  Napi::Value Port(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), server_ ? server_->port() : 0);
+  }
+
+ private:
+  std::unique_ptr<data::DataServer> server_;
+  Napi::ObjectReference area_;
+};
+
+// new DataClient({ address, token? }); read(offset, dst: ArrayBuffer, dstOffset, bytes,
+// chunkBytes, deadlineMs) and write(offset, src: ArrayBuffer, srcOffset, bytes, chunkBytes,
+// deadlineMs) return Promises.
+class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "DataClient",
+                       {InstanceMethod<&JsDataClient::Read>("read"), InstanceMethod<&JsDataClient::Write>("write"),
+                        InstanceMethod<&JsDataClient::Close>("close")});
+  }
+  explicit JsDataClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsDataClient>(info) {
+    if (!info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "options must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    client_ = std::make_shared<data::DataClient>(Str(o, "address", true), Str(o, "token", false));
+  }
+  Napi::Value Read(const Napi::CallbackInfo& info) { return Move(info, true); }
+  Napi::Value Write(const Napi::CallbackInfo& info) { return Move(info, false); }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    client_.reset();
+    return info.Env().Undefined();
+  }
+
+ private:
+  Napi::Value Move(const Napi::CallbackInfo& info, bool read) {
+    Napi::Env env = info.Env();
+    if (!client_) throw Napi::Error::New(env, "the data client is closed");
+    uint64_t offset = Whole(info[0], "offset");
+    if (!info[1].IsArrayBuffer()) throw Napi::TypeError::New(env, read ? "dst must be an ArrayBuffer" : "src must be an ArrayBuffer");
+    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
+    uint64_t at = Whole(info[2], "bufferOffset"), bytes = Whole(info[3], "bytes");
+    uint64_t chunk = Whole(info[4], "chunkBytes"), deadline = Whole(info[5], "deadlineMs");
+    if (at > ab.ByteLength() || bytes > ab.ByteLength() - at)
+      throw Napi::RangeError::New(env, std::to_string(bytes) + " bytes at " + std::to_string(at) + " do not fit the " +
+                                           std::to_string(ab.ByteLength()) + "-byte buffer");
+    if (chunk != 0 && (chunk < 4096 || chunk > data::kMaxChunk))
+      throw Napi::RangeError::New(env, "chunkBytes must be 0 (the default) or lie in 4096..4194304");
+    uint8_t* p = static_cast<uint8_t*>(ab.Data()) + at;
+    auto client = client_;
+    return AsyncTask::Start(
+        env, read ? "redblue.dataRead" : "redblue.dataWrite",
+        [=] {
+          if (read) client->Read(offset, p, bytes, static_cast<uint32_t>(chunk), deadline);
+          else client->Write(offset, p, bytes, static_cast<uint32_t>(chunk), deadline);
+        },
+        [](Napi::Env e) -> Napi::Value { return e.Undefined(); }, {info[1], info.This()});
+  }
+  std::shared_ptr<data::DataClient> client_;
+};
+
+void InitData(Napi::Env env, Napi::Object exports) {
+  exports.Set("DataServer", JsDataServer::Define(env));
+  exports.Set("DataClient", JsDataClient::Define(env));
+}
+
+}  // namespace
+REDBLUE_MODULE(InitData);
+}  // namespace redblue

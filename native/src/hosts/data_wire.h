@@ -1,0 +1,115 @@
+// Protobuf encoding of the few messages of the Data service (proto/hosts.proto: Block,
+// ReadRequest, WriteReply), by hand: the native data path needs no generated code, and a chunk's
+// payload is copied once, straight between the staging area and the gRPC slice.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace redblue::data {
+
+inline size_t PutVarint(uint8_t* p, uint64_t v) {
+  size_t n = 0;
+  while (v >= 0x80) {
+    p[n++] = static_cast<uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  p[n++] = static_cast<uint8_t>(v);
+  return n;
+}
+
+// Bytes spread over a list of slices (a received message), read front to back.
+class SliceReader {
+ public:
+  SliceReader(const std::vector<std::pair<const uint8_t*, size_t>>& parts) : parts_(parts) {}
+  bool done() {
+    Skip();
+    return i_ == parts_.size();
+  }
+  uint8_t Byte() {
+    Skip();
+    if (done()) throw std::runtime_error("truncated message");
+    uint8_t b = parts_[i_].first[at_++];
+    return b;
+  }
+  uint64_t Varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      uint8_t b = Byte();
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    throw std::runtime_error("malformed varint");
+  }
+  // Copies `n` bytes to dst (or skips them when dst is null).
+  void Copy(uint8_t* dst, uint64_t n) {
+    while (n > 0) {
+      Skip();
+      if (done()) throw std::runtime_error("truncated message");
+      size_t take = static_cast<size_t>(std::min<uint64_t>(n, parts_[i_].second - at_));
+      if (dst) {
+        std::memcpy(dst, parts_[i_].first + at_, take);
+        dst += take;
+      }
+      at_ += take;
+      n -= take;
+    }
+  }
+  void SkipField(uint32_t wireType) {
+    if (wireType == 0) Varint();
+    else if (wireType == 2) Copy(nullptr, Varint());
+    else if (wireType == 1) Copy(nullptr, 8);
+    else if (wireType == 5) Copy(nullptr, 4);
+    else throw std::runtime_error("unsupported wire type");
+  }
+
+ private:
+  void Skip() {
+    while (i_ < parts_.size() && at_ == parts_[i_].second) {
+      ++i_;
+      at_ = 0;
+    }
+  }
+  const std::vector<std::pair<const uint8_t*, size_t>>& parts_;
+  size_t i_ = 0, at_ = 0;
+};
+
+// Numbered varint fields of a flat message (ReadRequest, WriteReply): field number → value.
+inline void ReadVarints(SliceReader& r, uint64_t* fields, int count) {
+  while (!r.done()) {
+    uint64_t key = r.Varint();
+    uint32_t field = static_cast<uint32_t>(key >> 3), wire = static_cast<uint32_t>(key & 7);
+    if (wire == 0 && field >= 1 && static_cast<int>(field) <= count) fields[field - 1] = r.Varint();
+    else r.SkipField(wire);
+  }
+}
+
+// Encodes varint fields 1..count (zero fields are left out, as proto3 does).
+inline std::vector<uint8_t> WriteVarints(const uint64_t* fields, int count) {
+  std::vector<uint8_t> out(static_cast<size_t>(count) * 11);
+  size_t n = 0;
+  for (int i = 0; i < count; ++i) {
+    if (fields[i] == 0) continue;
+    n += PutVarint(out.data() + n, static_cast<uint64_t>(i + 1) << 3);
+    n += PutVarint(out.data() + n, fields[i]);
+  }
+  out.resize(n);
+  return out;
+}
+
+// Header of a Block { offset = 1; data = 2 } whose data of `len` bytes follows it.
+inline size_t BlockHeader(uint8_t* p, uint64_t offset, uint64_t len) {
+  size_t n = 0;
+  if (offset) {
+    p[n++] = 0x08;
+    n += PutVarint(p + n, offset);
+  }
+  p[n++] = 0x12;
+  n += PutVarint(p + n, len);
+  return n;
+}
+constexpr size_t kMaxBlockHeader = 22;
+
+}  // namespace redblue::data

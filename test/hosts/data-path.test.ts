@@ -1,0 +1,202 @@
+// The native data path between hosts: the Data service of proto/hosts.proto on gRPC's C++ core.
+// Bytes arrive exactly; a plain grpc-js client can call it (it is gRPC on the wire); the token,
+// the bounds and a replaced or missing staging area are checked; a host that went away is an
+// error, never a hang. Also through a real supervisor: Hello names the port, and HostClient's
+// reads and writes take it.
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readTopology } from '../../native/topology.js';
+import { Supervisor } from '../../executor/supervisor.js';
+import { HostClient } from '../../transport/host-client.js';
+import { DataClient, DataServer, statusOf } from '../../transport/native-data.js';
+
+const TOKEN = 'data-path-token-0123456789';
+
+const failure = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (e) {
+    return statusOf(e);
+  }
+  throw new Error('the call succeeded');
+};
+
+describe('native data path', () => {
+  let server: DataServer;
+  let area: Uint8Array;
+  let client: DataClient;
+  beforeAll(() => {
+    server = new DataServer('127.0.0.1', TOKEN);
+    area = new Uint8Array(3 << 20);
+    area.set(randomBytes(area.byteLength));
+    server.setArea(area.buffer as ArrayBuffer);
+    client = new DataClient(`127.0.0.1:${server.port}`, TOKEN);
+  });
+  afterAll(() => {
+    client?.close();
+    server?.close();
+  });
+
+  it('reads and writes exactly, in chunks of any size, at any offset', async () => {
+    for (const [offset, bytes, chunk] of [
+      [0, 0, 0],
+      [5, 1, 0],
+      [17, 4095, 4096],
+      [1, (1 << 20) + 3, 0],
+      [100, (2 << 20) + 12345, 65536],
+    ] as const) {
+      const dst = new Uint8Array(bytes + 7).fill(0xee);
+      await client.read(offset, dst.subarray(3, 3 + bytes), 10_000, chunk);
+      expect(Buffer.compare(dst.subarray(3, 3 + bytes), area.subarray(offset, offset + bytes))).toBe(0);
+      // the bytes around the destination are untouched
+      expect([...dst.subarray(0, 3), ...dst.subarray(3 + bytes)]).toEqual(new Array(7).fill(0xee));
+      const src = randomBytes(bytes);
+      await client.write(offset, src, 10_000, chunk);
+      expect(Buffer.compare(area.subarray(offset, offset + bytes), src)).toBe(0);
+    }
+  });
+
+  it('is gRPC on the wire: a grpc-js client reads and writes through the Data service', async () => {
+    const def = protoLoader.loadSync(fileURLToPath(new URL('../../proto/hosts.proto', import.meta.url)), {
+      longs: Number,
+      defaults: true,
+    });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as {
+      redblue: { hosts: { v1: { Data: grpc.ServiceClientConstructor } } };
+    };
+    const js = new pkg.redblue.hosts.v1.Data(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 8 << 20,
+    }) as unknown as {
+      read(r: unknown, md: grpc.Metadata): grpc.ClientReadableStream<{ offset: number; data: Buffer }>;
+      write(
+        md: grpc.Metadata,
+        cb: (e: grpc.ServiceError | null, r: { bytes: number }) => void,
+      ): grpc.ClientWritableStream<unknown>;
+      close(): void;
+    };
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${TOKEN}`);
+    const got = Buffer.alloc(300_000);
+    await new Promise<void>((resolve, reject) => {
+      const call = js.read({ offset: 1000, bytes: got.length, chunkBytes: 65536 }, md);
+      call.on('data', (b) => b.data.copy(got, b.offset));
+      call.on('error', reject);
+      call.on('end', () => resolve());
+    });
+    expect(Buffer.compare(got, area.subarray(1000, 1000 + got.length))).toBe(0);
+    const block = randomBytes(5000);
+    const reply = await new Promise<{ bytes: number }>((resolve, reject) => {
+      const call = js.write(md, (e, r) => (e ? reject(e) : resolve(r)));
+      call.write({ offset: 77, data: block });
+      call.end();
+    });
+    expect(reply.bytes).toBe(5000);
+    expect(Buffer.compare(area.subarray(77, 5077), block)).toBe(0);
+    // and without the token it is refused
+    const refused = await new Promise<grpc.ServiceError>((resolve) => {
+      const call = js.read({ offset: 0, bytes: 10 }, new grpc.Metadata());
+      call.on('data', () => undefined);
+      call.on('error', resolve);
+    });
+    expect(refused.code).toBe(grpc.status.UNAUTHENTICATED);
+    js.close();
+  });
+
+  it('refuses a wrong token, bytes outside the area and bad chunk sizes, saying what was wrong', async () => {
+    const wrong = new DataClient(`127.0.0.1:${server.port}`, 'not-the-token');
+    const denied = await failure(wrong.read(0, new Uint8Array(16), 5000));
+    expect(denied.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(denied.message).toMatch(/missing or wrong token/);
+    wrong.close();
+    const outside = await failure(client.read(area.byteLength - 10, new Uint8Array(11), 5000));
+    expect(outside.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(outside.message).toMatch(
+      /read: bytes \[3145718, 3145729\) lie outside the 3145728-byte staging area/,
+    );
+    const far = await failure(client.write(2 ** 40, new Uint8Array(1), 5000));
+    expect(far.message).toMatch(/write: bytes \[1099511627776, 1099511627777\) lie outside/);
+    await expect(client.read(0, new Uint8Array(16), 5000, 100)).rejects.toThrow(/chunkBytes must be 0/);
+  });
+
+  it('fails calls, never crashes, while the area is replaced or gone', async () => {
+    const spare = new Uint8Array(3 << 20);
+    const reads = Array.from({ length: 8 }, () =>
+      client.read(0, new Uint8Array(3 << 20), 10_000, 4096).then(
+        () => 'ok',
+        (e: unknown) => statusOf(e).message,
+      ),
+    );
+    server.setArea(spare.buffer as ArrayBuffer);
+    server.setArea(undefined);
+    for (const r of await Promise.all(reads))
+      expect(r).toMatch(/^ok$|replaced during the read|no staging area/);
+    const none = await failure(client.read(0, new Uint8Array(4), 5000));
+    expect(none.code).toBe(grpc.status.FAILED_PRECONDITION);
+    server.setArea(area.buffer as ArrayBuffer);
+    await client.read(0, new Uint8Array(4), 5000);
+  });
+
+  it('reports a host that went away within seconds', async () => {
+    const gone = new DataServer('127.0.0.1', TOKEN);
+    const port = gone.port;
+    gone.close();
+    const c = new DataClient(`127.0.0.1:${port}`, TOKEN);
+    const t0 = Date.now();
+    const e = await failure(c.read(0, new Uint8Array(4), 3000));
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(e.message).toMatch(/unreachable/);
+    c.close();
+  });
+});
+
+describe('supervisor with the native data path', () => {
+  let sup: Supervisor;
+  let host: HostClient;
+  beforeAll(async () => {
+    sup = new Supervisor({
+      listen: '127.0.0.1:0',
+      topology: readTopology({ virtualNodes: 1 }),
+      auth: { token: TOKEN },
+    });
+    host = new HostClient(`127.0.0.1:${await sup.start()}`, 'host 0', { token: TOKEN });
+  }, 30_000);
+  afterAll(async () => {
+    host?.close();
+    await sup?.stop();
+  });
+
+  it('names its data port in Hello, and HostClient moves the staging area through it', async () => {
+    const hello = await host.hello();
+    expect(hello.dataPort).toBeGreaterThan(0);
+    const session = await host.open(
+      { session: 'data', hostIndex: 0, peers: [host.address] },
+      () => undefined,
+    );
+    try {
+      await host.stage(1 << 20);
+      const src = randomBytes(1 << 20);
+      await host.write(0, src);
+      const back = new Uint8Array(1 << 20);
+      await host.read(0, back);
+      expect(Buffer.compare(back, src)).toBe(0);
+      // the grpc-js path reads the same bytes
+      const js = new HostClient(
+        host.address,
+        'host 0 (grpc-js)',
+        { token: TOKEN },
+        {},
+        { nativeData: false },
+      );
+      const viaJs = new Uint8Array(4096);
+      await js.read(4096, viaJs);
+      expect(Buffer.compare(viaJs, src.subarray(4096, 8192))).toBe(0);
+      js.close();
+    } finally {
+      session.cancel();
+      await host.closeSession();
+    }
+  });
+});
