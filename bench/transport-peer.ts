@@ -7,6 +7,7 @@
 // service's own Read and Write, the path under TLS).
 import { createServer, connect, type Socket } from 'node:net';
 import { HostClient } from '../transport/host-client.js';
+import { rawTcpFetch, rawTcpServe } from '../transport/native-data.js';
 
 export interface ClientArgs {
   grpc: string;
@@ -26,6 +27,8 @@ export interface PeerResults {
   grpcJsWrite: Record<string, number>;
   grpcReadDefaultWindow: Record<string, number>;
   raw: Record<string, number>;
+  /** The same from a native (C++) raw socket client and server. */
+  rawNative: Record<string, number>;
   /** Microseconds per round trip of a small message. */
   grpcRttUs: number;
   rawRttUs: number;
@@ -54,6 +57,8 @@ function rawServer(address: string): void {
     s.on('error', () => undefined);
   });
   const { host, port } = hostPort(address);
+  // and the native one on the next port
+  rawTcpServe(host, port + 1);
   server.listen(port, host, () => process.stdout.write('ready\n'));
 }
 
@@ -109,6 +114,7 @@ async function client(a: ClientArgs): Promise<PeerResults> {
     grpcJsWrite: {},
     grpcReadDefaultWindow: {},
     raw: {},
+    rawNative: {},
     grpcRttUs: 0,
     rawRttUs: 0,
   };
@@ -117,6 +123,7 @@ async function client(a: ClientArgs): Promise<PeerResults> {
     const key = String(size);
     const view = dst.subarray(0, size);
     out.raw[key] = (reps * size) / (await timeIt(reps, () => rawFetch(sock, size))) / 1e9;
+    out.rawNative[key] = (reps * size) / (await rawTcpFetch(rh, rp + 1, size, reps)) / 1e9;
     out.grpcRead[key] = (reps * size) / (await timeIt(reps, () => host.read(0, view))) / 1e9;
     out.grpcWrite[key] =
       (reps * size) / (await timeIt(reps, () => host.write(0, src.subarray(0, size)))) / 1e9;

@@ -95,3 +95,21 @@ export function statusOf(e: unknown): { message: string; code?: number } {
   const m = /^(.*) \[grpc (\d+)\]$/s.exec(text);
   return m ? { message: m[1]!, code: Number(m[2]) } : { message: text };
 }
+
+interface RawTcpAddon {
+  rawTcpServe(host: string, port: number): number;
+  rawTcpFetch(host: string, port: number, bytes: number, reps: number): Promise<number>;
+}
+
+/**
+ * A plain TCP server in native code (the reference of `bench transport`): answers "send me N
+ * bytes" with N bytes until the process ends. Returns its port.
+ */
+export function rawTcpServe(host: string, port: number): number {
+  return loadAddon<RawTcpAddon>().rawTcpServe(host, port);
+}
+
+/** Seconds that `reps` requests of `bytes` took from a native raw TCP client (after a warm-up). */
+export function rawTcpFetch(host: string, port: number, bytes: number, reps: number): Promise<number> {
+  return loadAddon<RawTcpAddon>().rawTcpFetch(host, port, bytes, reps);
+}

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
 import { Supervisor } from '../../executor/supervisor.js';
 import { HostClient } from '../../transport/host-client.js';
-import { DataClient, DataServer, statusOf } from '../../transport/native-data.js';
+import { DataClient, DataServer, rawTcpFetch, rawTcpServe, statusOf } from '../../transport/native-data.js';
 
 const TOKEN = 'data-path-token-0123456789';
 
@@ -149,6 +149,22 @@ describe('native data path', () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(e.message).toMatch(/unreachable/);
     c.close();
+  });
+});
+
+describe('raw TCP reference (bench transport)', () => {
+  it('serves and fetches whole blocks, and names the address it cannot reach', async () => {
+    const port = rawTcpServe('127.0.0.1', 0);
+    expect(port).toBeGreaterThan(0);
+    const seconds = await rawTcpFetch('127.0.0.1', port, (1 << 20) + 5, 3);
+    expect(seconds).toBeGreaterThan(0);
+    const closed = new DataServer('127.0.0.1', TOKEN); // a port that is free once closed
+    const free = closed.port;
+    closed.close();
+    await expect(rawTcpFetch('127.0.0.1', free, 16, 1)).rejects.toThrow(
+      `cannot connect to 127.0.0.1:${free}`,
+    );
+    expect(() => rawTcpServe('not-an-address', 0)).toThrow(/not an IPv4 address/);
   });
 });
 

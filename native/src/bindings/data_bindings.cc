@@ -8,6 +8,7 @@
 #include "core/module_registry.h"
 #include "core/napi_util.h"
 #include "hosts/data_service.h"
+#include "hosts/raw_tcp.h"
 
 namespace redblue {
 namespace {
@@ -125,9 +126,33 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
   std::shared_ptr<data::DataClient> client_;
 };
 
+// rawTcpServe(host, port): { port } — the reference server of bench transport, for the life of
+// the process. rawTcpFetch(host, port, bytes, reps) → Promise<seconds of the last reps>.
+Napi::Value JsRawTcpServe(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "host must be a string");
+  // Lives as long as the process (a benchmark peer), never destroyed: its threads may still run
+  // while the process exits.
+  auto* server = new data::RawTcpServer(info[0].As<Napi::String>().Utf8Value(), static_cast<int>(Whole(info[1], "port")));
+  return Napi::Number::New(info.Env(), server->port());
+}
+
+Napi::Value JsRawTcpFetch(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "host must be a string");
+  std::string host = info[0].As<Napi::String>().Utf8Value();
+  int port = static_cast<int>(Whole(info[1], "port"));
+  uint64_t bytes = Whole(info[2], "bytes");
+  int reps = static_cast<int>(Whole(info[3], "reps"));
+  auto seconds = std::make_shared<double>(0);
+  return AsyncTask::Start(
+      info.Env(), "redblue.rawTcpFetch", [=] { *seconds = data::RawTcpFetch(host, port, bytes, reps); },
+      [=](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *seconds); });
+}
+
 void InitData(Napi::Env env, Napi::Object exports) {
   exports.Set("DataServer", JsDataServer::Define(env));
   exports.Set("DataClient", JsDataClient::Define(env));
+  REDBLUE_EXPORT(exports, "rawTcpServe", JsRawTcpServe);
+  REDBLUE_EXPORT(exports, "rawTcpFetch", JsRawTcpFetch);
 }
 
 }  // namespace
