@@ -91,6 +91,10 @@ export class Supervisor {
   private readonly prefetched = new Map<string, Map<number, Promise<Buffer>>>();
   private readonly log: (line: string) => void;
   boundPort = 0;
+  /** Port of the native data path (0: none, as under TLS). */
+  get dataPort(): number {
+    return this.data?.port ?? 0;
+  }
 
   constructor(private readonly o: SupervisorOptions) {
     this.dir = mkdtempSync(join(tmpdir(), 'redblue-host-'));
@@ -177,7 +181,7 @@ export class Supervisor {
         })),
         virtualNodes: this.o.topology.virtualNodes !== undefined,
         pid: process.pid,
-        dataPort: this.data?.port ?? 0,
+        dataPort: this.dataPort,
         launchRank: this.o.place?.hostIndex ?? -1,
         launchSize: this.o.place?.hostCount ?? -1,
       })),

@@ -186,7 +186,8 @@ export function registerExecutor(program: Command): void {
       // Launchers wait for this line; the port matters when --listen asked for port 0.
       process.stdout.write(`ready ${port}\n`);
       process.stderr.write(
-        `redblue executor: serving ${formatAddress({ host: listen.host, port })}, ${topology.nodes.length} node(s), ${how}\n`,
+        `redblue executor: serving ${formatAddress({ host: listen.host, port })}, ${topology.nodes.length} node(s), ${how}; ` +
+          (sup.dataPort ? `bulk data on port ${sup.dataPort}\n` : 'bulk data on the same port (TLS)\n'),
       );
       await new Promise(() => undefined);
     },
