@@ -187,7 +187,7 @@ export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
         perExecutor: [single, multi, sharded].map((r, i) =>
           r.perRank.map((x) => ({
             executors: r.perRank.length,
-            placement: i === 0 ? 'shard' : i === 1 ? 'mirror, balanced' : 'shard',
+            placement: r.balancedRows ? `${x.placement}, balanced` : x.placement,
             cpus: (i === 0 ? one : two).nodes[x.rank]!.cpus,
             backing: x.backing,
             computeMsPerPass: (x.computeSeconds / r.passes) * 1e3,

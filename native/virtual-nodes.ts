@@ -90,11 +90,9 @@ export function oneCpuPerCore(real: MachineTopology, count: number): number[] {
     real.cores
       .map((c) => c.cpus.filter((x) => cpus.includes(x))[0])
       .filter((x): x is number => x !== undefined);
+  const cpu0Core = real.cores.find((c) => c.cpus.includes(0))?.cpus ?? [];
   const pick = (cands: number[]) =>
-    (cands.length > count
-      ? cands.filter((c) => !real.cores.find((k) => k.cpus.includes(0))?.cpus.includes(c))
-      : cands
-    ).slice(0, count);
+    (cands.length > count ? cands.filter((c) => !cpu0Core.includes(c)) : cands).slice(0, count);
   for (const node of real.nodes) {
     const cands = firsts(node.cpus);
     if (cands.length >= count) return pick(cands);

@@ -220,21 +220,30 @@ export class HostClient {
     return this.data;
   }
 
-  private async native<T>(f: (c: DataClient) => Promise<T>): Promise<T | undefined> {
-    const c = await this.dataPath();
-    if (!c) return undefined;
+  /** A data path call's failure as this host's error, with its gRPC code. */
+  private async viaData(call: Promise<void>): Promise<void> {
     try {
-      return await f(c);
+      await call;
     } catch (e) {
       const { message, code } = statusOf(e);
       throw new HostCallError(`${this.label}: ${message}`, code);
     }
   }
 
+  /** A server-streaming call of the Host service (Read, Fetch). */
+  private serverStream(method: 'read' | 'fetch', req: unknown, deadlineMs: number) {
+    const fn = this.raw[method] as (
+      r: unknown,
+      md: grpc.Metadata,
+      o: grpc.CallOptions,
+    ) => grpc.ClientReadableStream<BlockMsg>;
+    return fn.call(this.raw, req, this.md, { deadline: Date.now() + deadlineMs });
+  }
+
   /** Streams `data` into the host's staging area at `offset`. */
   async write(offset: number, data: Uint8Array): Promise<void> {
-    if ((await this.native((c) => c.write(offset, data, DEFAULT_DEADLINE_MS).then(() => true))) === true)
-      return;
+    const path = await this.dataPath();
+    if (path) return this.viaData(path.write(offset, data, DEFAULT_DEADLINE_MS));
     return this.grpcWrite(offset, data);
   }
 
@@ -261,18 +270,13 @@ export class HostClient {
 
   /** Reads `dst.byteLength` bytes of the staging area at `offset`. */
   async read(offset: number, dst: Uint8Array, chunkBytes = 0): Promise<void> {
-    if (
-      (await this.native((c) => c.read(offset, dst, DEFAULT_DEADLINE_MS, chunkBytes).then(() => true))) ===
-      true
-    )
-      return;
-    const call = (
-      this.raw.read as (
-        r: unknown,
-        md: grpc.Metadata,
-        o: grpc.CallOptions,
-      ) => grpc.ClientReadableStream<BlockMsg>
-    )({ offset, bytes: dst.byteLength, chunkBytes }, this.md, { deadline: Date.now() + DEFAULT_DEADLINE_MS });
+    const path = await this.dataPath();
+    if (path) return this.viaData(path.read(offset, dst, DEFAULT_DEADLINE_MS, chunkBytes));
+    const call = this.serverStream(
+      'read',
+      { offset, bytes: dst.byteLength, chunkBytes },
+      DEFAULT_DEADLINE_MS,
+    );
     try {
       const got = await readChunks(call, dst, offset);
       if (got !== dst.byteLength) throw new Error(`read ${got} of ${dst.byteLength} bytes`);
@@ -283,13 +287,7 @@ export class HostClient {
 
   /** Pulls all-gather block `tag` of host `fromHost` (its bytes known from the layout). */
   async fetch(tag: string, fromHost: number, dst: Uint8Array, deadlineMs: number): Promise<void> {
-    const call = (
-      this.raw.fetch as (
-        r: unknown,
-        md: grpc.Metadata,
-        o: grpc.CallOptions,
-      ) => grpc.ClientReadableStream<BlockMsg>
-    )({ tag, fromHost }, this.md, { deadline: Date.now() + deadlineMs });
+    const call = this.serverStream('fetch', { tag, fromHost }, deadlineMs);
     try {
       const got = await readChunks(call, dst, 0);
       if (got !== dst.byteLength)
@@ -301,13 +299,7 @@ export class HostClient {
 
   /** Pulls all-gather block `tag` of host `fromHost` whatever its size (asked before it is known). */
   async fetchAny(tag: string, fromHost: number, deadlineMs: number): Promise<Buffer> {
-    const call = (
-      this.raw.fetch as (
-        r: unknown,
-        md: grpc.Metadata,
-        o: grpc.CallOptions,
-      ) => grpc.ClientReadableStream<BlockMsg>
-    )({ tag, fromHost }, this.md, { deadline: Date.now() + deadlineMs });
+    const call = this.serverStream('fetch', { tag, fromHost }, deadlineMs);
     try {
       return await new Promise<Buffer>((resolve, reject) => {
         const parts: Buffer[] = [];

@@ -20,14 +20,6 @@ std::string Str(const Napi::Object& o, const char* key, bool required) {
   return v.As<Napi::String>().Utf8Value();
 }
 
-uint64_t Whole(const Napi::Value& v, const char* what) {
-  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0) || d != static_cast<double>(static_cast<uint64_t>(d)) || d > 9007199254740991.0)
-    throw Napi::RangeError::New(v.Env(), std::string(what) + " must be a non-negative integer");
-  return static_cast<uint64_t>(d);
-}
-
 // new DataServer({ address, token? }): listening at once; `port` is the one it got.
 class JsDataServer : public Napi::ObjectWrap<JsDataServer> {
  public:
@@ -103,11 +95,11 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
   Napi::Value Move(const Napi::CallbackInfo& info, bool read) {
     Napi::Env env = info.Env();
     if (!client_) throw Napi::Error::New(env, "the data client is closed");
-    uint64_t offset = Whole(info[0], "offset");
+    uint64_t offset = ArgIndex(info, 0, "offset");
     if (!info[1].IsArrayBuffer()) throw Napi::TypeError::New(env, read ? "dst must be an ArrayBuffer" : "src must be an ArrayBuffer");
     Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
-    uint64_t at = Whole(info[2], "bufferOffset"), bytes = Whole(info[3], "bytes");
-    uint64_t chunk = Whole(info[4], "chunkBytes"), deadline = Whole(info[5], "deadlineMs");
+    uint64_t at = ArgIndex(info, 2, "bufferOffset"), bytes = ArgIndex(info, 3, "bytes");
+    uint64_t chunk = ArgIndex(info, 4, "chunkBytes"), deadline = ArgIndex(info, 5, "deadlineMs");
     if (at > ab.ByteLength() || bytes > ab.ByteLength() - at)
       throw Napi::RangeError::New(env, std::to_string(bytes) + " bytes at " + std::to_string(at) + " do not fit the " +
                                            std::to_string(ab.ByteLength()) + "-byte buffer");
@@ -132,16 +124,16 @@ Napi::Value JsRawTcpServe(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "host must be a string");
   // Lives as long as the process (a benchmark peer), never destroyed: its threads may still run
   // while the process exits.
-  auto* server = new data::RawTcpServer(info[0].As<Napi::String>().Utf8Value(), static_cast<int>(Whole(info[1], "port")));
+  auto* server = new data::RawTcpServer(info[0].As<Napi::String>().Utf8Value(), static_cast<int>(ArgIndex(info, 1, "port")));
   return Napi::Number::New(info.Env(), server->port());
 }
 
 Napi::Value JsRawTcpFetch(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "host must be a string");
   std::string host = info[0].As<Napi::String>().Utf8Value();
-  int port = static_cast<int>(Whole(info[1], "port"));
-  uint64_t bytes = Whole(info[2], "bytes");
-  int reps = static_cast<int>(Whole(info[3], "reps"));
+  int port = static_cast<int>(ArgIndex(info, 1, "port"));
+  uint64_t bytes = ArgIndex(info, 2, "bytes");
+  int reps = static_cast<int>(ArgIndex(info, 3, "reps"));
   auto seconds = std::make_shared<double>(0);
   return AsyncTask::Start(
       info.Env(), "redblue.rawTcpFetch", [=] { *seconds = data::RawTcpFetch(host, port, bytes, reps); },

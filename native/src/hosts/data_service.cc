@@ -161,7 +161,6 @@ class WriteCall : public grpc::ServerGenericBidiReactor {
   explicit WriteCall(std::shared_ptr<Area> area) : area_(std::move(area)) {
     std::shared_lock<std::shared_mutex> lk(area_->mu);
     if (!area_->base) {
-      failed_ = true;
       Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no staging area: call Stage first"));
       return;
     }
@@ -210,7 +209,6 @@ class WriteCall : public grpc::ServerGenericBidiReactor {
   std::shared_ptr<Area> area_;
   grpc::ByteBuffer in_, out_;
   uint64_t bytes_ = 0, generation_ = 0;
-  bool failed_ = false;
 };
 
 class Service : public grpc::CallbackGenericService {
