@@ -124,9 +124,9 @@ export class Supervisor {
     return this.boundPort;
   }
 
-  /** Replaces the staging area; the data path lets go of the old one before it is unmapped. */
+  /** Replaces the staging area (the data path maps the file itself, so ours may go at once). */
   private setArea(area: SharedArea | undefined): void {
-    this.data?.setArea(area?.buffer);
+    this.data?.setArea(area?.name);
     if (this.area !== area) this.area?.close();
     this.area = area;
   }

@@ -5,7 +5,7 @@ import { loadAddon } from '../native/addon.js';
 
 interface NativeDataServer {
   readonly port: number;
-  setArea(buffer: ArrayBuffer | null): void;
+  setArea(name: string | null): void;
   close(): void;
 }
 interface NativeDataClient {
@@ -16,7 +16,8 @@ interface NativeDataClient {
     bytes: number,
     chunk: number,
     deadlineMs: number,
-  ): Promise<void>;
+    reps?: number,
+  ): Promise<void | number>;
   write(
     offset: number,
     src: ArrayBuffer,
@@ -24,7 +25,8 @@ interface NativeDataClient {
     bytes: number,
     chunk: number,
     deadlineMs: number,
-  ): Promise<void>;
+    reps?: number,
+  ): Promise<void | number>;
   close(): void;
 }
 interface DataAddon {
@@ -32,21 +34,24 @@ interface DataAddon {
   DataClient: new (o: { address: string; token?: string }) => NativeDataClient;
 }
 
-/** Serves Read and Write of one staging area (replaceable) on `host:0` (a port of its own). */
+/** Serves Read, Write and Pipe of one staging area (replaceable) on `host:port` (0: any free port). */
 export class DataServer {
   private readonly s: NativeDataServer;
-  constructor(host: string, token: string | undefined) {
+  constructor(host: string, token: string | undefined, port = 0) {
     this.s = new (loadAddon<DataAddon>().DataServer)({
-      address: `${host}:0`,
+      address: `${host}:${port}`,
       ...(token !== undefined ? { token } : {}),
     });
   }
   get port(): number {
     return this.s.port;
   }
-  /** What Read and Write reach; undefined clears it (waits for copies in flight). */
-  setArea(buffer: ArrayBuffer | undefined): void {
-    this.s.setArea(buffer ?? null);
+  /**
+   * The staging file (/dev/shm/<name>, a SharedArea's name) that Read, Write and Pipe reach; the
+   * server maps it itself, so the caller may close its own mapping at any time. undefined clears it.
+   */
+  setArea(name: string | undefined): void {
+    this.s.setArea(name ?? null);
   }
   close(): void {
     this.s.close();
@@ -61,11 +66,26 @@ export class DataClient {
   ) {
     this.c = new (loadAddon<DataAddon>().DataClient)({ address, ...(token !== undefined ? { token } : {}) });
   }
-  read(offset: number, dst: Uint8Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
-    return this.move('read', offset, dst, deadlineMs, chunkBytes);
+  async read(offset: number, dst: Uint8Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
+    await this.move('read', offset, dst, deadlineMs, chunkBytes);
   }
-  write(offset: number, src: Uint8Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
-    return this.move('write', offset, src, deadlineMs, chunkBytes);
+  async write(offset: number, src: Uint8Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
+    await this.move('write', offset, src, deadlineMs, chunkBytes);
+  }
+  /**
+   * The same read or write `reps` times over, one after another in native code (no JS between
+   * them): the seconds they took. What `bench transport` measures the path itself with.
+   */
+  async repeat(
+    op: 'read' | 'write',
+    offset: number,
+    view: Uint8Array,
+    deadlineMs: number,
+    reps: number,
+  ): Promise<number> {
+    if (!Number.isInteger(reps) || reps < 1)
+      throw new RangeError(`reps must be a positive integer, not ${reps}`);
+    return (await this.move(op, offset, view, deadlineMs, 0, reps)) as number;
   }
   /** Async, so that a bad argument (thrown by the addon at once) is a rejection too. */
   private async move(
@@ -74,9 +94,10 @@ export class DataClient {
     view: Uint8Array,
     deadlineMs: number,
     chunkBytes: number,
-  ): Promise<void> {
+    reps?: number,
+  ): Promise<void | number> {
     const buffer = view.buffer as ArrayBuffer;
-    return this.c[op](offset, buffer, view.byteOffset, view.byteLength, chunkBytes, deadlineMs);
+    return this.c[op](offset, buffer, view.byteOffset, view.byteLength, chunkBytes, deadlineMs, reps);
   }
   close(): void {
     this.c.close();
@@ -99,11 +120,12 @@ export function statusOf(e: unknown): { message: string; code?: number } {
 interface RawTcpAddon {
   rawTcpServe(host: string, port: number): number;
   rawTcpFetch(host: string, port: number, bytes: number, reps: number): Promise<number>;
+  rawTcpPush(host: string, port: number, bytes: number, reps: number): Promise<number>;
 }
 
 /**
  * A plain TCP server in native code (the reference of `bench transport`): answers "send me N
- * bytes" with N bytes until the process ends. Returns its port.
+ * bytes" with N bytes, and takes N bytes pushed to it, until the process ends. Returns its port.
  */
 export function rawTcpServe(host: string, port: number): number {
   return loadAddon<RawTcpAddon>().rawTcpServe(host, port);
@@ -112,4 +134,9 @@ export function rawTcpServe(host: string, port: number): number {
 /** Seconds that `reps` requests of `bytes` took from a native raw TCP client (after a warm-up). */
 export function rawTcpFetch(host: string, port: number, bytes: number, reps: number): Promise<number> {
   return loadAddon<RawTcpAddon>().rawTcpFetch(host, port, bytes, reps);
+}
+
+/** Seconds that `reps` pushes of `bytes` to a rawTcpServe server took (after a warm-up). */
+export function rawTcpPush(host: string, port: number, bytes: number, reps: number): Promise<number> {
+  return loadAddon<RawTcpAddon>().rawTcpPush(host, port, bytes, reps);
 }

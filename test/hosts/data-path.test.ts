@@ -11,9 +11,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
 import { Supervisor } from '../../executor/supervisor.js';
 import { HostClient } from '../../transport/host-client.js';
+import { createSharedArea, type SharedArea } from '../../transport/shared-area.js';
 import { DataClient, DataServer, rawTcpFetch, rawTcpServe, statusOf } from '../../transport/native-data.js';
 
 const TOKEN = 'data-path-token-0123456789';
+
+/** The Data service as grpc-js sees it, from proto/hosts.proto. */
+function dataService(): grpc.ServiceClientConstructor {
+  const def = protoLoader.loadSync(fileURLToPath(new URL('../../proto/hosts.proto', import.meta.url)), {
+    longs: Number,
+    defaults: true,
+  });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    redblue: { hosts: { v1: { Data: grpc.ServiceClientConstructor } } };
+  };
+  return pkg.redblue.hosts.v1.Data;
+}
 
 const failure = async (p: Promise<unknown>) => {
   try {
@@ -26,18 +39,21 @@ const failure = async (p: Promise<unknown>) => {
 
 describe('native data path', () => {
   let server: DataServer;
+  let shared: SharedArea;
   let area: Uint8Array;
   let client: DataClient;
   beforeAll(() => {
     server = new DataServer('127.0.0.1', TOKEN);
-    area = new Uint8Array(3 << 20);
+    shared = createSharedArea('data-path-test', 3 << 20);
+    area = new Uint8Array(shared.buffer);
     area.set(randomBytes(area.byteLength));
-    server.setArea(area.buffer as ArrayBuffer);
+    server.setArea(shared.name);
     client = new DataClient(`127.0.0.1:${server.port}`, TOKEN);
   });
   afterAll(() => {
     client?.close();
     server?.close();
+    shared?.close();
   });
 
   it('reads and writes exactly, in chunks of any size, at any offset', async () => {
@@ -60,14 +76,7 @@ describe('native data path', () => {
   });
 
   it('is gRPC on the wire: a grpc-js client reads and writes through the Data service', async () => {
-    const def = protoLoader.loadSync(fileURLToPath(new URL('../../proto/hosts.proto', import.meta.url)), {
-      longs: Number,
-      defaults: true,
-    });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      redblue: { hosts: { v1: { Data: grpc.ServiceClientConstructor } } };
-    };
-    const js = new pkg.redblue.hosts.v1.Data(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure(), {
+    const js = new (dataService())(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 8 << 20,
     }) as unknown as {
       read(r: unknown, md: grpc.Metadata): grpc.ClientReadableStream<{ offset: number; data: Buffer }>;
@@ -105,6 +114,91 @@ describe('native data path', () => {
     js.close();
   });
 
+  it('serves Pipe to a grpc-js client: reads, writes and a failed operation on one stream', async () => {
+    type Reply = {
+      block?: { offset: number; data: Buffer };
+      last: boolean;
+      bytes: number;
+      code: number;
+      error: string;
+    };
+    const js = new (dataService())(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 8 << 20,
+    }) as unknown as { pipe(md: grpc.Metadata): grpc.ClientDuplexStream<unknown, Reply>; close(): void };
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${TOKEN}`);
+    const call = js.pipe(md);
+    const replies: Reply[] = [];
+    let wake: (() => void) | undefined;
+    call.on('data', (r: Reply) => {
+      replies.push(r);
+      wake?.();
+    });
+    call.on('error', () => wake?.());
+    // The replies of one operation, up to the one marked last.
+    const operation = async (req: unknown): Promise<Reply[]> => {
+      call.write(req);
+      const out: Reply[] = [];
+      for (let i = 0; i < 1000; i++) {
+        while (replies.length) {
+          const r = replies.shift()!;
+          out.push(r);
+          if (r.last) return out;
+        }
+        await new Promise<void>((r) => (wake = r));
+      }
+      throw new Error('no last reply');
+    };
+    const read = await operation({ read: { offset: 3000, bytes: 200_000, chunkBytes: 65536 } });
+    expect(read.length).toBe(4); // 65536 × 3 + 3392, the last marked
+    const got = Buffer.alloc(200_000);
+    for (const r of read) r.block!.data.copy(got, r.block!.offset);
+    expect(Buffer.compare(got, area.subarray(3000, 203_000))).toBe(0);
+    const block = randomBytes(7000);
+    const wrote = await operation({ write: { offset: 11, data: block }, last: true });
+    expect(wrote).toMatchObject([{ last: true, bytes: 7000, code: 0 }]);
+    expect(Buffer.compare(area.subarray(11, 7011), block)).toBe(0);
+    const bad = await operation({ read: { offset: area.byteLength, bytes: 1 } });
+    expect(bad).toMatchObject([{ last: true, code: grpc.status.INVALID_ARGUMENT }]);
+    expect(bad[0]!.error).toMatch(/lie outside the 3145728-byte staging area/);
+    // the stream goes on after a failed operation
+    const again = await operation({ read: { offset: 11, bytes: 7000 } });
+    expect(Buffer.compare(again[0]!.block!.data, block)).toBe(0);
+    call.end();
+    js.close();
+  });
+
+  it('runs calls at once, each on a pipe of its own, with exact bytes', async () => {
+    const ops = Array.from({ length: 6 }, async (_, i) => {
+      const at = 1 + i * 300_001;
+      const src = randomBytes(300_000);
+      await client.write(at, src, 10_000, 65536);
+      const back = new Uint8Array(300_000);
+      await client.read(at, back, 10_000, 4096 * (i + 1));
+      return Buffer.compare(back, src);
+    });
+    expect(await Promise.all(ops)).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  it('replaces a pipe that lost its server while idle (the peer restarted), once', async () => {
+    const first = new DataServer('127.0.0.1', TOKEN);
+    const port = first.port;
+    first.setArea(shared.name);
+    const c = new DataClient(`127.0.0.1:${port}`, TOKEN);
+    const dst = new Uint8Array(1000);
+    await c.read(5, dst, 5000); // leaves an idle pipe behind
+    first.close();
+    const second = new DataServer('127.0.0.1', TOKEN, port);
+    second.setArea(shared.name);
+    try {
+      await c.read(7, dst, 5000);
+      expect(Buffer.compare(dst, area.subarray(7, 1007))).toBe(0);
+    } finally {
+      c.close();
+      second.close();
+    }
+  });
+
   it('refuses a wrong token, bytes outside the area and bad chunk sizes, saying what was wrong', async () => {
     const wrong = new DataClient(`127.0.0.1:${server.port}`, 'not-the-token');
     const denied = await failure(wrong.read(0, new Uint8Array(16), 5000));
@@ -122,20 +216,25 @@ describe('native data path', () => {
   });
 
   it('fails calls, never crashes, while the area is replaced or gone', async () => {
-    const spare = new Uint8Array(3 << 20);
+    const spare = createSharedArea('data-path-spare', 3 << 20);
     const reads = Array.from({ length: 8 }, () =>
       client.read(0, new Uint8Array(3 << 20), 10_000, 4096).then(
         () => 'ok',
         (e: unknown) => statusOf(e).message,
       ),
     );
-    server.setArea(spare.buffer as ArrayBuffer);
+    server.setArea(spare.name);
+    // Our own mapping and the file may go at once: the server holds its own mapping.
+    spare.close();
     server.setArea(undefined);
     for (const r of await Promise.all(reads))
       expect(r).toMatch(/^ok$|replaced during the read|no staging area/);
     const none = await failure(client.read(0, new Uint8Array(4), 5000));
     expect(none.code).toBe(grpc.status.FAILED_PRECONDITION);
-    server.setArea(area.buffer as ArrayBuffer);
+    expect(() => server.setArea('no-such-staging-file')).toThrow(
+      /cannot open \/dev\/shm\/no-such-staging-file/,
+    );
+    server.setArea(shared.name);
     await client.read(0, new Uint8Array(4), 5000);
   });
 

@@ -2,11 +2,13 @@
 // staging area, and a client whose reads and writes run off the event loop and settle a Promise.
 #include <napi.h>
 
+#include <chrono>
 #include <memory>
 
 #include "core/async_task.h"
 #include "core/module_registry.h"
 #include "core/napi_util.h"
+#include "hosts/data_client.h"
 #include "hosts/data_service.h"
 #include "hosts/raw_tcp.h"
 
@@ -38,26 +40,22 @@ class JsDataServer : public Napi::ObjectWrap<JsDataServer> {
       throw Napi::Error::New(info.Env(), e.what());
     }
   }
-  // setArea(buffer: ArrayBuffer | null): what Read and Write reach; null clears it (waits for
-  // the chunk copies in flight, so the caller may unmap the old area afterwards).
+  // setArea(name: string | null): the staging file /dev/shm/<name> that Read, Write and Pipe
+  // reach (the server maps it itself); null clears it.
   Napi::Value SetArea(const Napi::CallbackInfo& info) {
     if (!server_) throw Napi::Error::New(info.Env(), "the data server is closed");
-    if (info[0].IsNull() || info[0].IsUndefined()) {
-      server_->SetArea(nullptr, 0);
-      area_.Reset();
-    } else if (info[0].IsArrayBuffer()) {
-      Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
-      server_->SetArea(static_cast<uint8_t*>(ab.Data()), ab.ByteLength());
-      area_ = Napi::Persistent(ab.As<Napi::Object>());
-    } else {
-      throw Napi::TypeError::New(info.Env(), "setArea takes an ArrayBuffer or null");
+    if (!info[0].IsNull() && !info[0].IsUndefined() && !info[0].IsString())
+      throw Napi::TypeError::New(info.Env(), "setArea takes a shared file name or null");
+    try {
+      server_->SetArea(info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "");
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
     }
     return info.Env().Undefined();
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (server_) server_->Shutdown();
     server_.reset();
-    area_.Reset();
     return info.Env().Undefined();
   }
   Napi::Value Port(const Napi::CallbackInfo& info) {
@@ -66,7 +64,6 @@ class JsDataServer : public Napi::ObjectWrap<JsDataServer> {
 
  private:
   std::unique_ptr<data::DataServer> server_;
-  Napi::ObjectReference area_;
 };
 
 // new DataClient({ address, token? }); read(offset, dst: ArrayBuffer, dstOffset, bytes,
@@ -105,21 +102,33 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
                                            std::to_string(ab.ByteLength()) + "-byte buffer");
     if (chunk != 0 && (chunk < 4096 || chunk > data::kMaxChunk))
       throw Napi::RangeError::New(env, "chunkBytes must be 0 (the default) or lie in 4096..4194304");
+    // A 7th argument `reps` repeats the call that many times in native code and resolves with
+    // the seconds they took (bench transport: the data path without a JS round trip per block).
+    int64_t reps = info.Length() > 6 && !info[6].IsUndefined() ? ArgIndex(info, 6, "reps") : 0;
     uint8_t* p = static_cast<uint8_t*>(ab.Data()) + at;
     auto client = client_;
+    auto seconds = std::make_shared<double>(0);
     return AsyncTask::Start(
         env, read ? "redblue.dataRead" : "redblue.dataWrite",
         [=] {
-          if (read) client->Read(offset, p, bytes, static_cast<uint32_t>(chunk), deadline);
-          else client->Write(offset, p, bytes, static_cast<uint32_t>(chunk), deadline);
+          auto once = [&] {
+            if (read) client->Read(offset, p, bytes, static_cast<uint32_t>(chunk), deadline);
+            else client->Write(offset, p, bytes, static_cast<uint32_t>(chunk), deadline);
+          };
+          if (reps == 0) return once();
+          auto t0 = std::chrono::steady_clock::now();
+          for (int64_t i = 0; i < reps; ++i) once();
+          *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         },
-        [](Napi::Env e) -> Napi::Value { return e.Undefined(); }, {info[1], info.This()});
+        [=](Napi::Env e) -> Napi::Value { return reps ? Napi::Number::New(e, *seconds) : e.Undefined(); },
+        {info[1], info.This()});
   }
   std::shared_ptr<data::DataClient> client_;
 };
 
 // rawTcpServe(host, port): { port } — the reference server of bench transport, for the life of
-// the process. rawTcpFetch(host, port, bytes, reps) → Promise<seconds of the last reps>.
+// the process. rawTcpFetch / rawTcpPush(host, port, bytes, reps) → Promise<seconds of the last
+// reps> (pulling from the server, or pushing to it).
 Napi::Value JsRawTcpServe(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "host must be a string");
   // Lives as long as the process (a benchmark peer), never destroyed: its threads may still run
@@ -128,15 +137,18 @@ Napi::Value JsRawTcpServe(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), server->port());
 }
 
-Napi::Value JsRawTcpFetch(const Napi::CallbackInfo& info) {
+template <bool Push>
+Napi::Value JsRawTcpMove(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "host must be a string");
   std::string host = info[0].As<Napi::String>().Utf8Value();
   int port = static_cast<int>(ArgIndex(info, 1, "port"));
   uint64_t bytes = ArgIndex(info, 2, "bytes");
+  if (bytes >= (uint64_t(1) << 62)) throw Napi::RangeError::New(info.Env(), "bytes is too large");
   int reps = static_cast<int>(ArgIndex(info, 3, "reps"));
   auto seconds = std::make_shared<double>(0);
   return AsyncTask::Start(
-      info.Env(), "redblue.rawTcpFetch", [=] { *seconds = data::RawTcpFetch(host, port, bytes, reps); },
+      info.Env(), Push ? "redblue.rawTcpPush" : "redblue.rawTcpFetch",
+      [=] { *seconds = Push ? data::RawTcpPush(host, port, bytes, reps) : data::RawTcpFetch(host, port, bytes, reps); },
       [=](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *seconds); });
 }
 
@@ -144,7 +156,8 @@ void InitData(Napi::Env env, Napi::Object exports) {
   exports.Set("DataServer", JsDataServer::Define(env));
   exports.Set("DataClient", JsDataClient::Define(env));
   REDBLUE_EXPORT(exports, "rawTcpServe", JsRawTcpServe);
-  REDBLUE_EXPORT(exports, "rawTcpFetch", JsRawTcpFetch);
+  REDBLUE_EXPORT(exports, "rawTcpFetch", JsRawTcpMove<false>);
+  REDBLUE_EXPORT(exports, "rawTcpPush", JsRawTcpMove<true>);
 }
 
 }  // namespace

@@ -2,7 +2,6 @@
 
 #include <grpc/slice.h>
 #include <grpcpp/generic/async_generic_service.h>
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -10,71 +9,24 @@
 #include <stdexcept>
 #include <vector>
 
-#include "hosts/data_wire.h"
+#include "core/shared_file.h"
+#include "hosts/data_grpc.h"
 
 namespace redblue::data {
 namespace {
 
-const char kRead[] = "/redblue.hosts.v1.Data/Read";
-const char kWrite[] = "/redblue.hosts.v1.Data/Write";
-constexpr int kMaxMessage = static_cast<int>(kMaxChunk) + 4096;
-
-using Parts = std::vector<std::pair<const uint8_t*, size_t>>;
-
-// The slices of a received message, as (pointer, length) pairs the SliceReader walks.
-Parts PartsOf(const grpc::ByteBuffer& bb, std::vector<grpc::Slice>& keep) {
-  keep.clear();
-  Parts parts;
-  if (!bb.Dump(&keep).ok()) return parts;
-  for (auto& s : keep) parts.emplace_back(s.begin(), s.size());
-  return parts;
-}
-
-// One slice holding a Block header and `len` bytes copied from src (a chunk of the area: copied
-// under the lock, so the area may be replaced as soon as the copy is made).
-grpc::ByteBuffer BlockMessage(uint64_t offset, const uint8_t* src, uint64_t len) {
-  uint8_t head[kMaxBlockHeader];
-  size_t h = BlockHeader(head, offset, len);
-  grpc_slice s = grpc_slice_malloc(h + len);
-  std::memcpy(GRPC_SLICE_START_PTR(s), head, h);
-  if (len) std::memcpy(GRPC_SLICE_START_PTR(s) + h, src, len);
-  grpc::Slice slice(s, grpc::Slice::STEAL_REF);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
-// Walks the Blocks of a message: `data(offset, len, reader)` must consume the len bytes (copy
-// or skip) or return a non-empty error, which stops the walk and is returned.
-template <typename OnData>
-std::string ForEachBlock(const Parts& parts, OnData data) {
-  SliceReader r(parts);
-  uint64_t offset = 0;
-  while (!r.done()) {
-    uint64_t key = r.Varint();
-    uint32_t field = static_cast<uint32_t>(key >> 3), wire = static_cast<uint32_t>(key & 7);
-    if (field == 1 && wire == 0) {
-      offset = r.Varint();
-    } else if (field == 2 && wire == 2) {
-      std::string err = data(offset, r.Varint(), r);
-      if (!err.empty()) return err;
-    } else {
-      r.SkipField(wire);
-    }
+// A message of a header and `len` bytes of the area at `src`, not copied: the data slice holds
+// a reference to the mapping, released when gRPC is done with the slice.
+grpc::ByteBuffer Pinned(const uint8_t* head, size_t h, const std::shared_ptr<SharedFile>& file, const uint8_t* src,
+                        uint64_t len) {
+  grpc::Slice parts[2] = {grpc::Slice(head, h), grpc::Slice()};
+  if (len) {
+    auto* ref = new std::shared_ptr<SharedFile>(file);
+    grpc_slice s = grpc_slice_new_with_user_data(
+        const_cast<uint8_t*>(src), len, [](void* r) { delete static_cast<std::shared_ptr<SharedFile>*>(r); }, ref);
+    parts[1] = grpc::Slice(s, grpc::Slice::STEAL_REF);
   }
-  return "";
-}
-
-// A Block whose data is `src` itself, not a copy: for a client's Write, whose source stays put
-// until the call has finished (so until the peer has every byte).
-grpc::ByteBuffer BlockView(uint64_t offset, const uint8_t* src, uint64_t len) {
-  uint8_t head[kMaxBlockHeader];
-  size_t h = BlockHeader(head, offset, len);
-  grpc::Slice parts[2] = {grpc::Slice(head, h), grpc::Slice(src, len, grpc::Slice::STATIC_SLICE)};
   return grpc::ByteBuffer(parts, len ? 2 : 1);
-}
-
-grpc::ByteBuffer Bytes(const std::vector<uint8_t>& v) {
-  grpc::Slice slice(v.data(), v.size());
-  return grpc::ByteBuffer(&slice, 1);
 }
 
 bool SameToken(const std::string& a, const std::string& b) {
@@ -84,12 +36,81 @@ bool SameToken(const std::string& a, const std::string& b) {
   return d == 0;
 }
 
-// The words of the Host service's own check (executor/host-validate.ts), so that both paths
-// fail alike.
-std::string Range(uint64_t offset, uint64_t bytes, uint64_t size) {
-  return "bytes [" + std::to_string(offset) + ", " + std::to_string(offset + bytes) + ") lie outside the " +
-         std::to_string(size) + "-byte staging area";
-}
+// A read of the area in chunks (Read, and a read on a Pipe): checked once, then each chunk sent
+// from the mapping, as long as the area is the one the read started on.
+class ReadOp {
+ public:
+  grpc::Status Start(Area& area, const uint64_t f[3]) {
+    offset_ = f[0];
+    left_ = f[1];
+    done_ = 0;
+    chunk_ = f[2] == 0 ? kDefaultChunk : f[2];
+    if (chunk_ < 4096 || chunk_ > kMaxChunk)
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "chunk_bytes must lie in 4096..4194304");
+    std::shared_lock<std::shared_mutex> lk(area.mu);
+    if (!area.base) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no staging area: call Stage first");
+    if (offset_ > area.size || left_ > area.size - offset_)
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "read: " + Range(offset_, left_, area.size));
+    generation_ = area.generation;
+    return grpc::Status::OK;
+  }
+  bool more() const { return left_ > 0; }
+  // The next chunk as a message: `header(buf, offsetInRead, len, last)` writes its header.
+  template <typename Header>
+  grpc::Status Next(Area& area, grpc::ByteBuffer* out, Header header) {
+    uint64_t n = std::min<uint64_t>(left_, chunk_);
+    uint8_t head[kMaxNestedBlockHeader];
+    size_t h = header(head, done_, n, n == left_);
+    {
+      std::shared_lock<std::shared_mutex> lk(area.mu);
+      if (area.generation != generation_)
+        return grpc::Status(grpc::StatusCode::ABORTED, "the staging area was replaced during the read");
+      *out = Pinned(head, h, area.file, area.base + offset_ + done_, n);
+    }
+    done_ += n;
+    left_ -= n;
+    return grpc::Status::OK;
+  }
+
+ private:
+  uint64_t offset_ = 0, left_ = 0, done_ = 0, generation_ = 0;
+  uint32_t chunk_ = kDefaultChunk;
+};
+
+// A write into the area (Write, and a write on a Pipe): each chunk copied under the shared lock,
+// as long as the area is the one the write started on.
+class WriteOp {
+ public:
+  grpc::Status Start(Area& area) {
+    bytes_ = 0;
+    std::shared_lock<std::shared_mutex> lk(area.mu);
+    if (!area.base) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no staging area: call Stage first");
+    generation_ = area.generation;
+    return grpc::Status::OK;
+  }
+  // The copy of one Block's data (a callback of ForEachBlock, WalkPipeRequest).
+  std::string Apply(Area& area, uint64_t offset, uint64_t len, SliceReader& r) {
+    std::shared_lock<std::shared_mutex> lk(area.mu);
+    if (area.generation != generation_ || !area.base) {
+      code_ = grpc::StatusCode::ABORTED;
+      return "the staging area was replaced during the write";
+    }
+    if (offset > area.size || len > area.size - offset) {
+      code_ = grpc::StatusCode::INVALID_ARGUMENT;
+      return "write: " + Range(offset, len, area.size);
+    }
+    r.Copy(area.base + offset, len);
+    bytes_ += len;
+    return "";
+  }
+  // The status of a walk that returned `err` (Apply's, or a malformed message's).
+  grpc::Status Result(const std::string& err) const { return err.empty() ? grpc::Status::OK : grpc::Status(code_, err); }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  uint64_t bytes_ = 0, generation_ = 0;
+  grpc::StatusCode code_ = grpc::StatusCode::INVALID_ARGUMENT;
+};
 
 // Ends a call at once with a status (bad token, unknown method).
 class Refuse : public grpc::ServerGenericBidiReactor {
@@ -98,7 +119,7 @@ class Refuse : public grpc::ServerGenericBidiReactor {
   void OnDone() override { delete this; }
 };
 
-// Read(ReadRequest) returns (stream Block): chunks of the area, each copied under the shared lock.
+// Read(ReadRequest) returns (stream Block): chunks of the area.
 class ReadCall : public grpc::ServerGenericBidiReactor {
  public:
   explicit ReadCall(std::shared_ptr<Area> area) : area_(std::move(area)) { StartRead(&in_); }
@@ -113,18 +134,8 @@ class ReadCall : public grpc::ServerGenericBidiReactor {
     } catch (const std::exception& e) {
       return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string("ReadRequest: ") + e.what()));
     }
-    offset_ = f[0];
-    left_ = f[1];
-    chunk_ = f[2] == 0 ? kDefaultChunk : f[2];
-    if (chunk_ < 4096 || chunk_ > kMaxChunk)
-      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "chunk_bytes must lie in 4096..4194304"));
-    {
-      std::shared_lock<std::shared_mutex> lk(area_->mu);
-      if (!area_->base) return Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no staging area: call Stage first"));
-      if (offset_ > area_->size || left_ > area_->size - offset_)
-        return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "read: " + Range(offset_, left_, area_->size)));
-      generation_ = area_->generation;
-    }
+    grpc::Status st = op_.Start(*area_, f);
+    if (!st.ok()) return Finish(st);
     Next();
   }
   void OnWriteDone(bool ok) override {
@@ -135,80 +146,138 @@ class ReadCall : public grpc::ServerGenericBidiReactor {
 
  private:
   void Next() {
-    if (left_ == 0 && sent_any_) return Finish(grpc::Status::OK);
-    uint64_t n = std::min<uint64_t>(left_, chunk_);
-    {
-      std::shared_lock<std::shared_mutex> lk(area_->mu);
-      if (area_->generation != generation_)
-        return Finish(grpc::Status(grpc::StatusCode::ABORTED, "the staging area was replaced during the read"));
-      out_ = BlockMessage(done_, area_->base + offset_ + done_, n);
-    }
-    done_ += n;
-    left_ -= n;
+    // An empty read still answers with one (empty) Block.
+    if (!op_.more() && sent_any_) return Finish(grpc::Status::OK);
+    grpc::Status st = op_.Next(*area_, &out_, [](uint8_t* p, uint64_t at, uint64_t n, bool) { return BlockHeader(p, at, n); });
+    if (!st.ok()) return Finish(st);
     sent_any_ = true;
     StartWrite(&out_);
   }
   std::shared_ptr<Area> area_;
   grpc::ByteBuffer in_, out_;
-  uint64_t offset_ = 0, left_ = 0, done_ = 0, generation_ = 0;
-  uint32_t chunk_ = kDefaultChunk;
+  ReadOp op_;
   bool sent_any_ = false;
 };
 
-// Write(stream Block) returns (WriteReply): each block copied into the area under the shared lock.
+// Write(stream Block) returns (WriteReply): each block copied into the area.
 class WriteCall : public grpc::ServerGenericBidiReactor {
  public:
   explicit WriteCall(std::shared_ptr<Area> area) : area_(std::move(area)) {
-    std::shared_lock<std::shared_mutex> lk(area_->mu);
-    if (!area_->base) {
-      Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no staging area: call Stage first"));
+    grpc::Status st = op_.Start(*area_);
+    if (!st.ok()) {
+      Finish(st);
       return;
     }
-    generation_ = area_->generation;
     StartRead(&in_);
   }
   void OnReadDone(bool ok) override {
     if (!ok) {
-      uint64_t f[1] = {bytes_};
+      uint64_t f[1] = {op_.bytes()};
       out_ = Bytes(WriteVarints(f, 1));
       return StartWriteAndFinish(&out_, grpc::WriteOptions(), grpc::Status::OK);
     }
-    grpc::Status st = Apply();
-    if (!st.ok()) return Finish(st);
+    std::vector<grpc::Slice> keep;
+    Parts parts = PartsOf(in_, keep);
+    std::string err;
+    try {
+      err = ForEachBlock(parts, [&](uint64_t at, uint64_t len, SliceReader& r) { return op_.Apply(*area_, at, len, r); });
+    } catch (const std::exception& e) {
+      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string("Block: ") + e.what()));
+    }
+    if (!err.empty()) return Finish(op_.Result(err));
     StartRead(&in_);
   }
   void OnWriteDone(bool) override {}
   void OnDone() override { delete this; }
 
  private:
-  grpc::Status Apply() {
+  std::shared_ptr<Area> area_;
+  grpc::ByteBuffer in_, out_;
+  WriteOp op_;
+};
+
+// Pipe(stream PipeRequest) returns (stream PipeReply): reads and writes one after another. A
+// failed operation is answered with its status and the stream goes on; a malformed message ends
+// the stream.
+class PipeCall : public grpc::ServerGenericBidiReactor {
+ public:
+  explicit PipeCall(std::shared_ptr<Area> area) : area_(std::move(area)) { StartRead(&in_); }
+  void OnReadDone(bool ok) override {
+    if (!ok) return Finish(grpc::Status::OK);  // the client closed its side, or went away
     std::vector<grpc::Slice> keep;
     Parts parts = PartsOf(in_, keep);
-    grpc::StatusCode code = grpc::StatusCode::OK;
-    std::string err;
+    PipeRequestView v;
     try {
-      err = ForEachBlock(parts, [&](uint64_t offset, uint64_t len, SliceReader& r) -> std::string {
-        std::shared_lock<std::shared_mutex> lk(area_->mu);
-        if (area_->generation != generation_ || !area_->base) {
-          code = grpc::StatusCode::ABORTED;
-          return "the staging area was replaced during the write";
+      WalkPipeRequest(parts, v, [&](uint64_t at, uint64_t len, SliceReader& r) -> std::string {
+        if (!writing_) {
+          writing_ = true;
+          writeStatus_ = write_.Start(*area_);
         }
-        if (offset > area_->size || len > area_->size - offset) {
-          code = grpc::StatusCode::INVALID_ARGUMENT;
-          return "write: " + Range(offset, len, area_->size);
+        if (writeStatus_.ok()) {
+          std::string err = write_.Apply(*area_, at, len, r);
+          if (err.empty()) return "";
+          writeStatus_ = write_.Result(err);
         }
-        r.Copy(area_->base + offset, len);
-        bytes_ += len;
+        r.Copy(nullptr, len);  // the write failed: the rest of its chunks is dropped
         return "";
       });
     } catch (const std::exception& e) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string("Block: ") + e.what());
+      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string("PipeRequest: ") + e.what()));
     }
-    return err.empty() ? grpc::Status::OK : grpc::Status(code, err);
+    if (v.read == v.write)
+      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a PipeRequest is a read or a write"));
+    if (v.read && writing_)
+      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a read in the middle of a write"));
+    if (v.read) {
+      grpc::Status st = read_.Start(*area_, v.readFields);
+      if (!st.ok()) return Reply(PipeDone(0, st));
+      reading_ = true;
+      return NextChunk();
+    }
+    if (!writing_) {  // a chunk without data (an empty write)
+      writing_ = true;
+      writeStatus_ = write_.Start(*area_);
+    }
+    if (!v.last) return StartRead(&in_);
+    writing_ = false;
+    Reply(PipeDone(write_.bytes(), writeStatus_));
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+    if (reading_) return NextChunk();
+    StartRead(&in_);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Reply(grpc::ByteBuffer bb) {
+    out_ = std::move(bb);
+    StartWrite(&out_);
+  }
+  void NextChunk() {
+    if (!read_.more()) {
+      reading_ = false;
+      if (!sentLast_) return Reply(PipeDone(0, grpc::Status::OK));  // an empty read
+      sentLast_ = false;
+      return StartRead(&in_);
+    }
+    grpc::Status st = read_.Next(*area_, &out_, [&](uint8_t* p, uint64_t at, uint64_t n, bool last) {
+      sentLast_ = last;
+      return NestedBlockHeader(p, 1, 2, last, at, n);
+    });
+    if (!st.ok()) {
+      reading_ = false;
+      sentLast_ = false;
+      return Reply(PipeDone(0, st));
+    }
+    StartWrite(&out_);
   }
   std::shared_ptr<Area> area_;
   grpc::ByteBuffer in_, out_;
-  uint64_t bytes_ = 0, generation_ = 0;
+  ReadOp read_;
+  WriteOp write_;
+  grpc::Status writeStatus_;
+  bool reading_ = false, writing_ = false, sentLast_ = false;
 };
 
 class Service : public grpc::CallbackGenericService {
@@ -222,6 +291,7 @@ class Service : public grpc::CallbackGenericService {
       if (!SameToken(got, "Bearer " + token_))
         return new Refuse(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unauthenticated: missing or wrong token"));
     }
+    if (ctx->method() == kPipe) return new PipeCall(area_);
     if (ctx->method() == kRead) return new ReadCall(area_);
     if (ctx->method() == kWrite) return new WriteCall(area_);
     return new Refuse(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no method " + ctx->method()));
@@ -232,126 +302,11 @@ class Service : public grpc::CallbackGenericService {
   std::string token_;
 };
 
-// Bulk-data settings for both ends: big frames and reads, keepalives that notice a dead link
-// within seconds (as the grpc-js channels do).
-void Tune(grpc::ChannelArguments& a) {
-  a.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 16777215);
-  a.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 20);
-  a.SetInt(GRPC_ARG_TCP_READ_CHUNK_SIZE, 4 << 20);
-  a.SetInt(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 4 << 20);
-  a.SetInt(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 4 << 20);
-  a.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 1000);
-  a.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
-  a.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  a.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  a.SetInt(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 500);
-  a.SetInt(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
-  a.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  a.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  a.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  a.SetMaxReceiveMessageSize(kMaxMessage);
-  a.SetMaxSendMessageSize(kMaxMessage);
-}
-
-// A blocking call on a private completion queue: each step waits for its own tag.
-class Call {
- public:
-  Call(grpc::GenericStub& stub, const char* method, const std::string& token, uint64_t deadlineMs) {
-    if (!token.empty()) ctx_.AddMetadata("authorization", "Bearer " + token);
-    // The headers leave with the first message: one round trip fewer per call.
-    ctx_.set_initial_metadata_corked(true);
-    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadlineMs));
-    rw_ = stub.PrepareCall(&ctx_, method, &cq_);
-    // Corked: StartCall completes only once the first message goes, so it is not waited for here
-    // but together with that message (Wait collects it).
-    startTag_ = Tag();
-    rw_->StartCall(startTag_);
-    ok_ = true;
-  }
-  ~Call() {
-    if (!finished_) {
-      ctx_.TryCancel();
-      grpc::Status ignored;
-      rw_->Finish(&ignored, Tag());
-      Wait();
-    }
-    cq_.Shutdown();
-    void* t;
-    bool ok;
-    while (cq_.Next(&t, &ok)) {
-    }
-  }
-  bool ok() const { return ok_; }
-  bool Write(const grpc::ByteBuffer& bb) {
-    rw_->Write(bb, Tag());
-    return ok_ = Wait();
-  }
-  // The one request of a server-streaming call, with the end of the client's side.
-  bool WriteLast(const grpc::ByteBuffer& bb) {
-    rw_->WriteLast(bb, grpc::WriteOptions(), Tag());
-    return ok_ = Wait();
-  }
-  bool WritesDone() {
-    rw_->WritesDone(Tag());
-    return ok_ = Wait();
-  }
-  bool Read(grpc::ByteBuffer* bb) {
-    rw_->Read(bb, Tag());
-    return Wait();
-  }
-  grpc::Status Finish() {
-    grpc::Status st;
-    rw_->Finish(&st, Tag());
-    Wait();
-    finished_ = true;
-    return st;
-  }
-
- private:
-  void* Tag() { return reinterpret_cast<void*>(++tag_); }
-  // Waits for the latest operation's tag; the start of the call, if it completes first, only
-  // counts when it failed.
-  bool Wait() {
-    void* want = reinterpret_cast<void*>(tag_);
-    for (;;) {
-      void* t;
-      bool ok = false;
-      if (!cq_.Next(&t, &ok)) return false;
-      if (t == startTag_) {
-        startTag_ = nullptr;
-        if (!ok) startFailed_ = true;
-        if (want == t) return ok;
-        continue;
-      }
-      if (t == want) return ok && !startFailed_;
-    }
-  }
-  void* startTag_ = nullptr;
-  bool startFailed_ = false;
-  grpc::ClientContext ctx_;
-  grpc::CompletionQueue cq_;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> rw_;
-  uintptr_t tag_ = 0;
-  bool ok_ = false, finished_ = false;
-};
-
-[[noreturn]] void Fail(const std::string& address, const grpc::Status& st) {
-  std::string code;
-  switch (st.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE: code = "unreachable"; break;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: code = "unreachable (deadline exceeded)"; break;
-    case grpc::StatusCode::UNAUTHENTICATED: code = "refused"; break;
-    default: code = "failed";
-  }
-  // "[grpc N]" carries the status code to JS (transport/native-data.ts takes it off).
-  throw std::runtime_error((code == "failed" ? "" : code + " (data path to " + address + "): ") + st.error_message() +
-                           " [grpc " + std::to_string(static_cast<int>(st.error_code())) + "]");
-}
-
 }  // namespace
 
 DataServer::DataServer(const std::string& address, const std::string& token)
     : area_(std::make_shared<Area>()), service_(std::make_unique<Service>(area_, token)) {
+  KeepMallocArenas();
   grpc::ServerBuilder b;
   b.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
   b.RegisterCallbackGenericService(service_.get());
@@ -381,72 +336,22 @@ void DataServer::Shutdown() {
     server_->Wait();
     server_.reset();
   }
-  SetArea(nullptr, 0);
+  SetArea("");
 }
 
-void DataServer::SetArea(uint8_t* base, uint64_t size) {
-  std::unique_lock<std::shared_mutex> lk(area_->mu);
-  area_->base = base;
-  area_->size = base ? size : 0;
-  ++area_->generation;
-}
-
-struct DataClient::Stub {
-  std::shared_ptr<grpc::Channel> channel;
-  grpc::GenericStub stub;
-  explicit Stub(std::shared_ptr<grpc::Channel> c) : channel(c), stub(c) {}
-};
-
-DataClient::DataClient(const std::string& address, const std::string& token) : address_(address), token_(token) {
-  grpc::ChannelArguments a;
-  Tune(a);
-  stub_ = std::make_unique<Stub>(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), a));
-}
-
-DataClient::~DataClient() = default;
-
-void DataClient::Read(uint64_t offset, uint8_t* dst, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs) {
-  Call c(stub_->stub, kRead, token_, deadlineMs);
-  uint64_t f[3] = {offset, bytes, chunk};
-  if (c.ok()) c.WriteLast(Bytes(WriteVarints(f, 3)));
-  uint64_t got = 0;
-  grpc::ByteBuffer bb;
-  std::vector<grpc::Slice> keep;
-  std::string bad;
-  while (bad.empty() && c.Read(&bb)) {
-    Parts parts = PartsOf(bb, keep);
-    try {
-      bad = ForEachBlock(parts, [&](uint64_t at, uint64_t len, SliceReader& r) -> std::string {
-        if (at > bytes || len > bytes - at)
-          return "a chunk at " + std::to_string(at) + " (" + std::to_string(len) + " bytes) lies outside the block";
-        r.Copy(dst + at, len);
-        got += len;
-        return "";
-      });
-    } catch (const std::exception& e) {
-      bad = std::string("malformed Block: ") + e.what();
-    }
+void DataServer::SetArea(const std::string& name) {
+  // Mapped before the lock is taken: calls in flight go on meanwhile.
+  auto file = name.empty() ? nullptr : std::make_shared<SharedFile>(name, 0, false);
+  std::shared_ptr<SharedFile> old;
+  {
+    std::unique_lock<std::shared_mutex> lk(area_->mu);
+    old = std::move(area_->file);
+    area_->file = file;
+    area_->base = file ? static_cast<uint8_t*>(file->data()) : nullptr;
+    area_->size = file ? file->size() : 0;
+    ++area_->generation;
   }
-  if (!bad.empty()) throw std::runtime_error("data path to " + address_ + ": " + bad);
-  grpc::Status st = c.Finish();
-  if (!st.ok()) Fail(address_, st);
-  if (got != bytes)
-    throw std::runtime_error("data path to " + address_ + ": read " + std::to_string(got) + " of " +
-                             std::to_string(bytes) + " bytes");
-}
-
-void DataClient::Write(uint64_t offset, const uint8_t* src, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs) {
-  if (chunk == 0) chunk = kDefaultChunk;
-  Call c(stub_->stub, kWrite, token_, deadlineMs);
-  for (uint64_t done = 0; c.ok() && done < bytes; done += chunk) {
-    uint64_t n = std::min<uint64_t>(chunk, bytes - done);
-    c.Write(BlockView(offset + done, src + done, n));
-  }
-  if (c.ok()) c.WritesDone();
-  grpc::ByteBuffer reply;
-  c.Read(&reply);
-  grpc::Status st = c.Finish();
-  if (!st.ok()) Fail(address_, st);
+  // `old` is unmapped here unless chunks of it are still on their way.
 }
 
 }  // namespace redblue::data

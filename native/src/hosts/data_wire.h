@@ -1,6 +1,7 @@
 // Protobuf encoding of the few messages of the Data service (proto/hosts.proto: Block,
-// ReadRequest, WriteReply), by hand: the native data path needs no generated code, and a chunk's
-// payload is copied once, straight between the staging area and the gRPC slice.
+// ReadRequest, WriteReply, PipeRequest, PipeReply), by hand: the native data path needs no
+// generated code, and a chunk's payload is copied once, straight between the staging area and
+// the gRPC slice (or not at all, when the slice is the caller's memory).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -31,9 +32,11 @@ class SliceReader {
   uint8_t Byte() {
     Skip();
     if (done()) throw std::runtime_error("truncated message");
-    uint8_t b = parts_[i_].first[at_++];
-    return b;
+    ++pos_;
+    return parts_[i_].first[at_++];
   }
+  // Bytes consumed so far (bounds a nested message).
+  uint64_t pos() const { return pos_; }
   uint64_t Varint() {
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
@@ -54,6 +57,7 @@ class SliceReader {
         dst += take;
       }
       at_ += take;
+      pos_ += take;
       n -= take;
     }
   }
@@ -74,11 +78,13 @@ class SliceReader {
   }
   const std::vector<std::pair<const uint8_t*, size_t>>& parts_;
   size_t i_ = 0, at_ = 0;
+  uint64_t pos_ = 0;
 };
 
-// Numbered varint fields of a flat message (ReadRequest, WriteReply): field number → value.
-inline void ReadVarints(SliceReader& r, uint64_t* fields, int count) {
-  while (!r.done()) {
+// Numbered varint fields of a flat message (ReadRequest, WriteReply): field number → value. With
+// `end`, the message is nested and ends at that position of the reader.
+inline void ReadVarints(SliceReader& r, uint64_t* fields, int count, uint64_t end = UINT64_MAX) {
+  while (end == UINT64_MAX ? !r.done() : r.pos() < end) {
     uint64_t key = r.Varint();
     uint32_t field = static_cast<uint32_t>(key >> 3), wire = static_cast<uint32_t>(key & 7);
     if (wire == 0 && field >= 1 && static_cast<int>(field) <= count) fields[field - 1] = r.Varint();
@@ -111,5 +117,34 @@ inline size_t BlockHeader(uint8_t* p, uint64_t offset, uint64_t len) {
   return n;
 }
 constexpr size_t kMaxBlockHeader = 22;
+
+// The bytes of a varint.
+inline size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// Header of a message whose field `field` is a Block { offset, data of `len` bytes } (the data
+// follows it), with `flagField` = 1 first when `flag` is set: PipeRequest { write = 2, last = 3 }
+// and PipeReply { block = 1, last = 2 }.
+inline size_t NestedBlockHeader(uint8_t* p, uint32_t field, uint32_t flagField, bool flag, uint64_t offset,
+                                uint64_t len) {
+  uint8_t block[kMaxBlockHeader];
+  size_t b = BlockHeader(block, offset, len);
+  size_t n = 0;
+  if (flag) {
+    p[n++] = static_cast<uint8_t>(flagField << 3);
+    p[n++] = 1;
+  }
+  p[n++] = static_cast<uint8_t>(field << 3 | 2);
+  n += PutVarint(p + n, b + len);
+  std::memcpy(p + n, block, b);
+  return n + b;
+}
+constexpr size_t kMaxNestedBlockHeader = 2 + 1 + 10 + kMaxBlockHeader;
 
 }  // namespace redblue::data

@@ -79,10 +79,21 @@ RawTcpServer::RawTcpServer(const std::string& host, int port) {
   });
 }
 
+constexpr uint64_t kPush = uint64_t(1) << 63;
+
 void RawTcpServer::Serve(int fd) {
   std::vector<char> block(64u << 20, 7);
   uint64_t want = 0;
   while (!stop_ && RecvAll(fd, reinterpret_cast<char*>(&want), 8)) {
+    if (want & kPush) {
+      for (uint64_t left = want & ~kPush; left > 0;) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(left, block.size()));
+        if (!RecvAll(fd, block.data(), n)) break;
+        left -= n;
+      }
+      if (!SendAll(fd, reinterpret_cast<const char*>(&want), 8)) break;
+      continue;
+    }
     while (want > 0) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(want, block.size()));
       if (!SendAll(fd, block.data(), n)) break;
@@ -100,7 +111,9 @@ RawTcpServer::~RawTcpServer() {
   for (auto& t : conns_) t.detach();  // each ends when its peer closes
 }
 
-double RawTcpFetch(const std::string& host, int port, uint64_t bytes, int reps) {
+namespace {
+
+double RawTcpMove(const std::string& host, int port, uint64_t bytes, int reps, bool push) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a = Address(host, port);
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
@@ -109,9 +122,12 @@ double RawTcpFetch(const std::string& host, int port, uint64_t bytes, int reps) 
     throw std::runtime_error("raw tcp: cannot connect to " + host + ":" + std::to_string(port) + ": " + strerror(e));
   }
   NoDelay(fd);
-  std::vector<char> dst(static_cast<size_t>(std::max<uint64_t>(bytes, 8)));
+  std::vector<char> buf(static_cast<size_t>(std::max<uint64_t>(bytes, 8)), 3);
+  uint64_t head = push ? bytes | kPush : bytes;
   auto once = [&] {
-    if (!SendAll(fd, reinterpret_cast<const char*>(&bytes), 8) || !RecvAll(fd, dst.data(), bytes)) {
+    bool ok = SendAll(fd, reinterpret_cast<const char*>(&head), 8) &&
+              (push ? SendAll(fd, buf.data(), bytes) && RecvAll(fd, buf.data(), 8) : RecvAll(fd, buf.data(), bytes));
+    if (!ok) {
       close(fd);
       throw std::runtime_error("raw tcp: the connection to " + host + " broke");
     }
@@ -122,6 +138,16 @@ double RawTcpFetch(const std::string& host, int port, uint64_t bytes, int reps) 
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   close(fd);
   return s;
+}
+
+}  // namespace
+
+double RawTcpFetch(const std::string& host, int port, uint64_t bytes, int reps) {
+  return RawTcpMove(host, port, bytes, reps, false);
+}
+
+double RawTcpPush(const std::string& host, int port, uint64_t bytes, int reps) {
+  return RawTcpMove(host, port, bytes, reps, true);
 }
 
 }  // namespace redblue::data

@@ -1,0 +1,34 @@
+// The native data path between hosts, its client: reads and writes of a peer host's staging area
+// through the Data service (data_service.h), each a blocking call for a worker thread.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace redblue::data {
+
+class Pipe;
+
+class DataClient {
+ public:
+  DataClient(const std::string& address, const std::string& token);
+  ~DataClient();
+  // Reads `bytes` of the peer's staging area at `offset` into dst; throws with the peer's status.
+  void Read(uint64_t offset, uint8_t* dst, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs);
+  // Writes src into the peer's staging area at `offset`.
+  void Write(uint64_t offset, const uint8_t* src, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs);
+
+ private:
+  struct Stub;  // the channel and gRPC's generic stub (a typedef, so not declared here)
+  template <typename Op>
+  void OnPipe(uint64_t deadlineMs, Op op);
+  std::string address_, token_;
+  std::unique_ptr<Stub> stub_;
+  // Pipes (long-lived Data.Pipe streams) not in use; one per call in flight at most is made.
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Pipe>> idle_;
+};
+
+}  // namespace redblue::data
