@@ -120,6 +120,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
       sizes: o.sizes,
       totalBytes: o.totalBytes,
       pings: o.pings,
+      rounds: o.repeats,
     };
     const peer = JSON.parse(
       await runIn(lab, 1, [PEER, 'client', JSON.stringify(args)], 300_000),
@@ -127,24 +128,35 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
     const results: BenchResult[] = [];
     for (const size of o.sizes) {
       const k = String(size);
-      // The faster of two raw sockets in the same run: Node's and a native one (C++).
-      const raw = Math.max(peer.raw[k]!, peer.rawNative[k]!);
-      const rawDetails = { rawNodeGBps: peer.raw[k]!, rawNativeGBps: peer.rawNative[k]! };
-      const NATIVE = "gRPC C++ core (the Data service, the engine's data path)";
+      // The faster of two raw sockets in the same run (Node's and a native one), moving the
+      // bytes the same way: pulled from host 0 for reads, pushed to it for writes.
+      const rawRead = Math.max(peer.raw[k]!, peer.rawNative[k]!);
+      const rawWrite = Math.max(peer.rawPush[k]!, peer.rawNativePush[k]!);
+      const rawDetails = (write: boolean) =>
+        write
+          ? { rawNodeGBps: peer.rawPush[k]!, rawNativeGBps: peer.rawNativePush[k]!, rawDirection: 'push' }
+          : { rawNodeGBps: peer.raw[k]!, rawNativeGBps: peer.rawNative[k]!, rawDirection: 'pull' };
+      const NATIVE =
+        "gRPC C++ core (the Data service's Pipe, the engine's data path), blocks one after another in native code";
+      const HOST_CLIENT = 'the same path with a JS call per block (HostClient.read / write)';
       const JS = 'grpc-js (the Host service; the path under TLS)';
-      const stream = (name: string, value: number, implementation: string) =>
-        result({
+      const stream = (name: string, value: number, implementation: string) => {
+        const write = name.endsWith('_write');
+        return result({
           case: `${name}_${mib(size)}`,
           metric: 'throughput',
           value,
           unit: 'GB/s',
           reference: 'raw-tcp',
-          referenceValue: raw,
-          details: { implementation, ...rawDetails },
+          referenceValue: write ? rawWrite : rawRead,
+          details: { implementation, rounds: o.repeats, ...rawDetails(write) },
         });
+      };
       results.push(
         stream('grpc_stream_read', peer.grpcRead[k]!, NATIVE),
         stream('grpc_stream_write', peer.grpcWrite[k]!, NATIVE),
+        stream('host_client_read', peer.hostClientRead[k]!, HOST_CLIENT),
+        stream('host_client_write', peer.hostClientWrite[k]!, HOST_CLIENT),
         stream('grpc_js_stream_read', peer.grpcJsRead[k]!, JS),
         stream('grpc_js_stream_write', peer.grpcJsWrite[k]!, JS),
         result({
@@ -153,12 +165,22 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
           value: peer.grpcReadDefaultWindow[k]!,
           unit: 'GB/s',
           reference: 'raw-tcp',
-          referenceValue: raw,
-          details: rawDetails,
+          referenceValue: rawRead,
+          details: rawDetails(false),
         }),
       );
     }
     results.push(
+      result({
+        case: 'data_path_rtt',
+        metric: 'latency',
+        value: peer.dataPathRttUs,
+        unit: 'µs',
+        reference: 'raw-tcp-8B',
+        referenceValue: peer.rawRttUs,
+        direction: 'lower-is-better',
+        details: { implementation: 'an 8-byte read on the native data path (Pipe), native loop' },
+      }),
       result({
         case: 'grpc_unary_rtt',
         metric: 'latency',
@@ -167,6 +189,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         reference: 'raw-tcp-8B',
         referenceValue: peer.rawRttUs,
         direction: 'lower-is-better',
+        details: { implementation: 'a grpc-js unary call (Host.Hello)' },
       }),
     );
 

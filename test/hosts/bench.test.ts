@@ -1,0 +1,56 @@
+// `redblue bench transport --quick --json` end to end: two pretend hosts (network namespaces; the
+// tests run as root), a real supervisor in each, the native data path and grpc-js measured
+// against raw TCP sockets that move the bytes the same way, and everything removed afterwards.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { BenchReport } from '../../bench/report.js';
+import { cliPath, repoRoot } from '../helpers/cli.js';
+
+const labs = () =>
+  execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.startsWith('rblab'));
+
+describe('redblue bench transport', () => {
+  it('--quick --json reports every case against its reference, and leaves nothing behind', () => {
+    const before = labs().length;
+    const run = spawnSync(process.execPath, [cliPath, 'bench', 'transport', '--quick', '--json'], {
+      encoding: 'utf8',
+      timeout: 180_000,
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as BenchReport;
+    expect(report.benchmark).toBe('transport');
+    const byCase = new Map(report.results.map((r) => [r.case, r]));
+    for (const size of ['1MiB', '64MiB']) {
+      for (const path of ['grpc_stream', 'host_client', 'grpc_js_stream']) {
+        for (const op of ['read', 'write']) {
+          const r = byCase.get(`${path}_${op}_${size}`);
+          expect(r, `${path}_${op}_${size}`).toBeDefined();
+          expect(r!.unit).toBe('GB/s');
+          expect(r!.value).toBeGreaterThan(0);
+          expect(r!.referenceValue).toBeGreaterThan(0);
+          expect(r!.reference).toBe('raw-tcp');
+          // a read is measured against a raw socket pulling, a write against one pushing
+          expect(r!.details!.rawDirection).toBe(op === 'read' ? 'pull' : 'push');
+          expect(r!.referenceValue).toBe(
+            Math.max(r!.details!.rawNodeGBps as number, r!.details!.rawNativeGBps as number),
+          );
+        }
+      }
+    }
+    for (const rtt of ['data_path_rtt', 'grpc_unary_rtt']) {
+      const r = byCase.get(rtt)!;
+      expect(r.unit).toBe('µs');
+      expect(r.value).toBeGreaterThan(0);
+      expect(r.ratio).toBeCloseTo(r.referenceValue / r.value); // lower is better
+    }
+    expect(byCase.get('gemm_f32_512_2hosts')!.value).toBeGreaterThan(0);
+    // the pretend hosts and the runs' staging files are gone
+    expect(labs().length).toBe(before);
+    expect(readdirSync('/dev/shm').filter((n) => n.startsWith('redblue-run-'))).toEqual([]);
+  }, 200_000);
+});
