@@ -5,6 +5,7 @@
 // reads and writes take it.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -249,6 +250,40 @@ describe('native data path', () => {
     expect(e.message).toMatch(/unreachable/);
     c.close();
   });
+});
+
+describe('data client threads at process exit', () => {
+  it('a process that ends with clients open, closed, or with calls in flight, exits cleanly', () => {
+    // Each client runs its calls on a thread of its own (core/serial_worker.h); node frees that
+    // thread's way back to JS when the process ends, so the thread must notice, not touch it.
+    const url = (rel: string) => JSON.stringify(new URL(rel, import.meta.url).href);
+    const script = `
+      import { DataServer, DataClient } from ${url('../../dist/transport/native-data.js')};
+      import { createSharedArea } from ${url('../../dist/transport/shared-area.js')};
+      const [how, n] = [process.argv[2], 8];
+      const area = createSharedArea('exit-' + process.pid, 1 << 20);
+      const server = new DataServer('127.0.0.1', 'exit-token');
+      server.setArea(area.name);
+      const clients = Array.from({ length: n }, () => new DataClient('127.0.0.1:' + server.port, 'exit-token'));
+      await Promise.all(clients.map((c) => c.read(0, new Uint8Array(4096), 5000)));
+      area.close();
+      if (how === 'in-flight') for (const c of clients) void c.read(0, new Uint8Array(1 << 20), 5000).catch(() => {});
+      if (how !== 'open') for (const c of clients) c.close(); // queued calls still run
+      if (how === 'in-flight') process.exit(0); // else the event loop simply ends
+    `;
+    const outcomes: string[] = [];
+    for (let i = 0; i < 15; i++) {
+      const how = ['open', 'closed', 'in-flight'][i % 3]!;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, how], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      outcomes.push(`${how}: ${r.status}/${r.signal}${r.stderr ? ` ${r.stderr.slice(-300)}` : ''}`);
+    }
+    expect(outcomes).toEqual(
+      Array.from({ length: 15 }, (_, i) => `${['open', 'closed', 'in-flight'][i % 3]}: 0/null`),
+    );
+  }, 120_000);
 });
 
 describe('raw TCP reference (bench transport)', () => {

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "core/async_task.h"
+#include "core/serial_worker.h"
 #include "core/module_registry.h"
 #include "core/napi_util.h"
 #include "hosts/data_client.h"
@@ -80,11 +81,13 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
     if (!info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "options must be an object");
     Napi::Object o = info[0].As<Napi::Object>();
     client_ = std::make_shared<data::DataClient>(Str(o, "address", true), Str(o, "token", false));
+    worker_ = std::make_unique<SerialWorker>(info.Env(), "redblue.dataClient");
   }
   Napi::Value Read(const Napi::CallbackInfo& info) { return Move(info, true); }
   Napi::Value Write(const Napi::CallbackInfo& info) { return Move(info, false); }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     client_.reset();
+    worker_.reset();  // calls already queued still run and settle
     return info.Env().Undefined();
   }
 
@@ -108,8 +111,9 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
     uint8_t* p = static_cast<uint8_t*>(ab.Data()) + at;
     auto client = client_;
     auto seconds = std::make_shared<double>(0);
-    return AsyncTask::Start(
-        env, read ? "redblue.dataRead" : "redblue.dataWrite",
+    // One call after another on the client's own thread (core/serial_worker.h).
+    return worker_->Run(
+        env,
         [=] {
           auto once = [&] {
             if (read) client->Read(offset, p, bytes, static_cast<uint32_t>(chunk), deadline);
@@ -124,6 +128,7 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
         {info[1], info.This()});
   }
   std::shared_ptr<data::DataClient> client_;
+  std::unique_ptr<SerialWorker> worker_;
 };
 
 // rawTcpServe(host, port): { port } — the reference server of bench transport, for the life of
