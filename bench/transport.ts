@@ -22,6 +22,8 @@ export interface TransportBenchOptions {
   sizes: number[];
   totalBytes: number;
   pings: number;
+  /** Interleaved rounds of the stream and round-trip cases (each figure the best of them). */
+  rounds: number;
   gemm: number;
   repeats: number;
   /** Layer stack (q4_0 n×k, m = 1) on 2 hosts against 1. */
@@ -32,6 +34,7 @@ export const FULL: TransportBenchOptions = {
   sizes: [1 << 20, 64 << 20],
   totalBytes: 512 << 20,
   pings: 2000,
+  rounds: 5,
   gemm: 2048,
   repeats: 3,
   layer: { n: 11008, k: 4096, layers: 8, iters: 20 },
@@ -40,6 +43,7 @@ export const QUICK: TransportBenchOptions = {
   sizes: [1 << 20, 64 << 20],
   totalBytes: 128 << 20,
   pings: 200,
+  rounds: 1,
   gemm: 512,
   repeats: 1,
   layer: { n: 1024, k: 1024, layers: 2, iters: 3 },
@@ -120,7 +124,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
       sizes: o.sizes,
       totalBytes: o.totalBytes,
       pings: o.pings,
-      rounds: o.repeats,
+      rounds: o.rounds,
     };
     const peer = JSON.parse(
       await runIn(lab, 1, [PEER, 'client', JSON.stringify(args)], 300_000),
@@ -149,7 +153,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
           unit: 'GB/s',
           reference: 'raw-tcp',
           referenceValue: write ? rawWrite : rawRead,
-          details: { implementation, rounds: o.repeats, ...rawDetails(write) },
+          details: { implementation, rounds: o.rounds, ...rawDetails(write) },
         });
       };
       results.push(
