@@ -86,6 +86,8 @@ export class Supervisor {
   private area: SharedArea | undefined;
   /** The native data path (Read and Write of the staging area); none when TLS is in use. */
   private data: DataServer | undefined;
+  /** Areas native code is writing into, and how many calls (see pinArea). */
+  private readonly pinned = new Map<SharedArea, number>();
   private readonly outbox = new Map<string, Outbox>();
   /** Blocks asked of the peers ahead of time: tag → host → the block. */
   private readonly prefetched = new Map<string, Map<number, Promise<Buffer>>>();
@@ -124,11 +126,33 @@ export class Supervisor {
     return this.boundPort;
   }
 
-  /** Replaces the staging area (the data path maps the file itself, so ours may go at once). */
+  /**
+   * Replaces the staging area (the data path maps the file itself, so ours may go at once, unless
+   * native code is still writing into it: see `pinArea`).
+   */
   private setArea(area: SharedArea | undefined): void {
     this.data?.setArea(area?.name);
-    if (this.area !== area) this.area?.close();
+    const old = this.area;
     this.area = area;
+    if (old && old !== area && !this.pinned.has(old)) old.close();
+  }
+
+  /**
+   * Runs `f` on the area with the area kept mapped until `f` settles, even if a Stage replaces it
+   * meanwhile: native code (PullAdd's readAdd) writes into it from another thread.
+   */
+  private async pinArea<T>(area: SharedArea, f: () => Promise<T>): Promise<T> {
+    this.pinned.set(area, (this.pinned.get(area) ?? 0) + 1);
+    try {
+      return await f();
+    } finally {
+      const left = this.pinned.get(area)! - 1;
+      if (left > 0) this.pinned.set(area, left);
+      else {
+        this.pinned.delete(area);
+        if (area !== this.area) area.close();
+      }
+    }
   }
 
   private need(): Session {
@@ -305,7 +329,10 @@ export class Supervisor {
     this.session = session;
     mine.session = session;
     // Connect to the peers now: the first exchange of a run should not pay for it.
-    for (const p of session.peers) p?.raw.waitForReady(Date.now() + 10_000, () => undefined);
+    for (const p of session.peers) {
+      p?.raw.waitForReady(Date.now() + 10_000, () => undefined);
+      p?.warmDataPath().catch(() => undefined); // a peer that is not up yet is found out by the run
+    }
     this.log(
       `session ${session.id}: host ${hostIndex} of ${peers.length}, ${this.nodes} executor(s) started`,
     );
@@ -469,19 +496,12 @@ export class Supervisor {
     const rows = list<{ offset: number; bytes: number }>('rows', req.rows, 1 << 20);
     for (const r of rows) byteRange('rows', r.offset, r.bytes, area.buffer.byteLength, 4);
     let total = 0;
-    const piece = 16 << 20;
-    const tmp = new Uint8Array(Math.min(piece, Math.max(4, ...rows.map((r) => r.bytes))));
-    for (const r of rows) {
-      for (let o = 0; o < r.bytes; o += piece) {
-        const len = Math.min(piece, r.bytes - o);
-        const view = tmp.subarray(0, len);
-        await s.peers[peer]!.read(r.offset + o, view);
-        const theirs = new Float32Array(view.buffer, view.byteOffset, len / 4);
-        const ours = new Float32Array(area.buffer, r.offset + o, len / 4);
-        for (let i = 0; i < ours.length; i++) ours[i]! += theirs[i]!;
-        total += len;
+    await this.pinArea(area, async () => {
+      for (const r of rows) {
+        await s.peers[peer]!.readAdd(r.offset, new Float32Array(area.buffer, r.offset, r.bytes / 4));
+        total += r.bytes;
       }
-    }
+    });
     return { bytes: total };
   }
 

@@ -220,6 +220,12 @@ export class HostClient {
     return this.data;
   }
 
+  /** Connects the native data path now (best effort), so that the first transfer does not wait for it. */
+  async warmDataPath(deadlineMs = 10_000): Promise<void> {
+    const path = await this.dataPath();
+    await path?.connect(deadlineMs);
+  }
+
   /** A data path call's failure as this host's error, with its gRPC code. */
   private async viaData(call: Promise<void>): Promise<void> {
     try {
@@ -282,6 +288,23 @@ export class HostClient {
       if (got !== dst.byteLength) throw new Error(`read ${got} of ${dst.byteLength} bytes`);
     } catch (e) {
       throw this.fail(e);
+    }
+  }
+
+  /**
+   * Adds the host's f32 values at `offset` into `dst`: on the native data path as they arrive,
+   * else read in pieces and added here.
+   */
+  async readAdd(offset: number, dst: Float32Array): Promise<void> {
+    const path = await this.dataPath();
+    if (path) return this.viaData(path.readAdd(offset, dst, DEFAULT_DEADLINE_MS));
+    const piece = 4 << 20;
+    const tmp = new Float32Array(Math.min(piece, dst.length));
+    for (let o = 0; o < dst.length; o += piece) {
+      const part = dst.subarray(o, o + piece);
+      const theirs = tmp.subarray(0, part.length);
+      await this.read(offset + o * 4, new Uint8Array(theirs.buffer, 0, theirs.byteLength));
+      for (let i = 0; i < part.length; i++) part[i]! += theirs[i]!;
     }
   }
 

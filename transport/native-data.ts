@@ -8,25 +8,21 @@ interface NativeDataServer {
   setArea(name: string | null): void;
   close(): void;
 }
+/** read, readAdd, write: (area offset, buffer, offset in it, bytes, chunk, deadline[, reps]). */
+type NativeMove = (
+  offset: number,
+  buffer: ArrayBuffer,
+  at: number,
+  bytes: number,
+  chunk: number,
+  deadlineMs: number,
+  reps?: number,
+) => Promise<void | number>;
 interface NativeDataClient {
-  read(
-    offset: number,
-    dst: ArrayBuffer,
-    at: number,
-    bytes: number,
-    chunk: number,
-    deadlineMs: number,
-    reps?: number,
-  ): Promise<void | number>;
-  write(
-    offset: number,
-    src: ArrayBuffer,
-    at: number,
-    bytes: number,
-    chunk: number,
-    deadlineMs: number,
-    reps?: number,
-  ): Promise<void | number>;
+  read: NativeMove;
+  readAdd: NativeMove;
+  write: NativeMove;
+  connect(deadlineMs: number): Promise<boolean>;
   close(): void;
 }
 interface DataAddon {
@@ -68,6 +64,18 @@ export class DataClient {
   }
   async read(offset: number, dst: Uint8Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
     await this.move('read', offset, dst, deadlineMs, chunkBytes);
+  }
+  /** Opens the connection now; false if the peer was not reached within `deadlineMs`. */
+  connect(deadlineMs: number): Promise<boolean> {
+    return this.c.connect(deadlineMs);
+  }
+  /**
+   * Adds the peer's f32 values at `offset` into `dst` as they arrive (a cross-host reduction's
+   * exchange: no copy, no JS loop). dst must be 4-byte aligned, as any Float32Array is.
+   */
+  async readAdd(offset: number, dst: Float32Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
+    const buffer = dst.buffer as ArrayBuffer;
+    await this.c.readAdd(offset, buffer, dst.byteOffset, dst.byteLength, chunkBytes, deadlineMs);
   }
   async write(offset: number, src: Uint8Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
     await this.move('write', offset, src, deadlineMs, chunkBytes);

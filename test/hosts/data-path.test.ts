@@ -169,6 +169,30 @@ describe('native data path', () => {
     js.close();
   });
 
+  it('adds f32 values into the destination as they arrive (readAdd), for any chunk size', async () => {
+    const f32 = new Float32Array(area.buffer, area.byteOffset, area.byteLength / 4);
+    for (const [first, count, chunk] of [
+      [0, 1, 0],
+      [3, 1023, 4096],
+      [101, (1 << 18) + 7, 65536],
+      [7, (2 << 18) + 3, 0],
+    ] as const) {
+      // small integers, so that every sum is exact in f32
+      for (let i = 0; i < count; i++) f32[first + i] = ((i * 7) % 1000) - 500;
+      const dst = new Float32Array(count + 2);
+      for (let i = 0; i < dst.length; i++) dst[i] = i % 13;
+      await client.readAdd(first * 4, dst.subarray(1, 1 + count), 10_000, chunk);
+      expect(dst[0]).toBe(0);
+      expect(dst[count + 1]).toBe((count + 1) % 13);
+      let wrong = 0;
+      for (let i = 0; i < count; i++) if (dst[1 + i] !== ((i + 1) % 13) + (((i * 7) % 1000) - 500)) wrong++;
+      expect(wrong).toBe(0);
+    }
+    const odd = new Float32Array(new ArrayBuffer(64), 0, 8);
+    await expect(client.readAdd(2, odd, 5000)).resolves.toBeUndefined(); // a byte offset in the area is fine
+    await expect(client.readAdd(0, odd, 5000, 4098)).rejects.toThrow(/multiples of 4|chunkBytes/);
+  });
+
   it('runs calls at once, each on a pipe of its own, with exact bytes', async () => {
     const ops = Array.from({ length: 6 }, async (_, i) => {
       const at = 1 + i * 300_001;

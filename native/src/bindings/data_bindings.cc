@@ -68,13 +68,14 @@ class JsDataServer : public Napi::ObjectWrap<JsDataServer> {
 };
 
 // new DataClient({ address, token? }); read(offset, dst: ArrayBuffer, dstOffset, bytes,
-// chunkBytes, deadlineMs) and write(offset, src: ArrayBuffer, srcOffset, bytes, chunkBytes,
-// deadlineMs) return Promises.
+// chunkBytes, deadlineMs), readAdd (the same, adding f32 values into dst) and write(offset,
+// src: ArrayBuffer, srcOffset, bytes, chunkBytes, deadlineMs) return Promises.
 class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "DataClient",
-                       {InstanceMethod<&JsDataClient::Read>("read"), InstanceMethod<&JsDataClient::Write>("write"),
+                       {InstanceMethod<&JsDataClient::Read>("read"), InstanceMethod<&JsDataClient::ReadAdd>("readAdd"),
+                        InstanceMethod<&JsDataClient::Write>("write"), InstanceMethod<&JsDataClient::Connect>("connect"),
                         InstanceMethod<&JsDataClient::Close>("close")});
   }
   explicit JsDataClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsDataClient>(info) {
@@ -83,8 +84,20 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
     client_ = std::make_shared<data::DataClient>(Str(o, "address", true), Str(o, "token", false));
     worker_ = std::make_unique<SerialWorker>(info.Env(), "redblue.dataClient");
   }
-  Napi::Value Read(const Napi::CallbackInfo& info) { return Move(info, true); }
-  Napi::Value Write(const Napi::CallbackInfo& info) { return Move(info, false); }
+  enum class Op { kRead, kReadAdd, kWrite };
+  Napi::Value Read(const Napi::CallbackInfo& info) { return Move(info, Op::kRead); }
+  Napi::Value ReadAdd(const Napi::CallbackInfo& info) { return Move(info, Op::kReadAdd); }
+  Napi::Value Write(const Napi::CallbackInfo& info) { return Move(info, Op::kWrite); }
+  // connect(deadlineMs) → Promise<boolean>: the connection is up.
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    if (!client_) throw Napi::Error::New(info.Env(), "the data client is closed");
+    uint64_t deadline = ArgIndex(info, 0, "deadlineMs");
+    auto client = client_;
+    auto up = std::make_shared<bool>(false);
+    return worker_->Run(
+        info.Env(), [=] { *up = client->Connect(deadline); },
+        [=](Napi::Env e) -> Napi::Value { return Napi::Boolean::New(e, *up); });
+  }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     client_.reset();
     worker_.reset();  // calls already queued still run and settle
@@ -92,11 +105,12 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
   }
 
  private:
-  Napi::Value Move(const Napi::CallbackInfo& info, bool read) {
+  Napi::Value Move(const Napi::CallbackInfo& info, Op op) {
     Napi::Env env = info.Env();
     if (!client_) throw Napi::Error::New(env, "the data client is closed");
     uint64_t offset = ArgIndex(info, 0, "offset");
-    if (!info[1].IsArrayBuffer()) throw Napi::TypeError::New(env, read ? "dst must be an ArrayBuffer" : "src must be an ArrayBuffer");
+    if (!info[1].IsArrayBuffer())
+      throw Napi::TypeError::New(env, op == Op::kWrite ? "src must be an ArrayBuffer" : "dst must be an ArrayBuffer");
     Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
     uint64_t at = ArgIndex(info, 2, "bufferOffset"), bytes = ArgIndex(info, 3, "bytes");
     uint64_t chunk = ArgIndex(info, 4, "chunkBytes"), deadline = ArgIndex(info, 5, "deadlineMs");
@@ -105,6 +119,8 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
                                            std::to_string(ab.ByteLength()) + "-byte buffer");
     if (chunk != 0 && (chunk < 4096 || chunk > data::kMaxChunk))
       throw Napi::RangeError::New(env, "chunkBytes must be 0 (the default) or lie in 4096..4194304");
+    if (op == Op::kReadAdd && ((reinterpret_cast<uintptr_t>(ab.Data()) + at) % 4 || bytes % 4 || chunk % 4))
+      throw Napi::RangeError::New(env, "readAdd adds whole f32 values: the destination, bytes and chunkBytes must be multiples of 4");
     // A 7th argument `reps` repeats the call that many times in native code and resolves with
     // the seconds they took (bench transport: the data path without a JS round trip per block).
     int64_t reps = info.Length() > 6 && !info[6].IsUndefined() ? ArgIndex(info, 6, "reps") : 0;
@@ -116,8 +132,10 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
         env,
         [=] {
           auto once = [&] {
-            if (read) client->Read(offset, p, bytes, static_cast<uint32_t>(chunk), deadline);
-            else client->Write(offset, p, bytes, static_cast<uint32_t>(chunk), deadline);
+            auto c = static_cast<uint32_t>(chunk);
+            if (op == Op::kRead) client->Read(offset, p, bytes, c, deadline);
+            else if (op == Op::kReadAdd) client->ReadAdd(offset, reinterpret_cast<float*>(p), bytes, c, deadline);
+            else client->Write(offset, p, bytes, c, deadline);
           };
           if (reps == 0) return once();
           auto t0 = std::chrono::steady_clock::now();

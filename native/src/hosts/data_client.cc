@@ -204,6 +204,10 @@ DataClient::DataClient(const std::string& address, const std::string& token) : a
 
 DataClient::~DataClient() { idle_.clear(); }
 
+bool DataClient::Connect(uint64_t deadlineMs) {
+  return stub_->channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::milliseconds(deadlineMs));
+}
+
 // Runs `op(pipe, deadline) → Outcome` on an idle pipe (or a new one) and puts the pipe back
 // when it is still good. A pipe that sat idle may have lost its connection (the peer restarted
 // its data service): an operation that found it dead before any reply runs once more on a
@@ -240,7 +244,8 @@ void DataClient::OnPipe(uint64_t deadlineMs, Op op) {
   }
 }
 
-void DataClient::Read(uint64_t offset, uint8_t* dst, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs) {
+template <typename Into>
+void DataClient::ReadInto(uint64_t offset, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs, Into into) {
   OnPipe(deadlineMs, [&](Pipe& p, Deadline d) {
     Outcome o;
     grpc::ByteBuffer first;
@@ -252,9 +257,9 @@ void DataClient::Read(uint64_t offset, uint8_t* dst, uint64_t bytes, uint32_t ch
     auto data = [&](uint64_t at, uint64_t len, SliceReader& r) -> std::string {
       if (at > bytes || len > bytes - at)
         return "a chunk at " + std::to_string(at) + " (" + std::to_string(len) + " bytes) lies outside the block";
-      r.Copy(dst + at, len);
-      got += len;
-      return "";
+      std::string err = into(at, len, r);
+      if (err.empty()) got += len;
+      return err;
     };
     PipeReplyView v;
     if (!NextReply(p, d, v, o, data, &first)) return o;
@@ -264,6 +269,23 @@ void DataClient::Read(uint64_t offset, uint8_t* dst, uint64_t bytes, uint32_t ch
     if (o.status.ok() && got != bytes)
       o.malformed = "read " + std::to_string(got) + " of " + std::to_string(bytes) + " bytes";
     return o;
+  });
+}
+
+void DataClient::Read(uint64_t offset, uint8_t* dst, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs) {
+  ReadInto(offset, bytes, chunk, deadlineMs, [&](uint64_t at, uint64_t len, SliceReader& r) -> std::string {
+    r.Copy(dst + at, len);
+    return "";
+  });
+}
+
+void DataClient::ReadAdd(uint64_t offset, float* dst, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs) {
+  if (bytes % 4 || chunk % 4) throw std::runtime_error("readAdd moves whole f32 values: bytes and chunk must be multiples of 4");
+  ReadInto(offset, bytes, chunk, deadlineMs, [&](uint64_t at, uint64_t len, SliceReader& r) -> std::string {
+    if (at % 4 || len % 4) return "a chunk at " + std::to_string(at) + " splits an f32 value";
+    F32Adder add(dst + at / 4);
+    r.Visit(len, [&](const uint8_t* q, size_t n) { add.Feed(q, n); });
+    return "";
   });
 }
 

@@ -15,8 +15,15 @@ class DataClient {
  public:
   DataClient(const std::string& address, const std::string& token);
   ~DataClient();
+  // Opens the connection now (TCP and HTTP/2 set-up), so that the first call does not pay for
+  // it; false if the peer could not be reached before the deadline.
+  bool Connect(uint64_t deadlineMs);
   // Reads `bytes` of the peer's staging area at `offset` into dst; throws with the peer's status.
   void Read(uint64_t offset, uint8_t* dst, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs);
+  // Adds `bytes` / 4 f32 values of the peer's staging area at `offset` into dst (f32, aligned):
+  // the exchange of a cross-host reduction, without a copy in between. bytes and a given chunk
+  // are multiples of 4.
+  void ReadAdd(uint64_t offset, float* dst, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs);
   // Writes src into the peer's staging area at `offset`.
   void Write(uint64_t offset, const uint8_t* src, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs);
 
@@ -24,6 +31,9 @@ class DataClient {
   struct Stub;  // the channel and gRPC's generic stub (a typedef, so not declared here)
   template <typename Op>
   void OnPipe(uint64_t deadlineMs, Op op);
+  // A read whose chunks go to `into(offsetInBlock, length, reader)` (which consumes them).
+  template <typename Into>
+  void ReadInto(uint64_t offset, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs, Into into);
   std::string address_, token_;
   std::unique_ptr<Stub> stub_;
   // Pipes (long-lived Data.Pipe streams) not in use; one per call in flight at most is made.

@@ -46,20 +46,26 @@ class SliceReader {
     }
     throw std::runtime_error("malformed varint");
   }
-  // Copies `n` bytes to dst (or skips them when dst is null).
-  void Copy(uint8_t* dst, uint64_t n) {
+  // Hands the next `n` bytes to `f(pointer, length)`, one contiguous piece at a time.
+  template <typename F>
+  void Visit(uint64_t n, F f) {
     while (n > 0) {
       Skip();
       if (done()) throw std::runtime_error("truncated message");
       size_t take = static_cast<size_t>(std::min<uint64_t>(n, parts_[i_].second - at_));
-      if (dst) {
-        std::memcpy(dst, parts_[i_].first + at_, take);
-        dst += take;
-      }
+      f(parts_[i_].first + at_, take);
       at_ += take;
       pos_ += take;
       n -= take;
     }
+  }
+  // Copies `n` bytes to dst (or skips them when dst is null).
+  void Copy(uint8_t* dst, uint64_t n) {
+    Visit(n, [&](const uint8_t* p, size_t take) {
+      if (!dst) return;
+      std::memcpy(dst, p, take);
+      dst += take;
+    });
   }
   void SkipField(uint32_t wireType) {
     if (wireType == 0) Varint();
@@ -79,6 +85,42 @@ class SliceReader {
   const std::vector<std::pair<const uint8_t*, size_t>>& parts_;
   size_t i_ = 0, at_ = 0;
   uint64_t pos_ = 0;
+};
+
+// Adds little-endian f32 values arriving as bytes in pieces of any length (a value may straddle
+// two slices) into `out`, element by element.
+class F32Adder {
+ public:
+  explicit F32Adder(float* out) : out_(out) {}
+  void Feed(const uint8_t* p, size_t n) {
+    if (have_) {
+      size_t take = std::min<size_t>(4 - have_, n);
+      std::memcpy(carry_ + have_, p, take);
+      have_ += take;
+      p += take;
+      n -= take;
+      if (have_ < 4) return;
+      float v;
+      std::memcpy(&v, carry_, 4);
+      *out_++ += v;
+      have_ = 0;
+    }
+    size_t whole = n / 4;
+    for (size_t i = 0; i < whole; ++i) {
+      float v;
+      std::memcpy(&v, p + 4 * i, 4);  // slices need not be aligned
+      out_[i] += v;
+    }
+    out_ += whole;
+    have_ = n - whole * 4;
+    std::memcpy(carry_, p + whole * 4, have_);
+  }
+  bool whole() const { return have_ == 0; }
+
+ private:
+  float* out_;
+  uint8_t carry_[4];
+  size_t have_ = 0;
 };
 
 // Numbered varint fields of a flat message (ReadRequest, WriteReply): field number → value. With
