@@ -52,6 +52,8 @@ function version(): string {
 
 export interface SupervisorOptions {
   listen: string;
+  /** Port of the native data path on the listen address (0 or absent: a free one). */
+  dataPort?: number;
   topology: MachineTopology;
   auth: Auth;
   place?: LaunchPlace;
@@ -108,22 +110,28 @@ export class Supervisor {
   }
 
   async start(): Promise<number> {
-    const server = new grpc.Server(serverOptions());
-    widenServerWindows(server);
-    server.addService(hostsServices().Host.service, this.handlers());
-    this.boundPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(this.o.listen, serverCredentials(this.o.auth), (err, port) =>
-        err ? reject(err) : resolve(port),
-      ),
-    );
-    widenSessionWindows(server);
-    this.server = server;
-    // Bulk data on the addon's gRPC C++ core, same address, a port of its own, the same token.
-    // With TLS the data stays on this server (the native path has no TLS).
-    if (!this.o.auth.tls) this.data = new DataServer(hostOf(this.o.listen), this.o.auth.token);
-    // The leader executor's exchanges come in on a private socket (our own 0700 directory).
-    this.leaderServer = await serveLeaderLink(this.leaderPath, (req) => this.exchange(req));
-    return this.boundPort;
+    try {
+      // Bulk data on the addon's gRPC C++ core, same address, a port of its own, the same token.
+      // With TLS the data stays on the Host service (the native path has no TLS).
+      if (!this.o.auth.tls)
+        this.data = new DataServer(hostOf(this.o.listen), this.o.auth.token, this.o.dataPort ?? 0);
+      const server = new grpc.Server(serverOptions());
+      this.server = server;
+      widenServerWindows(server);
+      server.addService(hostsServices().Host.service, this.handlers());
+      this.boundPort = await new Promise<number>((resolve, reject) =>
+        server.bindAsync(this.o.listen, serverCredentials(this.o.auth), (err, port) =>
+          err ? reject(err) : resolve(port),
+        ),
+      );
+      widenSessionWindows(server);
+      // The leader executor's exchanges come in on a private socket (our own 0700 directory).
+      this.leaderServer = await serveLeaderLink(this.leaderPath, (req) => this.exchange(req));
+      return this.boundPort;
+    } catch (e) {
+      await this.stop(); // nothing half-started keeps the process alive
+      throw e;
+    }
   }
 
   /**

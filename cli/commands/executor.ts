@@ -50,6 +50,14 @@ export function parseListen(v: string): ListenAddress {
   return { host: m[1] ?? m[2]!, port };
 }
 
+/** --data-port: 0..65535 (0 picks a free port). */
+export function parseDataPort(v: string): number {
+  const port = Number(v);
+  if (!/^\d{1,5}$/.test(v.trim()) || port > 65535)
+    throw new UsageError(`--data-port must be a port number (0-65535; 0 picks a free one), got '${v}'`);
+  return port;
+}
+
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
@@ -128,6 +136,12 @@ export function registerExecutor(program: Command): void {
     .command('executor')
     .description('serve this host to a coordinator on another host (multi-host mode)')
     .option('--listen <HOST:PORT>', 'address to serve on', '127.0.0.1:7070')
+    .option(
+      '--data-port <PORT>',
+      'port of the native data path (bulk data) on the same address; 0 (the default) picks a free one, which Hello tells clients',
+      parseDataPort,
+      0,
+    )
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', (v) =>
       parsePositiveInt(v, '--virtual-nodes'),
     )
@@ -136,7 +150,13 @@ export function registerExecutor(program: Command): void {
     .option('--exit-on-eof', "stop when stdin closes (the launcher's ssh connection went away)");
   addSecurityOptions(cmd).action(
     async (
-      o: SecurityOpts & { listen: string; virtualNodes?: number; exitOnEof?: boolean; cpus?: number[] },
+      o: SecurityOpts & {
+        listen: string;
+        dataPort: number;
+        virtualNodes?: number;
+        exitOnEof?: boolean;
+        cpus?: number[];
+      },
     ) => {
       const listen = parseListen(o.listen);
       const auth = authFromOptions(o);
@@ -161,6 +181,7 @@ export function registerExecutor(program: Command): void {
       if (o.virtualNodes !== undefined) topology = virtualize(topology, o.virtualNodes);
       const sup = new Supervisor({
         listen: formatAddress(listen),
+        dataPort: o.dataPort,
         topology,
         auth,
         ...(place ? { place } : {}),

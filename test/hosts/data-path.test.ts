@@ -342,6 +342,34 @@ describe('supervisor with the native data path', () => {
     await sup?.stop();
   });
 
+  it('serves the data path on the port it is given (--data-port), and says so when it cannot', async () => {
+    const probe = new DataServer('127.0.0.1', TOKEN); // a port that is free once closed
+    const port = probe.port;
+    probe.close();
+    const fixed = new Supervisor({
+      listen: '127.0.0.1:0',
+      dataPort: port,
+      topology: readTopology({ virtualNodes: 1 }),
+      auth: { token: TOKEN },
+    });
+    const c = new HostClient(`127.0.0.1:${await fixed.start()}`, 'fixed', { token: TOKEN });
+    try {
+      expect((await c.hello()).dataPort).toBe(port);
+      // a second supervisor cannot have the same data port
+      const clash = new Supervisor({
+        listen: '127.0.0.1:0',
+        dataPort: port,
+        topology: readTopology({ virtualNodes: 1 }),
+        auth: { token: TOKEN },
+      });
+      await expect(clash.start()).rejects.toThrow(`the data service cannot listen on 127.0.0.1:${port}`);
+      await clash.stop();
+    } finally {
+      c.close();
+      await fixed.stop();
+    }
+  });
+
   it('names its data port in Hello, and HostClient moves the staging area through it', async () => {
     const hello = await host.hello();
     expect(hello.dataPort).toBeGreaterThan(0);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { expandHostlist, launchPlace, tasksOnNode } from '../../executor/launch-env.js';
 import { parseHostfile, parseHostList } from '../../executor/hostfile.js';
 import { shellQuote, sshArgs } from '../../executor/ssh-launch.js';
-import { isLoopback, parseListen } from '../../cli/commands/executor.js';
+import { isLoopback, parseDataPort, parseListen } from '../../cli/commands/executor.js';
 import { runCli } from '../helpers/cli.js';
 
 describe('Slurm and Open MPI variables', () => {
@@ -133,5 +133,9 @@ describe('hostfiles and addresses', () => {
     expect(isLoopback('10.213.0.1')).toBe(false);
     expect(parseHostList('a:1, b:2')).toEqual(['a:1', 'b:2']);
     expect(() => parseHostList('a')).toThrow(/'a' is not HOST:PORT/);
+    expect(parseDataPort('7071')).toBe(7071);
+    expect(parseDataPort('0')).toBe(0);
+    for (const bad of ['65536', '-1', 'x', '1.5'])
+      expect(() => parseDataPort(bad)).toThrow(/--data-port must be a port number \(0-65535/);
   });
 });

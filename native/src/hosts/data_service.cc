@@ -314,6 +314,8 @@ DataServer::DataServer(const std::string& address, const std::string& token)
   Tune(a);
   b.SetMaxReceiveMessageSize(kMaxMessage);
   b.SetMaxSendMessageSize(kMaxMessage);
+  // A port already served by another process is an error, not a share (gRPC's default).
+  b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   for (const char* key : {GRPC_ARG_HTTP2_MAX_FRAME_SIZE, GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, GRPC_ARG_TCP_READ_CHUNK_SIZE,
                           GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, GRPC_ARG_KEEPALIVE_TIME_MS,
                           GRPC_ARG_KEEPALIVE_TIMEOUT_MS, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
@@ -325,7 +327,9 @@ DataServer::DataServer(const std::string& address, const std::string& token)
         b.AddChannelArgument(key, raw.args[i].value.integer);
   }
   server_ = b.BuildAndStart();
-  if (!server_ || port_ == 0) throw std::runtime_error("the data service cannot listen on " + address);
+  if (!server_ || port_ == 0)
+    throw std::runtime_error("the data service cannot listen on " + address +
+                             " (is the port taken? --data-port picks another, 0 any free one)");
 }
 
 DataServer::~DataServer() { Shutdown(); }
