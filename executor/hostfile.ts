@@ -3,7 +3,7 @@
 //   # host          options (all optional)
 //   node1           user=alice ssh-port=22 identity=~/.ssh/id_ed25519 port=7070
 //   node2           known-hosts=~/cluster_known_hosts
-//   10.0.0.2        listen=10.0.0.2 virtual-nodes=2 command="/opt/redblue/bin/redblue"
+//   10.0.0.2        listen=10.0.0.2 virtual-nodes=2 data-port=7071 command="/opt/redblue/bin/redblue"
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 
@@ -20,6 +20,8 @@ export interface HostEntry {
   /** Address the executor binds (default: `host`). */
   listen?: string;
   virtualNodes?: number;
+  /** Port of the host's native data path (absent: a free one). */
+  dataPort?: number;
   /** How to run redblue on that host. */
   command: string;
 }
@@ -33,6 +35,7 @@ const KEYS = [
   'port',
   'listen',
   'virtual-nodes',
+  'data-port',
   'command',
 ] as const;
 
@@ -96,6 +99,7 @@ export function parseHostfile(
         e.user = val;
       } else if (key === 'ssh-port') e.sshPort = port(val, `${where}: ssh-port`);
       else if (key === 'port') e.port = port(val, `${where}: port`);
+      else if (key === 'data-port') e.dataPort = port(val, `${where}: data-port`);
       else if (key === 'identity') e.identity = val.replace(/^~(?=\/)/, homedir());
       else if (key === 'known-hosts') e.knownHosts = val.replace(/^~(?=\/)/, homedir());
       else if (key === 'listen') e.listen = val;

@@ -33,6 +33,7 @@ export function sshArgs(e: HostEntry, o: Pick<SshLaunchOptions, 'sshOptions' | '
     '--token-stdin',
     '--exit-on-eof',
     ...(e.virtualNodes ? ['--virtual-nodes', String(e.virtualNodes)] : []),
+    ...(e.dataPort !== undefined ? ['--data-port', String(e.dataPort)] : []),
     ...(o.executorArgs ?? []),
   ]
     .map(shellQuote)

@@ -88,7 +88,7 @@ describe('hostfiles and addresses', () => {
         '# a comment',
         'node1 user=alice ssh-port=2222 identity=/k/id port=7000',
         '',
-        '10.0.0.2 listen=0.0.0.0 virtual-nodes=2 command="/opt/rb/bin/redblue --x"  # trailing',
+        '10.0.0.2 listen=0.0.0.0 virtual-nodes=2 data-port=7071 command="/opt/rb/bin/redblue --x"  # trailing',
       ].join('\n'),
       'hf',
       { port: 7070 },
@@ -99,6 +99,7 @@ describe('hostfiles and addresses', () => {
         host: '10.0.0.2',
         listen: '0.0.0.0',
         virtualNodes: 2,
+        dataPort: 7071,
         port: 7070,
         command: '/opt/rb/bin/redblue --x',
       },
@@ -108,19 +109,29 @@ describe('hostfiles and addresses', () => {
   it('names the line of a bad hostfile entry', () => {
     expect(() => parseHostfile('a\nb colour=red', 'hf')).toThrow(/hf:2: unknown option 'colour'/);
     expect(() => parseHostfile('a port=99999', 'hf')).toThrow(/hf:1: port must be a port number/);
+    expect(() => parseHostfile('a data-port=x', 'hf')).toThrow(/hf:1: data-port must be a port number/);
     expect(() => parseHostfile('a\na', 'hf')).toThrow(/a:7070 appears twice/);
     expect(() => parseHostfile('# nothing', 'hf')).toThrow(/lists no hosts/);
   });
 
   it('builds an ssh command line that passes the token on stdin only', () => {
     const args = sshArgs(
-      { host: 'h', user: 'u', sshPort: 22, identity: '/k', port: 7070, command: 'redblue', virtualNodes: 2 },
+      {
+        host: 'h',
+        user: 'u',
+        sshPort: 22,
+        identity: '/k',
+        port: 7070,
+        command: 'redblue',
+        virtualNodes: 2,
+        dataPort: 7071,
+      },
       { sshOptions: ['StrictHostKeyChecking=yes'] },
     );
     expect(args).toContain('BatchMode=yes');
     expect(args.slice(-2)).toEqual([
       'u@h',
-      'redblue executor --listen h:7070 --token-stdin --exit-on-eof --virtual-nodes 2',
+      'redblue executor --listen h:7070 --token-stdin --exit-on-eof --virtual-nodes 2 --data-port 7071',
     ]);
     expect(shellQuote("it's")).toBe(`'it'\\''s'`);
   });
