@@ -361,6 +361,7 @@ export class Supervisor {
     const ended = new RpcError(grpc.status.ABORTED, `session ${s.id} ended (${why})`);
     for (const [, box] of this.outbox) for (const w of box.waiters.splice(0)) w(ended);
     this.outbox.clear();
+    this.data?.clearMailbox(`session ${s.id} ended (${why})`);
     this.prefetched.clear();
     this.setArea(undefined);
     for (const p of s.peers) p?.close();
@@ -430,9 +431,15 @@ export class Supervisor {
     if (req.data.byteLength !== hostBytes[s.hostIndex])
       throw invalid('the block does not match its size in hostBytes');
     this.forgetOtherRuns(t);
-    const box = this.box(t);
-    box.data = req.data;
-    for (const w of box.waiters.splice(0)) w(req.data);
+    // Peers fetch our block over their data path when they have one (the native mailbox), else
+    // with Host.Fetch (grpc-js, under TLS). Only blocks with bytes are fetched.
+    const readers = hostBytes[s.hostIndex]! > 0 ? s.peers.length - 1 : 0;
+    if (this.data) this.data.post(t, req.data, readers);
+    else {
+      const box = this.box(t);
+      box.data = req.data;
+      for (const w of box.waiters.splice(0)) w(req.data);
+    }
     const total = hostBytes.reduce((a, b) => a + b, 0);
     const out = Buffer.allocUnsafe(total);
     let off = 0;
@@ -485,6 +492,7 @@ export class Supervisor {
   /** A new run: blocks and prefetches of earlier runs of the session will never be used. */
   private forgetOtherRuns(t: string): void {
     const run = t.slice(0, t.lastIndexOf(':'));
+    this.data?.forgetOtherRuns(run);
     const stale = new RpcError(grpc.status.ABORTED, `run ${run} replaced an earlier run`);
     for (const [tag, box] of this.outbox) {
       if (tag.slice(0, tag.lastIndexOf(':')) === run) continue;

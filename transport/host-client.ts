@@ -111,6 +111,11 @@ export class HostClient {
   private readonly md: grpc.Metadata;
   /** The host's native data path, once Hello has named its port (null: the host has none). */
   private data: Promise<DataClient | null> | undefined;
+  /**
+   * A second client on it for all-gather fetches: a fetch may wait for the peer's next layer,
+   * and a client's calls run one after another.
+   */
+  private fetchData: Promise<DataClient | null> | undefined;
   private readonly token: string | undefined;
   private readonly nativeData: boolean;
 
@@ -226,6 +231,11 @@ export class HostClient {
     await path?.connect(deadlineMs);
   }
 
+  private fetchPath(): Promise<DataClient | null> {
+    this.fetchData ??= this.dataPath().then((d) => (d ? new DataClient(d.address, this.token) : null));
+    return this.fetchData;
+  }
+
   /** A data path call's failure as this host's error, with its gRPC code. */
   private async viaData(call: Promise<void>): Promise<void> {
     try {
@@ -310,18 +320,25 @@ export class HostClient {
 
   /** Pulls all-gather block `tag` of host `fromHost` (its bytes known from the layout). */
   async fetch(tag: string, fromHost: number, dst: Uint8Array, deadlineMs: number): Promise<void> {
-    const call = this.serverStream('fetch', { tag, fromHost }, deadlineMs);
-    try {
-      const got = await readChunks(call, dst, 0);
-      if (got !== dst.byteLength)
-        throw new Error(`all-gather block ${tag}: got ${got} of ${dst.byteLength} bytes`);
-    } catch (e) {
-      throw this.fail(e);
-    }
+    const got = await this.fetchAny(tag, fromHost, deadlineMs);
+    if (got.byteLength !== dst.byteLength)
+      throw new HostCallError(
+        `${this.label}: all-gather block ${tag}: got ${got.byteLength} of ${dst.byteLength} bytes`,
+      );
+    dst.set(got);
   }
 
   /** Pulls all-gather block `tag` of host `fromHost` whatever its size (asked before it is known). */
   async fetchAny(tag: string, fromHost: number, deadlineMs: number): Promise<Buffer> {
+    const path = await this.fetchPath();
+    if (path) {
+      try {
+        return await path.fetch(tag, fromHost, deadlineMs);
+      } catch (e) {
+        const { message, code } = statusOf(e);
+        throw new HostCallError(`${this.label}: ${message}`, code);
+      }
+    }
     const call = this.serverStream('fetch', { tag, fromHost }, deadlineMs);
     try {
       return await new Promise<Buffer>((resolve, reject) => {
@@ -365,11 +382,13 @@ export class HostClient {
   }
 
   close(): void {
-    void this.data?.then(
-      (c) => c?.close(),
-      () => undefined,
-    );
+    for (const d of [this.data, this.fetchData])
+      void d?.then(
+        (c) => c?.close(),
+        () => undefined,
+      );
     this.data = undefined;
+    this.fetchData = undefined;
     this.raw.close();
   }
 }

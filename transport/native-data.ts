@@ -6,6 +6,9 @@ import { loadAddon } from '../native/addon.js';
 interface NativeDataServer {
   readonly port: number;
   setArea(name: string | null): void;
+  post(tag: string, buffer: ArrayBuffer, offset: number, bytes: number, readers: number): void;
+  forgetOtherRuns(run: string): void;
+  clearMailbox(reason: string): void;
   close(): void;
 }
 /** read, readAdd, write: (area offset, buffer, offset in it, bytes, chunk, deadline[, reps]). */
@@ -23,6 +26,7 @@ interface NativeDataClient {
   readAdd: NativeMove;
   write: NativeMove;
   connect(deadlineMs: number): Promise<boolean>;
+  fetch(tag: string, fromHost: number, deadlineMs: number): Promise<Buffer>;
   close(): void;
 }
 interface DataAddon {
@@ -49,6 +53,21 @@ export class DataServer {
   setArea(name: string | undefined): void {
     this.s.setArea(name ?? null);
   }
+  /**
+   * This host's block of all-gather `tag` (copied), for `readers` peers to fetch over their data
+   * path (a fetch that came first gets it now); dropped once they all have.
+   */
+  post(tag: string, block: Uint8Array, readers: number): void {
+    this.s.post(tag, block.buffer as ArrayBuffer, block.byteOffset, block.byteLength, readers);
+  }
+  /** A new run (`run`, the tags' text before their last ':'): blocks and waits of others end. */
+  forgetOtherRuns(run: string): void {
+    this.s.forgetOtherRuns(run);
+  }
+  /** The session ended: fetches still waiting fail (UNAVAILABLE, with the reason). */
+  clearMailbox(reason: string): void {
+    this.s.clearMailbox(reason);
+  }
   close(): void {
     this.s.close();
   }
@@ -64,6 +83,10 @@ export class DataClient {
   }
   async read(offset: number, dst: Uint8Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
     await this.move('read', offset, dst, deadlineMs, chunkBytes);
+  }
+  /** The peer's block of all-gather `tag`, waiting (up to the deadline) until it is posted. */
+  async fetch(tag: string, fromHost: number, deadlineMs: number): Promise<Buffer> {
+    return this.c.fetch(tag, fromHost, deadlineMs);
   }
   /** Opens the connection now; false if the peer was not reached within `deadlineMs`. */
   connect(deadlineMs: number): Promise<boolean> {

@@ -165,6 +165,12 @@ describe('native data path', () => {
     // the stream goes on after a failed operation
     const again = await operation({ read: { offset: 11, bytes: 7000 } });
     expect(Buffer.compare(again[0]!.block!.data, block)).toBe(0);
+    // an all-gather block, posted by the host, fetched on the same stream
+    const posted = randomBytes(3000);
+    server.post('wire-run:0', posted, 1);
+    const fetched = await operation({ fetch: { tag: 'wire-run:0', fromHost: 1 } });
+    expect(fetched).toMatchObject([{ last: true, code: 0 }]);
+    expect(Buffer.compare(fetched[0]!.block!.data, posted)).toBe(0);
     call.end();
     js.close();
   });
@@ -191,6 +197,37 @@ describe('native data path', () => {
     const odd = new Float32Array(new ArrayBuffer(64), 0, 8);
     await expect(client.readAdd(2, odd, 5000)).resolves.toBeUndefined(); // a byte offset in the area is fine
     await expect(client.readAdd(0, odd, 5000, 4098)).rejects.toThrow(/multiples of 4|chunkBytes/);
+  });
+
+  it('hands all-gather blocks to the peers that fetch them, waiting for the post, until a run or session ends', async () => {
+    const fetcher = new DataClient(`127.0.0.1:${server.port}`, TOKEN);
+    try {
+      // a fetch that comes first waits for the post; one after it gets the block at once
+      const early = fetcher.fetch('mb-run:0', 1, 10_000);
+      await new Promise((r) => setTimeout(r, 50));
+      const block = randomBytes((1 << 20) + 5); // more than one chunk
+      server.post('mb-run:0', block, 2);
+      expect(Buffer.compare(await early, block)).toBe(0);
+      expect(Buffer.compare(await client.fetch('mb-run:0', 2, 10_000), block)).toBe(0);
+      // both readers had it, so it is gone: the next fetch waits, until another run starts
+      const late = fetcher.fetch('mb-run:0', 1, 10_000).then(
+        () => 'got it',
+        (e: unknown) => statusOf(e),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      server.forgetOtherRuns('mb-run2');
+      expect(await late).toMatchObject({ code: grpc.status.ABORTED, message: /run mb-run2 replaced/ });
+      // an empty block, and the end of a session failing the fetches that still wait
+      server.post('mb-run2:0', new Uint8Array(0), 1);
+      expect((await fetcher.fetch('mb-run2:0', 1, 10_000)).byteLength).toBe(0);
+      const waiting = fetcher.fetch('mb-run2:1', 1, 10_000).catch((e: unknown) => statusOf(e));
+      await new Promise((r) => setTimeout(r, 50));
+      server.clearMailbox('the session ended');
+      expect(await waiting).toMatchObject({ code: grpc.status.UNAVAILABLE, message: /the session ended/ });
+      await expect(fetcher.fetch('', 1, 1000)).rejects.toThrow(/1-200 characters/);
+    } finally {
+      fetcher.close();
+    }
   });
 
   it('runs calls at once, each on a pipe of its own, with exact bytes', async () => {

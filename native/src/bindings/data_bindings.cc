@@ -11,6 +11,7 @@
 #include "core/napi_util.h"
 #include "hosts/data_client.h"
 #include "hosts/data_service.h"
+#include "hosts/mailbox.h"
 #include "hosts/raw_tcp.h"
 
 namespace redblue {
@@ -23,12 +24,27 @@ std::string Str(const Napi::Object& o, const char* key, bool required) {
   return v.As<Napi::String>().Utf8Value();
 }
 
+std::string Str(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), "expected a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+// An all-gather tag: 1-200 characters.
+std::string TagArg(const Napi::CallbackInfo& info, size_t i) {
+  std::string tag = Str(info, i);
+  if (tag.empty() || tag.size() > data::kMaxTag) throw Napi::RangeError::New(info.Env(), "a block tag has 1-200 characters");
+  return tag;
+}
+
 // new DataServer({ address, token? }): listening at once; `port` is the one it got.
 class JsDataServer : public Napi::ObjectWrap<JsDataServer> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "DataServer",
                        {InstanceMethod<&JsDataServer::SetArea>("setArea"),
+                        InstanceMethod<&JsDataServer::Post>("post"),
+                        InstanceMethod<&JsDataServer::ForgetOtherRuns>("forgetOtherRuns"),
+                        InstanceMethod<&JsDataServer::ClearMailbox>("clearMailbox"),
                         InstanceMethod<&JsDataServer::Close>("close"),
                         InstanceAccessor<&JsDataServer::Port>("port")});
   }
@@ -54,6 +70,30 @@ class JsDataServer : public Napi::ObjectWrap<JsDataServer> {
     }
     return info.Env().Undefined();
   }
+  // post(tag, buffer: ArrayBuffer, offset, bytes, readers): this host's all-gather block, for
+  // `readers` peers to fetch (copied: the caller's memory may change at once).
+  Napi::Value Post(const Napi::CallbackInfo& info) {
+    if (!server_) throw Napi::Error::New(info.Env(), "the data server is closed");
+    std::string tag = TagArg(info, 0);
+    if (!info[1].IsArrayBuffer()) throw Napi::TypeError::New(info.Env(), "the block must be an ArrayBuffer");
+    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
+    uint64_t at = ArgIndex(info, 2, "offset"), bytes = ArgIndex(info, 3, "bytes");
+    int readers = static_cast<int>(ArgIndex(info, 4, "readers"));
+    if (at > ab.ByteLength() || bytes > ab.ByteLength() - at)
+      throw Napi::RangeError::New(info.Env(), "the block does not fit its buffer");
+    const uint8_t* p = static_cast<const uint8_t*>(ab.Data()) + at;
+    server_->mailbox().Post(tag, std::vector<uint8_t>(p, p + bytes), readers);
+    return info.Env().Undefined();
+  }
+  Napi::Value ForgetOtherRuns(const Napi::CallbackInfo& info) {
+    if (server_) server_->mailbox().ForgetOtherRuns(TagArg(info, 0));
+    return info.Env().Undefined();
+  }
+  // clearMailbox(reason): fetches waiting for a block fail with UNAVAILABLE and the reason.
+  Napi::Value ClearMailbox(const Napi::CallbackInfo& info) {
+    if (server_) server_->mailbox().Clear(grpc::Status(grpc::StatusCode::UNAVAILABLE, Str(info, 0)));
+    return info.Env().Undefined();
+  }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (server_) server_->Shutdown();
     server_.reset();
@@ -76,6 +116,7 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
     return DefineClass(env, "DataClient",
                        {InstanceMethod<&JsDataClient::Read>("read"), InstanceMethod<&JsDataClient::ReadAdd>("readAdd"),
                         InstanceMethod<&JsDataClient::Write>("write"), InstanceMethod<&JsDataClient::Connect>("connect"),
+                        InstanceMethod<&JsDataClient::Fetch>("fetch"),
                         InstanceMethod<&JsDataClient::Close>("close")});
   }
   explicit JsDataClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsDataClient>(info) {
@@ -88,6 +129,18 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
   Napi::Value Read(const Napi::CallbackInfo& info) { return Move(info, Op::kRead); }
   Napi::Value ReadAdd(const Napi::CallbackInfo& info) { return Move(info, Op::kReadAdd); }
   Napi::Value Write(const Napi::CallbackInfo& info) { return Move(info, Op::kWrite); }
+  // fetch(tag, fromHost, deadlineMs) → Promise<Buffer>: the peer's all-gather block.
+  Napi::Value Fetch(const Napi::CallbackInfo& info) {
+    if (!client_) throw Napi::Error::New(info.Env(), "the data client is closed");
+    std::string tag = TagArg(info, 0);
+    auto from = static_cast<uint32_t>(ArgIndex(info, 1, "fromHost"));
+    uint64_t deadline = ArgIndex(info, 2, "deadlineMs");
+    auto client = client_;
+    auto block = std::make_shared<std::vector<uint8_t>>();
+    return worker_->Run(
+        info.Env(), [=] { *block = client->Fetch(tag, from, deadline); },
+        [=](Napi::Env e) -> Napi::Value { return Napi::Buffer<uint8_t>::Copy(e, block->data(), block->size()); });
+  }
   // connect(deadlineMs) → Promise<boolean>: the connection is up.
   Napi::Value Connect(const Napi::CallbackInfo& info) {
     if (!client_) throw Napi::Error::New(info.Env(), "the data client is closed");

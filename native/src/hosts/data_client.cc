@@ -155,6 +155,26 @@ grpc::ByteBuffer ReadRequestMessage(uint64_t offset, uint64_t bytes, uint32_t ch
   return Bytes(out.data(), n + inner.size());
 }
 
+// PipeRequest { fetch: FetchRequest { tag, from_host } }.
+grpc::ByteBuffer FetchRequestMessage(const std::string& tag, uint32_t fromHost) {
+  std::vector<uint8_t> inner(tag.size() + 22);
+  size_t n = 0;
+  inner[n++] = 0x0a;
+  n += PutVarint(inner.data() + n, tag.size());
+  std::memcpy(inner.data() + n, tag.data(), tag.size());
+  n += tag.size();
+  if (fromHost) {
+    inner[n++] = 0x10;
+    n += PutVarint(inner.data() + n, fromHost);
+  }
+  std::vector<uint8_t> out(n + 11);
+  size_t m = 0;
+  out[m++] = 0x22;
+  m += PutVarint(out.data() + m, n);
+  std::memcpy(out.data() + m, inner.data(), n);
+  return Bytes(out.data(), m + n);
+}
+
 // PipeRequest { write: Block { offset, data }, last } whose data is `src` itself, not a copy: the
 // caller's bytes stay put until the write's reply, so until the peer has every byte.
 grpc::ByteBuffer WriteChunkView(uint64_t offset, const uint8_t* src, uint64_t len, bool last) {
@@ -287,6 +307,34 @@ void DataClient::ReadAdd(uint64_t offset, float* dst, uint64_t bytes, uint32_t c
     r.Visit(len, [&](const uint8_t* q, size_t n) { add.Feed(q, n); });
     return "";
   });
+}
+
+std::vector<uint8_t> DataClient::Fetch(const std::string& tag, uint32_t fromHost, uint64_t deadlineMs) {
+  if (tag.empty() || tag.size() > kMaxTag) throw std::runtime_error("a block tag has 1-200 characters");
+  std::vector<uint8_t> block;
+  OnPipe(deadlineMs, [&](Pipe& p, Deadline d) {
+    Outcome o;
+    block.clear();
+    grpc::ByteBuffer first;
+    if (!p.SendThenReceive(FetchRequestMessage(tag, fromHost), &first, d)) {
+      o.broken = true;
+      return o;
+    }
+    auto data = [&](uint64_t at, uint64_t len, SliceReader& r) -> std::string {
+      if (at != block.size()) return "a chunk at " + std::to_string(at) + ", expected " + std::to_string(block.size());
+      if (len > (uint64_t(1) << 32)) return "a chunk of " + std::to_string(len) + " bytes";
+      block.resize(at + len);
+      r.Copy(block.data() + at, len);
+      return "";
+    };
+    PipeReplyView v;
+    if (!NextReply(p, d, v, o, data, &first)) return o;
+    while (!v.last)
+      if (!NextReply(p, d, v, o, data)) return o;
+    o.status = grpc::Status(static_cast<grpc::StatusCode>(v.code), v.error);
+    return o;
+  });
+  return block;
 }
 
 void DataClient::Write(uint64_t offset, const uint8_t* src, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs) {

@@ -24,6 +24,8 @@ class DataClient {
   // the exchange of a cross-host reduction, without a copy in between. bytes and a given chunk
   // are multiples of 4.
   void ReadAdd(uint64_t offset, float* dst, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs);
+  // The peer's all-gather block `tag` (mailbox.h), waiting until the peer has posted it.
+  std::vector<uint8_t> Fetch(const std::string& tag, uint32_t fromHost, uint64_t deadlineMs);
   // Writes src into the peer's staging area at `offset`.
   void Write(uint64_t offset, const uint8_t* src, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs);
 

@@ -119,10 +119,14 @@ void WalkFields(const Parts& parts, OnField field) {
   }
 }
 
-// A PipeRequest: a read (its ReadRequest's fields) or a chunk of a write (walked with `data`).
+// A PipeRequest: a read (its ReadRequest's fields), a chunk of a write (walked with `data`) or a
+// fetch of an all-gather block (FetchRequest { tag = 1; from_host = 2 }).
 struct PipeRequestView {
-  bool read = false, write = false, last = false;
+  bool read = false, write = false, last = false, fetch = false;
   uint64_t readFields[3] = {0, 0, 0};  // offset, bytes, chunk_bytes
+  std::string fetchTag;
+  uint64_t fetchFrom = 0;
+  int kinds() const { return int(read) + int(write) + int(fetch); }
 };
 // An error of `data` is thrown, as a malformed message is.
 template <typename OnData>
@@ -139,6 +143,24 @@ void WalkPipeRequest(const Parts& parts, PipeRequestView& v, OnData data) {
       if (!err.empty()) throw std::runtime_error(err);
     } else if (field == 3 && wire == 0) {
       v.last = r.Varint() != 0;
+    } else if (field == 4 && wire == 2) {
+      v.fetch = true;
+      uint64_t end = r.Varint();
+      end += r.pos();
+      while (r.pos() < end) {
+        uint64_t key = r.Varint();
+        if (key == 0x0a) {
+          uint64_t len = r.Varint();
+          if (len > kMaxTag) throw std::runtime_error("a tag of " + std::to_string(len) + " bytes");
+          v.fetchTag.assign(len, '\0');
+          r.Copy(reinterpret_cast<uint8_t*>(v.fetchTag.data()), len);
+        } else if (key == 0x10) {
+          v.fetchFrom = r.Varint();
+        } else {
+          r.SkipField(static_cast<uint32_t>(key & 7));
+        }
+      }
+      if (r.pos() != end) throw std::runtime_error("a FetchRequest overruns its message");
     } else {
       return false;
     }

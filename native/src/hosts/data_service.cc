@@ -11,19 +11,22 @@
 
 #include "core/shared_file.h"
 #include "hosts/data_grpc.h"
+#include "hosts/mailbox.h"
 
 namespace redblue::data {
 namespace {
 
-// A message of a header and `len` bytes of the area at `src`, not copied: the data slice holds
-// a reference to the mapping, released when gRPC is done with the slice.
-grpc::ByteBuffer Pinned(const uint8_t* head, size_t h, const std::shared_ptr<SharedFile>& file, const uint8_t* src,
+// A message of a header and `len` bytes at `src` owned by `owner` (the area's mapping, a
+// mailbox block), not copied: the data slice holds a reference to the owner, released when
+// gRPC is done with the slice.
+template <typename T>
+grpc::ByteBuffer Pinned(const uint8_t* head, size_t h, const std::shared_ptr<T>& owner, const uint8_t* src,
                         uint64_t len) {
   grpc::Slice parts[2] = {grpc::Slice(head, h), grpc::Slice()};
   if (len) {
-    auto* ref = new std::shared_ptr<SharedFile>(file);
+    auto* ref = new std::shared_ptr<T>(owner);
     grpc_slice s = grpc_slice_new_with_user_data(
-        const_cast<uint8_t*>(src), len, [](void* r) { delete static_cast<std::shared_ptr<SharedFile>*>(r); }, ref);
+        const_cast<uint8_t*>(src), len, [](void* r) { delete static_cast<std::shared_ptr<T>*>(r); }, ref);
     parts[1] = grpc::Slice(s, grpc::Slice::STEAL_REF);
   }
   return grpc::ByteBuffer(parts, len ? 2 : 1);
@@ -201,7 +204,10 @@ class WriteCall : public grpc::ServerGenericBidiReactor {
 // the stream.
 class PipeCall : public grpc::ServerGenericBidiReactor {
  public:
-  explicit PipeCall(std::shared_ptr<Area> area) : area_(std::move(area)) { StartRead(&in_); }
+  PipeCall(std::shared_ptr<Area> area, std::shared_ptr<Mailbox> mailbox)
+      : area_(std::move(area)), mailbox_(std::move(mailbox)) {
+    StartRead(&in_);
+  }
   void OnReadDone(bool ok) override {
     if (!ok) return Finish(grpc::Status::OK);  // the client closed its side, or went away
     std::vector<grpc::Slice> keep;
@@ -224,10 +230,15 @@ class PipeCall : public grpc::ServerGenericBidiReactor {
     } catch (const std::exception& e) {
       return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string("PipeRequest: ") + e.what()));
     }
-    if (v.read == v.write)
-      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a PipeRequest is a read or a write"));
-    if (v.read && writing_)
+    if (v.kinds() != 1)
+      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a PipeRequest is a read, a write or a fetch"));
+    if ((v.read || v.fetch) && writing_)
       return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a read in the middle of a write"));
+    if (v.fetch) {
+      // Answered now, or from the thread that posts the block (or ends the run): until then
+      // this call has nothing in flight, so it stays as it is. Nothing may follow this call.
+      return mailbox_->Fetch(v.fetchTag, [this](Mailbox::Block b, grpc::Status st) { Fetched(std::move(b), st); });
+    }
     if (v.read) {
       grpc::Status st = read_.Start(*area_, v.readFields);
       if (!st.ok()) return Reply(PipeDone(0, st));
@@ -245,11 +256,32 @@ class PipeCall : public grpc::ServerGenericBidiReactor {
   void OnWriteDone(bool ok) override {
     if (!ok) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
     if (reading_) return NextChunk();
+    if (block_) return NextBlockChunk();
     StartRead(&in_);
   }
   void OnDone() override { delete this; }
 
  private:
+  void Fetched(Mailbox::Block b, const grpc::Status& st) {
+    if (!st.ok()) return Reply(PipeDone(0, st));
+    if (b->empty()) return Reply(PipeDone(0, grpc::Status::OK));
+    block_ = std::move(b);
+    blockDone_ = 0;
+    NextBlockChunk();
+  }
+  // The next chunk of a fetched block, sent from the block itself.
+  void NextBlockChunk() {
+    if (blockDone_ == block_->size()) {
+      block_.reset();
+      return StartRead(&in_);
+    }
+    uint64_t n = std::min<uint64_t>(block_->size() - blockDone_, kDefaultChunk);
+    uint8_t head[kMaxNestedBlockHeader];
+    size_t h = NestedBlockHeader(head, 1, 2, blockDone_ + n == block_->size(), blockDone_, n);
+    out_ = Pinned(head, h, block_, block_->data() + blockDone_, n);
+    blockDone_ += n;
+    StartWrite(&out_);
+  }
   void Reply(grpc::ByteBuffer bb) {
     out_ = std::move(bb);
     StartWrite(&out_);
@@ -273,16 +305,20 @@ class PipeCall : public grpc::ServerGenericBidiReactor {
     StartWrite(&out_);
   }
   std::shared_ptr<Area> area_;
+  std::shared_ptr<Mailbox> mailbox_;
   grpc::ByteBuffer in_, out_;
   ReadOp read_;
   WriteOp write_;
   grpc::Status writeStatus_;
   bool reading_ = false, writing_ = false, sentLast_ = false;
+  Mailbox::Block block_;  // a fetched block being sent
+  uint64_t blockDone_ = 0;
 };
 
 class Service : public grpc::CallbackGenericService {
  public:
-  Service(std::shared_ptr<Area> area, std::string token) : area_(std::move(area)), token_(std::move(token)) {}
+  Service(std::shared_ptr<Area> area, std::shared_ptr<Mailbox> mailbox, std::string token)
+      : area_(std::move(area)), mailbox_(std::move(mailbox)), token_(std::move(token)) {}
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
     if (!token_.empty()) {
       std::string got;
@@ -291,7 +327,7 @@ class Service : public grpc::CallbackGenericService {
       if (!SameToken(got, "Bearer " + token_))
         return new Refuse(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unauthenticated: missing or wrong token"));
     }
-    if (ctx->method() == kPipe) return new PipeCall(area_);
+    if (ctx->method() == kPipe) return new PipeCall(area_, mailbox_);
     if (ctx->method() == kRead) return new ReadCall(area_);
     if (ctx->method() == kWrite) return new WriteCall(area_);
     return new Refuse(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no method " + ctx->method()));
@@ -299,13 +335,16 @@ class Service : public grpc::CallbackGenericService {
 
  private:
   std::shared_ptr<Area> area_;
+  std::shared_ptr<Mailbox> mailbox_;
   std::string token_;
 };
 
 }  // namespace
 
 DataServer::DataServer(const std::string& address, const std::string& token)
-    : area_(std::make_shared<Area>()), service_(std::make_unique<Service>(area_, token)) {
+    : area_(std::make_shared<Area>()),
+      mailbox_(std::make_shared<Mailbox>()),
+      service_(std::make_unique<Service>(area_, mailbox_, token)) {
   KeepMallocArenas();
   grpc::ServerBuilder b;
   b.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
@@ -335,6 +374,8 @@ DataServer::DataServer(const std::string& address, const std::string& token)
 DataServer::~DataServer() { Shutdown(); }
 
 void DataServer::Shutdown() {
+  // Fetches waiting for a block end first: a call with nothing in flight would hold up shutdown.
+  mailbox_->Clear(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the host is stopping"));
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
     server_->Wait();

@@ -19,6 +19,8 @@ class SharedFile;
 
 namespace redblue::data {
 
+class Mailbox;
+
 // The bytes the server reads from and writes into: its own mapping of the host's staging file.
 // Replaced (or cleared) under the exclusive lock; a call that sees another generation fails.
 // Chunks of a read are sent straight from the mapping, each holding a reference to it, so a
@@ -33,6 +35,7 @@ struct Area {
 
 constexpr uint32_t kDefaultChunk = 1u << 20;
 constexpr uint32_t kMaxChunk = 4u << 20;
+constexpr size_t kMaxTag = 200;  // an all-gather block's tag, in bytes
 
 class DataServer {
  public:
@@ -43,10 +46,13 @@ class DataServer {
   int port() const { return port_; }
   // Maps the staging file /dev/shm/<name> (empty: no area); throws if it cannot.
   void SetArea(const std::string& name);
+  // The all-gather blocks peers fetch on a Pipe (mailbox.h).
+  Mailbox& mailbox() { return *mailbox_; }
   void Shutdown();
 
  private:
   std::shared_ptr<Area> area_;
+  std::shared_ptr<Mailbox> mailbox_;
   std::unique_ptr<grpc::CallbackGenericService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
