@@ -237,9 +237,9 @@ export class HostClient {
   }
 
   /** A data path call's failure as this host's error, with its gRPC code. */
-  private async viaData(call: Promise<void>): Promise<void> {
+  private async viaData<T>(call: Promise<T>): Promise<T> {
     try {
-      await call;
+      return await call;
     } catch (e) {
       const { message, code } = statusOf(e);
       throw new HostCallError(`${this.label}: ${message}`, code);
@@ -331,14 +331,7 @@ export class HostClient {
   /** Pulls all-gather block `tag` of host `fromHost` whatever its size (asked before it is known). */
   async fetchAny(tag: string, fromHost: number, deadlineMs: number): Promise<Buffer> {
     const path = await this.fetchPath();
-    if (path) {
-      try {
-        return await path.fetch(tag, fromHost, deadlineMs);
-      } catch (e) {
-        const { message, code } = statusOf(e);
-        throw new HostCallError(`${this.label}: ${message}`, code);
-      }
-    }
+    if (path) return this.viaData(path.fetch(tag, fromHost, deadlineMs));
     const call = this.serverStream('fetch', { tag, fromHost }, deadlineMs);
     try {
       return await new Promise<Buffer>((resolve, reject) => {

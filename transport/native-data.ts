@@ -97,8 +97,7 @@ export class DataClient {
    * exchange: no copy, no JS loop). dst must be 4-byte aligned, as any Float32Array is.
    */
   async readAdd(offset: number, dst: Float32Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
-    const buffer = dst.buffer as ArrayBuffer;
-    await this.c.readAdd(offset, buffer, dst.byteOffset, dst.byteLength, chunkBytes, deadlineMs);
+    await this.move('readAdd', offset, dst, deadlineMs, chunkBytes);
   }
   async write(offset: number, src: Uint8Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
     await this.move('write', offset, src, deadlineMs, chunkBytes);
@@ -120,9 +119,9 @@ export class DataClient {
   }
   /** Async, so that a bad argument (thrown by the addon at once) is a rejection too. */
   private async move(
-    op: 'read' | 'write',
+    op: 'read' | 'readAdd' | 'write',
     offset: number,
-    view: Uint8Array,
+    view: ArrayBufferView,
     deadlineMs: number,
     chunkBytes: number,
     reps?: number,

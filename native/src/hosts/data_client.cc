@@ -207,6 +207,22 @@ bool NextReply(Pipe& p, Deadline d, PipeReplyView& v, Outcome& o,
   return o.malformed.empty();
 }
 
+// Sends an operation's last request and takes its replies up to the one marked last (their data
+// to `data`), which is left in `v`; false (and `o` says why) when there is no answer to use.
+bool Exchange(Pipe& p, Deadline d, const grpc::ByteBuffer& request, Outcome& o, PipeReplyView& v,
+              const std::function<std::string(uint64_t, uint64_t, SliceReader&)>& data) {
+  grpc::ByteBuffer first;
+  if (!p.SendThenReceive(request, &first, d)) {
+    o.broken = true;
+    return false;
+  }
+  if (!NextReply(p, d, v, o, data, &first)) return false;
+  while (!v.last)
+    if (!NextReply(p, d, v, o, data)) return false;
+  o.status = grpc::Status(static_cast<grpc::StatusCode>(v.code), v.error);
+  return true;
+}
+
 }  // namespace
 
 struct DataClient::Stub {
@@ -268,11 +284,6 @@ template <typename Into>
 void DataClient::ReadInto(uint64_t offset, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs, Into into) {
   OnPipe(deadlineMs, [&](Pipe& p, Deadline d) {
     Outcome o;
-    grpc::ByteBuffer first;
-    if (!p.SendThenReceive(ReadRequestMessage(offset, bytes, chunk), &first, d)) {
-      o.broken = true;
-      return o;
-    }
     uint64_t got = 0;
     auto data = [&](uint64_t at, uint64_t len, SliceReader& r) -> std::string {
       if (at > bytes || len > bytes - at)
@@ -282,10 +293,7 @@ void DataClient::ReadInto(uint64_t offset, uint64_t bytes, uint32_t chunk, uint6
       return err;
     };
     PipeReplyView v;
-    if (!NextReply(p, d, v, o, data, &first)) return o;
-    while (!v.last)
-      if (!NextReply(p, d, v, o, data)) return o;
-    o.status = grpc::Status(static_cast<grpc::StatusCode>(v.code), v.error);
+    if (!Exchange(p, d, ReadRequestMessage(offset, bytes, chunk), o, v, data)) return o;
     if (o.status.ok() && got != bytes)
       o.malformed = "read " + std::to_string(got) + " of " + std::to_string(bytes) + " bytes";
     return o;
@@ -315,11 +323,6 @@ std::vector<uint8_t> DataClient::Fetch(const std::string& tag, uint32_t fromHost
   OnPipe(deadlineMs, [&](Pipe& p, Deadline d) {
     Outcome o;
     block.clear();
-    grpc::ByteBuffer first;
-    if (!p.SendThenReceive(FetchRequestMessage(tag, fromHost), &first, d)) {
-      o.broken = true;
-      return o;
-    }
     auto data = [&](uint64_t at, uint64_t len, SliceReader& r) -> std::string {
       if (at != block.size()) return "a chunk at " + std::to_string(at) + ", expected " + std::to_string(block.size());
       if (len > (uint64_t(1) << 32)) return "a chunk of " + std::to_string(len) + " bytes";
@@ -328,10 +331,7 @@ std::vector<uint8_t> DataClient::Fetch(const std::string& tag, uint32_t fromHost
       return "";
     };
     PipeReplyView v;
-    if (!NextReply(p, d, v, o, data, &first)) return o;
-    while (!v.last)
-      if (!NextReply(p, d, v, o, data)) return o;
-    o.status = grpc::Status(static_cast<grpc::StatusCode>(v.code), v.error);
+    Exchange(p, d, FetchRequestMessage(tag, fromHost), o, v, data);
     return o;
   });
   return block;
@@ -342,23 +342,15 @@ void DataClient::Write(uint64_t offset, const uint8_t* src, uint64_t bytes, uint
   OnPipe(deadlineMs, [&](Pipe& p, Deadline d) {
     Outcome o;
     uint64_t done = 0;
-    grpc::ByteBuffer reply;
-    for (;;) {
-      uint64_t n = std::min<uint64_t>(chunk, bytes - done);
-      bool last = done + n == bytes;
-      grpc::ByteBuffer msg = WriteChunkView(offset + done, src + done, n, last);
-      if (!(last ? p.SendThenReceive(msg, &reply, d) : p.Send(msg, d))) {
+    for (; bytes - done > chunk; done += chunk) {
+      if (!p.Send(WriteChunkView(offset + done, src + done, chunk, false), d)) {
         o.broken = true;
         return o;
       }
-      done += n;
-      if (last) break;
     }
     PipeReplyView v;
     auto noData = [](uint64_t, uint64_t, SliceReader&) -> std::string { return "a write's reply carries data"; };
-    if (!NextReply(p, d, v, o, noData, &reply)) return o;
-    if (!v.last) o.malformed = "a write's reply is not its last";
-    o.status = grpc::Status(static_cast<grpc::StatusCode>(v.code), v.error);
+    if (!Exchange(p, d, WriteChunkView(offset + done, src + done, bytes - done, true), o, v, noData)) return o;
     if (o.status.ok() && v.bytes != bytes)
       o.malformed = "wrote " + std::to_string(v.bytes) + " of " + std::to_string(bytes) + " bytes";
     return o;

@@ -125,7 +125,6 @@ struct PipeRequestView {
   bool read = false, write = false, last = false, fetch = false;
   uint64_t readFields[3] = {0, 0, 0};  // offset, bytes, chunk_bytes
   std::string fetchTag;
-  uint64_t fetchFrom = 0;
   int kinds() const { return int(read) + int(write) + int(fetch); }
 };
 // An error of `data` is thrown, as a malformed message is.
@@ -154,9 +153,7 @@ void WalkPipeRequest(const Parts& parts, PipeRequestView& v, OnData data) {
           if (len > kMaxTag) throw std::runtime_error("a tag of " + std::to_string(len) + " bytes");
           v.fetchTag.assign(len, '\0');
           r.Copy(reinterpret_cast<uint8_t*>(v.fetchTag.data()), len);
-        } else if (key == 0x10) {
-          v.fetchFrom = r.Varint();
-        } else {
+        } else {  // from_host: unused, any peer may fetch a posted block
           r.SkipField(static_cast<uint32_t>(key & 7));
         }
       }

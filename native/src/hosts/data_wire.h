@@ -115,7 +115,6 @@ class F32Adder {
     have_ = n - whole * 4;
     std::memcpy(carry_, p + whole * 4, have_);
   }
-  bool whole() const { return have_ == 0; }
 
  private:
   float* out_;
@@ -159,16 +158,6 @@ inline size_t BlockHeader(uint8_t* p, uint64_t offset, uint64_t len) {
   return n;
 }
 constexpr size_t kMaxBlockHeader = 22;
-
-// The bytes of a varint.
-inline size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
 
 // Header of a message whose field `field` is a Block { offset, data of `len` bytes } (the data
 // follows it), with `flagField` = 1 first when `flag` is set: PipeRequest { write = 2, last = 3 }
