@@ -3,6 +3,7 @@
 // pass as one native step whose collectives run through the shm communicator or a cross-host
 // collective. Every field is checked natively; this file only gives the calls types.
 import { loadAddon, type NativeThreadPool } from './addon.js';
+import type { KernelPath } from './kernels.js';
 
 export interface ModelTensorRef {
   name: string;
@@ -40,6 +41,8 @@ export interface ModelShardConfig {
     vocab: [number, number];
     vocabPerRank: number[];
   };
+  /** Instruction-set path of the matmuls and the attention; default 'auto' (tests force 'scalar'). */
+  kernelPath?: KernelPath;
 }
 
 export interface ModelLoadResult {
@@ -61,7 +64,8 @@ export interface NativeModelShard {
   load(pool: NativeThreadPool, onProgress?: (done: number, total: number) => void): Promise<ModelLoadResult>;
   /**
    * Runs `tokens` at positions pos.. through every layer. Every rank of `peers` (the shm
-   * communicator's handle or a cross-host collective) makes the same call.
+   * communicator's handle or a cross-host collective) makes the same call. pos may be at most
+   * the number of positions already cached; an earlier pos rewinds the sequence there.
    */
   forward(
     pool: NativeThreadPool,

@@ -112,46 +112,46 @@ const ARCHS: { name: string; spec: Omit<TinySpec, 'seed' | 'nLayer' | 'nCtx'> }[
 const PROMPT = [3, 17, 5, 29, 1, 8];
 
 describe('model shard on one rank', () => {
-  for (const a of ARCHS) {
-    it(`${a.name}: a prompt batch and single tokens match the f32 reference; one token per call matches the batch`, async () => {
-      const m = model({ ...a.spec, seed: 1 });
-      const ref = new ReferenceModel(m);
-      await singleRank(async (peers, pool) => {
-        const shard = new (modelAddon().ModelShard)(shardConfig(m));
-        const progress: number[][] = [];
-        const loaded = await shard.load(pool, (done, total) => progress.push([done, total]));
-        expect(loaded.weightBytes).toBeGreaterThan(0);
-        expect(loaded.kvBytes).toBeGreaterThanOrEqual(
-          2 * m.base.nLayer * m.base.nCtx * m.base.nHeadKv * m.base.headDim * 2,
-        );
-        const batch = await shard.forward(pool, peers, Int32Array.from(PROMPT), 0, 'all');
-        const want = ref.forward(PROMPT, 0);
-        expect(batch.logits!.length).toBe(PROMPT.length * m.base.nVocab);
-        want.forEach((w, t) =>
-          expectClose(batch.logits!.subarray(t * m.base.nVocab, (t + 1) * m.base.nVocab), w, 1e-4),
-        );
-        // two generated tokens, one per call
-        let next = argmax(want[want.length - 1]!);
-        for (let pos = PROMPT.length; pos < PROMPT.length + 2; pos++) {
-          const r = await shard.forward(pool, peers, Int32Array.of(next), pos, 'last');
-          const w = ref.forward([next], pos)[0]!;
-          expectClose(r.logits!, w, 1e-4);
-          expect(r.seconds).toBeGreaterThanOrEqual(r.computeSeconds);
-          next = argmax(w);
-        }
-        // the same prompt again from position 0, one token per call
-        for (let t = 0; t < PROMPT.length; t++) {
-          const r = await shard.forward(pool, peers, Int32Array.of(PROMPT[t]!), t, 'last');
-          expectClose(r.logits!, batch.logits!.subarray(t * m.base.nVocab, (t + 1) * m.base.nVocab), 1e-5);
-        }
-        const none = await shard.forward(pool, peers, Int32Array.of(2), PROMPT.length, 'none');
-        expect(none.logits).toBeUndefined();
-        shard.release();
-        expect(progress.length).toBeGreaterThan(0);
-        expect(progress[progress.length - 1]![0]).toBe(progress[progress.length - 1]![1]);
+  for (const a of ARCHS)
+    for (const path of ['auto', 'scalar'] as const)
+      it(`${a.name} (${path} kernels): a prompt batch and single tokens match the f32 reference; one token per call matches the batch`, async () => {
+        const m = model({ ...a.spec, seed: 1 });
+        const ref = new ReferenceModel(m);
+        await singleRank(async (peers, pool) => {
+          const shard = new (modelAddon().ModelShard)({ ...shardConfig(m), kernelPath: path });
+          const progress: number[][] = [];
+          const loaded = await shard.load(pool, (done, total) => progress.push([done, total]));
+          expect(loaded.weightBytes).toBeGreaterThan(0);
+          expect(loaded.kvBytes).toBeGreaterThanOrEqual(
+            2 * m.base.nLayer * m.base.nCtx * m.base.nHeadKv * m.base.headDim * 2,
+          );
+          const batch = await shard.forward(pool, peers, Int32Array.from(PROMPT), 0, 'all');
+          const want = ref.forward(PROMPT, 0);
+          expect(batch.logits!.length).toBe(PROMPT.length * m.base.nVocab);
+          want.forEach((w, t) =>
+            expectClose(batch.logits!.subarray(t * m.base.nVocab, (t + 1) * m.base.nVocab), w, 1e-4),
+          );
+          // two generated tokens, one per call
+          let next = argmax(want[want.length - 1]!);
+          for (let pos = PROMPT.length; pos < PROMPT.length + 2; pos++) {
+            const r = await shard.forward(pool, peers, Int32Array.of(next), pos, 'last');
+            const w = ref.forward([next], pos)[0]!;
+            expectClose(r.logits!, w, 1e-4);
+            expect(r.seconds).toBeGreaterThanOrEqual(r.computeSeconds);
+            next = argmax(w);
+          }
+          // the same prompt again from position 0, one token per call
+          for (let t = 0; t < PROMPT.length; t++) {
+            const r = await shard.forward(pool, peers, Int32Array.of(PROMPT[t]!), t, 'last');
+            expectClose(r.logits!, batch.logits!.subarray(t * m.base.nVocab, (t + 1) * m.base.nVocab), 1e-5);
+          }
+          const none = await shard.forward(pool, peers, Int32Array.of(2), PROMPT.length, 'none');
+          expect(none.logits).toBeUndefined();
+          shard.release();
+          expect(progress.length).toBeGreaterThan(0);
+          expect(progress[progress.length - 1]![0]).toBe(progress[progress.length - 1]![1]);
+        });
       });
-    });
-  }
 });
 
 interface RankResult {

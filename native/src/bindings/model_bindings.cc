@@ -69,6 +69,7 @@ ModelConfig ConfigFromJs(const Napi::Object& o) {
   c.ropeBase = static_cast<float>(Number(o, "ropeBase"));
   c.ropeScale = static_cast<float>(Number(o, "ropeScale"));
   c.ropeNeox = o.Get("ropeNeox").ToBoolean();
+  if (o.Has("kernelPath") && !o.Get("kernelPath").IsUndefined()) c.isa = ResolveIsa(ParseIsa(Str(o, "kernelPath")));
   Napi::Array ts = Arr(o.Get("tensors"), "tensors");
   for (uint32_t i = 0; i < ts.Length(); ++i) {
     Napi::Object t = Obj(ts.Get(i), "tensor");

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/quant.h"
+
 namespace redblue {
 
 enum class ModelArch { Llama, Qwen2, Qwen3 };
@@ -44,6 +46,7 @@ struct ModelConfig {
   bool qkvBias = false;  // qwen2: biases on Q, K, V
   std::vector<ModelTensorRef> tensors;
   ModelSplit split;
+  Isa isa = Isa::Auto;  // instruction-set path of the matmuls and the attention (tests force scalar)
 };
 
 // Throws UserError naming the first inconsistency (shapes, split ranges, head grouping).

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "core/thread_pool.h"
+#include "kernels/quant.h"
 
 namespace redblue {
 
@@ -20,13 +21,15 @@ void RopeInPlace(float* x, int64_t heads, int64_t headDim, int64_t pos, float ba
 // heads over a KV cache of f16 rows: K and V of KV head h at position j are at
 // kCache/vCache + (h·nCtx + j)·headDim. Query head i reads KV head i / group. q: nTokens rows of
 // qHeads·headDim; out: the same shape. Softmax in f32 with scale 1/sqrt(headDim). Parallel over
-// (token, head) on the pool.
+// (KV head, token) on the pool: each cached row is widened once for the query heads sharing it.
+// isa: Scalar, or Avx2 (F16C conversions, FMA); Auto takes Avx2 when the cpu has it.
 struct AttentionArgs {
   const float* q = nullptr;
   const uint16_t* kCache = nullptr;
   const uint16_t* vCache = nullptr;
   float* out = nullptr;
   int64_t nTokens = 0, pos0 = 0, qHeads = 0, group = 1, headDim = 0, nCtx = 0;
+  Isa isa = Isa::Auto;
 };
 void CausalAttention(const AttentionArgs& a, ThreadPool& pool);
 

@@ -361,6 +361,7 @@ void ModelShard::Matmul(const ShardMatrix& w, const float* x, int64_t m, int64_t
   q.ldx = ldx;
   q.y = y;
   q.ldy = ldy;
+  q.isa = cfg_.isa;
   MatmulQ(q, pool);
 }
 
@@ -455,6 +456,7 @@ ModelForwardTimings ModelShard::Forward(const int32_t* tokens, int64_t nTokens, 
       a.group = group;
       a.headDim = hd;
       a.nCtx = c.nCtx;
+      a.isa = c.isa;
       CausalAttention(a, pool);
       Matmul(L.o, att.data(), T, qW, part.data(), E, pool);
     } else {
