@@ -288,7 +288,8 @@ Napi::Value JsMatmulQAsync(const Napi::CallbackInfo& info) {
 
 WeightType TypeArg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || !info[i].IsString())
-    throw Napi::TypeError::New(info.Env(), "weight type must be a string: 'q4_0', 'q8_0', 'f16' or 'bf16'");
+    throw Napi::TypeError::New(info.Env(),
+                               "weight type must be a string: 'f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k'");
   return ParseWeightType(info[i].As<Napi::String>().Utf8Value());
 }
 
@@ -305,6 +306,22 @@ Napi::Value JsQuantize(const Napi::CallbackInfo& info) {
   Napi::ArrayBuffer out = Napi::ArrayBuffer::New(info.Env(), static_cast<size_t>(rows * rb));
   QuantizeRows(t, x.data, rows, k, k, static_cast<uint8_t*>(out.Data()), allowSimd);
   return Napi::Uint8Array::New(info.Env(), static_cast<size_t>(rows * rb), out, 0);
+}
+
+// quantizeQ8K(x: Float32Array, rows, k) → rows × k/256 Q8_K blocks (292 bytes: f32 d, 256 int8,
+// 16 int16 bsums): the activations the K-type matmuls run on, for tests and inspection.
+Napi::Value JsQuantizeQ8K(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1) throw Napi::TypeError::New(info.Env(), "quantizeQ8K: x must be a Float32Array");
+  auto x = F32Arg(info[0], "quantizeQ8K: x");
+  int64_t rows = ArgIndex(info, 1, "quantizeQ8K: rows"), k = ArgIndex(info, 2, "quantizeQ8K: k");
+  if (k % kQKBlock != 0)
+    throw UserError("quantizeQ8K: k must be a multiple of 256 (one Q8_K block), got k=" + std::to_string(k));
+  Bounded(x, 0, Mul(rows, k), "quantizeQ8K: x", std::to_string(rows) + "×" + std::to_string(k) + " values");
+  const size_t bytes = static_cast<size_t>(rows * (k / kQKBlock) * int64_t(sizeof(BlockQ8_K)));
+  Napi::ArrayBuffer out = Napi::ArrayBuffer::New(info.Env(), bytes);
+  for (int64_t r = 0; r < rows; ++r)
+    QuantizeRowQ8_K(x.data + r * k, k, static_cast<BlockQ8_K*>(out.Data()) + r * (k / kQKBlock));
+  return Napi::Uint8Array::New(info.Env(), bytes, out, 0);
 }
 
 // dequantize(type, w: bytes, rows, k) → Float32Array of rows × k.
@@ -324,6 +341,16 @@ Napi::Value JsDequantize(const Napi::CallbackInfo& info) {
 Napi::Value JsRowBytes(const Napi::CallbackInfo& info) {
   WeightType t = TypeArg(info, 0);
   return Napi::Number::New(info.Env(), static_cast<double>(RowBytes(t, ArgIndex(info, 1, "k"))));
+}
+
+// ggmlTypeId(type) → the GGUF tensor type id; weightTypeFromGgml(id) → the type name.
+Napi::Value JsGgmlTypeId(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), GgmlTypeId(TypeArg(info, 0)));
+}
+Napi::Value JsWeightTypeFromGgml(const Napi::CallbackInfo& info) {
+  const int64_t id = ArgIndex(info, 0, "weightTypeFromGgml: id");
+  if (id > 1 << 20) throw UserError("ggml type id " + std::to_string(id) + " is not supported");
+  return Napi::String::New(info.Env(), WeightTypeName(WeightTypeFromGgml(static_cast<int>(id))));
 }
 
 Napi::Value JsKernelPaths(const Napi::CallbackInfo& info) {
@@ -356,8 +383,11 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "matmulQAsync", JsMatmulQAsync);
   REDBLUE_EXPORT(exports, "quantize", JsQuantize);
   REDBLUE_EXPORT(exports, "dequantize", JsDequantize);
+  REDBLUE_EXPORT(exports, "quantizeQ8K", JsQuantizeQ8K);
   REDBLUE_EXPORT(exports, "rowBytes", JsRowBytes);
   REDBLUE_EXPORT(exports, "kernelPaths", JsKernelPaths);
+  REDBLUE_EXPORT(exports, "ggmlTypeId", JsGgmlTypeId);
+  REDBLUE_EXPORT(exports, "weightTypeFromGgml", JsWeightTypeFromGgml);
   REDBLUE_EXPORT(exports, "readBytes", JsReadBytes);
 }
 

@@ -9,9 +9,12 @@
 
 namespace redblue {
 
-enum class WeightType { F16, BF16, Q8_0, Q4_0 };
+// Order fixed (other modules store it); F32 and the K types came later.
+enum class WeightType { F16, BF16, Q8_0, Q4_0, F32, Q4_K, Q5_K, Q6_K };
 
-constexpr int kQBlock = 32;  // elements per Q8_0 / Q4_0 block (ggml QK8_0 = QK4_0 = 32)
+constexpr int kQBlock = 32;   // elements per Q8_0 / Q4_0 block (ggml QK8_0 = QK4_0 = 32)
+constexpr int kQKBlock = 256; // elements per K-type super-block (ggml QK_K = 256)
+constexpr int kKScaleBytes = 12;  // ggml K_SCALE_SIZE: eight 6-bit scales and eight 6-bit mins
 
 #pragma pack(push, 1)
 struct BlockQ8_0 {  // 34 bytes: fp16 scale, 32 signed values; x = d·q
@@ -22,18 +25,63 @@ struct BlockQ4_0 {  // 18 bytes: fp16 scale, nibbles; low = elements 0..15, high
   uint16_t d;
   uint8_t qs[kQBlock / 2];
 };
+// K types: a 256-element super-block of 8 sub-blocks of 32 (Q4_K, Q5_K) or 16 of 16 (Q6_K).
+// Q4_K / Q5_K: x = d·sc_j·q − dmin·m_j for sub-block j, with 6-bit sc_j and m_j packed in
+// `scales` (bytes 0-3: sc 0-3 low 6 bits, 4-7: m 0-3 low 6 bits, 8-11: sc 4-7 low nibble | m
+// 4-7 low nibble << 4; the top two bits of sc/m 4-7 sit in bits 6-7 of bytes 0-3 / 4-7).
+// qs: per 64 elements, 32 bytes: low nibbles = the first 32, high nibbles = the next 32.
+struct BlockQ4_K {  // 144 bytes
+  uint16_t d, dmin;
+  uint8_t scales[kKScaleBytes];
+  uint8_t qs[kQKBlock / 2];
+};
+struct BlockQ5_K {  // 176 bytes: as Q4_K plus a fifth bit; qh bit 2i / 2i+1 of byte l = element 64i+l / 64i+32+l
+  uint16_t d, dmin;
+  uint8_t scales[kKScaleBytes];
+  uint8_t qh[kQKBlock / 8];
+  uint8_t qs[kQKBlock / 2];
+};
+// Q6_K: x = d·scales[g]·(q − 32), g = element / 16. Per 128 elements, 64 ql bytes and 32 qh
+// bytes: element 32t+l (t = 0..3, l < 32) has low nibble ql[l + 32·(t&1)] (t < 2 low, else high
+// nibble) and high two bits (qh[l] >> 2t) & 3.
+struct BlockQ6_K {  // 210 bytes
+  uint8_t ql[kQKBlock / 2];
+  uint8_t qh[kQKBlock / 4];
+  int8_t scales[kQKBlock / 16];
+  uint16_t d;
+};
+// Activations for the K-type dot products (never stored in files): x = d·q, bsums = Σ of
+// each 16 q's.
+struct BlockQ8_K {  // 292 bytes
+  float d;
+  int8_t qs[kQKBlock];
+  int16_t bsums[kQKBlock / 16];
+};
 #pragma pack(pop)
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18, "ggml block sizes");
+static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 &&
+                  sizeof(BlockQ8_K) == 292,
+              "ggml K block sizes");
 
-WeightType ParseWeightType(const std::string& s);  // "f16" | "bf16" | "q8_0" | "q4_0"
+// "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_k" | "q5_k" | "q6_k"
+WeightType ParseWeightType(const std::string& s);
 const char* WeightTypeName(WeightType t);
-// Row length k must be a multiple of this (32 for Q formats, 1 otherwise).
+// The GGUF tensor `type` field (ggml_type) of each type, and back; an id with no WeightType
+// (another ggml type, or Q8_K which is for activations only) throws UserError naming it.
+int GgmlTypeId(WeightType t);
+WeightType WeightTypeFromGgml(int id);
+// Row length k must be a multiple of this (32 for _0 types, 256 for K types, 1 otherwise).
 int64_t BlockElements(WeightType t);
 // Bytes of one row of k elements; throws UserError if k is not a multiple of the block size.
 int64_t RowBytes(WeightType t, int64_t k);
+bool IsKType(WeightType t);
+
+// One row of k values (k a multiple of 256) → Q8_K blocks, as quantize_row_q8_K_ref does.
+void QuantizeRowQ8_K(const float* x, int64_t k, BlockQ8_K* y);
 
 // rows×k f32 (row stride ldx elements) → rows packed rows of RowBytes(t, k) bytes each.
-// allowSimd = false forces the scalar Q8_0 quantizer (the SIMD one is bit-identical).
+// allowSimd = false forces the scalar Q8_0 quantizer (the SIMD one is bit-identical). K types
+// follow ggml's quantize_row_q*_K_ref (make_qkx2_quants / make_qx_quants, no importance matrix).
 void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t ldx, uint8_t* out,
                   bool allowSimd = true);
 void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, float* out, int64_t ldo);
@@ -49,7 +97,8 @@ Isa ResolveIsa(Isa requested);  // Auto → best; an unsupported explicit path t
 // Y[m×n] = X[m×k]·Wᵀ where W is n rows of k elements of type `type`, rows `wStride` bytes
 // apart (≥ RowBytes). X is f32 with row stride ldx, Y f32 with row stride ldy (overwritten).
 // Q8_0/Q4_0: each row of X is quantized to Q8_0 blocks first (as llama.cpp does) and the dot
-// products run on int8. F16/BF16: weights are widened to f32 and X stays f32.
+// products run on int8; K types: X is quantized to Q8_K, integer sums per super-block as
+// ggml_vec_dot_q*_K_q8_K. F32/F16/BF16: weights are widened to f32 and X stays f32.
 struct QuantMatmulArgs {
   WeightType type = WeightType::Q4_0;
   const uint8_t* w = nullptr;

@@ -1,8 +1,10 @@
 // AVX2 kernels: one 32-value block per ymm, vpmaddubsw + vpmaddwd (no VNNI in plain AVX2).
+// The K-type kernels here also serve the AVX-512 paths (see quant_avx512.cc).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/half.h"
 #include "kernels/quant_impl.h"
@@ -65,28 +67,145 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(acc[i]);
 }
 
-template <int RX, bool kBf16>
+template <int RX, int kKind>
 KFN void HalfTile(const QuantMatmulArgs& a, int64_t r, int64_t j) {
   const uint8_t* w = a.w + j * a.wStride;
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
   int64_t e = 0;
   for (; e + 8 <= a.k; e += 8) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * e));
-    const __m256 wv = kBf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)) : _mm256_cvtph_ps(h);
+    __m256 wv;
+    if (kKind == kF32) {
+      wv = _mm256_loadu_ps(reinterpret_cast<const float*>(w + 4 * e));
+    } else {
+      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * e));
+      wv = kKind == kBf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)) : _mm256_cvtph_ps(h);
+    }
     for (int i = 0; i < RX; ++i) acc[i] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(a.x + (r + i) * a.ldx + e), acc[i]);
   }
   for (int i = 0; i < RX; ++i) {
     float y = HSum256(acc[i]);
     for (int64_t t = e; t < a.k; ++t) {
-      uint16_t h;
-      std::memcpy(&h, w + 2 * t, 2);
-      y += (kBf16 ? Bf16ToF32(h) : _cvtsh_ss(h)) * a.x[(r + i) * a.ldx + t];
+      float wt;
+      if (kKind == kF32) {
+        std::memcpy(&wt, w + 4 * t, 4);
+      } else {
+        uint16_t h;
+        std::memcpy(&h, w + 2 * t, 2);
+        wt = kKind == kBf16 ? Bf16ToF32(h) : _cvtsh_ss(h);
+      }
+      y += wt * a.x[(r + i) * a.ldx + t];
     }
     a.y[(r + i) * a.ldy + j] = y;
   }
 }
 
+// K types. Per super-block and row of X, the integer sum Σ_s sc_s·Σ q·x over its sub-blocks
+// stays in 8 int32 lanes (vpmaddubsw then vpmaddwd by the sub-block scale, as ggml's AVX2
+// code), one conversion and one FMA by d_w·d_x per super-block. Each weight super-block is
+// unpacked once for all RX rows.
+
+// Q4_K / Q5_K: levels 0..15 (0..31 with qh) × x: at most 31·127·2 per int16 pair, no saturation.
+// The mins come in through the activations' bsums: Σ_s m_s·(bsum_2s + bsum_2s+1) is one
+// vpmaddwd of the mins (each repeated twice) by the 16 bsums.
+template <int RX, typename Block>
+KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  constexpr bool kQ5 = std::is_same_v<Block, BlockQ5_K>;
+  const Block* w = reinterpret_cast<const Block*>(a.w + j * a.wStride);
+  const int64_t nb = a.k / kQKBlock;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  __m256 acc[RX], accMin[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = accMin[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t sc[8], mn[8];
+    UnpackScalesK4(w[b].scales, sc, mn);
+    int64_t mins8;
+    std::memcpy(&mins8, mn, 8);
+    const __m128i m8 = _mm_cvtsi64_si128(mins8);
+    const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m0 m0 m1 m1 ...
+    const float dw = _cvtsh_ss(w[b].d), dmw = _cvtsh_ss(w[b].dmin);
+    __m256i isum[RX];
+    for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
+    __m256i qh = kQ5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const BlockQ5_K*>(w + b)->qh))
+                     : _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * c));
+      __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      if (kQ5) {  // fifth bits of this pair of sub-blocks: bits 2c and 2c+1 of each qh byte
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+        qh = _mm256_srli_epi16(qh, 2);
+      }
+      const __m256i sLo = _mm256_set1_epi16(sc[2 * c]), sHi = _mm256_set1_epi16(sc[2 * c + 1]);
+      for (int i = 0; i < RX; ++i) {
+        const int8_t* x = act.q8k(r + i)[b].qs + 64 * c;
+        const __m256i pLo =
+            _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))), sLo);
+        const __m256i pHi = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32))), sHi);
+        isum[i] = _mm256_add_epi32(isum[i], _mm256_add_epi32(pLo, pHi));
+      }
+    }
+    for (int i = 0; i < RX; ++i) {
+      const BlockQ8_K& xb = act.q8k(r + i)[b];
+      const __m256i imin =
+          _mm256_madd_epi16(mins16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)));
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), _mm256_cvtepi32_ps(isum[i]), acc[i]);
+      accMin[i] = _mm256_fmadd_ps(_mm256_set1_ps(dmw * xb.d), _mm256_cvtepi32_ps(imin), accMin[i]);
+    }
+  }
+  for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(_mm256_sub_ps(acc[i], accMin[i]));
+}
+
+// Q6_K: levels kept unsigned (0..63, ≤ 63·127·2 per int16 pair); the −32 comes back per
+// super-block as −32·Σ_g sc_g·bsum_g (one vpmaddwd of the 16 scales by the 16 bsums).
+template <int RX>
+KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(a.w + j * a.wStride);
+  const int64_t nb = a.k / kQKBlock;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+  __m256 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const int8_t* sc = w[b].scales;
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    const float dw = _cvtsh_ss(w[b].d);
+    __m256i isum[RX];
+    for (int i = 0; i < RX; ++i) {
+      const __m256i bias =
+          _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.q8k(r + i)[b].bsums)));
+      isum[i] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(bias, 5));
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h + 32));
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * h));
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4)),
+          _mm256_or_si256(_mm256_and_si256(l1, m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4)),
+      };
+      for (int t = 0; t < 4; ++t) {
+        const int g = 8 * h + 2 * t;  // elements 0-15 of this run of 32 use scale g, 16-31 g+1
+        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
+        for (int i = 0; i < RX; ++i) {
+          const __m256i x =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.q8k(r + i)[b].qs + 128 * h + 32 * t));
+          isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(_mm256_maddubs_epi16(q[t], x), s));
+        }
+      }
+    }
+    for (int i = 0; i < RX; ++i)
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * act.q8k(r + i)[b].d), _mm256_cvtepi32_ps(isum[i]), acc[i]);
+  }
+  for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(acc[i]);
+}
+
+#define REDBLUE_K_TILES 1
 #include "kernels/row_tiles.inc"
 
 }  // namespace
@@ -95,8 +214,12 @@ KernelSet Avx2Kernels() {
   KernelSet s;
   s.q8 = Q8Kernel;
   s.q4 = Q4Kernel;
-  s.f16 = HalfKernel<false>;
-  s.bf16 = HalfKernel<true>;
+  s.f16 = HalfKernel<kF16>;
+  s.bf16 = HalfKernel<kBf16>;
+  s.f32 = HalfKernel<kF32>;
+  s.q4k = AffineKKernel<BlockQ4_K>;
+  s.q5k = AffineKKernel<BlockQ5_K>;
+  s.q6k = Q6KKernel;
   return s;
 }
 

@@ -12,7 +12,14 @@ KernelSet Kernels();
 namespace avx512vbmi {
 KernelSet Kernels();
 }
+// The K types have no AVX-512 kernels of their own: these paths run the AVX2 ones (every
+// AVX-512 cpu has AVX2, FMA and F16C), so `auto` works and gives the same results everywhere.
 KernelSet Avx512Kernels(bool vnni, bool vbmi) {
-  return vbmi ? avx512vbmi::Kernels() : vnni ? avx512vnni::Kernels() : avx512::Kernels();
+  KernelSet s = vbmi ? avx512vbmi::Kernels() : vnni ? avx512vnni::Kernels() : avx512::Kernels();
+  const KernelSet k = Avx2Kernels();
+  s.q4k = k.q4k;
+  s.q5k = k.q5k;
+  s.q6k = k.q6k;
+  return s;
 }
 }  // namespace redblue

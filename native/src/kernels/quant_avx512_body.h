@@ -217,26 +217,30 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   }
 }
 
-template <bool kBf16>
-KFN __m512 Widen(__m256i h) {
-  if (kBf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+// 16 weights at p → f32 lanes (masked: lanes outside m are zero and never read).
+template <int kKind>
+KFN __m512 Widen(const uint8_t* p, __mmask16 m) {
+  if (kKind == kF32) return _mm512_maskz_loadu_ps(m, p);
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  if (kKind == kBf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   return _mm512_cvtph_ps(h);
 }
 
-// RX rows of X (f32) against one F16/BF16 row, widened to f32 16 at a time.
-template <int RX, bool kBf16>
+// RX rows of X (f32) against one F32/F16/BF16 row, widened to f32 16 at a time.
+template <int RX, int kKind>
 KFN void HalfTile(const QuantMatmulArgs& a, int64_t r, int64_t j) {
+  constexpr int kBytes = kKind == kF32 ? 4 : 2;
   const uint8_t* w = a.w + j * a.wStride;
   __m512 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   int64_t e = 0;
   for (; e + 16 <= a.k; e += 16) {
-    const __m512 wv = Widen<kBf16>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * e)));
+    const __m512 wv = Widen<kKind>(w + kBytes * e, 0xFFFF);
     for (int i = 0; i < RX; ++i) acc[i] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(a.x + (r + i) * a.ldx + e), acc[i]);
   }
   if (e < a.k) {  // masked tail: the masked-off lanes are never read
     const __mmask16 m = static_cast<__mmask16>((1u << (a.k - e)) - 1);
-    const __m512 wv = Widen<kBf16>(_mm256_maskz_loadu_epi16(m, w + 2 * e));
+    const __m512 wv = Widen<kKind>(w + kBytes * e, m);
     for (int i = 0; i < RX; ++i)
       acc[i] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, a.x + (r + i) * a.ldx + e), acc[i]);
   }
@@ -251,8 +255,9 @@ KernelSet Kernels() {
   KernelSet s;
   s.q8 = Q8Kernel;
   s.q4 = Q4Kernel;
-  s.f16 = HalfKernel<false>;
-  s.bf16 = HalfKernel<true>;
+  s.f16 = HalfKernel<kF16>;
+  s.bf16 = HalfKernel<kBf16>;
+  s.f32 = HalfKernel<kF32>;
   s.q4Layout = ActLayout::Q4Quads;
   return s;
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/cpu_features.h"
 
@@ -16,38 +17,73 @@
 
 namespace redblue {
 
-WeightType ParseWeightType(const std::string& s) {
-  if (s == "f16") return WeightType::F16;
-  if (s == "bf16") return WeightType::BF16;
-  if (s == "q8_0") return WeightType::Q8_0;
-  if (s == "q4_0") return WeightType::Q4_0;
-  throw UserError("unknown weight type '" + s + "': use 'q4_0', 'q8_0', 'f16' or 'bf16'");
+namespace {
+
+// One row per type: the JS name, ggml's type id, elements and bytes per block.
+struct TypeInfo {
+  WeightType type;
+  const char* name;
+  int ggml;
+  int64_t blockElements, blockBytes;
+};
+constexpr TypeInfo kTypes[] = {
+    {WeightType::F32, "f32", 0, 1, 4},
+    {WeightType::F16, "f16", 1, 1, 2},
+    {WeightType::BF16, "bf16", 30, 1, 2},
+    {WeightType::Q8_0, "q8_0", 8, kQBlock, sizeof(BlockQ8_0)},
+    {WeightType::Q4_0, "q4_0", 2, kQBlock, sizeof(BlockQ4_0)},
+    {WeightType::Q4_K, "q4_k", 12, kQKBlock, sizeof(BlockQ4_K)},
+    {WeightType::Q5_K, "q5_k", 13, kQKBlock, sizeof(BlockQ5_K)},
+    {WeightType::Q6_K, "q6_k", 14, kQKBlock, sizeof(BlockQ6_K)},
+};
+
+const TypeInfo& Info(WeightType t) {
+  for (const TypeInfo& i : kTypes)
+    if (i.type == t) return i;
+  throw UserError("unknown weight type value " + std::to_string(static_cast<int>(t)));
 }
 
-const char* WeightTypeName(WeightType t) {
-  switch (t) {
-    case WeightType::F16: return "f16";
-    case WeightType::BF16: return "bf16";
-    case WeightType::Q8_0: return "q8_0";
-    case WeightType::Q4_0: return "q4_0";
+std::string TypeList(bool withIds) {
+  std::string out;
+  for (const TypeInfo& i : kTypes) {
+    if (!out.empty()) out += ", ";
+    out += withIds ? std::to_string(i.ggml) + " (" + i.name + ")" : std::string("'") + i.name + "'";
   }
-  return "?";
+  return out;
 }
 
-int64_t BlockElements(WeightType t) { return t == WeightType::Q8_0 || t == WeightType::Q4_0 ? kQBlock : 1; }
+}  // namespace
+
+WeightType ParseWeightType(const std::string& s) {
+  for (const TypeInfo& i : kTypes)
+    if (s == i.name) return i.type;
+  throw UserError("unknown weight type '" + s + "': use one of " + TypeList(false));
+}
+
+const char* WeightTypeName(WeightType t) { return Info(t).name; }
+
+int GgmlTypeId(WeightType t) { return Info(t).ggml; }
+
+WeightType WeightTypeFromGgml(int id) {
+  for (const TypeInfo& i : kTypes)
+    if (i.ggml == id) return i.type;
+  const std::string why = id == 15 ? " (q8_K is ggml's activation format, not a weight type)" : "";
+  throw UserError("ggml type id " + std::to_string(id) + why +
+                  " is not supported: re-quantize the model to one of " + TypeList(true));
+}
+
+int64_t BlockElements(WeightType t) { return Info(t).blockElements; }
+
+bool IsKType(WeightType t) { return t == WeightType::Q4_K || t == WeightType::Q5_K || t == WeightType::Q6_K; }
 
 int64_t RowBytes(WeightType t, int64_t k) {
   if (k < 0) throw UserError("row length k must be non-negative");
-  if (k % BlockElements(t) != 0)
-    throw UserError(std::string(WeightTypeName(t)) + " rows must hold a multiple of 32 elements (one block = 32), got k=" +
-                    std::to_string(k));
-  switch (t) {
-    case WeightType::F16:
-    case WeightType::BF16: return 2 * k;
-    case WeightType::Q8_0: return k / kQBlock * int64_t(sizeof(BlockQ8_0));
-    case WeightType::Q4_0: return k / kQBlock * int64_t(sizeof(BlockQ4_0));
-  }
-  return 0;
+  const TypeInfo& i = Info(t);
+  if (k % i.blockElements != 0)
+    throw UserError(std::string(i.name) + " rows must hold a multiple of " + std::to_string(i.blockElements) +
+                    " elements (one block = " + std::to_string(i.blockElements) + "), got k=" + std::to_string(k) +
+                    ": pick another type for this tensor or pad its rows");
+  return k / i.blockElements * i.blockBytes;
 }
 
 namespace {
@@ -133,6 +169,10 @@ void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t
     const float* xr = x + r * ldx;
     uint8_t* o = out + r * rb;
     switch (t) {
+      case WeightType::F32: std::memcpy(o, xr, static_cast<size_t>(4 * k)); break;
+      case WeightType::Q4_K:
+      case WeightType::Q5_K:
+      case WeightType::Q6_K: QuantizeKRow(t, xr, k, o); break;
       case WeightType::F16:
         for (int64_t i = 0; i < k; ++i) {
           uint16_t h = F32ToF16(xr[i]);
@@ -157,6 +197,10 @@ void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, flo
     const uint8_t* wr = w + r * rb;
     float* o = out + r * ldo;
     switch (t) {
+      case WeightType::F32: std::memcpy(o, wr, static_cast<size_t>(4 * k)); break;
+      case WeightType::Q4_K:
+      case WeightType::Q5_K:
+      case WeightType::Q6_K: DequantizeKRow(t, wr, k, o); break;
       case WeightType::F16:
       case WeightType::BF16:
         for (int64_t i = 0; i < k; ++i) {

@@ -1,6 +1,7 @@
 // Internal interface between the matmul driver (quant_matmul.cc) and the per-ISA kernels.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/quant.h"
 
@@ -16,6 +17,8 @@ struct ActRows {
   const int8_t* qs(int64_t r) const { return reinterpret_cast<const int8_t*>(base + r * stride); }
   const float* d(int64_t r) const { return reinterpret_cast<const float*>(base + r * stride + qsBytes); }
   const float* c(int64_t r) const { return d(r) + nb; }
+  // K types: each row is nb = k/256 Q8_K blocks instead (qs, d, c unused).
+  const BlockQ8_K* q8k(int64_t r) const { return reinterpret_cast<const BlockQ8_K*>(base + r * stride); }
 };
 
 // Byte order of the int8 values: natural, or per quad of blocks the order the AVX-512 Q4_0
@@ -23,14 +26,30 @@ struct ActRows {
 // last nb % 4 blocks are always natural.
 enum class ActLayout { Natural, Q4Quads };
 
-// Y[r0..r0+rows) × [j0, j1) for one weight type on one ISA. F16/BF16 kernels read X directly.
+// Y[r0..r0+rows) × [j0, j1) for one weight type on one ISA. F32/F16/BF16 kernels read X directly.
 using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                          int64_t j1);
 
 struct KernelSet {
-  QKernel q8 = nullptr, q4 = nullptr, f16 = nullptr, bf16 = nullptr;
+  QKernel q8 = nullptr, q4 = nullptr, f16 = nullptr, bf16 = nullptr, f32 = nullptr;
+  QKernel q4k = nullptr, q5k = nullptr, q6k = nullptr;
   ActLayout q4Layout = ActLayout::Natural;
+  QKernel For(WeightType t) const {
+    switch (t) {
+      case WeightType::Q8_0: return q8;
+      case WeightType::Q4_0: return q4;
+      case WeightType::F16: return f16;
+      case WeightType::BF16: return bf16;
+      case WeightType::F32: return f32;
+      case WeightType::Q4_K: return q4k;
+      case WeightType::Q5_K: return q5k;
+      case WeightType::Q6_K: return q6k;
+    }
+    return nullptr;
+  }
 };
+// Which widening the f32-activation kernels do to a weight (HalfTile's kKind).
+enum HalfKind { kF16 = 0, kBf16 = 1, kF32 = 2 };
 KernelSet ScalarKernels();
 KernelSet Avx2Kernels();
 KernelSet Avx512Kernels(bool vnni, bool vbmi);  // vbmi implies vnni
@@ -44,6 +63,23 @@ struct Q8Block {
 };
 using Q8BlockFn = Q8Block (*)(const float* x, int8_t* lo, int8_t* hi);
 Q8BlockFn Q8BlockQuantizer(bool allowSimd);
+
+// K-type rows (k a multiple of 256) in ggml's layouts; quant_kformats.cc.
+void QuantizeKRow(WeightType t, const float* x, int64_t k, uint8_t* out);
+void DequantizeKRow(WeightType t, const uint8_t* w, int64_t k, float* out);
+
+// The 12 packed bytes of a Q4_K / Q5_K super-block → its eight 6-bit scales and eight mins
+// (ggml's get_scale_min_k4, four sub-blocks per 32-bit word).
+inline void UnpackScalesK4(const uint8_t* packed, uint8_t sc[8], uint8_t m[8]) {
+  uint32_t u[3], o[4];
+  std::memcpy(u, packed, 12);
+  o[0] = u[0] & 0x3f3f3f3fu;                                                 // sc 0-3
+  o[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);         // sc 4-7
+  o[2] = u[1] & 0x3f3f3f3fu;                                                 // m 0-3
+  o[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);  // m 4-7
+  std::memcpy(sc, o, 8);
+  std::memcpy(m, o + 2, 8);
+}
 
 // Scalar tail helpers shared by the SIMD kernels (one block, natural layout).
 inline int32_t DotQ8Block(const int8_t* w, const int8_t* x) {

@@ -128,20 +128,23 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
   if (a.m == 0 || a.n == 0) return;
   const Isa isa = ResolveIsa(a.isa);
   const KernelSet ks = KernelsFor(isa);
-  const bool quantized = a.type == WeightType::Q8_0 || a.type == WeightType::Q4_0;
-  QKernel kernel = a.type == WeightType::Q8_0   ? ks.q8
-                   : a.type == WeightType::Q4_0 ? ks.q4
-                   : a.type == WeightType::F16  ? ks.f16
-                                                : ks.bf16;
+  const bool q8_0 = a.type == WeightType::Q8_0 || a.type == WeightType::Q4_0;
+  const bool q8_k = IsKType(a.type);
+  const QKernel kernel = ks.For(a.type);
   const int64_t workers = static_cast<int64_t>(pool.size());
 
   ActRows act;
   std::unique_ptr<AlignedBuffer> actBuf;
-  if (quantized) {
+  if (q8_0 || q8_k) {
     act.k = a.k;
-    act.nb = a.k / kQBlock;
-    act.qsBytes = (a.k + 63) / 64 * 64;
-    act.stride = (act.qsBytes + 8 * act.nb + 63) / 64 * 64;
+    if (q8_0) {
+      act.nb = a.k / kQBlock;
+      act.qsBytes = (a.k + 63) / 64 * 64;
+      act.stride = (act.qsBytes + 8 * act.nb + 63) / 64 * 64;
+    } else {  // rows of Q8_K blocks
+      act.nb = a.k / kQKBlock;
+      act.stride = (act.nb * int64_t(sizeof(BlockQ8_K)) + 63) / 64 * 64;
+    }
     actBuf = std::make_unique<AlignedBuffer>(static_cast<size_t>(act.stride * a.m));
     act.base = actBuf->data;
     const ActLayout layout = a.type == WeightType::Q4_0 ? ks.q4Layout : ActLayout::Natural;
@@ -149,6 +152,10 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
     uint8_t* base = actBuf->data;
     auto quantizeRows = [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
+        if (q8_k) {
+          QuantizeRowQ8_K(a.x + r * a.ldx, a.k, reinterpret_cast<BlockQ8_K*>(base + r * act.stride));
+          continue;
+        }
         int8_t* qs = reinterpret_cast<int8_t*>(base + r * act.stride);
         float* d = reinterpret_cast<float*>(base + r * act.stride + act.qsBytes);
         QuantizeActRow(a.x + r * a.ldx, a.k, layout, q8, qs, d, d + act.nb);

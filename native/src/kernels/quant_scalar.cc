@@ -1,5 +1,6 @@
 // Scalar reference kernels: the semantics every SIMD path must reproduce (tests compare them).
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/half.h"
 #include "kernels/quant_impl.h"
@@ -34,17 +35,84 @@ void Q4Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t 
     }
 }
 
-template <bool kBf16>
+template <int kKind>
+float WeightAt(const uint8_t* w, int64_t i) {
+  if (kKind == kF32) {
+    float f;
+    std::memcpy(&f, w + 4 * i, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, w + 2 * i, 2);
+  return kKind == kBf16 ? Bf16ToF32(h) : F16ToF32(h);
+}
+
+template <int kKind>
 void HalfScalar(const QuantMatmulArgs& a, const ActRows&, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   for (int64_t r = r0; r < r0 + rows; ++r)
     for (int64_t j = j0; j < j1; ++j) {
       const uint8_t* w = a.w + j * a.wStride;
       const float* x = a.x + r * a.ldx;
       float sum = 0.0f;
-      for (int64_t i = 0; i < a.k; ++i) {
-        uint16_t h;
-        std::memcpy(&h, w + 2 * i, 2);
-        sum += (kBf16 ? Bf16ToF32(h) : F16ToF32(h)) * x[i];
+      for (int64_t i = 0; i < a.k; ++i) sum += WeightAt<kKind>(w, i) * x[i];
+      a.y[r * a.ldy + j] = sum;
+    }
+}
+
+// K types, ggml_vec_dot_q*_K_q8_K: per super-block exact integer sums (the sub-block scales
+// applied as integers), then one float multiply by d_w·d_x; Q4_K/Q5_K subtract
+// dmin_w·d_x·Σ m_j·(Σ q_x over sub-block j), taken from the activation's bsums.
+template <typename Block>
+void AffineKScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  constexpr bool kQ5 = std::is_same_v<Block, BlockQ5_K>;
+  const int64_t nb = a.k / kQKBlock;
+  for (int64_t r = r0; r < r0 + rows; ++r)
+    for (int64_t j = j0; j < j1; ++j) {
+      const Block* w = reinterpret_cast<const Block*>(a.w + j * a.wStride);
+      const BlockQ8_K* x = act.q8k(r);
+      float sum = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        uint8_t sc[8], m[8];
+        UnpackScalesK4(w[b].scales, sc, m);
+        int32_t isum = 0, imin = 0;
+        for (int s = 0; s < 8; ++s) {
+          int32_t dot = 0;
+          for (int l = 0; l < 32; ++l) {
+            int q = (w[b].qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0x0F;
+            if constexpr (kQ5) q |= ((w[b].qh[l] >> s) & 1) << 4;
+            dot += q * x[b].qs[32 * s + l];
+          }
+          isum += sc[s] * dot;
+          imin += m[s] * (x[b].bsums[2 * s] + x[b].bsums[2 * s + 1]);
+        }
+        sum += F16ToF32(w[b].d) * x[b].d * static_cast<float>(isum);
+        sum -= F16ToF32(w[b].dmin) * x[b].d * static_cast<float>(imin);
+      }
+      a.y[r * a.ldy + j] = sum;
+    }
+}
+
+void Q6KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  const int64_t nb = a.k / kQKBlock;
+  for (int64_t r = r0; r < r0 + rows; ++r)
+    for (int64_t j = j0; j < j1; ++j) {
+      const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(a.w + j * a.wStride);
+      const BlockQ8_K* x = act.q8k(r);
+      float sum = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t isum = 0;
+        for (int g = 0; g < 16; ++g) {
+          int32_t dot = 0;
+          for (int e = 16 * g; e < 16 * g + 16; ++e) {
+            const int h = e / 128, t = (e % 128) / 32, l = e % 32;
+            const uint8_t lowByte = w[b].ql[64 * h + l + 32 * (t & 1)];
+            const int lo = t < 2 ? lowByte & 0x0F : lowByte >> 4;
+            const int hi = (w[b].qh[32 * h + l] >> (2 * t)) & 3;
+            dot += ((lo | (hi << 4)) - 32) * x[b].qs[e];
+          }
+          isum += w[b].scales[g] * dot;
+        }
+        sum += F16ToF32(w[b].d) * x[b].d * static_cast<float>(isum);
       }
       a.y[r * a.ldy + j] = sum;
     }
@@ -56,8 +124,12 @@ KernelSet ScalarKernels() {
   KernelSet s;
   s.q8 = Q8Scalar;
   s.q4 = Q4Scalar;
-  s.f16 = HalfScalar<false>;
-  s.bf16 = HalfScalar<true>;
+  s.f16 = HalfScalar<kF16>;
+  s.bf16 = HalfScalar<kBf16>;
+  s.f32 = HalfScalar<kF32>;
+  s.q4k = AffineKScalar<BlockQ4_K>;
+  s.q5k = AffineKScalar<BlockQ5_K>;
+  s.q6k = Q6KScalar;
   return s;
 }
 

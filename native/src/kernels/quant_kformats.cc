@@ -1,0 +1,320 @@
+// ggml's K-type super-blocks (Q4_K, Q5_K, Q6_K) and the Q8_K activations their dot products
+// take: quantizers following ggml's reference algorithm (quantize_row_q*_K_ref, no importance
+// matrix, the way llama-quantize writes files without one) and dequantizers giving ggml's
+// values bit for bit (same float operations in the same order, no fused multiply-add).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/half.h"
+#include "kernels/quant.h"
+#include "kernels/quant_impl.h"
+
+namespace redblue {
+
+namespace {
+
+constexpr float kGroupEps = 1e-15f;  // ggml GROUP_MAX_EPS: below this a group counts as all zero
+
+// Round to nearest, ties to even, through the float adder (ggml's nearest_int): adding
+// 1.5·2²³ leaves the integer in the low mantissa bits. Valid for |v| < 2²², as in ggml.
+inline int NearestInt(float v) {
+  const float t = v + 12582912.0f;
+  return static_cast<int>(F32Bits(t) & 0x007fffffu) - 0x00400000;
+}
+
+// Affine fit x ≈ scale·L + min with L in 0..nmax and min ≤ 0, minimising Σ w·(fit − x)²: the
+// plain min/max grid first, then nstep+1 grids of nmax + rmin + rdelta·is levels over the
+// range, each refined by weighted least squares (make_qkx2_quants with use_mad = false).
+// Returns the scale and writes −min to *negMin.
+float FitAffine(int n, int nmax, const float* x, const float* w, uint8_t* L, float* negMin, float rmin, float rdelta,
+                int nstep) {
+  float lo = x[0], hi = x[0];
+  float sumW = w[0], sumX = w[0] * x[0];
+  for (int i = 1; i < n; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+    sumW += w[i];
+    sumX += w[i] * x[i];
+  }
+  if (lo > 0) lo = 0;
+  if (hi == lo) {
+    std::fill(L, L + n, 0);
+    *negMin = -lo;
+    return 0.0f;
+  }
+  float iscale = nmax / (hi - lo);
+  float scale = 1 / iscale;
+  float bestErr = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = static_cast<uint8_t>(std::clamp(NearestInt(iscale * (x[i] - lo)), 0, nmax));
+    const float diff = scale * L[i] + lo - x[i];
+    bestErr += w[i] * (diff * diff);
+  }
+  uint8_t trial[kQBlock];
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * is + nmax) / (hi - lo);
+    float sumL = 0, sumL2 = 0, sumXL = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(NearestInt(iscale * (x[i] - lo)), 0, nmax);
+      trial[i] = static_cast<uint8_t>(l);
+      sumL += w[i] * l;
+      sumL2 += w[i] * l * l;
+      sumXL += w[i] * l * x[i];
+    }
+    const float det = sumW * sumL2 - sumL * sumL;
+    if (!(det > 0)) continue;
+    float s = (sumW * sumXL - sumX * sumL) / det;
+    float m = (sumL2 * sumX - sumL * sumXL) / det;
+    if (m > 0) {  // the offset may only lower values: refit the scale alone
+      m = 0;
+      s = sumXL / sumL2;
+    }
+    float err = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = s * trial[i] + m - x[i];
+      err += w[i] * (diff * diff);
+    }
+    if (err < bestErr) {
+      std::copy(trial, trial + n, L);
+      bestErr = err;
+      scale = s;
+      lo = m;
+    }
+  }
+  *negMin = -lo;
+  return scale;
+}
+
+// Symmetric fit x ≈ scale·(L − nmax), L − nmax in −nmax..nmax−1, weights x² (make_qx_quants
+// with rmse_type = 1): the scale mapping the extreme to −nmax, then 18 nearby grids, keeping the
+// least-squares scale of the best.
+float FitSymmetric(int n, int nmax, const float* x, int8_t* L) {
+  float amax = 0, max = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
+  if (amax < kGroupEps) {
+    std::fill(L, L + n, 0);
+    return 0.0f;
+  }
+  auto sums = [&](float iscale, float& sumLX, float& sumL2) {
+    sumLX = sumL2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+      const float w = x[i] * x[i];
+      sumLX += w * x[i] * l;
+      sumL2 += w * l * l;
+    }
+  };
+  auto levels = [&](float iscale) {
+    for (int i = 0; i < n; ++i)
+      L[i] = static_cast<int8_t>(nmax + std::clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1));
+  };
+  float iscale = -nmax / max;
+  float sumLX, sumL2;
+  levels(iscale);
+  sums(iscale, sumLX, sumL2);
+  float scale = sumL2 != 0 ? sumLX / sumL2 : 0.0f;
+  float best = scale * sumLX;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(nmax + 0.1f * is) / max;
+    sums(iscale, sumLX, sumL2);
+    if (sumL2 > 0 && sumLX * sumLX > best * sumL2) {
+      levels(iscale);
+      scale = sumLX / sumL2;
+      best = scale * sumLX;
+    }
+  }
+  return scale;
+}
+
+// Q4_K and Q5_K share everything but the level count and the search grid: per sub-block an
+// affine fit, the 8 scales and 8 mins quantized to 6 bits against the super-block's largest,
+// then every value re-quantized against the stored (f16 × 6-bit) scale and min.
+template <int kMax>
+void FitAffineSuperBlock(const float* x, uint16_t& d, uint16_t& dmin, uint8_t* packed, uint8_t* L) {
+  constexpr float kRmin = kMax == 15 ? -1.0f : -0.5f;
+  constexpr int kSteps = kMax == 15 ? 20 : 15;
+  float scales[8], mins[8], w[kQBlock];
+  float maxScale = 0, maxMin = 0;
+  for (int j = 0; j < 8; ++j) {
+    const float* xj = x + 32 * j;
+    float sumX2 = 0;
+    for (int l = 0; l < 32; ++l) sumX2 += xj[l] * xj[l];
+    const float avX = std::sqrt(sumX2 / 32);
+    for (int l = 0; l < 32; ++l) w[l] = avX + std::fabs(xj[l]);
+    scales[j] = FitAffine(32, kMax, xj, w, L + 32 * j, &mins[j], kRmin, 0.1f, kSteps);
+    maxScale = std::max(maxScale, scales[j]);
+    maxMin = std::max(maxMin, mins[j]);
+  }
+  const float invScale = maxScale > 0 ? 63.0f / maxScale : 0.0f;
+  const float invMin = maxMin > 0 ? 63.0f / maxMin : 0.0f;
+  std::memset(packed, 0, kKScaleBytes);
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t ls = std::min<uint8_t>(63, static_cast<uint8_t>(NearestInt(invScale * scales[j])));
+    const uint8_t lm = std::min<uint8_t>(63, static_cast<uint8_t>(NearestInt(invMin * mins[j])));
+    if (j < 4) {
+      packed[j] = ls;
+      packed[j + 4] = lm;
+    } else {
+      packed[j + 4] = (ls & 0x0F) | ((lm & 0x0F) << 4);
+      packed[j - 4] |= (ls >> 4) << 6;
+      packed[j] |= (lm >> 4) << 6;
+    }
+  }
+  d = F32ToF16(maxScale / 63.0f);
+  dmin = F32ToF16(maxMin / 63.0f);
+  uint8_t sc[8], m[8];
+  UnpackScalesK4(packed, sc, m);
+  for (int j = 0; j < 8; ++j) {
+    const float dj = F16ToF32(d) * sc[j];
+    if (dj == 0.0f) continue;  // as ggml: the fit's levels stay
+    const float mj = F16ToF32(dmin) * m[j];
+    for (int l = 0; l < 32; ++l) L[32 * j + l] = static_cast<uint8_t>(std::clamp(NearestInt((x[32 * j + l] + mj) / dj), 0, kMax));
+  }
+}
+
+void QuantizeQ4_K(const float* x, int64_t k, BlockQ4_K* y) {
+  uint8_t L[kQKBlock];
+  for (int64_t b = 0; b < k / kQKBlock; ++b, x += kQKBlock) {
+    FitAffineSuperBlock<15>(x, y[b].d, y[b].dmin, y[b].scales, L);
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 32; ++l) y[b].qs[32 * c + l] = static_cast<uint8_t>(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+  }
+}
+
+void QuantizeQ5_K(const float* x, int64_t k, BlockQ5_K* y) {
+  uint8_t L[kQKBlock];
+  for (int64_t b = 0; b < k / kQKBlock; ++b, x += kQKBlock) {
+    FitAffineSuperBlock<31>(x, y[b].d, y[b].dmin, y[b].scales, L);
+    std::memset(y[b].qh, 0, sizeof(y[b].qh));
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t lo = L[64 * c + l], hi = L[64 * c + 32 + l];
+        y[b].qs[32 * c + l] = static_cast<uint8_t>((lo & 0x0F) | ((hi & 0x0F) << 4));
+        y[b].qh[l] |= static_cast<uint8_t>(((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
+      }
+  }
+}
+
+void QuantizeQ6_K(const float* x, int64_t k, BlockQ6_K* y) {
+  int8_t L[kQKBlock];
+  for (int64_t b = 0; b < k / kQKBlock; ++b, x += kQKBlock) {
+    float scales[16], maxScale = 0, maxAbs = 0;
+    for (int g = 0; g < 16; ++g) {
+      scales[g] = FitSymmetric(16, 32, x + 16 * g, L + 16 * g);
+      if (std::fabs(scales[g]) > maxAbs) {
+        maxAbs = std::fabs(scales[g]);
+        maxScale = scales[g];
+      }
+    }
+    BlockQ6_K& o = y[b];
+    std::memset(&o, 0, sizeof(o));
+    if (maxAbs < kGroupEps) continue;  // all zero: d = 0
+    const float iscale = -128.0f / maxScale;
+    o.d = F32ToF16(1 / iscale);
+    for (int g = 0; g < 16; ++g) o.scales[g] = static_cast<int8_t>(std::min(127, NearestInt(iscale * scales[g])));
+    for (int g = 0; g < 16; ++g) {
+      const float dg = F16ToF32(o.d) * o.scales[g];
+      if (dg == 0.0f) continue;
+      for (int l = 0; l < 16; ++l)
+        L[16 * g + l] = static_cast<int8_t>(std::clamp(NearestInt(x[16 * g + l] / dg), -32, 31) + 32);
+    }
+    for (int h = 0; h < 2; ++h) {
+      const int8_t* Lh = L + 128 * h;
+      uint8_t* ql = o.ql + 64 * h;
+      uint8_t* qh = o.qh + 32 * h;
+      for (int l = 0; l < 32; ++l) {
+        ql[l] = static_cast<uint8_t>((Lh[l] & 0x0F) | ((Lh[l + 64] & 0x0F) << 4));
+        ql[l + 32] = static_cast<uint8_t>((Lh[l + 32] & 0x0F) | ((Lh[l + 96] & 0x0F) << 4));
+        qh[l] = static_cast<uint8_t>((Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) | ((Lh[l + 64] >> 4) << 4) |
+                                     ((Lh[l + 96] >> 4) << 6));
+      }
+    }
+  }
+}
+
+// Q4_K / Q5_K: x = d·sc·q − dmin·m, rounded as ggml rounds it (d·sc first, then ·q, then − m).
+template <typename Block>
+void DequantizeAffineK(const Block* b, int64_t nb, float* y) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = F16ToF32(b[i].d), dmin = F16ToF32(b[i].dmin);
+    uint8_t sc[8], m[8];
+    UnpackScalesK4(b[i].scales, sc, m);
+    for (int j = 0; j < 8; ++j) {
+      const float dj = d * sc[j], mj = dmin * m[j];
+      const int c = j / 2, shift = 4 * (j % 2);
+      for (int l = 0; l < 32; ++l) {
+        int q = (b[i].qs[32 * c + l] >> shift) & 0x0F;
+        if constexpr (std::is_same_v<Block, BlockQ5_K>) q += ((b[i].qh[l] >> j) & 1) << 4;
+        const float v = dj * q;
+        y[256 * i + 32 * j + l] = v - mj;
+      }
+    }
+  }
+}
+
+void DequantizeQ6_K(const BlockQ6_K* b, int64_t nb, float* y) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = F16ToF32(b[i].d);
+    for (int e = 0; e < kQKBlock; ++e) {
+      const int h = e / 128, t = (e % 128) / 32, l = e % 32;
+      const uint8_t lowByte = b[i].ql[64 * h + l + 32 * (t & 1)];
+      const int lo = t < 2 ? lowByte & 0x0F : lowByte >> 4;
+      const int hi = (b[i].qh[32 * h + l] >> (2 * t)) & 3;
+      const float dg = d * b[i].scales[e / 16];
+      y[256 * i + e] = dg * static_cast<float>((lo | (hi << 4)) - 32);
+    }
+  }
+}
+
+}  // namespace
+
+void QuantizeRowQ8_K(const float* x, int64_t k, BlockQ8_K* y) {
+  for (int64_t b = 0; b < k / kQKBlock; ++b, x += kQKBlock) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < kQKBlock; ++j)
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    if (amax == 0) {  // ggml leaves bsums unset here; zero is what they sum to
+      std::memset(&y[b], 0, sizeof(BlockQ8_K));
+      continue;
+    }
+    const float iscale = -127.0f / max;  // the extreme maps to −127 whatever its sign
+    for (int j = 0; j < kQKBlock; ++j) y[b].qs[j] = static_cast<int8_t>(std::min(127, NearestInt(iscale * x[j])));
+    for (int g = 0; g < kQKBlock / 16; ++g) {
+      int sum = 0;
+      for (int l = 0; l < 16; ++l) sum += y[b].qs[16 * g + l];
+      y[b].bsums[g] = static_cast<int16_t>(sum);
+    }
+    y[b].d = 1 / iscale;
+  }
+}
+
+void QuantizeKRow(WeightType t, const float* x, int64_t k, uint8_t* out) {
+  switch (t) {
+    case WeightType::Q4_K: QuantizeQ4_K(x, k, reinterpret_cast<BlockQ4_K*>(out)); break;
+    case WeightType::Q5_K: QuantizeQ5_K(x, k, reinterpret_cast<BlockQ5_K*>(out)); break;
+    case WeightType::Q6_K: QuantizeQ6_K(x, k, reinterpret_cast<BlockQ6_K*>(out)); break;
+    default: break;
+  }
+}
+
+void DequantizeKRow(WeightType t, const uint8_t* w, int64_t k, float* out) {
+  const int64_t nb = k / kQKBlock;
+  switch (t) {
+    case WeightType::Q4_K: DequantizeAffineK(reinterpret_cast<const BlockQ4_K*>(w), nb, out); break;
+    case WeightType::Q5_K: DequantizeAffineK(reinterpret_cast<const BlockQ5_K*>(w), nb, out); break;
+    case WeightType::Q6_K: DequantizeQ6_K(reinterpret_cast<const BlockQ6_K*>(w), nb, out); break;
+    default: break;
+  }
+}
+
+}  // namespace redblue
