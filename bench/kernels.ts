@@ -3,7 +3,16 @@
 // quantized GEMM at m = 512 vs our f32 GEMM on the same shape. Case names: docs/kernels.md.
 import type { Command } from 'commander';
 import { loadAddon, type NativeThreadPool } from '../native/addon.js';
-import { gemmF32, matmulQ, openblasGemm, quantize, readBytes, type GemmOptions } from '../native/kernels.js';
+import {
+  gemmF32,
+  matmulQ,
+  openblasGemm,
+  quantize,
+  readBytes,
+  WEIGHT_TYPES,
+  type GemmOptions,
+  type WeightType,
+} from '../native/kernels.js';
 import { UsageError } from '../cli/errors.js';
 import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
 
@@ -12,6 +21,10 @@ export interface KernelsBenchOptions {
   threads: number[];
   /** Small sizes and few repetitions: seconds instead of minutes (for tests). */
   quick: boolean;
+  /** Weight types of the GEMV cases (default q4_0, q8_0). */
+  gemvTypes?: WeightType[];
+  /** Only the GEMV cases (weight read bandwidth), no GEMM. */
+  gemvOnly?: boolean;
   progress?: (line: string) => void;
 }
 
@@ -89,14 +102,14 @@ export async function runKernelsBench(o: KernelsBenchOptions): Promise<BenchRepo
   const results: BenchResult[] = [];
   const startedAt = new Date().toISOString();
   // One arena for every GEMV case: the distinct copies of a matrix that each pass streams.
-  const matrices = gemvMatrices(sz);
+  const matrices = gemvMatrices(sz, o.gemvTypes ?? ['q4_0', 'q8_0']);
   const arena = new Uint8Array(sz.cycleBytes + Math.max(...matrices.map((m) => m.bytes.length)));
   for (const t of o.threads) {
     const pool = new addon.ThreadPool(cpus.slice(0, t));
     try {
-      gemmCases(pool, t, sz, results, say);
+      if (!o.gemvOnly) gemmCases(pool, t, sz, results, say);
       gemvCases(pool, t, sz, matrices, arena, results, say);
-      qgemmCases(pool, t, sz, results, say);
+      if (!o.gemvOnly) qgemmCases(pool, t, sz, results, say);
     } finally {
       pool.close();
     }
@@ -153,15 +166,15 @@ function gemmCases(
 }
 
 interface GemvMatrix {
-  type: 'q4_0' | 'q8_0';
+  type: WeightType;
   n: number;
   k: number;
   bytes: Uint8Array; // one quantized matrix, copied `count` times into the arena
 }
 
-function gemvMatrices(sz: Sizes): GemvMatrix[] {
+function gemvMatrices(sz: Sizes, types: WeightType[]): GemvMatrix[] {
   const out: GemvMatrix[] = [];
-  for (const type of ['q4_0', 'q8_0'] as const)
+  for (const type of types)
     for (const { n, k } of sz.gemv)
       out.push({ type, n, k, bytes: quantize(type, randomF32(n * k, 3), n, k) });
   return out;
@@ -278,6 +291,14 @@ function qgemmCases(
   );
 }
 
+export function parseTypes(value: string): WeightType[] {
+  const out = value.split(',').map((p) => p.trim()) as WeightType[];
+  for (const t of out)
+    if (!WEIGHT_TYPES.includes(t))
+      throw new UsageError(`--gemv-types: unknown weight type '${t}': use some of ${WEIGHT_TYPES.join(',')}`);
+  return out;
+}
+
 export function registerBenchKernels(bench: Command): void {
   bench
     .command('kernels')
@@ -285,20 +306,32 @@ export function registerBenchKernels(bench: Command): void {
     .option('--json', 'print the report as JSON (schema in bench/report.ts)')
     .option('--threads <list>', 'thread counts to measure, e.g. 1,2 (default: 1 and 2, as the cpus allow)')
     .option('--quick', 'small sizes and few repetitions (seconds; for tests)')
+    .option('--gemv-types <list>', 'weight types of the GEMV cases, e.g. q4_0,q4_k,q6_k (default q4_0,q8_0)')
+    .option('--gemv-only', 'only the GEMV cases (weight read bandwidth against the read reference)')
     .addHelpText(
       'after',
-      '\nExamples:\n  redblue bench kernels            # full run: a few minutes\n  redblue bench kernels --json --threads 2\n  redblue bench kernels --quick --json',
+      '\nExamples:\n  redblue bench kernels            # full run: a few minutes\n  redblue bench kernels --json --threads 2\n  redblue bench kernels --quick --json\n  redblue bench kernels --gemv-only --gemv-types q4_0,q4_k,q6_k',
     )
-    .action(async (opts: { json?: boolean; threads?: string; quick?: boolean }) => {
-      const available = loadAddon().currentAffinity().length;
-      const threads = opts.threads
-        ? parseThreads(opts.threads, available)
-        : [1, 2].filter((t) => t <= available);
-      const report = await runKernelsBench({
-        threads,
-        quick: opts.quick ?? false,
-        progress: (line) => process.stderr.write(`[bench kernels] ${line}\n`),
-      });
-      process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
-    });
+    .action(
+      async (opts: {
+        json?: boolean;
+        threads?: string;
+        quick?: boolean;
+        gemvTypes?: string;
+        gemvOnly?: boolean;
+      }) => {
+        const available = loadAddon().currentAffinity().length;
+        const threads = opts.threads
+          ? parseThreads(opts.threads, available)
+          : [1, 2].filter((t) => t <= available);
+        const report = await runKernelsBench({
+          threads,
+          quick: opts.quick ?? false,
+          gemvTypes: opts.gemvTypes ? parseTypes(opts.gemvTypes) : undefined,
+          gemvOnly: opts.gemvOnly ?? false,
+          progress: (line) => process.stderr.write(`[bench kernels] ${line}\n`),
+        });
+        process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
+      },
+    );
 }

@@ -4,8 +4,36 @@
 // and gives the calls types.
 import { loadAddon, type NativeThreadPool } from './addon.js';
 
-export type WeightType = 'q4_0' | 'q8_0' | 'f16' | 'bf16';
-export const WEIGHT_TYPES: readonly WeightType[] = ['q4_0', 'q8_0', 'f16', 'bf16'];
+export type WeightType = 'q4_0' | 'q8_0' | 'f16' | 'bf16' | 'f32' | 'q4_k' | 'q5_k' | 'q6_k';
+
+/**
+ * Every weight type's block in ggml's layout: elements per block (a row length must be a
+ * multiple), bytes per block, and ggml's type id (the GGUF tensor `type` field). The native
+ * table (quant_formats.cc) holds the same numbers; tests compare the two.
+ */
+export const WEIGHT_FORMATS: Readonly<
+  Record<WeightType, { blockElements: number; blockBytes: number; ggmlType: number }>
+> = {
+  q4_0: { blockElements: 32, blockBytes: 18, ggmlType: 2 },
+  q8_0: { blockElements: 32, blockBytes: 34, ggmlType: 8 },
+  f16: { blockElements: 1, blockBytes: 2, ggmlType: 1 },
+  bf16: { blockElements: 1, blockBytes: 2, ggmlType: 30 },
+  f32: { blockElements: 1, blockBytes: 4, ggmlType: 0 },
+  q4_k: { blockElements: 256, blockBytes: 144, ggmlType: 12 },
+  q5_k: { blockElements: 256, blockBytes: 176, ggmlType: 13 },
+  q6_k: { blockElements: 256, blockBytes: 210, ggmlType: 14 },
+};
+export const WEIGHT_TYPES = Object.keys(WEIGHT_FORMATS) as readonly WeightType[];
+const pick = (f: 'blockElements' | 'blockBytes') =>
+  Object.fromEntries(WEIGHT_TYPES.map((t) => [t, WEIGHT_FORMATS[t][f]])) as Readonly<
+    Record<WeightType, number>
+  >;
+/** Elements per block of each type (32 for _0 types, 256 for K types, 1 otherwise). */
+export const BLOCK_ELEMENTS = pick('blockElements');
+/** Bytes per block of each type. */
+export const BLOCK_BYTES = pick('blockBytes');
+/** Bytes of one Q8_K activation block (f32 d, 256 × int8, 16 × int16 bsums); see quantizeQ8K. */
+export const Q8K_BLOCK_BYTES = 292;
 /**
  * Instruction-set path of the quantized kernels; 'auto' takes the best the cpu has. avx512 =
  * F/BW/VL; avx512vnni adds vpdpbusd; avx512vbmi adds VBMI's byte permute for Q4_0.
@@ -20,9 +48,8 @@ export const KERNEL_PATHS: readonly KernelPath[] = [
   'avx512vbmi',
 ];
 
-/** Elements per Q8_0 / Q4_0 block, and bytes per block (ggml QK8_0 = QK4_0 = 32). */
+/** Elements per Q8_0 / Q4_0 block (ggml QK8_0 = QK4_0 = 32); BLOCK_ELEMENTS has every type. */
 export const QBLOCK = 32;
-export const BLOCK_BYTES = { q8_0: 34, q4_0: 18 } as const;
 
 export type F32Buffer = Float32Array | ArrayBuffer;
 export type ByteBuffer = ArrayBufferView | ArrayBuffer;
@@ -55,7 +82,8 @@ export interface GemmOptions {
 /**
  * Y[m×n] = X[m×k]·Wᵀ (Y overwritten). W: n rows of k elements of `type`, wStride bytes apart
  * (default rowBytes(type, k)), starting wOffset bytes into `w`. X, Y: f32 with element offsets
- * and row strides (ldx ≥ k, ldy ≥ n). Q8_0/Q4_0 quantize each row of X to Q8_0 on the fly.
+ * and row strides (ldx ≥ k, ldy ≥ n). Q8_0/Q4_0 quantize each row of X to Q8_0 on the fly, the
+ * K types to Q8_K (as llama.cpp does); f32/f16/bf16 keep X in f32.
  */
 export interface MatmulQOptions {
   type: WeightType;
@@ -89,6 +117,9 @@ interface KernelAddon {
   matmulQAsync(pool: NativeThreadPool, o: MatmulQOptions): Promise<void>;
   quantize(type: WeightType, x: F32Buffer, rows: number, k: number, path?: KernelPath): Uint8Array;
   dequantize(type: WeightType, w: ByteBuffer, rows: number, k: number): Float32Array;
+  quantizeQ8K(x: F32Buffer, rows: number, k: number): Uint8Array;
+  ggmlTypeId(type: WeightType): number;
+  weightTypeFromGgml(id: number): WeightType;
   rowBytes(type: WeightType, k: number): number;
   kernelPaths(): KernelPaths;
   readBytes(pool: NativeThreadPool, buffer: ByteBuffer, offset?: number, length?: number): number;
@@ -136,8 +167,8 @@ export function matmulQAsync(pool: NativeThreadPool, o: MatmulQOptions): Promise
 
 /**
  * rows×k f32 values → rows×rowBytes(type, k) bytes in the ggml layout (bit-exact with ggml's
- * reference quantizers). path 'scalar' forces the scalar Q8_0 quantizer; the SIMD one used
- * otherwise gives the same bytes.
+ * reference quantizers; K types follow quantize_row_q*_K_ref without an importance matrix).
+ * path 'scalar' forces the scalar Q8_0 quantizer; the SIMD one used otherwise gives the same bytes.
  */
 export function quantize(
   type: WeightType,
@@ -153,6 +184,25 @@ export function quantize(
 export function dequantize(type: WeightType, w: ByteBuffer, rows: number, k: number): Float32Array {
   checkType(type);
   return native().dequantize(type, w, rows, k);
+}
+
+/**
+ * rows×k f32 activations → Q8_K blocks (Q8K_BLOCK_BYTES each, k a multiple of 256), exactly as
+ * ggml's quantize_row_q8_K_ref: what the K-type matmuls run their dot products on.
+ */
+export function quantizeQ8K(x: F32Buffer, rows: number, k: number): Uint8Array {
+  return native().quantizeQ8K(x, rows, k);
+}
+
+/** ggml's type id of a weight type (the GGUF tensor `type` field), from the native table. */
+export function ggmlTypeId(type: WeightType): number {
+  checkType(type);
+  return native().ggmlTypeId(type);
+}
+
+/** The weight type of a GGUF tensor `type` id; throws naming the id when it is not supported. */
+export function weightTypeFromGgml(id: number): WeightType {
+  return native().weightTypeFromGgml(id);
 }
 
 /** Bytes of one row of k elements; throws when k is not a multiple of the block size. */

@@ -46,6 +46,24 @@ describe('redblue bench kernels', () => {
     expect(r.stderr).toMatch(/\[bench kernels\] gemm_f32_64_t1/); // progress goes to stderr
   });
 
+  it('--gemv-only --gemv-types measures the GEMV of the given types only', () => {
+    const r = run(['--quick', '--json', '--threads', '1', '--gemv-only', '--gemv-types', 'q4_k,q6_k,f32']);
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { results: { case: string; value: number; unit: string }[] };
+    expect(report.results.map((x) => x.case)).toEqual([
+      'gemv_q4_k_256x256_t1',
+      'gemv_q6_k_256x256_t1',
+      'gemv_f32_256x256_t1',
+    ]);
+    for (const x of report.results) expect([x.unit, x.value > 0]).toEqual(['GB/s', true]);
+  });
+
+  it('rejects an unknown --gemv-types entry with a usage error', () => {
+    const r = run(['--quick', '--gemv-types', 'q4_k,q3_k']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/unknown weight type 'q3_k'/);
+  });
+
   it('rejects a bad --threads value with a usage error', () => {
     const r = run(['--quick', '--threads', '0']);
     expect(r.status).toBe(2);

@@ -34,6 +34,12 @@ describe('kernel argument errors', () => {
     expect(() => dequantize('q8_0', new Uint8Array(34), 1, 48)).toThrow(/multiple of 32/);
     expect(() => matmulQ(pool, { ...q8(), k: 40 })).toThrow(/multiple of 32/);
     expect(rowBytes('f16', 33)).toBe(66); // half formats have no blocks
+    expect(rowBytes('f32', 33)).toBe(132);
+    // K types: super-blocks of 256
+    expect(() => rowBytes('q4_k', 255)).toThrow(/q4_k rows must hold a multiple of 256 elements .*got k=255/);
+    expect(() => quantize('q5_k', f32(288), 1, 288)).toThrow(/q5_k .*multiple of 256.*k=288/);
+    expect(() => dequantize('q6_k', new Uint8Array(210), 1, 32)).toThrow(/multiple of 256/);
+    expect(() => matmulQ(pool, { ...q8(), type: 'q6_k', k: 32 })).toThrow(/multiple of 256 .*got k=32/);
   });
 
   it('buffers too short, including through offsets and strides', () => {
@@ -58,7 +64,7 @@ describe('kernel argument errors', () => {
       /too short|overflows|below 2\^31/,
     );
     expect(() => matmulQ(pool, { ...q8(), n: huge, wStride: huge })).toThrow(/overflows|too short/);
-    for (const type of ['q8_0', 'q4_0', 'f16', 'bf16'] as const) {
+    for (const type of ['q8_0', 'q4_0', 'f16', 'bf16', 'f32', 'q4_k', 'q5_k', 'q6_k'] as const) {
       const y = f32(4).fill(-1);
       matmulQ(pool, { type, w: new Uint8Array(0), n: 2, k: 0, x: f32(0), m: 2, y }); // empty dot products
       expect(Array.from(y)).toEqual([0, 0, 0, 0]);

@@ -1,7 +1,7 @@
 // ggml block layouts, byte for byte against blocks written by hand from the GGUF spec, and
 // quantize → dequantize error within each format's bound.
 import { describe, expect, it } from 'vitest';
-import { dequantize, quantize, rowBytes, type WeightType } from '../../native/kernels.js';
+import { dequantize, quantize, rowBytes } from '../../native/kernels.js';
 import { random } from './helpers.js';
 
 function block(values: Record<number, number>): Float32Array {
@@ -110,7 +110,7 @@ describe('quantize → dequantize error bounds on random rows', () => {
   const x = random(rows * k, 5, 3);
   // Per block: Q8_0 |err| ≤ d/2 + 127·|d − fp16(d)|, d = amax/127; Q4_0 |err| ≤ d (the clamp
   // at 15 costs one step on the side opposite the extreme) + 8·|d − fp16(d)|, d = amax/8.
-  const bound = (t: WeightType, amax: number, v: number): number => {
+  const bound = (t: 'q8_0' | 'q4_0' | 'f16' | 'bf16', amax: number, v: number): number => {
     switch (t) {
       case 'q8_0':
         return (amax / 127) * (0.5 + 127 * 2 ** -11) + 1e-12;

@@ -1,5 +1,6 @@
-// Y = X·Wᵀ on quantized / half weights, every SIMD path forced one by one plus scalar, against a
-// double-accumulation reference.
+// Y = X·Wᵀ on quantized / half / f32 weights, every SIMD path forced one by one plus scalar, against
+// a double-accumulation reference (dequantized W against X as the kernel sees it: Q8_0-quantized
+// for the _0 types, Q8_K-quantized for the K types), and every path against the scalar one.
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   dequantize,
@@ -7,6 +8,7 @@ import {
   matmulQ,
   matmulQAsync,
   quantize,
+  quantizeQ8K,
   rowBytes,
   type KernelPath,
   type MatmulQOptions,
@@ -21,7 +23,7 @@ const paths: KernelPath[] = [...kernelPaths().supported, 'auto'];
 
 interface Built {
   opts: MatmulQOptions;
-  want: number[]; // against X as the kernel sees it (Q8_0-quantized for q8_0/q4_0)
+  want: number[]; // against X as the kernel sees it (Q8_0 / Q8_K-quantized)
   mag: number[];
   wantF32: number[]; // against X in f32
   errBound: number[]; // bound on |want − wantF32| from the activation quantization
@@ -29,14 +31,31 @@ interface Built {
   outside: (y: Float32Array) => boolean;
 }
 
+const K_TYPES: readonly WeightType[] = ['q4_k', 'q5_k', 'q6_k'];
+
+/** X after Q8_K quantization (d·q per block of 256), as the K-type kernels see it. */
+function q8kDequantized(x: Float32Array, m: number, k: number): Float32Array {
+  const q = quantizeQ8K(x, m, k);
+  const v = new DataView(q.buffer, q.byteOffset, q.byteLength);
+  const out = new Float32Array(m * k);
+  for (let b = 0; b < (m * k) / 256; b++)
+    for (let j = 0; j < 256; j++) out[b * 256 + j] = v.getFloat32(b * 292, true) * v.getInt8(b * 292 + 4 + j);
+  return out;
+}
+
 function build(type: WeightType, m: number, n: number, k: number, seed: number): Built {
   const quantized = type === 'q8_0' || type === 'q4_0';
+  const kType = K_TYPES.includes(type);
   const x = random(m * k, seed, 2);
   const wf = random(n * k, seed + 1);
   const packed = quantize(type, wf, n, k);
   const rb = rowBytes(type, k);
   const wd = dequantize(type, packed, n, k);
-  const xk = quantized ? dequantize('q8_0', quantize('q8_0', x, m, k), m, k) : x;
+  const xk = quantized
+    ? dequantize('q8_0', quantize('q8_0', x, m, k), m, k)
+    : kType
+      ? q8kDequantized(x, m, k)
+      : x;
   // Strided copies with offsets, to exercise every addressing parameter.
   const wStride = rb + 6,
     wOffset = 10,
@@ -74,6 +93,17 @@ function build(type: WeightType, m: number, n: number, k: number, seed: number):
             wsum += Math.abs(wd[j * k + b * 32 + t]!);
           }
           eb += wsum * (amax / 127) * (0.5 + 127 * 2 ** -11);
+        }
+      if (kType)
+        // Q8_K: d = amax/127 in f32 (not rounded to f16), |x − d·q| ≤ d/2
+        for (let b = 0; b < k / 256; b++) {
+          let amax = 0,
+            wsum = 0;
+          for (let t = 0; t < 256; t++) {
+            amax = Math.max(amax, Math.abs(x[i * k + b * 256 + t]!));
+            wsum += Math.abs(wd[j * k + b * 256 + t]!);
+          }
+          eb += wsum * (amax / 127) * 0.5 * (1 + 1e-6);
         }
       want.push(s);
       mag.push(sa);
@@ -118,13 +148,23 @@ const halfShapes: [number, number, number][] = [
   [3, 5, 4097],
 ];
 
+// K types: k in super-blocks 1, 3, 4; m = 1 (generation) and m > 1 (prompts, every row-tile size).
+const kShapes: [number, number, number][] = [
+  [1, 1, 256],
+  [1, 37, 768],
+  [3, 9, 256],
+  [7, 33, 1024],
+  [33, 65, 512],
+];
+
 describe('matmulQ', () => {
   let seed = 100;
-  for (const type of ['q4_0', 'q8_0', 'f16', 'bf16'] as const)
-    for (const [m, n, k] of type.startsWith('q') ? qShapes : halfShapes) {
+  for (const type of ['q4_0', 'q8_0', 'f16', 'bf16', 'f32', 'q4_k', 'q5_k', 'q6_k'] as const)
+    for (const [m, n, k] of K_TYPES.includes(type) ? kShapes : type.startsWith('q') ? qShapes : halfShapes) {
       const s = (seed += 10);
       it(`${type} m=${m} n=${n} k=${k}, every path`, () => {
         const b = build(type, m, n, k, s);
+        let scalar: number[] = [];
         for (const isa of paths) {
           const y = b.opts.y as Float32Array;
           y.fill(-7);
@@ -133,6 +173,9 @@ describe('matmulQ', () => {
           const err = relErrors(got, b.want, b.mag);
           expect(err, `${isa}: relative error ${err}`).toBeLessThan(2e-5);
           expect(b.outside(y), `${isa} wrote outside Y`).toBe(true);
+          // Same integer sums on every path; only the float accumulation order differs.
+          if (isa === 'scalar') scalar = got;
+          else expect(relErrors(got, scalar, b.mag), `${isa} against scalar`).toBeLessThan(1e-5);
           if (isa === 'auto')
             for (let i = 0; i < got.length; i++)
               expect(Math.abs(got[i]! - b.wantF32[i]!)).toBeLessThanOrEqual(b.errBound[i]!);
