@@ -4,11 +4,8 @@
 // f32 reference forward pass in TypeScript (straightforward loops; K and V rounded to f16 as
 // the shard's cache stores them).
 import { writeFileSync } from 'node:fs';
-import { dequantize, quantize, type WeightType } from '../../native/kernels.js';
+import { dequantize, quantize, WEIGHT_FORMATS, type WeightType } from '../../native/kernels.js';
 import type { ModelShardConfig, ModelTensorRef } from '../../native/model.js';
-
-export type TensorType = 'f32' | WeightType;
-const GGML_ID: Record<TensorType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, bf16: 30 };
 
 export interface TinySpec {
   arch: 'llama' | 'qwen2' | 'qwen3';
@@ -21,9 +18,11 @@ export interface TinySpec {
   nVocab: number;
   nCtx: number;
   /** Type of the weight matrices (token_embd and output included unless given). */
-  matrixType: TensorType;
-  embdType?: TensorType;
-  outputType?: TensorType;
+  matrixType: WeightType;
+  embdType?: WeightType;
+  outputType?: WeightType;
+  /** Types of some layer matrices by their name in a block, e.g. { 'ffn_down.weight': 'q6_k' }. */
+  layerTypes?: Record<string, WeightType>;
   /** Tied embeddings: no output.weight. */
   tied?: boolean;
   ropeScale?: number;
@@ -61,22 +60,15 @@ export function writeTinyModel(path: string, spec: TinySpec): TinyModel {
   // Some leading bytes, as a GGUF header would be: offsets are absolute.
   let offset = 96;
   chunks.push(new Uint8Array(offset));
-  const add = (name: string, type: TensorType, dims: number[], values: Float32Array) => {
+  const add = (name: string, type: WeightType, dims: number[], values: Float32Array) => {
     const rows = dims.length > 1 ? dims[1]! : 1;
     const k = dims[0]!;
-    let bytes: Uint8Array;
-    let stored: Float32Array;
-    if (type === 'f32') {
-      bytes = new Uint8Array(values.buffer.slice(0));
-      stored = values;
-    } else {
-      bytes = quantize(type, values, rows, k);
-      stored = dequantize(type, bytes, rows, k);
-    }
+    const bytes = quantize(type, values, rows, k);
+    const stored = dequantize(type, bytes, rows, k);
     const pad = (32 - (offset % 32)) % 32;
     if (pad) chunks.push(new Uint8Array(pad));
     offset += pad;
-    tensors.push({ name, type: GGML_ID[type], dims, offset });
+    tensors.push({ name, type: WEIGHT_FORMATS[type].ggmlType, dims, offset });
     chunks.push(bytes);
     offset += bytes.length;
     weights.set(name, stored);
@@ -93,15 +85,16 @@ export function writeTinyModel(path: string, spec: TinySpec): TinyModel {
     return a;
   };
   const mt = spec.matrixType;
+  const lt = (name: string) => spec.layerTypes?.[name] ?? mt;
   const embd = new Float32Array(nVocab * E);
   for (let i = 0; i < embd.length; i++) embd[i] = (r() - 0.5) * 2;
   add('token_embd.weight', spec.embdType ?? mt, [E, nVocab], embd);
   for (let l = 0; l < spec.nLayer; l++) {
     const b = `blk.${l}.`;
     add(b + 'attn_norm.weight', 'f32', [E], vector(E, 1, 0.2));
-    add(b + 'attn_q.weight', mt, [E, nHead * hd], matrix(nHead * hd, E, 2));
-    add(b + 'attn_k.weight', mt, [E, nHeadKv * hd], matrix(nHeadKv * hd, E, 2));
-    add(b + 'attn_v.weight', mt, [E, nHeadKv * hd], matrix(nHeadKv * hd, E));
+    add(b + 'attn_q.weight', lt('attn_q.weight'), [E, nHead * hd], matrix(nHead * hd, E, 2));
+    add(b + 'attn_k.weight', lt('attn_k.weight'), [E, nHeadKv * hd], matrix(nHeadKv * hd, E, 2));
+    add(b + 'attn_v.weight', lt('attn_v.weight'), [E, nHeadKv * hd], matrix(nHeadKv * hd, E));
     if (spec.arch === 'qwen2') {
       add(b + 'attn_q.bias', 'f32', [nHead * hd], vector(nHead * hd, 0, 0.3));
       add(b + 'attn_k.bias', 'f32', [nHeadKv * hd], vector(nHeadKv * hd, 0, 0.3));
@@ -111,11 +104,11 @@ export function writeTinyModel(path: string, spec: TinySpec): TinyModel {
       add(b + 'attn_q_norm.weight', 'f32', [hd], vector(hd, 1, 0.3));
       add(b + 'attn_k_norm.weight', 'f32', [hd], vector(hd, 1, 0.3));
     }
-    add(b + 'attn_output.weight', mt, [nHead * hd, E], matrix(E, nHead * hd));
+    add(b + 'attn_output.weight', lt('attn_output.weight'), [nHead * hd, E], matrix(E, nHead * hd));
     add(b + 'ffn_norm.weight', 'f32', [E], vector(E, 1, 0.2));
-    add(b + 'ffn_gate.weight', mt, [E, nFf], matrix(nFf, E, 2));
-    add(b + 'ffn_up.weight', mt, [E, nFf], matrix(nFf, E, 2));
-    add(b + 'ffn_down.weight', mt, [nFf, E], matrix(E, nFf));
+    add(b + 'ffn_gate.weight', lt('ffn_gate.weight'), [E, nFf], matrix(nFf, E, 2));
+    add(b + 'ffn_up.weight', lt('ffn_up.weight'), [E, nFf], matrix(nFf, E, 2));
+    add(b + 'ffn_down.weight', lt('ffn_down.weight'), [nFf, E], matrix(E, nFf));
   }
   add('output_norm.weight', 'f32', [E], vector(E, 1, 0.2));
   if (spec.ropeFreqs) add('rope_freqs.weight', 'f32', [hd / 2], vector(hd / 2, 2, 1));

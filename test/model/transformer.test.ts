@@ -229,6 +229,25 @@ describe('model shard across ranks', () => {
       ffAlign: 32,
       tol: 1e-4,
     },
+    // K types (Q8_K activations) in the feed-forward and output, cut on 256-element super-blocks
+    {
+      name: 'llama q4_k / q5_k / q6_k',
+      spec: {
+        arch: 'llama',
+        nEmbd: 256,
+        nHead: 4,
+        nHeadKv: 2,
+        headDim: 64,
+        nFf: 512,
+        nVocab: 40,
+        matrixType: 'q8_0',
+        layerTypes: { 'ffn_gate.weight': 'q4_k', 'ffn_up.weight': 'q5_k', 'ffn_down.weight': 'q6_k' },
+        embdType: 'q4_k',
+        outputType: 'q6_k',
+      },
+      ffAlign: 256,
+      tol: 1e-4,
+    },
   ];
   for (const c of cases) {
     it(`${c.name}: 2 and 3 ranks give the logits and greedy tokens of 1 rank`, async () => {
@@ -324,7 +343,9 @@ describe('model shard errors', () => {
     ).toThrow(/has no tensor blk\.1\.ffn_up\.weight/);
     const far = ok.tensors.map((t) => (t.name === 'output.weight' ? { ...t, offset: t.offset + 1e6 } : t));
     expect(() => new ModelShard({ ...ok, tensors: far })).toThrow(/output\.weight .* lies beyond the end/);
-    const odd = ok.tensors.map((t) => (t.name === 'blk.0.attn_k.weight' ? { ...t, type: 12 } : t));
-    expect(() => new ModelShard({ ...ok, tensors: odd })).toThrow(/blk\.0\.attn_k\.weight has GGUF type 12/);
+    const odd = ok.tensors.map((t) => (t.name === 'blk.0.attn_k.weight' ? { ...t, type: 15 } : t));
+    expect(() => new ModelShard({ ...ok, tensors: odd })).toThrow(
+      /blk\.0\.attn_k\.weight: ggml type id 15 \(q8_K is ggml's activation format/,
+    );
   });
 });

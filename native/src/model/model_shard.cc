@@ -11,7 +11,6 @@
 #include <cstring>
 
 #include "core/napi_util.h"
-#include "kernels/gemm_f32.h"
 #include "kernels/half.h"
 #include "kernels/quant.h"
 #include "model/model_ops.h"
@@ -23,27 +22,15 @@ double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// GGUF types this step computes with. F32 weights go through the f32 GEMM; the others through
-// MatmulQ (which quantizes X to Q8_0 for the _0 types, as llama.cpp does).
-struct GgmlKind {
-  bool known = false, f32 = false;
-  WeightType wt = WeightType::F16;
-  const char* name = "";
-};
-GgmlKind KindOf(int id) {
-  switch (id) {
-    case 0: return {true, true, WeightType::F16, "f32"};
-    case 1: return {true, false, WeightType::F16, "f16"};
-    case 2: return {true, false, WeightType::Q4_0, "q4_0"};
-    case 8: return {true, false, WeightType::Q8_0, "q8_0"};
-    case 30: return {true, false, WeightType::BF16, "bf16"};
-    default: return {};
+// The WeightType of a GGUF type id, or a UserError naming the tensor.
+WeightType TypeOf(const std::string& name, int ggml) {
+  try {
+    return WeightTypeFromGgml(ggml);
+  } catch (const UserError& e) {
+    throw UserError(name + ": " + e.what());
   }
 }
-int64_t BlockOf(const GgmlKind& k) { return k.f32 ? 1 : BlockElements(k.wt); }
-uint64_t BytesOf(const GgmlKind& k, int64_t elements) {
-  return k.f32 ? static_cast<uint64_t>(elements) * 4 : static_cast<uint64_t>(RowBytes(k.wt, elements));
-}
+uint64_t BytesOf(WeightType t, int64_t elements) { return static_cast<uint64_t>(RowBytes(t, elements)); }
 
 std::string Dims(const std::vector<int64_t>& ne) {
   std::string s = "[";
@@ -146,14 +133,11 @@ uint64_t ModelShard::PlanMatrix(const std::string& name, int64_t rowLo, int64_t 
   const ModelTensorRef* t = Find(name, true);
   if (!SameShape(t->ne, shape))
     throw UserError(name + " has dims " + Dims(t->ne) + ", the configuration implies " + Dims(shape));
-  GgmlKind k = KindOf(t->ggmlType);
-  if (!k.known)
-    throw UserError(name + " has GGUF type " + std::to_string(t->ggmlType) +
-                    ", which this step does not compute with (f32, f16, bf16, q8_0 and q4_0 are supported)");
-  const int64_t block = BlockOf(k);
+  const WeightType k = TypeOf(name, t->ggmlType);
+  const int64_t block = BlockElements(k);
   for (int64_t c : {colLo, colHi})
     if (c % block != 0)
-      throw UserError(name + " (" + k.name + ", blocks of " + std::to_string(block) +
+      throw UserError(name + " (" + WeightTypeName(k) + ", blocks of " + std::to_string(block) +
                       " elements) would be cut inside a block at column " + std::to_string(c) +
                       ": the split must cut its rows on multiples of " + std::to_string(block));
   const uint64_t fullRow = BytesOf(k, shape[0]);
@@ -182,9 +166,9 @@ uint64_t ModelShard::PlanVector(const std::string& name, int64_t lo, int64_t hi,
   const ModelTensorRef* t = Find(name, true);
   if (!SameShape(t->ne, {length}))
     throw UserError(name + " has dims " + Dims(t->ne) + ", the configuration implies [" + std::to_string(length) + "]");
-  GgmlKind k = KindOf(t->ggmlType);
-  if (!k.known || (!k.f32 && BlockOf(k) != 1))
-    throw UserError(name + " has GGUF type " + std::to_string(t->ggmlType) + "; 1-D tensors must be f32, f16 or bf16");
+  const WeightType k = TypeOf(name, t->ggmlType);
+  if (BlockElements(k) != 1)
+    throw UserError(name + " is " + WeightTypeName(k) + "; 1-D tensors must be f32, f16 or bf16");
   const uint64_t total = BytesOf(k, length);
   if (t->offset > file_->size() || total > file_->size() - t->offset)
     throw UserError(name + " lies beyond the end of the file " + cfg_.path);
@@ -254,8 +238,7 @@ ModelShard::ModelShard(ModelConfig cfg) : cfg_(std::move(cfg)) {
     const ModelTensorRef* t = Find("token_embd.weight", true);
     if (!SameShape(t->ne, {E, c.nVocab}))
       throw UserError("token_embd.weight has dims " + Dims(t->ne) + ", the configuration implies " + Dims({E, c.nVocab}));
-    GgmlKind k = KindOf(t->ggmlType);
-    if (!k.known) throw UserError("token_embd.weight has GGUF type " + std::to_string(t->ggmlType) + ", not supported");
+    const WeightType k = TypeOf(t->name, t->ggmlType);
     embd_.ggml = t->ggmlType;
     embd_.rows = c.nVocab;
     embd_.cols = E;
@@ -301,10 +284,8 @@ ModelLoadInfo ModelShard::Load(ThreadPool& pool, const std::function<void(uint64
       const Task& t = tasks[b + static_cast<size_t>(i)];
       const Piece& p = *t.p;
       if (p.toF32) {
-        float* out = reinterpret_cast<float*>(base + p.dst);
-        GgmlKind k = KindOf(p.ggml);
-        if (k.f32) std::memcpy(out, src + p.src, static_cast<size_t>(p.count) * 4);
-        else DequantizeRows(k.wt, src + p.src, 1, p.count, out, p.count);
+        DequantizeRows(WeightTypeFromGgml(p.ggml), src + p.src, 1, p.count, reinterpret_cast<float*>(base + p.dst),
+                       p.count);
         return;
       }
       for (int64_t r = t.r0; r < t.r1; ++r)
@@ -334,24 +315,8 @@ void ModelShard::Matmul(const ShardMatrix& w, const float* x, int64_t m, int64_t
     for (int64_t i = 0; i < m; ++i) std::fill(y + i * ldy, y + i * ldy + w.rows, 0.0f);
     return;
   }
-  GgmlKind k = KindOf(w.ggml);
-  if (k.f32) {
-    GemmArgs g;
-    g.transB = true;
-    g.m = m;
-    g.n = w.rows;
-    g.k = w.cols;
-    g.a = x;
-    g.lda = ldx;
-    g.b = reinterpret_cast<const float*>(w.data);
-    g.ldb = w.rowBytes / 4;
-    g.c = y;
-    g.ldc = ldy;
-    GemmF32(g, pool);
-    return;
-  }
   QuantMatmulArgs q;
-  q.type = k.wt;
+  q.type = WeightTypeFromGgml(w.ggml);
   q.w = w.data;
   q.n = w.rows;
   q.k = w.cols;
@@ -404,12 +369,9 @@ ModelForwardTimings ModelShard::Forward(const int32_t* tokens, int64_t nTokens, 
   std::vector<float> gate(static_cast<size_t>(std::max<int64_t>(1, T * ffRows_))), up(gate.size());
 
   // Embeddings: the tokens' rows of token_embd, widened to f32.
-  GgmlKind ek = KindOf(embd_.ggml);
-  for (int64_t i = 0; i < T; ++i) {
-    const uint8_t* row = embd_.data + static_cast<int64_t>(tokens[i]) * embd_.rowBytes;
-    if (ek.f32) std::memcpy(&x[static_cast<size_t>(i * E)], row, static_cast<size_t>(E) * 4);
-    else DequantizeRows(ek.wt, row, 1, E, &x[static_cast<size_t>(i * E)], E);
-  }
+  const WeightType ek = WeightTypeFromGgml(embd_.ggml);
+  for (int64_t i = 0; i < T; ++i)
+    DequantizeRows(ek, embd_.data + static_cast<int64_t>(tokens[i]) * embd_.rowBytes, 1, E, &x[static_cast<size_t>(i * E)], E);
 
   uint8_t* kvBase = kv_ ? static_cast<uint8_t*>(kv_->data()) : nullptr;
   for (int l = 0; l < c.nLayer; ++l) {
