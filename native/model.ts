@@ -1,0 +1,82 @@
+// Typed access to a rank's transformer shard (native/src/model, bindings/model_bindings.cc): its
+// slices of a GGUF model's weights in node-local memory, its KV cache, and the whole forward
+// pass as one native step whose collectives run through the shm communicator or a cross-host
+// collective. Every field is checked natively; this file only gives the calls types.
+import { loadAddon, type NativeThreadPool } from './addon.js';
+import type { KernelPath } from './kernels.js';
+
+export interface ModelTensorRef {
+  name: string;
+  /** ggml type id (GGUF tensor `type`). */
+  type: number;
+  /** ggml ne: dims[0] is the row length. */
+  dims: number[];
+  /** Absolute byte offset of the tensor's data in the file. */
+  offset: number;
+}
+
+export interface ModelShardConfig {
+  path: string;
+  node: number;
+  arch: 'llama' | 'qwen2' | 'qwen3';
+  nLayer: number;
+  nEmbd: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  nFf: number;
+  nVocab: number;
+  nCtx: number;
+  normEps: number;
+  ropeBase: number;
+  /** Linear RoPE scaling factor; 1 = none. */
+  ropeScale: number;
+  ropeNeox: boolean;
+  tensors: ModelTensorRef[];
+  split: {
+    rank: number;
+    ranks: number;
+    kvHeads: [number, number];
+    ff: [number, number];
+    vocab: [number, number];
+    vocabPerRank: number[];
+  };
+  /** Instruction-set path of the matmuls and the attention; default 'auto' (tests force 'scalar'). */
+  kernelPath?: KernelPath;
+}
+
+export interface ModelLoadResult {
+  weightBytes: number;
+  kvBytes: number;
+  backing: string;
+  seconds: number;
+}
+
+export interface ModelForwardResult {
+  /** nVocab floats per token asked for (the last, or every one), identical on every rank. */
+  logits?: Float32Array;
+  computeSeconds: number;
+  exchangeSeconds: number;
+  seconds: number;
+}
+
+export interface NativeModelShard {
+  load(pool: NativeThreadPool, onProgress?: (done: number, total: number) => void): Promise<ModelLoadResult>;
+  /**
+   * Runs `tokens` at positions pos.. through every layer. Every rank of `peers` (the shm
+   * communicator's handle or a cross-host collective) makes the same call. pos may be at most
+   * the number of positions already cached; an earlier pos rewinds the sequence there.
+   */
+  forward(
+    pool: NativeThreadPool,
+    peers: unknown,
+    tokens: Int32Array,
+    pos: number,
+    logits: 'last' | 'all' | 'none',
+  ): Promise<ModelForwardResult>;
+  release(): void;
+}
+
+export function modelAddon(): { ModelShard: new (cfg: ModelShardConfig) => NativeModelShard } {
+  return loadAddon<{ ModelShard: new (cfg: ModelShardConfig) => NativeModelShard }>();
+}

@@ -1,0 +1,212 @@
+// JS face of a rank's transformer shard (native/src/model): `new ModelShard(cfg)` checks the
+// configuration against the tensor table, `load` copies the rank's slices off the event loop,
+// `forward` runs a whole step (all layers and their collectives) natively and settles one
+// Promise. Types: native/model.ts.
+#include <napi.h>
+
+#include <algorithm>
+#include <memory>
+#include <tuple>
+
+#include "core/async_task.h"
+#include "core/module_registry.h"
+#include "core/napi_util.h"
+#include "core/thread_pool.h"
+#include "executor/collective.h"
+#include "model/model_shard.h"
+
+namespace redblue {
+namespace {
+
+Napi::Object Obj(const Napi::Value& v, const char* what) {
+  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an object");
+  return v.As<Napi::Object>();
+}
+double Number(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+int64_t Int(const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)) || d > 9.007199254740991e15)
+    throw Napi::RangeError::New(v.Env(), std::string(what) + " must be a non-negative integer");
+  return static_cast<int64_t>(d);
+}
+int64_t Int(const Napi::Object& o, const char* key) { return Int(o.Get(key), key); }
+std::string Str(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+Napi::Array Arr(const Napi::Value& v, const char* what) {
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an array");
+  return v.As<Napi::Array>();
+}
+std::pair<int64_t, int64_t> Range(const Napi::Object& o, const char* key) {
+  Napi::Array a = Arr(o.Get(key), key);
+  if (a.Length() != 2) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be [lo, hi]");
+  return {Int(a.Get(0u), key), Int(a.Get(1u), key)};
+}
+
+ModelConfig ConfigFromJs(const Napi::Object& o) {
+  ModelConfig c;
+  c.path = Str(o, "path");
+  c.node = static_cast<int>(Int(o, "node"));
+  c.arch = ParseModelArch(Str(o, "arch"));
+  c.qkNorm = c.arch == ModelArch::Qwen3;
+  c.qkvBias = c.arch == ModelArch::Qwen2;
+  c.nLayer = static_cast<int>(Int(o, "nLayer"));
+  c.nEmbd = Int(o, "nEmbd");
+  c.nHead = Int(o, "nHead");
+  c.nHeadKv = Int(o, "nHeadKv");
+  c.headDim = Int(o, "headDim");
+  c.nFf = Int(o, "nFf");
+  c.nVocab = Int(o, "nVocab");
+  c.nCtx = Int(o, "nCtx");
+  c.normEps = static_cast<float>(Number(o, "normEps"));
+  c.ropeBase = static_cast<float>(Number(o, "ropeBase"));
+  c.ropeScale = static_cast<float>(Number(o, "ropeScale"));
+  c.ropeNeox = o.Get("ropeNeox").ToBoolean();
+  if (o.Has("kernelPath") && !o.Get("kernelPath").IsUndefined()) c.isa = ResolveIsa(ParseIsa(Str(o, "kernelPath")));
+  Napi::Array ts = Arr(o.Get("tensors"), "tensors");
+  for (uint32_t i = 0; i < ts.Length(); ++i) {
+    Napi::Object t = Obj(ts.Get(i), "tensor");
+    ModelTensorRef r;
+    r.name = Str(t, "name");
+    r.ggmlType = static_cast<int>(Int(t, "type"));
+    Napi::Array dims = Arr(t.Get("dims"), "dims");
+    for (uint32_t j = 0; j < dims.Length(); ++j) r.ne.push_back(Int(dims.Get(j), "dims"));
+    r.offset = static_cast<uint64_t>(Int(t, "offset"));
+    c.tensors.push_back(std::move(r));
+  }
+  Napi::Object s = Obj(o.Get("split"), "split");
+  c.split.rank = static_cast<int>(Int(s, "rank"));
+  c.split.ranks = static_cast<int>(Int(s, "ranks"));
+  std::tie(c.split.kvLo, c.split.kvHi) = Range(s, "kvHeads");
+  std::tie(c.split.ffLo, c.split.ffHi) = Range(s, "ff");
+  std::tie(c.split.vocabLo, c.split.vocabHi) = Range(s, "vocab");
+  Napi::Array per = Arr(s.Get("vocabPerRank"), "vocabPerRank");
+  for (uint32_t j = 0; j < per.Length(); ++j) c.split.vocabPerRank.push_back(Int(per.Get(j), "vocabPerRank"));
+  return c;
+}
+
+class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "ModelShard",
+                       {InstanceMethod<&JsModelShard::Load>("load"), InstanceMethod<&JsModelShard::Forward>("forward"),
+                        InstanceMethod<&JsModelShard::Release>("release")});
+  }
+  explicit JsModelShard(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsModelShard>(info) {
+    try {
+      shard_ = std::make_shared<ModelShard>(ConfigFromJs(Obj(info[0], "config")));
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+
+ private:
+  std::shared_ptr<ModelShard> Alive(Napi::Env env) {
+    if (!shard_) throw Napi::Error::New(env, "this ModelShard was released");
+    return shard_;
+  }
+  // load(pool, onProgress?) → Promise<{ weightBytes, kvBytes, backing, seconds }>
+  Napi::Value Load(const Napi::CallbackInfo& info) {
+    return Guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
+      auto shard = Alive(i.Env());
+      auto pool = ThreadPoolFromJs(i[0]);
+      const bool report = i.Length() > 1 && i[1].IsFunction();
+      Napi::ThreadSafeFunction tsfn;
+      if (report) tsfn = Napi::ThreadSafeFunction::New(i.Env(), i[1].As<Napi::Function>(), "redblue.modelProgress", 0, 1);
+      auto out = std::make_shared<ModelLoadInfo>();
+      return AsyncTask::Start(
+          i.Env(), "redblue.modelLoad",
+          [=]() mutable {
+            struct Done {  // the progress function is released however the load ends
+              Napi::ThreadSafeFunction& f;
+              bool on;
+              ~Done() {
+                if (on) f.Release();
+              }
+            } done{tsfn, report};
+            std::function<void(uint64_t, uint64_t)> progress;
+            if (report)
+              progress = [&tsfn](uint64_t d, uint64_t t) {
+                tsfn.NonBlockingCall([d, t](Napi::Env e, Napi::Function f) {
+                  try {
+                    f.Call({Napi::Number::New(e, static_cast<double>(d)), Napi::Number::New(e, static_cast<double>(t))});
+                  } catch (const Napi::Error&) {
+                    // A throwing progress callback must not abort the load (nor the process).
+                  }
+                });
+              };
+            *out = shard->Load(*pool, progress);
+          },
+          [=](Napi::Env e) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(e);
+            r.Set("weightBytes", static_cast<double>(out->weightBytes));
+            r.Set("kvBytes", static_cast<double>(out->kvBytes));
+            r.Set("backing", out->backing);
+            r.Set("seconds", out->seconds);
+            return r;
+          },
+          {i[0], i.This()});
+    });
+  }
+  // forward(pool, peers, tokens: Int32Array, pos, 'last' | 'all' | 'none') → Promise<result>
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    return Guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
+      auto shard = Alive(i.Env());
+      auto pool = ThreadPoolFromJs(i[0]);
+      auto peers = CollectiveFromJs(i[1]);
+      if (!i[2].IsTypedArray() || i[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+        throw Napi::TypeError::New(i.Env(), "tokens must be an Int32Array");
+      Napi::Int32Array ta = i[2].As<Napi::Int32Array>();
+      auto tokens = std::make_shared<std::vector<int32_t>>(ta.Data(), ta.Data() + ta.ElementLength());
+      int64_t pos = Int(i[3], "pos");
+      if (!i[4].IsString()) throw Napi::TypeError::New(i.Env(), "logits must be 'last', 'all' or 'none'");
+      std::string m = i[4].As<Napi::String>().Utf8Value();
+      LogitsMode mode = m == "last" ? LogitsMode::Last : m == "all" ? LogitsMode::All : LogitsMode::None;
+      if (mode == LogitsMode::None && m != "none")
+        throw Napi::TypeError::New(i.Env(), "logits must be 'last', 'all' or 'none', got '" + m + "'");
+      const int64_t rows = mode == LogitsMode::All ? static_cast<int64_t>(tokens->size()) : mode == LogitsMode::Last ? 1 : 0;
+      auto logits = std::make_shared<std::vector<float>>(static_cast<size_t>(rows * shard->config().nVocab));
+      auto out = std::make_shared<ModelForwardTimings>();
+      return AsyncTask::Start(
+          i.Env(), "redblue.modelForward",
+          [=] {
+            *out = shard->Forward(tokens->data(), static_cast<int64_t>(tokens->size()), pos, mode, *pool, *peers,
+                                  logits->data());
+          },
+          [=](Napi::Env e) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(e);
+            if (mode != LogitsMode::None) {
+              Napi::Float32Array a = Napi::Float32Array::New(e, logits->size());
+              std::copy(logits->begin(), logits->end(), a.Data());
+              r.Set("logits", a);
+            }
+            r.Set("computeSeconds", out->computeSeconds);
+            r.Set("exchangeSeconds", out->exchangeSeconds);
+            r.Set("seconds", out->seconds);
+            return r;
+          },
+          {i[0], i[1], i.This()});
+    });
+  }
+  // Drops this object's hold; a load or forward in flight keeps the shard until it ends.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    shard_.reset();
+    return info.Env().Undefined();
+  }
+  std::shared_ptr<ModelShard> shard_;
+};
+
+void InitModel(Napi::Env env, Napi::Object exports) { exports.Set("ModelShard", JsModelShard::Define(env)); }
+
+}  // namespace
+REDBLUE_MODULE(InitModel);
+}  // namespace redblue

@@ -1,0 +1,477 @@
+#include "model/model_shard.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "core/napi_util.h"
+#include "kernels/half.h"
+#include "kernels/quant.h"
+#include "model/model_ops.h"
+
+namespace redblue {
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// The WeightType of a GGUF type id, or a UserError naming the tensor.
+WeightType TypeOf(const std::string& name, int ggml) {
+  try {
+    return WeightTypeFromGgml(ggml);
+  } catch (const UserError& e) {
+    throw UserError(name + ": " + e.what());
+  }
+}
+uint64_t BytesOf(WeightType t, int64_t elements) { return static_cast<uint64_t>(RowBytes(t, elements)); }
+
+std::string Dims(const std::vector<int64_t>& ne) {
+  std::string s = "[";
+  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+// Trailing 1s of ne carry no shape.
+bool SameShape(std::vector<int64_t> a, std::vector<int64_t> b) {
+  while (a.size() > 1 && a.back() == 1) a.pop_back();
+  while (b.size() > 1 && b.back() == 1) b.pop_back();
+  return a == b;
+}
+
+std::string Blk(int l, const char* what) { return "blk." + std::to_string(l) + "." + what; }
+
+constexpr uint64_t kAlign = 64;
+uint64_t AlignUp(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+}  // namespace
+
+ModelArch ParseModelArch(const std::string& s) {
+  if (s == "llama") return ModelArch::Llama;
+  if (s == "qwen2") return ModelArch::Qwen2;
+  if (s == "qwen3") return ModelArch::Qwen3;
+  throw UserError("unsupported model architecture '" + s + "': llama, qwen2 and qwen3 are supported");
+}
+
+void CheckModelConfig(const ModelConfig& c) {
+  if (c.nLayer <= 0 || c.nEmbd <= 0 || c.nHead <= 0 || c.nHeadKv <= 0 || c.headDim <= 0 || c.nFf <= 0 ||
+      c.nVocab <= 0 || c.nCtx <= 0)
+    throw UserError("model hyperparameters nLayer, nEmbd, nHead, nHeadKv, headDim, nFf, nVocab and nCtx must all be ≥ 1");
+  if (c.nHead % c.nHeadKv != 0)
+    throw UserError("nHead (" + std::to_string(c.nHead) + ") must be a multiple of nHeadKv (" +
+                    std::to_string(c.nHeadKv) + ")");
+  if (c.headDim % 2 != 0) throw UserError("headDim must be even for RoPE, got " + std::to_string(c.headDim));
+  if (!(c.normEps > 0) || !(c.ropeBase > 0) || !(c.ropeScale > 0))
+    throw UserError("normEps, ropeBase and ropeScale must be positive");
+  const ModelSplit& s = c.split;
+  if (s.ranks < 1 || s.rank < 0 || s.rank >= s.ranks)
+    throw UserError("split rank " + std::to_string(s.rank) + " is not one of " + std::to_string(s.ranks) + " ranks");
+  auto range = [](const char* what, int64_t lo, int64_t hi, int64_t n) {
+    if (lo < 0 || lo > hi || hi > n)
+      throw UserError(std::string("split ") + what + " [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                      ") is not inside [0, " + std::to_string(n) + ")");
+  };
+  range("kvHeads", s.kvLo, s.kvHi, c.nHeadKv);
+  range("ff", s.ffLo, s.ffHi, c.nFf);
+  range("vocab", s.vocabLo, s.vocabHi, c.nVocab);
+  if (static_cast<int>(s.vocabPerRank.size()) != s.ranks)
+    throw UserError("split vocabPerRank must list the vocabulary rows of all " + std::to_string(s.ranks) + " ranks");
+  int64_t sum = 0, before = 0;
+  for (int r = 0; r < s.ranks; ++r) {
+    if (r == s.rank) before = sum;
+    sum += s.vocabPerRank[static_cast<size_t>(r)];
+  }
+  if (sum != c.nVocab)
+    throw UserError("split vocabPerRank sums to " + std::to_string(sum) + ", not the vocabulary's " +
+                    std::to_string(c.nVocab) + " rows");
+  if (before != s.vocabLo || s.vocabPerRank[static_cast<size_t>(s.rank)] != s.vocabHi - s.vocabLo)
+    throw UserError("split vocab [" + std::to_string(s.vocabLo) + ", " + std::to_string(s.vocabHi) +
+                    ") is not rank " + std::to_string(s.rank) + "'s rows in vocabPerRank");
+}
+
+MappedFile::MappedFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw UserError("cannot open model file " + path + ": " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw UserError("cannot stat model file " + path + ": " + std::strerror(e));
+  }
+  size_ = static_cast<uint64_t>(st.st_size);
+  if (size_ == 0) {
+    ::close(fd);
+    throw UserError("model file " + path + " is empty");
+  }
+  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
+  int e = errno;
+  ::close(fd);  // the mapping keeps the file
+  if (p == MAP_FAILED) throw UserError("cannot map model file " + path + ": " + std::strerror(e));
+  data_ = static_cast<const uint8_t*>(p);
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+const ModelTensorRef* ModelShard::Find(const std::string& name, bool required) const {
+  for (const ModelTensorRef& t : cfg_.tensors)
+    if (t.name == name) return &t;
+  if (required) throw UserError("the model file " + cfg_.path + " has no tensor " + name + ", which this architecture needs");
+  return nullptr;
+}
+
+// Rows [rowLo, rowHi) and, within each, elements [colLo, colHi) of a matrix of ne = shape.
+uint64_t ModelShard::PlanMatrix(const std::string& name, int64_t rowLo, int64_t rowHi, int64_t colLo, int64_t colHi,
+                                const std::vector<int64_t>& shape, ShardMatrix* out) {
+  const ModelTensorRef* t = Find(name, true);
+  if (!SameShape(t->ne, shape))
+    throw UserError(name + " has dims " + Dims(t->ne) + ", the configuration implies " + Dims(shape));
+  const WeightType k = TypeOf(name, t->ggmlType);
+  const int64_t block = BlockElements(k);
+  for (int64_t c : {colLo, colHi})
+    if (c % block != 0)
+      throw UserError(name + " (" + WeightTypeName(k) + ", blocks of " + std::to_string(block) +
+                      " elements) would be cut inside a block at column " + std::to_string(c) +
+                      ": the split must cut its rows on multiples of " + std::to_string(block));
+  const uint64_t fullRow = BytesOf(k, shape[0]);
+  const uint64_t total = fullRow * static_cast<uint64_t>(shape[1]);
+  if (t->offset > file_->size() || total > file_->size() - t->offset)
+    throw UserError(name + " (" + std::to_string(total) + " bytes at offset " + std::to_string(t->offset) +
+                    ") lies beyond the end of the " + std::to_string(file_->size()) + "-byte file " + cfg_.path);
+  Piece p;
+  p.src = t->offset + static_cast<uint64_t>(rowLo) * fullRow + BytesOf(k, colLo);
+  p.srcStride = fullRow;
+  p.copyBytes = BytesOf(k, colHi - colLo);
+  p.rows = rowHi - rowLo;
+  p.dst = planned_;
+  out->ggml = t->ggmlType;
+  out->rows = rowHi - rowLo;
+  out->cols = colHi - colLo;
+  out->rowBytes = static_cast<int64_t>(p.copyBytes);
+  const uint64_t bytes = p.copyBytes * static_cast<uint64_t>(p.rows);
+  if (bytes) pieces_.push_back(p);
+  planned_ = AlignUp(planned_ + bytes);
+  return p.dst;
+}
+
+// Elements [lo, hi) of a 1-D tensor of `length` elements, widened to f32.
+uint64_t ModelShard::PlanVector(const std::string& name, int64_t lo, int64_t hi, int64_t length) {
+  const ModelTensorRef* t = Find(name, true);
+  if (!SameShape(t->ne, {length}))
+    throw UserError(name + " has dims " + Dims(t->ne) + ", the configuration implies [" + std::to_string(length) + "]");
+  const WeightType k = TypeOf(name, t->ggmlType);
+  if (BlockElements(k) != 1)
+    throw UserError(name + " is " + WeightTypeName(k) + "; 1-D tensors must be f32, f16 or bf16");
+  const uint64_t total = BytesOf(k, length);
+  if (t->offset > file_->size() || total > file_->size() - t->offset)
+    throw UserError(name + " lies beyond the end of the file " + cfg_.path);
+  Piece p;
+  p.src = t->offset + BytesOf(k, lo);
+  p.toF32 = true;
+  p.ggml = t->ggmlType;
+  p.count = hi - lo;
+  p.copyBytes = static_cast<uint64_t>(hi - lo) * 4;
+  p.dst = planned_;
+  if (p.count) pieces_.push_back(p);
+  planned_ = AlignUp(planned_ + p.copyBytes);
+  return p.dst;
+}
+
+ModelShard::ModelShard(ModelConfig cfg) : cfg_(std::move(cfg)) {
+  CheckModelConfig(cfg_);
+  const ModelConfig& c = cfg_;
+  const ModelSplit& s = c.split;
+  file_ = std::make_unique<MappedFile>(c.path);
+  const int64_t group = c.nHead / c.nHeadKv, hd = c.headDim, E = c.nEmbd;
+  kvHeads_ = s.kvHi - s.kvLo;
+  qHeads_ = kvHeads_ * group;
+  ffRows_ = s.ffHi - s.ffLo;
+  vocabRows_ = s.vocabHi - s.vocabLo;
+  const int64_t qLo = s.kvLo * group * hd, qHi = s.kvHi * group * hd;  // rows of attn_q, columns of attn_output
+  const int64_t kLo = s.kvLo * hd, kHi = s.kvHi * hd;
+  const int64_t qAll = c.nHead * hd, kAll = c.nHeadKv * hd;
+
+  // Offsets into the weight buffer, turned into pointers once it exists.
+  std::vector<std::pair<const float**, uint64_t>> vecs;
+  std::vector<std::pair<ShardMatrix*, uint64_t>> mats;
+  layers_.resize(static_cast<size_t>(c.nLayer));
+  auto mat = [&](const std::string& name, int64_t r0, int64_t r1, int64_t c0, int64_t c1, std::vector<int64_t> shape,
+                 ShardMatrix* m) { mats.push_back({m, PlanMatrix(name, r0, r1, c0, c1, shape, m)}); };
+  auto vec = [&](const std::string& name, int64_t lo, int64_t hi, int64_t n, const float** v) {
+    vecs.push_back({v, PlanVector(name, lo, hi, n)});
+  };
+  for (int l = 0; l < c.nLayer; ++l) {
+    Layer& L = layers_[static_cast<size_t>(l)];
+    vec(Blk(l, "attn_norm.weight"), 0, E, E, &L.attnNorm);
+    vec(Blk(l, "ffn_norm.weight"), 0, E, E, &L.ffnNorm);
+    mat(Blk(l, "attn_q.weight"), qLo, qHi, 0, E, {E, qAll}, &L.q);
+    mat(Blk(l, "attn_k.weight"), kLo, kHi, 0, E, {E, kAll}, &L.k);
+    mat(Blk(l, "attn_v.weight"), kLo, kHi, 0, E, {E, kAll}, &L.v);
+    mat(Blk(l, "attn_output.weight"), 0, E, qLo, qHi, {qAll, E}, &L.o);
+    mat(Blk(l, "ffn_gate.weight"), s.ffLo, s.ffHi, 0, E, {E, c.nFf}, &L.gate);
+    mat(Blk(l, "ffn_up.weight"), s.ffLo, s.ffHi, 0, E, {E, c.nFf}, &L.up);
+    mat(Blk(l, "ffn_down.weight"), 0, E, s.ffLo, s.ffHi, {c.nFf, E}, &L.down);
+    if (c.qkvBias) {
+      vec(Blk(l, "attn_q.bias"), qLo, qHi, qAll, &L.qBias);
+      vec(Blk(l, "attn_k.bias"), kLo, kHi, kAll, &L.kBias);
+      vec(Blk(l, "attn_v.bias"), kLo, kHi, kAll, &L.vBias);
+    }
+    if (c.qkNorm) {
+      vec(Blk(l, "attn_q_norm.weight"), 0, hd, hd, &L.qNorm);
+      vec(Blk(l, "attn_k_norm.weight"), 0, hd, hd, &L.kNorm);
+    }
+  }
+  vec("output_norm.weight", 0, E, E, &outputNorm_);
+  if (Find("rope_freqs.weight", false)) vec("rope_freqs.weight", 0, hd / 2, hd / 2, &ropeFreqs_);
+  const bool tied = Find("output.weight", false) == nullptr;
+  mat(tied ? "token_embd.weight" : "output.weight", s.vocabLo, s.vocabHi, 0, E, {E, c.nVocab}, &output_);
+
+  // Token embeddings stay in the file mapping.
+  {
+    const ModelTensorRef* t = Find("token_embd.weight", true);
+    if (!SameShape(t->ne, {E, c.nVocab}))
+      throw UserError("token_embd.weight has dims " + Dims(t->ne) + ", the configuration implies " + Dims({E, c.nVocab}));
+    const WeightType k = TypeOf(t->name, t->ggmlType);
+    embd_.ggml = t->ggmlType;
+    embd_.rows = c.nVocab;
+    embd_.cols = E;
+    embd_.rowBytes = static_cast<int64_t>(BytesOf(k, E));
+    const uint64_t total = static_cast<uint64_t>(embd_.rowBytes) * static_cast<uint64_t>(c.nVocab);
+    if (t->offset > file_->size() || total > file_->size() - t->offset)
+      throw UserError("token_embd.weight lies beyond the end of the file " + cfg_.path);
+    embd_.data = file_->data() + t->offset;
+  }
+  fixVecs_ = std::move(vecs);
+  fixMats_ = std::move(mats);
+  kvLayerBytes_ = static_cast<uint64_t>(kvHeads_ * c.nCtx * hd) * 2;
+}
+
+ModelShard::~ModelShard() = default;
+
+ModelLoadInfo ModelShard::Load(ThreadPool& pool, const std::function<void(uint64_t, uint64_t)>& progress) {
+  std::unique_lock<std::mutex> lk(busy_, std::try_to_lock);
+  if (!lk.owns_lock()) throw UserError("this model shard is busy (a load or forward is running)");
+  if (loaded_) throw UserError("this model shard is already loaded");
+  const double t0 = Now();
+  weights_ = std::make_unique<NodeBuffer>(std::max<uint64_t>(planned_, 1), cfg_.node, HugePolicy::Auto);
+  uint8_t* base = static_cast<uint8_t*>(weights_->data());
+  // Copy tasks of at most ~4 MiB each, in batches, reporting progress between batches.
+  struct Task {
+    const Piece* p;
+    int64_t r0, r1;
+  };
+  std::vector<Task> tasks;
+  uint64_t total = 0;
+  for (const Piece& p : pieces_) {
+    total += p.copyBytes * static_cast<uint64_t>(p.rows);
+    int64_t per = std::max<int64_t>(1, static_cast<int64_t>((4u << 20) / std::max<uint64_t>(p.copyBytes, 1)));
+    for (int64_t r = 0; r < p.rows; r += per) tasks.push_back({&p, r, std::min(p.rows, r + per)});
+  }
+  const uint8_t* src = file_->data();
+  uint64_t done = 0;
+  if (progress) progress(0, total);
+  const size_t batch = 64;
+  for (size_t b = 0; b < tasks.size(); b += batch) {
+    const size_t e = std::min(tasks.size(), b + batch);
+    pool.ParallelFor(static_cast<int64_t>(e - b), [&](int64_t i, int) {
+      const Task& t = tasks[b + static_cast<size_t>(i)];
+      const Piece& p = *t.p;
+      if (p.toF32) {
+        DequantizeRows(WeightTypeFromGgml(p.ggml), src + p.src, 1, p.count, reinterpret_cast<float*>(base + p.dst),
+                       p.count);
+        return;
+      }
+      for (int64_t r = t.r0; r < t.r1; ++r)
+        std::memcpy(base + p.dst + static_cast<uint64_t>(r) * p.copyBytes, src + p.src + static_cast<uint64_t>(r) * p.srcStride,
+                    p.copyBytes);
+    });
+    for (size_t i = b; i < e; ++i) done += tasks[i].p->copyBytes * static_cast<uint64_t>(tasks[i].r1 - tasks[i].r0);
+    if (progress) progress(done, total);
+  }
+  for (auto& [ptr, off] : fixVecs_) *ptr = reinterpret_cast<const float*>(base + off);
+  for (auto& [m, off] : fixMats_) m->data = base + off;
+  const uint64_t kvBytes = kvLayerBytes_ * 2 * static_cast<uint64_t>(cfg_.nLayer);
+  if (kvBytes) kv_ = std::make_unique<NodeBuffer>(kvBytes, cfg_.node, HugePolicy::Auto);
+  loaded_ = true;
+  ModelLoadInfo info;
+  info.weightBytes = weights_->mappedSize();
+  info.kvBytes = kv_ ? kv_->mappedSize() : 0;
+  info.backing = BackingName(weights_->backing());
+  info.seconds = Now() - t0;
+  return info;
+}
+
+void ModelShard::Matmul(const ShardMatrix& w, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
+                        ThreadPool& pool) const {
+  if (w.rows == 0 || m == 0) return;
+  if (w.cols == 0) {
+    for (int64_t i = 0; i < m; ++i) std::fill(y + i * ldy, y + i * ldy + w.rows, 0.0f);
+    return;
+  }
+  QuantMatmulArgs q;
+  q.type = WeightTypeFromGgml(w.ggml);
+  q.w = w.data;
+  q.n = w.rows;
+  q.k = w.cols;
+  q.wStride = w.rowBytes;
+  q.x = x;
+  q.m = m;
+  q.ldx = ldx;
+  q.y = y;
+  q.ldy = ldy;
+  q.isa = cfg_.isa;
+  MatmulQ(q, pool);
+}
+
+ModelForwardTimings ModelShard::Forward(const int32_t* tokens, int64_t nTokens, int64_t pos, LogitsMode mode,
+                                        ThreadPool& pool, Collective& peers, float* logitsOut) {
+  std::unique_lock<std::mutex> lk(busy_, std::try_to_lock);
+  if (!lk.owns_lock()) throw UserError("this model shard is busy (a load or forward is running): wait for it");
+  const ModelConfig& c = cfg_;
+  if (!loaded_) throw UserError("load the model shard before running forward");
+  if (peers.size() != c.split.ranks || peers.rank() != c.split.rank)
+    throw UserError("the model shard was split for rank " + std::to_string(c.split.rank) + " of " +
+                    std::to_string(c.split.ranks) + ", but the collective is rank " + std::to_string(peers.rank()) +
+                    " of " + std::to_string(peers.size()));
+  if (nTokens < 1) throw UserError("forward needs at least one token");
+  if (pos < 0 || pos + nTokens > c.nCtx)
+    throw UserError("positions " + std::to_string(pos) + ".." + std::to_string(pos + nTokens - 1) +
+                    " do not fit the context of " + std::to_string(c.nCtx) + " tokens: start a new sequence or load with a larger nCtx");
+  if (pos > filled_)
+    throw UserError("position " + std::to_string(pos) + " leaves a gap: the KV cache holds positions 0.." +
+                    std::to_string(filled_ - 1) + ", so the next token must be at position ≤ " + std::to_string(filled_));
+  for (int64_t i = 0; i < nTokens; ++i)
+    if (tokens[i] < 0 || tokens[i] >= c.nVocab)
+      throw UserError("token id " + std::to_string(tokens[i]) + " (at index " + std::to_string(i) +
+                      ") is outside the vocabulary of " + std::to_string(c.nVocab) + " tokens");
+
+  ModelForwardTimings tm;
+  const double start = Now();
+  double exchange = 0;
+  auto allReduce = [&](float* d, size_t n) {
+    double t0 = Now();
+    peers.AllReduceSumF32(d, n);
+    exchange += Now() - t0;
+  };
+
+  const int64_t T = nTokens, E = c.nEmbd, hd = c.headDim, group = c.nHead / c.nHeadKv;
+  const int64_t qW = qHeads_ * hd, kW = kvHeads_ * hd;
+  std::vector<float> x(static_cast<size_t>(T * E)), xn(x.size()), part(x.size());
+  std::vector<float> q(static_cast<size_t>(std::max<int64_t>(1, T * qW))), att(q.size());
+  std::vector<float> k(static_cast<size_t>(std::max<int64_t>(1, T * kW))), v(k.size());
+  std::vector<float> gate(static_cast<size_t>(std::max<int64_t>(1, T * ffRows_))), up(gate.size());
+
+  // Embeddings: the tokens' rows of token_embd, widened to f32.
+  const WeightType ek = WeightTypeFromGgml(embd_.ggml);
+  for (int64_t i = 0; i < T; ++i)
+    DequantizeRows(ek, embd_.data + static_cast<int64_t>(tokens[i]) * embd_.rowBytes, 1, E, &x[static_cast<size_t>(i * E)], E);
+
+  uint8_t* kvBase = kv_ ? static_cast<uint8_t*>(kv_->data()) : nullptr;
+  for (int l = 0; l < c.nLayer; ++l) {
+    const Layer& L = layers_[static_cast<size_t>(l)];
+    // Attention block.
+    RmsNormRows(x.data(), L.attnNorm, xn.data(), T, E, c.normEps);
+    if (kvHeads_ > 0) {
+      Matmul(L.q, xn.data(), T, E, q.data(), qW, pool);
+      Matmul(L.k, xn.data(), T, E, k.data(), kW, pool);
+      Matmul(L.v, xn.data(), T, E, v.data(), kW, pool);
+      uint16_t* kc = reinterpret_cast<uint16_t*>(kvBase + kvLayerBytes_ * (2 * static_cast<uint64_t>(l)));
+      uint16_t* vc = reinterpret_cast<uint16_t*>(kvBase + kvLayerBytes_ * (2 * static_cast<uint64_t>(l) + 1));
+      for (int64_t t = 0; t < T; ++t) {
+        float* qt = &q[static_cast<size_t>(t * qW)];
+        float* kt = &k[static_cast<size_t>(t * kW)];
+        float* vt = &v[static_cast<size_t>(t * kW)];
+        if (L.qBias) {
+          for (int64_t i = 0; i < qW; ++i) qt[i] += L.qBias[i];
+          for (int64_t i = 0; i < kW; ++i) kt[i] += L.kBias[i], vt[i] += L.vBias[i];
+        }
+        if (L.qNorm) {
+          RmsNormRows(qt, L.qNorm, qt, qHeads_, hd, c.normEps);
+          RmsNormRows(kt, L.kNorm, kt, kvHeads_, hd, c.normEps);
+        }
+        RopeInPlace(qt, qHeads_, hd, pos + t, c.ropeBase, c.ropeScale, c.ropeNeox, ropeFreqs_);
+        RopeInPlace(kt, kvHeads_, hd, pos + t, c.ropeBase, c.ropeScale, c.ropeNeox, ropeFreqs_);
+        for (int64_t h = 0; h < kvHeads_; ++h) {
+          uint16_t* kd = kc + (h * c.nCtx + pos + t) * hd;
+          uint16_t* vd = vc + (h * c.nCtx + pos + t) * hd;
+          for (int64_t i = 0; i < hd; ++i) {
+            kd[i] = F32ToF16(kt[h * hd + i]);
+            vd[i] = F32ToF16(vt[h * hd + i]);
+          }
+        }
+      }
+      AttentionArgs a;
+      a.q = q.data();
+      a.kCache = kc;
+      a.vCache = vc;
+      a.out = att.data();
+      a.nTokens = T;
+      a.pos0 = pos;
+      a.qHeads = qHeads_;
+      a.group = group;
+      a.headDim = hd;
+      a.nCtx = c.nCtx;
+      a.isa = c.isa;
+      CausalAttention(a, pool);
+      Matmul(L.o, att.data(), T, qW, part.data(), E, pool);
+    } else {
+      std::fill(part.begin(), part.end(), 0.0f);
+    }
+    allReduce(part.data(), part.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += part[i];
+    // Feed-forward block.
+    RmsNormRows(x.data(), L.ffnNorm, xn.data(), T, E, c.normEps);
+    if (ffRows_ > 0) {
+      Matmul(L.gate, xn.data(), T, E, gate.data(), ffRows_, pool);
+      Matmul(L.up, xn.data(), T, E, up.data(), ffRows_, pool);
+      SwiGluInPlace(gate.data(), up.data(), T * ffRows_);
+      Matmul(L.down, gate.data(), T, ffRows_, part.data(), E, pool);
+    } else {
+      std::fill(part.begin(), part.end(), 0.0f);
+    }
+    allReduce(part.data(), part.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += part[i];
+  }
+  // Positions after this call's last one (from an earlier, longer sequence) are stale now.
+  filled_ = pos + T;
+
+  if (mode != LogitsMode::None) {
+    const int64_t first = mode == LogitsMode::Last ? T - 1 : 0, rows = T - first;
+    RmsNormRows(&x[static_cast<size_t>(first * E)], outputNorm_, xn.data(), rows, E, c.normEps);
+    std::vector<float> local(static_cast<size_t>(std::max<int64_t>(1, rows * vocabRows_)));
+    Matmul(output_, xn.data(), rows, E, local.data(), vocabRows_, pool);
+    const int P = c.split.ranks;
+    if (P == 1) {
+      std::memcpy(logitsOut, local.data(), static_cast<size_t>(rows * c.nVocab) * 4);
+    } else {
+      std::vector<size_t> bytes(static_cast<size_t>(P));
+      for (int r = 0; r < P; ++r) bytes[static_cast<size_t>(r)] = static_cast<size_t>(rows * c.split.vocabPerRank[static_cast<size_t>(r)]) * 4;
+      std::vector<float> all(static_cast<size_t>(rows * c.nVocab));
+      double t0 = Now();
+      peers.AllGatherV(local.data(), all.data(), bytes);
+      exchange += Now() - t0;
+      // Rank-major blocks (rows × vocabPerRank[r] each) → row-major rows × nVocab.
+      const float* src = all.data();
+      int64_t col = 0;
+      for (int r = 0; r < P; ++r) {
+        const int64_t n = c.split.vocabPerRank[static_cast<size_t>(r)];
+        for (int64_t i = 0; i < rows; ++i) std::memcpy(logitsOut + i * c.nVocab + col, src + i * n, static_cast<size_t>(n) * 4);
+        src += rows * n;
+        col += n;
+      }
+    }
+  }
+  tm.seconds = Now() - start;
+  tm.exchangeSeconds = exchange;
+  tm.computeSeconds = tm.seconds - exchange;
+  return tm;
+}
+
+}  // namespace redblue

@@ -1,0 +1,113 @@
+// One rank's part of a GGUF transformer: its slices of the weights copied from the file into
+// node-local memory, its KV-head groups' cache (f16, node-local), and Forward, which runs a
+// whole step (all layers, both all-reduces per layer, the logits' all-gather) natively.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/node_memory.h"
+#include "core/thread_pool.h"
+#include "executor/collective.h"
+#include "model/model_config.h"
+
+namespace redblue {
+
+// The file mapped read-only for the shard's lifetime (RAII).
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+// A weight matrix of `rows` rows of `cols` elements of GGUF type `ggml`, rows rowBytes apart.
+struct ShardMatrix {
+  const uint8_t* data = nullptr;
+  int ggml = 0;
+  int64_t rows = 0, cols = 0, rowBytes = 0;
+};
+
+enum class LogitsMode { None, Last, All };
+
+struct ModelLoadInfo {
+  uint64_t weightBytes = 0, kvBytes = 0;
+  std::string backing;
+  double seconds = 0;
+};
+
+struct ModelForwardTimings {
+  double seconds = 0, computeSeconds = 0, exchangeSeconds = 0;
+};
+
+class ModelShard {
+ public:
+  // Checks the configuration against the file's tensor table and plans this rank's slices
+  // (UserError on any mismatch, e.g. a column cut inside a quantized block); copies nothing.
+  explicit ModelShard(ModelConfig cfg);
+  ~ModelShard();
+  // Copies the slices into node-local memory and makes the KV cache. progress(done, total) in
+  // bytes, called from this thread between batches of copies.
+  ModelLoadInfo Load(ThreadPool& pool, const std::function<void(uint64_t, uint64_t)>& progress);
+  // Runs nTokens tokens at positions pos.. through every layer; every rank of `peers` makes the
+  // same call. logitsOut (when mode is not None) receives nVocab floats per token asked for
+  // (the last one, or every one), identical on every rank.
+  ModelForwardTimings Forward(const int32_t* tokens, int64_t nTokens, int64_t pos, LogitsMode mode, ThreadPool& pool,
+                              Collective& peers, float* logitsOut);
+  const ModelConfig& config() const { return cfg_; }
+  bool loaded() const { return loaded_; }
+
+ private:
+  struct Layer {
+    const float *attnNorm = nullptr, *ffnNorm = nullptr, *qNorm = nullptr, *kNorm = nullptr;
+    const float *qBias = nullptr, *kBias = nullptr, *vBias = nullptr;
+    ShardMatrix q, k, v, o, gate, up, down;
+  };
+  // A strided copy from the file into the weight buffer: `rows` rows of `copyBytes` bytes,
+  // `srcStride` apart in the file; toF32: the source is `count` elements of type ggml to widen.
+  struct Piece {
+    uint64_t src = 0, srcStride = 0, dst = 0, copyBytes = 0;
+    int64_t rows = 1;
+    bool toF32 = false;
+    int ggml = 0;
+    int64_t count = 0;
+  };
+  const ModelTensorRef* Find(const std::string& name, bool required) const;
+  uint64_t PlanMatrix(const std::string& name, int64_t rowLo, int64_t rowHi, int64_t colLo, int64_t colHi,
+                      const std::vector<int64_t>& shape, ShardMatrix* out);
+  uint64_t PlanVector(const std::string& name, int64_t lo, int64_t hi, int64_t length);
+  void Matmul(const ShardMatrix& w, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
+              ThreadPool& pool) const;
+
+  ModelConfig cfg_;
+  std::unique_ptr<MappedFile> file_;
+  std::vector<Piece> pieces_;
+  uint64_t planned_ = 0;  // bytes of the weight buffer
+  std::unique_ptr<NodeBuffer> weights_, kv_;
+  // Pointers planned as offsets into weights_, set once it exists.
+  std::vector<std::pair<const float**, uint64_t>> fixVecs_;
+  std::vector<std::pair<ShardMatrix*, uint64_t>> fixMats_;
+  std::vector<Layer> layers_;
+  const float* outputNorm_ = nullptr;
+  const float* ropeFreqs_ = nullptr;
+  ShardMatrix output_;
+  ShardMatrix embd_;  // stays in the file mapping: a step reads only its tokens' rows
+  int64_t qHeads_ = 0, kvHeads_ = 0, ffRows_ = 0, vocabRows_ = 0;
+  uint64_t kvLayerBytes_ = 0;  // K (then V) of one layer: kvHeads_ × nCtx × headDim f16
+  int64_t filled_ = 0;         // positions 0..filled_-1 hold K and V
+  bool loaded_ = false;
+  std::mutex busy_;  // one Load or Forward at a time
+};
+
+}  // namespace redblue
