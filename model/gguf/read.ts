@@ -1,0 +1,454 @@
+// readGguf(path): the header of a GGUF file (versions 2 and 3, little-endian): metadata and tensor
+// infos, every count, length, type, shape and offset checked before use, so a truncated download
+// or a corrupt file gives a GgufError that says what is wrong instead of a crash, a hang or a
+// huge allocation. Only the header region is read, by positional reads; files can be 20 GB.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { describeTypeId, ggmlTypeById, rowBytes, type GgmlType, type GgmlTypeName } from './types.js';
+import {
+  FIXED_SIZE,
+  VALUE_TYPE_BY_ID,
+  describeValueType,
+  type ArrayValue,
+  type GgufValue,
+  type ItemTypeName,
+  type ValueTypeName,
+} from './value.js';
+
+export class GgufError extends Error {
+  override name = 'GgufError';
+}
+
+export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
+export const GGUF_DEFAULT_ALIGNMENT = 32;
+/** ggml's GGML_MAX_DIMS. */
+export const GGUF_MAX_DIMS = 4;
+/** Nested arrays deeper than this are refused (no real file nests at all; bounds the recursion). */
+const MAX_ARRAY_DEPTH = 8;
+const CHUNK = 1 << 20;
+
+export interface GgufTensor {
+  name: string;
+  /** ggml ne: ne[0] is the row length (contiguous). */
+  ne: number[];
+  type: GgmlType;
+  typeName: GgmlTypeName;
+  elements: number;
+  /** Absolute byte offset in the file. */
+  offset: number;
+  bytes: number;
+}
+
+export class GgufFile {
+  readonly tensorByName: ReadonlyMap<string, GgufTensor>;
+
+  constructor(
+    readonly path: string,
+    readonly fileSize: number,
+    readonly version: number,
+    readonly alignment: number,
+    /** Absolute offset of the data section (aligned). */
+    readonly dataOffset: number,
+    readonly metadata: ReadonlyMap<string, GgufValue>,
+    readonly tensors: readonly GgufTensor[],
+  ) {
+    this.tensorByName = new Map(tensors.map((t) => [t.name, t]));
+  }
+
+  has(key: string): boolean {
+    return this.metadata.has(key);
+  }
+
+  get(key: string): GgufValue | undefined {
+    return this.metadata.get(key);
+  }
+
+  /** Any integer type whose value fits in u32 (converters differ in the widths they write). */
+  getU32(key: string): number {
+    const v = this.required(key, 'u32');
+    if (isInteger(v)) {
+      const n = Number(v.value);
+      if (n >= 0 && n <= 0xffffffff) return n;
+    }
+    throw this.wrongType(key, v, 'an unsigned 32-bit integer');
+  }
+
+  getU32Opt(key: string): number | undefined {
+    return this.has(key) ? this.getU32(key) : undefined;
+  }
+
+  /** f32 or f64. */
+  getF32(key: string): number {
+    const v = this.required(key, 'f32');
+    if (v.type === 'f32' || v.type === 'f64') return v.value;
+    throw this.wrongType(key, v, 'f32');
+  }
+
+  getF32Opt(key: string): number | undefined {
+    return this.has(key) ? this.getF32(key) : undefined;
+  }
+
+  getBool(key: string): boolean {
+    const v = this.required(key, 'bool');
+    if (v.type === 'bool') return v.value;
+    throw this.wrongType(key, v, 'bool');
+  }
+
+  getBoolOpt(key: string): boolean | undefined {
+    return this.has(key) ? this.getBool(key) : undefined;
+  }
+
+  getString(key: string): string {
+    const v = this.required(key, 'string');
+    if (v.type === 'string') return v.value;
+    throw this.wrongType(key, v, 'string');
+  }
+
+  getStringOpt(key: string): string | undefined {
+    return this.has(key) ? this.getString(key) : undefined;
+  }
+
+  /** An array, of the given item type when one is given. */
+  getArray(key: string, itemType?: ItemTypeName | 'array'): ArrayValue {
+    const v = this.required(key, itemType === undefined ? 'array' : `array of ${itemType}`);
+    if (v.type === 'array' && (itemType === undefined || v.itemType === itemType)) return v;
+    throw this.wrongType(key, v, itemType === undefined ? 'an array' : `array of ${itemType}`);
+  }
+
+  getArrayOpt(key: string, itemType?: ItemTypeName | 'array'): ArrayValue | undefined {
+    return this.has(key) ? this.getArray(key, itemType) : undefined;
+  }
+
+  getStringArray(key: string): string[] {
+    return this.getArray(key, 'string').value as string[];
+  }
+
+  tensor(name: string): GgufTensor {
+    const t = this.tensorByName.get(name);
+    if (t === undefined) throw new GgufError(`${this.path}: no tensor '${name}' in the file`);
+    return t;
+  }
+
+  private required(key: string, expected: string): GgufValue {
+    const v = this.metadata.get(key);
+    if (v === undefined) throw new GgufError(`${this.path}: metadata key '${key}' (${expected}) is missing`);
+    return v;
+  }
+
+  private wrongType(key: string, v: GgufValue, expected: string): GgufError {
+    const shown = v.type === 'array' ? `${v.value.length} items` : String(v.value);
+    return new GgufError(
+      `${this.path}: metadata key '${key}' is ${describeValueType(v)} (${shown.slice(0, 40)}), expected ${expected}`,
+    );
+  }
+}
+
+function isInteger(v: GgufValue): v is GgufValue & { value: number | bigint } {
+  return ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'u64', 'i64'].includes(v.type);
+}
+
+/** Positional reads through a window of the file; every read is bounds-checked first. */
+class Cursor {
+  private buf = Buffer.alloc(0);
+  private bufStart = 0;
+  pos = 0;
+  private readonly decoder = new TextDecoder('utf-8');
+
+  constructor(
+    private readonly fd: number,
+    readonly fileSize: number,
+    private readonly path: string,
+  ) {}
+
+  remaining(): number {
+    return this.fileSize - this.pos;
+  }
+
+  fail(message: string): never {
+    throw new GgufError(`${this.path}: ${message}`);
+  }
+
+  /** Makes [pos, pos+n) readable from the window (which it may replace: read this.buf after). */
+  private need(n: number, what: () => string): number {
+    if (n > this.remaining()) {
+      this.fail(
+        `the file ends at byte ${this.fileSize} while reading ${what()} at byte ${this.pos} ` +
+          `(${n} bytes needed; truncated download?)`,
+      );
+    }
+    const end = this.bufStart + this.buf.length;
+    if (this.pos < this.bufStart || this.pos + n > end) {
+      const size = Math.min(Math.max(n, CHUNK), this.remaining());
+      this.buf = Buffer.alloc(size);
+      this.bufStart = this.pos;
+      let got = 0;
+      while (got < size) {
+        const r = readSync(this.fd, this.buf, got, size - got, this.pos + got);
+        if (r === 0) this.fail(`the file shrank while being read (at byte ${this.pos + got})`);
+        got += r;
+      }
+    }
+    const at = this.pos - this.bufStart;
+    this.pos += n;
+    return at;
+  }
+
+  u8(what: () => string): number {
+    const at = this.need(1, what);
+    return this.buf.readUInt8(at);
+  }
+  i8(what: () => string): number {
+    const at = this.need(1, what);
+    return this.buf.readInt8(at);
+  }
+  u16(what: () => string): number {
+    const at = this.need(2, what);
+    return this.buf.readUInt16LE(at);
+  }
+  i16(what: () => string): number {
+    const at = this.need(2, what);
+    return this.buf.readInt16LE(at);
+  }
+  u32(what: () => string): number {
+    const at = this.need(4, what);
+    return this.buf.readUInt32LE(at);
+  }
+  i32(what: () => string): number {
+    const at = this.need(4, what);
+    return this.buf.readInt32LE(at);
+  }
+  f32(what: () => string): number {
+    const at = this.need(4, what);
+    return this.buf.readFloatLE(at);
+  }
+  f64(what: () => string): number {
+    const at = this.need(8, what);
+    return this.buf.readDoubleLE(at);
+  }
+  u64(what: () => string): bigint {
+    const at = this.need(8, what);
+    return this.buf.readBigUInt64LE(at);
+  }
+  i64(what: () => string): bigint {
+    const at = this.need(8, what);
+    return this.buf.readBigInt64LE(at);
+  }
+
+  /** A u64 count or size that must also fit in the rest of the file at `minBytesEach` apiece. */
+  count(what: () => string, minBytesEach: number): number {
+    const at = this.pos;
+    const n = this.u64(what);
+    const room = BigInt(this.remaining());
+    if (n * BigInt(minBytesEach) > room) {
+      this.fail(
+        `${what()} at byte ${at} is ${n}, but only ${room} bytes follow ` +
+          `(at least ${minBytesEach} per item; corrupt or truncated file)`,
+      );
+    }
+    return Number(n);
+  }
+
+  string(what: () => string): string {
+    const len = this.count(() => `the length of ${what()}`, 1);
+    const at = this.need(len, what);
+    return this.decoder.decode(this.buf.subarray(at, at + len));
+  }
+}
+
+function readValue(c: Cursor, type: ValueTypeName, what: () => string, depth: number): GgufValue {
+  switch (type) {
+    case 'u8':
+      return { type, value: c.u8(what) };
+    case 'i8':
+      return { type, value: c.i8(what) };
+    case 'u16':
+      return { type, value: c.u16(what) };
+    case 'i16':
+      return { type, value: c.i16(what) };
+    case 'u32':
+      return { type, value: c.u32(what) };
+    case 'i32':
+      return { type, value: c.i32(what) };
+    case 'f32':
+      return { type, value: c.f32(what) };
+    case 'f64':
+      return { type, value: c.f64(what) };
+    case 'u64':
+      return { type, value: c.u64(what) };
+    case 'i64':
+      return { type, value: c.i64(what) };
+    case 'bool': {
+      const at = c.pos;
+      const b = c.u8(what);
+      if (b > 1) c.fail(`${what()} at byte ${at} is a bool of value ${b} (must be 0 or 1)`);
+      return { type, value: b === 1 };
+    }
+    case 'string':
+      return { type, value: c.string(what) };
+    case 'array':
+      return readArray(c, what, depth);
+  }
+}
+
+function readValueType(c: Cursor, what: () => string): ValueTypeName {
+  const at = c.pos;
+  const id = c.u32(() => `the value type of ${what()}`);
+  const t = VALUE_TYPE_BY_ID.get(id);
+  if (t === undefined) {
+    c.fail(`${what()} has unknown value type ${id} (at byte ${at}; GGUF types are 0..12)`);
+  }
+  return t;
+}
+
+function readArray(c: Cursor, what: () => string, depth: number): ArrayValue {
+  if (depth >= MAX_ARRAY_DEPTH) c.fail(`${what()} nests arrays more than ${MAX_ARRAY_DEPTH} deep`);
+  const itemType = readValueType(c, () => `the items of ${what()}`);
+  // Strings take their 8-byte length at least, nested arrays their type and count.
+  const minBytes = FIXED_SIZE[itemType] ?? (itemType === 'string' ? 8 : 12);
+  const n = c.count(() => `the item count of ${what()}`, minBytes);
+  const items: unknown[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = readValue(c, itemType, () => `item ${i} of ${what()}`, depth + 1);
+    items[i] = v.type === 'array' ? v : v.value;
+  }
+  return { type: 'array', itemType, value: items } as ArrayValue;
+}
+
+/** Reads and validates a GGUF header; the tensor data is not read. */
+export function readGguf(path: string): GgufFile {
+  const fd = openSync(path, 'r');
+  try {
+    return parse(fd, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parse(fd: number, path: string): GgufFile {
+  const fileSize = fstatSync(fd).size;
+  const c: Cursor = new Cursor(fd, fileSize, path);
+  const magic = c.u32(() => 'the magic number');
+  if (magic !== GGUF_MAGIC) {
+    const bytes = [magic & 0xff, (magic >> 8) & 0xff, (magic >> 16) & 0xff, magic >>> 24];
+    const shown = bytes.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : '.')).join('');
+    c.fail(`not a GGUF file (starts with '${shown}', expected 'GGUF')`);
+  }
+  const version = c.u32(() => 'the version');
+  if (version === 1) {
+    c.fail('GGUF version 1 is not supported (32-bit counts); re-convert the model with a current llama.cpp');
+  }
+  if (version !== 2 && version !== 3) {
+    const hint = version === 0x02000000 || version === 0x03000000 ? ' (a big-endian file?)' : '';
+    c.fail(`GGUF version ${version} is not supported (2 and 3 are)${hint}`);
+  }
+  // A tensor info takes at least 8 (name length) + 4 (n_dims) + 4 (type) + 8 (offset) bytes, a
+  // key-value pair 8 (key length) + 4 (type) + 1 bytes.
+  const tensorCount = c.count(() => 'the tensor count', 24);
+  const kvCount = c.count(() => 'the metadata count', 13);
+
+  const metadata = new Map<string, GgufValue>();
+  for (let i = 0; i < kvCount; i++) {
+    const key = c.string(() => `the key of metadata entry ${i}`);
+    if (metadata.has(key)) c.fail(`metadata key '${key}' appears twice`);
+    const what = (): string => `metadata key '${key}'`;
+    const type = readValueType(c, what);
+    metadata.set(key, readValue(c, type, what, 0));
+  }
+
+  let alignment = GGUF_DEFAULT_ALIGNMENT;
+  const a = metadata.get('general.alignment');
+  if (a !== undefined) {
+    if (a.type !== 'u32') c.fail(`metadata key 'general.alignment' is ${describeValueType(a)}, expected u32`);
+    if (a.value === 0 || (a.value & (a.value - 1)) !== 0) {
+      c.fail(`metadata key 'general.alignment' is ${a.value}, expected a power of two`);
+    }
+    alignment = a.value;
+  }
+
+  interface Info {
+    name: string;
+    ne: number[];
+    type: GgmlType;
+    elements: number;
+    bytes: number;
+    rel: number;
+  }
+  const infos: Info[] = [];
+  const names = new Set<string>();
+  for (let i = 0; i < tensorCount; i++) {
+    const name = c.string(() => `the name of tensor ${i}`);
+    const what = (): string => `tensor '${name}'`;
+    if (names.has(name)) c.fail(`tensor '${name}' appears twice`);
+    names.add(name);
+    const nDims = c.u32(() => `the dimension count of ${what()}`);
+    if (nDims < 1 || nDims > GGUF_MAX_DIMS) {
+      c.fail(`${what()} has ${nDims} dimensions (1..${GGUF_MAX_DIMS} allowed)`);
+    }
+    const ne: number[] = [];
+    let elements = 1n;
+    for (let d = 0; d < nDims; d++) {
+      const n = c.u64(() => `dimension ${d} of ${what()}`);
+      elements *= n;
+      if (elements > BigInt(Number.MAX_SAFE_INTEGER) || n > BigInt(Number.MAX_SAFE_INTEGER)) {
+        c.fail(`${what()} has an impossible shape (dimension ${d} is ${n}; over 2^53 elements)`);
+      }
+      ne.push(Number(n));
+    }
+    const typeId = c.u32(() => `the type of ${what()}`);
+    const type = ggmlTypeById(typeId);
+    if (type === undefined) {
+      c.fail(`${what()} has tensor type ${describeTypeId(typeId)}, which redblue does not read`);
+    }
+    const rowLen = ne[0] ?? 0;
+    if (rowLen % type.blockElements !== 0) {
+      c.fail(
+        `${what()} has rows of ${rowLen} elements, not a multiple of ${type.name}'s ` +
+          `${type.blockElements}-element block (shape [${ne.join(', ')}])`,
+      );
+    }
+    const rows = Number(elements) / Math.max(rowLen, 1);
+    const bytes = rowLen === 0 ? 0 : rowBytes(type, rowLen) * rows;
+    const relAt = c.pos;
+    const rel = c.u64(() => `the offset of ${what()}`);
+    if (rel % BigInt(alignment) !== 0n) {
+      c.fail(
+        `${what()} has data offset ${rel} (at byte ${relAt}), not a multiple of the alignment ${alignment}`,
+      );
+    }
+    if (rel > BigInt(Number.MAX_SAFE_INTEGER)) {
+      c.fail(`${what()} starts at data offset ${rel}, beyond any file (truncated or corrupt header?)`);
+    }
+    infos.push({ name, ne, type, elements: Number(elements), bytes, rel: Number(rel) });
+  }
+
+  const dataOffset = Math.ceil(c.pos / alignment) * alignment;
+  const tensors: GgufTensor[] = infos.map((t) => ({
+    name: t.name,
+    ne: t.ne,
+    type: t.type,
+    typeName: t.type.name,
+    elements: t.elements,
+    offset: dataOffset + t.rel,
+    bytes: t.bytes,
+  }));
+  for (const t of tensors) {
+    if (t.offset + t.bytes > fileSize) {
+      c.fail(
+        `tensor '${t.name}' ends at byte ${t.offset + t.bytes} but the file has ${fileSize} bytes ` +
+          `(truncated download?)`,
+      );
+    }
+  }
+  const sorted = [...tensors].sort((x, y) => x.offset - y.offset);
+  let prev: GgufTensor | undefined; // the tensor reaching furthest so far
+  for (const cur of sorted) {
+    if (cur.bytes === 0) continue;
+    if (prev !== undefined && prev.offset + prev.bytes > cur.offset) {
+      c.fail(
+        `tensor '${cur.name}' (bytes ${cur.offset}..${cur.offset + cur.bytes}) overlaps tensor ` +
+          `'${prev.name}' (bytes ${prev.offset}..${prev.offset + prev.bytes})`,
+      );
+    }
+    if (prev === undefined || cur.offset + cur.bytes > prev.offset + prev.bytes) prev = cur;
+  }
+  return new GgufFile(path, fileSize, version, alignment, dataOffset, metadata, tensors);
+}
