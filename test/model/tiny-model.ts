@@ -1,10 +1,11 @@
-// Tiny transformers for the model-shard tests: random weights written to a file in GGUF's
-// tensor layouts (ggml types, ne, absolute offsets; the shard reads only the tensor table it is
-// given, so no GGUF header is needed here), the split of a model between ranks, and a plain
-// f32 reference forward pass in TypeScript (straightforward loops; K and V rounded to f16 as
-// the shard's cache stores them).
-import { writeFileSync } from 'node:fs';
-import { dequantize, quantize, WEIGHT_FORMATS, type WeightType } from '../../native/kernels.js';
+// Tiny transformers for the model-shard tests: random weights written as a GGUF file (the
+// shard is given the tensor table read back from it, as `redblue generate` does), the split of
+// a model between ranks, and a plain f32 reference forward pass in TypeScript (straightforward
+// loops; K and V rounded to f16 as the shard's cache stores them).
+import { readGguf } from '../../model/gguf/read.js';
+import { gv } from '../../model/gguf/value.js';
+import { writeGguf, type GgufTensorInput } from '../../model/gguf/write.js';
+import { dequantize, quantize, type WeightType } from '../../native/kernels.js';
 import type { ModelShardConfig, ModelTensorRef } from '../../native/model.js';
 
 export interface TinySpec {
@@ -54,24 +55,13 @@ function rng(seed: number): () => number {
 export function writeTinyModel(path: string, spec: TinySpec): TinyModel {
   const r = rng(spec.seed);
   const { nEmbd: E, nHead, nHeadKv, headDim: hd, nFf, nVocab } = spec;
-  const chunks: Uint8Array[] = [];
-  const tensors: ModelTensorRef[] = [];
+  const inputs: GgufTensorInput[] = [];
   const weights = new Map<string, Float32Array>();
-  // Some leading bytes, as a GGUF header would be: offsets are absolute.
-  let offset = 96;
-  chunks.push(new Uint8Array(offset));
-  const add = (name: string, type: WeightType, dims: number[], values: Float32Array) => {
-    const rows = dims.length > 1 ? dims[1]! : 1;
-    const k = dims[0]!;
-    const bytes = quantize(type, values, rows, k);
-    const stored = dequantize(type, bytes, rows, k);
-    const pad = (32 - (offset % 32)) % 32;
-    if (pad) chunks.push(new Uint8Array(pad));
-    offset += pad;
-    tensors.push({ name, type: WEIGHT_FORMATS[type].ggmlType, dims, offset });
-    chunks.push(bytes);
-    offset += bytes.length;
-    weights.set(name, stored);
+  const add = (name: string, type: WeightType, ne: number[], values: Float32Array) => {
+    const rows = ne.length > 1 ? ne[1]! : 1;
+    const data = quantize(type, values, rows, ne[0]!);
+    inputs.push({ name, ne, type, data });
+    weights.set(name, dequantize(type, data, rows, ne[0]!));
   };
   const matrix = (nOut: number, nIn: number, scale = 1) => {
     const a = new Float32Array(nOut * nIn);
@@ -113,13 +103,16 @@ export function writeTinyModel(path: string, spec: TinySpec): TinyModel {
   add('output_norm.weight', 'f32', [E], vector(E, 1, 0.2));
   if (spec.ropeFreqs) add('rope_freqs.weight', 'f32', [hd / 2], vector(hd / 2, 2, 1));
   if (!spec.tied) add('output.weight', spec.outputType ?? mt, [E, nVocab], matrix(nVocab, E, 4));
-  const file = new Uint8Array(offset);
-  let at = 0;
-  for (const c of chunks) {
-    file.set(c, at);
-    at += c.length;
-  }
-  writeFileSync(path, file);
+  writeGguf(path, {
+    metadata: { 'general.architecture': gv.string(spec.arch) },
+    tensors: inputs,
+  });
+  const tensors: ModelTensorRef[] = readGguf(path).tensors.map((t) => ({
+    name: t.name,
+    type: t.type.id,
+    dims: t.ne,
+    offset: t.offset,
+  }));
   const base: ModelBase = {
     path,
     arch: spec.arch,
