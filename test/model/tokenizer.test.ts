@@ -9,6 +9,7 @@ import llama2Js from 'llama-tokenizer-js';
 import llama3Js from 'llama3-tokenizer-js';
 import { getLlama, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readGguf } from '../../model/gguf/read.js';
 import { createTokenizer, TokenizerError, type Tokenizer } from '../../model/tokenizer/index.js';
 import { CORPUS, randomTexts } from './corpus.js';
 import { writeVocabGguf } from './vocab-gguf.js';
@@ -101,6 +102,18 @@ describe('against llama.cpp (node-llama-cpp, vocab-only GGUF files)', () => {
       expect(diffs).toEqual([]);
     });
   }
+
+  it('reads the same vocabulary through the GGUF reader (typed values) as from the plain object', () => {
+    for (const [name, tok] of cases) {
+      const fromFile = createTokenizer(readGguf(join(dir, `${name}.gguf`)).metadata);
+      expect(fromFile.vocabSize).toBe(tok.vocabSize);
+      for (const text of CORPUS) {
+        expect(fromFile.encode(text, { parseSpecial: true }), `${name} ${JSON.stringify(text)}`).toEqual(
+          tok.encode(text, { parseSpecial: true }),
+        );
+      }
+    }
+  });
 
   it('agrees with llama.cpp on BOS, EOS and the end-of-generation tokens', () => {
     for (const [name, tok] of cases) {
