@@ -28,7 +28,7 @@ export interface GgufWriteInput {
 class ByteSink {
   buf = Buffer.alloc(1 << 16);
   len = 0;
-  // Callers reserve before they read this.buf: growing replaces the buffer.
+  /** Room for n bytes; may replace this.buf, so callers read this.buf after calling it. */
   private reserve(n: number): number {
     if (this.len + n > this.buf.length) {
       const next = Buffer.alloc(Math.max(this.buf.length * 2, this.len + n));
@@ -82,7 +82,7 @@ class ByteSink {
   string(s: string): void {
     const bytes = Buffer.from(s, 'utf-8');
     this.u64(bytes.length);
-    const at = this.reserve(bytes.length); // before this.buf is read: reserve may replace it
+    const at = this.reserve(bytes.length);
     bytes.copy(this.buf, at);
   }
 }
