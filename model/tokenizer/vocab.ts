@@ -39,10 +39,10 @@ export const ATTR = {
   byte: 1 << 5,
 } as const;
 
-export type VocabKind = 'spm' | 'bpe';
+export type TokenizerKind = 'spm' | 'bpe';
 
 export interface Vocab {
-  readonly kind: VocabKind;
+  readonly kind: TokenizerKind;
   /** `tokenizer.ggml.pre` as written ('' when absent). */
   readonly pre: string;
   readonly texts: readonly string[];
@@ -201,7 +201,7 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
       `tokenizer.ggml.model is missing; this file has no vocabulary (supported models: 'llama' (SentencePiece), 'gpt2' (byte-level BPE))`,
     );
   }
-  let kind: VocabKind;
+  let kind: TokenizerKind;
   if (model === 'llama') kind = 'spm';
   else if (model === 'gpt2') kind = 'bpe';
   else {
