@@ -8,6 +8,8 @@
 //     logits peaked, real Llama 2 / Llama 3 vocabularies) that llama.cpp loads, for tests and the demo.
 //  4. The split across ranks is planned in planner/model-split.ts (pure): KV-head groups, n_ff
 //     slices on block boundaries, vocabulary rows.
+//  5. tokenizer/: createTokenizer(metadata) → text ↔ tokens exactly as llama.cpp (SentencePiece and
+//     byte-level BPE with the llama3 / qwen2 / gpt-2 pre-tokenizers), a streaming decoder.
 export * from './gguf/types.js';
 export * from './gguf/value.js';
 export * from './gguf/read.js';
@@ -15,3 +17,4 @@ export * from './gguf/write.js';
 export * from './arch.js';
 export * from './vocab.js';
 export * from './synth.js';
+export * from './tokenizer/index.js';

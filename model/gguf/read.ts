@@ -151,7 +151,7 @@ class Cursor {
   private buf = Buffer.alloc(0);
   private bufStart = 0;
   pos = 0;
-  private readonly decoder = new TextDecoder('utf-8');
+  private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true }); // a token may be U+FEFF itself
 
   constructor(
     private readonly fd: number,

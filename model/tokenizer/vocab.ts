@@ -39,18 +39,18 @@ export const ATTR = {
   byte: 1 << 5,
 } as const;
 
-export type VocabKind = 'spm' | 'bpe';
+export type TokenizerKind = 'spm' | 'bpe';
 
 export interface Vocab {
-  readonly kind: VocabKind;
+  readonly kind: TokenizerKind;
   /** `tokenizer.ggml.pre` as written ('' when absent). */
   readonly pre: string;
   readonly texts: readonly string[];
   readonly scores: Float32Array;
   readonly attrs: Uint8Array;
   readonly textToId: ReadonlyMap<string, number>;
-  /** BPE merges: "left right" → rank (the merge's index in `tokenizer.ggml.merges`). */
-  readonly mergeRanks: ReadonlyMap<string, number>;
+  /** BPE merges, "left right", in rank order (`tokenizer.ggml.merges`); empty for SentencePiece. */
+  readonly merges: readonly string[];
   readonly bos: number | null;
   readonly eos: number | null;
   readonly eot: number | null;
@@ -201,7 +201,7 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
       `tokenizer.ggml.model is missing; this file has no vocabulary (supported models: 'llama' (SentencePiece), 'gpt2' (byte-level BPE))`,
     );
   }
-  let kind: VocabKind;
+  let kind: TokenizerKind;
   if (model === 'llama') kind = 'spm';
   else if (model === 'gpt2') kind = 'bpe';
   else {
@@ -211,6 +211,13 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
   }
   const preRaw = lookup(meta, PREFIX + 'pre');
   const pre = typeof preRaw === 'string' ? preRaw : '';
+  if (kind === 'bpe' && ![...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE].includes(pre)) {
+    const name = pre === '' ? "missing (llama.cpp's 'default')" : `'${pre}'`;
+    throw new TokenizerError(
+      `tokenizer.ggml.pre ${name} is not supported; supported pre-tokenizers: ` +
+        [...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE].map((p) => `'${p}'`).join(', '),
+    );
+  }
 
   const tokenList = optionalArray(meta, PREFIX + 'tokens');
   if (!tokenList) throw new TokenizerError('tokenizer.ggml.tokens is missing: the file has no vocabulary');
@@ -237,7 +244,7 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
   const textToId = new Map<string, number>();
   for (let i = 0; i < n; i++) textToId.set(texts[i]!, i); // a later duplicate wins, as token_to_id[word] = i
 
-  const mergeRanks = new Map<string, number>();
+  let merges: string[] = [];
   let addBos: boolean;
   let addSpacePrefix: boolean;
   let cleanSpaces = false;
@@ -252,18 +259,11 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
     addBos = true;
     addSpacePrefix = true;
   } else {
-    const merges = optionalArray(meta, PREFIX + 'merges');
-    if (!merges)
+    const mergeList = optionalArray(meta, PREFIX + 'merges');
+    if (!mergeList) {
       throw new TokenizerError('tokenizer.ggml.merges is missing: a gpt2 (BPE) vocabulary needs its merges');
-    const list = stringArray(PREFIX + 'merges', merges);
-    for (let i = 0; i < list.length; i++) {
-      const m = list[i]!;
-      const pos = m.indexOf(' ', 1);
-      // Looked up as left + ' ' + right: byte-level tokens never hold a raw space (it is 'Ġ'). A
-      // merge without a space is the pair ("", "") in llama.cpp, which no lookup can hit.
-      const key = pos < 0 ? ' ' : m;
-      if (!mergeRanks.has(key)) mergeRanks.set(key, i); // emplace: the first rank of a pair wins
     }
+    merges = stringArray(PREFIX + 'merges', mergeList);
     bos = 11;
     eos = 11;
     unk = null;
@@ -275,12 +275,6 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
       ignoreMerges = true;
     } else if (QWEN2_PRE.includes(pre)) {
       cleanSpaces = false;
-    } else if (!GPT2_PRE.includes(pre)) {
-      const name = pre === '' ? "missing (llama.cpp's 'default')" : `'${pre}'`;
-      throw new TokenizerError(
-        `tokenizer.ggml.pre ${name} is not supported; supported pre-tokenizers: ` +
-          [...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE].map((p) => `'${p}'`).join(', '),
-      );
     }
   }
   let addEos = false;
@@ -349,7 +343,7 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
     scores,
     attrs,
     textToId,
-    mergeRanks,
+    merges,
     bos,
     eos,
     eot,
