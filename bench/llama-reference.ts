@@ -179,6 +179,14 @@ export async function openReference(modelPath: string, options: ReferenceOptions
             }),
       });
       sequence = context.getSequence();
+      // The addon delivers log lines to JS asynchronously (a thread-safe function), so the last
+      // ones may come after createContext resolves: wait for them, briefly.
+      const complete = (): boolean =>
+        log.some((l) => /Flash Attention (enabled|disabled)|flash_attn\s+=\s+(enabled|disabled)/i.test(l)) &&
+        log.some((l) => /llama_kv_cache: size/.test(l));
+      for (let waited = 0; !complete() && waited < 2000; waited += 10) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
     } finally {
       logSink = undefined;
     }
@@ -204,7 +212,7 @@ export async function openReference(modelPath: string, options: ReferenceOptions
     throw new Error(`${modelPath}: llama.cpp reports no vocabulary size`);
   }
 
-  const settings = readSettings(log, options.threads, llama.systemInfo);
+  const settings = readSettings(log, seq.context.currentThreads, llama.systemInfo);
 
   const checkTokens = (tokens: readonly number[]): void => {
     for (const t of tokens) {
