@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import llamaTokenizer from 'llama-tokenizer-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openReference, type LlamaReference } from '../../bench/llama-reference.js';
-import { argmax } from '../../model/sampling.js';
+import { argmax, Sampler, type SamplingParams } from '../../model/sampling.js';
 import { TINY, writeSyntheticModel } from '../../model/synth.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-reference-'));
@@ -101,6 +101,53 @@ describe('llama.cpp reference', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it("model/sampling.ts keeps llama.cpp's sampler candidates, with llama.cpp's probabilities", async () => {
+    // Shift-invariant settings only: logProbs are the logits less a constant, and the repeat
+    // penalty (divide if positive) depends on the raw sign; frequency and presence do not.
+    const prompt = ref.tokenize(TEXT, false, true);
+    const [lp] = await ref.logProbs(prompt, { positions: 'last' });
+    const cases: (Partial<SamplingParams> & { temperature: number })[] = [
+      { temperature: 0.8 }, // llama.cpp's defaults: top-k 40, top-p 0.95, min-p 0.05
+      { temperature: 1, topK: 0, topP: 0.9, minP: 0 },
+      { temperature: 1.3, topK: 100, topP: 1, minP: 0.1 },
+      { temperature: 0.7, topK: 0, topP: 1, minP: 0.02 },
+      {
+        temperature: 0.7,
+        topK: 0,
+        topP: 1,
+        minP: 0.02,
+        frequencyPenalty: 0.5,
+        presencePenalty: 0.3,
+        repeatLastN: 8,
+      },
+    ];
+    const sizes: number[] = [];
+    for (const c of cases) {
+      const params = { seed: 7, ...c };
+      const s = new Sampler(ref.vocabSize, params);
+      for (const t of prompt) s.accept(t);
+      const ours = s.distribution(lp!);
+      const theirs = await ref.samplerDistribution(prompt, params, prompt);
+      // The same set, but for at most one token at the edge of a top-p nucleus of thousands,
+      // where llama.cpp's f32 running sum and our f64 one part by rounding.
+      const onlyOurs = [...ours.keys()].filter((id) => !theirs.has(id));
+      const onlyTheirs = [...theirs.keys()].filter((id) => !ours.has(id));
+      expect(onlyOurs.length + onlyTheirs.length).toBeLessThanOrEqual(
+        c.topP !== undefined && c.topP < 1 ? 1 : 0,
+      );
+      for (const id of onlyOurs) expect(ours.get(id)!).toBeLessThan(1e-4);
+      for (const id of onlyTheirs) expect(theirs.get(id)!).toBeLessThan(1e-4);
+      let maxDiff = 0;
+      for (const [id, p] of ours)
+        if (theirs.has(id)) maxDiff = Math.max(maxDiff, Math.abs(p - theirs.get(id)!));
+      expect(maxDiff).toBeLessThan(1e-5);
+      sizes.push(ours.size);
+    }
+    // The cases cut differently: not all the whole vocabulary, not all one token.
+    expect(new Set(sizes).size).toBeGreaterThan(2);
+    expect(Math.max(...sizes)).toBeGreaterThan(10);
   });
 
   it('benchmarks prompt processing and generation with positive rates', async () => {
