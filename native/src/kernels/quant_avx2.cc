@@ -167,8 +167,8 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const int8_t* sc = w[b].scales;
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales));
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
     const float dw = _cvtsh_ss(w[b].d);
     __m256i isum[RX];
     for (int i = 0; i < RX; ++i) {
@@ -190,8 +190,10 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4)),
       };
       for (int t = 0; t < 4; ++t) {
-        const int g = 8 * h + 2 * t;  // elements 0-15 of this run of 32 use scale g, 16-31 g+1
-        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
+        // Elements 0-15 of this run of 32 use scale g, 16-31 scale g+1: bytes g ×8, g+1 ×8.
+        const char g = static_cast<char>(8 * h + 2 * t);
+        const __m256i s = _mm256_cvtepi8_epi16(
+            _mm_shuffle_epi8(sc8, _mm_set_epi8(g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g, g, g, g, g, g, g, g)));
         for (int i = 0; i < RX; ++i) {
           const __m256i x =
               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.q8k(r + i)[b].qs + 128 * h + 32 * t));
