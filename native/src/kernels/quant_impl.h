@@ -64,6 +64,10 @@ struct Q8Block {
 using Q8BlockFn = Q8Block (*)(const float* x, int8_t* lo, int8_t* hi);
 Q8BlockFn Q8BlockQuantizer(bool allowSimd);
 
+// One row of X → Q8_K blocks (quantize_row_q8_K_ref); the SIMD version gives the same bytes.
+using Q8KRowFn = void (*)(const float* x, int64_t k, BlockQ8_K* y);
+Q8KRowFn Q8KQuantizer(bool allowSimd);
+
 // K-type rows (k a multiple of 256) in ggml's layouts; quant_kformats.cc.
 void QuantizeKRow(WeightType t, const float* x, int64_t k, uint8_t* out);
 void DequantizeKRow(WeightType t, const uint8_t* w, int64_t k, float* out);
