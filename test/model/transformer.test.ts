@@ -201,8 +201,9 @@ async function runRanks(
 const STEPS = [{ tokens: PROMPT, logits: 'all' }, { logits: 'last' }, { logits: 'last' }, { logits: 'last' }];
 
 // Splits add the partial sums of attn_output and ffn_down in another order (~1e-7 relative),
-// which can flip the f16 rounding of a cached K or V element (2^-11 relative): with f16 caches
-// splits agree to ~3e-5 of the largest logit, not bit for bit.
+// which can flip the f16 rounding of a cached K or V element (2^-11 relative); with heads of 8
+// elements such a flip moves the logits by up to ~1e-4 of the largest here (f16 and bf16
+// weights). With quantized weights (activations quantized too) splits agreed to ≤ 2e-7.
 describe('model shard across ranks', () => {
   const cases: {
     name: string;
@@ -211,10 +212,10 @@ describe('model shard across ranks', () => {
     tol: number;
   }[] = [
     // 4 KV heads over 3 ranks: 1, 2, 1
-    { name: 'llama f16, 4 KV heads', spec: { ...ARCHS[0]!.spec, matrixType: 'f16' }, ffAlign: 1, tol: 1e-4 },
+    { name: 'llama f16, 4 KV heads', spec: { ...ARCHS[0]!.spec, matrixType: 'f16' }, ffAlign: 1, tol: 5e-4 },
     // 2 KV heads over 3 ranks: one rank has no heads (its partial sums are zero)
-    { name: 'qwen3 f16, 2 KV heads', spec: ARCHS[2]!.spec, ffAlign: 1, tol: 1e-4 },
-    { name: 'qwen2 bf16, tied', spec: ARCHS[1]!.spec, ffAlign: 1, tol: 1e-4 },
+    { name: 'qwen3 f16, 2 KV heads', spec: ARCHS[2]!.spec, ffAlign: 1, tol: 5e-4 },
+    { name: 'qwen2 bf16, tied', spec: ARCHS[1]!.spec, ffAlign: 1, tol: 5e-4 },
     // quantized: cuts on 32-element blocks
     {
       name: 'llama q8_0 / q4_0',
@@ -228,7 +229,7 @@ describe('model shard across ranks', () => {
         embdType: 'q4_0',
       },
       ffAlign: 32,
-      tol: 1e-4,
+      tol: 1e-5,
     },
     // K types (Q8_K activations) in the feed-forward and output, cut on 256-element super-blocks
     {
@@ -247,7 +248,7 @@ describe('model shard across ranks', () => {
         outputType: 'q6_k',
       },
       ffAlign: 256,
-      tol: 1e-4,
+      tol: 1e-5,
     },
   ];
   for (const c of cases) {
