@@ -2,7 +2,16 @@
 //  1. gguf/ : the ggml type table (types.ts), typed metadata values (value.ts), the header reader
 //     (read.ts: every count, type, shape and offset checked, positional reads only) and the
 //     version-3 writer (write.ts: tensor data streamed).
+//  2. arch.ts: describeModel(gguf) → ModelInfo: llama / qwen2 / qwen3 hyperparameters with
+//     llama.cpp's defaults, every tensor by role checked for shape and type, byte figures.
+//  3. vocab.ts + synth.ts: synthetic models (random weights scaled to keep activations O(1) and
+//     logits peaked, real Llama 2 / Llama 3 vocabularies) that llama.cpp loads, for tests and the demo.
+//  4. The split across ranks is planned in planner/model-split.ts (pure): KV-head groups, n_ff
+//     slices on block boundaries, vocabulary rows.
 export * from './gguf/types.js';
 export * from './gguf/value.js';
 export * from './gguf/read.js';
 export * from './gguf/write.js';
+export * from './arch.js';
+export * from './vocab.js';
+export * from './synth.js';

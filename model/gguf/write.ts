@@ -28,6 +28,7 @@ export interface GgufWriteInput {
 class ByteSink {
   buf = Buffer.alloc(1 << 16);
   len = 0;
+  /** Room for n bytes; may replace this.buf, so callers read this.buf after calling it. */
   private reserve(n: number): number {
     if (this.len + n > this.buf.length) {
       const next = Buffer.alloc(Math.max(this.buf.length * 2, this.len + n));
@@ -39,39 +40,50 @@ class ByteSink {
     return at;
   }
   u8(v: number): void {
-    this.buf.writeUInt8(v, this.reserve(1));
+    const at = this.reserve(1);
+    this.buf.writeUInt8(v, at);
   }
   i8(v: number): void {
-    this.buf.writeInt8(v, this.reserve(1));
+    const at = this.reserve(1);
+    this.buf.writeInt8(v, at);
   }
   u16(v: number): void {
-    this.buf.writeUInt16LE(v, this.reserve(2));
+    const at = this.reserve(2);
+    this.buf.writeUInt16LE(v, at);
   }
   i16(v: number): void {
-    this.buf.writeInt16LE(v, this.reserve(2));
+    const at = this.reserve(2);
+    this.buf.writeInt16LE(v, at);
   }
   u32(v: number): void {
-    this.buf.writeUInt32LE(v, this.reserve(4));
+    const at = this.reserve(4);
+    this.buf.writeUInt32LE(v, at);
   }
   i32(v: number): void {
-    this.buf.writeInt32LE(v, this.reserve(4));
+    const at = this.reserve(4);
+    this.buf.writeInt32LE(v, at);
   }
   f32(v: number): void {
-    this.buf.writeFloatLE(v, this.reserve(4));
+    const at = this.reserve(4);
+    this.buf.writeFloatLE(v, at);
   }
   f64(v: number): void {
-    this.buf.writeDoubleLE(v, this.reserve(8));
+    const at = this.reserve(8);
+    this.buf.writeDoubleLE(v, at);
   }
   u64(v: bigint | number): void {
-    this.buf.writeBigUInt64LE(BigInt(v), this.reserve(8));
+    const at = this.reserve(8);
+    this.buf.writeBigUInt64LE(BigInt(v), at);
   }
   i64(v: bigint): void {
-    this.buf.writeBigInt64LE(v, this.reserve(8));
+    const at = this.reserve(8);
+    this.buf.writeBigInt64LE(v, at);
   }
   string(s: string): void {
     const bytes = Buffer.from(s, 'utf-8');
     this.u64(bytes.length);
-    bytes.copy(this.buf, this.reserve(bytes.length));
+    const at = this.reserve(bytes.length);
+    bytes.copy(this.buf, at);
   }
 }
 

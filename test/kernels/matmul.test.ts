@@ -84,26 +84,22 @@ function build(type: WeightType, m: number, n: number, k: number, seed: number):
         sa += Math.abs(wv * xk[i * k + p]!);
         s32 += wv * x[i * k + p]!;
       }
-      if (quantized)
-        for (let b = 0; b < k / 32; b++) {
+      // Per activation block |x − d·q| ≤ d/2, d = amax/127: Q8_0 also rounds d to f16 (up to
+      // 127·2⁻¹¹·d more); Q8_K keeps d in f32.
+      const act = quantized
+        ? { size: 32, factor: 0.5 + 127 * 2 ** -11 }
+        : kType
+          ? { size: 256, factor: 0.5 * (1 + 1e-6) }
+          : null;
+      if (act)
+        for (let b = 0; b < k / act.size; b++) {
           let amax = 0,
             wsum = 0;
-          for (let t = 0; t < 32; t++) {
-            amax = Math.max(amax, Math.abs(x[i * k + b * 32 + t]!));
-            wsum += Math.abs(wd[j * k + b * 32 + t]!);
+          for (let t = 0; t < act.size; t++) {
+            amax = Math.max(amax, Math.abs(x[i * k + b * act.size + t]!));
+            wsum += Math.abs(wd[j * k + b * act.size + t]!);
           }
-          eb += wsum * (amax / 127) * (0.5 + 127 * 2 ** -11);
-        }
-      if (kType)
-        // Q8_K: d = amax/127 in f32 (not rounded to f16), |x − d·q| ≤ d/2
-        for (let b = 0; b < k / 256; b++) {
-          let amax = 0,
-            wsum = 0;
-          for (let t = 0; t < 256; t++) {
-            amax = Math.max(amax, Math.abs(x[i * k + b * 256 + t]!));
-            wsum += Math.abs(wd[j * k + b * 256 + t]!);
-          }
-          eb += wsum * (amax / 127) * 0.5 * (1 + 1e-6);
+          eb += wsum * (amax / 127) * act.factor;
         }
       want.push(s);
       mag.push(sa);

@@ -109,6 +109,19 @@ describe('GGUF round trip', () => {
     });
   }
 
+  it('a header larger than the first buffer of the writer and the first window of the reader', () => {
+    const path = tmp();
+    const many = gv.strings(Array.from({ length: 150000 }, (_, i) => `token ${i}`));
+    writeGguf(path, {
+      metadata: { many },
+      tensors: [{ name: 'x', ne: [32], type: 'q8_0', data: bytes(34, 3) }],
+    });
+    const f = readGguf(path);
+    expect(f.getStringArray('many')).toEqual(many.value);
+    expect(f.tensor('x').offset).toBe(f.dataOffset);
+    expect(f.dataOffset).toBeGreaterThan(2 << 20);
+  });
+
   it('typed getters return values and name the key and the expected type', () => {
     const f = readGguf(writeSample().path);
     expect(f.getU32('test.u32')).toBe(4294967295);

@@ -1,0 +1,249 @@
+// writeSyntheticModel(path, opts): a GGUF model with random weights and a real vocabulary, for
+// tests and the demo. llama.cpp loads it as it would a converted one (same keys, same types).
+// Scales keep activations O(1) through the layers (norm weights ~1, matrices ~N(0, 1/n_in)·gain)
+// and make the logits peaked (output gain), so greedy decoding is not decided by rounding noise
+// and redblue's tokens can be compared with llama.cpp's.
+import { quantize, type WeightType } from '../native/kernels.js';
+import type { Arch } from './arch.js';
+import { gv, type GgufValue } from './gguf/value.js';
+import { ggmlType, rowBytes, type GgmlTypeName } from './gguf/types.js';
+import { writeGguf, type GgufTensorInput } from './gguf/write.js';
+import { loadVocab, vocabMetadata, type VocabKind } from './vocab.js';
+
+/** The weight matrices whose type can be chosen (norms and biases are always f32). */
+export type WeightRole =
+  | 'token_embd'
+  | 'output'
+  | 'attn_q'
+  | 'attn_k'
+  | 'attn_v'
+  | 'attn_output'
+  | 'ffn_gate'
+  | 'ffn_up'
+  | 'ffn_down';
+
+export type WeightTypes = Partial<Record<WeightRole, GgmlTypeName>> & { default: GgmlTypeName };
+
+/** Like llama.cpp's Q4_K_M: q4_k for most matrices, q6_k where the error matters most. */
+export const Q4_K_M_MIX: WeightTypes = { default: 'q4_k', attn_v: 'q6_k', ffn_down: 'q6_k', output: 'q6_k' };
+
+export interface SynthOptions {
+  arch: Arch;
+  /** Default: llama2 for llama, qwen2 for qwen2 and qwen3. */
+  vocab?: VocabKind;
+  nLayer: number;
+  nEmbd: number;
+  nHead: number;
+  nHeadKv: number;
+  /** Default nEmbd / nHead. */
+  headDim?: number;
+  nFf: number;
+  nCtx: number;
+  types: WeightTypes;
+  seed?: number;
+  /** No output.weight: the output projection is token_embd. */
+  tied?: boolean;
+  /** Writes a Llama 3 style rope_freqs.weight (llama only). */
+  ropeFreqs?: boolean;
+  ropeFreqBase?: number;
+  rmsEps?: number;
+  /** Multiplies the output projection; default 6 (top logit usually > 0.5 above the second). */
+  outputGain?: number;
+  name?: string;
+}
+
+/** A small model for fast tests: two layers, every matrix a whole number of 256-blocks. */
+export const TINY: Omit<SynthOptions, 'arch' | 'types'> = {
+  nLayer: 2,
+  nEmbd: 256,
+  nHead: 4,
+  nHeadKv: 2,
+  nFf: 512,
+  nCtx: 512,
+};
+
+/** Deterministic normal numbers (xorshift32 + Box-Muller), seeded per tensor. */
+class Gaussian {
+  private s: number;
+  private spare: number | undefined;
+  constructor(seed: number) {
+    this.s = seed >>> 0 || 0x9e3779b9;
+  }
+  private uniform(): number {
+    let x = this.s;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.s = x >>> 0;
+    return (this.s + 1) / 4294967297;
+  }
+  next(): number {
+    if (this.spare !== undefined) {
+      const s = this.spare;
+      this.spare = undefined;
+      return s;
+    }
+    const r = Math.sqrt(-2 * Math.log(this.uniform()));
+    const t = 2 * Math.PI * this.uniform();
+    this.spare = r * Math.sin(t);
+    return r * Math.cos(t);
+  }
+}
+
+function hash(seed: number, name: string): number {
+  let h = (2166136261 ^ seed) >>> 0;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
+  return h;
+}
+
+/** llama_ftype of the dominant weight type (general.file_type; llama.cpp only displays it). */
+const FILE_TYPE: Record<GgmlTypeName, number> = {
+  f32: 0,
+  f16: 1,
+  q4_0: 2,
+  q8_0: 7,
+  q4_k: 15,
+  q5_k: 17,
+  q6_k: 18,
+  q8_k: 7,
+  bf16: 32,
+};
+
+const ROWS_PER_CHUNK = 256;
+
+/** A tensor whose rows are mean + std·N(0, 1), encoded as `type` a chunk of rows at a time. */
+function randomTensor(
+  name: string,
+  ne: number[],
+  type: GgmlTypeName,
+  seed: number,
+  std: number,
+  mean = 0,
+): GgufTensorInput {
+  const k = ne[0]!;
+  const rows = ne.slice(1).reduce((a, b) => a * b, 1);
+  return {
+    name,
+    ne,
+    type,
+    data: () => {
+      const g = new Gaussian(hash(seed, name));
+      const rb = rowBytes(ggmlType(type), k);
+      const out = new Uint8Array(rb * rows);
+      for (let r0 = 0; r0 < rows; r0 += ROWS_PER_CHUNK) {
+        const n = Math.min(ROWS_PER_CHUNK, rows - r0);
+        const x = new Float32Array(n * k);
+        for (let i = 0; i < x.length; i++) x[i] = mean + std * g.next();
+        const bytes = type === 'f32' ? new Uint8Array(x.buffer) : quantize(type as WeightType, x, n, k);
+        out.set(bytes, r0 * rb);
+      }
+      return out;
+    },
+  };
+}
+
+function f32Tensor(name: string, values: number[]): GgufTensorInput {
+  return { name, ne: [values.length], type: 'f32', data: new Uint8Array(new Float32Array(values).buffer) };
+}
+
+/** The file's metadata and tensors, before writing (tests inspect them). */
+export function syntheticModel(opts: SynthOptions): {
+  metadata: [string, GgufValue][];
+  tensors: GgufTensorInput[];
+} {
+  const { arch, nLayer, nEmbd, nHead, nHeadKv, nFf, nCtx } = opts;
+  const headDim = opts.headDim ?? nEmbd / nHead;
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
+    throw new RangeError(
+      `head_dim ${headDim} must be an even integer (give headDim when nEmbd/nHead is not)`,
+    );
+  }
+  if (nHead % nHeadKv !== 0) throw new RangeError(`nHeadKv ${nHeadKv} must divide nHead ${nHead}`);
+  if (opts.ropeFreqs && arch !== 'llama')
+    throw new RangeError('rope_freqs.weight is a llama (Llama 3) tensor');
+  const vocab = loadVocab(opts.vocab ?? (arch === 'llama' ? 'llama2' : 'qwen2'));
+  const nVocab = vocab.tokens.length;
+  const seed = opts.seed ?? 1;
+  const type = (role: WeightRole): GgmlTypeName => opts.types[role] ?? opts.types.default;
+  const qDim = nHead * headDim;
+  const kvDim = nHeadKv * headDim;
+  const gain = 1;
+  const outputGain = opts.outputGain ?? 6;
+
+  const tensors: GgufTensorInput[] = [];
+  const matrix = (name: string, role: WeightRole, nIn: number, nOut: number, g = gain): void => {
+    tensors.push(randomTensor(name, [nIn, nOut], type(role), seed, g / Math.sqrt(nIn)));
+  };
+  const norm = (name: string, n: number): void => {
+    tensors.push(randomTensor(name, [n], 'f32', seed, 0.1, 1));
+  };
+  const bias = (name: string, n: number): void => {
+    tensors.push(randomTensor(name, [n], 'f32', seed, 0.1));
+  };
+  // Embedding rows ~N(0, 1): the first RMSNorm sees O(1) values whatever n_embd is.
+  tensors.push(randomTensor('token_embd.weight', [nEmbd, nVocab], type('token_embd'), seed, 1));
+  if (opts.ropeFreqs) {
+    // Llama 3's shape: 1 for high frequencies, rising to 8 for the lowest.
+    const half = headDim / 2;
+    tensors.push(
+      f32Tensor(
+        'rope_freqs.weight',
+        Array.from({ length: half }, (_, i) => 1 + (7 * i) / (half - 1)),
+      ),
+    );
+  }
+  for (let i = 0; i < nLayer; i++) {
+    const b = `blk.${i}.`;
+    norm(`${b}attn_norm.weight`, nEmbd);
+    matrix(`${b}attn_q.weight`, 'attn_q', nEmbd, qDim);
+    matrix(`${b}attn_k.weight`, 'attn_k', nEmbd, kvDim);
+    matrix(`${b}attn_v.weight`, 'attn_v', nEmbd, kvDim);
+    if (arch === 'qwen2') {
+      bias(`${b}attn_q.bias`, qDim);
+      bias(`${b}attn_k.bias`, kvDim);
+      bias(`${b}attn_v.bias`, kvDim);
+    }
+    if (arch === 'qwen3') {
+      norm(`${b}attn_q_norm.weight`, headDim);
+      norm(`${b}attn_k_norm.weight`, headDim);
+    }
+    matrix(`${b}attn_output.weight`, 'attn_output', qDim, nEmbd);
+    norm(`${b}ffn_norm.weight`, nEmbd);
+    matrix(`${b}ffn_gate.weight`, 'ffn_gate', nEmbd, nFf);
+    matrix(`${b}ffn_up.weight`, 'ffn_up', nEmbd, nFf);
+    matrix(`${b}ffn_down.weight`, 'ffn_down', nFf, nEmbd);
+  }
+  norm('output_norm.weight', nEmbd);
+  if (!opts.tied) matrix('output.weight', 'output', nEmbd, nVocab, outputGain);
+
+  const counts = new Map<GgmlTypeName, number>();
+  for (const t of tensors) if (t.ne.length > 1) counts.set(t.type, (counts.get(t.type) ?? 0) + 1);
+  const dominant = [...counts].sort((x, y) => y[1] - x[1])[0]?.[0] ?? 'f32';
+  const k = (key: string): string => `${arch}.${key}`;
+  const metadata: [string, GgufValue][] = [
+    ['general.architecture', gv.string(arch)],
+    ['general.name', gv.string(opts.name ?? `redblue synthetic ${arch} ${nLayer}x${nEmbd}`)],
+    ['general.file_type', gv.u32(FILE_TYPE[dominant])],
+    ['general.quantization_version', gv.u32(2)],
+    [k('vocab_size'), gv.u32(nVocab)],
+    [k('context_length'), gv.u32(nCtx)],
+    [k('embedding_length'), gv.u32(nEmbd)],
+    [k('block_count'), gv.u32(nLayer)],
+    [k('feed_forward_length'), gv.u32(nFf)],
+    [k('attention.head_count'), gv.u32(nHead)],
+    [k('attention.head_count_kv'), gv.u32(nHeadKv)],
+    [k('attention.key_length'), gv.u32(headDim)],
+    [k('attention.value_length'), gv.u32(headDim)],
+    [k('rope.dimension_count'), gv.u32(headDim)],
+    [k('rope.freq_base'), gv.f32(opts.ropeFreqBase ?? (arch === 'llama' ? 10000 : 1000000))],
+    [k('attention.layer_norm_rms_epsilon'), gv.f32(opts.rmsEps ?? 1e-5)],
+    ...vocabMetadata(vocab),
+  ];
+  return { metadata, tensors };
+}
+
+/** Writes the model; returns the file size in bytes. */
+export function writeSyntheticModel(path: string, opts: SynthOptions): number {
+  const { metadata, tensors } = syntheticModel(opts);
+  return writeGguf(path, { metadata: new Map(metadata), tensors });
+}

@@ -1,0 +1,146 @@
+// Byte-level BPE as llama.cpp runs it (llm_tokenizer_bpe_session): the pre-tokenizer regex of
+// `tokenizer.ggml.pre` cuts the text into words; each word's UTF-8 bytes become GPT-2's printable
+// characters; adjacent symbols merge by the lowest merge rank (leftmost on ties) until none
+// merges; a leftover symbol that is not a token goes out byte by byte.
+//
+// The regexes are llama.cpp's (which are Hugging Face's with the case-insensitive contractions
+// spelled out); llama.cpp runs hand-written scanners for them (unicode.cpp), whose classes are
+// Unicode's: \p{L}, \p{N} and White_Space for \s. JavaScript's \s differs from White_Space (it
+// has U+FEFF, lacks U+0085), so \s is written as \p{White_Space} here.
+import { TokenizerError, GPT2_PRE, LLAMA3_PRE, QWEN2_PRE, type Vocab } from './vocab.js';
+import { Heap } from './heap.js';
+
+const S = '\\p{White_Space}';
+const NOT_S = '\\P{White_Space}';
+const CONTRACTIONS_CI = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
+
+/** llama3 (and llama-bpe): digits in runs of up to three. */
+export const LLAMA3_REGEX =
+  `${CONTRACTIONS_CI}|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^${S}\\p{L}\\p{N}]+[\\r\\n]*` +
+  `|${S}*[\\r\\n]+|${S}+(?!${NOT_S})|${S}+`;
+/** qwen2: as llama3 but every digit alone. */
+export const QWEN2_REGEX =
+  `${CONTRACTIONS_CI}|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^${S}\\p{L}\\p{N}]+[\\r\\n]*` +
+  `|${S}*[\\r\\n]+|${S}+(?!${NOT_S})|${S}+`;
+/** GPT-2: case-sensitive contractions, an optional space before each run. */
+export const GPT2_REGEX = `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${S}\\p{L}\\p{N}]+|${S}+(?!${NOT_S})|${S}+`;
+
+export function preTokenizerRegex(pre: string): RegExp {
+  if (LLAMA3_PRE.includes(pre)) return new RegExp(LLAMA3_REGEX, 'gu');
+  if (QWEN2_PRE.includes(pre)) return new RegExp(QWEN2_REGEX, 'gu');
+  if (GPT2_PRE.includes(pre)) return new RegExp(GPT2_REGEX, 'gu');
+  throw new TokenizerError(`pre-tokenizer '${pre}' is not supported`);
+}
+
+// GPT-2's byte ↔ character map: printable Latin-1 bytes stand for themselves, the other 68 bytes
+// take the characters from U+0100 on, in byte order.
+export const BYTE_TO_CHAR: readonly string[] = (() => {
+  const map = new Array<string>(256);
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    map[b] = String.fromCharCode(printable ? b : 256 + n++);
+  }
+  return map;
+})();
+
+export const CHAR_TO_BYTE: ReadonlyMap<number, number> = new Map(
+  BYTE_TO_CHAR.map((c, b) => [c.charCodeAt(0), b] as const),
+);
+
+interface Bigram {
+  left: number;
+  right: number;
+  rank: number;
+  size: number;
+}
+
+const before = (a: Bigram, b: Bigram): boolean => a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
+
+const utf8 = new TextEncoder();
+
+// Words repeat (" the", "\n", ...): their tokens are kept, up to a bound so memory stays flat.
+const WORD_CACHE_LIMIT = 50_000;
+
+export class BpeTokenizer {
+  private readonly regex: RegExp;
+  private readonly cache = new Map<string, readonly number[]>();
+
+  constructor(private readonly vocab: Vocab) {
+    this.regex = preTokenizerRegex(vocab.pre);
+  }
+
+  /** Appends the tokens of one text fragment (no special tokens inside) to `out`. */
+  tokenize(text: string, out: number[]): void {
+    this.regex.lastIndex = 0;
+    let last = 0;
+    for (const m of text.matchAll(this.regex)) {
+      // Every character is in some branch of these regexes, so gaps do not occur; kept for safety.
+      if (m.index > last) this.word(text.slice(last, m.index), out);
+      if (m[0].length > 0) this.word(m[0], out);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) this.word(text.slice(last), out);
+  }
+
+  private word(word: string, out: number[]): void {
+    let ids = this.cache.get(word);
+    if (ids === undefined) {
+      ids = this.encodeWord(word);
+      if (this.cache.size >= WORD_CACHE_LIMIT) this.cache.clear();
+      this.cache.set(word, ids);
+    }
+    for (const id of ids) out.push(id);
+  }
+
+  private encodeWord(word: string): number[] {
+    const { textToId, mergeRanks } = this.vocab;
+    let enc = '';
+    for (const b of utf8.encode(word)) enc += BYTE_TO_CHAR[b];
+    const out: number[] = [];
+    if (this.vocab.ignoreMerges) {
+      const whole = textToId.get(enc);
+      if (whole !== undefined) return [whole];
+    }
+    // One symbol per byte character (each is one UTF-16 unit), chained.
+    const count = enc.length;
+    const len = new Array<number>(count).fill(1);
+    const prev = Array.from({ length: count }, (_, i) => i - 1);
+    const next = Array.from({ length: count }, (_, i) => (i + 1 < count ? i + 1 : -1));
+    const queue = new Heap<Bigram>(before);
+    const tryAdd = (left: number, right: number): void => {
+      if (left === -1 || right === -1) return;
+      const rank = mergeRanks.get(enc.substr(left, len[left]!) + ' ' + enc.substr(right, len[right]!));
+      if (rank === undefined) return;
+      queue.push({ left, right, rank, size: len[left]! + len[right]! });
+    };
+    for (let i = 1; i < count; i++) tryAdd(i - 1, i);
+    while (queue.size > 0) {
+      const b = queue.pop()!;
+      const l = b.left;
+      const r = b.right;
+      // Symbols start where they started and only grow rightwards, so "the text changed" is
+      // "the length changed".
+      if (len[l] === 0 || len[r] === 0 || len[l]! + len[r]! !== b.size) continue;
+      len[l]! += len[r]!;
+      len[r] = 0;
+      next[l] = next[r]!;
+      if (next[r]! >= 0) prev[next[r]!] = l;
+      tryAdd(prev[l]!, l);
+      tryAdd(l, next[l]!);
+    }
+    for (let i = count > 0 ? 0 : -1; i !== -1; i = next[i]!) {
+      const piece = enc.substr(i, len[i]!);
+      const id = textToId.get(piece);
+      if (id !== undefined) {
+        out.push(id);
+        continue;
+      }
+      for (const ch of piece) {
+        const byteId = textToId.get(ch);
+        if (byteId !== undefined) out.push(byteId);
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,279 @@
+// The tokenizers against llama.cpp itself (node-llama-cpp loads vocab-only GGUF files written
+// from real vocabularies: Llama 2 SentencePiece, Llama 3 BPE as 'llama-bpe' and as 'qwen2') and
+// against the two npm tokenizers those vocabularies come from; decode round trips; the streaming
+// decoder on characters split across tokens; the errors.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import llama2Js from 'llama-tokenizer-js';
+import llama3Js from 'llama3-tokenizer-js';
+import { getLlama, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTokenizer, TokenizerError, type Tokenizer } from '../../model/tokenizer/index.js';
+import { CORPUS, randomTexts } from './corpus.js';
+import { writeVocabGguf } from './vocab-gguf.js';
+import { llama2Metadata, llama3Metadata } from './vocabularies.js';
+
+const meta2 = llama2Metadata();
+const meta3 = llama3Metadata('llama-bpe');
+const metaQwen = llama3Metadata('qwen2');
+const metaGpt2 = llama3Metadata('gpt-2');
+const llama2 = createTokenizer(meta2);
+const llama3 = createTokenizer(meta3);
+const qwen2 = createTokenizer(metaQwen);
+const gpt2 = createTokenizer(metaGpt2);
+
+const RANDOM = randomTexts(1000, 20261203);
+const ALL = [...CORPUS, ...RANDOM];
+// A long mixed text: merges over thousands of symbols, every pre-tokenizer branch many times.
+const LONG = [...CORPUS, ...RANDOM.slice(0, 300)].join(' ').slice(0, 12_000);
+
+// node-llama-cpp first tries a full load to estimate memory; on a vocab-only file that attempt
+// fails (no tensors) before it loads the vocabulary alone. Those two llama.cpp messages are
+// expected and dropped here; node-llama-cpp's own "Failed simulating model resource usage"
+// warning (printed by it, not by llama.cpp) is the same expected event.
+const EXPECTED_LOAD_NOISE = /missing tensor 'token_embd\.weight'|failed to load model/;
+
+describe('against llama.cpp (node-llama-cpp, vocab-only GGUF files)', () => {
+  let dir = '';
+  let llama: Llama;
+  const models = new Map<string, LlamaModel>();
+  const cases: [string, Tokenizer, Record<string, unknown>][] = [
+    ['llama2-spm', llama2, meta2],
+    ['llama3-bpe', llama3, meta3],
+    ['qwen2-bpe', qwen2, metaQwen],
+    ['gpt2-bpe', gpt2, metaGpt2],
+  ];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'redblue-tokenizer-'));
+    llama = await getLlama({
+      gpu: false,
+      build: 'never',
+      logger: (level, message) => {
+        if (!EXPECTED_LOAD_NOISE.test(message) && /error|warn/.test(level)) console.error(message);
+      },
+    });
+    for (const [name, , meta] of cases) {
+      const path = join(dir, `${name}.gguf`);
+      writeVocabGguf(path, meta);
+      models.set(name, await llama.loadModel({ modelPath: path, vocabOnly: true, gpuLayers: 0 }));
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const m of models.values()) await m.dispose();
+    await llama?.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const [name, tok] of cases) {
+    it(`${name}: the same tokens for every text, special tokens parsed or not`, () => {
+      const model = models.get(name)!;
+      const diffs: string[] = [];
+      for (const text of [...ALL, LONG]) {
+        for (const parseSpecial of [false, true]) {
+          // node-llama-cpp tokenizes with add_special = false.
+          const ref = model.tokenize(text, parseSpecial);
+          const got = tok.encode(text, { addBos: false, addEos: false, parseSpecial });
+          if (JSON.stringify(ref) !== JSON.stringify(got)) {
+            diffs.push(`${JSON.stringify(text)} special=${parseSpecial}: llama.cpp ${ref} ours ${got}`);
+          }
+        }
+      }
+      expect(diffs).toEqual([]);
+    });
+
+    it(`${name}: the same text back from llama.cpp's tokens, control tokens rendered or not`, () => {
+      const model = models.get(name)!;
+      const diffs: string[] = [];
+      for (const text of [...ALL, LONG]) {
+        const ids = model.tokenize(text, true);
+        for (const withBos of [false, true]) {
+          const seq = withBos && tok.bos !== null ? [tok.bos, ...ids] : ids;
+          for (const special of [false, true]) {
+            const ref = model.detokenize(seq as Token[], special);
+            const got = tok.decode(seq, { special });
+            if (ref !== got) diffs.push(`${JSON.stringify(text)} bos=${withBos} special=${special}`);
+          }
+        }
+      }
+      expect(diffs).toEqual([]);
+    });
+  }
+
+  it('agrees with llama.cpp on BOS, EOS and the end-of-generation tokens', () => {
+    for (const [name, tok] of cases) {
+      const model = models.get(name)!;
+      expect(tok.bos).toBe(model.tokens.bos);
+      expect(tok.eos).toBe(model.tokens.eos);
+      expect(tok.eot).toBe(model.tokens.eot);
+      for (let id = 0; id < tok.vocabSize; id++) {
+        if (tok.isEog(id) !== model.isEogToken(id as Token))
+          throw new Error(`${name}: token ${id} end-of-generation differs`);
+      }
+    }
+  });
+});
+
+describe('against the npm tokenizers the vocabularies come from', () => {
+  it('Llama 2 (SentencePiece): the same tokens as llama-tokenizer-js, BOS and space prefix included', () => {
+    // llama-tokenizer-js has no special-token parsing and always adds the prefix space, which is
+    // what llama.cpp does for a text with no special tokens in it.
+    for (const text of ALL.filter((t) => t.length > 0)) {
+      expect(llama2.encode(text), JSON.stringify(text)).toEqual(llama2Js.encode(text));
+    }
+  });
+
+  it('Llama 3 (BPE): the same tokens as llama3-tokenizer-js, which always parses special tokens', () => {
+    // Known difference: the package's regex uses JavaScript's \s, which has U+FEFF and lacks
+    // U+0085; llama.cpp's (and ours) is Unicode's White_Space, so texts with those two differ.
+    const diffs: string[] = [];
+    for (const text of ALL.filter((t) => !/[\ufeff\u0085]/u.test(t))) {
+      const ours = llama3.encode(text, { parseSpecial: true });
+      const theirs = llama3Js.encode(text, { bos: true, eos: false });
+      if (JSON.stringify(ours) !== JSON.stringify(theirs)) diffs.push(JSON.stringify(text));
+    }
+    expect(diffs).toEqual([]);
+    expect(llama3.encode("a\ufeff's", { addBos: false })).not.toEqual(
+      llama3Js.encode("a\ufeff's", { bos: false, eos: false }),
+    );
+  });
+});
+
+describe('behaviour', () => {
+  const textOf = (tok: Tokenizer, ids: number[]) => ids.map((id) => tok.tokenText(id));
+
+  it('llama3 groups digits by three, qwen2 splits every digit', () => {
+    expect(textOf(llama3, llama3.encode('1234567', { addBos: false }))).toEqual(['123', '456', '7']);
+    expect(textOf(qwen2, qwen2.encode('1234567', { addBos: false }))).toEqual([
+      '1',
+      '2',
+      '3',
+      '4',
+      '5',
+      '6',
+      '7',
+    ]);
+  });
+
+  it('adds BOS (and the space prefix for SentencePiece) by default, as llama.cpp with add_special', () => {
+    expect(llama2.encode('Hello')).toEqual([1, 15043]);
+    expect(llama2.encode('Hello', { addBos: false })).toEqual([15043]);
+    expect(llama2.encode('Hello', { addEos: true })).toEqual([1, 15043, 2]);
+    expect(llama3.encode('Hello')).toEqual([128000, 9906]);
+    // qwen2 adds no BOS unless the file says so (these test files do).
+    expect(qwen2.encode('Hello')).toEqual([128000, 9906]);
+    expect(
+      createTokenizer({ ...metaQwen, 'tokenizer.ggml.add_bos_token': undefined }).encode('Hello'),
+    ).toEqual([9906]);
+  });
+
+  it('matches control tokens only with parseSpecial', () => {
+    const text = '<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>';
+    const parsed = llama3.encode(text, { addBos: false, parseSpecial: true });
+    expect(parsed).toEqual([128006, 882, 128007, 271, 13347, 128009]);
+    expect(llama3.encode(text, { addBos: false })).not.toContain(128009);
+    expect(llama3.decode(parsed)).toBe('user\n\nHi');
+    expect(llama3.decode(parsed, { special: true })).toBe(text);
+    // SentencePiece puts a space prefix after a special token too (llama.cpp, not Hugging Face).
+    expect(llama2.encode('<s>Hi', { addBos: false, parseSpecial: true })).toEqual([1, 6324]);
+  });
+
+  it('knows the end-of-generation tokens', () => {
+    expect(llama3.eot).toBe(128009);
+    for (const id of [128001, 128008, 128009]) expect(llama3.isEog(id)).toBe(true);
+    expect(llama3.isEog(128000)).toBe(false);
+    expect([...llama2.eogIds]).toEqual([2]);
+  });
+
+  it('round-trips text through encode and decode', () => {
+    for (const text of ALL) {
+      const clean = text.replace(/\p{Cs}/gu, '\uFFFD');
+      // SentencePiece renders '▁' in the text as a space, as llama.cpp does.
+      if (!text.includes('\u2581')) {
+        expect(llama2.decode(llama2.encode(text, { addBos: false })), JSON.stringify(text)).toBe(clean);
+      }
+      expect(qwen2.decode(qwen2.encode(text, { addBos: false })), JSON.stringify(text)).toBe(clean);
+      // llama3 cleans " ?", " 's" ... on the way back (clean_spaces), as llama.cpp does.
+      if (!/ [?!.,']/.test(text))
+        expect(llama3.decode(llama3.encode(text)), JSON.stringify(text)).toBe(clean);
+    }
+  });
+
+  it('falls back to byte tokens for characters outside the SentencePiece vocabulary', () => {
+    const ids = llama2.encode('🎉', { addBos: false });
+    expect(textOf(llama2, ids)).toEqual(['▁', '<0xF0>', '<0x9F>', '<0x8E>', '<0x89>']);
+    expect(llama2.decode(ids)).toBe('🎉');
+  });
+});
+
+describe('streaming decoder', () => {
+  it('holds back a character split across byte tokens until it is whole', () => {
+    const ids = llama2.encode('a🎉b', { addBos: false });
+    const s = llama2.streamDecoder();
+    const out = ids.map((id) => s.push(id));
+    expect(out).toEqual([' a', '', '', '', '🎉', 'b']);
+    expect(s.flush()).toBe('');
+  });
+
+  it('never emits part of a character, for any text and either vocabulary', () => {
+    for (const tok of [llama2, llama3]) {
+      let split = 0;
+      for (const text of ALL) {
+        const s = tok.streamDecoder();
+        let all = '';
+        for (const id of tok.encode(text, { addBos: false })) {
+          const part = s.push(id);
+          if (part === '') split++;
+          expect(part).not.toContain('\uFFFD');
+          all += part;
+        }
+        all += s.flush();
+        // Pieces as generated: SentencePiece's prefix space stays, '▁' is a space.
+        const expected = tok.kind === 'spm' && text !== '' ? ' ' + text.replaceAll('\u2581', ' ') : text;
+        expect(all).toBe(expected);
+      }
+      expect(split).toBeGreaterThan(0); // some characters did span tokens
+    }
+  });
+
+  it('flushes an incomplete character as U+FFFD', () => {
+    const s = llama2.streamDecoder();
+    expect(s.push(llama2.encode('🎉', { addBos: false })[1]!)).toBe('');
+    expect(s.flush()).toBe('\uFFFD');
+  });
+});
+
+describe('errors', () => {
+  it('names an unknown tokenizer model and the supported ones', () => {
+    expect(() => createTokenizer({ ...meta2, 'tokenizer.ggml.model': 't5' })).toThrow(
+      /'t5' is not supported; supported: 'llama'.*'gpt2'/,
+    );
+    expect(() => createTokenizer({})).toThrow(TokenizerError);
+  });
+
+  it('names an unsupported pre-tokenizer and lists the supported ones', () => {
+    expect(() => createTokenizer({ ...meta3, 'tokenizer.ggml.pre': 'deepseek-coder' })).toThrow(
+      /'deepseek-coder' is not supported; supported pre-tokenizers: .*'llama-bpe'.*'qwen2'/,
+    );
+    expect(() => createTokenizer({ ...meta3, 'tokenizer.ggml.pre': undefined })).toThrow(/'default'/);
+  });
+
+  it('rejects a BPE vocabulary without merges and ids outside the vocabulary', () => {
+    expect(() => createTokenizer({ ...meta3, 'tokenizer.ggml.merges': undefined })).toThrow(
+      /merges is missing/,
+    );
+    expect(() => llama3.decode([128256])).toThrow(/outside the vocabulary/);
+  });
+
+  it('reads metadata wrapped as the GGUF reader gives it', () => {
+    const wrapped = new Map<string, unknown>(
+      Object.entries(meta2).map(([k, v]) => [
+        k,
+        Array.isArray(v) ? { type: 'array', itemType: 'x', value: v } : { type: 'x', value: v },
+      ]),
+    );
+    expect(createTokenizer(wrapped).encode('Hello world')).toEqual(llama2.encode('Hello world'));
+  });
+});
