@@ -5,19 +5,14 @@
 import { readGguf } from '../../model/gguf/read.js';
 import { gv } from '../../model/gguf/value.js';
 import { writeGguf, type GgufTensorInput } from '../../model/gguf/write.js';
+import { executorAddon } from '../../executor/native-steps.js';
 import { dequantize, quantize, type WeightType } from '../../native/kernels.js';
 import type { ModelShardConfig, ModelTensorRef } from '../../native/model.js';
 
-export interface TinySpec {
-  arch: 'llama' | 'qwen2' | 'qwen3';
-  nLayer: number;
-  nEmbd: number;
-  nHead: number;
-  nHeadKv: number;
-  headDim: number;
-  nFf: number;
-  nVocab: number;
-  nCtx: number;
+export interface TinySpec extends Pick<
+  ModelShardConfig,
+  'arch' | 'nLayer' | 'nEmbd' | 'nHead' | 'nHeadKv' | 'headDim' | 'nFf' | 'nVocab' | 'nCtx'
+> {
   /** Type of the weight matrices (token_embd and output included unless given). */
   matrixType: WeightType;
   embdType?: WeightType;
@@ -40,20 +35,15 @@ export interface TinyModel {
   weights: Map<string, Float32Array>;
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Writes the model's tensors to `path` and returns its configuration and values. */
 export function writeTinyModel(path: string, spec: TinySpec): TinyModel {
-  const r = rng(spec.seed);
+  // Values in [-1, 1) from the counter-based generator, a stream per tensor.
+  let stream = 0;
+  const uniform = (n: number) => {
+    const a = new Float32Array(n);
+    executorAddon().fillUniform(a.buffer, 0, n, spec.seed, stream++);
+    return a;
+  };
   const { nEmbd: E, nHead, nHeadKv, headDim: hd, nFf, nVocab } = spec;
   const inputs: GgufTensorInput[] = [];
   const weights = new Map<string, Float32Array>();
@@ -63,22 +53,12 @@ export function writeTinyModel(path: string, spec: TinySpec): TinyModel {
     inputs.push({ name, ne, type, data });
     weights.set(name, dequantize(type, data, rows, ne[0]!));
   };
-  const matrix = (nOut: number, nIn: number, scale = 1) => {
-    const a = new Float32Array(nOut * nIn);
-    const s = (2 * scale) / Math.sqrt(nIn);
-    for (let i = 0; i < a.length; i++) a[i] = (r() - 0.5) * s;
-    return a;
-  };
-  const vector = (n: number, centre: number, spread: number) => {
-    const a = new Float32Array(n);
-    for (let i = 0; i < n; i++) a[i] = centre + (r() - 0.5) * 2 * spread;
-    return a;
-  };
+  const matrix = (nOut: number, nIn: number, scale = 1) =>
+    uniform(nOut * nIn).map((u) => (u * scale) / Math.sqrt(nIn));
+  const vector = (n: number, centre: number, spread: number) => uniform(n).map((u) => centre + u * spread);
   const mt = spec.matrixType;
   const lt = (name: string) => spec.layerTypes?.[name] ?? mt;
-  const embd = new Float32Array(nVocab * E);
-  for (let i = 0; i < embd.length; i++) embd[i] = (r() - 0.5) * 2;
-  add('token_embd.weight', spec.embdType ?? mt, [E, nVocab], embd);
+  add('token_embd.weight', spec.embdType ?? mt, [E, nVocab], uniform(nVocab * E));
   for (let l = 0; l < spec.nLayer; l++) {
     const b = `blk.${l}.`;
     add(b + 'attn_norm.weight', 'f32', [E], vector(E, 1, 0.2));

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createThreadPool } from '../../native/binding.js';
+import { loadAddon } from '../../native/addon.js';
 import { modelAddon, type ModelShardConfig } from '../../native/model.js';
 import { ShmCommunicator } from '../../transport/shm.js';
 import {
@@ -200,8 +201,9 @@ async function runRanks(
 const STEPS = [{ tokens: PROMPT, logits: 'all' }, { logits: 'last' }, { logits: 'last' }, { logits: 'last' }];
 
 // Splits add the partial sums of attn_output and ffn_down in another order (~1e-7 relative),
-// which can flip the f16 rounding of a cached K or V element (2^-11 relative): with f16 caches
-// splits agree to ~3e-5 of the largest logit, not bit for bit.
+// which can flip the f16 rounding of a cached K or V element (2^-11 relative); with heads of 8
+// elements such a flip moves the logits by up to ~1e-4 of the largest here (f16 and bf16
+// weights). With quantized weights (activations quantized too) splits agreed to ≤ 2e-7.
 describe('model shard across ranks', () => {
   const cases: {
     name: string;
@@ -210,10 +212,10 @@ describe('model shard across ranks', () => {
     tol: number;
   }[] = [
     // 4 KV heads over 3 ranks: 1, 2, 1
-    { name: 'llama f16, 4 KV heads', spec: { ...ARCHS[0]!.spec, matrixType: 'f16' }, ffAlign: 1, tol: 1e-4 },
+    { name: 'llama f16, 4 KV heads', spec: { ...ARCHS[0]!.spec, matrixType: 'f16' }, ffAlign: 1, tol: 5e-4 },
     // 2 KV heads over 3 ranks: one rank has no heads (its partial sums are zero)
-    { name: 'qwen3 f16, 2 KV heads', spec: ARCHS[2]!.spec, ffAlign: 1, tol: 1e-4 },
-    { name: 'qwen2 bf16, tied', spec: ARCHS[1]!.spec, ffAlign: 1, tol: 1e-4 },
+    { name: 'qwen3 f16, 2 KV heads', spec: ARCHS[2]!.spec, ffAlign: 1, tol: 5e-4 },
+    { name: 'qwen2 bf16, tied', spec: ARCHS[1]!.spec, ffAlign: 1, tol: 5e-4 },
     // quantized: cuts on 32-element blocks
     {
       name: 'llama q8_0 / q4_0',
@@ -227,7 +229,7 @@ describe('model shard across ranks', () => {
         embdType: 'q4_0',
       },
       ffAlign: 32,
-      tol: 1e-4,
+      tol: 1e-5,
     },
     // K types (Q8_K activations) in the feed-forward and output, cut on 256-element super-blocks
     {
@@ -246,7 +248,7 @@ describe('model shard across ranks', () => {
         outputType: 'q6_k',
       },
       ffAlign: 256,
-      tol: 1e-4,
+      tol: 1e-5,
     },
   ];
   for (const c of cases) {
@@ -266,6 +268,91 @@ describe('model shard across ranks', () => {
       }
     });
   }
+});
+
+interface HostsAddon {
+  hostsCollective(
+    communicator: unknown,
+    options: {
+      firstRank: number;
+      hostFirstRanks: number[];
+      exchange: (
+        block: Buffer,
+        hostBytes: number[],
+        seq: number,
+        done: (err: Error | null, data?: Uint8Array) => void,
+      ) => void;
+    },
+  ): unknown;
+}
+
+describe('model shard across hosts', () => {
+  it('two one-rank hosts (all-reduce as gather and rank-order sum) give the bits of two shm ranks', async () => {
+    const m = model({ ...ARCHS[2]!.spec, seed: 4 });
+    const shm = await runRanks(m, 2, 1, STEPS);
+    // Two hosts in this process, each one rank on its own communicator; the hosts' exchange
+    // joins the two blocks of each sequence number in host order.
+    const waiting = new Map<number, { blocks: Buffer[]; done: ((e: null, d: Uint8Array) => void)[] }>();
+    const exchange =
+      (host: number) =>
+      (
+        block: Buffer,
+        _hostBytes: number[],
+        seq: number,
+        done: (err: Error | null, data?: Uint8Array) => void,
+      ) => {
+        const w = waiting.get(seq) ?? { blocks: [], done: [] };
+        waiting.set(seq, w);
+        w.blocks[host] = Buffer.from(block);
+        w.done[host] = done;
+        if (w.blocks.filter(Boolean).length < 2) return;
+        waiting.delete(seq);
+        const all = Buffer.concat(w.blocks);
+        for (const d of w.done) d(null, all);
+      };
+    const hosts = await Promise.all(
+      [0, 1].map(async (h) => {
+        const comm = await ShmCommunicator.open({
+          name: `t${process.pid}-model-${names++}`,
+          rank: 0,
+          size: 1,
+        });
+        const peers = loadAddon<HostsAddon>().hostsCollective(comm.handle, {
+          firstRank: h,
+          hostFirstRanks: [0, 1, 2],
+          exchange: exchange(h),
+        });
+        const pool = createThreadPool([h % cpus]);
+        const shard = new (modelAddon().ModelShard)(shardConfig(m, h, 2));
+        await shard.load(pool);
+        return { comm, peers, pool, shard };
+      }),
+    );
+    try {
+      const logits: number[][][] = [[], []];
+      let tokens = PROMPT;
+      let pos = 0;
+      for (const step of STEPS) {
+        const ids = step.tokens ?? tokens;
+        const rs = await Promise.all(
+          hosts.map((h) =>
+            h.shard.forward(h.pool, h.peers, Int32Array.from(ids), pos, step.logits as 'all' | 'last'),
+          ),
+        );
+        rs.forEach((r, h) => logits[h]!.push(Array.from(r.logits!)));
+        pos += ids.length;
+        tokens = [argmax(rs[0]!.logits!.subarray(rs[0]!.logits!.length - m.base.nVocab))];
+      }
+      expect(logits[0]).toEqual(shm[0]!.logits);
+      expect(logits[1]).toEqual(shm[0]!.logits);
+    } finally {
+      for (const h of hosts) {
+        h.shard.release();
+        h.comm.close();
+        h.pool.close();
+      }
+    }
+  });
 });
 
 describe('model shard errors', () => {
