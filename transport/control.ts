@@ -76,7 +76,7 @@ export interface RunLayersRequest {
   yOffset: number;
   xOffset: number;
   collect: boolean;
-  /** Multi-host mode (executor/cross-host.ts); null or absent on one host. */
+  /** Multi-host mode (executor/node/cross-host.ts); null or absent on one host. */
   hosts?: CrossHost | null;
   /** Every rank holds every layer (mirror): rows follow the ranks' measured speed. */
   balance?: boolean;

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { readTopology, type MachineTopology } from '../../native/topology.js';
 import { virtualize } from '../../native/virtual-nodes.js';
-import { Supervisor } from '../../executor/supervisor.js';
-import { launchPlace } from '../../executor/launch-env.js';
+import { Supervisor } from '../../executor/host/supervisor.js';
+import { launchPlace } from '../../executor/launch/launch-env.js';
 import type { Auth } from '../../transport/grpc-data.js';
 import { parsePositiveInt, UsageError } from '../errors.js';
 

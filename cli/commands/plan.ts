@@ -102,7 +102,10 @@ export async function buildCluster(f: PlanFlags): Promise<Cluster> {
   if (f.flops) o.node!.flops = positiveNumber(f.flops, '--flops');
   if (f.memory) o.node!.memoryBytes = parseBytes(f.memory, '--memory');
   if (f.hostfile !== undefined)
-    return (await import('../../executor/reported-cluster.js')).clusterFromHostfile(f.hostfile, o);
+    return (await import('../../executor/coordinator/reported-cluster.js')).clusterFromHostfile(
+      f.hostfile,
+      o,
+    );
   if (f.ranks !== undefined) return ranksCluster(f.ranks, o);
   if (f.hosts !== undefined || f.nodesPerHost !== undefined)
     return hostsCluster(f.hosts ?? 1, f.nodesPerHost ?? 1, o);

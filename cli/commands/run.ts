@@ -2,18 +2,18 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { readTopology, type MachineTopology } from '../../native/topology.js';
-import { LocalCluster } from '../../executor/local-cluster.js';
-import { runGemm, type GemmRunResult } from '../../executor/gemm-run.js';
+import { LocalCluster } from '../../executor/host/local-cluster.js';
+import { runGemm, type GemmRunResult } from '../../executor/coordinator/gemm-run.js';
 import {
   runLayers,
   type LayerDType,
   type LayerRunOptions,
   type LayerRunResult,
   type PlacementMode,
-} from '../../executor/layer-run.js';
-import { planLocalGemm, placementFor } from '../../executor/local-plan.js';
-import { verifyGemm } from '../../executor/verify.js';
-import { readNpyArray } from '../../executor/npy.js';
+} from '../../executor/coordinator/layer-run.js';
+import { planLocalGemm, placementFor } from '../../executor/coordinator/local-plan.js';
+import { verifyGemm } from '../../executor/coordinator/verify.js';
+import { readNpyArray } from '../../executor/coordinator/npy.js';
 import { parsePositiveInt, UsageError } from '../errors.js';
 import { formatBytes } from '../format.js';
 import { Progress } from '../progress.js';

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
-import { Supervisor } from '../../executor/supervisor.js';
+import { Supervisor } from '../../executor/host/supervisor.js';
 import { HostClient } from '../../transport/host-client.js';
 import { createSharedArea, type SharedArea } from '../../transport/shared-area.js';
 import { DataClient, DataServer, rawTcpFetch, rawTcpServe, statusOf } from '../../transport/native-data.js';

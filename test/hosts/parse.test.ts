@@ -1,8 +1,8 @@
 // Placement by batch systems (Slurm, Open MPI variables), hostfiles, host lists and addresses.
 import { describe, expect, it } from 'vitest';
-import { expandHostlist, launchPlace, tasksOnNode } from '../../executor/launch-env.js';
-import { parseHostfile, parseHostList } from '../../executor/hostfile.js';
-import { shellQuote, sshArgs } from '../../executor/ssh-launch.js';
+import { expandHostlist, launchPlace, tasksOnNode } from '../../executor/launch/launch-env.js';
+import { parseHostfile, parseHostList } from '../../executor/launch/hostfile.js';
+import { shellQuote, sshArgs } from '../../executor/launch/ssh-launch.js';
 import { isLoopback, parseDataPort, parseListen } from '../../cli/commands/executor.js';
 import { runCli } from '../helpers/cli.js';
 

@@ -1,5 +1,5 @@
 // Checks a distributed result against one OpenBLAS call in this process.
-import { loadAddon } from '../native/addon.js';
+import { loadAddon } from '../../native/addon.js';
 import type { GemmRunResult } from './gemm-run.js';
 
 interface BlasAddon {

@@ -26,8 +26,8 @@ export class ExecutorDiedError extends Error {
 // The compiled executor: next to this file in dist/, or in dist/ when running from sources (tests).
 const ENTRY = fileURLToPath(
   import.meta.url.endsWith('.ts')
-    ? new URL('../dist/executor/main.js', import.meta.url)
-    : new URL('./main.js', import.meta.url),
+    ? new URL('../../dist/executor/node/main.js', import.meta.url)
+    : new URL('../node/main.js', import.meta.url),
 );
 
 export class ProcessGroup {

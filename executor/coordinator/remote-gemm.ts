@@ -3,10 +3,10 @@
 // computes and reduces its own bricks natively over shared memory, then the host leaders reduce
 // the hosts' partial C over gRPC (each host owns a band of rows and pulls the others' partials of
 // it), and the coordinator reads C from the owners.
-import type { Plan } from '../planner/types.js';
+import type { Plan } from '../../planner/types.js';
 import type { RemoteCluster } from './remote-cluster.js';
 import { gemmOperands, type GemmInputs, type GemmRunResult } from './gemm-run.js';
-import { executorAddon, partialSlotBytes, STREAM_A, STREAM_B } from './native-steps.js';
+import { executorAddon, partialSlotBytes, STREAM_A, STREAM_B } from '../node/native-steps.js';
 import { writeNpyMatrix } from './npy.js';
 
 const align = (x: number) => Math.ceil(x / 64) * 64;

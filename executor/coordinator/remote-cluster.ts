@@ -2,10 +2,10 @@
 // gRPC. Each host reports its own topology, which becomes the planner's cluster; a session stream
 // per host keeps its executors alive and tells us at once when a host or its link is lost.
 import { randomBytes } from 'node:crypto';
-import type { Cluster } from '../planner/types.js';
-import { DEFAULT_LINKS } from '../planner/cluster.js';
-import type { Auth } from '../transport/grpc-data.js';
-import { HostClient, type HostCallError, type HostHello } from '../transport/host-client.js';
+import type { Cluster } from '../../planner/types.js';
+import { DEFAULT_LINKS } from '../../planner/cluster.js';
+import type { Auth } from '../../transport/grpc-data.js';
+import { HostClient, type HostCallError, type HostHello } from '../../transport/host-client.js';
 
 /** f32 rate of one core through OpenBLAS on the reference machine (as executor/local-plan.ts). */
 const FLOPS_PER_CORE = 170e9;

@@ -2,7 +2,7 @@
 // names, byte ranges inside the staging area. A failed check is an INVALID_ARGUMENT error that
 // says what was wrong; nothing unchecked reaches the executors or native code.
 import * as grpc from '@grpc/grpc-js';
-import { RpcError } from '../transport/grpc-data.js';
+import { RpcError } from '../../transport/grpc-data.js';
 
 /** Largest dimension accepted (elements along m, n or k). */
 export const MAX_DIM = 1 << 24;

@@ -1,5 +1,5 @@
 // Typed access to the executor's native steps (native/src/bindings/executor_bindings.cc).
-import { loadAddon, type NativeThreadPool } from '../native/addon.js';
+import { loadAddon, type NativeThreadPool } from '../../native/addon.js';
 
 export interface StepBrick {
   m0: number;

@@ -1,8 +1,8 @@
 // Plans for this box: the local (or virtual) NUMA nodes as one host of the planner's cluster.
-import type { MachineTopology } from '../native/topology.js';
-import { plan } from '../planner/index.js';
-import { DEFAULT_LINKS } from '../planner/cluster.js';
-import type { Cluster, Objective, Plan } from '../planner/types.js';
+import type { MachineTopology } from '../../native/topology.js';
+import { plan } from '../../planner/index.js';
+import { DEFAULT_LINKS } from '../../planner/cluster.js';
+import type { Cluster, Objective, Plan } from '../../planner/types.js';
 import type { LayerDType, PlacementMode } from './layer-run.js';
 
 /** f32 multiply-add rate of one core with AVX-512 FMA through OpenBLAS, as measured on the

@@ -1,10 +1,10 @@
 // `redblue plan --hostfile FILE`: the planner's cluster as the hosts' executors report it. Starts
 // `redblue executor` on every host over SSH, asks each for its topology, and stops them again.
 import { randomBytes } from 'node:crypto';
-import type { Cluster } from '../planner/types.js';
-import { readHostfile } from './hostfile.js';
+import type { Cluster } from '../../planner/types.js';
+import { readHostfile } from '../launch/hostfile.js';
 import { RemoteCluster } from './remote-cluster.js';
-import { SshLauncher } from './ssh-launch.js';
+import { SshLauncher } from '../launch/ssh-launch.js';
 
 export async function clusterFromHostfile(
   file: string,

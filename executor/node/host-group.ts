@@ -1,8 +1,8 @@
 // The executors of one host as a shared-memory group: native steps run their barriers and
 // all-gathers through it.
 import { cpus } from 'node:os';
-import { listSegments, removeStaleSegment, ShmCommunicator } from '../transport/shm.js';
-import { isAlive } from '../transport/shared-area.js';
+import { listSegments, removeStaleSegment, ShmCommunicator } from '../../transport/shm.js';
+import { isAlive } from '../../transport/shared-area.js';
 
 export interface HostGroup {
   /** Native communicator handle, passed to native steps. */

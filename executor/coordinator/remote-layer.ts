@@ -3,7 +3,7 @@
 // all-gather after every layer runs hierarchically (shared memory in the host, gRPC between host
 // leaders, shared memory again), inside the native pass loop.
 import { randomBytes } from 'node:crypto';
-import { plan } from '../planner/index.js';
+import { plan } from '../../planner/index.js';
 import type { RemoteCluster } from './remote-cluster.js';
 import {
   passFigures,

@@ -3,10 +3,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { MachineTopology } from '../native/topology.js';
-import { connectExecutor, waitForReady, type ExecutorClient, type HelloReply } from '../transport/control.js';
-import { createSharedArea, removeStaleAreas, type SharedArea } from '../transport/shared-area.js';
-import { removeDeadSessions, removeStaleHostGroup } from './host-group.js';
+import type { MachineTopology } from '../../native/topology.js';
+import {
+  connectExecutor,
+  waitForReady,
+  type ExecutorClient,
+  type HelloReply,
+} from '../../transport/control.js';
+import { createSharedArea, removeStaleAreas, type SharedArea } from '../../transport/shared-area.js';
+import { removeDeadSessions, removeStaleHostGroup } from '../node/host-group.js';
 import { ProcessGroup } from './process-group.js';
 
 export interface LocalClusterOptions {

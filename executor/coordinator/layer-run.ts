@@ -2,8 +2,8 @@
 // (mirror: whole; shard: the node's rows), then passes of Y = X·Wᵀ with fresh X through the
 // whole stack. Rows of every W are split over the executors (column-parallel, as tensor
 // parallelism splits a linear layer) and the slices are all-gathered after each layer.
-import type { LocalCluster } from './local-cluster.js';
-import type { RunLayersReply } from '../transport/control.js';
+import type { LocalCluster } from '../host/local-cluster.js';
+import type { RunLayersReply } from '../../transport/control.js';
 
 export type LayerDType = 'q4_0' | 'q8_0' | 'f32';
 export type PlacementMode = 'mirror' | 'shard';

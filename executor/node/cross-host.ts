@@ -3,9 +3,9 @@
 // the host's block to its supervisor over a private unix socket (transport/leader-link.ts); the
 // supervisor exchanges it with the other hosts' supervisors over gRPC and returns every host's
 // block.
-import { loadAddon } from '../native/addon.js';
-import type { CrossHost } from '../transport/control.js';
-import { LeaderLink } from '../transport/leader-link.js';
+import { loadAddon } from '../../native/addon.js';
+import type { CrossHost } from '../../transport/control.js';
+import { LeaderLink } from '../../transport/leader-link.js';
 
 interface HostsAddon {
   hostsCollective(

@@ -4,15 +4,15 @@
 import { hostname } from 'node:os';
 import { fstatSync, readFileSync } from 'node:fs';
 import type { Server } from '@grpc/grpc-js';
-import { loadAddon, type NativeThreadPool } from '../native/addon.js';
-import { serveExecutor, type ExecutorHandlers } from '../transport/control.js';
-import { attachSharedArea, type SharedArea } from '../transport/shared-area.js';
+import { loadAddon, type NativeThreadPool } from '../../native/addon.js';
+import { serveExecutor, type ExecutorHandlers } from '../../transport/control.js';
+import { attachSharedArea, type SharedArea } from '../../transport/shared-area.js';
 import { parseExecutorArgs, type ExecutorArgs } from './args.js';
 import { executorAddon, partialSlotBytes, type NativeLayerStack } from './native-steps.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
 import { crossHostPeers } from './cross-host.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;
 };
 

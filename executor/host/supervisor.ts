@@ -6,13 +6,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
-import { serveLeaderLink } from '../transport/leader-link.js';
+import { serveLeaderLink } from '../../transport/leader-link.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import type { MachineTopology } from '../native/topology.js';
-import type { SharedArea } from '../transport/shared-area.js';
-import { DataServer, hostOf } from '../transport/native-data.js';
+import type { MachineTopology } from '../../native/topology.js';
+import type { SharedArea } from '../../transport/shared-area.js';
+import { DataServer, hostOf } from '../../transport/native-data.js';
 import {
   callMessage,
   CHUNK_BYTES,
@@ -26,21 +26,21 @@ import {
   widenSessionWindows,
   type Auth,
   type BlockMsg,
-} from '../transport/grpc-data.js';
+} from '../../transport/grpc-data.js';
 import {
   HostClient,
   type HostGemmRequest,
   type HostPlaceRequest,
   type HostRunRequest,
-} from '../transport/host-client.js';
+} from '../../transport/host-client.js';
 import { LocalCluster } from './local-cluster.js';
-import { executorAddon, partialSlotBytes } from './native-steps.js';
+import { executorAddon, partialSlotBytes } from '../node/native-steps.js';
 import { byteRange, int, invalid, list, MAX_DIM, oneOf, range, tag as checkTag } from './host-validate.js';
-import type { LaunchPlace } from './launch-env.js';
+import type { LaunchPlace } from '../launch/launch-env.js';
 
 /** Our version (package.json sits above dist/ when compiled, next to the sources otherwise). */
 function version(): string {
-  for (const rel of ['../../package.json', '../package.json']) {
+  for (const rel of ['../../../package.json', '../../package.json']) {
     try {
       return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { version: string }).version;
     } catch {

@@ -1,11 +1,11 @@
 // `redblue run gemm`: one distributed C = A·B following the planner's bricks. A and B go into
 // the host's staging area, every executor fetches its blocks into node-local memory, multiplies
 // and reduces its rows of C (native step), and the coordinator writes C out.
-import type { Plan } from '../planner/types.js';
+import type { Plan } from '../../planner/types.js';
 import { readNpyMatrix, writeNpyMatrix } from './npy.js';
-import type { LocalCluster } from './local-cluster.js';
-import { executorAddon, partialSlotBytes, STREAM_A, STREAM_B } from './native-steps.js';
-import type { StepTimings } from './native-steps.js';
+import type { LocalCluster } from '../host/local-cluster.js';
+import { executorAddon, partialSlotBytes, STREAM_A, STREAM_B } from '../node/native-steps.js';
+import type { StepTimings } from '../node/native-steps.js';
 
 export interface GemmInputs {
   m: number;
