@@ -96,6 +96,39 @@ export interface RunLayersReply {
   /** Rows per rank at the end (balancing moves them). */
   rows?: number[];
 }
+export interface LoadModelRequest {
+  path: string;
+  ctx: number;
+  kvHeads: Range;
+  ff: Range;
+  vocab: Range;
+  vocabPerRank: number[];
+}
+export interface LoadModelReply {
+  weightBytes: number;
+  kvBytes: number;
+  backing: string;
+  seconds: number;
+}
+export interface LoadProgressReply {
+  done: number;
+  total: number;
+}
+export interface ForwardRequest {
+  tokens: number[];
+  pos: number;
+  /** What every rank computes (the vocabulary projection is collective). */
+  logits: 'last' | 'all' | 'none';
+  /** Whether this rank sends them back. */
+  sendLogits: boolean;
+}
+export interface ForwardReply {
+  /** f32 little-endian, n_vocab values per returned position (empty when none asked). */
+  logits: Uint8Array;
+  computeSeconds: number;
+  exchangeSeconds: number;
+  seconds: number;
+}
 type Empty = Record<string, never>;
 
 /** What an executor implements; each handler may throw to fail the call with its message. */
@@ -105,6 +138,9 @@ export interface ExecutorHandlers {
   gemm(req: GemmRequest): Promise<GemmReply> | GemmReply;
   placeLayers(req: PlaceLayersRequest): Promise<PlaceLayersReply> | PlaceLayersReply;
   runLayers(req: RunLayersRequest): Promise<RunLayersReply> | RunLayersReply;
+  loadModel(req: LoadModelRequest): Promise<LoadModelReply> | LoadModelReply;
+  loadProgress(req: Empty): Promise<LoadProgressReply> | LoadProgressReply;
+  forward(req: ForwardRequest): Promise<ForwardReply> | ForwardReply;
   shutdown(req: Empty): Promise<Empty> | Empty;
 }
 
@@ -142,13 +178,26 @@ function service(): grpc.ServiceClientConstructor {
   return serviceCache;
 }
 
-const METHODS = ['hello', 'attach', 'gemm', 'placeLayers', 'runLayers', 'shutdown'] as const;
+const METHODS = [
+  'hello',
+  'attach',
+  'gemm',
+  'placeLayers',
+  'runLayers',
+  'loadModel',
+  'loadProgress',
+  'forward',
+  'shutdown',
+] as const;
 const RPC_NAME: Record<(typeof METHODS)[number], string> = {
   hello: 'Hello',
   attach: 'Attach',
   gemm: 'Gemm',
   placeLayers: 'PlaceLayers',
   runLayers: 'RunLayers',
+  loadModel: 'LoadModel',
+  loadProgress: 'LoadProgress',
+  forward: 'Forward',
   shutdown: 'Shutdown',
 };
 

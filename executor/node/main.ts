@@ -11,6 +11,7 @@ import { parseExecutorArgs, type ExecutorArgs } from './args.js';
 import { executorAddon, partialSlotBytes, type NativeLayerStack } from './native-steps.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
 import { crossHostPeers } from './cross-host.js';
+import { ModelSteps } from './model-steps.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -21,12 +22,15 @@ class Executor {
   private group: HostGroup | undefined;
   private stack: NativeLayerStack | undefined;
   private rowsPerRank: number[] = [];
+  private readonly model: ModelSteps;
   server: Server | undefined;
 
   constructor(
     readonly args: ExecutorArgs,
     readonly pool: NativeThreadPool,
-  ) {}
+  ) {
+    this.model = new ModelSteps(args.rank, args.world, args.memoryNode);
+  }
 
   private need<T>(v: T | undefined, what: string): T {
     if (v === undefined) throw new Error(`executor rank ${this.args.rank}: ${what} first`);
@@ -144,6 +148,9 @@ class Executor {
           ...(req.collect ? { out: area.buffer, yOffset: req.yOffset, xOffset: req.xOffset } : {}),
         });
       },
+      loadModel: (req) => this.model.load(req, this.pool),
+      loadProgress: () => this.model.loadProgress(),
+      forward: (req) => this.model.forward(req, this.pool, this.need(this.group, 'attach').communicator),
       shutdown: () => {
         setImmediate(() => this.exit(0));
         return {};
@@ -153,6 +160,7 @@ class Executor {
 
   exit(code: number): never {
     this.stack?.release();
+    this.model.release();
     this.group?.close();
     this.area?.close();
     this.pool.close();
