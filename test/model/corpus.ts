@@ -42,6 +42,8 @@ export const CORPUS: readonly string[] = [
   "don 't and won 's",
   '<s>looks special</s>',
   '<|begin_of_text|>Hello<|eot_id|>',
+  'HelloHello Hello<|reserved_special_token_5|>Hello world',
+  'hello world, foo wow, go west',
   '<|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|>',
   'text<|eot_id|>text<|end_of_text|>',
   '<unk> token text',
