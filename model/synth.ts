@@ -47,7 +47,10 @@ export interface SynthOptions {
   ropeFreqs?: boolean;
   ropeFreqBase?: number;
   rmsEps?: number;
-  /** Multiplies the output projection; default 6 (top logit usually > 0.5 above the second). */
+  /**
+   * Multiplies the output projection; default 8: logits' std ≈ 8, so the top logit usually leads
+   * the second by > 0.5 (measured with gain 6 in llama.cpp: 10 of 12 greedy steps).
+   */
   outputGain?: number;
   name?: string;
 }
@@ -168,7 +171,7 @@ export function syntheticModel(opts: SynthOptions): {
   const qDim = nHead * headDim;
   const kvDim = nHeadKv * headDim;
   const gain = 1;
-  const outputGain = opts.outputGain ?? 6;
+  const outputGain = opts.outputGain ?? 8;
 
   const tensors: GgufTensorInput[] = [];
   const matrix = (name: string, role: WeightRole, nIn: number, nOut: number, g = gain): void => {

@@ -313,6 +313,35 @@ function readArray(c: Cursor, what: () => string, depth: number): ArrayValue {
   return { type: 'array', itemType, value: items } as ArrayValue;
 }
 
+/**
+ * One tensor's bytes, by positional reads (rows [rowLo, rowHi) of its ne[0]-element rows when
+ * given, e.g. a rank's slice). The header checks guarantee the range is inside the file.
+ */
+export function readTensorData(f: GgufFile, t: GgufTensor, rowLo = 0, rowHi?: number): Uint8Array {
+  const rows = t.elements / Math.max(t.ne[0] ?? 1, 1);
+  const hi = rowHi ?? rows;
+  if (!Number.isInteger(rowLo) || !Number.isInteger(hi) || rowLo < 0 || hi > rows || rowLo > hi) {
+    throw new RangeError(`rows [${rowLo}, ${hi}) are not inside tensor '${t.name}' (${rows} rows)`);
+  }
+  const rowSize = rows === 0 ? 0 : t.bytes / rows;
+  const out = new Uint8Array((hi - rowLo) * rowSize);
+  const fd = openSync(f.path, 'r');
+  try {
+    let got = 0;
+    while (got < out.length) {
+      const r = readSync(fd, out, got, out.length - got, t.offset + rowLo * rowSize + got);
+      if (r === 0)
+        throw new GgufError(
+          `${f.path}: the file ended while reading tensor '${t.name}' (changed since read?)`,
+        );
+      got += r;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
 /** Reads and validates a GGUF header; the tensor data is not read. */
 export function readGguf(path: string): GgufFile {
   const fd = openSync(path, 'r');

@@ -17,17 +17,6 @@ export class TokenizerError extends Error {
  */
 export type TokenizerMetadata = ReadonlyMap<string, unknown> | Readonly<Record<string, unknown>>;
 
-/** llama.cpp's token types as stored in `tokenizer.ggml.token_type` (llama_token_type). */
-export const TOKEN_TYPE = {
-  undefined: 0,
-  normal: 1,
-  unknown: 2,
-  control: 3,
-  userDefined: 4,
-  unused: 5,
-  byte: 6,
-} as const;
-
 /** Token attributes (llama_token_attr), the bits llama.cpp tests when tokenizing and rendering. */
 export const ATTR = {
   undefined: 0,
@@ -118,23 +107,20 @@ function stringArray(key: string, arr: ArrayLike<unknown>): string[] {
   return out;
 }
 
+// `tokenizer.ggml.token_type` (llama_token_type: 0 undefined, 1 normal, 2 unknown, 3 control,
+// 4 user-defined, 5 unused, 6 byte) → attribute, as llama.cpp's load maps them.
+const ATTR_OF_TYPE: readonly number[] = [
+  ATTR.undefined,
+  ATTR.normal,
+  ATTR.unknown,
+  ATTR.control,
+  ATTR.userDefined,
+  ATTR.unused,
+  ATTR.byte,
+];
+
 function attrOfType(type: number): number {
-  switch (type) {
-    case TOKEN_TYPE.unknown:
-      return ATTR.unknown;
-    case TOKEN_TYPE.unused:
-      return ATTR.unused;
-    case TOKEN_TYPE.normal:
-      return ATTR.normal;
-    case TOKEN_TYPE.control:
-      return ATTR.control;
-    case TOKEN_TYPE.userDefined:
-      return ATTR.userDefined;
-    case TOKEN_TYPE.byte:
-      return ATTR.byte;
-    default:
-      return ATTR.undefined;
-  }
+  return ATTR_OF_TYPE[type] ?? ATTR.undefined;
 }
 
 /** Pre-tokenizer names llama.cpp maps to the llama3 regex (and add_bos, ignore_merges). */

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GgufError, readGguf } from '../../model/gguf/read.js';
+import { GgufError, readGguf, readTensorData } from '../../model/gguf/read.js';
 import { GGML_TYPES, rowBytes } from '../../model/gguf/types.js';
 import { gv, type GgufValue } from '../../model/gguf/value.js';
 import { writeGguf, type GgufTensorInput } from '../../model/gguf/write.js';
@@ -105,6 +105,12 @@ describe('GGUF round trip', () => {
         expect(r.offset % f.alignment).toBe(0);
         expect(r.elements).toBe(t.ne.reduce((a, b) => a * b, 1));
         expect(new Uint8Array(file.subarray(r.offset, r.offset + r.bytes))).toEqual(dataOf(t));
+        expect(readTensorData(f, r)).toEqual(dataOf(t));
+        const rows = r.elements / r.ne[0]!;
+        if (rows >= 2) {
+          const rowSize = r.bytes / rows;
+          expect(readTensorData(f, r, 1, 2)).toEqual(dataOf(t).subarray(rowSize, 2 * rowSize));
+        }
       });
     });
   }
@@ -142,6 +148,9 @@ describe('GGUF round trip', () => {
     );
     expect(() => f.getF32('missing.key')).toThrow(/'missing.key' \(f32\) is missing/);
     expect(() => f.tensor('nope')).toThrow(/no tensor 'nope'/);
+    expect(() => readTensorData(f, f.tensor('t.f32'), 2, 4)).toThrow(
+      /rows \[2, 4\) are not inside tensor 't.f32' \(3 rows\)/,
+    );
   });
 
   it('the writer checks tensor byte counts and metadata types', () => {

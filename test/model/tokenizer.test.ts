@@ -30,6 +30,25 @@ const meta2 = metadata('llama2');
 const meta3 = metadata('llama3');
 const metaQwen = metadata('qwen2');
 const metaGpt2 = withKey(meta3, 'tokenizer.ggml.pre', gv.string('gpt-2'));
+// Variants for paths the real files do not take. SentencePiece with a token that holds '▁' after a
+// character ('o▁w', scored above all), so merges cross words and the text is not cut at spaces.
+// Llama 3 with user-defined tokens, which llama.cpp splits out even when special tokens are not
+// parsed: one that looks special and one that is a plain word ('Hello').
+const arrayOf = <T>(m: Meta, key: string): T[] => [...(m.get(key)!.value as T[])];
+const metaCross = (() => {
+  const tokens = arrayOf<string>(meta2, 'tokenizer.ggml.tokens');
+  const scores = arrayOf<number>(meta2, 'tokenizer.ggml.scores');
+  tokens[31999] = 'o\u2581w';
+  scores[31999] = 0;
+  const m = withKey(meta2, 'tokenizer.ggml.tokens', gv.strings(tokens));
+  return withKey(m, 'tokenizer.ggml.scores', gv.numbers('f32', scores));
+})();
+const metaUser = (() => {
+  const types = arrayOf<number>(meta3, 'tokenizer.ggml.token_type');
+  const tokens = arrayOf<string>(meta3, 'tokenizer.ggml.tokens');
+  for (const t of ['<|reserved_special_token_5|>', 'Hello']) types[tokens.indexOf(t)] = 4;
+  return withKey(meta3, 'tokenizer.ggml.token_type', gv.numbers('i32', types));
+})();
 const llama2 = createTokenizer(meta2);
 const llama3 = createTokenizer(meta3);
 const qwen2 = createTokenizer(metaQwen);
@@ -55,6 +74,8 @@ describe('against llama.cpp (node-llama-cpp, vocab-only GGUF files)', () => {
     ['llama3-bpe', llama3, meta3],
     ['qwen2-bpe', qwen2, metaQwen],
     ['gpt2-bpe', gpt2, metaGpt2],
+    ['spm-cross-word-token', createTokenizer(metaCross), metaCross],
+    ['bpe-user-defined', createTokenizer(metaUser), metaUser],
   ];
 
   beforeAll(async () => {
@@ -203,6 +224,14 @@ describe('behaviour', () => {
     expect(llama3.decode(parsed, { special: true })).toBe(text);
     // SentencePiece puts a space prefix after a special token too (llama.cpp, not Hugging Face).
     expect(llama2.encode('<s>Hi', { addBos: false, parseSpecial: true })).toEqual([1, 6324]);
+  });
+
+  it('merges across words when a token spans a space, and splits out user-defined tokens always', () => {
+    expect(createTokenizer(metaCross).encode('go west', { addBos: false })).toContain(31999);
+    const user = createTokenizer(metaUser);
+    // ' Hello' is one token ('ĠHello') normally; with 'Hello' user-defined the space stands alone.
+    expect(llama3.encode(' Hello', { addBos: false })).toHaveLength(1);
+    expect(user.encode(' Hello', { addBos: false })).toEqual([220, 9906]);
   });
 
   it('knows the end-of-generation tokens', () => {
