@@ -7,6 +7,8 @@ import { formatBytes } from '../format.js';
 import { Progress } from '../progress.js';
 import { runGenerate, planGenerate, type GenerateRun } from '../../executor/coordinator/generate-run.js';
 import { renderModelSplit } from '../../planner/model-split.js';
+import { writeModelSplitHtml } from '../../planner/html/model-split.js';
+import { basename } from 'node:path';
 
 interface GenerateFlags {
   model: string;
@@ -23,6 +25,7 @@ interface GenerateFlags {
   seed?: number;
   json?: boolean;
   dryRun?: boolean;
+  html?: string;
   bos: boolean;
 }
 
@@ -101,6 +104,7 @@ export function registerGenerate(program: Command): void {
     )
     .option('--no-bos', 'do not add the BOS token even where the model asks for it')
     .option('--dry-run', 'print how the model would be split across the executors, and stop')
+    .option('--html <file>', 'with --dry-run: also write the split as an HTML page')
     .option('--json', 'print one JSON object (token ids, text, timings) instead of streaming text')
     .addHelpText(
       'after',
@@ -115,8 +119,16 @@ Examples:
     )
     .action(async (o: GenerateFlags) => {
       const topology = readTopology({ virtualNodes: o.virtualNodes });
+      if (o.html && !o.dryRun) throw new UsageError('--html goes with --dry-run');
       if (o.dryRun) {
         const plan = planGenerate({ model: o.model, topology, ...(o.ctx ? { ctx: o.ctx } : {}) });
+        if (o.html) {
+          const i = plan.info;
+          writeModelSplitHtml(plan.split, o.html, {
+            model: basename(o.model),
+            description: `${i.arch}, ${i.nLayer} layers, ${i.nEmbd} wide, ${i.nHead} heads (${i.nHeadKv} KV), n_ff ${i.nFf}, vocabulary ${i.nVocab}`,
+          });
+        }
         process.stdout.write(o.json ? JSON.stringify(plan, null, 2) + '\n' : renderModelSplit(plan.split));
         return;
       }
