@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { loadAddon, type NativeThreadPool } from '../native/addon.js';
 import { gemmF32, matmulQ, openblasGemm, quantize, readBytes, type GemmOptions } from '../native/kernels.js';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../common/errors.js';
 import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
 
 export interface KernelsBenchOptions {

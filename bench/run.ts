@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadAddon } from '../native/addon.js';
 import { readTopology, type MachineTopology } from '../native/topology.js';
 import { oneCpuPerCore, restrictToCpus, virtualize } from '../native/virtual-nodes.js';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../common/errors.js';
 import { LocalCluster } from '../executor/host/local-cluster.js';
 import { runGemm } from '../executor/coordinator/gemm-run.js';
 import { runLayers } from '../executor/coordinator/layer-run.js';

@@ -2,6 +2,7 @@
 // proto/hosts.proto served and called with gRPC's C++ core, off the event loop. Typed wrappers
 // with the argument checks; the addon checks again.
 import { loadAddon } from '../native/addon.js';
+import { joinHostPort } from '../common/address.js';
 
 interface NativeDataServer {
   readonly port: number;
@@ -39,7 +40,7 @@ export class DataServer {
   private readonly s: NativeDataServer;
   constructor(host: string, token: string | undefined, port = 0) {
     this.s = new (loadAddon<DataAddon>().DataServer)({
-      address: `${host}:${port}`,
+      address: joinHostPort(host, port),
       ...(token !== undefined ? { token } : {}),
     });
   }
@@ -132,12 +133,6 @@ export class DataClient {
   close(): void {
     this.c.close();
   }
-}
-
-/** `host` of a `host:port` address (IPv6 in brackets stays bracketed). */
-export function hostOf(address: string): string {
-  const i = address.lastIndexOf(':');
-  return i < 0 ? address : address.slice(0, i);
 }
 
 /** The message and gRPC status code of a native data path failure ("… [grpc N]"). */

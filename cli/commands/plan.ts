@@ -15,7 +15,7 @@ import { renderPlan } from '../../planner/render.js';
 import { writePlanHtml } from '../../planner/html/index.js';
 import { parseTopology } from '../../planner/topology-file.js';
 import { parseBytes } from '../../planner/units.js';
-import { UsageError, parsePositiveInt } from '../errors.js';
+import { UsageError, parsePositiveInt } from '../../common/errors.js';
 
 interface PlanFlags {
   m: string;

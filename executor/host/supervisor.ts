@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { MachineTopology } from '../../native/topology.js';
 import type { SharedArea } from '../../transport/shared-area.js';
-import { DataServer, hostOf } from '../../transport/native-data.js';
+import { DataServer } from '../../transport/native-data.js';
+import { hostOf } from '../../common/address.js';
 import {
   callMessage,
   CHUNK_BYTES,
