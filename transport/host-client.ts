@@ -14,6 +14,7 @@ import {
   type Auth,
   type BlockMsg,
 } from './grpc-data.js';
+import type { WireBrick } from './bricks.js';
 
 export interface HostNodeInfo {
   cpus: number[];
@@ -30,15 +31,6 @@ export interface HostHello {
   launchSize: number;
   /** Port of the host's native data path on the same address (0: none). */
   dataPort: number;
-}
-export interface WireRange {
-  lo: number;
-  hi: number;
-}
-export interface WireBrick {
-  m: WireRange;
-  n: WireRange;
-  k: WireRange;
 }
 export interface HostGemmRequest {
   m: number;

@@ -103,14 +103,3 @@ export function executorAddon(): ExecutorAddon {
 /** Streams of the counter-based generator: A and B of a seeded gemm. */
 export const STREAM_A = 11;
 export const STREAM_B = 12;
-
-/**
- * Bytes of a brick's partial-C slot in the staging area. A brick spanning all of k writes its
- * cells of C directly (no other brick covers them), so it needs none.
- */
-export function partialSlotBytes(
-  b: { m: [number, number]; n: [number, number]; k: [number, number] },
-  k: number,
-): number {
-  return b.k[0] === 0 && b.k[1] === k ? 0 : (b.m[1] - b.m[0]) * (b.n[1] - b.n[0]) * 4;
-}
