@@ -11,7 +11,8 @@
 // drift on a shared machine touches every method alike.
 import { createServer, connect, type Socket } from 'node:net';
 import { HostClient } from '../transport/host-client.js';
-import { DataClient, rawTcpFetch, rawTcpPush, rawTcpServe } from '../transport/native-data.js';
+import { DataClient } from '../transport/native-data.js';
+import { rawTcpFetch, rawTcpPush, rawTcpServe } from '../native/raw-tcp.js';
 import { hostOf, joinHostPort } from '../common/address.js';
 
 export interface ClientArgs {

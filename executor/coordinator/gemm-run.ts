@@ -4,10 +4,10 @@
 import type { Plan } from '../../planner/types.js';
 import { readNpyMatrix, writeNpyMatrix } from './npy.js';
 import type { LocalCluster } from '../host/local-cluster.js';
-import { executorAddon, STREAM_A, STREAM_B } from '../node/native-steps.js';
+import { executorAddon, STREAM_A, STREAM_B } from '../../native/steps.js';
 import { cRowsOf, gemmLayout } from '../node/gemm-layout.js';
 import { brickToWire, rangeToWire } from '../../transport/bricks.js';
-import type { StepTimings } from '../node/native-steps.js';
+import type { StepTimings } from '../../native/steps.js';
 
 export interface GemmInputs {
   m: number;

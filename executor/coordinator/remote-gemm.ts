@@ -6,7 +6,7 @@
 import type { Plan } from '../../planner/types.js';
 import type { RemoteCluster } from './remote-cluster.js';
 import { gemmOperands, type GemmInputs, type GemmRunResult } from './gemm-run.js';
-import { executorAddon, STREAM_A, STREAM_B } from '../node/native-steps.js';
+import { executorAddon, STREAM_A, STREAM_B } from '../../native/steps.js';
 import { gemmLayout } from '../node/gemm-layout.js';
 import { brickToWire } from '../../transport/bricks.js';
 import { writeNpyMatrix } from './npy.js';

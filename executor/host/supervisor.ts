@@ -35,7 +35,7 @@ import {
   type HostRunRequest,
 } from '../../transport/host-client.js';
 import { LocalCluster } from './local-cluster.js';
-import { executorAddon } from '../node/native-steps.js';
+import { executorAddon } from '../../native/steps.js';
 import { cRowsOf, partialSlotBytes } from '../node/gemm-layout.js';
 import { brickFromWire, rangeToWire, type WireBrick } from '../../transport/bricks.js';
 import { byteRange, int, invalid, list, MAX_DIM, oneOf, range, tag as checkTag } from './host-validate.js';

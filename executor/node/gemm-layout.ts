@@ -3,7 +3,7 @@
 // one partial-C slot per brick that splits k, rank by rank, brick by brick, in the plan's order.
 // The executors reduce C by rows: rank r of P owns rows [r·m/P, (r+1)·m/P).
 import type { Brick, Range } from '../../planner/types.js';
-import type { StepBrick } from './native-steps.js';
+import type { StepBrick } from '../../native/steps.js';
 
 const align = (x: number) => Math.ceil(x / 64) * 64;
 

@@ -8,7 +8,7 @@ import { loadAddon, type NativeThreadPool } from '../../native/addon.js';
 import { serveExecutor, type ExecutorHandlers } from '../../transport/control.js';
 import { attachSharedArea, type SharedArea } from '../../transport/shared-area.js';
 import { parseExecutorArgs, type ExecutorArgs } from './args.js';
-import { executorAddon, type NativeLayerStack } from './native-steps.js';
+import { executorAddon, type NativeLayerStack } from '../../native/steps.js';
 import { stepBricks } from './gemm-layout.js';
 import { brickFromWire } from '../../transport/bricks.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';

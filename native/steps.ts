@@ -1,5 +1,6 @@
-// Typed access to the executor's native steps (native/src/bindings/executor_bindings.cc).
-import { loadAddon, type NativeThreadPool } from '../../native/addon.js';
+// Typed access to the node executor's native steps (native/src/bindings/executor_bindings.cc)
+// and the collective that spans hosts (native/src/bindings/hosts_bindings.cc).
+import { loadAddon, type NativeThreadPool } from './addon.js';
 
 export interface StepBrick {
   m0: number;
@@ -103,3 +104,33 @@ export function executorAddon(): ExecutorAddon {
 /** Streams of the counter-based generator: A and B of a seeded gemm. */
 export const STREAM_A = 11;
 export const STREAM_B = 12;
+
+interface HostsAddon {
+  hostsCollective(
+    communicator: unknown,
+    options: {
+      firstRank: number;
+      hostFirstRanks: number[];
+      exchange: (
+        block: Buffer,
+        hostBytes: number[],
+        seq: number,
+        done: (err: Error | null, data?: Uint8Array) => void,
+      ) => void;
+      timeoutMs?: number;
+    },
+  ): { collective: unknown; rank: number; size: number };
+}
+
+export type HostsCollectiveOptions = Parameters<HostsAddon['hostsCollective']>[1];
+
+/**
+ * The collective of one multi-host run: shared memory inside the host, `exchange` (the host
+ * leader's hand-off to its supervisor) between hosts.
+ */
+export function hostsCollective(
+  communicator: unknown,
+  options: HostsCollectiveOptions,
+): { collective: unknown; rank: number; size: number } {
+  return loadAddon<HostsAddon>().hostsCollective(communicator, options);
+}
