@@ -27,7 +27,7 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../common/errors.js';
 import { resolveSamplingParams, type SamplingParams } from '../model/sampling.js';
 
 export type KvCacheType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';

@@ -14,8 +14,8 @@ import { forward, loadModel, type LoadedModel } from '../executor/coordinator/ge
 import { openReference, type Rate } from './llama-reference.js';
 import { machineInfo, result, type BenchReport, type BenchResult } from './report.js';
 import { streamRead } from './read-bandwidth.js';
-import { UsageError } from '../cli/errors.js';
-import { formatBytes, table } from '../cli/format.js';
+import { UsageError } from '../common/errors.js';
+import { formatBytes, table } from '../common/format.js';
 
 export interface ModelBenchOptions {
   model: string;

@@ -2,7 +2,7 @@
 // The redblue command line: each subcommand lives in cli/commands/ and registers itself here.
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { UsageError } from './errors.js';
+import { UsageError } from '../common/errors.js';
 import { registerTopo } from './commands/topo.js';
 import { registerBench } from './commands/bench.js';
 import { registerRun } from './commands/run.js';

@@ -1,5 +1,5 @@
-// The engine's processes, one folder per role. Bytes of a step flow down this list, imports point
-// up it (a role uses those listed before it, never one after; test/foundation/layers.test.ts checks):
+// The engine's processes, one folder per role. A role imports only those listed before it
+// (test/foundation/layers.test.ts checks); a step's bytes go the other way, coordinator → node:
 //  1. node/ — the node executor: one process per (virtual) NUMA node, bound to it, serving the
 //     control plane on a unix socket and running whole steps natively on its pinned threads.
 //  2. launch/ — how processes get placed on hosts: hostfiles, SSH, and the places a batch system

@@ -7,7 +7,7 @@
 import type { ModelInfo } from '../model/arch.js';
 import { ggmlType, rowBytes, type GgmlTypeName } from '../model/gguf/types.js';
 import { PlanInputError } from './errors.js';
-import { formatBytesPlain } from './format.js';
+import { formatBytes } from '../common/format.js';
 import { len, splitRange } from './split.js';
 import type { Range } from './types.js';
 
@@ -237,8 +237,8 @@ export function renderModelSplit(s: ModelSplit): string {
     range(r.qHeads),
     range(r.ff),
     range(r.vocab),
-    formatBytesPlain(r.weightBytes),
-    formatBytesPlain(r.kvCacheBytes),
+    formatBytes(r.weightBytes),
+    formatBytes(r.kvCacheBytes),
   ]);
   const head = [
     'rank',

@@ -3,19 +3,10 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
+import type { WireBrick, WireRange } from './bricks.js';
 
 const PROTO = fileURLToPath(new URL('../../proto/executor.proto', import.meta.url));
 const PROTO_SRC = fileURLToPath(new URL('../proto/executor.proto', import.meta.url));
-
-export interface Range {
-  lo: number;
-  hi: number;
-}
-export interface WireBrick {
-  m: Range;
-  n: Range;
-  k: Range;
-}
 
 export interface HelloReply {
   rank: number;
@@ -41,7 +32,7 @@ export interface GemmRequest {
   bOffset: number;
   cOffset: number;
   partialOffset: number;
-  cRows: Range;
+  cRows: WireRange;
 }
 export interface GemmReply {
   computeSeconds: number;
@@ -56,7 +47,7 @@ export interface PlaceLayersRequest {
   layers: number;
   seed: number;
   placement: string;
-  rows: Range;
+  rows: WireRange;
   count: number;
   rowsPerRank: number[];
   fresh: boolean;
@@ -99,9 +90,9 @@ export interface RunLayersReply {
 export interface LoadModelRequest {
   path: string;
   ctx: number;
-  kvHeads: Range;
-  ff: Range;
-  vocab: Range;
+  kvHeads: WireRange;
+  ff: WireRange;
+  vocab: WireRange;
   vocabPerRank: number[];
 }
 export interface LoadModelReply {

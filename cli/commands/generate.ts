@@ -2,7 +2,7 @@
 // (virtual) NUMA node.
 import type { Command } from 'commander';
 import { readTopology } from '../../native/topology.js';
-import { parsePositiveInt, UsageError } from '../errors.js';
+import { parsePositiveInt, UsageError } from '../../common/errors.js';
 import { formatBytes } from '../format.js';
 import { Progress } from '../progress.js';
 import { runGenerate, planGenerate, type GenerateRun } from '../../executor/coordinator/generate-run.js';

@@ -5,7 +5,7 @@ import { Option } from 'commander';
 import { writeSyntheticModel, Q4_K_M_MIX, type WeightTypes } from '../../model/synth.js';
 import { MODEL_PRESETS } from '../../model/presets.js';
 import { isGgmlTypeName } from '../../model/gguf/types.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../common/errors.js';
 import { formatBytes } from '../format.js';
 
 function typesFor(t: string): WeightTypes {

@@ -4,8 +4,10 @@
 import type { Plan } from '../../planner/types.js';
 import { readNpyMatrix, writeNpyMatrix } from './npy.js';
 import type { LocalCluster } from '../host/local-cluster.js';
-import { executorAddon, partialSlotBytes, STREAM_A, STREAM_B } from '../node/native-steps.js';
-import type { StepTimings } from '../node/native-steps.js';
+import { executorAddon, STREAM_A, STREAM_B } from '../../native/steps.js';
+import { cRowsOf, gemmLayout } from '../node/gemm-layout.js';
+import { brickToWire, rangeToWire } from '../../transport/bricks.js';
+import type { StepTimings } from '../../native/steps.js';
 
 export interface GemmInputs {
   m: number;
@@ -28,8 +30,6 @@ export interface GemmRunResult {
   a: Float32Array;
   b: Float32Array;
 }
-
-const align = (x: number) => Math.ceil(x / 64) * 64;
 
 /** Loads or makes A and B, checking shapes against m, n, k. */
 export function gemmOperands(inp: GemmInputs): { a: Float32Array | null; b: Float32Array | null } {
@@ -63,13 +63,14 @@ export async function runGemm(
     throw new Error(`the plan has ${plan.ranks.length} ranks but ${cluster.size} executors are running`);
   }
   const operands = gemmOperands(inp);
-  const aOffset = 0;
-  const bOffset = align(aOffset + m * k * 4);
-  const cOffset = align(bOffset + k * n * 4);
-  const partialOffset = align(cOffset + m * n * 4);
-  let partialBytes = 0;
-  for (const r of plan.ranks) for (const b of r.bricks) partialBytes += partialSlotBytes(b, k);
-  const area = await cluster.stage('gemm', partialOffset + partialBytes);
+  const layout = gemmLayout(
+    m,
+    n,
+    k,
+    plan.ranks.flatMap((r) => r.bricks),
+  );
+  const { aOffset, bOffset, cOffset, partialOffset } = layout;
+  const area = await cluster.stage('gemm', layout.bytes);
   const buf = area.buffer;
   const fill = (src: Float32Array | null, off: number, count: number, stream: number) => {
     if (src) new Float32Array(buf, off, count).set(src);
@@ -80,11 +81,7 @@ export async function runGemm(
 
   const allBricks = plan.ranks.map((r) => ({
     rank: r.rank,
-    bricks: r.bricks.map((b) => ({
-      m: { lo: b.m[0], hi: b.m[1] },
-      n: { lo: b.n[0], hi: b.n[1] },
-      k: { lo: b.k[0], hi: b.k[1] },
-    })),
+    bricks: r.bricks.map(brickToWire),
   }));
   const P = cluster.size;
   const started = process.hrtime.bigint();
@@ -102,7 +99,7 @@ export async function runGemm(
           cOffset,
           partialOffset,
           // Rows of C are reduced by every executor, idle in the plan or not.
-          cRows: { lo: Math.floor((rank * m) / P), hi: Math.floor(((rank + 1) * m) / P) },
+          cRows: rangeToWire(cRowsOf(rank, P, m)),
         }),
       ),
     ),

@@ -1,29 +1,13 @@
 // Plans for this box: the local (or virtual) NUMA nodes as one host of the planner's cluster.
 import type { MachineTopology } from '../../native/topology.js';
 import { plan } from '../../planner/index.js';
-import { DEFAULT_LINKS } from '../../planner/cluster.js';
+import { machineCluster } from '../../planner/machine-cluster.js';
 import type { Cluster, Objective, Plan } from '../../planner/types.js';
 import type { LayerDType, PlacementMode } from './layer-run.js';
 
-/** f32 multiply-add rate of one core with AVX-512 FMA through OpenBLAS, as measured on the
- * reference machine (machine.md: ≈172 GFLOP/s for sgemm on one thread). */
-const FLOPS_PER_CORE = 170e9;
-
+/** This box (its real or virtual nodes) as one host of the planner's cluster. */
 export function localCluster(topo: MachineTopology): Cluster {
-  return {
-    hosts: [
-      {
-        name: topo.hostname,
-        nodes: topo.nodes.map((n) => ({
-          cores: n.cpus.length,
-          memoryBytes: n.memoryBytes,
-          flops: n.cpus.length * FLOPS_PER_CORE,
-        })),
-      },
-    ],
-    links: DEFAULT_LINKS,
-    source: 'local',
-  };
+  return machineCluster([{ name: topo.hostname, nodes: topo.nodes }], 'local');
 }
 
 export function planLocalGemm(

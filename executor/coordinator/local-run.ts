@@ -1,7 +1,7 @@
 // `redblue run` on this box: the host's executors for the length of one workload (always stopped,
 // also on Ctrl-C, even during start-up), and the shapes a workload takes from its .npy files.
 import type { MachineTopology } from '../../native/topology.js';
-import { UsageError } from '../../cli/errors.js';
+import { UsageError } from '../../common/errors.js';
 import { LocalCluster } from '../host/local-cluster.js';
 import { readNpyArray } from './npy.js';
 

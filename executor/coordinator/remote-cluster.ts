@@ -3,12 +3,10 @@
 // per host keeps its executors alive and tells us at once when a host or its link is lost.
 import { randomBytes } from 'node:crypto';
 import type { Cluster } from '../../planner/types.js';
-import { DEFAULT_LINKS } from '../../planner/cluster.js';
+import type { ClusterOverrides } from '../../planner/cluster.js';
+import { machineCluster } from '../../planner/machine-cluster.js';
 import type { Auth } from '../../transport/grpc-data.js';
 import { HostClient, type HostCallError, type HostHello } from '../../transport/host-client.js';
-
-/** f32 rate of one core through OpenBLAS on the reference machine (as executor/local-plan.ts). */
-const FLOPS_PER_CORE = 170e9;
 
 export interface RemoteClusterOptions {
   addresses: string[];
@@ -97,19 +95,12 @@ export class RemoteCluster {
   }
 
   /** The planner's cluster, from what the hosts reported. */
-  plannerCluster(): Cluster {
-    return {
-      hosts: this.hellos.map((h, i) => ({
-        name: `${h.hostname}#${i}`,
-        nodes: h.nodes.map((n) => ({
-          cores: n.cpus.length,
-          memoryBytes: n.memoryBytes,
-          flops: n.cpus.length * FLOPS_PER_CORE,
-        })),
-      })),
-      links: DEFAULT_LINKS,
-      source: 'hosts',
-    };
+  plannerCluster(o: ClusterOverrides = {}): Cluster {
+    return machineCluster(
+      this.hellos.map((h, i) => ({ name: `${h.hostname}#${i}`, nodes: h.nodes })),
+      'hosts',
+      o,
+    );
   }
 
   /** Runs `work`, failing fast with the host's name if a host or its link is lost meanwhile. */

@@ -6,10 +6,10 @@
 import type { Plan } from '../../planner/types.js';
 import type { RemoteCluster } from './remote-cluster.js';
 import { gemmOperands, type GemmInputs, type GemmRunResult } from './gemm-run.js';
-import { executorAddon, partialSlotBytes, STREAM_A, STREAM_B } from '../node/native-steps.js';
+import { executorAddon, STREAM_A, STREAM_B } from '../../native/steps.js';
+import { gemmLayout } from '../node/gemm-layout.js';
+import { brickToWire } from '../../transport/bricks.js';
 import { writeNpyMatrix } from './npy.js';
-
-const align = (x: number) => Math.ceil(x / 64) * 64;
 
 export interface RemoteGemmResult extends GemmRunResult {
   hosts: number;
@@ -45,23 +45,21 @@ export async function runRemoteGemm(
     throw new Error(`the plan has ${plan.ranks.length} ranks but the hosts run ${rc.size} executors`);
   }
   const operands = gemmOperands(inp);
-  const aOffset = 0;
-  const bOffset = align(m * k * 4);
-  const cOffset = align(bOffset + k * n * 4);
-  const partialOffset = align(cOffset + m * n * 4);
-  const wire = (b: Plan['ranks'][number]['bricks'][number]) => ({
-    m: { lo: b.m[0], hi: b.m[1] },
-    n: { lo: b.n[0], hi: b.n[1] },
-    k: { lo: b.k[0], hi: b.k[1] },
-  });
   const perHost = rc.hosts.map((_, h) => plan.ranks.filter((r) => r.host === h));
-  const partialBytes = perHost.map((ranks) =>
-    ranks.reduce((s, r) => s + r.bricks.reduce((t, b) => t + partialSlotBytes(b, k), 0), 0),
+  // Each host's area holds the operands and the partial slots of its own bricks.
+  const layouts = perHost.map((ranks) =>
+    gemmLayout(
+      m,
+      n,
+      k,
+      ranks.flatMap((r) => r.bricks),
+    ),
   );
+  const { aOffset, bOffset, cOffset, partialOffset } = layouts[0]!;
 
   // Inputs: made from the seed on each host, or streamed from the files: only the rows of A (m
   // ranges) and of B (k ranges) that the host's bricks read.
-  await rc.guard(Promise.all(rc.hosts.map((c, h) => c.stage(partialOffset + Math.max(4, partialBytes[h]!)))));
+  await rc.guard(Promise.all(rc.hosts.map((c, h) => c.stage(layouts[h]!.bytes))));
   const bytesOf = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   let inputBytes = 0;
   await rc.guard(
@@ -92,7 +90,7 @@ export async function runRemoteGemm(
           m,
           n,
           k,
-          bricks: perHost[h]!.map((r) => ({ node: r.node, bricks: r.bricks.map(wire) })),
+          bricks: perHost[h]!.map((r) => ({ node: r.node, bricks: r.bricks.map(brickToWire) })),
           aOffset,
           bOffset,
           cOffset,

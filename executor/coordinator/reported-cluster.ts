@@ -2,14 +2,12 @@
 // `redblue executor` on every host over SSH, asks each for its topology, and stops them again.
 import { randomBytes } from 'node:crypto';
 import type { Cluster } from '../../planner/types.js';
+import type { ClusterOverrides } from '../../planner/cluster.js';
 import { readHostfile } from '../launch/hostfile.js';
 import { RemoteCluster } from './remote-cluster.js';
 import { SshLauncher } from '../launch/ssh-launch.js';
 
-export async function clusterFromHostfile(
-  file: string,
-  overrides: { links?: Partial<Record<keyof Cluster['links'], object>>; node?: { flops?: number } } = {},
-): Promise<Cluster> {
+export async function clusterFromHostfile(file: string, overrides: ClusterOverrides = {}): Promise<Cluster> {
   const entries = readHostfile(file);
   const token = randomBytes(24).toString('base64url');
   const launcher = new SshLauncher();
@@ -17,12 +15,7 @@ export async function clusterFromHostfile(
   try {
     const addresses = await launcher.start(entries, { token });
     rc = await RemoteCluster.connect({ addresses, auth: { token }, openSessions: false });
-    const c = rc.plannerCluster();
-    for (const [cl, l] of Object.entries(overrides.links ?? {}))
-      Object.assign(c.links[cl as keyof Cluster['links']], l);
-    if (overrides.node?.flops)
-      for (const h of c.hosts) for (const n of h.nodes) n.flops = overrides.node.flops;
-    return c;
+    return rc.plannerCluster(overrides);
   } finally {
     await rc?.stop();
     await launcher.stop();

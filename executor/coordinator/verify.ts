@@ -1,13 +1,6 @@
 // Checks a distributed result against one OpenBLAS call in this process.
-import { loadAddon } from '../../native/addon.js';
+import { openblasGemm } from '../../native/kernels.js';
 import type { GemmRunResult } from './gemm-run.js';
-
-interface BlasAddon {
-  openblasGemm(
-    args: { m: number; n: number; k: number; a: Float32Array; b: Float32Array; c: Float32Array },
-    threads: number,
-  ): void;
-}
 
 export interface GemmVerification {
   maxAbsError: number;
@@ -19,7 +12,7 @@ export interface GemmVerification {
 
 export function verifyGemm(r: GemmRunResult, threads = 1): GemmVerification {
   const ref = new Float32Array(r.m * r.n);
-  loadAddon<BlasAddon>().openblasGemm({ m: r.m, n: r.n, k: r.k, a: r.a, b: r.b, c: ref }, threads);
+  openblasGemm({ m: r.m, n: r.n, k: r.k, a: r.a, b: r.b, c: ref }, threads);
   let maxAbs = 0;
   let maxRef = 0;
   for (let i = 0; i < ref.length; i++) {

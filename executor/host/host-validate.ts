@@ -3,6 +3,7 @@
 // says what was wrong; nothing unchecked reaches the executors or native code.
 import * as grpc from '@grpc/grpc-js';
 import { RpcError } from '../../transport/grpc-data.js';
+import type { WireRange } from '../../transport/bricks.js';
 
 /** Largest dimension accepted (elements along m, n or k). */
 export const MAX_DIM = 1 << 24;
@@ -42,13 +43,8 @@ export function byteRange(name: string, offset: unknown, bytes: unknown, total: 
   }
 }
 
-export interface RangeMsg {
-  lo: number;
-  hi: number;
-}
-
-export function range(name: string, r: unknown, max: number): RangeMsg {
-  const x = r as Partial<RangeMsg> | null;
+export function range(name: string, r: unknown, max: number): WireRange {
+  const x = r as Partial<WireRange> | null;
   if (!x || typeof x !== 'object') throw invalid(`${name} is missing`);
   const lo = int(`${name}.lo`, x.lo, 0, max);
   const hi = int(`${name}.hi`, x.hi, 0, max);

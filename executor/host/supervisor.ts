@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { MachineTopology } from '../../native/topology.js';
 import type { SharedArea } from '../../transport/shared-area.js';
-import { DataServer, hostOf } from '../../transport/native-data.js';
+import { DataServer } from '../../transport/native-data.js';
+import { hostOf } from '../../common/address.js';
 import {
   callMessage,
   CHUNK_BYTES,
@@ -34,7 +35,9 @@ import {
   type HostRunRequest,
 } from '../../transport/host-client.js';
 import { LocalCluster } from './local-cluster.js';
-import { executorAddon, partialSlotBytes } from '../node/native-steps.js';
+import { executorAddon } from '../../native/steps.js';
+import { cRowsOf, partialSlotBytes } from '../node/gemm-layout.js';
+import { brickFromWire, rangeToWire, type WireBrick } from '../../transport/bricks.js';
 import { byteRange, int, invalid, list, MAX_DIM, oneOf, range, tag as checkTag } from './host-validate.js';
 import type { LaunchPlace } from '../launch/launch-env.js';
 
@@ -532,25 +535,14 @@ export class Supervisor {
     byteRange('B', req.bOffset, k * n * 4, total, 4);
     byteRange('C', req.cOffset, m * n * 4, total, 4);
     const perNode = list<{ node: number; bricks: unknown[] }>('bricks', req.bricks, this.nodes);
-    const bricks = Array.from(
-      { length: this.nodes },
-      () =>
-        [] as {
-          m: { lo: number; hi: number };
-          n: { lo: number; hi: number };
-          k: { lo: number; hi: number };
-        }[],
-    );
+    const bricks = Array.from({ length: this.nodes }, () => [] as WireBrick[]);
     let partialBytes = 0;
     for (const e of perNode) {
       const node = int('node', e.node, 0, this.nodes - 1);
       for (const b of list<{ m: unknown; n: unknown; k: unknown }>('bricks', e.bricks, 4096)) {
         const br = { m: range('brick.m', b.m, m), n: range('brick.n', b.n, n), k: range('brick.k', b.k, k) };
         bricks[node]!.push(br);
-        partialBytes += partialSlotBytes(
-          { m: [br.m.lo, br.m.hi], n: [br.n.lo, br.n.hi], k: [br.k.lo, br.k.hi] },
-          k,
-        );
+        partialBytes += partialSlotBytes(brickFromWire(br), k);
       }
     }
     byteRange('partial C', req.partialOffset, partialBytes, total, 4);
@@ -569,7 +561,7 @@ export class Supervisor {
             bOffset: req.bOffset,
             cOffset: req.cOffset,
             partialOffset: req.partialOffset,
-            cRows: { lo: Math.floor((rank * m) / P), hi: Math.floor(((rank + 1) * m) / P) },
+            cRows: rangeToWire(cRowsOf(rank, P, m)),
           }),
         ),
       ),

@@ -145,7 +145,3 @@ export function parseHostList(list: string): string[] {
   }
   return out;
 }
-
-export function hostOf(address: string): string {
-  return address.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
-}

@@ -3,26 +3,9 @@
 // the host's block to its supervisor over a private unix socket (transport/leader-link.ts); the
 // supervisor exchanges it with the other hosts' supervisors over gRPC and returns every host's
 // block.
-import { loadAddon } from '../../native/addon.js';
+import { hostsCollective } from '../../native/steps.js';
 import type { CrossHost } from '../../transport/control.js';
 import { LeaderLink } from '../../transport/leader-link.js';
-
-interface HostsAddon {
-  hostsCollective(
-    communicator: unknown,
-    options: {
-      firstRank: number;
-      hostFirstRanks: number[];
-      exchange: (
-        block: Buffer,
-        hostBytes: number[],
-        seq: number,
-        done: (err: Error | null, data?: Uint8Array) => void,
-      ) => void;
-      timeoutMs?: number;
-    },
-  ): { collective: unknown; rank: number; size: number };
-}
 
 let current: { run: string; peers: unknown; link: LeaderLink } | undefined;
 
@@ -39,7 +22,7 @@ export function crossHostPeers(communicator: unknown, hosts: CrossHost): unknown
     seq: number,
     done: (err: Error | null, data?: Uint8Array) => void,
   ): void => link.exchange({ tag: `${hosts.run}:${seq}`, data: block, hostBytes }, done);
-  state.peers = loadAddon<HostsAddon>().hostsCollective(communicator, {
+  state.peers = hostsCollective(communicator, {
     firstRank: hosts.firstRank,
     hostFirstRanks: hosts.hostFirstRanks,
     exchange,

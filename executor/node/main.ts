@@ -8,7 +8,9 @@ import { loadAddon, type NativeThreadPool } from '../../native/addon.js';
 import { serveExecutor, type ExecutorHandlers } from '../../transport/control.js';
 import { attachSharedArea, type SharedArea } from '../../transport/shared-area.js';
 import { parseExecutorArgs, type ExecutorArgs } from './args.js';
-import { executorAddon, partialSlotBytes, type NativeLayerStack } from './native-steps.js';
+import { executorAddon, type NativeLayerStack } from '../../native/steps.js';
+import { stepBricks } from './gemm-layout.js';
+import { brickFromWire } from '../../transport/bricks.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
 import { crossHostPeers } from './cross-host.js';
 import { ModelSteps } from './model-steps.js';
@@ -63,27 +65,12 @@ class Executor {
       gemm: async (req) => {
         const area = this.need(this.area, 'attach');
         const group = this.need(this.group, 'attach');
-        const toStep = (b: (typeof req.bricks)[number], partialOffset: number) => ({
-          m0: b.m.lo,
-          m1: b.m.hi,
-          n0: b.n.lo,
-          n1: b.n.hi,
-          k0: b.k.lo,
-          k1: b.k.hi,
-          partialOffset,
-        });
-        // Partial slots are laid out rank by rank, brick by brick, in the order given.
-        let off = req.partialOffset;
-        const all = [];
-        const mine = [];
-        for (const rb of req.allBricks) {
-          for (const b of rb.bricks) {
-            const s = toStep(b, off);
-            all.push(s);
-            if (rb.rank === a.rank) mine.push(s);
-            off += partialSlotBytes({ m: [b.m.lo, b.m.hi], n: [b.n.lo, b.n.hi], k: [b.k.lo, b.k.hi] }, req.k);
-          }
-        }
+        const { all, mine } = stepBricks(
+          req.allBricks.map((rb) => ({ rank: rb.rank, bricks: rb.bricks.map(brickFromWire) })),
+          req.partialOffset,
+          req.k,
+          a.rank,
+        );
         const t = await executorAddon().gemmStep(this.pool, group.communicator, area.buffer, {
           m: req.m,
           n: req.n,

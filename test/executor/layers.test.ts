@@ -5,7 +5,7 @@ import { loadAddon } from '../../native/addon.js';
 import { readTopology } from '../../native/topology.js';
 import { LocalCluster } from '../../executor/host/local-cluster.js';
 import { runLayers, type LayerDType, type PlacementMode } from '../../executor/coordinator/layer-run.js';
-import { executorAddon } from '../../executor/node/native-steps.js';
+import { executorAddon } from '../../native/steps.js';
 
 interface QuantAddon {
   quantize(type: string, x: Float32Array, rows: number, k: number): Uint8Array;

@@ -5,9 +5,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLab, type Lab } from '../../transport/netns-lab.js';
+import { createLab, type Lab } from '../../bench/netns-lab.js';
 import { readNpyMatrix, writeNpyMatrix } from '../../executor/coordinator/npy.js';
-import { executorAddon } from '../../executor/node/native-steps.js';
+import { executorAddon } from '../../native/steps.js';
 import { cliPath, runCli } from '../helpers/cli.js';
 import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
 import {

@@ -1,5 +1,6 @@
-// Typed access to the executor's native steps (native/src/bindings/executor_bindings.cc).
-import { loadAddon, type NativeThreadPool } from '../../native/addon.js';
+// Typed access to the node executor's native steps (native/src/bindings/executor_bindings.cc)
+// and the collective that spans hosts (native/src/bindings/hosts_bindings.cc).
+import { loadAddon, type NativeThreadPool } from './addon.js';
 
 export interface StepBrick {
   m0: number;
@@ -104,13 +105,32 @@ export function executorAddon(): ExecutorAddon {
 export const STREAM_A = 11;
 export const STREAM_B = 12;
 
+interface HostsAddon {
+  hostsCollective(
+    communicator: unknown,
+    options: {
+      firstRank: number;
+      hostFirstRanks: number[];
+      exchange: (
+        block: Buffer,
+        hostBytes: number[],
+        seq: number,
+        done: (err: Error | null, data?: Uint8Array) => void,
+      ) => void;
+      timeoutMs?: number;
+    },
+  ): { collective: unknown; rank: number; size: number };
+}
+
+export type HostsCollectiveOptions = Parameters<HostsAddon['hostsCollective']>[1];
+
 /**
- * Bytes of a brick's partial-C slot in the staging area. A brick spanning all of k writes its
- * cells of C directly (no other brick covers them), so it needs none.
+ * The collective of one multi-host run: shared memory inside the host, `exchange` (the host
+ * leader's hand-off to its supervisor) between hosts.
  */
-export function partialSlotBytes(
-  b: { m: [number, number]; n: [number, number]; k: [number, number] },
-  k: number,
-): number {
-  return b.k[0] === 0 && b.k[1] === k ? 0 : (b.m[1] - b.m[0]) * (b.n[1] - b.n[0]) * 4;
+export function hostsCollective(
+  communicator: unknown,
+  options: HostsCollectiveOptions,
+): { collective: unknown; rank: number; size: number } {
+  return loadAddon<HostsAddon>().hostsCollective(communicator, options);
 }
