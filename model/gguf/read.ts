@@ -25,6 +25,10 @@ export const GGUF_MAX_DIMS = 4;
 /** Nested arrays deeper than this are refused (no real file nests at all; bounds the recursion). */
 const MAX_ARRAY_DEPTH = 8;
 const CHUNK = 1 << 20;
+/** Items of one array, tensors or keys (vocabularies have ~10^5 tokens). */
+const MAX_COUNT = 1 << 26;
+/** Bytes of one string (chat templates are kilobytes; V8 strings stop near 2^29). */
+const MAX_STRING_BYTES = 1 << 28;
 
 export interface GgufTensor {
   name: string;
@@ -234,7 +238,7 @@ class Cursor {
   }
 
   /** A u64 count or size that must also fit in the rest of the file at `minBytesEach` apiece. */
-  count(what: () => string, minBytesEach: number): number {
+  count(what: () => string, minBytesEach: number, max = MAX_COUNT): number {
     const at = this.pos;
     const n = this.u64(what);
     const room = BigInt(this.remaining());
@@ -244,11 +248,14 @@ class Cursor {
           `(at least ${minBytesEach} per item; corrupt or truncated file)`,
       );
     }
+    // A 20 GB file has room for absurd counts; these limits are far above any real header.
+    if (n > BigInt(max))
+      this.fail(`${what()} at byte ${at} is ${n}, more than the ${max} a GGUF header can plausibly hold`);
     return Number(n);
   }
 
   string(what: () => string): string {
-    const len = this.count(() => `the length of ${what()}`, 1);
+    const len = this.count(() => `the length of ${what()}`, 1, MAX_STRING_BYTES);
     const at = this.need(len, what);
     return this.decoder.decode(this.buf.subarray(at, at + len));
   }

@@ -1,7 +1,7 @@
 // GGUF reader and writer against real files: every value type and tensor type round-trips, and
 // damaged files (truncated, wrong magic or version, unknown types, shapes or offsets that do not
 // fit, absurd counts, random byte flips) give a GgufError naming the problem, never a crash.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -334,6 +334,21 @@ describe('GGUF damaged files', () => {
     expectGgufError(
       damaged((b) => void b.writeBigUInt64LE(1n << 40n, lengthAt(b, 'test.strings') + 8 + 12 + 8)),
       /the item count of metadata key 'test.strings' .* is 1099511627776/,
+    );
+  });
+
+  it('counts that fit a huge file but no real header are refused (sparse 1 GiB file)', () => {
+    const p = damaged((b) => void b.writeBigUInt64LE(1n << 27n, lengthAt(b, 'test.u8s') + 8 + 8 + 4 + 4));
+    truncateSync(p, 1 << 30);
+    expectGgufError(
+      p,
+      /the item count of metadata key 'test.u8s' at byte \d+ is 134217728, more than the 67108864/,
+    );
+    const q = damaged((b) => void b.writeBigUInt64LE(1n << 29n, lengthAt(b, 'test.string') + 8 + 11 + 4));
+    truncateSync(q, 1 << 30);
+    expectGgufError(
+      q,
+      /the length of metadata key 'test.string' at byte \d+ is 536870912, more than the 268435456/,
     );
   });
 
