@@ -13,6 +13,7 @@ import {
 } from '../../executor/coordinator/layer-run.js';
 import { planLocalGemm, placementFor } from '../../executor/coordinator/local-plan.js';
 import { verifyGemm } from '../../executor/coordinator/verify.js';
+import { DEMO_TOKENS, runDemo } from '../../executor/coordinator/demo.js';
 import { layerShape, withLocalCluster } from '../../executor/coordinator/local-run.js';
 import { parsePositiveInt, parseSeed, UsageError } from '../../common/errors.js';
 import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
@@ -79,52 +80,66 @@ export function registerRun(program: Command): void {
       '--report <file>',
       "write the gemm's plan as an HTML page with measured times beside the predicted ones",
     )
+    .option('-m, --model <file>', 'the demo generates from this GGUF model instead of the demo model')
     .addHelpText(
       'after',
       `
-Without a subcommand, runs a demo on the detected topology: a stack of Q4_0 11008×4096 layers at
-m = 1 (token generation), then a verified 2048³ f32 gemm.
+Without a subcommand, runs a demo on the detected topology: ${DEMO_TOKENS} tokens generated from a small
+model (random weights and Llama 2's vocabulary, written by the set-up to .cache/demo.gguf), every
+layer split across the executors, then a verified 2048³ f32 gemm.
 
 Examples:
   redblue run --virtual-nodes 2
   redblue run gemm --m 4096 --n 4096 --k 4096 --verify
   redblue run gemm --m 300 --n 200 --k 100 --a A.npy --b B.npy --out C.npy
-  redblue run layer --n 11008 --k 4096 --dtype q4_0 --layers 24 --iters 20`,
+  redblue run layer --n 11008 --k 4096 --dtype q4_0 --layers 24 --iters 20
+  redblue generate -m model.gguf -p "Hello" --virtual-nodes 2     # text from your own model`,
     )
-    .action(async (o: CommonOpts & { report?: string }) => {
+    .action(async (o: CommonOpts & { report?: string; model?: string }) => {
       const topo = topologyFor(o);
-      const demoLayer = {
-        dtype: 'q4_0' as const,
-        n: 11008,
-        k: 4096,
-        m: 1,
-        layers: 8,
-        iters: 20,
-        seed: 1,
-        placement: 'auto',
-      };
-      const result = await withCluster(topo, async (cluster) => {
-        const layer = await layerWork(cluster, demoLayer);
-        const p = planLocalGemm(topo, { m: 2048, n: 2048, k: 2048 });
-        const gemm = await runGemm(cluster, p, { m: 2048, n: 2048, k: 2048, seed: 1 });
-        const verify = verifyGemm(gemm);
-        if (o.report)
-          writeReport(o.report, p, gemm, `redblue run (demo gemm), ${topo.nodes.length} executor(s)`);
-        return { layer, gemm, verify };
-      });
-      const { layer, gemm, verify } = result;
+      const bar = new Progress('loading the demo model');
+      const stream = !o.json;
+      if (stream)
+        process.stdout.write(
+          `redblue demo on ${topo.nodes.length} node(s)${topo.virtualNodes ? ' (virtual)' : ''}\n\n`,
+        );
+      const r = await withCluster(topo, (cluster) =>
+        runDemo(cluster, topo, {
+          ...(o.model ? { model: o.model } : {}),
+          onProgress: (done, total) => {
+            bar.update(done, total, 'layers');
+            if (done === total) bar.done();
+          },
+          ...(stream ? { onText: (t: string) => process.stdout.write(t) } : {}),
+        }),
+      );
+      if (o.report)
+        writeReport(o.report, r.plan, r.gemm, `redblue run (demo gemm), ${topo.nodes.length} executor(s)`);
+      const t = r.generated.timings;
       print(
         o.json,
-        { nodes: topo.nodes.length, layer: stripArrays(layer), gemm: stripArrays(gemm), verify },
-        `redblue demo on ${topo.nodes.length} node(s)${topo.virtualNodes ? ' (virtual)' : ''}\n\n` +
-          layerSummary(demoLayer, layer) +
+        {
+          nodes: topo.nodes.length,
+          generate: {
+            model: r.model,
+            promptTokens: r.generated.promptTokens,
+            generatedTokens: r.generated.generatedTokens,
+            text: r.generated.text,
+            timings: t,
+          },
+          gemm: stripArrays(r.gemm),
+          verify: r.verify,
+        },
+        `\n\n${r.model}: ${t.promptTokens} prompt tokens at ${t.promptTokensPerSecond.toFixed(1)} tokens/s, ` +
+          `${t.generatedTokens} generated at ${t.generateTokensPerSecond.toFixed(1)} tokens/s, split over ${r.loaded.perRank.length} executor(s)\n` +
+          (o.model ? '' : '(random weights: the words are real, the sentence is not)\n') +
           '\n' +
-          gemmSummary(gemm, verify) +
+          gemmSummary(r.gemm, r.verify) +
           (topo.nodes.length === 1
             ? '\nThis machine has one NUMA node; `redblue run --virtual-nodes 2` splits its cpus in two to show the split.\n'
             : ''),
       );
-      if (!verify.ok) throw new Error('the demo gemm did not verify');
+      if (!r.verify.ok) throw new Error('the demo gemm did not verify');
     });
 
   run
