@@ -10,7 +10,7 @@
 #include <cstring>
 #include <string>
 
-#include "core/napi_util.h"
+#include "core/errors.h"
 #include "core/node_memory.h"
 
 namespace redblue {

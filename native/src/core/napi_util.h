@@ -8,12 +8,9 @@
 #include <string>
 #include <vector>
 
-namespace redblue {
+#include "core/errors.h"
 
-// Errors with a message meant for the user ("node 3 does not exist: ...").
-struct UserError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+namespace redblue {
 
 // Wraps a binding so that any std::exception becomes a JS Error (RangeError for UserError
 // carrying "out of range"), never std::terminate.

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "core/napi_util.h"
+#include "core/errors.h"
 
 namespace redblue {
 namespace {

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "core/napi_util.h"
+#include "core/errors.h"
 #include "shm/reduce.h"
 #include "shm/sync.h"
 

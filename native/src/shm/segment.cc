@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/napi_util.h"
+#include "core/errors.h"
 #include "shm/sync.h"
 
 namespace redblue::shm {
