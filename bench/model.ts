@@ -111,7 +111,6 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
   const many = virtualize(restrictToCpus(real, cpus), P);
   const one = virtualize(restrictToCpus(real, [cpus[0]!]), 1);
   const results: BenchResult[] = [];
-  const name = `${info.arch} ${formatBytes(info.weightBytesPerToken)}`;
 
   log(
     `${o.model}: ${info.arch}, ${info.nLayer} layers, on ${P} executor(s) of one core (cpus ${cpus.join(',')})`,
@@ -203,6 +202,9 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
     .map(([t]) => t)
     .join('+');
   const params = `${(info.parameterCount / 1e9).toFixed(2)} B`;
+  // llama-bench's model column: architecture, size class, main weight type.
+  const main = Object.entries(info.bytesByType).sort((a, b) => b[1]!.bytes - a[1]!.bytes)[0]?.[0] ?? '?';
+  const name = `${info.arch} ${params} ${main.toUpperCase()}`;
   const rows = [
     [
       name,
