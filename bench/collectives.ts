@@ -5,7 +5,7 @@ import { fork } from 'node:child_process';
 import { readTopology } from '../native/topology.js';
 import { oneCpuPerCore } from '../native/virtual-nodes.js';
 import type { Command } from 'commander';
-import { parsePositiveInt, UsageError } from '../cli/errors.js';
+import { parsePositiveInt, UsageError } from '../common/errors.js';
 import { memcpySeconds, type ShmBenchOp } from '../transport/shm.js';
 import type { WorkerCase, WorkerConfig, WorkerReport } from './collectives-worker.js';
 import { runMpi, type MpiCase } from './mpi-reference.js';

@@ -13,7 +13,7 @@ import {
   type GemmOptions,
   type WeightType,
 } from '../native/kernels.js';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../common/errors.js';
 import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
 
 export interface KernelsBenchOptions {

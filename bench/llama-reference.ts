@@ -9,6 +9,8 @@
 //     the logits up to one constant per position, so differences, argmax and any softmax are
 //     exact to f32 rounding. A probability below ~1e-45 underflows to 0 and reads −Infinity.
 //  3. greedy: evaluate() at temperature 0, past end-of-generation tokens (yieldEogToken).
+//     samplerDistribution: the same controlledEvaluate with llama.cpp's sampler options; the
+//     candidates left after its chain and their probabilities (what model/sampling.ts must match).
 //  4. bench: llama-bench's pp and tg on one sequence from an empty cache, a warm-up run first,
 //     mean ± sd of per-run tokens/s. The context is made with the thread count given (exactly:
 //     Llama maxThreads 0) and batch = ubatch (node-llama-cpp sets n_ubatch = n_batch).
@@ -25,7 +27,8 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../common/errors.js';
+import { resolveSamplingParams, type SamplingParams } from '../model/sampling.js';
 
 export type KvCacheType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
 
@@ -81,6 +84,17 @@ export interface LlamaReference {
     tokens: readonly number[],
     opts?: { positions?: 'all' | 'last'; append?: boolean },
   ): Promise<Float32Array[]>;
+  /**
+   * llama.cpp's own sampler chain (top-k → top-p → min-p → temperature → dist, penalties first)
+   * at the last position: the tokens it may draw and their probabilities, from a cleared
+   * sequence. `penaltyTokens`: the history the penalties see (the last repeatLastN are used).
+   * temperature must be > 0 (at 0 llama.cpp's chain is greedy alone and returns every token).
+   */
+  samplerDistribution(
+    tokens: readonly number[],
+    params: Partial<SamplingParams> & { seed: number },
+    penaltyTokens?: readonly number[],
+  ): Promise<Map<number, number>>;
   /** `n` tokens continuing `tokens` by argmax, from a cleared sequence. */
   greedy(tokens: readonly number[], n: number): Promise<number[]>;
   /** llama-bench's ppN and tgN: `reps` timed runs after one warm-up. */
@@ -179,6 +193,14 @@ export async function openReference(modelPath: string, options: ReferenceOptions
             }),
       });
       sequence = context.getSequence();
+      // The addon delivers log lines to JS asynchronously (a thread-safe function), so the last
+      // ones may come after createContext resolves: wait for them, briefly.
+      const complete = (): boolean =>
+        log.some((l) => /Flash Attention (enabled|disabled)|flash_attn\s+=\s+(enabled|disabled)/i.test(l)) &&
+        log.some((l) => /llama_kv_cache: size/.test(l));
+      for (let waited = 0; !complete() && waited < 2000; waited += 10) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
     } finally {
       logSink = undefined;
     }
@@ -204,7 +226,7 @@ export async function openReference(modelPath: string, options: ReferenceOptions
     throw new Error(`${modelPath}: llama.cpp reports no vocabulary size`);
   }
 
-  const settings = readSettings(log, options.threads, llama.systemInfo);
+  const settings = readSettings(log, seq.context.currentThreads, llama.systemInfo);
 
   const checkTokens = (tokens: readonly number[]): void => {
     for (const t of tokens) {
@@ -253,6 +275,50 @@ export async function openReference(modelPath: string, options: ReferenceOptions
       result.push(lp);
     }
     return result;
+  };
+
+  const samplerDistribution = async (
+    tokens: readonly number[],
+    given: Partial<SamplingParams> & { seed: number },
+    penaltyTokens: readonly number[] = [],
+  ): Promise<Map<number, number>> => {
+    const p = resolveSamplingParams(given);
+    if (p.temperature === 0) throw new RangeError('samplerDistribution needs temperature > 0');
+    if (tokens.length === 0) throw new RangeError('samplerDistribution needs at least one token');
+    checkTokens(tokens);
+    checkTokens(penaltyTokens);
+    checkFits(tokens.length);
+    await seq.clearHistory();
+    // node-llama-cpp widens the penalty window to the tokens given: give it only the last N.
+    const window = p.repeatLastN > 0 ? penaltyTokens.slice(-p.repeatLastN) : [];
+    const options = {
+      temperature: p.temperature,
+      topK: p.topK,
+      topP: p.topP,
+      minP: p.minP,
+      seed: p.seed,
+      ...(window.length > 0
+        ? {
+            repeatPenalty: {
+              punishTokens: window as Token[],
+              maxPunishTokens: p.repeatLastN,
+              penalty: p.repeatPenalty,
+              frequencyPenalty: p.frequencyPenalty,
+              presencePenalty: p.presencePenalty,
+            },
+          }
+        : {}),
+    };
+    const input = [
+      ...(tokens.slice(0, -1) as Token[]),
+      [tokens.at(-1) as Token, { generateNext: { probabilities: true, options } }] as const,
+    ];
+    const out = await seq.controlledEvaluate(
+      input as Parameters<LlamaContextSequence['controlledEvaluate']>[0],
+    );
+    const probs = out.at(-1)?.next.probabilities;
+    if (probs === undefined) throw new Error('llama.cpp returned no probabilities');
+    return new Map([...probs].sort((a, b) => a[0] - b[0]));
   };
 
   const greedy = async (tokens: readonly number[], n: number): Promise<number[]> => {
@@ -317,6 +383,7 @@ export async function openReference(modelPath: string, options: ReferenceOptions
     },
     detokenize: (ids, special = false) => m.detokenize(ids as Token[], special),
     logProbs,
+    samplerDistribution,
     greedy,
     bench,
     close: async () => {

@@ -8,7 +8,7 @@ import { contextFor } from '../planner/context.js';
 import { plan } from '../planner/index.js';
 import { evaluateCandidate } from '../planner/select.js';
 import type { Problem } from '../planner/types.js';
-import { parsePositiveInt } from '../cli/errors.js';
+import { parsePositiveInt } from '../common/errors.js';
 import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
 
 function median(xs: number[]): number {

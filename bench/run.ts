@@ -2,47 +2,16 @@
 // same run: a distributed gemm against one process calling OpenBLAS with as many threads, and a
 // weight-stationary layer stack on 2 executors against 1 executor of 1 core.
 import type { Command } from 'commander';
-import { loadAddon } from '../native/addon.js';
 import { readTopology, type MachineTopology } from '../native/topology.js';
 import { oneCpuPerCore, restrictToCpus, virtualize } from '../native/virtual-nodes.js';
-import { UsageError } from '../cli/errors.js';
-import { LocalCluster } from '../executor/local-cluster.js';
-import { runGemm } from '../executor/gemm-run.js';
-import { runLayers } from '../executor/layer-run.js';
-import { planLocalGemm } from '../executor/local-plan.js';
+import { UsageError } from '../common/errors.js';
+import { LocalCluster } from '../executor/host/local-cluster.js';
+import { runGemm } from '../executor/coordinator/gemm-run.js';
+import { runLayers } from '../executor/coordinator/layer-run.js';
+import { planLocalGemm } from '../executor/coordinator/local-plan.js';
 import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
-import { readBytes } from '../native/kernels.js';
-import { allocateOnNode } from '../native/memory.js';
-import { createThreadPool } from '../native/binding.js';
-
-/**
- * Read bandwidth (GB/s, best of `repeats`) over `bytes` of node-local memory with one pinned
- * thread per cpu given: what the memory system allows that many cores to stream.
- */
-function streamRead(cpus: number[], bytes: number, repeats: number): number {
-  const buf = allocateOnNode(bytes, 0, 'thp');
-  const pool = createThreadPool(cpus);
-  try {
-    new Uint8Array(buf.buffer).fill(1);
-    let best = Infinity;
-    for (let i = 0; i < repeats; i++) {
-      const t0 = process.hrtime.bigint();
-      readBytes(pool, new Uint8Array(buf.buffer));
-      best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
-    }
-    return bytes / best / 1e9;
-  } finally {
-    pool.close();
-    buf.release();
-  }
-}
-
-interface BlasAddon {
-  openblasGemm(
-    args: { m: number; n: number; k: number; a: Float32Array; b: Float32Array; c: Float32Array },
-    threads: number,
-  ): void;
-}
+import { openblasGemm } from '../native/kernels.js';
+import { streamRead } from './read-bandwidth.js';
 
 const log = (s: string) => process.stderr.write(`bench run: ${s}\n`);
 
@@ -124,7 +93,7 @@ export async function benchRun(o: RunBenchOptions): Promise<BenchReport> {
   let ref = Infinity;
   for (let i = 0; i < o.repeats; i++) {
     const t0 = process.hrtime.bigint();
-    loadAddon<BlasAddon>().openblasGemm({ m: S, n: S, k: S, a: a!, b: b!, c: cRef }, P);
+    openblasGemm({ m: S, n: S, k: S, a: a!, b: b!, c: cRef }, P);
     ref = Math.min(ref, Number(process.hrtime.bigint() - t0) / 1e9);
   }
   const gf = (s: number) => (2 * S * S * S) / s / 1e9;

@@ -11,7 +11,9 @@
 // drift on a shared machine touches every method alike.
 import { createServer, connect, type Socket } from 'node:net';
 import { HostClient } from '../transport/host-client.js';
-import { DataClient, hostOf, rawTcpFetch, rawTcpPush, rawTcpServe } from '../transport/native-data.js';
+import { DataClient } from '../transport/native-data.js';
+import { rawTcpFetch, rawTcpPush, rawTcpServe } from '../native/raw-tcp.js';
+import { hostOf, joinHostPort } from '../common/address.js';
 
 export interface ClientArgs {
   grpc: string;
@@ -159,7 +161,7 @@ async function client(a: ClientArgs): Promise<PeerResults> {
   const session = await host.open({ session: 'bench', hostIndex: 0, peers: [a.grpc] }, () => undefined);
   const { dataPort } = await host.hello();
   if (!dataPort) throw new Error(`${a.grpc} serves no native data path`);
-  const data = new DataClient(`${hostOf(a.grpc)}:${dataPort}`, a.token);
+  const data = new DataClient(joinHostPort(hostOf(a.grpc), dataPort), a.token);
   const maxSize = Math.max(...a.sizes);
   await host.stage(maxSize);
   const dst = new Uint8Array(maxSize);

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLab, type Lab } from '../transport/netns-lab.js';
+import { createLab, type Lab } from './netns-lab.js';
 import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
 import type { ClientArgs, PeerResults } from './transport-peer.js';
 

@@ -1,14 +1,75 @@
 // Text output helpers shared by the commands.
-/** 1536 → "1.5 KiB"; the planner's formatter, so plan and run output agree. */
-export { formatBytesPlain as formatBytes } from '../planner/format.js';
+/** The project's byte formatter (planner/format.ts), so plan and run output agree. */
+import { formatBytes, table } from '../common/format.js';
+import type { GemmRunResult } from '../executor/coordinator/gemm-run.js';
+import type { LayerRunResult } from '../executor/coordinator/layer-run.js';
+import { writePlanHtml } from '../planner/html/index.js';
+import type { Plan } from '../planner/types.js';
 
-/** A plain left-aligned text table. */
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+export { formatBytes, table };
+
+export function print(json: boolean | undefined, value: unknown, text: string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text);
+}
+
+/** Results without their (large) arrays, for JSON output. */
+export function stripArrays<T extends object>(o: T): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => !ArrayBuffer.isView(v)));
+}
+
+/** The plan page with each rank's measured compute, exchange and total beside the prediction. */
+export function writeReport(file: string, plan: Plan, r: GemmRunResult, label: string): void {
+  writePlanHtml(plan, file, {
+    measured: {
+      label,
+      ranks: r.perRank.map((p) => ({
+        rank: p.rank,
+        compute: p.computeSeconds,
+        exchange: p.exchangeSeconds,
+        total: p.totalSeconds,
+      })),
+    },
+  });
+}
+
+export function gemmSummary(
+  r: GemmRunResult,
+  verify?: { maxAbsError: number; maxRelError: number; tolerance: number; ok: boolean },
+): string {
+  const lines = [
+    `gemm ${r.m}×${r.n}×${r.k} f32 on ${r.perRank.length} executor(s): ${(r.seconds * 1e3).toFixed(1)} ms, ${r.gflops.toFixed(1)} GFLOP/s`,
+  ];
+  for (const p of r.perRank) {
+    lines.push(
+      `  rank ${p.rank}: ${p.bricks} brick(s), compute ${(p.computeSeconds * 1e3).toFixed(1)} ms, exchange ${(p.exchangeSeconds * 1e3).toFixed(1)} ms, received ${formatBytes(p.bytesReceived)}`,
+    );
+  }
+  if (verify) {
+    lines.push(
+      `  verify: largest error ${verify.maxAbsError.toExponential(2)} (relative ${verify.maxRelError.toExponential(2)}) against one OpenBLAS call: ${verify.ok ? 'OK' : 'FAILED'}`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function layerSummary(
+  o: { dtype: string; n: number; k: number; m: number; layers: number },
+  r: LayerRunResult,
+): string {
+  const lines = [
+    `layer stack: ${o.layers} × ${o.dtype} ${o.n}×${o.k}, m = ${o.m}, on ${r.perRank.length} executor(s)`,
+    `  ${r.passesPerSecond.toFixed(2)} passes/s, ${r.effectiveGBps.toFixed(2)} GB/s of weights (${formatBytes(r.weightBytesPerPass)} per pass)`,
+    `  per pass: compute ${(r.computeSecondsPerPass * 1e3).toFixed(2)} ms, exchange ${(r.exchangeSecondsPerPass * 1e3).toFixed(2)} ms (${(r.exchangeFraction * 100).toFixed(1)}% of the pass), waiting for the slower peer ${(r.waitSecondsPerPass * 1e3).toFixed(2)} ms`,
+  ];
+  for (const p of r.perRank) {
+    lines.push(
+      `  rank ${p.rank}: rows ${p.rows[0]}-${p.rows[1]}, ${p.placement}, ${formatBytes(p.weightBytes)} of weights (${p.backing})`,
+    );
+  }
+  if (r.balancedRows) {
+    lines.push(
+      `  rows balanced by each executor's speed, layer by layer: ended at ${r.balancedRows.join(' / ')} rows per rank`,
+    );
+  }
+  return lines.join('\n') + '\n';
 }

@@ -2,7 +2,7 @@
 // The redblue command line: each subcommand lives in cli/commands/ and registers itself here.
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { UsageError } from './errors.js';
+import { UsageError } from '../common/errors.js';
 import { registerTopo } from './commands/topo.js';
 import { registerBench } from './commands/bench.js';
 import { registerRun } from './commands/run.js';
@@ -14,6 +14,9 @@ import { registerBenchCollectives } from '../bench/collectives.js';
 import { registerExecutor } from './commands/executor.js';
 import { registerLaunch } from './commands/launch.js';
 import { registerBenchTransport } from '../bench/transport.js';
+import { registerBenchModel } from '../bench/model.js';
+import { registerGenerate } from './commands/generate.js';
+import { registerSynth } from './commands/synth.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -33,6 +36,8 @@ export function buildProgram(): Command {
   registerTopo(program);
   registerPlan(program);
   registerRun(program);
+  registerGenerate(program);
+  registerSynth(program);
   registerExecutor(program);
   registerLaunch(program);
   const bench = registerBench(program);
@@ -41,6 +46,7 @@ export function buildProgram(): Command {
   registerBenchKernels(bench);
   registerBenchCollectives(bench);
   registerBenchTransport(bench);
+  registerBenchModel(bench);
   return program;
 }
 

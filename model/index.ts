@@ -8,6 +8,13 @@
 //     logits peaked, real Llama 2 / Llama 3 vocabularies) that llama.cpp loads, for tests and the demo.
 //  4. The split across ranks is planned in planner/model-split.ts (pure): KV-head groups, n_ff
 //     slices on block boundaries, vocabulary rows.
+//  5. tokenizer/: createTokenizer(metadata) → text ↔ tokens exactly as llama.cpp (SentencePiece and
+//     byte-level BPE with the llama3 / qwen2 / gpt-2 pre-tokenizers), a streaming decoder.
+//  6. sampling.ts: llama.cpp's sampler chain (penalties, top-k, top-p, min-p, temperature) with a
+//     seeded generator of our own, so a seed gives the same text in every process.
+//  7. presets.ts: shapes of synthetic models (tiny, demo, TinyLlama) and the demo model's file.
+// Running a model (loading the split on the executors, the generation loop) is the coordinator's
+// (executor/coordinator/generate.ts); the forward pass itself is native (native/src/model/).
 export * from './gguf/types.js';
 export * from './gguf/value.js';
 export * from './gguf/read.js';
@@ -15,3 +22,6 @@ export * from './gguf/write.js';
 export * from './arch.js';
 export * from './vocab.js';
 export * from './synth.js';
+export * from './tokenizer/index.js';
+export * from './sampling.js';
+export * from './presets.js';

@@ -192,7 +192,22 @@ export class Sampler {
     return ids[m - 1]!; // u at the very top of the range, after rounding
   }
 
-  /** The tokens sample() could return for these logits, ascending (allocates: for tests and tools). */
+  /**
+   * What sample() draws from for these logits: token → probability, ascending ids (temperature 0:
+   * the argmax, certain). Allocates: for tests and tools, not the generation loop.
+   */
+  distribution(logits: Float32Array): Map<number, number> {
+    const w = this.prepare(logits);
+    if (this.params.temperature === 0) return new Map([[argmax(w), 1]]);
+    const m = this.filter(w);
+    const ids = Array.from(this.ids.subarray(0, m)).sort((a, b) => a - b);
+    const invT = 1 / this.params.temperature;
+    const weights = ids.map((id) => Math.exp((w[id]! - this.maxLogit) * invT));
+    const sum = weights.reduce((a, b) => a + b, 0);
+    return new Map(ids.map((id, i) => [id, weights[i]! / sum]));
+  }
+
+  /** The tokens sample() could return for these logits, ascending. Allocates, as distribution(). */
   support(logits: Float32Array): number[] {
     const w = this.prepare(logits);
     if (this.params.temperature === 0) return [argmax(w)];

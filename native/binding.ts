@@ -1,11 +1,5 @@
 // Process binding and pinned worker pools.
 import { loadAddon, type NativeThreadPool } from './addon.js';
-import type { TopologyNode } from './topology.js';
-
-/** Binds every thread of this process to the node's cpus and its memory to the node's memory. */
-export function bindToNode(node: TopologyNode): void {
-  loadAddon().bindProcess(node.cpus, node.physicalNode);
-}
 
 /** The cpus this thread may run on, as the OS reports them. */
 export function currentAffinity(): number[] {

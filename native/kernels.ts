@@ -117,7 +117,7 @@ interface KernelAddon {
   matmulQAsync(pool: NativeThreadPool, o: MatmulQOptions): Promise<void>;
   quantize(type: WeightType, x: F32Buffer, rows: number, k: number, path?: KernelPath): Uint8Array;
   dequantize(type: WeightType, w: ByteBuffer, rows: number, k: number): Float32Array;
-  quantizeQ8K(x: F32Buffer, rows: number, k: number): Uint8Array;
+  quantizeQ8K(x: F32Buffer, rows: number, k: number, path?: KernelPath): Uint8Array;
   ggmlTypeId(type: WeightType): number;
   weightTypeFromGgml(id: number): WeightType;
   rowBytes(type: WeightType, k: number): number;
@@ -188,10 +188,11 @@ export function dequantize(type: WeightType, w: ByteBuffer, rows: number, k: num
 
 /**
  * rows×k f32 activations → Q8_K blocks (Q8K_BLOCK_BYTES each, k a multiple of 256), exactly as
- * ggml's quantize_row_q8_K_ref: what the K-type matmuls run their dot products on.
+ * ggml's quantize_row_q8_K_ref: what the K-type matmuls run their dot products on. path 'scalar'
+ * forces the scalar quantizer; the SIMD one used otherwise gives the same bytes.
  */
-export function quantizeQ8K(x: F32Buffer, rows: number, k: number): Uint8Array {
-  return native().quantizeQ8K(x, rows, k);
+export function quantizeQ8K(x: F32Buffer, rows: number, k: number, path: KernelPath = 'auto'): Uint8Array {
+  return native().quantizeQ8K(x, rows, k, path);
 }
 
 /** ggml's type id of a weight type (the GGUF tensor `type` field), from the native table. */

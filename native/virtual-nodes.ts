@@ -1,6 +1,6 @@
 // Virtual NUMA nodes: split a machine's cpus into N groups presented as nodes, so that one real
 // node can stand in for a multi-socket box in tests and benchmarks. Pure.
-import type { MachineTopology, TopologyNode } from './topology.js';
+import type { MachineTopology, TopologyNode } from './machine.js';
 
 export function virtualize(real: MachineTopology, count: number): MachineTopology {
   if (!Number.isInteger(count) || count < 1) {

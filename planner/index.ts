@@ -22,7 +22,7 @@ import { buildTransfers } from './schedule.js';
 import { evaluateCandidate, select, type Chosen } from './select.js';
 import { chooseChunking } from './sequential.js';
 import { isDType } from './dtype.js';
-import { formatBytesPlain } from './format.js';
+import { formatBytes } from '../common/format.js';
 import {
   PLAN_SCHEMA_VERSION,
   type Brick,
@@ -103,8 +103,8 @@ export function plan(problem: Problem, cluster: Cluster, options: Partial<Planne
   const flat = select(ctx, cands, eps, opts.objective);
   if (!flat.ok) {
     throw new PlanInputError(
-      `memory limit ${opts.memoryBytes} B (${formatBytesPlain(opts.memoryBytes)}) per rank is below the minimum this product needs on ${P} rank(s): ` +
-        `${Math.ceil(flat.minBytes)} B (${formatBytesPlain(flat.minBytes)}); give more memory (--memory) or more ranks`,
+      `memory limit ${opts.memoryBytes} B (${formatBytes(opts.memoryBytes)}) per rank is below the minimum this product needs on ${P} rank(s): ` +
+        `${Math.ceil(flat.minBytes)} B (${formatBytes(flat.minBytes)}); give more memory (--memory) or more ranks`,
     );
   }
   let chosen: Chosen = flat.best;

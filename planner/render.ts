@@ -1,6 +1,7 @@
 // The text form of a Plan (`redblue plan` without --json): the grid at each level with a small
 // picture, brick sizes, volume against the lower bound and every baseline, memory and time.
 import type { Brick, Level, Plan, Range } from './types.js';
+import { formatBytes as bytes } from '../common/format.js';
 
 const SYMBOLS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -10,16 +11,8 @@ function num(v: number): string {
   return Number.isInteger(v) ? String(v) : v.toFixed(2);
 }
 
-export function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
-}
+/** The project's byte formatter (planner/format.ts). */
+export { bytes };
 
 export function seconds(s: number): string {
   if (s === 0) return '0 s';

@@ -39,11 +39,6 @@ export function len(r: Range): number {
   return r[1] - r[0];
 }
 
-/** Units of `granularity` in a length (the last unit may be partial). */
-export function unitsOf(length: number, granularity: number): number {
-  return Math.ceil(length / granularity);
-}
-
 /** Largest part when `length` is split evenly into `parts` parts of whole units. */
 export function maxPart(length: number, parts: number, granularity = 1): number {
   const units = Math.ceil(length / granularity);

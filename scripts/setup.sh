@@ -45,4 +45,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 npm run --silent build
+
+# The demo model `redblue run` generates from: random weights, Llama 2's real vocabulary.
+if [ ! -f .cache/demo.gguf ]; then
+  mkdir -p .cache
+  ./redblue synth -o .cache/demo.gguf --size demo --type q4_0 >/dev/null
+fi
 echo "setup: done. Try: ./redblue --help"

@@ -3,19 +3,10 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
+import type { WireBrick, WireRange } from './bricks.js';
 
 const PROTO = fileURLToPath(new URL('../../proto/executor.proto', import.meta.url));
 const PROTO_SRC = fileURLToPath(new URL('../proto/executor.proto', import.meta.url));
-
-export interface Range {
-  lo: number;
-  hi: number;
-}
-export interface WireBrick {
-  m: Range;
-  n: Range;
-  k: Range;
-}
 
 export interface HelloReply {
   rank: number;
@@ -41,7 +32,7 @@ export interface GemmRequest {
   bOffset: number;
   cOffset: number;
   partialOffset: number;
-  cRows: Range;
+  cRows: WireRange;
 }
 export interface GemmReply {
   computeSeconds: number;
@@ -56,7 +47,7 @@ export interface PlaceLayersRequest {
   layers: number;
   seed: number;
   placement: string;
-  rows: Range;
+  rows: WireRange;
   count: number;
   rowsPerRank: number[];
   fresh: boolean;
@@ -76,7 +67,7 @@ export interface RunLayersRequest {
   yOffset: number;
   xOffset: number;
   collect: boolean;
-  /** Multi-host mode (executor/cross-host.ts); null or absent on one host. */
+  /** Multi-host mode (executor/node/cross-host.ts); null or absent on one host. */
   hosts?: CrossHost | null;
   /** Every rank holds every layer (mirror): rows follow the ranks' measured speed. */
   balance?: boolean;
@@ -96,6 +87,39 @@ export interface RunLayersReply {
   /** Rows per rank at the end (balancing moves them). */
   rows?: number[];
 }
+export interface LoadModelRequest {
+  path: string;
+  ctx: number;
+  kvHeads: WireRange;
+  ff: WireRange;
+  vocab: WireRange;
+  vocabPerRank: number[];
+}
+export interface LoadModelReply {
+  weightBytes: number;
+  kvBytes: number;
+  backing: string;
+  seconds: number;
+}
+export interface LoadProgressReply {
+  done: number;
+  total: number;
+}
+export interface ForwardRequest {
+  tokens: number[];
+  pos: number;
+  /** What every rank computes (the vocabulary projection is collective). */
+  logits: 'last' | 'all' | 'none';
+  /** Whether this rank sends them back. */
+  sendLogits: boolean;
+}
+export interface ForwardReply {
+  /** f32 little-endian, n_vocab values per returned position (empty when none asked). */
+  logits: Uint8Array;
+  computeSeconds: number;
+  exchangeSeconds: number;
+  seconds: number;
+}
 type Empty = Record<string, never>;
 
 /** What an executor implements; each handler may throw to fail the call with its message. */
@@ -105,6 +129,9 @@ export interface ExecutorHandlers {
   gemm(req: GemmRequest): Promise<GemmReply> | GemmReply;
   placeLayers(req: PlaceLayersRequest): Promise<PlaceLayersReply> | PlaceLayersReply;
   runLayers(req: RunLayersRequest): Promise<RunLayersReply> | RunLayersReply;
+  loadModel(req: LoadModelRequest): Promise<LoadModelReply> | LoadModelReply;
+  loadProgress(req: Empty): Promise<LoadProgressReply> | LoadProgressReply;
+  forward(req: ForwardRequest): Promise<ForwardReply> | ForwardReply;
   shutdown(req: Empty): Promise<Empty> | Empty;
 }
 
@@ -142,13 +169,26 @@ function service(): grpc.ServiceClientConstructor {
   return serviceCache;
 }
 
-const METHODS = ['hello', 'attach', 'gemm', 'placeLayers', 'runLayers', 'shutdown'] as const;
+const METHODS = [
+  'hello',
+  'attach',
+  'gemm',
+  'placeLayers',
+  'runLayers',
+  'loadModel',
+  'loadProgress',
+  'forward',
+  'shutdown',
+] as const;
 const RPC_NAME: Record<(typeof METHODS)[number], string> = {
   hello: 'Hello',
   attach: 'Attach',
   gemm: 'Gemm',
   placeLayers: 'PlaceLayers',
   runLayers: 'RunLayers',
+  loadModel: 'LoadModel',
+  loadProgress: 'LoadProgress',
+  forward: 'Forward',
   shutdown: 'Shutdown',
 };
 

@@ -1,7 +1,8 @@
 // A typed, promise-returning client of one host's supervisor (proto/hosts.proto): every call
 // carries the credentials and a deadline, and every failure names the host.
 import * as grpc from '@grpc/grpc-js';
-import { DataClient, hostOf, statusOf } from './native-data.js';
+import { DataClient, statusOf } from './native-data.js';
+import { hostOf, joinHostPort } from '../common/address.js';
 import {
   authMetadata,
   callMessage,
@@ -13,6 +14,7 @@ import {
   type Auth,
   type BlockMsg,
 } from './grpc-data.js';
+import type { WireBrick } from './bricks.js';
 
 export interface HostNodeInfo {
   cpus: number[];
@@ -29,15 +31,6 @@ export interface HostHello {
   launchSize: number;
   /** Port of the host's native data path on the same address (0: none). */
   dataPort: number;
-}
-export interface WireRange {
-  lo: number;
-  hi: number;
-}
-export interface WireBrick {
-  m: WireRange;
-  n: WireRange;
-  k: WireRange;
 }
 export interface HostGemmRequest {
   m: number;
@@ -216,7 +209,8 @@ export class HostClient {
   private dataPath(): Promise<DataClient | null> {
     if (!this.nativeData) return Promise.resolve(null);
     this.data ??= this.hello().then(
-      (h) => (h.dataPort > 0 ? new DataClient(`${hostOf(this.address)}:${h.dataPort}`, this.token) : null),
+      (h) =>
+        h.dataPort > 0 ? new DataClient(joinHostPort(hostOf(this.address), h.dataPort), this.token) : null,
       (e: unknown) => {
         this.data = undefined; // ask again next time
         throw e;

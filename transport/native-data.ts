@@ -1,45 +1,15 @@
 // The native data path between hosts (native/src/hosts/data_service.h): the Data service of
 // proto/hosts.proto served and called with gRPC's C++ core, off the event loop. Typed wrappers
 // with the argument checks; the addon checks again.
-import { loadAddon } from '../native/addon.js';
-
-interface NativeDataServer {
-  readonly port: number;
-  setArea(name: string | null): void;
-  post(tag: string, buffer: ArrayBuffer, offset: number, bytes: number, readers: number): void;
-  forgetOtherRuns(run: string): void;
-  clearMailbox(reason: string): void;
-  close(): void;
-}
-/** read, readAdd, write: (area offset, buffer, offset in it, bytes, chunk, deadline[, reps]). */
-type NativeMove = (
-  offset: number,
-  buffer: ArrayBuffer,
-  at: number,
-  bytes: number,
-  chunk: number,
-  deadlineMs: number,
-  reps?: number,
-) => Promise<void | number>;
-interface NativeDataClient {
-  read: NativeMove;
-  readAdd: NativeMove;
-  write: NativeMove;
-  connect(deadlineMs: number): Promise<boolean>;
-  fetch(tag: string, fromHost: number, deadlineMs: number): Promise<Buffer>;
-  close(): void;
-}
-interface DataAddon {
-  DataServer: new (o: { address: string; token?: string }) => NativeDataServer;
-  DataClient: new (o: { address: string; token?: string }) => NativeDataClient;
-}
+import { dataAddon, type NativeDataClient, type NativeDataServer } from '../native/data.js';
+import { joinHostPort } from '../common/address.js';
 
 /** Serves Read, Write and Pipe of one staging area (replaceable) on `host:port` (0: any free port). */
 export class DataServer {
   private readonly s: NativeDataServer;
   constructor(host: string, token: string | undefined, port = 0) {
-    this.s = new (loadAddon<DataAddon>().DataServer)({
-      address: `${host}:${port}`,
+    this.s = new (dataAddon().DataServer)({
+      address: joinHostPort(host, port),
       ...(token !== undefined ? { token } : {}),
     });
   }
@@ -79,7 +49,7 @@ export class DataClient {
     readonly address: string,
     token: string | undefined,
   ) {
-    this.c = new (loadAddon<DataAddon>().DataClient)({ address, ...(token !== undefined ? { token } : {}) });
+    this.c = new (dataAddon().DataClient)({ address, ...(token !== undefined ? { token } : {}) });
   }
   async read(offset: number, dst: Uint8Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
     await this.move('read', offset, dst, deadlineMs, chunkBytes);
@@ -134,39 +104,9 @@ export class DataClient {
   }
 }
 
-/** `host` of a `host:port` address (IPv6 in brackets stays bracketed). */
-export function hostOf(address: string): string {
-  const i = address.lastIndexOf(':');
-  return i < 0 ? address : address.slice(0, i);
-}
-
 /** The message and gRPC status code of a native data path failure ("… [grpc N]"). */
 export function statusOf(e: unknown): { message: string; code?: number } {
   const text = e instanceof Error ? e.message : String(e);
   const m = /^(.*) \[grpc (\d+)\]$/s.exec(text);
   return m ? { message: m[1]!, code: Number(m[2]) } : { message: text };
-}
-
-interface RawTcpAddon {
-  rawTcpServe(host: string, port: number): number;
-  rawTcpFetch(host: string, port: number, bytes: number, reps: number): Promise<number>;
-  rawTcpPush(host: string, port: number, bytes: number, reps: number): Promise<number>;
-}
-
-/**
- * A plain TCP server in native code (the reference of `bench transport`): answers "send me N
- * bytes" with N bytes, and takes N bytes pushed to it, until the process ends. Returns its port.
- */
-export function rawTcpServe(host: string, port: number): number {
-  return loadAddon<RawTcpAddon>().rawTcpServe(host, port);
-}
-
-/** Seconds that `reps` requests of `bytes` took from a native raw TCP client (after a warm-up). */
-export function rawTcpFetch(host: string, port: number, bytes: number, reps: number): Promise<number> {
-  return loadAddon<RawTcpAddon>().rawTcpFetch(host, port, bytes, reps);
-}
-
-/** Seconds that `reps` pushes of `bytes` to a rawTcpServe server took (after a warm-up). */
-export function rawTcpPush(host: string, port: number, bytes: number, reps: number): Promise<number> {
-  return loadAddon<RawTcpAddon>().rawTcpPush(host, port, bytes, reps);
 }

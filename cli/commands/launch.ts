@@ -3,23 +3,21 @@
 // the hosts report; everything is stopped afterwards, also on Ctrl-C or when a host fails.
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { randomBytes } from 'node:crypto';
-import { readHostfile, parseHostList, hostOf, DEFAULT_PORT } from '../../executor/hostfile.js';
-import { SshLauncher } from '../../executor/ssh-launch.js';
-import { RemoteCluster } from '../../executor/remote-cluster.js';
-import { runRemoteGemm } from '../../executor/remote-gemm.js';
-import { remotePlacement, runRemoteLayers } from '../../executor/remote-layer.js';
-import { launchPlace } from '../../executor/launch-env.js';
-import { verifyGemm } from '../../executor/verify.js';
-import { writeNpyMatrix } from '../../executor/npy.js';
-import type { LayerDType } from '../../executor/layer-run.js';
+import { DEFAULT_PORT } from '../../executor/launch/hostfile.js';
+import type { RemoteCluster } from '../../executor/coordinator/remote-cluster.js';
+import { withHosts } from '../../executor/coordinator/hosts.js';
+import { runRemoteGemm } from '../../executor/coordinator/remote-gemm.js';
+import { remotePlacement, runRemoteLayers } from '../../executor/coordinator/remote-layer.js';
+import { verifyGemm } from '../../executor/coordinator/verify.js';
+import { writeNpyMatrix } from '../../executor/coordinator/npy.js';
+import type { LayerDType } from '../../executor/coordinator/layer-run.js';
 import { plan } from '../../planner/index.js';
-import { writePlanHtml } from '../../planner/html/index.js';
-import type { Auth } from '../../transport/grpc-data.js';
-import { parsePositiveInt, UsageError } from '../errors.js';
+import { parsePositiveInt, parseSeed, UsageError } from '../../common/errors.js';
 import { Progress } from '../progress.js';
-import { addSecurityOptions, authFromOptions, isLoopback } from './executor.js';
-import { gemmSummary, layerSummary, type GemmFlags } from './run.js';
+import { authFromOptions } from '../../executor/host/options.js';
+import { addSecurityOptions } from './executor.js';
+import type { GemmFlags } from './run.js';
+import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
 
 interface LaunchOpts {
   hostfile?: string;
@@ -60,87 +58,25 @@ function addLaunchOptions(cmd: Command): Command {
   return addSecurityOptions(cmd);
 }
 
-function allLoopback(addresses: string[]): boolean {
-  return addresses.every((a) => isLoopback(hostOf(a)));
-}
-
-/** Starts (or reaches) the hosts, runs `work`, and always stops everything. */
-async function withHosts<T>(o: LaunchOpts, work: (rc: RemoteCluster) => Promise<T>): Promise<T> {
-  const given = [o.hostfile, o.hosts, o.slurm].filter(Boolean).length;
-  if (given !== 1)
-    throw new UsageError('say where the hosts are: exactly one of --hostfile, --hosts or --slurm');
-  const auth: Auth = authFromOptions(o);
-  let launcher: SshLauncher | undefined;
-  let rc: RemoteCluster | undefined;
-  let interrupted = false;
-  const stopAll = async () => {
-    await rc?.stop();
-    await launcher?.stop();
-  };
-  const onSignal = () => {
-    interrupted = true;
-    process.stderr.write('\nredblue: interrupted, stopping the hosts\n');
-    void stopAll().then(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+/** The hosts for one workload (executor/coordinator/hosts.ts), with a progress bar here. */
+async function onHosts<T>(o: LaunchOpts, work: (rc: RemoteCluster) => Promise<T>): Promise<T> {
   const bar = new Progress('starting hosts');
   try {
-    let addresses: string[];
-    if (o.hostfile) {
-      const entries = readHostfile(o.hostfile, {
-        port: o.port,
-        ...(o.remoteCommand ? { command: o.remoteCommand } : {}),
-      });
-      // A fresh token per launch unless one is given; it reaches the hosts over ssh's stdin.
-      auth.token ??= randomBytes(24).toString('base64url');
-      launcher = new SshLauncher();
-      const tls = o.tlsCert ? ['--tls-cert', o.tlsCert, '--tls-key', o.tlsKey!, '--tls-ca', o.tlsCa!] : [];
-      addresses = await launcher.start(entries, {
-        token: auth.token,
-        sshOptions: o.sshOption ?? [],
-        executorArgs: tls,
-        readyTimeoutMs: o.readyTimeout * 1000,
-        onProgress: (done, total) => bar.update(done, total, 'executors ready'),
-      });
-    } else if (o.hosts) {
-      addresses = parseHostList(o.hosts);
-    } else {
-      const place = launchPlace();
-      if (!place?.hosts)
-        throw new UsageError('--slurm: SLURM_JOB_NODELIST is not set (run inside a Slurm allocation)');
-      addresses = place.hosts.map((h) => `${h}:${o.port}`);
-    }
-    if (!allLoopback(addresses) && !auth.token && !auth.tls) {
-      throw new UsageError('hosts beyond loopback need --token-file F or --tls-cert/--tls-key/--tls-ca');
-    }
-    rc = await RemoteCluster.connect({
-      addresses,
-      auth,
-      readyTimeoutMs: o.readyTimeout * 1000,
-      onProgress: (done, total, what) => bar.update(done, total, what),
-    });
-    bar.done();
-    const sshLost = launcher?.failed();
-    sshLost?.catch(() => undefined);
-    return await rc.guard(sshLost ? Promise.race([work(rc), sshLost]) : work(rc));
+    return await withHosts(
+      {
+        ...o,
+        auth: authFromOptions(o),
+        onProgress: (done, total, what) => bar.update(done, total, what),
+        onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the hosts\n'),
+      },
+      (rc) => {
+        bar.done();
+        return work(rc);
+      },
+    );
   } finally {
     bar.done();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    if (!interrupted) await stopAll();
-    // A connection to a host whose link is gone can hold the event loop until TCP gives up
-    // (minutes): once everything is stopped, nothing is left to wait for.
-    setTimeout(() => process.exit(), 1000).unref();
   }
-}
-
-function print(json: boolean | undefined, value: unknown, text: string): void {
-  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text);
-}
-
-function stripArrays<T extends object>(o: T): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => !ArrayBuffer.isView(v)));
 }
 
 export function registerLaunch(program: Command): void {
@@ -176,7 +112,7 @@ Examples:
       .option('--a <file>', 'A from a .npy file (m×k)')
       .option('--b <file>', 'B from a .npy file (k×n)')
       .option('--out <file>', 'write C as a float32 .npy file')
-      .option('--seed <S>', 'seed for random A and B', posInt('--seed'), 1)
+      .option('--seed <S>', 'seed for random A and B', parseSeed, 1)
       .option('--verify', 'compare with one OpenBLAS call here and print the largest error')
       .option('--dry-run', "print the plan for the hosts' reported topology and stop")
       .option(
@@ -185,7 +121,7 @@ Examples:
       ),
   ).action(async (o: GemmFlags & { dryRun?: boolean }, cmd: Command) => {
     const lo = merged(cmd);
-    await withHosts(lo, async (rc) => {
+    await onHosts(lo, async (rc) => {
       const p = plan({ m: o.m, n: o.n, k: o.k, dtype: 'f32' }, rc.plannerCluster(), {
         objective: 'time',
         baselines: false,
@@ -205,19 +141,13 @@ Examples:
         o.out,
       );
       const v = o.verify ? verifyGemm(r) : undefined;
-      if (o.report) {
-        writePlanHtml(p, o.report, {
-          measured: {
-            label: `redblue launch gemm, ${rc.hosts.length} host(s), ${rc.size} executor(s)`,
-            ranks: r.perRank.map((x) => ({
-              rank: x.rank,
-              compute: x.computeSeconds,
-              exchange: x.exchangeSeconds,
-              total: x.totalSeconds,
-            })),
-          },
-        });
-      }
+      if (o.report)
+        writeReport(
+          o.report,
+          p,
+          r,
+          `redblue launch gemm, ${rc.hosts.length} host(s), ${rc.size} executor(s)`,
+        );
       print(
         lo.json,
         { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
@@ -245,7 +175,7 @@ Examples:
       )
       .option('--layers <L>', 'matrices in the stack', posInt('--layers'), 4)
       .option('--iters <N>', 'passes through the stack', posInt('--iters'), 10)
-      .option('--seed <S>', 'seed for weights and inputs', posInt('--seed'), 1)
+      .option('--seed <S>', 'seed for weights and inputs', parseSeed, 1)
       .option('--out <file>', 'write Y of the last pass, (layers·m)×n float32, as .npy'),
   ).action(
     async (
@@ -266,7 +196,7 @@ Examples:
         throw new UsageError(`--k ${o.k} must be a multiple of 32 for ${o.dtype} (its block size)`);
       }
       const lo = merged(cmd);
-      await withHosts(lo, async (rc) => {
+      await onHosts(lo, async (rc) => {
         const placement = remotePlacement(rc, o);
         const bar = new Progress('placing weights');
         const r = await runRemoteLayers(rc, {

@@ -9,13 +9,15 @@ import {
   DEFAULT_NODE,
   type ClusterOverrides,
 } from '../../planner/cluster.js';
+import { machineCluster } from '../../planner/machine-cluster.js';
+import type { MachineTopology } from '../../native/machine.js';
 import { isDType } from '../../planner/dtype.js';
 import { plan, PlanInputError, type Cluster, type PlannerOptions } from '../../planner/index.js';
 import { renderPlan } from '../../planner/render.js';
 import { writePlanHtml } from '../../planner/html/index.js';
 import { parseTopology } from '../../planner/topology-file.js';
 import { parseBytes } from '../../planner/units.js';
-import { UsageError, parsePositiveInt } from '../errors.js';
+import { UsageError, parsePositiveInt } from '../../common/errors.js';
 
 interface PlanFlags {
   m: string;
@@ -24,6 +26,7 @@ interface PlanFlags {
   ranks?: number;
   hosts?: number;
   nodesPerHost?: number;
+  virtualNodes?: number;
   topology?: string;
   hostfile?: string;
   memory?: string;
@@ -55,25 +58,18 @@ function size(v: string, flag: string): number {
   return parsePositiveInt(v, flag);
 }
 
-async function localCluster(o: ClusterOverrides): Promise<Cluster> {
+async function localCluster(o: ClusterOverrides, virtualNodes?: number): Promise<Cluster> {
+  let t: MachineTopology;
   try {
     const { readTopology } = await import('../../native/topology.js');
-    const t = readTopology();
-    const perCpu = (o.node?.flops ?? DEFAULT_NODE.flops) / DEFAULT_NODE.cores;
-    const nodes = t.nodes.map((n) => ({
-      cores: Math.max(1, n.cpus.length),
-      memoryBytes: n.memoryBytes,
-      // Without --flops: the default per-core rate times the node's cpus.
-      flops: o.node?.flops ?? perCpu * Math.max(1, n.cpus.length),
-    }));
-    const links = structuredClone(DEFAULT_LINKS);
-    for (const [c, l] of Object.entries(o.links ?? {})) Object.assign(links[c as keyof typeof links], l);
-    return { hosts: [{ name: t.hostname, nodes }], links, source: 'local' };
+    t = readTopology({ virtualNodes });
   } catch (e) {
     throw new UsageError(
       `cannot read this machine's topology (${(e as Error).message.split('\n')[0]}); give --ranks, --hosts/--nodes-per-host or --topology`,
     );
   }
+  // The same conversion and rates as `redblue run` uses, so both plan this box alike.
+  return machineCluster([{ name: t.hostname, nodes: t.nodes }], 'local', o);
 }
 
 export async function buildCluster(f: PlanFlags): Promise<Cluster> {
@@ -84,6 +80,10 @@ export async function buildCluster(f: PlanFlags): Promise<Cluster> {
   ];
   if (given.filter(Boolean).length > 1)
     throw new UsageError('give only one of --ranks, --hosts/--nodes-per-host and --topology');
+  if (f.virtualNodes !== undefined && (given.some(Boolean) || f.hostfile !== undefined))
+    throw new UsageError(
+      '--virtual-nodes splits this machine: give it without --ranks, --hosts, --topology or --hostfile',
+    );
   const o: ClusterOverrides = { links: {}, node: {} };
   if (f.interSocketBandwidth)
     o.links!.interSocket = { bandwidth: positiveNumber(f.interSocketBandwidth, '--inter-socket-bandwidth') };
@@ -102,7 +102,10 @@ export async function buildCluster(f: PlanFlags): Promise<Cluster> {
   if (f.flops) o.node!.flops = positiveNumber(f.flops, '--flops');
   if (f.memory) o.node!.memoryBytes = parseBytes(f.memory, '--memory');
   if (f.hostfile !== undefined)
-    return (await import('../../executor/reported-cluster.js')).clusterFromHostfile(f.hostfile, o);
+    return (await import('../../executor/coordinator/reported-cluster.js')).clusterFromHostfile(
+      f.hostfile,
+      o,
+    );
   if (f.ranks !== undefined) return ranksCluster(f.ranks, o);
   if (f.hosts !== undefined || f.nodesPerHost !== undefined)
     return hostsCluster(f.hosts ?? 1, f.nodesPerHost ?? 1, o);
@@ -120,7 +123,7 @@ export async function buildCluster(f: PlanFlags): Promise<Cluster> {
     if (o.node?.flops) for (const h of c.hosts) for (const n of h.nodes) n.flops = o.node.flops;
     return c;
   }
-  return localCluster(o);
+  return localCluster(o, f.virtualNodes);
 }
 
 export function registerPlan(program: Command): void {
@@ -136,6 +139,11 @@ export function registerPlan(program: Command): void {
     .option('--hosts <H>', 'H hosts …', (v) => parsePositiveInt(v, '--hosts'))
     .option('--nodes-per-host <N>', '… of N NUMA nodes each (one rank per node)', (v) =>
       parsePositiveInt(v, '--nodes-per-host'),
+    )
+    .option(
+      '--virtual-nodes <N>',
+      'this machine with its cpus split into N pretend NUMA nodes (as run does)',
+      (v) => parsePositiveInt(v, '--virtual-nodes'),
     )
     .option('--topology <FILE>', 'hosts, nodes and links from a JSON or YAML file (schema in the README)')
     .option(

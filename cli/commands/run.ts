@@ -2,38 +2,22 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { readTopology, type MachineTopology } from '../../native/topology.js';
-import { LocalCluster } from '../../executor/local-cluster.js';
-import { runGemm, type GemmRunResult } from '../../executor/gemm-run.js';
+import type { LocalCluster } from '../../executor/host/local-cluster.js';
+import { runGemm } from '../../executor/coordinator/gemm-run.js';
 import {
   runLayers,
   type LayerDType,
   type LayerRunOptions,
   type LayerRunResult,
   type PlacementMode,
-} from '../../executor/layer-run.js';
-import { planLocalGemm, placementFor } from '../../executor/local-plan.js';
-import { verifyGemm } from '../../executor/verify.js';
-import { readNpyArray } from '../../executor/npy.js';
-import { parsePositiveInt, UsageError } from '../errors.js';
-import { formatBytes } from '../format.js';
+} from '../../executor/coordinator/layer-run.js';
+import { planLocalGemm, placementFor } from '../../executor/coordinator/local-plan.js';
+import { verifyGemm } from '../../executor/coordinator/verify.js';
+import { DEMO_TOKENS, runDemo } from '../../executor/coordinator/demo.js';
+import { layerShape, withLocalCluster } from '../../executor/coordinator/local-run.js';
+import { parsePositiveInt, parseSeed, UsageError } from '../../common/errors.js';
+import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
 import { Progress } from '../progress.js';
-import { writePlanHtml } from '../../planner/html/index.js';
-import type { Plan } from '../../planner/types.js';
-
-/** The plan page with each rank's measured compute, exchange and total beside the prediction. */
-function writeReport(file: string, plan: Plan, r: GemmRunResult, label: string): void {
-  writePlanHtml(plan, file, {
-    measured: {
-      label,
-      ranks: r.perRank.map((p) => ({
-        rank: p.rank,
-        compute: p.computeSeconds,
-        exchange: p.exchangeSeconds,
-        total: p.totalSeconds,
-      })),
-    },
-  });
-}
 
 /** The flags of a gemm workload, for `run gemm` and `launch gemm`. */
 export interface GemmFlags {
@@ -53,102 +37,22 @@ interface CommonOpts {
   json?: boolean;
 }
 
-const nonNegInt = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) {
-    throw new UsageError(`${flag} must be a non-negative whole number, got '${v}'`);
-  }
-  return n;
-};
 const posInt = (flag: string) => (v: string) => parsePositiveInt(v, flag);
 
-/** Starts the executors, runs `work`, and always stops them, also on Ctrl-C (even during start-up). */
-async function withCluster<T>(topo: MachineTopology, work: (c: LocalCluster) => Promise<T>): Promise<T> {
-  let cluster: LocalCluster | undefined;
-  let interrupted = false;
-  const stopAndExit = (c: LocalCluster) => void c.stop().then(() => process.exit(130));
-  const onSignal = () => {
-    if (interrupted) return;
-    interrupted = true;
-    process.stderr.write('\nredblue: interrupted, stopping the executors\n');
-    if (cluster) stopAndExit(cluster);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
-  try {
-    const progress = new Progress('starting executors');
-    progress.update(0, topo.nodes.length);
-    cluster = await LocalCluster.start({ topology: topo });
-    progress.update(topo.nodes.length, topo.nodes.length);
-    progress.done();
-    if (interrupted) {
-      stopAndExit(cluster);
-      return await new Promise<never>(() => undefined);
-    }
-    return await work(cluster);
-  } catch (err) {
-    // after Ctrl-C, failures of the work are just the executors going away
-    if (interrupted) return await new Promise<never>(() => undefined);
-    throw err;
-  } finally {
-    if (!interrupted) {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      process.off('SIGHUP', onSignal);
-      await cluster?.stop();
-    }
-  }
+/** The executors of this box for one workload, with a progress bar and the Ctrl-C message here. */
+function withCluster<T>(topo: MachineTopology, work: (c: LocalCluster) => Promise<T>): Promise<T> {
+  const progress = new Progress('starting executors');
+  return withLocalCluster(topo, work, {
+    onProgress: (done, total) => {
+      progress.update(done, total);
+      if (done === total) progress.done();
+    },
+    onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
+  });
 }
 
 function topologyFor(o: CommonOpts): MachineTopology {
   return readTopology({ virtualNodes: o.virtualNodes });
-}
-
-function print(json: boolean | undefined, value: unknown, text: string): void {
-  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text);
-}
-
-export function gemmSummary(
-  r: GemmRunResult,
-  verify?: { maxAbsError: number; maxRelError: number; tolerance: number; ok: boolean },
-): string {
-  const lines = [
-    `gemm ${r.m}×${r.n}×${r.k} f32 on ${r.perRank.length} executor(s): ${(r.seconds * 1e3).toFixed(1)} ms, ${r.gflops.toFixed(1)} GFLOP/s`,
-  ];
-  for (const p of r.perRank) {
-    lines.push(
-      `  rank ${p.rank}: ${p.bricks} brick(s), compute ${(p.computeSeconds * 1e3).toFixed(1)} ms, exchange ${(p.exchangeSeconds * 1e3).toFixed(1)} ms, received ${formatBytes(p.bytesReceived)}`,
-    );
-  }
-  if (verify) {
-    lines.push(
-      `  verify: largest error ${verify.maxAbsError.toExponential(2)} (relative ${verify.maxRelError.toExponential(2)}) against one OpenBLAS call: ${verify.ok ? 'OK' : 'FAILED'}`,
-    );
-  }
-  return lines.join('\n') + '\n';
-}
-
-export function layerSummary(
-  o: { dtype: string; n: number; k: number; m: number; layers: number },
-  r: LayerRunResult,
-): string {
-  const lines = [
-    `layer stack: ${o.layers} × ${o.dtype} ${o.n}×${o.k}, m = ${o.m}, on ${r.perRank.length} executor(s)`,
-    `  ${r.passesPerSecond.toFixed(2)} passes/s, ${r.effectiveGBps.toFixed(2)} GB/s of weights (${formatBytes(r.weightBytesPerPass)} per pass)`,
-    `  per pass: compute ${(r.computeSecondsPerPass * 1e3).toFixed(2)} ms, exchange ${(r.exchangeSecondsPerPass * 1e3).toFixed(2)} ms (${(r.exchangeFraction * 100).toFixed(1)}% of the pass), waiting for the slower peer ${(r.waitSecondsPerPass * 1e3).toFixed(2)} ms`,
-  ];
-  for (const p of r.perRank) {
-    lines.push(
-      `  rank ${p.rank}: rows ${p.rows[0]}-${p.rows[1]}, ${p.placement}, ${formatBytes(p.weightBytes)} of weights (${p.backing})`,
-    );
-  }
-  if (r.balancedRows) {
-    lines.push(
-      `  rows balanced by each executor's speed, layer by layer: ended at ${r.balancedRows.join(' / ')} rows per rank`,
-    );
-  }
-  return lines.join('\n') + '\n';
 }
 
 async function layerWork(
@@ -176,52 +80,66 @@ export function registerRun(program: Command): void {
       '--report <file>',
       "write the gemm's plan as an HTML page with measured times beside the predicted ones",
     )
+    .option('-m, --model <file>', 'the demo generates from this GGUF model instead of the demo model')
     .addHelpText(
       'after',
       `
-Without a subcommand, runs a demo on the detected topology: a stack of Q4_0 11008×4096 layers at
-m = 1 (token generation), then a verified 2048³ f32 gemm.
+Without a subcommand, runs a demo on the detected topology: ${DEMO_TOKENS} tokens generated from a small
+model (random weights and Llama 2's vocabulary, written by the set-up to .cache/demo.gguf), every
+layer split across the executors, then a verified 2048³ f32 gemm.
 
 Examples:
   redblue run --virtual-nodes 2
   redblue run gemm --m 4096 --n 4096 --k 4096 --verify
   redblue run gemm --m 300 --n 200 --k 100 --a A.npy --b B.npy --out C.npy
-  redblue run layer --n 11008 --k 4096 --dtype q4_0 --layers 24 --iters 20`,
+  redblue run layer --n 11008 --k 4096 --dtype q4_0 --layers 24 --iters 20
+  redblue generate -m model.gguf -p "Hello" --virtual-nodes 2     # text from your own model`,
     )
-    .action(async (o: CommonOpts & { report?: string }) => {
+    .action(async (o: CommonOpts & { report?: string; model?: string }) => {
       const topo = topologyFor(o);
-      const demoLayer = {
-        dtype: 'q4_0' as const,
-        n: 11008,
-        k: 4096,
-        m: 1,
-        layers: 8,
-        iters: 20,
-        seed: 1,
-        placement: 'auto',
-      };
-      const result = await withCluster(topo, async (cluster) => {
-        const layer = await layerWork(cluster, demoLayer);
-        const p = planLocalGemm(topo, { m: 2048, n: 2048, k: 2048 });
-        const gemm = await runGemm(cluster, p, { m: 2048, n: 2048, k: 2048, seed: 1 });
-        const verify = verifyGemm(gemm);
-        if (o.report)
-          writeReport(o.report, p, gemm, `redblue run (demo gemm), ${topo.nodes.length} executor(s)`);
-        return { layer, gemm, verify };
-      });
-      const { layer, gemm, verify } = result;
+      const bar = new Progress('loading the demo model');
+      const stream = !o.json;
+      if (stream)
+        process.stdout.write(
+          `redblue demo on ${topo.nodes.length} node(s)${topo.virtualNodes ? ' (virtual)' : ''}\n\n`,
+        );
+      const r = await withCluster(topo, (cluster) =>
+        runDemo(cluster, topo, {
+          ...(o.model ? { model: o.model } : {}),
+          onProgress: (done, total) => {
+            bar.update(done, total, 'layers');
+            if (done === total) bar.done();
+          },
+          ...(stream ? { onText: (t: string) => process.stdout.write(t) } : {}),
+        }),
+      );
+      if (o.report)
+        writeReport(o.report, r.plan, r.gemm, `redblue run (demo gemm), ${topo.nodes.length} executor(s)`);
+      const t = r.generated.timings;
       print(
         o.json,
-        { nodes: topo.nodes.length, layer: stripArrays(layer), gemm: stripArrays(gemm), verify },
-        `redblue demo on ${topo.nodes.length} node(s)${topo.virtualNodes ? ' (virtual)' : ''}\n\n` +
-          layerSummary(demoLayer, layer) +
+        {
+          nodes: topo.nodes.length,
+          generate: {
+            model: r.model,
+            promptTokens: r.generated.promptTokens,
+            generatedTokens: r.generated.generatedTokens,
+            text: r.generated.text,
+            timings: t,
+          },
+          gemm: stripArrays(r.gemm),
+          verify: r.verify,
+        },
+        `\n\n${r.model}: ${t.promptTokens} prompt tokens at ${t.promptTokensPerSecond.toFixed(1)} tokens/s, ` +
+          `${t.generatedTokens} generated at ${t.generateTokensPerSecond.toFixed(1)} tokens/s, split over ${r.loaded.perRank.length} executor(s)\n` +
+          (o.model ? '' : '(random weights: the words are real, the sentence is not)\n') +
           '\n' +
-          gemmSummary(gemm, verify) +
+          gemmSummary(r.gemm, r.verify) +
           (topo.nodes.length === 1
             ? '\nThis machine has one NUMA node; `redblue run --virtual-nodes 2` splits its cpus in two to show the split.\n'
             : ''),
       );
-      if (!verify.ok) throw new Error('the demo gemm did not verify');
+      if (!r.verify.ok) throw new Error('the demo gemm did not verify');
     });
 
   run
@@ -234,7 +152,7 @@ Examples:
     .option('--a <file>', 'A from a .npy file (float32 or float64, m×k)')
     .option('--b <file>', 'B from a .npy file (float32 or float64, k×n)')
     .option('--out <file>', 'write C as a float32 .npy file')
-    .option('--seed <S>', 'seed for random A and B', nonNegInt('--seed'), 1)
+    .option('--seed <S>', 'seed for random A and B', parseSeed, 1)
     .option('--verify', 'compare with one OpenBLAS call in this process and print the largest error')
     .addOption(new Option('--objective <o>', 'planner objective').choices(['time', 'volume']).default('time'))
     .option('--report <file>', 'write the plan as an HTML page with measured times beside the predicted ones')
@@ -277,7 +195,7 @@ Examples:
     )
     .option('--layers <L>', 'matrices in the stack', posInt('--layers'), 4)
     .option('--iters <N>', 'passes through the stack', posInt('--iters'), 10)
-    .option('--seed <S>', 'seed for weights and inputs', nonNegInt('--seed'), 1)
+    .option('--seed <S>', 'seed for weights and inputs', parseSeed, 1)
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', posInt('--virtual-nodes'))
     .option('--json', 'print results as JSON')
     .action(
@@ -309,45 +227,6 @@ Examples:
     );
 }
 
-/** n, k and layers from the flags, or from a weights file (whose shape the flags must match). */
-function layerShape(o: { n?: number; k?: number; layers: number; weights?: string }): {
-  n: number;
-  k: number;
-  layers: number;
-  weights?: Float32Array;
-} {
-  if (!o.weights) {
-    if (o.n === undefined || o.k === undefined) {
-      throw new UsageError('run layer needs --n and --k (or --weights FILE.npy)');
-    }
-    return { n: o.n, k: o.k, layers: o.layers };
-  }
-  const w = readNpyArray(o.weights);
-  if (w.shape.length !== 2 && w.shape.length !== 3) {
-    throw new UsageError(
-      `${o.weights}: weights must be n×k or layers×n×k, got shape (${w.shape.join(', ')})`,
-    );
-  }
-  const [layers, n, k] =
-    w.shape.length === 3 ? (w.shape as [number, number, number]) : [1, w.shape[0]!, w.shape[1]!];
-  for (const [flag, want, got] of [
-    ['--n', o.n, n],
-    ['--k', o.k, k],
-  ] as const) {
-    if (want !== undefined && want !== got) {
-      throw new UsageError(
-        `${flag} ${want} does not match ${o.weights}, which holds ${layers}×${n}×${k} weights`,
-      );
-    }
-  }
-  return { n, k, layers, weights: w.data };
-}
-
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/** Results without their (large) arrays, for JSON output. */
-function stripArrays<T extends object>(o: T): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => !ArrayBuffer.isView(v)));
 }

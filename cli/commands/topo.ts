@@ -1,7 +1,7 @@
 // `redblue topo`: what the engine sees of this machine.
 import type { Command } from 'commander';
 import { readTopology, type MachineTopology } from '../../native/topology.js';
-import { parsePositiveInt } from '../errors.js';
+import { parsePositiveInt } from '../../common/errors.js';
 import { formatBytes, table } from '../format.js';
 
 export function registerTopo(program: Command): void {

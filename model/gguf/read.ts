@@ -25,6 +25,10 @@ export const GGUF_MAX_DIMS = 4;
 /** Nested arrays deeper than this are refused (no real file nests at all; bounds the recursion). */
 const MAX_ARRAY_DEPTH = 8;
 const CHUNK = 1 << 20;
+/** Items of one array, tensors or keys (vocabularies have ~10^5 tokens). */
+const MAX_COUNT = 1 << 26;
+/** Bytes of one string (chat templates are kilobytes; V8 strings stop near 2^29). */
+const MAX_STRING_BYTES = 1 << 28;
 
 export interface GgufTensor {
   name: string;
@@ -151,7 +155,7 @@ class Cursor {
   private buf = Buffer.alloc(0);
   private bufStart = 0;
   pos = 0;
-  private readonly decoder = new TextDecoder('utf-8');
+  private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true }); // a token may be U+FEFF itself
 
   constructor(
     private readonly fd: number,
@@ -234,7 +238,7 @@ class Cursor {
   }
 
   /** A u64 count or size that must also fit in the rest of the file at `minBytesEach` apiece. */
-  count(what: () => string, minBytesEach: number): number {
+  count(what: () => string, minBytesEach: number, max = MAX_COUNT): number {
     const at = this.pos;
     const n = this.u64(what);
     const room = BigInt(this.remaining());
@@ -244,11 +248,14 @@ class Cursor {
           `(at least ${minBytesEach} per item; corrupt or truncated file)`,
       );
     }
+    // A 20 GB file has room for absurd counts; these limits are far above any real header.
+    if (n > BigInt(max))
+      this.fail(`${what()} at byte ${at} is ${n}, more than the ${max} a GGUF header can plausibly hold`);
     return Number(n);
   }
 
   string(what: () => string): string {
-    const len = this.count(() => `the length of ${what()}`, 1);
+    const len = this.count(() => `the length of ${what()}`, 1, MAX_STRING_BYTES);
     const at = this.need(len, what);
     return this.decoder.decode(this.buf.subarray(at, at + len));
   }
@@ -311,6 +318,35 @@ function readArray(c: Cursor, what: () => string, depth: number): ArrayValue {
     items[i] = v.type === 'array' ? v : v.value;
   }
   return { type: 'array', itemType, value: items } as ArrayValue;
+}
+
+/**
+ * One tensor's bytes, by positional reads (rows [rowLo, rowHi) of its ne[0]-element rows when
+ * given, e.g. a rank's slice). The header checks guarantee the range is inside the file.
+ */
+export function readTensorData(f: GgufFile, t: GgufTensor, rowLo = 0, rowHi?: number): Uint8Array {
+  const rows = t.elements / Math.max(t.ne[0] ?? 1, 1);
+  const hi = rowHi ?? rows;
+  if (!Number.isInteger(rowLo) || !Number.isInteger(hi) || rowLo < 0 || hi > rows || rowLo > hi) {
+    throw new RangeError(`rows [${rowLo}, ${hi}) are not inside tensor '${t.name}' (${rows} rows)`);
+  }
+  const rowSize = rows === 0 ? 0 : t.bytes / rows;
+  const out = new Uint8Array((hi - rowLo) * rowSize);
+  const fd = openSync(f.path, 'r');
+  try {
+    let got = 0;
+    while (got < out.length) {
+      const r = readSync(fd, out, got, out.length - got, t.offset + rowLo * rowSize + got);
+      if (r === 0)
+        throw new GgufError(
+          `${f.path}: the file ended while reading tensor '${t.name}' (changed since read?)`,
+        );
+      got += r;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
 }
 
 /** Reads and validates a GGUF header; the tensor data is not read. */

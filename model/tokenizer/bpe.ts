@@ -49,10 +49,13 @@ export const CHAR_TO_BYTE: ReadonlyMap<number, number> = new Map(
 );
 
 interface Bigram {
+  rank: number;
   left: number;
   right: number;
-  rank: number;
-  size: number;
+  /** The symbols' ids when queued: the pair is stale once either changed. */
+  leftId: number;
+  rightId: number;
+  merged: number;
 }
 
 const before = (a: Bigram, b: Bigram): boolean => a.rank < b.rank || (a.rank === b.rank && a.left < b.left);
@@ -65,9 +68,45 @@ const WORD_CACHE_LIMIT = 50_000;
 export class BpeTokenizer {
   private readonly regex: RegExp;
   private readonly cache = new Map<string, readonly number[]>();
+  // Symbols are numbered: a token's id, or for a text that is not a token (a merge's parts or
+  // result can be one) an id from vocabSize on. Texts and numbers correspond one to one, so
+  // comparing ids is llama.cpp's comparing of texts, without building strings per pair.
+  private readonly extraIds = new Map<string, number>();
+  private readonly extraTexts: string[] = [];
+  private readonly byteSymbol: Int32Array;
+  /** left * stride + right → rank * stride + merged symbol. */
+  private readonly pairs = new Map<number, number>();
+  private readonly stride: number;
 
   constructor(private readonly vocab: Vocab) {
     this.regex = preTokenizerRegex(vocab.pre);
+    this.byteSymbol = Int32Array.from(BYTE_TO_CHAR, (c) => this.symbolOf(c));
+    const list: number[] = [];
+    for (let rank = 0; rank < vocab.merges.length; rank++) {
+      const merge = vocab.merges[rank]!;
+      // Split at the first space after the first character, as llama.cpp; byte-level tokens
+      // never hold a raw space (it is 'Ġ'). A merge without one can never apply.
+      const pos = merge.indexOf(' ', 1);
+      if (pos < 0) continue;
+      const a = merge.slice(0, pos);
+      const b = merge.slice(pos + 1);
+      list.push(this.symbolOf(a), this.symbolOf(b), rank, this.symbolOf(a + b));
+    }
+    this.stride = vocab.texts.length + this.extraTexts.length;
+    for (let i = 0; i < list.length; i += 4) {
+      const key = list[i]! * this.stride + list[i + 1]!;
+      // The first rank of a pair wins, as in llama.cpp's bpe_ranks.emplace.
+      if (!this.pairs.has(key)) this.pairs.set(key, list[i + 2]! * this.stride + list[i + 3]!);
+    }
+  }
+
+  private symbolOf(text: string): number {
+    const id = this.vocab.textToId.get(text) ?? this.extraIds.get(text);
+    if (id !== undefined) return id;
+    const extra = this.vocab.texts.length + this.extraTexts.length;
+    this.extraIds.set(text, extra);
+    this.extraTexts.push(text);
+    return extra;
   }
 
   /** Appends the tokens of one text fragment (no special tokens inside) to `out`. */
@@ -94,49 +133,58 @@ export class BpeTokenizer {
   }
 
   private encodeWord(word: string): number[] {
-    const { textToId, mergeRanks } = this.vocab;
-    let enc = '';
-    for (const b of utf8.encode(word)) enc += BYTE_TO_CHAR[b];
-    const out: number[] = [];
+    const { textToId } = this.vocab;
+    const bytes = utf8.encode(word);
     if (this.vocab.ignoreMerges) {
+      let enc = '';
+      for (const b of bytes) enc += BYTE_TO_CHAR[b];
       const whole = textToId.get(enc);
       if (whole !== undefined) return [whole];
     }
-    // One symbol per byte character (each is one UTF-16 unit), chained.
-    const count = enc.length;
-    const len = new Array<number>(count).fill(1);
-    const prev = Array.from({ length: count }, (_, i) => i - 1);
-    const next = Array.from({ length: count }, (_, i) => (i + 1 < count ? i + 1 : -1));
+    // One symbol per byte, chained; a merged-away symbol gets id -1.
+    const count = bytes.length;
+    const sym = new Int32Array(count);
+    const prev = new Int32Array(count);
+    const next = new Int32Array(count);
+    for (let i = 0; i < count; i++) {
+      sym[i] = this.byteSymbol[bytes[i]!]!;
+      prev[i] = i - 1;
+      next[i] = i + 1 < count ? i + 1 : -1;
+    }
+    const stride = this.stride;
     const queue = new Heap<Bigram>(before);
     const tryAdd = (left: number, right: number): void => {
       if (left === -1 || right === -1) return;
-      const rank = mergeRanks.get(enc.substr(left, len[left]!) + ' ' + enc.substr(right, len[right]!));
-      if (rank === undefined) return;
-      queue.push({ left, right, rank, size: len[left]! + len[right]! });
+      const leftId = sym[left]!;
+      const rightId = sym[right]!;
+      const v = this.pairs.get(leftId * stride + rightId);
+      if (v === undefined) return;
+      const rank = Math.floor(v / stride);
+      queue.push({ rank, left, right, leftId, rightId, merged: v - rank * stride });
     };
     for (let i = 1; i < count; i++) tryAdd(i - 1, i);
     while (queue.size > 0) {
       const b = queue.pop()!;
       const l = b.left;
       const r = b.right;
-      // Symbols start where they started and only grow rightwards, so "the text changed" is
-      // "the length changed".
-      if (len[l] === 0 || len[r] === 0 || len[l]! + len[r]! !== b.size) continue;
-      len[l]! += len[r]!;
-      len[r] = 0;
+      if (sym[l] !== b.leftId || sym[r] !== b.rightId) continue; // stale: a side merged since
+      sym[l] = b.merged;
+      sym[r] = -1;
       next[l] = next[r]!;
       if (next[r]! >= 0) prev[next[r]!] = l;
       tryAdd(prev[l]!, l);
       tryAdd(l, next[l]!);
     }
+    const out: number[] = [];
+    const n = this.vocab.texts.length;
     for (let i = count > 0 ? 0 : -1; i !== -1; i = next[i]!) {
-      const piece = enc.substr(i, len[i]!);
-      const id = textToId.get(piece);
-      if (id !== undefined) {
+      const id = sym[i]!;
+      if (id < n) {
         out.push(id);
         continue;
       }
-      for (const ch of piece) {
+      // Not a token: byte by byte, each byte's character if it is one.
+      for (const ch of this.extraTexts[id - n]!) {
         const byteId = textToId.get(ch);
         if (byteId !== undefined) out.push(byteId);
       }

@@ -19,10 +19,10 @@ import {
   buildVocab,
   type TokenizerMetadata,
   type Vocab,
-  type VocabKind,
+  type TokenizerKind,
 } from './vocab.js';
 
-export { TokenizerError, TOKEN_TYPE, type TokenizerMetadata, type VocabKind } from './vocab.js';
+export { TokenizerError, type TokenizerKind, type TokenizerMetadata } from './vocab.js';
 export type { StreamDecoder } from './detokenize.js';
 
 export interface EncodeOptions {
@@ -40,7 +40,7 @@ export interface DecodeOptions {
 }
 
 export interface Tokenizer {
-  readonly kind: VocabKind;
+  readonly kind: TokenizerKind;
   /** `tokenizer.ggml.pre` ('' for SentencePiece vocabularies). */
   readonly pre: string;
   readonly vocabSize: number;

@@ -17,17 +17,6 @@ export class TokenizerError extends Error {
  */
 export type TokenizerMetadata = ReadonlyMap<string, unknown> | Readonly<Record<string, unknown>>;
 
-/** llama.cpp's token types as stored in `tokenizer.ggml.token_type` (llama_token_type). */
-export const TOKEN_TYPE = {
-  undefined: 0,
-  normal: 1,
-  unknown: 2,
-  control: 3,
-  userDefined: 4,
-  unused: 5,
-  byte: 6,
-} as const;
-
 /** Token attributes (llama_token_attr), the bits llama.cpp tests when tokenizing and rendering. */
 export const ATTR = {
   undefined: 0,
@@ -39,18 +28,18 @@ export const ATTR = {
   byte: 1 << 5,
 } as const;
 
-export type VocabKind = 'spm' | 'bpe';
+export type TokenizerKind = 'spm' | 'bpe';
 
 export interface Vocab {
-  readonly kind: VocabKind;
+  readonly kind: TokenizerKind;
   /** `tokenizer.ggml.pre` as written ('' when absent). */
   readonly pre: string;
   readonly texts: readonly string[];
   readonly scores: Float32Array;
   readonly attrs: Uint8Array;
   readonly textToId: ReadonlyMap<string, number>;
-  /** BPE merges: "left right" → rank (the merge's index in `tokenizer.ggml.merges`). */
-  readonly mergeRanks: ReadonlyMap<string, number>;
+  /** BPE merges, "left right", in rank order (`tokenizer.ggml.merges`); empty for SentencePiece. */
+  readonly merges: readonly string[];
   readonly bos: number | null;
   readonly eos: number | null;
   readonly eot: number | null;
@@ -118,23 +107,20 @@ function stringArray(key: string, arr: ArrayLike<unknown>): string[] {
   return out;
 }
 
+// `tokenizer.ggml.token_type` (llama_token_type: 0 undefined, 1 normal, 2 unknown, 3 control,
+// 4 user-defined, 5 unused, 6 byte) → attribute, as llama.cpp's load maps them.
+const ATTR_OF_TYPE: readonly number[] = [
+  ATTR.undefined,
+  ATTR.normal,
+  ATTR.unknown,
+  ATTR.control,
+  ATTR.userDefined,
+  ATTR.unused,
+  ATTR.byte,
+];
+
 function attrOfType(type: number): number {
-  switch (type) {
-    case TOKEN_TYPE.unknown:
-      return ATTR.unknown;
-    case TOKEN_TYPE.unused:
-      return ATTR.unused;
-    case TOKEN_TYPE.normal:
-      return ATTR.normal;
-    case TOKEN_TYPE.control:
-      return ATTR.control;
-    case TOKEN_TYPE.userDefined:
-      return ATTR.userDefined;
-    case TOKEN_TYPE.byte:
-      return ATTR.byte;
-    default:
-      return ATTR.undefined;
-  }
+  return ATTR_OF_TYPE[type] ?? ATTR.undefined;
 }
 
 /** Pre-tokenizer names llama.cpp maps to the llama3 regex (and add_bos, ignore_merges). */
@@ -201,7 +187,7 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
       `tokenizer.ggml.model is missing; this file has no vocabulary (supported models: 'llama' (SentencePiece), 'gpt2' (byte-level BPE))`,
     );
   }
-  let kind: VocabKind;
+  let kind: TokenizerKind;
   if (model === 'llama') kind = 'spm';
   else if (model === 'gpt2') kind = 'bpe';
   else {
@@ -211,6 +197,13 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
   }
   const preRaw = lookup(meta, PREFIX + 'pre');
   const pre = typeof preRaw === 'string' ? preRaw : '';
+  if (kind === 'bpe' && ![...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE].includes(pre)) {
+    const name = pre === '' ? "missing (llama.cpp's 'default')" : `'${pre}'`;
+    throw new TokenizerError(
+      `tokenizer.ggml.pre ${name} is not supported; supported pre-tokenizers: ` +
+        [...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE].map((p) => `'${p}'`).join(', '),
+    );
+  }
 
   const tokenList = optionalArray(meta, PREFIX + 'tokens');
   if (!tokenList) throw new TokenizerError('tokenizer.ggml.tokens is missing: the file has no vocabulary');
@@ -237,7 +230,7 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
   const textToId = new Map<string, number>();
   for (let i = 0; i < n; i++) textToId.set(texts[i]!, i); // a later duplicate wins, as token_to_id[word] = i
 
-  const mergeRanks = new Map<string, number>();
+  let merges: string[] = [];
   let addBos: boolean;
   let addSpacePrefix: boolean;
   let cleanSpaces = false;
@@ -252,18 +245,11 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
     addBos = true;
     addSpacePrefix = true;
   } else {
-    const merges = optionalArray(meta, PREFIX + 'merges');
-    if (!merges)
+    const mergeList = optionalArray(meta, PREFIX + 'merges');
+    if (!mergeList) {
       throw new TokenizerError('tokenizer.ggml.merges is missing: a gpt2 (BPE) vocabulary needs its merges');
-    const list = stringArray(PREFIX + 'merges', merges);
-    for (let i = 0; i < list.length; i++) {
-      const m = list[i]!;
-      const pos = m.indexOf(' ', 1);
-      // Looked up as left + ' ' + right: byte-level tokens never hold a raw space (it is 'Ġ'). A
-      // merge without a space is the pair ("", "") in llama.cpp, which no lookup can hit.
-      const key = pos < 0 ? ' ' : m;
-      if (!mergeRanks.has(key)) mergeRanks.set(key, i); // emplace: the first rank of a pair wins
     }
+    merges = stringArray(PREFIX + 'merges', mergeList);
     bos = 11;
     eos = 11;
     unk = null;
@@ -275,12 +261,6 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
       ignoreMerges = true;
     } else if (QWEN2_PRE.includes(pre)) {
       cleanSpaces = false;
-    } else if (!GPT2_PRE.includes(pre)) {
-      const name = pre === '' ? "missing (llama.cpp's 'default')" : `'${pre}'`;
-      throw new TokenizerError(
-        `tokenizer.ggml.pre ${name} is not supported; supported pre-tokenizers: ` +
-          [...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE].map((p) => `'${p}'`).join(', '),
-      );
     }
   }
   let addEos = false;
@@ -349,7 +329,7 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
     scores,
     attrs,
     textToId,
-    mergeRanks,
+    merges,
     bos,
     eos,
     eot,

@@ -1,20 +1,13 @@
 // Number formatting for the HTML report: every figure carries its unit.
 import type { Range } from '../types.js';
+import { formatBytes as fmtBytes } from '../../common/format.js';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-export function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? Math.round(v) : v.toFixed(Math.abs(v) >= 100 ? 0 : 1)} ${units[u]}`;
-}
+/** The project's byte formatter (planner/format.ts). */
+export { fmtBytes };
 
 /** Seconds with an SI prefix: 0.00123 → "1.23 ms". */
 export function fmtSeconds(s: number): string {

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readNpyMatrix, writeNpyMatrix } from '../../executor/npy.js';
+import { readNpyMatrix, writeNpyMatrix } from '../../executor/coordinator/npy.js';
 import { cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
 import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
 

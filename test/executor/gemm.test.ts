@@ -2,10 +2,10 @@
 // results checked against a double-precision reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
-import { LocalCluster } from '../../executor/local-cluster.js';
-import { runGemm } from '../../executor/gemm-run.js';
-import { planLocalGemm } from '../../executor/local-plan.js';
-import { verifyGemm } from '../../executor/verify.js';
+import { LocalCluster } from '../../executor/host/local-cluster.js';
+import { runGemm } from '../../executor/coordinator/gemm-run.js';
+import { planLocalGemm } from '../../executor/coordinator/local-plan.js';
+import { verifyGemm } from '../../executor/coordinator/verify.js';
 import { matmulRef, maxAbsDiff } from '../helpers/reference.js';
 
 const SHAPES: [number, number, number][] = [

@@ -3,9 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../../native/addon.js';
 import { readTopology } from '../../native/topology.js';
-import { LocalCluster } from '../../executor/local-cluster.js';
-import { runLayers, type LayerDType, type PlacementMode } from '../../executor/layer-run.js';
-import { executorAddon } from '../../executor/native-steps.js';
+import { LocalCluster } from '../../executor/host/local-cluster.js';
+import { runLayers, type LayerDType, type PlacementMode } from '../../executor/coordinator/layer-run.js';
+import { executorAddon } from '../../native/steps.js';
 
 interface QuantAddon {
   quantize(type: string, x: Float32Array, rows: number, k: number): Uint8Array;

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readNpyMatrix, writeNpyMatrix } from '../../executor/npy.js';
+import { readNpyMatrix, writeNpyMatrix } from '../../executor/coordinator/npy.js';
 import { randomF32 } from '../helpers/reference.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-npy-'));

@@ -5,9 +5,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLab, type Lab } from '../../transport/netns-lab.js';
-import { readNpyMatrix, writeNpyMatrix } from '../../executor/npy.js';
-import { executorAddon } from '../../executor/native-steps.js';
+import { createLab, type Lab } from '../../bench/netns-lab.js';
+import { readNpyMatrix, writeNpyMatrix } from '../../executor/coordinator/npy.js';
+import { executorAddon } from '../../native/steps.js';
 import { cliPath, runCli } from '../helpers/cli.js';
 import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
 import {
@@ -177,8 +177,8 @@ describe('redblue launch across two hosts', () => {
       ys.push(readNpyMatrix(out).data);
     }
     // One box: the same stack with the same seed on 3 executors of one host.
-    const { LocalCluster } = await import('../../executor/local-cluster.js');
-    const { runLayers } = await import('../../executor/layer-run.js');
+    const { LocalCluster } = await import('../../executor/host/local-cluster.js');
+    const { runLayers } = await import('../../executor/coordinator/layer-run.js');
     const { readTopology } = await import('../../native/topology.js');
     const cluster = await LocalCluster.start({ topology: readTopology({ virtualNodes: 3 }) });
     try {

@@ -10,10 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
-import { Supervisor } from '../../executor/supervisor.js';
+import { Supervisor } from '../../executor/host/supervisor.js';
 import { HostClient } from '../../transport/host-client.js';
 import { createSharedArea, type SharedArea } from '../../transport/shared-area.js';
-import { DataClient, DataServer, rawTcpFetch, rawTcpServe, statusOf } from '../../transport/native-data.js';
+import { DataClient, DataServer, statusOf } from '../../transport/native-data.js';
+import { rawTcpFetch, rawTcpServe } from '../../native/raw-tcp.js';
 
 const TOKEN = 'data-path-token-0123456789';
 

@@ -3,7 +3,7 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Lab } from '../../transport/netns-lab.js';
+import type { Lab } from '../../bench/netns-lab.js';
 import { cliPath, repoRoot } from '../helpers/cli.js';
 
 export interface Started {

@@ -1,9 +1,10 @@
 // Placement by batch systems (Slurm, Open MPI variables), hostfiles, host lists and addresses.
 import { describe, expect, it } from 'vitest';
-import { expandHostlist, launchPlace, tasksOnNode } from '../../executor/launch-env.js';
-import { parseHostfile, parseHostList } from '../../executor/hostfile.js';
-import { shellQuote, sshArgs } from '../../executor/ssh-launch.js';
-import { isLoopback, parseDataPort, parseListen } from '../../cli/commands/executor.js';
+import { expandHostlist, launchPlace, tasksOnNode } from '../../executor/launch/launch-env.js';
+import { parseHostfile, parseHostList } from '../../executor/launch/hostfile.js';
+import { shellQuote, sshArgs } from '../../executor/launch/ssh-launch.js';
+import { parseDataPort, parseListen } from '../../executor/host/options.js';
+import { hostOf, isLoopback, joinHostPort } from '../../common/address.js';
 import { runCli } from '../helpers/cli.js';
 
 describe('Slurm and Open MPI variables', () => {
@@ -148,5 +149,17 @@ describe('hostfiles and addresses', () => {
     expect(parseDataPort('0')).toBe(0);
     for (const bad of ['65536', '-1', 'x', '1.5'])
       expect(() => parseDataPort(bad)).toThrow(/--data-port must be a port number \(0-65535/);
+  });
+});
+
+describe('addresses', () => {
+  it('takes the host out of HOST:PORT and puts it back, IPv6 in brackets', () => {
+    expect(hostOf('10.0.0.1:7070')).toBe('10.0.0.1');
+    expect(hostOf('[::1]:7070')).toBe('::1');
+    expect(hostOf('[fe80::1%eth0]:7070')).toBe('fe80::1%eth0');
+    expect(hostOf('node-3')).toBe('node-3');
+    expect(joinHostPort('::1', 7171)).toBe('[::1]:7171');
+    expect(joinHostPort('host.example', 7171)).toBe('host.example:7171');
+    expect(joinHostPort(hostOf('[::1]:7070'), 7171)).toBe('[::1]:7171');
   });
 });

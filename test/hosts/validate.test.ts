@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
-import { Supervisor } from '../../executor/supervisor.js';
+import { Supervisor } from '../../executor/host/supervisor.js';
 import { HostClient } from '../../transport/host-client.js';
 import { authMetadata, hostsServices, MAX_MESSAGE_BYTES } from '../../transport/grpc-data.js';
 

@@ -228,9 +228,16 @@ describe('Q8_K activations', () => {
     for (let i = 0; i < 256; i++) x[512 + i] = 0; // an all-zero block
     for (let i = 0; i < 256; i++) x[1024 + i] = i === 0 ? -127 : (i % 64) - 32 + 0.5; // d = 1: x.5 ties
     x[1536 + 9] = 40; // a positive extreme: −127/max < 0
+    x[1536 + 200] = -40; // the same magnitude later in that block: the first one gives the sign
     const got = quantizeQ8K(x, 4, 512);
     expect(got.length).toBe(8 * 292);
-    expect(Buffer.from(got).equals(Buffer.from(q8kReference(x, 512)))).toBe(true);
+    const want = Buffer.from(q8kReference(x, 512));
+    expect(Buffer.from(got).equals(want)).toBe(true);
+    expect(Buffer.from(quantizeQ8K(x, 4, 512, 'scalar')).equals(want)).toBe(true); // both paths
+    const wide = random(64 * 256, 61, 1e3);
+    expect(
+      Buffer.from(quantizeQ8K(wide, 8, 2048)).equals(Buffer.from(quantizeQ8K(wide, 8, 2048, 'scalar'))),
+    ).toBe(true);
     // the tie block: max = −127 → iscale = 1, d = 1; −30.5 → −30, −29.5 → −30, −28.5 → −28
     const v = new DataView(got.buffer, got.byteOffset + 4 * 292);
     expect(v.getFloat32(0, true)).toBe(1);

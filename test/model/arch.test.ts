@@ -112,6 +112,23 @@ describe('describeModel', () => {
     expect(q3.weightBytesPerToken).toBe(q3.parameterCount * 4);
   });
 
+  it('linear RoPE scaling; other scalings are refused by name', () => {
+    const m = syntheticModel({ ...small, arch: 'llama' });
+    const withScaling = (type: string): string => {
+      const p = tmp();
+      const metadata = new Map(m.metadata);
+      metadata.set('llama.rope.scaling.type', gv.string(type));
+      metadata.set('llama.rope.scaling.factor', gv.f32(4));
+      writeGguf(p, { metadata, tensors: m.tensors });
+      return p;
+    };
+    expect(describeModel(readGguf(withScaling('linear'))).ropeScaling).toEqual({ type: 'linear', factor: 4 });
+    expect(describeModel(readGguf(withScaling('none'))).ropeScaling).toEqual({ type: 'none', factor: 1 });
+    expect(describeError(withScaling('yarn'))).toMatch(
+      /'llama.rope.scaling.type' is 'yarn'; redblue supports none and linear/,
+    );
+  });
+
   it('names an unsupported architecture and the supported ones', () => {
     const p = tmp();
     writeGguf(p, { metadata: { 'general.architecture': gv.string('gpt2') }, tensors: [] });

@@ -1,5 +1,6 @@
 // Texts the tokenizers are compared on: every script and whitespace case the pre-tokenizers and
 // SentencePiece treat differently, and deterministic random mixes of the awkward characters.
+import { random } from '../kernels/helpers.js';
 
 export const CORPUS: readonly string[] = [
   '',
@@ -41,6 +42,8 @@ export const CORPUS: readonly string[] = [
   "don 't and won 's",
   '<s>looks special</s>',
   '<|begin_of_text|>Hello<|eot_id|>',
+  'HelloHello Hello<|reserved_special_token_5|>Hello world',
+  'hello world, foo wow, go west',
   '<|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|>',
   'text<|eot_id|>text<|end_of_text|>',
   '<unk> token text',
@@ -49,18 +52,6 @@ export const CORPUS: readonly string[] = [
   '\u0000 nul and \u0007 bell and \u001b escape',
   'mixed: Hello, 世界! 123 🎉 Ωμέγα\n\tend',
 ];
-
-// mulberry32: a small seeded generator, so the random mixes are the same on every run.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const POOL = [
   'a',
@@ -131,7 +122,10 @@ const POOL = [
 
 /** `count` random strings of 1 to 24 pieces from POOL, the same every run for a seed. */
 export function randomTexts(count: number, seed: number): string[] {
-  const next = rng(seed);
+  // The kernels' seeded uniform values (mulberry32), mapped from [-1, 1) to [0, 1).
+  const values = random(count * 25, seed);
+  let k = 0;
+  const next = () => (values[k++]! + 1) / 2;
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
     const n = 1 + Math.floor(next() * 24);

@@ -1,11 +1,11 @@
 // GGUF reader and writer against real files: every value type and tensor type round-trips, and
 // damaged files (truncated, wrong magic or version, unknown types, shapes or offsets that do not
 // fit, absurd counts, random byte flips) give a GgufError naming the problem, never a crash.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GgufError, readGguf } from '../../model/gguf/read.js';
+import { GgufError, readGguf, readTensorData } from '../../model/gguf/read.js';
 import { GGML_TYPES, rowBytes } from '../../model/gguf/types.js';
 import { gv, type GgufValue } from '../../model/gguf/value.js';
 import { writeGguf, type GgufTensorInput } from '../../model/gguf/write.js';
@@ -105,6 +105,12 @@ describe('GGUF round trip', () => {
         expect(r.offset % f.alignment).toBe(0);
         expect(r.elements).toBe(t.ne.reduce((a, b) => a * b, 1));
         expect(new Uint8Array(file.subarray(r.offset, r.offset + r.bytes))).toEqual(dataOf(t));
+        expect(readTensorData(f, r)).toEqual(dataOf(t));
+        const rows = r.elements / r.ne[0]!;
+        if (rows >= 2) {
+          const rowSize = r.bytes / rows;
+          expect(readTensorData(f, r, 1, 2)).toEqual(dataOf(t).subarray(rowSize, 2 * rowSize));
+        }
       });
     });
   }
@@ -142,6 +148,9 @@ describe('GGUF round trip', () => {
     );
     expect(() => f.getF32('missing.key')).toThrow(/'missing.key' \(f32\) is missing/);
     expect(() => f.tensor('nope')).toThrow(/no tensor 'nope'/);
+    expect(() => readTensorData(f, f.tensor('t.f32'), 2, 4)).toThrow(
+      /rows \[2, 4\) are not inside tensor 't.f32' \(3 rows\)/,
+    );
   });
 
   it('the writer checks tensor byte counts and metadata types', () => {
@@ -325,6 +334,21 @@ describe('GGUF damaged files', () => {
     expectGgufError(
       damaged((b) => void b.writeBigUInt64LE(1n << 40n, lengthAt(b, 'test.strings') + 8 + 12 + 8)),
       /the item count of metadata key 'test.strings' .* is 1099511627776/,
+    );
+  });
+
+  it('counts that fit a huge file but no real header are refused (sparse 1 GiB file)', () => {
+    const p = damaged((b) => void b.writeBigUInt64LE(1n << 27n, lengthAt(b, 'test.u8s') + 8 + 8 + 4 + 4));
+    truncateSync(p, 1 << 30);
+    expectGgufError(
+      p,
+      /the item count of metadata key 'test.u8s' at byte \d+ is 134217728, more than the 67108864/,
+    );
+    const q = damaged((b) => void b.writeBigUInt64LE(1n << 29n, lengthAt(b, 'test.string') + 8 + 11 + 4));
+    truncateSync(q, 1 << 30);
+    expectGgufError(
+      q,
+      /the length of metadata key 'test.string' at byte \d+ is 536870912, more than the 268435456/,
     );
   });
 

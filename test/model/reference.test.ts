@@ -1,21 +1,24 @@
 // bench/llama-reference.ts against the real llama.cpp (node-llama-cpp's prebuilt CPU binary) on a
-// tiny random-weight llama with LLaMA's real vocabulary, written with our GGUF writer.
+// tiny random-weight llama (model/synth.ts: f32, LLaMA 2's real 32000-token vocabulary).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import llamaTokenizer from 'llama-tokenizer-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openReference, type LlamaReference } from '../../bench/llama-reference.js';
-import { argmax } from '../../model/sampling.js';
-import { writeTinyLlama } from './tiny-llama.js';
+import { argmax, Sampler, type SamplingParams } from '../../model/sampling.js';
+import { TINY, writeSyntheticModel } from '../../model/synth.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-reference-'));
 const modelPath = join(dir, 'tiny-llama.gguf');
 let ref: LlamaReference;
 
 beforeAll(async () => {
-  writeTinyLlama(modelPath);
-  ref = await openReference(modelPath, { threads: 2, ctx: 512 });
+  // Output gain 1: spread logits, so the log-probabilities are a real distribution to compare.
+  writeSyntheticModel(modelPath, { arch: 'llama', ...TINY, types: { default: 'f32' }, outputGain: 1 });
+  // One thread: this machine's cores are shared, and llama.cpp's spinning threads crawl when
+  // they outnumber the free cores (tg went from ~200 to ~2 tokens/s with 2 threads on 2 busy cores).
+  ref = await openReference(modelPath, { threads: 1, ctx: 512 });
 });
 
 afterAll(async () => {
@@ -31,7 +34,7 @@ describe('llama.cpp reference', () => {
     expect(ref.bos).toBe(1);
     expect(ref.eos).toBe(2);
     expect(ref.settings).toMatchObject({
-      threads: 2,
+      threads: 1,
       ctx: 512,
       batch: 512,
       ubatch: 512,
@@ -83,7 +86,7 @@ describe('llama.cpp reference', () => {
     expect(Math.max(...last)).toBeLessThan(-0.5);
   });
 
-  it('continues greedily: the argmax of the log-probabilities, the same in a second opening', async () => {
+  it('continues greedily: the argmax of the log-probabilities, the same in another opening (2 threads, batches of 4)', async () => {
     const prompt = ref.tokenize('Once upon a time', false, true);
     const first = await ref.greedy(prompt, 12);
     expect(first).toHaveLength(12);
@@ -92,12 +95,59 @@ describe('llama.cpp reference', () => {
     // Each next token is the argmax after the tokens before it.
     const [lp2] = await ref.logProbs([...prompt, ...first.slice(0, 5)], { positions: 'last' });
     expect(first[5]).toBe(argmax(lp2!));
-    const other = await openReference(modelPath, { threads: 1, ctx: 256 });
+    const other = await openReference(modelPath, { threads: 2, ctx: 256, batch: 4 });
     try {
       expect(await other.greedy(prompt, 12)).toEqual(first);
     } finally {
       await other.close();
     }
+  });
+
+  it("model/sampling.ts keeps llama.cpp's sampler candidates, with llama.cpp's probabilities", async () => {
+    // Shift-invariant settings only: logProbs are the logits less a constant, and the repeat
+    // penalty (divide if positive) depends on the raw sign; frequency and presence do not.
+    const prompt = ref.tokenize(TEXT, false, true);
+    const [lp] = await ref.logProbs(prompt, { positions: 'last' });
+    const cases: (Partial<SamplingParams> & { temperature: number })[] = [
+      { temperature: 0.8 }, // llama.cpp's defaults: top-k 40, top-p 0.95, min-p 0.05
+      { temperature: 1, topK: 0, topP: 0.9, minP: 0 },
+      { temperature: 1.3, topK: 100, topP: 1, minP: 0.1 },
+      { temperature: 0.7, topK: 0, topP: 1, minP: 0.02 },
+      {
+        temperature: 0.7,
+        topK: 0,
+        topP: 1,
+        minP: 0.02,
+        frequencyPenalty: 0.5,
+        presencePenalty: 0.3,
+        repeatLastN: 8,
+      },
+    ];
+    const sizes: number[] = [];
+    for (const c of cases) {
+      const params = { seed: 7, ...c };
+      const s = new Sampler(ref.vocabSize, params);
+      for (const t of prompt) s.accept(t);
+      const ours = s.distribution(lp!);
+      const theirs = await ref.samplerDistribution(prompt, params, prompt);
+      // The same set, but for at most one token at the edge of a top-p nucleus of thousands,
+      // where llama.cpp's f32 running sum and our f64 one part by rounding.
+      const onlyOurs = [...ours.keys()].filter((id) => !theirs.has(id));
+      const onlyTheirs = [...theirs.keys()].filter((id) => !ours.has(id));
+      expect(onlyOurs.length + onlyTheirs.length).toBeLessThanOrEqual(
+        c.topP !== undefined && c.topP < 1 ? 1 : 0,
+      );
+      for (const id of onlyOurs) expect(ours.get(id)!).toBeLessThan(1e-4);
+      for (const id of onlyTheirs) expect(theirs.get(id)!).toBeLessThan(1e-4);
+      let maxDiff = 0;
+      for (const [id, p] of ours)
+        if (theirs.has(id)) maxDiff = Math.max(maxDiff, Math.abs(p - theirs.get(id)!));
+      expect(maxDiff).toBeLessThan(1e-5);
+      sizes.push(ours.size);
+    }
+    // The cases cut differently: not all the whole vocabulary, not all one token.
+    expect(new Set(sizes).size).toBeGreaterThan(2);
+    expect(Math.max(...sizes)).toBeGreaterThan(10);
   });
 
   it('benchmarks prompt processing and generation with positive rates', async () => {

@@ -5,7 +5,7 @@
 import { readGguf } from '../../model/gguf/read.js';
 import { gv } from '../../model/gguf/value.js';
 import { writeGguf, type GgufTensorInput } from '../../model/gguf/write.js';
-import { executorAddon } from '../../executor/native-steps.js';
+import { executorAddon } from '../../native/steps.js';
 import { dequantize, quantize, type WeightType } from '../../native/kernels.js';
 import type { ModelShardConfig, ModelTensorRef } from '../../native/model.js';
 

@@ -9,15 +9,46 @@ import llama2Js from 'llama-tokenizer-js';
 import llama3Js from 'llama3-tokenizer-js';
 import { getLlama, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readGguf } from '../../model/gguf/read.js';
+import { gv, type GgufValue } from '../../model/gguf/value.js';
+import { loadVocab, vocabMetadata, type VocabKind } from '../../model/vocab.js';
 import { createTokenizer, TokenizerError, type Tokenizer } from '../../model/tokenizer/index.js';
 import { CORPUS, randomTexts } from './corpus.js';
 import { writeVocabGguf } from './vocab-gguf.js';
-import { llama2Metadata, llama3Metadata } from './vocabularies.js';
 
-const meta2 = llama2Metadata();
-const meta3 = llama3Metadata('llama-bpe');
-const metaQwen = llama3Metadata('qwen2');
-const metaGpt2 = llama3Metadata('gpt-2');
+// The real vocabularies of model/vocab.ts (Llama 2 SentencePiece; Llama 3 BPE as 'llama-bpe' and,
+// with Qwen2's settings, as 'qwen2'), and the Llama 3 one once more with GPT-2's pre-tokenizer.
+type Meta = Map<string, GgufValue>;
+const metadata = (kind: VocabKind): Meta => new Map(vocabMetadata(loadVocab(kind)));
+const withKey = (m: Meta, key: string, v: GgufValue | undefined): Meta => {
+  const copy = new Map(m);
+  if (v === undefined) copy.delete(key);
+  else copy.set(key, v);
+  return copy;
+};
+const meta2 = metadata('llama2');
+const meta3 = metadata('llama3');
+const metaQwen = metadata('qwen2');
+const metaGpt2 = withKey(meta3, 'tokenizer.ggml.pre', gv.string('gpt-2'));
+// Variants for paths the real files do not take. SentencePiece with a token that holds '▁' after a
+// character ('o▁w', scored above all), so merges cross words and the text is not cut at spaces.
+// Llama 3 with user-defined tokens, which llama.cpp splits out even when special tokens are not
+// parsed: one that looks special and one that is a plain word ('Hello').
+const arrayOf = <T>(m: Meta, key: string): T[] => [...(m.get(key)!.value as T[])];
+const metaCross = (() => {
+  const tokens = arrayOf<string>(meta2, 'tokenizer.ggml.tokens');
+  const scores = arrayOf<number>(meta2, 'tokenizer.ggml.scores');
+  tokens[31999] = 'o\u2581w';
+  scores[31999] = 0;
+  const m = withKey(meta2, 'tokenizer.ggml.tokens', gv.strings(tokens));
+  return withKey(m, 'tokenizer.ggml.scores', gv.numbers('f32', scores));
+})();
+const metaUser = (() => {
+  const types = arrayOf<number>(meta3, 'tokenizer.ggml.token_type');
+  const tokens = arrayOf<string>(meta3, 'tokenizer.ggml.tokens');
+  for (const t of ['<|reserved_special_token_5|>', 'Hello']) types[tokens.indexOf(t)] = 4;
+  return withKey(meta3, 'tokenizer.ggml.token_type', gv.numbers('i32', types));
+})();
 const llama2 = createTokenizer(meta2);
 const llama3 = createTokenizer(meta3);
 const qwen2 = createTokenizer(metaQwen);
@@ -38,11 +69,13 @@ describe('against llama.cpp (node-llama-cpp, vocab-only GGUF files)', () => {
   let dir = '';
   let llama: Llama;
   const models = new Map<string, LlamaModel>();
-  const cases: [string, Tokenizer, Record<string, unknown>][] = [
+  const cases: [string, Tokenizer, Meta][] = [
     ['llama2-spm', llama2, meta2],
     ['llama3-bpe', llama3, meta3],
     ['qwen2-bpe', qwen2, metaQwen],
     ['gpt2-bpe', gpt2, metaGpt2],
+    ['spm-cross-word-token', createTokenizer(metaCross), metaCross],
+    ['bpe-user-defined', createTokenizer(metaUser), metaUser],
   ];
 
   beforeAll(async () => {
@@ -101,6 +134,18 @@ describe('against llama.cpp (node-llama-cpp, vocab-only GGUF files)', () => {
       expect(diffs).toEqual([]);
     });
   }
+
+  it('reads the same vocabulary through the GGUF reader (typed values) as from the plain object', () => {
+    for (const [name, tok] of cases) {
+      const fromFile = createTokenizer(readGguf(join(dir, `${name}.gguf`)).metadata);
+      expect(fromFile.vocabSize).toBe(tok.vocabSize);
+      for (const text of CORPUS) {
+        expect(fromFile.encode(text, { parseSpecial: true }), `${name} ${JSON.stringify(text)}`).toEqual(
+          tok.encode(text, { parseSpecial: true }),
+        );
+      }
+    }
+  });
 
   it('agrees with llama.cpp on BOS, EOS and the end-of-generation tokens', () => {
     for (const [name, tok] of cases) {
@@ -162,11 +207,12 @@ describe('behaviour', () => {
     expect(llama2.encode('Hello', { addBos: false })).toEqual([15043]);
     expect(llama2.encode('Hello', { addEos: true })).toEqual([1, 15043, 2]);
     expect(llama3.encode('Hello')).toEqual([128000, 9906]);
-    // qwen2 adds no BOS unless the file says so (these test files do).
-    expect(qwen2.encode('Hello')).toEqual([128000, 9906]);
-    expect(
-      createTokenizer({ ...metaQwen, 'tokenizer.ggml.add_bos_token': undefined }).encode('Hello'),
-    ).toEqual([9906]);
+    // qwen2 adds no BOS by default (nor do Qwen2 files), unless the file says so.
+    expect(qwen2.encode('Hello')).toEqual([9906]);
+    const noKey = withKey(metaQwen, 'tokenizer.ggml.add_bos_token', undefined);
+    expect(createTokenizer(noKey).encode('Hello')).toEqual([9906]);
+    const withBos = withKey(metaQwen, 'tokenizer.ggml.add_bos_token', gv.bool(true));
+    expect(createTokenizer(withBos).encode('Hello')).toEqual([128000, 9906]);
   });
 
   it('matches control tokens only with parseSpecial', () => {
@@ -178,6 +224,14 @@ describe('behaviour', () => {
     expect(llama3.decode(parsed, { special: true })).toBe(text);
     // SentencePiece puts a space prefix after a special token too (llama.cpp, not Hugging Face).
     expect(llama2.encode('<s>Hi', { addBos: false, parseSpecial: true })).toEqual([1, 6324]);
+  });
+
+  it('merges across words when a token spans a space, and splits out user-defined tokens always', () => {
+    expect(createTokenizer(metaCross).encode('go west', { addBos: false })).toContain(31999);
+    const user = createTokenizer(metaUser);
+    // ' Hello' is one token ('ĠHello') normally; with 'Hello' user-defined the space stands alone.
+    expect(llama3.encode(' Hello', { addBos: false })).toHaveLength(1);
+    expect(user.encode(' Hello', { addBos: false })).toEqual([220, 9906]);
   });
 
   it('knows the end-of-generation tokens', () => {
@@ -247,33 +301,28 @@ describe('streaming decoder', () => {
 
 describe('errors', () => {
   it('names an unknown tokenizer model and the supported ones', () => {
-    expect(() => createTokenizer({ ...meta2, 'tokenizer.ggml.model': 't5' })).toThrow(
+    expect(() => createTokenizer(withKey(meta2, 'tokenizer.ggml.model', gv.string('t5')))).toThrow(
       /'t5' is not supported; supported: 'llama'.*'gpt2'/,
     );
     expect(() => createTokenizer({})).toThrow(TokenizerError);
   });
 
   it('names an unsupported pre-tokenizer and lists the supported ones', () => {
-    expect(() => createTokenizer({ ...meta3, 'tokenizer.ggml.pre': 'deepseek-coder' })).toThrow(
+    expect(() => createTokenizer(withKey(meta3, 'tokenizer.ggml.pre', gv.string('deepseek-coder')))).toThrow(
       /'deepseek-coder' is not supported; supported pre-tokenizers: .*'llama-bpe'.*'qwen2'/,
     );
-    expect(() => createTokenizer({ ...meta3, 'tokenizer.ggml.pre': undefined })).toThrow(/'default'/);
+    expect(() => createTokenizer(withKey(meta3, 'tokenizer.ggml.pre', undefined))).toThrow(/'default'/);
   });
 
   it('rejects a BPE vocabulary without merges and ids outside the vocabulary', () => {
-    expect(() => createTokenizer({ ...meta3, 'tokenizer.ggml.merges': undefined })).toThrow(
+    expect(() => createTokenizer(withKey(meta3, 'tokenizer.ggml.merges', undefined))).toThrow(
       /merges is missing/,
     );
     expect(() => llama3.decode([128256])).toThrow(/outside the vocabulary/);
   });
 
-  it('reads metadata wrapped as the GGUF reader gives it', () => {
-    const wrapped = new Map<string, unknown>(
-      Object.entries(meta2).map(([k, v]) => [
-        k,
-        Array.isArray(v) ? { type: 'array', itemType: 'x', value: v } : { type: 'x', value: v },
-      ]),
-    );
-    expect(createTokenizer(wrapped).encode('Hello world')).toEqual(llama2.encode('Hello world'));
+  it('reads plain values as well as typed GGUF values', () => {
+    const plain = Object.fromEntries([...meta2].map(([k, v]) => [k, v.value]));
+    expect(createTokenizer(plain).encode('Hello world')).toEqual(llama2.encode('Hello world'));
   });
 });

@@ -308,8 +308,9 @@ Napi::Value JsQuantize(const Napi::CallbackInfo& info) {
   return Napi::Uint8Array::New(info.Env(), static_cast<size_t>(rows * rb), out, 0);
 }
 
-// quantizeQ8K(x: Float32Array, rows, k) → rows × k/256 Q8_K blocks (292 bytes: f32 d, 256 int8,
-// 16 int16 bsums): the activations the K-type matmuls run on, for tests and inspection.
+// quantizeQ8K(x: Float32Array, rows, k, path?) → rows × k/256 Q8_K blocks (292 bytes: f32 d, 256
+// int8, 16 int16 bsums): the activations the K-type matmuls run on, for tests and inspection.
+// path 'scalar' forces the scalar quantizer (the SIMD one gives the same bytes).
 Napi::Value JsQuantizeQ8K(const Napi::CallbackInfo& info) {
   if (info.Length() < 1) throw Napi::TypeError::New(info.Env(), "quantizeQ8K: x must be a Float32Array");
   auto x = F32Arg(info[0], "quantizeQ8K: x");
@@ -317,10 +318,11 @@ Napi::Value JsQuantizeQ8K(const Napi::CallbackInfo& info) {
   if (k % kQKBlock != 0)
     throw UserError("quantizeQ8K: k must be a multiple of 256 (one Q8_K block), got k=" + std::to_string(k));
   Bounded(x, 0, Mul(rows, k), "quantizeQ8K: x", std::to_string(rows) + "×" + std::to_string(k) + " values");
+  const bool allowSimd = !(info.Length() > 3 && info[3].IsString() && info[3].As<Napi::String>().Utf8Value() == "scalar");
   const size_t bytes = static_cast<size_t>(rows * (k / kQKBlock) * int64_t(sizeof(BlockQ8_K)));
   Napi::ArrayBuffer out = Napi::ArrayBuffer::New(info.Env(), bytes);
   for (int64_t r = 0; r < rows; ++r)
-    QuantizeRowQ8_K(x.data + r * k, k, static_cast<BlockQ8_K*>(out.Data()) + r * (k / kQKBlock));
+    QuantizeRowQ8_K(x.data + r * k, k, static_cast<BlockQ8_K*>(out.Data()) + r * (k / kQKBlock), allowSimd);
   return Napi::Uint8Array::New(info.Env(), bytes, out, 0);
 }
 

@@ -77,7 +77,8 @@ int64_t RowBytes(WeightType t, int64_t k);
 bool IsKType(WeightType t);
 
 // One row of k values (k a multiple of 256) → Q8_K blocks, as quantize_row_q8_K_ref does.
-void QuantizeRowQ8_K(const float* x, int64_t k, BlockQ8_K* y);
+// allowSimd = false forces the scalar quantizer (the SIMD one gives the same bytes).
+void QuantizeRowQ8_K(const float* x, int64_t k, BlockQ8_K* y, bool allowSimd = true);
 
 // rows×k f32 (row stride ldx elements) → rows packed rows of RowBytes(t, k) bytes each.
 // allowSimd = false forces the scalar Q8_0 quantizer (the SIMD one is bit-identical). K types

@@ -117,12 +117,12 @@ KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   __m256 acc[RX], accMin[RX];
   for (int i = 0; i < RX; ++i) acc[i] = accMin[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    uint8_t sc[8], mn[8];
-    UnpackScalesK4(w[b].scales, sc, mn);
-    int64_t mins8;
-    std::memcpy(&mins8, mn, 8);
-    const __m128i m8 = _mm_cvtsi64_si128(mins8);
-    const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m0 m0 m1 m1 ...
+    uint32_t u[4];
+    UnpackScalesK4(w[b].scales, u);
+    const __m128i sm = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
+                                     static_cast<int>(u[0]));  // 8 scales, 8 mins
+    const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));  // m0 m0 m1 m1 ...
+    const __m256i sm2 = _mm256_broadcastsi128_si256(sm);
     const float dw = _cvtsh_ss(w[b].d), dmw = _cvtsh_ss(w[b].dmin);
     __m256i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
@@ -136,7 +136,9 @@ KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
         hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
         qh = _mm256_srli_epi16(qh, 2);
       }
-      const __m256i sLo = _mm256_set1_epi16(sc[2 * c]), sHi = _mm256_set1_epi16(sc[2 * c + 1]);
+      // Scale of sub-block 2c / 2c+1 in every int16 lane: byte shuffle, high bytes zeroed (0x80).
+      const __m256i sLo = _mm256_shuffle_epi8(sm2, _mm256_set1_epi16(static_cast<short>(0x8000 | (2 * c))));
+      const __m256i sHi = _mm256_shuffle_epi8(sm2, _mm256_set1_epi16(static_cast<short>(0x8000 | (2 * c + 1))));
       for (int i = 0; i < RX; ++i) {
         const int8_t* x = act.q8k(r + i)[b].qs + 64 * c;
         const __m256i pLo =
@@ -167,8 +169,8 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const int8_t* sc = w[b].scales;
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales));
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
     const float dw = _cvtsh_ss(w[b].d);
     __m256i isum[RX];
     for (int i = 0; i < RX; ++i) {
@@ -190,8 +192,10 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4)),
       };
       for (int t = 0; t < 4; ++t) {
-        const int g = 8 * h + 2 * t;  // elements 0-15 of this run of 32 use scale g, 16-31 g+1
-        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
+        // Elements 0-15 of this run of 32 use scale g, 16-31 scale g+1: bytes g ×8, g+1 ×8.
+        const char g = static_cast<char>(8 * h + 2 * t);
+        const __m256i s = _mm256_cvtepi8_epi16(
+            _mm_shuffle_epi8(sc8, _mm_set_epi8(g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g, g, g, g, g, g, g, g)));
         for (int i = 0; i < RX; ++i) {
           const __m256i x =
               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.q8k(r + i)[b].qs + 128 * h + 32 * t));

@@ -64,19 +64,28 @@ struct Q8Block {
 using Q8BlockFn = Q8Block (*)(const float* x, int8_t* lo, int8_t* hi);
 Q8BlockFn Q8BlockQuantizer(bool allowSimd);
 
+// One row of X → Q8_K blocks (quantize_row_q8_K_ref); the SIMD version gives the same bytes.
+using Q8KRowFn = void (*)(const float* x, int64_t k, BlockQ8_K* y);
+Q8KRowFn Q8KQuantizer(bool allowSimd);
+
 // K-type rows (k a multiple of 256) in ggml's layouts; quant_kformats.cc.
 void QuantizeKRow(WeightType t, const float* x, int64_t k, uint8_t* out);
 void DequantizeKRow(WeightType t, const uint8_t* w, int64_t k, float* out);
 
-// The 12 packed bytes of a Q4_K / Q5_K super-block → its eight 6-bit scales and eight mins
-// (ggml's get_scale_min_k4, four sub-blocks per 32-bit word).
-inline void UnpackScalesK4(const uint8_t* packed, uint8_t sc[8], uint8_t m[8]) {
-  uint32_t u[3], o[4];
+// The 12 packed bytes of a Q4_K / Q5_K super-block → its eight 6-bit scales (bytes 0-7 of
+// out) and eight mins (bytes 8-15), as ggml's get_scale_min_k4, four sub-blocks per 32-bit word.
+// Words, not bytes: SIMD callers build a register from them without a store-forwarding stall.
+inline void UnpackScalesK4(const uint8_t* packed, uint32_t out[4]) {
+  uint32_t u[3];
   std::memcpy(u, packed, 12);
-  o[0] = u[0] & 0x3f3f3f3fu;                                                 // sc 0-3
-  o[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);         // sc 4-7
-  o[2] = u[1] & 0x3f3f3f3fu;                                                 // m 0-3
-  o[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);  // m 4-7
+  out[0] = u[0] & 0x3f3f3f3fu;                                                 // sc 0-3
+  out[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);         // sc 4-7
+  out[2] = u[1] & 0x3f3f3f3fu;                                                 // m 0-3
+  out[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);  // m 4-7
+}
+inline void UnpackScalesK4(const uint8_t* packed, uint8_t sc[8], uint8_t m[8]) {
+  uint32_t o[4];
+  UnpackScalesK4(packed, o);
   std::memcpy(sc, o, 8);
   std::memcpy(m, o + 2, 8);
 }

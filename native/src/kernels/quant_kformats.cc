@@ -2,11 +2,14 @@
 // take: quantizers following ggml's reference algorithm (quantize_row_q*_K_ref, no importance
 // matrix, the way llama-quantize writes files without one) and dequantizers giving ggml's
 // values bit for bit (same float operations in the same order, no fused multiply-add).
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
 
+#include "core/cpu_features.h"
 #include "kernels/half.h"
 #include "kernels/quant.h"
 #include "kernels/quant_impl.h"
@@ -275,7 +278,9 @@ void DequantizeQ6_K(const BlockQ6_K* b, int64_t nb, float* y) {
 
 }  // namespace
 
-void QuantizeRowQ8_K(const float* x, int64_t k, BlockQ8_K* y) {
+namespace {
+
+void QuantizeRowQ8_KScalar(const float* x, int64_t k, BlockQ8_K* y) {
   for (int64_t b = 0; b < k / kQKBlock; ++b, x += kQKBlock) {
     float amax = 0, max = 0;
     for (int j = 0; j < kQKBlock; ++j)
@@ -297,6 +302,53 @@ void QuantizeRowQ8_K(const float* x, int64_t k, BlockQ8_K* y) {
     y[b].d = 1 / iscale;
   }
 }
+
+// The AVX2 twin, byte-identical: the same products iscale·x, rounded half to even by vroundps
+// (what nearest_int's float trick does for |v| < 2²²); the values lie within ±127 by
+// construction, so the saturating packs never clip and ggml's cap at 127 is implied.
+__attribute__((target("avx2"))) void QuantizeRowQ8_KAvx2(const float* x, int64_t k, BlockQ8_K* y) {
+  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), ones8 = _mm256_set1_epi8(1);
+  for (int64_t b = 0; b < k / kQKBlock; ++b, x += kQKBlock) {
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < kQKBlock; j += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + j), absMask));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    if (amax == 0) {
+      std::memset(&y[b], 0, sizeof(BlockQ8_K));
+      continue;
+    }
+    int first = 0;  // the first value of largest magnitude gives the sign, as in the scalar loop
+    while (std::fabs(x[first]) != amax) ++first;
+    const float iscale = -127.0f / x[first];
+    const __m256 vs = _mm256_set1_ps(iscale);
+    for (int j = 0; j < kQKBlock; j += 32) {
+      __m256i q[4];
+      for (int t = 0; t < 4; ++t)
+        q[t] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * t), vs),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      const __m256i packed = _mm256_permutevar8x32_epi32(
+          _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])), order);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs + j), packed);
+      // Σ of each 16: lanes 0-3 hold quarter sums of the first 16, lanes 4-7 of the next 16.
+      __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, packed), _mm256_set1_epi16(1));
+      s = _mm256_hadd_epi32(s, s);
+      s = _mm256_hadd_epi32(s, s);
+      y[b].bsums[j / 16] = static_cast<int16_t>(_mm256_extract_epi32(s, 0));
+      y[b].bsums[j / 16 + 1] = static_cast<int16_t>(_mm256_extract_epi32(s, 4));
+    }
+    y[b].d = 1 / iscale;
+  }
+}
+
+}  // namespace
+
+Q8KRowFn Q8KQuantizer(bool allowSimd) {
+  return allowSimd && DetectCpu().avx2 ? QuantizeRowQ8_KAvx2 : QuantizeRowQ8_KScalar;
+}
+
+void QuantizeRowQ8_K(const float* x, int64_t k, BlockQ8_K* y, bool allowSimd) { Q8KQuantizer(allowSimd)(x, k, y); }
 
 void QuantizeKRow(WeightType t, const float* x, int64_t k, uint8_t* out) {
   switch (t) {

@@ -149,11 +149,12 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
     act.base = actBuf->data;
     const ActLayout layout = a.type == WeightType::Q4_0 ? ks.q4Layout : ActLayout::Natural;
     const Q8BlockFn q8 = Q8BlockQuantizer(isa != Isa::Scalar);
+    const Q8KRowFn q8k = Q8KQuantizer(isa != Isa::Scalar);
     uint8_t* base = actBuf->data;
     auto quantizeRows = [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         if (q8_k) {
-          QuantizeRowQ8_K(a.x + r * a.ldx, a.k, reinterpret_cast<BlockQ8_K*>(base + r * act.stride));
+          q8k(a.x + r * a.ldx, a.k, reinterpret_cast<BlockQ8_K*>(base + r * act.stride));
           continue;
         }
         int8_t* qs = reinterpret_cast<int8_t*>(base + r * act.stride);

@@ -1,0 +1,295 @@
+// `redblue bench model`: llama-bench's pp512 and tg128 on a GGUF model, redblue's executors
+// against llama.cpp (node-llama-cpp, CPU) with as many threads, measured in the same run; token
+// generation also against what the machine's read bandwidth allows (tokens/s × weight bytes
+// per token), 2 executors against 1 beside the read-bandwidth scaling of 2 cores against 1, and
+// each executor's resident memory against its share of the weights plus its KV cache.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { readTopology, type MachineTopology } from '../native/topology.js';
+import { oneCpuPerCore, restrictToCpus, virtualize } from '../native/virtual-nodes.js';
+import { readGguf } from '../model/gguf/read.js';
+import { describeModel, type ModelInfo } from '../model/arch.js';
+import { LocalCluster } from '../executor/host/local-cluster.js';
+import { forward, loadModel, type LoadedModel } from '../executor/coordinator/generate.js';
+import { openReference, type Rate } from './llama-reference.js';
+import { machineInfo, result, type BenchReport, type BenchResult } from './report.js';
+import { streamRead } from './read-bandwidth.js';
+import { UsageError } from '../common/errors.js';
+import { formatBytes, table } from '../common/format.js';
+
+export interface ModelBenchOptions {
+  model: string;
+  /** Executors (one core each) of the main figures; 1 is measured too for the scaling. */
+  executors: number;
+  pp: number;
+  tg: number;
+  reps: number;
+  /** Skip llama.cpp (its figures then read 0). */
+  reference: boolean;
+  cpus?: number[];
+}
+
+const log = (s: string) => process.stderr.write(`bench model: ${s}\n`);
+
+function rate(runs: number[]): Rate {
+  const mean = runs.reduce((a, b) => a + b, 0) / runs.length;
+  const sd =
+    runs.length > 1 ? Math.sqrt(runs.reduce((a, b) => a + (b - mean) ** 2, 0) / (runs.length - 1)) : 0;
+  return { mean, sd, runs };
+}
+
+/** Deterministic arbitrary token ids (llama-bench feeds arbitrary tokens too). */
+function tokens(n: number, vocab: number, seed: number): number[] {
+  let x = seed >>> 0 || 1;
+  return Array.from({ length: n }, () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % vocab;
+  });
+}
+
+/** Resident memory of a process (VmRSS), bytes. */
+function residentBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+interface OwnFigures {
+  pp: Rate;
+  tg: Rate;
+  model: LoadedModel;
+  rss: number[];
+  exchangeShareTg: number;
+}
+
+async function measureOwn(topo: MachineTopology, o: ModelBenchOptions, info: ModelInfo): Promise<OwnFigures> {
+  const cluster = await LocalCluster.start({ topology: topo });
+  try {
+    const model = await loadModel(cluster, {
+      path: o.model,
+      ctx: Math.min(info.nCtxTrain, o.pp + o.tg + 16),
+    });
+    const pp: number[] = [];
+    const tg: number[] = [];
+    let compute = 0;
+    let exchange = 0;
+    const prompt = tokens(o.pp, info.nVocab, 1);
+    const gen = tokens(o.tg, info.nVocab, 2);
+    for (let r = 0; r <= o.reps; r++) {
+      let t0 = performance.now();
+      await forward(cluster, prompt, 0, 'last');
+      const ppSeconds = (performance.now() - t0) / 1e3;
+      t0 = performance.now();
+      for (let i = 0; i < o.tg; i++) {
+        const f = await forward(cluster, [gen[i]!], i, 'last');
+        if (r > 0) {
+          compute += Math.max(...f.replies.map((x) => x.computeSeconds));
+          exchange += Math.max(...f.replies.map((x) => x.exchangeSeconds));
+        }
+      }
+      const tgSeconds = (performance.now() - t0) / 1e3;
+      if (r === 0) continue; // warm-up, as llama-bench
+      pp.push(o.pp / ppSeconds);
+      tg.push(o.tg / tgSeconds);
+    }
+    const rss = cluster.pids().map(residentBytes);
+    return { pp: rate(pp), tg: rate(tg), model, rss, exchangeShareTg: exchange / (compute + exchange || 1) };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { table: string }> {
+  const startedAt = new Date().toISOString();
+  const info = describeModel(readGguf(o.model));
+  const P = o.executors;
+  const real = readTopology();
+  const cpus = o.cpus ?? oneCpuPerCore(real, P);
+  if (cpus.length !== P)
+    throw new UsageError(`--cpus takes ${P} cpus (one per executor), got ${cpus.length}`);
+  const many = virtualize(restrictToCpus(real, cpus), P);
+  const one = virtualize(restrictToCpus(real, [cpus[0]!]), 1);
+  const results: BenchResult[] = [];
+  const name = `${info.arch} ${formatBytes(info.weightBytesPerToken)}`;
+
+  log(
+    `${o.model}: ${info.arch}, ${info.nLayer} layers, on ${P} executor(s) of one core (cpus ${cpus.join(',')})`,
+  );
+  const own = await measureOwn(many, o, info);
+  log(`the same on 1 executor (cpu ${cpus[0]})`);
+  const own1 = P > 1 ? await measureOwn(one, o, info) : own;
+
+  let ref = { pp: rate([0]), tg: rate([0]) };
+  let refSettings: unknown;
+  if (o.reference) {
+    log(`llama.cpp with ${P} thread(s)`);
+    const r = await openReference(o.model, { threads: P, ctx: o.pp + o.tg + 16 });
+    try {
+      ref = await r.bench({ pp: o.pp, tg: o.tg, reps: o.reps });
+      refSettings = r.settings;
+    } finally {
+      await r.close();
+    }
+  }
+  log(`read bandwidth of 1 and ${P} cores`);
+  const bytes = Math.max(512 << 20, Math.min(2 * info.weightBytesPerToken, 2 << 30));
+  const readP = streamRead(cpus, bytes, 3);
+  const read1 = streamRead([cpus[0]!], bytes, 3);
+
+  const common = {
+    executors: P,
+    model: o.model,
+    arch: info.arch,
+    weightBytesPerToken: info.weightBytesPerToken,
+  };
+  results.push(
+    result({
+      case: `pp${o.pp}`,
+      metric: 'prompt processing',
+      value: own.pp.mean,
+      unit: 'tokens/s',
+      reference: `llama.cpp_${P}_threads`,
+      referenceValue: ref.pp.mean,
+      details: { ...common, sd: own.pp.sd, referenceSd: ref.pp.sd, referenceSettings: refSettings },
+    }),
+    result({
+      case: `tg${o.tg}`,
+      metric: 'token generation',
+      value: own.tg.mean,
+      unit: 'tokens/s',
+      reference: `llama.cpp_${P}_threads`,
+      referenceValue: ref.tg.mean,
+      details: { ...common, sd: own.tg.sd, referenceSd: ref.tg.sd, exchangeShare: own.exchangeShareTg },
+    }),
+    result({
+      case: `tg${o.tg}_bandwidth`,
+      metric: 'weights read while generating',
+      value: (own.tg.mean * info.weightBytesPerToken) / 1e9,
+      unit: 'GB/s',
+      reference: `read_bandwidth_${P}_cores`,
+      referenceValue: readP,
+      details: common,
+    }),
+    result({
+      case: `tg${o.tg}_scaling`,
+      metric: `speed-up of ${P} executors over 1`,
+      value: own.tg.mean / own1.tg.mean,
+      unit: '×',
+      reference: `read_bandwidth_${P}_cores_over_1`,
+      referenceValue: readP / read1,
+      details: { oneExecutor: own1.tg.mean, read1GBps: read1, readGBps: readP },
+    }),
+  );
+  own.model.perRank.forEach((p, rank) => {
+    const share = p.weightBytes + p.kvBytes;
+    results.push(
+      result({
+        case: `rss_rank${rank}`,
+        metric: 'resident memory',
+        value: own.rss[rank]!,
+        unit: 'bytes',
+        reference: 'weights_share_plus_kv',
+        referenceValue: share,
+        direction: 'lower-is-better',
+        details: { weightBytes: p.weightBytes, kvBytes: p.kvBytes, overhead: own.rss[rank]! / share - 1 },
+      }),
+    );
+  });
+
+  const fmt = (r: Rate) => `${r.mean.toFixed(2)} ± ${r.sd.toFixed(2)}`;
+  const types = Object.entries(info.bytesByType)
+    .sort((a, b) => b[1]!.bytes - a[1]!.bytes)
+    .map(([t]) => t)
+    .join('+');
+  const params = `${(info.parameterCount / 1e9).toFixed(2)} B`;
+  const rows = [
+    [
+      name,
+      formatBytes(info.weightBytesPerToken),
+      params,
+      types,
+      String(P),
+      `pp${o.pp}`,
+      fmt(own.pp),
+      fmt(ref.pp),
+      `${(own.pp.mean / ref.pp.mean).toFixed(2)}×`,
+    ],
+    [
+      name,
+      formatBytes(info.weightBytesPerToken),
+      params,
+      types,
+      String(P),
+      `tg${o.tg}`,
+      fmt(own.tg),
+      fmt(ref.tg),
+      `${(own.tg.mean / ref.tg.mean).toFixed(2)}×`,
+    ],
+    [name, formatBytes(info.weightBytesPerToken), params, types, '1', `tg${o.tg}`, fmt(own1.tg), '', ''],
+  ];
+  const text =
+    table(['model', 'size', 'params', 'type', 'executors', 'test', 't/s', 'llama.cpp t/s', 'ratio'], rows) +
+    '\n\n' +
+    [
+      `token generation reads ${((own.tg.mean * info.weightBytesPerToken) / 1e9).toFixed(2)} GB/s of weights: ${(((own.tg.mean * info.weightBytesPerToken) / 1e9 / readP) * 100).toFixed(0)}% of the read bandwidth of ${P} core(s) (${readP.toFixed(2)} GB/s)`,
+      `${P} executors against 1: ${(own.tg.mean / own1.tg.mean).toFixed(2)}× (the read bandwidth of ${P} cores against 1: ${(readP / read1).toFixed(2)}×)`,
+      ...own.model.perRank.map(
+        (p, r) =>
+          `rank ${r}: resident ${formatBytes(own.rss[r]!)}, weights ${formatBytes(p.weightBytes)} + KV cache ${formatBytes(p.kvBytes)} (+${((own.rss[r]! / (p.weightBytes + p.kvBytes) - 1) * 100).toFixed(0)}%)`,
+      ),
+    ].join('\n') +
+    '\n';
+  return { benchmark: 'model', results, machine: machineInfo(), startedAt, table: text };
+}
+
+export function registerBenchModel(bench: Command): void {
+  bench
+    .command('model')
+    .description(
+      "llama-bench's pp512 / tg128 on a GGUF model: redblue's executors against llama.cpp in the same run",
+    )
+    .requiredOption('-m, --model <file>', 'the GGUF model')
+    .option('--executors <N>', 'executors of one core each (default 2)', (v) => Number(v), 2)
+    .option('--pp <N>', 'prompt tokens', (v) => Number(v), 512)
+    .option('--tg <N>', 'generated tokens', (v) => Number(v), 128)
+    .option('--reps <N>', 'timed repetitions after one warm-up', (v) => Number(v), 3)
+    .option('--cpus <list>', 'the cpus of the executors, one each (default: one per core)')
+    .option('--no-reference', 'skip llama.cpp')
+    .option('--json', 'print the results in the shared bench schema')
+    .action(
+      async (opts: {
+        model: string;
+        executors: number;
+        pp: number;
+        tg: number;
+        reps: number;
+        cpus?: string;
+        reference: boolean;
+        json?: boolean;
+      }) => {
+        for (const [flag, v] of [
+          ['--executors', opts.executors],
+          ['--pp', opts.pp],
+          ['--tg', opts.tg],
+          ['--reps', opts.reps],
+        ] as const) {
+          if (!Number.isSafeInteger(v) || v < 1)
+            throw new UsageError(`${flag} must be a whole number of at least 1, got ${v}`);
+        }
+        const cpus = opts.cpus?.split(',').map((x) => Number(x.trim()));
+        if (cpus?.some((c) => !Number.isInteger(c) || c < 0))
+          throw new UsageError(`--cpus takes cpu numbers such as 0,1, got "${opts.cpus}"`);
+        const { table: text, ...report } = await benchModel({
+          model: opts.model,
+          executors: opts.executors,
+          pp: opts.pp,
+          tg: opts.tg,
+          reps: opts.reps,
+          reference: opts.reference,
+          ...(cpus ? { cpus } : {}),
+        });
+        process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : text);
+      },
+    );
+}

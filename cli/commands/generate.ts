@@ -1,0 +1,185 @@
+// `redblue generate`: text from a GGUF model, every layer split across one executor per
+// (virtual) NUMA node.
+import type { Command } from 'commander';
+import { readTopology } from '../../native/topology.js';
+import { parsePositiveInt, UsageError } from '../../common/errors.js';
+import { formatBytes } from '../format.js';
+import { Progress } from '../progress.js';
+import { runGenerate, planGenerate, type GenerateRun } from '../../executor/coordinator/generate-run.js';
+import { renderModelSplit } from '../../planner/model-split.js';
+import { writeModelSplitHtml } from '../../planner/html/model-split.js';
+import { basename } from 'node:path';
+
+interface GenerateFlags {
+  model: string;
+  prompt: string;
+  nPredict: number;
+  ctx?: number;
+  virtualNodes?: number;
+  temp: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repeatPenalty: number;
+  repeatLastN: number;
+  seed?: number;
+  json?: boolean;
+  dryRun?: boolean;
+  html?: string;
+  bos: boolean;
+}
+
+const number = (flag: string, min: number, max: number) => (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`${flag} must be a number from ${min} to ${max}, got '${v}'`);
+  }
+  return n;
+};
+const whole = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n)) {
+    throw new UsageError(`${flag} must be a non-negative whole number, got '${v}'`);
+  }
+  return n;
+};
+
+export function timingsText(r: GenerateRun): string {
+  const t = r.result.timings;
+  const lines = [
+    `model: ${r.model.info.arch}, ${r.model.info.nLayer} layers, ${formatBytes(r.model.info.weightBytesPerToken)} of weights, on ${r.model.perRank.length} executor(s), context ${r.model.ctx}`,
+    `load:       ${r.model.seconds.toFixed(2)} s`,
+    `prompt:     ${t.promptTokens} tokens in ${(t.promptSeconds * 1e3).toFixed(1)} ms, ${t.promptTokensPerSecond.toFixed(2)} tokens/s`,
+    `generation: ${t.generatedTokens} tokens in ${(t.generateSeconds * 1e3).toFixed(1)} ms, ${t.generateTokensPerSecond.toFixed(2)} tokens/s (stopped by ${r.result.stoppedBy})`,
+  ];
+  for (const p of r.model.perRank) {
+    const rt = t.perRank[p.rank]!;
+    lines.push(
+      `  rank ${p.rank}: ${formatBytes(p.weightBytes)} of weights (${p.backing}), ${formatBytes(p.kvBytes)} KV cache; compute ${rt.computeSeconds.toFixed(3)} s, exchange ${rt.exchangeSeconds.toFixed(3)} s`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function registerGenerate(program: Command): void {
+  program
+    .command('generate')
+    .description('generate text from a GGUF model, each layer split across the NUMA nodes')
+    .requiredOption('-m, --model <file>', 'the GGUF model (llama, qwen2 or qwen3; F32 … Q6_K)')
+    .option('-p, --prompt <text>', 'the prompt', '')
+    .option('-n, --n-predict <N>', 'tokens to generate at most', whole('--n-predict'), 128)
+    .option(
+      '-c, --ctx <N>',
+      'context size in tokens (KV cache per executor; default: the model’s, at most 4096)',
+      (v) => parsePositiveInt(v, '--ctx'),
+    )
+    .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', (v) =>
+      parsePositiveInt(v, '--virtual-nodes'),
+    )
+    .option('--temp <T>', 'temperature; 0 = greedy', number('--temp', 0, 100), 0.8)
+    .option('--top-k <K>', 'keep the K most likely tokens (0 = all)', whole('--top-k'), 40)
+    .option(
+      '--top-p <P>',
+      'keep the smallest set of tokens whose probability reaches P',
+      number('--top-p', 0, 1),
+      0.95,
+    )
+    .option(
+      '--min-p <P>',
+      'drop tokens less likely than P × the most likely one',
+      number('--min-p', 0, 1),
+      0.05,
+    )
+    .option(
+      '--repeat-penalty <R>',
+      'penalise tokens seen in the last --repeat-last-n (1 = off)',
+      number('--repeat-penalty', 0, 100),
+      1,
+    )
+    .option('--repeat-last-n <N>', 'tokens the repeat penalty looks back over', whole('--repeat-last-n'), 64)
+    .option(
+      '-s, --seed <S>',
+      'random seed: the same seed gives the same text (default: random)',
+      whole('--seed'),
+    )
+    .option('--no-bos', 'do not add the BOS token even where the model asks for it')
+    .option('--dry-run', 'print how the model would be split across the executors, and stop')
+    .option('--html <file>', 'with --dry-run: also write the split as an HTML page')
+    .option('--json', 'print one JSON object (token ids, text, timings) instead of streaming text')
+    .addHelpText(
+      'after',
+      `
+The text streams to stdout as it is generated; timings follow on stderr (prompt tokens/s,
+generation tokens/s, and per executor the time in kernels and in exchanges).
+
+Examples:
+  redblue generate -m model.gguf -p "The capital of France is" -n 32 --temp 0
+  redblue generate -m model.gguf -p "Once upon a time" --virtual-nodes 2 --seed 7
+  redblue generate -m model.gguf --dry-run --virtual-nodes 2 --json`,
+    )
+    .action(async (o: GenerateFlags) => {
+      const topology = readTopology({ virtualNodes: o.virtualNodes });
+      if (o.html && !o.dryRun) throw new UsageError('--html goes with --dry-run');
+      if (o.dryRun) {
+        const plan = planGenerate({ model: o.model, topology, ...(o.ctx ? { ctx: o.ctx } : {}) });
+        if (o.html) {
+          const i = plan.info;
+          writeModelSplitHtml(plan.split, o.html, {
+            model: basename(o.model),
+            description: `${i.arch}, ${i.nLayer} layers, ${i.nEmbd} wide, ${i.nHead} heads (${i.nHeadKv} KV), n_ff ${i.nFf}, vocabulary ${i.nVocab}`,
+          });
+        }
+        process.stdout.write(o.json ? JSON.stringify(plan, null, 2) + '\n' : renderModelSplit(plan.split));
+        return;
+      }
+      const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
+      const bar = new Progress('loading weights');
+      const run = await runGenerate({
+        model: o.model,
+        topology,
+        ...(o.ctx ? { ctx: o.ctx } : {}),
+        prompt: o.prompt,
+        maxTokens: o.nPredict,
+        addBos: o.bos ? undefined : false,
+        sampling: {
+          temperature: o.temp,
+          topK: o.topK,
+          topP: o.topP,
+          minP: o.minP,
+          repeatPenalty: o.repeatPenalty,
+          repeatLastN: o.repeatLastN,
+          seed,
+        },
+        onProgress: (done, total) => bar.update(done, total, 'layers'),
+        hooks: {
+          onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
+        },
+        onLoaded: () => {
+          bar.done();
+          if (!o.json) process.stdout.write(o.prompt);
+        },
+        ...(o.json ? {} : { onText: (s: string) => process.stdout.write(s) }),
+      });
+      if (o.json) {
+        process.stdout.write(
+          JSON.stringify(
+            {
+              model: o.model,
+              executors: run.model.perRank.length,
+              seed,
+              promptTokens: run.result.promptTokens,
+              generatedTokens: run.result.generatedTokens,
+              text: run.result.text,
+              stoppedBy: run.result.stoppedBy,
+              timings: { load: run.model.perRank, loadSeconds: run.model.seconds, ...run.result.timings },
+            },
+            null,
+            2,
+          ) + '\n',
+        );
+      } else {
+        process.stdout.write('\n');
+        process.stderr.write('\n' + timingsText(run));
+      }
+    });
+}

@@ -1,0 +1,67 @@
+// `redblue synth`: writes a GGUF model with random weights and a real vocabulary, to try the
+// engine (and llama.cpp) without downloading anything.
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { writeSyntheticModel, Q4_K_M_MIX, type WeightTypes } from '../../model/synth.js';
+import { MODEL_PRESETS } from '../../model/presets.js';
+import { isGgmlTypeName } from '../../model/gguf/types.js';
+import { UsageError } from '../../common/errors.js';
+import { formatBytes } from '../format.js';
+
+function typesFor(t: string): WeightTypes {
+  if (t === 'q4_k_m') return Q4_K_M_MIX;
+  if (!isGgmlTypeName(t) || t === 'q8_k') {
+    throw new UsageError(
+      `--type '${t}' is not a weight type: use f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k or q4_k_m`,
+    );
+  }
+  return { default: t };
+}
+
+export function registerSynth(program: Command): void {
+  program
+    .command('synth')
+    .description('write a GGUF model with random weights and a real vocabulary (for trying and benchmarking)')
+    .requiredOption('-o, --out <file>', 'where to write the .gguf file')
+    .addOption(
+      new Option('--arch <arch>', 'architecture').choices(['llama', 'qwen2', 'qwen3']).default('llama'),
+    )
+    .addOption(
+      new Option(
+        '--size <preset>',
+        'shape: tiny (2 layers, 256 wide), demo (4 layers, 512 wide), tinyllama (1.1B: 22 layers, 2048 wide, GQA 32/4)',
+      )
+        .choices(Object.keys(MODEL_PRESETS))
+        .default('demo'),
+    )
+    .option(
+      '--type <type>',
+      'weight type: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k, or q4_k_m (mixed K types)',
+      'q4_0',
+    )
+    .option('--seed <S>', 'seed of the random weights', (v) => Number(v), 1)
+    .addHelpText(
+      'after',
+      `
+The vocabulary is real (Llama 2's for llama, Llama 3's BPE with Qwen's pre-tokenizer for qwen2/qwen3),
+so prompts tokenize as they would on a real model; the text generated is random.
+
+Examples:
+  redblue synth -o demo.gguf
+  redblue synth -o tinyllama-q4_0.gguf --size tinyllama --type q4_0
+  redblue synth -o tinyllama-q4_k_m.gguf --size tinyllama --type q4_k_m`,
+    )
+    .action(
+      (o: { out: string; arch: 'llama' | 'qwen2' | 'qwen3'; size: string; type: string; seed: number }) => {
+        if (!Number.isSafeInteger(o.seed) || o.seed < 0)
+          throw new UsageError(`--seed must be a whole number, got ${o.seed}`);
+        const bytes = writeSyntheticModel(o.out, {
+          ...MODEL_PRESETS[o.size]!,
+          arch: o.arch,
+          types: typesFor(o.type),
+          seed: o.seed,
+        });
+        process.stdout.write(`wrote ${o.out}: ${o.arch} ${o.size}, ${o.type}, ${formatBytes(bytes)}\n`);
+      },
+    );
+}

@@ -1,0 +1,25 @@
+// Errors meant for the user (any layer may throw them): one line without a stack, exit code 2.
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export function parsePositiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(`${flag} must be a whole number of at least 1, got '${value}'`);
+  }
+  return n;
+}
+
+export function parseNonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new UsageError(`${flag} must be a non-negative whole number, got '${value}'`);
+  }
+  return n;
+}
+
+/** --seed of every workload (run and launch alike): any whole number from 0. */
+export function parseSeed(value: string): number {
+  return parseNonNegativeInt(value, '--seed');
+}

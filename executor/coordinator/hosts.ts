@@ -1,0 +1,104 @@
+// The hosts of a `redblue launch`, for the length of one workload: started over SSH from a
+// hostfile (with a fresh token unless one is given), listed (--hosts), or taken from a Slurm job;
+// then connected as one RemoteCluster. Everything is stopped afterwards, also on Ctrl-C, when a
+// host fails or when an SSH session ends.
+import { randomBytes } from 'node:crypto';
+import { hostOf, isLoopback } from '../../common/address.js';
+import { UsageError } from '../../common/errors.js';
+import type { Auth } from '../../transport/grpc-data.js';
+import { readHostfile, parseHostList } from '../launch/hostfile.js';
+import { launchPlace } from '../launch/launch-env.js';
+import { SshLauncher } from '../launch/ssh-launch.js';
+import { RemoteCluster } from './remote-cluster.js';
+
+export interface HostsOptions {
+  hostfile?: string;
+  hosts?: string;
+  slurm?: boolean;
+  /** Supervisor port for --slurm and hostfile lines without port=. */
+  port: number;
+  sshOption?: string[];
+  remoteCommand?: string;
+  /** TLS files, passed on to supervisors started over SSH. */
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  readyTimeout: number;
+  /** Credentials (from the flags); a launch from a hostfile mints a token when none is given. */
+  auth: Auth;
+  onProgress?: (done: number, total: number, what: string) => void;
+  /** Called once on SIGINT/SIGTERM, before everything is stopped and the process exits with 130. */
+  onInterrupt?: () => void;
+}
+
+/** A fresh shared secret for one launch; it reaches the hosts over ssh's stdin. */
+export function mintToken(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+/** Starts (or reaches) the hosts, runs `work`, and always stops everything. */
+export async function withHosts<T>(o: HostsOptions, work: (rc: RemoteCluster) => Promise<T>): Promise<T> {
+  const given = [o.hostfile, o.hosts, o.slurm].filter(Boolean).length;
+  if (given !== 1)
+    throw new UsageError('say where the hosts are: exactly one of --hostfile, --hosts or --slurm');
+  const auth = o.auth;
+  let launcher: SshLauncher | undefined;
+  let rc: RemoteCluster | undefined;
+  let interrupted = false;
+  const stopAll = async () => {
+    await rc?.stop();
+    await launcher?.stop();
+  };
+  const onSignal = () => {
+    interrupted = true;
+    o.onInterrupt?.();
+    void stopAll().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    let addresses: string[];
+    if (o.hostfile) {
+      const entries = readHostfile(o.hostfile, {
+        port: o.port,
+        ...(o.remoteCommand ? { command: o.remoteCommand } : {}),
+      });
+      auth.token ??= mintToken();
+      launcher = new SshLauncher();
+      const tls = o.tlsCert ? ['--tls-cert', o.tlsCert, '--tls-key', o.tlsKey!, '--tls-ca', o.tlsCa!] : [];
+      addresses = await launcher.start(entries, {
+        token: auth.token,
+        sshOptions: o.sshOption ?? [],
+        executorArgs: tls,
+        readyTimeoutMs: o.readyTimeout * 1000,
+        onProgress: (done, total) => o.onProgress?.(done, total, 'executors ready'),
+      });
+    } else if (o.hosts) {
+      addresses = parseHostList(o.hosts);
+    } else {
+      const place = launchPlace();
+      if (!place?.hosts)
+        throw new UsageError('--slurm: SLURM_JOB_NODELIST is not set (run inside a Slurm allocation)');
+      addresses = place.hosts.map((h) => `${h}:${o.port}`);
+    }
+    if (!addresses.every((a) => isLoopback(hostOf(a))) && !auth.token && !auth.tls) {
+      throw new UsageError('hosts beyond loopback need --token-file F or --tls-cert/--tls-key/--tls-ca');
+    }
+    rc = await RemoteCluster.connect({
+      addresses,
+      auth,
+      readyTimeoutMs: o.readyTimeout * 1000,
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    });
+    const sshLost = launcher?.failed();
+    sshLost?.catch(() => undefined);
+    return await rc.guard(sshLost ? Promise.race([work(rc), sshLost]) : work(rc));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (!interrupted) await stopAll();
+    // A connection to a host whose link is gone can hold the event loop until TCP gives up
+    // (minutes): once everything is stopped, nothing is left to wait for.
+    setTimeout(() => process.exit(), 1000).unref();
+  }
+}

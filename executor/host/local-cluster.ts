@@ -1,0 +1,116 @@
+// The coordinator's view of one host: starts one executor per (virtual) NUMA node, connects to
+// each over a unix-domain gRPC socket, and tears everything down on success, failure or Ctrl-C.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MachineTopology } from '../../native/topology.js';
+import {
+  connectExecutor,
+  waitForReady,
+  type ExecutorClient,
+  type HelloReply,
+} from '../../transport/control.js';
+import { createSharedArea, removeStaleAreas, type SharedArea } from '../../transport/shared-area.js';
+import { removeDeadSessions, removeStaleHostGroup } from '../node/host-group.js';
+import { ProcessGroup } from './process-group.js';
+
+export interface LocalClusterOptions {
+  topology: MachineTopology;
+  /** How long executors may take to come up. */
+  startTimeoutMs?: number;
+}
+
+/** Prefixes every failed call's message with the executor's rank. */
+function namedErrors(client: ExecutorClient, rank: number): ExecutorClient {
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function' || prop === 'close') return v;
+      return (...args: unknown[]) =>
+        (v as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch((e: unknown) => {
+          throw new Error(`executor rank ${rank}: ${e instanceof Error ? e.message : String(e)}`);
+        });
+    },
+  });
+}
+
+export class LocalCluster {
+  readonly clients: ExecutorClient[] = [];
+  readonly hellos: HelloReply[] = [];
+  readonly session: string;
+  private readonly dir: string;
+  private readonly group = new ProcessGroup();
+  private areas: SharedArea[] = [];
+  private stopped = false;
+
+  private constructor(readonly topology: MachineTopology) {
+    this.dir = mkdtempSync(join(tmpdir(), 'redblue-'));
+    this.session = `s${process.pid}`;
+  }
+
+  get size(): number {
+    return this.topology.nodes.length;
+  }
+
+  static async start(options: LocalClusterOptions): Promise<LocalCluster> {
+    removeStaleAreas();
+    removeDeadSessions();
+    const c = new LocalCluster(options.topology);
+    removeStaleHostGroup(c.session);
+    try {
+      const world = c.topology.nodes.length;
+      c.topology.nodes.forEach((node, rank) => {
+        c.group.start({
+          rank,
+          world,
+          cpus: node.cpus,
+          memoryNode: node.physicalNode,
+          address: `unix:${join(c.dir, `rank-${rank}.sock`)}`,
+        });
+      });
+      for (let rank = 0; rank < world; rank++) {
+        c.clients.push(namedErrors(connectExecutor(`unix:${join(c.dir, `rank-${rank}.sock`)}`), rank));
+      }
+      const deadline = options.startTimeoutMs ?? 30_000;
+      await c.group.guard(Promise.all(c.clients.map((cl) => waitForReady(cl, deadline))));
+      c.hellos.push(...(await c.group.guard(Promise.all(c.clients.map((cl) => cl.hello({}))))));
+      return c;
+    } catch (e) {
+      await c.stop();
+      throw e;
+    }
+  }
+
+  /** Runs `work` but fails fast, naming the rank, if an executor dies meanwhile. */
+  guard<T>(work: Promise<T>): Promise<T> {
+    return this.group.guard(work);
+  }
+
+  /** A new staging area for one workload, attached by every executor. */
+  async stage(tag: string, bytes: number): Promise<SharedArea> {
+    const area = createSharedArea(`${tag}-${this.areas.length}`, bytes);
+    this.areas.push(area);
+    await this.guard(
+      Promise.all(
+        this.clients.map((c) => c.attach({ session: this.session, staging: area.name, stagingBytes: bytes })),
+      ),
+    );
+    return area;
+  }
+
+  pids(): number[] {
+    return this.group.pids();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await Promise.allSettled(this.clients.map((c) => c.shutdown({}, 2000)));
+    for (const c of this.clients) c.close();
+    await this.group.stop();
+    for (const a of this.areas) a.close();
+    // Executors that were killed could not leave the group: remove its segment for them.
+    removeStaleHostGroup(this.session);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

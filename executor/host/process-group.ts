@@ -1,0 +1,149 @@
+// Starts one executor process per node and watches them: an executor that dies unexpectedly
+// fails the whole run with a message naming its rank, and stopping the group leaves no process
+// behind (SIGTERM, then SIGKILL after a grace period).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export interface ExecutorSpec {
+  rank: number;
+  world: number;
+  cpus: number[];
+  memoryNode: number;
+  /** gRPC address the executor listens on, e.g. unix:/tmp/redblue-123/rank-0.sock */
+  address: string;
+}
+
+export class ExecutorDiedError extends Error {
+  override name = 'ExecutorDiedError';
+  constructor(
+    readonly rank: number,
+    readonly reason: string,
+  ) {
+    super(`executor rank ${rank} died (${reason})`);
+  }
+}
+
+// The compiled executor: next to this file in dist/, or in dist/ when running from sources (tests).
+const ENTRY = fileURLToPath(
+  import.meta.url.endsWith('.ts')
+    ? new URL('../../dist/executor/node/main.js', import.meta.url)
+    : new URL('../node/main.js', import.meta.url),
+);
+
+export class ProcessGroup {
+  private readonly children = new Map<number, ChildProcess>();
+  private stopping = false;
+  private failure: ExecutorDiedError | undefined;
+  private readonly failureWaiters: ((e: ExecutorDiedError) => void)[] = [];
+  private readonly stderrTail = new Map<number, string>();
+
+  constructor(entry: string = ENTRY) {
+    this.entry = entry;
+  }
+  private readonly entry: string;
+
+  start(spec: ExecutorSpec, extraEnv: Record<string, string> = {}): void {
+    const child = spawn(
+      process.execPath,
+      [
+        this.entry,
+        '--rank',
+        String(spec.rank),
+        '--world',
+        String(spec.world),
+        '--cpus',
+        spec.cpus.join(','),
+        '--memory-node',
+        String(spec.memoryNode),
+        '--listen',
+        spec.address,
+      ],
+      // stdin is a lifeline: it reaches EOF when this process dies, however it dies.
+      { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...extraEnv } },
+    );
+    this.children.set(spec.rank, child);
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => {
+      const tail = (this.stderrTail.get(spec.rank) ?? '') + d;
+      this.stderrTail.set(spec.rank, tail.slice(-2000));
+    });
+    child.on('exit', (code, signal) => {
+      this.children.delete(spec.rank);
+      if (this.stopping) return;
+      const why = signal ? `killed by ${signal}` : `exit code ${code}`;
+      const tail = (this.stderrTail.get(spec.rank) ?? '').trim();
+      this.fail(
+        new ExecutorDiedError(
+          spec.rank,
+          tail
+            ? `${why}: ${tail
+                .split('\n')
+                .filter((l) => l.trim())
+                .slice(-4)
+                .join(' | ')}`
+            : why,
+        ),
+      );
+    });
+    child.on('error', (err) => this.fail(new ExecutorDiedError(spec.rank, err.message)));
+  }
+
+  pids(): number[] {
+    return [...this.children.values()].map((c) => c.pid!).filter((p) => p !== undefined);
+  }
+
+  /** Rejects as soon as any executor dies; use in Promise.race with the work. */
+  failed(): Promise<never> {
+    return new Promise((_, reject) => {
+      if (this.failure) reject(this.failure);
+      else this.failureWaiters.push(reject);
+    });
+  }
+
+  /**
+   * Races `work` against an executor dying. When `work` fails first (a dropped connection, a
+   * collective that saw its peer vanish), waits briefly for the exit that usually caused it, so
+   * the error names the dead rank rather than a symptom.
+   */
+  async guard<T>(work: Promise<T>, settleMs = 1000): Promise<T> {
+    const f = this.failed();
+    f.catch(() => undefined);
+    try {
+      return await Promise.race([work, f]);
+    } catch (err) {
+      if (err instanceof ExecutorDiedError) throw err;
+      const died = await Promise.race([
+        f.catch((e: unknown) => e),
+        new Promise((r) => setTimeout(r, settleMs)),
+      ]);
+      throw died instanceof ExecutorDiedError ? died : err;
+    }
+  }
+
+  private fail(e: ExecutorDiedError): void {
+    if (this.failure) return;
+    this.failure = e;
+    for (const w of this.failureWaiters.splice(0)) w(e);
+  }
+
+  /** Stops every executor: SIGTERM, then SIGKILL after `graceMs`. Resolves when all exited. */
+  async stop(graceMs = 2000): Promise<void> {
+    this.stopping = true;
+    const alive = [...this.children.values()];
+    await Promise.all(
+      alive.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill('SIGKILL'), graceMs);
+            c.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+    this.children.clear();
+  }
+}

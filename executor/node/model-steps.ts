@@ -1,0 +1,110 @@
+// The node executor's part of running a model: read the GGUF header (never the weights: the
+// native shard maps the file and copies its own slices into node-local memory), build the
+// native configuration for this rank's split, load it, and run tokens through it, one native
+// step per call (every layer, every all-reduce).
+import type { NativeThreadPool } from '../../native/addon.js';
+import { modelAddon, type ModelShardConfig, type NativeModelShard } from '../../native/model.js';
+import { readGguf } from '../../model/gguf/read.js';
+import { describeModel } from '../../model/arch.js';
+import type {
+  ForwardReply,
+  ForwardRequest,
+  LoadModelReply,
+  LoadModelRequest,
+  LoadProgressReply,
+} from '../../transport/control.js';
+
+/** The native configuration of one rank's shard, from the file's header and the split. */
+export function shardConfig(
+  req: LoadModelRequest,
+  rank: number,
+  ranks: number,
+  node: number,
+): ModelShardConfig {
+  const gguf = readGguf(req.path);
+  const info = describeModel(gguf);
+  if (req.ctx < 1) throw new Error(`the context must hold at least one position, got ${req.ctx}`);
+  if (req.ctx > info.nCtxTrain) {
+    throw new Error(
+      `a context of ${req.ctx} positions exceeds what ${req.path} was trained for (${info.nCtxTrain}); use --ctx ${info.nCtxTrain} or less`,
+    );
+  }
+  return {
+    path: req.path,
+    node,
+    arch: info.arch,
+    nLayer: info.nLayer,
+    nEmbd: info.nEmbd,
+    nHead: info.nHead,
+    nHeadKv: info.nHeadKv,
+    headDim: info.headDim,
+    nFf: info.nFf,
+    nVocab: info.nVocab,
+    nCtx: req.ctx,
+    normEps: info.rmsEps,
+    ropeBase: info.ropeFreqBase,
+    ropeScale: info.ropeScaling.factor,
+    ropeNeox: info.ropeOrdering === 'neox',
+    tensors: gguf.tensors.map((t) => ({ name: t.name, type: t.type.id, dims: [...t.ne], offset: t.offset })),
+    split: {
+      rank,
+      ranks,
+      kvHeads: [req.kvHeads.lo, req.kvHeads.hi],
+      ff: [req.ff.lo, req.ff.hi],
+      vocab: [req.vocab.lo, req.vocab.hi],
+      vocabPerRank: req.vocabPerRank,
+    },
+  };
+}
+
+export class ModelSteps {
+  private shard: NativeModelShard | undefined;
+  private progress: LoadProgressReply = { done: 0, total: 0 };
+
+  constructor(
+    private readonly rank: number,
+    private readonly ranks: number,
+    private readonly node: number,
+  ) {}
+
+  async load(req: LoadModelRequest, pool: NativeThreadPool): Promise<LoadModelReply> {
+    this.release();
+    const cfg = shardConfig(req, this.rank, this.ranks, this.node);
+    this.progress = { done: 0, total: cfg.nLayer };
+    const shard = new (modelAddon().ModelShard)(cfg);
+    try {
+      const r = await shard.load(pool, (done, total) => {
+        this.progress = { done, total };
+      });
+      this.shard = shard;
+      return r;
+    } catch (e) {
+      shard.release();
+      throw e;
+    }
+  }
+
+  loadProgress(): LoadProgressReply {
+    return this.progress;
+  }
+
+  async forward(req: ForwardRequest, pool: NativeThreadPool, peers: unknown): Promise<ForwardReply> {
+    if (!this.shard) throw new Error(`executor rank ${this.rank}: loadModel first`);
+    const r = await this.shard.forward(pool, peers, Int32Array.from(req.tokens), req.pos, req.logits);
+    const logits =
+      req.sendLogits && r.logits
+        ? new Uint8Array(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength)
+        : new Uint8Array();
+    return {
+      logits,
+      computeSeconds: r.computeSeconds,
+      exchangeSeconds: r.exchangeSeconds,
+      seconds: r.seconds,
+    };
+  }
+
+  release(): void {
+    this.shard?.release();
+    this.shard = undefined;
+  }
+}

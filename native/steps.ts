@@ -1,0 +1,136 @@
+// Typed access to the node executor's native steps (native/src/bindings/executor_bindings.cc)
+// and the collective that spans hosts (native/src/bindings/hosts_bindings.cc).
+import { loadAddon, type NativeThreadPool } from './addon.js';
+
+export interface StepBrick {
+  m0: number;
+  m1: number;
+  n0: number;
+  n1: number;
+  k0: number;
+  k1: number;
+  /** Byte offset of the brick's partial-C slot in the staging area. */
+  partialOffset: number;
+}
+
+export interface GemmStepArgs {
+  m: number;
+  n: number;
+  k: number;
+  aOffset: number;
+  bOffset: number;
+  cOffset: number;
+  mine: StepBrick[];
+  all: StepBrick[];
+  cRow0: number;
+  cRow1: number;
+  node: number;
+}
+
+export interface StepTimings {
+  computeSeconds: number;
+  exchangeSeconds: number;
+  totalSeconds: number;
+  bytesReceived: number;
+}
+
+export interface LayerStackConfig {
+  dtype: string;
+  n: number;
+  k: number;
+  layers: number;
+  seed: number;
+  mirror: boolean;
+  rowLo: number;
+  rowHi: number;
+  node: number;
+}
+
+export interface PassTimings {
+  seconds: number;
+  computeSeconds: number;
+  /** Waiting for the slowest peer to finish each layer (load imbalance), before the exchange. */
+  waitSeconds: number;
+  exchangeSeconds: number;
+  passes: number;
+  /** Rows per rank at the end of the run (balancing moves them between layers). */
+  rows: number[];
+}
+
+export interface NativeLayerStack {
+  /** Makes `count` more layers, from `source` (whole n×k f32 layers from `sourceOffset`) or the seed. */
+  addLayers(
+    pool: NativeThreadPool,
+    count: number,
+    source?: ArrayBuffer,
+    sourceOffset?: number,
+  ): Promise<number>;
+  run(
+    pool: NativeThreadPool,
+    communicator: unknown,
+    options: {
+      m: number;
+      iters: number;
+      seed: number;
+      rowsPerRank: number[];
+      /** Every rank holds every layer (mirror): move rows towards the faster ranks. */
+      balance?: boolean;
+      out?: ArrayBuffer;
+      yOffset?: number;
+      xOffset?: number;
+    },
+  ): Promise<PassTimings>;
+  release(): void;
+  readonly weightBytes: number;
+  readonly layersMade: number;
+  readonly backing: string;
+}
+
+interface ExecutorAddon {
+  fillUniform(buffer: ArrayBuffer, byteOffset: number, count: number, seed: number, stream: number): void;
+  gemmStep(
+    pool: NativeThreadPool,
+    communicator: unknown,
+    staging: ArrayBuffer,
+    args: GemmStepArgs,
+  ): Promise<StepTimings>;
+  LayerStack: new (config: LayerStackConfig) => NativeLayerStack;
+}
+
+export function executorAddon(): ExecutorAddon {
+  return loadAddon<ExecutorAddon>();
+}
+
+/** Streams of the counter-based generator: A and B of a seeded gemm. */
+export const STREAM_A = 11;
+export const STREAM_B = 12;
+
+interface HostsAddon {
+  hostsCollective(
+    communicator: unknown,
+    options: {
+      firstRank: number;
+      hostFirstRanks: number[];
+      exchange: (
+        block: Buffer,
+        hostBytes: number[],
+        seq: number,
+        done: (err: Error | null, data?: Uint8Array) => void,
+      ) => void;
+      timeoutMs?: number;
+    },
+  ): { collective: unknown; rank: number; size: number };
+}
+
+export type HostsCollectiveOptions = Parameters<HostsAddon['hostsCollective']>[1];
+
+/**
+ * The collective of one multi-host run: shared memory inside the host, `exchange` (the host
+ * leader's hand-off to its supervisor) between hosts.
+ */
+export function hostsCollective(
+  communicator: unknown,
+  options: HostsCollectiveOptions,
+): { collective: unknown; rank: number; size: number } {
+  return loadAddon<HostsAddon>().hostsCollective(communicator, options);
+}

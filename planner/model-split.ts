@@ -1,0 +1,266 @@
+// planModelSplit(model, ranks): the tensor-parallel split of a transformer across ranks (Megatron,
+// as the brief agrees): each rank computes whole KV-head groups (Q/K/V rows, attn_output columns,
+// its own KV cache), one slice of n_ff (ffn_gate/ffn_up rows, ffn_down columns) and rows of the
+// vocabulary (output rows, then gathered); the hidden state, the norms and token_embd are
+// mirrored (every rank looks rows up). Shares follow the ranks' rates; cuts inside a row (attn_output
+// and ffn_down columns) fall on block boundaries of the tensors' ggml types. Pure and deterministic.
+import type { ModelInfo } from '../model/arch.js';
+import { ggmlType, rowBytes, type GgmlTypeName } from '../model/gguf/types.js';
+import { PlanInputError } from './errors.js';
+import { formatBytes } from '../common/format.js';
+import { len, splitRange } from './split.js';
+import type { Range } from './types.js';
+
+/** The part of a model's description the split needs (a ModelInfo gives it through modelShape). */
+export interface ModelShape {
+  nLayer: number;
+  nEmbd: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  nFf: number;
+  nVocab: number;
+  tiedEmbeddings: boolean;
+  qkvBias: boolean;
+  qkNorm: boolean;
+  tokenEmbd: GgmlTypeName;
+  output: GgmlTypeName;
+  /** Per layer: types differ between layers in llama.cpp's mixes (Q4_K_M's ffn_down, attn_v). */
+  layers: {
+    attnQ: GgmlTypeName;
+    attnK: GgmlTypeName;
+    attnV: GgmlTypeName;
+    attnOutput: GgmlTypeName;
+    ffnGate: GgmlTypeName;
+    ffnUp: GgmlTypeName;
+    ffnDown: GgmlTypeName;
+  }[];
+}
+
+export function modelShape(m: ModelInfo): ModelShape {
+  return {
+    nLayer: m.nLayer,
+    nEmbd: m.nEmbd,
+    nHead: m.nHead,
+    nHeadKv: m.nHeadKv,
+    headDim: m.headDim,
+    nFf: m.nFf,
+    nVocab: m.nVocab,
+    tiedEmbeddings: m.tiedEmbeddings,
+    qkvBias: m.qkvBias,
+    qkNorm: m.qkNorm,
+    tokenEmbd: m.tokenEmbd.typeName,
+    output: m.output.typeName,
+    layers: m.layers.map((l) => ({
+      attnQ: l.attnQ.typeName,
+      attnK: l.attnK.typeName,
+      attnV: l.attnV.typeName,
+      attnOutput: l.attnOutput.typeName,
+      ffnGate: l.ffnGate.typeName,
+      ffnUp: l.ffnUp.typeName,
+      ffnDown: l.ffnDown.typeName,
+    })),
+  };
+}
+
+export interface ModelRankSplit {
+  rank: number;
+  rate: number;
+  /** KV heads [lo, hi); the rank's query heads are these times the group size. */
+  kvHeads: Range;
+  qHeads: Range;
+  /** Slice of n_ff [lo, hi). */
+  ff: Range;
+  /** Rows of the output projection [lo, hi). */
+  vocab: Range;
+  /** Weights the rank holds (its slices, the mirrored norms and token_embd). */
+  weightBytes: number;
+  /** K and V in f16 for its KV heads, every layer, `context` positions. */
+  kvCacheBytes: number;
+}
+
+export interface ModelSplit {
+  ranks: ModelRankSplit[];
+  context: number;
+  /** Query heads per KV head. */
+  groupSize: number;
+  /** KV heads per indivisible unit (more than 1 when one head's attn_output columns are not whole blocks). */
+  kvUnit: number;
+  /** n_ff cut granularity: the largest block of ffn_gate/ffn_up/ffn_down's types. */
+  ffBlock: number;
+  tokenEmbd: 'mirrored';
+  output: 'sharded';
+  /** Why a rank has no heads, why cuts are coarse, ... */
+  notes: string[];
+}
+
+export interface ModelSplitOptions {
+  /** Positions of KV cache to count; default 4096. */
+  context?: number;
+}
+
+function lcm(a: number, b: number): number {
+  const gcd = (x: number, y: number): number => (y === 0 ? x : gcd(y, x % y));
+  return (a / gcd(a, b)) * b;
+}
+
+/**
+ * splitRange's cumulative rounding (every part within one unit of its share), then, when there
+ * are at least as many units as parts, no part left empty: a unit moves to it from the part
+ * furthest above its share.
+ */
+function splitNonEmpty(total: number, weights: number[], unit: number): Range[] {
+  const parts = splitRange([0, total], weights, unit);
+  const units = Math.ceil(total / unit);
+  if (units < weights.length) return parts;
+  const counts = parts.map((r) => Math.ceil(len(r) / unit));
+  const sum = weights.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < counts.length; i++) {
+    if (counts[i] !== 0) continue;
+    let best = -1;
+    for (let j = 0; j < counts.length; j++) {
+      if (counts[j]! < 2) continue;
+      const surplus = counts[j]! - (units * weights[j]!) / sum;
+      if (best < 0 || surplus > counts[best]! - (units * weights[best]!) / sum) best = j;
+    }
+    counts[best]!--;
+    counts[i] = 1;
+  }
+  const out: Range[] = [];
+  let at = 0;
+  for (const c of counts) {
+    const hi = Math.min(total, at + c * unit);
+    out.push([at, hi]);
+    at = hi;
+  }
+  return out;
+}
+
+export function planModelSplit(
+  model: ModelInfo | ModelShape,
+  ranks: readonly { rate: number }[],
+  options: ModelSplitOptions = {},
+): ModelSplit {
+  const m: ModelShape = 'path' in model ? modelShape(model) : model;
+  const context = options.context ?? 4096;
+  if (ranks.length < 1) throw new PlanInputError('a model split needs at least one rank');
+  for (const [i, r] of ranks.entries()) {
+    if (!(r.rate > 0) || !Number.isFinite(r.rate)) {
+      throw new PlanInputError(`rank ${i} has rate ${r.rate}; rates must be positive numbers`);
+    }
+  }
+  if (!Number.isSafeInteger(context) || context < 1) {
+    throw new PlanInputError(`context ${context} must be a positive integer`);
+  }
+  if (m.nHead % m.nHeadKv !== 0) {
+    throw new PlanInputError(`head_count ${m.nHead} is not a multiple of head_count_kv ${m.nHeadKv}`);
+  }
+  const rates = ranks.map((r) => r.rate);
+  const notes: string[] = [];
+  const groupSize = m.nHead / m.nHeadKv;
+  const maxBlock = (pick: (l: ModelShape['layers'][number]) => GgmlTypeName[]): number =>
+    m.layers.reduce((b, l) => Math.max(b, ...pick(l).map((t) => ggmlType(t).blockElements)), 1);
+
+  // attn_output is cut by columns: a rank's columns are whole heads and must be whole blocks.
+  const groupCols = groupSize * m.headDim;
+  const outBlock = maxBlock((l) => [l.attnOutput]);
+  const kvUnit = lcm(groupCols, outBlock) / groupCols;
+  if (kvUnit > 1) {
+    notes.push(
+      `attn_output's ${outBlock}-element blocks span ${kvUnit} KV-head groups of ${groupCols} columns: heads are assigned ${kvUnit} KV heads at a time`,
+    );
+  }
+  const kvParts = splitNonEmpty(m.nHeadKv, rates, kvUnit);
+  const kvUnits = Math.ceil(m.nHeadKv / kvUnit);
+  if (kvUnits < ranks.length) {
+    const idle = kvParts.filter((r) => len(r) === 0).length;
+    notes.push(
+      `${ranks.length} ranks for ${kvUnits} KV-head unit${kvUnits === 1 ? '' : 's'}: ${idle} rank${idle === 1 ? ' has' : 's have'} no attention heads (they still compute their FFN and vocabulary slices)`,
+    );
+  }
+
+  const ffBlock = maxBlock((l) => [l.ffnGate, l.ffnUp, l.ffnDown]);
+  const ffParts = splitRange([0, m.nFf], rates, ffBlock);
+  const idleFf = ffParts.filter((r) => len(r) === 0).length;
+  if (idleFf > 0) {
+    notes.push(
+      `n_ff ${m.nFf} has ${Math.ceil(m.nFf / ffBlock)} blocks of ${ffBlock}: ${idleFf} rank(s) get no FFN slice`,
+    );
+  }
+  const vocabParts = splitRange([0, m.nVocab], rates, 1);
+
+  const f32 = 4;
+  // Mirrored on every rank: norms, q/k norms, token_embd (and the output when tied: it is token_embd).
+  const mirrored =
+    (m.nLayer * 2 + 1) * m.nEmbd * f32 +
+    (m.qkNorm ? m.nLayer * 2 * m.headDim * f32 : 0) +
+    rowBytes(m.tokenEmbd, m.nEmbd) * m.nVocab;
+
+  const out: ModelRankSplit[] = ranks.map((r, i) => {
+    const kvHeads = kvParts[i]!;
+    const qHeads: Range = [kvHeads[0] * groupSize, kvHeads[1] * groupSize];
+    const ff = ffParts[i]!;
+    const vocab = vocabParts[i]!;
+    const qRows = len(qHeads) * m.headDim;
+    const kvRows = len(kvHeads) * m.headDim;
+    let bytes = mirrored;
+    for (const l of m.layers) {
+      bytes += qRows * rowBytes(l.attnQ, m.nEmbd);
+      bytes += kvRows * (rowBytes(l.attnK, m.nEmbd) + rowBytes(l.attnV, m.nEmbd));
+      if (qRows > 0) bytes += m.nEmbd * rowBytes(l.attnOutput, qRows);
+      if (m.qkvBias) bytes += (qRows + 2 * kvRows) * f32;
+      bytes += len(ff) * (rowBytes(l.ffnGate, m.nEmbd) + rowBytes(l.ffnUp, m.nEmbd));
+      if (len(ff) > 0) bytes += m.nEmbd * rowBytes(l.ffnDown, len(ff));
+    }
+    if (!m.tiedEmbeddings) bytes += len(vocab) * rowBytes(m.output, m.nEmbd);
+    return {
+      rank: i,
+      rate: r.rate,
+      kvHeads,
+      qHeads,
+      ff,
+      vocab,
+      weightBytes: bytes,
+      kvCacheBytes: 2 * 2 * context * m.nLayer * kvRows,
+    };
+  });
+  return { ranks: out, context, groupSize, kvUnit, ffBlock, tokenEmbd: 'mirrored', output: 'sharded', notes };
+}
+
+/** The plan as `--dry-run` prints it. */
+export function renderModelSplit(s: ModelSplit): string {
+  const range = (r: Range): string => `[${r[0]}, ${r[1]})`;
+  const rows = s.ranks.map((r) => [
+    String(r.rank),
+    String(r.rate),
+    range(r.kvHeads),
+    range(r.qHeads),
+    range(r.ff),
+    range(r.vocab),
+    formatBytes(r.weightBytes),
+    formatBytes(r.kvCacheBytes),
+  ]);
+  const head = [
+    'rank',
+    'rate',
+    'kv heads',
+    'q heads',
+    'n_ff',
+    'vocab rows',
+    'weights',
+    `kv cache @${s.context}`,
+  ];
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((x, c) => x.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd();
+  return [
+    line(head),
+    ...rows.map(line),
+    `token_embd ${s.tokenEmbd} (every rank looks rows up); output ${s.output} by vocabulary rows, then gathered`,
+    `${s.groupSize} query heads per KV head; n_ff cut in blocks of ${s.ffBlock}`,
+    ...s.notes.map((n) => `note: ${n}`),
+  ].join('\n');
+}

@@ -1,0 +1,44 @@
+// The staging layout of a gemm step (executor/node/gemm-layout.ts), which the coordinator, the
+// supervisor and the executors all use, and the one brick conversion to and from the wire.
+import { describe, expect, it } from 'vitest';
+import { cRowsOf, gemmLayout, partialSlotBytes, stepBricks } from '../../executor/node/gemm-layout.js';
+import { brickFromWire, brickToWire } from '../../transport/bricks.js';
+import type { Brick } from '../../planner/types.js';
+
+const whole: Brick = { m: [0, 3], n: [0, 5], k: [0, 7] };
+const halfK: Brick = { m: [3, 6], n: [0, 5], k: [0, 4] };
+const otherHalf: Brick = { m: [3, 6], n: [0, 5], k: [4, 7] };
+
+describe('gemm staging layout', () => {
+  it('places A, B and C 64-byte aligned, then one slot per brick that splits k', () => {
+    const l = gemmLayout(6, 5, 7, [whole, halfK, otherHalf]);
+    expect(l.aOffset).toBe(0);
+    expect(l.bOffset).toBe(192); // 6·7·4 = 168 → 192
+    expect(l.cOffset).toBe(192 + 192); // 7·5·4 = 140 → 192
+    expect(l.partialOffset).toBe(384 + 128); // 6·5·4 = 120 → 128
+    expect(partialSlotBytes(whole, 7)).toBe(0);
+    expect(l.partialBytes).toBe(2 * 3 * 5 * 4);
+    expect(l.bytes).toBe(l.partialOffset + l.partialBytes);
+    expect(gemmLayout(1, 1, 1, [{ m: [0, 1], n: [0, 1], k: [0, 1] }]).bytes).toBe(192 + 4); // an area is never empty
+  });
+
+  it('gives each brick its slot rank by rank, brick by brick, and each rank its rows of C', () => {
+    const all = [
+      { rank: 0, bricks: [whole, halfK] },
+      { rank: 1, bricks: [otherHalf] },
+    ];
+    const s = stepBricks(all, 1000, 7, 1);
+    expect(s.all.map((b) => b.partialOffset)).toEqual([1000, 1000, 1060]);
+    expect(s.mine).toEqual([{ m0: 3, m1: 6, n0: 0, n1: 5, k0: 4, k1: 7, partialOffset: 1060 }]);
+    expect([0, 1, 2].map((r) => cRowsOf(r, 3, 10))).toEqual([
+      [0, 3],
+      [3, 6],
+      [6, 10],
+    ]);
+  });
+
+  it('converts bricks to the wire and back unchanged', () => {
+    expect(brickToWire(halfK)).toEqual({ m: { lo: 3, hi: 6 }, n: { lo: 0, hi: 5 }, k: { lo: 0, hi: 4 } });
+    expect(brickFromWire(brickToWire(otherHalf))).toEqual(otherHalf);
+  });
+});
