@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createThreadPool } from '../../native/binding.js';
-import { loadAddon } from '../../native/addon.js';
 import { modelAddon, type ModelShardConfig } from '../../native/model.js';
+import { hostsCollective } from '../../native/steps.js';
 import { ShmCommunicator } from '../../transport/shm.js';
 import {
   argmax,
@@ -276,22 +276,6 @@ describe('model shard across ranks', () => {
   }
 });
 
-interface HostsAddon {
-  hostsCollective(
-    communicator: unknown,
-    options: {
-      firstRank: number;
-      hostFirstRanks: number[];
-      exchange: (
-        block: Buffer,
-        hostBytes: number[],
-        seq: number,
-        done: (err: Error | null, data?: Uint8Array) => void,
-      ) => void;
-    },
-  ): unknown;
-}
-
 describe('model shard across hosts', () => {
   it('two one-rank hosts (all-reduce as gather and rank-order sum) give the bits of two shm ranks', async () => {
     const m = model({ ...ARCHS[2]!.spec, seed: 4 });
@@ -323,7 +307,7 @@ describe('model shard across hosts', () => {
           rank: 0,
           size: 1,
         });
-        const peers = loadAddon<HostsAddon>().hostsCollective(comm.handle, {
+        const peers = hostsCollective(comm.handle, {
           firstRank: h,
           hostFirstRanks: [0, 1, 2],
           exchange: exchange(h),
