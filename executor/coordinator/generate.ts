@@ -59,8 +59,9 @@ export async function loadModel(cluster: LocalCluster, o: ModelLoadOptions): Pro
       const ps = await Promise.all(
         cluster.clients.map((c) => c.loadProgress({}, 5000).catch(() => undefined)),
       );
-      const done = Math.min(...ps.map((p) => p?.done ?? 0));
-      o.onProgress?.(done, info.nLayer);
+      // Executors report bytes copied of their own totals; the slowest one is shown, in layers.
+      const frac = Math.min(...ps.map((p) => (p && p.total > 0 ? p.done / p.total : 0)));
+      o.onProgress?.(Math.floor(frac * info.nLayer), info.nLayer);
     }
   })();
   try {

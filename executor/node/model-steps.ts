@@ -70,7 +70,7 @@ export class ModelSteps {
   async load(req: LoadModelRequest, pool: NativeThreadPool): Promise<LoadModelReply> {
     this.release();
     const cfg = shardConfig(req, this.rank, this.ranks, this.node);
-    this.progress = { done: 0, total: cfg.nLayer };
+    this.progress = { done: 0, total: 0 }; // bytes copied of the shard's total, as load reports
     const shard = new (modelAddon().ModelShard)(cfg);
     try {
       const r = await shard.load(pool, (done, total) => {
