@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createThreadPool } from '../../native/binding.js';
 import { modelAddon, type ModelShardConfig } from '../../native/model.js';
 import { hostsCollective } from '../../native/steps.js';
-import { ShmCommunicator } from '../../transport/shm.js';
+import { removeStaleSegment, ShmCommunicator } from '../../transport/shm.js';
 import {
   argmax,
   ReferenceModel,
@@ -195,7 +195,21 @@ async function runRanks(
       ),
     );
   } finally {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    // The ranks close their communicator after answering: let them, so no segment is left.
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+            c.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+          }),
+      ),
+    );
+    removeStaleSegment(name);
   }
 }
 
