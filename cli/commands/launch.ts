@@ -20,6 +20,10 @@ import { parsePositiveInt, UsageError } from '../errors.js';
 import { Progress } from '../progress.js';
 import { addSecurityOptions, authFromOptions, isLoopback } from './executor.js';
 import { gemmSummary, layerSummary, type GemmFlags } from './run.js';
+import { addGenerateFlags, generateWithFlags, type GenerateFlags } from './generate.js';
+import { runRemoteGenerate } from '../../executor/coordinator/remote-generate.js';
+import { planGenerateOn } from '../../executor/coordinator/generate-run.js';
+import { renderModelSplit } from '../../planner/model-split.js';
 
 interface LaunchOpts {
   hostfile?: string;
@@ -153,6 +157,7 @@ export function registerLaunch(program: Command): void {
 Examples:
   redblue launch --hostfile hosts.txt gemm --m 4096 --n 4096 --k 4096 --verify
   redblue launch --hosts 10.0.0.1:7070,10.0.0.2:7070 --token-file token layer --n 11008 --k 4096
+  redblue launch --hostfile hosts.txt generate -m model.gguf -p "The capital of France is" -n 32 --temp 0
   srun --ntasks-per-node=1 redblue executor --listen 0.0.0.0:7070 --token-file ~/.redblue-token &
   redblue launch --slurm --token-file ~/.redblue-token gemm --m 8192 --n 8192 --k 8192`,
   );
@@ -227,6 +232,31 @@ Examples:
       );
       if (v && !v.ok)
         throw new Error(`verification failed: largest error ${v.maxAbsError} exceeds ${v.tolerance}`);
+    });
+  });
+
+  addLaunchOptions(
+    addGenerateFlags(
+      launch
+        .command('generate')
+        .description('generate text from a GGUF model, each layer split across every node of every host'),
+    )
+      .option(
+        '--host-model <file>',
+        "the model's path on the hosts when it differs from --model's (relative: to each executor's directory)",
+      )
+      .option('--dry-run', "print how the model would be split across the hosts' executors, and stop"),
+  ).action(async (o: GenerateFlags & { hostModel?: string; dryRun?: boolean }, cmd: Command) => {
+    const lo = merged(cmd);
+    await withHosts(lo, async (rc) => {
+      if (o.dryRun) {
+        const plan = planGenerateOn({ model: o.model, ranks: rc.size, ...(o.ctx ? { ctx: o.ctx } : {}) });
+        print(lo.json, plan, renderModelSplit(plan.split));
+        return;
+      }
+      await generateWithFlags({ ...o, json: lo.json }, (ro) =>
+        runRemoteGenerate(rc, { ...ro, ...(o.hostModel ? { hostPath: o.hostModel } : {}) }),
+      );
     });
   });
 

@@ -11,15 +11,21 @@ import {
   type GenerateOptions,
   type GenerateResult,
   type LoadedModel,
+  type ModelRunner,
 } from './generate.js';
+import type { LocalCluster } from '../host/local-cluster.js';
 
-export interface GenerateRunOptions extends GenerateOptions {
+/** What loading and generating need, whichever executors run the model. */
+export interface ModelRunOptions extends GenerateOptions {
   model: string;
-  topology: MachineTopology;
   ctx?: number;
   onProgress?: (done: number, total: number) => void;
   /** Called once the weights are in place, before the prompt is processed. */
   onLoaded?: (model: LoadedModel) => void;
+}
+
+export interface GenerateRunOptions extends ModelRunOptions {
+  topology: MachineTopology;
   /** Starting the executors, and Ctrl-C. */
   hooks?: LocalRunHooks;
 }
@@ -34,31 +40,41 @@ export function planGenerate(o: { model: string; topology: MachineTopology; ctx?
   info: ModelInfo;
   split: ModelSplit;
 } {
+  return planGenerateOn({ model: o.model, ranks: o.topology.nodes.length, ...(o.ctx ? { ctx: o.ctx } : {}) });
+}
+
+/** The split over `ranks` equal executors (one host's nodes, or every host's). */
+export function planGenerateOn(o: { model: string; ranks: number; ctx?: number }): {
+  info: ModelInfo;
+  split: ModelSplit;
+} {
   const info = describeModel(readGguf(o.model));
   const ctx = o.ctx ?? Math.min(info.nCtxTrain, 4096);
   return {
     info,
     split: planModelSplit(
       info,
-      o.topology.nodes.map(() => ({ rate: 1 })),
+      Array.from({ length: o.ranks }, () => ({ rate: 1 })),
       { context: ctx },
     ),
   };
 }
 
+/** Loads the model's split on the executors, then generates: one host or several alike. */
+export async function loadAndGenerate(
+  cluster: LocalCluster | ModelRunner,
+  o: ModelRunOptions,
+): Promise<GenerateRun> {
+  const model = await loadModel(cluster, {
+    path: o.model,
+    ...(o.ctx ? { ctx: o.ctx } : {}),
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+  });
+  o.onLoaded?.(model);
+  const result = await generate(cluster, model, o);
+  return { model, result };
+}
+
 export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
-  return withLocalCluster(
-    o.topology,
-    async (cluster) => {
-      const model = await loadModel(cluster, {
-        path: o.model,
-        ...(o.ctx ? { ctx: o.ctx } : {}),
-        ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-      });
-      o.onLoaded?.(model);
-      const result = await generate(cluster, model, o);
-      return { model, result };
-    },
-    o.hooks,
-  );
+  return withLocalCluster(o.topology, (cluster) => loadAndGenerate(cluster, o), o.hooks);
 }
