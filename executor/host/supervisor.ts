@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { MachineTopology } from '../../native/topology.js';
 import type { SharedArea } from '../../transport/shared-area.js';
+import type { CrossHost } from '../../transport/control.js';
 import { DataServer, hostOf } from '../../transport/native-data.js';
 import {
   callMessage,
@@ -631,14 +632,12 @@ export class Supervisor {
     const m = int('m', req.m, 1, 1 << 16);
     const iters = int('iters', req.iters, 1, 1 << 20);
     int('seed', req.seed, 0, Number.MAX_SAFE_INTEGER);
-    const { first, hostFirst } = this.hostRanks(s, req);
+    const { first, hosts } = this.hostRanks(s, req);
     if (req.collect) {
       const area = this.needArea();
       int('yOffset', req.yOffset, 0, area.buffer.byteLength);
       int('xOffset', req.xOffset, 0, area.buffer.byteLength);
     }
-    checkRun(req.run);
-    const multi = s.peers.length > 1;
     const replies = await s.cluster.guard(
       Promise.all(
         s.cluster.clients.map((c, i) =>
@@ -649,16 +648,7 @@ export class Supervisor {
             yOffset: req.yOffset,
             xOffset: req.xOffset,
             collect: req.collect && first + i === 0,
-            ...(multi
-              ? {
-                  hosts: {
-                    firstRank: first,
-                    hostFirstRanks: hostFirst,
-                    run: req.run,
-                    supervisor: this.leaderPath,
-                  },
-                }
-              : {}),
+            ...(hosts ? { hosts } : {}),
           }),
         ),
       ),
@@ -666,11 +656,14 @@ export class Supervisor {
     return { ranks: replies };
   }
 
-  /** The ranks of a multi-host request, checked against the session: this host's first rank. */
+  /**
+   * The ranks of a multi-host step, checked against the session: this host's first rank, and
+   * what its executors need to reach the other hosts (none when the session has one host).
+   */
   private hostRanks(
     s: Session,
-    req: { world: number; firstRank: number; hostFirstRanks: number[] },
-  ): { first: number; hostFirst: number[]; world: number } {
+    req: { world: number; firstRank: number; hostFirstRanks: number[]; run: string },
+  ): { first: number; hosts?: CrossHost } {
     const world = int('world', req.world, 1, 1 << 16);
     const hostFirst = list<number>('hostFirstRanks', req.hostFirstRanks, 4097).map((r) =>
       int('hostFirstRanks', r, 0, world),
@@ -689,7 +682,13 @@ export class Supervisor {
       hostFirst[s.hostIndex + 1]! - first !== this.nodes
     )
       throw invalid(`this host has ranks [${first}, ${first + this.nodes}), not as the request says`);
-    return { first, hostFirst, world };
+    if (typeof req.run !== 'string' || !/^[\w.-]{1,64}$/.test(req.run))
+      throw invalid('run must be a short name');
+    if (s.peers.length === 1) return { first };
+    return {
+      first,
+      hosts: { firstRank: first, hostFirstRanks: hostFirst, run: req.run, supervisor: this.leaderPath },
+    };
   }
 
   /**
@@ -756,13 +755,11 @@ export class Supervisor {
   /** One step of the model on every executor of the host; global rank 0 sends the logits. */
   private async forward(req: HostForwardRequest) {
     const s = this.need();
-    const { first, hostFirst } = this.hostRanks(s, req);
-    checkRun(req.run);
+    const { first, hosts } = this.hostRanks(s, req);
     const tokens = list<number>('tokens', req.tokens, 1 << 16).map((t) => int('token', t, 0, 0x7fffffff));
     if (tokens.length === 0) throw invalid('tokens must not be empty');
     const pos = int('pos', req.pos, 0, 1 << 24);
     const logits = oneOf('logits', req.logits, ['last', 'all', 'none'] as const);
-    const multi = s.peers.length > 1;
     const replies = await s.cluster.guard(
       Promise.all(
         s.cluster.clients.map((c, i) =>
@@ -771,16 +768,7 @@ export class Supervisor {
             pos,
             logits,
             sendLogits: first + i === 0,
-            ...(multi
-              ? {
-                  hosts: {
-                    firstRank: first,
-                    hostFirstRanks: hostFirst,
-                    run: req.run,
-                    supervisor: this.leaderPath,
-                  },
-                }
-              : {}),
+            ...(hosts ? { hosts } : {}),
           }),
         ),
       ),
@@ -796,11 +784,6 @@ export class Supervisor {
     this.leaderServer?.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-/** Run names name exchanges (tags `run:seq`): a short name. */
-function checkRun(run: unknown): void {
-  if (typeof run !== 'string' || !/^[\w.-]{1,64}$/.test(run)) throw invalid('run must be a short name');
 }
 
 /** Streams `src` in chunks, honouring back-pressure. */

@@ -38,9 +38,12 @@ beforeAll(async () => {
     });
   lab = createLab(3);
   const l = lab;
+  // One core each, as the one-host run's two executors have.
   const args = (i: number) => [
     '--listen',
     `${l.addresses[i]}:7070`,
+    '--cpus',
+    String(i),
     '--virtual-nodes',
     '1',
     '--token-file',
@@ -94,6 +97,7 @@ describe('redblue launch generate across two hosts', () => {
       expect(across.generatedTokens).toHaveLength(16);
       // Both ranks exchanged: the all-reduces went between the hosts.
       expect(across.timings.perRank.map((p) => p.rank)).toEqual([0, 1]);
+      for (const p of across.timings.perRank) expect(p.exchangeSeconds).toBeGreaterThan(0);
 
       const one = runCli(['generate', '-m', models[type], ...greedy, '--virtual-nodes', '2']);
       expect(one.stderr).toBe('');
