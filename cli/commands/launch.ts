@@ -22,7 +22,7 @@ import { addSecurityOptions, authFromOptions, isLoopback } from './executor.js';
 import { gemmSummary, layerSummary, type GemmFlags } from './run.js';
 import { addGenerateFlags, generateWithFlags, type GenerateFlags } from './generate.js';
 import { runRemoteGenerate } from '../../executor/coordinator/remote-generate.js';
-import { planGenerateOn } from '../../executor/coordinator/generate-run.js';
+import { planGenerateOn, readModelFile } from '../../executor/coordinator/generate.js';
 import { renderModelSplit } from '../../planner/model-split.js';
 
 interface LaunchOpts {
@@ -248,14 +248,16 @@ Examples:
       .option('--dry-run', "print how the model would be split across the hosts' executors, and stop"),
   ).action(async (o: GenerateFlags & { hostModel?: string; dryRun?: boolean }, cmd: Command) => {
     const lo = merged(cmd);
+    // Read before the hosts are reached: a large vocabulary takes seconds (see ModelFile).
+    const file = readModelFile(o.model);
     await withHosts(lo, async (rc) => {
       if (o.dryRun) {
-        const plan = planGenerateOn({ model: o.model, ranks: rc.size, ...(o.ctx ? { ctx: o.ctx } : {}) });
+        const plan = planGenerateOn({ info: file.info, ranks: rc.size, ...(o.ctx ? { ctx: o.ctx } : {}) });
         print(lo.json, plan, renderModelSplit(plan.split));
         return;
       }
       await generateWithFlags({ ...o, json: lo.json }, (ro) =>
-        runRemoteGenerate(rc, { ...ro, ...(o.hostModel ? { hostPath: o.hostModel } : {}) }),
+        runRemoteGenerate(rc, { ...ro, file, ...(o.hostModel ? { hostPath: o.hostModel } : {}) }),
       );
     });
   });

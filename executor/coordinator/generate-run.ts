@@ -3,7 +3,7 @@
 import type { MachineTopology } from '../../native/topology.js';
 import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
-import { planModelSplit, type ModelSplit } from '../../planner/model-split.js';
+import type { ModelSplit } from '../../planner/model-split.js';
 import { withLocalCluster, type LocalRunHooks } from './local-run.js';
 import {
   generate,
@@ -11,6 +11,8 @@ import {
   type GenerateOptions,
   type GenerateResult,
   type LoadedModel,
+  planGenerateOn,
+  type ModelFile,
   type ModelRunner,
 } from './generate.js';
 import type { LocalCluster } from '../host/local-cluster.js';
@@ -18,6 +20,8 @@ import type { LocalCluster } from '../host/local-cluster.js';
 /** What loading and generating need, whichever executors run the model. */
 export interface ModelRunOptions extends GenerateOptions {
   model: string;
+  /** The model's header and tokenizer when already read (see ModelFile). */
+  file?: ModelFile;
   ctx?: number;
   onProgress?: (done: number, total: number) => void;
   /** Called once the weights are in place, before the prompt is processed. */
@@ -40,24 +44,8 @@ export function planGenerate(o: { model: string; topology: MachineTopology; ctx?
   info: ModelInfo;
   split: ModelSplit;
 } {
-  return planGenerateOn({ model: o.model, ranks: o.topology.nodes.length, ...(o.ctx ? { ctx: o.ctx } : {}) });
-}
-
-/** The split over `ranks` equal executors (one host's nodes, or every host's). */
-export function planGenerateOn(o: { model: string; ranks: number; ctx?: number }): {
-  info: ModelInfo;
-  split: ModelSplit;
-} {
   const info = describeModel(readGguf(o.model));
-  const ctx = o.ctx ?? Math.min(info.nCtxTrain, 4096);
-  return {
-    info,
-    split: planModelSplit(
-      info,
-      Array.from({ length: o.ranks }, () => ({ rate: 1 })),
-      { context: ctx },
-    ),
-  };
+  return planGenerateOn({ info, ranks: o.topology.nodes.length, ...(o.ctx ? { ctx: o.ctx } : {}) });
 }
 
 /** Loads the model's split on the executors, then generates: one host or several alike. */
@@ -67,6 +55,7 @@ export async function loadAndGenerate(
 ): Promise<GenerateRun> {
   const model = await loadModel(cluster, {
     path: o.model,
+    ...(o.file ? { file: o.file } : {}),
     ...(o.ctx ? { ctx: o.ctx } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });

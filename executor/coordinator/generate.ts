@@ -74,8 +74,42 @@ function runnerOf(c: LocalCluster | ModelRunner): ModelRunner {
   return 'forward' in c ? c : localRunner(c);
 }
 
+/**
+ * The coordinator's part of a model file: its header and its tokenizer. Reading them blocks for
+ * seconds with a large vocabulary (Qwen's 151k tokens), long enough for a host connection's
+ * keepalive to give up: across hosts it is read before the hosts are reached.
+ */
+export interface ModelFile {
+  path: string;
+  info: ModelInfo;
+  tokenizer: Tokenizer;
+}
+
+export function readModelFile(path: string): ModelFile {
+  const gguf = readGguf(path);
+  return { path, info: describeModel(gguf), tokenizer: createTokenizer(gguf.metadata) };
+}
+
+/** The split over `ranks` equal executors (one host's nodes, or every host's). */
+export function planGenerateOn(o: { info: ModelInfo; ranks: number; ctx?: number }): {
+  info: ModelInfo;
+  split: ModelSplit;
+} {
+  const ctx = o.ctx ?? Math.min(o.info.nCtxTrain, 4096);
+  return {
+    info: o.info,
+    split: planModelSplit(
+      o.info,
+      Array.from({ length: o.ranks }, () => ({ rate: 1 })),
+      { context: ctx },
+    ),
+  };
+}
+
 export interface ModelLoadOptions {
   path: string;
+  /** The file's header and tokenizer when already read (readModelFile of `path`). */
+  file?: ModelFile;
   /** Positions of KV cache (default: the model's context length, at most 4096). */
   ctx?: number;
   onProgress?: (done: number, total: number) => void;
@@ -103,15 +137,9 @@ export async function loadModel(
 ): Promise<LoadedModel> {
   const runner = runnerOf(cluster);
   const started = performance.now();
-  const gguf = readGguf(o.path);
-  const info = describeModel(gguf);
-  const tokenizer = createTokenizer(gguf.metadata);
+  const { info, tokenizer } = o.file ?? readModelFile(o.path);
   const ctx = o.ctx ?? Math.min(info.nCtxTrain, 4096);
-  const split = planModelSplit(
-    info,
-    Array.from({ length: runner.ranks }, () => ({ rate: 1 })),
-    { context: ctx },
-  );
+  const { split } = planGenerateOn({ info, ranks: runner.ranks, ctx });
   const vocabPerRank = split.ranks.map((r) => r.vocab[1] - r.vocab[0]);
   let polling = true;
   const poll = (async () => {
