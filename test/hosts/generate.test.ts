@@ -21,12 +21,16 @@ writeFileSync(token, 'correct-horse-battery-staple-0123\n', { mode: 0o600 });
 const elsewhere = join(dir, 'elsewhere');
 mkdirSync(elsewhere);
 const models = { q4_0: join(dir, 'tiny-q4_0.gguf'), f16: join(dir, 'tiny-f16.gguf') };
+// Qwen's 151k-token vocabulary, on hosts of two executors and one.
+const qwen = join(dir, 'tiny-qwen3-q8_0.gguf');
 const PROMPT = 'Once upon a time';
 const COORD = 2;
 
 let lab: Lab | undefined;
 const started: Started[] = [];
 let hosts = '';
+/** The same two pretend hosts, other supervisors: host 0 with two executors, host 1 with one. */
+let unevenHosts = '';
 
 beforeAll(async () => {
   for (const [type, path] of Object.entries(models))
@@ -36,6 +40,15 @@ beforeAll(async () => {
       types: { default: type as 'q4_0' | 'f16' },
       seed: 3,
     });
+  writeSyntheticModel(qwen, {
+    arch: 'qwen3',
+    ...TINY,
+    nHead: 8,
+    nHeadKv: 4,
+    headDim: 32,
+    types: { default: 'q8_0' },
+    seed: 5,
+  });
   lab = createLab(3);
   const l = lab;
   // One core each, as the one-host run's two executors have.
@@ -56,6 +69,18 @@ beforeAll(async () => {
     ])),
   );
   hosts = `${l.addresses[0]}:7070,${l.addresses[1]}:7070`;
+  const uneven = (i: number, nodes: number) => [
+    '--listen',
+    `${l.addresses[i]}:7071`,
+    '--virtual-nodes',
+    String(nodes),
+    '--token-file',
+    token,
+  ];
+  started.push(
+    ...(await Promise.all([startExecutor(l, 0, uneven(0, 2)), startExecutor(l, 1, uneven(1, 1))])),
+  );
+  unevenHosts = `${l.addresses[0]}:7071,${l.addresses[1]}:7071`;
 }, 120_000);
 
 afterAll(() => {
@@ -110,6 +135,25 @@ describe('redblue launch generate across two hosts', () => {
       await hostsIdle();
     }, 180_000);
   }
+
+  it('gives the same greedy tokens on hosts of two executors and one as on one host of three (qwen3)', async () => {
+    const r = await cliIn(
+      lab!,
+      COORD,
+      ['launch', '--hosts', unevenHosts, '--token-file', token, 'generate', '-m', qwen, ...greedy],
+      120_000,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const across = JSON.parse(r.stdout) as GenerateJson;
+    expect(across.executors).toBe(3);
+    expect(across.generatedTokens).toHaveLength(16);
+    const one = runCli(['generate', '-m', qwen, ...greedy, '--virtual-nodes', '3']);
+    expect(one.stderr).toBe('');
+    expect(one.code).toBe(0);
+    expect(across.generatedTokens).toEqual((JSON.parse(one.stdout) as GenerateJson).generatedTokens);
+    await hostsIdle();
+  }, 180_000);
 
   it('a model path one host cannot read fails naming that host and the path', async () => {
     const r = await cliIn(lab!, COORD, [
