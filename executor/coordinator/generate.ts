@@ -2,7 +2,9 @@
 // computes which heads, FFN slice and vocabulary rows, has every executor load its part from
 // the file into its own node's memory, then drives generation: one Forward call per executor
 // per step (a prompt batch or one token; every layer and all-reduce runs natively inside it),
-// sampling the next token from rank 0's logits here.
+// sampling the next token from rank 0's logits here. The executors are a ModelRunner: one host's
+// (a LocalCluster, localRunner below) or several hosts' (remote-generate.ts), so loading and
+// generation are written once for both.
 import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
 import { createTokenizer, type Tokenizer } from '../../model/tokenizer/index.js';
