@@ -106,53 +106,46 @@ async function hostsIdle(): Promise<void> {
   expect(await eventually(() => shmOf(sup).length === 0, 5000)).toBe(true);
 }
 
+/**
+ * `launch generate` on `hostList` and `generate` on one host of as many executors give the same
+ * tokens, and each leaves nothing behind.
+ */
+async function sameAsOneHost(hostList: string, model: string, executors: number): Promise<GenerateJson> {
+  const r = await cliIn(
+    lab!,
+    COORD,
+    ['launch', '--hosts', hostList, '--token-file', token, 'generate', '-m', model, ...greedy],
+    120_000,
+  );
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  const across = JSON.parse(r.stdout) as GenerateJson;
+  expect(across.executors).toBe(executors);
+  expect(across.generatedTokens).toHaveLength(16);
+  const one = runCli(['generate', '-m', model, ...greedy, '--virtual-nodes', String(executors)]);
+  expect(one.stderr).toBe('');
+  expect(one.code).toBe(0);
+  const box = JSON.parse(one.stdout) as GenerateJson;
+  expect(box.executors).toBe(executors);
+  expect(across.promptTokens).toEqual(box.promptTokens);
+  expect(across.generatedTokens).toEqual(box.generatedTokens);
+  expect(shmOf([one.pid])).toEqual([]);
+  await hostsIdle();
+  return across;
+}
+
 describe('redblue launch generate across two hosts', () => {
   for (const type of ['q4_0', 'f16'] as const) {
     it(`gives the same 16 greedy tokens as one host with two executors (${type})`, async () => {
-      const r = await cliIn(
-        lab!,
-        COORD,
-        ['launch', '--hosts', hosts, '--token-file', token, 'generate', '-m', models[type], ...greedy],
-        120_000,
-      );
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      const across = JSON.parse(r.stdout) as GenerateJson;
-      expect(across.executors).toBe(2);
-      expect(across.generatedTokens).toHaveLength(16);
+      const across = await sameAsOneHost(hosts, models[type], 2);
       // Both ranks exchanged: the all-reduces went between the hosts.
       expect(across.timings.perRank.map((p) => p.rank)).toEqual([0, 1]);
       for (const p of across.timings.perRank) expect(p.exchangeSeconds).toBeGreaterThan(0);
-
-      const one = runCli(['generate', '-m', models[type], ...greedy, '--virtual-nodes', '2']);
-      expect(one.stderr).toBe('');
-      expect(one.code).toBe(0);
-      const box = JSON.parse(one.stdout) as GenerateJson;
-      expect(box.executors).toBe(2);
-      expect(across.promptTokens).toEqual(box.promptTokens);
-      expect(across.generatedTokens).toEqual(box.generatedTokens);
-      expect(shmOf([one.pid])).toEqual([]);
-      await hostsIdle();
     }, 180_000);
   }
 
   it('gives the same greedy tokens on hosts of two executors and one as on one host of three (qwen3)', async () => {
-    const r = await cliIn(
-      lab!,
-      COORD,
-      ['launch', '--hosts', unevenHosts, '--token-file', token, 'generate', '-m', qwen, ...greedy],
-      120_000,
-    );
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    const across = JSON.parse(r.stdout) as GenerateJson;
-    expect(across.executors).toBe(3);
-    expect(across.generatedTokens).toHaveLength(16);
-    const one = runCli(['generate', '-m', qwen, ...greedy, '--virtual-nodes', '3']);
-    expect(one.stderr).toBe('');
-    expect(one.code).toBe(0);
-    expect(across.generatedTokens).toEqual((JSON.parse(one.stdout) as GenerateJson).generatedTokens);
-    await hostsIdle();
+    await sameAsOneHost(unevenHosts, qwen, 3);
   }, 180_000);
 
   it('a model path one host cannot read fails naming that host and the path', async () => {
