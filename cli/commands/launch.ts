@@ -253,7 +253,7 @@ Examples:
     await withHosts(lo, async (rc) => {
       if (o.dryRun) {
         const plan = planGenerateOn({ info: file.info, ranks: rc.size, ...(o.ctx ? { ctx: o.ctx } : {}) });
-        print(lo.json, plan, renderModelSplit(plan.split));
+        print(lo.json, plan, renderModelSplit(plan.split) + '\n');
         return;
       }
       await generateWithFlags({ ...o, json: lo.json }, (ro) =>
