@@ -1,0 +1,73 @@
+// Ctrl-C during `redblue generate`: while the weights load and while text streams, the run stops
+// with 130, its executors are gone and nothing of it is left in /dev/shm.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeSyntheticModel, TINY } from '../../model/synth.js';
+import { childrenOf } from '../hosts/lab-helpers.js';
+import { cliPath, leftovers, repoRoot } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-interrupt-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const model = join(dir, 'tiny.gguf');
+writeSyntheticModel(model, { ...TINY, nCtx: 4096, arch: 'llama', types: { default: 'q8_0' }, seed: 5 });
+
+/** Starts a long generation on 2 virtual nodes; resolves once `ready(stdout)` holds. */
+async function start(ready: (stdout: string) => boolean) {
+  const child = spawn(
+    process.execPath,
+    [
+      cliPath,
+      'generate',
+      '-m',
+      model,
+      '-p',
+      'Once upon a time',
+      '-n',
+      '4000',
+      '--temp',
+      '0',
+      '--virtual-nodes',
+      '2',
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number>((resolve) =>
+    child.on('exit', (code, sig) => resolve(code ?? (sig ? -1 : -2))),
+  );
+  let executors: number[] = [];
+  for (let i = 0; i < 300 && !(executors.length === 2 && ready(stdout)); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    executors = childrenOf(child.pid!);
+  }
+  expect(executors).toHaveLength(2);
+  return { child, executors, exited, stderr: () => stderr };
+}
+
+describe('Ctrl-C during generate', () => {
+  for (const [when, ready] of [
+    ['as the executors start', () => true],
+    ['while text streams', (s: string) => s.length > 'Once upon a time'.length + 10],
+  ] as const) {
+    it(`${when}: exit 130, executors gone, nothing left in /dev/shm`, async () => {
+      const run = await start(ready);
+      run.child.kill('SIGINT');
+      const code = await Promise.race([
+        run.exited,
+        new Promise<number>((r) => setTimeout(() => r(-999), 15_000)),
+      ]);
+      if (code === -999) run.child.kill('SIGKILL');
+      expect(code).toBe(130);
+      expect(run.stderr()).toMatch(/interrupted, stopping the executors/);
+      for (const pid of run.executors) expect(() => process.kill(pid, 0)).toThrow();
+      expect(leftovers(run.child.pid!)).toEqual([]);
+    });
+  }
+});
