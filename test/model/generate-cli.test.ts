@@ -3,14 +3,14 @@
 // longer than the context, an executor killed mid-generation. Every failure exits non-zero with
 // a one-line message and leaves no shared memory behind.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gv } from '../../model/gguf/value.js';
 import { writeGguf } from '../../model/gguf/write.js';
 import { syntheticModel, writeSyntheticModel, type SynthOptions } from '../../model/synth.js';
-import { cliPath, leftovers, repoRoot, runCli, type CliResult } from '../helpers/cli.js';
+import { childrenOf, cliPath, leftovers, repoRoot, runCli, type CliResult } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-generate-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -85,7 +85,13 @@ describe('redblue generate --json', () => {
     const t = a.timings;
     expect(t.promptTokens).toBe(a.promptTokens.length);
     expect(t.generatedTokens).toBe(16);
-    for (const v of [t.promptSeconds, t.generateSeconds, t.promptTokensPerSecond, t.generateTokensPerSecond, t.loadSeconds]) {
+    for (const v of [
+      t.promptSeconds,
+      t.generateSeconds,
+      t.promptTokensPerSecond,
+      t.generateTokensPerSecond,
+      t.loadSeconds,
+    ]) {
       expect(v).toBeGreaterThan(0);
     }
     expect(t.perRank.map((p) => p.rank)).toEqual([0, 1]);
@@ -138,7 +144,10 @@ describe('redblue generate on bad input', () => {
   it('a missing tensor', () => {
     const f = join(dir, 'missing.gguf');
     const { metadata, tensors } = syntheticModel(SMALL);
-    writeGguf(f, { metadata: new Map(metadata), tensors: tensors.filter((t) => t.name !== 'blk.1.ffn_up.weight') });
+    writeGguf(f, {
+      metadata: new Map(metadata),
+      tensors: tensors.filter((t) => t.name !== 'blk.1.ffn_up.weight'),
+    });
     expectFailure(run(f), /blk\.1\.ffn_up\.weight/);
   });
 
@@ -147,25 +156,12 @@ describe('redblue generate on bad input', () => {
   });
 
   it('a prompt longer than --ctx', () => {
-    expectFailure(run(good, ['--ctx', '8', '-p', 'a prompt of rather more than eight tokens, surely, with commas']), /prompt is \d+ tokens.*context holds 8/);
+    expectFailure(
+      run(good, ['--ctx', '8', '-p', 'a prompt of rather more than eight tokens, surely, with commas']),
+      /prompt is \d+ tokens.*context holds 8/,
+    );
   });
 });
-
-/** pids of live processes whose parent is `ppid` */
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === ppid && fields[0] !== 'Z') out.push(Number(d));
-    } catch {
-      // the process went away while we looked
-    }
-  }
-  return out;
-}
 
 describe('an executor killed during generation', () => {
   it('fails the run within seconds, naming its rank, leaving nothing in /dev/shm', async () => {
@@ -174,7 +170,22 @@ describe('an executor killed during generation', () => {
     writeSyntheticModel(f, { ...SMALL, nLayer: 4, nEmbd: 512, nHead: 8, nHeadKv: 4, nFf: 1536, nCtx: 4096 });
     const child = spawn(
       process.execPath,
-      [cliPath, 'generate', '-m', f, '-p', PROMPT, '-n', '4000', '--ctx', '4096', '--seed', '1', '--virtual-nodes', '2'],
+      [
+        cliPath,
+        'generate',
+        '-m',
+        f,
+        '-p',
+        PROMPT,
+        '-n',
+        '4000',
+        '--ctx',
+        '4096',
+        '--seed',
+        '1',
+        '--virtual-nodes',
+        '2',
+      ],
       { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
@@ -183,7 +194,8 @@ describe('an executor killed during generation', () => {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
     // Generation has begun once text beyond the echoed prompt has arrived.
-    for (let i = 0; i < 300 && stdout.length < PROMPT.length + 8; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 300 && stdout.length < PROMPT.length + 8; i++)
+      await new Promise((r) => setTimeout(r, 100));
     expect(stdout.length).toBeGreaterThan(PROMPT.length + 8);
     const executors = childrenOf(child.pid!);
     expect(executors).toHaveLength(2);
