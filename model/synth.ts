@@ -59,6 +59,11 @@ export interface SynthOptions {
    */
   layerGain?: number;
   name?: string;
+  /**
+   * Keeps each tensor's random values (before encoding) by name, seed and shape, so that models
+   * differing only in weight types share the cost of drawing them (tests write many such files).
+   */
+  cache?: Map<string, Float32Array>;
 }
 
 /** A small model for fast tests: two layers, every matrix a whole number of 256-blocks. */
@@ -128,6 +133,7 @@ function randomTensor(
   seed: number,
   std: number,
   mean = 0,
+  cache?: Map<string, Float32Array>,
 ): GgufTensorInput {
   const k = ne[0]!;
   const rows = ne.slice(1).reduce((a, b) => a * b, 1);
@@ -136,14 +142,28 @@ function randomTensor(
     ne,
     type,
     data: () => {
+      // Drawn in row order either way, so a cached tensor has the same values as an uncached one.
+      const key = `${seed}:${name}:${ne.join('x')}:${std}:${mean}`;
       const g = new Gaussian(hash(seed, name));
+      const draw = (n: number): Float32Array => {
+        const x = new Float32Array(n);
+        for (let i = 0; i < n; i++) x[i] = mean + std * g.next();
+        return x;
+      };
+      let all = cache?.get(key);
+      if (cache && !all) {
+        all = draw(k * rows);
+        cache.set(key, all);
+      }
       const rb = rowBytes(ggmlType(type), k);
       const out = new Uint8Array(rb * rows);
       for (let r0 = 0; r0 < rows; r0 += ROWS_PER_CHUNK) {
         const n = Math.min(ROWS_PER_CHUNK, rows - r0);
-        const x = new Float32Array(n * k);
-        for (let i = 0; i < x.length; i++) x[i] = mean + std * g.next();
-        const bytes = type === 'f32' ? new Uint8Array(x.buffer) : quantize(type as WeightType, x, n, k);
+        const x = all ? all.subarray(r0 * k, (r0 + n) * k) : draw(n * k);
+        const bytes =
+          type === 'f32'
+            ? new Uint8Array(x.buffer, x.byteOffset, x.byteLength)
+            : quantize(type as WeightType, x, n, k);
         out.set(bytes, r0 * rb);
       }
       return out;
@@ -181,16 +201,18 @@ export function syntheticModel(opts: SynthOptions): {
   const tensors: GgufTensorInput[] = [];
   const layerGain = opts.layerGain ?? 2;
   const matrix = (name: string, role: WeightRole, nIn: number, nOut: number, g = 1): void => {
-    tensors.push(randomTensor(name, [nIn, nOut], type(role), seed, g / Math.sqrt(nIn)));
+    tensors.push(randomTensor(name, [nIn, nOut], type(role), seed, g / Math.sqrt(nIn), 0, opts.cache));
   };
   const norm = (name: string, n: number): void => {
-    tensors.push(randomTensor(name, [n], 'f32', seed, 0.1, 1));
+    tensors.push(randomTensor(name, [n], 'f32', seed, 0.1, 1, opts.cache));
   };
   const bias = (name: string, n: number): void => {
-    tensors.push(randomTensor(name, [n], 'f32', seed, 0.1));
+    tensors.push(randomTensor(name, [n], 'f32', seed, 0.1, 0, opts.cache));
   };
   // Embedding rows ~N(0, 1): the first RMSNorm sees O(1) values whatever n_embd is.
-  tensors.push(randomTensor('token_embd.weight', [nEmbd, nVocab], type('token_embd'), seed, 1));
+  tensors.push(
+    randomTensor('token_embd.weight', [nEmbd, nVocab], type('token_embd'), seed, 1, 0, opts.cache),
+  );
   if (opts.ropeFreqs) {
     // Llama 3's shape: 1 for high frequencies, rising to 8 for the lowest.
     const half = headDim / 2;

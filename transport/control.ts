@@ -235,7 +235,9 @@ export function connectExecutor(
   credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
 ): ExecutorClient {
   const Ctor = service();
-  const raw = new Ctor(address, credentials);
+  // Replies can be large: Forward's logits at every position are tokens × vocabulary × 4 bytes
+  // (12 tokens of a 128k vocabulary already pass grpc's default 4 MiB).
+  const raw = new Ctor(address, credentials, { 'grpc.max_receive_message_length': 1 << 30 });
   const client: Record<string, unknown> = { raw, close: () => raw.close() };
   for (const m of METHODS) {
     const fnName = m.charAt(0).toLowerCase() + m.slice(1);

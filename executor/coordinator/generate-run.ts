@@ -6,6 +6,7 @@ import { describeModel, type ModelInfo } from '../../model/arch.js';
 import type { ModelSplit } from '../../planner/model-split.js';
 import { withLocalCluster, type LocalRunHooks } from './local-run.js';
 import {
+  encodePrompt,
   generate,
   loadModel,
   type GenerateOptions,
@@ -59,6 +60,8 @@ export async function loadAndGenerate(
     ...(o.ctx ? { ctx: o.ctx } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
+  // A prompt that cannot run fails before anything is printed.
+  encodePrompt(model, o);
   o.onLoaded?.(model);
   const result = await generate(cluster, model, o);
   return { model, result };

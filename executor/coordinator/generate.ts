@@ -222,6 +222,19 @@ export interface GenerateResult {
   timings: GenerateTimings;
 }
 
+/** The prompt's tokens; throws when they are none or do not fit the context. */
+export function encodePrompt(model: LoadedModel, o: Pick<GenerateOptions, 'prompt' | 'addBos'>): number[] {
+  const { tokenizer } = model;
+  const tokens = tokenizer.encode(o.prompt, { addBos: o.addBos ?? tokenizer.addBos, parseSpecial: true });
+  if (tokens.length === 0) throw new Error('the prompt is empty: give at least one token of text');
+  if (tokens.length >= model.ctx) {
+    throw new Error(
+      `the prompt is ${tokens.length} tokens but the context holds ${model.ctx}: use a larger --ctx or a shorter prompt`,
+    );
+  }
+  return tokens;
+}
+
 /** Processes the prompt in batches, then samples one token at a time. */
 export async function generate(
   cluster: LocalCluster | ModelRunner,
@@ -230,16 +243,7 @@ export async function generate(
 ): Promise<GenerateResult> {
   const runner = runnerOf(cluster);
   const { tokenizer } = model;
-  const promptTokens = tokenizer.encode(o.prompt, {
-    addBos: o.addBos ?? tokenizer.addBos,
-    parseSpecial: true,
-  });
-  if (promptTokens.length === 0) throw new Error('the prompt is empty: give at least one token of text');
-  if (promptTokens.length >= model.ctx) {
-    throw new Error(
-      `the prompt is ${promptTokens.length} tokens but the context holds ${model.ctx}: use a larger --ctx or a shorter prompt`,
-    );
-  }
+  const promptTokens = encodePrompt(model, o);
   const perRank: RankTimings[] = Array.from({ length: runner.ranks }, (_, rank) => ({
     rank,
     computeSeconds: 0,

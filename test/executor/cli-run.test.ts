@@ -1,30 +1,14 @@
 // `redblue run` as a user runs it: files in and out, bad input, and an executor killed mid-run.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readNpyMatrix, writeNpyMatrix } from '../../executor/coordinator/npy.js';
-import { cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
+import { childrenOf, cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
 import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-run-'));
-
-/** pids of live processes whose parent is `ppid` */
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === ppid && fields[0] !== 'Z') out.push(Number(d));
-    } catch {
-      // the process went away while we looked
-    }
-  }
-  return out;
-}
 
 describe('redblue run gemm', () => {
   it('reads A and B from .npy files, writes C, and verifies against OpenBLAS', () => {

@@ -1,6 +1,6 @@
 // Runs the built CLI (dist/) as a user would, capturing its output and exit code.
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -36,4 +36,20 @@ export function leftovers(pid: number): string[] {
   const dirs = ['/dev/shm', ...(existsSync('/dev/hugepages') ? ['/dev/hugepages'] : [])];
   const mine = new RegExp(`^redblue-(run-${pid}-|shm-s${pid}$)`);
   return dirs.flatMap((d) => readdirSync(d).filter((f) => mine.test(f)));
+}
+
+/** pids of live processes whose parent is `ppid` */
+export function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === ppid && fields[0] !== 'Z') out.push(Number(d));
+    } catch {
+      // the process went away while we looked
+    }
+  }
+  return out;
 }

@@ -116,23 +116,8 @@ export function makeCerts(dir: string, prefix: string): { ca: string; cert: stri
   return { ca: p('ca.pem'), cert: p('host.pem'), key: p('host.key') };
 }
 
-/** pids of live, non-zombie children of `ppid`. */
-export function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === ppid && f[0] !== 'Z') out.push(Number(d));
-    } catch {
-      // gone while we looked
-    }
-  }
-  return out;
-}
+export { childrenOf } from '../helpers/cli.js';
 
-/** /dev/shm entries that belong to one of these pids (staging areas and host groups). */
 export function shmOf(pids: number[]): string[] {
   return readdirSync('/dev/shm').filter(
     (f) => f.startsWith('redblue-') && pids.some((p) => new RegExp(`(^|[^0-9])${p}([^0-9]|$)`).test(f)),

@@ -1,0 +1,216 @@
+// `redblue generate` as a user runs it (the built CLI, real executor processes, real GGUF files):
+// the --json fields, reproducible greedy and seeded text, and the failures: bad files, a prompt
+// longer than the context, an executor killed mid-generation. Every failure exits non-zero with
+// a one-line message and leaves no shared memory behind.
+import { spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gv } from '../../model/gguf/value.js';
+import { writeGguf } from '../../model/gguf/write.js';
+import { syntheticModel, writeSyntheticModel, type SynthOptions } from '../../model/synth.js';
+import { childrenOf, cliPath, leftovers, repoRoot, runCli, type CliResult } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-generate-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// Small enough to write and load in well under a second; q8_0 cuts on 32-element blocks.
+const SMALL: SynthOptions = {
+  arch: 'llama',
+  vocab: 'llama2',
+  nLayer: 2,
+  nEmbd: 64,
+  nHead: 4,
+  nHeadKv: 2,
+  nFf: 128,
+  nCtx: 256,
+  types: { default: 'q8_0' },
+};
+const good = join(dir, 'good.gguf');
+beforeAll(() => {
+  writeSyntheticModel(good, SMALL);
+});
+
+const PROMPT = 'Once upon a time';
+
+interface GenerateJson {
+  model: string;
+  executors: number;
+  seed: number;
+  promptTokens: number[];
+  generatedTokens: number[];
+  text: string;
+  stoppedBy: string;
+  timings: {
+    promptTokens: number;
+    promptSeconds: number;
+    promptTokensPerSecond: number;
+    generatedTokens: number;
+    generateSeconds: number;
+    generateTokensPerSecond: number;
+    loadSeconds: number;
+    perRank: { rank: number; computeSeconds: number; exchangeSeconds: number }[];
+  };
+}
+
+function generateJson(args: string[]): { r: CliResult; json: GenerateJson } {
+  const r = runCli(['generate', '-m', good, '-p', PROMPT, '--json', '--virtual-nodes', '2', ...args]);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(leftovers(r.pid)).toEqual([]);
+  return { r, json: JSON.parse(r.stdout) as GenerateJson };
+}
+
+/** A failed run: non-zero exit, one line on stderr matching `message`, no shared memory left. */
+function expectFailure(r: CliResult, message: RegExp): void {
+  expect(r.code).not.toBe(0);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(message);
+  expect(r.stdout).toBe('');
+  expect(leftovers(r.pid)).toEqual([]);
+}
+
+describe('redblue generate --json', () => {
+  it('reports the prompt and generated tokens, the text and the timings; --temp 0 is reproducible', () => {
+    const a = generateJson(['-n', '16', '--temp', '0']).json;
+    expect(a.executors).toBe(2);
+    expect(a.promptTokens[0]).toBe(1); // LLaMA 2 adds BOS
+    expect(a.promptTokens.length).toBeGreaterThan(2);
+    expect(a.generatedTokens).toHaveLength(16);
+    expect(a.stoppedBy).toBe('length');
+    expect(typeof a.text).toBe('string');
+    expect(a.text.length).toBeGreaterThan(0);
+    const t = a.timings;
+    expect(t.promptTokens).toBe(a.promptTokens.length);
+    expect(t.generatedTokens).toBe(16);
+    for (const v of [
+      t.promptSeconds,
+      t.generateSeconds,
+      t.promptTokensPerSecond,
+      t.generateTokensPerSecond,
+      t.loadSeconds,
+    ]) {
+      expect(v).toBeGreaterThan(0);
+    }
+    expect(t.perRank.map((p) => p.rank)).toEqual([0, 1]);
+    const b = generateJson(['-n', '16', '--temp', '0', '--seed', '99']).json;
+    expect(b.generatedTokens).toEqual(a.generatedTokens);
+    expect(b.text).toBe(a.text);
+  });
+
+  it('--seed with temperature 0.8 gives the same text twice, and another seed other text', () => {
+    const args = ['-n', '24', '--temp', '0.8', '--top-k', '0', '--top-p', '1', '--min-p', '0'];
+    const a = generateJson([...args, '--seed', '7']).json;
+    const b = generateJson([...args, '--seed', '7']).json;
+    expect(a.seed).toBe(7);
+    expect(b.generatedTokens).toEqual(a.generatedTokens);
+    expect(b.text).toBe(a.text);
+    const c = generateJson([...args, '--seed', '8']).json;
+    expect(c.generatedTokens).not.toEqual(a.generatedTokens);
+  });
+});
+
+describe('redblue generate on bad input', () => {
+  const run = (file: string, more: string[] = []) =>
+    runCli(['generate', '-m', file, '-p', PROMPT, '-n', '4', '--temp', '0', '--virtual-nodes', '2', ...more]);
+
+  it('a truncated file', () => {
+    const f = join(dir, 'truncated.gguf');
+    writeSyntheticModel(f, SMALL);
+    truncateSync(f, Math.floor(readFileSync(f).length * 0.9));
+    expectFailure(run(f), /truncated\.gguf.*(end of|truncated|beyond)/i);
+  });
+
+  it('a file that is not GGUF (wrong magic)', () => {
+    const f = join(dir, 'magic.gguf');
+    writeSyntheticModel(f, SMALL);
+    const fd = openSync(f, 'r+');
+    writeSync(fd, Buffer.from('GGML'), 0, 4, 0);
+    closeSync(fd);
+    expectFailure(run(f), /magic\.gguf.*(GGUF|magic)/i);
+  });
+
+  it('an architecture redblue does not run (gpt2)', () => {
+    const f = join(dir, 'gpt2.gguf');
+    const { metadata, tensors } = syntheticModel(SMALL);
+    const m = new Map(metadata);
+    m.set('general.architecture', gv.string('gpt2'));
+    writeGguf(f, { metadata: m, tensors });
+    expectFailure(run(f), /gpt2.*(llama|qwen)/);
+  });
+
+  it('a missing tensor', () => {
+    const f = join(dir, 'missing.gguf');
+    const { metadata, tensors } = syntheticModel(SMALL);
+    writeGguf(f, {
+      metadata: new Map(metadata),
+      tensors: tensors.filter((t) => t.name !== 'blk.1.ffn_up.weight'),
+    });
+    expectFailure(run(f), /blk\.1\.ffn_up\.weight/);
+  });
+
+  it('a file that does not exist', () => {
+    expectFailure(run(join(dir, 'nowhere.gguf')), /nowhere\.gguf/);
+  });
+
+  it('a prompt longer than --ctx', () => {
+    expectFailure(
+      run(good, ['--ctx', '8', '-p', 'a prompt of rather more than eight tokens, surely, with commas']),
+      /prompt is \d+ tokens.*context holds 8/,
+    );
+  });
+});
+
+describe('an executor killed during generation', () => {
+  it('fails the run within seconds, naming its rank, leaving nothing in /dev/shm', async () => {
+    // Wide enough that 2000 tokens take far longer than the test waits.
+    const f = join(dir, 'long.gguf');
+    writeSyntheticModel(f, { ...SMALL, nLayer: 4, nEmbd: 512, nHead: 8, nHeadKv: 4, nFf: 1536, nCtx: 4096 });
+    const child = spawn(
+      process.execPath,
+      [
+        cliPath,
+        'generate',
+        '-m',
+        f,
+        '-p',
+        PROMPT,
+        '-n',
+        '4000',
+        '--ctx',
+        '4096',
+        '--seed',
+        '1',
+        '--virtual-nodes',
+        '2',
+      ],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    // Generation has begun once text beyond the echoed prompt has arrived.
+    for (let i = 0; i < 300 && stdout.length < PROMPT.length + 8; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(stdout.length).toBeGreaterThan(PROMPT.length + 8);
+    const executors = childrenOf(child.pid!);
+    expect(executors).toHaveLength(2);
+    const victim = executors.find((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes('--rank 1 '),
+    )!;
+    const killedAt = Date.now();
+    process.kill(victim, 'SIGKILL');
+    const code = await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-999), 15_000))]);
+    if (code === -999) child.kill('SIGKILL');
+    expect(code).not.toBe(0);
+    expect(code).not.toBe(-999);
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    expect(stderr).toMatch(/rank 1/);
+    for (const pid of executors) expect(() => process.kill(pid, 0)).toThrow();
+    expect(leftovers(child.pid!)).toEqual([]);
+  });
+});
