@@ -10,12 +10,19 @@ export function localCluster(topo: MachineTopology): Cluster {
   return machineCluster([{ name: topo.hostname, nodes: topo.nodes }], 'local');
 }
 
+/** `memoryBytes`: the per-rank limit (default: each node's memory); below the working set the plan
+ * cuts every brick into sequential steps, which the executors then run one after another. */
 export function planLocalGemm(
   topo: MachineTopology,
   shape: { m: number; n: number; k: number },
   objective: Objective = 'time',
+  memoryBytes?: number,
 ): Plan {
-  return plan({ ...shape, dtype: 'f32' }, localCluster(topo), { objective, baselines: false });
+  return plan({ ...shape, dtype: 'f32' }, localCluster(topo), {
+    objective,
+    baselines: false,
+    ...(memoryBytes !== undefined ? { memoryBytes } : {}),
+  });
 }
 
 /**
