@@ -32,18 +32,22 @@ bool Sole(const StepBrick& b, int64_t k) { return b.k0 == 0 && b.k1 == k; }
 // than its own largest blocks (the plan's memory limit counts exactly those).
 class Scratch {
  public:
-  float* Get(int slot, size_t bytes, int node) {
-    auto& b = bufs_[slot];
-    bytes = std::max<size_t>(bytes, 1);
-    if (!b || b->size() != bytes || b->node() != node) {
-      b.reset();
+  // Buffers of `aBytes` and `bBytes` on `node`: the current ones when they have those sizes, else
+  // new ones, mapped after both old ones are freed (a step never holds old and new at once).
+  void Prepare(size_t aBytes, size_t bBytes, int node) {
+    const size_t want[2] = {std::max<size_t>(aBytes, 1), std::max<size_t>(bBytes, 1)};
+    bool keep = true;
+    for (int i = 0; i < 2; ++i) keep = keep && bufs_[i] && bufs_[i]->size() == want[i] && bufs_[i]->node() == node;
+    if (keep) return;
+    for (auto& b : bufs_) b.reset();
+    for (int i = 0; i < 2; ++i) {
       // Huge pages (2 MiB) only where rounding up to them wastes at most 1/16: a small step's
       // buffers must not outgrow the memory its plan allows.
-      const size_t huge = size_t{2} << 20, waste = (bytes + huge - 1) / huge * huge - bytes;
-      b = std::make_unique<NodeBuffer>(bytes, node, waste <= bytes / 16 ? HugePolicy::Auto : HugePolicy::None);
+      const size_t huge = size_t{2} << 20, waste = (want[i] + huge - 1) / huge * huge - want[i];
+      bufs_[i] = std::make_unique<NodeBuffer>(want[i], node, waste <= want[i] / 16 ? HugePolicy::Auto : HugePolicy::None);
     }
-    return static_cast<float*>(b->data());
   }
+  float* Data(int i) const { return static_cast<float*>(bufs_[i]->data()); }
   uint64_t MappedBytes() const {
     uint64_t s = 0;
     for (const auto& b : bufs_)
@@ -135,8 +139,9 @@ GemmStepTimings GemmStep(const GemmStepArgs& a, ThreadPool& pool, Collective& pe
   float* la = nullptr;
   float* lb = nullptr;
   if (!a.mine.empty()) {
-    la = gScratch.Get(0, maxA, a.node);
-    lb = gScratch.Get(1, maxB, a.node);
+    gScratch.Prepare(maxA, maxB, a.node);
+    la = gScratch.Data(0);
+    lb = gScratch.Data(1);
     t.localPeakBytes = gScratch.MappedBytes();
     t.localNode = gScratch.Node();
   }
