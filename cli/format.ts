@@ -27,6 +27,16 @@ export function writeReport(file: string, plan: Plan, r: GemmRunResult, label: s
         compute: p.computeSeconds,
         exchange: p.exchangeSeconds,
         total: p.totalSeconds,
+        ...(p.steps !== undefined
+          ? {
+              executed: {
+                steps: p.steps,
+                blocksFetched: p.blocksFetched ?? 0,
+                bytesFetched: p.bytesFetched ?? 0,
+                localPeakBytes: p.localPeakBytes ?? 0,
+              },
+            }
+          : {}),
       })),
     },
   });

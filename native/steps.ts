@@ -34,6 +34,19 @@ export interface StepTimings {
   bytesReceived: number;
 }
 
+/** What a gemm step did (its executed schedule): bricks computed one after another (the plan's
+ * sequential steps), C chunks accumulated, blocks of A and B fetched and their bytes. */
+export interface StepSchedule {
+  steps: number;
+  cChunks: number;
+  blocksFetched: number;
+  bytesFetched: number;
+  /** Node-local bytes mapped for the step at most (its A and B buffers). */
+  localPeakBytes: number;
+  /** The NUMA node the kernel reports for those buffers' pages (-1 unknown, -2 several). */
+  localNode: number;
+}
+
 export interface LayerStackConfig {
   dtype: string;
   n: number;
@@ -93,7 +106,7 @@ interface ExecutorAddon {
     communicator: unknown,
     staging: ArrayBuffer,
     args: GemmStepArgs,
-  ): Promise<StepTimings>;
+  ): Promise<StepTimings & StepSchedule>;
   LayerStack: new (config: LayerStackConfig) => NativeLayerStack;
 }
 

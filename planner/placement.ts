@@ -3,7 +3,7 @@
 // bricks need, so it is never moved per call).
 import type { RankFigures } from './evaluate.js';
 import { footprint, rectArea } from './ownership.js';
-import type { Brick, Placement, Problem, Rect } from './types.js';
+import type { Brick, Placement, Plan, Problem, Rect } from './types.js';
 
 function unionRect(bricks: Brick[], op: 'A' | 'B'): Rect | null {
   if (bricks.length === 0) return null;
@@ -62,6 +62,46 @@ export function placeStationary(
         shardBytes === wholeBytes
           ? `its bricks need all of ${op}`
           : `a mirror of ${op} (${wholeBytes} B) plus the working set (${others} B) exceeds ${limitBytes} B; keeping the block its bricks need`,
+    } satisfies Placement;
+  });
+}
+
+/**
+ * The placements of a stack of `layers` operands of the plan's shape, each placed as `plan` places
+ * one: a node mirrors only when every layer's whole operand fits beside the working set, since
+ * a node holds its part of every layer at once. The one rule for one host and for many.
+ */
+export function placeStack(plan: Plan, layers: number): Placement[] {
+  const limit = plan.memory.limitBytes;
+  const bpe = plan.dtype.bytesPerElement;
+  return plan.placement.map((p) => {
+    const r = plan.ranks[p.rank]!;
+    if (!p.block) return p; // idle: holds none of it
+    const others = r.peakMemoryBytes - p.bytes;
+    const wholeBytes =
+      (p.operand === 'A' ? plan.problem.m * plan.problem.k : plan.problem.k * plan.problem.n) * bpe;
+    const shard = shardBytes(r.bricks, p.operand, bpe);
+    if (others + layers * wholeBytes <= limit)
+      return {
+        ...p,
+        mode: 'mirror',
+        block: {
+          rows: [0, p.operand === 'A' ? plan.problem.m : plan.problem.k],
+          cols: [0, p.operand === 'A' ? plan.problem.k : plan.problem.n],
+        },
+        bytes: layers * wholeBytes,
+        reason: `${layers} whole ${p.operand} (${layers * wholeBytes} B) fit beside the working set (${others} B) within ${limit} B`,
+      } satisfies Placement;
+    return {
+      ...p,
+      mode: 'shard',
+      block: unionRect(r.bricks, p.operand),
+      bytes: layers * shard,
+      reason:
+        `${layers} mirrors of ${p.operand} (${layers * wholeBytes} B) plus the working set (${others} B) exceed ${limit} B` +
+        (others + layers * shard > limit
+          ? `; even the shards (${layers * shard} B) do not fit`
+          : '; keeping the blocks its bricks need'),
     } satisfies Placement;
   });
 }

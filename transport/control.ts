@@ -39,6 +39,12 @@ export interface GemmReply {
   exchangeSeconds: number;
   totalSeconds: number;
   bytesReceived: number;
+  steps: number;
+  cChunks: number;
+  blocksFetched: number;
+  bytesFetched: number;
+  localPeakBytes: number;
+  localNode: number;
 }
 export interface PlaceLayersRequest {
   dtype: string;

@@ -16,6 +16,7 @@ import { verifyGemm } from '../../executor/coordinator/verify.js';
 import { DEMO_TOKENS, runDemo } from '../../executor/coordinator/demo.js';
 import { layerShape, withLocalCluster } from '../../executor/coordinator/local-run.js';
 import { parsePositiveInt, parseSeed, UsageError } from '../../common/errors.js';
+import { parseBytes } from '../../planner/units.js';
 import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
 import { Progress } from '../progress.js';
 
@@ -30,6 +31,8 @@ export interface GemmFlags {
   seed: number;
   verify?: boolean;
   report?: string;
+  /** Per-executor memory limit (bytes): the plan's sequential steps fit it. */
+  memory?: number;
 }
 
 interface CommonOpts {
@@ -155,13 +158,18 @@ Examples:
     .option('--seed <S>', 'seed for random A and B', parseSeed, 1)
     .option('--verify', 'compare with one OpenBLAS call in this process and print the largest error')
     .addOption(new Option('--objective <o>', 'planner objective').choices(['time', 'volume']).default('time'))
+    .option(
+      '--memory <BYTES>',
+      'memory limit per executor, e.g. 64MiB: the plan cuts bricks into sequential steps that fit, and the executors run them so',
+      (v: string) => parseBytes(v, '--memory'),
+    )
     .option('--report <file>', 'write the plan as an HTML page with measured times beside the predicted ones')
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', posInt('--virtual-nodes'))
     .option('--json', 'print results as JSON')
     .action(async (o: CommonOpts & GemmFlags & { objective: 'time' | 'volume' }, cmd: Command) => {
       const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
       const topo = topologyFor(merged);
-      const p = planLocalGemm(topo, { m: o.m, n: o.n, k: o.k }, o.objective);
+      const p = planLocalGemm(topo, { m: o.m, n: o.n, k: o.k }, o.objective, o.memory);
       const r = await withCluster(topo, (c) =>
         runGemm(
           c,

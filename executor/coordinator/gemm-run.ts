@@ -7,7 +7,7 @@ import type { LocalCluster } from '../host/local-cluster.js';
 import { executorAddon, STREAM_A, STREAM_B } from '../../native/steps.js';
 import { cRowsOf, gemmLayout } from '../node/gemm-layout.js';
 import { brickToWire, rangeToWire } from '../../transport/bricks.js';
-import type { StepTimings } from '../../native/steps.js';
+import type { StepSchedule, StepTimings } from '../../native/steps.js';
 
 export interface GemmInputs {
   m: number;
@@ -24,7 +24,9 @@ export interface GemmRunResult {
   k: number;
   seconds: number;
   gflops: number;
-  perRank: (StepTimings & { rank: number; bricks: number })[];
+  /** Per rank: times, and what it did (the schedule; absent across hosts, whose replies carry
+   * times only). */
+  perRank: (StepTimings & Partial<StepSchedule> & { rank: number; bricks: number })[];
   /** C, row-major m×n (a view of a copy, safe after the run). */
   c: Float32Array;
   a: Float32Array;
@@ -67,7 +69,7 @@ export async function runGemm(
     m,
     n,
     k,
-    plan.ranks.flatMap((r) => r.bricks),
+    plan.ranks.map((r) => r.bricks),
   );
   const { aOffset, bOffset, cOffset, partialOffset } = layout;
   const area = await cluster.stage('gemm', layout.bytes);

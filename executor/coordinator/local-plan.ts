@@ -2,6 +2,7 @@
 import type { MachineTopology } from '../../native/topology.js';
 import { plan } from '../../planner/index.js';
 import { machineCluster } from '../../planner/machine-cluster.js';
+import { placeStack } from '../../planner/placement.js';
 import type { Cluster, Objective, Plan } from '../../planner/types.js';
 import type { LayerDType, PlacementMode } from './layer-run.js';
 
@@ -10,28 +11,47 @@ export function localCluster(topo: MachineTopology): Cluster {
   return machineCluster([{ name: topo.hostname, nodes: topo.nodes }], 'local');
 }
 
+/** `memoryBytes`: the per-rank limit (default: each node's memory); below the working set the plan
+ * cuts every brick into sequential steps, which the executors then run one after another. */
 export function planLocalGemm(
   topo: MachineTopology,
   shape: { m: number; n: number; k: number },
   objective: Objective = 'time',
+  memoryBytes?: number,
 ): Plan {
-  return plan({ ...shape, dtype: 'f32' }, localCluster(topo), { objective, baselines: false });
+  return plan({ ...shape, dtype: 'f32' }, localCluster(topo), {
+    objective,
+    baselines: false,
+    ...(memoryBytes !== undefined ? { memoryBytes } : {}),
+  });
 }
 
 /**
- * Mirror or shard per node for a layer stack. An explicit choice applies to every node; `auto`
- * asks the planner, with the weights (B = Wᵀ, k×n) stationary, and falls back to shard.
+ * Mirror or shard per rank for a stack of `layers` layers, on one host or many (`cluster`). An
+ * explicit choice applies to every rank; `auto` asks the planner, with the weights (B = Wᵀ, k×n)
+ * stationary, and counts every layer of the stack (planner/placement.ts `placeStack`); idle ranks
+ * shard.
  */
-export function placementFor(
-  topo: MachineTopology,
+export function stackPlacement(
+  cluster: Cluster,
+  ranks: number,
   o: { placement: string; dtype: LayerDType; n: number; k: number; m: number; layers: number },
 ): PlacementMode[] {
   if (o.placement === 'mirror' || o.placement === 'shard')
-    return topo.nodes.map(() => o.placement as PlacementMode);
-  const p = plan({ m: o.m, n: o.n, k: o.k, dtype: o.dtype }, localCluster(topo), {
+    return Array.from({ length: ranks }, () => o.placement as PlacementMode);
+  const p = plan({ m: o.m, n: o.n, k: o.k, dtype: o.dtype }, cluster, {
     stationary: 'B',
     baselines: false,
     objective: 'time',
   });
-  return topo.nodes.map((_, rank) => p.placement.find((x) => x.rank === rank)?.mode ?? 'shard');
+  const placed = placeStack(p, o.layers);
+  return Array.from({ length: ranks }, (_, rank) => placed.find((x) => x.rank === rank)?.mode ?? 'shard');
+}
+
+/** Mirror or shard per node of this box for a layer stack (see `stackPlacement`). */
+export function placementFor(
+  topo: MachineTopology,
+  o: { placement: string; dtype: LayerDType; n: number; k: number; m: number; layers: number },
+): PlacementMode[] {
+  return stackPlacement(localCluster(topo), topo.nodes.length, o);
 }

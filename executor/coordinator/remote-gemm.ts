@@ -52,7 +52,7 @@ export async function runRemoteGemm(
       m,
       n,
       k,
-      ranks.flatMap((r) => r.bricks),
+      ranks.map((r) => r.bricks),
     ),
   );
   const { aOffset, bOffset, cOffset, partialOffset } = layouts[0]!;

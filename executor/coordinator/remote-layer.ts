@@ -3,31 +3,24 @@
 // all-gather after every layer runs hierarchically (shared memory in the host, gRPC between host
 // leaders, shared memory again), inside the native pass loop.
 import { randomBytes } from 'node:crypto';
-import { plan } from '../../planner/index.js';
+import { stackPlacement } from './local-plan.js';
 import type { RemoteCluster } from './remote-cluster.js';
 import {
   passFigures,
   rowBytes,
   splitRows,
+  type LayerDType,
   type LayerRunOptions,
   type LayerRunResult,
   type PlacementMode,
 } from './layer-run.js';
 
-/** Mirror or shard per rank: an explicit choice for all, or the planner's with W stationary. */
+/** Mirror or shard per rank across the hosts, counting every layer (see `stackPlacement`). */
 export function remotePlacement(
   rc: RemoteCluster,
-  o: { placement: string; dtype: string; n: number; k: number; m: number },
+  o: { placement: string; dtype: LayerDType; n: number; k: number; m: number; layers: number },
 ): PlacementMode[] {
-  const P = rc.size;
-  if (o.placement === 'mirror' || o.placement === 'shard')
-    return Array.from({ length: P }, () => o.placement as PlacementMode);
-  const p = plan({ m: o.m, n: o.n, k: o.k, dtype: o.dtype as 'f32' }, rc.plannerCluster(), {
-    stationary: 'B',
-    baselines: false,
-    objective: 'time',
-  });
-  return Array.from({ length: P }, (_, rank) => p.placement.find((x) => x.rank === rank)?.mode ?? 'shard');
+  return stackPlacement(rc.plannerCluster(), rc.size, o);
 }
 
 export async function runRemoteLayers(

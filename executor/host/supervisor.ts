@@ -39,7 +39,7 @@ import {
 } from '../../transport/host-client.js';
 import { LocalCluster } from './local-cluster.js';
 import { executorAddon } from '../../native/steps.js';
-import { cRowsOf, partialSlotBytes } from '../node/gemm-layout.js';
+import { cRowsOf, partialBytesOf } from '../node/gemm-layout.js';
 import { brickFromWire, rangeToWire, type WireBrick } from '../../transport/bricks.js';
 import { byteRange, int, invalid, list, MAX_DIM, oneOf, range, tag as checkTag } from './host-validate.js';
 import type { LaunchPlace } from '../launch/launch-env.js';
@@ -542,15 +542,17 @@ export class Supervisor {
     byteRange('C', req.cOffset, m * n * 4, total, 4);
     const perNode = list<{ node: number; bricks: unknown[] }>('bricks', req.bricks, this.nodes);
     const bricks = Array.from({ length: this.nodes }, () => [] as WireBrick[]);
-    let partialBytes = 0;
     for (const e of perNode) {
       const node = int('node', e.node, 0, this.nodes - 1);
       for (const b of list<{ m: unknown; n: unknown; k: unknown }>('bricks', e.bricks, 4096)) {
         const br = { m: range('brick.m', b.m, m), n: range('brick.n', b.n, n), k: range('brick.k', b.k, k) };
         bricks[node]!.push(br);
-        partialBytes += partialSlotBytes(brickFromWire(br), k);
       }
     }
+    const partialBytes = partialBytesOf(
+      bricks.map((b) => b.map(brickFromWire)),
+      k,
+    );
     byteRange('partial C', req.partialOffset, partialBytes, total, 4);
     const allBricks = bricks.map((b, rank) => ({ rank, bricks: b }));
     const P = this.nodes;

@@ -1,6 +1,9 @@
 // The staging area of one gemm step, computed here only (coordinator, supervisor and executor all
 // lay it out through this module): A (m×k), B (k×n) and C (m×n) as f32, each 64-byte aligned, then
-// one partial-C slot per brick that splits k, rank by rank, brick by brick, in the plan's order.
+// one partial-C slot per C chunk that splits k, rank by rank, chunk by chunk, in the plan's order.
+// A C chunk is a run of a rank's consecutive bricks with the same m and n ranges and contiguous k
+// (the planner's sequential steps, k innermost): the executor accumulates it over its k chunks
+// and it is reduced once, as the planner counts it.
 // The executors reduce C by rows: rank r of P owns rows [r·m/P, (r+1)·m/P).
 import type { Brick, Range } from '../../planner/types.js';
 import type { StepBrick } from '../../native/steps.js';
@@ -19,21 +22,56 @@ export interface GemmLayout {
 }
 
 /**
- * Bytes of a brick's partial-C slot. A brick spanning all of k writes its cells of C directly (no
+ * One rank's bricks as C chunks: each run of consecutive bricks with equal m and n ranges whose k
+ * ranges follow each other becomes one brick spanning their k (`first`/`count`: which bricks).
+ */
+export function cChunks(bricks: readonly Brick[]): { chunk: Brick; first: number; count: number }[] {
+  const out: { chunk: Brick; first: number; count: number }[] = [];
+  bricks.forEach((b, i) => {
+    const last = out[out.length - 1];
+    const c = last?.chunk;
+    if (
+      c &&
+      c.m[0] === b.m[0] &&
+      c.m[1] === b.m[1] &&
+      c.n[0] === b.n[0] &&
+      c.n[1] === b.n[1] &&
+      c.k[1] === b.k[0]
+    ) {
+      last.chunk = { ...c, k: [c.k[0], b.k[1]] };
+      last.count++;
+    } else out.push({ chunk: b, first: i, count: 1 });
+  });
+  return out;
+}
+
+/**
+ * Bytes of a C chunk's partial slot. A chunk spanning all of k writes its cells of C directly (no
  * other brick covers them), so it needs none.
  */
 export function partialSlotBytes(b: Brick, k: number): number {
   return b.k[0] === 0 && b.k[1] === k ? 0 : (b.m[1] - b.m[0]) * (b.n[1] - b.n[0]) * 4;
 }
 
-/** The layout for these bricks (every rank's, in slot order). */
-export function gemmLayout(m: number, n: number, k: number, bricks: Iterable<Brick>): GemmLayout {
+/** Bytes of the partial slots of these ranks' bricks (each list one rank's, in plan order). */
+export function partialBytesOf(ranks: readonly (readonly Brick[])[], k: number): number {
+  let bytes = 0;
+  for (const bricks of ranks) for (const c of cChunks(bricks)) bytes += partialSlotBytes(c.chunk, k);
+  return bytes;
+}
+
+/** The layout for these ranks' bricks (each list one rank's, in plan order). */
+export function gemmLayout(
+  m: number,
+  n: number,
+  k: number,
+  ranks: readonly (readonly Brick[])[],
+): GemmLayout {
   const aOffset = 0;
   const bOffset = align(aOffset + m * k * 4);
   const cOffset = align(bOffset + k * n * 4);
   const partialOffset = align(cOffset + m * n * 4);
-  let partialBytes = 0;
-  for (const b of bricks) partialBytes += partialSlotBytes(b, k);
+  const partialBytes = partialBytesOf(ranks, k);
   return {
     aOffset,
     bOffset,
@@ -49,9 +87,20 @@ export function cRowsOf(rank: number, ranks: number, m: number): Range {
   return [Math.floor((rank * m) / ranks), Math.floor(((rank + 1) * m) / ranks)];
 }
 
+const toStep = (b: Brick, partialOffset: number): StepBrick => ({
+  m0: b.m[0],
+  m1: b.m[1],
+  n0: b.n[0],
+  n1: b.n[1],
+  k0: b.k[0],
+  k1: b.k[1],
+  partialOffset,
+});
+
 /**
- * The native step's bricks: every rank's (with their partial slots from `partialOffset` on, in
- * order) and those of `rank`.
+ * The native step's bricks: every rank's C chunks (with their partial slots from `partialOffset`
+ * on, in order; what the reduction sums) and the bricks of `rank`, one per sequential step, each
+ * with its C chunk's slot.
  */
 export function stepBricks(
   all: readonly { rank: number; bricks: readonly Brick[] }[],
@@ -63,19 +112,11 @@ export function stepBricks(
   const out: StepBrick[] = [];
   const mine: StepBrick[] = [];
   for (const rb of all) {
-    for (const b of rb.bricks) {
-      const s = {
-        m0: b.m[0],
-        m1: b.m[1],
-        n0: b.n[0],
-        n1: b.n[1],
-        k0: b.k[0],
-        k1: b.k[1],
-        partialOffset: off,
-      };
-      out.push(s);
-      if (rb.rank === rank) mine.push(s);
-      off += partialSlotBytes(b, k);
+    for (const c of cChunks(rb.bricks)) {
+      out.push(toStep(c.chunk, off));
+      if (rb.rank === rank)
+        for (const b of rb.bricks.slice(c.first, c.first + c.count)) mine.push(toStep(b, off));
+      off += partialSlotBytes(c.chunk, k);
     }
   }
   return { all: out, mine };

@@ -4,7 +4,7 @@ import type { Plan } from '../types.js';
 import { renderPlanHtml, type RenderOptions } from './render.js';
 
 export { renderPlanHtml, type RenderOptions } from './render.js';
-export type { MeasuredRank, MeasuredRun } from './types.js';
+export type { ExecutedSchedule, MeasuredRank, MeasuredRun } from './types.js';
 
 /** Writes the page for `plan` to `file` (overwriting it). */
 export function writePlanHtml(plan: Plan, file: string, options: RenderOptions = {}): void {

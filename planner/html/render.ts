@@ -1,12 +1,14 @@
 // renderPlanHtml: one self-contained HTML page (inline CSS and JS, no network, system fonts) that
 // pictures a Plan: the iteration cube split into bricks, communication volume against the lower
-// bound and the baselines, the per-rank table, the predicted schedule, and stationary placement.
+// bound and the baselines, the per-rank table, the predicted schedule (and, after a run, the executed
+// one beside it), and stationary placement.
 import type { Plan } from '../types.js';
 import { renderVolumeBars } from './bars.js';
 import { CLIENT_SCRIPT } from './client.js';
 import { coloursFor, MAX_DISTINCT, type Colours, type ColourMode } from './colours.js';
 import { renderCube } from './cube.js';
 import { compactList, escapeHtml, fmtBytes, fmtCount, fmtRatio, fmtSeconds } from './format.js';
+import { renderExecuted } from './executed.js';
 import { renderGantt } from './gantt.js';
 import { renderPlacement } from './placement.js';
 import { STYLE } from './style.js';
@@ -145,6 +147,7 @@ ${colours.modes.map((m) => legend(plan, colours, m)).join('')}${colourNote}${cub
 <div class="panel" id="volume"><h2>Communication volume</h2>${renderVolumeBars(plan)}</div>
 </div>
 <section id="schedule"><h2>Predicted schedule per rank</h2>${renderGantt(plan, options.measured)}</section>
+${renderExecuted(plan, options.measured)}
 <section id="ranks"><h2>Ranks</h2>${measuredNote}
 <div id="rank-scroll"><table id="rank-table"><thead></thead><tbody></tbody><tfoot></tfoot></table></div>
 <p class="hint">${plan.ranks.length} rank(s); click a heading to sort. Volumes in elements (el); the last row holds each column's maximum (point at it for the rank).</p></section>

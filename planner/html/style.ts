@@ -81,6 +81,9 @@ ul.na, ul.reasons { margin: 2px 0 0; padding-left: 18px; color: var(--muted); fo
 #rank-table tfoot th, #rank-table tfoot td { position: sticky; bottom: 0; background: #f6f7f9; height: 24px; border-top: 1px solid var(--line); font-weight: 600; }
 table.placement { border-collapse: collapse; font-size: 12px; margin-top: 6px; }
 table.placement th, table.placement td { padding: 2px 8px; border-bottom: 1px solid #eceef1; text-align: left; white-space: nowrap; }
+table.executed { border-collapse: collapse; font-size: 12px; margin-top: 6px; font-variant-numeric: tabular-nums; }
+table.executed th, table.executed td { padding: 2px 8px; border-bottom: 1px solid #eceef1; text-align: right; white-space: nowrap; }
+table.executed td.over { color: #b3261e; font-weight: 600; }
 .mode-mirror { color: #30638e; font-weight: 600; } .mode-shard { color: #a05195; font-weight: 600; }
 .meter { display: inline-block; position: relative; width: 160px; height: 11px; background: #eef0f3; border: 1px solid #c9ced6; vertical-align: -1px; }
 .meter span { position: absolute; left: 0; top: 0; bottom: 0; }

@@ -10,6 +10,19 @@ export interface MeasuredRank {
   exchange: number;
   /** Seconds from the call's start to the rank's C being final (≥ compute + exchange minus overlap). */
   total: number;
+  /** What the rank actually did, when its executor reports it (one host's runs do). */
+  executed?: ExecutedSchedule;
+}
+
+/** One rank's executed schedule, as its native step counted it. */
+export interface ExecutedSchedule {
+  /** Bricks computed one after another (the plan's sequential steps). */
+  steps: number;
+  /** Blocks of A and B fetched into node-local memory, and their bytes. */
+  blocksFetched: number;
+  bytesFetched: number;
+  /** Node-local bytes mapped for the step at most. */
+  localPeakBytes: number;
 }
 
 export interface MeasuredRun {

@@ -61,6 +61,27 @@ describe('redblue run gemm', () => {
     expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
   });
 
+  it('--memory runs the sequential steps the plan cuts, and the report shows them beside the plan', () => {
+    const report = join(dir, 'steps.html');
+    const args = '--m 300 --n 260 --k 500 --memory 1MB --verify --virtual-nodes 2 --json --report'.split(' ');
+    const r = runCli(['run', 'gemm', ...args, report]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.stdout) as {
+      verify: { ok: boolean };
+      perRank: { steps: number; bricks: number; localPeakBytes: number }[];
+    };
+    expect(json.verify.ok).toBe(true);
+    for (const p of json.perRank) {
+      expect(p.steps).toBe(p.bricks);
+      expect(p.steps).toBeGreaterThan(1);
+      expect(p.localPeakBytes).toBeLessThanOrEqual(1e6);
+    }
+    const html = readFileSync(report, 'utf8');
+    expect(html).toContain('Executed schedule beside the planned one');
+    expect(html).not.toContain('<td class="over">');
+  });
+
   it('rejects bad flags and bad files with clear messages', () => {
     const cases: [string[], RegExp][] = [
       [['run', 'gemm', '--m', '0', '--n', '2', '--k', '2'], /--m must be a whole number of at least 1/],

@@ -1,7 +1,13 @@
 // The staging layout of a gemm step (executor/node/gemm-layout.ts), which the coordinator, the
 // supervisor and the executors all use, and the one brick conversion to and from the wire.
 import { describe, expect, it } from 'vitest';
-import { cRowsOf, gemmLayout, partialSlotBytes, stepBricks } from '../../executor/node/gemm-layout.js';
+import {
+  cChunks,
+  cRowsOf,
+  gemmLayout,
+  partialSlotBytes,
+  stepBricks,
+} from '../../executor/node/gemm-layout.js';
 import { brickFromWire, brickToWire } from '../../transport/bricks.js';
 import type { Brick } from '../../planner/types.js';
 
@@ -11,7 +17,7 @@ const otherHalf: Brick = { m: [3, 6], n: [0, 5], k: [4, 7] };
 
 describe('gemm staging layout', () => {
   it('places A, B and C 64-byte aligned, then one slot per brick that splits k', () => {
-    const l = gemmLayout(6, 5, 7, [whole, halfK, otherHalf]);
+    const l = gemmLayout(6, 5, 7, [[whole, halfK], [otherHalf]]);
     expect(l.aOffset).toBe(0);
     expect(l.bOffset).toBe(192); // 6·7·4 = 168 → 192
     expect(l.cOffset).toBe(192 + 192); // 7·5·4 = 140 → 192
@@ -19,7 +25,7 @@ describe('gemm staging layout', () => {
     expect(partialSlotBytes(whole, 7)).toBe(0);
     expect(l.partialBytes).toBe(2 * 3 * 5 * 4);
     expect(l.bytes).toBe(l.partialOffset + l.partialBytes);
-    expect(gemmLayout(1, 1, 1, [{ m: [0, 1], n: [0, 1], k: [0, 1] }]).bytes).toBe(192 + 4); // an area is never empty
+    expect(gemmLayout(1, 1, 1, [[{ m: [0, 1], n: [0, 1], k: [0, 1] }]]).bytes).toBe(192 + 4); // an area is never empty
   });
 
   it('gives each brick its slot rank by rank, brick by brick, and each rank its rows of C', () => {
@@ -35,6 +41,37 @@ describe('gemm staging layout', () => {
       [3, 6],
       [6, 10],
     ]);
+  });
+
+  it("takes a rank's sequential steps along k as one C chunk: one slot, or none when it spans k", () => {
+    // rank 0 covers rows 3-6 over all of k in two steps (writes C), rank 1 rows 0-3 over half of k
+    const steps0 = [halfK, otherHalf];
+    const steps1: Brick[] = [
+      { m: [0, 3], n: [0, 5], k: [0, 2] },
+      { m: [0, 3], n: [0, 5], k: [2, 4] },
+    ];
+    expect(cChunks(steps0)).toEqual([{ chunk: { m: [3, 6], n: [0, 5], k: [0, 7] }, first: 0, count: 2 }]);
+    const l = gemmLayout(6, 5, 7, [steps0, steps1]);
+    expect(l.partialBytes).toBe(3 * 5 * 4); // rank 1's chunk only
+    const s = stepBricks(
+      [
+        { rank: 0, bricks: steps0 },
+        { rank: 1, bricks: steps1 },
+      ],
+      1000,
+      7,
+      1,
+    );
+    expect(s.all.map((b) => [b.k0, b.k1, b.partialOffset])).toEqual([
+      [0, 7, 1000],
+      [0, 4, 1000],
+    ]);
+    expect(s.mine.map((b) => [b.k0, b.k1, b.partialOffset])).toEqual([
+      [0, 2, 1000],
+      [2, 4, 1000],
+    ]);
+    // the same m×n in two ranks' lists are two chunks, even when their k ranges follow
+    expect(gemmLayout(6, 5, 7, [[halfK], [otherHalf]]).partialBytes).toBe(2 * 3 * 5 * 4);
   });
 
   it('converts bricks to the wire and back unchanged', () => {

@@ -125,6 +125,30 @@ describe('renderPlanHtml', () => {
     expect(html).toContain(`${fmtSeconds(slowest)} slowest rank (test numbers)`);
   });
 
+  it('shows the executed schedule beside the planned one, marking what differs', () => {
+    const p = PLANS.two();
+    expect(renderPlanHtml(p, { measured: measuredFor(p) })).not.toContain('id="executed"');
+    const asPlanned = (r: Plan['ranks'][number]) => ({
+      steps: r.bricks.length,
+      blocksFetched: 2 * r.bricks.length,
+      bytesFetched: r.bricks.reduce(
+        (t, b) => t + (b.k[1] - b.k[0]) * (b.m[1] - b.m[0] + b.n[1] - b.n[0]) * p.dtype.bytesPerElement,
+        0,
+      ),
+      localPeakBytes: Math.floor(r.peakMemoryBytes / 2),
+    });
+    const measured = measuredFor(p);
+    measured.ranks = measured.ranks.map((m) => ({ ...m, executed: asPlanned(p.ranks[m.rank]!) }));
+    const html = renderPlanHtml(p, { measured });
+    expect(html).toContain('Executed schedule beside the planned one');
+    expect(html.match(/<tr><td>\d+<\/td>/g)).toHaveLength(p.ranks.length);
+    expect(html).not.toMatch(/<td class="over">/);
+    // a rank that ran one step fewer and went over its peak is marked twice
+    const first = measured.ranks[0]!;
+    first.executed = { ...first.executed!, steps: first.executed!.steps - 1, localPeakBytes: 1e15 };
+    expect(renderPlanHtml(p, { measured }).match(/<td class="over">/g)).toHaveLength(2);
+  });
+
   it('lists stationary placement per node with memory against the limit', () => {
     const p = small();
     const html = renderPlanHtml(p);

@@ -69,6 +69,12 @@ Napi::Object Timings(Napi::Env env, const GemmStepTimings& t) {
   o.Set("exchangeSeconds", t.exchangeSeconds);
   o.Set("totalSeconds", t.totalSeconds);
   o.Set("bytesReceived", static_cast<double>(t.bytesReceived));
+  o.Set("steps", static_cast<double>(t.steps));
+  o.Set("cChunks", static_cast<double>(t.cChunks));
+  o.Set("blocksFetched", static_cast<double>(t.blocksFetched));
+  o.Set("bytesFetched", static_cast<double>(t.bytesFetched));
+  o.Set("localPeakBytes", static_cast<double>(t.localPeakBytes));
+  o.Set("localNode", t.localNode);
   return o;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -123,5 +124,25 @@ void NodeBuffer::release() {
 }
 
 NodeBuffer::~NodeBuffer() { release(); }
+
+int NodeOfPages(const void* p, size_t len) {
+  if (numa_available() < 0 || len == 0) return -1;
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) / page * page;
+  const size_t pages = (reinterpret_cast<uintptr_t>(p) + len - first + page - 1) / page;
+  const size_t stride = std::max<size_t>(1, pages / 64);
+  void* addrs[65];
+  int status[65];
+  unsigned long count = 0;
+  for (size_t i = 0; i < pages && count < 64; i += stride) addrs[count++] = reinterpret_cast<void*>(first + i * page);
+  addrs[count++] = reinterpret_cast<void*>(first + (pages - 1) * page);
+  if (move_pages(0, count, addrs, nullptr, status, 0) != 0) return -1;
+  int node = status[0];
+  for (unsigned long i = 0; i < count; ++i) {
+    if (status[i] < 0) return -1;
+    if (status[i] != node) return -2;
+  }
+  return node;
+}
 
 }  // namespace redblue

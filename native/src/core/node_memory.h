@@ -37,6 +37,11 @@ class NodeBuffer {
   int node_ = 0;
 };
 
+// The NUMA node holding the pages of [p, p+len) as the kernel reports it (move_pages): that node
+// when every page sampled (one per page-size stride, at most 64) is there, -2 when they are on
+// different nodes, -1 when unknown (no NUMA support, or a page not resident).
+int NodeOfPages(const void* p, size_t len);
+
 // Number of NUMA nodes the kernel knows (numa_max_node()+1), or 1 without NUMA support.
 int ConfiguredNodes();
 

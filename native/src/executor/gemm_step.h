@@ -1,7 +1,13 @@
-// One rank's part of a distributed C = A·B on one host, as one native step: fetch the A and B
-// blocks of its bricks from the shared staging area into node-local memory, multiply into its
-// partial-C slots, then (after a barrier) reduce the rows of C it owns from every rank's
-// partials. Works for any set of bricks that partitions the iteration space (grids or not).
+// One rank's part of a distributed C = A·B on one host, as one native step. The rank's bricks are
+// the planner's sequential steps, run one after another: each fetches only its blocks of A and B
+// from the shared staging area into node-local buffers (sized for the largest step, reused), and
+// accumulates into its C chunk (a run of bricks with the same m×n and contiguous k), which lives
+// in C itself when the chunk spans all of k, else in the chunk's partial slot. After a barrier the
+// rank reduces the rows of C it owns from every rank's partials. Works for any set of bricks that
+// partitions the iteration space (grids or not).
+// Where the bytes live: the staging area's A and B pages are first touched by whoever writes them
+// (the coordinator), so they may sit on any node; the executor reads them once per step into its
+// node-local buffers (bound to its node), and the kernel reads only those.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -21,15 +27,22 @@ struct GemmStepArgs {
   uint64_t stagingBytes = 0;
   int64_t m = 0, n = 0, k = 0;
   uint64_t aOffset = 0, bOffset = 0, cOffset = 0;  // A m×k, B k×n, C m×n, row-major f32
-  std::vector<StepBrick> mine;
-  std::vector<StepBrick> all;  // every rank's bricks (including ours)
+  std::vector<StepBrick> mine;  // ours, one per sequential step, each with its C chunk's slot
+  std::vector<StepBrick> all;   // every rank's C chunks (including ours): what the reduction sums
   int64_t cRow0 = 0, cRow1 = 0;  // rows of C this rank reduces
   int node = 0;
 };
 
+// What the step did, beside its times: the executed schedule.
 struct GemmStepTimings {
   double computeSeconds = 0, exchangeSeconds = 0, totalSeconds = 0;
   uint64_t bytesReceived = 0;
+  uint64_t steps = 0;          // bricks computed (sequential steps)
+  uint64_t cChunks = 0;        // C chunks accumulated
+  uint64_t blocksFetched = 0;  // blocks of A and B copied into node-local memory
+  uint64_t bytesFetched = 0;   // their bytes
+  uint64_t localPeakBytes = 0; // node-local bytes mapped for the step at most (A and B buffers)
+  int localNode = -1;          // where the kernel says those buffers' pages are (-1 unknown, -2 mixed)
 };
 
 // Throws UserError when a brick or offset falls outside the problem or the staging area.

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "core/napi_util.h"
+#include "core/errors.h"
 
 namespace redblue {
 

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "core/napi_util.h"
+#include "core/errors.h"
 #include "executor/counter_rng.h"
 #include "kernels/gemm_f32.h"
 #include "kernels/quant.h"
