@@ -21,50 +21,173 @@ KFN float HSum256(__m256 v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+// Q4_0 / Q8_0 tiles: JR rows of W × RX rows of X, so that each unpacked weight block serves RX
+// rows of X and each loaded block of X serves JR rows of W, with JR·RX independent accumulator
+// chains. The per-block scales d_w·d_x are made 8 blocks at a time (one vcvtph2ps of 8 weight
+// scales gathered by plain integer loads, one multiply by 8 activation scales) for a panel of
+// kPanel blocks ahead of its dot products, and stored, so the inner loop only broadcasts them
+// from L1 (no scalar float work per block) and their latency is off the accumulator chains.
+constexpr int64_t kPanel = 32;
+template <int JR>
+KFN void GatherScales8(const uint8_t* const w[JR], int64_t blockBytes, int64_t b0, int cnt, __m256 dw[JR]) {
+  for (int jj = 0; jj < JR; ++jj) {
+    // Assembled in integer registers: eight 2-byte stores read back as one 16-byte load would
+    // miss store forwarding. Tail scales are 0 (their products are never used).
+    auto at = [&](int t) -> uint64_t {
+      uint16_t v;
+      std::memcpy(&v, w[jj] + (b0 + t) * blockBytes, 2);
+      return v;
+    };
+    uint64_t h[2] = {0, 0};
+    if (cnt == 8) {  // unrolled: constant shifts, h stays in registers
+      h[0] = at(0) | at(1) << 16 | at(2) << 32 | at(3) << 48;
+      h[1] = at(4) | at(5) << 16 | at(6) << 32 | at(7) << 48;
+    } else {
+      for (int t = 0; t < cnt; ++t) h[t / 4] |= at(t) << (16 * (t % 4));
+    }
+    dw[jj] = _mm256_cvtph_ps(_mm_set_epi64x(static_cast<long long>(h[1]), static_cast<long long>(h[0])));
+  }
+}
+KFN __m256 LoadUpTo8(const float* p, int cnt) {  // lanes ≥ cnt read as 0
+  if (cnt == 8) return _mm256_loadu_ps(p);
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), idx));
+}
 KFN __m256 DotU8S8(__m256i u, __m256i s) {
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 
-// Q4_0: unsigned nibbles × signed x (max 15·127·2, no vpmaddubsw saturation); −8 offset via c.
-template <int RX>
+// Q4_0: unsigned nibbles × signed x (max 15·127·2, no vpmaddubsw saturation); the −8 offset
+// comes back through the activations' c = −8·d_x·Σq_x, as one FMA per 8 blocks into the same
+// accumulator. One 16-byte block is broadcast to both halves and shifted per 32-bit lane by 0
+// (low nibbles, elements 0-15) or 4 (high nibbles, 16-31).
+template <int JR, int RX>
 KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  const BlockQ4_0* w = reinterpret_cast<const BlockQ4_0*>(a.w + j * a.wStride);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc[RX];
-  float corr[RX];
-  for (int i = 0; i < RX; ++i) {
-    acc[i] = _mm256_setzero_ps();
-    corr[i] = 0.0f;
-  }
-  for (int64_t b = 0; b < act.nb; ++b) {
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
-    const __m256i z = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
-    const float dw = _cvtsh_ss(w[b].d);
-    for (int i = 0; i < RX; ++i) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
-      acc[i] = _mm256_fmadd_ps(DotU8S8(z, x), _mm256_set1_ps(dw * act.d(r + i)[b]), acc[i]);
-      corr[i] += dw * act.c(r + i)[b];
+  const uint8_t* w[JR];
+  for (int jj = 0; jj < JR; ++jj) w[jj] = a.w + (j + jj) * a.wStride;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+  __m256 acc[JR][RX];
+  for (int jj = 0; jj < JR; ++jj)
+    for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
+  alignas(32) float sc[JR][RX][kPanel];
+  for (int64_t p0 = 0; p0 < act.nb; p0 += kPanel) {
+    const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
+    for (int64_t b0 = p0; b0 < p0 + pn; b0 += 8) {
+      const int cnt = static_cast<int>(std::min<int64_t>(8, act.nb - b0));
+      __m256 dw[JR];
+      GatherScales8<JR>(w, sizeof(BlockQ4_0), b0, cnt, dw);
+      for (int i = 0; i < RX; ++i) {
+        const __m256 dx = LoadUpTo8(act.d(r + i) + b0, cnt), cx = LoadUpTo8(act.c(r + i) + b0, cnt);
+        for (int jj = 0; jj < JR; ++jj) {
+          _mm256_store_ps(&sc[jj][i][b0 - p0], _mm256_mul_ps(dw[jj], dx));
+          acc[jj][i] = _mm256_fmadd_ps(dw[jj], cx, acc[jj][i]);
+        }
+    }
+    }
+    for (int64_t t = 0; t < pn; ++t) {
+      const int64_t b = p0 + t;
+      __m256i z[JR];
+      for (int jj = 0; jj < JR; ++jj) {
+        const BlockQ4_0* blk = reinterpret_cast<const BlockQ4_0*>(w[jj]) + b;
+        const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs)));
+        z[jj] = _mm256_and_si256(_mm256_srlv_epi32(raw, shift), m4);
+      }
+      for (int i = 0; i < RX; ++i) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
+        for (int jj = 0; jj < JR; ++jj)
+          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(z[jj], x), _mm256_broadcast_ss(&sc[jj][i][t]), acc[jj][i]);
+      }
     }
   }
-  for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(acc[i]) + corr[i];
+  for (int jj = 0; jj < JR; ++jj)
+    for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j + jj] = HSum256(acc[jj][i]);
 }
 
 // Q8_0: |w| unsigned × sign(x, w) (max 128·127·2, below the int16 saturation point).
-template <int RX>
+template <int JR, int RX>
 KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(a.w + j * a.wStride);
-  __m256 acc[RX];
-  for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < act.nb; ++b) {
-    const __m256i z = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
-    const __m256i az = _mm256_abs_epi8(z);
-    const float dw = _cvtsh_ss(w[b].d);
-    for (int i = 0; i < RX; ++i) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
-      acc[i] = _mm256_fmadd_ps(DotU8S8(az, _mm256_sign_epi8(x, z)), _mm256_set1_ps(dw * act.d(r + i)[b]), acc[i]);
+  const uint8_t* w[JR];
+  for (int jj = 0; jj < JR; ++jj) w[jj] = a.w + (j + jj) * a.wStride;
+  __m256 acc[JR][RX];
+  for (int jj = 0; jj < JR; ++jj)
+    for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
+  alignas(32) float sc[JR][RX][kPanel];
+  for (int64_t p0 = 0; p0 < act.nb; p0 += kPanel) {
+    const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
+    for (int64_t b0 = p0; b0 < p0 + pn; b0 += 8) {
+      const int cnt = static_cast<int>(std::min<int64_t>(8, act.nb - b0));
+      __m256 dw[JR];
+      GatherScales8<JR>(w, sizeof(BlockQ8_0), b0, cnt, dw);
+      for (int i = 0; i < RX; ++i) {
+        const __m256 dx = LoadUpTo8(act.d(r + i) + b0, cnt);
+        for (int jj = 0; jj < JR; ++jj) _mm256_store_ps(&sc[jj][i][b0 - p0], _mm256_mul_ps(dw[jj], dx));
+    }
+    }
+    for (int64_t t = 0; t < pn; ++t) {
+      const int64_t b = p0 + t;
+      __m256i z[JR], az[JR];
+      for (int jj = 0; jj < JR; ++jj) {
+        const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(w[jj]) + b;
+        z[jj] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs));
+        az[jj] = _mm256_abs_epi8(z[jj]);
+      }
+      for (int i = 0; i < RX; ++i) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
+        for (int jj = 0; jj < JR; ++jj)
+          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(az[jj], _mm256_sign_epi8(x, z[jj])), _mm256_broadcast_ss(&sc[jj][i][t]),
+                                       acc[jj][i]);
+      }
     }
   }
-  for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(acc[i]);
+  for (int jj = 0; jj < JR; ++jj)
+    for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j + jj] = HSum256(acc[jj][i]);
+}
+
+// Runs a JR×RX tile over rows [r0, r0+rows) of X (4 at a time: a tile of X stays in L1 while
+// the chunk of W rows streams by) and rows [j0, j1) of W: GEMV (one row of X) takes 4 rows of
+// W per pass, GEMM 2 (2×4 accumulators leave registers for the operands).
+template <typename Tile>
+KFN void RunTiles(const Tile& tile, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  for (int64_t r = r0; r < r0 + rows; r += 4) {
+    const int64_t rr = std::min<int64_t>(4, r0 + rows - r);
+    int64_t j = j0;
+    switch (rr) {
+      case 4:
+        for (; j + 2 <= j1; j += 2) tile.template Run<2, 4>(r, j);
+        for (; j < j1; ++j) tile.template Run<1, 4>(r, j);
+        break;
+      case 3:
+        for (; j + 2 <= j1; j += 2) tile.template Run<2, 3>(r, j);
+        for (; j < j1; ++j) tile.template Run<1, 3>(r, j);
+        break;
+      case 2:
+        for (; j + 2 <= j1; j += 2) tile.template Run<2, 2>(r, j);
+        for (; j < j1; ++j) tile.template Run<1, 2>(r, j);
+        break;
+      default:
+        for (; j + 4 <= j1; j += 4) tile.template Run<4, 1>(r, j);
+        for (; j < j1; ++j) tile.template Run<1, 1>(r, j);
+        break;
+    }
+  }
+}
+struct Q4Tiles {
+  const QuantMatmulArgs& a;
+  const ActRows& act;
+  template <int JR, int RX>
+  KFN void Run(int64_t r, int64_t j) const { Q4Tile<JR, RX>(a, act, r, j); }
+};
+struct Q8Tiles {
+  const QuantMatmulArgs& a;
+  const ActRows& act;
+  template <int JR, int RX>
+  KFN void Run(int64_t r, int64_t j) const { Q8Tile<JR, RX>(a, act, r, j); }
+};
+KENTRY void Q4Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  RunTiles(Q4Tiles{a, act}, r0, rows, j0, j1);
+}
+KENTRY void Q8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  RunTiles(Q8Tiles{a, act}, r0, rows, j0, j1);
 }
 
 template <int RX, int kKind>
@@ -210,6 +333,7 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
 }
 
 #define REDBLUE_K_TILES 1
+#define REDBLUE_OWN_Q0_KERNELS 1  // Q4Kernel, Q8Kernel above
 #include "kernels/row_tiles.inc"
 
 }  // namespace
