@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -25,8 +26,8 @@ KFN float HSum256(__m256 v) {
 // rows of X and each loaded block of X serves JR rows of W, with JR·RX independent accumulator
 // chains. The per-block scales d_w·d_x are made 8 blocks at a time (one vcvtph2ps of 8 weight
 // scales gathered by plain integer loads, one multiply by 8 activation scales) for a panel of
-// kPanel blocks ahead of its dot products, and stored, so the inner loop only broadcasts them
-// from L1 (no scalar float work per block) and their latency is off the accumulator chains.
+// kPanel blocks, one panel ahead of its dot products, and stored, so the inner loop only
+// broadcasts them from L1 (no scalar float work per block).
 constexpr int64_t kPanel = 32;
 template <int JR>
 KFN void GatherScales8(const uint8_t* const w[JR], int64_t blockBytes, int64_t b0, int cnt, __m256 dw[JR]) {
@@ -56,6 +57,27 @@ KFN __m256 LoadUpTo8(const float* p, int cnt) {  // lanes ≥ cnt read as 0
 KFN __m256 DotU8S8(__m256i u, __m256i s) {
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
+// Scales d_w·d_x of blocks [p0, p0 + kPanel) into sc; for Q4_0 (kQ4) also the −8 offsets
+// d_w·c into acc. Run one panel ahead of the dot products: its scale loads are the first touch
+// of the panel's cache lines, and a DRAM miss there must not stall the FMAs queued behind it.
+template <int JR, int RX, bool kQ4>
+KFN void PrepPanel(const uint8_t* const w[JR], int64_t blockBytes, const ActRows& act, int64_t r, int64_t p0,
+                   float (*sc)[RX][kPanel], __m256 (*acc)[RX]) {
+  const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
+  for (int64_t b0 = p0; b0 < p0 + pn; b0 += 8) {
+    const int cnt = static_cast<int>(std::min<int64_t>(8, act.nb - b0));
+    __m256 dw[JR];
+    GatherScales8<JR>(w, blockBytes, b0, cnt, dw);
+    for (int i = 0; i < RX; ++i) {
+      const __m256 dx = LoadUpTo8(act.d(r + i) + b0, cnt);
+      for (int jj = 0; jj < JR; ++jj) _mm256_store_ps(&sc[jj][i][b0 - p0], _mm256_mul_ps(dw[jj], dx));
+      if (kQ4) {
+        const __m256 cx = LoadUpTo8(act.c(r + i) + b0, cnt);
+        for (int jj = 0; jj < JR; ++jj) acc[jj][i] = _mm256_fmadd_ps(dw[jj], cx, acc[jj][i]);
+      }
+    }
+  }
+}
 
 // Q4_0: unsigned nibbles × signed x (max 15·127·2, no vpmaddubsw saturation); the −8 offset
 // comes back through the activations' c = −8·d_x·Σq_x, as one FMA per 8 blocks into the same
@@ -69,21 +91,11 @@ KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   __m256 acc[JR][RX];
   for (int jj = 0; jj < JR; ++jj)
     for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
-  alignas(32) float sc[JR][RX][kPanel];
-  for (int64_t p0 = 0; p0 < act.nb; p0 += kPanel) {
+  alignas(32) float sc[2][JR][RX][kPanel];  // this panel's scales and the next one's
+  PrepPanel<JR, RX, true>(w, sizeof(BlockQ4_0), act, r, 0, sc[0], acc);
+  for (int64_t p0 = 0, cur = 0; p0 < act.nb; p0 += kPanel, cur ^= 1) {
     const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
-    for (int64_t b0 = p0; b0 < p0 + pn; b0 += 8) {
-      const int cnt = static_cast<int>(std::min<int64_t>(8, act.nb - b0));
-      __m256 dw[JR];
-      GatherScales8<JR>(w, sizeof(BlockQ4_0), b0, cnt, dw);
-      for (int i = 0; i < RX; ++i) {
-        const __m256 dx = LoadUpTo8(act.d(r + i) + b0, cnt), cx = LoadUpTo8(act.c(r + i) + b0, cnt);
-        for (int jj = 0; jj < JR; ++jj) {
-          _mm256_store_ps(&sc[jj][i][b0 - p0], _mm256_mul_ps(dw[jj], dx));
-          acc[jj][i] = _mm256_fmadd_ps(dw[jj], cx, acc[jj][i]);
-        }
-    }
-    }
+    if (p0 + kPanel < act.nb) PrepPanel<JR, RX, true>(w, sizeof(BlockQ4_0), act, r, p0 + kPanel, sc[cur ^ 1], acc);
     for (int64_t t = 0; t < pn; ++t) {
       const int64_t b = p0 + t;
       __m256i z[JR];
@@ -95,7 +107,7 @@ KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
       for (int i = 0; i < RX; ++i) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
         for (int jj = 0; jj < JR; ++jj)
-          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(z[jj], x), _mm256_broadcast_ss(&sc[jj][i][t]), acc[jj][i]);
+          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(z[jj], x), _mm256_broadcast_ss(&sc[cur][jj][i][t]), acc[jj][i]);
       }
     }
   }
@@ -111,18 +123,11 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   __m256 acc[JR][RX];
   for (int jj = 0; jj < JR; ++jj)
     for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
-  alignas(32) float sc[JR][RX][kPanel];
-  for (int64_t p0 = 0; p0 < act.nb; p0 += kPanel) {
+  alignas(32) float sc[2][JR][RX][kPanel];  // this panel's scales and the next one's
+  PrepPanel<JR, RX, false>(w, sizeof(BlockQ8_0), act, r, 0, sc[0], acc);
+  for (int64_t p0 = 0, cur = 0; p0 < act.nb; p0 += kPanel, cur ^= 1) {
     const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
-    for (int64_t b0 = p0; b0 < p0 + pn; b0 += 8) {
-      const int cnt = static_cast<int>(std::min<int64_t>(8, act.nb - b0));
-      __m256 dw[JR];
-      GatherScales8<JR>(w, sizeof(BlockQ8_0), b0, cnt, dw);
-      for (int i = 0; i < RX; ++i) {
-        const __m256 dx = LoadUpTo8(act.d(r + i) + b0, cnt);
-        for (int jj = 0; jj < JR; ++jj) _mm256_store_ps(&sc[jj][i][b0 - p0], _mm256_mul_ps(dw[jj], dx));
-    }
-    }
+    if (p0 + kPanel < act.nb) PrepPanel<JR, RX, false>(w, sizeof(BlockQ8_0), act, r, p0 + kPanel, sc[cur ^ 1], acc);
     for (int64_t t = 0; t < pn; ++t) {
       const int64_t b = p0 + t;
       __m256i z[JR], az[JR];
@@ -134,7 +139,7 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
       for (int i = 0; i < RX; ++i) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
         for (int jj = 0; jj < JR; ++jj)
-          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(az[jj], _mm256_sign_epi8(x, z[jj])), _mm256_broadcast_ss(&sc[jj][i][t]),
+          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(az[jj], _mm256_sign_epi8(x, z[jj])), _mm256_broadcast_ss(&sc[cur][jj][i][t]),
                                        acc[jj][i]);
       }
     }
@@ -143,9 +148,58 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
     for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j + jj] = HSum256(acc[jj][i]);
 }
 
+// GEMV (one row of X): one row of W at a time, a single stream, each block's scale taken from
+// the block itself (vcvtph2ps of its f16 d, times d_x). Four blocks per step into four
+// accumulators: with one, the FMA latency (4 cycles per block) capped Q4_0 at ~11 GB/s and Q8_0
+// at ~22 GB/s in cache, below DRAM speed with a neighbour reading too. (The panel tiles above
+// kept up worse with DRAM-sized W at one row of X: they win once a block serves several rows.)
+template <typename BlockDot>
+KFN float RowDot4(int64_t nb, const BlockDot& dot) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  float corr[4] = {0, 0, 0, 0};  // Q4_0's offsets d_w·c, one scalar FMA chain per accumulator
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4)
+    for (int u = 0; u < 4; ++u) dot(b + u, acc[u], corr[u]);
+  for (; b < nb; ++b) dot(b, acc[0], corr[0]);
+  return HSum256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) +
+         ((corr[0] + corr[1]) + (corr[2] + corr[3]));
+}
+struct Q4RowDot {
+  const BlockQ4_0* w;
+  const int8_t* xq;
+  const float *dx, *cx;
+  KFN void operator()(int64_t b, __m256& acc, float& corr) const {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
+    const __m256i z = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+    const float dw = _cvtsh_ss(w[b].d);
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQBlock));
+    acc = _mm256_fmadd_ps(DotU8S8(z, x), _mm256_set1_ps(dw * dx[b]), acc);
+    corr = std::fma(dw, cx[b], corr);
+  }
+};
+struct Q8RowDot {
+  const BlockQ8_0* w;
+  const int8_t* xq;
+  const float* dx;
+  KFN void operator()(int64_t b, __m256& acc, float&) const {
+    const __m256i z = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQBlock));
+    acc = _mm256_fmadd_ps(DotU8S8(_mm256_abs_epi8(z), _mm256_sign_epi8(x, z)),
+                           _mm256_set1_ps(_cvtsh_ss(w[b].d) * dx[b]), acc);
+  }
+};
+KFN void Q4Row(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const Q4RowDot dot{reinterpret_cast<const BlockQ4_0*>(a.w + j * a.wStride), act.qs(r), act.d(r), act.c(r)};
+  a.y[r * a.ldy + j] = RowDot4(act.nb, dot);
+}
+KFN void Q8Row(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const Q8RowDot dot{reinterpret_cast<const BlockQ8_0*>(a.w + j * a.wStride), act.qs(r), act.d(r)};
+  a.y[r * a.ldy + j] = RowDot4(act.nb, dot);
+}
+
 // Runs a JR×RX tile over rows [r0, r0+rows) of X (4 at a time: a tile of X stays in L1 while
-// the chunk of W rows streams by) and rows [j0, j1) of W: GEMV (one row of X) takes 4 rows of
-// W per pass, GEMM 2 (2×4 accumulators leave registers for the operands).
+// the chunk of W rows streams by) and rows [j0, j1) of W, 2 at a time (2×4 accumulators leave
+// registers for the operands); a lone row of X goes to the GEMV row kernel.
 template <typename Tile>
 KFN void RunTiles(const Tile& tile, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   for (int64_t r = r0; r < r0 + rows; r += 4) {
@@ -165,8 +219,7 @@ KFN void RunTiles(const Tile& tile, int64_t r0, int64_t rows, int64_t j0, int64_
         for (; j < j1; ++j) tile.template Run<1, 2>(r, j);
         break;
       default:
-        for (; j + 4 <= j1; j += 4) tile.template Run<4, 1>(r, j);
-        for (; j < j1; ++j) tile.template Run<1, 1>(r, j);
+        for (; j < j1; ++j) tile.Gemv(r, j);
         break;
     }
   }
@@ -176,12 +229,14 @@ struct Q4Tiles {
   const ActRows& act;
   template <int JR, int RX>
   KFN void Run(int64_t r, int64_t j) const { Q4Tile<JR, RX>(a, act, r, j); }
+  KFN void Gemv(int64_t r, int64_t j) const { Q4Row(a, act, r, j); }
 };
 struct Q8Tiles {
   const QuantMatmulArgs& a;
   const ActRows& act;
   template <int JR, int RX>
   KFN void Run(int64_t r, int64_t j) const { Q8Tile<JR, RX>(a, act, r, j); }
+  KFN void Gemv(int64_t r, int64_t j) const { Q8Row(a, act, r, j); }
 };
 KENTRY void Q4Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   RunTiles(Q4Tiles{a, act}, r0, rows, j0, j1);
