@@ -188,9 +188,51 @@ struct Q8RowDot {
                            _mm256_set1_ps(_cvtsh_ss(w[b].d) * dx[b]), acc);
   }
 };
+// Q4_0 GEMV on activations in quad order (ActLayout::Q4Quads, [b0..b3 values 0-15][b0..b3
+// values 16-31]): two blocks per ymm (block b's 16 nibble bytes in the low lane, b+1's in the
+// high), so one mask / shift / two vpmaddubsw / one vpmaddwd / one conversion / one FMA serve
+// two blocks; the four scales of a quad are converted and multiplied together (per block the
+// int16 pair sums add 4 products: ≤ 4·15·127, no saturation).
+KFN float Q4QuadsRow(const BlockQ4_0* w, const int8_t* xq, const float* dx, const float* cx, int64_t nq) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m128 corr = _mm_setzero_ps();
+  for (int64_t q = 0; q < nq; ++q) {
+    const BlockQ4_0* blk = w + 4 * q;
+    const int8_t* x = xq + 128 * q;
+    uint64_t h = 0;
+    for (int t = 0; t < 4; ++t) h |= uint64_t(blk[t].d) << (16 * t);
+    const __m128 dw = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(h)));
+    const __m256 s = _mm256_castps128_ps256(_mm_mul_ps(dw, _mm_loadu_ps(dx + 4 * q)));
+    corr = _mm_fmadd_ps(dw, _mm_loadu_ps(cx + 4 * q), corr);
+    for (int p = 0; p < 2; ++p) {
+      const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[2 * p + 1].qs)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[2 * p].qs)));
+      const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * p));
+      const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64 + 32 * p));
+      const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
+      const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+      acc[p] = _mm256_fmadd_ps(f, _mm256_permutevar8x32_ps(s, p ? pick23 : pick01), acc[p]);
+    }
+  }
+  __m128 c = _mm_add_ps(corr, _mm_movehl_ps(corr, corr));
+  c = _mm_add_ss(c, _mm_movehdup_ps(c));
+  return HSum256(_mm256_add_ps(acc[0], acc[1])) + _mm_cvtss_f32(c);
+}
 KFN void Q4Row(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   const Q4RowDot dot{reinterpret_cast<const BlockQ4_0*>(a.w + j * a.wStride), act.qs(r), act.d(r), act.c(r)};
-  a.y[r * a.ldy + j] = RowDot4(act.nb, dot);
+  if (act.layout != ActLayout::Q4Quads) {
+    a.y[r * a.ldy + j] = RowDot4(act.nb, dot);
+    return;
+  }
+  const int64_t nq = act.nb / 4;
+  float y = Q4QuadsRow(dot.w, dot.xq, dot.dx, dot.cx, nq);
+  __m256 acc = _mm256_setzero_ps();  // the last nb % 4 blocks, in natural order
+  float corr = 0.0f;
+  for (int64_t b = 4 * nq; b < act.nb; ++b) dot(b, acc, corr);
+  a.y[r * a.ldy + j] = y + HSum256(acc) + corr;
 }
 KFN void Q8Row(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   const Q8RowDot dot{reinterpret_cast<const BlockQ8_0*>(a.w + j * a.wStride), act.qs(r), act.d(r)};
@@ -403,6 +445,7 @@ KernelSet Avx2Kernels() {
   s.q4k = AffineKKernel<BlockQ4_K>;
   s.q5k = AffineKKernel<BlockQ5_K>;
   s.q6k = Q6KKernel;
+  s.q4GemvLayout = ActLayout::Q4Quads;  // Q4Row's two-blocks-per-ymm path
   return s;
 }
 
