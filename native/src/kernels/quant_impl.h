@@ -8,7 +8,7 @@
 namespace redblue {
 
 // Byte order of the int8 values: natural, or per quad of blocks the order the AVX-512 Q4_0
-// kernels unpack nibbles in: [b0..b3 values 0..15][b0..b3 values 16..31] (16 bytes each); the
+// kernels (and the AVX2 Q4_0 GEMV) unpack nibbles in: [b0..b3 values 0..15][b0..b3 values 16..31] (16 bytes each); the
 // last nb % 4 blocks are always natural.
 enum class ActLayout { Natural, Q4Quads };
 
