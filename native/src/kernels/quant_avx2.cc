@@ -57,12 +57,16 @@ KFN __m256 LoadUpTo8(const float* p, int cnt) {  // lanes ≥ cnt read as 0
 KFN __m256 DotU8S8(__m256i u, __m256i s) {
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
-// Scales d_w·d_x of blocks [p0, p0 + kPanel) into sc; for Q4_0 (kQ4) also the −8 offsets
-// d_w·c into acc. Run one panel ahead of the dot products: its scale loads are the first touch
-// of the panel's cache lines, and a DRAM miss there must not stall the FMAs queued behind it.
+// Scales d_w·d_x of blocks [p0, p0 + kPanel) into sc (kScW floats per pair of rows); for Q4_0
+// (kQ4) also the −8 offsets d_w·c into acc, and the scales stored per pair of blocks as
+// [s_b ×4, s_b+1 ×4], the lanes of a two-block vpmaddwd result. Run one panel ahead of the dot
+// products: its scale loads are the first touch of the panel's cache lines, and a DRAM miss
+// there must not stall the FMAs queued behind it.
+template <bool kQ4>
+constexpr int64_t kScW = kQ4 ? 4 * kPanel : kPanel;
 template <int JR, int RX, bool kQ4>
 KFN void PrepPanel(const uint8_t* const w[JR], int64_t blockBytes, const ActRows& act, int64_t r, int64_t p0,
-                   float (*sc)[RX][kPanel], __m256 (*acc)[RX]) {
+                   float* sc, __m256 (*acc)[RX]) {
   const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
   for (int64_t b0 = p0; b0 < p0 + pn; b0 += 8) {
     const int cnt = static_cast<int>(std::min<int64_t>(8, act.nb - b0));
@@ -70,7 +74,18 @@ KFN void PrepPanel(const uint8_t* const w[JR], int64_t blockBytes, const ActRows
     GatherScales8<JR>(w, blockBytes, b0, cnt, dw);
     for (int i = 0; i < RX; ++i) {
       const __m256 dx = LoadUpTo8(act.d(r + i) + b0, cnt);
-      for (int jj = 0; jj < JR; ++jj) _mm256_store_ps(&sc[jj][i][b0 - p0], _mm256_mul_ps(dw[jj], dx));
+      for (int jj = 0; jj < JR; ++jj) {
+        float* out = sc + (jj * RX + i) * kScW<kQ4>;
+        const __m256 v = _mm256_mul_ps(dw[jj], dx);
+        if (!kQ4) {
+          _mm256_store_ps(out + (b0 - p0), v);
+          continue;
+        }
+        for (int k = 0; k < 4; ++k)
+          _mm256_store_ps(out + ((b0 - p0) / 2 + k) * 8,
+                          _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1,
+                                                                        2 * k + 1, 2 * k + 1, 2 * k + 1)));
+      }
       if (kQ4) {
         const __m256 cx = LoadUpTo8(act.c(r + i) + b0, cnt);
         for (int jj = 0; jj < JR; ++jj) acc[jj][i] = _mm256_fmadd_ps(dw[jj], cx, acc[jj][i]);
@@ -81,22 +96,52 @@ KFN void PrepPanel(const uint8_t* const w[JR], int64_t blockBytes, const ActRows
 
 // Q4_0: unsigned nibbles × signed x (max 15·127·2, no vpmaddubsw saturation); the −8 offset
 // comes back through the activations' c = −8·d_x·Σq_x, as one FMA per 8 blocks into the same
-// accumulator. One 16-byte block is broadcast to both halves and shifted per 32-bit lane by 0
-// (low nibbles, elements 0-15) or 4 (high nibbles, 16-31).
+// accumulator. Activations in quad order (ActLayout::Q4Quads): two blocks per ymm (block b's
+// nibble bytes in the low lane, b+1's in the high), so mask/shift, vpmaddwd, conversion and
+// FMA serve two blocks (int16 lanes then add 4 products: ≤ 4·15·127). The last nb % 4 blocks
+// are in natural order: one block broadcast to both halves, shifted per 32-bit lane by 0 / 4.
 template <int JR, int RX>
 KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   const uint8_t* w[JR];
   for (int jj = 0; jj < JR; ++jj) w[jj] = a.w + (j + jj) * a.wStride;
-  const __m256i m4 = _mm256_set1_epi8(0x0F), shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+  const bool quads = act.layout == ActLayout::Q4Quads;
+  const int64_t nbQuads = quads ? act.nb / 4 * 4 : 0;
   __m256 acc[JR][RX];
   for (int jj = 0; jj < JR; ++jj)
     for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
-  alignas(32) float sc[2][JR][RX][kPanel];  // this panel's scales and the next one's
+  constexpr int64_t kW = kScW<true>;
+  alignas(32) float sc[2][JR * RX * kW];  // this panel's scales and the next one's
   PrepPanel<JR, RX, true>(w, sizeof(BlockQ4_0), act, r, 0, sc[0], acc);
   for (int64_t p0 = 0, cur = 0; p0 < act.nb; p0 += kPanel, cur ^= 1) {
     const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
     if (p0 + kPanel < act.nb) PrepPanel<JR, RX, true>(w, sizeof(BlockQ4_0), act, r, p0 + kPanel, sc[cur ^ 1], acc);
-    for (int64_t t = 0; t < pn; ++t) {
+    const float* scp = sc[cur];
+    int64_t t = 0;
+    for (; p0 + t + 2 <= nbQuads && t < pn; t += 2) {
+      const int64_t b = p0 + t;
+      __m256i lo[JR], hi[JR];
+      for (int jj = 0; jj < JR; ++jj) {
+        const BlockQ4_0* blk = reinterpret_cast<const BlockQ4_0*>(w[jj]) + b;
+        const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs)),
+                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs)));
+        lo[jj] = _mm256_and_si256(v, m4);
+        hi[jj] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      }
+      const int64_t xo = (b / 4) * 128 + (b % 4) * 16;  // pair (b, b+1) of its quad: b % 4 is 0 or 2
+      for (int i = 0; i < RX; ++i) {
+        const int8_t* x = act.qs(r + i) + xo;
+        const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+        const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64));
+        for (int jj = 0; jj < JR; ++jj) {
+          const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[jj], xlo), _mm256_maddubs_epi16(hi[jj], xhi));
+          acc[jj][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)),
+                                       _mm256_load_ps(scp + (jj * RX + i) * kW + t * 4), acc[jj][i]);
+        }
+      }
+    }
+    for (; t < pn; ++t) {  // natural order
       const int64_t b = p0 + t;
       __m256i z[JR];
       for (int jj = 0; jj < JR; ++jj) {
@@ -106,8 +151,10 @@ KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
       }
       for (int i = 0; i < RX; ++i) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
-        for (int jj = 0; jj < JR; ++jj)
-          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(z[jj], x), _mm256_broadcast_ss(&sc[cur][jj][i][t]), acc[jj][i]);
+        for (int jj = 0; jj < JR; ++jj)  // s_b sits in lane 4·(t % 2) of its pair's vector
+          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(z[jj], x),
+                                       _mm256_broadcast_ss(scp + (jj * RX + i) * kW + (t / 2) * 8 + (t % 2) * 4),
+                                       acc[jj][i]);
       }
     }
   }
@@ -123,7 +170,7 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   __m256 acc[JR][RX];
   for (int jj = 0; jj < JR; ++jj)
     for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
-  alignas(32) float sc[2][JR][RX][kPanel];  // this panel's scales and the next one's
+  alignas(32) float sc[2][JR * RX * kPanel];  // this panel's scales and the next one's
   PrepPanel<JR, RX, false>(w, sizeof(BlockQ8_0), act, r, 0, sc[0], acc);
   for (int64_t p0 = 0, cur = 0; p0 < act.nb; p0 += kPanel, cur ^= 1) {
     const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
@@ -139,8 +186,8 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
       for (int i = 0; i < RX; ++i) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
         for (int jj = 0; jj < JR; ++jj)
-          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(az[jj], _mm256_sign_epi8(x, z[jj])), _mm256_broadcast_ss(&sc[cur][jj][i][t]),
-                                       acc[jj][i]);
+          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(az[jj], _mm256_sign_epi8(x, z[jj])),
+                                       _mm256_broadcast_ss(&sc[cur][(jj * RX + i) * kPanel + t]), acc[jj][i]);
       }
     }
   }
@@ -445,7 +492,7 @@ KernelSet Avx2Kernels() {
   s.q4k = AffineKKernel<BlockQ4_K>;
   s.q5k = AffineKKernel<BlockQ5_K>;
   s.q6k = Q6KKernel;
-  s.q4GemvLayout = ActLayout::Q4Quads;  // Q4Row's two-blocks-per-ymm path
+  s.q4Layout = s.q4GemvLayout = ActLayout::Q4Quads;  // two blocks per ymm
   return s;
 }
 
