@@ -492,7 +492,7 @@ KernelSet Avx2Kernels() {
   s.q4k = AffineKKernel<BlockQ4_K>;
   s.q5k = AffineKKernel<BlockQ5_K>;
   s.q6k = Q6KKernel;
-  s.q4Layout = s.q4GemvLayout = ActLayout::Q4Quads;  // two blocks per ymm
+  s.q4Layout = ActLayout::Q4Quads;  // two blocks per ymm
   return s;
 }
 

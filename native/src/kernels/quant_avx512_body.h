@@ -258,7 +258,7 @@ KernelSet Kernels() {
   s.f16 = HalfKernel<kF16>;
   s.bf16 = HalfKernel<kBf16>;
   s.f32 = HalfKernel<kF32>;
-  s.q4Layout = s.q4GemvLayout = ActLayout::Q4Quads;
+  s.q4Layout = ActLayout::Q4Quads;
   return s;
 }
 

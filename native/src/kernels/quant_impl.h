@@ -34,8 +34,7 @@ using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r
 struct KernelSet {
   QKernel q8 = nullptr, q4 = nullptr, f16 = nullptr, bf16 = nullptr, f32 = nullptr;
   QKernel q4k = nullptr, q5k = nullptr, q6k = nullptr;
-  ActLayout q4Layout = ActLayout::Natural;      // Q4_0 activations for m ≥ 2
-  ActLayout q4GemvLayout = ActLayout::Natural;  // and for m = 1
+  ActLayout q4Layout = ActLayout::Natural;  // of the Q4_0 kernels' activations
   QKernel For(WeightType t) const {
     switch (t) {
       case WeightType::Q8_0: return q8;
