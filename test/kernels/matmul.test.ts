@@ -126,7 +126,7 @@ function build(type: WeightType, m: number, n: number, k: number, seed: number):
   };
 }
 
-// k in blocks: 1, 3, 8 (one group), 9, 13 (group + quad + 1), 15 (group + quad + 3).
+// k in blocks: 1, 3, 8 (one group), 9, 13 (group + quad + 1), 15 (group + quad + 3), 35, 43.
 const qShapes: [number, number, number][] = [
   [1, 1, 32],
   [7, 31, 96],
@@ -135,6 +135,9 @@ const qShapes: [number, number, number][] = [
   [5, 33, 416],
   [33, 65, 480], // big enough for both workers and every row-tile size
   [1, 4097, 64],
+  // More than one AVX2 panel of 32 blocks with a ragged last one (35, 43 blocks), odd n.
+  [1, 7, 1120],
+  [6, 11, 1376],
 ];
 const halfShapes: [number, number, number][] = [
   [1, 1, 1],

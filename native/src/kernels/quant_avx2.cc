@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -21,50 +22,316 @@ KFN float HSum256(__m256 v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+// Q4_0 / Q8_0 tiles: JR rows of W × RX rows of X, so that each unpacked weight block serves RX
+// rows of X and each loaded block of X serves JR rows of W, with JR·RX independent accumulator
+// chains. The per-block scales d_w·d_x are made 8 blocks at a time (one vcvtph2ps of 8 weight
+// scales gathered by plain integer loads, one multiply by 8 activation scales) for a panel of
+// kPanel blocks, one panel ahead of its dot products, and stored, so the inner loop only
+// broadcasts them from L1 (no scalar float work per block).
+constexpr int64_t kPanel = 32;
+template <int JR>
+KFN void GatherScales8(const uint8_t* const w[JR], int64_t blockBytes, int64_t b0, int cnt, __m256 dw[JR]) {
+  for (int jj = 0; jj < JR; ++jj) {
+    // Assembled in integer registers: eight 2-byte stores read back as one 16-byte load would
+    // miss store forwarding. Tail scales are 0 (their products are never used).
+    auto at = [&](int t) -> uint64_t {
+      uint16_t v;
+      std::memcpy(&v, w[jj] + (b0 + t) * blockBytes, 2);
+      return v;
+    };
+    uint64_t h[2] = {0, 0};
+    if (cnt == 8) {  // unrolled: constant shifts, h stays in registers
+      h[0] = at(0) | at(1) << 16 | at(2) << 32 | at(3) << 48;
+      h[1] = at(4) | at(5) << 16 | at(6) << 32 | at(7) << 48;
+    } else {
+      for (int t = 0; t < cnt; ++t) h[t / 4] |= at(t) << (16 * (t % 4));
+    }
+    dw[jj] = _mm256_cvtph_ps(_mm_set_epi64x(static_cast<long long>(h[1]), static_cast<long long>(h[0])));
+  }
+}
+KFN __m256 LoadUpTo8(const float* p, int cnt) {  // lanes ≥ cnt read as 0
+  if (cnt == 8) return _mm256_loadu_ps(p);
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), idx));
+}
 KFN __m256 DotU8S8(__m256i u, __m256i s) {
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
-
-// Q4_0: unsigned nibbles × signed x (max 15·127·2, no vpmaddubsw saturation); −8 offset via c.
-template <int RX>
-KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  const BlockQ4_0* w = reinterpret_cast<const BlockQ4_0*>(a.w + j * a.wStride);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc[RX];
-  float corr[RX];
-  for (int i = 0; i < RX; ++i) {
-    acc[i] = _mm256_setzero_ps();
-    corr[i] = 0.0f;
-  }
-  for (int64_t b = 0; b < act.nb; ++b) {
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
-    const __m256i z = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
-    const float dw = _cvtsh_ss(w[b].d);
+// Scales d_w·d_x of blocks [p0, p0 + kPanel) into sc (kScW floats per pair of rows); for Q4_0
+// (kQ4) also the −8 offsets d_w·c into acc, and the scales stored per pair of blocks as
+// [s_b ×4, s_b+1 ×4], the lanes of a two-block vpmaddwd result. Run one panel ahead of the dot
+// products: its scale loads are the first touch of the panel's cache lines, and a DRAM miss
+// there must not stall the FMAs queued behind it.
+template <bool kQ4>
+constexpr int64_t kScW = kQ4 ? 4 * kPanel : kPanel;
+template <int JR, int RX, bool kQ4>
+KFN void PrepPanel(const uint8_t* const w[JR], int64_t blockBytes, const ActRows& act, int64_t r, int64_t p0,
+                   float* sc, __m256 (*acc)[RX]) {
+  const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
+  for (int64_t b0 = p0; b0 < p0 + pn; b0 += 8) {
+    const int cnt = static_cast<int>(std::min<int64_t>(8, act.nb - b0));
+    __m256 dw[JR];
+    GatherScales8<JR>(w, blockBytes, b0, cnt, dw);
     for (int i = 0; i < RX; ++i) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
-      acc[i] = _mm256_fmadd_ps(DotU8S8(z, x), _mm256_set1_ps(dw * act.d(r + i)[b]), acc[i]);
-      corr[i] += dw * act.c(r + i)[b];
+      const __m256 dx = LoadUpTo8(act.d(r + i) + b0, cnt);
+      for (int jj = 0; jj < JR; ++jj) {
+        float* out = sc + (jj * RX + i) * kScW<kQ4>;
+        const __m256 v = _mm256_mul_ps(dw[jj], dx);
+        if (!kQ4) {
+          _mm256_store_ps(out + (b0 - p0), v);
+          continue;
+        }
+        for (int k = 0; k < 4; ++k)
+          _mm256_store_ps(out + ((b0 - p0) / 2 + k) * 8,
+                          _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1,
+                                                                        2 * k + 1, 2 * k + 1, 2 * k + 1)));
+      }
+      if (kQ4) {
+        const __m256 cx = LoadUpTo8(act.c(r + i) + b0, cnt);
+        for (int jj = 0; jj < JR; ++jj) acc[jj][i] = _mm256_fmadd_ps(dw[jj], cx, acc[jj][i]);
+      }
     }
   }
-  for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(acc[i]) + corr[i];
+}
+
+// Q4_0: unsigned nibbles × signed x (max 15·127·2, no vpmaddubsw saturation); the −8 offset
+// comes back through the activations' c = −8·d_x·Σq_x, as one FMA per 8 blocks into the same
+// accumulator. Activations in quad order (ActLayout::Q4Quads): two blocks per ymm (block b's
+// nibble bytes in the low lane, b+1's in the high), so mask/shift, vpmaddwd, conversion and
+// FMA serve two blocks (int16 lanes then add 4 products: ≤ 4·15·127). The last nb % 4 blocks
+// are in natural order: one block broadcast to both halves, shifted per 32-bit lane by 0 / 4.
+template <int JR, int RX>
+KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const uint8_t* w[JR];
+  for (int jj = 0; jj < JR; ++jj) w[jj] = a.w + (j + jj) * a.wStride;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+  const bool quads = act.layout == ActLayout::Q4Quads;
+  const int64_t nbQuads = quads ? act.nb / 4 * 4 : 0;
+  __m256 acc[JR][RX];
+  for (int jj = 0; jj < JR; ++jj)
+    for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
+  constexpr int64_t kW = kScW<true>;
+  alignas(32) float sc[2][JR * RX * kW];  // this panel's scales and the next one's
+  PrepPanel<JR, RX, true>(w, sizeof(BlockQ4_0), act, r, 0, sc[0], acc);
+  for (int64_t p0 = 0, cur = 0; p0 < act.nb; p0 += kPanel, cur ^= 1) {
+    const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
+    if (p0 + kPanel < act.nb) PrepPanel<JR, RX, true>(w, sizeof(BlockQ4_0), act, r, p0 + kPanel, sc[cur ^ 1], acc);
+    const float* scp = sc[cur];
+    int64_t t = 0;
+    for (; p0 + t + 2 <= nbQuads && t < pn; t += 2) {
+      const int64_t b = p0 + t;
+      __m256i lo[JR], hi[JR];
+      for (int jj = 0; jj < JR; ++jj) {
+        const BlockQ4_0* blk = reinterpret_cast<const BlockQ4_0*>(w[jj]) + b;
+        const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs)),
+                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs)));
+        lo[jj] = _mm256_and_si256(v, m4);
+        hi[jj] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      }
+      const int64_t xo = (b / 4) * 128 + (b % 4) * 16;  // pair (b, b+1) of its quad: b % 4 is 0 or 2
+      for (int i = 0; i < RX; ++i) {
+        const int8_t* x = act.qs(r + i) + xo;
+        const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+        const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64));
+        for (int jj = 0; jj < JR; ++jj) {
+          const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[jj], xlo), _mm256_maddubs_epi16(hi[jj], xhi));
+          acc[jj][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)),
+                                       _mm256_load_ps(scp + (jj * RX + i) * kW + t * 4), acc[jj][i]);
+        }
+      }
+    }
+    for (; t < pn; ++t) {  // natural order
+      const int64_t b = p0 + t;
+      __m256i z[JR];
+      for (int jj = 0; jj < JR; ++jj) {
+        const BlockQ4_0* blk = reinterpret_cast<const BlockQ4_0*>(w[jj]) + b;
+        const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs)));
+        z[jj] = _mm256_and_si256(_mm256_srlv_epi32(raw, shift), m4);
+      }
+      for (int i = 0; i < RX; ++i) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
+        for (int jj = 0; jj < JR; ++jj)  // s_b sits in lane 4·(t % 2) of its pair's vector
+          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(z[jj], x),
+                                       _mm256_broadcast_ss(scp + (jj * RX + i) * kW + (t / 2) * 8 + (t % 2) * 4),
+                                       acc[jj][i]);
+      }
+    }
+  }
+  for (int jj = 0; jj < JR; ++jj)
+    for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j + jj] = HSum256(acc[jj][i]);
 }
 
 // Q8_0: |w| unsigned × sign(x, w) (max 128·127·2, below the int16 saturation point).
-template <int RX>
+template <int JR, int RX>
 KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(a.w + j * a.wStride);
-  __m256 acc[RX];
-  for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < act.nb; ++b) {
-    const __m256i z = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
-    const __m256i az = _mm256_abs_epi8(z);
-    const float dw = _cvtsh_ss(w[b].d);
-    for (int i = 0; i < RX; ++i) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
-      acc[i] = _mm256_fmadd_ps(DotU8S8(az, _mm256_sign_epi8(x, z)), _mm256_set1_ps(dw * act.d(r + i)[b]), acc[i]);
+  const uint8_t* w[JR];
+  for (int jj = 0; jj < JR; ++jj) w[jj] = a.w + (j + jj) * a.wStride;
+  __m256 acc[JR][RX];
+  for (int jj = 0; jj < JR; ++jj)
+    for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
+  alignas(32) float sc[2][JR * RX * kPanel];  // this panel's scales and the next one's
+  PrepPanel<JR, RX, false>(w, sizeof(BlockQ8_0), act, r, 0, sc[0], acc);
+  for (int64_t p0 = 0, cur = 0; p0 < act.nb; p0 += kPanel, cur ^= 1) {
+    const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
+    if (p0 + kPanel < act.nb) PrepPanel<JR, RX, false>(w, sizeof(BlockQ8_0), act, r, p0 + kPanel, sc[cur ^ 1], acc);
+    for (int64_t t = 0; t < pn; ++t) {
+      const int64_t b = p0 + t;
+      __m256i z[JR], az[JR];
+      for (int jj = 0; jj < JR; ++jj) {
+        const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(w[jj]) + b;
+        z[jj] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs));
+        az[jj] = _mm256_abs_epi8(z[jj]);
+      }
+      for (int i = 0; i < RX; ++i) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
+        for (int jj = 0; jj < JR; ++jj)
+          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(az[jj], _mm256_sign_epi8(x, z[jj])),
+                                       _mm256_broadcast_ss(&sc[cur][(jj * RX + i) * kPanel + t]), acc[jj][i]);
+      }
     }
   }
-  for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(acc[i]);
+  for (int jj = 0; jj < JR; ++jj)
+    for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j + jj] = HSum256(acc[jj][i]);
+}
+
+// GEMV (one row of X): one row of W at a time, a single stream, each block's scale taken from
+// the block itself (vcvtph2ps of its f16 d, times d_x). Four blocks per step into four
+// accumulators: with one, the FMA latency (4 cycles per block) capped Q4_0 at ~11 GB/s and Q8_0
+// at ~22 GB/s in cache, below DRAM speed with a neighbour reading too. (The panel tiles above
+// kept up worse with DRAM-sized W at one row of X: they win once a block serves several rows.)
+template <typename BlockDot>
+KFN float RowDot4(int64_t nb, const BlockDot& dot) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  float corr[4] = {0, 0, 0, 0};  // Q4_0's offsets d_w·c, one scalar FMA chain per accumulator
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4)
+    for (int u = 0; u < 4; ++u) dot(b + u, acc[u], corr[u]);
+  for (; b < nb; ++b) dot(b, acc[0], corr[0]);
+  return HSum256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) +
+         ((corr[0] + corr[1]) + (corr[2] + corr[3]));
+}
+struct Q4RowDot {
+  const BlockQ4_0* w;
+  const int8_t* xq;
+  const float *dx, *cx;
+  KFN void operator()(int64_t b, __m256& acc, float& corr) const {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
+    const __m256i z = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+    const float dw = _cvtsh_ss(w[b].d);
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQBlock));
+    acc = _mm256_fmadd_ps(DotU8S8(z, x), _mm256_set1_ps(dw * dx[b]), acc);
+    corr = std::fma(dw, cx[b], corr);
+  }
+};
+struct Q8RowDot {
+  const BlockQ8_0* w;
+  const int8_t* xq;
+  const float* dx;
+  KFN void operator()(int64_t b, __m256& acc, float&) const {
+    const __m256i z = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQBlock));
+    acc = _mm256_fmadd_ps(DotU8S8(_mm256_abs_epi8(z), _mm256_sign_epi8(x, z)),
+                           _mm256_set1_ps(_cvtsh_ss(w[b].d) * dx[b]), acc);
+  }
+};
+// Q4_0 GEMV on activations in quad order (ActLayout::Q4Quads, [b0..b3 values 0-15][b0..b3
+// values 16-31]): two blocks per ymm (block b's 16 nibble bytes in the low lane, b+1's in the
+// high), so one mask / shift / two vpmaddubsw / one vpmaddwd / one conversion / one FMA serve
+// two blocks; the four scales of a quad are converted and multiplied together (per block the
+// int16 pair sums add 4 products: ≤ 4·15·127, no saturation).
+KFN float Q4QuadsRow(const BlockQ4_0* w, const int8_t* xq, const float* dx, const float* cx, int64_t nq) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m128 corr = _mm_setzero_ps();
+  for (int64_t q = 0; q < nq; ++q) {
+    const BlockQ4_0* blk = w + 4 * q;
+    const int8_t* x = xq + 128 * q;
+    uint64_t h = 0;
+    for (int t = 0; t < 4; ++t) h |= uint64_t(blk[t].d) << (16 * t);
+    const __m128 dw = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(h)));
+    const __m256 s = _mm256_castps128_ps256(_mm_mul_ps(dw, _mm_loadu_ps(dx + 4 * q)));
+    corr = _mm_fmadd_ps(dw, _mm_loadu_ps(cx + 4 * q), corr);
+    for (int p = 0; p < 2; ++p) {
+      const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[2 * p + 1].qs)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[2 * p].qs)));
+      const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * p));
+      const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64 + 32 * p));
+      const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
+      const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+      acc[p] = _mm256_fmadd_ps(f, _mm256_permutevar8x32_ps(s, p ? pick23 : pick01), acc[p]);
+    }
+  }
+  __m128 c = _mm_add_ps(corr, _mm_movehl_ps(corr, corr));
+  c = _mm_add_ss(c, _mm_movehdup_ps(c));
+  return HSum256(_mm256_add_ps(acc[0], acc[1])) + _mm_cvtss_f32(c);
+}
+KFN void Q4Row(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const Q4RowDot dot{reinterpret_cast<const BlockQ4_0*>(a.w + j * a.wStride), act.qs(r), act.d(r), act.c(r)};
+  if (act.layout != ActLayout::Q4Quads) {
+    a.y[r * a.ldy + j] = RowDot4(act.nb, dot);
+    return;
+  }
+  const int64_t nq = act.nb / 4;
+  float y = Q4QuadsRow(dot.w, dot.xq, dot.dx, dot.cx, nq);
+  __m256 acc = _mm256_setzero_ps();  // the last nb % 4 blocks, in natural order
+  float corr = 0.0f;
+  for (int64_t b = 4 * nq; b < act.nb; ++b) dot(b, acc, corr);
+  a.y[r * a.ldy + j] = y + HSum256(acc) + corr;
+}
+KFN void Q8Row(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const Q8RowDot dot{reinterpret_cast<const BlockQ8_0*>(a.w + j * a.wStride), act.qs(r), act.d(r)};
+  a.y[r * a.ldy + j] = RowDot4(act.nb, dot);
+}
+
+// Runs a JR×RX tile over rows [r0, r0+rows) of X (4 at a time: a tile of X stays in L1 while
+// the chunk of W rows streams by) and rows [j0, j1) of W, 2 at a time (2×4 accumulators leave
+// registers for the operands); a lone row of X goes to the GEMV row kernel.
+template <typename Tile>
+KFN void RunTiles(const Tile& tile, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  for (int64_t r = r0; r < r0 + rows; r += 4) {
+    const int64_t rr = std::min<int64_t>(4, r0 + rows - r);
+    int64_t j = j0;
+    switch (rr) {
+      case 4:
+        for (; j + 2 <= j1; j += 2) tile.template Run<2, 4>(r, j);
+        for (; j < j1; ++j) tile.template Run<1, 4>(r, j);
+        break;
+      case 3:
+        for (; j + 2 <= j1; j += 2) tile.template Run<2, 3>(r, j);
+        for (; j < j1; ++j) tile.template Run<1, 3>(r, j);
+        break;
+      case 2:
+        for (; j + 2 <= j1; j += 2) tile.template Run<2, 2>(r, j);
+        for (; j < j1; ++j) tile.template Run<1, 2>(r, j);
+        break;
+      default:
+        for (; j < j1; ++j) tile.Gemv(r, j);
+        break;
+    }
+  }
+}
+struct Q4Tiles {
+  const QuantMatmulArgs& a;
+  const ActRows& act;
+  template <int JR, int RX>
+  KFN void Run(int64_t r, int64_t j) const { Q4Tile<JR, RX>(a, act, r, j); }
+  KFN void Gemv(int64_t r, int64_t j) const { Q4Row(a, act, r, j); }
+};
+struct Q8Tiles {
+  const QuantMatmulArgs& a;
+  const ActRows& act;
+  template <int JR, int RX>
+  KFN void Run(int64_t r, int64_t j) const { Q8Tile<JR, RX>(a, act, r, j); }
+  KFN void Gemv(int64_t r, int64_t j) const { Q8Row(a, act, r, j); }
+};
+KENTRY void Q4Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  RunTiles(Q4Tiles{a, act}, r0, rows, j0, j1);
+}
+KENTRY void Q8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  RunTiles(Q8Tiles{a, act}, r0, rows, j0, j1);
 }
 
 template <int RX, int kKind>
@@ -210,6 +477,7 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
 }
 
 #define REDBLUE_K_TILES 1
+#define REDBLUE_OWN_Q0_KERNELS 1  // Q4Kernel, Q8Kernel above
 #include "kernels/row_tiles.inc"
 
 }  // namespace
@@ -224,6 +492,7 @@ KernelSet Avx2Kernels() {
   s.q4k = AffineKKernel<BlockQ4_K>;
   s.q5k = AffineKKernel<BlockQ5_K>;
   s.q6k = Q6KKernel;
+  s.q4Layout = ActLayout::Q4Quads;  // two blocks per ymm
   return s;
 }
 

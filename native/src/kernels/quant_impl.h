@@ -7,6 +7,11 @@
 
 namespace redblue {
 
+// Byte order of the int8 values: natural, or per quad of blocks the order the AVX-512 Q4_0
+// kernels (and the AVX2 Q4_0 GEMV) unpack nibbles in: [b0..b3 values 0..15][b0..b3 values 16..31] (16 bytes each); the
+// last nb % 4 blocks are always natural.
+enum class ActLayout { Natural, Q4Quads };
+
 // Rows of X quantized to Q8_0-like blocks (scales kept as the f16-rounded value in f32, exactly
 // what dequantize(quantize_q8_0(X)) gives). Per row: k int8 values (padded to 64 bytes), then
 // nb scales d, then nb Q4_0 corrections c = −8·d·Σq (used by kernels that keep Q4_0 nibbles
@@ -14,17 +19,13 @@ namespace redblue {
 struct ActRows {
   const uint8_t* base = nullptr;
   int64_t stride = 0, k = 0, nb = 0, qsBytes = 0;
+  ActLayout layout = ActLayout::Natural;  // of the Q8_0 values
   const int8_t* qs(int64_t r) const { return reinterpret_cast<const int8_t*>(base + r * stride); }
   const float* d(int64_t r) const { return reinterpret_cast<const float*>(base + r * stride + qsBytes); }
   const float* c(int64_t r) const { return d(r) + nb; }
   // K types: each row is nb = k/256 Q8_K blocks instead (qs, d, c unused).
   const BlockQ8_K* q8k(int64_t r) const { return reinterpret_cast<const BlockQ8_K*>(base + r * stride); }
 };
-
-// Byte order of the int8 values: natural, or per quad of blocks the order the AVX-512 Q4_0
-// kernels unpack nibbles in: [b0..b3 values 0..15][b0..b3 values 16..31] (16 bytes each); the
-// last nb % 4 blocks are always natural.
-enum class ActLayout { Natural, Q4Quads };
 
 // Y[r0..r0+rows) × [j0, j1) for one weight type on one ISA. F32/F16/BF16 kernels read X directly.
 using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
@@ -33,7 +34,7 @@ using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r
 struct KernelSet {
   QKernel q8 = nullptr, q4 = nullptr, f16 = nullptr, bf16 = nullptr, f32 = nullptr;
   QKernel q4k = nullptr, q5k = nullptr, q6k = nullptr;
-  ActLayout q4Layout = ActLayout::Natural;
+  ActLayout q4Layout = ActLayout::Natural;  // of the Q4_0 kernels' activations
   QKernel For(WeightType t) const {
     switch (t) {
       case WeightType::Q8_0: return q8;

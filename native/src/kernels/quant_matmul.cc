@@ -148,6 +148,7 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
     actBuf = std::make_unique<AlignedBuffer>(static_cast<size_t>(act.stride * a.m));
     act.base = actBuf->data;
     const ActLayout layout = a.type == WeightType::Q4_0 ? ks.q4Layout : ActLayout::Natural;
+    act.layout = layout;
     const Q8BlockFn q8 = Q8BlockQuantizer(isa != Isa::Scalar);
     const Q8KRowFn q8k = Q8KQuantizer(isa != Isa::Scalar);
     uint8_t* base = actBuf->data;
