@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import type { MachineTopology } from '../../native/topology.js';
 import type { SharedArea } from '../../transport/shared-area.js';
 import { DataServer } from '../../transport/native-data.js';
-import { hostOf } from '../../common/address.js';
+import { hostOf, joinHostPort } from '../../common/address.js';
 import {
   callMessage,
   CHUNK_BYTES,
@@ -69,6 +69,10 @@ interface Session {
   peers: HostClient[];
   cluster: LocalCluster;
   call: grpc.ServerWritableStream<unknown, unknown>;
+  /** The port of the leader executor's link to the other hosts' leaders (multi-host, native path). */
+  leaderPort?: number;
+  /** Every host's leader link address, in host order (asked of the peers once per session). */
+  leaders?: Promise<string[]>;
 }
 
 /** A block put out for the peer leaders of one all-gather. */
@@ -97,6 +101,11 @@ export class Supervisor {
   /** Blocks asked of the peers ahead of time: tag → host → the block. */
   private readonly prefetched = new Map<string, Map<number, Promise<Buffer>>>();
   private readonly log: (line: string) => void;
+  /**
+   * Exchanges between host leaders that went through this supervisor's JS (the leader link and
+   * Host.Fetch, as TLS runs do): none when the leaders exchange natively.
+   */
+  relayedExchanges = 0;
   boundPort = 0;
   /** Port of the native data path (0: none, as under TLS). */
   get dataPort(): number {
@@ -291,6 +300,17 @@ export class Supervisor {
         await this.endSession('closed by the coordinator');
         return {};
       }),
+      LeaderPort: this.unary((req: { session: string }) => {
+        const s = this.need();
+        if (req.session !== s.id)
+          throw invalid(`this host serves session ${s.id}, not ${String(req.session)}`);
+        if (!s.leaderPort)
+          throw new RpcError(
+            grpc.status.FAILED_PRECONDITION,
+            'this host has no leader link (TLS, or one host)',
+          );
+        return { port: s.leaderPort };
+      }),
     };
   }
 
@@ -337,6 +357,21 @@ export class Supervisor {
       cluster,
       call: call as grpc.ServerWritableStream<unknown, unknown>,
     };
+    // Across hosts on the native path, the leader executor serves its end of the link between
+    // host leaders (the per-layer exchange never passes through JS); under TLS it goes through us.
+    if (peers.length > 1 && this.data) {
+      try {
+        session.leaderPort = (
+          await cluster.clients[0]!.openHostLink({
+            address: joinHostPort(hostOf(this.o.listen), 0),
+            token: this.o.auth.token ?? '',
+          })
+        ).port;
+      } catch (e) {
+        await cluster.stop();
+        throw e;
+      }
+    }
     this.session = session;
     mine.session = session;
     // Connect to the peers now: the first exchange of a run should not pay for it.
@@ -391,6 +426,7 @@ export class Supervisor {
 
   private async fetch(call: grpc.ServerWritableStream<{ tag: string; fromHost: number }, Buffer>) {
     checkToken(call.metadata, this.o.auth.token);
+    this.relayedExchanges++;
     const s = this.need();
     const t = checkTag(call.request.tag);
     int('fromHost', call.request.fromHost, 0, s.peers.length - 1);
@@ -424,8 +460,27 @@ export class Supervisor {
     return box;
   }
 
+  /**
+   * Every host's leader link address, in host order: the peers' ports asked of them (their
+   * sessions are open before any run), at the addresses the coordinator gave for them.
+   */
+  private leaders(s: Session): Promise<string[]> {
+    s.leaders ??= Promise.all(
+      s.peers.map(async (p, h) =>
+        h === s.hostIndex
+          ? joinHostPort(hostOf(this.o.listen), s.leaderPort!)
+          : joinHostPort(hostOf(p.address), await p.leaderPort(s.id)),
+      ),
+    );
+    s.leaders.catch(() => {
+      s.leaders = undefined; // asked again by the next run
+    });
+    return s.leaders;
+  }
+
   /** The leader's all-gather: our block out for the peers, theirs pulled in, in host order. */
   private async exchange(req: { tag: string; data: Buffer; hostBytes: number[] }): Promise<Buffer> {
+    this.relayedExchanges++;
     const s = this.need();
     const t = checkTag(req.tag);
     const hostBytes = list<number>('hostBytes', req.hostBytes, 4096);
@@ -644,6 +699,7 @@ export class Supervisor {
     if (typeof req.run !== 'string' || !/^[\w.-]{1,64}$/.test(req.run))
       throw invalid('run must be a short name');
     const multi = s.peers.length > 1;
+    const leaders = multi && s.leaderPort ? await this.leaders(s) : undefined;
     const replies = await s.cluster.guard(
       Promise.all(
         s.cluster.clients.map((c, i) =>
@@ -661,6 +717,7 @@ export class Supervisor {
                     hostFirstRanks: hostFirst,
                     run: req.run,
                     supervisor: this.leaderPath,
+                    ...(leaders ? { leaders } : {}),
                   },
                 }
               : {}),
