@@ -37,7 +37,7 @@ export async function allHosts<T>(calls: Promise<T>[]): Promise<T[]> {
     if (!(first instanceof Error) || !PEER_LOSS.test(first.message)) throw first;
     const settled = await Promise.race([
       Promise.allSettled(calls),
-      new Promise<undefined>((r) => setTimeout(r, 3000).unref()),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000).unref()),
     ]);
     const cause = settled?.find(
       (s): s is PromiseRejectedResult =>
