@@ -111,7 +111,6 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
   const many = virtualize(restrictToCpus(real, cpus), P);
   const one = virtualize(restrictToCpus(real, [cpus[0]!]), 1);
   const results: BenchResult[] = [];
-  const name = `${info.arch} ${formatBytes(info.weightBytesPerToken)}`;
 
   log(
     `${o.model}: ${info.arch}, ${info.nLayer} layers, on ${P} executor(s) of one core (cpus ${cpus.join(',')})`,
@@ -203,30 +202,25 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
     .map(([t]) => t)
     .join('+');
   const params = `${(info.parameterCount / 1e9).toFixed(2)} B`;
+  // llama-bench's model column: architecture, size class, main weight type.
+  const main = Object.entries(info.bytesByType).sort((a, b) => b[1]!.bytes - a[1]!.bytes)[0]?.[0] ?? '?';
+  const name = `${info.arch} ${params} ${main.toUpperCase()}`;
+  const vs = (own: Rate, ref: Rate): [string, string] =>
+    o.reference ? [fmt(ref), `${(own.mean / ref.mean).toFixed(2)}×`] : ['-', '-'];
+  const row = (executors: number, test: string, own: Rate, ref?: Rate) => [
+    name,
+    formatBytes(info.weightBytesPerToken),
+    params,
+    types,
+    String(executors),
+    test,
+    fmt(own),
+    ...(ref ? vs(own, ref) : ['', '']),
+  ];
   const rows = [
-    [
-      name,
-      formatBytes(info.weightBytesPerToken),
-      params,
-      types,
-      String(P),
-      `pp${o.pp}`,
-      fmt(own.pp),
-      fmt(ref.pp),
-      `${(own.pp.mean / ref.pp.mean).toFixed(2)}×`,
-    ],
-    [
-      name,
-      formatBytes(info.weightBytesPerToken),
-      params,
-      types,
-      String(P),
-      `tg${o.tg}`,
-      fmt(own.tg),
-      fmt(ref.tg),
-      `${(own.tg.mean / ref.tg.mean).toFixed(2)}×`,
-    ],
-    [name, formatBytes(info.weightBytesPerToken), params, types, '1', `tg${o.tg}`, fmt(own1.tg), '', ''],
+    row(P, `pp${o.pp}`, own.pp, ref.pp),
+    row(P, `tg${o.tg}`, own.tg, ref.tg),
+    ...(P > 1 ? [row(1, `tg${o.tg}`, own1.tg)] : []),
   ];
   const text =
     table(['model', 'size', 'params', 'type', 'executors', 'test', 't/s', 'llama.cpp t/s', 'ratio'], rows) +

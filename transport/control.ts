@@ -100,6 +100,9 @@ export interface LoadModelRequest {
   ff: WireRange;
   vocab: WireRange;
   vocabPerRank: number[];
+  /** Multi-host mode: the executor's global rank and the world size (absent or 0: its own). */
+  rank?: number;
+  world?: number;
 }
 export interface LoadModelReply {
   weightBytes: number;
@@ -118,6 +121,8 @@ export interface ForwardRequest {
   logits: 'last' | 'all' | 'none';
   /** Whether this rank sends them back. */
   sendLogits: boolean;
+  /** Multi-host mode (executor/node/cross-host.ts); null or absent on one host. */
+  hosts?: CrossHost | null;
 }
 export interface ForwardReply {
   /** f32 little-endian, n_vocab values per returned position (empty when none asked). */

@@ -15,6 +15,7 @@ import {
   type BlockMsg,
 } from './grpc-data.js';
 import type { WireBrick } from './bricks.js';
+import type { ForwardReply, LoadModelReply, LoadModelRequest, LoadProgressReply } from './control.js';
 
 export interface HostNodeInfo {
   cpus: number[];
@@ -72,6 +73,23 @@ export interface HostRunRequest {
   collect: boolean;
   yOffset: number;
   xOffset: number;
+  firstRank: number;
+  world: number;
+  run: string;
+  hostFirstRanks: number[];
+}
+/** A host's part of a model (per node of the host, in order; `path` as the host sees it). */
+export interface HostLoadModelRequest {
+  path: string;
+  ctx: number;
+  firstRank: number;
+  world: number;
+  ranks: Omit<LoadModelRequest, 'path' | 'ctx'>[];
+}
+export interface HostForwardRequest {
+  tokens: number[];
+  pos: number;
+  logits: 'last' | 'all' | 'none';
   firstRank: number;
   world: number;
   run: string;
@@ -362,6 +380,18 @@ export class HostClient {
 
   runLayers(req: HostRunRequest): Promise<{ ranks: PassTimingsMsg[] }> {
     return this.unary('runLayers', req);
+  }
+
+  loadModel(req: HostLoadModelRequest): Promise<{ ranks: LoadModelReply[] }> {
+    return this.unary('loadModel', req);
+  }
+
+  loadProgress(deadlineMs: number): Promise<{ ranks: LoadProgressReply[] }> {
+    return this.unary('loadProgress', {}, deadlineMs);
+  }
+
+  forward(req: HostForwardRequest): Promise<{ ranks: ForwardReply[] }> {
+    return this.unary('forward', req);
   }
 
   /** The port of the host's leader link in `session` (multi-host sessions on the native path). */

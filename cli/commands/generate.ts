@@ -5,17 +5,21 @@ import { readTopology } from '../../native/topology.js';
 import { parsePositiveInt, UsageError } from '../../common/errors.js';
 import { formatBytes } from '../format.js';
 import { Progress } from '../progress.js';
-import { runGenerate, planGenerate, type GenerateRun } from '../../executor/coordinator/generate-run.js';
+import {
+  runGenerate,
+  planGenerate,
+  type GenerateRun,
+  type ModelRunOptions,
+} from '../../executor/coordinator/generate-run.js';
 import { renderModelSplit } from '../../planner/model-split.js';
 import { writeModelSplitHtml } from '../../planner/html/model-split.js';
 import { basename } from 'node:path';
 
-interface GenerateFlags {
+export interface GenerateFlags {
   model: string;
   prompt: string;
   nPredict: number;
   ctx?: number;
-  virtualNodes?: number;
   temp: number;
   topK: number;
   topP: number;
@@ -24,8 +28,6 @@ interface GenerateFlags {
   repeatLastN: number;
   seed?: number;
   json?: boolean;
-  dryRun?: boolean;
-  html?: string;
   bos: boolean;
 }
 
@@ -61,10 +63,9 @@ export function timingsText(r: GenerateRun): string {
   return lines.join('\n') + '\n';
 }
 
-export function registerGenerate(program: Command): void {
-  program
-    .command('generate')
-    .description('generate text from a GGUF model, each layer split across the NUMA nodes')
+/** The flags of a generation (model, prompt, length, context, sampling), for `generate` and `launch generate`. */
+export function addGenerateFlags(cmd: Command): Command {
+  return cmd
     .requiredOption('-m, --model <file>', 'the GGUF model (llama, qwen2 or qwen3; F32 … Q6_K)')
     .option('-p, --prompt <text>', 'the prompt', '')
     .option('-n, --n-predict <N>', 'tokens to generate at most', whole('--n-predict'), 128)
@@ -72,9 +73,6 @@ export function registerGenerate(program: Command): void {
       '-c, --ctx <N>',
       'context size in tokens (KV cache per executor; default: the model’s, at most 4096)',
       (v) => parsePositiveInt(v, '--ctx'),
-    )
-    .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', (v) =>
-      parsePositiveInt(v, '--virtual-nodes'),
     )
     .option('--temp <T>', 'temperature; 0 = greedy', number('--temp', 0, 100), 0.8)
     .option('--top-k <K>', 'keep the K most likely tokens (0 = all)', whole('--top-k'), 40)
@@ -102,7 +100,73 @@ export function registerGenerate(program: Command): void {
       'random seed: the same seed gives the same text (default: random)',
       whole('--seed'),
     )
-    .option('--no-bos', 'do not add the BOS token even where the model asks for it')
+    .option('--no-bos', 'do not add the BOS token even where the model asks for it');
+}
+
+/**
+ * Runs a generation the way both commands show it: a progress bar while loading, the text
+ * streamed to stdout and the timings to stderr, or one JSON object with --json.
+ */
+export async function generateWithFlags(
+  o: GenerateFlags,
+  run: (ro: ModelRunOptions) => Promise<GenerateRun>,
+): Promise<void> {
+  const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
+  const bar = new Progress('loading weights');
+  const r = await run({
+    model: o.model,
+    ...(o.ctx ? { ctx: o.ctx } : {}),
+    prompt: o.prompt,
+    maxTokens: o.nPredict,
+    addBos: o.bos ? undefined : false,
+    sampling: {
+      temperature: o.temp,
+      topK: o.topK,
+      topP: o.topP,
+      minP: o.minP,
+      repeatPenalty: o.repeatPenalty,
+      repeatLastN: o.repeatLastN,
+      seed,
+    },
+    onProgress: (done, total) => bar.update(done, total, 'layers'),
+    onLoaded: () => {
+      bar.done();
+      if (!o.json) process.stdout.write(o.prompt);
+    },
+    ...(o.json ? {} : { onText: (s: string) => process.stdout.write(s) }),
+  }).finally(() => bar.done());
+  if (o.json) {
+    process.stdout.write(
+      JSON.stringify(
+        {
+          model: o.model,
+          executors: r.model.perRank.length,
+          seed,
+          promptTokens: r.result.promptTokens,
+          generatedTokens: r.result.generatedTokens,
+          text: r.result.text,
+          stoppedBy: r.result.stoppedBy,
+          timings: { load: r.model.perRank, loadSeconds: r.model.seconds, ...r.result.timings },
+        },
+        null,
+        2,
+      ) + '\n',
+    );
+  } else {
+    process.stdout.write('\n');
+    process.stderr.write('\n' + timingsText(r));
+  }
+}
+
+export function registerGenerate(program: Command): void {
+  addGenerateFlags(
+    program
+      .command('generate')
+      .description('generate text from a GGUF model, each layer split across the NUMA nodes'),
+  )
+    .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', (v) =>
+      parsePositiveInt(v, '--virtual-nodes'),
+    )
     .option('--dry-run', 'print how the model would be split across the executors, and stop')
     .option('--html <file>', 'with --dry-run: also write the split as an HTML page')
     .option('--json', 'print one JSON object (token ids, text, timings) instead of streaming text')
@@ -117,7 +181,7 @@ Examples:
   redblue generate -m model.gguf -p "Once upon a time" --virtual-nodes 2 --seed 7
   redblue generate -m model.gguf --dry-run --virtual-nodes 2 --json`,
     )
-    .action(async (o: GenerateFlags) => {
+    .action(async (o: GenerateFlags & { virtualNodes?: number; dryRun?: boolean; html?: string }) => {
       const topology = readTopology({ virtualNodes: o.virtualNodes });
       if (o.html && !o.dryRun) throw new UsageError('--html goes with --dry-run');
       if (o.dryRun) {
@@ -132,54 +196,14 @@ Examples:
         process.stdout.write(o.json ? JSON.stringify(plan, null, 2) + '\n' : renderModelSplit(plan.split));
         return;
       }
-      const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
-      const bar = new Progress('loading weights');
-      const run = await runGenerate({
-        model: o.model,
-        topology,
-        ...(o.ctx ? { ctx: o.ctx } : {}),
-        prompt: o.prompt,
-        maxTokens: o.nPredict,
-        addBos: o.bos ? undefined : false,
-        sampling: {
-          temperature: o.temp,
-          topK: o.topK,
-          topP: o.topP,
-          minP: o.minP,
-          repeatPenalty: o.repeatPenalty,
-          repeatLastN: o.repeatLastN,
-          seed,
-        },
-        onProgress: (done, total) => bar.update(done, total, 'layers'),
-        hooks: {
-          onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
-        },
-        onLoaded: () => {
-          bar.done();
-          if (!o.json) process.stdout.write(o.prompt);
-        },
-        ...(o.json ? {} : { onText: (s: string) => process.stdout.write(s) }),
-      });
-      if (o.json) {
-        process.stdout.write(
-          JSON.stringify(
-            {
-              model: o.model,
-              executors: run.model.perRank.length,
-              seed,
-              promptTokens: run.result.promptTokens,
-              generatedTokens: run.result.generatedTokens,
-              text: run.result.text,
-              stoppedBy: run.result.stoppedBy,
-              timings: { load: run.model.perRank, loadSeconds: run.model.seconds, ...run.result.timings },
-            },
-            null,
-            2,
-          ) + '\n',
-        );
-      } else {
-        process.stdout.write('\n');
-        process.stderr.write('\n' + timingsText(run));
-      }
+      await generateWithFlags(o, (ro) =>
+        runGenerate({
+          ...ro,
+          topology,
+          hooks: {
+            onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
+          },
+        }),
+      );
     });
 }

@@ -18,6 +18,10 @@ import { authFromOptions } from '../../executor/host/options.js';
 import { addSecurityOptions } from './executor.js';
 import type { GemmFlags } from './run.js';
 import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
+import { addGenerateFlags, generateWithFlags, type GenerateFlags } from './generate.js';
+import { runRemoteGenerate } from '../../executor/coordinator/remote-generate.js';
+import { planGenerateOn, readModelFile } from '../../executor/coordinator/generate.js';
+import { renderModelSplit } from '../../planner/model-split.js';
 
 interface LaunchOpts {
   hostfile?: string;
@@ -89,6 +93,7 @@ export function registerLaunch(program: Command): void {
 Examples:
   redblue launch --hostfile hosts.txt gemm --m 4096 --n 4096 --k 4096 --verify
   redblue launch --hosts 10.0.0.1:7070,10.0.0.2:7070 --token-file token layer --n 11008 --k 4096
+  redblue launch --hostfile hosts.txt generate -m model.gguf -p "The capital of France is" -n 32 --temp 0
   srun --ntasks-per-node=1 redblue executor --listen 0.0.0.0:7070 --token-file ~/.redblue-token &
   redblue launch --slurm --token-file ~/.redblue-token gemm --m 8192 --n 8192 --k 8192`,
   );
@@ -157,6 +162,33 @@ Examples:
       );
       if (v && !v.ok)
         throw new Error(`verification failed: largest error ${v.maxAbsError} exceeds ${v.tolerance}`);
+    });
+  });
+
+  addLaunchOptions(
+    addGenerateFlags(
+      launch
+        .command('generate')
+        .description('generate text from a GGUF model, each layer split across every node of every host'),
+    )
+      .option(
+        '--host-model <file>',
+        "the model's path on the hosts when it differs from --model's (relative: to each executor's directory)",
+      )
+      .option('--dry-run', "print how the model would be split across the hosts' executors, and stop"),
+  ).action(async (o: GenerateFlags & { hostModel?: string; dryRun?: boolean }, cmd: Command) => {
+    const lo = merged(cmd);
+    // Read before the hosts are reached: a large vocabulary takes seconds (see ModelFile).
+    const file = readModelFile(o.model);
+    await onHosts(lo, async (rc) => {
+      if (o.dryRun) {
+        const plan = planGenerateOn({ info: file.info, ranks: rc.size, ...(o.ctx ? { ctx: o.ctx } : {}) });
+        print(lo.json, plan, renderModelSplit(plan.split) + '\n');
+        return;
+      }
+      await generateWithFlags({ ...o, json: lo.json }, (ro) =>
+        runRemoteGenerate(rc, { ...ro, file, ...(o.hostModel ? { hostPath: o.hostModel } : {}) }),
+      );
     });
   });
 

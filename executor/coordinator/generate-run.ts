@@ -3,7 +3,7 @@
 import type { MachineTopology } from '../../native/topology.js';
 import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
-import { planModelSplit, type ModelSplit } from '../../planner/model-split.js';
+import type { ModelSplit } from '../../planner/model-split.js';
 import { withLocalCluster, type LocalRunHooks } from './local-run.js';
 import {
   generate,
@@ -11,15 +11,25 @@ import {
   type GenerateOptions,
   type GenerateResult,
   type LoadedModel,
+  planGenerateOn,
+  type ModelFile,
+  type ModelRunner,
 } from './generate.js';
+import type { LocalCluster } from '../host/local-cluster.js';
 
-export interface GenerateRunOptions extends GenerateOptions {
+/** What loading and generating need, whichever executors run the model. */
+export interface ModelRunOptions extends GenerateOptions {
   model: string;
-  topology: MachineTopology;
+  /** The model's header and tokenizer when already read (see ModelFile). */
+  file?: ModelFile;
   ctx?: number;
   onProgress?: (done: number, total: number) => void;
   /** Called once the weights are in place, before the prompt is processed. */
   onLoaded?: (model: LoadedModel) => void;
+}
+
+export interface GenerateRunOptions extends ModelRunOptions {
+  topology: MachineTopology;
   /** Starting the executors, and Ctrl-C. */
   hooks?: LocalRunHooks;
 }
@@ -35,30 +45,25 @@ export function planGenerate(o: { model: string; topology: MachineTopology; ctx?
   split: ModelSplit;
 } {
   const info = describeModel(readGguf(o.model));
-  const ctx = o.ctx ?? Math.min(info.nCtxTrain, 4096);
-  return {
-    info,
-    split: planModelSplit(
-      info,
-      o.topology.nodes.map(() => ({ rate: 1 })),
-      { context: ctx },
-    ),
-  };
+  return planGenerateOn({ info, ranks: o.topology.nodes.length, ...(o.ctx ? { ctx: o.ctx } : {}) });
+}
+
+/** Loads the model's split on the executors, then generates: one host or several alike. */
+export async function loadAndGenerate(
+  cluster: LocalCluster | ModelRunner,
+  o: ModelRunOptions,
+): Promise<GenerateRun> {
+  const model = await loadModel(cluster, {
+    path: o.model,
+    ...(o.file ? { file: o.file } : {}),
+    ...(o.ctx ? { ctx: o.ctx } : {}),
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+  });
+  o.onLoaded?.(model);
+  const result = await generate(cluster, model, o);
+  return { model, result };
 }
 
 export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
-  return withLocalCluster(
-    o.topology,
-    async (cluster) => {
-      const model = await loadModel(cluster, {
-        path: o.model,
-        ...(o.ctx ? { ctx: o.ctx } : {}),
-        ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-      });
-      o.onLoaded?.(model);
-      const result = await generate(cluster, model, o);
-      return { model, result };
-    },
-    o.hooks,
-  );
+  return withLocalCluster(o.topology, (cluster) => loadAndGenerate(cluster, o), o.hooks);
 }

@@ -2,20 +2,116 @@
 // computes which heads, FFN slice and vocabulary rows, has every executor load its part from
 // the file into its own node's memory, then drives generation: one Forward call per executor
 // per step (a prompt batch or one token; every layer and all-reduce runs natively inside it),
-// sampling the next token from rank 0's logits here.
+// sampling the next token from rank 0's logits here. The executors are a ModelRunner: one host's
+// (a LocalCluster, localRunner below) or several hosts' (remote-generate.ts), so loading and
+// generation are written once for both.
 import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
 import { createTokenizer, type Tokenizer } from '../../model/tokenizer/index.js';
 import { Sampler, type SamplingParams } from '../../model/sampling.js';
 import { planModelSplit, type ModelSplit } from '../../planner/model-split.js';
-import type { ForwardReply, LoadModelReply } from '../../transport/control.js';
+import type {
+  ForwardReply,
+  LoadModelReply,
+  LoadModelRequest,
+  LoadProgressReply,
+} from '../../transport/control.js';
 import type { LocalCluster } from '../host/local-cluster.js';
 
 /** Tokens per Forward call while processing a prompt (llama.cpp's default batch). */
 export const PROMPT_BATCH = 512;
 
+/** What a model step returns: rank 0's logits (f32, n_vocab per position) and every rank's reply. */
+export interface ForwardResult {
+  logits: Float32Array;
+  replies: ForwardReply[];
+}
+
+/**
+ * The executors a model runs on, whatever their kind: one host's (LocalCluster, localRunner) or
+ * several hosts' (RemoteCluster, remote-generate.ts). Ranks are global and in order; loadModel,
+ * forward and generate are written once against this.
+ */
+export interface ModelRunner {
+  /** Executors, all hosts. */
+  readonly ranks: number;
+  /** Each rank loads its split (per rank, in rank order; `path` as the coordinator sees it). */
+  load(reqs: LoadModelRequest[]): Promise<LoadModelReply[]>;
+  /** How far each rank's load has come (a rank that does not answer in time is left out). */
+  loadProgress(): Promise<(LoadProgressReply | undefined)[]>;
+  /** One step on every rank: `tokens` at positions pos…; rank 0's logits. */
+  forward(tokens: number[], pos: number, logits: 'last' | 'all' | 'none'): Promise<ForwardResult>;
+}
+
+/** The reply's bytes may sit unaligned inside a larger buffer: copied into an aligned array. */
+export function logitsOf(bytes: Uint8Array): Float32Array {
+  const out = new Float32Array(bytes.byteLength / 4);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
+/** One host's executors as a ModelRunner (every all-reduce in the host's shared memory). */
+export function localRunner(cluster: LocalCluster): ModelRunner {
+  return {
+    ranks: cluster.clients.length,
+    async load(reqs) {
+      // Joins every executor to the host's shared-memory group (the all-reduces run there).
+      (await cluster.stage('model', 64)).close();
+      return cluster.guard(Promise.all(cluster.clients.map((c, rank) => c.loadModel(reqs[rank]!))));
+    },
+    loadProgress: () =>
+      Promise.all(cluster.clients.map((c) => c.loadProgress({}, 5000).catch(() => undefined))),
+    async forward(tokens, pos, logits) {
+      const replies = await cluster.guard(
+        Promise.all(
+          cluster.clients.map((c, rank) => c.forward({ tokens, pos, logits, sendLogits: rank === 0 })),
+        ),
+      );
+      return { logits: logitsOf(replies[0]!.logits), replies };
+    },
+  };
+}
+
+function runnerOf(c: LocalCluster | ModelRunner): ModelRunner {
+  return 'forward' in c ? c : localRunner(c);
+}
+
+/**
+ * The coordinator's part of a model file: its header and its tokenizer. Reading them blocks for
+ * seconds with a large vocabulary (Qwen's 151k tokens), long enough for a host connection's
+ * keepalive to give up: across hosts it is read before the hosts are reached.
+ */
+export interface ModelFile {
+  path: string;
+  info: ModelInfo;
+  tokenizer: Tokenizer;
+}
+
+export function readModelFile(path: string): ModelFile {
+  const gguf = readGguf(path);
+  return { path, info: describeModel(gguf), tokenizer: createTokenizer(gguf.metadata) };
+}
+
+/** The split over `ranks` equal executors (one host's nodes, or every host's). */
+export function planGenerateOn(o: { info: ModelInfo; ranks: number; ctx?: number }): {
+  info: ModelInfo;
+  split: ModelSplit;
+} {
+  const ctx = o.ctx ?? Math.min(o.info.nCtxTrain, 4096);
+  return {
+    info: o.info,
+    split: planModelSplit(
+      o.info,
+      Array.from({ length: o.ranks }, () => ({ rate: 1 })),
+      { context: ctx },
+    ),
+  };
+}
+
 export interface ModelLoadOptions {
   path: string;
+  /** The file's header and tokenizer when already read (readModelFile of `path`). */
+  file?: ModelFile;
   /** Positions of KV cache (default: the model's context length, at most 4096). */
   ctx?: number;
   onProgress?: (done: number, total: number) => void;
@@ -37,47 +133,37 @@ export interface LoadedModel {
 }
 
 /** Reads the header, plans the split and loads every executor's part. */
-export async function loadModel(cluster: LocalCluster, o: ModelLoadOptions): Promise<LoadedModel> {
+export async function loadModel(
+  cluster: LocalCluster | ModelRunner,
+  o: ModelLoadOptions,
+): Promise<LoadedModel> {
+  const runner = runnerOf(cluster);
   const started = performance.now();
-  const gguf = readGguf(o.path);
-  const info = describeModel(gguf);
-  const tokenizer = createTokenizer(gguf.metadata);
+  const { info, tokenizer } = o.file ?? readModelFile(o.path);
   const ctx = o.ctx ?? Math.min(info.nCtxTrain, 4096);
-  const split = planModelSplit(
-    info,
-    cluster.hellos.map(() => ({ rate: 1 })),
-    { context: ctx },
-  );
-  // Joins every executor to the host's shared-memory group (the all-reduces run there).
-  (await cluster.stage('model', 64)).close();
+  const { split } = planGenerateOn({ info, ranks: runner.ranks, ctx });
   const vocabPerRank = split.ranks.map((r) => r.vocab[1] - r.vocab[0]);
   let polling = true;
   const poll = (async () => {
     while (polling) {
       await new Promise((r) => setTimeout(r, 200));
       if (!polling) break;
-      const ps = await Promise.all(
-        cluster.clients.map((c) => c.loadProgress({}, 5000).catch(() => undefined)),
-      );
-      const done = Math.min(...ps.map((p) => p?.done ?? 0));
-      o.onProgress?.(done, info.nLayer);
+      const ps = await runner.loadProgress().catch(() => []);
+      // Executors report bytes copied of their own totals; the slowest one is shown, in layers.
+      const frac = ps.length ? Math.min(...ps.map((p) => (p && p.total > 0 ? p.done / p.total : 0))) : 0;
+      o.onProgress?.(Math.floor(frac * info.nLayer), info.nLayer);
     }
   })();
   try {
-    const replies = await cluster.guard(
-      Promise.all(
-        cluster.clients.map((c, rank) => {
-          const r = split.ranks[rank]!;
-          return c.loadModel({
-            path: o.path,
-            ctx,
-            kvHeads: { lo: r.kvHeads[0], hi: r.kvHeads[1] },
-            ff: { lo: r.ff[0], hi: r.ff[1] },
-            vocab: { lo: r.vocab[0], hi: r.vocab[1] },
-            vocabPerRank,
-          });
-        }),
-      ),
+    const replies = await runner.load(
+      split.ranks.map((r) => ({
+        path: o.path,
+        ctx,
+        kvHeads: { lo: r.kvHeads[0], hi: r.kvHeads[1] },
+        ff: { lo: r.ff[0], hi: r.ff[1] },
+        vocab: { lo: r.vocab[0], hi: r.vocab[1] },
+        vocabPerRank,
+      })),
     );
     o.onProgress?.(info.nLayer, info.nLayer);
     return {
@@ -96,19 +182,12 @@ export async function loadModel(cluster: LocalCluster, o: ModelLoadOptions): Pro
 
 /** One step on every executor: `tokens` at positions pos…; returns rank 0's logits. */
 export async function forward(
-  cluster: LocalCluster,
+  cluster: LocalCluster | ModelRunner,
   tokens: number[],
   pos: number,
   logits: 'last' | 'all' | 'none' = 'last',
-): Promise<{ logits: Float32Array; replies: ForwardReply[] }> {
-  const replies = await cluster.guard(
-    Promise.all(cluster.clients.map((c, rank) => c.forward({ tokens, pos, logits, sendLogits: rank === 0 }))),
-  );
-  const bytes = replies[0]!.logits;
-  // The reply's bytes may sit unaligned inside a larger buffer: copy into an aligned one.
-  const out = new Float32Array(bytes.byteLength / 4);
-  new Uint8Array(out.buffer).set(bytes);
-  return { logits: out, replies };
+): Promise<ForwardResult> {
+  return runnerOf(cluster).forward(tokens, pos, logits);
 }
 
 export interface GenerateOptions {
@@ -145,10 +224,11 @@ export interface GenerateResult {
 
 /** Processes the prompt in batches, then samples one token at a time. */
 export async function generate(
-  cluster: LocalCluster,
+  cluster: LocalCluster | ModelRunner,
   model: LoadedModel,
   o: GenerateOptions,
 ): Promise<GenerateResult> {
+  const runner = runnerOf(cluster);
   const { tokenizer } = model;
   const promptTokens = tokenizer.encode(o.prompt, {
     addBos: o.addBos ?? tokenizer.addBos,
@@ -160,7 +240,7 @@ export async function generate(
       `the prompt is ${promptTokens.length} tokens but the context holds ${model.ctx}: use a larger --ctx or a shorter prompt`,
     );
   }
-  const perRank: RankTimings[] = cluster.clients.map((_, rank) => ({
+  const perRank: RankTimings[] = Array.from({ length: runner.ranks }, (_, rank) => ({
     rank,
     computeSeconds: 0,
     exchangeSeconds: 0,
@@ -176,7 +256,7 @@ export async function generate(
   for (let i = 0; i < promptTokens.length; i += PROMPT_BATCH) {
     const batch = promptTokens.slice(i, i + PROMPT_BATCH);
     const last = i + PROMPT_BATCH >= promptTokens.length;
-    const r = await forward(cluster, batch, i, last ? 'last' : 'none');
+    const r = await runner.forward(batch, i, last ? 'last' : 'none');
     account(r.replies);
     if (last) logits = r.logits;
   }
@@ -208,7 +288,7 @@ export async function generate(
       stoppedBy = 'context';
       break;
     }
-    const r = await forward(cluster, [next], pos, 'last');
+    const r = await runner.forward([next], pos, 'last');
     account(r.replies);
     logits = r.logits;
     pos++;

@@ -4,16 +4,17 @@
 // exchanges blocks with the other hosts' supervisors. Every call is authenticated and validated;
 // the only memory a caller can reach is the staging area, by offsets checked against its size.
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { serveLeaderLink } from '../../transport/leader-link.js';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { MachineTopology } from '../../native/topology.js';
 import type { SharedArea } from '../../transport/shared-area.js';
 import { DataServer } from '../../transport/native-data.js';
 import { hostOf, joinHostPort } from '../../common/address.js';
+import type { CrossHost } from '../../transport/control.js';
 import {
   callMessage,
   CHUNK_BYTES,
@@ -32,6 +33,8 @@ import {
   HostClient,
   type HostGemmRequest,
   type HostPlaceRequest,
+  type HostForwardRequest,
+  type HostLoadModelRequest,
   type HostRunRequest,
 } from '../../transport/host-client.js';
 import { LocalCluster } from './local-cluster.js';
@@ -293,6 +296,9 @@ export class Supervisor {
       Gemm: this.unary((req: HostGemmRequest) => this.gemm(req)),
       PlaceLayers: this.unary((req: HostPlaceRequest) => this.placeLayers(req)),
       RunLayers: this.unary((req: HostRunRequest) => this.runLayers(req)),
+      LoadModel: this.unary((req: HostLoadModelRequest) => this.loadModel(req)),
+      LoadProgress: this.unary(() => this.loadProgress()),
+      Forward: this.unary((req: HostForwardRequest) => this.forward(req)),
       Fetch: (call: grpc.ServerWritableStream<{ tag: string; fromHost: number }, Buffer>) => {
         this.fetch(call).catch((e: unknown) => Supervisor.fail(call, e));
       },
@@ -673,6 +679,38 @@ export class Supervisor {
     const m = int('m', req.m, 1, 1 << 16);
     const iters = int('iters', req.iters, 1, 1 << 20);
     int('seed', req.seed, 0, Number.MAX_SAFE_INTEGER);
+    const { first, hosts } = await this.hostRanks(s, req);
+    if (req.collect) {
+      const area = this.needArea();
+      int('yOffset', req.yOffset, 0, area.buffer.byteLength);
+      int('xOffset', req.xOffset, 0, area.buffer.byteLength);
+    }
+    const replies = await s.cluster.guard(
+      Promise.all(
+        s.cluster.clients.map((c, i) =>
+          c.runLayers({
+            m,
+            iters,
+            seed: req.seed,
+            yOffset: req.yOffset,
+            xOffset: req.xOffset,
+            collect: req.collect && first + i === 0,
+            ...(hosts ? { hosts } : {}),
+          }),
+        ),
+      ),
+    );
+    return { ranks: replies };
+  }
+
+  /**
+   * The ranks of a multi-host step, checked against the session: this host's first rank, and
+   * what its executors need to reach the other hosts (none when the session has one host).
+   */
+  private async hostRanks(
+    s: Session,
+    req: { world: number; firstRank: number; hostFirstRanks: number[]; run: string },
+  ): Promise<{ first: number; hosts?: CrossHost }> {
     const world = int('world', req.world, 1, 1 << 16);
     const hostFirst = list<number>('hostFirstRanks', req.hostFirstRanks, 4097).map((r) =>
       int('hostFirstRanks', r, 0, world),
@@ -691,36 +729,101 @@ export class Supervisor {
       hostFirst[s.hostIndex + 1]! - first !== this.nodes
     )
       throw invalid(`this host has ranks [${first}, ${first + this.nodes}), not as the request says`);
-    if (req.collect) {
-      const area = this.needArea();
-      int('yOffset', req.yOffset, 0, area.buffer.byteLength);
-      int('xOffset', req.xOffset, 0, area.buffer.byteLength);
-    }
     if (typeof req.run !== 'string' || !/^[\w.-]{1,64}$/.test(req.run))
       throw invalid('run must be a short name');
-    const multi = s.peers.length > 1;
-    const leaders = multi && s.leaderPort ? await this.leaders(s) : undefined;
+    if (s.peers.length === 1) return { first };
+    // The leaders exchange natively when they can (their link addresses); else through us (TLS).
+    const leaders = s.leaderPort ? await this.leaders(s) : undefined;
+    return {
+      first,
+      hosts: {
+        firstRank: first,
+        hostFirstRanks: hostFirst,
+        run: req.run,
+        supervisor: this.leaderPath,
+        ...(leaders ? { leaders } : {}),
+      },
+    };
+  }
+
+  /**
+   * Each executor of the host loads its split of the model. The file is this host's: a path
+   * that is not readable here fails at once, naming the host and the path, before any executor
+   * starts reading. (An authenticated caller may name any file; only logits ever leave.)
+   */
+  private async loadModel(req: HostLoadModelRequest) {
+    const s = this.need();
+    if (typeof req.path !== 'string' || req.path.length === 0 || req.path.length > 4096)
+      throw invalid('path must name the GGUF file');
+    const path = resolve(req.path);
+    try {
+      accessSync(path, fsConstants.R_OK);
+    } catch (e) {
+      throw new RpcError(
+        grpc.status.NOT_FOUND,
+        `the model ${path} is not readable on ${this.o.topology.hostname} (${(e as NodeJS.ErrnoException).code ?? callMessage(e)}): copy it there or give its path on the hosts with --host-model`,
+      );
+    }
+    const ctx = int('ctx', req.ctx, 1, 1 << 24);
+    const world = int('world', req.world, 1, 1 << 16);
+    const first = int('firstRank', req.firstRank, 0, world - this.nodes);
+    const ranks = list<HostLoadModelRequest['ranks'][number]>('ranks', req.ranks, this.nodes);
+    if (ranks.length !== this.nodes) throw invalid(`ranks must give one split per node (${this.nodes})`);
+    const span = (name: string, r: unknown) => {
+      const x = r as Partial<{ lo: number; hi: number }> | null;
+      if (!x || typeof x !== 'object') throw invalid(`${name} is missing`);
+      const lo = int(`${name}.lo`, x.lo, 0, MAX_DIM);
+      const hi = int(`${name}.hi`, x.hi, lo, MAX_DIM);
+      return { lo, hi };
+    };
+    const replies = await s.cluster.guard(
+      Promise.all(
+        s.cluster.clients.map((c, i) => {
+          const r = ranks[i]!;
+          const vocabPerRank = list<number>('vocabPerRank', r.vocabPerRank, world).map((v) =>
+            int('vocabPerRank', v, 0, MAX_DIM),
+          );
+          if (vocabPerRank.length !== world) throw invalid(`vocabPerRank must list all ${world} ranks`);
+          return c.loadModel({
+            path,
+            ctx,
+            kvHeads: span('kvHeads', r.kvHeads),
+            ff: span('ff', r.ff),
+            vocab: span('vocab', r.vocab),
+            vocabPerRank,
+            rank: first + i,
+            world,
+          });
+        }),
+      ),
+    );
+    return { ranks: replies };
+  }
+
+  private async loadProgress() {
+    const s = this.need();
+    return {
+      ranks: await s.cluster.guard(Promise.all(s.cluster.clients.map((c) => c.loadProgress({}, 5000)))),
+    };
+  }
+
+  /** One step of the model on every executor of the host; global rank 0 sends the logits. */
+  private async forward(req: HostForwardRequest) {
+    const s = this.need();
+    const { first, hosts } = await this.hostRanks(s, req);
+    const tokens = list<number>('tokens', req.tokens, 1 << 16).map((t) => int('token', t, 0, 0x7fffffff));
+    if (tokens.length === 0) throw invalid('tokens must not be empty');
+    const pos = int('pos', req.pos, 0, 1 << 24);
+    const logits = oneOf('logits', req.logits, ['last', 'all', 'none'] as const);
     const replies = await s.cluster.guard(
       Promise.all(
         s.cluster.clients.map((c, i) =>
-          c.runLayers({
-            m,
-            iters,
-            seed: req.seed,
-            yOffset: req.yOffset,
-            xOffset: req.xOffset,
-            collect: req.collect && first + i === 0,
-            ...(multi
-              ? {
-                  hosts: {
-                    firstRank: first,
-                    hostFirstRanks: hostFirst,
-                    run: req.run,
-                    supervisor: this.leaderPath,
-                    ...(leaders ? { leaders } : {}),
-                  },
-                }
-              : {}),
+          c.forward({
+            tokens,
+            pos,
+            logits,
+            sendLogits: first + i === 0,
+            ...(hosts ? { hosts } : {}),
           }),
         ),
       ),

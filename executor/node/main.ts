@@ -137,7 +137,13 @@ class Executor {
       },
       loadModel: (req) => this.model.load(req, this.pool),
       loadProgress: () => this.model.loadProgress(),
-      forward: (req) => this.model.forward(req, this.pool, this.need(this.group, 'attach').communicator),
+      forward: (req) => {
+        const group = this.need(this.group, 'attach');
+        // Across hosts every all-reduce and all-gather of every layer goes through the hosts'
+        // collective, exactly as runLayers' all-gathers do.
+        const peers = req.hosts ? crossHostPeers(group.communicator, req.hosts) : group.communicator;
+        return this.model.forward(req, this.pool, peers);
+      },
       openHostLink: (req) => openHostLink(req.address, req.token),
       shutdown: () => {
         setImmediate(() => this.exit(0));

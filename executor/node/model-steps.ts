@@ -69,8 +69,11 @@ export class ModelSteps {
 
   async load(req: LoadModelRequest, pool: NativeThreadPool): Promise<LoadModelReply> {
     this.release();
-    const cfg = shardConfig(req, this.rank, this.ranks, this.node);
-    this.progress = { done: 0, total: cfg.nLayer };
+    // Across hosts the supervisor names the global rank; on one host it is ours.
+    const cfg = req.world
+      ? shardConfig(req, req.rank ?? 0, req.world, this.node)
+      : shardConfig(req, this.rank, this.ranks, this.node);
+    this.progress = { done: 0, total: 0 }; // bytes copied of the shard's total, as load reports
     const shard = new (modelAddon().ModelShard)(cfg);
     try {
       const r = await shard.load(pool, (done, total) => {

@@ -351,8 +351,22 @@ export function readTensorData(f: GgufFile, t: GgufTensor, rowLo = 0, rowHi?: nu
 
 /** Reads and validates a GGUF header; the tensor data is not read. */
 export function readGguf(path: string): GgufFile {
-  const fd = openSync(path, 'r');
+  let fd: number;
   try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file (check the path)'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : (e as Error).message;
+    throw new GgufError(`cannot open the model ${path}: ${why}`);
+  }
+  try {
+    if (!fstatSync(fd).isFile())
+      throw new GgufError(`cannot read the model ${path}: it is not a regular file`);
     return parse(fd, path);
   } finally {
     closeSync(fd);

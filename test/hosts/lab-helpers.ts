@@ -13,11 +13,18 @@ export interface Started {
 }
 
 /** Starts `redblue executor` in host i of the lab; resolves when it prints "ready PORT". */
-export function startExecutor(lab: Lab, i: number, args: string[], timeoutMs = 20_000): Promise<Started> {
+export function startExecutor(
+  lab: Lab,
+  i: number,
+  args: string[],
+  timeoutMs = 20_000,
+  /** Its working directory (relative paths it is given resolve there); default the repository. */
+  cwd = repoRoot,
+): Promise<Started> {
   return new Promise((resolve, reject) => {
     const proc = lab.spawn(i, process.execPath, [cliPath, 'executor', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: repoRoot,
+      cwd,
     });
     let err = '';
     let out = '';

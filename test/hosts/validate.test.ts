@@ -160,4 +160,57 @@ describe('supervisor security and validation', () => {
       await client.closeSession();
     }
   }, 30_000);
+
+  it('checks model loads and steps: the file on this host, the splits, the ranks, the run', async () => {
+    const session = await client.open({ session: 'model', hostIndex: 0, peers: [address] }, () => undefined);
+    try {
+      const split = {
+        kvHeads: { lo: 0, hi: 2 },
+        ff: { lo: 0, hi: 512 },
+        vocab: { lo: 0, hi: 100 },
+        vocabPerRank: [100],
+      };
+      const load = { path: '/nowhere/model.gguf', ctx: 64, firstRank: 0, world: 1, ranks: [split] };
+      const missing = await code(client.loadModel(load));
+      expect(missing.code).toBe(grpc.status.NOT_FOUND);
+      expect(missing.message).toMatch(
+        /host 0: the model \/nowhere\/model.gguf is not readable on .+ \(ENOENT\): copy it there or give its path on the hosts with --host-model/,
+      );
+      const readable = { ...load, path: 'package.json' };
+      const bad = async (req: typeof load) => (await code(client.loadModel(req))).message;
+      expect(await bad({ ...readable, ranks: [] })).toMatch(/ranks must give one split per node \(1\)/);
+      expect(await bad({ ...readable, ranks: [{ ...split, ff: { lo: 9, hi: 3 } }] })).toMatch(
+        /ff.hi must be/,
+      );
+      expect(await bad({ ...readable, ranks: [{ ...split, vocabPerRank: [1, 2] }] })).toMatch(/vocabPerRank/);
+      expect(await bad({ ...readable, firstRank: 1 })).toMatch(/firstRank must be/);
+      expect(await bad({ ...readable, ctx: 0 })).toMatch(/ctx must be/);
+
+      const step = {
+        tokens: [1],
+        pos: 0,
+        logits: 'last' as const,
+        firstRank: 0,
+        world: 1,
+        run: 'g1',
+        hostFirstRanks: [0, 1],
+      };
+      const refused = async (req: typeof step) => (await code(client.forward(req))).message;
+      expect(await refused({ ...step, logits: 'some' as 'last' })).toMatch(
+        /logits must be one of last, all, none/,
+      );
+      expect(await refused({ ...step, tokens: [] })).toMatch(/tokens must not be empty/);
+      expect(await refused({ ...step, tokens: [-1] })).toMatch(/token must be/);
+      expect(await refused({ ...step, hostFirstRanks: [0, 2], world: 2 })).toMatch(
+        /this host has ranks \[0, 1\)/,
+      );
+      expect(await refused({ ...step, run: 'no spaces' })).toMatch(/run must be a short name/);
+      // A valid step before any model is loaded: the executor says what to do first.
+      await client.stage(64);
+      expect(await refused(step)).toMatch(/executor rank 0: .*loadModel first/);
+    } finally {
+      session.cancel();
+      await client.closeSession();
+    }
+  }, 30_000);
 });

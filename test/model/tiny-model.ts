@@ -19,6 +19,8 @@ export interface TinySpec extends Pick<
   outputType?: WeightType;
   /** Types of some layer matrices by their name in a block, e.g. { 'ffn_down.weight': 'q6_k' }. */
   layerTypes?: Record<string, WeightType>;
+  /** Q/K/V and attn_output biases on a llama (as some files carry). */
+  biases?: boolean;
   /** Tied embeddings: no output.weight. */
   tied?: boolean;
   ropeScale?: number;
@@ -65,7 +67,7 @@ export function writeTinyModel(path: string, spec: TinySpec): TinyModel {
     add(b + 'attn_q.weight', lt('attn_q.weight'), [E, nHead * hd], matrix(nHead * hd, E, 2));
     add(b + 'attn_k.weight', lt('attn_k.weight'), [E, nHeadKv * hd], matrix(nHeadKv * hd, E, 2));
     add(b + 'attn_v.weight', lt('attn_v.weight'), [E, nHeadKv * hd], matrix(nHeadKv * hd, E));
-    if (spec.arch === 'qwen2') {
+    if (spec.arch === 'qwen2' || spec.biases) {
       add(b + 'attn_q.bias', 'f32', [nHead * hd], vector(nHead * hd, 0, 0.3));
       add(b + 'attn_k.bias', 'f32', [nHeadKv * hd], vector(nHeadKv * hd, 0, 0.3));
       add(b + 'attn_v.bias', 'f32', [nHeadKv * hd], vector(nHeadKv * hd, 0, 0.3));
@@ -75,6 +77,7 @@ export function writeTinyModel(path: string, spec: TinySpec): TinyModel {
       add(b + 'attn_k_norm.weight', 'f32', [hd], vector(hd, 1, 0.3));
     }
     add(b + 'attn_output.weight', lt('attn_output.weight'), [nHead * hd, E], matrix(E, nHead * hd));
+    if (spec.biases) add(b + 'attn_output.bias', 'f32', [E], vector(E, 0, 0.3));
     add(b + 'ffn_norm.weight', 'f32', [E], vector(E, 1, 0.2));
     add(b + 'ffn_gate.weight', lt('ffn_gate.weight'), [E, nFf], matrix(nFf, E, 2));
     add(b + 'ffn_up.weight', lt('ffn_up.weight'), [E, nFf], matrix(nFf, E, 2));
@@ -182,7 +185,7 @@ export class ReferenceModel {
         const q = matVec(W(b + 'attn_q.weight'), xn, c.nHead * hd);
         const k = matVec(W(b + 'attn_k.weight'), xn, c.nHeadKv * hd);
         const v = matVec(W(b + 'attn_v.weight'), xn, c.nHeadKv * hd);
-        if (c.arch === 'qwen2') {
+        if (this.m.weights.has(b + 'attn_q.bias')) {
           addInto(q, W(b + 'attn_q.bias'));
           addInto(k, W(b + 'attn_k.bias'));
           addInto(v, W(b + 'attn_v.bias'));
@@ -218,6 +221,7 @@ export class ReferenceModel {
         }
         const x = xs[t]!;
         addInto(x, matVec(W(b + 'attn_output.weight'), att, E));
+        if (this.m.weights.has(b + 'attn_output.bias')) addInto(x, W(b + 'attn_output.bias'));
         const xn = rmsNorm(x, W(b + 'ffn_norm.weight'), c.normEps);
         const g = matVec(W(b + 'ffn_gate.weight'), xn, c.nFf);
         const u = matVec(W(b + 'ffn_up.weight'), xn, c.nFf);

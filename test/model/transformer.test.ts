@@ -8,9 +8,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createThreadPool } from '../../native/binding.js';
-import { loadAddon } from '../../native/addon.js';
 import { modelAddon, type ModelShardConfig } from '../../native/model.js';
-import { ShmCommunicator } from '../../transport/shm.js';
+import { hostsCollective } from '../../native/steps.js';
+import { removeStaleSegment, ShmCommunicator } from '../../transport/shm.js';
 import {
   argmax,
   ReferenceModel,
@@ -62,7 +62,7 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: numbe
 
 const ARCHS: { name: string; spec: Omit<TinySpec, 'seed' | 'nLayer' | 'nCtx'> }[] = [
   {
-    // f32 matrices (the f32 GEMM path), f16 embeddings, Llama 3's rope_freqs
+    // f32 matrices, f16 embeddings, Llama 3's rope_freqs, Q/K/V and attn_output biases
     name: 'llama',
     spec: {
       arch: 'llama',
@@ -75,6 +75,7 @@ const ARCHS: { name: string; spec: Omit<TinySpec, 'seed' | 'nLayer' | 'nCtx'> }[
       matrixType: 'f32',
       embdType: 'f16',
       ropeFreqs: true,
+      biases: true,
     },
   },
   {
@@ -194,7 +195,21 @@ async function runRanks(
       ),
     );
   } finally {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    // The ranks close their communicator after answering: let them, so no segment is left.
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+            c.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+          }),
+      ),
+    );
+    removeStaleSegment(name);
   }
 }
 
@@ -211,8 +226,13 @@ describe('model shard across ranks', () => {
     ffAlign: number;
     tol: number;
   }[] = [
-    // 4 KV heads over 3 ranks: 1, 2, 1
-    { name: 'llama f16, 4 KV heads', spec: { ...ARCHS[0]!.spec, matrixType: 'f16' }, ffAlign: 1, tol: 5e-4 },
+    // 4 KV heads over 3 ranks: 1, 2, 1; biases on Q/K/V and attn_output
+    {
+      name: 'llama f16, 4 KV heads, biases',
+      spec: { ...ARCHS[0]!.spec, matrixType: 'f16', biases: true },
+      ffAlign: 1,
+      tol: 5e-4,
+    },
     // 2 KV heads over 3 ranks: one rank has no heads (its partial sums are zero)
     { name: 'qwen3 f16, 2 KV heads', spec: ARCHS[2]!.spec, ffAlign: 1, tol: 5e-4 },
     { name: 'qwen2 bf16, tied', spec: ARCHS[1]!.spec, ffAlign: 1, tol: 5e-4 },
@@ -270,22 +290,6 @@ describe('model shard across ranks', () => {
   }
 });
 
-interface HostsAddon {
-  hostsCollective(
-    communicator: unknown,
-    options: {
-      firstRank: number;
-      hostFirstRanks: number[];
-      exchange: (
-        block: Buffer,
-        hostBytes: number[],
-        seq: number,
-        done: (err: Error | null, data?: Uint8Array) => void,
-      ) => void;
-    },
-  ): unknown;
-}
-
 describe('model shard across hosts', () => {
   it('two one-rank hosts (all-reduce as gather and rank-order sum) give the bits of two shm ranks', async () => {
     const m = model({ ...ARCHS[2]!.spec, seed: 4 });
@@ -317,7 +321,7 @@ describe('model shard across hosts', () => {
           rank: 0,
           size: 1,
         });
-        const peers = loadAddon<HostsAddon>().hostsCollective(comm.handle, {
+        const peers = hostsCollective(comm.handle, {
           firstRank: h,
           hostFirstRanks: [0, 1, 2],
           exchange: exchange(h),

@@ -43,7 +43,7 @@ struct ModelConfig {
   float normEps = 1e-5f, ropeBase = 10000.0f, ropeScale = 1.0f;
   bool ropeNeox = false;
   bool qkNorm = false;   // qwen3: RMSNorm over each head of Q and K before RoPE
-  bool qkvBias = false;  // qwen2: biases on Q, K, V
+  bool qkvBias = false;  // biases on Q, K, V: required (qwen2); other archs use them when the file has them
   std::vector<ModelTensorRef> tensors;
   ModelSplit split;
   Isa isa = Isa::Auto;  // instruction-set path of the matmuls and the attention (tests force scalar)

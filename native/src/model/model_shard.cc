@@ -218,11 +218,13 @@ ModelShard::ModelShard(ModelConfig cfg) : cfg_(std::move(cfg)) {
     mat(Blk(l, "ffn_gate.weight"), s.ffLo, s.ffHi, 0, E, {E, c.nFf}, &L.gate);
     mat(Blk(l, "ffn_up.weight"), s.ffLo, s.ffHi, 0, E, {E, c.nFf}, &L.up);
     mat(Blk(l, "ffn_down.weight"), 0, E, s.ffLo, s.ffHi, {c.nFf, E}, &L.down);
-    if (c.qkvBias) {
+    // Biases: qwen2 always has Q/K/V ones; some llama files carry them, and attn_output's.
+    if (c.qkvBias || Find(Blk(l, "attn_q.bias"), false)) {
       vec(Blk(l, "attn_q.bias"), qLo, qHi, qAll, &L.qBias);
       vec(Blk(l, "attn_k.bias"), kLo, kHi, kAll, &L.kBias);
       vec(Blk(l, "attn_v.bias"), kLo, kHi, kAll, &L.vBias);
     }
+    if (Find(Blk(l, "attn_output.bias"), false)) vec(Blk(l, "attn_output.bias"), 0, E, E, &L.oBias);
     if (c.qkNorm) {
       vec(Blk(l, "attn_q_norm.weight"), 0, hd, hd, &L.qNorm);
       vec(Blk(l, "attn_k_norm.weight"), 0, hd, hd, &L.kNorm);
@@ -426,6 +428,9 @@ ModelForwardTimings ModelShard::Forward(const int32_t* tokens, int64_t nTokens, 
     }
     allReduce(part.data(), part.size());
     for (size_t i = 0; i < x.size(); ++i) x[i] += part[i];
+    if (L.oBias)  // after the sum, on every rank alike (the hidden state stays identical)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < E; ++i) x[static_cast<size_t>(t * E + i)] += L.oBias[i];
     // Feed-forward block.
     RmsNormRows(x.data(), L.ffnNorm, xn.data(), T, E, c.normEps);
     if (ffRows_ > 0) {

@@ -71,7 +71,7 @@ class ModelShard {
  private:
   struct Layer {
     const float *attnNorm = nullptr, *ffnNorm = nullptr, *qNorm = nullptr, *kNorm = nullptr;
-    const float *qBias = nullptr, *kBias = nullptr, *vBias = nullptr;
+    const float *qBias = nullptr, *kBias = nullptr, *vBias = nullptr, *oBias = nullptr;
     ShardMatrix q, k, v, o, gate, up, down;
   };
   // A strided copy from the file into the weight buffer: `rows` rows of `copyBytes` bytes,

@@ -1,0 +1,78 @@
+// `redblue launch generate`: the model's split over every rank of every host. Each host's
+// supervisor has its executors load their parts from the file as that host sees it; a Forward
+// runs every layer natively on every rank with each all-reduce and all-gather spanning the hosts
+// (shared memory inside a host, the host leaders over gRPC), and the first host's rank 0 returns
+// the logits. Generation itself is generate.ts's, unchanged: this is only a ModelRunner.
+import { randomBytes } from 'node:crypto';
+import { allHosts, type RemoteCluster } from './remote-cluster.js';
+import { logitsOf, type ModelRunner } from './generate.js';
+import { loadAndGenerate, type GenerateRun, type ModelRunOptions } from './generate-run.js';
+
+export interface RemoteRunnerOptions {
+  /** The model's path on the hosts when it differs from the coordinator's (relative: to each host's executor directory). */
+  hostPath?: string;
+}
+
+/** Every host's executors as one ModelRunner (global ranks: host 0's first). */
+export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): ModelRunner {
+  const first = rc.hostFirstRanks;
+  const world = rc.size;
+  // One run per loaded model: its exchanges are numbered across all of its steps, so the
+  // supervisors can ask for the next one ahead of time, step after step.
+  const run = `g${randomBytes(4).toString('hex')}`;
+  return {
+    ranks: world,
+    async load(reqs) {
+      // The executors join their host's shared-memory group (the host-local half of each exchange).
+      await rc.guard(Promise.all(rc.hosts.map((c) => c.stage(64))));
+      const replies = await rc.guard(
+        Promise.all(
+          rc.hosts.map((c, h) =>
+            c.loadModel({
+              path: o.hostPath ?? reqs[0]!.path,
+              ctx: reqs[0]!.ctx,
+              firstRank: first[h]!,
+              world,
+              ranks: reqs.slice(first[h]!, first[h + 1]!).map((r) => ({
+                kvHeads: r.kvHeads,
+                ff: r.ff,
+                vocab: r.vocab,
+                vocabPerRank: r.vocabPerRank,
+              })),
+            }),
+          ),
+        ),
+      );
+      return replies.flatMap((r) => r.ranks);
+    },
+    async loadProgress() {
+      const ps = await Promise.all(
+        rc.hosts.map((c, h) =>
+          c.loadProgress(5000).then(
+            (r) => r.ranks,
+            () => Array.from({ length: first[h + 1]! - first[h]! }, () => undefined),
+          ),
+        ),
+      );
+      return ps.flat();
+    },
+    async forward(tokens, pos, logits) {
+      const replies = await rc.guard(
+        allHosts(
+          rc.hosts.map((c, h) =>
+            c.forward({ tokens, pos, logits, firstRank: first[h]!, world, run, hostFirstRanks: first }),
+          ),
+        ),
+      );
+      const ranks = replies.flatMap((r) => r.ranks);
+      return { logits: logitsOf(ranks[0]!.logits), replies: ranks };
+    },
+  };
+}
+
+export interface RemoteGenerateOptions extends ModelRunOptions, RemoteRunnerOptions {}
+
+/** Loads the model's split on the hosts and generates (the hosts' sessions are the caller's). */
+export function runRemoteGenerate(rc: RemoteCluster, o: RemoteGenerateOptions): Promise<GenerateRun> {
+  return loadAndGenerate(remoteRunner(rc, o.hostPath ? { hostPath: o.hostPath } : {}), o);
+}

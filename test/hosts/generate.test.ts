@@ -1,0 +1,188 @@
+// `redblue launch generate` with real hosts on one machine (network namespaces joined by a
+// bridge, as cluster.test.ts): a model split over two pretend hosts of one executor each gives
+// the same greedy tokens as over two executors of one host (every all-reduce and all-gather of
+// every layer crosses the hosts); a model path that one host cannot read fails naming that host;
+// nothing is left behind (executors, /dev/shm, namespaces).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLab, type Lab } from '../../bench/netns-lab.js';
+import { TINY, writeSyntheticModel } from '../../model/synth.js';
+import { runCli } from '../helpers/cli.js';
+import { childrenOf, cliIn, eventually, shmOf, startExecutor, type Started } from './lab-helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-hosts-generate-'));
+const token = join(dir, 'token');
+writeFileSync(token, 'correct-horse-battery-staple-0123\n', { mode: 0o600 });
+// Host 0 runs in the models' directory, host 1 elsewhere: a relative --host-model is found on
+// host 0 only.
+const elsewhere = join(dir, 'elsewhere');
+mkdirSync(elsewhere);
+const models = { q4_0: join(dir, 'tiny-q4_0.gguf'), f16: join(dir, 'tiny-f16.gguf') };
+// Qwen's 151k-token vocabulary, on hosts of two executors and one.
+const qwen = join(dir, 'tiny-qwen3-q8_0.gguf');
+const PROMPT = 'Once upon a time';
+const COORD = 2;
+
+let lab: Lab | undefined;
+const started: Started[] = [];
+let hosts = '';
+/** The same two pretend hosts, other supervisors: host 0 with two executors, host 1 with one. */
+let unevenHosts = '';
+
+beforeAll(async () => {
+  for (const [type, path] of Object.entries(models))
+    writeSyntheticModel(path, {
+      arch: 'llama',
+      ...TINY,
+      types: { default: type as 'q4_0' | 'f16' },
+      seed: 3,
+    });
+  writeSyntheticModel(qwen, {
+    arch: 'qwen3',
+    ...TINY,
+    nHead: 8,
+    nHeadKv: 4,
+    headDim: 32,
+    types: { default: 'q8_0' },
+    seed: 5,
+  });
+  lab = createLab(3);
+  const l = lab;
+  // One core each, as the one-host run's two executors have.
+  const args = (i: number) => [
+    '--listen',
+    `${l.addresses[i]}:7070`,
+    '--cpus',
+    String(i),
+    '--virtual-nodes',
+    '1',
+    '--token-file',
+    token,
+  ];
+  started.push(
+    ...(await Promise.all([
+      startExecutor(l, 0, args(0), 20_000, dir),
+      startExecutor(l, 1, args(1), 20_000, elsewhere),
+    ])),
+  );
+  hosts = `${l.addresses[0]}:7070,${l.addresses[1]}:7070`;
+  const uneven = (i: number, nodes: number) => [
+    '--listen',
+    `${l.addresses[i]}:7071`,
+    '--virtual-nodes',
+    String(nodes),
+    '--token-file',
+    token,
+  ];
+  started.push(
+    ...(await Promise.all([startExecutor(l, 0, uneven(0, 2)), startExecutor(l, 1, uneven(1, 1))])),
+  );
+  unevenHosts = `${l.addresses[0]}:7071,${l.addresses[1]}:7071`;
+}, 120_000);
+
+afterAll(() => {
+  for (const s of started) s.proc.kill('SIGKILL');
+  lab?.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface GenerateJson {
+  executors: number;
+  promptTokens: number[];
+  generatedTokens: number[];
+  stoppedBy: string;
+  timings: { perRank: { rank: number; exchangeSeconds: number }[] };
+}
+
+const greedy = ['-p', PROMPT, '-n', '16', '--temp', '0', '--seed', '1', '--json'];
+
+/** The hosts' executors are gone and their shared memory with them. */
+async function hostsIdle(): Promise<void> {
+  const sup = started.map((s) => s.proc.pid!);
+  expect(await eventually(() => sup.every((p) => childrenOf(p).length === 0), 15_000)).toBe(true);
+  expect(await eventually(() => shmOf(sup).length === 0, 5000)).toBe(true);
+}
+
+/**
+ * `launch generate` on `hostList` and `generate` on one host of as many executors give the same
+ * tokens, and each leaves nothing behind.
+ */
+async function sameAsOneHost(hostList: string, model: string, executors: number): Promise<GenerateJson> {
+  const r = await cliIn(
+    lab!,
+    COORD,
+    ['launch', '--hosts', hostList, '--token-file', token, 'generate', '-m', model, ...greedy],
+    120_000,
+  );
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  const across = JSON.parse(r.stdout) as GenerateJson;
+  expect(across.executors).toBe(executors);
+  expect(across.generatedTokens).toHaveLength(16);
+  const one = runCli(['generate', '-m', model, ...greedy, '--virtual-nodes', String(executors)]);
+  expect(one.stderr).toBe('');
+  expect(one.code).toBe(0);
+  const box = JSON.parse(one.stdout) as GenerateJson;
+  expect(box.executors).toBe(executors);
+  expect(across.promptTokens).toEqual(box.promptTokens);
+  expect(across.generatedTokens).toEqual(box.generatedTokens);
+  expect(shmOf([one.pid])).toEqual([]);
+  await hostsIdle();
+  return across;
+}
+
+describe('redblue launch generate across two hosts', () => {
+  for (const type of ['q4_0', 'f16'] as const) {
+    it(`gives the same 16 greedy tokens as one host with two executors (${type})`, async () => {
+      const across = await sameAsOneHost(hosts, models[type], 2);
+      // Both ranks exchanged: the all-reduces went between the hosts.
+      expect(across.timings.perRank.map((p) => p.rank)).toEqual([0, 1]);
+      for (const p of across.timings.perRank) expect(p.exchangeSeconds).toBeGreaterThan(0);
+    }, 180_000);
+  }
+
+  it('gives the same greedy tokens on hosts of two executors and one as on one host of three (qwen3)', async () => {
+    await sameAsOneHost(unevenHosts, qwen, 3);
+  }, 180_000);
+
+  it('a model path one host cannot read fails naming that host and the path', async () => {
+    const r = await cliIn(lab!, COORD, [
+      'launch',
+      '--hosts',
+      hosts,
+      '--token-file',
+      token,
+      'generate',
+      '-m',
+      models.q4_0,
+      '--host-model',
+      'tiny-q4_0.gguf',
+      ...greedy,
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    const host1 = lab!.addresses[1]!.replace(/\./g, '\\.');
+    expect(r.stderr).toMatch(new RegExp(`host 1 \\(${host1}:7070\\)`));
+    expect(r.stderr).toContain(`the model ${join(elsewhere, 'tiny-q4_0.gguf')} is not readable`);
+    expect(r.stderr).toMatch(/--host-model/);
+    expect(r.stderr).not.toMatch(/host 0 \(/);
+    await hostsIdle();
+  }, 120_000);
+
+  it('leaves nothing behind: executors, shared memory, namespaces', async () => {
+    const sup = started.map((s) => s.proc.pid!);
+    for (const s of started) s.proc.kill('SIGTERM');
+    await Promise.all(
+      started.map((s) => (s.proc.exitCode !== null ? undefined : new Promise((r) => s.proc.once('exit', r)))),
+    );
+    expect(shmOf(sup)).toEqual([]);
+    const names = lab!.names;
+    lab!.cleanup();
+    lab = undefined;
+    const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    for (const n of names) expect(left).not.toContain(n);
+  }, 30_000);
+});

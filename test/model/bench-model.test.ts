@@ -1,0 +1,59 @@
+// `redblue bench model` end to end on a tiny model: every case of the shared schema, with
+// llama.cpp and the read bandwidth measured in the same run as references.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeSyntheticModel, TINY } from '../../model/synth.js';
+import { leftovers, runCli } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-bench-model-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('redblue bench model', () => {
+  it('reports pp and tg against llama.cpp, bandwidth, scaling and resident memory', () => {
+    const model = join(dir, 'tiny-q4_0.gguf');
+    writeSyntheticModel(model, { ...TINY, arch: 'llama', types: { default: 'q4_0' }, seed: 3 });
+    const r = runCli(['bench', 'model', '-m', model, '--pp', '16', '--tg', '8', '--reps', '1', '--json'], {
+      timeout: 240_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as {
+      benchmark: string;
+      results: { case: string; value: number; referenceValue: number; ratio: number; reference: string }[];
+    };
+    expect(report.benchmark).toBe('model');
+    const cases = report.results.map((x) => x.case);
+    expect(cases).toEqual(['pp16', 'tg8', 'tg8_bandwidth', 'tg8_scaling', 'rss_rank0', 'rss_rank1']);
+    for (const x of report.results) {
+      expect(x.value, x.case).toBeGreaterThan(0);
+      expect(x.referenceValue, x.case).toBeGreaterThan(0);
+      expect(Number.isFinite(x.ratio), x.case).toBe(true);
+    }
+    expect(report.results[0]!.reference).toBe('llama.cpp_2_threads');
+    expect(leftovers(r.pid)).toEqual([]);
+
+    const text = runCli([
+      'bench',
+      'model',
+      '-m',
+      model,
+      '--pp',
+      '8',
+      '--tg',
+      '4',
+      '--reps',
+      '1',
+      '--no-reference',
+    ]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^model\s+size\s+params\s+type\s+executors\s+test\s+t\/s/);
+    expect(text.stdout).toMatch(/\nllama 0\.\d+ B Q4_0 /);
+  });
+
+  it('refuses bad flags with the fix', () => {
+    const r = runCli(['bench', 'model', '-m', join(dir, 'none.gguf'), '--executors', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--executors must be a whole number of at least 1');
+  });
+});
