@@ -76,6 +76,11 @@ interface Session {
   leaderPort?: number;
   /** Every host's leader link address, in host order (asked of the peers once per session). */
   leaders?: Promise<string[]>;
+  /**
+   * Exchanges between host leaders that went through our JS (the leader link and Host.Fetch, as
+   * TLS runs do): none when the leaders exchange natively. Logged when the session ends.
+   */
+  relayed: number;
 }
 
 /** A block put out for the peer leaders of one all-gather. */
@@ -104,11 +109,6 @@ export class Supervisor {
   /** Blocks asked of the peers ahead of time: tag → host → the block. */
   private readonly prefetched = new Map<string, Map<number, Promise<Buffer>>>();
   private readonly log: (line: string) => void;
-  /**
-   * Exchanges between host leaders that went through this supervisor's JS (the leader link and
-   * Host.Fetch, as TLS runs do): none when the leaders exchange natively.
-   */
-  relayedExchanges = 0;
   boundPort = 0;
   /** Port of the native data path (0: none, as under TLS). */
   get dataPort(): number {
@@ -362,6 +362,7 @@ export class Supervisor {
       ) as HostClient[],
       cluster,
       call: call as grpc.ServerWritableStream<unknown, unknown>,
+      relayed: 0,
     };
     // Across hosts on the native path, the leader executor serves its end of the link between
     // host leaders (the per-layer exchange never passes through JS); under TLS it goes through us.
@@ -401,7 +402,7 @@ export class Supervisor {
     const s = this.session;
     if (!s) return;
     this.session = undefined;
-    this.log(`session ${s.id}: ending (${why})`);
+    this.log(`session ${s.id}: ending (${why}); ${s.relayed} exchange(s) between host leaders relayed here`);
     const ended = new RpcError(grpc.status.ABORTED, `session ${s.id} ended (${why})`);
     for (const [, box] of this.outbox) for (const w of box.waiters.splice(0)) w(ended);
     this.outbox.clear();
@@ -432,8 +433,8 @@ export class Supervisor {
 
   private async fetch(call: grpc.ServerWritableStream<{ tag: string; fromHost: number }, Buffer>) {
     checkToken(call.metadata, this.o.auth.token);
-    this.relayedExchanges++;
     const s = this.need();
+    s.relayed++;
     const t = checkTag(call.request.tag);
     int('fromHost', call.request.fromHost, 0, s.peers.length - 1);
     const box = this.box(t);
@@ -486,8 +487,8 @@ export class Supervisor {
 
   /** The leader's all-gather: our block out for the peers, theirs pulled in, in host order. */
   private async exchange(req: { tag: string; data: Buffer; hostBytes: number[] }): Promise<Buffer> {
-    this.relayedExchanges++;
     const s = this.need();
+    s.relayed++;
     const t = checkTag(req.tag);
     const hostBytes = list<number>('hostBytes', req.hostBytes, 4096);
     if (hostBytes.length !== s.peers.length)
