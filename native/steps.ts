@@ -118,13 +118,26 @@ export function executorAddon(): ExecutorAddon {
 export const STREAM_A = 11;
 export const STREAM_B = 12;
 
+/** A host leader's end of the native link between leaders (hosts/grpc_host_link.h). */
+export interface HostEndpoint {
+  /** The port it serves on (peers fetch this leader's blocks there). */
+  readonly port: number;
+  readonly endpoint: unknown;
+  /** Stops serving; runs that hold it fail their next exchange. */
+  close(): void;
+}
+
 interface HostsAddon {
+  hostEndpoint(options: { address: string; token?: string }): HostEndpoint;
   hostsCollective(
     communicator: unknown,
     options: {
       firstRank: number;
       hostFirstRanks: number[];
-      exchange: (
+      /** The leader's exchange between hosts, natively: every host's leader address, in host order. */
+      link?: { endpoint: unknown; leaders: string[]; run: string };
+      /** Without a link (TLS runs): the leader's exchange through JS. */
+      exchange?: (
         block: Buffer,
         hostBytes: number[],
         seq: number,
@@ -138,12 +151,17 @@ interface HostsAddon {
 export type HostsCollectiveOptions = Parameters<HostsAddon['hostsCollective']>[1];
 
 /**
- * The collective of one multi-host run: shared memory inside the host, `exchange` (the host
- * leader's hand-off to its supervisor) between hosts.
+ * The collective of one multi-host run: shared memory inside the host, then between hosts the
+ * leader's native `link` to the other leaders (or `exchange`, its hand-off to its supervisor).
  */
 export function hostsCollective(
   communicator: unknown,
   options: HostsCollectiveOptions,
 ): { collective: unknown; rank: number; size: number } {
   return loadAddon<HostsAddon>().hostsCollective(communicator, options);
+}
+
+/** Serves this leader's blocks to the other hosts' leaders on `address` (host:port, port 0: any). */
+export function hostEndpoint(address: string, token: string | undefined): HostEndpoint {
+  return loadAddon<HostsAddon>().hostEndpoint({ address, ...(token !== undefined ? { token } : {}) });
 }

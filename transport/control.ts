@@ -83,6 +83,12 @@ export interface CrossHost {
   hostFirstRanks: number[];
   run: string;
   supervisor: string;
+  /** Every host's leader link address in host order: the native exchange (absent: via `supervisor`). */
+  leaders?: string[];
+}
+export interface OpenHostLinkRequest {
+  address: string;
+  token: string;
 }
 export interface RunLayersReply {
   seconds: number;
@@ -143,6 +149,7 @@ export interface ExecutorHandlers {
   loadModel(req: LoadModelRequest): Promise<LoadModelReply> | LoadModelReply;
   loadProgress(req: Empty): Promise<LoadProgressReply> | LoadProgressReply;
   forward(req: ForwardRequest): Promise<ForwardReply> | ForwardReply;
+  openHostLink(req: OpenHostLinkRequest): Promise<{ port: number }> | { port: number };
   shutdown(req: Empty): Promise<Empty> | Empty;
 }
 
@@ -189,6 +196,7 @@ const METHODS = [
   'loadModel',
   'loadProgress',
   'forward',
+  'openHostLink',
   'shutdown',
 ] as const;
 const RPC_NAME: Record<(typeof METHODS)[number], string> = {
@@ -200,6 +208,7 @@ const RPC_NAME: Record<(typeof METHODS)[number], string> = {
   loadModel: 'LoadModel',
   loadProgress: 'LoadProgress',
   forward: 'Forward',
+  openHostLink: 'OpenHostLink',
   shutdown: 'Shutdown',
 };
 

@@ -394,6 +394,11 @@ export class HostClient {
     return this.unary('forward', req);
   }
 
+  /** The port of the host's leader link in `session` (multi-host sessions on the native path). */
+  async leaderPort(session: string): Promise<number> {
+    return (await this.unary<{ session: string }, { port: number }>('leaderPort', { session }, 10_000)).port;
+  }
+
   closeSession(deadlineMs = 5000): Promise<void> {
     return this.unary('endSession', {}, deadlineMs);
   }

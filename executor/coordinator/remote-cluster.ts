@@ -22,6 +22,31 @@ export class HostLostError extends Error {
   override name = 'HostLostError';
 }
 
+/** A host's step that failed only because another host's leader went away mid-exchange. */
+const PEER_LOSS = /the exchange with host \d+'s leader failed/;
+
+/**
+ * Promise.all over the hosts' calls of one step, except that a host that failed only because it
+ * lost a peer leader (the leaders exchange directly, so it hears of it first) does not hide why:
+ * the peer's own failure (its executor died, …) is reported when it comes within 3 s.
+ */
+export async function allHosts<T>(calls: Promise<T>[]): Promise<T[]> {
+  try {
+    return await Promise.all(calls);
+  } catch (first) {
+    if (!(first instanceof Error) || !PEER_LOSS.test(first.message)) throw first;
+    const settled = await Promise.race([
+      Promise.allSettled(calls),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000).unref()),
+    ]);
+    const cause = settled?.find(
+      (s): s is PromiseRejectedResult =>
+        s.status === 'rejected' && !(s.reason instanceof Error && PEER_LOSS.test(s.reason.message)),
+    );
+    throw cause ? cause.reason : first;
+  }
+}
+
 export class RemoteCluster {
   readonly session = `c${process.pid}-${randomBytes(3).toString('hex')}`;
   hosts: HostClient[] = [];

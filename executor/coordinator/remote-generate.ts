@@ -4,7 +4,7 @@
 // (shared memory inside a host, the host leaders over gRPC), and the first host's rank 0 returns
 // the logits. Generation itself is generate.ts's, unchanged: this is only a ModelRunner.
 import { randomBytes } from 'node:crypto';
-import type { RemoteCluster } from './remote-cluster.js';
+import { allHosts, type RemoteCluster } from './remote-cluster.js';
 import { logitsOf, type ModelRunner } from './generate.js';
 import { loadAndGenerate, type GenerateRun, type ModelRunOptions } from './generate-run.js';
 
@@ -58,7 +58,7 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
     },
     async forward(tokens, pos, logits) {
       const replies = await rc.guard(
-        Promise.all(
+        allHosts(
           rc.hosts.map((c, h) =>
             c.forward({ tokens, pos, logits, firstRank: first[h]!, world, run, hostFirstRanks: first }),
           ),

@@ -4,7 +4,7 @@
 // leaders, shared memory again), inside the native pass loop.
 import { randomBytes } from 'node:crypto';
 import { stackPlacement } from './local-plan.js';
-import type { RemoteCluster } from './remote-cluster.js';
+import { allHosts, type RemoteCluster } from './remote-cluster.js';
 import {
   passFigures,
   rowBytes,
@@ -69,7 +69,7 @@ export async function runRemoteLayers(
 
   const run = `r${randomBytes(4).toString('hex')}`;
   const replies = await rc.guard(
-    Promise.all(
+    allHosts(
       rc.hosts.map((c, h) =>
         c.runLayers({
           m: o.m,

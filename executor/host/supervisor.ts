@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import type { MachineTopology } from '../../native/topology.js';
 import type { SharedArea } from '../../transport/shared-area.js';
 import { DataServer } from '../../transport/native-data.js';
-import { hostOf } from '../../common/address.js';
+import { hostOf, joinHostPort } from '../../common/address.js';
 import type { CrossHost } from '../../transport/control.js';
 import {
   callMessage,
@@ -72,6 +72,15 @@ interface Session {
   peers: HostClient[];
   cluster: LocalCluster;
   call: grpc.ServerWritableStream<unknown, unknown>;
+  /** The port of the leader executor's link to the other hosts' leaders (multi-host, native path). */
+  leaderPort?: number;
+  /** Every host's leader link address, in host order (asked of the peers once per session). */
+  leaders?: Promise<string[]>;
+  /**
+   * Exchanges between host leaders that went through our JS (the leader link and Host.Fetch, as
+   * TLS runs do): none when the leaders exchange natively. Logged when the session ends.
+   */
+  relayed: number;
 }
 
 /** A block put out for the peer leaders of one all-gather. */
@@ -297,6 +306,17 @@ export class Supervisor {
         await this.endSession('closed by the coordinator');
         return {};
       }),
+      LeaderPort: this.unary((req: { session: string }) => {
+        const s = this.need();
+        if (req.session !== s.id)
+          throw invalid(`this host serves session ${s.id}, not ${String(req.session)}`);
+        if (!s.leaderPort)
+          throw new RpcError(
+            grpc.status.FAILED_PRECONDITION,
+            'this host has no leader link (TLS, or one host)',
+          );
+        return { port: s.leaderPort };
+      }),
     };
   }
 
@@ -342,7 +362,23 @@ export class Supervisor {
       ) as HostClient[],
       cluster,
       call: call as grpc.ServerWritableStream<unknown, unknown>,
+      relayed: 0,
     };
+    // Across hosts on the native path, the leader executor serves its end of the link between
+    // host leaders (the per-layer exchange never passes through JS); under TLS it goes through us.
+    if (peers.length > 1 && this.data) {
+      try {
+        session.leaderPort = (
+          await cluster.clients[0]!.openHostLink({
+            address: joinHostPort(hostOf(this.o.listen), 0),
+            token: this.o.auth.token ?? '',
+          })
+        ).port;
+      } catch (e) {
+        await cluster.stop();
+        throw e;
+      }
+    }
     this.session = session;
     mine.session = session;
     // Connect to the peers now: the first exchange of a run should not pay for it.
@@ -366,7 +402,7 @@ export class Supervisor {
     const s = this.session;
     if (!s) return;
     this.session = undefined;
-    this.log(`session ${s.id}: ending (${why})`);
+    this.log(`session ${s.id}: ending (${why}); ${s.relayed} exchange(s) between host leaders relayed here`);
     const ended = new RpcError(grpc.status.ABORTED, `session ${s.id} ended (${why})`);
     for (const [, box] of this.outbox) for (const w of box.waiters.splice(0)) w(ended);
     this.outbox.clear();
@@ -398,6 +434,7 @@ export class Supervisor {
   private async fetch(call: grpc.ServerWritableStream<{ tag: string; fromHost: number }, Buffer>) {
     checkToken(call.metadata, this.o.auth.token);
     const s = this.need();
+    s.relayed++;
     const t = checkTag(call.request.tag);
     int('fromHost', call.request.fromHost, 0, s.peers.length - 1);
     const box = this.box(t);
@@ -430,9 +467,28 @@ export class Supervisor {
     return box;
   }
 
+  /**
+   * Every host's leader link address, in host order: the peers' ports asked of them (their
+   * sessions are open before any run), at the addresses the coordinator gave for them.
+   */
+  private leaders(s: Session): Promise<string[]> {
+    s.leaders ??= Promise.all(
+      s.peers.map(async (p, h) =>
+        h === s.hostIndex
+          ? joinHostPort(hostOf(this.o.listen), s.leaderPort!)
+          : joinHostPort(hostOf(p.address), await p.leaderPort(s.id)),
+      ),
+    );
+    s.leaders.catch(() => {
+      s.leaders = undefined; // asked again by the next run
+    });
+    return s.leaders;
+  }
+
   /** The leader's all-gather: our block out for the peers, theirs pulled in, in host order. */
   private async exchange(req: { tag: string; data: Buffer; hostBytes: number[] }): Promise<Buffer> {
     const s = this.need();
+    s.relayed++;
     const t = checkTag(req.tag);
     const hostBytes = list<number>('hostBytes', req.hostBytes, 4096);
     if (hostBytes.length !== s.peers.length)
@@ -626,7 +682,7 @@ export class Supervisor {
     const m = int('m', req.m, 1, 1 << 16);
     const iters = int('iters', req.iters, 1, 1 << 20);
     int('seed', req.seed, 0, Number.MAX_SAFE_INTEGER);
-    const { first, hosts } = this.hostRanks(s, req);
+    const { first, hosts } = await this.hostRanks(s, req);
     if (req.collect) {
       const area = this.needArea();
       int('yOffset', req.yOffset, 0, area.buffer.byteLength);
@@ -654,10 +710,10 @@ export class Supervisor {
    * The ranks of a multi-host step, checked against the session: this host's first rank, and
    * what its executors need to reach the other hosts (none when the session has one host).
    */
-  private hostRanks(
+  private async hostRanks(
     s: Session,
     req: { world: number; firstRank: number; hostFirstRanks: number[]; run: string },
-  ): { first: number; hosts?: CrossHost } {
+  ): Promise<{ first: number; hosts?: CrossHost }> {
     const world = int('world', req.world, 1, 1 << 16);
     const hostFirst = list<number>('hostFirstRanks', req.hostFirstRanks, 4097).map((r) =>
       int('hostFirstRanks', r, 0, world),
@@ -679,9 +735,17 @@ export class Supervisor {
     if (typeof req.run !== 'string' || !/^[\w.-]{1,64}$/.test(req.run))
       throw invalid('run must be a short name');
     if (s.peers.length === 1) return { first };
+    // The leaders exchange natively when they can (their link addresses); else through us (TLS).
+    const leaders = s.leaderPort ? await this.leaders(s) : undefined;
     return {
       first,
-      hosts: { firstRank: first, hostFirstRanks: hostFirst, run: req.run, supervisor: this.leaderPath },
+      hosts: {
+        firstRank: first,
+        hostFirstRanks: hostFirst,
+        run: req.run,
+        supervisor: this.leaderPath,
+        ...(leaders ? { leaders } : {}),
+      },
     };
   }
 
@@ -749,7 +813,7 @@ export class Supervisor {
   /** One step of the model on every executor of the host; global rank 0 sends the logits. */
   private async forward(req: HostForwardRequest) {
     const s = this.need();
-    const { first, hosts } = this.hostRanks(s, req);
+    const { first, hosts } = await this.hostRanks(s, req);
     const tokens = list<number>('tokens', req.tokens, 1 << 16).map((t) => int('token', t, 0, 0x7fffffff));
     if (tokens.length === 0) throw invalid('tokens must not be empty');
     const pos = int('pos', req.pos, 0, 1 << 24);

@@ -12,7 +12,7 @@ import { executorAddon, type NativeLayerStack } from '../../native/steps.js';
 import { stepBricks } from './gemm-layout.js';
 import { brickFromWire } from '../../transport/bricks.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
-import { crossHostPeers } from './cross-host.js';
+import { closeHostLink, crossHostPeers, openHostLink } from './cross-host.js';
 import { ModelSteps } from './model-steps.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
@@ -144,6 +144,7 @@ class Executor {
         const peers = req.hosts ? crossHostPeers(group.communicator, req.hosts) : group.communicator;
         return this.model.forward(req, this.pool, peers);
       },
+      openHostLink: (req) => openHostLink(req.address, req.token),
       shutdown: () => {
         setImmediate(() => this.exit(0));
         return {};
@@ -154,6 +155,7 @@ class Executor {
   exit(code: number): never {
     this.stack?.release();
     this.model.release();
+    closeHostLink();
     this.group?.close();
     this.area?.close();
     this.pool.close();

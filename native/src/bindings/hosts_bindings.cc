@@ -1,7 +1,9 @@
 // JS binding of the cross-host collective: hostsCollective(communicator, { firstRank,
-// hostFirstRanks, exchange? }) → an object the executor steps accept wherever they take a
-// communicator. On the host's leader, `exchange(block, hostBytes, seq, done)` is called on the JS
-// thread (the step's thread waits) and must call done(error) or done(null, allBlocks).
+// hostFirstRanks, link? | exchange? }) → an object the executor steps accept wherever they take a
+// communicator. On the host's leader, `link: { endpoint, leaders, run }` exchanges natively with
+// the other leaders (hosts/grpc_host_link.h; `endpoint` from hostEndpoint({ address, token })).
+// Without it (TLS runs), `exchange(block, hostBytes, seq, done)` is called on the JS thread (the
+// step's thread waits) and must call done(error) or done(null, allBlocks).
 #include <napi.h>
 
 #include <chrono>
@@ -13,6 +15,7 @@
 #include "core/module_registry.h"
 #include "core/napi_util.h"
 #include "executor/hosts_collective.h"
+#include "hosts/grpc_host_link.h"
 
 namespace redblue {
 
@@ -21,6 +24,7 @@ std::shared_ptr<shm::Communicator> CommunicatorFromJs(Napi::Value v);  // bindin
 namespace {
 
 const napi_type_tag kCollectiveTag = {0x72656462'6c756521ull, 0x686f7374'73436f6cull};
+const napi_type_tag kEndpointTag = {0x72656462'6c756521ull, 0x6c656164'6572456eull};
 
 // One exchange in flight: the step's thread waits on it; the JS thread completes it.
 struct Pending {
@@ -88,10 +92,15 @@ void CallJs(Napi::Env env, Napi::Function fn, void* /*context*/, CallData* d) {
 
 using Tsfn = Napi::TypedThreadSafeFunction<void, CallData, CallJs>;
 
-// Calls into JS and waits; a JS side that never answers fails the step after `timeout`.
-HostsCollective::Exchange MakeExchange(std::shared_ptr<Tsfn> tsfn, std::chrono::milliseconds timeout) {
-  return [tsfn, timeout](const char* mine, size_t mineBytes, char* out, const std::vector<size_t>& hostBytes,
-                         uint64_t seq) {
+// The link of TLS runs: calls into JS (the supervisor's hand-off) and waits; a JS side that never
+// answers fails the step after `timeout`.
+class JsHostLink : public HostLink {
+ public:
+  JsHostLink(std::shared_ptr<Tsfn> tsfn, std::chrono::milliseconds timeout) : tsfn_(std::move(tsfn)), timeout_(timeout) {}
+  void Exchange(uint64_t seq, const char* mine, size_t mineBytes, char* out,
+                const std::vector<size_t>& hostBytes) override {
+    const auto& tsfn = tsfn_;
+    const auto timeout = timeout_;
     auto pending = std::make_shared<Pending>();
     pending->out = out;
     for (size_t b : hostBytes) pending->total += b;
@@ -110,7 +119,56 @@ HostsCollective::Exchange MakeExchange(std::shared_ptr<Tsfn> tsfn, std::chrono::
       throw UserError("cross-host exchange " + std::to_string(seq) + " timed out");
     }
     if (!pending->error.empty()) throw UserError(pending->error);
-  };
+  }
+
+ private:
+  std::shared_ptr<Tsfn> tsfn_;
+  std::chrono::milliseconds timeout_;
+};
+
+// What a hostEndpoint() object holds: emptied by close(), shared with the close function.
+using EndpointSlot = std::shared_ptr<data::LeaderEndpoint>;
+
+std::shared_ptr<data::LeaderEndpoint> EndpointFromJs(Napi::Value v) {
+  Napi::Value ext = v.IsObject() ? v.As<Napi::Object>().Get("endpoint") : v;
+  bool tagged = false;
+  if (!ext.IsExternal() || napi_check_object_type_tag(v.Env(), ext, &kEndpointTag, &tagged) != napi_ok || !tagged)
+    throw Napi::TypeError::New(v.Env(), "link.endpoint must come from hostEndpoint()");
+  auto ep = **ext.As<Napi::External<std::shared_ptr<EndpointSlot>>>().Data();
+  if (!ep) throw Napi::Error::New(v.Env(), "the host endpoint is closed");
+  return ep;
+}
+
+// hostEndpoint({ address, token? }) → { port, endpoint, close() }: this leader's end of the native
+// link between host leaders, serving at once.
+Napi::Value JsHostEndpoint(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  if (!o.Get("address").IsString()) throw Napi::TypeError::New(env, "address must be a host:port string");
+  std::string token;
+  if (o.Get("token").IsString()) token = o.Get("token").As<Napi::String>().Utf8Value();
+  else if (!o.Get("token").IsUndefined()) throw Napi::TypeError::New(env, "token must be a string");
+  std::shared_ptr<data::LeaderEndpoint> ep;
+  try {
+    ep = std::make_shared<data::LeaderEndpoint>(o.Get("address").As<Napi::String>().Utf8Value(), token);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  auto slot = std::make_shared<EndpointSlot>(ep);
+  auto ext = Napi::External<std::shared_ptr<EndpointSlot>>::New(
+      env, new std::shared_ptr<EndpointSlot>(slot), [](Napi::Env, std::shared_ptr<EndpointSlot>* p) { delete p; });
+  napi_type_tag_object(env, ext, &kEndpointTag);
+  Napi::Object wrapper = Napi::Object::New(env);
+  wrapper.Set("endpoint", ext);
+  wrapper.Set("port", ep->port());
+  wrapper.Set("close", Napi::Function::New(env, [slot](const Napi::CallbackInfo& i) {
+                // Runs still holding the endpoint keep it; new ones are refused.
+                if (*slot) (*slot)->Shutdown();
+                slot->reset();
+                return i.Env().Undefined();
+              }));
+  return wrapper;
 }
 
 // hostsCollective(communicator, { firstRank, hostFirstRanks, exchange?, timeoutMs? })
@@ -136,20 +194,47 @@ Napi::Value JsHostsCollective(const Napi::CallbackInfo& info) {
   int64_t timeoutMs = 120000;
   Napi::Value tv = o.Get("timeoutMs");
   if (tv.IsNumber()) timeoutMs = std::max<int64_t>(1, tv.As<Napi::Number>().Int64Value());
-  HostsCollective::Exchange exchange;
+  std::shared_ptr<HostLink> link;
   Napi::Value ev = o.Get("exchange");
-  if (local->rank() == 0) {
-    if (!ev.IsFunction()) throw Napi::TypeError::New(env, "the host leader (local rank 0) needs an exchange function");
+  Napi::Value lv = o.Get("link");
+  if (local->rank() == 0 && lv.IsObject()) {
+    Napi::Object l = lv.As<Napi::Object>();
+    auto ep = EndpointFromJs(l);
+    Napi::Value leaders = l.Get("leaders");
+    if (!leaders.IsArray()) throw Napi::TypeError::New(env, "link.leaders must list every host's leader address");
+    std::vector<std::string> addresses;
+    Napi::Array la = leaders.As<Napi::Array>();
+    for (uint32_t i = 0; i < la.Length(); ++i) {
+      if (!la.Get(i).IsString()) throw Napi::TypeError::New(env, "link.leaders must contain host:port strings");
+      addresses.push_back(la.Get(i).As<Napi::String>().Utf8Value());
+    }
+    if (addresses.size() + 1 != hostFirst.size())
+      throw UserError("link.leaders names " + std::to_string(addresses.size()) + " hosts, hostFirstRanks " +
+                      std::to_string(hostFirst.size() - 1));
+    if (!l.Get("run").IsString()) throw Napi::TypeError::New(env, "link.run must name the run");
+    int host = -1;
+    const int first = static_cast<int>(fr.As<Napi::Number>().Int64Value());
+    for (size_t h = 0; h + 1 < hostFirst.size(); ++h)
+      if (hostFirst[h] == first) host = static_cast<int>(h);
+    if (host < 0) throw UserError("no host in hostFirstRanks starts at rank " + std::to_string(first));
+    try {
+      link = std::make_shared<data::GrpcHostLink>(ep, l.Get("run").As<Napi::String>().Utf8Value(), host,
+                                                  std::move(addresses), static_cast<uint64_t>(timeoutMs));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  } else if (local->rank() == 0) {
+    if (!ev.IsFunction()) throw Napi::TypeError::New(env, "the host leader (local rank 0) needs a link or an exchange function");
     auto tsfn = std::shared_ptr<Tsfn>(new Tsfn(Tsfn::New(env, ev.As<Napi::Function>(), "redblue.hostsExchange", 0, 1)),
                                       [](Tsfn* t) {
                                         t->Release();
                                         delete t;
                                       });
     tsfn->Unref(env);  // an idle collective must not keep the executor alive
-    exchange = MakeExchange(tsfn, std::chrono::milliseconds(timeoutMs));
+    link = std::make_shared<JsHostLink>(tsfn, std::chrono::milliseconds(timeoutMs));
   }
   auto coll = std::make_shared<HostsCollective>(local, static_cast<int>(fr.As<Napi::Number>().Int64Value()),
-                                                std::move(hostFirst), std::move(exchange));
+                                                std::move(hostFirst), std::move(link));
   auto* holder = new std::shared_ptr<Collective>(coll);
   auto ext = Napi::External<std::shared_ptr<Collective>>::New(
       env, holder, [](Napi::Env, std::shared_ptr<Collective>* p) { delete p; });
@@ -161,7 +246,10 @@ Napi::Value JsHostsCollective(const Napi::CallbackInfo& info) {
   return wrapper;
 }
 
-void InitHosts(Napi::Env /*env*/, Napi::Object exports) { REDBLUE_EXPORT(exports, "hostsCollective", JsHostsCollective); }
+void InitHosts(Napi::Env /*env*/, Napi::Object exports) {
+  REDBLUE_EXPORT(exports, "hostsCollective", JsHostsCollective);
+  REDBLUE_EXPORT(exports, "hostEndpoint", JsHostEndpoint);
+}
 
 }  // namespace
 

@@ -7,8 +7,8 @@
 namespace redblue {
 
 HostsCollective::HostsCollective(std::shared_ptr<shm::Communicator> local, int firstRank,
-                                 std::vector<int> hostFirst, Exchange exchange)
-    : local_(std::move(local)), hostFirst_(std::move(hostFirst)), exchange_(std::move(exchange)) {
+                                 std::vector<int> hostFirst, std::shared_ptr<HostLink> link)
+    : local_(std::move(local)), hostFirst_(std::move(hostFirst)), link_(std::move(link)) {
   if (hostFirst_.size() < 2) throw UserError("hostFirstRanks needs the first rank of every host and the world size");
   for (size_t h = 0; h + 1 < hostFirst_.size(); ++h)
     if (hostFirst_[h] > hostFirst_[h + 1]) throw UserError("hostFirstRanks must be non-decreasing");
@@ -18,6 +18,7 @@ HostsCollective::HostsCollective(std::shared_ptr<shm::Communicator> local, int f
   if (host_ < 0)
     throw UserError("no host in hostFirstRanks starts at rank " + std::to_string(firstRank) + " with " +
                     std::to_string(local_->size()) + " ranks (this host's executors)");
+  if (local_->rank() == 0 && !link_) throw UserError("the host leader (local rank 0) needs a link to the other hosts");
 }
 
 int HostsCollective::rank() const { return hostFirst_[static_cast<size_t>(host_)] + local_->rank(); }
@@ -50,7 +51,7 @@ void HostsCollective::AllGatherV(const void* mine, void* outv, const std::vector
   std::string error;
   if (leader) {
     try {
-      exchange_(out + off[lo], hostBytes[static_cast<size_t>(host_)], out, hostBytes, seq_);
+      link_->Exchange(seq_, out + off[lo], hostBytes[static_cast<size_t>(host_)], out, hostBytes);
     } catch (const std::exception& e) {
       status = 1;
       error = e.what();

@@ -1,29 +1,26 @@
 // A Collective that spans hosts, hierarchically: all-gather inside the host over shared memory,
 // then the host's leader (local rank 0) exchanges the host's block with the other hosts' leaders
-// through `exchange` (gRPC, driven from JS), then the leader broadcasts the result inside the
-// host. Steps written against Collective (the layer stack) run unchanged across hosts.
+// through its HostLink (executor/host_link.h: natively, leader to leader), then the leader
+// broadcasts the result inside the host. Steps written against Collective (the layer stack, the
+// model's step) run unchanged across hosts.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "executor/collective.h"
+#include "executor/host_link.h"
 #include "shm/communicator.h"
 
 namespace redblue {
 
 class HostsCollective : public Collective {
  public:
-  // Fills `out` (every host's block in host order, hostBytes[h] bytes each) given this host's
-  // block; throws on failure. Called on the leader only, from the step's thread.
-  using Exchange = std::function<void(const char* mine, size_t mineBytes, char* out,
-                                      const std::vector<size_t>& hostBytes, uint64_t seq)>;
-
   // hostFirst: the first global rank of every host, then the world size (hosts + 1 entries).
+  // `link` is needed on the host's leader (local rank 0) only.
   HostsCollective(std::shared_ptr<shm::Communicator> local, int firstRank, std::vector<int> hostFirst,
-                  Exchange exchange);
+                  std::shared_ptr<HostLink> link);
   int rank() const override;
   int size() const override { return hostFirst_.back(); }
   void Barrier() override;
@@ -36,7 +33,7 @@ class HostsCollective : public Collective {
   std::shared_ptr<shm::Communicator> local_;
   std::vector<int> hostFirst_;
   int host_ = -1;
-  Exchange exchange_;
+  std::shared_ptr<HostLink> link_;
   uint64_t seq_ = 0;
 };
 

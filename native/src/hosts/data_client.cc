@@ -357,4 +357,59 @@ void DataClient::Write(uint64_t offset, const uint8_t* src, uint64_t bytes, uint
   });
 }
 
+std::unique_ptr<DataClient::FetchStream> DataClient::OpenFetches() {
+  return std::unique_ptr<FetchStream>(new FetchStream(*this));
+}
+
+DataClient::FetchStream::FetchStream(DataClient& client)
+    : client_(client), pipe_(std::make_unique<Pipe>(client.stub_->stub, client.token_)) {}
+
+DataClient::FetchStream::~FetchStream() = default;
+
+void DataClient::FetchStream::Ask(const std::string& tag, uint32_t fromHost, uint64_t deadlineMs) {
+  if (broken_) throw std::runtime_error("data path to " + client_.address_ + ": the stream failed before");
+  if (tag.empty() || tag.size() > kMaxTag) throw std::runtime_error("a block tag has 1-200 characters");
+  Deadline d = std::chrono::system_clock::now() + std::chrono::milliseconds(deadlineMs);
+  if (!pipe_->Send(FetchRequestMessage(tag, fromHost), d)) {
+    broken_ = true;
+    Fail(client_.address_, pipe_->EndStatus(d));
+  }
+}
+
+void DataClient::FetchStream::Take(uint8_t* dst, uint64_t bytes, uint64_t deadlineMs) {
+  if (broken_) throw std::runtime_error("data path to " + client_.address_ + ": the stream failed before");
+  Deadline d = std::chrono::system_clock::now() + std::chrono::milliseconds(deadlineMs);
+  Outcome o;
+  PipeReplyView v;
+  uint64_t got = 0;
+  auto data = [&](uint64_t at, uint64_t len, SliceReader& r) -> std::string {
+    if (at > bytes || len > bytes - at)
+      return "a block of more than the " + std::to_string(bytes) + " bytes expected";
+    r.Copy(dst + at, len);
+    got += len;
+    return "";
+  };
+  do {
+    if (!NextReply(*pipe_, d, v, o, data)) break;
+  } while (!v.last);
+  if (!o.malformed.empty()) {
+    broken_ = true;
+    throw std::runtime_error("data path to " + client_.address_ + ": " + o.malformed);
+  }
+  if (o.broken) {
+    broken_ = true;
+    Fail(client_.address_, pipe_->EndStatus(d));
+  }
+  grpc::Status st(static_cast<grpc::StatusCode>(v.code), v.error);
+  if (!st.ok()) {
+    broken_ = true;
+    Fail(client_.address_, st);
+  }
+  if (got != bytes) {
+    broken_ = true;
+    throw std::runtime_error("data path to " + client_.address_ + ": a block of " + std::to_string(got) +
+                             " bytes, expected " + std::to_string(bytes));
+  }
+}
+
 }  // namespace redblue::data
