@@ -78,10 +78,12 @@ async function measureOwn(topo: MachineTopology, o: ModelBenchOptions, info: Mod
     const gen = tokens(o.tg, info.nVocab, 2);
     for (let r = 0; r <= o.reps; r++) {
       let t0 = performance.now();
-      await forward(cluster, prompt, 0, 'last');
+      // Computed, not sent back: llama.cpp's pp (evaluate without generating) reads no logits.
+      await forward(cluster, prompt, 0, 'last', false);
       const ppSeconds = (performance.now() - t0) / 1e3;
       t0 = performance.now();
       for (let i = 0; i < o.tg; i++) {
+        // Sent back, as generating needs them (the reference's tg runs greedy steps too).
         const f = await forward(cluster, [gen[i]!], i, 'last');
         if (r > 0) {
           compute += Math.max(...f.replies.map((x) => x.computeSeconds));

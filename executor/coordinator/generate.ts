@@ -39,8 +39,17 @@ export interface ModelRunner {
   load(reqs: LoadModelRequest[]): Promise<LoadModelReply[]>;
   /** How far each rank's load has come (a rank that does not answer in time is left out). */
   loadProgress(): Promise<(LoadProgressReply | undefined)[]>;
-  /** One step on every rank: `tokens` at positions pos…; rank 0's logits. */
-  forward(tokens: number[], pos: number, logits: 'last' | 'all' | 'none'): Promise<ForwardResult>;
+  /**
+   * One step on every rank: `tokens` at positions pos…; rank 0's logits. `send` false: the
+   * logits are computed (the vocabulary projection and its gather) but not sent back, as
+   * llama-bench computes and does not read them.
+   */
+  forward(
+    tokens: number[],
+    pos: number,
+    logits: 'last' | 'all' | 'none',
+    send?: boolean,
+  ): Promise<ForwardResult>;
 }
 
 /** The reply's bytes may sit unaligned inside a larger buffer: copied into an aligned array. */
@@ -61,10 +70,12 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
     },
     loadProgress: () =>
       Promise.all(cluster.clients.map((c) => c.loadProgress({}, 5000).catch(() => undefined))),
-    async forward(tokens, pos, logits) {
+    async forward(tokens, pos, logits, send = true) {
       const replies = await cluster.guard(
         Promise.all(
-          cluster.clients.map((c, rank) => c.forward({ tokens, pos, logits, sendLogits: rank === 0 })),
+          cluster.clients.map((c, rank) =>
+            c.forward({ tokens, pos, logits, sendLogits: send && rank === 0 }),
+          ),
         ),
       );
       return { logits: logitsOf(replies[0]!.logits), replies };
@@ -186,8 +197,9 @@ export async function forward(
   tokens: number[],
   pos: number,
   logits: 'last' | 'all' | 'none' = 'last',
+  send = true,
 ): Promise<ForwardResult> {
-  return runnerOf(cluster).forward(tokens, pos, logits);
+  return runnerOf(cluster).forward(tokens, pos, logits, send);
 }
 
 export interface GenerateOptions {

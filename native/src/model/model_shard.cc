@@ -116,6 +116,10 @@ MappedFile::MappedFile(const std::string& path) {
   data_ = static_cast<const uint8_t*>(p);
 }
 
+void MappedFile::DropResident() {
+  if (data_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
@@ -297,6 +301,9 @@ ModelLoadInfo ModelShard::Load(ThreadPool& pool, const std::function<void(uint64
     for (size_t i = b; i < e; ++i) done += tasks[i].p->copyBytes * static_cast<uint64_t>(tasks[i].r1 - tasks[i].r0);
     if (progress) progress(done, total);
   }
+  // The copies paged the file's slices into this process; they are node-local copies now, so
+  // give the file's pages back (token_embd rows fault in again as tokens look them up).
+  file_->DropResident();
   for (auto& [ptr, off] : fixVecs_) *ptr = reinterpret_cast<const float*>(base + off);
   for (auto& [m, off] : fixMats_) m->data = base + off;
   const uint64_t kvBytes = kvLayerBytes_ * 2 * static_cast<uint64_t>(cfg_.nLayer);

@@ -26,6 +26,8 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
+  // Drops the pages read so far from this process's resident set (the page cache keeps them).
+  void DropResident();
 
  private:
   const uint8_t* data_ = nullptr;
