@@ -9,9 +9,15 @@
 //    Qwen2's pre-tokenizer name ('qwen2'), no BOS added, as Qwen2 files have. The two
 //    pre-tokenizers differ only on digit runs (Qwen2 splits every digit; Llama 3 up to three),
 //    so texts without multi-digit numbers tokenize the same as with the package's encoder.
-import llamaTokenizer from 'llama-tokenizer-js';
-import llama3Tokenizer from 'llama3-tokenizer-js';
+import { createRequire } from 'node:module';
+import type LlamaTokenizerModule from 'llama-tokenizer-js';
+import type Llama3TokenizerModule from 'llama3-tokenizer-js';
 import { gv, type GgufValue } from './gguf/value.js';
+
+// The packages take ~0.7 s to load (their vocabularies are baked into the code): loaded on first
+// use, not by every command that imports the model room. require() of an ES module: Node ≥ 20.19.
+const requireEsm = createRequire(import.meta.url);
+const tokenizerPackage = <T>(name: string): T => (requireEsm(name) as { default: T }).default;
 
 export type VocabKind = 'llama2' | 'llama3' | 'qwen2';
 export const VOCAB_KINDS: readonly VocabKind[] = ['llama2', 'llama3', 'qwen2'];
@@ -36,6 +42,7 @@ export interface Vocab {
 }
 
 function llama2(): Vocab {
+  const llamaTokenizer = tokenizerPackage<typeof LlamaTokenizerModule>('llama-tokenizer-js');
   const tokens = llamaTokenizer.vocabById;
   const scores = new Array<number>(tokens.length).fill(0);
   const made = new Set<number>();
@@ -71,6 +78,7 @@ function llama2(): Vocab {
 }
 
 function llama3(kind: 'llama3' | 'qwen2'): Vocab {
+  const llama3Tokenizer = tokenizerPackage<typeof Llama3TokenizerModule>('llama3-tokenizer-js');
   const tokens = llama3Tokenizer.vocabById;
   const firstSpecial = tokens.indexOf('<|begin_of_text|>');
   const tokenTypes = tokens.map((_, id) => (id >= firstSpecial ? TOKEN_TYPE.control : TOKEN_TYPE.normal));

@@ -39,9 +39,11 @@ else
   echo "setup: not root, so no huge pages reserved; as root: sysctl -w vm.nr_hugepages=$WANT_HUGEPAGES" >&2
 fi
 
-# npm packages exactly as locked; install scripts of dependencies are not needed.
+# npm packages exactly as locked. Optional packages are left out: they are other platforms' and
+# GPUs' binaries (node-llama-cpp's CUDA and Vulkan builds alone are ~650 MB); the two this machine
+# loads, llama.cpp's linux-x64 CPU build and rolldown's linux-x64 binding, are devDependencies.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  npm ci --omit=optional --no-audit --no-fund --loglevel=error
 fi
 
 npm run --silent build

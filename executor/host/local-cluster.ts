@@ -28,7 +28,11 @@ function namedErrors(client: ExecutorClient, rank: number): ExecutorClient {
       if (typeof v !== 'function' || prop === 'close') return v;
       return (...args: unknown[]) =>
         (v as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch((e: unknown) => {
-          throw new Error(`executor rank ${rank}: ${e instanceof Error ? e.message : String(e)}`);
+          const named = new Error(`executor rank ${rank}: ${e instanceof Error ? e.message : String(e)}`);
+          // Keep gRPC's status code: ProcessGroup.guard waits longer for the exit behind a lost connection.
+          const code = (e as { code?: unknown } | null)?.code;
+          if (code !== undefined) Object.assign(named, { code });
+          throw named;
         });
     },
   });

@@ -2,6 +2,7 @@
 // fails the whole run with a message naming its rank, and stopping the group leaves no process
 // behind (SIGTERM, then SIGKILL after a grace period).
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as grpc from '@grpc/grpc-js';
 import { fileURLToPath } from 'node:url';
 
 export interface ExecutorSpec {
@@ -112,9 +113,13 @@ export class ProcessGroup {
       return await Promise.race([work, f]);
     } catch (err) {
       if (err instanceof ExecutorDiedError) throw err;
+      // A dropped connection (gRPC UNAVAILABLE) is an executor going away: its exit is surely
+      // coming, so wait for it longer than for an ordinary error (on a loaded machine the exit
+      // event has come more than a second after the drop).
+      const lost = (err as { code?: unknown } | null)?.code === grpc.status.UNAVAILABLE;
       const died = await Promise.race([
         f.catch((e: unknown) => e),
-        new Promise((r) => setTimeout(r, settleMs)),
+        new Promise((r) => setTimeout(r, lost ? Math.max(settleMs, 5000) : settleMs)),
       ]);
       throw died instanceof ExecutorDiedError ? died : err;
     }
