@@ -139,6 +139,9 @@ function logSoftmax(l: Float32Array, off: number, n: number): Float64Array {
 function relativeError(ours: Float32Array, want: Float32Array[], nVocab: number): number {
   let worst = 0;
   let scale = 0;
+  // The largest of ours where llama.cpp's are tiny (one expect: vitest's takes µs each, and a
+  // tied 152k vocabulary has a million such entries).
+  let tinyWorst = -Infinity;
   want.forEach((ref, p) => {
     const got = logSoftmax(ours, p * nVocab, nVocab);
     for (let i = 0; i < nVocab; i++) {
@@ -146,13 +149,14 @@ function relativeError(ours: Float32Array, want: Float32Array[], nVocab: number)
       // ever fewer bits (log(1.4e-45) stands for −103.6 ± 0.4), and below 1e-45 they are 0
       // (−Infinity here). There ours need only be as small.
       if (!(ref[i]! > -87)) {
-        expect(got[i]!).toBeLessThan(-80);
+        tinyWorst = Math.max(tinyWorst, got[i]!);
         continue;
       }
       worst = Math.max(worst, Math.abs(got[i]! - ref[i]!));
       scale = Math.max(scale, Math.abs(ref[i]!));
     }
   });
+  expect(tinyWorst).toBeLessThan(-80);
   return worst / scale;
 }
 

@@ -102,7 +102,7 @@ Napi::Value JsGemmStep(const Napi::CallbackInfo& info) {
   CheckGemmStep(*args);  // bad input is a synchronous error
   auto out = std::make_shared<GemmStepTimings>();
   return AsyncTask::Start(
-      env, "redblue.gemmStep", [=] { *out = GemmStep(*args, *pool, *peers); },
+      env, "redblue.gemmStep", [=] { pool->RunStep([&] { *out = GemmStep(*args, *pool, *peers); }); },
       [=](Napi::Env e) -> Napi::Value { return Timings(e, *out); }, {staging, info[0], info[1]});
 }
 
@@ -207,7 +207,7 @@ class JsLayerStack : public Napi::ObjectWrap<JsLayerStack> {
       auto result = std::make_shared<PassTimings>();
       return AsyncTask::Start(
           i.Env(), "redblue.layerRun",
-          [=] { *result = stack->Run(m, iters, seed, *pool, *peers, rows, yOut, xOut, balance); },
+          [=] { pool->RunStep([&] { *result = stack->Run(m, iters, seed, *pool, *peers, rows, yOut, xOut, balance); }); },
           [=](Napi::Env e) -> Napi::Value {
             Napi::Object r = Napi::Object::New(e);
             r.Set("seconds", result->seconds);

@@ -179,8 +179,10 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
       return AsyncTask::Start(
           i.Env(), "redblue.modelForward",
           [=] {
-            *out = shard->Forward(tokens->data(), static_cast<int64_t>(tokens->size()), pos, mode, *pool, *peers,
-                                  logits->data());
+            pool->RunStep([&] {
+              *out = shard->Forward(tokens->data(), static_cast<int64_t>(tokens->size()), pos, mode, *pool, *peers,
+                                    logits->data());
+            });
           },
           [=](Napi::Env e) -> Napi::Value {
             Napi::Object r = Napi::Object::New(e);

@@ -27,6 +27,11 @@ bool SpinFor(F&& ready) {
 }
 }  // namespace
 
+namespace {
+// The pool whose step the current thread (its worker 0) is running, if any.
+thread_local const ThreadPool* tlsStepOf = nullptr;
+}  // namespace
+
 bool PinCurrentThread(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -36,6 +41,7 @@ bool PinCurrentThread(int cpu) {
 
 ThreadPool::ThreadPool(std::vector<int> cpus) : cpus_(std::move(cpus)) {
   if (cpus_.empty()) throw std::invalid_argument("a thread pool needs at least one cpu");
+  seen_.assign(cpus_.size(), 0);
   workers_.reserve(cpus_.size());
   for (size_t i = 0; i < cpus_.size(); ++i) workers_.emplace_back([this, i] { WorkerLoop(static_cast<int>(i)); });
 }
@@ -51,16 +57,43 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::WorkerLoop(int index) {
   PinCurrentThread(cpus_[index]);
-  uint64_t seen = 0;
+  const bool leader = index == 0;
   for (;;) {
-    const std::function<void(int64_t, int)>* job;
-    SpinFor([&] { return published_.load(std::memory_order_acquire) != seen; });
+    const std::function<void(int64_t, int)>* job = nullptr;
+    const std::function<void()>* step = nullptr;
+    SpinFor([&] {
+      return published_.load(std::memory_order_acquire) != seen_[index] ||
+             (leader && stepPosted_.load(std::memory_order_acquire));
+    });
     {
       std::unique_lock<std::mutex> lk(mu_);
-      wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      wake_.wait(lk, [&] { return stop_ || generation_ != seen_[index] || (leader && step_ != nullptr); });
       if (stop_) return;
-      seen = generation_;
-      job = job_;
+      if (generation_ != seen_[index]) {
+        seen_[index] = generation_;
+        job = job_;
+      } else {
+        step = step_;
+        step_ = nullptr;
+        stepPosted_.store(false, std::memory_order_relaxed);
+      }
+    }
+    if (step) {
+      std::exception_ptr err;
+      tlsStepOf = this;
+      try {
+        (*step)();
+      } catch (...) {
+        err = std::current_exception();
+      }
+      tlsStepOf = nullptr;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        stepError_ = err;
+        stepDone_ = true;
+      }
+      done_.notify_all();
+      continue;
     }
     std::exception_ptr err;
     for (;;) {
@@ -81,6 +114,7 @@ void ThreadPool::WorkerLoop(int index) {
 
 void ThreadPool::ParallelFor(int64_t tasks, const std::function<void(int64_t, int)>& fn) {
   if (tasks <= 0) return;
+  if (tlsStepOf == this) return LeaderParallelFor(tasks, fn);
   std::lock_guard<std::mutex> run(runMutex_);
   std::unique_lock<std::mutex> lk(mu_);
   job_ = &fn;
@@ -100,6 +134,62 @@ void ThreadPool::ParallelFor(int64_t tasks, const std::function<void(int64_t, in
   if (error_) {
     auto e = error_;
     error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+// ParallelFor from worker 0 inside a step: the other workers are idle (the step holds
+// runMutex_), so worker 0 publishes to them and takes tasks itself as worker 0.
+void ThreadPool::LeaderParallelFor(int64_t tasks, const std::function<void(int64_t, int)>& fn) {
+  const int others = static_cast<int>(workers_.size()) - 1;
+  if (others == 0 || tasks == 1) {
+    for (int64_t t = 0; t < tasks; ++t) fn(t, 0);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    job_ = &fn;
+    tasks_ = tasks;
+    next_.store(0);
+    error_ = nullptr;
+    active_ = others;
+    remaining_.store(others, std::memory_order_relaxed);
+    seen_[0] = ++generation_;
+    published_.store(generation_, std::memory_order_release);
+  }
+  wake_.notify_all();
+  std::exception_ptr err;
+  for (;;) {
+    const int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
+    if (t >= tasks) break;
+    try {
+      fn(t, 0);
+    } catch (...) {
+      if (!err) err = std::current_exception();
+    }
+  }
+  SpinFor([&] { return remaining_.load(std::memory_order_acquire) == 0; });
+  std::unique_lock<std::mutex> lk(mu_);
+  done_.wait(lk, [&] { return active_ == 0; });
+  job_ = nullptr;
+  if (!err) err = error_;
+  error_ = nullptr;
+  if (err) std::rethrow_exception(err);
+}
+
+void ThreadPool::RunStep(const std::function<void()>& fn) {
+  if (tlsStepOf == this) return fn();  // a step inside a step: already on worker 0
+  std::lock_guard<std::mutex> run(runMutex_);
+  std::unique_lock<std::mutex> lk(mu_);
+  step_ = &fn;
+  stepDone_ = false;
+  stepError_ = nullptr;
+  stepPosted_.store(true, std::memory_order_release);
+  wake_.notify_all();
+  done_.wait(lk, [&] { return stepDone_; });
+  if (stepError_) {
+    auto e = stepError_;
+    stepError_ = nullptr;
     std::rethrow_exception(e);
   }
 }

@@ -30,8 +30,16 @@ class ThreadPool {
   // Runs fn(worker) once on every worker (e.g. to read back its affinity).
   void OnEachWorker(const std::function<void(int worker)>& fn);
 
+  // Runs a whole step (a model forward, a layer stack) on worker 0, pinned like every worker,
+  // and returns when it ends (rethrowing its exception). Inside the step, ParallelFor has worker 0
+  // take tasks beside the others, and on a one-cpu pool runs them inline: a step of hundreds of
+  // small kernels pays one hand-off instead of one per kernel, and its serial parts (norms,
+  // exchanges) run on the node's cpus rather than on whichever cpu the calling thread gets.
+  void RunStep(const std::function<void()>& fn);
+
  private:
   void WorkerLoop(int index);
+  void LeaderParallelFor(int64_t tasks, const std::function<void(int64_t, int)>& fn);
 
   std::vector<int> cpus_;
   std::vector<std::thread> workers_;
@@ -50,6 +58,13 @@ class ThreadPool {
   // small kernel takes.
   std::atomic<uint64_t> published_{0};
   std::atomic<int> remaining_{0};
+  // The generation each worker last took (worker 0 also marks the ones it publishes in a step).
+  std::vector<uint64_t> seen_;
+  // A step handed to worker 0 (under mu_), its end and its error.
+  const std::function<void()>* step_ = nullptr;
+  std::atomic<bool> stepPosted_{false};
+  bool stepDone_ = false;
+  std::exception_ptr stepError_;
 };
 
 // Pins the calling thread to one cpu; returns false if the kernel refused.
