@@ -66,6 +66,8 @@ export function modelShape(m: ModelInfo): ModelShape {
 export interface ModelRankSplit {
   rank: number;
   rate: number;
+  /** The read bandwidth (GB/s) the rate was made from, where it was measured. */
+  speed?: number;
   /** KV heads [lo, hi); the rank's query heads are these times the group size. */
   kvHeads: Range;
   qHeads: Range;
@@ -97,6 +99,20 @@ export interface ModelSplit {
 export interface ModelSplitOptions {
   /** Positions of KV cache to count; default 4096. */
   context?: number;
+}
+
+/**
+ * Rates from measured speeds (GB/s of read bandwidth, what decoding runs at): each rank's speed in
+ * quarters of the fastest, at least a quarter. Equal nodes measured up to ~12% apart (as two
+ * cores of one VM do) get equal rates, so the split, and with it the order of every sum, is the
+ * same run after run; a node with half the bandwidth gets half the work. No speeds: all equal.
+ */
+export function ratesFromSpeeds(speeds: readonly number[]): number[] {
+  const fastest = Math.max(0, ...speeds.filter((v) => Number.isFinite(v)));
+  if (!(fastest > 0)) return speeds.map(() => 1);
+  return speeds.map((v) =>
+    Number.isFinite(v) && v > 0 ? Math.max(1, Math.round((4 * v) / fastest)) / 4 : 1,
+  );
 }
 
 function lcm(a: number, b: number): number {
@@ -138,7 +154,7 @@ function splitNonEmpty(total: number, weights: number[], unit: number): Range[] 
 
 export function planModelSplit(
   model: ModelInfo | ModelShape,
-  ranks: readonly { rate: number }[],
+  ranks: readonly { rate: number; speed?: number }[],
   options: ModelSplitOptions = {},
 ): ModelSplit {
   const m: ModelShape = 'path' in model ? modelShape(model) : model;
@@ -216,6 +232,7 @@ export function planModelSplit(
     return {
       rank: i,
       rate: r.rate,
+      ...(r.speed !== undefined ? { speed: r.speed } : {}),
       kvHeads,
       qHeads,
       ff,
@@ -230,9 +247,10 @@ export function planModelSplit(
 /** The plan as `--dry-run` prints it. */
 export function renderModelSplit(s: ModelSplit): string {
   const range = (r: Range): string => `[${r[0]}, ${r[1]})`;
+  const speeds = s.ranks.some((r) => r.speed !== undefined);
   const rows = s.ranks.map((r) => [
     String(r.rank),
-    String(r.rate),
+    String(r.rate) + (speeds ? ` (${r.speed !== undefined ? r.speed.toFixed(1) : '?'} GB/s)` : ''),
     range(r.kvHeads),
     range(r.qHeads),
     range(r.ff),
@@ -242,7 +260,7 @@ export function renderModelSplit(s: ModelSplit): string {
   ]);
   const head = [
     'rank',
-    'rate',
+    speeds ? 'rate (read bandwidth)' : 'rate',
     'kv heads',
     'q heads',
     'n_ff',
@@ -261,6 +279,9 @@ export function renderModelSplit(s: ModelSplit): string {
     ...rows.map(line),
     `token_embd ${s.tokenEmbd} (every rank looks rows up); output ${s.output} by vocabulary rows, then gathered`,
     `${s.groupSize} query heads per KV head; n_ff cut in blocks of ${s.ffBlock}`,
+    ...(speeds
+      ? ["shares follow each rank's rate: its measured read bandwidth in quarters of the fastest rank's"]
+      : []),
     ...s.notes.map((n) => `note: ${n}`),
   ].join('\n');
 }

@@ -16,6 +16,8 @@ export interface HelloReply {
   memoryNode: number;
   hostname: string;
   version: string;
+  /** GB/s its pinned threads read from its node's memory, measured when it started. */
+  readGbps: number;
 }
 export interface AttachRequest {
   session: string;

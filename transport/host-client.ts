@@ -184,7 +184,7 @@ export class HostClient {
   open(
     req: { session: string; hostIndex: number; peers: string[] },
     onLost: (err: HostCallError) => void,
-  ): Promise<{ pids: number[]; cancel(): void }> {
+  ): Promise<{ pids: number[]; readGbps: number[]; cancel(): void }> {
     return new Promise((resolve, reject) => {
       const call = (this.raw.open as (r: unknown, md: grpc.Metadata) => grpc.ClientReadableStream<unknown>)(
         req,
@@ -198,11 +198,12 @@ export class HostClient {
         if (ready) onLost(err);
         else reject(err);
       };
-      call.on('data', (ev: { state: string; pids: number[] }) => {
+      call.on('data', (ev: { state: string; pids: number[]; readGbps?: number[] }) => {
         if (ev.state === 'ready' && !ready) {
           ready = true;
           resolve({
             pids: ev.pids,
+            readGbps: ev.readGbps ?? [],
             cancel: () => {
               cancelled = true;
               call.cancel();

@@ -141,6 +141,7 @@ export async function generateWithFlags(
         {
           model: o.model,
           executors: r.model.perRank.length,
+          split: r.model.split,
           seed,
           promptTokens: r.result.promptTokens,
           generatedTokens: r.result.generatedTokens,

@@ -1,6 +1,8 @@
 // `redblue generate` end to end on this machine: start one executor per (virtual) NUMA node,
 // load the model's split, generate, and stop everything (also on Ctrl-C).
 import type { MachineTopology } from '../../native/topology.js';
+import { createThreadPool } from '../../native/binding.js';
+import { measureReadBandwidth } from '../../native/read-speed.js';
 import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
 import type { ModelSplit } from '../../planner/model-split.js';
@@ -40,13 +42,25 @@ export interface GenerateRun {
   result: GenerateResult;
 }
 
-/** The split `generate` would use on this topology, without starting anything. */
+/**
+ * The split `generate` would use on this topology, without starting executors: each node's read
+ * bandwidth is measured here, node by node, with a pool pinned to its cpus (an executor measures
+ * the same at its start).
+ */
 export function planGenerate(o: { model: string; topology: MachineTopology; ctx?: number }): {
   info: ModelInfo;
   split: ModelSplit;
 } {
   const info = describeModel(readGguf(o.model));
-  return planGenerateOn({ info, ranks: o.topology.nodes.length, ...(o.ctx ? { ctx: o.ctx } : {}) });
+  const speeds = o.topology.nodes.map((node) => {
+    const pool = createThreadPool(node.cpus);
+    try {
+      return measureReadBandwidth(pool, node.physicalNode);
+    } finally {
+      pool.close();
+    }
+  });
+  return planGenerateOn({ info, ranks: o.topology.nodes.length, speeds, ...(o.ctx ? { ctx: o.ctx } : {}) });
 }
 
 /** Loads the model's split on the executors, then generates: one host or several alike. */

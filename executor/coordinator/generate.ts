@@ -9,7 +9,7 @@ import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
 import { createTokenizer, type Tokenizer } from '../../model/tokenizer/index.js';
 import { Sampler, type SamplingParams } from '../../model/sampling.js';
-import { planModelSplit, type ModelSplit } from '../../planner/model-split.js';
+import { planModelSplit, ratesFromSpeeds, type ModelSplit } from '../../planner/model-split.js';
 import type {
   ForwardReply,
   LoadModelReply,
@@ -35,6 +35,8 @@ export interface ForwardResult {
 export interface ModelRunner {
   /** Executors, all hosts. */
   readonly ranks: number;
+  /** Each rank's read bandwidth (GB/s) as it measured it on its node: the split follows it. */
+  readonly speeds?: readonly number[];
   /** Each rank loads its split (per rank, in rank order; `path` as the coordinator sees it). */
   load(reqs: LoadModelRequest[]): Promise<LoadModelReply[]>;
   /** How far each rank's load has come (a rank that does not answer in time is left out). */
@@ -63,6 +65,7 @@ export function logitsOf(bytes: Uint8Array): Float32Array {
 export function localRunner(cluster: LocalCluster): ModelRunner {
   return {
     ranks: cluster.clients.length,
+    speeds: cluster.hellos.map((h) => h.readGbps),
     async load(reqs) {
       // Joins every executor to the host's shared-memory group (the all-reduces run there).
       (await cluster.stage('model', 64)).close();
@@ -103,17 +106,29 @@ export function readModelFile(path: string): ModelFile {
   return { path, info: describeModel(gguf), tokenizer: createTokenizer(gguf.metadata) };
 }
 
-/** The split over `ranks` equal executors (one host's nodes, or every host's). */
-export function planGenerateOn(o: { info: ModelInfo; ranks: number; ctx?: number }): {
+/**
+ * The split over `ranks` executors (one host's nodes, or every host's): shares in proportion to
+ * their measured read bandwidth (`speeds`, GB/s per rank; equal without).
+ */
+export function planGenerateOn(o: {
+  info: ModelInfo;
+  ranks: number;
+  speeds?: readonly number[] | undefined;
+  ctx?: number;
+}): {
   info: ModelInfo;
   split: ModelSplit;
 } {
   const ctx = o.ctx ?? Math.min(o.info.nCtxTrain, 4096);
+  const speeds = o.speeds?.length === o.ranks && o.speeds.every((v) => v > 0) ? o.speeds : undefined;
+  const rates = speeds ? ratesFromSpeeds(speeds) : undefined;
   return {
     info: o.info,
     split: planModelSplit(
       o.info,
-      Array.from({ length: o.ranks }, () => ({ rate: 1 })),
+      Array.from({ length: o.ranks }, (_, i) =>
+        speeds ? { rate: rates![i]!, speed: speeds[i]! } : { rate: 1 },
+      ),
       { context: ctx },
     ),
   };
@@ -152,7 +167,7 @@ export async function loadModel(
   const started = performance.now();
   const { info, tokenizer } = o.file ?? readModelFile(o.path);
   const ctx = o.ctx ?? Math.min(info.nCtxTrain, 4096);
-  const { split } = planGenerateOn({ info, ranks: runner.ranks, ctx });
+  const { split } = planGenerateOn({ info, ranks: runner.ranks, speeds: runner.speeds, ctx });
   const vocabPerRank = split.ranks.map((r) => r.vocab[1] - r.vocab[0]);
   let polling = true;
   const poll = (async () => {

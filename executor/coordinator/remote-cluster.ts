@@ -51,13 +51,18 @@ export class RemoteCluster {
   readonly session = `c${process.pid}-${randomBytes(3).toString('hex')}`;
   hosts: HostClient[] = [];
   hellos: HostHello[] = [];
-  private sessions: { cancel(): void }[] = [];
+  private sessions: { readGbps: number[]; cancel(): void }[] = [];
   private failure: Error | undefined;
   private readonly waiters: ((e: Error) => void)[] = [];
   private stopped = false;
   private readonly lost = new Set<number>();
 
   private constructor() {}
+
+  /** Every rank's measured read bandwidth (GB/s), in global rank order, once sessions are open. */
+  get speeds(): number[] {
+    return this.sessions.flatMap((s) => s.readGbps);
+  }
 
   static async connect(o: RemoteClusterOptions): Promise<RemoteCluster> {
     const rc = new RemoteCluster();

@@ -22,6 +22,7 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
   const run = `g${randomBytes(4).toString('hex')}`;
   return {
     ranks: world,
+    speeds: rc.speeds,
     async load(reqs) {
       // The executors join their host's shared-memory group (the host-local half of each exchange).
       await rc.guard(Promise.all(rc.hosts.map((c) => c.stage(64))));

@@ -394,7 +394,7 @@ export class Supervisor {
       await this.endSession('the coordinator went away while the executors started');
       return;
     }
-    call.write({ state: 'ready', pids: cluster.pids() });
+    call.write({ state: 'ready', pids: cluster.pids(), readGbps: cluster.hellos.map((h) => h.readGbps) });
   }
 
   /** Stops the session's executors and frees the staging area. Idempotent. */

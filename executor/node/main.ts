@@ -14,6 +14,7 @@ import { brickFromWire } from '../../transport/bricks.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
 import { closeHostLink, crossHostPeers, openHostLink } from './cross-host.js';
 import { ModelSteps } from './model-steps.js';
+import { measureReadBandwidth } from '../../native/read-speed.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -34,6 +35,13 @@ class Executor {
     this.model = new ModelSteps(args.rank, args.world, args.memoryNode);
   }
 
+  private measuredGbps: number | undefined;
+  /** Measured once, at the first hello (while the cluster starts, every node at once). */
+  private readGbps(): number {
+    this.measuredGbps ??= measureReadBandwidth(this.pool, this.args.memoryNode);
+    return this.measuredGbps;
+  }
+
   private need<T>(v: T | undefined, what: string): T {
     if (v === undefined) throw new Error(`executor rank ${this.args.rank}: ${what} first`);
     return v;
@@ -50,6 +58,7 @@ class Executor {
         memoryNode: a.memoryNode,
         hostname: hostname(),
         version: pkg.version,
+        readGbps: this.readGbps(),
       }),
       attach: async (req) => {
         this.area?.close();

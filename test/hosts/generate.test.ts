@@ -12,6 +12,7 @@ import { createLab, type Lab } from '../../bench/netns-lab.js';
 import { TINY, writeSyntheticModel } from '../../model/synth.js';
 import { runCli } from '../helpers/cli.js';
 import { childrenOf, cliIn, eventually, shmOf, startExecutor, type Started } from './lab-helpers.js';
+import { ratesFromSpeeds } from '../../planner/model-split.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-hosts-generate-'));
 const token = join(dir, 'token');
@@ -141,6 +142,10 @@ describe('redblue launch generate across two hosts', () => {
       // Both ranks exchanged: the all-reduces went between the hosts.
       expect(across.timings.perRank.map((p) => p.rank)).toEqual([0, 1]);
       for (const p of across.timings.perRank) expect(p.exchangeSeconds).toBeGreaterThan(0);
+      // Each host's executors measured their node's read bandwidth and the split followed it.
+      const split = (across as unknown as { split: { ranks: { rate: number; speed?: number }[] } }).split;
+      for (const r of split.ranks) expect(r.speed).toBeGreaterThan(0.5);
+      expect(split.ranks.map((r) => r.rate)).toEqual(ratesFromSpeeds(split.ranks.map((r) => r.speed!)));
     }, 180_000);
   }
 

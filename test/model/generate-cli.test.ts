@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gv } from '../../model/gguf/value.js';
 import { writeGguf } from '../../model/gguf/write.js';
 import { syntheticModel, writeSyntheticModel, type SynthOptions } from '../../model/synth.js';
+import { ratesFromSpeeds, type ModelSplit } from '../../planner/model-split.js';
 import { childrenOf, cliPath, leftovers, repoRoot, runCli, type CliResult } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-generate-cli-'));
@@ -109,6 +110,31 @@ describe('redblue generate --json', () => {
     expect(b.text).toBe(a.text);
     const c = generateJson([...args, '--seed', '8']).json;
     expect(c.generatedTokens).not.toEqual(a.generatedTokens);
+  });
+});
+
+describe("the split follows each node's measured read bandwidth", () => {
+  it('--dry-run measures every node on its own cpus; a run reports the split it used', () => {
+    const plan = runCli(['generate', '-m', good, '--dry-run', '--json', '--virtual-nodes', '2']);
+    expect(plan.code, plan.stderr).toBe(0);
+    const ranks = (JSON.parse(plan.stdout) as { split: ModelSplit }).split.ranks;
+    expect(ranks).toHaveLength(2);
+    for (const r of ranks) {
+      // One core streams some GB/s here: a number that was measured, not a default.
+      expect(r.speed).toBeGreaterThan(0.5);
+      expect(r.speed).toBeLessThan(2000);
+    }
+    expect(ranks.map((r) => r.rate)).toEqual(ratesFromSpeeds(ranks.map((r) => r.speed!)));
+    const text = runCli(['generate', '-m', good, '--dry-run', '--virtual-nodes', '2']);
+    expect(text.stdout).toMatch(/rate \(read bandwidth\)/);
+    expect(text.stdout).toMatch(/GB\/s\)/);
+
+    // The executors measure their own nodes when they start; the run's split carries it.
+    const { r, json } = generateJson(['-n', '2', '--temp', '0']);
+    expect(r.code, r.stderr).toBe(0);
+    const used = (json as unknown as { split: ModelSplit }).split.ranks;
+    expect(used.map((x) => x.speed! > 0.5)).toEqual([true, true]);
+    expect(used.map((x) => x.rate)).toEqual(ratesFromSpeeds(used.map((x) => x.speed!)));
   });
 });
 

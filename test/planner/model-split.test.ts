@@ -11,7 +11,12 @@ import { readGguf } from '../../model/gguf/read.js';
 import { ggmlType, rowBytes, type GgmlTypeName } from '../../model/gguf/types.js';
 import { writeSyntheticModel } from '../../model/synth.js';
 import { PlanInputError } from '../../planner/errors.js';
-import { planModelSplit, renderModelSplit, type ModelShape } from '../../planner/model-split.js';
+import {
+  planModelSplit,
+  ratesFromSpeeds,
+  renderModelSplit,
+  type ModelShape,
+} from '../../planner/model-split.js';
 import type { Range } from '../../planner/types.js';
 
 const weightType = fc.constantFrom<GgmlTypeName>(
@@ -96,6 +101,54 @@ function expectBalanced(parts: Range[], total: number, unit: number, w: number[]
     expect(Math.abs(got - (units * w[i]!) / sum)).toBeLessThan(1 + 1e-9);
   });
 }
+
+describe('ratesFromSpeeds', () => {
+  it('gives equal nodes measured a few percent apart equal rates, and slower nodes their share', () => {
+    expect(ratesFromSpeeds([20.5, 22.1])).toEqual([1, 1]);
+    expect(ratesFromSpeeds([19.6, 22.1, 21])).toEqual([1, 1, 1]);
+    expect(ratesFromSpeeds([28, 14])).toEqual([1, 0.5]);
+    expect(ratesFromSpeeds([30, 20, 3])).toEqual([1, 0.75, 0.25]);
+    // Nothing measured (or nonsense): all equal.
+    expect(ratesFromSpeeds([0, 0])).toEqual([1, 1]);
+    expect(ratesFromSpeeds([NaN, 10])).toEqual([1, 1]);
+  });
+
+  it('a node with half the bandwidth gets half the FFN and vocabulary rows', () => {
+    const layer = {
+      attnQ: 'q4_0',
+      attnK: 'q4_0',
+      attnV: 'q4_0',
+      attnOutput: 'q4_0',
+      ffnGate: 'q4_0',
+      ffnUp: 'q4_0',
+      ffnDown: 'q4_0',
+    } as const;
+    const m: ModelShape = {
+      nLayer: 22,
+      nEmbd: 2048,
+      nHead: 32,
+      nHeadKv: 4,
+      headDim: 64,
+      nFf: 5632,
+      nVocab: 32000,
+      tiedEmbeddings: false,
+      qkvBias: false,
+      qkNorm: false,
+      tokenEmbd: 'q4_0',
+      output: 'q6_k',
+      layers: Array.from({ length: 22 }, () => layer),
+    };
+    const s = planModelSplit(
+      m,
+      ratesFromSpeeds([28, 14]).map((rate) => ({ rate })),
+    );
+    const ff = s.ranks.map((r) => r.ff[1] - r.ff[0]);
+    const vocab = s.ranks.map((r) => r.vocab[1] - r.vocab[0]);
+    expect(Math.abs(ff[0]! / ff[1]! - 2)).toBeLessThan(0.15);
+    expect(Math.abs(vocab[0]! / vocab[1]! - 2)).toBeLessThan(0.01);
+    expect(s.ranks[0]!.weightBytes).toBeGreaterThan(1.5 * s.ranks[1]!.weightBytes);
+  });
+});
 
 describe('planModelSplit properties', () => {
   it('covers every head, n_ff row and vocabulary row once, on block boundaries, balanced', () => {
