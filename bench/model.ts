@@ -60,12 +60,15 @@ interface OwnFigures {
   tg: Rate;
   model: LoadedModel;
   rss: number[];
+  /** Resident memory of each executor before the model was loaded (Node, gRPC, the addon). */
+  rssBefore: number[];
   exchangeShareTg: number;
 }
 
 async function measureOwn(topo: MachineTopology, o: ModelBenchOptions, info: ModelInfo): Promise<OwnFigures> {
   const cluster = await LocalCluster.start({ topology: topo });
   try {
+    const rssBefore = cluster.pids().map(residentBytes);
     const model = await loadModel(cluster, {
       path: o.model,
       ctx: Math.min(info.nCtxTrain, o.pp + o.tg + 16),
@@ -96,7 +99,14 @@ async function measureOwn(topo: MachineTopology, o: ModelBenchOptions, info: Mod
       tg.push(o.tg / tgSeconds);
     }
     const rss = cluster.pids().map(residentBytes);
-    return { pp: rate(pp), tg: rate(tg), model, rss, exchangeShareTg: exchange / (compute + exchange || 1) };
+    return {
+      pp: rate(pp),
+      tg: rate(tg),
+      model,
+      rss,
+      rssBefore,
+      exchangeShareTg: exchange / (compute + exchange || 1),
+    };
   } finally {
     await cluster.stop();
   }
@@ -193,7 +203,15 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
         reference: 'weights_share_plus_kv',
         referenceValue: share,
         direction: 'lower-is-better',
-        details: { weightBytes: p.weightBytes, kvBytes: p.kvBytes, overhead: own.rss[rank]! / share - 1 },
+        details: {
+          weightBytes: p.weightBytes,
+          kvBytes: p.kvBytes,
+          overhead: own.rss[rank]! / share - 1,
+          // The process before loading (Node, gRPC, the addon; its file pages shared with
+          // every other process), and what loading and running the model added over its share.
+          beforeLoadBytes: own.rssBefore[rank]!,
+          modelOverhead: (own.rss[rank]! - own.rssBefore[rank]!) / share - 1,
+        },
       }),
     );
   });
@@ -232,7 +250,8 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
       `${P} executors against 1: ${(own.tg.mean / own1.tg.mean).toFixed(2)}× (the read bandwidth of ${P} cores against 1: ${(readP / read1).toFixed(2)}×)`,
       ...own.model.perRank.map(
         (p, r) =>
-          `rank ${r}: resident ${formatBytes(own.rss[r]!)}, weights ${formatBytes(p.weightBytes)} + KV cache ${formatBytes(p.kvBytes)} (+${((own.rss[r]! / (p.weightBytes + p.kvBytes) - 1) * 100).toFixed(0)}%)`,
+          `rank ${r}: resident ${formatBytes(own.rss[r]!)}, weights ${formatBytes(p.weightBytes)} + KV cache ${formatBytes(p.kvBytes)} (+${((own.rss[r]! / (p.weightBytes + p.kvBytes) - 1) * 100).toFixed(0)}%); ` +
+          `${formatBytes(own.rssBefore[r]!)} of it before loading (Node, gRPC, the addon), the model added ${formatBytes(own.rss[r]! - own.rssBefore[r]!)} (share +${(((own.rss[r]! - own.rssBefore[r]!) / (p.weightBytes + p.kvBytes) - 1) * 100).toFixed(1)}%)`,
       ),
     ].join('\n') +
     '\n';

@@ -31,6 +31,13 @@ describe('redblue bench model', () => {
       expect(Number.isFinite(x.ratio), x.case).toBe(true);
     }
     expect(report.results[0]!.reference).toBe('llama.cpp_2_threads');
+    // Resident memory splits into the process before loading and what the model added.
+    for (const x of report.results.filter((y) => y.case.startsWith('rss_'))) {
+      const d = (x as unknown as { details: { beforeLoadBytes: number; modelOverhead: number } }).details;
+      expect(d.beforeLoadBytes).toBeGreaterThan(10 << 20);
+      expect(d.beforeLoadBytes).toBeLessThan(x.value);
+      expect(Number.isFinite(d.modelOverhead)).toBe(true);
+    }
     expect(leftovers(r.pid)).toEqual([]);
 
     const text = runCli([
@@ -49,6 +56,9 @@ describe('redblue bench model', () => {
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^model\s+size\s+params\s+type\s+executors\s+test\s+t\/s/);
     expect(text.stdout).toMatch(/\nllama 0\.\d+ B Q4_0 /);
+    expect(text.stdout).toMatch(
+      /rank 0: resident .* before loading \(Node, gRPC, the addon\), the model added /,
+    );
   });
 
   it('refuses bad flags with the fix', () => {
