@@ -125,6 +125,43 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) Q8Block Q8BlockAvx512(const
   return {d, _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb))};
 }
 
+// Q8BlockScalar's arithmetic in AVX2, bit for bit: the same max, the same d and 1/d, the same
+// x·(1/d) per value, rounded half away from zero as roundf (trunc, then ±1 where the dropped
+// fraction is ≥ 0.5). A prompt batch quantizes every activation row before each matmul: scalar,
+// this was 7 % of prompt time.
+__attribute__((target("avx2"))) Q8Block Q8BlockAvx2(const float* x, int8_t* lo, int8_t* hi) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 v[4];
+  for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(x + 8 * i);
+  const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  const float amax = _mm_cvtss_f32(m4);
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const __m256 vid = _mm256_set1_ps(id), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  __m256i q[4];
+  for (int i = 0; i < 4; ++i) {
+    const __m256 t = _mm256_mul_ps(v[i], vid);
+    const __m256 tr = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 up = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(t, tr)), half, _CMP_GE_OQ);
+    const __m256 step = _mm256_or_ps(one, _mm256_and_ps(t, sign));  // ±1 with t's sign
+    q[i] = _mm256_cvttps_epi32(_mm256_add_ps(tr, _mm256_and_ps(up, step)));
+  }
+  __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+  // packs work per 128-bit lane: dwords come out as q0[0:4] q1[0:4] q2[0:4] q3[0:4] q0[4:8] ...
+  const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+  const __m256i ordered = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(lo), _mm256_castsi256_si128(ordered));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(hi), _mm256_extracti128_si256(ordered, 1));
+  return {d, _mm_cvtsi128_si32(s4)};
+}
+
 // quantize_row_q8_0_ref
 void QuantizeQ8_0(const float* x, int64_t k, BlockQ8_0* y, Q8BlockFn block) {
   for (int64_t b = 0; b < k / kQBlock; ++b, x += kQBlock) {
@@ -159,7 +196,9 @@ void QuantizeQ4_0(const float* x, int64_t k, BlockQ4_0* y) {
 
 Q8BlockFn Q8BlockQuantizer(bool allowSimd) {
   const CpuFeatures& f = DetectCpu();
-  return allowSimd && f.avx512f && f.avx512bw && f.avx512vl ? Q8BlockAvx512 : Q8BlockScalar;
+  if (!allowSimd) return Q8BlockScalar;
+  if (f.avx512f && f.avx512bw && f.avx512vl) return Q8BlockAvx512;
+  return f.avx2 ? Q8BlockAvx2 : Q8BlockScalar;
 }
 
 void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t ldx, uint8_t* out, bool allowSimd) {
