@@ -17,6 +17,7 @@ import type {
   LoadProgressReply,
 } from '../../transport/control.js';
 import type { LocalCluster } from '../host/local-cluster.js';
+import type { SharedArea } from '../../transport/shared-area.js';
 
 /** Tokens per Forward call while processing a prompt (llama.cpp's default batch). */
 export const PROMPT_BATCH = 512;
@@ -61,26 +62,37 @@ export function logitsOf(bytes: Uint8Array): Float32Array {
   return out;
 }
 
-/** One host's executors as a ModelRunner (every all-reduce in the host's shared memory). */
+/**
+ * One host's executors as a ModelRunner (every all-reduce in the host's shared memory). One row of
+ * logits comes back through the staging area, shared memory this process maps, not through gRPC.
+ */
 export function localRunner(cluster: LocalCluster): ModelRunner {
+  let staging: SharedArea | undefined;
+  let nVocab = 0;
   return {
     ranks: cluster.clients.length,
     speeds: cluster.hellos.map((h) => h.readGbps),
     async load(reqs) {
-      // Joins every executor to the host's shared-memory group (the all-reduces run there).
-      (await cluster.stage('model', 64)).close();
+      // Joins every executor to the host's shared-memory group (the all-reduces run there); the
+      // area holds one row of logits (the cluster unmaps it when it stops).
+      nVocab = reqs[0]!.vocabPerRank.reduce((a, b) => a + b, 0);
+      staging = await cluster.stage('model', Math.max(64, nVocab * 4));
       return cluster.guard(Promise.all(cluster.clients.map((c, rank) => c.loadModel(reqs[rank]!))));
     },
     loadProgress: () =>
       Promise.all(cluster.clients.map((c) => c.loadProgress({}, 5000).catch(() => undefined))),
     async forward(tokens, pos, logits, send = true) {
+      const viaStaging = logits === 'last' && staging !== undefined;
       const replies = await cluster.guard(
         Promise.all(
           cluster.clients.map((c, rank) =>
-            c.forward({ tokens, pos, logits, sendLogits: send && rank === 0 }),
+            c.forward({ tokens, pos, logits, sendLogits: send && rank === 0, logitsToStaging: viaStaging }),
           ),
         ),
       );
+      if (viaStaging && send) {
+        return { logits: new Float32Array(staging!.buffer, 0, nVocab).slice(), replies };
+      }
       return { logits: logitsOf(replies[0]!.logits), replies };
     },
   };

@@ -151,7 +151,7 @@ class Executor {
         // Across hosts every all-reduce and all-gather of every layer goes through the hosts'
         // collective, exactly as runLayers' all-gathers do.
         const peers = req.hosts ? crossHostPeers(group.communicator, req.hosts) : group.communicator;
-        return this.model.forward(req, this.pool, peers);
+        return this.model.forward(req, this.pool, peers, this.area?.buffer);
       },
       openHostLink: (req) => openHostLink(req.address, req.token),
       shutdown: () => {

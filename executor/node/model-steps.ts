@@ -91,13 +91,25 @@ export class ModelSteps {
     return this.progress;
   }
 
-  async forward(req: ForwardRequest, pool: NativeThreadPool, peers: unknown): Promise<ForwardReply> {
+  /** `staging`: the host's staging area, where logits go when the request says so. */
+  async forward(
+    req: ForwardRequest,
+    pool: NativeThreadPool,
+    peers: unknown,
+    staging?: ArrayBuffer,
+  ): Promise<ForwardReply> {
     if (!this.shard) throw new Error(`executor rank ${this.rank}: loadModel first`);
     const r = await this.shard.forward(pool, peers, Int32Array.from(req.tokens), req.pos, req.logits);
-    const logits =
-      req.sendLogits && r.logits
-        ? new Uint8Array(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength)
-        : new Uint8Array();
+    let logits: Uint8Array = new Uint8Array();
+    if (req.sendLogits && r.logits) {
+      if (req.logitsToStaging) {
+        if (!staging || staging.byteLength < r.logits.byteLength)
+          throw new Error(
+            `executor rank ${this.rank}: the staging area (${staging?.byteLength ?? 0} bytes) cannot take ${r.logits.byteLength} bytes of logits`,
+          );
+        new Float32Array(staging, 0, r.logits.length).set(r.logits);
+      } else logits = new Uint8Array(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength);
+    }
     return {
       logits,
       computeSeconds: r.computeSeconds,
