@@ -327,8 +327,16 @@ struct Q8Tiles {
   KFN void Run(int64_t r, int64_t j) const { Q8Tile<JR, RX>(a, act, r, j); }
   KFN void Gemv(int64_t r, int64_t j) const { Q8Row(a, act, r, j); }
 };
+// Q4_0 runs 1×6 tiles where six rows of X are left: one row of W's nibbles unpacked serves six
+// rows of X, and the six accumulators leave registers for the operands (2×4 spilled two
+// accumulators to the stack every step). Best of 5 at m=512 n=k=4096 on one Zen core: 79 GFLOP/s
+// against 72 for 2×4 (the measurements spread ±10 % on this shared VM).
 KENTRY void Q4Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-  RunTiles(Q4Tiles{a, act}, r0, rows, j0, j1);
+  const Q4Tiles tile{a, act};
+  int64_t r = r0;
+  for (; r + 6 <= r0 + rows; r += 6)
+    for (int64_t j = j0; j < j1; ++j) tile.Run<1, 6>(r, j);
+  if (r < r0 + rows) RunTiles(tile, r, r0 + rows - r, j0, j1);
 }
 KENTRY void Q8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   RunTiles(Q8Tiles{a, act}, r0, rows, j0, j1);
