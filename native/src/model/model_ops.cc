@@ -64,6 +64,7 @@ struct AttentionKernels {
   void (*widen)(const uint16_t* h, float* out, int64_t n);
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float* acc, float p, const float* v, int64_t n);
+  bool avx2 = false;  // the fused AVX2 path below serves head sizes that are whole ymm
 };
 
 void WidenScalar(const uint16_t* h, float* out, int64_t n) {
@@ -103,6 +104,54 @@ AVX2_FN void AxpyAvx2(float* acc, float p, const float* v, int64_t n) {
     _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(acc + i)));
   for (; i < n; ++i) acc[i] += p * v[i];
 }
+// One KV head's attention for its nh query heads over positions [0, len), for head sizes that
+// are whole ymm: K and V rows widened once into kw / vw, the dot products of eight keys reduced
+// together (one transpose-add instead of eight horizontal sums), and each head's output held in
+// registers while V streams by (instead of a load, FMA and store of the output per key). The
+// softmax between the two halves is the caller's, shared with the other paths.
+AVX2_FN __m256 SumEach8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6, __m256 a7) {
+  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+AVX2_FN void ScoresAvx2(const float* q, const float* kw, int64_t len, int64_t nh, int64_t hd, float scale,
+                        float* score) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  for (int64_t h = 0; h < nh; ++h) {
+    const float* qh = q + h * hd;
+    float* sh = score + h * len;
+    int64_t j = 0;
+    for (; j + 8 <= len; j += 8) {
+      __m256 acc[8];
+      for (int kk = 0; kk < 8; ++kk) acc[kk] = _mm256_setzero_ps();
+      for (int64_t c = 0; c < hd; c += 8) {
+        const __m256 qv = _mm256_loadu_ps(qh + c);
+        for (int kk = 0; kk < 8; ++kk) acc[kk] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kw + (j + kk) * hd + c), acc[kk]);
+      }
+      _mm256_storeu_ps(sh + j, _mm256_mul_ps(SumEach8(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]), vs));
+    }
+    for (; j < len; ++j) sh[j] = DotAvx2(qh, kw + j * hd, hd) * scale;
+  }
+}
+AVX2_FN void WeightedValuesAvx2(const float* score, const float* vw, int64_t len, int64_t nh, int64_t hd, float* out,
+                                int64_t outStride) {
+  for (int64_t h = 0; h < nh; ++h) {
+    const float* sh = score + h * len;
+    for (int64_t c0 = 0; c0 < hd; c0 += 64) {  // eight ymm of the output at a time
+      const int64_t n8 = std::min<int64_t>(8, (hd - c0) / 8);
+      __m256 acc[8];
+      for (int c = 0; c < 8; ++c) acc[c] = _mm256_setzero_ps();
+      for (int64_t j = 0; j < len; ++j) {
+        const __m256 p = _mm256_set1_ps(sh[j]);
+        const float* v = vw + j * hd + c0;
+        for (int c = 0; c < 8; ++c)
+          if (c < n8) acc[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * c), acc[c]);
+      }
+      for (int c = 0; c < 8; ++c)
+        if (c < n8) _mm256_storeu_ps(out + h * outStride + c0 + 8 * c, acc[c]);
+    }
+  }
+}
 #undef AVX2_FN
 
 AttentionKernels KernelsFor(Isa isa) {
@@ -110,7 +159,7 @@ AttentionKernels KernelsFor(Isa isa) {
   const bool avx2 = f.avx2 && f.fma && f.f16c;
   if (isa == Isa::Scalar || (isa == Isa::Auto && !avx2)) return {WidenScalar, DotScalar, AxpyScalar};
   if (!avx2) throw UserError(std::string("the ") + IsaName(isa) + " attention path needs AVX2, FMA and F16C, which this cpu lacks");
-  return {WidenAvx2, DotAvx2, AxpyAvx2};  // AVX-512 cpus run the AVX2 path: attention is a small share of a step
+  return {WidenAvx2, DotAvx2, AxpyAvx2, true};  // AVX-512 cpus run the AVX2 path: attention is a small share of a step
 }
 
 }  // namespace
@@ -134,7 +183,8 @@ void CausalAttention(const AttentionArgs& a, ThreadPool& pool) {
     const int64_t nh = h1 - h0;
     const int64_t len = a.pos0 + t + 1;  // causal: positions 0..pos0+t
     std::vector<float>& buf = scratch[static_cast<size_t>(worker)];
-    const size_t need = static_cast<size_t>(nh * len + nh * hd + hd);
+    const bool fused = kern.avx2 && hd % 8 == 0;
+    const size_t need = static_cast<size_t>(nh * len + nh * hd + hd + (fused ? 2 * len * hd : 0));
     if (buf.size() < need) buf.resize(need);
     float* score = buf.data();            // nh × len
     float* acc = score + nh * len;        // nh × hd
@@ -142,9 +192,16 @@ void CausalAttention(const AttentionArgs& a, ThreadPool& pool) {
     const uint16_t* K = a.kCache + kv * a.nCtx * hd;
     const uint16_t* V = a.vCache + kv * a.nCtx * hd;
     const float* q = a.q + t * qStride + h0 * hd;
-    for (int64_t j = 0; j < len; ++j) {
-      kern.widen(K + j * hd, row, hd);
-      for (int64_t h = 0; h < nh; ++h) score[h * len + j] = kern.dot(q + h * hd, row, hd) * scale;
+    float* kw = row + hd;  // fused path: every K row, then every V row, widened
+    float* vw = kw + len * hd;
+    if (fused) {
+      WidenAvx2(K, kw, len * hd);
+      ScoresAvx2(q, kw, len, nh, hd, scale, score);
+    } else {
+      for (int64_t j = 0; j < len; ++j) {
+        kern.widen(K + j * hd, row, hd);
+        for (int64_t h = 0; h < nh; ++h) score[h * len + j] = kern.dot(q + h * hd, row, hd) * scale;
+      }
     }
     for (int64_t h = 0; h < nh; ++h) {
       float* s = score + h * len;
@@ -157,6 +214,11 @@ void CausalAttention(const AttentionArgs& a, ThreadPool& pool) {
       }
       const float inv = static_cast<float>(1.0 / sum);
       for (int64_t j = 0; j < len; ++j) s[j] *= inv;
+    }
+    if (fused) {
+      WidenAvx2(V, vw, len * hd);
+      WeightedValuesAvx2(score, vw, len, nh, hd, a.out + t * qStride + h0 * hd, hd);
+      return;
     }
     std::fill(acc, acc + nh * hd, 0.0f);
     for (int64_t j = 0; j < len; ++j) {
