@@ -73,6 +73,11 @@ export interface NativeModelShard {
     tokens: Int32Array,
     pos: number,
     logits: 'last' | 'all' | 'none',
+    /**
+     * Where to write the logits instead of returning them (shared memory the coordinator maps):
+     * no array per step for the garbage collector. At least the positions' n_vocab floats.
+     */
+    into?: Float32Array,
   ): Promise<ModelForwardResult>;
   release(): void;
 }

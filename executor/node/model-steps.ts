@@ -59,6 +59,7 @@ export function shardConfig(
 
 export class ModelSteps {
   private shard: NativeModelShard | undefined;
+  private nVocab = 0;
   private progress: LoadProgressReply = { done: 0, total: 0 };
 
   constructor(
@@ -80,6 +81,7 @@ export class ModelSteps {
         this.progress = { done, total };
       });
       this.shard = shard;
+      this.nVocab = cfg.nVocab;
       return r;
     } catch (e) {
       shard.release();
@@ -99,17 +101,22 @@ export class ModelSteps {
     staging?: ArrayBuffer,
   ): Promise<ForwardReply> {
     if (!this.shard) throw new Error(`executor rank ${this.rank}: loadModel first`);
-    const r = await this.shard.forward(pool, peers, Int32Array.from(req.tokens), req.pos, req.logits);
+    const toStaging = req.sendLogits && req.logitsToStaging && req.logits === 'last';
+    if (toStaging && (!staging || staging.byteLength < this.nVocab * 4))
+      throw new Error(
+        `executor rank ${this.rank}: the staging area (${staging?.byteLength ?? 0} bytes) cannot take ${this.nVocab * 4} bytes of logits`,
+      );
+    const r = await this.shard.forward(
+      pool,
+      peers,
+      Int32Array.from(req.tokens),
+      req.pos,
+      req.logits,
+      toStaging ? new Float32Array(staging!, 0, this.nVocab) : undefined,
+    );
     let logits: Uint8Array = new Uint8Array();
-    if (req.sendLogits && r.logits) {
-      if (req.logitsToStaging) {
-        if (!staging || staging.byteLength < r.logits.byteLength)
-          throw new Error(
-            `executor rank ${this.rank}: the staging area (${staging?.byteLength ?? 0} bytes) cannot take ${r.logits.byteLength} bytes of logits`,
-          );
-        new Float32Array(staging, 0, r.logits.length).set(r.logits);
-      } else logits = new Uint8Array(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength);
-    }
+    if (req.sendLogits && r.logits && !toStaging)
+      logits = new Uint8Array(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength);
     return {
       logits,
       computeSeconds: r.computeSeconds,

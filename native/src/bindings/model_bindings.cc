@@ -174,19 +174,32 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
       if (mode == LogitsMode::None && m != "none")
         throw Napi::TypeError::New(i.Env(), "logits must be 'last', 'all' or 'none', got '" + m + "'");
       const int64_t rows = mode == LogitsMode::All ? static_cast<int64_t>(tokens->size()) : mode == LogitsMode::Last ? 1 : 0;
-      auto logits = std::make_shared<std::vector<float>>(static_cast<size_t>(rows * shard->config().nVocab));
+      const size_t want = static_cast<size_t>(rows * shard->config().nVocab);
+      // Optional Float32Array to write the logits into (kept alive below until the step ends).
+      float* into = nullptr;
+      if (i.Length() > 5 && !i[5].IsUndefined()) {
+        if (!i[5].IsTypedArray() || i[5].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+          throw Napi::TypeError::New(i.Env(), "the logits target must be a Float32Array");
+        Napi::Float32Array t = i[5].As<Napi::Float32Array>();
+        if (t.ElementLength() < want)
+          throw Napi::RangeError::New(i.Env(), "the logits target holds " + std::to_string(t.ElementLength()) +
+                                                   " floats; this step's logits are " + std::to_string(want));
+        into = t.Data();
+      }
+      auto logits = std::make_shared<std::vector<float>>(into ? 0 : want);
       auto out = std::make_shared<ModelForwardTimings>();
       return AsyncTask::Start(
           i.Env(), "redblue.modelForward",
           [=] {
             pool->RunStep([&] {
               *out = shard->Forward(tokens->data(), static_cast<int64_t>(tokens->size()), pos, mode, *pool, *peers,
-                                    logits->data());
+                                    into ? into : logits->data());
             });
+            if (tokens->size() > 1) ModelShard::ReleaseScratch();  // after the step: not timed
           },
           [=](Napi::Env e) -> Napi::Value {
             Napi::Object r = Napi::Object::New(e);
-            if (mode != LogitsMode::None) {
+            if (mode != LogitsMode::None && !into) {
               Napi::Float32Array a = Napi::Float32Array::New(e, logits->size());
               std::copy(logits->begin(), logits->end(), a.Data());
               r.Set("logits", a);
@@ -196,7 +209,7 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
             r.Set("seconds", out->seconds);
             return r;
           },
-          {i[0], i[1], i.This()});
+          {i[0], i[1], i.This(), i.Length() > 5 ? i[5] : i.Env().Undefined()});
     });
   }
   // Drops this object's hold; a load or forward in flight keeps the shard until it ends.
