@@ -72,24 +72,26 @@ KFN void PrepPanel(const uint8_t* const w[JR], int64_t blockBytes, const ActRows
     const int cnt = static_cast<int>(std::min<int64_t>(8, act.nb - b0));
     __m256 dw[JR];
     GatherScales8<JR>(w, blockBytes, b0, cnt, dw);
-    for (int i = 0; i < RX; ++i) {
-      const __m256 dx = LoadUpTo8(act.d(r + i) + b0, cnt);
+    if (kQ4) {
+      // The weight scales alone, expanded per pair of blocks once per row of W; the tile
+      // multiplies them by the activations' expanded scales (ActRows::dxx). The −8 offsets
+      // d_w·c go into acc here.
       for (int jj = 0; jj < JR; ++jj) {
-        float* out = sc + (jj * RX + i) * kScW<kQ4>;
-        const __m256 v = _mm256_mul_ps(dw[jj], dx);
-        if (!kQ4) {
-          _mm256_store_ps(out + (b0 - p0), v);
-          continue;
-        }
+        float* out = sc + jj * kScW<kQ4>;
         for (int k = 0; k < 4; ++k)
           _mm256_store_ps(out + ((b0 - p0) / 2 + k) * 8,
-                          _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1,
-                                                                        2 * k + 1, 2 * k + 1, 2 * k + 1)));
+                          _mm256_permutevar8x32_ps(dw[jj], _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1,
+                                                                             2 * k + 1, 2 * k + 1, 2 * k + 1)));
       }
-      if (kQ4) {
+      for (int i = 0; i < RX; ++i) {
         const __m256 cx = LoadUpTo8(act.c(r + i) + b0, cnt);
         for (int jj = 0; jj < JR; ++jj) acc[jj][i] = _mm256_fmadd_ps(dw[jj], cx, acc[jj][i]);
       }
+      continue;
+    }
+    for (int i = 0; i < RX; ++i) {
+      const __m256 dx = LoadUpTo8(act.d(r + i) + b0, cnt);
+      for (int jj = 0; jj < JR; ++jj) _mm256_store_ps(sc + (jj * RX + i) * kScW<kQ4> + (b0 - p0), _mm256_mul_ps(dw[jj], dx));
     }
   }
 }
@@ -112,7 +114,7 @@ KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   for (int jj = 0; jj < JR; ++jj)
     for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
   constexpr int64_t kW = kScW<true>;
-  alignas(32) float sc[2][JR * RX * kW];  // this panel's scales and the next one's
+  alignas(32) float sc[2][JR * kW];  // this panel's weight scales and the next one's
   PrepPanel<JR, RX, true>(w, sizeof(BlockQ4_0), act, r, 0, sc[0], acc);
   for (int64_t p0 = 0, cur = 0; p0 < act.nb; p0 += kPanel, cur ^= 1) {
     const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
@@ -136,8 +138,8 @@ KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
         const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64));
         for (int jj = 0; jj < JR; ++jj) {
           const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[jj], xlo), _mm256_maddubs_epi16(hi[jj], xhi));
-          acc[jj][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)),
-                                       _mm256_load_ps(scp + (jj * RX + i) * kW + t * 4), acc[jj][i]);
+          const __m256 scale = _mm256_mul_ps(_mm256_load_ps(scp + jj * kW + t * 4), _mm256_loadu_ps(act.dxx(r + i) + 4 * b));
+          acc[jj][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), scale, acc[jj][i]);
         }
       }
     }
@@ -151,9 +153,9 @@ KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
       }
       for (int i = 0; i < RX; ++i) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
-        for (int jj = 0; jj < JR; ++jj)  // s_b sits in lane 4·(t % 2) of its pair's vector
+        for (int jj = 0; jj < JR; ++jj)  // d_w of block b sits in lane 4·(t % 2) of its pair's vector
           acc[jj][i] = _mm256_fmadd_ps(DotU8S8(z[jj], x),
-                                       _mm256_broadcast_ss(scp + (jj * RX + i) * kW + (t / 2) * 8 + (t % 2) * 4),
+                                       _mm256_set1_ps(scp[jj * kW + (t / 2) * 8 + (t % 2) * 4] * act.d(r + i)[b]),
                                        acc[jj][i]);
       }
     }

@@ -23,6 +23,11 @@ struct ActRows {
   const int8_t* qs(int64_t r) const { return reinterpret_cast<const int8_t*>(base + r * stride); }
   const float* d(int64_t r) const { return reinterpret_cast<const float*>(base + r * stride + qsBytes); }
   const float* c(int64_t r) const { return d(r) + nb; }
+  // Q4Quads GEMM (m > 1): the scales again, each repeated 4 times ([d_b ×4, d_b+1 ×4] per pair of
+  // blocks, the lanes of a two-block vpmaddwd result), so the tiles need not expand them per
+  // row of W. 0 when absent.
+  int64_t dxxOffset = 0;
+  const float* dxx(int64_t r) const { return reinterpret_cast<const float*>(base + r * stride + dxxOffset); }
   // K types: each row is nb = k/256 Q8_K blocks instead (qs, d, c unused).
   const BlockQ8_K* q8k(int64_t r) const { return reinterpret_cast<const BlockQ8_K*>(base + r * stride); }
 };

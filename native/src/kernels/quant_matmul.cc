@@ -137,17 +137,19 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
   std::unique_ptr<AlignedBuffer> actBuf;
   if (q8_0 || q8_k) {
     act.k = a.k;
+    const ActLayout layout = a.type == WeightType::Q4_0 ? ks.q4Layout : ActLayout::Natural;
+    const bool expand = layout == ActLayout::Q4Quads && a.m > 1;
     if (q8_0) {
       act.nb = a.k / kQBlock;
       act.qsBytes = (a.k + 63) / 64 * 64;
-      act.stride = (act.qsBytes + 8 * act.nb + 63) / 64 * 64;
+      act.stride = (act.qsBytes + 8 * act.nb + (expand ? 16 * act.nb : 0) + 63) / 64 * 64;
+      if (expand) act.dxxOffset = act.qsBytes + 8 * act.nb;
     } else {  // rows of Q8_K blocks
       act.nb = a.k / kQKBlock;
       act.stride = (act.nb * int64_t(sizeof(BlockQ8_K)) + 63) / 64 * 64;
     }
     actBuf = std::make_unique<AlignedBuffer>(static_cast<size_t>(act.stride * a.m));
     act.base = actBuf->data;
-    const ActLayout layout = a.type == WeightType::Q4_0 ? ks.q4Layout : ActLayout::Natural;
     act.layout = layout;
     const Q8BlockFn q8 = Q8BlockQuantizer(isa != Isa::Scalar);
     const Q8KRowFn q8k = Q8KQuantizer(isa != Isa::Scalar);
@@ -161,6 +163,10 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
         int8_t* qs = reinterpret_cast<int8_t*>(base + r * act.stride);
         float* d = reinterpret_cast<float*>(base + r * act.stride + act.qsBytes);
         QuantizeActRow(a.x + r * a.ldx, a.k, layout, q8, qs, d, d + act.nb);
+        if (expand) {
+          float* e = reinterpret_cast<float*>(base + r * act.stride + act.dxxOffset);
+          for (int64_t b = 0; b < act.nb; ++b) std::fill(e + 4 * b, e + 4 * b + 4, d[b]);
+        }
       }
     };
     if (a.m * a.k <= (1 << 15)) {
