@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/half.h"
 #include "kernels/quant_impl.h"
@@ -24,10 +25,9 @@ KFN float HSum256(__m256 v) {
 }
 // Q4_0 / Q8_0 tiles: JR rows of W × RX rows of X, so that each unpacked weight block serves RX
 // rows of X and each loaded block of X serves JR rows of W, with JR·RX independent accumulator
-// chains. The per-block scales d_w·d_x are made 8 blocks at a time (one vcvtph2ps of 8 weight
-// scales gathered by plain integer loads, one multiply by 8 activation scales) for a panel of
-// kPanel blocks, one panel ahead of its dot products, and stored, so the inner loop only
-// broadcasts them from L1 (no scalar float work per block).
+// chains. W's per-block scales are gathered 8 at a time (plain integer loads, one vcvtph2ps):
+// for Q8_0 per panel of kPanel blocks, multiplied by X's and stored one panel ahead of the dot
+// products; for Q4_0 once per task for all its rows of W (Q4Scales).
 constexpr int64_t kPanel = 32;
 template <int JR>
 KFN void GatherScales8(const uint8_t* const w[JR], int64_t blockBytes, int64_t b0, int cnt, __m256 dw[JR]) {
@@ -57,107 +57,120 @@ KFN __m256 LoadUpTo8(const float* p, int cnt) {  // lanes ≥ cnt read as 0
 KFN __m256 DotU8S8(__m256i u, __m256i s) {
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
-// Scales d_w·d_x of blocks [p0, p0 + kPanel) into sc (kScW floats per pair of rows); for Q4_0
-// (kQ4) also the −8 offsets d_w·c into acc, and the scales stored per pair of blocks as
-// [s_b ×4, s_b+1 ×4], the lanes of a two-block vpmaddwd result. Run one panel ahead of the dot
-// products: its scale loads are the first touch of the panel's cache lines, and a DRAM miss
-// there must not stall the FMAs queued behind it.
-template <bool kQ4>
-constexpr int64_t kScW = kQ4 ? 4 * kPanel : kPanel;
-template <int JR, int RX, bool kQ4>
+// Q8_0 tiles: scales d_w·d_x of blocks [p0, p0 + kPanel) into sc (kPanel floats per pair of
+// rows). Run one panel ahead of the dot products: its scale loads are the first touch of the
+// panel's cache lines, and a DRAM miss there must not stall the FMAs queued behind it.
+template <int JR, int RX>
 KFN void PrepPanel(const uint8_t* const w[JR], int64_t blockBytes, const ActRows& act, int64_t r, int64_t p0,
-                   float* sc, __m256 (*acc)[RX]) {
+                   float* sc) {
   const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
   for (int64_t b0 = p0; b0 < p0 + pn; b0 += 8) {
     const int cnt = static_cast<int>(std::min<int64_t>(8, act.nb - b0));
     __m256 dw[JR];
     GatherScales8<JR>(w, blockBytes, b0, cnt, dw);
-    if (kQ4) {
-      // The weight scales alone, expanded per pair of blocks once per row of W; the tile
-      // multiplies them by the activations' expanded scales (ActRows::dxx). The −8 offsets
-      // d_w·c go into acc here.
-      for (int jj = 0; jj < JR; ++jj) {
-        float* out = sc + jj * kScW<kQ4>;
-        for (int k = 0; k < 4; ++k)
-          _mm256_store_ps(out + ((b0 - p0) / 2 + k) * 8,
-                          _mm256_permutevar8x32_ps(dw[jj], _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1,
-                                                                             2 * k + 1, 2 * k + 1, 2 * k + 1)));
-      }
-      for (int i = 0; i < RX; ++i) {
-        const __m256 cx = LoadUpTo8(act.c(r + i) + b0, cnt);
-        for (int jj = 0; jj < JR; ++jj) acc[jj][i] = _mm256_fmadd_ps(dw[jj], cx, acc[jj][i]);
-      }
-      continue;
-    }
     for (int i = 0; i < RX; ++i) {
       const __m256 dx = LoadUpTo8(act.d(r + i) + b0, cnt);
-      for (int jj = 0; jj < JR; ++jj) _mm256_store_ps(sc + (jj * RX + i) * kScW<kQ4> + (b0 - p0), _mm256_mul_ps(dw[jj], dx));
+      for (int jj = 0; jj < JR; ++jj) _mm256_store_ps(sc + (jj * RX + i) * kPanel + (b0 - p0), _mm256_mul_ps(dw[jj], dx));
     }
   }
+}
+
+// W's scales for the GEMM tiles, made once per task for its rows of W (not once per tile of X
+// rows, as a panel prepared them: 85 times over at m = 512): per row the f32 scales (`compact`,
+// nb rounded up to 8) and the same expanded per pair of blocks ([d_b ×4, d_b+1 ×4]: the lanes of
+// a two-block vpmaddwd result).
+struct Q4Scales {
+  const float* compact = nullptr;
+  const float* expanded = nullptr;
+  int64_t ldc = 0, lde = 0, j0 = 0;
+};
+KFN void MakeQ4Scales(const QuantMatmulArgs& a, int64_t nb, int64_t j0, int64_t j1, std::vector<float>& buf,
+                      Q4Scales& s) {
+  s.ldc = (nb + 7) / 8 * 8;
+  s.lde = 4 * s.ldc;
+  s.j0 = j0;
+  buf.resize(static_cast<size_t>((j1 - j0) * (s.ldc + s.lde)));
+  float* c = buf.data();
+  float* e = c + (j1 - j0) * s.ldc;
+  for (int64_t j = j0; j < j1; ++j, c += s.ldc, e += s.lde) {
+    const uint8_t* w[1] = {a.w + j * a.wStride};
+    for (int64_t b0 = 0; b0 < nb; b0 += 8) {
+      __m256 dw[1];
+      GatherScales8<1>(w, sizeof(BlockQ4_0), b0, static_cast<int>(std::min<int64_t>(8, nb - b0)), dw);
+      _mm256_storeu_ps(c + b0, dw[0]);
+      for (int k = 0; k < 4; ++k)
+        _mm256_storeu_ps(e + (b0 / 2 + k) * 8,
+                         _mm256_permutevar8x32_ps(dw[0], _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1,
+                                                                          2 * k + 1, 2 * k + 1, 2 * k + 1)));
+    }
+  }
+  s.compact = buf.data();
+  s.expanded = buf.data() + (j1 - j0) * s.ldc;
 }
 
 // Q4_0: unsigned nibbles × signed x (max 15·127·2, no vpmaddubsw saturation); the −8 offset
 // comes back through the activations' c = −8·d_x·Σq_x, as one FMA per 8 blocks into the same
 // accumulator. Activations in quad order (ActLayout::Q4Quads): two blocks per ymm (block b's
 // nibble bytes in the low lane, b+1's in the high), so mask/shift, vpmaddwd, conversion and
-// FMA serve two blocks (int16 lanes then add 4 products: ≤ 4·15·127). The last nb % 4 blocks
-// are in natural order: one block broadcast to both halves, shifted per 32-bit lane by 0 / 4.
+// FMA serve two blocks (int16 lanes then add 4 products: ≤ 4·15·127); each pair's scales are
+// W's (Q4Scales) times X's (ActRows::dxx), both expanded ahead. The last nb % 4 blocks are in
+// natural order: one block broadcast to both halves, shifted per 32-bit lane by 0 / 4.
 template <int JR, int RX>
-KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, const Q4Scales& sc, int64_t r, int64_t j) {
   const uint8_t* w[JR];
-  for (int jj = 0; jj < JR; ++jj) w[jj] = a.w + (j + jj) * a.wStride;
+  const float *dwc[JR], *dwe[JR];
+  for (int jj = 0; jj < JR; ++jj) {
+    w[jj] = a.w + (j + jj) * a.wStride;
+    dwc[jj] = sc.compact + (j + jj - sc.j0) * sc.ldc;
+    dwe[jj] = sc.expanded + (j + jj - sc.j0) * sc.lde;
+  }
   const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
-  const bool quads = act.layout == ActLayout::Q4Quads;
-  const int64_t nbQuads = quads ? act.nb / 4 * 4 : 0;
+  const int64_t nb = act.nb, nbQuads = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
   __m256 acc[JR][RX];
   for (int jj = 0; jj < JR; ++jj)
     for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
-  constexpr int64_t kW = kScW<true>;
-  alignas(32) float sc[2][JR * kW];  // this panel's weight scales and the next one's
-  PrepPanel<JR, RX, true>(w, sizeof(BlockQ4_0), act, r, 0, sc[0], acc);
-  for (int64_t p0 = 0, cur = 0; p0 < act.nb; p0 += kPanel, cur ^= 1) {
-    const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
-    if (p0 + kPanel < act.nb) PrepPanel<JR, RX, true>(w, sizeof(BlockQ4_0), act, r, p0 + kPanel, sc[cur ^ 1], acc);
-    const float* scp = sc[cur];
-    int64_t t = 0;
-    for (; p0 + t + 2 <= nbQuads && t < pn; t += 2) {
-      const int64_t b = p0 + t;
-      __m256i lo[JR], hi[JR];
+  for (int64_t b0 = 0; b0 < nb; b0 += 8) {  // the −8 offsets: d_w·c, 8 blocks per FMA
+    const int cnt = static_cast<int>(std::min<int64_t>(8, nb - b0));
+    for (int i = 0; i < RX; ++i) {
+      const __m256 cx = LoadUpTo8(act.c(r + i) + b0, cnt);
+      for (int jj = 0; jj < JR; ++jj) acc[jj][i] = _mm256_fmadd_ps(_mm256_loadu_ps(dwc[jj] + b0), cx, acc[jj][i]);
+    }
+  }
+  int64_t b = 0;
+  for (; b + 2 <= nbQuads; b += 2) {
+    __m256i lo[JR], hi[JR];
+    for (int jj = 0; jj < JR; ++jj) {
+      const BlockQ4_0* blk = reinterpret_cast<const BlockQ4_0*>(w[jj]) + b;
+      const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs)));
+      lo[jj] = _mm256_and_si256(v, m4);
+      hi[jj] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+    const int64_t xo = (b / 4) * 128 + (b % 4) * 16;  // pair (b, b+1) of its quad: b % 4 is 0 or 2
+    for (int i = 0; i < RX; ++i) {
+      const int8_t* x = act.qs(r + i) + xo;
+      const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+      const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64));
+      const __m256 dx = _mm256_loadu_ps(act.dxx(r + i) + 4 * b);
       for (int jj = 0; jj < JR; ++jj) {
-        const BlockQ4_0* blk = reinterpret_cast<const BlockQ4_0*>(w[jj]) + b;
-        const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs)),
-                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs)));
-        lo[jj] = _mm256_and_si256(v, m4);
-        hi[jj] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      }
-      const int64_t xo = (b / 4) * 128 + (b % 4) * 16;  // pair (b, b+1) of its quad: b % 4 is 0 or 2
-      for (int i = 0; i < RX; ++i) {
-        const int8_t* x = act.qs(r + i) + xo;
-        const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
-        const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64));
-        for (int jj = 0; jj < JR; ++jj) {
-          const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[jj], xlo), _mm256_maddubs_epi16(hi[jj], xhi));
-          const __m256 scale = _mm256_mul_ps(_mm256_load_ps(scp + jj * kW + t * 4), _mm256_loadu_ps(act.dxx(r + i) + 4 * b));
-          acc[jj][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), scale, acc[jj][i]);
-        }
+        const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[jj], xlo), _mm256_maddubs_epi16(hi[jj], xhi));
+        const __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(dwe[jj] + 4 * b), dx);
+        acc[jj][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), scale, acc[jj][i]);
       }
     }
-    for (; t < pn; ++t) {  // natural order
-      const int64_t b = p0 + t;
-      __m256i z[JR];
-      for (int jj = 0; jj < JR; ++jj) {
-        const BlockQ4_0* blk = reinterpret_cast<const BlockQ4_0*>(w[jj]) + b;
-        const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs)));
-        z[jj] = _mm256_and_si256(_mm256_srlv_epi32(raw, shift), m4);
-      }
-      for (int i = 0; i < RX; ++i) {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
-        for (int jj = 0; jj < JR; ++jj)  // d_w of block b sits in lane 4·(t % 2) of its pair's vector
-          acc[jj][i] = _mm256_fmadd_ps(DotU8S8(z[jj], x),
-                                       _mm256_set1_ps(scp[jj * kW + (t / 2) * 8 + (t % 2) * 4] * act.d(r + i)[b]),
-                                       acc[jj][i]);
-      }
+  }
+  for (; b < nb; ++b) {  // natural order
+    __m256i z[JR];
+    for (int jj = 0; jj < JR; ++jj) {
+      const BlockQ4_0* blk = reinterpret_cast<const BlockQ4_0*>(w[jj]) + b;
+      const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs)));
+      z[jj] = _mm256_and_si256(_mm256_srlv_epi32(raw, shift), m4);
+    }
+    for (int i = 0; i < RX; ++i) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
+      for (int jj = 0; jj < JR; ++jj)
+        acc[jj][i] = _mm256_fmadd_ps(DotU8S8(z[jj], x), _mm256_set1_ps(dwc[jj][b] * act.d(r + i)[b]), acc[jj][i]);
     }
   }
   for (int jj = 0; jj < JR; ++jj)
@@ -173,10 +186,10 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   for (int jj = 0; jj < JR; ++jj)
     for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
   alignas(32) float sc[2][JR * RX * kPanel];  // this panel's scales and the next one's
-  PrepPanel<JR, RX, false>(w, sizeof(BlockQ8_0), act, r, 0, sc[0], acc);
+  PrepPanel<JR, RX>(w, sizeof(BlockQ8_0), act, r, 0, sc[0]);
   for (int64_t p0 = 0, cur = 0; p0 < act.nb; p0 += kPanel, cur ^= 1) {
     const int64_t pn = std::min<int64_t>(kPanel, act.nb - p0);
-    if (p0 + kPanel < act.nb) PrepPanel<JR, RX, false>(w, sizeof(BlockQ8_0), act, r, p0 + kPanel, sc[cur ^ 1], acc);
+    if (p0 + kPanel < act.nb) PrepPanel<JR, RX>(w, sizeof(BlockQ8_0), act, r, p0 + kPanel, sc[cur ^ 1]);
     for (int64_t t = 0; t < pn; ++t) {
       const int64_t b = p0 + t;
       __m256i z[JR], az[JR];
@@ -318,8 +331,9 @@ KFN void RunTiles(const Tile& tile, int64_t r0, int64_t rows, int64_t j0, int64_
 struct Q4Tiles {
   const QuantMatmulArgs& a;
   const ActRows& act;
+  const Q4Scales& sc;
   template <int JR, int RX>
-  KFN void Run(int64_t r, int64_t j) const { Q4Tile<JR, RX>(a, act, r, j); }
+  KFN void Run(int64_t r, int64_t j) const { Q4Tile<JR, RX>(a, act, sc, r, j); }
   KFN void Gemv(int64_t r, int64_t j) const { Q4Row(a, act, r, j); }
 };
 struct Q8Tiles {
@@ -334,7 +348,10 @@ struct Q8Tiles {
 // accumulators to the stack every step). Best of 5 at m=512 n=k=4096 on one Zen core: 79 GFLOP/s
 // against 72 for 2×4 (the measurements spread ±10 % on this shared VM).
 KENTRY void Q4Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-  const Q4Tiles tile{a, act};
+  thread_local std::vector<float> scratch;
+  Q4Scales sc;
+  if (rows > 1) MakeQ4Scales(a, act.nb, j0, j1, scratch, sc);  // one row of X: the GEMV reads them itself
+  const Q4Tiles tile{a, act, sc};
   int64_t r = r0;
   for (; r + 6 <= r0 + rows; r += 6)
     for (int64_t j = j0; j < j1; ++j) tile.Run<1, 6>(r, j);
