@@ -103,15 +103,16 @@ export interface ModelSplitOptions {
 
 /**
  * Rates from measured speeds (GB/s of read bandwidth, what decoding runs at): each rank's speed in
- * quarters of the fastest, at least a quarter. Equal nodes measured up to ~12% apart (as two
- * cores of one VM do) get equal rates, so the split, and with it the order of every sum, is the
- * same run after run; a node with half the bandwidth gets half the work. No speeds: all equal.
+ * halves of the fastest, at least a quarter. Equal nodes measured up to 25% apart (two cores of
+ * a shared VM, measured at once, have differed by 20%) get equal rates, so the split, and with
+ * it the order of every sum, is the same run after run; a node with at most three quarters of
+ * the fastest one's bandwidth gets half the work. No speeds: all equal.
  */
 export function ratesFromSpeeds(speeds: readonly number[]): number[] {
   const fastest = Math.max(0, ...speeds.filter((v) => Number.isFinite(v)));
   if (!(fastest > 0)) return speeds.map(() => 1);
   return speeds.map((v) =>
-    Number.isFinite(v) && v > 0 ? Math.max(1, Math.round((4 * v) / fastest)) / 4 : 1,
+    Number.isFinite(v) && v > 0 ? Math.max(0.25, Math.round((2 * v) / fastest) / 2) : 1,
   );
 }
 
@@ -280,7 +281,7 @@ export function renderModelSplit(s: ModelSplit): string {
     `token_embd ${s.tokenEmbd} (every rank looks rows up); output ${s.output} by vocabulary rows, then gathered`,
     `${s.groupSize} query heads per KV head; n_ff cut in blocks of ${s.ffBlock}`,
     ...(speeds
-      ? ["shares follow each rank's rate: its measured read bandwidth in quarters of the fastest rank's"]
+      ? ["shares follow each rank's rate: its measured read bandwidth in halves of the fastest rank's"]
       : []),
     ...s.notes.map((n) => `note: ${n}`),
   ].join('\n');
