@@ -127,3 +127,29 @@ describe('the import graph', () => {
     expect(cycles(bad)).toEqual(['native/topology.ts → native/virtual-nodes.ts → native/topology.ts']);
   });
 });
+
+// The native side's domain code stays plain C++: N-API lives in native/src/bindings and the
+// few core/ helpers the bindings share, so kernels, model steps, collectives and transports can
+// be read, tested and reused without Node.
+describe('native domain code', () => {
+  const domain = ['kernels', 'model', 'executor', 'shm', 'hosts'];
+  const files = (dir: string): string[] =>
+    readdirSync(dir).flatMap((f) => {
+      const p = join(dir, f);
+      return statSync(p).isDirectory() ? files(p) : /\.(cc|h|inc)$/.test(f) ? [p] : [];
+    });
+
+  it('includes no N-API header', () => {
+    const offenders = domain
+      .flatMap((d) => files(join(root, 'native/src', d)))
+      .filter((f) =>
+        /#include\s+[<"](napi\.h|core\/napi_util\.h|core\/async_task\.h|core\/serial_worker\.h)[>"]/.test(
+          readFileSync(f, 'utf8'),
+        ),
+      )
+      .map((f) => relative(root, f));
+    expect(offenders).toEqual([]);
+    // The check reads real files: the domain folders are there and hold sources.
+    expect(domain.every((d) => files(join(root, 'native/src', d)).length > 0)).toBe(true);
+  });
+});

@@ -8,6 +8,7 @@
 #include "core/module_registry.h"
 #include "core/napi_util.h"
 #include "core/thread_pool.h"
+#include "bindings/collective_js.h"
 #include "executor/collective.h"
 #include "executor/gemm_step.h"
 #include "executor/layer_stack.h"

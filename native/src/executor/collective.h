@@ -39,10 +39,3 @@ class Collective {
 
 }  // namespace redblue
 
-#include <memory>
-namespace Napi { class Value; }
-namespace redblue {
-// The Collective behind a JS communicator object (the shared-memory transport's), or a JS
-// TypeError for anything else.
-std::shared_ptr<Collective> CollectiveFromJs(Napi::Value v);
-}  // namespace redblue

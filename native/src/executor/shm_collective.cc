@@ -1,13 +1,9 @@
 // The shared-memory communicator as an executor step's Collective (all ranks of the host).
-#include <napi.h>
+#include "executor/shm_collective.h"
 
-#include "executor/collective.h"
 #include "shm/communicator.h"
 
 namespace redblue {
-
-std::shared_ptr<shm::Communicator> CommunicatorFromJs(Napi::Value v);  // bindings/shm_bindings.cc
-std::shared_ptr<Collective> ExternalCollectiveFromJs(Napi::Value v);    // bindings/hosts_bindings.cc
 
 namespace {
 class ShmCollective : public Collective {
@@ -29,10 +25,8 @@ class ShmCollective : public Collective {
 };
 }  // namespace
 
-std::shared_ptr<Collective> CollectiveFromJs(Napi::Value v) {
-  // A cross-host collective (multi-host mode) is taken as is.
-  if (auto c = ExternalCollectiveFromJs(v)) return c;
-  return std::make_shared<ShmCollective>(CommunicatorFromJs(v));
+std::shared_ptr<Collective> MakeShmCollective(std::shared_ptr<shm::Communicator> comm) {
+  return std::make_shared<ShmCollective>(std::move(comm));
 }
 
 }  // namespace redblue

@@ -6,7 +6,7 @@
 #include <climits>
 #include <string>
 
-#include "core/napi_util.h"
+#include "core/errors.h"
 
 namespace redblue {
 

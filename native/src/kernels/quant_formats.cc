@@ -10,7 +10,7 @@
 
 #include "core/cpu_features.h"
 
-#include "core/napi_util.h"
+#include "core/errors.h"
 #include "kernels/half.h"
 #include "kernels/quant.h"
 #include "kernels/quant_impl.h"

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/cpu_features.h"
-#include "core/napi_util.h"
+#include "core/errors.h"
 #include "kernels/half.h"
 #include "kernels/quant_impl.h"
 

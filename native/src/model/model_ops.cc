@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/cpu_features.h"
-#include "core/napi_util.h"
+#include "core/errors.h"
 #include "kernels/half.h"
 
 namespace redblue {

@@ -14,7 +14,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "core/napi_util.h"
+#include "core/errors.h"
 #include "kernels/half.h"
 #include "kernels/quant.h"
 #include "model/model_ops.h"
