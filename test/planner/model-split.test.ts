@@ -18,6 +18,7 @@ import {
   type ModelShape,
 } from '../../planner/model-split.js';
 import type { Range } from '../../planner/types.js';
+import { tinyLlamaQ4_0 } from '../helpers/model-shapes.js';
 
 const weightType = fc.constantFrom<GgmlTypeName>(
   'f32',
@@ -114,30 +115,7 @@ describe('ratesFromSpeeds', () => {
   });
 
   it('a node with half the bandwidth gets half the FFN and vocabulary rows', () => {
-    const layer = {
-      attnQ: 'q4_0',
-      attnK: 'q4_0',
-      attnV: 'q4_0',
-      attnOutput: 'q4_0',
-      ffnGate: 'q4_0',
-      ffnUp: 'q4_0',
-      ffnDown: 'q4_0',
-    } as const;
-    const m: ModelShape = {
-      nLayer: 22,
-      nEmbd: 2048,
-      nHead: 32,
-      nHeadKv: 4,
-      headDim: 64,
-      nFf: 5632,
-      nVocab: 32000,
-      tiedEmbeddings: false,
-      qkvBias: false,
-      qkNorm: false,
-      tokenEmbd: 'q4_0',
-      output: 'q6_k',
-      layers: Array.from({ length: 22 }, () => layer),
-    };
+    const m = tinyLlamaQ4_0();
     const s = planModelSplit(
       m,
       ratesFromSpeeds([28, 14]).map((rate) => ({ rate })),

@@ -9,34 +9,12 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeModelSplitHtml } from '../../planner/html/model-split.js';
 import { planModelSplit, type ModelShape } from '../../planner/model-split.js';
+import { tinyLlamaQ4_0 } from '../helpers/model-shapes.js';
 
 const OUT = join(process.cwd(), 'test-output', 'viz');
 
 // TinyLlama's shape in Q4_0: 4 KV heads over 3 ranks cannot be even.
-const layer = {
-  attnQ: 'q4_0',
-  attnK: 'q4_0',
-  attnV: 'q4_0',
-  attnOutput: 'q4_0',
-  ffnGate: 'q4_0',
-  ffnUp: 'q4_0',
-  ffnDown: 'q4_0',
-} as const;
-const SHAPE: ModelShape = {
-  nLayer: 22,
-  nEmbd: 2048,
-  nHead: 32,
-  nHeadKv: 4,
-  headDim: 64,
-  nFf: 5632,
-  nVocab: 32000,
-  tiedEmbeddings: false,
-  qkvBias: false,
-  qkNorm: false,
-  tokenEmbd: 'q4_0',
-  output: 'q4_0',
-  layers: Array.from({ length: 22 }, () => ({ ...layer })),
-};
+const SHAPE: ModelShape = tinyLlamaQ4_0();
 
 describe('model split page in headless Chromium', () => {
   let browser: Browser;
