@@ -196,7 +196,6 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
               *out = shard->Forward(tokens->data(), static_cast<int64_t>(tokens->size()), pos, mode, *pool, *peers,
                                     into ? into : logits->data());
             });
-            if (tokens->size() > 1) ModelShard::ReleaseScratch();  // after the step: not timed
           },
           [=](Napi::Env e) -> Napi::Value {
             Napi::Object r = Napi::Object::New(e);

@@ -1,9 +1,5 @@
 #include "model/model_shard.h"
 
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -488,15 +484,6 @@ ModelForwardTimings ModelShard::Forward(const int32_t* tokens, int64_t nTokens, 
   tm.exchangeSeconds = exchange;
   tm.computeSeconds = tm.seconds - exchange;
   return tm;
-}
-
-void ModelShard::ReleaseScratch() {
-#ifdef __GLIBC__
-  // A prompt batch's activations (tens of MB at 512 tokens) were freed when Forward returned,
-  // but glibc raises its mmap threshold after freeing large blocks and keeps the next ones in
-  // its heap: without this they stay resident for the rest of the run, ~12 % over the share.
-  malloc_trim(0);
-#endif
 }
 
 }  // namespace redblue

@@ -67,8 +67,6 @@ class ModelShard {
   // (the last one, or every one), identical on every rank.
   ModelForwardTimings Forward(const int32_t* tokens, int64_t nTokens, int64_t pos, LogitsMode mode, ThreadPool& pool,
                               Collective& peers, float* logitsOut);
-  // Gives the heap's free pages back to the system (after a prompt batch's large activations).
-  static void ReleaseScratch();
   const ModelConfig& config() const { return cfg_; }
   bool loaded() const { return loaded_; }
 
