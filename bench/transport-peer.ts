@@ -6,9 +6,10 @@
 // staging area (the path partial sums take between hosts) and pushing into it: through the data
 // path the engine uses (the Data service on gRPC's C++ core), block after block in native code as
 // the native raw socket is measured, and once more with a JS call per block (HostClient, as the
-// coordinator moves data today); and through grpc-js (the Host service's own Read and Write, the
-// path under TLS). Every figure is the best of `rounds` rounds, the rounds interleaved so that
-// drift on a shared machine touches every method alike.
+// coordinator moves data today); and the same native path to a second supervisor that uses TLS
+// (the cluster certificate), which must move bytes as fast. Every figure is the best of `rounds`
+// rounds, the rounds interleaved so that drift on a shared machine touches every method alike.
+import { readFileSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { HostClient } from '../transport/host-client.js';
 import { DataClient } from '../transport/native-data.js';
@@ -24,6 +25,8 @@ export interface ClientArgs {
   totalBytes: number;
   pings: number;
   rounds: number;
+  /** A supervisor serving with TLS (same machine as `grpc`), and the cluster certificate's files. */
+  tls: { grpc: string; cert: string; key: string; ca: string };
 }
 
 export interface PeerResults {
@@ -33,9 +36,9 @@ export interface PeerResults {
   /** The same path with a JS call per block (HostClient.read / write). */
   hostClientRead: Record<string, number>;
   hostClientWrite: Record<string, number>;
-  grpcJsRead: Record<string, number>;
-  grpcJsWrite: Record<string, number>;
-  grpcReadDefaultWindow: Record<string, number>;
+  /** The native data path under TLS, blocks one after another in native code. */
+  tlsRead: Record<string, number>;
+  tlsWrite: Record<string, number>;
   /** A raw TCP socket (Node), pulling from the server (as a read) and pushing to it (a write). */
   raw: Record<string, number>;
   rawPush: Record<string, number>;
@@ -150,20 +153,25 @@ async function timeIt(reps: number, f: () => Promise<unknown>): Promise<number> 
 async function client(a: ClientArgs): Promise<PeerResults> {
   const auth = { token: a.token };
   const host = new HostClient(a.grpc, 'bench host', auth);
-  const js = new HostClient(a.grpc, 'bench host', auth, {}, { nativeData: false });
-  const slow = new HostClient(
-    a.grpc,
-    'bench host',
-    auth,
-    { 'grpc-node.flow_control_window': 65535 },
-    { nativeData: false },
-  );
+  const tlsAuth = {
+    tls: { cert: readFileSync(a.tls.cert), key: readFileSync(a.tls.key), ca: readFileSync(a.tls.ca) },
+  };
+  const tlsHost = new HostClient(a.tls.grpc, 'bench TLS host', tlsAuth);
   const session = await host.open({ session: 'bench', hostIndex: 0, peers: [a.grpc] }, () => undefined);
-  const { dataPort } = await host.hello();
-  if (!dataPort) throw new Error(`${a.grpc} serves no native data path`);
-  const data = new DataClient(joinHostPort(hostOf(a.grpc), dataPort), a.token);
+  const tlsSession = await tlsHost.open(
+    { session: 'bench-tls', hostIndex: 0, peers: [a.tls.grpc] },
+    () => undefined,
+  );
+  const dataOf = async (h: HostClient, address: string, creds: object) => {
+    const { dataPort } = await h.hello();
+    if (!dataPort) throw new Error(`${address} serves no native data path`);
+    return new DataClient(joinHostPort(hostOf(address), dataPort), creds);
+  };
+  const data = await dataOf(host, a.grpc, auth);
+  const tlsData = await dataOf(tlsHost, a.tls.grpc, tlsAuth);
   const maxSize = Math.max(...a.sizes);
   await host.stage(maxSize);
+  await tlsHost.stage(maxSize);
   const dst = new Uint8Array(maxSize);
   const src = new Uint8Array(maxSize).fill(3);
   const { host: rh, port: rp } = hostPort(a.raw);
@@ -175,9 +183,8 @@ async function client(a: ClientArgs): Promise<PeerResults> {
     grpcWrite: {},
     hostClientRead: {},
     hostClientWrite: {},
-    grpcJsRead: {},
-    grpcJsWrite: {},
-    grpcReadDefaultWindow: {},
+    tlsRead: {},
+    tlsWrite: {},
     raw: {},
     rawPush: {},
     rawNative: {},
@@ -193,8 +200,6 @@ async function client(a: ClientArgs): Promise<PeerResults> {
   for (let round = 0; round < a.rounds; round++) {
     for (const size of a.sizes) {
       const reps = Math.max(2, Math.ceil(a.totalBytes / size));
-      // grpc-js moves a few GB/s less: a quarter of the bytes keeps the run short.
-      const few = Math.max(2, reps >> 2);
       const key = String(size);
       const view = dst.subarray(0, size);
       const from = src.subarray(0, size);
@@ -208,9 +213,9 @@ async function client(a: ClientArgs): Promise<PeerResults> {
       best(out.grpcWrite, key, bytes, await data.repeat('write', 0, from, DEADLINE, reps));
       best(out.hostClientRead, key, bytes, await timeIt(reps, () => host.read(0, view)));
       best(out.hostClientWrite, key, bytes, await timeIt(reps, () => host.write(0, from)));
-      best(out.grpcJsRead, key, few * size, await timeIt(few, () => js.read(0, view)));
-      best(out.grpcJsWrite, key, few * size, await timeIt(few, () => js.write(0, from)));
-      best(out.grpcReadDefaultWindow, key, few * size, await timeIt(few, () => slow.read(0, view)));
+      await tlsData.read(0, view, DEADLINE); // warm-up (the TLS handshake)
+      best(out.tlsRead, key, bytes, await tlsData.repeat('read', 0, view, DEADLINE, reps));
+      best(out.tlsWrite, key, bytes, await tlsData.repeat('write', 0, from, DEADLINE, reps));
     }
     const us = (seconds: number) => (seconds / a.pings) * 1e6;
     out.rawRttUs = Math.min(out.rawRttUs, us(await timeIt(a.pings, () => rawFetch(sock, 8))));
@@ -222,11 +227,13 @@ async function client(a: ClientArgs): Promise<PeerResults> {
   }
   sock.destroy();
   session.cancel();
+  tlsSession.cancel();
   await host.closeSession();
+  await tlsHost.closeSession();
   data.close();
+  tlsData.close();
   host.close();
-  js.close();
-  slow.close();
+  tlsHost.close();
   return out;
 }
 

@@ -1,13 +1,15 @@
 // `redblue bench transport`: the multi-host transport between two pretend hosts (network
 // namespaces on a bridge; root needed), in one run: gRPC stream throughput for 1 MiB and 64 MiB
-// blocks against a raw TCP socket between the same namespaces, small-message round trips against
-// the raw socket's, and a gemm across 2 hosts against the same gemm on 1 host.
+// blocks against a raw TCP socket between the same namespaces, the same path under TLS against
+// it without, small-message round trips against the raw socket's, and a gemm and a layer stack
+// across 2 hosts against the same on 1 host.
 import type { Command } from 'commander';
 import { type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeCerts } from './certs.js';
 import { createLab, type Lab } from './netns-lab.js';
 import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
 import type { ClientArgs, PeerResults } from './transport-peer.js';
@@ -114,6 +116,23 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         /ready \d+/,
       );
     procs.push(await exec(0, 0), await exec(1, 1));
+    // A second supervisor in host 0 serving with TLS, for the same transfers under TLS.
+    const certs = makeCerts(dir, 'bench');
+    procs.push(
+      await startIn(
+        lab,
+        0,
+        [
+          CLI,
+          'executor',
+          '--listen',
+          `${a0}:7080`,
+          ...['--tls-cert', certs.cert, '--tls-key', certs.key, '--tls-ca', certs.ca],
+          ...['--cpus', '0', '--virtual-nodes', '1'],
+        ],
+        /ready \d+/,
+      ),
+    );
     procs.push(await startIn(lab, 0, [PEER, 'raw-server', `${a0}:7071`], /ready/));
 
     log('streams and round trips (gRPC against a raw TCP socket, host 1 → host 0)');
@@ -125,6 +144,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
       totalBytes: o.totalBytes,
       pings: o.pings,
       rounds: o.rounds,
+      tls: { grpc: `${a0}:7080`, ...certs },
     };
     const peer = JSON.parse(
       await runIn(lab, 1, [PEER, 'client', JSON.stringify(args)], 300_000),
@@ -143,7 +163,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
       const NATIVE =
         "gRPC C++ core (the Data service's Pipe, the engine's data path), blocks one after another in native code";
       const HOST_CLIENT = 'the same path with a JS call per block (HostClient.read / write)';
-      const JS = 'grpc-js (the Host service; the path under TLS)';
+      const TLS = 'the same native path to a supervisor serving with TLS (the cluster certificate)';
       const stream = (name: string, value: number, implementation: string) => {
         const write = name.endsWith('_write');
         return result({
@@ -161,17 +181,18 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         stream('grpc_stream_write', peer.grpcWrite[k]!, NATIVE),
         stream('host_client_read', peer.hostClientRead[k]!, HOST_CLIENT),
         stream('host_client_write', peer.hostClientWrite[k]!, HOST_CLIENT),
-        stream('grpc_js_stream_read', peer.grpcJsRead[k]!, JS),
-        stream('grpc_js_stream_write', peer.grpcJsWrite[k]!, JS),
-        result({
-          case: `grpc_js_stream_read_${mib(size)}_64KiB_window`,
-          metric: 'throughput',
-          value: peer.grpcReadDefaultWindow[k]!,
-          unit: 'GB/s',
-          reference: 'raw-tcp',
-          referenceValue: rawRead,
-          details: rawDetails(false),
-        }),
+        // TLS against the same path without it, measured in the same rounds.
+        ...(['read', 'write'] as const).map((dir) =>
+          result({
+            case: `tls_stream_${dir}_${mib(size)}`,
+            metric: 'throughput',
+            value: dir === 'read' ? peer.tlsRead[k]! : peer.tlsWrite[k]!,
+            unit: 'GB/s',
+            reference: 'data-path-without-tls',
+            referenceValue: dir === 'read' ? peer.grpcRead[k]! : peer.grpcWrite[k]!,
+            details: { implementation: TLS, rounds: o.rounds },
+          }),
+        ),
       );
     }
     results.push(

@@ -28,9 +28,17 @@ export interface NativeDataClient {
   fetch(tag: string, fromHost: number, deadlineMs: number): Promise<Buffer>;
   close(): void;
 }
+/**
+ * Who may use a data path: the shared token sent with every call, and/or TLS with the cluster
+ * certificate (PEM; servers require client certificates from the same CA).
+ */
+export interface DataCredentials {
+  token?: string;
+  tls?: { cert: Buffer | string; key: Buffer | string; ca: Buffer | string };
+}
 export interface DataAddon {
-  DataServer: new (o: { address: string; token?: string }) => NativeDataServer;
-  DataClient: new (o: { address: string; token?: string }) => NativeDataClient;
+  DataServer: new (o: { address: string } & DataCredentials) => NativeDataServer;
+  DataClient: new (o: { address: string } & DataCredentials) => NativeDataClient;
 }
 
 export const dataAddon = (): DataAddon => loadAddon<DataAddon>();

@@ -1,6 +1,7 @@
 // Typed access to the node executor's native steps (native/src/bindings/executor_bindings.cc)
 // and the collective that spans hosts (native/src/bindings/hosts_bindings.cc).
 import { loadAddon, type NativeThreadPool } from './addon.js';
+import type { DataCredentials } from './data.js';
 
 export interface StepBrick {
   m0: number;
@@ -128,7 +129,7 @@ export interface HostEndpoint {
 }
 
 interface HostsAddon {
-  hostEndpoint(options: { address: string; token?: string }): HostEndpoint;
+  hostEndpoint(options: { address: string } & DataCredentials): HostEndpoint;
   hostsCollective(
     communicator: unknown,
     options: {
@@ -136,13 +137,6 @@ interface HostsAddon {
       hostFirstRanks: number[];
       /** The leader's exchange between hosts, natively: every host's leader address, in host order. */
       link?: { endpoint: unknown; leaders: string[]; run: string };
-      /** Without a link (TLS runs): the leader's exchange through JS. */
-      exchange?: (
-        block: Buffer,
-        hostBytes: number[],
-        seq: number,
-        done: (err: Error | null, data?: Uint8Array) => void,
-      ) => void;
       timeoutMs?: number;
     },
   ): { collective: unknown; rank: number; size: number };
@@ -152,7 +146,7 @@ export type HostsCollectiveOptions = Parameters<HostsAddon['hostsCollective']>[1
 
 /**
  * The collective of one multi-host run: shared memory inside the host, then between hosts the
- * leader's native `link` to the other leaders (or `exchange`, its hand-off to its supervisor).
+ * leader's native `link` to the other leaders.
  */
 export function hostsCollective(
   communicator: unknown,
@@ -162,6 +156,6 @@ export function hostsCollective(
 }
 
 /** Serves this leader's blocks to the other hosts' leaders on `address` (host:port, port 0: any). */
-export function hostEndpoint(address: string, token: string | undefined): HostEndpoint {
-  return loadAddon<HostsAddon>().hostEndpoint({ address, ...(token !== undefined ? { token } : {}) });
+export function hostEndpoint(address: string, creds: DataCredentials): HostEndpoint {
+  return loadAddon<HostsAddon>().hostEndpoint({ address, ...creds });
 }

@@ -84,13 +84,16 @@ export interface CrossHost {
   firstRank: number;
   hostFirstRanks: number[];
   run: string;
-  supervisor: string;
-  /** Every host's leader link address in host order: the native exchange (absent: via `supervisor`). */
-  leaders?: string[];
+  /** Every host's leader link address in host order: the native exchange. */
+  leaders: string[];
 }
 export interface OpenHostLinkRequest {
   address: string;
   token: string;
+  /** PEM; empty (or absent): no TLS. */
+  tlsCert?: Buffer;
+  tlsKey?: Buffer;
+  tlsCa?: Buffer;
 }
 export interface RunLayersReply {
   seconds: number;

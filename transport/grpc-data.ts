@@ -1,7 +1,8 @@
-// gRPC between hosts: bulk tensor blocks as chunked HTTP/2 streams, with flow-control windows
-// sized for bulk data (the default 64 KiB window caps a stream at about 0.4 GB/s here), message
-// size limits, keepalives that notice a dead link within seconds, and authentication (a shared
-// token checked on every call, and/or TLS with a cluster certificate and client certificates).
+// The Host service (proto/hosts.proto) over grpc-js: control calls between the coordinator and
+// the hosts' supervisors, with keepalives that notice a dead link within seconds, message size
+// limits, and authentication (a shared token checked on every call, and/or TLS with a cluster
+// certificate and client certificates). Bulk bytes never travel here: they take the native data
+// path (transport/native-data.ts) under the same credentials.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { timingSafeEqual } from 'node:crypto';
@@ -163,7 +164,6 @@ export function hostsServices(): { Host: grpc.ServiceClientConstructor } {
         LOADER_OPTIONS,
       );
     }
-    passEncodedBlocks(def);
     const pkg = grpc.loadPackageDefinition(def) as unknown as {
       redblue: {
         hosts: { v1: { Host: grpc.ServiceClientConstructor } };
@@ -172,96 +172,6 @@ export function hostsServices(): { Host: grpc.ServiceClientConstructor } {
     pkgCache = pkg.redblue.hosts.v1;
   }
   return pkgCache;
-}
-
-// --- chunked streams ---------------------------------------------------------------------------
-
-function varint(v: number, out: number[]): void {
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-}
-
-/**
- * A Block message (offset = 1, data = 2) encoded straight from `src`: one copy, made now. The
- * server's streams send these as they are (see passEncodedBlocks), so a chunk is copied once
- * out of the staging area instead of twice (a safe copy, then protobuf's).
- */
-export function encodeBlock(offset: number, src: Uint8Array): Buffer {
-  const head: number[] = [0x08];
-  varint(offset, head);
-  head.push(0x12);
-  varint(src.byteLength, head);
-  const out = Buffer.allocUnsafe(head.length + src.byteLength);
-  for (let i = 0; i < head.length; i++) out[i] = head[i]!;
-  out.set(src, head.length);
-  return out;
-}
-
-/** Lets the block-streaming replies (Read, Fetch) take already encoded Buffers. */
-function passEncodedBlocks(def: protoLoader.PackageDefinition): void {
-  const host = def['redblue.hosts.v1.Host'] as unknown as Record<
-    string,
-    { responseSerialize: (m: unknown) => Buffer }
-  >;
-  for (const m of ['Read', 'Fetch']) {
-    const method = host[m]!;
-    const encode = method.responseSerialize;
-    method.responseSerialize = (msg: unknown) => (Buffer.isBuffer(msg) ? msg : encode(msg));
-  }
-}
-
-export interface BlockMsg {
-  offset: number;
-  data: Buffer;
-}
-
-interface Writable {
-  write(msg: unknown): boolean;
-  once(ev: 'drain', fn: () => void): unknown;
-}
-
-/** Writes `src` as chunks (offsets relative to `base`), waiting for the stream to drain. */
-export async function writeChunks(
-  stream: Writable,
-  src: Uint8Array,
-  base = 0,
-  chunkBytes = CHUNK_BYTES,
-): Promise<void> {
-  for (let off = 0; off < src.byteLength; off += chunkBytes) {
-    const end = Math.min(src.byteLength, off + chunkBytes);
-    const data = Buffer.from(src.buffer, src.byteOffset + off, end - off);
-    if (!stream.write({ offset: base + off, data })) await new Promise<void>((r) => stream.once('drain', r));
-  }
-}
-
-/** Reads chunks from a server stream into `dst` (chunk offsets relative to `base`). */
-export function readChunks(
-  stream: grpc.ClientReadableStream<BlockMsg>,
-  dst: Uint8Array,
-  base = 0,
-  onChunk?: (bytes: number) => void,
-): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let got = 0;
-    stream.on('data', (m: BlockMsg) => {
-      const at = m.offset - base;
-      if (at < 0 || at + m.data.byteLength > dst.byteLength) {
-        stream.cancel();
-        reject(
-          new Error(`a chunk at ${m.offset} (${m.data.byteLength} bytes) lies outside the expected block`),
-        );
-        return;
-      }
-      dst.set(m.data, at);
-      got += m.data.byteLength;
-      onChunk?.(m.data.byteLength);
-    });
-    stream.on('error', reject);
-    stream.on('end', () => resolve(got));
-  });
 }
 
 /** The message of a failed call, without grpc-js's "13 INTERNAL:" prefix. */

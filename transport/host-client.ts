@@ -9,10 +9,7 @@ import {
   channelCredentials,
   channelOptions,
   hostsServices,
-  readChunks,
-  writeChunks,
   type Auth,
-  type BlockMsg,
 } from './grpc-data.js';
 import type { WireBrick } from './bricks.js';
 import type { ForwardReply, LoadModelReply, LoadModelRequest, LoadProgressReply } from './control.js';
@@ -30,7 +27,7 @@ export interface HostHello {
   pid: number;
   launchRank: number;
   launchSize: number;
-  /** Port of the host's native data path on the same address (0: none). */
+  /** Port of the host's native data path on the same address (0: none, a host too old). */
   dataPort: number;
 }
 export interface HostGemmRequest {
@@ -120,27 +117,19 @@ const DEFAULT_DEADLINE_MS = 600_000;
 export class HostClient {
   readonly raw: Raw;
   private readonly md: grpc.Metadata;
-  /** The host's native data path, once Hello has named its port (null: the host has none). */
-  private data: Promise<DataClient | null> | undefined;
   /**
-   * A second client on it for all-gather fetches: a fetch may wait for the peer's next layer,
-   * and a client's calls run one after another.
+   * The host's native data path (the Data service, on the port Hello names): every byte of the
+   * staging area moves there, under the same token and TLS certificate as this client's calls.
    */
-  private fetchData: Promise<DataClient | null> | undefined;
-  private readonly token: string | undefined;
-  private readonly nativeData: boolean;
+  private data: Promise<DataClient> | undefined;
 
   constructor(
     readonly address: string,
     public label: string,
-    auth: Auth,
+    private readonly auth: Auth,
     /** Channel options on top of the bulk-data defaults (benchmarks compare settings). */
     extra: Record<string, unknown> = {},
-    /** Read and Write over the host's native data path when it has one (benchmarks turn it off). */
-    path: { nativeData?: boolean } = {},
   ) {
-    this.token = auth.token;
-    this.nativeData = path.nativeData !== false && !auth.tls;
     const { credentials, options } = channelCredentials(auth);
     this.raw = new (hostsServices().Host)(
       address,
@@ -225,11 +214,15 @@ export class HostClient {
   }
 
   /** The native data client, after asking the host once for its data port. */
-  private dataPath(): Promise<DataClient | null> {
-    if (!this.nativeData) return Promise.resolve(null);
+  private dataPath(): Promise<DataClient> {
     this.data ??= this.hello().then(
-      (h) =>
-        h.dataPort > 0 ? new DataClient(joinHostPort(hostOf(this.address), h.dataPort), this.token) : null,
+      (h) => {
+        if (!(h.dataPort > 0))
+          throw new HostCallError(
+            `${this.label}: the host serves no data path (redblue ${h.version}): run the same redblue version on every host`,
+          );
+        return new DataClient(joinHostPort(hostOf(this.address), h.dataPort), this.auth);
+      },
       (e: unknown) => {
         this.data = undefined; // ask again next time
         throw e;
@@ -240,13 +233,7 @@ export class HostClient {
 
   /** Connects the native data path now (best effort), so that the first transfer does not wait for it. */
   async warmDataPath(deadlineMs = 10_000): Promise<void> {
-    const path = await this.dataPath();
-    await path?.connect(deadlineMs);
-  }
-
-  private fetchPath(): Promise<DataClient | null> {
-    this.fetchData ??= this.dataPath().then((d) => (d ? new DataClient(d.address, this.token) : null));
-    return this.fetchData;
+    await (await this.dataPath()).connect(deadlineMs);
   }
 
   /** A data path call's failure as this host's error, with its gRPC code. */
@@ -259,112 +246,22 @@ export class HostClient {
     }
   }
 
-  /** A server-streaming call of the Host service (Read, Fetch). */
-  private serverStream(method: 'read' | 'fetch', req: unknown, deadlineMs: number) {
-    const fn = this.raw[method] as (
-      r: unknown,
-      md: grpc.Metadata,
-      o: grpc.CallOptions,
-    ) => grpc.ClientReadableStream<BlockMsg>;
-    return fn.call(this.raw, req, this.md, { deadline: Date.now() + deadlineMs });
-  }
-
-  /** Streams `data` into the host's staging area at `offset`. */
+  /** Writes `data` into the host's staging area at `offset`. */
   async write(offset: number, data: Uint8Array): Promise<void> {
     const path = await this.dataPath();
-    if (path) return this.viaData(path.write(offset, data, DEFAULT_DEADLINE_MS));
-    return this.grpcWrite(offset, data);
-  }
-
-  private grpcWrite(offset: number, data: Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const call = (
-        this.raw.write as (
-          md: grpc.Metadata,
-          o: grpc.CallOptions,
-          cb: (e: grpc.ServiceError | null) => void,
-        ) => grpc.ClientWritableStream<BlockMsg>
-      )(this.md, { deadline: Date.now() + DEFAULT_DEADLINE_MS }, (err) =>
-        err ? reject(this.fail(err)) : resolve(),
-      );
-      writeChunks(call, data, offset).then(
-        () => call.end(),
-        (e: unknown) => {
-          call.cancel();
-          reject(this.fail(e));
-        },
-      );
-    });
+    return this.viaData(path.write(offset, data, DEFAULT_DEADLINE_MS));
   }
 
   /** Reads `dst.byteLength` bytes of the staging area at `offset`. */
   async read(offset: number, dst: Uint8Array, chunkBytes = 0): Promise<void> {
     const path = await this.dataPath();
-    if (path) return this.viaData(path.read(offset, dst, DEFAULT_DEADLINE_MS, chunkBytes));
-    const call = this.serverStream(
-      'read',
-      { offset, bytes: dst.byteLength, chunkBytes },
-      DEFAULT_DEADLINE_MS,
-    );
-    try {
-      const got = await readChunks(call, dst, offset);
-      if (got !== dst.byteLength) throw new Error(`read ${got} of ${dst.byteLength} bytes`);
-    } catch (e) {
-      throw this.fail(e);
-    }
+    return this.viaData(path.read(offset, dst, DEFAULT_DEADLINE_MS, chunkBytes));
   }
 
-  /**
-   * Adds the host's f32 values at `offset` into `dst`: on the native data path as they arrive,
-   * else read in pieces and added here.
-   */
+  /** Adds the host's f32 values at `offset` into `dst` as they arrive (native: no JS loop). */
   async readAdd(offset: number, dst: Float32Array): Promise<void> {
     const path = await this.dataPath();
-    if (path) return this.viaData(path.readAdd(offset, dst, DEFAULT_DEADLINE_MS));
-    const piece = 4 << 20;
-    const tmp = new Float32Array(Math.min(piece, dst.length));
-    for (let o = 0; o < dst.length; o += piece) {
-      const part = dst.subarray(o, o + piece);
-      const theirs = tmp.subarray(0, part.length);
-      await this.read(offset + o * 4, new Uint8Array(theirs.buffer, 0, theirs.byteLength));
-      for (let i = 0; i < part.length; i++) part[i]! += theirs[i]!;
-    }
-  }
-
-  /** Pulls all-gather block `tag` of host `fromHost` (its bytes known from the layout). */
-  async fetch(tag: string, fromHost: number, dst: Uint8Array, deadlineMs: number): Promise<void> {
-    const got = await this.fetchAny(tag, fromHost, deadlineMs);
-    if (got.byteLength !== dst.byteLength)
-      throw new HostCallError(
-        `${this.label}: all-gather block ${tag}: got ${got.byteLength} of ${dst.byteLength} bytes`,
-      );
-    dst.set(got);
-  }
-
-  /** Pulls all-gather block `tag` of host `fromHost` whatever its size (asked before it is known). */
-  async fetchAny(tag: string, fromHost: number, deadlineMs: number): Promise<Buffer> {
-    const path = await this.fetchPath();
-    if (path) return this.viaData(path.fetch(tag, fromHost, deadlineMs));
-    const call = this.serverStream('fetch', { tag, fromHost }, deadlineMs);
-    try {
-      return await new Promise<Buffer>((resolve, reject) => {
-        const parts: Buffer[] = [];
-        let next = 0;
-        call.on('data', (m: BlockMsg) => {
-          if (m.offset !== next) {
-            call.cancel();
-            reject(new Error(`all-gather block ${tag}: chunk at ${m.offset}, expected ${next}`));
-            return;
-          }
-          parts.push(m.data);
-          next += m.data.byteLength;
-        });
-        call.on('error', reject);
-        call.on('end', () => resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts)));
-      });
-    } catch (e) {
-      throw this.fail(e);
-    }
+    return this.viaData(path.readAdd(offset, dst, DEFAULT_DEADLINE_MS));
   }
 
   pullAdd(peer: number, rows: { offset: number; bytes: number }[]): Promise<{ bytes: number }> {
@@ -405,13 +302,11 @@ export class HostClient {
   }
 
   close(): void {
-    for (const d of [this.data, this.fetchData])
-      void d?.then(
-        (c) => c?.close(),
-        () => undefined,
-      );
+    void this.data?.then(
+      (c) => c.close(),
+      () => undefined,
+    );
     this.data = undefined;
-    this.fetchData = undefined;
     this.raw.close();
   }
 }

@@ -1,17 +1,27 @@
 // The native data path between hosts (native/src/hosts/data_service.h): the Data service of
 // proto/hosts.proto served and called with gRPC's C++ core, off the event loop. Typed wrappers
 // with the argument checks; the addon checks again.
-import { dataAddon, type NativeDataClient, type NativeDataServer } from '../native/data.js';
+import {
+  dataAddon,
+  type DataCredentials,
+  type NativeDataClient,
+  type NativeDataServer,
+} from '../native/data.js';
 import { joinHostPort } from '../common/address.js';
 
-/** Serves Read, Write and Pipe of one staging area (replaceable) on `host:port` (0: any free port). */
+/** Only the fields the native side reads (an Auth may carry more). */
+function credentials(c: DataCredentials): DataCredentials {
+  return { ...(c.token !== undefined ? { token: c.token } : {}), ...(c.tls ? { tls: c.tls } : {}) };
+}
+
+/**
+ * Serves Read, Write and Pipe of one staging area (replaceable) on `host:port` (0: any free
+ * port), with the cluster's credentials: its token and/or TLS (the Host service's own).
+ */
 export class DataServer {
   private readonly s: NativeDataServer;
-  constructor(host: string, token: string | undefined, port = 0) {
-    this.s = new (dataAddon().DataServer)({
-      address: joinHostPort(host, port),
-      ...(token !== undefined ? { token } : {}),
-    });
+  constructor(host: string, creds: DataCredentials, port = 0) {
+    this.s = new (dataAddon().DataServer)({ address: joinHostPort(host, port), ...credentials(creds) });
   }
   get port(): number {
     return this.s.port;
@@ -23,6 +33,8 @@ export class DataServer {
   setArea(name: string | undefined): void {
     this.s.setArea(name ?? null);
   }
+  // The mailbox (post, forgetOtherRuns, clearMailbox, and DataClient.fetch): the leaders' link
+  // drives it natively (hosts/grpc_host_link.cc); from JS only its tests do.
   /**
    * This host's block of all-gather `tag` (copied), for `readers` peers to fetch over their data
    * path (a fetch that came first gets it now); dropped once they all have.
@@ -47,9 +59,9 @@ export class DataClient {
   private readonly c: NativeDataClient;
   constructor(
     readonly address: string,
-    token: string | undefined,
+    creds: DataCredentials,
   ) {
-    this.c = new (dataAddon().DataClient)({ address, ...(token !== undefined ? { token } : {}) });
+    this.c = new (dataAddon().DataClient)({ address, ...credentials(creds) });
   }
   async read(offset: number, dst: Uint8Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
     await this.move('read', offset, dst, deadlineMs, chunkBytes);

@@ -40,7 +40,7 @@ export function registerExecutor(program: Command): void {
     process.stdout.write(`ready ${host.port}\n`);
     process.stderr.write(
       `redblue executor: serving ${host.address}, ${host.topology.nodes.length} node(s), ${host.authentication}; ` +
-        (host.dataPort ? `bulk data on port ${host.dataPort}\n` : 'bulk data on the same port (TLS)\n'),
+        `bulk data on port ${host.dataPort}\n`,
     );
     await new Promise(() => undefined);
   });

@@ -1,7 +1,11 @@
-// One host (the one-host case of many: `redblue run` uses 1-2 directly, `redblue executor` adds 3):
+// One host (the one-host case of many: `redblue run` uses 1-2 directly, `redblue executor` adds 3-7):
 //  1. process-group.ts: spawns one node executor per (virtual) NUMA node and watches them.
 //  2. local-cluster.ts: the host's executors as a cluster: sockets, staging area, teardown.
-//  3. supervisor.ts: multi-host mode; serves the host on TCP to a coordinator (proto/hosts.proto):
-//     sessions, auth, staging, the exchange between hosts, step dispatch to the node executors.
-//  4. host-validate.ts: every field a supervisor receives is checked here before use.
+//  3. supervisor.ts: multi-host mode; serves the host on TCP to a coordinator (proto/hosts.proto)
+//     and only controls: auth, one session at a time, handlers wired to 4-6.
+//  4. session.ts: a coordinator's session: its executors, the peer hosts, the leaders' native link.
+//  5. staging.ts: the staging area and the native data path serving it (token and/or TLS).
+//  6. steps.ts: step dispatch: each request checked and fanned out to the node executors.
+//  7. host-validate.ts: every field a supervisor receives is checked here before use.
+//  (serve.ts, options.ts: `redblue executor`'s flags and start-up.)
 export {};

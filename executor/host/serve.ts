@@ -23,7 +23,7 @@ export interface ServedHost {
   /** Where it serves (the port filled in when --listen asked for port 0). */
   address: string;
   port: number;
-  /** Port of the native data path; 0 when bulk data shares the gRPC port (TLS). */
+  /** Port of the native data path (the same credentials as `port`). */
   dataPort: number;
   topology: MachineTopology;
   /** "token", "TLS", "token + TLS" or "no authentication (loopback)". */

@@ -153,7 +153,7 @@ class Executor {
         const peers = req.hosts ? crossHostPeers(group.communicator, req.hosts) : group.communicator;
         return this.model.forward(req, this.pool, peers, this.area?.buffer);
       },
-      openHostLink: (req) => openHostLink(req.address, req.token),
+      openHostLink: (req) => openHostLink(req),
       shutdown: () => {
         setImmediate(() => this.exit(0));
         return {};

@@ -26,7 +26,7 @@ describe('redblue bench transport', () => {
     expect(report.benchmark).toBe('transport');
     const byCase = new Map(report.results.map((r) => [r.case, r]));
     for (const size of ['1MiB', '64MiB']) {
-      for (const path of ['grpc_stream', 'host_client', 'grpc_js_stream']) {
+      for (const path of ['grpc_stream', 'host_client']) {
         for (const op of ['read', 'write']) {
           const r = byCase.get(`${path}_${op}_${size}`);
           expect(r, `${path}_${op}_${size}`).toBeDefined();
@@ -42,6 +42,15 @@ describe('redblue bench transport', () => {
         }
       }
     }
+    // the same path under TLS, against itself without TLS in the same rounds
+    for (const size of ['1MiB', '64MiB'])
+      for (const op of ['read', 'write']) {
+        const r = byCase.get(`tls_stream_${op}_${size}`);
+        expect(r, `tls_stream_${op}_${size}`).toBeDefined();
+        expect(r!.value).toBeGreaterThan(0);
+        expect(r!.reference).toBe('data-path-without-tls');
+        expect(r!.referenceValue).toBe(byCase.get(`grpc_stream_${op}_${size}`)!.value);
+      }
     for (const rtt of ['data_path_rtt', 'grpc_unary_rtt']) {
       const r = byCase.get(rtt)!;
       expect(r.unit).toBe('µs');

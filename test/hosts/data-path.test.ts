@@ -7,6 +7,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
@@ -15,6 +18,7 @@ import { HostClient } from '../../transport/host-client.js';
 import { createSharedArea, type SharedArea } from '../../transport/shared-area.js';
 import { DataClient, DataServer, statusOf } from '../../transport/native-data.js';
 import { rawTcpFetch, rawTcpServe } from '../../native/raw-tcp.js';
+import { makeCerts } from '../../bench/certs.js';
 
 const TOKEN = 'data-path-token-0123456789';
 
@@ -45,12 +49,12 @@ describe('native data path', () => {
   let area: Uint8Array;
   let client: DataClient;
   beforeAll(() => {
-    server = new DataServer('127.0.0.1', TOKEN);
+    server = new DataServer('127.0.0.1', { token: TOKEN });
     shared = createSharedArea('data-path-test', 3 << 20);
     area = new Uint8Array(shared.buffer);
     area.set(randomBytes(area.byteLength));
     server.setArea(shared.name);
-    client = new DataClient(`127.0.0.1:${server.port}`, TOKEN);
+    client = new DataClient(`127.0.0.1:${server.port}`, { token: TOKEN });
   });
   afterAll(() => {
     client?.close();
@@ -201,7 +205,7 @@ describe('native data path', () => {
   });
 
   it('hands all-gather blocks to the peers that fetch them, waiting for the post, until a run or session ends', async () => {
-    const fetcher = new DataClient(`127.0.0.1:${server.port}`, TOKEN);
+    const fetcher = new DataClient(`127.0.0.1:${server.port}`, { token: TOKEN });
     try {
       // a fetch that comes first waits for the post; one after it gets the block at once
       const early = fetcher.fetch('mb-run:0', 1, 10_000);
@@ -244,14 +248,14 @@ describe('native data path', () => {
   });
 
   it('replaces a pipe that lost its server while idle (the peer restarted), once', async () => {
-    const first = new DataServer('127.0.0.1', TOKEN);
+    const first = new DataServer('127.0.0.1', { token: TOKEN });
     const port = first.port;
     first.setArea(shared.name);
-    const c = new DataClient(`127.0.0.1:${port}`, TOKEN);
+    const c = new DataClient(`127.0.0.1:${port}`, { token: TOKEN });
     const dst = new Uint8Array(1000);
     await c.read(5, dst, 5000); // leaves an idle pipe behind
     first.close();
-    const second = new DataServer('127.0.0.1', TOKEN, port);
+    const second = new DataServer('127.0.0.1', { token: TOKEN }, port);
     second.setArea(shared.name);
     try {
       await c.read(7, dst, 5000);
@@ -263,7 +267,7 @@ describe('native data path', () => {
   });
 
   it('refuses a wrong token, bytes outside the area and bad chunk sizes, saying what was wrong', async () => {
-    const wrong = new DataClient(`127.0.0.1:${server.port}`, 'not-the-token');
+    const wrong = new DataClient(`127.0.0.1:${server.port}`, { token: 'not-the-token' });
     const denied = await failure(wrong.read(0, new Uint8Array(16), 5000));
     expect(denied.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(denied.message).toMatch(/missing or wrong token/);
@@ -302,15 +306,78 @@ describe('native data path', () => {
   });
 
   it('reports a host that went away within seconds', async () => {
-    const gone = new DataServer('127.0.0.1', TOKEN);
+    const gone = new DataServer('127.0.0.1', { token: TOKEN });
     const port = gone.port;
     gone.close();
-    const c = new DataClient(`127.0.0.1:${port}`, TOKEN);
+    const c = new DataClient(`127.0.0.1:${port}`, { token: TOKEN });
     const t0 = Date.now();
     const e = await failure(c.read(0, new Uint8Array(4), 3000));
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(e.message).toMatch(/unreachable/);
     c.close();
+  });
+});
+
+describe('native data path under TLS', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'redblue-data-tls-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const files = (c: { cert: string; key: string; ca: string }) => ({
+    cert: readFileSync(c.cert),
+    key: readFileSync(c.key),
+    ca: readFileSync(c.ca),
+  });
+
+  it('moves exact bytes for a client with the cluster certificate, and refuses any other', async () => {
+    const good = files(makeCerts(dir, 'good'));
+    const evil = files(makeCerts(dir, 'evil'));
+    const server = new DataServer('127.0.0.1', { token: TOKEN, tls: good });
+    const shared = createSharedArea('data-path-tls', 1 << 20);
+    const area = new Uint8Array(shared.buffer);
+    area.set(randomBytes(area.byteLength));
+    server.setArea(shared.name);
+    const at = `127.0.0.1:${server.port}`;
+    const ok = new DataClient(at, { token: TOKEN, tls: good });
+    const plain = new DataClient(at, { token: TOKEN });
+    const stranger = new DataClient(at, { token: TOKEN, tls: evil });
+    const noToken = new DataClient(at, { tls: good });
+    try {
+      const back = new Uint8Array(300_000);
+      await ok.read(1000, back, 5000, 4096);
+      expect(Buffer.compare(back, area.subarray(1000, 301_000))).toBe(0);
+      const src = randomBytes(70_000);
+      await ok.write(5, src, 5000);
+      expect(Buffer.compare(area.subarray(5, 70_005), src)).toBe(0);
+      const theirs = new Float32Array(shared.buffer, 0, 1024);
+      theirs.forEach((_, i) => (theirs[i] = i * 0.25));
+      const sum = new Float32Array(1024).fill(1);
+      await ok.readAdd(0, sum, 5000);
+      expect(Array.from(sum)).toEqual(Array.from(theirs, (x) => 1 + x));
+      // No TLS, or a certificate of another CA: the handshake fails (quickly, never a hang).
+      const t0 = Date.now();
+      for (const c of [plain, stranger]) {
+        const e = await failure(c.read(0, new Uint8Array(16), 3000));
+        expect(e.code).toBe(grpc.status.UNAVAILABLE);
+      }
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      // The token is still checked under TLS.
+      expect((await failure(noToken.read(0, new Uint8Array(16), 5000))).code).toBe(
+        grpc.status.UNAUTHENTICATED,
+      );
+    } finally {
+      for (const c of [ok, plain, stranger, noToken]) c.close();
+      server.close();
+      shared.close();
+    }
+  });
+
+  it('says which TLS piece is missing or of the wrong kind', () => {
+    const good = files(makeCerts(dir, 'parts'));
+    expect(() => new DataServer('127.0.0.1', { tls: { ...good, ca: '' } })).toThrow(
+      /tls needs cert, key and ca/,
+    );
+    expect(() => new DataClient('127.0.0.1:1', { tls: { ...good, key: 42 as unknown as string } })).toThrow(
+      /tls.key must be PEM text/,
+    );
   });
 });
 
@@ -324,9 +391,9 @@ describe('data client threads at process exit', () => {
       import { createSharedArea } from ${url('../../dist/transport/shared-area.js')};
       const [how, n] = [process.argv[2], 8];
       const area = createSharedArea('exit-' + process.pid, 1 << 20);
-      const server = new DataServer('127.0.0.1', 'exit-token');
+      const server = new DataServer('127.0.0.1', { token: 'exit-token' });
       server.setArea(area.name);
-      const clients = Array.from({ length: n }, () => new DataClient('127.0.0.1:' + server.port, 'exit-token'));
+      const clients = Array.from({ length: n }, () => new DataClient('127.0.0.1:' + server.port, { token: 'exit-token' }));
       await Promise.all(clients.map((c) => c.read(0, new Uint8Array(4096), 5000)));
       area.close();
       if (how === 'in-flight') for (const c of clients) void c.read(0, new Uint8Array(1 << 20), 5000).catch(() => {});
@@ -354,7 +421,7 @@ describe('raw TCP reference (bench transport)', () => {
     expect(port).toBeGreaterThan(0);
     const seconds = await rawTcpFetch('127.0.0.1', port, (1 << 20) + 5, 3);
     expect(seconds).toBeGreaterThan(0);
-    const closed = new DataServer('127.0.0.1', TOKEN); // a port that is free once closed
+    const closed = new DataServer('127.0.0.1', { token: TOKEN }); // a port that is free once closed
     const free = closed.port;
     closed.close();
     await expect(rawTcpFetch('127.0.0.1', free, 16, 1)).rejects.toThrow(
@@ -381,7 +448,7 @@ describe('supervisor with the native data path', () => {
   });
 
   it('serves the data path on the port it is given (--data-port), and says so when it cannot', async () => {
-    const probe = new DataServer('127.0.0.1', TOKEN); // a port that is free once closed
+    const probe = new DataServer('127.0.0.1', { token: TOKEN }); // a port that is free once closed
     const port = probe.port;
     probe.close();
     const fixed = new Supervisor({
@@ -422,18 +489,12 @@ describe('supervisor with the native data path', () => {
       const back = new Uint8Array(1 << 20);
       await host.read(0, back);
       expect(Buffer.compare(back, src)).toBe(0);
-      // the grpc-js path reads the same bytes
-      const js = new HostClient(
-        host.address,
-        'host 0 (grpc-js)',
-        { token: TOKEN },
-        {},
-        { nativeData: false },
-      );
-      const viaJs = new Uint8Array(4096);
-      await js.read(4096, viaJs);
-      expect(Buffer.compare(viaJs, src.subarray(4096, 8192))).toBe(0);
-      js.close();
+      // a DataClient of our own on the port Hello named reads the same bytes
+      const own = new DataClient(`127.0.0.1:${hello.dataPort}`, { token: TOKEN });
+      const direct = new Uint8Array(4096);
+      await own.read(4096, direct, 5000);
+      expect(Buffer.compare(direct, src.subarray(4096, 8192))).toBe(0);
+      own.close();
     } finally {
       session.cancel();
       await host.closeSession();

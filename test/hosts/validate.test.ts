@@ -139,15 +139,14 @@ describe('supervisor security and validation', () => {
       const raw = new (hostsServices().Host)(address, grpc.credentials.createInsecure(), {
         'grpc.max_send_message_length': -1,
       }) as unknown as {
-        write: (
+        loadModel: (
+          req: unknown,
           md: grpc.Metadata,
           cb: (e: grpc.ServiceError | null) => void,
-        ) => grpc.ClientWritableStream<unknown>;
+        ) => grpc.ClientUnaryCall;
       };
       const tooBig = await new Promise<grpc.ServiceError | null>((resolve) => {
-        const call = raw.write(authMetadata({ token: TOKEN }), resolve);
-        call.write({ offset: 0, data: Buffer.alloc(MAX_MESSAGE_BYTES + 1) });
-        call.end();
+        raw.loadModel({ path: 'x'.repeat(MAX_MESSAGE_BYTES + 1) }, authMetadata({ token: TOKEN }), resolve);
       });
       expect(tooBig?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
       // Valid requests still work after all those refusals.

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createThreadPool } from '../../native/binding.js';
 import { modelAddon, type ModelShardConfig } from '../../native/model.js';
-import { hostsCollective } from '../../native/steps.js';
+import { hostEndpoint, hostsCollective } from '../../native/steps.js';
 import { removeStaleSegment, ShmCommunicator } from '../../transport/shm.js';
 import {
   argmax,
@@ -291,29 +291,13 @@ describe('model shard across ranks', () => {
 });
 
 describe('model shard across hosts', () => {
-  it('two one-rank hosts (all-reduce as gather and rank-order sum) give the bits of two shm ranks', async () => {
+  it('two one-rank hosts (leaders linked natively; all-reduce as gather and rank-order sum) give the bits of two shm ranks', async () => {
     const m = model({ ...ARCHS[2]!.spec, seed: 4 });
     const shm = await runRanks(m, 2, 1, STEPS);
-    // Two hosts in this process, each one rank on its own communicator; the hosts' exchange
-    // joins the two blocks of each sequence number in host order.
-    const waiting = new Map<number, { blocks: Buffer[]; done: ((e: null, d: Uint8Array) => void)[] }>();
-    const exchange =
-      (host: number) =>
-      (
-        block: Buffer,
-        _hostBytes: number[],
-        seq: number,
-        done: (err: Error | null, data?: Uint8Array) => void,
-      ) => {
-        const w = waiting.get(seq) ?? { blocks: [], done: [] };
-        waiting.set(seq, w);
-        w.blocks[host] = Buffer.from(block);
-        w.done[host] = done;
-        if (w.blocks.filter(Boolean).length < 2) return;
-        waiting.delete(seq);
-        const all = Buffer.concat(w.blocks);
-        for (const d of w.done) d(null, all);
-      };
+    // Two hosts in this process, each one rank on its own communicator, their leaders linked
+    // natively on loopback (each serves its blocks; the other fetches them) as across machines.
+    const endpoints = [0, 1].map(() => hostEndpoint('127.0.0.1:0', {}));
+    const leaders = endpoints.map((e) => `127.0.0.1:${e.port}`);
     const hosts = await Promise.all(
       [0, 1].map(async (h) => {
         const comm = await ShmCommunicator.open({
@@ -324,7 +308,7 @@ describe('model shard across hosts', () => {
         const peers = hostsCollective(comm.handle, {
           firstRank: h,
           hostFirstRanks: [0, 1, 2],
-          exchange: exchange(h),
+          link: { endpoint: endpoints[h]!.endpoint, leaders, run: `model-${process.pid}` },
         });
         const pool = createThreadPool([h % cpus]);
         const shard = new (modelAddon().ModelShard)(shardConfig(m, h, 2));
@@ -355,6 +339,7 @@ describe('model shard across hosts', () => {
         h.comm.close();
         h.pool.close();
       }
+      for (const e of endpoints) e.close();
     }
   });
 });

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 
+#include "bindings/credentials_js.h"
 #include "core/async_task.h"
 #include "core/serial_worker.h"
 #include "core/module_registry.h"
@@ -36,7 +37,7 @@ std::string TagArg(const Napi::CallbackInfo& info, size_t i) {
   return tag;
 }
 
-// new DataServer({ address, token? }): listening at once; `port` is the one it got.
+// new DataServer({ address, token?, tls? }): listening at once; `port` is the one it got.
 class JsDataServer : public Napi::ObjectWrap<JsDataServer> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -52,7 +53,7 @@ class JsDataServer : public Napi::ObjectWrap<JsDataServer> {
     if (!info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "options must be an object");
     Napi::Object o = info[0].As<Napi::Object>();
     try {
-      server_ = std::make_unique<data::DataServer>(Str(o, "address", true), Str(o, "token", false));
+      server_ = std::make_unique<data::DataServer>(Str(o, "address", true), CredentialsFromJs(o));
     } catch (const std::exception& e) {
       throw Napi::Error::New(info.Env(), e.what());
     }
@@ -107,7 +108,7 @@ class JsDataServer : public Napi::ObjectWrap<JsDataServer> {
   std::unique_ptr<data::DataServer> server_;
 };
 
-// new DataClient({ address, token? }); read(offset, dst: ArrayBuffer, dstOffset, bytes,
+// new DataClient({ address, token?, tls? }); read(offset, dst: ArrayBuffer, dstOffset, bytes,
 // chunkBytes, deadlineMs), readAdd (the same, adding f32 values into dst) and write(offset,
 // src: ArrayBuffer, srcOffset, bytes, chunkBytes, deadlineMs) return Promises.
 class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
@@ -122,7 +123,7 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
   explicit JsDataClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsDataClient>(info) {
     if (!info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "options must be an object");
     Napi::Object o = info[0].As<Napi::Object>();
-    client_ = std::make_shared<data::DataClient>(Str(o, "address", true), Str(o, "token", false));
+    client_ = std::make_shared<data::DataClient>(Str(o, "address", true), CredentialsFromJs(o));
     worker_ = std::make_unique<SerialWorker>(info.Env(), "redblue.dataClient");
   }
   enum class Op { kRead, kReadAdd, kWrite };

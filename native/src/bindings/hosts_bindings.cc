@@ -1,17 +1,14 @@
 // JS binding of the cross-host collective: hostsCollective(communicator, { firstRank,
-// hostFirstRanks, link? | exchange? }) → an object the executor steps accept wherever they take a
+// hostFirstRanks, link? }) → an object the executor steps accept wherever they take a
 // communicator. On the host's leader, `link: { endpoint, leaders, run }` exchanges natively with
-// the other leaders (hosts/grpc_host_link.h; `endpoint` from hostEndpoint({ address, token })).
-// Without it (TLS runs), `exchange(block, hostBytes, seq, done)` is called on the JS thread (the
-// step's thread waits) and must call done(error) or done(null, allBlocks).
+// the other leaders (hosts/grpc_host_link.h; `endpoint` from hostEndpoint({ address, token?,
+// tls? })); the other ranks of the host need none.
 #include <napi.h>
 
-#include <chrono>
-#include <condition_variable>
-#include <cstring>
+#include <algorithm>
 #include <memory>
-#include <mutex>
 
+#include "bindings/credentials_js.h"
 #include "core/module_registry.h"
 #include "core/napi_util.h"
 #include "executor/hosts_collective.h"
@@ -26,106 +23,6 @@ namespace {
 const napi_type_tag kCollectiveTag = {0x72656462'6c756521ull, 0x686f7374'73436f6cull};
 const napi_type_tag kEndpointTag = {0x72656462'6c756521ull, 0x6c656164'6572456eull};
 
-// One exchange in flight: the step's thread waits on it; the JS thread completes it.
-struct Pending {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool finished = false;
-  bool abandoned = false;
-  std::string error;
-  char* out = nullptr;
-  size_t total = 0;
-};
-
-struct CallData {
-  std::vector<char> mine;
-  std::vector<size_t> hostBytes;
-  uint64_t seq = 0;
-  std::shared_ptr<Pending> pending;
-};
-
-void Finish(const std::shared_ptr<Pending>& p, const std::string& error, const uint8_t* data, size_t bytes) {
-  std::lock_guard<std::mutex> lk(p->mu);
-  if (p->finished || p->abandoned) return;
-  if (error.empty() && bytes != p->total)
-    p->error = "the exchange returned " + std::to_string(bytes) + " bytes, expected " + std::to_string(p->total);
-  else if (!error.empty())
-    p->error = error;
-  else if (bytes)
-    std::memcpy(p->out, data, bytes);
-  p->finished = true;
-  p->cv.notify_all();
-}
-
-void CallJs(Napi::Env env, Napi::Function fn, void* /*context*/, CallData* d) {
-  std::unique_ptr<CallData> data(d);
-  if (env == nullptr) {  // the function is going away (environment teardown)
-    Finish(data->pending, "the executor is shutting down", nullptr, 0);
-    return;
-  }
-  auto pending = data->pending;
-  try {
-    Napi::Buffer<char> block = Napi::Buffer<char>::Copy(env, data->mine.data(), data->mine.size());
-    Napi::Array hostBytes = Napi::Array::New(env, data->hostBytes.size());
-    for (uint32_t h = 0; h < data->hostBytes.size(); ++h)
-      hostBytes.Set(h, Napi::Number::New(env, static_cast<double>(data->hostBytes[h])));
-    Napi::Function done = Napi::Function::New(env, [pending](const Napi::CallbackInfo& info) {
-      if (info.Length() > 0 && !info[0].IsNull() && !info[0].IsUndefined()) {
-        Napi::Value e = info[0];
-        std::string msg = e.IsObject() ? e.As<Napi::Object>().Get("message").ToString().Utf8Value()
-                                       : e.ToString().Utf8Value();
-        Finish(pending, msg.empty() ? "cross-host exchange failed" : msg, nullptr, 0);
-      } else if (info.Length() > 1 && info[1].IsTypedArray()) {
-        Napi::TypedArray t = info[1].As<Napi::TypedArray>();
-        auto* base = static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
-        Finish(pending, "", base, t.ByteLength());
-      } else {
-        Finish(pending, "the exchange must call done(null, Uint8Array)", nullptr, 0);
-      }
-      return info.Env().Undefined();
-    });
-    fn.Call({block, hostBytes, Napi::Number::New(env, static_cast<double>(data->seq)), done});
-  } catch (const Napi::Error& e) {
-    Finish(pending, e.Message(), nullptr, 0);
-  }
-}
-
-using Tsfn = Napi::TypedThreadSafeFunction<void, CallData, CallJs>;
-
-// The link of TLS runs: calls into JS (the supervisor's hand-off) and waits; a JS side that never
-// answers fails the step after `timeout`.
-class JsHostLink : public HostLink {
- public:
-  JsHostLink(std::shared_ptr<Tsfn> tsfn, std::chrono::milliseconds timeout) : tsfn_(std::move(tsfn)), timeout_(timeout) {}
-  void Exchange(uint64_t seq, const char* mine, size_t mineBytes, char* out,
-                const std::vector<size_t>& hostBytes) override {
-    const auto& tsfn = tsfn_;
-    const auto timeout = timeout_;
-    auto pending = std::make_shared<Pending>();
-    pending->out = out;
-    for (size_t b : hostBytes) pending->total += b;
-    auto* d = new CallData();
-    d->hostBytes = hostBytes;
-    d->seq = seq;
-    d->pending = pending;
-    d->mine.assign(mine, mine + mineBytes);
-    if (tsfn->BlockingCall(d) != napi_ok) {
-      delete d;
-      throw UserError("could not reach the executor's JS thread for a cross-host exchange");
-    }
-    std::unique_lock<std::mutex> lk(pending->mu);
-    if (!pending->cv.wait_for(lk, timeout, [&] { return pending->finished; })) {
-      pending->abandoned = true;
-      throw UserError("cross-host exchange " + std::to_string(seq) + " timed out");
-    }
-    if (!pending->error.empty()) throw UserError(pending->error);
-  }
-
- private:
-  std::shared_ptr<Tsfn> tsfn_;
-  std::chrono::milliseconds timeout_;
-};
-
 // What a hostEndpoint() object holds: emptied by close(), shared with the close function.
 using EndpointSlot = std::shared_ptr<data::LeaderEndpoint>;
 
@@ -139,19 +36,17 @@ std::shared_ptr<data::LeaderEndpoint> EndpointFromJs(Napi::Value v) {
   return ep;
 }
 
-// hostEndpoint({ address, token? }) → { port, endpoint, close() }: this leader's end of the native
+// hostEndpoint({ address, token?, tls? }) → { port, endpoint, close() }: this leader's end of the native
 // link between host leaders, serving at once.
 Napi::Value JsHostEndpoint(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "options must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
   if (!o.Get("address").IsString()) throw Napi::TypeError::New(env, "address must be a host:port string");
-  std::string token;
-  if (o.Get("token").IsString()) token = o.Get("token").As<Napi::String>().Utf8Value();
-  else if (!o.Get("token").IsUndefined()) throw Napi::TypeError::New(env, "token must be a string");
+  data::Credentials creds = CredentialsFromJs(o);
   std::shared_ptr<data::LeaderEndpoint> ep;
   try {
-    ep = std::make_shared<data::LeaderEndpoint>(o.Get("address").As<Napi::String>().Utf8Value(), token);
+    ep = std::make_shared<data::LeaderEndpoint>(o.Get("address").As<Napi::String>().Utf8Value(), creds);
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
@@ -171,7 +66,7 @@ Napi::Value JsHostEndpoint(const Napi::CallbackInfo& info) {
   return wrapper;
 }
 
-// hostsCollective(communicator, { firstRank, hostFirstRanks, exchange?, timeoutMs? })
+// hostsCollective(communicator, { firstRank, hostFirstRanks, link?, timeoutMs? })
 Napi::Value JsHostsCollective(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto local = CommunicatorFromJs(info[0]);
@@ -195,7 +90,6 @@ Napi::Value JsHostsCollective(const Napi::CallbackInfo& info) {
   Napi::Value tv = o.Get("timeoutMs");
   if (tv.IsNumber()) timeoutMs = std::max<int64_t>(1, tv.As<Napi::Number>().Int64Value());
   std::shared_ptr<HostLink> link;
-  Napi::Value ev = o.Get("exchange");
   Napi::Value lv = o.Get("link");
   if (local->rank() == 0 && lv.IsObject()) {
     Napi::Object l = lv.As<Napi::Object>();
@@ -224,14 +118,7 @@ Napi::Value JsHostsCollective(const Napi::CallbackInfo& info) {
       throw Napi::Error::New(env, e.what());
     }
   } else if (local->rank() == 0) {
-    if (!ev.IsFunction()) throw Napi::TypeError::New(env, "the host leader (local rank 0) needs a link or an exchange function");
-    auto tsfn = std::shared_ptr<Tsfn>(new Tsfn(Tsfn::New(env, ev.As<Napi::Function>(), "redblue.hostsExchange", 0, 1)),
-                                      [](Tsfn* t) {
-                                        t->Release();
-                                        delete t;
-                                      });
-    tsfn->Unref(env);  // an idle collective must not keep the executor alive
-    link = std::make_shared<JsHostLink>(tsfn, std::chrono::milliseconds(timeoutMs));
+    throw Napi::TypeError::New(env, "the host leader (local rank 0) needs a link to the other leaders");
   }
   auto coll = std::make_shared<HostsCollective>(local, static_cast<int>(fr.As<Napi::Number>().Int64Value()),
                                                 std::move(hostFirst), std::move(link));

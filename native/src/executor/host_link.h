@@ -1,7 +1,6 @@
 // What the cross-host collective needs from the network between host leaders: one exchange of
-// blocks per all-gather. The gRPC data path implements it (hosts/grpc_host_link.h), and so does
-// the hand-off to the supervisor that TLS runs still use; a faster transport (UCX, RDMA) is one
-// more implementation, and no step changes.
+// blocks per all-gather. The gRPC data path implements it (hosts/grpc_host_link.h, with or
+// without TLS); a faster transport (UCX, RDMA) is one more implementation, and no step changes.
 #pragma once
 #include <cstddef>
 #include <cstdint>

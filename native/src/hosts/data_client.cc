@@ -231,11 +231,13 @@ struct DataClient::Stub {
   explicit Stub(std::shared_ptr<grpc::Channel> c) : channel(c), stub(c) {}
 };
 
-DataClient::DataClient(const std::string& address, const std::string& token) : address_(address), token_(token) {
+DataClient::DataClient(const std::string& address, const Credentials& creds)
+    : address_(address), token_(creds.token) {
   KeepMallocArenas();
   grpc::ChannelArguments a;
   Tune(a);
-  stub_ = std::make_unique<Stub>(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), a));
+  auto channelCreds = ChannelCredentialsFor(creds, a);
+  stub_ = std::make_unique<Stub>(grpc::CreateCustomChannel(address, channelCreds, a));
 }
 
 DataClient::~DataClient() { idle_.clear(); }

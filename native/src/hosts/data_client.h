@@ -7,13 +7,17 @@
 #include <string>
 #include <vector>
 
+#include "hosts/credentials.h"
+
 namespace redblue::data {
 
 class Pipe;
 
 class DataClient {
  public:
-  DataClient(const std::string& address, const std::string& token);
+  // TLS credentials make the channel TLS (the server's certificate checked against the CA and
+  // the cluster name); the token, when given, goes with every call.
+  DataClient(const std::string& address, const Credentials& creds);
   ~DataClient();
   // Opens the connection now (TCP and HTTP/2 set-up), so that the first call does not pay for
   // it; false if the peer could not be reached before the deadline.
@@ -57,7 +61,7 @@ class DataClient {
   // A read whose chunks go to `into(offsetInBlock, length, reader)` (which consumes them).
   template <typename Into>
   void ReadInto(uint64_t offset, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs, Into into);
-  std::string address_, token_;
+  std::string address_, token_;  // token_: the credentials' token
   std::unique_ptr<Stub> stub_;
   // Pipes (long-lived Data.Pipe streams) not in use; one per call in flight at most is made.
   std::mutex mu_;

@@ -341,13 +341,13 @@ class Service : public grpc::CallbackGenericService {
 
 }  // namespace
 
-DataServer::DataServer(const std::string& address, const std::string& token)
+DataServer::DataServer(const std::string& address, const Credentials& creds)
     : area_(std::make_shared<Area>()),
       mailbox_(std::make_shared<Mailbox>()),
-      service_(std::make_unique<Service>(area_, mailbox_, token)) {
+      service_(std::make_unique<Service>(area_, mailbox_, creds.token)) {
   KeepMallocArenas();
   grpc::ServerBuilder b;
-  b.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
+  b.AddListeningPort(address, ServerCredentialsFor(creds), &port_);
   b.RegisterCallbackGenericService(service_.get());
   grpc::ChannelArguments a;
   Tune(a);

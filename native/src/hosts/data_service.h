@@ -8,6 +8,8 @@
 #include <shared_mutex>
 #include <string>
 
+#include "hosts/credentials.h"
+
 namespace grpc {
 class Server;
 class CallbackGenericService;
@@ -39,9 +41,10 @@ constexpr size_t kMaxTag = 200;  // an all-gather block's tag, in bytes
 
 class DataServer {
  public:
-  // Listens on `address` (host:port; port 0 picks one). An empty token accepts any caller (for
+  // Listens on `address` (host:port; port 0 picks one). With TLS credentials only callers with a
+  // certificate from the same CA get in; an empty token (and no TLS) accepts any caller (for
   // loopback only; the supervisor never starts it so on another address).
-  DataServer(const std::string& address, const std::string& token);
+  DataServer(const std::string& address, const Credentials& creds);
   ~DataServer();
   int port() const { return port_; }
   // Maps the staging file /dev/shm/<name> (empty: no area); throws if it cannot.

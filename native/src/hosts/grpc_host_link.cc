@@ -7,14 +7,14 @@
 
 namespace redblue::data {
 
-LeaderEndpoint::LeaderEndpoint(const std::string& address, const std::string& token)
-    : server_(address, token), token_(token) {}
+LeaderEndpoint::LeaderEndpoint(const std::string& address, const Credentials& creds)
+    : server_(address, creds), creds_(creds) {}
 
 std::shared_ptr<DataClient> LeaderEndpoint::Peer(const std::string& address) {
   std::lock_guard<std::mutex> lk(mu_);
   auto& c = peers_[address];
   if (!c) {
-    c = std::make_shared<DataClient>(address, token_);
+    c = std::make_shared<DataClient>(address, creds_);
     c->Connect(0);  // starts connecting now; the first exchange waits for it if it must
   }
   return c;

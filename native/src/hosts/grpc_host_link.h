@@ -20,8 +20,8 @@ namespace redblue::data {
 // so that a run pays no connection set-up.
 class LeaderEndpoint {
  public:
-  // `address` host:port to serve on (port 0: a free one); `token` as the data path's.
-  LeaderEndpoint(const std::string& address, const std::string& token);
+  // `address` host:port to serve on (port 0: a free one); credentials as the data path's.
+  LeaderEndpoint(const std::string& address, const Credentials& creds);
   int port() const { return server_.port(); }
   Mailbox& mailbox() { return server_.mailbox(); }
   std::shared_ptr<DataClient> Peer(const std::string& address);
@@ -29,7 +29,7 @@ class LeaderEndpoint {
 
  private:
   DataServer server_;
-  std::string token_;
+  Credentials creds_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<DataClient>> peers_;
 };

@@ -1,0 +1,103 @@
+// A host's staging area and the native data path that serves it: the only memory a caller can
+// reach, replaced by each Stage, kept mapped while native code still writes into an old one.
+import * as grpc from '@grpc/grpc-js';
+import { executorAddon } from '../../native/steps.js';
+import { DataServer } from '../../transport/native-data.js';
+import { RpcError, type Auth } from '../../transport/grpc-data.js';
+import type { SharedArea } from '../../transport/shared-area.js';
+import type { HostSession } from './session.js';
+import { byteRange, int, invalid, list } from './host-validate.js';
+
+export class HostStaging {
+  private area: SharedArea | undefined;
+  /** Areas native code is writing into, and how many calls (see pin). */
+  private readonly pinned = new Map<SharedArea, number>();
+  /** Read and Write of the area on the addon's gRPC C++ core, with the Host service's credentials. */
+  private readonly data: DataServer;
+
+  constructor(host: string, auth: Auth, port: number) {
+    this.data = new DataServer(host, auth, port);
+  }
+
+  get dataPort(): number {
+    return this.data.port;
+  }
+
+  /** The current area; FAILED_PRECONDITION when there is none. */
+  need(): SharedArea {
+    if (!this.area) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'no staging area: call Stage first');
+    return this.area;
+  }
+
+  /**
+   * Replaces the area (the data path maps the file itself, so ours may go at once, unless native
+   * code is still writing into it: see `pin`).
+   */
+  replace(area: SharedArea | undefined): void {
+    this.data.setArea(area?.name);
+    const old = this.area;
+    this.area = area;
+    if (old && old !== area && !this.pinned.has(old)) old.close();
+  }
+
+  /** A fresh area of `bytes` (at most 3/4 of the host's memory), every executor attached. */
+  async stage(s: HostSession, req: { bytes: number }, memoryBytes: number): Promise<{ bytes: number }> {
+    const bytes = int('bytes', req.bytes, 64, Math.max(64, Math.floor(memoryBytes * 0.75)));
+    this.replace(undefined);
+    this.replace(await s.cluster.stage('h', bytes));
+    return { bytes };
+  }
+
+  /** Seeded values (the counter-based generator every rank agrees on). */
+  fill(req: { offset: number; count: number; seed: number; stream: number }): void {
+    const area = this.need();
+    const count = int('count', req.count, 0, area.buffer.byteLength / 4);
+    byteRange('fill', req.offset, count * 4, area.buffer.byteLength, 4);
+    int('seed', req.seed, 0, Number.MAX_SAFE_INTEGER);
+    int('stream', req.stream, 0, 0xffffffff);
+    executorAddon().fillUniform(area.buffer, req.offset, count, req.seed, req.stream);
+  }
+
+  /** Adds peer host `peer`'s f32 values of the given rows into ours (a cross-host reduction). */
+  async pullAdd(
+    s: HostSession,
+    req: { peer: number; rows: { offset: number; bytes: number }[] },
+  ): Promise<{ bytes: number }> {
+    const area = this.need();
+    const peer = int('peer', req.peer, 0, s.peers.length - 1);
+    if (peer === s.hostIndex) throw invalid('a host cannot pull from itself');
+    const rows = list<{ offset: number; bytes: number }>('rows', req.rows, 1 << 20);
+    for (const r of rows) byteRange('rows', r.offset, r.bytes, area.buffer.byteLength, 4);
+    let total = 0;
+    await this.pin(area, async () => {
+      for (const r of rows) {
+        await s.peers[peer]!.readAdd(r.offset, new Float32Array(area.buffer, r.offset, r.bytes / 4));
+        total += r.bytes;
+      }
+    });
+    return { bytes: total };
+  }
+
+  /**
+   * Runs `f` with `area` kept mapped until `f` settles, even if a Stage replaces it meanwhile:
+   * native code (PullAdd's readAdd) writes into it from another thread.
+   */
+  private async pin<T>(area: SharedArea, f: () => Promise<T>): Promise<T> {
+    this.pinned.set(area, (this.pinned.get(area) ?? 0) + 1);
+    try {
+      return await f();
+    } finally {
+      const left = this.pinned.get(area)! - 1;
+      if (left > 0) this.pinned.set(area, left);
+      else {
+        this.pinned.delete(area);
+        if (area !== this.area) area.close();
+      }
+    }
+  }
+
+  close(): void {
+    this.replace(undefined);
+    this.data.close();
+  }
+}
