@@ -3,6 +3,7 @@
 import { formatBytes, table } from '../common/format.js';
 import type { GemmRunResult } from '../executor/coordinator/gemm-run.js';
 import type { LayerRunResult } from '../executor/coordinator/layer-run.js';
+import type { GemmVerification } from '../executor/coordinator/verify.js';
 import { writePlanHtml } from '../planner/html/index.js';
 import type { Plan } from '../planner/types.js';
 
@@ -42,10 +43,7 @@ export function writeReport(file: string, plan: Plan, r: GemmRunResult, label: s
   });
 }
 
-export function gemmSummary(
-  r: GemmRunResult,
-  verify?: { maxAbsError: number; maxRelError: number; tolerance: number; ok: boolean },
-): string {
+export function gemmSummary(r: GemmRunResult, verify?: GemmVerification): string {
   const lines = [
     `gemm ${r.m}×${r.n}×${r.k} f32 on ${r.perRank.length} executor(s): ${(r.seconds * 1e3).toFixed(1)} ms, ${r.gflops.toFixed(1)} GFLOP/s`,
   ];
@@ -58,6 +56,10 @@ export function gemmSummary(
     lines.push(
       `  verify: largest error ${verify.maxAbsError.toExponential(2)} (relative ${verify.maxRelError.toExponential(2)}) against one OpenBLAS call: ${verify.ok ? 'OK' : 'FAILED'}`,
     );
+    if (verify.nonFinite > 0 || verify.mismatches > 0)
+      lines.push(
+        `  verify: ${verify.nonFinite} NaN/Inf position(s) in OpenBLAS's C, ${verify.mismatches} where the result disagrees`,
+      );
   }
   return lines.join('\n') + '\n';
 }

@@ -6,9 +6,10 @@ import { Option } from 'commander';
 import { DEFAULT_PORT } from '../../executor/launch/hostfile.js';
 import type { RemoteCluster } from '../../executor/coordinator/remote-cluster.js';
 import { withHosts } from '../../executor/coordinator/hosts.js';
+import { gemmShape } from '../../executor/coordinator/local-run.js';
 import { runRemoteGemm } from '../../executor/coordinator/remote-gemm.js';
 import { remotePlacement, runRemoteLayers } from '../../executor/coordinator/remote-layer.js';
-import { verifyGemm } from '../../executor/coordinator/verify.js';
+import { verificationFailure, verifyGemm } from '../../executor/coordinator/verify.js';
 import { writeNpyMatrix } from '../../executor/coordinator/npy.js';
 import type { LayerDType } from '../../executor/coordinator/layer-run.js';
 import { plan } from '../../planner/index.js';
@@ -16,7 +17,7 @@ import { parsePositiveInt, parseSeed, UsageError } from '../../common/errors.js'
 import { Progress } from '../progress.js';
 import { authFromOptions } from '../../executor/host/options.js';
 import { addSecurityOptions } from './executor.js';
-import type { GemmFlags } from './run.js';
+import { gemmInputs, type GemmFlags } from './run.js';
 import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
 import { addGenerateFlags, generateWithFlags, type GenerateFlags } from './generate.js';
 import { runRemoteGenerate } from '../../executor/coordinator/remote-generate.js';
@@ -111,11 +112,12 @@ Examples:
     launch
       .command('gemm')
       .description('one distributed C = A·B across the hosts')
-      .requiredOption('--m <M>', 'rows of A and C', posInt('--m'))
-      .requiredOption('--n <N>', 'columns of B and C', posInt('--n'))
-      .requiredOption('--k <K>', 'columns of A, rows of B', posInt('--k'))
+      .option('--m <M>', 'rows of A and C (taken from --a when given)', posInt('--m'))
+      .option('--n <N>', 'columns of B and C (taken from --b when given)', posInt('--n'))
+      .option('--k <K>', 'columns of A, rows of B (taken from --a or --b when given)', posInt('--k'))
       .option('--a <file>', 'A from a .npy file (m×k)')
       .option('--b <file>', 'B from a .npy file (k×n)')
+      .option('--allow-non-finite', 'run even if A or B hold NaN or Inf (refused otherwise, saying where)')
       .option('--out <file>', 'write C as a float32 .npy file')
       .option('--seed <S>', 'seed for random A and B', parseSeed, 1)
       .option('--verify', 'compare with one OpenBLAS call here and print the largest error')
@@ -126,8 +128,9 @@ Examples:
       ),
   ).action(async (o: GemmFlags & { dryRun?: boolean }, cmd: Command) => {
     const lo = merged(cmd);
+    const shape = gemmShape(o);
     await onHosts(lo, async (rc) => {
-      const p = plan({ m: o.m, n: o.n, k: o.k, dtype: 'f32' }, rc.plannerCluster(), {
+      const p = plan({ ...shape, dtype: 'f32' }, rc.plannerCluster(), {
         objective: 'time',
         baselines: false,
       });
@@ -139,12 +142,7 @@ Examples:
         );
         return;
       }
-      const r = await runRemoteGemm(
-        rc,
-        p,
-        { m: o.m, n: o.n, k: o.k, seed: o.seed, ...(o.a ? { a: o.a } : {}), ...(o.b ? { b: o.b } : {}) },
-        o.out,
-      );
+      const r = await runRemoteGemm(rc, p, gemmInputs(o, shape), o.out);
       const v = o.verify ? verifyGemm(r) : undefined;
       if (o.report)
         writeReport(
@@ -160,8 +158,7 @@ Examples:
           gemmSummary(r, v) +
           `  cross-host reduction: ${(r.reduceSeconds * 1e3).toFixed(1)} ms, ${(r.reduceBytes / 1e6).toFixed(2)} MB between host leaders\n`,
       );
-      if (v && !v.ok)
-        throw new Error(`verification failed: largest error ${v.maxAbsError} exceeds ${v.tolerance}`);
+      if (v && !v.ok) throw new Error(verificationFailure(v));
     });
   });
 

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { readTopology, type MachineTopology } from '../../native/topology.js';
 import type { LocalCluster } from '../../executor/host/local-cluster.js';
-import { runGemm } from '../../executor/coordinator/gemm-run.js';
+import { runGemm, type GemmInputs } from '../../executor/coordinator/gemm-run.js';
 import {
   runLayers,
   type LayerDType,
@@ -12,9 +12,9 @@ import {
   type PlacementMode,
 } from '../../executor/coordinator/layer-run.js';
 import { planLocalGemm, placementFor } from '../../executor/coordinator/local-plan.js';
-import { verifyGemm } from '../../executor/coordinator/verify.js';
+import { verificationFailure, verifyGemm } from '../../executor/coordinator/verify.js';
 import { DEMO_TOKENS, runDemo } from '../../executor/coordinator/demo.js';
-import { layerShape, withLocalCluster } from '../../executor/coordinator/local-run.js';
+import { gemmShape, layerShape, withLocalCluster } from '../../executor/coordinator/local-run.js';
 import { parsePositiveInt, parseSeed, UsageError } from '../../common/errors.js';
 import { parseBytes } from '../../planner/units.js';
 import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
@@ -22,9 +22,11 @@ import { Progress } from '../progress.js';
 
 /** The flags of a gemm workload, for `run gemm` and `launch gemm`. */
 export interface GemmFlags {
-  m: number;
-  n: number;
-  k: number;
+  /** Given, or taken from --a / --b (gemmShape). */
+  m?: number;
+  n?: number;
+  k?: number;
+  allowNonFinite?: boolean;
   a?: string;
   b?: string;
   out?: string;
@@ -148,12 +150,16 @@ Examples:
   run
     .command('gemm')
     .description('one distributed C = A·B following the planner')
-    .requiredOption('--m <M>', 'rows of A and C', posInt('--m'))
-    .requiredOption('--n <N>', 'columns of B and C', posInt('--n'))
-    .requiredOption('--k <K>', 'columns of A, rows of B', posInt('--k'))
+    .option('--m <M>', 'rows of A and C (taken from --a when given)', posInt('--m'))
+    .option('--n <N>', 'columns of B and C (taken from --b when given)', posInt('--n'))
+    .option('--k <K>', 'columns of A, rows of B (taken from --a or --b when given)', posInt('--k'))
     .addOption(new Option('--dtype <type>', 'element type').choices(['f32']).default('f32'))
     .option('--a <file>', 'A from a .npy file (float32 or float64, m×k)')
     .option('--b <file>', 'B from a .npy file (float32 or float64, k×n)')
+    .option(
+      '--allow-non-finite',
+      'run even if A or B hold NaN or Inf (refused otherwise, saying where); --verify then compares them by position',
+    )
     .option('--out <file>', 'write C as a float32 .npy file')
     .option('--seed <S>', 'seed for random A and B', parseSeed, 1)
     .option('--verify', 'compare with one OpenBLAS call in this process and print the largest error')
@@ -168,16 +174,10 @@ Examples:
     .option('--json', 'print results as JSON')
     .action(async (o: CommonOpts & GemmFlags & { objective: 'time' | 'volume' }, cmd: Command) => {
       const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
+      const shape = gemmShape(o);
       const topo = topologyFor(merged);
-      const p = planLocalGemm(topo, { m: o.m, n: o.n, k: o.k }, o.objective, o.memory);
-      const r = await withCluster(topo, (c) =>
-        runGemm(
-          c,
-          p,
-          { m: o.m, n: o.n, k: o.k, seed: o.seed, ...(o.a ? { a: o.a } : {}), ...(o.b ? { b: o.b } : {}) },
-          o.out,
-        ),
-      );
+      const p = planLocalGemm(topo, shape, o.objective, o.memory);
+      const r = await withCluster(topo, (c) => runGemm(c, p, gemmInputs(o, shape), o.out));
       const v = o.verify ? verifyGemm(r) : undefined;
       const report = (merged as { report?: string }).report;
       if (report) writeReport(report, p, r, `redblue run gemm, ${topo.nodes.length} executor(s)`);
@@ -186,8 +186,7 @@ Examples:
         { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
         gemmSummary(r, v),
       );
-      if (v && !v.ok)
-        throw new Error(`verification failed: largest error ${v.maxAbsError} exceeds ${v.tolerance}`);
+      if (v && !v.ok) throw new Error(verificationFailure(v));
     });
 
   run
@@ -196,6 +195,7 @@ Examples:
     .option('--n <N>', 'rows of each W (outputs)', posInt('--n'))
     .option('--k <K>', 'columns of each W (inputs; a multiple of 32 for q4_0/q8_0)', posInt('--k'))
     .option('--weights <file>', 'weights from a .npy file: layers×n×k (or n×k for one layer), float32/64')
+    .option('--allow-non-finite', 'run even if the weights hold NaN or Inf (refused otherwise, saying where)')
     .option('--m <M>', 'rows of X: 1 = token generation, 512 = prompt', posInt('--m'), 1)
     .addOption(new Option('--dtype <type>', 'weight type').choices(['q4_0', 'q8_0', 'f32']).default('q4_0'))
     .addOption(
@@ -218,6 +218,7 @@ Examples:
           layers: number;
           iters: number;
           seed: number;
+          allowNonFinite?: boolean;
         },
         cmd: Command,
       ) => {
@@ -226,13 +227,24 @@ Examples:
         if (o.dtype !== 'f32' && shape.k % 32 !== 0) {
           throw new UsageError(`--k ${shape.k} must be a multiple of 32 for ${o.dtype} (its block size)`);
         }
-        const { weights: _file, ...rest } = o;
+        const { weights: _file, allowNonFinite: _allow, ...rest } = o;
         const work = { ...rest, ...shape };
         const topo = topologyFor(merged);
         const r = await withCluster(topo, (c) => layerWork(c, work));
         print(merged.json, stripArrays(r), layerSummary(work, r));
       },
     );
+}
+
+/** What runGemm and runRemoteGemm take, from the flags and the resolved shape. */
+export function gemmInputs(o: GemmFlags, shape: { m: number; n: number; k: number }): GemmInputs {
+  return {
+    ...shape,
+    seed: o.seed,
+    ...(o.a ? { a: o.a } : {}),
+    ...(o.b ? { b: o.b } : {}),
+    ...(o.allowNonFinite ? { allowNonFinite: true } : {}),
+  };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

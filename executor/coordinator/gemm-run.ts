@@ -3,6 +3,7 @@
 // and reduces its rows of C (native step), and the coordinator writes C out.
 import type { Plan } from '../../planner/types.js';
 import { readNpyMatrix, writeNpyMatrix } from './npy.js';
+import { checkFinite } from './finite.js';
 import type { LocalCluster } from '../host/local-cluster.js';
 import { executorAddon, STREAM_A, STREAM_B } from '../../native/steps.js';
 import { cRowsOf, gemmLayout } from '../node/gemm-layout.js';
@@ -16,6 +17,8 @@ export interface GemmInputs {
   a?: string;
   b?: string;
   seed: number;
+  /** Run even when A or B hold NaN or Inf (else they are refused, saying where). */
+  allowNonFinite?: boolean;
 }
 
 export interface GemmRunResult {
@@ -33,7 +36,7 @@ export interface GemmRunResult {
   b: Float32Array;
 }
 
-/** Loads or makes A and B, checking shapes against m, n, k. */
+/** Loads A and B from their files (null: made from the seed), checking shapes and values. */
 export function gemmOperands(inp: GemmInputs): { a: Float32Array | null; b: Float32Array | null } {
   let a: Float32Array | null = null;
   let b: Float32Array | null = null;
@@ -42,6 +45,7 @@ export function gemmOperands(inp: GemmInputs): { a: Float32Array | null; b: Floa
     if (x.rows !== inp.m || x.cols !== inp.k) {
       throw new Error(`${inp.a} is ${x.rows}×${x.cols}, but A must be m×k = ${inp.m}×${inp.k}`);
     }
+    checkFinite(`A (${inp.a})`, x.data, x.cols, inp.allowNonFinite);
     a = x.data;
   }
   if (inp.b) {
@@ -49,6 +53,7 @@ export function gemmOperands(inp: GemmInputs): { a: Float32Array | null; b: Floa
     if (x.rows !== inp.k || x.cols !== inp.n) {
       throw new Error(`${inp.b} is ${x.rows}×${x.cols}, but B must be k×n = ${inp.k}×${inp.n}`);
     }
+    checkFinite(`B (${inp.b})`, x.data, x.cols, inp.allowNonFinite);
     b = x.data;
   }
   return { a, b };

@@ -3,7 +3,8 @@
 import type { MachineTopology } from '../../native/topology.js';
 import { UsageError } from '../../common/errors.js';
 import { LocalCluster } from '../host/local-cluster.js';
-import { readNpyArray } from './npy.js';
+import { readNpyArray, readNpyMatrixShape } from './npy.js';
+import { checkFinite } from './finite.js';
 
 export interface LocalRunHooks {
   /** Executors started so far, of all. */
@@ -53,8 +54,57 @@ export async function withLocalCluster<T>(
   }
 }
 
+/**
+ * m, n and k of a gemm from the flags and A's and B's files (headers only): a file gives the
+ * dimensions it holds, a flag the ones no file gives; a flag that disagrees with a file, or two
+ * files that disagree on k, is an error naming both.
+ */
+export function gemmShape(o: { m?: number; n?: number; k?: number; a?: string; b?: string }): {
+  m: number;
+  n: number;
+  k: number;
+} {
+  const a = o.a ? readNpyMatrixShape(o.a) : undefined;
+  const b = o.b ? readNpyMatrixShape(o.b) : undefined;
+  if (a && b && a.cols !== b.rows) {
+    throw new UsageError(
+      `${o.a} is ${a.rows}×${a.cols} but ${o.b} is ${b.rows}×${b.cols}: A's columns (k) must equal B's rows`,
+    );
+  }
+  const from = (
+    flag: '--m' | '--n' | '--k',
+    given: number | undefined,
+    file: string | undefined,
+    size?: { rows: number; cols: number },
+    got?: number,
+  ) => {
+    if (got !== undefined && given !== undefined && given !== got) {
+      throw new UsageError(
+        `${flag} ${given} disagrees with ${file}, which is ${size!.rows}×${size!.cols} (${flag.slice(2)} = ${got}): drop ${flag} or fix the file`,
+      );
+    }
+    const v = got ?? given;
+    if (v === undefined)
+      throw new UsageError(
+        `run gemm needs ${flag} (or a file that gives it: --a A.npy is m×k, --b B.npy is k×n)`,
+      );
+    return v;
+  };
+  return {
+    m: from('--m', o.m, o.a, a, a?.rows),
+    n: from('--n', o.n, o.b, b, b?.cols),
+    k: a ? from('--k', o.k, o.a, a, a.cols) : from('--k', o.k, o.b, b, b?.rows),
+  };
+}
+
 /** n, k and layers from the flags, or from a weights file (whose shape the flags must match). */
-export function layerShape(o: { n?: number; k?: number; layers: number; weights?: string }): {
+export function layerShape(o: {
+  n?: number;
+  k?: number;
+  layers: number;
+  weights?: string;
+  allowNonFinite?: boolean;
+}): {
   n: number;
   k: number;
   layers: number;
@@ -84,5 +134,6 @@ export function layerShape(o: { n?: number; k?: number; layers: number; weights?
       );
     }
   }
+  checkFinite(`the weights (${o.weights})`, w.data, k, o.allowNonFinite);
   return { n, k, layers, weights: w.data };
 }

@@ -93,14 +93,28 @@ export function readNpyArray(path: string): { shape: number[]; data: Float32Arra
   }
 }
 
-/** Reads a 2-D matrix (a 1-D array is read as one row) into f32. */
-export function readNpyMatrix(path: string): { rows: number; cols: number; data: Float32Array } {
-  const { shape, data } = readNpyArray(path);
+/** The rows and columns of a 2-D (or 1-D: one row) .npy file, from its header alone. */
+export function readNpyMatrixShape(path: string): { rows: number; cols: number } {
+  const fd = openNpy(path);
+  try {
+    return matrixShape(path, readNpyHeader(fd, path).shape);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function matrixShape(path: string, shape: number[]): { rows: number; cols: number } {
   if (shape.length > 2 || shape.length === 0) {
     throw new NpyError(`${path}: expected a matrix, got an array of shape (${shape.join(', ')})`);
   }
   const [rows, cols] = shape.length === 1 ? [1, shape[0]!] : [shape[0]!, shape[1]!];
-  return { rows, cols, data };
+  return { rows, cols };
+}
+
+/** Reads a 2-D matrix (a 1-D array is read as one row) into f32. */
+export function readNpyMatrix(path: string): { rows: number; cols: number; data: Float32Array } {
+  const { shape, data } = readNpyArray(path);
+  return { ...matrixShape(path, shape), data };
 }
 
 export function writeNpyMatrix(path: string, rows: number, cols: number, data: Float32Array): void {

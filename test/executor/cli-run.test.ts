@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { readNpyMatrix, writeNpyMatrix } from '../../executor/coordinator/npy.js';
 import { childrenOf, cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
 import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
+import { verificationFailure, verifyGemm } from '../../executor/coordinator/verify.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-run-'));
 
@@ -86,7 +87,7 @@ describe('redblue run gemm', () => {
     const cases: [string[], RegExp][] = [
       [['run', 'gemm', '--m', '0', '--n', '2', '--k', '2'], /--m must be a whole number of at least 1/],
       [['run', 'gemm', '--m', 'x', '--n', '2', '--k', '2'], /--m must be a whole number/],
-      [['run', 'gemm', '--n', '2', '--k', '2'], /required option '--m <M>' not specified/],
+      [['run', 'gemm', '--n', '2', '--k', '2'], /run gemm needs --m \(or a file that gives it/],
       [['run', 'gemm', '--m', '2', '--n', '2', '--k', '2', '--dtype', 'q4_0'], /argument 'q4_0' is invalid/],
       [
         ['run', 'gemm', '--m', '2', '--n', '2', '--k', '2', '--a', join(dir, 'nope.npy')],
@@ -94,7 +95,7 @@ describe('redblue run gemm', () => {
       ],
       [
         ['run', 'gemm', '--m', '5', '--n', '19', '--k', '17', '--a', join(dir, 'A.npy')],
-        /is 23×17, but A must be m×k = 5×17/,
+        /--m 5 disagrees with .*A\.npy, which is 23×17 \(m = 23\): drop --m or fix the file/,
       ],
       [['run', 'layer', '--n', '64', '--k', '33'], /--k 33 must be a multiple of 32 for q4_0/],
       [
@@ -104,6 +105,13 @@ describe('redblue run gemm', () => {
       [['run', '--virtual-nodes', '0'], /--virtual-nodes must be a whole number of at least 1/],
     ];
     writeFileSync(join(dir, 'trunc.npy'), readFileSync(join(dir, 'A.npy')).subarray(0, 300));
+    const w = randomF32(64 * 64, 3);
+    w[64 * 2 + 9] = -Infinity;
+    writeNpyMatrix(join(dir, 'infW.npy'), 64, 64, w);
+    cases.push([
+      ['run', 'layer', '--weights', join(dir, 'infW.npy')],
+      /the weights \(.*infW\.npy\) has 1 non-finite value \(1 -Inf\), the first at row 2, column 9/,
+    ]);
     cases.push([
       ['run', 'gemm', '--m', '23', '--n', '19', '--k', '17', '--a', join(dir, 'trunc.npy')],
       /trunc.npy is truncated/,
@@ -114,6 +122,110 @@ describe('redblue run gemm', () => {
       expect(r.stderr, args.join(' ')).toMatch(msg);
       expect(leftovers(r.pid)).toEqual([]);
     }
+  });
+});
+
+describe('redblue run gemm: shapes from files, non-finite input', () => {
+  const [m, n, k] = [21, 13, 11];
+  const A = join(dir, 'fA.npy');
+  const B = join(dir, 'fB.npy');
+  writeNpyMatrix(A, m, k, randomF32(m * k, 5));
+  writeNpyMatrix(B, k, n, randomF32(k * n, 6));
+
+  it('takes m, n and k from the files alone, and verifies', () => {
+    const r = runCli(['run', 'gemm', '--a', A, '--b', B, '--verify', '--virtual-nodes', '2', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { m: number; n: number; k: number; verify: { ok: boolean } };
+    expect([out.m, out.n, out.k]).toEqual([m, n, k]);
+    expect(out.verify.ok).toBe(true);
+    // one file and the flag for the other dimension
+    const half = runCli(['run', 'gemm', '--a', A, '--n', '7', '--json']);
+    expect(half.code, half.stderr).toBe(0);
+    expect((JSON.parse(half.stdout) as { n: number }).n).toBe(7);
+  });
+
+  it('refuses flags and files that disagree, naming both', () => {
+    writeNpyMatrix(join(dir, 'fB12.npy'), 12, n, randomF32(12 * n, 7));
+    const cases: [string[], RegExp][] = [
+      [['--a', A, '--b', B, '--k', '12'], /--k 12 disagrees with .*fA\.npy, which is 21×11 \(k = 11\)/],
+      [['--a', A, '--b', B, '--n', '5'], /--n 5 disagrees with .*fB\.npy, which is 11×13 \(n = 13\)/],
+      [
+        ['--a', A, '--b', join(dir, 'fB12.npy')],
+        /fA\.npy is 21×11 but .*fB12\.npy is 12×13: A's columns \(k\) must equal B's rows/,
+      ],
+      [['--a', A], /run gemm needs --n/],
+    ];
+    for (const [args, msg] of cases) {
+      const r = runCli(['run', 'gemm', ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(msg);
+      expect(leftovers(r.pid)).toEqual([]);
+    }
+  });
+
+  it('reports NaN and Inf in A by count and place; with --allow-non-finite it runs and verifies by position', () => {
+    const a = randomF32(m * k, 8);
+    a[5] = NaN; // row 0, column 5
+    a[3 * k + 2] = Infinity;
+    a[7 * k] = NaN;
+    const bad = join(dir, 'nanA.npy');
+    writeNpyMatrix(bad, m, k, a);
+    const refused = runCli(['run', 'gemm', '--a', bad, '--b', B]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /A \(.*nanA\.npy\) has 3 non-finite values \(2 NaN, 1 \+Inf\), the first at row 0, column 5: .*--allow-non-finite/,
+    );
+    expect(leftovers(refused.pid)).toEqual([]);
+    const out = join(dir, 'nanC.npy');
+    const r = runCli([
+      'run',
+      'gemm',
+      '--a',
+      bad,
+      '--b',
+      B,
+      '--allow-non-finite',
+      '--verify',
+      '--out',
+      out,
+      '--virtual-nodes',
+      '2',
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const v = (JSON.parse(r.stdout) as { verify: { ok: boolean; nonFinite: number; mismatches: number } })
+      .verify;
+    // rows 0, 3 and 7 of C are NaN or Inf wherever B is non-zero: every column here
+    expect(v.nonFinite).toBe(3 * n);
+    expect(v.mismatches).toBe(0);
+    expect(v.ok).toBe(true);
+    const c = readNpyMatrix(out).data;
+    expect(Number.isNaN(c[0]!)).toBe(true);
+    expect(Number.isFinite(c[n]!)).toBe(true);
+  });
+});
+
+describe('verifyGemm with non-finite values', () => {
+  it('fails when a NaN sits where OpenBLAS has none, naming the position, never "Infinity exceeds NaN"', () => {
+    const [m, n, k] = [4, 3, 5];
+    const a = randomF32(m * k, 9);
+    const b = randomF32(k * n, 10);
+    a[1 * k + 1] = NaN; // row 1 of C is NaN
+    const c = Float32Array.from(matmulRef(a, b, m, n, k));
+    const r = { m, n, k, a, b, c, seconds: 1, gflops: 1, perRank: [] };
+    expect(verifyGemm(r).ok).toBe(true);
+    // the NaN moved to row 2
+    const moved = c.slice();
+    for (let j = 0; j < n; j++) moved[1 * n + j] = 1;
+    moved[2 * n + 1] = NaN;
+    const v = verifyGemm({ ...r, c: moved });
+    expect(v.ok).toBe(false);
+    expect(v.mismatches).toBe(n + 1);
+    expect(v.firstMismatch).toMatchObject({ row: 1, col: 0 });
+    expect(Number.isFinite(v.tolerance)).toBe(true);
+    expect(verificationFailure(v)).toMatch(
+      /^verification failed: 4 position\(s\) disagree with OpenBLAS on NaN or Inf, the first at row 1, column 0 \(expected NaN, got 1\)/,
+    );
   });
 });
 
