@@ -51,6 +51,15 @@ export const KERNEL_PATHS: readonly KernelPath[] = [
 /** Elements per Q8_0 / Q4_0 block (ggml QK8_0 = QK4_0 = 32); BLOCK_ELEMENTS has every type. */
 export const QBLOCK = 32;
 
+/**
+ * What a row length must be for `type` when `k` is not a whole number of its blocks ("a
+ * multiple of 32 for q4_0 (its block size)"), or undefined when it is.
+ */
+export function rowLengthProblem(type: WeightType, k: number): string | undefined {
+  const b = BLOCK_ELEMENTS[type];
+  return k % b === 0 ? undefined : `a multiple of ${b} for ${type} (its block size)`;
+}
+
 export type F32Buffer = Float32Array | ArrayBuffer;
 export type ByteBuffer = ArrayBufferView | ArrayBuffer;
 

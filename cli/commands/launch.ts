@@ -1,6 +1,7 @@
 // `redblue launch`: runs a workload across hosts. Executors are started over SSH from a hostfile,
 // or were started by other means (--hosts, or srun under Slurm); the plan comes from the topology
 // the hosts report; everything is stopped afterwards, also on Ctrl-C or when a host fails.
+import { rowLengthProblem } from '../../native/kernels.js';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { DEFAULT_PORT } from '../../executor/launch/hostfile.js';
@@ -221,9 +222,8 @@ Examples:
       },
       cmd: Command,
     ) => {
-      if (o.dtype !== 'f32' && o.k % 32 !== 0) {
-        throw new UsageError(`--k ${o.k} must be a multiple of 32 for ${o.dtype} (its block size)`);
-      }
+      const problem = rowLengthProblem(o.dtype, o.k);
+      if (problem) throw new UsageError(`--k ${o.k} must be ${problem}`);
       const lo = merged(cmd);
       await onHosts(lo, async (rc) => {
         const placement = remotePlacement(rc, o);

@@ -1,4 +1,5 @@
 // `redblue run`: executes work on this box with one executor per (virtual) NUMA node.
+import { rowLengthProblem } from '../../native/kernels.js';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { readTopology, type MachineTopology } from '../../native/topology.js';
@@ -224,9 +225,8 @@ Examples:
       ) => {
         const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
         const shape = layerShape(o);
-        if (o.dtype !== 'f32' && shape.k % 32 !== 0) {
-          throw new UsageError(`--k ${shape.k} must be a multiple of 32 for ${o.dtype} (its block size)`);
-        }
+        const problem = rowLengthProblem(o.dtype, shape.k);
+        if (problem) throw new UsageError(`--k ${shape.k} must be ${problem}`);
         const { weights: _file, allowNonFinite: _allow, ...rest } = o;
         const work = { ...rest, ...shape };
         const topo = topologyFor(merged);

@@ -4,7 +4,7 @@
 // parallelism splits a linear layer) and the slices are all-gathered after each layer.
 import type { LocalCluster } from '../host/local-cluster.js';
 import type { RunLayersReply } from '../../transport/control.js';
-import { BLOCK_BYTES, QBLOCK } from '../../native/kernels.js';
+import { BLOCK_BYTES, QBLOCK, rowLengthProblem } from '../../native/kernels.js';
 
 export type LayerDType = 'q4_0' | 'q8_0' | 'f32';
 export type PlacementMode = 'mirror' | 'shard';
@@ -72,8 +72,8 @@ export interface LayerRunResult {
 /** Bytes of one row of W: the kernels' own block sizes (native/kernels.ts) for q4_0 and q8_0. */
 export function rowBytes(dtype: LayerDType, k: number): number {
   if (dtype === 'f32') return k * 4;
-  if (k % QBLOCK !== 0)
-    throw new Error(`k = ${k} must be a multiple of ${QBLOCK} for ${dtype} (its block size)`);
+  const problem = rowLengthProblem(dtype, k);
+  if (problem) throw new Error(`k = ${k} must be ${problem}`);
   return (k / QBLOCK) * BLOCK_BYTES[dtype];
 }
 

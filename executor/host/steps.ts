@@ -1,6 +1,7 @@
 // Step dispatch on one host: each request of a session, checked, handed to every node executor
 // of the host (ranks numbered inside the host), their replies gathered. What a step does lives in
 // the node executors and native code; this only fans out and validates.
+import { rowLengthProblem } from '../../native/kernels.js';
 import * as grpc from '@grpc/grpc-js';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { resolve } from 'node:path';
@@ -75,7 +76,8 @@ export class HostSteps {
     const dtype = oneOf('dtype', req.dtype, ['q4_0', 'q8_0', 'f32'] as const);
     const n = int('n', req.n, 1, MAX_DIM);
     const k = int('k', req.k, 1, MAX_DIM);
-    if (dtype !== 'f32' && k % 32 !== 0) throw invalid(`k = ${k} must be a multiple of 32 for ${dtype}`);
+    const problem = rowLengthProblem(dtype, k);
+    if (problem) throw invalid(`k = ${k} must be ${problem}`);
     const layers = int('layers', req.layers, 1, 1 << 16);
     const count = int('count', req.count, 1, layers);
     int('seed', req.seed, 0, Number.MAX_SAFE_INTEGER);

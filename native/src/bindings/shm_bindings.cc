@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/job_thread.h"
 #include "core/module_registry.h"
 #include "core/napi_util.h"
 #include "shm/communicator.h"
@@ -26,58 +27,6 @@ namespace {
 using shm::CommError;
 using shm::Communicator;
 using shm::DType;
-
-// Runs jobs one after the other on its own thread; the destructor finishes queued jobs first.
-// After a job it spins for `spinNs` before sleeping, so back-to-back calls from JS do not pay
-// for a thread wake-up each.
-class SerialQueue {
- public:
-  explicit SerialQueue(uint64_t spinNs) : spinNs_(spinNs), thread_([this] { Loop(); }) {}
-  ~SerialQueue() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-  void Push(std::function<void()> job) {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      jobs_.push_back(std::move(job));
-      queued_.fetch_add(1);
-    }
-    if (sleeping_.load()) cv_.notify_one();
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      uint64_t t0 = shm::NowNs();
-      while (queued_.load(std::memory_order_acquire) == 0 && shm::NowNs() - t0 < spinNs_) shm::CpuRelax();
-      std::function<void()> job;
-      {
-        std::unique_lock<std::mutex> lk(mu_);
-        sleeping_.store(true);
-        cv_.wait(lk, [this] { return stop_ || !jobs_.empty(); });
-        sleeping_.store(false);
-        if (jobs_.empty()) return;
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-        queued_.fetch_sub(1);
-      }
-      job();
-    }
-  }
-  const uint64_t spinNs_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  std::atomic<int> queued_{0};
-  std::atomic<bool> sleeping_{false};
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 struct Bytes {
   char* data = nullptr;
@@ -244,9 +193,9 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
       throw Napi::RangeError::New(info.Env(), "group " + std::to_string(ch) + " was not created with group() in this process");
     return it->second;
   }
-  SerialQueue& Queue(int key) {
+  JobThread& Queue(int key) {
     auto& q = queues_[key];
-    if (!q) q = std::make_unique<SerialQueue>(queueSpinNs_);
+    if (!q) q = std::make_unique<JobThread>(queueSpinNs_);
     return *q;
   }
 
@@ -577,7 +526,7 @@ class JsCommunicator : public Napi::ObjectWrap<JsCommunicator> {
   std::string path_, backing_;
   size_t segmentBytes_ = 0, slotBytes_ = 0, mailboxBytes_ = 0;
   std::map<int, shm::Group> groups_;
-  std::map<int, std::unique_ptr<SerialQueue>> queues_;
+  std::map<int, std::unique_ptr<JobThread>> queues_;  // joined on close
   Tsfn tsfn_;
   int64_t pending_ = 0;
   bool closed_ = false;
