@@ -75,7 +75,7 @@ export interface ModelRankSplit {
   ff: Range;
   /** Rows of the output projection [lo, hi). */
   vocab: Range;
-  /** Weights the rank holds (its slices, the mirrored norms and token_embd). */
+  /** Weights the rank copies into its node's memory (its slices and the mirrored norms). */
   weightBytes: number;
   /** K and V in f16 for its KV heads, every layer, `context` positions. */
   kvCacheBytes: number;
@@ -90,8 +90,25 @@ export interface ModelSplit {
   kvUnit: number;
   /** n_ff cut granularity: the largest block of ffn_gate/ffn_up/ffn_down's types. */
   ffBlock: number;
-  tokenEmbd: 'mirrored';
-  output: 'sharded';
+  /**
+   * token_embd stays one copy per host, in the model file's pages that every rank maps: a step
+   * looks up one row per token (`rowBytes`), so a node-local copy per rank would cost `bytes`
+   * each and save next to nothing.
+   */
+  tokenEmbd: { placement: 'shared'; bytes: number; rowBytes: number };
+  /**
+   * The output projection is cut by vocabulary rows (each rank reads its rows for every token)
+   * and the logits are gathered (`gatherBytes` per token): one rank reading every row would read
+   * `bytes` per token where the largest share reads `largestShareBytes`. Tied: the rows are
+   * token_embd's, copied per rank like any slice.
+   */
+  output: {
+    placement: 'sharded';
+    tied: boolean;
+    bytes: number;
+    largestShareBytes: number;
+    gatherBytes: number;
+  };
   /** Why a rank has no heads, why cuts are coarse, ... */
   notes: string[];
 }
@@ -207,11 +224,10 @@ export function planModelSplit(
   const vocabParts = splitRange([0, m.nVocab], rates, 1);
 
   const f32 = 4;
-  // Mirrored on every rank: norms, q/k norms, token_embd (and the output when tied: it is token_embd).
-  const mirrored =
-    (m.nLayer * 2 + 1) * m.nEmbd * f32 +
-    (m.qkNorm ? m.nLayer * 2 * m.headDim * f32 : 0) +
-    rowBytes(m.tokenEmbd, m.nEmbd) * m.nVocab;
+  // Mirrored on every rank: the norms and q/k norms (token_embd is shared: see tokenEmbd).
+  const mirrored = (m.nLayer * 2 + 1) * m.nEmbd * f32 + (m.qkNorm ? m.nLayer * 2 * m.headDim * f32 : 0);
+  const outputType = m.tiedEmbeddings ? m.tokenEmbd : m.output;
+  const outputRow = rowBytes(outputType, m.nEmbd);
 
   const out: ModelRankSplit[] = ranks.map((r, i) => {
     const kvHeads = kvParts[i]!;
@@ -229,7 +245,7 @@ export function planModelSplit(
       bytes += len(ff) * (rowBytes(l.ffnGate, m.nEmbd) + rowBytes(l.ffnUp, m.nEmbd));
       if (len(ff) > 0) bytes += m.nEmbd * rowBytes(l.ffnDown, len(ff));
     }
-    if (!m.tiedEmbeddings) bytes += len(vocab) * rowBytes(m.output, m.nEmbd);
+    bytes += len(vocab) * outputRow;
     return {
       rank: i,
       rate: r.rate,
@@ -242,7 +258,33 @@ export function planModelSplit(
       kvCacheBytes: 2 * 2 * context * m.nLayer * kvRows,
     };
   });
-  return { ranks: out, context, groupSize, kvUnit, ffBlock, tokenEmbd: 'mirrored', output: 'sharded', notes };
+  const embdRow = rowBytes(m.tokenEmbd, m.nEmbd);
+  return {
+    ranks: out,
+    context,
+    groupSize,
+    kvUnit,
+    ffBlock,
+    tokenEmbd: { placement: 'shared', bytes: embdRow * m.nVocab, rowBytes: embdRow },
+    output: {
+      placement: 'sharded',
+      tied: m.tiedEmbeddings,
+      bytes: outputRow * m.nVocab,
+      largestShareBytes: Math.max(...vocabParts.map((r) => len(r) * outputRow)),
+      gatherBytes: m.nVocab * f32,
+    },
+    notes,
+  };
+}
+
+/** Where token_embd and the output projection live, and why, in words (text and HTML). */
+export function embeddingLines(s: ModelSplit): string[] {
+  const e = s.tokenEmbd;
+  const o = s.output;
+  return [
+    `token_embd: one shared copy per host (${formatBytes(e.bytes)}, the file's pages every rank maps); a step looks up one ${formatBytes(e.rowBytes)} row per token, so a copy per rank would cost ${formatBytes(e.bytes)} each for nothing`,
+    `output${o.tied ? ' (tied: token_embd)' : ''}: sharded by vocabulary rows, the largest share reading ${formatBytes(o.largestShareBytes)} per token of ${formatBytes(o.bytes)}; the logits are gathered (${formatBytes(o.gatherBytes)} per token)`,
+  ];
 }
 
 /** The plan as `--dry-run` prints it. */
@@ -278,7 +320,7 @@ export function renderModelSplit(s: ModelSplit): string {
   return [
     line(head),
     ...rows.map(line),
-    `token_embd ${s.tokenEmbd} (every rank looks rows up); output ${s.output} by vocabulary rows, then gathered`,
+    ...embeddingLines(s),
     `${s.groupSize} query heads per KV head; n_ff cut in blocks of ${s.ffBlock}`,
     ...(speeds
       ? ["shares follow each rank's rate: its measured read bandwidth in halves of the fastest rank's"]

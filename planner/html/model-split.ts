@@ -3,7 +3,7 @@
 // inner dimension, the vocabulary) a bar divided among the ranks, and a table of what each rank
 // holds. No script, no network: it opens anywhere.
 import { writeFileSync } from 'node:fs';
-import type { ModelSplit } from '../model-split.js';
+import { embeddingLines, type ModelSplit } from '../model-split.js';
 import { escapeHtml, fmtBytes } from './format.js';
 import { STYLE } from './style.js';
 
@@ -53,8 +53,7 @@ export function renderModelSplitHtml(split: ModelSplit, page: ModelSplitPage): s
     )
     .join('');
   const notes = [
-    `token_embd ${split.tokenEmbd}: every rank looks rows up`,
-    `output ${split.output} by vocabulary rows, then gathered`,
+    ...embeddingLines(split),
     `${split.groupSize} query heads per KV head; n_ff cut in blocks of ${split.ffBlock}`,
     ...split.notes,
   ]

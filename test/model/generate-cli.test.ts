@@ -135,6 +135,13 @@ describe("the split follows each node's measured read bandwidth", () => {
     const used = (json as unknown as { split: ModelSplit }).split.ranks;
     expect(used.map((x) => x.speed! > 0.5)).toEqual([true, true]);
     expect(used.map((x) => x.rate)).toEqual(ratesFromSpeeds(used.map((x) => x.speed!)));
+    // What the plan says a rank holds is what it copied into its node's memory: the buffer is
+    // the planned bytes (each slice 64-byte aligned) rounded up to whole 2 MiB pages.
+    const loaded = (json as unknown as { timings: { load: { weightBytes: number }[] } }).timings.load;
+    used.forEach((x, i) => {
+      expect(loaded[i]!.weightBytes).toBeGreaterThanOrEqual(x.weightBytes);
+      expect(loaded[i]!.weightBytes - x.weightBytes).toBeLessThan(2 * 2 ** 20 + 64 * 64);
+    });
   });
 });
 

@@ -176,14 +176,13 @@ describe('planModelSplit properties', () => {
           expect(s.notes.join('\n')).toMatch(/no attention heads/);
         }
 
-        // Sharded bytes add up to the model's, mirrored bytes are on every rank.
-        const mirrored =
-          (m.nLayer * 2 + 1) * m.nEmbd * 4 +
-          (m.qkNorm ? m.nLayer * 2 * m.headDim * 4 : 0) +
-          rowBytes(m.tokenEmbd, m.nEmbd) * m.nVocab;
+        // Sharded bytes add up to the model's, mirrored bytes are on every rank; token_embd is
+        // one shared copy, counted apart (tied: its rows are the output's, sharded).
+        const mirrored = (m.nLayer * 2 + 1) * m.nEmbd * 4 + (m.qkNorm ? m.nLayer * 2 * m.headDim * 4 : 0);
+        expect(s.tokenEmbd.bytes).toBe(rowBytes(m.tokenEmbd, m.nEmbd) * m.nVocab);
         const qDim = m.nHead * m.headDim;
         const kvDim = m.nHeadKv * m.headDim;
-        let sharded = m.tiedEmbeddings ? 0 : rowBytes(m.output, m.nEmbd) * m.nVocab;
+        let sharded = rowBytes(m.tiedEmbeddings ? m.tokenEmbd : m.output, m.nEmbd) * m.nVocab;
         for (const l of m.layers) {
           sharded +=
             qDim * rowBytes(l.attnQ, m.nEmbd) +
@@ -281,7 +280,8 @@ describe('planModelSplit properties', () => {
       const text = renderModelSplit(s);
       expect(text).toMatch(/^rank +rate +kv heads +q heads +n_ff +vocab rows +weights +kv cache @128$/m);
       expect(text).toMatch(/^0 +2 +\[0, 2\) +\[0, 4\) +\[0, 48\) +\[0, 64128\)/m);
-      expect(text).toMatch(/token_embd mirrored/);
+      expect(text).toMatch(/^token_embd: one shared copy per host \(.*\); a step looks up one .* row per token/m);
+      expect(text).toMatch(/^output: sharded by vocabulary rows, the largest share reading /m);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
