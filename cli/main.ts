@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../common/errors.js';
 import { registerTopo } from './commands/topo.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerBench } from './commands/bench.js';
 import { registerRun } from './commands/run.js';
 import { registerPlan } from './commands/plan.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerTopo(program);
+  registerDoctor(program);
   registerPlan(program);
   registerRun(program);
   registerGenerate(program);
@@ -54,7 +56,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command that ends normally may still have set an exit code (doctor: something missing).
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version exit with 0; commander already printed its message

@@ -69,6 +69,8 @@ export interface CoreAddon {
   allocate(bytes: number, node: number, policy?: HugePolicy): NodeAllocation;
   release(buffer: ArrayBuffer): boolean;
   cpuFeatures(): CpuFeatures;
+  /** Asks Linux for AMX tile state for this process: whether it was granted (false without AMX). */
+  amxPermission(): boolean;
   /** Creates (bytes given) or attaches to (bytes omitted) /dev/shm/<name>, mapped shared. */
   mapSharedFile(name: string, bytes?: number): ArrayBuffer;
   unlinkSharedFile(name: string): boolean;

@@ -1,56 +1,92 @@
 #!/usr/bin/env bash
 # Sets up redblue on a fresh Debian/Ubuntu machine: system packages, huge pages, npm packages,
-# the native addon and the TypeScript build. Safe to run again; it only does what is missing.
+# the native addon, the TypeScript build and the demo model. Safe to run again; it only does what
+# is missing. One line per stage; everything the tools print goes to a log file, shown (its last
+# lines and its path) only when a stage fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the build, the tests and the benchmarks need.
-PACKAGES=(cmake g++ make pkg-config libnuma-dev libhwloc-dev libopenblas-dev libgrpc++-dev
-  openmpi-bin libopenmpi-dev chromium iproute2 openssh-server openssh-client openssl)
+mkdir -p .cache
+LOG="$PWD/.cache/setup.log"
+: >"$LOG"
+# What this run printed, kept for `redblue doctor` and the tests (test/foundation/setup.test.ts).
+SUMMARY="$PWD/.cache/setup-summary.txt"
+: >"$SUMMARY"
+say() { printf '%s\n' "$*" | tee -a "$SUMMARY" >&2; }
 
+# stage NAME COMMAND...: runs COMMAND with its output in the log; one line with the time taken.
+stage() {
+  local name=$1
+  shift
+  local t0=$SECONDS rc=0
+  echo "=== $name: $*" >>"$LOG"
+  "$@" >>"$LOG" 2>&1 || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    say "$(printf 'setup: %-22s ok (%ds)' "$name" $((SECONDS - t0)))"
+  else
+    say "$(printf 'setup: %-22s FAILED (exit %d)' "$name" "$rc")"
+    echo "setup: the last lines of $LOG:" >&2
+    tail -n 30 "$LOG" | sed 's/^/  | /' >&2
+    echo "setup: the whole output is in $LOG" >&2
+    exit "$rc"
+  fi
+}
+
+# Debian packages the build, the tests and the benchmarks need (one list: scripts/packages.txt).
+mapfile -t PACKAGES < <(grep -v '^\s*#' scripts/packages.txt | grep -v '^\s*$')
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+install_packages() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
-    echo "setup: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    stage "packages (${#missing[@]} missing)" install_packages
   else
     echo "setup: missing Debian packages. Install them as root, then run this again:" >&2
     echo "  sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
+else
+  say "setup: packages               ok (all ${#PACKAGES[@]} present)"
 fi
 
 # Huge pages for node-local buffers and shared segments (the tests use them for real).
 WANT_HUGEPAGES=${REDBLUE_HUGEPAGES:-128}
-if [ "$(id -u)" -eq 0 ]; then
+huge_pages() {
+  local have
   have=$(cat /proc/sys/vm/nr_hugepages)
   if [ "$have" -lt "$WANT_HUGEPAGES" ]; then
-    sysctl -q -w vm.nr_hugepages="$WANT_HUGEPAGES" || echo "setup: could not reserve huge pages (continuing)" >&2
+    sysctl -q -w vm.nr_hugepages="$WANT_HUGEPAGES" || echo "could not reserve huge pages (continuing)"
   fi
   if ! grep -q " /dev/hugepages hugetlbfs" /proc/mounts; then
-    mkdir -p /dev/hugepages && mount -t hugetlbfs none /dev/hugepages || echo "setup: could not mount hugetlbfs" >&2
+    mkdir -p /dev/hugepages && mount -t hugetlbfs none /dev/hugepages || echo "could not mount hugetlbfs (continuing)"
   fi
+}
+if [ "$(id -u)" -eq 0 ]; then
+  stage "huge pages" huge_pages
 else
-  echo "setup: not root, so no huge pages reserved; as root: sysctl -w vm.nr_hugepages=$WANT_HUGEPAGES" >&2
+  say "setup: huge pages             skipped (not root; as root: sysctl -w vm.nr_hugepages=$WANT_HUGEPAGES)"
 fi
 
 # npm packages exactly as locked. Optional packages are left out: they are other platforms' and
 # GPUs' binaries (node-llama-cpp's CUDA and Vulkan builds alone are ~650 MB); the two this machine
 # loads, llama.cpp's linux-x64 CPU build and rolldown's linux-x64 binding, are devDependencies.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --omit=optional --no-audit --no-fund --loglevel=error
+  stage "npm packages" npm ci --omit=optional --no-audit --no-fund --loglevel=error
+else
+  say "setup: npm packages           ok (as locked)"
 fi
 
-npm run --silent build
+stage "native addon" npm run --silent build:native
+stage "TypeScript" npm run --silent build:ts
 
 # The demo model `redblue run` generates from: random weights, Llama 2's real vocabulary.
 if [ ! -f .cache/demo.gguf ]; then
-  mkdir -p .cache
-  ./redblue synth -o .cache/demo.gguf --size demo --type q4_0 >/dev/null
+  stage "demo model" ./redblue synth -o .cache/demo.gguf --size demo --type q4_0
 fi
-echo "setup: done. Try: ./redblue --help"
+say "setup: done in ${SECONDS}s (log: .cache/setup.log). Try: ./redblue --help, or ./redblue doctor"

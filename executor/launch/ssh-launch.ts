@@ -38,12 +38,24 @@ export function sshArgs(e: HostEntry, o: Pick<SshLaunchOptions, 'sshOptions' | '
   ]
     .map(shellQuote)
     .join(' ');
+  return [...sshConnectArgs(e, o.sshOptions, 10), remote];
+}
+
+/**
+ * ssh's arguments up to the remote command: key-based only (never a password prompt), the
+ * hostfile's user, port, identity and known_hosts, and a dead link noticed within seconds.
+ */
+export function sshConnectArgs(
+  e: HostEntry,
+  sshOptions: string[] = [],
+  connectTimeoutSeconds = 10,
+): string[] {
   return [
     '-T',
     '-o',
     'BatchMode=yes',
     '-o',
-    'ConnectTimeout=10',
+    `ConnectTimeout=${connectTimeoutSeconds}`,
     // A dead link ends the ssh session within seconds (and with it the remote executor).
     '-o',
     'ServerAliveInterval=2',
@@ -52,9 +64,8 @@ export function sshArgs(e: HostEntry, o: Pick<SshLaunchOptions, 'sshOptions' | '
     ...(e.identity ? ['-i', e.identity, '-o', 'IdentitiesOnly=yes'] : []),
     ...(e.sshPort ? ['-p', String(e.sshPort)] : []),
     ...(e.knownHosts ? ['-o', `UserKnownHostsFile=${e.knownHosts}`, '-o', 'StrictHostKeyChecking=yes'] : []),
-    ...(o.sshOptions ?? []).flatMap((x) => ['-o', x]),
+    ...sshOptions.flatMap((x) => ['-o', x]),
     e.user ? `${e.user}@${e.host}` : e.host,
-    remote,
   ];
 }
 

@@ -381,6 +381,18 @@ describe('redblue launch across two hosts', () => {
       expect(json.hosts).toBe(2);
       expect(json.perRank).toHaveLength(3);
       expect(json.verify.ok).toBe(true);
+      // doctor finds both hosts reachable over SSH, with redblue there.
+      const doc = await cliIn(lab, COORD, ['doctor', '--hostfile', join(dir, 'hostfile'), ...ssh, '--json']);
+      expect(doc.code, doc.stderr).toBe(0);
+      const checks = (
+        JSON.parse(doc.stdout) as { checks: { name: string; status: string; detail: string }[] }
+      ).checks;
+      const hosts = checks.filter((c) => c.name.startsWith('ssh '));
+      expect(hosts.map((c) => [c.name, c.status])).toEqual([
+        [`ssh root@${lab.addresses[0]}`, 'ok'],
+        [`ssh root@${lab.addresses[1]}`, 'ok'],
+      ]);
+      for (const c of hosts) expect(c.detail).toMatch(/^reachable; redblue \d+\.\d+\.\d+ there$/);
       // The planner's dry run sees the topology the hosts report (1 and 2 nodes).
       const plan = await cliIn(lab, COORD, [
         'plan',

@@ -280,7 +280,9 @@ describe('planModelSplit properties', () => {
       const text = renderModelSplit(s);
       expect(text).toMatch(/^rank +rate +kv heads +q heads +n_ff +vocab rows +weights +kv cache @128$/m);
       expect(text).toMatch(/^0 +2 +\[0, 2\) +\[0, 4\) +\[0, 48\) +\[0, 64128\)/m);
-      expect(text).toMatch(/^token_embd: one shared copy per host \(.*\); a step looks up one .* row per token/m);
+      expect(text).toMatch(
+        /^token_embd: one shared copy per host \(.*\); a step looks up one .* row per token/m,
+      );
       expect(text).toMatch(/^output: sharded by vocabulary rows, the largest share reading /m);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -286,6 +286,9 @@ Napi::Value JsCpuFeatures(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// amxPermission(): whether Linux grants this process AMX tile state (asks for it; false without AMX).
+Napi::Value JsAmxPermission(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), EnableAmx()); }
+
 void InitCore(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "topology", JsTopology);
   REDBLUE_EXPORT(exports, "bindProcess", JsBindProcess);
@@ -296,6 +299,7 @@ void InitCore(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "mapSharedFile", JsMapSharedFile);
   REDBLUE_EXPORT(exports, "unlinkSharedFile", JsUnlinkSharedFile);
   REDBLUE_EXPORT(exports, "cpuFeatures", JsCpuFeatures);
+  REDBLUE_EXPORT(exports, "amxPermission", JsAmxPermission);
   Napi::Function pool = JsThreadPool::Define(env);
   JsThreadPool::Constructor().Set(env, pool);
   exports.Set("ThreadPool", pool);
