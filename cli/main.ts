@@ -17,6 +17,7 @@ import { registerLaunch } from './commands/launch.js';
 import { registerBenchTransport } from '../bench/transport.js';
 import { registerBenchModel } from '../bench/model.js';
 import { registerGenerate } from './commands/generate.js';
+import { registerServe } from './commands/serve.js';
 import { registerSynth } from './commands/synth.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerPlan(program);
   registerRun(program);
   registerGenerate(program);
+  registerServe(program);
   registerSynth(program);
   registerExecutor(program);
   registerLaunch(program);

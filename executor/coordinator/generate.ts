@@ -5,6 +5,7 @@
 // sampling the next token from rank 0's logits here. The executors are a ModelRunner: one host's
 // (a LocalCluster, localRunner below) or several hosts' (remote-generate.ts), so loading and
 // generation are written once for both.
+import { ChatTemplate } from '../../model/chat.js';
 import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
 import { createTokenizer, type Tokenizer } from '../../model/tokenizer/index.js';
@@ -111,11 +112,19 @@ export interface ModelFile {
   path: string;
   info: ModelInfo;
   tokenizer: Tokenizer;
+  /** Chat prompts as the file's template renders them (ChatML without one). */
+  chat: ChatTemplate;
 }
 
 export function readModelFile(path: string): ModelFile {
   const gguf = readGguf(path);
-  return { path, info: describeModel(gguf), tokenizer: createTokenizer(gguf.metadata) };
+  const tokenizer = createTokenizer(gguf.metadata);
+  return {
+    path,
+    info: describeModel(gguf),
+    tokenizer,
+    chat: ChatTemplate.fromMetadata(gguf.metadata, tokenizer),
+  };
 }
 
 /**
@@ -238,8 +247,14 @@ export interface GenerateOptions {
   addBos?: boolean;
   /** Stop at end-of-generation tokens (default true). */
   stopAtEog?: boolean;
-  /** Called with each piece of text as soon as it is complete UTF-8. */
+  /** Called with each piece of text as soon as it is complete UTF-8 (and cannot begin a stop string). */
   onText?: (text: string) => void;
+  /** Texts that end the generation where they appear; the text returned stops before them. */
+  stop?: readonly string[];
+  /** Ends the generation between two tokens (a client that went away). */
+  signal?: AbortSignal;
+  /** Prompt tokens to use as they are instead of encoding `prompt` (a server's chat prompt). */
+  promptTokens?: readonly number[];
 }
 
 export interface GenerateTimings {
@@ -257,7 +272,7 @@ export interface GenerateResult {
   promptTokens: number[];
   generatedTokens: number[];
   text: string;
-  stoppedBy: 'eog' | 'length' | 'context';
+  stoppedBy: 'eog' | 'length' | 'context' | 'stop' | 'aborted';
   timings: GenerateTimings;
 }
 
@@ -274,6 +289,59 @@ export function encodePrompt(model: LoadedModel, o: Pick<GenerateOptions, 'promp
   return tokens;
 }
 
+/** Prompt tokens given as ids: inside the vocabulary, at least one, and room left to generate. */
+function checkPromptTokens(model: LoadedModel, tokens: readonly number[]): number[] {
+  if (tokens.length === 0) throw new Error('the prompt is empty: give at least one token of text');
+  for (const t of tokens)
+    if (!Number.isInteger(t) || t < 0 || t >= model.info.nVocab)
+      throw new Error(`token id ${t} is outside the vocabulary of ${model.info.nVocab} tokens`);
+  if (tokens.length >= model.ctx)
+    throw new Error(
+      `the prompt is ${tokens.length} tokens but the context holds ${model.ctx}: use a larger --ctx or a shorter prompt`,
+    );
+  return [...tokens];
+}
+
+/**
+ * Stop strings over streamed text: `push` returns what may be passed on now (everything that can
+ * no longer be the start of a stop string), and whether a stop string ended the text; `final`
+ * releases what was held back.
+ */
+export class StopStrings {
+  private held = '';
+  constructor(private readonly stops: readonly string[]) {}
+  push(s: string, final = false): { text: string; stopped: boolean } {
+    this.held += s;
+    let cut = -1;
+    for (const stop of this.stops) {
+      if (!stop) continue;
+      const i = this.held.indexOf(stop);
+      if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+    }
+    if (cut >= 0) {
+      const text = this.held.slice(0, cut);
+      this.held = '';
+      return { text, stopped: true };
+    }
+    if (final) {
+      const text = this.held;
+      this.held = '';
+      return { text, stopped: false };
+    }
+    // Hold back the longest tail that is a proper prefix of some stop string.
+    let keep = 0;
+    for (const stop of this.stops)
+      for (let n = Math.min(stop.length - 1, this.held.length); n > keep; n--)
+        if (this.held.endsWith(stop.slice(0, n))) {
+          keep = n;
+          break;
+        }
+    const text = this.held.slice(0, this.held.length - keep);
+    this.held = this.held.slice(this.held.length - keep);
+    return { text, stopped: false };
+  }
+}
+
 /** Processes the prompt in batches, then samples one token at a time. */
 export async function generate(
   cluster: LocalCluster | ModelRunner,
@@ -282,7 +350,7 @@ export async function generate(
 ): Promise<GenerateResult> {
   const runner = runnerOf(cluster);
   const { tokenizer } = model;
-  const promptTokens = encodePrompt(model, o);
+  const promptTokens = o.promptTokens ? checkPromptTokens(model, o.promptTokens) : encodePrompt(model, o);
   const perRank: RankTimings[] = Array.from({ length: runner.ranks }, (_, rank) => ({
     rank,
     computeSeconds: 0,
@@ -309,15 +377,26 @@ export async function generate(
   for (const t of promptTokens) sampler.accept(t);
   const generated: number[] = [];
   const decoder = tokenizer.streamDecoder();
+  const stops = new StopStrings(o.stop ?? []);
   let text = '';
-  const emit = (s: string) => {
-    if (!s) return;
-    text += s;
-    o.onText?.(s);
+  let stopped = false;
+  // Text is passed on once no stop string can still begin in it; a stop string ends it there.
+  const emit = (s: string, final = false) => {
+    if (stopped || (!s && !final)) return;
+    const r = stops.push(s, final);
+    if (r.text) {
+      text += r.text;
+      o.onText?.(r.text);
+    }
+    if (r.stopped) stopped = true;
   };
   let stoppedBy: GenerateResult['stoppedBy'] = 'length';
   let pos = promptTokens.length;
   while (generated.length < o.maxTokens) {
+    if (o.signal?.aborted) {
+      stoppedBy = 'aborted';
+      break;
+    }
     const next = sampler.sample(logits);
     sampler.accept(next);
     if ((o.stopAtEog ?? true) && tokenizer.isEog(next)) {
@@ -326,6 +405,10 @@ export async function generate(
     }
     generated.push(next);
     emit(decoder.push(next));
+    if (stopped) {
+      stoppedBy = 'stop';
+      break;
+    }
     if (generated.length >= o.maxTokens) break;
     if (pos >= model.ctx) {
       stoppedBy = 'context';
@@ -336,7 +419,8 @@ export async function generate(
     logits = r.logits;
     pos++;
   }
-  emit(decoder.flush());
+  if (!stopped) emit(decoder.flush(), true);
+  if (stopped && stoppedBy !== 'stop') stoppedBy = 'stop'; // a stop string completed by the flush
   const t2 = performance.now();
   const promptSeconds = (t1 - t0) / 1e3;
   const generateSeconds = (t2 - t1) / 1e3;

@@ -2,7 +2,7 @@
 // import between folders points down the declared order of layers. A layer may use those listed
 // before it, never one after:
 //   common → native → model → planner → transport → executor/node → executor/launch →
-//   executor/host → executor/coordinator → executor (its map) → bench → cli
+//   executor/host → executor/coordinator → executor (its map) → server → bench → cli
 // (launch sits below host because a supervisor started by srun or mpirun reads its place from
 // launch/launch-env.ts; the coordinator uses both: it launches hosts and drives them. model, the
 // file formats, architectures, tokenizers and sampling, sits below planner, which plans its split).
@@ -24,6 +24,7 @@ const LAYERS = [
   'executor/host',
   'executor/coordinator',
   'executor',
+  'server',
   'bench',
   'cli',
 ] as const;

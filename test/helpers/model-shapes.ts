@@ -1,5 +1,19 @@
-// Model shapes the planner tests split without a file.
+// Model shapes the tests use: ones the planner splits without a file, and small files to write.
 import type { ModelShape } from '../../planner/model-split.js';
+import type { SynthOptions } from '../../model/synth.js';
+
+/** A llama file small enough to write and load in well under a second; q8_0 cuts on 32-element blocks. */
+export const SMALL_LLAMA: SynthOptions = {
+  arch: 'llama',
+  vocab: 'llama2',
+  nLayer: 2,
+  nEmbd: 64,
+  nHead: 4,
+  nHeadKv: 2,
+  nFf: 128,
+  nCtx: 256,
+  types: { default: 'q8_0' },
+};
 
 /** TinyLlama 1.1B in Q4_0: 22 layers, 2048 wide, 32 heads over 4 KV heads, n_ff 5632. */
 export function tinyLlamaQ4_0(): ModelShape {

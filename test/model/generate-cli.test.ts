@@ -9,25 +9,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gv } from '../../model/gguf/value.js';
 import { writeGguf } from '../../model/gguf/write.js';
-import { syntheticModel, writeSyntheticModel, type SynthOptions } from '../../model/synth.js';
+import { syntheticModel, writeSyntheticModel } from '../../model/synth.js';
 import { ratesFromSpeeds, type ModelSplit } from '../../planner/model-split.js';
+import { SMALL_LLAMA } from '../helpers/model-shapes.js';
 import { childrenOf, cliPath, leftovers, repoRoot, runCli, type CliResult } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-generate-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-// Small enough to write and load in well under a second; q8_0 cuts on 32-element blocks.
-const SMALL: SynthOptions = {
-  arch: 'llama',
-  vocab: 'llama2',
-  nLayer: 2,
-  nEmbd: 64,
-  nHead: 4,
-  nHeadKv: 2,
-  nFf: 128,
-  nCtx: 256,
-  types: { default: 'q8_0' },
-};
+const SMALL = SMALL_LLAMA;
 const good = join(dir, 'good.gguf');
 beforeAll(() => {
   writeSyntheticModel(good, SMALL);

@@ -1,0 +1,92 @@
+// `redblue serve`: an OpenAI-compatible server for a GGUF model, every layer split across one
+// executor per (virtual) NUMA node.
+import type { Command } from 'commander';
+import { basename } from 'node:path';
+import { readTopology } from '../../native/topology.js';
+import { parsePositiveInt, UsageError } from '../../common/errors.js';
+import { serve } from '../../server/serve.js';
+import { Progress } from '../progress.js';
+
+interface ServeFlags {
+  model: string;
+  host: string;
+  port: number;
+  ctx?: number;
+  apiKey?: string;
+  virtualNodes?: number;
+  parallel: number;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('an OpenAI-compatible HTTP server (completions, chat, streaming) for a GGUF model')
+    .requiredOption('-m, --model <file>', 'the GGUF model (llama, qwen2 or qwen3; F32 … Q6_K)')
+    .option('--host <addr>', 'address to listen on (beyond loopback needs --api-key)', '127.0.0.1')
+    .option(
+      '--port <N>',
+      'port (0: any free one)',
+      (v) => {
+        const n = Number(v);
+        if (!/^\d+$/.test(v) || n > 65535) throw new UsageError(`--port must be 0-65535, got '${v}'`);
+        return n;
+      },
+      8080,
+    )
+    .option('-c, --ctx <N>', 'context size in tokens (default: the model’s, at most 4096)', (v) =>
+      parsePositiveInt(v, '--ctx'),
+    )
+    .option('--api-key <K>', 'require Authorization: Bearer K on every route but /health')
+    .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', (v) =>
+      parsePositiveInt(v, '--virtual-nodes'),
+    )
+    .option(
+      '--parallel <N>',
+      'sequences decoded together (only 1 for now: requests queue)',
+      (v) => parsePositiveInt(v, '--parallel'),
+      1,
+    )
+    .addHelpText(
+      'after',
+      `
+Routes: POST /v1/completions, POST /v1/chat/completions (both with "stream": true for server-sent
+events), GET /v1/models, GET /health, GET /metrics (Prometheus). Chat prompts use the file's
+tokenizer.chat_template (ChatML when it has none). Requests run one at a time, in order; one whose
+client disconnects leaves the queue or stops at the next token. SIGTERM or Ctrl-C finishes the
+requests in hand, then stops the executors.
+
+Examples:
+  redblue serve -m model.gguf --virtual-nodes 2
+  curl -s localhost:8080/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":32}'`,
+    )
+    .action(async (o: ServeFlags) => {
+      if (o.parallel !== 1)
+        throw new UsageError(
+          `--parallel ${o.parallel}: decoding several sequences together is not built yet; requests queue and run one at a time (--parallel 1)`,
+        );
+      const bar = new Progress('placing weights');
+      const log = (line: string) => process.stderr.write(`redblue serve: ${line}\n`);
+      await serve({
+        model: o.model,
+        topology: readTopology({ virtualNodes: o.virtualNodes }),
+        ...(o.ctx ? { ctx: o.ctx } : {}),
+        host: o.host,
+        port: o.port,
+        ...(o.apiKey ? { apiKey: o.apiKey } : {}),
+        modelName: basename(o.model),
+        onProgress: (done, total) => bar.update(done, total),
+        onListening: ({ port, model, template }) => {
+          bar.done();
+          log(
+            `${basename(o.model)} (${model.info.arch}, ${model.info.nLayer} layers) on ${model.perRank.length} executor(s), context ${model.ctx}; chat prompts from ${template}`,
+          );
+          // Scripts wait for this line; the port matters with --port 0.
+          process.stdout.write(
+            `listening on http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}\n`,
+          );
+        },
+        log,
+      });
+    });
+}

@@ -1,0 +1,271 @@
+// The HTTP side of `redblue serve`: the OpenAI routes, server-sent events, the API key, the
+// metrics, and one queue in front of the model. Requests run one after another (the executors
+// hold one sequence's KV cache): a request waits its turn, and one whose client goes away leaves
+// the queue, or stops its generation at the next token.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ChatTemplate } from '../model/chat.js';
+import { generate, type LoadedModel, type ModelRunner } from '../executor/coordinator/generate.js';
+import {
+  ApiError,
+  chatJob,
+  chatReply,
+  chunk,
+  completionJob,
+  completionReply,
+  usage,
+  type FinishReason,
+  type Job,
+  type ReplyIds,
+} from './openai.js';
+import { Metrics } from './metrics.js';
+
+export interface ServeOptions {
+  runner: ModelRunner;
+  model: LoadedModel;
+  chat: ChatTemplate;
+  /** The name /v1/models lists and replies carry. */
+  modelName: string;
+  host: string;
+  port: number;
+  apiKey?: string;
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  server: Server;
+  port: number;
+  metrics: Metrics;
+  /** Stops taking requests, lets the running and queued ones finish, then resolves. */
+  drain(): Promise<void>;
+}
+
+const MAX_BODY = 4 << 20;
+
+function readBody(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size > MAX_BODY) {
+        reject(new ApiError(413, `the request body is over ${MAX_BODY >> 20} MiB`));
+        req.destroy();
+        return;
+      }
+      parts.push(d);
+    });
+    req.on('end', () => {
+      const text = Buffer.concat(parts).toString('utf8');
+      try {
+        resolve(text ? JSON.parse(text) : {});
+      } catch (e) {
+        reject(
+          new ApiError(400, `the request body is not JSON: ${e instanceof Error ? e.message : String(e)}`),
+        );
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}
+
+export async function startServer(o: ServeOptions): Promise<RunningServer> {
+  const metrics = new Metrics(o.runner.ranks);
+  const log = o.log ?? (() => undefined);
+  // The one line of requests: each waits for the one before it.
+  let tail: Promise<void> = Promise.resolve();
+  let draining = false;
+  const want = o.apiKey ? Buffer.from(`Bearer ${o.apiKey}`) : undefined;
+
+  const authorised = (req: IncomingMessage): boolean => {
+    if (!want) return true;
+    const got = Buffer.from(req.headers.authorization ?? '');
+    return got.length === want.length && timingSafeEqual(got, want);
+  };
+
+  /** Runs `job` when its turn comes; rejects with 499-style abort when the client left first. */
+  const enqueue = <T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> => {
+    metrics.queued++;
+    const run = tail.then(async () => {
+      metrics.queued--;
+      if (signal.aborted) throw new ApiError(499, 'the client went away while waiting');
+      metrics.active++;
+      try {
+        return await work();
+      } finally {
+        metrics.active--;
+      }
+    });
+    tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  };
+
+  const promptOf = (job: Job): number[] => {
+    const { tokenizer } = o.model;
+    const text = job.kind === 'chat' ? o.chat.render(job.messages!) : job.prompt!;
+    // A chat template writes BOS itself when the model wants it; a plain prompt gets the file's default.
+    const tokens = tokenizer.encode(text, {
+      addBos:
+        job.kind === 'chat'
+          ? tokenizer.addBos &&
+            !(tokenizer.bos !== null && text.startsWith(tokenizer.tokenText(tokenizer.bos)))
+          : tokenizer.addBos,
+      parseSpecial: true,
+    });
+    if (tokens.length === 0)
+      throw new ApiError(400, 'the prompt is empty', job.kind === 'chat' ? 'messages' : 'prompt');
+    if (tokens.length >= o.model.ctx)
+      throw new ApiError(
+        400,
+        `the prompt is ${tokens.length} tokens but the context holds ${o.model.ctx} (serve --ctx sets it)`,
+        job.kind === 'chat' ? 'messages' : 'prompt',
+      );
+    if (job.maxTokens !== undefined && tokens.length + job.maxTokens > o.model.ctx)
+      throw new ApiError(
+        400,
+        `the prompt (${tokens.length} tokens) and max_tokens (${job.maxTokens}) exceed the context of ${o.model.ctx} tokens`,
+        'max_tokens',
+      );
+    return tokens;
+  };
+
+  const complete = async (req: IncomingMessage, res: ServerResponse, job: Job, endpoint: string) => {
+    const prompt = promptOf(job);
+    const ids: ReplyIds = {
+      id: `${job.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`,
+      created: Math.floor(Date.now() / 1000),
+      model: o.modelName,
+    };
+    const gone = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    let started = false;
+    const sse = (body: unknown) => res.write(`data: ${JSON.stringify(body)}\n\n`);
+    const result = await enqueue(gone.signal, async () => {
+      const t0 = performance.now();
+      if (job.stream) {
+        res.writeHead(200, {
+          'content-type': 'text/event-stream',
+          'cache-control': 'no-cache',
+          connection: 'keep-alive',
+        });
+        started = true;
+        if (job.kind === 'chat') sse(chunk('chat', ids, { first: true }));
+      }
+      const r = await generate(o.runner, o.model, {
+        prompt: '',
+        promptTokens: prompt,
+        maxTokens: job.maxTokens ?? o.model.ctx - prompt.length,
+        sampling: {
+          temperature: job.temperature,
+          topP: job.topP,
+          ...(job.topK !== undefined ? { topK: job.topK } : {}),
+          ...(job.minP !== undefined ? { minP: job.minP } : {}),
+          ...(job.repeatPenalty !== undefined ? { repeatPenalty: job.repeatPenalty } : {}),
+          seed: job.seed ?? Math.floor(Math.random() * 2 ** 32),
+        },
+        stop: job.stop,
+        signal: gone.signal,
+        ...(job.stream ? { onText: (text: string) => sse(chunk(job.kind, ids, { text })) } : {}),
+      });
+      metrics.record(r, (performance.now() - t0) / 1e3);
+      return r;
+    });
+    const finish: FinishReason =
+      result.stoppedBy === 'length' || result.stoppedBy === 'context' ? 'length' : 'stop';
+    const u = usage(result.promptTokens.length, result.generatedTokens.length);
+    log(
+      `${endpoint}: ${u.prompt_tokens} prompt + ${u.completion_tokens} generated tokens, ${result.stoppedBy}`,
+    );
+    if (result.stoppedBy === 'aborted') return; // nobody is listening
+    if (job.stream && started) {
+      sse({ ...chunk(job.kind, ids, { finish }), ...(job.includeUsage ? { usage: u } : {}) });
+      res.end('data: [DONE]\n\n');
+      return;
+    }
+    sendJson(
+      res,
+      200,
+      job.kind === 'chat'
+        ? chatReply(ids, result.text, finish, u)
+        : completionReply(ids, result.text, finish, u),
+    );
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const route = `${req.method} ${url.pathname}`;
+    if (route === 'GET /health')
+      return sendJson(res, draining ? 503 : 200, { status: draining ? 'draining' : 'ok' });
+    if (!authorised(req))
+      throw new ApiError(401, 'missing or wrong API key: send Authorization: Bearer <key>');
+    switch (route) {
+      case 'GET /metrics': {
+        const text = metrics.render();
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(text);
+        return;
+      }
+      case 'GET /v1/models':
+        return sendJson(res, 200, {
+          object: 'list',
+          data: [{ id: o.modelName, object: 'model', created: 0, owned_by: 'redblue' }],
+        });
+      case 'POST /v1/completions':
+        return complete(req, res, completionJob(await readBody(req)), 'completions');
+      case 'POST /v1/chat/completions':
+        return complete(req, res, chatJob(await readBody(req)), 'chat');
+      default:
+        throw new ApiError(
+          404,
+          `no route ${route}: try POST /v1/completions, POST /v1/chat/completions, GET /v1/models, /health or /metrics`,
+        );
+    }
+  };
+
+  const server = createServer((req, res) => {
+    const url = req.url ?? '/';
+    handle(req, res).then(
+      () => metrics.request(url, res.statusCode),
+      (e: unknown) => {
+        const err = e instanceof ApiError ? e : new ApiError(500, e instanceof Error ? e.message : String(e));
+        metrics.request(url, err.status);
+        if (err.status === 499 || res.destroyed) return;
+        if (res.headersSent) {
+          // mid-stream: say so in the stream, then end it
+          res.end(`data: ${JSON.stringify(err.body())}\n\n`);
+          return;
+        }
+        sendJson(res, err.status, err.body());
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : o.port;
+  return {
+    server,
+    port,
+    metrics,
+    async drain() {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections(); // keep-alive connections with nothing in flight
+      await tail;
+      await closed;
+    },
+  };
+}

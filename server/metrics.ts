@@ -1,0 +1,83 @@
+// GET /metrics of `redblue serve`, in Prometheus' text format: requests by route and status, tokens
+// in and out, the queue, time per output token, and each executor's compute and exchange time.
+import type { GenerateResult } from '../executor/coordinator/generate.js';
+
+export class Metrics {
+  queued = 0;
+  active = 0;
+  private readonly requests = new Map<string, number>();
+  private promptTokens = 0;
+  private generatedTokens = 0;
+  private generations = 0;
+  private aborted = 0;
+  private tokenSeconds = 0;
+  private readonly compute: number[];
+  private readonly exchange: number[];
+
+  constructor(ranks: number) {
+    this.compute = new Array<number>(ranks).fill(0);
+    this.exchange = new Array<number>(ranks).fill(0);
+  }
+
+  request(url: string, status: number): void {
+    const path = url.split('?')[0]!;
+    const route = ['/v1/completions', '/v1/chat/completions', '/v1/models', '/health', '/metrics'].includes(
+      path,
+    )
+      ? path
+      : 'other';
+    const key = `route="${route}",status="${status}"`;
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+  }
+
+  record(r: GenerateResult, seconds: number): void {
+    this.generations++;
+    if (r.stoppedBy === 'aborted') this.aborted++;
+    this.promptTokens += r.promptTokens.length;
+    this.generatedTokens += r.generatedTokens.length;
+    this.tokenSeconds += r.timings.generateSeconds;
+    void seconds;
+    for (const p of r.timings.perRank) {
+      this.compute[p.rank] = (this.compute[p.rank] ?? 0) + p.computeSeconds;
+      this.exchange[p.rank] = (this.exchange[p.rank] ?? 0) + p.exchangeSeconds;
+    }
+  }
+
+  render(): string {
+    const out: string[] = [];
+    const metric = (name: string, type: string, help: string, lines: string[]) =>
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
+    metric('redblue_requests_total', 'counter', 'HTTP requests by route and status.', [
+      ...[...this.requests].map(([k, v]) => `redblue_requests_total{${k}} ${v}`),
+    ]);
+    metric('redblue_prompt_tokens_total', 'counter', 'Prompt tokens processed.', [
+      `redblue_prompt_tokens_total ${this.promptTokens}`,
+    ]);
+    metric('redblue_generated_tokens_total', 'counter', 'Tokens generated.', [
+      `redblue_generated_tokens_total ${this.generatedTokens}`,
+    ]);
+    metric('redblue_generations_total', 'counter', 'Generations run (aborted: the client went away).', [
+      `redblue_generations_total ${this.generations}`,
+      `redblue_generations_aborted_total ${this.aborted}`,
+    ]);
+    metric('redblue_queue_length', 'gauge', 'Requests waiting for the model.', [
+      `redblue_queue_length ${this.queued}`,
+    ]);
+    metric('redblue_active_requests', 'gauge', 'Requests generating now (one sequence at a time).', [
+      `redblue_active_requests ${this.active}`,
+    ]);
+    metric(
+      'redblue_seconds_per_output_token',
+      'gauge',
+      'Mean decoding time per generated token, all requests.',
+      [
+        `redblue_seconds_per_output_token ${this.generatedTokens ? this.tokenSeconds / this.generatedTokens : 0}`,
+      ],
+    );
+    metric('redblue_executor_seconds_total', 'counter', "Each executor's time in kernels and in exchanges.", [
+      ...this.compute.map((s, r) => `redblue_executor_seconds_total{rank="${r}",kind="compute"} ${s}`),
+      ...this.exchange.map((s, r) => `redblue_executor_seconds_total{rank="${r}",kind="exchange"} ${s}`),
+    ]);
+    return out.join('\n') + '\n';
+  }
+}

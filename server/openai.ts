@@ -1,0 +1,217 @@
+// The OpenAI API's shapes as `redblue serve` speaks them: request bodies checked field by field
+// (a wrong type or range is a 400 that names the field), and the replies and stream chunks of
+// /v1/completions and /v1/chat/completions.
+import type { ChatMessage } from '../model/chat.js';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param: string | null = null,
+    readonly type = status === 401
+      ? 'authentication_error'
+      : status >= 500
+        ? 'server_error'
+        : 'invalid_request_error',
+  ) {
+    super(message);
+  }
+  body(): { error: { message: string; type: string; param: string | null; code: number } } {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.status } };
+  }
+}
+
+/** What a request asks the engine for, whichever endpoint it came through. */
+export interface Job {
+  kind: 'completion' | 'chat';
+  prompt?: string;
+  messages?: ChatMessage[];
+  /** undefined: until an end-of-generation token or the context is full. */
+  maxTokens?: number;
+  temperature: number;
+  topP: number;
+  topK?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  seed?: number;
+  stop: string[];
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+type Body = Record<string, unknown>;
+
+function num(b: Body, key: string, min: number, max: number): number | undefined {
+  const v = b[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)
+    throw new ApiError(400, `${key} must be a number from ${min} to ${max}, got ${JSON.stringify(v)}`, key);
+  return v;
+}
+
+function int(b: Body, key: string, min: number, max: number): number | undefined {
+  const v = num(b, key, min, max);
+  if (v !== undefined && !Number.isInteger(v))
+    throw new ApiError(400, `${key} must be a whole number, got ${v}`, key);
+  return v;
+}
+
+function bool(b: Body, key: string): boolean | undefined {
+  const v = b[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean')
+    throw new ApiError(400, `${key} must be true or false, got ${JSON.stringify(v)}`, key);
+  return v;
+}
+
+function stops(b: Body): string[] {
+  const v = b.stop;
+  if (v === undefined || v === null) return [];
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list) || list.length > 4 || !list.every((s) => typeof s === 'string' && s.length > 0))
+    throw new ApiError(400, 'stop must be a non-empty string or a list of at most 4 of them', 'stop');
+  return list as string[];
+}
+
+function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
+  const n = int(b, 'n', 1, 1);
+  void n; // one choice per request (n > 1 is refused by the range)
+  const maxKey = b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
+  const maxTokens = int(b, maxKey, 0, 1 << 20);
+  const streamOptions = b.stream_options;
+  if (streamOptions !== undefined && streamOptions !== null && typeof streamOptions !== 'object')
+    throw new ApiError(400, 'stream_options must be an object', 'stream_options');
+  const includeUsage = bool((streamOptions ?? {}) as Body, 'include_usage') ?? false;
+  const seed = int(b, 'seed', 0, Number.MAX_SAFE_INTEGER);
+  const topK = int(b, 'top_k', 0, 1 << 20);
+  const minP = num(b, 'min_p', 0, 1);
+  const repeatPenalty = num(b, 'repeat_penalty', 0, 10);
+  return {
+    kind,
+    // OpenAI's completions default to 16 tokens; chat goes on until the model ends its answer.
+    ...(maxTokens !== undefined ? { maxTokens } : kind === 'completion' ? { maxTokens: 16 } : {}),
+    temperature: num(b, 'temperature', 0, 2) ?? 0.8,
+    topP: num(b, 'top_p', 0, 1) ?? 0.95,
+    ...(topK !== undefined ? { topK } : {}),
+    ...(minP !== undefined ? { minP } : {}),
+    ...(repeatPenalty !== undefined ? { repeatPenalty } : {}),
+    ...(seed !== undefined ? { seed } : {}),
+    stop: stops(b),
+    stream: bool(b, 'stream') ?? false,
+    includeUsage,
+  };
+}
+
+function object(body: unknown): Body {
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new ApiError(400, 'the request body must be a JSON object');
+  return body as Body;
+}
+
+/** POST /v1/completions */
+export function completionJob(body: unknown): Job {
+  const b = object(body);
+  let prompt = b.prompt;
+  if (Array.isArray(prompt) && prompt.length === 1) prompt = prompt[0];
+  if (typeof prompt !== 'string')
+    throw new ApiError(400, 'prompt must be a string (one prompt per request)', 'prompt');
+  return { ...common(b, 'completion'), prompt };
+}
+
+/** POST /v1/chat/completions */
+export function chatJob(body: unknown): Job {
+  const b = object(body);
+  const ms = b.messages;
+  if (!Array.isArray(ms) || ms.length === 0)
+    throw new ApiError(400, 'messages must be a non-empty list of { role, content }', 'messages');
+  const messages = ms.map((m, i): ChatMessage => {
+    const x = (m ?? {}) as Body;
+    if (typeof x.role !== 'string' || !['system', 'developer', 'user', 'assistant', 'tool'].includes(x.role))
+      throw new ApiError(
+        400,
+        `messages[${i}].role must be system, user, assistant or tool`,
+        `messages[${i}].role`,
+      );
+    let content = x.content;
+    // Content parts: only text ones are understood.
+    if (Array.isArray(content))
+      content = content
+        .map((p: unknown, j) => {
+          const part = (p ?? {}) as Body;
+          if (part.type !== 'text' || typeof part.text !== 'string')
+            throw new ApiError(
+              400,
+              `messages[${i}].content[${j}] must be a text part`,
+              `messages[${i}].content`,
+            );
+          return part.text;
+        })
+        .join('');
+    if (typeof content !== 'string')
+      throw new ApiError(400, `messages[${i}].content must be a string`, `messages[${i}].content`);
+    return { role: x.role === 'developer' ? 'system' : x.role, content };
+  });
+  return { ...common(b, 'chat'), messages };
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export function usage(prompt: number, completion: number): Usage {
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+export interface ReplyIds {
+  id: string;
+  created: number;
+  model: string;
+}
+
+export function completionReply(ids: ReplyIds, text: string, finish: FinishReason, u: Usage) {
+  return {
+    ...ids,
+    object: 'text_completion',
+    choices: [{ index: 0, text, finish_reason: finish, logprobs: null }],
+    usage: u,
+  };
+}
+
+export function chatReply(ids: ReplyIds, text: string, finish: FinishReason, u: Usage) {
+  return {
+    ...ids,
+    object: 'chat.completion',
+    choices: [
+      { index: 0, message: { role: 'assistant', content: text }, finish_reason: finish, logprobs: null },
+    ],
+    usage: u,
+  };
+}
+
+/** One stream chunk: a piece of text, or (text undefined) the first (chat: the role) or last one. */
+export function chunk(
+  kind: Job['kind'],
+  ids: ReplyIds,
+  piece: { text?: string; first?: boolean; finish?: FinishReason },
+) {
+  if (kind === 'completion')
+    return {
+      ...ids,
+      object: 'text_completion',
+      choices: [{ index: 0, text: piece.text ?? '', finish_reason: piece.finish ?? null, logprobs: null }],
+    };
+  const delta = piece.first
+    ? { role: 'assistant', content: '' }
+    : piece.text !== undefined
+      ? { content: piece.text }
+      : {};
+  return {
+    ...ids,
+    object: 'chat.completion.chunk',
+    choices: [{ index: 0, delta, finish_reason: piece.finish ?? null, logprobs: null }],
+  };
+}

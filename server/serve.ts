@@ -1,0 +1,76 @@
+// `redblue serve` end to end on this machine: one executor per (virtual) NUMA node, the model's
+// split loaded once, then the HTTP server until SIGTERM or SIGINT, which stop taking requests,
+// let the running and queued ones finish, and stop the executors.
+import { UsageError } from '../common/errors.js';
+import { isLoopback } from '../common/address.js';
+import type { MachineTopology } from '../native/topology.js';
+import { LocalCluster } from '../executor/host/local-cluster.js';
+import { loadModel, localRunner, readModelFile, type LoadedModel } from '../executor/coordinator/generate.js';
+import { startServer, type RunningServer } from './http.js';
+
+export interface ServeRunOptions {
+  model: string;
+  topology: MachineTopology;
+  ctx?: number;
+  host: string;
+  port: number;
+  apiKey?: string;
+  /** The name /v1/models lists (default: the file's name). */
+  modelName: string;
+  onProgress?: (done: number, total: number) => void;
+  /** Called once the server listens. */
+  onListening?: (s: { port: number; model: LoadedModel; template: string }) => void;
+  log?: (line: string) => void;
+}
+
+export async function serve(o: ServeRunOptions): Promise<void> {
+  if (!isLoopback(o.host) && !o.apiKey)
+    throw new UsageError(
+      `--host ${o.host} is reachable from other machines: give --api-key K (clients send Authorization: Bearer K)`,
+    );
+  const file = readModelFile(o.model);
+  let stop: (() => void) | undefined;
+  const stopped = new Promise<string>((resolve) => {
+    stop = () => undefined;
+    const on = (sig: string) => () => resolve(sig);
+    const term = on('SIGTERM');
+    const int = on('SIGINT');
+    process.once('SIGTERM', term);
+    process.once('SIGINT', int);
+    stop = () => {
+      process.off('SIGTERM', term);
+      process.off('SIGINT', int);
+    };
+  });
+  const cluster = await LocalCluster.start({ topology: o.topology });
+  let server: RunningServer | undefined;
+  try {
+    const runner = localRunner(cluster);
+    const model = await loadModel(runner, {
+      path: o.model,
+      file,
+      ...(o.ctx ? { ctx: o.ctx } : {}),
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    });
+    server = await startServer({
+      runner,
+      model,
+      chat: file.chat,
+      modelName: o.modelName,
+      host: o.host,
+      port: o.port,
+      ...(o.apiKey ? { apiKey: o.apiKey } : {}),
+      ...(o.log ? { log: o.log } : {}),
+    });
+    const template =
+      file.chat.source.kind === 'file' ? "the file's chat template" : `ChatML (${file.chat.source.why})`;
+    o.onListening?.({ port: server.port, model, template });
+    const sig = await stopped;
+    o.log?.(`${sig}: finishing the requests in hand, then stopping`);
+    await server.drain();
+  } finally {
+    stop?.();
+    server?.server.close();
+    await cluster.stop();
+  }
+}

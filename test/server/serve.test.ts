@@ -1,0 +1,280 @@
+// `redblue serve` as its users reach it: the official `openai` client against a real server
+// process (2 executors) on a GGUF file the test writes, with a chat template of its own. Greedy
+// completions equal `redblue generate`'s; streams equal whole replies; stop strings, seeds,
+// usage, bad requests, a client that leaves mid-stream, and SIGTERM.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gv } from '../../model/gguf/value.js';
+import { writeGguf } from '../../model/gguf/write.js';
+import { syntheticModel } from '../../model/synth.js';
+import { SMALL_LLAMA } from '../helpers/model-shapes.js';
+import { cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-serve-'));
+const KEY = 'serve-test-key-0123456789';
+const SMALL = SMALL_LLAMA;
+const TEMPLATE =
+  "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}";
+const model = join(dir, 'chat.gguf');
+
+let proc: ChildProcess;
+let port = 0;
+let client: OpenAI;
+let stderr = '';
+const exited = () =>
+  new Promise<number | null>((r) => (proc.exitCode !== null ? r(proc.exitCode) : proc.on('exit', r)));
+
+beforeAll(async () => {
+  const { metadata, tensors } = syntheticModel(SMALL);
+  writeGguf(model, {
+    metadata: new Map([...metadata, ['tokenizer.chat_template', gv.string(TEMPLATE)]]),
+    tensors,
+  });
+  proc = spawn(
+    process.execPath,
+    [cliPath, 'serve', '-m', model, '--port', '0', '--virtual-nodes', '2', '--api-key', KEY],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    proc.on('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
+  });
+  client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: KEY, maxRetries: 0 });
+}, 60_000);
+
+afterAll(() => {
+  proc?.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const PROMPT = 'Once upon a time';
+const raw = (path: string, init: RequestInit = {}) =>
+  fetch(`http://127.0.0.1:${port}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
+  });
+async function metric(name: string): Promise<number> {
+  const text = await (await raw('/metrics')).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+describe('redblue serve', () => {
+  it('completes greedily exactly as redblue generate does, streamed or not, with usage', async () => {
+    const gen = runCli([
+      'generate',
+      '-m',
+      model,
+      '-p',
+      PROMPT,
+      '-n',
+      '12',
+      '--temp',
+      '0',
+      '--json',
+      '--virtual-nodes',
+      '2',
+    ]);
+    expect(gen.code, gen.stderr).toBe(0);
+    const ref = JSON.parse(gen.stdout) as { text: string; promptTokens: number[]; generatedTokens: number[] };
+    const r = await client.completions.create({
+      model: 'chat.gguf',
+      prompt: PROMPT,
+      max_tokens: 12,
+      temperature: 0,
+    });
+    expect(r.choices[0]!.text).toBe(ref.text);
+    expect(r.choices[0]!.finish_reason).toBe(ref.generatedTokens.length === 12 ? 'length' : 'stop');
+    expect(r.usage).toEqual({
+      prompt_tokens: ref.promptTokens.length,
+      completion_tokens: ref.generatedTokens.length,
+      total_tokens: ref.promptTokens.length + ref.generatedTokens.length,
+    });
+    const stream = await client.completions.create({
+      model: 'chat.gguf',
+      prompt: PROMPT,
+      max_tokens: 12,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    let usage: unknown;
+    for await (const c of stream) {
+      text += c.choices[0]?.text ?? '';
+      if (c.usage) usage = c.usage;
+    }
+    expect(text).toBe(ref.text);
+    expect(usage).toEqual(r.usage);
+  });
+
+  it("chats through the file's template, streamed or not, and lists the model", async () => {
+    const messages = [
+      { role: 'system' as const, content: 'You are terse.' },
+      { role: 'user' as const, content: 'Hello there' },
+    ];
+    const r = await client.chat.completions.create({
+      model: 'chat.gguf',
+      messages,
+      max_tokens: 10,
+      temperature: 0,
+    });
+    expect(r.object).toBe('chat.completion');
+    expect(r.choices[0]!.message.role).toBe('assistant');
+    // [system] … \n[user] … \n[assistant] : more tokens than the bare words
+    expect(r.usage!.prompt_tokens).toBeGreaterThan(10);
+    const s = await client.chat.completions.create({
+      model: 'chat.gguf',
+      messages,
+      max_tokens: 10,
+      temperature: 0,
+      stream: true,
+    });
+    let text = '';
+    let role = '';
+    for await (const c of s) {
+      text += c.choices[0]?.delta?.content ?? '';
+      role ||= c.choices[0]?.delta?.role ?? '';
+    }
+    expect(role).toBe('assistant');
+    expect(text).toBe(r.choices[0]!.message.content);
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['chat.gguf']);
+    expect(stderr).toMatch(/chat prompts from the file's chat template/);
+  });
+
+  it('stops before a stop string, and a seed gives the same text every time', async () => {
+    const full = (
+      await client.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 24, temperature: 0 })
+    ).choices[0]!.text;
+    const stop = full.slice(Math.floor(full.length / 2), Math.floor(full.length / 2) + 3);
+    const cut = await client.completions.create({
+      model: 'm',
+      prompt: PROMPT,
+      max_tokens: 24,
+      temperature: 0,
+      stop: [stop],
+    });
+    expect(cut.choices[0]!.text).toBe(full.slice(0, full.indexOf(stop)));
+    expect(cut.choices[0]!.finish_reason).toBe('stop');
+    const seeded = () =>
+      client.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 16, temperature: 0.9, seed: 42 });
+    const [a, b] = [await seeded(), await seeded()];
+    expect(a.choices[0]!.text).toBe(b.choices[0]!.text);
+  });
+
+  it('refuses bad requests with OpenAI-style errors and keeps serving', async () => {
+    const bad: [RequestInit & { path?: string }, number, RegExp][] = [
+      [{ method: 'POST', body: '{"prompt": "x", ' }, 400, /not JSON/],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', max_tokens: 'many' }) },
+        400,
+        /max_tokens must be a number/,
+      ],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', temperature: 7 }) },
+        400,
+        /temperature must be a number from 0 to 2/,
+      ],
+      [{ method: 'POST', body: JSON.stringify({ prompt: 'word '.repeat(400) }) }, 400, /context holds 256/],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', max_tokens: 1000 }) },
+        400,
+        /exceed the context of 256 tokens/,
+      ],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', n: 3 }) },
+        400,
+        /n must be a number from 1 to 1/,
+      ],
+      [
+        {
+          method: 'POST',
+          body: JSON.stringify({ messages: [{ role: 'robot', content: 'x' }] }),
+          path: '/v1/chat/completions',
+        },
+        400,
+        /role must be/,
+      ],
+      [{ method: 'GET', path: '/v1/nothing' }, 404, /no route GET \/v1\/nothing/],
+      [{ method: 'POST', body: '{}', headers: { authorization: 'Bearer wrong' } }, 401, /API key/],
+    ];
+    for (const [init, status, msg] of bad) {
+      const res = await raw(init.path ?? '/v1/completions', init);
+      expect(res.status, String(init.body)).toBe(status);
+      const body = (await res.json()) as { error: { message: string; type: string } };
+      expect(body.error.message).toMatch(msg);
+    }
+    await expect(
+      new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'nope', maxRetries: 0 }).models.list(),
+    ).rejects.toMatchObject({ status: 401 });
+    expect((await raw('/health', { headers: { authorization: '' } })).status).toBe(200);
+    const ok = await client.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 2, temperature: 0 });
+    expect(ok.usage!.completion_tokens).toBe(2);
+    const text = await (await raw('/metrics')).text();
+    expect(text).toMatch(/^redblue_requests_total\{route="\/v1\/completions",status="400"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^redblue_executor_seconds_total\{rank="1",kind="exchange"\} /m);
+  });
+
+  it('a client that leaves mid-stream frees the model at the next token', async () => {
+    const before = await metric('redblue_generations_aborted_total');
+    const ac = new AbortController();
+    const s = await client.completions.create(
+      { model: 'm', prompt: PROMPT, max_tokens: 200, temperature: 0, stream: true },
+      { signal: ac.signal },
+    );
+    let chunks = 0;
+    try {
+      for await (const _ of s) if (++chunks === 2) ac.abort();
+    } catch {
+      // the aborted stream
+    }
+    expect(chunks).toBeGreaterThanOrEqual(2);
+    for (let i = 0; i < 50 && (await metric('redblue_generations_aborted_total')) === before; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(await metric('redblue_generations_aborted_total')).toBe(before + 1);
+    expect(await metric('redblue_active_requests')).toBe(0);
+    const next = await client.completions.create({
+      model: 'm',
+      prompt: PROMPT,
+      max_tokens: 3,
+      temperature: 0,
+    });
+    expect(next.usage!.completion_tokens).toBe(3);
+  });
+
+  it('SIGTERM finishes the request in hand, stops the executors and exits 0', async () => {
+    const pending = client.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 40, temperature: 0 });
+    await new Promise((r) => setTimeout(r, 50));
+    proc.kill('SIGTERM');
+    const r = await pending;
+    expect(r.choices[0]!.text.length).toBeGreaterThan(0);
+    expect(await exited()).toBe(0);
+    expect(stderr).toMatch(/SIGTERM: finishing the requests in hand, then stopping/);
+    expect(leftovers(proc.pid!)).toEqual([]);
+  });
+});
+
+describe('redblue serve flags', () => {
+  it('refuses a public address without an API key, and --parallel above 1, saying why', () => {
+    const open = runCli(['serve', '-m', model, '--host', '0.0.0.0']);
+    expect(open.code).toBe(2);
+    expect(open.stderr).toMatch(/--host 0\.0\.0\.0 is reachable from other machines: give --api-key K/);
+    const par = runCli(['serve', '-m', model, '--parallel', '8']);
+    expect(par.code).toBe(2);
+    expect(par.stderr).toMatch(/--parallel 8: decoding several sequences together is not built yet/);
+    const missing = runCli(['serve', '-m', join(dir, 'nope.gguf')]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/nope\.gguf/);
+  });
+});
