@@ -79,9 +79,41 @@ export interface NativeModelShard {
      */
     into?: Float32Array,
   ): Promise<ModelForwardResult>;
+  /**
+   * A thread that runs the steps the coordinator posts in `area`'s doorbell (a staging area
+   * every executor and the coordinator map: native/src/model/step_doorbell.h) until stopped.
+   */
+  startStepLoop(pool: NativeThreadPool, peers: unknown, area: ArrayBuffer, rank: number): void;
+  stopStepLoop(): void;
   release(): void;
 }
 
-export function modelAddon(): { ModelShard: new (cfg: ModelShardConfig) => NativeModelShard } {
-  return loadAddon<{ ModelShard: new (cfg: ModelShardConfig) => NativeModelShard }>();
+export interface StepTimes {
+  seconds: number;
+  computeSeconds: number;
+  exchangeSeconds: number;
+}
+
+interface ModelAddon {
+  ModelShard: new (cfg: ModelShardConfig) => NativeModelShard;
+  /** Posts a step in the area's doorbell and waits for `ranks` executors: their times. */
+  ringDoorbell(
+    area: ArrayBuffer,
+    tokens: Int32Array,
+    pos: number,
+    logits: 'last' | 'none',
+    ranks: number,
+    timeoutMs: number,
+  ): Promise<StepTimes[]>;
+  /** Ends the loops on the area; a ring waiting on it fails. */
+  stopDoorbell(area: ArrayBuffer): void;
+  /** Bytes the doorbell takes at the start of the area; rank 0's logits follow. */
+  doorbellBytes: number;
+}
+
+/** Tokens one doorbell step carries at most (step_doorbell.h kDoorbellMaxTokens). */
+export const DOORBELL_MAX_TOKENS = 512;
+
+export function modelAddon(): ModelAddon {
+  return loadAddon<ModelAddon>();
 }

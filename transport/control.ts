@@ -159,6 +159,8 @@ export interface ExecutorHandlers {
   loadModel(req: LoadModelRequest): Promise<LoadModelReply> | LoadModelReply;
   loadProgress(req: Empty): Promise<LoadProgressReply> | LoadProgressReply;
   forward(req: ForwardRequest): Promise<ForwardReply> | ForwardReply;
+  /** Later steps may come through the staging area's doorbell (native/src/model/step_doorbell.h). */
+  startModelLoop(req: Empty): Promise<Empty> | Empty;
   openHostLink(req: OpenHostLinkRequest): Promise<{ port: number }> | { port: number };
   shutdown(req: Empty): Promise<Empty> | Empty;
 }
@@ -206,6 +208,7 @@ const METHODS = [
   'loadModel',
   'loadProgress',
   'forward',
+  'startModelLoop',
   'openHostLink',
   'shutdown',
 ] as const;
@@ -218,6 +221,7 @@ const RPC_NAME: Record<(typeof METHODS)[number], string> = {
   loadModel: 'LoadModel',
   loadProgress: 'LoadProgress',
   forward: 'Forward',
+  startModelLoop: 'StartModelLoop',
   openHostLink: 'OpenHostLink',
   shutdown: 'Shutdown',
 };

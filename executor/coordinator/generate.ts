@@ -5,6 +5,7 @@
 // sampling the next token from rank 0's logits here. The executors are a ModelRunner: one host's
 // (a LocalCluster, localRunner below) or several hosts' (remote-generate.ts), so loading and
 // generation are written once for both.
+import { DOORBELL_MAX_TOKENS, modelAddon, type StepTimes } from '../../native/model.js';
 import { ChatTemplate } from '../../model/chat.js';
 import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
@@ -64,25 +65,60 @@ export function logitsOf(bytes: Uint8Array): Float32Array {
 }
 
 /**
- * One host's executors as a ModelRunner (every all-reduce in the host's shared memory). One row of
- * logits comes back through the staging area, shared memory this process maps, not through gRPC.
+ * One host's executors as a ModelRunner (every all-reduce in the host's shared memory). Steps of
+ * up to 512 tokens go through the staging area's doorbell (native/src/model/step_doorbell.h: a
+ * futex in shared memory each executor's loop thread waits on, no gRPC call per token), and one
+ * row of logits comes back through the same area, which this process maps.
  */
 export function localRunner(cluster: LocalCluster): ModelRunner {
   let staging: SharedArea | undefined;
   let nVocab = 0;
+  let doorbell = false;
+  const logitsAt = () => modelAddon().doorbellBytes;
   return {
     ranks: cluster.clients.length,
     speeds: cluster.hellos.map((h) => h.readGbps),
     async load(reqs) {
       // Joins every executor to the host's shared-memory group (the all-reduces run there); the
-      // area holds one row of logits (the cluster unmaps it when it stops).
+      // area holds the doorbell and one row of logits (the cluster unmaps it when it stops).
       nVocab = reqs[0]!.vocabPerRank.reduce((a, b) => a + b, 0);
-      staging = await cluster.stage('model', Math.max(64, nVocab * 4));
-      return cluster.guard(Promise.all(cluster.clients.map((c, rank) => c.loadModel(reqs[rank]!))));
+      doorbell = false;
+      staging = await cluster.stage('model', logitsAt() + Math.max(64, nVocab * 4));
+      const replies = await cluster.guard(
+        Promise.all(cluster.clients.map((c, rank) => c.loadModel(reqs[rank]!))),
+      );
+      await cluster.guard(Promise.all(cluster.clients.map((c) => c.startModelLoop({}))));
+      doorbell = true;
+      return replies;
     },
     loadProgress: () =>
       Promise.all(cluster.clients.map((c) => c.loadProgress({}, 5000).catch(() => undefined))),
     async forward(tokens, pos, logits, send = true) {
+      if (doorbell && staging && logits !== 'all' && tokens.length <= DOORBELL_MAX_TOKENS) {
+        const area = staging.buffer;
+        let times: StepTimes[];
+        try {
+          times = await cluster.guard(
+            modelAddon().ringDoorbell(
+              area,
+              Int32Array.from(tokens),
+              pos,
+              logits,
+              cluster.clients.length,
+              600_000,
+            ),
+          );
+        } catch (e) {
+          // A lost executor: end the loops, and the native wait with them.
+          modelAddon().stopDoorbell(area);
+          doorbell = false;
+          throw e;
+        }
+        const replies = times.map((t) => ({ ...t, logits: new Uint8Array() }));
+        const out =
+          logits === 'last' && send ? new Float32Array(area, logitsAt(), nVocab).slice() : new Float32Array();
+        return { logits: out, replies };
+      }
       const viaStaging = logits === 'last' && staging !== undefined;
       const replies = await cluster.guard(
         Promise.all(
@@ -92,7 +128,7 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
         ),
       );
       if (viaStaging && send) {
-        return { logits: new Float32Array(staging!.buffer, 0, nVocab).slice(), replies };
+        return { logits: new Float32Array(staging!.buffer, logitsAt(), nVocab).slice(), replies };
       }
       return { logits: logitsOf(replies[0]!.logits), replies };
     },

@@ -61,6 +61,7 @@ class Executor {
         readGbps: this.readGbps(),
       }),
       attach: async (req) => {
+        this.model.stopLoop(); // it reads the area that goes now
         this.area?.close();
         this.area = attachSharedArea(req.staging);
         if (this.area.buffer.byteLength < req.stagingBytes) {
@@ -152,6 +153,12 @@ class Executor {
         // collective, exactly as runLayers' all-gathers do.
         const peers = req.hosts ? crossHostPeers(group.communicator, req.hosts) : group.communicator;
         return this.model.forward(req, this.pool, peers, this.area?.buffer);
+      },
+      startModelLoop: () => {
+        const group = this.need(this.group, 'attach');
+        const area = this.need(this.area, 'attach');
+        this.model.startLoop(this.pool, group.communicator, area.buffer);
+        return {};
       },
       openHostLink: (req) => openHostLink(req),
       shutdown: () => {

@@ -89,6 +89,17 @@ export class ModelSteps {
     }
   }
 
+  /** Runs the steps posted in the staging area's doorbell, on this rank's pool, until stopped. */
+  startLoop(pool: NativeThreadPool, peers: unknown, staging: ArrayBuffer): void {
+    if (!this.shard) throw new Error(`executor rank ${this.rank}: loadModel first`);
+    this.shard.startStepLoop(pool, peers, staging, this.rank);
+  }
+
+  /** Before the staging area goes: the loop reads it. */
+  stopLoop(): void {
+    this.shard?.stopStepLoop();
+  }
+
   loadProgress(): LoadProgressReply {
     return this.progress;
   }
@@ -102,7 +113,7 @@ export class ModelSteps {
   ): Promise<ForwardReply> {
     if (!this.shard) throw new Error(`executor rank ${this.rank}: loadModel first`);
     const toStaging = req.sendLogits && req.logitsToStaging && req.logits === 'last';
-    if (toStaging && (!staging || staging.byteLength < this.nVocab * 4))
+    if (toStaging && (!staging || staging.byteLength < modelAddon().doorbellBytes + this.nVocab * 4))
       throw new Error(
         `executor rank ${this.rank}: the staging area (${staging?.byteLength ?? 0} bytes) cannot take ${this.nVocab * 4} bytes of logits`,
       );
@@ -112,7 +123,7 @@ export class ModelSteps {
       Int32Array.from(req.tokens),
       req.pos,
       req.logits,
-      toStaging ? new Float32Array(staging!, 0, this.nVocab) : undefined,
+      toStaging ? new Float32Array(staging!, modelAddon().doorbellBytes, this.nVocab) : undefined,
     );
     let logits: Uint8Array = new Uint8Array();
     if (req.sendLogits && r.logits && !toStaging)

@@ -15,6 +15,7 @@
 #include "bindings/collective_js.h"
 #include "executor/collective.h"
 #include "model/model_shard.h"
+#include "model/step_doorbell.h"
 
 namespace redblue {
 namespace {
@@ -98,6 +99,8 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "ModelShard",
                        {InstanceMethod<&JsModelShard::Load>("load"), InstanceMethod<&JsModelShard::Forward>("forward"),
+                        InstanceMethod<&JsModelShard::StartStepLoop>("startStepLoop"),
+                        InstanceMethod<&JsModelShard::StopStepLoop>("stopStepLoop"),
                         InstanceMethod<&JsModelShard::Release>("release")});
   }
   explicit JsModelShard(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsModelShard>(info) {
@@ -212,15 +215,93 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
           {i[0], i[1], i.This(), i.Length() > 5 ? i[5] : i.Env().Undefined()});
     });
   }
+  // startStepLoop(pool, peers, area: ArrayBuffer, rank): a thread that runs the steps the
+  // coordinator posts in the area's doorbell (model/step_doorbell.h) until stopStepLoop.
+  Napi::Value StartStepLoop(const Napi::CallbackInfo& info) {
+    return Guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
+      auto shard = Alive(i.Env());
+      auto pool = ThreadPoolFromJs(i[0]);
+      auto peers = CollectiveFromJs(i[1]);
+      if (!i[2].IsArrayBuffer()) throw Napi::TypeError::New(i.Env(), "area must be an ArrayBuffer (the staging area)");
+      Napi::ArrayBuffer area = i[2].As<Napi::ArrayBuffer>();
+      const int rank = static_cast<int>(Int(i[3], "rank"));
+      loop_.reset();  // one loop at a time
+      loop_ = std::make_unique<StepLoop>(shard, pool, peers, static_cast<uint8_t*>(area.Data()), area.ByteLength(), rank);
+      area_ = Napi::Persistent(area);  // mapped for as long as the loop reads it
+      return i.Env().Undefined();
+    });
+  }
+  Napi::Value StopStepLoop(const Napi::CallbackInfo& info) {
+    loop_.reset();
+    area_.Reset();
+    return info.Env().Undefined();
+  }
   // Drops this object's hold; a load or forward in flight keeps the shard until it ends.
   Napi::Value Release(const Napi::CallbackInfo& info) {
+    loop_.reset();
+    area_.Reset();
     shard_.reset();
     return info.Env().Undefined();
   }
   std::shared_ptr<ModelShard> shard_;
+  std::unique_ptr<StepLoop> loop_;
+  Napi::Reference<Napi::ArrayBuffer> area_;
 };
 
-void InitModel(Napi::Env env, Napi::Object exports) { exports.Set("ModelShard", JsModelShard::Define(env)); }
+// ringDoorbell(area: ArrayBuffer, tokens: Int32Array, pos, 'last' | 'none', ranks, timeoutMs)
+// → Promise<{ seconds, computeSeconds, exchangeSeconds }[]>: the coordinator's side of a step.
+Napi::Value JsRingDoorbell(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "area must be an ArrayBuffer (the staging area)");
+  Napi::ArrayBuffer area = info[0].As<Napi::ArrayBuffer>();
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(env, "tokens must be an Int32Array");
+  Napi::Int32Array ta = info[1].As<Napi::Int32Array>();
+  auto step = std::make_shared<DoorbellStep>();
+  step->tokens.assign(ta.Data(), ta.Data() + ta.ElementLength());
+  step->pos = Int(info[2], "pos");
+  const std::string m = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "";
+  if (m != "last" && m != "none") throw Napi::TypeError::New(env, "logits must be 'last' or 'none'");
+  step->mode = m == "last" ? LogitsMode::Last : LogitsMode::None;
+  const int ranks = static_cast<int>(Int(info[4], "ranks"));
+  const uint64_t timeoutMs = static_cast<uint64_t>(Int(info[5], "timeoutMs"));
+  uint8_t* base = static_cast<uint8_t*>(area.Data());
+  const size_t bytes = area.ByteLength();
+  auto out = std::make_shared<std::vector<DoorbellTimings>>();
+  return AsyncTask::Start(
+      env, "redblue.ringDoorbell", [=] { *out = RingDoorbell(base, bytes, *step, ranks, timeoutMs, nullptr); },
+      [=](Napi::Env e) -> Napi::Value {
+        Napi::Array a = Napi::Array::New(e, out->size());
+        for (size_t r = 0; r < out->size(); ++r) {
+          Napi::Object o = Napi::Object::New(e);
+          o.Set("seconds", (*out)[r].seconds);
+          o.Set("computeSeconds", (*out)[r].computeSeconds);
+          o.Set("exchangeSeconds", (*out)[r].exchangeSeconds);
+          a.Set(static_cast<uint32_t>(r), o);
+        }
+        return a;
+      },
+      {info[0]});
+}
+
+// stopDoorbell(area): every loop on the area ends, and a ring waiting on it fails.
+Napi::Value JsStopDoorbell(const Napi::CallbackInfo& info) {
+  if (!info[0].IsArrayBuffer()) throw Napi::TypeError::New(info.Env(), "area must be an ArrayBuffer");
+  Napi::ArrayBuffer area = info[0].As<Napi::ArrayBuffer>();
+  try {
+    StopDoorbell(static_cast<uint8_t*>(area.Data()), area.ByteLength());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+  return info.Env().Undefined();
+}
+
+void InitModel(Napi::Env env, Napi::Object exports) {
+  exports.Set("ModelShard", JsModelShard::Define(env));
+  REDBLUE_EXPORT(exports, "ringDoorbell", JsRingDoorbell);
+  REDBLUE_EXPORT(exports, "stopDoorbell", JsStopDoorbell);
+  exports.Set("doorbellBytes", Napi::Number::New(env, static_cast<double>(kDoorbellBytes)));
+}
 
 }  // namespace
 REDBLUE_MODULE(InitModel);

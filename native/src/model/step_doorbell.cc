@@ -1,0 +1,121 @@
+#include "model/step_doorbell.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "core/errors.h"
+#include "shm/sync.h"
+
+namespace redblue {
+
+namespace {
+DoorbellBlock* BlockOf(uint8_t* area, size_t bytes) {
+  if (!area || bytes < kDoorbellBytes)
+    throw UserError("the staging area (" + std::to_string(bytes) + " bytes) cannot hold the step doorbell (" +
+                    std::to_string(kDoorbellBytes) + " bytes)");
+  return reinterpret_cast<DoorbellBlock*>(area);
+}
+constexpr uint64_t kSliceNs = 100'000'000;  // how often waiting threads look at their stop flags
+}  // namespace
+
+StepLoop::StepLoop(std::shared_ptr<ModelShard> shard, std::shared_ptr<ThreadPool> pool,
+                   std::shared_ptr<Collective> peers, uint8_t* area, size_t bytes, int rank)
+    : shard_(std::move(shard)), pool_(std::move(pool)), peers_(std::move(peers)), block_(BlockOf(area, bytes)),
+      logits_(reinterpret_cast<float*>(area + kDoorbellBytes)), logitsCap_((bytes - kDoorbellBytes) / 4), rank_(rank) {
+  if (rank_ < 0 || rank_ >= kDoorbellMaxRanks)
+    throw UserError("the step doorbell serves ranks 0-" + std::to_string(kDoorbellMaxRanks - 1) + ", not " +
+                    std::to_string(rank_));
+  thread_ = std::thread([this] { Run(); });
+}
+
+StepLoop::~StepLoop() {
+  quit_ = true;
+  shm::FutexWakeAll(&block_->seq);
+  thread_.join();
+}
+
+void StepLoop::Run() {
+  DoorbellRank& me = block_->ranks[rank_];
+  uint32_t seen = block_->seq.load(std::memory_order_acquire);
+  for (;;) {
+    uint32_t now = block_->seq.load(std::memory_order_acquire);
+    while (now == seen && !quit_ && !block_->stop.load(std::memory_order_acquire)) {
+      shm::FutexWait(&block_->seq, seen, kSliceNs);
+      now = block_->seq.load(std::memory_order_acquire);
+    }
+    if (quit_ || block_->stop.load(std::memory_order_acquire)) return;
+    seen = now;
+    me.failed = 0;
+    me.error[0] = 0;
+    try {
+      const uint32_t n = block_->nTokens;
+      if (n == 0 || n > static_cast<uint32_t>(kDoorbellMaxTokens))
+        throw UserError("a doorbell step carries 1-" + std::to_string(kDoorbellMaxTokens) + " tokens, not " +
+                        std::to_string(n));
+      const auto mode = static_cast<LogitsMode>(block_->mode);
+      if (mode == LogitsMode::All) throw UserError("the doorbell returns the last position's logits only");
+      std::vector<int32_t> tokens(block_->tokens, block_->tokens + n);
+      const size_t want = mode == LogitsMode::Last ? static_cast<size_t>(shard_->config().nVocab) : 0;
+      if (rank_ == 0 && want > logitsCap_)
+        throw UserError("the staging area holds " + std::to_string(logitsCap_) + " logits after the doorbell, not " +
+                        std::to_string(want));
+      // Every rank computes the logits (the gather is collective); rank 0 keeps them.
+      std::vector<float> scratch(rank_ == 0 ? 0 : want);
+      ModelForwardTimings t;
+      pool_->RunStep([&] {
+        t = shard_->Forward(tokens.data(), n, block_->pos, mode, *pool_, *peers_,
+                            rank_ == 0 ? logits_ : scratch.data());
+      });
+      me.seconds = t.seconds;
+      me.computeSeconds = t.computeSeconds;
+      me.exchangeSeconds = t.exchangeSeconds;
+    } catch (const std::exception& e) {
+      me.failed = 1;
+      std::strncpy(me.error, e.what(), sizeof me.error - 1);
+      me.error[sizeof me.error - 1] = 0;
+    }
+    me.done.store(seen, std::memory_order_release);
+    shm::FutexWakeAll(&me.done);
+  }
+}
+
+std::vector<DoorbellTimings> RingDoorbell(uint8_t* area, size_t bytes, const DoorbellStep& step, int ranks,
+                                          uint64_t timeoutMs, const std::atomic<bool>* cancelled) {
+  DoorbellBlock* b = BlockOf(area, bytes);
+  if (ranks < 1 || ranks > kDoorbellMaxRanks) throw UserError("the doorbell serves 1-64 ranks");
+  if (step.tokens.empty() || step.tokens.size() > static_cast<size_t>(kDoorbellMaxTokens))
+    throw UserError("a doorbell step carries 1-" + std::to_string(kDoorbellMaxTokens) + " tokens");
+  std::memcpy(b->tokens, step.tokens.data(), step.tokens.size() * 4);
+  b->nTokens = static_cast<uint32_t>(step.tokens.size());
+  b->pos = step.pos;
+  b->mode = static_cast<int32_t>(step.mode);
+  const uint32_t seq = b->seq.load(std::memory_order_relaxed) + 1;
+  b->seq.store(seq, std::memory_order_release);
+  shm::FutexWakeAll(&b->seq);
+  const uint64_t deadline = shm::NowNs() + timeoutMs * 1'000'000ull;
+  std::vector<DoorbellTimings> out(static_cast<size_t>(ranks));
+  for (int r = 0; r < ranks; ++r) {
+    DoorbellRank& x = b->ranks[r];
+    for (;;) {
+      const uint32_t d = x.done.load(std::memory_order_acquire);
+      if (d == seq) break;
+      if ((cancelled && cancelled->load()) || b->stop.load(std::memory_order_acquire))
+        throw UserError("the step was cancelled (the executors' loops were stopped)");
+      const uint64_t now = shm::NowNs();
+      if (now >= deadline) throw UserError("executor rank " + std::to_string(r) + " did not finish the step in time");
+      shm::FutexWait(&x.done, d, std::min<uint64_t>(deadline - now, 50'000'000ull));
+    }
+    if (x.failed) throw UserError("executor rank " + std::to_string(r) + ": " + std::string(x.error));
+    out[static_cast<size_t>(r)] = {x.seconds, x.computeSeconds, x.exchangeSeconds};
+  }
+  return out;
+}
+
+void StopDoorbell(uint8_t* area, size_t bytes) {
+  DoorbellBlock* b = BlockOf(area, bytes);
+  b->stop.store(1, std::memory_order_release);
+  shm::FutexWakeAll(&b->seq);
+}
+
+}  // namespace redblue

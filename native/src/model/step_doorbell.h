@@ -1,0 +1,89 @@
+// A model step without a message: the coordinator writes the step (tokens, position) into a
+// block of the host's shared staging area and wakes the executors through a futex; each
+// executor's loop thread runs ModelShard::Forward natively and marks its rank done; rank 0 leaves
+// the logits in the same area. Every executor maps the area and the coordinator maps it too, so
+// a token costs two futex wake-ups instead of a gRPC round trip to every executor (about 1.7 ms
+// on a small VM, more than a tiny model's whole step).
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "executor/collective.h"
+#include "model/model_shard.h"
+
+namespace redblue {
+
+constexpr int kDoorbellMaxRanks = 64;
+constexpr int kDoorbellMaxTokens = 512;
+
+struct DoorbellRank {
+  std::atomic<uint32_t> done;  // the seq this rank finished last (futex word)
+  uint32_t failed;
+  double seconds, computeSeconds, exchangeSeconds;
+  char error[224];
+};
+static_assert(sizeof(DoorbellRank) == 256, "one rank's slot is 256 bytes");
+
+struct DoorbellBlock {
+  std::atomic<uint32_t> seq;   // bumped by the coordinator to post a step (futex word)
+  std::atomic<uint32_t> stop;  // non-zero: the loops end
+  uint32_t nTokens;
+  int32_t mode;  // LogitsMode
+  int64_t pos;
+  uint8_t pad[40];
+  DoorbellRank ranks[kDoorbellMaxRanks];
+  int32_t tokens[kDoorbellMaxTokens];
+};
+
+// Bytes the block takes at the start of the area; the logits follow (64-byte aligned).
+constexpr size_t kDoorbellBytes = (sizeof(DoorbellBlock) + 63) / 64 * 64;
+
+// One executor's loop: a thread that waits for steps and runs them until stopped (RAII).
+class StepLoop {
+ public:
+  // `area` (bytes) stays mapped while the loop runs; rank 0 writes logits after the block.
+  StepLoop(std::shared_ptr<ModelShard> shard, std::shared_ptr<ThreadPool> pool, std::shared_ptr<Collective> peers,
+           uint8_t* area, size_t bytes, int rank);
+  ~StepLoop();
+  StepLoop(const StepLoop&) = delete;
+  StepLoop& operator=(const StepLoop&) = delete;
+
+ private:
+  void Run();
+  std::shared_ptr<ModelShard> shard_;
+  std::shared_ptr<ThreadPool> pool_;
+  std::shared_ptr<Collective> peers_;
+  DoorbellBlock* block_;
+  float* logits_;
+  size_t logitsCap_;
+  int rank_;
+  std::atomic<bool> quit_{false};
+  std::thread thread_;
+};
+
+struct DoorbellStep {
+  std::vector<int32_t> tokens;
+  int64_t pos = 0;
+  LogitsMode mode = LogitsMode::Last;
+};
+
+struct DoorbellTimings {
+  double seconds = 0, computeSeconds = 0, exchangeSeconds = 0;
+};
+
+// The coordinator's side: posts `step` and waits until `ranks` executors are done (UserError
+// naming the rank when one failed, or when none answered within timeoutMs; `cancelled` checked
+// every 50 ms ends the wait early).
+std::vector<DoorbellTimings> RingDoorbell(uint8_t* area, size_t bytes, const DoorbellStep& step, int ranks,
+                                          uint64_t timeoutMs, const std::atomic<bool>* cancelled);
+
+// Ends every loop on the area (they exit within 100 ms).
+void StopDoorbell(uint8_t* area, size_t bytes);
+
+}  // namespace redblue
