@@ -16,6 +16,7 @@ import { registerExecutor } from './commands/executor.js';
 import { registerLaunch } from './commands/launch.js';
 import { registerBenchTransport } from '../bench/transport.js';
 import { registerBenchModel } from '../bench/model.js';
+import { registerBenchServe } from '../bench/serve.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerServe } from './commands/serve.js';
 import { registerSynth } from './commands/synth.js';
@@ -51,6 +52,7 @@ export function buildProgram(): Command {
   registerBenchCollectives(bench);
   registerBenchTransport(bench);
   registerBenchModel(bench);
+  registerBenchServe(bench);
   return program;
 }
 

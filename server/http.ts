@@ -175,6 +175,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           seed: job.seed ?? Math.floor(Math.random() * 2 ** 32),
         },
         stop: job.stop,
+        stopAtEog: !job.ignoreEos,
         signal: gone.signal,
         ...(job.stream ? { onText: (text: string) => sse(chunk(job.kind, ids, { text })) } : {}),
       });

@@ -37,6 +37,8 @@ export interface Job {
   stop: string[];
   stream: boolean;
   includeUsage: boolean;
+  /** llama.cpp's extension: generate past end-of-generation tokens (benchmarks fix the length so). */
+  ignoreEos: boolean;
 }
 
 type Body = Record<string, unknown>;
@@ -99,6 +101,7 @@ function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
     stop: stops(b),
     stream: bool(b, 'stream') ?? false,
     includeUsage,
+    ignoreEos: bool(b, 'ignore_eos') ?? false,
   };
 }
 

@@ -1,0 +1,222 @@
+// `redblue bench serve`: a real `redblue serve` process on a GGUF model, driven with 1, 2, 4 and
+// 8 concurrent streaming completions of a fixed length. Aggregate generated tokens/s at each
+// level against one stream (cases `streams_N`), time to first token and time per output token
+// (median, p99) at each level, and one stream through the server against `redblue generate` on
+// the same model and executors, measured in the same run.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { UsageError } from '../common/errors.js';
+import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
+
+export interface ServeBenchOptions {
+  model: string;
+  executors: number;
+  /** Generated tokens per request. */
+  tokens: number;
+  levels: number[];
+}
+
+const log = (s: string) => process.stderr.write(`bench serve: ${s}\n`);
+const CLI = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? '../dist/cli/main.js' : '../cli/main.js', import.meta.url),
+);
+
+interface StreamStats {
+  /** Seconds from the request to its first piece of text. */
+  ttft: number;
+  /** Seconds between pieces of text after the first. */
+  gaps: number[];
+  tokens: number;
+}
+
+/** One streaming completion; its timings from the server-sent events as they arrive. */
+async function streamOnce(base: string, prompt: string, tokens: number): Promise<StreamStats> {
+  const t0 = performance.now();
+  const res = await fetch(`${base}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      prompt,
+      max_tokens: tokens,
+      temperature: 0,
+      stream: true,
+      ignore_eos: true,
+      stream_options: { include_usage: true },
+    }),
+  });
+  if (!res.ok || !res.body) throw new Error(`the server answered ${res.status}: ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let buf = '';
+  let first = -1;
+  let last = 0;
+  const gaps: number[] = [];
+  let generated = 0;
+  for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buf += decoder.decode(part, { stream: true });
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const event = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
+      const msg = JSON.parse(event.slice(6)) as {
+        choices: { text: string }[];
+        usage?: { completion_tokens: number };
+      };
+      if (msg.usage) generated = msg.usage.completion_tokens;
+      if (!msg.choices[0]?.text) continue;
+      const now = performance.now();
+      if (first < 0) first = now;
+      else gaps.push((now - last) / 1e3);
+      last = now;
+    }
+  }
+  return { ttft: (first - t0) / 1e3, gaps, tokens: generated };
+}
+
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+function startServer(o: ServeBenchOptions): Promise<{ proc: ChildProcess; base: string }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(
+      process.execPath,
+      [CLI, 'serve', '-m', o.model, '--port', '0', '--virtual-nodes', String(o.executors)],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve({ proc, base: m[1]! });
+    });
+    proc.on('exit', (code) => reject(new Error(`redblue serve exited (${code}): ${err.trim()}`)));
+  });
+}
+
+export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
+  const startedAt = new Date().toISOString();
+  log(`redblue generate on ${o.executors} executor(s), ${o.tokens} tokens (the reference for one stream)`);
+  const gen = spawnSync(
+    process.execPath,
+    [
+      CLI,
+      'generate',
+      '-m',
+      o.model,
+      '-p',
+      'Once upon a time',
+      '-n',
+      String(o.tokens),
+      '--temp',
+      '0',
+      '--json',
+      '--virtual-nodes',
+      String(o.executors),
+    ],
+    { encoding: 'utf8', timeout: 600_000 },
+  );
+  if (gen.status !== 0) throw new Error(`redblue generate failed: ${gen.stderr.trim()}`);
+  const generateRate = (JSON.parse(gen.stdout) as { timings: { generateTokensPerSecond: number } }).timings
+    .generateTokensPerSecond;
+
+  const { proc, base } = await startServer(o);
+  const results: BenchResult[] = [];
+  try {
+    await streamOnce(base, 'warm up', 4);
+    const rates = new Map<number, number>();
+    for (const n of o.levels) {
+      log(`${n} concurrent stream(s) of ${o.tokens} tokens`);
+      const t0 = performance.now();
+      const all = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          streamOnce(base, `Story number ${i + 1}: once upon a time`, o.tokens),
+        ),
+      );
+      const seconds = (performance.now() - t0) / 1e3;
+      const tokens = all.reduce((a, s) => a + s.tokens, 0);
+      const rate = tokens / seconds;
+      rates.set(n, rate);
+      const ttft = all.map((s) => s.ttft);
+      const tpot = all.flatMap((s) => s.gaps);
+      results.push(
+        result({
+          case: `streams_${n}`,
+          metric: 'throughput',
+          value: rate,
+          unit: 'tokens/s',
+          reference: 'streams_1',
+          referenceValue: rates.get(1) ?? rate,
+          details: {
+            streams: n,
+            tokensPerStream: o.tokens,
+            ttftMedianMs: quantile(ttft, 0.5) * 1e3,
+            ttftP99Ms: quantile(ttft, 0.99) * 1e3,
+            tpotMedianMs: quantile(tpot, 0.5) * 1e3,
+            tpotP99Ms: quantile(tpot, 0.99) * 1e3,
+          },
+        }),
+      );
+    }
+    results.push(
+      result({
+        case: 'one_stream_vs_generate',
+        metric: 'throughput',
+        value: rates.get(1) ?? 0,
+        unit: 'tokens/s',
+        reference: 'redblue_generate',
+        referenceValue: generateRate,
+        details: { model: basename(o.model), executors: o.executors },
+      }),
+    );
+  } finally {
+    proc.kill('SIGTERM');
+    await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.on('exit', r)));
+  }
+  return { benchmark: 'serve', results, machine: machineInfo(), startedAt };
+}
+
+export function registerBenchServe(bench: Command): void {
+  bench
+    .command('serve')
+    .description(
+      'a real `redblue serve` under 1, 2, 4 and 8 concurrent streams, against one stream and redblue generate',
+    )
+    .requiredOption('-m, --model <file>', 'the GGUF model')
+    .option('--executors <N>', 'executors (virtual nodes) of the server', (v) => Number(v), 2)
+    .option('--tokens <N>', 'generated tokens per request', (v) => Number(v), 64)
+    .option(
+      '--levels <list>',
+      'concurrent streams to measure, comma-separated (must start with 1)',
+      '1,2,4,8',
+    )
+    .option('--json', 'print the results in the shared bench schema')
+    .action(
+      async (opts: { model: string; executors: number; tokens: number; levels: string; json?: boolean }) => {
+        const levels = opts.levels.split(',').map((x) => Number(x.trim()));
+        if (levels[0] !== 1 || !levels.every((x) => Number.isInteger(x) && x >= 1 && x <= 64))
+          throw new UsageError(
+            `--levels must list stream counts from 1 to 64, starting with 1, got '${opts.levels}'`,
+          );
+        for (const [flag, v] of [
+          ['--executors', opts.executors],
+          ['--tokens', opts.tokens],
+        ] as const)
+          if (!Number.isInteger(v) || v < 1)
+            throw new UsageError(`${flag} must be a whole number of at least 1`);
+        const report = await benchServe({
+          model: opts.model,
+          executors: opts.executors,
+          tokens: opts.tokens,
+          levels,
+        });
+        process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
+      },
+    );
+}

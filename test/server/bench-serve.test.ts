@@ -1,0 +1,40 @@
+// `redblue bench serve` end to end on a small file: every level's case in the shared schema, with
+// its latencies, and one stream against `redblue generate` measured in the same run.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeSyntheticModel } from '../../model/synth.js';
+import type { BenchReport } from '../../bench/report.js';
+import { SMALL_LLAMA } from '../helpers/model-shapes.js';
+import { leftovers, runCli } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-bench-serve-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('redblue bench serve', () => {
+  it('reports aggregate tokens/s per level against one stream, latencies, and one stream against generate', () => {
+    const model = join(dir, 'small.gguf');
+    writeSyntheticModel(model, SMALL_LLAMA);
+    const r = runCli(['bench', 'serve', '-m', model, '--tokens', '8', '--levels', '1,2', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as BenchReport;
+    expect(report.benchmark).toBe('serve');
+    const byCase = new Map(report.results.map((x) => [x.case, x]));
+    for (const n of [1, 2]) {
+      const c = byCase.get(`streams_${n}`)!;
+      expect(c.unit).toBe('tokens/s');
+      expect(c.value).toBeGreaterThan(0);
+      expect(c.referenceValue).toBe(byCase.get('streams_1')!.value);
+      for (const k of ['ttftMedianMs', 'ttftP99Ms', 'tpotMedianMs', 'tpotP99Ms'])
+        expect(c.details![k] as number, k).toBeGreaterThan(0);
+    }
+    const g = byCase.get('one_stream_vs_generate')!;
+    expect(g.reference).toBe('redblue_generate');
+    expect(g.referenceValue).toBeGreaterThan(0);
+    expect(leftovers(r.pid)).toEqual([]);
+    const bad = runCli(['bench', 'serve', '-m', model, '--levels', '2,4']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--levels must list stream counts from 1 to 64, starting with 1/);
+  });
+});
