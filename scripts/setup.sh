@@ -33,6 +33,7 @@ stage() {
 }
 
 # Debian packages the build, the tests and the benchmarks need (one list: scripts/packages.txt).
+t0=$SECONDS
 mapfile -t PACKAGES < <(grep -v '^\s*#' scripts/packages.txt | grep -v '^\s*$')
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -52,7 +53,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 else
-  say "setup: packages               ok (all ${#PACKAGES[@]} present)"
+  say "setup: packages               ok (all ${#PACKAGES[@]} present, $((SECONDS - t0))s)"
 fi
 
 # Huge pages for node-local buffers and shared segments (the tests use them for real).
@@ -70,7 +71,7 @@ huge_pages() {
 if [ "$(id -u)" -eq 0 ]; then
   stage "huge pages" huge_pages
 else
-  say "setup: huge pages             skipped (not root; as root: sysctl -w vm.nr_hugepages=$WANT_HUGEPAGES)"
+  say "setup: huge pages             skipped (0s; not root: as root, sysctl -w vm.nr_hugepages=$WANT_HUGEPAGES)"
 fi
 
 # npm packages exactly as locked. Optional packages are left out: they are other platforms' and
@@ -79,7 +80,7 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   stage "npm packages" npm ci --omit=optional --no-audit --no-fund --loglevel=error
 else
-  say "setup: npm packages           ok (as locked)"
+  say "setup: npm packages           ok (as locked, 0s)"
 fi
 
 stage "native addon" npm run --silent build:native
@@ -89,4 +90,4 @@ stage "TypeScript" npm run --silent build:ts
 if [ ! -f .cache/demo.gguf ]; then
   stage "demo model" ./redblue synth -o .cache/demo.gguf --size demo --type q4_0
 fi
-say "setup: done in ${SECONDS}s (log: .cache/setup.log). Try: ./redblue --help, or ./redblue doctor"
+say "setup: done in ${SECONDS}s. Try: ./redblue --help, or ./redblue doctor"
