@@ -110,10 +110,13 @@ describe('the set-up', () => {
     expect(lines.length).toBeLessThan(20);
     for (const stage of ['packages', 'huge pages', 'npm packages', 'native addon', 'TypeScript'])
       expect(
-        lines.some((l) => new RegExp(`^setup: ${stage} +(ok|skipped)`).test(l)),
+        // each with the time it took
+        lines.some((l) => new RegExp(`^setup: ${stage} +(ok|skipped) \\((.*, )?\\d+s[;)]`).test(l)),
         stage,
       ).toBe(true);
     expect(lines.some((l) => / FAILED /.test(l))).toBe(false);
+    // the log's path is said only when a stage fails
+    expect(summary).not.toMatch(/setup\.log/);
     expect(lines[lines.length - 1]).toMatch(/^setup: done in \d+s/);
   });
 });
