@@ -138,7 +138,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     return tokens;
   };
 
-  const complete = async (req: IncomingMessage, res: ServerResponse, job: Job, endpoint: string) => {
+  const complete = async (res: ServerResponse, job: Job, endpoint: string) => {
     const prompt = promptOf(job);
     const ids: ReplyIds = {
       id: `${job.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`,
@@ -152,7 +152,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     let started = false;
     const sse = (body: unknown) => res.write(`data: ${JSON.stringify(body)}\n\n`);
     const result = await enqueue(gone.signal, async () => {
-      const t0 = performance.now();
       if (job.stream) {
         res.writeHead(200, {
           'content-type': 'text/event-stream',
@@ -179,7 +178,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         signal: gone.signal,
         ...(job.stream ? { onText: (text: string) => sse(chunk(job.kind, ids, { text })) } : {}),
       });
-      metrics.record(r, (performance.now() - t0) / 1e3);
+      metrics.record(r);
       return r;
     });
     const finish: FinishReason =
@@ -223,9 +222,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           data: [{ id: o.modelName, object: 'model', created: 0, owned_by: 'redblue' }],
         });
       case 'POST /v1/completions':
-        return complete(req, res, completionJob(await readBody(req)), 'completions');
+        return complete(res, completionJob(await readBody(req)), 'completions');
       case 'POST /v1/chat/completions':
-        return complete(req, res, chatJob(await readBody(req)), 'chat');
+        return complete(res, chatJob(await readBody(req)), 'chat');
       default:
         throw new ApiError(
           404,

@@ -30,13 +30,12 @@ export class Metrics {
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
   }
 
-  record(r: GenerateResult, seconds: number): void {
+  record(r: GenerateResult): void {
     this.generations++;
     if (r.stoppedBy === 'aborted') this.aborted++;
     this.promptTokens += r.promptTokens.length;
     this.generatedTokens += r.generatedTokens.length;
     this.tokenSeconds += r.timings.generateSeconds;
-    void seconds;
     for (const p of r.timings.perRank) {
       this.compute[p.rank] = (this.compute[p.rank] ?? 0) + p.computeSeconds;
       this.exchange[p.rank] = (this.exchange[p.rank] ?? 0) + p.exchangeSeconds;

@@ -76,8 +76,7 @@ function stops(b: Body): string[] {
 }
 
 function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
-  const n = int(b, 'n', 1, 1);
-  void n; // one choice per request (n > 1 is refused by the range)
+  int(b, 'n', 1, 1); // one choice per request: n > 1 is refused by the range
   const maxKey = b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
   const maxTokens = int(b, maxKey, 0, 1 << 20);
   const streamOptions = b.stream_options;

@@ -31,7 +31,6 @@ export async function serve(o: ServeRunOptions): Promise<void> {
   const file = readModelFile(o.model);
   let stop: (() => void) | undefined;
   const stopped = new Promise<string>((resolve) => {
-    stop = () => undefined;
     const on = (sig: string) => () => resolve(sig);
     const term = on('SIGTERM');
     const int = on('SIGINT');

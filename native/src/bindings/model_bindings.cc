@@ -269,7 +269,7 @@ Napi::Value JsRingDoorbell(const Napi::CallbackInfo& info) {
   const size_t bytes = area.ByteLength();
   auto out = std::make_shared<std::vector<DoorbellTimings>>();
   return AsyncTask::Start(
-      env, "redblue.ringDoorbell", [=] { *out = RingDoorbell(base, bytes, *step, ranks, timeoutMs, nullptr); },
+      env, "redblue.ringDoorbell", [=] { *out = RingDoorbell(base, bytes, *step, ranks, timeoutMs); },
       [=](Napi::Env e) -> Napi::Value {
         Napi::Array a = Napi::Array::New(e, out->size());
         for (size_t r = 0; r < out->size(); ++r) {

@@ -61,11 +61,11 @@ void StepLoop::Run() {
         throw UserError("the staging area holds " + std::to_string(logitsCap_) + " logits after the doorbell, not " +
                         std::to_string(want));
       // Every rank computes the logits (the gather is collective); rank 0 keeps them.
-      std::vector<float> scratch(rank_ == 0 ? 0 : want);
+      if (rank_ != 0 && scratch_.size() < want) scratch_.resize(want);
       ModelForwardTimings t;
       pool_->RunStep([&] {
         t = shard_->Forward(tokens.data(), n, block_->pos, mode, *pool_, *peers_,
-                            rank_ == 0 ? logits_ : scratch.data());
+                            rank_ == 0 ? logits_ : scratch_.data());
       });
       me.seconds = t.seconds;
       me.computeSeconds = t.computeSeconds;
@@ -81,7 +81,7 @@ void StepLoop::Run() {
 }
 
 std::vector<DoorbellTimings> RingDoorbell(uint8_t* area, size_t bytes, const DoorbellStep& step, int ranks,
-                                          uint64_t timeoutMs, const std::atomic<bool>* cancelled) {
+                                          uint64_t timeoutMs) {
   DoorbellBlock* b = BlockOf(area, bytes);
   if (ranks < 1 || ranks > kDoorbellMaxRanks) throw UserError("the doorbell serves 1-64 ranks");
   if (step.tokens.empty() || step.tokens.size() > static_cast<size_t>(kDoorbellMaxTokens))
@@ -100,7 +100,7 @@ std::vector<DoorbellTimings> RingDoorbell(uint8_t* area, size_t bytes, const Doo
     for (;;) {
       const uint32_t d = x.done.load(std::memory_order_acquire);
       if (d == seq) break;
-      if ((cancelled && cancelled->load()) || b->stop.load(std::memory_order_acquire))
+      if (b->stop.load(std::memory_order_acquire))
         throw UserError("the step was cancelled (the executors' loops were stopped)");
       const uint64_t now = shm::NowNs();
       if (now >= deadline) throw UserError("executor rank " + std::to_string(r) + " did not finish the step in time");

@@ -63,6 +63,7 @@ class StepLoop {
   float* logits_;
   size_t logitsCap_;
   int rank_;
+  std::vector<float> scratch_;  // ranks other than 0 compute the logits here (the gather is collective)
   std::atomic<bool> quit_{false};
   std::thread thread_;
 };
@@ -78,10 +79,10 @@ struct DoorbellTimings {
 };
 
 // The coordinator's side: posts `step` and waits until `ranks` executors are done (UserError
-// naming the rank when one failed, or when none answered within timeoutMs; `cancelled` checked
-// every 50 ms ends the wait early).
+// naming the rank when one failed, when none answered within timeoutMs, or when StopDoorbell
+// ended the loops meanwhile: checked every 50 ms).
 std::vector<DoorbellTimings> RingDoorbell(uint8_t* area, size_t bytes, const DoorbellStep& step, int ranks,
-                                          uint64_t timeoutMs, const std::atomic<bool>* cancelled);
+                                          uint64_t timeoutMs);
 
 // Ends every loop on the area (they exit within 100 ms).
 void StopDoorbell(uint8_t* area, size_t bytes);
