@@ -109,6 +109,8 @@ export interface MatmulQOptions {
   yOffset?: number;
   ldy?: number;
   isa?: KernelPath;
+  /** Each row of y bit-identical whatever m (a batching server's guarantee); default false. */
+  rowInvariant?: boolean;
 }
 
 export interface KernelPaths {

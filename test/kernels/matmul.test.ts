@@ -202,3 +202,41 @@ describe('matmulQ', () => {
     expect(Array.from(y)).toEqual([1, 1, 1, 1]);
   });
 });
+
+// A batching server runs each sequence's row beside others'; with rowInvariant every row must be
+// the bits it would be alone (m = 1) or in any other batch, on every path (the AVX2 GEMV sums a
+// lone row in another order, so without the flag a lone row may differ in the last bits).
+describe('rowInvariant: a row of Y does not depend on the rows beside it', () => {
+  const types: WeightType[] = ['q4_0', 'q8_0', 'q4_k', 'q6_k', 'f16'];
+  for (const isa of paths)
+    for (const type of types)
+      it(`${type} on ${isa}`, () => {
+        const k = K_TYPES.includes(type) ? 512 : 352; // 11 Q8_0 blocks: quads plus a tail
+        const n = 37,
+          m = 9;
+        const w = quantize(type, random(n * k, 7), n, k);
+        const x = random(m * k, 8, 3);
+        const run = (r0: number, rows: number) => {
+          const y = new Float32Array(rows * n);
+          matmulQ(pool, {
+            type,
+            w,
+            n,
+            k,
+            x: x.subarray(r0 * k, (r0 + rows) * k),
+            m: rows,
+            y,
+            isa,
+            rowInvariant: true,
+          });
+          return y;
+        };
+        const all = run(0, m);
+        for (let r = 0; r < m; r++)
+          expect(Array.from(run(r, 1)), `row ${r} alone`).toEqual(
+            Array.from(all.subarray(r * n, (r + 1) * n)),
+          );
+        const mid = run(2, 5);
+        expect(Array.from(mid)).toEqual(Array.from(all.subarray(2 * n, 7 * n)));
+      });
+});

@@ -214,6 +214,7 @@ MatmulCall ParseMatmul(const Napi::CallbackInfo& info, size_t i, const char* op)
   QuantMatmulArgs& q = call.q;
   q.type = ParseWeightType(o.String("type", ""));
   q.isa = ParseIsa(o.String("isa", "auto"));
+  q.rowInvariant = o.Bool("rowInvariant", false);
   q.m = o.Index("m");
   q.n = o.Index("n");
   q.k = o.Index("k");

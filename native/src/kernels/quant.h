@@ -109,6 +109,10 @@ struct QuantMatmulArgs {
   float* y = nullptr;
   int64_t ldy = 0;
   Isa isa = Isa::Auto;
+  // Each row of Y comes out bit-identical whatever m is and whichever rows share the call (no
+  // GEMV special case for a lone row): a server batching sequences gives each the tokens it would
+  // get alone. Costs a lone row some speed on paths whose GEMV differs from their tiles (AVX2).
+  bool rowInvariant = false;
 };
 void CheckQuantMatmulArgs(const QuantMatmulArgs& a);
 void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool);

@@ -254,51 +254,108 @@ struct Q8RowDot {
 // values 16-31]): two blocks per ymm (block b's 16 nibble bytes in the low lane, b+1's in the
 // high), so one mask / shift / two vpmaddubsw / one vpmaddwd / one conversion / one FMA serve
 // two blocks; the four scales of a quad are converted and multiplied together (per block the
-// int16 pair sums add 4 products: ≤ 4·15·127, no saturation).
-KFN float Q4QuadsRow(const BlockQ4_0* w, const int8_t* xq, const float* dx, const float* cx, int64_t nq) {
+// int16 pair sums add 4 products: ≤ 4·15·127, no saturation). RX rows of X share each unpacked
+// quad, each row with its own accumulators: a row's sums are the same for every RX (rowInvariant
+// batches run decode rows this way, so a row gets the bits it gets alone).
+template <int RX>
+KFN void Q4QuadsRows(const BlockQ4_0* w, const ActRows& act, int64_t r, int64_t nq, float* y) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  __m128 corr = _mm_setzero_ps();
+  __m256 acc[RX][2];
+  __m128 corr[RX];
+  for (int i = 0; i < RX; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps(), corr[i] = _mm_setzero_ps();
   for (int64_t q = 0; q < nq; ++q) {
     const BlockQ4_0* blk = w + 4 * q;
-    const int8_t* x = xq + 128 * q;
     uint64_t h = 0;
     for (int t = 0; t < 4; ++t) h |= uint64_t(blk[t].d) << (16 * t);
     const __m128 dw = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(h)));
-    const __m256 s = _mm256_castps128_ps256(_mm_mul_ps(dw, _mm_loadu_ps(dx + 4 * q)));
-    corr = _mm_fmadd_ps(dw, _mm_loadu_ps(cx + 4 * q), corr);
+    __m256i lo[2], hi[2];
     for (int p = 0; p < 2; ++p) {
       const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[2 * p + 1].qs)),
                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[2 * p].qs)));
-      const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * p));
-      const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64 + 32 * p));
-      const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
-      const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-      acc[p] = _mm256_fmadd_ps(f, _mm256_permutevar8x32_ps(s, p ? pick23 : pick01), acc[p]);
+      lo[p] = _mm256_and_si256(v, m4);
+      hi[p] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+    for (int i = 0; i < RX; ++i) {
+      const int8_t* x = act.qs(r + i) + 128 * q;
+      const __m256 s = _mm256_castps128_ps256(_mm_mul_ps(dw, _mm_loadu_ps(act.d(r + i) + 4 * q)));
+      corr[i] = _mm_fmadd_ps(dw, _mm_loadu_ps(act.c(r + i) + 4 * q), corr[i]);
+      for (int p = 0; p < 2; ++p) {
+        const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * p));
+        const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64 + 32 * p));
+        const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[p], xlo), _mm256_maddubs_epi16(hi[p], xhi));
+        const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+        acc[i][p] = _mm256_fmadd_ps(f, _mm256_permutevar8x32_ps(s, p ? pick23 : pick01), acc[i][p]);
+      }
     }
   }
-  __m128 c = _mm_add_ps(corr, _mm_movehl_ps(corr, corr));
-  c = _mm_add_ss(c, _mm_movehdup_ps(c));
-  return HSum256(_mm256_add_ps(acc[0], acc[1])) + _mm_cvtss_f32(c);
+  for (int i = 0; i < RX; ++i) {
+    __m128 c = _mm_add_ps(corr[i], _mm_movehl_ps(corr[i], corr[i]));
+    c = _mm_add_ss(c, _mm_movehdup_ps(c));
+    y[i] = HSum256(_mm256_add_ps(acc[i][0], acc[i][1])) + _mm_cvtss_f32(c);
+  }
 }
-KFN void Q4Row(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  const Q4RowDot dot{reinterpret_cast<const BlockQ4_0*>(a.w + j * a.wStride), act.qs(r), act.d(r), act.c(r)};
+template <int RX>
+KFN void Q4Rows(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ4_0* w = reinterpret_cast<const BlockQ4_0*>(a.w + j * a.wStride);
   if (act.layout != ActLayout::Q4Quads) {
-    a.y[r * a.ldy + j] = RowDot4(act.nb, dot);
+    for (int i = 0; i < RX; ++i)
+      a.y[(r + i) * a.ldy + j] = RowDot4(act.nb, Q4RowDot{w, act.qs(r + i), act.d(r + i), act.c(r + i)});
     return;
   }
   const int64_t nq = act.nb / 4;
-  float y = Q4QuadsRow(dot.w, dot.xq, dot.dx, dot.cx, nq);
-  __m256 acc = _mm256_setzero_ps();  // the last nb % 4 blocks, in natural order
-  float corr = 0.0f;
-  for (int64_t b = 4 * nq; b < act.nb; ++b) dot(b, acc, corr);
-  a.y[r * a.ldy + j] = y + HSum256(acc) + corr;
+  float y[RX];
+  Q4QuadsRows<RX>(w, act, r, nq, y);
+  for (int i = 0; i < RX; ++i) {
+    const Q4RowDot dot{w, act.qs(r + i), act.d(r + i), act.c(r + i)};
+    __m256 acc = _mm256_setzero_ps();  // the last nb % 4 blocks, in natural order
+    float corr = 0.0f;
+    for (int64_t b = 4 * nq; b < act.nb; ++b) dot(b, acc, corr);
+    a.y[(r + i) * a.ldy + j] = y[i] + HSum256(acc) + corr;
+  }
 }
-KFN void Q8Row(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  const Q8RowDot dot{reinterpret_cast<const BlockQ8_0*>(a.w + j * a.wStride), act.qs(r), act.d(r)};
-  a.y[r * a.ldy + j] = RowDot4(act.nb, dot);
+// Q8_0 GEMV for RX rows of X: RowDot4's four accumulators per row, each W block loaded once.
+template <int RX>
+KFN void Q8Rows(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(a.w + j * a.wStride);
+  if (RX == 1) {
+    a.y[r * a.ldy + j] = RowDot4(act.nb, Q8RowDot{w, act.qs(r), act.d(r)});
+    return;
+  }
+  __m256 acc[RX][4];
+  for (int i = 0; i < RX; ++i)
+    for (int u = 0; u < 4; ++u) acc[i][u] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b < act.nb; ++b) {
+    const int u = b < act.nb / 4 * 4 ? static_cast<int>(b % 4) : 0;  // RowDot4's accumulator for block b
+    const __m256i z = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
+    const __m256i az = _mm256_abs_epi8(z);
+    const float dw = _cvtsh_ss(w[b].d);
+    for (int i = 0; i < RX; ++i) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
+      acc[i][u] = _mm256_fmadd_ps(DotU8S8(az, _mm256_sign_epi8(x, z)), _mm256_set1_ps(dw * act.d(r + i)[b]), acc[i][u]);
+    }
+  }
+  const float zero = 0.0f;  // RowDot4's corrections, all zero for Q8_0
+  for (int i = 0; i < RX; ++i)
+    a.y[(r + i) * a.ldy + j] =
+        HSum256(_mm256_add_ps(_mm256_add_ps(acc[i][0], acc[i][1]), _mm256_add_ps(acc[i][2], acc[i][3]))) +
+        ((zero + zero) + (zero + zero));
+}
+KFN void Q4Row(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q4Rows<1>(a, act, r, j); }
+KFN void Q8Row(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q8Rows<1>(a, act, r, j); }
+
+// rowInvariant: every row of X through the GEMV arithmetic (Q4Rows / Q8Rows), RX rows at a
+// time, so a decode row in a batch gets exactly the bits it gets alone, at GEMV speed.
+template <typename Tile>
+KFN void RunRows(const Tile& tile, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  int64_t r = r0;
+  for (; r + 4 <= r0 + rows; r += 4)
+    for (int64_t j = j0; j < j1; ++j) tile.template Rows<4>(r, j);
+  for (; r + 2 <= r0 + rows; r += 2)
+    for (int64_t j = j0; j < j1; ++j) tile.template Rows<2>(r, j);
+  for (; r < r0 + rows; ++r)
+    for (int64_t j = j0; j < j1; ++j) tile.template Rows<1>(r, j);
 }
 
 // Runs a JR×RX tile over rows [r0, r0+rows) of X (4 at a time: a tile of X stays in L1 while
@@ -335,6 +392,8 @@ struct Q4Tiles {
   template <int JR, int RX>
   KFN void Run(int64_t r, int64_t j) const { Q4Tile<JR, RX>(a, act, sc, r, j); }
   KFN void Gemv(int64_t r, int64_t j) const { Q4Row(a, act, r, j); }
+  template <int RX>
+  KFN void Rows(int64_t r, int64_t j) const { Q4Rows<RX>(a, act, r, j); }
 };
 struct Q8Tiles {
   const QuantMatmulArgs& a;
@@ -342,6 +401,8 @@ struct Q8Tiles {
   template <int JR, int RX>
   KFN void Run(int64_t r, int64_t j) const { Q8Tile<JR, RX>(a, act, r, j); }
   KFN void Gemv(int64_t r, int64_t j) const { Q8Row(a, act, r, j); }
+  template <int RX>
+  KFN void Rows(int64_t r, int64_t j) const { Q8Rows<RX>(a, act, r, j); }
 };
 // Q4_0 runs 1×6 tiles where six rows of X are left: one row of W's nibbles unpacked serves six
 // rows of X, and the six accumulators leave registers for the operands (2×4 spilled two
@@ -350,6 +411,7 @@ struct Q8Tiles {
 KENTRY void Q4Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   thread_local std::vector<float> scratch;
   Q4Scales sc;
+  if (a.rowInvariant) return RunRows(Q4Tiles{a, act, sc}, r0, rows, j0, j1);
   if (rows > 1) MakeQ4Scales(a, act.nb, j0, j1, scratch, sc);  // one row of X: the GEMV reads them itself
   const Q4Tiles tile{a, act, sc};
   int64_t r = r0;
@@ -358,6 +420,7 @@ KENTRY void Q4Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, i
   if (r < r0 + rows) RunTiles(tile, r, r0 + rows - r, j0, j1);
 }
 KENTRY void Q8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  if (a.rowInvariant) return RunRows(Q8Tiles{a, act}, r0, rows, j0, j1);
   RunTiles(Q8Tiles{a, act}, r0, rows, j0, j1);
 }
 

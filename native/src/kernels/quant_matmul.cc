@@ -138,7 +138,7 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
   if (q8_0 || q8_k) {
     act.k = a.k;
     const ActLayout layout = a.type == WeightType::Q4_0 ? ks.q4Layout : ActLayout::Natural;
-    const bool expand = layout == ActLayout::Q4Quads && a.m > 1;
+    const bool expand = layout == ActLayout::Q4Quads && a.m > 1 && !a.rowInvariant;
     if (q8_0) {
       act.nb = a.k / kQBlock;
       act.qsBytes = (a.k + 63) / 64 * 64;
