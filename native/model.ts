@@ -43,6 +43,19 @@ export interface ModelShardConfig {
   };
   /** Instruction-set path of the matmuls and the attention; default 'auto' (tests force 'scalar'). */
   kernelPath?: KernelPath;
+  /** Sequences whose KV caches the shard holds (nCtx positions each); default 1. */
+  slots?: number;
+  /** Matmul rows through the row-invariant kernels: a sequence's tokens do not depend on its batch. */
+  batchInvariant?: boolean;
+}
+
+/** One sequence of a step: `count` tokens at positions pos.. of KV slot `slot`. */
+export interface SeqRun {
+  slot: number;
+  pos: number;
+  count: number;
+  /** Return the logits after the run's last token. */
+  logits: boolean;
 }
 
 export interface ModelLoadResult {
@@ -96,12 +109,15 @@ export interface StepTimes {
 
 interface ModelAddon {
   ModelShard: new (cfg: ModelShardConfig) => NativeModelShard;
-  /** Posts a step in the area's doorbell and waits for `ranks` executors: their times. */
+  /**
+   * Posts a step in the area's doorbell and waits for `ranks` executors: their times. `tokens`
+   * holds every run's tokens, run after run; one row of logits per run that asks, in run order,
+   * lands after the doorbell.
+   */
   ringDoorbell(
     area: ArrayBuffer,
     tokens: Int32Array,
-    pos: number,
-    logits: 'last' | 'none',
+    runs: SeqRun[],
     ranks: number,
     timeoutMs: number,
   ): Promise<StepTimes[]>;
@@ -113,6 +129,8 @@ interface ModelAddon {
 
 /** Tokens one doorbell step carries at most (step_doorbell.h kDoorbellMaxTokens). */
 export const DOORBELL_MAX_TOKENS = 512;
+/** Sequences one step (and one shard's KV slots) holds at most (model_config.h kMaxModelSlots). */
+export const MAX_SEQUENCES = 64;
 
 export function modelAddon(): ModelAddon {
   return loadAddon<ModelAddon>();

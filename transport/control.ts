@@ -114,6 +114,10 @@ export interface LoadModelRequest {
   /** Multi-host mode: the executor's global rank and the world size (absent or 0: its own). */
   rank?: number;
   world?: number;
+  /** KV slots: sequences held side by side (absent or 0: 1). */
+  slots?: number;
+  /** Matmul rows through the row-invariant kernels (a batching server). */
+  batchInvariant?: boolean;
 }
 export interface LoadModelReply {
   weightBytes: number;

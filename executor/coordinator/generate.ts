@@ -5,7 +5,13 @@
 // sampling the next token from rank 0's logits here. The executors are a ModelRunner: one host's
 // (a LocalCluster, localRunner below) or several hosts' (remote-generate.ts), so loading and
 // generation are written once for both.
-import { DOORBELL_MAX_TOKENS, modelAddon, type StepTimes } from '../../native/model.js';
+import {
+  DOORBELL_MAX_TOKENS,
+  MAX_SEQUENCES,
+  modelAddon,
+  type SeqRun,
+  type StepTimes,
+} from '../../native/model.js';
 import { ChatTemplate } from '../../model/chat.js';
 import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
@@ -55,6 +61,12 @@ export interface ModelRunner {
     logits: 'last' | 'all' | 'none',
     send?: boolean,
   ): Promise<ForwardResult>;
+  /**
+   * One step of several sequences, each in its own KV slot (a server's batch): `tokens` holds
+   * every run's tokens, run after run; one row of logits per run that asks, in run order. Absent
+   * where the executors cannot batch yet (across hosts).
+   */
+  step?(tokens: number[], runs: SeqRun[]): Promise<{ logits: Float32Array[]; replies: ForwardReply[] }>;
 }
 
 /** The reply's bytes may sit unaligned inside a larger buffer: copied into an aligned array. */
@@ -75,15 +87,36 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
   let nVocab = 0;
   let doorbell = false;
   const logitsAt = () => modelAddon().doorbellBytes;
+  /** Posts a step in the doorbell; a lost executor ends the loops (and the native wait with them). */
+  const ring = async (tokens: number[], runs: SeqRun[]): Promise<ForwardReply[]> => {
+    const area = staging!.buffer;
+    let times: StepTimes[];
+    try {
+      times = await cluster.guard(
+        modelAddon().ringDoorbell(area, Int32Array.from(tokens), runs, cluster.clients.length, 600_000),
+      );
+    } catch (e) {
+      // A step every rank refused (a bad position) leaves the loops running; anything else (a
+      // lost executor, a step not finished in time) ends them, and the native wait with them.
+      if (!/^executor rank \d+: /.test(e instanceof Error ? e.message : '')) {
+        modelAddon().stopDoorbell(area);
+        doorbell = false;
+      }
+      throw e;
+    }
+    return times.map((t) => ({ ...t, logits: new Uint8Array() }));
+  };
+  let slots = 1;
   return {
     ranks: cluster.clients.length,
     speeds: cluster.hellos.map((h) => h.readGbps),
     async load(reqs) {
       // Joins every executor to the host's shared-memory group (the all-reduces run there); the
-      // area holds the doorbell and one row of logits (the cluster unmaps it when it stops).
+      // area holds the doorbell and a row of logits per KV slot (the cluster unmaps it when it stops).
       nVocab = reqs[0]!.vocabPerRank.reduce((a, b) => a + b, 0);
+      slots = reqs[0]!.slots || 1;
       doorbell = false;
-      staging = await cluster.stage('model', logitsAt() + Math.max(64, nVocab * 4));
+      staging = await cluster.stage('model', logitsAt() + Math.max(64, nVocab * 4 * (reqs[0]!.slots || 1)));
       const replies = await cluster.guard(
         Promise.all(cluster.clients.map((c, rank) => c.loadModel(reqs[rank]!))),
       );
@@ -95,28 +128,13 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
       Promise.all(cluster.clients.map((c) => c.loadProgress({}, 5000).catch(() => undefined))),
     async forward(tokens, pos, logits, send = true) {
       if (doorbell && staging && logits !== 'all' && tokens.length <= DOORBELL_MAX_TOKENS) {
-        const area = staging.buffer;
-        let times: StepTimes[];
-        try {
-          times = await cluster.guard(
-            modelAddon().ringDoorbell(
-              area,
-              Int32Array.from(tokens),
-              pos,
-              logits,
-              cluster.clients.length,
-              600_000,
-            ),
-          );
-        } catch (e) {
-          // A lost executor: end the loops, and the native wait with them.
-          modelAddon().stopDoorbell(area);
-          doorbell = false;
-          throw e;
-        }
-        const replies = times.map((t) => ({ ...t, logits: new Uint8Array() }));
+        const replies = await ring(tokens, [
+          { slot: 0, pos, count: tokens.length, logits: logits === 'last' },
+        ]);
         const out =
-          logits === 'last' && send ? new Float32Array(area, logitsAt(), nVocab).slice() : new Float32Array();
+          logits === 'last' && send
+            ? new Float32Array(staging.buffer, logitsAt(), nVocab).slice()
+            : new Float32Array();
         return { logits: out, replies };
       }
       const viaStaging = logits === 'last' && staging !== undefined;
@@ -132,7 +150,36 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
       }
       return { logits: logitsOf(replies[0]!.logits), replies };
     },
+    async step(tokens, runs) {
+      if (!doorbell || !staging) throw new Error('the executors are not running a model: load one first');
+      checkRuns(tokens, runs, slots);
+      const replies = await ring(tokens, runs);
+      const logits = runs
+        .filter((r) => r.logits)
+        .map((_, i) => new Float32Array(staging!.buffer, logitsAt() + i * nVocab * 4, nVocab).slice());
+      return { logits, replies };
+    },
   };
+}
+
+/** A step's runs against the shard's slots and the doorbell's limits (positions are checked natively). */
+function checkRuns(tokens: readonly number[], runs: readonly SeqRun[], slots: number): void {
+  if (runs.length < 1 || runs.length > Math.min(slots, MAX_SEQUENCES))
+    throw new Error(`a step carries 1-${Math.min(slots, MAX_SEQUENCES)} sequences, not ${runs.length}`);
+  const seen = new Set<number>();
+  let total = 0;
+  for (const r of runs) {
+    if (!Number.isInteger(r.slot) || r.slot < 0 || r.slot >= slots)
+      throw new Error(`KV slot ${r.slot} does not exist: the model was loaded with slots 0-${slots - 1}`);
+    if (seen.has(r.slot)) throw new Error(`KV slot ${r.slot} appears twice in one step`);
+    seen.add(r.slot);
+    if (!Number.isInteger(r.count) || r.count < 1) throw new Error(`slot ${r.slot}'s run carries no tokens`);
+    total += r.count;
+  }
+  if (total !== tokens.length)
+    throw new Error(`the runs hold ${total} tokens but the step has ${tokens.length}`);
+  if (total > DOORBELL_MAX_TOKENS)
+    throw new Error(`a step carries at most ${DOORBELL_MAX_TOKENS} tokens, not ${total}: split the prompts`);
 }
 
 function runnerOf(c: LocalCluster | ModelRunner): ModelRunner {
@@ -195,8 +242,12 @@ export interface ModelLoadOptions {
   path: string;
   /** The file's header and tokenizer when already read (readModelFile of `path`). */
   file?: ModelFile;
-  /** Positions of KV cache (default: the model's context length, at most 4096). */
+  /** Positions of KV cache (default: the model's context length, at most 4096), per sequence. */
   ctx?: number;
+  /** Sequences held side by side (KV slots; a server's --parallel); default 1. */
+  slots?: number;
+  /** Each sequence's tokens independent of what shares its steps (a batching server). */
+  batchInvariant?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -211,6 +262,8 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
   split: ModelSplit;
   ctx: number;
+  /** KV slots: sequences that may run side by side. */
+  slots: number;
   perRank: (LoadModelReply & { rank: number })[];
   seconds: number;
 }
@@ -246,6 +299,8 @@ export async function loadModel(
         ff: { lo: r.ff[0], hi: r.ff[1] },
         vocab: { lo: r.vocab[0], hi: r.vocab[1] },
         vocabPerRank,
+        slots: o.slots ?? 1,
+        batchInvariant: o.batchInvariant ?? false,
       })),
     );
     o.onProgress?.(info.nLayer, info.nLayer);
@@ -254,6 +309,7 @@ export async function loadModel(
       tokenizer,
       split,
       ctx,
+      slots: o.slots ?? 1,
       perRank: replies.map((r, rank) => ({ ...r, rank })),
       seconds: (performance.now() - started) / 1e3,
     };

@@ -54,6 +54,8 @@ export function shardConfig(
       vocab: [req.vocab.lo, req.vocab.hi],
       vocabPerRank: req.vocabPerRank,
     },
+    slots: req.slots || 1,
+    batchInvariant: req.batchInvariant ?? false,
   };
 }
 

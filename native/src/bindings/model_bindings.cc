@@ -72,6 +72,8 @@ ModelConfig ConfigFromJs(const Napi::Object& o) {
   c.ropeScale = static_cast<float>(Number(o, "ropeScale"));
   c.ropeNeox = o.Get("ropeNeox").ToBoolean();
   if (o.Has("kernelPath") && !o.Get("kernelPath").IsUndefined()) c.isa = ResolveIsa(ParseIsa(Str(o, "kernelPath")));
+  if (o.Has("slots") && !o.Get("slots").IsUndefined()) c.nSlots = static_cast<int>(Int(o, "slots"));
+  c.batchInvariant = o.Get("batchInvariant").ToBoolean();
   Napi::Array ts = Arr(o.Get("tensors"), "tensors");
   for (uint32_t i = 0; i < ts.Length(); ++i) {
     Napi::Object t = Obj(ts.Get(i), "tensor");
@@ -248,7 +250,7 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
   Napi::Reference<Napi::ArrayBuffer> area_;
 };
 
-// ringDoorbell(area: ArrayBuffer, tokens: Int32Array, pos, 'last' | 'none', ranks, timeoutMs)
+// ringDoorbell(area: ArrayBuffer, tokens: Int32Array, runs: {slot, pos, count, logits}[], ranks, timeoutMs)
 // → Promise<{ seconds, computeSeconds, exchangeSeconds }[]>: the coordinator's side of a step.
 Napi::Value JsRingDoorbell(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -259,12 +261,18 @@ Napi::Value JsRingDoorbell(const Napi::CallbackInfo& info) {
   Napi::Int32Array ta = info[1].As<Napi::Int32Array>();
   auto step = std::make_shared<DoorbellStep>();
   step->tokens.assign(ta.Data(), ta.Data() + ta.ElementLength());
-  step->pos = Int(info[2], "pos");
-  const std::string m = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "";
-  if (m != "last" && m != "none") throw Napi::TypeError::New(env, "logits must be 'last' or 'none'");
-  step->mode = m == "last" ? LogitsMode::Last : LogitsMode::None;
-  const int ranks = static_cast<int>(Int(info[4], "ranks"));
-  const uint64_t timeoutMs = static_cast<uint64_t>(Int(info[5], "timeoutMs"));
+  Napi::Array runs = Arr(info[2], "runs");
+  for (uint32_t k = 0; k < runs.Length(); ++k) {
+    Napi::Object r = Obj(runs.Get(k), "run");
+    SeqRun run;
+    run.slot = static_cast<int>(Int(r, "slot"));
+    run.pos = Int(r, "pos");
+    run.count = Int(r, "count");
+    run.logits = r.Get("logits").ToBoolean();
+    step->runs.push_back(run);
+  }
+  const int ranks = static_cast<int>(Int(info[3], "ranks"));
+  const uint64_t timeoutMs = static_cast<uint64_t>(Int(info[4], "timeoutMs"));
   uint8_t* base = static_cast<uint8_t*>(area.Data());
   const size_t bytes = area.ByteLength();
   auto out = std::make_shared<std::vector<DoorbellTimings>>();

@@ -15,6 +15,8 @@
 namespace redblue {
 
 enum class ModelArch { Llama, Qwen2, Qwen3 };
+
+constexpr int kMaxModelSlots = 64;  // sequences one shard serves at once
 ModelArch ParseModelArch(const std::string& s);  // "llama" | "qwen2" | "qwen3"
 
 // One tensor of the GGUF file, as its header describes it.
@@ -47,6 +49,11 @@ struct ModelConfig {
   std::vector<ModelTensorRef> tensors;
   ModelSplit split;
   Isa isa = Isa::Auto;  // instruction-set path of the matmuls and the attention (tests force scalar)
+  // Sequences whose KV caches this rank holds side by side (nCtx positions each): a server's
+  // batch of streams. batchInvariant: matmul rows through the row-invariant kernels, so a
+  // sequence's tokens do not depend on what else shares its steps.
+  int nSlots = 1;
+  bool batchInvariant = false;
 };
 
 // Throws UserError naming the first inconsistency (shapes, split ranges, head grouping).

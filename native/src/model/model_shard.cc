@@ -63,6 +63,9 @@ void CheckModelConfig(const ModelConfig& c) {
   if (c.nLayer <= 0 || c.nEmbd <= 0 || c.nHead <= 0 || c.nHeadKv <= 0 || c.headDim <= 0 || c.nFf <= 0 ||
       c.nVocab <= 0 || c.nCtx <= 0)
     throw UserError("model hyperparameters nLayer, nEmbd, nHead, nHeadKv, headDim, nFf, nVocab and nCtx must all be ≥ 1");
+  if (c.nSlots < 1 || c.nSlots > kMaxModelSlots)
+    throw UserError("a model shard holds 1-" + std::to_string(kMaxModelSlots) + " sequences' KV caches, not " +
+                    std::to_string(c.nSlots));
   if (c.nHead % c.nHeadKv != 0)
     throw UserError("nHead (" + std::to_string(c.nHead) + ") must be a multiple of nHeadKv (" +
                     std::to_string(c.nHeadKv) + ")");
@@ -256,7 +259,9 @@ ModelShard::ModelShard(ModelConfig cfg) : cfg_(std::move(cfg)) {
   }
   fixVecs_ = std::move(vecs);
   fixMats_ = std::move(mats);
-  kvLayerBytes_ = static_cast<uint64_t>(kvHeads_ * c.nCtx * hd) * 2;
+  kvSlotBytes_ = static_cast<uint64_t>(kvHeads_ * c.nCtx * hd) * 2;
+  kvLayerBytes_ = kvSlotBytes_ * static_cast<uint64_t>(c.nSlots);
+  filled_.assign(static_cast<size_t>(c.nSlots), 0);
 }
 
 ModelShard::~ModelShard() = default;
@@ -336,7 +341,24 @@ void ModelShard::Matmul(const ShardMatrix& w, const float* x, int64_t m, int64_t
   q.y = y;
   q.ldy = ldy;
   q.isa = cfg_.isa;
+  q.rowInvariant = cfg_.batchInvariant;
   MatmulQ(q, pool);
+}
+
+void ModelShard::CheckCall(Collective& peers) const {
+  const ModelConfig& c = cfg_;
+  if (!loaded_) throw UserError("load the model shard before running forward");
+  if (peers.size() != c.split.ranks || peers.rank() != c.split.rank)
+    throw UserError("the model shard was split for rank " + std::to_string(c.split.rank) + " of " +
+                    std::to_string(c.split.ranks) + ", but the collective is rank " + std::to_string(peers.rank()) +
+                    " of " + std::to_string(peers.size()));
+}
+
+void ModelShard::CheckTokens(const int32_t* tokens, int64_t n) const {
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= cfg_.nVocab)
+      throw UserError("token id " + std::to_string(tokens[i]) + " (at index " + std::to_string(i) +
+                      ") is outside the vocabulary of " + std::to_string(cfg_.nVocab) + " tokens");
 }
 
 ModelForwardTimings ModelShard::Forward(const int32_t* tokens, int64_t nTokens, int64_t pos, LogitsMode mode,
@@ -344,23 +366,63 @@ ModelForwardTimings ModelShard::Forward(const int32_t* tokens, int64_t nTokens, 
   std::unique_lock<std::mutex> lk(busy_, std::try_to_lock);
   if (!lk.owns_lock()) throw UserError("this model shard is busy (a load or forward is running): wait for it");
   const ModelConfig& c = cfg_;
-  if (!loaded_) throw UserError("load the model shard before running forward");
-  if (peers.size() != c.split.ranks || peers.rank() != c.split.rank)
-    throw UserError("the model shard was split for rank " + std::to_string(c.split.rank) + " of " +
-                    std::to_string(c.split.ranks) + ", but the collective is rank " + std::to_string(peers.rank()) +
-                    " of " + std::to_string(peers.size()));
+  CheckCall(peers);
   if (nTokens < 1) throw UserError("forward needs at least one token");
   if (pos < 0 || pos + nTokens > c.nCtx)
     throw UserError("positions " + std::to_string(pos) + ".." + std::to_string(pos + nTokens - 1) +
                     " do not fit the context of " + std::to_string(c.nCtx) + " tokens: start a new sequence or load with a larger nCtx");
-  if (pos > filled_)
+  if (pos > filled_[0])
     throw UserError("position " + std::to_string(pos) + " leaves a gap: the KV cache holds positions 0.." +
-                    std::to_string(filled_ - 1) + ", so the next token must be at position ≤ " + std::to_string(filled_));
-  for (int64_t i = 0; i < nTokens; ++i)
-    if (tokens[i] < 0 || tokens[i] >= c.nVocab)
-      throw UserError("token id " + std::to_string(tokens[i]) + " (at index " + std::to_string(i) +
-                      ") is outside the vocabulary of " + std::to_string(c.nVocab) + " tokens");
+                    std::to_string(filled_[0] - 1) + ", so the next token must be at position ≤ " + std::to_string(filled_[0]));
+  CheckTokens(tokens, nTokens);
+  SeqRun run;
+  run.pos = pos;
+  run.count = nTokens;
+  std::vector<int64_t> rows;
+  if (mode == LogitsMode::Last) rows.push_back(nTokens - 1);
+  if (mode == LogitsMode::All)
+    for (int64_t i = 0; i < nTokens; ++i) rows.push_back(i);
+  return Step(tokens, &run, 1, rows, pool, peers, logitsOut);
+}
 
+ModelForwardTimings ModelShard::ForwardRuns(const int32_t* tokens, const SeqRun* runs, int nRuns, ThreadPool& pool,
+                                            Collective& peers, float* logitsOut) {
+  std::unique_lock<std::mutex> lk(busy_, std::try_to_lock);
+  if (!lk.owns_lock()) throw UserError("this model shard is busy (a load or forward is running): wait for it");
+  const ModelConfig& c = cfg_;
+  CheckCall(peers);
+  if (nRuns < 1) throw UserError("a step needs at least one sequence");
+  std::vector<bool> seen(static_cast<size_t>(c.nSlots), false);
+  std::vector<int64_t> rows;
+  int64_t total = 0;
+  for (int i = 0; i < nRuns; ++i) {
+    const SeqRun& r = runs[i];
+    const std::string what = "sequence " + std::to_string(i) + " of the step (slot " + std::to_string(r.slot) + ")";
+    if (r.slot < 0 || r.slot >= c.nSlots)
+      throw UserError(what + ": the shard holds slots 0-" + std::to_string(c.nSlots - 1));
+    if (seen[static_cast<size_t>(r.slot)]) throw UserError(what + ": the slot appears twice in one step");
+    seen[static_cast<size_t>(r.slot)] = true;
+    if (r.count < 1) throw UserError(what + " carries no tokens");
+    if (r.pos < 0 || r.pos + r.count > c.nCtx)
+      throw UserError(what + ": positions " + std::to_string(r.pos) + ".." + std::to_string(r.pos + r.count - 1) +
+                      " do not fit the context of " + std::to_string(c.nCtx) + " tokens");
+    const int64_t filled = filled_[static_cast<size_t>(r.slot)];
+    if (r.pos > filled)
+      throw UserError(what + ": position " + std::to_string(r.pos) + " leaves a gap (the slot holds positions 0.." +
+                      std::to_string(filled - 1) + ")");
+    total += r.count;
+    if (r.logits) rows.push_back(total - 1);
+  }
+  CheckTokens(tokens, total);
+  return Step(tokens, runs, nRuns, rows, pool, peers, logitsOut);
+}
+
+ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, int nRuns,
+                                     const std::vector<int64_t>& logitRows, ThreadPool& pool, Collective& peers,
+                                     float* logitsOut) {
+  const ModelConfig& c = cfg_;
+  int64_t nTokens = 0;
+  for (int i = 0; i < nRuns; ++i) nTokens += runs[i].count;
   ModelForwardTimings tm;
   const double start = Now();
   double exchange = 0;
@@ -371,6 +433,12 @@ ModelForwardTimings ModelShard::Forward(const int32_t* tokens, int64_t nTokens, 
   };
 
   const int64_t T = nTokens, E = c.nEmbd, hd = c.headDim, group = c.nHead / c.nHeadKv;
+  std::vector<int64_t> tokPos(static_cast<size_t>(T)), tokSlot(static_cast<size_t>(T));
+  for (int i = 0, t = 0; i < nRuns; ++i)
+    for (int64_t j = 0; j < runs[i].count; ++j, ++t) {
+      tokPos[static_cast<size_t>(t)] = runs[i].pos + j;
+      tokSlot[static_cast<size_t>(t)] = runs[i].slot;
+    }
   const int64_t qW = qHeads_ * hd, kW = kvHeads_ * hd;
   std::vector<float> x(static_cast<size_t>(T * E)), xn(x.size()), part(x.size());
   std::vector<float> q(static_cast<size_t>(std::max<int64_t>(1, T * qW))), att(q.size());
@@ -393,6 +461,7 @@ ModelForwardTimings ModelShard::Forward(const int32_t* tokens, int64_t nTokens, 
       Matmul(L.v, xn.data(), T, E, v.data(), kW, pool);
       uint16_t* kc = reinterpret_cast<uint16_t*>(kvBase + kvLayerBytes_ * (2 * static_cast<uint64_t>(l)));
       uint16_t* vc = reinterpret_cast<uint16_t*>(kvBase + kvLayerBytes_ * (2 * static_cast<uint64_t>(l) + 1));
+      const int64_t slotElems = static_cast<int64_t>(kvSlotBytes_ / 2);
       for (int64_t t = 0; t < T; ++t) {
         float* qt = &q[static_cast<size_t>(t * qW)];
         float* kt = &k[static_cast<size_t>(t * kW)];
@@ -405,30 +474,35 @@ ModelForwardTimings ModelShard::Forward(const int32_t* tokens, int64_t nTokens, 
           RmsNormRows(qt, L.qNorm, qt, qHeads_, hd, c.normEps);
           RmsNormRows(kt, L.kNorm, kt, kvHeads_, hd, c.normEps);
         }
-        RopeInPlace(qt, qHeads_, hd, pos + t, c.ropeBase, c.ropeScale, c.ropeNeox, ropeFreqs_);
-        RopeInPlace(kt, kvHeads_, hd, pos + t, c.ropeBase, c.ropeScale, c.ropeNeox, ropeFreqs_);
+        const int64_t p = tokPos[static_cast<size_t>(t)];
+        RopeInPlace(qt, qHeads_, hd, p, c.ropeBase, c.ropeScale, c.ropeNeox, ropeFreqs_);
+        RopeInPlace(kt, kvHeads_, hd, p, c.ropeBase, c.ropeScale, c.ropeNeox, ropeFreqs_);
+        const int64_t slot = tokSlot[static_cast<size_t>(t)];
         for (int64_t h = 0; h < kvHeads_; ++h) {
-          uint16_t* kd = kc + (h * c.nCtx + pos + t) * hd;
-          uint16_t* vd = vc + (h * c.nCtx + pos + t) * hd;
+          uint16_t* kd = kc + slot * slotElems + (h * c.nCtx + p) * hd;
+          uint16_t* vd = vc + slot * slotElems + (h * c.nCtx + p) * hd;
           for (int64_t i = 0; i < hd; ++i) {
             kd[i] = F32ToF16(kt[h * hd + i]);
             vd[i] = F32ToF16(vt[h * hd + i]);
           }
         }
       }
-      AttentionArgs a;
-      a.q = q.data();
-      a.kCache = kc;
-      a.vCache = vc;
-      a.out = att.data();
-      a.nTokens = T;
-      a.pos0 = pos;
-      a.qHeads = qHeads_;
-      a.group = group;
-      a.headDim = hd;
-      a.nCtx = c.nCtx;
-      a.isa = c.isa;
-      CausalAttention(a, pool);
+      // Attention per sequence, over its own slot's cache.
+      for (int i = 0, off = 0; i < nRuns; off += static_cast<int>(runs[i].count), ++i) {
+        AttentionArgs a;
+        a.q = q.data() + off * qW;
+        a.kCache = kc + runs[i].slot * slotElems;
+        a.vCache = vc + runs[i].slot * slotElems;
+        a.out = att.data() + off * qW;
+        a.nTokens = runs[i].count;
+        a.pos0 = runs[i].pos;
+        a.qHeads = qHeads_;
+        a.group = group;
+        a.headDim = hd;
+        a.nCtx = c.nCtx;
+        a.isa = c.isa;
+        CausalAttention(a, pool);
+      }
       Matmul(L.o, att.data(), T, qW, part.data(), E, pool);
     } else {
       std::fill(part.begin(), part.end(), 0.0f);
@@ -451,12 +525,15 @@ ModelForwardTimings ModelShard::Forward(const int32_t* tokens, int64_t nTokens, 
     allReduce(part.data(), part.size());
     for (size_t i = 0; i < x.size(); ++i) x[i] += part[i];
   }
-  // Positions after this call's last one (from an earlier, longer sequence) are stale now.
-  filled_ = pos + T;
+  // Positions after a run's last one (from an earlier, longer sequence) are stale now.
+  for (int i = 0; i < nRuns; ++i) filled_[static_cast<size_t>(runs[i].slot)] = runs[i].pos + runs[i].count;
 
-  if (mode != LogitsMode::None) {
-    const int64_t first = mode == LogitsMode::Last ? T - 1 : 0, rows = T - first;
-    RmsNormRows(&x[static_cast<size_t>(first * E)], outputNorm_, xn.data(), rows, E, c.normEps);
+  if (!logitRows.empty()) {
+    const int64_t rows = static_cast<int64_t>(logitRows.size());
+    for (int64_t i = 0; i < rows; ++i)  // the rows asked for, packed (in place: indices ascend)
+      std::memmove(&x[static_cast<size_t>(i * E)], &x[static_cast<size_t>(logitRows[static_cast<size_t>(i)] * E)],
+                   static_cast<size_t>(E) * 4);
+    RmsNormRows(x.data(), outputNorm_, xn.data(), rows, E, c.normEps);
     std::vector<float> local(static_cast<size_t>(std::max<int64_t>(1, rows * vocabRows_)));
     Matmul(output_, xn.data(), rows, E, local.data(), vocabRows_, pool);
     const int P = c.split.ranks;

@@ -49,6 +49,14 @@ struct ModelLoadInfo {
   double seconds = 0;
 };
 
+// Consecutive tokens of one sequence in a step: `count` tokens at positions pos.. of KV slot
+// `slot`; logits: whether the step returns the logits after its last token.
+struct SeqRun {
+  int slot = 0;
+  int64_t pos = 0, count = 0;
+  bool logits = false;
+};
+
 struct ModelForwardTimings {
   double seconds = 0, computeSeconds = 0, exchangeSeconds = 0;
 };
@@ -67,6 +75,12 @@ class ModelShard {
   // (the last one, or every one), identical on every rank.
   ModelForwardTimings Forward(const int32_t* tokens, int64_t nTokens, int64_t pos, LogitsMode mode, ThreadPool& pool,
                               Collective& peers, float* logitsOut);
+  // One step of several sequences (a server's batch): runs[i] takes the next runs[i].count of
+  // `tokens`; every matmul serves all of them at once, attention runs per sequence in its slot.
+  // logitsOut receives nVocab floats for each run with logits set, in run order. A slot may
+  // appear once per step; a run at position 0 starts its slot's sequence afresh.
+  ModelForwardTimings ForwardRuns(const int32_t* tokens, const SeqRun* runs, int nRuns, ThreadPool& pool,
+                                  Collective& peers, float* logitsOut);
   const ModelConfig& config() const { return cfg_; }
   bool loaded() const { return loaded_; }
 
@@ -91,6 +105,11 @@ class ModelShard {
   uint64_t PlanVector(const std::string& name, int64_t lo, int64_t hi, int64_t length);
   void Matmul(const ShardMatrix& w, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
               ThreadPool& pool) const;
+  // The step itself, after the caller's checks: logits for the tokens at indices `logitRows`.
+  ModelForwardTimings Step(const int32_t* tokens, const SeqRun* runs, int nRuns, const std::vector<int64_t>& logitRows,
+                           ThreadPool& pool, Collective& peers, float* logitsOut);
+  void CheckCall(Collective& peers) const;
+  void CheckTokens(const int32_t* tokens, int64_t n) const;
 
   ModelConfig cfg_;
   std::unique_ptr<MappedFile> file_;
@@ -106,8 +125,9 @@ class ModelShard {
   ShardMatrix output_;
   ShardMatrix embd_;  // stays in the file mapping: a step reads only its tokens' rows
   int64_t qHeads_ = 0, kvHeads_ = 0, ffRows_ = 0, vocabRows_ = 0;
-  uint64_t kvLayerBytes_ = 0;  // K (then V) of one layer: kvHeads_ × nCtx × headDim f16
-  int64_t filled_ = 0;         // positions 0..filled_-1 hold K and V
+  uint64_t kvSlotBytes_ = 0;   // K (or V) of one layer for one sequence: kvHeads_ × nCtx × headDim f16
+  uint64_t kvLayerBytes_ = 0;  // K (then V) of one layer: nSlots × kvSlotBytes_
+  std::vector<int64_t> filled_;  // per slot: positions 0..filled_-1 hold K and V
   bool loaded_ = false;
   std::mutex busy_;  // one Load or Forward at a time
 };

@@ -49,23 +49,35 @@ void StepLoop::Run() {
     me.failed = 0;
     me.error[0] = 0;
     try {
-      const uint32_t n = block_->nTokens;
+      const uint32_t n = block_->nTokens, nRuns = block_->nRuns;
       if (n == 0 || n > static_cast<uint32_t>(kDoorbellMaxTokens))
         throw UserError("a doorbell step carries 1-" + std::to_string(kDoorbellMaxTokens) + " tokens, not " +
                         std::to_string(n));
-      const auto mode = static_cast<LogitsMode>(block_->mode);
-      if (mode == LogitsMode::All) throw UserError("the doorbell returns the last position's logits only");
+      if (nRuns == 0 || nRuns > static_cast<uint32_t>(kDoorbellMaxRuns))
+        throw UserError("a doorbell step carries 1-" + std::to_string(kDoorbellMaxRuns) + " sequences, not " +
+                        std::to_string(nRuns));
+      std::vector<SeqRun> runs(nRuns);
+      uint64_t sum = 0;
+      size_t rows = 0;
+      for (uint32_t i = 0; i < nRuns; ++i) {
+        const DoorbellRun& d = block_->runs[i];
+        runs[i] = {d.slot, d.pos, static_cast<int64_t>(d.count), d.logits != 0};
+        sum += d.count;
+        rows += d.logits != 0;
+      }
+      if (sum != n)
+        throw UserError("the step's sequences hold " + std::to_string(sum) + " tokens, not its " + std::to_string(n));
       std::vector<int32_t> tokens(block_->tokens, block_->tokens + n);
-      const size_t want = mode == LogitsMode::Last ? static_cast<size_t>(shard_->config().nVocab) : 0;
+      const size_t want = rows * static_cast<size_t>(shard_->config().nVocab);
       if (rank_ == 0 && want > logitsCap_)
         throw UserError("the staging area holds " + std::to_string(logitsCap_) + " logits after the doorbell, not " +
-                        std::to_string(want));
+                        std::to_string(want) + " (" + std::to_string(rows) + " rows)");
       // Every rank computes the logits (the gather is collective); rank 0 keeps them.
       if (rank_ != 0 && scratch_.size() < want) scratch_.resize(want);
       ModelForwardTimings t;
       pool_->RunStep([&] {
-        t = shard_->Forward(tokens.data(), n, block_->pos, mode, *pool_, *peers_,
-                            rank_ == 0 ? logits_ : scratch_.data());
+        t = shard_->ForwardRuns(tokens.data(), runs.data(), static_cast<int>(nRuns), *pool_, *peers_,
+                                rank_ == 0 ? logits_ : scratch_.data());
       });
       me.seconds = t.seconds;
       me.computeSeconds = t.computeSeconds;
@@ -86,10 +98,22 @@ std::vector<DoorbellTimings> RingDoorbell(uint8_t* area, size_t bytes, const Doo
   if (ranks < 1 || ranks > kDoorbellMaxRanks) throw UserError("the doorbell serves 1-64 ranks");
   if (step.tokens.empty() || step.tokens.size() > static_cast<size_t>(kDoorbellMaxTokens))
     throw UserError("a doorbell step carries 1-" + std::to_string(kDoorbellMaxTokens) + " tokens");
+  if (step.runs.empty() || step.runs.size() > static_cast<size_t>(kDoorbellMaxRuns))
+    throw UserError("a doorbell step carries 1-" + std::to_string(kDoorbellMaxRuns) + " sequences");
+  uint64_t sum = 0;
+  for (size_t i = 0; i < step.runs.size(); ++i) {
+    const SeqRun& r = step.runs[i];
+    if (r.count < 1 || r.count > kDoorbellMaxTokens)
+      throw UserError("sequence " + std::to_string(i) + " of the step carries " + std::to_string(r.count) + " tokens");
+    b->runs[i] = {r.slot, static_cast<uint32_t>(r.count), r.pos, r.logits ? 1u : 0u, 0};
+    sum += static_cast<uint64_t>(r.count);
+  }
+  if (sum != step.tokens.size())
+    throw UserError("the step's sequences hold " + std::to_string(sum) + " tokens, but " +
+                    std::to_string(step.tokens.size()) + " were given");
   std::memcpy(b->tokens, step.tokens.data(), step.tokens.size() * 4);
   b->nTokens = static_cast<uint32_t>(step.tokens.size());
-  b->pos = step.pos;
-  b->mode = static_cast<int32_t>(step.mode);
+  b->nRuns = static_cast<uint32_t>(step.runs.size());
   const uint32_t seq = b->seq.load(std::memory_order_relaxed) + 1;
   b->seq.store(seq, std::memory_order_release);
   shm::FutexWakeAll(&b->seq);

@@ -1,4 +1,5 @@
-// A model step without a message: the coordinator writes the step (tokens, position) into a
+// A model step without a message: the coordinator writes the step (its sequences' tokens and
+// positions) into a
 // block of the host's shared staging area and wakes the executors through a futex; each
 // executor's loop thread runs ModelShard::Forward natively and marks its rank done; rank 0 leaves
 // the logits in the same area. Every executor maps the area and the coordinator maps it too, so
@@ -21,6 +22,7 @@ namespace redblue {
 
 constexpr int kDoorbellMaxRanks = 64;
 constexpr int kDoorbellMaxTokens = 512;
+constexpr int kDoorbellMaxRuns = kMaxModelSlots;  // sequences per step
 
 struct DoorbellRank {
   std::atomic<uint32_t> done;  // the seq this rank finished last (futex word)
@@ -30,14 +32,24 @@ struct DoorbellRank {
 };
 static_assert(sizeof(DoorbellRank) == 256, "one rank's slot is 256 bytes");
 
+// One sequence of a step (ModelShard's SeqRun as the area holds it).
+struct DoorbellRun {
+  int32_t slot;
+  uint32_t count;
+  int64_t pos;
+  uint32_t logits;
+  uint32_t pad;
+};
+static_assert(sizeof(DoorbellRun) == 24, "a run is 24 bytes");
+
 struct DoorbellBlock {
   std::atomic<uint32_t> seq;   // bumped by the coordinator to post a step (futex word)
   std::atomic<uint32_t> stop;  // non-zero: the loops end
   uint32_t nTokens;
-  int32_t mode;  // LogitsMode
-  int64_t pos;
-  uint8_t pad[40];
+  uint32_t nRuns;
+  uint8_t pad[48];
   DoorbellRank ranks[kDoorbellMaxRanks];
+  DoorbellRun runs[kDoorbellMaxRuns];
   int32_t tokens[kDoorbellMaxTokens];
 };
 
@@ -68,10 +80,11 @@ class StepLoop {
   std::thread thread_;
 };
 
+// A step: the tokens of every run, run after run; rank 0 leaves one row of logits per run that
+// asks for them, in run order, after the block.
 struct DoorbellStep {
   std::vector<int32_t> tokens;
-  int64_t pos = 0;
-  LogitsMode mode = LogitsMode::Last;
+  std::vector<SeqRun> runs;
 };
 
 struct DoorbellTimings {

@@ -1,0 +1,149 @@
+// Several sequences in one step (a server's continuous batch), through real executor processes
+// and the doorbell: each sequence in its own KV slot gets exactly the logits it gets alone, bit
+// for bit, whether its prompt arrives whole or in chunks beside other sequences' decode tokens.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel, localRunner, type ModelRunner } from '../../executor/coordinator/generate.js';
+import { LocalCluster } from '../../executor/host/local-cluster.js';
+import { writeSyntheticModel, type WeightTypes } from '../../model/synth.js';
+import type { SeqRun } from '../../native/model.js';
+import { readTopology } from '../../native/topology.js';
+import { virtualize } from '../../native/virtual-nodes.js';
+import { argmax } from './tiny-model.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-batch-'));
+let cluster: LocalCluster;
+beforeAll(async () => {
+  cluster = await LocalCluster.start({ topology: virtualize(readTopology(), 2) });
+}, 60_000);
+afterAll(async () => {
+  await cluster?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const PROMPTS = [
+  [1, 450, 4996, 17354, 1701, 432, 17204],
+  [1, 29871, 13, 3492, 526, 366, 263, 8444, 20255, 29889, 3529, 1234],
+  [1, 15043, 3186],
+];
+const DECODE = 6;
+
+async function load(types: WeightTypes, file: string): Promise<ModelRunner> {
+  const path = join(dir, file);
+  // 128 wide: 4 Q8_0 blocks per row, so the Q4_0 rows take the quad path as a real model's do;
+  // K types need whole 256-element blocks on each rank's side of every cut.
+  const k = Object.values(types).some((t) => String(t).endsWith('_k'));
+  writeSyntheticModel(path, {
+    arch: 'llama',
+    nLayer: 2,
+    nEmbd: k ? 256 : 128,
+    nHead: 4,
+    nHeadKv: 2,
+    nFf: k ? 512 : 256,
+    nCtx: 128,
+    types,
+  });
+  const runner = localRunner(cluster);
+  const model = await loadModel(runner, { path, ctx: 64, slots: 4, batchInvariant: true });
+  expect(model.slots).toBe(4);
+  return runner;
+}
+
+/** Logits after each step of one sequence run alone in `slot`: its prompt, then greedy tokens. */
+async function alone(runner: ModelRunner, slot: number, prompt: number[]): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  let r = await runner.step!(prompt, [{ slot, pos: 0, count: prompt.length, logits: true }]);
+  out.push(r.logits[0]!);
+  for (let i = 0; i < DECODE; i++) {
+    const next = argmax(out.at(-1)!);
+    r = await runner.step!([next], [{ slot, pos: prompt.length + i, count: 1, logits: true }]);
+    out.push(r.logits[0]!);
+  }
+  return out;
+}
+
+interface Seq {
+  slot: number;
+  prompt: number[];
+  fed: number; // prompt tokens in the cache
+  logits: Float32Array[];
+  next?: number;
+}
+
+/**
+ * All sequences together: prompts fed in chunks of at most `chunk` tokens, sequence i joining at
+ * step i (so prompts run beside others' decode tokens), greedy decoding until each has DECODE.
+ */
+async function together(runner: ModelRunner, chunk: number): Promise<Float32Array[][]> {
+  const seqs: Seq[] = PROMPTS.map((prompt, i) => ({ slot: 3 - i, prompt, fed: 0, logits: [] }));
+  for (let stepNo = 0; stepNo < 64; stepNo++) {
+    const tokens: number[] = [];
+    const runs: SeqRun[] = [];
+    const asked: Seq[] = [];
+    seqs.forEach((s, i) => {
+      if (i > stepNo || s.logits.length > DECODE) return;
+      if (s.fed < s.prompt.length) {
+        const n = Math.min(chunk, s.prompt.length - s.fed);
+        tokens.push(...s.prompt.slice(s.fed, s.fed + n));
+        const last = s.fed + n === s.prompt.length;
+        runs.push({ slot: s.slot, pos: s.fed, count: n, logits: last });
+        s.fed += n;
+        if (last) asked.push(s);
+      } else {
+        tokens.push(s.next!);
+        runs.push({ slot: s.slot, pos: s.prompt.length + s.logits.length - 1, count: 1, logits: true });
+        asked.push(s);
+      }
+    });
+    if (runs.length === 0) break;
+    const r = await runner.step!(tokens, runs);
+    expect(r.logits).toHaveLength(asked.length);
+    asked.forEach((s, i) => {
+      s.logits.push(r.logits[i]!);
+      s.next = argmax(r.logits[i]!);
+    });
+  }
+  return seqs.map((s) => s.logits);
+}
+
+const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
+
+describe('continuous batching: sequences in KV slots, one step for all', () => {
+  for (const [name, types] of [
+    ['q4_0', { default: 'q4_0' }],
+    ['q8_0', { default: 'q8_0' }],
+    ['q4_k', { default: 'q4_k' }],
+  ] as const)
+    it(`${name}: each sequence's logits in a batch equal its logits alone, bit for bit`, async () => {
+      const runner = await load(types as WeightTypes, `${name}.gguf`);
+      const ref = [];
+      for (let i = 0; i < PROMPTS.length; i++) ref.push(await alone(runner, 3 - i, PROMPTS[i]!));
+      for (const chunk of [64, 5]) {
+        const got = await together(runner, chunk);
+        for (let i = 0; i < PROMPTS.length; i++) {
+          expect(got[i]!.length, `sequence ${i}, chunks of ${chunk}`).toBe(DECODE + 1);
+          got[i]!.forEach((l, t) =>
+            expect(bits(l), `sequence ${i} step ${t}, chunks of ${chunk}`).toBe(bits(ref[i]![t]!)),
+          );
+        }
+      }
+    }, 60_000);
+
+  it('bad steps are refused with the reason, and the next good step runs', async () => {
+    const runner = await load({ default: 'q8_0' }, 'errors.gguf');
+    const one = (slot: number, pos = 0): SeqRun => ({ slot, pos, count: 1, logits: true });
+    await expect(runner.step!([5], [one(4)])).rejects.toThrow(/KV slot 4 does not exist: .*slots 0-3/);
+    await expect(runner.step!([5, 6], [one(1), one(1)])).rejects.toThrow(/KV slot 1 appears twice/);
+    await expect(runner.step!([5, 6], [one(1)])).rejects.toThrow(/runs hold 1 tokens but the step has 2/);
+    // Positions are the executors' to check: a gap in slot 2's cache.
+    await expect(runner.step!([5], [one(2, 9)])).rejects.toThrow(/executor rank 0: .*slot 2.*leaves a gap/);
+    const r = await runner.step!([5, 6], [one(2), one(0)]);
+    expect(r.logits).toHaveLength(2);
+    expect(r.logits[0]!.every(Number.isFinite)).toBe(true);
+    // A new sequence in a slot restarts it at position 0 and gives what it gave before.
+    const again = await runner.step!([6], [one(0)]);
+    expect(bits(again.logits[0]!)).toBe(bits(r.logits[1]!));
+  }, 60_000);
+});
