@@ -1,11 +1,12 @@
 // The HTTP side of `redblue serve`: the OpenAI routes, server-sent events, the API key, the
-// metrics, and one queue in front of the model. Requests run one after another (the executors
-// hold one sequence's KV cache): a request waits its turn, and one whose client goes away leaves
-// the queue, or stops its generation at the next token.
+// metrics, and the batcher in front of the model (batcher.ts): each request takes a KV slot and
+// is decoded together with the others; one whose client goes away leaves the queue, or frees its
+// slot before the next step.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ChatTemplate } from '../model/chat.js';
-import { generate, type LoadedModel, type ModelRunner } from '../executor/coordinator/generate.js';
+import type { LoadedModel, ModelRunner } from '../executor/coordinator/generate.js';
+import { Batcher } from './batcher.js';
 import {
   ApiError,
   chatJob,
@@ -29,6 +30,8 @@ export interface ServeOptions {
   host: string;
   port: number;
   apiKey?: string;
+  /** Prompt tokens per step while other streams decode (default 64). */
+  prefillChunk?: number;
   log?: (line: string) => void;
 }
 
@@ -78,8 +81,13 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const metrics = new Metrics(o.runner.ranks);
   const log = o.log ?? (() => undefined);
-  // The one line of requests: each waits for the one before it.
-  let tail: Promise<void> = Promise.resolve();
+  const batcher = new Batcher({
+    runner: o.runner,
+    model: o.model,
+    ...(o.prefillChunk ? { prefillChunk: o.prefillChunk } : {}),
+    onStep: (replies, tokens, sequences) => metrics.step(replies, tokens, sequences),
+  });
+  metrics.slots = batcher.slots;
   let draining = false;
   const want = o.apiKey ? Buffer.from(`Bearer ${o.apiKey}`) : undefined;
 
@@ -87,26 +95,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     if (!want) return true;
     const got = Buffer.from(req.headers.authorization ?? '');
     return got.length === want.length && timingSafeEqual(got, want);
-  };
-
-  /** Runs `job` when its turn comes; rejects with 499-style abort when the client left first. */
-  const enqueue = <T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> => {
-    metrics.queued++;
-    const run = tail.then(async () => {
-      metrics.queued--;
-      if (signal.aborted) throw new ApiError(499, 'the client went away while waiting');
-      metrics.active++;
-      try {
-        return await work();
-      } finally {
-        metrics.active--;
-      }
-    });
-    tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
   };
 
   const promptOf = (job: Job): number[] => {
@@ -149,38 +137,33 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     res.on('close', () => {
       if (!res.writableFinished) gone.abort();
     });
-    let started = false;
     const sse = (body: unknown) => res.write(`data: ${JSON.stringify(body)}\n\n`);
-    const result = await enqueue(gone.signal, async () => {
-      if (job.stream) {
-        res.writeHead(200, {
-          'content-type': 'text/event-stream',
-          'cache-control': 'no-cache',
-          connection: 'keep-alive',
-        });
-        started = true;
-        if (job.kind === 'chat') sse(chunk('chat', ids, { first: true }));
-      }
-      const r = await generate(o.runner, o.model, {
-        prompt: '',
-        promptTokens: prompt,
-        maxTokens: job.maxTokens ?? o.model.ctx - prompt.length,
-        sampling: {
-          temperature: job.temperature,
-          topP: job.topP,
-          ...(job.topK !== undefined ? { topK: job.topK } : {}),
-          ...(job.minP !== undefined ? { minP: job.minP } : {}),
-          ...(job.repeatPenalty !== undefined ? { repeatPenalty: job.repeatPenalty } : {}),
-          seed: job.seed ?? Math.floor(Math.random() * 2 ** 32),
-        },
-        stop: job.stop,
-        stopAtEog: !job.ignoreEos,
-        signal: gone.signal,
-        ...(job.stream ? { onText: (text: string) => sse(chunk(job.kind, ids, { text })) } : {}),
+    if (job.stream) {
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
       });
-      metrics.record(r);
-      return r;
+      if (job.kind === 'chat') sse(chunk('chat', ids, { first: true }));
+    }
+    const result = await batcher.submit({
+      prompt: '',
+      promptTokens: prompt,
+      maxTokens: job.maxTokens ?? o.model.ctx - prompt.length,
+      sampling: {
+        temperature: job.temperature,
+        topP: job.topP,
+        ...(job.topK !== undefined ? { topK: job.topK } : {}),
+        ...(job.minP !== undefined ? { minP: job.minP } : {}),
+        ...(job.repeatPenalty !== undefined ? { repeatPenalty: job.repeatPenalty } : {}),
+        seed: job.seed ?? Math.floor(Math.random() * 2 ** 32),
+      },
+      stop: job.stop,
+      stopAtEog: !job.ignoreEos,
+      signal: gone.signal,
+      ...(job.stream ? { onText: (text: string) => sse(chunk(job.kind, ids, { text })) } : {}),
     });
+    metrics.record(result);
     const finish: FinishReason =
       result.stoppedBy === 'length' || result.stoppedBy === 'context' ? 'length' : 'stop';
     const u = usage(result.promptTokens.length, result.generatedTokens.length);
@@ -188,7 +171,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       `${endpoint}: ${u.prompt_tokens} prompt + ${u.completion_tokens} generated tokens, ${result.stoppedBy}`,
     );
     if (result.stoppedBy === 'aborted') return; // nobody is listening
-    if (job.stream && started) {
+    if (job.stream) {
       sse({ ...chunk(job.kind, ids, { finish }), ...(job.includeUsage ? { usage: u } : {}) });
       res.end('data: [DONE]\n\n');
       return;
@@ -211,6 +194,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       throw new ApiError(401, 'missing or wrong API key: send Authorization: Bearer <key>');
     switch (route) {
       case 'GET /metrics': {
+        metrics.queued = batcher.queued;
+        metrics.active = batcher.activeCount;
         const text = metrics.render();
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
         res.end(text);
@@ -264,7 +249,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections(); // keep-alive connections with nothing in flight
-      await tail;
+      await batcher.idle();
       await closed;
     },
   };

@@ -1,10 +1,15 @@
 // GET /metrics of `redblue serve`, in Prometheus' text format: requests by route and status, tokens
 // in and out, the queue, time per output token, and each executor's compute and exchange time.
+import type { ForwardReply } from '../transport/control.js';
 import type { GenerateResult } from '../executor/coordinator/generate.js';
 
 export class Metrics {
   queued = 0;
   active = 0;
+  slots = 1;
+  private steps = 0;
+  private stepTokens = 0;
+  private stepSequences = 0;
   private readonly requests = new Map<string, number>();
   private promptTokens = 0;
   private generatedTokens = 0;
@@ -36,10 +41,21 @@ export class Metrics {
     this.promptTokens += r.promptTokens.length;
     this.generatedTokens += r.generatedTokens.length;
     this.tokenSeconds += r.timings.generateSeconds;
-    for (const p of r.timings.perRank) {
-      this.compute[p.rank] = (this.compute[p.rank] ?? 0) + p.computeSeconds;
-      this.exchange[p.rank] = (this.exchange[p.rank] ?? 0) + p.exchangeSeconds;
-    }
+  }
+
+  /** One model step: every executor's time, the tokens and sequences it carried. */
+  step(
+    replies: readonly Pick<ForwardReply, 'computeSeconds' | 'exchangeSeconds'>[],
+    tokens: number,
+    sequences: number,
+  ): void {
+    this.steps++;
+    this.stepTokens += tokens;
+    this.stepSequences += sequences;
+    replies.forEach((p, rank) => {
+      this.compute[rank] = (this.compute[rank] ?? 0) + p.computeSeconds;
+      this.exchange[rank] = (this.exchange[rank] ?? 0) + p.exchangeSeconds;
+    });
   }
 
   render(): string {
@@ -62,13 +78,22 @@ export class Metrics {
     metric('redblue_queue_length', 'gauge', 'Requests waiting for the model.', [
       `redblue_queue_length ${this.queued}`,
     ]);
-    metric('redblue_active_requests', 'gauge', 'Requests generating now (one sequence at a time).', [
+    metric('redblue_active_requests', 'gauge', 'Requests generating now, each in a KV slot.', [
       `redblue_active_requests ${this.active}`,
+    ]);
+    metric('redblue_kv_slots', 'gauge', 'KV-cache slots on every executor (--parallel), and those in use.', [
+      `redblue_kv_slots{state="total"} ${this.slots}`,
+      `redblue_kv_slots{state="in_use"} ${this.active}`,
+    ]);
+    metric('redblue_steps_total', 'counter', 'Model steps, the tokens and the sequences they carried.', [
+      `redblue_steps_total ${this.steps}`,
+      `redblue_step_tokens_total ${this.stepTokens}`,
+      `redblue_step_sequences_total ${this.stepSequences}`,
     ]);
     metric(
       'redblue_seconds_per_output_token',
       'gauge',
-      'Mean decoding time per generated token, all requests.',
+      'Mean decoding time per generated token, per request (streams decoded together overlap).',
       [
         `redblue_seconds_per_output_token ${this.generatedTokens ? this.tokenSeconds / this.generatedTokens : 0}`,
       ],

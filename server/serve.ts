@@ -12,6 +12,10 @@ export interface ServeRunOptions {
   model: string;
   topology: MachineTopology;
   ctx?: number;
+  /** Sequences decoded together (KV slots on every executor); default 4. */
+  parallel?: number;
+  /** Prompt tokens per step while other streams decode. */
+  prefillChunk?: number;
   host: string;
   port: number;
   apiKey?: string;
@@ -49,6 +53,9 @@ export async function serve(o: ServeRunOptions): Promise<void> {
       path: o.model,
       file,
       ...(o.ctx ? { ctx: o.ctx } : {}),
+      // Several slots: row-invariant kernels, so a stream's tokens do not depend on its neighbours.
+      slots: o.parallel ?? 4,
+      batchInvariant: (o.parallel ?? 4) > 1,
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     });
     server = await startServer({
@@ -59,6 +66,7 @@ export async function serve(o: ServeRunOptions): Promise<void> {
       host: o.host,
       port: o.port,
       ...(o.apiKey ? { apiKey: o.apiKey } : {}),
+      ...(o.prefillChunk ? { prefillChunk: o.prefillChunk } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
     const template =

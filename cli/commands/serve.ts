@@ -5,6 +5,7 @@ import { basename } from 'node:path';
 import { readTopology } from '../../native/topology.js';
 import { parsePositiveInt, UsageError } from '../../common/errors.js';
 import { serve } from '../../server/serve.js';
+import { MAX_SEQUENCES } from '../../native/model.js';
 import { Progress } from '../progress.js';
 
 interface ServeFlags {
@@ -15,6 +16,7 @@ interface ServeFlags {
   apiKey?: string;
   virtualNodes?: number;
   parallel: number;
+  prefillChunk: number;
 }
 
 export function registerServe(program: Command): void {
@@ -33,8 +35,10 @@ export function registerServe(program: Command): void {
       },
       8080,
     )
-    .option('-c, --ctx <N>', 'context size in tokens (default: the model’s, at most 4096)', (v) =>
-      parsePositiveInt(v, '--ctx'),
+    .option(
+      '-c, --ctx <N>',
+      'context size of each sequence in tokens (default: the model’s, at most 4096)',
+      (v) => parsePositiveInt(v, '--ctx'),
     )
     .option('--api-key <K>', 'require Authorization: Bearer K on every route but /health')
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', (v) =>
@@ -42,18 +46,33 @@ export function registerServe(program: Command): void {
     )
     .option(
       '--parallel <N>',
-      'sequences decoded together (only 1 for now: requests queue)',
-      (v) => parsePositiveInt(v, '--parallel'),
-      1,
+      `sequences decoded together, each with its own KV cache of --ctx tokens (1-${MAX_SEQUENCES})`,
+      (v) => {
+        const n = parsePositiveInt(v, '--parallel');
+        if (n > MAX_SEQUENCES) throw new UsageError(`--parallel must be 1-${MAX_SEQUENCES}, got ${n}`);
+        return n;
+      },
+      4,
+    )
+    .option(
+      '--prefill-chunk <N>',
+      'prompt tokens per step while other streams decode (smaller: steadier streams, slower first tokens)',
+      (v) => parsePositiveInt(v, '--prefill-chunk'),
+      64,
     )
     .addHelpText(
       'after',
       `
 Routes: POST /v1/completions, POST /v1/chat/completions (both with "stream": true for server-sent
 events), GET /v1/models, GET /health, GET /metrics (Prometheus). Chat prompts use the file's
-tokenizer.chat_template (ChatML when it has none). Requests run one at a time, in order; one whose
-client disconnects leaves the queue or stops at the next token. SIGTERM or Ctrl-C finishes the
-requests in hand, then stops the executors.
+tokenizer.chat_template (ChatML when it has none).
+
+Continuous batching: up to --parallel requests decode together, one token each per step (the
+weights are read once for all of them); a new request takes a free KV slot at the next step and
+its prompt goes in --prefill-chunk tokens per step beside the others; more requests queue. Each
+stream gets the tokens it would get alone (row-invariant kernels when --parallel > 1). A client
+that disconnects frees its slot before the next step. Every executor holds --parallel KV caches
+of --ctx tokens. SIGTERM or Ctrl-C finishes the requests in hand, then stops the executors.
 
 Examples:
   redblue serve -m model.gguf --virtual-nodes 2
@@ -61,16 +80,14 @@ Examples:
     -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":32}'`,
     )
     .action(async (o: ServeFlags) => {
-      if (o.parallel !== 1)
-        throw new UsageError(
-          `--parallel ${o.parallel}: decoding several sequences together is not built yet; requests queue and run one at a time (--parallel 1)`,
-        );
       const bar = new Progress('placing weights');
       const log = (line: string) => process.stderr.write(`redblue serve: ${line}\n`);
       await serve({
         model: o.model,
         topology: readTopology({ virtualNodes: o.virtualNodes }),
         ...(o.ctx ? { ctx: o.ctx } : {}),
+        parallel: o.parallel,
+        prefillChunk: o.prefillChunk,
         host: o.host,
         port: o.port,
         ...(o.apiKey ? { apiKey: o.apiKey } : {}),
@@ -79,7 +96,7 @@ Examples:
         onListening: ({ port, model, template }) => {
           bar.done();
           log(
-            `${basename(o.model)} (${model.info.arch}, ${model.info.nLayer} layers) on ${model.perRank.length} executor(s), context ${model.ctx}; chat prompts from ${template}`,
+            `${basename(o.model)} (${model.info.arch}, ${model.info.nLayer} layers) on ${model.perRank.length} executor(s), ${model.slots} sequence(s) of ${model.ctx} tokens; chat prompts from ${template}`,
           );
           // Scripts wait for this line; the port matters with --port 0.
           process.stdout.write(

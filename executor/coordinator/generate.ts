@@ -434,6 +434,104 @@ export class StopStrings {
   }
 }
 
+/**
+ * One sequence's life after its prompt: sampling each next token from the logits, end-of-
+ * generation and stop strings, streamed text, the length and context limits. generate() drives
+ * one; a batching server drives many, each from its own rows of a shared step.
+ */
+export class Sequence {
+  readonly prompt: number[];
+  readonly generated: number[] = [];
+  text = '';
+  stoppedBy: GenerateResult['stoppedBy'] = 'length';
+  private readonly sampler: Sampler;
+  private readonly decoder;
+  private readonly stops: StopStrings;
+  private stopped = false;
+  private ended = false;
+
+  constructor(
+    private readonly model: LoadedModel,
+    private readonly o: GenerateOptions,
+  ) {
+    this.prompt = o.promptTokens ? checkPromptTokens(model, o.promptTokens) : encodePrompt(model, o);
+    this.sampler = new Sampler(model.info.nVocab, o.sampling);
+    for (const t of this.prompt) this.sampler.accept(t);
+    this.decoder = model.tokenizer.streamDecoder();
+    this.stops = new StopStrings(o.stop ?? []);
+  }
+
+  /** Where the next token goes in the KV cache (the one next() returned). */
+  get position(): number {
+    return this.prompt.length + this.generated.length - 1;
+  }
+
+  /**
+   * Given the logits after the last token fed: samples the next token and passes its text on.
+   * Returns the token to feed at `position`, or undefined when the sequence has ended (end of
+   * generation, a stop string, the length or the context reached, or its signal aborted).
+   */
+  next(logits: Float32Array): number | undefined {
+    const o = this.o;
+    if (this.ended) return undefined;
+    if (this.generated.length >= o.maxTokens) return this.end('length');
+    if (o.signal?.aborted) return this.end('aborted');
+    const next = this.sampler.sample(logits);
+    this.sampler.accept(next);
+    if ((o.stopAtEog ?? true) && this.model.tokenizer.isEog(next)) return this.end('eog');
+    this.generated.push(next);
+    this.emit(this.decoder.push(next));
+    if (this.stopped) return this.end('stop');
+    if (this.generated.length >= o.maxTokens) return this.end('length');
+    if (this.position >= this.model.ctx) return this.end('context');
+    return next;
+  }
+
+  /** Ends the sequence now (a client gone between two steps: 'aborted'). */
+  end(why: GenerateResult['stoppedBy']): undefined {
+    if (this.ended) return undefined;
+    this.ended = true;
+    this.stoppedBy = why;
+    if (!this.stopped) this.emit(this.decoder.flush(), true);
+    if (this.stopped) this.stoppedBy = 'stop'; // a stop string completed by the flush
+    return undefined;
+  }
+
+  get done(): boolean {
+    return this.ended;
+  }
+
+  result(promptSeconds: number, generateSeconds: number, perRank: RankTimings[]): GenerateResult {
+    this.end(this.stoppedBy);
+    return {
+      promptTokens: this.prompt,
+      generatedTokens: this.generated,
+      text: this.text,
+      stoppedBy: this.stoppedBy,
+      timings: {
+        promptTokens: this.prompt.length,
+        promptSeconds,
+        promptTokensPerSecond: this.prompt.length / promptSeconds,
+        generatedTokens: this.generated.length,
+        generateSeconds,
+        generateTokensPerSecond: this.generated.length / generateSeconds,
+        perRank,
+      },
+    };
+  }
+
+  // Text is passed on once no stop string can still begin in it; a stop string ends it there.
+  private emit(s: string, final = false): void {
+    if (this.stopped || (!s && !final)) return;
+    const r = this.stops.push(s, final);
+    if (r.text) {
+      this.text += r.text;
+      this.o.onText?.(r.text);
+    }
+    if (r.stopped) this.stopped = true;
+  }
+}
+
 /** Processes the prompt in batches, then samples one token at a time. */
 export async function generate(
   cluster: LocalCluster | ModelRunner,
@@ -441,8 +539,8 @@ export async function generate(
   o: GenerateOptions,
 ): Promise<GenerateResult> {
   const runner = runnerOf(cluster);
-  const { tokenizer } = model;
-  const promptTokens = o.promptTokens ? checkPromptTokens(model, o.promptTokens) : encodePrompt(model, o);
+  const seq = new Sequence(model, o);
+  const { prompt } = seq;
   const perRank: RankTimings[] = Array.from({ length: runner.ranks }, (_, rank) => ({
     rank,
     computeSeconds: 0,
@@ -456,79 +554,19 @@ export async function generate(
 
   const t0 = performance.now();
   let logits: Float32Array = new Float32Array();
-  for (let i = 0; i < promptTokens.length; i += PROMPT_BATCH) {
-    const batch = promptTokens.slice(i, i + PROMPT_BATCH);
-    const last = i + PROMPT_BATCH >= promptTokens.length;
+  for (let i = 0; i < prompt.length; i += PROMPT_BATCH) {
+    const batch = prompt.slice(i, i + PROMPT_BATCH);
+    const last = i + PROMPT_BATCH >= prompt.length;
     const r = await runner.forward(batch, i, last ? 'last' : 'none');
     account(r.replies);
     if (last) logits = r.logits;
   }
   const t1 = performance.now();
-
-  const sampler = new Sampler(model.info.nVocab, o.sampling);
-  for (const t of promptTokens) sampler.accept(t);
-  const generated: number[] = [];
-  const decoder = tokenizer.streamDecoder();
-  const stops = new StopStrings(o.stop ?? []);
-  let text = '';
-  let stopped = false;
-  // Text is passed on once no stop string can still begin in it; a stop string ends it there.
-  const emit = (s: string, final = false) => {
-    if (stopped || (!s && !final)) return;
-    const r = stops.push(s, final);
-    if (r.text) {
-      text += r.text;
-      o.onText?.(r.text);
-    }
-    if (r.stopped) stopped = true;
-  };
-  let stoppedBy: GenerateResult['stoppedBy'] = 'length';
-  let pos = promptTokens.length;
-  while (generated.length < o.maxTokens) {
-    if (o.signal?.aborted) {
-      stoppedBy = 'aborted';
-      break;
-    }
-    const next = sampler.sample(logits);
-    sampler.accept(next);
-    if ((o.stopAtEog ?? true) && tokenizer.isEog(next)) {
-      stoppedBy = 'eog';
-      break;
-    }
-    generated.push(next);
-    emit(decoder.push(next));
-    if (stopped) {
-      stoppedBy = 'stop';
-      break;
-    }
-    if (generated.length >= o.maxTokens) break;
-    if (pos >= model.ctx) {
-      stoppedBy = 'context';
-      break;
-    }
-    const r = await runner.forward([next], pos, 'last');
+  for (let next = seq.next(logits); next !== undefined; next = seq.next(logits)) {
+    const r = await runner.forward([next], seq.position, 'last');
     account(r.replies);
     logits = r.logits;
-    pos++;
   }
-  if (!stopped) emit(decoder.flush(), true);
-  if (stopped && stoppedBy !== 'stop') stoppedBy = 'stop'; // a stop string completed by the flush
   const t2 = performance.now();
-  const promptSeconds = (t1 - t0) / 1e3;
-  const generateSeconds = (t2 - t1) / 1e3;
-  return {
-    promptTokens,
-    generatedTokens: generated,
-    text,
-    stoppedBy,
-    timings: {
-      promptTokens: promptTokens.length,
-      promptSeconds,
-      promptTokensPerSecond: promptTokens.length / promptSeconds,
-      generatedTokens: generated.length,
-      generateSeconds,
-      generateTokensPerSecond: generated.length / generateSeconds,
-      perRank,
-    },
-  };
+  return seq.result((t1 - t0) / 1e3, (t2 - t1) / 1e3, perRank);
 }

@@ -118,7 +118,7 @@ describe('continuous batching: sequences in KV slots, one step for all', () => {
   ] as const)
     it(`${name}: each sequence's logits in a batch equal its logits alone, bit for bit`, async () => {
       const runner = await load(types as WeightTypes, `${name}.gguf`);
-      const ref = [];
+      const ref: Float32Array[][] = [];
       for (let i = 0; i < PROMPTS.length; i++) ref.push(await alone(runner, 3 - i, PROMPTS[i]!));
       for (const chunk of [64, 5]) {
         const got = await together(runner, chunk);

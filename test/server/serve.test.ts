@@ -36,7 +36,20 @@ beforeAll(async () => {
   });
   proc = spawn(
     process.execPath,
-    [cliPath, 'serve', '-m', model, '--port', '0', '--virtual-nodes', '2', '--api-key', KEY],
+    [
+      cliPath,
+      'serve',
+      '-m',
+      model,
+      '--port',
+      '0',
+      '--virtual-nodes',
+      '2',
+      '--api-key',
+      KEY,
+      '--parallel',
+      '8',
+    ],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -65,7 +78,7 @@ const raw = (path: string, init: RequestInit = {}) =>
   });
 async function metric(name: string): Promise<number> {
   const text = await (await raw('/metrics')).text();
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  const m = new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : NaN;
 }
 
@@ -226,6 +239,55 @@ describe('redblue serve', () => {
     expect(text).toMatch(/^redblue_executor_seconds_total\{rank="1",kind="exchange"\} /m);
   });
 
+  it('8 concurrent streams give exactly the tokens each gets alone', async () => {
+    const prompts = [
+      'Once upon a time',
+      'The quick brown fox',
+      'In a hole in the ground there lived',
+      'Hello',
+      'It was a bright cold day in April, and the clocks were striking thirteen.',
+      'Call me Ishmael.',
+      'A',
+      'All happy families are alike; each unhappy family is unhappy in its own way.',
+    ];
+    const ask = (prompt: string, i: number) =>
+      client.completions.create({
+        model: 'm',
+        prompt,
+        max_tokens: 10 + 3 * i,
+        temperature: 0,
+        ignore_eos: true,
+      } as never);
+    const aloneText: string[] = [];
+    for (const [i, p] of prompts.entries()) aloneText.push((await ask(p, i)).choices[0]!.text);
+    const stepsBefore = await metric('redblue_steps_total');
+    const seqsBefore = await metric('redblue_step_sequences_total');
+    // Streamed, all at once: they share steps (each step carries several sequences).
+    const together = await Promise.all(
+      prompts.map(async (prompt, i) => {
+        const s = await client.completions.create({
+          model: 'm',
+          prompt,
+          max_tokens: 10 + 3 * i,
+          temperature: 0,
+          stream: true,
+          ignore_eos: true,
+        } as never);
+        let text = '';
+        for await (const c of s as unknown as AsyncIterable<{ choices: { text: string }[] }>)
+          text += c.choices[0]?.text ?? '';
+        return text;
+      }),
+    );
+    expect(together).toEqual(aloneText);
+    const steps = (await metric('redblue_steps_total')) - stepsBefore;
+    const seqs = (await metric('redblue_step_sequences_total')) - seqsBefore;
+    // 8 streams of 10-31 tokens alone would take 164 steps and more; together far fewer.
+    expect(seqs / steps).toBeGreaterThan(3);
+    expect(await metric('redblue_kv_slots{state="in_use"}')).toBe(0);
+    expect(await metric('redblue_kv_slots{state="total"}')).toBe(8);
+  });
+
   it('a client that leaves mid-stream frees the model at the next token', async () => {
     const before = await metric('redblue_generations_aborted_total');
     const ac = new AbortController();
@@ -244,6 +306,7 @@ describe('redblue serve', () => {
       await new Promise((r) => setTimeout(r, 100));
     expect(await metric('redblue_generations_aborted_total')).toBe(before + 1);
     expect(await metric('redblue_active_requests')).toBe(0);
+    expect(await metric('redblue_kv_slots{state="in_use"}')).toBe(0);
     const next = await client.completions.create({
       model: 'm',
       prompt: PROMPT,
@@ -266,13 +329,13 @@ describe('redblue serve', () => {
 });
 
 describe('redblue serve flags', () => {
-  it('refuses a public address without an API key, and --parallel above 1, saying why', () => {
+  it('refuses a public address without an API key, and --parallel beyond 1-64, saying why', () => {
     const open = runCli(['serve', '-m', model, '--host', '0.0.0.0']);
     expect(open.code).toBe(2);
     expect(open.stderr).toMatch(/--host 0\.0\.0\.0 is reachable from other machines: give --api-key K/);
-    const par = runCli(['serve', '-m', model, '--parallel', '8']);
+    const par = runCli(['serve', '-m', model, '--parallel', '65']);
     expect(par.code).toBe(2);
-    expect(par.stderr).toMatch(/--parallel 8: decoding several sequences together is not built yet/);
+    expect(par.stderr).toMatch(/--parallel must be 1-64, got 65/);
     const missing = runCli(['serve', '-m', join(dir, 'nope.gguf')]);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/nope\.gguf/);

@@ -1,0 +1,179 @@
+// Continuous batching: every step serves all active sequences at once, each in its own KV slot
+// on every executor (one decode token each, m = their number); a new request takes a free slot
+// at the next step and its prompt goes in in chunks beside the others' decode tokens, so running
+// streams are not stalled behind it; a sequence that ends, or whose client leaves, frees its
+// slot at once. With batch-invariant kernels (serve loads them when --parallel > 1) a sequence's
+// tokens are the ones it would get alone.
+import {
+  Sequence,
+  type ForwardResult,
+  type GenerateOptions,
+  type GenerateResult,
+  type LoadedModel,
+  type ModelRunner,
+} from '../executor/coordinator/generate.js';
+import { DOORBELL_MAX_TOKENS, type SeqRun } from '../native/model.js';
+
+export interface BatcherOptions {
+  runner: ModelRunner;
+  model: LoadedModel;
+  /** Prompt tokens per step while other sequences are decoding (default 64). */
+  prefillChunk?: number;
+  /** Called after every step with the executors' replies (the metrics' compute and exchange). */
+  onStep?: (replies: ForwardResult['replies'], tokens: number, sequences: number) => void;
+}
+
+interface Entry {
+  seq: Sequence;
+  signal: AbortSignal | undefined;
+  slot: number;
+  /** Prompt tokens in the slot's cache. */
+  fed: number;
+  /** The token to feed next step (decoding). */
+  pending: number | undefined;
+  queuedAt: number;
+  admittedAt: number;
+  firstAt: number;
+  resolve: (r: GenerateResult) => void;
+  reject: (e: unknown) => void;
+}
+
+export class Batcher {
+  private readonly waiting: Entry[] = [];
+  private readonly active: Entry[] = [];
+  private readonly free: number[];
+  private running = false;
+  private idleWaiters: (() => void)[] = [];
+  private readonly chunk: number;
+
+  constructor(private readonly o: BatcherOptions) {
+    if (!o.runner.step && o.model.slots > 1)
+      throw new Error(
+        'these executors cannot run several sequences in one step (across hosts): use one slot',
+      );
+    this.free = Array.from({ length: o.model.slots }, (_, i) => o.model.slots - 1 - i);
+    this.chunk = Math.max(1, Math.min(o.prefillChunk ?? 64, DOORBELL_MAX_TOKENS));
+  }
+
+  get slots(): number {
+    return this.o.model.slots;
+  }
+  get queued(): number {
+    return this.waiting.length;
+  }
+  get activeCount(): number {
+    return this.active.length;
+  }
+
+  /**
+   * Queues a generation; it starts when a slot is free. Throws at once for a bad prompt (the
+   * Sequence checks it); the promise rejects when a step fails.
+   */
+  submit(g: GenerateOptions): Promise<GenerateResult> {
+    const seq = new Sequence(this.o.model, g);
+    return new Promise<GenerateResult>((resolve, reject) => {
+      this.waiting.push({
+        seq,
+        signal: g.signal,
+        slot: -1,
+        fed: 0,
+        pending: undefined,
+        queuedAt: performance.now(),
+        admittedAt: 0,
+        firstAt: 0,
+        resolve,
+        reject,
+      });
+      if (!this.running) {
+        this.running = true;
+        void this.loop();
+      }
+    });
+  }
+
+  /** Resolves once nothing is queued or running. */
+  idle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private finish(e: Entry, why?: GenerateResult['stoppedBy']): void {
+    if (why) e.seq.end(why);
+    const now = performance.now();
+    const first = e.firstAt || now;
+    const i = this.active.indexOf(e);
+    if (i >= 0) this.active.splice(i, 1);
+    if (e.slot >= 0) this.free.push(e.slot);
+    e.slot = -1;
+    e.resolve(e.seq.result((first - (e.admittedAt || now)) / 1e3, (now - first) / 1e3, []));
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.waiting.length || this.active.length) {
+        for (const e of [...this.active]) if (e.signal?.aborted) this.finish(e, 'aborted');
+        while (this.free.length && this.waiting.length) {
+          const e = this.waiting.shift()!;
+          if (e.signal?.aborted) {
+            this.finish(e, 'aborted');
+            continue;
+          }
+          e.slot = this.free.pop()!;
+          e.admittedAt = performance.now();
+          this.active.push(e);
+        }
+        if (!this.active.length) continue;
+        const tokens: number[] = [];
+        const runs: SeqRun[] = [];
+        const asked: Entry[] = [];
+        // Decode tokens first; prompts share what is left of the step (a chunk while others decode).
+        for (const e of this.active)
+          if (e.pending !== undefined) {
+            tokens.push(e.pending);
+            runs.push({ slot: e.slot, pos: e.seq.position, count: 1, logits: true });
+            asked.push(e);
+          }
+        let budget = asked.length ? this.chunk : DOORBELL_MAX_TOKENS;
+        budget = Math.min(budget, DOORBELL_MAX_TOKENS - tokens.length);
+        for (const e of this.active) {
+          if (e.pending !== undefined || budget <= 0) continue;
+          const n = Math.min(e.seq.prompt.length - e.fed, budget);
+          const last = e.fed + n === e.seq.prompt.length;
+          tokens.push(...e.seq.prompt.slice(e.fed, e.fed + n));
+          runs.push({ slot: e.slot, pos: e.fed, count: n, logits: last });
+          e.fed += n;
+          budget -= n;
+          if (last) asked.push(e);
+        }
+        let logits: Float32Array[];
+        try {
+          const r = this.o.runner.step
+            ? await this.o.runner.step(tokens, runs)
+            : await this.o.runner
+                .forward(tokens, runs[0]!.pos, runs[0]!.logits ? 'last' : 'none')
+                .then((f) => ({ replies: f.replies, logits: runs[0]!.logits ? [f.logits] : [] }));
+          logits = r.logits;
+          this.o.onStep?.(r.replies, tokens.length, runs.length);
+        } catch (err) {
+          // Every sequence in the slots fails with the step (their caches are no longer known).
+          for (const e of this.active.splice(0)) {
+            this.free.push(e.slot);
+            e.reject(err);
+          }
+          continue;
+        }
+        // Rows come back in run order: decoders first, then prompts that just ended.
+        const order = runs.filter((r) => r.logits).map((r) => asked.find((e) => e.slot === r.slot)!);
+        order.forEach((e, i) => {
+          if (!e.firstAt) e.firstAt = performance.now();
+          const next = e.seq.next(logits[i]!);
+          if (next === undefined) this.finish(e);
+          else e.pending = next;
+        });
+      }
+    } finally {
+      this.running = false;
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+}
