@@ -1,5 +1,6 @@
-// `redblue bench serve`: a real `redblue serve` process on a GGUF model, driven with 1, 2, 4 and
-// 8 concurrent streaming completions of a fixed length. Aggregate generated tokens/s at each
+// `redblue bench serve`: a real `redblue serve` process on a GGUF model (--parallel the largest
+// level, so every level is batched), driven with 1, 2, 4 and 8 concurrent streaming completions
+// of a fixed length. Aggregate generated tokens/s at each
 // level against one stream (cases `streams_N`), time to first token and time per output token
 // (median, p99) at each level, and one stream through the server against `redblue generate` on
 // the same model and executors, measured in the same run.
@@ -85,7 +86,18 @@ function startServer(o: ServeBenchOptions): Promise<{ proc: ChildProcess; base: 
   return new Promise((resolve, reject) => {
     const proc = spawn(
       process.execPath,
-      [CLI, 'serve', '-m', o.model, '--port', '0', '--virtual-nodes', String(o.executors)],
+      [
+        CLI,
+        'serve',
+        '-m',
+        o.model,
+        '--port',
+        '0',
+        '--virtual-nodes',
+        String(o.executors),
+        '--parallel',
+        String(Math.max(...o.levels)),
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
