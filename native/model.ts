@@ -92,6 +92,13 @@ export interface NativeModelShard {
      */
     into?: Float32Array,
   ): Promise<ModelForwardResult>;
+  /** One step of several sequences (see SeqRun): logits holds nVocab floats per run that asks. */
+  forwardRuns(
+    pool: NativeThreadPool,
+    peers: unknown,
+    tokens: Int32Array,
+    runs: SeqRun[],
+  ): Promise<ModelForwardResult>;
   /**
    * A thread that runs the steps the coordinator posts in `area`'s doorbell (a staging area
    * every executor and the coordinator map: native/src/model/step_doorbell.h) until stopped.

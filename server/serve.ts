@@ -1,16 +1,31 @@
-// `redblue serve` end to end on this machine: one executor per (virtual) NUMA node, the model's
-// split loaded once, then the HTTP server until SIGTERM or SIGINT, which stop taking requests,
-// let the running and queued ones finish, and stop the executors.
+// `redblue serve` end to end: one executor per (virtual) NUMA node of this machine, or of every
+// host of a hostfile / host list; the model's split loaded once, then the HTTP server until
+// SIGTERM or SIGINT, which stop taking requests, let the running and queued ones finish, and stop
+// the executors (and the hosts' sessions).
 import { UsageError } from '../common/errors.js';
 import { isLoopback } from '../common/address.js';
 import type { MachineTopology } from '../native/topology.js';
 import { LocalCluster } from '../executor/host/local-cluster.js';
-import { loadModel, localRunner, readModelFile, type LoadedModel } from '../executor/coordinator/generate.js';
+import { withHosts, type HostsOptions } from '../executor/coordinator/hosts.js';
+import { remoteRunner } from '../executor/coordinator/remote-generate.js';
+import {
+  loadModel,
+  localRunner,
+  readModelFile,
+  type LoadedModel,
+  type ModelFile,
+  type ModelRunner,
+} from '../executor/coordinator/generate.js';
 import { startServer, type RunningServer } from './http.js';
 
 export interface ServeRunOptions {
   model: string;
-  topology: MachineTopology;
+  /** This machine's executors (one per node)… */
+  topology?: MachineTopology;
+  /** …or the hosts of a hostfile / host list, each with its executors. */
+  hosts?: Omit<HostsOptions, 'handleSignals'>;
+  /** The model's path on the hosts when it differs from `model`. */
+  hostModel?: string;
   ctx?: number;
   /** Sequences decoded together (KV slots on every executor); default 4. */
   parallel?: number;
@@ -32,6 +47,7 @@ export async function serve(o: ServeRunOptions): Promise<void> {
     throw new UsageError(
       `--host ${o.host} is reachable from other machines: give --api-key K (clients send Authorization: Bearer K)`,
     );
+  if (!o.topology === !o.hosts) throw new UsageError('serve runs on this machine or on hosts, not both');
   const file = readModelFile(o.model);
   let stop: (() => void) | undefined;
   const stopped = new Promise<string>((resolve) => {
@@ -45,19 +61,38 @@ export async function serve(o: ServeRunOptions): Promise<void> {
       process.off('SIGINT', int);
     };
   });
-  const cluster = await LocalCluster.start({ topology: o.topology });
+  try {
+    if (o.hosts) {
+      await withHosts({ ...o.hosts, handleSignals: false }, (rc) =>
+        serveOn(remoteRunner(rc, o.hostModel ? { hostPath: o.hostModel } : {}), file, o, stopped),
+      );
+      return;
+    }
+    const cluster = await LocalCluster.start({ topology: o.topology! });
+    try {
+      await serveOn(localRunner(cluster), file, o, stopped);
+    } finally {
+      await cluster.stop();
+    }
+  } finally {
+    stop?.();
+  }
+}
+
+/** Loads the model on the runner's executors and serves until a signal, then drains. */
+async function serveOn(runner: ModelRunner, file: ModelFile, o: ServeRunOptions, stopped: Promise<string>) {
+  const parallel = o.parallel ?? 4;
+  const model = await loadModel(runner, {
+    path: o.model,
+    file,
+    ...(o.ctx ? { ctx: o.ctx } : {}),
+    // Several slots: row-invariant kernels, so a stream's tokens do not depend on its neighbours.
+    slots: parallel,
+    batchInvariant: parallel > 1,
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+  });
   let server: RunningServer | undefined;
   try {
-    const runner = localRunner(cluster);
-    const model = await loadModel(runner, {
-      path: o.model,
-      file,
-      ...(o.ctx ? { ctx: o.ctx } : {}),
-      // Several slots: row-invariant kernels, so a stream's tokens do not depend on its neighbours.
-      slots: o.parallel ?? 4,
-      batchInvariant: (o.parallel ?? 4) > 1,
-      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-    });
     server = await startServer({
       runner,
       model,
@@ -76,8 +111,6 @@ export async function serve(o: ServeRunOptions): Promise<void> {
     o.log?.(`${sig}: finishing the requests in hand, then stopping`);
     await server.drain();
   } finally {
-    stop?.();
     server?.server.close();
-    await cluster.stop();
   }
 }

@@ -143,6 +143,16 @@ export interface ForwardRequest {
    * maps) instead of into the reply: 128 KB a token through gRPC cost ~1.5 ms on a small VM.
    */
   logitsToStaging?: boolean;
+  /** A step of several sequences: tokens are the runs' tokens in turn; pos and logits unused. */
+  runs?: SeqRunMsg[];
+}
+/** `count` tokens of one sequence at positions pos.. of KV slot `slot` (proto SeqRun). */
+export interface SeqRunMsg {
+  slot: number;
+  pos: number;
+  count: number;
+  /** The logits after its last token. */
+  logits: boolean;
 }
 export interface ForwardReply {
   /** f32 little-endian, n_vocab values per returned position (empty when none asked). */

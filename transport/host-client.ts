@@ -12,7 +12,13 @@ import {
   type Auth,
 } from './grpc-data.js';
 import type { WireBrick } from './bricks.js';
-import type { ForwardReply, LoadModelReply, LoadModelRequest, LoadProgressReply } from './control.js';
+import type {
+  ForwardReply,
+  LoadModelReply,
+  LoadModelRequest,
+  LoadProgressReply,
+  SeqRunMsg,
+} from './control.js';
 
 export interface HostNodeInfo {
   cpus: number[];
@@ -82,6 +88,9 @@ export interface HostLoadModelRequest {
   firstRank: number;
   world: number;
   ranks: Omit<LoadModelRequest, 'path' | 'ctx'>[];
+  /** KV slots per executor (absent or 0: 1), and the row-invariant kernels. */
+  slots?: number;
+  batchInvariant?: boolean;
 }
 export interface HostForwardRequest {
   tokens: number[];
@@ -91,6 +100,8 @@ export interface HostForwardRequest {
   world: number;
   run: string;
   hostFirstRanks: number[];
+  /** A step of several sequences (see ForwardRequest.runs). */
+  runs?: SeqRunMsg[];
 }
 export interface PassTimingsMsg {
   seconds: number;

@@ -6,9 +6,17 @@ import { readTopology } from '../../native/topology.js';
 import { parsePositiveInt, UsageError } from '../../common/errors.js';
 import { serve } from '../../server/serve.js';
 import { MAX_SEQUENCES } from '../../native/model.js';
+import { DEFAULT_PORT } from '../../executor/launch/hostfile.js';
+import { authFromOptions, type SecurityOpts } from '../../executor/host/options.js';
+import { addSecurityOptions } from './executor.js';
 import { Progress } from '../progress.js';
 
-interface ServeFlags {
+interface ServeFlags extends SecurityOpts {
+  hostfile?: string;
+  hosts?: string;
+  sshOption?: string[];
+  readyTimeout: number;
+  hostModel?: string;
   model: string;
   host: string;
   port: number;
@@ -20,8 +28,7 @@ interface ServeFlags {
 }
 
 export function registerServe(program: Command): void {
-  program
-    .command('serve')
+  addSecurityOptions(program.command('serve'))
     .description('an OpenAI-compatible HTTP server (completions, chat, streaming) for a GGUF model')
     .requiredOption('-m, --model <file>', 'the GGUF model (llama, qwen2 or qwen3; F32 … Q6_K)')
     .option('--host <addr>', 'address to listen on (beyond loopback needs --api-key)', '127.0.0.1')
@@ -43,6 +50,23 @@ export function registerServe(program: Command): void {
     .option('--api-key <K>', 'require Authorization: Bearer K on every route but /health')
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', (v) =>
       parsePositiveInt(v, '--virtual-nodes'),
+    )
+    .option('--hostfile <FILE>', 'run the executors on these hosts, started over SSH (see docs/hosts.md)')
+    .option('--hosts <LIST>', 'executors already running on hosts: HOST:PORT,HOST:PORT,...')
+    .option(
+      '--host-model <file>',
+      "with --hostfile/--hosts: the model's path on the hosts when it differs from --model's",
+    )
+    .option(
+      '--ssh-option <OPT>',
+      'extra ssh -o option for --hostfile, repeatable',
+      (v: string, p: string[] = []) => [...p, v],
+    )
+    .option(
+      '--ready-timeout <S>',
+      'seconds to wait for every host',
+      (v) => parsePositiveInt(v, '--ready-timeout'),
+      60,
     )
     .option(
       '--parallel <N>',
@@ -74,17 +98,39 @@ stream gets the tokens it would get alone (row-invariant kernels when --parallel
 that disconnects frees its slot before the next step. Every executor holds --parallel KV caches
 of --ctx tokens. SIGTERM or Ctrl-C finishes the requests in hand, then stops the executors.
 
+Across hosts (--hostfile or --hosts, with --token-file or TLS as for launch): every layer of
+every step is split over every executor of every host; the same batching.
+
 Examples:
   redblue serve -m model.gguf --virtual-nodes 2
+  redblue serve -m model.gguf --hostfile hosts.txt --parallel 8
   curl -s localhost:8080/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":32}'`,
     )
     .action(async (o: ServeFlags) => {
+      const remote = Boolean(o.hostfile ?? o.hosts);
+      if (remote && o.virtualNodes)
+        throw new UsageError(
+          '--virtual-nodes splits this machine; with --hostfile/--hosts give it to each host’s executor',
+        );
       const bar = new Progress('placing weights');
       const log = (line: string) => process.stderr.write(`redblue serve: ${line}\n`);
       await serve({
         model: o.model,
-        topology: readTopology({ virtualNodes: o.virtualNodes }),
+        ...(remote
+          ? {
+              hosts: {
+                ...(o.hostfile ? { hostfile: o.hostfile } : {}),
+                ...(o.hosts ? { hosts: o.hosts } : {}),
+                port: DEFAULT_PORT,
+                ...(o.sshOption ? { sshOption: o.sshOption } : {}),
+                ...(o.tlsCert ? { tlsCert: o.tlsCert, tlsKey: o.tlsKey!, tlsCa: o.tlsCa! } : {}),
+                readyTimeout: o.readyTimeout,
+                auth: authFromOptions(o),
+              },
+              ...(o.hostModel ? { hostModel: o.hostModel } : {}),
+            }
+          : { topology: readTopology({ virtualNodes: o.virtualNodes }) }),
         ...(o.ctx ? { ctx: o.ctx } : {}),
         parallel: o.parallel,
         prefillChunk: o.prefillChunk,

@@ -29,6 +29,8 @@ export interface HostsOptions {
   onProgress?: (done: number, total: number, what: string) => void;
   /** Called once on SIGINT/SIGTERM, before everything is stopped and the process exits with 130. */
   onInterrupt?: () => void;
+  /** false: the caller handles SIGINT/SIGTERM itself (a server drains first); default true. */
+  handleSignals?: boolean;
 }
 
 /** A fresh shared secret for one launch; it reaches the hosts over ssh's stdin. */
@@ -54,8 +56,11 @@ export async function withHosts<T>(o: HostsOptions, work: (rc: RemoteCluster) =>
     o.onInterrupt?.();
     void stopAll().then(() => process.exit(130));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const signals = o.handleSignals ?? true;
+  if (signals) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
   try {
     let addresses: string[];
     if (o.hostfile) {

@@ -34,6 +34,8 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
               ctx: reqs[0]!.ctx,
               firstRank: first[h]!,
               world,
+              slots: reqs[0]!.slots || 1,
+              batchInvariant: reqs[0]!.batchInvariant ?? false,
               ranks: reqs.slice(first[h]!, first[h + 1]!).map((r) => ({
                 kvHeads: r.kvHeads,
                 ff: r.ff,
@@ -67,6 +69,32 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
       );
       const ranks = replies.flatMap((r) => r.ranks);
       return { logits: logitsOf(ranks[0]!.logits), replies: ranks };
+    },
+    async step(tokens, runs) {
+      const replies = await rc.guard(
+        allHosts(
+          rc.hosts.map((c, h) =>
+            c.forward({
+              tokens,
+              pos: 0,
+              logits: 'none',
+              runs,
+              firstRank: first[h]!,
+              world,
+              run,
+              hostFirstRanks: first,
+            }),
+          ),
+        ),
+      );
+      const ranks = replies.flatMap((r) => r.ranks);
+      const all = logitsOf(ranks[0]!.logits);
+      const rows = runs.filter((r) => r.logits).length;
+      const n = rows ? all.length / rows : 0;
+      return {
+        logits: Array.from({ length: rows }, (_, i) => all.subarray(i * n, (i + 1) * n)),
+        replies: ranks,
+      };
     },
   };
 }

@@ -2,6 +2,7 @@
 // of the host (ranks numbered inside the host), their replies gathered. What a step does lives in
 // the node executors and native code; this only fans out and validates.
 import { rowLengthProblem } from '../../native/kernels.js';
+import { MAX_SEQUENCES } from '../../native/model.js';
 import * as grpc from '@grpc/grpc-js';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { resolve } from 'node:path';
@@ -15,6 +16,7 @@ import type {
   HostPlaceRequest,
   HostRunRequest,
 } from '../../transport/host-client.js';
+import type { SeqRunMsg } from '../../transport/control.js';
 import { brickFromWire, rangeToWire, type WireBrick } from '../../transport/bricks.js';
 import { cRowsOf, partialBytesOf } from '../node/gemm-layout.js';
 import type { HostSession } from './session.js';
@@ -174,6 +176,8 @@ export class HostSteps {
       const hi = int(`${name}.hi`, x.hi, lo, MAX_DIM);
       return { lo, hi };
     };
+    const slots = req.slots ? int('slots', req.slots, 1, MAX_SEQUENCES) : 1;
+    const batchInvariant = req.batchInvariant === true;
     const replies = await s.cluster.guard(
       Promise.all(
         s.cluster.clients.map((c, i) => {
@@ -191,6 +195,8 @@ export class HostSteps {
             vocabPerRank,
             rank: first + i,
             world,
+            slots,
+            batchInvariant,
           });
         }),
       ),
@@ -211,6 +217,17 @@ export class HostSteps {
     if (tokens.length === 0) throw invalid('tokens must not be empty');
     const pos = int('pos', req.pos, 0, 1 << 24);
     const logits = oneOf('logits', req.logits, ['last', 'all', 'none'] as const);
+    const runs = list<SeqRunMsg>('runs', req.runs ?? [], MAX_SEQUENCES).map((r, i) => {
+      if (!r || typeof r !== 'object') throw invalid(`runs[${i}] is missing`);
+      return {
+        slot: int(`runs[${i}].slot`, r.slot, 0, MAX_SEQUENCES - 1),
+        pos: int(`runs[${i}].pos`, r.pos, 0, 1 << 24),
+        count: int(`runs[${i}].count`, r.count, 1, 1 << 16),
+        logits: r.logits === true,
+      };
+    });
+    if (runs.length && runs.reduce((a, r) => a + r.count, 0) !== tokens.length)
+      throw invalid('runs must hold exactly the step’s tokens');
     const replies = await s.cluster.guard(
       Promise.all(
         s.cluster.clients.map((c, i) =>
@@ -220,6 +237,7 @@ export class HostSteps {
             logits,
             sendLogits: first + i === 0,
             ...(hosts ? { hosts } : {}),
+            ...(runs.length ? { runs } : {}),
           }),
         ),
       ),

@@ -114,6 +114,18 @@ export class ModelSteps {
     staging?: ArrayBuffer,
   ): Promise<ForwardReply> {
     if (!this.shard) throw new Error(`executor rank ${this.rank}: loadModel first`);
+    if (req.runs?.length) {
+      const r = await this.shard.forwardRuns(pool, peers, Int32Array.from(req.tokens), req.runs);
+      return {
+        logits:
+          req.sendLogits && r.logits
+            ? new Uint8Array(r.logits.buffer, r.logits.byteOffset, r.logits.byteLength)
+            : new Uint8Array(),
+        computeSeconds: r.computeSeconds,
+        exchangeSeconds: r.exchangeSeconds,
+        seconds: r.seconds,
+      };
+    }
     const toStaging = req.sendLogits && req.logitsToStaging && req.logits === 'last';
     if (toStaging && (!staging || staging.byteLength < modelAddon().doorbellBytes + this.nVocab * 4))
       throw new Error(

@@ -52,6 +52,22 @@ std::pair<int64_t, int64_t> Range(const Napi::Object& o, const char* key) {
   return {Int(a.Get(0u), key), Int(a.Get(1u), key)};
 }
 
+// [{slot, pos, count, logits}] → SeqRuns.
+std::vector<SeqRun> RunsFromJs(const Napi::Value& v) {
+  Napi::Array runs = Arr(v, "runs");
+  std::vector<SeqRun> out;
+  for (uint32_t k = 0; k < runs.Length(); ++k) {
+    Napi::Object r = Obj(runs.Get(k), "run");
+    SeqRun run;
+    run.slot = static_cast<int>(Int(r, "slot"));
+    run.pos = Int(r, "pos");
+    run.count = Int(r, "count");
+    run.logits = r.Get("logits").ToBoolean();
+    out.push_back(run);
+  }
+  return out;
+}
+
 ModelConfig ConfigFromJs(const Napi::Object& o) {
   ModelConfig c;
   c.path = Str(o, "path");
@@ -101,6 +117,7 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "ModelShard",
                        {InstanceMethod<&JsModelShard::Load>("load"), InstanceMethod<&JsModelShard::Forward>("forward"),
+                        InstanceMethod<&JsModelShard::ForwardRuns>("forwardRuns"),
                         InstanceMethod<&JsModelShard::StartStepLoop>("startStepLoop"),
                         InstanceMethod<&JsModelShard::StopStepLoop>("stopStepLoop"),
                         InstanceMethod<&JsModelShard::Release>("release")});
@@ -217,6 +234,46 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
           {i[0], i[1], i.This(), i.Length() > 5 ? i[5] : i.Env().Undefined()});
     });
   }
+  // forwardRuns(pool, peers, tokens: Int32Array, runs: {slot, pos, count, logits}[]) →
+  // Promise<{logits?: Float32Array (nVocab per run that asks), …times}>: a batched step.
+  Napi::Value ForwardRuns(const Napi::CallbackInfo& info) {
+    return Guarded(info, [this](const Napi::CallbackInfo& i) -> Napi::Value {
+      auto shard = Alive(i.Env());
+      auto pool = ThreadPoolFromJs(i[0]);
+      auto peers = CollectiveFromJs(i[1]);
+      if (!i[2].IsTypedArray() || i[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+        throw Napi::TypeError::New(i.Env(), "tokens must be an Int32Array");
+      Napi::Int32Array ta = i[2].As<Napi::Int32Array>();
+      auto tokens = std::make_shared<std::vector<int32_t>>(ta.Data(), ta.Data() + ta.ElementLength());
+      auto runs = std::make_shared<std::vector<SeqRun>>(RunsFromJs(i[3]));
+      int64_t total = 0, rows = 0;
+      for (const SeqRun& r : *runs) total += r.count, rows += r.logits;
+      if (total != static_cast<int64_t>(tokens->size()))
+        throw Napi::RangeError::New(i.Env(), "the runs hold " + std::to_string(total) + " tokens but " +
+                                                 std::to_string(tokens->size()) + " were given");
+      auto logits = std::make_shared<std::vector<float>>(static_cast<size_t>(rows * shard->config().nVocab));
+      auto out = std::make_shared<ModelForwardTimings>();
+      return AsyncTask::Start(
+          i.Env(), "redblue.modelForwardRuns",
+          [=] {
+            pool->RunStep([&] {
+              *out = shard->ForwardRuns(tokens->data(), runs->data(), static_cast<int>(runs->size()), *pool, *peers,
+                                        logits->data());
+            });
+          },
+          [=](Napi::Env e) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(e);
+            Napi::Float32Array a = Napi::Float32Array::New(e, logits->size());
+            std::copy(logits->begin(), logits->end(), a.Data());
+            r.Set("logits", a);
+            r.Set("computeSeconds", out->computeSeconds);
+            r.Set("exchangeSeconds", out->exchangeSeconds);
+            r.Set("seconds", out->seconds);
+            return r;
+          },
+          {i[0], i[1], i.This()});
+    });
+  }
   // startStepLoop(pool, peers, area: ArrayBuffer, rank): a thread that runs the steps the
   // coordinator posts in the area's doorbell (model/step_doorbell.h) until stopStepLoop.
   Napi::Value StartStepLoop(const Napi::CallbackInfo& info) {
@@ -261,16 +318,7 @@ Napi::Value JsRingDoorbell(const Napi::CallbackInfo& info) {
   Napi::Int32Array ta = info[1].As<Napi::Int32Array>();
   auto step = std::make_shared<DoorbellStep>();
   step->tokens.assign(ta.Data(), ta.Data() + ta.ElementLength());
-  Napi::Array runs = Arr(info[2], "runs");
-  for (uint32_t k = 0; k < runs.Length(); ++k) {
-    Napi::Object r = Obj(runs.Get(k), "run");
-    SeqRun run;
-    run.slot = static_cast<int>(Int(r, "slot"));
-    run.pos = Int(r, "pos");
-    run.count = Int(r, "count");
-    run.logits = r.Get("logits").ToBoolean();
-    step->runs.push_back(run);
-  }
+  step->runs = RunsFromJs(info[2]);
   const int ranks = static_cast<int>(Int(info[3], "ranks"));
   const uint64_t timeoutMs = static_cast<uint64_t>(Int(info[4], "timeoutMs"));
   uint8_t* base = static_cast<uint8_t*>(area.Data());

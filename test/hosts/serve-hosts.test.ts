@@ -1,0 +1,140 @@
+// `redblue serve --hosts`: the server's executors on two supervisors (`redblue executor` on
+// loopback, one executor each), every layer of every step split across both, continuous batching
+// across hosts: concurrent streams give exactly the text each gives alone and share steps, and
+// SIGTERM drains, ends the hosts' sessions and exits 0.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeSyntheticModel } from '../../model/synth.js';
+import { SMALL_LLAMA } from '../helpers/model-shapes.js';
+import { cliPath, repoRoot } from '../helpers/cli.js';
+import { childrenOf, eventually } from './lab-helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-serve-hosts-'));
+const token = join(dir, 'token');
+writeFileSync(token, 'serve-hosts-test-token-0123456\n', { mode: 0o600 });
+const model = join(dir, 'small.gguf');
+const procs: ChildProcess[] = [];
+let server: ChildProcess;
+const supervisors: number[] = [];
+let base = '';
+let serverErr = '';
+
+/** A child that resolves with its match once `pattern` appears on stdout. */
+function startUntil(
+  args: string[],
+  pattern: RegExp,
+): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [cliPath, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: repoRoot,
+    });
+    procs.push(proc);
+    let out = '';
+    let err = '';
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = pattern.exec(out);
+      if (m) resolve({ proc, match: m });
+    });
+    proc.on('exit', (code) => reject(new Error(`${args[0]} exited (${code}): ${err}`)));
+  });
+}
+
+beforeAll(async () => {
+  writeSyntheticModel(model, { ...SMALL_LLAMA, seed: 9 });
+  const hosts = await Promise.all(
+    [0, 1].map((i) =>
+      startUntil(
+        [
+          'executor',
+          '--listen',
+          '127.0.0.1:0',
+          '--virtual-nodes',
+          '1',
+          '--cpus',
+          String(i),
+          '--token-file',
+          token,
+        ],
+        /ready (\d+)/,
+      ),
+    ),
+  );
+  supervisors.push(...hosts.map((h) => h.proc.pid!));
+  const list = hosts.map((h) => `127.0.0.1:${h.match[1]}`).join(',');
+  const s = await startUntil(
+    ['serve', '-m', model, '--hosts', list, '--token-file', token, '--port', '0', '--parallel', '4'],
+    /listening on (http:\/\/\S+)/,
+  );
+  server = s.proc;
+  server.stderr!.on('data', (d: Buffer) => (serverErr += d.toString()));
+  base = s.match[1]!;
+}, 90_000);
+
+afterAll(() => {
+  for (const p of procs) p.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function complete(prompt: string, maxTokens: number, stream: boolean): Promise<string> {
+  const res = await fetch(`${base}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, stream }),
+  });
+  expect(res.status).toBe(200);
+  if (!stream) return ((await res.json()) as { choices: { text: string }[] }).choices[0]!.text;
+  let text = '';
+  for (const line of (await res.text()).split('\n\n')) {
+    if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+    text += (JSON.parse(line.slice(6)) as { choices: { text?: string }[] }).choices[0]?.text ?? '';
+  }
+  return text;
+}
+
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+describe('redblue serve across two hosts', () => {
+  it('4 concurrent streams give exactly the text each gives alone, in shared steps', async () => {
+    const prompts = [
+      'Once upon a time',
+      'The quick brown fox',
+      'Hello',
+      'In a hole in the ground there lived',
+    ];
+    const alone: string[] = [];
+    for (const [i, p] of prompts.entries()) alone.push(await complete(p, 8 + 2 * i, false));
+    expect(alone.every((t) => t.length > 0)).toBe(true);
+    const steps = await metric('redblue_steps_total');
+    const seqs = await metric('redblue_step_sequences_total');
+    const together = await Promise.all(prompts.map((p, i) => complete(p, 8 + 2 * i, true)));
+    expect(together).toEqual(alone);
+    expect(
+      ((await metric('redblue_step_sequences_total')) - seqs) /
+        ((await metric('redblue_steps_total')) - steps),
+    ).toBeGreaterThan(2);
+  }, 60_000);
+
+  it('SIGTERM finishes the request in hand and exits 0, ending the hosts’ sessions', async () => {
+    const pending = complete('Once upon a time', 12, false);
+    await new Promise((r) => setTimeout(r, 50));
+    server.kill('SIGTERM');
+    expect((await pending).length).toBeGreaterThan(0);
+    const code = await new Promise<number | null>((r) =>
+      server.exitCode !== null ? r(server.exitCode) : server.on('exit', r),
+    );
+    expect(code, serverErr).toBe(0);
+    expect(serverErr).toMatch(/SIGTERM: finishing the requests in hand/);
+    // The sessions ended: each supervisor stopped the executor it had started for the server.
+    expect(await eventually(() => supervisors.every((p) => childrenOf(p).length === 0), 15_000)).toBe(true);
+  }, 60_000);
+});
