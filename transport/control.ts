@@ -281,7 +281,13 @@ export function connectExecutor(
   // Replies can be large: Forward's logits at every position are tokens × vocabulary × 4 bytes
   // (12 tokens of a 128k vocabulary already pass grpc's default 4 MiB).
   const raw = new Ctor(address, credentials, { 'grpc.max_receive_message_length': 1 << 30 });
-  const client: Record<string, unknown> = { raw, close: () => raw.close() };
+  const client: Record<string, unknown> = {
+    raw,
+    close: () => {
+      closedClients.add(raw);
+      raw.close();
+    },
+  };
   for (const m of METHODS) {
     const fnName = m.charAt(0).toLowerCase() + m.slice(1);
     client[m] = (req: unknown, deadlineMs = 600_000) =>
@@ -297,8 +303,21 @@ export function connectExecutor(
 }
 
 /** Waits until the channel is connected (the executor is listening), or rejects at the deadline. */
-export function waitForReady(client: ExecutorClient, deadlineMs: number): Promise<void> {
-  return new Promise((resolve, reject) =>
-    client.raw.waitForReady(Date.now() + deadlineMs, (err) => (err ? reject(err) : resolve())),
-  );
+/** Clients closed by their owner (grpc-js's own state does not say so while connecting). */
+const closedClients = new WeakSet<grpc.Client>();
+
+export async function waitForReady(client: ExecutorClient, deadlineMs: number): Promise<void> {
+  // In short waits: grpc-js keeps one wait's timer to its deadline even after the client is
+  // closed, which held a failed run's process open for the whole deadline (30 s).
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      await new Promise<void>((resolve, reject) =>
+        client.raw.waitForReady(Math.min(end, Date.now() + 250), (err) => (err ? reject(err) : resolve())),
+      );
+      return;
+    } catch (e) {
+      if (closedClients.has(client.raw) || Date.now() >= end) throw e;
+    }
+  }
 }

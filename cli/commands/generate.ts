@@ -1,6 +1,6 @@
 // `redblue generate`: text from a GGUF model, every layer split across one executor per
 // (virtual) NUMA node.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { readTopology } from '../../native/topology.js';
 import { parsePositiveInt, UsageError } from '../../common/errors.js';
 import { formatBytes } from '../format.js';
@@ -54,6 +54,10 @@ export function timingsText(r: GenerateRun): string {
     `prompt:     ${t.promptTokens} tokens in ${(t.promptSeconds * 1e3).toFixed(1)} ms, ${t.promptTokensPerSecond.toFixed(2)} tokens/s`,
     `generation: ${t.generatedTokens} tokens in ${(t.generateSeconds * 1e3).toFixed(1)} ms, ${t.generateTokensPerSecond.toFixed(2)} tokens/s (stopped by ${r.result.stoppedBy})`,
   ];
+  for (const x of r.recoveries ?? [])
+    lines.push(
+      `lost:       executor rank ${x.lostRank} (cpus ${x.lostCpus.join(',')}) after ${x.afterTokens} generated tokens: ${x.reason}; went on with ${x.executors} executor(s) after ${x.seconds.toFixed(2)} s`,
+    );
   for (const p of r.model.perRank) {
     const rt = t.perRank[p.rank]!;
     lines.push(
@@ -147,6 +151,7 @@ export async function generateWithFlags(
           generatedTokens: r.result.generatedTokens,
           text: r.result.text,
           stoppedBy: r.result.stoppedBy,
+          ...(r.recoveries ? { recoveries: r.recoveries } : {}),
           timings: { load: r.model.perRank, loadSeconds: r.model.seconds, ...r.result.timings },
         },
         null,
@@ -170,6 +175,14 @@ export function registerGenerate(program: Command): void {
     )
     .option('--dry-run', 'print how the model would be split across the executors, and stop')
     .option('--html <file>', 'with --dry-run: also write the split as an HTML page')
+    .addOption(
+      new Option(
+        '--on-failure <what>',
+        'an executor that dies: continue on the others (re-plan, reload, rebuild the KV cache) or abort',
+      )
+        .choices(['continue', 'abort'])
+        .default('continue'),
+    )
     .option('--json', 'print one JSON object (token ids, text, timings) instead of streaming text')
     .addHelpText(
       'after',
@@ -177,34 +190,53 @@ export function registerGenerate(program: Command): void {
 The text streams to stdout as it is generated; timings follow on stderr (prompt tokens/s,
 generation tokens/s, and per executor the time in kernels and in exchanges).
 
+An executor that dies (or its node taken away) does not end the run: the split is planned again
+on the nodes left, they load it from the file, the prompt and the tokens so far are processed
+again, and generation goes on (greedy: the same text); the timings say what was lost and how long
+recovery took. --on-failure abort fails the run instead.
+
 Examples:
   redblue generate -m model.gguf -p "The capital of France is" -n 32 --temp 0
   redblue generate -m model.gguf -p "Once upon a time" --virtual-nodes 2 --seed 7
   redblue generate -m model.gguf --dry-run --virtual-nodes 2 --json`,
     )
-    .action(async (o: GenerateFlags & { virtualNodes?: number; dryRun?: boolean; html?: string }) => {
-      const topology = readTopology({ virtualNodes: o.virtualNodes });
-      if (o.html && !o.dryRun) throw new UsageError('--html goes with --dry-run');
-      if (o.dryRun) {
-        const plan = planGenerate({ model: o.model, topology, ...(o.ctx ? { ctx: o.ctx } : {}) });
-        if (o.html) {
-          const i = plan.info;
-          writeModelSplitHtml(plan.split, o.html, {
-            model: basename(o.model),
-            description: `${i.arch}, ${i.nLayer} layers, ${i.nEmbd} wide, ${i.nHead} heads (${i.nHeadKv} KV), n_ff ${i.nFf}, vocabulary ${i.nVocab}`,
-          });
+    .action(
+      async (
+        o: GenerateFlags & {
+          virtualNodes?: number;
+          dryRun?: boolean;
+          html?: string;
+          onFailure: 'continue' | 'abort';
+        },
+      ) => {
+        const topology = readTopology({ virtualNodes: o.virtualNodes });
+        if (o.html && !o.dryRun) throw new UsageError('--html goes with --dry-run');
+        if (o.dryRun) {
+          const plan = planGenerate({ model: o.model, topology, ...(o.ctx ? { ctx: o.ctx } : {}) });
+          if (o.html) {
+            const i = plan.info;
+            writeModelSplitHtml(plan.split, o.html, {
+              model: basename(o.model),
+              description: `${i.arch}, ${i.nLayer} layers, ${i.nEmbd} wide, ${i.nHead} heads (${i.nHeadKv} KV), n_ff ${i.nFf}, vocabulary ${i.nVocab}`,
+            });
+          }
+          process.stdout.write(o.json ? JSON.stringify(plan, null, 2) + '\n' : renderModelSplit(plan.split));
+          return;
         }
-        process.stdout.write(o.json ? JSON.stringify(plan, null, 2) + '\n' : renderModelSplit(plan.split));
-        return;
-      }
-      await generateWithFlags(o, (ro) =>
-        runGenerate({
-          ...ro,
-          topology,
-          hooks: {
-            onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
-          },
-        }),
-      );
-    });
+        await generateWithFlags(o, (ro) =>
+          runGenerate({
+            ...ro,
+            topology,
+            onFailure: o.onFailure,
+            onRecovery: (x) =>
+              process.stderr.write(
+                `\nredblue: executor rank ${x.lostRank} died (${x.reason}); going on with ${x.executors} executor(s)\n`,
+              ),
+            hooks: {
+              onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
+            },
+          }),
+        );
+      },
+    );
 }

@@ -10,6 +10,7 @@ import { withLocalCluster, type LocalRunHooks } from './local-run.js';
 import {
   encodePrompt,
   generate,
+  Sequence,
   loadModel,
   type GenerateOptions,
   type GenerateResult,
@@ -19,6 +20,7 @@ import {
   type ModelRunner,
 } from './generate.js';
 import type { LocalCluster } from '../host/local-cluster.js';
+import { ExecutorDiedError } from '../host/process-group.js';
 
 /** What loading and generating need, whichever executors run the model. */
 export interface ModelRunOptions extends GenerateOptions {
@@ -35,11 +37,35 @@ export interface GenerateRunOptions extends ModelRunOptions {
   topology: MachineTopology;
   /** Starting the executors, and Ctrl-C. */
   hooks?: LocalRunHooks;
+  /**
+   * An executor that dies: 'continue' (the default) re-plans the split on the nodes left, loads
+   * it, rebuilds the KV cache from the prompt and the tokens chosen so far and goes on; 'abort'
+   * fails the run.
+   */
+  onFailure?: 'continue' | 'abort';
+  /** Called when an executor is lost and the run is about to go on without it (seconds still 0). */
+  onRecovery?: (r: Recovery) => void;
+}
+
+/** One executor lost, and the run taken up again on the rest. */
+export interface Recovery {
+  /** Its rank and cpus in the run it was lost from, and why. */
+  lostRank: number;
+  lostCpus: number[];
+  reason: string;
+  /** Tokens generated when it was lost (0: while loading or processing the prompt). */
+  afterTokens: number;
+  /** Executors left. */
+  executors: number;
+  /** From the loss to the survivors holding the model again (start, plan, load). */
+  seconds: number;
 }
 
 export interface GenerateRun {
   model: LoadedModel;
   result: GenerateResult;
+  /** Executors lost on the way (only with onFailure 'continue'). */
+  recoveries?: Recovery[];
 }
 
 /**
@@ -81,6 +107,56 @@ export async function loadAndGenerate(
   return { model, result };
 }
 
+/**
+ * `generate` on this machine's executors. An executor that dies (its process, or its node taken
+ * away) does not end the run unless onFailure is 'abort': the split is planned again on the nodes
+ * left, the survivors load it from the file, the sequence's prompt and chosen tokens are processed
+ * again, and generation goes on where it was (greedy: the same tokens as a run that never failed).
+ */
 export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
-  return withLocalCluster(o.topology, (cluster) => loadAndGenerate(cluster, o), o.hooks);
+  let topology = o.topology;
+  let seq: Sequence | undefined;
+  const recoveries: Recovery[] = [];
+  let lostAt = 0;
+  for (;;) {
+    try {
+      return await withLocalCluster(
+        topology,
+        async (cluster) => {
+          const model = await loadModel(cluster, {
+            path: o.model,
+            ...(o.file ? { file: o.file } : {}),
+            ...(o.ctx ? { ctx: o.ctx } : {}),
+            ...(o.onProgress && !seq ? { onProgress: o.onProgress } : {}),
+          });
+          if (recoveries.length) recoveries.at(-1)!.seconds = (performance.now() - lostAt) / 1e3;
+          if (!seq) {
+            encodePrompt(model, o); // a prompt that cannot run fails before anything is printed
+            o.onLoaded?.(model);
+            seq = new Sequence(model, o);
+          }
+          const result = await generate(cluster, model, o, seq);
+          return { model, result, ...(recoveries.length ? { recoveries } : {}) };
+        },
+        o.hooks,
+      );
+    } catch (e) {
+      if (!(e instanceof ExecutorDiedError) || o.onFailure === 'abort') throw e;
+      lostAt = performance.now();
+      const node = topology.nodes[e.rank];
+      const left = topology.nodes.filter((_, i) => i !== e.rank);
+      if (!node || left.length === 0)
+        throw new Error(`${e.message}, and no executor is left to run the model on`, { cause: e });
+      recoveries.push({
+        lostRank: e.rank,
+        lostCpus: node.cpus,
+        reason: e.reason,
+        afterTokens: seq?.generated.length ?? 0,
+        executors: left.length,
+        seconds: 0,
+      });
+      o.onRecovery?.(recoveries.at(-1)!);
+      topology = { ...topology, nodes: left };
+    }
+  }
 }

@@ -532,15 +532,21 @@ export class Sequence {
   }
 }
 
-/** Processes the prompt in batches, then samples one token at a time. */
+/**
+ * Processes the prompt in batches, then samples one token at a time. `resume`: a sequence begun
+ * on executors that were lost: its prompt and the tokens it has chosen so far are processed
+ * again (rebuilding the KV cache), and it goes on from there.
+ */
 export async function generate(
   cluster: LocalCluster | ModelRunner,
   model: LoadedModel,
   o: GenerateOptions,
+  resume?: Sequence,
 ): Promise<GenerateResult> {
   const runner = runnerOf(cluster);
-  const seq = new Sequence(model, o);
-  const { prompt } = seq;
+  const seq = resume ?? new Sequence(model, o);
+  const prompt = [...seq.prompt, ...seq.generated];
+  const before = seq.generated.length;
   const perRank: RankTimings[] = Array.from({ length: runner.ranks }, (_, rank) => ({
     rank,
     computeSeconds: 0,
@@ -568,5 +574,11 @@ export async function generate(
     logits = r.logits;
   }
   const t2 = performance.now();
-  return seq.result((t1 - t0) / 1e3, (t2 - t1) / 1e3, perRank);
+  const r = seq.result((t1 - t0) / 1e3, (t2 - t1) / 1e3, perRank);
+  // This call's work: the tokens it processed and generated (a resumed one re-processes more).
+  const t = r.timings;
+  t.promptTokens = prompt.length;
+  t.promptTokensPerSecond = prompt.length / t.promptSeconds;
+  t.generateTokensPerSecond = (seq.generated.length - before) / t.generateSeconds;
+  return r;
 }

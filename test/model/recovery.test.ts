@@ -1,0 +1,144 @@
+// `redblue generate` survives a lost executor: executors are killed (SIGKILL) from outside while
+// it runs on 3 virtual nodes, mid-generation and again while it recovers; the split is planned
+// again on the nodes left, the prompt and the tokens so far are processed again, and the greedy
+// text is the text of a run that never failed. Killing every executor, each time new ones start,
+// ends in a clear error; --on-failure abort fails at the first loss. Nothing is left behind.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TINY, writeSyntheticModel } from '../../model/synth.js';
+import { childrenOf, cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-recovery-'));
+const model = join(dir, 'tiny-f16.gguf');
+// Long enough that a kill lands mid-generation (a few hundred tokens a second here).
+const ARGS = ['-p', 'Once upon a time', '-n', '400', '--temp', '0', '--virtual-nodes', '3', '--ctx', '480'];
+let reference = '';
+
+beforeAll(() => {
+  // f16: greedy tokens do not depend on how many executors share a layer (parity.test.ts).
+  writeSyntheticModel(model, { arch: 'llama', ...TINY, types: { default: 'f16' }, seed: 11 });
+  const r = runCli(['generate', '-m', model, ...ARGS]);
+  expect(r.code, r.stderr).toBe(0);
+  reference = r.stdout;
+}, 120_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The executors of process `pid` (children running the node executor), by rank. */
+function executorsOf(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const c of childrenOf(pid)) {
+    try {
+      const cmd = readFileSync(`/proc/${c}/cmdline`, 'utf8').split('\0');
+      const i = cmd.indexOf('--rank');
+      if (cmd.some((a) => a.endsWith('node/main.js')) && i >= 0) out.set(Number(cmd[i + 1]), c);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  pid: number;
+}
+
+/**
+ * Runs generate; `act(state)` is called every 20 ms with what it printed so far and may kill
+ * executors; bounded at 60 s.
+ */
+function generateWhile(
+  extra: string[],
+  act: (s: { stdout: string; stderr: string; pid: number; killed: number[] }) => void,
+): Promise<Run> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [cliPath, 'generate', '-m', model, ...ARGS, ...extra], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const s = { stdout: '', stderr: '', pid: p.pid!, killed: [] as number[] };
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (s.stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (s.stderr += d));
+    const timer = setInterval(() => act(s), 20);
+    const limit = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.on('exit', (code) => {
+      clearInterval(timer);
+      clearTimeout(limit);
+      resolve({ code, stdout: s.stdout, stderr: s.stderr, pid: s.pid });
+    });
+  });
+}
+
+function kill(pid: number | undefined, killed: number[]): void {
+  if (pid === undefined || killed.includes(pid)) return;
+  killed.push(pid);
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+const generated = (s: { stdout: string }) => s.stdout.length - 'Once upon a time'.length;
+
+describe('generate goes on when an executor dies', () => {
+  it('killed mid-generation: the same greedy text on the executors left, and the loss reported', async () => {
+    const r = await generateWhile([], (s) => {
+      if (s.killed.length === 0 && generated(s) > 20) kill(executorsOf(s.pid).get(1), s.killed);
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(reference);
+    expect(r.stderr).toMatch(/executor rank 1 died \(killed by SIGKILL\); going on with 2 executor\(s\)/);
+    expect(r.stderr).toMatch(
+      /lost: +executor rank 1 \(cpus [\d,]+\) after [1-9]\d* generated tokens: killed by SIGKILL; went on with 2 executor\(s\) after [\d.]+ s/,
+    );
+    expect(r.stderr).toMatch(/on 2 executor\(s\)/);
+    expect(leftovers(r.pid)).toEqual([]);
+  }, 90_000);
+
+  it('killed again while recovering: goes on with the one left, same text', async () => {
+    let before = new Set<number>();
+    const r = await generateWhile([], (s) => {
+      if (s.killed.length === 0 && generated(s) > 20) {
+        before = new Set(executorsOf(s.pid).values());
+        kill(executorsOf(s.pid).get(1), s.killed);
+      } else if (s.killed.length === 1 && /going on with 2/.test(s.stderr)) {
+        // The survivors' new executors, as they start and load.
+        const fresh = [...executorsOf(s.pid).entries()].filter(([, pid]) => !before.has(pid));
+        const one = fresh.find(([rank]) => rank === 1);
+        if (one) kill(one[1], s.killed);
+      }
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(reference);
+    expect(r.stderr.match(/going on with/g)).toHaveLength(2);
+    expect(r.stderr).toMatch(/going on with 1 executor\(s\)/);
+    expect(leftovers(r.pid)).toEqual([]);
+  }, 90_000);
+
+  it('every executor killed, each time new ones start: a clear error, no hang, nothing left', async () => {
+    const r = await generateWhile([], (s) => {
+      if (generated(s) < 0 && s.killed.length === 0) return; // let it load first
+      for (const pid of executorsOf(s.pid).values()) kill(pid, s.killed);
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/died \(killed by SIGKILL\), and no executor is left to run the model on/);
+    expect(executorsOf(r.pid).size).toBe(0);
+    expect(leftovers(r.pid)).toEqual([]);
+  }, 90_000);
+
+  it('--on-failure abort: the first loss ends the run, naming the executor', async () => {
+    const r = await generateWhile(['--on-failure', 'abort'], (s) => {
+      if (s.killed.length === 0 && generated(s) > 20) kill(executorsOf(s.pid).get(2), s.killed);
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/executor rank 2 died \(killed by SIGKILL\)/);
+    expect(r.stderr).not.toMatch(/going on with/);
+    expect(leftovers(r.pid)).toEqual([]);
+  }, 90_000);
+});
