@@ -17,6 +17,7 @@ import { registerLaunch } from './commands/launch.js';
 import { registerBenchTransport } from '../bench/transport.js';
 import { registerBenchModel } from '../bench/model.js';
 import { registerBenchServe } from '../bench/serve.js';
+import { registerBenchSoak } from '../bench/soak.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerServe } from './commands/serve.js';
 import { registerSynth } from './commands/synth.js';
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
   registerBenchTransport(bench);
   registerBenchModel(bench);
   registerBenchServe(bench);
+  registerBenchSoak(bench);
   return program;
 }
 

@@ -85,6 +85,11 @@ export class LocalCluster {
     }
   }
 
+  /** The executors' process ids, in rank order (a soak test watches their resources). */
+  executorPids(): number[] {
+    return this.group.pids();
+  }
+
   /** Runs `work` but fails fast, naming the rank, if an executor dies meanwhile. */
   guard<T>(work: Promise<T>): Promise<T> {
     return this.group.guard(work);

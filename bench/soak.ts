@@ -1,0 +1,174 @@
+// `redblue bench soak`: many consecutive `run gemm`s (each with its own executors, as the command
+// runs them) and a long generation on one loaded model, in this process; resident memory, open
+// file descriptors, threads and /dev/shm entries at the start and at the end, of this process
+// and of the model's executors. Nothing should grow: each case's ratio is the end against the
+// start (1.00 = no growth; the reference is the start of the same run).
+import { readdirSync, readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { parsePositiveInt } from '../common/errors.js';
+import { readTopology } from '../native/topology.js';
+import type { MachineTopology } from '../native/topology.js';
+import { withLocalCluster } from '../executor/coordinator/local-run.js';
+import { planLocalGemm } from '../executor/coordinator/local-plan.js';
+import { runGemm } from '../executor/coordinator/gemm-run.js';
+import { generate, loadModel, localRunner } from '../executor/coordinator/generate.js';
+import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
+
+export interface SoakOptions {
+  topology: MachineTopology;
+  gemmRuns: number;
+  /** m = n = k of each gemm. */
+  size: number;
+  model?: string;
+  tokens: number;
+  onProgress?: (what: string, done: number, total: number) => void;
+}
+
+export interface Resources {
+  residentBytes: number;
+  fds: number;
+  threads: number;
+  shmEntries: number;
+}
+
+/** A process's resident memory, open descriptors and threads (Linux /proc), and /dev/shm's redblue entries. */
+export function resourcesOf(pid: number | 'self' = 'self'): Resources {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
+  return {
+    residentBytes: field('VmRSS') * 1024,
+    fds: readdirSync(`/proc/${pid}/fd`).length,
+    threads: field('Threads'),
+    shmEntries: readdirSync('/dev/shm').filter((f) => f.startsWith('redblue-')).length,
+  };
+}
+
+function growth(
+  prefix: string,
+  start: Resources,
+  end: Resources,
+  details: Record<string, unknown>,
+): BenchResult[] {
+  const kinds: [keyof Resources, string][] = [
+    ['residentBytes', 'bytes'],
+    ['fds', 'descriptors'],
+    ['threads', 'threads'],
+    ['shmEntries', 'entries'],
+  ];
+  return kinds.map(([k, unit]) => ({
+    ...result({
+      case: `${prefix}_${k}`,
+      metric: 'end vs start',
+      value: end[k],
+      unit,
+      reference: 'start',
+      referenceValue: start[k],
+      direction: 'lower-is-better',
+      details,
+    }),
+    // None at the start and none at the end is no growth.
+    ...(start[k] === 0 && end[k] === 0 ? { ratio: 1 } : {}),
+  }));
+}
+
+export async function benchSoak(o: SoakOptions): Promise<BenchReport> {
+  const startedAt = new Date().toISOString();
+  const results: BenchResult[] = [];
+  const shape = { m: o.size, n: o.size, k: o.size };
+  const plan = planLocalGemm(o.topology, shape);
+  // One run first: what a run leaves in place for good (loaded code, pools) is not growth.
+  const once = () =>
+    withLocalCluster(o.topology, (c) => runGemm(c, plan, { ...shape, seed: 1 }).then(() => undefined));
+  await once();
+  const start = resourcesOf();
+  for (let i = 0; i < o.gemmRuns; i++) {
+    await once();
+    o.onProgress?.('run gemm', i + 1, o.gemmRuns);
+  }
+  results.push(
+    ...growth('gemm_runs', start, resourcesOf(), {
+      runs: o.gemmRuns,
+      size: o.size,
+      executors: o.topology.nodes.length,
+    }),
+  );
+
+  if (o.model) {
+    const path = o.model;
+    await withLocalCluster(o.topology, async (cluster) => {
+      const runner = localRunner(cluster);
+      const model = await loadModel(runner, { path, ctx: Math.min(512, 4096) });
+      const gen = (n: number, seed: number) =>
+        generate(runner, model, {
+          prompt: 'Once upon a time',
+          maxTokens: n,
+          stopAtEog: false,
+          sampling: { temperature: 0.8, seed },
+        });
+      const per = Math.max(1, model.ctx - 32);
+      await gen(Math.min(per, o.tokens), 0); // touches the whole KV cache once
+      const execPids = cluster.executorPids();
+      const s = resourcesOf();
+      const e0 = execPids.map((p) => resourcesOf(p));
+      let done = 0;
+      for (let seed = 1; done < o.tokens; seed++) {
+        done += (await gen(Math.min(per, o.tokens - done), seed)).generatedTokens.length;
+        o.onProgress?.('tokens', done, o.tokens);
+      }
+      const details = { tokens: done, model: path, executors: execPids.length };
+      results.push(...growth('generate', s, resourcesOf(), details));
+      execPids.forEach((p, r) =>
+        results.push(...growth(`generate_executor${r}`, e0[r]!, resourcesOf(p), details)),
+      );
+    });
+  }
+  return { benchmark: 'soak', results, machine: machineInfo(), startedAt };
+}
+
+export function registerBenchSoak(bench: Command): void {
+  bench
+    .command('soak')
+    .description(
+      'many run gemm invocations and a long generation: memory, descriptors, threads, /dev/shm at start and end',
+    )
+    .option(
+      '--gemm-runs <N>',
+      'consecutive run gemm invocations',
+      (v) => parsePositiveInt(v, '--gemm-runs'),
+      1000,
+    )
+    .option('--size <N>', 'm = n = k of each gemm', (v) => parsePositiveInt(v, '--size'), 256)
+    .option('-m, --model <file>', 'a GGUF model to generate with (without: gemm only)')
+    .option('--tokens <N>', 'tokens to generate in all', (v) => parsePositiveInt(v, '--tokens'), 100_000)
+    .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', (v) =>
+      parsePositiveInt(v, '--virtual-nodes'),
+    )
+    .option('--json', 'print the results in the shared bench schema')
+    .action(
+      async (o: {
+        gemmRuns: number;
+        size: number;
+        model?: string;
+        tokens: number;
+        virtualNodes?: number;
+        json?: boolean;
+      }) => {
+        const log = (s: string) => process.stderr.write(`bench soak: ${s}\n`);
+        let last = 0;
+        const report = await benchSoak({
+          topology: readTopology({ virtualNodes: o.virtualNodes ?? 2 }),
+          gemmRuns: o.gemmRuns,
+          size: o.size,
+          ...(o.model ? { model: o.model } : {}),
+          tokens: o.tokens,
+          onProgress: (what, done, total) => {
+            if (done === total || Date.now() - last > 5000) {
+              last = Date.now();
+              log(`${what}: ${done} / ${total}`);
+            }
+          },
+        });
+        process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
+      },
+    );
+}
