@@ -180,6 +180,40 @@ describe('native data path', () => {
     js.close();
   });
 
+  it('skips a field number too large for an int in a ReadRequest (wire_fuzz found it written out of bounds)', async () => {
+    const varint = (v: bigint) => {
+      const out: number[] = [];
+      while (v >= 0x80n) {
+        out.push(Number((v & 0x7fn) | 0x80n));
+        v >>= 7n;
+      }
+      out.push(Number(v));
+      return out;
+    };
+    // ReadRequest { field 0x80000001: 5, offset: 11, bytes: 100 }, inside PipeRequest.read
+    const inner = [...varint((0x80000001n << 3n) | 0n), 5, 0x08, 11, 0x10, 100];
+    const req = Buffer.from([0x0a, inner.length, ...inner]);
+    const raw = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${TOKEN}`);
+    const call = raw.makeBidiStreamRequest(
+      '/redblue.hosts.v1.Data/Pipe',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      md,
+    );
+    const first = new Promise<Buffer>((resolve, reject) => {
+      call.once('data', resolve);
+      call.once('error', reject);
+    });
+    call.write(req);
+    const reply = await first;
+    call.end();
+    raw.close();
+    // PipeReply.block (field 1) holds offset 11 and the area's 100 bytes from there.
+    expect(reply.includes(Buffer.from(area.subarray(11, 111)))).toBe(true);
+  });
+
   it('adds f32 values into the destination as they arrive (readAdd), for any chunk size', async () => {
     const f32 = new Float32Array(area.buffer, area.byteOffset, area.byteLength / 4);
     for (const [first, count, chunk] of [

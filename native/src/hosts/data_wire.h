@@ -128,7 +128,9 @@ inline void ReadVarints(SliceReader& r, uint64_t* fields, int count, uint64_t en
   while (end == UINT64_MAX ? !r.done() : r.pos() < end) {
     uint64_t key = r.Varint();
     uint32_t field = static_cast<uint32_t>(key >> 3), wire = static_cast<uint32_t>(key & 7);
-    if (wire == 0 && field >= 1 && static_cast<int>(field) <= count) fields[field - 1] = r.Varint();
+    // Compared unsigned: a huge field number cast to int turned negative and passed, and was then
+    // written far outside `fields` (found by native/fuzz/wire_fuzz.cc).
+    if (wire == 0 && field >= 1 && field <= static_cast<uint32_t>(count)) fields[field - 1] = r.Varint();
     else r.SkipField(wire);
   }
 }
