@@ -1,12 +1,13 @@
 // The native fuzzers (native/fuzz/, scripts/fuzz-native.sh) on a short budget: built with
 // AddressSanitizer and UndefinedBehaviorSanitizer, mutated peer messages walked by the data
-// path's parser; any sanitizer report or crash fails. `npm run fuzz:native` runs 1,000,000.
+// path's parser and damaged shm segment headers checked (an accepted one walked); any sanitizer
+// report or crash fails. `npm run fuzz:native` runs 1,000,000.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/cli.js';
 
 describe('native fuzzers', () => {
-  it('the data path walks 20,000 mutated messages without a sanitizer report', () => {
+  it('20,000 mutated peer messages and shm headers each, without a sanitizer report', () => {
     const seed = '20261204'; // fixed: CI is deterministic; npm run fuzz:native takes others
     const r = spawnSync('bash', ['scripts/fuzz-native.sh', '20000', seed], {
       cwd: repoRoot,
@@ -14,6 +15,9 @@ describe('native fuzzers', () => {
       timeout: 180_000,
     });
     expect(r.status, `seed ${seed}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(
+      /shm_header_fuzz: 20000 inputs \(seed \d+\), [1-9]\d* accepted and walked, .* no sanitizer report/,
+    );
     expect(r.stdout).toMatch(
       /wire_fuzz: 20000 inputs \(seed \d+\), \d+ refused as malformed, .* no sanitizer report/,
     );

@@ -1,5 +1,6 @@
 // Argument checks of the shm API: every bad call is a clear error, never a crash, and a
 // one-rank communicator (in this process) works end to end and leaves nothing behind.
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listSegments, ShmCommunicator } from '../../transport/shm.js';
 import { uniqueName } from './harness.js';
@@ -28,6 +29,29 @@ describe('shm argument validation', () => {
       ShmCommunicator.open({ name: uniqueName('v'), rank: 0, size: 1, hugePages: 'maybe' as 'auto' }),
     ).rejects.toThrow(/hugePages must be/);
     expect(mine()).toEqual([]);
+  });
+
+  it('refuses to attach a segment whose header was damaged, naming what is wrong', async () => {
+    const name = uniqueName('dmg');
+    // Rank 0 creates the segment, then waits for rank 1 (which never comes whole).
+    const first = ShmCommunicator.open({ name, rank: 0, size: 2, attachTimeoutMs: 3000, hugePages: 'none' });
+    first.catch(() => undefined);
+    let path: string | undefined;
+    for (let i = 0; i < 200 && !path; i++) {
+      path = listSegments().find((p) => p.endsWith(`redblue-shm-${name}`));
+      if (!path) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(path).toBeDefined();
+    // Header.slotsOffset (byte 72): a rank that trusted it would write outside the file.
+    const fd = openSync(path!, 'r+');
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64LE(1n << 40n);
+    writeSync(fd, v, 0, 8, 72);
+    closeSync(fd);
+    await expect(
+      ShmCommunicator.open({ name, rank: 1, size: 2, attachTimeoutMs: 2000, hugePages: 'none' }),
+    ).rejects.toThrow(/has a damaged header \(its offsets do not match its geometry\): remove it/);
+    await expect(first).rejects.toThrow(/rank 1/);
   });
 
   it('a one-rank communicator runs every call and rejects bad arguments clearly', async () => {

@@ -1,4 +1,5 @@
 #include "shm/segment.h"
+#include "shm/segment_layout.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -174,19 +175,10 @@ bool Segment::Map(int fd, size_t bytes) {
 }
 
 void Segment::Create(const SegmentOptions& opt) {
-  size_t slotBytes = RoundUp(opt.slotBytes, 2 * kPage);
-  size_t p2pBytes = RoundUp(opt.p2pBytes, kPage);
-  size_t n = static_cast<size_t>(opt.ranks), g = static_cast<size_t>(opt.maxGroups);
-  size_t off = RoundUp(sizeof(Header), kPage);
-  size_t ctrlOffset = off;
-  off += g * n * sizeof(CtrlLine);
-  size_t p2pCtrlOffset = off;
-  off += n * n * sizeof(P2PLine);
-  off = RoundUp(off, kPage);
-  size_t slotsOffset = off;
-  off += g * n * slotBytes;
-  size_t p2pDataOffset = off;
-  off += n * n * p2pBytes;
+  const SegmentLayout layout = LayoutFor(static_cast<uint64_t>(opt.ranks), static_cast<uint64_t>(opt.maxGroups),
+                                        opt.slotBytes, opt.p2pBytes);
+  const size_t n = static_cast<size_t>(opt.ranks), g = static_cast<size_t>(opt.maxGroups);
+  const size_t off = layout.end;
 
   // Remove what a killed run left behind under this name; refuse to touch a live run's segment.
   for (const std::string& dir : CandidateDirs()) {
@@ -236,14 +228,14 @@ void Segment::Create(const SegmentOptions& opt) {
     h->version = kVersion;
     h->ranks = static_cast<uint32_t>(n);
     h->maxGroups = static_cast<uint32_t>(g);
-    h->slotBytes = slotBytes;
-    h->p2pBytes = p2pBytes;
+    h->slotBytes = layout.slotBytes;
+    h->p2pBytes = layout.p2pBytes;
     h->totalBytes = total;
     h->token = opt.token;
-    h->ctrlOffset = ctrlOffset;
-    h->p2pCtrlOffset = p2pCtrlOffset;
-    h->slotsOffset = slotsOffset;
-    h->p2pDataOffset = p2pDataOffset;
+    h->ctrlOffset = layout.ctrlOffset;
+    h->p2pCtrlOffset = layout.p2pCtrlOffset;
+    h->slotsOffset = layout.slotsOffset;
+    h->p2pDataOffset = layout.p2pDataOffset;
     h->creatorPid = getpid();
     h->creatorStart = ProcessStartTime(getpid());
     for (int i = 0; i < kMaxGroups; ++i) h->group[i].culprit.store(-1);
@@ -297,6 +289,8 @@ void Segment::Attach(const SegmentOptions& opt) {
     else if (h->ranks != static_cast<uint32_t>(opt.ranks))
       throw UserError("shared segment " + path_ + " was created for " + std::to_string(h->ranks) + " ranks, but this rank expects " +
                       std::to_string(opt.ranks));
+    else if (std::string bad = HeaderProblem(*h, bytes_); !bad.empty())
+      throw UserError("shared segment " + path_ + " has a damaged header (" + bad + "): remove it");
     if (!problem) {
       backing_ = path_.rfind("/dev/shm/", 0) == 0 ? "shm" : "hugetlb";
       return;
