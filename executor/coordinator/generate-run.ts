@@ -1,6 +1,7 @@
 // `redblue generate` end to end on this machine: start one executor per (virtual) NUMA node,
 // load the model's split, generate, and stop everything (also on Ctrl-C).
-import type { MachineTopology } from '../../native/topology.js';
+import type { MachineTopology, TopologyNode } from '../../native/topology.js';
+import { formatBytes } from '../../common/format.js';
 import { createThreadPool } from '../../native/binding.js';
 import { measureReadBandwidth } from '../../native/read-speed.js';
 import { readGguf } from '../../model/gguf/read.js';
@@ -16,6 +17,7 @@ import {
   type GenerateResult,
   type LoadedModel,
   planGenerateOn,
+  readModelFile,
   type ModelFile,
   type ModelRunner,
 } from './generate.js';
@@ -108,6 +110,20 @@ export async function loadAndGenerate(
 }
 
 /**
+ * Why the nodes left cannot hold a split (each rank's weights and KV cache against its node's
+ * memory), naming the first that falls short and by how much; undefined when they all can.
+ */
+export function shortfall(split: ModelSplit, nodes: readonly TopologyNode[]): string | undefined {
+  for (const [i, r] of split.ranks.entries()) {
+    const need = r.weightBytes + r.kvCacheBytes;
+    const have = nodes[i]?.memoryBytes ?? 0;
+    if (need > have)
+      return `the ${nodes.length} executor(s) left cannot hold the model: rank ${i} needs ${formatBytes(need)} (weights ${formatBytes(r.weightBytes)}, KV cache ${formatBytes(r.kvCacheBytes)}) but node ${nodes[i]?.id ?? i} has ${formatBytes(have)}: ${formatBytes(need - have)} missing`;
+  }
+  return undefined;
+}
+
+/**
  * `generate` on this machine's executors. An executor that dies (its process, or its node taken
  * away) does not end the run unless onFailure is 'abort': the split is planned again on the nodes
  * left, the survivors load it from the file, the sequence's prompt and chosen tokens are processed
@@ -147,6 +163,12 @@ export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
       const left = topology.nodes.filter((_, i) => i !== e.rank);
       if (!node || left.length === 0)
         throw new Error(`${e.message}, and no executor is left to run the model on`, { cause: e });
+      const info = (o.file ?? readModelFile(o.model)).info;
+      const short = shortfall(
+        planGenerateOn({ info, ranks: left.length, ...(o.ctx ? { ctx: o.ctx } : {}) }).split,
+        left,
+      );
+      if (short) throw new Error(`${e.message}, and ${short}`, { cause: e });
       recoveries.push({
         lostRank: e.rank,
         lostCpus: node.cpus,

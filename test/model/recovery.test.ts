@@ -10,6 +10,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY, writeSyntheticModel } from '../../model/synth.js';
 import { childrenOf, cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
+import { tinyLlamaQ4_0 } from '../helpers/model-shapes.js';
+import { planModelSplit } from '../../planner/model-split.js';
+import { shortfall } from '../../executor/coordinator/generate-run.js';
+import type { TopologyNode } from '../../native/topology.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-recovery-'));
 const model = join(dir, 'tiny-f16.gguf');
@@ -101,6 +105,17 @@ describe('generate goes on when an executor dies', () => {
     expect(leftovers(r.pid)).toEqual([]);
   }, 90_000);
 
+  it('killed before the first token (while loading and processing the prompt): the same text', async () => {
+    const r = await generateWhile([], (s) => {
+      const ex = executorsOf(s.pid);
+      if (s.killed.length === 0 && ex.size === 3) kill(ex.get(1), s.killed);
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(reference);
+    expect(r.stderr).toMatch(/lost: +executor rank 1 \(cpus [\d,]+\) after 0 generated tokens/);
+    expect(leftovers(r.pid)).toEqual([]);
+  }, 90_000);
+
   it('killed again while recovering: goes on with the one left, same text', async () => {
     let before = new Set<number>();
     const r = await generateWhile([], (s) => {
@@ -141,4 +156,25 @@ describe('generate goes on when an executor dies', () => {
     expect(r.stderr).not.toMatch(/going on with/);
     expect(leftovers(r.pid)).toEqual([]);
   }, 90_000);
+});
+
+describe('survivors that cannot hold the model', () => {
+  it('are named with the memory missing', () => {
+    const split = planModelSplit(tinyLlamaQ4_0(), [{ rate: 1 }, { rate: 1 }], { context: 2048 });
+    const node = (id: number, memoryBytes: number): TopologyNode => ({
+      id,
+      physicalNode: 0,
+      package: 0,
+      cpus: [id],
+      memoryBytes,
+      hugePages: [],
+      virtual: true,
+    });
+    const need = split.ranks[1]!.weightBytes + split.ranks[1]!.kvCacheBytes;
+    expect(shortfall(split, [node(0, 8 * 2 ** 30), node(1, 8 * 2 ** 30)])).toBeUndefined();
+    const why = shortfall(split, [node(0, 8 * 2 ** 30), node(1, need - (64 << 20))]);
+    expect(why).toMatch(
+      /^the 2 executor\(s\) left cannot hold the model: rank 1 needs [\d.]+ [MG]iB \(weights [\d.]+ [MG]iB, KV cache [\d.]+ [MG]iB\) but node 1 has [\d.]+ [MG]iB: 64(\.0)? MiB missing$/,
+    );
+  });
 });
