@@ -15,7 +15,13 @@ import {
 import { planLocalGemm, placementFor } from '../../executor/coordinator/local-plan.js';
 import { verificationFailure, verifyGemm } from '../../executor/coordinator/verify.js';
 import { DEMO_TOKENS, runDemo } from '../../executor/coordinator/demo.js';
-import { gemmShape, layerShape, withLocalCluster } from '../../executor/coordinator/local-run.js';
+import {
+  gemmShape,
+  layerShape,
+  withLocalCluster,
+  withSurvivors,
+  type Recovery,
+} from '../../executor/coordinator/local-run.js';
 import { parsePositiveInt, parseSeed, UsageError } from '../../common/errors.js';
 import { parseBytes } from '../../planner/units.js';
 import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
@@ -171,24 +177,70 @@ Examples:
       (v: string) => parseBytes(v, '--memory'),
     )
     .option('--report <file>', 'write the plan as an HTML page with measured times beside the predicted ones')
+    .addOption(
+      new Option('--on-failure <what>', 'an executor that dies: compute C again on the others, or abort')
+        .choices(['continue', 'abort'])
+        .default('continue'),
+    )
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', posInt('--virtual-nodes'))
     .option('--json', 'print results as JSON')
-    .action(async (o: CommonOpts & GemmFlags & { objective: 'time' | 'volume' }, cmd: Command) => {
-      const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
-      const shape = gemmShape(o);
-      const topo = topologyFor(merged);
-      const p = planLocalGemm(topo, shape, o.objective, o.memory);
-      const r = await withCluster(topo, (c) => runGemm(c, p, gemmInputs(o, shape), o.out));
-      const v = o.verify ? verifyGemm(r) : undefined;
-      const report = (merged as { report?: string }).report;
-      if (report) writeReport(report, p, r, `redblue run gemm, ${topo.nodes.length} executor(s)`);
-      print(
-        merged.json,
-        { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
-        gemmSummary(r, v),
-      );
-      if (v && !v.ok) throw new Error(verificationFailure(v));
-    });
+    .action(
+      async (
+        o: CommonOpts & GemmFlags & { objective: 'time' | 'volume'; onFailure: 'continue' | 'abort' },
+        cmd: Command,
+      ) => {
+        const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
+        const shape = gemmShape(o);
+        const topo = topologyFor(merged);
+        let p = planLocalGemm(topo, shape, o.objective, o.memory);
+        const progress = new Progress('starting executors');
+        // A lost executor: the product is planned again for the nodes left and computed there.
+        const lost: Recovery[] = [];
+        const r = await withSurvivors(
+          topo,
+          (c) => {
+            if (c.size !== p.ranks.length) p = planLocalGemm(c.topology, shape, o.objective, o.memory);
+            return runGemm(c, p, gemmInputs(o, shape), o.out);
+          },
+          {
+            onFailure: o.onFailure,
+            onLost: (x) => {
+              lost.push(x);
+              process.stderr.write(
+                `redblue: executor rank ${x.lostRank} died (${x.reason}); computing C again on ${x.executors} executor(s)\n`,
+              );
+            },
+            hooks: {
+              onProgress: (done, total) => {
+                progress.update(done, total);
+                if (done === total) progress.done();
+              },
+              onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
+            },
+          },
+        );
+        const v = o.verify ? verifyGemm(r) : undefined;
+        const report = (merged as { report?: string }).report;
+        if (report) writeReport(report, p, r, `redblue run gemm, ${topo.nodes.length} executor(s)`);
+        print(
+          merged.json,
+          {
+            ...stripArrays(r),
+            plan: p.strategy.description,
+            ...(v ? { verify: v } : {}),
+            ...(lost.length ? { recoveries: lost } : {}),
+          },
+          gemmSummary(r, v) +
+            lost
+              .map(
+                (x) =>
+                  `lost: executor rank ${x.lostRank} (cpus ${x.lostCpus.join(',')}) at ${x.at}: ${x.reason}; C computed again on ${x.executors} executor(s), ${x.seconds.toFixed(2)} s to restart\n`,
+              )
+              .join(''),
+        );
+        if (v && !v.ok) throw new Error(verificationFailure(v));
+      },
+    );
 
   run
     .command('layer')

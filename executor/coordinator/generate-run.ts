@@ -7,7 +7,7 @@ import { measureReadBandwidth } from '../../native/read-speed.js';
 import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
 import type { ModelSplit } from '../../planner/model-split.js';
-import { withLocalCluster, type LocalRunHooks } from './local-run.js';
+import { withSurvivors, type LocalRunHooks, type Recovery } from './local-run.js';
 import {
   encodePrompt,
   generate,
@@ -22,7 +22,6 @@ import {
   type ModelRunner,
 } from './generate.js';
 import type { LocalCluster } from '../host/local-cluster.js';
-import { ExecutorDiedError } from '../host/process-group.js';
 
 /** What loading and generating need, whichever executors run the model. */
 export interface ModelRunOptions extends GenerateOptions {
@@ -46,28 +45,20 @@ export interface GenerateRunOptions extends ModelRunOptions {
    */
   onFailure?: 'continue' | 'abort';
   /** Called when an executor is lost and the run is about to go on without it (seconds still 0). */
-  onRecovery?: (r: Recovery) => void;
+  onRecovery?: (r: GenerateRecovery) => void;
 }
 
-/** One executor lost, and the run taken up again on the rest. */
-export interface Recovery {
-  /** Its rank and cpus in the run it was lost from, and why. */
-  lostRank: number;
-  lostCpus: number[];
-  reason: string;
+/** An executor lost during a generation, and the run taken up again on the rest. */
+export interface GenerateRecovery extends Recovery {
   /** Tokens generated when it was lost (0: while loading or processing the prompt). */
   afterTokens: number;
-  /** Executors left. */
-  executors: number;
-  /** From the loss to the survivors holding the model again (start, plan, load). */
-  seconds: number;
 }
 
 export interface GenerateRun {
   model: LoadedModel;
   result: GenerateResult;
   /** Executors lost on the way (only with onFailure 'continue'). */
-  recoveries?: Recovery[];
+  recoveries?: GenerateRecovery[];
 }
 
 /**
@@ -130,55 +121,42 @@ export function shortfall(split: ModelSplit, nodes: readonly TopologyNode[]): st
  * again, and generation goes on where it was (greedy: the same tokens as a run that never failed).
  */
 export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
-  let topology = o.topology;
   let seq: Sequence | undefined;
-  const recoveries: Recovery[] = [];
-  let lostAt = 0;
-  for (;;) {
-    try {
-      return await withLocalCluster(
-        topology,
-        async (cluster) => {
-          const model = await loadModel(cluster, {
-            path: o.model,
-            ...(o.file ? { file: o.file } : {}),
-            ...(o.ctx ? { ctx: o.ctx } : {}),
-            ...(o.onProgress && !seq ? { onProgress: o.onProgress } : {}),
-          });
-          if (recoveries.length) recoveries.at(-1)!.seconds = (performance.now() - lostAt) / 1e3;
-          if (!seq) {
-            encodePrompt(model, o); // a prompt that cannot run fails before anything is printed
-            o.onLoaded?.(model);
-            seq = new Sequence(model, o);
-          }
-          const result = await generate(cluster, model, o, seq);
-          return { model, result, ...(recoveries.length ? { recoveries } : {}) };
-        },
-        o.hooks,
-      );
-    } catch (e) {
-      if (!(e instanceof ExecutorDiedError) || o.onFailure === 'abort') throw e;
-      lostAt = performance.now();
-      const node = topology.nodes[e.rank];
-      const left = topology.nodes.filter((_, i) => i !== e.rank);
-      if (!node || left.length === 0)
-        throw new Error(`${e.message}, and no executor is left to run the model on`, { cause: e });
-      const info = (o.file ?? readModelFile(o.model)).info;
-      const short = shortfall(
-        planGenerateOn({ info, ranks: left.length, ...(o.ctx ? { ctx: o.ctx } : {}) }).split,
-        left,
-      );
-      if (short) throw new Error(`${e.message}, and ${short}`, { cause: e });
-      recoveries.push({
-        lostRank: e.rank,
-        lostCpus: node.cpus,
-        reason: e.reason,
-        afterTokens: seq?.generated.length ?? 0,
-        executors: left.length,
-        seconds: 0,
+  const lost: GenerateRecovery[] = [];
+  return withSurvivors(
+    o.topology,
+    async (cluster, recoveries) => {
+      const t0 = performance.now();
+      const model = await loadModel(cluster, {
+        path: o.model,
+        ...(o.file ? { file: o.file } : {}),
+        ...(o.ctx ? { ctx: o.ctx } : {}),
+        ...(o.onProgress && !seq ? { onProgress: o.onProgress } : {}),
       });
-      o.onRecovery?.(recoveries.at(-1)!);
-      topology = { ...topology, nodes: left };
-    }
-  }
+      // Recovery takes until the survivors hold the model again.
+      if (recoveries.length)
+        lost.at(-1)!.seconds = recoveries.at(-1)!.seconds + (performance.now() - t0) / 1e3;
+      if (!seq) {
+        encodePrompt(model, o); // a prompt that cannot run fails before anything is printed
+        o.onLoaded?.(model);
+        seq = new Sequence(model, o);
+      }
+      const result = await generate(cluster, model, o, seq);
+      return { model, result, ...(lost.length ? { recoveries: lost } : {}) };
+    },
+    {
+      ...(o.hooks ? { hooks: o.hooks } : {}),
+      ...(o.onFailure ? { onFailure: o.onFailure } : {}),
+      check: (left, e) => {
+        const info = (o.file ?? readModelFile(o.model)).info;
+        const split = planGenerateOn({ info, ranks: left.length, ...(o.ctx ? { ctx: o.ctx } : {}) }).split;
+        const short = shortfall(split, left);
+        if (short) throw new Error(`${e.message}, and ${short}`, { cause: e });
+      },
+      onLost: (r) => {
+        lost.push({ ...r, afterTokens: seq?.generated.length ?? 0 });
+        o.onRecovery?.(lost.at(-1)!);
+      },
+    },
+  );
 }

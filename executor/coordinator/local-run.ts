@@ -1,8 +1,10 @@
 // `redblue run` on this box: the host's executors for the length of one workload (always stopped,
-// also on Ctrl-C, even during start-up), and the shapes a workload takes from its .npy files.
+// also on Ctrl-C, even during start-up; started again on the nodes left when one dies), and the
+// shapes a workload takes from its .npy files.
 import type { MachineTopology } from '../../native/topology.js';
 import { UsageError } from '../../common/errors.js';
 import { LocalCluster } from '../host/local-cluster.js';
+import { ExecutorDiedError } from '../host/process-group.js';
 import { readNpyArray, readNpyMatrixShape } from './npy.js';
 import { checkFinite } from './finite.js';
 
@@ -50,6 +52,76 @@ export async function withLocalCluster<T>(
       process.off('SIGTERM', onSignal);
       process.off('SIGHUP', onSignal);
       await cluster?.stop();
+    }
+  }
+}
+
+/** One executor lost, and the work taken up again on the rest. */
+export interface Recovery {
+  /** Its rank and cpus in the run it was lost from, and why. */
+  lostRank: number;
+  lostCpus: number[];
+  reason: string;
+  /** When (ISO time). */
+  at: string;
+  /** Executors left. */
+  executors: number;
+  /** From the loss to the survivors ready to go on (started, and what `work` counts as ready). */
+  seconds: number;
+}
+
+export interface SurvivorOptions {
+  hooks?: LocalRunHooks;
+  /** 'continue' (default): go on without a lost executor; 'abort': fail. */
+  onFailure?: 'continue' | 'abort';
+  /** Refuses (throws) survivors that cannot take the work up, e.g. too little memory. */
+  check?: (left: MachineTopology['nodes'], lost: ExecutorDiedError) => void;
+  /** Called at each loss, before the work starts again (seconds still 0). */
+  onLost?: (r: Recovery) => void;
+}
+
+/**
+ * withLocalCluster that survives lost executors: when one dies (its process, or its node taken
+ * away), the executors are stopped, started again on the nodes left and `work` runs again there
+ * (`recoveries` lists the losses so far; `work` keeps whatever state lets it go on where it was
+ * and may set the last recovery's seconds once it is ready). Every node lost: an error.
+ */
+export async function withSurvivors<T>(
+  topo: MachineTopology,
+  work: (c: LocalCluster, recoveries: Recovery[]) => Promise<T>,
+  o: SurvivorOptions = {},
+): Promise<T> {
+  let topology = topo;
+  const recoveries: Recovery[] = [];
+  let lostAt = 0;
+  for (;;) {
+    try {
+      return await withLocalCluster(
+        topology,
+        (c) => {
+          if (recoveries.length) recoveries.at(-1)!.seconds = (performance.now() - lostAt) / 1e3;
+          return work(c, recoveries);
+        },
+        o.hooks,
+      );
+    } catch (e) {
+      if (!(e instanceof ExecutorDiedError) || o.onFailure === 'abort') throw e;
+      lostAt = performance.now();
+      const node = topology.nodes[e.rank];
+      const left = topology.nodes.filter((_, i) => i !== e.rank);
+      if (!node || left.length === 0)
+        throw new Error(`${e.message}, and no executor is left to go on with`, { cause: e });
+      o.check?.(left, e);
+      recoveries.push({
+        lostRank: e.rank,
+        lostCpus: node.cpus,
+        reason: e.reason,
+        at: new Date().toISOString(),
+        executors: left.length,
+        seconds: 0,
+      });
+      o.onLost?.(recoveries.at(-1)!);
+      topology = { ...topology, nodes: left };
     }
   }
 }

@@ -60,8 +60,15 @@ function generateWhile(
   extra: string[],
   act: (s: { stdout: string; stderr: string; pid: number; killed: number[] }) => void,
 ): Promise<Run> {
+  return cliWhile(['generate', '-m', model, ...ARGS, ...extra], act);
+}
+
+function cliWhile(
+  args: string[],
+  act: (s: { stdout: string; stderr: string; pid: number; killed: number[] }) => void,
+): Promise<Run> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [cliPath, 'generate', '-m', model, ...ARGS, ...extra], {
+    const p = spawn(process.execPath, [cliPath, ...args], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -142,7 +149,7 @@ describe('generate goes on when an executor dies', () => {
       for (const pid of executorsOf(s.pid).values()) kill(pid, s.killed);
     });
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/died \(killed by SIGKILL\), and no executor is left to run the model on/);
+    expect(r.stderr).toMatch(/died \(killed by SIGKILL\), and no executor is left to go on with/);
     expect(executorsOf(r.pid).size).toBe(0);
     expect(leftovers(r.pid)).toEqual([]);
   }, 90_000);
@@ -156,6 +163,47 @@ describe('generate goes on when an executor dies', () => {
     expect(r.stderr).not.toMatch(/going on with/);
     expect(leftovers(r.pid)).toEqual([]);
   }, 90_000);
+});
+
+describe('run gemm goes on when an executor dies', () => {
+  it('computes C again on the executors left, verified against OpenBLAS', async () => {
+    let staged = 0;
+    const r = await cliWhile(
+      [
+        'run',
+        'gemm',
+        '--m',
+        '4096',
+        '--n',
+        '4096',
+        '--k',
+        '4096',
+        '--virtual-nodes',
+        '3',
+        '--verify',
+        '--json',
+      ],
+      (s) => {
+        // Once the gemm's staging area exists, the run is under way (filling A and B, computing).
+        if (!staged && leftovers(s.pid).some((f) => f.includes('gemm'))) staged = Date.now();
+        if (staged && Date.now() - staged > 150 && s.killed.length === 0)
+          kill(executorsOf(s.pid).get(1), s.killed);
+      },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(
+      /executor rank 1 died \(killed by SIGKILL\); computing C again on 2 executor\(s\)/,
+    );
+    const out = JSON.parse(r.stdout) as {
+      verify: { ok: boolean };
+      perRank: unknown[];
+      recoveries: { lostRank: number; executors: number; seconds: number }[];
+    };
+    expect(out.verify.ok).toBe(true);
+    expect(out.perRank).toHaveLength(2);
+    expect(out.recoveries).toMatchObject([{ lostRank: 1, executors: 2 }]);
+    expect(leftovers(r.pid)).toEqual([]);
+  }, 120_000);
 });
 
 describe('survivors that cannot hold the model', () => {
