@@ -10,7 +10,7 @@ import { attachSharedArea, type SharedArea } from '../../transport/shared-area.j
 import { parseExecutorArgs, type ExecutorArgs } from './args.js';
 import { executorAddon, type NativeLayerStack } from '../../native/steps.js';
 import { stepBricks } from './gemm-layout.js';
-import { brickFromWire } from '../../transport/bricks.js';
+import { checkedBrick, checkedRange } from '../../transport/bricks.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
 import { closeHostLink, crossHostPeers, openHostLink } from './cross-host.js';
 import { ModelSteps } from './model-steps.js';
@@ -75,8 +75,12 @@ class Executor {
       gemm: async (req) => {
         const area = this.need(this.area, 'attach');
         const group = this.need(this.group, 'attach');
+        const cRows = checkedRange('cRows', req.cRows);
         const { all, mine } = stepBricks(
-          req.allBricks.map((rb) => ({ rank: rb.rank, bricks: rb.bricks.map(brickFromWire) })),
+          req.allBricks.map((rb, i) => ({
+            rank: rb.rank,
+            bricks: rb.bricks.map((b, j) => checkedBrick(`allBricks[${i}].bricks[${j}]`, b)),
+          })),
           req.partialOffset,
           req.k,
           a.rank,
@@ -90,8 +94,8 @@ class Executor {
           cOffset: req.cOffset,
           mine,
           all,
-          cRow0: req.cRows.lo,
-          cRow1: req.cRows.hi,
+          cRow0: cRows.lo,
+          cRow1: cRows.hi,
           node: a.memoryNode,
         });
         return t;
@@ -104,6 +108,7 @@ class Executor {
           this.stack = undefined;
         }
         if (!this.stack) {
+          const rows = checkedRange('rows', req.rows);
           this.stack = new (executorAddon().LayerStack)({
             dtype: req.dtype,
             n: req.n,
@@ -111,8 +116,8 @@ class Executor {
             layers: req.layers,
             seed: req.seed,
             mirror: req.placement === 'mirror',
-            rowLo: req.rows.lo,
-            rowHi: req.rows.hi,
+            rowLo: rows.lo,
+            rowHi: rows.hi,
             node: a.memoryNode,
           });
         }
