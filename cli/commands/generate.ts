@@ -56,7 +56,7 @@ export function timingsText(r: GenerateRun): string {
   ];
   for (const x of r.recoveries ?? [])
     lines.push(
-      `lost:       executor rank ${x.lostRank} (cpus ${x.lostCpus.join(',')}) after ${x.afterTokens} generated tokens: ${x.reason}; went on with ${x.executors} executor(s) after ${x.seconds.toFixed(2)} s`,
+      `lost:       ${x.lost} after ${x.afterTokens} generated tokens: ${x.reason}; went on with ${x.executors} executor(s) after ${x.seconds.toFixed(2)} s`,
     );
   for (const p of r.model.perRank) {
     const rt = t.perRank[p.rank]!;
@@ -230,7 +230,7 @@ Examples:
             onFailure: o.onFailure,
             onRecovery: (x) =>
               process.stderr.write(
-                `\nredblue: executor rank ${x.lostRank} died (${x.reason}); going on with ${x.executors} executor(s)\n`,
+                `\nredblue: lost ${x.lost} (${x.reason}); going on with ${x.executors} executor(s)\n`,
               ),
             hooks: {
               onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { DEFAULT_PORT } from '../../executor/launch/hostfile.js';
 import type { RemoteCluster } from '../../executor/coordinator/remote-cluster.js';
-import { withHosts } from '../../executor/coordinator/hosts.js';
+import { withHosts, type HostsOptions } from '../../executor/coordinator/hosts.js';
 import { gemmShape } from '../../executor/coordinator/local-run.js';
 import { runRemoteGemm } from '../../executor/coordinator/remote-gemm.js';
 import { remotePlacement, runRemoteLayers } from '../../executor/coordinator/remote-layer.js';
@@ -21,7 +21,8 @@ import { addSecurityOptions } from './executor.js';
 import { gemmInputs, type GemmFlags } from './run.js';
 import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
 import { addGenerateFlags, generateWithFlags, type GenerateFlags } from './generate.js';
-import { runRemoteGenerate } from '../../executor/coordinator/remote-generate.js';
+import { remoteGenerationStep } from '../../executor/coordinator/remote-generate.js';
+import { Generation } from '../../executor/coordinator/generate-run.js';
 import { planGenerateOn, readModelFile } from '../../executor/coordinator/generate.js';
 import { renderModelSplit } from '../../planner/model-split.js';
 
@@ -65,12 +66,17 @@ function addLaunchOptions(cmd: Command): Command {
 }
 
 /** The hosts for one workload (executor/coordinator/hosts.ts), with a progress bar here. */
-async function onHosts<T>(o: LaunchOpts, work: (rc: RemoteCluster) => Promise<T>): Promise<T> {
+async function onHosts<T>(
+  o: LaunchOpts,
+  work: (rc: RemoteCluster) => Promise<T>,
+  extra: Pick<HostsOptions, 'onHostLost'> = {},
+): Promise<T> {
   const bar = new Progress('starting hosts');
   try {
     return await withHosts(
       {
         ...o,
+        ...extra,
         auth: authFromOptions(o),
         onProgress: (done, total, what) => bar.update(done, total, what),
         onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the hosts\n'),
@@ -173,22 +179,50 @@ Examples:
         '--host-model <file>',
         "the model's path on the hosts when it differs from --model's (relative: to each executor's directory)",
       )
-      .option('--dry-run', "print how the model would be split across the hosts' executors, and stop"),
-  ).action(async (o: GenerateFlags & { hostModel?: string; dryRun?: boolean }, cmd: Command) => {
-    const lo = merged(cmd);
-    // Read before the hosts are reached: a large vocabulary takes seconds (see ModelFile).
-    const file = readModelFile(o.model);
-    await onHosts(lo, async (rc) => {
+      .option('--dry-run', "print how the model would be split across the hosts' executors, and stop")
+      .addOption(
+        new Option(
+          '--on-failure <what>',
+          'a host lost mid-run (its link or the host): go on with the hosts left (re-plan, reload, rebuild the KV cache) or abort',
+        )
+          .choices(['continue', 'abort'])
+          .default('continue'),
+      ),
+  ).action(
+    async (
+      o: GenerateFlags & { hostModel?: string; dryRun?: boolean; onFailure: 'continue' | 'abort' },
+      cmd: Command,
+    ) => {
+      const lo = merged(cmd);
+      // Read before the hosts are reached: a large vocabulary takes seconds (see ModelFile).
+      const file = readModelFile(o.model);
       if (o.dryRun) {
-        const plan = planGenerateOn({ info: file.info, ranks: rc.size, ...(o.ctx ? { ctx: o.ctx } : {}) });
-        print(lo.json, plan, renderModelSplit(plan.split) + '\n');
+        await onHosts(lo, async (rc) => {
+          const plan = planGenerateOn({ info: file.info, ranks: rc.size, ...(o.ctx ? { ctx: o.ctx } : {}) });
+          print(lo.json, plan, renderModelSplit(plan.split) + '\n');
+        });
         return;
       }
-      await generateWithFlags({ ...o, json: lo.json }, (ro) =>
-        runRemoteGenerate(rc, { ...ro, file, ...(o.hostModel ? { hostPath: o.hostModel } : {}) }),
-      );
-    });
-  });
+      const hostPath = o.hostModel ? { hostPath: o.hostModel } : {};
+      await generateWithFlags({ ...o, json: lo.json }, (ro) => {
+        const g = new Generation({ ...ro, file });
+        return onHosts(
+          lo,
+          remoteGenerationStep(g, hostPath),
+          o.onFailure === 'abort'
+            ? {}
+            : {
+                onHostLost: (l, left) => {
+                  const r = g.lost(`host ${l.host} (${l.address})`, l.reason, 0);
+                  process.stderr.write(
+                    `\nredblue: lost ${r.lost} (${l.reason}); going on with the ${left.length} host(s) left\n`,
+                  );
+                },
+              },
+        );
+      });
+    },
+  );
 
   addLaunchOptions(
     launch

@@ -9,7 +9,7 @@ import type { Auth } from '../../transport/grpc-data.js';
 import { readHostfile, parseHostList } from '../launch/hostfile.js';
 import { launchPlace } from '../launch/launch-env.js';
 import { SshLauncher } from '../launch/ssh-launch.js';
-import { RemoteCluster } from './remote-cluster.js';
+import { HostLostError, RemoteCluster } from './remote-cluster.js';
 
 export interface HostsOptions {
   hostfile?: string;
@@ -31,6 +31,12 @@ export interface HostsOptions {
   onInterrupt?: () => void;
   /** false: the caller handles SIGINT/SIGTERM itself (a server drains first); default true. */
   handleSignals?: boolean;
+  /**
+   * Set: a host lost mid-work (its link, or the host itself) does not end the run: the sessions
+   * are ended, the hosts left are connected again and `work` runs again on them (it keeps what
+   * lets it go on). Called with the host lost and the addresses left.
+   */
+  onHostLost?: (lost: { host: number; address: string; reason: string }, left: string[]) => void;
 }
 
 /** A fresh shared secret for one launch; it reaches the hosts over ssh's stdin. */
@@ -89,15 +95,29 @@ export async function withHosts<T>(o: HostsOptions, work: (rc: RemoteCluster) =>
     if (!addresses.every((a) => isLoopback(hostOf(a))) && !auth.token && !auth.tls) {
       throw new UsageError('hosts beyond loopback need --token-file F or --tls-cert/--tls-key/--tls-ca');
     }
-    rc = await RemoteCluster.connect({
-      addresses,
-      auth,
-      readyTimeoutMs: o.readyTimeout * 1000,
-      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-    });
     const sshLost = launcher?.failed();
     sshLost?.catch(() => undefined);
-    return await rc.guard(sshLost ? Promise.race([work(rc), sshLost]) : work(rc));
+    for (;;) {
+      rc = await RemoteCluster.connect({
+        addresses,
+        auth,
+        readyTimeoutMs: o.readyTimeout * 1000,
+        ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+      });
+      try {
+        return await rc.guard(sshLost ? Promise.race([work(rc), sshLost]) : work(rc));
+      } catch (e) {
+        if (!o.onHostLost || !(e instanceof HostLostError) || e.address === undefined) throw e;
+        const gone = e.address;
+        await rc.stop();
+        rc = undefined;
+        const left = addresses.filter((a) => a !== gone);
+        if (left.length === 0 || left.length === addresses.length)
+          throw new Error(`${e.message}, and no host is left to go on with`, { cause: e });
+        o.onHostLost({ host: e.host ?? -1, address: gone, reason: e.message }, left);
+        addresses = left;
+      }
+    }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

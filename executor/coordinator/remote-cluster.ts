@@ -20,6 +20,14 @@ export interface RemoteClusterOptions {
 
 export class HostLostError extends Error {
   override name = 'HostLostError';
+  constructor(
+    message: string,
+    /** The host's index in the cluster, and its address. */
+    readonly host?: number,
+    readonly address?: string,
+  ) {
+    super(message);
+  }
 }
 
 /** A host's step that failed only because another host's leader went away mid-exchange. */
@@ -109,7 +117,7 @@ export class RemoteCluster {
   private fail(err: HostCallError, host: number): void {
     this.lost.add(host);
     if (this.failure || this.stopped) return;
-    this.failure = new HostLostError(`${err.message}`);
+    this.failure = new HostLostError(`${err.message}`, host, this.hosts[host]?.address);
     for (const w of this.waiters.splice(0)) w(this.failure);
   }
 

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { allHosts, type RemoteCluster } from './remote-cluster.js';
 import { logitsOf, type ModelRunner } from './generate.js';
-import { loadAndGenerate, type GenerateRun, type ModelRunOptions } from './generate-run.js';
+import type { Generation, GenerateRun } from './generate-run.js';
 
 export interface RemoteRunnerOptions {
   /** The model's path on the hosts when it differs from the coordinator's (relative: to each host's executor directory). */
@@ -99,9 +99,13 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
   };
 }
 
-export interface RemoteGenerateOptions extends ModelRunOptions, RemoteRunnerOptions {}
-
-/** Loads the model's split on the hosts and generates (the hosts' sessions are the caller's). */
-export function runRemoteGenerate(rc: RemoteCluster, o: RemoteGenerateOptions): Promise<GenerateRun> {
-  return loadAndGenerate(remoteRunner(rc, o.hostPath ? { hostPath: o.hostPath } : {}), o);
+/**
+ * A generation on the hosts' executors (their sessions are the caller's): a Generation, so that the
+ * hosts left after a loss take it up again (withHosts' onHostLost).
+ */
+export function remoteGenerationStep(
+  g: Generation,
+  o: RemoteRunnerOptions,
+): (rc: RemoteCluster) => Promise<GenerateRun> {
+  return (rc) => g.run(remoteRunner(rc, o));
 }
