@@ -17,7 +17,7 @@ describe('redblue bench soak', () => {
     const model = join(dir, 'tiny.gguf');
     writeSyntheticModel(model, { arch: 'llama', ...TINY, types: { default: 'q8_0' }, seed: 2 });
     const r = runCli(
-      ['bench', 'soak', '--gemm-runs', '4', '--size', '64', '-m', model, '--tokens', '600', '--json'],
+      ['bench', 'soak', '--gemm-runs', '3', '--size', '64', '-m', model, '--tokens', '300', '--json'],
       { timeout: 240_000 },
     );
     expect(r.code, r.stderr).toBe(0);
@@ -34,6 +34,6 @@ describe('redblue bench soak', () => {
       }
       expect(by.get(`${p}_residentBytes`)!.value).toBeGreaterThan(0);
     }
-    expect(by.get('generate_fds')!.details).toMatchObject({ tokens: 600, executors: 2 });
+    expect(by.get('generate_fds')!.details).toMatchObject({ tokens: 300, executors: 2 });
   }, 300_000);
 });

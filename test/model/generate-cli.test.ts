@@ -208,6 +208,9 @@ describe('an executor killed during generation', () => {
         '1',
         '--virtual-nodes',
         '2',
+        // What this test holds: a run told to stop at a loss (recovery.test.ts covers going on).
+        '--on-failure',
+        'abort',
       ],
       { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
     );
