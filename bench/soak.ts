@@ -4,6 +4,8 @@
 // and of the model's executors. Nothing should grow: each case's ratio is the end against the
 // start (1.00 = no growth; the reference is the start of the same run).
 import { readdirSync, readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { Command } from 'commander';
 import { parsePositiveInt } from '../common/errors.js';
 import { readTopology } from '../native/topology.js';
@@ -26,17 +28,30 @@ export interface SoakOptions {
 
 export interface Resources {
   residentBytes: number;
+  /** This process's JavaScript heap after a full collection (0 for another process). */
+  jsHeapBytes: number;
   fds: number;
   threads: number;
   shmEntries: number;
 }
 
+/**
+ * A full garbage collection of this process first, so that the JavaScript heap's slack (freed
+ * arrays not yet collected) is not counted as growth.
+ */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
 /** A process's resident memory, open descriptors and threads (Linux /proc), and /dev/shm's redblue entries. */
 export function resourcesOf(pid: number | 'self' = 'self'): Resources {
+  if (pid === 'self') collectGarbage();
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
   return {
     residentBytes: field('VmRSS') * 1024,
+    jsHeapBytes: pid === 'self' ? process.memoryUsage().heapUsed : 0,
     fds: readdirSync(`/proc/${pid}/fd`).length,
     threads: field('Threads'),
     shmEntries: readdirSync('/dev/shm').filter((f) => f.startsWith('redblue-')).length,
@@ -51,6 +66,7 @@ function growth(
 ): BenchResult[] {
   const kinds: [keyof Resources, string][] = [
     ['residentBytes', 'bytes'],
+    ...(start.jsHeapBytes ? ([['jsHeapBytes', 'bytes']] as [keyof Resources, string][]) : []),
     ['fds', 'descriptors'],
     ['threads', 'threads'],
     ['shmEntries', 'entries'],

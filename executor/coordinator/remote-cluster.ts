@@ -143,9 +143,10 @@ export class RemoteCluster {
 
   /** Runs `work`, failing fast with the host's name if a host or its link is lost meanwhile. */
   async guard<T>(work: Promise<T>): Promise<T> {
+    let waiter: ((e: Error) => void) | undefined;
     const lost = new Promise<never>((_, reject) => {
       if (this.failure) reject(this.failure);
-      else this.waiters.push(reject);
+      else this.waiters.push((waiter = reject));
     });
     lost.catch(() => undefined);
     try {
@@ -160,6 +161,10 @@ export class RemoteCluster {
         if (settled instanceof HostLostError) throw settled;
       }
       throw err;
+    } finally {
+      // Each guarded step would otherwise leave its waiter behind (a leak per token).
+      const i = waiter ? this.waiters.indexOf(waiter) : -1;
+      if (i >= 0) this.waiters.splice(i, 1);
     }
   }
 

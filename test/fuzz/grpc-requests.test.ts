@@ -203,6 +203,21 @@ describe('fuzzed gRPC requests to an executor', () => {
         service.methodsArray.map((m) => m.name).filter((n) => n !== 'Attach'),
       );
       expect(attach.has('Attach')).toBe(true);
+      // What the fuzzer found, kept: a Gemm without cRows and a brick without ranges are named.
+      await cluster.stage('fuzz-again', 1 << 16);
+      const gemmType = root.lookupType('redblue.v1.GemmRequest');
+      const gemm = (req: Record<string, unknown>) =>
+        call(
+          client,
+          '/redblue.v1.Executor/Gemm',
+          Buffer.from(gemmType.encode(gemmType.fromObject(req)).finish()),
+          new grpc.Metadata(),
+        );
+      expect((await gemm({ m: 4, n: 4, k: 4 })).details).toMatch(/cRows is missing/);
+      expect(
+        (await gemm({ m: 4, n: 4, k: 4, cRows: { lo: 0, hi: 4 }, allBricks: [{ rank: 0, bricks: [{}] }] }))
+          .details,
+      ).toMatch(/allBricks\[0\]\.bricks\[0\]\.m is missing/);
       expect(await cluster.clients[0]!.hello({})).toMatchObject({ rank: 0 });
     } finally {
       await cluster.stop();
