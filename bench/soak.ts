@@ -122,7 +122,9 @@ export async function benchSoak(o: SoakOptions): Promise<BenchReport> {
           sampling: { temperature: 0.8, seed },
         });
       const per = Math.max(1, model.ctx - 32);
-      await gen(Math.min(per, o.tokens), 0); // touches the whole KV cache once
+      // Warm-up: the whole KV cache touched, and the heap and the allocators at their working
+      // size (a single generation left resident memory still rising for a few thousand tokens).
+      for (let i = 0; i < 4; i++) await gen(Math.min(per, o.tokens), 1000 + i);
       const execPids = cluster.executorPids();
       const s = resourcesOf();
       const e0 = execPids.map((p) => resourcesOf(p));
