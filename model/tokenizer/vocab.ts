@@ -270,6 +270,10 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
   const special = (key: string, def: number | null): number | null => {
     let id = def !== null && def >= n ? null : def;
     const v = optionalNumber(meta, PREFIX + key);
+    // An id is a u32 in llama.cpp; one out of range is ignored there (a warning), as here.
+    if (v !== undefined && !Number.isInteger(v)) {
+      throw new TokenizerError(`${PREFIX + key} must be a whole number (a token id), got ${v}`);
+    }
     if (v !== undefined && v >= 0 && v < n) id = v;
     return id;
   };
