@@ -23,3 +23,17 @@ export function table(header: string[], rows: string[][]): string {
       .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
+
+/**
+ * Text read from a file or the network as an error message quotes it: control characters escaped
+ * (`\n`, `\x00`, `\x9b`: no terminal codes, one line), cut to `max` characters with '…', so a
+ * damaged name can neither garble the terminal nor fill it.
+ */
+export function shown(text: string, max = 100): string {
+  const cut = text.length > max ? text.slice(0, max) + '…' : text;
+  // eslint-disable-next-line no-control-regex
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
+    const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+    return named[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  });
+}

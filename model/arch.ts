@@ -3,6 +3,7 @@
 // needs by role, each checked for presence, type and exact shape here, so the native side and
 // the split planner can trust them. Figures for `bench model`: parameters, weight bytes read per
 // token, bytes per ggml type.
+import { shown } from '../common/format.js';
 import { GgufError, type GgufFile, type GgufTensor } from './gguf/read.js';
 import { rowBytes, type GgmlTypeName } from './gguf/types.js';
 
@@ -88,7 +89,7 @@ export function describeModel(f: GgufFile): ModelInfo {
   };
   const arch = f.getString('general.architecture');
   if (!(SUPPORTED_ARCHS as readonly string[]).includes(arch)) {
-    fail(`architecture '${arch}' is not supported; redblue runs ${SUPPORTED_ARCHS.join(', ')}`);
+    fail(`architecture '${shown(arch)}' is not supported; redblue runs ${SUPPORTED_ARCHS.join(', ')}`);
   }
   const a = arch as Arch;
   const key = (k: string): string => `${a}.${k}`;
@@ -127,7 +128,7 @@ export function describeModel(f: GgufFile): ModelInfo {
   const scalingType = (f.getStringOpt(key('rope.scaling.type')) ?? 'none') as 'none' | 'linear';
   let factor = f.getF32Opt(key('rope.scaling.factor')) ?? 1;
   if (scalingType !== 'none' && scalingType !== 'linear') {
-    fail(`'${key('rope.scaling.type')}' is '${scalingType}'; redblue supports none and linear`);
+    fail(`'${key('rope.scaling.type')}' is '${shown(scalingType)}'; redblue supports none and linear`);
   }
   if (scalingType === 'none' || factor === 0) factor = 1;
   if (!(factor > 0)) fail(`'${key('rope.scaling.factor')}' is ${factor}; it must be positive`);

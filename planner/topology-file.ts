@@ -10,6 +10,7 @@
 //       nodes: 2                 # two nodes with the defaults
 // This module parses text (the caller reads the file); errors name the offending entry.
 import { parse as parseYaml } from 'yaml';
+import { shown } from '../common/format.js';
 import { DEFAULT_LINKS, DEFAULT_NODE, validateCluster } from './cluster.js';
 import { PlanInputError } from './errors.js';
 import { LINK_CLASSES, type Cluster, type ClusterNode, type Links } from './types.js';
@@ -18,10 +19,22 @@ import { parseBytes } from './units.js';
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** Nodes of one host given as a count: far above any machine, far below an allocation that hangs. */
+const MAX_NODES_PER_HOST = 1024;
+
+/** A value from the file for an error message; JSON when it can be (not for cycles from aliases). */
+function show(v: unknown): string {
+  try {
+    return shown(JSON.stringify(v) ?? typeof v, 60);
+  } catch {
+    return typeof v;
+  }
+}
+
 function num(v: unknown, what: string): number {
   const x = typeof v === 'string' && /^[0-9.eE+-]+$/.test(v.trim()) ? Number(v) : v;
   if (typeof x !== 'number' || !Number.isFinite(x))
-    throw new PlanInputError(`${what} must be a number, got ${JSON.stringify(v)}`);
+    throw new PlanInputError(`${what} must be a number, got ${show(v)}`);
   return x;
 }
 
@@ -70,11 +83,16 @@ export function parseTopology(text: string, name = 'topology file'): Cluster {
   const hosts = doc.hosts.map((h: unknown, i: number) => {
     const where = `${name}: hosts[${i}]`;
     if (!isObj(h)) throw new PlanInputError(`${where} must be an object with name and nodes`);
+    // String() of an object may throw ({ toString: 1 }) or say '[object Object]': names are scalars.
+    if (h.name !== undefined && typeof h.name !== 'string' && typeof h.name !== 'number')
+      throw new PlanInputError(`${where}.name must be a string, got ${show(h.name)}`);
     const hostName = h.name === undefined ? `host${i}` : String(h.name);
     let nodes: ClusterNode[];
     if (typeof h.nodes === 'number') {
-      if (!Number.isSafeInteger(h.nodes) || h.nodes < 1)
-        throw new PlanInputError(`${where}.nodes must be a list or a whole number ≥ 1, got ${h.nodes}`);
+      if (!Number.isSafeInteger(h.nodes) || h.nodes < 1 || h.nodes > MAX_NODES_PER_HOST)
+        throw new PlanInputError(
+          `${where}.nodes must be a list or a whole number from 1 to ${MAX_NODES_PER_HOST}, got ${h.nodes}`,
+        );
       nodes = Array.from({ length: h.nodes }, () => ({ ...defaults }));
     } else if (Array.isArray(h.nodes)) {
       nodes = h.nodes.map((nd: unknown, j: number) => node(nd, defaults, `${where}.nodes[${j}]`));

@@ -2,6 +2,7 @@
 // Reads little-endian f32/f64 C-order 2-D (or 1-D) arrays; writes f32. Every malformed file gives
 // an error that names the file and what is wrong, never a crash or a silent misread.
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { shown } from '../../common/format.js';
 
 export interface NpyHeader {
   dtype: 'f32' | 'f64';
@@ -44,12 +45,12 @@ export function readNpyHeader(fd: number, path: string): NpyHeader {
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) {
-    throw new NpyError(`${path}: malformed .npy header: ${header.trim()}`);
+    throw new NpyError(`${path}: malformed .npy header: ${shown(header.trim(), 200)}`);
   }
   let dtype: 'f32' | 'f64';
   if (descr === '<f4' || descr === '=f4') dtype = 'f32';
   else if (descr === '<f8' || descr === '=f8') dtype = 'f64';
-  else throw new NpyError(`${path}: dtype ${descr} is not supported: save it as float32 or float64`);
+  else throw new NpyError(`${path}: dtype ${shown(descr)} is not supported: save it as float32 or float64`);
   if (fortran === 'True') {
     throw new NpyError(`${path}: Fortran-ordered arrays are not supported: save with np.ascontiguousarray`);
   }
@@ -59,7 +60,7 @@ export function readNpyHeader(fd: number, path: string): NpyHeader {
     .filter((s) => s.length > 0)
     .map(Number);
   if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-    throw new NpyError(`${path}: bad shape (${shapeText})`);
+    throw new NpyError(`${path}: bad shape (${shown(shapeText)})`);
   }
   const dataOffset = start + headerLen;
   const elems = shape.reduce((a, b) => a * b, 1);

@@ -13,7 +13,9 @@ export function parseCpuList(v: string): number[] {
     if (!m) throw new UsageError(`--cpus must be a list like 0-3,8, got '${v}'`);
     const lo = Number(m[1]);
     const hi = Number(m[2] ?? m[1]);
-    if (hi < lo || hi - lo > 4096) throw new UsageError(`--cpus: bad range '${part}'`);
+    // Past 2^53, c++ no longer changes c: the loop below would never end.
+    if (!Number.isSafeInteger(hi) || hi < lo || hi - lo > 4096)
+      throw new UsageError(`--cpus: bad range '${part}'`);
     for (let c = lo; c <= hi; c++) out.push(c);
   }
   return out;

@@ -27,7 +27,8 @@ export interface HostEntry {
 }
 
 export const DEFAULT_PORT = 7070;
-const KEYS = [
+/** The options a hostfile line may give (key=value). */
+export const HOSTFILE_KEYS = [
   'user',
   'ssh-port',
   'identity',
@@ -90,8 +91,8 @@ export function parseHostfile(
       const eq = o.indexOf('=');
       const key = eq > 0 ? o.slice(0, eq) : o;
       const val = eq > 0 ? o.slice(eq + 1) : '';
-      if (!(KEYS as readonly string[]).includes(key)) {
-        throw new Error(`${where}: unknown option '${key}' (known: ${KEYS.join(', ')})`);
+      if (!(HOSTFILE_KEYS as readonly string[]).includes(key)) {
+        throw new Error(`${where}: unknown option '${key}' (known: ${HOSTFILE_KEYS.join(', ')})`);
       }
       if (!val) throw new Error(`${where}: ${key} needs a value (${key}=...)`);
       if (key === 'user') {

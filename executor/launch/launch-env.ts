@@ -23,8 +23,10 @@ function int(env: NodeJS.ProcessEnv, name: string, required: boolean): number | 
     if (required) throw new Error(`${name} is not set`);
     return undefined;
   }
-  if (!/^\d+$/.test(v.trim())) throw new Error(`${name} must be a whole number, got '${v}'`);
-  return Number(v);
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n))
+    throw new Error(`${name} must be a whole number (at most 2^53), got '${v}'`);
+  return n;
 }
 
 /** Slurm, then Open MPI; undefined when neither placed this process. */
@@ -81,13 +83,18 @@ export function tasksOnNode(spec: string | undefined, index: number): number | u
   let i = 0;
   for (const part of spec.split(',')) {
     const m = /^(\d+)(?:\(x(\d+)\))?$/.exec(part.trim());
-    if (!m) throw new Error(`SLURM_TASKS_PER_NODE: cannot read '${part}'`);
-    const count = Number(m[2] ?? 1);
-    if (index < i + count) return Number(m[1]);
+    const tasks = Number(m?.[1]);
+    const count = Number(m?.[2] ?? 1);
+    if (!m || !Number.isSafeInteger(tasks) || !Number.isSafeInteger(count))
+      throw new Error(`SLURM_TASKS_PER_NODE: cannot read '${part}'`);
+    if (index < i + count) return tasks;
     i += count;
   }
   return undefined;
 }
+
+/** Most names a host list may expand to (no job has more hosts; bounds time and memory). */
+const MAX_HOSTS = 100_000;
 
 /** Slurm host lists: "node[01-03,07],gpu5,rack[1-2]-n[1-2]" → every name, in order. */
 export function expandHostlist(list: string): string[] {
@@ -107,26 +114,39 @@ export function expandHostlist(list: string): string[] {
   }
   if (depth !== 0) throw new Error(`host list '${list}': unbalanced brackets`);
   parts.push(cur);
-  for (const p of parts) if (p.trim()) out.push(...expandOne(p.trim(), list));
-  if (out.length > 100_000) throw new Error(`host list '${list}' expands to too many hosts`);
+  // Counted as it grows: "a[0-99999][0-99999]" must fail at once, not after 10^10 names.
+  for (const p of parts) if (p.trim()) expandOne(p.trim(), list, out, MAX_HOSTS - out.length);
   return out;
 }
 
-function expandOne(pattern: string, list: string): string[] {
+/** Appends the names of one pattern to `out`, failing beyond `room` of them. */
+function expandOne(pattern: string, list: string, out: string[], room: number): void {
   const m = /^([^[]*)\[([^\]]*)\](.*)$/.exec(pattern);
-  if (!m) return [pattern];
+  if (!m) {
+    if (room < 1) tooMany(list);
+    out.push(pattern);
+    return;
+  }
   const [, prefix, ranges, rest] = m as unknown as [string, string, string, string];
-  const tails = expandOne(rest, list);
-  const out: string[] = [];
+  const tails: string[] = [];
+  expandOne(rest, list, tails, room);
+  let left = room;
   for (const r of ranges.split(',')) {
     const mm = /^(\d+)(?:-(\d+))?$/.exec(r.trim());
     if (!mm) throw new Error(`host list '${list}': cannot read range '${r}'`);
     const lo = Number(mm[1]);
     const hi = Number(mm[2] ?? mm[1]);
-    if (hi < lo || hi - lo > 100_000) throw new Error(`host list '${list}': bad range '${r}'`);
+    // Past 2^53, i++ no longer changes i: the loop below would never end.
+    if (!Number.isSafeInteger(hi) || hi < lo || hi - lo > MAX_HOSTS)
+      throw new Error(`host list '${list}': bad range '${r}'`);
+    left -= (hi - lo + 1) * tails.length;
+    if (left < 0) tooMany(list);
     const width = mm[1]!.length;
     for (let i = lo; i <= hi; i++)
       for (const t of tails) out.push(`${prefix}${String(i).padStart(width, '0')}${t}`);
   }
-  return out;
+}
+
+function tooMany(list: string): never {
+  throw new Error(`host list '${list}' expands to more than ${MAX_HOSTS} hosts`);
 }

@@ -3,6 +3,7 @@
 // or a corrupt file gives a GgufError that says what is wrong instead of a crash, a hang or a
 // huge allocation. Only the header region is read, by positional reads; files can be 20 GB.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { shown } from '../../common/format.js';
 import { describeTypeId, ggmlTypeById, rowBytes, type GgmlType, type GgmlTypeName } from './types.js';
 import {
   FIXED_SIZE,
@@ -139,9 +140,9 @@ export class GgufFile {
   }
 
   private wrongType(key: string, v: GgufValue, expected: string): GgufError {
-    const shown = v.type === 'array' ? `${v.value.length} items` : String(v.value);
+    const value = v.type === 'array' ? `${v.value.length} items` : shown(String(v.value), 40);
     return new GgufError(
-      `${this.path}: metadata key '${key}' is ${describeValueType(v)} (${shown.slice(0, 40)}), expected ${expected}`,
+      `${this.path}: metadata key '${key}' is ${describeValueType(v)} (${value}), expected ${expected}`,
     );
   }
 }
@@ -339,7 +340,7 @@ export function readTensorData(f: GgufFile, t: GgufTensor, rowLo = 0, rowHi?: nu
       const r = readSync(fd, out, got, out.length - got, t.offset + rowLo * rowSize + got);
       if (r === 0)
         throw new GgufError(
-          `${f.path}: the file ended while reading tensor '${t.name}' (changed since read?)`,
+          `${f.path}: the file ended while reading tensor '${shown(t.name)}' (changed since read?)`,
         );
       got += r;
     }
@@ -379,8 +380,8 @@ function parse(fd: number, path: string): GgufFile {
   const magic = c.u32(() => 'the magic number');
   if (magic !== GGUF_MAGIC) {
     const bytes = [magic & 0xff, (magic >> 8) & 0xff, (magic >> 16) & 0xff, magic >>> 24];
-    const shown = bytes.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : '.')).join('');
-    c.fail(`not a GGUF file (starts with '${shown}', expected 'GGUF')`);
+    const start = bytes.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : '.')).join('');
+    c.fail(`not a GGUF file (starts with '${start}', expected 'GGUF')`);
   }
   const version = c.u32(() => 'the version');
   if (version === 1) {
@@ -398,8 +399,9 @@ function parse(fd: number, path: string): GgufFile {
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < kvCount; i++) {
     const key = c.string(() => `the key of metadata entry ${i}`);
-    if (metadata.has(key)) c.fail(`metadata key '${key}' appears twice`);
-    const what = (): string => `metadata key '${key}'`;
+    // Names from the file are quoted through shown(): a damaged one may hold any bytes.
+    if (metadata.has(key)) c.fail(`metadata key '${shown(key)}' appears twice`);
+    const what = (): string => `metadata key '${shown(key)}'`;
     const type = readValueType(c, what);
     metadata.set(key, readValue(c, type, what, 0));
   }
@@ -426,8 +428,8 @@ function parse(fd: number, path: string): GgufFile {
   const names = new Set<string>();
   for (let i = 0; i < tensorCount; i++) {
     const name = c.string(() => `the name of tensor ${i}`);
-    const what = (): string => `tensor '${name}'`;
-    if (names.has(name)) c.fail(`tensor '${name}' appears twice`);
+    const what = (): string => `tensor '${shown(name)}'`;
+    if (names.has(name)) c.fail(`${what()} appears twice`);
     names.add(name);
     const nDims = c.u32(() => `the dimension count of ${what()}`);
     if (nDims < 1 || nDims > GGUF_MAX_DIMS) {
@@ -483,7 +485,7 @@ function parse(fd: number, path: string): GgufFile {
   for (const t of tensors) {
     if (t.offset + t.bytes > fileSize) {
       c.fail(
-        `tensor '${t.name}' ends at byte ${t.offset + t.bytes} but the file has ${fileSize} bytes ` +
+        `tensor '${shown(t.name)}' ends at byte ${t.offset + t.bytes} but the file has ${fileSize} bytes ` +
           `(truncated download?)`,
       );
     }
@@ -494,8 +496,8 @@ function parse(fd: number, path: string): GgufFile {
     if (cur.bytes === 0) continue;
     if (prev !== undefined && prev.offset + prev.bytes > cur.offset) {
       c.fail(
-        `tensor '${cur.name}' (bytes ${cur.offset}..${cur.offset + cur.bytes}) overlaps tensor ` +
-          `'${prev.name}' (bytes ${prev.offset}..${prev.offset + prev.bytes})`,
+        `tensor '${shown(cur.name)}' (bytes ${cur.offset}..${cur.offset + cur.bytes}) overlaps tensor ` +
+          `'${shown(prev.name)}' (bytes ${prev.offset}..${prev.offset + prev.bytes})`,
       );
     }
     if (prev === undefined || cur.offset + cur.bytes > prev.offset + prev.bytes) prev = cur;

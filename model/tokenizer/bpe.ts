@@ -9,6 +9,7 @@
 // has U+FEFF, lacks U+0085), so \s is written as \p{White_Space} here.
 import { TokenizerError, GPT2_PRE, LLAMA3_PRE, QWEN2_PRE, type Vocab } from './vocab.js';
 import { Heap } from './heap.js';
+import { shown } from '../../common/format.js';
 
 const S = '\\p{White_Space}';
 const NOT_S = '\\P{White_Space}';
@@ -29,7 +30,7 @@ export function preTokenizerRegex(pre: string): RegExp {
   if (LLAMA3_PRE.includes(pre)) return new RegExp(LLAMA3_REGEX, 'gu');
   if (QWEN2_PRE.includes(pre)) return new RegExp(QWEN2_REGEX, 'gu');
   if (GPT2_PRE.includes(pre)) return new RegExp(GPT2_REGEX, 'gu');
-  throw new TokenizerError(`pre-tokenizer '${pre}' is not supported`);
+  throw new TokenizerError(`pre-tokenizer '${shown(pre)}' is not supported`);
 }
 
 // GPT-2's byte ↔ character map: printable Latin-1 bytes stand for themselves, the other 68 bytes

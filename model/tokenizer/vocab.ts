@@ -3,6 +3,7 @@
 // FIM tokens by text), the end-of-generation set, the add_bos / add_eos / add_space_prefix flags
 // and the special tokens that tokenizer_st_partition matches, longest first. Both tokenizers and
 // the detokenizer read from this one object, so a flag means the same thing everywhere.
+import { shown } from '../../common/format.js';
 
 /** Bad tokenizer metadata or input: the message names the key or the value and what to do. */
 export class TokenizerError extends Error {
@@ -192,13 +193,13 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
   else if (model === 'gpt2') kind = 'bpe';
   else {
     throw new TokenizerError(
-      `tokenizer.ggml.model '${model}' is not supported; supported: 'llama' (SentencePiece), 'gpt2' (byte-level BPE)`,
+      `tokenizer.ggml.model '${shown(model)}' is not supported; supported: 'llama' (SentencePiece), 'gpt2' (byte-level BPE)`,
     );
   }
   const preRaw = lookup(meta, PREFIX + 'pre');
   const pre = typeof preRaw === 'string' ? preRaw : '';
   if (kind === 'bpe' && ![...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE].includes(pre)) {
-    const name = pre === '' ? "missing (llama.cpp's 'default')" : `'${pre}'`;
+    const name = pre === '' ? "missing (llama.cpp's 'default')" : `'${shown(pre)}'`;
     throw new TokenizerError(
       `tokenizer.ggml.pre ${name} is not supported; supported pre-tokenizers: ` +
         [...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE].map((p) => `'${p}'`).join(', '),
@@ -269,6 +270,10 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
   const special = (key: string, def: number | null): number | null => {
     let id = def !== null && def >= n ? null : def;
     const v = optionalNumber(meta, PREFIX + key);
+    // An id is a u32 in llama.cpp; one out of range is ignored there (a warning), as here.
+    if (v !== undefined && !Number.isInteger(v)) {
+      throw new TokenizerError(`${PREFIX + key} must be a whole number (a token id), got ${v}`);
+    }
     if (v !== undefined && v >= 0 && v < n) id = v;
     return id;
   };

@@ -69,4 +69,19 @@ describe('.npy files', () => {
     });
     expect(() => readNpyMatrix(join(dir, 'missing.npy'))).toThrow(/missing.npy does not exist/);
   });
+
+  it('quotes a malformed header on one line, control characters escaped (found by test/fuzz/npy.test.ts)', () => {
+    // The header length counts one byte of data too: the message held the header's newline.
+    const header = "{'fortran_order': False, 'shape': (), }\n?";
+    const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 0, 0]);
+    pre.writeUInt16LE(header.length, 8);
+    const p = join(dir, 'newline.npy');
+    writeFileSync(p, Buffer.concat([pre, Buffer.from(header + '???', 'latin1')]));
+    expect(() => readNpyMatrix(p)).toThrow(
+      `${p}: malformed .npy header: {'fortran_order': False, 'shape': (), }\\n?`,
+    );
+    const long = join(dir, 'long.npy');
+    writeFileSync(long, npyBytes('\u001b'.repeat(500), '(1,)', new Uint8Array(4)));
+    expect(() => readNpyMatrix(long)).toThrow(/dtype (\\x1b){100}… is not supported/);
+  });
 });

@@ -3,8 +3,8 @@
 // repeated fields, absurd sizes, hostile strings), and raw random bytes that may not decode at
 // all, sent to a real supervisor (in a session, so requests reach its checks and its executors)
 // and to a real executor process. Each call must end, within its deadline, in a reply or a gRPC
-// error that says something; both keep serving afterwards. `FUZZ_RUNS` sets the number of
-// requests per method (default 40 here; npm run fuzz sets more).
+// error that says something; both keep serving afterwards. `FUZZ_GRPC_RUNS` sets the number of
+// requests per method (default 40 here; npm run fuzz sets 1000).
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +16,7 @@ import { LocalCluster } from '../../executor/host/local-cluster.js';
 import { HostClient } from '../../transport/host-client.js';
 import { readTopology } from '../../native/topology.js';
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 40);
+const RUNS = Number(process.env.FUZZ_GRPC_RUNS ?? 40);
 const TOKEN = 'grpc-fuzz-token-0123456789';
 const root = protobuf.loadSync([
   fileURLToPath(new URL('../../proto/executor.proto', import.meta.url)),

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { expandHostlist, launchPlace, tasksOnNode } from '../../executor/launch/launch-env.js';
 import { parseHostfile, parseHostList } from '../../executor/launch/hostfile.js';
 import { shellQuote, sshArgs } from '../../executor/launch/ssh-launch.js';
-import { parseDataPort, parseListen } from '../../executor/host/options.js';
+import { parseCpuList, parseDataPort, parseListen } from '../../executor/host/options.js';
 import { hostOf, isLoopback, joinHostPort } from '../../common/address.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -57,6 +57,13 @@ describe('Slurm and Open MPI variables', () => {
       /SLURM_PROCID must be a whole number/,
     );
     expect(() => launchPlace({ OMPI_COMM_WORLD_RANK: '0' })).toThrow(/OMPI_COMM_WORLD_SIZE is not set/);
+    // Found by test/fuzz/hosts.test.ts: digits past 2^53 were read as a rounded number.
+    expect(() => launchPlace({ SLURM_NTASKS: '99999999999999999999', SLURM_PROCID: '0' })).toThrow(
+      /SLURM_NTASKS must be a whole number \(at most 2\^53\), got '99999999999999999999'/,
+    );
+    expect(() => tasksOnNode('9007199254740993', 0)).toThrow(
+      /SLURM_TASKS_PER_NODE: cannot read '9007199254740993'/,
+    );
   });
 
   it('expands Slurm host lists and tasks per node', () => {
@@ -65,6 +72,22 @@ describe('Slurm and Open MPI variables', () => {
     expect(() => expandHostlist('n[1-2')).toThrow(/unbalanced/);
     expect(tasksOnNode('2(x3),1', 2)).toBe(2);
     expect(tasksOnNode('2(x3),1', 3)).toBe(1);
+  });
+
+  it('refuses host lists that expand too far, at once (found by test/fuzz/hosts.test.ts)', () => {
+    // 200000 names: was 'Maximum call stack size exceeded' (a RangeError from push(...names)).
+    expect(() => expandHostlist('[1-2][0-99999]')).toThrow(
+      /^host list '\[1-2\]\[0-99999\]' expands to more than 100000 hosts$/,
+    );
+    // 10^10 names: was minutes of work and gigabytes before the count was checked.
+    const t0 = Date.now();
+    expect(() => expandHostlist('a[0-99999][0-99999]')).toThrow(/expands to more than 100000 hosts/);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    // Past 2^53, i++ leaves i as it is: the loop never ended (and ran out of memory).
+    expect(() => expandHostlist('n[9007199254740992-9007199254740996]')).toThrow(
+      /bad range '9007199254740992-9007199254740996'/,
+    );
+    expect(expandHostlist('n[0-99999]')).toHaveLength(100_000);
   });
 
   it('an executor started as a second task on its host refuses, saying why', () => {
@@ -149,6 +172,15 @@ describe('hostfiles and addresses', () => {
     expect(parseDataPort('0')).toBe(0);
     for (const bad of ['65536', '-1', 'x', '1.5'])
       expect(() => parseDataPort(bad)).toThrow(/--data-port must be a port number \(0-65535/);
+  });
+
+  it('parses --cpus lists; a range past 2^53 is refused (found by test/fuzz/cli-flags.test.ts)', () => {
+    expect(parseCpuList('0-3,8')).toEqual([0, 1, 2, 3, 8]);
+    expect(() => parseCpuList('3-0')).toThrow(/--cpus: bad range '3-0'/);
+    // Was an endless loop (c++ no longer changes c there) until the heap ran out.
+    expect(() => parseCpuList('9007199254740992-9007199254740996')).toThrow(
+      /--cpus: bad range '9007199254740992-9007199254740996'/,
+    );
   });
 });
 

@@ -137,6 +137,13 @@ describe('describeModel', () => {
     );
   });
 
+  it('quotes a damaged architecture name with its control characters escaped', () => {
+    // Found by test/fuzz/gguf.test.ts: a zeroed byte made 'llama' '\0lama', printed raw.
+    const p = tmp();
+    writeGguf(p, { metadata: { 'general.architecture': gv.string('\u0000lama\u001b[2J') }, tensors: [] });
+    expect(describeError(p)).toMatch(/architecture '\\x00lama\\x1b\[2J' is not supported/);
+  });
+
   it('names a missing tensor, a wrong shape, a missing key', () => {
     expect(
       describeError(

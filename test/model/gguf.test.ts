@@ -317,6 +317,24 @@ describe('GGUF damaged files', () => {
     );
   });
 
+  it('names from a damaged file are quoted on one line, escaped and cut', () => {
+    // The kind of name test/fuzz/gguf.test.ts makes by damaging a length: any bytes, any length.
+    const odd = 'bad\u001b[2J\nkey';
+    const long = 'k'.repeat(300);
+    const p = tmp();
+    writeGguf(p, { metadata: { [odd]: gv.u8(1) }, tensors: [] });
+    const b = readFileSync(p);
+    b.writeUInt32LE(13, lengthAt(b, odd) + 8 + Buffer.byteLength(odd)); // unknown value type
+    writeFileSync(p, b);
+    expectGgufError(p, /: metadata key 'bad\\x1b\[2J\\nkey' has unknown value type 13/);
+    const q = tmp();
+    writeGguf(q, { metadata: { [long]: gv.u8(2) }, tensors: [] });
+    const c = readFileSync(q);
+    c.writeUInt32LE(13, lengthAt(c, long) + 8 + long.length);
+    writeFileSync(q, c);
+    expectGgufError(q, new RegExp(`metadata key '${'k'.repeat(100)}…' has unknown value type 13 \\(`));
+  });
+
   it('huge counts and lengths are refused before any allocation', () => {
     const huge = (1n << 64n) - 1n;
     expectGgufError(

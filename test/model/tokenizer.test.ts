@@ -307,6 +307,16 @@ describe('errors', () => {
     expect(() => createTokenizer({})).toThrow(TokenizerError);
   });
 
+  it('refuses a special token id that is not a whole number (found by test/fuzz/gguf.test.ts)', () => {
+    // Was taken as the BOS id: encode() then began with the token 1.4e-45.
+    const meta = withKey(meta2, 'tokenizer.ggml.bos_token_id', gv.f32(1.401298464324817e-45));
+    expect(() => createTokenizer(meta)).toThrow(
+      /tokenizer.ggml.bos_token_id must be a whole number \(a token id\), got 1.401298464324817e-45/,
+    );
+    // A whole number out of range is ignored, as llama.cpp does (the default id stays).
+    expect(createTokenizer(withKey(meta2, 'tokenizer.ggml.bos_token_id', gv.u32(10 ** 9))).bos).toBe(1);
+  });
+
   it('names an unsupported pre-tokenizer and lists the supported ones', () => {
     expect(() => createTokenizer(withKey(meta3, 'tokenizer.ggml.pre', gv.string('deepseek-coder')))).toThrow(
       /'deepseek-coder' is not supported; supported pre-tokenizers: .*'llama-bpe'.*'qwen2'/,

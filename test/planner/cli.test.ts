@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseTopology } from '../../planner/topology-file.js';
+import { parseBytes } from '../../planner/units.js';
 import type { Plan } from '../../planner/types.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -134,5 +135,38 @@ describe('topology files', () => {
     expect(() => parseTopology('{ not yaml')).toThrow(/not valid JSON or YAML/);
     const c = parseTopology('{"hosts": [{"name": "x", "nodes": 3}]}');
     expect(c.hosts[0]!.nodes).toHaveLength(3);
+  });
+
+  it('refuses names, counts and sizes that are not what they say (found by test/fuzz/topology.test.ts)', () => {
+    // Was a TypeError (Cannot convert object to primitive value) from String(name).
+    expect(() => parseTopology('{"hosts":[{"name":{"toString":"x","valueOf":1}}]}', 't.json')).toThrow(
+      /^t.json: hosts\[0\].name must be a string, got \{"toString":"x","valueOf":1\}$/,
+    );
+    // Was a billion node objects: out of memory.
+    expect(() => parseTopology('hosts: [{ nodes: 1000000000 }]', 't.yaml')).toThrow(
+      /^t.yaml: hosts\[0\].nodes must be a list or a whole number from 1 to 1024, got 1000000000$/,
+    );
+    // Was a TypeError from the size parser's regex reading the object as a string.
+    expect(() => parseTopology('hosts: [{ nodes: [{ memoryBytes: { toString: 1 } }] }]', 't.yaml')).toThrow(
+      /^t.yaml: hosts\[0\].nodes\[0\].memoryBytes must be a size in bytes like .*, got object$/,
+    );
+    expect(() => parseTopology('hosts: [{ nodes: [{ memoryBytes: 1e400 }] }]', 't.yaml')).toThrow(
+      /memoryBytes must be a positive number of bytes below 2\^53, got Infinity/,
+    );
+  });
+});
+
+describe('byte sizes', () => {
+  it('parse to a positive whole number of bytes below 2^53, or name the flag (found by test/fuzz/cli-flags.test.ts)', () => {
+    expect(parseBytes('16GiB', '--memory')).toBe(16 * 2 ** 30);
+    expect(parseBytes('1.5 k', '--memory')).toBe(1500);
+    // Were Infinity, 0 and a rounded 1e20: not sizes.
+    expect(() => parseBytes('1e400', '--memory')).toThrow(
+      /^--memory must be a positive size below 2\^53 bytes \(8 PiB\), got '1e400'$/,
+    );
+    expect(() => parseBytes(0.5, '--memory')).toThrow(
+      /^--memory must be a positive number of bytes below 2\^53, got 0.5$/,
+    );
+    expect(() => parseBytes('99999999999999999999', '--memory')).toThrow(/below 2\^53 bytes/);
   });
 });
