@@ -52,6 +52,14 @@ std::pair<int64_t, int64_t> Range(const Napi::Object& o, const char* key) {
   return {Int(a.Get(0u), key), Int(a.Get(1u), key)};
 }
 
+// An Int32Array of token ids, copied (the step may outlive the JS array's view).
+std::shared_ptr<std::vector<int32_t>> TokensArg(const Napi::Value& v) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(v.Env(), "tokens must be an Int32Array");
+  Napi::Int32Array ta = v.As<Napi::Int32Array>();
+  return std::make_shared<std::vector<int32_t>>(ta.Data(), ta.Data() + ta.ElementLength());
+}
+
 // [{slot, pos, count, logits}] → SeqRuns.
 std::vector<SeqRun> RunsFromJs(const Napi::Value& v) {
   Napi::Array runs = Arr(v, "runs");
@@ -186,10 +194,7 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
       auto shard = Alive(i.Env());
       auto pool = ThreadPoolFromJs(i[0]);
       auto peers = CollectiveFromJs(i[1]);
-      if (!i[2].IsTypedArray() || i[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-        throw Napi::TypeError::New(i.Env(), "tokens must be an Int32Array");
-      Napi::Int32Array ta = i[2].As<Napi::Int32Array>();
-      auto tokens = std::make_shared<std::vector<int32_t>>(ta.Data(), ta.Data() + ta.ElementLength());
+      auto tokens = TokensArg(i[2]);
       int64_t pos = Int(i[3], "pos");
       if (!i[4].IsString()) throw Napi::TypeError::New(i.Env(), "logits must be 'last', 'all' or 'none'");
       std::string m = i[4].As<Napi::String>().Utf8Value();
@@ -241,10 +246,7 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
       auto shard = Alive(i.Env());
       auto pool = ThreadPoolFromJs(i[0]);
       auto peers = CollectiveFromJs(i[1]);
-      if (!i[2].IsTypedArray() || i[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-        throw Napi::TypeError::New(i.Env(), "tokens must be an Int32Array");
-      Napi::Int32Array ta = i[2].As<Napi::Int32Array>();
-      auto tokens = std::make_shared<std::vector<int32_t>>(ta.Data(), ta.Data() + ta.ElementLength());
+      auto tokens = TokensArg(i[2]);
       auto runs = std::make_shared<std::vector<SeqRun>>(RunsFromJs(i[3]));
       int64_t total = 0, rows = 0;
       for (const SeqRun& r : *runs) total += r.count, rows += r.logits;
