@@ -120,8 +120,7 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
 
   const bricks = bricksByRank(tree, P);
   const total = brickVolume(tree.box);
-  let flopsTotal = 0;
-  for (let r = 0; r < P; r++) flopsTotal += ctx.flops[r]!;
+  const flopsTotal = ctx.flopsTotal;
   const vol = { A: new Float64Array(P), B: new Float64Array(P), C: new Float64Array(P) };
   const linkIS = new Float64Array(P);
   const linkNet = new Float64Array(P);
