@@ -3,10 +3,14 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-export function parsePositiveInt(value: string, flag: string): number {
+/** A whole number from 1 to `max` (at most 2^53 − 1: beyond it a double is no longer exact). */
+export function parsePositiveInt(value: string, flag: string, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(value);
-  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+  if (!/^\s*\d+\s*$/.test(value) || n < 1) {
     throw new UsageError(`${flag} must be a whole number of at least 1, got '${value}'`);
+  }
+  if (!Number.isSafeInteger(n) || n > max) {
+    throw new UsageError(`${flag} must be at most ${max}, got '${value}'`);
   }
   return n;
 }

@@ -14,16 +14,22 @@ export interface Candidate {
   description: string;
 }
 
-export function gridCandidate(box: Brick, grid: Grid, ranks: readonly number[], gran: number): Candidate {
+/** `parts`: the ranks to count idle ones against, when `ranks` lists only those that can get work. */
+export function gridCandidate(
+  box: Brick,
+  grid: Grid,
+  ranks: readonly number[],
+  gran: number,
+  parts = ranks.length,
+): Candidate {
   const used = grid[0] * grid[1] * grid[2];
-  const idle = ranks.length - used;
+  const idle = parts - used;
   return {
     tree: gridTree(box, grid, ranks.slice(0, used), gran),
     family: 'grid',
     grid,
     used,
-    description:
-      `grid ${grid.join('×')}` + (idle > 0 ? ` (${used} of ${ranks.length} used, ${idle} idle)` : ''),
+    description: `grid ${grid.join('×')}` + (idle > 0 ? ` (${used} of ${parts} used, ${idle} idle)` : ''),
   };
 }
 
@@ -37,6 +43,7 @@ export function candidatesFor(
   extraGrids: Grid[] = [],
   /** Per-part volume no decomposition can beat: skip the recursive split when a grid is within 1%. */
   volumeFloor = 0,
+  parts = ranks.length,
 ): Candidate[] {
   const P = ranks.length;
   const out: Candidate[] = [];
@@ -55,7 +62,7 @@ export function candidatesFor(
       )
         grids.push(g);
     }
-    for (const g of grids) out.push(gridCandidate(box, g, ranks, s.gran));
+    for (const g of grids) out.push(gridCandidate(box, g, ranks, s.gran, parts));
   }
   const nearFloor =
     volumeFloor > 0 &&
@@ -70,7 +77,7 @@ export function candidatesFor(
       description: `recursive proportional halving over ${P} parts`,
     });
   } else if (!equal || out.length === 0) {
-    out.push(gridCandidate(box, [1, 1, 1], ranks, s.gran));
+    out.push(gridCandidate(box, [1, 1, 1], ranks, s.gran, parts));
   }
   return out;
 }

@@ -10,6 +10,9 @@ export interface EvalContext {
   hostOf: Int32Array;
   nodeOf: Int32Array;
   flops: Float64Array;
+  /** Summed rate of the whole cluster, ranks left out of the plan included: each rank's fair share
+   * of the work, and so the imbalance, is measured against it. */
+  flopsTotal: number;
   hosts: number;
   links: Links;
   /** Per-rank memory limit in bytes. */
@@ -24,6 +27,8 @@ export function contextFor(
   cluster: Cluster,
   limitBytes: number,
   stationary?: 'A' | 'B',
+  /** Default: the sum over `cluster`'s ranks. */
+  flopsTotal?: number,
 ): EvalContext {
   const P = cluster.hosts.reduce((s, h) => s + h.nodes.length, 0);
   const hostOf = new Int32Array(P);
@@ -45,6 +50,7 @@ export function contextFor(
     hostOf,
     nodeOf,
     flops,
+    flopsTotal: flopsTotal ?? flops.reduce((a, b) => a + b, 0),
     hosts: cluster.hosts.length,
     links: cluster.links,
     limitBytes,

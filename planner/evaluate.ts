@@ -74,12 +74,15 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
   // Hashed look-up on the four coordinates (entries keep them to resolve collisions): strings or
   // nested maps cost more than the owner walks they save at tens of thousands of ranks.
   const caches = { A: new Map(), B: new Map(), C: new Map() } as Record<Operand, Map<number, Gathered[]>>;
+  // Math.imul keeps only the low 32 bits: fold in the high ones, or cuts of a 2^53-long dimension
+  // (multiples of 2^49) all land in one bucket.
+  const fold = (x: number) => (x | 0) ^ Math.imul((x / 4294967296) | 0, 40503);
   const gather = (op: Operand, r0: number, r1: number, c0: number, c1: number): Gathered => {
     const h =
-      (Math.imul(r0, 73856093) ^
-        Math.imul(r1, 19349663) ^
-        Math.imul(c0, 83492791) ^
-        Math.imul(c1, 50331653)) |
+      (Math.imul(fold(r0), 73856093) ^
+        Math.imul(fold(r1), 19349663) ^
+        Math.imul(fold(c0), 83492791) ^
+        Math.imul(fold(c1), 50331653)) |
       0;
     let bucket = caches[op].get(h);
     if (!bucket) {
@@ -117,8 +120,7 @@ export function evaluate(ctx: EvalContext, tree: TreeNode, owns: Owns, chunking:
 
   const bricks = bricksByRank(tree, P);
   const total = brickVolume(tree.box);
-  let flopsTotal = 0;
-  for (let r = 0; r < P; r++) flopsTotal += ctx.flops[r]!;
+  const flopsTotal = ctx.flopsTotal;
   const vol = { A: new Float64Array(P), B: new Float64Array(P), C: new Float64Array(P) };
   const linkIS = new Float64Array(P);
   const linkNet = new Float64Array(P);

@@ -32,6 +32,7 @@ function subContext(
     hostOf: link === 'network' ? Int32Array.from(ranks, (_, i) => i) : new Int32Array(P),
     nodeOf: Int32Array.from(ranks, (_, i) => i),
     flops: Float64Array.from(flops),
+    flopsTotal: flops.reduce((a, b) => a + b, 0),
     hosts: link === 'network' ? P : 1,
     memo: new Map(),
   };

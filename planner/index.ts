@@ -9,9 +9,13 @@
 //  3. With several hosts of several nodes, hierarchy.ts plans hosts first (network), then nodes in
 //     each host (inter-socket); it replaces the flat plan when less data crosses the network.
 //  4. Baselines (baselines/) and lower bounds (bounds.ts) are computed under the same model.
+// Limits (cluster.ts): up to MAX_LISTED_RANKS ranks every rank is planned and listed. A larger
+// cluster (up to 2^31 − 1 ranks) is planned on its first min(P, bricks) ranks when that is few
+// enough, bricks being the m·n·⌈k/block⌉ unit bricks: no other rank can get work, so the rest are
+// reported idle, not listed. Otherwise it is refused before anything per rank is built.
 import { cosmaCandidate, runBaselines } from './baselines/index.js';
 import { candidatesFor } from './candidates.js';
-import { rankCount, validateCluster } from './cluster.js';
+import { firstRanks, hostAt, MAX_LISTED_RANKS, rankCount, totalFlops, validateCluster } from './cluster.js';
 import { contextFor } from './context.js';
 import { PlanInputError } from './errors.js';
 import type { GridScoreInput } from './grid-search.js';
@@ -21,7 +25,7 @@ import { placeStationary, shardBytes } from './placement.js';
 import { buildTransfers } from './schedule.js';
 import { evaluateCandidate, select, type Chosen } from './select.js';
 import { chooseChunking } from './sequential.js';
-import { isDType } from './dtype.js';
+import { dtypeInfo, isDType } from './dtype.js';
 import { formatBytes } from '../common/format.js';
 import {
   PLAN_SCHEMA_VERSION,
@@ -52,8 +56,11 @@ export const DEFAULT_OPTIONS: PlannerOptions = {
 export function validateProblem(p: Problem): void {
   for (const d of ['m', 'n', 'k'] as const) {
     const v = p[d];
+    // Above 2^53 − 1 neighbouring indices are the same double: ranges could not be exact.
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
-      throw new PlanInputError(`--${d} must be a whole number of at least 1, got ${JSON.stringify(v)}`);
+      throw new PlanInputError(
+        `--${d} must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER} (2^53 − 1), got ${JSON.stringify(v)}`,
+      );
   }
   if (!isDType(p.dtype))
     throw new PlanInputError(`unknown dtype '${p.dtype}' (use f32, bf16, f16, q8_0 or q4_0)`);
@@ -70,10 +77,33 @@ function resolveOptions(
     throw new PlanInputError(`max imbalance must be a number ≥ 0 (e.g. 0.03), got ${opts.maxImbalance}`);
   if (opts.stationary !== undefined && opts.stationary !== 'A' && opts.stationary !== 'B')
     throw new PlanInputError(`stationary must be A or B, got '${String(opts.stationary)}'`);
+  // Unlisted hosts copy the last listed one: the listed nodes hold the minimum.
   const memoryBytes =
-    opts.memoryBytes ?? Math.min(...cluster.hosts.flatMap((h) => h.nodes.map((n) => n.memoryBytes)));
+    opts.memoryBytes ??
+    cluster.hosts.reduce((m, h) => h.nodes.reduce((mm, n) => Math.min(mm, n.memoryBytes), m), Infinity);
   if (!(memoryBytes > 0)) throw new PlanInputError(`memory limit must be positive, got ${memoryBytes}`);
   return { ...opts, memoryBytes };
+}
+
+/** Unit bricks (1×1×one k block) of the product: no more ranks than this can get work. A double:
+ * only ever compared with rank counts. */
+function unitBricks(p: Problem): number {
+  return p.m * p.n * Math.ceil(p.k / dtypeInfo(p.dtype).blockK);
+}
+
+/** How many ranks the plan lists (see the top of this file); refuses a cluster whose working ranks
+ * would be too many to list. */
+function listedRankCount(problem: Problem, P: number): number {
+  if (P <= MAX_LISTED_RANKS) return P;
+  const bricks = unitBricks(problem);
+  const canWork = Math.min(P, bricks);
+  if (canWork > MAX_LISTED_RANKS)
+    throw new PlanInputError(
+      `cannot plan ${P} ranks: ${canWork === P ? 'every one of them' : `up to ${canWork} of them (one per unit brick)`} ` +
+        `could get work, and a plan lists at most ${MAX_LISTED_RANKS} working ranks, each with its bricks, data and traffic; ` +
+        `plan for at most ${MAX_LISTED_RANKS} ranks`,
+    );
+  return canWork;
 }
 
 export function plan(problem: Problem, cluster: Cluster, options: Partial<PlannerOptions> = {}): Plan {
@@ -81,11 +111,14 @@ export function plan(problem: Problem, cluster: Cluster, options: Partial<Planne
   validateCluster(cluster);
   const opts = resolveOptions(options, cluster);
   const P = rankCount(cluster);
-  const ctx = contextFor(problem, cluster, opts.memoryBytes, opts.stationary);
+  const listed = listedRankCount(problem, P);
+  // Only the listed ranks are planned; shares (and so imbalance) still count every rank.
+  const work = listed < P ? firstRanks(cluster, listed) : cluster;
+  const ctx = contextFor(problem, work, opts.memoryBytes, opts.stationary, totalFlops(cluster));
   const eps = opts.maxImbalance;
   const box: Brick = { m: [0, problem.m], n: [0, problem.n], k: [0, problem.k] };
-  const ranks = Array.from({ length: P }, (_, i) => i);
-  const multiHost = cluster.hosts.length > 1;
+  const ranks = Array.from({ length: listed }, (_, i) => i);
+  const multiHost = work.hosts.length > 1;
   const s: GridScoreInput = {
     m: problem.m,
     n: problem.n,
@@ -94,12 +127,22 @@ export function plan(problem: Problem, cluster: Cluster, options: Partial<Planne
     bytesIn: ctx.dtype.bytesPerElement,
     stationary: opts.stationary,
     objective: opts.objective,
-    flops: Math.min(...ctx.flops),
+    flops: ctx.flops.reduce((a, b) => Math.min(a, b), Infinity),
     link: multiHost ? cluster.links.network : cluster.links.interSocket,
   };
-  const cosma = cosmaCandidate(box, ranks, s);
-  const floor = opts.stationary ? 0 : lowerBounds(problem, P, Infinity).memoryIndependent;
-  const cands = candidatesFor(box, ranks, Array.from(ctx.flops), s, eps, keepFor(P), [cosma.grid!], floor);
+  const cosma = cosmaCandidate(box, ranks, s, P);
+  const floor = opts.stationary ? 0 : lowerBounds(problem, listed, Infinity).memoryIndependent;
+  const cands = candidatesFor(
+    box,
+    ranks,
+    Array.from(ctx.flops),
+    s,
+    eps,
+    keepFor(listed),
+    [cosma.grid!],
+    floor,
+    P,
+  );
   const flat = select(ctx, cands, eps, opts.objective);
   if (!flat.ok) {
     throw new PlanInputError(
@@ -119,9 +162,9 @@ export function plan(problem: Problem, cluster: Cluster, options: Partial<Planne
       brick: maxBrick(chosen.cand.tree),
     },
   ];
-  const nested = multiHost && cluster.hosts.some((h) => h.nodes.length > 1);
+  const nested = multiHost && work.hosts.some((h) => h.nodes.length > 1);
   if (opts.hierarchical && nested) {
-    const h = planHierarchical(ctx, cluster, box, s, eps, opts.objective);
+    const h = planHierarchical(ctx, work, box, s, eps, opts.objective);
     if (h) {
       const r = evaluateCandidate(ctx, h.cand);
       const net = (c: Chosen['ev']) => c.perLinkClass.network;
@@ -135,6 +178,8 @@ export function plan(problem: Problem, cluster: Cluster, options: Partial<Planne
       }
     }
   }
+  if (listed < P && levels[0]!.name === 'hosts')
+    levels[0]!.parts = cluster.hosts.length + (cluster.unlistedHosts ?? 0);
   return assemble(problem, cluster, opts, ctx, chosen, family, levels, s);
 }
 
@@ -149,7 +194,8 @@ function assemble(
   s: GridScoreInput,
 ): Plan {
   const { ev, cand } = chosen;
-  const P = ctx.P;
+  const P = ctx.P; // the listed ranks
+  const allRanks = rankCount(cluster);
   const chunkReason = chooseChunking(ctx, cand.tree, ev.owns);
   const figures = Array.from({ length: P }, (_, r) => ev.rank(r));
   const ranks: RankPlan[] = figures.map((f, r) => ({
@@ -180,16 +226,26 @@ function assemble(
   }
   const idle = ranks.filter((r) => r.multiplyAdds === 0).map((r) => r.rank);
   const memElements = opts.memoryBytes / Math.min(ctx.dtype.bytesPerElement, 4);
-  const lb = lowerBounds(problem, P, memElements);
+  const lb = lowerBounds(problem, allRanks, memElements);
   const perRank = ranks.map((r) => r.volume.total);
+  const maxOver = (f: (r: RankPlan) => number) => ranks.reduce((m, r) => Math.max(m, f(r)), 0);
+  const unlisted =
+    P < allRanks
+      ? `; ranks ${P}–${allRanks - 1} idle, not listed (the product has only ${unitBricks(problem)} unit bricks)`
+      : '';
   const plan: Plan = {
     schemaVersion: PLAN_SCHEMA_VERSION,
     problem,
     dtype: ctx.dtype,
     cluster: {
-      hosts: cluster.hosts.length,
-      nodesPerHost: cluster.hosts.map((h) => h.nodes.length),
-      ranks: P,
+      hosts: cluster.hosts.length + (cluster.unlistedHosts ?? 0),
+      // The real node counts of the hosts holding listed ranks (the last may be listed in part).
+      nodesPerHost: Array.from(
+        { length: ctx.P > 0 ? ctx.hostOf[ctx.P - 1]! + 1 : 0 },
+        (_, h) => hostAt(cluster, h).nodes.length,
+      ),
+      ranks: allRanks,
+      listedRanks: P,
       links: cluster.links,
       source: cluster.source,
     },
@@ -203,11 +259,11 @@ function assemble(
       },
       usedRanks: ev.usedRanks,
       idleRanks: idle,
-      description: levels.map((l) => `${l.name}: ${l.description}`).join('; '),
+      description: levels.map((l) => `${l.name}: ${l.description}`).join('; ') + unlisted,
     },
     ranks,
     schedule: {
-      steps: Math.max(0, ...ranks.map((r) => r.bricks.length)),
+      steps: maxOver((r) => r.bricks.length),
       transferCount: ev.transferCount,
       transfers: [],
       omitted: false,
@@ -223,7 +279,7 @@ function assemble(
     },
     memory: {
       limitBytes: opts.memoryBytes,
-      peakBytes: Math.max(0, ...ranks.map((r) => r.peakMemoryBytes)),
+      peakBytes: maxOver((r) => r.peakMemoryBytes),
       perRank: ranks.map((r) => r.peakMemoryBytes),
     },
     compute: {
@@ -251,6 +307,7 @@ function assemble(
       { m: [0, problem.m], n: [0, problem.n], k: [0, problem.k] },
       s,
       ev.maxVolume,
+      allRanks,
     );
   return plan;
 }

@@ -108,7 +108,10 @@ export function renderPlan(plan: Plan): string {
       (plan.options.stationary ? `, ${plan.options.stationary} stationary` : ''),
   );
   L.push(
-    `plan: ${plan.strategy.family}; ${plan.strategy.usedRanks} rank(s) used, ${plan.strategy.idleRanks.length} idle`,
+    `plan: ${plan.strategy.family}; ${plan.strategy.usedRanks} rank(s) used, ${c.ranks - plan.strategy.usedRanks} idle` +
+      (c.listedRanks < c.ranks
+        ? ` (ranks ${c.listedRanks}–${c.ranks - 1} cannot get work and are not listed)`
+        : ''),
   );
   L.push('');
   for (const level of plan.strategy.levels) {

@@ -21,9 +21,18 @@ export function evaluateCandidate(ctx: EvalContext, c: Candidate): CandidateResu
   if (key && ctx.memo.has(key)) return ctx.memo.get(key) as CandidateResult;
   const owns = assignOwnership(c.tree, ctx.P);
   const choice = chooseChunking(ctx, c.tree, owns);
+  let unfit: Evaluation | undefined;
+  // A candidate that does not fit is evaluated only if asked (baselines report it): a refusal for
+  // memory then costs no evaluation at all.
   const r: CandidateResult = choice.ok
     ? { ev: evaluate(ctx, c.tree, owns, choice.chunking), fits: true, minBytes: 0 }
-    : { ev: evaluate(ctx, c.tree, owns, ONE_STEP), fits: false, minBytes: choice.minBytes };
+    : {
+        get ev() {
+          return (unfit ??= evaluate(ctx, c.tree, owns, ONE_STEP));
+        },
+        fits: false,
+        minBytes: choice.minBytes,
+      };
   if (key) ctx.memo.set(key, r);
   return r;
 }

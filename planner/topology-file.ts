@@ -11,7 +11,7 @@
 // This module parses text (the caller reads the file); errors name the offending entry.
 import { parse as parseYaml } from 'yaml';
 import { shown } from '../common/format.js';
-import { DEFAULT_LINKS, DEFAULT_NODE, validateCluster } from './cluster.js';
+import { DEFAULT_LINKS, DEFAULT_NODE, MAX_LISTED_RANKS, validateCluster } from './cluster.js';
 import { PlanInputError } from './errors.js';
 import { LINK_CLASSES, type Cluster, type ClusterNode, type Links } from './types.js';
 import { parseBytes } from './units.js';
@@ -80,6 +80,9 @@ export function parseTopology(text: string, name = 'topology file'): Cluster {
   }
   if (!Array.isArray(doc.hosts) || doc.hosts.length === 0)
     throw new PlanInputError(`${name}: 'hosts' must be a non-empty list`);
+  // A file lists every node, so it may hold no more ranks than one plan lists (checked before a
+  // count such as `nodes: 2000000000` is built); larger uniform clusters: --hosts/--nodes-per-host.
+  let ranks = 0;
   const hosts = doc.hosts.map((h: unknown, i: number) => {
     const where = `${name}: hosts[${i}]`;
     if (!isObj(h)) throw new PlanInputError(`${where} must be an object with name and nodes`);
@@ -88,6 +91,12 @@ export function parseTopology(text: string, name = 'topology file'): Cluster {
       throw new PlanInputError(`${where}.name must be a string, got ${show(h.name)}`);
     const hostName = h.name === undefined ? `host${i}` : String(h.name);
     let nodes: ClusterNode[];
+    const count = typeof h.nodes === 'number' ? h.nodes : Array.isArray(h.nodes) ? h.nodes.length : 0;
+    ranks += count;
+    if (ranks > MAX_LISTED_RANKS)
+      throw new PlanInputError(
+        `${where}: the file describes more than ${MAX_LISTED_RANKS} nodes; describe larger uniform clusters with --hosts and --nodes-per-host`,
+      );
     if (typeof h.nodes === 'number') {
       if (!Number.isSafeInteger(h.nodes) || h.nodes < 1 || h.nodes > MAX_NODES_PER_HOST)
         throw new PlanInputError(

@@ -79,6 +79,10 @@ export interface Cluster {
   links: Links;
   /** How the cluster was described: `--ranks`, `--hosts/--nodes-per-host`, `--topology FILE`, or the local machine. */
   source: 'ranks' | 'hosts' | 'file' | 'local';
+  /** More hosts after `hosts`, each a copy of the last one (host<i>), left unbuilt: `--ranks
+   * 1000000000` describes a billion identical hosts of which only the few that can get work are
+   * ever planned. Absent: none. */
+  unlistedHosts?: number;
 }
 
 export interface PlannerOptions {
@@ -240,8 +244,14 @@ export interface Plan {
   dtype: DTypeInfo;
   cluster: {
     hosts: number;
+    /** Per host; only the hosts holding listed ranks when listedRanks < ranks. */
     nodesPerHost: number[];
     ranks: number;
+    /** Ranks 0 … listedRanks − 1 are the ones in the per-rank lists (ranks, strategy.idleRanks,
+     * volume.perRank, memory.perRank, placement). Equal to `ranks` unless the cluster has more ranks
+     * than the planner lists (MAX_LISTED_RANKS) and only these few can get work: the ranks from
+     * listedRanks on are all idle. */
+    listedRanks: number;
     links: Links;
     source: Cluster['source'];
   };
@@ -252,6 +262,7 @@ export interface Plan {
     levels: Level[];
     sequential: SequentialSteps;
     usedRanks: number;
+    /** Idle ranks among the listed ones (cluster.listedRanks); all later ranks are idle too. */
     idleRanks: number[];
     description: string;
   };

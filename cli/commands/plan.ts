@@ -7,6 +7,8 @@ import {
   ranksCluster,
   DEFAULT_LINKS,
   DEFAULT_NODE,
+  MAX_LISTED_RANKS,
+  MAX_RANKS,
   type ClusterOverrides,
 } from '../../planner/cluster.js';
 import { machineCluster } from '../../planner/machine-cluster.js';
@@ -50,12 +52,6 @@ function positiveNumber(v: string, flag: string, allowZero = false): number {
   if (v.trim() === '' || !Number.isFinite(x) || x < 0 || (!allowZero && x === 0))
     throw new UsageError(`${flag} must be a ${allowZero ? 'non-negative' : 'positive'} number, got '${v}'`);
   return x;
-}
-
-function size(v: string, flag: string): number {
-  if (!/^\s*\d+\s*$/.test(v))
-    throw new UsageError(`${flag} must be a whole number of at least 1, got '${v}'`);
-  return parsePositiveInt(v, flag);
 }
 
 async function localCluster(o: ClusterOverrides, virtualNodes?: number): Promise<Cluster> {
@@ -134,11 +130,11 @@ export function registerPlan(program: Command): void {
     .requiredOption('--n <N>', 'columns of B and C')
     .requiredOption('--k <K>', 'columns of A, rows of B')
     .option('--ranks <P>', 'P ranks, one per host (every transfer crosses the network)', (v) =>
-      parsePositiveInt(v, '--ranks'),
+      parsePositiveInt(v, '--ranks', MAX_RANKS),
     )
-    .option('--hosts <H>', 'H hosts …', (v) => parsePositiveInt(v, '--hosts'))
+    .option('--hosts <H>', 'H hosts …', (v) => parsePositiveInt(v, '--hosts', MAX_RANKS))
     .option('--nodes-per-host <N>', '… of N NUMA nodes each (one rank per node)', (v) =>
-      parsePositiveInt(v, '--nodes-per-host'),
+      parsePositiveInt(v, '--nodes-per-host', MAX_LISTED_RANKS),
     )
     .option(
       '--virtual-nodes <N>',
@@ -171,7 +167,12 @@ export function registerPlan(program: Command): void {
         '  redblue plan --m 4096 --n 11008 --k 4096 --topology cluster.yaml --dtype q8_0 --stationary B',
     )
     .action(async (f: PlanFlags) => {
-      const problem = { m: size(f.m, '--m'), n: size(f.n, '--n'), k: size(f.k, '--k'), dtype: f.dtype };
+      const problem = {
+        m: parsePositiveInt(f.m, '--m'),
+        n: parsePositiveInt(f.n, '--n'),
+        k: parsePositiveInt(f.k, '--k'),
+        dtype: f.dtype,
+      };
       if (!isDType(f.dtype))
         throw new UsageError(`--dtype must be one of f32, bf16, f16, q8_0, q4_0, got '${f.dtype}'`);
       if (f.objective !== 'volume' && f.objective !== 'time')

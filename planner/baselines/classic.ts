@@ -13,7 +13,8 @@ export function oneDGrid(dim: 0 | 1 | 2, size: number, P: number): Grid {
 
 /** The most square dm×dn = q with dm ≤ m and dn ≤ n (ranks idle when q cannot be placed). */
 export function squarest(q: number, m: number, n: number): [number, number] {
-  for (let used = q; used >= 1; used--) {
+  // No count above m·n fits: start there, not at q (up to 2^31 − 1 ranks).
+  for (let used = Math.min(q, m * n); used >= 1; used--) {
     let best: [number, number] | null = null;
     for (const a of divisors(used)) {
       const b = used / a;

@@ -57,6 +57,11 @@ function summary(plan: Plan, measured?: MeasuredRun): string {
   const chip = (label: string, value: string) =>
     `<span class="chip"><span>${escapeHtml(label)}</span> <b>${escapeHtml(value)}</b></span>`;
   const idle = plan.strategy.idleRanks;
+  const c = plan.cluster;
+  // Ranks from listedRanks on are idle too, in no list: name them as one range.
+  const idleList = [compactList(idle), c.listedRanks < c.ranks ? `${c.listedRanks}–${c.ranks - 1}` : '']
+    .filter(Boolean)
+    .join(', ');
   const chips = [
     chip(
       'C = A·B:',
@@ -64,7 +69,7 @@ function summary(plan: Plan, measured?: MeasuredRun): string {
     ),
     chip(
       'cluster:',
-      `${plan.cluster.hosts} host(s), ${plan.cluster.ranks} rank(s)${idle.length ? `, ${idle.length} idle` : ''}`,
+      `${c.hosts} host(s), ${c.ranks} rank(s)${c.ranks > plan.strategy.usedRanks ? `, ${c.ranks - plan.strategy.usedRanks} idle` : ''}`,
     ),
     chip('objective:', plan.options.objective),
     chip(
@@ -102,7 +107,7 @@ function summary(plan: Plan, measured?: MeasuredRun): string {
         : [],
     )
     .join('');
-  const idleText = idle.length ? `<p class="hint">Idle ranks: ${escapeHtml(compactList(idle))}</p>` : '';
+  const idleText = idleList ? `<p class="hint">Idle ranks: ${escapeHtml(idleList)}</p>` : '';
   return `<div class="chips">${chips.join('')}</div><p class="hint">${escapeHtml(plan.strategy.description)}</p><ul class="levels">${levels}</ul>${idleText}`;
 }
 

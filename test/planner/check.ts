@@ -49,8 +49,11 @@ export interface CheckOptions {
 
 export function checkPlan(plan: Plan, transfers: Transfer[]): void {
   const { m, n, k } = plan.problem;
-  const P = plan.cluster.ranks;
+  // Ranks from listedRanks on are idle and in no list (a cluster far larger than the product).
+  const P = plan.cluster.listedRanks;
+  if (P > plan.cluster.ranks) fail('listed ranks');
   if (plan.ranks.length !== P) fail('rank count');
+  if (plan.strategy.usedRanks + plan.strategy.idleRanks.length !== P) fail('used + idle ≠ listed ranks');
   // 1. Bricks partition the iteration space.
   const all: Brick[] = plan.ranks.flatMap((r) => r.bricks);
   let total = 0;

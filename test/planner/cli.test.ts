@@ -92,6 +92,25 @@ describe('redblue plan', () => {
     [['--m', '1.5', '--n', '8', '--k', '8', '--ranks', '2'], /--m must be a whole number/],
     [['--m', '8', '--n', '-3', '--k', '8', '--ranks', '2'], /--n must be a whole number/],
     [['--m', '8', '--n', '8', '--k', '8', '--ranks', '0'], /--ranks must be a whole number/],
+    [['--m', '8', '--n', '8', '--k', '8', '--ranks', '-3'], /--ranks must be a whole number/],
+    [['--m', '8', '--n', '8', '--k', '8', '--ranks', '2.5'], /--ranks must be a whole number/],
+    [['--m', '8', '--n', '8', '--k', '8', '--ranks', '2147483648'], /--ranks must be at most 2147483647/],
+    [
+      ['--m', '9007199254740992', '--n', '8', '--k', '8', '--ranks', '2'],
+      /--m must be at most 9007199254740991/,
+    ],
+    [
+      ['--m', '9007199254740991', '--n', '9007199254740991', '--k', '8', '--ranks', '1000000'],
+      /cannot plan 1000000 ranks: .*plan for at most 16384 ranks/,
+    ],
+    [
+      ['--m', '8', '--n', '8', '--k', '8', '--nodes-per-host', '20000'],
+      /--nodes-per-host must be at most 16384/,
+    ],
+    [
+      ['--m', '8', '--n', '8', '--k', '8', '--hosts', '1000000', '--nodes-per-host', '10000'],
+      /10000000000 ranks, more than 2147483647/,
+    ],
     [
       ['--m', '4096', '--n', '4096', '--k', '4096', '--ranks', '4', '--memory', '1000'],
       /below the minimum .*: \d+ B/,
@@ -103,6 +122,18 @@ describe('redblue plan', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stdout).toBe('');
+  });
+
+  it('plans a million ranks for a small product: the ranks without work are idle and not listed', () => {
+    const text = run('--m', '8', '--n', '8', '--k', '8', '--ranks', '1000000');
+    expect(text.status).toBe(0);
+    expect(text.stdout).toContain(
+      'plan: grid; 512 rank(s) used, 999488 idle (ranks 512–999999 cannot get work and are not listed)',
+    );
+    const json = run('--m', '8', '--n', '8', '--k', '8', '--ranks', '1000000', '--json');
+    expect(json.status).toBe(0);
+    const p = JSON.parse(json.stdout) as Plan;
+    expect([p.cluster.ranks, p.cluster.listedRanks, p.ranks.length]).toEqual([1e6, 512, 512]);
   });
 
   it('rejects an inconsistent topology file', () => {
