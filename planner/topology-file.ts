@@ -91,6 +91,13 @@ export function parseTopology(text: string, name = 'topology file'): Cluster {
       throw new PlanInputError(`${where}.name must be a string, got ${show(h.name)}`);
     const hostName = h.name === undefined ? `host${i}` : String(h.name);
     let nodes: ClusterNode[];
+    if (
+      typeof h.nodes === 'number' &&
+      (!Number.isSafeInteger(h.nodes) || h.nodes < 1 || h.nodes > MAX_NODES_PER_HOST)
+    )
+      throw new PlanInputError(
+        `${where}.nodes must be a list or a whole number from 1 to ${MAX_NODES_PER_HOST}, got ${h.nodes}`,
+      );
     const count = typeof h.nodes === 'number' ? h.nodes : Array.isArray(h.nodes) ? h.nodes.length : 0;
     ranks += count;
     if (ranks > MAX_LISTED_RANKS)

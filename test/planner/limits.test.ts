@@ -137,9 +137,12 @@ describe('planner limits', () => {
     expect(() => hostsCluster(100_000, 100_000)).toThrow(/number of nodes per host must be .* to 16384/);
     expect(() => hostsCluster(1_000_000, 10_000)).toThrow(/10000000000 ranks, more than 2147483647/);
     timed(() =>
-      expect(() => parseTopology('hosts: [{ name: a, nodes: 2000000000 }]')).toThrow(
-        /more than 16384 nodes; describe larger uniform clusters with --hosts and --nodes-per-host/,
-      ),
+      // 17 hosts of 1024 nodes (the most one host may list): 17408 in all.
+      expect(() =>
+        parseTopology(
+          `hosts: [${Array.from({ length: 17 }, (_, i) => `{ name: h${i}, nodes: 1024 }`).join(', ')}]`,
+        ),
+      ).toThrow(/more than 16384 nodes; describe larger uniform clusters with --hosts and --nodes-per-host/),
     );
   });
 });
