@@ -93,14 +93,9 @@ export class ProcessGroup {
     return [...this.children.values()].map((c) => c.pid!).filter((p) => p !== undefined);
   }
 
-  /** Rejects as soon as any executor dies; use in Promise.race with the work. */
-  failed(): Promise<never> {
-    return this.watch().promise;
-  }
-
   /**
-   * failed() with a way to stop watching: every guarded call used to leave its waiter behind, so
-   * a long generation kept ~1 KB per step (bench soak: +56 MB over 20,000 tokens).
+   * Rejects as soon as any executor dies, until done(): every guarded call used to leave its
+   * waiter behind, so a long generation kept ~1 KB per step (bench soak: +56 MB over 20,000 tokens).
    */
   private watch(): { promise: Promise<never>; done(): void } {
     let waiter: ((e: ExecutorDiedError) => void) | undefined;

@@ -60,6 +60,20 @@ std::shared_ptr<std::vector<int32_t>> TokensArg(const Napi::Value& v) {
   return std::make_shared<std::vector<int32_t>>(ta.Data(), ta.Data() + ta.ElementLength());
 }
 
+// A step's result for JS: its times, and its logits when given.
+Napi::Object StepReply(Napi::Env e, const std::vector<float>* logits, const ModelForwardTimings& t) {
+  Napi::Object r = Napi::Object::New(e);
+  if (logits) {
+    Napi::Float32Array a = Napi::Float32Array::New(e, logits->size());
+    std::copy(logits->begin(), logits->end(), a.Data());
+    r.Set("logits", a);
+  }
+  r.Set("computeSeconds", t.computeSeconds);
+  r.Set("exchangeSeconds", t.exchangeSeconds);
+  r.Set("seconds", t.seconds);
+  return r;
+}
+
 // [{slot, pos, count, logits}] → SeqRuns.
 std::vector<SeqRun> RunsFromJs(const Napi::Value& v) {
   Napi::Array runs = Arr(v, "runs");
@@ -225,16 +239,7 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
             });
           },
           [=](Napi::Env e) -> Napi::Value {
-            Napi::Object r = Napi::Object::New(e);
-            if (mode != LogitsMode::None && !into) {
-              Napi::Float32Array a = Napi::Float32Array::New(e, logits->size());
-              std::copy(logits->begin(), logits->end(), a.Data());
-              r.Set("logits", a);
-            }
-            r.Set("computeSeconds", out->computeSeconds);
-            r.Set("exchangeSeconds", out->exchangeSeconds);
-            r.Set("seconds", out->seconds);
-            return r;
+            return StepReply(e, mode != LogitsMode::None && !into ? logits.get() : nullptr, *out);
           },
           {i[0], i[1], i.This(), i.Length() > 5 ? i[5] : i.Env().Undefined()});
     });
@@ -263,16 +268,7 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
                                         logits->data());
             });
           },
-          [=](Napi::Env e) -> Napi::Value {
-            Napi::Object r = Napi::Object::New(e);
-            Napi::Float32Array a = Napi::Float32Array::New(e, logits->size());
-            std::copy(logits->begin(), logits->end(), a.Data());
-            r.Set("logits", a);
-            r.Set("computeSeconds", out->computeSeconds);
-            r.Set("exchangeSeconds", out->exchangeSeconds);
-            r.Set("seconds", out->seconds);
-            return r;
-          },
+          [=](Napi::Env e) -> Napi::Value { return StepReply(e, logits.get(), *out); },
           {i[0], i[1], i.This()});
     });
   }
