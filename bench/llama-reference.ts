@@ -17,16 +17,7 @@
 //  5. settings: what llama.cpp resolved, read from its own log lines (flash attention "auto" →
 //     enabled or disabled, K/V cache types, n_batch, n_ubatch, n_ctx), since the JS API reports
 //     only what was asked for.
-import {
-  getLlama,
-  GgmlType,
-  LlamaLogLevel,
-  type Llama,
-  type LlamaContext,
-  type LlamaContextSequence,
-  type LlamaModel,
-  type Token,
-} from 'node-llama-cpp';
+import type { GgmlType, Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import { UsageError } from '../common/errors.js';
 import { resolveSamplingParams, type SamplingParams } from '../model/sampling.js';
 
@@ -102,13 +93,23 @@ export interface LlamaReference {
   close(): Promise<void>;
 }
 
-const KV_TYPES: Record<KvCacheType, GgmlType> = {
-  f32: GgmlType.F32,
-  f16: GgmlType.F16,
-  bf16: GgmlType.BF16,
-  q8_0: GgmlType.Q8_0,
-  q4_0: GgmlType.Q4_0,
-};
+// node-llama-cpp is loaded when a reference is first opened, not with the module: every
+// `redblue` command imports the bench commands, and loading llama.cpp's bindings took about half
+// of the CLI's start-up.
+type NodeLlamaCpp = typeof import('node-llama-cpp');
+let nodeLlamaCpp: Promise<NodeLlamaCpp> | undefined;
+const loadNodeLlamaCpp = (): Promise<NodeLlamaCpp> => (nodeLlamaCpp ??= import('node-llama-cpp'));
+
+function kvType(nlc: NodeLlamaCpp, t: KvCacheType): GgmlType {
+  const types: Record<KvCacheType, GgmlType> = {
+    f32: nlc.GgmlType.F32,
+    f16: nlc.GgmlType.F16,
+    bf16: nlc.GgmlType.BF16,
+    q8_0: nlc.GgmlType.Q8_0,
+    q4_0: nlc.GgmlType.Q4_0,
+  };
+  return types[t];
+}
 
 function positiveInt(name: string, v: number, fix: string): void {
   if (!Number.isSafeInteger(v) || v < 1)
@@ -122,6 +123,7 @@ let logSink: string[] | undefined;
 let openQueue: Promise<unknown> = Promise.resolve();
 
 async function acquireLlama(): Promise<Llama> {
+  const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
   shared ??= {
     users: 0,
     llama: getLlama({
@@ -188,8 +190,8 @@ export async function openReference(modelPath: string, options: ReferenceOptions
         ...(options.kvCache === undefined
           ? {}
           : {
-              experimentalKvCacheKeyType: KV_TYPES[options.kvCache],
-              experimentalKvCacheValueType: KV_TYPES[options.kvCache],
+              experimentalKvCacheKeyType: kvType(await loadNodeLlamaCpp(), options.kvCache),
+              experimentalKvCacheValueType: kvType(await loadNodeLlamaCpp(), options.kvCache),
             }),
       });
       sequence = context.getSequence();

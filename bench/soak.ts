@@ -87,6 +87,23 @@ function growth(
   }));
 }
 
+/**
+ * resourcesOf once its counts hold still: a cluster that has just closed may still be closing
+ * its children's pipes for a few milliseconds, which is neither a leak nor a baseline (bounded:
+ * 20 readings, 50 ms apart).
+ */
+async function settledResourcesOf(pid: number | 'self' = 'self'): Promise<Resources> {
+  let last = resourcesOf(pid);
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = resourcesOf(pid);
+    if (now.fds === last.fds && now.threads === last.threads && now.shmEntries === last.shmEntries)
+      return now;
+    last = now;
+  }
+  return last;
+}
+
 export async function benchSoak(o: SoakOptions): Promise<BenchReport> {
   const startedAt = new Date().toISOString();
   const results: BenchResult[] = [];
@@ -96,13 +113,13 @@ export async function benchSoak(o: SoakOptions): Promise<BenchReport> {
   const once = () =>
     withLocalCluster(o.topology, (c) => runGemm(c, plan, { ...shape, seed: 1 }).then(() => undefined));
   await once();
-  const start = resourcesOf();
+  const start = await settledResourcesOf();
   for (let i = 0; i < o.gemmRuns; i++) {
     await once();
     o.onProgress?.('run gemm', i + 1, o.gemmRuns);
   }
   results.push(
-    ...growth('gemm_runs', start, resourcesOf(), {
+    ...growth('gemm_runs', start, await settledResourcesOf(), {
       runs: o.gemmRuns,
       size: o.size,
       executors: o.topology.nodes.length,
@@ -126,18 +143,17 @@ export async function benchSoak(o: SoakOptions): Promise<BenchReport> {
       // size (a single generation left resident memory still rising for a few thousand tokens).
       for (let i = 0; i < 4; i++) await gen(Math.min(per, o.tokens), 1000 + i);
       const execPids = cluster.executorPids();
-      const s = resourcesOf();
-      const e0 = execPids.map((p) => resourcesOf(p));
+      const s = await settledResourcesOf();
+      const e0 = await Promise.all(execPids.map((p) => settledResourcesOf(p)));
       let done = 0;
       for (let seed = 1; done < o.tokens; seed++) {
         done += (await gen(Math.min(per, o.tokens - done), seed)).generatedTokens.length;
         o.onProgress?.('tokens', done, o.tokens);
       }
       const details = { tokens: done, model: path, executors: execPids.length };
-      results.push(...growth('generate', s, resourcesOf(), details));
-      execPids.forEach((p, r) =>
-        results.push(...growth(`generate_executor${r}`, e0[r]!, resourcesOf(p), details)),
-      );
+      results.push(...growth('generate', s, await settledResourcesOf(), details));
+      for (const [r, p] of execPids.entries())
+        results.push(...growth(`generate_executor${r}`, e0[r]!, await settledResourcesOf(p), details));
     });
   }
   return { benchmark: 'soak', results, machine: machineInfo(), startedAt };

@@ -280,7 +280,14 @@ export function connectExecutor(
   const Ctor = service();
   // Replies can be large: Forward's logits at every position are tokens × vocabulary × 4 bytes
   // (12 tokens of a 128k vocabulary already pass grpc's default 4 MiB).
-  const raw = new Ctor(address, credentials, { 'grpc.max_receive_message_length': 1 << 30 });
+  // Executors and supervisors are being started as the client first connects: a refused
+  // connection is retried after 50 ms, not grpc's default 1 s, which was most of a local
+  // cluster's start-up.
+  const raw = new Ctor(address, credentials, {
+    'grpc.max_receive_message_length': 1 << 30,
+    'grpc.initial_reconnect_backoff_ms': 50,
+    'grpc.max_reconnect_backoff_ms': 1000,
+  });
   const client: Record<string, unknown> = {
     raw,
     close: () => {
