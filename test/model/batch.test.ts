@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, localRunner, type ModelRunner } from '../../executor/coordinator/generate.js';
+import { loadModel, localRunner, runnerOf, type ModelRunner } from '../../executor/coordinator/generate.js';
 import { LocalCluster } from '../../executor/host/local-cluster.js';
 import { writeSyntheticModel, type WeightTypes } from '../../model/synth.js';
 import type { SeqRun } from '../../native/model.js';
@@ -145,5 +145,25 @@ describe('continuous batching: sequences in KV slots, one step for all', () => {
     // A new sequence in a slot restarts it at position 0 and gives what it gave before.
     const again = await runner.step!([6], [one(0)]);
     expect(bits(again.logits[0]!)).toBe(bits(r.logits[1]!));
+  }, 60_000);
+
+  it('a model loaded on the cluster runs its steps through the doorbell of that load', async () => {
+    // generate(cluster) after loadModel(cluster): both must reach the runner that holds the
+    // doorbell, or every token would go as a gRPC call (and step() would refuse).
+    const path = join(dir, 'cluster.gguf');
+    writeSyntheticModel(path, {
+      arch: 'llama',
+      nLayer: 1,
+      nEmbd: 128,
+      nHead: 4,
+      nHeadKv: 2,
+      nFf: 256,
+      nCtx: 64,
+      types: { default: 'q8_0' },
+    });
+    await loadModel(cluster, { path, ctx: 32 });
+    expect(runnerOf(cluster)).toBe(runnerOf(cluster));
+    const r = await runnerOf(cluster).step!([5], [{ slot: 0, pos: 0, count: 1, logits: true }]);
+    expect(r.logits[0]!.every(Number.isFinite)).toBe(true);
   }, 60_000);
 });
