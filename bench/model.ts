@@ -49,26 +49,37 @@ function tokens(n: number, vocab: number, seed: number): number[] {
   });
 }
 
-/** Resident memory of a process (VmRSS), bytes. */
-function residentBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
+/**
+ * A process's memory (Linux smaps_rollup), bytes: resident (RSS), proportional (PSS: pages shared
+ * with other processes divided among them) and private (pages no other process maps: what the
+ * process alone costs the machine; the node binary's and libraries' pages, ~50 MB of an
+ * executor's RSS, are shared with the coordinator and every other executor).
+ */
+interface Memory {
+  rss: number;
+  pss: number;
+  private: number;
+}
+function memoryOf(pid: number): Memory {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+  return { rss: kb('Rss'), pss: kb('Pss'), private: kb('Private_Clean') + kb('Private_Dirty') };
 }
 
 interface OwnFigures {
   pp: Rate;
   tg: Rate;
   model: LoadedModel;
-  rss: number[];
-  /** Resident memory of each executor before the model was loaded (Node, gRPC, the addon). */
-  rssBefore: number[];
+  memory: Memory[];
+  /** Each executor's memory before the model was loaded (Node, gRPC, the addon). */
+  memoryBefore: Memory[];
   exchangeShareTg: number;
 }
 
 async function measureOwn(topo: MachineTopology, o: ModelBenchOptions, info: ModelInfo): Promise<OwnFigures> {
   const cluster = await LocalCluster.start({ topology: topo });
   try {
-    const rssBefore = cluster.pids().map(residentBytes);
+    const memoryBefore = cluster.pids().map(memoryOf);
     const model = await loadModel(cluster, {
       path: o.model,
       ctx: Math.min(info.nCtxTrain, o.pp + o.tg + 16),
@@ -98,13 +109,13 @@ async function measureOwn(topo: MachineTopology, o: ModelBenchOptions, info: Mod
       pp.push(o.pp / ppSeconds);
       tg.push(o.tg / tgSeconds);
     }
-    const rss = cluster.pids().map(residentBytes);
+    const memory = cluster.pids().map(memoryOf);
     return {
       pp: rate(pp),
       tg: rate(tg),
       model,
-      rss,
-      rssBefore,
+      memory,
+      memoryBefore,
       exchangeShareTg: exchange / (compute + exchange || 1),
     };
   } finally {
@@ -194,25 +205,34 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
   );
   own.model.perRank.forEach((p, rank) => {
     const share = p.weightBytes + p.kvBytes;
-    results.push(
+    const m = own.memory[rank]!;
+    const before = own.memoryBefore[rank]!;
+    const details = {
+      weightBytes: p.weightBytes,
+      kvBytes: p.kvBytes,
+      rssBytes: m.rss,
+      pssBytes: m.pss,
+      privateBytes: m.private,
+      // The process before loading (Node, gRPC, the addon), and what loading and running the
+      // model added over its share.
+      beforeLoadBytes: before.rss,
+      beforeLoadPrivateBytes: before.private,
+      modelOverhead: (m.private - before.private) / share - 1,
+    };
+    const memoryCase = (name: string, metric: string, value: number) =>
       result({
-        case: `rss_rank${rank}`,
-        metric: 'resident memory',
-        value: own.rss[rank]!,
+        case: `${name}_rank${rank}`,
+        metric,
+        value,
         unit: 'bytes',
         reference: 'weights_share_plus_kv',
         referenceValue: share,
         direction: 'lower-is-better',
-        details: {
-          weightBytes: p.weightBytes,
-          kvBytes: p.kvBytes,
-          overhead: own.rss[rank]! / share - 1,
-          // The process before loading (Node, gRPC, the addon; its file pages shared with
-          // every other process), and what loading and running the model added over its share.
-          beforeLoadBytes: own.rssBefore[rank]!,
-          modelOverhead: (own.rss[rank]! - own.rssBefore[rank]!) / share - 1,
-        },
-      }),
+        details: { ...details, overhead: value / share - 1 },
+      });
+    results.push(
+      memoryCase('rss', 'resident memory, shared pages included', m.rss),
+      memoryCase('private', 'resident memory of its own (not shared with other processes)', m.private),
     );
   });
 
@@ -248,11 +268,17 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
     [
       `token generation reads ${((own.tg.mean * info.weightBytesPerToken) / 1e9).toFixed(2)} GB/s of weights: ${(((own.tg.mean * info.weightBytesPerToken) / 1e9 / readP) * 100).toFixed(0)}% of the read bandwidth of ${P} core(s) (${readP.toFixed(2)} GB/s)`,
       `${P} executors against 1: ${(own.tg.mean / own1.tg.mean).toFixed(2)}× (the read bandwidth of ${P} cores against 1: ${(readP / read1).toFixed(2)}×)`,
-      ...own.model.perRank.map(
-        (p, r) =>
-          `rank ${r}: resident ${formatBytes(own.rss[r]!)}, weights ${formatBytes(p.weightBytes)} + KV cache ${formatBytes(p.kvBytes)} (+${((own.rss[r]! / (p.weightBytes + p.kvBytes) - 1) * 100).toFixed(0)}%); ` +
-          `${formatBytes(own.rssBefore[r]!)} of it before loading (Node, gRPC, the addon), the model added ${formatBytes(own.rss[r]! - own.rssBefore[r]!)} (share +${(((own.rss[r]! - own.rssBefore[r]!) / (p.weightBytes + p.kvBytes) - 1) * 100).toFixed(1)}%)`,
-      ),
+      ...own.model.perRank.map((p, r) => {
+        const m = own.memory[r]!;
+        const b = own.memoryBefore[r]!;
+        const share = p.weightBytes + p.kvBytes;
+        const pct = (v: number) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)}%`;
+        return (
+          `rank ${r}: weights ${formatBytes(p.weightBytes)} + KV cache ${formatBytes(share - p.weightBytes)}; ` +
+          `its own memory ${formatBytes(m.private)} (${pct(m.private / share - 1)}), resident ${formatBytes(m.rss)} with the pages it shares (${pct(m.rss / share - 1)}); ` +
+          `${formatBytes(b.private)} of its own before loading (Node, gRPC, the addon), the model added ${formatBytes(m.private - b.private)} (${pct((m.private - b.private) / share - 1)})`
+        );
+      }),
     ].join('\n') +
     '\n';
   return { benchmark: 'model', results, machine: machineInfo(), startedAt, table: text };

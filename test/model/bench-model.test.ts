@@ -24,18 +24,34 @@ describe('redblue bench model', () => {
     };
     expect(report.benchmark).toBe('model');
     const cases = report.results.map((x) => x.case);
-    expect(cases).toEqual(['pp16', 'tg8', 'tg8_bandwidth', 'tg8_scaling', 'rss_rank0', 'rss_rank1']);
+    expect(cases).toEqual([
+      'pp16',
+      'tg8',
+      'tg8_bandwidth',
+      'tg8_scaling',
+      'rss_rank0',
+      'private_rank0',
+      'rss_rank1',
+      'private_rank1',
+    ]);
     for (const x of report.results) {
       expect(x.value, x.case).toBeGreaterThan(0);
       expect(x.referenceValue, x.case).toBeGreaterThan(0);
       expect(Number.isFinite(x.ratio), x.case).toBe(true);
     }
     expect(report.results[0]!.reference).toBe('llama.cpp_2_threads');
-    // Resident memory splits into the process before loading and what the model added.
-    for (const x of report.results.filter((y) => y.case.startsWith('rss_'))) {
-      const d = (x as unknown as { details: { beforeLoadBytes: number; modelOverhead: number } }).details;
+    // Resident memory splits into the process before loading and what the model added; the
+    // executor's own memory is part of its resident memory (the rest: pages shared with others).
+    for (const x of report.results.filter((y) => /^(rss|private)_/.test(y.case))) {
+      const d = (
+        x as unknown as {
+          details: { beforeLoadBytes: number; rssBytes: number; privateBytes: number; modelOverhead: number };
+        }
+      ).details;
       expect(d.beforeLoadBytes).toBeGreaterThan(10 << 20);
-      expect(d.beforeLoadBytes).toBeLessThan(x.value);
+      expect(d.beforeLoadBytes).toBeLessThan(d.rssBytes);
+      expect(d.privateBytes).toBeGreaterThan(0);
+      expect(d.privateBytes).toBeLessThan(d.rssBytes);
       expect(Number.isFinite(d.modelOverhead)).toBe(true);
     }
     expect(leftovers(r.pid)).toEqual([]);
@@ -57,7 +73,7 @@ describe('redblue bench model', () => {
     expect(text.stdout).toMatch(/^model\s+size\s+params\s+type\s+executors\s+test\s+t\/s/);
     expect(text.stdout).toMatch(/\nllama 0\.\d+ B Q4_0 /);
     expect(text.stdout).toMatch(
-      /rank 0: resident .* before loading \(Node, gRPC, the addon\), the model added /,
+      /rank 0: weights .* its own memory .* resident .* before loading \(Node, gRPC, the addon\), the model added /,
     );
   });
 
