@@ -47,6 +47,8 @@ export interface ModelShardConfig {
   slots?: number;
   /** Matmul rows through the row-invariant kernels: a sequence's tokens do not depend on its batch. */
   batchInvariant?: boolean;
+  /** Copy token_embd into the node's memory instead of reading rows from the file's pages. */
+  mirrorEmbeddings?: boolean;
 }
 
 /** One sequence of a step: `count` tokens at positions pos.. of KV slot `slot`. */

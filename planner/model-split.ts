@@ -91,32 +91,52 @@ export interface ModelSplit {
   /** n_ff cut granularity: the largest block of ffn_gate/ffn_up/ffn_down's types. */
   ffBlock: number;
   /**
-   * token_embd stays one copy per host, in the model file's pages that every rank maps: a step
-   * looks up one row per token (`rowBytes`), so a node-local copy per rank would cost `bytes`
-   * each and save next to nothing.
+   * token_embd: `shared`, one copy per host in the model file's pages that every rank maps (a
+   * step looks up one `rowBytes` row per token), or `mirrored`, a copy in each rank's node memory
+   * (`bytes` more per rank), chosen when the ranks sit on more than one memory node (the file's
+   * pages live on one of them, so the others would look rows up across the link) and every rank
+   * has room for the copy. `reason` says which held.
    */
-  tokenEmbd: { placement: 'shared'; bytes: number; rowBytes: number };
+  tokenEmbd: { placement: EmbeddingPlacement; bytes: number; rowBytes: number; reason: string };
   /**
-   * The output projection is cut by vocabulary rows (each rank reads its rows for every token)
-   * and the logits are gathered (`gatherBytes` per token): one rank reading every row would read
-   * `bytes` per token where the largest share reads `largestShareBytes`. Tied: the rows are
-   * token_embd's, copied per rank like any slice.
+   * The output projection: `sharded` by vocabulary rows (each rank reads its rows for every
+   * token, then the logits are gathered: `gatherBytes` per token) or `single` (the fastest rank
+   * reads every row, nothing is gathered), whichever the cost model (`seconds` per token: the
+   * slowest rank's read, plus the gather over the slowest link) says is faster. Tied: the rows
+   * are token_embd's, copied per rank like any slice.
    */
   output: {
-    placement: 'sharded';
+    placement: OutputPlacement;
     tied: boolean;
     bytes: number;
     largestShareBytes: number;
     gatherBytes: number;
+    seconds: Record<OutputPlacement, number>;
+    reason: string;
   };
   /** Why a rank has no heads, why cuts are coarse, ... */
   notes: string[];
 }
 
+export type EmbeddingPlacement = 'shared' | 'mirrored';
+export type OutputPlacement = 'sharded' | 'single';
+
 export interface ModelSplitOptions {
   /** Positions of KV cache to count; default 4096. */
   context?: number;
+  /** Where each rank runs: its memory node (ranks of one host with different nodes can mirror token_embd) and the bytes it may hold. Absent: unknown, token_embd stays shared. */
+  places?: readonly { host: number; memoryNode: number; memoryBytes?: number }[];
+  /** The slowest link the logits cross when gathered, GB/s; default: within one host, the ranks' own read bandwidth; across hosts, 1.25 (10 Gb Ethernet). */
+  gatherGBps?: number;
+  /** Overrides the decisions (`auto` or absent: the cost model decides). */
+  embeddings?: EmbeddingPlacement | 'auto';
+  output?: OutputPlacement | 'auto';
 }
+
+/** Read bandwidth assumed for a rank whose speed was not measured, GB/s (only ratios matter). */
+const ASSUMED_RANK_GBPS = 10;
+/** The link assumed between hosts when none was measured, GB/s (10 Gb Ethernet). */
+const ASSUMED_HOST_LINK_GBPS = 1.25;
 
 /**
  * Rates from measured speeds (GB/s of read bandwidth, what decoding runs at): each rank's speed in
@@ -221,13 +241,19 @@ export function planModelSplit(
       `n_ff ${m.nFf} has ${Math.ceil(m.nFf / ffBlock)} blocks of ${ffBlock}: ${idleFf} rank(s) get no FFN slice`,
     );
   }
-  const vocabParts = splitRange([0, m.nVocab], rates, 1);
-
-  const f32 = 4;
-  // Mirrored on every rank: the norms and q/k norms (token_embd is shared: see tokenEmbd).
-  const mirrored = (m.nLayer * 2 + 1) * m.nEmbd * f32 + (m.qkNorm ? m.nLayer * 2 * m.headDim * f32 : 0);
   const outputType = m.tiedEmbeddings ? m.tokenEmbd : m.output;
   const outputRow = rowBytes(outputType, m.nEmbd);
+  const f32 = 4;
+  const output = chooseOutput(m.nVocab, outputRow, ranks, rates, options);
+  const vocabParts: Range[] =
+    output.placement === 'sharded'
+      ? splitRange([0, m.nVocab], rates, 1)
+      : ranks.map((_, i): Range =>
+          i < output.rank ? [0, 0] : i === output.rank ? [0, m.nVocab] : [m.nVocab, m.nVocab],
+        );
+
+  // Mirrored on every rank: the norms and q/k norms (token_embd: see tokenEmbd).
+  const mirrored = (m.nLayer * 2 + 1) * m.nEmbd * f32 + (m.qkNorm ? m.nLayer * 2 * m.headDim * f32 : 0);
 
   const out: ModelRankSplit[] = ranks.map((r, i) => {
     const kvHeads = kvParts[i]!;
@@ -259,21 +285,110 @@ export function planModelSplit(
     };
   });
   const embdRow = rowBytes(m.tokenEmbd, m.nEmbd);
+  const tokenEmbd = chooseEmbeddings(embdRow * m.nVocab, out, options);
+  if (tokenEmbd.placement === 'mirrored') for (const r of out) r.weightBytes += embdRow * m.nVocab;
   return {
     ranks: out,
     context,
     groupSize,
     kvUnit,
     ffBlock,
-    tokenEmbd: { placement: 'shared', bytes: embdRow * m.nVocab, rowBytes: embdRow },
+    tokenEmbd: { ...tokenEmbd, bytes: embdRow * m.nVocab, rowBytes: embdRow },
     output: {
-      placement: 'sharded',
+      placement: output.placement,
       tied: m.tiedEmbeddings,
       bytes: outputRow * m.nVocab,
       largestShareBytes: Math.max(...vocabParts.map((r) => len(r) * outputRow)),
       gatherBytes: m.nVocab * f32,
+      seconds: output.seconds,
+      reason: output.reason,
     },
     notes,
+  };
+}
+
+/**
+ * Sharded against single for the output projection, per token: the slowest rank's read of its
+ * rows, plus (sharded) the logits gathered over the slowest link. The fastest rank takes the
+ * whole projection when that is cheaper (a slow link between hosts and a small projection).
+ */
+function chooseOutput(
+  nVocab: number,
+  rowBytesOut: number,
+  ranks: readonly { rate: number; speed?: number }[],
+  rates: number[],
+  o: ModelSplitOptions,
+): { placement: OutputPlacement; rank: number; seconds: Record<OutputPlacement, number>; reason: string } {
+  const speeds = ranks.map((r) => (r.speed !== undefined && r.speed > 0 ? r.speed : ASSUMED_RANK_GBPS));
+  const hosts = new Set((o.places ?? []).map((p) => p.host));
+  const crossHost = hosts.size > 1;
+  const link = o.gatherGBps ?? (crossHost ? ASSUMED_HOST_LINK_GBPS : Math.min(...speeds));
+  const shares = splitRange([0, nVocab], rates, 1);
+  const sharded =
+    Math.max(...shares.map((r, i) => (len(r) * rowBytesOut) / (speeds[i]! * 1e9))) +
+    (ranks.length > 1 ? (nVocab * 4) / (link * 1e9) : 0);
+  let best = 0;
+  // The fastest by rate (rates are rounded so that the choice holds run after run); ties: the
+  // lowest rank, rank 0 where it can be (the logits are read there).
+  for (let i = 1; i < rates.length; i++) if (rates[i]! > rates[best]!) best = i;
+  const single = (nVocab * rowBytesOut) / (speeds[best]! * 1e9);
+  const seconds = { sharded, single };
+  const ms = (v: number) => `${(v * 1e3).toFixed(3)} ms`;
+  const linkWords = `the logits gathered over ${o.gatherGBps !== undefined ? 'a' : crossHost ? 'an assumed' : 'shared memory, a'} ${link.toFixed(2)} GB/s link`;
+  if (o.output === 'sharded' || o.output === 'single')
+    return {
+      placement: o.output,
+      rank: best,
+      seconds,
+      reason: `asked for (sharded ${ms(sharded)}, single ${ms(single)} a token)`,
+    };
+  if (ranks.length === 1)
+    return { placement: 'sharded', rank: 0, seconds, reason: 'one rank: it reads every row' };
+  return single < sharded
+    ? {
+        placement: 'single',
+        rank: best,
+        seconds,
+        reason: `rank ${best} reading every row (${ms(single)} a token) beats sharding with ${linkWords} (${ms(sharded)})`,
+      }
+    : {
+        placement: 'sharded',
+        rank: best,
+        seconds,
+        reason: `sharding with ${linkWords} (${ms(sharded)} a token) beats one rank reading every row (${ms(single)})`,
+      };
+}
+
+/** Shared against mirrored for token_embd (see ModelSplit.tokenEmbd). */
+function chooseEmbeddings(
+  bytes: number,
+  ranks: readonly ModelRankSplit[],
+  o: ModelSplitOptions,
+): { placement: EmbeddingPlacement; reason: string } {
+  if (o.embeddings === 'shared' || o.embeddings === 'mirrored')
+    return { placement: o.embeddings, reason: 'asked for' };
+  const places = o.places;
+  if (!places || places.length !== ranks.length)
+    return { placement: 'shared', reason: "the ranks' memory nodes are not known" };
+  const perHost = new Map<number, Set<number>>();
+  for (const p of places) perHost.set(p.host, (perHost.get(p.host) ?? new Set()).add(p.memoryNode));
+  if (![...perHost.values()].some((nodes) => nodes.size > 1))
+    return {
+      placement: 'shared',
+      reason: "each host's ranks share one memory node, where the file's pages are too",
+    };
+  const short = ranks.find((r, i) => {
+    const have = places[i]!.memoryBytes;
+    return have !== undefined && r.weightBytes + r.kvCacheBytes + bytes > have;
+  });
+  if (short)
+    return {
+      placement: 'shared',
+      reason: `rank ${short.rank}'s node has no room for a copy beside its weights and KV cache`,
+    };
+  return {
+    placement: 'mirrored',
+    reason: 'the ranks sit on different memory nodes: a copy on each keeps every lookup in node-local memory',
   };
 }
 
@@ -282,8 +397,12 @@ export function embeddingLines(s: ModelSplit): string[] {
   const e = s.tokenEmbd;
   const o = s.output;
   return [
-    `token_embd: one shared copy per host (${formatBytes(e.bytes)}, the file's pages every rank maps); a step looks up one ${formatBytes(e.rowBytes)} row per token, so a copy per rank would cost ${formatBytes(e.bytes)} each for nothing`,
-    `output${o.tied ? ' (tied: token_embd)' : ''}: sharded by vocabulary rows, the largest share reading ${formatBytes(o.largestShareBytes)} per token of ${formatBytes(o.bytes)}; the logits are gathered (${formatBytes(o.gatherBytes)} per token)`,
+    e.placement === 'shared'
+      ? `token_embd: shared, one copy per host (${formatBytes(e.bytes)}, the file's pages every rank maps; one ${formatBytes(e.rowBytes)} row looked up per token): ${e.reason}`
+      : `token_embd: mirrored, a ${formatBytes(e.bytes)} copy in each rank's node memory: ${e.reason}`,
+    o.placement === 'sharded'
+      ? `output${o.tied ? ' (tied: token_embd)' : ''}: sharded by vocabulary rows, the largest share reading ${formatBytes(o.largestShareBytes)} per token of ${formatBytes(o.bytes)}, the logits gathered (${formatBytes(o.gatherBytes)} per token): ${o.reason}`
+      : `output${o.tied ? ' (tied: token_embd)' : ''}: single, one rank reading all ${formatBytes(o.bytes)} per token, nothing gathered: ${o.reason}`,
   ];
 }
 

@@ -118,6 +118,8 @@ export interface LoadModelRequest {
   slots?: number;
   /** Matmul rows through the row-invariant kernels (a batching server). */
   batchInvariant?: boolean;
+  /** A copy of token_embd in the node's memory rather than the file's shared pages (the planner's tokenEmbd.placement). */
+  mirrorEmbeddings?: boolean;
 }
 export interface LoadModelReply {
   weightBytes: number;

@@ -11,7 +11,11 @@ import {
   type GenerateRun,
   type ModelRunOptions,
 } from '../../executor/coordinator/generate-run.js';
-import { renderModelSplit } from '../../planner/model-split.js';
+import {
+  renderModelSplit,
+  type EmbeddingPlacement,
+  type OutputPlacement,
+} from '../../planner/model-split.js';
 import { writeModelSplitHtml } from '../../planner/html/model-split.js';
 import { basename } from 'node:path';
 
@@ -29,6 +33,8 @@ export interface GenerateFlags {
   seed?: number;
   json?: boolean;
   bos: boolean;
+  embeddings: EmbeddingPlacement | 'auto';
+  output: OutputPlacement | 'auto';
 }
 
 const number = (flag: string, min: number, max: number) => (v: string) => {
@@ -104,7 +110,31 @@ export function addGenerateFlags(cmd: Command): Command {
       'random seed: the same seed gives the same text (default: random)',
       whole('--seed'),
     )
-    .option('--no-bos', 'do not add the BOS token even where the model asks for it');
+    .option('--no-bos', 'do not add the BOS token even where the model asks for it')
+    .addOption(
+      new Option(
+        '--embeddings <where>',
+        "token_embd: shared (the file's pages, one copy per host), mirrored (a copy in each executor's node), or auto (the planner's choice: mirrored when executors sit on different memory nodes and have room)",
+      )
+        .choices(['auto', 'shared', 'mirrored'])
+        .default('auto'),
+    )
+    .addOption(
+      new Option(
+        '--output <where>',
+        'the output projection: sharded (vocabulary rows split, logits gathered), single (one executor reads it all), or auto (whichever the planner reckons faster per token)',
+      )
+        .choices(['auto', 'sharded', 'single'])
+        .default('auto'),
+    );
+}
+
+/** The placement flags as the planner takes them. */
+export function placementOf(o: Pick<GenerateFlags, 'embeddings' | 'output'>): {
+  embeddings: EmbeddingPlacement | 'auto';
+  output: OutputPlacement | 'auto';
+} {
+  return { embeddings: o.embeddings, output: o.output };
 }
 
 /**
@@ -120,6 +150,7 @@ export async function generateWithFlags(
   const r = await run({
     model: o.model,
     ...(o.ctx ? { ctx: o.ctx } : {}),
+    placement: placementOf(o),
     prompt: o.prompt,
     maxTokens: o.nPredict,
     addBos: o.bos ? undefined : false,
@@ -212,7 +243,12 @@ Examples:
         const topology = readTopology({ virtualNodes: o.virtualNodes });
         if (o.html && !o.dryRun) throw new UsageError('--html goes with --dry-run');
         if (o.dryRun) {
-          const plan = planGenerate({ model: o.model, topology, ...(o.ctx ? { ctx: o.ctx } : {}) });
+          const plan = planGenerate({
+            model: o.model,
+            topology,
+            placement: placementOf(o),
+            ...(o.ctx ? { ctx: o.ctx } : {}),
+          });
           if (o.html) {
             const i = plan.info;
             writeModelSplitHtml(plan.split, o.html, {
@@ -220,7 +256,9 @@ Examples:
               description: `${i.arch}, ${i.nLayer} layers, ${i.nEmbd} wide, ${i.nHead} heads (${i.nHeadKv} KV), n_ff ${i.nFf}, vocabulary ${i.nVocab}`,
             });
           }
-          process.stdout.write(o.json ? JSON.stringify(plan, null, 2) + '\n' : renderModelSplit(plan.split));
+          process.stdout.write(
+            o.json ? JSON.stringify(plan, null, 2) + '\n' : renderModelSplit(plan.split) + '\n',
+          );
           return;
         }
         await generateWithFlags(o, (ro) =>

@@ -20,8 +20,8 @@ import { authFromOptions } from '../../executor/host/options.js';
 import { addSecurityOptions } from './executor.js';
 import { gemmInputs, type GemmFlags } from './run.js';
 import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
-import { addGenerateFlags, generateWithFlags, type GenerateFlags } from './generate.js';
-import { remoteGenerationStep } from '../../executor/coordinator/remote-generate.js';
+import { addGenerateFlags, generateWithFlags, placementOf, type GenerateFlags } from './generate.js';
+import { remoteGenerationStep, remotePlaces } from '../../executor/coordinator/remote-generate.js';
 import { Generation } from '../../executor/coordinator/generate-run.js';
 import { planGenerateOn, readModelFile } from '../../executor/coordinator/generate.js';
 import { renderModelSplit } from '../../planner/model-split.js';
@@ -198,7 +198,14 @@ Examples:
       const file = readModelFile(o.model);
       if (o.dryRun) {
         await onHosts(lo, async (rc) => {
-          const plan = planGenerateOn({ info: file.info, ranks: rc.size, ...(o.ctx ? { ctx: o.ctx } : {}) });
+          const plan = planGenerateOn({
+            info: file.info,
+            ranks: rc.size,
+            speeds: rc.speeds,
+            places: remotePlaces(rc),
+            placement: placementOf(o),
+            ...(o.ctx ? { ctx: o.ctx } : {}),
+          });
           print(lo.json, plan, renderModelSplit(plan.split) + '\n');
         });
         return;

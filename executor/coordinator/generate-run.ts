@@ -20,6 +20,7 @@ import {
   readModelFile,
   type ModelFile,
   type ModelRunner,
+  type PlacementChoice,
 } from './generate.js';
 import type { LocalCluster } from '../host/local-cluster.js';
 
@@ -29,6 +30,8 @@ export interface ModelRunOptions extends GenerateOptions {
   /** The model's header and tokenizer when already read (see ModelFile). */
   file?: ModelFile;
   ctx?: number;
+  /** token_embd's and the output's placement, when not the planner's choice. */
+  placement?: PlacementChoice;
   onProgress?: (done: number, total: number) => void;
   /** Called once the weights are in place, before the prompt is processed. */
   onLoaded?: (model: LoadedModel) => void;
@@ -74,7 +77,12 @@ export interface GenerateRun {
  * bandwidth is measured here, node by node, with a pool pinned to its cpus (an executor measures
  * the same at its start).
  */
-export function planGenerate(o: { model: string; topology: MachineTopology; ctx?: number }): {
+export function planGenerate(o: {
+  model: string;
+  topology: MachineTopology;
+  ctx?: number;
+  placement?: PlacementChoice;
+}): {
   info: ModelInfo;
   split: ModelSplit;
 } {
@@ -87,7 +95,18 @@ export function planGenerate(o: { model: string; topology: MachineTopology; ctx?
       pool.close();
     }
   });
-  return planGenerateOn({ info, ranks: o.topology.nodes.length, speeds, ...(o.ctx ? { ctx: o.ctx } : {}) });
+  return planGenerateOn({
+    info,
+    ranks: o.topology.nodes.length,
+    speeds,
+    places: o.topology.nodes.map((n) => ({
+      host: 0,
+      memoryNode: n.physicalNode,
+      memoryBytes: n.memoryBytes,
+    })),
+    ...(o.placement ? { placement: o.placement } : {}),
+    ...(o.ctx ? { ctx: o.ctx } : {}),
+  });
 }
 
 /**
@@ -124,6 +143,7 @@ export class Generation {
       path: o.model,
       ...(o.file ? { file: o.file } : {}),
       ...(o.ctx ? { ctx: o.ctx } : {}),
+      ...(o.placement ? { placement: o.placement } : {}),
       ...(o.onProgress && !this.seq ? { onProgress: o.onProgress } : {}),
     });
     if (this.recoveries.length) {

@@ -17,7 +17,13 @@ import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
 import { createTokenizer, type Tokenizer } from '../../model/tokenizer/index.js';
 import { Sampler, type SamplingParams } from '../../model/sampling.js';
-import { planModelSplit, ratesFromSpeeds, type ModelSplit } from '../../planner/model-split.js';
+import {
+  planModelSplit,
+  ratesFromSpeeds,
+  type EmbeddingPlacement,
+  type ModelSplit,
+  type OutputPlacement,
+} from '../../planner/model-split.js';
 import type {
   ForwardReply,
   LoadModelReply,
@@ -46,6 +52,8 @@ export interface ModelRunner {
   readonly ranks: number;
   /** Each rank's read bandwidth (GB/s) as it measured it on its node: the split follows it. */
   readonly speeds?: readonly number[];
+  /** Where each rank runs (its host and memory node): token_embd's and the output's placement follow it. */
+  readonly places?: readonly RankPlace[];
   /** Each rank loads its split (per rank, in rank order; `path` as the coordinator sees it). */
   load(reqs: LoadModelRequest[]): Promise<LoadModelReply[]>;
   /** How far each rank's load has come (a rank that does not answer in time is left out). */
@@ -67,6 +75,19 @@ export interface ModelRunner {
    * where the executors cannot batch yet (across hosts).
    */
   step?(tokens: number[], runs: SeqRun[]): Promise<{ logits: Float32Array[]; replies: ForwardReply[] }>;
+}
+
+/** A rank's host (index) and memory node (-1: not known), and the memory it may use. */
+export interface RankPlace {
+  host: number;
+  memoryNode: number;
+  memoryBytes?: number;
+}
+
+/** The planner's placement choices a run may fix instead of leaving them to the cost model. */
+export interface PlacementChoice {
+  embeddings?: EmbeddingPlacement | 'auto';
+  output?: OutputPlacement | 'auto';
 }
 
 /** The reply's bytes may sit unaligned inside a larger buffer: copied into an aligned array. */
@@ -110,6 +131,11 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
   return {
     ranks: cluster.clients.length,
     speeds: cluster.hellos.map((h) => h.readGbps),
+    places: cluster.topology.nodes.map((n) => ({
+      host: 0,
+      memoryNode: n.physicalNode,
+      memoryBytes: n.memoryBytes,
+    })),
     async load(reqs) {
       // Joins every executor to the host's shared-memory group (the all-reduces run there); the
       // area holds the doorbell and a row of logits per KV slot (the cluster unmaps it when it stops).
@@ -224,6 +250,8 @@ export function planGenerateOn(o: {
   info: ModelInfo;
   ranks: number;
   speeds?: readonly number[] | undefined;
+  places?: readonly RankPlace[] | undefined;
+  placement?: PlacementChoice;
   ctx?: number;
 }): {
   info: ModelInfo;
@@ -239,7 +267,12 @@ export function planGenerateOn(o: {
       Array.from({ length: o.ranks }, (_, i) =>
         speeds ? { rate: rates![i]!, speed: speeds[i]! } : { rate: 1 },
       ),
-      { context: ctx },
+      {
+        context: ctx,
+        ...(o.places?.length === o.ranks ? { places: o.places } : {}),
+        ...(o.placement?.embeddings ? { embeddings: o.placement.embeddings } : {}),
+        ...(o.placement?.output ? { output: o.placement.output } : {}),
+      },
     ),
   };
 }
@@ -254,6 +287,8 @@ export interface ModelLoadOptions {
   slots?: number;
   /** Each sequence's tokens independent of what shares its steps (a batching server). */
   batchInvariant?: boolean;
+  /** token_embd's and the output's placement, when not the planner's choice. */
+  placement?: PlacementChoice;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -283,7 +318,14 @@ export async function loadModel(
   const started = performance.now();
   const { info, tokenizer } = o.file ?? readModelFile(o.path);
   const ctx = o.ctx ?? Math.min(info.nCtxTrain, 4096);
-  const { split } = planGenerateOn({ info, ranks: runner.ranks, speeds: runner.speeds, ctx });
+  const { split } = planGenerateOn({
+    info,
+    ranks: runner.ranks,
+    speeds: runner.speeds,
+    places: runner.places,
+    ...(o.placement ? { placement: o.placement } : {}),
+    ctx,
+  });
   const vocabPerRank = split.ranks.map((r) => r.vocab[1] - r.vocab[0]);
   let polling = true;
   const poll = (async () => {
@@ -307,6 +349,7 @@ export async function loadModel(
         vocabPerRank,
         slots: o.slots ?? 1,
         batchInvariant: o.batchInvariant ?? false,
+        mirrorEmbeddings: split.tokenEmbd.placement === 'mirrored',
       })),
     );
     o.onProgress?.(info.nLayer, info.nLayer);

@@ -5,12 +5,25 @@
 // the logits. Generation itself is generate.ts's, unchanged: this is only a ModelRunner.
 import { randomBytes } from 'node:crypto';
 import { allHosts, type RemoteCluster } from './remote-cluster.js';
-import { logitsOf, type ModelRunner } from './generate.js';
+import { logitsOf, type ModelRunner, type RankPlace } from './generate.js';
 import type { Generation, GenerateRun } from './generate-run.js';
 
 export interface RemoteRunnerOptions {
   /** The model's path on the hosts when it differs from the coordinator's (relative: to each host's executor directory). */
   hostPath?: string;
+}
+
+/**
+ * Each global rank's host. Hosts' memory nodes are not reported to the coordinator, so token_embd
+ * stays in each host's file pages; the hosts tell the planner that the logits' gather crosses
+ * between hosts.
+ */
+export function remotePlaces(rc: RemoteCluster): RankPlace[] {
+  const first = rc.hostFirstRanks;
+  return Array.from({ length: rc.size }, (_, r) => ({
+    host: first.filter((f, h) => h < first.length - 1 && f <= r).length - 1,
+    memoryNode: -1,
+  }));
 }
 
 /** Every host's executors as one ModelRunner (global ranks: host 0's first). */
@@ -23,6 +36,7 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
   return {
     ranks: world,
     speeds: rc.speeds,
+    places: remotePlaces(rc),
     async load(reqs) {
       // The executors join their host's shared-memory group (the host-local half of each exchange).
       await rc.guard(Promise.all(rc.hosts.map((c) => c.stage(64))));
@@ -36,6 +50,7 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
               world,
               slots: reqs[0]!.slots || 1,
               batchInvariant: reqs[0]!.batchInvariant ?? false,
+              mirrorEmbeddings: reqs[0]!.mirrorEmbeddings ?? false,
               ranks: reqs.slice(first[h]!, first[h + 1]!).map((r) => ({
                 kvHeads: r.kvHeads,
                 ff: r.ff,

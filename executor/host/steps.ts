@@ -178,6 +178,7 @@ export class HostSteps {
     };
     const slots = req.slots ? int('slots', req.slots, 1, MAX_SEQUENCES) : 1;
     const batchInvariant = req.batchInvariant === true;
+    const mirrorEmbeddings = req.mirrorEmbeddings === true;
     const replies = await s.cluster.guard(
       Promise.all(
         s.cluster.clients.map((c, i) => {
@@ -197,6 +198,7 @@ export class HostSteps {
             world,
             slots,
             batchInvariant,
+            mirrorEmbeddings,
           });
         }),
       ),

@@ -56,6 +56,7 @@ export function shardConfig(
     },
     slots: req.slots || 1,
     batchInvariant: req.batchInvariant ?? false,
+    mirrorEmbeddings: req.mirrorEmbeddings ?? false,
   };
 }
 

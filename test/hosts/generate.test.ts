@@ -136,6 +136,51 @@ async function sameAsOneHost(hostList: string, model: string, executors: number)
 }
 
 describe('redblue launch generate across two hosts', () => {
+  it('places the output on one host and token_embd in each node when asked, with the same tokens', async () => {
+    const run = async (extra: string[]) => {
+      const r = await cliIn(
+        lab!,
+        COORD,
+        [
+          'launch',
+          '--hosts',
+          hosts,
+          '--token-file',
+          token,
+          'generate',
+          '-m',
+          models.q4_0,
+          ...greedy,
+          ...extra,
+        ],
+        120_000,
+      );
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return JSON.parse(r.stdout) as GenerateJson & {
+        split: {
+          tokenEmbd: { placement: string };
+          output: { placement: string };
+          ranks: { vocab: number[] }[];
+        };
+      };
+    };
+    const auto = await run([]);
+    // Left to the planner, the gather between hosts is costed over an assumed 10 Gb link.
+    expect((auto.split.output as unknown as { reason: string }).reason).toMatch(
+      /an assumed 1\.25 GB\/s link/,
+    );
+    const sharded = await run(['--output', 'sharded']);
+    expect(sharded.split.output.placement).toBe('sharded');
+    const placed = await run(['--output', 'single', '--embeddings', 'mirrored']);
+    expect([placed.split.tokenEmbd.placement, placed.split.output.placement]).toEqual(['mirrored', 'single']);
+    // Host 1's rank gathers nothing: every logit comes from host 0.
+    expect(placed.split.ranks[1]!.vocab[1]! - placed.split.ranks[1]!.vocab[0]!).toBe(0);
+    expect(placed.generatedTokens).toEqual(sharded.generatedTokens);
+    expect(auto.generatedTokens).toEqual(sharded.generatedTokens);
+    await hostsIdle();
+  }, 180_000);
+
   for (const type of ['q4_0', 'f16'] as const) {
     it(`gives the same 16 greedy tokens as one host with two executors (${type})`, async () => {
       const across = await sameAsOneHost(hosts, models[type], 2);

@@ -115,9 +115,34 @@ describe("the split follows each node's measured read bandwidth", () => {
       expect(r.speed).toBeLessThan(2000);
     }
     expect(ranks.map((r) => r.rate)).toEqual(ratesFromSpeeds(ranks.map((r) => r.speed!)));
+    // The placement of token_embd and the output, with the reason (one memory node here).
+    const placed = JSON.parse(plan.stdout) as { split: ModelSplit };
+    expect(placed.split.tokenEmbd.placement).toBe('shared');
+    expect(placed.split.output.placement).toBe('sharded');
     const text = runCli(['generate', '-m', good, '--dry-run', '--virtual-nodes', '2']);
     expect(text.stdout).toMatch(/rate \(read bandwidth\)/);
     expect(text.stdout).toMatch(/GB\/s\)/);
+    expect(text.stdout).toMatch(/^token_embd: shared, .*: each host's ranks share one memory node/m);
+    expect(text.stdout).toMatch(
+      /^output: sharded by vocabulary rows, .*: sharding with the logits gathered over shared memory/m,
+    );
+    const fixed = runCli([
+      'generate',
+      '-m',
+      good,
+      '--dry-run',
+      '--virtual-nodes',
+      '2',
+      '--embeddings',
+      'mirrored',
+      '--output',
+      'single',
+    ]);
+    expect(fixed.stdout).toMatch(/^token_embd: mirrored, .*: asked for$/m);
+    expect(fixed.stdout).toMatch(/^output: single, one rank reading all .*: asked for/m);
+    const bad = runCli(['generate', '-m', good, '--dry-run', '--output', 'everywhere']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--output.*everywhere.*sharded/s);
 
     // The executors measure their own nodes when they start; the run's split carries it.
     const { r, json } = generateJson(['-n', '2', '--temp', '0']);

@@ -247,7 +247,7 @@ describe.each(VARIANTS)('$title against llama.cpp', (v) => {
 });
 
 describe('the same greedy tokens on 1, 2 and 3 executors', () => {
-  it('f16, q4_0 and the Q4_K_M mix (LLaMA 2 vocabulary)', async () => {
+  it('f16, q4_0 and the Q4_K_M mix (LLaMA 2 vocabulary), and on 2 with token_embd mirrored and the output on one rank', async () => {
     const types: [string, WeightTypes][] = [
       ['f16', { default: 'f16' }],
       ['q4_0', { default: 'q4_0' }],
@@ -280,6 +280,28 @@ describe('the same greedy tokens on 1, 2 and 3 executors', () => {
         expect(r.generatedTokens).toHaveLength(GREEDY);
         if (n === 1) tokens.set(name, r.generatedTokens);
         else expect(r.generatedTokens, `${name} on ${n} executors`).toEqual(tokens.get(name));
+        if (n === 2) {
+          // The other placements the planner may choose: token_embd copied into each node,
+          // the whole output projection on one rank (the other gathers nothing).
+          const placed = await loadModel(c, {
+            path,
+            ctx: CTX,
+            placement: { embeddings: 'mirrored', output: 'single' },
+          });
+          expect([placed.split.tokenEmbd.placement, placed.split.output.placement]).toEqual([
+            'mirrored',
+            'single',
+          ]);
+          const p = await generate(c, placed, {
+            prompt: TEXT,
+            maxTokens: GREEDY,
+            sampling: { temperature: 0, seed: 1 },
+            stopAtEog: false,
+          });
+          expect(p.generatedTokens, `${name}, token_embd mirrored, output on one rank`).toEqual(
+            tokens.get(name),
+          );
+        }
       }
     }
   }, 300_000);

@@ -17,6 +17,7 @@ import {
   renderModelSplit,
   type ModelShape,
 } from '../../planner/model-split.js';
+import { len } from '../../planner/split.js';
 import type { Range } from '../../planner/types.js';
 import { tinyLlamaQ4_0 } from '../helpers/model-shapes.js';
 
@@ -159,12 +160,16 @@ describe('planModelSplit properties', () => {
         for (const [lo] of ff) expect(lo % s.ffBlock).toBe(0);
         for (const [lo] of kv) expect(lo % s.kvUnit).toBe(0);
         expectBalanced(ff, m.nFf, s.ffBlock, w);
-        expectBalanced(
-          s.ranks.map((r) => r.vocab),
-          m.nVocab,
-          1,
-          w,
-        );
+        // The output sharded in proportion, or (rows of a few bytes, where the gather costs more
+        // than the read it saves) all on the fastest rank.
+        if (s.output.placement === 'sharded')
+          expectBalanced(
+            s.ranks.map((r) => r.vocab),
+            m.nVocab,
+            1,
+            w,
+          );
+        else expect(s.ranks.filter((r) => len(r.vocab) > 0).map((r) => len(r.vocab))).toEqual([m.nVocab]);
         const kvUnits = Math.ceil(m.nHeadKv / s.kvUnit);
         const sum = w.reduce((a, b) => a + b, 0);
         if (kvUnits >= w.length) {
@@ -281,11 +286,105 @@ describe('planModelSplit properties', () => {
       expect(text).toMatch(/^rank +rate +kv heads +q heads +n_ff +vocab rows +weights +kv cache @128$/m);
       expect(text).toMatch(/^0 +2 +\[0, 2\) +\[0, 4\) +\[0, 48\) +\[0, 64128\)/m);
       expect(text).toMatch(
-        /^token_embd: one shared copy per host \(.*\); a step looks up one .* row per token/m,
+        /^token_embd: shared, one copy per host \(.*one .* row looked up per token\): the ranks' memory nodes are not known$/m,
       );
-      expect(text).toMatch(/^output: sharded by vocabulary rows, the largest share reading /m);
+      expect(text).toMatch(
+        /^output: sharded by vocabulary rows, the largest share reading .*: sharding with /m,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('token_embd and the output projection: the planner places them', () => {
+  const m = tinyLlamaQ4_0();
+  const two = [
+    { rate: 1, speed: 20 },
+    { rate: 1, speed: 20 },
+  ];
+  const embd = rowBytes(m.tokenEmbd, m.nEmbd) * m.nVocab;
+
+  it('one host, one memory node: token_embd shared, the output sharded (a gather in shared memory is cheap)', () => {
+    const s = planModelSplit(m, two, {
+      places: [
+        { host: 0, memoryNode: 0 },
+        { host: 0, memoryNode: 0 },
+      ],
+    });
+    expect(s.tokenEmbd.placement).toBe('shared');
+    expect(s.tokenEmbd.reason).toMatch(/share one memory node/);
+    expect(s.output.placement).toBe('sharded');
+    expect(s.output.seconds.sharded).toBeLessThan(s.output.seconds.single);
+    expect(s.ranks.map((r) => r.vocab)).toEqual([
+      [0, m.nVocab / 2],
+      [m.nVocab / 2, m.nVocab],
+    ]);
+  });
+
+  it('ranks on two memory nodes with room: token_embd mirrored, its bytes counted on every rank', () => {
+    const shared = planModelSplit(m, two);
+    const s = planModelSplit(m, two, {
+      places: [
+        { host: 0, memoryNode: 0, memoryBytes: 64 * 2 ** 30 },
+        { host: 0, memoryNode: 1, memoryBytes: 64 * 2 ** 30 },
+      ],
+    });
+    expect(s.tokenEmbd.placement).toBe('mirrored');
+    s.ranks.forEach((r, i) => expect(r.weightBytes - shared.ranks[i]!.weightBytes).toBe(embd));
+    expect(renderModelSplit(s)).toMatch(
+      /^token_embd: mirrored, a .* copy in each rank's node memory: the ranks sit on different memory nodes/m,
+    );
+    // No room for the copy beside the weights and the KV cache: shared, naming the rank.
+    const tight = planModelSplit(m, two, {
+      places: [
+        { host: 0, memoryNode: 0, memoryBytes: 64 * 2 ** 30 },
+        { host: 0, memoryNode: 1, memoryBytes: shared.ranks[1]!.weightBytes + shared.ranks[1]!.kvCacheBytes },
+      ],
+    });
+    expect(tight.tokenEmbd.placement).toBe('shared');
+    expect(tight.tokenEmbd.reason).toMatch(/rank 1's node has no room/);
+  });
+
+  it('across hosts on a slow link one rank reads the whole projection; on a fast one it is sharded', () => {
+    const places = [
+      { host: 0, memoryNode: -1 },
+      { host: 1, memoryNode: -1 },
+    ];
+    const slow = planModelSplit(m, two, { places, gatherGBps: 0.001 });
+    expect(slow.output.placement).toBe('single');
+    expect(slow.output.seconds.single).toBeLessThan(slow.output.seconds.sharded);
+    expect(slow.output.reason).toMatch(/rank 0 reading every row .* beats sharding/);
+    // Contiguous ranges, every row once: rank 0 all, rank 1 none.
+    expect(slow.ranks.map((r) => r.vocab)).toEqual([
+      [0, m.nVocab],
+      [m.nVocab, m.nVocab],
+    ]);
+    const fast = planModelSplit(m, two, { places, gatherGBps: 10 });
+    expect(fast.output.placement).toBe('sharded');
+    // Without a measured link the assumed 10 Gb Ethernet is named.
+    expect(planModelSplit(m, two, { places }).output.reason).toMatch(/an assumed 1\.25 GB\/s link/);
+    // The faster rank takes it when one is faster.
+    const uneven = planModelSplit(
+      m,
+      [
+        { rate: 1, speed: 10 },
+        { rate: 2, speed: 20 },
+      ],
+      { places, gatherGBps: 0.001 },
+    );
+    expect(uneven.ranks.map((r) => r.vocab)).toEqual([
+      [0, 0],
+      [0, m.nVocab],
+    ]);
+  });
+
+  it('a run may fix either choice', () => {
+    const s = planModelSplit(m, two, { embeddings: 'mirrored', output: 'single' });
+    expect([s.tokenEmbd.placement, s.output.placement]).toEqual(['mirrored', 'single']);
+    expect(s.output.reason).toMatch(/^asked for \(sharded .* ms, single .* ms a token\)$/);
+    const one = planModelSplit(m, [{ rate: 1 }]);
+    expect(one.output.placement).toBe('sharded');
+    expect(one.ranks[0]!.vocab).toEqual([0, m.nVocab]);
   });
 });

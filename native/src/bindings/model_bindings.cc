@@ -112,6 +112,7 @@ ModelConfig ConfigFromJs(const Napi::Object& o) {
   if (o.Has("kernelPath") && !o.Get("kernelPath").IsUndefined()) c.isa = ResolveIsa(ParseIsa(Str(o, "kernelPath")));
   if (o.Has("slots") && !o.Get("slots").IsUndefined()) c.nSlots = static_cast<int>(Int(o, "slots"));
   c.batchInvariant = o.Get("batchInvariant").ToBoolean();
+  c.mirrorEmbeddings = o.Get("mirrorEmbeddings").ToBoolean();
   Napi::Array ts = Arr(o.Get("tensors"), "tensors");
   for (uint32_t i = 0; i < ts.Length(); ++i) {
     Napi::Object t = Obj(ts.Get(i), "tensor");

@@ -242,8 +242,10 @@ ModelShard::ModelShard(ModelConfig cfg) : cfg_(std::move(cfg)) {
   const bool tied = Find("output.weight", false) == nullptr;
   mat(tied ? "token_embd.weight" : "output.weight", s.vocabLo, s.vocabHi, 0, E, {E, c.nVocab}, &output_);
 
-  // Token embeddings stay in the file mapping.
-  {
+  // Token embeddings: the file mapping's pages, or a copy in this node's memory.
+  if (c.mirrorEmbeddings) {
+    mat("token_embd.weight", 0, c.nVocab, 0, E, {E, c.nVocab}, &embd_);
+  } else {
     const ModelTensorRef* t = Find("token_embd.weight", true);
     if (!SameShape(t->ne, {E, c.nVocab}))
       throw UserError("token_embd.weight has dims " + Dims(t->ne) + ", the configuration implies " + Dims({E, c.nVocab}));

@@ -123,7 +123,7 @@ class ModelShard {
   const float* outputNorm_ = nullptr;
   const float* ropeFreqs_ = nullptr;
   ShardMatrix output_;
-  ShardMatrix embd_;  // stays in the file mapping: a step reads only its tokens' rows
+  ShardMatrix embd_;  // in the file mapping (a step reads only its tokens' rows), or copied when mirrorEmbeddings
   int64_t qHeads_ = 0, kvHeads_ = 0, ffRows_ = 0, vocabRows_ = 0;
   uint64_t kvSlotBytes_ = 0;   // K (or V) of one layer for one sequence: kvHeads_ × nCtx × headDim f16
   uint64_t kvLayerBytes_ = 0;  // K (then V) of one layer: nSlots × kvSlotBytes_
