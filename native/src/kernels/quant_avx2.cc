@@ -23,6 +23,18 @@ KFN float HSum256(__m256 v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+// Software prefetch for the row kernels (GEMV and row-invariant rows): the lines of a block
+// kPrefetchAhead bytes further along W (rows lie one after another, so past a row's end is the
+// next row). On the EPYC dev VM, one core, q4_0 11008×4096 from DRAM: 0.64-0.66 of a plain read
+// without, 0.75 at 2 KiB, 0.77-0.78 at 4-8 KiB (`redblue bench kernels --gemv-only`): the
+// hardware prefetcher alone leaves the dot products waiting on DRAM. Prefetches past the end
+// of the mapping are dropped by the cpu, never faulted.
+constexpr int64_t kPrefetchAhead = 4096;
+KFN void PrefetchAhead(const void* block, int64_t bytes) {
+  const char* p = static_cast<const char*>(block) + kPrefetchAhead;
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
 // Q4_0 / Q8_0 tiles: JR rows of W × RX rows of X, so that each unpacked weight block serves RX
 // rows of X and each loaded block of X serves JR rows of W, with JR·RX independent accumulator
 // chains. W's per-block scales are gathered 8 at a time (plain integer loads, one vcvtph2ps):
@@ -220,8 +232,10 @@ KFN float RowDot4(int64_t nb, const BlockDot& dot) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   float corr[4] = {0, 0, 0, 0};  // Q4_0's offsets d_w·c, one scalar FMA chain per accumulator
   int64_t b = 0;
-  for (; b + 4 <= nb; b += 4)
+  for (; b + 4 <= nb; b += 4) {
+    PrefetchAhead(dot.w + b, 4 * static_cast<int64_t>(sizeof(*dot.w)));
     for (int u = 0; u < 4; ++u) dot(b + u, acc[u], corr[u]);
+  }
   for (; b < nb; ++b) dot(b, acc[0], corr[0]);
   return HSum256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) +
          ((corr[0] + corr[1]) + (corr[2] + corr[3]));
@@ -266,6 +280,7 @@ KFN void Q4QuadsRows(const BlockQ4_0* w, const ActRows& act, int64_t r, int64_t 
   for (int i = 0; i < RX; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps(), corr[i] = _mm_setzero_ps();
   for (int64_t q = 0; q < nq; ++q) {
     const BlockQ4_0* blk = w + 4 * q;
+    PrefetchAhead(blk, 4 * sizeof(BlockQ4_0));
     uint64_t h = 0;
     for (int t = 0; t < 4; ++t) h |= uint64_t(blk[t].d) << (16 * t);
     const __m128 dw = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(h)));
@@ -327,6 +342,7 @@ KFN void Q8Rows(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
     for (int u = 0; u < 4; ++u) acc[i][u] = _mm256_setzero_ps();
   int64_t b = 0;
   for (; b < act.nb; ++b) {
+    if (b % 2 == 0) PrefetchAhead(w + b, 2 * sizeof(BlockQ8_0));
     const int u = b < act.nb / 4 * 4 ? static_cast<int>(b % 4) : 0;  // RowDot4's accumulator for block b
     const __m256i z = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
     const __m256i az = _mm256_abs_epi8(z);
@@ -474,6 +490,7 @@ KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   __m256 acc[RX], accMin[RX];
   for (int i = 0; i < RX; ++i) acc[i] = accMin[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
+    PrefetchAhead(w + b, sizeof(Block));
     uint32_t u[4];
     UnpackScalesK4(w[b].scales, u);
     const __m128i sm = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
@@ -526,6 +543,7 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
+    PrefetchAhead(w + b, sizeof(BlockQ6_K));
     const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales));
     const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
     const float dw = _cvtsh_ss(w[b].d);
