@@ -12,6 +12,8 @@ export interface StepBrick {
   k1: number;
   /** Byte offset of the brick's partial-C slot in the staging area. */
   partialOffset: number;
+  /** Its C chunk's flag in the done array (bricks of `mine` only). */
+  doneIndex?: number;
 }
 
 export interface GemmStepArgs {
@@ -26,6 +28,9 @@ export interface GemmStepArgs {
   cRow0: number;
   cRow1: number;
   node: number;
+  /** The done array (one uint32 per C chunk of the plan: 1 once its result is in place). */
+  doneOffset?: number;
+  doneCount?: number;
 }
 
 export interface StepTimings {

@@ -9,6 +9,7 @@
 //  3. With several hosts of several nodes, hierarchy.ts plans hosts first (network), then nodes in
 //     each host (inter-socket); it replaces the flat plan when less data crosses the network.
 //  4. Baselines (baselines/) and lower bounds (bounds.ts) are computed under the same model.
+//  5. After a lost executor, reassign.ts deals the chunks it left undone to the executors left.
 // Limits (cluster.ts): up to MAX_LISTED_RANKS ranks every rank is planned and listed. A larger
 // cluster (up to 2^31 − 1 ranks) is planned on its first min(P, bricks) ranks when that is few
 // enough, bricks being the m·n·⌈k/block⌉ unit bricks: no other rank can get work, so the rest are

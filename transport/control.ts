@@ -35,6 +35,10 @@ export interface GemmRequest {
   cOffset: number;
   partialOffset: number;
   cRows: WireRange;
+  /** The done array's offset (absent or 0: none), and a recovery step's chunks to compute. */
+  doneOffset?: number;
+  redo?: boolean;
+  redoChunks?: number[];
 }
 export interface GemmReply {
   computeSeconds: number;

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { readTopology, type MachineTopology } from '../../native/topology.js';
 import type { LocalCluster } from '../../executor/host/local-cluster.js';
-import { runGemm, type GemmInputs } from '../../executor/coordinator/gemm-run.js';
+import { GemmJob, type GemmInputs } from '../../executor/coordinator/gemm-run.js';
 import {
   runLayers,
   type LayerDType,
@@ -192,22 +192,19 @@ Examples:
         const merged = { ...cmd.parent?.opts<CommonOpts>(), ...stripUndefined(o) };
         const shape = gemmShape(o);
         const topo = topologyFor(merged);
-        let p = planLocalGemm(topo, shape, o.objective, o.memory);
+        const p = planLocalGemm(topo, shape, o.objective, o.memory);
         const progress = new Progress('starting executors');
-        // A lost executor: the product is planned again for the nodes left and computed there.
+        // A lost executor: the executors left compute the C chunks it left undone.
         const lost: Recovery[] = [];
-        const r = await withSurvivors(
-          topo,
-          (c) => {
-            if (c.size !== p.ranks.length) p = planLocalGemm(c.topology, shape, o.objective, o.memory);
-            return runGemm(c, p, gemmInputs(o, shape), o.out);
-          },
-          {
+        const job = new GemmJob(p, gemmInputs(o, shape), o.out);
+        let r: Awaited<ReturnType<GemmJob['run']>>;
+        try {
+          r = await withSurvivors(topo, (c) => job.run(c), {
             onFailure: o.onFailure,
             onLost: (x) => {
               lost.push(x);
               process.stderr.write(
-                `redblue: executor rank ${x.lostRank} died (${x.reason}); computing C again on ${x.executors} executor(s)\n`,
+                `redblue: executor rank ${x.lostRank} died (${x.reason}); computing the C chunks not done on ${x.executors} executor(s)\n`,
               );
             },
             hooks: {
@@ -217,8 +214,10 @@ Examples:
               },
               onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
             },
-          },
-        );
+          });
+        } finally {
+          job.close();
+        }
         const v = o.verify ? verifyGemm(r) : undefined;
         const report = (merged as { report?: string }).report;
         if (report) writeReport(report, p, r, `redblue run gemm, ${topo.nodes.length} executor(s)`);
@@ -234,9 +233,12 @@ Examples:
             lost
               .map(
                 (x) =>
-                  `lost: executor rank ${x.lostRank} (cpus ${x.lostCpus.join(',')}) at ${x.at}: ${x.reason}; C computed again on ${x.executors} executor(s), ${x.seconds.toFixed(2)} s to restart\n`,
+                  `lost: executor rank ${x.lostRank} (cpus ${x.lostCpus.join(',')}) at ${x.at}: ${x.reason}; went on with ${x.executors} executor(s), ${x.seconds.toFixed(2)} s to restart\n`,
               )
-              .join(''),
+              .join('') +
+            (r.chunks
+              ? `C chunks computed again: ${r.chunks.recomputed} of ${r.chunks.planned} (the rest were done before the loss and kept)\n`
+              : ''),
         );
         if (v && !v.ok) throw new Error(verificationFailure(v));
       },

@@ -1,12 +1,16 @@
 // `redblue run gemm`: one distributed C = A·B following the planner's bricks. A and B go into
 // the host's staging area, every executor fetches its blocks into node-local memory, multiplies
-// and reduces its rows of C (native step), and the coordinator writes C out.
+// and reduces its rows of C (native step), and the coordinator writes C out. The staging area
+// belongs to the run, not to the executors: when one dies, the executors left attach it, compute
+// only the C chunks not marked done (planner/reassign.ts deals them out) and reduce all of C.
 import type { Plan } from '../../planner/types.js';
 import { readNpyMatrix, writeNpyMatrix } from './npy.js';
 import { checkFinite } from './finite.js';
 import type { LocalCluster } from '../host/local-cluster.js';
 import { executorAddon, STREAM_A, STREAM_B } from '../../native/steps.js';
-import { cRowsOf, gemmLayout } from '../node/gemm-layout.js';
+import { cRowsOf, gemmLayout, planChunks, type GemmLayout } from '../node/gemm-layout.js';
+import { createSharedArea, type SharedArea } from '../../transport/shared-area.js';
+import { assignLeftovers } from '../../planner/reassign.js';
 import { brickToWire, rangeToWire } from '../../transport/bricks.js';
 import type { StepSchedule, StepTimings } from '../../native/steps.js';
 
@@ -34,6 +38,8 @@ export interface GemmRunResult {
   c: Float32Array;
   a: Float32Array;
   b: Float32Array;
+  /** After lost executors: C chunks of the plan, and how many were computed again (the rest were kept). */
+  chunks?: { planned: number; recomputed: number };
 }
 
 /** Loads A and B from their files (null: made from the seed), checking shapes and values. */
@@ -59,76 +65,134 @@ export function gemmOperands(inp: GemmInputs): { a: Float32Array | null; b: Floa
   return { a, b };
 }
 
+/**
+ * One gemm that survives lost executors: run() on the first executors computes the plan; run()
+ * again on the executors left (after one died) computes only the chunks not done, on the same
+ * staging area. close() removes the area (also done at exit, so Ctrl-C leaves none).
+ */
+export class GemmJob {
+  private area: SharedArea | undefined;
+  private layout: GemmLayout | undefined;
+  private operands: { a: Float32Array | null; b: Float32Array | null } | undefined;
+  private readonly allBricks;
+  private readonly onExit = () => this.close();
+
+  constructor(
+    private readonly plan: Plan,
+    private readonly inp: GemmInputs,
+    private readonly out?: string,
+  ) {
+    this.allBricks = plan.ranks.map((r) => ({ rank: r.rank, bricks: r.bricks.map(brickToWire) }));
+  }
+
+  async run(cluster: LocalCluster): Promise<GemmRunResult> {
+    const { m, n, k } = this.inp;
+    // The plan as it stands, on as many executors as it has ranks; otherwise (an executor lost,
+    // even before the first step) the chunks not done, dealt to the executors there are.
+    const first = this.area === undefined && this.plan.ranks.length === cluster.size;
+    if (!this.area) {
+      this.operands = gemmOperands(this.inp);
+      const layout = gemmLayout(
+        m,
+        n,
+        k,
+        this.plan.ranks.map((r) => r.bricks),
+      );
+      this.layout = layout;
+      this.area = createSharedArea(`gemm-${Date.now().toString(36)}`, layout.bytes);
+      process.on('exit', this.onExit);
+      const buf = this.area.buffer;
+      const fill = (src: Float32Array | null, off: number, count: number, stream: number) => {
+        if (src) new Float32Array(buf, off, count).set(src);
+        else executorAddon().fillUniform(buf, off, count, this.inp.seed, stream);
+      };
+      fill(this.operands.a, layout.aOffset, m * k, STREAM_A);
+      fill(this.operands.b, layout.bOffset, k * n, STREAM_B);
+    }
+    const layout = this.layout!;
+    const buf = this.area.buffer;
+    await cluster.attachArea(this.area);
+
+    // The first time each rank computes its own bricks; after a loss the executors left share
+    // the chunks not marked done, whoever they were planned for.
+    const chunks = planChunks(this.plan.ranks, layout.partialOffset, k);
+    const done = new Uint32Array(buf, layout.doneOffset, chunks.length);
+    const left = first ? [] : chunks.flatMap((_, i) => (done[i] === 1 ? [] : [i]));
+    const redo = first
+      ? undefined
+      : assignLeftovers(
+          left.map((i) => {
+            const c = chunks[i]!.chunk;
+            return (c.m[1] - c.m[0]) * (c.n[1] - c.n[0]) * (c.k[1] - c.k[0]);
+          }),
+          cluster.size,
+        ).map((idx) => idx.map((j) => left[j]!));
+    const P = cluster.size;
+    const started = process.hrtime.bigint();
+    const replies = await cluster.guard(
+      Promise.all(
+        cluster.clients.map((c, rank) =>
+          c.gemm({
+            m,
+            n,
+            k,
+            bricks: first ? this.allBricks[rank]!.bricks : [],
+            allBricks: this.allBricks,
+            aOffset: layout.aOffset,
+            bOffset: layout.bOffset,
+            cOffset: layout.cOffset,
+            partialOffset: layout.partialOffset,
+            // Rows of C are reduced by every executor, idle in the plan or not.
+            cRows: rangeToWire(cRowsOf(rank, P, m)),
+            doneOffset: layout.doneOffset,
+            ...(redo ? { redo: true, redoChunks: redo[rank]! } : {}),
+          }),
+        ),
+      ),
+    );
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const c = new Float32Array(m * n);
+    c.set(new Float32Array(buf, layout.cOffset, m * n));
+    const a = new Float32Array(m * k);
+    a.set(new Float32Array(buf, layout.aOffset, m * k));
+    const b = new Float32Array(k * n);
+    b.set(new Float32Array(buf, layout.bOffset, k * n));
+    if (this.out) writeNpyMatrix(this.out, m, n, c);
+    const brickCount = (rank: number) =>
+      redo
+        ? redo[rank]!.reduce((s, i) => s + chunks[i]!.bricks.length, 0)
+        : this.allBricks[rank]!.bricks.length;
+    return {
+      m,
+      n,
+      k,
+      seconds,
+      gflops: (2 * m * n * k) / seconds / 1e9,
+      perRank: replies.map((r, rank) => ({ ...r, rank, bricks: brickCount(rank) })),
+      c,
+      a,
+      b,
+      ...(redo ? { chunks: { planned: chunks.length, recomputed: left.length } } : {}),
+    };
+  }
+
+  close(): void {
+    this.area?.close();
+    process.off('exit', this.onExit);
+  }
+}
+
+/** One gemm on these executors (no recovery: see GemmJob). */
 export async function runGemm(
   cluster: LocalCluster,
   plan: Plan,
   inp: GemmInputs,
   out?: string,
 ): Promise<GemmRunResult> {
-  const { m, n, k } = inp;
-  if (plan.ranks.length !== cluster.size) {
-    throw new Error(`the plan has ${plan.ranks.length} ranks but ${cluster.size} executors are running`);
+  const job = new GemmJob(plan, inp, out);
+  try {
+    return await job.run(cluster);
+  } finally {
+    job.close();
   }
-  const operands = gemmOperands(inp);
-  const layout = gemmLayout(
-    m,
-    n,
-    k,
-    plan.ranks.map((r) => r.bricks),
-  );
-  const { aOffset, bOffset, cOffset, partialOffset } = layout;
-  const area = await cluster.stage('gemm', layout.bytes);
-  const buf = area.buffer;
-  const fill = (src: Float32Array | null, off: number, count: number, stream: number) => {
-    if (src) new Float32Array(buf, off, count).set(src);
-    else executorAddon().fillUniform(buf, off, count, inp.seed, stream);
-  };
-  fill(operands.a, aOffset, m * k, STREAM_A);
-  fill(operands.b, bOffset, k * n, STREAM_B);
-
-  const allBricks = plan.ranks.map((r) => ({
-    rank: r.rank,
-    bricks: r.bricks.map(brickToWire),
-  }));
-  const P = cluster.size;
-  const started = process.hrtime.bigint();
-  const replies = await cluster.guard(
-    Promise.all(
-      cluster.clients.map((c, rank) =>
-        c.gemm({
-          m,
-          n,
-          k,
-          bricks: allBricks[rank]!.bricks,
-          allBricks,
-          aOffset,
-          bOffset,
-          cOffset,
-          partialOffset,
-          // Rows of C are reduced by every executor, idle in the plan or not.
-          cRows: rangeToWire(cRowsOf(rank, P, m)),
-        }),
-      ),
-    ),
-  );
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const c = new Float32Array(m * n);
-  c.set(new Float32Array(buf, cOffset, m * n));
-  const a = new Float32Array(m * k);
-  a.set(new Float32Array(buf, aOffset, m * k));
-  const b = new Float32Array(k * n);
-  b.set(new Float32Array(buf, bOffset, k * n));
-  area.close();
-  if (out) writeNpyMatrix(out, m, n, c);
-  return {
-    m,
-    n,
-    k,
-    seconds,
-    gflops: (2 * m * n * k) / seconds / 1e9,
-    perRank: replies.map((r, rank) => ({ ...r, rank, bricks: allBricks[rank]!.bricks.length })),
-    c,
-    a,
-    b,
-  };
 }

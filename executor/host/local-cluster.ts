@@ -95,16 +95,26 @@ export class LocalCluster {
     return this.group.guard(work);
   }
 
-  /** A new staging area for one workload, attached by every executor. */
+  /** A new staging area for one workload, attached by every executor (and closed with the cluster). */
   async stage(tag: string, bytes: number): Promise<SharedArea> {
     const area = createSharedArea(`${tag}-${this.areas.length}`, bytes);
     this.areas.push(area);
+    await this.attachArea(area);
+    return area;
+  }
+
+  /**
+   * Has every executor attach an area that outlives the cluster (a gemm that goes on after a lost
+   * executor keeps its staging area, with the chunks already done, for the executors left).
+   */
+  async attachArea(area: SharedArea): Promise<void> {
     await this.guard(
       Promise.all(
-        this.clients.map((c) => c.attach({ session: this.session, staging: area.name, stagingBytes: bytes })),
+        this.clients.map((c) =>
+          c.attach({ session: this.session, staging: area.name, stagingBytes: area.buffer.byteLength }),
+        ),
       ),
     );
-    return area;
   }
 
   pids(): number[] {

@@ -17,6 +17,9 @@ export interface GemmLayout {
   /** Where the partial-C slots begin, and their bytes in all. */
   partialOffset: number;
   partialBytes: number;
+  /** The done array: one uint32 per C chunk, every rank's in plan order (see GemmStepArgs). */
+  doneOffset: number;
+  chunks: number;
   /** Bytes of the whole area (at least 4, so an area is never empty). */
   bytes: number;
 }
@@ -72,13 +75,17 @@ export function gemmLayout(
   const cOffset = align(bOffset + k * n * 4);
   const partialOffset = align(cOffset + m * n * 4);
   const partialBytes = partialBytesOf(ranks, k);
+  const doneOffset = align(partialOffset + partialBytes);
+  const chunks = ranks.reduce((s, bricks) => s + cChunks(bricks).length, 0);
   return {
     aOffset,
     bOffset,
     cOffset,
     partialOffset,
     partialBytes,
-    bytes: partialOffset + Math.max(4, partialBytes),
+    doneOffset,
+    chunks,
+    bytes: doneOffset + Math.max(4, chunks * 4),
   };
 }
 
@@ -97,27 +104,50 @@ const toStep = (b: Brick, partialOffset: number): StepBrick => ({
   partialOffset,
 });
 
+/** Every rank's C chunks in plan order (their index is their flag in the done array), with their bricks and partial slots. */
+export function planChunks(
+  all: readonly { rank: number; bricks: readonly Brick[] }[],
+  partialOffset: number,
+  k: number,
+): { rank: number; chunk: Brick; bricks: Brick[]; partialOffset: number }[] {
+  let off = partialOffset;
+  const out: { rank: number; chunk: Brick; bricks: Brick[]; partialOffset: number }[] = [];
+  for (const rb of all) {
+    for (const c of cChunks(rb.bricks)) {
+      out.push({
+        rank: rb.rank,
+        chunk: c.chunk,
+        bricks: rb.bricks.slice(c.first, c.first + c.count),
+        partialOffset: off,
+      });
+      off += partialSlotBytes(c.chunk, k);
+    }
+  }
+  return out;
+}
+
 /**
  * The native step's bricks: every rank's C chunks (with their partial slots from `partialOffset`
- * on, in order; what the reduction sums) and the bricks of `rank`, one per sequential step, each
- * with its C chunk's slot.
+ * on, in order; what the reduction sums) and the bricks this rank computes, one per sequential
+ * step, each with its C chunk's slot and index in the done array: its own (`rank`'s), or, after a
+ * lost executor, the chunks listed in `redo` whoever they were planned for.
  */
 export function stepBricks(
   all: readonly { rank: number; bricks: readonly Brick[] }[],
   partialOffset: number,
   k: number,
   rank: number,
+  redo?: readonly number[],
 ): { all: StepBrick[]; mine: StepBrick[] } {
-  let off = partialOffset;
-  const out: StepBrick[] = [];
-  const mine: StepBrick[] = [];
-  for (const rb of all) {
-    for (const c of cChunks(rb.bricks)) {
-      out.push(toStep(c.chunk, off));
-      if (rb.rank === rank)
-        for (const b of rb.bricks.slice(c.first, c.first + c.count)) mine.push(toStep(b, off));
-      off += partialSlotBytes(c.chunk, k);
-    }
-  }
-  return { all: out, mine };
+  const chunks = planChunks(all, partialOffset, k);
+  const mineOf = (i: number) =>
+    chunks[i]!.bricks.map((b) => ({ ...toStep(b, chunks[i]!.partialOffset), doneIndex: i }));
+  const mine = redo
+    ? redo.flatMap((i) => {
+        if (!Number.isInteger(i) || i < 0 || i >= chunks.length)
+          throw new Error(`redo chunk ${i} is not one of the plan's ${chunks.length} C chunks`);
+        return mineOf(i);
+      })
+    : chunks.flatMap((c, i) => (c.rank === rank ? mineOf(i) : []));
+  return { all: chunks.map((c) => toStep(c.chunk, c.partialOffset)), mine };
 }

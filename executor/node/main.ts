@@ -84,7 +84,9 @@ class Executor {
           req.partialOffset,
           req.k,
           a.rank,
+          req.redo ? (req.redoChunks ?? []) : undefined,
         );
+        const doneCount = req.doneOffset ? all.length : 0;
         const t = await executorAddon().gemmStep(this.pool, group.communicator, area.buffer, {
           m: req.m,
           n: req.n,
@@ -97,6 +99,7 @@ class Executor {
           cRow0: cRows.lo,
           cRow1: cRows.hi,
           node: a.memoryNode,
+          ...(doneCount ? { doneOffset: req.doneOffset!, doneCount } : {}),
         });
         return t;
       },

@@ -9,6 +9,7 @@ import {
   stepBricks,
 } from '../../executor/node/gemm-layout.js';
 import { brickFromWire, brickToWire } from '../../transport/bricks.js';
+import { assignLeftovers } from '../../planner/reassign.js';
 import type { Brick } from '../../planner/types.js';
 
 const whole: Brick = { m: [0, 3], n: [0, 5], k: [0, 7] };
@@ -24,7 +25,10 @@ describe('gemm staging layout', () => {
     expect(l.partialOffset).toBe(384 + 128); // 6·5·4 = 120 → 128
     expect(partialSlotBytes(whole, 7)).toBe(0);
     expect(l.partialBytes).toBe(2 * 3 * 5 * 4);
-    expect(l.bytes).toBe(l.partialOffset + l.partialBytes);
+    // Then the done array: one uint32 per C chunk (3 here), 64-byte aligned.
+    expect(l.doneOffset).toBe(512 + 128);
+    expect(l.chunks).toBe(3);
+    expect(l.bytes).toBe(l.doneOffset + 3 * 4);
     expect(gemmLayout(1, 1, 1, [[{ m: [0, 1], n: [0, 1], k: [0, 1] }]]).bytes).toBe(192 + 4); // an area is never empty
   });
 
@@ -35,7 +39,19 @@ describe('gemm staging layout', () => {
     ];
     const s = stepBricks(all, 1000, 7, 1);
     expect(s.all.map((b) => b.partialOffset)).toEqual([1000, 1000, 1060]);
-    expect(s.mine).toEqual([{ m0: 3, m1: 6, n0: 0, n1: 5, k0: 4, k1: 7, partialOffset: 1060 }]);
+    expect(s.mine).toEqual([{ m0: 3, m1: 6, n0: 0, n1: 5, k0: 4, k1: 7, partialOffset: 1060, doneIndex: 2 }]);
+    // After a lost executor: the chunks listed, whoever they were planned for, with their own
+    // slots and done flags; the reduction still sums every chunk.
+    const redo = stepBricks(all, 1000, 7, 5, [1, 2]);
+    expect(redo.mine.map((b) => [b.m0, b.k0, b.k1, b.partialOffset, b.doneIndex])).toEqual([
+      [3, 0, 4, 1000, 1],
+      [3, 4, 7, 1060, 2],
+    ]);
+    expect(redo.all).toEqual(s.all);
+    expect(stepBricks(all, 1000, 7, 0, []).mine).toEqual([]);
+    expect(() => stepBricks(all, 1000, 7, 0, [3])).toThrow(
+      /redo chunk 3 is not one of the plan's 3 C chunks/,
+    );
     expect([0, 1, 2].map((r) => cRowsOf(r, 3, 10))).toEqual([
       [0, 3],
       [3, 6],
@@ -72,6 +88,20 @@ describe('gemm staging layout', () => {
     ]);
     // the same m×n in two ranks' lists are two chunks, even when their k ranges follow
     expect(gemmLayout(6, 5, 7, [[halfK], [otherHalf]]).partialBytes).toBe(2 * 3 * 5 * 4);
+  });
+
+  it('deals the chunks a lost executor left to the executors left, longest first, to the least loaded', () => {
+    // 5 → 0, 4 → 1, 3 → 1 (7), 2 → 0 (7), 1 → 0 (a tie: the lower index).
+    expect(assignLeftovers([5, 1, 4, 2, 3], 2)).toEqual([
+      [0, 1, 3],
+      [2, 4],
+    ]);
+    const dealt = assignLeftovers([5, 1, 4, 2, 3], 2);
+    const load = dealt.map((idx) => idx.reduce((s, i) => s + [5, 1, 4, 2, 3][i]!, 0));
+    expect(Math.max(...load) - Math.min(...load)).toBeLessThanOrEqual(1);
+    expect(dealt.flat().sort()).toEqual([0, 1, 2, 3, 4]);
+    expect(assignLeftovers([], 3)).toEqual([[], [], []]);
+    expect(() => assignLeftovers([1], 0)).toThrow(/at least one executor/);
   });
 
   it('converts bricks to the wire and back unchanged', () => {

@@ -30,6 +30,16 @@ beforeAll(() => {
 }, 120_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** User and system cpu time of a process, seconds (/proc/PID/stat, 100 ticks a second). */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** The executors of process `pid` (children running the node executor), by rank. */
 function executorsOf(pid: number): Map<number, number> {
   const out = new Map<number, number>();
@@ -168,41 +178,72 @@ describe('generate goes on when an executor dies', () => {
 });
 
 describe('run gemm goes on when an executor dies', () => {
-  it('computes C again on the executors left, verified against OpenBLAS', async () => {
-    let staged = 0;
+  it('computes only the C chunks not done on the executors left, verified against OpenBLAS', async () => {
+    // 3072³ on 3 executors: one C chunk each (the plan splits m and n, not k), marked done in the
+    // staging area's last 12 bytes once in place. Rank 1 is paused once it is computing (0.2 s of
+    // cpu after the area appeared, its chunk takes seconds) until ranks 0 and 2 have marked
+    // theirs (they then wait at the reduction), and killed: only its chunk is lost.
+    let phase: 'start' | 'paused' | 'killed' = 'start';
+    let cpuAtArea = -1;
     const r = await cliWhile(
       [
         'run',
         'gemm',
         '--m',
-        '4096',
+        '3072',
         '--n',
-        '4096',
+        '3072',
         '--k',
-        '4096',
+        '3072',
         '--virtual-nodes',
         '3',
         '--verify',
         '--json',
       ],
       (s) => {
-        // Once the gemm's staging area exists, the run is under way (filling A and B, computing).
-        if (!staged && leftovers(s.pid).some((f) => f.includes('gemm'))) staged = Date.now();
-        if (staged && Date.now() - staged > 150 && s.killed.length === 0)
-          kill(executorsOf(s.pid).get(1), s.killed);
+        const ex = executorsOf(s.pid);
+        const area = leftovers(s.pid).find((f) => f.includes('gemm'));
+        const one = ex.get(1);
+        if (phase === 'start' && area && one) {
+          const cpu = cpuSeconds(one);
+          if (cpuAtArea < 0) cpuAtArea = cpu;
+          else if (cpu - cpuAtArea > 0.2) {
+            process.kill(one, 'SIGSTOP');
+            phase = 'paused';
+          }
+        } else if (phase === 'paused' && area) {
+          let flags: Uint32Array;
+          try {
+            const bytes = readFileSync(`/dev/shm/${area}`);
+            flags = new Uint32Array(
+              bytes.buffer.slice(bytes.byteOffset + bytes.length - 12, bytes.byteOffset + bytes.length),
+            );
+          } catch {
+            return;
+          }
+          if (flags[0] === 1 && flags[2] === 1 && flags[1] === 0) {
+            kill(ex.get(1), s.killed);
+            phase = 'killed';
+          }
+        }
       },
     );
+    expect(phase).toBe('killed');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(
-      /executor rank 1 died \(killed by SIGKILL\); computing C again on 2 executor\(s\)/,
+      /executor rank 1 died \(killed by SIGKILL\); computing the C chunks not done on 2 executor\(s\)/,
     );
     const out = JSON.parse(r.stdout) as {
       verify: { ok: boolean };
-      perRank: unknown[];
+      perRank: { rank: number; bricks: number }[];
+      chunks: { planned: number; recomputed: number };
       recoveries: { lostRank: number; executors: number; seconds: number }[];
     };
     expect(out.verify.ok).toBe(true);
+    expect(out.chunks).toEqual({ planned: 3, recomputed: 1 });
+    // One executor computed the lost chunk; both reduced C.
     expect(out.perRank).toHaveLength(2);
+    expect(out.perRank.map((p) => p.bricks).sort()).toEqual([0, 1]);
     expect(out.recoveries).toMatchObject([{ lostRank: 1, executors: 2 }]);
     expect(leftovers(r.pid)).toEqual([]);
   }, 120_000);

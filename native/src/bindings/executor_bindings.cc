@@ -41,8 +41,10 @@ std::vector<StepBrick> Bricks(const Napi::Value& v) {
   std::vector<StepBrick> out;
   for (uint32_t i = 0; i < a.Length(); ++i) {
     Napi::Object b = Obj(a.Get(i), "brick");
-    out.push_back({Int(b, "m0"), Int(b, "m1"), Int(b, "n0"), Int(b, "n1"), Int(b, "k0"), Int(b, "k1"),
-                   static_cast<uint64_t>(Int(b, "partialOffset"))});
+    StepBrick sb{Int(b, "m0"), Int(b, "m1"), Int(b, "n0"), Int(b, "n1"), Int(b, "k0"), Int(b, "k1"),
+                 static_cast<uint64_t>(Int(b, "partialOffset"))};
+    if (b.Has("doneIndex") && !b.Get("doneIndex").IsUndefined()) sb.doneIndex = Int(b, "doneIndex");
+    out.push_back(sb);
   }
   return out;
 }
@@ -100,6 +102,10 @@ Napi::Value JsGemmStep(const Napi::CallbackInfo& info) {
   args->cRow0 = Int(o, "cRow0");
   args->cRow1 = Int(o, "cRow1");
   args->node = static_cast<int>(Int(o, "node"));
+  if (o.Has("doneCount") && !o.Get("doneCount").IsUndefined()) {
+    args->doneOffset = static_cast<uint64_t>(Int(o, "doneOffset"));
+    args->doneCount = Int(o, "doneCount");
+  }
   CheckGemmStep(*args);  // bad input is a synchronous error
   auto out = std::make_shared<GemmStepTimings>();
   return AsyncTask::Start(

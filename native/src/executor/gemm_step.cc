@@ -1,5 +1,6 @@
 #include "executor/gemm_step.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -107,6 +108,15 @@ void CheckGemmStep(const GemmStepArgs& a) {
   CheckRange(a.bOffset, fb, a.stagingBytes, "B");
   CheckRange(a.cOffset, fc, a.stagingBytes, "C");
   if (a.cRow0 < 0 || a.cRow1 > a.m || a.cRow0 > a.cRow1) throw UserError("gemm step: C row range outside C");
+  if (a.doneCount < 0) throw UserError("gemm step: the done array cannot have a negative length");
+  if (a.doneCount > 0) {
+    if (a.doneOffset % 4 != 0) throw UserError("gemm step: the done array must be 4-byte aligned");
+    CheckRange(a.doneOffset, 4ull * static_cast<uint64_t>(a.doneCount), a.stagingBytes, "the done array");
+  }
+  for (const StepBrick& b : a.mine)  // (without a done array, done indices are not used)
+    if (a.doneCount > 0 && (b.doneIndex < -1 || b.doneIndex >= a.doneCount))
+      throw UserError("gemm step: done index " + std::to_string(b.doneIndex) + " is outside the done array of " +
+                      std::to_string(a.doneCount));
   auto spans = ChunkSpans(a.mine);
   for (const auto* list : {&a.mine, &a.all})
     for (size_t i = 0; i < list->size(); ++i) {
@@ -178,6 +188,10 @@ GemmStepTimings GemmStep(const GemmStepArgs& a, ThreadPool& pool, Collective& pe
       g.ldc = bn;
     }
     GemmF32(g, pool);
+    // The chunk's last brick: its result is complete, and a later step may keep it.
+    const bool last = i + 1 == a.mine.size() || !Continues(b, a.mine[i + 1]);
+    if (last && b.doneIndex >= 0 && a.doneCount > 0)
+      reinterpret_cast<std::atomic<uint32_t>*>(a.staging + a.doneOffset)[b.doneIndex].store(1, std::memory_order_release);
     double t2 = Now();
     t.exchangeSeconds += t1 - t0;
     t.computeSeconds += t2 - t1;

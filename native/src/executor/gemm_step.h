@@ -4,7 +4,9 @@
 // accumulates into its C chunk (a run of bricks with the same m×n and contiguous k), which lives
 // in C itself when the chunk spans all of k, else in the chunk's partial slot. After a barrier the
 // rank reduces the rows of C it owns from every rank's partials. Works for any set of bricks that
-// partitions the iteration space (grids or not).
+// partitions the iteration space (grids or not). With a done array, each finished C chunk is
+// marked there, and a step computing only some chunks (those a lost executor left undone) and
+// reducing all of them picks up where the last one stopped.
 // Where the bytes live: the staging area's A and B pages are first touched by whoever writes them
 // (the coordinator), so they may sit on any node; the executor reads them once per step into its
 // node-local buffers (bound to its node), and the kernel reads only those.
@@ -20,6 +22,7 @@ namespace redblue {
 struct StepBrick {
   int64_t m0, m1, n0, n1, k0, k1;
   uint64_t partialOffset;  // byte offset of its (m1-m0)×(n1-n0) f32 partial in the staging area
+  int64_t doneIndex = -1;  // its C chunk's flag in the done array (mine only; -1: none)
 };
 
 struct GemmStepArgs {
@@ -31,6 +34,11 @@ struct GemmStepArgs {
   std::vector<StepBrick> all;   // every rank's C chunks (including ours): what the reduction sums
   int64_t cRow0 = 0, cRow1 = 0;  // rows of C this rank reduces
   int node = 0;
+  // The done array: one uint32 per C chunk of the plan, set to 1 once the chunk's result is in
+  // place (in C, or in its partial slot), so that after a lost executor only the chunks not done
+  // are computed again. doneCount 0: none kept.
+  uint64_t doneOffset = 0;
+  int64_t doneCount = 0;
 };
 
 // What the step did, beside its times: the executed schedule.
