@@ -184,14 +184,16 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
       referenceValue: ref.tg.mean,
       details: { ...common, sd: own.tg.sd, referenceSd: ref.tg.sd, exchangeShare: own.exchangeShareTg },
     }),
+    // Best against best: the read reference is the best of its repetitions, so the generation
+    // figure is its best repetition too (the mean is in details).
     result({
       case: `tg${o.tg}_bandwidth`,
       metric: 'weights read while generating',
-      value: (own.tg.mean * info.weightBytesPerToken) / 1e9,
+      value: (Math.max(...own.tg.runs) * info.weightBytesPerToken) / 1e9,
       unit: 'GB/s',
       reference: `read_bandwidth_${P}_cores`,
       referenceValue: readP,
-      details: common,
+      details: { ...common, meanGBps: (own.tg.mean * info.weightBytesPerToken) / 1e9 },
     }),
     result({
       case: `tg${o.tg}_scaling`,
@@ -266,7 +268,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
     table(['model', 'size', 'params', 'type', 'executors', 'test', 't/s', 'llama.cpp t/s', 'ratio'], rows) +
     '\n\n' +
     [
-      `token generation reads ${((own.tg.mean * info.weightBytesPerToken) / 1e9).toFixed(2)} GB/s of weights: ${(((own.tg.mean * info.weightBytesPerToken) / 1e9 / readP) * 100).toFixed(0)}% of the read bandwidth of ${P} core(s) (${readP.toFixed(2)} GB/s)`,
+      `token generation reads ${((Math.max(...own.tg.runs) * info.weightBytesPerToken) / 1e9).toFixed(2)} GB/s of weights at best (${((own.tg.mean * info.weightBytesPerToken) / 1e9).toFixed(2)} on average): ${(((Math.max(...own.tg.runs) * info.weightBytesPerToken) / 1e9 / readP) * 100).toFixed(0)}% of the best read bandwidth of ${P} core(s) (${readP.toFixed(2)} GB/s)`,
       `${P} executors against 1: ${(own.tg.mean / own1.tg.mean).toFixed(2)}× (the read bandwidth of ${P} cores against 1: ${(readP / read1).toFixed(2)}×)`,
       ...own.model.perRank.map((p, r) => {
         const m = own.memory[r]!;
