@@ -100,6 +100,16 @@ interface GenerateJson {
 
 const greedy = ['-p', PROMPT, '-n', '16', '--temp', '0', '--seed', '1', '--json'];
 
+/** `launch --hosts hostList generate -m …args` from the coordinator's namespace. */
+function launchGenerate(hostList: string, args: string[]) {
+  return cliIn(
+    lab!,
+    COORD,
+    ['launch', '--hosts', hostList, '--token-file', token, 'generate', '-m', ...args],
+    120_000,
+  );
+}
+
 /** The hosts' executors are gone and their shared memory with them. */
 async function hostsIdle(): Promise<void> {
   const sup = started.map((s) => s.proc.pid!);
@@ -112,12 +122,7 @@ async function hostsIdle(): Promise<void> {
  * tokens, and each leaves nothing behind.
  */
 async function sameAsOneHost(hostList: string, model: string, executors: number): Promise<GenerateJson> {
-  const r = await cliIn(
-    lab!,
-    COORD,
-    ['launch', '--hosts', hostList, '--token-file', token, 'generate', '-m', model, ...greedy],
-    120_000,
-  );
+  const r = await launchGenerate(hostList, [model, ...greedy]);
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   const across = JSON.parse(r.stdout) as GenerateJson;
@@ -138,23 +143,7 @@ async function sameAsOneHost(hostList: string, model: string, executors: number)
 describe('redblue launch generate across two hosts', () => {
   it('places the output on one host and token_embd in each node when asked, with the same tokens', async () => {
     const run = async (extra: string[]) => {
-      const r = await cliIn(
-        lab!,
-        COORD,
-        [
-          'launch',
-          '--hosts',
-          hosts,
-          '--token-file',
-          token,
-          'generate',
-          '-m',
-          models.q4_0,
-          ...greedy,
-          ...extra,
-        ],
-        120_000,
-      );
+      const r = await launchGenerate(hosts, [models.q4_0, ...greedy, ...extra]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       return JSON.parse(r.stdout) as GenerateJson & {
@@ -199,19 +188,7 @@ describe('redblue launch generate across two hosts', () => {
   }, 180_000);
 
   it('a model path one host cannot read fails naming that host and the path', async () => {
-    const r = await cliIn(lab!, COORD, [
-      'launch',
-      '--hosts',
-      hosts,
-      '--token-file',
-      token,
-      'generate',
-      '-m',
-      models.q4_0,
-      '--host-model',
-      'tiny-q4_0.gguf',
-      ...greedy,
-    ]);
+    const r = await launchGenerate(hosts, [models.q4_0, '--host-model', 'tiny-q4_0.gguf', ...greedy]);
     expect(r.code).not.toBe(0);
     expect(r.stdout).toBe('');
     const host1 = lab!.addresses[1]!.replace(/\./g, '\\.');
