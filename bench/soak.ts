@@ -111,10 +111,11 @@ export async function benchSoak(o: SoakOptions): Promise<BenchReport> {
   const plan = planLocalGemm(o.topology, shape);
   // Runs first: what a run leaves in place for good (loaded and optimised code, the allocators'
   // working size) is not growth. The coordinator's resident memory rose for the first ~200 runs
-  // and then held; 100 warm-up runs take most of that rise out of the figure.
+  // and then held (79, 101, 123, 122, 122 MB after 0-400 runs; with 100 warm-up runs, 1,000
+  // more still showed +22 MB, all of it before run 200).
   const once = () =>
     withLocalCluster(o.topology, (c) => runGemm(c, plan, { ...shape, seed: 1 }).then(() => undefined));
-  const warmUp = Math.min(o.gemmRuns, 100);
+  const warmUp = Math.min(o.gemmRuns, 200);
   for (let i = 0; i < warmUp; i++) {
     await once();
     o.onProgress?.('warm-up run gemm', i + 1, warmUp);
