@@ -109,21 +109,38 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
   let doorbell = false;
   const logitsAt = () => modelAddon().doorbellBytes;
   /** Posts a step in the doorbell; a lost executor ends the loops (and the native wait with them). */
+  // The native wait of the step in flight: it reads the staging area, so the area must outlive it.
+  let inflight: Promise<unknown> | undefined;
+  const endWait = async (area: ArrayBuffer, wait: Promise<unknown>) => {
+    modelAddon().stopDoorbell(area);
+    doorbell = false;
+    await wait.catch(() => undefined); // within 50 ms of the stop
+  };
+  // Stopping the cluster (Ctrl-C, a lost executor) ends a wait in flight before the unmapping.
+  cluster.onStop(async () => {
+    if (inflight && staging) await endWait(staging.buffer, inflight);
+  });
   const ring = async (tokens: number[], runs: SeqRun[]): Promise<ForwardReply[]> => {
     const area = staging!.buffer;
     let times: StepTimes[];
+    const wait = modelAddon().ringDoorbell(
+      area,
+      Int32Array.from(tokens),
+      runs,
+      cluster.clients.length,
+      600_000,
+    );
+    inflight = wait;
     try {
-      times = await cluster.guard(
-        modelAddon().ringDoorbell(area, Int32Array.from(tokens), runs, cluster.clients.length, 600_000),
-      );
+      times = await cluster.guard(wait);
     } catch (e) {
       // A step every rank refused (a bad position) leaves the loops running; anything else (a
-      // lost executor, a step not finished in time) ends them, and the native wait with them.
-      if (!/^executor rank \d+: /.test(e instanceof Error ? e.message : '')) {
-        modelAddon().stopDoorbell(area);
-        doorbell = false;
-      }
+      // lost executor, a step not finished in time) ends them, and the native wait with them,
+      // before the error goes on (the cluster is stopped next, and its areas unmapped).
+      if (!/^executor rank \d+: /.test(e instanceof Error ? e.message : '')) await endWait(area, wait);
       throw e;
+    } finally {
+      if (inflight === wait) inflight = undefined;
     }
     return times.map((t) => ({ ...t, logits: new Uint8Array() }));
   };

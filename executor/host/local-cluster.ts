@@ -45,6 +45,7 @@ export class LocalCluster {
   private readonly dir: string;
   private readonly group = new ProcessGroup();
   private areas: SharedArea[] = [];
+  private readonly stopHooks: (() => Promise<void>)[] = [];
   private stopped = false;
 
   private constructor(readonly topology: MachineTopology) {
@@ -121,9 +122,18 @@ export class LocalCluster {
     return this.group.pids();
   }
 
+  /**
+   * Runs `hook` first when the cluster stops, before its areas are unmapped: native work still
+   * reading an area (a step's doorbell wait) must end before the memory goes.
+   */
+  onStop(hook: () => Promise<void>): void {
+    this.stopHooks.push(hook);
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await Promise.allSettled(this.stopHooks.map((h) => h()));
     await Promise.allSettled(this.clients.map((c) => c.shutdown({}, 2000)));
     for (const c of this.clients) c.close();
     await this.group.stop();
