@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Supervisor } from '../../executor/host/supervisor.js';
+import type { Supervisor } from '../../executor/host/supervisor.js';
+import { startLoopbackSupervisor } from '../helpers/supervisor.js';
 import { LocalCluster } from '../../executor/host/local-cluster.js';
 import { HostClient } from '../../transport/host-client.js';
 import { readTopology } from '../../native/topology.js';
@@ -142,12 +143,7 @@ describe('fuzzed gRPC requests to a supervisor', () => {
   let session: { cancel(): void } | undefined;
   let address = '';
   beforeAll(async () => {
-    sup = new Supervisor({
-      listen: '127.0.0.1:0',
-      topology: readTopology({ virtualNodes: 1 }),
-      auth: { token: TOKEN },
-    });
-    address = `127.0.0.1:${await sup.start()}`;
+    ({ sup, address } = await startLoopbackSupervisor(TOKEN));
     host = new HostClient(address, 'fuzzed host', { token: TOKEN });
     session = await host.open({ session: 'fuzz', hostIndex: 0, peers: [address] }, () => undefined);
     await host.stage(1 << 16);

@@ -11,7 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, type Lab } from '../../bench/netns-lab.js';
 import { TINY, writeSyntheticModel } from '../../model/synth.js';
 import { runCli } from '../helpers/cli.js';
-import { childrenOf, cliIn, eventually, shmOf, startExecutor, type Started } from './lab-helpers.js';
+import {
+  childrenOf,
+  cliIn,
+  eventually,
+  oneCoreArgs,
+  shmOf,
+  startExecutor,
+  type Started,
+} from './lab-helpers.js';
 import { ratesFromSpeeds } from '../../planner/model-split.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-hosts-generate-'));
@@ -53,16 +61,7 @@ beforeAll(async () => {
   lab = createLab(3);
   const l = lab;
   // One core each, as the one-host run's two executors have.
-  const args = (i: number) => [
-    '--listen',
-    `${l.addresses[i]}:7070`,
-    '--cpus',
-    String(i),
-    '--virtual-nodes',
-    '1',
-    '--token-file',
-    token,
-  ];
+  const args = (i: number) => oneCoreArgs(l, i, 7070, token);
   started.push(
     ...(await Promise.all([
       startExecutor(l, 0, args(0), 20_000, dir),

@@ -47,6 +47,20 @@ export function startExecutor(
   });
 }
 
+/** `redblue executor` flags for a supervisor in namespace i: one core (cpu i), one node, a token. */
+export function oneCoreArgs(lab: Lab, i: number, port: number, tokenFile: string): string[] {
+  return [
+    '--listen',
+    `${lab.addresses[i]}:${port}`,
+    '--cpus',
+    String(i),
+    '--virtual-nodes',
+    '1',
+    '--token-file',
+    tokenFile,
+  ];
+}
+
 export interface CliRun {
   code: number;
   stdout: string;

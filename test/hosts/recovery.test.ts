@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, type Lab } from '../../bench/netns-lab.js';
 import { TINY, writeSyntheticModel } from '../../model/synth.js';
 import { cliPath, repoRoot, runCli } from '../helpers/cli.js';
-import { startExecutor, type Started } from './lab-helpers.js';
+import { oneCoreArgs, startExecutor, type Started } from './lab-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-hosts-recovery-'));
 const token = join(dir, 'token');
@@ -25,16 +25,7 @@ let reference = '';
 /** A fresh pair of hosts (the link of one goes down in each test). */
 async function startHosts(port: number): Promise<string> {
   const l = lab!;
-  const args = (i: number) => [
-    '--listen',
-    `${l.addresses[i]}:${port}`,
-    '--cpus',
-    String(i),
-    '--virtual-nodes',
-    '1',
-    '--token-file',
-    token,
-  ];
+  const args = (i: number) => oneCoreArgs(l, i, port, token);
   started.push(...(await Promise.all([startExecutor(l, 0, args(0)), startExecutor(l, 1, args(1))])));
   return `${l.addresses[0]}:${port},${l.addresses[1]}:${port}`;
 }

@@ -2,8 +2,8 @@
 // reaches memory outside its staging area, and each refusal says what was wrong.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readTopology } from '../../native/topology.js';
-import { Supervisor } from '../../executor/host/supervisor.js';
+import type { Supervisor } from '../../executor/host/supervisor.js';
+import { startLoopbackSupervisor } from '../helpers/supervisor.js';
 import { HostClient } from '../../transport/host-client.js';
 import { authMetadata, hostsServices, MAX_MESSAGE_BYTES } from '../../transport/grpc-data.js';
 
@@ -13,12 +13,7 @@ let client: HostClient;
 let address = '';
 
 beforeAll(async () => {
-  sup = new Supervisor({
-    listen: '127.0.0.1:0',
-    topology: readTopology({ virtualNodes: 1 }),
-    auth: { token: TOKEN },
-  });
-  address = `127.0.0.1:${await sup.start()}`;
+  ({ sup, address } = await startLoopbackSupervisor(TOKEN));
   client = new HostClient(address, 'host 0', { token: TOKEN });
 }, 30_000);
 
