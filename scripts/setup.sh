@@ -14,7 +14,8 @@ SUMMARY="$PWD/.cache/setup-summary.txt"
 : >"$SUMMARY"
 say() { printf '%s\n' "$*" | tee -a "$SUMMARY" >&2; }
 
-# stage NAME COMMAND...: runs COMMAND with its output in the log; one line with the time taken.
+# stage NAME COMMAND...: runs COMMAND with its output in the log; one line with the time taken
+# (after $DETAIL, when set).
 stage() {
   local name=$1
   shift
@@ -22,7 +23,7 @@ stage() {
   echo "=== $name: $*" >>"$LOG"
   "$@" >>"$LOG" 2>&1 || rc=$?
   if [ "$rc" -eq 0 ]; then
-    say "$(printf 'setup: %-22s ok (%ds)' "$name" $((SECONDS - t0)))"
+    say "$(printf 'setup: %-22s ok (%s%ds)' "$name" "${DETAIL:+$DETAIL, }" $((SECONDS - t0)))"
   else
     say "$(printf 'setup: %-22s FAILED (exit %d)' "$name" "$rc")"
     echo "setup: the last lines of $LOG:" >&2
@@ -46,7 +47,7 @@ install_packages() {
 }
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
-    stage "packages (${#missing[@]} missing)" install_packages
+    DETAIL="${#missing[@]} of ${#PACKAGES[@]} installed" stage packages install_packages
   else
     echo "setup: missing Debian packages. Install them as root, then run this again:" >&2
     echo "  sudo apt-get install -y ${missing[*]}" >&2

@@ -45,6 +45,13 @@ export interface HostGemmRequest {
   bOffset: number;
   cOffset: number;
   partialOffset: number;
+  /** The done array (absent or 0: none). */
+  doneOffset?: number;
+  /**
+   * A recovery step: `bricks` then lists the plan's bricks of every rank it had (node = the plan's
+   * rank), and node i of this host computes the chunks redoChunks[i] instead.
+   */
+  redoChunks?: { chunks: number[] }[];
 }
 export interface RankTimings {
   computeSeconds: number;
@@ -63,6 +70,9 @@ export interface HostPlaceRequest {
   rowsPerRank: number[];
   count: number;
   fresh: boolean;
+  /** The weights are in the staging area at sourceOffset (this call's first layer, n×k f32 each). */
+  fromStaging?: boolean;
+  sourceOffset?: number;
 }
 export interface PlacedRank {
   weightBytes: number;
@@ -80,6 +90,8 @@ export interface HostRunRequest {
   world: number;
   run: string;
   hostFirstRanks: number[];
+  /** One host whose ranks all hold every layer: rows follow the ranks' speed. */
+  balance?: boolean;
 }
 /** A host's part of a model (per node of the host, in order; `path` as the host sees it). */
 export interface HostLoadModelRequest {

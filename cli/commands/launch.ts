@@ -8,8 +8,9 @@ import { DEFAULT_PORT } from '../../executor/launch/hostfile.js';
 import type { RemoteCluster } from '../../executor/coordinator/remote-cluster.js';
 import { withHosts, type HostsOptions } from '../../executor/coordinator/hosts.js';
 import { gemmShape } from '../../executor/coordinator/local-run.js';
-import { runRemoteGemm } from '../../executor/coordinator/remote-gemm.js';
-import { remotePlacement, runRemoteLayers } from '../../executor/coordinator/remote-layer.js';
+import { runGemm } from '../../executor/coordinator/gemm-run.js';
+import { runLayers } from '../../executor/coordinator/layer-run.js';
+import { layerPlacement } from '../../executor/coordinator/local-plan.js';
 import { verificationFailure, verifyGemm } from '../../executor/coordinator/verify.js';
 import { writeNpyMatrix } from '../../executor/coordinator/npy.js';
 import type { LayerDType } from '../../executor/coordinator/layer-run.js';
@@ -149,7 +150,7 @@ Examples:
         );
         return;
       }
-      const r = await runRemoteGemm(rc, p, gemmInputs(o, shape), o.out);
+      const r = await runGemm(rc, p, gemmInputs(o, shape), o.out);
       const v = o.verify ? verifyGemm(r) : undefined;
       if (o.report)
         writeReport(
@@ -267,9 +268,9 @@ Examples:
       if (problem) throw new UsageError(`--k ${o.k} must be ${problem}`);
       const lo = merged(cmd);
       await onHosts(lo, async (rc) => {
-        const placement = remotePlacement(rc, o);
+        const placement = layerPlacement(rc, o);
         const bar = new Progress('placing weights');
-        const r = await runRemoteLayers(rc, {
+        const r = await runLayers(rc, {
           ...o,
           placement,
           collect: !!o.out,

@@ -290,7 +290,7 @@ Examples:
     );
 }
 
-/** What runGemm and runRemoteGemm take, from the flags and the resolved shape. */
+/** What a gemm run takes (`run gemm` and `launch gemm`), from the flags and the resolved shape. */
 export function gemmInputs(o: GemmFlags, shape: { m: number; n: number; k: number }): GemmInputs {
   return {
     ...shape,

@@ -1,18 +1,24 @@
-// `redblue run gemm`: one distributed C = A·B following the planner's bricks. A and B go into
-// the host's staging area, every executor fetches its blocks into node-local memory, multiplies
-// and reduces its rows of C (native step), and the coordinator writes C out. The staging area
-// belongs to the run, not to the executors: when one dies, the executors left attach it, compute
-// only the C chunks not marked done (planner/reassign.ts deals them out) and reduce all of C.
+// `redblue run gemm` and `redblue launch gemm`: one distributed C = A·B following the planner's
+// bricks, on one host or many (cluster.ts). Each host stages A and B (made from the seed there,
+// or written from the coordinator's files: only the rows its bricks read), every executor fetches
+// its blocks into node-local memory, multiplies and reduces its rows of C over shared memory
+// (native step). Across hosts the host leaders then reduce the hosts' partial C (each host owns a
+// band of rows and pulls the others' partials of it, natively); the coordinator reads C from the
+// owners. On one host the staging area belongs to the run, not to the executors: when one dies,
+// the executors left attach it, compute only the C chunks not marked done (planner/reassign.ts
+// deals them out) and reduce all of C.
 import type { Plan } from '../../planner/types.js';
 import { readNpyMatrix, writeNpyMatrix } from './npy.js';
 import { checkFinite } from './finite.js';
 import type { LocalCluster } from '../host/local-cluster.js';
+import type { RemoteCluster } from './remote-cluster.js';
 import { executorAddon, STREAM_A, STREAM_B } from '../../native/steps.js';
-import { cRowsOf, gemmLayout, planChunks, type GemmLayout } from '../node/gemm-layout.js';
+import { gemmLayout, planChunks, type GemmLayout } from '../node/gemm-layout.js';
 import { createSharedArea, type SharedArea } from '../../transport/shared-area.js';
 import { assignLeftovers } from '../../planner/reassign.js';
-import { brickToWire, rangeToWire } from '../../transport/bricks.js';
+import { brickToWire } from '../../transport/bricks.js';
 import type { StepSchedule, StepTimings } from '../../native/steps.js';
+import { oneHost, runCluster, type RunCluster } from './cluster.js';
 
 export interface GemmInputs {
   m: number;
@@ -31,8 +37,7 @@ export interface GemmRunResult {
   k: number;
   seconds: number;
   gflops: number;
-  /** Per rank: times, and what it did (the schedule; absent across hosts, whose replies carry
-   * times only). */
+  /** Per rank: times, and what it did (the schedule, where the host's reply carries it). */
   perRank: (StepTimings & Partial<StepSchedule> & { rank: number; bricks: number })[];
   /** C, row-major m×n (a view of a copy, safe after the run). */
   c: Float32Array;
@@ -40,6 +45,13 @@ export interface GemmRunResult {
   b: Float32Array;
   /** After lost executors: C chunks of the plan, and how many were computed again (the rest were kept). */
   chunks?: { planned: number; recomputed: number };
+  hosts: number;
+  /** Of `seconds`: the cross-host reduction of partial C between host leaders (0 on one host). */
+  reduceSeconds: number;
+  /** Bytes of partial C that crossed between hosts. */
+  reduceBytes: number;
+  /** Bytes of A and B written to hosts over the network (0 on one host, or made from the seed). */
+  inputBytes: number;
 }
 
 /** Loads A and B from their files (null: made from the seed), checking shapes and values. */
@@ -65,115 +77,236 @@ export function gemmOperands(inp: GemmInputs): { a: Float32Array | null; b: Floa
   return { a, b };
 }
 
+/** Sorted, merged row intervals [lo, hi) of a list of ranges. */
+function mergeRanges(rs: readonly (readonly [number, number])[]): [number, number][] {
+  const sorted = [...rs].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && r[0] <= last[1]) last[1] = Math.max(last[1], r[1]);
+    else out.push([r[0], r[1]]);
+  }
+  return out;
+}
+
+const bytesOf = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+
 /**
- * One gemm that survives lost executors: run() on the first executors computes the plan; run()
- * again on the executors left (after one died) computes only the chunks not done, on the same
- * staging area. close() removes the area (also done at exit, so Ctrl-C leaves none).
+ * One gemm: run() computes the plan on the cluster's hosts. On one host it survives lost
+ * executors: run() again on a LocalCluster of the executors left computes only the chunks not
+ * done, on the same staging area. close() removes that area (also done at exit, so Ctrl-C leaves
+ * none).
  */
 export class GemmJob {
+  /** One host: the run's own staging area, kept across lost executors. */
   private area: SharedArea | undefined;
-  private layout: GemmLayout | undefined;
+  private layouts: GemmLayout[] | undefined;
   private operands: { a: Float32Array | null; b: Float32Array | null } | undefined;
-  private readonly allBricks;
   private readonly onExit = () => this.close();
 
   constructor(
     private readonly plan: Plan,
     private readonly inp: GemmInputs,
     private readonly out?: string,
-  ) {
-    this.allBricks = plan.ranks.map((r) => ({ rank: r.rank, bricks: r.bricks.map(brickToWire) }));
-  }
+  ) {}
 
-  async run(cluster: LocalCluster): Promise<GemmRunResult> {
+  async run(machines: LocalCluster | RemoteCluster | RunCluster): Promise<GemmRunResult> {
     const { m, n, k } = this.inp;
-    // The plan as it stands, on as many executors as it has ranks; otherwise (an executor lost,
-    // even before the first step) the chunks not done, dealt to the executors there are.
-    const first = this.area === undefined && this.plan.ranks.length === cluster.size;
-    if (!this.area) {
-      this.operands = gemmOperands(this.inp);
-      const layout = gemmLayout(
+    const plan = this.plan;
+    const local = 'hosts' in machines ? undefined : oneHost(machines);
+    const rc = local ?? runCluster(machines);
+    const H = rc.hosts.length;
+    // The plan as it stands, on as many executors as it has ranks; otherwise (one host, an
+    // executor lost, even before the first step) the chunks not done, dealt to the executors there are.
+    const resumed = this.layouts !== undefined;
+    const first = !resumed && plan.ranks.length === rc.size;
+    if (!first && !local)
+      throw new Error(`the plan has ${plan.ranks.length} ranks but the hosts run ${rc.size} executors`);
+    // Ranks are numbered host by host, node by node (planner/types.ts).
+    const firsts = rc.hostFirstRanks;
+    const perHost = first
+      ? rc.hosts.map((_, h) => plan.ranks.filter((r) => r.rank >= firsts[h]! && r.rank < firsts[h + 1]!))
+      : [plan.ranks];
+    // Each host's area holds the operands and the partial slots of its own bricks (one host
+    // after a loss: every rank of the plan).
+    this.layouts ??= perHost.map((ranks) =>
+      gemmLayout(
         m,
         n,
         k,
-        this.plan.ranks.map((r) => r.bricks),
-      );
-      this.layout = layout;
-      this.area = createSharedArea(`gemm-${Date.now().toString(36)}`, layout.bytes);
-      process.on('exit', this.onExit);
-      const buf = this.area.buffer;
-      const fill = (src: Float32Array | null, off: number, count: number, stream: number) => {
-        if (src) new Float32Array(buf, off, count).set(src);
-        else executorAddon().fillUniform(buf, off, count, this.inp.seed, stream);
-      };
-      fill(this.operands.a, layout.aOffset, m * k, STREAM_A);
-      fill(this.operands.b, layout.bOffset, k * n, STREAM_B);
+        ranks.map((r) => r.bricks),
+      ),
+    );
+    const layouts = this.layouts;
+    // A, B, C and the partial slots lie alike in every host's area; the done array follows the
+    // host's own partial slots.
+    const { aOffset, bOffset, cOffset, partialOffset, doneOffset } = layouts[0]!;
+    this.operands ??= gemmOperands(this.inp);
+    const operands = this.operands;
+
+    let inputBytes = 0;
+    if (local) {
+      if (!this.area) {
+        this.area = createSharedArea(`gemm-${Date.now().toString(36)}`, layouts[0]!.bytes);
+        process.on('exit', this.onExit);
+        await local.host.adopt(this.area);
+        await this.stageInputs(local.hosts, [plan.ranks]);
+      } else await local.host.adopt(this.area);
+    } else {
+      await rc.guard(Promise.all(rc.hosts.map((c, h) => c.stage(layouts[h]!.bytes))));
+      inputBytes = await rc.guard(this.stageInputs(rc.hosts, perHost));
     }
-    const layout = this.layout!;
-    const buf = this.area.buffer;
-    await cluster.attachArea(this.area);
 
     // The first time each rank computes its own bricks; after a loss the executors left share
     // the chunks not marked done, whoever they were planned for.
-    const chunks = planChunks(this.plan.ranks, layout.partialOffset, k);
-    const done = new Uint32Array(buf, layout.doneOffset, chunks.length);
-    const left = first ? [] : chunks.flatMap((_, i) => (done[i] === 1 ? [] : [i]));
-    const redo = first
-      ? undefined
-      : assignLeftovers(
-          left.map((i) => {
-            const c = chunks[i]!.chunk;
-            return (c.m[1] - c.m[0]) * (c.n[1] - c.n[0]) * (c.k[1] - c.k[0]);
-          }),
-          cluster.size,
-        ).map((idx) => idx.map((j) => left[j]!));
-    const P = cluster.size;
+    const chunks = planChunks(plan.ranks, partialOffset, k);
+    let left: number[] = [];
+    let redo: number[][] | undefined;
+    if (!first) {
+      const done = new Uint32Array(chunks.length);
+      await rc.hosts[0]!.read(doneOffset, new Uint8Array(done.buffer));
+      left = chunks.flatMap((_, i) => (done[i] === 1 ? [] : [i]));
+      redo = assignLeftovers(
+        left.map((i) => {
+          const c = chunks[i]!.chunk;
+          return (c.m[1] - c.m[0]) * (c.n[1] - c.n[0]) * (c.k[1] - c.k[0]);
+        }),
+        rc.size,
+      ).map((idx) => idx.map((j) => left[j]!));
+    }
     const started = process.hrtime.bigint();
-    const replies = await cluster.guard(
+    const replies = await rc.guard(
       Promise.all(
-        cluster.clients.map((c, rank) =>
+        rc.hosts.map((c, h) =>
           c.gemm({
             m,
             n,
             k,
-            bricks: first ? this.allBricks[rank]!.bricks : [],
-            allBricks: this.allBricks,
-            aOffset: layout.aOffset,
-            bOffset: layout.bOffset,
-            cOffset: layout.cOffset,
-            partialOffset: layout.partialOffset,
-            // Rows of C are reduced by every executor, idle in the plan or not.
-            cRows: rangeToWire(cRowsOf(rank, P, m)),
-            doneOffset: layout.doneOffset,
-            ...(redo ? { redo: true, redoChunks: redo[rank]! } : {}),
+            bricks: perHost[h]!.map((r) => ({
+              node: first ? r.rank - firsts[h]! : r.rank,
+              bricks: r.bricks.map(brickToWire),
+            })),
+            aOffset,
+            bOffset,
+            cOffset,
+            partialOffset,
+            doneOffset: layouts[h]!.doneOffset,
+            ...(redo ? { redoChunks: redo.map((chunks) => ({ chunks })) } : {}),
           }),
         ),
       ),
     );
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const reduceStart = process.hrtime.bigint();
+    const reduceBytes = H > 1 ? await this.reduceAcrossHosts(rc, perHost, cOffset) : 0;
+    const end = process.hrtime.bigint();
+    const seconds = Number(end - started) / 1e9;
+
     const c = new Float32Array(m * n);
-    c.set(new Float32Array(buf, layout.cOffset, m * n));
-    const a = new Float32Array(m * k);
-    a.set(new Float32Array(buf, layout.aOffset, m * k));
-    const b = new Float32Array(k * n);
-    b.set(new Float32Array(buf, layout.bOffset, k * n));
+    await rc.guard(
+      Promise.all(
+        rc.hosts.map((host, o) => {
+          const [lo, hi] = ownedRows(o, H, m);
+          if (hi <= lo) return Promise.resolve();
+          return host.read(cOffset + lo * n * 4, new Uint8Array(c.buffer, lo * n * 4, (hi - lo) * n * 4));
+        }),
+      ),
+    );
     if (this.out) writeNpyMatrix(this.out, m, n, c);
+    const made = (src: Float32Array | null, count: number, stream: number) => {
+      if (src) return src;
+      const x = new Float32Array(count);
+      executorAddon().fillUniform(x.buffer, 0, count, this.inp.seed, stream);
+      return x;
+    };
     const brickCount = (rank: number) =>
-      redo
-        ? redo[rank]!.reduce((s, i) => s + chunks[i]!.bricks.length, 0)
-        : this.allBricks[rank]!.bricks.length;
+      redo ? redo[rank]!.reduce((s, i) => s + chunks[i]!.bricks.length, 0) : plan.ranks[rank]!.bricks.length;
+    const perRank = replies.flatMap((r, h) =>
+      r.ranks.map((t, node) => {
+        const rank = rc.hostFirstRanks[h]! + node;
+        return { ...t, rank, bricks: brickCount(rank) };
+      }),
+    );
     return {
       m,
       n,
       k,
       seconds,
       gflops: (2 * m * n * k) / seconds / 1e9,
-      perRank: replies.map((r, rank) => ({ ...r, rank, bricks: brickCount(rank) })),
+      perRank,
       c,
-      a,
-      b,
+      a: made(operands.a, m * k, STREAM_A),
+      b: made(operands.b, k * n, STREAM_B),
       ...(redo ? { chunks: { planned: chunks.length, recomputed: left.length } } : {}),
+      hosts: H,
+      reduceSeconds: Number(end - reduceStart) / 1e9,
+      reduceBytes,
+      inputBytes,
     };
+  }
+
+  /**
+   * A and B into each host's area: made from the seed there, or written from the files, only the
+   * rows of A (m ranges) and of B (k ranges) that the host's bricks read. Returns the bytes written.
+   */
+  private async stageInputs(
+    hosts: RunCluster['hosts'],
+    perHost: readonly (readonly Plan['ranks'][number][])[],
+  ): Promise<number> {
+    const { m, n, k, seed } = this.inp;
+    const { a, b } = this.operands!;
+    const { aOffset, bOffset } = this.layouts![0]!;
+    let bytes = 0;
+    await Promise.all(
+      hosts.map(async (c, h) => {
+        const bricks = perHost[h]!.flatMap((r) => r.bricks);
+        if (a) {
+          for (const [lo, hi] of mergeRanges(bricks.map((br) => br.m))) {
+            bytes += (hi - lo) * k * 4;
+            await c.write(aOffset + lo * k * 4, bytesOf(a.subarray(lo * k, hi * k)));
+          }
+        } else await c.fill(aOffset, m * k, seed, STREAM_A);
+        if (b) {
+          for (const [lo, hi] of mergeRanges(bricks.map((br) => br.k))) {
+            bytes += (hi - lo) * n * 4;
+            await c.write(bOffset + lo * n * 4, bytesOf(b.subarray(lo * n, hi * n)));
+          }
+        } else await c.fill(bOffset, k * n, seed, STREAM_B);
+      }),
+    );
+    return hosts.length > 1 ? bytes : 0;
+  }
+
+  /**
+   * Each host's C holds its bricks' sum; cells no brick of the host touched are zero (an area
+   * starts zeroed). Host o owns a band of rows and pulls every other host's partial of them: only
+   * the rows that host's bricks touched. Returns the bytes that crossed.
+   */
+  private async reduceAcrossHosts(
+    rc: RunCluster,
+    perHost: readonly (readonly Plan['ranks'][number][])[],
+    cOffset: number,
+  ): Promise<number> {
+    const { m, n } = this.inp;
+    const H = rc.hosts.length;
+    const touched = perHost.map((ranks) => mergeRanges(ranks.flatMap((r) => r.bricks.map((b) => b.m))));
+    let bytes = 0;
+    await rc.guard(
+      Promise.all(
+        rc.hosts.map(async (c, o) => {
+          const [lo, hi] = ownedRows(o, H, m);
+          for (let h = 0; h < H; h++) {
+            if (h === o) continue;
+            const ranges = touched[h]!.map(([a, b]) => [Math.max(a, lo), Math.min(b, hi)] as const)
+              .filter(([a, b]) => b > a)
+              .map(([a, b]) => ({ offset: cOffset + a * n * 4, bytes: (b - a) * n * 4 }));
+            if (ranges.length === 0) continue;
+            bytes += ranges.reduce((s, r) => s + r.bytes, 0);
+            await c.pullAdd(h, ranges);
+          }
+        }),
+      ),
+    );
+    return bytes;
   }
 
   close(): void {
@@ -182,16 +315,21 @@ export class GemmJob {
   }
 }
 
-/** One gemm on these executors (no recovery: see GemmJob). */
+/** The rows of C host o of H owns after the cross-host reduction. */
+function ownedRows(o: number, H: number, m: number): [number, number] {
+  return [Math.floor((o * m) / H), Math.floor(((o + 1) * m) / H)];
+}
+
+/** One gemm on these executors or hosts (no recovery: see GemmJob). */
 export async function runGemm(
-  cluster: LocalCluster,
+  machines: LocalCluster | RemoteCluster | RunCluster,
   plan: Plan,
   inp: GemmInputs,
   out?: string,
 ): Promise<GemmRunResult> {
   const job = new GemmJob(plan, inp, out);
   try {
-    return await job.run(cluster);
+    return await job.run(machines);
   } finally {
     job.close();
   }

@@ -1,9 +1,14 @@
-// `redblue run layer`: a weight-stationary stack of L matrices W (n×k) placed once per node
-// (mirror: whole; shard: the node's rows), then passes of Y = X·Wᵀ with fresh X through the
-// whole stack. Rows of every W are split over the executors (column-parallel, as tensor
-// parallelism splits a linear layer) and the slices are all-gathered after each layer.
+// `redblue run layer` and `redblue launch layer`: a weight-stationary stack of L matrices W (n×k)
+// placed once per node (mirror: whole; shard: the node's rows), then passes of Y = X·Wᵀ with fresh
+// X through the whole stack. Rows of every W are split over all ranks of all hosts (column-
+// parallel, as tensor parallelism splits a linear layer); each host places its ranks' weights
+// natively, and the slices are all-gathered after each layer inside the native pass loop:
+// shared memory in a host, the leaders' native link between hosts, shared memory again.
+import { randomBytes } from 'node:crypto';
 import type { LocalCluster } from '../host/local-cluster.js';
-import type { RunLayersReply } from '../../transport/control.js';
+import type { PassTimingsMsg } from '../../transport/host-client.js';
+import { runCluster, type RunCluster } from './cluster.js';
+import { allHosts, type RemoteCluster } from './remote-cluster.js';
 import { BLOCK_BYTES, QBLOCK, rowLengthProblem } from '../../native/kernels.js';
 
 export type LayerDType = 'q4_0' | 'q8_0' | 'f32';
@@ -38,6 +43,7 @@ export interface LayerRunOptions {
 }
 
 export interface LayerRunResult {
+  hosts: number;
   passes: number;
   seconds: number;
   passesPerSecond: number;
@@ -85,8 +91,14 @@ export function splitRows(n: number, ranks: number): [number, number][] {
   ]);
 }
 
-export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Promise<LayerRunResult> {
-  const P = cluster.size;
+export async function runLayers(
+  machines: LocalCluster | RemoteCluster | RunCluster,
+  o: LayerRunOptions,
+): Promise<LayerRunResult> {
+  const rc = runCluster(machines);
+  const P = rc.size;
+  const H = rc.hosts.length;
+  const first = rc.hostFirstRanks;
   rowBytes(o.dtype, o.k); // fails early when k is not a whole number of blocks
   const rows = splitRows(o.n, P);
   const rowsPerRank = rows.map(([lo, hi]) => hi - lo);
@@ -97,9 +109,15 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
   if (o.weights && o.weights.length !== o.layers * o.n * o.k) {
     throw new Error(`the weights hold ${o.weights.length} values, not ${o.layers} layers of ${o.n}×${o.k}`);
   }
-  const stagingBytes = o.weights ? wOffset + o.layers * layerBytes : o.collect ? wOffset : 64;
-  const area = await cluster.stage('layer', stagingBytes);
-  if (o.weights) new Float32Array(area.buffer, wOffset, o.weights.length).set(o.weights);
+  // Host 0 keeps Y and X of the last pass (collect); weights from a file go to every host.
+  const stagingBytes = (h: number) =>
+    o.weights ? wOffset + o.layers * layerBytes : o.collect && h === 0 ? wOffset : 64;
+  await rc.guard(Promise.all(rc.hosts.map((c, h) => c.stage(stagingBytes(h)))));
+  const weights = o.weights;
+  if (weights) {
+    const bytes = new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength);
+    await rc.guard(Promise.all(rc.hosts.map((c) => c.write(wOffset, bytes))));
+  }
 
   // Place the weights a few layers per call, so progress can be shown.
   const placeStart = process.hrtime.bigint();
@@ -108,62 +126,69 @@ export async function runLayers(cluster: LocalCluster, o: LayerRunOptions): Prom
   let placed: { weightBytes: number; backing: string }[] = [];
   while (made < o.layers) {
     const count = Math.min(perCall, o.layers - made);
-    placed = await cluster.guard(
+    const replies = await rc.guard(
       Promise.all(
-        cluster.clients.map((c, rank) =>
+        rc.hosts.map((c, h) =>
           c.placeLayers({
             dtype: o.dtype,
             n: o.n,
             k: o.k,
             layers: o.layers,
             seed: o.seed,
-            placement: o.placement[rank]!,
-            rows: { lo: rows[rank]![0], hi: rows[rank]![1] },
-            count,
+            placement: o.placement.slice(first[h]!, first[h + 1]!),
+            firstRank: first[h]!,
             rowsPerRank,
+            count,
             fresh: made === 0,
-            fromStaging: !!o.weights,
-            sourceOffset: o.weights ? wOffset + made * layerBytes : 0,
+            ...(weights ? { fromStaging: true, sourceOffset: wOffset + made * layerBytes } : {}),
           }),
         ),
       ),
     );
+    placed = replies.flatMap((r) => r.ranks);
     made += count;
     o.onProgress?.(made, o.layers);
   }
   const placeSeconds = Number(process.hrtime.bigint() - placeStart) / 1e9;
 
-  const balance = (o.balance ?? true) && P > 1 && o.placement.every((p) => p === 'mirror');
-  let replies: RunLayersReply[] | undefined;
+  // Rows follow the ranks' speed where every rank holds every layer, on one host.
+  const balance = (o.balance ?? true) && P > 1 && H === 1 && o.placement.every((p) => p === 'mirror');
+  let replies: (PassTimingsMsg & { rows?: number[] })[] | undefined;
   for (let rep = 0; rep < Math.max(1, o.repeats ?? 1); rep++) {
-    const run = await cluster.guard(
-      Promise.all(
-        cluster.clients.map((c, rank) =>
+    const run = `r${randomBytes(4).toString('hex')}`;
+    const pass = await rc.guard(
+      allHosts(
+        rc.hosts.map((c, h) =>
           c.runLayers({
             m: o.m,
             iters: o.iters,
             seed: o.seed + 1,
+            collect: !!o.collect && h === 0,
             yOffset,
             xOffset,
-            collect: !!o.collect && rank === 0,
+            firstRank: first[h]!,
+            world: P,
+            run,
+            hostFirstRanks: first,
             balance,
           }),
         ),
       ),
     );
+    const times = pass.flatMap((r) => r.ranks);
     const slowest = (rs: { seconds: number }[]) => Math.max(...rs.map((r) => r.seconds));
-    if (!replies || slowest(run) < slowest(replies)) replies = run;
+    if (!replies || slowest(times) < slowest(replies)) replies = times;
   }
   let y: Float32Array | undefined;
   let x: Float32Array | undefined;
   if (o.collect) {
     y = new Float32Array(o.layers * o.m * o.n);
-    y.set(new Float32Array(area.buffer, yOffset, y.length));
     x = new Float32Array(o.m * o.k);
-    x.set(new Float32Array(area.buffer, xOffset, x.length));
+    await rc.guard(rc.hosts[0]!.read(yOffset, new Uint8Array(y.buffer)));
+    await rc.guard(rc.hosts[0]!.read(xOffset, new Uint8Array(x.buffer)));
   }
-  area.close();
   return {
+    hosts: H,
     ...passFigures(o, rows, placed, replies!),
     placeSeconds,
     ...(balance && replies![0]?.rows ? { balancedRows: replies![0].rows.map(Number) } : {}),
@@ -178,7 +203,7 @@ export function passFigures(
   rows: [number, number][],
   placed: { weightBytes: number; backing: string }[],
   replies: { seconds: number; computeSeconds: number; waitSeconds: number; exchangeSeconds: number }[],
-): Omit<LayerRunResult, 'placeSeconds' | 'y' | 'x'> {
+): Omit<LayerRunResult, 'hosts' | 'placeSeconds' | 'y' | 'x'> {
   const seconds = Math.max(...replies.map((r) => r.seconds));
   const slowest = replies.reduce((a, b) => (b.seconds > a.seconds ? b : a));
   const weightBytesPerPass = o.layers * o.n * rowBytes(o.dtype, o.k);

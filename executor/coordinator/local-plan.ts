@@ -1,15 +1,10 @@
 // Plans for this box: the local (or virtual) NUMA nodes as one host of the planner's cluster.
 import type { MachineTopology } from '../../native/topology.js';
 import { plan } from '../../planner/index.js';
-import { machineCluster } from '../../planner/machine-cluster.js';
+import { localCluster } from './cluster.js';
 import { placeStack } from '../../planner/placement.js';
 import type { Cluster, Objective, Plan } from '../../planner/types.js';
 import type { LayerDType, PlacementMode } from './layer-run.js';
-
-/** This box (its real or virtual nodes) as one host of the planner's cluster. */
-export function localCluster(topo: MachineTopology): Cluster {
-  return machineCluster([{ name: topo.hostname, nodes: topo.nodes }], 'local');
-}
 
 /** `memoryBytes`: the per-rank limit (default: each node's memory); below the working set the plan
  * cuts every brick into sequential steps, which the executors then run one after another. */
@@ -46,6 +41,14 @@ export function stackPlacement(
   });
   const placed = placeStack(p, o.layers);
   return Array.from({ length: ranks }, (_, rank) => placed.find((x) => x.rank === rank)?.mode ?? 'shard');
+}
+
+/** Mirror or shard per rank of a run's machines (this box, or the hosts of a launch). */
+export function layerPlacement(
+  machines: { plannerCluster(): Cluster; size: number },
+  o: { placement: string; dtype: LayerDType; n: number; k: number; m: number; layers: number },
+): PlacementMode[] {
+  return stackPlacement(machines.plannerCluster(), machines.size, o);
 }
 
 /** Mirror or shard per node of this box for a layer stack (see `stackPlacement`). */

@@ -8,6 +8,7 @@ import type { Auth } from '../../transport/grpc-data.js';
 import { HostClient } from '../../transport/host-client.js';
 import type { MachineTopology } from '../../native/topology.js';
 import { LocalCluster } from './local-cluster.js';
+import type { StepRanks } from './steps.js';
 import { int, invalid, list } from './host-validate.js';
 
 export class HostSession {
@@ -99,12 +100,7 @@ export class HostSession {
    * The ranks of a multi-host step, checked against the session: this host's first rank, and
    * what its executors need to reach the other hosts (none when the session has one host).
    */
-  async hostRanks(req: {
-    world: number;
-    firstRank: number;
-    hostFirstRanks: number[];
-    run: string;
-  }): Promise<{ first: number; hosts?: CrossHost }> {
+  async hostRanks(req: StepRanks): Promise<{ first: number; hosts?: CrossHost }> {
     const world = int('world', req.world, 1, 1 << 16);
     const hostFirst = list<number>('hostFirstRanks', req.hostFirstRanks, 4097).map((r) =>
       int('hostFirstRanks', r, 0, world),

@@ -18,9 +18,32 @@ import type {
 } from '../../transport/host-client.js';
 import type { SeqRunMsg } from '../../transport/control.js';
 import { brickFromWire, rangeToWire, type WireBrick } from '../../transport/bricks.js';
-import { cRowsOf, partialBytesOf } from '../node/gemm-layout.js';
-import type { HostSession } from './session.js';
+import { cRowsOf, partialBytesOf, planChunks } from '../node/gemm-layout.js';
+import type { LocalCluster } from './local-cluster.js';
+import type { CrossHost } from '../../transport/control.js';
 import { byteRange, int, invalid, list, MAX_DIM, oneOf, range } from './host-validate.js';
+
+/** Most ranks a plan may name, and bricks per rank, in one request. */
+const MAX_RANKS = 4096;
+const MAX_BRICKS = 1 << 16;
+const MAX_BYTES = Number.MAX_SAFE_INTEGER;
+
+/**
+ * What a step needs of the session it runs in: the host's executors, and its place among the
+ * hosts (a supervisor's session, or the coordinator's own host for `redblue run`).
+ */
+export interface StepContext {
+  readonly cluster: LocalCluster;
+  hostRanks(req: StepRanks): Promise<{ first: number; hosts?: CrossHost }>;
+}
+
+/** Where a multi-host step's ranks lie, as its request says. */
+export interface StepRanks {
+  world: number;
+  firstRank: number;
+  hostFirstRanks: number[];
+  run: string;
+}
 
 export class HostSteps {
   constructor(private readonly topology: MachineTopology) {}
@@ -29,7 +52,7 @@ export class HostSteps {
     return this.topology.nodes.length;
   }
 
-  async gemm(s: HostSession, area: SharedArea, req: HostGemmRequest) {
+  async gemm(s: StepContext, area: SharedArea, req: HostGemmRequest) {
     const m = int('m', req.m, 1, MAX_DIM);
     const n = int('n', req.n, 1, MAX_DIM);
     const k = int('k', req.k, 1, MAX_DIM);
@@ -37,20 +60,40 @@ export class HostSteps {
     byteRange('A', req.aOffset, m * k * 4, total, 4);
     byteRange('B', req.bOffset, k * n * 4, total, 4);
     byteRange('C', req.cOffset, m * n * 4, total, 4);
-    const perNode = list<{ node: number; bricks: unknown[] }>('bricks', req.bricks, this.nodes);
-    const bricks = Array.from({ length: this.nodes }, () => [] as WireBrick[]);
+    // A recovery step lists the plan's bricks of every rank it had, which may be more than the
+    // nodes left; each node then computes the chunks of its own list.
+    const redo = req.redoChunks?.length
+      ? list<{ chunks: unknown[] }>('redoChunks', req.redoChunks, this.nodes)
+      : undefined;
+    if (redo && redo.length !== this.nodes)
+      throw invalid(`redoChunks must give one list per node (${this.nodes})`);
+    const owners = redo ? MAX_RANKS : this.nodes;
+    const perNode = list<{ node: number; bricks: unknown[] }>('bricks', req.bricks, owners);
+    const bricks: WireBrick[][] = [];
     for (const e of perNode) {
-      const node = int('node', e.node, 0, this.nodes - 1);
-      for (const b of list<{ m: unknown; n: unknown; k: unknown }>('bricks', e.bricks, 4096)) {
+      const node = int('node', e.node, 0, owners - 1);
+      while (bricks.length <= node) bricks.push([]);
+      for (const b of list<{ m: unknown; n: unknown; k: unknown }>('bricks', e.bricks, MAX_BRICKS)) {
         const br = { m: range('brick.m', b.m, m), n: range('brick.n', b.n, n), k: range('brick.k', b.k, k) };
         bricks[node]!.push(br);
       }
     }
-    const partialBytes = partialBytesOf(
-      bricks.map((b) => b.map(brickFromWire)),
+    while (bricks.length < this.nodes) bricks.push([]);
+    const planned = bricks.map((b) => b.map(brickFromWire));
+    const chunks = planChunks(
+      planned.map((b, rank) => ({ rank, bricks: b })),
+      0,
       k,
     );
-    byteRange('partial C', req.partialOffset, partialBytes, total, 4);
+    byteRange('partial C', req.partialOffset, partialBytesOf(planned, k), total, 4);
+    const doneOffset = req.doneOffset ? int('doneOffset', req.doneOffset, 0, total) : 0;
+    if (doneOffset) byteRange('done', doneOffset, chunks.length * 4, total, 4);
+    const redoChunks = redo?.map((r, i) =>
+      list<number>(`redoChunks[${i}]`, r.chunks, chunks.length).map((c) =>
+        int('chunk', c, 0, chunks.length - 1),
+      ),
+    );
+    if (redoChunks && !doneOffset) throw invalid('a recovery step needs the done array (doneOffset)');
     const allBricks = bricks.map((b, rank) => ({ rank, bricks: b }));
     const P = this.nodes;
     const replies = await s.cluster.guard(
@@ -60,13 +103,16 @@ export class HostSteps {
             m,
             n,
             k,
-            bricks: bricks[rank]!,
+            bricks: redoChunks ? [] : bricks[rank]!,
             allBricks,
             aOffset: req.aOffset,
             bOffset: req.bOffset,
             cOffset: req.cOffset,
             partialOffset: req.partialOffset,
+            // Rows of C are reduced by every executor, idle in the plan or not.
             cRows: rangeToWire(cRowsOf(rank, P, m)),
+            ...(doneOffset ? { doneOffset } : {}),
+            ...(redoChunks ? { redo: true, redoChunks: redoChunks[rank]! } : {}),
           }),
         ),
       ),
@@ -74,7 +120,8 @@ export class HostSteps {
     return { ranks: replies };
   }
 
-  async placeLayers(s: HostSession, req: HostPlaceRequest) {
+  /** `area`: the staging area, needed when the weights come from it. */
+  async placeLayers(s: StepContext, area: () => SharedArea, req: HostPlaceRequest) {
     const dtype = oneOf('dtype', req.dtype, ['q4_0', 'q8_0', 'f32'] as const);
     const n = int('n', req.n, 1, MAX_DIM);
     const k = int('k', req.k, 1, MAX_DIM);
@@ -93,6 +140,9 @@ export class HostSteps {
     if (rowsPerRank.reduce((a, b) => a + b, 0) !== n) throw invalid(`rowsPerRank must add up to n = ${n}`);
     const first = int('firstRank', req.firstRank, 0, Math.max(0, rowsPerRank.length - this.nodes));
     if (first + this.nodes > rowsPerRank.length) throw invalid("this host's ranks lie outside rowsPerRank");
+    const fromStaging = req.fromStaging === true;
+    const sourceOffset = fromStaging ? int('sourceOffset', req.sourceOffset ?? 0, 0, MAX_BYTES) : 0;
+    if (fromStaging) byteRange('weights', sourceOffset, count * n * k * 4, area().buffer.byteLength, 4);
     const replies = await s.cluster.guard(
       Promise.all(
         s.cluster.clients.map((c, i) => {
@@ -109,8 +159,8 @@ export class HostSteps {
             count,
             rowsPerRank,
             fresh: req.fresh,
-            fromStaging: false,
-            sourceOffset: 0,
+            fromStaging,
+            sourceOffset,
           });
         }),
       ),
@@ -119,11 +169,14 @@ export class HostSteps {
   }
 
   /** `area`: the staging area, needed when the request collects Y. */
-  async runLayers(s: HostSession, area: () => SharedArea, req: HostRunRequest) {
+  async runLayers(s: StepContext, area: () => SharedArea, req: HostRunRequest) {
     const m = int('m', req.m, 1, 1 << 16);
     const iters = int('iters', req.iters, 1, 1 << 20);
     int('seed', req.seed, 0, Number.MAX_SAFE_INTEGER);
     const { first, hosts } = await s.hostRanks(req);
+    // Rows follow the ranks' speed only within one host (the leaders' exchange has fixed sizes).
+    const balance = req.balance === true;
+    if (balance && hosts) throw invalid('balance runs on one host only');
     if (req.collect) {
       const a = area();
       int('yOffset', req.yOffset, 0, a.buffer.byteLength);
@@ -139,6 +192,7 @@ export class HostSteps {
             yOffset: req.yOffset,
             xOffset: req.xOffset,
             collect: req.collect && first + i === 0,
+            balance,
             ...(hosts ? { hosts } : {}),
           }),
         ),
@@ -152,7 +206,7 @@ export class HostSteps {
    * that is not readable here fails at once, naming the host and the path, before any executor
    * starts reading. (An authenticated caller may name any file; only logits ever leave.)
    */
-  async loadModel(s: HostSession, req: HostLoadModelRequest) {
+  async loadModel(s: StepContext, req: HostLoadModelRequest) {
     if (typeof req.path !== 'string' || req.path.length === 0 || req.path.length > 4096)
       throw invalid('path must name the GGUF file');
     const path = resolve(req.path);
@@ -206,14 +260,14 @@ export class HostSteps {
     return { ranks: replies };
   }
 
-  async loadProgress(s: HostSession) {
+  async loadProgress(s: StepContext) {
     return {
       ranks: await s.cluster.guard(Promise.all(s.cluster.clients.map((c) => c.loadProgress({}, 5000)))),
     };
   }
 
   /** One step of the model on every executor of the host; global rank 0 sends the logits. */
-  async forward(s: HostSession, req: HostForwardRequest) {
+  async forward(s: StepContext, req: HostForwardRequest) {
     const { first, hosts } = await s.hostRanks(req);
     const tokens = list<number>('tokens', req.tokens, 1 << 16).map((t) => int('token', t, 0, 0x7fffffff));
     if (tokens.length === 0) throw invalid('tokens must not be empty');

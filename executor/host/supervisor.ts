@@ -162,7 +162,9 @@ export class Supervisor {
       Gemm: this.unary((req: HostGemmRequest) =>
         this.steps.gemm(this.need(), this.needStaging().need(), req),
       ),
-      PlaceLayers: this.unary((req: HostPlaceRequest) => this.steps.placeLayers(this.need(), req)),
+      PlaceLayers: this.unary((req: HostPlaceRequest) =>
+        this.steps.placeLayers(this.need(), () => this.needStaging().need(), req),
+      ),
       RunLayers: this.unary((req: HostRunRequest) =>
         this.steps.runLayers(this.need(), () => this.needStaging().need(), req),
       ),

@@ -1,5 +1,5 @@
 // Mirror or shard counts the whole layer stack, on one host (`placementFor`, `redblue run layer`)
-// and across hosts (`stackPlacement`, which `remotePlacement` calls for `redblue launch layer`).
+// and across hosts (`stackPlacement`, which `layerPlacement` calls for `redblue launch layer`).
 import { describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
 import { placementFor, stackPlacement } from '../../executor/coordinator/local-plan.js';
