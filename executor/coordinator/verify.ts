@@ -18,7 +18,10 @@ export interface GemmVerification {
   ok: boolean;
 }
 
-export function verifyGemm(r: GemmRunResult, threads = 1): GemmVerification {
+export function verifyGemm(
+  r: Pick<GemmRunResult, 'm' | 'n' | 'k' | 'a' | 'b' | 'c'>,
+  threads = 1,
+): GemmVerification {
   const ref = new Float32Array(r.m * r.n);
   openblasGemm({ m: r.m, n: r.n, k: r.k, a: r.a, b: r.b, c: ref }, threads);
   let maxAbs = 0;

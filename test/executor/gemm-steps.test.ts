@@ -1,9 +1,9 @@
 // A memory-limited gemm runs the plan's sequential steps: each executor computes its bricks one
 // after another, fetching only each step's blocks of A and B into node-local buffers, and the
 // node-local memory it maps (as the native step reports it) stays within the plan's peak.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
-import { LocalCluster } from '../../executor/host/local-cluster.js';
+import { sharedCluster } from '../helpers/cluster.js';
 import { runGemm } from '../../executor/coordinator/gemm-run.js';
 import { planLocalGemm } from '../../executor/coordinator/local-plan.js';
 import { verifyGemm } from '../../executor/coordinator/verify.js';
@@ -12,13 +12,7 @@ import { maxAbsDiff } from '../helpers/reference.js';
 
 describe('gemm under a memory limit (sequential steps)', () => {
   const topo = readTopology({ virtualNodes: 2 });
-  let cluster: LocalCluster;
-  beforeAll(async () => {
-    cluster = await LocalCluster.start({ topology: topo });
-  });
-  afterAll(async () => {
-    await cluster.stop();
-  });
+  const clusterOf = sharedCluster(topo);
   const [m, n, k] = [300, 260, 500];
 
   it('runs every step of the plan, within its peak memory, and C matches OpenBLAS', async () => {
@@ -26,8 +20,8 @@ describe('gemm under a memory limit (sequential steps)', () => {
     const limited = planLocalGemm(topo, { m, n, k }, 'time', 1_000_000);
     const s = limited.strategy.sequential;
     expect(s.m * s.n * s.k).toBeGreaterThan(1); // the limit forces several steps
-    const one = await runGemm(cluster, whole, { m, n, k, seed: 9 });
-    const r = await runGemm(cluster, limited, { m, n, k, seed: 9 });
+    const one = await runGemm(clusterOf(), whole, { m, n, k, seed: 9 });
+    const r = await runGemm(clusterOf(), limited, { m, n, k, seed: 9 });
     expect(verifyGemm(r).ok).toBe(true);
     expect(maxAbsDiff(r.c, one.c)).toBeLessThan(verifyGemm(r).tolerance);
     for (const p of limited.ranks) {
@@ -51,7 +45,7 @@ describe('gemm under a memory limit (sequential steps)', () => {
 
   it("reads its inputs from buffers on its own node: the kernel's page report for each executor", async () => {
     const p = planLocalGemm(topo, { m: 64, n: 48, k: 40 });
-    const r = await runGemm(cluster, p, { m: 64, n: 48, k: 40, seed: 3 });
+    const r = await runGemm(clusterOf(), p, { m: 64, n: 48, k: 40, seed: 3 });
     expect(verifyGemm(r).ok).toBe(true);
     for (const rank of p.ranks) {
       if (rank.bricks.length === 0) continue;

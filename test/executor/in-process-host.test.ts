@@ -1,9 +1,9 @@
 // `redblue run` is the one-host case of `redblue launch`: its host is this box driven in process
 // through the same step dispatch a supervisor runs, so a request is checked the same way, and the
 // one gemm runner gives the same C whether it is handed the executors or their one-host cluster.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
-import { LocalCluster } from '../../executor/host/local-cluster.js';
+import { sharedCluster } from '../helpers/cluster.js';
 import { oneHost } from '../../executor/coordinator/cluster.js';
 import { runGemm } from '../../executor/coordinator/gemm-run.js';
 import { planLocalGemm } from '../../executor/coordinator/local-plan.js';
@@ -11,16 +11,10 @@ import { matmulRef, maxAbsDiff } from '../helpers/reference.js';
 
 describe('the in-process host of redblue run', () => {
   const topo = readTopology({ virtualNodes: 2 });
-  let cluster: LocalCluster;
-  beforeAll(async () => {
-    cluster = await LocalCluster.start({ topology: topo });
-  });
-  afterAll(async () => {
-    await cluster.stop();
-  });
+  const clusterOf = sharedCluster(topo);
 
   it('checks requests as a supervisor does', async () => {
-    const one = oneHost(cluster);
+    const one = oneHost(clusterOf());
     expect(one.hostFirstRanks).toEqual([0, 2]);
     const host = one.host;
     await expect(host.read(0, new Uint8Array(8))).rejects.toThrow(/no staging area/);
@@ -66,8 +60,8 @@ describe('the in-process host of redblue run', () => {
   it('gives the same C from the executors as from their one-host cluster', async () => {
     const [m, n, k] = [61, 47, 83];
     const plan = planLocalGemm(topo, { m, n, k });
-    const a = await runGemm(cluster, plan, { m, n, k, seed: 3 });
-    const b = await runGemm(oneHost(cluster), plan, { m, n, k, seed: 3 });
+    const a = await runGemm(clusterOf(), plan, { m, n, k, seed: 3 });
+    const b = await runGemm(oneHost(clusterOf()), plan, { m, n, k, seed: 3 });
     expect(a.hosts).toBe(1);
     expect(a.reduceBytes).toBe(0);
     expect(Array.from(b.c)).toEqual(Array.from(a.c));
