@@ -128,20 +128,26 @@ export const STREAM_B = 12;
 export interface HostEndpoint {
   /** The port it serves on (peers fetch this leader's blocks there). */
   readonly port: number;
+  /** With `ucx`: this leader's UCX worker address, for the other leaders to reach it by. */
+  readonly ucxAddress?: Buffer;
   readonly endpoint: unknown;
   /** Stops serving; runs that hold it fail their next exchange. */
   close(): void;
 }
 
 interface HostsAddon {
-  hostEndpoint(options: { address: string } & DataCredentials): HostEndpoint;
+  hostEndpoint(options: { address: string; ucx?: boolean } & DataCredentials): HostEndpoint;
+  ucxBytesSent(): number;
   hostsCollective(
     communicator: unknown,
     options: {
       firstRank: number;
       hostFirstRanks: number[];
-      /** The leader's exchange between hosts, natively: every host's leader address, in host order. */
-      link?: { endpoint: unknown; leaders: string[]; run: string };
+      /**
+       * The leader's exchange between hosts, natively: every host's leader address, in host
+       * order; with every leader's UCX worker address too, the exchange runs over UCX.
+       */
+      link?: { endpoint: unknown; leaders: string[]; run: string; ucxLeaders?: Buffer[] };
       timeoutMs?: number;
     },
   ): { collective: unknown; rank: number; size: number };
@@ -160,7 +166,15 @@ export function hostsCollective(
   return loadAddon<HostsAddon>().hostsCollective(communicator, options);
 }
 
-/** Serves this leader's blocks to the other hosts' leaders on `address` (host:port, port 0: any). */
-export function hostEndpoint(address: string, creds: DataCredentials): HostEndpoint {
-  return loadAddon<HostsAddon>().hostEndpoint({ address, ...creds });
+/**
+ * Serves this leader's blocks to the other hosts' leaders on `address` (host:port, port 0: any);
+ * with `ucx`, also makes a UCX worker for the exchange over UCX.
+ */
+export function hostEndpoint(address: string, creds: DataCredentials, ucx = false): HostEndpoint {
+  return loadAddon<HostsAddon>().hostEndpoint({ address, ...creds, ...(ucx ? { ucx } : {}) });
+}
+
+/** Bytes this process has sent to other hosts' leaders over UCX (proof of the wire in tests). */
+export function ucxBytesSent(): number {
+  return loadAddon<HostsAddon>().ucxBytesSent();
 }

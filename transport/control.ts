@@ -90,6 +90,8 @@ export interface CrossHost {
   run: string;
   /** Every host's leader link address in host order: the native exchange. */
   leaders: string[];
+  /** Every leader's UCX worker address, in host order: the exchange runs over UCX. */
+  ucxLeaders?: Buffer[];
 }
 export interface OpenHostLinkRequest {
   address: string;
@@ -98,6 +100,13 @@ export interface OpenHostLinkRequest {
   tlsCert?: Buffer;
   tlsKey?: Buffer;
   tlsCa?: Buffer;
+  /** Also make a UCX worker for the exchange (`--transport ucx`). */
+  ucx?: boolean;
+}
+export interface OpenHostLinkReply {
+  port: number;
+  /** With `ucx`: the leader's UCX worker address. */
+  ucxAddress?: Buffer;
 }
 export interface RunLayersReply {
   seconds: number;
@@ -107,6 +116,10 @@ export interface RunLayersReply {
   passes: number;
   /** Rows per rank at the end (balancing moves them). */
   rows?: number[];
+  /** A host leader's exchange with the other leaders ("ucx" or "grpc"; empty elsewhere). */
+  link?: string;
+  /** Bytes it sent over UCX in this run. */
+  linkBytesSent?: number;
 }
 export interface LoadModelRequest {
   path: string;
@@ -181,7 +194,7 @@ export interface ExecutorHandlers {
   forward(req: ForwardRequest): Promise<ForwardReply> | ForwardReply;
   /** Later steps may come through the staging area's doorbell (native/src/model/step_doorbell.h). */
   startModelLoop(req: Empty): Promise<Empty> | Empty;
-  openHostLink(req: OpenHostLinkRequest): Promise<{ port: number }> | { port: number };
+  openHostLink(req: OpenHostLinkRequest): Promise<OpenHostLinkReply> | OpenHostLinkReply;
   shutdown(req: Empty): Promise<Empty> | Empty;
 }
 

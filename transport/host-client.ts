@@ -117,6 +117,9 @@ export interface HostForwardRequest {
   runs?: SeqRunMsg[];
 }
 export interface PassTimingsMsg {
+  /** A host leader's exchange with the other leaders ("ucx" or "grpc"), and what it sent over UCX. */
+  link?: string;
+  linkBytesSent?: number;
   seconds: number;
   computeSeconds: number;
   exchangeSeconds: number;
@@ -317,8 +320,9 @@ export class HostClient {
   }
 
   /** The port of the host's leader link in `session` (multi-host sessions on the native path). */
-  async leaderPort(session: string): Promise<number> {
-    return (await this.unary<{ session: string }, { port: number }>('leaderPort', { session }, 10_000)).port;
+  /** The port of the host's leader link, and its UCX worker address when it has one. */
+  async leaderPort(session: string): Promise<{ port: number; ucxAddress?: Buffer }> {
+    return this.unary<{ session: string }, { port: number; ucxAddress?: Buffer }>('leaderPort', { session }, 10_000);
   }
 
   closeSession(deadlineMs = 5000): Promise<void> {

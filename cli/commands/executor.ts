@@ -3,7 +3,7 @@
 // while a coordinator holds a session.
 import type { Command } from 'commander';
 import { parsePositiveInt } from '../../common/errors.js';
-import { parseCpuList, parseDataPort } from '../../executor/host/options.js';
+import { parseCpuList, parseDataPort, parseTransport } from '../../executor/host/options.js';
 import { serveHost, type ServeHostOptions } from '../../executor/host/serve.js';
 
 export function addSecurityOptions(cmd: Command): Command {
@@ -33,14 +33,20 @@ export function registerExecutor(program: Command): void {
     )
     .option('--cpus <LIST>', 'use only these cpus of the host (e.g. 0-3,8)', parseCpuList)
     .option('--token-stdin', 'read the token from the first line of stdin (used by `redblue launch`)')
-    .option('--exit-on-eof', "stop when stdin closes (the launcher's ssh connection went away)");
+    .option('--exit-on-eof', "stop when stdin closes (the launcher's ssh connection went away)")
+    .option(
+      '--transport <T>',
+      "how this host's leader exchanges with the other hosts' leaders: auto (UCX where an RDMA device exists, else grpc), ucx (UCX over what it finds: RDMA, TCP, shared memory; UCX_TLS and UCX_NET_DEVICES pass through) or grpc (the native data path)",
+      parseTransport,
+      'auto',
+    );
   addSecurityOptions(cmd).action(async (o: Omit<ServeHostOptions, 'log'>) => {
     const host = await serveHost({ ...o, log: (l) => process.stderr.write(`redblue executor: ${l}\n`) });
     // Launchers wait for this line; the port matters when --listen asked for port 0.
     process.stdout.write(`ready ${host.port}\n`);
     process.stderr.write(
       `redblue executor: serving ${host.address}, ${host.topology.nodes.length} node(s), ${host.authentication}; ` +
-        `bulk data on port ${host.dataPort}\n`,
+        `bulk data on port ${host.dataPort}; leaders exchange over ${host.transport.transport} (${host.transport.reason})\n`,
     );
     await new Promise(() => undefined);
   });

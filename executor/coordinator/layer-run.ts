@@ -67,6 +67,9 @@ export interface LayerRunResult {
     computeSeconds: number;
     waitSeconds: number;
     exchangeSeconds: number;
+    /** A host leader's exchange with the other leaders ("ucx" or "grpc"), and what it sent over UCX. */
+    link?: string;
+    linkBytesSent?: number;
   }[];
   placeSeconds: number;
   /** With balancing: the rows per rank the run ended with (perRank.rows is the first split). */
@@ -202,7 +205,14 @@ export function passFigures(
   o: Pick<LayerRunOptions, 'layers' | 'n' | 'k' | 'iters' | 'dtype' | 'placement'>,
   rows: [number, number][],
   placed: { weightBytes: number; backing: string }[],
-  replies: { seconds: number; computeSeconds: number; waitSeconds: number; exchangeSeconds: number }[],
+  replies: {
+    seconds: number;
+    computeSeconds: number;
+    waitSeconds: number;
+    exchangeSeconds: number;
+    link?: string;
+    linkBytesSent?: number;
+  }[],
 ): Omit<LayerRunResult, 'hosts' | 'placeSeconds' | 'y' | 'x'> {
   const seconds = Math.max(...replies.map((r) => r.seconds));
   const slowest = replies.reduce((a, b) => (b.seconds > a.seconds ? b : a));
@@ -228,6 +238,7 @@ export function passFigures(
       computeSeconds: r.computeSeconds,
       waitSeconds: r.waitSeconds,
       exchangeSeconds: r.exchangeSeconds,
+      ...(r.link ? { link: r.link, linkBytesSent: Number(r.linkBytesSent ?? 0) } : {}),
     })),
   };
 }

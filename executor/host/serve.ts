@@ -7,7 +7,7 @@ import { restrictToCpus, virtualize } from '../../native/virtual-nodes.js';
 import { isLoopback, joinHostPort } from '../../common/address.js';
 import { UsageError } from '../../common/errors.js';
 import { launchPlace } from '../launch/launch-env.js';
-import { authFromOptions, parseListen, tokenFromStdin, type SecurityOpts } from './options.js';
+import { authFromOptions, chooseTransport, parseListen, tokenFromStdin, type SecurityOpts } from './options.js';
 import { Supervisor } from './supervisor.js';
 
 export interface ServeHostOptions extends SecurityOpts {
@@ -16,6 +16,8 @@ export interface ServeHostOptions extends SecurityOpts {
   virtualNodes?: number;
   exitOnEof?: boolean;
   cpus?: number[];
+  /** How the leaders exchange (default auto). */
+  transport?: 'auto' | 'ucx' | 'grpc';
   log: (line: string) => void;
 }
 
@@ -28,6 +30,8 @@ export interface ServedHost {
   topology: MachineTopology;
   /** "token", "TLS", "token + TLS" or "no authentication (loopback)". */
   authentication: string;
+  /** How this host's leader exchanges with the others, and why. */
+  transport: { transport: 'ucx' | 'grpc'; reason: string };
 }
 
 export async function serveHost(o: ServeHostOptions): Promise<ServedHost> {
@@ -58,8 +62,10 @@ export async function serveHost(o: ServeHostOptions): Promise<ServedHost> {
     }
   }
   if (o.virtualNodes !== undefined) topology = virtualize(topology, o.virtualNodes);
+  const transport = chooseTransport(o.transport ?? 'auto');
   const sup = new Supervisor({
     listen: joinHostPort(listen.host, listen.port),
+    transport: transport.transport,
     dataPort: o.dataPort,
     topology,
     auth,
@@ -88,5 +94,6 @@ export async function serveHost(o: ServeHostOptions): Promise<ServedHost> {
     authentication:
       [auth.token ? 'token' : '', auth.tls ? 'TLS' : ''].filter(Boolean).join(' + ') ||
       'no authentication (loopback)',
+    transport,
   };
 }

@@ -9,13 +9,21 @@ import { HostClient } from '../../transport/host-client.js';
 import type { MachineTopology } from '../../native/topology.js';
 import { LocalCluster } from './local-cluster.js';
 import type { StepRanks } from './steps.js';
+
+/** How host leaders exchange: the native gRPC data path, or UCX. */
+export type LinkTransport = 'grpc' | 'ucx';
 import { int, invalid, list } from './host-validate.js';
 
 export class HostSession {
   /** The port of the leader executor's link to the other hosts' leaders (multi-host sessions). */
   leaderPort?: number;
-  /** Every host's leader link address, in host order (asked of the peers once per session). */
-  private leaderAddresses?: Promise<string[]>;
+  /** With `--transport ucx`: the leader executor's UCX worker address. */
+  ucxAddress?: Buffer;
+  /**
+   * Every host's leader link address, in host order, and every leader's UCX worker address when
+   * all have one (asked of the peers once per session).
+   */
+  private leaderAddresses?: Promise<{ leaders: string[]; ucxLeaders?: Buffer[] }>;
 
   private constructor(
     readonly id: string,
@@ -41,6 +49,8 @@ export class HostSession {
     topology: MachineTopology;
     listen: string;
     auth: Auth;
+    /** The leaders' exchange: over gRPC (the native data path) or UCX. */
+    transport?: LinkTransport;
   }): Promise<HostSession> {
     const cluster = await LocalCluster.start({ topology: o.topology });
     const peers = o.peers.map((addr, i) =>
@@ -58,13 +68,14 @@ export class HostSession {
     if (o.peers.length > 1) {
       const tls = o.auth.tls;
       try {
-        s.leaderPort = (
-          await cluster.clients[0]!.openHostLink({
-            address: joinHostPort(s.listenHost, 0),
-            token: o.auth.token ?? '',
-            ...(tls ? { tlsCert: tls.cert, tlsKey: tls.key, tlsCa: tls.ca } : {}),
-          })
-        ).port;
+        const link = await cluster.clients[0]!.openHostLink({
+          address: joinHostPort(s.listenHost, 0),
+          token: o.auth.token ?? '',
+          ...(tls ? { tlsCert: tls.cert, tlsKey: tls.key, tlsCa: tls.ca } : {}),
+          ...(o.transport === 'ucx' ? { ucx: true } : {}),
+        });
+        s.leaderPort = link.port;
+        if (link.ucxAddress?.length) s.ucxAddress = link.ucxAddress;
       } catch (e) {
         for (const p of peers) p?.close();
         await cluster.stop();
@@ -82,14 +93,21 @@ export class HostSession {
    * Every host's leader link address, in host order: the peers' ports asked of them (their
    * sessions are open before any run), at the addresses the coordinator gave for them.
    */
-  private leaders(): Promise<string[]> {
+  private leaders(): Promise<{ leaders: string[]; ucxLeaders?: Buffer[] }> {
     this.leaderAddresses ??= Promise.all(
-      this.peers.map(async (p, h) =>
-        h === this.hostIndex
-          ? joinHostPort(this.listenHost, this.leaderPort!)
-          : joinHostPort(hostOf(p.address), await p.leaderPort(this.id)),
-      ),
-    );
+      this.peers.map(async (p, h) => {
+        if (h === this.hostIndex)
+          return { address: joinHostPort(this.listenHost, this.leaderPort!), ucx: this.ucxAddress };
+        const l = await p.leaderPort(this.id);
+        return { address: joinHostPort(hostOf(p.address), l.port), ucx: l.ucxAddress };
+      }),
+    ).then((all) => {
+      const leaders = all.map((a) => a.address);
+      // UCX only when every leader has a worker: hosts started with different transports meet
+      // on gRPC.
+      const ucx = all.every((a) => a.ucx && a.ucx.length > 0);
+      return ucx ? { leaders, ucxLeaders: all.map((a) => a.ucx!) } : { leaders };
+    });
     this.leaderAddresses.catch(() => {
       this.leaderAddresses = undefined; // asked again by the next run
     });
@@ -125,7 +143,7 @@ export class HostSession {
     // The leaders exchange natively, at their link addresses.
     return {
       first,
-      hosts: { firstRank: first, hostFirstRanks: hostFirst, run: req.run, leaders: await this.leaders() },
+      hosts: { firstRank: first, hostFirstRanks: hostFirst, run: req.run, ...(await this.leaders()) },
     };
   }
 

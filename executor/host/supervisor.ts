@@ -29,7 +29,7 @@ import type {
 } from '../../transport/host-client.js';
 import { int, invalid, list } from './host-validate.js';
 import type { LaunchPlace } from '../launch/launch-env.js';
-import { HostSession } from './session.js';
+import { HostSession, type LinkTransport } from './session.js';
 import { HostStaging } from './staging.js';
 import { HostSteps } from './steps.js';
 
@@ -53,6 +53,8 @@ export interface SupervisorOptions {
   auth: Auth;
   place?: LaunchPlace;
   log?: (line: string) => void;
+  /** How the leaders of a multi-host session exchange (default grpc). */
+  transport?: LinkTransport;
 }
 
 type OpenCall = grpc.ServerWritableStream<{ session: string; hostIndex: number; peers: string[] }, unknown>;
@@ -184,7 +186,7 @@ export class Supervisor {
             grpc.status.FAILED_PRECONDITION,
             'this host has no leader link (its session has one host)',
           );
-        return { port: s.leaderPort };
+        return { port: s.leaderPort, ...(s.ucxAddress ? { ucxAddress: s.ucxAddress } : {}) };
       }),
     };
   }
@@ -226,6 +228,7 @@ export class Supervisor {
         topology: this.o.topology,
         listen: this.o.listen,
         auth: this.o.auth,
+        ...(this.o.transport ? { transport: this.o.transport } : {}),
       });
     } finally {
       this.starting = false;

@@ -4,7 +4,7 @@
 // natively (its endpoint, opened once per session by OpenHostLink, with the cluster's token
 // and/or TLS certificate): no JS between layers, no supervisor in between.
 import { hostEndpoint, hostsCollective, type HostEndpoint } from '../../native/steps.js';
-import type { CrossHost, OpenHostLinkRequest } from '../../transport/control.js';
+import type { CrossHost, OpenHostLinkReply, OpenHostLinkRequest } from '../../transport/control.js';
 
 let current: { run: string; peers: unknown } | undefined;
 let endpoint: HostEndpoint | undefined;
@@ -13,18 +13,33 @@ let endpoint: HostEndpoint | undefined;
  * Serves this leader's end of the native link between host leaders (one per session), with the
  * cluster's token and/or TLS certificate as the supervisor's own.
  */
-export function openHostLink(req: OpenHostLinkRequest): { port: number } {
+export function openHostLink(req: OpenHostLinkRequest): OpenHostLinkReply {
   const tls =
     req.tlsCert?.length && req.tlsKey?.length && req.tlsCa?.length
       ? { tls: { cert: req.tlsCert, key: req.tlsKey, ca: req.tlsCa } }
       : {};
-  endpoint ??= hostEndpoint(req.address, { ...(req.token ? { token: req.token } : {}), ...tls });
-  return { port: endpoint.port };
+  endpoint ??= hostEndpoint(req.address, { ...(req.token ? { token: req.token } : {}), ...tls }, req.ucx === true);
+  return { port: endpoint.port, ...(endpoint.ucxAddress ? { ucxAddress: endpoint.ucxAddress } : {}) };
 }
 
 export function closeHostLink(): void {
   endpoint?.close();
   endpoint = undefined;
+}
+
+/** How this executor exchanges with the other leaders in a run across hosts (none: not a leader). */
+export function leaderLink(hosts: CrossHost): 'ucx' | 'grpc' | undefined {
+  if (!endpoint) return undefined;
+  return usesUcx(hosts) ? 'ucx' : 'grpc';
+}
+
+/** Over UCX when every leader gave its worker's address (and this one has a worker). */
+function usesUcx(hosts: CrossHost): boolean {
+  return (
+    !!endpoint?.ucxAddress &&
+    hosts.ucxLeaders?.length === hosts.leaders.length &&
+    hosts.ucxLeaders.every((a) => a.length > 0)
+  );
 }
 
 /** The collective for one multi-host run (made once per run, reused for its passes). */
@@ -36,7 +51,15 @@ export function crossHostPeers(communicator: unknown, hosts: CrossHost): unknown
       "a run across hosts needs every host leader's address (a supervisor of another version?)",
     );
   // Only the leader has (and needs) an endpoint; the other ranks exchange inside the host.
-  const link = endpoint ? { endpoint: endpoint.endpoint, leaders: hosts.leaders, run: hosts.run } : undefined;
+  const ucx = usesUcx(hosts);
+  const link = endpoint
+    ? {
+        endpoint: endpoint.endpoint,
+        leaders: hosts.leaders,
+        run: hosts.run,
+        ...(ucx ? { ucxLeaders: hosts.ucxLeaders! } : {}),
+      }
+    : undefined;
   current = {
     run: hosts.run,
     peers: hostsCollective(communicator, {

@@ -8,11 +8,11 @@ import { loadAddon, type NativeThreadPool } from '../../native/addon.js';
 import { serveExecutor, type ExecutorHandlers } from '../../transport/control.js';
 import { attachSharedArea, type SharedArea } from '../../transport/shared-area.js';
 import { parseExecutorArgs, type ExecutorArgs } from './args.js';
-import { executorAddon, type NativeLayerStack } from '../../native/steps.js';
+import { executorAddon, ucxBytesSent, type NativeLayerStack } from '../../native/steps.js';
 import { stepBricks } from './gemm-layout.js';
 import { checkedBrick, checkedRange } from '../../transport/bricks.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
-import { closeHostLink, crossHostPeers, openHostLink } from './cross-host.js';
+import { closeHostLink, crossHostPeers, leaderLink, openHostLink } from './cross-host.js';
 import { ModelSteps } from './model-steps.js';
 import { measureReadBandwidth } from '../../native/read-speed.js';
 
@@ -144,7 +144,9 @@ class Executor {
         const group = this.need(this.group, 'attach');
         const area = this.need(this.area, 'attach');
         const peers = req.hosts ? crossHostPeers(group.communicator, req.hosts) : group.communicator;
-        return stack.run(this.pool, peers, {
+        const link = req.hosts ? leaderLink(req.hosts) : undefined;
+        const sentBefore = link === 'ucx' ? ucxBytesSent() : 0;
+        const r = await stack.run(this.pool, peers, {
           m: req.m,
           iters: req.iters,
           seed: req.seed,
@@ -152,6 +154,9 @@ class Executor {
           balance: req.balance === true && !req.hosts,
           ...(req.collect ? { out: area.buffer, yOffset: req.yOffset, xOffset: req.xOffset } : {}),
         });
+        return link
+          ? { ...r, link, linkBytesSent: link === 'ucx' ? ucxBytesSent() - sentBefore : 0 }
+          : r;
       },
       loadModel: (req) => this.model.load(req, this.pool),
       loadProgress: () => this.model.loadProgress(),

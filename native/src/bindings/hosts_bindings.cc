@@ -13,6 +13,7 @@
 #include "core/napi_util.h"
 #include "executor/hosts_collective.h"
 #include "hosts/grpc_host_link.h"
+#include "ucx/ucx_link.h"
 
 namespace redblue {
 
@@ -23,30 +24,36 @@ namespace {
 const napi_type_tag kCollectiveTag = {0x72656462'6c756521ull, 0x686f7374'73436f6cull};
 const napi_type_tag kEndpointTag = {0x72656462'6c756521ull, 0x6c656164'6572456eull};
 
-// What a hostEndpoint() object holds: emptied by close(), shared with the close function.
-using EndpointSlot = std::shared_ptr<data::LeaderEndpoint>;
+// What a hostEndpoint() object holds: this leader's gRPC end and, with `ucx`, its UCX worker;
+// emptied by close(), shared with the close function.
+struct EndpointSlot {
+  std::shared_ptr<data::LeaderEndpoint> grpc;
+  std::shared_ptr<ucx::Worker> ucx;
+};
 
-std::shared_ptr<data::LeaderEndpoint> EndpointFromJs(Napi::Value v) {
+EndpointSlot EndpointFromJs(Napi::Value v) {
   Napi::Value ext = v.IsObject() ? v.As<Napi::Object>().Get("endpoint") : v;
   bool tagged = false;
   if (!ext.IsExternal() || napi_check_object_type_tag(v.Env(), ext, &kEndpointTag, &tagged) != napi_ok || !tagged)
     throw Napi::TypeError::New(v.Env(), "link.endpoint must come from hostEndpoint()");
   auto ep = **ext.As<Napi::External<std::shared_ptr<EndpointSlot>>>().Data();
-  if (!ep) throw Napi::Error::New(v.Env(), "the host endpoint is closed");
+  if (!ep.grpc) throw Napi::Error::New(v.Env(), "the host endpoint is closed");
   return ep;
 }
 
-// hostEndpoint({ address, token?, tls? }) → { port, endpoint, close() }: this leader's end of the native
-// link between host leaders, serving at once.
+// hostEndpoint({ address, token?, tls?, ucx? }) → { port, ucxAddress?, endpoint, close() }: this
+// leader's end of the native link between host leaders, serving at once; with `ucx`, also a UCX
+// worker whose address the peers reach it by.
 Napi::Value JsHostEndpoint(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "options must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
   if (!o.Get("address").IsString()) throw Napi::TypeError::New(env, "address must be a host:port string");
   data::Credentials creds = CredentialsFromJs(o);
-  std::shared_ptr<data::LeaderEndpoint> ep;
+  EndpointSlot ep;
   try {
-    ep = std::make_shared<data::LeaderEndpoint>(o.Get("address").As<Napi::String>().Utf8Value(), creds);
+    ep.grpc = std::make_shared<data::LeaderEndpoint>(o.Get("address").As<Napi::String>().Utf8Value(), creds);
+    if (o.Get("ucx").ToBoolean()) ep.ucx = std::make_shared<ucx::Worker>();
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
@@ -56,11 +63,13 @@ Napi::Value JsHostEndpoint(const Napi::CallbackInfo& info) {
   napi_type_tag_object(env, ext, &kEndpointTag);
   Napi::Object wrapper = Napi::Object::New(env);
   wrapper.Set("endpoint", ext);
-  wrapper.Set("port", ep->port());
+  wrapper.Set("port", ep.grpc->port());
+  if (ep.ucx)
+    wrapper.Set("ucxAddress", Napi::Buffer<uint8_t>::Copy(env, ep.ucx->address().data(), ep.ucx->address().size()));
   wrapper.Set("close", Napi::Function::New(env, [slot](const Napi::CallbackInfo& i) {
                 // Runs still holding the endpoint keep it; new ones are refused.
-                if (*slot) (*slot)->Shutdown();
-                slot->reset();
+                if (slot->grpc) slot->grpc->Shutdown();
+                *slot = EndpointSlot{};
                 return i.Env().Undefined();
               }));
   return wrapper;
@@ -111,9 +120,28 @@ Napi::Value JsHostsCollective(const Napi::CallbackInfo& info) {
     for (size_t h = 0; h + 1 < hostFirst.size(); ++h)
       if (hostFirst[h] == first) host = static_cast<int>(h);
     if (host < 0) throw UserError("no host in hostFirstRanks starts at rank " + std::to_string(first));
+    // With every leader's UCX address (and a worker here), the exchange runs over UCX.
+    std::vector<std::vector<uint8_t>> ucxPeers;
+    Napi::Value uv = l.Get("ucxLeaders");
+    if (uv.IsArray()) {
+      Napi::Array ua = uv.As<Napi::Array>();
+      if (ua.Length() != addresses.size())
+        throw UserError("link.ucxLeaders must give every host's leader UCX address");
+      for (uint32_t i = 0; i < ua.Length(); ++i) {
+        if (!ua.Get(i).IsBuffer()) throw Napi::TypeError::New(env, "link.ucxLeaders must contain Buffers");
+        auto b = ua.Get(i).As<Napi::Buffer<uint8_t>>();
+        ucxPeers.emplace_back(b.Data(), b.Data() + b.Length());
+      }
+      if (!ep.ucx) throw UserError("this leader has no UCX worker: open its endpoint with ucx");
+    }
     try {
-      link = std::make_shared<data::GrpcHostLink>(ep, l.Get("run").As<Napi::String>().Utf8Value(), host,
-                                                  std::move(addresses), static_cast<uint64_t>(timeoutMs));
+      const std::string run = l.Get("run").As<Napi::String>().Utf8Value();
+      if (!ucxPeers.empty())
+        link = std::make_shared<ucx::UcxHostLink>(ep.ucx, run, host, std::move(ucxPeers),
+                                                  static_cast<uint64_t>(timeoutMs));
+      else
+        link = std::make_shared<data::GrpcHostLink>(ep.grpc, run, host, std::move(addresses),
+                                                    static_cast<uint64_t>(timeoutMs));
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
@@ -133,7 +161,13 @@ Napi::Value JsHostsCollective(const Napi::CallbackInfo& info) {
   return wrapper;
 }
 
+// ucxBytesSent() → bytes this process has sent to other leaders over UCX.
+Napi::Value JsUcxBytesSent(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(ucx::UcxHostLink::BytesSent()));
+}
+
 void InitHosts(Napi::Env /*env*/, Napi::Object exports) {
+  REDBLUE_EXPORT(exports, "ucxBytesSent", JsUcxBytesSent);
   REDBLUE_EXPORT(exports, "hostsCollective", JsHostsCollective);
   REDBLUE_EXPORT(exports, "hostEndpoint", JsHostEndpoint);
 }

@@ -1,0 +1,67 @@
+// The exchange between host leaders over UCX (UCP tagged messages): a second HostLink beside the
+// gRPC one (hosts/grpc_host_link.h). UCX picks its transports itself: RC/UD/DC verbs where an
+// RDMA device exists, TCP and shared memory otherwise; `UCX_TLS` and `UCX_NET_DEVICES` pass
+// through. No listener is opened here: each leader's worker address travels over the
+// authenticated control connection (OpenHostLink, then the supervisors' LeaderPort), and
+// endpoints are made from those addresses.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "executor/host_link.h"
+
+struct ucp_context;
+struct ucp_worker;
+
+namespace redblue::ucx {
+
+// A UCP context and one worker (single-threaded: one run's exchange at a time uses it).
+class Worker {
+ public:
+  Worker();
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  // The worker's address, for the peers to reach it.
+  const std::vector<uint8_t>& address() const { return address_; }
+  ucp_worker* get() const { return worker_; }
+  std::mutex& mu() { return mu_; }
+  // Sleeps until the worker has an event or `ms` pass (after progress found nothing to do).
+  void Wait(int ms);
+
+ private:
+  ucp_context* context_ = nullptr;
+  ucp_worker* worker_ = nullptr;
+  std::vector<uint8_t> address_;
+  int efd_ = -1;
+  std::mutex mu_;
+};
+
+class UcxHostLink : public HostLink {
+ public:
+  // `peers`: every host's leader worker address, in host order (this host's entry unused).
+  // `run` names the run: its exchanges are tagged with it, so a late block of another run never
+  // matches.
+  UcxHostLink(std::shared_ptr<Worker> worker, const std::string& run, int host,
+              std::vector<std::vector<uint8_t>> peers, uint64_t timeoutMs);
+  ~UcxHostLink() override;
+  void Exchange(uint64_t seq, const char* mine, size_t mineBytes, char* out,
+                const std::vector<size_t>& hostBytes) override;
+
+  // Bytes this process has sent to other leaders over UCX (all links), for reports and tests.
+  static uint64_t BytesSent();
+
+ private:
+  struct Peer;
+  std::shared_ptr<Worker> worker_;
+  int host_;
+  uint64_t runTag_;
+  uint64_t timeoutMs_;
+  std::vector<std::unique_ptr<Peer>> peers_;
+  std::string broken_;
+};
+
+}  // namespace redblue::ucx
