@@ -52,9 +52,15 @@ export const QUICK: TransportBenchOptions = {
 };
 
 /** Spawns in host i and waits for a line matching `ready`. */
-function startIn(lab: Lab, i: number, args: string[], ready: RegExp): Promise<ChildProcess> {
+function startIn(
+  lab: Lab,
+  i: number,
+  args: string[],
+  ready: RegExp,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const p = lab.spawn(i, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = lab.spawn(i, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     p.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -97,7 +103,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
     const [a0, a1] = [lab.addresses[0]!, lab.addresses[1]!];
     log(`pretend hosts ${a0} and ${a1}, coordinator ${lab.addresses[2]}`);
     // One core per host, so that 2 hosts have twice the cores of 1.
-    const exec = (i: number, cpu: number) =>
+    const exec = (i: number, cpu: number, port = 7070, extra: string[] = [], env = process.env) =>
       startIn(
         lab,
         i,
@@ -105,17 +111,25 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
           CLI,
           'executor',
           '--listen',
-          `${lab.addresses[i]}:7070`,
+          `${lab.addresses[i]}:${port}`,
           '--token-file',
           token,
           '--cpus',
           String(cpu),
           '--virtual-nodes',
           '1',
+          ...extra,
         ],
         /ready \d+/,
+        env,
       );
     procs.push(await exec(0, 0), await exec(1, 1));
+    // The same hosts with the leaders exchanging over UCX, on TCP between the namespaces.
+    const ucxEnv = { ...process.env, UCX_TLS: process.env.UCX_TLS ?? 'tcp' };
+    procs.push(
+      await exec(0, 0, 7090, ['--transport', 'ucx'], ucxEnv),
+      await exec(1, 1, 7090, ['--transport', 'ucx'], ucxEnv),
+    );
     // A second supervisor in host 0 serving with TLS, for the same transfers under TLS.
     const certs = makeCerts(dir, 'bench');
     procs.push(
@@ -290,6 +304,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
     };
     const l1 = await layer(`${a0}:7070`);
     const l2 = await layer(`${a0}:7070,${a1}:7070`);
+    const u2 = await layer(`${a0}:7090,${a1}:7090`);
     results.push(
       result({
         case: `layer_q4_0_${n}x${k}_m1_2hosts`,
@@ -302,6 +317,23 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
           layers,
           exchangeMsPerPass2Hosts: l2.exchangeSecondsPerPass * 1e3,
           computeMsPerPass2Hosts: l2.computeSecondsPerPass * 1e3,
+        },
+      }),
+    );
+    results.push(
+      result({
+        case: `ucx_layer_q4_0_${n}x${k}_m1_2hosts`,
+        metric: 'passes/s',
+        value: u2.passesPerSecond,
+        unit: 'passes/s',
+        reference: '1-host',
+        referenceValue: l1.passesPerSecond,
+        details: {
+          layers,
+          transport: `UCX between the leaders (UCX_TLS=${ucxEnv.UCX_TLS})`,
+          exchangeMsPerPass2Hosts: u2.exchangeSecondsPerPass * 1e3,
+          computeMsPerPass2Hosts: u2.computeSecondsPerPass * 1e3,
+          grpcPassesPerSecond2Hosts: l2.passesPerSecond,
         },
       }),
     );

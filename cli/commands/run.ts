@@ -14,6 +14,7 @@ import {
 } from '../../executor/coordinator/layer-run.js';
 import { planLocalGemm, placementFor } from '../../executor/coordinator/local-plan.js';
 import { verificationFailure, verifyGemm } from '../../executor/coordinator/verify.js';
+import { writeNpyMatrix } from '../../executor/coordinator/npy.js';
 import { DEMO_TOKENS, runDemo } from '../../executor/coordinator/demo.js';
 import {
   gemmShape,
@@ -69,7 +70,7 @@ function topologyFor(o: CommonOpts): MachineTopology {
 
 async function layerWork(
   cluster: LocalCluster,
-  o: Omit<LayerRunOptions, 'placement' | 'collect' | 'onProgress'> & { placement: string },
+  o: Omit<LayerRunOptions, 'placement' | 'onProgress'> & { placement: string },
 ): Promise<LayerRunResult> {
   const placement: PlacementMode[] = placementFor(cluster.topology, o);
   const bar = new Progress('placing weights');
@@ -259,6 +260,7 @@ Examples:
     .option('--layers <L>', 'matrices in the stack', posInt('--layers'), 4)
     .option('--iters <N>', 'passes through the stack', posInt('--iters'), 10)
     .option('--seed <S>', 'seed for weights and inputs', parseSeed, 1)
+    .option('--out <file>', 'write Y of the last pass, (layers·m)×n float32, as .npy')
     .option('--virtual-nodes <N>', 'split the cpus into N pretend NUMA nodes', posInt('--virtual-nodes'))
     .option('--json', 'print results as JSON')
     .action(
@@ -274,6 +276,7 @@ Examples:
           iters: number;
           seed: number;
           allowNonFinite?: boolean;
+          out?: string;
         },
         cmd: Command,
       ) => {
@@ -281,10 +284,11 @@ Examples:
         const shape = layerShape(o);
         const problem = rowLengthProblem(o.dtype, shape.k);
         if (problem) throw new UsageError(`--k ${shape.k} must be ${problem}`);
-        const { weights: _file, allowNonFinite: _allow, ...rest } = o;
-        const work = { ...rest, ...shape };
+        const { weights: _file, allowNonFinite: _allow, out, ...rest } = o;
+        const work = { ...rest, ...shape, collect: !!out };
         const topo = topologyFor(merged);
         const r = await withCluster(topo, (c) => layerWork(c, work));
+        if (out && r.y) writeNpyMatrix(out, work.layers * work.m, work.n, r.y);
         print(merged.json, stripArrays(r), layerSummary(work, r));
       },
     );

@@ -20,11 +20,14 @@ export function startExecutor(
   timeoutMs = 20_000,
   /** Its working directory (relative paths it is given resolve there); default the repository. */
   cwd = repoRoot,
+  /** Its environment (default ours). */
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<Started> {
   return new Promise((resolve, reject) => {
     const proc = lab.spawn(i, process.execPath, [cliPath, 'executor', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       cwd,
+      env,
     });
     let err = '';
     let out = '';

@@ -1,0 +1,142 @@
+// The exchange between host leaders over UCX, between pretend hosts (network namespaces) with
+// UCX_TLS=tcp: the same Y as over gRPC and as one box, UCX carrying the blocks (the leaders'
+// reports count what they sent over it), `auto` choosing gRPC where no RDMA device exists and
+// saying so, and a peer killed mid-run failing the run within seconds, naming the host.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLab, type Lab } from '../../bench/netns-lab.js';
+import { readNpyMatrix } from '../../executor/coordinator/npy.js';
+import { rdmaDevices } from '../../executor/host/options.js';
+import { childrenOf, cliIn, eventually, oneCoreArgs, startExecutor, type Started } from './lab-helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-ucx-'));
+const token = join(dir, 'token');
+writeFileSync(token, 'ucx-between-leaders-token-0123\n', { mode: 0o600 });
+const COORD = 2;
+let lab: Lab;
+const ucx: Started[] = [];
+const auto: Started[] = [];
+
+beforeAll(async () => {
+  lab = createLab(3);
+  const env = { ...process.env, UCX_TLS: 'tcp' };
+  for (const i of [0, 1]) {
+    ucx.push(
+      await startExecutor(
+        lab,
+        i,
+        [...oneCoreArgs(lab, i, 7070, token), '--transport', 'ucx'],
+        20_000,
+        undefined,
+        env,
+      ),
+    );
+    auto.push(await startExecutor(lab, i, oneCoreArgs(lab, i, 7071, token)));
+  }
+}, 60_000);
+
+afterAll(() => {
+  for (const s of [...ucx, ...auto]) s.proc.kill('SIGKILL');
+  lab?.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const hostsAt = (port: number) => `${lab.addresses[0]}:${port},${lab.addresses[1]}:${port}`;
+const shape = { n: 50, k: 64, m: 3, layers: 2, iters: 2 };
+const layerArgs = (hosts: string, out: string) => [
+  'launch',
+  '--hosts',
+  hosts,
+  '--token-file',
+  token,
+  'layer',
+  ...['--n', String(shape.n), '--k', String(shape.k), '--m', String(shape.m)],
+  ...['--layers', String(shape.layers), '--iters', String(shape.iters), '--dtype', 'q8_0'],
+  ...['--placement', 'shard', '--out', out, '--json'],
+];
+
+describe('UCX between host leaders', () => {
+  it('auto chooses as the RDMA devices say, and says why', async () => {
+    const expected = rdmaDevices().length
+      ? /leaders exchange over ucx \(auto: RDMA device/
+      : /leaders exchange over grpc \(auto: no RDMA device/;
+    // The line follows "ready PORT" on stderr.
+    const said = (s: Started, re: RegExp) => eventually(() => re.test(s.stderr()), 5000);
+    for (const s of auto) expect(await said(s, expected)).toBe(true);
+    for (const s of ucx) expect(await said(s, /leaders exchange over ucx \(--transport ucx\)/)).toBe(true);
+  });
+
+  it('gives the Y of gRPC and of one box, with UCX carrying the blocks', async () => {
+    const runs: { link: string[]; sent: number[]; y: Float32Array }[] = [];
+    for (const [port, name] of [
+      [7070, 'ucx'],
+      [7071, 'grpc'],
+    ] as const) {
+      const out = join(dir, `Y-${name}.npy`);
+      const r = await cliIn(lab, COORD, layerArgs(hostsAt(port), out));
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const json = JSON.parse(r.stdout) as {
+        perRank: { link?: string; linkBytesSent?: number; rows: number[] }[];
+      };
+      runs.push({
+        link: json.perRank.map((p) => p.link ?? ''),
+        sent: json.perRank.map((p) => p.linkBytesSent ?? 0),
+        y: readNpyMatrix(out).data,
+      });
+    }
+    const [overUcx, overGrpc] = runs;
+    expect(overUcx!.link).toEqual(['ucx', 'ucx']);
+    expect(overGrpc!.link).toEqual(['grpc', 'grpc']);
+    // Each leader sent its rows of every layer's output, every pass, over UCX: 25 rows × m f32.
+    const perLeader = shape.layers * shape.iters * (shape.n / 2) * shape.m * 4;
+    expect(overUcx!.sent).toEqual([perLeader, perLeader]);
+    expect(overGrpc!.sent).toEqual([0, 0]);
+    // An all-gather moves bits: the same Y to the bit over either transport.
+    expect(Array.from(overUcx!.y)).toEqual(Array.from(overGrpc!.y));
+    // And one box of 2 executors gives it too.
+    const box = join(dir, 'Y-box.npy');
+    const one = await cliIn(lab, COORD, [
+      'run',
+      'layer',
+      '--virtual-nodes',
+      '2',
+      ...['--n', String(shape.n), '--k', String(shape.k), '--m', String(shape.m)],
+      ...['--layers', String(shape.layers), '--iters', String(shape.iters), '--dtype', 'q8_0'],
+      ...['--placement', 'shard', '--out', box, '--json'],
+    ]);
+    expect(one.code).toBe(0);
+    expect(Array.from(readNpyMatrix(box).data)).toEqual(Array.from(overUcx!.y));
+  }, 60_000);
+
+  it('fails within seconds, naming the host, when a peer leader is killed mid-run', async () => {
+    const sup = ucx.map((s) => s.proc.pid!);
+    const run = cliIn(
+      lab,
+      COORD,
+      [
+        'launch',
+        '--hosts',
+        hostsAt(7070),
+        '--token-file',
+        token,
+        'layer',
+        ...['--n', '4096', '--k', '4096', '--layers', '4', '--iters', '100000'],
+      ],
+      60_000,
+    );
+    expect(await eventually(() => childrenOf(sup[1]!).length > 0, 20_000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1500));
+    const killedAt = Date.now();
+    for (const pid of childrenOf(sup[1]!)) process.kill(pid, 'SIGKILL');
+    const r = await run;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/host 1 \(10\.213\.\d+\.2:7070\)/);
+    // 100000 passes would take many minutes: the run ended because the peer was lost.
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    // Host 0 stops its executors once the coordinator ends its session.
+    expect(await eventually(() => childrenOf(sup[0]!).length === 0, 15_000)).toBe(true);
+  }, 60_000);
+});
