@@ -19,6 +19,7 @@ import { parsePositiveInt, parseSeed, UsageError } from '../../common/errors.js'
 import { Progress } from '../progress.js';
 import { authFromOptions } from '../../executor/host/options.js';
 import { addSecurityOptions } from './executor.js';
+import { parseTransport } from '../../executor/host/options.js';
 import { gemmInputs, type GemmFlags } from './run.js';
 import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
 import { addGenerateFlags, generateWithFlags, placementOf, type GenerateFlags } from './generate.js';
@@ -40,6 +41,7 @@ interface LaunchOpts {
   tlsCa?: string;
   json?: boolean;
   readyTimeout: number;
+  transport?: 'auto' | 'ucx' | 'grpc';
 }
 
 const posInt = (flag: string) => (v: string) => parsePositiveInt(v, flag);
@@ -62,6 +64,11 @@ function addLaunchOptions(cmd: Command): Command {
     .option('--ssh-option <OPT>', 'extra ssh -o option, repeatable (e.g. UserKnownHostsFile=FILE)', collect)
     .option('--remote-command <CMD>', 'how to run redblue on the hosts (hostfile default for command=)')
     .option('--ready-timeout <S>', 'seconds to wait for every host', posInt('--ready-timeout'), 60)
+    .option(
+      '--transport <T>',
+      "--hostfile: how the started hosts' leaders exchange (auto, ucx or grpc; see `redblue executor --help`)",
+      parseTransport,
+    )
     .option('--json', 'print results as JSON');
   return addSecurityOptions(cmd);
 }

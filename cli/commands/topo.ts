@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { readTopology, type MachineTopology } from '../../native/topology.js';
 import { parsePositiveInt } from '../../common/errors.js';
 import { formatBytes, table } from '../format.js';
+import { rdmaDevices, type RdmaDevice } from '../../native/rdma.js';
 
 export function registerTopo(program: Command): void {
   program
@@ -18,7 +19,12 @@ export function registerTopo(program: Command): void {
     )
     .action((opts: { json?: boolean; virtualNodes?: number }) => {
       const topo = readTopology({ virtualNodes: opts.virtualNodes });
-      process.stdout.write(opts.json ? JSON.stringify(topo, null, 2) + '\n' : renderTopology(topo));
+      const rdma = rdmaDevices();
+      process.stdout.write(
+        opts.json
+          ? JSON.stringify({ ...topo, rdmaDevices: rdma }, null, 2) + '\n'
+          : renderTopology(topo) + renderRdma(rdma),
+      );
     });
 }
 
@@ -53,6 +59,22 @@ export function renderTopology(t: MachineTopology): string {
     );
   }
   return lines.join('\n') + '\n';
+}
+
+/** The RDMA devices and their ports, and what `--transport auto` makes of them. */
+export function renderRdma(devices: RdmaDevice[]): string {
+  if (devices.length === 0)
+    return '\nRDMA devices: none (`--transport auto` exchanges over gRPC; UCX would use TCP and shared memory)\n';
+  const rows = devices.flatMap((d) =>
+    d.ports.length
+      ? d.ports.map((p) => [d.name, String(p.port), p.state || '-', p.linkLayer || '-'])
+      : [[d.name, '-', '-', '-']],
+  );
+  return (
+    '\nRDMA devices (`--transport auto` exchanges over UCX):\n' +
+    table(['device', 'port', 'state', 'link layer'], rows) +
+    '\n'
+  );
 }
 
 /** [0,1,2,3,8] → "0-3,8" */

@@ -23,6 +23,8 @@ export interface HostsOptions {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  /** For supervisors started over SSH: how their leaders exchange (their `--transport`). */
+  transport?: 'auto' | 'ucx' | 'grpc';
   readyTimeout: number;
   /** Credentials (from the flags); a launch from a hostfile mints a token when none is given. */
   auth: Auth;
@@ -49,6 +51,10 @@ export async function withHosts<T>(o: HostsOptions, work: (rc: RemoteCluster) =>
   const given = [o.hostfile, o.hosts, o.slurm].filter(Boolean).length;
   if (given !== 1)
     throw new UsageError('say where the hosts are: exactly one of --hostfile, --hosts or --slurm');
+  if (o.transport && !o.hostfile)
+    throw new UsageError(
+      '--transport sets how hosts started from --hostfile exchange; hosts already running use their own `redblue executor --transport`',
+    );
   const auth = o.auth;
   let launcher: SshLauncher | undefined;
   let rc: RemoteCluster | undefined;
@@ -80,7 +86,7 @@ export async function withHosts<T>(o: HostsOptions, work: (rc: RemoteCluster) =>
       addresses = await launcher.start(entries, {
         token: auth.token,
         sshOptions: o.sshOption ?? [],
-        executorArgs: tls,
+        executorArgs: [...tls, ...(o.transport ? ['--transport', o.transport] : [])],
         readyTimeoutMs: o.readyTimeout * 1000,
         onProgress: (done, total) => o.onProgress?.(done, total, 'executors ready'),
       });

@@ -1,6 +1,7 @@
 // What a host supervisor is started with (`redblue executor` flags, parsed and checked here so the
 // CLI only wires them): the address to serve, the data port, the cpus to use, and its credentials.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { rdmaDevices } from '../../native/rdma.js';
 import { createInterface } from 'node:readline';
 import type { Auth } from '../../transport/grpc-data.js';
 import { UsageError } from '../../common/errors.js';
@@ -103,19 +104,13 @@ export function parseTransport(v: string): 'auto' | 'ucx' | 'grpc' {
   throw new UsageError(`--transport ${v}: give auto, ucx or grpc`);
 }
 
-/** The RDMA devices rdma-core shows (/sys/class/infiniband), by name. */
-export function rdmaDevices(): string[] {
-  try {
-    return readdirSync('/sys/class/infiniband').sort();
-  } catch {
-    return [];
-  }
-}
-
 /** `auto` becomes UCX where an RDMA device exists, else gRPC; the reason says which and why. */
-export function chooseTransport(asked: 'auto' | 'ucx' | 'grpc'): { transport: 'ucx' | 'grpc'; reason: string } {
+export function chooseTransport(asked: 'auto' | 'ucx' | 'grpc'): {
+  transport: 'ucx' | 'grpc';
+  reason: string;
+} {
   if (asked !== 'auto') return { transport: asked, reason: `--transport ${asked}` };
-  const devices = rdmaDevices();
+  const devices = rdmaDevices().map((d) => d.name);
   return devices.length
     ? { transport: 'ucx', reason: `auto: RDMA device(s) ${devices.join(', ')}` }
     : { transport: 'grpc', reason: 'auto: no RDMA device (/sys/class/infiniband is empty)' };

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, type Lab } from '../../bench/netns-lab.js';
 import { readNpyMatrix } from '../../executor/coordinator/npy.js';
-import { rdmaDevices } from '../../executor/host/options.js';
+import { rdmaDevices } from '../../native/rdma.js';
 import { childrenOf, cliIn, eventually, oneCoreArgs, startExecutor, type Started } from './lab-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-ucx-'));
