@@ -322,7 +322,11 @@ export class HostClient {
   /** The port of the host's leader link in `session` (multi-host sessions on the native path). */
   /** The port of the host's leader link, and its UCX worker address when it has one. */
   async leaderPort(session: string): Promise<{ port: number; ucxAddress?: Buffer }> {
-    return this.unary<{ session: string }, { port: number; ucxAddress?: Buffer }>('leaderPort', { session }, 10_000);
+    return this.unary<{ session: string }, { port: number; ucxAddress?: Buffer }>(
+      'leaderPort',
+      { session },
+      10_000,
+    );
   }
 
   closeSession(deadlineMs = 5000): Promise<void> {

@@ -7,7 +7,13 @@ import { restrictToCpus, virtualize } from '../../native/virtual-nodes.js';
 import { isLoopback, joinHostPort } from '../../common/address.js';
 import { UsageError } from '../../common/errors.js';
 import { launchPlace } from '../launch/launch-env.js';
-import { authFromOptions, chooseTransport, parseListen, tokenFromStdin, type SecurityOpts } from './options.js';
+import {
+  authFromOptions,
+  chooseTransport,
+  parseListen,
+  tokenFromStdin,
+  type SecurityOpts,
+} from './options.js';
 import { Supervisor } from './supervisor.js';
 
 export interface ServeHostOptions extends SecurityOpts {

@@ -18,7 +18,11 @@ export function openHostLink(req: OpenHostLinkRequest): OpenHostLinkReply {
     req.tlsCert?.length && req.tlsKey?.length && req.tlsCa?.length
       ? { tls: { cert: req.tlsCert, key: req.tlsKey, ca: req.tlsCa } }
       : {};
-  endpoint ??= hostEndpoint(req.address, { ...(req.token ? { token: req.token } : {}), ...tls }, req.ucx === true);
+  endpoint ??= hostEndpoint(
+    req.address,
+    { ...(req.token ? { token: req.token } : {}), ...tls },
+    req.ucx === true,
+  );
   return { port: endpoint.port, ...(endpoint.ucxAddress ? { ucxAddress: endpoint.ucxAddress } : {}) };
 }
 

@@ -154,9 +154,7 @@ class Executor {
           balance: req.balance === true && !req.hosts,
           ...(req.collect ? { out: area.buffer, yOffset: req.yOffset, xOffset: req.xOffset } : {}),
         });
-        return link
-          ? { ...r, link, linkBytesSent: link === 'ucx' ? ucxBytesSent() - sentBefore : 0 }
-          : r;
+        return link ? { ...r, link, linkBytesSent: link === 'ucx' ? ucxBytesSent() - sentBefore : 0 } : r;
       },
       loadModel: (req) => this.model.load(req, this.pool),
       loadProgress: () => this.model.loadProgress(),
