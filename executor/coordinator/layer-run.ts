@@ -42,6 +42,17 @@ export interface LayerRunOptions {
   onProgress?: (layersMade: number, total: number) => void;
 }
 
+/** What each rank reports of a layer run. */
+export interface RankPassTimings {
+  seconds: number;
+  computeSeconds: number;
+  waitSeconds: number;
+  exchangeSeconds: number;
+  /** A host leader's exchange with the other leaders ("ucx" or "grpc"), and what it sent over UCX. */
+  link?: string;
+  linkBytesSent?: number;
+}
+
 export interface LayerRunResult {
   hosts: number;
   passes: number;
@@ -57,20 +68,13 @@ export interface LayerRunResult {
   exchangeSecondsPerPass: number;
   /** exchangeSecondsPerPass / the time of a pass. */
   exchangeFraction: number;
-  perRank: {
+  perRank: (RankPassTimings & {
     rank: number;
     rows: [number, number];
     placement: PlacementMode;
     weightBytes: number;
     backing: string;
-    seconds: number;
-    computeSeconds: number;
-    waitSeconds: number;
-    exchangeSeconds: number;
-    /** A host leader's exchange with the other leaders ("ucx" or "grpc"), and what it sent over UCX. */
-    link?: string;
-    linkBytesSent?: number;
-  }[];
+  })[];
   placeSeconds: number;
   /** With balancing: the rows per rank the run ended with (perRank.rows is the first split). */
   balancedRows?: number[];
@@ -205,14 +209,7 @@ export function passFigures(
   o: Pick<LayerRunOptions, 'layers' | 'n' | 'k' | 'iters' | 'dtype' | 'placement'>,
   rows: [number, number][],
   placed: { weightBytes: number; backing: string }[],
-  replies: {
-    seconds: number;
-    computeSeconds: number;
-    waitSeconds: number;
-    exchangeSeconds: number;
-    link?: string;
-    linkBytesSent?: number;
-  }[],
+  replies: RankPassTimings[],
 ): Omit<LayerRunResult, 'hosts' | 'placeSeconds' | 'y' | 'x'> {
   const seconds = Math.max(...replies.map((r) => r.seconds));
   const slowest = replies.reduce((a, b) => (b.seconds > a.seconds ? b : a));

@@ -2,13 +2,14 @@
 // Required (the run fails without it): the Debian packages, the built addon, a writable /dev/shm,
 // and with a hostfile every host reachable over SSH with redblue there. Recommended (slower or
 // fragile without): huge pages, open-file limits. Facts: NUMA nodes as hwloc sees them, the cpu
-// features the kernels dispatch on, RDMA devices and UCX (optional: nothing needs them yet).
+// features the kernels dispatch on, RDMA devices and UCX (optional: `--transport ucx` uses them).
 import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatBytes } from '../../common/format.js';
 import { loadAddon } from '../../native/addon.js';
 import { kernelPaths } from '../../native/kernels.js';
+import { rdmaDevices } from '../../native/rdma.js';
 import { readTopology } from '../../native/topology.js';
 import { AREA_PREFIX, isAlive } from '../../transport/shared-area.js';
 import { listSegments } from '../../transport/shm.js';
@@ -205,19 +206,18 @@ function cpuCheck(): DoctorCheck {
 }
 
 async function rdmaCheck(): Promise<DoctorCheck[]> {
-  const dir = '/sys/class/infiniband';
-  const devices = existsSync(dir) ? readdirSync(dir) : [];
+  const devices = rdmaDevices().map((d) => d.name);
   const rdma: DoctorCheck = {
     name: 'RDMA devices',
     status: 'info',
     required: false,
     detail: devices.length
-      ? devices.join(', ')
-      : 'none (optional: hosts exchange over TCP; no part of redblue needs RDMA yet)',
+      ? `${devices.join(', ')} (executor --transport auto exchanges between host leaders over UCX)`
+      : 'none (optional: executor --transport auto exchanges over gRPC/TCP)',
   };
   const ucx = await run('ucx_info', ['-d'], 10_000);
   let detail: string;
-  if (ucx.error) detail = 'not installed (optional: no part of redblue uses UCX yet)';
+  if (ucx.error) detail = 'ucx_info not found (the set-up installs ucx-utils; only the diagnosis needs it)';
   else {
     const transports = [...new Set([...ucx.stdout.matchAll(/^#\s+Transport:\s+(\S+)/gm)].map((m) => m[1]!))];
     detail = transports.length ? `transports: ${transports.join(', ')}` : 'installed, no transports listed';
