@@ -13,7 +13,7 @@
 #include "core/napi_util.h"
 #include "executor/hosts_collective.h"
 #include "hosts/grpc_host_link.h"
-#include "ucx/ucx_link.h"
+#include "ucx/ucx_loader.h"
 
 namespace redblue {
 
@@ -28,7 +28,7 @@ const napi_type_tag kEndpointTag = {0x72656462'6c756521ull, 0x6c656164'6572456eu
 // emptied by close(), shared with the close function.
 struct EndpointSlot {
   std::shared_ptr<data::LeaderEndpoint> grpc;
-  std::shared_ptr<ucx::Worker> ucx;
+  std::shared_ptr<ucx::LoadedWorker> ucx;
 };
 
 EndpointSlot EndpointFromJs(Napi::Value v) {
@@ -53,7 +53,7 @@ Napi::Value JsHostEndpoint(const Napi::CallbackInfo& info) {
   EndpointSlot ep;
   try {
     ep.grpc = std::make_shared<data::LeaderEndpoint>(o.Get("address").As<Napi::String>().Utf8Value(), creds);
-    if (o.Get("ucx").ToBoolean()) ep.ucx = std::make_shared<ucx::Worker>();
+    if (o.Get("ucx").ToBoolean()) ep.ucx = ucx::LoadedWorker::Create();
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
@@ -137,8 +137,7 @@ Napi::Value JsHostsCollective(const Napi::CallbackInfo& info) {
     try {
       const std::string run = l.Get("run").As<Napi::String>().Utf8Value();
       if (!ucxPeers.empty())
-        link = std::make_shared<ucx::UcxHostLink>(ep.ucx, run, host, std::move(ucxPeers),
-                                                  static_cast<uint64_t>(timeoutMs));
+        link = ucx::MakeLink(ep.ucx, run, host, ucxPeers, static_cast<uint64_t>(timeoutMs));
       else
         link = std::make_shared<data::GrpcHostLink>(ep.grpc, run, host, std::move(addresses),
                                                     static_cast<uint64_t>(timeoutMs));
@@ -163,7 +162,7 @@ Napi::Value JsHostsCollective(const Napi::CallbackInfo& info) {
 
 // ucxBytesSent() → bytes this process has sent to other leaders over UCX.
 Napi::Value JsUcxBytesSent(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(ucx::UcxHostLink::BytesSent()));
+  return Napi::Number::New(info.Env(), static_cast<double>(ucx::BytesSent()));
 }
 
 void InitHosts(Napi::Env /*env*/, Napi::Object exports) {

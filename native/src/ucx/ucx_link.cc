@@ -240,3 +240,58 @@ void UcxHostLink::Exchange(uint64_t seq, const char* mine, size_t mineBytes, cha
 }
 
 }  // namespace redblue::ucx
+
+// The library's C face (ucx_loader.h loads it): no C++ exception crosses it; failures come back
+// as text in `err`.
+namespace {
+void Say(char* err, size_t n, const char* what) {
+  if (!err || n == 0) return;
+  std::strncpy(err, what, n - 1);
+  err[n - 1] = '\0';
+}
+}  // namespace
+
+extern "C" {
+
+__attribute__((visibility("default"))) void* rbucx_worker_new(char* err, size_t errLen) {
+  try {
+    return new std::shared_ptr<redblue::ucx::Worker>(std::make_shared<redblue::ucx::Worker>());
+  } catch (const std::exception& e) {
+    Say(err, errLen, e.what());
+    return nullptr;
+  }
+}
+
+__attribute__((visibility("default"))) void rbucx_worker_free(void* w) {
+  delete static_cast<std::shared_ptr<redblue::ucx::Worker>*>(w);
+}
+
+__attribute__((visibility("default"))) size_t rbucx_worker_address(void* w, const uint8_t** data) {
+  const auto& a = (*static_cast<std::shared_ptr<redblue::ucx::Worker>*>(w))->address();
+  *data = a.data();
+  return a.size();
+}
+
+__attribute__((visibility("default"))) redblue::HostLink* rbucx_link_new(void* w, const char* run, int host,
+                                                                          const uint8_t* const* addrs,
+                                                                          const size_t* lens, int n,
+                                                                          uint64_t timeoutMs, char* err,
+                                                                          size_t errLen) {
+  try {
+    std::vector<std::vector<uint8_t>> peers;
+    for (int i = 0; i < n; ++i) peers.emplace_back(addrs[i], addrs[i] + lens[i]);
+    return new redblue::ucx::UcxHostLink(*static_cast<std::shared_ptr<redblue::ucx::Worker>*>(w), run, host,
+                                         std::move(peers), timeoutMs);
+  } catch (const std::exception& e) {
+    Say(err, errLen, e.what());
+    return nullptr;
+  }
+}
+
+__attribute__((visibility("default"))) void rbucx_link_free(redblue::HostLink* l) { delete l; }
+
+__attribute__((visibility("default"))) uint64_t rbucx_bytes_sent() {
+  return redblue::ucx::UcxHostLink::BytesSent();
+}
+
+}  // extern "C"

@@ -1,0 +1,37 @@
+// The addon's way to UCX: the UCX library (redblue_ucx.so, built from ucx_link.cc beside the
+// addon) is loaded on first use only, by an executor started with `--transport ucx`, since UCX
+// installs signal handlers and memory hooks in any process that loads it (which it is told not
+// to: see Load in ucx_loader.cc).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "executor/host_link.h"
+
+namespace redblue::ucx {
+
+// A UCX worker (a UCP context and worker) of the loaded library.
+class LoadedWorker {
+ public:
+  // Loads the library if need be; throws naming what failed (the library, or UCX itself).
+  static std::shared_ptr<LoadedWorker> Create();
+  ~LoadedWorker();
+  const std::vector<uint8_t>& address() const { return address_; }
+  void* handle() const { return handle_; }
+
+ private:
+  LoadedWorker() = default;
+  void* handle_ = nullptr;
+  std::vector<uint8_t> address_;
+};
+
+// The exchange with the other leaders over UCX (ucx_link.h), from every leader's worker address.
+std::shared_ptr<HostLink> MakeLink(std::shared_ptr<LoadedWorker> worker, const std::string& run, int host,
+                                   const std::vector<std::vector<uint8_t>>& peers, uint64_t timeoutMs);
+
+// Bytes this process has sent to other leaders over UCX (0 when the library was never loaded).
+uint64_t BytesSent();
+
+}  // namespace redblue::ucx
