@@ -22,9 +22,9 @@ const auto: Started[] = [];
 beforeAll(async () => {
   lab = createLab(3);
   const env = { ...process.env, UCX_TLS: 'tcp' };
-  for (const i of [0, 1]) {
-    ucx.push(
-      await startExecutor(
+  const [u0, u1, a0, a1] = await Promise.all([
+    ...[0, 1].map((i) =>
+      startExecutor(
         lab,
         i,
         [...oneCoreArgs(lab, i, 7070, token), '--transport', 'ucx'],
@@ -32,9 +32,11 @@ beforeAll(async () => {
         undefined,
         env,
       ),
-    );
-    auto.push(await startExecutor(lab, i, oneCoreArgs(lab, i, 7071, token)));
-  }
+    ),
+    ...[0, 1].map((i) => startExecutor(lab, i, oneCoreArgs(lab, i, 7071, token))),
+  ]);
+  ucx.push(u0!, u1!);
+  auto.push(a0!, a1!);
 }, 60_000);
 
 afterAll(() => {
@@ -128,7 +130,7 @@ describe('UCX between host leaders', () => {
       60_000,
     );
     expect(await eventually(() => childrenOf(sup[1]!).length > 0, 20_000)).toBe(true);
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 500));
     const killedAt = Date.now();
     for (const pid of childrenOf(sup[1]!)) process.kill(pid, 'SIGKILL');
     const r = await run;
