@@ -4,6 +4,7 @@
 //   node1           user=alice ssh-port=22 identity=~/.ssh/id_ed25519 port=7070
 //   node2           known-hosts=~/cluster_known_hosts
 //   10.0.0.2        listen=10.0.0.2 virtual-nodes=2 data-port=7071 command="/opt/redblue/bin/redblue"
+//   ib-node3        transport=ucx
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 
@@ -24,6 +25,8 @@ export interface HostEntry {
   dataPort?: number;
   /** How to run redblue on that host. */
   command: string;
+  /** How its leader exchanges with the other hosts' leaders (`redblue executor --transport`). */
+  transport?: 'auto' | 'ucx' | 'grpc';
 }
 
 export const DEFAULT_PORT = 7070;
@@ -38,6 +41,7 @@ export const HOSTFILE_KEYS = [
   'virtual-nodes',
   'data-port',
   'command',
+  'transport',
 ] as const;
 
 /** Splits on blanks, keeping "double quoted" or 'single quoted' runs together. */
@@ -109,6 +113,10 @@ export function parseHostfile(
         if (!/^\d+$/.test(val) || n < 1)
           throw new Error(`${where}: virtual-nodes must be a whole number ≥ 1`);
         e.virtualNodes = n;
+      } else if (key === 'transport') {
+        if (val !== 'auto' && val !== 'ucx' && val !== 'grpc')
+          throw new Error(`${where}: transport must be auto, ucx or grpc, got '${val}'`);
+        e.transport = val;
       } else e.command = val;
     }
     out.push(e);

@@ -35,6 +35,8 @@ export function sshArgs(e: HostEntry, o: Pick<SshLaunchOptions, 'sshOptions' | '
     ...(e.virtualNodes ? ['--virtual-nodes', String(e.virtualNodes)] : []),
     ...(e.dataPort !== undefined ? ['--data-port', String(e.dataPort)] : []),
     ...(o.executorArgs ?? []),
+    // After launch's own --transport: the host's line has the last word.
+    ...(e.transport ? ['--transport', e.transport] : []),
   ]
     .map(shellQuote)
     .join(' ');

@@ -25,6 +25,7 @@ const GOOD_VALUES: Record<string, string[]> = {
   listen: ['10.0.0.2', '0.0.0.0'],
   'virtual-nodes': ['1', '2'],
   'data-port': ['7072'],
+  transport: ['ucx', 'grpc', 'auto'],
   command: ['"/opt/redblue/bin/redblue"', 'redblue', "'r b'"],
 };
 const option = fc.oneof(

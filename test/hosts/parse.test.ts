@@ -160,6 +160,16 @@ describe('hostfiles and addresses', () => {
     expect(shellQuote("it's")).toBe(`'it'\\''s'`);
   });
 
+  it("passes a hostfile line's transport after launch's own, and refuses an unknown one", () => {
+    const [e] = parseHostfile('ib3 transport=ucx', 'hf');
+    expect(e!.transport).toBe('ucx');
+    const args = sshArgs(e!, { sshOptions: [], executorArgs: ['--transport', 'grpc'] });
+    expect(args.at(-1)).toMatch(/--transport grpc --transport ucx$/);
+    expect(() => parseHostfile('ib3 transport=rdma', 'hf')).toThrow(
+      /hf:1: transport must be auto, ucx or grpc, got 'rdma'/,
+    );
+  });
+
   it('parses listen addresses and host lists; knows loopback', () => {
     expect(parseListen('[::1]:7070')).toEqual({ host: '::1', port: 7070 });
     expect(parseListen('10.1.2.3:0')).toEqual({ host: '10.1.2.3', port: 0 });
