@@ -30,6 +30,8 @@ export interface TransportBenchOptions {
   repeats: number;
   /** Layer stack (q4_0 n×k, m = 1) on 2 hosts against 1. */
   layer: { n: number; k: number; layers: number; iters: number };
+  /** Passes of the 8-layer stack of 4-byte blocks that measures an exchange's latency. */
+  exchanges: number;
 }
 
 export const FULL: TransportBenchOptions = {
@@ -40,6 +42,7 @@ export const FULL: TransportBenchOptions = {
   gemm: 2048,
   repeats: 3,
   layer: { n: 11008, k: 4096, layers: 8, iters: 20 },
+  exchanges: 500,
 };
 export const QUICK: TransportBenchOptions = {
   sizes: [1 << 20, 64 << 20],
@@ -49,6 +52,7 @@ export const QUICK: TransportBenchOptions = {
   gemm: 512,
   repeats: 1,
   layer: { n: 1024, k: 1024, layers: 2, iters: 3 },
+  exchanges: 20,
 };
 
 /** Spawns in host i and waits for a line matching `ready`. */
@@ -279,7 +283,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
 
     const { n, k, layers, iters } = o.layer;
     log(`layer stack ${layers} × q4_0 ${n}×${k}, m = 1: 2 hosts × 1 core against 1 host × 1 core`);
-    const layer = async (hosts: string) => {
+    const layer = async (hosts: string, shape = { n, k, layers, iters }) => {
       const out = await runIn(
         lab,
         2,
@@ -291,7 +295,8 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
           '--token-file',
           token,
           'layer',
-          ...['--n', String(n), '--k', String(k), '--layers', String(layers), '--iters', String(iters)],
+          ...['--n', String(shape.n), '--k', String(shape.k)],
+          ...['--layers', String(shape.layers), '--iters', String(shape.iters)],
           ...['--dtype', 'q4_0', '--placement', 'shard', '--json'],
         ],
         300_000,
@@ -337,6 +342,31 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         },
       }),
     );
+    // Latency: a stack whose layers have one row per host (4-byte blocks) and next to no compute,
+    // so that each layer's time is the exchange between the two leaders.
+    log('exchanges of 4-byte blocks between the leaders, over gRPC and over UCX');
+    const tiny = { n: 2, k: 32, layers: 8, iters: o.exchanges };
+    for (const [name, hosts, how] of [
+      ['grpc_exchange_4B', `${a0}:7070,${a1}:7070`, 'the leaders over the native gRPC link'],
+      ['ucx_exchange_4B', `${a0}:7090,${a1}:7090`, `the leaders over UCX (UCX_TLS=${ucxEnv.UCX_TLS})`],
+    ] as const) {
+      const r = await layer(hosts, tiny);
+      results.push(
+        result({
+          case: name,
+          metric: 'latency',
+          value: (r.exchangeSecondsPerPass / tiny.layers) * 1e6,
+          unit: 'µs',
+          reference: 'raw-tcp-8B',
+          referenceValue: peer.rawRttUs,
+          direction: 'lower-is-better',
+          details: {
+            implementation: `one all-gather of a layer's 4-byte blocks between 2 hosts, ${how}; reference: an 8-byte ping-pong on a raw socket`,
+            exchanges: tiny.layers * tiny.iters,
+          },
+        }),
+      );
+    }
     return { benchmark: 'transport', results, machine: machineInfo(), startedAt };
   } finally {
     for (const p of procs) p.kill('SIGTERM');

@@ -58,6 +58,19 @@ describe('redblue bench transport', () => {
       expect(r.ratio).toBeCloseTo(r.referenceValue / r.value); // lower is better
     }
     expect(byCase.get('gemm_f32_512_2hosts')!.value).toBeGreaterThan(0);
+    // the layer stack with the leaders over UCX, against one host
+    const ucxLayer = byCase.get('ucx_layer_q4_0_1024x1024_m1_2hosts')!;
+    expect(ucxLayer.value).toBeGreaterThan(0);
+    expect(ucxLayer.reference).toBe('1-host');
+    expect(ucxLayer.referenceValue).toBe(byCase.get('layer_q4_0_1024x1024_m1_2hosts')!.referenceValue);
+    // an exchange's latency over either link, against the raw socket's round trip of the same run
+    for (const name of ['grpc_exchange_4B', 'ucx_exchange_4B']) {
+      const r = byCase.get(name)!;
+      expect(r.unit).toBe('µs');
+      expect(r.value).toBeGreaterThan(0);
+      expect(r.referenceValue).toBe(byCase.get('data_path_rtt')!.referenceValue);
+      expect(r.ratio).toBeCloseTo(r.referenceValue / r.value);
+    }
     // the pretend hosts and the runs' staging files are gone
     expect(labs().length).toBe(before);
     expect(readdirSync('/dev/shm').filter((n) => n.startsWith('redblue-run-'))).toEqual([]);
