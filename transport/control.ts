@@ -93,6 +93,15 @@ export interface CrossHost {
   /** Every leader's UCX worker address, in host order: the exchange runs over UCX. */
   ucxLeaders?: Buffer[];
 }
+/** How host leaders exchange a run's blocks: the native gRPC link, or UCX. */
+export type LinkTransport = 'grpc' | 'ucx';
+/** What `--transport` may ask for: a link, or `auto` (UCX where an RDMA device exists). */
+export const TRANSPORT_CHOICES = ['auto', 'ucx', 'grpc'] as const;
+export type TransportChoice = (typeof TRANSPORT_CHOICES)[number];
+export function isTransportChoice(v: string): v is TransportChoice {
+  return (TRANSPORT_CHOICES as readonly string[]).includes(v);
+}
+
 export interface OpenHostLinkRequest {
   address: string;
   token: string;

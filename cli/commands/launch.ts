@@ -20,6 +20,7 @@ import { Progress } from '../progress.js';
 import { authFromOptions } from '../../executor/host/options.js';
 import { addSecurityOptions } from './executor.js';
 import { parseTransport } from '../../executor/host/options.js';
+import type { TransportChoice } from '../../transport/control.js';
 import { gemmInputs, type GemmFlags } from './run.js';
 import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
 import { addGenerateFlags, generateWithFlags, placementOf, type GenerateFlags } from './generate.js';
@@ -41,7 +42,7 @@ interface LaunchOpts {
   tlsCa?: string;
   json?: boolean;
   readyTimeout: number;
-  transport?: 'auto' | 'ucx' | 'grpc';
+  transport?: TransportChoice;
 }
 
 const posInt = (flag: string) => (v: string) => parsePositiveInt(v, flag);

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { hostOf, isLoopback } from '../../common/address.js';
 import { UsageError } from '../../common/errors.js';
 import type { Auth } from '../../transport/grpc-data.js';
+import type { TransportChoice } from '../../transport/control.js';
 import { readHostfile, parseHostList } from '../launch/hostfile.js';
 import { launchPlace } from '../launch/launch-env.js';
 import { SshLauncher } from '../launch/ssh-launch.js';
@@ -24,7 +25,7 @@ export interface HostsOptions {
   tlsKey?: string;
   tlsCa?: string;
   /** For supervisors started over SSH: how their leaders exchange (their `--transport`). */
-  transport?: 'auto' | 'ucx' | 'grpc';
+  transport?: TransportChoice;
   readyTimeout: number;
   /** Credentials (from the flags); a launch from a hostfile mints a token when none is given. */
   auth: Auth;

@@ -42,16 +42,8 @@ export interface LayerRunOptions {
   onProgress?: (layersMade: number, total: number) => void;
 }
 
-/** What each rank reports of a layer run. */
-export interface RankPassTimings {
-  seconds: number;
-  computeSeconds: number;
-  waitSeconds: number;
-  exchangeSeconds: number;
-  /** A host leader's exchange with the other leaders ("ucx" or "grpc"), and what it sent over UCX. */
-  link?: string;
-  linkBytesSent?: number;
-}
+/** What each rank reports of a layer run (a host's reply, less its pass count). */
+export type RankPassTimings = Omit<PassTimingsMsg, 'passes'>;
 
 export interface LayerRunResult {
   hosts: number;

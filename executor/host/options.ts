@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { rdmaDevices } from '../../native/rdma.js';
 import { createInterface } from 'node:readline';
 import type { Auth } from '../../transport/grpc-data.js';
+import { isTransportChoice, type LinkTransport, type TransportChoice } from '../../transport/control.js';
 import { UsageError } from '../../common/errors.js';
 
 /** "0-3,8" → [0, 1, 2, 3, 8]. */
@@ -99,16 +100,13 @@ export function tokenFromStdin(): Promise<string> {
 }
 
 /** `--transport`: how host leaders exchange (auto chooses at start-up, see `chooseTransport`). */
-export function parseTransport(v: string): 'auto' | 'ucx' | 'grpc' {
-  if (v === 'auto' || v === 'ucx' || v === 'grpc') return v;
+export function parseTransport(v: string): TransportChoice {
+  if (isTransportChoice(v)) return v;
   throw new UsageError(`--transport ${v}: give auto, ucx or grpc`);
 }
 
 /** `auto` becomes UCX where an RDMA device exists, else gRPC; the reason says which and why. */
-export function chooseTransport(asked: 'auto' | 'ucx' | 'grpc'): {
-  transport: 'ucx' | 'grpc';
-  reason: string;
-} {
+export function chooseTransport(asked: TransportChoice): { transport: LinkTransport; reason: string } {
   if (asked !== 'auto') return { transport: asked, reason: `--transport ${asked}` };
   const devices = rdmaDevices().map((d) => d.name);
   return devices.length

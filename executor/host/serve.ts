@@ -7,6 +7,7 @@ import { restrictToCpus, virtualize } from '../../native/virtual-nodes.js';
 import { isLoopback, joinHostPort } from '../../common/address.js';
 import { UsageError } from '../../common/errors.js';
 import { launchPlace } from '../launch/launch-env.js';
+import type { LinkTransport, TransportChoice } from '../../transport/control.js';
 import {
   authFromOptions,
   chooseTransport,
@@ -23,7 +24,7 @@ export interface ServeHostOptions extends SecurityOpts {
   exitOnEof?: boolean;
   cpus?: number[];
   /** How the leaders exchange (default auto). */
-  transport?: 'auto' | 'ucx' | 'grpc';
+  transport?: TransportChoice;
   log: (line: string) => void;
 }
 
@@ -37,7 +38,7 @@ export interface ServedHost {
   /** "token", "TLS", "token + TLS" or "no authentication (loopback)". */
   authentication: string;
   /** How this host's leader exchanges with the others, and why. */
-  transport: { transport: 'ucx' | 'grpc'; reason: string };
+  transport: { transport: LinkTransport; reason: string };
 }
 
 export async function serveHost(o: ServeHostOptions): Promise<ServedHost> {

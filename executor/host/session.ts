@@ -3,15 +3,12 @@
 // supervisor holds at most one; ending it stops the executors.
 import * as grpc from '@grpc/grpc-js';
 import { hostOf, joinHostPort } from '../../common/address.js';
-import type { CrossHost } from '../../transport/control.js';
+import type { CrossHost, LinkTransport } from '../../transport/control.js';
 import type { Auth } from '../../transport/grpc-data.js';
 import { HostClient } from '../../transport/host-client.js';
 import type { MachineTopology } from '../../native/topology.js';
 import { LocalCluster } from './local-cluster.js';
 import type { StepRanks } from './steps.js';
-
-/** How host leaders exchange: the native gRPC data path, or UCX. */
-export type LinkTransport = 'grpc' | 'ucx';
 import { int, invalid, list } from './host-validate.js';
 
 export class HostSession {

@@ -16,17 +16,15 @@ import type {
   HostPlaceRequest,
   HostRunRequest,
 } from '../../transport/host-client.js';
-import type { SeqRunMsg } from '../../transport/control.js';
+import type { CrossHost, SeqRunMsg } from '../../transport/control.js';
 import { brickFromWire, rangeToWire, type WireBrick } from '../../transport/bricks.js';
 import { cRowsOf, partialBytesOf, planChunks } from '../node/gemm-layout.js';
 import type { LocalCluster } from './local-cluster.js';
-import type { CrossHost } from '../../transport/control.js';
 import { byteRange, int, invalid, list, MAX_DIM, oneOf, range } from './host-validate.js';
 
 /** Most ranks a plan may name, and bricks per rank, in one request. */
 const MAX_RANKS = 4096;
 const MAX_BRICKS = 1 << 16;
-const MAX_BYTES = Number.MAX_SAFE_INTEGER;
 
 /**
  * What a step needs of the session it runs in: the host's executors, and its place among the
@@ -141,7 +139,7 @@ export class HostSteps {
     const first = int('firstRank', req.firstRank, 0, Math.max(0, rowsPerRank.length - this.nodes));
     if (first + this.nodes > rowsPerRank.length) throw invalid("this host's ranks lie outside rowsPerRank");
     const fromStaging = req.fromStaging === true;
-    const sourceOffset = fromStaging ? int('sourceOffset', req.sourceOffset ?? 0, 0, MAX_BYTES) : 0;
+    const sourceOffset = fromStaging ? (req.sourceOffset ?? 0) : 0;
     if (fromStaging) byteRange('weights', sourceOffset, count * n * k * 4, area().buffer.byteLength, 4);
     const replies = await s.cluster.guard(
       Promise.all(

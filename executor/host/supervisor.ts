@@ -29,7 +29,8 @@ import type {
 } from '../../transport/host-client.js';
 import { int, invalid, list } from './host-validate.js';
 import type { LaunchPlace } from '../launch/launch-env.js';
-import { HostSession, type LinkTransport } from './session.js';
+import { HostSession } from './session.js';
+import type { LinkTransport } from '../../transport/control.js';
 import { HostStaging } from './staging.js';
 import { HostSteps } from './steps.js';
 

@@ -7,6 +7,7 @@
 //   ib-node3        transport=ucx
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { isTransportChoice, type TransportChoice } from '../../transport/control.js';
 
 export interface HostEntry {
   /** Name or address to reach the host by (ssh and gRPC). */
@@ -26,7 +27,7 @@ export interface HostEntry {
   /** How to run redblue on that host. */
   command: string;
   /** How its leader exchanges with the other hosts' leaders (`redblue executor --transport`). */
-  transport?: 'auto' | 'ucx' | 'grpc';
+  transport?: TransportChoice;
 }
 
 export const DEFAULT_PORT = 7070;
@@ -114,7 +115,7 @@ export function parseHostfile(
           throw new Error(`${where}: virtual-nodes must be a whole number ≥ 1`);
         e.virtualNodes = n;
       } else if (key === 'transport') {
-        if (val !== 'auto' && val !== 'ucx' && val !== 'grpc')
+        if (!isTransportChoice(val))
           throw new Error(`${where}: transport must be auto, ucx or grpc, got '${val}'`);
         e.transport = val;
       } else e.command = val;

@@ -4,7 +4,12 @@
 // natively (its endpoint, opened once per session by OpenHostLink, with the cluster's token
 // and/or TLS certificate): no JS between layers, no supervisor in between.
 import { hostEndpoint, hostsCollective, type HostEndpoint } from '../../native/steps.js';
-import type { CrossHost, OpenHostLinkReply, OpenHostLinkRequest } from '../../transport/control.js';
+import type {
+  CrossHost,
+  LinkTransport,
+  OpenHostLinkReply,
+  OpenHostLinkRequest,
+} from '../../transport/control.js';
 
 let current: { run: string; peers: unknown } | undefined;
 let endpoint: HostEndpoint | undefined;
@@ -32,7 +37,7 @@ export function closeHostLink(): void {
 }
 
 /** How this executor exchanges with the other leaders in a run across hosts (none: not a leader). */
-export function leaderLink(hosts: CrossHost): 'ucx' | 'grpc' | undefined {
+export function leaderLink(hosts: CrossHost): LinkTransport | undefined {
   if (!endpoint) return undefined;
   return usesUcx(hosts) ? 'ucx' : 'grpc';
 }
