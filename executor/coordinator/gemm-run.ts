@@ -50,7 +50,7 @@ export interface GemmRunResult {
   reduceSeconds: number;
   /** Bytes of partial C that crossed between hosts. */
   reduceBytes: number;
-  /** Bytes of A and B written to hosts over the network (0 on one host, or made from the seed). */
+  /** Bytes of A and B sent to the hosts over the network (0 for `run`, or when made from the seed). */
   inputBytes: number;
 }
 
@@ -273,7 +273,7 @@ export class GemmJob {
         } else await c.fill(bOffset, k * n, seed, STREAM_B);
       }),
     );
-    return hosts.length > 1 ? bytes : 0;
+    return bytes;
   }
 
   /**
