@@ -478,6 +478,18 @@ KFN void HalfTile(const QuantMatmulArgs& a, int64_t r, int64_t j) {
 // code), one conversion and one FMA by d_w·d_x per super-block. Each weight super-block is
 // unpacked once for all RX rows.
 
+// UnpackScalesK4 (quant_impl.h) in one register: the 12 packed bytes (and 4 of qs after them,
+// unused) loaded once, no trip through the stack. Out: sc0-7, m0-7 as bytes.
+KFN __m128i UnpackScalesK4x(const uint8_t* packed) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));  // u0 u1 u2 (u3: qs)
+  const __m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0));                // u0 u2 u1 u2
+  const __m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0));                // .  u0 .  u1
+  const __m128i lo = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
+                                   _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const __m128i hi = _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm_or_si128(lo, hi);
+}
+
 // Q4_K / Q5_K: levels 0..15 (0..31 with qh) × x: at most 31·127·2 per int16 pair, no saturation.
 // The mins come in through the activations' bsums: Σ_s m_s·(bsum_2s + bsum_2s+1) is one
 // vpmaddwd of the mins (each repeated twice) by the 16 bsums.
@@ -491,10 +503,7 @@ KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   for (int i = 0; i < RX; ++i) acc[i] = accMin[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     PrefetchAhead(w + b, sizeof(Block));
-    uint32_t u[4];
-    UnpackScalesK4(w[b].scales, u);
-    const __m128i sm = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
-                                     static_cast<int>(u[0]));  // 8 scales, 8 mins
+    const __m128i sm = UnpackScalesK4x(w[b].scales);  // 8 scales, 8 mins
     const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));  // m0 m0 m1 m1 ...
     const __m256i sm2 = _mm256_broadcastsi128_si256(sm);
     const float dw = _cvtsh_ss(w[b].d), dmw = _cvtsh_ss(w[b].dmin);
