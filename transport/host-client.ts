@@ -16,6 +16,7 @@ import type {
   ForwardReply,
   LoadModelReply,
   LoadModelRequest,
+  LinkTransport,
   LoadProgressReply,
   SeqRunMsg,
 } from './control.js';
@@ -232,8 +233,10 @@ export class HostClient {
     });
   }
 
-  stage(bytes: number): Promise<void> {
-    return this.unary('stage', { bytes });
+  /** A fresh staging area; with `--transport ucx` on the host, its UCX descriptor for peers. */
+  async stage(bytes: number): Promise<{ ucxArea?: Buffer }> {
+    const r = await this.unary<{ bytes: number }, { ucxArea?: Buffer }>('stage', { bytes });
+    return r.ucxArea?.length ? { ucxArea: r.ucxArea } : {};
   }
 
   fill(offset: number, count: number, seed: number, stream: number): Promise<void> {
@@ -291,8 +294,18 @@ export class HostClient {
     return this.viaData(path.readAdd(offset, dst, DEFAULT_DEADLINE_MS));
   }
 
-  pullAdd(peer: number, rows: { offset: number; bytes: number }[]): Promise<{ bytes: number }> {
-    return this.unary('pullAdd', { peer, rows });
+  /** Has the host add peer `peer`'s rows into its own: over UCX when `peerUcxArea` is given and the host has UCX. */
+  async pullAdd(
+    peer: number,
+    rows: { offset: number; bytes: number }[],
+    peerUcxArea?: Buffer,
+  ): Promise<{ bytes: number; link: LinkTransport }> {
+    const r = await this.unary<object, { bytes: number; link?: string }>('pullAdd', {
+      peer,
+      rows,
+      ...(peerUcxArea ? { peerUcxArea } : {}),
+    });
+    return { bytes: r.bytes, link: r.link === 'ucx' ? 'ucx' : 'grpc' };
   }
 
   gemm(req: HostGemmRequest): Promise<{ ranks: RankTimings[] }> {

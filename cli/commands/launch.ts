@@ -172,7 +172,7 @@ Examples:
         { ...stripArrays(r), plan: p.strategy.description, ...(v ? { verify: v } : {}) },
         `${rc.hosts.length} host(s): ${rc.hellos.map((h) => `${h.hostname} (${h.nodes.length} node(s))`).join(', ')}\n` +
           gemmSummary(r, v) +
-          `  cross-host reduction: ${(r.reduceSeconds * 1e3).toFixed(1)} ms, ${(r.reduceBytes / 1e6).toFixed(2)} MB between host leaders\n`,
+          `  cross-host reduction: ${(r.reduceSeconds * 1e3).toFixed(1)} ms, ${(r.reduceBytes / 1e6).toFixed(2)} MB between host leaders${r.reduceLink ? ` over ${r.reduceLink}` : ''}\n`,
       );
       if (v && !v.ok) throw new Error(verificationFailure(v));
     });

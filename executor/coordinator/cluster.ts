@@ -12,7 +12,7 @@ import type {
   PlacedRank,
   RankTimings,
 } from '../../transport/host-client.js';
-import type { GemmReply } from '../../transport/control.js';
+import type { GemmReply, LinkTransport } from '../../transport/control.js';
 import { InProcessHost } from '../host/in-process.js';
 import type { LocalCluster } from '../host/local-cluster.js';
 import type { MachineTopology } from '../../native/topology.js';
@@ -21,13 +21,23 @@ import type { RemoteCluster } from './remote-cluster.js';
 
 /** One host of a run: its staging area and the steps on its executors. */
 export interface RunHost {
-  /** A fresh, zeroed staging area of `bytes` (the host's previous one goes). */
-  stage(bytes: number): Promise<void>;
+  /**
+   * A fresh, zeroed staging area of `bytes` (the host's previous one goes); on a host serving
+   * UCX, the area's descriptor that its peers' pullAdd reads it by.
+   */
+  stage(bytes: number): Promise<{ ucxArea?: Buffer }>;
   fill(offset: number, count: number, seed: number, stream: number): Promise<void>;
   write(offset: number, data: Uint8Array): Promise<void>;
   read(offset: number, dst: Uint8Array): Promise<void>;
-  /** Adds host `peer`'s f32 values of these byte ranges into this host's (cross-host reduction). */
-  pullAdd(peer: number, rows: { offset: number; bytes: number }[]): Promise<{ bytes: number }>;
+  /**
+   * Adds host `peer`'s f32 values of these byte ranges into this host's (cross-host reduction),
+   * over UCX when `peerUcxArea` (the peer's stage reply) is given and this host serves UCX.
+   */
+  pullAdd(
+    peer: number,
+    rows: { offset: number; bytes: number }[],
+    peerUcxArea?: Buffer,
+  ): Promise<{ bytes: number; link: LinkTransport }>;
   /** In process, the executors' replies whole (schedule included); over gRPC, as the proto carries them. */
   gemm(req: HostGemmRequest): Promise<{ ranks: (RankTimings & Partial<GemmReply>)[] }>;
   placeLayers(req: HostPlaceRequest): Promise<{ ranks: PlacedRank[] }>;

@@ -19,6 +19,7 @@ import { assignLeftovers } from '../../planner/reassign.js';
 import { brickToWire } from '../../transport/bricks.js';
 import type { StepSchedule, StepTimings } from '../../native/steps.js';
 import { oneHost, runCluster, type RunCluster } from './cluster.js';
+import type { LinkTransport } from '../../transport/control.js';
 
 export interface GemmInputs {
   m: number;
@@ -50,6 +51,8 @@ export interface GemmRunResult {
   reduceSeconds: number;
   /** Bytes of partial C that crossed between hosts. */
   reduceBytes: number;
+  /** How partial C crossed: over UCX when every host serves it (`--transport ucx`), else gRPC. */
+  reduceLink?: LinkTransport;
   /** Bytes of A and B sent to the hosts over the network (0 for `run`, or when made from the seed). */
   inputBytes: number;
 }
@@ -102,6 +105,8 @@ export class GemmJob {
   private area: SharedArea | undefined;
   private layouts: GemmLayout[] | undefined;
   private operands: { a: Float32Array | null; b: Float32Array | null } | undefined;
+  /** Every host's staging area as UCX descriptors, when all of them serve UCX. */
+  private ucxAreas: Buffer[] | undefined;
   private readonly onExit = () => this.close();
 
   constructor(
@@ -153,7 +158,10 @@ export class GemmJob {
         await this.stageInputs(local.hosts, [plan.ranks]);
       } else await local.host.adopt(this.area);
     } else {
-      await rc.guard(Promise.all(rc.hosts.map((c, h) => c.stage(layouts[h]!.bytes))));
+      const staged = await rc.guard(Promise.all(rc.hosts.map((c, h) => c.stage(layouts[h]!.bytes))));
+      // UCX for the reduction only when every host exposes its area (hosts may be started with
+      // different transports).
+      this.ucxAreas = staged.every((s) => s.ucxArea) ? staged.map((s) => s.ucxArea!) : undefined;
       inputBytes = await rc.guard(this.stageInputs(rc.hosts, perHost));
     }
 
@@ -197,7 +205,8 @@ export class GemmJob {
       ),
     );
     const reduceStart = process.hrtime.bigint();
-    const reduceBytes = H > 1 ? await this.reduceAcrossHosts(rc, perHost, cOffset) : 0;
+    const reduced = H > 1 ? await this.reduceAcrossHosts(rc, perHost, cOffset) : undefined;
+    const reduceBytes = reduced?.bytes ?? 0;
     const end = process.hrtime.bigint();
     const seconds = Number(end - started) / 1e9;
 
@@ -240,6 +249,7 @@ export class GemmJob {
       hosts: H,
       reduceSeconds: Number(end - reduceStart) / 1e9,
       reduceBytes,
+      ...(reduced?.link ? { reduceLink: reduced.link } : {}),
       inputBytes,
     };
   }
@@ -285,11 +295,12 @@ export class GemmJob {
     rc: RunCluster,
     perHost: readonly (readonly Plan['ranks'][number][])[],
     cOffset: number,
-  ): Promise<number> {
+  ): Promise<{ bytes: number; link?: LinkTransport }> {
     const { m, n } = this.inp;
     const H = rc.hosts.length;
     const touched = perHost.map((ranks) => mergeRanges(ranks.flatMap((r) => r.bricks.map((b) => b.m))));
     let bytes = 0;
+    const links = new Set<LinkTransport>();
     await rc.guard(
       Promise.all(
         rc.hosts.map(async (c, o) => {
@@ -301,12 +312,13 @@ export class GemmJob {
               .map(([a, b]) => ({ offset: cOffset + a * n * 4, bytes: (b - a) * n * 4 }));
             if (ranges.length === 0) continue;
             bytes += ranges.reduce((s, r) => s + r.bytes, 0);
-            await c.pullAdd(h, ranges);
+            links.add((await c.pullAdd(h, ranges, this.ucxAreas?.[h])).link);
           }
         }),
       ),
     );
-    return bytes;
+    if (links.size === 0) return { bytes };
+    return { bytes, link: links.has('grpc') ? 'grpc' : 'ucx' };
   }
 
   close(): void {

@@ -3,7 +3,7 @@
 // area mapped here instead of served on the data path. One host is the one-host case of many:
 // the coordinator's runners see this and a supervisor's client (transport/host-client.ts) alike.
 import { executorAddon } from '../../native/steps.js';
-import type { CrossHost } from '../../transport/control.js';
+import type { CrossHost, LinkTransport } from '../../transport/control.js';
 import { createSharedArea, type SharedArea } from '../../transport/shared-area.js';
 import type { HostGemmRequest, HostPlaceRequest, HostRunRequest } from '../../transport/host-client.js';
 import { byteRange, int, invalid, list } from './host-validate.js';
@@ -35,12 +35,13 @@ export class InProcessHost implements StepContext {
   }
 
   /** A fresh, zeroed staging area of `bytes`, every executor attached (the last one goes). */
-  async stage(bytes: number): Promise<void> {
+  async stage(bytes: number): Promise<{ ucxArea?: Buffer }> {
     this.release();
     const area = createSharedArea(`h${(areas++).toString(36)}`, Math.max(64, bytes));
     this.area = area;
     this.owned = true;
     await this.cluster.attachArea(area);
+    return {};
   }
 
   /**
@@ -71,7 +72,7 @@ export class InProcessHost implements StepContext {
     dst.set(new Uint8Array(area.buffer, offset, dst.byteLength));
   }
 
-  pullAdd(): Promise<{ bytes: number }> {
+  pullAdd(): Promise<{ bytes: number; link: LinkTransport }> {
     return Promise.reject(new Error('one host has no peer to pull from'));
   }
 

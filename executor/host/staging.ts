@@ -3,10 +3,15 @@
 import * as grpc from '@grpc/grpc-js';
 import { executorAddon } from '../../native/steps.js';
 import { DataServer } from '../../transport/native-data.js';
+import { ucxData, type NativeUcxData, type NativeUcxRemote } from '../../native/ucx.js';
 import { RpcError, type Auth } from '../../transport/grpc-data.js';
 import type { SharedArea } from '../../transport/shared-area.js';
 import type { HostSession } from './session.js';
 import { byteRange, int, invalid, list } from './host-validate.js';
+import type { LinkTransport } from '../../transport/control.js';
+
+/** How long a UCX read waits for a peer's answer before failing (a dead peer fails at once). */
+const UCX_TIMEOUT_MS = 30_000;
 
 export class HostStaging {
   private area: SharedArea | undefined;
@@ -14,8 +19,25 @@ export class HostStaging {
   private readonly pinned = new Map<SharedArea, number>();
   /** Read and Write of the area on the addon's gRPC C++ core, with the Host service's credentials. */
   private readonly data: DataServer;
+  /**
+   * With `--transport ucx`: this supervisor's UCX worker, the current area exposed to peers
+   * (its descriptor goes out in the Stage reply) and the peers' areas this host pulls from.
+   */
+  private ucx: NativeUcxData | undefined;
+  private ucxArea: Buffer | undefined;
+  private readonly remotes = new Map<number, { key: string; remote: NativeUcxRemote }>();
 
-  constructor(host: string, auth: Auth, port: number) {
+  /**
+   * `ucx`: serve areas over UCX too. The worker is made at the first Stage, not here: UCX lists
+   * the network interfaces that are up when it starts, and a host's link may come up after the
+   * supervisor (a worker made at start-up in the test lab knew only `lo`).
+   */
+  constructor(
+    host: string,
+    auth: Auth,
+    port: number,
+    private readonly ucxWanted = false,
+  ) {
     this.data = new DataServer(host, auth, port);
   }
 
@@ -34,6 +56,24 @@ export class HostStaging {
    * code is still writing into it: see `pin`).
    */
   replace(area: SharedArea | undefined): void {
+    if (this.ucxWanted) {
+      // Peers' reads of the old area end here (an answer in flight finishes first).
+      this.ucx?.unexpose();
+      this.ucxArea = undefined;
+      if (area) {
+        try {
+          this.ucx ??= ucxData();
+          this.ucxArea = this.ucx.expose(area.buffer as ArrayBuffer);
+        } catch (e) {
+          area.close();
+          this.replace(undefined);
+          throw new RpcError(
+            grpc.status.UNAVAILABLE,
+            `--transport ucx: ${e instanceof Error ? e.message : String(e)}`,
+          );
+        }
+      }
+    }
     this.data.setArea(area?.name);
     const old = this.area;
     this.area = area;
@@ -41,11 +81,15 @@ export class HostStaging {
   }
 
   /** A fresh area of `bytes` (at most 3/4 of the host's memory), every executor attached. */
-  async stage(s: HostSession, req: { bytes: number }, memoryBytes: number): Promise<{ bytes: number }> {
+  async stage(
+    s: HostSession,
+    req: { bytes: number },
+    memoryBytes: number,
+  ): Promise<{ bytes: number; ucxArea?: Buffer }> {
     const bytes = int('bytes', req.bytes, 64, Math.max(64, Math.floor(memoryBytes * 0.75)));
     this.replace(undefined);
     this.replace(await s.cluster.stage('h', bytes));
-    return { bytes };
+    return { bytes, ...(this.ucxArea ? { ucxArea: this.ucxArea } : {}) };
   }
 
   /** Seeded values (the counter-based generator every rank agrees on). */
@@ -58,24 +102,59 @@ export class HostStaging {
     executorAddon().fillUniform(area.buffer, req.offset, count, req.seed, req.stream);
   }
 
-  /** Adds peer host `peer`'s f32 values of the given rows into ours (a cross-host reduction). */
+  /**
+   * Adds peer host `peer`'s f32 values of the given rows into ours (a cross-host reduction):
+   * over UCX when this host has a worker and the peer's area descriptor came with the request,
+   * else over the native gRPC data path.
+   */
   async pullAdd(
     s: HostSession,
-    req: { peer: number; rows: { offset: number; bytes: number }[] },
-  ): Promise<{ bytes: number }> {
+    req: { peer: number; rows: { offset: number; bytes: number }[]; peerUcxArea?: Buffer },
+  ): Promise<{ bytes: number; link: LinkTransport }> {
     const area = this.need();
     const peer = int('peer', req.peer, 0, s.peers.length - 1);
     if (peer === s.hostIndex) throw invalid('a host cannot pull from itself');
     const rows = list<{ offset: number; bytes: number }>('rows', req.rows, 1 << 20);
     for (const r of rows) byteRange('rows', r.offset, r.bytes, area.buffer.byteLength, 4);
+    const remote = this.ucx && req.peerUcxArea?.length ? this.remoteOf(peer, req.peerUcxArea) : undefined;
     let total = 0;
     await this.pin(area, async () => {
       for (const r of rows) {
-        await s.peers[peer]!.readAdd(r.offset, new Float32Array(area.buffer, r.offset, r.bytes / 4));
+        if (remote) {
+          try {
+            await remote.readAdd(r.offset, area.buffer as ArrayBuffer, r.offset, r.bytes);
+          } catch (e) {
+            this.dropRemote(peer);
+            throw new RpcError(grpc.status.UNAVAILABLE, `pulling from host ${peer} over UCX: ${e instanceof Error ? e.message : String(e)}`);
+          }
+        } else {
+          await s.peers[peer]!.readAdd(r.offset, new Float32Array(area.buffer, r.offset, r.bytes / 4));
+        }
         total += r.bytes;
       }
     });
-    return { bytes: total };
+    return { bytes: total, link: remote ? 'ucx' : 'grpc' };
+  }
+
+  /** The peer's area over UCX, connected once per descriptor (a peer's new Stage gives a new one). */
+  private remoteOf(peer: number, descriptor: Buffer): NativeUcxRemote {
+    const key = descriptor.toString('base64');
+    const known = this.remotes.get(peer);
+    if (known?.key === key) return known.remote;
+    this.dropRemote(peer);
+    let remote: NativeUcxRemote;
+    try {
+      remote = this.ucx!.connect(descriptor, UCX_TIMEOUT_MS);
+    } catch (e) {
+      throw invalid(`host ${peer}'s UCX area: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    this.remotes.set(peer, { key, remote });
+    return remote;
+  }
+
+  private dropRemote(peer: number): void {
+    this.remotes.get(peer)?.remote.close();
+    this.remotes.delete(peer);
   }
 
   /**
@@ -98,6 +177,8 @@ export class HostStaging {
 
   close(): void {
     this.replace(undefined);
+    for (const peer of [...this.remotes.keys()]) this.dropRemote(peer);
+    this.ucx?.close();
     this.data.close();
   }
 }

@@ -82,7 +82,12 @@ export class Supervisor {
     try {
       // Bulk data on the addon's gRPC C++ core: same address, a port of its own, the same token
       // and TLS certificate as the Host service.
-      this.staging = new HostStaging(hostOf(this.o.listen), this.o.auth, this.o.dataPort ?? 0);
+      this.staging = new HostStaging(
+        hostOf(this.o.listen),
+        this.o.auth,
+        this.o.dataPort ?? 0,
+        this.o.transport === 'ucx',
+      );
       const server = new grpc.Server(serverOptions());
       this.server = server;
       widenServerWindows(server);
@@ -159,7 +164,7 @@ export class Supervisor {
         this.needStaging().fill(req);
         return {};
       }),
-      PullAdd: this.unary((req: { peer: number; rows: { offset: number; bytes: number }[] }) =>
+      PullAdd: this.unary((req: { peer: number; rows: { offset: number; bytes: number }[]; peerUcxArea?: Buffer }) =>
         this.needStaging().pullAdd(this.need(), req),
       ),
       Gemm: this.unary((req: HostGemmRequest) =>

@@ -113,6 +113,34 @@ describe('UCX between host leaders', () => {
     expect(Array.from(readNpyMatrix(box).data)).toEqual(Array.from(overUcx!.y));
   }, 60_000);
 
+  it('reduces gemm partials over UCX: C bit-identical to gRPC, UCX carrying the bytes', async () => {
+    const cs: Float32Array[] = [];
+    for (const [port, name] of [
+      [7070, 'ucx'],
+      [7071, 'grpc'],
+    ] as const) {
+      const out = join(dir, `C-${name}.npy`);
+      const r = await cliIn(lab, COORD, [
+        'launch',
+        '--hosts',
+        hostsAt(port),
+        '--token-file',
+        token,
+        'gemm',
+        // Thin C, long k: the planner splits k across the hosts, so partial C crosses.
+        ...['--m', '33', '--n', '29', '--k', '20011', '--seed', '7', '--out', out, '--json'],
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const json = JSON.parse(r.stdout) as { reduceLink?: string; reduceBytes: number };
+      expect(json.reduceLink).toBe(name);
+      expect(json.reduceBytes).toBeGreaterThan(0);
+      cs.push(readNpyMatrix(out).data);
+    }
+    expect(cs[0]!.length).toBe(33 * 29);
+    expect(Buffer.from(cs[0]!.buffer).equals(Buffer.from(cs[1]!.buffer))).toBe(true);
+  }, 60_000);
+
   it('fails within seconds, naming the host, when a peer leader is killed mid-run', async () => {
     const sup = ucx.map((s) => s.proc.pid!);
     const run = cliIn(

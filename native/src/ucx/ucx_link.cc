@@ -18,17 +18,18 @@ std::atomic<uint64_t> gBytesSent{0};
   throw std::runtime_error(what + ": " + ucs_status_string(st));
 }
 
-// Tags: the run (24 bits) | the exchange's seq (32 bits) | the sending host (8 bits).
+// Tags: the run (24 bits, the top one 0) | the exchange's seq (32 bits) | the sending host (8 bits).
 constexpr uint64_t kHostBits = 8, kSeqBits = 32;
 uint64_t TagOf(uint64_t run, uint64_t seq, int host) {
   return run << (kHostBits + kSeqBits) | (seq & ((1ull << kSeqBits) - 1)) << kHostBits | static_cast<uint64_t>(host);
 }
 
-// FNV-1a of the run name, folded to 24 bits.
+// FNV-1a of the run name, folded to 23 bits: the tag's top bit stays clear (bulk reads' replies
+// set it, ucx_rma.cc).
 uint64_t RunTag(const std::string& run) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : run) h = (h ^ c) * 1099511628211ull;
-  return (h ^ (h >> 24) ^ (h >> 48)) & 0xFFFFFF;
+  return (h ^ (h >> 24) ^ (h >> 48)) & 0x7FFFFF;
 }
 
 void PeerFailed(void* arg, ucp_ep_h, ucs_status_t st) {
@@ -43,7 +44,7 @@ Worker::Worker() {
   if (st != UCS_OK) Fail("UCX configuration", st);
   ucp_params_t p{};
   p.field_mask = UCP_PARAM_FIELD_FEATURES;
-  p.features = UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;
+  p.features = UCP_FEATURE_TAG | UCP_FEATURE_RMA | UCP_FEATURE_AM | UCP_FEATURE_WAKEUP;
   st = ucp_init(&p, config, &context_);
   ucp_config_release(config);
   if (st != UCS_OK) Fail("UCX (ucp_init)", st);
@@ -80,7 +81,31 @@ void Worker::Wait(int ms) {
   ::poll(&p, 1, ms);
 }
 
+void Worker::KeepProgressing() {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (progress_.joinable()) return;
+  progress_ = std::thread([this] {
+    while (!stop_.load()) {
+      ucs_status_t st;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        while (ucp_worker_progress(worker_)) {
+        }
+        st = ucp_worker_arm(worker_);
+      }
+      if (st == UCS_ERR_BUSY) continue;  // events came in meanwhile
+      pollfd p{efd_, POLLIN, 0};
+      ::poll(&p, 1, 100);  // woken by events, or by ucp_worker_signal at the end
+    }
+  });
+}
+
 Worker::~Worker() {
+  if (progress_.joinable()) {
+    stop_ = true;
+    ucp_worker_signal(worker_);
+    progress_.join();
+  }
   ucp_worker_destroy(worker_);
   ucp_cleanup(context_);
 }

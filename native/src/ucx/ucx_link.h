@@ -7,8 +7,10 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <atomic>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "executor/host_link.h"
@@ -28,9 +30,14 @@ class Worker {
   // The worker's address, for the peers to reach it.
   const std::vector<uint8_t>& address() const { return address_; }
   ucp_worker* get() const { return worker_; }
+  ucp_context* context() const { return context_; }
   std::mutex& mu() { return mu_; }
   // Sleeps until the worker has an event or `ms` pass (after progress found nothing to do).
   void Wait(int ms);
+  // Drives progress from a thread of its own from now on, so that peers' RMA on an exposed
+  // area completes while nothing else here touches the worker (over TCP, UCX serves a get in
+  // the owner's progress). Idle, the thread sleeps on the worker's event descriptor.
+  void KeepProgressing();
 
  private:
   ucp_context* context_ = nullptr;
@@ -38,6 +45,8 @@ class Worker {
   std::vector<uint8_t> address_;
   int efd_ = -1;
   std::mutex mu_;
+  std::atomic<bool> stop_{false};
+  std::thread progress_;
 };
 
 class UcxHostLink : public HostLink {

@@ -18,6 +18,13 @@ struct Api {
                        size_t) = nullptr;
   void (*linkFree)(HostLink*) = nullptr;
   uint64_t (*bytesSent)() = nullptr;
+  void* (*expose)(void*, void*, uint64_t, char*, size_t) = nullptr;
+  size_t (*exposedDescriptor)(void*, const uint8_t**) = nullptr;
+  void (*exposedFree)(void*) = nullptr;
+  void* (*remoteNew)(void*, const uint8_t*, size_t, uint64_t, char*, size_t) = nullptr;
+  int (*remoteMove)(void*, int, uint64_t, void*, uint64_t, char*, size_t) = nullptr;
+  void (*remoteFree)(void*) = nullptr;
+  uint64_t (*bytesMoved)() = nullptr;
 };
 
 std::mutex gMu;
@@ -58,6 +65,13 @@ const Api& Load() {
   sym(api->linkNew, "rbucx_link_new");
   sym(api->linkFree, "rbucx_link_free");
   sym(api->bytesSent, "rbucx_bytes_sent");
+  sym(api->expose, "rbucx_expose");
+  sym(api->exposedDescriptor, "rbucx_exposed_descriptor");
+  sym(api->exposedFree, "rbucx_exposed_free");
+  sym(api->remoteNew, "rbucx_remote_new");
+  sym(api->remoteMove, "rbucx_remote_move");
+  sym(api->remoteFree, "rbucx_remote_free");
+  sym(api->bytesMoved, "rbucx_bytes_moved");
   gApi = api;  // the library stays loaded for the life of the process
   return *gApi;
 }
@@ -105,6 +119,42 @@ uint64_t BytesSent() {
     if (!gApi) return 0;
   }
   return gApi->bytesSent();
+}
+
+Exposed::Exposed(std::shared_ptr<LoadedWorker> worker, void* base, uint64_t size) : worker_(std::move(worker)) {
+  const Api& api = Load();
+  char err[512] = {0};
+  handle_ = api.expose(worker_->handle(), base, size, err, sizeof err);
+  if (!handle_) throw std::runtime_error(err);
+  const uint8_t* d = nullptr;
+  size_t n = api.exposedDescriptor(handle_, &d);
+  descriptor_.assign(d, d + n);
+}
+
+Exposed::~Exposed() { Load().exposedFree(handle_); }
+
+Remote::Remote(std::shared_ptr<LoadedWorker> worker, const std::vector<uint8_t>& descriptor, uint64_t timeoutMs)
+    : worker_(std::move(worker)) {
+  const Api& api = Load();
+  char err[512] = {0};
+  handle_ = api.remoteNew(worker_->handle(), descriptor.data(), descriptor.size(), timeoutMs, err, sizeof err);
+  if (!handle_) throw std::runtime_error(err);
+}
+
+Remote::~Remote() { Load().remoteFree(handle_); }
+
+void Remote::Move(Op op, uint64_t offset, void* p, uint64_t bytes) {
+  char err[512] = {0};
+  if (Load().remoteMove(handle_, static_cast<int>(op), offset, p, bytes, err, sizeof err) != 0)
+    throw std::runtime_error(err);
+}
+
+uint64_t BytesMoved() {
+  {
+    std::lock_guard<std::mutex> lk(gMu);
+    if (!gApi) return 0;
+  }
+  return gApi->bytesMoved();
 }
 
 }  // namespace redblue::ucx

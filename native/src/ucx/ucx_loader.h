@@ -34,4 +34,39 @@ std::shared_ptr<HostLink> MakeLink(std::shared_ptr<LoadedWorker> worker, const s
 // Bytes this process has sent to other leaders over UCX (0 when the library was never loaded).
 uint64_t BytesSent();
 
+// A memory range of this process registered with the worker for peers' RMA (ucx_rma.h), for as
+// long as this object lives; `descriptor` is what a peer needs to reach it.
+class Exposed {
+ public:
+  Exposed(std::shared_ptr<LoadedWorker> worker, void* base, uint64_t size);
+  ~Exposed();
+  Exposed(const Exposed&) = delete;
+  Exposed& operator=(const Exposed&) = delete;
+  const std::vector<uint8_t>& descriptor() const { return descriptor_; }
+
+ private:
+  std::shared_ptr<LoadedWorker> worker_;
+  void* handle_ = nullptr;
+  std::vector<uint8_t> descriptor_;
+};
+
+// A peer's exposed range (from its descriptor), read, read-and-added (f32) or written by RMA;
+// each call blocks until done and throws with UCX's reason.
+class Remote {
+ public:
+  Remote(std::shared_ptr<LoadedWorker> worker, const std::vector<uint8_t>& descriptor, uint64_t timeoutMs);
+  ~Remote();
+  Remote(const Remote&) = delete;
+  Remote& operator=(const Remote&) = delete;
+  enum class Op { kRead = 0, kReadAdd = 1, kWrite = 2 };
+  void Move(Op op, uint64_t offset, void* p, uint64_t bytes);
+
+ private:
+  std::shared_ptr<LoadedWorker> worker_;
+  void* handle_ = nullptr;
+};
+
+// Bytes this process has moved by UCX RMA, both ways (0 when the library was never loaded).
+uint64_t BytesMoved();
+
 }  // namespace redblue::ucx

@@ -1,0 +1,414 @@
+#include "ucx/ucx_rma.h"
+
+#include <ucp/api/ucp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include "ucx/ucx_link.h"
+
+namespace redblue::ucx {
+namespace {
+
+std::atomic<uint64_t> gMoved{0};
+
+// Descriptor: "RBA1" | base u64 | size u64 | address bytes u32 | rkey bytes u32 | address | rkey.
+constexpr char kMagic[4] = {'R', 'B', 'A', '1'};
+constexpr size_t kHead = 4 + 8 + 8 + 4 + 4;
+// Reads with add go through registered bounce buffers of this size: two are on their way while
+// the third is added into the destination.
+constexpr uint64_t kChunk = 4u << 20;
+constexpr uint64_t kBuffers = 3;
+
+[[noreturn]] void Fail(const std::string& what, ucs_status_t st) {
+  throw std::runtime_error(what + ": " + ucs_status_string(st));
+}
+
+void PeerFailed(void* arg, ucp_ep_h, ucs_status_t st) { *static_cast<int*>(arg) = static_cast<int>(st); }
+
+// A read's request (an active message to the owner) and the tag its answer comes with; the
+// reply tags have the top bit set, which the leaders' exchange tags never have (ucx_link.cc).
+constexpr unsigned kAskId = 0x5242;
+constexpr uint32_t kAskMagic = 0x51524252;  // "RBRQ"
+constexpr uint64_t kReplyBit = 1ull << 63;
+struct AskHeader {
+  uint32_t magic;
+  uint32_t pad;
+  uint64_t base;  // the area the reader's descriptor names: a replaced area answers nothing
+  uint64_t offset, bytes, tag;
+};
+std::atomic<uint64_t> gNextTag{1};
+
+}  // namespace
+
+struct ExposedArea::Served {
+  uint8_t* base = nullptr;
+  uint64_t size = 0;
+  ucp_mem_h memh = nullptr;
+  int inflight = 0;  // answers being sent (touched only in progress, under the worker's lock)
+};
+
+namespace {
+
+void Answered(void* req, ucs_status_t, void* user) {
+  --static_cast<ExposedArea::Served*>(user)->inflight;
+  ucp_request_free(req);
+}
+
+// Runs in the owner's progress: sends the asked bytes straight from the area, or an empty
+// answer when the range or the area does not match (the reader reports it).
+ucs_status_t OnAsk(void* arg, const void* header, size_t headerLen, void*, size_t, const ucp_am_recv_param_t* param) {
+  auto* s = static_cast<ExposedArea::Served*>(arg);
+  if (headerLen != sizeof(AskHeader) || !(param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)) return UCS_OK;
+  AskHeader h;
+  std::memcpy(&h, header, sizeof h);
+  if (h.magic != kAskMagic || !(h.tag & kReplyBit)) return UCS_OK;
+  const bool ok = h.base == reinterpret_cast<uintptr_t>(s->base) && h.offset <= s->size && h.bytes <= s->size - h.offset;
+  ucp_request_param_t prm{};
+  prm.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | (ok ? UCP_OP_ATTR_FIELD_MEMH : 0);
+  prm.cb.send = Answered;
+  prm.user_data = s;
+  prm.memh = s->memh;
+  ucs_status_ptr_t r = ucp_tag_send_nbx(param->reply_ep, ok ? s->base + h.offset : nullptr, ok ? h.bytes : 0, h.tag, &prm);
+  if (UCS_PTR_IS_PTR(r)) ++s->inflight;
+  return UCS_OK;
+}
+
+}  // namespace
+
+ExposedArea::ExposedArea(std::shared_ptr<Worker> worker, void* base, uint64_t size) : worker_(std::move(worker)) {
+  worker_->KeepProgressing();  // peers' gets over TCP complete in this worker's progress
+  std::lock_guard<std::mutex> lk(worker_->mu());
+  ucp_mem_map_params_t mp{};
+  mp.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
+  mp.address = base;
+  mp.length = size;
+  ucs_status_t st = ucp_mem_map(worker_->context(), &mp, &memh_);
+  if (st != UCS_OK) Fail("UCX could not register the staging area (" + std::to_string(size) + " bytes)", st);
+  void* rkey = nullptr;
+  size_t rkeyLen = 0;
+  st = ucp_rkey_pack(worker_->context(), memh_, &rkey, &rkeyLen);
+  if (st != UCS_OK) {
+    ucp_mem_unmap(worker_->context(), memh_);
+    Fail("UCX could not pack the staging area's remote key", st);
+  }
+  const auto& addr = worker_->address();
+  descriptor_.resize(kHead + addr.size() + rkeyLen);
+  uint8_t* d = descriptor_.data();
+  const uint64_t b = reinterpret_cast<uintptr_t>(base);
+  const auto al = static_cast<uint32_t>(addr.size()), rl = static_cast<uint32_t>(rkeyLen);
+  std::memcpy(d, kMagic, 4);
+  std::memcpy(d + 4, &b, 8);
+  std::memcpy(d + 12, &size, 8);
+  std::memcpy(d + 20, &al, 4);
+  std::memcpy(d + 24, &rl, 4);
+  std::memcpy(d + kHead, addr.data(), addr.size());
+  std::memcpy(d + kHead + addr.size(), rkey, rkeyLen);
+  ucp_rkey_buffer_release(rkey);
+  served_ = std::make_unique<Served>();
+  served_->base = static_cast<uint8_t*>(base);
+  served_->size = size;
+  served_->memh = memh_;
+  ucp_am_handler_param_t hp{};
+  hp.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_FLAGS | UCP_AM_HANDLER_PARAM_FIELD_CB |
+                  UCP_AM_HANDLER_PARAM_FIELD_ARG;
+  hp.id = kAskId;
+  hp.flags = UCP_AM_FLAG_WHOLE_MSG;
+  hp.cb = OnAsk;
+  hp.arg = served_.get();
+  st = ucp_worker_set_am_recv_handler(worker_->get(), &hp);
+  if (st != UCS_OK) {
+    ucp_mem_unmap(worker_->context(), memh_);
+    Fail("UCX could not serve the staging area (ucp_worker_set_am_recv_handler)", st);
+  }
+}
+
+ExposedArea::~ExposedArea() {
+  std::lock_guard<std::mutex> lk(worker_->mu());
+  ucp_am_handler_param_t hp{};
+  hp.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
+  hp.id = kAskId;
+  hp.cb = nullptr;  // asks that come now find no handler and are dropped: their readers time out
+  hp.arg = nullptr;
+  ucp_worker_set_am_recv_handler(worker_->get(), &hp);
+  // Answers still leaving read the area: let them finish before it goes (bounded).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (served_->inflight > 0 && std::chrono::steady_clock::now() < until) ucp_worker_progress(worker_->get());
+  ucp_mem_unmap(worker_->context(), memh_);
+}
+
+struct RemoteArea::Bounce {
+  ucp_context_h context = nullptr;
+  void* mem = nullptr;
+  ucp_mem_h memh = nullptr;
+  ~Bounce() {
+    if (memh) ucp_mem_unmap(context, memh);
+    std::free(mem);
+  }
+};
+
+RemoteArea::RemoteArea(std::shared_ptr<Worker> worker, const uint8_t* d, size_t len, uint64_t timeoutMs)
+    : worker_(std::move(worker)), timeoutMs_(timeoutMs) {
+  uint32_t al = 0, rl = 0;
+  if (len < kHead || std::memcmp(d, kMagic, 4) != 0)
+    throw std::runtime_error("not a UCX area descriptor (it comes from a peer's Stage reply)");
+  std::memcpy(&base_, d + 4, 8);
+  std::memcpy(&size_, d + 12, 8);
+  std::memcpy(&al, d + 20, 4);
+  std::memcpy(&rl, d + 24, 4);
+  if (al == 0 || rl == 0 || uint64_t(kHead) + al + rl != len)
+    throw std::runtime_error("a UCX area descriptor of " + std::to_string(len) + " bytes does not hold its address (" +
+                             std::to_string(al) + ") and key (" + std::to_string(rl) + ")");
+  std::lock_guard<std::mutex> lk(worker_->mu());
+  ucp_ep_params_t ep{};
+  ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                  UCP_EP_PARAM_FIELD_ERR_HANDLER;
+  ep.address = reinterpret_cast<const ucp_address_t*>(d + kHead);
+  ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+  ep.err_handler.cb = PeerFailed;
+  ep.err_handler.arg = &failed_;
+  ucs_status_t st = ucp_ep_create(worker_->get(), &ep, &ep_);
+  if (st != UCS_OK) Fail("UCX endpoint to the area's host", st);
+  st = ucp_ep_rkey_unpack(ep_, d + kHead + al, &rkey_);
+  if (st != UCS_OK) {
+    ucp_ep_destroy(ep_);
+    Fail("UCX could not unpack the area's remote key", st);
+  }
+}
+
+RemoteArea::~RemoteArea() {
+  std::lock_guard<std::mutex> lk(worker_->mu());
+  bounce_.reset();
+  ucp_rkey_destroy(rkey_);
+  ucp_request_param_t prm{};
+  prm.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+  prm.flags = failed_ == UCS_OK ? 0 : UCP_EP_CLOSE_FLAG_FORCE;
+  ucs_status_ptr_t r = ucp_ep_close_nbx(ep_, &prm);
+  if (!UCS_PTR_IS_PTR(r)) return;
+  // Bounded: a peer that is gone is closed by force.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (ucp_request_check_status(r) == UCS_INPROGRESS && std::chrono::steady_clock::now() < until)
+    ucp_worker_progress(worker_->get());
+  if (ucp_request_check_status(r) == UCS_INPROGRESS) ucp_request_cancel(worker_->get(), r);
+  ucp_request_free(r);
+}
+
+uint64_t RemoteArea::BytesMoved() { return gMoved.load(); }
+
+void RemoteArea::CheckRange(uint64_t offset, uint64_t bytes) const {
+  if (offset > size_ || bytes > size_ - offset)
+    throw std::runtime_error(std::to_string(bytes) + " bytes at " + std::to_string(offset) +
+                             " lie outside the peer's " + std::to_string(size_) + "-byte area");
+}
+
+void RemoteArea::Wait(void* req, const char* what) {
+  if (UCS_PTR_IS_ERR(req)) Fail(std::string("UCX ") + what, UCS_PTR_STATUS(req));
+  if (!UCS_PTR_IS_PTR(req)) return;  // done at once
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs_);
+  for (size_t spins = 0;; ++spins) {
+    ucs_status_t st = ucp_request_check_status(req);
+    if (st != UCS_INPROGRESS) {
+      ucp_request_free(req);
+      if (st != UCS_OK) Fail(std::string("UCX ") + what, st);
+      return;
+    }
+    const bool gone = failed_ != UCS_OK;
+    if (gone || ((spins & 255) == 255 && std::chrono::steady_clock::now() > deadline)) {
+      ucp_request_cancel(worker_->get(), req);
+      ucp_request_free(req);
+      if (gone) Fail(std::string("UCX ") + what + ": the area's host failed", static_cast<ucs_status_t>(failed_));
+      throw std::runtime_error(std::string("UCX ") + what + ": no answer within " + std::to_string(timeoutMs_) + " ms");
+    }
+    if (ucp_worker_progress(worker_->get())) continue;
+    if (spins > 4096) worker_->Wait(10);
+  }
+}
+
+void* RemoteArea::Ask(uint64_t offset, void* dst, uint64_t bytes, const void* memh) {
+  const uint64_t tag = kReplyBit | (gNextTag.fetch_add(1) & ~kReplyBit);
+  ucp_request_param_t rp{};
+  rp.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE | (memh ? UCP_OP_ATTR_FIELD_MEMH : 0);
+  rp.datatype = ucp_dt_make_contig(1);
+  rp.memh = const_cast<ucp_mem_h>(static_cast<const ucp_mem*>(memh));
+  void* recv = ucp_tag_recv_nbx(worker_->get(), dst, bytes, tag, ~0ull, &rp);
+  if (UCS_PTR_IS_ERR(recv)) Fail("UCX receive", UCS_PTR_STATUS(recv));
+  const AskHeader h{kAskMagic, 0, base_, offset, bytes, tag};
+  ucp_request_param_t sp{};
+  sp.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+  sp.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER;
+  try {
+    Wait(ucp_am_send_nbx(ep_, kAskId, &h, sizeof h, nullptr, 0, &sp), "request to the area's host");
+  } catch (...) {
+    ucp_request_cancel(worker_->get(), recv);
+    ucp_request_free(recv);
+    throw;
+  }
+  return recv;
+}
+
+void RemoteArea::Take(void* req, uint64_t bytes) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs_);
+  for (size_t spins = 0;; ++spins) {
+    ucp_tag_recv_info_t info{};
+    ucs_status_t st = ucp_tag_recv_request_test(req, &info);
+    if (st != UCS_INPROGRESS) {
+      ucp_request_free(req);
+      if (st != UCS_OK) Fail("UCX read", st);
+      if (info.length != bytes)
+        throw std::runtime_error("the area's host answered " + std::to_string(info.length) + " bytes, not " +
+                                 std::to_string(bytes) + ": its staging area was replaced (Stage again) or the range lies outside it");
+      return;
+    }
+    const bool gone = failed_ != UCS_OK;
+    if (gone || ((spins & 255) == 255 && std::chrono::steady_clock::now() > deadline)) {
+      ucp_request_cancel(worker_->get(), req);
+      ucp_request_free(req);
+      if (gone) Fail("UCX read: the area's host failed", static_cast<ucs_status_t>(failed_));
+      throw std::runtime_error("UCX read: no answer within " + std::to_string(timeoutMs_) + " ms");
+    }
+    if (ucp_worker_progress(worker_->get())) continue;
+    if (spins > 4096) worker_->Wait(10);
+  }
+}
+
+void RemoteArea::Read(uint64_t offset, uint8_t* dst, uint64_t bytes) {
+  CheckRange(offset, bytes);
+  if (bytes == 0) return;
+  std::lock_guard<std::mutex> lk(worker_->mu());
+  Take(Ask(offset, dst, bytes, nullptr), bytes);
+  gMoved += bytes;
+}
+
+void RemoteArea::ReadAdd(uint64_t offset, float* dst, uint64_t bytes) {
+  CheckRange(offset, bytes);
+  if (bytes % 4) throw std::runtime_error("readAdd adds whole f32 values: bytes must be a multiple of 4");
+  if (bytes == 0) return;
+  std::lock_guard<std::mutex> lk(worker_->mu());
+  if (!bounce_) {
+    auto b = std::make_unique<Bounce>();
+    b->context = worker_->context();
+    b->mem = std::aligned_alloc(4096, kBuffers * kChunk);
+    if (!b->mem) throw std::runtime_error("out of memory for UCX's bounce buffers");
+    ucp_mem_map_params_t mp{};
+    mp.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
+    mp.address = b->mem;
+    mp.length = kBuffers * kChunk;
+    ucs_status_t st = ucp_mem_map(b->context, &mp, &b->memh);
+    if (st != UCS_OK) Fail("UCX could not register its bounce buffers", st);
+    bounce_ = std::move(b);
+  }
+  auto buf = [&](uint64_t c) { return static_cast<float*>(bounce_->mem) + (c % kBuffers) * (kChunk / 4); };
+  const uint64_t chunks = (bytes + kChunk - 1) / kChunk;
+  auto len = [&](uint64_t c) { return std::min(kChunk, bytes - c * kChunk); };
+  // kBuffers - 1 chunks travel while one is added.
+  void* req[kBuffers] = {};
+  uint64_t asked = 0;
+  try {
+    for (; asked < chunks && asked < kBuffers - 1; ++asked)
+      req[asked % kBuffers] = Ask(offset + asked * kChunk, buf(asked), len(asked), bounce_->memh);
+    for (uint64_t c = 0; c < chunks; ++c) {
+      void* r = req[c % kBuffers];
+      req[c % kBuffers] = nullptr;
+      Take(r, len(c));
+      if (asked < chunks) {
+        req[asked % kBuffers] = Ask(offset + asked * kChunk, buf(asked), len(asked), bounce_->memh);
+        ++asked;
+      }
+      const uint64_t n = len(c) / 4;
+      float* out = dst + c * (kChunk / 4);
+      const float* in = buf(c);
+      for (uint64_t i = 0; i < n; ++i) out[i] += in[i];
+    }
+  } catch (...) {
+    for (void* r : req)
+      if (r) {
+        ucp_request_cancel(worker_->get(), r);
+        ucp_request_free(r);
+      }
+    throw;
+  }
+  gMoved += bytes;
+}
+
+void RemoteArea::Write(uint64_t offset, const uint8_t* src, uint64_t bytes) {
+  CheckRange(offset, bytes);
+  if (bytes == 0) return;
+  std::lock_guard<std::mutex> lk(worker_->mu());
+  ucp_request_param_t prm{};
+  Wait(ucp_put_nbx(ep_, src, bytes, base_ + offset, rkey_, &prm), "put");
+  ucp_request_param_t fl{};
+  Wait(ucp_ep_flush_nbx(ep_, &fl), "flush after put");  // the bytes are in the peer's area
+  gMoved += bytes;
+}
+
+}  // namespace redblue::ucx
+
+// The library's C face for bulk data (ucx_loader.h loads it); no C++ exception crosses it.
+namespace {
+using WorkerPtr = std::shared_ptr<redblue::ucx::Worker>;
+void SayErr(char* err, size_t n, const char* what) {
+  if (!err || n == 0) return;
+  std::strncpy(err, what, n - 1);
+  err[n - 1] = '\0';
+}
+}  // namespace
+
+extern "C" {
+
+__attribute__((visibility("default"))) void* rbucx_expose(void* w, void* base, uint64_t size, char* err,
+                                                          size_t errLen) {
+  try {
+    return new redblue::ucx::ExposedArea(*static_cast<WorkerPtr*>(w), base, size);
+  } catch (const std::exception& e) {
+    SayErr(err, errLen, e.what());
+    return nullptr;
+  }
+}
+
+__attribute__((visibility("default"))) size_t rbucx_exposed_descriptor(void* a, const uint8_t** data) {
+  const auto& d = static_cast<redblue::ucx::ExposedArea*>(a)->descriptor();
+  *data = d.data();
+  return d.size();
+}
+
+__attribute__((visibility("default"))) void rbucx_exposed_free(void* a) {
+  delete static_cast<redblue::ucx::ExposedArea*>(a);
+}
+
+__attribute__((visibility("default"))) void* rbucx_remote_new(void* w, const uint8_t* d, size_t len,
+                                                              uint64_t timeoutMs, char* err, size_t errLen) {
+  try {
+    return new redblue::ucx::RemoteArea(*static_cast<WorkerPtr*>(w), d, len, timeoutMs);
+  } catch (const std::exception& e) {
+    SayErr(err, errLen, e.what());
+    return nullptr;
+  }
+}
+
+// op: 0 read, 1 read and add (f32), 2 write. Returns 0, or -1 with the reason in err.
+__attribute__((visibility("default"))) int rbucx_remote_move(void* r, int op, uint64_t offset, void* p,
+                                                             uint64_t bytes, char* err, size_t errLen) {
+  try {
+    auto* a = static_cast<redblue::ucx::RemoteArea*>(r);
+    if (op == 0) a->Read(offset, static_cast<uint8_t*>(p), bytes);
+    else if (op == 1) a->ReadAdd(offset, static_cast<float*>(p), bytes);
+    else a->Write(offset, static_cast<const uint8_t*>(p), bytes);
+    return 0;
+  } catch (const std::exception& e) {
+    SayErr(err, errLen, e.what());
+    return -1;
+  }
+}
+
+__attribute__((visibility("default"))) void rbucx_remote_free(void* r) {
+  delete static_cast<redblue::ucx::RemoteArea*>(r);
+}
+
+__attribute__((visibility("default"))) uint64_t rbucx_bytes_moved() {
+  return redblue::ucx::RemoteArea::BytesMoved();
+}
+
+}  // extern "C"
