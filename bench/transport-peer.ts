@@ -2,6 +2,7 @@
 //   node transport-peer.js raw-server HOST:PORT   a raw TCP server: "send me N bytes" → N bytes,
 //                                                 "take N bytes" (top bit set) + N bytes → 8 bytes
 //   node transport-peer.js client JSON            measures gRPC against the raw socket, prints JSON
+//   node transport-peer.js ucx-check JSON         exact bytes over UCX (test/hosts/ucx.test.ts)
 // gRPC is measured against a real host supervisor (`redblue executor`), pulling blocks of its
 // staging area (the path partial sums take between hosts) and pushing into it: through the data
 // path the engine uses (the Data service on gRPC's C++ core), block after block in native code as
@@ -14,6 +15,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { HostClient } from '../transport/host-client.js';
 import { DataClient } from '../transport/native-data.js';
 import { rawTcpFetch, rawTcpPush, rawTcpServe } from '../native/raw-tcp.js';
+import { ucxBytesMoved, ucxData, type NativeUcxRemote } from '../native/ucx.js';
 import { hostOf, joinHostPort } from '../common/address.js';
 
 export interface ClientArgs {
@@ -27,6 +29,8 @@ export interface ClientArgs {
   rounds: number;
   /** A supervisor serving with TLS (same machine as `grpc`), and the cluster certificate's files. */
   tls: { grpc: string; cert: string; key: string; ca: string };
+  /** A supervisor started with `--transport ucx` (same machine as `grpc`): its area over UCX. */
+  ucx?: string;
 }
 
 export interface PeerResults {
@@ -50,6 +54,36 @@ export interface PeerResults {
   grpcRttUs: number;
   dataPathRttUs: number;
   rawRttUs: number;
+  /** With `ucx`: GB/s of blocks read from and written into its area over UCX (native loop), and
+   * microseconds per 8-byte read (a request and its answer: a round trip). */
+  ucxRead?: Record<string, number>;
+  ucxWrite?: Record<string, number>;
+  ucxRttUs?: number;
+}
+
+/** A session on a `--transport ucx` supervisor, an area of `bytes`, and a UCX remote to it. */
+async function ucxArea(
+  address: string,
+  token: string,
+  bytes: number,
+): Promise<{ host: HostClient; remote: NativeUcxRemote; close: () => Promise<void> }> {
+  const host = new HostClient(address, 'bench UCX host', { token });
+  const session = await host.open({ session: `ucx-${process.pid}`, hostIndex: 0, peers: [address] }, () => undefined);
+  const { ucxArea: descriptor } = await host.stage(bytes);
+  if (!descriptor) throw new Error(`${address} gave no UCX area: start it with --transport ucx`);
+  const data = ucxData();
+  const remote = data.connect(descriptor, 60_000);
+  return {
+    host,
+    remote,
+    close: async () => {
+      remote.close();
+      data.close();
+      session.cancel();
+      await host.closeSession();
+      host.close();
+    },
+  };
 }
 
 function hostPort(a: string): { host: string; port: number } {
@@ -193,6 +227,12 @@ async function client(a: ClientArgs): Promise<PeerResults> {
     dataPathRttUs: Infinity,
     rawRttUs: Infinity,
   };
+  const ucx = a.ucx ? await ucxArea(a.ucx, a.token, maxSize) : undefined;
+  if (ucx) {
+    out.ucxRead = {};
+    out.ucxWrite = {};
+    out.ucxRttUs = Infinity;
+  }
   const DEADLINE = 600_000;
   // The fastest of the rounds (seconds for `reps` blocks) as GB/s.
   const best = (into: Record<string, number>, key: string, bytes: number, seconds: number) =>
@@ -216,6 +256,11 @@ async function client(a: ClientArgs): Promise<PeerResults> {
       await tlsData.read(0, view, DEADLINE); // warm-up (the TLS handshake)
       best(out.tlsRead, key, bytes, await tlsData.repeat('read', 0, view, DEADLINE, reps));
       best(out.tlsWrite, key, bytes, await tlsData.repeat('write', 0, from, DEADLINE, reps));
+      if (ucx) {
+        await ucx.remote.read(0, view.buffer as ArrayBuffer, 0, size); // warm-up (wire-up)
+        best(out.ucxRead!, key, bytes, (await ucx.remote.read(0, view.buffer as ArrayBuffer, 0, size, reps)) as number);
+        best(out.ucxWrite!, key, bytes, (await ucx.remote.write(0, from.buffer as ArrayBuffer, 0, size, reps)) as number);
+      }
     }
     const us = (seconds: number) => (seconds / a.pings) * 1e6;
     out.rawRttUs = Math.min(out.rawRttUs, us(await timeIt(a.pings, () => rawFetch(sock, 8))));
@@ -224,7 +269,13 @@ async function client(a: ClientArgs): Promise<PeerResults> {
       out.dataPathRttUs,
       us(await data.repeat('read', 0, dst.subarray(0, 8), DEADLINE, a.pings)),
     );
+    if (ucx)
+      out.ucxRttUs = Math.min(
+        out.ucxRttUs!,
+        us((await ucx.remote.read(0, dst.buffer as ArrayBuffer, 0, 8, a.pings)) as number),
+      );
   }
+  await ucx?.close();
   sock.destroy();
   session.cancel();
   tlsSession.cancel();
@@ -237,17 +288,78 @@ async function client(a: ClientArgs): Promise<PeerResults> {
   return out;
 }
 
+export interface UcxCheckArgs {
+  address: string;
+  token: string;
+  /** Block sizes and area offsets to move, each size at each offset. */
+  sizes: number[];
+  offsets: number[];
+}
+export interface UcxCheckResult {
+  checked: number;
+  /** "read SIZE@OFFSET" or "write SIZE@OFFSET" for every block whose bytes differ. */
+  mismatches: string[];
+  ucxBytes: number;
+  bytes: number;
+}
+
+/**
+ * Exact bytes over UCX: a pattern written over gRPC read back over UCX, and another written over
+ * UCX read back over gRPC, every size at every offset (odd ones included), into and from odd
+ * places of local buffers.
+ */
+async function ucxCheck(a: UcxCheckArgs): Promise<UcxCheckResult> {
+  const span = Math.max(...a.sizes) + Math.max(...a.offsets);
+  const { host, remote, close } = await ucxArea(a.address, a.token, span);
+  const pattern = (seed: number, n: number) => {
+    const b = new Uint8Array(n);
+    let x = seed >>> 0 || 1;
+    for (let i = 0; i < n; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      b[i] = x & 255;
+    }
+    return b;
+  };
+  const out: UcxCheckResult = { checked: 0, mismatches: [], ucxBytes: 0, bytes: 0 };
+  const before = ucxBytesMoved();
+  let seed = 1;
+  for (const size of a.sizes)
+    for (const offset of a.offsets) {
+      // gRPC writes, UCX reads (into a buffer at an odd place of its own).
+      const want = pattern(seed++, size);
+      await host.write(offset, want);
+      const into = new Uint8Array(size + 3);
+      await remote.read(offset, into.buffer as ArrayBuffer, 3, size);
+      if (!Buffer.from(into.subarray(3)).equals(Buffer.from(want))) out.mismatches.push(`read ${size}@${offset}`);
+      // UCX writes (from an odd place), gRPC reads.
+      const src = new Uint8Array(size + 5);
+      src.set(pattern(seed++, size), 5);
+      await remote.write(offset, src.buffer as ArrayBuffer, 5, size);
+      const back = new Uint8Array(size);
+      await host.read(offset, back);
+      if (!Buffer.from(back).equals(Buffer.from(src.subarray(5)))) out.mismatches.push(`write ${size}@${offset}`);
+      out.checked += 2;
+      out.bytes += 2 * size;
+    }
+  out.ucxBytes = ucxBytesMoved() - before;
+  await close();
+  return out;
+}
+
 const [role, arg] = process.argv.slice(2);
-if (role === 'raw-server' && arg) rawServer(arg);
-else if (role === 'client' && arg) {
-  client(JSON.parse(arg) as ClientArgs).then(
+const answer = (p: Promise<unknown>) =>
+  p.then(
     (r) => {
       process.stdout.write(JSON.stringify(r) + '\n');
       process.exit(0);
     },
     (e: unknown) => {
-      process.stderr.write(`transport bench client: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.stderr.write(`transport bench ${role}: ${e instanceof Error ? e.message : String(e)}\n`);
       process.exit(1);
     },
   );
-}
+if (role === 'raw-server' && arg) rawServer(arg);
+else if (role === 'ucx-check' && arg) answer(ucxCheck(JSON.parse(arg) as UcxCheckArgs));
+else if (role === 'client' && arg) answer(client(JSON.parse(arg) as ClientArgs));

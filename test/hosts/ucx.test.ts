@@ -2,7 +2,7 @@
 // UCX_TLS=tcp: the same Y as over gRPC and as one box, UCX carrying the blocks (the leaders'
 // reports count what they sent over it), `auto` choosing gRPC where no RDMA device exists and
 // saying so, and a peer killed mid-run failing the run within seconds, naming the host.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,8 @@ import { createLab, type Lab } from '../../bench/netns-lab.js';
 import { readNpyMatrix } from '../../executor/coordinator/npy.js';
 import { rdmaDevices } from '../../native/rdma.js';
 import { childrenOf, cliIn, eventually, oneCoreArgs, startExecutor, type Started } from './lab-helpers.js';
+import { repoRoot } from '../helpers/cli.js';
+import type { UcxCheckArgs, UcxCheckResult } from '../../bench/transport-peer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-ucx-'));
 const token = join(dir, 'token');
@@ -140,6 +142,37 @@ describe('UCX between host leaders', () => {
     expect(cs[0]!.length).toBe(33 * 29);
     expect(Buffer.from(cs[0]!.buffer).equals(Buffer.from(cs[1]!.buffer))).toBe(true);
   }, 60_000);
+
+  it('moves exact bytes over UCX, from 0 to 64 MiB + 1, at odd offsets', async () => {
+    const sizes = [0, 1, 7, 4095, 4097, 65_537, (1 << 20) + 3, (64 << 20) + 1];
+    const offsets = [0, 1, 4099];
+    const args: UcxCheckArgs = {
+      address: `${lab.addresses[0]}:7070`,
+      token: readFileSync(token, 'utf8').trim(),
+      sizes,
+      offsets,
+    };
+    // From the coordinator's namespace: the supervisor of host 0 stages an area and exposes it.
+    const peer = lab.spawn(
+      COORD,
+      process.execPath,
+      [join(repoRoot, 'dist/bench/transport-peer.js'), 'ucx-check', JSON.stringify(args)],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UCX_TLS: 'tcp' } },
+    );
+    let out = '';
+    let err = '';
+    peer.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    peer.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((r) => peer.on('exit', r));
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    const r = JSON.parse(out) as UcxCheckResult;
+    expect(r.mismatches).toEqual([]);
+    expect(r.checked).toBe(2 * sizes.length * offsets.length);
+    // Every byte went over UCX (the peer's own count of what it moved by UCX).
+    expect(r.ucxBytes).toBe(r.bytes);
+    expect(r.bytes).toBe(2 * offsets.length * sizes.reduce((a, b) => a + b, 0));
+  }, 120_000);
 
   it('fails within seconds, naming the host, when a peer leader is killed mid-run', async () => {
     const sup = ucx.map((s) => s.proc.pid!);

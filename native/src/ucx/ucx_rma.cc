@@ -32,7 +32,9 @@ void PeerFailed(void* arg, ucp_ep_h, ucs_status_t st) { *static_cast<int*>(arg) 
 // A read's request (an active message to the owner) and the tag its answer comes with; the
 // reply tags have the top bit set, which the leaders' exchange tags never have (ucx_link.cc).
 constexpr unsigned kAskId = 0x5242;
+constexpr unsigned kPutId = 0x5243;
 constexpr uint32_t kAskMagic = 0x51524252;  // "RBRQ"
+constexpr uint32_t kPutMagic = 0x57524252;  // "RBRW"
 constexpr uint64_t kReplyBit = 1ull << 63;
 struct AskHeader {
   uint32_t magic;
@@ -45,10 +47,11 @@ std::atomic<uint64_t> gNextTag{1};
 }  // namespace
 
 struct ExposedArea::Served {
+  ucp_worker_h worker = nullptr;
   uint8_t* base = nullptr;
   uint64_t size = 0;
   ucp_mem_h memh = nullptr;
-  int inflight = 0;  // answers being sent (touched only in progress, under the worker's lock)
+  int inflight = 0;  // answers being sent, writes landing (touched only in progress, under the worker's lock)
 };
 
 namespace {
@@ -75,6 +78,78 @@ ucs_status_t OnAsk(void* arg, const void* header, size_t headerLen, void*, size_
   ucs_status_ptr_t r = ucp_tag_send_nbx(param->reply_ep, ok ? s->base + h.offset : nullptr, ok ? h.bytes : 0, h.tag, &prm);
   if (UCS_PTR_IS_PTR(r)) ++s->inflight;
   return UCS_OK;
+}
+
+
+// A write's acknowledgement: the bytes that landed (0: refused), as 8 bytes on the writer's tag.
+struct Landing {
+  ExposedArea::Served* served;
+  ucp_ep_h replyEp;
+  uint64_t tag;
+  uint64_t bytes;
+  uint64_t ack = 0;
+};
+
+void Acked(void* req, ucs_status_t, void* user) {
+  auto* l = static_cast<Landing*>(user);
+  --l->served->inflight;
+  if (req) ucp_request_free(req);
+  delete l;
+}
+
+void Ack(Landing* l, uint64_t landed) {
+  l->ack = landed;
+  ucp_request_param_t prm{};
+  prm.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+  prm.cb.send = Acked;
+  prm.user_data = l;
+  ++l->served->inflight;
+  ucs_status_ptr_t r = ucp_tag_send_nbx(l->replyEp, &l->ack, sizeof l->ack, l->tag, &prm);
+  if (!UCS_PTR_IS_PTR(r)) Acked(nullptr, UCS_OK, l);  // sent at once (or failed: the writer times out)
+}
+
+void Landed(void* req, ucs_status_t st, size_t, void* user) {
+  auto* l = static_cast<Landing*>(user);
+  --l->served->inflight;
+  ucp_request_free(req);
+  Ack(l, st == UCS_OK ? l->bytes : 0);
+}
+
+// Runs in the owner's progress: the bytes of a write go straight into the area (small ones come
+// with the message; large ones by rendezvous, received in place), then the writer hears back.
+ucs_status_t OnPut(void* arg, const void* header, size_t headerLen, void* data, size_t length,
+                   const ucp_am_recv_param_t* param) {
+  auto* s = static_cast<ExposedArea::Served*>(arg);
+  const bool rndv = param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV;
+  const bool canReply = param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP;
+  AskHeader h{};
+  if (headerLen == sizeof h) std::memcpy(&h, header, sizeof h);
+  const bool tagged = headerLen == sizeof h && h.magic == kPutMagic && (h.tag & kReplyBit);
+  const bool ok = tagged && canReply && h.bytes == length && h.base == reinterpret_cast<uintptr_t>(s->base) &&
+                  h.offset <= s->size && h.bytes <= s->size - h.offset;
+  if (!ok) {
+    if (rndv) ucp_am_data_release(s->worker, data);
+    if (tagged && canReply) Ack(new Landing{s, param->reply_ep, h.tag, 0}, 0);
+    return UCS_OK;
+  }
+  auto* l = new Landing{s, param->reply_ep, h.tag, h.bytes};
+  if (!rndv) {
+    std::memcpy(s->base + h.offset, data, length);
+    Ack(l, length);
+    return UCS_OK;
+  }
+  ucp_request_param_t prm{};
+  prm.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_MEMH;
+  prm.cb.recv_am = Landed;
+  prm.user_data = l;
+  prm.memh = s->memh;
+  ucs_status_ptr_t r = ucp_am_recv_data_nbx(s->worker, data, s->base + h.offset, length, &prm);
+  if (UCS_PTR_IS_PTR(r)) {
+    ++s->inflight;
+  } else {
+    Ack(l, UCS_PTR_IS_ERR(r) ? 0 : length);
+  }
+  return UCS_INPROGRESS;  // UCP owns the descriptor now
 }
 
 }  // namespace
@@ -109,6 +184,7 @@ ExposedArea::ExposedArea(std::shared_ptr<Worker> worker, void* base, uint64_t si
   std::memcpy(d + kHead + addr.size(), rkey, rkeyLen);
   ucp_rkey_buffer_release(rkey);
   served_ = std::make_unique<Served>();
+  served_->worker = worker_->get();
   served_->base = static_cast<uint8_t*>(base);
   served_->size = size;
   served_->memh = memh_;
@@ -120,6 +196,11 @@ ExposedArea::ExposedArea(std::shared_ptr<Worker> worker, void* base, uint64_t si
   hp.cb = OnAsk;
   hp.arg = served_.get();
   st = ucp_worker_set_am_recv_handler(worker_->get(), &hp);
+  if (st == UCS_OK) {
+    hp.id = kPutId;
+    hp.cb = OnPut;
+    st = ucp_worker_set_am_recv_handler(worker_->get(), &hp);
+  }
   if (st != UCS_OK) {
     ucp_mem_unmap(worker_->context(), memh_);
     Fail("UCX could not serve the staging area (ucp_worker_set_am_recv_handler)", st);
@@ -134,7 +215,10 @@ ExposedArea::~ExposedArea() {
   hp.cb = nullptr;  // asks that come now find no handler and are dropped: their readers time out
   hp.arg = nullptr;
   ucp_worker_set_am_recv_handler(worker_->get(), &hp);
-  // Answers still leaving read the area: let them finish before it goes (bounded).
+  hp.id = kPutId;
+  ucp_worker_set_am_recv_handler(worker_->get(), &hp);
+  // Answers still leaving read the area, and writes may be landing: let them finish before it
+  // goes (bounded).
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (served_->inflight > 0 && std::chrono::steady_clock::now() < until) ucp_worker_progress(worker_->get());
   ucp_mem_unmap(worker_->context(), memh_);
@@ -337,10 +421,28 @@ void RemoteArea::Write(uint64_t offset, const uint8_t* src, uint64_t bytes) {
   CheckRange(offset, bytes);
   if (bytes == 0) return;
   std::lock_guard<std::mutex> lk(worker_->mu());
-  ucp_request_param_t prm{};
-  Wait(ucp_put_nbx(ep_, src, bytes, base_ + offset, rkey_, &prm), "put");
-  ucp_request_param_t fl{};
-  Wait(ucp_ep_flush_nbx(ep_, &fl), "flush after put");  // the bytes are in the peer's area
+  const uint64_t tag = kReplyBit | (gNextTag.fetch_add(1) & ~kReplyBit);
+  uint64_t ack = 0;
+  ucp_request_param_t rp{};
+  rp.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE;
+  rp.datatype = ucp_dt_make_contig(1);
+  void* recv = ucp_tag_recv_nbx(worker_->get(), &ack, sizeof ack, tag, ~0ull, &rp);
+  if (UCS_PTR_IS_ERR(recv)) Fail("UCX receive", UCS_PTR_STATUS(recv));
+  const AskHeader h{kPutMagic, 0, base_, offset, bytes, tag};
+  ucp_request_param_t sp{};
+  sp.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+  sp.flags = UCP_AM_SEND_FLAG_REPLY;
+  try {
+    Wait(ucp_am_send_nbx(ep_, kPutId, &h, sizeof h, src, bytes, &sp), "write");
+  } catch (...) {
+    ucp_request_cancel(worker_->get(), recv);
+    ucp_request_free(recv);
+    throw;
+  }
+  Take(recv, sizeof ack);
+  if (ack != bytes)
+    throw std::runtime_error("the area's host took " + std::to_string(ack) + " of " + std::to_string(bytes) +
+                             " bytes: its staging area was replaced (Stage again) or the range lies outside it");
   gMoved += bytes;
 }
 
