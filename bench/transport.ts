@@ -1,8 +1,9 @@
 // `redblue bench transport`: the multi-host transport between two pretend hosts (network
 // namespaces on a bridge; root needed), in one run: gRPC stream throughput for 1 MiB and 64 MiB
 // blocks against a raw TCP socket between the same namespaces, the same path under TLS against
-// it without, small-message round trips against the raw socket's, and a gemm and a layer stack
-// across 2 hosts against the same on 1 host.
+// it without, small-message round trips against the raw socket's, UCX reads and writes of the
+// staging area against ucx_perftest on the same path (and the raw socket), and a gemm and a
+// layer stack across 2 hosts against the same on 1 host.
 import type { Command } from 'commander';
 import { type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -78,9 +79,16 @@ function startIn(
   });
 }
 
-function runIn(lab: Lab, i: number, args: string[], timeoutMs: number): Promise<string> {
+function runIn(
+  lab: Lab,
+  i: number,
+  args: string[],
+  timeoutMs: number,
+  env: NodeJS.ProcessEnv = process.env,
+  command = process.execPath,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const p = lab.spawn(i, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = lab.spawn(i, command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     p.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -95,6 +103,39 @@ function runIn(lab: Lab, i: number, args: string[], timeoutMs: number): Promise<
 }
 
 const mib = (b: number) => `${b >> 20}MiB`;
+
+/**
+ * UCX's own benchmark between the same namespaces (host 1 → host 0): `test` (tag_bw, ucp_am_bw,
+ * tag_lat) with `size`-byte messages. Returns GB/s for bandwidth tests, and for latency tests the
+ * microseconds of a round trip (ucx_perftest reports half of one).
+ */
+async function ucxPerftest(
+  lab: Lab,
+  env: NodeJS.ProcessEnv,
+  port: number,
+  test: string,
+  size: number,
+  iters: number,
+): Promise<number> {
+  const server = lab.spawn(0, 'ucx_perftest', ['-p', String(port)], { stdio: 'ignore', env });
+  try {
+    await new Promise((r) => setTimeout(r, 500)); // it prints nothing before a client comes
+    const out = await runIn(
+      lab,
+      1,
+      [lab.addresses[0]!, '-p', String(port), '-t', test, '-s', String(size), '-n', String(iters), '-w', '20'],
+      120_000,
+      env,
+      'ucx_perftest',
+    );
+    // Final: iters, latency 50%/average/overall (µs), bandwidth average/overall (MB/s), rates.
+    const f = /Final:\s+(.*)/.exec(out)?.[1]?.trim().split(/\s+/).map(Number);
+    if (!f || f.length < 6 || f.some((x) => !Number.isFinite(x))) throw new Error(`ucx_perftest ${test}: no result in ${out}`);
+    return test.endsWith('_lat') ? 2 * f[2]! : (f[5]! * 2 ** 20) / 1e9;
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
 
 export async function benchTransport(o: TransportBenchOptions): Promise<BenchReport> {
   const startedAt = new Date().toISOString();
@@ -163,9 +204,10 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
       pings: o.pings,
       rounds: o.rounds,
       tls: { grpc: `${a0}:7080`, ...certs },
+      ucx: `${a0}:7090`,
     };
     const peer = JSON.parse(
-      await runIn(lab, 1, [PEER, 'client', JSON.stringify(args)], 300_000),
+      await runIn(lab, 1, [PEER, 'client', JSON.stringify(args)], 300_000, ucxEnv),
     ) as PeerResults;
     const results: BenchResult[] = [];
     for (const size of o.sizes) {
@@ -212,6 +254,40 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
           }),
         ),
       );
+      // UCX against UCX's own benchmark on the same path (ucx_perftest, tagged messages for
+      // reads, active messages for writes), with the raw socket beside it.
+      log(`ucx_perftest ${mib(size)} (tag_bw, ucp_am_bw)`);
+      const iters = Math.max(20, Math.ceil(o.totalBytes / size));
+      for (const [dir, test, mine, raw] of [
+        ['read', 'tag_bw', peer.ucxRead?.[k], rawRead],
+        ['write', 'ucp_am_bw', peer.ucxWrite?.[k], rawWrite],
+      ] as const) {
+        if (mine === undefined) throw new Error(`the UCX ${dir} of ${mib(size)} was not measured`);
+        // The best of as many runs as our figure's rounds.
+        let perftest = 0;
+        for (let r = 0; r < o.rounds; r++)
+          perftest = Math.max(perftest, await ucxPerftest(lab, ucxEnv, 7300 + 10 * results.length + r, test, size, iters));
+        results.push(
+          result({
+            case: `ucx_${dir}_${mib(size)}`,
+            metric: 'throughput',
+            value: mine,
+            unit: 'GB/s',
+            reference: `ucx_perftest-${test}`,
+            referenceValue: perftest,
+            details: {
+              implementation:
+                dir === 'read'
+                  ? 'a request (active message) answered by one tagged send from the registered staging area, blocks one after another in native code'
+                  : 'an active message received in place into the registered staging area (rendezvous), then acknowledged',
+              transport: `UCX_TLS=${ucxEnv.UCX_TLS}`,
+              rawTcpGBps: raw,
+              ratioToRawTcp: mine / raw,
+              rounds: o.rounds,
+            },
+          }),
+        );
+      }
     }
     results.push(
       result({
@@ -223,6 +299,20 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         referenceValue: peer.rawRttUs,
         direction: 'lower-is-better',
         details: { implementation: 'an 8-byte read on the native data path (Pipe), native loop' },
+      }),
+      result({
+        case: 'ucx_rtt_8B',
+        metric: 'latency',
+        value: peer.ucxRttUs!,
+        unit: 'µs',
+        reference: 'raw-tcp-8B',
+        referenceValue: peer.rawRttUs,
+        direction: 'lower-is-better',
+        details: {
+          implementation: 'an 8-byte UCX read: the request and its answer (a round trip), native loop',
+          transport: `UCX_TLS=${ucxEnv.UCX_TLS}`,
+          ucxPerftestTagLatRttUs: await ucxPerftest(lab, ucxEnv, 7290, 'tag_lat', 8, o.pings),
+        },
       }),
       result({
         case: 'grpc_unary_rtt',
@@ -237,6 +327,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
     );
 
     log(`gemm ${o.gemm}³ f32: 2 hosts × 1 core against 1 host × 1 core`);
+    let reduceLink = '';
     const gemm = async (hosts: string): Promise<number> => {
       let best = Infinity;
       for (let r = 0; r < o.repeats; r++) {
@@ -262,7 +353,9 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
           ],
           300_000,
         );
-        best = Math.min(best, (JSON.parse(out) as { seconds: number }).seconds);
+        const r = JSON.parse(out) as { seconds: number; reduceLink?: string };
+        best = Math.min(best, r.seconds);
+        reduceLink = r.reduceLink ?? 'none (no k split: no partial C crossed)';
       }
       return best;
     };
@@ -277,7 +370,21 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         unit: 'GFLOP/s',
         reference: '1-host',
         referenceValue: flop / one / 1e9,
-        details: { coresPerHost: 1, repeats: o.repeats },
+        details: { coresPerHost: 1, repeats: o.repeats, reduceLink },
+      }),
+    );
+    // The same on the supervisors serving UCX: the cross-host reduction of partial C (when the
+    // plan splits k) over UCX; A and B still come from the coordinator over gRPC.
+    const twoUcx = await gemm(`${a0}:7090,${a1}:7090`);
+    results.push(
+      result({
+        case: `ucx_gemm_f32_${o.gemm}_2hosts`,
+        metric: 'GFLOP/s',
+        value: flop / twoUcx / 1e9,
+        unit: 'GFLOP/s',
+        reference: '1-host',
+        referenceValue: flop / one / 1e9,
+        details: { coresPerHost: 1, repeats: o.repeats, reduceLink, transport: `UCX_TLS=${ucxEnv.UCX_TLS}` },
       }),
     );
 

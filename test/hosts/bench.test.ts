@@ -51,13 +51,30 @@ describe('redblue bench transport', () => {
         expect(r!.reference).toBe('data-path-without-tls');
         expect(r!.referenceValue).toBe(byCase.get(`grpc_stream_${op}_${size}`)!.value);
       }
-    for (const rtt of ['data_path_rtt', 'grpc_unary_rtt']) {
+    // UCX reads and writes of a supervisor's area, against ucx_perftest on the same path, with
+    // the raw socket of the same run beside it
+    for (const size of ['1MiB', '64MiB'])
+      for (const [op, test, raw] of [
+        ['read', 'tag_bw', 'grpc_stream_read'],
+        ['write', 'ucp_am_bw', 'grpc_stream_write'],
+      ] as const) {
+        const r = byCase.get(`ucx_${op}_${size}`);
+        expect(r, `ucx_${op}_${size}`).toBeDefined();
+        expect(r!.unit).toBe('GB/s');
+        expect(r!.value).toBeGreaterThan(0);
+        expect(r!.reference).toBe(`ucx_perftest-${test}`);
+        expect(r!.referenceValue).toBeGreaterThan(0);
+        expect(r!.details!.rawTcpGBps).toBe(byCase.get(`${raw}_${size}`)!.referenceValue);
+      }
+    for (const rtt of ['data_path_rtt', 'grpc_unary_rtt', 'ucx_rtt_8B']) {
       const r = byCase.get(rtt)!;
       expect(r.unit).toBe('µs');
       expect(r.value).toBeGreaterThan(0);
       expect(r.ratio).toBeCloseTo(r.referenceValue / r.value); // lower is better
     }
     expect(byCase.get('gemm_f32_512_2hosts')!.value).toBeGreaterThan(0);
+    expect(byCase.get('ucx_gemm_f32_512_2hosts')!.value).toBeGreaterThan(0);
+    expect(byCase.get('ucx_rtt_8B')!.details!.ucxPerftestTagLatRttUs).toBeGreaterThan(0);
     // the layer stack with the leaders over UCX, against one host
     const ucxLayer = byCase.get('ucx_layer_q4_0_1024x1024_m1_2hosts')!;
     expect(ucxLayer.value).toBeGreaterThan(0);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "ucx/ucx_link.h"
 
@@ -22,6 +23,9 @@ constexpr size_t kHead = 4 + 8 + 8 + 4 + 4;
 // the third is added into the destination.
 constexpr uint64_t kChunk = 4u << 20;
 constexpr uint64_t kBuffers = 3;
+// Reads and writes move in pieces of this size, up to kDepth of them in flight.
+constexpr uint64_t kPiece = 1u << 18;
+constexpr uint64_t kDepth = 8;
 
 [[noreturn]] void Fail(const std::string& what, ucs_status_t st) {
   throw std::runtime_error(what + ": " + ucs_status_string(st));
@@ -362,7 +366,28 @@ void RemoteArea::Read(uint64_t offset, uint8_t* dst, uint64_t bytes) {
   CheckRange(offset, bytes);
   if (bytes == 0) return;
   std::lock_guard<std::mutex> lk(worker_->mu());
-  Take(Ask(offset, dst, bytes, nullptr), bytes);
+  // In pieces, several asked ahead: each answer's rendezvous costs round trips that the pieces
+  // in flight hide.
+  const uint64_t pieces = (bytes + kPiece - 1) / kPiece;
+  auto len = [&](uint64_t c) { return std::min(kPiece, bytes - c * kPiece); };
+  std::vector<void*> req(kDepth, nullptr);
+  uint64_t asked = 0;
+  try {
+    for (uint64_t c = 0; c < pieces; ++c) {
+      for (; asked < pieces && asked < c + kDepth; ++asked)
+        req[asked % kDepth] = Ask(offset + asked * kPiece, dst + asked * kPiece, len(asked), nullptr);
+      void* r = req[c % kDepth];
+      req[c % kDepth] = nullptr;
+      Take(r, len(c));
+    }
+  } catch (...) {
+    for (void* r : req)
+      if (r) {
+        ucp_request_cancel(worker_->get(), r);
+        ucp_request_free(r);
+      }
+    throw;
+  }
   gMoved += bytes;
 }
 
@@ -421,28 +446,67 @@ void RemoteArea::Write(uint64_t offset, const uint8_t* src, uint64_t bytes) {
   CheckRange(offset, bytes);
   if (bytes == 0) return;
   std::lock_guard<std::mutex> lk(worker_->mu());
-  const uint64_t tag = kReplyBit | (gNextTag.fetch_add(1) & ~kReplyBit);
-  uint64_t ack = 0;
-  ucp_request_param_t rp{};
-  rp.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE;
-  rp.datatype = ucp_dt_make_contig(1);
-  void* recv = ucp_tag_recv_nbx(worker_->get(), &ack, sizeof ack, tag, ~0ull, &rp);
-  if (UCS_PTR_IS_ERR(recv)) Fail("UCX receive", UCS_PTR_STATUS(recv));
-  const AskHeader h{kPutMagic, 0, base_, offset, bytes, tag};
-  ucp_request_param_t sp{};
-  sp.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-  sp.flags = UCP_AM_SEND_FLAG_REPLY;
+  // In pieces, several in flight, each acknowledged with the bytes that landed.
+  struct Piece {
+    void* send = nullptr;
+    void* ack = nullptr;
+    uint64_t landed = 0;
+    AskHeader header{};
+  };
+  const uint64_t pieces = (bytes + kPiece - 1) / kPiece;
+  auto len = [&](uint64_t c) { return std::min(kPiece, bytes - c * kPiece); };
+  std::vector<Piece> p(kDepth);
+  auto drop = [&](void*& r) {
+    if (!r || !UCS_PTR_IS_PTR(r)) return;
+    ucp_request_cancel(worker_->get(), r);
+    ucp_request_free(r);
+    r = nullptr;
+  };
+  uint64_t sent = 0;
   try {
-    Wait(ucp_am_send_nbx(ep_, kPutId, &h, sizeof h, src, bytes, &sp), "write");
+    for (uint64_t c = 0; c < pieces; ++c) {
+      for (; sent < pieces && sent < c + kDepth; ++sent) {
+        Piece& q = p[sent % kDepth];
+        const uint64_t tag = kReplyBit | (gNextTag.fetch_add(1) & ~kReplyBit);
+        q.landed = 0;
+        ucp_request_param_t rp{};
+        rp.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE;
+        rp.datatype = ucp_dt_make_contig(1);
+        q.ack = ucp_tag_recv_nbx(worker_->get(), &q.landed, sizeof q.landed, tag, ~0ull, &rp);
+        if (UCS_PTR_IS_ERR(q.ack)) {
+          const ucs_status_t st = UCS_PTR_STATUS(q.ack);
+          q.ack = nullptr;
+          Fail("UCX receive", st);
+        }
+        q.header = AskHeader{kPutMagic, 0, base_, offset + sent * kPiece, len(sent), tag};
+        ucp_request_param_t sp{};
+        sp.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+        sp.flags = UCP_AM_SEND_FLAG_REPLY;
+        q.send = ucp_am_send_nbx(ep_, kPutId, &q.header, sizeof q.header, src + sent * kPiece, len(sent), &sp);
+        if (UCS_PTR_IS_ERR(q.send)) {
+          const ucs_status_t st = UCS_PTR_STATUS(q.send);
+          q.send = nullptr;
+          Fail("UCX write", st);
+        }
+      }
+      Piece& q = p[c % kDepth];
+      void* s = q.send;
+      q.send = nullptr;
+      Wait(s, "write");
+      void* a = q.ack;
+      q.ack = nullptr;
+      Take(a, sizeof q.landed);
+      if (q.landed != len(c))
+        throw std::runtime_error("the area's host took " + std::to_string(q.landed) + " of " + std::to_string(len(c)) +
+                                 " bytes: its staging area was replaced (Stage again) or the range lies outside it");
+    }
   } catch (...) {
-    ucp_request_cancel(worker_->get(), recv);
-    ucp_request_free(recv);
+    for (Piece& q : p) {
+      drop(q.send);
+      drop(q.ack);
+    }
     throw;
   }
-  Take(recv, sizeof ack);
-  if (ack != bytes)
-    throw std::runtime_error("the area's host took " + std::to_string(ack) + " of " + std::to_string(bytes) +
-                             " bytes: its staging area was replaced (Stage again) or the range lies outside it");
   gMoved += bytes;
 }
 
