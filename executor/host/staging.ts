@@ -60,6 +60,8 @@ export class HostStaging {
       // Peers' reads of the old area end here (an answer in flight finishes first).
       this.ucx?.unexpose();
       this.ucxArea = undefined;
+      // No area: the session ended, and its peers' areas with it.
+      if (!area) for (const peer of [...this.remotes.keys()]) this.dropRemote(peer);
       if (area) {
         try {
           this.ucx ??= ucxData();
@@ -177,7 +179,6 @@ export class HostStaging {
 
   close(): void {
     this.replace(undefined);
-    for (const peer of [...this.remotes.keys()]) this.dropRemote(peer);
     this.ucx?.close();
     this.data.close();
   }

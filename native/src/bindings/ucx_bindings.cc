@@ -101,15 +101,19 @@ class JsUcxData : public Napi::ObjectWrap<JsUcxData> {
     if (!info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "buffer must be an ArrayBuffer");
     Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
     exposed_.reset();
+    buffer_.Reset();
     try {
       exposed_ = std::make_unique<ucx::Exposed>(worker_, ab.Data(), ab.ByteLength());
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
+    // Peers read and write this memory until unexpose(): the buffer may not be collected first.
+    buffer_ = Napi::Persistent(ab.As<Napi::Object>());
     return Napi::Buffer<uint8_t>::Copy(env, exposed_->descriptor().data(), exposed_->descriptor().size());
   }
   Napi::Value Unexpose(const Napi::CallbackInfo& info) {
     exposed_.reset();
+    buffer_.Reset();
     return info.Env().Undefined();
   }
   Napi::Value Connect(const Napi::CallbackInfo& info) {
@@ -130,6 +134,7 @@ class JsUcxData : public Napi::ObjectWrap<JsUcxData> {
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     exposed_.reset();
+    buffer_.Reset();
     worker_.reset();  // remotes made by connect() keep it until they close
     return info.Env().Undefined();
   }
@@ -137,6 +142,7 @@ class JsUcxData : public Napi::ObjectWrap<JsUcxData> {
  private:
   std::shared_ptr<ucx::LoadedWorker> worker_;
   std::unique_ptr<ucx::Exposed> exposed_;
+  Napi::ObjectReference buffer_;  // the exposed memory's owner, kept alive while exposed
 };
 
 Napi::Value JsUcxBytesMoved(const Napi::CallbackInfo& info) {

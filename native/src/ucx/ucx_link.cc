@@ -50,7 +50,9 @@ Worker::Worker() {
   if (st != UCS_OK) Fail("UCX (ucp_init)", st);
   ucp_worker_params_t wp{};
   wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
-  wp.thread_mode = UCS_THREAD_MODE_SINGLE;
+  // Serialized, not single: the worker is touched from several threads (the JS thread making
+  // endpoints, the step or transfer thread, the progress thread), one at a time under mu_.
+  wp.thread_mode = UCS_THREAD_MODE_SERIALIZED;
   st = ucp_worker_create(context_, &wp, &worker_);
   if (st != UCS_OK) {
     ucp_cleanup(context_);

@@ -20,7 +20,7 @@ struct ucp_worker;
 
 namespace redblue::ucx {
 
-// A UCP context and one worker (single-threaded: one run's exchange at a time uses it).
+// A UCP context and one worker, used by one thread at a time (mu()).
 class Worker {
  public:
   Worker();
