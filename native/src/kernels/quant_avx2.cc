@@ -555,6 +555,7 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
     PrefetchAhead(w + b, sizeof(BlockQ6_K));
     const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales));
     const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+    const __m256i sc2 = _mm256_broadcastsi128_si256(sc8);
     const float dw = _cvtsh_ss(w[b].d);
     __m256i isum[RX];
     for (int i = 0; i < RX; ++i) {
@@ -576,10 +577,14 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4)),
       };
       for (int t = 0; t < 4; ++t) {
-        // Elements 0-15 of this run of 32 use scale g, 16-31 scale g+1: bytes g ×8, g+1 ×8.
-        const char g = static_cast<char>(8 * h + 2 * t);
-        const __m256i s = _mm256_cvtepi8_epi16(
-            _mm_shuffle_epi8(sc8, _mm_set_epi8(g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g, g, g, g, g, g, g, g)));
+        // Elements 0-15 of this run of 32 use scale g, 16-31 scale g+1: scale byte g into the
+        // high byte of every int16 of the low lane (g+1: the high lane), then an arithmetic
+        // shift sign-extends it; in-lane, where vpmovsxbw crosses lanes.
+        const char g = static_cast<char>(8 * h + 2 * t), z = static_cast<char>(0x80);
+        const __m256i s = _mm256_srai_epi16(
+            _mm256_shuffle_epi8(sc2, _mm256_setr_epi8(z, g, z, g, z, g, z, g, z, g, z, g, z, g, z, g, z, g + 1, z, g + 1, z,
+                                                      g + 1, z, g + 1, z, g + 1, z, g + 1, z, g + 1, z, g + 1)),
+            8);
         for (int i = 0; i < RX; ++i) {
           const __m256i x =
               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.q8k(r + i)[b].qs + 128 * h + 32 * t));
