@@ -143,6 +143,39 @@ describe('UCX between host leaders', () => {
     expect(Buffer.from(cs[0]!.buffer).equals(Buffer.from(cs[1]!.buffer))).toBe(true);
   }, 60_000);
 
+  it('refuses a wrong token before any UCX address or area is handed out', async () => {
+    const wrong = join(dir, 'wrong-token');
+    writeFileSync(wrong, 'not-the-cluster-token-0123456789\n', { mode: 0o600 });
+    const r = await cliIn(lab, COORD, [
+      'launch',
+      '--hosts',
+      hostsAt(7070),
+      '--token-file',
+      wrong,
+      'gemm',
+      ...['--m', '33', '--n', '29', '--k', '20011'],
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/host \d \(10\.213\.\d+\.\d:7070\): unauthenticated/);
+    // And the exact-bytes peer, with the wrong token, gets no area descriptor.
+    const args: UcxCheckArgs = {
+      address: `${lab.addresses[0]}:7070`,
+      token: 'not-the-cluster-token-0123456789',
+      sizes: [1],
+      offsets: [0],
+    };
+    const peer = lab.spawn(
+      COORD,
+      process.execPath,
+      [join(repoRoot, 'dist/bench/transport-peer.js'), 'ucx-check', JSON.stringify(args)],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, UCX_TLS: 'tcp' } },
+    );
+    let err = '';
+    peer.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    expect(await new Promise<number | null>((res) => peer.on('exit', res))).not.toBe(0);
+    expect(err).toMatch(/unauthenticated: missing or wrong token/);
+  }, 30_000);
+
   it('moves exact bytes over UCX, from 0 to 64 MiB + 1, at odd offsets', async () => {
     const sizes = [0, 1, 7, 4095, 4097, 65_537, (1 << 20) + 3, (64 << 20) + 1];
     const offsets = [0, 1, 4099];
