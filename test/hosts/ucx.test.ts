@@ -48,6 +48,37 @@ afterAll(() => {
 });
 
 const hostsAt = (port: number) => `${lab.addresses[0]}:${port},${lab.addresses[1]}:${port}`;
+/** A layer stack over UCX that would run for many minutes: it ends only if something fails. */
+const endlessRun = () =>
+  cliIn(
+    lab,
+    COORD,
+    [
+      'launch',
+      '--hosts',
+      hostsAt(7070),
+      '--token-file',
+      token,
+      'layer',
+      ...['--n', '4096', '--k', '4096', '--layers', '4', '--iters', '100000'],
+    ],
+    60_000,
+  );
+/** transport-peer's exact-bytes check, run from the coordinator's namespace over UCX. */
+async function ucxCheck(args: UcxCheckArgs): Promise<{ code: number | null; out: string; err: string }> {
+  const peer = lab.spawn(
+    COORD,
+    process.execPath,
+    [join(repoRoot, 'dist/bench/transport-peer.js'), 'ucx-check', JSON.stringify(args)],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UCX_TLS: 'tcp' } },
+  );
+  let out = '';
+  let err = '';
+  peer.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  peer.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((r) => peer.on('exit', r));
+  return { code, out, err };
+}
 const shape = { n: 50, k: 64, m: 3, layers: 2, iters: 2 };
 const layerArgs = (hosts: string, out: string) => [
   'launch',
@@ -164,16 +195,9 @@ describe('UCX between host leaders', () => {
       sizes: [1],
       offsets: [0],
     };
-    const peer = lab.spawn(
-      COORD,
-      process.execPath,
-      [join(repoRoot, 'dist/bench/transport-peer.js'), 'ucx-check', JSON.stringify(args)],
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, UCX_TLS: 'tcp' } },
-    );
-    let err = '';
-    peer.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    expect(await new Promise<number | null>((res) => peer.on('exit', res))).not.toBe(0);
-    expect(err).toMatch(/unauthenticated: missing or wrong token/);
+    const refused = await ucxCheck(args);
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toMatch(/unauthenticated: missing or wrong token/);
   }, 30_000);
 
   it('moves exact bytes over UCX, from 0 to 64 MiB + 1, at odd offsets', async () => {
@@ -186,17 +210,7 @@ describe('UCX between host leaders', () => {
       offsets,
     };
     // From the coordinator's namespace: the supervisor of host 0 stages an area and exposes it.
-    const peer = lab.spawn(
-      COORD,
-      process.execPath,
-      [join(repoRoot, 'dist/bench/transport-peer.js'), 'ucx-check', JSON.stringify(args)],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UCX_TLS: 'tcp' } },
-    );
-    let out = '';
-    let err = '';
-    peer.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    peer.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((r) => peer.on('exit', r));
+    const { code, out, err } = await ucxCheck(args);
     expect(err).toBe('');
     expect(code).toBe(0);
     const r = JSON.parse(out) as UcxCheckResult;
@@ -209,20 +223,7 @@ describe('UCX between host leaders', () => {
 
   it('fails within seconds, naming the host, when a peer leader is killed mid-run', async () => {
     const sup = ucx.map((s) => s.proc.pid!);
-    const run = cliIn(
-      lab,
-      COORD,
-      [
-        'launch',
-        '--hosts',
-        hostsAt(7070),
-        '--token-file',
-        token,
-        'layer',
-        ...['--n', '4096', '--k', '4096', '--layers', '4', '--iters', '100000'],
-      ],
-      60_000,
-    );
+    const run = endlessRun();
     expect(await eventually(() => childrenOf(sup[1]!).length > 0, 20_000)).toBe(true);
     await new Promise((r) => setTimeout(r, 500));
     const killedAt = Date.now();
@@ -239,20 +240,7 @@ describe('UCX between host leaders', () => {
   // Last: host 1's link stays down.
   it('fails within seconds, naming the host, when a link goes down mid-run, and leaves nothing behind', async () => {
     const sup = ucx.map((s) => s.proc.pid!);
-    const run = cliIn(
-      lab,
-      COORD,
-      [
-        'launch',
-        '--hosts',
-        hostsAt(7070),
-        '--token-file',
-        token,
-        'layer',
-        ...['--n', '4096', '--k', '4096', '--layers', '4', '--iters', '100000'],
-      ],
-      60_000,
-    );
+    const run = endlessRun();
     expect(await eventually(() => childrenOf(sup[1]!).length > 0, 20_000)).toBe(true);
     await new Promise((r) => setTimeout(r, 1000));
     const downAt = Date.now();

@@ -35,6 +35,13 @@ constexpr uint64_t kDepth = 4;
 
 void PeerFailed(void* arg, ucp_ep_h, ucs_status_t st) { *static_cast<int*>(arg) = static_cast<int>(st); }
 
+// Gives up a request still in flight (a failed transfer's others).
+void Cancel(ucp_worker_h w, void* r) {
+  if (!r || !UCS_PTR_IS_PTR(r)) return;
+  ucp_request_cancel(w, r);
+  ucp_request_free(r);
+}
+
 // A read's request (an active message to the owner) and the tag its answer comes with; the
 // reply tags have the top bit set, which the leaders' exchange tags never have (ucx_link.cc).
 constexpr unsigned kAskId = 0x5242;
@@ -383,11 +390,7 @@ void RemoteArea::Read(uint64_t offset, uint8_t* dst, uint64_t bytes) {
       Take(r, len(c));
     }
   } catch (...) {
-    for (void* r : req)
-      if (r) {
-        ucp_request_cancel(worker_->get(), r);
-        ucp_request_free(r);
-      }
+    for (void* r : req) Cancel(worker_->get(), r);
     throw;
   }
   gMoved += bytes;
@@ -434,11 +437,7 @@ void RemoteArea::ReadAdd(uint64_t offset, float* dst, uint64_t bytes) {
       for (uint64_t i = 0; i < n; ++i) out[i] += in[i];
     }
   } catch (...) {
-    for (void* r : req)
-      if (r) {
-        ucp_request_cancel(worker_->get(), r);
-        ucp_request_free(r);
-      }
+    for (void* r : req) Cancel(worker_->get(), r);
     throw;
   }
   gMoved += bytes;
@@ -458,12 +457,6 @@ void RemoteArea::Write(uint64_t offset, const uint8_t* src, uint64_t bytes) {
   const uint64_t pieces = (bytes + kPiece - 1) / kPiece;
   auto len = [&](uint64_t c) { return std::min(kPiece, bytes - c * kPiece); };
   std::vector<Piece> p(kDepth);
-  auto drop = [&](void*& r) {
-    if (!r || !UCS_PTR_IS_PTR(r)) return;
-    ucp_request_cancel(worker_->get(), r);
-    ucp_request_free(r);
-    r = nullptr;
-  };
   uint64_t sent = 0;
   try {
     for (uint64_t c = 0; c < pieces; ++c) {
@@ -504,8 +497,8 @@ void RemoteArea::Write(uint64_t offset, const uint8_t* src, uint64_t bytes) {
     }
   } catch (...) {
     for (Piece& q : p) {
-      drop(q.send);
-      drop(q.ack);
+      Cancel(worker_->get(), q.send);
+      Cancel(worker_->get(), q.ack);
     }
     throw;
   }
