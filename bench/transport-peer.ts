@@ -68,7 +68,10 @@ async function ucxArea(
   bytes: number,
 ): Promise<{ host: HostClient; remote: NativeUcxRemote; close: () => Promise<void> }> {
   const host = new HostClient(address, 'bench UCX host', { token });
-  const session = await host.open({ session: `ucx-${process.pid}`, hostIndex: 0, peers: [address] }, () => undefined);
+  const session = await host.open(
+    { session: `ucx-${process.pid}`, hostIndex: 0, peers: [address] },
+    () => undefined,
+  );
   const { ucxArea: descriptor } = await host.stage(bytes);
   if (!descriptor) throw new Error(`${address} gave no UCX area: start it with --transport ucx`);
   const data = ucxData();
@@ -258,8 +261,18 @@ async function client(a: ClientArgs): Promise<PeerResults> {
       best(out.tlsWrite, key, bytes, await tlsData.repeat('write', 0, from, DEADLINE, reps));
       if (ucx) {
         await ucx.remote.read(0, view.buffer as ArrayBuffer, 0, size); // warm-up (wire-up)
-        best(out.ucxRead!, key, bytes, (await ucx.remote.read(0, view.buffer as ArrayBuffer, 0, size, reps)) as number);
-        best(out.ucxWrite!, key, bytes, (await ucx.remote.write(0, from.buffer as ArrayBuffer, 0, size, reps)) as number);
+        best(
+          out.ucxRead!,
+          key,
+          bytes,
+          (await ucx.remote.read(0, view.buffer as ArrayBuffer, 0, size, reps)) as number,
+        );
+        best(
+          out.ucxWrite!,
+          key,
+          bytes,
+          (await ucx.remote.write(0, from.buffer as ArrayBuffer, 0, size, reps)) as number,
+        );
       }
     }
     const us = (seconds: number) => (seconds / a.pings) * 1e6;
@@ -332,14 +345,16 @@ async function ucxCheck(a: UcxCheckArgs): Promise<UcxCheckResult> {
       await host.write(offset, want);
       const into = new Uint8Array(size + 3);
       await remote.read(offset, into.buffer as ArrayBuffer, 3, size);
-      if (!Buffer.from(into.subarray(3)).equals(Buffer.from(want))) out.mismatches.push(`read ${size}@${offset}`);
+      if (!Buffer.from(into.subarray(3)).equals(Buffer.from(want)))
+        out.mismatches.push(`read ${size}@${offset}`);
       // UCX writes (from an odd place), gRPC reads.
       const src = new Uint8Array(size + 5);
       src.set(pattern(seed++, size), 5);
       await remote.write(offset, src.buffer as ArrayBuffer, 5, size);
       const back = new Uint8Array(size);
       await host.read(offset, back);
-      if (!Buffer.from(back).equals(Buffer.from(src.subarray(5)))) out.mismatches.push(`write ${size}@${offset}`);
+      if (!Buffer.from(back).equals(Buffer.from(src.subarray(5))))
+        out.mismatches.push(`write ${size}@${offset}`);
       out.checked += 2;
       out.bytes += 2 * size;
     }

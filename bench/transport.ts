@@ -123,14 +123,27 @@ async function ucxPerftest(
     const out = await runIn(
       lab,
       1,
-      [lab.addresses[0]!, '-p', String(port), '-t', test, '-s', String(size), '-n', String(iters), '-w', '20'],
+      [
+        lab.addresses[0]!,
+        '-p',
+        String(port),
+        '-t',
+        test,
+        '-s',
+        String(size),
+        '-n',
+        String(iters),
+        '-w',
+        '20',
+      ],
       120_000,
       env,
       'ucx_perftest',
     );
     // Final: iters, latency 50%/average/overall (µs), bandwidth average/overall (MB/s), rates.
     const f = /Final:\s+(.*)/.exec(out)?.[1]?.trim().split(/\s+/).map(Number);
-    if (!f || f.length < 6 || f.some((x) => !Number.isFinite(x))) throw new Error(`ucx_perftest ${test}: no result in ${out}`);
+    if (!f || f.length < 6 || f.some((x) => !Number.isFinite(x)))
+      throw new Error(`ucx_perftest ${test}: no result in ${out}`);
     return test.endsWith('_lat') ? 2 * f[2]! : (f[5]! * 2 ** 20) / 1e9;
   } finally {
     server.kill('SIGKILL');
@@ -266,7 +279,10 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         // The best of as many runs as our figure's rounds.
         let perftest = 0;
         for (let r = 0; r < o.rounds; r++)
-          perftest = Math.max(perftest, await ucxPerftest(lab, ucxEnv, 7300 + 10 * results.length + r, test, size, iters));
+          perftest = Math.max(
+            perftest,
+            await ucxPerftest(lab, ucxEnv, 7300 + 10 * results.length + r, test, size, iters),
+          );
         results.push(
           result({
             case: `ucx_${dir}_${mib(size)}`,

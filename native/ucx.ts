@@ -3,7 +3,13 @@
 import { loadAddon } from './addon.js';
 
 /** read, readAdd, write: (offset in the peer's area, buffer, offset in it, bytes[, reps]). */
-type UcxMove = (offset: number, buffer: ArrayBuffer, at: number, bytes: number, reps?: number) => Promise<void | number>;
+type UcxMove = (
+  offset: number,
+  buffer: ArrayBuffer,
+  at: number,
+  bytes: number,
+  reps?: number,
+) => Promise<void | number>;
 
 export interface NativeUcxRemote {
   read: UcxMove;

@@ -127,7 +127,10 @@ export class HostStaging {
             await remote.readAdd(r.offset, area.buffer as ArrayBuffer, r.offset, r.bytes);
           } catch (e) {
             this.dropRemote(peer);
-            throw new RpcError(grpc.status.UNAVAILABLE, `pulling from host ${peer} over UCX: ${e instanceof Error ? e.message : String(e)}`);
+            throw new RpcError(
+              grpc.status.UNAVAILABLE,
+              `pulling from host ${peer} over UCX: ${e instanceof Error ? e.message : String(e)}`,
+            );
           }
         } else {
           await s.peers[peer]!.readAdd(r.offset, new Float32Array(area.buffer, r.offset, r.bytes / 4));

@@ -164,8 +164,9 @@ export class Supervisor {
         this.needStaging().fill(req);
         return {};
       }),
-      PullAdd: this.unary((req: { peer: number; rows: { offset: number; bytes: number }[]; peerUcxArea?: Buffer }) =>
-        this.needStaging().pullAdd(this.need(), req),
+      PullAdd: this.unary(
+        (req: { peer: number; rows: { offset: number; bytes: number }[]; peerUcxArea?: Buffer }) =>
+          this.needStaging().pullAdd(this.need(), req),
       ),
       Gemm: this.unary((req: HostGemmRequest) =>
         this.steps.gemm(this.need(), this.needStaging().need(), req),

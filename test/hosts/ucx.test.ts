@@ -9,7 +9,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, type Lab } from '../../bench/netns-lab.js';
 import { readNpyMatrix } from '../../executor/coordinator/npy.js';
 import { rdmaDevices } from '../../native/rdma.js';
-import { childrenOf, cliIn, eventually, oneCoreArgs, shmOf, startExecutor, type Started } from './lab-helpers.js';
+import {
+  childrenOf,
+  cliIn,
+  eventually,
+  oneCoreArgs,
+  shmOf,
+  startExecutor,
+  type Started,
+} from './lab-helpers.js';
 import { repoRoot } from '../helpers/cli.js';
 import type { UcxCheckArgs, UcxCheckResult } from '../../bench/transport-peer.js';
 
