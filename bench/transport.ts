@@ -502,7 +502,7 @@ export function registerBenchTransport(bench: Command): void {
   bench
     .command('transport')
     .description(
-      'gRPC between two pretend hosts (network namespaces; root) against raw TCP, and gemm on 2 hosts vs 1',
+      'gRPC and UCX between two pretend hosts (network namespaces; root) against raw TCP and ucx_perftest, and gemm and a layer stack on 2 hosts vs 1',
     )
     .option('--quick', 'smaller sizes (a smoke run)')
     .option('--json', 'print results as JSON')
