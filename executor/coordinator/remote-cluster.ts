@@ -6,7 +6,8 @@ import type { Cluster } from '../../planner/types.js';
 import type { ClusterOverrides } from '../../planner/cluster.js';
 import { machineCluster } from '../../planner/machine-cluster.js';
 import type { Auth } from '../../transport/grpc-data.js';
-import { HostClient, type HostCallError, type HostHello } from '../../transport/host-client.js';
+import * as grpc from '@grpc/grpc-js';
+import { HostCallError, HostClient, type HostHello } from '../../transport/host-client.js';
 
 export interface RemoteClusterOptions {
   addresses: string[];
@@ -29,6 +30,21 @@ export class HostLostError extends Error {
     super(message);
   }
 }
+
+/** Codes a live host answers with: the call reached it and it refused (nothing was lost). */
+const REFUSALS = new Set<grpc.status>([
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.OUT_OF_RANGE,
+  grpc.status.NOT_FOUND,
+  grpc.status.ALREADY_EXISTS,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.UNAUTHENTICATED,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.UNIMPLEMENTED,
+]);
+const answered = (err: unknown) =>
+  err instanceof HostCallError && err.code !== undefined && REFUSALS.has(err.code);
 
 /** A host's step that failed only because another host's leader went away mid-exchange. */
 const PEER_LOSS = /the exchange with host \d+'s leader failed/;
@@ -153,7 +169,9 @@ export class RemoteCluster {
       return await Promise.race([work, lost]);
     } catch (err) {
       // A call that failed because its host went away: say which host, once the session notices.
-      if (!(err instanceof HostLostError)) {
+      // A host that answered with a refusal (bad request, its UCX not usable, …) is not lost:
+      // its answer is the reason, at once.
+      if (!(err instanceof HostLostError) && !answered(err)) {
         const settled = await Promise.race([
           lost.catch((e: unknown) => e),
           new Promise((r) => setTimeout(r, 3000)),

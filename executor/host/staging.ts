@@ -69,9 +69,16 @@ export class HostStaging {
         } catch (e) {
           area.close();
           this.replace(undefined);
+          const env = ['UCX_TLS', 'UCX_NET_DEVICES']
+            .filter((k) => process.env[k] !== undefined)
+            .map((k) => `${k}=${process.env[k]}`);
+          // Not UNAVAILABLE: the host is up, its UCX is not (the coordinator would take the
+          // host for lost and wait for it).
           throw new RpcError(
-            grpc.status.UNAVAILABLE,
-            `--transport ucx: ${e instanceof Error ? e.message : String(e)}`,
+            grpc.status.FAILED_PRECONDITION,
+            `--transport ucx: ${e instanceof Error ? e.message : String(e)}` +
+              ` (${env.length ? env.join(', ') : 'no UCX_TLS or UCX_NET_DEVICES set'}; ` +
+              '`ucx_info -d` lists the transports UCX sees, or start the host with --transport grpc)',
           );
         }
       }

@@ -245,6 +245,43 @@ describe('UCX between host leaders', () => {
     expect(await eventually(() => childrenOf(sup[0]!).length === 0, 15_000)).toBe(true);
   }, 60_000);
 
+  it('UCX failing at a Stage: a clear error naming the host and the fix, nothing left in /dev/shm, the host still serving', async () => {
+    // A device UCX cannot use: its worker cannot start, so the area cannot be registered.
+    const broken = await startExecutor(
+      lab,
+      0,
+      [...oneCoreArgs(lab, 0, 7072, token), '--transport', 'ucx'],
+      20_000,
+      undefined,
+      { ...process.env, UCX_TLS: 'tcp', UCX_NET_DEVICES: 'no-such-device' },
+    );
+    try {
+      for (let attempt = 0; attempt < 1; attempt++) {
+        const r = await cliIn(lab, COORD, [
+          'launch',
+          '--hosts',
+          `${lab.addresses[0]}:7072`,
+          '--token-file',
+          token,
+          'gemm',
+          ...['--m', '8', '--n', '8', '--k', '8'],
+        ]);
+        expect(r.code).not.toBe(0);
+        expect(r.stderr).toMatch(
+          /host 0 \(10\.213\.\d+\.1:7072\): .*--transport ucx: UCX \(ucp_init\): No such device/,
+        );
+        expect(r.stderr).toMatch(/UCX_NET_DEVICES=no-such-device.*ucx_info -d/);
+      }
+      expect(broken.proc.exitCode).toBeNull(); // still serving
+      const pid = broken.proc.pid!;
+      expect(await eventually(() => shmOf([pid]).length === 0 && childrenOf(pid).length === 0, 10_000)).toBe(
+        true,
+      );
+    } finally {
+      broken.proc.kill('SIGKILL');
+    }
+  }, 60_000);
+
   // Last: host 1's link stays down.
   it('fails within seconds, naming the host, when a link goes down mid-run, and leaves nothing behind', async () => {
     const sup = ucx.map((s) => s.proc.pid!);
