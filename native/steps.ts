@@ -138,6 +138,7 @@ export interface HostEndpoint {
 interface HostsAddon {
   hostEndpoint(options: { address: string; ucx?: boolean } & DataCredentials): HostEndpoint;
   ucxBytesSent(): number;
+  ucxAbortExchanges(): void;
   hostsCollective(
     communicator: unknown,
     options: {
@@ -177,4 +178,9 @@ export function hostEndpoint(address: string, creds: DataCredentials, ucx = fals
 /** Bytes this process has sent to other hosts' leaders over UCX (proof of the wire in tests). */
 export function ucxBytesSent(): number {
   return loadAddon<HostsAddon>().ucxBytesSent();
+}
+
+/** The executor is stopping: a UCX exchange still waiting for a peer ends now, with an error. */
+export function ucxAbortExchanges(): void {
+  loadAddon<HostsAddon>().ucxAbortExchanges();
 }

@@ -8,7 +8,7 @@ import { loadAddon, type NativeThreadPool } from '../../native/addon.js';
 import { serveExecutor, type ExecutorHandlers } from '../../transport/control.js';
 import { attachSharedArea, type SharedArea } from '../../transport/shared-area.js';
 import { parseExecutorArgs, type ExecutorArgs } from './args.js';
-import { executorAddon, ucxBytesSent, type NativeLayerStack } from '../../native/steps.js';
+import { executorAddon, ucxAbortExchanges, ucxBytesSent, type NativeLayerStack } from '../../native/steps.js';
 import { stepBricks } from './gemm-layout.js';
 import { checkedBrick, checkedRange } from '../../transport/bricks.js';
 import { joinHostGroup, type HostGroup } from './host-group.js';
@@ -180,6 +180,9 @@ class Executor {
   }
 
   exit(code: number): never {
+    // A step blocked in a UCX exchange with an unreachable peer would hold the exit up until its
+    // timeout (minutes): end it first.
+    ucxAbortExchanges();
     this.stack?.release();
     this.model.release();
     closeHostLink();

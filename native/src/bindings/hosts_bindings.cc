@@ -165,8 +165,15 @@ Napi::Value JsUcxBytesSent(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(ucx::BytesSent()));
 }
 
+// ucxAbortExchanges(): the executor is stopping; a UCX exchange still waiting ends now.
+Napi::Value JsUcxAbortExchanges(const Napi::CallbackInfo& info) {
+  ucx::AbortExchanges();
+  return info.Env().Undefined();
+}
+
 void InitHosts(Napi::Env /*env*/, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "ucxBytesSent", JsUcxBytesSent);
+  REDBLUE_EXPORT(exports, "ucxAbortExchanges", JsUcxAbortExchanges);
   REDBLUE_EXPORT(exports, "hostsCollective", JsHostsCollective);
   REDBLUE_EXPORT(exports, "hostEndpoint", JsHostEndpoint);
 }

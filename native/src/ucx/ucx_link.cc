@@ -13,6 +13,9 @@ namespace redblue::ucx {
 namespace {
 
 std::atomic<uint64_t> gBytesSent{0};
+// Set when the process is stopping: an exchange still waiting ends at once instead of at its
+// timeout (its peer may be unreachable, and the executor must exit).
+std::atomic<bool> gAbort{false};
 
 [[noreturn]] void Fail(const std::string& what, ucs_status_t st) {
   throw std::runtime_error(what + ": " + ucs_status_string(st));
@@ -180,6 +183,8 @@ UcxHostLink::~UcxHostLink() {
 
 uint64_t UcxHostLink::BytesSent() { return gBytesSent.load(); }
 
+void AbortAll() { gAbort = true; }
+
 void UcxHostLink::Exchange(uint64_t seq, const char* mine, size_t mineBytes, char* out,
                            const std::vector<size_t>& hostBytes) {
   if (!broken_.empty()) throw std::runtime_error(broken_);
@@ -255,6 +260,10 @@ void UcxHostLink::Exchange(uint64_t seq, const char* mine, size_t mineBytes, cha
       o.req = nullptr;
     }
     if (!pending) return;
+    if (gAbort.load()) {
+      for (auto& o : ops)
+        if (o.req) fail(o.peer, "this executor is stopping");
+    }
     // Spin while blocks are close (a layer's exchange is usually microseconds away), then sleep
     // on the worker's events, so that a slow peer does not cost this core.
     if ((spins & 255) == 255 && std::chrono::steady_clock::now() > deadline) {
@@ -316,6 +325,8 @@ __attribute__((visibility("default"))) redblue::HostLink* rbucx_link_new(void* w
 }
 
 __attribute__((visibility("default"))) void rbucx_link_free(redblue::HostLink* l) { delete l; }
+
+__attribute__((visibility("default"))) void rbucx_abort() { redblue::ucx::AbortAll(); }
 
 __attribute__((visibility("default"))) uint64_t rbucx_bytes_sent() {
   return redblue::ucx::UcxHostLink::BytesSent();

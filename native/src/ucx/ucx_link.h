@@ -73,4 +73,7 @@ class UcxHostLink : public HostLink {
   std::string broken_;
 };
 
+// The process is stopping: every exchange still waiting ends with an error, now and from now on.
+void AbortAll();
+
 }  // namespace redblue::ucx

@@ -18,6 +18,7 @@ struct Api {
                        size_t) = nullptr;
   void (*linkFree)(HostLink*) = nullptr;
   uint64_t (*bytesSent)() = nullptr;
+  void (*abort)() = nullptr;
   void* (*expose)(void*, void*, uint64_t, char*, size_t) = nullptr;
   size_t (*exposedDescriptor)(void*, const uint8_t**) = nullptr;
   void (*exposedFree)(void*) = nullptr;
@@ -65,6 +66,7 @@ const Api& Load() {
   sym(api->linkNew, "rbucx_link_new");
   sym(api->linkFree, "rbucx_link_free");
   sym(api->bytesSent, "rbucx_bytes_sent");
+  sym(api->abort, "rbucx_abort");
   sym(api->expose, "rbucx_expose");
   sym(api->exposedDescriptor, "rbucx_exposed_descriptor");
   sym(api->exposedFree, "rbucx_exposed_free");
@@ -119,6 +121,14 @@ uint64_t BytesSent() {
     if (!gApi) return 0;
   }
   return gApi->bytesSent();
+}
+
+void AbortExchanges() {
+  {
+    std::lock_guard<std::mutex> lk(gMu);
+    if (!gApi) return;
+  }
+  gApi->abort();
 }
 
 Exposed::Exposed(std::shared_ptr<LoadedWorker> worker, void* base, uint64_t size) : worker_(std::move(worker)) {

@@ -34,6 +34,10 @@ std::shared_ptr<HostLink> MakeLink(std::shared_ptr<LoadedWorker> worker, const s
 // Bytes this process has sent to other leaders over UCX (0 when the library was never loaded).
 uint64_t BytesSent();
 
+// The process is stopping: exchanges still waiting end now, with an error (no-op when the library
+// was never loaded).
+void AbortExchanges();
+
 // A memory range of this process registered with the worker for peers' RMA (ucx_rma.h), for as
 // long as this object lives; `descriptor` is what a peer needs to reach it.
 class Exposed {
