@@ -47,7 +47,7 @@ Worker::Worker() {
   if (st != UCS_OK) Fail("UCX configuration", st);
   ucp_params_t p{};
   p.field_mask = UCP_PARAM_FIELD_FEATURES;
-  p.features = UCP_FEATURE_TAG | UCP_FEATURE_RMA | UCP_FEATURE_AM | UCP_FEATURE_WAKEUP;
+  p.features = UCP_FEATURE_TAG | UCP_FEATURE_AM | UCP_FEATURE_WAKEUP;
   st = ucp_init(&p, config, &context_);
   ucp_config_release(config);
   if (st != UCS_OK) Fail("UCX (ucp_init)", st);
@@ -185,6 +185,12 @@ uint64_t UcxHostLink::BytesSent() { return gBytesSent.load(); }
 
 void AbortAll() { gAbort = true; }
 
+void SayError(char* err, size_t n, const char* what) {
+  if (!err || n == 0) return;
+  std::strncpy(err, what, n - 1);
+  err[n - 1] = '\0';
+}
+
 void UcxHostLink::Exchange(uint64_t seq, const char* mine, size_t mineBytes, char* out,
                            const std::vector<size_t>& hostBytes) {
   if (!broken_.empty()) throw std::runtime_error(broken_);
@@ -278,14 +284,8 @@ void UcxHostLink::Exchange(uint64_t seq, const char* mine, size_t mineBytes, cha
 }  // namespace redblue::ucx
 
 // The library's C face (ucx_loader.h loads it): no C++ exception crosses it; failures come back
-// as text in `err`.
-namespace {
-void Say(char* err, size_t n, const char* what) {
-  if (!err || n == 0) return;
-  std::strncpy(err, what, n - 1);
-  err[n - 1] = '\0';
-}
-}  // namespace
+// as text in `err` (SayError).
+using redblue::ucx::SayError;
 
 extern "C" {
 
@@ -293,7 +293,7 @@ __attribute__((visibility("default"))) void* rbucx_worker_new(char* err, size_t 
   try {
     return new std::shared_ptr<redblue::ucx::Worker>(std::make_shared<redblue::ucx::Worker>());
   } catch (const std::exception& e) {
-    Say(err, errLen, e.what());
+    SayError(err, errLen, e.what());
     return nullptr;
   }
 }
@@ -319,7 +319,7 @@ __attribute__((visibility("default"))) redblue::HostLink* rbucx_link_new(void* w
     return new redblue::ucx::UcxHostLink(*static_cast<std::shared_ptr<redblue::ucx::Worker>*>(w), run, host,
                                          std::move(peers), timeoutMs);
   } catch (const std::exception& e) {
-    Say(err, errLen, e.what());
+    SayError(err, errLen, e.what());
     return nullptr;
   }
 }

@@ -34,9 +34,9 @@ class Worker {
   std::mutex& mu() { return mu_; }
   // Sleeps until the worker has an event or `ms` pass (after progress found nothing to do).
   void Wait(int ms);
-  // Drives progress from a thread of its own from now on, so that peers' RMA on an exposed
-  // area completes while nothing else here touches the worker (over TCP, UCX serves a get in
-  // the owner's progress). Idle, the thread sleeps on the worker's event descriptor.
+  // Drives progress from a thread of its own from now on, so that peers' reads and writes of an
+  // exposed area are answered while nothing else here touches the worker (ucx_rma.cc answers
+  // them in the owner's progress). Idle, the thread sleeps on the worker's event descriptor.
   void KeepProgressing();
 
  private:
@@ -75,5 +75,8 @@ class UcxHostLink : public HostLink {
 
 // The process is stopping: every exchange still waiting ends with an error, now and from now on.
 void AbortAll();
+
+// Copies `what` into the C face's error buffer (ucx_loader.h reads it), cut to fit.
+void SayError(char* err, size_t n, const char* what);
 
 }  // namespace redblue::ucx

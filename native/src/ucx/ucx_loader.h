@@ -38,8 +38,8 @@ uint64_t BytesSent();
 // was never loaded).
 void AbortExchanges();
 
-// A memory range of this process registered with the worker for peers' RMA (ucx_rma.h), for as
-// long as this object lives; `descriptor` is what a peer needs to reach it.
+// A memory range of this process registered with the worker for peers to read and write
+// (ucx_rma.h), for as long as this object lives; `descriptor` is what a peer needs to reach it.
 class Exposed {
  public:
   Exposed(std::shared_ptr<LoadedWorker> worker, void* base, uint64_t size);
@@ -54,7 +54,7 @@ class Exposed {
   std::vector<uint8_t> descriptor_;
 };
 
-// A peer's exposed range (from its descriptor), read, read-and-added (f32) or written by RMA;
+// A peer's exposed range (from its descriptor), read, read-and-added (f32) or written over UCX;
 // each call blocks until done and throws with UCX's reason.
 class Remote {
  public:
@@ -70,7 +70,8 @@ class Remote {
   void* handle_ = nullptr;
 };
 
-// Bytes this process has moved by UCX RMA, both ways (0 when the library was never loaded).
+// Bytes this process has moved to and from peers' areas over UCX (0 when the library was never
+// loaded).
 uint64_t BytesMoved();
 
 }  // namespace redblue::ucx

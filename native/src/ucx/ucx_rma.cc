@@ -16,9 +16,9 @@ namespace {
 
 std::atomic<uint64_t> gMoved{0};
 
-// Descriptor: "RBA1" | base u64 | size u64 | address bytes u32 | rkey bytes u32 | address | rkey.
-constexpr char kMagic[4] = {'R', 'B', 'A', '1'};
-constexpr size_t kHead = 4 + 8 + 8 + 4 + 4;
+// Descriptor: "RBA2" | base u64 | size u64 | address bytes u32 | the owner's worker address.
+constexpr char kMagic[4] = {'R', 'B', 'A', '2'};
+constexpr size_t kHead = 4 + 8 + 8 + 4;
 // Reads with add go through registered bounce buffers of this size: two are on their way while
 // the third is added into the destination.
 constexpr uint64_t kChunk = 4u << 20;
@@ -168,7 +168,7 @@ ucs_status_t OnPut(void* arg, const void* header, size_t headerLen, void* data, 
 }  // namespace
 
 ExposedArea::ExposedArea(std::shared_ptr<Worker> worker, void* base, uint64_t size) : worker_(std::move(worker)) {
-  worker_->KeepProgressing();  // peers' gets over TCP complete in this worker's progress
+  worker_->KeepProgressing();  // peers' reads and writes are answered in this worker's progress
   std::lock_guard<std::mutex> lk(worker_->mu());
   ucp_mem_map_params_t mp{};
   mp.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
@@ -176,26 +176,16 @@ ExposedArea::ExposedArea(std::shared_ptr<Worker> worker, void* base, uint64_t si
   mp.length = size;
   ucs_status_t st = ucp_mem_map(worker_->context(), &mp, &memh_);
   if (st != UCS_OK) Fail("UCX could not register the staging area (" + std::to_string(size) + " bytes)", st);
-  void* rkey = nullptr;
-  size_t rkeyLen = 0;
-  st = ucp_rkey_pack(worker_->context(), memh_, &rkey, &rkeyLen);
-  if (st != UCS_OK) {
-    ucp_mem_unmap(worker_->context(), memh_);
-    Fail("UCX could not pack the staging area's remote key", st);
-  }
   const auto& addr = worker_->address();
-  descriptor_.resize(kHead + addr.size() + rkeyLen);
+  descriptor_.resize(kHead + addr.size());
   uint8_t* d = descriptor_.data();
   const uint64_t b = reinterpret_cast<uintptr_t>(base);
-  const auto al = static_cast<uint32_t>(addr.size()), rl = static_cast<uint32_t>(rkeyLen);
+  const auto al = static_cast<uint32_t>(addr.size());
   std::memcpy(d, kMagic, 4);
   std::memcpy(d + 4, &b, 8);
   std::memcpy(d + 12, &size, 8);
   std::memcpy(d + 20, &al, 4);
-  std::memcpy(d + 24, &rl, 4);
   std::memcpy(d + kHead, addr.data(), addr.size());
-  std::memcpy(d + kHead + addr.size(), rkey, rkeyLen);
-  ucp_rkey_buffer_release(rkey);
   served_ = std::make_unique<Served>();
   served_->worker = worker_->get();
   served_->base = static_cast<uint8_t*>(base);
@@ -249,16 +239,15 @@ struct RemoteArea::Bounce {
 
 RemoteArea::RemoteArea(std::shared_ptr<Worker> worker, const uint8_t* d, size_t len, uint64_t timeoutMs)
     : worker_(std::move(worker)), timeoutMs_(timeoutMs) {
-  uint32_t al = 0, rl = 0;
+  uint32_t al = 0;
   if (len < kHead || std::memcmp(d, kMagic, 4) != 0)
     throw std::runtime_error("not a UCX area descriptor (it comes from a peer's Stage reply)");
   std::memcpy(&base_, d + 4, 8);
   std::memcpy(&size_, d + 12, 8);
   std::memcpy(&al, d + 20, 4);
-  std::memcpy(&rl, d + 24, 4);
-  if (al == 0 || rl == 0 || uint64_t(kHead) + al + rl != len)
-    throw std::runtime_error("a UCX area descriptor of " + std::to_string(len) + " bytes does not hold its address (" +
-                             std::to_string(al) + ") and key (" + std::to_string(rl) + ")");
+  if (al == 0 || uint64_t(kHead) + al != len)
+    throw std::runtime_error("a UCX area descriptor of " + std::to_string(len) + " bytes does not hold its " +
+                             std::to_string(al) + "-byte worker address");
   std::lock_guard<std::mutex> lk(worker_->mu());
   ucp_ep_params_t ep{};
   ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
@@ -269,17 +258,11 @@ RemoteArea::RemoteArea(std::shared_ptr<Worker> worker, const uint8_t* d, size_t 
   ep.err_handler.arg = &failed_;
   ucs_status_t st = ucp_ep_create(worker_->get(), &ep, &ep_);
   if (st != UCS_OK) Fail("UCX endpoint to the area's host", st);
-  st = ucp_ep_rkey_unpack(ep_, d + kHead + al, &rkey_);
-  if (st != UCS_OK) {
-    ucp_ep_destroy(ep_);
-    Fail("UCX could not unpack the area's remote key", st);
-  }
 }
 
 RemoteArea::~RemoteArea() {
   std::lock_guard<std::mutex> lk(worker_->mu());
   bounce_.reset();
-  ucp_rkey_destroy(rkey_);
   ucp_request_param_t prm{};
   prm.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
   prm.flags = failed_ == UCS_OK ? 0 : UCP_EP_CLOSE_FLAG_FORCE;
@@ -303,13 +286,18 @@ void RemoteArea::CheckRange(uint64_t offset, uint64_t bytes) const {
 
 void RemoteArea::Wait(void* req, const char* what) {
   if (UCS_PTR_IS_ERR(req)) Fail(std::string("UCX ") + what, UCS_PTR_STATUS(req));
-  if (!UCS_PTR_IS_PTR(req)) return;  // done at once
+  if (UCS_PTR_IS_PTR(req)) Await(req, what, nullptr);  // else done at once
+}
+
+void RemoteArea::Await(void* req, const char* what, size_t* received) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs_);
   for (size_t spins = 0;; ++spins) {
-    ucs_status_t st = ucp_request_check_status(req);
+    ucp_tag_recv_info_t info{};
+    const ucs_status_t st = received ? ucp_tag_recv_request_test(req, &info) : ucp_request_check_status(req);
     if (st != UCS_INPROGRESS) {
       ucp_request_free(req);
       if (st != UCS_OK) Fail(std::string("UCX ") + what, st);
+      if (received) *received = info.length;
       return;
     }
     const bool gone = failed_ != UCS_OK;
@@ -324,12 +312,12 @@ void RemoteArea::Wait(void* req, const char* what) {
   }
 }
 
-void* RemoteArea::Ask(uint64_t offset, void* dst, uint64_t bytes, const void* memh) {
+void* RemoteArea::Ask(uint64_t offset, void* dst, uint64_t bytes, ucp_mem* memh) {
   const uint64_t tag = kReplyBit | (gNextTag.fetch_add(1) & ~kReplyBit);
   ucp_request_param_t rp{};
   rp.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE | (memh ? UCP_OP_ATTR_FIELD_MEMH : 0);
   rp.datatype = ucp_dt_make_contig(1);
-  rp.memh = const_cast<ucp_mem_h>(static_cast<const ucp_mem*>(memh));
+  rp.memh = memh;
   void* recv = ucp_tag_recv_nbx(worker_->get(), dst, bytes, tag, ~0ull, &rp);
   if (UCS_PTR_IS_ERR(recv)) Fail("UCX receive", UCS_PTR_STATUS(recv));
   const AskHeader h{kAskMagic, 0, base_, offset, bytes, tag};
@@ -347,28 +335,11 @@ void* RemoteArea::Ask(uint64_t offset, void* dst, uint64_t bytes, const void* me
 }
 
 void RemoteArea::Take(void* req, uint64_t bytes) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs_);
-  for (size_t spins = 0;; ++spins) {
-    ucp_tag_recv_info_t info{};
-    ucs_status_t st = ucp_tag_recv_request_test(req, &info);
-    if (st != UCS_INPROGRESS) {
-      ucp_request_free(req);
-      if (st != UCS_OK) Fail("UCX read", st);
-      if (info.length != bytes)
-        throw std::runtime_error("the area's host answered " + std::to_string(info.length) + " bytes, not " +
-                                 std::to_string(bytes) + ": its staging area was replaced (Stage again) or the range lies outside it");
-      return;
-    }
-    const bool gone = failed_ != UCS_OK;
-    if (gone || ((spins & 255) == 255 && std::chrono::steady_clock::now() > deadline)) {
-      ucp_request_cancel(worker_->get(), req);
-      ucp_request_free(req);
-      if (gone) Fail("UCX read: the area's host failed", static_cast<ucs_status_t>(failed_));
-      throw std::runtime_error("UCX read: no answer within " + std::to_string(timeoutMs_) + " ms");
-    }
-    if (ucp_worker_progress(worker_->get())) continue;
-    if (spins > 4096) worker_->Wait(10);
-  }
+  size_t got = 0;
+  Await(req, "read", &got);
+  if (got != bytes)
+    throw std::runtime_error("the area's host answered " + std::to_string(got) + " bytes, not " + std::to_string(bytes) +
+                             ": its staging area was replaced (Stage again) or the range lies outside it");
 }
 
 void RemoteArea::Read(uint64_t offset, uint8_t* dst, uint64_t bytes) {
@@ -510,11 +481,7 @@ void RemoteArea::Write(uint64_t offset, const uint8_t* src, uint64_t bytes) {
 // The library's C face for bulk data (ucx_loader.h loads it); no C++ exception crosses it.
 namespace {
 using WorkerPtr = std::shared_ptr<redblue::ucx::Worker>;
-void SayErr(char* err, size_t n, const char* what) {
-  if (!err || n == 0) return;
-  std::strncpy(err, what, n - 1);
-  err[n - 1] = '\0';
-}
+using redblue::ucx::SayError;
 }  // namespace
 
 extern "C" {
@@ -524,7 +491,7 @@ __attribute__((visibility("default"))) void* rbucx_expose(void* w, void* base, u
   try {
     return new redblue::ucx::ExposedArea(*static_cast<WorkerPtr*>(w), base, size);
   } catch (const std::exception& e) {
-    SayErr(err, errLen, e.what());
+    SayError(err, errLen, e.what());
     return nullptr;
   }
 }
@@ -544,7 +511,7 @@ __attribute__((visibility("default"))) void* rbucx_remote_new(void* w, const uin
   try {
     return new redblue::ucx::RemoteArea(*static_cast<WorkerPtr*>(w), d, len, timeoutMs);
   } catch (const std::exception& e) {
-    SayErr(err, errLen, e.what());
+    SayError(err, errLen, e.what());
     return nullptr;
   }
 }
@@ -559,7 +526,7 @@ __attribute__((visibility("default"))) int rbucx_remote_move(void* r, int op, ui
     else a->Write(offset, static_cast<const uint8_t*>(p), bytes);
     return 0;
   } catch (const std::exception& e) {
-    SayErr(err, errLen, e.what());
+    SayError(err, errLen, e.what());
     return -1;
   }
 }

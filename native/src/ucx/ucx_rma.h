@@ -8,7 +8,6 @@
 // - Writes: an active message carrying the bytes, received by the owner straight into the area
 //   (rendezvous for large blocks), then acknowledged. RMA put over TCP moved 0.15 GB/s in
 //   `ucx_perftest -t ucp_put_bw` on loopback.
-// The remote key stays in the descriptor for transports where one-sided RMA pays.
 // The owner's worker answers in its progress, which Worker's progress thread drives while an
 // area is exposed.
 #pragma once
@@ -18,7 +17,6 @@
 #include <vector>
 
 struct ucp_mem;
-struct ucp_rkey;
 struct ucp_ep;
 
 namespace redblue::ucx {
@@ -26,7 +24,7 @@ namespace redblue::ucx {
 class Worker;
 
 // An exposed area: registered with the worker's context for the life of this object. Its
-// descriptor (worker address, base, size and packed remote key) is all a peer needs; it travels
+// descriptor (worker address, base and size) is all a peer needs; it travels
 // over the authenticated control path (StageReply, PullAddRequest).
 class ExposedArea {
  public:
@@ -59,15 +57,17 @@ class RemoteArea {
   void ReadAdd(uint64_t offset, float* dst, uint64_t bytes);
   void Write(uint64_t offset, const uint8_t* src, uint64_t bytes);
 
-  // Bytes moved by RMA in this process (both directions), for reports and tests.
+  // Bytes moved to and from peers' areas in this process, for reports and tests.
   static uint64_t BytesMoved();
 
  private:
   void CheckRange(uint64_t offset, uint64_t bytes) const;
   // Waits for `req` (a UCX request pointer or status) with progress; throws naming the peer.
   void Wait(void* req, const char* what);
+  // Waits for a request in flight; for a receive, `received` gets its length.
+  void Await(void* req, const char* what, size_t* received);
   // Asks the owner for `bytes` at `offset`, to arrive in dst (tagged); returns the receive.
-  void* Ask(uint64_t offset, void* dst, uint64_t bytes, const void* memh);
+  void* Ask(uint64_t offset, void* dst, uint64_t bytes, ucp_mem* memh);
   // Waits for a receive made by Ask and checks that all `bytes` came.
   void Take(void* req, uint64_t bytes);
   struct Bounce;
@@ -76,7 +76,6 @@ class RemoteArea {
   uint64_t base_ = 0, size_ = 0;
   int failed_ = 0;  // ucs_status_t set by UCX's error handler
   ucp_ep* ep_ = nullptr;
-  ucp_rkey* rkey_ = nullptr;
   std::unique_ptr<Bounce> bounce_;
 };
 
