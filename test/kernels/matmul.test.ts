@@ -154,6 +154,11 @@ const kShapes: [number, number, number][] = [
   [3, 9, 256],
   [7, 33, 1024],
   [33, 65, 512],
+  // Q4_K / Q5_K run tiles of 8 rows: 8 + 2, 8 + 4, 8 + 5, 8 + 6 left
+  [10, 5, 256],
+  [12, 3, 512],
+  [13, 4, 256],
+  [14, 9, 256],
 ];
 
 describe('matmulQ', () => {
