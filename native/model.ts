@@ -67,11 +67,22 @@ export interface ModelLoadResult {
   seconds: number;
 }
 
+/**
+ * How many all-reduces a step ran by algorithm (native/src/executor/collective.h): inside a host
+ * `shm-flat` (small: one sync) and `shm-split` (large: reduce-scatter, all-gather); across hosts
+ * `hosts-direct` (small, or one rank per host: every rank's vector to every host) and
+ * `hosts-chain` (large: summed inside each host, the running sum passed from host to host).
+ */
+export type AllReduceCounts = Partial<
+  Record<'shm-flat' | 'shm-split' | 'hosts-direct' | 'hosts-chain', number>
+>;
+
 export interface ModelForwardResult {
   /** nVocab floats per token asked for (the last, or every one), identical on every rank. */
   logits?: Float32Array;
   computeSeconds: number;
   exchangeSeconds: number;
+  allReduces: AllReduceCounts;
   seconds: number;
 }
 
@@ -114,6 +125,7 @@ export interface StepTimes {
   seconds: number;
   computeSeconds: number;
   exchangeSeconds: number;
+  allReduces: AllReduceCounts;
 }
 
 interface ModelAddon {

@@ -187,6 +187,8 @@ export interface ForwardReply {
   logits: Uint8Array;
   computeSeconds: number;
   exchangeSeconds: number;
+  /** The step's all-reduces by algorithm (AllReduceCounts in native/model.ts). */
+  allReduces: Record<string, number>;
   seconds: number;
 }
 type Empty = Record<string, never>;

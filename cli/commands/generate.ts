@@ -67,10 +67,16 @@ export function timingsText(r: GenerateRun): string {
   for (const p of r.model.perRank) {
     const rt = t.perRank[p.rank]!;
     lines.push(
-      `  rank ${p.rank}: ${formatBytes(p.weightBytes)} of weights (${p.backing}), ${formatBytes(p.kvBytes)} KV cache; compute ${rt.computeSeconds.toFixed(3)} s, exchange ${rt.exchangeSeconds.toFixed(3)} s`,
+      `  rank ${p.rank}: ${formatBytes(p.weightBytes)} of weights (${p.backing}), ${formatBytes(p.kvBytes)} KV cache; compute ${rt.computeSeconds.toFixed(3)} s, exchange ${rt.exchangeSeconds.toFixed(3)} s${allReducesText(rt.allReduces)}`,
     );
   }
   return lines.join('\n') + '\n';
+}
+
+/** "; all-reduces 44 shm-split, 2860 shm-flat": which algorithms moved the partial sums. */
+function allReducesText(counts: Record<string, number> | undefined): string {
+  const parts = Object.entries(counts ?? {}).map(([algo, n]) => `${n} ${algo}`);
+  return parts.length ? `; all-reduces ${parts.join(', ')}` : '';
 }
 
 /** The flags of a generation (model, prompt, length, context, sampling), for `generate` and `launch generate`. */

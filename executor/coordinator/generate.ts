@@ -313,6 +313,8 @@ export interface RankTimings {
   rank: number;
   computeSeconds: number;
   exchangeSeconds: number;
+  /** The all-reduces this rank ran, by algorithm (AllReduceCounts in native/model.ts). */
+  allReduces: Record<string, number>;
 }
 
 export interface LoadedModel {
@@ -617,11 +619,15 @@ export async function generate(
     rank,
     computeSeconds: 0,
     exchangeSeconds: 0,
+    allReduces: {},
   }));
   const account = (replies: ForwardReply[]) =>
     replies.forEach((r, rank) => {
-      perRank[rank]!.computeSeconds += r.computeSeconds;
-      perRank[rank]!.exchangeSeconds += r.exchangeSeconds;
+      const p = perRank[rank]!;
+      p.computeSeconds += r.computeSeconds;
+      p.exchangeSeconds += r.exchangeSeconds;
+      for (const [algo, n] of Object.entries(r.allReduces ?? {}))
+        p.allReduces[algo] = (p.allReduces[algo] ?? 0) + n;
     });
 
   const t0 = performance.now();

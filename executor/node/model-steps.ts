@@ -124,6 +124,7 @@ export class ModelSteps {
             : new Uint8Array(),
         computeSeconds: r.computeSeconds,
         exchangeSeconds: r.exchangeSeconds,
+        allReduces: r.allReduces,
         seconds: r.seconds,
       };
     }
@@ -147,6 +148,7 @@ export class ModelSteps {
       logits,
       computeSeconds: r.computeSeconds,
       exchangeSeconds: r.exchangeSeconds,
+      allReduces: r.allReduces,
       seconds: r.seconds,
     };
   }

@@ -38,7 +38,11 @@ const COORD = 2;
 let lab: Lab | undefined;
 const started: Started[] = [];
 let hosts = '';
-/** The same two pretend hosts, other supervisors: host 0 with two executors, host 1 with one. */
+/**
+ * The same two pretend hosts, other supervisors: host 0 with two executors, host 1 with one, and
+ * every all-reduce between them chained (REDBLUE_ALLREDUCE_CHAIN_BYTES=0; by default only those
+ * of 256 KiB and more are, prompts of hundreds of tokens).
+ */
 let unevenHosts = '';
 
 beforeAll(async () => {
@@ -69,6 +73,7 @@ beforeAll(async () => {
     ])),
   );
   hosts = `${l.addresses[0]}:7070,${l.addresses[1]}:7070`;
+  const chained = { ...process.env, REDBLUE_ALLREDUCE_CHAIN_BYTES: '0' };
   const uneven = (i: number, nodes: number) => [
     '--listen',
     `${l.addresses[i]}:7071`,
@@ -78,7 +83,10 @@ beforeAll(async () => {
     token,
   ];
   started.push(
-    ...(await Promise.all([startExecutor(l, 0, uneven(0, 2)), startExecutor(l, 1, uneven(1, 1))])),
+    ...(await Promise.all([
+      startExecutor(l, 0, uneven(0, 2), 20_000, undefined, chained),
+      startExecutor(l, 1, uneven(1, 1), 20_000, undefined, chained),
+    ])),
   );
   unevenHosts = `${l.addresses[0]}:7071,${l.addresses[1]}:7071`;
 }, 120_000);
@@ -94,7 +102,7 @@ interface GenerateJson {
   promptTokens: number[];
   generatedTokens: number[];
   stoppedBy: string;
-  timings: { perRank: { rank: number; exchangeSeconds: number }[] };
+  timings: { perRank: { rank: number; exchangeSeconds: number; allReduces: Record<string, number> }[] };
 }
 
 const greedy = ['-p', PROMPT, '-n', '16', '--temp', '0', '--seed', '1', '--json'];
@@ -134,6 +142,8 @@ async function sameAsOneHost(hostList: string, model: string, executors: number)
   expect(box.executors).toBe(executors);
   expect(across.promptTokens).toEqual(box.promptTokens);
   expect(across.generatedTokens).toEqual(box.generatedTokens);
+  // One host's all-reduces ran in shared memory (small vectors: one sync each).
+  for (const p of box.timings.perRank) expect(Object.keys(p.allReduces)).toEqual(['shm-flat']);
   expect(shmOf([one.pid])).toEqual([]);
   await hostsIdle();
   return across;
@@ -174,7 +184,11 @@ describe('redblue launch generate across two hosts', () => {
       const across = await sameAsOneHost(hosts, models[type], 2);
       // Both ranks exchanged: the all-reduces went between the hosts.
       expect(across.timings.perRank.map((p) => p.rank)).toEqual([0, 1]);
-      for (const p of across.timings.perRank) expect(p.exchangeSeconds).toBeGreaterThan(0);
+      for (const p of across.timings.perRank) {
+        expect(p.exchangeSeconds).toBeGreaterThan(0);
+        // One executor per host: nothing to sum inside a host, every vector straight across.
+        expect(Object.keys(p.allReduces)).toEqual(['hosts-direct']);
+      }
       // Each host's executors measured their node's read bandwidth and the split followed it.
       const split = (across as unknown as { split: { ranks: { rate: number; speed?: number }[] } }).split;
       for (const r of split.ranks) expect(r.speed).toBeGreaterThan(0.5);
@@ -183,7 +197,14 @@ describe('redblue launch generate across two hosts', () => {
   }
 
   it('gives the same greedy tokens on hosts of two executors and one as on one host of three (qwen3)', async () => {
-    await sameAsOneHost(unevenHosts, qwen, 3);
+    const across = await sameAsOneHost(unevenHosts, qwen, 3);
+    // Every all-reduce chained: host 0 summed its two ranks in shared memory and passed the sum to
+    // host 1, which added its rank and sent the total back. Rank order throughout, so the tokens
+    // are one host's (above) bit for bit.
+    for (const p of across.timings.perRank) {
+      expect(Object.keys(p.allReduces)).toEqual(['hosts-chain']);
+      expect(p.allReduces['hosts-chain']).toBeGreaterThan(0);
+    }
   }, 180_000);
 
   it('a model path one host cannot read fails naming that host and the path', async () => {

@@ -60,7 +60,15 @@ std::shared_ptr<std::vector<int32_t>> TokensArg(const Napi::Value& v) {
   return std::make_shared<std::vector<int32_t>>(ta.Data(), ta.Data() + ta.ElementLength());
 }
 
-// A step's result for JS: its times, and its logits when given.
+// { "shm-flat": n, … }: the algorithms that ran, those that did not left out.
+Napi::Object TallyObject(Napi::Env e, const AllReduceTally& t) {
+  Napi::Object o = Napi::Object::New(e);
+  for (int i = 0; i < static_cast<int>(AllReduceAlgo::kCount); ++i)
+    if (t.runs[i]) o.Set(AllReduceAlgoName(i), static_cast<double>(t.runs[i]));
+  return o;
+}
+
+// A step's result for JS: its times, its all-reduces, and its logits when given.
 Napi::Object StepReply(Napi::Env e, const std::vector<float>* logits, const ModelForwardTimings& t) {
   Napi::Object r = Napi::Object::New(e);
   if (logits) {
@@ -70,6 +78,7 @@ Napi::Object StepReply(Napi::Env e, const std::vector<float>* logits, const Mode
   }
   r.Set("computeSeconds", t.computeSeconds);
   r.Set("exchangeSeconds", t.exchangeSeconds);
+  r.Set("allReduces", TallyObject(e, t.allReduces));
   r.Set("seconds", t.seconds);
   return r;
 }
@@ -307,7 +316,7 @@ class JsModelShard : public Napi::ObjectWrap<JsModelShard> {
 };
 
 // ringDoorbell(area: ArrayBuffer, tokens: Int32Array, runs: {slot, pos, count, logits}[], ranks, timeoutMs)
-// → Promise<{ seconds, computeSeconds, exchangeSeconds }[]>: the coordinator's side of a step.
+// → Promise<{ seconds, computeSeconds, exchangeSeconds, allReduces }[]>: the coordinator's side of a step.
 Napi::Value JsRingDoorbell(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "area must be an ArrayBuffer (the staging area)");
@@ -332,6 +341,7 @@ Napi::Value JsRingDoorbell(const Napi::CallbackInfo& info) {
           o.Set("seconds", (*out)[r].seconds);
           o.Set("computeSeconds", (*out)[r].computeSeconds);
           o.Set("exchangeSeconds", (*out)[r].exchangeSeconds);
+          o.Set("allReduces", TallyObject(e, (*out)[r].allReduces));
           a.Set(static_cast<uint32_t>(r), o);
         }
         return a;

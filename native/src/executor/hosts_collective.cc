@@ -1,5 +1,6 @@
 #include "executor/hosts_collective.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "core/errors.h"
@@ -43,7 +44,6 @@ void HostsCollective::AllGatherV(const void* mine, void* outv, const std::vector
   std::vector<size_t> localBytes(bytes.begin() + lo, bytes.begin() + hi);
   if (off[world] > 0) local_->AllGatherV(mine, out + off[lo], localBytes, local_->World());
   const bool leader = local_->rank() == 0;
-  const int localSize = local_->size();
   // 2. Between host leaders.
   std::vector<size_t> hostBytes(hostFirst_.size() - 1);
   for (size_t h = 0; h < hostBytes.size(); ++h) hostBytes[h] = off[hostFirst_[h + 1]] - off[hostFirst_[h]];
@@ -58,20 +58,98 @@ void HostsCollective::AllGatherV(const void* mine, void* outv, const std::vector
     }
   }
   ++seq_;
+  // 3. The leader's outcome, then its data, to the host.
+  ShareFromLeader(status, error, out, off[world]);
+}
+
+void HostsCollective::ShareFromLeader(uint64_t status, const std::string& error, void* data, size_t bytes) {
+  const bool leader = local_->rank() == 0;
+  const int localSize = local_->size();
   if (localSize == 1) {
     if (status) throw UserError(error);
     return;
   }
-  // 3. The leader's outcome, then its data, to the host (a failed exchange must not leave the
-  // other ranks waiting on a broadcast that never comes).
+  // The outcome first: a failed exchange must not leave the other ranks waiting on a broadcast
+  // that never comes.
   std::vector<size_t> sb(static_cast<size_t>(localSize), 0);
   sb[0] = sizeof status;
   local_->AllGatherV(&status, &status, sb, local_->World());
   if (status) throw UserError(leader ? error : "the host leader's exchange with the other hosts failed");
-  if (off[world] == 0) return;
+  if (bytes == 0) return;
   std::vector<size_t> db(static_cast<size_t>(localSize), 0);
-  db[0] = off[world];
-  local_->AllGatherV(out, out, db, local_->World());
+  db[0] = bytes;
+  local_->AllGatherV(data, data, db, local_->World());
+}
+
+size_t HostsCollective::DefaultChainMinBytes() {
+  const char* v = std::getenv("REDBLUE_ALLREDUCE_CHAIN_BYTES");
+  if (v && *v) {
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    if (end && *end == '\0') return static_cast<size_t>(n);
+  }
+  return 256u << 10;
+}
+
+void HostsCollective::AllReduceSumF32(float* data, size_t count) {
+  if (size() <= 1 || count == 0) return;
+  const size_t hosts = hostFirst_.size() - 1;
+  bool shared = false;  // some host has several ranks
+  for (size_t h = 0; h < hosts; ++h) shared = shared || hostFirst_[h + 1] - hostFirst_[h] > 1;
+  if (hosts == 1) {
+    // Every rank on this host: the communicator's own all-reduce (the same sum).
+    const auto way = local_->AllReduceF32(data, count, local_->World());
+    if (way != shm::Communicator::ReduceWay::kNone)
+      tally_.Add(way == shm::Communicator::ReduceWay::kFlat ? AllReduceAlgo::kShmFlat : AllReduceAlgo::kShmSplit);
+    return;
+  }
+  if (!shared || count * sizeof(float) < chainMinBytes_) {
+    GatherSumF32(data, count);
+    tally_.Add(AllReduceAlgo::kHostsDirect);
+    return;
+  }
+  ChainSumF32(data, count);
+  tally_.Add(AllReduceAlgo::kHostsChain);
+}
+
+void HostsCollective::ChainSumF32(float* data, size_t count) {
+  const int hosts = static_cast<int>(hostFirst_.size()) - 1;
+  const size_t bytes = count * sizeof(float);
+  const bool leader = local_->rank() == 0;
+  // On a leader: the running sum of the hosts before this one, then the total.
+  std::vector<float> carried(leader ? count : 0);
+  uint64_t status = 0;
+  std::string error;
+  for (int h = 0; h < hosts; ++h) {
+    if (h == host_) {
+      // Host h adds its ranks, in order, to the sum of the ranks before it: the leader (this
+      // host's first rank) starts from the carried sum, then the communicator's all-reduce sums
+      // the host's ranks in member order. (After a failed exchange the leader still takes part,
+      // so that its host's ranks are not left waiting; the failure is shared below.)
+      if (leader && h > 0 && !status)
+        for (size_t i = 0; i < count; ++i) data[i] = carried[i] + data[i];
+      local_->AllReduceF32(data, count, local_->World());
+    }
+    // Host h's leader sends its sum to every other leader: host h + 1 goes on from it, and the
+    // last host's is the total, which every host needs.
+    if (leader && !status) {
+      std::vector<size_t> hostBytes(static_cast<size_t>(hosts), 0);
+      hostBytes[static_cast<size_t>(h)] = bytes;
+      try {
+        const char* mine = reinterpret_cast<const char*>(data);
+        char* into = h == host_ ? reinterpret_cast<char*>(data) : reinterpret_cast<char*>(carried.data());
+        link_->Exchange(seq_, mine, h == host_ ? bytes : 0, into, hostBytes);
+      } catch (const std::exception& e) {
+        status = 1;
+        error = e.what();
+      }
+    }
+    ++seq_;
+  }
+  if (leader && !status && host_ != hosts - 1) std::memcpy(data, carried.data(), bytes);
+  // The last host's ranks hold the total already (its all-reduce made it); the others get it
+  // from their leader.
+  ShareFromLeader(status, error, data, host_ == hosts - 1 ? 0 : bytes);
 }
 
 }  // namespace redblue

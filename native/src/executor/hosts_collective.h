@@ -28,13 +28,30 @@ class HostsCollective : public Collective {
   // so waiting for another host stays in the exchange time.
   void WaitForPeers() override;
   void AllGatherV(const void* mine, void* out, const std::vector<size_t>& bytes) override;
+  // By size: below chainMinBytes (or with one rank on every host) the default gather-and-sum,
+  // one exchange between the leaders ("hosts-direct"); from chainMinBytes, "hosts-chain": each
+  // host sums inside itself over shared memory, starting from the running sum of the hosts
+  // before it, whose leader passes it on; the last host's total goes back to every host. A
+  // leader then receives about two vectors instead of every other host's ranks' vectors. Both
+  // sum in rank order: the same bits as each other and as one host's all-reduce.
+  void AllReduceSumF32(float* data, size_t count) override;
+  AllReduceTally Tally() const override { return tally_; }
+  // 256 KiB unless REDBLUE_ALLREDUCE_CHAIN_BYTES says otherwise (0: always chain).
+  static size_t DefaultChainMinBytes();
 
  private:
+  void ChainSumF32(float* data, size_t count);
+  // The leader's outcome (`status`, `error`), then with `bytes` > 0 its `data`, to the host's
+  // other ranks; throws on every rank when the leader failed.
+  void ShareFromLeader(uint64_t status, const std::string& error, void* data, size_t bytes);
+
   std::shared_ptr<shm::Communicator> local_;
   std::vector<int> hostFirst_;
   int host_ = -1;
   std::shared_ptr<HostLink> link_;
   uint64_t seq_ = 0;
+  size_t chainMinBytes_ = DefaultChainMinBytes();
+  AllReduceTally tally_;
 };
 
 }  // namespace redblue

@@ -18,10 +18,16 @@ class ShmCollective : public Collective {
   // The communicator sums in rank order and every rank ends with the same bits: either each
   // rank sums all slots in member order (small vectors), or one rank sums each part and the
   // others copy it (large ones). Same result as the default, one exchange instead of a gather.
-  void AllReduceSumF32(float* data, size_t count) override { comm_->AllReduceF32(data, count, comm_->World()); }
+  void AllReduceSumF32(float* data, size_t count) override {
+    const auto way = comm_->AllReduceF32(data, count, comm_->World());
+    if (way != shm::Communicator::ReduceWay::kNone)
+      tally_.Add(way == shm::Communicator::ReduceWay::kFlat ? AllReduceAlgo::kShmFlat : AllReduceAlgo::kShmSplit);
+  }
+  AllReduceTally Tally() const override { return tally_; }
 
  private:
   std::shared_ptr<shm::Communicator> comm_;  // keeps the segment mapped while a step runs
+  AllReduceTally tally_;
 };
 }  // namespace
 

@@ -426,6 +426,7 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
   int64_t nTokens = 0;
   for (int i = 0; i < nRuns; ++i) nTokens += runs[i].count;
   ModelForwardTimings tm;
+  const AllReduceTally tallied = peers.Tally();
   const double start = Now();
   double exchange = 0;
   auto allReduce = [&](float* d, size_t n) {
@@ -560,6 +561,7 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
     }
   }
   tm.seconds = Now() - start;
+  tm.allReduces = peers.Tally().Since(tallied);
   tm.exchangeSeconds = exchange;
   tm.computeSeconds = tm.seconds - exchange;
   return tm;

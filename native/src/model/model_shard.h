@@ -59,6 +59,7 @@ struct SeqRun {
 
 struct ModelForwardTimings {
   double seconds = 0, computeSeconds = 0, exchangeSeconds = 0;
+  AllReduceTally allReduces;  // the step's all-reduces, by algorithm
 };
 
 class ModelShard {

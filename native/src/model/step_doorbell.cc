@@ -82,6 +82,7 @@ void StepLoop::Run() {
       me.seconds = t.seconds;
       me.computeSeconds = t.computeSeconds;
       me.exchangeSeconds = t.exchangeSeconds;
+      std::memcpy(me.allReduces, t.allReduces.runs, sizeof me.allReduces);
     } catch (const std::exception& e) {
       me.failed = 1;
       std::strncpy(me.error, e.what(), sizeof me.error - 1);
@@ -131,7 +132,11 @@ std::vector<DoorbellTimings> RingDoorbell(uint8_t* area, size_t bytes, const Doo
       shm::FutexWait(&x.done, d, std::min<uint64_t>(deadline - now, 50'000'000ull));
     }
     if (x.failed) throw UserError("executor rank " + std::to_string(r) + ": " + std::string(x.error));
-    out[static_cast<size_t>(r)] = {x.seconds, x.computeSeconds, x.exchangeSeconds};
+    DoorbellTimings& t = out[static_cast<size_t>(r)];
+    t.seconds = x.seconds;
+    t.computeSeconds = x.computeSeconds;
+    t.exchangeSeconds = x.exchangeSeconds;
+    std::memcpy(t.allReduces.runs, x.allReduces, sizeof x.allReduces);
   }
   return out;
 }

@@ -28,7 +28,8 @@ struct DoorbellRank {
   std::atomic<uint32_t> done;  // the seq this rank finished last (futex word)
   uint32_t failed;
   double seconds, computeSeconds, exchangeSeconds;
-  char error[224];
+  uint32_t allReduces[static_cast<int>(AllReduceAlgo::kCount)];  // AllReduceTally::runs
+  char error[208];
 };
 static_assert(sizeof(DoorbellRank) == 256, "one rank's slot is 256 bytes");
 
@@ -89,6 +90,7 @@ struct DoorbellStep {
 
 struct DoorbellTimings {
   double seconds = 0, computeSeconds = 0, exchangeSeconds = 0;
+  AllReduceTally allReduces;
 };
 
 // The coordinator's side: posts `step` and waits until `ranks` executors are done (UserError

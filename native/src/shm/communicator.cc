@@ -262,15 +262,17 @@ void Communicator::Barrier(const Group& g) {
   Sync(g, NextParity(g), MakeSig(static_cast<uint8_t>(Op::Barrier), DType::F32, 0), "barrier");
 }
 
-void Communicator::AllReduce(void* data, size_t count, DType t, const Group& g) {
+Communicator::ReduceWay Communicator::AllReduce(void* data, size_t count, DType t, const Group& g) {
   CheckGroup(g);
   std::lock_guard<std::mutex> lk(channels_[g.channel]->mu);
-  if (count == 0 || g.size() == 1) return;
+  if (count == 0 || g.size() == 1) return ReduceWay::kNone;
   uint64_t sig = MakeSig(static_cast<uint8_t>(Op::AllReduce), t, count);
-  if (count * ElemBytes(t) <= smallBytes_)
+  if (count * ElemBytes(t) <= smallBytes_) {
     AllReduceFlat(static_cast<char*>(data), count, t, g, sig);
-  else
-    AllReduceSplit(static_cast<char*>(data), count, t, g, sig);
+    return ReduceWay::kFlat;
+  }
+  AllReduceSplit(static_cast<char*>(data), count, t, g, sig);
+  return ReduceWay::kSplit;
 }
 
 // Small vectors: every member copies its input into its slot, one sync, then every member sums

@@ -63,9 +63,11 @@ class Communicator {
   Group MakeGroup(std::vector<int> ranks);
 
   void Barrier(const Group& g);
-  void AllReduce(void* data, size_t count, DType t, const Group& g);
-  void AllReduceF32(float* data, size_t count, const Group& g) { AllReduce(data, count, DType::F32, g); }
-  void AllReduceBf16(uint16_t* data, size_t count, const Group& g) { AllReduce(data, count, DType::Bf16, g); }
+  // Which way an all-reduce ran: nothing to do, flat (small) or split (large).
+  enum class ReduceWay { kNone, kFlat, kSplit };
+  ReduceWay AllReduce(void* data, size_t count, DType t, const Group& g);
+  ReduceWay AllReduceF32(float* data, size_t count, const Group& g) { return AllReduce(data, count, DType::F32, g); }
+  ReduceWay AllReduceBf16(uint16_t* data, size_t count, const Group& g) { return AllReduce(data, count, DType::Bf16, g); }
   // Zero-copy all-reduce: write `count` elements into SlotBuffer(g, ...) (this rank's slot in
   // shared memory), then call AllReduceSlot; the sum is then in that buffer, valid until the next
   // collective on g. count * element size must fit in half a slot.
