@@ -42,6 +42,8 @@ const REFUSALS = new Set<grpc.status>([
   grpc.status.UNAUTHENTICATED,
   grpc.status.RESOURCE_EXHAUSTED,
   grpc.status.UNIMPLEMENTED,
+  // One of its executors died: the host says which.
+  grpc.status.ABORTED,
 ]);
 const answered = (err: unknown) =>
   err instanceof HostCallError && err.code !== undefined && REFUSALS.has(err.code);

@@ -30,6 +30,7 @@ import type {
 import { int, invalid, list } from './host-validate.js';
 import type { LaunchPlace } from '../launch/launch-env.js';
 import { HostSession } from './session.js';
+import { ExecutorDiedError } from './process-group.js';
 import type { LinkTransport } from '../../transport/control.js';
 import { HostStaging } from './staging.js';
 import { HostSteps } from './steps.js';
@@ -59,6 +60,16 @@ export interface SupervisorOptions {
 }
 
 type OpenCall = grpc.ServerWritableStream<{ session: string; hostIndex: number; peers: string[] }, unknown>;
+
+/**
+ * The status a failed call answers with: its own, ABORTED when one of this host's executors died
+ * (the coordinator then knows the reason at once, not after waiting to see whether the host
+ * itself was lost), else INTERNAL.
+ */
+function statusOf(e: unknown): grpc.status {
+  if (e instanceof RpcError) return e.code;
+  return e instanceof ExecutorDiedError ? grpc.status.ABORTED : grpc.status.INTERNAL;
+}
 
 export class Supervisor {
   private server: grpc.Server | undefined;
@@ -126,15 +137,14 @@ export class Supervisor {
         })
         .then(
           (res) => cb(null, res),
-          (e: unknown) =>
-            cb({ code: e instanceof RpcError ? e.code : grpc.status.INTERNAL, details: callMessage(e) }),
+          (e: unknown) => cb({ code: statusOf(e), details: callMessage(e) }),
         );
     };
   }
 
   private static fail(call: { emit(ev: 'error', e: unknown): unknown }, e: unknown): void {
     call.emit('error', {
-      code: e instanceof RpcError ? e.code : grpc.status.INTERNAL,
+      code: statusOf(e),
       details: callMessage(e),
     });
   }
