@@ -16,17 +16,26 @@ export const MAX_MESSAGE_BYTES = 4 * CHUNK_BYTES + 4096;
 /** HTTP/2 flow-control window per stream and per connection. */
 export const WINDOW_BYTES = 32 << 20;
 
-/** How long a silent connection may stay unanswered before it counts as dead. */
-const KEEPALIVE_MS = 1000;
-const KEEPALIVE_TIMEOUT_MS = 2000;
+/**
+ * How long a silent connection may stay unanswered before it counts as dead. A client (the
+ * coordinator, a supervisor calling its peers) pings every 0.5 s and gives up after 1 s: a lost
+ * link fails the run within ~1.5 s. A server (a supervisor) is slower to give up on its client,
+ * 1 s + 2 s: a ping is answered on the client's event loop, and a coordinator busy for a second
+ * (reading a large vocabulary) must not have its sessions ended. A client's own pauses do not
+ * matter: its answer is already on its way.
+ */
+const CLIENT_KEEPALIVE_MS = 500;
+const CLIENT_KEEPALIVE_TIMEOUT_MS = 1000;
+const SERVER_KEEPALIVE_MS = 1000;
+const SERVER_KEEPALIVE_TIMEOUT_MS = 2000;
 
 export function channelOptions(extra: grpc.ChannelOptions = {}): grpc.ChannelOptions {
   return {
     'grpc-node.flow_control_window': WINDOW_BYTES,
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-    'grpc.keepalive_time_ms': KEEPALIVE_MS,
-    'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+    'grpc.keepalive_time_ms': CLIENT_KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': CLIENT_KEEPALIVE_TIMEOUT_MS,
     'grpc.keepalive_permit_without_calls': 1,
     // A lost host must fail calls quickly, not be retried for minutes.
     'grpc.initial_reconnect_backoff_ms': 200,
@@ -43,8 +52,8 @@ export function serverOptions(): grpc.ServerOptions {
   return {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-    'grpc.keepalive_time_ms': KEEPALIVE_MS,
-    'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+    'grpc.keepalive_time_ms': SERVER_KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': SERVER_KEEPALIVE_TIMEOUT_MS,
     'grpc.enable_channelz': 0,
   };
 }

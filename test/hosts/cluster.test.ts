@@ -544,8 +544,11 @@ describe('redblue launch across two hosts', () => {
     expect(running).toBe(true);
     await new Promise((r) => setTimeout(r, 1500));
     lab.linkDown(1);
+    const downAt = Date.now();
     // 100000 passes would take many minutes: an answer (before cliIn's 60 s kill) means no hang.
     const r = await run;
+    // The coordinator's keepalives (every 0.5 s, answered within 1 s) notice the link.
+    expect(Date.now() - downAt).toBeLessThan(4000);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/host 1 \(10\.213\.\d+\.2:7070\)/);
     // Both hosts stop their executors and free shared memory: host 0 because the coordinator
