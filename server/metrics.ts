@@ -1,5 +1,6 @@
 // GET /metrics of `redblue serve`, in Prometheus' text format: requests by route and status, tokens
-// in and out, the queue, time per output token, and each executor's compute and exchange time.
+// in and out, the queue, time per output token, each executor's compute and exchange time and its
+// all-reduces by algorithm.
 import type { ForwardReply } from '../transport/control.js';
 import type { GenerateResult } from '../executor/coordinator/generate.js';
 
@@ -18,10 +19,13 @@ export class Metrics {
   private tokenSeconds = 0;
   private readonly compute: number[];
   private readonly exchange: number[];
+  /** Per rank: all-reduces by algorithm (shm-flat, shm-split, hosts-direct, hosts-chain). */
+  private readonly allReduces: Map<string, number>[];
 
   constructor(ranks: number) {
     this.compute = new Array<number>(ranks).fill(0);
     this.exchange = new Array<number>(ranks).fill(0);
+    this.allReduces = Array.from({ length: ranks }, () => new Map<string, number>());
   }
 
   request(url: string, status: number): void {
@@ -45,7 +49,8 @@ export class Metrics {
 
   /** One model step: every executor's time, the tokens and sequences it carried. */
   step(
-    replies: readonly Pick<ForwardReply, 'computeSeconds' | 'exchangeSeconds'>[],
+    replies: readonly (Pick<ForwardReply, 'computeSeconds' | 'exchangeSeconds'> &
+      Partial<Pick<ForwardReply, 'allReduces'>>)[],
     tokens: number,
     sequences: number,
   ): void {
@@ -55,6 +60,9 @@ export class Metrics {
     replies.forEach((p, rank) => {
       this.compute[rank] = (this.compute[rank] ?? 0) + p.computeSeconds;
       this.exchange[rank] = (this.exchange[rank] ?? 0) + p.exchangeSeconds;
+      const counts = (this.allReduces[rank] ??= new Map<string, number>());
+      for (const [algo, n] of Object.entries(p.allReduces ?? {}))
+        counts.set(algo, (counts.get(algo) ?? 0) + n);
     });
   }
 
@@ -102,6 +110,14 @@ export class Metrics {
       ...this.compute.map((s, r) => `redblue_executor_seconds_total{rank="${r}",kind="compute"} ${s}`),
       ...this.exchange.map((s, r) => `redblue_executor_seconds_total{rank="${r}",kind="exchange"} ${s}`),
     ]);
+    metric(
+      'redblue_executor_allreduces_total',
+      'counter',
+      "Each executor's all-reduces by algorithm: shm-flat, shm-split (inside a host, small and large vectors), hosts-direct, hosts-chain (across hosts).",
+      this.allReduces.flatMap((m, r) =>
+        [...m].map(([algo, n]) => `redblue_executor_allreduces_total{rank="${r}",algorithm="${algo}"} ${n}`),
+      ),
+    );
     return out.join('\n') + '\n';
   }
 }

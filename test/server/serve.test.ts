@@ -237,6 +237,8 @@ describe('redblue serve', () => {
     const text = await (await raw('/metrics')).text();
     expect(text).toMatch(/^redblue_requests_total\{route="\/v1\/completions",status="400"\} [1-9]\d*$/m);
     expect(text).toMatch(/^redblue_executor_seconds_total\{rank="1",kind="exchange"\} /m);
+    // Decode steps' vectors are small: one host's all-reduces ran flat, on both ranks.
+    expect(text).toMatch(/^redblue_executor_allreduces_total\{rank="1",algorithm="shm-flat"\} [1-9]\d*$/m);
   });
 
   it('8 concurrent streams give exactly the tokens each gets alone', async () => {
