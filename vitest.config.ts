@@ -9,5 +9,6 @@ export default defineConfig({
     pool: 'forks',
     fileParallelism: false,
     reporters: ['default', './test/helpers/summary-reporter.ts'],
+    setupFiles: ['./test/helpers/keep-llama.ts'],
   },
 });

@@ -152,9 +152,19 @@ async function acquireLlama(): Promise<Llama> {
   }
 }
 
+let keepLoaded = false;
+/**
+ * Keeps the Llama once loaded until the process ends, instead of disposing it when its last
+ * reference closes: loading it costs about 0.5 s, and a test file opens dozens of references one
+ * after another (test/helpers/keep-llama.ts does this for every test file).
+ */
+export function keepLlamaLoaded(): void {
+  keepLoaded = true;
+}
+
 async function releaseLlama(): Promise<void> {
   const s = shared;
-  if (s === undefined || --s.users > 0) return;
+  if (s === undefined || --s.users > 0 || keepLoaded) return;
   shared = undefined;
   await (await s.llama).dispose();
 }
