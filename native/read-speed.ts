@@ -16,7 +16,10 @@ export function measureReadBandwidth(
   bytes = 64 << 20,
   repeats = 3,
 ): number {
-  const buf = allocateOnNode(bytes, memoryNode, 'thp');
+  // Reserved huge pages when the set-up made them (the same 2 MiB pages as THP, the same GB/s
+  // measured): a fresh process's first 64 MiB of THP took 50-140 ms to fault in, and every
+  // executor measures as it starts.
+  const buf = allocateOnNode(bytes, memoryNode, 'auto');
   try {
     new Uint8Array(buf.buffer).fill(1);
     readBytes(pool, new Uint8Array(buf.buffer));
