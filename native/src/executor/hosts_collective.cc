@@ -1,5 +1,6 @@
 #include "executor/hosts_collective.h"
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -83,12 +84,15 @@ void HostsCollective::ShareFromLeader(uint64_t status, const std::string& error,
 
 size_t HostsCollective::DefaultChainMinBytes() {
   const char* v = std::getenv("REDBLUE_ALLREDUCE_CHAIN_BYTES");
-  if (v && *v) {
-    char* end = nullptr;
-    const unsigned long long n = std::strtoull(v, &end, 10);
-    if (end && *end == '\0') return static_cast<size_t>(n);
-  }
-  return 256u << 10;
+  if (!v || !*v) return 256u << 10;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  if (*v < '0' || *v > '9' || !end || *end != '\0' || errno == ERANGE)
+    throw UserError(std::string("REDBLUE_ALLREDUCE_CHAIN_BYTES must be a whole number of bytes (0: chain every "
+                                "all-reduce across hosts), got '") +
+                    v + "': fix or unset it in the supervisor's environment");
+  return static_cast<size_t>(n);
 }
 
 void HostsCollective::AllReduceSumF32(float* data, size_t count) {
