@@ -33,6 +33,8 @@ export interface TransportBenchOptions {
   layer: { n: number; k: number; layers: number; iters: number };
   /** Passes of the 8-layer stack of 4-byte blocks that measures an exchange's latency. */
   exchanges: number;
+  /** ucx_perftest's iterations at least, and its warm-up ones (`-w`). */
+  perftest: { minIters: number; warmup: number };
 }
 
 export const FULL: TransportBenchOptions = {
@@ -44,6 +46,7 @@ export const FULL: TransportBenchOptions = {
   repeats: 3,
   layer: { n: 11008, k: 4096, layers: 8, iters: 20 },
   exchanges: 500,
+  perftest: { minIters: 20, warmup: 20 },
 };
 export const QUICK: TransportBenchOptions = {
   sizes: [1 << 20, 64 << 20],
@@ -54,6 +57,8 @@ export const QUICK: TransportBenchOptions = {
   repeats: 1,
   layer: { n: 1024, k: 1024, layers: 2, iters: 3 },
   exchanges: 20,
+  // A smoke run: 20 warm-up transfers of 64 MiB alone took a second and a half.
+  perftest: { minIters: 4, warmup: 2 },
 };
 
 /** Spawns in host i and waits for a line matching `ready`. */
@@ -116,6 +121,7 @@ async function ucxPerftest(
   test: string,
   size: number,
   iters: number,
+  warmup: number,
 ): Promise<number> {
   const server = lab.spawn(0, 'ucx_perftest', ['-p', String(port)], { stdio: 'ignore', env });
   try {
@@ -134,7 +140,7 @@ async function ucxPerftest(
         '-n',
         String(iters),
         '-w',
-        '20',
+        String(warmup),
       ],
       120_000,
       env,
@@ -270,7 +276,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
       // UCX against UCX's own benchmark on the same path (ucx_perftest, tagged messages for
       // reads, active messages for writes), with the raw socket beside it.
       log(`ucx_perftest ${mib(size)} (tag_bw, ucp_am_bw)`);
-      const iters = Math.max(20, Math.ceil(o.totalBytes / size));
+      const iters = Math.max(o.perftest.minIters, Math.ceil(o.totalBytes / size));
       for (const [dir, test, mine, raw] of [
         ['read', 'tag_bw', peer.ucxRead?.[k], rawRead],
         ['write', 'ucp_am_bw', peer.ucxWrite?.[k], rawWrite],
@@ -281,7 +287,15 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         for (let r = 0; r < o.rounds; r++)
           perftest = Math.max(
             perftest,
-            await ucxPerftest(lab, ucxEnv, 7300 + 10 * results.length + r, test, size, iters),
+            await ucxPerftest(
+              lab,
+              ucxEnv,
+              7300 + 10 * results.length + r,
+              test,
+              size,
+              iters,
+              o.perftest.warmup,
+            ),
           );
         results.push(
           result({
@@ -327,7 +341,15 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         details: {
           implementation: 'an 8-byte UCX read: the request and its answer (a round trip), native loop',
           transport: `UCX_TLS=${ucxEnv.UCX_TLS}`,
-          ucxPerftestTagLatRttUs: await ucxPerftest(lab, ucxEnv, 7290, 'tag_lat', 8, o.pings),
+          ucxPerftestTagLatRttUs: await ucxPerftest(
+            lab,
+            ucxEnv,
+            7290,
+            'tag_lat',
+            8,
+            o.pings,
+            o.perftest.warmup,
+          ),
         },
       }),
       result({
