@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/errors.h"
+#include "executor/shm_collective.h"
 
 namespace redblue {
 
@@ -21,6 +22,7 @@ HostsCollective::HostsCollective(std::shared_ptr<shm::Communicator> local, int f
     throw UserError("no host in hostFirstRanks starts at rank " + std::to_string(firstRank) + " with " +
                     std::to_string(local_->size()) + " ranks (this host's executors)");
   if (local_->rank() == 0 && !link_) throw UserError("the host leader (local rank 0) needs a link to the other hosts");
+  for (size_t h = 0; h + 1 < hostFirst_.size(); ++h) sharedHost_ = sharedHost_ || hostFirst_[h + 1] - hostFirst_[h] > 1;
 }
 
 int HostsCollective::rank() const { return hostFirst_[static_cast<size_t>(host_)] + local_->rank(); }
@@ -97,17 +99,12 @@ size_t HostsCollective::DefaultChainMinBytes() {
 
 void HostsCollective::AllReduceSumF32(float* data, size_t count) {
   if (size() <= 1 || count == 0) return;
-  const size_t hosts = hostFirst_.size() - 1;
-  bool shared = false;  // some host has several ranks
-  for (size_t h = 0; h < hosts; ++h) shared = shared || hostFirst_[h + 1] - hostFirst_[h] > 1;
-  if (hosts == 1) {
+  if (hostFirst_.size() == 2) {
     // Every rank on this host: the communicator's own all-reduce (the same sum).
-    const auto way = local_->AllReduceF32(data, count, local_->World());
-    if (way != shm::Communicator::ReduceWay::kNone)
-      tally_.Add(way == shm::Communicator::ReduceWay::kFlat ? AllReduceAlgo::kShmFlat : AllReduceAlgo::kShmSplit);
+    TallyShmAllReduce(tally_, local_->AllReduceF32(data, count, local_->World()));
     return;
   }
-  if (!shared || count * sizeof(float) < chainMinBytes_) {
+  if (!sharedHost_ || count * sizeof(float) < chainMinBytes_) {
     GatherSumF32(data, count);
     tally_.Add(AllReduceAlgo::kHostsDirect);
     return;

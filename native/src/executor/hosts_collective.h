@@ -51,6 +51,7 @@ class HostsCollective : public Collective {
   std::shared_ptr<HostLink> link_;
   uint64_t seq_ = 0;
   size_t chainMinBytes_ = DefaultChainMinBytes();
+  bool sharedHost_ = false;  // some host has several ranks (else chaining saves nothing)
   AllReduceTally tally_;
 };
 

@@ -19,9 +19,7 @@ class ShmCollective : public Collective {
   // rank sums all slots in member order (small vectors), or one rank sums each part and the
   // others copy it (large ones). Same result as the default, one exchange instead of a gather.
   void AllReduceSumF32(float* data, size_t count) override {
-    const auto way = comm_->AllReduceF32(data, count, comm_->World());
-    if (way != shm::Communicator::ReduceWay::kNone)
-      tally_.Add(way == shm::Communicator::ReduceWay::kFlat ? AllReduceAlgo::kShmFlat : AllReduceAlgo::kShmSplit);
+    TallyShmAllReduce(tally_, comm_->AllReduceF32(data, count, comm_->World()));
   }
   AllReduceTally Tally() const override { return tally_; }
 
