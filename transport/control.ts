@@ -336,7 +336,9 @@ export function connectExecutor(
       new Promise((resolve, reject) => {
         const fn = (raw as unknown as Record<string, (...a: unknown[]) => void>)[fnName]!.bind(raw);
         fn(req, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, reply: unknown) => {
-          if (err) reject(new Error(err.details || err.message));
+          // With gRPC's status code: ProcessGroup.guard waits longer for the exit behind a
+          // dropped connection (UNAVAILABLE), so that the error names the dead rank.
+          if (err) reject(Object.assign(new Error(err.details || err.message), { code: err.code }));
           else resolve(reply);
         });
       });
