@@ -12,6 +12,9 @@ export const MODEL_PRESETS: Record<string, ModelShape> = {
   demo: { nLayer: 4, nEmbd: 512, nHead: 8, nHeadKv: 4, nFf: 1536, nCtx: 2048 },
   // TinyLlama 1.1B's shape (the issue's benchmark model).
   tinyllama: { nLayer: 22, nEmbd: 2048, nHead: 32, nHeadKv: 4, nFf: 5632, nCtx: 2048 },
+  // Qwen2.5-0.5B's shape (use with --arch qwen2): rows of 896, so a Q4_K_M file falls back to
+  // q5_0 / q8_0 as llama.cpp's does; embeddings tied to the output.
+  'qwen2.5-0.5b': { nLayer: 24, nEmbd: 896, nHead: 14, nHeadKv: 2, nFf: 4864, nCtx: 32768, tied: true },
 };
 
 /** The demo model's options: `redblue synth`'s defaults, so the set-up and `run` write the same file. */

@@ -24,6 +24,17 @@ export type WeightRole =
 
 export type WeightTypes = Partial<Record<WeightRole, GgmlTypeName>> & { default: GgmlTypeName };
 
+/**
+ * What llama.cpp's quantizer writes instead of a K type where a row does not hold whole 256-element
+ * super-blocks (llama_tensor_get_type's "incompatible tensor" fallback): Qwen2.5-0.5B's rows of
+ * 896 and SmolLM2's of 576 and 960 come out q5_0, q5_1 and q8_0 in Q4_K_M / Q5_K_M files.
+ */
+export const K_FALLBACK: Partial<Record<GgmlTypeName, GgmlTypeName>> = {
+  q4_k: 'q5_0',
+  q5_k: 'q5_1',
+  q6_k: 'q8_0',
+};
+
 /** Like llama.cpp's Q4_K_M: q4_k for most matrices, q6_k where the error matters most. */
 export const Q4_K_M_MIX: WeightTypes = { default: 'q4_k', attn_v: 'q6_k', ffn_down: 'q6_k', output: 'q6_k' };
 
@@ -133,6 +144,9 @@ const FILE_TYPE: Record<GgmlTypeName, number> = {
   f32: 0,
   f16: 1,
   q4_0: 2,
+  q4_1: 3,
+  q5_0: 8,
+  q5_1: 9,
   q8_0: 7,
   q4_k: 15,
   q5_k: 17,
@@ -211,7 +225,11 @@ export function syntheticModel(opts: SynthOptions): {
   const vocab = loadVocab(opts.vocab ?? (arch === 'llama' ? 'llama2' : 'qwen2'));
   const nVocab = vocab.tokens.length;
   const seed = opts.seed ?? 1;
-  const type = (role: WeightRole): GgmlTypeName => opts.types[role] ?? opts.types.default;
+  /** The role's type for rows of nIn, with llama.cpp's fallback where a K type does not fit. */
+  const type = (role: WeightRole, nIn: number): GgmlTypeName => {
+    const t = opts.types[role] ?? opts.types.default;
+    return nIn % ggmlType(t).blockElements !== 0 ? (K_FALLBACK[t] ?? t) : t;
+  };
   const qDim = nHead * headDim;
   const kvDim = nHeadKv * headDim;
   const outputGain = opts.outputGain ?? 8;
@@ -219,7 +237,7 @@ export function syntheticModel(opts: SynthOptions): {
   const tensors: GgufTensorInput[] = [];
   const layerGain = opts.layerGain ?? 2;
   const matrix = (name: string, role: WeightRole, nIn: number, nOut: number, g = 1): void => {
-    tensors.push(randomTensor(name, [nIn, nOut], type(role), seed, g / Math.sqrt(nIn), 0, opts.cache));
+    tensors.push(randomTensor(name, [nIn, nOut], type(role, nIn), seed, g / Math.sqrt(nIn), 0, opts.cache));
   };
   const norm = (name: string, n: number): void => {
     tensors.push(randomTensor(name, [n], 'f32', seed, 0.1, 1, opts.cache));
@@ -227,10 +245,11 @@ export function syntheticModel(opts: SynthOptions): {
   const bias = (name: string, n: number): void => {
     tensors.push(randomTensor(name, [n], 'f32', seed, 0.1, 0, opts.cache));
   };
+  // Tied: token_embd is also the output projection, and llama.cpp's quantizer gives it the
+  // output's type (Q4_K_M: q6_k, or q8_0 where rows are not whole super-blocks).
+  const embdType = type(opts.tied && opts.types.token_embd === undefined ? 'output' : 'token_embd', nEmbd);
   // Embedding rows ~N(0, 1): the first RMSNorm sees O(1) values whatever n_embd is.
-  tensors.push(
-    randomTensor('token_embd.weight', [nEmbd, nVocab], type('token_embd'), seed, 1, 0, opts.cache),
-  );
+  tensors.push(randomTensor('token_embd.weight', [nEmbd, nVocab], embdType, seed, 1, 0, opts.cache));
   if (opts.ropeFreqs) {
     // Llama 3's shape: 1 for high frequencies, rising to 8 for the lowest.
     const half = headDim / 2;

@@ -4,7 +4,8 @@
 // and gives the calls types.
 import { loadAddon, type NativeThreadPool } from './addon.js';
 
-export type WeightType = 'q4_0' | 'q8_0' | 'f16' | 'bf16' | 'f32' | 'q4_k' | 'q5_k' | 'q6_k';
+export type WeightType =
+  'q4_0' | 'q8_0' | 'f16' | 'bf16' | 'f32' | 'q4_k' | 'q5_k' | 'q6_k' | 'q4_1' | 'q5_0' | 'q5_1';
 
 /**
  * Every weight type's block in ggml's layout: elements per block (a row length must be a
@@ -22,6 +23,9 @@ export const WEIGHT_FORMATS: Readonly<
   q4_k: { blockElements: 256, blockBytes: 144, ggmlType: 12 },
   q5_k: { blockElements: 256, blockBytes: 176, ggmlType: 13 },
   q6_k: { blockElements: 256, blockBytes: 210, ggmlType: 14 },
+  q4_1: { blockElements: 32, blockBytes: 20, ggmlType: 3 },
+  q5_0: { blockElements: 32, blockBytes: 22, ggmlType: 6 },
+  q5_1: { blockElements: 32, blockBytes: 24, ggmlType: 7 },
 };
 export const WEIGHT_TYPES = Object.keys(WEIGHT_FORMATS) as readonly WeightType[];
 const pick = (f: 'blockElements' | 'blockBytes') =>

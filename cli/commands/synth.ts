@@ -12,7 +12,7 @@ function typesFor(t: string): WeightTypes {
   if (t === 'q4_k_m') return Q4_K_M_MIX;
   if (!isGgmlTypeName(t) || t === 'q8_k') {
     throw new UsageError(
-      `--type '${t}' is not a weight type: use f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k or q4_k_m`,
+      `--type '${t}' is not a weight type: use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k or q4_k_m`,
     );
   }
   return { default: t };
@@ -29,14 +29,14 @@ export function registerSynth(program: Command): void {
     .addOption(
       new Option(
         '--size <preset>',
-        'shape: tiny (2 layers, 256 wide), demo (4 layers, 512 wide), tinyllama (1.1B: 22 layers, 2048 wide, GQA 32/4)',
+        'shape: tiny (2 layers, 256 wide), demo (4 layers, 512 wide), tinyllama (1.1B: 22 layers, 2048 wide, GQA 32/4), qwen2.5-0.5b (24 layers, 896 wide, GQA 14/2, tied; with --arch qwen2)',
       )
         .choices(Object.keys(MODEL_PRESETS))
         .default('demo'),
     )
     .option(
       '--type <type>',
-      'weight type: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k, or q4_k_m (mixed K types)',
+      "weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k, or q4_k_m (mixed K types); a K type on rows that are not whole 256-blocks falls back as llama.cpp's quantizer does (q4_k → q5_0, q5_k → q5_1, q6_k → q8_0)",
       'q4_0',
     )
     .option('--seed <S>', 'seed of the random weights', (v) => Number(v), 1)
@@ -49,7 +49,8 @@ so prompts tokenize as they would on a real model; the text generated is random.
 Examples:
   redblue synth -o demo.gguf
   redblue synth -o tinyllama-q4_0.gguf --size tinyllama --type q4_0
-  redblue synth -o tinyllama-q4_k_m.gguf --size tinyllama --type q4_k_m`,
+  redblue synth -o tinyllama-q4_k_m.gguf --size tinyllama --type q4_k_m
+  redblue synth -o qwen2.5-0.5b-q4_k_m.gguf --arch qwen2 --size qwen2.5-0.5b --type q4_k_m`,
     )
     .action(
       (o: { out: string; arch: 'llama' | 'qwen2' | 'qwen3'; size: string; type: string; seed: number }) => {

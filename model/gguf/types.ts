@@ -2,7 +2,8 @@
 // writer, the model description and the split planner. Ids and block layouts are exactly ggml's
 // (ggml.h `enum ggml_type`, ggml.c `type_traits`), because the ids are what GGUF files store.
 
-export type GgmlTypeName = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k';
+export type GgmlTypeName =
+  'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k';
 
 export interface GgmlType {
   /** The id a GGUF tensor info stores. */
@@ -19,6 +20,9 @@ export const GGML_TYPES: readonly GgmlType[] = [
   { id: 0, name: 'f32', blockElements: 1, blockBytes: 4, weight: true },
   { id: 1, name: 'f16', blockElements: 1, blockBytes: 2, weight: true },
   { id: 2, name: 'q4_0', blockElements: 32, blockBytes: 18, weight: true },
+  { id: 3, name: 'q4_1', blockElements: 32, blockBytes: 20, weight: true },
+  { id: 6, name: 'q5_0', blockElements: 32, blockBytes: 22, weight: true },
+  { id: 7, name: 'q5_1', blockElements: 32, blockBytes: 24, weight: true },
   { id: 8, name: 'q8_0', blockElements: 32, blockBytes: 34, weight: true },
   { id: 12, name: 'q4_k', blockElements: 256, blockBytes: 144, weight: true },
   { id: 13, name: 'q5_k', blockElements: 256, blockBytes: 176, weight: true },
@@ -32,9 +36,6 @@ const BY_NAME = new Map(GGML_TYPES.map((t) => [t.name, t]));
 
 /** Some ids of ggml types redblue does not handle, so that errors can say what the file holds. */
 const OTHER_GGML_NAMES: Record<number, string> = {
-  3: 'Q4_1',
-  6: 'Q5_0',
-  7: 'Q5_1',
   9: 'Q8_1',
   10: 'Q2_K',
   11: 'Q3_K',

@@ -69,6 +69,42 @@ describe('Q4_0 layout (fp16 d, 16 bytes; low nibbles = elements 0..15, high = 16
   });
 });
 
+// Q5_0 (fp16 d, 4 bytes qh, 16 bytes qs; x = d·(q−16)), Q4_1 (fp16 d, fp16 m, 16 bytes; x = d·q + m),
+// Q5_1 (fp16 d, fp16 m, qh, qs): the low four bits as Q4_0's nibbles, the fifth bit of element j in
+// bit j of qh (little-endian).
+describe('Q5_0, Q4_1 and Q5_1 layouts', () => {
+  it('Q5_0: max −16 gives d = 1.0; q = min(31, trunc(x/d + 16.5)), fifth bits in qh', () => {
+    const x = block({ 0: -16, 1: 15, 2: 0.49, 3: -0.51, 16: 3, 17: -3.4, 18: 15.6 });
+    const q = quantize('q5_0', x, 1, 32);
+    expect(q.length).toBe(22);
+    // q: 0, 31, 16, 15, 16…; 19, 13, 31 (clamped from 32), 16…
+    expect(hex(q)).toBe('003c' + 'f6fffdff' + '30' + 'df' + 'f0' + '0f' + '00'.repeat(12));
+    const back = Array.from(dequantize('q5_0', q, 1, 32));
+    expect(back.slice(0, 5)).toEqual([-16, 15, 0, -1, 0]);
+    expect(back.slice(16, 19)).toEqual([3, -3, 15]);
+  });
+
+  it('Q4_1: d = (max − min)/15, m = min; q = min(15, trunc((x − m)/d + 0.5))', () => {
+    const x = block({ 0: -1, 1: 14, 2: 3.49, 3: 3.51, 16: 0, 17: 7.5, 18: 13.99 });
+    const q = quantize('q4_1', x, 1, 32);
+    expect(q.length).toBe(20);
+    expect(hex(q)).toBe('003c' + '00bc' + '10' + '9f' + 'f4' + '15' + '11'.repeat(12));
+    const back = Array.from(dequantize('q4_1', q, 1, 32));
+    expect(back.slice(0, 5)).toEqual([-1, 14, 3, 4, 0]);
+    expect(back.slice(16, 19)).toEqual([0, 8, 14]);
+  });
+
+  it('Q5_1: d = (max − min)/31, m = min, fifth bits in qh', () => {
+    const x = block({ 0: -1, 1: 30, 2: 3.49, 16: 0, 17: 16.5, 18: 29.99 });
+    const q = quantize('q5_1', x, 1, 32);
+    expect(q.length).toBe(24);
+    expect(hex(q)).toBe('003c' + '00bc' + '02000600' + '10' + '2f' + 'f4' + '11'.repeat(13));
+    const back = Array.from(dequantize('q5_1', q, 1, 32));
+    expect(back.slice(0, 4)).toEqual([-1, 30, 3, 0]);
+    expect(back.slice(16, 19)).toEqual([0, 17, 30]);
+  });
+});
+
 describe('F16 and BF16 (round to nearest even, little-endian)', () => {
   it('f16 encodes normals, subnormals, overflow, signed zero and ties', () => {
     const x = new Float32Array([
@@ -109,31 +145,47 @@ describe('quantize → dequantize error bounds on random rows', () => {
   const k = 32 * 9;
   const x = random(rows * k, 5, 3);
   // Per block: Q8_0 |err| ≤ d/2 + 127·|d − fp16(d)|, d = amax/127; Q4_0 |err| ≤ d (the clamp
-  // at 15 costs one step on the side opposite the extreme) + 8·|d − fp16(d)|, d = amax/8.
-  const bound = (t: 'q8_0' | 'q4_0' | 'f16' | 'bf16', amax: number, v: number): number => {
+  // at 15 costs one step on the side opposite the extreme) + 8·|d − fp16(d)|, d = amax/8; Q5_0
+  // the same with 16 levels a side; Q4_1 / Q5_1 |err| ≤ d/2 + levels·|d − fp16(d)| +
+  // |m − fp16(m)|, d = (max − min)/levels.
+  type T = 'q8_0' | 'q4_0' | 'q5_0' | 'q4_1' | 'q5_1' | 'f16' | 'bf16';
+  const bound = (t: T, amax: number, v: number, range: number): number => {
     switch (t) {
       case 'q8_0':
         return (amax / 127) * (0.5 + 127 * 2 ** -11) + 1e-12;
       case 'q4_0':
         return (amax / 8) * (1 + 8 * 2 ** -11) + 1e-12;
+      case 'q5_0':
+        return (amax / 16) * (1 + 16 * 2 ** -11) + 1e-12;
+      case 'q4_1':
+        return (range / 15) * (0.5 + 15 * 2 ** -11) + amax * 2 ** -11 + 1e-12;
+      case 'q5_1':
+        return (range / 31) * (0.5 + 31 * 2 ** -11) + amax * 2 ** -11 + 1e-12;
       case 'f16':
         return Math.abs(v) * 2 ** -11 + 2 ** -25;
       case 'bf16':
         return Math.abs(v) * 2 ** -8;
     }
   };
-  for (const t of ['q8_0', 'q4_0', 'f16', 'bf16'] as const)
+  for (const t of ['q8_0', 'q4_0', 'q5_0', 'q4_1', 'q5_1', 'f16', 'bf16'] as const)
     it(`${t}: every element within its bound`, () => {
       const q = quantize(t, x, rows, k);
       expect(q.length).toBe(rows * rowBytes(t, k));
       const back = dequantize(t, q, rows, k);
       let worst = 0;
       for (let b = 0; b < (rows * k) / 32; b++) {
-        let amax = 0;
-        for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]!));
+        let amax = 0,
+          lo = Infinity,
+          hi = -Infinity;
+        for (let j = 0; j < 32; j++) {
+          const v = x[b * 32 + j]!;
+          amax = Math.max(amax, Math.abs(v));
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+        }
         for (let j = 0; j < 32; j++) {
           const i = b * 32 + j;
-          worst = Math.max(worst, Math.abs(back[i]! - x[i]!) / bound(t, amax, x[i]!));
+          worst = Math.max(worst, Math.abs(back[i]! - x[i]!) / bound(t, amax, x[i]!, hi - lo));
         }
       }
       expect(worst).toBeLessThanOrEqual(1);

@@ -110,7 +110,19 @@ function q6Block(d: number, scales: number[], seed: number) {
 
 describe('the type table', () => {
   it('block sizes, ggml ids and row sizes agree between TS and native', () => {
-    expect(WEIGHT_TYPES).toEqual(['q4_0', 'q8_0', 'f16', 'bf16', 'f32', 'q4_k', 'q5_k', 'q6_k']);
+    expect(WEIGHT_TYPES).toEqual([
+      'q4_0',
+      'q8_0',
+      'f16',
+      'bf16',
+      'f32',
+      'q4_k',
+      'q5_k',
+      'q6_k',
+      'q4_1',
+      'q5_0',
+      'q5_1',
+    ]);
     for (const t of WEIGHT_TYPES) {
       const f = WEIGHT_FORMATS[t];
       expect(ggmlTypeId(t)).toBe(f.ggmlType);
@@ -120,10 +132,12 @@ describe('the type table', () => {
     }
     expect(BLOCK_BYTES).toMatchObject({ q4_k: 144, q5_k: 176, q6_k: 210, f32: 4 });
     expect(WEIGHT_FORMATS.q6_k.ggmlType).toBe(14);
+    expect(BLOCK_BYTES).toMatchObject({ q4_1: 20, q5_0: 22, q5_1: 24 });
+    expect([3, 6, 7].map((id) => weightTypeFromGgml(id))).toEqual(['q4_1', 'q5_0', 'q5_1']);
   });
 
   it('unknown and activation-only ggml ids are refused, naming the id', () => {
-    expect(() => weightTypeFromGgml(3)).toThrow(/ggml type id 3 is not supported.*12 \(q4_k\)/);
+    expect(() => weightTypeFromGgml(11)).toThrow(/ggml type id 11 is not supported.*12 \(q4_k\)/);
     expect(() => weightTypeFromGgml(15)).toThrow(/ggml type id 15 \(q8_K is ggml's activation format/);
     expect(() => weightTypeFromGgml(99)).toThrow(/ggml type id 99/);
   });

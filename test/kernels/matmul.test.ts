@@ -13,6 +13,7 @@ import {
   type KernelPath,
   type MatmulQOptions,
   type WeightType,
+  WEIGHT_TYPES,
 } from '../../native/kernels.js';
 import { makePool, random, relErrors } from './helpers.js';
 
@@ -32,6 +33,30 @@ interface Built {
 }
 
 const K_TYPES: readonly WeightType[] = ['q4_k', 'q5_k', 'q6_k'];
+/** The 32-element types: X as Q8_0 (Q8_1 for the affine ones, x = d·q + m). */
+const Q8_TYPES: readonly WeightType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1'];
+const AFFINE: readonly WeightType[] = ['q4_1', 'q5_1'];
+
+const f16 = (v: number): number => dequantize('f16', quantize('f16', Float32Array.of(v), 1, 1), 1, 1)[0]!;
+
+/**
+ * Q8_1's s per block of 32 of X, as quantize_row_q8_1_ref: f16(d·Σq) with d = amax/127 before
+ * its f16 rounding (the q are Q8_0's).
+ */
+function q8_1Sums(x: Float32Array, m: number, k: number): Float32Array {
+  const q = quantize('q8_0', x, m, k);
+  const out = new Float32Array((m * k) / 32);
+  for (let b = 0; b < out.length; b++) {
+    let amax = 0,
+      sum = 0;
+    for (let t = 0; t < 32; t++) {
+      amax = Math.max(amax, Math.abs(x[b * 32 + t]!));
+      sum += (q[b * 34 + 2 + t]! << 24) >> 24;
+    }
+    out[b] = f16(Math.fround(sum * Math.fround(amax / 127)));
+  }
+  return out;
+}
 
 /** X after Q8_K quantization (d·q per block of 256), as the K-type kernels see it. */
 function q8kDequantized(x: Float32Array, m: number, k: number): Float32Array {
@@ -44,7 +69,8 @@ function q8kDequantized(x: Float32Array, m: number, k: number): Float32Array {
 }
 
 function build(type: WeightType, m: number, n: number, k: number, seed: number): Built {
-  const quantized = type === 'q8_0' || type === 'q4_0';
+  const quantized = Q8_TYPES.includes(type);
+  const affine = AFFINE.includes(type);
   const kType = K_TYPES.includes(type);
   const x = random(m * k, seed, 2);
   const wf = random(n * k, seed + 1);
@@ -56,6 +82,7 @@ function build(type: WeightType, m: number, n: number, k: number, seed: number):
     : kType
       ? q8kDequantized(x, m, k)
       : x;
+  const sums = affine ? q8_1Sums(x, m, k) : undefined;
   // Strided copies with offsets, to exercise every addressing parameter.
   const wStride = rb + 6,
     wOffset = 10,
@@ -101,6 +128,19 @@ function build(type: WeightType, m: number, n: number, k: number, seed: number):
           }
           eb += wsum * (amax / 127) * act.factor;
         }
+      if (sums) {
+        // The kernel adds m_w·s where dequantized W against X as seen adds m_w·Σ xk; m_w is the
+        // block's f16 at byte 2. s moves from Σ xk by two f16 roundings at most.
+        const bb = rb / (k / 32);
+        for (let b = 0; b < k / 32; b++) {
+          const mw = dequantize('f16', packed.subarray(j * rb + b * bb + 2, j * rb + b * bb + 4), 1, 1)[0]!;
+          let xsum = 0;
+          for (let t = 0; t < 32; t++) xsum += xk[i * k + b * 32 + t]!;
+          const sb = sums[(i * k) / 32 + b]!;
+          s += mw * (sb - xsum);
+          eb += Math.abs(mw) * Math.abs(sb) * 2 ** -9;
+        }
+      }
       want.push(s);
       mag.push(sa);
       wantF32.push(s32);
@@ -163,7 +203,7 @@ const kShapes: [number, number, number][] = [
 
 describe('matmulQ', () => {
   let seed = 100;
-  for (const type of ['q4_0', 'q8_0', 'f16', 'bf16', 'f32', 'q4_k', 'q5_k', 'q6_k'] as const)
+  for (const type of WEIGHT_TYPES)
     for (const [m, n, k] of K_TYPES.includes(type) ? kShapes : type.startsWith('q') ? qShapes : halfShapes) {
       const s = (seed += 10);
       it(`${type} m=${m} n=${n} k=${k}, every path`, () => {
@@ -212,7 +252,7 @@ describe('matmulQ', () => {
 // the bits it would be alone (m = 1) or in any other batch, on every path (the AVX2 GEMV sums a
 // lone row in another order, so without the flag a lone row may differ in the last bits).
 describe('rowInvariant: a row of Y does not depend on the rows beside it', () => {
-  const types: WeightType[] = ['q4_0', 'q8_0', 'q4_k', 'q6_k', 'f16'];
+  const types: WeightType[] = ['q4_0', 'q8_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q6_k', 'f16'];
   for (const isa of paths)
     for (const type of types)
       it(`${type} on ${isa}`, () => {

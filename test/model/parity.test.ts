@@ -16,6 +16,9 @@
 //     f32, f16 (llama2/3, qwen2)   1.0–2.2e-4      1.1–2.0e-4            1e-3 (the issue's)
 //     bf16                         1.1e-3          1.4e-3                3e-3
 //     q8_0, q4_0 (X as Q8_0)       4.3–4.4e-3      4.3–4.6e-3            1.5e-2
+//     q4_1, q5_0, q5_1 (X as Q8_0 /
+//       Q8_1), and Q4_K_M falling
+//       back to q5_0 / q8_0          3.7–4.7e-3      (as q4_0)             1.5e-2
 //     q4_k … q6_k, mix (X as Q8_K) 5.5–6.0e-3      5.3–6.2e-3            1.5e-2
 //     qwen3 (tied: the output is token_embd, std 1, logits ~16× larger):
 //       f16                        4.7e-4          ≈5.5e-4               1e-3
@@ -42,6 +45,7 @@ import {
   type SynthOptions,
   type WeightTypes,
 } from '../../model/synth.js';
+import { readGguf } from '../../model/gguf/read.js';
 import type { VocabKind } from '../../model/vocab.js';
 import { readTopology } from '../../native/topology.js';
 import { virtualize } from '../../native/virtual-nodes.js';
@@ -78,6 +82,9 @@ const TOLERANCE: Record<string, number> = {
   q5_k: 1.5e-2,
   q6_k: 1.5e-2,
   Q4_K_M_MIX: 1.5e-2,
+  q4_1: 1.5e-2,
+  q5_0: 1.5e-2,
+  q5_1: 1.5e-2,
 };
 
 const TYPES: [string, WeightTypes][] = [
@@ -307,12 +314,15 @@ describe('the same greedy tokens on 1, 2 and 3 executors', () => {
   }, 300_000);
 });
 
-describe('shapes that do not divide evenly: 3 executors, 4 KV heads, n_ff = 320', () => {
+describe('shapes that do not divide evenly: 3 executors, 4 KV heads, n_ff = 320 (and the older 32-element types)', () => {
   const odd = { nLayer: 2, nEmbd: 256, nHead: 8, nHeadKv: 4, nFf: 320, nCtx: 512 };
   it.each([
     ['f16', { default: 'f16' }],
     ['q8_0', { default: 'q8_0' }],
     ['q4_0', { default: 'q4_0' }],
+    ['q4_1', { default: 'q4_1' }],
+    ['q5_0', { default: 'q5_0' }],
+    ['q5_1', { default: 'q5_1' }],
   ] as [string, WeightTypes][])(
     '%s',
     async (name, types) => {
@@ -336,3 +346,31 @@ describe('shapes that do not divide evenly: 3 executors, 4 KV heads, n_ff = 320'
     180_000,
   );
 });
+
+// Qwen2.5-0.5B (rows of 896) and SmolLM2 (576, 960) in Q4_K_M: llama.cpp's quantizer writes q5_0
+// where q4_k does not fit a row and q8_0 where q6_k does not (synth does the same).
+it('a Q4_K_M file whose rows are not whole 256-blocks (q5_0 and q8_0 beside q6_k), on 2 executors', async () => {
+  const shape = { nLayer: 2, nEmbd: 288, nHead: 9, nHeadKv: 3, nFf: 512, nCtx: 512 };
+  const o = await open(
+    'fallback-q4_k_m',
+    { arch: 'llama', vocab: 'llama2', ...shape, outputGain: 1, layerGain: 1, types: Q4_K_M_MIX },
+    2,
+  );
+  try {
+    const f = readGguf(o.path);
+    const typeOf = (name: string) => f.tensors.find((t) => t.name === name)?.typeName;
+    expect(
+      [
+        'token_embd.weight',
+        'blk.0.attn_q.weight',
+        'blk.0.attn_v.weight',
+        'blk.0.ffn_down.weight',
+        'output.weight',
+      ].map(typeOf),
+    ).toEqual(['q5_0', 'q5_0', 'q8_0', 'q6_k', 'q8_0']);
+    await compareLogProbs(o, 2, TOLERANCE.Q4_K_M_MIX!);
+  } finally {
+    await o.ref.close();
+    rmSync(o.path);
+  }
+}, 180_000);

@@ -10,9 +10,9 @@
 namespace redblue {
 
 // Order fixed (other modules store it); F32 and the K types came later.
-enum class WeightType { F16, BF16, Q8_0, Q4_0, F32, Q4_K, Q5_K, Q6_K };
+enum class WeightType { F16, BF16, Q8_0, Q4_0, F32, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1 };
 
-constexpr int kQBlock = 32;   // elements per Q8_0 / Q4_0 block (ggml QK8_0 = QK4_0 = 32)
+constexpr int kQBlock = 32;   // elements per Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 block (ggml QK8_0 = … = 32)
 constexpr int kQKBlock = 256; // elements per K-type super-block (ggml QK_K = 256)
 constexpr int kKScaleBytes = 12;  // ggml K_SCALE_SIZE: eight 6-bit scales and eight 6-bit mins
 
@@ -23,6 +23,24 @@ struct BlockQ8_0 {  // 34 bytes: fp16 scale, 32 signed values; x = d·q
 };
 struct BlockQ4_0 {  // 18 bytes: fp16 scale, nibbles; low = elements 0..15, high = 16..31; x = d·(q−8)
   uint16_t d;
+  uint8_t qs[kQBlock / 2];
+};
+// The older 32-element types that llama.cpp still writes: Q5_0 where a K type does not fit a
+// row (k not a multiple of 256: Qwen2.5-0.5B's 896, SmolLM2's 576 and 960 in Q4_K_M files), Q5_1
+// for Q5_K there, and Q4_1 / Q5_1 in older files. x = d·(q−16) for Q5_0, x = d·q + m for the _1
+// types; the fifth bits sit in qh, bit j for element j (elements 16..31: bits 16..31).
+struct BlockQ4_1 {  // 20 bytes
+  uint16_t d, m;
+  uint8_t qs[kQBlock / 2];
+};
+struct BlockQ5_0 {  // 22 bytes
+  uint16_t d;
+  uint8_t qh[4];
+  uint8_t qs[kQBlock / 2];
+};
+struct BlockQ5_1 {  // 24 bytes
+  uint16_t d, m;
+  uint8_t qh[4];
   uint8_t qs[kQBlock / 2];
 };
 // K types: a 256-element super-block of 8 sub-blocks of 32 (Q4_K, Q5_K) or 16 of 16 (Q6_K).
@@ -58,12 +76,14 @@ struct BlockQ8_K {  // 292 bytes
   int16_t bsums[kQKBlock / 16];
 };
 #pragma pack(pop)
-static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18, "ggml block sizes");
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 &&
+                  sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24,
+              "ggml block sizes");
 static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 &&
                   sizeof(BlockQ8_K) == 292,
               "ggml K block sizes");
 
-// "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_k" | "q5_k" | "q6_k"
+// "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q4_k" | "q5_k" | "q6_k"
 WeightType ParseWeightType(const std::string& s);
 const char* WeightTypeName(WeightType t);
 // The GGUF tensor `type` field (ggml_type) of each type, and back; an id with no WeightType
@@ -75,6 +95,9 @@ int64_t BlockElements(WeightType t);
 // Bytes of one row of k elements; throws UserError if k is not a multiple of the block size.
 int64_t RowBytes(WeightType t, int64_t k);
 bool IsKType(WeightType t);
+// The 32-element types whose dot products run on Q8_0-quantized activations (Q8_1 for the _1
+// types, which ggml quantizes alike and gives each block's d·Σq besides).
+bool IsQ8Activated(WeightType t);
 
 // One row of k values (k a multiple of 256) → Q8_K blocks, as quantize_row_q8_K_ref does.
 // allowSimd = false forces the scalar quantizer (the SIMD one gives the same bytes).
@@ -97,8 +120,8 @@ Isa ResolveIsa(Isa requested);  // Auto → best; an unsupported explicit path t
 
 // Y[m×n] = X[m×k]·Wᵀ where W is n rows of k elements of type `type`, rows `wStride` bytes
 // apart (≥ RowBytes). X is f32 with row stride ldx, Y f32 with row stride ldy (overwritten).
-// Q8_0/Q4_0: each row of X is quantized to Q8_0 blocks first (as llama.cpp does) and the dot
-// products run on int8; K types: X is quantized to Q8_K, integer sums per super-block as
+// 32-element types: each row of X is quantized to Q8_0 blocks first (Q8_1 for Q4_1/Q5_1, as
+// llama.cpp does) and the dot products run on int8; K types: X is quantized to Q8_K, integer sums per super-block as
 // ggml_vec_dot_q*_K_q8_K. F32/F16/BF16: weights are widened to f32 and X stays f32.
 struct QuantMatmulArgs {
   WeightType type = WeightType::Q4_0;

@@ -13,6 +13,7 @@
 
 #define KFN __attribute__((target("avx2,fma,f16c"), always_inline)) inline
 #define KENTRY __attribute__((target("avx2,fma,f16c")))
+#define KFN_LAMBDA __attribute__((target("avx2,fma,f16c"), always_inline))
 
 namespace redblue {
 namespace {
@@ -602,6 +603,93 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
 #define REDBLUE_OWN_Q0_KERNELS 1  // Q4Kernel, Q8Kernel above
 #include "kernels/row_tiles.inc"
 
+// Q4_1 / Q5_0 / Q5_1 (the 32-element types llama.cpp falls back to where a K type does not fit
+// a row): one block's 32 levels as unsigned bytes (0..15 or 0..31) in element order; the fifth
+// bits spread from qh's 32 bits to bit 4 of each byte (byte j tests bit j % 8 of qh byte j / 8).
+template <typename Block>
+KFN __m256i Levels32(const Block& blk) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
+  __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+  if constexpr (!std::is_same_v<Block, BlockQ4_1>) {
+    uint32_t qh;
+    std::memcpy(&qh, blk.qh, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202,
+                                                                  0x0303030303030303));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    q = _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+  }
+  return q;
+}
+
+// RX rows of X against one row of W: unsigned levels × signed x (≤ 31·127·2, no vpmaddubsw
+// saturation), one FMA per block and row with d_w·d_x; the block's offset comes back as
+// o_w·c_x (ActRows::c: −16·d_x·Σq_x for Q5_0, Q8_1's s = d_x·Σq_x for the _1 types, whose o_w
+// is m). Scales and offsets 8 blocks at a time (one vcvtph2ps for 8 f16, one FMA for 8 offsets):
+// per block they had cost as much as the dot product (0.46-0.53 of the read bandwidth on one
+// core, q5_0/q4_1/q5_1 4096×4096, against 0.80 for Q4_0). Each row has its own sums in the same
+// order whatever RX is (rowInvariant holds).
+template <int RX, typename Block>
+KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  constexpr bool kAffine = !std::is_same_v<Block, BlockQ5_0>;
+  const uint8_t* w[1] = {a.w + j * a.wStride};
+  const uint8_t* m[1] = {w[0] + 2};  // Q4_1 / Q5_1: m follows d
+  const Block* blk = reinterpret_cast<const Block*>(w[0]);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc0[RX], acc1[RX], off[RX];
+  for (int i = 0; i < RX; ++i) acc0[i] = acc1[i] = off[i] = _mm256_setzero_ps();
+  alignas(32) float sc[RX][8];
+  // Row pointers once: with -fno-strict-aliasing every store to sc would reload act's fields.
+  const int8_t* xq[RX];
+  const float *xd[RX], *xc[RX];
+  for (int i = 0; i < RX; ++i) xq[i] = act.qs(r + i), xd[i] = act.d(r + i), xc[i] = act.c(r + i);
+  for (int64_t b0 = 0; b0 < act.nb; b0 += 8) {
+    const int cnt = static_cast<int>(std::min<int64_t>(8, act.nb - b0));
+    __m256 dw[1], ow[1];
+    GatherScales8<1>(w, sizeof(Block), b0, cnt, dw);
+    if constexpr (kAffine) GatherScales8<1>(m, sizeof(Block), b0, cnt, ow);
+    else ow[0] = dw[0];
+    for (int i = 0; i < RX; ++i) {
+      _mm256_store_ps(sc[i], _mm256_mul_ps(dw[0], LoadUpTo8(xd[i] + b0, cnt)));
+      off[i] = _mm256_fmadd_ps(ow[0], LoadUpTo8(xc[i] + b0, cnt), off[i]);
+    }
+    // Blocks in pairs, one accumulator each (constant indices: a runtime one put them on the
+    // stack, and the store-to-load round trip per block halved the speed).
+    auto step = [&](int t, __m256* into) KFN_LAMBDA {
+      const int64_t b = b0 + t;
+      const __m256i q = Levels32(blk[b]);
+      for (int i = 0; i < RX; ++i) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[i] + b * kQBlock));
+        const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones));
+        into[i] = _mm256_fmadd_ps(p, _mm256_broadcast_ss(&sc[i][t]), into[i]);
+      }
+    };
+    int t = 0;
+    for (; t + 2 <= cnt; t += 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(blk + b0 + t) + kPrefetchAhead, _MM_HINT_T0);
+      step(t, acc0);
+      step(t + 1, acc1);
+    }
+    if (t < cnt) step(t, acc0);
+  }
+  for (int i = 0; i < RX; ++i)
+    a.y[(r + i) * a.ldy + j] = HSum256(_mm256_add_ps(_mm256_add_ps(acc0[i], acc1[i]), off[i]));
+}
+template <typename Block>
+struct Nibble32Call {
+  const QuantMatmulArgs& a;
+  const ActRows& act;
+  template <int R>
+  KFN void Run(int64_t r, int64_t j) const { Nibble32Tile<R, Block>(a, act, r, j); }
+};
+template <typename Block>
+KENTRY void Nibble32Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
+                           int64_t j1) {
+  RunRowTiles<4>(Nibble32Call<Block>{a, act}, r0, rows, j0, j1);
+}
+
+
 }  // namespace
 
 KernelSet Avx2Kernels() {
@@ -614,6 +702,9 @@ KernelSet Avx2Kernels() {
   s.q4k = AffineKKernel<BlockQ4_K>;
   s.q5k = AffineKKernel<BlockQ5_K>;
   s.q6k = Q6KKernel;
+  s.q41 = Nibble32Kernel<BlockQ4_1>;
+  s.q50 = Nibble32Kernel<BlockQ5_0>;
+  s.q51 = Nibble32Kernel<BlockQ5_1>;
   s.q4Layout = ActLayout::Q4Quads;  // two blocks per ymm
   return s;
 }

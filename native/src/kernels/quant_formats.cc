@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/cpu_features.h"
 
@@ -32,6 +33,9 @@ constexpr TypeInfo kTypes[] = {
     {WeightType::BF16, "bf16", 30, 1, 2},
     {WeightType::Q8_0, "q8_0", 8, kQBlock, sizeof(BlockQ8_0)},
     {WeightType::Q4_0, "q4_0", 2, kQBlock, sizeof(BlockQ4_0)},
+    {WeightType::Q4_1, "q4_1", 3, kQBlock, sizeof(BlockQ4_1)},
+    {WeightType::Q5_0, "q5_0", 6, kQBlock, sizeof(BlockQ5_0)},
+    {WeightType::Q5_1, "q5_1", 7, kQBlock, sizeof(BlockQ5_1)},
     {WeightType::Q4_K, "q4_k", 12, kQKBlock, sizeof(BlockQ4_K)},
     {WeightType::Q5_K, "q5_k", 13, kQKBlock, sizeof(BlockQ5_K)},
     {WeightType::Q6_K, "q6_k", 14, kQKBlock, sizeof(BlockQ6_K)},
@@ -75,6 +79,11 @@ WeightType WeightTypeFromGgml(int id) {
 int64_t BlockElements(WeightType t) { return Info(t).blockElements; }
 
 bool IsKType(WeightType t) { return t == WeightType::Q4_K || t == WeightType::Q5_K || t == WeightType::Q6_K; }
+
+bool IsQ8Activated(WeightType t) {
+  return t == WeightType::Q8_0 || t == WeightType::Q4_0 || t == WeightType::Q4_1 || t == WeightType::Q5_0 ||
+         t == WeightType::Q5_1;
+}
 
 int64_t RowBytes(WeightType t, int64_t k) {
   if (k < 0) throw UserError("row length k must be non-negative");
@@ -170,17 +179,22 @@ void QuantizeQ8_0(const float* x, int64_t k, BlockQ8_0* y, Q8BlockFn block) {
   }
 }
 
+// The first of a block's 32 values with the largest magnitude, sign kept.
+float SignedExtreme(const float* x) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < kQBlock; ++j)
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  return max;
+}
+
 // quantize_row_q4_0_ref: the scale is the signed value of largest magnitude over −8, so that
 // value maps exactly to q = 0 and the 16 levels are used asymmetrically as ggml does.
 void QuantizeQ4_0(const float* x, int64_t k, BlockQ4_0* y) {
   for (int64_t b = 0; b < k / kQBlock; ++b, x += kQBlock) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < kQBlock; ++j)
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    const float d = max / -8.0f;
+    const float d = SignedExtreme(x) / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[b].d = F32ToF16(d);
     for (int j = 0; j < kQBlock / 2; ++j) {
@@ -188,6 +202,87 @@ void QuantizeQ4_0(const float* x, int64_t k, BlockQ4_0* y) {
       const uint8_t q0 = std::min<int8_t>(15, static_cast<int8_t>(x0 + 8.5f));
       const uint8_t q1 = std::min<int8_t>(15, static_cast<int8_t>(x1 + 8.5f));
       y[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+    }
+  }
+}
+
+// Four bits of q0 | q1 << 4 into qs[j], the fifth bits into qh (bit j, bit j + 16).
+void PackNibbles5(int j, uint8_t q0, uint8_t q1, uint8_t* qs, uint32_t& qh) {
+  qs[j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+  qh |= ((q0 & 0x10u) >> 4) << j;
+  qh |= ((q1 & 0x10u) >> 4) << (j + kQBlock / 2);
+}
+
+// quantize_row_q4_1_ref / quantize_row_q5_1_ref: 2^bits − 1 steps from the block's min to its max.
+template <typename Block, int kBits>
+void QuantizeAffine32(const float* x, int64_t k, Block* y) {
+  for (int64_t b = 0; b < k / kQBlock; ++b, x += kQBlock) {
+    float min = x[0], max = x[0];
+    for (int j = 1; j < kQBlock; ++j) {
+      min = std::min(min, x[j]);
+      max = std::max(max, x[j]);
+    }
+    const float d = (max - min) / ((1 << kBits) - 1);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = F32ToF16(d);
+    y[b].m = F32ToF16(min);
+    uint32_t qh = 0;
+    for (int j = 0; j < kQBlock / 2; ++j) {
+      const float x0 = (x[j] - min) * id, x1 = (x[kQBlock / 2 + j] - min) * id;
+      if constexpr (kBits == 4) {
+        const uint8_t q0 = std::min<int8_t>(15, static_cast<int8_t>(x0 + 0.5f));
+        const uint8_t q1 = std::min<int8_t>(15, static_cast<int8_t>(x1 + 0.5f));
+        y[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+      } else {
+        PackNibbles5(j, static_cast<uint8_t>(x0 + 0.5f), static_cast<uint8_t>(x1 + 0.5f), y[b].qs, qh);
+      }
+    }
+    if constexpr (kBits == 5) std::memcpy(y[b].qh, &qh, 4);
+  }
+}
+
+// quantize_row_q5_0_ref: as Q4_0 with 32 levels (the signed extreme maps to q = 0).
+void QuantizeQ5_0(const float* x, int64_t k, BlockQ5_0* y) {
+  for (int64_t b = 0; b < k / kQBlock; ++b, x += kQBlock) {
+    const float d = SignedExtreme(x) / -16.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = F32ToF16(d);
+    uint32_t qh = 0;
+    for (int j = 0; j < kQBlock / 2; ++j) {
+      const float x0 = x[j] * id, x1 = x[kQBlock / 2 + j] * id;
+      const uint8_t q0 = std::min<int8_t>(31, static_cast<int8_t>(x0 + 16.5f));
+      const uint8_t q1 = std::min<int8_t>(31, static_cast<int8_t>(x1 + 16.5f));
+      PackNibbles5(j, q0, q1, y[b].qs, qh);
+    }
+    std::memcpy(y[b].qh, &qh, 4);
+  }
+}
+
+// One 32-element block of any of Q4_0 … Q5_1 → its 32 unsigned levels q (0..15 or 0..31), in
+// element order; x = scale·q + offset.
+template <typename Block>
+void Levels32(const Block& blk, uint8_t q[kQBlock]) {
+  uint32_t qh = 0;
+  if constexpr (!std::is_same_v<Block, BlockQ4_0> && !std::is_same_v<Block, BlockQ4_1>) std::memcpy(&qh, blk.qh, 4);
+  for (int j = 0; j < kQBlock / 2; ++j) {
+    q[j] = static_cast<uint8_t>((blk.qs[j] & 0x0F) | (((qh >> j) & 1) << 4));
+    q[j + 16] = static_cast<uint8_t>((blk.qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
+  }
+}
+
+template <typename Block>
+void Dequantize32(const uint8_t* row, int64_t k, float* o) {
+  const Block* b = reinterpret_cast<const Block*>(row);
+  for (int64_t i = 0; i < k / kQBlock; ++i) {
+    uint8_t q[kQBlock];
+    Levels32(b[i], q);
+    const float d = F16ToF32(b[i].d);
+    if constexpr (std::is_same_v<Block, BlockQ4_1> || std::is_same_v<Block, BlockQ5_1>) {
+      const float m = F16ToF32(b[i].m);
+      for (int j = 0; j < kQBlock; ++j) o[i * kQBlock + j] = q[j] * d + m;
+    } else {
+      const int off = std::is_same_v<Block, BlockQ4_0> ? 8 : 16;
+      for (int j = 0; j < kQBlock; ++j) o[i * kQBlock + j] = (q[j] - off) * d;
     }
   }
 }
@@ -226,6 +321,9 @@ void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t
         break;
       case WeightType::Q8_0: QuantizeQ8_0(xr, k, reinterpret_cast<BlockQ8_0*>(o), q8); break;
       case WeightType::Q4_0: QuantizeQ4_0(xr, k, reinterpret_cast<BlockQ4_0*>(o)); break;
+      case WeightType::Q4_1: QuantizeAffine32<BlockQ4_1, 4>(xr, k, reinterpret_cast<BlockQ4_1*>(o)); break;
+      case WeightType::Q5_0: QuantizeQ5_0(xr, k, reinterpret_cast<BlockQ5_0*>(o)); break;
+      case WeightType::Q5_1: QuantizeAffine32<BlockQ5_1, 5>(xr, k, reinterpret_cast<BlockQ5_1*>(o)); break;
     }
   }
 }
@@ -256,17 +354,10 @@ void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, flo
         }
         break;
       }
-      case WeightType::Q4_0: {
-        const BlockQ4_0* b = reinterpret_cast<const BlockQ4_0*>(wr);
-        for (int64_t i = 0; i < k / kQBlock; ++i) {
-          const float d = F16ToF32(b[i].d);
-          for (int j = 0; j < kQBlock / 2; ++j) {
-            o[i * kQBlock + j] = d * ((b[i].qs[j] & 0x0F) - 8);
-            o[i * kQBlock + j + 16] = d * ((b[i].qs[j] >> 4) - 8);
-          }
-        }
-        break;
-      }
+      case WeightType::Q4_0: Dequantize32<BlockQ4_0>(wr, k, o); break;
+      case WeightType::Q4_1: Dequantize32<BlockQ4_1>(wr, k, o); break;
+      case WeightType::Q5_0: Dequantize32<BlockQ5_0>(wr, k, o); break;
+      case WeightType::Q5_1: Dequantize32<BlockQ5_1>(wr, k, o); break;
     }
   }
 }

@@ -14,8 +14,10 @@ enum class ActLayout { Natural, Q4Quads };
 
 // Rows of X quantized to Q8_0-like blocks (scales kept as the f16-rounded value in f32, exactly
 // what dequantize(quantize_q8_0(X)) gives). Per row: k int8 values (padded to 64 bytes), then
-// nb scales d, then nb Q4_0 corrections c = −8·d·Σq (used by kernels that keep Q4_0 nibbles
-// unsigned: Σ d_w·d_x·(q_w−8)·q_x = d_w·(d_x·Σ q_w·q_x + c)).
+// nb scales d, then nb block terms c for kernels that keep the weights' levels unsigned:
+// Q4_0 c = −8·d·Σq (Σ d_w·d_x·(q_w−8)·q_x = d_w·(d_x·Σ q_w·q_x + c)), Q5_0 c = −16·d·Σq, and
+// for Q4_1 / Q5_1 Q8_1's s = f16(d·Σq) (with d before rounding, as quantize_row_q8_1_ref), so
+// Σ (d_w·q_w + m_w)·x = d_w·d_x·Σ q_w·q_x + m_w·s.
 struct ActRows {
   const uint8_t* base = nullptr;
   int64_t stride = 0, k = 0, nb = 0, qsBytes = 0;
@@ -39,6 +41,7 @@ using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r
 struct KernelSet {
   QKernel q8 = nullptr, q4 = nullptr, f16 = nullptr, bf16 = nullptr, f32 = nullptr;
   QKernel q4k = nullptr, q5k = nullptr, q6k = nullptr;
+  QKernel q41 = nullptr, q50 = nullptr, q51 = nullptr;
   ActLayout q4Layout = ActLayout::Natural;  // of the Q4_0 kernels' activations
   QKernel For(WeightType t) const {
     switch (t) {
@@ -50,6 +53,9 @@ struct KernelSet {
       case WeightType::Q4_K: return q4k;
       case WeightType::Q5_K: return q5k;
       case WeightType::Q6_K: return q6k;
+      case WeightType::Q4_1: return q41;
+      case WeightType::Q5_0: return q50;
+      case WeightType::Q5_1: return q51;
     }
     return nullptr;
   }
@@ -59,6 +65,10 @@ enum HalfKind { kF16 = 0, kBf16 = 1, kF32 = 2 };
 KernelSet ScalarKernels();
 KernelSet Avx2Kernels();
 KernelSet Avx512Kernels(bool vnni, bool vbmi);  // vbmi implies vnni
+
+// What ActRows::c holds for a weight type's kernels.
+enum class ActTerm { Offset8, Offset16, Q8_1Sum };
+ActTerm ActTermFor(WeightType t);
 
 // Quantizes 32 values to Q8_0 as quantize_row_q8_0_ref does (q = roundf(x·(1/d)), d = amax/127),
 // writing values 0..15 to lo and 16..31 to hi; returns the unrounded d and Σq. The AVX-512

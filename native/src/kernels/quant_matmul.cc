@@ -88,8 +88,10 @@ KernelSet KernelsFor(Isa isa) {
   }
 }
 
-// One row of X → Q8_0 values with the f16-rounded scale, exactly as quantize_row_q8_0_ref.
-void QuantizeActRow(const float* x, int64_t k, ActLayout layout, Q8BlockFn block, int8_t* qs, float* d, float* c) {
+// One row of X → Q8_0 values with the f16-rounded scale, exactly as quantize_row_q8_0_ref (and
+// quantize_row_q8_1_ref, whose values and d are the same), with each block's term c.
+void QuantizeActRow(const float* x, int64_t k, ActLayout layout, ActTerm term, Q8BlockFn block, int8_t* qs, float* d,
+                    float* c) {
   const int64_t nb = k / kQBlock;
   for (int64_t b = 0; b < nb; ++b, x += kQBlock) {
     const bool quad = layout == ActLayout::Q4Quads && b < nb / 4 * 4;
@@ -97,7 +99,9 @@ void QuantizeActRow(const float* x, int64_t k, ActLayout layout, Q8BlockFn block
     int8_t* hi = quad ? lo + 64 : lo + 16;
     const Q8Block r = block(x, lo, hi);
     d[b] = F16ToF32(F32ToF16(r.d));
-    c[b] = -8.0f * d[b] * static_cast<float>(r.sum);
+    const float sum = static_cast<float>(r.sum);
+    c[b] = term == ActTerm::Q8_1Sum ? F16ToF32(F32ToF16(r.d * sum))
+                                    : (term == ActTerm::Offset8 ? -8.0f : -16.0f) * d[b] * sum;
   }
 }
 
@@ -110,6 +114,15 @@ struct AlignedBuffer {
 };
 
 }  // namespace
+
+ActTerm ActTermFor(WeightType t) {
+  switch (t) {
+    case WeightType::Q5_0: return ActTerm::Offset16;
+    case WeightType::Q4_1:
+    case WeightType::Q5_1: return ActTerm::Q8_1Sum;
+    default: return ActTerm::Offset8;
+  }
+}
 
 void CheckQuantMatmulArgs(const QuantMatmulArgs& a) {
   if (a.m < 0 || a.n < 0) throw UserError("matmulQ: m and n must be non-negative");
@@ -128,7 +141,7 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
   if (a.m == 0 || a.n == 0) return;
   const Isa isa = ResolveIsa(a.isa);
   const KernelSet ks = KernelsFor(isa);
-  const bool q8_0 = a.type == WeightType::Q8_0 || a.type == WeightType::Q4_0;
+  const bool q8_0 = IsQ8Activated(a.type);
   const bool q8_k = IsKType(a.type);
   const QKernel kernel = ks.For(a.type);
   const int64_t workers = static_cast<int64_t>(pool.size());
@@ -152,6 +165,7 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
     act.base = actBuf->data;
     act.layout = layout;
     const Q8BlockFn q8 = Q8BlockQuantizer(isa != Isa::Scalar);
+    const ActTerm term = ActTermFor(a.type);
     const Q8KRowFn q8k = Q8KQuantizer(isa != Isa::Scalar);
     uint8_t* base = actBuf->data;
     auto quantizeRows = [&](int64_t r0, int64_t r1) {
@@ -162,7 +176,7 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
         }
         int8_t* qs = reinterpret_cast<int8_t*>(base + r * act.stride);
         float* d = reinterpret_cast<float*>(base + r * act.stride + act.qsBytes);
-        QuantizeActRow(a.x + r * a.ldx, a.k, layout, q8, qs, d, d + act.nb);
+        QuantizeActRow(a.x + r * a.ldx, a.k, layout, term, q8, qs, d, d + act.nb);
         if (expand) {
           float* e = reinterpret_cast<float*>(base + r * act.stride + act.dxxOffset);
           for (int64_t b = 0; b < act.nb; ++b) std::fill(e + 4 * b, e + 4 * b + 4, d[b]);

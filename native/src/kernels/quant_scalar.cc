@@ -19,17 +19,30 @@ void Q8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t 
     }
 }
 
-void Q4Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 as ggml_vec_dot_q*_q8_*: exact integer sums per block, then
+// d_w·d_x·Σ(q−8)·x (Q4_0), d_w·d_x·Σ(q−16)·x (Q5_0), or d_w·d_x·Σq·x + m_w·s_x for the _1
+// types (s_x in ActRows::c).
+template <typename Block>
+void Nibble32Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  constexpr bool kAffine = std::is_same_v<Block, BlockQ4_1> || std::is_same_v<Block, BlockQ5_1>;
+  constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5_0> || std::is_same_v<Block, BlockQ5_1>;
+  constexpr int kOffset = kAffine ? 0 : kFifthBit ? 16 : 8;
   for (int64_t r = r0; r < r0 + rows; ++r)
     for (int64_t j = j0; j < j1; ++j) {
-      const BlockQ4_0* w = reinterpret_cast<const BlockQ4_0*>(a.w + j * a.wStride);
+      const Block* w = reinterpret_cast<const Block*>(a.w + j * a.wStride);
       float sum = 0.0f;
       for (int64_t b = 0; b < act.nb; ++b) {
         const int8_t* x = act.qs(r) + b * kQBlock;
+        uint32_t qh = 0;
+        if constexpr (kFifthBit) std::memcpy(&qh, w[b].qh, 4);
         int32_t s = 0;
-        for (int i = 0; i < kQBlock / 2; ++i)
-          s += ((w[b].qs[i] & 0x0F) - 8) * x[i] + ((w[b].qs[i] >> 4) - 8) * x[i + 16];
+        for (int i = 0; i < kQBlock / 2; ++i) {
+          const int q0 = ((w[b].qs[i] & 0x0F) | (((qh >> i) & 1) << 4)) - kOffset;
+          const int q1 = ((w[b].qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4)) - kOffset;
+          s += q0 * x[i] + q1 * x[i + 16];
+        }
         sum += F16ToF32(w[b].d) * act.d(r)[b] * static_cast<float>(s);
+        if constexpr (kAffine) sum += F16ToF32(w[b].m) * act.c(r)[b];
       }
       a.y[r * a.ldy + j] = sum;
     }
@@ -123,13 +136,16 @@ void Q6KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t
 KernelSet ScalarKernels() {
   KernelSet s;
   s.q8 = Q8Scalar;
-  s.q4 = Q4Scalar;
+  s.q4 = Nibble32Scalar<BlockQ4_0>;
   s.f16 = HalfScalar<kF16>;
   s.bf16 = HalfScalar<kBf16>;
   s.f32 = HalfScalar<kF32>;
   s.q4k = AffineKScalar<BlockQ4_K>;
   s.q5k = AffineKScalar<BlockQ5_K>;
   s.q6k = Q6KScalar;
+  s.q41 = Nibble32Scalar<BlockQ4_1>;
+  s.q50 = Nibble32Scalar<BlockQ5_0>;
+  s.q51 = Nibble32Scalar<BlockQ5_1>;
   return s;
 }
 
