@@ -48,6 +48,16 @@ export class ChatTemplate {
     );
   }
 
+  /**
+   * Whether a rendered prompt still needs the BOS token: the file asks for one and the template
+   * has not written it itself (Llama 3's starts with {{ bos_token }}).
+   */
+  static needsBos(text: string, tokenizer: Tokenizer): boolean {
+    return (
+      tokenizer.addBos && !(tokenizer.bos !== null && text.startsWith(tokenizer.tokenText(tokenizer.bos)))
+    );
+  }
+
   /** The prompt text for `messages`, ending where the assistant's answer begins. */
   render(messages: readonly ChatMessage[]): string {
     return this.template.render({

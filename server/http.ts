@@ -4,7 +4,7 @@
 // slot before the next step.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { ChatTemplate } from '../model/chat.js';
+import { ChatTemplate } from '../model/chat.js';
 import type { LoadedModel, ModelRunner } from '../executor/coordinator/generate.js';
 import { Batcher } from './batcher.js';
 import {
@@ -102,11 +102,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const text = job.kind === 'chat' ? o.chat.render(job.messages!) : job.prompt!;
     // A chat template writes BOS itself when the model wants it; a plain prompt gets the file's default.
     const tokens = tokenizer.encode(text, {
-      addBos:
-        job.kind === 'chat'
-          ? tokenizer.addBos &&
-            !(tokenizer.bos !== null && text.startsWith(tokenizer.tokenText(tokenizer.bos)))
-          : tokenizer.addBos,
+      addBos: job.kind === 'chat' ? ChatTemplate.needsBos(text, tokenizer) : tokenizer.addBos,
       parseSpecial: true,
     });
     if (tokens.length === 0)

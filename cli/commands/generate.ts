@@ -35,6 +35,8 @@ export interface GenerateFlags {
   bos: boolean;
   embeddings: EmbeddingPlacement | 'auto';
   output: OutputPlacement | 'auto';
+  chat?: boolean;
+  system?: string;
 }
 
 const number = (flag: string, min: number, max: number) => (v: string) => {
@@ -83,7 +85,12 @@ function allReducesText(counts: Record<string, number> | undefined): string {
 export function addGenerateFlags(cmd: Command): Command {
   return cmd
     .requiredOption('-m, --model <file>', 'the GGUF model (llama, qwen2 or qwen3; F32 … Q6_K)')
-    .option('-p, --prompt <text>', 'the prompt', '')
+    .option('-p, --prompt <text>', 'the prompt (with --chat: the user message)', '')
+    .option(
+      '--chat',
+      "treat the prompt as a user's message: render it with the model's chat template (tokenizer.chat_template; ChatML when the file has none) and print only the answer",
+    )
+    .option('--system <text>', 'with --chat: a system message before the user message')
     .option('-n, --n-predict <N>', 'tokens to generate at most', whole('--n-predict'), 128)
     .option(
       '-c, --ctx <N>',
@@ -151,13 +158,16 @@ export async function generateWithFlags(
   o: GenerateFlags,
   run: (ro: ModelRunOptions) => Promise<GenerateRun>,
 ): Promise<void> {
+  if (o.system !== undefined && !o.chat) throw new UsageError('--system goes with --chat');
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
   const bar = new Progress('loading weights');
+  let template: string | undefined;
   const r = await run({
     model: o.model,
     ...(o.ctx ? { ctx: o.ctx } : {}),
     placement: placementOf(o),
     prompt: o.prompt,
+    ...(o.chat ? { chat: o.system !== undefined ? { system: o.system } : {} } : {}),
     maxTokens: o.nPredict,
     addBos: o.bos ? undefined : false,
     sampling: {
@@ -170,9 +180,13 @@ export async function generateWithFlags(
       seed,
     },
     onProgress: (done, total) => bar.update(done, total, 'layers'),
-    onLoaded: () => {
+    onLoaded: (model) => {
       bar.done();
-      if (!o.json) process.stdout.write(o.prompt);
+      if (o.chat) {
+        const src = model.chat.source;
+        template = src.kind === 'file' ? "the file's" : `ChatML: ${src.why}`;
+        if (src.kind !== 'file' && !o.json) process.stderr.write(`chat template: ${template}\n`);
+      } else if (!o.json) process.stdout.write(o.prompt);
     },
     ...(o.json ? {} : { onText: (s: string) => process.stdout.write(s) }),
   }).finally(() => bar.done());
@@ -184,6 +198,7 @@ export async function generateWithFlags(
           executors: r.model.perRank.length,
           split: r.model.split,
           seed,
+          ...(template ? { chatTemplate: template } : {}),
           promptTokens: r.result.promptTokens,
           generatedTokens: r.result.generatedTokens,
           text: r.result.text,
@@ -235,6 +250,7 @@ recovery took. --on-failure abort fails the run instead.
 Examples:
   redblue generate -m model.gguf -p "The capital of France is" -n 32 --temp 0
   redblue generate -m model.gguf -p "Once upon a time" --virtual-nodes 2 --seed 7
+  redblue generate -m instruct.gguf --chat --system "Answer briefly." -p "Why is the sky blue?"
   redblue generate -m model.gguf --dry-run --virtual-nodes 2 --json`,
     )
     .action(

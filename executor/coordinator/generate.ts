@@ -320,6 +320,8 @@ export interface RankTimings {
 export interface LoadedModel {
   info: ModelInfo;
   tokenizer: Tokenizer;
+  /** The file's chat template (ChatML without one). */
+  chat: ChatTemplate;
   split: ModelSplit;
   ctx: number;
   /** KV slots: sequences that may run side by side. */
@@ -335,7 +337,7 @@ export async function loadModel(
 ): Promise<LoadedModel> {
   const runner = runnerOf(cluster);
   const started = performance.now();
-  const { info, tokenizer } = o.file ?? readModelFile(o.path);
+  const { info, tokenizer, chat } = o.file ?? readModelFile(o.path);
   const ctx = o.ctx ?? Math.min(info.nCtxTrain, 4096);
   const { split } = planGenerateOn({
     info,
@@ -375,6 +377,7 @@ export async function loadModel(
     return {
       info,
       tokenizer,
+      chat,
       split,
       ctx,
       slots: o.slots ?? 1,
@@ -415,6 +418,11 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Prompt tokens to use as they are instead of encoding `prompt` (a server's chat prompt). */
   promptTokens?: readonly number[];
+  /**
+   * `prompt` is a user's message: rendered with the file's chat template (after `system`, when
+   * given), ready for the assistant's answer.
+   */
+  chat?: { system?: string };
 }
 
 export interface GenerateTimings {
@@ -437,9 +445,14 @@ export interface GenerateResult {
 }
 
 /** The prompt's tokens; throws when they are none or do not fit the context. */
-export function encodePrompt(model: LoadedModel, o: Pick<GenerateOptions, 'prompt' | 'addBos'>): number[] {
+export function encodePrompt(
+  model: LoadedModel,
+  o: Pick<GenerateOptions, 'prompt' | 'addBos' | 'chat'>,
+): number[] {
   const { tokenizer } = model;
-  const tokens = tokenizer.encode(o.prompt, { addBos: o.addBos ?? tokenizer.addBos, parseSpecial: true });
+  const text = promptText(model, o);
+  const addBos = o.addBos ?? (o.chat ? ChatTemplate.needsBos(text, tokenizer) : tokenizer.addBos);
+  const tokens = tokenizer.encode(text, { addBos, parseSpecial: true });
   if (tokens.length === 0) throw new Error('the prompt is empty: give at least one token of text');
   if (tokens.length >= model.ctx) {
     throw new Error(
@@ -447,6 +460,16 @@ export function encodePrompt(model: LoadedModel, o: Pick<GenerateOptions, 'promp
     );
   }
   return tokens;
+}
+
+/** The text the model reads: the prompt itself, or with --chat the file's template around it. */
+export function promptText(model: LoadedModel, o: Pick<GenerateOptions, 'prompt' | 'chat'>): string {
+  if (!o.chat) return o.prompt;
+  const messages = [
+    ...(o.chat.system !== undefined ? [{ role: 'system', content: o.chat.system }] : []),
+    { role: 'user', content: o.prompt },
+  ];
+  return model.chat.render(messages);
 }
 
 /** Prompt tokens given as ids: inside the vocabulary, at least one, and room left to generate. */

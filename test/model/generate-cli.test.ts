@@ -7,7 +7,9 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readGguf } from '../../model/gguf/read.js';
 import { gv } from '../../model/gguf/value.js';
+import { createTokenizer } from '../../model/tokenizer/index.js';
 import { writeGguf } from '../../model/gguf/write.js';
 import { syntheticModel, writeSyntheticModel } from '../../model/synth.js';
 import { ratesFromSpeeds, type ModelSplit } from '../../planner/model-split.js';
@@ -100,6 +102,53 @@ describe('redblue generate --json', () => {
     expect(b.text).toBe(a.text);
     const c = generateJson([...args, '--seed', '8']).json;
     expect(c.generatedTokens).not.toEqual(a.generatedTokens);
+  });
+});
+
+describe('redblue generate --chat', () => {
+  // A template of our own, so the expected prompt text is known without running Jinja here.
+  const TEMPLATE =
+    '{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}';
+
+  it("renders the prompt with the file's chat template after --system, and prints only the answer", () => {
+    const path = join(dir, 'chat.gguf');
+    const { metadata, tensors } = syntheticModel(SMALL);
+    writeGguf(path, {
+      metadata: new Map([...metadata, ['tokenizer.chat_template', gv.string(TEMPLATE)]]),
+      tensors,
+    });
+    const args = ['generate', '-m', path, '-p', 'Hi', '--chat', '--system', 'Be brief.'];
+    const common = ['--temp', '0', '-n', '6', '--virtual-nodes', '2'];
+    const j = runCli([...args, ...common, '--json']);
+    expect(j.code, j.stderr).toBe(0);
+    const json = JSON.parse(j.stdout) as GenerateJson & { chatTemplate: string };
+    expect(json.chatTemplate).toBe("the file's");
+    const tokenizer = createTokenizer(readGguf(path).metadata);
+    expect(json.promptTokens).toEqual(
+      tokenizer.encode('[system] Be brief.\n[user] Hi\n[assistant] ', { addBos: true, parseSpecial: true }),
+    );
+    // Streamed: the answer alone (a plain prompt is echoed before it).
+    const t = runCli([...args, ...common]);
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toBe(json.text + '\n');
+    expect(leftovers(t.pid)).toEqual([]);
+  });
+
+  it('says when the file has no template (ChatML instead); --system needs --chat', () => {
+    const { json } = generateJson(['--chat', '-n', '2', '--temp', '0']);
+    expect((json as GenerateJson & { chatTemplate: string }).chatTemplate).toBe(
+      'ChatML: the file has no tokenizer.chat_template',
+    );
+    const tokenizer = createTokenizer(readGguf(good).metadata);
+    expect(json.promptTokens).toEqual(
+      tokenizer.encode(`<|im_start|>user\n${PROMPT}<|im_end|>\n<|im_start|>assistant\n`, {
+        addBos: true,
+        parseSpecial: true,
+      }),
+    );
+    const r = runCli(['generate', '-m', good, '-p', PROMPT, '--system', 'x']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--system goes with --chat/);
   });
 });
 
