@@ -7,7 +7,15 @@
 // spelled out); llama.cpp runs hand-written scanners for them (unicode.cpp), whose classes are
 // Unicode's: \p{L}, \p{N} and White_Space for \s. JavaScript's \s differs from White_Space (it
 // has U+FEFF, lacks U+0085), so \s is written as \p{White_Space} here.
-import { TokenizerError, GPT2_PRE, LLAMA3_PRE, QWEN2_PRE, type Vocab } from './vocab.js';
+import {
+  TokenizerError,
+  DEFAULT_PRE,
+  GPT2_PRE,
+  LLAMA3_PRE,
+  QWEN2_PRE,
+  SMOLLM_PRE,
+  type Vocab,
+} from './vocab.js';
 import { Heap } from './heap.js';
 import { shown } from '../../common/format.js';
 
@@ -26,11 +34,29 @@ export const QWEN2_REGEX =
 /** GPT-2: case-sensitive contractions, an optional space before each run. */
 export const GPT2_REGEX = `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${S}\\p{L}\\p{N}]+|${S}+(?!${NOT_S})|${S}+`;
 
-export function preTokenizerRegex(pre: string): RegExp {
-  if (LLAMA3_PRE.includes(pre)) return new RegExp(LLAMA3_REGEX, 'gu');
-  if (QWEN2_PRE.includes(pre)) return new RegExp(QWEN2_REGEX, 'gu');
-  if (GPT2_PRE.includes(pre)) return new RegExp(GPT2_REGEX, 'gu');
-  throw new TokenizerError(`pre-tokenizer '${shown(pre)}' is not supported`);
+/** smollm: every digit split off first, then the GPT-2 regex over what is left. */
+export const SMOLLM_REGEXES = ['\\p{N}', GPT2_REGEX];
+/** No `tokenizer.ggml.pre` (or 'default'): llama.cpp's four passes. */
+export const DEFAULT_REGEXES = ['[\\p{P}\\$\\+<=>\\^~\\|]+', GPT2_REGEX, '\\p{N}+', '[0-9][0-9][0-9]'];
+
+/**
+ * The pre-tokenizer's regexes, applied one after another as llama.cpp's unicode_regex_split does:
+ * each cuts every piece the one before left into its matches and the text between them.
+ */
+export function preTokenizerRegexes(pre: string): RegExp[] {
+  const sources = LLAMA3_PRE.includes(pre)
+    ? [LLAMA3_REGEX]
+    : QWEN2_PRE.includes(pre)
+      ? [QWEN2_REGEX]
+      : GPT2_PRE.includes(pre)
+        ? [GPT2_REGEX]
+        : SMOLLM_PRE.includes(pre)
+          ? SMOLLM_REGEXES
+          : DEFAULT_PRE.includes(pre)
+            ? DEFAULT_REGEXES
+            : undefined;
+  if (!sources) throw new TokenizerError(`pre-tokenizer '${shown(pre)}' is not supported`);
+  return sources.map((r) => new RegExp(r, 'gu'));
 }
 
 // GPT-2's byte ↔ character map: printable Latin-1 bytes stand for themselves, the other 68 bytes
@@ -67,7 +93,7 @@ const utf8 = new TextEncoder();
 const WORD_CACHE_LIMIT = 50_000;
 
 export class BpeTokenizer {
-  private readonly regex: RegExp;
+  private readonly regexes: RegExp[];
   private readonly cache = new Map<string, readonly number[]>();
   // Symbols are numbered: a token's id, or for a text that is not a token (a merge's parts or
   // result can be one) an id from vocabSize on. Texts and numbers correspond one to one, so
@@ -80,7 +106,7 @@ export class BpeTokenizer {
   private readonly stride: number;
 
   constructor(private readonly vocab: Vocab) {
-    this.regex = preTokenizerRegex(vocab.pre);
+    this.regexes = preTokenizerRegexes(vocab.pre);
     this.byteSymbol = Int32Array.from(BYTE_TO_CHAR, (c) => this.symbolOf(c));
     const list: number[] = [];
     for (let rank = 0; rank < vocab.merges.length; rank++) {
@@ -112,15 +138,24 @@ export class BpeTokenizer {
 
   /** Appends the tokens of one text fragment (no special tokens inside) to `out`. */
   tokenize(text: string, out: number[]): void {
-    this.regex.lastIndex = 0;
+    this.split(text, 0, out);
+  }
+
+  /** Cuts `text` by regex `level` (matches, and any text between them), then by the next ones. */
+  private split(text: string, level: number, out: number[]): void {
+    if (level === this.regexes.length) {
+      this.word(text, out);
+      return;
+    }
+    const regex = this.regexes[level]!;
+    regex.lastIndex = 0;
     let last = 0;
-    for (const m of text.matchAll(this.regex)) {
-      // Every character is in some branch of these regexes, so gaps do not occur; kept for safety.
-      if (m.index > last) this.word(text.slice(last, m.index), out);
-      if (m[0].length > 0) this.word(m[0], out);
+    for (const m of text.matchAll(regex)) {
+      if (m.index > last) this.split(text.slice(last, m.index), level + 1, out);
+      if (m[0].length > 0) this.split(m[0], level + 1, out);
       last = m.index + m[0].length;
     }
-    if (last < text.length) this.word(text.slice(last), out);
+    if (last < text.length) this.split(text.slice(last), level + 1, out);
   }
 
   private word(word: string, out: number[]): void {

@@ -137,6 +137,10 @@ export const LLAMA3_PRE = [
 ];
 /** ... to the qwen2 regex (digits one by one), clean_spaces off. */
 export const QWEN2_PRE = ['qwen2', 'deepseek-r1-qwen', 'kormo'];
+/** ... to a digit pass, then the GPT-2 regex (SmolLM, SmolLM2); clean_spaces off. */
+export const SMOLLM_PRE = ['smollm'];
+/** ... to llama.cpp's default passes ('' = no tokenizer.ggml.pre, as older BPE conversions). */
+export const DEFAULT_PRE = ['default', ''];
 /** ... to the GPT-2 regex. */
 export const GPT2_PRE = [
   'gpt-2',
@@ -198,11 +202,14 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
   }
   const preRaw = lookup(meta, PREFIX + 'pre');
   const pre = typeof preRaw === 'string' ? preRaw : '';
-  if (kind === 'bpe' && ![...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE].includes(pre)) {
-    const name = pre === '' ? "missing (llama.cpp's 'default')" : `'${shown(pre)}'`;
+  const known = [...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE, ...SMOLLM_PRE, ...DEFAULT_PRE];
+  if (kind === 'bpe' && !known.includes(pre)) {
     throw new TokenizerError(
-      `tokenizer.ggml.pre ${name} is not supported; supported pre-tokenizers: ` +
-        [...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE].map((p) => `'${p}'`).join(', '),
+      `tokenizer.ggml.pre '${shown(pre)}' is not supported; supported pre-tokenizers: ` +
+        known
+          .filter((p) => p !== '')
+          .map((p) => `'${p}'`)
+          .join(', '),
     );
   }
 
@@ -260,7 +267,7 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
     if (LLAMA3_PRE.includes(pre)) {
       addBos = true;
       ignoreMerges = true;
-    } else if (QWEN2_PRE.includes(pre)) {
+    } else if (QWEN2_PRE.includes(pre) || SMOLLM_PRE.includes(pre)) {
       cleanSpaces = false;
     }
   }

@@ -17,7 +17,8 @@ import { CORPUS, randomTexts } from './corpus.js';
 import { writeVocabGguf } from './vocab-gguf.js';
 
 // The real vocabularies of model/vocab.ts (Llama 2 SentencePiece; Llama 3 BPE as 'llama-bpe' and,
-// with Qwen2's settings, as 'qwen2'), and the Llama 3 one once more with GPT-2's pre-tokenizer.
+// with Qwen2's settings, as 'qwen2'), and the Llama 3 one once more with GPT-2's, SmolLM's and
+// the default pre-tokenizer.
 type Meta = Map<string, GgufValue>;
 const metadata = (kind: VocabKind): Meta => new Map(vocabMetadata(loadVocab(kind)));
 const withKey = (m: Meta, key: string, v: GgufValue | undefined): Meta => {
@@ -30,6 +31,10 @@ const meta2 = metadata('llama2');
 const meta3 = metadata('llama3');
 const metaQwen = metadata('qwen2');
 const metaGpt2 = withKey(meta3, 'tokenizer.ggml.pre', gv.string('gpt-2'));
+// Pre-tokenizers of several passes (llama.cpp's regex lists): SmolLM's (digits, then GPT-2's) and
+// the default one older BPE files get, having no tokenizer.ggml.pre.
+const metaSmol = withKey(meta3, 'tokenizer.ggml.pre', gv.string('smollm'));
+const metaDefault = withKey(meta3, 'tokenizer.ggml.pre', undefined);
 // Variants for paths the real files do not take. SentencePiece with a token that holds '▁' after a
 // character ('o▁w', scored above all), so merges cross words and the text is not cut at spaces.
 // Llama 3 with user-defined tokens, which llama.cpp splits out even when special tokens are not
@@ -74,6 +79,8 @@ describe('against llama.cpp (node-llama-cpp, vocab-only GGUF files)', () => {
     ['llama3-bpe', llama3, meta3],
     ['qwen2-bpe', qwen2, metaQwen],
     ['gpt2-bpe', gpt2, metaGpt2],
+    ['smollm-bpe', createTokenizer(metaSmol), metaSmol],
+    ['default-bpe', createTokenizer(metaDefault), metaDefault],
     ['spm-cross-word-token', createTokenizer(metaCross), metaCross],
     ['bpe-user-defined', createTokenizer(metaUser), metaUser],
   ];
@@ -321,7 +328,9 @@ describe('errors', () => {
     expect(() => createTokenizer(withKey(meta3, 'tokenizer.ggml.pre', gv.string('deepseek-coder')))).toThrow(
       /'deepseek-coder' is not supported; supported pre-tokenizers: .*'llama-bpe'.*'qwen2'/,
     );
-    expect(() => createTokenizer(withKey(meta3, 'tokenizer.ggml.pre', undefined))).toThrow(/'default'/);
+    expect(() => createTokenizer(withKey(meta3, 'tokenizer.ggml.pre', gv.string('tekken')))).toThrow(
+      /'tekken' is not supported; .*'smollm'.*'default'/,
+    );
   });
 
   it('rejects a BPE vocabulary without merges and ids outside the vocabulary', () => {
