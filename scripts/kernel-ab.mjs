@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// A/B of two builds of the addon on the quantized kernels, in one process, runs interleaved: on a
+// shared VM the machine's speed drifts by a third between runs, so two separate `bench kernels`
+// runs cannot show a 10 % change; interleaving narrows that. Reports the best of 10 rounds of
+// each. Run it twice, and A against A once: on 2026-12-04 one build against itself read 0.84-1.07.
+//
+//   cp build/Release/redblue.node /tmp/A.node      # before the change
+//   npm run build:native                            # after it
+//   node scripts/kernel-ab.mjs /tmp/A.node build/Release/redblue.node q5_0,q4_1
+//
+// GEMV: 24 distinct 4096×4096 matrices (from memory, as decoding reads them), one core.
+// GEMM: m = 64 against 1024×4096 (from cache, as a prompt's tiles run), one core.
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+
+const [pa, pb, list] = process.argv.slice(2);
+if (!pa || !pb) {
+  console.error('usage: node scripts/kernel-ab.mjs A.node B.node [q4_0,q8_0,...]');
+  process.exit(2);
+}
+const require = createRequire(import.meta.url);
+const libs = [require(resolve(pa)), require(resolve(pb))];
+const pools = libs.map((l) => new l.ThreadPool(l.currentAffinity().slice(0, 1)));
+const random = (n) => {
+  const a = new Float32Array(n);
+  let s = 7;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    a[i] = s / 4294967296 - 0.5;
+  }
+  return a;
+};
+const n = 4096;
+const k = 4096;
+for (const type of (list ?? 'q4_0,q8_0').split(',')) {
+  const wf = random(n * k);
+  const mats = Array.from({ length: 24 }, (_, i) => {
+    const w = libs[0].quantize(type, wf, n, k, 'auto');
+    w[100 + i] ^= 1; // distinct contents, so no page is shared
+    return w;
+  });
+  const x1 = random(k);
+  const y1 = new Float32Array(n);
+  const x64 = random(64 * k);
+  const y64 = new Float32Array(64 * 1024);
+  const best = [
+    [Infinity, Infinity],
+    [Infinity, Infinity],
+  ];
+  const time = (f) => {
+    const t0 = process.hrtime.bigint();
+    f();
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  };
+  for (let round = 0; round < 10; round++)
+    for (const v of [0, 1]) {
+      const gemv = time(() => {
+        for (const w of mats) libs[v].matmulQ(pools[v], { type, w, n, k, x: x1, m: 1, y: y1 });
+      });
+      const gemm = time(() => {
+        for (let r = 0; r < 10; r++)
+          libs[v].matmulQ(pools[v], { type, w: mats[0], n: 1024, k, x: x64, m: 64, y: y64 });
+      });
+      best[v] = [Math.min(best[v][0], gemv), Math.min(best[v][1], gemm)];
+    }
+  const gbps = (s) => ((mats.length * mats[0].length) / s / 1e9).toFixed(2);
+  const gflops = (s) => ((10 * 2 * 64 * 1024 * k) / s / 1e9).toFixed(1);
+  console.log(
+    `${type}: GEMV ${gbps(best[0][0])} → ${gbps(best[1][0])} GB/s (B/A ${(best[0][0] / best[1][0]).toFixed(3)}), ` +
+      `GEMM m=64 ${gflops(best[0][1])} → ${gflops(best[1][1])} GFLOP/s (B/A ${(best[0][1] / best[1][1]).toFixed(3)})`,
+  );
+}
+for (const p of pools) p.close?.();
