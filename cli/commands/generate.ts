@@ -17,6 +17,7 @@ import {
   type OutputPlacement,
 } from '../../planner/model-split.js';
 import { writeModelSplitHtml } from '../../planner/html/model-split.js';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 
 export interface GenerateFlags {
@@ -37,6 +38,7 @@ export interface GenerateFlags {
   output: OutputPlacement | 'auto';
   chat?: boolean;
   system?: string;
+  file?: string;
 }
 
 const number = (flag: string, min: number, max: number) => (v: string) => {
@@ -81,11 +83,22 @@ function allReducesText(counts: Record<string, number> | undefined): string {
   return parts.length ? `; all-reduces ${parts.join(', ')}` : '';
 }
 
+/** A prompt file's text ('-': stdin), as UTF-8; a missing or unreadable file is a usage error. */
+function readPromptFile(path: string): string {
+  try {
+    return readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+    throw new UsageError(`cannot read the prompt from ${path === '-' ? 'stdin' : path}: ${why}`);
+  }
+}
+
 /** The flags of a generation (model, prompt, length, context, sampling), for `generate` and `launch generate`. */
 export function addGenerateFlags(cmd: Command): Command {
   return cmd
     .requiredOption('-m, --model <file>', 'the GGUF model (llama, qwen2 or qwen3; F32 … Q6_K)')
     .option('-p, --prompt <text>', 'the prompt (with --chat: the user message)', '')
+    .option('-f, --file <path>', "read the prompt from a file ('-': from stdin) instead of --prompt")
     .option(
       '--chat',
       "treat the prompt as a user's message: render it with the model's chat template (tokenizer.chat_template; ChatML when the file has none) and print only the answer",
@@ -159,6 +172,10 @@ export async function generateWithFlags(
   run: (ro: ModelRunOptions) => Promise<GenerateRun>,
 ): Promise<void> {
   if (o.system !== undefined && !o.chat) throw new UsageError('--system goes with --chat');
+  if (o.file !== undefined) {
+    if (o.prompt) throw new UsageError('give the prompt with --prompt or with --file, not both');
+    o = { ...o, prompt: readPromptFile(o.file) };
+  }
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
   const bar = new Progress('loading weights');
   let template: string | undefined;
@@ -251,6 +268,7 @@ Examples:
   redblue generate -m model.gguf -p "The capital of France is" -n 32 --temp 0
   redblue generate -m model.gguf -p "Once upon a time" --virtual-nodes 2 --seed 7
   redblue generate -m instruct.gguf --chat --system "Answer briefly." -p "Why is the sky blue?"
+  git diff | redblue generate -m instruct.gguf --chat -f - -n 256
   redblue generate -m model.gguf --dry-run --virtual-nodes 2 --json`,
     )
     .action(

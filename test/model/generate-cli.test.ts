@@ -3,7 +3,16 @@
 // longer than the context, an executor killed mid-generation. Every failure exits non-zero with
 // a one-line message and leaves no shared memory behind.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -149,6 +158,30 @@ describe('redblue generate --chat', () => {
     const r = runCli(['generate', '-m', good, '-p', PROMPT, '--system', 'x']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--system goes with --chat/);
+  });
+});
+
+describe('redblue generate -f (the prompt from a file or stdin)', () => {
+  it('gives the tokens of the same text given with -p; refuses both at once and a missing file', () => {
+    const file = join(dir, 'prompt.txt');
+    writeFileSync(file, PROMPT);
+    const want = createTokenizer(readGguf(good).metadata).encode(PROMPT, {
+      addBos: true,
+      parseSpecial: true,
+    });
+    const base = ['generate', '-m', good, '--json', '--virtual-nodes', '2', '-n', '1', '--temp', '0'];
+    for (const r of [runCli([...base, '-f', file]), runCli([...base, '-f', '-'], { input: PROMPT })]) {
+      expect(r.code, r.stderr).toBe(0);
+      expect((JSON.parse(r.stdout) as GenerateJson).promptTokens).toEqual(want);
+    }
+    const both = runCli([...base, '-f', file, '-p', 'x']);
+    expect([both.code, both.stderr.trim()]).toEqual([
+      2,
+      expect.stringMatching(/--prompt or with --file, not both/),
+    ]);
+    const missing = runCli([...base, '-f', join(dir, 'nope.txt')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/cannot read the prompt from .*nope\.txt: no such file/);
   });
 });
 
