@@ -53,17 +53,26 @@ function tokens(n: number, vocab: number, seed: number): number[] {
  * A process's memory (Linux smaps_rollup), bytes: resident (RSS), proportional (PSS: pages shared
  * with other processes divided among them) and private (pages no other process maps: what the
  * process alone costs the machine; the node binary's and libraries' pages, ~50 MB of an
- * executor's RSS, are shared with the coordinator and every other executor).
+ * executor's RSS, are shared with the coordinator and every other executor). Reserved huge pages
+ * (hugetlbfs, where an executor's weights go when the set-up reserved enough) are not in the
+ * kernel's Rss and Private_* lines but in their own: added here, or an executor whose weights
+ * got them would seem to hold a third of its share.
  */
-interface Memory {
+export interface Memory {
   rss: number;
   pss: number;
   private: number;
 }
-function memoryOf(pid: number): Memory {
+export function memoryOf(pid: number): Memory {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
-  return { rss: kb('Rss'), pss: kb('Pss'), private: kb('Private_Clean') + kb('Private_Dirty') };
+  const hugePrivate = kb('Private_Hugetlb');
+  const huge = hugePrivate + kb('Shared_Hugetlb');
+  return {
+    rss: kb('Rss') + huge,
+    pss: kb('Pss') + hugePrivate,
+    private: kb('Private_Clean') + kb('Private_Dirty') + hugePrivate,
+  };
 }
 
 interface OwnFigures {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../../native/addon.js';
 import { allocateOnNode } from '../../native/memory.js';
+import { memoryOf } from '../../bench/model.js';
 
 const addon = loadAddon();
 
@@ -38,6 +39,18 @@ describe('node-local buffers', () => {
       expect(field(e, 'KernelPageSize')).toBe(2048);
       expect(field(e, 'Private_Hugetlb')).toBe(6 * 1024);
       expect(numaMapsLine(a.address)).toMatch(/bind:0 .*huge/);
+    } finally {
+      addon.release(a.buffer);
+    }
+  });
+
+  it("count as the process's own memory in bench model's accounting (the kernel lists them apart)", () => {
+    const before = memoryOf(process.pid);
+    const a = addon.allocate(6 << 20, 0, 'require');
+    try {
+      const after = memoryOf(process.pid);
+      expect(after.private - before.private).toBeGreaterThanOrEqual(6 << 20);
+      expect(after.rss - before.rss).toBeGreaterThanOrEqual(6 << 20);
     } finally {
       addon.release(a.buffer);
     }
