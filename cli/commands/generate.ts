@@ -1,7 +1,7 @@
 // `redblue generate`: text from a GGUF model, every layer split across one executor per
 // (virtual) NUMA node.
 import { Option, type Command } from 'commander';
-import { readTopology } from '../../native/topology.js';
+import { readTopology, type MachineTopology } from '../../native/topology.js';
 import { parsePositiveInt, UsageError } from '../../common/errors.js';
 import { formatBytes } from '../format.js';
 import { Progress } from '../progress.js';
@@ -17,7 +17,9 @@ import {
   type OutputPlacement,
 } from '../../planner/model-split.js';
 import { writeModelSplitHtml } from '../../planner/html/model-split.js';
+import { runChat } from '../../executor/coordinator/chat-run.js';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { basename } from 'node:path';
 
 export interface GenerateFlags {
@@ -155,6 +157,19 @@ export function addGenerateFlags(cmd: Command): Command {
     );
 }
 
+/** The sampling flags as a generation takes them. */
+function samplingOf(o: GenerateFlags, seed: number): ModelRunOptions['sampling'] {
+  return {
+    temperature: o.temp,
+    topK: o.topK,
+    topP: o.topP,
+    minP: o.minP,
+    repeatPenalty: o.repeatPenalty,
+    repeatLastN: o.repeatLastN,
+    seed,
+  };
+}
+
 /** The placement flags as the planner takes them. */
 export function placementOf(o: Pick<GenerateFlags, 'embeddings' | 'output'>): {
   embeddings: EmbeddingPlacement | 'auto';
@@ -187,15 +202,7 @@ export async function generateWithFlags(
     ...(o.chat ? { chat: o.system !== undefined ? { system: o.system } : {} } : {}),
     maxTokens: o.nPredict,
     addBos: o.bos ? undefined : false,
-    sampling: {
-      temperature: o.temp,
-      topK: o.topK,
-      topP: o.topP,
-      minP: o.minP,
-      repeatPenalty: o.repeatPenalty,
-      repeatLastN: o.repeatLastN,
-      seed,
-    },
+    sampling: samplingOf(o, seed),
     onProgress: (done, total) => bar.update(done, total, 'layers'),
     onLoaded: (model) => {
       bar.done();
@@ -233,6 +240,66 @@ export async function generateWithFlags(
   }
 }
 
+/** `generate --chat --interactive`: messages from stdin, answers streamed, a line of timings each. */
+async function chatWithFlags(
+  o: GenerateFlags & { onFailure: 'continue' | 'abort' },
+  topology: MachineTopology,
+): Promise<void> {
+  if (!o.chat) throw new UsageError('--interactive goes with --chat');
+  if (o.json) throw new UsageError('--interactive prints the conversation as it goes: leave out --json');
+  if (o.file === '-')
+    throw new UsageError('--interactive reads the messages from stdin: -f - cannot be the first');
+  const first = o.file !== undefined ? readPromptFile(o.file) : o.prompt;
+  const lines = createInterface({ input: process.stdin, terminal: false })[Symbol.asyncIterator]();
+  const tty = process.stdin.isTTY === true;
+  let opening: string | undefined = first || undefined;
+  const bar = new Progress('loading weights');
+  await runChat({
+    model: o.model,
+    topology,
+    ...(o.ctx ? { ctx: o.ctx } : {}),
+    placement: placementOf(o),
+    ...(o.system !== undefined ? { system: o.system } : {}),
+    maxTokens: o.nPredict,
+    sampling: samplingOf(o, o.seed ?? Math.floor(Math.random() * 2 ** 32)),
+    nextMessage: async () => {
+      if (opening !== undefined) {
+        const m = opening;
+        opening = undefined;
+        return m;
+      }
+      for (;;) {
+        if (tty) process.stderr.write('> ');
+        const r = await lines.next();
+        if (r.done) return undefined;
+        if (r.value.trim()) return r.value;
+      }
+    },
+    onText: (s) => process.stdout.write(s),
+    onTurn: (t) => {
+      process.stdout.write('\n');
+      const dropped = t.dropped ? `; dropped the ${t.dropped} oldest exchange(s) to fit the context` : '';
+      process.stderr.write(
+        `[prompt ${t.promptTokens} new tokens (${t.reusedTokens} from the cache), ${(t.promptTokens / t.promptSeconds).toFixed(1)} tokens/s; answer ${t.generatedTokens} tokens, ${(t.generatedTokens / t.generateSeconds).toFixed(1)} tokens/s, stopped by ${t.stoppedBy}${dropped}]\n`,
+      );
+    },
+    onProgress: (done, total) => bar.update(done, total, 'layers'),
+    onLoaded: (model) => {
+      bar.done();
+      const src = model.chat.source;
+      if (src.kind !== 'file') process.stderr.write(`chat template: ChatML: ${src.why}\n`);
+    },
+    onFailure: o.onFailure,
+    onRecovery: (x) =>
+      process.stderr.write(
+        `\nredblue: lost ${x.lost} (${x.reason}); answering again on ${x.executors} executor(s)\n`,
+      ),
+    hooks: {
+      onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
+    },
+  }).finally(() => bar.done());
+}
+
 export function registerGenerate(program: Command): void {
   addGenerateFlags(
     program
@@ -253,6 +320,10 @@ export function registerGenerate(program: Command): void {
         .default('continue'),
     )
     .option('--json', 'print one JSON object (token ids, text, timings) instead of streaming text')
+    .option(
+      '-i, --interactive',
+      'with --chat: a conversation; each line on stdin is a message (-p, when given, the first), each answer printed as it comes; the earlier turns stay in the KV cache',
+    )
     .addHelpText(
       'after',
       `
@@ -264,11 +335,15 @@ on the nodes left, they load it from the file, the prompt and the tokens so far 
 again, and generation goes on (greedy: the same text); the timings say what was lost and how long
 recovery took. --on-failure abort fails the run instead.
 
+--chat --interactive holds a conversation: type a message and Enter, an empty line is skipped,
+Ctrl-D ends it. Each turn processes only what is new since the last one.
+
 Examples:
   redblue generate -m model.gguf -p "The capital of France is" -n 32 --temp 0
   redblue generate -m model.gguf -p "Once upon a time" --virtual-nodes 2 --seed 7
   redblue generate -m instruct.gguf --chat --system "Answer briefly." -p "Why is the sky blue?"
   git diff | redblue generate -m instruct.gguf --chat -f - -n 256
+  redblue generate -m instruct.gguf --chat -i --system "You are terse." --virtual-nodes 2
   redblue generate -m model.gguf --dry-run --virtual-nodes 2 --json`,
     )
     .action(
@@ -277,6 +352,7 @@ Examples:
           virtualNodes?: number;
           dryRun?: boolean;
           html?: string;
+          interactive?: boolean;
           onFailure: 'continue' | 'abort';
         },
       ) => {
@@ -299,6 +375,10 @@ Examples:
           process.stdout.write(
             o.json ? JSON.stringify(plan, null, 2) + '\n' : renderModelSplit(plan.split) + '\n',
           );
+          return;
+        }
+        if (o.interactive) {
+          await chatWithFlags(o, topology);
           return;
         }
         await generateWithFlags(o, (ro) =>

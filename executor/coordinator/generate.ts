@@ -423,6 +423,11 @@ export interface GenerateOptions {
    * given), ready for the assistant's answer.
    */
   chat?: { system?: string };
+  /**
+   * The first `reuse` prompt tokens are already in the KV cache at positions 0… (a chat's earlier
+   * turns): processing starts after them. Ignored when a lost sequence is resumed on new executors.
+   */
+  reuse?: number;
 }
 
 export interface GenerateTimings {
@@ -653,9 +658,11 @@ export async function generate(
         p.allReduces[algo] = (p.allReduces[algo] ?? 0) + n;
     });
 
+  // At least the last prompt token is processed: its logits choose the first new token.
+  const from = resume ? 0 : Math.max(0, Math.min(o.reuse ?? 0, prompt.length - 1));
   const t0 = performance.now();
   let logits: Float32Array = new Float32Array();
-  for (let i = 0; i < prompt.length; i += PROMPT_BATCH) {
+  for (let i = from; i < prompt.length; i += PROMPT_BATCH) {
     const batch = prompt.slice(i, i + PROMPT_BATCH);
     const last = i + PROMPT_BATCH >= prompt.length;
     const r = await runner.forward(batch, i, last ? 'last' : 'none');
@@ -672,8 +679,8 @@ export async function generate(
   const r = seq.result((t1 - t0) / 1e3, (t2 - t1) / 1e3, perRank);
   // This call's work: the tokens it processed and generated (a resumed one re-processes more).
   const t = r.timings;
-  t.promptTokens = prompt.length;
-  t.promptTokensPerSecond = prompt.length / t.promptSeconds;
+  t.promptTokens = prompt.length - from;
+  t.promptTokensPerSecond = t.promptTokens / t.promptSeconds;
   t.generateTokensPerSecond = (seq.generated.length - before) / t.generateSeconds;
   return r;
 }

@@ -161,6 +161,35 @@ describe('redblue generate --chat', () => {
   });
 });
 
+describe('redblue generate --chat --interactive', () => {
+  it('answers each line of stdin in turn, the earlier turns read from the KV cache', () => {
+    const r = runCli(
+      ['generate', '-m', good, '--chat', '-i', '-p', 'Hi', '-n', '4', '--temp', '0', '--virtual-nodes', '2'],
+      { input: 'How are you?\n\nBye\n' },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(leftovers(r.pid)).toEqual([]);
+    // one answer line per message (-p's and the two non-empty lines), one timing line each
+    expect(r.stdout.split('\n')).toHaveLength(4);
+    const turns = [...r.stderr.matchAll(/\[prompt (\d+) new tokens \((\d+) from the cache\)/g)].map((m) => ({
+      fresh: Number(m[1]),
+      cached: Number(m[2]),
+    }));
+    expect(turns).toHaveLength(3);
+    const [t0, t1, t2] = turns as [(typeof turns)[0], (typeof turns)[0], (typeof turns)[0]];
+    expect(t0.cached).toBe(0);
+    expect(t1.cached).toBeGreaterThan(t0.fresh); // the first turn's prompt and answer, reused
+    expect(t2.cached).toBeGreaterThan(t1.fresh + t1.cached);
+    for (const [args, why] of [
+      [['-i'], /--interactive goes with --chat/],
+      [['-i', '--chat', '--json'], /leave out --json/],
+    ] as const) {
+      const bad = runCli(['generate', '-m', good, ...args]);
+      expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(why)]);
+    }
+  });
+});
+
 describe('redblue generate -f (the prompt from a file or stdin)', () => {
   it('gives the tokens of the same text given with -p; refuses both at once and a missing file', () => {
     const file = join(dir, 'prompt.txt');

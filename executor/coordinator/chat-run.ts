@@ -1,0 +1,165 @@
+// A conversation with an instruct model on this machine's executors (`redblue generate --chat
+// --interactive`): the model loads once; each turn renders the whole conversation with the file's
+// chat template, and only the tokens after what the KV cache already holds (the earlier turns)
+// are processed. When the conversation outgrows the context, its oldest exchanges are dropped.
+// A lost executor: the survivors load the model and the turn in hand is answered again.
+import type { MachineTopology } from '../../native/topology.js';
+import type { ChatMessage } from '../../model/chat.js';
+import { ChatTemplate } from '../../model/chat.js';
+import { withSurvivors, type LocalRunHooks } from './local-run.js';
+import {
+  generate,
+  loadModel,
+  readModelFile,
+  type GenerateOptions,
+  type GenerateResult,
+  type LoadedModel,
+  type PlacementChoice,
+} from './generate.js';
+import type { GenerateRecovery } from './generate-run.js';
+
+export interface ChatTurn {
+  user: string;
+  answer: string;
+  stoppedBy: GenerateResult['stoppedBy'];
+  /** Tokens of the conversation this turn processed, and those it found in the KV cache. */
+  promptTokens: number;
+  reusedTokens: number;
+  generatedTokens: number;
+  promptSeconds: number;
+  generateSeconds: number;
+  /** Earlier exchanges (user and answer) dropped so that the conversation fits the context. */
+  dropped: number;
+}
+
+export interface ChatRunOptions {
+  model: string;
+  topology: MachineTopology;
+  ctx?: number;
+  placement?: PlacementChoice;
+  system?: string;
+  /** Tokens per answer at most. */
+  maxTokens: number;
+  sampling: GenerateOptions['sampling'];
+  /** The user's next message; undefined ends the conversation. */
+  nextMessage: () => Promise<string | undefined>;
+  onText?: (text: string) => void;
+  onTurn?: (turn: ChatTurn) => void;
+  onLoaded?: (model: LoadedModel) => void;
+  onProgress?: (done: number, total: number) => void;
+  hooks?: LocalRunHooks;
+  onFailure?: 'continue' | 'abort';
+  onRecovery?: (r: Pick<GenerateRecovery, 'lost' | 'reason' | 'executors'>) => void;
+  /** false: every turn processes the whole conversation again (tests compare the two). */
+  reuseCache?: boolean;
+}
+
+/** Length of the common start of two token lists. */
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+export async function runChat(o: ChatRunOptions): Promise<ChatTurn[]> {
+  const file = readModelFile(o.model);
+  const history: ChatMessage[] = []; // answered exchanges, user then assistant
+  const turns: ChatTurn[] = [];
+  let pending: string | undefined; // a message not answered yet (asked, or lost mid-answer)
+  let loaded = false;
+  return withSurvivors(
+    o.topology,
+    async (cluster) => {
+      const model = await loadModel(cluster, {
+        path: o.model,
+        file,
+        ...(o.ctx ? { ctx: o.ctx } : {}),
+        ...(o.placement ? { placement: o.placement } : {}),
+        ...(o.onProgress && !loaded ? { onProgress: o.onProgress } : {}),
+      });
+      if (!loaded) o.onLoaded?.(model);
+      loaded = true;
+      let cached: number[] = []; // what this cluster's KV cache holds, from position 0
+      for (;;) {
+        pending ??= await o.nextMessage();
+        if (pending === undefined) return turns;
+        const { tokens, dropped } = fit(model, history, o.system, pending, o.maxTokens);
+        const reuse = o.reuseCache === false ? 0 : commonPrefix(cached, tokens);
+        const r = await generate(cluster, model, {
+          prompt: '',
+          promptTokens: tokens,
+          reuse,
+          maxTokens: o.maxTokens,
+          sampling: o.sampling,
+          ...(o.onText ? { onText: o.onText } : {}),
+        });
+        history.splice(0, 2 * dropped);
+        history.push({ role: 'user', content: pending }, { role: 'assistant', content: r.text });
+        // The KV cache holds the tokens fed: the last one chosen is not, unless the answer ended on
+        // an end-of-generation token (which is not kept) or was cut before choosing.
+        const fed = r.stoppedBy === 'eog' || r.stoppedBy === 'aborted' ? 0 : 1;
+        cached = [
+          ...r.promptTokens,
+          ...r.generatedTokens.slice(0, Math.max(0, r.generatedTokens.length - fed)),
+        ];
+        const t = r.timings;
+        const turn: ChatTurn = {
+          user: pending,
+          answer: r.text,
+          stoppedBy: r.stoppedBy,
+          promptTokens: t.promptTokens,
+          reusedTokens: r.promptTokens.length - t.promptTokens,
+          generatedTokens: t.generatedTokens,
+          promptSeconds: t.promptSeconds,
+          generateSeconds: t.generateSeconds,
+          dropped,
+        };
+        turns.push(turn);
+        pending = undefined;
+        o.onTurn?.(turn);
+      }
+    },
+    {
+      ...(o.hooks ? { hooks: o.hooks } : {}),
+      ...(o.onFailure ? { onFailure: o.onFailure } : {}),
+      onLost: (r) =>
+        o.onRecovery?.({
+          lost: `executor rank ${r.lostRank} (cpus ${r.lostCpus.join(',')})`,
+          reason: r.reason,
+          executors: r.executors,
+        }),
+    },
+  );
+}
+
+/**
+ * The conversation's tokens for the next answer, dropping the oldest exchanges until they leave
+ * room for it (a quarter of the context at least, or maxTokens when less); throws when the
+ * message alone does not fit.
+ */
+function fit(
+  model: LoadedModel,
+  history: readonly ChatMessage[],
+  system: string | undefined,
+  message: string,
+  maxTokens: number,
+): { tokens: number[]; dropped: number } {
+  const room = Math.min(maxTokens, Math.floor(model.ctx / 4));
+  for (let dropped = 0; ; dropped++) {
+    const messages: ChatMessage[] = [
+      ...(system !== undefined ? [{ role: 'system', content: system }] : []),
+      ...history.slice(2 * dropped),
+      { role: 'user', content: message },
+    ];
+    const text = model.chat.render(messages);
+    const tokens = model.tokenizer.encode(text, {
+      addBos: ChatTemplate.needsBos(text, model.tokenizer),
+      parseSpecial: true,
+    });
+    if (tokens.length + room <= model.ctx) return { tokens, dropped };
+    if (2 * dropped >= history.length)
+      throw new Error(
+        `the message makes a conversation of ${tokens.length} tokens, and the context holds ${model.ctx} with room for an answer: use a larger --ctx or a shorter message`,
+      );
+  }
+}
