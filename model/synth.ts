@@ -37,6 +37,14 @@ export const K_FALLBACK: Partial<Record<GgmlTypeName, GgmlTypeName>> = {
 
 /** Like llama.cpp's Q4_K_M: q4_k for most matrices, q6_k where the error matters most. */
 export const Q4_K_M_MIX: WeightTypes = { default: 'q4_k', attn_v: 'q6_k', ffn_down: 'q6_k', output: 'q6_k' };
+/** Like llama.cpp's Q3_K_M: q3_k for most matrices, more bits where the error matters most. */
+export const Q3_K_M_MIX: WeightTypes = {
+  default: 'q3_k',
+  attn_v: 'q5_k',
+  attn_output: 'q4_k',
+  ffn_down: 'q4_k',
+  output: 'q6_k',
+};
 
 export interface SynthOptions {
   arch: Arch;
@@ -147,6 +155,7 @@ const FILE_TYPE: Record<GgmlTypeName, number> = {
   q4_1: 3,
   q5_0: 8,
   q5_1: 9,
+  q3_k: 12,
   q8_0: 7,
   q4_k: 15,
   q5_k: 17,

@@ -5,7 +5,7 @@
 import { loadAddon, type NativeThreadPool } from './addon.js';
 
 export type WeightType =
-  'q4_0' | 'q8_0' | 'f16' | 'bf16' | 'f32' | 'q4_k' | 'q5_k' | 'q6_k' | 'q4_1' | 'q5_0' | 'q5_1';
+  'q4_0' | 'q8_0' | 'f16' | 'bf16' | 'f32' | 'q4_k' | 'q5_k' | 'q6_k' | 'q4_1' | 'q5_0' | 'q5_1' | 'q3_k';
 
 /**
  * Every weight type's block in ggml's layout: elements per block (a row length must be a
@@ -26,6 +26,7 @@ export const WEIGHT_FORMATS: Readonly<
   q4_1: { blockElements: 32, blockBytes: 20, ggmlType: 3 },
   q5_0: { blockElements: 32, blockBytes: 22, ggmlType: 6 },
   q5_1: { blockElements: 32, blockBytes: 24, ggmlType: 7 },
+  q3_k: { blockElements: 256, blockBytes: 110, ggmlType: 11 },
 };
 export const WEIGHT_TYPES = Object.keys(WEIGHT_FORMATS) as readonly WeightType[];
 const pick = (f: 'blockElements' | 'blockBytes') =>

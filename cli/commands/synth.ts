@@ -2,7 +2,7 @@
 // engine (and llama.cpp) without downloading anything.
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { writeSyntheticModel, Q4_K_M_MIX, type WeightTypes } from '../../model/synth.js';
+import { writeSyntheticModel, Q3_K_M_MIX, Q4_K_M_MIX, type WeightTypes } from '../../model/synth.js';
 import { MODEL_PRESETS } from '../../model/presets.js';
 import { isGgmlTypeName } from '../../model/gguf/types.js';
 import { UsageError } from '../../common/errors.js';
@@ -10,9 +10,10 @@ import { formatBytes } from '../format.js';
 
 function typesFor(t: string): WeightTypes {
   if (t === 'q4_k_m') return Q4_K_M_MIX;
+  if (t === 'q3_k_m') return Q3_K_M_MIX;
   if (!isGgmlTypeName(t) || t === 'q8_k') {
     throw new UsageError(
-      `--type '${t}' is not a weight type: use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k or q4_k_m`,
+      `--type '${t}' is not a weight type: use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, q6_k, q3_k_m or q4_k_m`,
     );
   }
   return { default: t };

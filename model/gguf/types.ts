@@ -3,7 +3,19 @@
 // (ggml.h `enum ggml_type`, ggml.c `type_traits`), because the ids are what GGUF files store.
 
 export type GgmlTypeName =
-  'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k';
+  | 'f32'
+  | 'f16'
+  | 'bf16'
+  | 'q8_0'
+  | 'q4_0'
+  | 'q4_1'
+  | 'q5_0'
+  | 'q5_1'
+  | 'q3_k'
+  | 'q4_k'
+  | 'q5_k'
+  | 'q6_k'
+  | 'q8_k';
 
 export interface GgmlType {
   /** The id a GGUF tensor info stores. */
@@ -24,6 +36,7 @@ export const GGML_TYPES: readonly GgmlType[] = [
   { id: 6, name: 'q5_0', blockElements: 32, blockBytes: 22, weight: true },
   { id: 7, name: 'q5_1', blockElements: 32, blockBytes: 24, weight: true },
   { id: 8, name: 'q8_0', blockElements: 32, blockBytes: 34, weight: true },
+  { id: 11, name: 'q3_k', blockElements: 256, blockBytes: 110, weight: true },
   { id: 12, name: 'q4_k', blockElements: 256, blockBytes: 144, weight: true },
   { id: 13, name: 'q5_k', blockElements: 256, blockBytes: 176, weight: true },
   { id: 14, name: 'q6_k', blockElements: 256, blockBytes: 210, weight: true },
@@ -38,7 +51,6 @@ const BY_NAME = new Map(GGML_TYPES.map((t) => [t.name, t]));
 const OTHER_GGML_NAMES: Record<number, string> = {
   9: 'Q8_1',
   10: 'Q2_K',
-  11: 'Q3_K',
   16: 'IQ2_XXS',
   17: 'IQ2_XS',
   18: 'IQ3_XXS',

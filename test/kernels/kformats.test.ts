@@ -122,6 +122,7 @@ describe('the type table', () => {
       'q4_1',
       'q5_0',
       'q5_1',
+      'q3_k',
     ]);
     for (const t of WEIGHT_TYPES) {
       const f = WEIGHT_FORMATS[t];
@@ -132,18 +133,40 @@ describe('the type table', () => {
     }
     expect(BLOCK_BYTES).toMatchObject({ q4_k: 144, q5_k: 176, q6_k: 210, f32: 4 });
     expect(WEIGHT_FORMATS.q6_k.ggmlType).toBe(14);
-    expect(BLOCK_BYTES).toMatchObject({ q4_1: 20, q5_0: 22, q5_1: 24 });
+    expect(BLOCK_BYTES).toMatchObject({ q4_1: 20, q5_0: 22, q5_1: 24, q3_k: 110 });
     expect([3, 6, 7].map((id) => weightTypeFromGgml(id))).toEqual(['q4_1', 'q5_0', 'q5_1']);
   });
 
   it('unknown and activation-only ggml ids are refused, naming the id', () => {
-    expect(() => weightTypeFromGgml(11)).toThrow(/ggml type id 11 is not supported.*12 \(q4_k\)/);
+    expect(() => weightTypeFromGgml(10)).toThrow(/ggml type id 10 is not supported.*12 \(q4_k\)/);
     expect(() => weightTypeFromGgml(15)).toThrow(/ggml type id 15 \(q8_K is ggml's activation format/);
     expect(() => weightTypeFromGgml(99)).toThrow(/ggml type id 99/);
   });
 });
 
 describe('K-type dequantization against blocks built from the bit layout', () => {
+  it('Q3_K with d = 0.5: 6-bit scales split over two places, levels from two qs bits and an hmask bit', () => {
+    // 16 scales s_g (stored + 32), levels q_e in 0..7: x = d·(s_g − 32)·(q_e − 4).
+    const scales = Array.from({ length: 16 }, (_, g) => (g * 37 + 5) % 64);
+    const levels = Array.from({ length: 256 }, (_, e) => (e * 7 + (e >> 5)) % 8);
+    const block = new Uint8Array(110); // hmask[32], qs[64], scales[12], d
+    for (let e = 0; e < 256; e++) {
+      const h = e >> 7,
+        t = (e >> 5) & 3,
+        l = e & 31;
+      block[32 + 32 * h + l]! |= (levels[e]! & 3) << (2 * t);
+      block[l]! |= (levels[e]! >> 2) << (e >> 5);
+    }
+    scales.forEach((v, g) => {
+      block[96 + (g % 8)]! |= (v & 15) << (g < 8 ? 0 : 4);
+      block[96 + 8 + (g % 4)]! |= (v >> 4) << (2 * (g >> 2));
+    });
+    block[108] = 0x00;
+    block[109] = 0x38; // f16 0.5
+    const want = levels.map((q, e) => 0.5 * (scales[e >> 4]! - 32) * (q - 4));
+    expect(mismatches(dequantize('q3_k', block, 1, 256), want)).toEqual([]);
+  });
+
   const sc = [1, 2, 3, 63, 33, 17, 40, 5];
   const mins = [0, 7, 63, 1, 50, 2, 3, 34];
 
@@ -284,7 +307,7 @@ describe('K-type quantizers match ggml', () => {
 
 describe('K-type quantize → dequantize error', () => {
   // Per element: at most one quantization step of its group (range / levels: Q4_K 15 and Q5_K
-  // 31 levels over [min(0, lo), max(0, hi)] of 32 values; Q6_K 63 over ±amax of 16), and an rms
+  // 31 levels over [min(0, lo), max(0, hi)] of 32 values; Q6_K 63 and Q3_K 7 over ±amax of 16), and an rms
   // error relative to the data's rms typical of the format.
   const rows = 8,
     k = 1024;
@@ -295,6 +318,8 @@ describe('K-type quantize → dequantize error', () => {
     ['q4_k', 32, 15, 0.09],
     ['q5_k', 32, 31, 0.05],
     ['q6_k', 16, 63, 0.025],
+    // 8 levels (−4..3) over ±amax of 16, with 6-bit scales: rms 0.13-0.14 measured
+    ['q3_k', 16, 7, 0.18],
   ] as const;
   for (const [t, group, levels, rmsBound] of cases)
     for (const [name, x] of [
@@ -316,7 +341,7 @@ describe('K-type quantize → dequantize error', () => {
             hi = Math.max(hi, v);
             amax = Math.max(amax, Math.abs(v));
           }
-          const step = (t === 'q6_k' ? 2 * amax : hi - lo) / levels;
+          const step = (t === 'q6_k' || t === 'q3_k' ? 2 * amax : hi - lo) / levels;
           for (let i = 0; i < group; i++) {
             const e = Math.abs(back[g * group + i]! - x[g * group + i]!);
             worst = Math.max(worst, e / step);
@@ -330,7 +355,7 @@ describe('K-type quantize → dequantize error', () => {
       });
 
   it('zero rows stay zero; f32 round-trips exactly', () => {
-    for (const t of ['q4_k', 'q5_k', 'q6_k'] as const)
+    for (const t of ['q3_k', 'q4_k', 'q5_k', 'q6_k'] as const)
       expect(dequantize(t, quantize(t, new Float32Array(512), 1, 512), 1, 512).every((v) => v === 0)).toBe(
         true,
       );

@@ -22,6 +22,8 @@
 //       Q4_K_M falling back to q5_0
 //       and q8_0                     4.7e-3          (as q4_0)             1.5e-2
 //     q4_k … q6_k, mix (X as Q8_K) 5.5–6.0e-3      5.3–6.2e-3            1.5e-2
+//     Q3_K_M mix (q3_k, q4_k, q5_k,
+//       q6_k; X as Q8_K)             5.7e-3          (as the K types)      1.5e-2
 //     qwen3 (tied: the output is token_embd, std 1, logits ~16× larger):
 //       f16                        4.7e-4          ≈5.5e-4               1e-3
 //       Q4_K_M mix                 1.08e-2         ≈1.0e-2               1.5e-2
@@ -41,6 +43,7 @@ import { forward, generate, loadModel, type LoadedModel } from '../../executor/c
 import { LocalCluster } from '../../executor/host/local-cluster.js';
 import type { Arch } from '../../model/arch.js';
 import {
+  Q3_K_M_MIX,
   Q4_K_M_MIX,
   TINY,
   writeSyntheticModel,
@@ -84,6 +87,7 @@ const TOLERANCE: Record<string, number> = {
   q5_k: 1.5e-2,
   q6_k: 1.5e-2,
   Q4_K_M_MIX: 1.5e-2,
+  Q3_K_M_MIX: 1.5e-2,
   'q4_1+q5_0+q5_1': 1.5e-2,
 };
 
@@ -97,6 +101,7 @@ const TYPES: [string, WeightTypes][] = [
   ['q5_k', { default: 'q5_k' }],
   ['q6_k', { default: 'q6_k' }],
   ['Q4_K_M_MIX', Q4_K_M_MIX],
+  ['Q3_K_M_MIX', Q3_K_M_MIX],
 ];
 
 interface Variant {

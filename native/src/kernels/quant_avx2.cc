@@ -543,8 +543,29 @@ KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(_mm256_sub_ps(acc[i], accMin[i]));
 }
 
-// Q6_K: levels kept unsigned (0..63, ≤ 63·127·2 per int16 pair); the −32 comes back per
-// super-block as −32·Σ_g sc_g·bsum_g (one vpmaddwd of the 16 scales by the 16 bsums).
+// Q6_K and Q3_K keep their levels unsigned and take the offset (32, 4 = 2^shift) back per
+// super-block: the sums start at −offset·Σ_g sc_g·bsum_g (one vpmaddwd of the 16 scales by the
+// activations' 16 bsums).
+template <int RX>
+KFN void StartOffsetSums(__m256i sc16, const ActRows& act, int64_t r, int64_t b, int shift, __m256i isum[RX]) {
+  for (int i = 0; i < RX; ++i) {
+    const __m256i bias =
+        _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.q8k(r + i)[b].bsums)));
+    isum[i] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_sll_epi32(bias, _mm_cvtsi32_si128(shift)));
+  }
+}
+// The int8 scales g (elements 0-15 of a run of 32) and g + 1 (16-31), each in every int16 lane of
+// the low / high 128-bit lane: scale byte into the high byte of the lane, then an arithmetic shift
+// sign-extends it (in-lane, where vpmovsxbw would cross lanes). sc2: the 16 scales in both lanes.
+KFN __m256i ScalePair16(__m256i sc2, int g) {
+  const char lo = static_cast<char>(g), hi = static_cast<char>(g + 1), z = static_cast<char>(0x80);
+  return _mm256_srai_epi16(
+      _mm256_shuffle_epi8(sc2, _mm256_setr_epi8(z, lo, z, lo, z, lo, z, lo, z, lo, z, lo, z, lo, z, lo, z, hi, z, hi,
+                                                z, hi, z, hi, z, hi, z, hi, z, hi, z, hi)),
+      8);
+}
+
+// Q6_K: levels kept unsigned (0..63, ≤ 63·127·2 per int16 pair), the −32 back through the bsums.
 template <int RX>
 KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(a.w + j * a.wStride);
@@ -559,11 +580,7 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
     const __m256i sc2 = _mm256_broadcastsi128_si256(sc8);
     const float dw = _cvtsh_ss(w[b].d);
     __m256i isum[RX];
-    for (int i = 0; i < RX; ++i) {
-      const __m256i bias =
-          _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.q8k(r + i)[b].bsums)));
-      isum[i] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(bias, 5));
-    }
+    StartOffsetSums<RX>(sc16, act, r, b, 5, isum);
     for (int h = 0; h < 2; ++h) {
       const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h));
       const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].ql + 64 * h + 32));
@@ -578,18 +595,52 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4)),
       };
       for (int t = 0; t < 4; ++t) {
-        // Elements 0-15 of this run of 32 use scale g, 16-31 scale g+1: scale byte g into the
-        // high byte of every int16 of the low lane (g+1: the high lane), then an arithmetic
-        // shift sign-extends it; in-lane, where vpmovsxbw crosses lanes.
-        const char g = static_cast<char>(8 * h + 2 * t), z = static_cast<char>(0x80);
-        const __m256i s = _mm256_srai_epi16(
-            _mm256_shuffle_epi8(sc2, _mm256_setr_epi8(z, g, z, g, z, g, z, g, z, g, z, g, z, g, z, g, z, g + 1, z, g + 1, z,
-                                                      g + 1, z, g + 1, z, g + 1, z, g + 1, z, g + 1, z, g + 1)),
-            8);
+        const __m256i s = ScalePair16(sc2, 8 * h + 2 * t);
         for (int i = 0; i < RX; ++i) {
           const __m256i x =
               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.q8k(r + i)[b].qs + 128 * h + 32 * t));
           isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(_mm256_maddubs_epi16(q[t], x), s));
+        }
+      }
+    }
+    for (int i = 0; i < RX; ++i)
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * act.q8k(r + i)[b].d), _mm256_cvtepi32_ps(isum[i]), acc[i]);
+  }
+  for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(acc[i]);
+}
+
+// Q3_K as Q6_K: levels made unsigned (q + 4 in 0..7, from two qs bits and the hmask bit), the
+// −4 offset taken back through the activations' bsums (−4·Σ sc_g·bsum_g), and each 16's scale
+// applied by vpmaddwd. The third bits of elements 32t + l of half h sit in bit 4h + t of hmask[l].
+template <int RX>
+KFN void Q3KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ3_K* w = reinterpret_cast<const BlockQ3_K*>(a.w + j * a.wStride);
+  const int64_t nb = a.k / kQKBlock;
+  const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  __m256 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    PrefetchAhead(w + b, sizeof(BlockQ3_K));
+    alignas(16) int8_t sc[16];
+    UnpackScalesQ3K(w[b].scales, sc);
+    const __m128i sc8 = _mm_load_si128(reinterpret_cast<const __m128i*>(sc));
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+    const __m256i sc2 = _mm256_broadcastsi128_si256(sc8);
+    const float dw = _cvtsh_ss(w[b].d);
+    __m256i isum[RX];
+    StartOffsetSums<RX>(sc16, act, r, b, 2, isum);
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].hmask));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * h));
+      for (int t = 0; t < 4; ++t) {
+        const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * t), m3);
+        const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + t), one), 2);
+        const __m256i q = _mm256_or_si256(lo, hi);
+        const __m256i s = ScalePair16(sc2, 8 * h + 2 * t);
+        for (int i = 0; i < RX; ++i) {
+          const __m256i x =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.q8k(r + i)[b].qs + 128 * h + 32 * t));
+          isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), s));
         }
       }
     }
@@ -699,6 +750,7 @@ KernelSet Avx2Kernels() {
   s.f16 = HalfKernel<kF16>;
   s.bf16 = HalfKernel<kBf16>;
   s.f32 = HalfKernel<kF32>;
+  s.q3k = Q3KKernel;
   s.q4k = AffineKKernel<BlockQ4_K>;
   s.q5k = AffineKKernel<BlockQ5_K>;
   s.q6k = Q6KKernel;

@@ -36,6 +36,7 @@ constexpr TypeInfo kTypes[] = {
     {WeightType::Q4_1, "q4_1", 3, kQBlock, sizeof(BlockQ4_1)},
     {WeightType::Q5_0, "q5_0", 6, kQBlock, sizeof(BlockQ5_0)},
     {WeightType::Q5_1, "q5_1", 7, kQBlock, sizeof(BlockQ5_1)},
+    {WeightType::Q3_K, "q3_k", 11, kQKBlock, sizeof(BlockQ3_K)},
     {WeightType::Q4_K, "q4_k", 12, kQKBlock, sizeof(BlockQ4_K)},
     {WeightType::Q5_K, "q5_k", 13, kQKBlock, sizeof(BlockQ5_K)},
     {WeightType::Q6_K, "q6_k", 14, kQKBlock, sizeof(BlockQ6_K)},
@@ -78,7 +79,9 @@ WeightType WeightTypeFromGgml(int id) {
 
 int64_t BlockElements(WeightType t) { return Info(t).blockElements; }
 
-bool IsKType(WeightType t) { return t == WeightType::Q4_K || t == WeightType::Q5_K || t == WeightType::Q6_K; }
+bool IsKType(WeightType t) {
+  return t == WeightType::Q3_K || t == WeightType::Q4_K || t == WeightType::Q5_K || t == WeightType::Q6_K;
+}
 
 bool IsQ8Activated(WeightType t) {
   return t == WeightType::Q8_0 || t == WeightType::Q4_0 || t == WeightType::Q4_1 || t == WeightType::Q5_0 ||
@@ -304,6 +307,7 @@ void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t
     uint8_t* o = out + r * rb;
     switch (t) {
       case WeightType::F32: std::memcpy(o, xr, static_cast<size_t>(4 * k)); break;
+      case WeightType::Q3_K:
       case WeightType::Q4_K:
       case WeightType::Q5_K:
       case WeightType::Q6_K: QuantizeKRow(t, xr, k, o); break;
@@ -335,6 +339,7 @@ void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, flo
     float* o = out + r * ldo;
     switch (t) {
       case WeightType::F32: std::memcpy(o, wr, static_cast<size_t>(4 * k)); break;
+      case WeightType::Q3_K:
       case WeightType::Q4_K:
       case WeightType::Q5_K:
       case WeightType::Q6_K: DequantizeKRow(t, wr, k, o); break;

@@ -40,7 +40,7 @@ using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r
 
 struct KernelSet {
   QKernel q8 = nullptr, q4 = nullptr, f16 = nullptr, bf16 = nullptr, f32 = nullptr;
-  QKernel q4k = nullptr, q5k = nullptr, q6k = nullptr;
+  QKernel q3k = nullptr, q4k = nullptr, q5k = nullptr, q6k = nullptr;
   QKernel q41 = nullptr, q50 = nullptr, q51 = nullptr;
   ActLayout q4Layout = ActLayout::Natural;  // of the Q4_0 kernels' activations
   QKernel For(WeightType t) const {
@@ -50,6 +50,7 @@ struct KernelSet {
       case WeightType::F16: return f16;
       case WeightType::BF16: return bf16;
       case WeightType::F32: return f32;
+      case WeightType::Q3_K: return q3k;
       case WeightType::Q4_K: return q4k;
       case WeightType::Q5_K: return q5k;
       case WeightType::Q6_K: return q6k;
@@ -104,6 +105,19 @@ inline void UnpackScalesK4(const uint8_t* packed, uint8_t sc[8], uint8_t m[8]) {
   UnpackScalesK4(packed, o);
   std::memcpy(sc, o, 8);
   std::memcpy(m, o + 2, 8);
+}
+
+// Q3_K's 12 packed scale bytes → its 16 scales less 32 (−32..31), as ggml's kmask unpacking.
+inline void UnpackScalesQ3K(const uint8_t* packed, int8_t out[16]) {
+  uint32_t a[4];
+  std::memcpy(a, packed, 12);
+  const uint32_t tmp = a[2], k1 = 0x03030303u, k2 = 0x0f0f0f0fu;
+  a[2] = ((a[0] >> 4) & k2) | (((tmp >> 4) & k1) << 4);
+  a[3] = ((a[1] >> 4) & k2) | (((tmp >> 6) & k1) << 4);
+  a[0] = (a[0] & k2) | ((tmp & k1) << 4);
+  a[1] = (a[1] & k2) | (((tmp >> 2) & k1) << 4);
+  std::memcpy(out, a, 16);
+  for (int g = 0; g < 16; ++g) out[g] = static_cast<int8_t>(out[g] - 32);
 }
 
 // Scalar tail helpers shared by the SIMD kernels (one block, natural layout).

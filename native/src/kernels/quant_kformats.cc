@@ -1,4 +1,4 @@
-// ggml's K-type super-blocks (Q4_K, Q5_K, Q6_K) and the Q8_K activations their dot products
+// ggml's K-type super-blocks (Q3_K, Q4_K, Q5_K, Q6_K) and the Q8_K activations their dot products
 // take: quantizers following ggml's reference algorithm (quantize_row_q*_K_ref, no importance
 // matrix, the way llama-quantize writes files without one) and dequantizers giving ggml's
 // values bit for bit (same float operations in the same order, no fused multiply-add).
@@ -205,6 +205,105 @@ void QuantizeQ5_K(const float* x, int64_t k, BlockQ5_K* y) {
   }
 }
 
+// make_q3_quants with do_rmse: levels −nmax..nmax−1 from the signed extreme, then up to 5 passes
+// moving single levels where that raises the x²-weighted fit (Σ w·x·l)² / Σ w·l². Returns the
+// scale; L gets the levels + nmax.
+float FitQ3(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
+      max = x[i];
+    }
+  if (amax < kGroupEps) {
+    std::memset(L, 0, static_cast<size_t>(n));
+    return 0.0f;
+  }
+  const float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::clamp(NearestInt(iscale * x[i]), -nmax, nmax - 1);
+    L[i] = static_cast<int8_t>(l);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  for (int pass = 0; pass < 5; ++pass) {
+    int changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * L[i];
+      if (slx > 0) {
+        float sl2 = suml2 - w * L[i] * L[i];
+        const int l = std::clamp(NearestInt(x[i] * sl2 / slx), -nmax, nmax - 1);
+        if (l != L[i]) {
+          slx += w * x[i] * l;
+          sl2 += w * l * l;
+          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = static_cast<int8_t>(l);
+            sumlx = slx;
+            suml2 = sl2;
+            ++changed;
+          }
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(L[i] + nmax);
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+// quantize_row_q3_K_ref: per 16 values a 4-level-a-side fit, the 16 scales to 6 bits against the
+// largest (signed), then every value re-quantized against its stored scale.
+void QuantizeQ3_K(const float* x, int64_t k, BlockQ3_K* y) {
+  int8_t L[kQKBlock];
+  for (int64_t b = 0; b < k / kQKBlock; ++b, x += kQKBlock) {
+    float scales[16], maxScale = 0, amax = 0;
+    for (int g = 0; g < 16; ++g) {
+      scales[g] = FitQ3(16, 4, x + 16 * g, L + 16 * g);
+      if (std::fabs(scales[g]) > amax) {
+        amax = std::fabs(scales[g]);
+        maxScale = scales[g];
+      }
+    }
+    BlockQ3_K& o = y[b];
+    std::memset(o.scales, 0, sizeof(o.scales));
+    if (maxScale != 0.0f) {
+      const float iscale = -32.0f / maxScale;
+      for (int g = 0; g < 16; ++g) {
+        int l = std::clamp(NearestInt(iscale * scales[g]), -32, 31) + 32;
+        if (g < 8) o.scales[g] = static_cast<uint8_t>(l & 0xF);
+        else o.scales[g - 8] = static_cast<uint8_t>(o.scales[g - 8] | ((l & 0xF) << 4));
+        l >>= 4;
+        o.scales[g % 4 + 8] = static_cast<uint8_t>(o.scales[g % 4 + 8] | (l << (2 * (g / 4))));
+      }
+      o.d = F32ToF16(1 / iscale);
+    } else {
+      o.d = F32ToF16(0.0f);
+    }
+    int8_t sc[16];
+    UnpackScalesQ3K(o.scales, sc);
+    for (int g = 0; g < 16; ++g) {
+      const float d = F16ToF32(o.d) * sc[g];
+      if (d == 0.0f) continue;
+      for (int l = 0; l < 16; ++l)
+        L[16 * g + l] = static_cast<int8_t>(std::clamp(NearestInt(x[16 * g + l] / d), -4, 3) + 4);
+    }
+    std::memset(o.hmask, 0, sizeof(o.hmask));
+    for (int e = 0; e < kQKBlock; ++e)
+      if (L[e] > 3) {
+        o.hmask[e % 32] = static_cast<uint8_t>(o.hmask[e % 32] | (1 << (e / 32)));
+        L[e] = static_cast<int8_t>(L[e] - 4);
+      }
+    for (int h = 0; h < 2; ++h)
+      for (int l = 0; l < 32; ++l) {
+        const int8_t* Lh = L + 128 * h;
+        o.qs[32 * h + l] = static_cast<uint8_t>(Lh[l] | (Lh[l + 32] << 2) | (Lh[l + 64] << 4) | (Lh[l + 96] << 6));
+      }
+  }
+}
+
 void QuantizeQ6_K(const float* x, int64_t k, BlockQ6_K* y) {
   int8_t L[kQKBlock];
   for (int64_t b = 0; b < k / kQKBlock; ++b, x += kQKBlock) {
@@ -258,6 +357,21 @@ void DequantizeAffineK(const Block* b, int64_t nb, float* y) {
         const float v = dj * q;
         y[256 * i + 32 * j + l] = v - mj;
       }
+    }
+  }
+}
+
+// dequantize_row_q3_K: d·(sc − 32) first, then · (q − 4).
+void DequantizeQ3_K(const BlockQ3_K* b, int64_t nb, float* y) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = F16ToF32(b[i].d);
+    int8_t sc[16];
+    UnpackScalesQ3K(b[i].scales, sc);
+    for (int e = 0; e < kQKBlock; ++e) {
+      const int h = e / 128, t = (e % 128) / 32, l = e % 32;
+      const int q = ((b[i].qs[32 * h + l] >> (2 * t)) & 3) - (((b[i].hmask[l] >> (e / 32)) & 1) ? 0 : 4);
+      const float dl = d * sc[e / 16];
+      y[256 * i + e] = dl * static_cast<float>(q);
     }
   }
 }
@@ -352,6 +466,7 @@ void QuantizeRowQ8_K(const float* x, int64_t k, BlockQ8_K* y, bool allowSimd) { 
 
 void QuantizeKRow(WeightType t, const float* x, int64_t k, uint8_t* out) {
   switch (t) {
+    case WeightType::Q3_K: QuantizeQ3_K(x, k, reinterpret_cast<BlockQ3_K*>(out)); break;
     case WeightType::Q4_K: QuantizeQ4_K(x, k, reinterpret_cast<BlockQ4_K*>(out)); break;
     case WeightType::Q5_K: QuantizeQ5_K(x, k, reinterpret_cast<BlockQ5_K*>(out)); break;
     case WeightType::Q6_K: QuantizeQ6_K(x, k, reinterpret_cast<BlockQ6_K*>(out)); break;
@@ -362,6 +477,7 @@ void QuantizeKRow(WeightType t, const float* x, int64_t k, uint8_t* out) {
 void DequantizeKRow(WeightType t, const uint8_t* w, int64_t k, float* out) {
   const int64_t nb = k / kQKBlock;
   switch (t) {
+    case WeightType::Q3_K: DequantizeQ3_K(reinterpret_cast<const BlockQ3_K*>(w), nb, out); break;
     case WeightType::Q4_K: DequantizeAffineK(reinterpret_cast<const BlockQ4_K*>(w), nb, out); break;
     case WeightType::Q5_K: DequantizeAffineK(reinterpret_cast<const BlockQ5_K*>(w), nb, out); break;
     case WeightType::Q6_K: DequantizeQ6_K(reinterpret_cast<const BlockQ6_K*>(w), nb, out); break;

@@ -105,6 +105,34 @@ void AffineKScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int
     }
 }
 
+// ggml_vec_dot_q3_K_q8_K: per super-block Σ_g (sc_g − 32)·Σ (q − 4)·x over each 16, exact in
+// integers, then one multiply by d_w·d_x.
+void Q3KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  const int64_t nb = a.k / kQKBlock;
+  for (int64_t r = r0; r < r0 + rows; ++r)
+    for (int64_t j = j0; j < j1; ++j) {
+      const BlockQ3_K* w = reinterpret_cast<const BlockQ3_K*>(a.w + j * a.wStride);
+      const BlockQ8_K* x = act.q8k(r);
+      float sum = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        int8_t sc[16];
+        UnpackScalesQ3K(w[b].scales, sc);
+        int32_t isum = 0;
+        for (int g = 0; g < 16; ++g) {
+          int32_t dot = 0;
+          for (int e = 16 * g; e < 16 * g + 16; ++e) {
+            const int h = e / 128, t = (e % 128) / 32, l = e % 32;
+            const int q = ((w[b].qs[32 * h + l] >> (2 * t)) & 3) - (((w[b].hmask[l] >> (e / 32)) & 1) ? 0 : 4);
+            dot += q * x[b].qs[e];
+          }
+          isum += sc[g] * dot;
+        }
+        sum += F16ToF32(w[b].d) * x[b].d * static_cast<float>(isum);
+      }
+      a.y[r * a.ldy + j] = sum;
+    }
+}
+
 void Q6KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   const int64_t nb = a.k / kQKBlock;
   for (int64_t r = r0; r < r0 + rows; ++r)
@@ -140,6 +168,7 @@ KernelSet ScalarKernels() {
   s.f16 = HalfScalar<kF16>;
   s.bf16 = HalfScalar<kBf16>;
   s.f32 = HalfScalar<kF32>;
+  s.q3k = Q3KScalar;
   s.q4k = AffineKScalar<BlockQ4_K>;
   s.q5k = AffineKScalar<BlockQ5_K>;
   s.q6k = Q6KScalar;
