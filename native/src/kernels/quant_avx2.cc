@@ -609,6 +609,20 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(acc[i]);
 }
 
+// UnpackScalesQ3K in registers: low nibbles of bytes 0-7 are scales 0-7, their high nibbles
+// scales 8-15; scale g's top two bits are bits 2·(g / 4) of byte 8 + g % 4, so a byte shuffle
+// gives each scale its byte and one variable dword shift (0, 2, 4, 6 per group of 4) its bits.
+KFN __m128i ScalesQ3K(const uint8_t* packed) {
+  uint32_t top;
+  std::memcpy(&top, packed + 8, 4);
+  const __m128i low = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(packed)), m4 = _mm_set1_epi8(0x0F);
+  const __m128i nibbles = _mm_unpacklo_epi64(_mm_and_si128(low, m4), _mm_and_si128(_mm_srli_epi16(low, 4), m4));
+  const __m128i spread =
+      _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(top)), _mm_setr_epi8(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3));
+  const __m128i bits = _mm_and_si128(_mm_srlv_epi32(spread, _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+  return _mm_sub_epi8(_mm_or_si128(nibbles, _mm_slli_epi16(bits, 4)), _mm_set1_epi8(32));
+}
+
 // Q3_K as Q6_K: levels made unsigned (q + 4 in 0..7, from two qs bits and the hmask bit), the
 // −4 offset taken back through the activations' bsums (−4·Σ sc_g·bsum_g), and each 16's scale
 // applied by vpmaddwd. The third bits of elements 32t + l of half h sit in bit 4h + t of hmask[l].
@@ -616,14 +630,12 @@ template <int RX>
 KFN void Q3KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   const BlockQ3_K* w = reinterpret_cast<const BlockQ3_K*>(a.w + j * a.wStride);
   const int64_t nb = a.k / kQKBlock;
-  const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     PrefetchAhead(w + b, sizeof(BlockQ3_K));
-    alignas(16) int8_t sc[16];
-    UnpackScalesQ3K(w[b].scales, sc);
-    const __m128i sc8 = _mm_load_si128(reinterpret_cast<const __m128i*>(sc));
+    const __m128i sc8 = ScalesQ3K(w[b].scales);
     const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
     const __m256i sc2 = _mm256_broadcastsi128_si256(sc8);
     const float dw = _cvtsh_ss(w[b].d);
@@ -634,7 +646,10 @@ KFN void Q3KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
       const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * h));
       for (int t = 0; t < 4; ++t) {
         const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * t), m3);
-        const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + t), one), 2);
+        // bit 4h + t of each hmask byte, moved to bit 2 (one shift, one mask)
+        const int hs = 4 * h + t;
+        const __m256i moved = hs >= 2 ? _mm256_srli_epi16(hm, hs - 2) : _mm256_slli_epi16(hm, 2 - hs);
+        const __m256i hi = _mm256_and_si256(moved, four);
         const __m256i q = _mm256_or_si256(lo, hi);
         const __m256i s = ScalePair16(sc2, 8 * h + 2 * t);
         for (int i = 0; i < RX; ++i) {
