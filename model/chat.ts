@@ -19,6 +19,7 @@ export class ChatTemplate {
     /** Where the template came from, and why when it is the fallback. */
     readonly source: { kind: 'file' } | { kind: 'chatml'; why: string },
     template: Template,
+    private readonly tokenizer: Tokenizer,
     private readonly bos: string,
     private readonly eos: string,
   ) {
@@ -34,28 +35,34 @@ export class ChatTemplate {
     const given = typeof raw === 'string' ? raw : (raw as { value?: unknown } | undefined)?.value;
     if (typeof given === 'string' && given.trim()) {
       try {
-        return new ChatTemplate({ kind: 'file' }, new Template(given), bos, eos);
+        return new ChatTemplate({ kind: 'file' }, new Template(given), tokenizer, bos, eos);
       } catch (e) {
         const why = `the file's chat template does not parse (${e instanceof Error ? e.message : String(e)})`;
-        return new ChatTemplate({ kind: 'chatml', why }, new Template(CHATML), bos, eos);
+        return new ChatTemplate({ kind: 'chatml', why }, new Template(CHATML), tokenizer, bos, eos);
       }
     }
     return new ChatTemplate(
       { kind: 'chatml', why: 'the file has no tokenizer.chat_template' },
       new Template(CHATML),
+      tokenizer,
       bos,
       eos,
     );
   }
 
+  /** "the file's", or "ChatML: " and why the file's could not be used. */
+  get description(): string {
+    return this.source.kind === 'file' ? "the file's" : `ChatML: ${this.source.why}`;
+  }
+
   /**
-   * Whether a rendered prompt still needs the BOS token: the file asks for one and the template
-   * has not written it itself (Llama 3's starts with {{ bos_token }}).
+   * The tokens of the rendered prompt. BOS, unless `addBos` says otherwise, where the file asks
+   * for one and the template has not written it itself (Llama 3's starts with {{ bos_token }}).
    */
-  static needsBos(text: string, tokenizer: Tokenizer): boolean {
-    return (
-      tokenizer.addBos && !(tokenizer.bos !== null && text.startsWith(tokenizer.tokenText(tokenizer.bos)))
-    );
+  tokens(messages: readonly ChatMessage[], addBos?: boolean): number[] {
+    const text = this.render(messages);
+    const bos = this.tokenizer.addBos && !(this.bos !== '' && text.startsWith(this.bos));
+    return this.tokenizer.encode(text, { addBos: addBos ?? bos, parseSpecial: true });
   }
 
   /** The prompt text for `messages`, ending where the assistant's answer begins. */

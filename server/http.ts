@@ -4,7 +4,7 @@
 // slot before the next step.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ChatTemplate } from '../model/chat.js';
+import type { ChatTemplate } from '../model/chat.js';
 import type { LoadedModel, ModelRunner } from '../executor/coordinator/generate.js';
 import { Batcher } from './batcher.js';
 import {
@@ -99,12 +99,11 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 
   const promptOf = (job: Job): number[] => {
     const { tokenizer } = o.model;
-    const text = job.kind === 'chat' ? o.chat.render(job.messages!) : job.prompt!;
     // A chat template writes BOS itself when the model wants it; a plain prompt gets the file's default.
-    const tokens = tokenizer.encode(text, {
-      addBos: job.kind === 'chat' ? ChatTemplate.needsBos(text, tokenizer) : tokenizer.addBos,
-      parseSpecial: true,
-    });
+    const tokens =
+      job.kind === 'chat'
+        ? o.chat.tokens(job.messages!)
+        : tokenizer.encode(job.prompt!, { addBos: tokenizer.addBos, parseSpecial: true });
     if (tokens.length === 0)
       throw new ApiError(400, 'the prompt is empty', job.kind === 'chat' ? 'messages' : 'prompt');
     if (tokens.length >= o.model.ctx)

@@ -207,9 +207,9 @@ export async function generateWithFlags(
     onLoaded: (model) => {
       bar.done();
       if (o.chat) {
-        const src = model.chat.source;
-        template = src.kind === 'file' ? "the file's" : `ChatML: ${src.why}`;
-        if (src.kind !== 'file' && !o.json) process.stderr.write(`chat template: ${template}\n`);
+        template = model.chat.description;
+        if (model.chat.source.kind !== 'file' && !o.json)
+          process.stderr.write(`chat template: ${template}\n`);
       } else if (!o.json) process.stdout.write(o.prompt);
     },
     ...(o.json ? {} : { onText: (s: string) => process.stdout.write(s) }),
@@ -286,8 +286,8 @@ async function chatWithFlags(
     onProgress: (done, total) => bar.update(done, total, 'layers'),
     onLoaded: (model) => {
       bar.done();
-      const src = model.chat.source;
-      if (src.kind !== 'file') process.stderr.write(`chat template: ChatML: ${src.why}\n`);
+      if (model.chat.source.kind !== 'file')
+        process.stderr.write(`chat template: ${model.chat.description}\n`);
     },
     onFailure: o.onFailure,
     onRecovery: (x) =>

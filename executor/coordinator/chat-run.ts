@@ -5,7 +5,6 @@
 // A lost executor: the survivors load the model and the turn in hand is answered again.
 import type { MachineTopology } from '../../native/topology.js';
 import type { ChatMessage } from '../../model/chat.js';
-import { ChatTemplate } from '../../model/chat.js';
 import { withSurvivors, type LocalRunHooks } from './local-run.js';
 import {
   generate,
@@ -151,11 +150,7 @@ function fit(
       ...history.slice(2 * dropped),
       { role: 'user', content: message },
     ];
-    const text = model.chat.render(messages);
-    const tokens = model.tokenizer.encode(text, {
-      addBos: ChatTemplate.needsBos(text, model.tokenizer),
-      parseSpecial: true,
-    });
+    const tokens = model.chat.tokens(messages);
     if (tokens.length + room <= model.ctx) return { tokens, dropped };
     if (2 * dropped >= history.length)
       throw new Error(

@@ -455,9 +455,15 @@ export function encodePrompt(
   o: Pick<GenerateOptions, 'prompt' | 'addBos' | 'chat'>,
 ): number[] {
   const { tokenizer } = model;
-  const text = promptText(model, o);
-  const addBos = o.addBos ?? (o.chat ? ChatTemplate.needsBos(text, tokenizer) : tokenizer.addBos);
-  const tokens = tokenizer.encode(text, { addBos, parseSpecial: true });
+  const tokens = o.chat
+    ? model.chat.tokens(
+        [
+          ...(o.chat.system !== undefined ? [{ role: 'system', content: o.chat.system }] : []),
+          { role: 'user', content: o.prompt },
+        ],
+        o.addBos,
+      )
+    : tokenizer.encode(o.prompt, { addBos: o.addBos ?? tokenizer.addBos, parseSpecial: true });
   if (tokens.length === 0) throw new Error('the prompt is empty: give at least one token of text');
   if (tokens.length >= model.ctx) {
     throw new Error(
@@ -465,16 +471,6 @@ export function encodePrompt(
     );
   }
   return tokens;
-}
-
-/** The text the model reads: the prompt itself, or with --chat the file's template around it. */
-export function promptText(model: LoadedModel, o: Pick<GenerateOptions, 'prompt' | 'chat'>): string {
-  if (!o.chat) return o.prompt;
-  const messages = [
-    ...(o.chat.system !== undefined ? [{ role: 'system', content: o.chat.system }] : []),
-    { role: 'user', content: o.prompt },
-  ];
-  return model.chat.render(messages);
 }
 
 /** Prompt tokens given as ids: inside the vocabulary, at least one, and room left to generate. */

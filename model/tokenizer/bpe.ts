@@ -44,17 +44,14 @@ export const DEFAULT_REGEXES = ['[\\p{P}\\$\\+<=>\\^~\\|]+', GPT2_REGEX, '\\p{N}
  * each cuts every piece the one before left into its matches and the text between them.
  */
 export function preTokenizerRegexes(pre: string): RegExp[] {
-  const sources = LLAMA3_PRE.includes(pre)
-    ? [LLAMA3_REGEX]
-    : QWEN2_PRE.includes(pre)
-      ? [QWEN2_REGEX]
-      : GPT2_PRE.includes(pre)
-        ? [GPT2_REGEX]
-        : SMOLLM_PRE.includes(pre)
-          ? SMOLLM_REGEXES
-          : DEFAULT_PRE.includes(pre)
-            ? DEFAULT_REGEXES
-            : undefined;
+  const table: [readonly string[], readonly string[]][] = [
+    [LLAMA3_PRE, [LLAMA3_REGEX]],
+    [QWEN2_PRE, [QWEN2_REGEX]],
+    [GPT2_PRE, [GPT2_REGEX]],
+    [SMOLLM_PRE, SMOLLM_REGEXES],
+    [DEFAULT_PRE, DEFAULT_REGEXES],
+  ];
+  const sources = table.find(([names]) => names.includes(pre))?.[1];
   if (!sources) throw new TokenizerError(`pre-tokenizer '${shown(pre)}' is not supported`);
   return sources.map((r) => new RegExp(r, 'gu'));
 }

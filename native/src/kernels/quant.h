@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "core/thread_pool.h"
 
@@ -42,6 +43,14 @@ struct BlockQ5_1 {  // 24 bytes
   uint16_t d, m;
   uint8_t qh[4];
   uint8_t qs[kQBlock / 2];
+};
+// What tells the 32-element nibble types apart, in one place for every kernel: the _1 types
+// carry a min m (x = d·q + m), the 5-bit ones a qh word, and the _0 ones centre q on kOffset.
+template <typename Block>
+struct Nibble32Traits {
+  static constexpr bool kAffine = std::is_same_v<Block, BlockQ4_1> || std::is_same_v<Block, BlockQ5_1>;
+  static constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5_0> || std::is_same_v<Block, BlockQ5_1>;
+  static constexpr int kOffset = kAffine ? 0 : kFifthBit ? 16 : 8;  // x = d·(q − kOffset) for _0
 };
 // K types: a 256-element super-block of 8 sub-blocks of 32 (Q4_K, Q5_K) or 16 of 16 (Q6_K).
 // Q4_K / Q5_K: x = d·sc_j·q − dmin·m_j for sub-block j, with 6-bit sc_j and m_j packed in

@@ -676,7 +676,7 @@ template <typename Block>
 KFN __m256i Levels32(const Block& blk) {
   const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
   __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
-  if constexpr (!std::is_same_v<Block, BlockQ4_1>) {
+  if constexpr (Nibble32Traits<Block>::kFifthBit) {
     uint32_t qh;
     std::memcpy(&qh, blk.qh, 4);
     const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
@@ -692,13 +692,12 @@ KFN __m256i Levels32(const Block& blk) {
 // RX rows of X against one row of W: unsigned levels × signed x (≤ 31·127·2, no vpmaddubsw
 // saturation), one FMA per block and row with d_w·d_x; the block's offset comes back as
 // o_w·c_x (ActRows::c: −16·d_x·Σq_x for Q5_0, Q8_1's s = d_x·Σq_x for the _1 types, whose o_w
-// is m). Scales and offsets 8 blocks at a time (one vcvtph2ps for 8 f16, one FMA for 8 offsets):
-// per block they had cost as much as the dot product (0.46-0.53 of the read bandwidth on one
-// core, q5_0/q4_1/q5_1 4096×4096, against 0.80 for Q4_0). Each row has its own sums in the same
-// order whatever RX is (rowInvariant holds).
+// is m). Scales and offsets 8 blocks at a time: one vcvtph2ps for 8 f16, one FMA for 8 offsets,
+// instead of two f16 conversions and a scalar FMA per block. Each row has its own sums in the
+// same order whatever RX is (rowInvariant holds).
 template <int RX, typename Block>
 KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  constexpr bool kAffine = !std::is_same_v<Block, BlockQ5_0>;
+  constexpr bool kAffine = Nibble32Traits<Block>::kAffine;
   const uint8_t* w[1] = {a.w + j * a.wStride};
   const uint8_t* m[1] = {w[0] + 2};  // Q4_1 / Q5_1: m follows d
   const Block* blk = reinterpret_cast<const Block*>(w[0]);
@@ -720,8 +719,8 @@ KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
       _mm256_store_ps(sc[i], _mm256_mul_ps(dw[0], LoadUpTo8(xd[i] + b0, cnt)));
       off[i] = _mm256_fmadd_ps(ow[0], LoadUpTo8(xc[i] + b0, cnt), off[i]);
     }
-    // Blocks in pairs, one accumulator each (constant indices: a runtime one put them on the
-    // stack, and the store-to-load round trip per block halved the speed).
+    // Blocks in pairs, one accumulator each, named at compile time: indexed at run time
+    // (acc[t & 1]) the accumulators lived on the stack, a store and a load per block.
     auto step = [&](int t, __m256* into) KFN_LAMBDA {
       const int64_t b = b0 + t;
       const __m256i q = Levels32(blk[b]);
@@ -754,7 +753,6 @@ KENTRY void Nibble32Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t
                            int64_t j1) {
   RunRowTiles<4>(Nibble32Call<Block>{a, act}, r0, rows, j0, j1);
 }
-
 
 }  // namespace
 

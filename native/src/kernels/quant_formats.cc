@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 
 #include "core/cpu_features.h"
 
@@ -266,7 +265,7 @@ void QuantizeQ5_0(const float* x, int64_t k, BlockQ5_0* y) {
 template <typename Block>
 void Levels32(const Block& blk, uint8_t q[kQBlock]) {
   uint32_t qh = 0;
-  if constexpr (!std::is_same_v<Block, BlockQ4_0> && !std::is_same_v<Block, BlockQ4_1>) std::memcpy(&qh, blk.qh, 4);
+  if constexpr (Nibble32Traits<Block>::kFifthBit) std::memcpy(&qh, blk.qh, 4);
   for (int j = 0; j < kQBlock / 2; ++j) {
     q[j] = static_cast<uint8_t>((blk.qs[j] & 0x0F) | (((qh >> j) & 1) << 4));
     q[j + 16] = static_cast<uint8_t>((blk.qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
@@ -280,12 +279,11 @@ void Dequantize32(const uint8_t* row, int64_t k, float* o) {
     uint8_t q[kQBlock];
     Levels32(b[i], q);
     const float d = F16ToF32(b[i].d);
-    if constexpr (std::is_same_v<Block, BlockQ4_1> || std::is_same_v<Block, BlockQ5_1>) {
+    if constexpr (Nibble32Traits<Block>::kAffine) {
       const float m = F16ToF32(b[i].m);
       for (int j = 0; j < kQBlock; ++j) o[i * kQBlock + j] = q[j] * d + m;
     } else {
-      const int off = std::is_same_v<Block, BlockQ4_0> ? 8 : 16;
-      for (int j = 0; j < kQBlock; ++j) o[i * kQBlock + j] = (q[j] - off) * d;
+      for (int j = 0; j < kQBlock; ++j) o[i * kQBlock + j] = (q[j] - Nibble32Traits<Block>::kOffset) * d;
     }
   }
 }

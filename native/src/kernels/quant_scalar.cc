@@ -24,9 +24,7 @@ void Q8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t 
 // types (s_x in ActRows::c).
 template <typename Block>
 void Nibble32Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-  constexpr bool kAffine = std::is_same_v<Block, BlockQ4_1> || std::is_same_v<Block, BlockQ5_1>;
-  constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5_0> || std::is_same_v<Block, BlockQ5_1>;
-  constexpr int kOffset = kAffine ? 0 : kFifthBit ? 16 : 8;
+  using T = Nibble32Traits<Block>;
   for (int64_t r = r0; r < r0 + rows; ++r)
     for (int64_t j = j0; j < j1; ++j) {
       const Block* w = reinterpret_cast<const Block*>(a.w + j * a.wStride);
@@ -34,15 +32,15 @@ void Nibble32Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, in
       for (int64_t b = 0; b < act.nb; ++b) {
         const int8_t* x = act.qs(r) + b * kQBlock;
         uint32_t qh = 0;
-        if constexpr (kFifthBit) std::memcpy(&qh, w[b].qh, 4);
+        if constexpr (T::kFifthBit) std::memcpy(&qh, w[b].qh, 4);
         int32_t s = 0;
         for (int i = 0; i < kQBlock / 2; ++i) {
-          const int q0 = ((w[b].qs[i] & 0x0F) | (((qh >> i) & 1) << 4)) - kOffset;
-          const int q1 = ((w[b].qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4)) - kOffset;
+          const int q0 = ((w[b].qs[i] & 0x0F) | (((qh >> i) & 1) << 4)) - T::kOffset;
+          const int q1 = ((w[b].qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4)) - T::kOffset;
           s += q0 * x[i] + q1 * x[i + 16];
         }
         sum += F16ToF32(w[b].d) * act.d(r)[b] * static_cast<float>(s);
-        if constexpr (kAffine) sum += F16ToF32(w[b].m) * act.c(r)[b];
+        if constexpr (T::kAffine) sum += F16ToF32(w[b].m) * act.c(r)[b];
       }
       a.y[r * a.ldy + j] = sum;
     }
