@@ -25,14 +25,17 @@ export type WeightRole =
 export type WeightTypes = Partial<Record<WeightRole, GgmlTypeName>> & { default: GgmlTypeName };
 
 /**
- * What llama.cpp's quantizer writes instead of a K type where a row does not hold whole 256-element
+ * What llama.cpp's quantizer writes instead of a 256-element type where a row does not hold whole
  * super-blocks (llama_tensor_get_type's "incompatible tensor" fallback): Qwen2.5-0.5B's rows of
- * 896 and SmolLM2's of 576 and 960 come out q5_0, q5_1 and q8_0 in Q4_K_M / Q5_K_M files.
+ * 896 and SmolLM2's of 576 and 960 come out q5_0, q5_1 and q8_0 in Q4_K_M / Q5_K_M files, and
+ * iq4_nl in Q3_K_M and IQ4_XS files.
  */
 export const K_FALLBACK: Partial<Record<GgmlTypeName, GgmlTypeName>> = {
+  q3_k: 'iq4_nl',
   q4_k: 'q5_0',
   q5_k: 'q5_1',
   q6_k: 'q8_0',
+  iq4_xs: 'iq4_nl',
 };
 
 /** Like llama.cpp's Q4_K_M: q4_k for most matrices, q6_k where the error matters most. */
@@ -45,6 +48,13 @@ export const Q3_K_M_MIX: WeightTypes = {
   ffn_down: 'q4_k',
   output: 'q6_k',
 };
+
+/**
+ * Like llama.cpp's IQ4_XS without an importance matrix: iq4_xs for most matrices, q5_k for attn_v
+ * (grouped-query models) and q6_k for the output. llama.cpp also gives the first eighth of the
+ * layers' ffn_down q5_k; roles here are per tensor kind, not per layer, so that is left out.
+ */
+export const IQ4_XS_MIX: WeightTypes = { default: 'iq4_xs', attn_v: 'q5_k', output: 'q6_k' };
 
 export interface SynthOptions {
   arch: Arch;
@@ -160,6 +170,8 @@ const FILE_TYPE: Record<GgmlTypeName, number> = {
   q4_k: 15,
   q5_k: 17,
   q6_k: 18,
+  iq4_nl: 25,
+  iq4_xs: 30,
   q8_k: 7,
   bf16: 32,
 };

@@ -5,7 +5,20 @@
 import { loadAddon, type NativeThreadPool } from './addon.js';
 
 export type WeightType =
-  'q4_0' | 'q8_0' | 'f16' | 'bf16' | 'f32' | 'q4_k' | 'q5_k' | 'q6_k' | 'q4_1' | 'q5_0' | 'q5_1' | 'q3_k';
+  | 'q4_0'
+  | 'q8_0'
+  | 'f16'
+  | 'bf16'
+  | 'f32'
+  | 'q4_k'
+  | 'q5_k'
+  | 'q6_k'
+  | 'q4_1'
+  | 'q5_0'
+  | 'q5_1'
+  | 'q3_k'
+  | 'iq4_nl'
+  | 'iq4_xs';
 
 /**
  * Every weight type's block in ggml's layout: elements per block (a row length must be a
@@ -27,13 +40,15 @@ export const WEIGHT_FORMATS: Readonly<
   q5_0: { blockElements: 32, blockBytes: 22, ggmlType: 6 },
   q5_1: { blockElements: 32, blockBytes: 24, ggmlType: 7 },
   q3_k: { blockElements: 256, blockBytes: 110, ggmlType: 11 },
+  iq4_nl: { blockElements: 32, blockBytes: 18, ggmlType: 20 },
+  iq4_xs: { blockElements: 256, blockBytes: 136, ggmlType: 23 },
 };
 export const WEIGHT_TYPES = Object.keys(WEIGHT_FORMATS) as readonly WeightType[];
 const pick = (f: 'blockElements' | 'blockBytes') =>
   Object.fromEntries(WEIGHT_TYPES.map((t) => [t, WEIGHT_FORMATS[t][f]])) as Readonly<
     Record<WeightType, number>
   >;
-/** Elements per block of each type (32 for _0 types, 256 for K types, 1 otherwise). */
+/** Elements per block of each type (32 for _0 types and IQ4_NL, 256 for K types and IQ4_XS, 1 otherwise). */
 export const BLOCK_ELEMENTS = pick('blockElements');
 /** Bytes per block of each type. */
 export const BLOCK_BYTES = pick('blockBytes');

@@ -15,6 +15,8 @@ export type GgmlTypeName =
   | 'q4_k'
   | 'q5_k'
   | 'q6_k'
+  | 'iq4_nl'
+  | 'iq4_xs'
   | 'q8_k';
 
 export interface GgmlType {
@@ -41,6 +43,8 @@ export const GGML_TYPES: readonly GgmlType[] = [
   { id: 13, name: 'q5_k', blockElements: 256, blockBytes: 176, weight: true },
   { id: 14, name: 'q6_k', blockElements: 256, blockBytes: 210, weight: true },
   { id: 15, name: 'q8_k', blockElements: 256, blockBytes: 292, weight: false },
+  { id: 20, name: 'iq4_nl', blockElements: 32, blockBytes: 18, weight: true },
+  { id: 23, name: 'iq4_xs', blockElements: 256, blockBytes: 136, weight: true },
   { id: 30, name: 'bf16', blockElements: 1, blockBytes: 2, weight: true },
 ];
 
@@ -55,10 +59,8 @@ const OTHER_GGML_NAMES: Record<number, string> = {
   17: 'IQ2_XS',
   18: 'IQ3_XXS',
   19: 'IQ1_S',
-  20: 'IQ4_NL',
   21: 'IQ3_S',
   22: 'IQ2_S',
-  23: 'IQ4_XS',
   24: 'I8',
   25: 'I16',
   26: 'I32',

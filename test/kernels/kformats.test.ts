@@ -123,6 +123,8 @@ describe('the type table', () => {
       'q5_0',
       'q5_1',
       'q3_k',
+      'iq4_nl',
+      'iq4_xs',
     ]);
     for (const t of WEIGHT_TYPES) {
       const f = WEIGHT_FORMATS[t];
@@ -135,6 +137,8 @@ describe('the type table', () => {
     expect(WEIGHT_FORMATS.q6_k.ggmlType).toBe(14);
     expect(BLOCK_BYTES).toMatchObject({ q4_1: 20, q5_0: 22, q5_1: 24, q3_k: 110 });
     expect([3, 6, 7].map((id) => weightTypeFromGgml(id))).toEqual(['q4_1', 'q5_0', 'q5_1']);
+    expect([20, 23].map((id) => weightTypeFromGgml(id))).toEqual(['iq4_nl', 'iq4_xs']);
+    expect(BLOCK_BYTES).toMatchObject({ iq4_nl: 18, iq4_xs: 136 });
   });
 
   it('unknown and activation-only ggml ids are refused, naming the id', () => {

@@ -43,6 +43,7 @@ import { forward, generate, loadModel, type LoadedModel } from '../../executor/c
 import { LocalCluster } from '../../executor/host/local-cluster.js';
 import type { Arch } from '../../model/arch.js';
 import {
+  IQ4_XS_MIX,
   Q3_K_M_MIX,
   Q4_K_M_MIX,
   TINY,
@@ -88,7 +89,9 @@ const TOLERANCE: Record<string, number> = {
   q6_k: 1.5e-2,
   Q4_K_M_MIX: 1.5e-2,
   Q3_K_M_MIX: 1.5e-2,
+  IQ4_XS_MIX: 1.5e-2,
   'q4_1+q5_0+q5_1': 1.5e-2,
+  iq4_nl: 1.5e-2,
 };
 
 const TYPES: [string, WeightTypes][] = [
@@ -102,6 +105,7 @@ const TYPES: [string, WeightTypes][] = [
   ['q6_k', { default: 'q6_k' }],
   ['Q4_K_M_MIX', Q4_K_M_MIX],
   ['Q3_K_M_MIX', Q3_K_M_MIX],
+  ['IQ4_XS_MIX', IQ4_XS_MIX],
 ];
 
 interface Variant {
@@ -200,6 +204,7 @@ async function compareLogProbs(o: Opened, executors: number, tol: number): Promi
   const { logits } = await forward(await cluster(executors), o.tokens, 0, 'all');
   expect(logits).toHaveLength(o.tokens.length * o.model.info.nVocab);
   const err = relativeError(logits, want, o.model.info.nVocab);
+  if (process.env.REDBLUE_PARITY_LOG) process.stderr.write(`parity ${o.path}: ${err.toExponential(2)}\n`);
   expect(err).toBeLessThanOrEqual(tol);
   return err;
 }
@@ -325,6 +330,7 @@ describe('shapes that do not divide evenly: 3 executors, 4 KV heads, n_ff = 320 
     ['f16', { default: 'f16' }],
     ['q8_0', { default: 'q8_0' }],
     ['q4_0', { default: 'q4_0' }],
+    ['iq4_nl', { default: 'iq4_nl' }],
     // The older 32-element types, one file: each matrix role in one of them.
     [
       'q4_1+q5_0+q5_1',
@@ -361,30 +367,38 @@ describe('shapes that do not divide evenly: 3 executors, 4 KV heads, n_ff = 320 
   );
 });
 
-// Qwen2.5-0.5B (rows of 896) and SmolLM2 (576, 960) in Q4_K_M: llama.cpp's quantizer writes q5_0
-// where q4_k does not fit a row and q8_0 where q6_k does not (synth does the same).
-it('a Q4_K_M file whose rows are not whole 256-blocks (q5_0 and q8_0 beside q6_k), on 2 executors', async () => {
-  const shape = { nLayer: 2, nEmbd: 288, nHead: 9, nHeadKv: 3, nFf: 512, nCtx: 512 };
-  const o = await open(
-    'fallback-q4_k_m',
-    { arch: 'llama', vocab: 'llama2', ...shape, outputGain: 1, layerGain: 1, types: Q4_K_M_MIX },
-    2,
-  );
-  try {
-    const f = readGguf(o.path);
-    const typeOf = (name: string) => f.tensors.find((t) => t.name === name)?.typeName;
-    expect(
-      [
-        'token_embd.weight',
-        'blk.0.attn_q.weight',
-        'blk.0.attn_v.weight',
-        'blk.0.ffn_down.weight',
-        'output.weight',
-      ].map(typeOf),
-    ).toEqual(['q5_0', 'q5_0', 'q8_0', 'q6_k', 'q8_0']);
-    await compareLogProbs(o, 2, TOLERANCE.Q4_K_M_MIX!);
-  } finally {
-    await o.ref.close();
-    rmSync(o.path);
-  }
-}, 180_000);
+// Qwen2.5-0.5B (rows of 896) and SmolLM2 (576, 960) in Q4_K_M or IQ4_XS: llama.cpp's quantizer
+// writes q5_0 where q4_k does not fit a row, q5_1 for q5_k, q8_0 for q6_k and iq4_nl for iq4_xs
+// (synth does the same).
+it.each([
+  ['Q4_K_M', Q4_K_M_MIX, ['q5_0', 'q5_0', 'q8_0', 'q6_k', 'q8_0']],
+  ['IQ4_XS', IQ4_XS_MIX, ['iq4_nl', 'iq4_nl', 'q5_1', 'iq4_xs', 'q8_0']],
+] as [string, WeightTypes, string[]][])(
+  '%s: a file whose rows are not whole 256-blocks (32-element types beside 256-element ones), on 2 executors',
+  async (name, types, want) => {
+    const shape = { nLayer: 2, nEmbd: 288, nHead: 9, nHeadKv: 3, nFf: 512, nCtx: 512 };
+    const o = await open(
+      `fallback-${name}`,
+      { arch: 'llama', vocab: 'llama2', ...shape, outputGain: 1, layerGain: 1, types },
+      2,
+    );
+    try {
+      const f = readGguf(o.path);
+      const typeOf = (t: string) => f.tensors.find((x) => x.name === t)?.typeName;
+      expect(
+        [
+          'token_embd.weight',
+          'blk.0.attn_q.weight',
+          'blk.0.attn_v.weight',
+          'blk.0.ffn_down.weight',
+          'output.weight',
+        ].map(typeOf),
+      ).toEqual(want);
+      await compareLogProbs(o, 2, TOLERANCE.Q4_K_M_MIX!);
+    } finally {
+      await o.ref.close();
+      rmSync(o.path);
+    }
+  },
+  180_000,
+);

@@ -11,7 +11,7 @@
 namespace redblue {
 
 // Order fixed (other modules store it); F32 and the K types came later.
-enum class WeightType { F16, BF16, Q8_0, Q4_0, F32, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, Q3_K };
+enum class WeightType { F16, BF16, Q8_0, Q4_0, F32, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, Q3_K, IQ4_NL, IQ4_XS };
 
 constexpr int kQBlock = 32;   // elements per Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 block (ggml QK8_0 = … = 32)
 constexpr int kQKBlock = 256; // elements per K-type super-block (ggml QK_K = 256)
@@ -44,13 +44,34 @@ struct BlockQ5_1 {  // 24 bytes
   uint8_t qh[4];
   uint8_t qs[kQBlock / 2];
 };
+// IQ4_NL and IQ4_XS: 4-bit indices into one fixed non-linear table (ggml's kvalues_iq4nl), denser
+// near zero where weights are. IQ4_NL: Q4_0's layout, x = d·kIq4Values[q]; IQ4_XS: a 256-element
+// super-block of 8 sub-blocks of 32, x = d·(ls_j − 32)·kIq4Values[q] with 6-bit ls_j (low nibble
+// in scales_l[j / 2] (j odd: high nibble), top two bits at bits 2j of scales_h); qs per sub-block
+// as Q4_0 (low nibbles elements 0..15, high 16..31). llama.cpp writes IQ4_NL where IQ4_XS, Q3_K or
+// Q2_K do not fit a row.
+inline constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+struct BlockIQ4_NL {  // 18 bytes
+  uint16_t d;
+  uint8_t qs[kQBlock / 2];
+};
+struct BlockIQ4_XS {  // 136 bytes
+  uint16_t d;
+  uint16_t scales_h;
+  uint8_t scales_l[kQKBlock / 64];
+  uint8_t qs[kQKBlock / 2];
+};
 // What tells the 32-element nibble types apart, in one place for every kernel: the _1 types
-// carry a min m (x = d·q + m), the 5-bit ones a qh word, and the _0 ones centre q on kOffset.
+// carry a min m (x = d·q + m), the 5-bit ones a qh word, the _0 ones centre q on kOffset, and
+// IQ4_NL looks q up in kIq4Values.
 template <typename Block>
 struct Nibble32Traits {
   static constexpr bool kAffine = std::is_same_v<Block, BlockQ4_1> || std::is_same_v<Block, BlockQ5_1>;
   static constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5_0> || std::is_same_v<Block, BlockQ5_1>;
-  static constexpr int kOffset = kAffine ? 0 : kFifthBit ? 16 : 8;  // x = d·(q − kOffset) for _0
+  static constexpr bool kLookup = std::is_same_v<Block, BlockIQ4_NL>;
+  static constexpr int kOffset = kAffine || kLookup ? 0 : kFifthBit ? 16 : 8;  // x = d·(q − kOffset) for _0
+  // The integer a level stands for: what the dot products multiply by x.
+  static constexpr int Value(int q) { return kLookup ? kIq4Values[q] : q - kOffset; }
 };
 // K types: a 256-element super-block of 8 sub-blocks of 32 (Q4_K, Q5_K) or 16 of 16 (Q6_K).
 // Q4_K / Q5_K: x = d·sc_j·q − dmin·m_j for sub-block j, with 6-bit sc_j and m_j packed in
@@ -97,26 +118,29 @@ struct BlockQ8_K {  // 292 bytes
 };
 #pragma pack(pop)
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 &&
-                  sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24,
+                  sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24 && sizeof(BlockIQ4_NL) == 18 &&
+                  sizeof(BlockIQ4_XS) == 136,
               "ggml block sizes");
 static_assert(sizeof(BlockQ3_K) == 110 && sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 &&
                   sizeof(BlockQ8_K) == 292,
               "ggml K block sizes");
 
-// "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q3_k" | "q4_k" | "q5_k" | "q6_k"
+// "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q3_k" | "q4_k" | "q5_k" | "q6_k" |
+// "iq4_nl" | "iq4_xs"
 WeightType ParseWeightType(const std::string& s);
 const char* WeightTypeName(WeightType t);
 // The GGUF tensor `type` field (ggml_type) of each type, and back; an id with no WeightType
 // (another ggml type, or Q8_K which is for activations only) throws UserError naming it.
 int GgmlTypeId(WeightType t);
 WeightType WeightTypeFromGgml(int id);
-// Row length k must be a multiple of this (32 for _0 types, 256 for K types, 1 otherwise).
+// Row length k must be a multiple of this (32 for _0 types and IQ4_NL, 256 for K types and IQ4_XS, 1 otherwise).
 int64_t BlockElements(WeightType t);
 // Bytes of one row of k elements; throws UserError if k is not a multiple of the block size.
 int64_t RowBytes(WeightType t, int64_t k);
-bool IsKType(WeightType t);
+// The 256-element types whose dot products run on Q8_K activations: the K types and IQ4_XS.
+bool IsQ8KActivated(WeightType t);
 // The 32-element types whose dot products run on Q8_0-quantized activations (Q8_1 for the _1
-// types, which ggml quantizes alike and gives each block's d·Σq besides).
+// types, which ggml quantizes alike and gives each block's d·Σq besides): Q8_0, Q4_0 … Q5_1, IQ4_NL.
 bool IsQ8Activated(WeightType t);
 
 // One row of k values (k a multiple of 256) → Q8_K blocks, as quantize_row_q8_K_ref does.
@@ -125,7 +149,8 @@ void QuantizeRowQ8_K(const float* x, int64_t k, BlockQ8_K* y, bool allowSimd = t
 
 // rows×k f32 (row stride ldx elements) → rows packed rows of RowBytes(t, k) bytes each.
 // allowSimd = false forces the scalar Q8_0 quantizer (the SIMD one is bit-identical). K types
-// follow ggml's quantize_row_q*_K_ref (make_qkx2_quants / make_qx_quants, no importance matrix).
+// follow ggml's quantize_row_q*_K_ref (make_qkx2_quants / make_qx_quants, no importance matrix),
+// IQ4_NL / IQ4_XS quantize_iq4_nl / quantize_iq4_xs without one.
 void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t ldx, uint8_t* out,
                   bool allowSimd = true);
 void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, float* out, int64_t ldo);

@@ -665,13 +665,71 @@ KFN void Q3KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(acc[i]);
 }
 
+// UnpackScalesIq4Xs in a register, as int16 less 32: scales_l's nibbles in order are the low
+// four bits of scales 0-7; scale j's top two bits, bits 2j..2j+1 of scales_h, reach the top of
+// lane j by a multiply by 2^(14−2j) and come down by one shift.
+KFN __m128i ScalesIq4Xs16(const BlockIQ4_XS& blk) {
+  uint32_t l;
+  std::memcpy(&l, blk.scales_l, 4);
+  const __m128i v = _mm_cvtsi32_si128(static_cast<int>(l)), m4 = _mm_set1_epi8(0x0F);
+  const __m128i low = _mm_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4)));
+  const __m128i top = _mm_srli_epi16(
+      _mm_mullo_epi16(_mm_set1_epi16(static_cast<short>(blk.scales_h)),
+                      _mm_setr_epi16(1 << 14, 1 << 12, 1 << 10, 1 << 8, 1 << 6, 1 << 4, 1 << 2, 1)),
+      14);
+  return _mm_sub_epi16(_mm_or_si128(low, _mm_slli_epi16(top, 4)), _mm_set1_epi16(32));
+}
+
+// IQ4_XS: indices looked up in kIq4Values (one vpshufb), signed × signed through vpmaddubsw on |w|
+// and x carrying w's sign (≤ 127·127·2 per int16 pair, no saturation); each sub-block's ls − 32
+// is the vpmaddwd multiplier, so a super-block's sum is exact in int32 and takes one FMA by
+// d_w·d_x. A 32-byte load of qs holds sub-blocks 2c and 2c+1 (low nibbles: their elements 0-15,
+// high: 16-31): two lane permutes put each sub-block's 32 values in element order.
+template <int RX>
+KFN void Iq4XsTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockIQ4_XS* w = reinterpret_cast<const BlockIQ4_XS*>(a.w + j * a.wStride);
+  const int64_t nb = a.k / kQKBlock;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
+  __m256 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    PrefetchAhead(w + b, sizeof(BlockIQ4_XS));
+    const __m256i sc = _mm256_broadcastsi128_si256(ScalesIq4Xs16(w[b]));
+    const float dw = _cvtsh_ss(w[b].d);
+    __m256i isum[RX];
+    for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * c));
+      const __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      const __m256i wa = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
+      const __m256i wb = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
+      const __m256i ua = _mm256_abs_epi8(wa), ub = _mm256_abs_epi8(wb);
+      const __m256i sa = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(static_cast<short>((4 * c + 1) << 8 | 4 * c)));
+      const __m256i sb = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(static_cast<short>((4 * c + 3) << 8 | (4 * c + 2))));
+      for (int i = 0; i < RX; ++i) {
+        const int8_t* x = act.q8k(r + i)[b].qs + 64 * c;
+        const __m256i xa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+        const __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32));
+        const __m256i pa = _mm256_madd_epi16(_mm256_maddubs_epi16(ua, _mm256_sign_epi8(xa, wa)), sa);
+        const __m256i pb = _mm256_madd_epi16(_mm256_maddubs_epi16(ub, _mm256_sign_epi8(xb, wb)), sb);
+        isum[i] = _mm256_add_epi32(isum[i], _mm256_add_epi32(pa, pb));
+      }
+    }
+    for (int i = 0; i < RX; ++i)
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * act.q8k(r + i)[b].d), _mm256_cvtepi32_ps(isum[i]), acc[i]);
+  }
+  for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(acc[i]);
+}
+
 #define REDBLUE_K_TILES 1
 #define REDBLUE_OWN_Q0_KERNELS 1  // Q4Kernel, Q8Kernel above
 #include "kernels/row_tiles.inc"
 
-// Q4_1 / Q5_0 / Q5_1 (the 32-element types llama.cpp falls back to where a K type does not fit
-// a row): one block's 32 levels as unsigned bytes (0..15 or 0..31) in element order; the fifth
-// bits spread from qh's 32 bits to bit 4 of each byte (byte j tests bit j % 8 of qh byte j / 8).
+// Q4_1 / Q5_0 / Q5_1 / IQ4_NL (the 32-element types llama.cpp falls back to where a K type or
+// IQ4_XS does not fit a row): one block's 32 levels as unsigned bytes (0..15 or 0..31) in element
+// order; the fifth bits spread from qh's 32 bits to bit 4 of each byte (byte j tests bit j % 8 of
+// qh byte j / 8).
 template <typename Block>
 KFN __m256i Levels32(const Block& blk) {
   const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
@@ -692,12 +750,13 @@ KFN __m256i Levels32(const Block& blk) {
 // RX rows of X against one row of W: unsigned levels × signed x (≤ 31·127·2, no vpmaddubsw
 // saturation), one FMA per block and row with d_w·d_x; the block's offset comes back as
 // o_w·c_x (ActRows::c: −16·d_x·Σq_x for Q5_0, Q8_1's s = d_x·Σq_x for the _1 types, whose o_w
-// is m). Scales and offsets 8 blocks at a time: one vcvtph2ps for 8 f16, one FMA for 8 offsets,
+// is m). IQ4_NL has no offset: its levels are looked up (signed) and multiplied as IQ4_XS's. Scales and offsets 8 blocks at a time: one vcvtph2ps for 8 f16, one FMA for 8 offsets,
 // instead of two f16 conversions and a scalar FMA per block. Each row has its own sums in the
 // same order whatever RX is (rowInvariant holds).
 template <int RX, typename Block>
 KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  constexpr bool kAffine = Nibble32Traits<Block>::kAffine;
+  constexpr bool kAffine = Nibble32Traits<Block>::kAffine, kLookup = Nibble32Traits<Block>::kLookup;
+  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
   const uint8_t* w[1] = {a.w + j * a.wStride};
   const uint8_t* m[1] = {w[0] + 2};  // Q4_1 / Q5_1: m follows d
   const Block* blk = reinterpret_cast<const Block*>(w[0]);
@@ -717,16 +776,19 @@ KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
     else ow[0] = dw[0];
     for (int i = 0; i < RX; ++i) {
       _mm256_store_ps(sc[i], _mm256_mul_ps(dw[0], LoadUpTo8(xd[i] + b0, cnt)));
-      off[i] = _mm256_fmadd_ps(ow[0], LoadUpTo8(xc[i] + b0, cnt), off[i]);
+      if constexpr (!kLookup) off[i] = _mm256_fmadd_ps(ow[0], LoadUpTo8(xc[i] + b0, cnt), off[i]);
     }
     // Blocks in pairs, one accumulator each, named at compile time: indexed at run time
     // (acc[t & 1]) the accumulators lived on the stack, a store and a load per block.
     auto step = [&](int t, __m256* into) KFN_LAMBDA {
       const int64_t b = b0 + t;
       const __m256i q = Levels32(blk[b]);
+      const __m256i v = kLookup ? _mm256_shuffle_epi8(table, q) : q;
+      const __m256i u = kLookup ? _mm256_abs_epi8(v) : q;
       for (int i = 0; i < RX; ++i) {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[i] + b * kQBlock));
-        const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones));
+        __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[i] + b * kQBlock));
+        if constexpr (kLookup) x = _mm256_sign_epi8(x, v);
+        const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, x), ones));
         into[i] = _mm256_fmadd_ps(p, _mm256_broadcast_ss(&sc[i][t]), into[i]);
       }
     };
@@ -770,6 +832,8 @@ KernelSet Avx2Kernels() {
   s.q41 = Nibble32Kernel<BlockQ4_1>;
   s.q50 = Nibble32Kernel<BlockQ5_0>;
   s.q51 = Nibble32Kernel<BlockQ5_1>;
+  s.iq4nl = Nibble32Kernel<BlockIQ4_NL>;
+  s.iq4xs = Iq4XsKernel;
   s.q4Layout = ActLayout::Q4Quads;  // two blocks per ymm
   return s;
 }

@@ -39,6 +39,8 @@ constexpr TypeInfo kTypes[] = {
     {WeightType::Q4_K, "q4_k", 12, kQKBlock, sizeof(BlockQ4_K)},
     {WeightType::Q5_K, "q5_k", 13, kQKBlock, sizeof(BlockQ5_K)},
     {WeightType::Q6_K, "q6_k", 14, kQKBlock, sizeof(BlockQ6_K)},
+    {WeightType::IQ4_NL, "iq4_nl", 20, kQBlock, sizeof(BlockIQ4_NL)},
+    {WeightType::IQ4_XS, "iq4_xs", 23, kQKBlock, sizeof(BlockIQ4_XS)},
 };
 
 const TypeInfo& Info(WeightType t) {
@@ -78,13 +80,14 @@ WeightType WeightTypeFromGgml(int id) {
 
 int64_t BlockElements(WeightType t) { return Info(t).blockElements; }
 
-bool IsKType(WeightType t) {
-  return t == WeightType::Q3_K || t == WeightType::Q4_K || t == WeightType::Q5_K || t == WeightType::Q6_K;
+bool IsQ8KActivated(WeightType t) {
+  return t == WeightType::Q3_K || t == WeightType::Q4_K || t == WeightType::Q5_K || t == WeightType::Q6_K ||
+         t == WeightType::IQ4_XS;
 }
 
 bool IsQ8Activated(WeightType t) {
   return t == WeightType::Q8_0 || t == WeightType::Q4_0 || t == WeightType::Q4_1 || t == WeightType::Q5_0 ||
-         t == WeightType::Q5_1;
+         t == WeightType::Q5_1 || t == WeightType::IQ4_NL;
 }
 
 int64_t RowBytes(WeightType t, int64_t k) {
@@ -260,8 +263,8 @@ void QuantizeQ5_0(const float* x, int64_t k, BlockQ5_0* y) {
   }
 }
 
-// One 32-element block of any of Q4_0 … Q5_1 → its 32 unsigned levels q (0..15 or 0..31), in
-// element order; x = scale·q + offset.
+// One 32-element block of any of Q4_0 … Q5_1 and IQ4_NL → its 32 unsigned levels q (0..15 or
+// 0..31), in element order; x = d·Value(q) (+ m for the _1 types).
 template <typename Block>
 void Levels32(const Block& blk, uint8_t q[kQBlock]) {
   uint32_t qh = 0;
@@ -283,7 +286,7 @@ void Dequantize32(const uint8_t* row, int64_t k, float* o) {
       const float m = F16ToF32(b[i].m);
       for (int j = 0; j < kQBlock; ++j) o[i * kQBlock + j] = q[j] * d + m;
     } else {
-      for (int j = 0; j < kQBlock; ++j) o[i * kQBlock + j] = (q[j] - Nibble32Traits<Block>::kOffset) * d;
+      for (int j = 0; j < kQBlock; ++j) o[i * kQBlock + j] = d * Nibble32Traits<Block>::Value(q[j]);
     }
   }
 }
@@ -326,6 +329,8 @@ void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t
       case WeightType::Q4_1: QuantizeAffine32<BlockQ4_1, 4>(xr, k, reinterpret_cast<BlockQ4_1*>(o)); break;
       case WeightType::Q5_0: QuantizeQ5_0(xr, k, reinterpret_cast<BlockQ5_0*>(o)); break;
       case WeightType::Q5_1: QuantizeAffine32<BlockQ5_1, 5>(xr, k, reinterpret_cast<BlockQ5_1*>(o)); break;
+      case WeightType::IQ4_NL:
+      case WeightType::IQ4_XS: QuantizeIq4Row(t, xr, k, o); break;
     }
   }
 }
@@ -361,6 +366,8 @@ void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, flo
       case WeightType::Q4_1: Dequantize32<BlockQ4_1>(wr, k, o); break;
       case WeightType::Q5_0: Dequantize32<BlockQ5_0>(wr, k, o); break;
       case WeightType::Q5_1: Dequantize32<BlockQ5_1>(wr, k, o); break;
+      case WeightType::IQ4_NL: Dequantize32<BlockIQ4_NL>(wr, k, o); break;
+      case WeightType::IQ4_XS: DequantizeIq4XsRow(wr, k, o); break;
     }
   }
 }

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/half.h"
 #include "kernels/quant.h"
 
 namespace redblue {
@@ -41,7 +42,7 @@ using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r
 struct KernelSet {
   QKernel q8 = nullptr, q4 = nullptr, f16 = nullptr, bf16 = nullptr, f32 = nullptr;
   QKernel q3k = nullptr, q4k = nullptr, q5k = nullptr, q6k = nullptr;
-  QKernel q41 = nullptr, q50 = nullptr, q51 = nullptr;
+  QKernel q41 = nullptr, q50 = nullptr, q51 = nullptr, iq4nl = nullptr, iq4xs = nullptr;
   ActLayout q4Layout = ActLayout::Natural;  // of the Q4_0 kernels' activations
   QKernel For(WeightType t) const {
     switch (t) {
@@ -57,6 +58,8 @@ struct KernelSet {
       case WeightType::Q4_1: return q41;
       case WeightType::Q5_0: return q50;
       case WeightType::Q5_1: return q51;
+      case WeightType::IQ4_NL: return iq4nl;
+      case WeightType::IQ4_XS: return iq4xs;
     }
     return nullptr;
   }
@@ -84,6 +87,24 @@ Q8BlockFn Q8BlockQuantizer(bool allowSimd);
 // One row of X → Q8_K blocks (quantize_row_q8_K_ref); the SIMD version gives the same bytes.
 using Q8KRowFn = void (*)(const float* x, int64_t k, BlockQ8_K* y);
 Q8KRowFn Q8KQuantizer(bool allowSimd);
+
+// IQ4_NL / IQ4_XS rows (quantize_iq4_nl / quantize_iq4_xs, no importance matrix) and IQ4_XS back
+// to f32 (IQ4_NL shares the 32-element types' dequantizer); quant_iq4.cc.
+void QuantizeIq4Row(WeightType t, const float* x, int64_t k, uint8_t* out);
+void DequantizeIq4XsRow(const uint8_t* w, int64_t k, float* out);
+// IQ4_XS's 8 sub-block scales less 32 (−32..31), as dequantize_row_iq4_xs reads them.
+inline void UnpackScalesIq4Xs(const BlockIQ4_XS& b, int8_t out[8]) {
+  for (int j = 0; j < 8; ++j)
+    out[j] = static_cast<int8_t>((((b.scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((b.scales_h >> (2 * j)) & 3) << 4)) - 32);
+}
+
+// Round to nearest, ties to even, through the float adder (ggml's nearest_int): adding
+// 1.5·2²³ leaves the integer in the low mantissa bits. Valid for |v| < 2²², as in ggml.
+inline int NearestInt(float v) {
+  const float t = v + 12582912.0f;
+  return static_cast<int>(F32Bits(t) & 0x007fffffu) - 0x00400000;
+}
+constexpr float kGroupEps = 1e-15f;  // ggml GROUP_MAX_EPS: below this a group counts as all zero
 
 // K-type rows (k a multiple of 256) in ggml's layouts; quant_kformats.cc.
 void QuantizeKRow(WeightType t, const float* x, int64_t k, uint8_t* out);

@@ -18,15 +18,6 @@ namespace redblue {
 
 namespace {
 
-constexpr float kGroupEps = 1e-15f;  // ggml GROUP_MAX_EPS: below this a group counts as all zero
-
-// Round to nearest, ties to even, through the float adder (ggml's nearest_int): adding
-// 1.5·2²³ leaves the integer in the low mantissa bits. Valid for |v| < 2²², as in ggml.
-inline int NearestInt(float v) {
-  const float t = v + 12582912.0f;
-  return static_cast<int>(F32Bits(t) & 0x007fffffu) - 0x00400000;
-}
-
 // Affine fit x ≈ scale·L + min with L in 0..nmax and min ≤ 0, minimising Σ w·(fit − x)²: the
 // plain min/max grid first, then nstep+1 grids of nmax + rmin + rdelta·is levels over the
 // range, each refined by weighted least squares (make_qkx2_quants with use_mad = false).

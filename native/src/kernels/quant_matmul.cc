@@ -142,7 +142,7 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
   const Isa isa = ResolveIsa(a.isa);
   const KernelSet ks = KernelsFor(isa);
   const bool q8_0 = IsQ8Activated(a.type);
-  const bool q8_k = IsKType(a.type);
+  const bool q8_k = IsQ8KActivated(a.type);
   const QKernel kernel = ks.For(a.type);
   const int64_t workers = static_cast<int64_t>(pool.size());
 

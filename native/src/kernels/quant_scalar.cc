@@ -19,9 +19,9 @@ void Q8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t 
     }
 }
 
-// Q4_0 / Q4_1 / Q5_0 / Q5_1 as ggml_vec_dot_q*_q8_*: exact integer sums per block, then
-// d_w·d_x·Σ(q−8)·x (Q4_0), d_w·d_x·Σ(q−16)·x (Q5_0), or d_w·d_x·Σq·x + m_w·s_x for the _1
-// types (s_x in ActRows::c).
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 / IQ4_NL as ggml_vec_dot_q*_q8_*: exact integer sums per block, then
+// d_w·d_x·Σ(q−8)·x (Q4_0), d_w·d_x·Σ(q−16)·x (Q5_0), d_w·d_x·Σ kIq4Values[q]·x (IQ4_NL), or
+// d_w·d_x·Σq·x + m_w·s_x for the _1 types (s_x in ActRows::c).
 template <typename Block>
 void Nibble32Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   using T = Nibble32Traits<Block>;
@@ -35,8 +35,8 @@ void Nibble32Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, in
         if constexpr (T::kFifthBit) std::memcpy(&qh, w[b].qh, 4);
         int32_t s = 0;
         for (int i = 0; i < kQBlock / 2; ++i) {
-          const int q0 = ((w[b].qs[i] & 0x0F) | (((qh >> i) & 1) << 4)) - T::kOffset;
-          const int q1 = ((w[b].qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4)) - T::kOffset;
+          const int q0 = T::Value((w[b].qs[i] & 0x0F) | (((qh >> i) & 1) << 4));
+          const int q1 = T::Value((w[b].qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4));
           s += q0 * x[i] + q1 * x[i + 16];
         }
         sum += F16ToF32(w[b].d) * act.d(r)[b] * static_cast<float>(s);
@@ -103,58 +103,76 @@ void AffineKScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int
     }
 }
 
-// ggml_vec_dot_q3_K_q8_K: per super-block Σ_g (sc_g − 32)·Σ (q − 4)·x over each 16, exact in
-// integers, then one multiply by d_w·d_x.
-void Q3KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+// The loop ggml_vec_dot_{q3_K,q6_K,iq4_xs}_q8_K share: per super-block an exact integer sum
+// (the sub-block scales applied as integers), then one multiply by d_w·d_x.
+template <typename Block, typename BlockDot>
+void SuperBlockScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1,
+                      BlockDot dot) {
   const int64_t nb = a.k / kQKBlock;
   for (int64_t r = r0; r < r0 + rows; ++r)
     for (int64_t j = j0; j < j1; ++j) {
-      const BlockQ3_K* w = reinterpret_cast<const BlockQ3_K*>(a.w + j * a.wStride);
+      const Block* w = reinterpret_cast<const Block*>(a.w + j * a.wStride);
       const BlockQ8_K* x = act.q8k(r);
       float sum = 0.0f;
-      for (int64_t b = 0; b < nb; ++b) {
-        int8_t sc[16];
-        UnpackScalesQ3K(w[b].scales, sc);
-        int32_t isum = 0;
-        for (int g = 0; g < 16; ++g) {
-          int32_t dot = 0;
-          for (int e = 16 * g; e < 16 * g + 16; ++e) {
-            const int h = e / 128, t = (e % 128) / 32, l = e % 32;
-            const int q = ((w[b].qs[32 * h + l] >> (2 * t)) & 3) - (((w[b].hmask[l] >> (e / 32)) & 1) ? 0 : 4);
-            dot += q * x[b].qs[e];
-          }
-          isum += sc[g] * dot;
-        }
-        sum += F16ToF32(w[b].d) * x[b].d * static_cast<float>(isum);
-      }
+      for (int64_t b = 0; b < nb; ++b) sum += F16ToF32(w[b].d) * x[b].d * static_cast<float>(dot(w[b], x[b]));
       a.y[r * a.ldy + j] = sum;
     }
 }
 
-void Q6KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-  const int64_t nb = a.k / kQKBlock;
-  for (int64_t r = r0; r < r0 + rows; ++r)
-    for (int64_t j = j0; j < j1; ++j) {
-      const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(a.w + j * a.wStride);
-      const BlockQ8_K* x = act.q8k(r);
-      float sum = 0.0f;
-      for (int64_t b = 0; b < nb; ++b) {
-        int32_t isum = 0;
-        for (int g = 0; g < 16; ++g) {
-          int32_t dot = 0;
-          for (int e = 16 * g; e < 16 * g + 16; ++e) {
-            const int h = e / 128, t = (e % 128) / 32, l = e % 32;
-            const uint8_t lowByte = w[b].ql[64 * h + l + 32 * (t & 1)];
-            const int lo = t < 2 ? lowByte & 0x0F : lowByte >> 4;
-            const int hi = (w[b].qh[32 * h + l] >> (2 * t)) & 3;
-            dot += ((lo | (hi << 4)) - 32) * x[b].qs[e];
-          }
-          isum += w[b].scales[g] * dot;
-        }
-        sum += F16ToF32(w[b].d) * x[b].d * static_cast<float>(isum);
+// Q3_K: Σ_g (sc_g − 32)·Σ (q − 4)·x over each 16.
+void Q3KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  SuperBlockScalar<BlockQ3_K>(a, act, r0, rows, j0, j1, [](const BlockQ3_K& w, const BlockQ8_K& x) {
+    int8_t sc[16];
+    UnpackScalesQ3K(w.scales, sc);
+    int32_t isum = 0;
+    for (int g = 0; g < 16; ++g) {
+      int32_t dot = 0;
+      for (int e = 16 * g; e < 16 * g + 16; ++e) {
+        const int h = e / 128, t = (e % 128) / 32, l = e % 32;
+        const int q = ((w.qs[32 * h + l] >> (2 * t)) & 3) - (((w.hmask[l] >> (e / 32)) & 1) ? 0 : 4);
+        dot += q * x.qs[e];
       }
-      a.y[r * a.ldy + j] = sum;
+      isum += sc[g] * dot;
     }
+    return isum;
+  });
+}
+
+// Q6_K: Σ_g scales_g·Σ (q − 32)·x over each 16.
+void Q6KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  SuperBlockScalar<BlockQ6_K>(a, act, r0, rows, j0, j1, [](const BlockQ6_K& w, const BlockQ8_K& x) {
+    int32_t isum = 0;
+    for (int g = 0; g < 16; ++g) {
+      int32_t dot = 0;
+      for (int e = 16 * g; e < 16 * g + 16; ++e) {
+        const int h = e / 128, t = (e % 128) / 32, l = e % 32;
+        const uint8_t lowByte = w.ql[64 * h + l + 32 * (t & 1)];
+        const int lo = t < 2 ? lowByte & 0x0F : lowByte >> 4;
+        const int hi = (w.qh[32 * h + l] >> (2 * t)) & 3;
+        dot += ((lo | (hi << 4)) - 32) * x.qs[e];
+      }
+      isum += w.scales[g] * dot;
+    }
+    return isum;
+  });
+}
+
+// IQ4_XS (as ggml's AVX2 dot, which sums in integers where its scalar one sums per 32 in floats):
+// Σ_j (ls_j − 32)·Σ kIq4Values[q]·x over each 32.
+void Iq4XsScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  SuperBlockScalar<BlockIQ4_XS>(a, act, r0, rows, j0, j1, [](const BlockIQ4_XS& w, const BlockQ8_K& x) {
+    int8_t sc[8];
+    UnpackScalesIq4Xs(w, sc);
+    int32_t isum = 0;
+    for (int s = 0; s < 8; ++s) {
+      const uint8_t* qs = w.qs + 16 * s;
+      const int8_t* q8 = x.qs + 32 * s;
+      int32_t dot = 0;
+      for (int e = 0; e < 16; ++e) dot += kIq4Values[qs[e] & 0xF] * q8[e] + kIq4Values[qs[e] >> 4] * q8[e + 16];
+      isum += sc[s] * dot;
+    }
+    return isum;
+  });
 }
 
 }  // namespace
@@ -173,6 +191,8 @@ KernelSet ScalarKernels() {
   s.q41 = Nibble32Scalar<BlockQ4_1>;
   s.q50 = Nibble32Scalar<BlockQ5_0>;
   s.q51 = Nibble32Scalar<BlockQ5_1>;
+  s.iq4nl = Nibble32Scalar<BlockIQ4_NL>;
+  s.iq4xs = Iq4XsScalar;
   return s;
 }
 
