@@ -28,9 +28,10 @@ export type WeightTypes = Partial<Record<WeightRole, GgmlTypeName>> & { default:
  * What llama.cpp's quantizer writes instead of a 256-element type where a row does not hold whole
  * super-blocks (llama_tensor_get_type's "incompatible tensor" fallback): Qwen2.5-0.5B's rows of
  * 896 and SmolLM2's of 576 and 960 come out q5_0, q5_1 and q8_0 in Q4_K_M / Q5_K_M files, and
- * iq4_nl in Q3_K_M and IQ4_XS files.
+ * iq4_nl in Q2_K, Q3_K_M and IQ4_XS files.
  */
 export const K_FALLBACK: Partial<Record<GgmlTypeName, GgmlTypeName>> = {
+  q2_k: 'iq4_nl',
   q3_k: 'iq4_nl',
   q4_k: 'q5_0',
   q5_k: 'q5_1',
@@ -49,6 +50,18 @@ export const Q3_K_M_MIX: WeightTypes = {
   output: 'q6_k',
 };
 
+/**
+ * Like llama.cpp's Q2_K: q2_k for most matrices, q3_k for attn_output and ffn_down, q4_k for attn_v
+ * (what llama.cpp gives grouped-query models, 4 or more heads per KV head; q3_k otherwise), q6_k
+ * for the output.
+ */
+export const Q2_K_MIX: WeightTypes = {
+  default: 'q2_k',
+  attn_v: 'q4_k',
+  attn_output: 'q3_k',
+  ffn_down: 'q3_k',
+  output: 'q6_k',
+};
 /**
  * Like llama.cpp's IQ4_XS without an importance matrix: iq4_xs for most matrices, q5_k for attn_v
  * (grouped-query models) and q6_k for the output. llama.cpp also gives the first eighth of the
@@ -165,6 +178,7 @@ const FILE_TYPE: Record<GgmlTypeName, number> = {
   q4_1: 3,
   q5_0: 8,
   q5_1: 9,
+  q2_k: 10,
   q3_k: 12,
   q8_0: 7,
   q4_k: 15,

@@ -18,7 +18,8 @@ export type WeightType =
   | 'q5_1'
   | 'q3_k'
   | 'iq4_nl'
-  | 'iq4_xs';
+  | 'iq4_xs'
+  | 'q2_k';
 
 /**
  * Every weight type's block in ggml's layout: elements per block (a row length must be a
@@ -42,6 +43,7 @@ export const WEIGHT_FORMATS: Readonly<
   q3_k: { blockElements: 256, blockBytes: 110, ggmlType: 11 },
   iq4_nl: { blockElements: 32, blockBytes: 18, ggmlType: 20 },
   iq4_xs: { blockElements: 256, blockBytes: 136, ggmlType: 23 },
+  q2_k: { blockElements: 256, blockBytes: 84, ggmlType: 10 },
 };
 export const WEIGHT_TYPES = Object.keys(WEIGHT_FORMATS) as readonly WeightType[];
 const pick = (f: 'blockElements' | 'blockBytes') =>

@@ -2,7 +2,7 @@
 // engine (and llama.cpp) without downloading anything.
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { writeSyntheticModel, IQ4_XS_MIX, Q3_K_M_MIX, Q4_K_M_MIX, type WeightTypes } from '../../model/synth.js';
+import { writeSyntheticModel, IQ4_XS_MIX, Q2_K_MIX, Q3_K_M_MIX, Q4_K_M_MIX, type WeightTypes } from '../../model/synth.js';
 import { MODEL_PRESETS } from '../../model/presets.js';
 import { isGgmlTypeName } from '../../model/gguf/types.js';
 import { UsageError } from '../../common/errors.js';
@@ -11,10 +11,11 @@ import { formatBytes } from '../format.js';
 function typesFor(t: string): WeightTypes {
   if (t === 'q4_k_m') return Q4_K_M_MIX;
   if (t === 'q3_k_m') return Q3_K_M_MIX;
+  if (t === 'q2_k_mix') return Q2_K_MIX;
   if (t === 'iq4_xs_mix') return IQ4_XS_MIX;
   if (!isGgmlTypeName(t) || t === 'q8_k') {
     throw new UsageError(
-      `--type '${t}' is not a weight type: use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q3_k, q4_k, q5_k, q6_k, iq4_xs, or a mix: q3_k_m, q4_k_m, iq4_xs_mix`,
+      `--type '${t}' is not a weight type: use f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs, or a mix: q2_k_mix, q3_k_m, q4_k_m, iq4_xs_mix`,
     );
   }
   return { default: t };
@@ -38,7 +39,7 @@ export function registerSynth(program: Command): void {
     )
     .option(
       '--type <type>',
-      "weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q3_k q4_k q5_k q6_k iq4_xs, or a mix as llama.cpp's quantizer makes them: q3_k_m, q4_k_m, iq4_xs_mix (an IQ4_XS file); a 256-element type on rows that are not whole 256-blocks falls back as llama.cpp's quantizer does (q3_k, iq4_xs → iq4_nl, q4_k → q5_0, q5_k → q5_1, q6_k → q8_0)",
+      "weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q2_k q3_k q4_k q5_k q6_k iq4_xs, or a mix as llama.cpp's quantizer makes them: q2_k_mix (a Q2_K file), q3_k_m, q4_k_m, iq4_xs_mix (an IQ4_XS file); a 256-element type on rows that are not whole 256-blocks falls back as llama.cpp's quantizer does (q2_k, q3_k, iq4_xs → iq4_nl, q4_k → q5_0, q5_k → q5_1, q6_k → q8_0)",
       'q4_0',
     )
     .option('--seed <S>', 'seed of the random weights', (v) => Number(v), 1)

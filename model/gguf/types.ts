@@ -11,6 +11,7 @@ export type GgmlTypeName =
   | 'q4_1'
   | 'q5_0'
   | 'q5_1'
+  | 'q2_k'
   | 'q3_k'
   | 'q4_k'
   | 'q5_k'
@@ -38,6 +39,7 @@ export const GGML_TYPES: readonly GgmlType[] = [
   { id: 6, name: 'q5_0', blockElements: 32, blockBytes: 22, weight: true },
   { id: 7, name: 'q5_1', blockElements: 32, blockBytes: 24, weight: true },
   { id: 8, name: 'q8_0', blockElements: 32, blockBytes: 34, weight: true },
+  { id: 10, name: 'q2_k', blockElements: 256, blockBytes: 84, weight: true },
   { id: 11, name: 'q3_k', blockElements: 256, blockBytes: 110, weight: true },
   { id: 12, name: 'q4_k', blockElements: 256, blockBytes: 144, weight: true },
   { id: 13, name: 'q5_k', blockElements: 256, blockBytes: 176, weight: true },
@@ -54,7 +56,6 @@ const BY_NAME = new Map(GGML_TYPES.map((t) => [t.name, t]));
 /** Some ids of ggml types redblue does not handle, so that errors can say what the file holds. */
 const OTHER_GGML_NAMES: Record<number, string> = {
   9: 'Q8_1',
-  10: 'Q2_K',
   16: 'IQ2_XXS',
   17: 'IQ2_XS',
   18: 'IQ3_XXS',

@@ -59,9 +59,9 @@ describe('redblue bench kernels', () => {
   });
 
   it('rejects an unknown --gemv-types entry with a usage error', () => {
-    const r = run(['--quick', '--gemv-types', 'q4_k,q2_k']);
+    const r = run(['--quick', '--gemv-types', 'q4_k,iq2_xxs']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/unknown weight type 'q2_k'/);
+    expect(r.stderr).toMatch(/unknown weight type 'iq2_xxs'/);
   });
 
   it('rejects a bad --threads value with a usage error', () => {

@@ -97,8 +97,8 @@ describe('kernel argument errors', () => {
     );
     expect(() => gemmF32(pool, null as unknown as typeof gemm)).toThrow(/expected an options object/);
     expect(() => gemmF32({} as never, gemm)).toThrow(/expected a ThreadPool/);
-    expect(() => matmulQ(pool, { ...q8(), type: 'q2_k' as WeightType })).toThrow(
-      /unknown weight type "q2_k"/,
+    expect(() => matmulQ(pool, { ...q8(), type: 'iq2_xxs' as WeightType })).toThrow(
+      /unknown weight type "iq2_xxs"/,
     );
     expect(() => matmulQ(pool, { ...q8(), w: 'bytes' as unknown as Uint8Array })).toThrow(
       /w must be a Uint8Array/,

@@ -125,6 +125,7 @@ describe('the type table', () => {
       'q3_k',
       'iq4_nl',
       'iq4_xs',
+      'q2_k',
     ]);
     for (const t of WEIGHT_TYPES) {
       const f = WEIGHT_FORMATS[t];
@@ -137,12 +138,12 @@ describe('the type table', () => {
     expect(WEIGHT_FORMATS.q6_k.ggmlType).toBe(14);
     expect(BLOCK_BYTES).toMatchObject({ q4_1: 20, q5_0: 22, q5_1: 24, q3_k: 110 });
     expect([3, 6, 7].map((id) => weightTypeFromGgml(id))).toEqual(['q4_1', 'q5_0', 'q5_1']);
-    expect([20, 23].map((id) => weightTypeFromGgml(id))).toEqual(['iq4_nl', 'iq4_xs']);
-    expect(BLOCK_BYTES).toMatchObject({ iq4_nl: 18, iq4_xs: 136 });
+    expect([10, 20, 23].map((id) => weightTypeFromGgml(id))).toEqual(['q2_k', 'iq4_nl', 'iq4_xs']);
+    expect(BLOCK_BYTES).toMatchObject({ q2_k: 84, iq4_nl: 18, iq4_xs: 136 });
   });
 
   it('unknown and activation-only ggml ids are refused, naming the id', () => {
-    expect(() => weightTypeFromGgml(10)).toThrow(/ggml type id 10 is not supported.*12 \(q4_k\)/);
+    expect(() => weightTypeFromGgml(16)).toThrow(/ggml type id 16 is not supported.*12 \(q4_k\)/);
     expect(() => weightTypeFromGgml(15)).toThrow(/ggml type id 15 \(q8_K is ggml's activation format/);
     expect(() => weightTypeFromGgml(99)).toThrow(/ggml type id 99/);
   });

@@ -32,7 +32,7 @@ interface Built {
   outside: (y: Float32Array) => boolean;
 }
 
-const K_TYPES: readonly WeightType[] = ['q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_xs'];
+const K_TYPES: readonly WeightType[] = ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_xs'];
 /** The 32-element types: X as Q8_0 (Q8_1 for the affine ones, x = d·q + m). */
 const Q8_TYPES: readonly WeightType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl'];
 const AFFINE: readonly WeightType[] = ['q4_1', 'q5_1'];
@@ -252,7 +252,7 @@ describe('matmulQ', () => {
 // the bits it would be alone (m = 1) or in any other batch, on every path (the AVX2 GEMV sums a
 // lone row in another order, so without the flag a lone row may differ in the last bits).
 describe('rowInvariant: a row of Y does not depend on the rows beside it', () => {
-  const types: WeightType[] = ['q4_0', 'q8_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q3_k', 'q4_k', 'q6_k', 'iq4_xs', 'f16'];
+  const types: WeightType[] = ['q4_0', 'q8_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q2_k', 'q3_k', 'q4_k', 'q6_k', 'iq4_xs', 'f16'];
   for (const isa of paths)
     for (const type of types)
       it(`${type} on ${isa}`, () => {

@@ -250,8 +250,8 @@ describe('GGUF damaged files', () => {
     // t.q4_k: name, n_dims (u32), ne[2] (u64 each), then the type.
     const typeAt = (b: Buffer): number => lengthAt(b, 't.q4_k') + 8 + 't.q4_k'.length + 4 + 16;
     expectGgufError(
-      damaged((b) => void b.writeUInt32LE(10, typeAt(b))),
-      /tensor 't.q4_k' has tensor type id 10 \(ggml Q2_K\), which redblue does not read/,
+      damaged((b) => void b.writeUInt32LE(16, typeAt(b))),
+      /tensor 't.q4_k' has tensor type id 16 \(ggml IQ2_XXS\), which redblue does not read/,
     );
     expectGgufError(
       damaged((b) => void b.writeUInt32LE(77, typeAt(b))),

@@ -44,6 +44,7 @@ import { LocalCluster } from '../../executor/host/local-cluster.js';
 import type { Arch } from '../../model/arch.js';
 import {
   IQ4_XS_MIX,
+  Q2_K_MIX,
   Q3_K_M_MIX,
   Q4_K_M_MIX,
   TINY,
@@ -90,6 +91,7 @@ const TOLERANCE: Record<string, number> = {
   Q4_K_M_MIX: 1.5e-2,
   Q3_K_M_MIX: 1.5e-2,
   IQ4_XS_MIX: 1.5e-2,
+  Q2_K_MIX: 1.5e-2,
   'q4_1+q5_0+q5_1': 1.5e-2,
   iq4_nl: 1.5e-2,
 };
@@ -106,6 +108,7 @@ const TYPES: [string, WeightTypes][] = [
   ['Q4_K_M_MIX', Q4_K_M_MIX],
   ['Q3_K_M_MIX', Q3_K_M_MIX],
   ['IQ4_XS_MIX', IQ4_XS_MIX],
+  ['Q2_K_MIX', Q2_K_MIX],
 ];
 
 interface Variant {

@@ -11,7 +11,7 @@
 namespace redblue {
 
 // Order fixed (other modules store it); F32 and the K types came later.
-enum class WeightType { F16, BF16, Q8_0, Q4_0, F32, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, Q3_K, IQ4_NL, IQ4_XS };
+enum class WeightType { F16, BF16, Q8_0, Q4_0, F32, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, Q3_K, IQ4_NL, IQ4_XS, Q2_K };
 
 constexpr int kQBlock = 32;   // elements per Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 block (ggml QK8_0 = … = 32)
 constexpr int kQKBlock = 256; // elements per K-type super-block (ggml QK_K = 256)
@@ -98,6 +98,13 @@ struct BlockQ6_K {  // 210 bytes
   int8_t scales[kQKBlock / 16];
   uint16_t d;
 };
+// Q2_K: x = d·(sc_g & 15)·q − dmin·(sc_g >> 4), g = element / 16, q in 0..3 at the bits Q3_K's
+// low two sit at: element 32t+l of half h (t = 0..3, l < 32) is (qs[32h + l] >> 2t) & 3.
+struct BlockQ2_K {  // 84 bytes
+  uint8_t scales[kQKBlock / 16];
+  uint8_t qs[kQKBlock / 4];
+  uint16_t d, dmin;
+};
 // Q3_K: x = d·(sc_g − 32)·(q − 4), g = element / 16, q in 0..7. Per 128 elements 32 qs bytes:
 // element 32t+l (t = 0..3) has low bits (qs[l] >> 2t) & 3; its third bit is bit (e / 32) of
 // hmask[e % 32] for element e of the super-block. The 16 6-bit scales: bytes 0-7 hold scales 0-7
@@ -121,12 +128,12 @@ static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(Block
                   sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24 && sizeof(BlockIQ4_NL) == 18 &&
                   sizeof(BlockIQ4_XS) == 136,
               "ggml block sizes");
-static_assert(sizeof(BlockQ3_K) == 110 && sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 &&
+static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 &&
                   sizeof(BlockQ8_K) == 292,
               "ggml K block sizes");
 
 // "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q3_k" | "q4_k" | "q5_k" | "q6_k" |
-// "iq4_nl" | "iq4_xs"
+// "iq4_nl" | "iq4_xs" | "q2_k"
 WeightType ParseWeightType(const std::string& s);
 const char* WeightTypeName(WeightType t);
 // The GGUF tensor `type` field (ggml_type) of each type, and back; an id with no WeightType

@@ -491,6 +491,20 @@ KFN __m128i UnpackScalesK4x(const uint8_t* packed) {
   return _mm_or_si128(lo, hi);
 }
 
+// The end of an affine super-block (Q2_K, Q4_K, Q5_K): the integer sums times d_w·d_x into acc,
+// and Σ_g m_g·bsum_g (one vpmaddwd of the mins, one int16 per bsum, by the activations' 16
+// bsums) times dmin_w·d_x into accMin.
+template <int RX>
+KFN void AddAffineSums(const __m256i isum[RX], __m256i mins16, const ActRows& act, int64_t r, int64_t b, float dw,
+                       float dmw, __m256 acc[RX], __m256 accMin[RX]) {
+  for (int i = 0; i < RX; ++i) {
+    const BlockQ8_K& xb = act.q8k(r + i)[b];
+    const __m256i imin = _mm256_madd_epi16(mins16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)));
+    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), _mm256_cvtepi32_ps(isum[i]), acc[i]);
+    accMin[i] = _mm256_fmadd_ps(_mm256_set1_ps(dmw * xb.d), _mm256_cvtepi32_ps(imin), accMin[i]);
+  }
+}
+
 // Q4_K / Q5_K: levels 0..15 (0..31 with qh) × x: at most 31·127·2 per int16 pair, no saturation.
 // The mins come in through the activations' bsums: Σ_s m_s·(bsum_2s + bsum_2s+1) is one
 // vpmaddwd of the mins (each repeated twice) by the 16 bsums.
@@ -532,13 +546,7 @@ KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
         isum[i] = _mm256_add_epi32(isum[i], _mm256_add_epi32(pLo, pHi));
       }
     }
-    for (int i = 0; i < RX; ++i) {
-      const BlockQ8_K& xb = act.q8k(r + i)[b];
-      const __m256i imin =
-          _mm256_madd_epi16(mins16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)));
-      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), _mm256_cvtepi32_ps(isum[i]), acc[i]);
-      accMin[i] = _mm256_fmadd_ps(_mm256_set1_ps(dmw * xb.d), _mm256_cvtepi32_ps(imin), accMin[i]);
-    }
+    AddAffineSums<RX>(isum, mins16, act, r, b, dw, dmw, acc, accMin);
   }
   for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(_mm256_sub_ps(acc[i], accMin[i]));
 }
@@ -663,6 +671,41 @@ KFN void Q3KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
       acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * act.q8k(r + i)[b].d), _mm256_cvtepi32_ps(isum[i]), acc[i]);
   }
   for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(acc[i]);
+}
+
+// Q2_K: levels 0..3 at Q3_K's low-bit positions, each 16's 4-bit scale applied by vpmaddwd (as
+// Q3_K's), its 4-bit min through the activations' bsums (one vpmaddwd, as Q4_K's).
+template <int RX>
+KFN void Q2KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ2_K* w = reinterpret_cast<const BlockQ2_K*>(a.w + j * a.wStride);
+  const int64_t nb = a.k / kQKBlock;
+  const __m256i m3 = _mm256_set1_epi8(3);
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  __m256 acc[RX], accMin[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = accMin[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    PrefetchAhead(w + b, sizeof(BlockQ2_K));
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales));
+    const __m256i sc2 = _mm256_broadcastsi128_si256(_mm_and_si128(packed, m4));
+    const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), m4));
+    const float dw = _cvtsh_ss(w[b].d), dmw = _cvtsh_ss(w[b].dmin);
+    __m256i isum[RX];
+    for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * h));
+      for (int t = 0; t < 4; ++t) {
+        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * t), m3);
+        const __m256i s = ScalePair16(sc2, 8 * h + 2 * t);
+        for (int i = 0; i < RX; ++i) {
+          const __m256i x =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.q8k(r + i)[b].qs + 128 * h + 32 * t));
+          isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), s));
+        }
+      }
+    }
+    AddAffineSums<RX>(isum, mins16, act, r, b, dw, dmw, acc, accMin);
+  }
+  for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(_mm256_sub_ps(acc[i], accMin[i]));
 }
 
 // UnpackScalesIq4Xs in a register, as int16 less 32: scales_l's nibbles in order are the low
@@ -825,6 +868,7 @@ KernelSet Avx2Kernels() {
   s.f16 = HalfKernel<kF16>;
   s.bf16 = HalfKernel<kBf16>;
   s.f32 = HalfKernel<kF32>;
+  s.q2k = Q2KKernel;
   s.q3k = Q3KKernel;
   s.q4k = AffineKKernel<BlockQ4_K>;
   s.q5k = AffineKKernel<BlockQ5_K>;

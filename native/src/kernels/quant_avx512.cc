@@ -17,6 +17,7 @@ KernelSet Kernels();
 KernelSet Avx512Kernels(bool vnni, bool vbmi) {
   KernelSet s = vbmi ? avx512vbmi::Kernels() : vnni ? avx512vnni::Kernels() : avx512::Kernels();
   const KernelSet k = Avx2Kernels();
+  s.q2k = k.q2k;
   s.q3k = k.q3k;
   s.q4k = k.q4k;
   s.q5k = k.q5k;

@@ -35,6 +35,7 @@ constexpr TypeInfo kTypes[] = {
     {WeightType::Q4_1, "q4_1", 3, kQBlock, sizeof(BlockQ4_1)},
     {WeightType::Q5_0, "q5_0", 6, kQBlock, sizeof(BlockQ5_0)},
     {WeightType::Q5_1, "q5_1", 7, kQBlock, sizeof(BlockQ5_1)},
+    {WeightType::Q2_K, "q2_k", 10, kQKBlock, sizeof(BlockQ2_K)},
     {WeightType::Q3_K, "q3_k", 11, kQKBlock, sizeof(BlockQ3_K)},
     {WeightType::Q4_K, "q4_k", 12, kQKBlock, sizeof(BlockQ4_K)},
     {WeightType::Q5_K, "q5_k", 13, kQKBlock, sizeof(BlockQ5_K)},
@@ -81,7 +82,7 @@ WeightType WeightTypeFromGgml(int id) {
 int64_t BlockElements(WeightType t) { return Info(t).blockElements; }
 
 bool IsQ8KActivated(WeightType t) {
-  return t == WeightType::Q3_K || t == WeightType::Q4_K || t == WeightType::Q5_K || t == WeightType::Q6_K ||
+  return t == WeightType::Q2_K || t == WeightType::Q3_K || t == WeightType::Q4_K || t == WeightType::Q5_K || t == WeightType::Q6_K ||
          t == WeightType::IQ4_XS;
 }
 
@@ -308,6 +309,7 @@ void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t
     uint8_t* o = out + r * rb;
     switch (t) {
       case WeightType::F32: std::memcpy(o, xr, static_cast<size_t>(4 * k)); break;
+      case WeightType::Q2_K:
       case WeightType::Q3_K:
       case WeightType::Q4_K:
       case WeightType::Q5_K:
@@ -342,6 +344,7 @@ void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, flo
     float* o = out + r * ldo;
     switch (t) {
       case WeightType::F32: std::memcpy(o, wr, static_cast<size_t>(4 * k)); break;
+      case WeightType::Q2_K:
       case WeightType::Q3_K:
       case WeightType::Q4_K:
       case WeightType::Q5_K:

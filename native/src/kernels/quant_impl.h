@@ -41,7 +41,7 @@ using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r
 
 struct KernelSet {
   QKernel q8 = nullptr, q4 = nullptr, f16 = nullptr, bf16 = nullptr, f32 = nullptr;
-  QKernel q3k = nullptr, q4k = nullptr, q5k = nullptr, q6k = nullptr;
+  QKernel q2k = nullptr, q3k = nullptr, q4k = nullptr, q5k = nullptr, q6k = nullptr;
   QKernel q41 = nullptr, q50 = nullptr, q51 = nullptr, iq4nl = nullptr, iq4xs = nullptr;
   ActLayout q4Layout = ActLayout::Natural;  // of the Q4_0 kernels' activations
   QKernel For(WeightType t) const {
@@ -51,6 +51,7 @@ struct KernelSet {
       case WeightType::F16: return f16;
       case WeightType::BF16: return bf16;
       case WeightType::F32: return f32;
+      case WeightType::Q2_K: return q2k;
       case WeightType::Q3_K: return q3k;
       case WeightType::Q4_K: return q4k;
       case WeightType::Q5_K: return q5k;

@@ -1,4 +1,4 @@
-// ggml's K-type super-blocks (Q3_K, Q4_K, Q5_K, Q6_K) and the Q8_K activations their dot products
+// ggml's K-type super-blocks (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and the Q8_K activations their dot products
 // take: quantizers following ggml's reference algorithm (quantize_row_q*_K_ref, no importance
 // matrix, the way llama-quantize writes files without one) and dequantizers giving ggml's
 // values bit for bit (same float operations in the same order, no fused multiply-add).
@@ -18,12 +18,13 @@ namespace redblue {
 
 namespace {
 
-// Affine fit x ≈ scale·L + min with L in 0..nmax and min ≤ 0, minimising Σ w·(fit − x)²: the
-// plain min/max grid first, then nstep+1 grids of nmax + rmin + rdelta·is levels over the
-// range, each refined by weighted least squares (make_qkx2_quants with use_mad = false).
+// Affine fit x ≈ scale·L + min with L in 0..nmax and min ≤ 0, minimising Σ w·(fit − x)² (Σ w·|fit − x|
+// with useMad, as Q2_K asks): the plain min/max grid first, then nstep+1 grids of nmax + rmin +
+// rdelta·is levels over the range, each refined by weighted least squares (make_qkx2_quants).
 // Returns the scale and writes −min to *negMin.
 float FitAffine(int n, int nmax, const float* x, const float* w, uint8_t* L, float* negMin, float rmin, float rdelta,
-                int nstep) {
+                int nstep, bool useMad = false) {
+  auto cost = [useMad](float diff) { return useMad ? std::fabs(diff) : diff * diff; };
   float lo = x[0], hi = x[0];
   float sumW = w[0], sumX = w[0] * x[0];
   for (int i = 1; i < n; ++i) {
@@ -43,8 +44,7 @@ float FitAffine(int n, int nmax, const float* x, const float* w, uint8_t* L, flo
   float bestErr = 0;
   for (int i = 0; i < n; ++i) {
     L[i] = static_cast<uint8_t>(std::clamp(NearestInt(iscale * (x[i] - lo)), 0, nmax));
-    const float diff = scale * L[i] + lo - x[i];
-    bestErr += w[i] * (diff * diff);
+    bestErr += w[i] * cost(scale * L[i] + lo - x[i]);
   }
   uint8_t trial[kQBlock];
   for (int is = 0; is <= nstep; ++is) {
@@ -66,10 +66,7 @@ float FitAffine(int n, int nmax, const float* x, const float* w, uint8_t* L, flo
       s = sumXL / sumL2;
     }
     float err = 0;
-    for (int i = 0; i < n; ++i) {
-      const float diff = s * trial[i] + m - x[i];
-      err += w[i] * (diff * diff);
-    }
+    for (int i = 0; i < n; ++i) err += w[i] * cost(s * trial[i] + m - x[i]);
     if (err < bestErr) {
       std::copy(trial, trial + n, L);
       bestErr = err;
@@ -192,6 +189,50 @@ void QuantizeQ5_K(const float* x, int64_t k, BlockQ5_K* y) {
         const uint8_t lo = L[64 * c + l], hi = L[64 * c + 32 + l];
         y[b].qs[32 * c + l] = static_cast<uint8_t>((lo & 0x0F) | ((hi & 0x0F) << 4));
         y[b].qh[l] |= static_cast<uint8_t>(((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
+      }
+  }
+}
+
+// quantize_row_q2_K_ref: per 16 an affine fit of 4 levels (weights |x|, absolute error), the 16
+// scales and 16 mins stored as 4-bit multiples of the super-block's largest, then every value
+// re-quantized against the stored scale and min.
+void QuantizeQ2_K(const float* x, int64_t k, BlockQ2_K* y) {
+  constexpr float kQ4Scale = 15.0f;
+  for (int64_t b = 0; b < k / kQKBlock; ++b, x += kQKBlock) {
+    BlockQ2_K& o = y[b];
+    uint8_t L[kQKBlock];
+    float scales[16], mins[16], w[16];
+    float maxScale = 0, maxMin = 0;
+    for (int g = 0; g < 16; ++g) {
+      for (int l = 0; l < 16; ++l) w[l] = std::fabs(x[16 * g + l]);
+      scales[g] = FitAffine(16, 3, x + 16 * g, w, L + 16 * g, &mins[g], -0.5f, 0.1f, 15, true);
+      maxScale = std::max(maxScale, scales[g]);
+      maxMin = std::max(maxMin, mins[g]);
+    }
+    std::memset(o.scales, 0, sizeof o.scales);
+    o.d = F32ToF16(0.0f);
+    o.dmin = F32ToF16(0.0f);
+    if (maxScale > 0) {
+      const float iscale = kQ4Scale / maxScale;
+      for (int g = 0; g < 16; ++g) o.scales[g] = static_cast<uint8_t>(NearestInt(iscale * scales[g]));
+      o.d = F32ToF16(maxScale / kQ4Scale);
+    }
+    if (maxMin > 0) {
+      const float iscale = kQ4Scale / maxMin;
+      for (int g = 0; g < 16; ++g) o.scales[g] |= static_cast<uint8_t>(NearestInt(iscale * mins[g]) << 4);
+      o.dmin = F32ToF16(maxMin / kQ4Scale);
+    }
+    for (int g = 0; g < 16; ++g) {
+      const float d = F16ToF32(o.d) * (o.scales[g] & 0xF);
+      if (d == 0.0f) continue;  // as ggml: the fit's levels stay
+      const float dm = F16ToF32(o.dmin) * (o.scales[g] >> 4);
+      for (int l = 0; l < 16; ++l)
+        L[16 * g + l] = static_cast<uint8_t>(std::clamp(NearestInt((x[16 * g + l] + dm) / d), 0, 3));
+    }
+    for (int h = 0; h < 2; ++h)
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t* q = L + 128 * h + l;
+        o.qs[32 * h + l] = static_cast<uint8_t>(q[0] | (q[32] << 2) | (q[64] << 4) | (q[96] << 6));
       }
   }
 }
@@ -353,6 +394,18 @@ void DequantizeAffineK(const Block* b, int64_t nb, float* y) {
 }
 
 // dequantize_row_q3_K: d·(sc − 32) first, then · (q − 4).
+// dequantize_row_q2_K: x = d·sc_g·q − dmin·m_g, g = element / 16.
+void DequantizeQ2_K(const BlockQ2_K* b, int64_t nb, float* y) {
+  for (int64_t i = 0; i < nb; ++i, y += kQKBlock) {
+    const float d = F16ToF32(b[i].d), min = F16ToF32(b[i].dmin);
+    for (int e = 0; e < kQKBlock; ++e) {
+      const int g = e / 16, h = e / 128, t = (e % 128) / 32, l = e % 32;
+      const float dl = d * (b[i].scales[g] & 0xF), ml = min * (b[i].scales[g] >> 4);
+      y[e] = dl * static_cast<int8_t>((b[i].qs[32 * h + l] >> (2 * t)) & 3) - ml;
+    }
+  }
+}
+
 void DequantizeQ3_K(const BlockQ3_K* b, int64_t nb, float* y) {
   for (int64_t i = 0; i < nb; ++i) {
     const float d = F16ToF32(b[i].d);
@@ -457,6 +510,7 @@ void QuantizeRowQ8_K(const float* x, int64_t k, BlockQ8_K* y, bool allowSimd) { 
 
 void QuantizeKRow(WeightType t, const float* x, int64_t k, uint8_t* out) {
   switch (t) {
+    case WeightType::Q2_K: QuantizeQ2_K(x, k, reinterpret_cast<BlockQ2_K*>(out)); break;
     case WeightType::Q3_K: QuantizeQ3_K(x, k, reinterpret_cast<BlockQ3_K*>(out)); break;
     case WeightType::Q4_K: QuantizeQ4_K(x, k, reinterpret_cast<BlockQ4_K*>(out)); break;
     case WeightType::Q5_K: QuantizeQ5_K(x, k, reinterpret_cast<BlockQ5_K*>(out)); break;
@@ -468,6 +522,7 @@ void QuantizeKRow(WeightType t, const float* x, int64_t k, uint8_t* out) {
 void DequantizeKRow(WeightType t, const uint8_t* w, int64_t k, float* out) {
   const int64_t nb = k / kQKBlock;
   switch (t) {
+    case WeightType::Q2_K: DequantizeQ2_K(reinterpret_cast<const BlockQ2_K*>(w), nb, out); break;
     case WeightType::Q3_K: DequantizeQ3_K(reinterpret_cast<const BlockQ3_K*>(w), nb, out); break;
     case WeightType::Q4_K: DequantizeAffineK(reinterpret_cast<const BlockQ4_K*>(w), nb, out); break;
     case WeightType::Q5_K: DequantizeAffineK(reinterpret_cast<const BlockQ5_K*>(w), nb, out); break;

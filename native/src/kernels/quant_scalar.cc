@@ -70,41 +70,15 @@ void HalfScalar(const QuantMatmulArgs& a, const ActRows&, int64_t r0, int64_t ro
     }
 }
 
-// K types, ggml_vec_dot_q*_K_q8_K: per super-block exact integer sums (the sub-block scales
-// applied as integers), then one float multiply by d_w·d_x; Q4_K/Q5_K subtract
-// dmin_w·d_x·Σ m_j·(Σ q_x over sub-block j), taken from the activation's bsums.
+// The loop every ggml_vec_dot_*_q8_K shares: per super-block exact integer sums (the sub-block
+// scales applied as integers), then one float multiply by d_w·d_x; the affine types (Q2_K, Q4_K,
+// Q5_K) subtract dmin_w·d_x·Σ m_g·(Σ q_x over sub-block g), taken from the activation's bsums.
+struct SuperBlockSums {
+  int32_t isum = 0, imin = 0;
+};
 template <typename Block>
-void AffineKScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-  constexpr bool kQ5 = std::is_same_v<Block, BlockQ5_K>;
-  const int64_t nb = a.k / kQKBlock;
-  for (int64_t r = r0; r < r0 + rows; ++r)
-    for (int64_t j = j0; j < j1; ++j) {
-      const Block* w = reinterpret_cast<const Block*>(a.w + j * a.wStride);
-      const BlockQ8_K* x = act.q8k(r);
-      float sum = 0.0f;
-      for (int64_t b = 0; b < nb; ++b) {
-        uint8_t sc[8], m[8];
-        UnpackScalesK4(w[b].scales, sc, m);
-        int32_t isum = 0, imin = 0;
-        for (int s = 0; s < 8; ++s) {
-          int32_t dot = 0;
-          for (int l = 0; l < 32; ++l) {
-            int q = (w[b].qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0x0F;
-            if constexpr (kQ5) q |= ((w[b].qh[l] >> s) & 1) << 4;
-            dot += q * x[b].qs[32 * s + l];
-          }
-          isum += sc[s] * dot;
-          imin += m[s] * (x[b].bsums[2 * s] + x[b].bsums[2 * s + 1]);
-        }
-        sum += F16ToF32(w[b].d) * x[b].d * static_cast<float>(isum);
-        sum -= F16ToF32(w[b].dmin) * x[b].d * static_cast<float>(imin);
-      }
-      a.y[r * a.ldy + j] = sum;
-    }
-}
-
-// The loop ggml_vec_dot_{q3_K,q6_K,iq4_xs}_q8_K share: per super-block an exact integer sum
-// (the sub-block scales applied as integers), then one multiply by d_w·d_x.
+constexpr bool kHasMins =
+    std::is_same_v<Block, BlockQ2_K> || std::is_same_v<Block, BlockQ4_K> || std::is_same_v<Block, BlockQ5_K>;
 template <typename Block, typename BlockDot>
 void SuperBlockScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1,
                       BlockDot dot) {
@@ -114,9 +88,51 @@ void SuperBlockScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, 
       const Block* w = reinterpret_cast<const Block*>(a.w + j * a.wStride);
       const BlockQ8_K* x = act.q8k(r);
       float sum = 0.0f;
-      for (int64_t b = 0; b < nb; ++b) sum += F16ToF32(w[b].d) * x[b].d * static_cast<float>(dot(w[b], x[b]));
+      for (int64_t b = 0; b < nb; ++b) {
+        const SuperBlockSums s = dot(w[b], x[b]);
+        sum += F16ToF32(w[b].d) * x[b].d * static_cast<float>(s.isum);
+        if constexpr (kHasMins<Block>) sum -= F16ToF32(w[b].dmin) * x[b].d * static_cast<float>(s.imin);
+      }
       a.y[r * a.ldy + j] = sum;
     }
+}
+
+// Q4_K / Q5_K: 8 sub-blocks of 32, 6-bit scales and mins.
+template <typename Block>
+void AffineKScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  SuperBlockScalar<Block>(a, act, r0, rows, j0, j1, [](const Block& w, const BlockQ8_K& x) {
+    uint8_t sc[8], m[8];
+    UnpackScalesK4(w.scales, sc, m);
+    SuperBlockSums out;
+    for (int s = 0; s < 8; ++s) {
+      int32_t dot = 0;
+      for (int l = 0; l < 32; ++l) {
+        int q = (w.qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0x0F;
+        if constexpr (std::is_same_v<Block, BlockQ5_K>) q |= ((w.qh[l] >> s) & 1) << 4;
+        dot += q * x.qs[32 * s + l];
+      }
+      out.isum += sc[s] * dot;
+      out.imin += m[s] * (x.bsums[2 * s] + x.bsums[2 * s + 1]);
+    }
+    return out;
+  });
+}
+
+// Q2_K: 16 sub-blocks of 16, 4-bit scales (low nibble) and mins (high).
+void Q2KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  SuperBlockScalar<BlockQ2_K>(a, act, r0, rows, j0, j1, [](const BlockQ2_K& w, const BlockQ8_K& x) {
+    SuperBlockSums out;
+    for (int g = 0; g < 16; ++g) {
+      int32_t dot = 0;
+      for (int e = 16 * g; e < 16 * g + 16; ++e) {
+        const int h = e / 128, t = (e % 128) / 32, l = e % 32;
+        dot += ((w.qs[32 * h + l] >> (2 * t)) & 3) * x.qs[e];
+      }
+      out.isum += (w.scales[g] & 0xF) * dot;
+      out.imin += (w.scales[g] >> 4) * x.bsums[g];
+    }
+    return out;
+  });
 }
 
 // Q3_K: Σ_g (sc_g − 32)·Σ (q − 4)·x over each 16.
@@ -134,7 +150,7 @@ void Q3KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t
       }
       isum += sc[g] * dot;
     }
-    return isum;
+    return SuperBlockSums{isum};
   });
 }
 
@@ -153,7 +169,7 @@ void Q6KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t
       }
       isum += w.scales[g] * dot;
     }
-    return isum;
+    return SuperBlockSums{isum};
   });
 }
 
@@ -171,7 +187,7 @@ void Iq4XsScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64
       for (int e = 0; e < 16; ++e) dot += kIq4Values[qs[e] & 0xF] * q8[e] + kIq4Values[qs[e] >> 4] * q8[e + 16];
       isum += sc[s] * dot;
     }
-    return isum;
+    return SuperBlockSums{isum};
   });
 }
 
@@ -184,6 +200,7 @@ KernelSet ScalarKernels() {
   s.f16 = HalfScalar<kF16>;
   s.bf16 = HalfScalar<kBf16>;
   s.f32 = HalfScalar<kF32>;
+  s.q2k = Q2KScalar;
   s.q3k = Q3KScalar;
   s.q4k = AffineKScalar<BlockQ4_K>;
   s.q5k = AffineKScalar<BlockQ5_K>;
