@@ -92,8 +92,7 @@ const TOLERANCE: Record<string, number> = {
   Q3_K_M_MIX: 1.5e-2,
   IQ4_XS_MIX: 1.5e-2,
   Q2_K_MIX: 1.5e-2,
-  'q4_1+q5_0+q5_1': 1.5e-2,
-  iq4_nl: 1.5e-2,
+  'q4_1+q5_0+q5_1+iq4_nl': 1.5e-2,
 };
 
 const TYPES: [string, WeightTypes][] = [
@@ -333,16 +332,17 @@ describe('shapes that do not divide evenly: 3 executors, 4 KV heads, n_ff = 320 
     ['f16', { default: 'f16' }],
     ['q8_0', { default: 'q8_0' }],
     ['q4_0', { default: 'q4_0' }],
-    ['iq4_nl', { default: 'iq4_nl' }],
-    // The older 32-element types, one file: each matrix role in one of them.
+    // The other 32-element types, one file: each matrix role in one of them.
     [
-      'q4_1+q5_0+q5_1',
+      'q4_1+q5_0+q5_1+iq4_nl',
       {
         default: 'q5_0',
         attn_q: 'q4_1',
+        attn_v: 'iq4_nl',
         attn_output: 'q5_1',
+        ffn_gate: 'iq4_nl',
         ffn_up: 'q4_1',
-        ffn_down: 'q5_1',
+        ffn_down: 'iq4_nl',
         output: 'q4_1',
       },
     ],
@@ -370,38 +370,43 @@ describe('shapes that do not divide evenly: 3 executors, 4 KV heads, n_ff = 320 
   );
 });
 
-// Qwen2.5-0.5B (rows of 896) and SmolLM2 (576, 960) in Q4_K_M or IQ4_XS: llama.cpp's quantizer
-// writes q5_0 where q4_k does not fit a row, q5_1 for q5_k, q8_0 for q6_k and iq4_nl for iq4_xs
-// (synth does the same).
-it.each([
-  ['Q4_K_M', Q4_K_M_MIX, ['q5_0', 'q5_0', 'q8_0', 'q6_k', 'q8_0']],
-  ['IQ4_XS', IQ4_XS_MIX, ['iq4_nl', 'iq4_nl', 'q5_1', 'iq4_xs', 'q8_0']],
-] as [string, WeightTypes, string[]][])(
-  '%s: a file whose rows are not whole 256-blocks (32-element types beside 256-element ones), on 2 executors',
-  async (name, types, want) => {
-    const shape = { nLayer: 2, nEmbd: 288, nHead: 9, nHeadKv: 3, nFf: 512, nCtx: 512 };
-    const o = await open(
-      `fallback-${name}`,
-      { arch: 'llama', vocab: 'llama2', ...shape, outputGain: 1, layerGain: 1, types },
-      2,
-    );
-    try {
-      const f = readGguf(o.path);
-      const typeOf = (t: string) => f.tensors.find((x) => x.name === t)?.typeName;
-      expect(
-        [
-          'token_embd.weight',
-          'blk.0.attn_q.weight',
-          'blk.0.attn_v.weight',
-          'blk.0.ffn_down.weight',
-          'output.weight',
-        ].map(typeOf),
-      ).toEqual(want);
-      await compareLogProbs(o, 2, TOLERANCE.Q4_K_M_MIX!);
-    } finally {
-      await o.ref.close();
-      rmSync(o.path);
-    }
-  },
-  180_000,
-);
+// Qwen2.5-0.5B (rows of 896) and SmolLM2 (576, 960): where a 256-element type does not fit a row,
+// llama.cpp's quantizer writes q5_0 for q4_k, q5_1 for q5_k, q8_0 for q6_k and iq4_nl for q2_k,
+// q3_k and iq4_xs (synth does the same). One file with every fallback, on 2 executors.
+it('a file whose rows are not whole 256-blocks: each 256-element type falls back to its 32-element one', async () => {
+  const shape = { nLayer: 2, nEmbd: 288, nHead: 9, nHeadKv: 3, nFf: 512, nCtx: 512 };
+  const types: WeightTypes = {
+    default: 'iq4_xs',
+    attn_k: 'q2_k',
+    attn_v: 'q5_k',
+    attn_output: 'q4_k',
+    ffn_gate: 'q3_k',
+    ffn_down: 'q6_k', // rows of n_ff = 512: fits
+    output: 'q6_k',
+  };
+  const o = await open(
+    'fallback',
+    { arch: 'llama', vocab: 'llama2', ...shape, outputGain: 1, layerGain: 1, types },
+    2,
+  );
+  try {
+    const f = readGguf(o.path);
+    const typeOf = (t: string) => f.tensors.find((x) => x.name === t)?.typeName;
+    expect(
+      [
+        'token_embd',
+        'blk.0.attn_q',
+        'blk.0.attn_k',
+        'blk.0.attn_v',
+        'blk.0.attn_output',
+        'blk.0.ffn_gate',
+        'blk.0.ffn_down',
+        'output',
+      ].map((n) => typeOf(`${n}.weight`)),
+    ).toEqual(['iq4_nl', 'iq4_nl', 'iq4_nl', 'q5_1', 'q5_0', 'iq4_nl', 'q6_k', 'q8_0']);
+    await compareLogProbs(o, 2, TOLERANCE.Q4_K_M_MIX!);
+  } finally {
+    await o.ref.close();
+    rmSync(o.path);
+  }
+}, 180_000);
