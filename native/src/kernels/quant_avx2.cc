@@ -726,8 +726,9 @@ KFN __m128i ScalesIq4Xs16(const BlockIQ4_XS& blk) {
 // IQ4_XS: indices looked up in kIq4Values (one vpshufb), signed × signed through vpmaddubsw on |w|
 // and x carrying w's sign (≤ 127·127·2 per int16 pair, no saturation); each sub-block's ls − 32
 // is the vpmaddwd multiplier, so a super-block's sum is exact in int32 and takes one FMA by
-// d_w·d_x. A 32-byte load of qs holds sub-blocks 2c and 2c+1 (low nibbles: their elements 0-15,
-// high: 16-31): two lane permutes put each sub-block's 32 values in element order.
+// d_w·d_x. A 32-byte load of qs holds sub-blocks 2c and 2c+1 (low nibbles: values 0-15 of each,
+// high: 16-31); the activations come in that order (ActLayout::Iq4Pairs), so the nibbles are
+// used as they unpack, each 128-bit lane with its own sub-block's scale.
 template <int RX>
 KFN void Iq4XsTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   const BlockIQ4_XS* w = reinterpret_cast<const BlockIQ4_XS*>(a.w + j * a.wStride);
@@ -744,19 +745,22 @@ KFN void Iq4XsTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
     for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * c));
-      const __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      const __m256i wa = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
-      const __m256i wb = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
-      const __m256i ua = _mm256_abs_epi8(wa), ub = _mm256_abs_epi8(wb);
-      const __m256i sa = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(static_cast<short>((4 * c + 1) << 8 | 4 * c)));
-      const __m256i sb = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(static_cast<short>((4 * c + 3) << 8 | (4 * c + 2))));
+      const __m256i wLo = _mm256_shuffle_epi8(table, _mm256_and_si256(bits, m4));
+      const __m256i wHi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4));
+      const __m256i uLo = _mm256_abs_epi8(wLo), uHi = _mm256_abs_epi8(wHi);
+      // int16 scale 2c in the low lane, 2c + 1 in the high one
+      const char s0 = static_cast<char>(4 * c), s1 = static_cast<char>(4 * c + 2);
+      const __m256i s = _mm256_shuffle_epi8(
+          sc, _mm256_setr_epi8(s0, s0 + 1, s0, s0 + 1, s0, s0 + 1, s0, s0 + 1, s0, s0 + 1, s0, s0 + 1, s0, s0 + 1, s0,
+                               s0 + 1, s1, s1 + 1, s1, s1 + 1, s1, s1 + 1, s1, s1 + 1, s1, s1 + 1, s1, s1 + 1, s1,
+                               s1 + 1, s1, s1 + 1));
       for (int i = 0; i < RX; ++i) {
         const int8_t* x = act.q8k(r + i)[b].qs + 64 * c;
-        const __m256i xa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
-        const __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32));
-        const __m256i pa = _mm256_madd_epi16(_mm256_maddubs_epi16(ua, _mm256_sign_epi8(xa, wa)), sa);
-        const __m256i pb = _mm256_madd_epi16(_mm256_maddubs_epi16(ub, _mm256_sign_epi8(xb, wb)), sb);
-        isum[i] = _mm256_add_epi32(isum[i], _mm256_add_epi32(pa, pb));
+        const __m256i xLo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+        const __m256i xHi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32));
+        const __m256i pLo = _mm256_madd_epi16(_mm256_maddubs_epi16(uLo, _mm256_sign_epi8(xLo, wLo)), s);
+        const __m256i pHi = _mm256_madd_epi16(_mm256_maddubs_epi16(uHi, _mm256_sign_epi8(xHi, wHi)), s);
+        isum[i] = _mm256_add_epi32(isum[i], _mm256_add_epi32(pLo, pHi));
       }
     }
     for (int i = 0; i < RX; ++i)
@@ -879,6 +883,7 @@ KernelSet Avx2Kernels() {
   s.iq4nl = Nibble32Kernel<BlockIQ4_NL>;
   s.iq4xs = Iq4XsKernel;
   s.q4Layout = ActLayout::Q4Quads;  // two blocks per ymm
+  s.iq4xsLayout = ActLayout::Iq4Pairs;
   return s;
 }
 

@@ -27,6 +27,7 @@ KernelSet Avx512Kernels(bool vnni, bool vbmi) {
   s.q51 = k.q51;
   s.iq4nl = k.iq4nl;
   s.iq4xs = k.iq4xs;
+  s.iq4xsLayout = k.iq4xsLayout;
   return s;
 }
 }  // namespace redblue

@@ -10,8 +10,10 @@ namespace redblue {
 
 // Byte order of the int8 values: natural, or per quad of blocks the order the AVX-512 Q4_0
 // kernels (and the AVX2 Q4_0 GEMV) unpack nibbles in: [b0..b3 values 0..15][b0..b3 values 16..31] (16 bytes each); the
-// last nb % 4 blocks are always natural.
-enum class ActLayout { Natural, Q4Quads };
+// last nb % 4 blocks are always natural. Iq4Pairs (Q8_K rows, for IQ4_XS): per 64 values, the
+// order a 32-byte load of IQ4_XS nibbles unpacks in: [0..15][32..47][16..31][48..63] (the low
+// nibbles hold values 0-15 of two sub-blocks of 32, the high ones 16-31); bsums stay natural.
+enum class ActLayout { Natural, Q4Quads, Iq4Pairs };
 
 // Rows of X quantized to Q8_0-like blocks (scales kept as the f16-rounded value in f32, exactly
 // what dequantize(quantize_q8_0(X)) gives). Per row: k int8 values (padded to 64 bytes), then
@@ -43,7 +45,8 @@ struct KernelSet {
   QKernel q8 = nullptr, q4 = nullptr, f16 = nullptr, bf16 = nullptr, f32 = nullptr;
   QKernel q2k = nullptr, q3k = nullptr, q4k = nullptr, q5k = nullptr, q6k = nullptr;
   QKernel q41 = nullptr, q50 = nullptr, q51 = nullptr, iq4nl = nullptr, iq4xs = nullptr;
-  ActLayout q4Layout = ActLayout::Natural;  // of the Q4_0 kernels' activations
+  ActLayout q4Layout = ActLayout::Natural;    // of the Q4_0 kernels' activations
+  ActLayout iq4xsLayout = ActLayout::Natural;  // of the IQ4_XS kernels' (Natural or Iq4Pairs)
   QKernel For(WeightType t) const {
     switch (t) {
       case WeightType::Q8_0: return q8;

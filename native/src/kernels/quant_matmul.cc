@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -105,6 +106,18 @@ void QuantizeActRow(const float* x, int64_t k, ActLayout layout, ActTerm term, Q
   }
 }
 
+// Q8_K values of each 64 from natural order to ActLayout::Iq4Pairs: [0..15][32..47][16..31][48..63].
+void ToIq4Pairs(BlockQ8_K* row, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b)
+    for (int c = 0; c < kQKBlock; c += 64) {
+      int8_t* q = row[b].qs + c;
+      int8_t t[64];
+      std::memcpy(t, q, 64);
+      std::memcpy(q + 16, t + 32, 16);
+      std::memcpy(q + 32, t + 16, 16);
+    }
+}
+
 struct AlignedBuffer {
   explicit AlignedBuffer(size_t bytes) : raw(new uint8_t[bytes + 64]) {
     data = raw.get() + (64 - reinterpret_cast<uintptr_t>(raw.get()) % 64) % 64;
@@ -150,7 +163,9 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
   std::unique_ptr<AlignedBuffer> actBuf;
   if (q8_0 || q8_k) {
     act.k = a.k;
-    const ActLayout layout = a.type == WeightType::Q4_0 ? ks.q4Layout : ActLayout::Natural;
+    const ActLayout layout = a.type == WeightType::Q4_0    ? ks.q4Layout
+                             : a.type == WeightType::IQ4_XS ? ks.iq4xsLayout
+                                                            : ActLayout::Natural;
     const bool expand = layout == ActLayout::Q4Quads && a.m > 1 && !a.rowInvariant;
     if (q8_0) {
       act.nb = a.k / kQBlock;
@@ -171,7 +186,9 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
     auto quantizeRows = [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         if (q8_k) {
-          q8k(a.x + r * a.ldx, a.k, reinterpret_cast<BlockQ8_K*>(base + r * act.stride));
+          BlockQ8_K* row = reinterpret_cast<BlockQ8_K*>(base + r * act.stride);
+          q8k(a.x + r * a.ldx, a.k, row);
+          if (layout == ActLayout::Iq4Pairs) ToIq4Pairs(row, act.nb);
           continue;
         }
         int8_t* qs = reinterpret_cast<int8_t*>(base + r * act.stride);
