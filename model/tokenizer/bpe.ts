@@ -14,6 +14,7 @@ import {
   LLAMA3_PRE,
   QWEN2_PRE,
   SMOLLM_PRE,
+  TEKKEN_PRE,
   type Vocab,
 } from './vocab.js';
 import { Heap } from './heap.js';
@@ -34,6 +35,17 @@ export const QWEN2_REGEX =
 /** GPT-2: case-sensitive contractions, an optional space before each run. */
 export const GPT2_REGEX = `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${S}\\p{L}\\p{N}]+|${S}+(?!${NOT_S})|${S}+`;
 
+/**
+ * tekken (Mistral): words split where lower case turns upper, digits alone, '/' kept after
+ * punctuation. Written as llama.cpp runs it, which is not tokenizer.json's: there upper and lower
+ * case are \p{Lu} / \p{Ll}; llama.cpp only tells ASCII letters apart ([^a-z] / [^A-Z] among
+ * letters), so a non-ASCII letter counts as either case.
+ */
+export const TEKKEN_REGEX =
+  `[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])*(?:(?=\\p{L})[^A-Z])+` +
+  `|[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])+(?:(?=\\p{L})[^A-Z])*` +
+  `|\\p{N}| ?[^${S}\\p{L}\\p{N}]+[\\r\\n/]*|${S}*[\\r\\n]+|${S}+(?!${NOT_S})|${S}+`;
+
 /** smollm: every digit split off first, then the GPT-2 regex over what is left. */
 export const SMOLLM_REGEXES = ['\\p{N}', GPT2_REGEX];
 /** No `tokenizer.ggml.pre` (or 'default'): llama.cpp's four passes. */
@@ -48,6 +60,7 @@ export function preTokenizerRegexes(pre: string): RegExp[] {
     [LLAMA3_PRE, [LLAMA3_REGEX]],
     [QWEN2_PRE, [QWEN2_REGEX]],
     [GPT2_PRE, [GPT2_REGEX]],
+    [TEKKEN_PRE, [TEKKEN_REGEX]],
     [SMOLLM_PRE, SMOLLM_REGEXES],
     [DEFAULT_PRE, DEFAULT_REGEXES],
   ];

@@ -137,6 +137,8 @@ export const LLAMA3_PRE = [
 ];
 /** ... to the qwen2 regex (digits one by one), clean_spaces off. */
 export const QWEN2_PRE = ['qwen2', 'deepseek-r1-qwen', 'kormo'];
+/** ... to Mistral's tekken regex (Mistral Nemo, Mistral Small 3, Ministral): add_bos, ignore_merges, clean_spaces off. */
+export const TEKKEN_PRE = ['tekken'];
 /** ... to a digit pass, then the GPT-2 regex (SmolLM, SmolLM2); clean_spaces off. */
 export const SMOLLM_PRE = ['smollm'];
 /** ... to llama.cpp's default passes ('' = no tokenizer.ggml.pre, as older BPE conversions). */
@@ -202,7 +204,7 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
   }
   const preRaw = lookup(meta, PREFIX + 'pre');
   const pre = typeof preRaw === 'string' ? preRaw : '';
-  const known = [...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE, ...SMOLLM_PRE, ...DEFAULT_PRE];
+  const known = [...LLAMA3_PRE, ...QWEN2_PRE, ...GPT2_PRE, ...TEKKEN_PRE, ...SMOLLM_PRE, ...DEFAULT_PRE];
   if (kind === 'bpe' && !known.includes(pre)) {
     throw new TokenizerError(
       `tokenizer.ggml.pre '${shown(pre)}' is not supported; supported pre-tokenizers: ` +
@@ -267,6 +269,10 @@ export function buildVocab(meta: TokenizerMetadata): Vocab {
     if (LLAMA3_PRE.includes(pre)) {
       addBos = true;
       ignoreMerges = true;
+    } else if (TEKKEN_PRE.includes(pre)) {
+      addBos = true;
+      ignoreMerges = true;
+      cleanSpaces = false;
     } else if (QWEN2_PRE.includes(pre) || SMOLLM_PRE.includes(pre)) {
       cleanSpaces = false;
     }

@@ -37,6 +37,8 @@ export const CORPUS: readonly string[] = [
   'const re = /^[a-z]+$/gi; x !== y && z ?? w;',
   "I'm sure you're right, they've gone, we'll see, he'd know, it's done",
   "SHOUTING: I'M, YOU'RE, THEY'VE, WE'LL, HE'D, IT'S",
+  'camelCase XMLHttpRequest getHTTPResponse2Code ÉcoleNormale ÀLaCarte ΑθήναΠόλη',
+  'path/to/file.txt, a.b/c, ://x/ //y',
   "rock 'n' roll, 'quoted', ''double''",
   'a ? b ! c . d , e',
   "don 't and won 's",

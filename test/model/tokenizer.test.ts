@@ -68,6 +68,9 @@ function smallBpe(m: Meta, n: number): Meta {
 const metaSmall = smallBpe(meta3, 20_000);
 const metaSmol = withKey(metaSmall, 'tokenizer.ggml.pre', gv.string('smollm'));
 const metaDefault = withKey(metaSmall, 'tokenizer.ggml.pre', undefined);
+// Mistral's tekken pre-tokenizer (its own 131k vocabulary is not in an npm package here: Llama 3's
+// merges stand in; the regex and the flags are what is tested).
+const metaTekken = withKey(metaSmall, 'tokenizer.ggml.pre', gv.string('tekken'));
 // Variants for paths the real files do not take. SentencePiece with a token that holds '▁' after a
 // character ('o▁w', scored above all), so merges cross words and the text is not cut at spaces.
 // Llama 3 with user-defined tokens, which llama.cpp splits out even when special tokens are not
@@ -112,6 +115,7 @@ describe('against llama.cpp (node-llama-cpp, vocab-only GGUF files)', () => {
     ['qwen2-bpe', qwen2, metaQwen],
     ['gpt2-bpe', gpt2, metaGpt2],
     ['smollm-bpe', createTokenizer(metaSmol), metaSmol],
+    ['tekken-bpe', createTokenizer(metaTekken), metaTekken],
     ['default-bpe', createTokenizer(metaDefault), metaDefault],
     ['spm-cross-word-token', createTokenizer(metaCross), metaCross],
     ['bpe-user-defined', createTokenizer(metaUser), metaUser],
@@ -360,8 +364,8 @@ describe('errors', () => {
     expect(() => createTokenizer(withKey(meta3, 'tokenizer.ggml.pre', gv.string('deepseek-coder')))).toThrow(
       /'deepseek-coder' is not supported; supported pre-tokenizers: .*'llama-bpe'.*'qwen2'/,
     );
-    expect(() => createTokenizer(withKey(meta3, 'tokenizer.ggml.pre', gv.string('tekken')))).toThrow(
-      /'tekken' is not supported; .*'smollm'.*'default'/,
+    expect(() => createTokenizer(withKey(meta3, 'tokenizer.ggml.pre', gv.string('command-r')))).toThrow(
+      /'command-r' is not supported; .*'tekken'.*'smollm'.*'default'/,
     );
   });
 
