@@ -303,7 +303,7 @@ export function registerBenchModel(bench: Command): void {
       "llama-bench's pp512 / tg128 on a GGUF model: redblue's executors against llama.cpp in the same run",
     )
     .requiredOption('-m, --model <file>', 'the GGUF model')
-    .option('--executors <N>', 'executors of one core each (default 2)', (v) => Number(v), 2)
+    .option('--executors <N>', 'executors of one core each', (v) => Number(v), 2)
     .option('--pp <N>', 'prompt tokens', (v) => Number(v), 512)
     .option('--tg <N>', 'generated tokens', (v) => Number(v), 128)
     .option('--reps <N>', 'timed repetitions after one warm-up', (v) => Number(v), 3)
