@@ -106,6 +106,8 @@ export interface SynthOptions {
    * differing only in weight types share the cost of drawing them (tests write many such files).
    */
   cache?: Map<string, Float32Array>;
+  /** Called after each tensor is encoded, with the bytes of tensor data done and in all. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
 /** A small model for fast tests: two layers, every matrix a whole number of 256-blocks. */
@@ -348,5 +350,22 @@ export function syntheticModel(opts: SynthOptions): {
 /** Writes the model; returns the file size in bytes. */
 export function writeSyntheticModel(path: string, opts: SynthOptions): number {
   const { metadata, tensors } = syntheticModel(opts);
-  return writeGguf(path, { metadata: new Map(metadata), tensors });
+  const report = opts.onProgress;
+  if (!report) return writeGguf(path, { metadata: new Map(metadata), tensors });
+  const sizeOf = (t: GgufTensorInput) =>
+    rowBytes(ggmlType(t.type), t.ne[0]!) * t.ne.slice(1).reduce((a, b) => a * b, 1);
+  const total = tensors.reduce((s, t) => s + sizeOf(t), 0);
+  let done = 0;
+  const counted = tensors.map((t): GgufTensorInput => {
+    const data = t.data;
+    return {
+      ...t,
+      data: () => {
+        const d = typeof data === 'function' ? data() : data;
+        report((done += sizeOf(t)), total);
+        return d;
+      },
+    };
+  });
+  return writeGguf(path, { metadata: new Map(metadata), tensors: counted });
 }

@@ -2,11 +2,19 @@
 // engine (and llama.cpp) without downloading anything.
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { writeSyntheticModel, IQ4_XS_MIX, Q2_K_MIX, Q3_K_M_MIX, Q4_K_M_MIX, type WeightTypes } from '../../model/synth.js';
+import {
+  writeSyntheticModel,
+  IQ4_XS_MIX,
+  Q2_K_MIX,
+  Q3_K_M_MIX,
+  Q4_K_M_MIX,
+  type WeightTypes,
+} from '../../model/synth.js';
 import { MODEL_PRESETS } from '../../model/presets.js';
 import { isGgmlTypeName } from '../../model/gguf/types.js';
 import { UsageError } from '../../common/errors.js';
 import { formatBytes } from '../format.js';
+import { Progress } from '../progress.js';
 
 function typesFor(t: string): WeightTypes {
   if (t === 'q4_k_m') return Q4_K_M_MIX;
@@ -59,12 +67,15 @@ Examples:
       (o: { out: string; arch: 'llama' | 'qwen2' | 'qwen3'; size: string; type: string; seed: number }) => {
         if (!Number.isSafeInteger(o.seed) || o.seed < 0)
           throw new UsageError(`--seed must be a whole number, got ${o.seed}`);
+        const bar = new Progress('writing tensors');
         const bytes = writeSyntheticModel(o.out, {
           ...MODEL_PRESETS[o.size]!,
           arch: o.arch,
           types: typesFor(o.type),
           seed: o.seed,
+          onProgress: (done, total) => bar.update(Math.round(done / 2 ** 20), Math.round(total / 2 ** 20), 'MiB'),
         });
+        bar.done();
         process.stdout.write(`wrote ${o.out}: ${o.arch} ${o.size}, ${o.type}, ${formatBytes(bytes)}\n`);
       },
     );

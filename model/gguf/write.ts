@@ -3,7 +3,7 @@
 // tensor's data in order, each padded to the alignment (gguf.cpp requires exactly this packing).
 // Tensor data is streamed: a tensor may give a callback that produces its bytes when written,
 // so a large test model never has to be in memory whole.
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_MAX_DIMS } from './read.js';
 import { ggmlType, rowBytes, type GgmlTypeName } from './types.js';
 import { VALUE_TYPE_IDS, type GgufValue, type ItemTypeName } from './value.js';
@@ -123,7 +123,11 @@ function writeValue(s: ByteSink, v: GgufValue, key: string): void {
   for (const item of v.value) writeItem(s, v.itemType, item, key);
 }
 
-/** Writes the file (replacing any); returns its size in bytes. */
+/**
+ * Writes the file (replacing any); returns its size in bytes. The bytes go to a temporary file
+ * beside it, renamed over `path` only once whole: an error or a kill midway never leaves a
+ * truncated model under the name (an error removes the temporary file too).
+ */
 export function writeGguf(path: string, input: GgufWriteInput): number {
   const alignment = input.alignment ?? GGUF_DEFAULT_ALIGNMENT;
   if (!Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
@@ -169,7 +173,9 @@ export function writeGguf(path: string, input: GgufWriteInput): number {
     dataBytes += pad(bytes);
   }
 
-  const fd = openSync(path, 'w');
+  const tmp = `${path}.partial-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  let whole = false;
   try {
     let pos = 0;
     const put = (b: Uint8Array): void => {
@@ -191,8 +197,11 @@ export function writeGguf(path: string, input: GgufWriteInput): number {
       put(data);
       padTo();
     });
+    whole = true;
     return pos;
   } finally {
     closeSync(fd);
+    if (whole) renameSync(tmp, path);
+    else rmSync(tmp, { force: true });
   }
 }

@@ -1,7 +1,7 @@
 // GGUF reader and writer against real files: every value type and tensor type round-trips, and
 // damaged files (truncated, wrong magic or version, unknown types, shapes or offsets that do not
 // fit, absurd counts, random byte flips) give a GgufError naming the problem, never a crash.
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -165,6 +165,27 @@ describe('GGUF round trip', () => {
     expect(() => writeGguf(tmp(), { metadata: { k: gv.u32(1.5) }, tensors: [] })).toThrow(
       /'k'.*not a valid u32/,
     );
+  });
+
+  it('a write that fails midway leaves the file that was there, and no partial file', () => {
+    const path = tmp();
+    const t = { name: 'w', ne: [32, 1], type: 'f32' as const };
+    const good = writeGguf(path, { metadata: {}, tensors: [{ ...t, data: new Uint8Array(128) }] });
+    const before = readFileSync(path);
+    expect(before.length).toBe(good);
+    const failing: GgufTensorInput = {
+      name: 'v',
+      ne: [32, 1],
+      type: 'f32',
+      data: () => {
+        throw new Error('disk gone');
+      },
+    };
+    expect(() =>
+      writeGguf(path, { metadata: {}, tensors: [{ ...t, data: new Uint8Array(128) }, failing] }),
+    ).toThrow(/disk gone/);
+    expect(readFileSync(path).equals(before)).toBe(true);
+    expect(readdirSync(dir).filter((f) => f.includes('.partial-'))).toEqual([]);
   });
 });
 
