@@ -73,7 +73,8 @@ Examples:
           arch: o.arch,
           types: typesFor(o.type),
           seed: o.seed,
-          onProgress: (done, total) => bar.update(Math.round(done / 2 ** 20), Math.round(total / 2 ** 20), 'MiB'),
+          onProgress: (done, total) =>
+            bar.update(Math.round(done / 2 ** 20), Math.round(total / 2 ** 20), 'MiB'),
         });
         bar.done();
         process.stdout.write(`wrote ${o.out}: ${o.arch} ${o.size}, ${o.type}, ${formatBytes(bytes)}\n`);

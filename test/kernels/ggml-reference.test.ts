@@ -28,7 +28,11 @@ const libggml = join(
 /** ggml's names for dequantize_row_<name>. */
 const GGML_NAME: Partial<Record<WeightType, string>> = {
   q2_k: 'q2_K',
-  q3_k: 'q3_K', q4_k: 'q4_K', q5_k: 'q5_K', q6_k: 'q6_K' };
+  q3_k: 'q3_K',
+  q4_k: 'q4_K',
+  q5_k: 'q5_K',
+  q6_k: 'q6_K',
+};
 const TYPES: readonly WeightType[] = [
   'q8_0',
   'q4_0',

@@ -204,7 +204,11 @@ const kShapes: [number, number, number][] = [
 describe('matmulQ', () => {
   let seed = 100;
   for (const type of WEIGHT_TYPES)
-    for (const [m, n, k] of K_TYPES.includes(type) ? kShapes : Q8_TYPES.includes(type) ? qShapes : halfShapes) {
+    for (const [m, n, k] of K_TYPES.includes(type)
+      ? kShapes
+      : Q8_TYPES.includes(type)
+        ? qShapes
+        : halfShapes) {
       const s = (seed += 10);
       it(`${type} m=${m} n=${n} k=${k}, every path`, () => {
         const b = build(type, m, n, k, s);
@@ -252,7 +256,20 @@ describe('matmulQ', () => {
 // the bits it would be alone (m = 1) or in any other batch, on every path (the AVX2 GEMV sums a
 // lone row in another order, so without the flag a lone row may differ in the last bits).
 describe('rowInvariant: a row of Y does not depend on the rows beside it', () => {
-  const types: WeightType[] = ['q4_0', 'q8_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'q2_k', 'q3_k', 'q4_k', 'q6_k', 'iq4_xs', 'f16'];
+  const types: WeightType[] = [
+    'q4_0',
+    'q8_0',
+    'q4_1',
+    'q5_0',
+    'q5_1',
+    'iq4_nl',
+    'q2_k',
+    'q3_k',
+    'q4_k',
+    'q6_k',
+    'iq4_xs',
+    'f16',
+  ];
   for (const isa of paths)
     for (const type of types)
       it(`${type} on ${isa}`, () => {
