@@ -3,30 +3,40 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../common/errors.js';
-import { registerTopo } from './commands/topo.js';
-import { registerDoctor } from './commands/doctor.js';
 import { registerBench } from './commands/bench.js';
-import { registerRun } from './commands/run.js';
-import { registerPlan } from './commands/plan.js';
-import { registerBenchRun } from '../bench/run.js';
-import { registerBenchPlan } from '../bench/plan-speed.js';
-import { registerBenchKernels } from '../bench/kernels.js';
-import { registerBenchCollectives } from '../bench/collectives.js';
-import { registerExecutor } from './commands/executor.js';
-import { registerLaunch } from './commands/launch.js';
-import { registerBenchTransport } from '../bench/transport.js';
-import { registerBenchModel } from '../bench/model.js';
-import { registerBenchServe } from '../bench/serve.js';
-import { registerBenchSoak } from '../bench/soak.js';
-import { registerGenerate } from './commands/generate.js';
-import { registerServe } from './commands/serve.js';
-import { registerSynth } from './commands/synth.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
 };
 
-export function buildProgram(): Command {
+type Registrar = (parent: Command) => unknown;
+// Each command's module is imported when that command runs: importing every command's
+// dependencies (gRPC, the model, the planner, the benches) cost ~0.45 s of every start. Help and
+// unknown names register them all (the listing, commander's "did you mean"). In help order.
+const COMMANDS: [string, () => Promise<Registrar>][] = [
+  ['topo', async () => (await import('./commands/topo.js')).registerTopo],
+  ['doctor', async () => (await import('./commands/doctor.js')).registerDoctor],
+  ['plan', async () => (await import('./commands/plan.js')).registerPlan],
+  ['run', async () => (await import('./commands/run.js')).registerRun],
+  ['generate', async () => (await import('./commands/generate.js')).registerGenerate],
+  ['serve', async () => (await import('./commands/serve.js')).registerServe],
+  ['synth', async () => (await import('./commands/synth.js')).registerSynth],
+  ['executor', async () => (await import('./commands/executor.js')).registerExecutor],
+  ['launch', async () => (await import('./commands/launch.js')).registerLaunch],
+];
+const BENCHES: [string, () => Promise<Registrar>][] = [
+  ['plan', async () => (await import('../bench/plan-speed.js')).registerBenchPlan],
+  ['run', async () => (await import('../bench/run.js')).registerBenchRun],
+  ['kernels', async () => (await import('../bench/kernels.js')).registerBenchKernels],
+  ['collectives', async () => (await import('../bench/collectives.js')).registerBenchCollectives],
+  ['transport', async () => (await import('../bench/transport.js')).registerBenchTransport],
+  ['model', async () => (await import('../bench/model.js')).registerBenchModel],
+  ['serve', async () => (await import('../bench/serve.js')).registerBenchServe],
+  ['soak', async () => (await import('../bench/soak.js')).registerBenchSoak],
+];
+
+/** The program with the commands argv names (`redblue <command> ...`, `redblue bench <suite> ...`), or all. */
+export async function buildProgram(argv: string[]): Promise<Command> {
   const program = new Command();
   program
     .name('redblue')
@@ -37,29 +47,21 @@ export function buildProgram(): Command {
     .version(pkg.version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  registerTopo(program);
-  registerDoctor(program);
-  registerPlan(program);
-  registerRun(program);
-  registerGenerate(program);
-  registerServe(program);
-  registerSynth(program);
-  registerExecutor(program);
-  registerLaunch(program);
-  const bench = registerBench(program);
-  registerBenchPlan(bench);
-  registerBenchRun(bench);
-  registerBenchKernels(bench);
-  registerBenchCollectives(bench);
-  registerBenchTransport(bench);
-  registerBenchModel(bench);
-  registerBenchServe(bench);
-  registerBenchSoak(bench);
+  const [name, suite] = argv.slice(2);
+  const chosen = (table: [string, () => Promise<Registrar>][], n: string | undefined) =>
+    table.some(([c]) => c === n) ? table.filter(([c]) => c === n) : table;
+  if (name === '-V' || name === '--version') return program;
+  const all = name !== 'bench' && !COMMANDS.some(([c]) => c === name);
+  for (const [, load] of all ? COMMANDS : chosen(COMMANDS, name)) (await load())(program);
+  if (all || name === 'bench') {
+    const bench = registerBench(program);
+    for (const [, load] of chosen(BENCHES, name === 'bench' ? suite : undefined)) (await load())(bench);
+  }
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
     // A command that ends normally may still have set an exit code (doctor: something missing).
