@@ -182,12 +182,14 @@ export function shortfall(split: ModelSplit, nodes: readonly TopologyNode[]): st
  * again, and generation goes on where it was (greedy: the same tokens as a run that never failed).
  */
 export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
-  const g = new Generation(o);
+  // The file first: a missing, damaged or unsupported model fails before any executor starts.
+  const file = o.file ?? readModelFile(o.model);
+  const g = new Generation({ ...o, file });
   return withSurvivors(o.topology, (cluster) => g.run(cluster), {
     ...(o.hooks ? { hooks: o.hooks } : {}),
     ...(o.onFailure ? { onFailure: o.onFailure } : {}),
     check: (left, e) => {
-      const info = (o.file ?? readModelFile(o.model)).info;
+      const info = file.info;
       const split = planGenerateOn({ info, ranks: left.length, ...(o.ctx ? { ctx: o.ctx } : {}) }).split;
       const short = shortfall(split, left);
       if (short) throw new Error(`${e.message}, and ${short}`, { cause: e });
