@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dequantize, quantize, WEIGHT_FORMATS, type WeightType } from '../../native/kernels.js';
+import { dequantize, quantize, WEIGHT_FORMATS, WEIGHT_TYPES, type WeightType } from '../../native/kernels.js';
 import { random } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -33,20 +33,8 @@ const GGML_NAME: Partial<Record<WeightType, string>> = {
   q5_k: 'q5_K',
   q6_k: 'q6_K',
 };
-const TYPES: readonly WeightType[] = [
-  'q8_0',
-  'q4_0',
-  'q4_1',
-  'q5_0',
-  'q5_1',
-  'iq4_nl',
-  'q2_k',
-  'q3_k',
-  'q4_k',
-  'q5_k',
-  'q6_k',
-  'iq4_xs',
-];
+/** Every quantized type (the block types; f32 / f16 / bf16 are plain numbers). */
+const TYPES = WEIGHT_TYPES.filter((t) => WEIGHT_FORMATS[t].blockElements > 1);
 
 let dir = '';
 let helper = '';
@@ -78,7 +66,10 @@ function rows(): Float32Array {
 }
 
 describe('quantizers and dequantizers against ggml (libggml-base.so from node-llama-cpp)', () => {
-  it('the library is there', () => expect(existsSync(libggml)).toBe(true));
+  it('the library is there, and every quantized type is compared', () => {
+    expect(existsSync(libggml)).toBe(true);
+    expect(TYPES).toHaveLength(12);
+  });
   const x = rows();
   for (const t of TYPES)
     it(`${t}: the same bytes, and the same values back`, () => {
