@@ -17,12 +17,6 @@ namespace {
 
 constexpr int kTries = 7;  // ggml's ntry: grids (itry + values[0]) / max for itry in −7..7
 
-// The index of the table value nearest x, as ggml's best_index_int8 picks it: its binary search
-// finds v[k] ≤ x < v[k+1] and takes k + 1 unless x − v[k] < v[k+1] − x. That test fails for every
-// pair (i, i+1) below k (x is past both values), holds for every pair above (x is below both), and
-// pair k decides as ggml's does: the index is the number of pairs where it fails, and since those
-// come first, four halving steps count them, with no branch to mispredict. The searches are most
-// of the quantizer's time.
 // kIq4Values as floats, made at compile time: converting an int8 in the search cost a third of it.
 struct Levels {
   float v[16];
@@ -34,6 +28,13 @@ constexpr Levels MakeLevels() {
 }
 constexpr Levels kLevelsF = MakeLevels();
 constexpr const float* kLevels = kLevelsF.v;
+
+// The index of the table value nearest x, as ggml's best_index_int8 picks it: its binary search
+// finds v[k] ≤ x < v[k+1] and takes k + 1 unless x − v[k] < v[k+1] − x. That test fails for every
+// pair (i, i+1) below k (x is past both values), holds for every pair above (x is below both), and
+// pair k decides as ggml's does: the index is the number of pairs where it fails, and since those
+// come first, four halving steps count them, with no branch to mispredict. The searches are most
+// of the quantizer's time.
 int BestIndex(float x) {
   int pos = 0;
   for (int step = 8; step > 0; step /= 2) {
