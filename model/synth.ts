@@ -7,7 +7,7 @@ import { quantize, type WeightType } from '../native/kernels.js';
 import type { Arch } from './arch.js';
 import { gv, type GgufValue } from './gguf/value.js';
 import { ggmlType, rowBytes, type GgmlTypeName } from './gguf/types.js';
-import { writeGguf, type GgufTensorInput } from './gguf/write.js';
+import { writeGguf, writeGgufAsync, type GgufTensorInput, type GgufWriteInput } from './gguf/write.js';
 import { loadVocab, vocabMetadata, type VocabKind } from './vocab.js';
 
 /** The weight matrices whose type can be chosen (norms and biases are always f32). */
@@ -347,11 +347,11 @@ export function syntheticModel(opts: SynthOptions): {
   return { metadata, tensors };
 }
 
-/** Writes the model; returns the file size in bytes. */
-export function writeSyntheticModel(path: string, opts: SynthOptions): number {
+/** The model's metadata and tensors, each tensor reporting to opts.onProgress once encoded. */
+function prepared(opts: SynthOptions): GgufWriteInput {
   const { metadata, tensors } = syntheticModel(opts);
   const report = opts.onProgress;
-  if (!report) return writeGguf(path, { metadata: new Map(metadata), tensors });
+  if (!report) return { metadata: new Map(metadata), tensors };
   const sizeOf = (t: GgufTensorInput) =>
     rowBytes(ggmlType(t.type), t.ne[0]!) * t.ne.slice(1).reduce((a, b) => a * b, 1);
   const total = tensors.reduce((s, t) => s + sizeOf(t), 0);
@@ -367,5 +367,19 @@ export function writeSyntheticModel(path: string, opts: SynthOptions): number {
       },
     };
   });
-  return writeGguf(path, { metadata: new Map(metadata), tensors: counted });
+  return { metadata: new Map(metadata), tensors: counted };
+}
+
+/** Writes the model; returns the file size in bytes. */
+export function writeSyntheticModel(path: string, opts: SynthOptions): number {
+  return writeGguf(path, prepared(opts));
+}
+
+/** As writeSyntheticModel, stoppable through `signal` between tensors (nothing is left written). */
+export function writeSyntheticModelAsync(
+  path: string,
+  opts: SynthOptions,
+  signal?: AbortSignal,
+): Promise<number> {
+  return writeGgufAsync(path, prepared(opts), signal);
 }

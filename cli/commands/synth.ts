@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import {
-  writeSyntheticModel,
+  writeSyntheticModelAsync,
   IQ4_XS_MIX,
   Q2_K_MIX,
   Q3_K_M_MIX,
@@ -64,20 +64,43 @@ Examples:
   redblue synth -o qwen2.5-0.5b-q4_k_m.gguf --arch qwen2 --size qwen2.5-0.5b --type q4_k_m`,
     )
     .action(
-      (o: { out: string; arch: 'llama' | 'qwen2' | 'qwen3'; size: string; type: string; seed: number }) => {
+      async (o: {
+        out: string;
+        arch: 'llama' | 'qwen2' | 'qwen3';
+        size: string;
+        type: string;
+        seed: number;
+      }) => {
         if (!Number.isSafeInteger(o.seed) || o.seed < 0)
           throw new UsageError(`--seed must be a whole number, got ${o.seed}`);
         const bar = new Progress('writing tensors');
-        const bytes = writeSyntheticModel(o.out, {
-          ...MODEL_PRESETS[o.size]!,
-          arch: o.arch,
-          types: typesFor(o.type),
-          seed: o.seed,
-          onProgress: (done, total) =>
-            bar.update(Math.round(done / 2 ** 20), Math.round(total / 2 ** 20), 'MiB'),
-        });
-        bar.done();
-        process.stdout.write(`wrote ${o.out}: ${o.arch} ${o.size}, ${o.type}, ${formatBytes(bytes)}\n`);
+        // Ctrl-C stops between tensors; the half-written file is removed, o.out left as it was.
+        const stop = new AbortController();
+        const onInterrupt = () => stop.abort();
+        process.once('SIGINT', onInterrupt);
+        try {
+          const bytes = await writeSyntheticModelAsync(
+            o.out,
+            {
+              ...MODEL_PRESETS[o.size]!,
+              arch: o.arch,
+              types: typesFor(o.type),
+              seed: o.seed,
+              onProgress: (done, total) =>
+                bar.update(Math.round(done / 2 ** 20), Math.round(total / 2 ** 20), 'MiB'),
+            },
+            stop.signal,
+          );
+          bar.done();
+          process.stdout.write(`wrote ${o.out}: ${o.arch} ${o.size}, ${o.type}, ${formatBytes(bytes)}\n`);
+        } catch (err) {
+          bar.done();
+          if (!stop.signal.aborted) throw err;
+          process.stderr.write(`redblue: interrupted; ${o.out} was not written\n`);
+          process.exitCode = 130;
+        } finally {
+          process.off('SIGINT', onInterrupt);
+        }
       },
     );
 }

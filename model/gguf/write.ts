@@ -129,6 +129,37 @@ function writeValue(s: ByteSink, v: GgufValue, key: string): void {
  * truncated model under the name (an error removes the temporary file too).
  */
 export function writeGguf(path: string, input: GgufWriteInput): number {
+  const steps = writeSteps(path, input);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * writeGguf, giving the event loop a turn after each tensor, so that `signal` (Ctrl-C in the CLI)
+ * can stop it: the temporary file is then removed and nothing is written under `path`.
+ */
+export async function writeGgufAsync(
+  path: string,
+  input: GgufWriteInput,
+  signal?: AbortSignal,
+): Promise<number> {
+  const steps = writeSteps(path, input);
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const r = steps.next();
+      if (r.done) return r.value;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    steps.return(0); // runs the writer's cleanup if it stopped midway; a no-op once done
+  }
+}
+
+/** The writer, one tensor per step. */
+function* writeSteps(path: string, input: GgufWriteInput): Generator<void, number, void> {
   const alignment = input.alignment ?? GGUF_DEFAULT_ALIGNMENT;
   if (!Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
     throw new RangeError(`alignment ${alignment} is not a power of two`);
@@ -187,7 +218,7 @@ export function writeGguf(path: string, input: GgufWriteInput): number {
     const padTo = (): void => put(zeros.subarray(0, pad(pos) - pos));
     put(s.buf.subarray(0, s.len));
     padTo();
-    input.tensors.forEach((t, i) => {
+    for (const [i, t] of input.tensors.entries()) {
       const data = typeof t.data === 'function' ? t.data() : t.data;
       if (data.length !== sizes[i]) {
         throw new RangeError(
@@ -196,7 +227,8 @@ export function writeGguf(path: string, input: GgufWriteInput): number {
       }
       put(data);
       padTo();
-    });
+      yield;
+    }
     whole = true;
     return pos;
   } finally {
