@@ -146,6 +146,27 @@ interface ModelAddon {
   stopDoorbell(area: ArrayBuffer): void;
   /** Bytes the doorbell takes at the start of the area; rank 0's logits follow. */
   doorbellBytes: number;
+  /**
+   * One KV cache's causal attention on its own (native/src/model/attention.h), for the kernel's
+   * tests and benches: k and v hold (qHeads / group) × nCtx × headDim f16 values, as a shard's
+   * cache does; the result has q's shape.
+   */
+  causalAttention(pool: NativeThreadPool, args: AttentionCall): Float32Array;
+}
+
+export interface AttentionCall {
+  /** nTokens × qHeads × headDim queries of positions pos0 … pos0 + nTokens − 1. */
+  q: Float32Array;
+  k: Uint16Array;
+  v: Uint16Array;
+  nTokens: number;
+  pos0: number;
+  qHeads: number;
+  /** Query heads per KV head. */
+  group: number;
+  headDim: number;
+  nCtx: number;
+  path?: KernelPath;
 }
 
 /** Tokens one doorbell step carries at most (step_doorbell.h kDoorbellMaxTokens). */

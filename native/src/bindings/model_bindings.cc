@@ -9,11 +9,13 @@
 #include <tuple>
 
 #include "core/async_task.h"
+#include "core/errors.h"
 #include "core/module_registry.h"
 #include "core/napi_util.h"
 #include "core/thread_pool.h"
 #include "bindings/collective_js.h"
 #include "executor/collective.h"
+#include "model/attention.h"
 #include "model/model_shard.h"
 #include "model/step_doorbell.h"
 
@@ -361,10 +363,47 @@ Napi::Value JsStopDoorbell(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// causalAttention(pool, {q, k, v, nTokens, pos0, qHeads, group, headDim, nCtx, path?}) → Float32Array:
+// one KV cache's attention on its own (q: Float32Array, k and v: Uint16Array of f16 rows, laid
+// out as a shard's cache), for the kernel's tests and benches.
+Napi::Value JsCausalAttention(const Napi::CallbackInfo& info) {
+  auto pool = ThreadPoolFromJs(info[0]);
+  if (!pool) throw Napi::TypeError::New(info.Env(), "causalAttention: argument 1 must be an open ThreadPool");
+  Napi::Object o = Obj(info[1], "causalAttention options");
+  AttentionArgs a;
+  a.nTokens = Int(o, "nTokens");
+  a.pos0 = Int(o, "pos0");
+  a.qHeads = Int(o, "qHeads");
+  a.group = Int(o, "group");
+  a.headDim = Int(o, "headDim");
+  a.nCtx = Int(o, "nCtx");
+  if (o.Has("path") && !o.Get("path").IsUndefined()) a.isa = ResolveIsa(ParseIsa(Str(o, "path")));
+  if (a.group == 0 || a.qHeads % a.group != 0 || a.headDim == 0)
+    throw UserError("causalAttention: qHeads must be a multiple of group, and headDim above 0");
+  if (a.pos0 + a.nTokens > a.nCtx) throw UserError("causalAttention: pos0 + nTokens exceeds nCtx");
+  const int64_t qElems = a.nTokens * a.qHeads * a.headDim, kvElems = a.qHeads / a.group * a.nCtx * a.headDim;
+  Napi::Value qv = o.Get("q"), kv = o.Get("k"), vv = o.Get("v");
+  if (!qv.IsTypedArray() || qv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      static_cast<int64_t>(qv.As<Napi::Float32Array>().ElementLength()) != qElems)
+    throw UserError("causalAttention: q must be a Float32Array of nTokens × qHeads × headDim");
+  for (const Napi::Value* c : {&kv, &vv})
+    if (!c->IsTypedArray() || c->As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array ||
+        static_cast<int64_t>(c->As<Napi::Uint16Array>().ElementLength()) != kvElems)
+      throw UserError("causalAttention: k and v must be Uint16Arrays of (qHeads / group) × nCtx × headDim f16 values");
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(qElems));
+  a.q = qv.As<Napi::Float32Array>().Data();
+  a.kCache = kv.As<Napi::Uint16Array>().Data();
+  a.vCache = vv.As<Napi::Uint16Array>().Data();
+  a.out = out.Data();
+  CausalAttention(a, *pool);
+  return out;
+}
+
 void InitModel(Napi::Env env, Napi::Object exports) {
   exports.Set("ModelShard", JsModelShard::Define(env));
   REDBLUE_EXPORT(exports, "ringDoorbell", JsRingDoorbell);
   REDBLUE_EXPORT(exports, "stopDoorbell", JsStopDoorbell);
+  REDBLUE_EXPORT(exports, "causalAttention", JsCausalAttention);
   exports.Set("doorbellBytes", Napi::Number::New(env, static_cast<double>(kDoorbellBytes)));
 }
 

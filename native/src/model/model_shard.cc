@@ -13,6 +13,7 @@
 #include "core/errors.h"
 #include "kernels/half.h"
 #include "kernels/quant.h"
+#include "model/attention.h"
 #include "model/model_ops.h"
 
 namespace redblue {
@@ -520,7 +521,7 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
     if (ffRows_ > 0) {
       Matmul(L.gate, xn.data(), T, E, gate.data(), ffRows_, pool);
       Matmul(L.up, xn.data(), T, E, up.data(), ffRows_, pool);
-      SwiGluInPlace(gate.data(), up.data(), T * ffRows_);
+      SwiGluInPlace(gate.data(), up.data(), T * ffRows_, c.isa);
       Matmul(L.down, gate.data(), T, ffRows_, part.data(), E, pool);
     } else {
       std::fill(part.begin(), part.end(), 0.0f);
