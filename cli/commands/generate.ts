@@ -1,7 +1,7 @@
 // `redblue generate`: text from a GGUF model, every layer split across one executor per
 // (virtual) NUMA node.
 import { Option, type Command } from 'commander';
-import { readTopology, type MachineTopology } from '../../native/topology.js';
+import { readTopology } from '../../native/topology.js';
 import { parsePositiveInt, UsageError } from '../../common/errors.js';
 import { formatBytes } from '../format.js';
 import { Progress } from '../progress.js';
@@ -17,7 +17,7 @@ import {
   type OutputPlacement,
 } from '../../planner/model-split.js';
 import { writeModelSplitHtml } from '../../planner/html/model-split.js';
-import { runChat } from '../../executor/coordinator/chat-run.js';
+import { runChat, type ConversationOptions } from '../../executor/coordinator/chat-run.js';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { basename } from 'node:path';
@@ -240,10 +240,13 @@ export async function generateWithFlags(
   }
 }
 
-/** `generate --chat --interactive`: messages from stdin, answers streamed, a line of timings each. */
-async function chatWithFlags(
-  o: GenerateFlags & { onFailure: 'continue' | 'abort' },
-  topology: MachineTopology,
+/**
+ * `--chat --interactive` (generate and launch generate): messages from stdin, answers streamed, a
+ * line of timings each. `run` answers the conversation on its executors.
+ */
+export async function chatWithFlags(
+  o: GenerateFlags,
+  run: (co: ConversationOptions) => Promise<unknown>,
 ): Promise<void> {
   if (!o.chat) throw new UsageError('--interactive goes with --chat');
   if (o.json) throw new UsageError('--interactive prints the conversation as it goes: leave out --json');
@@ -254,9 +257,8 @@ async function chatWithFlags(
   const tty = process.stdin.isTTY === true;
   let opening: string | undefined = first || undefined;
   const bar = new Progress('loading weights');
-  await runChat({
+  await run({
     model: o.model,
-    topology,
     ...(o.ctx ? { ctx: o.ctx } : {}),
     placement: placementOf(o),
     ...(o.system !== undefined ? { system: o.system } : {}),
@@ -288,14 +290,6 @@ async function chatWithFlags(
       bar.done();
       if (model.chat.source.kind !== 'file')
         process.stderr.write(`chat template: ${model.chat.description}\n`);
-    },
-    onFailure: o.onFailure,
-    onRecovery: (x) =>
-      process.stderr.write(
-        `\nredblue: lost ${x.lost} (${x.reason}); answering again on ${x.executors} executor(s)\n`,
-      ),
-    hooks: {
-      onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
     },
   }).finally(() => bar.done());
 }
@@ -377,24 +371,23 @@ Examples:
           );
           return;
         }
+        // What a lost executor and Ctrl-C print, with what the run does next.
+        const onThisBox = (next: string) => ({
+          topology,
+          onFailure: o.onFailure,
+          onRecovery: (x: { lost: string; reason: string; executors: number }) =>
+            process.stderr.write(
+              `\nredblue: lost ${x.lost} (${x.reason}); ${next} ${x.executors} executor(s)\n`,
+            ),
+          hooks: {
+            onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
+          },
+        });
         if (o.interactive) {
-          await chatWithFlags(o, topology);
+          await chatWithFlags(o, (co) => runChat({ ...co, ...onThisBox('answering again on') }));
           return;
         }
-        await generateWithFlags(o, (ro) =>
-          runGenerate({
-            ...ro,
-            topology,
-            onFailure: o.onFailure,
-            onRecovery: (x) =>
-              process.stderr.write(
-                `\nredblue: lost ${x.lost} (${x.reason}); going on with ${x.executors} executor(s)\n`,
-              ),
-            hooks: {
-              onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the executors\n'),
-            },
-          }),
-        );
+        await generateWithFlags(o, (ro) => runGenerate({ ...ro, ...onThisBox('going on with') }));
       },
     );
 }

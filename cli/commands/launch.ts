@@ -23,8 +23,19 @@ import { parseTransport } from '../../executor/host/options.js';
 import type { TransportChoice } from '../../transport/control.js';
 import { gemmInputs, type GemmFlags } from './run.js';
 import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../format.js';
-import { addGenerateFlags, generateWithFlags, placementOf, type GenerateFlags } from './generate.js';
-import { remoteGenerationStep, remotePlaces } from '../../executor/coordinator/remote-generate.js';
+import {
+  addGenerateFlags,
+  chatWithFlags,
+  generateWithFlags,
+  placementOf,
+  type GenerateFlags,
+} from './generate.js';
+import {
+  remoteGenerationStep,
+  remotePlaces,
+  remoteRunner,
+} from '../../executor/coordinator/remote-generate.js';
+import { Conversation } from '../../executor/coordinator/chat-run.js';
 import { Generation } from '../../executor/coordinator/generate-run.js';
 import { planGenerateOn, readModelFile } from '../../executor/coordinator/generate.js';
 import { renderModelSplit } from '../../planner/model-split.js';
@@ -111,6 +122,7 @@ Examples:
   redblue launch --hostfile hosts.txt gemm --m 4096 --n 4096 --k 4096 --verify
   redblue launch --hosts 10.0.0.1:7070,10.0.0.2:7070 --token-file token layer --n 11008 --k 4096
   redblue launch --hostfile hosts.txt generate -m model.gguf -p "The capital of France is" -n 32 --temp 0
+  redblue launch --hostfile hosts.txt generate -m instruct.gguf --chat -i --system "You are terse."
   srun --ntasks-per-node=1 redblue executor --listen 0.0.0.0:7070 --token-file ~/.redblue-token &
   redblue launch --slurm --token-file ~/.redblue-token gemm --m 8192 --n 8192 --k 8192`,
   );
@@ -189,6 +201,10 @@ Examples:
         "the model's path on the hosts when it differs from --model's (relative: to each executor's directory)",
       )
       .option('--dry-run', "print how the model would be split across the hosts' executors, and stop")
+      .option(
+        '-i, --interactive',
+        'with --chat: a conversation; each line on stdin is a message (-p, when given, the first), each answer printed as it comes; the earlier turns stay in the KV caches of the hosts',
+      )
       .addOption(
         new Option(
           '--on-failure <what>',
@@ -199,7 +215,12 @@ Examples:
       ),
   ).action(
     async (
-      o: GenerateFlags & { hostModel?: string; dryRun?: boolean; onFailure: 'continue' | 'abort' },
+      o: GenerateFlags & {
+        hostModel?: string;
+        dryRun?: boolean;
+        interactive?: boolean;
+        onFailure: 'continue' | 'abort';
+      },
       cmd: Command,
     ) => {
       const lo = merged(cmd);
@@ -220,6 +241,24 @@ Examples:
         return;
       }
       const hostPath = o.hostModel ? { hostPath: o.hostModel } : {};
+      if (o.interactive) {
+        await chatWithFlags(o, (co) => {
+          const conversation = new Conversation({ ...co, file });
+          return onHosts(
+            lo,
+            (rc) => conversation.run(remoteRunner(rc, hostPath)),
+            o.onFailure === 'abort'
+              ? {}
+              : {
+                  onHostLost: (l, left) =>
+                    process.stderr.write(
+                      `\nredblue: lost host ${l.host} (${l.address}: ${l.reason}); answering again on the ${left.length} host(s) left\n`,
+                    ),
+                },
+          );
+        });
+        return;
+      }
       await generateWithFlags({ ...o, json: lo.json }, (ro) => {
         const g = new Generation({ ...ro, file });
         return onHosts(

@@ -1,8 +1,8 @@
-// A conversation with an instruct model on this machine's executors (`redblue generate --chat
-// --interactive`): the model loads once; each turn renders the whole conversation with the file's
+// A conversation with an instruct model (`redblue generate --chat --interactive`, and `redblue
+// launch generate --chat --interactive` across hosts): the model loads once; each turn renders the whole conversation with the file's
 // chat template, and only the tokens after what the KV cache already holds (the earlier turns)
 // are processed. When the conversation outgrows the context, its oldest exchanges are dropped.
-// A lost executor: the survivors load the model and the turn in hand is answered again.
+// A lost executor (or host): the survivors load the model and the turn in hand is answered again.
 import type { MachineTopology } from '../../native/topology.js';
 import type { ChatMessage } from '../../model/chat.js';
 import { withSurvivors, type LocalRunHooks } from './local-run.js';
@@ -13,9 +13,12 @@ import {
   type GenerateOptions,
   type GenerateResult,
   type LoadedModel,
+  type ModelFile,
+  type ModelRunner,
   type PlacementChoice,
 } from './generate.js';
 import type { GenerateRecovery } from './generate-run.js';
+import type { LocalCluster } from '../host/local-cluster.js';
 
 export interface ChatTurn {
   user: string;
@@ -31,9 +34,11 @@ export interface ChatTurn {
   dropped: number;
 }
 
-export interface ChatRunOptions {
+/** A conversation's settings, whichever executors answer it. */
+export interface ConversationOptions {
   model: string;
-  topology: MachineTopology;
+  /** The model's header and tokenizer when already read (see ModelFile). */
+  file?: ModelFile;
   ctx?: number;
   placement?: PlacementChoice;
   system?: string;
@@ -46,11 +51,15 @@ export interface ChatRunOptions {
   onTurn?: (turn: ChatTurn) => void;
   onLoaded?: (model: LoadedModel) => void;
   onProgress?: (done: number, total: number) => void;
+  /** false: every turn processes the whole conversation again (tests compare the two). */
+  reuseCache?: boolean;
+}
+
+export interface ChatRunOptions extends ConversationOptions {
+  topology: MachineTopology;
   hooks?: LocalRunHooks;
   onFailure?: 'continue' | 'abort';
   onRecovery?: (r: Pick<GenerateRecovery, 'lost' | 'reason' | 'executors'>) => void;
-  /** false: every turn processes the whole conversation again (tests compare the two). */
-  reuseCache?: boolean;
 }
 
 /** Length of the common start of two token lists. */
@@ -60,75 +69,92 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
   return i;
 }
 
-export async function runChat(o: ChatRunOptions): Promise<ChatTurn[]> {
-  const file = readModelFile(o.model);
-  const history: ChatMessage[] = []; // answered exchanges, user then assistant
-  const turns: ChatTurn[] = [];
-  let pending: string | undefined; // a message not answered yet (asked, or lost mid-answer)
-  let loaded = false;
-  return withSurvivors(
-    o.topology,
-    async (cluster) => {
-      const model = await loadModel(cluster, {
-        path: o.model,
-        file,
-        ...(o.ctx ? { ctx: o.ctx } : {}),
-        ...(o.placement ? { placement: o.placement } : {}),
-        ...(o.onProgress && !loaded ? { onProgress: o.onProgress } : {}),
+/**
+ * A conversation's state (the exchanges answered, a message not answered yet), apart from the
+ * executors that answer it: run() loads the model on the executors it is given and answers
+ * messages until there are none. When they fail, run() is called again on what is left (this
+ * machine's surviving executors, or the hosts left), which loads the model there and answers the
+ * message in hand again, from the whole conversation.
+ */
+export class Conversation {
+  private readonly file: ModelFile;
+  private readonly history: ChatMessage[] = []; // answered exchanges, user then assistant
+  readonly turns: ChatTurn[] = [];
+  private pending: string | undefined; // a message not answered yet (asked, or lost mid-answer)
+  private loaded = false;
+
+  constructor(private readonly o: ConversationOptions) {
+    // The file first: a missing, damaged or unsupported model fails before any executor starts.
+    this.file = o.file ?? readModelFile(o.model);
+  }
+
+  async run(cluster: LocalCluster | ModelRunner): Promise<ChatTurn[]> {
+    const o = this.o;
+    const model = await loadModel(cluster, {
+      path: o.model,
+      file: this.file,
+      ...(o.ctx ? { ctx: o.ctx } : {}),
+      ...(o.placement ? { placement: o.placement } : {}),
+      ...(o.onProgress && !this.loaded ? { onProgress: o.onProgress } : {}),
+    });
+    if (!this.loaded) o.onLoaded?.(model);
+    this.loaded = true;
+    let cached: number[] = []; // what these executors' KV cache holds, from position 0
+    for (;;) {
+      this.pending ??= await o.nextMessage();
+      const pending = this.pending;
+      if (pending === undefined) return this.turns;
+      const { tokens, dropped } = fit(model, this.history, o.system, pending, o.maxTokens);
+      const reuse = o.reuseCache === false ? 0 : commonPrefix(cached, tokens);
+      const r = await generate(cluster, model, {
+        prompt: '',
+        promptTokens: tokens,
+        reuse,
+        maxTokens: o.maxTokens,
+        sampling: o.sampling,
+        ...(o.onText ? { onText: o.onText } : {}),
       });
-      if (!loaded) o.onLoaded?.(model);
-      loaded = true;
-      let cached: number[] = []; // what this cluster's KV cache holds, from position 0
-      for (;;) {
-        pending ??= await o.nextMessage();
-        if (pending === undefined) return turns;
-        const { tokens, dropped } = fit(model, history, o.system, pending, o.maxTokens);
-        const reuse = o.reuseCache === false ? 0 : commonPrefix(cached, tokens);
-        const r = await generate(cluster, model, {
-          prompt: '',
-          promptTokens: tokens,
-          reuse,
-          maxTokens: o.maxTokens,
-          sampling: o.sampling,
-          ...(o.onText ? { onText: o.onText } : {}),
-        });
-        history.splice(0, 2 * dropped);
-        history.push({ role: 'user', content: pending }, { role: 'assistant', content: r.text });
-        // The KV cache holds the tokens fed: the last one chosen is not, unless the answer ended on
-        // an end-of-generation token (which is not kept) or was cut before choosing.
-        const fed = r.stoppedBy === 'eog' || r.stoppedBy === 'aborted' ? 0 : 1;
-        cached = [
-          ...r.promptTokens,
-          ...r.generatedTokens.slice(0, Math.max(0, r.generatedTokens.length - fed)),
-        ];
-        const t = r.timings;
-        const turn: ChatTurn = {
-          user: pending,
-          answer: r.text,
-          stoppedBy: r.stoppedBy,
-          promptTokens: t.promptTokens,
-          reusedTokens: r.promptTokens.length - t.promptTokens,
-          generatedTokens: t.generatedTokens,
-          promptSeconds: t.promptSeconds,
-          generateSeconds: t.generateSeconds,
-          dropped,
-        };
-        turns.push(turn);
-        pending = undefined;
-        o.onTurn?.(turn);
-      }
-    },
-    {
-      ...(o.hooks ? { hooks: o.hooks } : {}),
-      ...(o.onFailure ? { onFailure: o.onFailure } : {}),
-      onLost: (r) =>
-        o.onRecovery?.({
-          lost: `executor rank ${r.lostRank} (cpus ${r.lostCpus.join(',')})`,
-          reason: r.reason,
-          executors: r.executors,
-        }),
-    },
-  );
+      this.history.splice(0, 2 * dropped);
+      this.history.push({ role: 'user', content: pending }, { role: 'assistant', content: r.text });
+      // The KV cache holds the tokens fed: the last one chosen is not, unless the answer ended on
+      // an end-of-generation token (which is not kept) or was cut before choosing.
+      const fed = r.stoppedBy === 'eog' || r.stoppedBy === 'aborted' ? 0 : 1;
+      cached = [
+        ...r.promptTokens,
+        ...r.generatedTokens.slice(0, Math.max(0, r.generatedTokens.length - fed)),
+      ];
+      const t = r.timings;
+      const turn: ChatTurn = {
+        user: pending,
+        answer: r.text,
+        stoppedBy: r.stoppedBy,
+        promptTokens: t.promptTokens,
+        reusedTokens: r.promptTokens.length - t.promptTokens,
+        generatedTokens: t.generatedTokens,
+        promptSeconds: t.promptSeconds,
+        generateSeconds: t.generateSeconds,
+        dropped,
+      };
+      this.turns.push(turn);
+      this.pending = undefined;
+      o.onTurn?.(turn);
+    }
+  }
+}
+
+/** A conversation on this machine's executors; a lost executor: the survivors answer again. */
+export async function runChat(o: ChatRunOptions): Promise<ChatTurn[]> {
+  const conversation = new Conversation(o);
+  return withSurvivors(o.topology, (cluster) => conversation.run(cluster), {
+    ...(o.hooks ? { hooks: o.hooks } : {}),
+    ...(o.onFailure ? { onFailure: o.onFailure } : {}),
+    onLost: (r) =>
+      o.onRecovery?.({
+        lost: `executor rank ${r.lostRank} (cpus ${r.lostCpus.join(',')})`,
+        reason: r.reason,
+        executors: r.executors,
+      }),
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 // `redblue launch generate` with real hosts on one machine (network namespaces joined by a
 // bridge, as cluster.test.ts): a model split over two pretend hosts of one executor each gives
 // the same greedy tokens as over two executors of one host (every all-reduce and all-gather of
-// every layer crosses the hosts); a model path that one host cannot read fails naming that host;
+// every layer crosses the hosts), and the same conversation with --chat --interactive; a model path that one host cannot read fails naming that host;
 // nothing is left behind (executors, /dev/shm, namespaces).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -205,6 +205,33 @@ describe('redblue launch generate across two hosts', () => {
       expect(Object.keys(p.allReduces)).toEqual(['hosts-chain']);
       expect(p.allReduces['hosts-chain']).toBeGreaterThan(0);
     }
+  }, 180_000);
+
+  it("--chat --interactive answers each line of stdin as one host does, the earlier turns from the hosts' KV caches", async () => {
+    const chat = ['--chat', '-i', '-p', 'Hi', '-n', '4', '--temp', '0'];
+    const input = 'How are you?\n\nBye\n';
+    const r = await cliIn(
+      lab!,
+      COORD,
+      ['launch', '--hosts', hosts, '--token-file', token, 'generate', '-m', models.q4_0, ...chat],
+      120_000,
+      input,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const one = runCli(['generate', '-m', models.q4_0, ...chat, '--virtual-nodes', '2'], { input });
+    expect(one.code, one.stderr).toBe(0);
+    // the same three answers, one line each
+    expect(r.stdout.split('\n')).toHaveLength(4);
+    expect(r.stdout).toBe(one.stdout);
+    const cached = (stderr: string) =>
+      [...stderr.matchAll(/\[prompt (\d+) new tokens \((\d+) from the cache\)/g)].map((m) => Number(m[2]));
+    const turns = cached(r.stderr);
+    expect(turns).toEqual(cached(one.stderr));
+    expect(turns).toHaveLength(3);
+    expect(turns[0]).toBe(0);
+    expect(turns[2]!).toBeGreaterThan(turns[1]!);
+    expect(turns[1]!).toBeGreaterThan(0);
+    await hostsIdle();
   }, 180_000);
 
   it('a model path one host cannot read fails naming that host and the path', async () => {

@@ -72,13 +72,20 @@ export interface CliRun {
 }
 
 /** Runs the CLI inside host i (bounded by `timeoutMs`). */
-export function cliIn(lab: Lab, i: number, args: string[], timeoutMs = 60_000): Promise<CliRun> {
+export function cliIn(
+  lab: Lab,
+  i: number,
+  args: string[],
+  timeoutMs = 60_000,
+  input?: string,
+): Promise<CliRun> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const proc = lab.spawn(i, process.execPath, [cliPath, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       cwd: repoRoot,
     });
+    if (input !== undefined) proc.stdin!.end(input);
     let out = '';
     let err = '';
     proc.stdout!.setEncoding('utf8');
