@@ -12,6 +12,7 @@
 // GEMM: m = 64 against 1024×4096 (from cache, as a prompt's tiles run), one core.
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
+import { randomFloats } from './random-floats.mjs';
 
 const [pa, pb, list] = process.argv.slice(2);
 if (!pa || !pb) {
@@ -21,27 +22,18 @@ if (!pa || !pb) {
 const require = createRequire(import.meta.url);
 const libs = [require(resolve(pa)), require(resolve(pb))];
 const pools = libs.map((l) => new l.ThreadPool(l.currentAffinity().slice(0, 1)));
-const random = (n) => {
-  const a = new Float32Array(n);
-  let s = 7;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    a[i] = s / 4294967296 - 0.5;
-  }
-  return a;
-};
 const n = 4096;
 const k = 4096;
 for (const type of (list ?? 'q4_0,q8_0').split(',')) {
-  const wf = random(n * k);
+  const wf = randomFloats(n * k);
   const mats = Array.from({ length: 24 }, (_, i) => {
     const w = libs[0].quantize(type, wf, n, k, 'auto');
     w[100 + i] ^= 1; // distinct contents, so no page is shared
     return w;
   });
-  const x1 = random(k);
+  const x1 = randomFloats(k);
   const y1 = new Float32Array(n);
-  const x64 = random(64 * k);
+  const x64 = randomFloats(64 * k);
   const y64 = new Float32Array(64 * 1024);
   const best = [
     [Infinity, Infinity],
