@@ -88,8 +88,10 @@ function reference(c: Case, inp: ReturnType<typeof makeInputs>): Float64Array {
       let sum = 0;
       for (let j = 0; j < len; j++) sum += s[j] = Math.exp(s[j]! - mx);
       for (let j = 0; j < len; j++)
-        for (let i = 0; i < hd; i++)
-          out[(t * c.qHeads + h) * hd + i] += (s[j]! / sum) * inp.vVal((kv * c.nCtx + j) * hd + i);
+        for (let i = 0; i < hd; i++) {
+          const o = (t * c.qHeads + h) * hd + i;
+          out[o] = out[o]! + (s[j]! / sum) * inp.vVal((kv * c.nCtx + j) * hd + i);
+        }
     }
   return out;
 }
