@@ -98,7 +98,7 @@ struct Q4Scales {
   int64_t ldc = 0, lde = 0, j0 = 0;
 };
 KFN void MakeQ4Scales(const QuantMatmulArgs& a, int64_t nb, int64_t j0, int64_t j1, std::vector<float>& buf,
-                      Q4Scales& s) {
+                      Q4Scales& s, int64_t blockBytes = sizeof(BlockQ4_0)) {
   s.ldc = (nb + 7) / 8 * 8;
   s.lde = 4 * s.ldc;
   s.j0 = j0;
@@ -109,7 +109,7 @@ KFN void MakeQ4Scales(const QuantMatmulArgs& a, int64_t nb, int64_t j0, int64_t 
     const uint8_t* w[1] = {a.w + j * a.wStride};
     for (int64_t b0 = 0; b0 < nb; b0 += 8) {
       __m256 dw[1];
-      GatherScales8<1>(w, sizeof(BlockQ4_0), b0, static_cast<int>(std::min<int64_t>(8, nb - b0)), dw);
+      GatherScales8<1>(w, blockBytes, b0, static_cast<int>(std::min<int64_t>(8, nb - b0)), dw);
       _mm256_storeu_ps(c + b0, dw[0]);
       for (int k = 0; k < 4; ++k)
         _mm256_storeu_ps(e + (b0 / 2 + k) * 8,
@@ -121,6 +121,34 @@ KFN void MakeQ4Scales(const QuantMatmulArgs& a, int64_t nb, int64_t j0, int64_t 
   s.expanded = buf.data() + (j1 - j0) * s.ldc;
 }
 
+// Blocks b and b+1 (b even, inside a quad) of a row of X in quad order: values 0-15 of both
+// (low lane b's, high lane b+1's), values 16-31 of both, and their scales expanded ([d_b ×4,
+// d_b+1 ×4], ActRows::dxx).
+struct QuadPair {
+  __m256i lo, hi;
+  __m256 dx;
+};
+KFN QuadPair LoadQuadPair(const ActRows& act, int64_t row, int64_t b) {
+  const int8_t* x = act.qs(row) + (b / 4) * 128 + (b % 4) * 16;  // b % 4 is 0 or 2
+  return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64)), _mm256_loadu_ps(act.dxx(row) + 4 * b)};
+}
+
+// Rows j..j+JR−1 of W for a tile, with their scales from Q4Scales (compact and expanded).
+template <int JR>
+struct ScaledRows {
+  const uint8_t* w[JR];
+  const float* dwc[JR];
+  const float* dwe[JR];
+  ScaledRows(const QuantMatmulArgs& a, const Q4Scales& sc, int64_t j) {
+    for (int jj = 0; jj < JR; ++jj) {
+      w[jj] = a.w + (j + jj) * a.wStride;
+      dwc[jj] = sc.compact + (j + jj - sc.j0) * sc.ldc;
+      dwe[jj] = sc.expanded + (j + jj - sc.j0) * sc.lde;
+    }
+  }
+};
+
 // Q4_0: unsigned nibbles × signed x (max 15·127·2, no vpmaddubsw saturation); the −8 offset
 // comes back through the activations' c = −8·d_x·Σq_x, as one FMA per 8 blocks into the same
 // accumulator. Activations in quad order (ActLayout::Q4Quads): two blocks per ymm (block b's
@@ -130,13 +158,10 @@ KFN void MakeQ4Scales(const QuantMatmulArgs& a, int64_t nb, int64_t j0, int64_t 
 // natural order: one block broadcast to both halves, shifted per 32-bit lane by 0 / 4.
 template <int JR, int RX>
 KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, const Q4Scales& sc, int64_t r, int64_t j) {
-  const uint8_t* w[JR];
-  const float *dwc[JR], *dwe[JR];
-  for (int jj = 0; jj < JR; ++jj) {
-    w[jj] = a.w + (j + jj) * a.wStride;
-    dwc[jj] = sc.compact + (j + jj - sc.j0) * sc.ldc;
-    dwe[jj] = sc.expanded + (j + jj - sc.j0) * sc.lde;
-  }
+  const ScaledRows<JR> rows(a, sc, j);
+  const uint8_t* const* w = rows.w;
+  const float* const* dwc = rows.dwc;
+  const float* const* dwe = rows.dwe;
   const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
   const int64_t nb = act.nb, nbQuads = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
@@ -160,15 +185,11 @@ KFN void Q4Tile(const QuantMatmulArgs& a, const ActRows& act, const Q4Scales& sc
       lo[jj] = _mm256_and_si256(v, m4);
       hi[jj] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
     }
-    const int64_t xo = (b / 4) * 128 + (b % 4) * 16;  // pair (b, b+1) of its quad: b % 4 is 0 or 2
     for (int i = 0; i < RX; ++i) {
-      const int8_t* x = act.qs(r + i) + xo;
-      const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
-      const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64));
-      const __m256 dx = _mm256_loadu_ps(act.dxx(r + i) + 4 * b);
+      const QuadPair x = LoadQuadPair(act, r + i, b);
       for (int jj = 0; jj < JR; ++jj) {
-        const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[jj], xlo), _mm256_maddubs_epi16(hi[jj], xhi));
-        const __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(dwe[jj] + 4 * b), dx);
+        const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[jj], x.lo), _mm256_maddubs_epi16(hi[jj], x.hi));
+        const __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(dwe[jj] + 4 * b), x.dx);
         acc[jj][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), scale, acc[jj][i]);
       }
     }
@@ -217,6 +238,60 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
           acc[jj][i] = _mm256_fmadd_ps(DotU8S8(az[jj], _mm256_sign_epi8(x, z[jj])),
                                        _mm256_broadcast_ss(&sc[cur][(jj * RX + i) * kPanel + t]), acc[jj][i]);
       }
+    }
+  }
+  for (int jj = 0; jj < JR; ++jj)
+    for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j + jj] = HSum256(acc[jj][i]);
+}
+
+// Q8_0 prompt tiles on activations in quad order (ActLayout::Q4Quads, as Q4_0's): a pair of
+// blocks per ymm (block b's first 16 values in the low lane, b+1's in the high; then their last
+// 16), so the int32 sums of two blocks come out in one register, [b ×4 | b+1 ×4], and one
+// conversion and one FMA by the expanded scales (W's, Q4Scales, times X's, ActRows::dxx) serve
+// both. Two vpmaddwd stay: two blocks' vpmaddubsw sums added in int16 could reach 4·127·127.
+// The last nb % 4 blocks are natural, one block per step.
+template <int JR, int RX>
+KFN void Q8PairTile(const QuantMatmulArgs& a, const ActRows& act, const Q4Scales& sc, int64_t r, int64_t j) {
+  const ScaledRows<JR> rows(a, sc, j);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int64_t nb = act.nb, nbQuads = nb / 4 * 4;
+  __m256 acc[JR][RX];
+  for (int jj = 0; jj < JR; ++jj)
+    for (int i = 0; i < RX; ++i) acc[jj][i] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nbQuads; b += 2) {
+    __m256i lo[JR], hi[JR], alo[JR], ahi[JR];
+    for (int jj = 0; jj < JR; ++jj) {
+      const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(rows.w[jj]) + b;
+      lo[jj] = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs)),
+                                _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs)));
+      hi[jj] = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs + 16)),
+                                _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs + 16)));
+      alo[jj] = _mm256_abs_epi8(lo[jj]);
+      ahi[jj] = _mm256_abs_epi8(hi[jj]);
+    }
+    for (int i = 0; i < RX; ++i) {
+      const QuadPair x = LoadQuadPair(act, r + i, b);
+      for (int jj = 0; jj < JR; ++jj) {
+        const __m256i s32 =
+            _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(alo[jj], _mm256_sign_epi8(x.lo, lo[jj])), ones),
+                             _mm256_madd_epi16(_mm256_maddubs_epi16(ahi[jj], _mm256_sign_epi8(x.hi, hi[jj])), ones));
+        const __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(rows.dwe[jj] + 4 * b), x.dx);
+        acc[jj][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), scale, acc[jj][i]);
+      }
+    }
+  }
+  for (; b < nb; ++b) {  // natural order
+    __m256i z[JR], az[JR];
+    for (int jj = 0; jj < JR; ++jj) {
+      z[jj] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>((reinterpret_cast<const BlockQ8_0*>(rows.w[jj]) + b)->qs));
+      az[jj] = _mm256_abs_epi8(z[jj]);
+    }
+    for (int i = 0; i < RX; ++i) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act.qs(r + i) + b * kQBlock));
+      for (int jj = 0; jj < JR; ++jj)
+        acc[jj][i] = _mm256_fmadd_ps(DotU8S8(az[jj], _mm256_sign_epi8(x, z[jj])),
+                                     _mm256_set1_ps(rows.dwc[jj][b] * act.d(r + i)[b]), acc[jj][i]);
     }
   }
   for (int jj = 0; jj < JR; ++jj)
@@ -438,7 +513,30 @@ KENTRY void Q4Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, i
 }
 KENTRY void Q8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   if (a.rowInvariant) return RunRows(Q8Tiles{a, act}, r0, rows, j0, j1);
-  RunTiles(Q8Tiles{a, act}, r0, rows, j0, j1);
+  if (act.layout != ActLayout::Q4Quads) return RunTiles(Q8Tiles{a, act}, r0, rows, j0, j1);
+  // Quad order (a prompt, m > 1): every row, remainders too, through the pair tiles.
+  thread_local std::vector<float> scratch;
+  Q4Scales sc;
+  MakeQ4Scales(a, act.nb, j0, j1, scratch, sc, sizeof(BlockQ8_0));
+  for (int64_t r = r0; r < r0 + rows; r += 4) {
+    const int64_t rr = std::min<int64_t>(4, r0 + rows - r);
+    int64_t j = j0;
+    switch (rr) {
+      case 4:
+        for (; j + 2 <= j1; j += 2) Q8PairTile<2, 4>(a, act, sc, r, j);
+        for (; j < j1; ++j) Q8PairTile<1, 4>(a, act, sc, r, j);
+        break;
+      case 3:
+        for (; j < j1; ++j) Q8PairTile<1, 3>(a, act, sc, r, j);
+        break;
+      case 2:
+        for (; j < j1; ++j) Q8PairTile<1, 2>(a, act, sc, r, j);
+        break;
+      default:
+        for (; j < j1; ++j) Q8PairTile<1, 1>(a, act, sc, r, j);
+        break;
+    }
+  }
 }
 
 template <int RX, int kKind>
@@ -883,6 +981,7 @@ KernelSet Avx2Kernels() {
   s.iq4nl = Nibble32Kernel<BlockIQ4_NL>;
   s.iq4xs = Iq4XsKernel;
   s.q4Layout = ActLayout::Q4Quads;  // two blocks per ymm
+  s.q8Layout = ActLayout::Q4Quads;  // prompts (m > 1): Q8PairTile
   s.iq4xsLayout = ActLayout::Iq4Pairs;
   return s;
 }

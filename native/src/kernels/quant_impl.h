@@ -46,6 +46,7 @@ struct KernelSet {
   QKernel q2k = nullptr, q3k = nullptr, q4k = nullptr, q5k = nullptr, q6k = nullptr;
   QKernel q41 = nullptr, q50 = nullptr, q51 = nullptr, iq4nl = nullptr, iq4xs = nullptr;
   ActLayout q4Layout = ActLayout::Natural;    // of the Q4_0 kernels' activations
+  ActLayout q8Layout = ActLayout::Natural;    // of the Q8_0 GEMM tiles' (m > 1, not row-invariant)
   ActLayout iq4xsLayout = ActLayout::Natural;  // of the IQ4_XS kernels' (Natural or Iq4Pairs)
   QKernel For(WeightType t) const {
     switch (t) {

@@ -163,10 +163,12 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
   std::unique_ptr<AlignedBuffer> actBuf;
   if (q8_0 || q8_k) {
     act.k = a.k;
-    const ActLayout layout = a.type == WeightType::Q4_0    ? ks.q4Layout
-                             : a.type == WeightType::IQ4_XS ? ks.iq4xsLayout
-                                                            : ActLayout::Natural;
-    const bool expand = layout == ActLayout::Q4Quads && a.m > 1 && !a.rowInvariant;
+    const bool prompt = a.m > 1 && !a.rowInvariant;
+    const ActLayout layout = a.type == WeightType::Q4_0                ? ks.q4Layout
+                             : a.type == WeightType::Q8_0 && prompt   ? ks.q8Layout
+                             : a.type == WeightType::IQ4_XS           ? ks.iq4xsLayout
+                                                                      : ActLayout::Natural;
+    const bool expand = layout == ActLayout::Q4Quads && prompt;
     if (q8_0) {
       act.nb = a.k / kQBlock;
       act.qsBytes = (a.k + 63) / 64 * 64;
