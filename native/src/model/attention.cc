@@ -102,10 +102,11 @@ AVX2_FN void WidenTransposed(const uint16_t* K, int64_t n, int64_t hd, float* Kt
     for (int64_t d = 0; d < hd; ++d) Kt[d * kChunk + j] = j < n ? F16ToF32(K[j * hd + d]) : 0.0f;
 }
 
-// S[r][j0 + j] = scale · Σ_d q_r[d]·Kt[d][j] for R rows (query pointers qr) and the chunk's
-// first `keys` keys (a multiple of 16).
+// s[i·sStride + j] = scale · Σ_d q_i[d]·Kt[d][j] for RT rows (query pointers qr) and the
+// chunk's first `keys` keys (a multiple of 16).
 template <int RT>
-AVX2_FN void ScoresTile(const float* const* qr, const float* Kt, int64_t hd, int64_t keys, float scale, float* const* sr) {
+AVX2_FN void ScoresTile(const float* const* qr, const float* Kt, int64_t hd, int64_t keys, float scale, float* s,
+                        int64_t sStride) {
   const __m256 vs = _mm256_set1_ps(scale);
   for (int64_t j = 0; j < keys; j += 16) {
     __m256 acc[RT][2];
@@ -119,30 +120,37 @@ AVX2_FN void ScoresTile(const float* const* qr, const float* Kt, int64_t hd, int
       }
     }
     for (int i = 0; i < RT; ++i) {
-      _mm256_storeu_ps(sr[i] + j, _mm256_mul_ps(acc[i][0], vs));
-      _mm256_storeu_ps(sr[i] + j + 8, _mm256_mul_ps(acc[i][1], vs));
+      _mm256_storeu_ps(s + i * sStride + j, _mm256_mul_ps(acc[i][0], vs));
+      _mm256_storeu_ps(s + i * sStride + j + 8, _mm256_mul_ps(acc[i][1], vs));
     }
   }
 }
 
-// O_r[d] += Σ_{j<n} P_r[j]·Vw[j][d] for R rows, dims in steps of 8·W.
+// o[i·hd + d] += Σ_{j<n} p[i·pStride + j]·Vw[j][d] for RT rows, dims in steps of 8·W.
 template <int RT, int W>
-AVX2_FN void ValuesTile(const float* const* pr, const float* Vw, int64_t n, int64_t hd, float* const* orow) {
+AVX2_FN void ValuesTile(const float* p, int64_t pStride, const float* Vw, int64_t n, int64_t hd, float* o) {
   for (int64_t d = 0; d + 8 * W <= hd; d += 8 * W) {
     __m256 acc[RT][W];
     for (int i = 0; i < RT; ++i)
-      for (int w = 0; w < W; ++w) acc[i][w] = _mm256_loadu_ps(orow[i] + d + 8 * w);
+      for (int w = 0; w < W; ++w) acc[i][w] = _mm256_loadu_ps(o + i * hd + d + 8 * w);
     for (int64_t j = 0; j < n; ++j) {
       __m256 v[W];
       for (int w = 0; w < W; ++w) v[w] = _mm256_loadu_ps(Vw + j * hd + d + 8 * w);
       for (int i = 0; i < RT; ++i) {
-        const __m256 p = _mm256_broadcast_ss(pr[i] + j);
-        for (int w = 0; w < W; ++w) acc[i][w] = _mm256_fmadd_ps(p, v[w], acc[i][w]);
+        const __m256 pb = _mm256_broadcast_ss(p + i * pStride + j);
+        for (int w = 0; w < W; ++w) acc[i][w] = _mm256_fmadd_ps(pb, v[w], acc[i][w]);
       }
     }
     for (int i = 0; i < RT; ++i)
-      for (int w = 0; w < W; ++w) _mm256_storeu_ps(orow[i] + d + 8 * w, acc[i][w]);
+      for (int w = 0; w < W; ++w) _mm256_storeu_ps(o + i * hd + d + 8 * w, acc[i][w]);
   }
+}
+// ValuesTile over R rows: tiles of 4, then single rows.
+template <int W>
+AVX2_FN void ValuesRows(const float* p, int64_t pStride, const float* Vw, int64_t n, int64_t hd, float* o, int64_t R) {
+  int64_t r = 0;
+  for (; r + 4 <= R; r += 4) ValuesTile<4, W>(p + r * pStride, pStride, Vw, n, hd, o + r * hd);
+  for (; r < R; ++r) ValuesTile<1, W>(p + r * pStride, pStride, Vw, n, hd, o + r * hd);
 }
 
 // s[0..n) ← softmax(s[0..n)), s[n..end) ← 0. The sum runs in 8 lanes then folds in a fixed
@@ -202,46 +210,25 @@ AVX2_FN void Avx2Task(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv
   float* W = O + R * hd;     // one chunk of K (transposed) or V, widened
   const uint16_t* K = a.kCache + kv * a.nCtx * hd;
   const uint16_t* V = a.vCache + kv * a.nCtx * hd;
-  std::vector<const float*> qr(static_cast<size_t>(R)), pr(static_cast<size_t>(R));
-  std::vector<float*> sr(static_cast<size_t>(R)), orow(static_cast<size_t>(R));
-  for (int64_t r = 0; r < R; ++r) {
-    const int64_t t = t0 + r / nh, h = h0 + r % nh;
-    qr[static_cast<size_t>(r)] = a.q + t * qStride + h * hd;
-    sr[static_cast<size_t>(r)] = S + r * sW;
-    pr[static_cast<size_t>(r)] = S + r * sW;
-    orow[static_cast<size_t>(r)] = O + r * hd;
-  }
+  std::vector<const float*> qr(static_cast<size_t>(R));  // rows of a token are heads, a stride apart
+  for (int64_t r = 0; r < R; ++r) qr[static_cast<size_t>(r)] = a.q + (t0 + r / nh) * qStride + (h0 + r % nh) * hd;
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, n = std::min(kChunk, maxLen - c0);
     WidenTransposed(K + c0 * hd, n, hd, W);
     const int64_t keys = (n + 15) / 16 * 16;
-    std::vector<float*> at(static_cast<size_t>(R));
-    for (int64_t r = 0; r < R; ++r) at[static_cast<size_t>(r)] = sr[static_cast<size_t>(r)] + c0;
     int64_t r = 0;
-    for (; r + 4 <= R; r += 4) ScoresTile<4>(&qr[static_cast<size_t>(r)], W, hd, keys, scale, &at[static_cast<size_t>(r)]);
-    for (; r < R; ++r) ScoresTile<1>(&qr[static_cast<size_t>(r)], W, hd, keys, scale, &at[static_cast<size_t>(r)]);
+    for (; r + 4 <= R; r += 4) ScoresTile<4>(&qr[static_cast<size_t>(r)], W, hd, keys, scale, S + r * sW + c0, sW);
+    for (; r < R; ++r) ScoresTile<1>(&qr[static_cast<size_t>(r)], W, hd, keys, scale, S + r * sW + c0, sW);
   }
-  for (int64_t r = 0; r < R; ++r) SoftmaxRow(sr[static_cast<size_t>(r)], a.pos0 + t0 + r / nh + 1, maxLen);
+  for (int64_t r = 0; r < R; ++r) SoftmaxRow(S + r * sW, a.pos0 + t0 + r / nh + 1, maxLen);
   std::fill(O, O + R * hd, 0.0f);
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, n = std::min(kChunk, maxLen - c0);
     WidenRows(V + c0 * hd, n * hd, W);
-    std::vector<const float*> at(static_cast<size_t>(R));
-    for (int64_t r = 0; r < R; ++r) at[static_cast<size_t>(r)] = pr[static_cast<size_t>(r)] + c0;
-    const bool wide = hd % 16 == 0;
-    int64_t r = 0;
-    for (; r + 4 <= R; r += 4) {
-      if (wide)
-        ValuesTile<4, 2>(&at[static_cast<size_t>(r)], W, n, hd, &orow[static_cast<size_t>(r)]);
-      else
-        ValuesTile<4, 1>(&at[static_cast<size_t>(r)], W, n, hd, &orow[static_cast<size_t>(r)]);
-    }
-    for (; r < R; ++r) {
-      if (wide)
-        ValuesTile<1, 2>(&at[static_cast<size_t>(r)], W, n, hd, &orow[static_cast<size_t>(r)]);
-      else
-        ValuesTile<1, 1>(&at[static_cast<size_t>(r)], W, n, hd, &orow[static_cast<size_t>(r)]);
-    }
+    if (hd % 16 == 0)
+      ValuesRows<2>(S + c0, sW, W, n, hd, O, R);
+    else
+      ValuesRows<1>(S + c0, sW, W, n, hd, O, R);
   }
   for (int64_t r = 0; r < R; ++r) {
     const int64_t t = t0 + r / nh, h = h0 + r % nh;
