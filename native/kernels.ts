@@ -133,6 +133,12 @@ export interface MatmulQOptions {
   isa?: KernelPath;
   /** Each row of y bit-identical whatever m (a batching server's guarantee); default false. */
   rowInvariant?: boolean;
+  /**
+   * w is in the rows8 layout (interleaveRows8): rows in groups of 8 share vector ops, the rows
+   * after the last whole group stay natural. Only where rows8Runs(type, isa); wStride must be
+   * the row size.
+   */
+  rows8?: boolean;
 }
 
 export interface KernelPaths {
@@ -151,6 +157,8 @@ interface KernelAddon {
   quantize(type: WeightType, x: F32Buffer, rows: number, k: number, path?: KernelPath): Uint8Array;
   dequantize(type: WeightType, w: ByteBuffer, rows: number, k: number): Float32Array;
   quantizeQ8K(x: F32Buffer, rows: number, k: number, path?: KernelPath): Uint8Array;
+  interleaveRows8(type: WeightType, w: ByteBuffer, rows: number, k: number): Uint8Array;
+  rows8Runs(type: WeightType, path?: KernelPath): boolean;
   ggmlTypeId(type: WeightType): number;
   weightTypeFromGgml(id: number): WeightType;
   rowBytes(type: WeightType, k: number): number;
@@ -226,6 +234,22 @@ export function dequantize(type: WeightType, w: ByteBuffer, rows: number, k: num
  */
 export function quantizeQ8K(x: F32Buffer, rows: number, k: number, path: KernelPath = 'auto'): Uint8Array {
   return native().quantizeQ8K(x, rows, k, path);
+}
+
+/**
+ * rows natural rows of `type` → the same rows in the rows8 layout (a new buffer of the same
+ * size): each whole group of 8 interleaved so that one vector op serves 8 rows, the rest copied.
+ * Throws for a type without the layout (see rows8Runs).
+ */
+export function interleaveRows8(type: WeightType, w: ByteBuffer, rows: number, k: number): Uint8Array {
+  checkType(type);
+  return native().interleaveRows8(type, w, rows, k);
+}
+
+/** Whether the kernels of `path` (auto: this cpu's best) run `type` in the rows8 layout. */
+export function rows8Runs(type: WeightType, path: KernelPath = 'auto'): boolean {
+  checkType(type);
+  return native().rows8Runs(type, path);
 }
 
 /** ggml's type id of a weight type (the GGUF tensor `type` field), from the native table. */

@@ -217,6 +217,7 @@ MatmulCall ParseMatmul(const Napi::CallbackInfo& info, size_t i, const char* op)
   q.type = ParseWeightType(o.String("type", ""));
   q.isa = ParseIsa(o.String("isa", "auto"));
   q.rowInvariant = o.Bool("rowInvariant", false);
+  q.rows8 = o.Bool("rows8", false);
   q.m = o.Index("m");
   q.n = o.Index("n");
   q.k = o.Index("k");
@@ -324,6 +325,25 @@ Napi::Value JsQuantize(const Napi::CallbackInfo& info) {
   return Napi::Uint8Array::New(info.Env(), static_cast<size_t>(rows * rb), out, 0);
 }
 
+// interleaveRows8(type, w, rows, k) → the same rows in the rows8 layout (a new buffer), for
+// matmulQ({rows8: true}); rows8Runs(type, path?) → whether that path's kernels run it.
+Napi::Value JsInterleaveRows8(const Napi::CallbackInfo& info) {
+  WeightType t = TypeArg(info, 0);
+  if (info.Length() < 2) throw Napi::TypeError::New(info.Env(), "interleaveRows8: w must be a Uint8Array");
+  auto w = BytesArg(info[1], "interleaveRows8: w");
+  int64_t rows = ArgIndex(info, 2, "interleaveRows8: rows"), k = ArgIndex(info, 3, "interleaveRows8: k");
+  const int64_t rb = RowBytes(t, k);
+  Bounded(w, 0, Mul(rows, rb), "interleaveRows8: w", std::to_string(rows) + " rows of " + std::to_string(rb) + " bytes");
+  Napi::ArrayBuffer out = Napi::ArrayBuffer::New(info.Env(), static_cast<size_t>(rows * rb));
+  InterleaveRows8(t, w.data, rb, rows, k, static_cast<uint8_t*>(out.Data()));
+  return Napi::Uint8Array::New(info.Env(), static_cast<size_t>(rows * rb), out, 0);
+}
+Napi::Value JsRows8Runs(const Napi::CallbackInfo& info) {
+  WeightType t = TypeArg(info, 0);
+  const Isa isa = info.Length() > 1 && info[1].IsString() ? ParseIsa(info[1].As<Napi::String>().Utf8Value()) : Isa::Auto;
+  return Napi::Boolean::New(info.Env(), Rows8Runs(t, isa));
+}
+
 // quantizeQ8K(x: Float32Array, rows, k, path?) → rows × k/256 Q8_K blocks (292 bytes: f32 d, 256
 // int8, 16 int16 bsums): the activations the K-type matmuls run on, for tests and inspection.
 // path 'scalar' forces the scalar quantizer (the SIMD one gives the same bytes).
@@ -402,6 +422,8 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "quantize", JsQuantize);
   REDBLUE_EXPORT(exports, "dequantize", JsDequantize);
   REDBLUE_EXPORT(exports, "quantizeQ8K", JsQuantizeQ8K);
+  REDBLUE_EXPORT(exports, "interleaveRows8", JsInterleaveRows8);
+  REDBLUE_EXPORT(exports, "rows8Runs", JsRows8Runs);
   REDBLUE_EXPORT(exports, "rowBytes", JsRowBytes);
   REDBLUE_EXPORT(exports, "kernelPaths", JsKernelPaths);
   REDBLUE_EXPORT(exports, "ggmlTypeId", JsGgmlTypeId);

@@ -188,8 +188,21 @@ struct QuantMatmulArgs {
   // GEMV special case for a lone row): a server batching sequences gives each the tokens it would
   // get alone. Costs a lone row some speed on paths whose GEMV differs from their tiles (AVX2).
   bool rowInvariant = false;
+  // W in the rows8 layout (InterleaveRows8): rows in groups of 8, the rows after the last whole
+  // group natural; wStride must be RowBytes. Rows of whole groups come out the same whatever m
+  // is (the rest as rowInvariant says).
+  bool rows8 = false;
 };
 void CheckQuantMatmulArgs(const QuantMatmulArgs& a);
+
+// The rows8 layout: W's rows interleaved 8 at a time, so that a kernel's vector ops serve 8 rows
+// and each sub-block's scale applies once per 8 rows (Q4_K so far). Rows8Runs: whether the
+// kernels of `isa` (after Auto resolves) run type t in it; where they do not, keep W natural.
+bool Rows8Runs(WeightType t, Isa isa);
+// `rows` natural rows of W (srcStride bytes apart, k elements each) → rows8 at dst
+// (rows·RowBytes(t, k) bytes): whole groups of 8 interleaved, the rest copied. Callers splitting
+// a matrix start each part on a multiple of 8. UserError for a type without the layout.
+void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_t rows, int64_t k, uint8_t* dst);
 void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool);
 
 // Reads `bytes` at p on every worker's share (STREAM-like read bandwidth reference);

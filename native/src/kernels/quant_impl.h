@@ -37,6 +37,31 @@ struct ActRows {
   const BlockQ8_K* q8k(int64_t r) const { return reinterpret_cast<const BlockQ8_K*>(base + r * stride); }
 };
 
+// Rows8 (QuantMatmulArgs::rows8): W's rows interleaved 8 at a time, so that one vector op serves
+// 8 rows of W and a sub-block's scales apply once per 8 rows (one vpmaddwd) where the natural
+// layout pays a shuffle and a vpmaddwd per row. A group of 8 rows keeps the bytes of its 8
+// natural rows, one BlockQ4_Kx8 per super-block; rows past the last whole group stay natural,
+// where they were. InterleaveRows8 (quant_rows8.cc) writes it.
+struct BlockQ4_Kx8 {  // 1152 bytes = 8 × BlockQ4_K
+  uint16_t d[8], dmin[8];
+  uint8_t scales[48], mins[48];  // 64 6-bit values each, in Rows8Six's order
+  // Per sub-block pair c (256 bytes): 8 vectors of 32 bytes; vector v holds bytes 4v..4v+3 of
+  // each row's 32 bytes of the pair (row ρ at byte 4ρ): low nibbles sub-block 2c, high 2c+1.
+  uint8_t qs[1024];
+};
+static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K), "rows8 keeps the bytes of its rows");
+// A table of 64 6-bit values (row ρ, sub-block s) in 48 bytes: two 32-byte vectors V_h (h = s / 4)
+// with (ρ, s) at byte 16·(ρ / 4) + 4·(s % 4) + ρ % 4, so that within each 128-bit lane one
+// vpshufb per sub-block puts row ρ's value into 32-bit lane ρ. Bytes 0-31: V_0[j] | V_1[j] << 4
+// (low nibbles); byte 32 + i: the top two bits of V_0[i], V_0[16 + i], V_1[i], V_1[16 + i] at
+// bits 0, 2, 4, 6.
+inline int Rows8SixIndex(int row, int sub) { return 16 * (row / 4) + 4 * (sub % 4) + row % 4; }
+inline int Rows8SixHighShift(int row, int sub) { return 2 * (2 * (sub / 4) + row / 4); }
+inline uint8_t Rows8Six(const uint8_t* t, int row, int sub) {
+  const int j = Rows8SixIndex(row, sub);
+  return static_cast<uint8_t>(((t[j] >> (4 * (sub / 4))) & 0xF) | ((t[32 + j % 16] >> Rows8SixHighShift(row, sub)) & 3) << 4);
+}
+
 // Y[r0..r0+rows) × [j0, j1) for one weight type on one ISA. F32/F16/BF16 kernels read X directly.
 using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                          int64_t j1);
@@ -48,6 +73,10 @@ struct KernelSet {
   ActLayout q4Layout = ActLayout::Natural;    // of the Q4_0 kernels' activations
   ActLayout q8Layout = ActLayout::Natural;    // of the Q8_0 GEMM tiles' (m > 1, not row-invariant)
   ActLayout iq4xsLayout = ActLayout::Natural;  // of the IQ4_XS kernels' (Natural or Iq4Pairs)
+  // Kernels on rows8 weights (whole groups: j0 and j1 multiples of 8); null where this path
+  // runs the type only in the natural layout.
+  QKernel q4kRows8 = nullptr;
+  QKernel ForRows8(WeightType t) const { return t == WeightType::Q4_K ? q4kRows8 : nullptr; }
   QKernel For(WeightType t) const {
     switch (t) {
       case WeightType::Q8_0: return q8;

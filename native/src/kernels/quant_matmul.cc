@@ -137,9 +137,14 @@ ActTerm ActTermFor(WeightType t) {
   }
 }
 
+bool Rows8Runs(WeightType t, Isa isa) { return KernelsFor(ResolveIsa(isa)).ForRows8(t) != nullptr; }
+
 void CheckQuantMatmulArgs(const QuantMatmulArgs& a) {
   if (a.m < 0 || a.n < 0) throw UserError("matmulQ: m and n must be non-negative");
   const int64_t rb = RowBytes(a.type, a.k);  // throws for k not a multiple of the block
+  if (a.rows8 && a.wStride != rb)
+    throw UserError("matmulQ: rows8 weights are whole rows packed together: wStride must be the row size " +
+                    std::to_string(rb) + ", not " + std::to_string(a.wStride));
   if (a.wStride < rb)
     throw UserError("matmulQ: weight row stride " + std::to_string(a.wStride) + " bytes is below the row size " +
                     std::to_string(rb) + " of " + WeightTypeName(a.type) + " rows of k=" + std::to_string(a.k));
@@ -157,6 +162,10 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
   const bool q8_0 = IsQ8Activated(a.type);
   const bool q8_k = IsQ8KActivated(a.type);
   const QKernel kernel = ks.For(a.type);
+  const QKernel rows8Kernel = a.rows8 ? ks.ForRows8(a.type) : nullptr;
+  if (a.rows8 && !rows8Kernel)
+    throw UserError(std::string("matmulQ: the ") + IsaName(isa) + " kernels have no rows8 form of " +
+                    WeightTypeName(a.type) + ": lay the weights out naturally for this path (Rows8Runs)");
   const int64_t workers = static_cast<int64_t>(pool.size());
 
   ActRows act;
@@ -218,12 +227,19 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
   int64_t jb = std::clamp<int64_t>((64 << 10) / rowBytes, 4, 256);
   jb = std::max<int64_t>(1, std::min(jb, (a.n + 8 * workers - 1) / (8 * workers)));
   if (a.m == 1) jb = std::max<int64_t>(jb, std::min<int64_t>(a.n, 16));
+  // rows8: tasks of whole groups; the rows after the last group are natural rows.
+  const int64_t n8 = a.rows8 ? a.n / 8 * 8 : 0;
+  if (a.rows8) jb = (jb + 7) / 8 * 8;
+  auto run = [&](int64_t j0, int64_t j1) {
+    if (j0 < n8) rows8Kernel(a, act, 0, a.m, j0, std::min(j1, n8));
+    if (j1 > n8) kernel(a, act, 0, a.m, std::max(j0, n8), j1);
+  };
   const int64_t tasks = (a.n + jb - 1) / jb;
   if (a.m * a.n * a.k < (1 << 16)) {  // tiny: one task, no pool round trip per kernel call
-    pool.ParallelFor(1, [&](int64_t, int) { kernel(a, act, 0, a.m, 0, a.n); });
+    pool.ParallelFor(1, [&](int64_t, int) { run(0, a.n); });
     return;
   }
-  pool.ParallelFor(tasks, [&](int64_t t, int) { kernel(a, act, 0, a.m, t * jb, std::min(a.n, (t + 1) * jb)); });
+  pool.ParallelFor(tasks, [&](int64_t t, int) { run(t * jb, std::min(a.n, (t + 1) * jb)); });
 }
 
 namespace {

@@ -118,6 +118,34 @@ void AffineKScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int
   });
 }
 
+// Q4_K in the rows8 layout: the natural kernel's sums and float steps, read from the groups, so
+// each row comes out bit for bit as AffineKScalar gives it.
+void Q4KRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  const int64_t nb = a.k / kQKBlock;
+  for (int64_t r = r0; r < r0 + rows; ++r)
+    for (int64_t j = j0; j < j1; ++j) {
+      const int row = static_cast<int>(j % 8);
+      const BlockQ4_Kx8* w = reinterpret_cast<const BlockQ4_Kx8*>(a.w + (j - row) * a.wStride);
+      const BlockQ8_K* x = act.q8k(r);
+      float sum = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t isum = 0, imin = 0;
+        for (int s = 0; s < 8; ++s) {
+          int32_t dot = 0;
+          for (int l = 0; l < 32; ++l) {
+            const uint8_t byte = w[b].qs[256 * (s / 2) + 32 * (l / 4) + 4 * row + l % 4];
+            dot += ((byte >> (4 * (s % 2))) & 0x0F) * x[b].qs[32 * s + l];
+          }
+          isum += Rows8Six(w[b].scales, row, s) * dot;
+          imin += Rows8Six(w[b].mins, row, s) * (x[b].bsums[2 * s] + x[b].bsums[2 * s + 1]);
+        }
+        sum += F16ToF32(w[b].d[row]) * x[b].d * static_cast<float>(isum);
+        sum -= F16ToF32(w[b].dmin[row]) * x[b].d * static_cast<float>(imin);
+      }
+      a.y[r * a.ldy + j] = sum;
+    }
+}
+
 // Q2_K: 16 sub-blocks of 16, 4-bit scales (low nibble) and mins (high).
 void Q2KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   SuperBlockScalar<BlockQ2_K>(a, act, r0, rows, j0, j1, [](const BlockQ2_K& w, const BlockQ8_K& x) {
@@ -210,6 +238,7 @@ KernelSet ScalarKernels() {
   s.q51 = Nibble32Scalar<BlockQ5_1>;
   s.iq4nl = Nibble32Scalar<BlockIQ4_NL>;
   s.iq4xs = Iq4XsScalar;
+  s.q4kRows8 = Q4KRows8Scalar;
   return s;
 }
 

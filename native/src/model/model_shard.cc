@@ -138,7 +138,7 @@ const ModelTensorRef* ModelShard::Find(const std::string& name, bool required) c
 
 // Rows [rowLo, rowHi) and, within each, elements [colLo, colHi) of a matrix of ne = shape.
 uint64_t ModelShard::PlanMatrix(const std::string& name, int64_t rowLo, int64_t rowHi, int64_t colLo, int64_t colHi,
-                                const std::vector<int64_t>& shape, ShardMatrix* out) {
+                                const std::vector<int64_t>& shape, ShardMatrix* out, bool matmulOnly) {
   const ModelTensorRef* t = Find(name, true);
   if (!SameShape(t->ne, shape))
     throw UserError(name + " has dims " + Dims(t->ne) + ", the configuration implies " + Dims(shape));
@@ -164,6 +164,9 @@ uint64_t ModelShard::PlanMatrix(const std::string& name, int64_t rowLo, int64_t 
   out->rows = rowHi - rowLo;
   out->cols = colHi - colLo;
   out->rowBytes = static_cast<int64_t>(p.copyBytes);
+  out->rows8 = p.rows8 = matmulOnly && Rows8Runs(k, cfg_.isa);
+  p.ggml = t->ggmlType;
+  p.count = colHi - colLo;
   const uint64_t bytes = p.copyBytes * static_cast<uint64_t>(p.rows);
   if (bytes) pieces_.push_back(p);
   planned_ = AlignUp(planned_ + bytes);
@@ -212,7 +215,9 @@ ModelShard::ModelShard(ModelConfig cfg) : cfg_(std::move(cfg)) {
   std::vector<std::pair<ShardMatrix*, uint64_t>> mats;
   layers_.resize(static_cast<size_t>(c.nLayer));
   auto mat = [&](const std::string& name, int64_t r0, int64_t r1, int64_t c0, int64_t c1, std::vector<int64_t> shape,
-                 ShardMatrix* m) { mats.push_back({m, PlanMatrix(name, r0, r1, c0, c1, shape, m)}); };
+                 ShardMatrix* m, bool matmulOnly = true) {
+    mats.push_back({m, PlanMatrix(name, r0, r1, c0, c1, shape, m, matmulOnly)});
+  };
   auto vec = [&](const std::string& name, int64_t lo, int64_t hi, int64_t n, const float** v) {
     vecs.push_back({v, PlanVector(name, lo, hi, n)});
   };
@@ -246,7 +251,7 @@ ModelShard::ModelShard(ModelConfig cfg) : cfg_(std::move(cfg)) {
 
   // Token embeddings: the file mapping's pages, or a copy in this node's memory.
   if (c.mirrorEmbeddings) {
-    mat("token_embd.weight", 0, c.nVocab, 0, E, {E, c.nVocab}, &embd_);
+    mat("token_embd.weight", 0, c.nVocab, 0, E, {E, c.nVocab}, &embd_, false);  // rows looked up by token
   } else {
     const ModelTensorRef* t = Find("token_embd.weight", true);
     if (!SameShape(t->ne, {E, c.nVocab}))
@@ -287,6 +292,7 @@ ModelLoadInfo ModelShard::Load(ThreadPool& pool, const std::function<void(uint64
   for (const Piece& p : pieces_) {
     total += p.copyBytes * static_cast<uint64_t>(p.rows);
     int64_t per = std::max<int64_t>(1, static_cast<int64_t>((4u << 20) / std::max<uint64_t>(p.copyBytes, 1)));
+    if (p.rows8) per = (per + 7) / 8 * 8;  // each task starts on a group
     for (int64_t r = 0; r < p.rows; r += per) tasks.push_back({&p, r, std::min(p.rows, r + per)});
   }
   const uint8_t* src = file_->data();
@@ -301,6 +307,12 @@ ModelLoadInfo ModelShard::Load(ThreadPool& pool, const std::function<void(uint64
       if (p.toF32) {
         DequantizeRows(WeightTypeFromGgml(p.ggml), src + p.src, 1, p.count, reinterpret_cast<float*>(base + p.dst),
                        p.count);
+        return;
+      }
+      if (p.rows8) {
+        InterleaveRows8(WeightTypeFromGgml(p.ggml), src + p.src + static_cast<uint64_t>(t.r0) * p.srcStride,
+                        static_cast<int64_t>(p.srcStride), t.r1 - t.r0, p.count,
+                        base + p.dst + static_cast<uint64_t>(t.r0) * p.copyBytes);
         return;
       }
       for (int64_t r = t.r0; r < t.r1; ++r)
@@ -346,6 +358,7 @@ void ModelShard::Matmul(const ShardMatrix& w, const float* x, int64_t m, int64_t
   q.ldy = ldy;
   q.isa = cfg_.isa;
   q.rowInvariant = cfg_.batchInvariant;
+  q.rows8 = w.rows8;
   MatmulQ(q, pool);
 }
 

@@ -35,10 +35,12 @@ class MappedFile {
 };
 
 // A weight matrix of `rows` rows of `cols` elements of GGUF type `ggml`, rows rowBytes apart.
+// rows8: laid out for the kernels' rows8 form (quant.h InterleaveRows8), which only matmuls read.
 struct ShardMatrix {
   const uint8_t* data = nullptr;
   int ggml = 0;
   int64_t rows = 0, cols = 0, rowBytes = 0;
+  bool rows8 = false;
 };
 
 enum class LogitsMode { None, Last, All };
@@ -92,17 +94,19 @@ class ModelShard {
     ShardMatrix q, k, v, o, gate, up, down;
   };
   // A strided copy from the file into the weight buffer: `rows` rows of `copyBytes` bytes,
-  // `srcStride` apart in the file; toF32: the source is `count` elements of type ggml to widen.
+  // `srcStride` apart in the file; toF32: the source is `count` elements of type ggml to widen;
+  // rows8: the rows (`count` elements each) interleaved on the way (InterleaveRows8).
   struct Piece {
     uint64_t src = 0, srcStride = 0, dst = 0, copyBytes = 0;
     int64_t rows = 1;
-    bool toF32 = false;
+    bool toF32 = false, rows8 = false;
     int ggml = 0;
     int64_t count = 0;
   };
   const ModelTensorRef* Find(const std::string& name, bool required) const;
+  // matmulOnly: the copy is read by matmuls alone, so it may take the kernels' rows8 layout.
   uint64_t PlanMatrix(const std::string& name, int64_t rowLo, int64_t rowHi, int64_t colLo, int64_t colHi,
-                      const std::vector<int64_t>& shape, ShardMatrix* out);
+                      const std::vector<int64_t>& shape, ShardMatrix* out, bool matmulOnly);
   uint64_t PlanVector(const std::string& name, int64_t lo, int64_t hi, int64_t length);
   void Matmul(const ShardMatrix& w, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
               ThreadPool& pool) const;

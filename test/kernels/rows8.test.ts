@@ -1,0 +1,179 @@
+// The rows8 layout (Q4_K rows interleaved 8 at a time, the model's matmul weights where the
+// kernels run it): the bytes sit where quant_impl.h says (decoded here in TS from that
+// description), the scalar kernel on it gives the natural scalar kernel's bits, every SIMD path
+// on it agrees with scalar, and a row's bits do not depend on how many rows of X share the call.
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  interleaveRows8,
+  kernelPaths,
+  matmulQ,
+  quantize,
+  rowBytes,
+  rows8Runs,
+  type KernelPath,
+} from '../../native/kernels.js';
+import { makePool, random } from './helpers.js';
+
+const pool = makePool(2);
+afterAll(() => pool.close());
+
+const BLOCK = 144; // BlockQ4_K
+const GROUP_BLOCK = 8 * BLOCK; // BlockQ4_Kx8
+
+/** ggml's get_scale_min_k4: the 6-bit scale and min of sub-block s from a Q4_K block's 12 bytes. */
+function scaleMin(b: Uint8Array, s: number): [number, number] {
+  if (s < 4) return [b[s]! & 63, b[s + 4]! & 63];
+  return [(b[s + 4]! & 0xf) | ((b[s - 4]! >> 6) << 4), (b[s + 4]! >> 4) | ((b[s]! >> 6) << 4)];
+}
+
+/** Value (row, sub-block) of a 48-byte six-bit table, read as quant_impl.h describes it. */
+function six(t: Uint8Array, row: number, sub: number): number {
+  const j = 16 * Math.floor(row / 4) + 4 * (sub % 4) + (row % 4);
+  const h = Math.floor(sub / 4);
+  const lo = (t[j]! >> (4 * h)) & 0xf;
+  const hi = (t[32 + (j % 16)]! >> (2 * (2 * h + Math.floor(j / 16)))) & 3;
+  return lo | (hi << 4);
+}
+
+function q4k(n: number, k: number, seed: number): Uint8Array {
+  return quantize('q4_k', random(n * k, seed), n, k);
+}
+
+function run(
+  w: Uint8Array,
+  n: number,
+  k: number,
+  x: Float32Array,
+  m: number,
+  isa: KernelPath,
+  rows8: boolean,
+) {
+  const y = new Float32Array(m * n);
+  matmulQ(pool, { type: 'q4_k', w, n, k, x, m, y, isa, rows8 });
+  return y;
+}
+
+describe('rows8 layout', () => {
+  it('keeps every row of a group (d, dmin, scales, mins, nibbles) where the layout says, and the rest natural', () => {
+    const n = 19,
+      k = 512,
+      nb = k / 256;
+    const w = q4k(n, k, 1);
+    const r8 = interleaveRows8('q4_k', w, n, k);
+    expect(r8.length).toBe(w.length);
+    const rb = rowBytes('q4_k', k);
+    const dv = new DataView(w.buffer, w.byteOffset);
+    const gv = new DataView(r8.buffer, r8.byteOffset);
+    let checked = 0;
+    for (let g = 0; g < Math.floor(n / 8); g++)
+      for (let b = 0; b < nb; b++) {
+        const G = g * 8 * rb + b * GROUP_BLOCK;
+        for (let row = 0; row < 8; row++) {
+          const B = (g * 8 + row) * rb + b * BLOCK;
+          expect(gv.getUint16(G + 2 * row, true)).toBe(dv.getUint16(B, true)); // d
+          expect(gv.getUint16(G + 16 + 2 * row, true)).toBe(dv.getUint16(B + 2, true)); // dmin
+          const packed = w.subarray(B + 4, B + 16);
+          for (let s = 0; s < 8; s++) {
+            const [sc, mn] = scaleMin(packed, s);
+            expect(six(r8.subarray(G + 32, G + 80), row, s)).toBe(sc);
+            expect(six(r8.subarray(G + 80, G + 128), row, s)).toBe(mn);
+          }
+          for (let c = 0; c < 4; c++)
+            for (let v = 0; v < 8; v++)
+              for (let t = 0; t < 4; t++) {
+                expect(r8[G + 128 + 256 * c + 32 * v + 4 * row + t]).toBe(w[B + 16 + 32 * c + 4 * v + t]);
+                checked++;
+              }
+        }
+      }
+    expect(checked).toBe(2 * nb * 8 * 128);
+    // Rows 16-18 (no whole group): copied as they were.
+    expect(Buffer.from(r8.subarray(16 * rb)).equals(Buffer.from(w.subarray(16 * rb)))).toBe(true);
+  });
+
+  it('the scalar kernel on rows8 gives the natural scalar kernel bit for bit', () => {
+    for (const [n, k, m] of [
+      [8, 256, 1],
+      [19, 512, 3],
+      [40, 1024, 5],
+    ] as const) {
+      const w = q4k(n, k, n + k);
+      const x = random(m * k, 7);
+      const want = run(w, n, k, x, m, 'scalar', false);
+      const got = run(interleaveRows8('q4_k', w, n, k), n, k, x, m, 'scalar', true);
+      expect(Array.from(got)).toEqual(Array.from(want));
+    }
+  });
+
+  const simd = kernelPaths().supported.filter((p) => p !== 'scalar' && rows8Runs('q4_k', p));
+  it.runIf(simd.length > 0)(
+    `${simd.join(', ') || 'no SIMD path'}: agrees with scalar, and a group's rows give the same bits alone as in a batch`,
+    () => {
+      for (const isa of simd)
+        for (const [n, k] of [
+          [37, 1024],
+          [64, 2048],
+        ] as const) {
+          const m = 7;
+          const w = q4k(n, k, 3 * n);
+          const w8 = interleaveRows8('q4_k', w, n, k);
+          const x = random(m * k, 11);
+          const want = run(w, n, k, x, m, 'scalar', false);
+          const got = run(w8, n, k, x, m, isa, true);
+          let worst = 0,
+            scale = 0;
+          for (let i = 0; i < want.length; i++) {
+            worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+            scale = Math.max(scale, Math.abs(want[i]!));
+          }
+          expect(worst / scale).toBeLessThan(1e-5);
+          const whole = Math.floor(n / 8) * 8;
+          for (let r = 0; r < m; r++) {
+            const alone = run(w8, n, k, x.subarray(r * k, (r + 1) * k), 1, isa, true);
+            expect(Array.from(alone.subarray(0, whole))).toEqual(
+              Array.from(got.subarray(r * n, r * n + whole)),
+            );
+          }
+        }
+    },
+  );
+
+  it('is refused where it does not apply, naming the fix', () => {
+    expect(rows8Runs('q4_k', 'scalar')).toBe(true);
+    expect(rows8Runs('q4_0')).toBe(false);
+    const q40 = quantize('q4_0', random(8 * 64, 2), 8, 64);
+    expect(() => interleaveRows8('q4_0', q40, 8, 64)).toThrow(
+      /rows8 layout has no q4_0 form: keep these weights natural/,
+    );
+    const w = q4k(8, 256, 4);
+    const x = random(256, 5);
+    expect(() =>
+      matmulQ(pool, {
+        type: 'q4_0',
+        w: q40,
+        n: 8,
+        k: 64,
+        x: random(64, 1),
+        m: 1,
+        y: new Float32Array(8),
+        rows8: true,
+      }),
+    ).toThrow(/no rows8 form of q4_0: lay the weights out naturally/);
+    expect(() =>
+      matmulQ(pool, {
+        type: 'q4_k',
+        w: new Uint8Array(8 * 160),
+        n: 8,
+        k: 256,
+        wStride: 160,
+        x,
+        m: 1,
+        y: new Float32Array(8),
+        rows8: true,
+      }),
+    ).toThrow(/wStride must be the row size 144, not 160/);
+    expect(() => interleaveRows8('q4_k', w.subarray(0, 100), 8, 256)).toThrow(
+      /interleaveRows8: w is too short/,
+    );
+  });
+});
