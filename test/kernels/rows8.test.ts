@@ -1,5 +1,5 @@
-// The rows8 layout (Q4_K rows interleaved 8 at a time, the model's matmul weights where the
-// kernels run it): the bytes sit where quant_impl.h says (decoded here in TS from that
+// The rows8 layout (Q4_0 and Q4_K rows interleaved 8 at a time, the model's matmul weights where
+// the kernels run it): the bytes sit where quant_impl.h says (decoded here in TS from that
 // description), the scalar kernel on it gives the natural scalar kernel's bits, every SIMD path
 // on it agrees with scalar, and a row's bits do not depend on how many rows of X share the call.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,8 +35,11 @@ function six(t: Uint8Array, row: number, sub: number): number {
   return lo | (hi << 4);
 }
 
-function q4k(n: number, k: number, seed: number): Uint8Array {
-  return quantize('q4_k', random(n * k, seed), n, k);
+type Rows8Type = 'q4_0' | 'q4_k';
+const TYPES: readonly Rows8Type[] = ['q4_0', 'q4_k'];
+
+function q4k(n: number, k: number, seed: number, type: Rows8Type = 'q4_k'): Uint8Array {
+  return quantize(type, random(n * k, seed), n, k);
 }
 
 function run(
@@ -47,9 +50,10 @@ function run(
   m: number,
   isa: KernelPath,
   rows8: boolean,
+  type: Rows8Type = 'q4_k',
 ) {
   const y = new Float32Array(m * n);
-  matmulQ(pool, { type: 'q4_k', w, n, k, x, m, y, isa, rows8 });
+  matmulQ(pool, { type, w, n, k, x, m, y, isa, rows8 });
   return y;
 }
 
@@ -91,66 +95,89 @@ describe('rows8 layout', () => {
     expect(Buffer.from(r8.subarray(16 * rb)).equals(Buffer.from(w.subarray(16 * rb)))).toBe(true);
   });
 
-  it('the scalar kernel on rows8 gives the natural scalar kernel bit for bit', () => {
-    for (const [n, k, m] of [
-      [8, 256, 1],
-      [19, 512, 3],
-      [40, 1024, 5],
-    ] as const) {
-      const w = q4k(n, k, n + k);
-      const x = random(m * k, 7);
-      const want = run(w, n, k, x, m, 'scalar', false);
-      const got = run(interleaveRows8('q4_k', w, n, k), n, k, x, m, 'scalar', true);
-      expect(Array.from(got)).toEqual(Array.from(want));
-    }
+  it('keeps every Q4_0 row of a group (d, nibbles) where the layout says', () => {
+    const n = 11,
+      k = 96,
+      nb = k / 32;
+    const w = q4k(n, k, 9, 'q4_0');
+    const r8 = interleaveRows8('q4_0', w, n, k);
+    const dv = new DataView(w.buffer, w.byteOffset);
+    const gv = new DataView(r8.buffer, r8.byteOffset);
+    for (let b = 0; b < nb; b++)
+      for (let row = 0; row < 8; row++) {
+        const G = b * 144,
+          B = row * 18 * nb + b * 18;
+        expect(gv.getUint16(G + 2 * row, true)).toBe(dv.getUint16(B, true));
+        for (let v = 0; v < 4; v++)
+          for (let t = 0; t < 4; t++) expect(r8[G + 16 + 32 * v + 4 * row + t]).toBe(w[B + 2 + 4 * v + t]);
+      }
+    expect(Buffer.from(r8.subarray(8 * 18 * nb)).equals(Buffer.from(w.subarray(8 * 18 * nb)))).toBe(true);
   });
 
-  const simd = kernelPaths().supported.filter((p) => p !== 'scalar' && rows8Runs('q4_k', p));
+  it('the scalar kernel on rows8 gives the natural scalar kernel bit for bit', () => {
+    for (const type of TYPES)
+      for (const [n, k, m] of [
+        [8, 256, 1],
+        [19, 512, 3],
+        [40, 1024, 5],
+      ] as const) {
+        const w = q4k(n, k, n + k, type);
+        const x = random(m * k, 7);
+        const want = run(w, n, k, x, m, 'scalar', false, type);
+        const got = run(interleaveRows8(type, w, n, k), n, k, x, m, 'scalar', true, type);
+        expect(Array.from(got)).toEqual(Array.from(want));
+      }
+  });
+
+  const simd = kernelPaths().supported.filter((p) => p !== 'scalar' && TYPES.some((t) => rows8Runs(t, p)));
   it.runIf(simd.length > 0)(
     `${simd.join(', ') || 'no SIMD path'}: agrees with scalar, and a group's rows give the same bits alone as in a batch`,
     () => {
       for (const isa of simd)
-        for (const [n, k] of [
-          [37, 1024],
-          [64, 2048],
-        ] as const) {
-          const m = 7;
-          const w = q4k(n, k, 3 * n);
-          const w8 = interleaveRows8('q4_k', w, n, k);
-          const x = random(m * k, 11);
-          const want = run(w, n, k, x, m, 'scalar', false);
-          const got = run(w8, n, k, x, m, isa, true);
-          let worst = 0,
-            scale = 0;
-          for (let i = 0; i < want.length; i++) {
-            worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
-            scale = Math.max(scale, Math.abs(want[i]!));
+        for (const type of TYPES.filter((t) => rows8Runs(t, isa)))
+          for (const [n, k] of [
+            [37, 1024],
+            [64, 2048],
+            [16, 160],
+          ] as const) {
+            if (k % (type === 'q4_k' ? 256 : 32)) continue;
+            const m = 7;
+            const w = q4k(n, k, 3 * n, type);
+            const w8 = interleaveRows8(type, w, n, k);
+            const x = random(m * k, 11);
+            const want = run(w, n, k, x, m, 'scalar', false, type);
+            const got = run(w8, n, k, x, m, isa, true, type);
+            let worst = 0,
+              scale = 0;
+            for (let i = 0; i < want.length; i++) {
+              worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+              scale = Math.max(scale, Math.abs(want[i]!));
+            }
+            expect(worst / scale).toBeLessThan(1e-5);
+            const whole = Math.floor(n / 8) * 8;
+            for (let r = 0; r < m; r++) {
+              const alone = run(w8, n, k, x.subarray(r * k, (r + 1) * k), 1, isa, true, type);
+              expect(Array.from(alone.subarray(0, whole))).toEqual(
+                Array.from(got.subarray(r * n, r * n + whole)),
+              );
+            }
           }
-          expect(worst / scale).toBeLessThan(1e-5);
-          const whole = Math.floor(n / 8) * 8;
-          for (let r = 0; r < m; r++) {
-            const alone = run(w8, n, k, x.subarray(r * k, (r + 1) * k), 1, isa, true);
-            expect(Array.from(alone.subarray(0, whole))).toEqual(
-              Array.from(got.subarray(r * n, r * n + whole)),
-            );
-          }
-        }
     },
   );
 
   it('is refused where it does not apply, naming the fix', () => {
     expect(rows8Runs('q4_k', 'scalar')).toBe(true);
-    expect(rows8Runs('q4_0')).toBe(false);
-    const q40 = quantize('q4_0', random(8 * 64, 2), 8, 64);
-    expect(() => interleaveRows8('q4_0', q40, 8, 64)).toThrow(
-      /rows8 layout has no q4_0 form: keep these weights natural/,
+    expect(rows8Runs('q8_0')).toBe(false);
+    const q80 = quantize('q8_0', random(8 * 64, 2), 8, 64);
+    expect(() => interleaveRows8('q8_0', q80, 8, 64)).toThrow(
+      /rows8 layout has no q8_0 form: keep these weights natural/,
     );
     const w = q4k(8, 256, 4);
     const x = random(256, 5);
     expect(() =>
       matmulQ(pool, {
-        type: 'q4_0',
-        w: q40,
+        type: 'q8_0',
+        w: q80,
         n: 8,
         k: 64,
         x: random(64, 1),
@@ -158,7 +185,7 @@ describe('rows8 layout', () => {
         y: new Float32Array(8),
         rows8: true,
       }),
-    ).toThrow(/no rows8 form of q4_0: lay the weights out naturally/);
+    ).toThrow(/no rows8 form of q8_0: lay the weights out naturally/);
     expect(() =>
       matmulQ(pool, {
         type: 'q4_k',

@@ -691,7 +691,7 @@ KFN void Q4KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
       for (int half = 0; half < 2; ++half) {  // low nibbles: sub-block 2c, high: 2c + 1
         __m256i s16[RX];
         for (int i = 0; i < RX; ++i) s16[i] = _mm256_setzero_si256();
-#pragma GCC unroll 2
+#pragma GCC unroll 2  // not 8: fully unrolled, GCC spilled the 4-row tile's sums (GEMM 125 against 165 GFLOP/s)
         for (int v = 0; v < 8; ++v) {
           const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 256 * c + 32 * v));
           const __m256i q = half ? _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4) : _mm256_and_si256(bits, m4);
@@ -729,18 +729,70 @@ KFN void Q4KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   }
   for (int i = 0; i < RX; ++i) _mm256_storeu_ps(a.y + (r + i) * a.ldy + j, acc[i]);
 }
-KENTRY void Q4KRows8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
-                           int64_t j1) {
-  // 4 rows of X a tile (one m = 512, n = 1024, k = 4096 GEMM on one Zen 3 core: 165 GFLOP/s, 3
-  // rows 148, 5 rows 164-169); the v loop unrolled twice, not 8 times, where GCC spilled.
+
+// Q4_0 in the rows8 layout: 8 rows of W in the 32-bit lanes, X's 4 matching bytes broadcast; a
+// block's 8 vpmaddubsw results add up in int16 (≤ 8·2·15·127), one vpmaddwd makes each row's sum,
+// and d_w·(d_x·Σq·x + c) as the natural kernels. X comes in the set's Q4_0 layout (quad order
+// or natural), read through the offsets of each block's low and high 16 values.
+template <int RX>
+KFN void Q4Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ4_0x8* w = reinterpret_cast<const BlockQ4_0x8*>(a.w + j * a.wStride);
+  const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ4_0x8& g = w[b];
+    _mm_prefetch(reinterpret_cast<const char*>(&g) + kPrefetchAhead, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(&g) + kPrefetchAhead + 64, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(&g) + kPrefetchAhead + 128, _MM_HINT_T0);
+    const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
+    __m256i s16[RX];
+    for (int i = 0; i < RX; ++i) s16[i] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 32 * v));
+      const __m256i ql = _mm256_and_si256(bits, m4), qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      for (int i = 0; i < RX; ++i) {
+        const int8_t* x = act.qs(r + i);
+        int32_t xl, xh;
+        std::memcpy(&xl, x + lo + 4 * v, 4);
+        std::memcpy(&xh, x + hi + 4 * v, 4);
+        s16[i] = _mm256_add_epi16(s16[i], _mm256_add_epi16(_mm256_maddubs_epi16(ql, _mm256_set1_epi32(xl)),
+                                                           _mm256_maddubs_epi16(qh, _mm256_set1_epi32(xh))));
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.d)));
+    for (int i = 0; i < RX; ++i) {
+      const __m256 t = _mm256_fmadd_ps(_mm256_set1_ps(act.d(r + i)[b]), _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[i], ones)),
+                                       _mm256_set1_ps(act.c(r + i)[b]));
+      acc[i] = _mm256_fmadd_ps(dw, t, acc[i]);
+    }
+  }
+  for (int i = 0; i < RX; ++i) _mm256_storeu_ps(a.y + (r + i) * a.ldy + j, acc[i]);
+}
+// Rows8 kernels: 4 rows of X a tile, then 2, then 1, every row through the same steps. Q4_K at m =
+// 512, n = 1024, k = 4096 on one Zen 3 core: 165 GFLOP/s with 4 rows, 148 with 3, 164-169 with 5.
+template <typename Tiles>
+KENTRY void Rows8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
+                        int64_t j1) {
   int64_t r = r0;
   for (; r + 4 <= r0 + rows; r += 4)
-    for (int64_t j = j0; j < j1; j += 8) Q4KRows8Tile<4>(a, act, r, j);
+    for (int64_t j = j0; j < j1; j += 8) Tiles::template Run<4>(a, act, r, j);
   for (; r + 2 <= r0 + rows; r += 2)
-    for (int64_t j = j0; j < j1; j += 8) Q4KRows8Tile<2>(a, act, r, j);
+    for (int64_t j = j0; j < j1; j += 8) Tiles::template Run<2>(a, act, r, j);
   for (; r < r0 + rows; ++r)
-    for (int64_t j = j0; j < j1; j += 8) Q4KRows8Tile<1>(a, act, r, j);
+    for (int64_t j = j0; j < j1; j += 8) Tiles::template Run<1>(a, act, r, j);
 }
+struct Q4Rows8Tiles {
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q4Rows8Tile<RX>(a, act, r, j); }
+};
+struct Q4KRows8Tiles {
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q4KRows8Tile<RX>(a, act, r, j); }
+};
+
 
 // Q6_K and Q3_K keep their levels unsigned and take the offset (32, 4 = 2^shift) back per
 // super-block: the sums start at −offset·Σ_g sc_g·bsum_g (one vpmaddwd of the 16 scales by the
@@ -1076,7 +1128,8 @@ KernelSet Avx2Kernels() {
   s.q4Layout = ActLayout::Q4Quads;  // two blocks per ymm
   s.q8Layout = ActLayout::Q4Quads;  // prompts (m > 1): Q8PairTile
   s.iq4xsLayout = ActLayout::Iq4Pairs;
-  s.q4kRows8 = Q4KRows8Kernel;
+  s.q4Rows8 = Rows8Kernel<Q4Rows8Tiles>;
+  s.q4kRows8 = Rows8Kernel<Q4KRows8Tiles>;
   return s;
 }
 

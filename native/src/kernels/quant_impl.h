@@ -49,7 +49,14 @@ struct BlockQ4_Kx8 {  // 1152 bytes = 8 × BlockQ4_K
   // each row's 32 bytes of the pair (row ρ at byte 4ρ): low nibbles sub-block 2c, high 2c+1.
   uint8_t qs[1024];
 };
-static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K), "rows8 keeps the bytes of its rows");
+// Q4_0: per block of 32, the 8 rows' scales, then 4 vectors of 32 bytes; vector v holds bytes
+// 4v..4v+3 of each row's 16 (row ρ at byte 4ρ): low nibbles elements 4v.., high 16 + 4v...
+struct BlockQ4_0x8 {  // 144 bytes = 8 × BlockQ4_0
+  uint16_t d[8];
+  uint8_t qs[128];
+};
+static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K) && sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0),
+              "rows8 keeps the bytes of its rows");
 // A table of 64 6-bit values (row ρ, sub-block s) in 48 bytes: two 32-byte vectors V_h (h = s / 4)
 // with (ρ, s) at byte 16·(ρ / 4) + 4·(s % 4) + ρ % 4, so that within each 128-bit lane one
 // vpshufb per sub-block puts row ρ's value into 32-bit lane ρ. Bytes 0-31: V_0[j] | V_1[j] << 4
@@ -75,8 +82,10 @@ struct KernelSet {
   ActLayout iq4xsLayout = ActLayout::Natural;  // of the IQ4_XS kernels' (Natural or Iq4Pairs)
   // Kernels on rows8 weights (whole groups: j0 and j1 multiples of 8); null where this path
   // runs the type only in the natural layout.
-  QKernel q4kRows8 = nullptr;
-  QKernel ForRows8(WeightType t) const { return t == WeightType::Q4_K ? q4kRows8 : nullptr; }
+  QKernel q4Rows8 = nullptr, q4kRows8 = nullptr;
+  QKernel ForRows8(WeightType t) const {
+    return t == WeightType::Q4_K ? q4kRows8 : t == WeightType::Q4_0 ? q4Rows8 : nullptr;
+  }
   QKernel For(WeightType t) const {
     switch (t) {
       case WeightType::Q8_0: return q8;

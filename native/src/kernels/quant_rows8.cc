@@ -1,4 +1,4 @@
-// The rows8 layout (quant_impl.h, BlockQ4_Kx8): natural rows → interleaved groups of 8.
+// The rows8 layout (quant_impl.h, BlockQ4_0x8 / BlockQ4_Kx8): natural rows → interleaved groups of 8.
 #include <cstring>
 #include <string>
 
@@ -15,8 +15,22 @@ void PutSix(uint8_t* t, int row, int sub, uint8_t v) {
   t[32 + j % 16] = static_cast<uint8_t>(t[32 + j % 16] | (v >> 4) << Rows8SixHighShift(row, sub));
 }
 
+// One group: rows 0-7 at src → 8·nb BlockQ4_0x8 at dst.
+void InterleaveGroupQ4_0(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
+  for (int64_t b = 0; b < nb; ++b) {
+    BlockQ4_0x8 out{};
+    for (int row = 0; row < 8; ++row) {
+      BlockQ4_0 in;
+      std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(BlockQ4_0)), sizeof in);
+      out.d[row] = in.d;
+      for (int v = 0; v < 4; ++v) std::memcpy(out.qs + 32 * v + 4 * row, in.qs + 4 * v, 4);
+    }
+    std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
+  }
+}
+
 // One group: rows 0-7 at src → 8·nb BlockQ4_Kx8 at dst.
-void InterleaveGroup(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
+void InterleaveGroupQ4_K(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
   for (int64_t b = 0; b < nb; ++b) {
     BlockQ4_Kx8 out{};
     for (int row = 0; row < 8; ++row) {
@@ -40,11 +54,13 @@ void InterleaveGroup(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t*
 }  // namespace
 
 void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_t rows, int64_t k, uint8_t* dst) {
-  if (t != WeightType::Q4_K)
+  if (t != WeightType::Q4_K && t != WeightType::Q4_0)
     throw UserError(std::string("the rows8 layout has no ") + WeightTypeName(t) + " form: keep these weights natural");
-  const int64_t rb = RowBytes(t, k), nb = rb / static_cast<int64_t>(sizeof(BlockQ4_K));
+  const bool k4 = t == WeightType::Q4_K;
+  const int64_t rb = RowBytes(t, k), nb = rb / static_cast<int64_t>(k4 ? sizeof(BlockQ4_K) : sizeof(BlockQ4_0));
   int64_t r = 0;
-  for (; r + 8 <= rows; r += 8) InterleaveGroup(src + r * srcStride, srcStride, nb, dst + r * rb);
+  for (; r + 8 <= rows; r += 8)
+    (k4 ? InterleaveGroupQ4_K : InterleaveGroupQ4_0)(src + r * srcStride, srcStride, nb, dst + r * rb);
   for (; r < rows; ++r) std::memcpy(dst + r * rb, src + r * srcStride, static_cast<size_t>(rb));
 }
 
