@@ -1,4 +1,4 @@
-// The rows8 layout (Q4_0 and Q4_K rows interleaved 8 at a time, the model's matmul weights where
+// The rows8 layout (Q4_0, Q4_K and Q6_K rows interleaved 8 at a time, the model's matmul weights where
 // the kernels run it): the bytes sit where quant_impl.h says (decoded here in TS from that
 // description), the scalar kernel on it gives the natural scalar kernel's bits, every SIMD path
 // on it agrees with scalar, and a row's bits do not depend on how many rows of X share the call.
@@ -35,8 +35,8 @@ function six(t: Uint8Array, row: number, sub: number): number {
   return lo | (hi << 4);
 }
 
-type Rows8Type = 'q4_0' | 'q4_k';
-const TYPES: readonly Rows8Type[] = ['q4_0', 'q4_k'];
+type Rows8Type = 'q4_0' | 'q4_k' | 'q6_k';
+const TYPES: readonly Rows8Type[] = ['q4_0', 'q4_k', 'q6_k'];
 
 function q4k(n: number, k: number, seed: number, type: Rows8Type = 'q4_k'): Uint8Array {
   return quantize(type, random(n * k, seed), n, k);
@@ -114,6 +114,40 @@ describe('rows8 layout', () => {
     expect(Buffer.from(r8.subarray(8 * 18 * nb)).equals(Buffer.from(w.subarray(8 * 18 * nb)))).toBe(true);
   });
 
+  it('keeps every Q6_K row of a group (d, scales, each level) where the layout says', () => {
+    const n = 9,
+      k = 256;
+    const w = q4k(n, k, 21, 'q6_k');
+    const r8 = interleaveRows8('q6_k', w, n, k);
+    for (let row = 0; row < 8; row++) {
+      const B = row * 210;
+      // Natural: ql[128], qh[64], scales[16], d at 208; level of element e as ggml's dequantizer reads it.
+      const level = (e: number): number => {
+        const h = Math.floor(e / 128),
+          t = Math.floor((e % 128) / 32),
+          l = e % 32;
+        const lowByte = w[B + 64 * h + l + 32 * (t & 1)]!;
+        return (t < 2 ? lowByte & 15 : lowByte >> 4) | (((w[B + 128 + 32 * h + l]! >> (2 * t)) & 3) << 4);
+      };
+      expect(r8[2 * row]! | (r8[2 * row + 1]! << 8)).toBe(w[B + 208]! | (w[B + 209]! << 8));
+      for (let g = 0; g < 16; g++) {
+        const j = 16 * Math.floor(row / 4) + 4 * (g % 4) + (row % 4);
+        expect(r8[16 + 32 * Math.floor(g / 4) + j]).toBe(w[B + 192 + g]);
+      }
+      for (let e = 0; e < 256; e++) {
+        const c = Math.floor(e / 64),
+          h = Math.floor(e / 32) % 2,
+          v = Math.floor(e / 4) % 8,
+          t = e % 4;
+        const lo = (r8[144 + 32 * (8 * c + v) + 4 * row + t]! >> (4 * h)) & 15;
+        const hi =
+          (r8[144 + 1024 + 32 * (4 * c + 2 * h + Math.floor(v / 4)) + 4 * row + t]! >> (2 * (v % 4))) & 3;
+        expect(lo | (hi << 4)).toBe(level(e));
+      }
+    }
+    expect(Buffer.from(r8.subarray(8 * 210)).equals(Buffer.from(w.subarray(8 * 210)))).toBe(true);
+  });
+
   it('the scalar kernel on rows8 gives the natural scalar kernel bit for bit', () => {
     for (const type of TYPES)
       for (const [n, k, m] of [
@@ -140,7 +174,7 @@ describe('rows8 layout', () => {
             [64, 2048],
             [16, 160],
           ] as const) {
-            if (k % (type === 'q4_k' ? 256 : 32)) continue;
+            if (k % (type === 'q4_0' ? 32 : 256)) continue;
             const m = 7;
             const w = q4k(n, k, 3 * n, type);
             const w8 = interleaveRows8(type, w, n, k);

@@ -771,6 +771,80 @@ KFN void Q4Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   }
   for (int i = 0; i < RX; ++i) _mm256_storeu_ps(a.y + (r + i) * a.ldy + j, acc[i]);
 }
+// Q6_K in the rows8 layout: per sub-block of 16, one qh load gives the top bits of its 4 weight
+// vectors; levels stay unsigned (0..63) so two vpmaddubsw results fit an int16 (≤ 2·2·63·128),
+// each pair takes the rows' scales in one vpmaddwd; the −32 comes back through the bsums as in
+// Q6KTile (Σ_g sc_g·bsum_g, 8 vpmaddwd of scale pairs by X's bsum pairs).
+KFN __m256i Rows8ScaleI8(const int8_t* scales, int g0, int g1) {  // int16 pair (sc g0, sc g1) per row lane
+  const auto word = [&](int q) {
+    return static_cast<int>(0x80 | (4 * (g0 % 4) + q) << 8 | 0x80 << 16 | static_cast<unsigned>(4 * (g1 % 4) + q) << 24);
+  };
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * (g0 / 4)));  // g1 / 4 = g0 / 4
+  return _mm256_srai_epi16(
+      _mm256_shuffle_epi8(v, _mm256_setr_epi32(word(0), word(1), word(2), word(3), word(0), word(1), word(2), word(3))), 8);
+}
+template <int RX>
+KFN void Q6KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ6_Kx8* w = reinterpret_cast<const BlockQ6_Kx8*>(a.w + j * a.wStride);
+  const int64_t nb = a.k / kQKBlock;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  __m256 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ6_Kx8& g = w[b];
+    PrefetchAhead(&g, sizeof(BlockQ6_Kx8));
+    __m256i isum[RX];
+    for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
+#pragma GCC unroll 1  // c not unrolled: 16 sub-blocks unrolled spilled the 4-row tile's sums
+    for (int c = 0; c < 4; ++c)
+#pragma GCC unroll 4  // sb % 4 constant: the scale's vpshufb control is
+    for (int hu = 0; hu < 4; ++hu) {  // sub-block sb = 4c + 2h + u
+      const int sb = 4 * c + hu, h = hu / 2, u = hu % 2;
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qh + 32 * sb));
+      const __m256i scale = Rows8ScaleI8(g.scales, sb, sb);
+#pragma GCC unroll 2
+      for (int pair = 0; pair < 2; ++pair) {
+        __m256i s16[RX];
+        for (int i = 0; i < RX; ++i) s16[i] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+        for (int k2 = 0; k2 < 2; ++k2) {
+          const int wv = 2 * pair + k2, v = 4 * u + wv;
+          const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.ql + 32 * (8 * c + v)));
+          const __m256i nib = h ? _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4) : _mm256_and_si256(bits, m4);
+          const __m256i top = wv == 0   ? _mm256_slli_epi16(hb, 4)
+                              : wv == 1 ? _mm256_slli_epi16(hb, 2)
+                              : wv == 2 ? hb
+                                        : _mm256_srli_epi16(hb, 2);
+          const __m256i q = _mm256_or_si256(nib, _mm256_and_si256(top, m30));
+          for (int i = 0; i < RX; ++i) {
+            int32_t x4;
+            std::memcpy(&x4, act.q8k(r + i)[b].qs + 64 * c + 32 * h + 4 * v, 4);
+            s16[i] = _mm256_add_epi16(s16[i], _mm256_maddubs_epi16(q, _mm256_set1_epi32(x4)));
+          }
+        }
+        for (int i = 0; i < RX; ++i) isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(s16[i], scale));
+      }
+    }
+    __m256i sp[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; ++p) sp[p] = Rows8ScaleI8(g.scales, 2 * p, 2 * p + 1);
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.d)));
+    for (int i = 0; i < RX; ++i) {
+      const BlockQ8_K& xb = act.q8k(r + i)[b];
+      __m256i bias = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) {
+        int32_t b2;
+        std::memcpy(&b2, xb.bsums + 2 * p, 4);
+        bias = _mm256_add_epi32(bias, _mm256_madd_epi16(sp[p], _mm256_set1_epi32(b2)));
+      }
+      const __m256i total = _mm256_sub_epi32(isum[i], _mm256_slli_epi32(bias, 5));
+      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), _mm256_cvtepi32_ps(total), acc[i]);
+    }
+  }
+  for (int i = 0; i < RX; ++i) _mm256_storeu_ps(a.y + (r + i) * a.ldy + j, acc[i]);
+}
+
 // Rows8 kernels: 4 rows of X a tile, then 2, then 1, every row through the same steps. Q4_K at m =
 // 512, n = 1024, k = 4096 on one Zen 3 core: 165 GFLOP/s with 4 rows, 148 with 3, 164-169 with 5.
 template <typename Tiles>
@@ -787,6 +861,10 @@ KENTRY void Rows8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0
 struct Q4Rows8Tiles {
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q4Rows8Tile<RX>(a, act, r, j); }
+};
+struct Q6KRows8Tiles {
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q6KRows8Tile<RX>(a, act, r, j); }
 };
 struct Q4KRows8Tiles {
   template <int RX>
@@ -1130,6 +1208,7 @@ KernelSet Avx2Kernels() {
   s.iq4xsLayout = ActLayout::Iq4Pairs;
   s.q4Rows8 = Rows8Kernel<Q4Rows8Tiles>;
   s.q4kRows8 = Rows8Kernel<Q4KRows8Tiles>;
+  s.q6kRows8 = Rows8Kernel<Q6KRows8Tiles>;
   return s;
 }
 

@@ -55,8 +55,26 @@ struct BlockQ4_0x8 {  // 144 bytes = 8 × BlockQ4_0
   uint16_t d[8];
   uint8_t qs[128];
 };
-static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K) && sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0),
+// Q6_K: element 64c + 32h + 4v + t of row ρ (c, v < 8 / 4, h < 2, t < 4) has its low 4 bits in
+// byte 4ρ + t of ql vector 8c + v (h = 0: low nibble, 1: high) and its top 2 bits at bits 2·(v % 4)
+// of byte 4ρ + t of qh vector 4c + 2h + v / 4 — the index of its sub-block of 16, so one qh load
+// serves a sub-block. scales: the int8 scales of sub-block g in vector g / 4, row ρ at byte
+// 16·(ρ / 4) + 4·(g % 4) + ρ % 4 (Rows8SixIndex's order).
+struct BlockQ6_Kx8 {  // 1680 bytes = 8 × BlockQ6_K
+  uint16_t d[8];
+  int8_t scales[128];
+  uint8_t ql[1024];
+  uint8_t qh[512];
+};
+static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K) && sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0) &&
+                  sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K),
               "rows8 keeps the bytes of its rows");
+// The level (0..63) of element e of a natural Q6_K block, as the layout above describes it.
+inline int Q6KLevel(const BlockQ6_K& b, int e) {
+  const int h = e / 128, t = (e % 128) / 32, l = e % 32;
+  const uint8_t lowByte = b.ql[64 * h + l + 32 * (t & 1)];
+  return (t < 2 ? lowByte & 0x0F : lowByte >> 4) | ((b.qh[32 * h + l] >> (2 * t)) & 3) << 4;
+}
 // A table of 64 6-bit values (row ρ, sub-block s) in 48 bytes: two 32-byte vectors V_h (h = s / 4)
 // with (ρ, s) at byte 16·(ρ / 4) + 4·(s % 4) + ρ % 4, so that within each 128-bit lane one
 // vpshufb per sub-block puts row ρ's value into 32-bit lane ρ. Bytes 0-31: V_0[j] | V_1[j] << 4
@@ -82,9 +100,14 @@ struct KernelSet {
   ActLayout iq4xsLayout = ActLayout::Natural;  // of the IQ4_XS kernels' (Natural or Iq4Pairs)
   // Kernels on rows8 weights (whole groups: j0 and j1 multiples of 8); null where this path
   // runs the type only in the natural layout.
-  QKernel q4Rows8 = nullptr, q4kRows8 = nullptr;
+  QKernel q4Rows8 = nullptr, q4kRows8 = nullptr, q6kRows8 = nullptr;
   QKernel ForRows8(WeightType t) const {
-    return t == WeightType::Q4_K ? q4kRows8 : t == WeightType::Q4_0 ? q4Rows8 : nullptr;
+    switch (t) {
+      case WeightType::Q4_0: return q4Rows8;
+      case WeightType::Q4_K: return q4kRows8;
+      case WeightType::Q6_K: return q6kRows8;
+      default: return nullptr;
+    }
   }
   QKernel For(WeightType t) const {
     switch (t) {

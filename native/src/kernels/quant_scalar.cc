@@ -166,6 +166,33 @@ void Q4KRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, in
     }
 }
 
+// Q6_K in the rows8 layout: Q6KScalar's sums and float steps, read from the groups.
+void Q6KRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  const int64_t nb = a.k / kQKBlock;
+  for (int64_t r = r0; r < r0 + rows; ++r)
+    for (int64_t j = j0; j < j1; ++j) {
+      const int row = static_cast<int>(j % 8);
+      const BlockQ6_Kx8* w = reinterpret_cast<const BlockQ6_Kx8*>(a.w + (j - row) * a.wStride);
+      const BlockQ8_K* x = act.q8k(r);
+      float sum = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t isum = 0;
+        for (int g = 0; g < 16; ++g) {
+          int32_t dot = 0;
+          for (int e = 16 * g; e < 16 * g + 16; ++e) {
+            const int c = e / 64, h = (e / 32) % 2, v = (e / 4) % 8, t = e % 4;
+            const int lo = (w[b].ql[32 * (8 * c + v) + 4 * row + t] >> (4 * h)) & 0xF;
+            const int hi = (w[b].qh[32 * g + 4 * row + t] >> (2 * (v % 4))) & 3;
+            dot += ((lo | hi << 4) - 32) * x[b].qs[e];
+          }
+          isum += w[b].scales[32 * (g / 4) + Rows8SixIndex(row, g)] * dot;
+        }
+        sum += F16ToF32(w[b].d[row]) * x[b].d * static_cast<float>(isum);
+      }
+      a.y[r * a.ldy + j] = sum;
+    }
+}
+
 // Q2_K: 16 sub-blocks of 16, 4-bit scales (low nibble) and mins (high).
 void Q2KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   SuperBlockScalar<BlockQ2_K>(a, act, r0, rows, j0, j1, [](const BlockQ2_K& w, const BlockQ8_K& x) {
@@ -260,6 +287,7 @@ KernelSet ScalarKernels() {
   s.iq4xs = Iq4XsScalar;
   s.q4Rows8 = Q4Rows8Scalar;
   s.q4kRows8 = Q4KRows8Scalar;
+  s.q6kRows8 = Q6KRows8Scalar;
   return s;
 }
 
