@@ -69,12 +69,6 @@ struct BlockQ6_Kx8 {  // 1680 bytes = 8 × BlockQ6_K
 static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K) && sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0) &&
                   sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K),
               "rows8 keeps the bytes of its rows");
-// The level (0..63) of element e of a natural Q6_K block, as the layout above describes it.
-inline int Q6KLevel(const BlockQ6_K& b, int e) {
-  const int h = e / 128, t = (e % 128) / 32, l = e % 32;
-  const uint8_t lowByte = b.ql[64 * h + l + 32 * (t & 1)];
-  return (t < 2 ? lowByte & 0x0F : lowByte >> 4) | ((b.qh[32 * h + l] >> (2 * t)) & 3) << 4;
-}
 // A table of 64 6-bit values (row ρ, sub-block s) in 48 bytes: two 32-byte vectors V_h (h = s / 4)
 // with (ρ, s) at byte 16·(ρ / 4) + 4·(s % 4) + ρ % 4, so that within each 128-bit lane one
 // vpshufb per sub-block puts row ρ's value into 32-bit lane ρ. Bytes 0-31: V_0[j] | V_1[j] << 4

@@ -38,12 +38,26 @@ void InterleaveGroupQ6_K(const uint8_t* src, int64_t srcStride, int64_t nb, uint
       std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(BlockQ6_K)), sizeof in);
       out.d[row] = in.d;
       for (int g = 0; g < 16; ++g) out.scales[32 * (g / 4) + Rows8SixIndex(row, g)] = in.scales[g];
-      for (int e = 0; e < kQKBlock; ++e) {
-        const int c = e / 64, h = (e / 32) % 2, v = (e / 4) % 8, t = e % 4, q = Q6KLevel(in, e);
-        uint8_t& lo = out.ql[32 * (8 * c + v) + 4 * row + t];
-        uint8_t& hi = out.qh[32 * (4 * c + 2 * h + v / 4) + 4 * row + t];
-        lo = static_cast<uint8_t>(lo | (q & 0xF) << (4 * h));
-        hi = static_cast<uint8_t>(hi | (q >> 4) << (2 * (v % 4)));
+      // Byte-wise, from the layouts' definitions (a level at a time, the repack took 7% of a
+      // 400-token run's samples). Pair c takes elements 64c..64c+63: the low nibbles of ql
+      // half c / 2 for even c, the high ones for odd c; their top bits sit at bits 2·(2·(c % 2) + h)
+      // of qh half c / 2.
+      for (int c = 0; c < 4; ++c) {
+        const uint8_t* A = in.ql + 64 * (c / 2);
+        const uint8_t* N = in.qh + 32 * (c / 2);
+        for (int i = 0; i < 32; ++i) {
+          const uint8_t lo = c % 2 ? A[i] >> 4 : A[i] & 0xF, hi = c % 2 ? A[32 + i] & 0xF0 : (A[32 + i] & 0xF) << 4;
+          out.ql[32 * (8 * c + i / 4) + 4 * row + i % 4] = static_cast<uint8_t>(lo | hi);
+        }
+        for (int h = 0; h < 2; ++h) {
+          const int shift = 2 * (2 * (c % 2) + h);
+          for (int u = 0; u < 2; ++u)
+            for (int t = 0; t < 4; ++t) {
+              int byte = 0;
+              for (int w = 0; w < 4; ++w) byte |= ((N[16 * u + 4 * w + t] >> shift) & 3) << (2 * w);
+              out.qh[32 * (4 * c + 2 * h + u) + 4 * row + t] = static_cast<uint8_t>(byte);
+            }
+        }
       }
     }
     std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
