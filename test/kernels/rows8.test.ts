@@ -1,5 +1,5 @@
-// The rows8 layout (Q4_0, Q4_K and Q6_K rows interleaved 8 at a time, the model's matmul weights where
-// the kernels run it): the bytes sit where quant_impl.h says (decoded here in TS from that
+// The rows8 layout (Q4_0, Q4_K, Q5_K and Q6_K rows interleaved 8 at a time, the model's matmul
+// weights where the kernels run it): the bytes sit where quant_impl.h says (decoded here in TS from that
 // description), the scalar kernel on it gives the natural scalar kernel's bits, every SIMD path
 // on it agrees with scalar, and a row's bits do not depend on how many rows of X share the call.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,8 +35,8 @@ function six(t: Uint8Array, row: number, sub: number): number {
   return lo | (hi << 4);
 }
 
-type Rows8Type = 'q4_0' | 'q4_k' | 'q6_k';
-const TYPES: readonly Rows8Type[] = ['q4_0', 'q4_k', 'q6_k'];
+type Rows8Type = 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
+const TYPES: readonly Rows8Type[] = ['q4_0', 'q4_k', 'q5_k', 'q6_k'];
 
 function q4k(n: number, k: number, seed: number, type: Rows8Type = 'q4_k'): Uint8Array {
   return quantize(type, random(n * k, seed), n, k);

@@ -649,7 +649,7 @@ KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   for (int i = 0; i < RX; ++i) a.y[(r + i) * a.ldy + j] = HSum256(_mm256_sub_ps(acc[i], accMin[i]));
 }
 
-// Q4_K in the rows8 layout (quant_impl.h): 8 rows of W in the 8 32-bit lanes. A weight vector
+// Q4_K (and Q5_K) in the rows8 layout (quant_impl.h): 8 rows of W in the 8 32-bit lanes. A weight vector
 // holds 4 consecutive levels of each row, so X's 4 matching bytes are broadcast; a sub-block's 8
 // vpmaddubsw results add up in int16 (≤ 8·2·15·128 = 30720, no overflow) and take the rows'
 // scales in one vpmaddwd. The mins: Σ_s m_s·bsum32_s as 4 vpmaddwd of (m_2p, m_2p+1) pairs by X's
@@ -671,16 +671,19 @@ KFN __m256i Rows8Pair(int s0, int s1) {
   };
   return _mm256_setr_epi32(word(0), word(1), word(2), word(3), word(0), word(1), word(2), word(3));
 }
-template <int RX>
-KFN void Q4KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  const BlockQ4_Kx8* w = reinterpret_cast<const BlockQ4_Kx8*>(a.w + j * a.wStride);
+template <int RX, typename BlockX8>
+KFN void AffineKRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  constexpr bool kQ5 = std::is_same_v<BlockX8, BlockQ5_Kx8>;
+  // Q5_K's levels reach 31: 4 vpmaddubsw results per int16 (≤ 4·2·31·128), two vpmaddwd a sub-block.
+  constexpr int kRun = kQ5 ? 4 : 8;
+  const BlockX8* w = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
   const int64_t nb = a.k / kQKBlock;
-  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10), ones = _mm256_set1_epi16(1);
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const BlockQ4_Kx8& g = w[b];
-    PrefetchAhead(&g, sizeof(BlockQ4_Kx8));
+    const BlockX8& g = w[b];
+    PrefetchAhead(&g, sizeof(BlockX8));
     const __m256i sc[2] = {Rows8SixVector(g.scales, 0), Rows8SixVector(g.scales, 1)};
     __m256i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
@@ -689,21 +692,31 @@ KFN void Q4KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
     for (int c = 0; c < 4; ++c)
 #pragma GCC unroll 2
       for (int half = 0; half < 2; ++half) {  // low nibbles: sub-block 2c, high: 2c + 1
-        __m256i s16[RX];
-        for (int i = 0; i < RX; ++i) s16[i] = _mm256_setzero_si256();
-#pragma GCC unroll 2  // not 8: fully unrolled, GCC spilled the 4-row tile's sums (GEMM 125 against 165 GFLOP/s)
-        for (int v = 0; v < 8; ++v) {
-          const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 256 * c + 32 * v));
-          const __m256i q = half ? _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4) : _mm256_and_si256(bits, m4);
-          for (int i = 0; i < RX; ++i) {
-            int32_t x4;
-            std::memcpy(&x4, act.q8k(r + i)[b].qs + 64 * c + 32 * half + 4 * v, 4);
-            s16[i] = _mm256_add_epi16(s16[i], _mm256_maddubs_epi16(q, _mm256_set1_epi32(x4)));
-          }
-        }
         const int s = 2 * c + half;
         const __m256i scale = _mm256_shuffle_epi8(sc[s / 4], Rows8Pair(s, s));
-        for (int i = 0; i < RX; ++i) isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(s16[i], scale));
+        __m256i fifth = _mm256_setzero_si256();  // Q5_K: bit v of each byte is vector v's fifth bit
+        if constexpr (kQ5) fifth = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qh + 32 * s));
+#pragma GCC unroll 2
+        for (int v0 = 0; v0 < 8; v0 += kRun) {
+          __m256i s16[RX];
+          for (int i = 0; i < RX; ++i) s16[i] = _mm256_setzero_si256();
+#pragma GCC unroll 2  // not 8: fully unrolled, GCC spilled the 4-row tile's sums (GEMM 125 against 165 GFLOP/s)
+          for (int v = v0; v < v0 + kRun; ++v) {
+            const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 256 * c + 32 * v));
+            __m256i q = half ? _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4) : _mm256_and_si256(bits, m4);
+            if constexpr (kQ5) {  // bit v to bit 4 (16-bit shifts: no bit crosses into bit 4 of the other byte)
+              const __m256i at4 = v0 == 0 ? _mm256_sll_epi16(fifth, _mm_cvtsi32_si128(4 - v))
+                                          : _mm256_srl_epi16(fifth, _mm_cvtsi32_si128(v - 4));
+              q = _mm256_or_si256(q, _mm256_and_si256(at4, m10));
+            }
+            for (int i = 0; i < RX; ++i) {
+              int32_t x4;
+              std::memcpy(&x4, act.q8k(r + i)[b].qs + 64 * c + 32 * half + 4 * v, 4);
+              s16[i] = _mm256_add_epi16(s16[i], _mm256_maddubs_epi16(q, _mm256_set1_epi32(x4)));
+            }
+          }
+          for (int i = 0; i < RX; ++i) isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(s16[i], scale));
+        }
       }
     const __m256i mn[2] = {Rows8SixVector(g.mins, 0), Rows8SixVector(g.mins, 1)};
     __m256i mp[4];
@@ -866,9 +879,12 @@ struct Q6KRows8Tiles {
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q6KRows8Tile<RX>(a, act, r, j); }
 };
-struct Q4KRows8Tiles {
+template <typename BlockX8>
+struct AffineKRows8Tiles {
   template <int RX>
-  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q4KRows8Tile<RX>(a, act, r, j); }
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+    AffineKRows8Tile<RX, BlockX8>(a, act, r, j);
+  }
 };
 
 
@@ -1207,7 +1223,8 @@ KernelSet Avx2Kernels() {
   s.q8Layout = ActLayout::Q4Quads;  // prompts (m > 1): Q8PairTile
   s.iq4xsLayout = ActLayout::Iq4Pairs;
   s.q4Rows8 = Rows8Kernel<Q4Rows8Tiles>;
-  s.q4kRows8 = Rows8Kernel<Q4KRows8Tiles>;
+  s.q4kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ4_Kx8>>;
+  s.q5kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ5_Kx8>>;
   s.q6kRows8 = Rows8Kernel<Q6KRows8Tiles>;
   return s;
 }

@@ -49,6 +49,15 @@ struct BlockQ4_Kx8 {  // 1152 bytes = 8 × BlockQ4_K
   // each row's 32 bytes of the pair (row ρ at byte 4ρ): low nibbles sub-block 2c, high 2c+1.
   uint8_t qs[1024];
 };
+// Q5_K: as BlockQ4_Kx8 plus the fifth bits: byte 4ρ + t of qh vector s (sub-block s = 2c + h)
+// holds at bit v the fifth bit of element 32s + 4v + t of row ρ (the level whose low 4 bits sit
+// in qs vector 8c + v, nibble h).
+struct BlockQ5_Kx8 {  // 1408 bytes = 8 × BlockQ5_K
+  uint16_t d[8], dmin[8];
+  uint8_t scales[48], mins[48];
+  uint8_t qh[256];
+  uint8_t qs[1024];
+};
 // Q4_0: per block of 32, the 8 rows' scales, then 4 vectors of 32 bytes; vector v holds bytes
 // 4v..4v+3 of each row's 16 (row ρ at byte 4ρ): low nibbles elements 4v.., high 16 + 4v...
 struct BlockQ4_0x8 {  // 144 bytes = 8 × BlockQ4_0
@@ -66,7 +75,8 @@ struct BlockQ6_Kx8 {  // 1680 bytes = 8 × BlockQ6_K
   uint8_t ql[1024];
   uint8_t qh[512];
 };
-static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K) && sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0) &&
+static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K) && sizeof(BlockQ5_Kx8) == 8 * sizeof(BlockQ5_K) &&
+                  sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0) &&
                   sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K),
               "rows8 keeps the bytes of its rows");
 // A table of 64 6-bit values (row ρ, sub-block s) in 48 bytes: two 32-byte vectors V_h (h = s / 4)
@@ -94,11 +104,12 @@ struct KernelSet {
   ActLayout iq4xsLayout = ActLayout::Natural;  // of the IQ4_XS kernels' (Natural or Iq4Pairs)
   // Kernels on rows8 weights (whole groups: j0 and j1 multiples of 8); null where this path
   // runs the type only in the natural layout.
-  QKernel q4Rows8 = nullptr, q4kRows8 = nullptr, q6kRows8 = nullptr;
+  QKernel q4Rows8 = nullptr, q4kRows8 = nullptr, q5kRows8 = nullptr, q6kRows8 = nullptr;
   QKernel ForRows8(WeightType t) const {
     switch (t) {
       case WeightType::Q4_0: return q4Rows8;
       case WeightType::Q4_K: return q4kRows8;
+      case WeightType::Q5_K: return q5kRows8;
       case WeightType::Q6_K: return q6kRows8;
       default: return nullptr;
     }

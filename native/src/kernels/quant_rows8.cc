@@ -1,6 +1,7 @@
-// The rows8 layout (quant_impl.h, BlockQ4_0x8 / BlockQ4_Kx8 / BlockQ6_Kx8): natural rows → interleaved groups of 8.
+// The rows8 layout (quant_impl.h, BlockQ4_0x8 / BlockQ4_Kx8 / BlockQ5_Kx8 / BlockQ6_Kx8): natural rows → interleaved groups of 8.
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "core/errors.h"
 #include "kernels/quant.h"
@@ -64,13 +65,14 @@ void InterleaveGroupQ6_K(const uint8_t* src, int64_t srcStride, int64_t nb, uint
   }
 }
 
-// One group: rows 0-7 at src → 8·nb BlockQ4_Kx8 at dst.
-void InterleaveGroupQ4_K(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
+// One group: rows 0-7 at src → 8·nb BlockQ4_Kx8 (BlockQ5_Kx8) at dst.
+template <typename Block, typename BlockX8>
+void InterleaveGroupAffineK(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
   for (int64_t b = 0; b < nb; ++b) {
-    BlockQ4_Kx8 out{};
+    BlockX8 out{};
     for (int row = 0; row < 8; ++row) {
-      BlockQ4_K in;
-      std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(BlockQ4_K)), sizeof in);
+      Block in;
+      std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(Block)), sizeof in);
       out.d[row] = in.d;
       out.dmin[row] = in.dmin;
       uint8_t sc[8], m[8];
@@ -81,6 +83,13 @@ void InterleaveGroupQ4_K(const uint8_t* src, int64_t srcStride, int64_t nb, uint
       }
       for (int c = 0; c < 4; ++c)
         for (int v = 0; v < 8; ++v) std::memcpy(out.qs + 256 * c + 32 * v + 4 * row, in.qs + 32 * c + 4 * v, 4);
+      if constexpr (std::is_same_v<Block, BlockQ5_K>)  // natural: bit s of qh[l] is element 32s + l's
+        for (int s = 0; s < 8; ++s)
+          for (int t = 0; t < 4; ++t) {
+            int byte = 0;
+            for (int v = 0; v < 8; ++v) byte |= ((in.qh[4 * v + t] >> s) & 1) << v;
+            out.qh[32 * s + 4 * row + t] = static_cast<uint8_t>(byte);
+          }
     }
     std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
   }
@@ -93,7 +102,8 @@ void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_
   int64_t blockBytes = 0;
   switch (t) {
     case WeightType::Q4_0: group = InterleaveGroupQ4_0, blockBytes = sizeof(BlockQ4_0); break;
-    case WeightType::Q4_K: group = InterleaveGroupQ4_K, blockBytes = sizeof(BlockQ4_K); break;
+    case WeightType::Q4_K: group = InterleaveGroupAffineK<BlockQ4_K, BlockQ4_Kx8>, blockBytes = sizeof(BlockQ4_K); break;
+    case WeightType::Q5_K: group = InterleaveGroupAffineK<BlockQ5_K, BlockQ5_Kx8>, blockBytes = sizeof(BlockQ5_K); break;
     case WeightType::Q6_K: group = InterleaveGroupQ6_K, blockBytes = sizeof(BlockQ6_K); break;
     default:
       throw UserError(std::string("the rows8 layout has no ") + WeightTypeName(t) + " form: keep these weights natural");

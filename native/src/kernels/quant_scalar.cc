@@ -138,14 +138,15 @@ void Q4Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int
     }
 }
 
-// Q4_K in the rows8 layout: the natural kernel's sums and float steps, read from the groups, so
-// each row comes out bit for bit as AffineKScalar gives it.
-void Q4KRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+// Q4_K / Q5_K in the rows8 layout: the natural kernel's sums and float steps, read from the
+// groups, so each row comes out bit for bit as AffineKScalar gives it.
+template <typename BlockX8>
+void AffineKRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   const int64_t nb = a.k / kQKBlock;
   for (int64_t r = r0; r < r0 + rows; ++r)
     for (int64_t j = j0; j < j1; ++j) {
       const int row = static_cast<int>(j % 8);
-      const BlockQ4_Kx8* w = reinterpret_cast<const BlockQ4_Kx8*>(a.w + (j - row) * a.wStride);
+      const BlockX8* w = reinterpret_cast<const BlockX8*>(a.w + (j - row) * a.wStride);
       const BlockQ8_K* x = act.q8k(r);
       float sum = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
@@ -153,8 +154,10 @@ void Q4KRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, in
         for (int s = 0; s < 8; ++s) {
           int32_t dot = 0;
           for (int l = 0; l < 32; ++l) {
-            const uint8_t byte = w[b].qs[256 * (s / 2) + 32 * (l / 4) + 4 * row + l % 4];
-            dot += ((byte >> (4 * (s % 2))) & 0x0F) * x[b].qs[32 * s + l];
+            const int at = 32 * (l / 4) + 4 * row + l % 4;
+            int q = (w[b].qs[256 * (s / 2) + at] >> (4 * (s % 2))) & 0x0F;
+            if constexpr (std::is_same_v<BlockX8, BlockQ5_Kx8>) q |= ((w[b].qh[32 * s + 4 * row + l % 4] >> (l / 4)) & 1) << 4;
+            dot += q * x[b].qs[32 * s + l];
           }
           isum += Rows8Six(w[b].scales, row, s) * dot;
           imin += Rows8Six(w[b].mins, row, s) * (x[b].bsums[2 * s] + x[b].bsums[2 * s + 1]);
@@ -286,7 +289,8 @@ KernelSet ScalarKernels() {
   s.iq4nl = Nibble32Scalar<BlockIQ4_NL>;
   s.iq4xs = Iq4XsScalar;
   s.q4Rows8 = Q4Rows8Scalar;
-  s.q4kRows8 = Q4KRows8Scalar;
+  s.q4kRows8 = AffineKRows8Scalar<BlockQ4_Kx8>;
+  s.q5kRows8 = AffineKRows8Scalar<BlockQ5_Kx8>;
   s.q6kRows8 = Q6KRows8Scalar;
   return s;
 }
