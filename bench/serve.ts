@@ -143,6 +143,9 @@ export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
   try {
     await streamOnce(base, 'warm up', 4);
     const rates = new Map<number, number>();
+    // One stream's generation rate counted as generate's timings count theirs: the tokens after
+    // the first over the time they took (generate's figure leaves the prompt out).
+    let oneStreamGen = 0;
     for (const n of o.levels) {
       log(`${n} concurrent stream(s) of ${o.tokens} tokens`);
       const t0 = performance.now();
@@ -155,6 +158,10 @@ export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
       const tokens = all.reduce((a, s) => a + s.tokens, 0);
       const rate = tokens / seconds;
       rates.set(n, rate);
+      if (n === 1) {
+        const gaps = all[0]!.gaps;
+        oneStreamGen = gaps.length / (gaps.reduce((a, g) => a + g, 0) || Infinity);
+      }
       const ttft = all.map((s) => s.ttft);
       const tpot = all.flatMap((s) => s.gaps);
       results.push(
@@ -179,12 +186,12 @@ export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
     results.push(
       result({
         case: 'one_stream_vs_generate',
-        metric: 'throughput',
-        value: rates.get(1) ?? 0,
+        metric: 'generation rate (after the first token)',
+        value: oneStreamGen,
         unit: 'tokens/s',
         reference: 'redblue_generate',
         referenceValue: generateRate,
-        details: { model: basename(o.model), executors: o.executors },
+        details: { model: basename(o.model), executors: o.executors, oneStreamThroughput: rates.get(1) ?? 0 },
       }),
     );
   } finally {

@@ -32,6 +32,9 @@ describe('redblue bench serve', () => {
     const g = byCase.get('one_stream_vs_generate')!;
     expect(g.reference).toBe('redblue_generate');
     expect(g.referenceValue).toBeGreaterThan(0);
+    // Counted like generate's figure: the tokens after the first, not the request's whole time.
+    expect(g.value).toBeGreaterThan(0);
+    expect(g.details!.oneStreamThroughput).toBe(byCase.get('streams_1')!.value);
     expect(leftovers(r.pid)).toEqual([]);
     const bad = runCli(['bench', 'serve', '-m', model, '--levels', '2,4']);
     expect(bad.code).toBe(2);
