@@ -743,6 +743,42 @@ KFN void AffineKRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t 
   for (int i = 0; i < RX; ++i) _mm256_storeu_ps(a.y + (r + i) * a.ldy + j, acc[i]);
 }
 
+// Q8_0 in the rows8 layout: signed weights, so |w| takes vpmaddubsw's unsigned side and X's
+// broadcast bytes w's sign (vpsignb); a product pair reaches 2·127·127, so each vpmaddubsw is
+// widened by one vpmaddwd before the sums; d_w·d_x·Σ as the natural kernels. X in the Q8_0
+// tiles' layout (quad order for prompts, else natural), read through each block's low and
+// high 16 values.
+template <int RX>
+KFN void Q8Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ8_0x8* w = reinterpret_cast<const BlockQ8_0x8*>(a.w + j * a.wStride);
+  const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ8_0x8& g = w[b];
+    PrefetchAhead(&g, sizeof(BlockQ8_0x8));
+    const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
+    __m256i isum[RX];
+    for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int v = 0; v < 8; ++v) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 32 * v));
+      const __m256i aq = _mm256_abs_epi8(q);
+      for (int i = 0; i < RX; ++i) {
+        int32_t x4;
+        std::memcpy(&x4, act.qs(r + i) + (v < 4 ? lo + 4 * v : hi + 4 * (v - 4)), 4);
+        const __m256i p = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(_mm256_set1_epi32(x4), q));
+        isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(p, ones));
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.d)));
+    for (int i = 0; i < RX; ++i)
+      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(act.d(r + i)[b])), _mm256_cvtepi32_ps(isum[i]), acc[i]);
+  }
+  for (int i = 0; i < RX; ++i) _mm256_storeu_ps(a.y + (r + i) * a.ldy + j, acc[i]);
+}
+
 // Q4_0 in the rows8 layout: 8 rows of W in the 32-bit lanes, X's 4 matching bytes broadcast; a
 // block's 8 vpmaddubsw results add up in int16 (≤ 8·2·15·127), one vpmaddwd makes each row's sum,
 // and d_w·(d_x·Σq·x + c) as the natural kernels. X comes in the set's Q4_0 layout (quad order
@@ -871,6 +907,10 @@ KENTRY void Rows8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0
   for (; r < r0 + rows; ++r)
     for (int64_t j = j0; j < j1; j += 8) Tiles::template Run<1>(a, act, r, j);
 }
+struct Q8Rows8Tiles {
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q8Rows8Tile<RX>(a, act, r, j); }
+};
 struct Q4Rows8Tiles {
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q4Rows8Tile<RX>(a, act, r, j); }
@@ -1222,6 +1262,7 @@ KernelSet Avx2Kernels() {
   s.q4Layout = ActLayout::Q4Quads;  // two blocks per ymm
   s.q8Layout = ActLayout::Q4Quads;  // prompts (m > 1): Q8PairTile
   s.iq4xsLayout = ActLayout::Iq4Pairs;
+  s.q8Rows8 = Rows8Kernel<Q8Rows8Tiles>;
   s.q4Rows8 = Rows8Kernel<Q4Rows8Tiles>;
   s.q4kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ4_Kx8>>;
   s.q5kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ5_Kx8>>;

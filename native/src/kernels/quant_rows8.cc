@@ -1,4 +1,4 @@
-// The rows8 layout (quant_impl.h, BlockQ4_0x8 / BlockQ4_Kx8 / BlockQ5_Kx8 / BlockQ6_Kx8): natural rows → interleaved groups of 8.
+// The rows8 layout (quant_impl.h, BlockQ8_0x8 / BlockQ4_0x8 / BlockQ4_Kx8 / BlockQ5_Kx8 / BlockQ6_Kx8): natural rows → interleaved groups of 8.
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -14,6 +14,20 @@ void PutSix(uint8_t* t, int row, int sub, uint8_t v) {
   const int j = Rows8SixIndex(row, sub);
   t[j] = static_cast<uint8_t>(t[j] | (v & 0xF) << (4 * (sub / 4)));
   t[32 + j % 16] = static_cast<uint8_t>(t[32 + j % 16] | (v >> 4) << Rows8SixHighShift(row, sub));
+}
+
+// One group: rows 0-7 at src → 8·nb BlockQ8_0x8 at dst.
+void InterleaveGroupQ8_0(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
+  for (int64_t b = 0; b < nb; ++b) {
+    BlockQ8_0x8 out{};
+    for (int row = 0; row < 8; ++row) {
+      BlockQ8_0 in;
+      std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(BlockQ8_0)), sizeof in);
+      out.d[row] = in.d;
+      for (int v = 0; v < 8; ++v) std::memcpy(out.qs + 32 * v + 4 * row, in.qs + 4 * v, 4);
+    }
+    std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
+  }
 }
 
 // One group: rows 0-7 at src → 8·nb BlockQ4_0x8 at dst.
@@ -101,6 +115,7 @@ void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_
   void (*group)(const uint8_t*, int64_t, int64_t, uint8_t*) = nullptr;
   int64_t blockBytes = 0;
   switch (t) {
+    case WeightType::Q8_0: group = InterleaveGroupQ8_0, blockBytes = sizeof(BlockQ8_0); break;
     case WeightType::Q4_0: group = InterleaveGroupQ4_0, blockBytes = sizeof(BlockQ4_0); break;
     case WeightType::Q4_K: group = InterleaveGroupAffineK<BlockQ4_K, BlockQ4_Kx8>, blockBytes = sizeof(BlockQ4_K); break;
     case WeightType::Q5_K: group = InterleaveGroupAffineK<BlockQ5_K, BlockQ5_Kx8>, blockBytes = sizeof(BlockQ5_K); break;

@@ -118,24 +118,37 @@ void AffineKScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int
   });
 }
 
-// Q4_0 in the rows8 layout: Nibble32Scalar's sums and float steps, read from the groups.
-void Q4Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+// Q8_0 / Q4_0 in the rows8 layout: Q8Scalar's and Nibble32Scalar's sums and float steps, read
+// from the groups; dot(block, row, x) is row's exact integer sum over one block.
+template <typename BlockX8, typename BlockDot>
+void Rows8Scalar32(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1,
+                   BlockDot dot) {
   for (int64_t r = r0; r < r0 + rows; ++r)
     for (int64_t j = j0; j < j1; ++j) {
       const int row = static_cast<int>(j % 8);
-      const BlockQ4_0x8* w = reinterpret_cast<const BlockQ4_0x8*>(a.w + (j - row) * a.wStride);
+      const BlockX8* w = reinterpret_cast<const BlockX8*>(a.w + (j - row) * a.wStride);
       float sum = 0.0f;
-      for (int64_t b = 0; b < act.nb; ++b) {
-        const int8_t* x = act.qs(r) + b * kQBlock;
-        int32_t s = 0;
-        for (int i = 0; i < kQBlock / 2; ++i) {
-          const uint8_t byte = w[b].qs[32 * (i / 4) + 4 * row + i % 4];
-          s += ((byte & 0x0F) - 8) * x[i] + ((byte >> 4) - 8) * x[i + 16];
-        }
-        sum += F16ToF32(w[b].d[row]) * act.d(r)[b] * static_cast<float>(s);
-      }
+      for (int64_t b = 0; b < act.nb; ++b)
+        sum += F16ToF32(w[b].d[row]) * act.d(r)[b] * static_cast<float>(dot(w[b], row, act.qs(r) + b * kQBlock));
       a.y[r * a.ldy + j] = sum;
     }
+}
+void Q8Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  Rows8Scalar32<BlockQ8_0x8>(a, act, r0, rows, j0, j1, [](const BlockQ8_0x8& w, int row, const int8_t* x) {
+    int32_t s = 0;
+    for (int i = 0; i < kQBlock; ++i) s += int32_t(w.qs[32 * (i / 4) + 4 * row + i % 4]) * x[i];
+    return s;
+  });
+}
+void Q4Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  Rows8Scalar32<BlockQ4_0x8>(a, act, r0, rows, j0, j1, [](const BlockQ4_0x8& w, int row, const int8_t* x) {
+    int32_t s = 0;
+    for (int i = 0; i < kQBlock / 2; ++i) {
+      const uint8_t byte = w.qs[32 * (i / 4) + 4 * row + i % 4];
+      s += ((byte & 0x0F) - 8) * x[i] + ((byte >> 4) - 8) * x[i + 16];
+    }
+    return s;
+  });
 }
 
 // Q4_K / Q5_K in the rows8 layout: the natural kernel's sums and float steps, read from the
@@ -288,6 +301,7 @@ KernelSet ScalarKernels() {
   s.q51 = Nibble32Scalar<BlockQ5_1>;
   s.iq4nl = Nibble32Scalar<BlockIQ4_NL>;
   s.iq4xs = Iq4XsScalar;
+  s.q8Rows8 = Q8Rows8Scalar;
   s.q4Rows8 = Q4Rows8Scalar;
   s.q4kRows8 = AffineKRows8Scalar<BlockQ4_Kx8>;
   s.q5kRows8 = AffineKRows8Scalar<BlockQ5_Kx8>;
