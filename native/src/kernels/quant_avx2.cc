@@ -779,42 +779,57 @@ KFN void Q8Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   for (int i = 0; i < RX; ++i) _mm256_storeu_ps(a.y + (r + i) * a.ldy + j, acc[i]);
 }
 
-// Q4_0 in the rows8 layout: 8 rows of W in the 32-bit lanes, X's 4 matching bytes broadcast; a
-// block's 8 vpmaddubsw results add up in int16 (≤ 8·2·15·127), one vpmaddwd makes each row's sum,
-// and d_w·(d_x·Σq·x + c) as the natural kernels. X comes in the set's Q4_0 layout (quad order
-// or natural), read through the offsets of each block's low and high 16 values.
-template <int RX>
-KFN void Q4Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  const BlockQ4_0x8* w = reinterpret_cast<const BlockQ4_0x8*>(a.w + j * a.wStride);
+// Q4_0 (and Q5_0) in the rows8 layout: 8 rows of W in the 32-bit lanes, X's 4 matching bytes
+// broadcast; a block's 8 vpmaddubsw results add up in int16 (≤ 8·2·15·127; Q5_0's levels reach
+// 31, so its low and high halves sum apart, ≤ 4·2·31·127 each), one vpmaddwd makes each row's
+// sum, and d_w·(d_x·Σq·x + c) as the natural kernels (c carries the −8 or −16). X comes in the
+// set's layout for the type (quad order or natural), read through the offsets of each block's
+// low and high 16 values.
+template <int RX, typename BlockX8>
+KFN void Nibble32Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  constexpr bool kQ5 = std::is_same_v<BlockX8, BlockQ5_0x8>;
+  const BlockX8* w = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
   const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
-  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10), ones = _mm256_set1_epi16(1);
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const BlockQ4_0x8& g = w[b];
-    _mm_prefetch(reinterpret_cast<const char*>(&g) + kPrefetchAhead, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(&g) + kPrefetchAhead + 64, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(&g) + kPrefetchAhead + 128, _MM_HINT_T0);
+    const BlockX8& g = w[b];
+    PrefetchAhead(&g, sizeof(BlockX8));
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
-    __m256i s16[RX];
-    for (int i = 0; i < RX; ++i) s16[i] = _mm256_setzero_si256();
+    __m256i s16[RX], h16[RX];  // h16: Q5_0's high halves
+    for (int i = 0; i < RX; ++i) s16[i] = h16[i] = _mm256_setzero_si256();
+    __m256i fifth = _mm256_setzero_si256();  // Q5_0: bit v / 4 + v of each byte: vector v's low / high fifth bit
+    if constexpr (kQ5) fifth = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qh));
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) {
       const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 32 * v));
-      const __m256i ql = _mm256_and_si256(bits, m4), qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      __m256i ql = _mm256_and_si256(bits, m4), qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      if constexpr (kQ5) {  // bit v (4 + v) to bit 4; 16-bit shifts move no bit into bit 4 of the other byte
+        ql = _mm256_or_si256(ql, _mm256_and_si256(_mm256_slli_epi16(fifth, 4 - v), m10));
+        qh = _mm256_or_si256(qh, _mm256_and_si256(_mm256_srli_epi16(fifth, v), m10));
+      }
       for (int i = 0; i < RX; ++i) {
         const int8_t* x = act.qs(r + i);
         int32_t xl, xh;
         std::memcpy(&xl, x + lo + 4 * v, 4);
         std::memcpy(&xh, x + hi + 4 * v, 4);
-        s16[i] = _mm256_add_epi16(s16[i], _mm256_add_epi16(_mm256_maddubs_epi16(ql, _mm256_set1_epi32(xl)),
-                                                           _mm256_maddubs_epi16(qh, _mm256_set1_epi32(xh))));
+        const __m256i pl = _mm256_maddubs_epi16(ql, _mm256_set1_epi32(xl));
+        const __m256i ph = _mm256_maddubs_epi16(qh, _mm256_set1_epi32(xh));
+        if constexpr (kQ5) {
+          s16[i] = _mm256_add_epi16(s16[i], pl);
+          h16[i] = _mm256_add_epi16(h16[i], ph);
+        } else {
+          s16[i] = _mm256_add_epi16(s16[i], _mm256_add_epi16(pl, ph));
+        }
       }
     }
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.d)));
     for (int i = 0; i < RX; ++i) {
-      const __m256 t = _mm256_fmadd_ps(_mm256_set1_ps(act.d(r + i)[b]), _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[i], ones)),
-                                       _mm256_set1_ps(act.c(r + i)[b]));
+      __m256i isum = _mm256_madd_epi16(s16[i], ones);
+      if constexpr (kQ5) isum = _mm256_add_epi32(isum, _mm256_madd_epi16(h16[i], ones));
+      const __m256 t =
+          _mm256_fmadd_ps(_mm256_set1_ps(act.d(r + i)[b]), _mm256_cvtepi32_ps(isum), _mm256_set1_ps(act.c(r + i)[b]));
       acc[i] = _mm256_fmadd_ps(dw, t, acc[i]);
     }
   }
@@ -911,9 +926,12 @@ struct Q8Rows8Tiles {
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q8Rows8Tile<RX>(a, act, r, j); }
 };
-struct Q4Rows8Tiles {
+template <typename BlockX8>
+struct Nibble32Rows8Tiles {
   template <int RX>
-  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q4Rows8Tile<RX>(a, act, r, j); }
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+    Nibble32Rows8Tile<RX, BlockX8>(a, act, r, j);
+  }
 };
 struct Q6KRows8Tiles {
   template <int RX>
@@ -1263,7 +1281,8 @@ KernelSet Avx2Kernels() {
   s.q8Layout = ActLayout::Q4Quads;  // prompts (m > 1): Q8PairTile
   s.iq4xsLayout = ActLayout::Iq4Pairs;
   s.q8Rows8 = Rows8Kernel<Q8Rows8Tiles>;
-  s.q4Rows8 = Rows8Kernel<Q4Rows8Tiles>;
+  s.q4Rows8 = Rows8Kernel<Nibble32Rows8Tiles<BlockQ4_0x8>>;
+  s.q50Rows8 = Rows8Kernel<Nibble32Rows8Tiles<BlockQ5_0x8>>;
   s.q4kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ4_Kx8>>;
   s.q5kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ5_Kx8>>;
   s.q6kRows8 = Rows8Kernel<Q6KRows8Tiles>;

@@ -1,4 +1,4 @@
-// The rows8 layout (quant_impl.h, BlockQ8_0x8 / BlockQ4_0x8 / BlockQ4_Kx8 / BlockQ5_Kx8 / BlockQ6_Kx8): natural rows → interleaved groups of 8.
+// The rows8 layout (quant_impl.h, BlockQ8_0x8 / BlockQ4_0x8 / BlockQ5_0x8 / BlockQ4_Kx8 / BlockQ5_Kx8 / BlockQ6_Kx8): natural rows → interleaved groups of 8.
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -25,6 +25,27 @@ void InterleaveGroupQ8_0(const uint8_t* src, int64_t srcStride, int64_t nb, uint
       std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(BlockQ8_0)), sizeof in);
       out.d[row] = in.d;
       for (int v = 0; v < 8; ++v) std::memcpy(out.qs + 32 * v + 4 * row, in.qs + 4 * v, 4);
+    }
+    std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
+  }
+}
+
+// One group: rows 0-7 at src → 8·nb BlockQ5_0x8 at dst. Natural: bit e of qh is element e's.
+void InterleaveGroupQ5_0(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
+  for (int64_t b = 0; b < nb; ++b) {
+    BlockQ5_0x8 out{};
+    for (int row = 0; row < 8; ++row) {
+      BlockQ5_0 in;
+      std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(BlockQ5_0)), sizeof in);
+      out.d[row] = in.d;
+      uint32_t qh;
+      std::memcpy(&qh, in.qh, 4);
+      for (int v = 0; v < 4; ++v) {
+        std::memcpy(out.qs + 32 * v + 4 * row, in.qs + 4 * v, 4);
+        for (int t = 0; t < 4; ++t)
+          out.qh[4 * row + t] = static_cast<uint8_t>(out.qh[4 * row + t] | ((qh >> (4 * v + t)) & 1) << v |
+                                                     ((qh >> (16 + 4 * v + t)) & 1) << (4 + v));
+      }
     }
     std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
   }
@@ -117,6 +138,7 @@ void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_
   switch (t) {
     case WeightType::Q8_0: group = InterleaveGroupQ8_0, blockBytes = sizeof(BlockQ8_0); break;
     case WeightType::Q4_0: group = InterleaveGroupQ4_0, blockBytes = sizeof(BlockQ4_0); break;
+    case WeightType::Q5_0: group = InterleaveGroupQ5_0, blockBytes = sizeof(BlockQ5_0); break;
     case WeightType::Q4_K: group = InterleaveGroupAffineK<BlockQ4_K, BlockQ4_Kx8>, blockBytes = sizeof(BlockQ4_K); break;
     case WeightType::Q5_K: group = InterleaveGroupAffineK<BlockQ5_K, BlockQ5_Kx8>, blockBytes = sizeof(BlockQ5_K); break;
     case WeightType::Q6_K: group = InterleaveGroupQ6_K, blockBytes = sizeof(BlockQ6_K); break;

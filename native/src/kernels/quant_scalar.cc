@@ -118,7 +118,7 @@ void AffineKScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int
   });
 }
 
-// Q8_0 / Q4_0 in the rows8 layout: Q8Scalar's and Nibble32Scalar's sums and float steps, read
+// Q8_0 / Q4_0 / Q5_0 in the rows8 layout: Q8Scalar's and Nibble32Scalar's sums and float steps, read
 // from the groups; dot(block, row, x) is row's exact integer sum over one block.
 template <typename BlockX8, typename BlockDot>
 void Rows8Scalar32(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1,
@@ -137,6 +137,17 @@ void Q8Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int
   Rows8Scalar32<BlockQ8_0x8>(a, act, r0, rows, j0, j1, [](const BlockQ8_0x8& w, int row, const int8_t* x) {
     int32_t s = 0;
     for (int i = 0; i < kQBlock; ++i) s += int32_t(w.qs[32 * (i / 4) + 4 * row + i % 4]) * x[i];
+    return s;
+  });
+}
+void Q50Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  Rows8Scalar32<BlockQ5_0x8>(a, act, r0, rows, j0, j1, [](const BlockQ5_0x8& w, int row, const int8_t* x) {
+    int32_t s = 0;
+    for (int i = 0; i < kQBlock / 2; ++i) {
+      const uint8_t byte = w.qs[32 * (i / 4) + 4 * row + i % 4], fifth = w.qh[4 * row + i % 4];
+      s += (((byte & 0x0F) | ((fifth >> (i / 4)) & 1) << 4) - 16) * x[i] +
+           (((byte >> 4) | ((fifth >> (4 + i / 4)) & 1) << 4) - 16) * x[i + 16];
+    }
     return s;
   });
 }
@@ -303,6 +314,7 @@ KernelSet ScalarKernels() {
   s.iq4xs = Iq4XsScalar;
   s.q8Rows8 = Q8Rows8Scalar;
   s.q4Rows8 = Q4Rows8Scalar;
+  s.q50Rows8 = Q50Rows8Scalar;
   s.q4kRows8 = AffineKRows8Scalar<BlockQ4_Kx8>;
   s.q5kRows8 = AffineKRows8Scalar<BlockQ5_Kx8>;
   s.q6kRows8 = Q6KRows8Scalar;
