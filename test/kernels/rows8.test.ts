@@ -1,8 +1,8 @@
-// The rows8 layout (Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K rows interleaved 8 at a time, the
-// model's matmul weights where the kernels run it): the bytes sit where quant_impl.h says (decoded
-// here in TS from that description), the scalar kernel on it gives the natural scalar kernel's
-// bits, every SIMD path on it agrees with scalar, and a row's bits do not depend on how many rows
-// of X share the call.
+// The rows8 layout (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K and Q6_K rows interleaved 8 at a
+// time, the model's matmul weights where the kernels run it): the bytes sit where quant_impl.h
+// says (decoded here in TS from that description), the scalar kernel on it gives the natural
+// scalar kernel's bits, every SIMD path on it agrees with scalar, and a row's bits do not depend
+// on how many rows of X share the call.
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   interleaveRows8,
@@ -36,8 +36,8 @@ function six(t: Uint8Array, row: number, sub: number): number {
   return lo | (hi << 4);
 }
 
-type Rows8Type = 'q8_0' | 'q4_0' | 'q5_0' | 'q4_k' | 'q5_k' | 'q6_k';
-const TYPES: readonly Rows8Type[] = ['q8_0', 'q4_0', 'q5_0', 'q4_k', 'q5_k', 'q6_k'];
+type Rows8Type = 'q8_0' | 'q4_0' | 'q5_0' | 'q4_1' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
+const TYPES: readonly Rows8Type[] = ['q8_0', 'q4_0', 'q5_0', 'q4_1', 'q5_1', 'q4_k', 'q5_k', 'q6_k'];
 
 function q4k(n: number, k: number, seed: number, type: Rows8Type = 'q4_k'): Uint8Array {
   return quantize(type, random(n * k, seed), n, k);
@@ -175,7 +175,7 @@ describe('rows8 layout', () => {
             [64, 2048],
             [16, 160],
           ] as const) {
-            if (k % (['q8_0', 'q4_0', 'q5_0'].includes(type) ? 32 : 256)) continue;
+            if (k % (type.endsWith('_k') ? 256 : 32)) continue;
             const m = 7;
             const w = q4k(n, k, 3 * n, type);
             const w8 = interleaveRows8(type, w, n, k);
@@ -202,17 +202,17 @@ describe('rows8 layout', () => {
 
   it('is refused where it does not apply, naming the fix', () => {
     expect(rows8Runs('q4_k', 'scalar')).toBe(true);
-    expect(rows8Runs('q4_1')).toBe(false);
-    const q41 = quantize('q4_1', random(8 * 64, 2), 8, 64);
-    expect(() => interleaveRows8('q4_1', q41, 8, 64)).toThrow(
-      /rows8 layout has no q4_1 form: keep these weights natural/,
+    expect(rows8Runs('iq4_nl')).toBe(false);
+    const iq4 = quantize('iq4_nl', random(8 * 64, 2), 8, 64);
+    expect(() => interleaveRows8('iq4_nl', iq4, 8, 64)).toThrow(
+      /rows8 layout has no iq4_nl form: keep these weights natural/,
     );
     const w = q4k(8, 256, 4);
     const x = random(256, 5);
     expect(() =>
       matmulQ(pool, {
-        type: 'q4_1',
-        w: q41,
+        type: 'iq4_nl',
+        w: iq4,
         n: 8,
         k: 64,
         x: random(64, 1),
@@ -220,7 +220,7 @@ describe('rows8 layout', () => {
         y: new Float32Array(8),
         rows8: true,
       }),
-    ).toThrow(/no rows8 form of q4_1: lay the weights out naturally/);
+    ).toThrow(/no rows8 form of iq4_nl: lay the weights out naturally/);
     expect(() =>
       matmulQ(pool, {
         type: 'q4_k',

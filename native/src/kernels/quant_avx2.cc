@@ -779,7 +779,7 @@ KFN void Q8Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   for (int i = 0; i < RX; ++i) _mm256_storeu_ps(a.y + (r + i) * a.ldy + j, acc[i]);
 }
 
-// Q4_0 (and Q5_0) in the rows8 layout: 8 rows of W in the 32-bit lanes, X's 4 matching bytes
+// Q4_0 (and Q5_0, Q4_1, Q5_1) in the rows8 layout: 8 rows of W in the 32-bit lanes, X's 4 matching bytes
 // broadcast; a block's 8 vpmaddubsw results add up in int16 (≤ 8·2·15·127; Q5_0's levels reach
 // 31, so its low and high halves sum apart, ≤ 4·2·31·127 each), one vpmaddwd makes each row's
 // sum, and d_w·(d_x·Σq·x + c) as the natural kernels (c carries the −8 or −16). X comes in the
@@ -787,7 +787,9 @@ KFN void Q8Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
 // low and high 16 values.
 template <int RX, typename BlockX8>
 KFN void Nibble32Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  constexpr bool kQ5 = std::is_same_v<BlockX8, BlockQ5_0x8>;
+  constexpr bool kQ5 = std::is_same_v<BlockX8, BlockQ5_0x8> || std::is_same_v<BlockX8, BlockQ5_1x8>;
+  // Q4_1 / Q5_1: x = d·q + m, so Σ = d_w·d_x·Σq·x + m_w·s_x (s_x = ActRows::c).
+  constexpr bool kAffine = std::is_same_v<BlockX8, BlockQ4_1x8> || std::is_same_v<BlockX8, BlockQ5_1x8>;
   const BlockX8* w = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
   const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
   const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10), ones = _mm256_set1_epi16(1);
@@ -825,12 +827,18 @@ KFN void Nibble32Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t
       }
     }
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.d)));
+    __m256 mw = _mm256_setzero_ps();
+    if constexpr (kAffine) mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.m)));
     for (int i = 0; i < RX; ++i) {
       __m256i isum = _mm256_madd_epi16(s16[i], ones);
       if constexpr (kQ5) isum = _mm256_add_epi32(isum, _mm256_madd_epi16(h16[i], ones));
-      const __m256 t =
-          _mm256_fmadd_ps(_mm256_set1_ps(act.d(r + i)[b]), _mm256_cvtepi32_ps(isum), _mm256_set1_ps(act.c(r + i)[b]));
-      acc[i] = _mm256_fmadd_ps(dw, t, acc[i]);
+      const __m256 dx = _mm256_set1_ps(act.d(r + i)[b]), cx = _mm256_set1_ps(act.c(r + i)[b]);
+      if constexpr (kAffine) {
+        acc[i] = _mm256_fmadd_ps(dw, _mm256_mul_ps(dx, _mm256_cvtepi32_ps(isum)), acc[i]);
+        acc[i] = _mm256_fmadd_ps(mw, cx, acc[i]);
+      } else {
+        acc[i] = _mm256_fmadd_ps(dw, _mm256_fmadd_ps(dx, _mm256_cvtepi32_ps(isum), cx), acc[i]);
+      }
     }
   }
   for (int i = 0; i < RX; ++i) _mm256_storeu_ps(a.y + (r + i) * a.ldy + j, acc[i]);
@@ -1283,6 +1291,8 @@ KernelSet Avx2Kernels() {
   s.q8Rows8 = Rows8Kernel<Q8Rows8Tiles>;
   s.q4Rows8 = Rows8Kernel<Nibble32Rows8Tiles<BlockQ4_0x8>>;
   s.q50Rows8 = Rows8Kernel<Nibble32Rows8Tiles<BlockQ5_0x8>>;
+  s.q41Rows8 = Rows8Kernel<Nibble32Rows8Tiles<BlockQ4_1x8>>;
+  s.q51Rows8 = Rows8Kernel<Nibble32Rows8Tiles<BlockQ5_1x8>>;
   s.q4kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ4_Kx8>>;
   s.q5kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ5_Kx8>>;
   s.q6kRows8 = Rows8Kernel<Q6KRows8Tiles>;

@@ -65,6 +65,16 @@ struct BlockQ5_0x8 {  // 176 bytes = 8 × BlockQ5_0
   uint8_t qh[32];
   uint8_t qs[128];
 };
+// Q4_1 / Q5_1: as BlockQ4_0x8 / BlockQ5_0x8 with the 8 rows' mins after their scales.
+struct BlockQ4_1x8 {  // 160 bytes = 8 × BlockQ4_1
+  uint16_t d[8], m[8];
+  uint8_t qs[128];
+};
+struct BlockQ5_1x8 {  // 192 bytes = 8 × BlockQ5_1
+  uint16_t d[8], m[8];
+  uint8_t qh[32];
+  uint8_t qs[128];
+};
 // Q8_0: per block of 32, the 8 rows' scales, then 8 vectors of 32 bytes; vector v holds values
 // 4v..4v+3 of each row (row ρ at byte 4ρ).
 struct BlockQ8_0x8 {  // 272 bytes = 8 × BlockQ8_0
@@ -90,7 +100,8 @@ struct BlockQ6_Kx8 {  // 1680 bytes = 8 × BlockQ6_K
 };
 static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K) && sizeof(BlockQ5_Kx8) == 8 * sizeof(BlockQ5_K) &&
                   sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0) && sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0) &&
-                  sizeof(BlockQ5_0x8) == 8 * sizeof(BlockQ5_0) &&
+                  sizeof(BlockQ5_0x8) == 8 * sizeof(BlockQ5_0) && sizeof(BlockQ4_1x8) == 8 * sizeof(BlockQ4_1) &&
+                  sizeof(BlockQ5_1x8) == 8 * sizeof(BlockQ5_1) &&
                   sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K),
               "rows8 keeps the bytes of its rows");
 // A table of 64 6-bit values (row ρ, sub-block s) in 48 bytes: two 32-byte vectors V_h (h = s / 4)
@@ -118,12 +129,14 @@ struct KernelSet {
   ActLayout iq4xsLayout = ActLayout::Natural;  // of the IQ4_XS kernels' (Natural or Iq4Pairs)
   // Kernels on rows8 weights (whole groups: j0 and j1 multiples of 8); null where this path
   // runs the type only in the natural layout.
-  QKernel q8Rows8 = nullptr, q4Rows8 = nullptr, q50Rows8 = nullptr, q4kRows8 = nullptr, q5kRows8 = nullptr, q6kRows8 = nullptr;
+  QKernel q8Rows8 = nullptr, q4Rows8 = nullptr, q50Rows8 = nullptr, q41Rows8 = nullptr, q51Rows8 = nullptr, q4kRows8 = nullptr, q5kRows8 = nullptr, q6kRows8 = nullptr;
   QKernel ForRows8(WeightType t) const {
     switch (t) {
       case WeightType::Q8_0: return q8Rows8;
       case WeightType::Q4_0: return q4Rows8;
       case WeightType::Q5_0: return q50Rows8;
+      case WeightType::Q4_1: return q41Rows8;
+      case WeightType::Q5_1: return q51Rows8;
       case WeightType::Q4_K: return q4kRows8;
       case WeightType::Q5_K: return q5kRows8;
       case WeightType::Q6_K: return q6kRows8;

@@ -1,4 +1,4 @@
-// The rows8 layout (quant_impl.h, BlockQ8_0x8 / BlockQ4_0x8 / BlockQ5_0x8 / BlockQ4_Kx8 / BlockQ5_Kx8 / BlockQ6_Kx8): natural rows → interleaved groups of 8.
+// The rows8 layout (quant_impl.h, BlockQ8_0x8, the 32-element nibble types' x8 blocks, BlockQ4_Kx8 / BlockQ5_Kx8 / BlockQ6_Kx8): natural rows → interleaved groups of 8.
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -30,36 +30,26 @@ void InterleaveGroupQ8_0(const uint8_t* src, int64_t srcStride, int64_t nb, uint
   }
 }
 
-// One group: rows 0-7 at src → 8·nb BlockQ5_0x8 at dst. Natural: bit e of qh is element e's.
-void InterleaveGroupQ5_0(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
+// One group: rows 0-7 at src → 8·nb BlockQ4_0x8 / Q5_0x8 / Q4_1x8 / Q5_1x8 at dst. Natural: bit e
+// of a 5-bit type's qh is element e's fifth bit.
+template <typename Block, typename BlockX8>
+void InterleaveGroupNibble32(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
   for (int64_t b = 0; b < nb; ++b) {
-    BlockQ5_0x8 out{};
+    BlockX8 out{};
     for (int row = 0; row < 8; ++row) {
-      BlockQ5_0 in;
-      std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(BlockQ5_0)), sizeof in);
+      Block in;
+      std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(Block)), sizeof in);
       out.d[row] = in.d;
-      uint32_t qh;
-      std::memcpy(&qh, in.qh, 4);
-      for (int v = 0; v < 4; ++v) {
-        std::memcpy(out.qs + 32 * v + 4 * row, in.qs + 4 * v, 4);
-        for (int t = 0; t < 4; ++t)
-          out.qh[4 * row + t] = static_cast<uint8_t>(out.qh[4 * row + t] | ((qh >> (4 * v + t)) & 1) << v |
-                                                     ((qh >> (16 + 4 * v + t)) & 1) << (4 + v));
-      }
-    }
-    std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
-  }
-}
-
-// One group: rows 0-7 at src → 8·nb BlockQ4_0x8 at dst.
-void InterleaveGroupQ4_0(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
-  for (int64_t b = 0; b < nb; ++b) {
-    BlockQ4_0x8 out{};
-    for (int row = 0; row < 8; ++row) {
-      BlockQ4_0 in;
-      std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(BlockQ4_0)), sizeof in);
-      out.d[row] = in.d;
+      if constexpr (Nibble32Traits<Block>::kAffine) out.m[row] = in.m;
       for (int v = 0; v < 4; ++v) std::memcpy(out.qs + 32 * v + 4 * row, in.qs + 4 * v, 4);
+      if constexpr (Nibble32Traits<Block>::kFifthBit) {
+        uint32_t qh;
+        std::memcpy(&qh, in.qh, 4);
+        for (int v = 0; v < 4; ++v)
+          for (int t = 0; t < 4; ++t)
+            out.qh[4 * row + t] = static_cast<uint8_t>(out.qh[4 * row + t] | ((qh >> (4 * v + t)) & 1) << v |
+                                                       ((qh >> (16 + 4 * v + t)) & 1) << (4 + v));
+      }
     }
     std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
   }
@@ -137,8 +127,18 @@ void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_
   int64_t blockBytes = 0;
   switch (t) {
     case WeightType::Q8_0: group = InterleaveGroupQ8_0, blockBytes = sizeof(BlockQ8_0); break;
-    case WeightType::Q4_0: group = InterleaveGroupQ4_0, blockBytes = sizeof(BlockQ4_0); break;
-    case WeightType::Q5_0: group = InterleaveGroupQ5_0, blockBytes = sizeof(BlockQ5_0); break;
+    case WeightType::Q4_0:
+      group = InterleaveGroupNibble32<BlockQ4_0, BlockQ4_0x8>, blockBytes = sizeof(BlockQ4_0);
+      break;
+    case WeightType::Q5_0:
+      group = InterleaveGroupNibble32<BlockQ5_0, BlockQ5_0x8>, blockBytes = sizeof(BlockQ5_0);
+      break;
+    case WeightType::Q4_1:
+      group = InterleaveGroupNibble32<BlockQ4_1, BlockQ4_1x8>, blockBytes = sizeof(BlockQ4_1);
+      break;
+    case WeightType::Q5_1:
+      group = InterleaveGroupNibble32<BlockQ5_1, BlockQ5_1x8>, blockBytes = sizeof(BlockQ5_1);
+      break;
     case WeightType::Q4_K: group = InterleaveGroupAffineK<BlockQ4_K, BlockQ4_Kx8>, blockBytes = sizeof(BlockQ4_K); break;
     case WeightType::Q5_K: group = InterleaveGroupAffineK<BlockQ5_K, BlockQ5_Kx8>, blockBytes = sizeof(BlockQ5_K); break;
     case WeightType::Q6_K: group = InterleaveGroupQ6_K, blockBytes = sizeof(BlockQ6_K); break;

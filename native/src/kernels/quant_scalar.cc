@@ -118,18 +118,21 @@ void AffineKScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int
   });
 }
 
-// Q8_0 / Q4_0 / Q5_0 in the rows8 layout: Q8Scalar's and Nibble32Scalar's sums and float steps, read
-// from the groups; dot(block, row, x) is row's exact integer sum over one block.
+// Q8_0 and the nibble types in the rows8 layout: Q8Scalar's and Nibble32Scalar's sums and float
+// steps, read from the groups; dot(block, row, x) is row's exact integer sum over one block.
 template <typename BlockX8, typename BlockDot>
 void Rows8Scalar32(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1,
                    BlockDot dot) {
+  constexpr bool kAffine = std::is_same_v<BlockX8, BlockQ4_1x8> || std::is_same_v<BlockX8, BlockQ5_1x8>;
   for (int64_t r = r0; r < r0 + rows; ++r)
     for (int64_t j = j0; j < j1; ++j) {
       const int row = static_cast<int>(j % 8);
       const BlockX8* w = reinterpret_cast<const BlockX8*>(a.w + (j - row) * a.wStride);
       float sum = 0.0f;
-      for (int64_t b = 0; b < act.nb; ++b)
+      for (int64_t b = 0; b < act.nb; ++b) {
         sum += F16ToF32(w[b].d[row]) * act.d(r)[b] * static_cast<float>(dot(w[b], row, act.qs(r) + b * kQBlock));
+        if constexpr (kAffine) sum += F16ToF32(w[b].m[row]) * act.c(r)[b];
+      }
       a.y[r * a.ldy + j] = sum;
     }
 }
@@ -140,23 +143,22 @@ void Q8Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int
     return s;
   });
 }
-void Q50Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-  Rows8Scalar32<BlockQ5_0x8>(a, act, r0, rows, j0, j1, [](const BlockQ5_0x8& w, int row, const int8_t* x) {
-    int32_t s = 0;
-    for (int i = 0; i < kQBlock / 2; ++i) {
-      const uint8_t byte = w.qs[32 * (i / 4) + 4 * row + i % 4], fifth = w.qh[4 * row + i % 4];
-      s += (((byte & 0x0F) | ((fifth >> (i / 4)) & 1) << 4) - 16) * x[i] +
-           (((byte >> 4) | ((fifth >> (4 + i / 4)) & 1) << 4) - 16) * x[i + 16];
-    }
-    return s;
-  });
-}
-void Q4Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-  Rows8Scalar32<BlockQ4_0x8>(a, act, r0, rows, j0, j1, [](const BlockQ4_0x8& w, int row, const int8_t* x) {
+// The nibble types: levels (with Q5's fifth bits) less the _0 types' offset.
+template <typename Block, typename BlockX8>
+void Nibble32Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
+                         int64_t j1) {
+  using T = Nibble32Traits<Block>;
+  Rows8Scalar32<BlockX8>(a, act, r0, rows, j0, j1, [](const BlockX8& w, int row, const int8_t* x) {
     int32_t s = 0;
     for (int i = 0; i < kQBlock / 2; ++i) {
       const uint8_t byte = w.qs[32 * (i / 4) + 4 * row + i % 4];
-      s += ((byte & 0x0F) - 8) * x[i] + ((byte >> 4) - 8) * x[i + 16];
+      int lo = byte & 0x0F, hi = byte >> 4;
+      if constexpr (T::kFifthBit) {
+        const uint8_t fifth = w.qh[4 * row + i % 4];
+        lo |= ((fifth >> (i / 4)) & 1) << 4;
+        hi |= ((fifth >> (4 + i / 4)) & 1) << 4;
+      }
+      s += (lo - T::kOffset) * x[i] + (hi - T::kOffset) * x[i + 16];
     }
     return s;
   });
@@ -313,8 +315,10 @@ KernelSet ScalarKernels() {
   s.iq4nl = Nibble32Scalar<BlockIQ4_NL>;
   s.iq4xs = Iq4XsScalar;
   s.q8Rows8 = Q8Rows8Scalar;
-  s.q4Rows8 = Q4Rows8Scalar;
-  s.q50Rows8 = Q50Rows8Scalar;
+  s.q4Rows8 = Nibble32Rows8Scalar<BlockQ4_0, BlockQ4_0x8>;
+  s.q50Rows8 = Nibble32Rows8Scalar<BlockQ5_0, BlockQ5_0x8>;
+  s.q41Rows8 = Nibble32Rows8Scalar<BlockQ4_1, BlockQ4_1x8>;
+  s.q51Rows8 = Nibble32Rows8Scalar<BlockQ5_1, BlockQ5_1x8>;
   s.q4kRows8 = AffineKRows8Scalar<BlockQ4_Kx8>;
   s.q5kRows8 = AffineKRows8Scalar<BlockQ5_Kx8>;
   s.q6kRows8 = Q6KRows8Scalar;
