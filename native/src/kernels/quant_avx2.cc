@@ -664,10 +664,13 @@ KFN __m256i Rows8SixVector(const uint8_t* t, int h) {  // V_h of a Rows8Six tabl
   const __m256i shift = h ? _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6) : _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
   return _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srlv_epi32(top, shift), m3), 4));
 }
-// vpshufb control giving 32-bit lane ρ the int16 pair (V[(ρ, s0)], V[(ρ, s1)]) of a V_h vector.
-KFN __m256i Rows8Pair(int s0, int s1) {
+// vpshufb control giving 32-bit lane ρ the int16 pair (V[(ρ, s0)], V[(ρ, s1)]) of a V_h vector
+// (bytes in Rows8SixIndex's order); high: each byte into the int16's high half, for a signed
+// value that an arithmetic shift by 8 then widens.
+KFN __m256i Rows8Pair(int s0, int s1, bool high = false) {
   auto word = [&](int q) {
-    return static_cast<int>((4 * (s0 % 4) + q) | 0x80 << 8 | (4 * (s1 % 4) + q) << 16 | 0x80u << 24);
+    const unsigned a = static_cast<unsigned>(4 * (s0 % 4) + q), b = static_cast<unsigned>(4 * (s1 % 4) + q);
+    return static_cast<int>(high ? 0x80u | a << 8 | 0x80u << 16 | b << 24 : a | 0x80u << 8 | b << 16 | 0x80u << 24);
   };
   return _mm256_setr_epi32(word(0), word(1), word(2), word(3), word(0), word(1), word(2), word(3));
 }
@@ -848,12 +851,8 @@ KFN void Nibble32Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t
 // each pair takes the rows' scales in one vpmaddwd; the −32 comes back through the bsums as in
 // Q6KTile (Σ_g sc_g·bsum_g, 8 vpmaddwd of scale pairs by X's bsum pairs).
 KFN __m256i Rows8ScaleI8(const int8_t* scales, int g0, int g1) {  // int16 pair (sc g0, sc g1) per row lane
-  const auto word = [&](int q) {
-    return static_cast<int>(0x80 | (4 * (g0 % 4) + q) << 8 | 0x80 << 16 | static_cast<unsigned>(4 * (g1 % 4) + q) << 24);
-  };
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * (g0 / 4)));  // g1 / 4 = g0 / 4
-  return _mm256_srai_epi16(
-      _mm256_shuffle_epi8(v, _mm256_setr_epi32(word(0), word(1), word(2), word(3), word(0), word(1), word(2), word(3))), 8);
+  return _mm256_srai_epi16(_mm256_shuffle_epi8(v, Rows8Pair(g0, g1, true)), 8);
 }
 template <int RX>
 KFN void Q6KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {

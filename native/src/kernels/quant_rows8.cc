@@ -1,4 +1,6 @@
-// The rows8 layout (quant_impl.h, BlockQ8_0x8, the 32-element nibble types' x8 blocks, BlockQ4_Kx8 / BlockQ5_Kx8 / BlockQ6_Kx8): natural rows → interleaved groups of 8.
+// The rows8 layout (quant_impl.h, the Block*x8 structs): natural rows → interleaved groups of 8.
+// InterleaveGroup walks a group block by block; PlaceRow puts one row's fields where its type's
+// layout says.
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -16,105 +18,93 @@ void PutSix(uint8_t* t, int row, int sub, uint8_t v) {
   t[32 + j % 16] = static_cast<uint8_t>(t[32 + j % 16] | (v >> 4) << Rows8SixHighShift(row, sub));
 }
 
-// One group: rows 0-7 at src → 8·nb BlockQ8_0x8 at dst.
-void InterleaveGroupQ8_0(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
-  for (int64_t b = 0; b < nb; ++b) {
-    BlockQ8_0x8 out{};
-    for (int row = 0; row < 8; ++row) {
-      BlockQ8_0 in;
-      std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(BlockQ8_0)), sizeof in);
-      out.d[row] = in.d;
-      for (int v = 0; v < 8; ++v) std::memcpy(out.qs + 32 * v + 4 * row, in.qs + 4 * v, 4);
-    }
-    std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
+// Row `row`'s fields of natural block `in` into group block `out`, one overload per type.
+void PlaceRow(const BlockQ8_0& in, int row, BlockQ8_0x8& out) {
+  out.d[row] = in.d;
+  for (int v = 0; v < 8; ++v) std::memcpy(out.qs + 32 * v + 4 * row, in.qs + 4 * v, 4);
+}
+
+// The nibble types (Q4_0, Q5_0, Q4_1, Q5_1). Natural: bit e of a 5-bit type's qh is element e's
+// fifth bit.
+template <typename Block, typename BlockX8>
+void PlaceRowNibble(const Block& in, int row, BlockX8& out) {
+  out.d[row] = in.d;
+  if constexpr (Nibble32Traits<Block>::kAffine) out.m[row] = in.m;
+  for (int v = 0; v < 4; ++v) std::memcpy(out.qs + 32 * v + 4 * row, in.qs + 4 * v, 4);
+  if constexpr (Nibble32Traits<Block>::kFifthBit) {
+    uint32_t qh;
+    std::memcpy(&qh, in.qh, 4);
+    for (int v = 0; v < 4; ++v)
+      for (int t = 0; t < 4; ++t)
+        out.qh[4 * row + t] = static_cast<uint8_t>(out.qh[4 * row + t] | ((qh >> (4 * v + t)) & 1) << v |
+                                                   ((qh >> (16 + 4 * v + t)) & 1) << (4 + v));
   }
 }
 
-// One group: rows 0-7 at src → 8·nb BlockQ4_0x8 / Q5_0x8 / Q4_1x8 / Q5_1x8 at dst. Natural: bit e
-// of a 5-bit type's qh is element e's fifth bit.
+void PlaceRow(const BlockQ4_0& in, int row, BlockQ4_0x8& out) { PlaceRowNibble(in, row, out); }
+void PlaceRow(const BlockQ5_0& in, int row, BlockQ5_0x8& out) { PlaceRowNibble(in, row, out); }
+void PlaceRow(const BlockQ4_1& in, int row, BlockQ4_1x8& out) { PlaceRowNibble(in, row, out); }
+void PlaceRow(const BlockQ5_1& in, int row, BlockQ5_1x8& out) { PlaceRowNibble(in, row, out); }
+
+void PlaceRow(const BlockQ6_K& in, int row, BlockQ6_Kx8& out) {
+  out.d[row] = in.d;
+  for (int g = 0; g < 16; ++g) out.scales[32 * (g / 4) + Rows8SixIndex(row, g)] = in.scales[g];
+  // Byte-wise, from the layouts' definitions (a level at a time, the repack took 7% of a
+  // 400-token run's samples). Pair c takes elements 64c..64c+63: the low nibbles of ql
+  // half c / 2 for even c, the high ones for odd c; their top bits sit at bits 2·(2·(c % 2) + h)
+  // of qh half c / 2.
+  for (int c = 0; c < 4; ++c) {
+    const uint8_t* A = in.ql + 64 * (c / 2);
+    const uint8_t* N = in.qh + 32 * (c / 2);
+    for (int i = 0; i < 32; ++i) {
+      const uint8_t lo = c % 2 ? A[i] >> 4 : A[i] & 0xF, hi = c % 2 ? A[32 + i] & 0xF0 : (A[32 + i] & 0xF) << 4;
+      out.ql[32 * (8 * c + i / 4) + 4 * row + i % 4] = static_cast<uint8_t>(lo | hi);
+    }
+    for (int h = 0; h < 2; ++h) {
+      const int shift = 2 * (2 * (c % 2) + h);
+      for (int u = 0; u < 2; ++u)
+        for (int t = 0; t < 4; ++t) {
+          int byte = 0;
+          for (int w = 0; w < 4; ++w) byte |= ((N[16 * u + 4 * w + t] >> shift) & 3) << (2 * w);
+          out.qh[32 * (4 * c + 2 * h + u) + 4 * row + t] = static_cast<uint8_t>(byte);
+        }
+    }
+  }
+}
+
+// Q4_K / Q5_K.
 template <typename Block, typename BlockX8>
-void InterleaveGroupNibble32(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
+void PlaceRowK(const Block& in, int row, BlockX8& out) {
+  out.d[row] = in.d;
+  out.dmin[row] = in.dmin;
+  uint8_t sc[8], m[8];
+  UnpackScalesK4(in.scales, sc, m);
+  for (int s = 0; s < 8; ++s) {
+    PutSix(out.scales, row, s, sc[s]);
+    PutSix(out.mins, row, s, m[s]);
+  }
+  for (int c = 0; c < 4; ++c)
+    for (int v = 0; v < 8; ++v) std::memcpy(out.qs + 256 * c + 32 * v + 4 * row, in.qs + 32 * c + 4 * v, 4);
+  if constexpr (std::is_same_v<Block, BlockQ5_K>)  // natural: bit s of qh[l] is element 32s + l's
+    for (int s = 0; s < 8; ++s)
+      for (int t = 0; t < 4; ++t) {
+        int byte = 0;
+        for (int v = 0; v < 8; ++v) byte |= ((in.qh[4 * v + t] >> s) & 1) << v;
+        out.qh[32 * s + 4 * row + t] = static_cast<uint8_t>(byte);
+      }
+}
+void PlaceRow(const BlockQ4_K& in, int row, BlockQ4_Kx8& out) { PlaceRowK(in, row, out); }
+void PlaceRow(const BlockQ5_K& in, int row, BlockQ5_Kx8& out) { PlaceRowK(in, row, out); }
+
+// One group: rows 0-7 at src → 8·nb BlockX8 at dst.
+template <typename Block, typename BlockX8>
+void InterleaveGroup(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
   for (int64_t b = 0; b < nb; ++b) {
     BlockX8 out{};
     for (int row = 0; row < 8; ++row) {
       Block in;
       std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(Block)), sizeof in);
-      out.d[row] = in.d;
-      if constexpr (Nibble32Traits<Block>::kAffine) out.m[row] = in.m;
-      for (int v = 0; v < 4; ++v) std::memcpy(out.qs + 32 * v + 4 * row, in.qs + 4 * v, 4);
-      if constexpr (Nibble32Traits<Block>::kFifthBit) {
-        uint32_t qh;
-        std::memcpy(&qh, in.qh, 4);
-        for (int v = 0; v < 4; ++v)
-          for (int t = 0; t < 4; ++t)
-            out.qh[4 * row + t] = static_cast<uint8_t>(out.qh[4 * row + t] | ((qh >> (4 * v + t)) & 1) << v |
-                                                       ((qh >> (16 + 4 * v + t)) & 1) << (4 + v));
-      }
-    }
-    std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
-  }
-}
-
-// One group: rows 0-7 at src → 8·nb BlockQ6_Kx8 at dst.
-void InterleaveGroupQ6_K(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
-  for (int64_t b = 0; b < nb; ++b) {
-    BlockQ6_Kx8 out{};
-    for (int row = 0; row < 8; ++row) {
-      BlockQ6_K in;
-      std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(BlockQ6_K)), sizeof in);
-      out.d[row] = in.d;
-      for (int g = 0; g < 16; ++g) out.scales[32 * (g / 4) + Rows8SixIndex(row, g)] = in.scales[g];
-      // Byte-wise, from the layouts' definitions (a level at a time, the repack took 7% of a
-      // 400-token run's samples). Pair c takes elements 64c..64c+63: the low nibbles of ql
-      // half c / 2 for even c, the high ones for odd c; their top bits sit at bits 2·(2·(c % 2) + h)
-      // of qh half c / 2.
-      for (int c = 0; c < 4; ++c) {
-        const uint8_t* A = in.ql + 64 * (c / 2);
-        const uint8_t* N = in.qh + 32 * (c / 2);
-        for (int i = 0; i < 32; ++i) {
-          const uint8_t lo = c % 2 ? A[i] >> 4 : A[i] & 0xF, hi = c % 2 ? A[32 + i] & 0xF0 : (A[32 + i] & 0xF) << 4;
-          out.ql[32 * (8 * c + i / 4) + 4 * row + i % 4] = static_cast<uint8_t>(lo | hi);
-        }
-        for (int h = 0; h < 2; ++h) {
-          const int shift = 2 * (2 * (c % 2) + h);
-          for (int u = 0; u < 2; ++u)
-            for (int t = 0; t < 4; ++t) {
-              int byte = 0;
-              for (int w = 0; w < 4; ++w) byte |= ((N[16 * u + 4 * w + t] >> shift) & 3) << (2 * w);
-              out.qh[32 * (4 * c + 2 * h + u) + 4 * row + t] = static_cast<uint8_t>(byte);
-            }
-        }
-      }
-    }
-    std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
-  }
-}
-
-// One group: rows 0-7 at src → 8·nb BlockQ4_Kx8 (BlockQ5_Kx8) at dst.
-template <typename Block, typename BlockX8>
-void InterleaveGroupAffineK(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
-  for (int64_t b = 0; b < nb; ++b) {
-    BlockX8 out{};
-    for (int row = 0; row < 8; ++row) {
-      Block in;
-      std::memcpy(&in, src + row * srcStride + b * static_cast<int64_t>(sizeof(Block)), sizeof in);
-      out.d[row] = in.d;
-      out.dmin[row] = in.dmin;
-      uint8_t sc[8], m[8];
-      UnpackScalesK4(in.scales, sc, m);
-      for (int s = 0; s < 8; ++s) {
-        PutSix(out.scales, row, s, sc[s]);
-        PutSix(out.mins, row, s, m[s]);
-      }
-      for (int c = 0; c < 4; ++c)
-        for (int v = 0; v < 8; ++v) std::memcpy(out.qs + 256 * c + 32 * v + 4 * row, in.qs + 32 * c + 4 * v, 4);
-      if constexpr (std::is_same_v<Block, BlockQ5_K>)  // natural: bit s of qh[l] is element 32s + l's
-        for (int s = 0; s < 8; ++s)
-          for (int t = 0; t < 4; ++t) {
-            int byte = 0;
-            for (int v = 0; v < 8; ++v) byte |= ((in.qh[4 * v + t] >> s) & 1) << v;
-            out.qh[32 * s + 4 * row + t] = static_cast<uint8_t>(byte);
-          }
+      PlaceRow(in, row, out);
     }
     std::memcpy(dst + b * static_cast<int64_t>(sizeof out), &out, sizeof out);
   }
@@ -125,23 +115,20 @@ void InterleaveGroupAffineK(const uint8_t* src, int64_t srcStride, int64_t nb, u
 void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_t rows, int64_t k, uint8_t* dst) {
   void (*group)(const uint8_t*, int64_t, int64_t, uint8_t*) = nullptr;
   int64_t blockBytes = 0;
+  auto use = [&](auto block, auto blockX8) {
+    using Block = decltype(block);
+    group = InterleaveGroup<Block, decltype(blockX8)>;
+    blockBytes = sizeof(Block);
+  };
   switch (t) {
-    case WeightType::Q8_0: group = InterleaveGroupQ8_0, blockBytes = sizeof(BlockQ8_0); break;
-    case WeightType::Q4_0:
-      group = InterleaveGroupNibble32<BlockQ4_0, BlockQ4_0x8>, blockBytes = sizeof(BlockQ4_0);
-      break;
-    case WeightType::Q5_0:
-      group = InterleaveGroupNibble32<BlockQ5_0, BlockQ5_0x8>, blockBytes = sizeof(BlockQ5_0);
-      break;
-    case WeightType::Q4_1:
-      group = InterleaveGroupNibble32<BlockQ4_1, BlockQ4_1x8>, blockBytes = sizeof(BlockQ4_1);
-      break;
-    case WeightType::Q5_1:
-      group = InterleaveGroupNibble32<BlockQ5_1, BlockQ5_1x8>, blockBytes = sizeof(BlockQ5_1);
-      break;
-    case WeightType::Q4_K: group = InterleaveGroupAffineK<BlockQ4_K, BlockQ4_Kx8>, blockBytes = sizeof(BlockQ4_K); break;
-    case WeightType::Q5_K: group = InterleaveGroupAffineK<BlockQ5_K, BlockQ5_Kx8>, blockBytes = sizeof(BlockQ5_K); break;
-    case WeightType::Q6_K: group = InterleaveGroupQ6_K, blockBytes = sizeof(BlockQ6_K); break;
+    case WeightType::Q8_0: use(BlockQ8_0{}, BlockQ8_0x8{}); break;
+    case WeightType::Q4_0: use(BlockQ4_0{}, BlockQ4_0x8{}); break;
+    case WeightType::Q5_0: use(BlockQ5_0{}, BlockQ5_0x8{}); break;
+    case WeightType::Q4_1: use(BlockQ4_1{}, BlockQ4_1x8{}); break;
+    case WeightType::Q5_1: use(BlockQ5_1{}, BlockQ5_1x8{}); break;
+    case WeightType::Q4_K: use(BlockQ4_K{}, BlockQ4_Kx8{}); break;
+    case WeightType::Q5_K: use(BlockQ5_K{}, BlockQ5_Kx8{}); break;
+    case WeightType::Q6_K: use(BlockQ6_K{}, BlockQ6_Kx8{}); break;
     default:
       throw UserError(std::string("the rows8 layout has no ") + WeightTypeName(t) + " form: keep these weights natural");
   }
