@@ -40,6 +40,14 @@ describe('redblue bench model', () => {
       expect(Number.isFinite(x.ratio), x.case).toBe(true);
     }
     expect(report.results[0]!.reference).toBe('llama.cpp_2_threads');
+    // The bandwidth figure pairs each timed generation with the read bandwidth sampled around it.
+    const bw = report.results.find((x) => x.case === 'tg8_bandwidth') as unknown as {
+      value: number;
+      referenceValue: number;
+      details: { pairs: { tgGBps: number; readGBps: number }[] };
+    };
+    expect(bw.details.pairs).toHaveLength(1);
+    expect(bw.details.pairs[0]).toEqual({ tgGBps: bw.value, readGBps: bw.referenceValue });
     // Resident memory splits into the process before loading and what the model added; the
     // executor's own memory is part of its resident memory (the rest: pages shared with others).
     for (const x of report.results.filter((y) => /^(rss|private)_/.test(y.case))) {
@@ -72,6 +80,9 @@ describe('redblue bench model', () => {
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^model\s+size\s+params\s+type\s+executors\s+test\s+t\/s/);
     expect(text.stdout).toMatch(/\nllama 0\.\d+ B Q4_0 /);
+    expect(text.stdout).toMatch(
+      /of the read bandwidth of 2 core\(s\) sampled around it \(\d+\.\d+ GB\/s; each repetition: \d+%, median kept\)/,
+    );
     expect(text.stdout).toMatch(
       /rank 0: weights .* its own memory .* resident .* before loading \(Node, gRPC, the addon\), the model added /,
     );
