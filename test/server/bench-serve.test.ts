@@ -16,7 +16,19 @@ describe('redblue bench serve', () => {
   it('reports aggregate tokens/s per level against one stream, latencies, and one stream against generate', () => {
     const model = join(dir, 'small.gguf');
     writeSyntheticModel(model, SMALL_LLAMA);
-    const r = runCli(['bench', 'serve', '-m', model, '--tokens', '8', '--levels', '1,2', '--json']);
+    const r = runCli([
+      'bench',
+      'serve',
+      '-m',
+      model,
+      '--tokens',
+      '8',
+      '--levels',
+      '1,2',
+      '--pairs',
+      '2',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as BenchReport;
     expect(report.benchmark).toBe('serve');
@@ -35,9 +47,17 @@ describe('redblue bench serve', () => {
     // Counted like generate's figure: the tokens after the first, not the request's whole time.
     expect(g.value).toBeGreaterThan(0);
     expect(g.details!.oneStreamThroughput).toBe(byCase.get('streams_1')!.value);
+    // Two alternated pairs of (generate, one stream); the figure is one of them, not a mix.
+    const pairs = g.details!.pairs as { stream: number; generate: number }[];
+    expect(pairs).toHaveLength(2);
+    expect(pairs).toContainEqual({ stream: g.value, generate: g.referenceValue });
+    for (const p of pairs) expect(p.stream * p.generate).toBeGreaterThan(0);
     expect(leftovers(r.pid)).toEqual([]);
     const bad = runCli(['bench', 'serve', '-m', model, '--levels', '2,4']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--levels must list stream counts from 1 to 64, starting with 1/);
+    const noPairs = runCli(['bench', 'serve', '-m', model, '--pairs', '0']);
+    expect(noPairs.code).toBe(2);
+    expect(noPairs.stderr).toContain('--pairs must be a whole number of at least 1');
   });
 });
