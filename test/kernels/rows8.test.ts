@@ -1,4 +1,4 @@
-// The rows8 layout (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K and Q6_K rows interleaved 8 at a
+// The rows8 layout (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q3_K, Q4_K, Q5_K and Q6_K rows interleaved 8 at a
 // time, the model's matmul weights where the kernels run it): the bytes sit where quant_impl.h
 // says (decoded here in TS from that description), the scalar kernel on it gives the natural
 // scalar kernel's bits, every SIMD path on it agrees with scalar, and a row's bits do not depend
@@ -36,8 +36,8 @@ function six(t: Uint8Array, row: number, sub: number): number {
   return lo | (hi << 4);
 }
 
-type Rows8Type = 'q8_0' | 'q4_0' | 'q5_0' | 'q4_1' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
-const TYPES: readonly Rows8Type[] = ['q8_0', 'q4_0', 'q5_0', 'q4_1', 'q5_1', 'q4_k', 'q5_k', 'q6_k'];
+type Rows8Type = 'q8_0' | 'q4_0' | 'q5_0' | 'q4_1' | 'q5_1' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k';
+const TYPES: readonly Rows8Type[] = ['q8_0', 'q4_0', 'q5_0', 'q4_1', 'q5_1', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
 
 function q4k(n: number, k: number, seed: number, type: Rows8Type = 'q4_k'): Uint8Array {
   return quantize(type, random(n * k, seed), n, k);
@@ -147,6 +147,46 @@ describe('rows8 layout', () => {
       }
     }
     expect(Buffer.from(r8.subarray(8 * 210)).equals(Buffer.from(w.subarray(8 * 210)))).toBe(true);
+  });
+
+  it('keeps every Q3_K row of a group (d, scales, each level) where the layout says', () => {
+    const n = 10,
+      k = 512,
+      nb = k / 256;
+    const w = q4k(n, k, 33, 'q3_k');
+    const r8 = interleaveRows8('q3_k', w, n, k);
+    for (let b = 0; b < nb; b++)
+      for (let row = 0; row < 8; row++) {
+        // Natural: hmask[32], qs[64], scales[12], d at 108; as ggml's dequantize_row_q3_K reads them.
+        const B = row * 110 * nb + b * 110,
+          G = b * 880;
+        const level = (e: number): number => {
+          const l = e % 32;
+          const low = (w[B + 32 + 32 * Math.floor(e / 128) + l]! >> (2 * Math.floor((e % 128) / 32))) & 3;
+          return low - ((w[B + l]! >> Math.floor(e / 32)) & 1 ? 0 : 4);
+        };
+        const scale = (g: number): number => {
+          const s = w.subarray(B + 96, B + 108);
+          const low = g < 8 ? s[g]! & 15 : s[g - 8]! >> 4;
+          return low | (((s[8 + (g % 4)]! >> (2 * Math.floor(g / 4))) & 3) << 4);
+        };
+        expect(r8[G + 2 * row]! | (r8[G + 2 * row + 1]! << 8)).toBe(w[B + 108]! | (w[B + 109]! << 8));
+        for (let g = 0; g < 16; g++)
+          expect(
+            six(r8.subarray(G + 16 + 48 * Math.floor(g / 8), G + 64 + 48 * Math.floor(g / 8)), row, g % 8),
+          ).toBe(scale(g));
+        for (let e = 0; e < 256; e++) {
+          const g = Math.floor(e / 16),
+            v = Math.floor((e % 16) / 4),
+            t = e % 4;
+          const low = (r8[G + 368 + 32 * g + 4 * row + t]! >> (2 * v)) & 3;
+          // quant_impl.h's Q3KRows8HighBit
+          const bit = 2 * (1 - (g % 2)) + (v % 2) + 4 * Math.floor(v / 2);
+          const high = (r8[G + 112 + 32 * Math.floor(g / 2) + 4 * row + t]! >> bit) & 1;
+          expect(low - (high ? 0 : 4)).toBe(level(e));
+        }
+      }
+    expect(Buffer.from(r8.subarray(8 * 110 * nb)).equals(Buffer.from(w.subarray(8 * 110 * nb)))).toBe(true);
   });
 
   it('the scalar kernel on rows8 gives the natural scalar kernel bit for bit', () => {

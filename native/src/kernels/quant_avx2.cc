@@ -854,6 +854,17 @@ KFN __m256i Rows8ScaleI8(const int8_t* scales, int g0, int g1) {  // int16 pair 
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * (g0 / 4)));  // g1 / 4 = g0 / 4
   return _mm256_srai_epi16(_mm256_shuffle_epi8(v, Rows8Pair(g0, g1, true)), 8);
 }
+// Σ_g sc_g·bsum_g per row lane: sp[p] holds the rows' int16 scale pairs (sc_2p, sc_2p+1).
+KFN __m256i Rows8ScaledBsums(const __m256i sp[8], const BlockQ8_K& xb) {
+  __m256i sum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p) {
+    int32_t b2;
+    std::memcpy(&b2, xb.bsums + 2 * p, 4);
+    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(sp[p], _mm256_set1_epi32(b2)));
+  }
+  return sum;
+}
 template <int RX>
 KFN void Q6KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   const BlockQ6_Kx8* w = reinterpret_cast<const BlockQ6_Kx8*>(a.w + j * a.wStride);
@@ -902,16 +913,69 @@ KFN void Q6KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.d)));
     for (int i = 0; i < RX; ++i) {
       const BlockQ8_K& xb = act.q8k(r + i)[b];
-      __m256i bias = _mm256_setzero_si256();
-#pragma GCC unroll 8
-      for (int p = 0; p < 8; ++p) {
-        int32_t b2;
-        std::memcpy(&b2, xb.bsums + 2 * p, 4);
-        bias = _mm256_add_epi32(bias, _mm256_madd_epi16(sp[p], _mm256_set1_epi32(b2)));
-      }
-      const __m256i total = _mm256_sub_epi32(isum[i], _mm256_slli_epi32(bias, 5));
+      const __m256i total = _mm256_sub_epi32(isum[i], _mm256_slli_epi32(Rows8ScaledBsums(sp, xb), 5));
       acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), _mm256_cvtepi32_ps(total), acc[i]);
     }
+  }
+  for (int i = 0; i < RX; ++i) _mm256_storeu_ps(a.y + (r + i) * a.ldy + j, acc[i]);
+}
+
+// Q3_K in the rows8 layout: levels unsigned (q + 4 in 0..7: two qs bits, the hm bit at bit 2), a
+// sub-block's 4 vpmaddubsw results summed in int16 (≤ 4·2·7·127), then its scales (sc − 32, one
+// per row lane) by one vpmaddwd; the −4 back through the bsums as Q6KRows8Tile's −32.
+template <int RX>
+KFN void Q3KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ3_Kx8* w = reinterpret_cast<const BlockQ3_Kx8*>(a.w + j * a.wStride);
+  const int64_t nb = a.k / kQKBlock;
+  const __m256i m33 = _mm256_set1_epi8(0x33), m44 = _mm256_set1_epi8(0x44), m7 = _mm256_set1_epi8(7),
+                k32 = _mm256_set1_epi16(32);
+  __m256 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ3_Kx8& g = w[b];
+    PrefetchAhead(&g, sizeof(BlockQ3_Kx8));
+    // V_c: the stored scales of sub-blocks 4c..4c+3 (0..63, Rows8SixIndex's order).
+    const __m256i sc[4] = {Rows8SixVector(g.scales, 0), Rows8SixVector(g.scales, 1), Rows8SixVector(g.scales + 48, 0),
+                           Rows8SixVector(g.scales + 48, 1)};
+    __m256i isum[RX];
+    {
+      __m256i sp[8];
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p)
+        sp[p] = _mm256_sub_epi16(_mm256_shuffle_epi8(sc[p / 2], Rows8Pair(2 * p, 2 * p + 1)), k32);
+      for (int i = 0; i < RX; ++i)
+        isum[i] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(Rows8ScaledBsums(sp, act.q8k(r + i)[b]), 2));
+    }
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; ++c)
+#pragma GCC unroll 4  // sub-block 4c + s4: the scale's vpshufb control a constant
+      for (int s4 = 0; s4 < 4; ++s4) {
+        const int sb = 4 * c + s4, u = s4 % 2;
+        const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 32 * sb));
+        const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.hm + 32 * (sb / 2)));
+        const __m256i scale = _mm256_sub_epi16(_mm256_shuffle_epi8(sc[c], Rows8Pair(s4, s4)), k32);
+        // Levels 0 and 2 (low, high nibble of e), 1 and 3 (of o): two qs bits and the hm bit each
+        // (Q3KRows8HighBit: one shift brings a sub-block's hm bits to bits 2 and 6).
+        const __m256i he = u ? _mm256_slli_epi16(hm, 2) : hm, ho = u ? _mm256_slli_epi16(hm, 1) : _mm256_srli_epi16(hm, 1);
+        const __m256i e = _mm256_or_si256(_mm256_and_si256(bits, m33), _mm256_and_si256(he, m44));
+        const __m256i o = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2), m33), _mm256_and_si256(ho, m44));
+        const __m256i q[4] = {_mm256_and_si256(e, m7), _mm256_and_si256(o, m7), _mm256_and_si256(_mm256_srli_epi16(e, 4), m7),
+                              _mm256_and_si256(_mm256_srli_epi16(o, 4), m7)};
+        __m256i s16[RX];
+        for (int i = 0; i < RX; ++i) s16[i] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v)
+          for (int i = 0; i < RX; ++i) {
+            int32_t x4;
+            std::memcpy(&x4, act.q8k(r + i)[b].qs + 16 * sb + 4 * v, 4);
+            s16[i] = _mm256_add_epi16(s16[i], _mm256_maddubs_epi16(q[v], _mm256_set1_epi32(x4)));
+          }
+        for (int i = 0; i < RX; ++i) isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(s16[i], scale));
+      }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.d)));
+    for (int i = 0; i < RX; ++i)
+      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(act.q8k(r + i)[b].d)), _mm256_cvtepi32_ps(isum[i]),
+                               acc[i]);
   }
   for (int i = 0; i < RX; ++i) _mm256_storeu_ps(a.y + (r + i) * a.ldy + j, acc[i]);
 }
@@ -943,6 +1007,10 @@ struct Nibble32Rows8Tiles {
 struct Q6KRows8Tiles {
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q6KRows8Tile<RX>(a, act, r, j); }
+};
+struct Q3KRows8Tiles {
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q3KRows8Tile<RX>(a, act, r, j); }
 };
 template <typename BlockX8>
 struct AffineKRows8Tiles {
@@ -1295,6 +1363,7 @@ KernelSet Avx2Kernels() {
   s.q4kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ4_Kx8>>;
   s.q5kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ5_Kx8>>;
   s.q6kRows8 = Rows8Kernel<Q6KRows8Tiles>;
+  s.q3kRows8 = Rows8Kernel<Q3KRows8Tiles>;
   return s;
 }
 

@@ -98,6 +98,20 @@ struct BlockQ6_Kx8 {  // 1680 bytes = 8 × BlockQ6_K
   uint8_t ql[1024];
   uint8_t qh[512];
 };
+// Q3_K: element 16g + 4w + t of row ρ (sub-block g < 16, w, t < 4) has its two low bits at bits
+// 2w of byte 4ρ + t of qs vector g, and its hmask bit at bit Q3KRows8HighBit(g, w) of byte 4ρ + t
+// of hm vector g / 2: one qs load serves a sub-block, one hm load two, and the bits sit where
+// (qs & 0x33) and (qs >> 2 & 0x33) take them with one shift, so levels w and w + 2 come out of
+// one byte's nibbles. scales: the 16 6-bit scales as stored (sc + 32, 0..63) of the 8 rows, two
+// Rows8Six tables: sub-blocks 0-7, then 8-15.
+inline int Q3KRows8HighBit(int g, int w) { return 2 * (1 - g % 2) + w % 2 + 4 * (w / 2); }
+struct BlockQ3_Kx8 {  // 880 bytes = 8 × BlockQ3_K
+  uint16_t d[8];
+  uint8_t scales[96];
+  uint8_t hm[256];
+  uint8_t qs[512];
+};
+static_assert(sizeof(BlockQ3_Kx8) == 8 * sizeof(BlockQ3_K), "rows8 keeps the bytes of its rows");
 static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K) && sizeof(BlockQ5_Kx8) == 8 * sizeof(BlockQ5_K) &&
                   sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0) && sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0) &&
                   sizeof(BlockQ5_0x8) == 8 * sizeof(BlockQ5_0) && sizeof(BlockQ4_1x8) == 8 * sizeof(BlockQ4_1) &&
@@ -129,7 +143,8 @@ struct KernelSet {
   ActLayout iq4xsLayout = ActLayout::Natural;  // of the IQ4_XS kernels' (Natural or Iq4Pairs)
   // Kernels on rows8 weights (whole groups: j0 and j1 multiples of 8); null where this path
   // runs the type only in the natural layout.
-  QKernel q8Rows8 = nullptr, q4Rows8 = nullptr, q50Rows8 = nullptr, q41Rows8 = nullptr, q51Rows8 = nullptr, q4kRows8 = nullptr, q5kRows8 = nullptr, q6kRows8 = nullptr;
+  QKernel q8Rows8 = nullptr, q4Rows8 = nullptr, q50Rows8 = nullptr, q41Rows8 = nullptr, q51Rows8 = nullptr, q4kRows8 = nullptr, q5kRows8 = nullptr, q6kRows8 = nullptr,
+         q3kRows8 = nullptr;
   QKernel ForRows8(WeightType t) const {
     switch (t) {
       case WeightType::Q8_0: return q8Rows8;
@@ -140,6 +155,7 @@ struct KernelSet {
       case WeightType::Q4_K: return q4kRows8;
       case WeightType::Q5_K: return q5kRows8;
       case WeightType::Q6_K: return q6kRows8;
+      case WeightType::Q3_K: return q3kRows8;
       default: return nullptr;
     }
   }

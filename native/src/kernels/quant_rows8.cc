@@ -72,6 +72,34 @@ void PlaceRow(const BlockQ6_K& in, int row, BlockQ6_Kx8& out) {
   }
 }
 
+// Natural Q3_K: element e = 128h + 32t + l has its low bits at bits 2t of qs[32h + l] and its
+// hmask bit at bit e / 32 of hmask[l].
+void PlaceRow(const BlockQ3_K& in, int row, BlockQ3_Kx8& out) {
+  out.d[row] = in.d;
+  int8_t sc[16];
+  UnpackScalesQ3K(in.scales, sc);
+  for (int g = 0; g < 16; ++g) PutSix(out.scales + 48 * (g / 8), row, g % 8, static_cast<uint8_t>(sc[g] + 32));
+  // Four elements (t = 0..3) a 32-bit word: sub-block g's elements 16g + 4w + t sit at bytes
+  // 16·(g % 2) + 4w + t of qs half g / 8 (bits 2·((g % 8) / 2)) and of hmask (bit g / 2).
+  for (int g = 0; g < 16; ++g) {
+    const int base = 16 * (g % 2), shift = 2 * ((g % 8) / 2);
+    uint32_t low = 0, high = 0;
+    for (int w = 0; w < 4; ++w) {
+      uint32_t q, m;
+      std::memcpy(&q, in.qs + 32 * (g / 8) + base + 4 * w, 4);
+      std::memcpy(&m, in.hmask + base + 4 * w, 4);
+      low |= ((q >> shift) & 0x03030303u) << (2 * w);
+      high |= ((m >> (g / 2)) & 0x01010101u) << Q3KRows8HighBit(g, w);
+    }
+    std::memcpy(out.qs + 32 * g + 4 * row, &low, 4);
+    uint8_t* hm = out.hm + 32 * (g / 2) + 4 * row;
+    uint32_t both;
+    std::memcpy(&both, hm, 4);
+    both |= high;
+    std::memcpy(hm, &both, 4);
+  }
+}
+
 // Q4_K / Q5_K.
 template <typename Block, typename BlockX8>
 void PlaceRowK(const Block& in, int row, BlockX8& out) {
@@ -129,6 +157,7 @@ void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_
     case WeightType::Q4_K: use(BlockQ4_K{}, BlockQ4_Kx8{}); break;
     case WeightType::Q5_K: use(BlockQ5_K{}, BlockQ5_Kx8{}); break;
     case WeightType::Q6_K: use(BlockQ6_K{}, BlockQ6_Kx8{}); break;
+    case WeightType::Q3_K: use(BlockQ3_K{}, BlockQ3_Kx8{}); break;
     default:
       throw UserError(std::string("the rows8 layout has no ") + WeightTypeName(t) + " form: keep these weights natural");
   }

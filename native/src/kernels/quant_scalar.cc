@@ -164,10 +164,12 @@ void Nibble32Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r
   });
 }
 
-// Q4_K / Q5_K in the rows8 layout: the natural kernel's sums and float steps, read from the
-// groups, so each row comes out bit for bit as AffineKScalar gives it.
-template <typename BlockX8>
-void AffineKRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+// The K types in the rows8 layout: SuperBlockScalar's float steps, read from the groups;
+// dot(group block, row, x) is row's exact integer sums over one super-block.
+template <typename BlockX8, typename BlockDot>
+void SuperBlockRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
+                           int64_t j1, BlockDot dot) {
+  constexpr bool kMins = std::is_same_v<BlockX8, BlockQ4_Kx8> || std::is_same_v<BlockX8, BlockQ5_Kx8>;
   const int64_t nb = a.k / kQKBlock;
   for (int64_t r = r0; r < r0 + rows; ++r)
     for (int64_t j = j0; j < j1; ++j) {
@@ -176,50 +178,69 @@ void AffineKRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0
       const BlockQ8_K* x = act.q8k(r);
       float sum = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
-        int32_t isum = 0, imin = 0;
-        for (int s = 0; s < 8; ++s) {
-          int32_t dot = 0;
-          for (int l = 0; l < 32; ++l) {
-            const int at = 32 * (l / 4) + 4 * row + l % 4;
-            int q = (w[b].qs[256 * (s / 2) + at] >> (4 * (s % 2))) & 0x0F;
-            if constexpr (std::is_same_v<BlockX8, BlockQ5_Kx8>) q |= ((w[b].qh[32 * s + 4 * row + l % 4] >> (l / 4)) & 1) << 4;
-            dot += q * x[b].qs[32 * s + l];
-          }
-          isum += Rows8Six(w[b].scales, row, s) * dot;
-          imin += Rows8Six(w[b].mins, row, s) * (x[b].bsums[2 * s] + x[b].bsums[2 * s + 1]);
-        }
-        sum += F16ToF32(w[b].d[row]) * x[b].d * static_cast<float>(isum);
-        sum -= F16ToF32(w[b].dmin[row]) * x[b].d * static_cast<float>(imin);
+        const SuperBlockSums s = dot(w[b], row, x[b]);
+        sum += F16ToF32(w[b].d[row]) * x[b].d * static_cast<float>(s.isum);
+        if constexpr (kMins) sum -= F16ToF32(w[b].dmin[row]) * x[b].d * static_cast<float>(s.imin);
       }
       a.y[r * a.ldy + j] = sum;
     }
 }
 
-// Q6_K in the rows8 layout: Q6KScalar's sums and float steps, read from the groups.
-void Q6KRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-  const int64_t nb = a.k / kQKBlock;
-  for (int64_t r = r0; r < r0 + rows; ++r)
-    for (int64_t j = j0; j < j1; ++j) {
-      const int row = static_cast<int>(j % 8);
-      const BlockQ6_Kx8* w = reinterpret_cast<const BlockQ6_Kx8*>(a.w + (j - row) * a.wStride);
-      const BlockQ8_K* x = act.q8k(r);
-      float sum = 0.0f;
-      for (int64_t b = 0; b < nb; ++b) {
-        int32_t isum = 0;
-        for (int g = 0; g < 16; ++g) {
-          int32_t dot = 0;
-          for (int e = 16 * g; e < 16 * g + 16; ++e) {
-            const int c = e / 64, h = (e / 32) % 2, v = (e / 4) % 8, t = e % 4;
-            const int lo = (w[b].ql[32 * (8 * c + v) + 4 * row + t] >> (4 * h)) & 0xF;
-            const int hi = (w[b].qh[32 * g + 4 * row + t] >> (2 * (v % 4))) & 3;
-            dot += ((lo | hi << 4) - 32) * x[b].qs[e];
-          }
-          isum += w[b].scales[32 * (g / 4) + Rows8SixIndex(row, g)] * dot;
-        }
-        sum += F16ToF32(w[b].d[row]) * x[b].d * static_cast<float>(isum);
+// Q4_K / Q5_K in the rows8 layout: AffineKScalar's sums, so each row comes out bit for bit as
+// AffineKScalar gives it.
+template <typename BlockX8>
+void AffineKRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  SuperBlockRows8Scalar<BlockX8>(a, act, r0, rows, j0, j1, [](const BlockX8& w, int row, const BlockQ8_K& x) {
+    SuperBlockSums out;
+    for (int s = 0; s < 8; ++s) {
+      int32_t dot = 0;
+      for (int l = 0; l < 32; ++l) {
+        const int at = 32 * (l / 4) + 4 * row + l % 4;
+        int q = (w.qs[256 * (s / 2) + at] >> (4 * (s % 2))) & 0x0F;
+        if constexpr (std::is_same_v<BlockX8, BlockQ5_Kx8>) q |= ((w.qh[32 * s + 4 * row + l % 4] >> (l / 4)) & 1) << 4;
+        dot += q * x.qs[32 * s + l];
       }
-      a.y[r * a.ldy + j] = sum;
+      out.isum += Rows8Six(w.scales, row, s) * dot;
+      out.imin += Rows8Six(w.mins, row, s) * (x.bsums[2 * s] + x.bsums[2 * s + 1]);
     }
+    return out;
+  });
+}
+
+// Q6_K in the rows8 layout: Q6KScalar's sums.
+void Q6KRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  SuperBlockRows8Scalar<BlockQ6_Kx8>(a, act, r0, rows, j0, j1, [](const BlockQ6_Kx8& w, int row, const BlockQ8_K& x) {
+    SuperBlockSums out;
+    for (int g = 0; g < 16; ++g) {
+      int32_t dot = 0;
+      for (int e = 16 * g; e < 16 * g + 16; ++e) {
+        const int c = e / 64, h = (e / 32) % 2, v = (e / 4) % 8, t = e % 4;
+        const int lo = (w.ql[32 * (8 * c + v) + 4 * row + t] >> (4 * h)) & 0xF;
+        const int hi = (w.qh[32 * g + 4 * row + t] >> (2 * (v % 4))) & 3;
+        dot += ((lo | hi << 4) - 32) * x.qs[e];
+      }
+      out.isum += w.scales[32 * (g / 4) + Rows8SixIndex(row, g)] * dot;
+    }
+    return out;
+  });
+}
+
+// Q3_K in the rows8 layout: Q3KScalar's sums.
+void Q3KRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  SuperBlockRows8Scalar<BlockQ3_Kx8>(a, act, r0, rows, j0, j1, [](const BlockQ3_Kx8& w, int row, const BlockQ8_K& x) {
+    SuperBlockSums out;
+    for (int g = 0; g < 16; ++g) {
+      int32_t dot = 0;
+      for (int e = 16 * g; e < 16 * g + 16; ++e) {
+        const int v = (e % 16) / 4, t = e % 4;
+        const int lo = (w.qs[32 * g + 4 * row + t] >> (2 * v)) & 3;
+        const int hi = (w.hm[32 * (g / 2) + 4 * row + t] >> Q3KRows8HighBit(g, v)) & 1;
+        dot += (lo - (hi ? 0 : 4)) * x.qs[e];
+      }
+      out.isum += (Rows8Six(w.scales + 48 * (g / 8), row, g % 8) - 32) * dot;
+    }
+    return out;
+  });
 }
 
 // Q2_K: 16 sub-blocks of 16, 4-bit scales (low nibble) and mins (high).
@@ -322,6 +343,7 @@ KernelSet ScalarKernels() {
   s.q4kRows8 = AffineKRows8Scalar<BlockQ4_Kx8>;
   s.q5kRows8 = AffineKRows8Scalar<BlockQ5_Kx8>;
   s.q6kRows8 = Q6KRows8Scalar;
+  s.q3kRows8 = Q3KRows8Scalar;
   return s;
 }
 
