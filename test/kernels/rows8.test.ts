@@ -1,4 +1,4 @@
-// The rows8 layout (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q3_K, Q4_K, Q5_K and Q6_K rows interleaved 8 at a
+// The rows8 layout (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K rows interleaved 8 at a
 // time, the model's matmul weights where the kernels run it): the bytes sit where quant_impl.h
 // says (decoded here in TS from that description), the scalar kernel on it gives the natural
 // scalar kernel's bits, every SIMD path on it agrees with scalar, and a row's bits do not depend
@@ -36,8 +36,19 @@ function six(t: Uint8Array, row: number, sub: number): number {
   return lo | (hi << 4);
 }
 
-type Rows8Type = 'q8_0' | 'q4_0' | 'q5_0' | 'q4_1' | 'q5_1' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k';
-const TYPES: readonly Rows8Type[] = ['q8_0', 'q4_0', 'q5_0', 'q4_1', 'q5_1', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
+type Rows8Type = 'q8_0' | 'q4_0' | 'q5_0' | 'q4_1' | 'q5_1' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k';
+const TYPES: readonly Rows8Type[] = [
+  'q8_0',
+  'q4_0',
+  'q5_0',
+  'q4_1',
+  'q5_1',
+  'q2_k',
+  'q3_k',
+  'q4_k',
+  'q5_k',
+  'q6_k',
+];
 
 function q4k(n: number, k: number, seed: number, type: Rows8Type = 'q4_k'): Uint8Array {
   return quantize(type, random(n * k, seed), n, k);
@@ -187,6 +198,32 @@ describe('rows8 layout', () => {
         }
       }
     expect(Buffer.from(r8.subarray(8 * 110 * nb)).equals(Buffer.from(w.subarray(8 * 110 * nb)))).toBe(true);
+  });
+
+  it('keeps every Q2_K row of a group (d, dmin, scale and min bytes, each level) where the layout says', () => {
+    const n = 8,
+      k = 256;
+    const w = q4k(n, k, 35, 'q2_k');
+    const r8 = interleaveRows8('q2_k', w, n, k);
+    for (let row = 0; row < 8; row++) {
+      // Natural: scales[16], qs[64], d at 80, dmin at 82; levels as ggml's dequantize_row_q2_K reads them.
+      const B = row * 84;
+      for (const [at, natural] of [
+        [2 * row, B + 80],
+        [16 + 2 * row, B + 82],
+      ] as const)
+        expect(r8[at]! | (r8[at + 1]! << 8)).toBe(w[natural]! | (w[natural + 1]! << 8));
+      for (let g = 0; g < 16; g++) {
+        const j = 16 * Math.floor(row / 4) + 4 * (g % 4) + (row % 4);
+        expect(r8[32 + 32 * Math.floor(g / 4) + j]).toBe(w[B + g]);
+      }
+      for (let e = 0; e < 256; e++) {
+        const level =
+          (w[B + 16 + 32 * Math.floor(e / 128) + (e % 32)]! >> (2 * Math.floor((e % 128) / 32))) & 3;
+        const at = 160 + 32 * Math.floor(e / 16) + 4 * row + (e % 4);
+        expect((r8[at]! >> (2 * Math.floor((e % 16) / 4))) & 3).toBe(level);
+      }
+    }
   });
 
   it('the scalar kernel on rows8 gives the natural scalar kernel bit for bit', () => {

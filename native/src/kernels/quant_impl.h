@@ -104,6 +104,15 @@ struct BlockQ6_Kx8 {  // 1680 bytes = 8 × BlockQ6_K
 // (qs & 0x33) and (qs >> 2 & 0x33) take them with one shift, so levels w and w + 2 come out of
 // one byte's nibbles. scales: the 16 6-bit scales as stored (sc + 32, 0..63) of the 8 rows, two
 // Rows8Six tables: sub-blocks 0-7, then 8-15.
+// Q2_K: element 16g + 4w + t of row ρ has its two bits at bits 2w of byte 4ρ + t of qs vector g
+// (as Q3_K's low bits); scales: the byte (scale | min << 4) of sub-block g, row ρ at 32·(g / 4) +
+// Rows8SixIndex(ρ, g), so one vpshufb gives each row lane its byte for a sub-block or a pair.
+struct BlockQ2_Kx8 {  // 672 bytes = 8 × BlockQ2_K
+  uint16_t d[8], dmin[8];
+  uint8_t scales[128];
+  uint8_t qs[512];
+};
+static_assert(sizeof(BlockQ2_Kx8) == 8 * sizeof(BlockQ2_K), "rows8 keeps the bytes of its rows");
 inline int Q3KRows8HighBit(int g, int w) { return 2 * (1 - g % 2) + w % 2 + 4 * (w / 2); }
 struct BlockQ3_Kx8 {  // 880 bytes = 8 × BlockQ3_K
   uint16_t d[8];
@@ -144,7 +153,7 @@ struct KernelSet {
   // Kernels on rows8 weights (whole groups: j0 and j1 multiples of 8); null where this path
   // runs the type only in the natural layout.
   QKernel q8Rows8 = nullptr, q4Rows8 = nullptr, q50Rows8 = nullptr, q41Rows8 = nullptr, q51Rows8 = nullptr, q4kRows8 = nullptr, q5kRows8 = nullptr, q6kRows8 = nullptr,
-         q3kRows8 = nullptr;
+         q3kRows8 = nullptr, q2kRows8 = nullptr;
   QKernel ForRows8(WeightType t) const {
     switch (t) {
       case WeightType::Q8_0: return q8Rows8;
@@ -156,6 +165,7 @@ struct KernelSet {
       case WeightType::Q5_K: return q5kRows8;
       case WeightType::Q6_K: return q6kRows8;
       case WeightType::Q3_K: return q3kRows8;
+      case WeightType::Q2_K: return q2kRows8;
       default: return nullptr;
     }
   }

@@ -100,6 +100,23 @@ void PlaceRow(const BlockQ3_K& in, int row, BlockQ3_Kx8& out) {
   }
 }
 
+// Natural Q2_K: element e = 128h + 32t + l at bits 2t of qs[32h + l], as Q3_K's low bits.
+void PlaceRow(const BlockQ2_K& in, int row, BlockQ2_Kx8& out) {
+  out.d[row] = in.d;
+  out.dmin[row] = in.dmin;
+  for (int g = 0; g < 16; ++g) {
+    out.scales[32 * (g / 4) + Rows8SixIndex(row, g)] = in.scales[g];
+    const int base = 16 * (g % 2), shift = 2 * ((g % 8) / 2);
+    uint32_t low = 0;
+    for (int w = 0; w < 4; ++w) {
+      uint32_t q;
+      std::memcpy(&q, in.qs + 32 * (g / 8) + base + 4 * w, 4);
+      low |= ((q >> shift) & 0x03030303u) << (2 * w);
+    }
+    std::memcpy(out.qs + 32 * g + 4 * row, &low, 4);
+  }
+}
+
 // Q4_K / Q5_K.
 template <typename Block, typename BlockX8>
 void PlaceRowK(const Block& in, int row, BlockX8& out) {
@@ -158,6 +175,7 @@ void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_
     case WeightType::Q5_K: use(BlockQ5_K{}, BlockQ5_Kx8{}); break;
     case WeightType::Q6_K: use(BlockQ6_K{}, BlockQ6_Kx8{}); break;
     case WeightType::Q3_K: use(BlockQ3_K{}, BlockQ3_Kx8{}); break;
+    case WeightType::Q2_K: use(BlockQ2_K{}, BlockQ2_Kx8{}); break;
     default:
       throw UserError(std::string("the rows8 layout has no ") + WeightTypeName(t) + " form: keep these weights natural");
   }

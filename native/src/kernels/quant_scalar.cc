@@ -169,7 +169,8 @@ void Nibble32Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r
 template <typename BlockX8, typename BlockDot>
 void SuperBlockRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                            int64_t j1, BlockDot dot) {
-  constexpr bool kMins = std::is_same_v<BlockX8, BlockQ4_Kx8> || std::is_same_v<BlockX8, BlockQ5_Kx8>;
+  constexpr bool kMins = std::is_same_v<BlockX8, BlockQ4_Kx8> || std::is_same_v<BlockX8, BlockQ5_Kx8> ||
+                         std::is_same_v<BlockX8, BlockQ2_Kx8>;
   const int64_t nb = a.k / kQKBlock;
   for (int64_t r = r0; r < r0 + rows; ++r)
     for (int64_t j = j0; j < j1; ++j) {
@@ -238,6 +239,21 @@ void Q3KRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, in
         dot += (lo - (hi ? 0 : 4)) * x.qs[e];
       }
       out.isum += (Rows8Six(w.scales + 48 * (g / 8), row, g % 8) - 32) * dot;
+    }
+    return out;
+  });
+}
+
+// Q2_K in the rows8 layout: Q2KScalar's sums.
+void Q2KRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+  SuperBlockRows8Scalar<BlockQ2_Kx8>(a, act, r0, rows, j0, j1, [](const BlockQ2_Kx8& w, int row, const BlockQ8_K& x) {
+    SuperBlockSums out;
+    for (int g = 0; g < 16; ++g) {
+      int32_t dot = 0;
+      for (int e = 16 * g; e < 16 * g + 16; ++e) dot += ((w.qs[32 * g + 4 * row + e % 4] >> (2 * ((e % 16) / 4))) & 3) * x.qs[e];
+      const uint8_t sm = w.scales[32 * (g / 4) + Rows8SixIndex(row, g)];
+      out.isum += (sm & 0xF) * dot;
+      out.imin += (sm >> 4) * x.bsums[g];
     }
     return out;
   });
@@ -344,6 +360,7 @@ KernelSet ScalarKernels() {
   s.q5kRows8 = AffineKRows8Scalar<BlockQ5_Kx8>;
   s.q6kRows8 = Q6KRows8Scalar;
   s.q3kRows8 = Q3KRows8Scalar;
+  s.q2kRows8 = Q2KRows8Scalar;
   return s;
 }
 
