@@ -4,7 +4,8 @@
 // level against one stream (cases `streams_N`), time to first token and time per output token
 // (median, p99) at each level, and one stream through the server against `redblue generate` on
 // the same model and executors, measured in the same run.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -119,9 +120,12 @@ function startServer(o: ServeBenchOptions): Promise<{ proc: ChildProcess; base: 
 
 export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
   const startedAt = new Date().toISOString();
-  const generateRate = (): number => {
+  // Run without blocking this process: a blocked event loop misses the server closing an idle
+  // keep-alive connection (after 5 s), and the next request then goes out on the dead socket
+  // ("fetch failed" on the second pair).
+  const generateRate = async (): Promise<number> => {
     log(`redblue generate on ${o.executors} executor(s), ${o.tokens} tokens (the reference for one stream)`);
-    const gen = spawnSync(
+    const gen = await promisify(execFile)(
       process.execPath,
       [
         CLI,
@@ -138,9 +142,10 @@ export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
         '--virtual-nodes',
         String(o.executors),
       ],
-      { encoding: 'utf8', timeout: 600_000 },
-    );
-    if (gen.status !== 0) throw new Error(`redblue generate failed: ${gen.stderr.trim()}`);
+      { encoding: 'utf8', timeout: 600_000, maxBuffer: 64 << 20 },
+    ).catch((e: { stderr?: string; message: string }) => {
+      throw new Error(`redblue generate failed: ${(e.stderr ?? '').trim() || e.message}`);
+    });
     return (JSON.parse(gen.stdout) as { timings: { generateTokensPerSecond: number } }).timings
       .generateTokensPerSecond;
   };
@@ -148,7 +153,7 @@ export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
   // the first over the time they took (generate's figure leaves the prompt out).
   const genRate = (s: StreamStats) => s.gaps.length / (s.gaps.reduce((a, g) => a + g, 0) || Infinity);
   const pairs: { stream: number; generate: number }[] = [];
-  const firstGenerate = generateRate();
+  const firstGenerate = await generateRate();
 
   const { proc, base } = await startServer(o);
   const results: BenchResult[] = [];
@@ -191,7 +196,7 @@ export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
     }
     // More pairs, each generate run right before its stream (the server's executors sleep meanwhile).
     while (pairs.length < o.pairs) {
-      const generate = generateRate();
+      const generate = await generateRate();
       log(`one stream of ${o.tokens} tokens (pair ${pairs.length + 1} of ${o.pairs})`);
       pairs.push({
         stream: genRate(await streamOnce(base, 'Story number 1: once upon a time', o.tokens)),
