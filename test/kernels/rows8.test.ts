@@ -1,4 +1,4 @@
-// The rows8 layout (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K rows interleaved 8 at a
+// The rows8 layout (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K rows interleaved 8 at a
 // time, the model's matmul weights where the kernels run it): the bytes sit where quant_impl.h
 // says (decoded here in TS from that description), the scalar kernel on it gives the natural
 // scalar kernel's bits, every SIMD path on it agrees with scalar, and a row's bits do not depend
@@ -36,13 +36,15 @@ function six(t: Uint8Array, row: number, sub: number): number {
   return lo | (hi << 4);
 }
 
-type Rows8Type = 'q8_0' | 'q4_0' | 'q5_0' | 'q4_1' | 'q5_1' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k';
+type Rows8Type =
+  'q8_0' | 'q4_0' | 'q5_0' | 'q4_1' | 'q5_1' | 'iq4_nl' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k';
 const TYPES: readonly Rows8Type[] = [
   'q8_0',
   'q4_0',
   'q5_0',
   'q4_1',
   'q5_1',
+  'iq4_nl',
   'q2_k',
   'q3_k',
   'q4_k',
@@ -279,25 +281,25 @@ describe('rows8 layout', () => {
 
   it('is refused where it does not apply, naming the fix', () => {
     expect(rows8Runs('q4_k', 'scalar')).toBe(true);
-    expect(rows8Runs('iq4_nl')).toBe(false);
-    const iq4 = quantize('iq4_nl', random(8 * 64, 2), 8, 64);
-    expect(() => interleaveRows8('iq4_nl', iq4, 8, 64)).toThrow(
-      /rows8 layout has no iq4_nl form: keep these weights natural/,
+    expect(rows8Runs('iq4_xs')).toBe(false);
+    const iq4 = quantize('iq4_xs', random(8 * 256, 2), 8, 256);
+    expect(() => interleaveRows8('iq4_xs', iq4, 8, 256)).toThrow(
+      /rows8 layout has no iq4_xs form: keep these weights natural/,
     );
     const w = q4k(8, 256, 4);
     const x = random(256, 5);
     expect(() =>
       matmulQ(pool, {
-        type: 'iq4_nl',
+        type: 'iq4_xs',
         w: iq4,
         n: 8,
-        k: 64,
-        x: random(64, 1),
+        k: 256,
+        x: random(256, 1),
         m: 1,
         y: new Float32Array(8),
         rows8: true,
       }),
-    ).toThrow(/no rows8 form of iq4_nl: lay the weights out naturally/);
+    ).toThrow(/no rows8 form of iq4_xs: lay the weights out naturally/);
     expect(() =>
       matmulQ(pool, {
         type: 'q4_k',

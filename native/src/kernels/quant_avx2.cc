@@ -802,6 +802,10 @@ KFN void Nibble32Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t
   constexpr bool kQ5 = std::is_same_v<BlockX8, BlockQ5_0x8> || std::is_same_v<BlockX8, BlockQ5_1x8>;
   // Q4_1 / Q5_1: x = d·q + m, so Σ = d_w·d_x·Σq·x + m_w·s_x (s_x = ActRows::c).
   constexpr bool kAffine = std::is_same_v<BlockX8, BlockQ4_1x8> || std::is_same_v<BlockX8, BlockQ5_1x8>;
+  // IQ4_NL: signed levels looked up in kIq4Values, multiplied as Q8Rows8Tile's (|w| by x carrying
+  // w's sign), each product widened at once (a pair reaches 2·127·127): Σ = d_w·d_x·Σw·x.
+  constexpr bool kLookup = std::is_same_v<BlockX8, BlockIQ4_NLx8>;
+  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
   const BlockX8* w = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
   const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
   const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10), ones = _mm256_set1_epi16(1);
@@ -821,6 +825,20 @@ KFN void Nibble32Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t
       if constexpr (kQ5) {  // bit v (4 + v) to bit 4; 16-bit shifts move no bit into bit 4 of the other byte
         ql = _mm256_or_si256(ql, _mm256_and_si256(_mm256_slli_epi16(fifth, 4 - v), m10));
         qh = _mm256_or_si256(qh, _mm256_and_si256(_mm256_srli_epi16(fifth, v), m10));
+      }
+      if constexpr (kLookup) {
+        const __m256i wl = _mm256_shuffle_epi8(table, ql), wh = _mm256_shuffle_epi8(table, qh);
+        const __m256i ul = _mm256_abs_epi8(wl), uh = _mm256_abs_epi8(wh);
+        for (int i = 0; i < RX; ++i) {
+          const int8_t* x = act.qs(r + i);
+          int32_t xl, xh;
+          std::memcpy(&xl, x + lo + 4 * v, 4);
+          std::memcpy(&xh, x + hi + 4 * v, 4);
+          const __m256i pl = _mm256_maddubs_epi16(ul, _mm256_sign_epi8(_mm256_set1_epi32(xl), wl));
+          const __m256i ph = _mm256_maddubs_epi16(uh, _mm256_sign_epi8(_mm256_set1_epi32(xh), wh));
+          s16[i] = _mm256_add_epi32(s16[i], _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones)));
+        }
+        return;
       }
       for (int i = 0; i < RX; ++i) {
         const int8_t* x = act.qs(r + i);
@@ -851,10 +869,12 @@ KFN void Nibble32Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t
     __m256 mw = _mm256_setzero_ps();
     if constexpr (kAffine) mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.m)));
     for (int i = 0; i < RX; ++i) {
-      __m256i isum = _mm256_madd_epi16(s16[i], ones);
+      __m256i isum = kLookup ? s16[i] : _mm256_madd_epi16(s16[i], ones);  // IQ4_NL's sums are int32 already
       if constexpr (kQ5) isum = _mm256_add_epi32(isum, _mm256_madd_epi16(h16[i], ones));
       const __m256 dx = _mm256_set1_ps(act.d(r + i)[b]), cx = _mm256_set1_ps(act.c(r + i)[b]);
-      if constexpr (kAffine) {
+      if constexpr (kLookup) {
+        acc[i] = _mm256_fmadd_ps(dw, _mm256_mul_ps(dx, _mm256_cvtepi32_ps(isum)), acc[i]);
+      } else if constexpr (kAffine) {
         acc[i] = _mm256_fmadd_ps(dw, _mm256_mul_ps(dx, _mm256_cvtepi32_ps(isum)), acc[i]);
         acc[i] = _mm256_fmadd_ps(mw, cx, acc[i]);
       } else {
@@ -1447,6 +1467,7 @@ KernelSet Avx2Kernels() {
   s.q50Rows8 = Rows8Kernel<Nibble32Rows8Tiles<BlockQ5_0x8>>;
   s.q41Rows8 = Rows8Kernel<Nibble32Rows8Tiles<BlockQ4_1x8>>;
   s.q51Rows8 = Rows8Kernel<Nibble32Rows8Tiles<BlockQ5_1x8>>;
+  s.iq4nlRows8 = Rows8Kernel<Nibble32Rows8Tiles<BlockIQ4_NLx8>>;
   s.q4kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ4_Kx8>>;
   s.q5kRows8 = Rows8Kernel<AffineKRows8Tiles<BlockQ5_Kx8>>;
   s.q6kRows8 = Rows8Kernel<Q6KRows8Tiles>;

@@ -75,6 +75,11 @@ struct BlockQ5_1x8 {  // 192 bytes = 8 × BlockQ5_1
   uint8_t qh[32];
   uint8_t qs[128];
 };
+// IQ4_NL: as BlockQ4_0x8 (its nibbles index kIq4Values instead of standing for q − 8).
+struct BlockIQ4_NLx8 {  // 144 bytes = 8 × BlockIQ4_NL
+  uint16_t d[8];
+  uint8_t qs[128];
+};
 // Q8_0: per block of 32, the 8 rows' scales, then 8 vectors of 32 bytes; vector v holds values
 // 4v..4v+3 of each row (row ρ at byte 4ρ).
 struct BlockQ8_0x8 {  // 272 bytes = 8 × BlockQ8_0
@@ -120,7 +125,8 @@ struct BlockQ3_Kx8 {  // 880 bytes = 8 × BlockQ3_K
   uint8_t hm[256];
   uint8_t qs[512];
 };
-static_assert(sizeof(BlockQ3_Kx8) == 8 * sizeof(BlockQ3_K), "rows8 keeps the bytes of its rows");
+static_assert(sizeof(BlockQ3_Kx8) == 8 * sizeof(BlockQ3_K) && sizeof(BlockIQ4_NLx8) == 8 * sizeof(BlockIQ4_NL),
+              "rows8 keeps the bytes of its rows");
 static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K) && sizeof(BlockQ5_Kx8) == 8 * sizeof(BlockQ5_K) &&
                   sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0) && sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0) &&
                   sizeof(BlockQ5_0x8) == 8 * sizeof(BlockQ5_0) && sizeof(BlockQ4_1x8) == 8 * sizeof(BlockQ4_1) &&
@@ -153,7 +159,7 @@ struct KernelSet {
   // Kernels on rows8 weights (whole groups: j0 and j1 multiples of 8); null where this path
   // runs the type only in the natural layout.
   QKernel q8Rows8 = nullptr, q4Rows8 = nullptr, q50Rows8 = nullptr, q41Rows8 = nullptr, q51Rows8 = nullptr, q4kRows8 = nullptr, q5kRows8 = nullptr, q6kRows8 = nullptr,
-         q3kRows8 = nullptr, q2kRows8 = nullptr;
+         q3kRows8 = nullptr, q2kRows8 = nullptr, iq4nlRows8 = nullptr;
   QKernel ForRows8(WeightType t) const {
     switch (t) {
       case WeightType::Q8_0: return q8Rows8;
@@ -166,6 +172,7 @@ struct KernelSet {
       case WeightType::Q6_K: return q6kRows8;
       case WeightType::Q3_K: return q3kRows8;
       case WeightType::Q2_K: return q2kRows8;
+      case WeightType::IQ4_NL: return iq4nlRows8;
       default: return nullptr;
     }
   }

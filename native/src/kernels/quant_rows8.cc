@@ -24,7 +24,7 @@ void PlaceRow(const BlockQ8_0& in, int row, BlockQ8_0x8& out) {
   for (int v = 0; v < 8; ++v) std::memcpy(out.qs + 32 * v + 4 * row, in.qs + 4 * v, 4);
 }
 
-// The nibble types (Q4_0, Q5_0, Q4_1, Q5_1). Natural: bit e of a 5-bit type's qh is element e's
+// The nibble types (Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL). Natural: bit e of a 5-bit type's qh is element e's
 // fifth bit.
 template <typename Block, typename BlockX8>
 void PlaceRowNibble(const Block& in, int row, BlockX8& out) {
@@ -45,6 +45,7 @@ void PlaceRow(const BlockQ4_0& in, int row, BlockQ4_0x8& out) { PlaceRowNibble(i
 void PlaceRow(const BlockQ5_0& in, int row, BlockQ5_0x8& out) { PlaceRowNibble(in, row, out); }
 void PlaceRow(const BlockQ4_1& in, int row, BlockQ4_1x8& out) { PlaceRowNibble(in, row, out); }
 void PlaceRow(const BlockQ5_1& in, int row, BlockQ5_1x8& out) { PlaceRowNibble(in, row, out); }
+void PlaceRow(const BlockIQ4_NL& in, int row, BlockIQ4_NLx8& out) { PlaceRowNibble(in, row, out); }
 
 void PlaceRow(const BlockQ6_K& in, int row, BlockQ6_Kx8& out) {
   out.d[row] = in.d;
@@ -171,6 +172,7 @@ void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_
     case WeightType::Q5_0: use(BlockQ5_0{}, BlockQ5_0x8{}); break;
     case WeightType::Q4_1: use(BlockQ4_1{}, BlockQ4_1x8{}); break;
     case WeightType::Q5_1: use(BlockQ5_1{}, BlockQ5_1x8{}); break;
+    case WeightType::IQ4_NL: use(BlockIQ4_NL{}, BlockIQ4_NLx8{}); break;
     case WeightType::Q4_K: use(BlockQ4_K{}, BlockQ4_Kx8{}); break;
     case WeightType::Q5_K: use(BlockQ5_K{}, BlockQ5_Kx8{}); break;
     case WeightType::Q6_K: use(BlockQ6_K{}, BlockQ6_Kx8{}); break;

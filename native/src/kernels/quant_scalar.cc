@@ -158,7 +158,7 @@ void Nibble32Rows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r
         lo |= ((fifth >> (i / 4)) & 1) << 4;
         hi |= ((fifth >> (4 + i / 4)) & 1) << 4;
       }
-      s += (lo - T::kOffset) * x[i] + (hi - T::kOffset) * x[i + 16];
+      s += T::Value(lo) * x[i] + T::Value(hi) * x[i + 16];
     }
     return s;
   });
@@ -356,6 +356,7 @@ KernelSet ScalarKernels() {
   s.q50Rows8 = Nibble32Rows8Scalar<BlockQ5_0, BlockQ5_0x8>;
   s.q41Rows8 = Nibble32Rows8Scalar<BlockQ4_1, BlockQ4_1x8>;
   s.q51Rows8 = Nibble32Rows8Scalar<BlockQ5_1, BlockQ5_1x8>;
+  s.iq4nlRows8 = Nibble32Rows8Scalar<BlockIQ4_NL, BlockIQ4_NLx8>;
   s.q4kRows8 = AffineKRows8Scalar<BlockQ4_Kx8>;
   s.q5kRows8 = AffineKRows8Scalar<BlockQ5_Kx8>;
   s.q6kRows8 = Q6KRows8Scalar;
