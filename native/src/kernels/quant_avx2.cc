@@ -815,7 +815,7 @@ KFN void Nibble32Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t
     const BlockX8& g = w[b];
     PrefetchAhead(&g, sizeof(BlockX8));
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
-    __m256i s16[RX], h16[RX];  // h16: Q5_0's high halves
+    __m256i s16[RX], h16[RX];  // int16 sums (IQ4_NL: int32); h16: Q5_0's high halves
     for (int i = 0; i < RX; ++i) s16[i] = h16[i] = _mm256_setzero_si256();
     __m256i fifth = _mm256_setzero_si256();  // Q5_0: bit v / 4 + v of each byte: vector v's low / high fifth bit
     if constexpr (kQ5) fifth = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qh));
@@ -872,11 +872,9 @@ KFN void Nibble32Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t
       __m256i isum = kLookup ? s16[i] : _mm256_madd_epi16(s16[i], ones);  // IQ4_NL's sums are int32 already
       if constexpr (kQ5) isum = _mm256_add_epi32(isum, _mm256_madd_epi16(h16[i], ones));
       const __m256 dx = _mm256_set1_ps(act.d(r + i)[b]), cx = _mm256_set1_ps(act.c(r + i)[b]);
-      if constexpr (kLookup) {
+      if constexpr (kAffine || kLookup) {
         acc[i] = _mm256_fmadd_ps(dw, _mm256_mul_ps(dx, _mm256_cvtepi32_ps(isum)), acc[i]);
-      } else if constexpr (kAffine) {
-        acc[i] = _mm256_fmadd_ps(dw, _mm256_mul_ps(dx, _mm256_cvtepi32_ps(isum)), acc[i]);
-        acc[i] = _mm256_fmadd_ps(mw, cx, acc[i]);
+        if constexpr (kAffine) acc[i] = _mm256_fmadd_ps(mw, cx, acc[i]);
       } else {
         acc[i] = _mm256_fmadd_ps(dw, _mm256_fmadd_ps(dx, _mm256_cvtepi32_ps(isum), cx), acc[i]);
       }
