@@ -109,6 +109,13 @@ struct BlockQ6_Kx8 {  // 1680 bytes = 8 × BlockQ6_K
 // (qs & 0x33) and (qs >> 2 & 0x33) take them with one shift, so levels w and w + 2 come out of
 // one byte's nibbles. scales: the 16 6-bit scales as stored (sc + 32, 0..63) of the 8 rows, two
 // Rows8Six tables: sub-blocks 0-7, then 8-15.
+inline int Q3KRows8HighBit(int g, int w) { return 2 * (1 - g % 2) + w % 2 + 4 * (w / 2); }
+struct BlockQ3_Kx8 {  // 880 bytes = 8 × BlockQ3_K
+  uint16_t d[8];
+  uint8_t scales[96];
+  uint8_t hm[256];
+  uint8_t qs[512];
+};
 // Q2_K: element 16g + 4w + t of row ρ has its two bits at bits 2w of byte 4ρ + t of qs vector g
 // (as Q3_K's low bits); scales: the byte (scale | min << 4) of sub-block g, row ρ at 32·(g / 4) +
 // Rows8SixIndex(ρ, g), so one vpshufb gives each row lane its byte for a sub-block or a pair.
@@ -117,21 +124,12 @@ struct BlockQ2_Kx8 {  // 672 bytes = 8 × BlockQ2_K
   uint8_t scales[128];
   uint8_t qs[512];
 };
-static_assert(sizeof(BlockQ2_Kx8) == 8 * sizeof(BlockQ2_K), "rows8 keeps the bytes of its rows");
-inline int Q3KRows8HighBit(int g, int w) { return 2 * (1 - g % 2) + w % 2 + 4 * (w / 2); }
-struct BlockQ3_Kx8 {  // 880 bytes = 8 × BlockQ3_K
-  uint16_t d[8];
-  uint8_t scales[96];
-  uint8_t hm[256];
-  uint8_t qs[512];
-};
-static_assert(sizeof(BlockQ3_Kx8) == 8 * sizeof(BlockQ3_K) && sizeof(BlockIQ4_NLx8) == 8 * sizeof(BlockIQ4_NL),
-              "rows8 keeps the bytes of its rows");
 static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K) && sizeof(BlockQ5_Kx8) == 8 * sizeof(BlockQ5_K) &&
                   sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0) && sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0) &&
                   sizeof(BlockQ5_0x8) == 8 * sizeof(BlockQ5_0) && sizeof(BlockQ4_1x8) == 8 * sizeof(BlockQ4_1) &&
-                  sizeof(BlockQ5_1x8) == 8 * sizeof(BlockQ5_1) &&
-                  sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K),
+                  sizeof(BlockQ5_1x8) == 8 * sizeof(BlockQ5_1) && sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K) &&
+                  sizeof(BlockQ3_Kx8) == 8 * sizeof(BlockQ3_K) && sizeof(BlockQ2_Kx8) == 8 * sizeof(BlockQ2_K) &&
+                  sizeof(BlockIQ4_NLx8) == 8 * sizeof(BlockIQ4_NL),
               "rows8 keeps the bytes of its rows");
 // A table of 64 6-bit values (row ρ, sub-block s) in 48 bytes: two 32-byte vectors V_h (h = s / 4)
 // with (ρ, s) at byte 16·(ρ / 4) + 4·(s % 4) + ρ % 4, so that within each 128-bit lane one

@@ -73,26 +73,37 @@ void PlaceRow(const BlockQ6_K& in, int row, BlockQ6_Kx8& out) {
   }
 }
 
-// Natural Q3_K: element e = 128h + 32t + l has its low bits at bits 2t of qs[32h + l] and its
-// hmask bit at bit e / 32 of hmask[l].
+// Q2_K's levels and Q3_K's low bits, natural: element e = 128h + 32t + l at bits 2t of qs[32h + l].
+// Rows8: sub-block g's elements 16g + 4w + t at bits 2w of byte 4·row + t of vector g. Four
+// elements (t = 0..3) a 32-bit word: they sit at bytes 16·(g % 2) + 4w + t of qs half g / 8.
+void PlaceTwoBitLevels(const uint8_t* qs, int row, uint8_t* out) {
+  for (int g = 0; g < 16; ++g) {
+    const int shift = 2 * ((g % 8) / 2);
+    uint32_t low = 0;
+    for (int w = 0; w < 4; ++w) {
+      uint32_t q;
+      std::memcpy(&q, qs + 32 * (g / 8) + 16 * (g % 2) + 4 * w, 4);
+      low |= ((q >> shift) & 0x03030303u) << (2 * w);
+    }
+    std::memcpy(out + 32 * g + 4 * row, &low, 4);
+  }
+}
+
+// Q3_K's third bits, natural: bit e / 32 of hmask[e % 32]; in bytes 16·(g % 2) + 4w + t of hmask
+// for sub-block g, bit g / 2.
 void PlaceRow(const BlockQ3_K& in, int row, BlockQ3_Kx8& out) {
   out.d[row] = in.d;
   int8_t sc[16];
   UnpackScalesQ3K(in.scales, sc);
   for (int g = 0; g < 16; ++g) PutSix(out.scales + 48 * (g / 8), row, g % 8, static_cast<uint8_t>(sc[g] + 32));
-  // Four elements (t = 0..3) a 32-bit word: sub-block g's elements 16g + 4w + t sit at bytes
-  // 16·(g % 2) + 4w + t of qs half g / 8 (bits 2·((g % 8) / 2)) and of hmask (bit g / 2).
+  PlaceTwoBitLevels(in.qs, row, out.qs);
   for (int g = 0; g < 16; ++g) {
-    const int base = 16 * (g % 2), shift = 2 * ((g % 8) / 2);
-    uint32_t low = 0, high = 0;
+    uint32_t high = 0;
     for (int w = 0; w < 4; ++w) {
-      uint32_t q, m;
-      std::memcpy(&q, in.qs + 32 * (g / 8) + base + 4 * w, 4);
-      std::memcpy(&m, in.hmask + base + 4 * w, 4);
-      low |= ((q >> shift) & 0x03030303u) << (2 * w);
+      uint32_t m;
+      std::memcpy(&m, in.hmask + 16 * (g % 2) + 4 * w, 4);
       high |= ((m >> (g / 2)) & 0x01010101u) << Q3KRows8HighBit(g, w);
     }
-    std::memcpy(out.qs + 32 * g + 4 * row, &low, 4);
     uint8_t* hm = out.hm + 32 * (g / 2) + 4 * row;
     uint32_t both;
     std::memcpy(&both, hm, 4);
@@ -101,21 +112,11 @@ void PlaceRow(const BlockQ3_K& in, int row, BlockQ3_Kx8& out) {
   }
 }
 
-// Natural Q2_K: element e = 128h + 32t + l at bits 2t of qs[32h + l], as Q3_K's low bits.
 void PlaceRow(const BlockQ2_K& in, int row, BlockQ2_Kx8& out) {
   out.d[row] = in.d;
   out.dmin[row] = in.dmin;
-  for (int g = 0; g < 16; ++g) {
-    out.scales[32 * (g / 4) + Rows8SixIndex(row, g)] = in.scales[g];
-    const int base = 16 * (g % 2), shift = 2 * ((g % 8) / 2);
-    uint32_t low = 0;
-    for (int w = 0; w < 4; ++w) {
-      uint32_t q;
-      std::memcpy(&q, in.qs + 32 * (g / 8) + base + 4 * w, 4);
-      low |= ((q >> shift) & 0x03030303u) << (2 * w);
-    }
-    std::memcpy(out.qs + 32 * g + 4 * row, &low, 4);
-  }
+  for (int g = 0; g < 16; ++g) out.scales[32 * (g / 4) + Rows8SixIndex(row, g)] = in.scales[g];
+  PlaceTwoBitLevels(in.qs, row, out.qs);
 }
 
 // Q4_K / Q5_K.
