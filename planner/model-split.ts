@@ -138,19 +138,53 @@ const ASSUMED_RANK_GBPS = 10;
 /** The link assumed between hosts when none was measured, GB/s (10 Gb Ethernet). */
 const ASSUMED_HOST_LINK_GBPS = 1.25;
 
+/** Where a rank reads its weights from: its host, its memory node there (-1: not known), its cpus. */
+export interface SpeedPlace {
+  host: number;
+  memoryNode: number;
+  cpus?: number;
+}
+
 /**
  * Rates from measured speeds (GB/s of read bandwidth, what decoding runs at): each rank's speed in
  * halves of the fastest, at least a quarter. Equal nodes measured up to 25% apart (two cores of
  * a shared VM, measured at once, have differed by 20%) get equal rates, so the split, and with
  * it the order of every sum, is the same run after run; a node with at most three quarters of
  * the fastest one's bandwidth gets half the work. No speeds: all equal.
+ *
+ * Ranks that read one memory node of one host (`places`: virtual nodes, cores of one socket)
+ * share its bandwidth: when they decode, all of them read at once. Measured one by one, or
+ * partly overlapping as executors start, they differ by chance (two 1-core ranks of one node:
+ * 15.5 and 21.0 GB/s, which gave one of them twice the other's work and cost a third of the
+ * tokens/s). Such a group's ranks take the group's best speed per cpu times their cpus.
  */
-export function ratesFromSpeeds(speeds: readonly number[]): number[] {
-  const fastest = Math.max(0, ...speeds.filter((v) => Number.isFinite(v)));
-  if (!(fastest > 0)) return speeds.map(() => 1);
-  return speeds.map((v) =>
+export function ratesFromSpeeds(
+  speeds: readonly number[],
+  places?: readonly SpeedPlace[] | undefined,
+): number[] {
+  const shared = sharedNodeSpeeds(speeds, places);
+  const fastest = Math.max(0, ...shared.filter((v) => Number.isFinite(v)));
+  if (!(fastest > 0)) return shared.map(() => 1);
+  return shared.map((v) =>
     Number.isFinite(v) && v > 0 ? Math.max(0.25, Math.round((2 * v) / fastest) / 2) : 1,
   );
+}
+
+function sharedNodeSpeeds(speeds: readonly number[], places?: readonly SpeedPlace[]): number[] {
+  if (!places || places.length !== speeds.length) return [...speeds];
+  const cpus = (i: number) => Math.max(1, places[i]!.cpus ?? 1);
+  const perCpu = new Map<string, number>();
+  const key = (i: number) =>
+    places[i]!.memoryNode >= 0 ? `${places[i]!.host}:${places[i]!.memoryNode}` : undefined;
+  speeds.forEach((v, i) => {
+    const k = key(i);
+    if (k !== undefined && Number.isFinite(v) && v > 0)
+      perCpu.set(k, Math.max(perCpu.get(k) ?? 0, v / cpus(i)));
+  });
+  return speeds.map((v, i) => {
+    const best = perCpu.get(key(i) ?? '');
+    return best !== undefined && Number.isFinite(v) && v > 0 ? best * cpus(i) : v;
+  });
 }
 
 function lcm(a: number, b: number): number {

@@ -16,6 +16,7 @@ import {
   type GenerateOptions,
   type GenerateResult,
   type LoadedModel,
+  localPlaces,
   planGenerateOn,
   readModelFile,
   type ModelFile,
@@ -99,11 +100,7 @@ export function planGenerate(o: {
     info,
     ranks: o.topology.nodes.length,
     speeds,
-    places: o.topology.nodes.map((n) => ({
-      host: 0,
-      memoryNode: n.physicalNode,
-      memoryBytes: n.memoryBytes,
-    })),
+    places: localPlaces(o.topology),
     ...(o.placement ? { placement: o.placement } : {}),
     ...(o.ctx ? { ctx: o.ctx } : {}),
   });

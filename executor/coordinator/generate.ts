@@ -32,6 +32,7 @@ import type {
 } from '../../transport/control.js';
 import type { LocalCluster } from '../host/local-cluster.js';
 import type { SharedArea } from '../../transport/shared-area.js';
+import type { MachineTopology } from '../../native/topology.js';
 
 /** Tokens per Forward call while processing a prompt (llama.cpp's default batch). */
 export const PROMPT_BATCH = 512;
@@ -77,11 +78,22 @@ export interface ModelRunner {
   step?(tokens: number[], runs: SeqRun[]): Promise<{ logits: Float32Array[]; replies: ForwardReply[] }>;
 }
 
-/** A rank's host (index) and memory node (-1: not known), and the memory it may use. */
+/** A rank's host (index), memory node (-1: not known) and cpus, and the memory it may use. */
 export interface RankPlace {
   host: number;
   memoryNode: number;
+  cpus?: number;
   memoryBytes?: number;
+}
+
+/** One host's ranks, one per node of its topology. */
+export function localPlaces(topology: MachineTopology): RankPlace[] {
+  return topology.nodes.map((n) => ({
+    host: 0,
+    memoryNode: n.physicalNode,
+    cpus: n.cpus.length,
+    memoryBytes: n.memoryBytes,
+  }));
 }
 
 /** The planner's placement choices a run may fix instead of leaving them to the cost model. */
@@ -148,11 +160,7 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
   return {
     ranks: cluster.clients.length,
     speeds: cluster.hellos.map((h) => h.readGbps),
-    places: cluster.topology.nodes.map((n) => ({
-      host: 0,
-      memoryNode: n.physicalNode,
-      memoryBytes: n.memoryBytes,
-    })),
+    places: localPlaces(cluster.topology),
     async load(reqs) {
       // Joins every executor to the host's shared-memory group (the all-reduces run there); the
       // area holds the doorbell and a row of logits per KV slot (the cluster unmaps it when it stops).
@@ -276,7 +284,8 @@ export function planGenerateOn(o: {
 } {
   const ctx = o.ctx ?? Math.min(o.info.nCtxTrain, 4096);
   const speeds = o.speeds?.length === o.ranks && o.speeds.every((v) => v > 0) ? o.speeds : undefined;
-  const rates = speeds ? ratesFromSpeeds(speeds) : undefined;
+  const places = o.places?.length === o.ranks ? o.places : undefined;
+  const rates = speeds ? ratesFromSpeeds(speeds, places) : undefined;
   return {
     info: o.info,
     split: planModelSplit(
@@ -286,7 +295,7 @@ export function planGenerateOn(o: {
       ),
       {
         context: ctx,
-        ...(o.places?.length === o.ranks ? { places: o.places } : {}),
+        ...(places ? { places } : {}),
         ...(o.placement?.embeddings ? { embeddings: o.placement.embeddings } : {}),
         ...(o.placement?.output ? { output: o.placement.output } : {}),
       },

@@ -14,16 +14,20 @@ export interface RemoteRunnerOptions {
 }
 
 /**
- * Each global rank's host. Hosts' memory nodes are not reported to the coordinator, so token_embd
- * stays in each host's file pages; the hosts tell the planner that the logits' gather crosses
+ * Each global rank's host, memory node and cpus, as the host's hello reported its nodes (a
+ * rank's executor runs on its host's node of the same index). Ranks of one memory node share its
+ * bandwidth (the split's rates); the hosts tell the planner that the logits' gather crosses
  * between hosts.
  */
 export function remotePlaces(rc: RemoteCluster): RankPlace[] {
-  const first = rc.hostFirstRanks;
-  return Array.from({ length: rc.size }, (_, r) => ({
-    host: first.filter((f, h) => h < first.length - 1 && f <= r).length - 1,
-    memoryNode: -1,
-  }));
+  return rc.hellos.flatMap((h, host) =>
+    h.nodes.map((n) => ({
+      host,
+      memoryNode: n.physicalNode,
+      cpus: n.cpus.length,
+      memoryBytes: Number(n.memoryBytes),
+    })),
+  );
 }
 
 /** Every host's executors as one ModelRunner (global ranks: host 0's first). */

@@ -21,7 +21,7 @@ import { gv } from '../../model/gguf/value.js';
 import { createTokenizer } from '../../model/tokenizer/index.js';
 import { writeGguf } from '../../model/gguf/write.js';
 import { syntheticModel, writeSyntheticModel } from '../../model/synth.js';
-import { ratesFromSpeeds, type ModelSplit } from '../../planner/model-split.js';
+import type { ModelSplit } from '../../planner/model-split.js';
 import { SMALL_LLAMA } from '../helpers/model-shapes.js';
 import { childrenOf, cliPath, leftovers, repoRoot, runCli, type CliResult } from '../helpers/cli.js';
 
@@ -225,7 +225,8 @@ describe("the split follows each node's measured read bandwidth", () => {
       expect(r.speed).toBeGreaterThan(0.5);
       expect(r.speed).toBeLessThan(2000);
     }
-    expect(ranks.map((r) => r.rate)).toEqual(ratesFromSpeeds(ranks.map((r) => r.speed!)));
+    // Both virtual nodes read the machine's one memory node: equal shares, whatever each measured.
+    expect(ranks.map((r) => r.rate)).toEqual([1, 1]);
     // The placement of token_embd and the output, with the reason (one memory node here).
     const placed = JSON.parse(plan.stdout) as { split: ModelSplit };
     expect(placed.split.tokenEmbd.placement).toBe('shared');
@@ -260,7 +261,7 @@ describe("the split follows each node's measured read bandwidth", () => {
     expect(r.code, r.stderr).toBe(0);
     const used = (json as unknown as { split: ModelSplit }).split.ranks;
     expect(used.map((x) => x.speed! > 0.5)).toEqual([true, true]);
-    expect(used.map((x) => x.rate)).toEqual(ratesFromSpeeds(used.map((x) => x.speed!)));
+    expect(used.map((x) => x.rate)).toEqual([1, 1]);
     // What the plan says a rank holds is what it copied into its node's memory: the buffer is
     // the planned bytes (each slice 64-byte aligned) rounded up to whole 2 MiB pages.
     const loaded = (json as unknown as { timings: { load: { weightBytes: number }[] } }).timings.load;

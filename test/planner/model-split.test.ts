@@ -115,6 +115,38 @@ describe('ratesFromSpeeds', () => {
     expect(ratesFromSpeeds([NaN, 10])).toEqual([1, 1]);
   });
 
+  it('gives ranks that read one memory node rates by their cpus, whatever each measured', () => {
+    // Two 1-core virtual nodes of one socket, measured as they started (what a run saw): without
+    // places one of them would take a third of the work.
+    expect(ratesFromSpeeds([15.5, 21.0])).toEqual([0.5, 1]);
+    const oneNode = [
+      { host: 0, memoryNode: 0, cpus: 1 },
+      { host: 0, memoryNode: 0, cpus: 1 },
+    ];
+    expect(ratesFromSpeeds([15.5, 21.0], oneNode)).toEqual([1, 1]);
+    // Uneven virtual nodes (3 cores as 2 + 1): the bandwidth per cpu of the best measurement.
+    expect(
+      ratesFromSpeeds(
+        [30, 9],
+        [
+          { host: 0, memoryNode: 0, cpus: 2 },
+          { host: 0, memoryNode: 0, cpus: 1 },
+        ],
+      ),
+    ).toEqual([1, 0.5]);
+    // Different nodes, or the same node number on different hosts, keep their own measurements;
+    // an unknown node (-1) groups with nothing.
+    const two = (a: number, b: number, host = 0) => [
+      { host: 0, memoryNode: a, cpus: 1 },
+      { host, memoryNode: b, cpus: 1 },
+    ];
+    expect(ratesFromSpeeds([28, 14], two(0, 1))).toEqual([1, 0.5]);
+    expect(ratesFromSpeeds([28, 14], two(0, 0, 1))).toEqual([1, 0.5]);
+    expect(ratesFromSpeeds([28, 14], two(-1, -1))).toEqual([1, 0.5]);
+    // Places that do not match the ranks are ignored.
+    expect(ratesFromSpeeds([28, 14], [{ host: 0, memoryNode: 0 }])).toEqual([1, 0.5]);
+  });
+
   it('a node with half the bandwidth gets half the FFN and vocabulary rows', () => {
     const m = tinyLlamaQ4_0();
     const s = planModelSplit(
