@@ -8,8 +8,10 @@
 // One Sampler per generation owns its scratch buffers (vocabulary-sized, reused), its penalty
 // window and its PRNG (xoshiro128**, seeded through splitmix32), so a seed gives the same tokens
 // on every run and in every process; nothing here reads the clock or Math.random.
-// Cost per call: a few O(n) passes; top-k by quickselect of the k-th largest value, top-p by a
-// mass histogram over the logit range that leaves one bucket to sort (never a sort of 150k).
+// Cost per call: greedy and top-k up to n/16 (llama.cpp's 40) take one pass over the logits,
+// which also checks them; no copy unless a penalty applies. Larger top-k by quickselect of the
+// k-th largest value, top-p by a mass histogram over the logit range that leaves one bucket to
+// sort (never a sort of 150k).
 
 export interface SamplingParams {
   /** 0 = greedy. */
@@ -175,7 +177,7 @@ export class Sampler {
   /** Picks the next token from one position's logits (not modified). Call accept() with it after. */
   sample(logits: Float32Array): number {
     const w = this.prepare(logits);
-    if (this.params.temperature === 0) return argmax(w);
+    if (this.params.temperature === 0) return checkedArgmax(w);
     const m = this.filter(w);
     const ids = this.ids;
     const maxLogit = this.maxLogit;
@@ -198,7 +200,7 @@ export class Sampler {
    */
   distribution(logits: Float32Array): Map<number, number> {
     const w = this.prepare(logits);
-    if (this.params.temperature === 0) return new Map([[argmax(w), 1]]);
+    if (this.params.temperature === 0) return new Map([[checkedArgmax(w), 1]]);
     const m = this.filter(w);
     const ids = Array.from(this.ids.subarray(0, m)).sort((a, b) => a - b);
     const invT = 1 / this.params.temperature;
@@ -210,25 +212,31 @@ export class Sampler {
   /** The tokens sample() could return for these logits, ascending. Allocates, as distribution(). */
   support(logits: Float32Array): number[] {
     const w = this.prepare(logits);
-    if (this.params.temperature === 0) return [argmax(w)];
+    if (this.params.temperature === 0) return [checkedArgmax(w)];
     const m = this.filter(w);
     return Array.from(this.ids.subarray(0, m)).sort((a, b) => a - b);
   }
 
-  // The logits copied into `work`, penalised.
+  // The logits to sample from: `logits` itself when no penalty applies (read, never written),
+  // else a penalised copy in `work`. Not yet checked for NaN and +Infinity: the first pass over
+  // them (argmax, top-k, the candidate list) does that, so a token costs one pass fewer.
   private prepare(logits: Float32Array): Float32Array {
     const n = this.vocabSize;
     if (logits.length !== n) {
       throw new RangeError(`logits have ${logits.length} entries but the vocabulary has ${n}`);
     }
+    if (!this.penalised()) return logits;
     const w = this.work;
     w.set(logits);
-    for (let i = 0; i < n; i++) {
-      const l = w[i]!;
-      if (!(l < Infinity)) throw new RangeError(`logit ${i} is ${l}: the model produced an invalid score`);
-    }
     this.applyPenalties(w);
     return w;
+  }
+
+  private penalised(): boolean {
+    const p = this.params;
+    return (
+      this.counts.size > 0 && !(p.repeatPenalty === 1 && p.frequencyPenalty === 0 && p.presencePenalty === 0)
+    );
   }
 
   // top-k, top-p, min-p: leaves the candidates in ids[0, m), returns m, sets maxLogit.
@@ -241,7 +249,10 @@ export class Sampler {
       keepTopK(ids, w, this.vals, p.topK);
       m = p.topK;
     } else {
-      for (let i = 0; i < n; i++) ids[i] = i;
+      for (let i = 0; i < n; i++) {
+        if (!(w[i]! < Infinity)) throw invalidLogit(i, w[i]!);
+        ids[i] = i;
+      }
     }
     let maxLogit = -Infinity;
     for (let i = 0; i < m; i++) {
@@ -278,7 +289,6 @@ export class Sampler {
 
   private applyPenalties(w: Float32Array): void {
     const p = this.params;
-    if (p.repeatPenalty === 1 && p.frequencyPenalty === 0 && p.presencePenalty === 0) return;
     for (const [token, count] of this.counts) {
       if (token < 0 || token >= w.length) continue;
       let l = w[token]!;
@@ -303,6 +313,26 @@ export function argmax(x: Float32Array): number {
   return best;
 }
 
+function invalidLogit(i: number, l: number): RangeError {
+  return new RangeError(`logit ${i} is ${l}: the model produced an invalid score`);
+}
+
+/** argmax over logits that must be finite or -Infinity (one pass: the check and the search). */
+function checkedArgmax(x: Float32Array): number {
+  let best = 0;
+  let bestValue = x[0]!;
+  if (!(bestValue < Infinity)) throw invalidLogit(0, bestValue);
+  for (let i = 1; i < x.length; i++) {
+    const v = x[i]!;
+    if (!(v < Infinity)) throw invalidLogit(i, v);
+    if (v > bestValue) {
+      best = i;
+      bestValue = v;
+    }
+  }
+  return best;
+}
+
 // "a before b": larger logit first, lower id among equals (a total order, so runs are repeatable).
 function before(w: Float32Array, a: number, b: number): boolean {
   const wa = w[a]!;
@@ -316,9 +346,16 @@ function before(w: Float32Array, a: number, b: number): boolean {
  */
 function keepTopK(ids: Int32Array, w: Float32Array, scratch: Float32Array, k: number): void {
   const n = w.length;
-  // Small k (llama.cpp's default is 40): a min-heap of the best k seen, one pass in which almost
-  // every token loses its single comparison. Large k: quickselect over a copy of the values.
-  const t = k <= n >>> 4 ? kthLargestByHeap(w, scratch, k) : kthLargest(scratch, w, k);
+  // Small k (llama.cpp's default is 40): a min-heap of the best k seen (by value, then lower id),
+  // one pass in which almost every token loses its single comparison, the logits checked on the
+  // way; the heap's ids are the set. Large k: quickselect over a copy of the values.
+  if (k <= n >>> 4) {
+    topKByHeap(w, scratch, ids, k);
+    ids.subarray(0, k).sort();
+    return;
+  }
+  for (let i = 0; i < n; i++) if (!(w[i]! < Infinity)) throw invalidLogit(i, w[i]!);
+  const t = kthLargest(scratch, w, k);
   let ties = k;
   for (let i = 0; i < n; i++) if (w[i]! > t) ties--;
   let kept = 0;
@@ -333,30 +370,47 @@ function keepTopK(ids: Int32Array, w: Float32Array, scratch: Float32Array, k: nu
   }
 }
 
-function kthLargestByHeap(w: Float32Array, heap: Float32Array, k: number): number {
+/**
+ * The k best of w (k at least 1) into ids[0, k), in heap order: a min-heap of (value, id) whose
+ * root goes first (the smallest value; among equal values the larger id, as llama.cpp keeps the
+ * lower ids). Tokens come in id order, so a later one with the root's value never displaces it.
+ * Throws on NaN or +Infinity.
+ */
+function topKByHeap(w: Float32Array, vals: Float32Array, ids: Int32Array, k: number): void {
+  const below = (a: number, b: number): boolean =>
+    vals[a]! < vals[b]! || (vals[a] === vals[b] && ids[a]! > ids[b]!);
   const siftDown = (at: number): void => {
-    const x = heap[at]!;
     let i = at;
     for (;;) {
       let c = 2 * i + 1;
       if (c >= k) break;
-      if (c + 1 < k && heap[c + 1]! < heap[c]!) c++;
-      if (heap[c]! >= x) break;
-      heap[i] = heap[c]!;
+      if (c + 1 < k && below(c + 1, c)) c++;
+      if (!below(c, i)) break;
+      const v = vals[i]!;
+      const id = ids[i]!;
+      vals[i] = vals[c]!;
+      ids[i] = ids[c]!;
+      vals[c] = v;
+      ids[c] = id;
       i = c;
     }
-    heap[i] = x;
   };
-  for (let i = 0; i < k; i++) heap[i] = w[i]!;
+  for (let i = 0; i < k; i++) {
+    const l = w[i]!;
+    if (!(l < Infinity)) throw invalidLogit(i, l);
+    vals[i] = l;
+    ids[i] = i;
+  }
   for (let i = (k >>> 1) - 1; i >= 0; i--) siftDown(i);
   for (let i = k; i < w.length; i++) {
     const l = w[i]!;
-    if (l > heap[0]!) {
-      heap[0] = l;
+    if (l > vals[0]!) {
+      if (l === Infinity) throw invalidLogit(i, l);
+      vals[0] = l;
+      ids[0] = i;
       siftDown(0);
-    }
+    } else if (!(l < Infinity)) throw invalidLogit(i, l);
   }
-  return heap[0]!;
 }
 
 /** The k-th largest of w (k ≥ 1), by Hoare quickselect (median of three) on v, a copy of w. */

@@ -264,6 +264,26 @@ describe('Sampler', () => {
     const s = new Sampler(4, { seed: 1, temperature: 1 });
     expect(() => s.sample(new Float32Array(3))).toThrow(/3 entries but the vocabulary has 4/);
     expect(() => s.sample(Float32Array.from([0, NaN, 0, 0]))).toThrow(/logit 1 is NaN: the model/);
+    // Every path checks every logit on its first pass: greedy, top-k by heap (k below n/16), top-k
+    // by quickselect, no top-k; with and without a penalty (which samples from a copy).
+    const n = 1000;
+    for (const p of [
+      { temperature: 0 },
+      { temperature: 1, topK: 40 },
+      { temperature: 1, topK: 600 },
+      { temperature: 1, topK: 0 },
+      { temperature: 1, topK: 40, repeatPenalty: 1.3 },
+    ])
+      for (const at of [0, 39, 40, 999])
+        for (const bad of [NaN, Infinity]) {
+          const sp = new Sampler(n, { seed: 1, ...p });
+          sp.accept(7);
+          const logits = randomLogits(n, at);
+          logits[at] = bad;
+          expect(() => sp.sample(logits), `${JSON.stringify(p)} at ${at}`).toThrow(
+            new RegExp(`logit ${at} is ${bad}: the model`),
+          );
+        }
     expect(() => s.sample(new Float32Array(4).fill(-Infinity))).toThrow(/every logit is -Infinity/);
     expect(resolveSamplingParams({ seed: 9 })).toMatchObject({
       temperature: 0.8,
