@@ -170,6 +170,22 @@ export function ratesFromSpeeds(
   );
 }
 
+/** Notes for `--dry-run`: which ranks share a memory node, so their rates ignore their own measurements. */
+export function sharedNodeNotes(places: readonly SpeedPlace[] | undefined): string[] {
+  const groups = new Map<string, number[]>();
+  (places ?? []).forEach((p, rank) => {
+    if (p.memoryNode < 0) return;
+    const k = `host ${p.host}, memory node ${p.memoryNode}`;
+    groups.set(k, [...(groups.get(k) ?? []), rank]);
+  });
+  return [...groups]
+    .filter(([, ranks]) => ranks.length > 1)
+    .map(
+      ([where, ranks]) =>
+        `ranks ${ranks.join(', ')} read one memory node (${where}) and share its bandwidth: their rates follow their cpus, not their separate measurements`,
+    );
+}
+
 function sharedNodeSpeeds(speeds: readonly number[], places?: readonly SpeedPlace[]): number[] {
   if (!places || places.length !== speeds.length) return [...speeds];
   const cpus = (i: number) => Math.max(1, places[i]!.cpus ?? 1);

@@ -20,6 +20,7 @@ import { Sampler, type SamplingParams } from '../../model/sampling.js';
 import {
   planModelSplit,
   ratesFromSpeeds,
+  sharedNodeNotes,
   type EmbeddingPlacement,
   type ModelSplit,
   type OutputPlacement,
@@ -286,21 +287,20 @@ export function planGenerateOn(o: {
   const speeds = o.speeds?.length === o.ranks && o.speeds.every((v) => v > 0) ? o.speeds : undefined;
   const places = o.places?.length === o.ranks ? o.places : undefined;
   const rates = speeds ? ratesFromSpeeds(speeds, places) : undefined;
-  return {
-    info: o.info,
-    split: planModelSplit(
-      o.info,
-      Array.from({ length: o.ranks }, (_, i) =>
-        speeds ? { rate: rates![i]!, speed: speeds[i]! } : { rate: 1 },
-      ),
-      {
-        context: ctx,
-        ...(places ? { places } : {}),
-        ...(o.placement?.embeddings ? { embeddings: o.placement.embeddings } : {}),
-        ...(o.placement?.output ? { output: o.placement.output } : {}),
-      },
+  const split = planModelSplit(
+    o.info,
+    Array.from({ length: o.ranks }, (_, i) =>
+      speeds ? { rate: rates![i]!, speed: speeds[i]! } : { rate: 1 },
     ),
-  };
+    {
+      context: ctx,
+      ...(places ? { places } : {}),
+      ...(o.placement?.embeddings ? { embeddings: o.placement.embeddings } : {}),
+      ...(o.placement?.output ? { output: o.placement.output } : {}),
+    },
+  );
+  if (speeds) split.notes.push(...sharedNodeNotes(places));
+  return { info: o.info, split };
 }
 
 export interface ModelLoadOptions {

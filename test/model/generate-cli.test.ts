@@ -234,6 +234,7 @@ describe("the split follows each node's measured read bandwidth", () => {
     const text = runCli(['generate', '-m', good, '--dry-run', '--virtual-nodes', '2']);
     expect(text.stdout).toMatch(/rate \(read bandwidth\)/);
     expect(text.stdout).toMatch(/GB\/s\)/);
+    expect(text.stdout).toMatch(/^note: ranks 0, 1 read one memory node \(host 0, memory node 0\)/m);
     expect(text.stdout).toMatch(/^token_embd: shared, .*: each host's ranks share one memory node/m);
     expect(text.stdout).toMatch(
       /^output: sharded by vocabulary rows, .*: sharding with the logits gathered over shared memory/m,

@@ -14,6 +14,7 @@ import { PlanInputError } from '../../planner/errors.js';
 import {
   planModelSplit,
   ratesFromSpeeds,
+  sharedNodeNotes,
   renderModelSplit,
   type ModelShape,
 } from '../../planner/model-split.js';
@@ -143,6 +144,11 @@ describe('ratesFromSpeeds', () => {
     expect(ratesFromSpeeds([28, 14], two(0, 1))).toEqual([1, 0.5]);
     expect(ratesFromSpeeds([28, 14], two(0, 0, 1))).toEqual([1, 0.5]);
     expect(ratesFromSpeeds([28, 14], two(-1, -1))).toEqual([1, 0.5]);
+    expect(sharedNodeNotes(oneNode)).toEqual([
+      'ranks 0, 1 read one memory node (host 0, memory node 0) and share its bandwidth: their rates follow their cpus, not their separate measurements',
+    ]);
+    expect(sharedNodeNotes(two(0, 1))).toEqual([]);
+    expect(sharedNodeNotes(two(-1, -1))).toEqual([]);
     // Places that do not match the ranks are ignored.
     expect(ratesFromSpeeds([28, 14], [{ host: 0, memoryNode: 0 }])).toEqual([1, 0.5]);
   });
