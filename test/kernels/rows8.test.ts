@@ -1,4 +1,4 @@
-// The rows8 layout (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K rows interleaved 8 at a
+// The rows8 layout (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS rows interleaved 8 at a
 // time, the model's matmul weights where the kernels run it): the bytes sit where quant_impl.h
 // says (decoded here in TS from that description), the scalar kernel on it gives the natural
 // scalar kernel's bits, every SIMD path on it agrees with scalar, and a row's bits do not depend
@@ -37,7 +37,18 @@ function six(t: Uint8Array, row: number, sub: number): number {
 }
 
 type Rows8Type =
-  'q8_0' | 'q4_0' | 'q5_0' | 'q4_1' | 'q5_1' | 'iq4_nl' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k';
+  | 'q8_0'
+  | 'q4_0'
+  | 'q5_0'
+  | 'q4_1'
+  | 'q5_1'
+  | 'iq4_nl'
+  | 'q2_k'
+  | 'q3_k'
+  | 'q4_k'
+  | 'q5_k'
+  | 'q6_k'
+  | 'iq4_xs';
 const TYPES: readonly Rows8Type[] = [
   'q8_0',
   'q4_0',
@@ -50,6 +61,7 @@ const TYPES: readonly Rows8Type[] = [
   'q4_k',
   'q5_k',
   'q6_k',
+  'iq4_xs',
 ];
 
 function q4k(n: number, k: number, seed: number, type: Rows8Type = 'q4_k'): Uint8Array {
@@ -228,6 +240,39 @@ describe('rows8 layout', () => {
     }
   });
 
+  it('keeps every IQ4_XS row of a group (d, scales, each index) where the layout says', () => {
+    const n = 9,
+      k = 512,
+      nb = k / 256;
+    const w = q4k(n, k, 37, 'iq4_xs');
+    const r8 = interleaveRows8('iq4_xs', w, n, k);
+    for (let b = 0; b < nb; b++)
+      for (let row = 0; row < 8; row++) {
+        // Natural: d, scales_h (u16), scales_l[4], qs[128]; as ggml's dequantize_row_iq4_xs reads them.
+        const B = row * 136 * nb + b * 136,
+          G = b * 1088;
+        const scaleH = w[B + 2]! | (w[B + 3]! << 8);
+        const scale = (s: number): number =>
+          ((w[B + 4 + (s >> 1)]! >> (4 * (s % 2))) & 0xf) | (((scaleH >> (2 * s)) & 3) << 4);
+        const index = (e: number): number => {
+          const s = Math.floor(e / 32),
+            l = e % 32;
+          return (w[B + 8 + 16 * s + (l % 16)]! >> (l < 16 ? 0 : 4)) & 0xf;
+        };
+        expect(r8[G + 2 * row]! | (r8[G + 2 * row + 1]! << 8)).toBe(w[B]! | (w[B + 1]! << 8));
+        for (let s = 0; s < 8; s++) expect(six(r8.subarray(G + 16, G + 64), row, s)).toBe(scale(s));
+        for (let e = 0; e < 256; e++) {
+          // quant_impl.h: vector v of pair c holds natural bytes 32c + 4v.. of each row.
+          const s = Math.floor(e / 32),
+            l = e % 32;
+          const byte = 16 * (s % 2) + (l % 16);
+          const at = G + 64 + 256 * Math.floor(s / 2) + 32 * Math.floor(byte / 4) + 4 * row + (byte % 4);
+          expect((r8[at]! >> (l < 16 ? 0 : 4)) & 0xf).toBe(index(e));
+        }
+      }
+    expect(Buffer.from(r8.subarray(8 * 136 * nb)).equals(Buffer.from(w.subarray(8 * 136 * nb)))).toBe(true);
+  });
+
   it('the scalar kernel on rows8 gives the natural scalar kernel bit for bit', () => {
     for (const type of TYPES)
       for (const [n, k, m] of [
@@ -254,7 +299,7 @@ describe('rows8 layout', () => {
             [64, 2048],
             [16, 160],
           ] as const) {
-            if (k % (type.endsWith('_k') ? 256 : 32)) continue;
+            if (k % (type.endsWith('_k') || type === 'iq4_xs' ? 256 : 32)) continue;
             const m = 7;
             const w = q4k(n, k, 3 * n, type);
             const w8 = interleaveRows8(type, w, n, k);
@@ -281,17 +326,18 @@ describe('rows8 layout', () => {
 
   it('is refused where it does not apply, naming the fix', () => {
     expect(rows8Runs('q4_k', 'scalar')).toBe(true);
-    expect(rows8Runs('iq4_xs')).toBe(false);
-    const iq4 = quantize('iq4_xs', random(8 * 256, 2), 8, 256);
-    expect(() => interleaveRows8('iq4_xs', iq4, 8, 256)).toThrow(
-      /rows8 layout has no iq4_xs form: keep these weights natural/,
+    // The f32-activation types have no rows8 form (their tiles read W as it is).
+    expect(rows8Runs('f16')).toBe(false);
+    const f16 = quantize('f16', random(8 * 256, 2), 8, 256);
+    expect(() => interleaveRows8('f16', f16, 8, 256)).toThrow(
+      /rows8 layout has no f16 form: keep these weights natural/,
     );
     const w = q4k(8, 256, 4);
     const x = random(256, 5);
     expect(() =>
       matmulQ(pool, {
-        type: 'iq4_xs',
-        w: iq4,
+        type: 'f16',
+        w: f16,
         n: 8,
         k: 256,
         x: random(256, 1),
@@ -299,7 +345,7 @@ describe('rows8 layout', () => {
         y: new Float32Array(8),
         rows8: true,
       }),
-    ).toThrow(/no rows8 form of iq4_xs: lay the weights out naturally/);
+    ).toThrow(/no rows8 form of f16: lay the weights out naturally/);
     expect(() =>
       matmulQ(pool, {
         type: 'q4_k',

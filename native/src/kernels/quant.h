@@ -196,7 +196,7 @@ struct QuantMatmulArgs {
 void CheckQuantMatmulArgs(const QuantMatmulArgs& a);
 
 // The rows8 layout: W's rows interleaved 8 at a time, so that a kernel's vector ops serve 8 rows
-// and each sub-block's scale applies once per 8 rows (Q4_K so far). Rows8Runs: whether the
+// and each sub-block's scale applies once per 8 rows (every quantized type). Rows8Runs: whether the
 // kernels of `isa` (after Auto resolves) run type t in it; where they do not, keep W natural.
 bool Rows8Runs(WeightType t, Isa isa);
 // `rows` natural rows of W (srcStride bytes apart, k elements each) → rows8 at dst

@@ -12,7 +12,7 @@ KernelSet Kernels();
 namespace avx512vbmi {
 KernelSet Kernels();
 }
-// The K types (and Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / Q5_0 / Q4_1 / Q5_1 / IQ4_NL in rows8), Q4_1 / Q5_0 / Q5_1 and the IQ4 types have no AVX-512 kernels of their own: these paths run the AVX2 ones (every
+// The K types (and Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / Q5_0 / Q4_1 / Q5_1 / IQ4_NL / IQ4_XS in rows8), Q4_1 / Q5_0 / Q5_1 and the IQ4 types have no AVX-512 kernels of their own: these paths run the AVX2 ones (every
 // AVX-512 cpu has AVX2, FMA and F16C), so `auto` works and gives the same results everywhere.
 KernelSet Avx512Kernels(bool vnni, bool vbmi) {
   KernelSet s = vbmi ? avx512vbmi::Kernels() : vnni ? avx512vnni::Kernels() : avx512::Kernels();
@@ -28,6 +28,7 @@ KernelSet Avx512Kernels(bool vnni, bool vbmi) {
   s.q3kRows8 = k.q3kRows8;
   s.q2kRows8 = k.q2kRows8;
   s.iq4nlRows8 = k.iq4nlRows8;
+  s.iq4xsRows8 = k.iq4xsRows8;
   s.q41 = k.q41;
   s.q41Rows8 = k.q41Rows8;
   s.q50 = k.q50;

@@ -124,12 +124,23 @@ struct BlockQ2_Kx8 {  // 672 bytes = 8 × BlockQ2_K
   uint8_t scales[128];
   uint8_t qs[512];
 };
+// IQ4_XS: per super-block the 8 rows' d, their 64 sub-block scales as stored (ls, 0..63, the
+// kernel takes 32 off) in a Rows8Six table, and Q4_K's byte order: vector v of pair c (sub-blocks
+// 2c, 2c + 1) holds natural bytes 32c + 4v..32c + 4v + 3 of each row (row ρ at byte 4ρ), so
+// vectors 0-3 are sub-block 2c (low nibbles its elements 4v + t, high 16 + 4v + t) and 4-7 are
+// 2c + 1; a nibble meets the activation a 32-byte load of natural IQ4_XS meets it with
+// (ActLayout::Iq4Pairs), and one scale serves a whole vector.
+struct BlockIQ4_XSx8 {  // 1088 bytes = 8 × BlockIQ4_XS
+  uint16_t d[8];
+  uint8_t scales[48];
+  uint8_t qs[1024];
+};
 static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K) && sizeof(BlockQ5_Kx8) == 8 * sizeof(BlockQ5_K) &&
                   sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0) && sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0) &&
                   sizeof(BlockQ5_0x8) == 8 * sizeof(BlockQ5_0) && sizeof(BlockQ4_1x8) == 8 * sizeof(BlockQ4_1) &&
                   sizeof(BlockQ5_1x8) == 8 * sizeof(BlockQ5_1) && sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K) &&
                   sizeof(BlockQ3_Kx8) == 8 * sizeof(BlockQ3_K) && sizeof(BlockQ2_Kx8) == 8 * sizeof(BlockQ2_K) &&
-                  sizeof(BlockIQ4_NLx8) == 8 * sizeof(BlockIQ4_NL),
+                  sizeof(BlockIQ4_NLx8) == 8 * sizeof(BlockIQ4_NL) && sizeof(BlockIQ4_XSx8) == 8 * sizeof(BlockIQ4_XS),
               "rows8 keeps the bytes of its rows");
 // A table of 64 6-bit values (row ρ, sub-block s) in 48 bytes: two 32-byte vectors V_h (h = s / 4)
 // with (ρ, s) at byte 16·(ρ / 4) + 4·(s % 4) + ρ % 4, so that within each 128-bit lane one
@@ -157,7 +168,7 @@ struct KernelSet {
   // Kernels on rows8 weights (whole groups: j0 and j1 multiples of 8); null where this path
   // runs the type only in the natural layout.
   QKernel q8Rows8 = nullptr, q4Rows8 = nullptr, q50Rows8 = nullptr, q41Rows8 = nullptr, q51Rows8 = nullptr, q4kRows8 = nullptr, q5kRows8 = nullptr, q6kRows8 = nullptr,
-         q3kRows8 = nullptr, q2kRows8 = nullptr, iq4nlRows8 = nullptr;
+         q3kRows8 = nullptr, q2kRows8 = nullptr, iq4nlRows8 = nullptr, iq4xsRows8 = nullptr;
   QKernel ForRows8(WeightType t) const {
     switch (t) {
       case WeightType::Q8_0: return q8Rows8;
@@ -171,6 +182,7 @@ struct KernelSet {
       case WeightType::Q3_K: return q3kRows8;
       case WeightType::Q2_K: return q2kRows8;
       case WeightType::IQ4_NL: return iq4nlRows8;
+      case WeightType::IQ4_XS: return iq4xsRows8;
       default: return nullptr;
     }
   }

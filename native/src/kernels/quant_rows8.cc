@@ -143,6 +143,15 @@ void PlaceRowK(const Block& in, int row, BlockX8& out) {
 void PlaceRow(const BlockQ4_K& in, int row, BlockQ4_Kx8& out) { PlaceRowK(in, row, out); }
 void PlaceRow(const BlockQ5_K& in, int row, BlockQ5_Kx8& out) { PlaceRowK(in, row, out); }
 
+void PlaceRow(const BlockIQ4_XS& in, int row, BlockIQ4_XSx8& out) {
+  out.d[row] = in.d;
+  int8_t sc[8];
+  UnpackScalesIq4Xs(in, sc);
+  for (int s = 0; s < 8; ++s) PutSix(out.scales, row, s, static_cast<uint8_t>(sc[s] + 32));
+  for (int c = 0; c < 4; ++c)
+    for (int v = 0; v < 8; ++v) std::memcpy(out.qs + 256 * c + 32 * v + 4 * row, in.qs + 32 * c + 4 * v, 4);
+}
+
 // One group: rows 0-7 at src → 8·nb BlockX8 at dst.
 template <typename Block, typename BlockX8>
 void InterleaveGroup(const uint8_t* src, int64_t srcStride, int64_t nb, uint8_t* dst) {
@@ -179,6 +188,7 @@ void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_
     case WeightType::Q6_K: use(BlockQ6_K{}, BlockQ6_Kx8{}); break;
     case WeightType::Q3_K: use(BlockQ3_K{}, BlockQ3_Kx8{}); break;
     case WeightType::Q2_K: use(BlockQ2_K{}, BlockQ2_Kx8{}); break;
+    case WeightType::IQ4_XS: use(BlockIQ4_XS{}, BlockIQ4_XSx8{}); break;
     default:
       throw UserError(std::string("the rows8 layout has no ") + WeightTypeName(t) + " form: keep these weights natural");
   }

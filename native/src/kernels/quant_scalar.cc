@@ -259,6 +259,25 @@ void Q2KRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, in
   });
 }
 
+// IQ4_XS in the rows8 layout: Iq4XsScalar's sums. Element e of sub-block s sits in natural byte
+// 16·(s % 2) + e % 16 of pair s / 2 (the high nibble from e = 16 on).
+void Iq4XsRows8Scalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
+                      int64_t j1) {
+  SuperBlockRows8Scalar<BlockIQ4_XSx8>(a, act, r0, rows, j0, j1, [](const BlockIQ4_XSx8& w, int row, const BlockQ8_K& x) {
+    SuperBlockSums out;
+    for (int s = 0; s < 8; ++s) {
+      int32_t dot = 0;
+      for (int e = 0; e < 32; ++e) {
+        const int byte = 16 * (s % 2) + e % 16;
+        const uint8_t q = w.qs[256 * (s / 2) + 32 * (byte / 4) + 4 * row + byte % 4];
+        dot += kIq4Values[(q >> (4 * (e / 16))) & 0xF] * x.qs[32 * s + e];
+      }
+      out.isum += (Rows8Six(w.scales, row, s) - 32) * dot;
+    }
+    return out;
+  });
+}
+
 // Q2_K: 16 sub-blocks of 16, 4-bit scales (low nibble) and mins (high).
 void Q2KScalar(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
   SuperBlockScalar<BlockQ2_K>(a, act, r0, rows, j0, j1, [](const BlockQ2_K& w, const BlockQ8_K& x) {
@@ -362,6 +381,7 @@ KernelSet ScalarKernels() {
   s.q6kRows8 = Q6KRows8Scalar;
   s.q3kRows8 = Q3KRows8Scalar;
   s.q2kRows8 = Q2KRows8Scalar;
+  s.iq4xsRows8 = Iq4XsRows8Scalar;
   return s;
 }
 
