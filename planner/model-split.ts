@@ -155,8 +155,8 @@ export interface SpeedPlace {
  * Ranks that read one memory node of one host (`places`: virtual nodes, cores of one socket)
  * share its bandwidth: when they decode, all of them read at once. Measured one by one, or
  * partly overlapping as executors start, they differ by chance (two 1-core ranks of one node:
- * 15.5 and 21.0 GB/s, which gave one of them twice the other's work and cost a third of the
- * tokens/s). Such a group's ranks take the group's best speed per cpu times their cpus.
+ * 15.5 and 21.0 GB/s, which gave one of them twice the other's work and cost about a quarter
+ * of the tokens/s). Such a group's ranks take the group's best speed per cpu times their cpus.
  */
 export function ratesFromSpeeds(
   speeds: readonly number[],
@@ -172,13 +172,7 @@ export function ratesFromSpeeds(
 
 /** Notes for `--dry-run`: which ranks share a memory node, so their rates ignore their own measurements. */
 export function sharedNodeNotes(places: readonly SpeedPlace[] | undefined): string[] {
-  const groups = new Map<string, number[]>();
-  (places ?? []).forEach((p, rank) => {
-    if (p.memoryNode < 0) return;
-    const k = `host ${p.host}, memory node ${p.memoryNode}`;
-    groups.set(k, [...(groups.get(k) ?? []), rank]);
-  });
-  return [...groups]
+  return [...memoryNodeGroups(places ?? [])]
     .filter(([, ranks]) => ranks.length > 1)
     .map(
       ([where, ranks]) =>
@@ -186,21 +180,27 @@ export function sharedNodeNotes(places: readonly SpeedPlace[] | undefined): stri
     );
 }
 
+/** Ranks by the memory node they read ("host H, memory node N"); ranks of unknown nodes in none. */
+function memoryNodeGroups(places: readonly SpeedPlace[]): Map<string, number[]> {
+  const groups = new Map<string, number[]>();
+  places.forEach((p, rank) => {
+    if (p.memoryNode < 0) return;
+    const k = `host ${p.host}, memory node ${p.memoryNode}`;
+    groups.set(k, [...(groups.get(k) ?? []), rank]);
+  });
+  return groups;
+}
+
 function sharedNodeSpeeds(speeds: readonly number[], places?: readonly SpeedPlace[]): number[] {
-  if (!places || places.length !== speeds.length) return [...speeds];
+  const out = [...speeds];
+  if (!places || places.length !== speeds.length) return out;
+  const measured = (i: number) => Number.isFinite(speeds[i]) && speeds[i]! > 0;
   const cpus = (i: number) => Math.max(1, places[i]!.cpus ?? 1);
-  const perCpu = new Map<string, number>();
-  const key = (i: number) =>
-    places[i]!.memoryNode >= 0 ? `${places[i]!.host}:${places[i]!.memoryNode}` : undefined;
-  speeds.forEach((v, i) => {
-    const k = key(i);
-    if (k !== undefined && Number.isFinite(v) && v > 0)
-      perCpu.set(k, Math.max(perCpu.get(k) ?? 0, v / cpus(i)));
-  });
-  return speeds.map((v, i) => {
-    const best = perCpu.get(key(i) ?? '');
-    return best !== undefined && Number.isFinite(v) && v > 0 ? best * cpus(i) : v;
-  });
+  for (const ranks of memoryNodeGroups(places).values()) {
+    const perCpu = Math.max(0, ...ranks.filter(measured).map((i) => speeds[i]! / cpus(i)));
+    for (const i of ranks) if (measured(i)) out[i] = perCpu * cpus(i);
+  }
+  return out;
 }
 
 function lcm(a: number, b: number): number {
