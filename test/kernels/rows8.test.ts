@@ -298,6 +298,7 @@ describe('rows8 layout', () => {
             [37, 1024],
             [64, 2048],
             [16, 160],
+            [24, 512], // a pair of groups and a lone one (the AVX-512 tiles take 16 rows a step)
           ] as const) {
             if (k % (type.endsWith('_k') || type === 'iq4_xs' ? 256 : 32)) continue;
             const m = 7;
@@ -323,6 +324,26 @@ describe('rows8 layout', () => {
           }
     },
   );
+
+  // The AVX-512 tiles take the AVX2 tiles' steps per row lane, 16 rows a zmm instead of 8: the
+  // same bits, so a model gives the same tokens on either kind of cpu.
+  it.runIf(simd.length > 1)(`${simd.join(', ')}: the same bits on every SIMD path`, () => {
+    for (const type of TYPES)
+      for (const [n, k, m] of [
+        [40, 512, 7],
+        [48, 1024, 1],
+      ] as const) {
+        const paths = simd.filter((p) => rows8Runs(type, p));
+        if (paths.length < 2) continue;
+        const w8 = interleaveRows8(type, q4k(n, k, 5 * n, type), n, k);
+        const x = random(m * k, 13);
+        const first = Array.from(run(w8, n, k, x, m, paths[0]!, true, type));
+        for (const isa of paths.slice(1))
+          expect(Array.from(run(w8, n, k, x, m, isa, true, type)), `${type} ${isa} n=${n} m=${m}`).toEqual(
+            first,
+          );
+      }
+  });
 
   it('is refused where it does not apply, naming the fix', () => {
     expect(rows8Runs('q4_k', 'scalar')).toBe(true);

@@ -12,8 +12,14 @@ KernelSet Kernels();
 namespace avx512vbmi {
 KernelSet Kernels();
 }
-// The K types (and Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / Q5_0 / Q4_1 / Q5_1 / IQ4_NL / IQ4_XS in rows8), Q4_1 / Q5_0 / Q5_1 and the IQ4 types have no AVX-512 kernels of their own: these paths run the AVX2 ones (every
-// AVX-512 cpu has AVX2, FMA and F16C), so `auto` works and gives the same results everywhere.
+namespace avx512rows8 {
+void SetRows8Kernels(KernelSet& s);  // quant_avx512_rows8.cc
+}
+// The natural K-type, Q4_1 / Q5_0 / Q5_1 and IQ4 kernels, and the rows8 ones of Q8_0, Q2_K, Q3_K
+// and IQ4_XS, have no AVX-512 forms: these paths run the AVX2 ones (every AVX-512 cpu has AVX2,
+// FMA and F16C), so `auto` works and gives the same results everywhere. The rows8 tiles of the
+// nibble types, Q4_K, Q5_K and Q6_K take 16 rows a zmm (quant_avx512_rows8.cc), with the AVX2
+// tiles' bits.
 KernelSet Avx512Kernels(bool vnni, bool vbmi) {
   KernelSet s = vbmi ? avx512vbmi::Kernels() : vnni ? avx512vnni::Kernels() : avx512::Kernels();
   const KernelSet k = Avx2Kernels();
@@ -38,6 +44,7 @@ KernelSet Avx512Kernels(bool vnni, bool vbmi) {
   s.iq4nl = k.iq4nl;
   s.iq4xs = k.iq4xs;
   s.iq4xsLayout = k.iq4xsLayout;
+  avx512rows8::SetRows8Kernels(s);
   return s;
 }
 }  // namespace redblue

@@ -227,9 +227,10 @@ void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool) {
   int64_t jb = std::clamp<int64_t>((64 << 10) / rowBytes, 4, 256);
   jb = std::max<int64_t>(1, std::min(jb, (a.n + 8 * workers - 1) / (8 * workers)));
   if (a.m == 1) jb = std::max<int64_t>(jb, std::min<int64_t>(a.n, 16));
-  // rows8: tasks of whole groups; the rows after the last group are natural rows.
+  // rows8: tasks of whole pairs of groups (the AVX-512 tiles take 16 rows a step and would
+  // run a lone group at half speed); the rows after the last group are natural rows.
   const int64_t n8 = a.rows8 ? a.n / 8 * 8 : 0;
-  if (a.rows8) jb = (jb + 7) / 8 * 8;
+  if (a.rows8) jb = (jb + 15) / 16 * 16;
   auto run = [&](int64_t j0, int64_t j1) {
     if (j0 < n8) rows8Kernel(a, act, 0, a.m, j0, std::min(j1, n8));
     if (j1 > n8) kernel(a, act, 0, a.m, std::max(j0, n8), j1);

@@ -1,0 +1,401 @@
+// AVX-512 (F/BW/VL) rows8 tiles: two groups of 8 rows of W per zmm (rows j..j+7 in the low
+// 256 bits, j+8..j+15 in the high), so each vpmaddubsw, each broadcast of X's 4 bytes and each
+// scale step serves 16 rows where the AVX2 tiles (quant_avx2.cc) serve 8. The arithmetic per
+// row lane is the AVX2 tiles' step for step (same integer sums, same float operations in the
+// same order), so the results are the same bits on either path. No VNNI: the K types take a
+// sub-block's scale through vpmaddwd on int16 sums, which vpdpbusd's int32 sums cannot.
+//
+// A lone group at the end of a task's rows runs with its rows duplicated into the high half
+// and only the low half stored (MatmulQ makes tasks of 16 rows, so this is the last group of
+// W when n / 8 is odd).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+
+
+
+
+
+
+
+
+
+
+
+
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/half.h"
+#include "kernels/quant_impl.h"
+
+#define KTARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,f16c,fma"
+#define KFN __attribute__((target(KTARGET), always_inline)) inline
+#define KENTRY __attribute__((target(KTARGET)))
+#define KFN_LAMBDA __attribute__((target(KTARGET), always_inline))
+
+namespace redblue {
+namespace avx512rows8 {
+namespace {
+
+// The two groups' blocks of one tile: g[0] rows j..j+7, g[1] rows j+8..j+15 (or g[0] again).
+template <typename BlockX8>
+struct Pair {
+  const BlockX8* g[2];
+};
+
+// 32 bytes at offset `off` of both groups' blocks → one zmm.
+template <typename BlockX8>
+KFN __m512i Load2(const Pair<BlockX8>& p, const void* field) {
+  const size_t off = static_cast<size_t>(static_cast<const uint8_t*>(field) - reinterpret_cast<const uint8_t*>(p.g[0]));
+  const uint8_t* a = reinterpret_cast<const uint8_t*>(p.g[0]) + off;
+  const uint8_t* b = reinterpret_cast<const uint8_t*>(p.g[1]) + off;
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
+}
+// The 8 f16 values at `field` (d, dmin, m) of both groups → 16 floats.
+template <typename BlockX8>
+KFN __m512 Halves2(const Pair<BlockX8>& p, const uint16_t* field) {
+  const size_t off = static_cast<size_t>(reinterpret_cast<const uint8_t*>(field) - reinterpret_cast<const uint8_t*>(p.g[0]));
+  const uint8_t* a = reinterpret_cast<const uint8_t*>(p.g[0]) + off;
+  const uint8_t* b = reinterpret_cast<const uint8_t*>(p.g[1]) + off;
+  return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
+                                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1));
+}
+
+constexpr int64_t kPrefetchAhead = 4096;  // as the AVX2 tiles
+template <typename BlockX8>
+KFN void PrefetchAhead(const Pair<BlockX8>& p) {
+  for (int h = 0; h < 2; ++h) {
+    const char* q = reinterpret_cast<const char*>(p.g[h]) + kPrefetchAhead;
+    for (size_t o = 0; o < sizeof(BlockX8); o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
+  }
+}
+
+KFN __m512i Broadcast4(const int8_t* x) {
+  int32_t v;
+  std::memcpy(&v, x, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// V_h of a Rows8Six table (quant_avx2.cc's Rows8SixVector) for both groups.
+template <typename BlockX8>
+KFN __m512i SixVector2(const Pair<BlockX8>& p, const uint8_t* table, int h) {
+  const __m512i nib = Load2(p, table);
+  const size_t off = static_cast<size_t>(table + 32 - reinterpret_cast<const uint8_t*>(p.g[0]));
+  const __m128i ta = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint8_t*>(p.g[0]) + off));
+  const __m128i tb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint8_t*>(p.g[1]) + off));
+  const __m512i top = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(ta)),
+                                         _mm256_broadcastsi128_si256(tb), 1);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
+  const __m512i lo = h ? _mm512_and_si512(_mm512_srli_epi16(nib, 4), m4) : _mm512_and_si512(nib, m4);
+  const __m512i shift = h ? _mm512_set_epi32(6, 6, 6, 6, 4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4)
+                          : _mm512_set_epi32(2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0);
+  return _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi32(top, shift), m3), 4));
+}
+// quant_avx2.cc's Rows8Pair in every 128-bit lane.
+KFN __m512i Pair512(int s0, int s1, bool high = false) {
+  auto word = [&](int q) {
+    const unsigned a = static_cast<unsigned>(4 * (s0 % 4) + q), b = static_cast<unsigned>(4 * (s1 % 4) + q);
+    return static_cast<int>(high ? 0x80u | a << 8 | 0x80u << 16 | b << 24 : a | 0x80u << 8 | b << 16 | 0x80u << 24);
+  };
+  return _mm512_set_epi32(word(3), word(2), word(1), word(0), word(3), word(2), word(1), word(0), word(3), word(2),
+                          word(1), word(0), word(3), word(2), word(1), word(0));
+}
+
+template <int RX>
+KFN void Store(const QuantMatmulArgs& a, int64_t r, int64_t j, bool both, const __m512 acc[RX]) {
+  for (int i = 0; i < RX; ++i) {
+    float* y = a.y + (r + i) * a.ldy + j;
+    if (both)
+      _mm512_storeu_ps(y, acc[i]);
+    else
+      _mm256_storeu_ps(y, _mm512_castps512_ps256(acc[i]));
+  }
+}
+
+// Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL: quant_avx2.cc's Nibble32Rows8Tile, 16 rows.
+template <int RX, typename BlockX8>
+KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  constexpr bool kQ5 = std::is_same_v<BlockX8, BlockQ5_0x8> || std::is_same_v<BlockX8, BlockQ5_1x8>;
+  constexpr bool kAffine = std::is_same_v<BlockX8, BlockQ4_1x8> || std::is_same_v<BlockX8, BlockQ5_1x8>;
+  constexpr bool kLookup = std::is_same_v<BlockX8, BlockIQ4_NLx8>;
+  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
+  const BlockX8* w0 = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
+  const BlockX8* w1 = both ? reinterpret_cast<const BlockX8*>(a.w + (j + 8) * a.wStride) : w0;
+  const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m10 = _mm512_set1_epi8(0x10), ones = _mm512_set1_epi16(1),
+                zero = _mm512_setzero_si512();
+  __m512 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pair<BlockX8> g{{w0 + b, w1 + b}};
+    PrefetchAhead(g);
+    const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
+    __m512i s16[RX], h16[RX];
+    for (int i = 0; i < RX; ++i) s16[i] = h16[i] = _mm512_setzero_si512();
+    __m512i fifth = _mm512_setzero_si512();
+    if constexpr (kQ5) fifth = Load2(g, g.g[0]->qh);
+    auto vector = [&](int v) KFN_LAMBDA {
+      const __m512i bits = Load2(g, g.g[0]->qs + 32 * v);
+      __m512i ql = _mm512_and_si512(bits, m4), qh = _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4);
+      if constexpr (kQ5) {
+        ql = _mm512_or_si512(ql, _mm512_and_si512(_mm512_slli_epi16(fifth, 4 - v), m10));
+        qh = _mm512_or_si512(qh, _mm512_and_si512(_mm512_srli_epi16(fifth, v), m10));
+      }
+      if constexpr (kLookup) {
+        const __m512i wl = _mm512_shuffle_epi8(table, ql), wh = _mm512_shuffle_epi8(table, qh);
+        const __m512i ul = _mm512_abs_epi8(wl), uh = _mm512_abs_epi8(wh);
+        const __mmask64 nl = _mm512_movepi8_mask(wl), nh = _mm512_movepi8_mask(wh);
+        for (int i = 0; i < RX; ++i) {
+          const int8_t* x = act.qs(r + i);
+          const __m512i xl = Broadcast4(x + lo + 4 * v), xh = Broadcast4(x + hi + 4 * v);
+          // x carries w's sign (AVX2's vpsignb; w = 0 has |w| = 0, so its sign does not matter)
+          const __m512i pl = _mm512_maddubs_epi16(ul, _mm512_mask_sub_epi8(xl, nl, zero, xl));
+          const __m512i ph = _mm512_maddubs_epi16(uh, _mm512_mask_sub_epi8(xh, nh, zero, xh));
+          s16[i] = _mm512_add_epi32(s16[i], _mm512_add_epi32(_mm512_madd_epi16(pl, ones), _mm512_madd_epi16(ph, ones)));
+        }
+        return;
+      }
+      for (int i = 0; i < RX; ++i) {
+        const int8_t* x = act.qs(r + i);
+        const __m512i pl = _mm512_maddubs_epi16(ql, Broadcast4(x + lo + 4 * v));
+        const __m512i ph = _mm512_maddubs_epi16(qh, Broadcast4(x + hi + 4 * v));
+        if constexpr (kQ5) {
+          s16[i] = _mm512_add_epi16(s16[i], pl);
+          h16[i] = _mm512_add_epi16(h16[i], ph);
+        } else {
+          s16[i] = _mm512_add_epi16(s16[i], _mm512_add_epi16(pl, ph));
+        }
+      }
+    };
+    if constexpr (kQ5) {
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) vector(v);
+    } else {
+#pragma GCC unroll 2
+      for (int v = 0; v < 4; ++v) vector(v);
+    }
+    const __m512 dw = Halves2(g, g.g[0]->d);
+    __m512 mw = _mm512_setzero_ps();
+    if constexpr (kAffine) mw = Halves2(g, g.g[0]->m);
+    for (int i = 0; i < RX; ++i) {
+      __m512i isum = kLookup ? s16[i] : _mm512_madd_epi16(s16[i], ones);
+      if constexpr (kQ5) isum = _mm512_add_epi32(isum, _mm512_madd_epi16(h16[i], ones));
+      const __m512 dx = _mm512_set1_ps(act.d(r + i)[b]), cx = _mm512_set1_ps(act.c(r + i)[b]);
+      if constexpr (kAffine || kLookup) {
+        acc[i] = _mm512_fmadd_ps(dw, _mm512_mul_ps(dx, _mm512_cvtepi32_ps(isum)), acc[i]);
+        if constexpr (kAffine) acc[i] = _mm512_fmadd_ps(mw, cx, acc[i]);
+      } else {
+        acc[i] = _mm512_fmadd_ps(dw, _mm512_fmadd_ps(dx, _mm512_cvtepi32_ps(isum), cx), acc[i]);
+      }
+    }
+  }
+  Store<RX>(a, r, j, both, acc);
+}
+
+// Q4_K / Q5_K: quant_avx2.cc's AffineKRows8Tile, 16 rows.
+template <int RX, typename BlockX8>
+KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  constexpr bool kQ5 = std::is_same_v<BlockX8, BlockQ5_Kx8>;
+  constexpr int kRun = kQ5 ? 4 : 8;
+  const BlockX8* w0 = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
+  const BlockX8* w1 = both ? reinterpret_cast<const BlockX8*>(a.w + (j + 8) * a.wStride) : w0;
+  const int64_t nb = a.k / kQKBlock;
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m10 = _mm512_set1_epi8(0x10);
+  const __m256i ones256 = _mm256_set1_epi16(1);
+  __m512 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pair<BlockX8> g{{w0 + b, w1 + b}};
+    PrefetchAhead(g);
+    const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
+    __m512i isum[RX];
+    for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c)
+#pragma GCC unroll 2
+      for (int half = 0; half < 2; ++half) {
+        const int s = 2 * c + half;
+        const __m512i scale = _mm512_shuffle_epi8(sc[s / 4], Pair512(s, s));
+        __m512i fifth = _mm512_setzero_si512();
+        if constexpr (kQ5) fifth = Load2(g, g.g[0]->qh + 32 * s);
+#pragma GCC unroll 2
+        for (int v0 = 0; v0 < 8; v0 += kRun) {
+          __m512i s16[RX];
+          for (int i = 0; i < RX; ++i) s16[i] = _mm512_setzero_si512();
+          auto vector = [&](int v) KFN_LAMBDA {
+            const __m512i bits = Load2(g, g.g[0]->qs + 256 * c + 32 * v);
+            __m512i q = half ? _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4) : _mm512_and_si512(bits, m4);
+            if constexpr (kQ5) {
+              const __m512i at4 = v0 == 0 ? _mm512_sll_epi16(fifth, _mm_cvtsi32_si128(4 - v))
+                                          : _mm512_srl_epi16(fifth, _mm_cvtsi32_si128(v - 4));
+              q = _mm512_or_si512(q, _mm512_and_si512(at4, m10));
+            }
+            for (int i = 0; i < RX; ++i)
+              s16[i] = _mm512_add_epi16(
+                  s16[i], _mm512_maddubs_epi16(q, Broadcast4(act.q8k(r + i)[b].qs + 64 * c + 32 * half + 4 * v)));
+          };
+          if constexpr (RX == 1) {
+#pragma GCC unroll 4
+            for (int v = v0; v < v0 + kRun; ++v) vector(v);
+          } else {
+#pragma GCC unroll 2
+            for (int v = v0; v < v0 + kRun; ++v) vector(v);
+          }
+          for (int i = 0; i < RX; ++i) isum[i] = _mm512_add_epi32(isum[i], _mm512_madd_epi16(s16[i], scale));
+        }
+      }
+    const __m512i mn[2] = {SixVector2(g, g.g[0]->mins, 0), SixVector2(g, g.g[0]->mins, 1)};
+    __m512i mp[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) mp[p] = _mm512_shuffle_epi8(mn[p / 2], Pair512(2 * p, 2 * p + 1));
+    const __m512 dw = Halves2(g, g.g[0]->d), dmw = Halves2(g, g.g[0]->dmin);
+    for (int i = 0; i < RX; ++i) {
+      const BlockQ8_K& xb = act.q8k(r + i)[b];
+      // (bsum32_2p, bsum32_2p+1) as int16 pairs, dwords 0, 1, 4, 5 (quant_avx2.cc's order)
+      const __m256i b32 = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)), ones256);
+      const __m512i b16 = _mm512_castsi256_si512(_mm256_packs_epi32(b32, b32));
+      __m512i imin = _mm512_setzero_si512();
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) {
+        const __m512i pair = _mm512_permutexvar_epi32(_mm512_set1_epi32(p < 2 ? p : p + 2), b16);
+        imin = _mm512_add_epi32(imin, _mm512_madd_epi16(mp[p], pair));
+      }
+      const __m512 dx = _mm512_set1_ps(xb.d);
+      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(isum[i]), acc[i]);
+      acc[i] = _mm512_fnmadd_ps(_mm512_mul_ps(dmw, dx), _mm512_cvtepi32_ps(imin), acc[i]);
+    }
+  }
+  Store<RX>(a, r, j, both, acc);
+}
+
+// Q6_K: quant_avx2.cc's Q6KRows8Tile, 16 rows.
+template <typename BlockX8>
+KFN __m512i ScaleI8x2(const Pair<BlockX8>& g, int g0, int g1) {  // int16 pair (sc g0, sc g1) per row lane
+  const __m512i v = Load2(g, g.g[0]->scales + 32 * (g0 / 4));
+  return _mm512_srai_epi16(_mm512_shuffle_epi8(v, Pair512(g0, g1, true)), 8);
+}
+template <int RX>
+KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const BlockQ6_Kx8* w0 = reinterpret_cast<const BlockQ6_Kx8*>(a.w + j * a.wStride);
+  const BlockQ6_Kx8* w1 = both ? reinterpret_cast<const BlockQ6_Kx8*>(a.w + (j + 8) * a.wStride) : w0;
+  const int64_t nb = a.k / kQKBlock;
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  __m512 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pair<BlockQ6_Kx8> g{{w0 + b, w1 + b}};
+    PrefetchAhead(g);
+    __m512i isum[RX];
+    for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; ++c)
+#pragma GCC unroll 4
+      for (int hu = 0; hu < 4; ++hu) {
+        const int sb = 4 * c + hu, h = hu / 2, u = hu % 2;
+        const __m512i hb = Load2(g, g.g[0]->qh + 32 * sb);
+        const __m512i scale = ScaleI8x2(g, sb, sb);
+#pragma GCC unroll 2
+        for (int pair = 0; pair < 2; ++pair) {
+          __m512i s16[RX];
+          for (int i = 0; i < RX; ++i) s16[i] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+          for (int k2 = 0; k2 < 2; ++k2) {
+            const int wv = 2 * pair + k2, v = 4 * u + wv;
+            const __m512i bits = Load2(g, g.g[0]->ql + 32 * (8 * c + v));
+            const __m512i nib = h ? _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4) : _mm512_and_si512(bits, m4);
+            const __m512i top = wv == 0   ? _mm512_slli_epi16(hb, 4)
+                                : wv == 1 ? _mm512_slli_epi16(hb, 2)
+                                : wv == 2 ? hb
+                                          : _mm512_srli_epi16(hb, 2);
+            const __m512i q = _mm512_or_si512(nib, _mm512_and_si512(top, m30));
+            for (int i = 0; i < RX; ++i)
+              s16[i] = _mm512_add_epi16(
+                  s16[i], _mm512_maddubs_epi16(q, Broadcast4(act.q8k(r + i)[b].qs + 64 * c + 32 * h + 4 * v)));
+          }
+          for (int i = 0; i < RX; ++i) isum[i] = _mm512_add_epi32(isum[i], _mm512_madd_epi16(s16[i], scale));
+        }
+      }
+    __m512i sp[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; ++p) sp[p] = ScaleI8x2(g, 2 * p, 2 * p + 1);
+    const __m512 dw = Halves2(g, g.g[0]->d);
+    for (int i = 0; i < RX; ++i) {
+      const BlockQ8_K& xb = act.q8k(r + i)[b];
+      __m512i bs = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) bs = _mm512_add_epi32(bs, _mm512_madd_epi16(sp[p], Broadcast4(reinterpret_cast<const int8_t*>(xb.bsums + 2 * p))));
+      const __m512i total = _mm512_sub_epi32(isum[i], _mm512_slli_epi32(bs, 5));
+      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(xb.d)), _mm512_cvtepi32_ps(total), acc[i]);
+    }
+  }
+  Store<RX>(a, r, j, both, acc);
+}
+
+// 4 rows of X a tile, then 2, then 1 (as quant_avx2.cc's Rows8Kernel), 16 rows of W a step. A
+// lone row of X (a decoding step) takes the AVX2 tile, the same bits: a GEMV waits on memory,
+// and its one stream of 8 rows read DRAM faster than these two (one core, 4096² matrices from
+// DRAM: Q4_K 28.0 against 26.5 GB/s, Q4_0 35.5 against 28.0; from 2 rows of X on the 16-row
+// tiles are as fast or faster, at 8 rows 1.4-1.5×).
+template <typename Tiles>
+KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
+                         int64_t j1) {
+  if (rows == 1) {
+    static const QKernel one = Avx2Kernels().ForRows8(Tiles::kType);
+    one(a, act, r0, rows, j0, j1);
+    return;
+  }
+  auto sweep = [&](auto rx, int64_t r) KFN_LAMBDA {
+    int64_t j = j0;
+    for (; j + 16 <= j1; j += 16) Tiles::template Run<decltype(rx)::value>(a, act, r, j, true);
+    if (j < j1) Tiles::template Run<decltype(rx)::value>(a, act, r, j, false);
+  };
+  int64_t r = r0;
+  for (; r + 4 <= r0 + rows; r += 4) sweep(std::integral_constant<int, 4>{}, r);
+  for (; r + 2 <= r0 + rows; r += 2) sweep(std::integral_constant<int, 2>{}, r);
+  for (; r < r0 + rows; ++r) sweep(std::integral_constant<int, 1>{}, r);
+}
+template <typename BlockX8, WeightType kT>
+struct Nibble32Tiles {
+  static constexpr WeightType kType = kT;
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+    Nibble32Tile<RX, BlockX8>(a, act, r, j, both);
+  }
+};
+template <typename BlockX8, WeightType kT>
+struct AffineKTiles {
+  static constexpr WeightType kType = kT;
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+    AffineKTile<RX, BlockX8>(a, act, r, j, both);
+  }
+};
+struct Q6KTiles {
+  static constexpr WeightType kType = WeightType::Q6_K;
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+    Q6KTile<RX>(a, act, r, j, both);
+  }
+};
+
+}  // namespace
+
+void SetRows8Kernels(KernelSet& s) {
+  s.q4Rows8 = Rows16Kernel<Nibble32Tiles<BlockQ4_0x8, WeightType::Q4_0>>;
+  s.q50Rows8 = Rows16Kernel<Nibble32Tiles<BlockQ5_0x8, WeightType::Q5_0>>;
+  s.q41Rows8 = Rows16Kernel<Nibble32Tiles<BlockQ4_1x8, WeightType::Q4_1>>;
+  s.q51Rows8 = Rows16Kernel<Nibble32Tiles<BlockQ5_1x8, WeightType::Q5_1>>;
+  s.iq4nlRows8 = Rows16Kernel<Nibble32Tiles<BlockIQ4_NLx8, WeightType::IQ4_NL>>;
+  s.q4kRows8 = Rows16Kernel<AffineKTiles<BlockQ4_Kx8, WeightType::Q4_K>>;
+  s.q5kRows8 = Rows16Kernel<AffineKTiles<BlockQ5_Kx8, WeightType::Q5_K>>;
+  s.q6kRows8 = Rows16Kernel<Q6KTiles>;
+}
+
+}  // namespace avx512rows8
+}  // namespace redblue
+
+#pragma GCC diagnostic pop
