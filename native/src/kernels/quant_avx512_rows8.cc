@@ -335,17 +335,163 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   Store<RX>(a, r, j, both, acc);
 }
 
+// GEMV (one row of X) on one group of 8 rows, one stream: a zmm holds two consecutive weight
+// vectors of the group (v in the low half, v + 1 in the high), X's matching 4-byte groups put
+// in place by one vpermd from the 64 bytes of X of a sub-block pair. Per super-block the two
+// halves' int32 sums are added (integers: the AVX2 tile's sums exactly) and the rest runs at
+// 256 bits as there, so the bits are the AVX2 tile's.
+KFN __m512i PairIdx(int d) {  // lanes 0-7 ← dword d, 8-15 ← dword d + 1
+  return _mm512_set_epi32(d + 1, d + 1, d + 1, d + 1, d + 1, d + 1, d + 1, d + 1, d, d, d, d, d, d, d, d);
+}
+KFN __m256i AddHalves(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
+
+KFN void Q4KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ4_Kx8* w = reinterpret_cast<const BlockQ4_Kx8*>(a.w + j * a.wStride);
+  const int64_t nb = a.k / kQKBlock;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pair<BlockQ4_Kx8> g{{w + b, w + b}};  // one group: its scale vectors in both halves
+    _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchAhead, _MM_HINT_T0);
+    for (size_t o = 64; o < sizeof(BlockQ4_Kx8); o += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchAhead + o, _MM_HINT_T0);
+    const BlockQ8_K& xb = act.q8k(r)[b];
+    const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
+    __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m512i xc = _mm512_loadu_si512(xb.qs + 64 * c);
+      __m512i bits[4];
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) bits[p] = _mm512_loadu_si512(w[b].qs + 256 * c + 64 * p);
+#pragma GCC unroll 2
+      for (int half = 0; half < 2; ++half) {
+        const int s = 2 * c + half;
+        __m512i s16 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; ++p) {
+          const __m512i q = half ? _mm512_and_si512(_mm512_srli_epi16(bits[p], 4), m4) : _mm512_and_si512(bits[p], m4);
+          s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(q, _mm512_permutexvar_epi32(PairIdx(8 * half + 2 * p), xc)));
+        }
+        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(s16, _mm512_shuffle_epi8(sc[s / 4], Pair512(s, s))));
+      }
+    }
+    const __m256i mn[2] = {_mm512_castsi512_si256(SixVector2(g, g.g[0]->mins, 0)),
+                           _mm512_castsi512_si256(SixVector2(g, g.g[0]->mins, 1))};
+    const __m256i b32 = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)), ones);
+    const __m256i b16 = _mm256_packs_epi32(b32, b32);
+    __m256i imin = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      const __m256i mp = _mm256_shuffle_epi8(mn[p / 2], _mm512_castsi512_si256(Pair512(2 * p, 2 * p + 1)));
+      imin = _mm256_add_epi32(imin, _mm256_madd_epi16(mp, _mm256_permutevar8x32_epi32(b16, _mm256_set1_epi32(p < 2 ? p : p + 2))));
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].d)));
+    const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].dmin)));
+    const __m256 dx = _mm256_set1_ps(xb.d);
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(AddHalves(isum)), acc);
+    acc = _mm256_fnmadd_ps(_mm256_mul_ps(dmw, dx), _mm256_cvtepi32_ps(imin), acc);
+  }
+  _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
+}
+
+KFN void Q6KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ6_Kx8* w = reinterpret_cast<const BlockQ6_Kx8*>(a.w + j * a.wStride);
+  const int64_t nb = a.k / kQKBlock;
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  // the top bits of vectors (0, 1) and (2, 3) of a sub-block: qh shifted left 4 / 2, none / right 2
+  const __m512i shl01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+  const __m512i shr23 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pair<BlockQ6_Kx8> g{{w + b, w + b}};
+    for (size_t o = 0; o < sizeof(BlockQ6_Kx8); o += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchAhead + o, _MM_HINT_T0);
+    const BlockQ8_K& xb = act.q8k(r)[b];
+    __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; ++c) {
+      const __m512i xc = _mm512_loadu_si512(xb.qs + 64 * c);
+#pragma GCC unroll 4
+      for (int hu = 0; hu < 4; ++hu) {
+        const int sb = 4 * c + hu, h = hu / 2, u = hu % 2;
+        const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * sb)));
+        const __m512i scale = ScaleI8x2(g, sb, sb);
+#pragma GCC unroll 2
+        for (int pair = 0; pair < 2; ++pair) {
+          const int v = 4 * u + 2 * pair;
+          const __m512i bits = _mm512_loadu_si512(w[b].ql + 32 * (8 * c + v));
+          const __m512i nib = h ? _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4) : _mm512_and_si512(bits, m4);
+          const __m512i top = pair == 0 ? _mm512_sllv_epi16(hb, shl01) : _mm512_srlv_epi16(hb, shr23);
+          const __m512i q = _mm512_or_si512(nib, _mm512_and_si512(top, m30));
+          const __m512i p16 = _mm512_maddubs_epi16(q, _mm512_permutexvar_epi32(PairIdx(8 * h + v), xc));
+          isum = _mm512_add_epi32(isum, _mm512_madd_epi16(p16, scale));
+        }
+      }
+    }
+    __m256i bs = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; ++p) {
+      int32_t b2;
+      std::memcpy(&b2, xb.bsums + 2 * p, 4);
+      bs = _mm256_add_epi32(bs, _mm256_madd_epi16(_mm512_castsi512_si256(ScaleI8x2(g, 2 * p, 2 * p + 1)), _mm256_set1_epi32(b2)));
+    }
+    const __m256i total = _mm256_sub_epi32(AddHalves(isum), _mm256_slli_epi32(bs, 5));
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].d)));
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), _mm256_cvtepi32_ps(total), acc);
+  }
+  _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
+}
+
+// Q4_0 (the Q4_0x8 layout only): a block's 4 weight vectors in two zmm, X's low and high 16
+// bytes of the block each give two pair vectors.
+KFN void Q4_0Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ4_0x8* w = reinterpret_cast<const BlockQ4_0x8*>(a.w + j * a.wStride);
+  const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
+  const __m512i m4 = _mm512_set1_epi8(0x0F), ones = _mm512_set1_epi16(1);
+  const int8_t* x = act.qs(r);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    for (size_t o = 0; o < sizeof(BlockQ4_0x8); o += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchAhead + o, _MM_HINT_T0);
+    const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
+    const __m512i xl = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + lo)));
+    const __m512i xh = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + hi)));
+    __m512i s16 = _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int p = 0; p < 2; ++p) {
+      const __m512i bits = _mm512_loadu_si512(w[b].qs + 64 * p);
+      const __m512i ql = _mm512_and_si512(bits, m4), qh = _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4);
+      const __m512i pl = _mm512_maddubs_epi16(ql, _mm512_permutexvar_epi32(PairIdx(2 * p), xl));
+      const __m512i ph = _mm512_maddubs_epi16(qh, _mm512_permutexvar_epi32(PairIdx(2 * p), xh));
+      s16 = _mm512_add_epi16(s16, _mm512_add_epi16(pl, ph));
+    }
+    const __m256i isum = AddHalves(_mm512_madd_epi16(s16, ones));
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].d)));
+    const __m256 dx = _mm256_set1_ps(act.d(r)[b]), cx = _mm256_set1_ps(act.c(r)[b]);
+    acc = _mm256_fmadd_ps(dw, _mm256_fmadd_ps(dx, _mm256_cvtepi32_ps(isum), cx), acc);
+  }
+  _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
+}
+
 // 4 rows of X a tile, then 2, then 1 (as quant_avx2.cc's Rows8Kernel), 16 rows of W a step. A
-// lone row of X (a decoding step) takes the AVX2 tile, the same bits: a GEMV waits on memory,
-// and its one stream of 8 rows read DRAM faster than these two (one core, 4096² matrices from
-// DRAM: Q4_K 28.0 against 26.5 GB/s, Q4_0 35.5 against 28.0; from 2 rows of X on the 16-row
-// tiles are as fast or faster, at 8 rows 1.4-1.5×).
+// lone row of X (a decoding step) reads one group at a time instead: a GEMV waits on memory,
+// and the 16-row tiles' two streams read DRAM slower than one (one core, 4096² matrices from
+// DRAM: Q4_K 26.5 against the AVX2 tile's 28.0 GB/s; from 2 rows of X on, the 16-row tiles
+// are as fast or faster, at 8 rows 1.4-1.5×). Q4_0, Q4_K and Q6_K have a one-stream AVX-512
+// GEMV above (Q4_K 38-42 against 30-34 GB/s, Q6_K 31-33 against 27-29, Q4_0 even from DRAM and
+// 57 against 42 from cache); the other types take the AVX2 tile.
 template <typename Tiles>
 KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                          int64_t j1) {
   if (rows == 1) {
-    static const QKernel one = Avx2Kernels().ForRows8(Tiles::kType);
-    one(a, act, r0, rows, j0, j1);
+    if constexpr (Tiles::kGemv) {
+      for (int64_t j = j0; j < j1; j += 8) Tiles::Gemv(a, act, r0, j);
+    } else {
+      static const QKernel one = Avx2Kernels().ForRows8(Tiles::kType);
+      one(a, act, r0, rows, j0, j1);
+    }
     return;
   }
   auto sweep = [&](auto rx, int64_t r) KFN_LAMBDA {
@@ -361,6 +507,10 @@ KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r
 template <typename BlockX8, WeightType kT>
 struct Nibble32Tiles {
   static constexpr WeightType kType = kT;
+  static constexpr bool kGemv = kT == WeightType::Q4_0;
+  KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+    if constexpr (kT == WeightType::Q4_0) Q4_0Gemv(a, act, r, j);
+  }
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
     Nibble32Tile<RX, BlockX8>(a, act, r, j, both);
@@ -369,6 +519,10 @@ struct Nibble32Tiles {
 template <typename BlockX8, WeightType kT>
 struct AffineKTiles {
   static constexpr WeightType kType = kT;
+  static constexpr bool kGemv = kT == WeightType::Q4_K;
+  KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+    if constexpr (kT == WeightType::Q4_K) Q4KGemv(a, act, r, j);
+  }
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
     AffineKTile<RX, BlockX8>(a, act, r, j, both);
@@ -376,6 +530,8 @@ struct AffineKTiles {
 };
 struct Q6KTiles {
   static constexpr WeightType kType = WeightType::Q6_K;
+  static constexpr bool kGemv = true;
+  KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q6KGemv(a, act, r, j); }
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
     Q6KTile<RX>(a, act, r, j, both);
