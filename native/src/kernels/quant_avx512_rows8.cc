@@ -345,16 +345,20 @@ KFN __m512i PairIdx(int d) {  // lanes 0-7 ← dword d, 8-15 ← dword d + 1
 }
 KFN __m256i AddHalves(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
 
-KFN void Q4KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  const BlockQ4_Kx8* w = reinterpret_cast<const BlockQ4_Kx8*>(a.w + j * a.wStride);
+// Q4_K and Q5_K. Q5_K: element 4v + t's fifth bit is bit v of its qh byte; (qh >> v) << 4 puts
+// it at bit 4 of each byte of a 16-bit word (no other bit lands there), with v per half.
+// A lane adds 4 vectors' vpmaddubsw results in int16: ≤ 4·2·31·128.
+template <typename BlockX8>
+KFN void AffineKGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  constexpr bool kQ5 = std::is_same_v<BlockX8, BlockQ5_Kx8>;
+  const BlockX8* w = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
   const int64_t nb = a.k / kQKBlock;
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m10 = _mm512_set1_epi8(0x10);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const Pair<BlockQ4_Kx8> g{{w + b, w + b}};  // one group: its scale vectors in both halves
-    _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchAhead, _MM_HINT_T0);
-    for (size_t o = 64; o < sizeof(BlockQ4_Kx8); o += 64)
+    const Pair<BlockX8> g{{w + b, w + b}};  // one group: its scale vectors in both halves
+    for (size_t o = 0; o < sizeof(BlockX8); o += 64)
       _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchAhead + o, _MM_HINT_T0);
     const BlockQ8_K& xb = act.q8k(r)[b];
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
@@ -368,10 +372,17 @@ KFN void Q4KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
 #pragma GCC unroll 2
       for (int half = 0; half < 2; ++half) {
         const int s = 2 * c + half;
-        __m512i s16 = _mm512_setzero_si512();
+        __m512i s16 = _mm512_setzero_si512(), fifth = _mm512_setzero_si512();
+        if constexpr (kQ5)
+          fifth = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * s)));
 #pragma GCC unroll 4
         for (int p = 0; p < 4; ++p) {
-          const __m512i q = half ? _mm512_and_si512(_mm512_srli_epi16(bits[p], 4), m4) : _mm512_and_si512(bits[p], m4);
+          __m512i q = half ? _mm512_and_si512(_mm512_srli_epi16(bits[p], 4), m4) : _mm512_and_si512(bits[p], m4);
+          if constexpr (kQ5) {
+            const __m512i v = _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(2 * p)),
+                                                 _mm256_set1_epi16(static_cast<int16_t>(2 * p + 1)), 1);
+            q = _mm512_or_si512(q, _mm512_and_si512(_mm512_slli_epi16(_mm512_srlv_epi16(fifth, v), 4), m10));
+          }
           s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(q, _mm512_permutexvar_epi32(PairIdx(8 * half + 2 * p), xc)));
         }
         isum = _mm512_add_epi32(isum, _mm512_madd_epi16(s16, _mm512_shuffle_epi8(sc[s / 4], Pair512(s, s))));
@@ -479,9 +490,9 @@ KFN void Q4_0Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64
 // lone row of X (a decoding step) reads one group at a time instead: a GEMV waits on memory,
 // and the 16-row tiles' two streams read DRAM slower than one (one core, 4096² matrices from
 // DRAM: Q4_K 26.5 against the AVX2 tile's 28.0 GB/s; from 2 rows of X on, the 16-row tiles
-// are as fast or faster, at 8 rows 1.4-1.5×). Q4_0, Q4_K and Q6_K have a one-stream AVX-512
-// GEMV above (Q4_K 38-42 against 30-34 GB/s, Q6_K 31-33 against 27-29, Q4_0 even from DRAM and
-// 57 against 42 from cache); the other types take the AVX2 tile.
+// are as fast or faster, at 8 rows 1.4-1.5×). Q4_0, Q4_K, Q5_K and Q6_K have a one-stream
+// AVX-512 GEMV above (Q4_K 38-42 against 30-34 GB/s, Q6_K 31-33 against 27-29, Q5_K 31-33
+// against 25-27, Q4_0 even from DRAM and 57 against 42 from cache); the other types take the AVX2 tile.
 template <typename Tiles>
 KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                          int64_t j1) {
@@ -519,9 +530,9 @@ struct Nibble32Tiles {
 template <typename BlockX8, WeightType kT>
 struct AffineKTiles {
   static constexpr WeightType kType = kT;
-  static constexpr bool kGemv = kT == WeightType::Q4_K;
+  static constexpr bool kGemv = true;
   KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-    if constexpr (kT == WeightType::Q4_K) Q4KGemv(a, act, r, j);
+    AffineKGemv<BlockX8>(a, act, r, j);
   }
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
