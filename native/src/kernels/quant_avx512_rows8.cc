@@ -3,7 +3,8 @@
 // scale step serves 16 rows where the AVX2 tiles (quant_avx2.cc) serve 8. The arithmetic per
 // row lane is the AVX2 tiles' step for step (same integer sums, same float operations in the
 // same order), so the results are the same bits on either path. No VNNI: the K types take a
-// sub-block's scale through vpmaddwd on int16 sums, which vpdpbusd's int32 sums cannot.
+// sub-block's scale through vpmaddwd on int16 sums, which vpdpbusd's int32 sums cannot (Q8_0
+// could use it; not done).
 //
 // A lone group at the end of a task's rows runs with its rows duplicated into the high half
 // and only the low half stored (MatmulQ makes tasks of 16 rows, so this is the last group of
@@ -192,6 +193,41 @@ KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
         acc[i] = _mm512_fmadd_ps(dw, _mm512_fmadd_ps(dx, _mm512_cvtepi32_ps(isum), cx), acc[i]);
       }
     }
+  }
+  Store<RX>(a, r, j, both, acc);
+}
+
+// Q8_0: quant_avx2.cc's Q8Rows8Tile, 16 rows: |w| on vpmaddubsw's unsigned side, X's broadcast
+// bytes negated where w is negative (AVX2's vpsignb; w = 0 has |w| = 0), each product pair
+// widened by its own vpmaddwd (a pair reaches 2·127·127).
+template <int RX>
+KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const BlockQ8_0x8* w0 = reinterpret_cast<const BlockQ8_0x8*>(a.w + j * a.wStride);
+  const BlockQ8_0x8* w1 = both ? reinterpret_cast<const BlockQ8_0x8*>(a.w + (j + 8) * a.wStride) : w0;
+  const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
+  const __m512i ones = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
+  __m512 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pair<BlockQ8_0x8> g{{w0 + b, w1 + b}};
+    PrefetchAhead(g);
+    const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
+    __m512i isum[RX];
+    for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int v = 0; v < 8; ++v) {
+      const __m512i q = Load2(g, g.g[0]->qs + 32 * v);
+      const __m512i aq = _mm512_abs_epi8(q);
+      const __mmask64 neg = _mm512_movepi8_mask(q);
+      for (int i = 0; i < RX; ++i) {
+        const __m512i x = Broadcast4(act.qs(r + i) + (v < 4 ? lo + 4 * v : hi + 4 * (v - 4)));
+        const __m512i p = _mm512_maddubs_epi16(aq, _mm512_mask_sub_epi8(x, neg, zero, x));
+        isum[i] = _mm512_add_epi32(isum[i], _mm512_madd_epi16(p, ones));
+      }
+    }
+    const __m512 dw = Halves2(g, g.g[0]->d);
+    for (int i = 0; i < RX; ++i)
+      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(act.d(r + i)[b])), _mm512_cvtepi32_ps(isum[i]), acc[i]);
   }
   Store<RX>(a, r, j, both, acc);
 }
@@ -539,6 +575,15 @@ struct AffineKTiles {
     AffineKTile<RX, BlockX8>(a, act, r, j, both);
   }
 };
+struct Q8Tiles {
+  static constexpr WeightType kType = WeightType::Q8_0;
+  static constexpr bool kGemv = false;
+  KFN static void Gemv(const QuantMatmulArgs&, const ActRows&, int64_t, int64_t) {}
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+    Q8Tile<RX>(a, act, r, j, both);
+  }
+};
 struct Q6KTiles {
   static constexpr WeightType kType = WeightType::Q6_K;
   static constexpr bool kGemv = true;
@@ -560,6 +605,7 @@ void SetRows8Kernels(KernelSet& s) {
   s.q4kRows8 = Rows16Kernel<AffineKTiles<BlockQ4_Kx8, WeightType::Q4_K>>;
   s.q5kRows8 = Rows16Kernel<AffineKTiles<BlockQ5_Kx8, WeightType::Q5_K>>;
   s.q6kRows8 = Rows16Kernel<Q6KTiles>;
+  s.q8Rows8 = Rows16Kernel<Q8Tiles>;
 }
 
 }  // namespace avx512rows8
