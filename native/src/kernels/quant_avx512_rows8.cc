@@ -232,6 +232,52 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   Store<RX>(a, r, j, both, acc);
 }
 
+// IQ4_XS: quant_avx2.cc's Iq4XsRows8Tile, 16 rows (activations in ActLayout::Iq4Pairs).
+template <int RX>
+KFN void Iq4XsTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const BlockIQ4_XSx8* w0 = reinterpret_cast<const BlockIQ4_XSx8*>(a.w + j * a.wStride);
+  const BlockIQ4_XSx8* w1 = both ? reinterpret_cast<const BlockIQ4_XSx8*>(a.w + (j + 8) * a.wStride) : w0;
+  const int64_t nb = a.k / kQKBlock;
+  const __m512i m4 = _mm512_set1_epi8(0x0F), k32 = _mm512_set1_epi16(32), zero = _mm512_setzero_si512();
+  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
+  __m512 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pair<BlockIQ4_XSx8> g{{w0 + b, w1 + b}};
+    PrefetchAhead(g);
+    const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
+    __m512i isum[RX];
+    for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c)
+#pragma GCC unroll 2
+      for (int half = 0; half < 2; ++half) {
+        const int s = 2 * c + half;
+        const __m512i scale = _mm512_sub_epi16(_mm512_shuffle_epi8(sc[s / 4], Pair512(s, s)), k32);
+        auto vector = [&](int v) KFN_LAMBDA {
+          const __m512i bits = Load2(g, g.g[0]->qs + 256 * c + 32 * v);
+          const __m512i wl = _mm512_shuffle_epi8(table, _mm512_and_si512(bits, m4));
+          const __m512i wh = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4));
+          const __m512i ul = _mm512_abs_epi8(wl), uh = _mm512_abs_epi8(wh);
+          const __mmask64 nl = _mm512_movepi8_mask(wl), nh = _mm512_movepi8_mask(wh);
+          for (int i = 0; i < RX; ++i) {
+            const int8_t* x = act.q8k(r + i)[b].qs + 64 * c + 4 * v;
+            const __m512i xl = Broadcast4(x), xh = Broadcast4(x + 32);
+            const __m512i pl = _mm512_maddubs_epi16(ul, _mm512_mask_sub_epi8(xl, nl, zero, xl));
+            const __m512i ph = _mm512_maddubs_epi16(uh, _mm512_mask_sub_epi8(xh, nh, zero, xh));
+            isum[i] = _mm512_add_epi32(isum[i], _mm512_add_epi32(_mm512_madd_epi16(pl, scale), _mm512_madd_epi16(ph, scale)));
+          }
+        };
+#pragma GCC unroll 2
+        for (int v = 4 * half; v < 4 * half + 4; ++v) vector(v);
+      }
+    const __m512 dw = Halves2(g, g.g[0]->d);
+    for (int i = 0; i < RX; ++i)
+      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(act.q8k(r + i)[b].d)), _mm512_cvtepi32_ps(isum[i]), acc[i]);
+  }
+  Store<RX>(a, r, j, both, acc);
+}
+
 // Q4_K / Q5_K: quant_avx2.cc's AffineKRows8Tile, 16 rows.
 template <int RX, typename BlockX8>
 KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
@@ -584,6 +630,15 @@ struct Q8Tiles {
     Q8Tile<RX>(a, act, r, j, both);
   }
 };
+struct Iq4XsTiles {
+  static constexpr WeightType kType = WeightType::IQ4_XS;
+  static constexpr bool kGemv = false;
+  KFN static void Gemv(const QuantMatmulArgs&, const ActRows&, int64_t, int64_t) {}
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+    Iq4XsTile<RX>(a, act, r, j, both);
+  }
+};
 struct Q6KTiles {
   static constexpr WeightType kType = WeightType::Q6_K;
   static constexpr bool kGemv = true;
@@ -606,6 +661,7 @@ void SetRows8Kernels(KernelSet& s) {
   s.q5kRows8 = Rows16Kernel<AffineKTiles<BlockQ5_Kx8, WeightType::Q5_K>>;
   s.q6kRows8 = Rows16Kernel<Q6KTiles>;
   s.q8Rows8 = Rows16Kernel<Q8Tiles>;
+  s.iq4xsRows8 = Rows16Kernel<Iq4XsTiles>;
 }
 
 }  // namespace avx512rows8
