@@ -568,11 +568,53 @@ KFN void Q4_0Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64
   _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
 }
 
+// IQ4_XS (activations in ActLayout::Iq4Pairs: a sub-block pair's low-nibble values at X's
+// bytes 0-31 of its 64, high at 32-63).
+KFN void Iq4XsGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockIQ4_XSx8* w = reinterpret_cast<const BlockIQ4_XSx8*>(a.w + j * a.wStride);
+  const int64_t nb = a.k / kQKBlock;
+  const __m512i m4 = _mm512_set1_epi8(0x0F), k32 = _mm512_set1_epi16(32), zero = _mm512_setzero_si512();
+  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pair<BlockIQ4_XSx8> g{{w + b, w + b}};
+    for (size_t o = 0; o < sizeof(BlockIQ4_XSx8); o += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchAhead + o, _MM_HINT_T0);
+    const BlockQ8_K& xb = act.q8k(r)[b];
+    const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
+    __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m512i xc = _mm512_loadu_si512(xb.qs + 64 * c);
+#pragma GCC unroll 2
+      for (int half = 0; half < 2; ++half) {
+        const int s = 2 * c + half;
+        const __m512i scale = _mm512_sub_epi16(_mm512_shuffle_epi8(sc[s / 4], Pair512(s, s)), k32);
+#pragma GCC unroll 2
+        for (int v = 4 * half; v < 4 * half + 4; v += 2) {
+          const __m512i bits = _mm512_loadu_si512(w[b].qs + 256 * c + 32 * v);
+          const __m512i wl = _mm512_shuffle_epi8(table, _mm512_and_si512(bits, m4));
+          const __m512i wh = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4));
+          const __m512i xl = _mm512_permutexvar_epi32(PairIdx(v), xc), xh = _mm512_permutexvar_epi32(PairIdx(8 + v), xc);
+          const __m512i pl =
+              _mm512_maddubs_epi16(_mm512_abs_epi8(wl), _mm512_mask_sub_epi8(xl, _mm512_movepi8_mask(wl), zero, xl));
+          const __m512i ph =
+              _mm512_maddubs_epi16(_mm512_abs_epi8(wh), _mm512_mask_sub_epi8(xh, _mm512_movepi8_mask(wh), zero, xh));
+          isum = _mm512_add_epi32(isum, _mm512_add_epi32(_mm512_madd_epi16(pl, scale), _mm512_madd_epi16(ph, scale)));
+        }
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].d)));
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), _mm256_cvtepi32_ps(AddHalves(isum)), acc);
+  }
+  _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
+}
+
 // 4 rows of X a tile, then 2, then 1 (as quant_avx2.cc's Rows8Kernel), 16 rows of W a step. A
 // lone row of X (a decoding step) reads one group at a time instead: a GEMV waits on memory,
 // and the 16-row tiles' two streams read DRAM slower than one (one core, 4096² matrices from
 // DRAM: Q4_K 26.5 against the AVX2 tile's 28.0 GB/s; from 2 rows of X on, the 16-row tiles
-// are as fast or faster, at 8 rows 1.4-1.5×). Q4_0, Q4_K, Q5_K and Q6_K have a one-stream
+// are as fast or faster, at 8 rows 1.4-1.5×). Q4_0, Q4_K, Q5_K, Q6_K and IQ4_XS have a one-stream
 // AVX-512 GEMV above (Q4_K 38-42 against 30-34 GB/s, Q6_K 31-33 against 27-29, Q5_K 31-33
 // against 25-27, Q4_0 even from DRAM and 57 against 42 from cache); the other types take the AVX2 tile.
 template <typename Tiles>
@@ -632,8 +674,8 @@ struct Q8Tiles {
 };
 struct Iq4XsTiles {
   static constexpr WeightType kType = WeightType::IQ4_XS;
-  static constexpr bool kGemv = false;
-  KFN static void Gemv(const QuantMatmulArgs&, const ActRows&, int64_t, int64_t) {}
+  static constexpr bool kGemv = true;
+  KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Iq4XsGemv(a, act, r, j); }
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
     Iq4XsTile<RX>(a, act, r, j, both);
