@@ -537,33 +537,48 @@ KFN void Q6KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
 }
 
-// Q4_0 (the Q4_0x8 layout only): a block's 4 weight vectors in two zmm, X's low and high 16
-// bytes of the block each give two pair vectors.
-KFN void Q4_0Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-  const BlockQ4_0x8* w = reinterpret_cast<const BlockQ4_0x8*>(a.w + j * a.wStride);
+// Q4_0 and IQ4_NL: a block's 4 weight vectors in two zmm, X's low and high 16 bytes of the block
+// each give two pair vectors. IQ4_NL looks its levels up and multiplies signed by signed as
+// Nibble32Tile does, each product pair widened at once.
+template <typename BlockX8>
+KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  constexpr bool kLookup = std::is_same_v<BlockX8, BlockIQ4_NLx8>;
+  const BlockX8* w = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
   const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
-  const __m512i m4 = _mm512_set1_epi8(0x0F), ones = _mm512_set1_epi16(1);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), ones = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
+  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
   const int8_t* x = act.qs(r);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    for (size_t o = 0; o < sizeof(BlockQ4_0x8); o += 64)
+    for (size_t o = 0; o < sizeof(BlockX8); o += 64)
       _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchAhead + o, _MM_HINT_T0);
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     const __m512i xl = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + lo)));
     const __m512i xh = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + hi)));
-    __m512i s16 = _mm512_setzero_si512();
+    __m512i sum = _mm512_setzero_si512();  // int16 sums (IQ4_NL: int32)
 #pragma GCC unroll 2
     for (int p = 0; p < 2; ++p) {
       const __m512i bits = _mm512_loadu_si512(w[b].qs + 64 * p);
       const __m512i ql = _mm512_and_si512(bits, m4), qh = _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4);
-      const __m512i pl = _mm512_maddubs_epi16(ql, _mm512_permutexvar_epi32(PairIdx(2 * p), xl));
-      const __m512i ph = _mm512_maddubs_epi16(qh, _mm512_permutexvar_epi32(PairIdx(2 * p), xh));
-      s16 = _mm512_add_epi16(s16, _mm512_add_epi16(pl, ph));
+      const __m512i pxl = _mm512_permutexvar_epi32(PairIdx(2 * p), xl), pxh = _mm512_permutexvar_epi32(PairIdx(2 * p), xh);
+      if constexpr (kLookup) {
+        const __m512i wl = _mm512_shuffle_epi8(table, ql), wh = _mm512_shuffle_epi8(table, qh);
+        const __m512i pl =
+            _mm512_maddubs_epi16(_mm512_abs_epi8(wl), _mm512_mask_sub_epi8(pxl, _mm512_movepi8_mask(wl), zero, pxl));
+        const __m512i ph =
+            _mm512_maddubs_epi16(_mm512_abs_epi8(wh), _mm512_mask_sub_epi8(pxh, _mm512_movepi8_mask(wh), zero, pxh));
+        sum = _mm512_add_epi32(sum, _mm512_add_epi32(_mm512_madd_epi16(pl, ones), _mm512_madd_epi16(ph, ones)));
+      } else {
+        sum = _mm512_add_epi16(sum, _mm512_add_epi16(_mm512_maddubs_epi16(ql, pxl), _mm512_maddubs_epi16(qh, pxh)));
+      }
     }
-    const __m256i isum = AddHalves(_mm512_madd_epi16(s16, ones));
+    const __m256i isum = AddHalves(kLookup ? sum : _mm512_madd_epi16(sum, ones));
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].d)));
-    const __m256 dx = _mm256_set1_ps(act.d(r)[b]), cx = _mm256_set1_ps(act.c(r)[b]);
-    acc = _mm256_fmadd_ps(dw, _mm256_fmadd_ps(dx, _mm256_cvtepi32_ps(isum), cx), acc);
+    const __m256 dx = _mm256_set1_ps(act.d(r)[b]);
+    if constexpr (kLookup)
+      acc = _mm256_fmadd_ps(dw, _mm256_mul_ps(dx, _mm256_cvtepi32_ps(isum)), acc);
+    else
+      acc = _mm256_fmadd_ps(dw, _mm256_fmadd_ps(dx, _mm256_cvtepi32_ps(isum), _mm256_set1_ps(act.c(r)[b])), acc);
   }
   _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
 }
@@ -642,9 +657,9 @@ KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r
 template <typename BlockX8, WeightType kT>
 struct Nibble32Tiles {
   static constexpr WeightType kType = kT;
-  static constexpr bool kGemv = kT == WeightType::Q4_0;
+  static constexpr bool kGemv = kT == WeightType::Q4_0 || kT == WeightType::IQ4_NL;
   KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-    if constexpr (kT == WeightType::Q4_0) Q4_0Gemv(a, act, r, j);
+    if constexpr (kGemv) Nibble32Gemv<BlockX8>(a, act, r, j);
   }
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
