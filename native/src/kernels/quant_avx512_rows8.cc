@@ -629,9 +629,9 @@ KFN void Iq4XsGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
 // lone row of X (a decoding step) reads one group at a time instead: a GEMV waits on memory,
 // and the 16-row tiles' two streams read DRAM slower than one (one core, 4096² matrices from
 // DRAM: Q4_K 26.5 against the AVX2 tile's 28.0 GB/s; from 2 rows of X on, the 16-row tiles
-// are as fast or faster, at 8 rows 1.4-1.5×). Q4_0, Q4_K, Q5_K, Q6_K and IQ4_XS have a one-stream
-// AVX-512 GEMV above (Q4_K 38-42 against 30-34 GB/s, Q6_K 31-33 against 27-29, Q5_K 31-33
-// against 25-27, Q4_0 even from DRAM and 57 against 42 from cache); the other types take the AVX2 tile.
+// are as fast or faster, at 8 rows 1.4-1.5×). Q4_0, IQ4_NL, Q4_K, Q5_K, Q6_K and IQ4_XS have a
+// one-stream AVX-512 GEMV above (docs/kernels.md has the figures); Q8_0, Q5_0, Q4_1, Q5_1 and
+// the rest take the AVX2 tile.
 template <typename Tiles>
 KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                          int64_t j1) {
