@@ -32,7 +32,7 @@
 #include "kernels/half.h"
 #include "kernels/quant_impl.h"
 
-#define KTARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,f16c,fma"
+#define KTARGET "avx512f,avx512bw,avx512vl,avx2,f16c,fma"
 #define KFN __attribute__((target(KTARGET), always_inline)) inline
 #define KENTRY __attribute__((target(KTARGET)))
 #define KFN_LAMBDA __attribute__((target(KTARGET), always_inline))
