@@ -15,11 +15,10 @@ KernelSet Kernels();
 namespace avx512rows8 {
 void SetRows8Kernels(KernelSet& s);  // quant_avx512_rows8.cc
 }
-// The natural K-type, Q4_1 / Q5_0 / Q5_1 and IQ4 kernels, and the rows8 ones of Q2_K and Q3_K,
-// have no AVX-512 forms: these paths run the AVX2 ones (every AVX-512 cpu has AVX2,
-// FMA and F16C), so `auto` works and gives the same results everywhere. The rows8 tiles of the
-// nibble types, Q8_0, Q4_K, Q5_K, Q6_K and IQ4_XS take 16 rows a zmm (quant_avx512_rows8.cc), with the AVX2
-// tiles' bits.
+// The natural K-type, Q4_1 / Q5_0 / Q5_1 and IQ4 kernels have no AVX-512 forms: these paths run
+// the AVX2 ones (every AVX-512 cpu has AVX2, FMA and F16C), so `auto` works and gives the same
+// results everywhere. Every rows8 type takes 16 rows a zmm (quant_avx512_rows8.cc), with the
+// AVX2 tiles' bits.
 KernelSet Avx512Kernels(bool vnni, bool vbmi) {
   KernelSet s = vbmi ? avx512vbmi::Kernels() : vnni ? avx512vnni::Kernels() : avx512::Kernels();
   const KernelSet k = Avx2Kernels();

@@ -117,6 +117,16 @@ KFN void Store(const QuantMatmulArgs& a, int64_t r, int64_t j, bool both, const 
   }
 }
 
+// Σ_g sc_g·bsum_g per row lane (quant_avx2.cc's Rows8ScaledBsums): sp[p] holds the rows' int16
+// pairs (sc_2p, sc_2p+1), X's bsums are taken in pairs.
+KFN __m512i ScaledBsums(const __m512i sp[8], const BlockQ8_K& xb) {
+  __m512i sum = _mm512_setzero_si512();
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p)
+    sum = _mm512_add_epi32(sum, _mm512_madd_epi16(sp[p], Broadcast4(reinterpret_cast<const int8_t*>(xb.bsums + 2 * p))));
+  return sum;
+}
+
 // Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL: quant_avx2.cc's Nibble32Rows8Tile, 16 rows.
 template <int RX, typename BlockX8>
 KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
@@ -278,6 +288,116 @@ KFN void Iq4XsTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
   Store<RX>(a, r, j, both, acc);
 }
 
+// Q3_K: quant_avx2.cc's Q3KRows8Tile, 16 rows: levels unsigned (0..7), the −4 back through the
+// bsums, a sub-block's 4 vpmaddubsw results summed in int16 before its scales (sc − 32).
+template <int RX>
+KFN void Q3KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const BlockQ3_Kx8* w0 = reinterpret_cast<const BlockQ3_Kx8*>(a.w + j * a.wStride);
+  const BlockQ3_Kx8* w1 = both ? reinterpret_cast<const BlockQ3_Kx8*>(a.w + (j + 8) * a.wStride) : w0;
+  const int64_t nb = a.k / kQKBlock;
+  const __m512i m33 = _mm512_set1_epi8(0x33), m44 = _mm512_set1_epi8(0x44), m7 = _mm512_set1_epi8(7),
+                k32 = _mm512_set1_epi16(32);
+  __m512 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pair<BlockQ3_Kx8> g{{w0 + b, w1 + b}};
+    PrefetchAhead(g);
+    const __m512i sc[4] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1),
+                           SixVector2(g, g.g[0]->scales + 48, 0), SixVector2(g, g.g[0]->scales + 48, 1)};
+    __m512i isum[RX];
+    {
+      __m512i sp[8];
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) sp[p] = _mm512_sub_epi16(_mm512_shuffle_epi8(sc[p / 2], Pair512(2 * p, 2 * p + 1)), k32);
+      for (int i = 0; i < RX; ++i) {
+        const BlockQ8_K& xb = act.q8k(r + i)[b];
+        isum[i] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(ScaledBsums(sp, xb), 2));
+      }
+    }
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; ++c)
+#pragma GCC unroll 4
+      for (int s4 = 0; s4 < 4; ++s4) {
+        const int sb = 4 * c + s4, u = s4 % 2;
+        const __m512i bits = Load2(g, g.g[0]->qs + 32 * sb);
+        const __m512i hm = Load2(g, g.g[0]->hm + 32 * (sb / 2));
+        const __m512i scale = _mm512_sub_epi16(_mm512_shuffle_epi8(sc[c], Pair512(s4, s4)), k32);
+        const __m512i he = u ? _mm512_slli_epi16(hm, 2) : hm, ho = u ? _mm512_slli_epi16(hm, 1) : _mm512_srli_epi16(hm, 1);
+        const __m512i e = _mm512_or_si512(_mm512_and_si512(bits, m33), _mm512_and_si512(he, m44));
+        const __m512i o = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(bits, 2), m33), _mm512_and_si512(ho, m44));
+        const __m512i q[4] = {_mm512_and_si512(e, m7), _mm512_and_si512(o, m7), _mm512_and_si512(_mm512_srli_epi16(e, 4), m7),
+                              _mm512_and_si512(_mm512_srli_epi16(o, 4), m7)};
+        __m512i s16[RX];
+        for (int i = 0; i < RX; ++i) s16[i] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v)
+          for (int i = 0; i < RX; ++i)
+            s16[i] = _mm512_add_epi16(s16[i], _mm512_maddubs_epi16(q[v], Broadcast4(act.q8k(r + i)[b].qs + 16 * sb + 4 * v)));
+        for (int i = 0; i < RX; ++i) isum[i] = _mm512_add_epi32(isum[i], _mm512_madd_epi16(s16[i], scale));
+      }
+    const __m512 dw = Halves2(g, g.g[0]->d);
+    for (int i = 0; i < RX; ++i)
+      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(act.q8k(r + i)[b].d)), _mm512_cvtepi32_ps(isum[i]), acc[i]);
+  }
+  Store<RX>(a, r, j, both, acc);
+}
+
+// Q2_K: quant_avx2.cc's Q2KRows8Tile, 16 rows: a sub-block's 4 vpmaddubsw results summed in
+// int16 before its scales (low nibbles), the mins (high nibbles) through the bsums.
+template <int RX>
+KFN void Q2KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const BlockQ2_Kx8* w0 = reinterpret_cast<const BlockQ2_Kx8*>(a.w + j * a.wStride);
+  const BlockQ2_Kx8* w1 = both ? reinterpret_cast<const BlockQ2_Kx8*>(a.w + (j + 8) * a.wStride) : w0;
+  const int64_t nb = a.k / kQKBlock;
+  const __m512i m3 = _mm512_set1_epi8(3), m0f = _mm512_set1_epi16(0x0F);
+  __m512 acc[RX];
+  for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pair<BlockQ2_Kx8> g{{w0 + b, w1 + b}};
+    PrefetchAhead(g);
+    __m512i isum[RX];
+    for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; ++c) {
+      const __m512i sm = Load2(g, g.g[0]->scales + 32 * c);
+#pragma GCC unroll 4
+      for (int s4 = 0; s4 < 4; ++s4) {
+        const int sb = 4 * c + s4;
+        const __m512i bits = Load2(g, g.g[0]->qs + 32 * sb);
+        const __m512i scale = _mm512_and_si512(_mm512_shuffle_epi8(sm, Pair512(s4, s4)), m0f);
+        __m512i s16[RX];
+        for (int i = 0; i < RX; ++i) s16[i] = _mm512_setzero_si512();
+        auto vector = [&](int v) KFN_LAMBDA {
+          const __m512i q = _mm512_and_si512(v ? _mm512_srli_epi16(bits, 2 * v) : bits, m3);
+          for (int i = 0; i < RX; ++i)
+            s16[i] = _mm512_add_epi16(s16[i], _mm512_maddubs_epi16(q, Broadcast4(act.q8k(r + i)[b].qs + 16 * sb + 4 * v)));
+        };
+        if constexpr (RX == 1) {
+#pragma GCC unroll 4
+          for (int v = 0; v < 4; ++v) vector(v);
+        } else {
+#pragma GCC unroll 2
+          for (int v = 0; v < 4; ++v) vector(v);
+        }
+        for (int i = 0; i < RX; ++i) isum[i] = _mm512_add_epi32(isum[i], _mm512_madd_epi16(s16[i], scale));
+      }
+    }
+    __m512i mp[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; ++p)
+      mp[p] = _mm512_srli_epi16(_mm512_shuffle_epi8(Load2(g, g.g[0]->scales + 32 * (p / 2)), Pair512(2 * p, 2 * p + 1)), 4);
+    const __m512 dw = Halves2(g, g.g[0]->d), dmw = Halves2(g, g.g[0]->dmin);
+    for (int i = 0; i < RX; ++i) {
+      const BlockQ8_K& xb = act.q8k(r + i)[b];
+      const __m512i bs = ScaledBsums(mp, xb);
+      const __m512 dx = _mm512_set1_ps(xb.d);
+      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(isum[i]), acc[i]);
+      acc[i] = _mm512_fnmadd_ps(_mm512_mul_ps(dmw, dx), _mm512_cvtepi32_ps(bs), acc[i]);
+    }
+  }
+  Store<RX>(a, r, j, both, acc);
+}
+
 // Q4_K / Q5_K: quant_avx2.cc's AffineKRows8Tile, 16 rows.
 template <int RX, typename BlockX8>
 KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
@@ -407,10 +527,7 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
     const __m512 dw = Halves2(g, g.g[0]->d);
     for (int i = 0; i < RX; ++i) {
       const BlockQ8_K& xb = act.q8k(r + i)[b];
-      __m512i bs = _mm512_setzero_si512();
-#pragma GCC unroll 8
-      for (int p = 0; p < 8; ++p) bs = _mm512_add_epi32(bs, _mm512_madd_epi16(sp[p], Broadcast4(reinterpret_cast<const int8_t*>(xb.bsums + 2 * p))));
-      const __m512i total = _mm512_sub_epi32(isum[i], _mm512_slli_epi32(bs, 5));
+      const __m512i total = _mm512_sub_epi32(isum[i], _mm512_slli_epi32(ScaledBsums(sp, xb), 5));
       acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(xb.d)), _mm512_cvtepi32_ps(total), acc[i]);
     }
   }
@@ -630,8 +747,8 @@ KFN void Iq4XsGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
 // and the 16-row tiles' two streams read DRAM slower than one (one core, 4096² matrices from
 // DRAM: Q4_K 26.5 against the AVX2 tile's 28.0 GB/s; from 2 rows of X on, the 16-row tiles
 // are as fast or faster, at 8 rows 1.4-1.5×). Q4_0, IQ4_NL, Q4_K, Q5_K, Q6_K and IQ4_XS have a
-// one-stream AVX-512 GEMV above (docs/kernels.md has the figures); Q8_0, Q5_0, Q4_1, Q5_1 and
-// the rest take the AVX2 tile.
+// one-stream AVX-512 GEMV above (docs/kernels.md has the figures); Q8_0, Q5_0, Q4_1, Q5_1,
+// Q2_K and Q3_K take the AVX2 tile.
 template <typename Tiles>
 KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                          int64_t j1) {
@@ -696,6 +813,24 @@ struct Iq4XsTiles {
     Iq4XsTile<RX>(a, act, r, j, both);
   }
 };
+struct Q3KTiles {
+  static constexpr WeightType kType = WeightType::Q3_K;
+  static constexpr bool kGemv = false;
+  KFN static void Gemv(const QuantMatmulArgs&, const ActRows&, int64_t, int64_t) {}
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+    Q3KTile<RX>(a, act, r, j, both);
+  }
+};
+struct Q2KTiles {
+  static constexpr WeightType kType = WeightType::Q2_K;
+  static constexpr bool kGemv = false;
+  KFN static void Gemv(const QuantMatmulArgs&, const ActRows&, int64_t, int64_t) {}
+  template <int RX>
+  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+    Q2KTile<RX>(a, act, r, j, both);
+  }
+};
 struct Q6KTiles {
   static constexpr WeightType kType = WeightType::Q6_K;
   static constexpr bool kGemv = true;
@@ -719,6 +854,8 @@ void SetRows8Kernels(KernelSet& s) {
   s.q6kRows8 = Rows16Kernel<Q6KTiles>;
   s.q8Rows8 = Rows16Kernel<Q8Tiles>;
   s.iq4xsRows8 = Rows16Kernel<Iq4XsTiles>;
+  s.q3kRows8 = Rows16Kernel<Q3KTiles>;
+  s.q2kRows8 = Rows16Kernel<Q2KTiles>;
 }
 
 }  // namespace avx512rows8
