@@ -742,13 +742,73 @@ KFN void Iq4XsGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
   _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
 }
 
+// Q3_K: sub-blocks 2k and 2k + 1 of a group in one zmm (their qs vectors lie together, and they
+// share an hm vector, shifted per half as the AVX2 tile shifts it per sub-block).
+KFN __m512i Halves16(int lo, int hi) {  // int16 lanes: lo in the low 256 bits, hi in the high
+  return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(lo)), _mm256_set1_epi16(static_cast<int16_t>(hi)), 1);
+}
+KFN void Q3KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const BlockQ3_Kx8* w = reinterpret_cast<const BlockQ3_Kx8*>(a.w + j * a.wStride);
+  const int64_t nb = a.k / kQKBlock;
+  const __m512i m33 = _mm512_set1_epi8(0x33), m44 = _mm512_set1_epi8(0x44), m7 = _mm512_set1_epi8(7),
+                k32 = _mm512_set1_epi16(32);
+  // he: hm (sub-block 2k), hm << 2 (2k + 1); ho: hm >> 1, hm << 1
+  const __m512i heL = Halves16(0, 2), hoR = Halves16(1, 0), hoL = Halves16(0, 1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Pair<BlockQ3_Kx8> g{{w + b, w + b}};
+    for (size_t o = 0; o < sizeof(BlockQ3_Kx8); o += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(w + b) + kPrefetchAhead + o, _MM_HINT_T0);
+    const BlockQ8_K& xb = act.q8k(r)[b];
+    const __m512i sc[4] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1),
+                           SixVector2(g, g.g[0]->scales + 48, 0), SixVector2(g, g.g[0]->scales + 48, 1)};
+    __m256i bsum;
+    {
+      __m512i sp[8];
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) sp[p] = _mm512_sub_epi16(_mm512_shuffle_epi8(sc[p / 2], Pair512(2 * p, 2 * p + 1)), k32);
+      bsum = _mm512_castsi512_si256(ScaledBsums(sp, xb));
+    }
+    __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 1
+    for (int c = 0; c < 4; ++c) {
+      const __m512i xc = _mm512_loadu_si512(xb.qs + 64 * c);
+#pragma GCC unroll 2
+      for (int k2 = 0; k2 < 2; ++k2) {  // sub-blocks sb = 4c + 2·k2 and sb + 1
+        const int sb = 4 * c + 2 * k2, s4 = 2 * k2;
+        const __m512i bits = _mm512_loadu_si512(w[b].qs + 32 * sb);
+        const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].hm + 32 * (sb / 2))));
+        const __m512i ctl = _mm512_inserti64x4(Pair512(s4, s4), _mm512_castsi512_si256(Pair512(s4 + 1, s4 + 1)), 1);
+        const __m512i scale = _mm512_sub_epi16(_mm512_shuffle_epi8(sc[c], ctl), k32);
+        const __m512i he = _mm512_sllv_epi16(hm, heL), ho = _mm512_sllv_epi16(_mm512_srlv_epi16(hm, hoR), hoL);
+        const __m512i e = _mm512_or_si512(_mm512_and_si512(bits, m33), _mm512_and_si512(he, m44));
+        const __m512i o = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(bits, 2), m33), _mm512_and_si512(ho, m44));
+        const __m512i q[4] = {_mm512_and_si512(e, m7), _mm512_and_si512(o, m7), _mm512_and_si512(_mm512_srli_epi16(e, 4), m7),
+                              _mm512_and_si512(_mm512_srli_epi16(o, 4), m7)};
+        __m512i s16 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {  // X: dword 4·(sb − 4c) + v (low half), 4 further (high)
+          const int d = 4 * (sb - 4 * c) + v;
+          const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(d), _mm256_set1_epi32(d + 4), 1);
+          s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(q[v], _mm512_permutexvar_epi32(idx, xc)));
+        }
+        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(s16, scale));
+      }
+    }
+    const __m256i total = _mm256_sub_epi32(AddHalves(isum), _mm256_slli_epi32(bsum, 2));
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].d)));
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), _mm256_cvtepi32_ps(total), acc);
+  }
+  _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
+}
+
 // 4 rows of X a tile, then 2, then 1 (as quant_avx2.cc's Rows8Kernel), 16 rows of W a step. A
 // lone row of X (a decoding step) reads one group at a time instead: a GEMV waits on memory,
 // and the 16-row tiles' two streams read DRAM slower than one (one core, 4096² matrices from
 // DRAM: Q4_K 26.5 against the AVX2 tile's 28.0 GB/s; from 2 rows of X on, the 16-row tiles
-// are as fast or faster, at 8 rows 1.4-1.5×). Q4_0, IQ4_NL, Q4_K, Q5_K, Q6_K and IQ4_XS have a
-// one-stream AVX-512 GEMV above (docs/kernels.md has the figures); Q8_0, Q5_0, Q4_1, Q5_1,
-// Q2_K and Q3_K take the AVX2 tile.
+// are as fast or faster, at 8 rows 1.4-1.5×). Q4_0, IQ4_NL, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS have a
+// one-stream AVX-512 GEMV above (docs/kernels.md has the figures); Q8_0, Q5_0, Q4_1, Q5_1
+// and Q2_K take the AVX2 tile.
 template <typename Tiles>
 KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                          int64_t j1) {
@@ -815,8 +875,8 @@ struct Iq4XsTiles {
 };
 struct Q3KTiles {
   static constexpr WeightType kType = WeightType::Q3_K;
-  static constexpr bool kGemv = false;
-  KFN static void Gemv(const QuantMatmulArgs&, const ActRows&, int64_t, int64_t) {}
+  static constexpr bool kGemv = true;
+  KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q3KGemv(a, act, r, j); }
   template <int RX>
   KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
     Q3KTile<RX>(a, act, r, j, both);
