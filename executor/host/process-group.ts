@@ -128,10 +128,12 @@ export class ProcessGroup {
       return await Promise.race([work, f]);
     } catch (err) {
       if (err instanceof ExecutorDiedError) throw err;
-      // A dropped connection (gRPC UNAVAILABLE) is an executor going away: its exit is surely
-      // coming, so wait for it longer than for an ordinary error (on a loaded machine the exit
-      // event has come more than a second after the drop).
-      const lost = (err as { code?: unknown } | null)?.code === grpc.status.UNAVAILABLE;
+      // A dropped connection (gRPC UNAVAILABLE, or a socket reset under a raw read) is an
+      // executor going away: its exit is surely coming, so wait for it longer than for an
+      // ordinary error (on a loaded machine the exit event has come more than a second after the
+      // drop; a CI run once reported `read ECONNRESET` instead of the SIGKILL that caused it).
+      const code = (err as { code?: unknown } | null)?.code;
+      const lost = code === grpc.status.UNAVAILABLE || code === 'ECONNRESET' || code === 'EPIPE';
       const died = await Promise.race([
         f.catch((e: unknown) => e),
         new Promise((r) => setTimeout(r, lost ? Math.max(settleMs, 5000) : settleMs)),
