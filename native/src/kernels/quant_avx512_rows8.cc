@@ -809,113 +809,76 @@ KFN void Q3KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
 // are as fast or faster, at 8 rows 1.4-1.5×). Q4_0, IQ4_NL, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS have a
 // one-stream AVX-512 GEMV above (docs/kernels.md has the figures); Q8_0, Q5_0, Q4_1, Q5_1
 // and Q2_K take the AVX2 tile.
-template <typename Tiles>
+// The 16-row tile of type T, RX rows of X.
+template <WeightType T, int RX>
+KFN void Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  if constexpr (T == WeightType::Q4_0) Nibble32Tile<RX, BlockQ4_0x8>(a, act, r, j, both);
+  else if constexpr (T == WeightType::Q5_0) Nibble32Tile<RX, BlockQ5_0x8>(a, act, r, j, both);
+  else if constexpr (T == WeightType::Q4_1) Nibble32Tile<RX, BlockQ4_1x8>(a, act, r, j, both);
+  else if constexpr (T == WeightType::Q5_1) Nibble32Tile<RX, BlockQ5_1x8>(a, act, r, j, both);
+  else if constexpr (T == WeightType::IQ4_NL) Nibble32Tile<RX, BlockIQ4_NLx8>(a, act, r, j, both);
+  else if constexpr (T == WeightType::Q8_0) Q8Tile<RX>(a, act, r, j, both);
+  else if constexpr (T == WeightType::Q2_K) Q2KTile<RX>(a, act, r, j, both);
+  else if constexpr (T == WeightType::Q3_K) Q3KTile<RX>(a, act, r, j, both);
+  else if constexpr (T == WeightType::Q4_K) AffineKTile<RX, BlockQ4_Kx8>(a, act, r, j, both);
+  else if constexpr (T == WeightType::Q5_K) AffineKTile<RX, BlockQ5_Kx8>(a, act, r, j, both);
+  else if constexpr (T == WeightType::Q6_K) Q6KTile<RX>(a, act, r, j, both);
+  else Iq4XsTile<RX>(a, act, r, j, both);
+}
+// Types with a one-stream GEMV (above); the others decode on the AVX2 tile.
+constexpr bool HasGemv(WeightType t) {
+  return t == WeightType::Q4_0 || t == WeightType::IQ4_NL || t == WeightType::Q3_K || t == WeightType::Q4_K ||
+         t == WeightType::Q5_K || t == WeightType::Q6_K || t == WeightType::IQ4_XS;
+}
+template <WeightType T>
+KFN void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  if constexpr (T == WeightType::Q4_0) Nibble32Gemv<BlockQ4_0x8>(a, act, r, j);
+  else if constexpr (T == WeightType::IQ4_NL) Nibble32Gemv<BlockIQ4_NLx8>(a, act, r, j);
+  else if constexpr (T == WeightType::Q3_K) Q3KGemv(a, act, r, j);
+  else if constexpr (T == WeightType::Q4_K) AffineKGemv<BlockQ4_Kx8>(a, act, r, j);
+  else if constexpr (T == WeightType::Q5_K) AffineKGemv<BlockQ5_Kx8>(a, act, r, j);
+  else if constexpr (T == WeightType::Q6_K) Q6KGemv(a, act, r, j);
+  else if constexpr (T == WeightType::IQ4_XS) Iq4XsGemv(a, act, r, j);
+}
+
+template <WeightType T>
 KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                          int64_t j1) {
   if (rows == 1) {
-    if constexpr (Tiles::kGemv) {
-      for (int64_t j = j0; j < j1; j += 8) Tiles::Gemv(a, act, r0, j);
+    if constexpr (HasGemv(T)) {
+      for (int64_t j = j0; j < j1; j += 8) Gemv<T>(a, act, r0, j);
     } else {
-      static const QKernel one = Avx2Kernels().ForRows8(Tiles::kType);
+      static const QKernel one = Avx2Kernels().ForRows8(T);
       one(a, act, r0, rows, j0, j1);
     }
     return;
   }
   auto sweep = [&](auto rx, int64_t r) KFN_LAMBDA {
     int64_t j = j0;
-    for (; j + 16 <= j1; j += 16) Tiles::template Run<decltype(rx)::value>(a, act, r, j, true);
-    if (j < j1) Tiles::template Run<decltype(rx)::value>(a, act, r, j, false);
+    for (; j + 16 <= j1; j += 16) Tile<T, decltype(rx)::value>(a, act, r, j, true);
+    if (j < j1) Tile<T, decltype(rx)::value>(a, act, r, j, false);
   };
   int64_t r = r0;
   for (; r + 4 <= r0 + rows; r += 4) sweep(std::integral_constant<int, 4>{}, r);
   for (; r + 2 <= r0 + rows; r += 2) sweep(std::integral_constant<int, 2>{}, r);
   for (; r < r0 + rows; ++r) sweep(std::integral_constant<int, 1>{}, r);
 }
-template <typename BlockX8, WeightType kT>
-struct Nibble32Tiles {
-  static constexpr WeightType kType = kT;
-  static constexpr bool kGemv = kT == WeightType::Q4_0 || kT == WeightType::IQ4_NL;
-  KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-    if constexpr (kGemv) Nibble32Gemv<BlockX8>(a, act, r, j);
-  }
-  template <int RX>
-  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
-    Nibble32Tile<RX, BlockX8>(a, act, r, j, both);
-  }
-};
-template <typename BlockX8, WeightType kT>
-struct AffineKTiles {
-  static constexpr WeightType kType = kT;
-  static constexpr bool kGemv = true;
-  KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
-    AffineKGemv<BlockX8>(a, act, r, j);
-  }
-  template <int RX>
-  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
-    AffineKTile<RX, BlockX8>(a, act, r, j, both);
-  }
-};
-struct Q8Tiles {
-  static constexpr WeightType kType = WeightType::Q8_0;
-  static constexpr bool kGemv = false;
-  KFN static void Gemv(const QuantMatmulArgs&, const ActRows&, int64_t, int64_t) {}
-  template <int RX>
-  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
-    Q8Tile<RX>(a, act, r, j, both);
-  }
-};
-struct Iq4XsTiles {
-  static constexpr WeightType kType = WeightType::IQ4_XS;
-  static constexpr bool kGemv = true;
-  KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Iq4XsGemv(a, act, r, j); }
-  template <int RX>
-  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
-    Iq4XsTile<RX>(a, act, r, j, both);
-  }
-};
-struct Q3KTiles {
-  static constexpr WeightType kType = WeightType::Q3_K;
-  static constexpr bool kGemv = true;
-  KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q3KGemv(a, act, r, j); }
-  template <int RX>
-  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
-    Q3KTile<RX>(a, act, r, j, both);
-  }
-};
-struct Q2KTiles {
-  static constexpr WeightType kType = WeightType::Q2_K;
-  static constexpr bool kGemv = false;
-  KFN static void Gemv(const QuantMatmulArgs&, const ActRows&, int64_t, int64_t) {}
-  template <int RX>
-  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
-    Q2KTile<RX>(a, act, r, j, both);
-  }
-};
-struct Q6KTiles {
-  static constexpr WeightType kType = WeightType::Q6_K;
-  static constexpr bool kGemv = true;
-  KFN static void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) { Q6KGemv(a, act, r, j); }
-  template <int RX>
-  KFN static void Run(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
-    Q6KTile<RX>(a, act, r, j, both);
-  }
-};
 
 }  // namespace
 
 void SetRows8Kernels(KernelSet& s) {
-  s.q4Rows8 = Rows16Kernel<Nibble32Tiles<BlockQ4_0x8, WeightType::Q4_0>>;
-  s.q50Rows8 = Rows16Kernel<Nibble32Tiles<BlockQ5_0x8, WeightType::Q5_0>>;
-  s.q41Rows8 = Rows16Kernel<Nibble32Tiles<BlockQ4_1x8, WeightType::Q4_1>>;
-  s.q51Rows8 = Rows16Kernel<Nibble32Tiles<BlockQ5_1x8, WeightType::Q5_1>>;
-  s.iq4nlRows8 = Rows16Kernel<Nibble32Tiles<BlockIQ4_NLx8, WeightType::IQ4_NL>>;
-  s.q4kRows8 = Rows16Kernel<AffineKTiles<BlockQ4_Kx8, WeightType::Q4_K>>;
-  s.q5kRows8 = Rows16Kernel<AffineKTiles<BlockQ5_Kx8, WeightType::Q5_K>>;
-  s.q6kRows8 = Rows16Kernel<Q6KTiles>;
-  s.q8Rows8 = Rows16Kernel<Q8Tiles>;
-  s.iq4xsRows8 = Rows16Kernel<Iq4XsTiles>;
-  s.q3kRows8 = Rows16Kernel<Q3KTiles>;
-  s.q2kRows8 = Rows16Kernel<Q2KTiles>;
+  s.q4Rows8 = Rows16Kernel<WeightType::Q4_0>;
+  s.q50Rows8 = Rows16Kernel<WeightType::Q5_0>;
+  s.q41Rows8 = Rows16Kernel<WeightType::Q4_1>;
+  s.q51Rows8 = Rows16Kernel<WeightType::Q5_1>;
+  s.iq4nlRows8 = Rows16Kernel<WeightType::IQ4_NL>;
+  s.q8Rows8 = Rows16Kernel<WeightType::Q8_0>;
+  s.q2kRows8 = Rows16Kernel<WeightType::Q2_K>;
+  s.q3kRows8 = Rows16Kernel<WeightType::Q3_K>;
+  s.q4kRows8 = Rows16Kernel<WeightType::Q4_K>;
+  s.q5kRows8 = Rows16Kernel<WeightType::Q5_K>;
+  s.q6kRows8 = Rows16Kernel<WeightType::Q6_K>;
+  s.iq4xsRows8 = Rows16Kernel<WeightType::IQ4_XS>;
 }
 
 }  // namespace avx512rows8
