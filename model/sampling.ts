@@ -177,7 +177,7 @@ export class Sampler {
   /** Picks the next token from one position's logits (not modified). Call accept() with it after. */
   sample(logits: Float32Array): number {
     const w = this.prepare(logits);
-    if (this.params.temperature === 0) return checkedArgmax(w);
+    if (this.params.temperature === 0) return argmax(w);
     const m = this.filter(w);
     const ids = this.ids;
     const maxLogit = this.maxLogit;
@@ -200,7 +200,7 @@ export class Sampler {
    */
   distribution(logits: Float32Array): Map<number, number> {
     const w = this.prepare(logits);
-    if (this.params.temperature === 0) return new Map([[checkedArgmax(w), 1]]);
+    if (this.params.temperature === 0) return new Map([[argmax(w), 1]]);
     const m = this.filter(w);
     const ids = Array.from(this.ids.subarray(0, m)).sort((a, b) => a - b);
     const invT = 1 / this.params.temperature;
@@ -212,7 +212,7 @@ export class Sampler {
   /** The tokens sample() could return for these logits, ascending. Allocates, as distribution(). */
   support(logits: Float32Array): number[] {
     const w = this.prepare(logits);
-    if (this.params.temperature === 0) return [checkedArgmax(w)];
+    if (this.params.temperature === 0) return [argmax(w)];
     const m = this.filter(w);
     return Array.from(this.ids.subarray(0, m)).sort((a, b) => a - b);
   }
@@ -298,27 +298,15 @@ export class Sampler {
   }
 }
 
-/** Index of the largest value, the lowest index among equals; NaN never wins. */
-export function argmax(x: Float32Array): number {
-  let best = -1;
-  let bestValue = -Infinity;
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i]!;
-    if (v > bestValue || (best < 0 && v === bestValue)) {
-      best = i;
-      bestValue = v;
-    }
-  }
-  if (best < 0) throw new RangeError('logits are all NaN: the model produced no usable scores');
-  return best;
-}
-
 function invalidLogit(i: number, l: number): RangeError {
   return new RangeError(`logit ${i} is ${l}: the model produced an invalid score`);
 }
 
-/** argmax over logits that must be finite or -Infinity (one pass: the check and the search). */
-function checkedArgmax(x: Float32Array): number {
+/**
+ * Index of the largest logit, the lowest index among equals. The logits must be finite or
+ * -Infinity: NaN and +Infinity throw (one pass: the check and the search).
+ */
+export function argmax(x: Float32Array): number {
   let best = 0;
   let bestValue = x[0]!;
   if (!(bestValue < Infinity)) throw invalidLogit(0, bestValue);
