@@ -36,6 +36,7 @@ export interface GenerateFlags {
   seed?: number;
   json?: boolean;
   bos: boolean;
+  ignoreEos?: boolean;
   embeddings: EmbeddingPlacement | 'auto';
   output: OutputPlacement | 'auto';
   chat?: boolean;
@@ -139,6 +140,10 @@ export function addGenerateFlags(cmd: Command): Command {
       whole('--seed'),
     )
     .option('--no-bos', 'do not add the BOS token even where the model asks for it')
+    .option(
+      '--ignore-eos',
+      'go on past the end-of-generation token until -n tokens (as llama.cpp; for timing a fixed length)',
+    )
     .addOption(
       new Option(
         '--embeddings <where>',
@@ -202,6 +207,7 @@ export async function generateWithFlags(
     ...(o.chat ? { chat: o.system !== undefined ? { system: o.system } : {} } : {}),
     maxTokens: o.nPredict,
     addBos: o.bos ? undefined : false,
+    ...(o.ignoreEos ? { stopAtEog: false } : {}),
     sampling: samplingOf(o, seed),
     onProgress: (done, total) => bar.update(done, total, 'layers'),
     onLoaded: (model) => {
@@ -250,6 +256,10 @@ export async function chatWithFlags(
 ): Promise<void> {
   if (!o.chat) throw new UsageError('--interactive goes with --chat');
   if (o.json) throw new UsageError('--interactive prints the conversation as it goes: leave out --json');
+  if (o.ignoreEos)
+    throw new UsageError(
+      '--interactive ends each answer at the end-of-generation token: leave out --ignore-eos',
+    );
   if (o.file === '-')
     throw new UsageError('--interactive reads the messages from stdin: -f - cannot be the first');
   const first = o.file !== undefined ? readPromptFile(o.file) : o.prompt;

@@ -56,8 +56,8 @@ interface GenerateJson {
   };
 }
 
-function generateJson(args: string[]): { r: CliResult; json: GenerateJson } {
-  const r = runCli(['generate', '-m', good, '-p', PROMPT, '--json', '--virtual-nodes', '2', ...args]);
+function generateJson(args: string[], model = good): { r: CliResult; json: GenerateJson } {
+  const r = runCli(['generate', '-m', model, '-p', PROMPT, '--json', '--virtual-nodes', '2', ...args]);
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   expect(leftovers(r.pid)).toEqual([]);
@@ -111,6 +111,30 @@ describe('redblue generate --json', () => {
     expect(b.text).toBe(a.text);
     const c = generateJson([...args, '--seed', '8']).json;
     expect(c.generatedTokens).not.toEqual(a.generatedTokens);
+  });
+});
+
+describe('redblue generate --ignore-eos', () => {
+  it('stops at the end-of-generation token without it, and goes on to -n tokens with it', () => {
+    const greedy = ['-n', '16', '--temp', '0'];
+    const a = generateJson(greedy).json.generatedTokens;
+    // The same weights with a token greedy decoding picks (first at index i) as the file's EOS.
+    const i = a.findIndex((t, j) => j >= 2 && !a.slice(0, j).includes(t));
+    expect(i).toBeGreaterThan(0);
+    const f = join(dir, 'eos.gguf');
+    const { metadata, tensors } = syntheticModel(SMALL);
+    const m = new Map(metadata);
+    m.set('tokenizer.ggml.eos_token_id', gv.u32(a[i]!));
+    writeGguf(f, { metadata: m, tensors });
+    const stopped = generateJson(greedy, f).json;
+    expect(stopped.stoppedBy).toBe('eog');
+    expect(stopped.generatedTokens).toEqual(a.slice(0, i));
+    const ignored = generateJson([...greedy, '--ignore-eos'], f).json;
+    expect(ignored.stoppedBy).toBe('length');
+    expect(ignored.generatedTokens).toEqual(a);
+    const chat = runCli(['generate', '-m', f, '--chat', '--interactive', '--ignore-eos']);
+    expect(chat.code).not.toBe(0);
+    expect(chat.stderr).toMatch(/--interactive.*leave out --ignore-eos/);
   });
 });
 
