@@ -1,13 +1,15 @@
 // The causal attention kernel (native/src/model/attention.cc) on its own, through the addon:
-// against a float64 reference over caches of f16 values, on its AVX2 tiles and its scalar path,
-// across key chunks (128 positions) and token blocks (8), for head sizes the tiles take whole
-// (64, 128), in halves (24: dims in 8s) and not at all (20: the scalar path). A token's output is
-// bit-identical whether it is attended alone, in a prompt batch, or with other rows around it,
-// and on one thread or two: what serve's "each stream gets the tokens it would get alone" needs.
+// against a float64 reference over caches of f16 values, on its AVX2 and AVX-512 tiles and its
+// scalar path, across key chunks (128 positions) and token blocks (8), for head sizes the tiles
+// take whole (64, 128), in 16s (80: AVX-512), in halves (24: dims in 8s, AVX2 on every cpu) and
+// not at all (20: the scalar path). A token's output is bit-identical whether it is attended
+// alone, in a prompt batch, or with other rows around it, on one thread or two, and on either
+// tile width: what serve's "each stream gets the tokens it would get alone" needs.
 import { availableParallelism } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createThreadPool } from '../../native/binding.js';
 import { modelAddon, type AttentionCall } from '../../native/model.js';
+import { kernelPaths } from '../../native/kernels.js';
 
 const cpus = availableParallelism();
 const pool1 = createThreadPool([0]);
@@ -125,6 +127,15 @@ const CASES: Case[] = [
     pos0: 130,
     nCtx: 160,
   },
+  {
+    name: 'head 80 (dims in 16s), GQA 10/2, keys to 45',
+    headDim: 80,
+    qHeads: 10,
+    group: 5,
+    nTokens: 11,
+    pos0: 34,
+    nCtx: 48,
+  },
   { name: 'head 8, no grouping', headDim: 8, qHeads: 2, group: 1, nTokens: 9, pos0: 0, nCtx: 16 },
   {
     name: 'head 20 (the scalar path on every cpu)',
@@ -206,6 +217,19 @@ describe('a token attended alone, in a batch, or on two threads: the same bits',
     const b = attention(decode, pool2);
     expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
   });
+});
+
+describe('every SIMD path this cpu has: the same bits as the AVX2 tiles', () => {
+  const paths = kernelPaths().supported.filter((p) => p !== 'scalar' && p !== 'avx2');
+  for (const c of CASES.filter((x) => x.headDim % 8 === 0))
+    it(c.name, () => {
+      const inp = makeInputs(c, c.headDim + 5);
+      const avx2 = attention({ ...c, q: inp.q, k: inp.k, v: inp.v, path: 'avx2' });
+      for (const path of ['auto', ...paths] as const) {
+        const got = attention({ ...c, q: inp.q, k: inp.k, v: inp.v, path });
+        expect(Buffer.from(got.buffer).equals(Buffer.from(avx2.buffer)), path).toBe(true);
+      }
+    });
 });
 
 describe('bad calls', () => {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -145,12 +146,45 @@ AVX2_FN void ValuesTile(const float* p, int64_t pStride, const float* Vw, int64_
       for (int w = 0; w < W; ++w) _mm256_storeu_ps(o + i * hd + d + 8 * w, acc[i][w]);
   }
 }
+// ScoresTile over R rows: tiles of 4, then single rows.
+AVX2_FN void ScoresRows(const float* const* qr, int64_t R, const float* Kt, int64_t hd, int64_t keys, float scale,
+                        float* s, int64_t sStride) {
+  int64_t r = 0;
+  for (; r + 4 <= R; r += 4) ScoresTile<4>(qr + r, Kt, hd, keys, scale, s + r * sStride, sStride);
+  for (; r < R; ++r) ScoresTile<1>(qr + r, Kt, hd, keys, scale, s + r * sStride, sStride);
+}
 // ValuesTile over R rows: tiles of 4, then single rows.
 template <int W>
 AVX2_FN void ValuesRows(const float* p, int64_t pStride, const float* Vw, int64_t n, int64_t hd, float* o, int64_t R) {
   int64_t r = 0;
   for (; r + 4 <= R; r += 4) ValuesTile<4, W>(p + r * pStride, pStride, Vw, n, hd, o + r * hd);
   for (; r < R; ++r) ValuesTile<1, W>(p + r * pStride, pStride, Vw, n, hd, o + r * hd);
+}
+
+// s[j..n) ← exp(s − mx), 8 a step then the tail through the same Exp8 (padded lanes left out of
+// the sum), each step's values added into sum8: the softmax's sum in its fixed lane order.
+AVX2_FN __m256 ExpInto(float* s, int64_t j, int64_t n, float mx, __m256 sum8) {
+  const __m256 vm = _mm256_set1_ps(mx);
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+    _mm256_storeu_ps(s + j, e);
+    sum8 = _mm256_add_ps(sum8, e);
+  }
+  if (j < n) {
+    alignas(32) float t[8];
+    for (int i = 0; i < 8; ++i) t[i] = j + i < n ? s[j + i] : mx;
+    const __m256 e = Exp8(_mm256_sub_ps(_mm256_load_ps(t), vm));
+    _mm256_store_ps(t, e);
+    for (int64_t i = j; i < n; ++i) s[i] = t[i - j];
+    for (int i = static_cast<int>(n - j); i < 8; ++i) t[i] = 0.0f;
+    sum8 = _mm256_add_ps(sum8, _mm256_load_ps(t));
+  }
+  return sum8;
+}
+AVX2_FN float FoldLanes(__m256 sum8) {
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, sum8);
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
 // s[0..n) ← softmax(s[0..n)), s[n..end) ← 0. The sum runs in 8 lanes then folds in a fixed
@@ -164,24 +198,7 @@ AVX2_FN void SoftmaxRow(float* s, int64_t n, int64_t end) {
   _mm256_store_ps(lanes, m8);
   for (float l : lanes) mx = std::max(mx, l);
   for (int64_t i = j; i < n; ++i) mx = std::max(mx, s[i]);
-  const __m256 vm = _mm256_set1_ps(mx);
-  __m256 sum8 = _mm256_setzero_ps();
-  for (j = 0; j + 8 <= n; j += 8) {
-    const __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
-    _mm256_storeu_ps(s + j, e);
-    sum8 = _mm256_add_ps(sum8, e);
-  }
-  if (j < n) {  // the tail through the same Exp8, padded lanes left out of the sum
-    alignas(32) float t[8];
-    for (int i = 0; i < 8; ++i) t[i] = j + i < n ? s[j + i] : mx;
-    const __m256 e = Exp8(_mm256_sub_ps(_mm256_load_ps(t), vm));
-    _mm256_store_ps(t, e);
-    for (int64_t i = j; i < n; ++i) s[i] = t[i - j];
-    for (int i = static_cast<int>(n - j); i < 8; ++i) t[i] = 0.0f;
-    sum8 = _mm256_add_ps(sum8, _mm256_load_ps(t));
-  }
-  _mm256_store_ps(lanes, sum8);
-  const float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  const float sum = FoldLanes(ExpInto(s, 0, n, mx, _mm256_setzero_ps()));
   const __m256 inv = _mm256_set1_ps(1.0f / sum);
   for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
   for (; j < n; ++j) s[j] *= 1.0f / sum;
@@ -195,9 +212,146 @@ AVX2_FN void WidenRows(const uint16_t* h, int64_t n, float* out) {
   for (; i < n; ++i) out[i] = F16ToF32(h[i]);
 }
 
-// Tokens [t0, t1) of KV head kv, query heads [h0, h1) of its group.
-AVX2_FN void Avx2Task(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv, int64_t h0, int64_t h1,
-                      std::vector<float>& buf) {
+struct Avx2Tiles {
+  static void Scores(const float* const* qr, int64_t R, const float* Kt, int64_t hd, int64_t keys, float scale,
+                     float* s, int64_t sStride) {
+    ScoresRows(qr, R, Kt, hd, keys, scale, s, sStride);
+  }
+  static void Softmax(float* s, int64_t n, int64_t end) { SoftmaxRow(s, n, end); }
+  static void Values(const float* p, int64_t pStride, const float* Vw, int64_t n, int64_t hd, float* o, int64_t R) {
+    if (hd % 16 == 0)
+      ValuesRows<2>(p, pStride, Vw, n, hd, o, R);
+    else
+      ValuesRows<1>(p, pStride, Vw, n, hd, o, R);
+  }
+};
+#undef AVX2_FN
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512 (heads whose width is a multiple of 16): the same tiles with 16 lanes a register, so
+// twice the keys or dims per instruction. Each lane is still one (row, key) or (row, dim) and
+// takes the AVX2 lane's operations in the same order, so the results are the same bits.
+#define AVX512_TARGET "avx512f,avx2,fma,f16c"
+#define AVX512_FN __attribute__((target(AVX512_TARGET)))
+#define AVX512_FN_INLINE __attribute__((target(AVX512_TARGET), always_inline)) inline
+#define AVX512_FN_LAMBDA __attribute__((target(AVX512_TARGET), always_inline))
+
+template <int RT, int W>
+AVX512_FN void ScoresTile512(const float* const* qr, const float* Kt, int64_t hd, int64_t j, float scale, float* s,
+                             int64_t sStride) {
+  __m512 acc[RT][W];
+  for (int i = 0; i < RT; ++i)
+    for (int w = 0; w < W; ++w) acc[i][w] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < hd; ++d) {
+    __m512 k[W];
+    for (int w = 0; w < W; ++w) k[w] = _mm512_loadu_ps(Kt + d * kChunk + j + 16 * w);
+    for (int i = 0; i < RT; ++i) {
+      const __m512 qb = _mm512_set1_ps(qr[i][d]);
+      for (int w = 0; w < W; ++w) acc[i][w] = _mm512_fmadd_ps(qb, k[w], acc[i][w]);
+    }
+  }
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (int i = 0; i < RT; ++i)
+    for (int w = 0; w < W; ++w) _mm512_storeu_ps(s + i * sStride + j + 16 * w, _mm512_mul_ps(acc[i][w], vs));
+}
+template <int RT>
+AVX512_FN void ScoresKeys512(const float* const* qr, const float* Kt, int64_t hd, int64_t keys, float scale, float* s,
+                             int64_t sStride) {
+  int64_t j = 0;
+  for (; j + 32 <= keys; j += 32) ScoresTile512<RT, 2>(qr, Kt, hd, j, scale, s, sStride);
+  if (j < keys) ScoresTile512<RT, 1>(qr, Kt, hd, j, scale, s, sStride);
+}
+// o[i·hd + d] += Σ_{j<n} p[i·pStride + j]·Vw[j][d] for RT rows, dims in steps of 16·W.
+template <int RT, int W>
+AVX512_FN void ValuesTile512(const float* p, int64_t pStride, const float* Vw, int64_t n, int64_t hd, float* o) {
+  for (int64_t d = 0; d + 16 * W <= hd; d += 16 * W) {
+    __m512 acc[RT][W];
+    for (int i = 0; i < RT; ++i)
+      for (int w = 0; w < W; ++w) acc[i][w] = _mm512_loadu_ps(o + i * hd + d + 16 * w);
+    for (int64_t j = 0; j < n; ++j) {
+      __m512 v[W];
+      for (int w = 0; w < W; ++w) v[w] = _mm512_loadu_ps(Vw + j * hd + d + 16 * w);
+      for (int i = 0; i < RT; ++i) {
+        const __m512 pb = _mm512_set1_ps(p[i * pStride + j]);
+        for (int w = 0; w < W; ++w) acc[i][w] = _mm512_fmadd_ps(pb, v[w], acc[i][w]);
+      }
+    }
+    for (int i = 0; i < RT; ++i)
+      for (int w = 0; w < W; ++w) _mm512_storeu_ps(o + i * hd + d + 16 * w, acc[i][w]);
+  }
+}
+// f(rt, r) over rows [r, r + rt) of R: tiles of 8 rows (16 accumulators, enough to cover the FMA
+// latency), then one tile of the 1-7 left (a decoding GQA group of 7 is one tile, not 4 + 1 + 1 + 1).
+template <typename F>
+AVX512_FN_INLINE void EightsThenRest(int64_t R, F&& f) {
+  int64_t r = 0;
+  for (; r + 8 <= R; r += 8) f(std::integral_constant<int, 8>{}, r);
+  switch (R - r) {
+    case 7: return f(std::integral_constant<int, 7>{}, r);
+    case 6: return f(std::integral_constant<int, 6>{}, r);
+    case 5: return f(std::integral_constant<int, 5>{}, r);
+    case 4: return f(std::integral_constant<int, 4>{}, r);
+    case 3: return f(std::integral_constant<int, 3>{}, r);
+    case 2: return f(std::integral_constant<int, 2>{}, r);
+    case 1: return f(std::integral_constant<int, 1>{}, r);
+    default: return;
+  }
+}
+template <int W>
+AVX512_FN void ValuesRows512(const float* p, int64_t pStride, const float* Vw, int64_t n, int64_t hd, float* o,
+                             int64_t R) {
+  EightsThenRest(R, [&](auto rt, int64_t r) AVX512_FN_LAMBDA {
+    ValuesTile512<decltype(rt)::value, W>(p + r * pStride, pStride, Vw, n, hd, o + r * hd);
+  });
+}
+// SoftmaxRow with 16 exps a step: the lanes' sums still go into 8 lanes in SoftmaxRow's order
+// (the low 8 keys of a step, then the high 8), so the same bits.
+AVX512_FN void SoftmaxRow512(float* s, int64_t n, int64_t end) {
+  __m512 m16 = _mm512_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) m16 = _mm512_max_ps(m16, _mm512_loadu_ps(s + j));
+  float mx = _mm512_reduce_max_ps(m16);  // max is exact: any order gives SoftmaxRow's
+  for (int64_t i = j; i < n; ++i) mx = std::max(mx, s[i]);
+  const __m512 vm = _mm512_set1_ps(mx);
+  __m256 sum8 = _mm256_setzero_ps();
+  for (j = 0; j + 16 <= n; j += 16) {
+    const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm));
+    _mm512_storeu_ps(s + j, e);
+    sum8 = _mm256_add_ps(sum8, _mm512_castps512_ps256(e));
+    sum8 = _mm256_add_ps(sum8, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
+  }
+  const float sum = FoldLanes(ExpInto(s, j, n, mx, sum8));
+  const __m512 inv = _mm512_set1_ps(1.0f / sum);
+  for (j = 0; j + 16 <= n; j += 16) _mm512_storeu_ps(s + j, _mm512_mul_ps(_mm512_loadu_ps(s + j), inv));
+  for (; j < n; ++j) s[j] *= 1.0f / sum;
+  std::fill(s + n, s + end, 0.0f);
+}
+struct Avx512Tiles {
+  AVX512_FN static void Softmax(float* s, int64_t n, int64_t end) { SoftmaxRow512(s, n, end); }
+  AVX512_FN static void Scores(const float* const* qr, int64_t R, const float* Kt, int64_t hd, int64_t keys,
+                               float scale, float* s, int64_t sStride) {
+    EightsThenRest(R, [&](auto rt, int64_t r) AVX512_FN_LAMBDA {
+      ScoresKeys512<decltype(rt)::value>(qr + r, Kt, hd, keys, scale, s + r * sStride, sStride);
+    });
+  }
+  AVX512_FN static void Values(const float* p, int64_t pStride, const float* Vw, int64_t n, int64_t hd, float* o,
+                               int64_t R) {
+    if (hd % 32 == 0)
+      ValuesRows512<2>(p, pStride, Vw, n, hd, o, R);
+    else
+      ValuesRows512<1>(p, pStride, Vw, n, hd, o, R);
+  }
+};
+#undef AVX512_FN
+#undef AVX512_FN_INLINE
+#undef AVX512_FN_LAMBDA
+#undef AVX512_TARGET
+
+// Tokens [t0, t1) of KV head kv, query heads [h0, h1) of its group, on one ISA's tiles
+// (Tiles::Scores, Softmax, Values); widening is AVX2's on every path.
+template <typename Tiles>
+void TiledTask(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv, int64_t h0, int64_t h1,
+               std::vector<float>& buf) {
   const int64_t hd = a.headDim, nh = h1 - h0, qStride = a.qHeads * hd;
   const int64_t R = (t1 - t0) * nh;
   const int64_t maxLen = a.pos0 + t1;
@@ -215,27 +369,20 @@ AVX2_FN void Avx2Task(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, n = std::min(kChunk, maxLen - c0);
     WidenTransposed(K + c0 * hd, n, hd, W);
-    const int64_t keys = (n + 15) / 16 * 16;
-    int64_t r = 0;
-    for (; r + 4 <= R; r += 4) ScoresTile<4>(&qr[static_cast<size_t>(r)], W, hd, keys, scale, S + r * sW + c0, sW);
-    for (; r < R; ++r) ScoresTile<1>(&qr[static_cast<size_t>(r)], W, hd, keys, scale, S + r * sW + c0, sW);
+    Tiles::Scores(qr.data(), R, W, hd, (n + 15) / 16 * 16, scale, S + c0, sW);
   }
-  for (int64_t r = 0; r < R; ++r) SoftmaxRow(S + r * sW, a.pos0 + t0 + r / nh + 1, maxLen);
+  for (int64_t r = 0; r < R; ++r) Tiles::Softmax(S + r * sW, a.pos0 + t0 + r / nh + 1, maxLen);
   std::fill(O, O + R * hd, 0.0f);
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, n = std::min(kChunk, maxLen - c0);
     WidenRows(V + c0 * hd, n * hd, W);
-    if (hd % 16 == 0)
-      ValuesRows<2>(S + c0, sW, W, n, hd, O, R);
-    else
-      ValuesRows<1>(S + c0, sW, W, n, hd, O, R);
+    Tiles::Values(S + c0, sW, W, n, hd, O, R);
   }
   for (int64_t r = 0; r < R; ++r) {
     const int64_t t = t0 + r / nh, h = h0 + r % nh;
     std::copy(O + r * hd, O + (r + 1) * hd, a.out + t * qStride + h * hd);
   }
 }
-#undef AVX2_FN
 
 }  // namespace
 
@@ -246,8 +393,9 @@ void CausalAttention(const AttentionArgs& a, ThreadPool& pool) {
   const bool avx2 = f.avx2 && f.fma && f.f16c;
   if (a.isa != Isa::Scalar && a.isa != Isa::Auto && !avx2)
     throw UserError(std::string("the ") + IsaName(a.isa) + " attention path needs AVX2, FMA and F16C, which this cpu lacks");
-  // AVX-512 cpus run the AVX2 path: attention is a small share of a step.
   const bool tiled = a.isa != Isa::Scalar && avx2 && a.headDim % 8 == 0;
+  // The AVX-512 tiles where the path allows them (auto or an AVX-512 one): the same bits.
+  const bool wide = tiled && f.avx512f && a.headDim % 16 == 0 && a.isa != Isa::Avx2;
   // Tasks: (token block, KV head, a range of the group's query heads). The range is the whole
   // group unless there are too few (block, KV head) pairs to keep the pool busy. Blocks are one
   // token on the scalar path.
@@ -263,8 +411,10 @@ void CausalAttention(const AttentionArgs& a, ThreadPool& pool) {
     const int64_t h0 = kv * a.group + part * per, h1 = std::min(kv * a.group + a.group, h0 + per);
     if (h1 <= h0) return;
     std::vector<float>& buf = scratch[static_cast<size_t>(worker)];
-    if (tiled)
-      Avx2Task(a, b * perBlock, std::min(a.nTokens, (b + 1) * perBlock), kv, h0, h1, buf);
+    if (wide)
+      TiledTask<Avx512Tiles>(a, b * perBlock, std::min(a.nTokens, (b + 1) * perBlock), kv, h0, h1, buf);
+    else if (tiled)
+      TiledTask<Avx2Tiles>(a, b * perBlock, std::min(a.nTokens, (b + 1) * perBlock), kv, h0, h1, buf);
     else
       ScalarTask(a, b, kv, h0, h1, buf);
   });

@@ -12,9 +12,10 @@ namespace redblue {
 // heads over a KV cache of f16 rows: K and V of KV head h at position j are at
 // kCache/vCache + (h·nCtx + j)·headDim. Query head i reads KV head i / group. q: nTokens rows of
 // qHeads·headDim; out: the same shape. Softmax in f32 with scale 1/sqrt(headDim).
-// isa: Scalar, or Avx2 (F16C conversions, FMA); Auto takes Avx2 when the cpu has it.
+// isa: Scalar, Avx2 (F16C conversions, FMA), or Auto / an AVX-512 path: the AVX-512 tiles
+// where the cpu has them and headDim is a multiple of 16, the AVX2 ones otherwise (same bits).
 //
-// On the AVX2 path each output row is bit-identical whatever nTokens and pos0 are (a token
+// On the tiled paths each output row is bit-identical whatever nTokens and pos0 are (a token
 // attended in a prompt batch equals the same token attended alone): a server batching sequences
 // gives each the tokens it would get alone.
 struct AttentionArgs {
