@@ -11,18 +11,26 @@ namespace redblue {
 
 namespace {
 // Polls `ready` for up to ~100 µs (the time a futex wake-up takes on a VM); false if it never
-// became true, and the caller then sleeps as before.
+// became true, and the caller then sleeps. `shared`: another thread may need this cpu (a caller
+// off the pool, a pool that names a cpu twice), so yield every turn; otherwise only every ~20 µs,
+// for executors of other processes placed on the same cpus: a system call every turn costs a
+// lone worker more than the work it waits for.
 template <typename F>
-bool SpinFor(F&& ready) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
+bool SpinFor(F&& ready, bool shared) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now(), deadline = start + std::chrono::microseconds(100);
+  auto nextYield = start + std::chrono::microseconds(20);
   for (;;) {
     for (int i = 0; i < 16; ++i) {
       if (ready()) return true;
       _mm_pause();
     }
-    // The caller and a worker often share a cpu: let the other one run.
-    sched_yield();
-    if (std::chrono::steady_clock::now() > deadline) return false;
+    const auto now = Clock::now();
+    if (shared || now >= nextYield) {
+      sched_yield();
+      nextYield = now + std::chrono::microseconds(20);
+    }
+    if (now > deadline) return false;
   }
 }
 }  // namespace
@@ -41,6 +49,8 @@ bool PinCurrentThread(int cpu) {
 
 ThreadPool::ThreadPool(std::vector<int> cpus) : cpus_(std::move(cpus)) {
   if (cpus_.empty()) throw std::invalid_argument("a thread pool needs at least one cpu");
+  for (size_t i = 0; i < cpus_.size() && !sharedCpus_; ++i)
+    for (size_t j = i + 1; j < cpus_.size(); ++j) sharedCpus_ = sharedCpus_ || cpus_[i] == cpus_[j];
   seen_.assign(cpus_.size(), 0);
   workers_.reserve(cpus_.size());
   for (size_t i = 0; i < cpus_.size(); ++i) workers_.emplace_back([this, i] { WorkerLoop(static_cast<int>(i)); });
@@ -49,93 +59,121 @@ ThreadPool::ThreadPool(std::vector<int> cpus) : cpus_(std::move(cpus)) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
+// Sleeping and waking without lost wake-ups: a sleeper counts itself in sleepers_ (seq_cst) under
+// mu_ and then re-checks its condition; a publisher moves generation_ (seq_cst) and then reads
+// sleepers_. One of the two sees the other's write; when the publisher sees a sleeper it takes
+// mu_ (so the sleeper is inside wait) before notifying.
 void ThreadPool::WorkerLoop(int index) {
   PinCurrentThread(cpus_[index]);
   const bool leader = index == 0;
+  auto ready = [&] {
+    return generation_.load() != seen_[index] || stop_.load(std::memory_order_relaxed) ||
+           (leader && stepPosted_.load(std::memory_order_acquire));
+  };
   for (;;) {
-    const std::function<void(int64_t, int)>* job = nullptr;
-    const std::function<void()>* step = nullptr;
-    SpinFor([&] {
-      return published_.load(std::memory_order_acquire) != seen_[index] ||
-             (leader && stepPosted_.load(std::memory_order_acquire));
-    });
-    {
+    if (!SpinFor(ready, sharedCpus_)) {
       std::unique_lock<std::mutex> lk(mu_);
-      wake_.wait(lk, [&] { return stop_ || generation_ != seen_[index] || (leader && step_ != nullptr); });
-      if (stop_) return;
-      if (generation_ != seen_[index]) {
-        seen_[index] = generation_;
-        job = job_;
-      } else {
-        step = step_;
-        step_ = nullptr;
-        stepPosted_.store(false, std::memory_order_relaxed);
-      }
+      sleepers_.fetch_add(1);
+      wake_.wait(lk, ready);
+      sleepers_.fetch_sub(1);
     }
-    if (step) {
-      std::exception_ptr err;
-      tlsStepOf = this;
-      try {
-        (*step)();
-      } catch (...) {
-        err = std::current_exception();
-      }
-      tlsStepOf = nullptr;
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        stepError_ = err;
-        stepDone_ = true;
-      }
-      done_.notify_all();
+    if (stop_.load()) return;
+    if (generation_.load() != seen_[index]) {
+      seen_[index] = generation_.load();
+      TakeTasks(index);
       continue;
     }
-    std::exception_ptr err;
-    for (;;) {
-      int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
-      if (t >= tasks_) break;
-      try {
-        (*job)(t, index);
-      } catch (...) {
-        if (!err) err = std::current_exception();
-      }
+    const std::function<void()>* step = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      step = step_;
+      step_ = nullptr;
+      stepPosted_.store(false, std::memory_order_relaxed);
     }
-    std::lock_guard<std::mutex> lk(mu_);
-    if (err && !error_) error_ = err;
-    remaining_.store(active_ - 1, std::memory_order_release);
-    if (--active_ == 0) done_.notify_all();
+    if (!step) continue;
+    std::exception_ptr err;
+    tlsStepOf = this;
+    try {
+      (*step)();
+    } catch (...) {
+      err = std::current_exception();
+    }
+    tlsStepOf = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stepError_ = err;
+      stepDone_ = true;
+    }
+    done_.notify_all();
   }
+}
+
+void ThreadPool::TakeTasks(int worker) {
+  const std::function<void(int64_t, int)>& fn = *job_;
+  const int64_t tasks = tasks_;
+  std::exception_ptr err;
+  for (;;) {
+    const int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
+    if (t >= tasks) break;
+    try {
+      fn(t, worker);
+    } catch (...) {
+      if (!err) err = std::current_exception();
+    }
+  }
+  if (err) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!error_) error_ = err;
+  }
+  if (remaining_.fetch_sub(1) == 1 && doneSleeper_.load()) {
+    { std::lock_guard<std::mutex> lk(mu_); }
+    done_.notify_all();
+  }
+}
+
+void ThreadPool::Publish(const std::function<void(int64_t, int)>& fn, int64_t tasks, int participants) {
+  job_ = &fn;
+  tasks_ = tasks;
+  next_.store(0, std::memory_order_relaxed);
+  remaining_.store(participants, std::memory_order_relaxed);
+  generation_.fetch_add(1);  // seq_cst: publishes the job and orders the sleepers_ read below
+  if (sleepers_.load() > 0) {
+    { std::lock_guard<std::mutex> lk(mu_); }
+    wake_.notify_all();
+  }
+}
+
+void ThreadPool::AwaitDone(bool mayYield) {
+  auto done = [&] { return remaining_.load() == 0; };
+  if (!SpinFor(done, mayYield)) {
+    std::unique_lock<std::mutex> lk(mu_);
+    doneSleeper_.store(true);
+    done_.wait(lk, done);
+    doneSleeper_.store(false);
+  }
+  job_ = nullptr;
+  std::exception_ptr err;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    err = error_;
+    error_ = nullptr;
+  }
+  if (err) std::rethrow_exception(err);
 }
 
 void ThreadPool::ParallelFor(int64_t tasks, const std::function<void(int64_t, int)>& fn) {
   if (tasks <= 0) return;
   if (tlsStepOf == this) return LeaderParallelFor(tasks, fn);
   std::lock_guard<std::mutex> run(runMutex_);
-  std::unique_lock<std::mutex> lk(mu_);
-  job_ = &fn;
-  tasks_ = tasks;
-  next_.store(0);
-  error_ = nullptr;
-  active_ = static_cast<int>(workers_.size());
-  remaining_.store(active_, std::memory_order_relaxed);
-  ++generation_;
-  published_.store(generation_, std::memory_order_release);
-  wake_.notify_all();
-  lk.unlock();
-  SpinFor([&] { return remaining_.load(std::memory_order_acquire) == 0; });
-  lk.lock();
-  done_.wait(lk, [&] { return active_ == 0; });
-  job_ = nullptr;
-  if (error_) {
-    auto e = error_;
-    error_ = nullptr;
-    std::rethrow_exception(e);
-  }
+  Publish(fn, tasks, static_cast<int>(workers_.size()));
+  // The caller is off the pool and may share a cpu with a worker: it yields while it spins.
+  AwaitDone(true);
 }
 
 // ParallelFor from worker 0 inside a step: the other workers are idle (the step holds
@@ -146,35 +184,10 @@ void ThreadPool::LeaderParallelFor(int64_t tasks, const std::function<void(int64
     for (int64_t t = 0; t < tasks; ++t) fn(t, 0);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    job_ = &fn;
-    tasks_ = tasks;
-    next_.store(0);
-    error_ = nullptr;
-    active_ = others;
-    remaining_.store(others, std::memory_order_relaxed);
-    seen_[0] = ++generation_;
-    published_.store(generation_, std::memory_order_release);
-  }
-  wake_.notify_all();
-  std::exception_ptr err;
-  for (;;) {
-    const int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
-    if (t >= tasks) break;
-    try {
-      fn(t, 0);
-    } catch (...) {
-      if (!err) err = std::current_exception();
-    }
-  }
-  SpinFor([&] { return remaining_.load(std::memory_order_acquire) == 0; });
-  std::unique_lock<std::mutex> lk(mu_);
-  done_.wait(lk, [&] { return active_ == 0; });
-  job_ = nullptr;
-  if (!err) err = error_;
-  error_ = nullptr;
-  if (err) std::rethrow_exception(err);
+  seen_[0] = generation_.load() + 1;  // worker 0 runs this generation here, not in its loop
+  Publish(fn, tasks, others + 1);
+  TakeTasks(0);
+  AwaitDone(sharedCpus_);
 }
 
 void ThreadPool::RunStep(const std::function<void()>& fn) {

@@ -40,24 +40,33 @@ class ThreadPool {
  private:
   void WorkerLoop(int index);
   void LeaderParallelFor(int64_t tasks, const std::function<void(int64_t, int)>& fn);
+  // Hands generation `job` of `tasks` tasks to `participants` workers (a new generation_).
+  void Publish(const std::function<void(int64_t, int)>& fn, int64_t tasks, int participants);
+  // Runs tasks of the current job as `worker` until none is left; the first exception is kept.
+  void TakeTasks(int worker);
+  // Waits until every participant has finished the current job; rethrows its first exception.
+  void AwaitDone(bool mayYield);
 
   std::vector<int> cpus_;
+  bool sharedCpus_ = false;  // some cpu appears twice: a spinning thread must let the other run
   std::vector<std::thread> workers_;
   std::mutex runMutex_;  // serialises jobs
-  std::mutex mu_;
-  std::condition_variable wake_, done_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  // The job, written by its publisher before generation_ moves on and read by the workers after
+  // they see it move (no lock on this path: a decoding step hands out hundreds of small jobs).
   const std::function<void(int64_t, int)>* job_ = nullptr;
   int64_t tasks_ = 0;
+  std::atomic<uint64_t> generation_{0};
   std::atomic<int64_t> next_{0};
-  int active_ = 0;
+  std::atomic<int> remaining_{0};  // participants still working on the current job
+  // Threads asleep on wake_ / on done_ (after spinning ~100 µs): a publisher or the last worker
+  // takes mu_ and notifies only when there are any, so the common, spinning case makes no
+  // system call.
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> doneSleeper_{false};
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;  // the condition variables, error_, the step hand-off
+  std::condition_variable wake_, done_;
   std::exception_ptr error_;
-  // Mirrors of generation_ and active_ that waiters poll for a short while before sleeping on
-  // the condition variables: waking a sleeping thread costs tens of µs on a VM, more than a
-  // small kernel takes.
-  std::atomic<uint64_t> published_{0};
-  std::atomic<int> remaining_{0};
   // The generation each worker last took (worker 0 also marks the ones it publishes in a step).
   std::vector<uint64_t> seen_;
   // A step handed to worker 0 (under mu_), its end and its error.
