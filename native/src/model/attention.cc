@@ -213,16 +213,20 @@ AVX2_FN void WidenRows(const uint16_t* h, int64_t n, float* out) {
 }
 
 struct Avx2Tiles {
+  static void WidenK(const uint16_t* K, int64_t n, int64_t hd, float* Kt) { WidenTransposed(K, n, hd, Kt); }
   static void Scores(const float* const* qr, int64_t R, const float* Kt, int64_t hd, int64_t keys, float scale,
                      float* s, int64_t sStride) {
     ScoresRows(qr, R, Kt, hd, keys, scale, s, sStride);
   }
   static void Softmax(float* s, int64_t n, int64_t end) { SoftmaxRow(s, n, end); }
-  static void Values(const float* p, int64_t pStride, const float* Vw, int64_t n, int64_t hd, float* o, int64_t R) {
+  // V's n f16 rows widened into `scratch` once, then the tiles.
+  static void Values(const float* p, int64_t pStride, const uint16_t* V, float* scratch, int64_t n, int64_t hd,
+                     float* o, int64_t R) {
+    WidenRows(V, n * hd, scratch);
     if (hd % 16 == 0)
-      ValuesRows<2>(p, pStride, Vw, n, hd, o, R);
+      ValuesRows<2>(p, pStride, scratch, n, hd, o, R);
     else
-      ValuesRows<1>(p, pStride, Vw, n, hd, o, R);
+      ValuesRows<1>(p, pStride, scratch, n, hd, o, R);
   }
 };
 #undef AVX2_FN
@@ -266,16 +270,17 @@ AVX512_FN void ScoresKeys512(const float* const* qr, const float* Kt, int64_t hd
   for (; j + 32 <= keys; j += 32) ScoresTile512<RT, 2>(qr, Kt, hd, j, scale, s, sStride);
   if (j < keys) ScoresTile512<RT, 1>(qr, Kt, hd, j, scale, s, sStride);
 }
-// o[i·hd + d] += Σ_{j<n} p[i·pStride + j]·Vw[j][d] for RT rows, dims in steps of 16·W.
+// o[i·hd + d] += Σ_{j<n} p[i·pStride + j]·V[j][d] for RT rows, dims in steps of 16·W, V in f16.
 template <int RT, int W>
-AVX512_FN void ValuesTile512(const float* p, int64_t pStride, const float* Vw, int64_t n, int64_t hd, float* o) {
+AVX512_FN void ValuesTile512(const float* p, int64_t pStride, const uint16_t* V, int64_t n, int64_t hd, float* o) {
   for (int64_t d = 0; d + 16 * W <= hd; d += 16 * W) {
     __m512 acc[RT][W];
     for (int i = 0; i < RT; ++i)
       for (int w = 0; w < W; ++w) acc[i][w] = _mm512_loadu_ps(o + i * hd + d + 16 * w);
     for (int64_t j = 0; j < n; ++j) {
       __m512 v[W];
-      for (int w = 0; w < W; ++w) v[w] = _mm512_loadu_ps(Vw + j * hd + d + 16 * w);
+      for (int w = 0; w < W; ++w)
+        v[w] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(V + j * hd + d + 16 * w)));
       for (int i = 0; i < RT; ++i) {
         const __m512 pb = _mm512_set1_ps(p[i * pStride + j]);
         for (int w = 0; w < W; ++w) acc[i][w] = _mm512_fmadd_ps(pb, v[w], acc[i][w]);
@@ -303,10 +308,10 @@ AVX512_FN_INLINE void EightsThenRest(int64_t R, F&& f) {
   }
 }
 template <int W>
-AVX512_FN void ValuesRows512(const float* p, int64_t pStride, const float* Vw, int64_t n, int64_t hd, float* o,
+AVX512_FN void ValuesRows512(const float* p, int64_t pStride, const uint16_t* V, int64_t n, int64_t hd, float* o,
                              int64_t R) {
   EightsThenRest(R, [&](auto rt, int64_t r) AVX512_FN_LAMBDA {
-    ValuesTile512<decltype(rt)::value, W>(p + r * pStride, pStride, Vw, n, hd, o + r * hd);
+    ValuesTile512<decltype(rt)::value, W>(p + r * pStride, pStride, V, n, hd, o + r * hd);
   });
 }
 // SoftmaxRow with 16 exps a step: the lanes' sums still go into 8 lanes in SoftmaxRow's order
@@ -334,7 +339,39 @@ AVX512_FN void SoftmaxRow512(float* s, int64_t n, int64_t end) {
   for (; j < n; ++j) s[j] *= 1.0f / sum;
   std::fill(s + n, s + end, 0.0f);
 }
+// WidenTransposed for heads of 16s: 8 keys × 16 dims a step, the 8×8 transposes of the AVX2
+// form done on four 128-bit lanes at once, then each lane's two halves paired into a row of Kt.
+AVX512_FN void WidenTransposed512(const uint16_t* K, int64_t n, int64_t hd, float* Kt) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int64_t d = 0; d < hd; d += 16) {
+      __m512 r[8];
+      for (int i = 0; i < 8; ++i)
+        r[i] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(K + (j + i) * hd + d)));
+      const __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t1 = _mm512_unpackhi_ps(r[0], r[1]);
+      const __m512 t2 = _mm512_unpacklo_ps(r[2], r[3]), t3 = _mm512_unpackhi_ps(r[2], r[3]);
+      const __m512 t4 = _mm512_unpacklo_ps(r[4], r[5]), t5 = _mm512_unpackhi_ps(r[4], r[5]);
+      const __m512 t6 = _mm512_unpacklo_ps(r[6], r[7]), t7 = _mm512_unpackhi_ps(r[6], r[7]);
+      // Lane L of u[m] (m < 4): keys 0-3 at dim d + 4L + m; of u[4 + m]: keys 4-7.
+      const __m512 u[8] = {_mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE),
+                           _mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xEE),
+                           _mm512_shuffle_ps(t4, t6, 0x44), _mm512_shuffle_ps(t4, t6, 0xEE),
+                           _mm512_shuffle_ps(t5, t7, 0x44), _mm512_shuffle_ps(t5, t7, 0xEE)};
+      for (int m = 0; m < 4; ++m) {
+        // [lo.0 hi.0 lo.1 hi.1] and [lo.2 hi.2 lo.3 hi.3]: dims 4L + m for L = 0, 1 and 2, 3.
+        const __m512 a = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x44), b = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xEE);
+        const __m512 ra = _mm512_shuffle_f32x4(a, a, 0xD8), rb = _mm512_shuffle_f32x4(b, b, 0xD8);
+        _mm256_storeu_ps(Kt + (d + m) * kChunk + j, _mm512_castps512_ps256(ra));
+        _mm256_storeu_ps(Kt + (d + 4 + m) * kChunk + j, _mm512_castps512_ps256(_mm512_shuffle_f32x4(ra, ra, 0xEE)));
+        _mm256_storeu_ps(Kt + (d + 8 + m) * kChunk + j, _mm512_castps512_ps256(rb));
+        _mm256_storeu_ps(Kt + (d + 12 + m) * kChunk + j, _mm512_castps512_ps256(_mm512_shuffle_f32x4(rb, rb, 0xEE)));
+      }
+    }
+  for (; j < kChunk; ++j)
+    for (int64_t d = 0; d < hd; ++d) Kt[d * kChunk + j] = j < n ? F16ToF32(K[j * hd + d]) : 0.0f;
+}
 struct Avx512Tiles {
+  AVX512_FN static void WidenK(const uint16_t* K, int64_t n, int64_t hd, float* Kt) { WidenTransposed512(K, n, hd, Kt); }
   AVX512_FN static void Softmax(float* s, int64_t n, int64_t end) { SoftmaxRow512(s, n, end); }
   AVX512_FN static void Scores(const float* const* qr, int64_t R, const float* Kt, int64_t hd, int64_t keys,
                                float scale, float* s, int64_t sStride) {
@@ -342,12 +379,14 @@ struct Avx512Tiles {
       ScoresKeys512<decltype(rt)::value>(qr + r, Kt, hd, keys, scale, s + r * sStride, sStride);
     });
   }
-  AVX512_FN static void Values(const float* p, int64_t pStride, const float* Vw, int64_t n, int64_t hd, float* o,
-                               int64_t R) {
+  // V's f16 rows read as they are, each converted where a tile loads it (the same floats
+  // WidenRows would give): no widening pass.
+  AVX512_FN static void Values(const float* p, int64_t pStride, const uint16_t* V, float*, int64_t n, int64_t hd,
+                               float* o, int64_t R) {
     if (hd % 32 == 0)
-      ValuesRows512<2>(p, pStride, Vw, n, hd, o, R);
+      ValuesRows512<2>(p, pStride, V, n, hd, o, R);
     else
-      ValuesRows512<1>(p, pStride, Vw, n, hd, o, R);
+      ValuesRows512<1>(p, pStride, V, n, hd, o, R);
   }
 };
 #undef AVX512_FN
@@ -377,15 +416,14 @@ void TiledTask(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv, int64
   for (int64_t r = 0; r < R; ++r) qr[static_cast<size_t>(r)] = a.q + (t0 + r / nh) * qStride + (h0 + r % nh) * hd;
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, n = std::min(kChunk, maxLen - c0);
-    WidenTransposed(K + c0 * hd, n, hd, W);
+    Tiles::WidenK(K + c0 * hd, n, hd, W);
     Tiles::Scores(qr.data(), R, W, hd, (n + 15) / 16 * 16, scale, S + c0, sW);
   }
   for (int64_t r = 0; r < R; ++r) Tiles::Softmax(S + r * sW, a.pos0 + t0 + r / nh + 1, maxLen);
   std::fill(O, O + R * hd, 0.0f);
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, n = std::min(kChunk, maxLen - c0);
-    WidenRows(V + c0 * hd, n * hd, W);
-    Tiles::Values(S + c0, sW, W, n, hd, O, R);
+    Tiles::Values(S + c0, sW, V + c0 * hd, W, n, hd, O, R);
   }
   for (int64_t r = 0; r < R; ++r) {
     const int64_t t = t0 + r / nh, h = h0 + r % nh;
