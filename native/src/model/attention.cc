@@ -396,7 +396,7 @@ struct Avx512Tiles {
 #pragma GCC diagnostic pop
 
 // Tokens [t0, t1) of KV head kv, query heads [h0, h1) of its group, on one ISA's tiles
-// (Tiles::Scores, Softmax, Values); widening is AVX2's on every path.
+// (Tiles::WidenK, Scores, Softmax, Values).
 template <typename Tiles>
 void TiledTask(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv, int64_t h0, int64_t h1,
                std::vector<float>& buf) {
@@ -409,7 +409,7 @@ void TiledTask(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv, int64
   if (buf.size() < need) buf.resize(need);
   float* S = buf.data();     // R × sW scores, then probabilities
   float* O = S + R * sW;     // R × hd outputs
-  float* W = O + R * hd;     // one chunk of K (transposed) or V, widened
+  float* W = O + R * hd;     // one chunk of K (transposed) or V, widened (V: AVX2 only)
   const uint16_t* K = a.kCache + kv * a.nCtx * hd;
   const uint16_t* V = a.vCache + kv * a.nCtx * hd;
   std::vector<const float*> qr(static_cast<size_t>(R));  // rows of a token are heads, a stride apart
