@@ -172,8 +172,11 @@ describe('redblue launch generate across two hosts', () => {
     expect(sharded.split.output.placement).toBe('sharded');
     const placed = await run(['--output', 'single', '--embeddings', 'mirrored']);
     expect([placed.split.tokenEmbd.placement, placed.split.output.placement]).toEqual(['mirrored', 'single']);
-    // Host 1's rank gathers nothing: every logit comes from host 0.
-    expect(placed.split.ranks[1]!.vocab[1]! - placed.split.ranks[1]!.vocab[0]!).toBe(0);
+    // One rank reads every vocabulary row and the other none: nothing is gathered between the
+    // hosts. Which one is the faster by measured bandwidth, which this VM's neighbours can swing
+    // by 2x between the two executors' samples, so either may be it.
+    const rows = placed.split.ranks.map((r) => r.vocab[1]! - r.vocab[0]!);
+    expect([...rows].sort((a, b) => a - b)).toEqual([0, 32000]);
     expect(placed.generatedTokens).toEqual(sharded.generatedTokens);
     expect(auto.generatedTokens).toEqual(sharded.generatedTokens);
     await hostsIdle();
