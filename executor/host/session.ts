@@ -65,12 +65,16 @@ export class HostSession {
     if (o.peers.length > 1) {
       const tls = o.auth.tls;
       try {
-        const link = await cluster.clients[0]!.openHostLink({
-          address: joinHostPort(s.listenHost, 0),
-          token: o.auth.token ?? '',
-          ...(tls ? { tlsCert: tls.cert, tlsKey: tls.key, tlsCa: tls.ca } : {}),
-          ...(o.transport === 'ucx' ? { ucx: true } : {}),
-        });
+        // Guarded as every step is: an executor killed while the session starts (a loaded
+        // machine takes seconds to start one) is named with its death, not as a dropped call.
+        const link = await cluster.guard(
+          cluster.clients[0]!.openHostLink({
+            address: joinHostPort(s.listenHost, 0),
+            token: o.auth.token ?? '',
+            ...(tls ? { tlsCert: tls.cert, tlsKey: tls.key, tlsCa: tls.ca } : {}),
+            ...(o.transport === 'ucx' ? { ucx: true } : {}),
+          }),
+        );
         s.leaderPort = link.port;
         if (link.ucxAddress?.length) s.ucxAddress = link.ucxAddress;
       } catch (e) {
