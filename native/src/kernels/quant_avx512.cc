@@ -15,10 +15,13 @@ KernelSet Kernels();
 namespace avx512rows8 {
 void SetRows8Kernels(KernelSet& s);  // quant_avx512_rows8.cc
 }
+namespace avx512rows8vnni {
+void SetRows8Kernels(KernelSet& s);  // quant_avx512_rows8_vnni.cc
+}
 // The natural K-type, Q4_1 / Q5_0 / Q5_1 and IQ4 kernels have no AVX-512 forms: these paths run
 // the AVX2 ones (every AVX-512 cpu has AVX2, FMA and F16C), so `auto` works and gives the same
-// results everywhere. Every rows8 type takes 16 rows a zmm (quant_avx512_rows8.cc), with the
-// AVX2 tiles' bits.
+// results everywhere. Every rows8 type takes 16 rows a zmm (quant_avx512_rows8_body.h, its
+// batched tiles on vpdpbusd where the cpu has VNNI), with the AVX2 tiles' bits.
 KernelSet Avx512Kernels(bool vnni, bool vbmi) {
   KernelSet s = vbmi ? avx512vbmi::Kernels() : vnni ? avx512vnni::Kernels() : avx512::Kernels();
   const KernelSet k = Avx2Kernels();
@@ -43,7 +46,10 @@ KernelSet Avx512Kernels(bool vnni, bool vbmi) {
   s.iq4nl = k.iq4nl;
   s.iq4xs = k.iq4xs;
   s.iq4xsLayout = k.iq4xsLayout;
-  avx512rows8::SetRows8Kernels(s);
+  if (vnni)
+    avx512rows8vnni::SetRows8Kernels(s);
+  else
+    avx512rows8::SetRows8Kernels(s);
   return s;
 }
 }  // namespace redblue

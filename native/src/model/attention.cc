@@ -236,7 +236,7 @@ struct Avx2Tiles {
 // twice the keys or dims per instruction. Each lane is still one (row, key) or (row, dim) and
 // takes the AVX2 lane's operations in the same order, so the results are the same bits.
 // GCC 12 flags the undefined pass-through operand inside its own AVX-512 intrinsics (a false
-// positive, as in quant_avx512_rows8.cc).
+// positive, as in quant_avx512_rows8_body.h).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
