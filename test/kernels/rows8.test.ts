@@ -343,6 +343,25 @@ describe('rows8 layout', () => {
             first,
           );
       }
+    // Weights and activations at their extreme levels, every product of one sign: the int16 sums
+    // of the tiles without VNNI reach their bound (Q6_K: two vectors of 2·63·127), and the VNNI
+    // tiles' int32 sums must give the same bits; a saturated sum would also leave the scalar kernel.
+    const sign = (e: number) => ((Math.imul(e, 2654435761) >>> 28) & 1 ? 1 : -1);
+    const [n, k, m] = [32, 1024, 4];
+    const wf = new Float32Array(n * k).map((_, i) => sign(i % k));
+    const x = new Float32Array(m * k).map((_, i) => sign(i % k) * (Math.floor(i / k) % 2 ? -1 : 1));
+    for (const type of TYPES) {
+      const paths = simd.filter((p) => rows8Runs(type, p));
+      if (paths.length < 2) continue;
+      const w = quantize(type, wf, n, k);
+      const want = run(w, n, k, x, m, 'scalar', false, type);
+      const w8 = interleaveRows8(type, w, n, k);
+      const first = Array.from(run(w8, n, k, x, m, paths[0]!, true, type));
+      for (let i = 0; i < want.length; i++)
+        expect(Math.abs(first[i]! - want[i]!), `${type} extreme, output ${i}`).toBeLessThan(1e-5 * k);
+      for (const isa of paths.slice(1))
+        expect(Array.from(run(w8, n, k, x, m, isa, true, type)), `${type} ${isa} extreme`).toEqual(first);
+    }
   });
 
   it('is refused where it does not apply, naming the fix', () => {
