@@ -545,10 +545,12 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
         const int sb = 4 * c + hu, h = hu / 2, u = hu % 2;
         const __m512i hb = Load2(g, g.g[0]->qh + 32 * sb);
         const __m512i scale = ScaleI8x2(g, sb, sb);
+        __m512i s16[RX];
 #pragma GCC unroll 2
         for (int pair = 0; pair < 2; ++pair) {
-          __m512i s16[RX];
-          for (int i = 0; i < RX; ++i) s16[i] = _mm512_setzero_si512();
+          // int16 sums hold two vectors (2·2·63·127 < 2^15), int32 ones the sub-block's four
+          if (pair == 0 || !KVNNI)
+            for (int i = 0; i < RX; ++i) s16[i] = _mm512_setzero_si512();
 #pragma GCC unroll 2
           for (int k2 = 0; k2 < 2; ++k2) {
             const int wv = 2 * pair + k2, v = 4 * u + wv;
@@ -562,7 +564,8 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
             for (int i = 0; i < RX; ++i)
               s16[i] = AddDot(s16[i], q, Broadcast4(act.q8k(r + i)[b].qs + 64 * c + 32 * h + 4 * v));
           }
-          for (int i = 0; i < RX; ++i) isum[i] = _mm512_add_epi32(isum[i], ScaleSum(s16[i], scale));
+          if (pair == 1 || !KVNNI)
+            for (int i = 0; i < RX; ++i) isum[i] = _mm512_add_epi32(isum[i], ScaleSum(s16[i], scale));
         }
       }
     __m512i sp[8];
