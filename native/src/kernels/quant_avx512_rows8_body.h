@@ -462,39 +462,43 @@ KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
+    // Sub-blocks 2c and 2c + 1 together: they are the low and high nibbles of the same bytes,
+    // loaded once.
 #pragma GCC unroll 4
-    for (int c = 0; c < 4; ++c)
+    for (int c = 0; c < 4; ++c) {
+      const __m512i scale[2] = {_mm512_shuffle_epi8(sc[c / 2], Pair512(2 * c, 2 * c)),
+                                _mm512_shuffle_epi8(sc[c / 2], Pair512(2 * c + 1, 2 * c + 1))};
+      __m512i fifth[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+      if constexpr (kQ5) fifth[0] = Load2(g, g.g[0]->qh + 64 * c), fifth[1] = Load2(g, g.g[0]->qh + 64 * c + 32);
 #pragma GCC unroll 2
-      for (int half = 0; half < 2; ++half) {
-        const int s = 2 * c + half;
-        const __m512i scale = _mm512_shuffle_epi8(sc[s / 4], Pair512(s, s));
-        __m512i fifth = _mm512_setzero_si512();
-        if constexpr (kQ5) fifth = Load2(g, g.g[0]->qh + 32 * s);
+      for (int v0 = 0; v0 < 8; v0 += kRun) {
+        __m512i s16[2][RX];
+        for (int i = 0; i < RX; ++i) s16[0][i] = s16[1][i] = _mm512_setzero_si512();
+        auto vector = [&](int v) KFN_LAMBDA {
+          const __m512i bits = Load2(g, g.g[0]->qs + 256 * c + 32 * v);
 #pragma GCC unroll 2
-        for (int v0 = 0; v0 < 8; v0 += kRun) {
-          __m512i s16[RX];
-          for (int i = 0; i < RX; ++i) s16[i] = _mm512_setzero_si512();
-          auto vector = [&](int v) KFN_LAMBDA {
-            const __m512i bits = Load2(g, g.g[0]->qs + 256 * c + 32 * v);
+          for (int half = 0; half < 2; ++half) {
             __m512i q = half ? _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4) : _mm512_and_si512(bits, m4);
             if constexpr (kQ5) {
-              const __m512i at4 = v < 4 ? _mm512_sll_epi16(fifth, _mm_cvtsi32_si128(4 - v))
-                                          : _mm512_srl_epi16(fifth, _mm_cvtsi32_si128(v - 4));
+              const __m512i at4 = v < 4 ? _mm512_sll_epi16(fifth[half], _mm_cvtsi32_si128(4 - v))
+                                        : _mm512_srl_epi16(fifth[half], _mm_cvtsi32_si128(v - 4));
               q = _mm512_or_si512(q, _mm512_and_si512(at4, m10));
             }
             for (int i = 0; i < RX; ++i)
-              s16[i] = AddDot(s16[i], q, Broadcast4(act.q8k(r + i)[b].qs + 64 * c + 32 * half + 4 * v));
-          };
-          if constexpr (RX == 1) {
-#pragma GCC unroll 4
-            for (int v = v0; v < v0 + kRun; ++v) vector(v);
-          } else {
-#pragma GCC unroll 2
-            for (int v = v0; v < v0 + kRun; ++v) vector(v);
+              s16[half][i] = AddDot(s16[half][i], q, Broadcast4(act.q8k(r + i)[b].qs + 64 * c + 32 * half + 4 * v));
           }
-          for (int i = 0; i < RX; ++i) isum[i] = _mm512_add_epi32(isum[i], ScaleSum(s16[i], scale));
+        };
+        if constexpr (RX == 1) {
+#pragma GCC unroll 4
+          for (int v = v0; v < v0 + kRun; ++v) vector(v);
+        } else {
+#pragma GCC unroll 2
+          for (int v = v0; v < v0 + kRun; ++v) vector(v);
         }
+        for (int i = 0; i < RX; ++i)
+          isum[i] = _mm512_add_epi32(isum[i], _mm512_add_epi32(ScaleSum(s16[0][i], scale[0]), ScaleSum(s16[1][i], scale[1])));
       }
+    }
     const __m512i mn[2] = {SixVector2(g, g.g[0]->mins, 0), SixVector2(g, g.g[0]->mins, 1)};
     __m512i mp[4];
 #pragma GCC unroll 4
