@@ -20,18 +20,6 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
-
-
-
-
-
-
-
-
-
-
-
-
 #include <cstring>
 #include <type_traits>
 
@@ -104,6 +92,15 @@ KFN __m512i ScaleSum(__m512i sum, __m512i scalePair) {
   return _mm512_madd_epi16(sum, scalePair);
 #endif
 }
+// sum + the u8·s8 products of each 4-byte group, in int32 lanes, for products that cannot wait in
+// int16 (a pair reaches 2·127·127).
+KFN __m512i AddDotWide(__m512i sum, __m512i u, __m512i x) {
+#if KVNNI
+  return _mm512_dpbusd_epi32(sum, u, x);
+#else
+  return _mm512_add_epi32(sum, _mm512_madd_epi16(_mm512_maddubs_epi16(u, x), _mm512_set1_epi16(1)));
+#endif
+}
 // The running sum as int32 lanes (scale 1).
 KFN __m512i WidenSum(__m512i sum) {
 #if KVNNI
@@ -170,7 +167,6 @@ KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   const BlockX8* w1 = both ? reinterpret_cast<const BlockX8*>(a.w + (j + 8) * a.wStride) : w0;
   const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
   const __m512i m4 = _mm512_set1_epi8(0x0F), m10 = _mm512_set1_epi8(0x10), zero = _mm512_setzero_si512();
-  [[maybe_unused]] const __m512i ones = _mm512_set1_epi16(1);
   __m512 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -196,13 +192,8 @@ KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
           const int8_t* x = act.qs(r + i);
           const __m512i xl = Broadcast4(x + lo + 4 * v), xh = Broadcast4(x + hi + 4 * v);
           // x carries w's sign (AVX2's vpsignb; w = 0 has |w| = 0, so its sign does not matter)
-          const __m512i sl = _mm512_mask_sub_epi8(xl, nl, zero, xl), sh = _mm512_mask_sub_epi8(xh, nh, zero, xh);
-#if KVNNI
-          s16[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(s16[i], ul, sl), uh, sh);
-#else
-          const __m512i pl = _mm512_maddubs_epi16(ul, sl), ph = _mm512_maddubs_epi16(uh, sh);
-          s16[i] = _mm512_add_epi32(s16[i], _mm512_add_epi32(_mm512_madd_epi16(pl, ones), _mm512_madd_epi16(ph, ones)));
-#endif
+          s16[i] = AddDotWide(AddDotWide(s16[i], ul, _mm512_mask_sub_epi8(xl, nl, zero, xl)), uh,
+                              _mm512_mask_sub_epi8(xh, nh, zero, xh));
         }
         return;
       }
@@ -249,7 +240,6 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   const BlockQ8_0x8* w1 = both ? reinterpret_cast<const BlockQ8_0x8*>(a.w + (j + 8) * a.wStride) : w0;
   const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
   const __m512i zero = _mm512_setzero_si512();
-  [[maybe_unused]] const __m512i ones = _mm512_set1_epi16(1);
   __m512 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -265,12 +255,7 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
       const __mmask64 neg = _mm512_movepi8_mask(q);
       for (int i = 0; i < RX; ++i) {
         const __m512i x = Broadcast4(act.qs(r + i) + (v < 4 ? lo + 4 * v : hi + 4 * (v - 4)));
-#if KVNNI
-        isum[i] = _mm512_dpbusd_epi32(isum[i], aq, _mm512_mask_sub_epi8(x, neg, zero, x));
-#else
-        const __m512i p = _mm512_maddubs_epi16(aq, _mm512_mask_sub_epi8(x, neg, zero, x));
-        isum[i] = _mm512_add_epi32(isum[i], _mm512_madd_epi16(p, ones));
-#endif
+        isum[i] = AddDotWide(isum[i], aq, _mm512_mask_sub_epi8(x, neg, zero, x));
       }
     }
     const __m512 dw = Halves2(g, g.g[0]->d);
