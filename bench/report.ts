@@ -47,12 +47,15 @@ export function machineInfo(): BenchReport['machine'] {
 export function renderReport(report: BenchReport): string {
   const fmt = (v: number) =>
     Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3);
+  // A reference of 0 was not measured (e.g. `bench model --no-reference`): no ratio to show.
   const rows = report.results.map((r) => [
     r.case,
     r.metric,
     `${fmt(r.value)} ${r.unit}`,
-    `${r.reference} ${fmt(r.referenceValue)} ${r.unit}`,
-    `${r.ratio.toFixed(2)}×`,
+    r.referenceValue === 0
+      ? `${r.reference} not measured`
+      : `${r.reference} ${fmt(r.referenceValue)} ${r.unit}`,
+    r.referenceValue === 0 ? '-' : `${r.ratio.toFixed(2)}×`,
   ]);
   const header = ['case', 'metric', 'value', 'reference', 'ratio'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

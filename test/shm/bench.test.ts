@@ -3,7 +3,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { BenchReport } from '../../bench/report.js';
+import { machineInfo, renderReport, result, type BenchReport } from '../../bench/report.js';
 import { listSegments } from '../../transport/shm.js';
 import { ensureBuilt, root } from './harness.js';
 
@@ -58,5 +58,35 @@ describe('redblue bench collectives', () => {
     }
     expect(status).toBe(2);
     expect(stderr).toMatch(/--ranks must be between 2 and 64/);
+  });
+
+  it("the report's text shows a reference that was not measured as such, with no ratio", () => {
+    const text = renderReport({
+      benchmark: 'model',
+      machine: machineInfo(),
+      startedAt: new Date().toISOString(),
+      results: [
+        result({
+          case: 'pp8',
+          metric: 'prompt processing',
+          value: 50,
+          unit: 'tokens/s',
+          reference: 'llama.cpp_2_threads',
+          referenceValue: 0,
+        }),
+        result({
+          case: 'tg4',
+          metric: 'token generation',
+          value: 30,
+          unit: 'tokens/s',
+          reference: 'llama.cpp_2_threads',
+          referenceValue: 20,
+        }),
+      ],
+    });
+    expect(text).toMatch(/pp8 +prompt processing +50\.00 tokens\/s +llama\.cpp_2_threads not measured +-\n/);
+    expect(text).toMatch(
+      /tg4 +token generation +30\.00 tokens\/s +llama\.cpp_2_threads 20\.00 tokens\/s +1\.50×\n/,
+    );
   });
 });
