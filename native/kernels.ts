@@ -58,9 +58,14 @@ export const BLOCK_BYTES = pick('blockBytes');
 export const Q8K_BLOCK_BYTES = 292;
 /**
  * Instruction-set path of the quantized kernels; 'auto' takes the best the cpu has. avx512 =
- * F/BW/VL; avx512vnni adds vpdpbusd; avx512vbmi adds VBMI's byte permute for Q4_0.
+ * F/BW/VL; avx512vnni adds vpdpbusd; avx512vbmi adds VBMI's byte permute for Q4_0; amx is
+ * avx512vnni with Q4_0 and Q8_0 batches (16 rows of X or more, rows8 weights) on AMX-INT8 tiles.
+ * The environment variable REDBLUE_KERNEL_PATH pins what 'auto' means for the whole process.
+ * 'amx-emulated' runs amx's tiles on a C++ model of the AMX instructions, on any avx512vnni cpu:
+ * for tests only (slow), never listed in kernelPaths().supported.
  */
-export type KernelPath = 'auto' | 'scalar' | 'avx2' | 'avx512' | 'avx512vnni' | 'avx512vbmi';
+export type KernelPath =
+  'auto' | 'scalar' | 'avx2' | 'avx512' | 'avx512vnni' | 'avx512vbmi' | 'amx' | 'amx-emulated';
 export const KERNEL_PATHS: readonly KernelPath[] = [
   'auto',
   'scalar',
@@ -68,6 +73,8 @@ export const KERNEL_PATHS: readonly KernelPath[] = [
   'avx512',
   'avx512vnni',
   'avx512vbmi',
+  'amx',
+  'amx-emulated',
 ];
 
 /** Elements per Q8_0 / Q4_0 block (ggml QK8_0 = QK4_0 = 32); BLOCK_ELEMENTS has every type. */

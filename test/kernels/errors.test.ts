@@ -1,9 +1,11 @@
 // Bad inputs to every kernel entry point throw clear errors and never take the process down.
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../../native/addon.js';
 import {
   dequantize,
   gemmF32,
+  kernelPaths,
   matmulQ,
   matmulQAsync,
   quantize,
@@ -119,6 +121,26 @@ describe('kernel argument errors', () => {
     closed.close();
     expect(() => gemmF32(closed, gemm)).toThrow(/closed/);
     expect(() => matmulQAsync(pool, { ...q8(), y: f32(1) })).toThrow(/y is too short/);
+  });
+
+  it('REDBLUE_KERNEL_PATH pins what auto means, and a bad value is named with the fix', () => {
+    const auto = (value: string) =>
+      spawnSync(
+        process.execPath,
+        ['-e', "console.log(require('./build/Release/redblue.node').kernelPaths().auto)"],
+        { env: { ...process.env, REDBLUE_KERNEL_PATH: value }, encoding: 'utf8', timeout: 30_000 },
+      );
+    const pinned = auto('avx2');
+    expect(pinned.stdout.trim(), pinned.stderr).toBe(kernelPaths().supported.includes('avx2') ? 'avx2' : '');
+    expect(auto('scalar').stdout.trim()).toBe('scalar');
+    expect(auto('').stdout.trim()).toBe(kernelPaths().auto);
+    expect(auto('neon').stderr).toMatch(
+      /REDBLUE_KERNEL_PATH: unknown kernel path 'neon': use 'auto', 'scalar'/,
+    );
+    if (!kernelPaths().supported.includes('amx'))
+      expect(auto('amx').stderr).toMatch(
+        /REDBLUE_KERNEL_PATH=amx is not supported by this cpu: unset it or name one of kernelPaths\(\)/,
+      );
   });
 
   it('the process is still healthy afterwards', () => {

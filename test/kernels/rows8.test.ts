@@ -328,11 +328,17 @@ describe('rows8 layout', () => {
   // The AVX-512 tiles take the AVX2 tiles' steps per row lane, 16 rows a zmm instead of 8: the
   // same bits, so a model gives the same tokens on either kind of cpu.
   it.runIf(simd.length > 1)(`${simd.join(', ')}: the same bits on every SIMD path`, () => {
+    // m = 7: the 4-, 2- and 1-row tiles; m = 37: AMX's tiles of 16 rows and the rest on VNNI's;
+    // k = 96 and 320: an odd count of blocks, and blocks past X's last quad (Q4Quads).
     for (const type of TYPES)
       for (const [n, k, m] of [
         [40, 512, 7],
         [48, 1024, 1],
+        [40, 512, 37],
+        [24, 96, 16],
+        [24, 320, 33],
       ] as const) {
+        if (k % 256 && (type.endsWith('_k') || type === 'iq4_xs')) continue;
         const paths = simd.filter((p) => rows8Runs(type, p));
         if (paths.length < 2) continue;
         const w8 = interleaveRows8(type, q4k(n, k, 5 * n, type), n, k);
@@ -347,7 +353,7 @@ describe('rows8 layout', () => {
     // of the tiles without VNNI reach their bound (Q6_K: two vectors of 2·63·127), and the VNNI
     // tiles' int32 sums must give the same bits; a saturated sum would also leave the scalar kernel.
     const sign = (e: number) => ((Math.imul(e, 2654435761) >>> 28) & 1 ? 1 : -1);
-    const [n, k, m] = [32, 1024, 4];
+    const [n, k, m] = [32, 1024, 18];
     const wf = new Float32Array(n * k).map((_, i) => sign(i % k));
     const x = new Float32Array(m * k).map((_, i) => sign(i % k) * (Math.floor(i / k) % 2 ? -1 : 1));
     for (const type of TYPES) {
@@ -363,6 +369,30 @@ describe('rows8 layout', () => {
         expect(Array.from(run(w8, n, k, x, m, isa, true, type)), `${type} ${isa} extreme`).toEqual(first);
     }
   });
+
+  // The AMX tiles (Q4_0, Q8_0: 16 rows of X by 16 of W a tile op) run for real where the cpu has
+  // AMX (then 'amx' is one of the SIMD paths above); here their logic runs on a C++ model of the
+  // instructions and must give VNNI's bits: tiles of 16 rows, the rows past them, a lone group
+  // of W (n = 24, 40), natural rows of W past the groups (n = 30), odd block counts and blocks
+  // past X's last quad.
+  it.runIf(kernelPaths().supported.includes('avx512vnni'))(
+    'the AMX tiles (on a model of the instructions) give the VNNI tiles bit for bit',
+    () => {
+      for (const type of ['q4_0', 'q8_0'] as const)
+        for (const [n, k, m] of [
+          [40, 512, 37],
+          [24, 96, 16],
+          [30, 320, 33],
+          [32, 2048, 48],
+        ] as const) {
+          const w8 = interleaveRows8(type, q4k(n, k, 3 * n + k, type), n, k);
+          const x = random(m * k, 17);
+          const want = Array.from(run(w8, n, k, x, m, 'avx512vnni', true, type));
+          const got = Array.from(run(w8, n, k, x, m, 'amx-emulated', true, type));
+          expect(got, `${type} n=${n} k=${k} m=${m}`).toEqual(want);
+        }
+    },
+  );
 
   it('is refused where it does not apply, naming the fix', () => {
     expect(rows8Runs('q4_k', 'scalar')).toBe(true);

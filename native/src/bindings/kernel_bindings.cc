@@ -395,7 +395,7 @@ Napi::Value JsKernelPaths(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   Napi::Array supported = Napi::Array::New(info.Env());
   uint32_t n = 0;
-  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni, Isa::Avx512Vbmi})
+  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni, Isa::Avx512Vbmi, Isa::Amx})
     if (IsaSupported(i)) supported.Set(n++, IsaName(i));
   o.Set("supported", supported);
   o.Set("auto", IsaName(ResolveIsa(Isa::Auto)));

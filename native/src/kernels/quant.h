@@ -162,13 +162,17 @@ void QuantizeRows(WeightType t, const float* x, int64_t rows, int64_t k, int64_t
                   bool allowSimd = true);
 void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, float* out, int64_t ldo);
 
-// Instruction-set paths of the matmul kernels. Auto picks the best the cpu has. Avx512: F/BW/VL;
-// Avx512Vnni adds vpdpbusd; Avx512Vbmi adds VBMI's byte permute (gathers Q4_0 nibbles).
-enum class Isa { Auto, Scalar, Avx2, Avx512, Avx512Vnni, Avx512Vbmi };
-Isa ParseIsa(const std::string& s);  // "auto" | "scalar" | "avx2" | "avx512" | "avx512vnni" | "avx512vbmi"
+// Instruction-set paths of the matmul kernels. Auto picks the best the cpu has, unless the
+// environment variable REDBLUE_KERNEL_PATH names one. Avx512: F/BW/VL; Avx512Vnni adds vpdpbusd;
+// Avx512Vbmi adds VBMI's byte permute (gathers Q4_0 nibbles); Amx is Avx512Vnni with Q4_0 and
+// Q8_0 batches (16 rows of X or more) on AMX-INT8 tiles. AmxEmulated runs Amx's tiles on a C++
+// model of the instructions (tests only; any Avx512Vnni cpu; never picked by Auto).
+enum class Isa { Auto, Scalar, Avx2, Avx512, Avx512Vnni, Avx512Vbmi, Amx, AmxEmulated };
+// "auto" | "scalar" | "avx2" | "avx512" | "avx512vnni" | "avx512vbmi" | "amx" | "amx-emulated"
+Isa ParseIsa(const std::string& s);
 const char* IsaName(Isa i);
 bool IsaSupported(Isa i);
-Isa ResolveIsa(Isa requested);  // Auto → best; an unsupported explicit path throws UserError
+Isa ResolveIsa(Isa requested);  // Auto → best (or REDBLUE_KERNEL_PATH); an unsupported path throws UserError
 
 // Y[m×n] = X[m×k]·Wᵀ where W is n rows of k elements of type `type`, rows `wStride` bytes
 // apart (≥ RowBytes). X is f32 with row stride ldx, Y f32 with row stride ldy (overwritten).

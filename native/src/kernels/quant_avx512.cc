@@ -18,6 +18,12 @@ void SetRows8Kernels(KernelSet& s);  // quant_avx512_rows8.cc
 namespace avx512rows8vnni {
 void SetRows8Kernels(KernelSet& s);  // quant_avx512_rows8_vnni.cc
 }
+namespace amx {
+void SetRows8Kernels(KernelSet& s);  // quant_amx.cc
+}
+namespace amxemulated {
+void SetRows8Kernels(KernelSet& s);  // quant_amx_emulated.cc
+}
 // The natural K-type, Q4_1 / Q5_0 / Q5_1 and IQ4 kernels have no AVX-512 forms: these paths run
 // the AVX2 ones (every AVX-512 cpu has AVX2, FMA and F16C), so `auto` works and gives the same
 // results everywhere. Every rows8 type takes 16 rows a zmm (quant_avx512_rows8_body.h, its
@@ -50,6 +56,14 @@ KernelSet Avx512Kernels(bool vnni, bool vbmi) {
     avx512rows8vnni::SetRows8Kernels(s);
   else
     avx512rows8::SetRows8Kernels(s);
+  return s;
+}
+KernelSet AmxKernels(bool emulated) {
+  KernelSet s = Avx512Kernels(true, false);
+  if (emulated)
+    amxemulated::SetRows8Kernels(s);
+  else
+    amx::SetRows8Kernels(s);
   return s;
 }
 }  // namespace redblue

@@ -212,6 +212,8 @@ enum HalfKind { kF16 = 0, kBf16 = 1, kF32 = 2 };
 KernelSet ScalarKernels();
 KernelSet Avx2Kernels();
 KernelSet Avx512Kernels(bool vnni, bool vbmi);  // vbmi implies vnni
+// Avx512Kernels(true, false) with Q4_0 / Q8_0 batches on AMX tiles (or their C++ model: tests)
+KernelSet AmxKernels(bool emulated);
 
 // What ActRows::c holds for a weight type's kernels.
 enum class ActTerm { Offset8, Offset16, Q8_1Sum };

@@ -1,0 +1,288 @@
+// AMX (AMX-TILE + AMX-INT8) tiles for Q4_0 and Q8_0 weights in the rows8 layout: prompts and any
+// step of 16 or more rows of X. One tile op multiplies 16 rows of X by 16 rows of W over half a
+// block (16 values), where a vpdpbusd covers 16 rows of W and one row of X over 4 values.
+//
+// The integer sums are exact (s8·u8 or s8·s8 products summed in int32, as on every path), and
+// each block's sum is scaled and added in the float steps of the AVX-512 tiles
+// (quant_avx512_rows8_body.h), in the same order: the results are the same bits as the avx512 and
+// avx512vnni paths. Rows of X past the last whole 16 (and single rows: decoding) run the VNNI
+// tiles.
+//
+// Included twice (deliberately no include guard): quant_amx.cc runs the tile ops on AMX;
+// quant_amx_emulated.cc defines KAMX_EMULATE and runs them on a plain C++ model of the
+// instructions (Intel's pseudo-code for TILELOADD, TDPBSUD, TDPBSSD, TILESTORED), so that every
+// cpu with AVX-512 VNNI tests this file's logic (the kernel path "amx-emulated", which only tests
+// ask for). Each includer defines KNS (namespace) and KTARGET.
+//
+// Layout facts this relies on: a rows8 group's vector v holds bytes 4v..4v+3 of each of its 8
+// rows (row ρ at byte 4ρ), so the two groups' vectors side by side are one row of AMX's B operand
+// (64 bytes: 4 consecutive values of each of 16 rows of W). Q4_0's vectors 0-3 hold values
+// 0-15 of a block in their low nibbles and 16-31 in their high ones; Q8_0's vectors 0-3 hold
+// values 0-15 and 4-7 values 16-31. X's block halves sit at lo and hi (ActLayout::Natural:
+// hi = lo + 16; Q4Quads: the 16-byte pieces of 4 blocks interleaved, hi = lo + 64), so each
+// half is an A operand of 16 rows × 16 bytes at X's row stride.
+// GCC 12 warns inside its own AVX-512 intrinsics (undefined upper halves it never uses).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/quant_impl.h"
+
+#define KFN __attribute__((target(KTARGET), always_inline)) inline
+#define KENTRY __attribute__((target(KTARGET)))
+
+namespace redblue {
+namespace avx512rows8vnni {
+void SetRows8Kernels(KernelSet& s);  // quant_avx512_rows8_vnni.cc
+}
+namespace KNS {
+namespace {
+
+// ldtilecfg's 64-byte operand, palette 1.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t startRow = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+static_assert(sizeof(TileConfig) == 64);
+
+#if KAMX_EMULATE
+// The tile registers of this thread and the instructions' pseudo-code (Intel SDM, AMX chapter):
+// rows × colsb bytes a tile, rows past `rows` and bytes past `colsb` zero.
+struct EmulatedTiles {
+  TileConfig cfg;
+  alignas(64) uint8_t t[8][16][64];
+};
+thread_local EmulatedTiles tiles;
+inline void EmuConfig(const TileConfig* c) {
+  tiles.cfg = *c;
+  std::memset(tiles.t, 0, sizeof tiles.t);
+}
+inline void EmuLoad(int t, const void* base, int64_t stride) {
+  std::memset(tiles.t[t], 0, sizeof tiles.t[t]);
+  for (int r = 0; r < tiles.cfg.rows[t]; ++r)
+    std::memcpy(tiles.t[t][r], static_cast<const uint8_t*>(base) + r * stride, tiles.cfg.colsb[t]);
+}
+inline void EmuStore(int t, void* base, int64_t stride) {
+  for (int r = 0; r < tiles.cfg.rows[t]; ++r)
+    std::memcpy(static_cast<uint8_t*>(base) + r * stride, tiles.t[t][r], tiles.cfg.colsb[t]);
+}
+inline void EmuZero(int t) { std::memset(tiles.t[t], 0, sizeof tiles.t[t]); }
+// TDPBSUD (a signed, b unsigned) and TDPBSSD: C[m][n] += Σ_k Σ_i a[m][4k+i] · b[k][4n+i].
+template <bool kBSigned>
+inline void EmuDot(int c, int a, int b) {
+  for (int m = 0; m < tiles.cfg.rows[c]; ++m)
+    for (int n = 0; n < tiles.cfg.colsb[c] / 4; ++n) {
+      int32_t acc;
+      std::memcpy(&acc, &tiles.t[c][m][4 * n], 4);
+      for (int k = 0; k < tiles.cfg.colsb[a] / 4; ++k)
+        for (int i = 0; i < 4; ++i) {
+          const int32_t x = static_cast<int8_t>(tiles.t[a][m][4 * k + i]);
+          const uint8_t w = tiles.t[b][k][4 * n + i];
+          acc += x * (kBSigned ? static_cast<int32_t>(static_cast<int8_t>(w)) : static_cast<int32_t>(w));
+        }
+      std::memcpy(&tiles.t[c][m][4 * n], &acc, 4);
+    }
+}
+#define KTILE_CONFIG(c) EmuConfig(c)
+#define KTILE_RELEASE() ((void)0)
+#define KTILE_ZERO(t) EmuZero(t)
+#define KTILE_LOAD(t, base, stride) EmuLoad(t, base, stride)
+#define KTILE_STORE(t, base, stride) EmuStore(t, base, stride)
+#define KTILE_DP_SU(c, a, b) EmuDot<false>(c, a, b)
+#define KTILE_DP_SS(c, a, b) EmuDot<true>(c, a, b)
+#else
+#define KTILE_CONFIG(c) _tile_loadconfig(c)
+#define KTILE_RELEASE() _tile_release()
+#define KTILE_ZERO(t) _tile_zero(t)
+#define KTILE_LOAD(t, base, stride) _tile_loadd(t, base, stride)
+#define KTILE_STORE(t, base, stride) _tile_stored(t, base, stride)
+#define KTILE_DP_SU(c, a, b) _tile_dpbsud(c, a, b)
+#define KTILE_DP_SS(c, a, b) _tile_dpbssd(c, a, b)
+#endif
+
+// tmm0, tmm1: C, 16 rows of X × 16 rows of W in int32 (even and odd blocks, so a block's tile
+// ops need not wait for the last block's sums to be read out); tmm2, tmm3: A, the halves of a
+// block of 16 rows of X; tmm4, tmm5: B, the matching halves of 16 rows of W (4 rows of 64 bytes).
+KFN void ConfigureTiles() {
+  TileConfig c;
+  for (int t = 0; t < 2; ++t) c.rows[t] = 16, c.colsb[t] = 64;
+  for (int t = 2; t < 4; ++t) c.rows[t] = 16, c.colsb[t] = 16;
+  for (int t = 4; t < 6; ++t) c.rows[t] = 4, c.colsb[t] = 64;
+  KTILE_CONFIG(&c);
+}
+
+// A block of 16 rows of W, unpacked once and then read by every tile of 16 rows of X: B's two
+// halves (levels as bytes, VNNI order) and the rows' scales as f32.
+struct alignas(64) UnpackedBlock {
+  uint8_t b[2][4][64];
+  float d[16];
+};
+
+KFN __m512i Vector2(const uint8_t* g0, const uint8_t* g1) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g0))),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g1)), 1);
+}
+
+// Groups w0 (rows j..j+7) and w1 (rows j+8..j+15, or w0 again for a lone group) → nb blocks.
+template <typename BlockX8>
+KFN void Unpack(const BlockX8* w0, const BlockX8* w1, int64_t nb, UnpackedBlock* out) {
+  constexpr bool kQ4 = std::is_same_v<BlockX8, BlockQ4_0x8>;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockX8& g0 = w0[b];
+    const BlockX8& g1 = w1[b];
+    UnpackedBlock& u = out[b];
+    for (int v = 0; v < 4; ++v) {
+      if constexpr (kQ4) {
+        const __m512i bits = Vector2(g0.qs + 32 * v, g1.qs + 32 * v);
+        _mm512_store_si512(u.b[0][v], _mm512_and_si512(bits, m4));
+        _mm512_store_si512(u.b[1][v], _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4));
+      } else {
+        const uint8_t* q0 = reinterpret_cast<const uint8_t*>(g0.qs);
+        const uint8_t* q1 = reinterpret_cast<const uint8_t*>(g1.qs);
+        _mm512_store_si512(u.b[0][v], Vector2(q0 + 32 * v, q1 + 32 * v));
+        _mm512_store_si512(u.b[1][v], Vector2(q0 + 32 * (4 + v), q1 + 32 * (4 + v)));
+      }
+    }
+    const __m256i d = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g0.d))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(g1.d)), 1);
+    _mm512_store_ps(u.d, _mm512_cvtph_ps(d));
+  }
+}
+
+// Q4_0: X (signed) · W's unsigned levels, and X's block term c carries the −8 (ActRows); Q8_0:
+// signed · signed.
+#define REDBLUE_AMX_DP(Q4, C, A, B) \
+  do {                              \
+    if constexpr (Q4)               \
+      KTILE_DP_SU(C, A, B);         \
+    else                            \
+      KTILE_DP_SS(C, A, B);         \
+  } while (0)
+
+// One block: both halves' tile ops into C tile T, its sums out to `sums`.
+#define REDBLUE_AMX_BLOCK(Q4, T, x, stride, lo, hi, u, sums) \
+  do {                                                       \
+    KTILE_ZERO(T);                                           \
+    KTILE_LOAD(2, (x) + (lo), stride);                       \
+    KTILE_LOAD(4, (u).b[0], 64);                             \
+    REDBLUE_AMX_DP(Q4, T, 2, 4);                             \
+    KTILE_LOAD(3, (x) + (hi), stride);                       \
+    KTILE_LOAD(5, (u).b[1], 64);                             \
+    REDBLUE_AMX_DP(Q4, T, 3, 5);                             \
+    KTILE_STORE(T, sums, 64);                                \
+  } while (0)
+
+// Rows r..r+15 of X against the 16 rows of W in `w`: the AVX-512 tiles' float steps per block.
+template <bool kQ4>
+KFN void Tile16(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both, const UnpackedBlock* w) {
+  alignas(64) int32_t sums[2][16 * 16];
+  const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
+  const int8_t* x = act.qs(r);
+  const int64_t stride = act.stride;
+  // X's scales (and after them its block terms c) per row, found once: the tile stores below
+  // clobber memory, which would have every act.d(r + i) recomputed per block.
+  const float* dx0[16];
+  for (int i = 0; i < 16; ++i) dx0[i] = act.d(r + i);
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  auto scale = [&](int64_t b, const int32_t* s) __attribute__((target(KTARGET), always_inline)) {
+    const __m512 dw = _mm512_load_ps(w[b].d);
+    for (int i = 0; i < 16; ++i) {
+      const __m512 isum = _mm512_cvtepi32_ps(_mm512_load_si512(s + 16 * i));
+      const __m512 dx = _mm512_set1_ps(dx0[i][b]);
+      if constexpr (kQ4)
+        acc[i] = _mm512_fmadd_ps(dw, _mm512_fmadd_ps(dx, isum, _mm512_set1_ps(dx0[i][nb + b])), acc[i]);
+      else
+        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), isum, acc[i]);
+    }
+  };
+  auto lo = [&](int64_t b) { return b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock; };
+  auto hi = [&](int64_t b) { return lo(b) + (b < nq ? 64 : 16); };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    REDBLUE_AMX_BLOCK(kQ4, 0, x, stride, lo(b), hi(b), w[b], sums[0]);
+    REDBLUE_AMX_BLOCK(kQ4, 1, x, stride, lo(b + 1), hi(b + 1), w[b + 1], sums[1]);
+    scale(b, sums[0]);
+    scale(b + 1, sums[1]);
+  }
+  if (b < nb) {
+    REDBLUE_AMX_BLOCK(kQ4, 0, x, stride, lo(b), hi(b), w[b], sums[0]);
+    scale(b, sums[0]);
+  }
+  for (int i = 0; i < 16; ++i) {
+    float* y = a.y + (r + i) * a.ldy + j;
+    if (both)
+      _mm512_storeu_ps(y, acc[i]);
+    else
+      _mm256_storeu_ps(y, _mm512_castps512_ps256(acc[i]));
+  }
+}
+
+template <WeightType T>
+QKernel VnniRows8() {
+  static const QKernel k = [] {
+    KernelSet s;
+    avx512rows8vnni::SetRows8Kernels(s);
+    return s.ForRows8(T);
+  }();
+  return k;
+}
+
+template <WeightType T>
+KENTRY void Rows8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
+                        int64_t j1) {
+  using BlockX8 = std::conditional_t<T == WeightType::Q4_0, BlockQ4_0x8, BlockQ8_0x8>;
+  const int64_t full = rows / 16 * 16;
+  if (full > 0) {
+    // Sized once per thread to the longest row seen (k = 5632: 101 KiB, read from L2).
+    thread_local std::vector<UnpackedBlock> unpacked;
+    if (unpacked.size() < static_cast<size_t>(act.nb)) unpacked.resize(static_cast<size_t>(act.nb));
+    ConfigureTiles();
+    for (int64_t j = j0; j < j1; j += 16) {
+      const bool both = j + 16 <= j1;
+      const BlockX8* w0 = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
+      const BlockX8* w1 = both ? reinterpret_cast<const BlockX8*>(a.w + (j + 8) * a.wStride) : w0;
+      Unpack(w0, w1, act.nb, unpacked.data());
+      // The tile loads are asm that reads memory the compiler does not see: stores first.
+      __asm__ volatile("" ::: "memory");
+      for (int64_t r = r0; r < r0 + full; r += 16)
+        Tile16<T == WeightType::Q4_0>(a, act, r, j, both, unpacked.data());
+    }
+    KTILE_RELEASE();  // no tile state to save on a context switch while other work runs
+  }
+  if (rows > full) VnniRows8<T>()(a, act, r0 + full, rows - full, j0, j1);
+}
+
+}  // namespace
+
+// Q4_0's and Q8_0's rows8 kernels on AMX tiles, over a VNNI set (the caller checked the cpu and
+// Linux's permission: EnableAmx).
+void SetRows8Kernels(KernelSet& s) {
+  s.q4Rows8 = Rows8Kernel<WeightType::Q4_0>;
+  s.q8Rows8 = Rows8Kernel<WeightType::Q8_0>;
+}
+
+}  // namespace KNS
+}  // namespace redblue
+
+#undef KFN
+#undef KENTRY
+#undef KTILE_CONFIG
+#undef KTILE_RELEASE
+#undef KTILE_ZERO
+#undef KTILE_LOAD
+#undef KTILE_STORE
+#undef KTILE_DP_SU
+#undef KTILE_DP_SS
+#undef REDBLUE_AMX_DP
+#undef REDBLUE_AMX_BLOCK
