@@ -8,21 +8,66 @@
 //
 //   node scripts/rows8-paths.mjs gemm q4_0,q4_k,q6_k avx2,avx512vnni [--m 8]
 //   node scripts/rows8-paths.mjs gemv q4_k,q6_k avx2,avx512vnni --dram
+//   node scripts/rows8-paths.mjs check q4_0,q8_0 avx512vnni,amx
+// check: every path's Y bit for bit against the first path's, on shapes that cover each tile
+// size and edge (test/kernels/rows8.test.ts does the same on the paths CI's cpu has; this
+// runs it on another machine, e.g. one with AMX, without the test tools). Exit 1 on a mismatch.
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomFloats } from './random-floats.mjs';
 
 const [mode = 'gemm', typesArg = 'q4_0,q4_k,q6_k', pathsArg = 'avx2,auto', ...rest] = process.argv.slice(2);
-if (mode !== 'gemm' && mode !== 'gemv') {
-  console.error(`unknown mode '${mode}': use gemm or gemv`);
+if (mode !== 'gemm' && mode !== 'gemv' && mode !== 'check') {
+  console.error(`unknown mode '${mode}': use gemm, gemv or check`);
   process.exit(2);
 }
 const flag = (name) => rest.includes(name);
 const value = (name, dflt) => (rest.includes(name) ? Number(rest[rest.indexOf(name) + 1]) : dflt);
 const require = createRequire(import.meta.url);
 const lib = require(resolve(process.env.REDBLUE_ADDON ?? 'build/Release/redblue.node'));
-const pool = new lib.ThreadPool(lib.currentAffinity().slice(0, 1));
+const pool = new lib.ThreadPool(lib.currentAffinity().slice(0, mode === 'check' ? 2 : 1));
+if (mode === 'check') {
+  const paths = pathsArg
+    .split(',')
+    .filter((p) => p === 'amx-emulated' || lib.kernelPaths().supported.includes(p));
+  let bad = 0;
+  for (const type of typesArg.split(',')) {
+    const before = bad;
+    const kType = type.endsWith('_k') || type === 'iq4_xs';
+    const shapes = [
+      [40, 512, 37],
+      [24, 96, 16],
+      [24, 320, 33],
+      [40, 512, 7],
+      [256, 2048, 64],
+      [64, 5632, 512],
+    ].filter(([, k]) => !kType || k % 256 === 0);
+    for (const [n, k, mm] of shapes) {
+      const w = lib.interleaveRows8(type, lib.quantize(type, randomFloats(n * k), n, k, 'auto'), n, k);
+      const x = randomFloats(mm * k);
+      const ys = paths.map((isa) => {
+        const y = new Float32Array(mm * n);
+        lib.matmulQ(pool, { type, m: mm, n, k, w, x, y, rows8: true, isa });
+        return new Uint32Array(y.buffer);
+      });
+      for (let p = 1; p < paths.length; p++) {
+        const diff = ys[p].findIndex((v, i) => v !== ys[0][i]);
+        if (diff < 0) continue;
+        bad++;
+        const f = (u) => new Float32Array(u.buffer)[diff];
+        console.log(
+          `MISMATCH ${type} n=${n} k=${k} m=${mm}: ${paths[p]} y[${diff}] = ${f(ys[p])}, ${paths[0]} ${f(ys[0])}`,
+        );
+      }
+    }
+    console.log(
+      `${type}: ${shapes.length} shapes on ${paths.join(', ')}${bad > before ? ': DIFFERENT' : ': same bits'}`,
+    );
+  }
+  pool.close();
+  process.exit(bad ? 1 : 0);
+}
 const gemv = mode === 'gemv';
 const m = gemv ? 1 : value('--m', 512);
 const n = gemv ? 4096 : 2048;

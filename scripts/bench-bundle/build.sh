@@ -9,7 +9,8 @@
 #   ompi/      Open MPI 4.1 plugins, help files and mca params (OPAL_* env points here)
 #   pmix/      PMIx plugins and help files (PMIX_* env points here)
 #   tmp/redblue-mpi-bench-<hash>/mpi_collectives   the prebuilt MPI reference (TMPDIR=/tmp/rb/tmp)
-#   app/       package.json, dist/, build/Release/redblue.node, proto/, redblue, runtime node_modules
+#   app/       package.json, dist/, build/Release/redblue.node, proto/, redblue, runtime node_modules,
+#              and the benchmarks' own packages (node-llama-cpp with its linux-x64 binaries, vocabularies)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DEST=${DEST:-$ROOT/.bench-bundle}
@@ -77,6 +78,7 @@ mkdir -p "$STAGE/pmix/share" && cp -r "$ARCH/pmix2/share/pmix" "$STAGE/pmix/shar
 # --- the app
 cp "$ROOT/package.json" "$ROOT/redblue" "$STAGE/app/"
 cp -r "$ROOT/dist" "$ROOT/proto" "$STAGE/app/"
+mkdir -p "$STAGE/app/scripts" && cp "$ROOT/scripts/rows8-paths.mjs" "$ROOT/scripts/random-floats.mjs" "$STAGE/app/scripts/"
 find "$STAGE/app/dist" -name '*.map' -delete
 cp "$ROOT/build/Release/redblue.node" "$STAGE/app/build/Release/"
 (cd "$ROOT" && npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | sed "s#^$ROOT/##") |
@@ -85,12 +87,44 @@ cp "$ROOT/build/Release/redblue.node" "$STAGE/app/build/Release/"
     mkdir -p "$STAGE/app/$(dirname "$d")"
     cp -r "$ROOT/$d" "$STAGE/app/$d"
   done
+# The packages only benchmarks need (dev dependencies): llama.cpp through node-llama-cpp and its
+# prebuilt linux-x64 binaries (the reference of `bench model`), and the vocabularies `synth`
+# writes into its models; each with the packages it needs, resolved as Node resolves them.
+# node-llama-cpp's llama/gitRelease.bundle (llama.cpp's sources, for building) is left out.
+node - "$ROOT" node-llama-cpp @node-llama-cpp/linux-x64 llama-tokenizer-js llama3-tokenizer-js <<'JS' |
+const fs = require('fs'), path = require('path');
+const [root, ...names] = process.argv.slice(2);
+const seen = new Set();
+const find = (name, from) => {
+  for (let d = from; ; d = path.dirname(d)) {
+    const c = path.join(d, 'node_modules', name);
+    if (fs.existsSync(path.join(c, 'package.json'))) return c;
+    if (d === root || d === path.dirname(d)) return null;
+  }
+};
+const visit = (dir, optional) => {
+  if (!dir) { if (!optional) throw new Error('unresolved dependency'); return; }
+  if (seen.has(dir)) return;
+  seen.add(dir);
+  const pj = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+  for (const d of Object.keys(pj.dependencies ?? {})) visit(find(d, dir), false);
+  for (const d of Object.keys(pj.optionalDependencies ?? {})) visit(find(d, dir), true);
+};
+for (const n of names) visit(find(n, root), false);
+for (const d of seen) console.log(path.relative(root, d));
+JS
+  while read -r d; do
+    [ -e "$STAGE/app/$d" ] && continue
+    mkdir -p "$STAGE/app/$(dirname "$d")"
+    cp -r "$ROOT/$d" "$STAGE/app/$d"
+  done
+rm -f "$STAGE/app/node_modules/node-llama-cpp/llama/gitRelease.bundle"
 # types, docs and source maps are not needed at run time
 find "$STAGE/app/node_modules" -name '*.d.ts' -delete
 find "$STAGE/app/node_modules" \( -name '*.md' -o -name '*.map' \) -delete
 
 du -sh "$STAGE"/* | sort -h
 tar -C "$STAGE" -cf - . | xz -9 -T2 >"$DEST/bundle.tar.xz"
-cp "$(dirname "$0")/run.sh" "$DEST/run.sh"
+cp "$(dirname "$0")/run.sh" "$(dirname "$0")/device.sh" "$DEST/"
 rm -rf "$STAGE"
 ls -la "$DEST/bundle.tar.xz"

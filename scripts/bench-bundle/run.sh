@@ -6,7 +6,13 @@
 #   QUICK=1      add --quick to every benchmark (smoke test: seconds)
 #   STEPS="run collectives kernels"   which benchmarks, in this order (STEPS= runs none);
 #                also transport (root, network namespaces) and run-A_B (bench run --cpus A,B)
-#   T_RUN / T_COLL / T_KERN   per-step timeouts in seconds (default 180 / 120 / 150)
+#                model-TYPE[-eN][-PATH] (bench model on a TinyLlama-shaped model of TYPE, e.g. q4_0
+#                or q4_k_m, that synth writes first; N executors, default 2; PATH pins the kernel
+#                path, REDBLUE_KERNEL_PATH, and skips llama.cpp), serve-TYPE (bench serve) and
+#                kernel-paths (every kernel path's bits against the others, and their speed)
+#   T_RUN / T_COLL / T_KERN / T_MODEL / T_SERVE   per-step timeouts in seconds (default 180 / 120 /
+#                150 / 240 / 300)
+#   MODEL_ARGS / SERVE_ARGS   extra flags for bench model / bench serve (e.g. "--reps 2")
 #   KERNELS_THREADS=1,2       --threads for bench kernels (default: the bench's own, 1 and 2)
 #   NO_XZ=1      extract with python3's tarfile even if xz is installed (used when xz is missing)
 set -u
@@ -106,19 +112,31 @@ QFLAG=()
 # step NAME TIMEOUT ARGS...: JSON to $OUT/bench-NAME.json, progress to $OUT/bench-NAME.log and
 # stdout, then the report as text.
 step() {
-  local name=$1 t=$2
+  local name=$1 t=$2 label=${LABEL:-$1}
   shift 2
   mark "bench $name (timeout ${t}s): node dist/cli/main.js bench $name $* --json"
   local s=$(date +%s) rc
-  timeout -k 10 "$t" node dist/cli/main.js bench "$name" "$@" --json 2>&1 >"$OUT/bench-$name.json" |
-    tee "$OUT/bench-$name.log"
+  timeout -k 10 "$t" node dist/cli/main.js bench "$name" "$@" --json 2>&1 >"$OUT/bench-$label.json" |
+    tee "$OUT/bench-$label.log"
   rc=${PIPESTATUS[0]}
-  echo "bench $name: exit $rc after $(($(date +%s) - s))s$([ $rc = 124 ] && echo ' (TIMED OUT)')"
-  echo "$rc $(($(date +%s) - s))" >"$OUT/bench-$name.rc"
+  echo "bench $label: exit $rc after $(($(date +%s) - s))s$([ $rc = 124 ] && echo ' (TIMED OUT)')"
+  echo "$rc $(($(date +%s) - s))" >"$OUT/bench-$label.rc"
   [ $rc = 0 ] && node -e "import('$APP/dist/bench/report.js').then(m => process.stdout.write(m.renderReport(
-    JSON.parse(require('fs').readFileSync('$OUT/bench-$name.json', 'utf8')))))"
+    JSON.parse(require('fs').readFileSync('$OUT/bench-$label.json', 'utf8')))))"
   return 0
 }
+# The models of the model-* and serve-* steps: written once, all at once (one core each).
+types=$(for s in $STEPS; do case $s in model-* | serve-*) t=${s#*-}; t=${t%%-e*}; echo "${t%-a*}" ;; esac; done | sort -u)
+if [ -n "$types" ]; then
+  mark "synth TinyLlama-shaped models: $(echo $types)"
+  mkdir -p "$RB/models"
+  for t in $types; do
+    timeout -k 10 300 node dist/cli/main.js synth -o "$RB/models/tl-$t.gguf" --size tinyllama --type "$t" \
+      >"$OUT/synth-$t.log" 2>&1 &
+  done
+  wait
+  for t in $types; do tail -1 "$OUT/synth-$t.log"; done
+fi
 for s in $STEPS; do
   case $s in
   run) step run "${T_RUN:-180}" "${QFLAG[@]}" ;;
@@ -126,6 +144,22 @@ for s in $STEPS; do
   collectives) step collectives "${T_COLL:-120}" "${QFLAG[@]}" ;;
   transport) step transport "${T_TRANS:-150}" "${QFLAG[@]}" ;;
   kernels) step kernels "${T_KERN:-150}" "${QFLAG[@]}" ${KERNELS_THREADS:+--threads "$KERNELS_THREADS"} ;;
+  model-*)
+    t=${s#model-} e=2 kp=
+    case $t in *-avx2 | *-avx512 | *-avx512vnni | *-amx) kp=${t##*-} t=${t%-*} ;; esac
+    case $t in *-e*) e=${t##*-e} t=${t%-e*} ;; esac
+    REDBLUE_KERNEL_PATH=$kp LABEL=$s step model "${T_MODEL:-240}" --model "$RB/models/tl-$t.gguf" --executors "$e" \
+      ${MODEL_ARGS:-} $([ -n "$kp" ] && echo --no-reference)
+    ;;
+  kernel-paths)
+    mark "kernel paths: same bits, then speed (scripts/rows8-paths.mjs)"
+    all=$(node -e "console.log(require('./build/Release/redblue.node').kernelPaths().supported.filter(p => p !== 'scalar').join(','))")
+    timeout 120 node scripts/rows8-paths.mjs check q4_0,q8_0,q4_k,q6_k "$all" 2>&1 | tee "$OUT/kernel-paths.log"
+    for m in 512 64 16; do
+      timeout 60 node scripts/rows8-paths.mjs gemm q4_0,q8_0 avx512vnni,amx --m $m 2>&1 | tee -a "$OUT/kernel-paths.log"
+    done
+    ;;
+  serve-*) LABEL=$s step serve "${T_SERVE:-300}" --model "$RB/models/tl-${s#serve-}.gguf" ${SERVE_ARGS:-} ;;
   *) echo "unknown step $s" ;;
   esac
 done
