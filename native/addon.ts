@@ -72,7 +72,8 @@ export interface CoreAddon {
   /** Asks Linux for AMX tile state for this process: whether it was granted (false without AMX). */
   amxPermission(): boolean;
   /** Creates (bytes given) or attaches to (bytes omitted) /dev/shm/<name>, mapped shared. */
-  mapSharedFile(name: string, bytes?: number): ArrayBuffer;
+  /** bytes without attach: create (replacing); attach: the first `bytes` (or all) of an existing one. */
+  mapSharedFile(name: string, bytes?: number, attach?: boolean): ArrayBuffer;
   unlinkSharedFile(name: string): boolean;
   ThreadPool: new (cpus: number[]) => NativeThreadPool;
 }

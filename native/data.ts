@@ -4,7 +4,7 @@ import { loadAddon } from './addon.js';
 
 export interface NativeDataServer {
   readonly port: number;
-  setArea(name: string | null): void;
+  setArea(name: string | null, bytes?: number): void;
   post(tag: string, buffer: ArrayBuffer, offset: number, bytes: number, readers: number): void;
   forgetOtherRuns(run: string): void;
   clearMailbox(reason: string): void;

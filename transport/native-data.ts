@@ -27,11 +27,12 @@ export class DataServer {
     return this.s.port;
   }
   /**
-   * The staging file (/dev/shm/<name>, a SharedArea's name) that Read, Write and Pipe reach; the
-   * server maps it itself, so the caller may close its own mapping at any time. undefined clears it.
+   * The staging file (a SharedArea's name) that Read, Write and Pipe reach, its first `bytes` (the
+   * area's size; the file may be longer, rounded to huge pages); the server maps it itself, so the
+   * caller may close its own mapping at any time. undefined clears it.
    */
-  setArea(name: string | undefined): void {
-    this.s.setArea(name ?? null);
+  setArea(name: string | undefined, bytes?: number): void {
+    this.s.setArea(name ?? null, bytes);
   }
   // The mailbox (post, forgetOtherRuns, clearMailbox, and DataClient.fetch): the leaders' link
   // drives it natively (hosts/grpc_host_link.cc); from JS only its tests do.

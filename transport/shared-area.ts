@@ -1,8 +1,11 @@
-// A run's shared staging area: one /dev/shm file that the coordinator creates and every executor
-// of the host maps, holding inputs, outputs and partial results. Names carry the creator's pid so
-// that a file left by a killed run can be recognised and removed.
+// A run's shared staging area: one file that the coordinator creates and every executor of the
+// host maps, holding inputs, outputs and partial results; on the hugetlbfs mount when its free
+// huge pages hold it, else in /dev/shm (native/src/core/huge_pages.h says why). Names carry the
+// creator's pid so that a file left by a killed run can be recognised and removed.
 import { readdirSync } from 'node:fs';
+import { basename } from 'node:path';
 import { loadAddon } from '../native/addon.js';
+import { segmentDirs } from './shm.js';
 
 export const AREA_PREFIX = 'redblue-run-';
 
@@ -30,9 +33,10 @@ export function createSharedArea(tag: string, bytes: number): SharedArea {
   };
 }
 
-export function attachSharedArea(name: string): SharedArea {
+/** Maps an existing area: its first `bytes` (the size it was created with), or all of the file. */
+export function attachSharedArea(name: string, bytes?: number): SharedArea {
   const addon = loadAddon();
-  const buffer = addon.mapSharedFile(name);
+  const buffer = addon.mapSharedFile(name, bytes, true);
   let open = true;
   return {
     name,
@@ -45,16 +49,22 @@ export function attachSharedArea(name: string): SharedArea {
 }
 
 /** Removes staging files whose creating process is gone (left by a killed run). */
+/** Paths of the staging areas present, in /dev/shm and on hugetlbfs mounts. */
+export function listAreas(): string[] {
+  return segmentDirs().flatMap((d) => {
+    try {
+      return readdirSync(d)
+        .filter((n) => n.startsWith(AREA_PREFIX))
+        .map((n) => `${d}/${n}`);
+    } catch {
+      return [];
+    }
+  });
+}
+
 export function removeStaleAreas(): string[] {
   const removed: string[] = [];
-  let names: string[] = [];
-  try {
-    names = readdirSync('/dev/shm');
-  } catch {
-    return removed;
-  }
-  for (const n of names) {
-    if (!n.startsWith(AREA_PREFIX)) continue;
+  for (const n of listAreas().map((p) => basename(p))) {
     const pid = Number(n.slice(AREA_PREFIX.length).split('-')[0]);
     if (!Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue;
     if (loadAddon().unlinkSharedFile(n)) removed.push(n);

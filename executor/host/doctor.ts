@@ -4,14 +4,14 @@
 // fragile without): huge pages, open-file limits. Facts: NUMA nodes as hwloc sees them, the cpu
 // features the kernels dispatch on, RDMA devices and UCX (optional: `--transport ucx` uses them).
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatBytes } from '../../common/format.js';
 import { loadAddon } from '../../native/addon.js';
 import { kernelPaths } from '../../native/kernels.js';
 import { rdmaDevices } from '../../native/rdma.js';
 import { readTopology } from '../../native/topology.js';
-import { AREA_PREFIX, isAlive } from '../../transport/shared-area.js';
+import { AREA_PREFIX, isAlive, listAreas } from '../../transport/shared-area.js';
 import { listSegments } from '../../transport/shm.js';
 import { readHostfile, type HostEntry } from '../launch/hostfile.js';
 import { sshConnectArgs } from '../launch/ssh-launch.js';
@@ -267,12 +267,7 @@ function staleCheck(): DoctorCheck {
       : /^redblue-shm-[st](\d+)(?:-|$)/.exec(name);
     return m ? Number(m[1]) : undefined;
   };
-  const paths = [
-    ...listSegments(),
-    ...readdirSync('/dev/shm')
-      .filter((n) => n.startsWith(AREA_PREFIX))
-      .map((n) => `/dev/shm/${n}`),
-  ];
+  const paths = [...listSegments(), ...listAreas()];
   for (const path of paths) {
     const pid = owner(path.slice(path.lastIndexOf('/') + 1));
     if (pid === undefined || isAlive(pid)) continue;

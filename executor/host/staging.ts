@@ -83,7 +83,7 @@ export class HostStaging {
         }
       }
     }
-    this.data.setArea(area?.name);
+    this.data.setArea(area?.name, area?.buffer.byteLength);
     const old = this.area;
     this.area = area;
     if (old && old !== area && !this.pinned.has(old)) old.close();

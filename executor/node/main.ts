@@ -63,7 +63,7 @@ class Executor {
       attach: async (req) => {
         this.model.stopLoop(); // it reads the area that goes now
         this.area?.close();
-        this.area = attachSharedArea(req.staging);
+        this.area = attachSharedArea(req.staging, req.stagingBytes);
         if (this.area.buffer.byteLength < req.stagingBytes) {
           throw new Error(
             `staging area ${req.staging} is ${this.area.buffer.byteLength} bytes, expected ${req.stagingBytes}`,

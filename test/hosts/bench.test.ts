@@ -2,9 +2,9 @@
 // tests run as root), a real supervisor in each, the native data path and grpc-js measured
 // against raw TCP sockets that move the bytes the same way, and everything removed afterwards.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../bench/report.js';
+import { listAreas } from '../../transport/shared-area.js';
 import { cliPath, repoRoot } from '../helpers/cli.js';
 
 const labs = () =>
@@ -90,6 +90,6 @@ describe('redblue bench transport', () => {
     }
     // the pretend hosts and the runs' staging files are gone
     expect(labs().length).toBe(before);
-    expect(readdirSync('/dev/shm').filter((n) => n.startsWith('redblue-run-'))).toEqual([]);
+    expect(listAreas()).toEqual([]);
   }, 200_000);
 });

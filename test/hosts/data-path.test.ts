@@ -53,7 +53,7 @@ describe('native data path', () => {
     shared = createSharedArea('data-path-test', 3 << 20);
     area = new Uint8Array(shared.buffer);
     area.set(randomBytes(area.byteLength));
-    server.setArea(shared.name);
+    server.setArea(shared.name, shared.buffer.byteLength);
     client = new DataClient(`127.0.0.1:${server.port}`, { token: TOKEN });
   });
   afterAll(() => {
@@ -284,13 +284,13 @@ describe('native data path', () => {
   it('replaces a pipe that lost its server while idle (the peer restarted), once', async () => {
     const first = new DataServer('127.0.0.1', { token: TOKEN });
     const port = first.port;
-    first.setArea(shared.name);
+    first.setArea(shared.name, shared.buffer.byteLength);
     const c = new DataClient(`127.0.0.1:${port}`, { token: TOKEN });
     const dst = new Uint8Array(1000);
     await c.read(5, dst, 5000); // leaves an idle pipe behind
     first.close();
     const second = new DataServer('127.0.0.1', { token: TOKEN }, port);
-    second.setArea(shared.name);
+    second.setArea(shared.name, shared.buffer.byteLength);
     try {
       await c.read(7, dst, 5000);
       expect(Buffer.compare(dst, area.subarray(7, 1007))).toBe(0);
@@ -324,7 +324,7 @@ describe('native data path', () => {
         (e: unknown) => statusOf(e).message,
       ),
     );
-    server.setArea(spare.name);
+    server.setArea(spare.name, spare.buffer.byteLength);
     // Our own mapping and the file may go at once: the server holds its own mapping.
     spare.close();
     server.setArea(undefined);
@@ -335,7 +335,7 @@ describe('native data path', () => {
     expect(() => server.setArea('no-such-staging-file')).toThrow(
       /cannot open \/dev\/shm\/no-such-staging-file/,
     );
-    server.setArea(shared.name);
+    server.setArea(shared.name, shared.buffer.byteLength);
     await client.read(0, new Uint8Array(4), 5000);
   });
 
@@ -368,7 +368,7 @@ describe('native data path under TLS', () => {
     const shared = createSharedArea('data-path-tls', 1 << 20);
     const area = new Uint8Array(shared.buffer);
     area.set(randomBytes(area.byteLength));
-    server.setArea(shared.name);
+    server.setArea(shared.name, shared.buffer.byteLength);
     const at = `127.0.0.1:${server.port}`;
     const ok = new DataClient(at, { token: TOKEN, tls: good });
     const plain = new DataClient(at, { token: TOKEN });

@@ -4,6 +4,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../../bench/netns-lab.js';
+import { segmentDirs } from '../../transport/shm.js';
 import { cliPath, repoRoot } from '../helpers/cli.js';
 
 export interface Started {
@@ -103,10 +104,13 @@ export function cliIn(
 export { makeCerts } from '../../bench/certs.js';
 export { childrenOf } from '../helpers/cli.js';
 
+/** redblue's shared files (segments, staging areas; /dev/shm and hugetlbfs) named after these pids. */
 export function shmOf(pids: number[]): string[] {
-  return readdirSync('/dev/shm').filter(
-    (f) => f.startsWith('redblue-') && pids.some((p) => new RegExp(`(^|[^0-9])${p}([^0-9]|$)`).test(f)),
-  );
+  return segmentDirs()
+    .flatMap((d) => readdirSync(d))
+    .filter(
+      (f) => f.startsWith('redblue-') && pids.some((p) => new RegExp(`(^|[^0-9])${p}([^0-9]|$)`).test(f)),
+    );
 }
 
 /** Polls `check` every 100 ms until it is true or `ms` pass; returns the last result. */

@@ -4,7 +4,7 @@
 // text is the text of a run that never failed. Killing every executor, each time new ones start,
 // ends in a clear error; --on-failure abort fails at the first loss. Nothing is left behind.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,7 +180,7 @@ describe('generate goes on when an executor dies', () => {
 describe('run gemm goes on when an executor dies', () => {
   it('computes only the C chunks not done on the executors left, verified against OpenBLAS', async () => {
     // 3072³ on 3 executors: one C chunk each (the plan splits m and n, not k), marked done in the
-    // staging area's last 12 bytes once in place. Rank 1 is paused once it is computing (0.2 s of
+    // staging area's done array (12 bytes after A, B and C) once in place. Rank 1 is paused once it is computing (0.2 s of
     // cpu after the area appeared, its chunk takes seconds) until ranks 0 and 2 have marked
     // theirs (they then wait at the reduction), and killed: only its chunk is lost.
     let phase: 'start' | 'paused' | 'killed' = 'start';
@@ -212,12 +212,17 @@ describe('run gemm goes on when an executor dies', () => {
             phase = 'paused';
           }
         } else if (phase === 'paused' && area) {
-          let flags: Uint32Array;
+          // The done array follows A, B and C (no partial slots: the plan does not split k); the
+          // area is on hugetlbfs (its file rounded up to 2 MiB pages) or in /dev/shm.
+          const flags = new Uint32Array(3);
           try {
-            const bytes = readFileSync(`/dev/shm/${area}`);
-            flags = new Uint32Array(
-              bytes.buffer.slice(bytes.byteOffset + bytes.length - 12, bytes.byteOffset + bytes.length),
-            );
+            const path = ['/dev/hugepages', '/dev/shm'].map((d) => `${d}/${area}`).find((f) => existsSync(f));
+            const fd = openSync(path!, 'r');
+            try {
+              readSync(fd, new Uint8Array(flags.buffer), 0, 12, 3 * 3072 * 3072 * 4);
+            } finally {
+              closeSync(fd);
+            }
           } catch {
             return;
           }

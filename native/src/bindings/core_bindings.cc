@@ -162,14 +162,17 @@ Napi::Value JsAllocate(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// Maps a /dev/shm file shared between processes: mapSharedFile(name, bytes) creates (replacing
-// any old one), mapSharedFile(name) attaches to an existing one.
+// Maps a file shared between processes (core/shared_file.h): mapSharedFile(name, bytes) creates
+// (replacing any old one), mapSharedFile(name) attaches to an existing one, mapSharedFile(name,
+// bytes, true) attaches to its first `bytes`.
 Napi::Value JsMapSharedFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "shared file name must be a string");
   std::string name = info[0].As<Napi::String>().Utf8Value();
-  bool create = info.Length() > 1 && !info[1].IsUndefined();
-  size_t bytes = create ? static_cast<size_t>(ArgIndex(info, 1, "bytes")) : 0;
+  const bool sized = info.Length() > 1 && !info[1].IsUndefined();
+  const bool attach = info.Length() > 2 && info[2].ToBoolean().Value();
+  const bool create = sized && !attach;
+  size_t bytes = sized ? static_cast<size_t>(ArgIndex(info, 1, "bytes")) : 0;
   auto sf = std::make_unique<SharedFile>(name, bytes, create);
   size_t size = sf->size();
   void* data = sf->data();

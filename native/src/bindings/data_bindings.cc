@@ -58,14 +58,21 @@ class JsDataServer : public Napi::ObjectWrap<JsDataServer> {
       throw Napi::Error::New(info.Env(), e.what());
     }
   }
-  // setArea(name: string | null): the staging file /dev/shm/<name> that Read, Write and Pipe
-  // reach (the server maps it itself); null clears it.
+  // setArea(name: string | null, bytes?): the first `bytes` of staging file <name> (the area's
+  // size: the file may be longer, rounded to huge pages) that Read, Write and Pipe reach (the
+  // server maps it itself); null clears it.
   Napi::Value SetArea(const Napi::CallbackInfo& info) {
     if (!server_) throw Napi::Error::New(info.Env(), "the data server is closed");
     if (!info[0].IsNull() && !info[0].IsUndefined() && !info[0].IsString())
       throw Napi::TypeError::New(info.Env(), "setArea takes a shared file name or null");
+    if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNumber())
+      throw Napi::TypeError::New(info.Env(), "setArea's size must be a number of bytes");
+    const double bytes = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+    if (!(bytes >= 0) || bytes != static_cast<double>(static_cast<uint64_t>(bytes)))
+      throw Napi::RangeError::New(info.Env(), "setArea's size must be a whole number of bytes");
     try {
-      server_->SetArea(info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "");
+      server_->SetArea(info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "",
+                       static_cast<size_t>(bytes));
     } catch (const std::exception& e) {
       throw Napi::Error::New(info.Env(), e.what());
     }

@@ -5,10 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "core/errors.h"
+#include "core/huge_pages.h"
 
 namespace redblue {
 namespace {
@@ -27,13 +30,45 @@ struct Fd {
 };
 }  // namespace
 
+namespace {
+size_t RoundUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
+}  // namespace
+
 std::string SharedFile::PathOf(const std::string& name) {
   CheckName(name);
+  for (const std::string& dir : SharedMemoryDirs()) {
+    std::string path = dir + "/" + name;
+    if (access(path.c_str(), F_OK) == 0) return path;
+  }
   return "/dev/shm/" + name;
 }
 
 SharedFile::SharedFile(const std::string& name, size_t bytes, bool create) {
-  std::string path = PathOf(name);
+  CheckName(name);
+  if (create) {
+    Unlink(name);  // replaces an old file of this name, wherever it is
+    // On 2 MiB pages when the hugetlbfs pool has them (core/huge_pages.h says why); a mapping
+    // that still cannot get them (another process took them meanwhile) falls back to /dev/shm.
+    const std::string huge = HugeTlbMount();
+    const size_t hugeBytes = RoundUp(std::max<size_t>(bytes, 1), kHugePageBytes);
+    if (!huge.empty() && FreeHugePages() * kHugePageBytes >= hugeBytes) {
+      std::string path = huge + "/" + name;
+      Fd f{open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+      if (f.fd >= 0) {
+        void* p = MAP_FAILED;
+        if (ftruncate(f.fd, static_cast<off_t>(hugeBytes)) == 0)
+          p = mmap(nullptr, hugeBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, f.fd, 0);
+        if (p != MAP_FAILED) {
+          ptr_ = p;
+          bytes_ = bytes;
+          mapped_ = hugeBytes;
+          return;
+        }
+        unlink(path.c_str());
+      }
+    }
+  }
+  std::string path = create ? "/dev/shm/" + name : PathOf(name);
   Fd f{open(path.c_str(), create ? (O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC) : (O_RDWR | O_CLOEXEC), 0600)};
   if (f.fd < 0)
     throw UserError((create ? "cannot create " : "cannot open ") + path + ": " + std::strerror(errno));
@@ -49,7 +84,11 @@ SharedFile::SharedFile(const std::string& name, size_t bytes, bool create) {
   } else {
     struct stat st;
     if (fstat(f.fd, &st) != 0) throw UserError("cannot stat " + path);
-    bytes = static_cast<size_t>(st.st_size);
+    const size_t fileBytes = static_cast<size_t>(st.st_size);
+    if (bytes > fileBytes)
+      throw UserError("shared file " + path + " is " + std::to_string(fileBytes) + " bytes, not the " +
+                      std::to_string(bytes) + " expected: was it replaced by another run?");
+    if (bytes == 0) bytes = fileBytes;
   }
   bytes_ = bytes;
   mapped_ = bytes ? bytes : 1;
@@ -66,6 +105,11 @@ void SharedFile::release() {
 
 SharedFile::~SharedFile() { release(); }
 
-bool SharedFile::Unlink(const std::string& name) { return unlink(PathOf(name).c_str()) == 0; }
+bool SharedFile::Unlink(const std::string& name) {
+  CheckName(name);
+  bool removed = false;
+  for (const std::string& dir : SharedMemoryDirs()) removed = unlink((dir + "/" + name).c_str()) == 0 || removed;
+  return removed;
+}
 
 }  // namespace redblue

@@ -384,9 +384,9 @@ void DataServer::Shutdown() {
   SetArea("");
 }
 
-void DataServer::SetArea(const std::string& name) {
+void DataServer::SetArea(const std::string& name, size_t bytes) {
   // Mapped before the lock is taken: calls in flight go on meanwhile.
-  auto file = name.empty() ? nullptr : std::make_shared<SharedFile>(name, 0, false);
+  auto file = name.empty() ? nullptr : std::make_shared<SharedFile>(name, bytes, false);
   std::shared_ptr<SharedFile> old;
   {
     std::unique_lock<std::shared_mutex> lk(area_->mu);

@@ -47,8 +47,9 @@ class DataServer {
   DataServer(const std::string& address, const Credentials& creds);
   ~DataServer();
   int port() const { return port_; }
-  // Maps the staging file /dev/shm/<name> (empty: no area); throws if it cannot.
-  void SetArea(const std::string& name);
+  // Maps the first `bytes` of the staging file `name` (SharedFile; empty: no area; bytes 0: the
+  // whole file); throws if it cannot.
+  void SetArea(const std::string& name, size_t bytes = 0);
   // The all-gather blocks peers fetch on a Pipe (mailbox.h).
   Mailbox& mailbox() { return *mailbox_; }
   void Shutdown();

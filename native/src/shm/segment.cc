@@ -15,13 +15,14 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/huge_pages.h"
 #include "shm/sync.h"
 
 namespace redblue::shm {
 namespace {
 
 constexpr size_t kPage = 4096;
-constexpr size_t kHugePage = 2u << 20;
+constexpr size_t kHugePage = kHugePageBytes;
 
 size_t RoundUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
@@ -29,37 +30,7 @@ std::string Errno(const char* what, const std::string& path) {
   return std::string(what) + " " + path + ": " + std::strerror(errno);
 }
 
-// A hugetlbfs mount with 2 MiB pages, if the administrator made one ("" otherwise).
-std::string HugeTlbMount() {
-  std::ifstream m("/proc/mounts");
-  std::string dev, dir, type, rest;
-  while (m >> dev >> dir >> type && std::getline(m, rest)) {
-    if (type == "hugetlbfs" && rest.find("pagesize=1G") == std::string::npos) return dir;
-  }
-  return "";
-}
-
-// Free pages minus those already reserved by other mappings (which mmap could not get).
-size_t FreeHugePages() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  size_t value = 0, freePages = 0, reserved = 0;
-  while (f >> key >> value) {
-    if (key == "HugePages_Free:") freePages = value;
-    if (key == "HugePages_Rsvd:") reserved = value;
-    std::string rest;
-    std::getline(f, rest);
-  }
-  return freePages > reserved ? freePages - reserved : 0;
-}
-
-std::vector<std::string> CandidateDirs() {
-  std::vector<std::string> dirs;
-  std::string huge = HugeTlbMount();
-  if (!huge.empty()) dirs.push_back(huge);
-  dirs.push_back("/dev/shm");
-  return dirs;
-}
+std::vector<std::string> CandidateDirs() { return SharedMemoryDirs(); }
 
 void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
