@@ -10,11 +10,10 @@ import { withHosts, type HostsOptions } from '../../executor/coordinator/hosts.j
 import { gemmShape } from '../../executor/coordinator/local-run.js';
 import { runGemm } from '../../executor/coordinator/gemm-run.js';
 import { runLayers } from '../../executor/coordinator/layer-run.js';
-import { layerPlacement } from '../../executor/coordinator/local-plan.js';
+import { layerPlacement, planHostsGemm } from '../../executor/coordinator/local-plan.js';
 import { verificationFailure, verifyGemm } from '../../executor/coordinator/verify.js';
 import { writeNpyMatrix } from '../../executor/coordinator/npy.js';
 import type { LayerDType } from '../../executor/coordinator/layer-run.js';
-import { plan } from '../../planner/index.js';
 import { parsePositiveInt, parseSeed, UsageError } from '../../common/errors.js';
 import { Progress } from '../progress.js';
 import { authFromOptions } from '../../executor/host/options.js';
@@ -158,10 +157,7 @@ Examples:
     const lo = merged(cmd);
     const shape = gemmShape(o);
     await onHosts(lo, async (rc) => {
-      const p = plan({ ...shape, dtype: 'f32' }, rc.plannerCluster(), {
-        objective: 'time',
-        baselines: false,
-      });
+      const p = planHostsGemm(rc.plannerCluster(), shape, { a: !o.a, b: !o.b });
       if (o.dryRun) {
         print(
           lo.json,

@@ -22,6 +22,26 @@ export function planLocalGemm(
 }
 
 /**
+ * The plan of a gemm across hosts. An operand made from the seed is made whole on every host (each
+ * host's staging gets all of it, gemm-run.ts), so it need not cross the network: it is planned
+ * stationary (`made`: the operands not read from files; B when both are). That steers the split
+ * away from k, whose partial C the hosts would reduce over the network, to a split that moves
+ * nothing. From files, each host is sent the rows its bricks read, and the planner weighs that.
+ */
+export function planHostsGemm(
+  cluster: Cluster,
+  shape: { m: number; n: number; k: number },
+  made: { a: boolean; b: boolean },
+): Plan {
+  const stationary = made.b ? 'B' : made.a ? 'A' : undefined;
+  return plan({ ...shape, dtype: 'f32' }, cluster, {
+    objective: 'time',
+    baselines: false,
+    ...(stationary ? { stationary } : {}),
+  });
+}
+
+/**
  * Mirror or shard per rank for a stack of `layers` layers, on one host or many (`cluster`). An
  * explicit choice applies to every rank; `auto` asks the planner, with the weights (B = Wᵀ, k×n)
  * stationary, and counts every layer of the stack (planner/placement.ts `placeStack`); idle ranks

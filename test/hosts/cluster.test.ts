@@ -126,6 +126,11 @@ describe('redblue launch across two hosts', () => {
   }, 60_000);
 
   it('reduces partial sums between host leaders when the plan splits k across hosts', async () => {
+    // From files, each host is sent what its bricks read: for this shape, half of A and half of
+    // B (a split of k) is less than half of A and all of B.
+    const [m, n, k] = [16, 12, 4001];
+    writeNpyMatrix(join(dir, 'Ak.npy'), m, k, randomF32(m * k, 5));
+    writeNpyMatrix(join(dir, 'Bk.npy'), k, n, randomF32(k * n, 6));
     const r = await cliIn(lab, COORD, [
       'launch',
       '--hosts',
@@ -133,17 +138,40 @@ describe('redblue launch across two hosts', () => {
       '--token-file',
       token,
       'gemm',
-      ...['--m', '16', '--n', '12', '--k', '4001', '--seed', '5', '--verify', '--json'],
+      ...['--a', join(dir, 'Ak.npy'), '--b', join(dir, 'Bk.npy'), '--verify', '--json'],
     ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const json = JSON.parse(r.stdout) as {
+      plan: string;
       reduceBytes: number;
       verify: { ok: boolean; maxAbsError: number };
     };
+    expect(json.plan).toMatch(/grid 1×1×2/);
     // Host 1's partial of host 0's rows (and back) crossed over gRPC: 8 rows × 12 columns each way.
     expect(json.reduceBytes).toBe(2 * 8 * 12 * 4);
     expect(json.verify.ok).toBe(true);
+    // Made from the seed, A and B are made whole on each host: the plan splits m and nothing
+    // crosses between the hosts.
+    const seeded = await cliIn(lab, COORD, [
+      'launch',
+      '--hosts',
+      hosts,
+      '--token-file',
+      token,
+      'gemm',
+      ...['--m', String(m), '--n', String(n), '--k', String(k), '--seed', '5', '--verify', '--json'],
+    ]);
+    expect(seeded.code, seeded.stderr).toBe(0);
+    const sj = JSON.parse(seeded.stdout) as {
+      plan: string;
+      reduceBytes: number;
+      inputBytes: number;
+      verify: { ok: boolean };
+    };
+    expect(sj.plan).toMatch(/grid 2×1×1/);
+    expect([sj.reduceBytes, sj.inputBytes]).toEqual([0, 0]);
+    expect(sj.verify.ok).toBe(true);
   }, 60_000);
 
   it('runs a layer stack across hosts with the same Y as one box (shard and mirror)', async () => {
