@@ -366,8 +366,12 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
 
     log(`gemm ${o.gemm}³ f32: 2 hosts × 1 core against 1 host × 1 core`);
     let reduceLink = '';
+    let plan = '';
+    const allSeconds = new Map<string, number[]>();
     const gemm = async (hosts: string): Promise<number> => {
       let best = Infinity;
+      const seen: number[] = [];
+      allSeconds.set(hosts, seen);
       for (let r = 0; r < o.repeats; r++) {
         const n = String(o.gemm);
         const out = await runIn(
@@ -391,8 +395,10 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
           ],
           300_000,
         );
-        const r = JSON.parse(out) as { seconds: number; reduceLink?: string };
+        const r = JSON.parse(out) as { seconds: number; reduceLink?: string; plan?: string };
         best = Math.min(best, r.seconds);
+        seen.push(Number(r.seconds.toFixed(4)));
+        plan = r.plan ?? '';
         reduceLink = r.reduceLink ?? 'none (no k split: no partial C crossed)';
       }
       return best;
@@ -408,7 +414,14 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         unit: 'GFLOP/s',
         reference: '1-host',
         referenceValue: flop / one / 1e9,
-        details: { coresPerHost: 1, repeats: o.repeats, reduceLink },
+        details: {
+          coresPerHost: 1,
+          repeats: o.repeats,
+          reduceLink,
+          plan,
+          seconds: allSeconds.get(`${a0}:7070,${a1}:7070`),
+          oneHostSeconds: allSeconds.get(`${a0}:7070`),
+        },
       }),
     );
     // The same on the supervisors serving UCX: the cross-host reduction of partial C (when the

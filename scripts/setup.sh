@@ -57,8 +57,12 @@ else
   say "setup: packages               ok (all ${#PACKAGES[@]} present, $((SECONDS - t0))s)"
 fi
 
-# Huge pages for node-local buffers and shared segments (the tests use them for real).
-WANT_HUGEPAGES=${REDBLUE_HUGEPAGES:-128}
+# Huge pages for node-local buffers, shared segments and staging areas (the tests use them for
+# real): 1 GiB where the machine has 16 GiB or more, else 256 MiB. `bench transport` ran the
+# default 128 out (staging areas, layer weights and scratch of 2 pretend hosts at once), and what
+# does not fit falls back to 4 KiB pages, whose first touch is slow on VMs (core/huge_pages.h).
+MEM_KB=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+WANT_HUGEPAGES=${REDBLUE_HUGEPAGES:-$([ "${MEM_KB:-0}" -ge $((16 << 20)) ] && echo 512 || echo 128)}
 huge_pages() {
   local have
   have=$(cat /proc/sys/vm/nr_hugepages)
