@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../../native/addon.js';
 import { allocateOnNode } from '../../native/memory.js';
 import { memoryOf } from '../../bench/model.js';
+import { attachSharedArea, createSharedArea, listAreas } from '../../transport/shared-area.js';
 
 const addon = loadAddon();
 
@@ -103,5 +104,54 @@ describe('node-local buffers', () => {
   it('says when no huge pages are left instead of crashing', () => {
     const free = Number(readFileSync('/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages', 'utf8'));
     expect(() => addon.allocate((free + 1) * (2 << 20), 0, 'require')).toThrow(/no huge pages left/);
+  });
+});
+
+describe('staging areas', () => {
+  const freePages = () =>
+    Number(readFileSync('/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages', 'utf8'));
+
+  it('live on hugetlbfs while its pages last, attachers see their size, and closing gives every page back', () => {
+    const before = freePages();
+    expect(before).toBeGreaterThanOrEqual(2); // the set-up reserves huge pages
+    const bytes = (3 << 20) + 5; // not whole 2 MiB pages: the file is rounded up, the area is not
+    const area = createSharedArea('staging-test', bytes);
+    try {
+      expect(area.buffer.byteLength).toBe(bytes);
+      expect(listAreas()).toContain(`/dev/hugepages/${area.name}`);
+      expect(freePages()).toBe(before - 2);
+      new Uint8Array(area.buffer).fill(7, bytes - 16);
+      // Attached three times (as executors and the data service do): each maps exactly the area.
+      for (let i = 0; i < 3; i++) {
+        const seen = attachSharedArea(area.name, bytes);
+        expect(seen.buffer.byteLength).toBe(bytes);
+        expect(new Uint8Array(seen.buffer)[bytes - 1]).toBe(7);
+        seen.close(); // a hugetlbfs mapping must be unmapped whole, or its pages stay taken
+      }
+      expect(() => attachSharedArea(area.name, bytes + (2 << 20))).toThrow(
+        /is 4194304 bytes, not the 5242885 expected: was it replaced by another run\?/,
+      );
+    } finally {
+      area.close();
+    }
+    expect(listAreas().filter((p) => p.endsWith('staging-test'))).toEqual([]);
+    expect(freePages()).toBe(before);
+  });
+
+  it('fall back to /dev/shm when the huge pages are taken', () => {
+    const free = freePages();
+    const hog = free > 0 ? addon.allocate(free * (2 << 20), 0, 'require') : undefined;
+    try {
+      const area = createSharedArea('staging-fallback', 1 << 20);
+      try {
+        expect(listAreas()).toContain(`/dev/shm/${area.name}`);
+        new Uint8Array(area.buffer)[(1 << 20) - 1] = 1;
+      } finally {
+        area.close();
+      }
+    } finally {
+      if (hog) addon.release(hog.buffer);
+    }
+    expect(freePages()).toBe(free);
   });
 });

@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -28,10 +30,8 @@ struct Fd {
     if (fd >= 0) close(fd);
   }
 };
-}  // namespace
-
-namespace {
 size_t RoundUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
+constexpr uint64_t kHugetlbfsMagic = 0x958458f6;  // linux/magic.h HUGETLBFS_MAGIC
 }  // namespace
 
 std::string SharedFile::PathOf(const std::string& name) {
@@ -89,6 +89,17 @@ SharedFile::SharedFile(const std::string& name, size_t bytes, bool create) {
       throw UserError("shared file " + path + " is " + std::to_string(fileBytes) + " bytes, not the " +
                       std::to_string(bytes) + " expected: was it replaced by another run?");
     if (bytes == 0) bytes = fileBytes;
+    // A hugetlbfs mapping is whole huge pages: munmap of a shorter length fails (EINVAL) and
+    // would leave the area mapped, its pages taken, for the rest of the process.
+    struct statfs fs;
+    if (fstatfs(f.fd, &fs) == 0 && static_cast<uint64_t>(fs.f_type) == kHugetlbfsMagic) {
+      bytes_ = bytes;
+      mapped_ = std::min(fileBytes, RoundUp(std::max<size_t>(bytes, 1), kHugePageBytes));
+      void* p = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, f.fd, 0);
+      if (p == MAP_FAILED) throw UserError("cannot map " + path + ": " + std::strerror(errno));
+      ptr_ = p;
+      return;
+    }
   }
   bytes_ = bytes;
   mapped_ = bytes ? bytes : 1;
