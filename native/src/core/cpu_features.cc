@@ -40,6 +40,14 @@ const CpuFeatures& DetectCpu() {
   return f;
 }
 
+bool KernelSupportsAmx() {
+  constexpr int ARCH_GET_XCOMP_SUPP = 0x1022;
+  constexpr int XFEATURE_XTILEDATA = 18;
+  if (!DetectCpu().amxTile) return false;
+  unsigned long long features = 0;
+  return syscall(SYS_arch_prctl, ARCH_GET_XCOMP_SUPP, &features) == 0 && (features >> XFEATURE_XTILEDATA & 1);
+}
+
 bool EnableAmx() {
   constexpr int ARCH_REQ_XCOMP_PERM = 0x1023;
   constexpr int XFEATURE_XTILEDATA = 18;

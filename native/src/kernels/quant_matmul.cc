@@ -65,11 +65,7 @@ bool IsaSupported(Isa i) {
     case Isa::Avx512: return f.avx512f && f.avx512bw && f.avx512vl && f.f16c;
     case Isa::Avx512Vnni: return IsaSupported(Isa::Avx512) && f.avx512vnni;
     case Isa::Avx512Vbmi: return IsaSupported(Isa::Avx512Vnni) && HasVbmi();
-    case Isa::Amx: {
-      // Asked of Linux once per process (arch_prctl); the grant covers every thread.
-      static const bool granted = f.amxTile && f.amxInt8 && EnableAmx();
-      return IsaSupported(Isa::Avx512Vnni) && granted;
-    }
+    case Isa::Amx: return IsaSupported(Isa::Avx512Vnni) && f.amxTile && f.amxInt8 && KernelSupportsAmx();
     case Isa::AmxEmulated: return IsaSupported(Isa::Avx512Vnni);
   }
   return false;
@@ -94,7 +90,8 @@ Isa ResolveIsa(Isa requested) {
       return pinned;
     }
     // Not Avx512Vbmi: its byte permute measured ~10 % slower than two-step inserts on Zen 4.
-    for (Isa i : {Isa::Amx, Isa::Avx512Vnni, Isa::Avx512, Isa::Avx2})
+    // Not Amx until it is measured faster on a cpu that has it (docs/kernels.md, AMX).
+    for (Isa i : {Isa::Avx512Vnni, Isa::Avx512, Isa::Avx2})
       if (IsaSupported(i)) return i;
     return Isa::Scalar;
   }
@@ -108,7 +105,14 @@ namespace {
 
 KernelSet KernelsFor(Isa isa) {
   switch (isa) {
-    case Isa::Amx: return AmxKernels(false);
+    case Isa::Amx: {
+      // Asked of Linux once per process, when first used (arch_prctl); the grant covers every thread.
+      static const bool granted = EnableAmx();
+      if (!granted)
+        throw UserError("kernel path 'amx': Linux refused this process the AMX tile state (arch_prctl "
+                        "ARCH_REQ_XCOMP_PERM; a thread's small alternate signal stack can be why): use avx512vnni");
+      return AmxKernels(false);
+    }
     case Isa::AmxEmulated: return AmxKernels(true);
     case Isa::Avx512Vbmi: return Avx512Kernels(true, true);
     case Isa::Avx512Vnni: return Avx512Kernels(true, false);
