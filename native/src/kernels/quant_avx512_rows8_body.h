@@ -101,6 +101,14 @@ KFN __m512i AddDotWide(__m512i sum, __m512i u, __m512i x) {
   return _mm512_add_epi32(sum, _mm512_madd_epi16(_mm512_maddubs_epi16(u, x), _mm512_set1_epi16(1)));
 #endif
 }
+// Two running sums (as AddDot keeps them) added.
+KFN __m512i AddSums(__m512i a, __m512i b) {
+#if KVNNI
+  return _mm512_add_epi32(a, b);
+#else
+  return _mm512_add_epi16(a, b);
+#endif
+}
 // The running sum as int32 lanes (scale 1).
 KFN __m512i WidenSum(__m512i sum) {
 #if KVNNI
@@ -618,9 +626,9 @@ KFN void AffineKGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
                                                  _mm256_set1_epi16(static_cast<int16_t>(2 * p + 1)), 1);
             q = _mm512_or_si512(q, _mm512_and_si512(_mm512_slli_epi16(_mm512_srlv_epi16(fifth, v), 4), m10));
           }
-          s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(q, _mm512_permutexvar_epi32(PairIdx(8 * half + 2 * p), xc)));
+          s16 = AddDot(s16, q, _mm512_permutexvar_epi32(PairIdx(8 * half + 2 * p), xc));
         }
-        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(s16, _mm512_shuffle_epi8(sc[s / 4], Pair512(s, s))));
+        isum = _mm512_add_epi32(isum, ScaleSum(s16, _mm512_shuffle_epi8(sc[s / 4], Pair512(s, s))));
       }
     }
     const __m256i mn[2] = {_mm512_castsi512_si256(SixVector2(g, g.g[0]->mins, 0)),
@@ -708,7 +716,9 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     const __m512i xl = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + lo)));
     const __m512i xh = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + hi)));
-    __m512i sum = _mm512_setzero_si512();  // int16 sums (IQ4_NL: int32)
+    // Q4_0: int16 sums, or int32 with VNNI (AddDot), low and high nibbles in separate chains;
+    // IQ4_NL: int32.
+    __m512i sum = _mm512_setzero_si512(), sumH = _mm512_setzero_si512();
 #pragma GCC unroll 2
     for (int p = 0; p < 2; ++p) {
       const __m512i bits = _mm512_loadu_si512(w[b].qs + 64 * p);
@@ -722,10 +732,11 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
             _mm512_maddubs_epi16(_mm512_abs_epi8(wh), _mm512_mask_sub_epi8(pxh, _mm512_movepi8_mask(wh), zero, pxh));
         sum = _mm512_add_epi32(sum, _mm512_add_epi32(_mm512_madd_epi16(pl, ones), _mm512_madd_epi16(ph, ones)));
       } else {
-        sum = _mm512_add_epi16(sum, _mm512_add_epi16(_mm512_maddubs_epi16(ql, pxl), _mm512_maddubs_epi16(qh, pxh)));
+        sum = AddDot(sum, ql, pxl);
+        sumH = AddDot(sumH, qh, pxh);
       }
     }
-    const __m256i isum = AddHalves(kLookup ? sum : _mm512_madd_epi16(sum, ones));
+    const __m256i isum = AddHalves(kLookup ? sum : WidenSum(AddSums(sum, sumH)));
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].d)));
     const __m256 dx = _mm256_set1_ps(act.d(r)[b]);
     if constexpr (kLookup)
@@ -826,9 +837,9 @@ KFN void Q3KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
         for (int v = 0; v < 4; ++v) {  // X: dword 4·(sb − 4c) + v (low half), 4 further (high)
           const int d = 4 * (sb - 4 * c) + v;
           const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(d), _mm256_set1_epi32(d + 4), 1);
-          s16 = _mm512_add_epi16(s16, _mm512_maddubs_epi16(q[v], _mm512_permutexvar_epi32(idx, xc)));
+          s16 = AddDot(s16, q[v], _mm512_permutexvar_epi32(idx, xc));
         }
-        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(s16, scale));
+        isum = _mm512_add_epi32(isum, ScaleSum(s16, scale));
       }
     }
     const __m256i total = _mm256_sub_epi32(AddHalves(isum), _mm256_slli_epi32(bsum, 2));
