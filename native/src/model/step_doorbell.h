@@ -69,6 +69,8 @@ class StepLoop {
 
  private:
   void Run();
+  void Serve(DoorbellRank& me, uint32_t seq);
+  static void Report(DoorbellRank& me, uint32_t seq, const char* error);
   std::shared_ptr<ModelShard> shard_;
   std::shared_ptr<ThreadPool> pool_;
   std::shared_ptr<Collective> peers_;
