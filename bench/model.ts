@@ -110,6 +110,7 @@ async function measureOwn(
     let exchange = 0;
     const prompt = tokens(o.pp, info.nVocab, 1);
     const gen = tokens(o.tg, info.nVocab, 2);
+    const row = new Float32Array(info.nVocab);
     const readBefore: number[] = [];
     for (let r = 0; r <= o.reps; r++) {
       let t0 = performance.now();
@@ -120,8 +121,9 @@ async function measureOwn(
       if (r > 0 && readAround) readBefore.push(readAround());
       t0 = performance.now();
       for (let i = 0; i < o.tg; i++) {
-        // Sent back, as generating needs them (the reference's tg runs greedy steps too).
-        const f = await forward(cluster, [gen[i]!], i, 'last');
+        // Sent back, as generating needs them (the reference's tg runs greedy steps too), into
+        // one buffer as generate's loop.
+        const f = await forward(cluster, [gen[i]!], i, 'last', true, row);
         if (r > 0) {
           compute += Math.max(...f.replies.map((x) => x.computeSeconds));
           exchange += Math.max(...f.replies.map((x) => x.exchangeSeconds));

@@ -45,6 +45,8 @@ export class Batcher {
   private running = false;
   private idleWaiters: (() => void)[] = [];
   private readonly chunk: number;
+  /** Every step's rows of logits (one per sequence at most; each sampled before the next step). */
+  private readonly rows: Float32Array;
 
   constructor(private readonly o: BatcherOptions) {
     if (!o.runner.step && o.model.slots > 1)
@@ -53,6 +55,7 @@ export class Batcher {
       );
     this.free = Array.from({ length: o.model.slots }, (_, i) => o.model.slots - 1 - i);
     this.chunk = Math.max(1, Math.min(o.prefillChunk ?? 64, DOORBELL_MAX_TOKENS));
+    this.rows = new Float32Array(o.model.slots * o.model.info.nVocab);
   }
 
   get slots(): number {
@@ -148,9 +151,9 @@ export class Batcher {
         let logits: Float32Array[];
         try {
           const r = this.o.runner.step
-            ? await this.o.runner.step(tokens, runs)
+            ? await this.o.runner.step(tokens, runs, this.rows)
             : await this.o.runner
-                .forward(tokens, runs[0]!.pos, runs[0]!.logits ? 'last' : 'none')
+                .forward(tokens, runs[0]!.pos, runs[0]!.logits ? 'last' : 'none', true, this.rows)
                 .then((f) => ({ replies: f.replies, logits: runs[0]!.logits ? [f.logits] : [] }));
           logits = r.logits;
           this.o.onStep?.(r.replies, tokens.length, runs.length);

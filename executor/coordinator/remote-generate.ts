@@ -78,7 +78,7 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
       );
       return ps.flat();
     },
-    async forward(tokens, pos, logits) {
+    async forward(tokens, pos, logits, _send, into) {
       const replies = await rc.guard(
         allHosts(
           rc.hosts.map((c, h) =>
@@ -87,9 +87,9 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
         ),
       );
       const ranks = replies.flatMap((r) => r.ranks);
-      return { logits: logitsOf(ranks[0]!.logits), replies: ranks };
+      return { logits: logitsOf(ranks[0]!.logits, into), replies: ranks };
     },
-    async step(tokens, runs) {
+    async step(tokens, runs, into) {
       const replies = await rc.guard(
         allHosts(
           rc.hosts.map((c, h) =>
@@ -107,7 +107,7 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
         ),
       );
       const ranks = replies.flatMap((r) => r.ranks);
-      const all = logitsOf(ranks[0]!.logits);
+      const all = logitsOf(ranks[0]!.logits, into);
       const rows = runs.filter((r) => r.logits).length;
       const n = rows ? all.length / rows : 0;
       return {

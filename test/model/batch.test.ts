@@ -145,6 +145,19 @@ describe('continuous batching: sequences in KV slots, one step for all', () => {
     // A new sequence in a slot restarts it at position 0 and gives what it gave before.
     const again = await runner.step!([6], [one(0)]);
     expect(bits(again.logits[0]!)).toBe(bits(r.logits[1]!));
+    // Into a caller's buffer (a server's rows, reused every step): the same bits, views of it.
+    const rows = new Float32Array(3 * r.logits[0]!.length).fill(Number.NaN);
+    const into = await runner.step!([5, 6], [one(2), one(0)], rows);
+    expect(into.logits.map((l) => l.buffer === rows.buffer)).toEqual([true, true]);
+    expect(into.logits.map(bits)).toEqual(r.logits.map(bits));
+    expect(rows.subarray(2 * r.logits[0]!.length).every(Number.isNaN)).toBe(true);
+    const row = new Float32Array(r.logits[0]!.length);
+    const f = await runner.forward([6], 0, 'last', true, row);
+    expect(f.logits.buffer).toBe(row.buffer);
+    expect(bits(f.logits)).toBe(bits(r.logits[1]!));
+    await expect(runner.step!([5, 6], [one(2), one(0)], row)).rejects.toThrow(
+      /the logits buffer holds \d+ floats, not the \d+ of this step/,
+    );
   }, 60_000);
 
   it('a model loaded on the cluster runs its steps through the doorbell of that load', async () => {
