@@ -333,9 +333,11 @@ Napi::Value JsRingDoorbell(const Napi::CallbackInfo& info) {
   const uint64_t timeoutMs = static_cast<uint64_t>(Int(info[4], "timeoutMs"));
   uint8_t* base = static_cast<uint8_t*>(area.Data());
   const size_t bytes = area.ByteLength();
+  // Posted here (a bad step throws at once); only the wait goes to a worker thread.
+  const uint32_t seq = PostDoorbell(base, bytes, *step, ranks);
   auto out = std::make_shared<std::vector<DoorbellTimings>>();
   return AsyncTask::Start(
-      env, "redblue.ringDoorbell", [=] { *out = RingDoorbell(base, bytes, *step, ranks, timeoutMs); },
+      env, "redblue.ringDoorbell", [=] { *out = AwaitDoorbell(base, bytes, seq, ranks, timeoutMs); },
       [=](Napi::Env e) -> Napi::Value {
         Napi::Array a = Napi::Array::New(e, out->size());
         for (size_t r = 0; r < out->size(); ++r) {

@@ -115,8 +115,7 @@ void StepLoop::Report(DoorbellRank& me, uint32_t seq, const char* error) {
   shm::FutexWakeAll(&me.done);
 }
 
-std::vector<DoorbellTimings> RingDoorbell(uint8_t* area, size_t bytes, const DoorbellStep& step, int ranks,
-                                          uint64_t timeoutMs) {
+uint32_t PostDoorbell(uint8_t* area, size_t bytes, const DoorbellStep& step, int ranks) {
   DoorbellBlock* b = BlockOf(area, bytes);
   if (ranks < 1 || ranks > kDoorbellMaxRanks) throw UserError("the doorbell serves 1-64 ranks");
   if (step.tokens.empty() || step.tokens.size() > static_cast<size_t>(kDoorbellMaxTokens))
@@ -140,6 +139,12 @@ std::vector<DoorbellTimings> RingDoorbell(uint8_t* area, size_t bytes, const Doo
   const uint32_t seq = b->seq.load(std::memory_order_relaxed) + 1;
   b->seq.store(seq, std::memory_order_release);
   shm::FutexWakeAll(&b->seq);
+  return seq;
+}
+
+std::vector<DoorbellTimings> AwaitDoorbell(uint8_t* area, size_t bytes, uint32_t seq, int ranks, uint64_t timeoutMs) {
+  DoorbellBlock* b = BlockOf(area, bytes);
+  if (ranks < 1 || ranks > kDoorbellMaxRanks) throw UserError("the doorbell serves 1-64 ranks");
   const uint64_t deadline = shm::NowNs() + timeoutMs * 1'000'000ull;
   std::vector<DoorbellTimings> out(static_cast<size_t>(ranks));
   for (int r = 0; r < ranks; ++r) {

@@ -95,11 +95,14 @@ struct DoorbellTimings {
   AllReduceTally allReduces;
 };
 
-// The coordinator's side: posts `step` and waits until `ranks` executors are done (UserError
-// naming the rank when one failed, when none answered within timeoutMs, or when StopDoorbell
-// ended the loops meanwhile: checked every 50 ms).
-std::vector<DoorbellTimings> RingDoorbell(uint8_t* area, size_t bytes, const DoorbellStep& step, int ranks,
-                                          uint64_t timeoutMs);
+// The coordinator's side, in two halves: PostDoorbell checks `step`, writes it and wakes the
+// executors (a few µs: the binding does it on the JS thread, so the executors start without
+// waiting for a worker thread to wake); AwaitDoorbell waits until `ranks` executors have done
+// step `seq` (UserError naming the rank when one failed, when none answered within timeoutMs,
+// or when StopDoorbell ended the loops meanwhile: checked every 50 ms).
+uint32_t PostDoorbell(uint8_t* area, size_t bytes, const DoorbellStep& step, int ranks);
+std::vector<DoorbellTimings> AwaitDoorbell(uint8_t* area, size_t bytes, uint32_t seq, int ranks, uint64_t timeoutMs);
+
 
 // Ends every loop on the area (they exit within 100 ms).
 void StopDoorbell(uint8_t* area, size_t bytes);
