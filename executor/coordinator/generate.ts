@@ -118,24 +118,23 @@ export interface PlacementChoice {
  */
 export function copyLogits(src: Float32Array, into?: Float32Array): Float32Array {
   if (!into) return src.slice();
-  if (into.length < src.length)
-    throw new RangeError(`the logits buffer holds ${into.length} floats, not the ${src.length} of this step`);
-  into.set(src);
-  return into.subarray(0, src.length);
+  const out = viewOf(into, src.length);
+  out.set(src);
+  return out;
 }
 
 /** The reply's bytes may sit unaligned inside a larger buffer: copied into an aligned array (or `into`). */
 export function logitsOf(bytes: Uint8Array, into?: Float32Array): Float32Array {
-  if (into) {
-    const n = bytes.byteLength / 4;
-    if (into.length < n)
-      throw new RangeError(`the logits buffer holds ${into.length} floats, not the ${n} of this step`);
-    new Uint8Array(into.buffer, into.byteOffset, bytes.byteLength).set(bytes);
-    return into.subarray(0, n);
-  }
-  const out = new Float32Array(bytes.byteLength / 4);
-  new Uint8Array(out.buffer).set(bytes);
+  const out = into ? viewOf(into, bytes.byteLength / 4) : new Float32Array(bytes.byteLength / 4);
+  new Uint8Array(out.buffer, out.byteOffset, bytes.byteLength).set(bytes);
   return out;
+}
+
+/** The first `n` floats of a caller's logits buffer, which must hold them. */
+function viewOf(into: Float32Array, n: number): Float32Array {
+  if (into.length < n)
+    throw new RangeError(`the logits buffer holds ${into.length} floats, not the ${n} of this step`);
+  return into.subarray(0, n);
 }
 
 /**
