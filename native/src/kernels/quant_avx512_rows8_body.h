@@ -214,7 +214,9 @@ KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
         else s16[i] = AddDot(s16[i], qh, Broadcast4(x + hi + 4 * v));
       }
     };
-    if constexpr (kQ5) {
+    // With VNNI the 4-bit types' vector loop unrolls fully (one int32 sum per row, nothing
+    // spilled): Q4_0 at m = 8 from L2 371 → 418 GFLOP/s; without, Q4_1 lost 3% and Q4_0 held.
+    if constexpr (kQ5 || (KVNNI && !kLookup)) {
 #pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) vector(v);
     } else {
