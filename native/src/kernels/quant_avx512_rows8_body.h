@@ -258,7 +258,7 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
-#pragma GCC unroll 4
+#pragma GCC unroll 8  // unrolled 4: m = 8 from L2 309 → 320 GFLOP/s (VNNI), 222 → 237 (avx512)
     for (int v = 0; v < 8; ++v) {
       const __m512i q = Load2(g, g.g[0]->qs + 32 * v);
       const __m512i aq = _mm512_abs_epi8(q);
