@@ -162,6 +162,7 @@ interface KernelAddon {
   openblasGemm(o: GemmOptions, threads: number): void;
   matmulQ(pool: NativeThreadPool, o: MatmulQOptions): void;
   matmulQAsync(pool: NativeThreadPool, o: MatmulQOptions): Promise<void>;
+  timeMatmulQ(pool: NativeThreadPool, o: MatmulQOptions, calls: number): number;
   quantize(type: WeightType, x: F32Buffer, rows: number, k: number, path?: KernelPath): Uint8Array;
   dequantize(type: WeightType, w: ByteBuffer, rows: number, k: number): Float32Array;
   quantizeQ8K(x: F32Buffer, rows: number, k: number, path?: KernelPath): Uint8Array;
@@ -212,6 +213,15 @@ export function matmulQ(pool: NativeThreadPool, o: MatmulQOptions): void {
 export function matmulQAsync(pool: NativeThreadPool, o: MatmulQOptions): Promise<void> {
   checkMatmul(o);
   return native().matmulQAsync(pool, o);
+}
+
+/**
+ * Seconds per call of `calls` back-to-back matmulQ calls, run and timed by the pool's worker 0:
+ * a kernel's own speed on matrices small enough that a call from JS (~10 µs) would hide it.
+ */
+export function timeMatmulQ(pool: NativeThreadPool, o: MatmulQOptions, calls: number): number {
+  checkMatmul(o);
+  return native().timeMatmulQ(pool, o, calls);
 }
 
 /**

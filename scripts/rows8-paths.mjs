@@ -9,6 +9,10 @@
 //   node scripts/rows8-paths.mjs gemm q4_0,q4_k,q6_k avx2,avx512vnni [--m 8]
 //   node scripts/rows8-paths.mjs gemv q4_k,q6_k avx2,avx512vnni --dram
 //   node scripts/rows8-paths.mjs check q4_0,q8_0 avx512vnni,amx
+//   node scripts/rows8-paths.mjs l2 q4_0,q5_k avx512,avx512vnni [--m 8]
+// l2: n = 512, k = 2048 (the weights stay in L2, where a kernel's compute shows), 100 calls a
+// round timed natively by the pool's worker (timeMatmulQ; from JS a call costs as long as the
+// kernel), best of 15 rounds: GB/s of weights at m = 1 (the default), GFLOP/s above it.
 // check: every path's Y bit for bit against the first path's, on shapes that cover each tile
 // size and edge (test/kernels/rows8.test.ts does the same on the paths CI's cpu has; this
 // runs it on another machine, e.g. one with AMX, without the test tools). Exit 1 on a mismatch.
@@ -18,8 +22,8 @@ import { performance } from 'node:perf_hooks';
 import { randomFloats } from './random-floats.mjs';
 
 const [mode = 'gemm', typesArg = 'q4_0,q4_k,q6_k', pathsArg = 'avx2,auto', ...rest] = process.argv.slice(2);
-if (mode !== 'gemm' && mode !== 'gemv' && mode !== 'check') {
-  console.error(`unknown mode '${mode}': use gemm, gemv or check`);
+if (mode !== 'gemm' && mode !== 'gemv' && mode !== 'check' && mode !== 'l2') {
+  console.error(`unknown mode '${mode}': use gemm, gemv, check or l2`);
   process.exit(2);
 }
 const flag = (name) => rest.includes(name);
@@ -68,10 +72,11 @@ if (mode === 'check') {
   pool.close();
   process.exit(bad ? 1 : 0);
 }
+const l2 = mode === 'l2';
 const gemv = mode === 'gemv';
-const m = gemv ? 1 : value('--m', 512);
-const n = gemv ? 4096 : 2048;
-const k = n;
+const m = gemv ? 1 : value('--m', l2 ? 1 : 512);
+const [n, k] = l2 ? [512, 2048] : gemv ? [4096, 4096] : [2048, 2048];
+const bytesRate = gemv || (l2 && m === 1); // GB/s of weights, else GFLOP/s
 const copies = gemv && flag('--dram') ? 8 : 1;
 const x = randomFloats(m * k);
 const y = new Float32Array(m * n);
@@ -87,16 +92,22 @@ for (const type of typesArg.split(',')) {
       cells.push(`${path} -`);
       continue;
     }
-    let best = Infinity;
-    for (let r = 0; r < (gemv ? 32 : 7); r++) {
-      const t0 = performance.now();
-      lib.matmulQ(pool, { type, m, n, k, w: ws[r % copies], x, y, rows8: true, isa: path });
-      best = Math.min(best, performance.now() - t0);
+    let best = Infinity; // seconds a call
+    for (let r = 0; r < (l2 ? 15 : gemv ? 32 : 7); r++) {
+      const o = { type, m, n, k, w: ws[r % copies], x, y, rows8: true, isa: path };
+      if (l2) {
+        best = Math.min(best, lib.timeMatmulQ(pool, o, 100));
+      } else {
+        const t0 = performance.now();
+        lib.matmulQ(pool, o);
+        best = Math.min(best, (performance.now() - t0) / 1e3);
+      }
     }
-    const rate = gemv ? ws[0].length / best / 1e6 : (2 * m * n * k) / best / 1e6;
+    const rate = bytesRate ? ws[0].length / best / 1e9 : (2 * m * n * k) / best / 1e9;
     cells.push(`${path} ${rate.toFixed(1)}`);
   }
-  const unit = gemv ? `GB/s (${copies > 1 ? 'DRAM' : 'cache'})` : `GFLOP/s m=${m}`;
+  const where = l2 ? 'L2' : copies > 1 ? 'DRAM' : 'cache';
+  const unit = bytesRate ? `GB/s (${where})` : `GFLOP/s m=${m}${l2 ? ' (L2)' : ''}`;
   console.log(`${type.padEnd(7)} ${unit}  ${cells.join('  ')}`);
 }
 pool.close();

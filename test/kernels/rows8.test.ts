@@ -11,6 +11,7 @@ import {
   quantize,
   rowBytes,
   rows8Runs,
+  timeMatmulQ,
   type KernelPath,
 } from '../../native/kernels.js';
 import { makePool, random } from './helpers.js';
@@ -393,6 +394,24 @@ describe('rows8 layout', () => {
         }
     },
   );
+
+  it('timeMatmulQ runs the same kernel as matmulQ, times it natively, and refuses a bad call count', () => {
+    const [n, k, m] = [40, 512, 3];
+    const w8 = interleaveRows8('q4_0', q4k(n, k, 11, 'q4_0'), n, k);
+    const x = random(m * k, 12);
+    const want = run(w8, n, k, x, m, 'auto', true, 'q4_0');
+    const y = new Float32Array(m * n);
+    const seconds = timeMatmulQ(pool, { type: 'q4_0', w: w8, n, k, x, m, y, rows8: true }, 5);
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds).toBeLessThan(1);
+    expect(Array.from(y)).toEqual(Array.from(want));
+    expect(() => timeMatmulQ(pool, { type: 'q4_0', w: w8, n, k, x, m, y, rows8: true }, 0)).toThrow(
+      /timeMatmulQ: calls must be 1-1000000, not 0/,
+    );
+    expect(() =>
+      timeMatmulQ(pool, { type: 'q4_0', w: w8.subarray(0, 100), n, k, x, m, y, rows8: true }, 1),
+    ).toThrow(/too short/);
+  });
 
   it('is refused where it does not apply, naming the fix', () => {
     expect(rows8Runs('q4_k', 'scalar')).toBe(true);

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -290,6 +291,24 @@ Napi::Value JsMatmulQAsync(const Napi::CallbackInfo& info) {
   return StartKernel(info.Env(), [q, pool] { MatmulQ(q, *pool); }, call.keep);
 }
 
+// timeMatmulQ(pool, opts, calls) → seconds per call: `calls` back-to-back MatmulQ calls run by
+// the pool's worker 0 (as a model step runs them), timed there. From JS each call costs ~10 µs,
+// as long as the kernel itself on a matrix that fits in L2, where a kernel's compute shows.
+Napi::Value JsTimeMatmulQ(const Napi::CallbackInfo& info) {
+  auto pool = PoolArg(info, 0);
+  MatmulCall call = ParseMatmul(info, 1, "timeMatmulQ");
+  const int64_t calls = ArgIndex(info, 2, "timeMatmulQ: calls");
+  if (calls < 1 || calls > 1'000'000) throw UserError("timeMatmulQ: calls must be 1-1000000, not " + std::to_string(calls));
+  ResolveIsa(call.q.isa);  // an unsupported path fails here, not on the worker
+  double seconds = 0;
+  pool->RunStep([&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < calls; ++i) MatmulQ(call.q, *pool);
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  });
+  return Napi::Number::New(info.Env(), seconds / static_cast<double>(calls));
+}
+
 WeightType TypeArg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || !info[i].IsString())
     throw Napi::TypeError::New(info.Env(),
@@ -419,6 +438,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "openblasGemm", JsOpenBlasGemm);
   REDBLUE_EXPORT(exports, "matmulQ", JsMatmulQ);
   REDBLUE_EXPORT(exports, "matmulQAsync", JsMatmulQAsync);
+  REDBLUE_EXPORT(exports, "timeMatmulQ", JsTimeMatmulQ);
   REDBLUE_EXPORT(exports, "quantize", JsQuantize);
   REDBLUE_EXPORT(exports, "dequantize", JsDequantize);
   REDBLUE_EXPORT(exports, "quantizeQ8K", JsQuantizeQ8K);
