@@ -1,8 +1,8 @@
 // A model step without a message: the coordinator writes the step (its sequences' tokens and
-// positions) into a
-// block of the host's shared staging area and wakes the executors through a futex; each
-// executor's loop thread runs ModelShard::Forward natively and marks its rank done; rank 0 leaves
-// the logits in the same area. Every executor maps the area and the coordinator maps it too, so
+// positions) into a block of the host's shared staging area and wakes the executors through a
+// futex; each executor's loop thread hands it to its pool's worker 0, which runs
+// ModelShard::Forward natively and marks its rank done; rank 0 leaves the logits in the same
+// area. Every executor maps the area and the coordinator maps it too, so
 // a token costs two futex wake-ups instead of a gRPC round trip to every executor (about 1.7 ms
 // on a small VM, more than a tiny model's whole step).
 #pragma once
@@ -102,7 +102,6 @@ struct DoorbellTimings {
 // or when StopDoorbell ended the loops meanwhile: checked every 50 ms).
 uint32_t PostDoorbell(uint8_t* area, size_t bytes, const DoorbellStep& step, int ranks);
 std::vector<DoorbellTimings> AwaitDoorbell(uint8_t* area, size_t bytes, uint32_t seq, int ranks, uint64_t timeoutMs);
-
 
 // Ends every loop on the area (they exit within 100 ms).
 void StopDoorbell(uint8_t* area, size_t bytes);
