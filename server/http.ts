@@ -137,7 +137,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       res.writeHead(200, {
         'content-type': 'text/event-stream',
         'cache-control': 'no-cache',
-        connection: 'keep-alive',
+        // No connection header of our own: Node keeps HTTP/1.1 connections alive by default and
+        // closes them after the stream when the client asked for that (`connection: close`).
       });
       if (job.kind === 'chat') sse(chunk('chat', ids, { first: true }));
     }

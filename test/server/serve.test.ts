@@ -4,6 +4,7 @@
 // usage, bad requests, a client that leaves mid-stream, and SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -129,6 +130,29 @@ describe('redblue serve', () => {
     }
     expect(text).toBe(ref.text);
     expect(usage).toEqual(r.usage);
+  });
+
+  it("closes a streamed answer's connection when the client asks for that", async () => {
+    // A client that sends `connection: close` reads to the socket's end; a server that kept the
+    // connection open would leave it waiting for its keep-alive timeout.
+    const body = JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 4, stream: true });
+    const sock = connect(port, '127.0.0.1');
+    let got = '';
+    sock.setEncoding('utf8').on('data', (d: string) => (got += d));
+    const ended = new Promise<number>((resolve) => {
+      const t0 = performance.now();
+      sock.on('end', () => resolve(performance.now() - t0));
+    });
+    sock.write(
+      `POST /v1/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${KEY}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    const ms = await Promise.race([ended, new Promise<number>((r) => setTimeout(() => r(-1), 4000))]);
+    sock.destroy();
+    expect(got).toMatch(/^HTTP\/1\.1 200/);
+    expect(got).toMatch(/\r\nconnection: close\r\n/i);
+    expect(got).toContain('data: [DONE]');
+    expect(ms).toBeGreaterThan(0); // ended within 4 s (keep-alive would hold it 5 s)
   });
 
   it("chats through the file's template, streamed or not, and lists the model", async () => {
