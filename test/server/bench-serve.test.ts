@@ -48,10 +48,14 @@ describe('redblue bench serve', () => {
     expect(g.value).toBeGreaterThan(0);
     expect(g.details!.oneStreamThroughput).toBe(byCase.get('streams_1')!.value);
     // Two alternated pairs of (generate, one stream); the figure is one of them, not a mix.
-    const pairs = g.details!.pairs as { stream: number; generate: number }[];
+    const pairs = g.details!.pairs as {
+      stream: number;
+      generate: number;
+      clientCpuMsPerToken: number;
+    }[];
     expect(pairs).toHaveLength(2);
-    expect(pairs).toContainEqual({ stream: g.value, generate: g.referenceValue });
-    for (const p of pairs) expect(p.stream * p.generate).toBeGreaterThan(0);
+    expect(pairs).toContainEqual(expect.objectContaining({ stream: g.value, generate: g.referenceValue }));
+    for (const p of pairs) expect(p.stream * p.generate * p.clientCpuMsPerToken).toBeGreaterThan(0);
     expect(leftovers(r.pid)).toEqual([]);
     const bad = runCli(['bench', 'serve', '-m', model, '--levels', '2,4']);
     expect(bad.code).toBe(2);
