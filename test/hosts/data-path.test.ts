@@ -120,7 +120,7 @@ describe('native data path', () => {
     js.close();
   });
 
-  it('serves Pipe to a grpc-js client: reads, writes and a failed operation on one stream', async () => {
+  it('serves Pipe to a grpc-js client: reads, writes, a failed operation and fetches (one, then followed) on one stream', async () => {
     type Reply = {
       block?: { offset: number; data: Buffer };
       last: boolean;
@@ -144,6 +144,9 @@ describe('native data path', () => {
     // The replies of one operation, up to the one marked last.
     const operation = async (req: unknown): Promise<Reply[]> => {
       call.write(req);
+      return answer();
+    };
+    const answer = async (): Promise<Reply[]> => {
       const out: Reply[] = [];
       for (let i = 0; i < 1000; i++) {
         while (replies.length) {
@@ -176,7 +179,30 @@ describe('native data path', () => {
     const fetched = await operation({ fetch: { tag: 'wire-run:0', fromHost: 1 } });
     expect(fetched).toMatchObject([{ last: true, code: 0 }]);
     expect(Buffer.compare(fetched[0]!.block!.data, posted)).toBe(0);
+    // A followed fetch: one request, then every later block of the run as it is posted (an
+    // empty one too), in order, with no request of their own.
+    const blocks = [randomBytes(2000), new Uint8Array(0), randomBytes(70_000)];
+    server.post('wire-run:5', blocks[0]!, 1);
+    const f5 = await operation({ fetch: { tag: 'wire-run:5', fromHost: 1, follow: true } });
+    expect(Buffer.compare(f5[0]!.block!.data, blocks[0]!)).toBe(0);
+    const f6 = answer(); // waits for the post
+    await new Promise((r) => setTimeout(r, 50));
+    server.post('wire-run:6', blocks[1]!, 1);
+    expect(await f6).toMatchObject([{ last: true, code: 0 }]);
+    expect((await f6)[0]!.block).toBeFalsy();
+    server.post('wire-run:7', blocks[2]!, 1);
+    const f7 = await answer();
+    expect(Buffer.compare(f7[0]!.block!.data, blocks[2]!)).toBe(0);
     call.end();
+    // A followed fetch needs a tag that ends in a sequence number.
+    const bad2 = js.pipe(md);
+    const ended = new Promise<grpc.ServiceError>((r) => bad2.on('error', r));
+    bad2.on('data', () => {});
+    bad2.write({ fetch: { tag: 'wire-run', fromHost: 1, follow: true } });
+    expect(await ended).toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: /a followed fetch's tag ends in ':<sequence number>', got wire-run/,
+    });
     js.close();
   });
 

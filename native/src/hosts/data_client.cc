@@ -155,9 +155,9 @@ grpc::ByteBuffer ReadRequestMessage(uint64_t offset, uint64_t bytes, uint32_t ch
   return Bytes(out.data(), n + inner.size());
 }
 
-// PipeRequest { fetch: FetchRequest { tag, from_host } }.
-grpc::ByteBuffer FetchRequestMessage(const std::string& tag, uint32_t fromHost) {
-  std::vector<uint8_t> inner(tag.size() + 22);
+// PipeRequest { fetch: FetchRequest { tag, from_host, follow } }.
+grpc::ByteBuffer FetchRequestMessage(const std::string& tag, uint32_t fromHost, bool follow = false) {
+  std::vector<uint8_t> inner(tag.size() + 24);
   size_t n = 0;
   inner[n++] = 0x0a;
   n += PutVarint(inner.data() + n, tag.size());
@@ -166,6 +166,10 @@ grpc::ByteBuffer FetchRequestMessage(const std::string& tag, uint32_t fromHost) 
   if (fromHost) {
     inner[n++] = 0x10;
     n += PutVarint(inner.data() + n, fromHost);
+  }
+  if (follow) {
+    inner[n++] = 0x18;
+    inner[n++] = 1;
   }
   std::vector<uint8_t> out(n + 11);
   size_t m = 0;
@@ -368,11 +372,11 @@ DataClient::FetchStream::FetchStream(DataClient& client)
 
 DataClient::FetchStream::~FetchStream() = default;
 
-void DataClient::FetchStream::Ask(const std::string& tag, uint32_t fromHost, uint64_t deadlineMs) {
+void DataClient::FetchStream::Ask(const std::string& tag, uint32_t fromHost, uint64_t deadlineMs, bool follow) {
   if (broken_) throw std::runtime_error("data path to " + client_.address_ + ": the stream failed before");
   if (tag.empty() || tag.size() > kMaxTag) throw std::runtime_error("a block tag has 1-200 characters");
   Deadline d = std::chrono::system_clock::now() + std::chrono::milliseconds(deadlineMs);
-  if (!pipe_->Send(FetchRequestMessage(tag, fromHost), d)) {
+  if (!pipe_->Send(FetchRequestMessage(tag, fromHost, follow), d)) {
     broken_ = true;
     Fail(client_.address_, pipe_->EndStatus(d));
   }

@@ -33,14 +33,16 @@ class DataClient {
   // Writes src into the peer's staging area at `offset`.
   void Write(uint64_t offset, const uint8_t* src, uint64_t bytes, uint32_t chunk, uint64_t deadlineMs);
 
-  // Fetches of a run's all-gather blocks, one after another on a pipe of their own, each asked
-  // for ahead of its use: the request already waits at the peer when the block is posted, so a
-  // block costs one trip, not a round trip. For one thread; the client must outlive it.
+  // Fetches of a run's all-gather blocks, one after another on a pipe of their own, asked for
+  // ahead of their use (one by one, or all at once with `follow`): the request already waits at
+  // the peer when a block is posted, so a block costs one trip, not a round trip. For one
+  // thread; the client must outlive it.
   class FetchStream {
    public:
     ~FetchStream();
-    // Sends the fetch of `tag`; returns once gRPC has taken it.
-    void Ask(const std::string& tag, uint32_t fromHost, uint64_t deadlineMs);
+    // Sends the fetch of `tag`; returns once gRPC has taken it. `follow` ("run:N"): and of
+    // every block after it ("run:N+1", …), each sent as it is posted; nothing more is asked.
+    void Ask(const std::string& tag, uint32_t fromHost, uint64_t deadlineMs, bool follow = false);
     // The block of the fetch asked for first and not yet taken, into dst: exactly `bytes`.
     void Take(uint8_t* dst, uint64_t bytes, uint64_t deadlineMs);
 

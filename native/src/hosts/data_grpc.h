@@ -122,7 +122,7 @@ void WalkFields(const Parts& parts, OnField field) {
 // A PipeRequest: a read (its ReadRequest's fields), a chunk of a write (walked with `data`) or a
 // fetch of an all-gather block (FetchRequest { tag = 1; from_host = 2 }).
 struct PipeRequestView {
-  bool read = false, write = false, last = false, fetch = false;
+  bool read = false, write = false, last = false, fetch = false, follow = false;
   uint64_t readFields[3] = {0, 0, 0};  // offset, bytes, chunk_bytes
   std::string fetchTag;
   int kinds() const { return int(read) + int(write) + int(fetch); }
@@ -153,6 +153,8 @@ void WalkPipeRequest(const Parts& parts, PipeRequestView& v, OnData data) {
           if (len > kMaxTag) throw std::runtime_error("a tag of " + std::to_string(len) + " bytes");
           v.fetchTag.assign(len, '\0');
           r.Copy(reinterpret_cast<uint8_t*>(v.fetchTag.data()), len);
+        } else if (key == 0x18) {
+          v.follow = r.Varint() != 0;
         } else {  // from_host: unused, any peer may fetch a posted block
           r.SkipField(static_cast<uint32_t>(key & 7));
         }

@@ -4,7 +4,9 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <vector>
@@ -235,9 +237,21 @@ class PipeCall : public grpc::ServerGenericBidiReactor {
     if ((v.read || v.fetch) && writing_)
       return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a read in the middle of a write"));
     if (v.fetch) {
-      // Answered now, or from the thread that posts the block (or ends the run): until then
-      // this call has nothing in flight, so it stays as it is. Nothing may follow this call.
-      return mailbox_->Fetch(v.fetchTag, [this](Mailbox::Block b, grpc::Status st) { Fetched(std::move(b), st); });
+      if (v.follow) {
+        // "run:N": then "run:N+1", … each fetched once the one before has gone out.
+        size_t colon = v.fetchTag.rfind(':');
+        const char* digits = colon == std::string::npos ? "" : v.fetchTag.c_str() + colon + 1;
+        char* end = nullptr;
+        errno = 0;
+        unsigned long long seq = std::strtoull(digits, &end, 10);
+        if (!*digits || *digits < '0' || *digits > '9' || *end || errno == ERANGE)
+          return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                     "a followed fetch's tag ends in ':<sequence number>', got " + v.fetchTag));
+        followRun_ = v.fetchTag.substr(0, colon + 1);
+        followNext_ = seq + 1;
+        following_ = true;
+      }
+      return Fetch(v.fetchTag);
     }
     if (v.read) {
       grpc::Status st = read_.Start(*area_, v.readFields);
@@ -257,23 +271,39 @@ class PipeCall : public grpc::ServerGenericBidiReactor {
     if (!ok) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
     if (reading_) return NextChunk();
     if (block_) return NextBlockChunk();
+    if (answering_) return AfterFetch();
     StartRead(&in_);
   }
   void OnDone() override { delete this; }
 
  private:
+  // Answered now, or from the thread that posts the block (or ends the run): until then this
+  // call has nothing in flight, so it stays as it is.
+  void Fetch(const std::string& tag) {
+    mailbox_->Fetch(tag, [this](Mailbox::Block b, grpc::Status st) { Fetched(std::move(b), st); });
+  }
   void Fetched(Mailbox::Block b, const grpc::Status& st) {
-    if (!st.ok()) return Reply(PipeDone(0, st));
+    answering_ = true;
+    if (!st.ok()) {
+      following_ = false;
+      return Reply(PipeDone(0, st));
+    }
     if (b->empty()) return Reply(PipeDone(0, grpc::Status::OK));
     block_ = std::move(b);
     blockDone_ = 0;
     NextBlockChunk();
   }
+  // A fetch's answer has gone out: the next block of a followed run, or the next request.
+  void AfterFetch() {
+    answering_ = false;
+    if (following_) return Fetch(followRun_ + std::to_string(followNext_++));
+    StartRead(&in_);
+  }
   // The next chunk of a fetched block, sent from the block itself.
   void NextBlockChunk() {
     if (blockDone_ == block_->size()) {
       block_.reset();
-      return StartRead(&in_);
+      return AfterFetch();
     }
     uint64_t n = std::min<uint64_t>(block_->size() - blockDone_, kDefaultChunk);
     uint8_t head[kMaxNestedBlockHeader];
@@ -313,6 +343,11 @@ class PipeCall : public grpc::ServerGenericBidiReactor {
   bool reading_ = false, writing_ = false, sentLast_ = false;
   Mailbox::Block block_;  // a fetched block being sent
   uint64_t blockDone_ = 0;
+  bool answering_ = false;  // a fetch's answer is going out
+  // A followed run: every block from followRun_ + followNext_ on is sent unasked.
+  bool following_ = false;
+  std::string followRun_;
+  uint64_t followNext_ = 0;
 };
 
 class Service : public grpc::CallbackGenericService {

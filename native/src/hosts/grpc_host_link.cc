@@ -63,16 +63,21 @@ void GrpcHostLink::Exchange(uint64_t seq, const char* mine, size_t mineBytes, ch
   try {
     for (auto& p : peers_) {
       at = &p;
-      if (p.asked != static_cast<int64_t>(seq)) p.fetches->Ask(Tag(seq), static_cast<uint32_t>(host_), timeoutMs_);
-      p.asked = static_cast<int64_t>(seq);
+      if (p.next < 0) {
+        // One request for the whole run: the peer then sends each block of it as it is posted
+        // (one message a block, not a request and its answer), waiting for none of ours.
+        p.fetches->Ask(Tag(seq), static_cast<uint32_t>(host_), timeoutMs_, /*follow=*/true);
+        p.next = static_cast<int64_t>(seq);
+      } else if (p.next != static_cast<int64_t>(seq)) {
+        throw std::runtime_error("exchange " + std::to_string(seq) + " out of order (the peer sends " +
+                                 std::to_string(p.next) + " next)");
+      }
     }
     for (auto& p : peers_) {
       at = &p;
       p.fetches->Take(reinterpret_cast<uint8_t*>(out) + off[static_cast<size_t>(p.host)],
                       hostBytes[static_cast<size_t>(p.host)], timeoutMs_);
-      // The next block of the run, asked for now: the request waits at the peer for it.
-      p.fetches->Ask(Tag(seq + 1), static_cast<uint32_t>(host_), timeoutMs_);
-      p.asked = static_cast<int64_t>(seq + 1);
+      p.next = static_cast<int64_t>(seq + 1);
     }
   } catch (const std::exception& e) {
     broken_ = "the exchange with host " + std::to_string(at->host) + "'s leader failed: " + e.what();

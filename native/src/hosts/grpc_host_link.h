@@ -35,7 +35,7 @@ class LeaderEndpoint {
 };
 
 // One run's link: blocks tagged "<run>:<seq>", posted in this leader's mailbox for every peer,
-// fetched from every peer's (the next one asked for as soon as one arrives).
+// fetched from every peer's: one followed fetch for the run, then each block as it is posted.
 class GrpcHostLink : public HostLink {
  public:
   // `leaders`: every host's leader address in host order (this host's, `host`, is not used).
@@ -49,7 +49,7 @@ class GrpcHostLink : public HostLink {
     int host = 0;
     std::shared_ptr<DataClient> client;  // outlives `fetches`
     std::unique_ptr<DataClient::FetchStream> fetches;
-    int64_t asked = -1;  // the seq asked for and not yet taken
+    int64_t next = -1;  // the seq the peer sends next (-1: nothing asked yet)
   };
   std::string Tag(uint64_t seq) const { return run_ + ":" + std::to_string(seq); }
   std::shared_ptr<LeaderEndpoint> endpoint_;
