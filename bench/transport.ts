@@ -98,11 +98,18 @@ function runIn(
     let err = '';
     p.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     p.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    let killed = false;
+    const t = setTimeout(() => {
+      killed = true;
+      p.kill('SIGKILL');
+    }, timeoutMs);
     p.on('exit', (code) => {
       clearTimeout(t);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${args.slice(1, 3).join(' ')} in host ${i} failed (${code}): ${err.trim()}`));
+      if (code === 0) return resolve(out);
+      // The whole command: which case of several alike (hosts, shape) is the one that failed.
+      const what = args.slice(1).join(' ').slice(0, 400);
+      const how = killed ? `killed after ${timeoutMs / 1e3} s without an answer` : `exit code ${code}`;
+      reject(new Error(`${what} in host ${i} failed (${how}): ${err.trim()}`));
     });
   });
 }
