@@ -302,7 +302,7 @@ describe('rows8 layout', () => {
             [24, 512], // a pair of groups and a lone one (the AVX-512 tiles take 16 rows a step)
           ] as const) {
             if (k % (type.endsWith('_k') || type === 'iq4_xs' ? 256 : 32)) continue;
-            const m = 7;
+            const m = 15; // tiles of 8 rows of X (with VNNI), 4, 2 and 1
             const w = q4k(n, k, 3 * n, type);
             const w8 = interleaveRows8(type, w, n, k);
             const x = random(m * k, 11);
