@@ -45,7 +45,7 @@ interface StreamStats {
  * One streaming completion; its timings from the server-sent events as they arrive. The client
  * shares the two cores with the server it measures, so it is the cheapest one Node has:
  * `node:http` on its own connection, bytes split into events by hand (`fetch` and its web
- * streams spent 0.55-0.68 ms of cpu an event there, this 0.33-0.53, a bare socket read 0.19).
+ * streams spent 0.55-0.68 ms of cpu an event there, this 0.29-0.82, a bare socket read 0.19).
  */
 function streamOnce(base: string, prompt: string, tokens: number): Promise<StreamStats> {
   const body = JSON.stringify({
