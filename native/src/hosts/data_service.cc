@@ -271,8 +271,7 @@ class PipeCall : public grpc::ServerGenericBidiReactor {
     if (!ok) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
     if (reading_) return NextChunk();
     if (block_) return NextBlockChunk();
-    if (answering_) return AfterFetch();
-    StartRead(&in_);
+    AfterReply();
   }
   void OnDone() override { delete this; }
 
@@ -283,7 +282,6 @@ class PipeCall : public grpc::ServerGenericBidiReactor {
     mailbox_->Fetch(tag, [this](Mailbox::Block b, grpc::Status st) { Fetched(std::move(b), st); });
   }
   void Fetched(Mailbox::Block b, const grpc::Status& st) {
-    answering_ = true;
     if (!st.ok()) {
       following_ = false;
       return Reply(PipeDone(0, st));
@@ -293,9 +291,9 @@ class PipeCall : public grpc::ServerGenericBidiReactor {
     blockDone_ = 0;
     NextBlockChunk();
   }
-  // A fetch's answer has gone out: the next block of a followed run, or the next request.
-  void AfterFetch() {
-    answering_ = false;
+  // A reply has gone out: the next block of a followed run (a followed call reads no more
+  // requests, so every reply it sends answers the fetch), or the next request.
+  void AfterReply() {
     if (following_) return Fetch(followRun_ + std::to_string(followNext_++));
     StartRead(&in_);
   }
@@ -303,7 +301,7 @@ class PipeCall : public grpc::ServerGenericBidiReactor {
   void NextBlockChunk() {
     if (blockDone_ == block_->size()) {
       block_.reset();
-      return AfterFetch();
+      return AfterReply();
     }
     uint64_t n = std::min<uint64_t>(block_->size() - blockDone_, kDefaultChunk);
     uint8_t head[kMaxNestedBlockHeader];
@@ -343,7 +341,6 @@ class PipeCall : public grpc::ServerGenericBidiReactor {
   bool reading_ = false, writing_ = false, sentLast_ = false;
   Mailbox::Block block_;  // a fetched block being sent
   uint64_t blockDone_ = 0;
-  bool answering_ = false;  // a fetch's answer is going out
   // A followed run: every block from followRun_ + followNext_ on is sent unasked.
   bool following_ = false;
   std::string followRun_;
