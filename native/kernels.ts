@@ -162,6 +162,7 @@ interface KernelAddon {
   openblasGemm(o: GemmOptions, threads: number): void;
   matmulQ(pool: NativeThreadPool, o: MatmulQOptions): void;
   matmulQAsync(pool: NativeThreadPool, o: MatmulQOptions): Promise<void>;
+  matmulQShared(pool: NativeThreadPool, parts: MatmulQOptions[]): void;
   timeMatmulQ(pool: NativeThreadPool, o: MatmulQOptions, calls: number): number;
   quantize(type: WeightType, x: F32Buffer, rows: number, k: number, path?: KernelPath): Uint8Array;
   dequantize(type: WeightType, w: ByteBuffer, rows: number, k: number): Float32Array;
@@ -213,6 +214,15 @@ export function matmulQ(pool: NativeThreadPool, o: MatmulQOptions): void {
 export function matmulQAsync(pool: NativeThreadPool, o: MatmulQOptions): Promise<void> {
   checkMatmul(o);
   return native().matmulQAsync(pool, o);
+}
+
+/**
+ * Several matmulQ calls on one X (the same x, m, k, ldx, isa and rowInvariant; each its own w, n
+ * and y), X quantized once for the parts whose kernels read it alike: a layer's q, k and v.
+ */
+export function matmulQShared(pool: NativeThreadPool, parts: MatmulQOptions[]): void {
+  for (const o of parts) checkMatmul(o);
+  native().matmulQShared(pool, parts);
 }
 
 /**

@@ -7,6 +7,8 @@ import {
   kernelPaths,
   matmulQ,
   matmulQAsync,
+  matmulQShared,
+  interleaveRows8,
   quantize,
   quantizeQ8K,
   rowBytes,
@@ -249,6 +251,61 @@ describe('matmulQ', () => {
     const y = new Float32Array(4).fill(1);
     matmulQ(pool, { type: 'q8_0', w: new Uint8Array(0), n: 0, k: 32, x: new Float32Array(64), m: 2, y });
     expect(Array.from(y)).toEqual([1, 1, 1, 1]);
+  });
+});
+
+// A layer's q, k and v (or gate and up) share one quantized X: each part's Y must be the bits a
+// call of its own gives, whether its kernels read X as the first part's do (shared) or not (its
+// own quantization), on every path, in a prompt batch and row-invariant.
+describe('matmulQShared: several weights on one X', () => {
+  const k = 512;
+  const x = random(6 * k, 21, 2);
+  const parts: { type: WeightType; n: number; rows8?: boolean }[] = [
+    { type: 'q4_0', n: 48, rows8: true },
+    { type: 'q4_0', n: 21 },
+    { type: 'q8_0', n: 16 },
+    { type: 'q6_k', n: 24, rows8: true },
+    { type: 'q4_k', n: 9 },
+    { type: 'f16', n: 5 },
+    { type: 'q4_1', n: 8 },
+  ];
+  const weights = parts.map((p, i) => {
+    const w = quantize(p.type, random(p.n * k, 30 + i), p.n, k);
+    return p.rows8 ? interleaveRows8(p.type, w, p.n, k) : w;
+  });
+  for (const isa of paths)
+    for (const rowInvariant of [false, true])
+      for (const m of [1, 6])
+        it(`${isa}, m = ${m}${rowInvariant ? ', row-invariant' : ''}: each part as alone`, () => {
+          const opts = (i: number): MatmulQOptions => ({
+            type: parts[i]!.type,
+            w: weights[i]!,
+            n: parts[i]!.n,
+            k,
+            x,
+            m,
+            y: new Float32Array(m * parts[i]!.n).fill(Number.NaN),
+            isa,
+            rowInvariant,
+            rows8: parts[i]!.rows8 ?? false,
+          });
+          const shared = parts.map((_, i) => opts(i));
+          matmulQShared(pool, shared);
+          parts.forEach((p, i) => {
+            const alone = opts(i);
+            matmulQ(pool, alone);
+            expect(Array.from(shared[i]!.y as Float32Array), `${p.type} n=${p.n}`).toEqual(
+              Array.from(alone.y as Float32Array),
+            );
+            expect((alone.y as Float32Array).some(Number.isNaN)).toBe(false);
+          });
+        });
+
+  it('parts reading different X are refused', () => {
+    const y = new Float32Array(48);
+    const a: MatmulQOptions = { type: 'q4_0', w: weights[1]!, n: 21, k, x, m: 1, y };
+    expect(() => matmulQShared(pool, [a, { ...a, x: x.subarray(k) }])).toThrow(/same X/);
+    expect(() => matmulQShared(pool, [a, { ...a, m: 2 }])).toThrow(/same X/);
   });
 });
 

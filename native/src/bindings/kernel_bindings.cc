@@ -74,6 +74,11 @@ class Opts {
       throw Napi::TypeError::New(env_, op_ + ": expected an options object as argument " + std::to_string(i + 1));
     o_ = info[i].As<Napi::Object>();
   }
+  // An element of an array argument (matmulQShared's parts).
+  Opts(Napi::Env env, Napi::Value v, std::string op) : env_(env), op_(std::move(op)) {
+    if (!v.IsObject() || v.IsArray()) throw Napi::TypeError::New(env_, op_ + ": expected an options object");
+    o_ = v.As<Napi::Object>();
+  }
   // One property lookup per option (each costs a trip through N-API); undefined/null = absent.
   Napi::Value Field(const char* key) const {
     Napi::Value v = o_.Get(key);
@@ -211,8 +216,7 @@ struct MatmulCall {
   std::vector<Napi::Object> keep;
 };
 
-MatmulCall ParseMatmul(const Napi::CallbackInfo& info, size_t i, const char* op) {
-  Opts o(info, i, op);
+MatmulCall ParseMatmul(const Opts& o, const std::string& op) {
   MatmulCall call;
   QuantMatmulArgs& q = call.q;
   q.type = ParseWeightType(o.String("type", ""));
@@ -244,6 +248,9 @@ MatmulCall ParseMatmul(const Napi::CallbackInfo& info, size_t i, const char* op)
     throw UserError(std::string(op) + ": y must not overlap w or x");
   call.keep = {w.holder, x.holder, y.holder};
   return call;
+}
+MatmulCall ParseMatmul(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  return ParseMatmul(Opts(info, i, op), op);
 }
 
 // The promise of an async kernel call: the pool (captured by the job) and the JS buffers stay
@@ -289,6 +296,21 @@ Napi::Value JsMatmulQAsync(const Napi::CallbackInfo& info) {
   ResolveIsa(call.q.isa);  // fail synchronously on an unsupported path
   QuantMatmulArgs q = call.q;
   return StartKernel(info.Env(), [q, pool] { MatmulQ(q, *pool); }, call.keep);
+}
+
+// matmulQShared(pool, [opts, ...]): the parts read one X (MatmulQShared); each y as matmulQ's.
+Napi::Value JsMatmulQShared(const Napi::CallbackInfo& info) {
+  auto pool = PoolArg(info, 0);
+  if (info.Length() < 2 || !info[1].IsArray())
+    throw Napi::TypeError::New(info.Env(), "matmulQShared: expected an array of matmulQ options as argument 2");
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<QuantMatmulArgs> parts;
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    const std::string op = "matmulQShared: part " + std::to_string(i);
+    parts.push_back(ParseMatmul(Opts(info.Env(), list.Get(i), op), op).q);
+  }
+  MatmulQShared(parts.data(), parts.size(), *pool);
+  return info.Env().Undefined();
 }
 
 // timeMatmulQ(pool, opts, calls) → seconds per call: `calls` back-to-back MatmulQ calls run by
@@ -438,6 +460,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "openblasGemm", JsOpenBlasGemm);
   REDBLUE_EXPORT(exports, "matmulQ", JsMatmulQ);
   REDBLUE_EXPORT(exports, "matmulQAsync", JsMatmulQAsync);
+  REDBLUE_EXPORT(exports, "matmulQShared", JsMatmulQShared);
   REDBLUE_EXPORT(exports, "timeMatmulQ", JsTimeMatmulQ);
   REDBLUE_EXPORT(exports, "quantize", JsQuantize);
   REDBLUE_EXPORT(exports, "dequantize", JsDequantize);

@@ -208,6 +208,10 @@ bool Rows8Runs(WeightType t, Isa isa);
 // a matrix start each part on a multiple of 8. UserError for a type without the layout.
 void InterleaveRows8(WeightType t, const uint8_t* src, int64_t srcStride, int64_t rows, int64_t k, uint8_t* dst);
 void MatmulQ(const QuantMatmulArgs& a, ThreadPool& pool);
+// Several matmuls on the same X (x, m, k, ldx, isa and rowInvariant alike; each its own W, n and
+// Y): X is quantized once for all whose kernels read it alike (a layer's q, k and v, or gate
+// and up), and their tasks share one pass of the pool. Each Y is what MatmulQ gives it.
+void MatmulQShared(const QuantMatmulArgs* parts, size_t count, ThreadPool& pool);
 
 // Reads `bytes` at p on every worker's share (STREAM-like read bandwidth reference);
 // returns a checksum so the reads cannot be optimised away.

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
+#include <stdexcept>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -338,28 +340,35 @@ ModelLoadInfo ModelShard::Load(ThreadPool& pool, const std::function<void(uint64
   return info;
 }
 
-void ModelShard::Matmul(const ShardMatrix& w, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
+void ModelShard::Matmul(std::initializer_list<MatmulOut> outs, const float* x, int64_t m, int64_t ldx,
                         ThreadPool& pool) const {
-  if (w.rows == 0 || m == 0) return;
-  if (w.cols == 0) {
-    for (int64_t i = 0; i < m; ++i) std::fill(y + i * ldy, y + i * ldy + w.rows, 0.0f);
-    return;
+  if (m == 0) return;
+  QuantMatmulArgs parts[4];
+  size_t n = 0;
+  for (const MatmulOut& o : outs) {
+    const ShardMatrix& w = o.w;
+    if (w.rows == 0) continue;
+    if (w.cols == 0) {
+      for (int64_t i = 0; i < m; ++i) std::fill(o.y + i * o.ldy, o.y + i * o.ldy + w.rows, 0.0f);
+      continue;
+    }
+    if (n == std::size(parts)) throw std::logic_error("ModelShard::Matmul: more outputs than parts");
+    QuantMatmulArgs& q = parts[n++];
+    q.type = WeightTypeFromGgml(w.ggml);
+    q.w = w.data;
+    q.n = w.rows;
+    q.k = w.cols;
+    q.wStride = w.rowBytes;
+    q.x = x;
+    q.m = m;
+    q.ldx = ldx;
+    q.y = o.y;
+    q.ldy = o.ldy;
+    q.isa = cfg_.isa;
+    q.rowInvariant = cfg_.batchInvariant;
+    q.rows8 = w.rows8;
   }
-  QuantMatmulArgs q;
-  q.type = WeightTypeFromGgml(w.ggml);
-  q.w = w.data;
-  q.n = w.rows;
-  q.k = w.cols;
-  q.wStride = w.rowBytes;
-  q.x = x;
-  q.m = m;
-  q.ldx = ldx;
-  q.y = y;
-  q.ldy = ldy;
-  q.isa = cfg_.isa;
-  q.rowInvariant = cfg_.batchInvariant;
-  q.rows8 = w.rows8;
-  MatmulQ(q, pool);
+  MatmulQShared(parts, n, pool);
 }
 
 void ModelShard::CheckCall(Collective& peers) const {
@@ -483,9 +492,7 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
     // Attention block.
     RmsNormRows(x.data(), L.attnNorm, xn.data(), T, E, c.normEps);
     if (kvHeads_ > 0) {
-      Matmul(L.q, xn.data(), T, E, q.data(), qW, pool);
-      Matmul(L.k, xn.data(), T, E, k.data(), kW, pool);
-      Matmul(L.v, xn.data(), T, E, v.data(), kW, pool);
+      Matmul({{L.q, q.data(), qW}, {L.k, k.data(), kW}, {L.v, v.data(), kW}}, xn.data(), T, E, pool);
       uint16_t* kc = reinterpret_cast<uint16_t*>(kvBase + kvLayerBytes_ * (2 * static_cast<uint64_t>(l)));
       uint16_t* vc = reinterpret_cast<uint16_t*>(kvBase + kvLayerBytes_ * (2 * static_cast<uint64_t>(l) + 1));
       const int64_t slotElems = static_cast<int64_t>(kvSlotBytes_ / 2);
@@ -530,7 +537,7 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
         a.isa = c.isa;
         CausalAttention(a, pool);
       }
-      Matmul(L.o, att.data(), T, qW, part.data(), E, pool);
+      Matmul({{L.o, part.data(), E}}, att.data(), T, qW, pool);
     } else {
       std::fill(part.begin(), part.end(), 0.0f);
     }
@@ -542,10 +549,9 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
     // Feed-forward block.
     RmsNormRows(x.data(), L.ffnNorm, xn.data(), T, E, c.normEps);
     if (ffRows_ > 0) {
-      Matmul(L.gate, xn.data(), T, E, gate.data(), ffRows_, pool);
-      Matmul(L.up, xn.data(), T, E, up.data(), ffRows_, pool);
+      Matmul({{L.gate, gate.data(), ffRows_}, {L.up, up.data(), ffRows_}}, xn.data(), T, E, pool);
       SwiGluInPlace(gate.data(), up.data(), T * ffRows_, c.isa);
-      Matmul(L.down, gate.data(), T, ffRows_, part.data(), E, pool);
+      Matmul({{L.down, part.data(), E}}, gate.data(), T, ffRows_, pool);
     } else {
       std::fill(part.begin(), part.end(), 0.0f);
     }
@@ -562,7 +568,7 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
                    static_cast<size_t>(E) * 4);
     RmsNormRows(x.data(), outputNorm_, xn.data(), rows, E, c.normEps);
     std::vector<float> local(static_cast<size_t>(std::max<int64_t>(1, rows * vocabRows_)));
-    Matmul(output_, xn.data(), rows, E, local.data(), vocabRows_, pool);
+    Matmul({{output_, local.data(), vocabRows_}}, xn.data(), rows, E, pool);
     const int P = c.split.ranks;
     if (P == 1) {
       std::memcpy(logitsOut, local.data(), static_cast<size_t>(rows * c.nVocab) * 4);

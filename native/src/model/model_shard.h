@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -108,8 +109,14 @@ class ModelShard {
   uint64_t PlanMatrix(const std::string& name, int64_t rowLo, int64_t rowHi, int64_t colLo, int64_t colHi,
                       const std::vector<int64_t>& shape, ShardMatrix* out, bool matmulOnly);
   uint64_t PlanVector(const std::string& name, int64_t lo, int64_t hi, int64_t length);
-  void Matmul(const ShardMatrix& w, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
-              ThreadPool& pool) const;
+  // y = x·wᵀ for each output of one x (m rows of w.cols, ldx apart): a layer's q, k and v, or
+  // gate and up, take x quantized once (MatmulQShared).
+  struct MatmulOut {
+    const ShardMatrix& w;
+    float* y;
+    int64_t ldy;
+  };
+  void Matmul(std::initializer_list<MatmulOut> outs, const float* x, int64_t m, int64_t ldx, ThreadPool& pool) const;
   // The step itself, after the caller's checks: logits for the tokens at indices `logitRows`.
   ModelForwardTimings Step(const int32_t* tokens, const SeqRun* runs, int nRuns, const std::vector<int64_t>& logitRows,
                            ThreadPool& pool, Collective& peers, float* logitsOut);
