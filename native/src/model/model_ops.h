@@ -14,8 +14,11 @@ void RmsNormRows(const float* x, const float* w, float* y, int64_t rows, int64_t
 // Rotary position embedding in place on `heads` heads of `headDim` floats each (consecutive),
 // for one token at position `pos`. Normal (llama): pairs (2i, 2i+1); NeoX (qwen): (i, i+d/2).
 // theta_i = pos/scale · base^(−2i/d) / freqFactors[i] (freqFactors: d/2 floats, or null).
-void RopeInPlace(float* x, int64_t heads, int64_t headDim, int64_t pos, float base, float scale, bool neox,
-                 const float* freqFactors);
+// RopeAngles gives a position's cos and sin (d/2 each), computed once per token and step;
+// RopeApply turns the heads by them in every layer.
+void RopeAngles(int64_t headDim, int64_t pos, float base, float scale, const float* freqFactors, float* cos,
+                float* sin);
+void RopeApply(float* x, int64_t heads, int64_t headDim, bool neox, const float* cos, const float* sin);
 
 // g[i] = silu(g[i]) · u[i]; the exponential through Exp8 (kernels/exp_avx2.h) unless isa is
 // Scalar or the cpu lacks AVX2.

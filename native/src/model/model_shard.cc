@@ -486,6 +486,12 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
   for (int64_t i = 0; i < T; ++i)
     DequantizeRows(ek, embd_.data + static_cast<int64_t>(tokens[i]) * embd_.rowBytes, 1, E, &x[static_cast<size_t>(i * E)], E);
 
+  // Each token's rotary cos and sin (hd/2 each), the same in every layer.
+  std::vector<float> rope(static_cast<size_t>(T * hd));
+  for (int64_t t = 0; t < T; ++t)
+    RopeAngles(hd, tokPos[static_cast<size_t>(t)], c.ropeBase, c.ropeScale, ropeFreqs_, &rope[static_cast<size_t>(t * hd)],
+               &rope[static_cast<size_t>(t * hd + hd / 2)]);
+
   uint8_t* kvBase = kv_ ? static_cast<uint8_t*>(kv_->data()) : nullptr;
   for (int l = 0; l < c.nLayer; ++l) {
     const Layer& L = layers_[static_cast<size_t>(l)];
@@ -509,8 +515,9 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
           RmsNormRows(kt, L.kNorm, kt, kvHeads_, hd, c.normEps);
         }
         const int64_t p = tokPos[static_cast<size_t>(t)];
-        RopeInPlace(qt, qHeads_, hd, p, c.ropeBase, c.ropeScale, c.ropeNeox, ropeFreqs_);
-        RopeInPlace(kt, kvHeads_, hd, p, c.ropeBase, c.ropeScale, c.ropeNeox, ropeFreqs_);
+        const float* cs = &rope[static_cast<size_t>(t * hd)];
+        RopeApply(qt, qHeads_, hd, c.ropeNeox, cs, cs + hd / 2);
+        RopeApply(kt, kvHeads_, hd, c.ropeNeox, cs, cs + hd / 2);
         const int64_t slot = tokSlot[static_cast<size_t>(t)];
         for (int64_t h = 0; h < kvHeads_; ++h) {
           uint16_t* kd = kc + slot * slotElems + (h * c.nCtx + p) * hd;
