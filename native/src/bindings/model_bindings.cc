@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <memory>
 #include <tuple>
+#include <vector>
 
 #include "core/async_task.h"
 #include "core/errors.h"
@@ -366,8 +367,9 @@ Napi::Value JsStopDoorbell(const Napi::CallbackInfo& info) {
 }
 
 // causalAttention(pool, {q, k, v, nTokens, pos0, qHeads, group, headDim, nCtx, path?}) → Float32Array:
-// one KV cache's attention on its own (q: Float32Array, k and v: Uint16Array of f16 rows, laid
-// out as a shard's cache), for the kernel's tests and benches.
+// one KV cache's attention on its own (q: Float32Array, k and v: Uint16Array of f16 rows, K and V
+// of head h at position j at (h·nCtx + j)·headDim; copied into a shard cache's layout first), for
+// the kernel's tests and benches.
 Napi::Value JsCausalAttention(const Napi::CallbackInfo& info) {
   auto pool = ThreadPoolFromJs(info[0]);
   if (!pool) throw Napi::TypeError::New(info.Env(), "causalAttention: argument 1 must be an open ThreadPool");
@@ -394,8 +396,19 @@ Napi::Value JsCausalAttention(const Napi::CallbackInfo& info) {
       throw UserError("causalAttention: k and v must be Uint16Arrays of (qHeads / group) × nCtx × headDim f16 values");
   Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(qElems));
   a.q = qv.As<Napi::Float32Array>().Data();
-  a.kCache = kv.As<Napi::Uint16Array>().Data();
-  a.vCache = vv.As<Napi::Uint16Array>().Data();
+  const int64_t kvHeads = a.qHeads / a.group, hd = a.headDim, ctx = KvCtx(a.nCtx);
+  std::vector<uint16_t> kc(static_cast<size_t>(kvHeads * ctx * hd)), vc(kc.size());
+  const uint16_t* k = kv.As<Napi::Uint16Array>().Data();
+  const uint16_t* v = vv.As<Napi::Uint16Array>().Data();
+  for (int64_t h = 0; h < kvHeads; ++h)
+    for (int64_t j = 0; j < a.nCtx; ++j)
+      for (int64_t d = 0; d < hd; ++d) {
+        kc[static_cast<size_t>(KIndex(h, j, d, ctx, hd))] = k[(h * a.nCtx + j) * hd + d];
+        vc[static_cast<size_t>(VIndex(h, j, d, ctx, hd))] = v[(h * a.nCtx + j) * hd + d];
+      }
+  a.nCtx = ctx;
+  a.kCache = kc.data();
+  a.vCache = vc.data();
   a.out = out.Data();
   CausalAttention(a, *pool);
   return out;

@@ -31,7 +31,7 @@ void ScalarTask(const AttentionArgs& a, int64_t t, int64_t kv, int64_t h0, int64
   const uint16_t* V = a.vCache + kv * a.nCtx * hd;
   const float* q = a.q + t * qStride + h0 * hd;
   for (int64_t j = 0; j < len; ++j) {
-    for (int64_t i = 0; i < hd; ++i) row[i] = F16ToF32(K[j * hd + i]);
+    for (int64_t i = 0; i < hd; ++i) row[i] = F16ToF32(K[KIndex(0, j, i, a.nCtx, hd)]);
     for (int64_t h = 0; h < nh; ++h) {
       float d = 0;
       for (int64_t i = 0; i < hd; ++i) d += q[h * hd + i] * row[i];
@@ -62,45 +62,29 @@ void ScalarTask(const AttentionArgs& a, int64_t t, int64_t kv, int64_t h0, int64
 // ---------------------------------------------------------------------------------------------
 // AVX2: a task is one KV head and a block of up to kBlockTokens consecutive tokens, i.e. R = tokens
 // × query heads rows that all read the same cache. Keys go by in chunks of kChunk positions,
-// widened once per task (not once per token): K transposed, so eight keys' scores fill one ymm,
-// V as it is. Both products are register tiles of 4 rows (S = Q·Kᵀ: 4 rows × 16 keys, O = P·V:
+// widened once per task (not once per token): K as the cache keeps it (transposed), so eight
+// keys' scores fill one ymm, V as it is. Both products are register tiles of 4 rows (S = Q·Kᵀ: 4 rows × 16 keys, O = P·V:
 // 4 rows × 16 of the head's dims), each lane one (row, key) or (row, dim) summed in a fixed
 // order: a row's result does not depend on which rows share its tile or task. Rows whose
 // position ends before the block's last see probability 0 for the later keys, which adds exactly
 // nothing; a chunk's keys past the block's end are zero columns of Kᵀ whose scores are never read.
 constexpr int64_t kBlockTokens = 8;
-constexpr int64_t kChunk = 128;
+constexpr int64_t kChunk = kKeyChunk;
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 
-// Kt[d·kChunk + j] = K[(c0 + j)·hd + d] for j < n, 0 for n ≤ j < kChunk.
-AVX2_FN void WidenTransposed(const uint16_t* K, int64_t n, int64_t hd, float* Kt) {
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int64_t d = 0; d < hd; d += 8) {
-      __m256 r[8];
-      for (int i = 0; i < 8; ++i)
-        r[i] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(K + (j + i) * hd + d)));
-      // 8×8 transpose
-      const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-      const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-      const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-      const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-      _mm256_storeu_ps(Kt + (d + 0) * kChunk + j, _mm256_permute2f128_ps(u0, u4, 0x20));
-      _mm256_storeu_ps(Kt + (d + 1) * kChunk + j, _mm256_permute2f128_ps(u1, u5, 0x20));
-      _mm256_storeu_ps(Kt + (d + 2) * kChunk + j, _mm256_permute2f128_ps(u2, u6, 0x20));
-      _mm256_storeu_ps(Kt + (d + 3) * kChunk + j, _mm256_permute2f128_ps(u3, u7, 0x20));
-      _mm256_storeu_ps(Kt + (d + 4) * kChunk + j, _mm256_permute2f128_ps(u0, u4, 0x31));
-      _mm256_storeu_ps(Kt + (d + 5) * kChunk + j, _mm256_permute2f128_ps(u1, u5, 0x31));
-      _mm256_storeu_ps(Kt + (d + 6) * kChunk + j, _mm256_permute2f128_ps(u2, u6, 0x31));
-      _mm256_storeu_ps(Kt + (d + 7) * kChunk + j, _mm256_permute2f128_ps(u3, u7, 0x31));
-    }
-  for (; j < kChunk; ++j)
-    for (int64_t d = 0; d < hd; ++d) Kt[d * kChunk + j] = j < n ? F16ToF32(K[j * hd + d]) : 0.0f;
+// Kt[d·kChunk + j] = the chunk's K[d][j] widened, for j < keys (a multiple of 16, at most kChunk);
+// keys from n on are 0.
+AVX2_FN void WidenChunk(const uint16_t* Kc, int64_t n, int64_t keys, int64_t hd, float* Kt) {
+  for (int64_t d = 0; d < hd; ++d) {
+    const uint16_t* k = Kc + d * kChunk;
+    float* t = Kt + d * kChunk;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      _mm256_storeu_ps(t + j, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + j))));
+    for (; j < n; ++j) t[j] = F16ToF32(k[j]);
+    for (; j < keys; ++j) t[j] = 0.0f;
+  }
 }
 
 // s[i·sStride + j] = scale · Σ_d q_i[d]·Kt[d][j] for RT rows (query pointers qr) and the
@@ -213,10 +197,12 @@ AVX2_FN void WidenRows(const uint16_t* h, int64_t n, float* out) {
 }
 
 struct Avx2Tiles {
-  static void WidenK(const uint16_t* K, int64_t n, int64_t hd, float* Kt) { WidenTransposed(K, n, hd, Kt); }
-  static void Scores(const float* const* qr, int64_t R, const float* Kt, int64_t hd, int64_t keys, float scale,
-                     float* s, int64_t sStride) {
-    ScoresRows(qr, R, Kt, hd, keys, scale, s, sStride);
+  // The chunk's n keys widened into `scratch`, then the tiles.
+  static void Scores(const float* const* qr, int64_t R, const uint16_t* Kc, float* scratch, int64_t hd, int64_t n,
+                     float scale, float* s, int64_t sStride) {
+    const int64_t keys = (n + 15) / 16 * 16;
+    WidenChunk(Kc, n, keys, hd, scratch);
+    ScoresRows(qr, R, scratch, hd, keys, scale, s, sStride);
   }
   static void Softmax(float* s, int64_t n, int64_t end) { SoftmaxRow(s, n, end); }
   // V's n f16 rows widened into `scratch` once, then the tiles.
@@ -245,15 +231,18 @@ struct Avx2Tiles {
 #define AVX512_FN_INLINE __attribute__((target(AVX512_TARGET), always_inline)) inline
 #define AVX512_FN_LAMBDA __attribute__((target(AVX512_TARGET), always_inline))
 
+// K's f16 keys converted where a tile loads them (the floats WidenChunk would give): no widening
+// pass.
 template <int RT, int W>
-AVX512_FN void ScoresTile512(const float* const* qr, const float* Kt, int64_t hd, int64_t j, float scale, float* s,
+AVX512_FN void ScoresTile512(const float* const* qr, const uint16_t* Kc, int64_t hd, int64_t j, float scale, float* s,
                              int64_t sStride) {
   __m512 acc[RT][W];
   for (int i = 0; i < RT; ++i)
     for (int w = 0; w < W; ++w) acc[i][w] = _mm512_setzero_ps();
   for (int64_t d = 0; d < hd; ++d) {
     __m512 k[W];
-    for (int w = 0; w < W; ++w) k[w] = _mm512_loadu_ps(Kt + d * kChunk + j + 16 * w);
+    for (int w = 0; w < W; ++w)
+      k[w] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(Kc + d * kChunk + j + 16 * w)));
     for (int i = 0; i < RT; ++i) {
       const __m512 qb = _mm512_set1_ps(qr[i][d]);
       for (int w = 0; w < W; ++w) acc[i][w] = _mm512_fmadd_ps(qb, k[w], acc[i][w]);
@@ -264,11 +253,11 @@ AVX512_FN void ScoresTile512(const float* const* qr, const float* Kt, int64_t hd
     for (int w = 0; w < W; ++w) _mm512_storeu_ps(s + i * sStride + j + 16 * w, _mm512_mul_ps(acc[i][w], vs));
 }
 template <int RT>
-AVX512_FN void ScoresKeys512(const float* const* qr, const float* Kt, int64_t hd, int64_t keys, float scale, float* s,
-                             int64_t sStride) {
+AVX512_FN void ScoresKeys512(const float* const* qr, const uint16_t* Kc, int64_t hd, int64_t keys, float scale,
+                             float* s, int64_t sStride) {
   int64_t j = 0;
-  for (; j + 32 <= keys; j += 32) ScoresTile512<RT, 2>(qr, Kt, hd, j, scale, s, sStride);
-  if (j < keys) ScoresTile512<RT, 1>(qr, Kt, hd, j, scale, s, sStride);
+  for (; j + 32 <= keys; j += 32) ScoresTile512<RT, 2>(qr, Kc, hd, j, scale, s, sStride);
+  if (j < keys) ScoresTile512<RT, 1>(qr, Kc, hd, j, scale, s, sStride);
 }
 // o[i·hd + d] += Σ_{j<n} p[i·pStride + j]·V[j][d] for RT rows, dims in steps of 16·W, V in f16.
 template <int RT, int W>
@@ -339,44 +328,15 @@ AVX512_FN void SoftmaxRow512(float* s, int64_t n, int64_t end) {
   for (; j < n; ++j) s[j] *= 1.0f / sum;
   std::fill(s + n, s + end, 0.0f);
 }
-// WidenTransposed for heads of 16s: 8 keys × 16 dims a step, the 8×8 transposes of the AVX2
-// form done on four 128-bit lanes at once, then each lane's two halves paired into a row of Kt.
-AVX512_FN void WidenTransposed512(const uint16_t* K, int64_t n, int64_t hd, float* Kt) {
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int64_t d = 0; d < hd; d += 16) {
-      __m512 r[8];
-      for (int i = 0; i < 8; ++i)
-        r[i] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(K + (j + i) * hd + d)));
-      const __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t1 = _mm512_unpackhi_ps(r[0], r[1]);
-      const __m512 t2 = _mm512_unpacklo_ps(r[2], r[3]), t3 = _mm512_unpackhi_ps(r[2], r[3]);
-      const __m512 t4 = _mm512_unpacklo_ps(r[4], r[5]), t5 = _mm512_unpackhi_ps(r[4], r[5]);
-      const __m512 t6 = _mm512_unpacklo_ps(r[6], r[7]), t7 = _mm512_unpackhi_ps(r[6], r[7]);
-      // Lane L of u[m] (m < 4): keys 0-3 at dim d + 4L + m; of u[4 + m]: keys 4-7.
-      const __m512 u[8] = {_mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE),
-                           _mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xEE),
-                           _mm512_shuffle_ps(t4, t6, 0x44), _mm512_shuffle_ps(t4, t6, 0xEE),
-                           _mm512_shuffle_ps(t5, t7, 0x44), _mm512_shuffle_ps(t5, t7, 0xEE)};
-      for (int m = 0; m < 4; ++m) {
-        // [lo.0 hi.0 lo.1 hi.1] and [lo.2 hi.2 lo.3 hi.3]: dims 4L + m for L = 0, 1 and 2, 3.
-        const __m512 a = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x44), b = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xEE);
-        const __m512 ra = _mm512_shuffle_f32x4(a, a, 0xD8), rb = _mm512_shuffle_f32x4(b, b, 0xD8);
-        _mm256_storeu_ps(Kt + (d + m) * kChunk + j, _mm512_castps512_ps256(ra));
-        _mm256_storeu_ps(Kt + (d + 4 + m) * kChunk + j, _mm512_castps512_ps256(_mm512_shuffle_f32x4(ra, ra, 0xEE)));
-        _mm256_storeu_ps(Kt + (d + 8 + m) * kChunk + j, _mm512_castps512_ps256(rb));
-        _mm256_storeu_ps(Kt + (d + 12 + m) * kChunk + j, _mm512_castps512_ps256(_mm512_shuffle_f32x4(rb, rb, 0xEE)));
-      }
-    }
-  for (; j < kChunk; ++j)
-    for (int64_t d = 0; d < hd; ++d) Kt[d * kChunk + j] = j < n ? F16ToF32(K[j * hd + d]) : 0.0f;
-}
 struct Avx512Tiles {
-  AVX512_FN static void WidenK(const uint16_t* K, int64_t n, int64_t hd, float* Kt) { WidenTransposed512(K, n, hd, Kt); }
   AVX512_FN static void Softmax(float* s, int64_t n, int64_t end) { SoftmaxRow512(s, n, end); }
-  AVX512_FN static void Scores(const float* const* qr, int64_t R, const float* Kt, int64_t hd, int64_t keys,
+  // Keys n to the next 16 are read too (stale or unwritten positions of the chunk, inside the
+  // cache): their scores lie past every row's length and are never read.
+  AVX512_FN static void Scores(const float* const* qr, int64_t R, const uint16_t* Kc, float*, int64_t hd, int64_t n,
                                float scale, float* s, int64_t sStride) {
+    const int64_t keys = (n + 15) / 16 * 16;
     EightsThenRest(R, [&](auto rt, int64_t r) AVX512_FN_LAMBDA {
-      ScoresKeys512<decltype(rt)::value>(qr + r, Kt, hd, keys, scale, s + r * sStride, sStride);
+      ScoresKeys512<decltype(rt)::value>(qr + r, Kc, hd, keys, scale, s + r * sStride, sStride);
     });
   }
   // V's f16 rows read as they are, each converted where a tile loads it (the same floats
@@ -396,7 +356,7 @@ struct Avx512Tiles {
 #pragma GCC diagnostic pop
 
 // Tokens [t0, t1) of KV head kv, query heads [h0, h1) of its group, on one ISA's tiles
-// (Tiles::WidenK, Scores, Softmax, Values).
+// (Tiles::Scores, Softmax, Values).
 template <typename Tiles>
 void TiledTask(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv, int64_t h0, int64_t h1,
                std::vector<float>& buf) {
@@ -409,15 +369,14 @@ void TiledTask(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv, int64
   if (buf.size() < need) buf.resize(need);
   float* S = buf.data();     // R × sW scores, then probabilities
   float* O = S + R * sW;     // R × hd outputs
-  float* W = O + R * hd;     // one chunk of K (transposed) or V, widened (V: AVX2 only)
+  float* W = O + R * hd;     // one chunk of K or V, widened (AVX2 only)
   const uint16_t* K = a.kCache + kv * a.nCtx * hd;
   const uint16_t* V = a.vCache + kv * a.nCtx * hd;
   std::vector<const float*> qr(static_cast<size_t>(R));  // rows of a token are heads, a stride apart
   for (int64_t r = 0; r < R; ++r) qr[static_cast<size_t>(r)] = a.q + (t0 + r / nh) * qStride + (h0 + r % nh) * hd;
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, n = std::min(kChunk, maxLen - c0);
-    Tiles::WidenK(K + c0 * hd, n, hd, W);
-    Tiles::Scores(qr.data(), R, W, hd, (n + 15) / 16 * 16, scale, S + c0, sW);
+    Tiles::Scores(qr.data(), R, K + c0 * hd, W, hd, n, scale, S + c0, sW);
   }
   for (int64_t r = 0; r < R; ++r) Tiles::Softmax(S + r * sW, a.pos0 + t0 + r / nh + 1, maxLen);
   std::fill(O, O + R * hd, 0.0f);
@@ -436,6 +395,9 @@ void TiledTask(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv, int64
 void CausalAttention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t kvHeads = a.group > 0 ? a.qHeads / a.group : 0;
   if (a.nTokens == 0 || kvHeads == 0) return;
+  if (a.nCtx % kKeyChunk != 0)
+    throw UserError("attention: the KV cache's nCtx " + std::to_string(a.nCtx) + " is not a multiple of " +
+                    std::to_string(kKeyChunk) + " (K is kept in chunks of that many keys): allocate KvCtx(nCtx)");
   const CpuFeatures& f = DetectCpu();
   const bool avx2 = f.avx2 && f.fma && f.f16c;
   if (a.isa != Isa::Scalar && a.isa != Isa::Auto && !avx2)

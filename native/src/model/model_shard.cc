@@ -270,7 +270,7 @@ ModelShard::ModelShard(ModelConfig cfg) : cfg_(std::move(cfg)) {
   }
   fixVecs_ = std::move(vecs);
   fixMats_ = std::move(mats);
-  kvSlotBytes_ = static_cast<uint64_t>(kvHeads_ * c.nCtx * hd) * 2;
+  kvSlotBytes_ = static_cast<uint64_t>(kvHeads_ * KvCtx(c.nCtx) * hd) * 2;
   kvLayerBytes_ = kvSlotBytes_ * static_cast<uint64_t>(c.nSlots);
   filled_.assign(static_cast<size_t>(c.nSlots), 0);
 }
@@ -501,7 +501,7 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
       Matmul({{L.q, q.data(), qW}, {L.k, k.data(), kW}, {L.v, v.data(), kW}}, xn.data(), T, E, pool);
       uint16_t* kc = reinterpret_cast<uint16_t*>(kvBase + kvLayerBytes_ * (2 * static_cast<uint64_t>(l)));
       uint16_t* vc = reinterpret_cast<uint16_t*>(kvBase + kvLayerBytes_ * (2 * static_cast<uint64_t>(l) + 1));
-      const int64_t slotElems = static_cast<int64_t>(kvSlotBytes_ / 2);
+      const int64_t slotElems = static_cast<int64_t>(kvSlotBytes_ / 2), kvCtx = KvCtx(c.nCtx);
       for (int64_t t = 0; t < T; ++t) {
         float* qt = &q[static_cast<size_t>(t * qW)];
         float* kt = &k[static_cast<size_t>(t * kW)];
@@ -519,14 +519,13 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
         RopeApply(qt, qHeads_, hd, c.ropeNeox, cs, cs + hd / 2);
         RopeApply(kt, kvHeads_, hd, c.ropeNeox, cs, cs + hd / 2);
         const int64_t slot = tokSlot[static_cast<size_t>(t)];
-        for (int64_t h = 0; h < kvHeads_; ++h) {
-          uint16_t* kd = kc + slot * slotElems + (h * c.nCtx + p) * hd;
-          uint16_t* vd = vc + slot * slotElems + (h * c.nCtx + p) * hd;
+        uint16_t* ks = kc + slot * slotElems;
+        uint16_t* vs = vc + slot * slotElems;
+        for (int64_t h = 0; h < kvHeads_; ++h)
           for (int64_t i = 0; i < hd; ++i) {
-            kd[i] = F32ToF16(kt[h * hd + i]);
-            vd[i] = F32ToF16(vt[h * hd + i]);
+            ks[KIndex(h, p, i, kvCtx, hd)] = F32ToF16(kt[h * hd + i]);
+            vs[VIndex(h, p, i, kvCtx, hd)] = F32ToF16(vt[h * hd + i]);
           }
-        }
       }
       // Attention per sequence, over its own slot's cache.
       for (int i = 0, off = 0; i < nRuns; off += static_cast<int>(runs[i].count), ++i) {
@@ -540,7 +539,7 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
         a.qHeads = qHeads_;
         a.group = group;
         a.headDim = hd;
-        a.nCtx = c.nCtx;
+        a.nCtx = kvCtx;
         a.isa = c.isa;
         CausalAttention(a, pool);
       }
