@@ -242,7 +242,7 @@ KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
 }
 
 #if KVNNI
-// Q4_0 with VNNI, 32 rows of W (two pairs of groups) against 4 rows of X: each broadcast of X
+// Q4_0 with VNNI, 32 rows of W (two pairs of groups) against 4 (or 8) rows of X: each broadcast of X
 // feeds two vpdpbusd. The 16-row tile at m = 8 issued about as many loads (X broadcasts, W,
 // scales) as vpdpbusd and was bound by them: m = 8 from L2 409-436 → 489-495 GFLOP/s, m = 512
 // 475 → 537-552, m = 2 325 → 366. Same integers and order, so the same bits.
@@ -969,8 +969,11 @@ KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r
   // With VNNI (one int32 sum a row, nothing spilled) 8 rows of X a tile share each unpacked
   // vector of W and its scales: m = 8 from L2 +5-20% by type (Q4_0 394 → 420-432 GFLOP/s),
   // Q2_K level. Without VNNI the int16 sums of 8 rows cost more than they share (Q5_0 -17%).
-  // Q4_0 takes 4 rows of X against 32 of W instead (Q4_0QuadTile), faster still.
-  if constexpr (KVNNI && T != WeightType::Q2_K && T != WeightType::Q4_0)
+  // Q4_0 takes them against 32 rows of W (Q4_0QuadTile), 8 rows of X too although its 32
+  // accumulators then exceed the registers: W is read once per sweep, not twice. m = 8, one
+  // core: from L2 516 → 530-541 GFLOP/s, from memory (8 matrices of 4096², cycled) 387-401 →
+  // 418-431, two cores 670 → 696-705 (4 rows a sweep → 8).
+  if constexpr (KVNNI && T != WeightType::Q2_K)
     for (; r + 8 <= r0 + rows; r += 8) sweep(std::integral_constant<int, 8>{}, r);
   for (; r + 4 <= r0 + rows; r += 4) sweep(std::integral_constant<int, 4>{}, r);
   for (; r + 2 <= r0 + rows; r += 2) sweep(std::integral_constant<int, 2>{}, r);
