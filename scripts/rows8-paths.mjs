@@ -2,12 +2,14 @@
 // The rows8 kernels of each weight type on each kernel path, one core, best of several calls:
 //   gemm: Y = X·Wᵀ at m = 512 (or --m), n = k = 2048, weights from cache, in GFLOP/s;
 //   gemv: m = 1, n = k = 4096, in GB/s of weights: from cache (one matrix) or, with --dram,
-//         cycling over 8 matrices (75 MiB of Q4_0), so every call reads DRAM.
+//         cycling over 8 matrices (75 MiB of Q4_0), so every call reads DRAM; gemm --dram the
+//         same matrices at m = --m (a serve step's weights read from memory: --m 8).
 // Compares paths and types with each other in one run (docs/kernels.md quotes it); the figure
 // that counts is `redblue bench model`.
 //
 //   node scripts/rows8-paths.mjs gemm q4_0,q4_k,q6_k avx2,avx512vnni [--m 8]
 //   node scripts/rows8-paths.mjs gemv q4_k,q6_k avx2,avx512vnni --dram
+//   node scripts/rows8-paths.mjs gemm q4_0 avx512vnni --m 8 --dram
 //   node scripts/rows8-paths.mjs check q4_0,q8_0 avx512vnni,amx
 //   node scripts/rows8-paths.mjs l2 q4_0,q5_k avx512,avx512vnni [--m 8]
 // l2: n = 512, k = 2048 (the weights stay in L2, where a kernel's compute shows), 100 calls a
@@ -75,9 +77,10 @@ if (mode === 'check') {
 const l2 = mode === 'l2';
 const gemv = mode === 'gemv';
 const m = gemv ? 1 : value('--m', l2 ? 1 : 512);
-const [n, k] = l2 ? [512, 2048] : gemv ? [4096, 4096] : [2048, 2048];
+const dram = !l2 && flag('--dram');
+const [n, k] = l2 ? [512, 2048] : gemv || dram ? [4096, 4096] : [2048, 2048];
 const bytesRate = gemv || (l2 && m === 1); // GB/s of weights, else GFLOP/s
-const copies = gemv && flag('--dram') ? 8 : 1;
+const copies = dram ? 8 : 1;
 const x = randomFloats(m * k);
 const y = new Float32Array(m * n);
 const wf = randomFloats(n * k);
@@ -93,7 +96,7 @@ for (const type of typesArg.split(',')) {
       continue;
     }
     let best = Infinity; // seconds a call
-    for (let r = 0; r < (l2 ? 15 : gemv ? 32 : 7); r++) {
+    for (let r = 0; r < (l2 ? 15 : gemv || dram ? 32 : 7); r++) {
       const o = { type, m, n, k, w: ws[r % copies], x, y, rows8: true, isa: path };
       if (l2) {
         best = Math.min(best, lib.timeMatmulQ(pool, o, 100));
@@ -107,7 +110,7 @@ for (const type of typesArg.split(',')) {
     cells.push(`${path} ${rate.toFixed(1)}`);
   }
   const where = l2 ? 'L2' : copies > 1 ? 'DRAM' : 'cache';
-  const unit = bytesRate ? `GB/s (${where})` : `GFLOP/s m=${m}${l2 ? ' (L2)' : ''}`;
+  const unit = bytesRate ? `GB/s (${where})` : `GFLOP/s m=${m}${l2 ? ' (L2)' : dram ? ' (DRAM)' : ''}`;
   console.log(`${type.padEnd(7)} ${unit}  ${cells.join('  ')}`);
 }
 pool.close();

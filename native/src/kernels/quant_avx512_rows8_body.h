@@ -971,8 +971,8 @@ KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r
   // Q2_K level. Without VNNI the int16 sums of 8 rows cost more than they share (Q5_0 -17%).
   // Q4_0 takes them against 32 rows of W (Q4_0QuadTile), 8 rows of X too although its 32
   // accumulators then exceed the registers: W is read once per sweep, not twice. m = 8, one
-  // core: from L2 516 → 530-541 GFLOP/s, from memory (8 matrices of 4096², cycled) 387-401 →
-  // 418-431, two cores 670 → 696-705 (4 rows a sweep → 8).
+  // core: from L2 516 → 530-541 GFLOP/s, from memory (rows8-paths gemm --dram) 325-355 →
+  // 398-428 (4 rows a sweep → 8).
   if constexpr (KVNNI && T != WeightType::Q2_K)
     for (; r + 8 <= r0 + rows; r += 8) sweep(std::integral_constant<int, 8>{}, r);
   for (; r + 4 <= r0 + rows; r += 4) sweep(std::integral_constant<int, 4>{}, r);
