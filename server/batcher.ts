@@ -111,72 +111,109 @@ export class Batcher {
     e.resolve(e.seq.result((first - (e.admittedAt || now)) / 1e3, (now - first) / 1e3, []));
   }
 
+  /**
+   * The next step: aborted entries end, waiting ones take free slots, then the decoders' tokens
+   * and what is left of the step for prompts (a chunk while others decode). `asked`: the
+   * entries whose rows of logits come back, in the order they come.
+   */
+  private plan(): StepPlan | undefined {
+    for (const e of [...this.active]) if (e.signal?.aborted) this.finish(e, 'aborted');
+    while (this.free.length && this.waiting.length) {
+      const e = this.waiting.shift()!;
+      if (e.signal?.aborted) {
+        this.finish(e, 'aborted');
+        continue;
+      }
+      e.slot = this.free.pop()!;
+      e.admittedAt = performance.now();
+      this.active.push(e);
+    }
+    const tokens: number[] = [];
+    const runs: SeqRun[] = [];
+    const asked: Entry[] = [];
+    for (const e of this.active)
+      if (e.pending !== undefined) {
+        tokens.push(e.pending);
+        runs.push({ slot: e.slot, pos: e.seq.position, count: 1, logits: true });
+        asked.push(e);
+        e.pending = undefined;
+      }
+    let budget = asked.length ? this.chunk : DOORBELL_MAX_TOKENS;
+    budget = Math.min(budget, DOORBELL_MAX_TOKENS - tokens.length);
+    for (const e of this.active) {
+      // A sequence whose last token is out (its text still to be passed on) has nothing to feed.
+      if (budget <= 0 || e.fed === e.seq.prompt.length || asked.includes(e)) continue;
+      const n = Math.min(e.seq.prompt.length - e.fed, budget);
+      const last = e.fed + n === e.seq.prompt.length;
+      tokens.push(...e.seq.prompt.slice(e.fed, e.fed + n));
+      runs.push({ slot: e.slot, pos: e.fed, count: n, logits: last });
+      e.fed += n;
+      budget -= n;
+      if (last) asked.push(e);
+    }
+    return runs.length ? { tokens, runs, asked } : undefined;
+  }
+
+  private async run(p: StepPlan): Promise<Float32Array[]> {
+    const r = this.o.runner.step
+      ? await this.o.runner.step(p.tokens, p.runs, this.rows)
+      : await this.o.runner
+          .forward(p.tokens, p.runs[0]!.pos, p.runs[0]!.logits ? 'last' : 'none', true, this.rows)
+          .then((f) => ({ replies: f.replies, logits: p.runs[0]!.logits ? [f.logits] : [] }));
+    this.o.onStep?.(r.replies, p.tokens.length, p.runs.length);
+    return r.logits;
+  }
+
+  // One step in flight at a time, and the next posted as soon as its tokens are sampled: the
+  // sampled tokens' text, the stop strings and the writes to the clients run while it computes
+  // (a stop string found then costs that sequence one token of the step already posted).
   private async loop(): Promise<void> {
     try {
-      while (this.waiting.length || this.active.length) {
-        for (const e of [...this.active]) if (e.signal?.aborted) this.finish(e, 'aborted');
-        while (this.free.length && this.waiting.length) {
-          const e = this.waiting.shift()!;
-          if (e.signal?.aborted) {
-            this.finish(e, 'aborted');
-            continue;
-          }
-          e.slot = this.free.pop()!;
-          e.admittedAt = performance.now();
-          this.active.push(e);
-        }
-        if (!this.active.length) continue;
-        const tokens: number[] = [];
-        const runs: SeqRun[] = [];
-        const asked: Entry[] = [];
-        // Decode tokens first; prompts share what is left of the step (a chunk while others decode).
-        for (const e of this.active)
-          if (e.pending !== undefined) {
-            tokens.push(e.pending);
-            runs.push({ slot: e.slot, pos: e.seq.position, count: 1, logits: true });
-            asked.push(e);
-          }
-        let budget = asked.length ? this.chunk : DOORBELL_MAX_TOKENS;
-        budget = Math.min(budget, DOORBELL_MAX_TOKENS - tokens.length);
-        for (const e of this.active) {
-          if (e.pending !== undefined || budget <= 0) continue;
-          const n = Math.min(e.seq.prompt.length - e.fed, budget);
-          const last = e.fed + n === e.seq.prompt.length;
-          tokens.push(...e.seq.prompt.slice(e.fed, e.fed + n));
-          runs.push({ slot: e.slot, pos: e.fed, count: n, logits: last });
-          e.fed += n;
-          budget -= n;
-          if (last) asked.push(e);
-        }
+      let plan = this.plan();
+      let inflight = plan && this.run(plan);
+      while (plan && inflight) {
         let logits: Float32Array[];
         try {
-          const r = this.o.runner.step
-            ? await this.o.runner.step(tokens, runs, this.rows)
-            : await this.o.runner
-                .forward(tokens, runs[0]!.pos, runs[0]!.logits ? 'last' : 'none', true, this.rows)
-                .then((f) => ({ replies: f.replies, logits: runs[0]!.logits ? [f.logits] : [] }));
-          logits = r.logits;
-          this.o.onStep?.(r.replies, tokens.length, runs.length);
+          logits = await inflight;
         } catch (err) {
           // Every sequence in the slots fails with the step (their caches are no longer known).
           for (const e of this.active.splice(0)) {
             this.free.push(e.slot);
+            e.slot = -1;
             e.reject(err);
           }
+          plan = this.plan();
+          inflight = plan && this.run(plan);
           continue;
         }
-        // Rows come back in run order: decoders first, then prompts that just ended.
-        const order = runs.filter((r) => r.logits).map((r) => asked.find((e) => e.slot === r.slot)!);
-        order.forEach((e, i) => {
+        const picked: [Entry, number][] = [];
+        plan.asked.forEach((e, i) => {
+          if (e.slot < 0) return; // ended while the step ran (a stop string): its row is not needed
           if (!e.firstAt) e.firstAt = performance.now();
-          const next = e.seq.next(logits[i]!);
-          if (next === undefined) this.finish(e);
-          else e.pending = next;
+          const next = e.seq.pick(logits[i]!);
+          if (next === undefined) return this.finish(e);
+          picked.push([e, next]);
+          if (!e.seq.pickedLast) e.pending = next;
         });
+        plan = this.plan();
+        inflight = plan && this.run(plan);
+        for (const [e, token] of picked)
+          if (e.slot >= 0 && e.seq.deliver(token) === undefined) this.finish(e);
+        if (!plan) {
+          // Everything in flight ended, or the slots just freed have requests waiting.
+          plan = this.plan();
+          inflight = plan && this.run(plan);
+        }
       }
     } finally {
       this.running = false;
       for (const w of this.idleWaiters.splice(0)) w();
     }
   }
+}
+
+interface StepPlan {
+  tokens: number[];
+  runs: SeqRun[];
+  asked: Entry[];
 }

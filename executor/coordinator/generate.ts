@@ -601,6 +601,17 @@ export class Sequence {
    * generation, a stop string, the length or the context reached, or its signal aborted).
    */
   next(logits: Float32Array): number | undefined {
+    const next = this.pick(logits);
+    return next === undefined ? undefined : this.deliver(next);
+  }
+
+  /**
+   * next()'s first half: samples the next token and records it (`position` moves on), without
+   * its text. Undefined when the sequence has ended (end of generation, the length reached
+   * before, its signal aborted). A server posts the next step between the halves, so the text
+   * and its writes to the client are not on the step's path.
+   */
+  pick(logits: Float32Array): number | undefined {
     const o = this.o;
     if (this.ended) return undefined;
     if (this.generated.length >= o.maxTokens) return this.end('length');
@@ -609,11 +620,25 @@ export class Sequence {
     this.sampler.accept(next);
     if ((o.stopAtEog ?? true) && this.model.tokenizer.isEog(next)) return this.end('eog');
     this.generated.push(next);
-    this.emit(this.decoder.push(next));
-    if (this.stopped) return this.end('stop');
-    if (this.generated.length >= o.maxTokens) return this.end('length');
-    if (this.position >= this.model.ctx) return this.end('context');
     return next;
+  }
+
+  /** Whether the token pick() returned ends the sequence whatever its text (length, context). */
+  get pickedLast(): boolean {
+    return this.generated.length >= this.o.maxTokens || this.position >= this.model.ctx;
+  }
+
+  /**
+   * next()'s second half: passes the picked token's text on. Returns it, or undefined when the
+   * sequence has ended (a stop string, the length or the context reached).
+   */
+  deliver(token: number): number | undefined {
+    if (this.ended) return undefined;
+    this.emit(this.decoder.push(token));
+    if (this.stopped) return this.end('stop');
+    if (this.generated.length >= this.o.maxTokens) return this.end('length');
+    if (this.position >= this.model.ctx) return this.end('context');
+    return token;
   }
 
   /** Ends the sequence now (a client gone between two steps: 'aborted'). */

@@ -314,6 +314,39 @@ describe('redblue serve', () => {
     expect(await metric('redblue_kv_slots{state="total"}')).toBe(8);
   });
 
+  // The next step is posted before the sampled tokens' text is passed on, so a stop string ends
+  // a sequence whose next row is already being computed, and a queued request may take its slot
+  // at the step after: each must still get exactly its text alone.
+  it('more requests than slots, some ending at stop strings mid-batch: each as alone', async () => {
+    const prompts = Array.from({ length: 11 }, (_, i) => `${PROMPT} ${'and then '.repeat(i % 4)}${i}`);
+    const plain = (prompt: string, i: number) => ({
+      model: 'm',
+      prompt,
+      max_tokens: 12 + 2 * i,
+      temperature: 0,
+      ignore_eos: true,
+    });
+    const full = await Promise.all(prompts.map((p, i) => client.completions.create(plain(p, i) as never)));
+    // Every other request stops at three characters from the middle of its text.
+    const stops = full.map((r, i) => {
+      const t = r.choices[0]!.text;
+      return i % 2 ? [t.slice(Math.floor(t.length / 2), Math.floor(t.length / 2) + 3)] : undefined;
+    });
+    const want = full.map((r, i) => {
+      const t = r.choices[0]!.text;
+      return stops[i] ? t.slice(0, t.indexOf(stops[i]![0]!)) : t;
+    });
+    const together = await Promise.all(
+      prompts.map(async (p, i) => {
+        const r = await client.completions.create({ ...plain(p, i), stop: stops[i] } as never);
+        return r.choices[0]!;
+      }),
+    );
+    expect(together.map((c) => c.text)).toEqual(want);
+    expect(together.map((c) => c.finish_reason)).toEqual(stops.map((st) => (st ? 'stop' : 'length')));
+    expect(await metric('redblue_kv_slots{state="in_use"}')).toBe(0);
+  });
+
   it('a client that leaves mid-stream frees the model at the next token', async () => {
     const before = await metric('redblue_generations_aborted_total');
     const ac = new AbortController();
