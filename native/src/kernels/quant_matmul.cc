@@ -125,15 +125,15 @@ KernelSet KernelsFor(Isa isa) {
 // v[i] → the nearest f16 (ties to even) and back, in place: F16ToF32(F32ToF16(v)), 8 at a time
 // by F16C where the cpu has it (the same rounding). One block at a time in software this was
 // 2.7 % of a step of 8 sequences.
-__attribute__((target("f16c,avx"))) void RoundToHalfF16c(float* v, int64_t n) {
+// The whole eights of v; returns how many values it rounded.
+__attribute__((target("f16c,avx"))) int64_t RoundToHalfF16c(float* v, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(v + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(v + i), _MM_FROUND_TO_NEAREST_INT)));
-  for (; i < n; ++i) v[i] = F16ToF32(F32ToF16(v[i]));
+  return i;
 }
 void RoundToHalf(float* v, int64_t n, bool simd) {
-  if (simd && DetectCpu().f16c) return RoundToHalfF16c(v, n);
-  for (int64_t i = 0; i < n; ++i) v[i] = F16ToF32(F32ToF16(v[i]));
+  for (int64_t i = simd && DetectCpu().f16c ? RoundToHalfF16c(v, n) : 0; i < n; ++i) v[i] = F16ToF32(F32ToF16(v[i]));
 }
 
 // One row of X → Q8_0 values with the f16-rounded scale, exactly as quantize_row_q8_0_ref (and
@@ -312,7 +312,8 @@ PartTasks TasksFor(const QuantMatmulArgs& a, const KernelSet& ks, Isa isa, int64
   // run a lone group at half speed); the rows after the last group are natural rows.
   p.n8 = a.rows8 ? a.n / 8 * 8 : 0;
   if (a.rows8) jb = (jb + 15) / 16 * 16;
-  if (a.m * a.n * a.k < (1 << 16)) jb = std::max<int64_t>(1, a.n);  // tiny: one task
+  // Tiny: one task, not a pool round trip per kernel call.
+  if (a.m * a.n * a.k < (1 << 16)) jb = std::max<int64_t>(1, a.n);
   p.jb = jb;
   p.tasks = (a.n + jb - 1) / jb;
   return p;
@@ -357,15 +358,11 @@ void MatmulQShared(const QuantMatmulArgs* parts, size_t count, ThreadPool& pool)
       if (j0 < pt.n8) pt.rows8Kernel(p, act, 0, p.m, j0, std::min(j1, pt.n8));
       if (j1 > pt.n8) pt.kernel(p, act, 0, p.m, std::max(j0, pt.n8), j1);
     };
-    if (total == 1) {  // tiny: one task, no pool round trip per kernel call
-      pool.ParallelFor(1, [&](int64_t, int) { run(0, 0); });
-    } else {
-      pool.ParallelFor(total, [&](int64_t t, int) {
-        size_t i = 0;
-        while (t >= tasks[i].tasks) t -= tasks[i++].tasks;
-        run(i, t);
-      });
-    }
+    pool.ParallelFor(total, [&](int64_t t, int) {
+      size_t i = 0;
+      while (t >= tasks[i].tasks) t -= tasks[i++].tasks;
+      run(i, t);
+    });
   }
   for (const QuantMatmulArgs* p : own) MatmulQShared(p, 1, pool);
 }

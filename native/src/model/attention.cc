@@ -63,27 +63,29 @@ void ScalarTask(const AttentionArgs& a, int64_t t, int64_t kv, int64_t h0, int64
 // AVX2: a task is one KV head and a block of up to kBlockTokens consecutive tokens, i.e. R = tokens
 // × query heads rows that all read the same cache. Keys go by in chunks of kChunk positions,
 // widened once per task (not once per token): K as the cache keeps it (transposed), so eight
-// keys' scores fill one ymm, V as it is. Both products are register tiles of 4 rows (S = Q·Kᵀ: 4 rows × 16 keys, O = P·V:
-// 4 rows × 16 of the head's dims), each lane one (row, key) or (row, dim) summed in a fixed
-// order: a row's result does not depend on which rows share its tile or task. Rows whose
-// position ends before the block's last see probability 0 for the later keys, which adds exactly
-// nothing; a chunk's keys past the block's end are zero columns of Kᵀ whose scores are never read.
+// keys' scores fill one ymm, V as it is. Both products are register tiles of 4 rows (S = Q·Kᵀ:
+// 4 rows × 16 keys, O = P·V: 4 rows × 16 of the head's dims), each lane one (row, key) or (row,
+// dim) summed in a fixed order: a row's result does not depend on which rows share its tile or
+// task. Rows whose position ends before the block's last see probability 0 for the later keys,
+// which adds exactly nothing; a chunk's keys past the block's end get scores that are never read.
 constexpr int64_t kBlockTokens = 8;
 constexpr int64_t kChunk = kKeyChunk;
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 
+// out[i] = h[i] widened, 8 at a time.
+AVX2_FN void WidenRows(const uint16_t* h, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+  for (; i < n; ++i) out[i] = F16ToF32(h[i]);
+}
 // Kt[d·kChunk + j] = the chunk's K[d][j] widened, for j < keys (a multiple of 16, at most kChunk);
 // keys from n on are 0.
 AVX2_FN void WidenChunk(const uint16_t* Kc, int64_t n, int64_t keys, int64_t hd, float* Kt) {
   for (int64_t d = 0; d < hd; ++d) {
-    const uint16_t* k = Kc + d * kChunk;
-    float* t = Kt + d * kChunk;
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-      _mm256_storeu_ps(t + j, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + j))));
-    for (; j < n; ++j) t[j] = F16ToF32(k[j]);
-    for (; j < keys; ++j) t[j] = 0.0f;
+    WidenRows(Kc + d * kChunk, n, Kt + d * kChunk);
+    std::fill(Kt + d * kChunk + n, Kt + d * kChunk + keys, 0.0f);
   }
 }
 
@@ -189,12 +191,6 @@ AVX2_FN void SoftmaxRow(float* s, int64_t n, int64_t end) {
   std::fill(s + n, s + end, 0.0f);
 }
 
-AVX2_FN void WidenRows(const uint16_t* h, int64_t n, float* out) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
-  for (; i < n; ++i) out[i] = F16ToF32(h[i]);
-}
 
 struct Avx2Tiles {
   // The chunk's n keys widened into `scratch`, then the tiles.

@@ -7,8 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <iterator>
-#include <stdexcept>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -343,8 +341,8 @@ ModelLoadInfo ModelShard::Load(ThreadPool& pool, const std::function<void(uint64
 void ModelShard::Matmul(std::initializer_list<MatmulOut> outs, const float* x, int64_t m, int64_t ldx,
                         ThreadPool& pool) const {
   if (m == 0) return;
-  QuantMatmulArgs parts[4];
-  size_t n = 0;
+  std::vector<QuantMatmulArgs> parts;
+  parts.reserve(outs.size());
   for (const MatmulOut& o : outs) {
     const ShardMatrix& w = o.w;
     if (w.rows == 0) continue;
@@ -352,8 +350,7 @@ void ModelShard::Matmul(std::initializer_list<MatmulOut> outs, const float* x, i
       for (int64_t i = 0; i < m; ++i) std::fill(o.y + i * o.ldy, o.y + i * o.ldy + w.rows, 0.0f);
       continue;
     }
-    if (n == std::size(parts)) throw std::logic_error("ModelShard::Matmul: more outputs than parts");
-    QuantMatmulArgs& q = parts[n++];
+    QuantMatmulArgs& q = parts.emplace_back();
     q.type = WeightTypeFromGgml(w.ggml);
     q.w = w.data;
     q.n = w.rows;
@@ -368,7 +365,7 @@ void ModelShard::Matmul(std::initializer_list<MatmulOut> outs, const float* x, i
     q.rowInvariant = cfg_.batchInvariant;
     q.rows8 = w.rows8;
   }
-  MatmulQShared(parts, n, pool);
+  MatmulQShared(parts.data(), parts.size(), pool);
 }
 
 void ModelShard::CheckCall(Collective& peers) const {
