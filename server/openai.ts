@@ -33,6 +33,9 @@ export interface Job {
   topK?: number;
   minP?: number;
   repeatPenalty?: number;
+  repeatLastN?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
   seed?: number;
   stop: string[];
   stream: boolean;
@@ -87,6 +90,10 @@ function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
   const topK = int(b, 'top_k', 0, 1 << 20);
   const minP = num(b, 'min_p', 0, 1);
   const repeatPenalty = num(b, 'repeat_penalty', 0, 10);
+  // OpenAI's penalties (-2 to 2), over llama.cpp's window of the last repeat_last_n tokens.
+  const repeatLastN = int(b, 'repeat_last_n', 0, 1 << 20);
+  const frequencyPenalty = num(b, 'frequency_penalty', -2, 2);
+  const presencePenalty = num(b, 'presence_penalty', -2, 2);
   return {
     kind,
     // OpenAI's completions default to 16 tokens; chat goes on until the model ends its answer.
@@ -96,6 +103,9 @@ function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
     ...(topK !== undefined ? { topK } : {}),
     ...(minP !== undefined ? { minP } : {}),
     ...(repeatPenalty !== undefined ? { repeatPenalty } : {}),
+    ...(repeatLastN !== undefined ? { repeatLastN } : {}),
+    ...(frequencyPenalty !== undefined ? { frequencyPenalty } : {}),
+    ...(presencePenalty !== undefined ? { presencePenalty } : {}),
     ...(seed !== undefined ? { seed } : {}),
     stop: stops(b),
     stream: bool(b, 'stream') ?? false,

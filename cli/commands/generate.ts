@@ -33,6 +33,8 @@ export interface GenerateFlags {
   minP: number;
   repeatPenalty: number;
   repeatLastN: number;
+  frequencyPenalty: number;
+  presencePenalty: number;
   seed?: number;
   json?: boolean;
   bos: boolean;
@@ -133,7 +135,24 @@ export function addGenerateFlags(cmd: Command): Command {
       number('--repeat-penalty', 0, 100),
       1,
     )
-    .option('--repeat-last-n <N>', 'tokens the repeat penalty looks back over', whole('--repeat-last-n'), 64)
+    .option(
+      '--repeat-last-n <N>',
+      'tokens the repeat, frequency and presence penalties look back over',
+      whole('--repeat-last-n'),
+      64,
+    )
+    .option(
+      '--frequency-penalty <F>',
+      'subtract F × (times a token was seen in the last --repeat-last-n) from its logit (0 = off)',
+      number('--frequency-penalty', -2, 2),
+      0,
+    )
+    .option(
+      '--presence-penalty <P>',
+      'subtract P from the logit of every token seen in the last --repeat-last-n (0 = off)',
+      number('--presence-penalty', -2, 2),
+      0,
+    )
     .option(
       '-s, --seed <S>',
       'random seed: the same seed gives the same text (default: random)',
@@ -171,6 +190,8 @@ function samplingOf(o: GenerateFlags, seed: number): ModelRunOptions['sampling']
     minP: o.minP,
     repeatPenalty: o.repeatPenalty,
     repeatLastN: o.repeatLastN,
+    frequencyPenalty: o.frequencyPenalty,
+    presencePenalty: o.presencePenalty,
     seed,
   };
 }

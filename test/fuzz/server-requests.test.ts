@@ -37,6 +37,9 @@ const options = fc.record(
     top_k: field(fc.nat({ max: 100 })),
     min_p: field(fc.double({ min: 0, max: 1, noNaN: true })),
     repeat_penalty: field(fc.double({ min: 0, max: 10, noNaN: true })),
+    repeat_last_n: field(fc.nat({ max: 4096 })),
+    frequency_penalty: field(fc.double({ min: -2, max: 2, noNaN: true })),
+    presence_penalty: field(fc.double({ min: -2, max: 2, noNaN: true })),
     seed: field(fc.nat()),
     stop: field(
       fc.oneof(fc.string({ minLength: 1 }), fc.array(fc.string({ minLength: 1 }), { maxLength: 5 })),
@@ -60,6 +63,9 @@ function checkJob(j: Job): void {
   inRange(j.topK, 0, 1 << 20, true);
   inRange(j.minP, 0, 1);
   inRange(j.repeatPenalty, 0, 10);
+  inRange(j.repeatLastN, 0, 1 << 20, true);
+  inRange(j.frequencyPenalty, -2, 2);
+  inRange(j.presencePenalty, -2, 2);
   inRange(j.maxTokens, 0, 1 << 20, true);
   inRange(j.seed, 0, Number.MAX_SAFE_INTEGER, true);
   expect(j.stop.length).toBeLessThanOrEqual(4);

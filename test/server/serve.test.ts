@@ -83,24 +83,30 @@ async function metric(name: string): Promise<number> {
   return m ? Number(m[1]) : NaN;
 }
 
+/** `redblue generate`'s greedy answer to PROMPT on the served file (the server's reference). */
+function generated(n: number, ...flags: string[]) {
+  const gen = runCli([
+    'generate',
+    '-m',
+    model,
+    '-p',
+    PROMPT,
+    '-n',
+    String(n),
+    '--temp',
+    '0',
+    '--json',
+    '--virtual-nodes',
+    '2',
+    ...flags,
+  ]);
+  expect(gen.code, gen.stderr).toBe(0);
+  return JSON.parse(gen.stdout) as { text: string; promptTokens: number[]; generatedTokens: number[] };
+}
+
 describe('redblue serve', () => {
   it('completes greedily exactly as redblue generate does, streamed or not, with usage', async () => {
-    const gen = runCli([
-      'generate',
-      '-m',
-      model,
-      '-p',
-      PROMPT,
-      '-n',
-      '12',
-      '--temp',
-      '0',
-      '--json',
-      '--virtual-nodes',
-      '2',
-    ]);
-    expect(gen.code, gen.stderr).toBe(0);
-    const ref = JSON.parse(gen.stdout) as { text: string; promptTokens: number[]; generatedTokens: number[] };
+    const ref = generated(12);
     const r = await client.completions.create({
       model: 'chat.gguf',
       prompt: PROMPT,
@@ -210,6 +216,25 @@ describe('redblue serve', () => {
     expect(a.choices[0]!.text).toBe(b.choices[0]!.text);
   });
 
+  it('applies frequency and presence penalties as redblue generate does', async () => {
+    const plain = generated(24);
+    const ref = generated(24, '--frequency-penalty', '2', '--presence-penalty', '2', '--repeat-last-n', '32');
+    // The penalties change this model's greedy text (it repeats tokens without them), so a
+    // server that ignored the fields would fail below.
+    expect(ref.generatedTokens).not.toEqual(plain.generatedTokens);
+    const r = await client.completions.create({
+      model: 'm',
+      prompt: PROMPT,
+      max_tokens: 24,
+      temperature: 0,
+      frequency_penalty: 2,
+      presence_penalty: 2,
+      // llama.cpp's field, beside OpenAI's
+      ...({ repeat_last_n: 32 } as object),
+    });
+    expect(r.choices[0]!.text).toBe(ref.text);
+  });
+
   it('refuses bad requests with OpenAI-style errors and keeps serving', async () => {
     const bad: [RequestInit & { path?: string }, number, RegExp][] = [
       [{ method: 'POST', body: '{"prompt": "x", ' }, 400, /not JSON/],
@@ -228,6 +253,11 @@ describe('redblue serve', () => {
         { method: 'POST', body: JSON.stringify({ prompt: 'x', max_tokens: 1000 }) },
         400,
         /exceed the context of 256 tokens/,
+      ],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', frequency_penalty: -3 }) },
+        400,
+        /frequency_penalty must be a number from -2 to 2/,
       ],
       [
         { method: 'POST', body: JSON.stringify({ prompt: 'x', n: 3 }) },
