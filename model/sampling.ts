@@ -321,6 +321,45 @@ export function argmax(x: Float32Array): number {
   return best;
 }
 
+/** A chosen token's log-probability and the most likely tokens' at its position. */
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+  /** The `top` most likely tokens, most likely first (lower id among equals). */
+  top: { token: number; logprob: number }[];
+}
+
+/**
+ * log softmax of the model's own logits (before penalties and temperature, as OpenAI's logprobs)
+ * at `token` and at the `top` most likely tokens. Two passes over the logits and an insertion
+ * list of `top`: for the tokens a client asked logprobs of, not every token of every run.
+ */
+export function logprobsOf(logits: Float32Array, token: number, top: number): TokenLogprob {
+  const best: number[] = [];
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i]!;
+    if (!(v < Infinity)) throw invalidLogit(i, v);
+    if (v > max) max = v;
+    if (top > 0 && (best.length < top || v > logits[best[best.length - 1]!]!)) {
+      let j = Math.min(best.length, top - 1);
+      best[j] = i;
+      while (j > 0 && v > logits[best[j - 1]!]!) {
+        best[j] = best[j - 1]!;
+        best[--j] = i;
+      }
+    }
+  }
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  const z = max + Math.log(sum);
+  return {
+    token,
+    logprob: logits[token]! - z,
+    top: best.map((t) => ({ token: t, logprob: logits[t]! - z })),
+  };
+}
+
 // "a before b": larger logit first, lower id among equals (a total order, so runs are repeatable).
 function before(w: Float32Array, a: number, b: number): boolean {
   const wa = w[a]!;

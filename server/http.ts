@@ -10,15 +10,19 @@ import { Batcher } from './batcher.js';
 import {
   ApiError,
   chatJob,
+  chatLogprobs,
   chatReply,
   chunk,
   completionJob,
+  completionLogprobs,
   completionReply,
   usage,
   type FinishReason,
   type Job,
+  type Logprobs,
   type ReplyIds,
 } from './openai.js';
+import type { TokenLogprob } from '../model/sampling.js';
 import { Metrics } from './metrics.js';
 
 export interface ServeOptions {
@@ -133,6 +137,20 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       if (!res.writableFinished) gone.abort();
     });
     const sse = (body: unknown) => res.write(`data: ${JSON.stringify(body)}\n\n`);
+    // Log-probabilities: the sequence appends one entry a token it picks; each chunk takes those
+    // not sent yet (a token's entry may precede its text, which a stop string can hold back).
+    const lp = job.logprobs !== undefined ? { top: job.logprobs, into: [] as TokenLogprob[] } : undefined;
+    let lpSent = 0;
+    let lpOffset = 0;
+    const logprobs = (): Logprobs => {
+      if (!lp) return null;
+      const part = lp.into.slice(lpSent);
+      lpSent = lp.into.length;
+      if (job.kind === 'chat') return chatLogprobs(part, o.model.tokenizer);
+      const r = completionLogprobs(part, o.model.tokenizer, lpOffset);
+      lpOffset = r.text_offset.length ? r.text_offset.at(-1)! + r.tokens.at(-1)!.length : lpOffset;
+      return r;
+    };
     if (job.stream) {
       res.writeHead(200, {
         'content-type': 'text/event-stream',
@@ -160,7 +178,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       stop: job.stop,
       stopAtEog: !job.ignoreEos,
       signal: gone.signal,
-      ...(job.stream ? { onText: (text: string) => sse(chunk(job.kind, ids, { text })) } : {}),
+      ...(lp ? { logprobs: lp } : {}),
+      ...(job.stream ? { onText: (text: string) => sse(chunk(job.kind, ids, { text }, logprobs())) } : {}),
     });
     metrics.record(result);
     const finish: FinishReason =
@@ -171,7 +190,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     );
     if (result.stoppedBy === 'aborted') return; // nobody is listening
     if (job.stream) {
-      sse({ ...chunk(job.kind, ids, { finish }), ...(job.includeUsage ? { usage: u } : {}) });
+      sse({ ...chunk(job.kind, ids, { finish }, logprobs()), ...(job.includeUsage ? { usage: u } : {}) });
       res.end('data: [DONE]\n\n');
       return;
     }
@@ -179,8 +198,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       res,
       200,
       job.kind === 'chat'
-        ? chatReply(ids, result.text, finish, u)
-        : completionReply(ids, result.text, finish, u),
+        ? chatReply(ids, result.text, finish, u, logprobs())
+        : completionReply(ids, result.text, finish, u, logprobs()),
     );
   };
 

@@ -2,6 +2,7 @@
 // (a wrong type or range is a 400 that names the field), and the replies and stream chunks of
 // /v1/completions and /v1/chat/completions.
 import type { ChatMessage } from '../model/chat.js';
+import type { TokenLogprob } from '../model/sampling.js';
 
 export class ApiError extends Error {
   constructor(
@@ -42,6 +43,8 @@ export interface Job {
   includeUsage: boolean;
   /** llama.cpp's extension: generate past end-of-generation tokens (benchmarks fix the length so). */
   ignoreEos: boolean;
+  /** Log-probabilities asked for: how many most likely tokens beside the chosen one (0-20). */
+  logprobs?: number;
 }
 
 type Body = Record<string, unknown>;
@@ -94,6 +97,15 @@ function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
   const repeatLastN = int(b, 'repeat_last_n', 0, 1 << 20);
   const frequencyPenalty = num(b, 'frequency_penalty', -2, 2);
   const presencePenalty = num(b, 'presence_penalty', -2, 2);
+  // Completions: `logprobs: N`, the N most likely tokens too. Chat: `logprobs: true`, and
+  // `top_logprobs: N` for those.
+  let logprobs: number | undefined;
+  if (kind === 'completion') logprobs = int(b, 'logprobs', 0, 20);
+  else {
+    const top = int(b, 'top_logprobs', 0, 20);
+    if (bool(b, 'logprobs')) logprobs = top ?? 0;
+    else if (top !== undefined) throw new ApiError(400, 'top_logprobs needs logprobs: true', 'top_logprobs');
+  }
   return {
     kind,
     // OpenAI's completions default to 16 tokens; chat goes on until the model ends its answer.
@@ -111,6 +123,7 @@ function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
     stream: bool(b, 'stream') ?? false,
     includeUsage,
     ignoreEos: bool(b, 'ignore_eos') ?? false,
+    ...(logprobs !== undefined ? { logprobs } : {}),
   };
 }
 
@@ -184,37 +197,103 @@ export interface ReplyIds {
   model: string;
 }
 
-export function completionReply(ids: ReplyIds, text: string, finish: FinishReason, u: Usage) {
+/** A token's text and bytes, as the tokenizer gives them. */
+export interface TokenPieces {
+  piece(id: number): string;
+  pieceBytes(id: number): Uint8Array;
+}
+
+/** A choice's `logprobs`, in the endpoint's form; null where none were asked. */
+export type Logprobs = CompletionLogprobs | ChatLogprobs | null;
+
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  /** Where each token's text begins in the completion's text. */
+  text_offset: number[];
+}
+
+/** The completions form (OpenAI's legacy one): `offset` is where the first token's text begins. */
+export function completionLogprobs(entries: TokenLogprob[], t: TokenPieces, offset = 0): CompletionLogprobs {
+  const tokens = entries.map((e) => t.piece(e.token));
+  const text_offset = tokens.map((s) => ((offset += s.length), offset - s.length));
+  return {
+    tokens,
+    token_logprobs: entries.map((e) => e.logprob),
+    top_logprobs: entries.map((e) => Object.fromEntries(e.top.map((x) => [t.piece(x.token), x.logprob]))),
+    text_offset,
+  };
+}
+
+export interface ChatLogprobs {
+  content: {
+    token: string;
+    logprob: number;
+    bytes: number[];
+    top_logprobs: { token: string; logprob: number; bytes: number[] }[];
+  }[];
+}
+
+export function chatLogprobs(entries: TokenLogprob[], t: TokenPieces): ChatLogprobs {
+  const one = (token: number, logprob: number) => ({
+    token: t.piece(token),
+    logprob,
+    bytes: Array.from(t.pieceBytes(token)),
+  });
+  return {
+    content: entries.map((e) => ({
+      ...one(e.token, e.logprob),
+      top_logprobs: e.top.map((x) => one(x.token, x.logprob)),
+    })),
+  };
+}
+
+export function completionReply(
+  ids: ReplyIds,
+  text: string,
+  finish: FinishReason,
+  u: Usage,
+  logprobs: Logprobs = null,
+) {
   return {
     ...ids,
     object: 'text_completion',
-    choices: [{ index: 0, text, finish_reason: finish, logprobs: null }],
+    choices: [{ index: 0, text, finish_reason: finish, logprobs }],
     usage: u,
   };
 }
 
-export function chatReply(ids: ReplyIds, text: string, finish: FinishReason, u: Usage) {
+export function chatReply(
+  ids: ReplyIds,
+  text: string,
+  finish: FinishReason,
+  u: Usage,
+  logprobs: Logprobs = null,
+) {
   return {
     ...ids,
     object: 'chat.completion',
-    choices: [
-      { index: 0, message: { role: 'assistant', content: text }, finish_reason: finish, logprobs: null },
-    ],
+    choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: finish, logprobs }],
     usage: u,
   };
 }
 
-/** One stream chunk: a piece of text, or (text undefined) the first (chat: the role) or last one. */
+/**
+ * One stream chunk: a piece of text, or (text undefined) the first (chat: the role) or last one;
+ * `logprobs`: those of the tokens picked since the last chunk.
+ */
 export function chunk(
   kind: Job['kind'],
   ids: ReplyIds,
   piece: { text?: string; first?: boolean; finish?: FinishReason },
+  logprobs: Logprobs = null,
 ) {
   if (kind === 'completion')
     return {
       ...ids,
       object: 'text_completion',
-      choices: [{ index: 0, text: piece.text ?? '', finish_reason: piece.finish ?? null, logprobs: null }],
+      choices: [{ index: 0, text: piece.text ?? '', finish_reason: piece.finish ?? null, logprobs }],
     };
   const delta = piece.first
     ? { role: 'assistant', content: '' }
@@ -224,6 +303,6 @@ export function chunk(
   return {
     ...ids,
     object: 'chat.completion.chunk',
-    choices: [{ index: 0, delta, finish_reason: piece.finish ?? null, logprobs: null }],
+    choices: [{ index: 0, delta, finish_reason: piece.finish ?? null, logprobs }],
   };
 }

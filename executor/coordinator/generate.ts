@@ -16,7 +16,7 @@ import { ChatTemplate } from '../../model/chat.js';
 import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
 import { createTokenizer, type Tokenizer } from '../../model/tokenizer/index.js';
-import { Sampler, type SamplingParams } from '../../model/sampling.js';
+import { Sampler, logprobsOf, type SamplingParams, type TokenLogprob } from '../../model/sampling.js';
 import {
   planModelSplit,
   ratesFromSpeeds,
@@ -465,6 +465,11 @@ export interface GenerateOptions {
    * turns): processing starts after them. Ignored when a lost sequence is resumed on new executors.
    */
   reuse?: number;
+  /**
+   * Record each generated token's log-probability and the `top` most likely at its position,
+   * appended to `into` as the tokens are picked (a server streams them from there).
+   */
+  logprobs?: { top: number; into: TokenLogprob[] };
 }
 
 export interface GenerateTimings {
@@ -620,6 +625,7 @@ export class Sequence {
     this.sampler.accept(next);
     if ((o.stopAtEog ?? true) && this.model.tokenizer.isEog(next)) return this.end('eog');
     this.generated.push(next);
+    if (o.logprobs) o.logprobs.into.push(logprobsOf(logits, next, o.logprobs.top));
     return next;
   }
 

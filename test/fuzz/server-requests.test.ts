@@ -40,6 +40,8 @@ const options = fc.record(
     repeat_last_n: field(fc.nat({ max: 4096 })),
     frequency_penalty: field(fc.double({ min: -2, max: 2, noNaN: true })),
     presence_penalty: field(fc.double({ min: -2, max: 2, noNaN: true })),
+    logprobs: field(fc.oneof(fc.nat({ max: 25 }), fc.boolean())),
+    top_logprobs: field(fc.nat({ max: 25 })),
     seed: field(fc.nat()),
     stop: field(
       fc.oneof(fc.string({ minLength: 1 }), fc.array(fc.string({ minLength: 1 }), { maxLength: 5 })),
@@ -66,6 +68,7 @@ function checkJob(j: Job): void {
   inRange(j.repeatLastN, 0, 1 << 20, true);
   inRange(j.frequencyPenalty, -2, 2);
   inRange(j.presencePenalty, -2, 2);
+  inRange(j.logprobs, 0, 20, true);
   inRange(j.maxTokens, 0, 1 << 20, true);
   inRange(j.seed, 0, Number.MAX_SAFE_INTEGER, true);
   expect(j.stop.length).toBeLessThanOrEqual(4);

@@ -3,7 +3,14 @@
 // here is deterministic, so the statistical checks cannot flake.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { argmax, resolveSamplingParams, Rng, Sampler, type SamplingParams } from '../../model/sampling.js';
+import {
+  argmax,
+  logprobsOf,
+  resolveSamplingParams,
+  Rng,
+  Sampler,
+  type SamplingParams,
+} from '../../model/sampling.js';
 
 const OFF = { topK: 0, topP: 1, minP: 0, repeatPenalty: 1 } as const;
 
@@ -230,6 +237,25 @@ describe('Sampler', () => {
     const N = 20_000;
     const c0 = draw(s, Float32Array.from([2, 1]), N).get(0) ?? 0;
     expect(Math.abs(c0 / N - 0.5)).toBeLessThan(0.015);
+  });
+
+  it('logprobsOf: log softmax of the logits at the token, and the most likely tokens in order', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 300 }), fc.nat(), fc.nat({ max: 8 }), (n, seed, top) => {
+        const x = randomLogits(n, seed, 8);
+        if (n > 3) x[n - 1] = x[0]!; // a tie: the lower id first
+        const token = seed % n;
+        const r = logprobsOf(x, token, top);
+        // The definition, in doubles: log(exp(x_t) / Σ exp(x_i)).
+        const denom = Array.from(x).reduce((a, v) => a + Math.exp(v), 0);
+        expect(r.token).toBe(token);
+        expect(r.logprob).toBeCloseTo(Math.log(Math.exp(x[token]!) / denom), 9);
+        const order = Array.from(x.keys()).sort((a, b) => x[b]! - x[a]! || a - b);
+        expect(r.top.map((e) => e.token)).toEqual(order.slice(0, Math.min(top, n)));
+        for (const e of r.top) expect(e.logprob).toBeCloseTo(Math.log(Math.exp(x[e.token]!) / denom), 9);
+      }),
+    );
+    expect(() => logprobsOf(new Float32Array([0, NaN]), 0, 1)).toThrow(/logit 1 is NaN/);
   });
 
   it('does not modify the logits it is given', () => {

@@ -235,6 +235,51 @@ describe('redblue serve', () => {
     expect(r.choices[0]!.text).toBe(ref.text);
   });
 
+  it('returns log-probabilities, streamed or not: the chosen token and the most likely ones', async () => {
+    const ask = { model: 'm', prompt: PROMPT, max_tokens: 10, temperature: 0, logprobs: 3 };
+    const r = await client.completions.create(ask);
+    const lp = r.choices[0]!.logprobs!;
+    expect(lp.tokens).toHaveLength(r.usage!.completion_tokens);
+    expect(lp.tokens!.join('')).toBe(r.choices[0]!.text);
+    let offset = 0;
+    lp.tokens!.forEach((t, i) => {
+      expect(lp.text_offset![i]).toBe(offset);
+      offset += t.length;
+      const top = Object.values(lp.top_logprobs![i]!);
+      // Greedy: the chosen token is the most likely one.
+      expect(lp.token_logprobs![i]).toBe(Math.max(...top));
+      expect(lp.token_logprobs![i]!).toBeLessThan(0);
+      expect(top.reduce((a, v) => a + Math.exp(v), 0)).toBeLessThanOrEqual(1);
+    });
+    const stream = await client.completions.create({ ...ask, stream: true });
+    const streamed: (typeof lp)[] = [];
+    for await (const c of stream) if (c.choices[0]?.logprobs) streamed.push(c.choices[0].logprobs);
+    expect(streamed.flatMap((s) => s.tokens)).toEqual(lp.tokens);
+    expect(streamed.flatMap((s) => s.token_logprobs)).toEqual(lp.token_logprobs);
+    expect(streamed.flatMap((s) => s.text_offset)).toEqual(lp.text_offset);
+
+    const chat = await client.chat.completions.create({
+      model: 'm',
+      messages: [{ role: 'user', content: 'Hello there' }],
+      max_tokens: 8,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 2,
+    });
+    const content = chat.choices[0]!.logprobs!.content!;
+    expect(content).toHaveLength(chat.usage!.completion_tokens);
+    expect(Buffer.from(content.flatMap((c) => c.bytes!)).toString('utf8')).toBe(
+      chat.choices[0]!.message.content,
+    );
+    for (const c of content) {
+      expect(c.top_logprobs).toHaveLength(2);
+      expect(c.top_logprobs[0]!).toEqual({ token: c.token, logprob: c.logprob, bytes: c.bytes });
+    }
+    // Without asking: none.
+    const plain = await client.completions.create({ ...ask, logprobs: undefined });
+    expect(plain.choices[0]!.logprobs).toBeNull();
+  });
+
   it('refuses bad requests with OpenAI-style errors and keeps serving', async () => {
     const bad: [RequestInit & { path?: string }, number, RegExp][] = [
       [{ method: 'POST', body: '{"prompt": "x", ' }, 400, /not JSON/],
@@ -258,6 +303,15 @@ describe('redblue serve', () => {
         { method: 'POST', body: JSON.stringify({ prompt: 'x', frequency_penalty: -3 }) },
         400,
         /frequency_penalty must be a number from -2 to 2/,
+      ],
+      [
+        {
+          method: 'POST',
+          body: JSON.stringify({ messages: [{ role: 'user', content: 'x' }], top_logprobs: 2 }),
+          path: '/v1/chat/completions',
+        },
+        400,
+        /top_logprobs needs logprobs: true/,
       ],
       [
         { method: 'POST', body: JSON.stringify({ prompt: 'x', n: 3 }) },
