@@ -107,7 +107,14 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const tokens =
       job.kind === 'chat'
         ? o.chat.tokens(job.messages!)
-        : tokenizer.encode(job.prompt!, { addBos: tokenizer.addBos, parseSpecial: true });
+        : (job.promptIds ?? tokenizer.encode(job.prompt!, { addBos: tokenizer.addBos, parseSpecial: true }));
+    const outside = tokens.find((t) => t >= o.model.info.nVocab);
+    if (outside !== undefined)
+      throw new ApiError(
+        400,
+        `prompt token ${outside} is outside the vocabulary (ids 0-${o.model.info.nVocab - 1})`,
+        'prompt',
+      );
     if (tokens.length === 0)
       throw new ApiError(400, 'the prompt is empty', job.kind === 'chat' ? 'messages' : 'prompt');
     if (tokens.length >= o.model.ctx)

@@ -26,6 +26,8 @@ export class ApiError extends Error {
 export interface Job {
   kind: 'completion' | 'chat';
   prompt?: string;
+  /** A completion's prompt given as token ids (used as they are: no BOS added). */
+  promptIds?: number[];
   messages?: ChatMessage[];
   /** undefined: until an end-of-generation token or the context is full. */
   maxTokens?: number;
@@ -137,9 +139,21 @@ function object(body: unknown): Body {
 export function completionJob(body: unknown): Job {
   const b = object(body);
   let prompt = b.prompt;
-  if (Array.isArray(prompt) && prompt.length === 1) prompt = prompt[0];
+  // One prompt, as OpenAI takes it: text, or token ids; either alone in a list.
+  if (
+    Array.isArray(prompt) &&
+    prompt.length === 1 &&
+    (typeof prompt[0] === 'string' || Array.isArray(prompt[0]))
+  )
+    prompt = prompt[0];
+  if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((t) => Number.isSafeInteger(t) && t >= 0))
+    return { ...common(b, 'completion'), promptIds: prompt as number[] };
   if (typeof prompt !== 'string')
-    throw new ApiError(400, 'prompt must be a string (one prompt per request)', 'prompt');
+    throw new ApiError(
+      400,
+      'prompt must be a string or a list of token ids (one prompt per request)',
+      'prompt',
+    );
   return { ...common(b, 'completion'), prompt };
 }
 

@@ -73,7 +73,9 @@ function checkJob(j: Job): void {
   inRange(j.seed, 0, Number.MAX_SAFE_INTEGER, true);
   expect(j.stop.length).toBeLessThanOrEqual(4);
   for (const s of j.stop) expect(typeof s === 'string' && s.length > 0).toBe(true);
-  if (j.kind === 'completion') expect(typeof j.prompt).toBe('string');
+  if (j.kind === 'completion' && j.promptIds)
+    for (const t of j.promptIds) expect(Number.isSafeInteger(t) && t >= 0).toBe(true);
+  else if (j.kind === 'completion') expect(typeof j.prompt).toBe('string');
   else for (const m of j.messages!) expect(typeof m.content).toBe('string');
 }
 
@@ -102,7 +104,14 @@ describe('fuzz: serve request bodies', () => {
       FILE,
       fc.property(
         options,
-        field(fc.oneof(fc.string(), fc.array(fc.string(), { maxLength: 2 }))),
+        field(
+          fc.oneof(
+            fc.string(),
+            fc.array(fc.string(), { maxLength: 2 }),
+            fc.array(fc.oneof(fc.nat(), fc.integer(), fc.double()), { maxLength: 4 }),
+            fc.array(fc.array(fc.nat(), { maxLength: 3 }), { maxLength: 2 }),
+          ),
+        ),
         (o, prompt) => request(completionJob, { ...o, prompt }),
       ),
       300,

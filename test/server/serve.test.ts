@@ -276,6 +276,11 @@ describe('redblue serve', () => {
       expect(c.top_logprobs[0]!).toEqual({ token: c.token, logprob: c.logprob, bytes: c.bytes });
     }
     // Without asking: none.
+    // The prompt as token ids: the same answer.
+    const ids = generated(1).promptTokens;
+    const byIds = await client.completions.create({ ...ask, prompt: ids });
+    expect(byIds.choices[0]!.text).toBe(r.choices[0]!.text);
+    expect(byIds.choices[0]!.logprobs!.token_logprobs).toEqual(lp.token_logprobs);
     const plain = await client.completions.create({ ...ask, logprobs: undefined });
     expect(plain.choices[0]!.logprobs).toBeNull();
   });
@@ -312,6 +317,11 @@ describe('redblue serve', () => {
         },
         400,
         /top_logprobs needs logprobs: true/,
+      ],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: [1, 99999999] }) },
+        400,
+        /prompt token 99999999 is outside the vocabulary/,
       ],
       [
         { method: 'POST', body: JSON.stringify({ prompt: 'x', n: 3 }) },
