@@ -56,8 +56,16 @@ export interface SeqRun {
   slot: number;
   pos: number;
   count: number;
-  /** Return the logits after the run's last token. */
-  logits: boolean;
+  /**
+   * Rows of logits to return: true (or 1) after the run's last token, false (0) none, a number n
+   * after each of its last n tokens (a prompt scored token by token).
+   */
+  logits: boolean | number;
+}
+
+/** How many rows of logits a run asks for. */
+export function logitRows(r: Pick<SeqRun, 'logits'>): number {
+  return r.logits === true ? 1 : r.logits === false ? 0 : r.logits;
 }
 
 export interface ModelLoadResult {
@@ -105,7 +113,7 @@ export interface NativeModelShard {
      */
     into?: Float32Array,
   ): Promise<ModelForwardResult>;
-  /** One step of several sequences (see SeqRun): logits holds nVocab floats per run that asks. */
+  /** One step of several sequences (see SeqRun): logits holds nVocab floats per row the runs ask for. */
   forwardRuns(
     pool: NativeThreadPool,
     peers: unknown,
@@ -132,8 +140,8 @@ interface ModelAddon {
   ModelShard: new (cfg: ModelShardConfig) => NativeModelShard;
   /**
    * Posts a step in the area's doorbell and waits for `ranks` executors: their times. `tokens`
-   * holds every run's tokens, run after run; one row of logits per run that asks, in run order,
-   * lands after the doorbell.
+   * holds every run's tokens, run after run; the rows of logits the runs ask for, in run order,
+   * land after the doorbell.
    */
   ringDoorbell(
     area: ArrayBuffer,

@@ -45,7 +45,10 @@ export class Batcher {
   private running = false;
   private idleWaiters: (() => void)[] = [];
   private readonly chunk: number;
-  /** Every step's rows of logits (one per sequence at most; each sampled before the next step). */
+  /**
+   * Every step's rows of logits, one per slot: a sequence's row, or a scored prompt's several
+   * (each used before the next step).
+   */
   private readonly rows: Float32Array;
 
   constructor(private readonly o: BatcherOptions) {
@@ -113,8 +116,9 @@ export class Batcher {
 
   /**
    * The next step: aborted entries end, waiting ones take free slots, then the decoders' tokens
-   * and what is left of the step for prompts (a chunk while others decode). `asked`: the
-   * entries whose rows of logits come back, in the order they come.
+   * and what is left of the step for prompts (a chunk while others decode; prompts that are
+   * scored token by token after the others, within the rows of logits left). `rows`: the runs
+   * whose rows of logits come back, in the order they come.
    */
   private plan(): StepPlan | undefined {
     for (const e of [...this.active]) if (e.signal?.aborted) this.finish(e, 'aborted');
@@ -130,36 +134,48 @@ export class Batcher {
     }
     const tokens: number[] = [];
     const runs: SeqRun[] = [];
-    const asked: Entry[] = [];
+    const rows: RowsOf[] = [];
+    let rowCount = 0;
+    const decoding = new Set<Entry>();
     for (const e of this.active)
       if (e.pending !== undefined) {
         tokens.push(e.pending);
         runs.push({ slot: e.slot, pos: e.seq.position, count: 1, logits: true });
-        asked.push(e);
+        rows.push({ e, n: 1, from: e.seq.position, pick: true });
+        rowCount++;
+        decoding.add(e);
         e.pending = undefined;
       }
-    let budget = asked.length ? this.chunk : DOORBELL_MAX_TOKENS;
+    let budget = decoding.size ? this.chunk : DOORBELL_MAX_TOKENS;
     budget = Math.min(budget, DOORBELL_MAX_TOKENS - tokens.length);
-    for (const e of this.active) {
-      // A sequence whose last token is out (its text still to be passed on) has nothing to feed.
-      if (budget <= 0 || e.fed === e.seq.prompt.length || asked.includes(e)) continue;
-      const n = Math.min(e.seq.prompt.length - e.fed, budget);
-      const last = e.fed + n === e.seq.prompt.length;
-      tokens.push(...e.seq.prompt.slice(e.fed, e.fed + n));
-      runs.push({ slot: e.slot, pos: e.fed, count: n, logits: last });
-      e.fed += n;
-      budget -= n;
-      if (last) asked.push(e);
-    }
-    return runs.length ? { tokens, runs, asked } : undefined;
+    // Prompts scored token by token take a row of logits a token: they come after the others
+    // (at most one row each), in the rows the slots leave.
+    for (const scored of [false, true])
+      for (const e of this.active) {
+        // A sequence whose last token is out (its text still to be passed on) has nothing to feed.
+        if (budget <= 0 || e.fed === e.seq.prompt.length || decoding.has(e)) continue;
+        if (e.seq.scoresPrompt !== scored) continue;
+        let n = Math.min(e.seq.prompt.length - e.fed, budget);
+        if (scored) n = Math.min(n, this.o.model.slots - rowCount);
+        if (n <= 0) continue;
+        const last = e.fed + n === e.seq.prompt.length;
+        const k = scored ? n : last ? 1 : 0;
+        tokens.push(...e.seq.prompt.slice(e.fed, e.fed + n));
+        runs.push({ slot: e.slot, pos: e.fed, count: n, logits: k });
+        if (k) rows.push({ e, n: k, from: e.fed + n - k, pick: last });
+        rowCount += k;
+        e.fed += n;
+        budget -= n;
+      }
+    return runs.length ? { tokens, runs, rows } : undefined;
   }
 
   private async run(p: StepPlan): Promise<Float32Array[]> {
     const r = this.o.runner.step
       ? await this.o.runner.step(p.tokens, p.runs, this.rows)
       : await this.o.runner
-          .forward(p.tokens, p.runs[0]!.pos, p.runs[0]!.logits ? 'last' : 'none', true, this.rows)
-          .then((f) => ({ replies: f.replies, logits: p.runs[0]!.logits ? [f.logits] : [] }));
+          .forward(p.tokens, p.runs[0]!.pos, p.rows.length ? 'last' : 'none', true, this.rows)
+          .then((f) => ({ replies: f.replies, logits: p.rows.length ? [f.logits] : [] }));
     this.o.onStep?.(r.replies, p.tokens.length, p.runs.length);
     return r.logits;
   }
@@ -187,14 +203,21 @@ export class Batcher {
           continue;
         }
         const picked: [Entry, number][] = [];
-        plan.asked.forEach((e, i) => {
-          if (e.slot < 0) return; // ended while the step ran (a stop string): its row is not needed
+        let at = 0;
+        for (const { e, n, from, pick } of plan.rows) {
+          const mine = logits.slice(at, (at += n));
+          if (e.slot < 0) continue; // ended while the step ran (a stop string): its rows are not needed
+          e.seq.scorePrompt(mine, from);
+          if (!pick) continue;
           if (!e.firstAt) e.firstAt = performance.now();
-          const next = e.seq.pick(logits[i]!);
-          if (next === undefined) return this.finish(e);
+          const next = e.seq.pick(mine[n - 1]!);
+          if (next === undefined) {
+            this.finish(e);
+            continue;
+          }
           picked.push([e, next]);
           if (!e.seq.pickedLast) e.pending = next;
-        });
+        }
         plan = this.plan();
         inflight = plan && this.run(plan);
         for (const [e, token] of picked)
@@ -215,5 +238,13 @@ export class Batcher {
 interface StepPlan {
   tokens: number[];
   runs: SeqRun[];
-  asked: Entry[];
+  rows: RowsOf[];
+}
+
+/** A run's rows of logits: `n` rows after positions from…; `pick`: the last one samples a token. */
+interface RowsOf {
+  e: Entry;
+  n: number;
+  from: number;
+  pick: boolean;
 }

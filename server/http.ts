@@ -16,6 +16,7 @@ import {
   completionJob,
   completionLogprobs,
   completionReply,
+  echoLogprobs,
   usage,
   type FinishReason,
   type Job,
@@ -146,7 +147,16 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const sse = (body: unknown) => res.write(`data: ${JSON.stringify(body)}\n\n`);
     // Log-probabilities: the sequence appends one entry a token it picks; each chunk takes those
     // not sent yet (a token's entry may precede its text, which a stop string can hold back).
-    const lp = job.logprobs !== undefined ? { top: job.logprobs, into: [] as TokenLogprob[] } : undefined;
+    if (job.echo && job.logprobs !== undefined && !o.runner.scoresPrompts)
+      throw new ApiError(400, "echo with logprobs needs one host's executors (not --hostfile)", 'echo');
+    const lp =
+      job.logprobs !== undefined
+        ? {
+            top: job.logprobs,
+            into: [] as TokenLogprob[],
+            ...(job.echo ? { prompt: [] as TokenLogprob[] } : {}),
+          }
+        : undefined;
     let lpSent = 0;
     let lpOffset = 0;
     const logprobs = (): Logprobs => {
@@ -200,6 +210,11 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       sse({ ...chunk(job.kind, ids, { finish }, logprobs()), ...(job.includeUsage ? { usage: u } : {}) });
       res.end('data: [DONE]\n\n');
       return;
+    }
+    if (job.echo) {
+      const text = (job.prompt ?? o.model.tokenizer.decode(prompt)) + result.text;
+      const echoed = lp ? echoLogprobs(prompt, lp.prompt!, lp.into, o.model.tokenizer) : null;
+      return sendJson(res, 200, completionReply(ids, text, finish, u, echoed));
     }
     sendJson(
       res,

@@ -47,6 +47,8 @@ export interface Job {
   ignoreEos: boolean;
   /** Log-probabilities asked for: how many most likely tokens beside the chosen one (0-20). */
   logprobs?: number;
+  /** Completions: the prompt comes back before the completion (with logprobs: scored too). */
+  echo?: boolean;
 }
 
 type Body = Record<string, unknown>;
@@ -147,14 +149,20 @@ export function completionJob(body: unknown): Job {
   )
     prompt = prompt[0];
   if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((t) => Number.isSafeInteger(t) && t >= 0))
-    return { ...common(b, 'completion'), promptIds: prompt as number[] };
+    return { ...common(b, 'completion'), ...echo(b), promptIds: prompt as number[] };
   if (typeof prompt !== 'string')
     throw new ApiError(
       400,
       'prompt must be a string or a list of token ids (one prompt per request)',
       'prompt',
     );
-  return { ...common(b, 'completion'), prompt };
+  return { ...common(b, 'completion'), ...echo(b), prompt };
+}
+
+function echo(b: Body): { echo?: boolean } {
+  if (!bool(b, 'echo')) return {};
+  if (bool(b, 'stream')) throw new ApiError(400, 'echo is answered whole: ask without stream', 'echo');
+  return { echo: true };
 }
 
 /** POST /v1/chat/completions */
@@ -222,9 +230,10 @@ export type Logprobs = CompletionLogprobs | ChatLogprobs | null;
 
 export interface CompletionLogprobs {
   tokens: string[];
-  token_logprobs: number[];
-  top_logprobs: Record<string, number>[];
-  /** Where each token's text begins in the completion's text. */
+  /** null: an echoed prompt's first token (nothing before it to predict it). */
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  /** Where each token's text begins in the completion's text (with echo: the prompt's pieces first). */
   text_offset: number[];
 }
 
@@ -237,6 +246,29 @@ export function completionLogprobs(entries: TokenLogprob[], t: TokenPieces, offs
     token_logprobs: entries.map((e) => e.logprob),
     top_logprobs: entries.map((e) => Object.fromEntries(e.top.map((x) => [t.piece(x.token), x.logprob]))),
     text_offset,
+  };
+}
+
+/**
+ * An echoed completion's logprobs: the prompt's tokens (the first without a logprob; the others
+ * scored by the positions before them), then the completion's. Offsets count token pieces, which
+ * may differ from the prompt's text (a leading space the tokenizer adds, BOS).
+ */
+export function echoLogprobs(
+  prompt: readonly number[],
+  scored: TokenLogprob[],
+  generated: TokenLogprob[],
+  t: TokenPieces,
+): CompletionLogprobs {
+  const first = t.piece(prompt[0]!);
+  const head = completionLogprobs(scored, t, first.length);
+  const end = head.text_offset.length ? head.text_offset.at(-1)! + head.tokens.at(-1)!.length : first.length;
+  const tail = completionLogprobs(generated, t, end);
+  return {
+    tokens: [first, ...head.tokens, ...tail.tokens],
+    token_logprobs: [null, ...head.token_logprobs, ...tail.token_logprobs],
+    top_logprobs: [null, ...head.top_logprobs, ...tail.top_logprobs],
+    text_offset: [0, ...head.text_offset, ...tail.text_offset],
   };
 }
 

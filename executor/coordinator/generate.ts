@@ -7,6 +7,7 @@
 // generation are written once for both.
 import {
   DOORBELL_MAX_TOKENS,
+  logitRows,
   MAX_SEQUENCES,
   modelAddon,
   type SeqRun,
@@ -54,6 +55,11 @@ export interface ModelRunner {
   readonly ranks: number;
   /** Each rank's read bandwidth (GB/s) as it measured it on its node: the split follows it. */
   readonly speeds?: readonly number[];
+  /**
+   * step() returns a run several rows of logits (SeqRun.logits a number: a prompt scored token
+   * by token). Absent: one row a run at most (across hosts).
+   */
+  readonly scoresPrompts?: boolean;
   /** Where each rank runs (its host and memory node): token_embd's and the output's placement follow it. */
   readonly places?: readonly RankPlace[];
   /** Each rank loads its split (per rank, in rank order; `path` as the coordinator sees it). */
@@ -189,6 +195,7 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
     ranks: cluster.clients.length,
     speeds: cluster.hellos.map((h) => h.readGbps),
     places: localPlaces(cluster.topology),
+    scoresPrompts: true,
     async load(reqs) {
       // Joins every executor to the host's shared-memory group (the all-reduces run there); the
       // area holds the doorbell and a row of logits per KV slot (the cluster unmaps it when it stops).
@@ -233,7 +240,7 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
       if (!doorbell || !staging) throw new Error('the executors are not running a model: load one first');
       checkRuns(tokens, runs, slots);
       const replies = await ring(tokens, runs);
-      const rows = runs.filter((r) => r.logits).length;
+      const rows = runs.reduce((a, r) => a + logitRows(r), 0);
       const all = copyLogits(new Float32Array(staging.buffer, logitsAt(), rows * nVocab), into);
       const logits = Array.from({ length: rows }, (_, i) => all.subarray(i * nVocab, (i + 1) * nVocab));
       return { logits, replies };
@@ -247,14 +254,21 @@ function checkRuns(tokens: readonly number[], runs: readonly SeqRun[], slots: nu
     throw new Error(`a step carries 1-${Math.min(slots, MAX_SEQUENCES)} sequences, not ${runs.length}`);
   const seen = new Set<number>();
   let total = 0;
+  let rows = 0;
   for (const r of runs) {
     if (!Number.isInteger(r.slot) || r.slot < 0 || r.slot >= slots)
       throw new Error(`KV slot ${r.slot} does not exist: the model was loaded with slots 0-${slots - 1}`);
     if (seen.has(r.slot)) throw new Error(`KV slot ${r.slot} appears twice in one step`);
     seen.add(r.slot);
     if (!Number.isInteger(r.count) || r.count < 1) throw new Error(`slot ${r.slot}'s run carries no tokens`);
+    const n = logitRows(r);
+    if (!Number.isInteger(n) || n < 0 || n > r.count)
+      throw new Error(`slot ${r.slot}'s run asks for ${n} rows of logits but carries ${r.count} tokens`);
+    rows += n;
     total += r.count;
   }
+  // The staging area holds a row per slot.
+  if (rows > slots) throw new Error(`a step returns at most ${slots} rows of logits, not ${rows}`);
   if (total !== tokens.length)
     throw new Error(`the runs hold ${total} tokens but the step has ${tokens.length}`);
   if (total > DOORBELL_MAX_TOKENS)
@@ -467,9 +481,11 @@ export interface GenerateOptions {
   reuse?: number;
   /**
    * Record each generated token's log-probability and the `top` most likely at its position,
-   * appended to `into` as the tokens are picked (a server streams them from there).
+   * appended to `into` as the tokens are picked (a server streams them from there). `prompt`:
+   * the prompt's tokens after the first scored the same way, in order (a batching server's
+   * `echo`; it feeds the rows through scorePrompt).
    */
-  logprobs?: { top: number; into: TokenLogprob[] };
+  logprobs?: { top: number; into: TokenLogprob[]; prompt?: TokenLogprob[] };
 }
 
 export interface GenerateTimings {
@@ -627,6 +643,22 @@ export class Sequence {
     this.generated.push(next);
     if (o.logprobs) o.logprobs.into.push(logprobsOf(logits, next, o.logprobs.top));
     return next;
+  }
+
+  /** Whether the prompt's tokens are scored (logprobs.prompt): its steps return every row. */
+  get scoresPrompt(): boolean {
+    return this.o.logprobs?.prompt !== undefined;
+  }
+
+  /**
+   * The logits after prompt positions from, from + 1, …: each scores the prompt token that
+   * follows it (the last position's row, if among them, is pick()'s and scores nothing here).
+   */
+  scorePrompt(rows: readonly Float32Array[], from: number): void {
+    const lp = this.o.logprobs;
+    if (!lp?.prompt) return;
+    for (let j = 0; j < rows.length && from + j + 1 < this.prompt.length; j++)
+      lp.prompt.push(logprobsOf(rows[j]!, this.prompt[from + j + 1]!, lp.top));
   }
 
   /** Whether the token pick() returned ends the sequence whatever its text (length, context). */

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { allHosts, type RemoteCluster } from './remote-cluster.js';
 import { logitsOf, type ModelRunner, type RankPlace } from './generate.js';
+import { logitRows } from '../../native/model.js';
 import type { Generation, GenerateRun } from './generate-run.js';
 
 export interface RemoteRunnerOptions {
@@ -90,6 +91,11 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
       return { logits: logitsOf(ranks[0]!.logits, into), replies: ranks };
     },
     async step(tokens, runs, into) {
+      // The hosts' protocol carries one row a run (SeqRun.logits is a flag there).
+      if (runs.some((r) => logitRows(r) > 1))
+        throw new Error(
+          'a prompt scored token by token (several rows of logits a run) runs on one host only',
+        );
       const replies = await rc.guard(
         allHosts(
           rc.hosts.map((c, h) =>
@@ -97,7 +103,7 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
               tokens,
               pos: 0,
               logits: 'none',
-              runs,
+              runs: runs.map((r) => ({ ...r, logits: logitRows(r) > 0 })),
               firstRank: first[h]!,
               world,
               run,

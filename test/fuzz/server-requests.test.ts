@@ -42,6 +42,7 @@ const options = fc.record(
     presence_penalty: field(fc.double({ min: -2, max: 2, noNaN: true })),
     logprobs: field(fc.oneof(fc.nat({ max: 25 }), fc.boolean())),
     top_logprobs: field(fc.nat({ max: 25 })),
+    echo: field(fc.boolean()),
     seed: field(fc.nat()),
     stop: field(
       fc.oneof(fc.string({ minLength: 1 }), fc.array(fc.string({ minLength: 1 }), { maxLength: 5 })),
@@ -69,6 +70,7 @@ function checkJob(j: Job): void {
   inRange(j.frequencyPenalty, -2, 2);
   inRange(j.presencePenalty, -2, 2);
   inRange(j.logprobs, 0, 20, true);
+  if (j.echo) expect(j.kind === 'completion' && !j.stream).toBe(true);
   inRange(j.maxTokens, 0, 1 << 20, true);
   inRange(j.seed, 0, Number.MAX_SAFE_INTEGER, true);
   expect(j.stop.length).toBeLessThanOrEqual(4);

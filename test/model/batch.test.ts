@@ -131,6 +131,31 @@ describe('continuous batching: sequences in KV slots, one step for all', () => {
       }
     }, 60_000);
 
+  it("a run's last n rows of logits (a prompt scored token by token): each as its prefix alone", async () => {
+    const runner = await load({ default: 'q4_0' }, 'rows.gguf');
+    const p = PROMPTS[1]!;
+    // Slot 1 decodes beside it: one row of its own before the prompt's three.
+    await runner.step!([7], [{ slot: 1, pos: 0, count: 1, logits: true }]);
+    const r = await runner.step!(
+      [8, ...p],
+      [
+        { slot: 1, pos: 1, count: 1, logits: 1 },
+        { slot: 0, pos: 0, count: p.length, logits: 3 },
+      ],
+    );
+    expect(r.logits).toHaveLength(4);
+    for (let j = 0; j < 3; j++) {
+      const prefix = p.slice(0, p.length - 2 + j);
+      const ref = await runner.step!(prefix, [{ slot: 2, pos: 0, count: prefix.length, logits: true }]);
+      expect(bits(r.logits[1 + j]!), `row ${j}`).toBe(bits(ref.logits[0]!));
+    }
+    const run = (logits: number): SeqRun[] => [{ slot: 0, pos: 0, count: p.length, logits }];
+    await expect(runner.step!(p, run(p.length + 1))).rejects.toThrow(
+      /asks for 13 rows of logits but carries 12/,
+    );
+    await expect(runner.step!(p, run(5))).rejects.toThrow(/at most 4 rows of logits, not 5/);
+  }, 60_000);
+
   it('bad steps are refused with the reason, and the next good step runs', async () => {
     const runner = await load({ default: 'q8_0' }, 'errors.gguf');
     const one = (slot: number, pos = 0): SeqRun => ({ slot, pos, count: 1, logits: true });

@@ -285,6 +285,50 @@ describe('redblue serve', () => {
     expect(plain.choices[0]!.logprobs).toBeNull();
   });
 
+  it("echo scores the prompt token by token: each position's distribution as its prefix's own", async () => {
+    const text = 'The quick brown fox jumps over the lazy dog, and then it runs far away into the woods.';
+    // Its tokens (later -p wins over the helper's).
+    const promptIds = generated(1, '-p', text).promptTokens;
+    expect(promptIds.length).toBeGreaterThan(16); // several steps of rows when others decode
+    const ask = { model: 'm', prompt: text, max_tokens: 0, temperature: 0, logprobs: 4, echo: true };
+    const alone = await client.completions.create(ask);
+    const lp = alone.choices[0]!.logprobs!;
+    expect(alone.choices[0]!.text).toBe(text);
+    expect(alone.usage!.completion_tokens).toBe(0);
+    expect(lp.tokens).toHaveLength(alone.usage!.prompt_tokens);
+    expect(lp.token_logprobs![0]).toBeNull();
+    expect(lp.top_logprobs![0]).toBeNull();
+    // Position p's top tokens are what a completion of the prompt's first p tokens ranks first.
+    for (const p of [1, 2, Math.floor(promptIds.length / 2), promptIds.length - 1]) {
+      const next = await client.completions.create({
+        model: 'm',
+        prompt: promptIds.slice(0, p),
+        max_tokens: 1,
+        temperature: 0,
+        logprobs: 4,
+      });
+      const want = next.choices[0]!.logprobs!.top_logprobs![0]!;
+      const got = lp.top_logprobs![p]!;
+      expect(Object.keys(got)).toEqual(Object.keys(want));
+      for (const k of Object.keys(want)) expect(got[k]).toBeCloseTo(want[k]!, 4);
+      expect(lp.token_logprobs![p]!).toBeLessThan(0);
+    }
+    // The same numbers while 7 other sequences decode beside it (the rows it takes per step are
+    // those the slots leave), and a completion after the echoed prompt.
+    const others = Array.from({ length: 7 }, (_, i) =>
+      client.completions.create({ model: 'm', prompt: `Story ${i}`, max_tokens: 24, temperature: 0 }),
+    );
+    const busy = await client.completions.create(ask);
+    await Promise.all(others);
+    expect(busy.choices[0]!.logprobs).toEqual(lp);
+    const more = await client.completions.create({ ...ask, max_tokens: 3 });
+    const plain = await client.completions.create({ ...ask, max_tokens: 3, echo: false });
+    expect(more.choices[0]!.text).toBe(text + plain.choices[0]!.text);
+    expect(more.choices[0]!.logprobs!.token_logprobs!.slice(promptIds.length)).toEqual(
+      plain.choices[0]!.logprobs!.token_logprobs,
+    );
+  });
+
   it('refuses bad requests with OpenAI-style errors and keeps serving', async () => {
     const bad: [RequestInit & { path?: string }, number, RegExp][] = [
       [{ method: 'POST', body: '{"prompt": "x", ' }, 400, /not JSON/],
@@ -322,6 +366,11 @@ describe('redblue serve', () => {
         { method: 'POST', body: JSON.stringify({ prompt: [1, 99999999] }) },
         400,
         /prompt token 99999999 is outside the vocabulary/,
+      ],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', echo: true, stream: true }) },
+        400,
+        /echo is answered whole/,
       ],
       [
         { method: 'POST', body: JSON.stringify({ prompt: 'x', n: 3 }) },

@@ -96,7 +96,9 @@ std::vector<SeqRun> RunsFromJs(const Napi::Value& v) {
     run.slot = static_cast<int>(Int(r, "slot"));
     run.pos = Int(r, "pos");
     run.count = Int(r, "count");
-    run.logits = r.Get("logits").ToBoolean();
+    // true / false: the last row or none (decode steps); a number: that many last rows.
+    const Napi::Value l = r.Get("logits");
+    run.logits = l.IsNumber() ? l.As<Napi::Number>().Int64Value() : (l.ToBoolean() ? 1 : 0);
     out.push_back(run);
   }
   return out;

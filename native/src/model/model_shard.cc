@@ -433,8 +433,11 @@ ModelForwardTimings ModelShard::ForwardRuns(const int32_t* tokens, const SeqRun*
     if (r.pos > filled)
       throw UserError(what + ": position " + std::to_string(r.pos) + " leaves a gap (the slot holds positions 0.." +
                       std::to_string(filled - 1) + ")");
+    if (r.logits < 0 || r.logits > r.count)
+      throw UserError(what + " asks for " + std::to_string(r.logits) + " rows of logits but carries " +
+                      std::to_string(r.count) + " tokens");
+    for (int64_t k = r.count - r.logits; k < r.count; ++k) rows.push_back(total + k);
     total += r.count;
-    if (r.logits) rows.push_back(total - 1);
   }
   CheckTokens(tokens, total);
   return Step(tokens, runs, nRuns, rows, pool, peers, logitsOut);

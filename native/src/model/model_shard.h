@@ -57,7 +57,9 @@ struct ModelLoadInfo {
 struct SeqRun {
   int slot = 0;
   int64_t pos = 0, count = 0;
-  bool logits = false;
+  // Rows of logits the run asks for: its last `logits` positions (0 none, 1 the last: a decode
+  // step or a prompt's end; up to `count`: a prompt scored token by token).
+  int64_t logits = 0;
 };
 
 struct ModelForwardTimings {

@@ -83,8 +83,8 @@ class StepLoop {
   std::thread thread_;
 };
 
-// A step: the tokens of every run, run after run; rank 0 leaves one row of logits per run that
-// asks for them, in run order, after the block.
+// A step: the tokens of every run, run after run; rank 0 leaves the rows of logits the runs ask
+// for (each run's last SeqRun::logits positions), in run order, after the block.
 struct DoorbellStep {
   std::vector<int32_t> tokens;
   std::vector<SeqRun> runs;
