@@ -117,7 +117,7 @@ export class Batcher {
   /**
    * The next step: aborted entries end, waiting ones take free slots, then the decoders' tokens
    * and what is left of the step for prompts (a chunk while others decode; prompts that are
-   * scored token by token after the others, within the rows of logits left). `rows`: the runs
+   * scored token by token after the others, within the rows of logits left). `asks`: the runs
    * whose rows of logits come back, in the order they come.
    */
   private plan(): StepPlan | undefined {
@@ -134,14 +134,14 @@ export class Batcher {
     }
     const tokens: number[] = [];
     const runs: SeqRun[] = [];
-    const rows: RowsOf[] = [];
+    const asks: RowsOf[] = [];
     let rowCount = 0;
     const decoding = new Set<Entry>();
     for (const e of this.active)
       if (e.pending !== undefined) {
         tokens.push(e.pending);
         runs.push({ slot: e.slot, pos: e.seq.position, count: 1, logits: true });
-        rows.push({ e, n: 1, from: e.seq.position, pick: true });
+        asks.push({ e, n: 1, from: e.seq.position, pick: true });
         rowCount++;
         decoding.add(e);
         e.pending = undefined;
@@ -162,20 +162,20 @@ export class Batcher {
         const k = scored ? n : last ? 1 : 0;
         tokens.push(...e.seq.prompt.slice(e.fed, e.fed + n));
         runs.push({ slot: e.slot, pos: e.fed, count: n, logits: k });
-        if (k) rows.push({ e, n: k, from: e.fed + n - k, pick: last });
+        if (k) asks.push({ e, n: k, from: e.fed + n - k, pick: last });
         rowCount += k;
         e.fed += n;
         budget -= n;
       }
-    return runs.length ? { tokens, runs, rows } : undefined;
+    return runs.length ? { tokens, runs, asks } : undefined;
   }
 
   private async run(p: StepPlan): Promise<Float32Array[]> {
     const r = this.o.runner.step
       ? await this.o.runner.step(p.tokens, p.runs, this.rows)
       : await this.o.runner
-          .forward(p.tokens, p.runs[0]!.pos, p.rows.length ? 'last' : 'none', true, this.rows)
-          .then((f) => ({ replies: f.replies, logits: p.rows.length ? [f.logits] : [] }));
+          .forward(p.tokens, p.runs[0]!.pos, p.asks.length ? 'last' : 'none', true, this.rows)
+          .then((f) => ({ replies: f.replies, logits: p.asks.length ? [f.logits] : [] }));
     this.o.onStep?.(r.replies, p.tokens.length, p.runs.length);
     return r.logits;
   }
@@ -204,7 +204,7 @@ export class Batcher {
         }
         const picked: [Entry, number][] = [];
         let at = 0;
-        for (const { e, n, from, pick } of plan.rows) {
+        for (const { e, n, from, pick } of plan.asks) {
           const mine = logits.slice(at, (at += n));
           if (e.slot < 0) continue; // ended while the step ran (a stop string): its rows are not needed
           e.seq.scorePrompt(mine, from);
@@ -238,7 +238,7 @@ export class Batcher {
 interface StepPlan {
   tokens: number[];
   runs: SeqRun[];
-  rows: RowsOf[];
+  asks: RowsOf[];
 }
 
 /** A run's rows of logits: `n` rows after positions from…; `pick`: the last one samples a token. */

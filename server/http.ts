@@ -17,6 +17,7 @@ import {
   completionLogprobs,
   completionReply,
   echoLogprobs,
+  endOffset,
   usage,
   type FinishReason,
   type Job,
@@ -145,10 +146,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       if (!res.writableFinished) gone.abort();
     });
     const sse = (body: unknown) => res.write(`data: ${JSON.stringify(body)}\n\n`);
-    // Log-probabilities: the sequence appends one entry a token it picks; each chunk takes those
-    // not sent yet (a token's entry may precede its text, which a stop string can hold back).
     if (job.echo && job.logprobs !== undefined && !o.runner.scoresPrompts)
       throw new ApiError(400, "echo with logprobs needs one host's executors (not --hostfile)", 'echo');
+    // Log-probabilities: the sequence appends one entry a token it picks; each chunk takes those
+    // not sent yet (a token's entry may precede its text, which a stop string can hold back).
     const lp =
       job.logprobs !== undefined
         ? {
@@ -165,7 +166,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       lpSent = lp.into.length;
       if (job.kind === 'chat') return chatLogprobs(part, o.model.tokenizer);
       const r = completionLogprobs(part, o.model.tokenizer, lpOffset);
-      lpOffset = r.text_offset.length ? r.text_offset.at(-1)! + r.tokens.at(-1)!.length : lpOffset;
+      lpOffset = endOffset(r, lpOffset);
       return r;
     };
     if (job.stream) {

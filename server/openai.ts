@@ -249,6 +249,11 @@ export function completionLogprobs(entries: TokenLogprob[], t: TokenPieces, offs
   };
 }
 
+/** Where the text after `l`'s tokens begins (`start`: where they began). */
+export function endOffset(l: CompletionLogprobs, start: number): number {
+  return l.tokens.reduce((a, s) => a + s.length, start);
+}
+
 /**
  * An echoed completion's logprobs: the prompt's tokens (the first without a logprob; the others
  * scored by the positions before them), then the completion's. Offsets count token pieces, which
@@ -262,8 +267,7 @@ export function echoLogprobs(
 ): CompletionLogprobs {
   const first = t.piece(prompt[0]!);
   const head = completionLogprobs(scored, t, first.length);
-  const end = head.text_offset.length ? head.text_offset.at(-1)! + head.tokens.at(-1)!.length : first.length;
-  const tail = completionLogprobs(generated, t, end);
+  const tail = completionLogprobs(generated, t, endOffset(head, first.length));
   return {
     tokens: [first, ...head.tokens, ...tail.tokens],
     token_logprobs: [null, ...head.token_logprobs, ...tail.token_logprobs],
