@@ -29,6 +29,8 @@ interface Entry {
   slot: number;
   /** Prompt tokens in the slot's cache. */
   fed: number;
+  /** Positions of the slot's cache this sequence has written (or a posted step will have). */
+  kv: number;
   /** The token to feed next step (decoding). */
   pending: number | undefined;
   queuedAt: number;
@@ -50,6 +52,13 @@ export class Batcher {
    * (each used before the next step).
    */
   private readonly rows: Float32Array;
+  /**
+   * The tokens at positions 0… of each slot's KV cache, as its last sequence left them: a new
+   * prompt that begins with some of them starts after those (a chat resending its history).
+   */
+  private readonly cached: number[][];
+  /** Prompt tokens found in a slot's cache and not processed again, since the start. */
+  reusedPromptTokens = 0;
 
   constructor(private readonly o: BatcherOptions) {
     if (!o.runner.step && o.model.slots > 1)
@@ -59,6 +68,7 @@ export class Batcher {
     this.free = Array.from({ length: o.model.slots }, (_, i) => o.model.slots - 1 - i);
     this.chunk = Math.max(1, Math.min(o.prefillChunk ?? 64, DOORBELL_MAX_TOKENS));
     this.rows = new Float32Array(o.model.slots * o.model.info.nVocab);
+    this.cached = Array.from({ length: o.model.slots }, () => []);
   }
 
   get slots(): number {
@@ -83,6 +93,7 @@ export class Batcher {
         signal: g.signal,
         slot: -1,
         fed: 0,
+        kv: 0,
         pending: undefined,
         queuedAt: performance.now(),
         admittedAt: 0,
@@ -109,7 +120,10 @@ export class Batcher {
     const first = e.firstAt || now;
     const i = this.active.indexOf(e);
     if (i >= 0) this.active.splice(i, 1);
-    if (e.slot >= 0) this.free.push(e.slot);
+    if (e.slot >= 0) {
+      this.cached[e.slot] = [...e.seq.prompt, ...e.seq.generated].slice(0, e.kv);
+      this.free.push(e.slot);
+    }
     e.slot = -1;
     e.resolve(e.seq.result((first - (e.admittedAt || now)) / 1e3, (now - first) / 1e3, []));
   }
@@ -128,9 +142,7 @@ export class Batcher {
         this.finish(e, 'aborted');
         continue;
       }
-      e.slot = this.free.pop()!;
-      e.admittedAt = performance.now();
-      this.active.push(e);
+      this.admit(e);
     }
     const tokens: number[] = [];
     const runs: SeqRun[] = [];
@@ -142,6 +154,7 @@ export class Batcher {
         tokens.push(e.pending);
         runs.push({ slot: e.slot, pos: e.seq.position, count: 1, logits: true });
         asks.push({ e, n: 1, from: e.seq.position, pick: true });
+        e.kv = e.seq.position + 1;
         rowCount++;
         decoding.add(e);
         e.pending = undefined;
@@ -165,9 +178,35 @@ export class Batcher {
         if (k) asks.push({ e, n: k, from: e.fed + n - k, pick: last });
         rowCount += k;
         e.fed += n;
+        e.kv = e.fed;
         budget -= n;
       }
     return runs.length ? { tokens, runs, asks } : undefined;
+  }
+
+  /**
+   * Gives `e` the free slot whose cache begins with the most of its prompt (at least its last
+   * token is fed again, for the logits after it), and starts it after those tokens. A prompt
+   * scored token by token starts at 0 (every position's logits are wanted).
+   */
+  private admit(e: Entry): void {
+    const prompt = e.seq.prompt;
+    let best = this.free.length - 1;
+    let common = 0;
+    if (!e.seq.scoresPrompt)
+      for (let k = this.free.length - 1; k >= 0; k--) {
+        const c = this.cached[this.free[k]!]!;
+        const limit = Math.min(c.length, prompt.length - 1);
+        let n = 0;
+        while (n < limit && c[n] === prompt[n]) n++;
+        if (n > common) [best, common] = [k, n];
+      }
+    e.slot = this.free.splice(best, 1)[0]!;
+    this.cached[e.slot] = [];
+    e.fed = e.kv = common;
+    this.reusedPromptTokens += common;
+    e.admittedAt = performance.now();
+    this.active.push(e);
   }
 
   private async run(p: StepPlan): Promise<Float32Array[]> {
@@ -192,7 +231,9 @@ export class Batcher {
         try {
           logits = await inflight;
         } catch (err) {
-          // Every sequence in the slots fails with the step (their caches are no longer known).
+          // Every sequence in the slots fails with the step, and no slot's cache is known now (a
+          // sequence that ended meanwhile counted on this step).
+          this.cached.fill([]);
           for (const e of this.active.splice(0)) {
             this.free.push(e.slot);
             e.slot = -1;

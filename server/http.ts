@@ -236,6 +236,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     switch (route) {
       case 'GET /metrics': {
         metrics.queued = batcher.queued;
+        metrics.cachedPromptTokens = batcher.reusedPromptTokens;
         metrics.active = batcher.activeCount;
         const text = metrics.render();
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });

@@ -7,6 +7,8 @@ import type { GenerateResult } from '../executor/coordinator/generate.js';
 export class Metrics {
   queued = 0;
   active = 0;
+  /** Prompt tokens found in a slot's KV cache and not processed again. */
+  cachedPromptTokens = 0;
   slots = 1;
   private steps = 0;
   private stepTokens = 0;
@@ -73,9 +75,15 @@ export class Metrics {
     metric('redblue_requests_total', 'counter', 'HTTP requests by route and status.', [
       ...[...this.requests].map(([k, v]) => `redblue_requests_total{${k}} ${v}`),
     ]);
-    metric('redblue_prompt_tokens_total', 'counter', 'Prompt tokens processed.', [
+    metric('redblue_prompt_tokens_total', 'counter', 'Prompt tokens of the requests answered.', [
       `redblue_prompt_tokens_total ${this.promptTokens}`,
     ]);
+    metric(
+      'redblue_prompt_tokens_cached_total',
+      'counter',
+      "Prompt tokens found in a KV slot's cache (a prefix of the slot's last sequence) and not processed again.",
+      [`redblue_prompt_tokens_cached_total ${this.cachedPromptTokens}`],
+    );
     metric('redblue_generated_tokens_total', 'counter', 'Tokens generated.', [
       `redblue_generated_tokens_total ${this.generatedTokens}`,
     ]);

@@ -329,6 +329,25 @@ describe('redblue serve', () => {
     );
   });
 
+  it("a prompt that begins with a slot's last sequence starts after it, with the same tokens", async () => {
+    const cached = () => metric('redblue_prompt_tokens_cached_total');
+    const first = await client.completions.create({
+      model: 'm',
+      prompt: PROMPT,
+      max_tokens: 12,
+      temperature: 0,
+    });
+    // The next turn resends the conversation so far (as chat clients do) and adds to it.
+    const next = PROMPT + first.choices[0]!.text + ' and then';
+    const before = await cached();
+    const r = await client.completions.create({ model: 'm', prompt: next, max_tokens: 8, temperature: 0 });
+    const reused = (await cached()) - before;
+    expect(reused).toBeGreaterThanOrEqual(generated(1).promptTokens.length - 1);
+    expect(reused).toBeLessThan(r.usage!.prompt_tokens);
+    // What redblue generate computes from nothing.
+    expect(r.choices[0]!.text).toBe(generated(8, '-p', next).text);
+  });
+
   it('refuses bad requests with OpenAI-style errors and keeps serving', async () => {
     const bad: [RequestInit & { path?: string }, number, RegExp][] = [
       [{ method: 'POST', body: '{"prompt": "x", ' }, 400, /not JSON/],
