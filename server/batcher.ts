@@ -31,6 +31,8 @@ interface Entry {
   fed: number;
   /** Positions of the slot's cache this sequence has written (or a posted step will have). */
   kv: number;
+  /** Prompt tokens found in the slot's cache when it was admitted. */
+  cached: number;
   /** The token to feed next step (decoding). */
   pending: number | undefined;
   queuedAt: number;
@@ -94,6 +96,7 @@ export class Batcher {
         slot: -1,
         fed: 0,
         kv: 0,
+        cached: 0,
         pending: undefined,
         queuedAt: performance.now(),
         admittedAt: 0,
@@ -125,7 +128,10 @@ export class Batcher {
       this.free.push(e.slot);
     }
     e.slot = -1;
-    e.resolve(e.seq.result((first - (e.admittedAt || now)) / 1e3, (now - first) / 1e3, []));
+    e.resolve({
+      ...e.seq.result((first - (e.admittedAt || now)) / 1e3, (now - first) / 1e3, []),
+      cachedPromptTokens: e.cached,
+    });
   }
 
   /**
@@ -203,7 +209,7 @@ export class Batcher {
       }
     e.slot = this.free.splice(best, 1)[0]!;
     this.cached[e.slot] = [];
-    e.fed = e.kv = common;
+    e.fed = e.kv = e.cached = common;
     this.reusedPromptTokens += common;
     e.admittedAt = performance.now();
     this.active.push(e);

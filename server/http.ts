@@ -202,7 +202,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     metrics.record(result);
     const finish: FinishReason =
       result.stoppedBy === 'length' || result.stoppedBy === 'context' ? 'length' : 'stop';
-    const u = usage(result.promptTokens.length, result.generatedTokens.length);
+    const u = usage(result.promptTokens.length, result.generatedTokens.length, result.cachedPromptTokens);
     log(
       `${endpoint}: ${u.prompt_tokens} prompt + ${u.completion_tokens} generated tokens, ${result.stoppedBy}`,
     );

@@ -207,10 +207,17 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** The prompt tokens found in a slot's KV cache (not processed again). */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
-export function usage(prompt: number, completion: number): Usage {
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+export function usage(prompt: number, completion: number, cached = 0): Usage {
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: cached },
+  };
 }
 
 export interface ReplyIds {

@@ -501,6 +501,8 @@ export interface GenerateTimings {
 
 export interface GenerateResult {
   promptTokens: number[];
+  /** Of promptTokens, how many were found in the KV cache and not processed (a server's slot). */
+  cachedPromptTokens?: number;
   generatedTokens: number[];
   text: string;
   stoppedBy: 'eog' | 'length' | 'context' | 'stop' | 'aborted';

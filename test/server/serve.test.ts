@@ -119,6 +119,7 @@ describe('redblue serve', () => {
       prompt_tokens: ref.promptTokens.length,
       completion_tokens: ref.generatedTokens.length,
       total_tokens: ref.promptTokens.length + ref.generatedTokens.length,
+      prompt_tokens_details: { cached_tokens: 0 },
     });
     const stream = await client.completions.create({
       model: 'chat.gguf',
@@ -135,7 +136,11 @@ describe('redblue serve', () => {
       if (c.usage) usage = c.usage;
     }
     expect(text).toBe(ref.text);
-    expect(usage).toEqual(r.usage);
+    // The same prompt again: all of it but its last token found in the slot the first one left.
+    expect(usage).toEqual({
+      ...r.usage,
+      prompt_tokens_details: { cached_tokens: ref.promptTokens.length - 1 },
+    });
   });
 
   it("closes a streamed answer's connection when the client asks for that", async () => {
@@ -342,6 +347,7 @@ describe('redblue serve', () => {
     const before = await cached();
     const r = await client.completions.create({ model: 'm', prompt: next, max_tokens: 8, temperature: 0 });
     const reused = (await cached()) - before;
+    expect(r.usage!.prompt_tokens_details!.cached_tokens).toBe(reused);
     expect(reused).toBeGreaterThanOrEqual(generated(1).promptTokens.length - 1);
     expect(reused).toBeLessThan(r.usage!.prompt_tokens);
     // What redblue generate computes from nothing.
