@@ -59,8 +59,6 @@ export class Batcher {
    * prompt that begins with some of them starts after those (a chat resending its history).
    */
   private readonly cached: number[][];
-  /** Prompt tokens found in a slot's cache and not processed again, since the start. */
-  reusedPromptTokens = 0;
 
   constructor(private readonly o: BatcherOptions) {
     if (!o.runner.step && o.model.slots > 1)
@@ -208,9 +206,7 @@ export class Batcher {
         if (n > common) [best, common] = [k, n];
       }
     e.slot = this.free.splice(best, 1)[0]!;
-    this.cached[e.slot] = [];
     e.fed = e.kv = e.cached = common;
-    this.reusedPromptTokens += common;
     e.admittedAt = performance.now();
     this.active.push(e);
   }

@@ -182,17 +182,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       prompt: '',
       promptTokens: prompt,
       maxTokens: job.maxTokens ?? o.model.ctx - prompt.length,
-      sampling: {
-        temperature: job.temperature,
-        topP: job.topP,
-        ...(job.topK !== undefined ? { topK: job.topK } : {}),
-        ...(job.minP !== undefined ? { minP: job.minP } : {}),
-        ...(job.repeatPenalty !== undefined ? { repeatPenalty: job.repeatPenalty } : {}),
-        ...(job.repeatLastN !== undefined ? { repeatLastN: job.repeatLastN } : {}),
-        ...(job.frequencyPenalty !== undefined ? { frequencyPenalty: job.frequencyPenalty } : {}),
-        ...(job.presencePenalty !== undefined ? { presencePenalty: job.presencePenalty } : {}),
-        seed: job.seed ?? Math.floor(Math.random() * 2 ** 32),
-      },
+      sampling: { ...job.sampling, seed: job.sampling.seed ?? Math.floor(Math.random() * 2 ** 32) },
       stop: job.stop,
       stopAtEog: !job.ignoreEos,
       signal: gone.signal,
@@ -236,7 +226,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     switch (route) {
       case 'GET /metrics': {
         metrics.queued = batcher.queued;
-        metrics.cachedPromptTokens = batcher.reusedPromptTokens;
         metrics.active = batcher.activeCount;
         const text = metrics.render();
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });

@@ -7,14 +7,13 @@ import type { GenerateResult } from '../executor/coordinator/generate.js';
 export class Metrics {
   queued = 0;
   active = 0;
-  /** Prompt tokens found in a slot's KV cache and not processed again. */
-  cachedPromptTokens = 0;
   slots = 1;
   private steps = 0;
   private stepTokens = 0;
   private stepSequences = 0;
   private readonly requests = new Map<string, number>();
   private promptTokens = 0;
+  private cachedPromptTokens = 0;
   private generatedTokens = 0;
   private generations = 0;
   private aborted = 0;
@@ -45,6 +44,7 @@ export class Metrics {
     this.generations++;
     if (r.stoppedBy === 'aborted') this.aborted++;
     this.promptTokens += r.promptTokens.length;
+    this.cachedPromptTokens += r.cachedPromptTokens ?? 0;
     this.generatedTokens += r.generatedTokens.length;
     this.tokenSeconds += r.timings.generateSeconds;
   }

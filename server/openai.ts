@@ -2,7 +2,7 @@
 // (a wrong type or range is a 400 that names the field), and the replies and stream chunks of
 // /v1/completions and /v1/chat/completions.
 import type { ChatMessage } from '../model/chat.js';
-import type { TokenLogprob } from '../model/sampling.js';
+import type { SamplingParams, TokenLogprob } from '../model/sampling.js';
 
 export class ApiError extends Error {
   constructor(
@@ -31,15 +31,8 @@ export interface Job {
   messages?: ChatMessage[];
   /** undefined: until an end-of-generation token or the context is full. */
   maxTokens?: number;
-  temperature: number;
-  topP: number;
-  topK?: number;
-  minP?: number;
-  repeatPenalty?: number;
-  repeatLastN?: number;
-  frequencyPenalty?: number;
-  presencePenalty?: number;
-  seed?: number;
+  /** The sampler's knobs the request gave (others keep llama.cpp's defaults); no seed: a random one. */
+  sampling: Partial<SamplingParams> & { temperature: number; topP: number };
   stop: string[];
   stream: boolean;
   includeUsage: boolean;
@@ -93,14 +86,23 @@ function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
   if (streamOptions !== undefined && streamOptions !== null && typeof streamOptions !== 'object')
     throw new ApiError(400, 'stream_options must be an object', 'stream_options');
   const includeUsage = bool((streamOptions ?? {}) as Body, 'include_usage') ?? false;
-  const seed = int(b, 'seed', 0, Number.MAX_SAFE_INTEGER);
-  const topK = int(b, 'top_k', 0, 1 << 20);
-  const minP = num(b, 'min_p', 0, 1);
-  const repeatPenalty = num(b, 'repeat_penalty', 0, 10);
-  // OpenAI's penalties (-2 to 2), over llama.cpp's window of the last repeat_last_n tokens.
-  const repeatLastN = int(b, 'repeat_last_n', 0, 1 << 20);
-  const frequencyPenalty = num(b, 'frequency_penalty', -2, 2);
-  const presencePenalty = num(b, 'presence_penalty', -2, 2);
+  const sampling: Job['sampling'] = {
+    temperature: num(b, 'temperature', 0, 2) ?? 0.8,
+    topP: num(b, 'top_p', 0, 1) ?? 0.95,
+  };
+  // OpenAI's penalties (-2 to 2) look, as llama.cpp's, at the last repeat_last_n tokens.
+  for (const [field, key, min, max, whole] of [
+    ['seed', 'seed', 0, Number.MAX_SAFE_INTEGER, true],
+    ['topK', 'top_k', 0, 1 << 20, true],
+    ['minP', 'min_p', 0, 1, false],
+    ['repeatPenalty', 'repeat_penalty', 0, 10, false],
+    ['repeatLastN', 'repeat_last_n', 0, 1 << 20, true],
+    ['frequencyPenalty', 'frequency_penalty', -2, 2, false],
+    ['presencePenalty', 'presence_penalty', -2, 2, false],
+  ] as const) {
+    const v = (whole ? int : num)(b, key, min, max);
+    if (v !== undefined) sampling[field] = v; // absent stays absent: the sampler's default applies
+  }
   // Completions: `logprobs: N`, the N most likely tokens too. Chat: `logprobs: true`, and
   // `top_logprobs: N` for those.
   let logprobs: number | undefined;
@@ -114,15 +116,7 @@ function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
     kind,
     // OpenAI's completions default to 16 tokens; chat goes on until the model ends its answer.
     ...(maxTokens !== undefined ? { maxTokens } : kind === 'completion' ? { maxTokens: 16 } : {}),
-    temperature: num(b, 'temperature', 0, 2) ?? 0.8,
-    topP: num(b, 'top_p', 0, 1) ?? 0.95,
-    ...(topK !== undefined ? { topK } : {}),
-    ...(minP !== undefined ? { minP } : {}),
-    ...(repeatPenalty !== undefined ? { repeatPenalty } : {}),
-    ...(repeatLastN !== undefined ? { repeatLastN } : {}),
-    ...(frequencyPenalty !== undefined ? { frequencyPenalty } : {}),
-    ...(presencePenalty !== undefined ? { presencePenalty } : {}),
-    ...(seed !== undefined ? { seed } : {}),
+    sampling,
     stop: stops(b),
     stream: bool(b, 'stream') ?? false,
     includeUsage,

@@ -61,18 +61,18 @@ function checkJob(j: Job): void {
     expect(Number.isFinite(v) && v >= lo && v <= hi).toBe(true);
     if (whole) expect(Number.isInteger(v)).toBe(true);
   };
-  inRange(j.temperature, 0, 2);
-  inRange(j.topP, 0, 1);
-  inRange(j.topK, 0, 1 << 20, true);
-  inRange(j.minP, 0, 1);
-  inRange(j.repeatPenalty, 0, 10);
-  inRange(j.repeatLastN, 0, 1 << 20, true);
-  inRange(j.frequencyPenalty, -2, 2);
-  inRange(j.presencePenalty, -2, 2);
+  inRange(j.sampling.temperature, 0, 2);
+  inRange(j.sampling.topP, 0, 1);
+  inRange(j.sampling.topK, 0, 1 << 20, true);
+  inRange(j.sampling.minP, 0, 1);
+  inRange(j.sampling.repeatPenalty, 0, 10);
+  inRange(j.sampling.repeatLastN, 0, 1 << 20, true);
+  inRange(j.sampling.frequencyPenalty, -2, 2);
+  inRange(j.sampling.presencePenalty, -2, 2);
   inRange(j.logprobs, 0, 20, true);
   if (j.echo) expect(j.kind === 'completion' && !j.stream).toBe(true);
   inRange(j.maxTokens, 0, 1 << 20, true);
-  inRange(j.seed, 0, Number.MAX_SAFE_INTEGER, true);
+  inRange(j.sampling.seed, 0, Number.MAX_SAFE_INTEGER, true);
   expect(j.stop.length).toBeLessThanOrEqual(4);
   for (const s of j.stop) expect(typeof s === 'string' && s.length > 0).toBe(true);
   if (j.kind === 'completion' && j.promptIds)
