@@ -23,6 +23,7 @@ import {
   type Job,
   type Logprobs,
   type ReplyIds,
+  usageChunk,
 } from './openai.js';
 import type { TokenLogprob } from '../model/sampling.js';
 import { Metrics } from './metrics.js';
@@ -148,27 +149,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const sse = (body: unknown) => res.write(`data: ${JSON.stringify(body)}\n\n`);
     if (job.echo && job.logprobs !== undefined && !o.runner.scoresPrompts)
       throw new ApiError(400, "echo with logprobs needs one host's executors (not --hostfile)", 'echo');
-    // Log-probabilities: the sequence appends one entry a token it picks; each chunk takes those
-    // not sent yet (a token's entry may precede its text, which a stop string can hold back).
-    const lp =
-      job.logprobs !== undefined
-        ? {
-            top: job.logprobs,
-            into: [] as TokenLogprob[],
-            ...(job.echo ? { prompt: [] as TokenLogprob[] } : {}),
-          }
-        : undefined;
-    let lpSent = 0;
-    let lpOffset = 0;
-    const logprobs = (): Logprobs => {
-      if (!lp) return null;
-      const part = lp.into.slice(lpSent);
-      lpSent = lp.into.length;
-      if (job.kind === 'chat') return chatLogprobs(part, o.model.tokenizer);
-      const r = completionLogprobs(part, o.model.tokenizer, lpOffset);
-      lpOffset = endOffset(r, lpOffset);
-      return r;
-    };
     if (job.stream) {
       res.writeHead(200, {
         'content-type': 'text/event-stream',
@@ -176,44 +156,105 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         // No connection header of our own: Node keeps HTTP/1.1 connections alive by default and
         // closes them after the stream when the client asked for that (`connection: close`).
       });
-      if (job.kind === 'chat') sse(chunk('chat', ids, { first: true }));
+      if (job.kind === 'chat')
+        for (let i = 0; i < job.n; i++) sse(chunk('chat', ids, { first: true }, null, i));
     }
-    const result = await batcher.submit({
-      prompt: '',
-      promptTokens: prompt,
-      maxTokens: job.maxTokens ?? o.model.ctx - prompt.length,
-      sampling: { ...job.sampling, seed: job.sampling.seed ?? Math.floor(Math.random() * 2 ** 32) },
-      stop: job.stop,
-      stopAtEog: !job.ignoreEos,
-      signal: gone.signal,
-      ...(lp ? { logprobs: lp } : {}),
-      ...(job.stream ? { onText: (text: string) => sse(chunk(job.kind, ids, { text }, logprobs())) } : {}),
+    // Choice i samples with seed + i (past 2^53 - 1 from 0 again): a seeded request gives the
+    // same choices every time, and its choice i is the same request's with seed + i and n = 1.
+    const seed = job.sampling.seed ?? Math.floor(Math.random() * 2 ** 32);
+    const seedOf = (i: number) =>
+      i <= Number.MAX_SAFE_INTEGER - seed ? seed + i : i - (Number.MAX_SAFE_INTEGER - seed) - 1;
+    const choices = Array.from({ length: job.n }, (_, i) => {
+      // Log-probabilities: the sequence appends one entry a token it picks; each chunk takes
+      // those not sent yet (a token's entry may precede its text, which a stop string can hold
+      // back). An echoed prompt is scored once, by choice 0.
+      const lp =
+        job.logprobs !== undefined
+          ? {
+              top: job.logprobs,
+              into: [] as TokenLogprob[],
+              ...(job.echo && i === 0 ? { prompt: [] as TokenLogprob[] } : {}),
+            }
+          : undefined;
+      let sent = 0;
+      let offset = 0;
+      const logprobs = (): Logprobs => {
+        if (!lp) return null;
+        const part = lp.into.slice(sent);
+        sent = lp.into.length;
+        if (job.kind === 'chat') return chatLogprobs(part, o.model.tokenizer);
+        const r = completionLogprobs(part, o.model.tokenizer, offset);
+        offset = endOffset(r, offset);
+        return r;
+      };
+      const result = batcher
+        .submit({
+          prompt: '',
+          promptTokens: prompt,
+          maxTokens: job.maxTokens ?? o.model.ctx - prompt.length,
+          sampling: { ...job.sampling, seed: seedOf(i) },
+          stop: job.stop,
+          stopAtEog: !job.ignoreEos,
+          signal: gone.signal,
+          ...(lp ? { logprobs: lp } : {}),
+          ...(job.stream
+            ? { onText: (text: string) => sse(chunk(job.kind, ids, { text }, logprobs(), i)) }
+            : {}),
+        })
+        .then((r) => {
+          metrics.record(r);
+          const finish: FinishReason =
+            r.stoppedBy === 'length' || r.stoppedBy === 'context' ? 'length' : 'stop';
+          if (job.stream && r.stoppedBy !== 'aborted') sse(chunk(job.kind, ids, { finish }, logprobs(), i));
+          return { r, finish, lp, logprobs };
+        });
+      return result;
     });
-    metrics.record(result);
-    const finish: FinishReason =
-      result.stoppedBy === 'length' || result.stoppedBy === 'context' ? 'length' : 'stop';
-    const u = usage(result.promptTokens.length, result.generatedTokens.length, result.cachedPromptTokens);
-    log(
-      `${endpoint}: ${u.prompt_tokens} prompt + ${u.completion_tokens} generated tokens, ${result.stoppedBy}`,
+    // One choice failing fails the request: the others stop at their next step.
+    const done = await Promise.all(choices).catch((e: unknown) => {
+      gone.abort();
+      throw e;
+    });
+    const results = done.map((d) => d.r);
+    // The prompt counts once, as OpenAI counts it; its cached part as the choice that found most.
+    const u = usage(
+      prompt.length,
+      results.reduce((a, r) => a + r.generatedTokens.length, 0),
+      Math.max(...results.map((r) => r.cachedPromptTokens ?? 0)),
     );
-    if (result.stoppedBy === 'aborted') return; // nobody is listening
+    log(
+      `${endpoint}: ${u.prompt_tokens} prompt + ${u.completion_tokens} generated tokens` +
+        `${job.n > 1 ? ` in ${job.n} choices` : ''}, ${results.map((r) => r.stoppedBy).join(' ')}`,
+    );
+    if (results.some((r) => r.stoppedBy === 'aborted')) return; // nobody is listening
     if (job.stream) {
-      sse({ ...chunk(job.kind, ids, { finish }, logprobs()), ...(job.includeUsage ? { usage: u } : {}) });
+      if (job.includeUsage) sse(usageChunk(job.kind, ids, u));
       res.end('data: [DONE]\n\n');
       return;
     }
+    const reply = (text: (d: (typeof done)[number]) => string, lp: (d: (typeof done)[number]) => Logprobs) =>
+      done.map((d) => ({ text: text(d), finish: d.finish, logprobs: lp(d) }));
     if (job.echo) {
-      const text = (job.prompt ?? o.model.tokenizer.decode(prompt)) + result.text;
-      const echoed = lp ? echoLogprobs(prompt, lp.prompt!, lp.into, o.model.tokenizer) : null;
-      return sendJson(res, 200, completionReply(ids, text, finish, u, echoed));
+      const head = job.prompt ?? o.model.tokenizer.decode(prompt);
+      const scored = done[0]!.lp?.prompt;
+      return sendJson(
+        res,
+        200,
+        completionReply(
+          ids,
+          reply(
+            (d) => head + d.r.text,
+            (d) => (d.lp ? echoLogprobs(prompt, scored!, d.lp.into, o.model.tokenizer) : null),
+          ),
+          u,
+        ),
+      );
     }
-    sendJson(
-      res,
-      200,
-      job.kind === 'chat'
-        ? chatReply(ids, result.text, finish, u, logprobs())
-        : completionReply(ids, result.text, finish, u, logprobs()),
+    const answer = reply(
+      (d) => d.r.text,
+      (d) => d.logprobs(),
     );
+    sendJson(res, 200, job.kind === 'chat' ? chatReply(ids, answer, u) : completionReply(ids, answer, u));
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

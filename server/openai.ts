@@ -42,6 +42,8 @@ export interface Job {
   logprobs?: number;
   /** Completions: the prompt comes back before the completion (with logprobs: scored too). */
   echo?: boolean;
+  /** Choices to generate for the prompt, each its own sequence (OpenAI's `n`). */
+  n: number;
 }
 
 type Body = Record<string, unknown>;
@@ -79,7 +81,8 @@ function stops(b: Body): string[] {
 }
 
 function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
-  int(b, 'n', 1, 1); // one choice per request: n > 1 is refused by the range
+  // OpenAI's limit; choices beyond the free slots wait for one, as other requests do.
+  const n = int(b, 'n', 1, 128) ?? 1;
   const maxKey = b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
   const maxTokens = int(b, maxKey, 0, 1 << 20);
   const streamOptions = b.stream_options;
@@ -122,6 +125,7 @@ function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
     includeUsage,
     ignoreEos: bool(b, 'ignore_eos') ?? false,
     ...(logprobs !== undefined ? { logprobs } : {}),
+    n,
   };
 }
 
@@ -300,51 +304,57 @@ export function chatLogprobs(entries: TokenLogprob[], t: TokenPieces): ChatLogpr
   };
 }
 
-export function completionReply(
-  ids: ReplyIds,
-  text: string,
-  finish: FinishReason,
-  u: Usage,
-  logprobs: Logprobs = null,
-) {
+/** One choice of a whole reply, in the order of its `index`. */
+export interface Choice {
+  text: string;
+  finish: FinishReason;
+  logprobs: Logprobs;
+}
+
+export function completionReply(ids: ReplyIds, choices: Choice[], u: Usage) {
   return {
     ...ids,
     object: 'text_completion',
-    choices: [{ index: 0, text, finish_reason: finish, logprobs }],
+    choices: choices.map((c, index) => ({
+      index,
+      text: c.text,
+      finish_reason: c.finish,
+      logprobs: c.logprobs,
+    })),
     usage: u,
   };
 }
 
-export function chatReply(
-  ids: ReplyIds,
-  text: string,
-  finish: FinishReason,
-  u: Usage,
-  logprobs: Logprobs = null,
-) {
+export function chatReply(ids: ReplyIds, choices: Choice[], u: Usage) {
   return {
     ...ids,
     object: 'chat.completion',
-    choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: finish, logprobs }],
+    choices: choices.map((c, index) => ({
+      index,
+      message: { role: 'assistant', content: c.text },
+      finish_reason: c.finish,
+      logprobs: c.logprobs,
+    })),
     usage: u,
   };
 }
 
 /**
- * One stream chunk: a piece of text, or (text undefined) the first (chat: the role) or last one;
- * `logprobs`: those of the tokens picked since the last chunk.
+ * One stream chunk of choice `index`: a piece of text, or (text undefined) the first (chat: the
+ * role) or last one; `logprobs`: those of the tokens picked since the choice's last chunk.
  */
 export function chunk(
   kind: Job['kind'],
   ids: ReplyIds,
   piece: { text?: string; first?: boolean; finish?: FinishReason },
   logprobs: Logprobs = null,
+  index = 0,
 ) {
   if (kind === 'completion')
     return {
       ...ids,
       object: 'text_completion',
-      choices: [{ index: 0, text: piece.text ?? '', finish_reason: piece.finish ?? null, logprobs }],
+      choices: [{ index, text: piece.text ?? '', finish_reason: piece.finish ?? null, logprobs }],
     };
   const delta = piece.first
     ? { role: 'assistant', content: '' }
@@ -354,6 +364,16 @@ export function chunk(
   return {
     ...ids,
     object: 'chat.completion.chunk',
-    choices: [{ index: 0, delta, finish_reason: piece.finish ?? null, logprobs }],
+    choices: [{ index, delta, finish_reason: piece.finish ?? null, logprobs }],
+  };
+}
+
+/** The stream's last chunk when `stream_options.include_usage` asks for it: no choices, the usage. */
+export function usageChunk(kind: Job['kind'], ids: ReplyIds, u: Usage) {
+  return {
+    ...ids,
+    object: kind === 'completion' ? 'text_completion' : 'chat.completion.chunk',
+    choices: [],
+    usage: u,
   };
 }

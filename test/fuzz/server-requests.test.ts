@@ -29,7 +29,7 @@ const message = fc.oneof(
 );
 const options = fc.record(
   {
-    n: field(fc.constant(1)),
+    n: field(fc.integer({ min: 1, max: 130 })),
     max_tokens: field(fc.nat({ max: 100 })),
     max_completion_tokens: field(fc.nat({ max: 100 })),
     temperature: field(fc.double({ min: 0, max: 2, noNaN: true })),
@@ -70,6 +70,7 @@ function checkJob(j: Job): void {
   inRange(j.sampling.frequencyPenalty, -2, 2);
   inRange(j.sampling.presencePenalty, -2, 2);
   inRange(j.logprobs, 0, 20, true);
+  inRange(j.n, 1, 128, true);
   if (j.echo) expect(j.kind === 'completion' && !j.stream).toBe(true);
   inRange(j.maxTokens, 0, 1 << 20, true);
   inRange(j.sampling.seed, 0, Number.MAX_SAFE_INTEGER, true);

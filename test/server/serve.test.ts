@@ -221,6 +221,77 @@ describe('redblue serve', () => {
     expect(a.choices[0]!.text).toBe(b.choices[0]!.text);
   });
 
+  it('n choices: choice i is the request with seed + i, streamed or not, the prompt counted once', async () => {
+    const ask = { model: 'm', prompt: PROMPT, max_tokens: 12, temperature: 0.9, top_k: 0, min_p: 0 };
+    const singles = await Promise.all(
+      [42, 43, 44].map((seed) => client.completions.create({ ...ask, seed } as typeof ask)),
+    );
+    // The seeds give different texts (else the check below could not tell the choices apart).
+    expect(new Set(singles.map((r) => r.choices[0]!.text)).size).toBeGreaterThan(1);
+    const r = await client.completions.create({ ...ask, seed: 42, n: 3 } as typeof ask);
+    expect(r.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    expect(r.choices.map((c) => c.text)).toEqual(singles.map((s) => s.choices[0]!.text));
+    expect(r.choices.map((c) => c.finish_reason)).toEqual(singles.map((s) => s.choices[0]!.finish_reason));
+    expect(r.usage!.prompt_tokens).toBe(singles[0]!.usage!.prompt_tokens);
+    expect(r.usage!.completion_tokens).toBe(singles.reduce((a, s) => a + s.usage!.completion_tokens, 0));
+
+    const stream = await client.completions.create({
+      ...ask,
+      seed: 42,
+      n: 3,
+      stream: true,
+      stream_options: { include_usage: true },
+    } as typeof ask & { stream: true });
+    const texts = ['', '', ''];
+    const finishes: (string | null)[][] = [[], [], []];
+    let usage: unknown;
+    for await (const c of stream) {
+      if (c.usage) {
+        // OpenAI's usage chunk: the last, with no choices
+        expect(c.choices).toEqual([]);
+        usage = c.usage;
+      }
+      for (const ch of c.choices) {
+        texts[ch.index] += ch.text;
+        if (ch.finish_reason) finishes[ch.index]!.push(ch.finish_reason);
+      }
+    }
+    expect(texts).toEqual(r.choices.map((c) => c.text));
+    expect(finishes).toEqual(r.choices.map((c) => [c.finish_reason]));
+    expect(usage).toMatchObject({
+      prompt_tokens: r.usage!.prompt_tokens,
+      completion_tokens: r.usage!.completion_tokens,
+    });
+
+    // Chat: each choice's stream opens with its role; echo: every choice carries the prompt and
+    // its scores (computed once).
+    const chat = await client.chat.completions.create({
+      model: 'm',
+      messages: [{ role: 'user', content: 'Hello' }],
+      max_tokens: 4,
+      n: 2,
+      stream: true,
+    });
+    const roles: number[] = [];
+    for await (const c of chat) for (const ch of c.choices) if (ch.delta.role) roles.push(ch.index);
+    expect(roles.sort()).toEqual([0, 1]);
+    const echoed = await client.completions.create({
+      ...ask,
+      seed: 42,
+      n: 2,
+      echo: true,
+      logprobs: 1,
+      max_tokens: 3,
+    });
+    const [a, b] = echoed.choices.map((c) => c.logprobs!);
+    const p = singles[0]!.usage!.prompt_tokens;
+    expect(a!.token_logprobs!.slice(0, p)).toEqual(b!.token_logprobs!.slice(0, p));
+    expect(a!.token_logprobs![0]).toBeNull();
+    expect(a!.token_logprobs!.slice(1, p).every((v) => typeof v === 'number' && v < 0)).toBe(true);
+    for (const [i, c] of echoed.choices.entries())
+      expect(c.text).toBe(PROMPT + singles[i]!.choices[0]!.text.slice(0, c.text.length - PROMPT.length));
+  });
+
   it('applies frequency and presence penalties as redblue generate does', async () => {
     const plain = generated(24);
     const ref = generated(24, '--frequency-penalty', '2', '--presence-penalty', '2', '--repeat-last-n', '32');
@@ -398,9 +469,9 @@ describe('redblue serve', () => {
         /echo is answered whole/,
       ],
       [
-        { method: 'POST', body: JSON.stringify({ prompt: 'x', n: 3 }) },
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', n: 200 }) },
         400,
-        /n must be a number from 1 to 1/,
+        /n must be a number from 1 to 128/,
       ],
       [
         {
