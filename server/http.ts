@@ -147,8 +147,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       if (!res.writableFinished) gone.abort();
     });
     const sse = (body: unknown) => res.write(`data: ${JSON.stringify(body)}\n\n`);
-    if (job.echo && job.logprobs !== undefined && !o.runner.scoresPrompts)
-      throw new ApiError(400, "echo with logprobs needs one host's executors (not --hostfile)", 'echo');
     if (job.stream) {
       res.writeHead(200, {
         'content-type': 'text/event-stream',

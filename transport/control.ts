@@ -181,6 +181,8 @@ export interface SeqRunMsg {
   count: number;
   /** The logits after its last token. */
   logits: boolean;
+  /** Rows of logits after each of its last logitRows tokens (a scored prompt); 0: as logits says. */
+  logitRows?: number;
 }
 export interface ForwardReply {
   /** f32 little-endian, n_vocab values per returned position (empty when none asked). */

@@ -55,11 +55,6 @@ export interface ModelRunner {
   readonly ranks: number;
   /** Each rank's read bandwidth (GB/s) as it measured it on its node: the split follows it. */
   readonly speeds?: readonly number[];
-  /**
-   * step() returns a run several rows of logits (SeqRun.logits a number: a prompt scored token
-   * by token). Absent: one row a run at most (across hosts).
-   */
-  readonly scoresPrompts?: boolean;
   /** Where each rank runs (its host and memory node): token_embd's and the output's placement follow it. */
   readonly places?: readonly RankPlace[];
   /** Each rank loads its split (per rank, in rank order; `path` as the coordinator sees it). */
@@ -81,8 +76,8 @@ export interface ModelRunner {
   ): Promise<ForwardResult>;
   /**
    * One step of several sequences, each in its own KV slot (a server's batch): `tokens` holds
-   * every run's tokens, run after run; one row of logits per run that asks, in run order. Absent
-   * where the executors cannot batch yet (across hosts). `into`: as forward's, the rows views of it.
+   * every run's tokens, run after run; logitRows(run) rows of logits per run (the last after its
+   * last token), in run order. `into`: as forward's, the rows views of it.
    */
   step?(
     tokens: number[],
@@ -195,7 +190,6 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
     ranks: cluster.clients.length,
     speeds: cluster.hellos.map((h) => h.readGbps),
     places: localPlaces(cluster.topology),
-    scoresPrompts: true,
     async load(reqs) {
       // Joins every executor to the host's shared-memory group (the all-reduces run there); the
       // area holds the doorbell and a row of logits per KV slot (the cluster unmaps it when it stops).

@@ -91,11 +91,6 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
       return { logits: logitsOf(ranks[0]!.logits, into), replies: ranks };
     },
     async step(tokens, runs, into) {
-      // The hosts' protocol carries one row a run (SeqRun.logits is a flag there).
-      if (runs.some((r) => logitRows(r) > 1))
-        throw new Error(
-          'a prompt scored token by token (several rows of logits a run) runs on one host only',
-        );
       const replies = await rc.guard(
         allHosts(
           rc.hosts.map((c, h) =>
@@ -103,7 +98,7 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
               tokens,
               pos: 0,
               logits: 'none',
-              runs: runs.map((r) => ({ ...r, logits: logitRows(r) > 0 })),
+              runs: runs.map((r) => ({ ...r, logits: logitRows(r) > 0, logitRows: logitRows(r) })),
               firstRank: first[h]!,
               world,
               run,
@@ -114,7 +109,7 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
       );
       const ranks = replies.flatMap((r) => r.ranks);
       const all = logitsOf(ranks[0]!.logits, into);
-      const rows = runs.filter((r) => r.logits).length;
+      const rows = runs.reduce((a, r) => a + logitRows(r), 0);
       const n = rows ? all.length / rows : 0;
       return {
         logits: Array.from({ length: rows }, (_, i) => all.subarray(i * n, (i + 1) * n)),

@@ -278,10 +278,14 @@ export class HostSteps {
         pos: int(`runs[${i}].pos`, r.pos, 0, 1 << 24),
         count: int(`runs[${i}].count`, r.count, 1, 1 << 16),
         logits: r.logits === true,
+        logitRows: int(`runs[${i}].logitRows`, r.logitRows ?? 0, 0, MAX_SEQUENCES),
       };
     });
     if (runs.length && runs.reduce((a, r) => a + r.count, 0) !== tokens.length)
       throw invalid('runs must hold exactly the step’s tokens');
+    // A row of logits is the vocabulary's size: a step returns at most a row a slot.
+    if (runs.reduce((a, r) => a + Math.max(r.logitRows, r.logits ? 1 : 0), 0) > MAX_SEQUENCES)
+      throw invalid(`a step returns at most ${MAX_SEQUENCES} rows of logits`);
     const replies = await s.cluster.guard(
       Promise.all(
         s.cluster.clients.map((c, i) =>

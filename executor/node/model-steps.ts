@@ -116,7 +116,8 @@ export class ModelSteps {
   ): Promise<ForwardReply> {
     if (!this.shard) throw new Error(`executor rank ${this.rank}: loadModel first`);
     if (req.runs?.length) {
-      const r = await this.shard.forwardRuns(pool, peers, Int32Array.from(req.tokens), req.runs);
+      const runs = req.runs.map((r) => ({ ...r, logits: r.logitRows || r.logits }));
+      const r = await this.shard.forwardRuns(pool, peers, Int32Array.from(req.tokens), runs);
       return {
         logits:
           req.sendLogits && r.logits

@@ -124,6 +124,36 @@ describe('redblue serve across two hosts', () => {
     ).toBeGreaterThan(2);
   }, 60_000);
 
+  it("echo scores a prompt across the hosts: each position's distribution as its prefix's own", async () => {
+    type Lp = { token_logprobs: (number | null)[]; top_logprobs: (Record<string, number> | null)[] };
+    const ask = async (body: object) => {
+      const res = await fetch(`${base}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ temperature: 0, logprobs: 4, ...body }),
+      });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { choices: { logprobs: Lp }[] }).choices[0]!.logprobs;
+    };
+    // Token ids (Llama 2's vocabulary): more than the 4 slots' rows a step, so the prompt is
+    // scored over several steps.
+    const ids = [1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278, 17366, 11203, 29889];
+    const echoed = ask({ prompt: ids, max_tokens: 0, echo: true });
+    // Three streams decode beside it.
+    const others = ['Once upon a time', 'Hello', 'The quick brown fox'].map((p) => complete(p, 12, true));
+    const lp = await echoed;
+    await Promise.all(others);
+    expect(lp.token_logprobs).toHaveLength(ids.length);
+    expect(lp.token_logprobs[0]).toBeNull();
+    for (const p of [1, 2, 7, ids.length - 1]) {
+      const want = (await ask({ prompt: ids.slice(0, p), max_tokens: 1 })).top_logprobs[0]!;
+      const got = lp.top_logprobs[p]!;
+      expect(Object.keys(got)).toEqual(Object.keys(want));
+      for (const k of Object.keys(want)) expect(got[k]).toBeCloseTo(want[k]!, 4);
+      expect(lp.token_logprobs[p]!).toBeLessThan(0);
+    }
+  }, 60_000);
+
   it('SIGTERM finishes the request in hand and exits 0, ending the hosts’ sessions', async () => {
     const pending = complete('Once upon a time', 12, false);
     await new Promise((r) => setTimeout(r, 50));

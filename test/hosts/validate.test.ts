@@ -199,6 +199,11 @@ describe('supervisor security and validation', () => {
         /this host has ranks \[0, 1\)/,
       );
       expect(await refused({ ...step, run: 'no spaces' })).toMatch(/run must be a short name/);
+      // Rows of logits (a vocabulary each) beyond a row a slot: refused before anything is sized.
+      const runs = [0, 1].map((slot) => ({ slot, pos: 0, count: 40, logits: true, logitRows: 40 }));
+      expect(await refused({ ...step, tokens: Array(80).fill(1), runs } as typeof step)).toMatch(
+        /a step returns at most 64 rows of logits/,
+      );
       // A valid step before any model is loaded: the executor says what to do first.
       await client.stage(64);
       expect(await refused(step)).toMatch(/executor rank 0: .*loadModel first/);
