@@ -369,7 +369,12 @@ function chooseOutput(
   rates: number[],
   o: ModelSplitOptions,
 ): { placement: OutputPlacement; rank: number; seconds: Record<OutputPlacement, number>; reason: string } {
-  const speeds = ranks.map((r) => (r.speed !== undefined && r.speed > 0 ? r.speed : ASSUMED_RANK_GBPS));
+  // Ranks that read one memory node read at its speed, whatever each measured alone (as the
+  // rates take it): a rank measured slow by chance would otherwise make one rank read every row.
+  const speeds = sharedNodeSpeeds(
+    ranks.map((r) => r.speed ?? Number.NaN),
+    o.places,
+  ).map((v) => (v > 0 ? v : ASSUMED_RANK_GBPS));
   const hosts = new Set((o.places ?? []).map((p) => p.host));
   const crossHost = hosts.size > 1;
   const link = o.gatherGBps ?? (crossHost ? ASSUMED_HOST_LINK_GBPS : Math.min(...speeds));

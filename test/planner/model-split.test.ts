@@ -358,6 +358,15 @@ describe('token_embd and the output projection: the planner places them', () => 
       [0, m.nVocab / 2],
       [m.nVocab / 2, m.nVocab],
     ]);
+    // One rank measured slow by chance (a busy core as it started) reads the node as fast as the
+    // other: the same choice and the same figures, not one rank reading every row.
+    const noisy = planModelSplit(m, [two[0]!, { rate: 1, speed: 3 }], {
+      places: [
+        { host: 0, memoryNode: 0 },
+        { host: 0, memoryNode: 0 },
+      ],
+    });
+    expect(noisy.output).toEqual(s.output);
   });
 
   it('ranks on two memory nodes with room: token_embd mirrored, its bytes counted on every rank', () => {
