@@ -61,6 +61,11 @@ export interface SeqRun {
    * after each of its last n tokens (a prompt scored token by token).
    */
   logits: boolean | number;
+  /**
+   * Before the step, the run's slot takes positions 0…pos-1 of slot `from`'s KV cache (a prompt's
+   * beginning another sequence computed); the run then goes on from pos.
+   */
+  from?: number;
 }
 
 /** How many rows of logits a run asks for. */

@@ -31,8 +31,12 @@ interface Entry {
   fed: number;
   /** Positions of the slot's cache this sequence has written (or a posted step will have). */
   kv: number;
-  /** Prompt tokens found in the slot's cache when it was admitted. */
+  /** Prompt tokens found in the slot's cache, or in another slot's, when it was admitted. */
   cached: number;
+  /** The slot whose first `fed` positions this one takes in its first step (see admit). */
+  from: number | undefined;
+  /** Called once its whole prompt is posted (the step after it may copy from its slot). */
+  onPromptIn: (() => void) | undefined;
   /** The token to feed next step (decoding). */
   pending: number | undefined;
   queuedAt: number;
@@ -83,9 +87,10 @@ export class Batcher {
 
   /**
    * Queues a generation; it starts when a slot is free. Throws at once for a bad prompt (the
-   * Sequence checks it); the promise rejects when a step fails.
+   * Sequence checks it); the promise rejects when a step fails. `onPromptIn`: called once its
+   * whole prompt is posted, so that requests sharing it can follow and copy it (n choices).
    */
-  submit(g: GenerateOptions): Promise<GenerateResult> {
+  submit(g: GenerateOptions, onPromptIn?: () => void): Promise<GenerateResult> {
     const seq = new Sequence(this.o.model, g);
     return new Promise<GenerateResult>((resolve, reject) => {
       this.waiting.push({
@@ -95,6 +100,8 @@ export class Batcher {
         fed: 0,
         kv: 0,
         cached: 0,
+        from: undefined,
+        onPromptIn,
         pending: undefined,
         queuedAt: performance.now(),
         admittedAt: 0,
@@ -146,7 +153,7 @@ export class Batcher {
         this.finish(e, 'aborted');
         continue;
       }
-      this.admit(e);
+      if (!this.admit(e)) break;
     }
     const tokens: number[] = [];
     const runs: SeqRun[] = [];
@@ -178,7 +185,15 @@ export class Batcher {
         const last = e.fed + n === e.seq.prompt.length;
         const k = scored ? n : last ? 1 : 0;
         tokens.push(...e.seq.prompt.slice(e.fed, e.fed + n));
-        runs.push({ slot: e.slot, pos: e.fed, count: n, logits: k });
+        runs.push({
+          slot: e.slot,
+          pos: e.fed,
+          count: n,
+          logits: k,
+          ...(e.from !== undefined ? { from: e.from } : {}),
+        });
+        e.from = undefined;
+        if (last) e.onPromptIn?.();
         if (k) asks.push({ e, n: k, from: e.fed + n - k, pick: last });
         rowCount += k;
         e.fed += n;
@@ -189,26 +204,48 @@ export class Batcher {
   }
 
   /**
-   * Gives `e` the free slot whose cache begins with the most of its prompt (at least its last
-   * token is fed again, for the logits after it), and starts it after those tokens. A prompt
-   * scored token by token starts at 0 (every position's logits are wanted).
+   * Gives `e` the free slot whose cache begins with the most of its prompt, and starts it after
+   * those tokens; or, where a running sequence's slot holds more of the prompt, any free slot
+   * that takes those positions from it in its first step (SeqRun.from: a copy of the cache, not
+   * the prompt computed again). At least its last token is fed again, for the logits after it. A
+   * prompt scored token by token starts at 0 (every position's logits are wanted).
    */
-  private admit(e: Entry): void {
+  private admit(e: Entry): boolean {
     const prompt = e.seq.prompt;
-    let best = this.free.length - 1;
+    const prefix = (c: readonly number[], upTo: number) => {
+      const limit = Math.min(upTo, prompt.length - 1);
+      let n = 0;
+      while (n < limit && c[n] === prompt[n]) n++;
+      return n;
+    };
+    // A slot still to be copied from keeps its positions until the copy is done.
+    const sources = new Set(this.active.flatMap((a) => (a.from !== undefined ? [a.from] : [])));
+    let best = -1;
     let common = 0;
+    for (let k = this.free.length - 1; k >= 0; k--) {
+      if (sources.has(this.free[k]!)) continue;
+      if (best < 0) best = k;
+      const n = e.seq.scoresPrompt ? 0 : prefix(this.cached[this.free[k]!]!, Infinity);
+      if (n > common) [best, common] = [k, n];
+    }
+    if (best < 0) {
+      this.waiting.unshift(e); // every free slot is a copy's source: next step
+      return false;
+    }
+    let from: number | undefined;
     if (!e.seq.scoresPrompt)
-      for (let k = this.free.length - 1; k >= 0; k--) {
-        const c = this.cached[this.free[k]!]!;
-        const limit = Math.min(c.length, prompt.length - 1);
-        let n = 0;
-        while (n < limit && c[n] === prompt[n]) n++;
-        if (n > common) [best, common] = [k, n];
+      for (const a of this.active) {
+        // Positions 0…fed-1 of a's slot hold its prompt's (every step before this one has run);
+        // one whose own copy is pending holds nothing yet.
+        const n = a.from === undefined ? prefix(a.seq.prompt, a.fed) : 0;
+        if (n > common) [from, common] = [a.slot, n];
       }
     e.slot = this.free.splice(best, 1)[0]!;
+    e.from = from;
     e.fed = e.kv = e.cached = common;
     e.admittedAt = performance.now();
     this.active.push(e);
+    return true;
   }
 
   private async run(p: StepPlan): Promise<Float32Array[]> {

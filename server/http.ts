@@ -162,7 +162,11 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const seed = job.sampling.seed ?? Math.floor(Math.random() * 2 ** 32);
     const seedOf = (i: number) =>
       i <= Number.MAX_SAFE_INTEGER - seed ? seed + i : i - (Number.MAX_SAFE_INTEGER - seed) - 1;
-    const choices = Array.from({ length: job.n }, (_, i) => {
+    // Choices after the first join once its prompt is in, and take its slot's cache of the
+    // prompt instead of computing it again (Batcher.admit).
+    let promptIn = () => undefined as void;
+    const firstIn = new Promise<void>((r) => (promptIn = r));
+    const choice = (i: number) => {
       // Log-probabilities: the sequence appends one entry a token it picks; each chunk takes
       // those not sent yet (a token's entry may precede its text, which a stop string can hold
       // back). An echoed prompt is scored once, by choice 0.
@@ -186,19 +190,22 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         return r;
       };
       const result = batcher
-        .submit({
-          prompt: '',
-          promptTokens: prompt,
-          maxTokens: job.maxTokens ?? o.model.ctx - prompt.length,
-          sampling: { ...job.sampling, seed: seedOf(i) },
-          stop: job.stop,
-          stopAtEog: !job.ignoreEos,
-          signal: gone.signal,
-          ...(lp ? { logprobs: lp } : {}),
-          ...(job.stream
-            ? { onText: (text: string) => sse(chunk(job.kind, ids, { text }, logprobs(), i)) }
-            : {}),
-        })
+        .submit(
+          {
+            prompt: '',
+            promptTokens: prompt,
+            maxTokens: job.maxTokens ?? o.model.ctx - prompt.length,
+            sampling: { ...job.sampling, seed: seedOf(i) },
+            stop: job.stop,
+            stopAtEog: !job.ignoreEos,
+            signal: gone.signal,
+            ...(lp ? { logprobs: lp } : {}),
+            ...(job.stream
+              ? { onText: (text: string) => sse(chunk(job.kind, ids, { text }, logprobs(), i)) }
+              : {}),
+          },
+          i === 0 ? promptIn : undefined,
+        )
         .then((r) => {
           metrics.record(r);
           const finish: FinishReason =
@@ -207,7 +214,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           return { r, finish, lp, logprobs };
         });
       return result;
-    });
+    };
+    const first = choice(0).finally(promptIn); // ended before its prompt was in: the others go on
+    const choices = [
+      first,
+      ...Array.from({ length: job.n - 1 }, (_, i) => firstIn.then(() => choice(i + 1))),
+    ];
     // One choice failing fails the request: the others stop at their next step.
     const done = await Promise.all(choices).catch((e: unknown) => {
       gone.abort();

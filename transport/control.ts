@@ -183,6 +183,8 @@ export interface SeqRunMsg {
   logits: boolean;
   /** Rows of logits after each of its last logitRows tokens (a scored prompt); 0: as logits says. */
   logitRows?: number;
+  /** 1 + the slot whose positions 0…pos-1 this run's slot takes before the step; 0: none. */
+  fromSlot?: number;
 }
 export interface ForwardReply {
   /** f32 little-endian, n_vocab values per returned position (empty when none asked). */

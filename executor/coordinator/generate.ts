@@ -255,6 +255,11 @@ function checkRuns(tokens: readonly number[], runs: readonly SeqRun[], slots: nu
     if (seen.has(r.slot)) throw new Error(`KV slot ${r.slot} appears twice in one step`);
     seen.add(r.slot);
     if (!Number.isInteger(r.count) || r.count < 1) throw new Error(`slot ${r.slot}'s run carries no tokens`);
+    if (
+      r.from !== undefined &&
+      (!Number.isInteger(r.from) || r.from < 0 || r.from >= slots || r.from === r.slot)
+    )
+      throw new Error(`slot ${r.slot}'s run copies from slot ${r.from}: not another of slots 0-${slots - 1}`);
     const n = logitRows(r);
     if (!Number.isInteger(n) || n < 0 || n > r.count)
       throw new Error(`slot ${r.slot}'s run asks for ${n} rows of logits but carries ${r.count} tokens`);

@@ -98,7 +98,12 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
               tokens,
               pos: 0,
               logits: 'none',
-              runs: runs.map((r) => ({ ...r, logits: logitRows(r) > 0, logitRows: logitRows(r) })),
+              runs: runs.map(({ from, ...r }) => ({
+                ...r,
+                logits: logitRows(r) > 0,
+                logitRows: logitRows(r),
+                fromSlot: from === undefined ? 0 : from + 1,
+              })),
               firstRank: first[h]!,
               world,
               run,

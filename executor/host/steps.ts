@@ -279,6 +279,7 @@ export class HostSteps {
         count: int(`runs[${i}].count`, r.count, 1, 1 << 16),
         logits: r.logits === true,
         logitRows: int(`runs[${i}].logitRows`, r.logitRows ?? 0, 0, MAX_SEQUENCES),
+        fromSlot: int(`runs[${i}].fromSlot`, r.fromSlot ?? 0, 0, MAX_SEQUENCES),
       };
     });
     if (runs.length && runs.reduce((a, r) => a + r.count, 0) !== tokens.length)

@@ -116,7 +116,11 @@ export class ModelSteps {
   ): Promise<ForwardReply> {
     if (!this.shard) throw new Error(`executor rank ${this.rank}: loadModel first`);
     if (req.runs?.length) {
-      const runs = req.runs.map((r) => ({ ...r, logits: r.logitRows || r.logits }));
+      const runs = req.runs.map(({ fromSlot, logitRows, ...r }) => ({
+        ...r,
+        logits: logitRows || r.logits,
+        ...(fromSlot ? { from: fromSlot - 1 } : {}),
+      }));
       const r = await this.shard.forwardRuns(pool, peers, Int32Array.from(req.tokens), runs);
       return {
         logits:

@@ -154,6 +154,33 @@ describe('redblue serve across two hosts', () => {
     }
   }, 60_000);
 
+  it('n choices across the hosts: the later ones copy the first one’s prompt, each as alone', async () => {
+    const ask = async (body: object) => {
+      const res = await fetch(`${base}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          prompt: 'Far over the misty mountains cold, to dungeons deep',
+          max_tokens: 8,
+          temperature: 0.9,
+          top_k: 0,
+          min_p: 0,
+          ...body,
+        }),
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as {
+        choices: { text: string }[];
+        usage: { prompt_tokens: number; prompt_tokens_details: { cached_tokens: number } };
+      };
+    };
+    const r = await ask({ seed: 5, n: 3 });
+    expect(r.usage.prompt_tokens_details.cached_tokens).toBe(r.usage.prompt_tokens - 1);
+    const alone = await Promise.all([5, 6, 7].map((seed) => ask({ seed })));
+    expect(r.choices.map((c) => c.text)).toEqual(alone.map((a) => a.choices[0]!.text));
+    expect(new Set(alone.map((a) => a.choices[0]!.text)).size).toBeGreaterThan(1);
+  }, 60_000);
+
   it('SIGTERM finishes the request in hand and exits 0, ending the hosts’ sessions', async () => {
     const pending = complete('Once upon a time', 12, false);
     await new Promise((r) => setTimeout(r, 50));

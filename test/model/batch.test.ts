@@ -156,6 +156,52 @@ describe('continuous batching: sequences in KV slots, one step for all', () => {
     await expect(runner.step!(p, run(5))).rejects.toThrow(/at most 4 rows of logits, not 5/);
   }, 60_000);
 
+  it("a slot that takes another's prefix goes on as if it had computed it, bit for bit", async () => {
+    const runner = await load({ default: 'q4_0' }, 'copy.gguf');
+    const p = PROMPTS[1]!;
+    const L = p.length;
+    const whole = (slot: number): SeqRun[] => [{ slot, pos: 0, count: L, logits: true }];
+    // The reference: the prompt, then one more token, computed in slot 2.
+    const ref = await runner.step!(p, whole(2));
+    const next = argmax(ref.logits[0]!);
+    const ref2 = await runner.step!([next], [{ slot: 2, pos: L, count: 1, logits: true }]);
+    // Slot 0 computes the prompt; slot 1 takes its first L - 1 positions and feeds the last token,
+    // in the step where slot 0 writes its next position (copies come first).
+    await runner.step!(p, whole(0));
+    const r = await runner.step!(
+      [next, p[L - 1]!],
+      [
+        { slot: 0, pos: L, count: 1, logits: true },
+        { slot: 1, pos: L - 1, count: 1, logits: true, from: 0 },
+      ],
+    );
+    expect(bits(r.logits[0]!)).toBe(bits(ref2.logits[0]!));
+    expect(bits(r.logits[1]!)).toBe(bits(ref.logits[0]!));
+    const on = await runner.step!([next], [{ slot: 1, pos: L, count: 1, logits: true }]);
+    expect(bits(on.logits[0]!)).toBe(bits(ref2.logits[0]!));
+    // Part of a prefix (5 positions; slot 0 holds L + 1), the rest of the prompt fed after it.
+    const part = await runner.step!(p.slice(5), [{ slot: 3, pos: 5, count: L - 5, logits: true, from: 0 }]);
+    expect(bits(part.logits[0]!)).toBe(bits(ref.logits[0]!));
+
+    const copy = (slot: number, from: number, pos: number): SeqRun => ({
+      slot,
+      pos,
+      count: 1,
+      logits: true,
+      from,
+    });
+    await expect(runner.step!([5], [copy(1, 1, 3)])).rejects.toThrow(
+      /copies from slot 1: not another of slots 0-3/,
+    );
+    await expect(runner.step!([5], [copy(1, 4, 3)])).rejects.toThrow(/copies from slot 4/);
+    await expect(runner.step!([5], [copy(1, 3, L + 1)])).rejects.toThrow(
+      new RegExp(`executor rank 0: .*copies positions 0..${L} of slot 3, which holds 0..${L - 1}`),
+    );
+    await expect(runner.step!([5, 6], [copy(1, 3, 2), copy(2, 1, 2)])).rejects.toThrow(
+      /slot 1 takes a copy and gives one in the same step/,
+    );
+  }, 60_000);
+
   it('bad steps are refused with the reason, and the next good step runs', async () => {
     const runner = await load({ default: 'q8_0' }, 'errors.gguf');
     const one = (slot: number, pos = 0): SeqRun => ({ slot, pos, count: 1, logits: true });

@@ -263,6 +263,23 @@ describe('redblue serve', () => {
       completion_tokens: r.usage!.completion_tokens,
     });
 
+    // A prompt no request sent before: choice 0 computes it, the others take its slot's cache of
+    // all but its last token (a copy, counted as cached), and still give what they give alone.
+    const fresh = { ...ask, prompt: 'Far over the misty mountains cold, to dungeons deep and caverns old' };
+    const cachedBefore = await metric('redblue_prompt_tokens_cached_total');
+    const shared = await client.completions.create({ ...fresh, seed: 7, n: 3 } as typeof ask);
+    const L = shared.usage!.prompt_tokens;
+    expect(L).toBeGreaterThan(10);
+    // (Choice 0 may find its first token or two, BOS, in a free slot's cache.)
+    const found = (await metric('redblue_prompt_tokens_cached_total')) - cachedBefore;
+    expect(found).toBeGreaterThanOrEqual(2 * (L - 1));
+    expect(found).toBeLessThanOrEqual(2 * (L - 1) + 2);
+    expect(shared.usage!.prompt_tokens_details!.cached_tokens).toBe(L - 1);
+    for (const [i, c] of shared.choices.entries())
+      expect(c.text).toBe(
+        (await client.completions.create({ ...fresh, seed: 7 + i } as typeof ask)).choices[0]!.text,
+      );
+
     // Chat: each choice's stream opens with its role; echo: every choice carries the prompt and
     // its scores (computed once).
     const chat = await client.chat.completions.create({

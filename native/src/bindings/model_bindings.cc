@@ -99,6 +99,9 @@ std::vector<SeqRun> RunsFromJs(const Napi::Value& v) {
     // true / false: the last row or none (decode steps); a number: that many last rows.
     const Napi::Value l = r.Get("logits");
     run.logits = l.IsNumber() ? l.As<Napi::Number>().Int64Value() : (l.ToBoolean() ? 1 : 0);
+    // from: the slot whose first pos positions this one takes before the step (absent: none).
+    const Napi::Value from = r.Get("from");
+    if (!from.IsUndefined() && !from.IsNull()) run.from = static_cast<int>(Int(r, "from"));
     out.push_back(run);
   }
   return out;

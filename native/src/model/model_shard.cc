@@ -429,7 +429,16 @@ ModelForwardTimings ModelShard::ForwardRuns(const int32_t* tokens, const SeqRun*
     if (r.pos < 0 || r.pos + r.count > c.nCtx)
       throw UserError(what + ": positions " + std::to_string(r.pos) + ".." + std::to_string(r.pos + r.count - 1) +
                       " do not fit the context of " + std::to_string(c.nCtx) + " tokens");
-    const int64_t filled = filled_[static_cast<size_t>(r.slot)];
+    if (r.from >= 0) {
+      if (r.from >= c.nSlots || r.from == r.slot)
+        throw UserError(what + ": copies from slot " + std::to_string(r.from) + ", which is not another of slots 0-" +
+                        std::to_string(c.nSlots - 1));
+      if (r.pos > filled_[static_cast<size_t>(r.from)])
+        throw UserError(what + ": copies positions 0.." + std::to_string(r.pos - 1) + " of slot " +
+                        std::to_string(r.from) + ", which holds 0.." +
+                        std::to_string(filled_[static_cast<size_t>(r.from)] - 1));
+    }
+    const int64_t filled = r.from >= 0 ? r.pos : filled_[static_cast<size_t>(r.slot)];
     if (r.pos > filled)
       throw UserError(what + ": position " + std::to_string(r.pos) + " leaves a gap (the slot holds positions 0.." +
                       std::to_string(filled - 1) + ")");
@@ -440,7 +449,32 @@ ModelForwardTimings ModelShard::ForwardRuns(const int32_t* tokens, const SeqRun*
     total += r.count;
   }
   CheckTokens(tokens, total);
+  // Copies first, all of them: a slot the step copies into is no source of another copy.
+  for (int i = 0; i < nRuns; ++i)
+    for (int j = 0; j < nRuns; ++j)
+      if (runs[i].from >= 0 && runs[j].from == runs[i].slot)
+        throw UserError("slot " + std::to_string(runs[i].slot) + " takes a copy and gives one in the same step");
+  for (int i = 0; i < nRuns; ++i)
+    if (runs[i].from >= 0) CopyPrefix(runs[i].from, runs[i].slot, runs[i].pos);
   return Step(tokens, runs, nRuns, rows, pool, peers, logitsOut);
+}
+
+void ModelShard::CopyPrefix(int from, int to, int64_t positions) {
+  if (!kv_ || positions == 0) return;
+  // Per layer, K then V, per KV head: positions 0.. lie first in the head's rows (K in chunks of
+  // kKeyChunk positions, V row by row), so whole chunks cover them; what lies past `positions`
+  // is written before it is read, as in a slot used before.
+  const int64_t hd = cfg_.headDim, kvCtx = KvCtx(cfg_.nCtx);
+  const size_t bytes = static_cast<size_t>((positions + kKeyChunk - 1) / kKeyChunk * kKeyChunk * hd) * 2;
+  uint8_t* base = static_cast<uint8_t*>(kv_->data());
+  for (int64_t kv = 0; kv < 2 * cfg_.nLayer; ++kv) {
+    uint8_t* layer = base + kvLayerBytes_ * static_cast<uint64_t>(kv);
+    for (int64_t h = 0; h < kvHeads_; ++h) {
+      const uint64_t head = static_cast<uint64_t>(h * kvCtx * hd) * 2;
+      std::memcpy(layer + kvSlotBytes_ * static_cast<uint64_t>(to) + head,
+                  layer + kvSlotBytes_ * static_cast<uint64_t>(from) + head, bytes);
+    }
+  }
 }
 
 ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, int nRuns,

@@ -60,6 +60,9 @@ struct SeqRun {
   // Rows of logits the run asks for: its last `logits` positions (0 none, 1 the last: a decode
   // step or a prompt's end; up to `count`: a prompt scored token by token).
   int64_t logits = 0;
+  // ≥ 0: before the step, `slot` takes positions 0..pos-1 of slot `from`'s cache (a prompt's
+  // beginning another sequence has computed: n choices of one prompt, a shared system prompt).
+  int from = -1;
 };
 
 struct ModelForwardTimings {
@@ -120,6 +123,8 @@ class ModelShard {
   };
   void Matmul(std::initializer_list<MatmulOut> outs, const float* x, int64_t m, int64_t ldx, ThreadPool& pool) const;
   // The step itself, after the caller's checks: logits for the tokens at indices `logitRows`.
+  // Slot `to`'s cache takes positions 0..positions-1 of slot `from`'s, every layer.
+  void CopyPrefix(int from, int to, int64_t positions);
   ModelForwardTimings Step(const int32_t* tokens, const SeqRun* runs, int nRuns, const std::vector<int64_t>& logitRows,
                            ThreadPool& pool, Collective& peers, float* logitsOut);
   void CheckCall(Collective& peers) const;

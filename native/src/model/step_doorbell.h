@@ -39,7 +39,7 @@ struct DoorbellRun {
   uint32_t count;
   int64_t pos;
   uint32_t logits;
-  uint32_t pad;
+  int32_t from;  // SeqRun::from: -1 none
 };
 static_assert(sizeof(DoorbellRun) == 24, "a run is 24 bytes");
 
