@@ -189,7 +189,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         offset = endOffset(r, offset);
         return r;
       };
-      const result = batcher
+      return batcher
         .submit(
           {
             prompt: '',
@@ -213,7 +213,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           if (job.stream && r.stoppedBy !== 'aborted') sse(chunk(job.kind, ids, { finish }, logprobs(), i));
           return { r, finish, lp, logprobs };
         });
-      return result;
     };
     const first = choice(0).finally(promptIn); // ended before its prompt was in: the others go on
     const choices = [
