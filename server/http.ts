@@ -104,39 +104,44 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     return got.length === want.length && timingSafeEqual(got, want);
   };
 
-  const promptOf = (job: Job): number[] => {
+  /** Each prompt's tokens, checked against the vocabulary and the context (chat: one prompt). */
+  const promptsOf = (job: Job): number[][] => {
     const { tokenizer } = o.model;
+    const param = job.kind === 'chat' ? 'messages' : 'prompt';
     // A chat template writes BOS itself when the model wants it; a plain prompt gets the file's default.
-    const tokens =
-      job.kind === 'chat'
-        ? o.chat.tokens(job.messages!)
-        : (job.promptIds ?? tokenizer.encode(job.prompt!, { addBos: tokenizer.addBos, parseSpecial: true }));
-    const outside = tokens.find((t) => t >= o.model.info.nVocab);
-    if (outside !== undefined)
-      throw new ApiError(
-        400,
-        `prompt token ${outside} is outside the vocabulary (ids 0-${o.model.info.nVocab - 1})`,
-        'prompt',
-      );
-    if (tokens.length === 0)
-      throw new ApiError(400, 'the prompt is empty', job.kind === 'chat' ? 'messages' : 'prompt');
-    if (tokens.length >= o.model.ctx)
-      throw new ApiError(
-        400,
-        `the prompt is ${tokens.length} tokens but the context holds ${o.model.ctx} (serve --ctx sets it)`,
-        job.kind === 'chat' ? 'messages' : 'prompt',
-      );
-    if (job.maxTokens !== undefined && tokens.length + job.maxTokens > o.model.ctx)
-      throw new ApiError(
-        400,
-        `the prompt (${tokens.length} tokens) and max_tokens (${job.maxTokens}) exceed the context of ${o.model.ctx} tokens`,
-        'max_tokens',
-      );
-    return tokens;
+    const sources = job.kind === 'chat' ? [o.chat.tokens(job.messages!)] : job.prompts!;
+    return sources.map((src, p) => {
+      const tokens =
+        typeof src === 'string'
+          ? tokenizer.encode(src, { addBos: tokenizer.addBos, parseSpecial: true })
+          : src;
+      const which = sources.length > 1 ? `prompt ${p}` : 'the prompt';
+      const outside = tokens.find((t) => t >= o.model.info.nVocab);
+      if (outside !== undefined)
+        throw new ApiError(
+          400,
+          `${which}: token ${outside} is outside the vocabulary (ids 0-${o.model.info.nVocab - 1})`,
+          param,
+        );
+      if (tokens.length === 0) throw new ApiError(400, `${which} is empty`, param);
+      if (tokens.length >= o.model.ctx)
+        throw new ApiError(
+          400,
+          `${which} is ${tokens.length} tokens but the context holds ${o.model.ctx} (serve --ctx sets it)`,
+          param,
+        );
+      if (job.maxTokens !== undefined && tokens.length + job.maxTokens > o.model.ctx)
+        throw new ApiError(
+          400,
+          `${which} (${tokens.length} tokens) and max_tokens (${job.maxTokens}) exceed the context of ${o.model.ctx} tokens`,
+          'max_tokens',
+        );
+      return tokens;
+    });
   };
 
   const complete = async (res: ServerResponse, job: Job, endpoint: string) => {
-    const prompt = promptOf(job);
+    const prompts = promptsOf(job);
     const ids: ReplyIds = {
       id: `${job.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`,
       created: Math.floor(Date.now() / 1000),
@@ -162,20 +167,22 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const seed = job.sampling.seed ?? Math.floor(Math.random() * 2 ** 32);
     const seedOf = (i: number) =>
       i <= Number.MAX_SAFE_INTEGER - seed ? seed + i : i - (Number.MAX_SAFE_INTEGER - seed) - 1;
-    // Choices after the first join once its prompt is in, and take its slot's cache of the
-    // prompt instead of computing it again (Batcher.admit).
-    let promptIn = () => undefined as void;
-    const firstIn = new Promise<void>((r) => (promptIn = r));
-    const choice = (i: number) => {
+    // Prompt p's choice j is choice p·n + j. A prompt's choices after its first join once that
+    // one's prompt is in, and take its slot's cache of the prompt instead of computing it again
+    // (Batcher.admit); the prompts run side by side.
+    const n = job.n;
+    const choice = (p: number, j: number, promptIn?: () => void) => {
+      const index = p * n + j;
+      const prompt = prompts[p]!;
       // Log-probabilities: the sequence appends one entry a token it picks; each chunk takes
       // those not sent yet (a token's entry may precede its text, which a stop string can hold
-      // back). An echoed prompt is scored once, by choice 0.
+      // back). An echoed prompt is scored once, by its first choice.
       const lp =
         job.logprobs !== undefined
           ? {
               top: job.logprobs,
               into: [] as TokenLogprob[],
-              ...(job.echo && i === 0 ? { prompt: [] as TokenLogprob[] } : {}),
+              ...(job.echo && j === 0 ? { prompt: [] as TokenLogprob[] } : {}),
             }
           : undefined;
       let sent = 0;
@@ -195,45 +202,51 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
             prompt: '',
             promptTokens: prompt,
             maxTokens: job.maxTokens ?? o.model.ctx - prompt.length,
-            sampling: { ...job.sampling, seed: seedOf(i) },
+            sampling: { ...job.sampling, seed: seedOf(j) },
             stop: job.stop,
             stopAtEog: !job.ignoreEos,
             signal: gone.signal,
             ...(lp ? { logprobs: lp } : {}),
             ...(job.stream
-              ? { onText: (text: string) => sse(chunk(job.kind, ids, { text }, logprobs(), i)) }
+              ? { onText: (text: string) => sse(chunk(job.kind, ids, { text }, logprobs(), index)) }
               : {}),
           },
-          i === 0 ? promptIn : undefined,
+          promptIn,
         )
         .then((r) => {
           metrics.record(r);
           const finish: FinishReason =
             r.stoppedBy === 'length' || r.stoppedBy === 'context' ? 'length' : 'stop';
-          if (job.stream && r.stoppedBy !== 'aborted') sse(chunk(job.kind, ids, { finish }, logprobs(), i));
-          return { r, finish, lp, logprobs };
+          if (job.stream && r.stoppedBy !== 'aborted')
+            sse(chunk(job.kind, ids, { finish }, logprobs(), index));
+          return { p, r, finish, lp, logprobs };
         });
     };
-    const first = choice(0).finally(promptIn); // ended before its prompt was in: the others go on
-    const choices = [
-      first,
-      ...Array.from({ length: job.n - 1 }, (_, i) => firstIn.then(() => choice(i + 1))),
-    ];
+    const choices = prompts.flatMap((_, p) => {
+      let promptIn = () => undefined as void;
+      const firstIn = new Promise<void>((r) => (promptIn = r));
+      // ended before its prompt was in: the others go on
+      const first = choice(p, 0, promptIn).finally(promptIn);
+      return [first, ...Array.from({ length: n - 1 }, (_, j) => firstIn.then(() => choice(p, j + 1)))];
+    });
     // One choice failing fails the request: the others stop at their next step.
     const done = await Promise.all(choices).catch((e: unknown) => {
       gone.abort();
       throw e;
     });
     const results = done.map((d) => d.r);
-    // The prompt counts once, as OpenAI counts it; its cached part as the choice that found most.
+    // Each prompt counts once, as OpenAI counts it; its cached part as its choice that found most.
     const u = usage(
-      prompt.length,
+      prompts.reduce((a, t) => a + t.length, 0),
       results.reduce((a, r) => a + r.generatedTokens.length, 0),
-      Math.max(...results.map((r) => r.cachedPromptTokens ?? 0)),
+      prompts.reduce(
+        (a, _, p) => a + Math.max(...results.slice(p * n, (p + 1) * n).map((r) => r.cachedPromptTokens ?? 0)),
+        0,
+      ),
     );
     log(
       `${endpoint}: ${u.prompt_tokens} prompt + ${u.completion_tokens} generated tokens` +
-        `${job.n > 1 ? ` in ${job.n} choices` : ''}, ${results.map((r) => r.stoppedBy).join(' ')}`,
+        `${done.length > 1 ? ` in ${done.length} choices` : ''}, ${results.map((r) => r.stoppedBy).join(' ')}`,
     );
     if (results.some((r) => r.stoppedBy === 'aborted')) return; // nobody is listening
     if (job.stream) {
@@ -244,16 +257,21 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const reply = (text: (d: (typeof done)[number]) => string, lp: (d: (typeof done)[number]) => Logprobs) =>
       done.map((d) => ({ text: text(d), finish: d.finish, logprobs: lp(d) }));
     if (job.echo) {
-      const head = job.prompt ?? o.model.tokenizer.decode(prompt);
-      const scored = done[0]!.lp?.prompt;
+      const head = prompts.map((t, p) => {
+        const src = job.prompts![p]!;
+        return typeof src === 'string' ? src : o.model.tokenizer.decode(t);
+      });
       return sendJson(
         res,
         200,
         completionReply(
           ids,
           reply(
-            (d) => head + d.r.text,
-            (d) => (d.lp ? echoLogprobs(prompt, scored!, d.lp.into, o.model.tokenizer) : null),
+            (d) => head[d.p]! + d.r.text,
+            (d) =>
+              d.lp
+                ? echoLogprobs(prompts[d.p]!, done[d.p * n]!.lp!.prompt!, d.lp.into, o.model.tokenizer)
+                : null,
           ),
           u,
         ),

@@ -25,9 +25,11 @@ export class ApiError extends Error {
 /** What a request asks the engine for, whichever endpoint it came through. */
 export interface Job {
   kind: 'completion' | 'chat';
-  prompt?: string;
-  /** A completion's prompt given as token ids (used as they are: no BOS added). */
-  promptIds?: number[];
+  /**
+   * A completion's prompts, each text or token ids (used as they are: no BOS added); each gets
+   * n choices (prompt p's choice j is choice p·n + j).
+   */
+  prompts?: (string | number[])[];
   messages?: ChatMessage[];
   /** undefined: until an end-of-generation token or the context is full. */
   maxTokens?: number;
@@ -135,26 +137,35 @@ function object(body: unknown): Body {
   return body as Body;
 }
 
+/** Choices one request may ask for in all (prompts × n), as OpenAI bounds a list of prompts. */
+export const MAX_CHOICES = 2048;
+
 /** POST /v1/completions */
 export function completionJob(body: unknown): Job {
   const b = object(body);
-  let prompt = b.prompt;
-  // One prompt, as OpenAI takes it: text, or token ids; either alone in a list.
-  if (
-    Array.isArray(prompt) &&
-    prompt.length === 1 &&
-    (typeof prompt[0] === 'string' || Array.isArray(prompt[0]))
-  )
-    prompt = prompt[0];
-  if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((t) => Number.isSafeInteger(t) && t >= 0))
-    return { ...common(b, 'completion'), ...echo(b), promptIds: prompt as number[] };
-  if (typeof prompt !== 'string')
+  // As OpenAI takes it: text, token ids, or a list of either (evaluation harnesses send batches).
+  const one = (p: unknown): string | number[] | undefined =>
+    typeof p === 'string'
+      ? p
+      : Array.isArray(p) && p.length > 0 && p.every((t) => Number.isSafeInteger(t) && t >= 0)
+        ? (p as number[])
+        : undefined;
+  const single = one(b.prompt);
+  const prompts = single !== undefined ? [single] : Array.isArray(b.prompt) ? b.prompt.map(one) : [];
+  if (prompts.length === 0 || prompts.some((p) => p === undefined))
     throw new ApiError(
       400,
-      'prompt must be a string or a list of token ids (one prompt per request)',
+      'prompt must be a string, a list of token ids, or a non-empty list of those',
       'prompt',
     );
-  return { ...common(b, 'completion'), ...echo(b), prompt };
+  const job = { ...common(b, 'completion'), ...echo(b), prompts: prompts as (string | number[])[] };
+  if (prompts.length * job.n > MAX_CHOICES)
+    throw new ApiError(
+      400,
+      `${prompts.length} prompts × n = ${job.n} asks for ${prompts.length * job.n} choices; at most ${MAX_CHOICES}`,
+      'prompt',
+    );
+  return job;
 }
 
 function echo(b: Body): { echo?: boolean } {

@@ -76,10 +76,15 @@ function checkJob(j: Job): void {
   inRange(j.sampling.seed, 0, Number.MAX_SAFE_INTEGER, true);
   expect(j.stop.length).toBeLessThanOrEqual(4);
   for (const s of j.stop) expect(typeof s === 'string' && s.length > 0).toBe(true);
-  if (j.kind === 'completion' && j.promptIds)
-    for (const t of j.promptIds) expect(Number.isSafeInteger(t) && t >= 0).toBe(true);
-  else if (j.kind === 'completion') expect(typeof j.prompt).toBe('string');
-  else for (const m of j.messages!) expect(typeof m.content).toBe('string');
+  if (j.kind === 'completion') {
+    expect(j.prompts!.length).toBeGreaterThan(0);
+    expect(j.prompts!.length * j.n).toBeLessThanOrEqual(2048);
+    for (const p of j.prompts!)
+      if (typeof p !== 'string') {
+        expect(p.length).toBeGreaterThan(0);
+        for (const t of p) expect(Number.isSafeInteger(t) && t >= 0).toBe(true);
+      }
+  } else for (const m of j.messages!) expect(typeof m.content).toBe('string');
 }
 
 function request(parse: (body: unknown) => Job, body: unknown): void {
@@ -113,6 +118,7 @@ describe('fuzz: serve request bodies', () => {
             fc.array(fc.string(), { maxLength: 2 }),
             fc.array(fc.oneof(fc.nat(), fc.integer(), fc.double()), { maxLength: 4 }),
             fc.array(fc.array(fc.nat(), { maxLength: 3 }), { maxLength: 2 }),
+            fc.array(fc.oneof(fc.string(), fc.array(fc.nat(), { maxLength: 3 }), odd), { maxLength: 40 }),
           ),
         ),
         (o, prompt) => request(completionJob, { ...o, prompt }),

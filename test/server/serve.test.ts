@@ -280,6 +280,22 @@ describe('redblue serve', () => {
         (await client.completions.create({ ...fresh, seed: 7 + i } as typeof ask)).choices[0]!.text,
       );
 
+    // A list of prompts (text or ids), as evaluation harnesses send a batch: prompt p's choice j
+    // is choice p·n + j, each the single request with that prompt and seed + j.
+    const list = [PROMPT, [1, 15043, 3186], 'The quick brown fox'];
+    const batch = await client.completions.create({ ...ask, max_tokens: 6, seed: 3, n: 2, prompt: list });
+    const one = await Promise.all(
+      list.flatMap((prompt) =>
+        [3, 4].map((seed) => client.completions.create({ ...ask, max_tokens: 6, seed, prompt })),
+      ),
+    );
+    expect(batch.choices.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(batch.choices.map((c) => c.text)).toEqual(one.map((r) => r.choices[0]!.text));
+    expect(batch.usage!.prompt_tokens).toBe(
+      one.reduce((a, r, i) => a + (i % 2 ? 0 : r.usage!.prompt_tokens), 0),
+    );
+    expect(batch.usage!.completion_tokens).toBe(one.reduce((a, r) => a + r.usage!.completion_tokens, 0));
+
     // Chat: each choice's stream opens with its role; echo: every choice carries the prompt and
     // its scores (computed once).
     const chat = await client.chat.completions.create({
@@ -478,7 +494,7 @@ describe('redblue serve', () => {
       [
         { method: 'POST', body: JSON.stringify({ prompt: [1, 99999999] }) },
         400,
-        /prompt token 99999999 is outside the vocabulary/,
+        /the prompt: token 99999999 is outside the vocabulary/,
       ],
       [
         { method: 'POST', body: JSON.stringify({ prompt: 'x', echo: true, stream: true }) },
@@ -489,6 +505,17 @@ describe('redblue serve', () => {
         { method: 'POST', body: JSON.stringify({ prompt: 'x', n: 200 }) },
         400,
         /n must be a number from 1 to 128/,
+      ],
+      [{ method: 'POST', body: JSON.stringify({ prompt: ['x', 5] }) }, 400, /prompt must be a string/],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: Array(20).fill('x'), n: 128 }) },
+        400,
+        /20 prompts × n = 128 asks for 2560 choices; at most 2048/,
+      ],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: ['x', 'word '.repeat(400)] }) },
+        400,
+        /prompt 1 is \d+ tokens but the context holds 256/,
       ],
       [
         {
