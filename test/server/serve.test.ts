@@ -283,7 +283,14 @@ describe('redblue serve', () => {
     // A list of prompts (text or ids), as evaluation harnesses send a batch: prompt p's choice j
     // is choice p·n + j, each the single request with that prompt and seed + j.
     const list = [PROMPT, [1, 15043, 3186], 'The quick brown fox'];
-    const batch = await client.completions.create({ ...ask, max_tokens: 6, seed: 3, n: 2, prompt: list });
+    // (The client's types list text or ids, not both in one list; the API takes either.)
+    const batch = await client.completions.create({
+      ...ask,
+      max_tokens: 6,
+      seed: 3,
+      n: 2,
+      prompt: list as string[],
+    });
     const one = await Promise.all(
       list.flatMap((prompt) =>
         [3, 4].map((seed) => client.completions.create({ ...ask, max_tokens: 6, seed, prompt })),
