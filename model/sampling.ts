@@ -1,4 +1,6 @@
 // Next-token sampling with the knobs and the order llama.cpp users know:
+//  0. Logit biases (llama.cpp's `logit-bias` sampler, OpenAI's `logit_bias`): added to the
+//     token's logit; -Infinity bans it.
 //  1. Penalties over the last `repeatLastN` accepted tokens (llama.cpp's `penalties` sampler):
 //     a positive logit is divided by `repeatPenalty`, a negative one multiplied (dividing would
 //     make an unlikely token likelier), then count·frequencyPenalty + presencePenalty subtracted.
@@ -28,6 +30,8 @@ export interface SamplingParams {
   repeatLastN: number;
   frequencyPenalty: number;
   presencePenalty: number;
+  /** [token, bias] pairs added to the logits before everything else; -Infinity bans a token. */
+  logitBias: readonly (readonly [number, number])[];
   seed: number;
 }
 
@@ -41,6 +45,7 @@ export const LLAMA_CPP_SAMPLING_DEFAULTS: Readonly<Omit<SamplingParams, 'seed'>>
   repeatLastN: 64,
   frequencyPenalty: 0,
   presencePenalty: 0,
+  logitBias: [],
 };
 
 /** Fills in llama.cpp's defaults and rejects values llama.cpp would misuse; RangeError names the fix. */
@@ -72,6 +77,12 @@ export function resolveSamplingParams(given: Partial<SamplingParams> & { seed: n
   }
   finite('frequency penalty', p.frequencyPenalty);
   finite('presence penalty', p.presencePenalty);
+  for (const [token, bias] of p.logitBias) {
+    if (!Number.isSafeInteger(token) || token < 0)
+      throw new RangeError(`a logit bias names token ${token}: token ids are whole numbers from 0`);
+    if (typeof bias !== 'number' || Number.isNaN(bias) || bias === Infinity)
+      throw new RangeError(`token ${token}'s logit bias must be a number or -Infinity (a ban), got ${bias}`);
+  }
   if (!Number.isSafeInteger(p.seed) || p.seed < 0) {
     throw new RangeError(`seed must be a whole number from 0 to 2^53-1, got ${p.seed}`);
   }
@@ -149,6 +160,11 @@ export class Sampler {
     }
     this.vocabSize = vocabSize;
     this.params = resolveSamplingParams(params);
+    const outside = this.params.logitBias.find(([t]) => t >= vocabSize);
+    if (outside)
+      throw new RangeError(
+        `a logit bias names token ${outside[0]}, outside the vocabulary (ids 0-${vocabSize - 1})`,
+      );
     this.rng = new Rng(this.params.seed);
     this.work = new Float32Array(vocabSize);
     this.ids = new Int32Array(vocabSize);
@@ -225,10 +241,12 @@ export class Sampler {
     if (logits.length !== n) {
       throw new RangeError(`logits have ${logits.length} entries but the vocabulary has ${n}`);
     }
-    if (!this.penalised()) return logits;
+    const biased = this.params.logitBias.length > 0;
+    if (!biased && !this.penalised()) return logits;
     const w = this.work;
     w.set(logits);
-    this.applyPenalties(w);
+    for (const [token, bias] of this.params.logitBias) w[token] = w[token]! + bias;
+    if (this.penalised()) this.applyPenalties(w);
     return w;
   }
 

@@ -142,6 +142,13 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 
   const complete = async (res: ServerResponse, job: Job, endpoint: string) => {
     const prompts = promptsOf(job);
+    const biased = job.sampling.logitBias?.find(([t]) => t >= o.model.info.nVocab);
+    if (biased)
+      throw new ApiError(
+        400,
+        `logit_bias names token ${biased[0]}, outside the vocabulary (ids 0-${o.model.info.nVocab - 1})`,
+        'logit_bias',
+      );
     const ids: ReplyIds = {
       id: `${job.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`,
       created: Math.floor(Date.now() / 1000),

@@ -73,6 +73,30 @@ function bool(b: Body, key: string): boolean | undefined {
   return v;
 }
 
+/** OpenAI's `logit_bias`: { "token id": bias from -100 to 100 } (-100 bans a token in practice). */
+function logitBias(b: Body): [number, number][] | undefined {
+  const v = b.logit_bias;
+  if (v === undefined || v === null) return undefined;
+  const entries = typeof v === 'object' && !Array.isArray(v) ? Object.entries(v) : undefined;
+  if (!entries || entries.length > 1024)
+    throw new ApiError(
+      400,
+      'logit_bias must be an object of at most 1024 "token id": bias entries',
+      'logit_bias',
+    );
+  return entries.map(([k, x]) => {
+    if (!/^\d{1,9}$/.test(k))
+      throw new ApiError(400, `logit_bias keys are token ids, got ${JSON.stringify(k)}`, 'logit_bias');
+    if (typeof x !== 'number' || !Number.isFinite(x) || x < -100 || x > 100)
+      throw new ApiError(
+        400,
+        `logit_bias of token ${k} must be a number from -100 to 100, got ${JSON.stringify(x)}`,
+        'logit_bias',
+      );
+    return [Number(k), x];
+  });
+}
+
 function stops(b: Body): string[] {
   const v = b.stop;
   if (v === undefined || v === null) return [];
@@ -108,6 +132,8 @@ function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
     const v = (whole ? int : num)(b, key, min, max);
     if (v !== undefined) sampling[field] = v; // absent stays absent: the sampler's default applies
   }
+  const bias = logitBias(b);
+  if (bias) sampling.logitBias = bias;
   // Completions: `logprobs: N`, the N most likely tokens too. Chat: `logprobs: true`, and
   // `top_logprobs: N` for those.
   let logprobs: number | undefined;

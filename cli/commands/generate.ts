@@ -35,6 +35,7 @@ export interface GenerateFlags {
   repeatLastN: number;
   frequencyPenalty: number;
   presencePenalty: number;
+  logitBias: [number, number][];
   seed?: number;
   json?: boolean;
   bos: boolean;
@@ -154,6 +155,12 @@ export function addGenerateFlags(cmd: Command): Command {
       0,
     )
     .option(
+      '-l, --logit-bias <ID±BIAS>',
+      "add BIAS to token ID's logit before sampling, as llama.cpp's -l: 15043+1.5, 29871-2, 13-inf bans token 13 (repeatable)",
+      (v: string, all: [number, number][]) => [...all, parseLogitBias(v)],
+      [] as [number, number][],
+    )
+    .option(
       '-s, --seed <S>',
       'random seed: the same seed gives the same text (default: random)',
       whole('--seed'),
@@ -192,8 +199,22 @@ function samplingOf(o: GenerateFlags, seed: number): ModelRunOptions['sampling']
     repeatLastN: o.repeatLastN,
     frequencyPenalty: o.frequencyPenalty,
     presencePenalty: o.presencePenalty,
+    logitBias: o.logitBias,
     seed,
   };
+}
+
+/** llama.cpp's TOKEN_ID(+/-)BIAS, as -l takes it; `inf` as the bias bans (with -) the token. */
+function parseLogitBias(v: string): [number, number] {
+  const m = /^\s*(\d+)\s*([+-])\s*(inf|\d+(?:\.\d*)?|\.\d+)\s*$/i.exec(v);
+  const bias = m
+    ? (m[3]!.toLowerCase() === 'inf' ? Infinity : Number(m[3])) * (m[2] === '-' ? -1 : 1)
+    : NaN;
+  if (!m || !Number.isSafeInteger(Number(m[1])) || bias === Infinity)
+    throw new UsageError(
+      `--logit-bias takes TOKEN_ID+BIAS or TOKEN_ID-BIAS (e.g. 15043+1.5, 13-inf to ban token 13), got '${v}'`,
+    );
+  return [Number(m[1]), bias];
 }
 
 /** The placement flags as the planner takes them. */

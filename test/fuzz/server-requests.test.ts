@@ -43,6 +43,15 @@ const options = fc.record(
     logprobs: field(fc.oneof(fc.nat({ max: 25 }), fc.boolean())),
     top_logprobs: field(fc.nat({ max: 25 })),
     echo: field(fc.boolean()),
+    logit_bias: field(
+      fc.dictionary(
+        fc.oneof(fc.nat().map(String), fc.string()),
+        fc.oneof(fc.double(), fc.integer({ min: -100, max: 100 })),
+        {
+          maxKeys: 4,
+        },
+      ),
+    ),
     seed: field(fc.nat()),
     stop: field(
       fc.oneof(fc.string({ minLength: 1 }), fc.array(fc.string({ minLength: 1 }), { maxLength: 5 })),
@@ -71,6 +80,10 @@ function checkJob(j: Job): void {
   inRange(j.sampling.presencePenalty, -2, 2);
   inRange(j.logprobs, 0, 20, true);
   inRange(j.n, 1, 128, true);
+  for (const [t, b] of j.sampling.logitBias ?? []) {
+    inRange(t, 0, Number.MAX_SAFE_INTEGER, true);
+    inRange(b, -100, 100);
+  }
   if (j.echo) expect(j.kind === 'completion' && !j.stream).toBe(true);
   inRange(j.maxTokens, 0, 1 << 20, true);
   inRange(j.sampling.seed, 0, Number.MAX_SAFE_INTEGER, true);

@@ -182,6 +182,10 @@ describe('redblue generate --chat', () => {
     const r = runCli(['generate', '-m', good, '-p', PROMPT, '--system', 'x']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--system goes with --chat/);
+    // -l as llama.cpp writes it; a malformed one is refused before anything loads.
+    const l = runCli(['generate', '-m', good, '-p', PROMPT, '-l', '15043*2']);
+    expect(l.code).toBe(2);
+    expect(l.stderr).toMatch(/--logit-bias takes TOKEN_ID\+BIAS or TOKEN_ID-BIAS .*got '15043\*2'/);
   });
 });
 

@@ -230,6 +230,40 @@ describe('Sampler', () => {
     expect(greedy([3, 2.5], [0], { presencePenalty: 0.6 })).toBe(1);
   });
 
+  it('logit biases come first: added to the logit, -Infinity bans, penalties after', () => {
+    const greedy = (logits: number[], p: Partial<SamplingParams>, accepted: number[] = []): number => {
+      const s = new Sampler(logits.length, { temperature: 0, seed: 0, ...p });
+      for (const t of accepted) s.accept(t);
+      return s.sample(Float32Array.from(logits));
+    };
+    expect(greedy([1, 2, 3], {})).toBe(2);
+    expect(greedy([1, 2, 3], { logitBias: [[0, 2.5]] })).toBe(0); // 3.5 > 3
+    expect(greedy([1, 2, 3], { logitBias: [[0, 1.5]] })).toBe(2); // 2.5 < 3
+    expect(greedy([1, 2, 3], { logitBias: [[2, -Infinity]] })).toBe(1);
+    // Bias, then the repeat penalty on the biased logit (llama.cpp's chain): (2 + 4) / 2 = 3 > 2.5.
+    expect(greedy([2, 2.5], { logitBias: [[0, 4]], repeatPenalty: 2 }, [0])).toBe(0);
+    expect(greedy([2, 2.5], { logitBias: [[0, 2]], repeatPenalty: 2 }, [0])).toBe(1); // 2 < 2.5
+    // Sampled at temperature 1: a banned token is never drawn, and the draws follow the biased odds.
+    const s = new Sampler(3, {
+      ...OFF,
+      temperature: 1,
+      seed: 4,
+      logitBias: [
+        [1, -Infinity],
+        [2, Math.log(3)],
+      ],
+    });
+    const c = draw(s, Float32Array.from([0, 5, 0]), 20_000);
+    expect(c.get(1)).toBeUndefined();
+    expect(Math.abs((c.get(2) ?? 0) / 20_000 - 0.75)).toBeLessThan(0.015);
+    expect(() => new Sampler(3, { seed: 1, logitBias: [[3, 1]] })).toThrow(
+      /logit bias names token 3, outside the vocabulary \(ids 0-2\)/,
+    );
+    expect(() => new Sampler(3, { seed: 1, logitBias: [[0, NaN]] })).toThrow(/logit bias must be a number/);
+    expect(() => new Sampler(3, { seed: 1, logitBias: [[0, Infinity]] })).toThrow(/logit bias/);
+    expect(() => new Sampler(3, { seed: 1, logitBias: [[-1, 1]] })).toThrow(/whole numbers from 0/);
+  });
+
   it('the penalty changes the draw distribution by exactly the penalised logit', () => {
     // Token 0 at logit 2 penalised by 2 → logit 1: same odds as an unpenalised logit of 1.
     const s = new Sampler(2, { ...OFF, temperature: 1, repeatPenalty: 2, seed: 11 });

@@ -349,6 +349,18 @@ describe('redblue serve', () => {
       ...({ repeat_last_n: 32 } as object),
     });
     expect(r.choices[0]!.text).toBe(ref.text);
+    // logit_bias as generate's -l: the plain text's first token banned (-100), "The" (450) raised.
+    const t0 = plain.generatedTokens[0]!;
+    const biased = generated(24, '-l', `${t0}-100`, '-l', '450+3');
+    expect(biased.generatedTokens[0]).not.toBe(t0);
+    const b = await client.completions.create({
+      model: 'm',
+      prompt: PROMPT,
+      max_tokens: 24,
+      temperature: 0,
+      logit_bias: { [t0]: -100, 450: 3 },
+    });
+    expect(b.choices[0]!.text).toBe(biased.text);
   });
 
   it('returns log-probabilities, streamed or not: the chosen token and the most likely ones', async () => {
@@ -514,6 +526,16 @@ describe('redblue serve', () => {
         /n must be a number from 1 to 128/,
       ],
       [{ method: 'POST', body: JSON.stringify({ prompt: ['x', 5] }) }, 400, /prompt must be a string/],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', logit_bias: { 5: 101 } }) },
+        400,
+        /logit_bias of token 5 must be a number from -100 to 100/,
+      ],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', logit_bias: { 99999999: 1 } }) },
+        400,
+        /logit_bias names token 99999999, outside the vocabulary/,
+      ],
       [
         { method: 'POST', body: JSON.stringify({ prompt: Array(20).fill('x'), n: 128 }) },
         400,
