@@ -142,15 +142,17 @@ export class Sampler {
   private readonly rng: Rng;
   // Scratch, reused by every call: the penalised logits, the candidate ids (ids[0, m)), their
   // weights, a copy of the values for selection, the top-p histogram; the top candidate logit.
-  private readonly work: Float32Array;
-  private readonly ids: Int32Array;
-  private readonly weights: Float64Array;
-  private readonly vals: Float32Array;
+  // Vocabulary-sized (3 MB for Qwen's 152k), so made at the first call: a server's queued
+  // sequences hold none.
+  private work = new Float32Array(0);
+  private ids = new Int32Array(0);
+  private weights = new Float64Array(0);
+  private vals = new Float32Array(0);
   private readonly hist = new Float64Array(1024);
   private maxLogit = 0;
-  // Penalty window: a ring of the last repeatLastN accepted tokens and their counts.
-  private readonly ring: Int32Array;
-  private ringLen = 0;
+  // Penalty window: a ring of the last repeatLastN accepted tokens (growing to that size as
+  // tokens come, however large the window asked) and their counts.
+  private readonly ring: number[] = [];
   private ringHead = 0;
   private readonly counts = new Map<number, number>();
 
@@ -166,27 +168,21 @@ export class Sampler {
         `a logit bias names token ${outside[0]}, outside the vocabulary (ids 0-${vocabSize - 1})`,
       );
     this.rng = new Rng(this.params.seed);
-    this.work = new Float32Array(vocabSize);
-    this.ids = new Int32Array(vocabSize);
-    this.vals = new Float32Array(vocabSize);
-    this.weights = new Float64Array(vocabSize);
-    this.ring = new Int32Array(this.params.repeatLastN);
   }
 
   /** Records a token for the penalties (prompt tokens too, as llama-cli does). */
   accept(token: number): void {
-    const n = this.ring.length;
+    const n = this.params.repeatLastN;
     if (n === 0) return;
-    if (this.ringLen === n) {
+    if (this.ring.length < n) this.ring.push(token);
+    else {
       const old = this.ring[this.ringHead]!;
       const c = this.counts.get(old)! - 1;
       if (c === 0) this.counts.delete(old);
       else this.counts.set(old, c);
-    } else {
-      this.ringLen++;
+      this.ring[this.ringHead] = token;
+      this.ringHead = (this.ringHead + 1) % n;
     }
-    this.ring[this.ringHead] = token;
-    this.ringHead = (this.ringHead + 1) % n;
     this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
   }
 
@@ -240,6 +236,12 @@ export class Sampler {
     const n = this.vocabSize;
     if (logits.length !== n) {
       throw new RangeError(`logits have ${logits.length} entries but the vocabulary has ${n}`);
+    }
+    if (this.ids.length !== n) {
+      this.work = new Float32Array(n);
+      this.ids = new Int32Array(n);
+      this.vals = new Float32Array(n);
+      this.weights = new Float64Array(n);
     }
     const biased = this.params.logitBias.length > 0;
     if (!biased && !this.penalised()) return logits;
