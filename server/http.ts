@@ -16,6 +16,7 @@ import {
   completionJob,
   completionLogprobs,
   completionReply,
+  detokenizeJob,
   echoLogprobs,
   endOffset,
   usage,
@@ -23,6 +24,7 @@ import {
   type Job,
   type Logprobs,
   type ReplyIds,
+  tokenizeJob,
   usageChunk,
 } from './openai.js';
 import type { TokenLogprob } from '../model/sampling.js';
@@ -316,10 +318,33 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         return complete(res, completionJob(await readBody(req)), 'completions');
       case 'POST /v1/chat/completions':
         return complete(res, chatJob(await readBody(req)), 'chat');
+      // llama-server's: clients count and inspect tokens with the model's own tokenizer.
+      case 'POST /tokenize': {
+        const t = tokenizeJob(await readBody(req));
+        const { tokenizer } = o.model;
+        const ids = tokenizer.encode(t.content, {
+          addBos: t.addSpecial && tokenizer.addBos,
+          parseSpecial: true,
+        });
+        return sendJson(res, 200, {
+          tokens: t.withPieces ? ids.map((id) => ({ id, piece: tokenizer.piece(id) })) : ids,
+        });
+      }
+      case 'POST /detokenize': {
+        const ids = detokenizeJob(await readBody(req));
+        const outside = ids.find((t) => t >= o.model.info.nVocab);
+        if (outside !== undefined)
+          throw new ApiError(
+            400,
+            `token ${outside} is outside the vocabulary (ids 0-${o.model.info.nVocab - 1})`,
+            'tokens',
+          );
+        return sendJson(res, 200, { content: o.model.tokenizer.decode(ids) });
+      }
       default:
         throw new ApiError(
           404,
-          `no route ${route}: try POST /v1/completions, POST /v1/chat/completions, GET /v1/models, /health or /metrics`,
+          `no route ${route}: try POST /v1/completions, POST /v1/chat/completions, GET /v1/models, POST /tokenize, POST /detokenize, /health or /metrics`,
         );
     }
   };

@@ -200,6 +200,25 @@ function echo(b: Body): { echo?: boolean } {
   return { echo: true };
 }
 
+/** llama-server's POST /tokenize: `content`, `add_special` (BOS where the model wants it; default false), `with_pieces`. */
+export function tokenizeJob(body: unknown): { content: string; addSpecial: boolean; withPieces: boolean } {
+  const b = object(body);
+  if (typeof b.content !== 'string') throw new ApiError(400, 'content must be a string', 'content');
+  return {
+    content: b.content,
+    addSpecial: bool(b, 'add_special') ?? false,
+    withPieces: bool(b, 'with_pieces') ?? false,
+  };
+}
+
+/** llama-server's POST /detokenize: `tokens`, a list of token ids. */
+export function detokenizeJob(body: unknown): number[] {
+  const t = object(body).tokens;
+  if (!Array.isArray(t) || !t.every((x) => Number.isSafeInteger(x) && x >= 0))
+    throw new ApiError(400, 'tokens must be a list of token ids', 'tokens');
+  return t as number[];
+}
+
 /** POST /v1/chat/completions */
 export function chatJob(body: unknown): Job {
   const b = object(body);

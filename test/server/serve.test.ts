@@ -141,6 +141,24 @@ describe('redblue serve', () => {
       ...r.usage,
       prompt_tokens_details: { cached_tokens: ref.promptTokens.length - 1 },
     });
+    // llama-server's /tokenize and /detokenize: the model's own tokens, BOS with add_special.
+    const tok = async (path: string, body: object) =>
+      (await (await raw(path, { method: 'POST', body: JSON.stringify(body) })).json()) as Record<
+        string,
+        unknown
+      >;
+    expect((await tok('/tokenize', { content: PROMPT, add_special: true })).tokens).toEqual(ref.promptTokens);
+    const bare = (await tok('/tokenize', { content: PROMPT })).tokens as number[];
+    expect(bare).toEqual(ref.promptTokens.slice(1));
+    expect((await tok('/detokenize', { tokens: [...bare, ...ref.generatedTokens] })).content).toBe(
+      PROMPT + ref.text,
+    );
+    const pieces = (await tok('/tokenize', { content: PROMPT, with_pieces: true })).tokens as {
+      id: number;
+      piece: string;
+    }[];
+    expect(pieces.map((p) => p.id)).toEqual(bare);
+    expect(pieces.map((p) => p.piece).join('')).toBe(` ${PROMPT}`); // SentencePiece's leading space
   });
 
   it("closes a streamed answer's connection when the client asks for that", async () => {
@@ -556,6 +574,12 @@ describe('redblue serve', () => {
         /role must be/,
       ],
       [{ method: 'GET', path: '/v1/nothing' }, 404, /no route GET \/v1\/nothing/],
+      [{ method: 'POST', path: '/tokenize', body: '{"content": 5}' }, 400, /content must be a string/],
+      [
+        { method: 'POST', path: '/detokenize', body: '{"tokens": [99999999]}' },
+        400,
+        /token 99999999 is outside/,
+      ],
       [{ method: 'POST', body: '{}', headers: { authorization: 'Bearer wrong' } }, 401, /API key/],
     ];
     for (const [init, status, msg] of bad) {
