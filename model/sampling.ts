@@ -187,8 +187,24 @@ export class Sampler {
   }
 
   /** Picks the next token from one position's logits (not modified). Call accept() with it after. */
-  sample(logits: Float32Array): number {
-    const w = this.prepare(logits);
+  sample(logits: Float32Array, allow?: (token: number) => boolean): number {
+    if (!allow) return this.draw(this.prepare(logits));
+    // A constraint (JSON mode): the token drawn, unless refused; then the draw again without it,
+    // and after a few refusals every token refused at once (one pass over the vocabulary), as
+    // llama.cpp applies a grammar.
+    const w = this.prepare(logits, true);
+    for (let tries = 0; tries < 8; tries++) {
+      const t = this.draw(w);
+      if (allow(t)) return t;
+      w[t] = -Infinity;
+    }
+    for (let t = 0; t < w.length; t++) if (w[t] !== -Infinity && !allow(t)) w[t] = -Infinity;
+    const t = this.draw(w);
+    if (!allow(t)) throw new RangeError('no token of the vocabulary continues the constrained text');
+    return t;
+  }
+
+  private draw(w: Float32Array): number {
     if (this.params.temperature === 0) return argmax(w);
     const m = this.filter(w);
     const ids = this.ids;
@@ -232,7 +248,7 @@ export class Sampler {
   // The logits to sample from: `logits` itself when no penalty applies (read, never written),
   // else a penalised copy in `work`. Not yet checked for NaN and +Infinity: the first pass over
   // them (argmax, top-k, the candidate list) does that, so a token costs one pass fewer.
-  private prepare(logits: Float32Array): Float32Array {
+  private prepare(logits: Float32Array, copy = false): Float32Array {
     const n = this.vocabSize;
     if (logits.length !== n) {
       throw new RangeError(`logits have ${logits.length} entries but the vocabulary has ${n}`);
@@ -244,7 +260,7 @@ export class Sampler {
       this.weights = new Float64Array(n);
     }
     const biased = this.params.logitBias.length > 0;
-    if (!biased && !this.penalised()) return logits;
+    if (!biased && !copy && !this.penalised()) return logits;
     const w = this.work;
     w.set(logits);
     for (const [token, bias] of this.params.logitBias) w[token] = w[token]! + bias;

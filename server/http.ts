@@ -215,6 +215,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
             stop: job.stop,
             stopAtEog: !job.ignoreEos,
             signal: gone.signal,
+            ...(job.json ? { json: true } : {}),
             ...(lp ? { logprobs: lp } : {}),
             ...(job.stream
               ? { onText: (text: string) => sse(chunk(job.kind, ids, { text }, logprobs(), index)) }

@@ -46,6 +46,8 @@ export interface Job {
   echo?: boolean;
   /** Choices to generate for the prompt, each its own sequence (OpenAI's `n`). */
   n: number;
+  /** `response_format: { type: "json_object" }`: each choice is one JSON object. */
+  json?: boolean;
 }
 
 type Body = Record<string, unknown>;
@@ -154,7 +156,27 @@ function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
     ignoreEos: bool(b, 'ignore_eos') ?? false,
     ...(logprobs !== undefined ? { logprobs } : {}),
     n,
+    ...(responseFormat(b) === 'json_object' ? { json: true } : {}),
   };
+}
+
+/** OpenAI's `response_format`: `text` (the default) or `json_object`; a JSON schema is not followed yet. */
+function responseFormat(b: Body): 'text' | 'json_object' {
+  const v = b.response_format;
+  if (v === undefined || v === null) return 'text';
+  const type = typeof v === 'object' && !Array.isArray(v) ? (v as Body).type : undefined;
+  if (type === 'text' || type === 'json_object') return type;
+  if (type === 'json_schema')
+    throw new ApiError(
+      400,
+      'response_format json_schema is not supported: ask for { "type": "json_object" } (any JSON object)',
+      'response_format',
+    );
+  throw new ApiError(
+    400,
+    'response_format must be { "type": "text" } or { "type": "json_object" }',
+    'response_format',
+  );
 }
 
 function object(body: unknown): Body {

@@ -18,6 +18,7 @@ import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
 import { createTokenizer, type Tokenizer } from '../../model/tokenizer/index.js';
 import { Sampler, logprobsOf, type SamplingParams, type TokenLogprob } from '../../model/sampling.js';
+import { JsonObjectPrefix } from '../../model/json-constraint.js';
 import {
   planModelSplit,
   ratesFromSpeeds,
@@ -485,6 +486,11 @@ export interface GenerateOptions {
    * `echo`; it feeds the rows through scorePrompt).
    */
   logprobs?: { top: number; into: TokenLogprob[]; prompt?: TokenLogprob[] };
+  /**
+   * JSON mode: only tokens that keep the text a prefix of one JSON object are drawn, and the
+   * sequence ends ('stop') when the object closes.
+   */
+  json?: boolean;
 }
 
 export interface GenerateTimings {
@@ -598,6 +604,7 @@ export class Sequence {
   private readonly sampler: Sampler;
   private readonly decoder;
   private readonly stops: StopStrings;
+  private readonly json: JsonObjectPrefix | undefined;
   private stopped = false;
   private ended = false;
 
@@ -610,6 +617,7 @@ export class Sequence {
     for (const t of this.prompt) this.sampler.accept(t);
     this.decoder = model.tokenizer.streamDecoder();
     this.stops = new StopStrings(o.stop ?? []);
+    this.json = o.json ? new JsonObjectPrefix() : undefined;
   }
 
   /** Where the next token goes in the KV cache (the one next() returned). */
@@ -638,7 +646,13 @@ export class Sequence {
     if (this.ended) return undefined;
     if (this.generated.length >= o.maxTokens) return this.end('length');
     if (o.signal?.aborted) return this.end('aborted');
-    const next = this.sampler.sample(logits);
+    const { tokenizer } = this.model;
+    const json = this.json;
+    // JSON mode: never an end-of-generation token (the object's close ends the sequence).
+    const next = json
+      ? this.sampler.sample(logits, (t) => !tokenizer.isEog(t) && json.allows(tokenizer.pieceBytes(t)))
+      : this.sampler.sample(logits);
+    json?.take(tokenizer.pieceBytes(next));
     this.sampler.accept(next);
     if ((o.stopAtEog ?? true) && this.model.tokenizer.isEog(next)) return this.end('eog');
     this.generated.push(next);
@@ -664,7 +678,9 @@ export class Sequence {
 
   /** Whether the token pick() returned ends the sequence whatever its text (length, context). */
   get pickedLast(): boolean {
-    return this.generated.length >= this.o.maxTokens || this.position >= this.model.ctx;
+    return (
+      this.generated.length >= this.o.maxTokens || this.position >= this.model.ctx || !!this.json?.complete
+    );
   }
 
   /**
@@ -674,7 +690,7 @@ export class Sequence {
   deliver(token: number): number | undefined {
     if (this.ended) return undefined;
     this.emit(this.decoder.push(token));
-    if (this.stopped) return this.end('stop');
+    if (this.stopped || this.json?.complete) return this.end('stop');
     if (this.generated.length >= this.o.maxTokens) return this.end('length');
     if (this.position >= this.model.ctx) return this.end('context');
     return token;

@@ -43,6 +43,7 @@ const options = fc.record(
     logprobs: field(fc.oneof(fc.nat({ max: 25 }), fc.boolean())),
     top_logprobs: field(fc.nat({ max: 25 })),
     echo: field(fc.boolean()),
+    response_format: field(fc.record({ type: field(fc.constantFrom('text', 'json_object', 'json_schema')) })),
     logit_bias: field(
       fc.dictionary(
         fc.oneof(fc.nat().map(String), fc.string()),

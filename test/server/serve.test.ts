@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gv } from '../../model/gguf/value.js';
+import { readGguf } from '../../model/gguf/read.js';
+import { createTokenizer } from '../../model/tokenizer/index.js';
 import { writeGguf } from '../../model/gguf/write.js';
 import { syntheticModel } from '../../model/synth.js';
 import { SMALL_LLAMA } from '../helpers/model-shapes.js';
@@ -379,6 +381,58 @@ describe('redblue serve', () => {
       logit_bias: { [t0]: -100, 450: 3 },
     });
     expect(b.choices[0]!.text).toBe(biased.text);
+  });
+
+  it('JSON mode: each choice is one JSON object, streamed or not; a schema is refused by name', async () => {
+    // This random model would write anything; biased towards the structural tokens it closes an
+    // object soon, which JSON.parse must then read.
+    const tokenizer = createTokenizer(readGguf(model).metadata);
+    const idOf = (piece: string) => {
+      for (let id = 0; id < tokenizer.vocabSize; id++) if (tokenizer.piece(id) === piece) return id;
+      throw new Error(`no token ${piece}`);
+    };
+    const logit_bias = Object.fromEntries(['{', '"', ':', '}', '1'].map((p) => [idOf(p), 6]));
+    const ask = {
+      model: 'm',
+      prompt: PROMPT,
+      max_tokens: 32,
+      temperature: 0,
+      logit_bias,
+      response_format: { type: 'json_object' },
+    };
+    const r = await client.completions.create(
+      ask as Parameters<typeof client.completions.create>[0] & { stream?: false },
+    );
+    expect(r.choices[0]!.finish_reason).toBe('stop');
+    const text = r.choices[0]!.text;
+    expect(typeof JSON.parse(text)).toBe('object');
+    expect(text.trim().startsWith('{')).toBe(true);
+    let streamed = '';
+    const s = await client.completions.create({ ...ask, stream: true } as Parameters<
+      typeof client.completions.create
+    >[0] & { stream: true });
+    for await (const c of s) streamed += c.choices[0]?.text ?? '';
+    expect(streamed).toBe(text);
+    // Unbiased and sampled: whatever comes is a prefix of an object, blank runs bounded.
+    const free = await client.completions.create({
+      ...ask,
+      logit_bias: undefined,
+      temperature: 1,
+      seed: 5,
+      n: 3,
+    } as typeof ask & { stream?: false });
+    for (const c of free.choices) {
+      if (c.finish_reason === 'stop') expect(typeof JSON.parse(c.text)).toBe('object');
+      expect(c.text).not.toMatch(/^\s{21}/);
+    }
+    const schema = await raw('/v1/completions', {
+      method: 'POST',
+      body: JSON.stringify({ prompt: 'x', response_format: { type: 'json_schema', json_schema: {} } }),
+    });
+    expect(schema.status).toBe(400);
+    expect(((await schema.json()) as { error: { message: string } }).error.message).toMatch(
+      /json_schema is not supported/,
+    );
   });
 
   it('returns log-probabilities, streamed or not: the chosen token and the most likely ones', async () => {
