@@ -122,9 +122,9 @@ class ModelShard {
     int64_t ldy;
   };
   void Matmul(std::initializer_list<MatmulOut> outs, const float* x, int64_t m, int64_t ldx, ThreadPool& pool) const;
-  // The step itself, after the caller's checks: logits for the tokens at indices `logitRows`.
   // Slot `to`'s cache takes positions 0..positions-1 of slot `from`'s, every layer.
   void CopyPrefix(int from, int to, int64_t positions);
+  // The step itself, after the caller's checks: logits for the tokens at indices `logitRows`.
   ModelForwardTimings Step(const int32_t* tokens, const SeqRun* runs, int nRuns, const std::vector<int64_t>& logitRows,
                            ThreadPool& pool, Collective& peers, float* logitsOut);
   void CheckCall(Collective& peers) const;
