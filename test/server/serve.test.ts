@@ -416,7 +416,7 @@ describe('redblue serve', () => {
     // Unbiased and sampled: whatever comes is a prefix of an object, blank runs bounded.
     const free = await client.completions.create({
       ...ask,
-      logit_bias: undefined,
+      logit_bias: {},
       temperature: 1,
       seed: 5,
       n: 3,
