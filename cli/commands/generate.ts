@@ -36,6 +36,7 @@ export interface GenerateFlags {
   frequencyPenalty: number;
   presencePenalty: number;
   logitBias: [number, number][];
+  jsonObject?: boolean;
   seed?: number;
   json?: boolean;
   bos: boolean;
@@ -161,6 +162,10 @@ export function addGenerateFlags(cmd: Command): Command {
       [] as [number, number][],
     )
     .option(
+      '--json-object',
+      "constrain the answer to one JSON object (serve's response_format json_object): only tokens that keep it one are drawn, and it ends when the object closes",
+    )
+    .option(
       '-s, --seed <S>',
       'random seed: the same seed gives the same text (default: random)',
       whole('--seed'),
@@ -207,9 +212,7 @@ function samplingOf(o: GenerateFlags, seed: number): ModelRunOptions['sampling']
 /** llama.cpp's TOKEN_ID(+/-)BIAS, as -l takes it; `inf` as the bias bans (with -) the token. */
 function parseLogitBias(v: string): [number, number] {
   const m = /^\s*(\d+)\s*([+-])\s*(inf|\d+(?:\.\d*)?|\.\d+)\s*$/i.exec(v);
-  const bias = m
-    ? (m[3]!.toLowerCase() === 'inf' ? Infinity : Number(m[3])) * (m[2] === '-' ? -1 : 1)
-    : NaN;
+  const bias = m ? (m[3]!.toLowerCase() === 'inf' ? Infinity : Number(m[3])) * (m[2] === '-' ? -1 : 1) : NaN;
   if (!m || !Number.isSafeInteger(Number(m[1])) || bias === Infinity)
     throw new UsageError(
       `--logit-bias takes TOKEN_ID+BIAS or TOKEN_ID-BIAS (e.g. 15043+1.5, 13-inf to ban token 13), got '${v}'`,
@@ -250,6 +253,7 @@ export async function generateWithFlags(
     maxTokens: o.nPredict,
     addBos: o.bos ? undefined : false,
     ...(o.ignoreEos ? { stopAtEog: false } : {}),
+    ...(o.jsonObject ? { json: true } : {}),
     sampling: samplingOf(o, seed),
     onProgress: (done, total) => bar.update(done, total, 'layers'),
     onLoaded: (model) => {
@@ -297,6 +301,7 @@ export async function chatWithFlags(
   run: (co: ConversationOptions) => Promise<unknown>,
 ): Promise<void> {
   if (!o.chat) throw new UsageError('--interactive goes with --chat');
+  if (o.jsonObject) throw new UsageError('--json-object constrains one answer: leave out --interactive');
   if (o.json) throw new UsageError('--interactive prints the conversation as it goes: leave out --json');
   if (o.ignoreEos)
     throw new UsageError(

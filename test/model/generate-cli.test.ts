@@ -182,6 +182,16 @@ describe('redblue generate --chat', () => {
     const r = runCli(['generate', '-m', good, '-p', PROMPT, '--system', 'x']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--system goes with --chat/);
+    // --json-object: pushed towards the structural tokens, the answer closes one object soon,
+    // which JSON.parse reads, and the run stops there.
+    const idOf = (piece: string) => {
+      for (let id = 0; id < tokenizer.vocabSize; id++) if (tokenizer.piece(id) === piece) return id;
+      throw new Error(`no token ${piece}`);
+    };
+    const bias = ['{', '"', ':', '}', '1'].flatMap((p) => ['-l', `${idOf(p)}+6`]);
+    const obj = generateJson(['--json-object', '-n', '32', '--temp', '0', ...bias]).json;
+    expect(obj.stoppedBy).toBe('stop');
+    expect(typeof JSON.parse(obj.text)).toBe('object');
     // -l as llama.cpp writes it; a malformed one is refused before anything loads.
     const l = runCli(['generate', '-m', good, '-p', PROMPT, '-l', '15043*2']);
     expect(l.code).toBe(2);
