@@ -24,6 +24,7 @@ import { syntheticModel, writeSyntheticModel } from '../../model/synth.js';
 import type { ModelSplit } from '../../planner/model-split.js';
 import { SMALL_LLAMA } from '../helpers/model-shapes.js';
 import { childrenOf, cliPath, leftovers, repoRoot, runCli, type CliResult } from '../helpers/cli.js';
+import { jsonStructureBias } from '../helpers/json-bias.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-generate-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -184,11 +185,7 @@ describe('redblue generate --chat', () => {
     expect(r.stderr).toMatch(/--system goes with --chat/);
     // --json-object: pushed towards the structural tokens, the answer closes one object soon,
     // which JSON.parse reads, and the run stops there.
-    const idOf = (piece: string) => {
-      for (let id = 0; id < tokenizer.vocabSize; id++) if (tokenizer.piece(id) === piece) return id;
-      throw new Error(`no token ${piece}`);
-    };
-    const bias = ['{', '"', ':', '}', '1'].flatMap((p) => ['-l', `${idOf(p)}+6`]);
+    const bias = jsonStructureBias(tokenizer).flatMap(([id, b]) => ['-l', `${id}+${b}`]);
     const obj = generateJson(['--json-object', '-n', '32', '--temp', '0', ...bias]).json;
     expect(obj.stoppedBy).toBe('stop');
     expect(typeof JSON.parse(obj.text)).toBe('object');

@@ -16,6 +16,7 @@ import { writeGguf } from '../../model/gguf/write.js';
 import { syntheticModel } from '../../model/synth.js';
 import { SMALL_LLAMA } from '../helpers/model-shapes.js';
 import { cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
+import { jsonStructureBias } from '../helpers/json-bias.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-serve-'));
 const KEY = 'serve-test-key-0123456789';
@@ -387,11 +388,7 @@ describe('redblue serve', () => {
     // This random model would write anything; biased towards the structural tokens it closes an
     // object soon, which JSON.parse must then read.
     const tokenizer = createTokenizer(readGguf(model).metadata);
-    const idOf = (piece: string) => {
-      for (let id = 0; id < tokenizer.vocabSize; id++) if (tokenizer.piece(id) === piece) return id;
-      throw new Error(`no token ${piece}`);
-    };
-    const logit_bias = Object.fromEntries(['{', '"', ':', '}', '1'].map((p) => [idOf(p), 6]));
+    const logit_bias = Object.fromEntries(jsonStructureBias(tokenizer));
     const ask = {
       model: 'm',
       prompt: PROMPT,
