@@ -13,6 +13,7 @@
 //  6. sampling.ts: llama.cpp's sampler chain (penalties, top-k, top-p, min-p, temperature) with a
 //     seeded generator of our own, so a seed gives the same text in every process.
 //  7. presets.ts: shapes of synthetic models (tiny, demo, TinyLlama) and the demo model's file.
+//  8. lookup.ts: prompt lookup, drafts of the next tokens copied from the context (generate --lookup).
 // Running a model (loading the split on the executors, the generation loop) is the coordinator's
 // (executor/coordinator/generate.ts); the forward pass itself is native (native/src/model/).
 export * from './gguf/types.js';
@@ -25,3 +26,4 @@ export * from './synth.js';
 export * from './tokenizer/index.js';
 export * from './sampling.js';
 export * from './presets.js';
+export * from './lookup.js';

@@ -47,6 +47,11 @@ export interface ModelShardConfig {
   slots?: number;
   /** Matmul rows through the row-invariant kernels: a sequence's tokens do not depend on its batch. */
   batchInvariant?: boolean;
+  /**
+   * Steps of at most this many tokens also take the row-invariant kernels: a step verifying
+   * drafted tokens gives each row the logits a step of its own would (generate --lookup).
+   */
+  invariantTokens?: number;
   /** Copy token_embd into the node's memory instead of reading rows from the file's pages. */
   mirrorEmbeddings?: boolean;
 }

@@ -144,6 +144,8 @@ export interface LoadModelRequest {
   slots?: number;
   /** Matmul rows through the row-invariant kernels (a batching server). */
   batchInvariant?: boolean;
+  /** Steps of at most this many tokens row-invariant too (verifying drafts: generate --lookup). */
+  invariantTokens?: number;
   /** A copy of token_embd in the node's memory rather than the file's shared pages (the planner's tokenEmbd.placement). */
   mirrorEmbeddings?: boolean;
 }

@@ -104,6 +104,7 @@ export interface HostLoadModelRequest {
   /** KV slots per executor (absent or 0: 1), and the row-invariant kernels. */
   slots?: number;
   batchInvariant?: boolean;
+  invariantTokens?: number;
   mirrorEmbeddings?: boolean;
 }
 export interface HostForwardRequest {

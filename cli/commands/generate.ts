@@ -37,6 +37,7 @@ export interface GenerateFlags {
   presencePenalty: number;
   logitBias: [number, number][];
   jsonObject?: boolean;
+  lookup: number;
   seed?: number;
   json?: boolean;
   bos: boolean;
@@ -71,6 +72,10 @@ export function timingsText(r: GenerateRun): string {
     `prompt:     ${t.promptTokens} tokens in ${(t.promptSeconds * 1e3).toFixed(1)} ms, ${t.promptTokensPerSecond.toFixed(2)} tokens/s`,
     `generation: ${t.generatedTokens} tokens in ${(t.generateSeconds * 1e3).toFixed(1)} ms, ${t.generateTokensPerSecond.toFixed(2)} tokens/s (stopped by ${r.result.stoppedBy})`,
   ];
+  if (t.drafted !== undefined)
+    lines.push(
+      `lookup:     ${t.accepted} of ${t.drafted} drafted tokens were the ones chosen (${t.drafted ? ((100 * t.accepted!) / t.drafted).toFixed(0) : 0}%)`,
+    );
   for (const x of r.recoveries ?? [])
     lines.push(
       `lost:       ${x.lost} after ${x.afterTokens} generated tokens: ${x.reason}; went on with ${x.executors} executor(s) after ${x.seconds.toFixed(2)} s`,
@@ -166,6 +171,12 @@ export function addGenerateFlags(cmd: Command): Command {
       "constrain the answer to one JSON object (serve's response_format json_object): only tokens that keep it one are drawn, and it ends when the object closes",
     )
     .option(
+      '--lookup <N>',
+      'prompt lookup decoding: after each token, draft up to N more by finding the last few tokens earlier in the prompt or the text, and check them in the same step (one read of the weights); the text is the one generated without it, faster where it repeats what came before (0 = off, at most 32)',
+      lookupTokens,
+      0,
+    )
+    .option(
       '-s, --seed <S>',
       'random seed: the same seed gives the same text (default: random)',
       whole('--seed'),
@@ -192,6 +203,15 @@ export function addGenerateFlags(cmd: Command): Command {
         .default('auto'),
     );
 }
+
+function lookupTokens(v: string): number {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || n > MAX_LOOKUP)
+    throw new UsageError(`--lookup must be a whole number from 0 to ${MAX_LOOKUP}, got '${v}'`);
+  return n;
+}
+/** Drafted tokens a step may verify at most (a step's rows of logits: 1 + N ≤ 64). */
+const MAX_LOOKUP = 32;
 
 /** The sampling flags as a generation takes them. */
 function samplingOf(o: GenerateFlags, seed: number): ModelRunOptions['sampling'] {
@@ -254,6 +274,7 @@ export async function generateWithFlags(
     addBos: o.bos ? undefined : false,
     ...(o.ignoreEos ? { stopAtEog: false } : {}),
     ...(o.jsonObject ? { json: true } : {}),
+    ...(o.lookup ? { lookup: o.lookup } : {}),
     sampling: samplingOf(o, seed),
     onProgress: (done, total) => bar.update(done, total, 'layers'),
     onLoaded: (model) => {
@@ -320,6 +341,7 @@ export async function chatWithFlags(
     placement: placementOf(o),
     ...(o.system !== undefined ? { system: o.system } : {}),
     maxTokens: o.nPredict,
+    ...(o.lookup ? { lookup: o.lookup } : {}),
     sampling: samplingOf(o, o.seed ?? Math.floor(Math.random() * 2 ** 32)),
     nextMessage: async () => {
       if (opening !== undefined) {

@@ -51,6 +51,8 @@ export interface ConversationOptions {
   onTurn?: (turn: ChatTurn) => void;
   onLoaded?: (model: LoadedModel) => void;
   onProgress?: (done: number, total: number) => void;
+  /** Prompt lookup (GenerateOptions.lookup): drafted tokens a step verifies at most; 0: off. */
+  lookup?: number;
   /** false: every turn processes the whole conversation again (tests compare the two). */
   reuseCache?: boolean;
 }
@@ -95,6 +97,7 @@ export class Conversation {
       file: this.file,
       ...(o.ctx ? { ctx: o.ctx } : {}),
       ...(o.placement ? { placement: o.placement } : {}),
+      ...(o.lookup ? { draftTokens: o.lookup } : {}),
       ...(o.onProgress && !this.loaded ? { onProgress: o.onProgress } : {}),
     });
     if (!this.loaded) o.onLoaded?.(model);
@@ -112,6 +115,7 @@ export class Conversation {
         reuse,
         maxTokens: o.maxTokens,
         sampling: o.sampling,
+        ...(o.lookup ? { lookup: o.lookup } : {}),
         ...(o.onText ? { onText: o.onText } : {}),
       });
       this.history.splice(0, 2 * dropped);

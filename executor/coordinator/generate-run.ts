@@ -141,6 +141,7 @@ export class Generation {
       ...(o.file ? { file: o.file } : {}),
       ...(o.ctx ? { ctx: o.ctx } : {}),
       ...(o.placement ? { placement: o.placement } : {}),
+      ...(o.lookup ? { draftTokens: o.lookup } : {}),
       ...(o.onProgress && !this.seq ? { onProgress: o.onProgress } : {}),
     });
     if (this.recoveries.length) {

@@ -19,6 +19,7 @@ import { describeModel, type ModelInfo } from '../../model/arch.js';
 import { createTokenizer, type Tokenizer } from '../../model/tokenizer/index.js';
 import { Sampler, logprobsOf, type SamplingParams, type TokenLogprob } from '../../model/sampling.js';
 import { JsonObjectPrefix } from '../../model/json-constraint.js';
+import { Drafter } from '../../model/lookup.js';
 import {
   planModelSplit,
   ratesFromSpeeds,
@@ -187,6 +188,8 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
     return times.map((t) => ({ ...t, logits: new Uint8Array() }));
   };
   let slots = 1;
+  /** Rows of logits a step may return: a row a slot, or a row a token of a step verifying drafts. */
+  let rows = 1;
   return {
     ranks: cluster.clients.length,
     speeds: cluster.hellos.map((h) => h.readGbps),
@@ -196,8 +199,9 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
       // area holds the doorbell and a row of logits per KV slot (the cluster unmaps it when it stops).
       nVocab = reqs[0]!.vocabPerRank.reduce((a, b) => a + b, 0);
       slots = reqs[0]!.slots || 1;
+      rows = Math.max(slots, reqs[0]!.invariantTokens ?? 0);
       doorbell = false;
-      staging = await cluster.stage('model', logitsAt() + Math.max(64, nVocab * 4 * (reqs[0]!.slots || 1)));
+      staging = await cluster.stage('model', logitsAt() + Math.max(64, nVocab * 4 * rows));
       const replies = await cluster.guard(
         Promise.all(cluster.clients.map((c, rank) => c.loadModel(reqs[rank]!))),
       );
@@ -233,18 +237,21 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
     },
     async step(tokens, runs, into) {
       if (!doorbell || !staging) throw new Error('the executors are not running a model: load one first');
-      checkRuns(tokens, runs, slots);
+      checkRuns(tokens, runs, slots, rows);
       const replies = await ring(tokens, runs);
-      const rows = runs.reduce((a, r) => a + logitRows(r), 0);
-      const all = copyLogits(new Float32Array(staging.buffer, logitsAt(), rows * nVocab), into);
-      const logits = Array.from({ length: rows }, (_, i) => all.subarray(i * nVocab, (i + 1) * nVocab));
+      const n = runs.reduce((a, r) => a + logitRows(r), 0);
+      const all = copyLogits(new Float32Array(staging.buffer, logitsAt(), n * nVocab), into);
+      const logits = Array.from({ length: n }, (_, i) => all.subarray(i * nVocab, (i + 1) * nVocab));
       return { logits, replies };
     },
   };
 }
 
-/** A step's runs against the shard's slots and the doorbell's limits (positions are checked natively). */
-function checkRuns(tokens: readonly number[], runs: readonly SeqRun[], slots: number): void {
+/**
+ * A step's runs against the shard's slots, the staging area's `maxRows` rows of logits and the
+ * doorbell's limits (positions are checked natively).
+ */
+function checkRuns(tokens: readonly number[], runs: readonly SeqRun[], slots: number, maxRows: number): void {
   if (runs.length < 1 || runs.length > Math.min(slots, MAX_SEQUENCES))
     throw new Error(`a step carries 1-${Math.min(slots, MAX_SEQUENCES)} sequences, not ${runs.length}`);
   const seen = new Set<number>();
@@ -267,8 +274,7 @@ function checkRuns(tokens: readonly number[], runs: readonly SeqRun[], slots: nu
     rows += n;
     total += r.count;
   }
-  // The staging area holds a row per slot.
-  if (rows > slots) throw new Error(`a step returns at most ${slots} rows of logits, not ${rows}`);
+  if (rows > maxRows) throw new Error(`a step returns at most ${maxRows} rows of logits, not ${rows}`);
   if (total !== tokens.length)
     throw new Error(`the runs hold ${total} tokens but the step has ${tokens.length}`);
   if (total > DOORBELL_MAX_TOKENS)
@@ -354,6 +360,12 @@ export interface ModelLoadOptions {
   slots?: number;
   /** Each sequence's tokens independent of what shares its steps (a batching server). */
   batchInvariant?: boolean;
+  /**
+   * Drafted tokens a step may verify (generate's lookup): steps of up to 1 + draftTokens tokens
+   * take the row-invariant kernels and return a row of logits a token, each row the one a step
+   * of its own would give. Default 0.
+   */
+  draftTokens?: number;
   /** token_embd's and the output's placement, when not the planner's choice. */
   placement?: PlacementChoice;
   onProgress?: (done: number, total: number) => void;
@@ -376,6 +388,8 @@ export interface LoadedModel {
   ctx: number;
   /** KV slots: sequences that may run side by side. */
   slots: number;
+  /** Drafted tokens a step may verify (ModelLoadOptions.draftTokens). */
+  draftTokens: number;
   perRank: (LoadModelReply & { rank: number })[];
   seconds: number;
 }
@@ -420,6 +434,7 @@ export async function loadModel(
         vocabPerRank,
         slots: o.slots ?? 1,
         batchInvariant: o.batchInvariant ?? false,
+        invariantTokens: o.draftTokens ? o.draftTokens + 1 : 0,
         mirrorEmbeddings: split.tokenEmbd.placement === 'mirrored',
       })),
     );
@@ -431,6 +446,7 @@ export async function loadModel(
       split,
       ctx,
       slots: o.slots ?? 1,
+      draftTokens: o.draftTokens ?? 0,
       perRank: replies.map((r, rank) => ({ ...r, rank })),
       seconds: (performance.now() - started) / 1e3,
     };
@@ -491,6 +507,13 @@ export interface GenerateOptions {
    * sequence ends ('stop') when the object closes.
    */
   json?: boolean;
+  /**
+   * Prompt lookup: up to this many tokens drafted from the context (model/lookup.ts) are fed
+   * after each chosen token and verified in the same step; every token is still sampled from its
+   * own row of logits, in order, so the text is the one generated without it. Needs a model loaded
+   * with draftTokens ≥ this (the smaller is used) and a runner that steps runs; 0: off.
+   */
+  lookup?: number;
 }
 
 export interface GenerateTimings {
@@ -502,6 +525,9 @@ export interface GenerateTimings {
   generateTokensPerSecond: number;
   /** Per executor, over the whole run: seconds in kernels and in exchanges. */
   perRank: RankTimings[];
+  /** With lookup: tokens drafted, and of those the ones that were the tokens chosen. */
+  drafted?: number;
+  accepted?: number;
 }
 
 export interface GenerateResult {
@@ -785,13 +811,39 @@ export async function generate(
     if (last) logits = r.logits;
   }
   const t1 = performance.now();
-  for (let next = seq.next(logits); next !== undefined; next = seq.next(logits)) {
-    const r = await runner.forward([next], seq.position, 'last', true, row);
+  const lookup = runner.step ? Math.max(0, Math.min(o.lookup ?? 0, model.draftTokens)) : 0;
+  const drafter = lookup ? new Drafter(lookup) : undefined;
+  const rows = lookup ? new Float32Array((lookup + 1) * model.info.nVocab) : row;
+  let next = seq.next(logits);
+  while (next !== undefined) {
+    // Drafts only where they can be used: inside the context, and short of the length asked.
+    const room = Math.min(model.ctx - 1 - seq.position, o.maxTokens - seq.generated.length - 1);
+    const draft = drafter?.draft([...seq.prompt, ...seq.generated], room) ?? [];
+    if (!draft.length) {
+      const r = await runner.forward([next], seq.position, 'last', true, row);
+      account(r.replies);
+      next = seq.next(r.logits);
+      continue;
+    }
+    const count = 1 + draft.length;
+    const r = await runner.step!(
+      [next, ...draft],
+      [{ slot: 0, pos: seq.position, count, logits: count }],
+      rows,
+    );
     account(r.replies);
-    logits = r.logits;
+    // Row i holds the logits after draft token i-1: valid while the drafts so far were the tokens chosen.
+    let i = 0;
+    for (;;) {
+      next = seq.next(r.logits[i]!);
+      if (next === undefined || i === draft.length || next !== draft[i]) break;
+      i++;
+    }
+    drafter!.taken(draft.length, i);
   }
   const t2 = performance.now();
   const r = seq.result((t1 - t0) / 1e3, (t2 - t1) / 1e3, perRank);
+  if (drafter) Object.assign(r.timings, { drafted: drafter.drafted, accepted: drafter.accepted });
   // This call's work: the tokens it processed and generated (a resumed one re-processes more).
   const t = r.timings;
   t.promptTokens = prompt.length - from;

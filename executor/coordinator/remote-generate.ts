@@ -55,6 +55,7 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
               world,
               slots: reqs[0]!.slots || 1,
               batchInvariant: reqs[0]!.batchInvariant ?? false,
+              invariantTokens: reqs[0]!.invariantTokens ?? 0,
               mirrorEmbeddings: reqs[0]!.mirrorEmbeddings ?? false,
               ranks: reqs.slice(first[h]!, first[h + 1]!).map((r) => ({
                 kvHeads: r.kvHeads,

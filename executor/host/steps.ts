@@ -230,6 +230,7 @@ export class HostSteps {
     };
     const slots = req.slots ? int('slots', req.slots, 1, MAX_SEQUENCES) : 1;
     const batchInvariant = req.batchInvariant === true;
+    const invariantTokens = int('invariantTokens', req.invariantTokens ?? 0, 0, MAX_SEQUENCES);
     const mirrorEmbeddings = req.mirrorEmbeddings === true;
     const replies = await s.cluster.guard(
       Promise.all(
@@ -250,6 +251,7 @@ export class HostSteps {
             world,
             slots,
             batchInvariant,
+            invariantTokens,
             mirrorEmbeddings,
           });
         }),

@@ -56,6 +56,7 @@ export function shardConfig(
     },
     slots: req.slots || 1,
     batchInvariant: req.batchInvariant ?? false,
+    invariantTokens: req.invariantTokens ?? 0,
     mirrorEmbeddings: req.mirrorEmbeddings ?? false,
   };
 }

@@ -5,7 +5,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, localRunner, runnerOf, type ModelRunner } from '../../executor/coordinator/generate.js';
+import {
+  generate,
+  loadModel,
+  localRunner,
+  runnerOf,
+  type ModelRunner,
+} from '../../executor/coordinator/generate.js';
 import { LocalCluster } from '../../executor/host/local-cluster.js';
 import { writeSyntheticModel, type WeightTypes } from '../../model/synth.js';
 import type { SeqRun } from '../../native/model.js';
@@ -30,7 +36,8 @@ const PROMPTS = [
 ];
 const DECODE = 6;
 
-async function load(types: WeightTypes, file: string): Promise<ModelRunner> {
+/** A 2-layer model of `types` written to `file` in the test's directory; its path. */
+function writeModel(types: WeightTypes, file: string): string {
   const path = join(dir, file);
   // 128 wide: 4 Q8_0 blocks per row, so the Q4_0 rows take the quad path as a real model's do;
   // K types need whole 256-element blocks on each rank's side of every cut.
@@ -45,6 +52,11 @@ async function load(types: WeightTypes, file: string): Promise<ModelRunner> {
     nCtx: 128,
     types,
   });
+  return path;
+}
+
+async function load(types: WeightTypes, file: string): Promise<ModelRunner> {
+  const path = writeModel(types, file);
   const runner = localRunner(cluster);
   const model = await loadModel(runner, { path, ctx: 64, slots: 4, batchInvariant: true });
   expect(model.slots).toBe(4);
@@ -250,4 +262,65 @@ describe('continuous batching: sequences in KV slots, one step for all', () => {
     const r = await runnerOf(cluster).step!([5], [{ slot: 0, pos: 0, count: 1, logits: true }]);
     expect(r.logits[0]!.every(Number.isFinite)).toBe(true);
   }, 60_000);
+});
+
+const LOOKUP_PROMPT = [...PROMPTS[0]!, 263, 931];
+
+// generate --lookup: drafts copied from the context, checked in one step whose rows of logits are,
+// bit for bit, those of a step per token; so the text is the one generated without it, greedy
+// or sampled with a seed.
+describe('generate --lookup: a step that checks drafted tokens', () => {
+  for (const [name, types] of [
+    ['q4_0', { default: 'q4_0' }],
+    ['q4_k', { default: 'q4_k' }],
+  ] as const)
+    it(`${name}: a step of 1 + k tokens gives each row as a step of its own, bit for bit`, async () => {
+      const path = writeModel(types as WeightTypes, `lookup-${name}.gguf`);
+      const runner = localRunner(cluster);
+      const model = await loadModel(runner, { path, ctx: 64, draftTokens: 7 });
+      const tokens = [3492, 526, 366, 263, 8444, 20255, 29889, 3529];
+      await runner.step!(LOOKUP_PROMPT, [{ slot: 0, pos: 0, count: LOOKUP_PROMPT.length, logits: 0 }]);
+      const alone: string[] = [];
+      for (const [i, t] of tokens.entries()) {
+        const r = await runner.step!([t], [{ slot: 0, pos: LOOKUP_PROMPT.length + i, count: 1, logits: 1 }]);
+        alone.push(bits(r.logits[0]!));
+      }
+      // 2, 3 (a tile of 4, padded), 4, 7 (a tile of 8, padded) and 8 rows of X.
+      for (const count of [2, 3, 4, 7, 8]) {
+        const r = await runner.step!(tokens.slice(0, count), [
+          { slot: 0, pos: LOOKUP_PROMPT.length, count, logits: count },
+        ]);
+        expect(r.logits.map(bits), `${count} tokens`).toEqual(alone.slice(0, count));
+      }
+      // More rows than the load allows: refused by name.
+      await expect(
+        runner.step!([...tokens, 1], [{ slot: 0, pos: LOOKUP_PROMPT.length, count: 9, logits: 9 }]),
+      ).rejects.toThrow(/at most 8 rows of logits, not 9/);
+
+      // The generation: the same tokens with drafts as without, greedy and sampled. A random model
+      // seldom repeats itself; raised far above the rest, 3 tokens make all of its text, which
+      // then repeats (the drafts are right some of the time, wrong the rest).
+      const logitBias = [450, 4996, 17354].map((t) => [t, 100] as const);
+      for (const sampling of [
+        { temperature: 0, seed: 1, logitBias },
+        { temperature: 0.9, topK: 0, topP: 1, minP: 0, seed: 7, logitBias },
+      ]) {
+        const run = (lookup: number) =>
+          generate(runner, model, {
+            prompt: '',
+            promptTokens: LOOKUP_PROMPT,
+            maxTokens: 48,
+            stopAtEog: false,
+            sampling,
+            lookup,
+          });
+        const plain = await run(0);
+        const drafted = await run(7);
+        expect(drafted.generatedTokens, `temperature ${sampling.temperature}`).toEqual(plain.generatedTokens);
+        expect(plain.timings.drafted).toBeUndefined();
+        expect(drafted.timings.drafted).toBeGreaterThan(0);
+        expect(drafted.timings.accepted).toBeGreaterThan(0);
+        expect(drafted.timings.accepted).toBeLessThan(drafted.timings.drafted!);
+      }
+    });
 });

@@ -54,6 +54,8 @@ interface GenerateJson {
     generateTokensPerSecond: number;
     loadSeconds: number;
     perRank: { rank: number; computeSeconds: number; exchangeSeconds: number }[];
+    drafted?: number;
+    accepted?: number;
   };
 }
 
@@ -106,10 +108,13 @@ describe('redblue generate --json', () => {
   it('--seed with temperature 0.8 gives the same text twice, and another seed other text', () => {
     const args = ['-n', '24', '--temp', '0.8', '--top-k', '0', '--top-p', '1', '--min-p', '0'];
     const a = generateJson([...args, '--seed', '7']).json;
-    const b = generateJson([...args, '--seed', '7']).json;
+    // --lookup drafts tokens from the context and checks them in the step: the same text.
+    const b = generateJson([...args, '--seed', '7', '--lookup', '7']).json;
     expect(a.seed).toBe(7);
     expect(b.generatedTokens).toEqual(a.generatedTokens);
     expect(b.text).toBe(a.text);
+    expect(a.timings.drafted).toBeUndefined();
+    expect(b.timings.drafted).toBeGreaterThanOrEqual(b.timings.accepted!);
     const c = generateJson([...args, '--seed', '8']).json;
     expect(c.generatedTokens).not.toEqual(a.generatedTokens);
   });
@@ -193,6 +198,9 @@ describe('redblue generate --chat', () => {
     const l = runCli(['generate', '-m', good, '-p', PROMPT, '-l', '15043*2']);
     expect(l.code).toBe(2);
     expect(l.stderr).toMatch(/--logit-bias takes TOKEN_ID\+BIAS or TOKEN_ID-BIAS .*got '15043\*2'/);
+    const lookup = runCli(['generate', '-m', good, '-p', PROMPT, '--lookup', '33']);
+    expect(lookup.code).toBe(2);
+    expect(lookup.stderr).toMatch(/--lookup must be a whole number from 0 to 32, got '33'/);
   });
 });
 

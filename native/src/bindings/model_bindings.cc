@@ -129,6 +129,8 @@ ModelConfig ConfigFromJs(const Napi::Object& o) {
   if (o.Has("kernelPath") && !o.Get("kernelPath").IsUndefined()) c.isa = ResolveIsa(ParseIsa(Str(o, "kernelPath")));
   if (o.Has("slots") && !o.Get("slots").IsUndefined()) c.nSlots = static_cast<int>(Int(o, "slots"));
   c.batchInvariant = o.Get("batchInvariant").ToBoolean();
+  if (o.Has("invariantTokens") && !o.Get("invariantTokens").IsUndefined())
+    c.invariantTokens = static_cast<int>(Int(o, "invariantTokens"));
   c.mirrorEmbeddings = o.Get("mirrorEmbeddings").ToBoolean();
   Napi::Array ts = Arr(o.Get("tensors"), "tensors");
   for (uint32_t i = 0; i < ts.Length(); ++i) {

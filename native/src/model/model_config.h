@@ -54,6 +54,9 @@ struct ModelConfig {
   // sequence's tokens do not depend on what else shares its steps.
   int nSlots = 1;
   bool batchInvariant = false;
+  // Steps of at most this many tokens also take the row-invariant kernels: a step that verifies
+  // drafted tokens (generate --lookup) gives each its logits as a step of its own would.
+  int invariantTokens = 0;
   // A copy of token_embd in this node's memory (the planner's choice when ranks sit on
   // different memory nodes); otherwise rows are read from the file's shared pages.
   bool mirrorEmbeddings = false;

@@ -68,6 +68,9 @@ void CheckModelConfig(const ModelConfig& c) {
   if (c.nSlots < 1 || c.nSlots > kMaxModelSlots)
     throw UserError("a model shard holds 1-" + std::to_string(kMaxModelSlots) + " sequences' KV caches, not " +
                     std::to_string(c.nSlots));
+  if (c.invariantTokens < 0 || c.invariantTokens > kMaxModelSlots)
+    throw UserError("invariantTokens (steps verified token by token) is 0-" + std::to_string(kMaxModelSlots) +
+                    ", not " + std::to_string(c.invariantTokens));
   if (c.nHead % c.nHeadKv != 0)
     throw UserError("nHead (" + std::to_string(c.nHead) + ") must be a multiple of nHeadKv (" +
                     std::to_string(c.nHeadKv) + ")");
@@ -362,7 +365,7 @@ void ModelShard::Matmul(std::initializer_list<MatmulOut> outs, const float* x, i
     q.y = o.y;
     q.ldy = o.ldy;
     q.isa = cfg_.isa;
-    q.rowInvariant = cfg_.batchInvariant;
+    q.rowInvariant = cfg_.batchInvariant || m <= cfg_.invariantTokens;
     q.rows8 = w.rows8;
   }
   MatmulQShared(parts.data(), parts.size(), pool);
