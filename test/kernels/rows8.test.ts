@@ -302,25 +302,28 @@ describe('rows8 layout', () => {
             [24, 512], // a pair of groups and a lone one (the AVX-512 tiles take 16 rows a step)
           ] as const) {
             if (k % (type.endsWith('_k') || type === 'iq4_xs' ? 256 : 32)) continue;
-            const m = 15; // tiles of 8 rows of X (with VNNI), 4, 2 and 1
-            const w = q4k(n, k, 3 * n, type);
-            const w8 = interleaveRows8(type, w, n, k);
-            const x = random(m * k, 11);
-            const want = run(w, n, k, x, m, 'scalar', false, type);
-            const got = run(w8, n, k, x, m, isa, true, type);
-            let worst = 0,
-              scale = 0;
-            for (let i = 0; i < want.length; i++) {
-              worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
-              scale = Math.max(scale, Math.abs(want[i]!));
-            }
-            expect(worst / scale).toBeLessThan(1e-5);
-            const whole = Math.floor(n / 8) * 8;
-            for (let r = 0; r < m; r++) {
-              const alone = run(w8, n, k, x.subarray(r * k, (r + 1) * k), 1, isa, true, type);
-              expect(Array.from(alone.subarray(0, whole))).toEqual(
-                Array.from(got.subarray(r * n, r * n + whole)),
-              );
+            // m = 15: a tile of 8 rows of X (with VNNI) and the last 7 through another, zeros
+            // padding it (without VNNI: 4, 4, 4 and 3 padded); m = 3: through a tile of 4.
+            for (const m of [3, 15]) {
+              const w = q4k(n, k, 3 * n, type);
+              const w8 = interleaveRows8(type, w, n, k);
+              const x = random(m * k, 11);
+              const want = run(w, n, k, x, m, 'scalar', false, type);
+              const got = run(w8, n, k, x, m, isa, true, type);
+              let worst = 0,
+                scale = 0;
+              for (let i = 0; i < want.length; i++) {
+                worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+                scale = Math.max(scale, Math.abs(want[i]!));
+              }
+              expect(worst / scale).toBeLessThan(1e-5);
+              const whole = Math.floor(n / 8) * 8;
+              for (let r = 0; r < m; r++) {
+                const alone = run(w8, n, k, x.subarray(r * k, (r + 1) * k), 1, isa, true, type);
+                expect(Array.from(alone.subarray(0, whole))).toEqual(
+                  Array.from(got.subarray(r * n, r * n + whole)),
+                );
+              }
             }
           }
     },

@@ -22,6 +22,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/half.h"
 #include "kernels/quant_impl.h"
@@ -956,7 +957,7 @@ KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r
     }
     return;
   }
-  auto sweep = [&](auto rx, int64_t r) KFN_LAMBDA {
+  auto sweep = [&](auto rx, const QuantMatmulArgs& a, const ActRows& act, int64_t r) KFN_LAMBDA {
     int64_t j = j0;
 #if KVNNI
     if constexpr (T == WeightType::Q4_0)
@@ -965,7 +966,28 @@ KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r
     for (; j + 16 <= j1; j += 16) Tile<T, decltype(rx)::value>(a, act, r, j, true);
     if (j < j1) Tile<T, decltype(rx)::value>(a, act, r, j, false);
   };
+  // The last `valid` rows through a tile of RX = valid + 1: X's rows past m are zeros
+  // (QuantizeAct pads them to kActRowPad), and the tile's rows go to a scratch Y of which the
+  // valid ones are copied out. One unpacking of W for them all instead of one per tile of 2 and 1
+  // (m = 3) or of 4, 2 and 1 (m = 7, with VNNI); a row's sums do not depend on RX, so rowInvariant
+  // holds. A step of one sequence and 2 or 6 drafted tokens (generate --lookup), 2 executors,
+  // TinyLlama Q4_0 (scripts/draft-step.mjs): m = 3 1.39-1.46× → 1.35-1.38× the time of m = 1,
+  // m = 7 2.15-2.17× → 1.94-2.04×. Padding further costs more than it saves
+  // (m = 5 through the 8-row tile: 1.69× → 1.90-1.97×).
+  auto padded = [&](auto rx, int64_t r, int64_t valid) KFN_LAMBDA {
+    constexpr int64_t RX = decltype(rx)::value;
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < static_cast<size_t>(RX * a.ldy)) scratch.resize(static_cast<size_t>(RX * a.ldy));
+    QuantMatmulArgs b = a;
+    b.y = scratch.data();
+    ActRows shifted = act;
+    shifted.base = act.base + r * act.stride;
+    sweep(rx, b, shifted, 0);
+    for (int64_t i = 0; i < valid; ++i)
+      std::memcpy(a.y + (r + i) * a.ldy + j0, b.y + i * a.ldy + j0, static_cast<size_t>(j1 - j0) * sizeof(float));
+  };
   int64_t r = r0;
+  const int64_t end = r0 + rows;
   // With VNNI (one int32 sum a row, nothing spilled) 8 rows of X a tile share each unpacked
   // vector of W and its scales: m = 8 from L2 +5-20% by type (Q4_0 394 → 420-432 GFLOP/s),
   // Q2_K level. Without VNNI the int16 sums of 8 rows cost more than they share (Q5_0 -17%).
@@ -973,11 +995,15 @@ KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r
   // accumulators then exceed the registers: W is read once per sweep, not twice. m = 8, one
   // core: from L2 516 → 530-541 GFLOP/s, from memory (rows8-paths gemm --dram) 325-355 →
   // 398-428 (4 rows a sweep → 8).
-  if constexpr (KVNNI && T != WeightType::Q2_K)
-    for (; r + 8 <= r0 + rows; r += 8) sweep(std::integral_constant<int, 8>{}, r);
-  for (; r + 4 <= r0 + rows; r += 4) sweep(std::integral_constant<int, 4>{}, r);
-  for (; r + 2 <= r0 + rows; r += 2) sweep(std::integral_constant<int, 2>{}, r);
-  for (; r < r0 + rows; ++r) sweep(std::integral_constant<int, 1>{}, r);
+  constexpr bool kEight = KVNNI && T != WeightType::Q2_K;
+  if constexpr (kEight) {
+    for (; r + 8 <= end; r += 8) sweep(std::integral_constant<int, 8>{}, a, act, r);
+    if (end - r == 7) return padded(std::integral_constant<int, 8>{}, r, 7);
+  }
+  for (; r + 4 <= end; r += 4) sweep(std::integral_constant<int, 4>{}, a, act, r);
+  if (end - r == 3) return padded(std::integral_constant<int, 4>{}, r, 3);
+  for (; r + 2 <= end; r += 2) sweep(std::integral_constant<int, 2>{}, a, act, r);
+  for (; r < end; ++r) sweep(std::integral_constant<int, 1>{}, a, act, r);
 }
 
 }  // namespace
