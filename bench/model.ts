@@ -2,15 +2,17 @@
 // against llama.cpp (node-llama-cpp, CPU) with as many threads, measured in the same run; token
 // generation also against what the machine's read bandwidth allows (tokens/s × weight bytes
 // per token), 2 executors against 1 beside the read-bandwidth scaling of 2 cores against 1, and
-// each executor's resident memory against its share of the weights plus its KV cache.
+// each executor's resident memory against its share of the weights plus its KV cache. With
+// --lookup N, greedy generation with prompt lookup against the same generation without it.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readTopology, type MachineTopology } from '../native/topology.js';
 import { oneCpuPerCore, restrictToCpus, virtualize } from '../native/virtual-nodes.js';
 import { readGguf } from '../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../model/arch.js';
+import { MAX_DRAFT } from '../model/lookup.js';
 import { LocalCluster } from '../executor/host/local-cluster.js';
-import { forward, loadModel, type LoadedModel } from '../executor/coordinator/generate.js';
+import { forward, generate, loadModel, type LoadedModel } from '../executor/coordinator/generate.js';
 import { openReference, type Rate } from './llama-reference.js';
 import { machineInfo, result, type BenchReport, type BenchResult } from './report.js';
 import { streamRead } from './read-bandwidth.js';
@@ -26,6 +28,8 @@ export interface ModelBenchOptions {
   reps: number;
   /** Skip llama.cpp (its figures then read 0). */
   reference: boolean;
+  /** Drafted tokens a step checks (generate --lookup): measured against no drafts; 0: not measured. */
+  lookup?: number;
   cpus?: number[];
 }
 
@@ -89,6 +93,51 @@ interface OwnFigures {
    * bandwidth drifts by a third from one minute to the next. Empty without `readAround`.
    */
   tgRead: number[];
+  lookup?: LookupFigures;
+}
+
+/** Greedy generation of tg tokens from one prompt, with drafts and without, alternated. */
+interface LookupFigures {
+  plain: Rate;
+  drafted: Rate;
+  draftedTokens: number;
+  acceptedTokens: number;
+  /** Whether every run gave the same tokens (it must: the drafts only change the steps). */
+  sameTokens: boolean;
+}
+
+async function measureLookup(
+  cluster: LocalCluster,
+  model: LoadedModel,
+  o: ModelBenchOptions,
+  info: ModelInfo,
+): Promise<LookupFigures> {
+  const promptTokens = tokens(32, info.nVocab, 3);
+  const runs = { plain: [] as number[], drafted: [] as number[] };
+  let draftedTokens = 0;
+  let acceptedTokens = 0;
+  let first: number[] | undefined;
+  let sameTokens = true;
+  for (let r = 0; r <= o.reps; r++)
+    for (const lookup of [0, o.lookup!]) {
+      const g = await generate(cluster, model, {
+        prompt: '',
+        promptTokens,
+        maxTokens: o.tg,
+        stopAtEog: false,
+        sampling: { temperature: 0, seed: 1 },
+        lookup,
+      });
+      first ??= g.generatedTokens;
+      sameTokens &&= g.generatedTokens.join() === first.join();
+      if (r === 0) continue; // warm-up
+      (lookup ? runs.drafted : runs.plain).push(g.timings.generateTokensPerSecond);
+      if (lookup) {
+        draftedTokens += g.timings.drafted ?? 0;
+        acceptedTokens += g.timings.accepted ?? 0;
+      }
+    }
+  return { plain: rate(runs.plain), drafted: rate(runs.drafted), draftedTokens, acceptedTokens, sameTokens };
 }
 
 async function measureOwn(
@@ -103,6 +152,7 @@ async function measureOwn(
     const model = await loadModel(cluster, {
       path: o.model,
       ctx: Math.min(info.nCtxTrain, o.pp + o.tg + 16),
+      ...(o.lookup && readAround ? { draftTokens: o.lookup } : {}),
     });
     const pp: number[] = [];
     const tg: number[] = [];
@@ -138,7 +188,9 @@ async function measureOwn(
     // Repetition r's samples: the one before it and the one before the next (after the last).
     const tgRead = readBefore.map((b, r) => Math.max(b, readBefore[r + 1] ?? readAfter));
     const memory = cluster.pids().map(memoryOf);
+    const lookup = o.lookup && readAround ? await measureLookup(cluster, model, o, info) : undefined;
     return {
+      ...(lookup ? { lookup } : {}),
       pp: rate(pp),
       tg: rate(tg),
       model,
@@ -265,6 +317,26 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
       },
     }),
   );
+  const lk = own.lookup;
+  if (lk)
+    results.push(
+      result({
+        case: `gen${o.tg}_lookup${o.lookup}`,
+        metric: `greedy generation with prompt lookup (--lookup ${o.lookup})`,
+        value: lk.drafted.mean,
+        unit: 'tokens/s',
+        reference: `gen${o.tg}_without_lookup`,
+        referenceValue: lk.plain.mean,
+        details: {
+          ...common,
+          sd: lk.drafted.sd,
+          referenceSd: lk.plain.sd,
+          draftedTokens: lk.draftedTokens,
+          acceptedTokens: lk.acceptedTokens,
+          sameTokens: lk.sameTokens,
+        },
+      }),
+    );
   own.model.perRank.forEach((p, rank) => {
     const share = p.weightBytes + p.kvBytes;
     const m = own.memory[rank]!;
@@ -331,6 +403,11 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
       `token generation reads ${paired.gbps.toFixed(2)} GB/s of weights: ${percent(paired.gbps / paired.read)} of the read bandwidth of ${P} core(s) sampled around it (${paired.read.toFixed(2)} GB/s; each repetition: ${pairs.map((p) => percent(p.gbps / p.read)).join(', ')}, median kept)`,
       `best against best over the run: ${bestTgGBps.toFixed(2)} GB/s (${((own.tg.mean * info.weightBytesPerToken) / 1e9).toFixed(2)} on average) against ${readP.toFixed(2)} GB/s, ${percent(bestTgGBps / readP)} (run-wide samples ${readSamples.p.map((v) => v.toFixed(1)).join(', ')})`,
       `${P} executors against 1: ${(own.tg.mean / own1.tg.mean).toFixed(2)}× (the read bandwidth of ${P} cores against 1: ${(readP / read1).toFixed(2)}×)`,
+      ...(lk
+        ? [
+            `prompt lookup (--lookup ${o.lookup}): greedy generation of ${o.tg} tokens at ${fmt(lk.drafted)} tokens/s against ${fmt(lk.plain)} without it, ${(lk.drafted.mean / lk.plain.mean).toFixed(2)}×; ${lk.acceptedTokens} of ${lk.draftedTokens} drafted tokens taken; ${lk.sameTokens ? 'the same tokens' : 'OTHER TOKENS (a bug)'} with and without`,
+          ]
+        : []),
       ...own.model.perRank.map((p, r) => {
         const m = own.memory[r]!;
         const b = own.memoryBefore[r]!;
@@ -359,6 +436,11 @@ export function registerBenchModel(bench: Command): void {
     .option('--tg <N>', 'generated tokens', (v) => Number(v), 128)
     .option('--reps <N>', 'timed repetitions after one warm-up', (v) => Number(v), 3)
     .option('--cpus <list>', 'the cpus of the executors, one each (default: one per core)')
+    .option(
+      '--lookup <N>',
+      'also time greedy generation with prompt lookup (generate --lookup N) against the same generation without it',
+      (v) => Number(v),
+    )
     .option('--no-reference', 'skip llama.cpp')
     .option('--json', 'print the results in the shared bench schema')
     .action(
@@ -370,6 +452,7 @@ export function registerBenchModel(bench: Command): void {
         reps: number;
         cpus?: string;
         reference: boolean;
+        lookup?: number;
         json?: boolean;
       }) => {
         for (const [flag, v] of [
@@ -377,11 +460,14 @@ export function registerBenchModel(bench: Command): void {
           ['--pp', opts.pp],
           ['--tg', opts.tg],
           ['--reps', opts.reps],
+          ...(opts.lookup !== undefined ? ([['--lookup', opts.lookup]] as const) : []),
         ] as const) {
           if (!Number.isSafeInteger(v) || v < 1)
             throw new UsageError(`${flag} must be a whole number of at least 1, got ${v}`);
         }
         const cpus = opts.cpus?.split(',').map((x) => Number(x.trim()));
+        if (opts.lookup !== undefined && opts.lookup > MAX_DRAFT)
+          throw new UsageError(`--lookup drafts at most ${MAX_DRAFT} tokens a step, got ${opts.lookup}`);
         if (cpus?.some((c) => !Number.isInteger(c) || c < 0))
           throw new UsageError(`--cpus takes cpu numbers such as 0,1, got "${opts.cpus}"`);
         const { table: text, ...report } = await benchModel({
@@ -391,6 +477,7 @@ export function registerBenchModel(bench: Command): void {
           tg: opts.tg,
           reps: opts.reps,
           reference: opts.reference,
+          ...(opts.lookup ? { lookup: opts.lookup } : {}),
           ...(cpus ? { cpus } : {}),
         });
         process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : text);

@@ -26,6 +26,9 @@ export function lookupDraft(context: readonly number[], max: number, longest = 3
   return [];
 }
 
+/** Drafted tokens a step may check at most (generate --lookup): 1 + 32 rows of logits a step. */
+export const MAX_DRAFT = 32;
+
 /**
  * Draft lengths a step checks: 1 + k tokens fill the matmul kernels' tiles of X rows (2, 4, 8, 16,
  * 32) whole; a step with 4 drafts costs about what one with 7 does.

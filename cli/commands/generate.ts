@@ -17,6 +17,7 @@ import {
   type OutputPlacement,
 } from '../../planner/model-split.js';
 import { writeModelSplitHtml } from '../../planner/html/model-split.js';
+import { MAX_DRAFT } from '../../model/lookup.js';
 import { runChat, type ConversationOptions } from '../../executor/coordinator/chat-run.js';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -206,12 +207,10 @@ export function addGenerateFlags(cmd: Command): Command {
 
 function lookupTokens(v: string): number {
   const n = Number(v);
-  if (!/^\s*\d+\s*$/.test(v) || n > MAX_LOOKUP)
-    throw new UsageError(`--lookup must be a whole number from 0 to ${MAX_LOOKUP}, got '${v}'`);
+  if (!/^\s*\d+\s*$/.test(v) || n > MAX_DRAFT)
+    throw new UsageError(`--lookup must be a whole number from 0 to ${MAX_DRAFT}, got '${v}'`);
   return n;
 }
-/** Drafted tokens a step may verify at most (a step's rows of logits: 1 + N ≤ 64). */
-const MAX_LOOKUP = 32;
 
 /** The sampling flags as a generation takes them. */
 function samplingOf(o: GenerateFlags, seed: number): ModelRunOptions['sampling'] {
@@ -414,6 +413,7 @@ Ctrl-D ends it. Each turn processes only what is new since the last one.
 Examples:
   redblue generate -m model.gguf -p "The capital of France is" -n 32 --temp 0
   redblue generate -m model.gguf -p "Once upon a time" --virtual-nodes 2 --seed 7
+  redblue generate -m instruct.gguf --chat -f report.txt --lookup 7   # quotes its input: fewer steps
   redblue generate -m instruct.gguf --chat --system "Answer briefly." -p "Why is the sky blue?"
   git diff | redblue generate -m instruct.gguf --chat -f - -n 256
   redblue generate -m instruct.gguf --chat -i --system "You are terse." --virtual-nodes 2

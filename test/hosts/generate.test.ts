@@ -179,6 +179,15 @@ describe('redblue launch generate across two hosts', () => {
     expect([...rows].sort((a, b) => a - b)).toEqual([0, 32000]);
     expect(placed.generatedTokens).toEqual(sharded.generatedTokens);
     expect(auto.generatedTokens).toEqual(sharded.generatedTokens);
+    // Prompt lookup across the hosts: steps of the drafted tokens, a row of logits each, the
+    // same text. Three tokens raised far above the rest make a text that repeats (drafts taken).
+    const bias = [450, 4996, 17354].flatMap((t) => ['-l', `${t}+100`]);
+    const plain = await run(['--output', 'sharded', ...bias]);
+    const drafted = await run(['--output', 'sharded', ...bias, '--lookup', '7']);
+    expect(drafted.generatedTokens).toEqual(plain.generatedTokens);
+    const t = drafted.timings as { drafted?: number; accepted?: number };
+    expect(t.accepted).toBeGreaterThan(0);
+    expect(t.drafted).toBeGreaterThanOrEqual(t.accepted!);
     await hostsIdle();
   }, 180_000);
 

@@ -14,9 +14,10 @@ describe('redblue bench model', () => {
   it('reports pp and tg against llama.cpp, bandwidth, scaling and resident memory', () => {
     const model = join(dir, 'tiny-q4_0.gguf');
     writeSyntheticModel(model, { ...TINY, arch: 'llama', types: { default: 'q4_0' }, seed: 3 });
-    const r = runCli(['bench', 'model', '-m', model, '--pp', '16', '--tg', '8', '--reps', '1', '--json'], {
-      timeout: 240_000,
-    });
+    const r = runCli(
+      ['bench', 'model', '-m', model, '--pp', '16', '--tg', '8', '--reps', '1', '--lookup', '3', '--json'],
+      { timeout: 240_000 },
+    );
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as {
       benchmark: string;
@@ -29,6 +30,7 @@ describe('redblue bench model', () => {
       'tg8',
       'tg8_bandwidth',
       'tg8_scaling',
+      'gen8_lookup3',
       'rss_rank0',
       'private_rank0',
       'rss_rank1',
@@ -48,6 +50,14 @@ describe('redblue bench model', () => {
     };
     expect(bw.details.pairs).toHaveLength(1);
     expect(bw.details.pairs[0]).toEqual({ tgGBps: bw.value, readGBps: bw.referenceValue });
+    // Prompt lookup against the same greedy generation without it: the same tokens.
+    const lookup = report.results.find((x) => x.case === 'gen8_lookup3') as unknown as {
+      reference: string;
+      details: { sameTokens: boolean; draftedTokens: number; acceptedTokens: number };
+    };
+    expect(lookup.reference).toBe('gen8_without_lookup');
+    expect(lookup.details.sameTokens).toBe(true);
+    expect(lookup.details.acceptedTokens).toBeLessThanOrEqual(lookup.details.draftedTokens);
     // Resident memory splits into the process before loading and what the model added; the
     // executor's own memory is part of its resident memory (the rest: pages shared with others).
     for (const x of report.results.filter((y) => /^(rss|private)_/.test(y.case))) {
