@@ -3,7 +3,8 @@
 // of a fixed length. Aggregate generated tokens/s at each
 // level against one stream (cases `streams_N`), time to first token and time per output token
 // (median, p99) at each level, and one stream through the server against `redblue generate` on
-// the same model and executors, measured in the same run.
+// the same model and executors, measured in the same run. With --lookup N, the levels again
+// against a server that drafts (serve --lookup N), each against the same level without.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { promisify } from 'node:util';
@@ -24,6 +25,8 @@ export interface ServeBenchOptions {
    * median ratio is the figure (single runs on a shared VM spread by ±5%).
    */
   pairs: number;
+  /** Also measure the levels on a server with prompt lookup (serve --lookup N); 0: not. */
+  lookup?: number;
 }
 
 const log = (s: string) => process.stderr.write(`bench serve: ${s}\n`);
@@ -129,7 +132,7 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 }
 
-function startServer(o: ServeBenchOptions): Promise<{ proc: ChildProcess; base: string }> {
+function startServer(o: ServeBenchOptions, lookup = 0): Promise<{ proc: ChildProcess; base: string }> {
   return new Promise((resolve, reject) => {
     const proc = spawn(
       process.execPath,
@@ -144,6 +147,7 @@ function startServer(o: ServeBenchOptions): Promise<{ proc: ChildProcess; base: 
         String(o.executors),
         '--parallel',
         String(Math.max(...o.levels)),
+        ...(lookup ? ['--lookup', String(lookup)] : []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -204,16 +208,7 @@ export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
     await streamOnce(base, 'warm up', 4);
     const rates = new Map<number, number>();
     for (const n of o.levels) {
-      log(`${n} concurrent stream(s) of ${o.tokens} tokens`);
-      const t0 = performance.now();
-      const all = await Promise.all(
-        Array.from({ length: n }, (_, i) =>
-          streamOnce(base, `Story number ${i + 1}: once upon a time`, o.tokens),
-        ),
-      );
-      const seconds = (performance.now() - t0) / 1e3;
-      const tokens = all.reduce((a, s) => a + s.tokens, 0);
-      const rate = tokens / seconds;
+      const { all, rate } = await level(base, n, o.tokens);
       rates.set(n, rate);
       if (n === 1)
         pairs.push({
@@ -269,10 +264,68 @@ export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
       }),
     );
   } finally {
-    proc.kill('SIGTERM');
-    await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.on('exit', r)));
+    await stopServer(proc);
+  }
+  if (o.lookup) {
+    const drafting = await startServer(o, o.lookup);
+    try {
+      await streamOnce(drafting.base, 'warm up', 4);
+      for (const n of o.levels) {
+        const before = await draftCounts(drafting.base);
+        const { rate } = await level(drafting.base, n, o.tokens, ` (--lookup ${o.lookup})`);
+        const after = await draftCounts(drafting.base);
+        const without = results.find((r) => r.case === `streams_${n}`)!.value;
+        results.push(
+          result({
+            case: `streams_${n}_lookup${o.lookup}`,
+            metric: 'throughput with prompt lookup',
+            value: rate,
+            unit: 'tokens/s',
+            reference: `streams_${n}`,
+            referenceValue: without,
+            details: {
+              streams: n,
+              tokensPerStream: o.tokens,
+              draftedTokens: after.drafted - before.drafted,
+              acceptedTokens: after.accepted - before.accepted,
+            },
+          }),
+        );
+      }
+    } finally {
+      await stopServer(drafting.proc);
+    }
   }
   return { benchmark: 'serve', results, machine: machineInfo(), startedAt };
+}
+
+/** `n` concurrent streams of `tokens` each: every stream's timings and the aggregate tokens/s. */
+async function level(
+  base: string,
+  n: number,
+  tokens: number,
+  note = '',
+): Promise<{ all: StreamStats[]; rate: number }> {
+  log(`${n} concurrent stream(s) of ${tokens} tokens${note}`);
+  const t0 = performance.now();
+  const all = await Promise.all(
+    Array.from({ length: n }, (_, i) => streamOnce(base, `Story number ${i + 1}: once upon a time`, tokens)),
+  );
+  const seconds = (performance.now() - t0) / 1e3;
+  return { all, rate: all.reduce((a, s) => a + s.tokens, 0) / seconds };
+}
+
+/** The server's prompt-lookup counters (GET /metrics). */
+async function draftCounts(base: string): Promise<{ drafted: number; accepted: number }> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const count = (o: string) =>
+    Number(new RegExp(`^redblue_draft_tokens_total\\{outcome="${o}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { drafted: count('drafted'), accepted: count('accepted') };
+}
+
+async function stopServer(proc: ChildProcess): Promise<void> {
+  proc.kill('SIGTERM');
+  await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.on('exit', r)));
 }
 
 export function registerBenchServe(bench: Command): void {
@@ -295,6 +348,11 @@ export function registerBenchServe(bench: Command): void {
       (v) => Number(v),
       3,
     )
+    .option(
+      '--lookup <N>',
+      'also measure every level on a server with prompt lookup (serve --lookup N), against the same level without',
+      (v) => Number(v),
+    )
     .option('--json', 'print the results in the shared bench schema')
     .action(
       async (opts: {
@@ -303,6 +361,7 @@ export function registerBenchServe(bench: Command): void {
         tokens: number;
         levels: string;
         pairs: number;
+        lookup?: number;
         json?: boolean;
       }) => {
         const levels = opts.levels.split(',').map((x) => Number(x.trim()));
@@ -314,6 +373,7 @@ export function registerBenchServe(bench: Command): void {
           ['--executors', opts.executors],
           ['--tokens', opts.tokens],
           ['--pairs', opts.pairs],
+          ...(opts.lookup !== undefined ? ([['--lookup', opts.lookup]] as const) : []),
         ] as const)
           if (!Number.isInteger(v) || v < 1)
             throw new UsageError(`${flag} must be a whole number of at least 1`);
@@ -323,6 +383,7 @@ export function registerBenchServe(bench: Command): void {
           tokens: opts.tokens,
           levels,
           pairs: opts.pairs,
+          ...(opts.lookup ? { lookup: opts.lookup } : {}),
         });
         process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
       },

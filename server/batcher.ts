@@ -3,7 +3,9 @@
 // at the next step and its prompt goes in in chunks beside the others' decode tokens, so running
 // streams are not stalled behind it; a sequence that ends, or whose client leaves, frees its
 // slot at once. With batch-invariant kernels (serve loads them when --parallel > 1) a sequence's
-// tokens are the ones it would get alone.
+// tokens are the ones it would get alone. With prompt lookup a decoding sequence also feeds
+// tokens drafted from its context (model/lookup.ts) while the step stays small, and takes as
+// many of its rows as were the tokens chosen: the same tokens in fewer steps.
 import {
   Sequence,
   type ForwardResult,
@@ -13,6 +15,7 @@ import {
   type ModelRunner,
 } from '../executor/coordinator/generate.js';
 import { DOORBELL_MAX_TOKENS, type SeqRun } from '../native/model.js';
+import { Drafter } from '../model/lookup.js';
 
 export interface BatcherOptions {
   runner: ModelRunner;
@@ -21,7 +24,20 @@ export interface BatcherOptions {
   prefillChunk?: number;
   /** Called after every step with the executors' replies (the metrics' compute and exchange). */
   onStep?: (replies: ForwardResult['replies'], tokens: number, sequences: number) => void;
+  /**
+   * Prompt lookup: tokens a decoding sequence may draft a step (at most the model's draftTokens);
+   * 0 or absent: off.
+   */
+  lookup?: number;
+  /** Called after a step's drafts are checked: tokens drafted, and of those the ones chosen. */
+  onDrafts?: (drafted: number, accepted: number) => void;
 }
+
+/**
+ * Decode tokens and drafts of a step with drafts at most: 8 rows of X fill the kernels' widest
+ * tile, and past it a step costs about a token's worth more per row (scripts/draft-step.mjs).
+ */
+const DRAFT_STEP_TOKENS = 8;
 
 interface Entry {
   seq: Sequence;
@@ -39,6 +55,8 @@ interface Entry {
   onPromptIn: (() => void) | undefined;
   /** The token to feed next step (decoding). */
   pending: number | undefined;
+  /** Prompt lookup's drafts for this sequence (when on). */
+  drafter: Drafter | undefined;
   queuedAt: number;
   admittedAt: number;
   firstAt: number;
@@ -54,8 +72,8 @@ export class Batcher {
   private idleWaiters: (() => void)[] = [];
   private readonly chunk: number;
   /**
-   * Every step's rows of logits, one per slot: a sequence's row, or a scored prompt's several
-   * (each used before the next step).
+   * Every step's rows of logits, rowCap of them: a sequence's row (and its drafts'), or a scored
+   * prompt's several (each used before the next step).
    */
   private readonly rows: Float32Array;
   /**
@@ -63,6 +81,10 @@ export class Batcher {
    * prompt that begins with some of them starts after those (a chat resending its history).
    */
   private readonly cached: number[][];
+  /** Drafted tokens a sequence may feed a step (0: prompt lookup off). */
+  private readonly lookup: number;
+  /** Rows of logits a step may return: the model's slots, or a draft's rows when more. */
+  private readonly rowCap: number;
 
   constructor(private readonly o: BatcherOptions) {
     if (!o.runner.step && o.model.slots > 1)
@@ -71,8 +93,10 @@ export class Batcher {
       );
     this.free = Array.from({ length: o.model.slots }, (_, i) => o.model.slots - 1 - i);
     this.chunk = Math.max(1, Math.min(o.prefillChunk ?? 64, DOORBELL_MAX_TOKENS));
-    this.rows = new Float32Array(o.model.slots * o.model.info.nVocab);
     this.cached = Array.from({ length: o.model.slots }, () => []);
+    this.lookup = Math.max(0, Math.min(o.lookup ?? 0, o.model.draftTokens));
+    this.rowCap = Math.max(o.model.slots, this.lookup ? this.lookup + 1 : 0);
+    this.rows = new Float32Array(this.rowCap * o.model.info.nVocab);
   }
 
   get slots(): number {
@@ -103,6 +127,7 @@ export class Batcher {
         from: undefined,
         onPromptIn,
         pending: undefined,
+        drafter: this.lookup ? new Drafter(this.lookup) : undefined,
         queuedAt: performance.now(),
         admittedAt: 0,
         firstAt: 0,
@@ -160,13 +185,23 @@ export class Batcher {
     const asks: RowsOf[] = [];
     let rowCount = 0;
     const decoding = new Set<Entry>();
+    const decoders = this.active.filter((e) => e.pending !== undefined).length;
+    // Drafts while the step stays small, leaving a row for each sequence that may finish its
+    // prompt in this step.
+    let draftRows = Math.min(this.rowCap - this.active.length, DRAFT_STEP_TOKENS - decoders);
     for (const e of this.active)
       if (e.pending !== undefined) {
-        tokens.push(e.pending);
-        runs.push({ slot: e.slot, pos: e.seq.position, count: 1, logits: true });
-        asks.push({ e, n: 1, from: e.seq.position, pick: true });
-        e.kv = e.seq.position + 1;
-        rowCount++;
+        const draft =
+          e.drafter && draftRows > 0
+            ? e.drafter.draft([...e.seq.prompt, ...e.seq.generated], Math.min(e.seq.draftRoom, draftRows))
+            : [];
+        draftRows -= draft.length;
+        const count = 1 + draft.length;
+        tokens.push(e.pending, ...draft);
+        runs.push({ slot: e.slot, pos: e.seq.position, count, logits: count });
+        asks.push({ e, n: count, from: e.seq.position, pick: true, ...(draft.length ? { draft } : {}) });
+        e.kv = e.seq.position + count;
+        rowCount += count;
         decoding.add(e);
         e.pending = undefined;
       }
@@ -180,7 +215,7 @@ export class Batcher {
         if (budget <= 0 || e.fed === e.seq.prompt.length || decoding.has(e)) continue;
         if (e.seq.scoresPrompt !== scored) continue;
         let n = Math.min(e.seq.prompt.length - e.fed, budget);
-        if (scored) n = Math.min(n, this.o.model.slots - rowCount);
+        if (scored) n = Math.min(n, this.rowCap - rowCount);
         if (n <= 0) continue;
         const last = e.fed + n === e.seq.prompt.length;
         const k = scored ? n : last ? 1 : 0;
@@ -258,6 +293,30 @@ export class Batcher {
     return r.logits;
   }
 
+  /**
+   * A decoding step with drafts: row i follows the fed token and drafts 0…i-1, so it is the
+   * sequence's own while every draft before was the token chosen. Each chosen token that was
+   * its draft is passed on at once (the next row depends on it; its text may end the sequence);
+   * the last is returned, undefined when the sequence ended. `pos`: the fed token's position.
+   */
+  private takeDrafts(e: Entry, rows: Float32Array[], pos: number, draft: number[]): number | undefined {
+    e.kv = pos + 1; // the fed token; each draft that was the token chosen adds its position
+    let i = 0;
+    let next = e.seq.pick(rows[0]!);
+    while (next !== undefined && i < draft.length && next === draft[i] && !e.seq.pickedLast) {
+      e.kv++;
+      i++;
+      if (e.seq.deliver(next) === undefined) {
+        next = undefined;
+        break;
+      }
+      next = e.seq.pick(rows[i]!);
+    }
+    e.drafter!.taken(draft.length, i);
+    this.o.onDrafts?.(draft.length, i);
+    return next;
+  }
+
   // One step in flight at a time, and the next posted as soon as its tokens are sampled: the
   // sampled tokens' text, the stop strings and the writes to the clients run while it computes
   // (a stop string found then costs that sequence one token of the step already posted).
@@ -284,13 +343,13 @@ export class Batcher {
         }
         const picked: [Entry, number][] = [];
         let at = 0;
-        for (const { e, n, from, pick } of plan.asks) {
+        for (const { e, n, from, pick, draft } of plan.asks) {
           const mine = logits.slice(at, (at += n));
           if (e.slot < 0) continue; // ended while the step ran (a stop string): its rows are not needed
           e.seq.scorePrompt(mine, from);
           if (!pick) continue;
           if (!e.firstAt) e.firstAt = performance.now();
-          const next = e.seq.pick(mine[n - 1]!);
+          const next = draft ? this.takeDrafts(e, mine, from, draft) : e.seq.pick(mine[n - 1]!);
           if (next === undefined) {
             this.finish(e);
             continue;
@@ -321,10 +380,14 @@ interface StepPlan {
   asks: RowsOf[];
 }
 
-/** A run's rows of logits: `n` rows after positions from…; `pick`: the last one samples a token. */
+/**
+ * A run's rows of logits: `n` rows after positions from…; `pick`: the last one samples a token,
+ * or with `draft` (the tokens fed after the decode token) they are checked in turn.
+ */
 interface RowsOf {
   e: Entry;
   n: number;
   from: number;
   pick: boolean;
+  draft?: number[];
 }

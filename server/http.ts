@@ -41,6 +41,8 @@ export interface ServeOptions {
   apiKey?: string;
   /** Prompt tokens per step while other streams decode (default 64). */
   prefillChunk?: number;
+  /** Prompt lookup: tokens a decoding stream may draft a step (the model loaded with as many). */
+  lookup?: number;
   log?: (line: string) => void;
 }
 
@@ -95,6 +97,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     model: o.model,
     ...(o.prefillChunk ? { prefillChunk: o.prefillChunk } : {}),
     onStep: (replies, tokens, sequences) => metrics.step(replies, tokens, sequences),
+    ...(o.lookup ? { lookup: o.lookup, onDrafts: (d: number, a: number) => metrics.drafts(d, a) } : {}),
   });
   metrics.slots = batcher.slots;
   let draining = false;

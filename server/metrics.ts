@@ -1,6 +1,6 @@
 // GET /metrics of `redblue serve`, in Prometheus' text format: requests by route and status, tokens
-// in and out, the queue, time per output token, each executor's compute and exchange time and its
-// all-reduces by algorithm.
+// in and out, the queue, time per output token, prompt lookup's drafts, each executor's compute
+// and exchange time and its all-reduces by algorithm.
 import type { ForwardReply } from '../transport/control.js';
 import type { GenerateResult } from '../executor/coordinator/generate.js';
 
@@ -18,6 +18,8 @@ export class Metrics {
   private generations = 0;
   private aborted = 0;
   private tokenSeconds = 0;
+  private drafted = 0;
+  private accepted = 0;
   private readonly compute: number[];
   private readonly exchange: number[];
   /** Per rank: all-reduces by algorithm (shm-flat, shm-split, hosts-direct, hosts-chain). */
@@ -68,6 +70,12 @@ export class Metrics {
     });
   }
 
+  /** Prompt lookup: a step's drafts for one sequence, and how many were the tokens chosen. */
+  drafts(drafted: number, accepted: number): void {
+    this.drafted += drafted;
+    this.accepted += accepted;
+  }
+
   render(): string {
     const out: string[] = [];
     const metric = (name: string, type: string, help: string, lines: string[]) =>
@@ -106,6 +114,15 @@ export class Metrics {
       `redblue_step_tokens_total ${this.stepTokens}`,
       `redblue_step_sequences_total ${this.stepSequences}`,
     ]);
+    metric(
+      'redblue_draft_tokens_total',
+      'counter',
+      'Prompt lookup (serve --lookup): tokens drafted, and those that were the tokens chosen.',
+      [
+        `redblue_draft_tokens_total{outcome="drafted"} ${this.drafted}`,
+        `redblue_draft_tokens_total{outcome="accepted"} ${this.accepted}`,
+      ],
+    );
     metric(
       'redblue_seconds_per_output_token',
       'gauge',

@@ -31,6 +31,8 @@ export interface ServeRunOptions {
   parallel?: number;
   /** Prompt tokens per step while other streams decode. */
   prefillChunk?: number;
+  /** Prompt lookup: tokens a decoding stream may draft a step (0: off). */
+  lookup?: number;
   host: string;
   port: number;
   apiKey?: string;
@@ -89,6 +91,7 @@ async function serveOn(runner: ModelRunner, file: ModelFile, o: ServeRunOptions,
     // Several slots: row-invariant kernels, so a stream's tokens do not depend on its neighbours.
     slots: parallel,
     batchInvariant: parallel > 1,
+    ...(o.lookup ? { draftTokens: o.lookup } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
   let server: RunningServer | undefined;
@@ -102,6 +105,7 @@ async function serveOn(runner: ModelRunner, file: ModelFile, o: ServeRunOptions,
       port: o.port,
       ...(o.apiKey ? { apiKey: o.apiKey } : {}),
       ...(o.prefillChunk ? { prefillChunk: o.prefillChunk } : {}),
+      ...(o.lookup ? { lookup: o.lookup } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
     const template =

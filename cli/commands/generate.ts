@@ -205,7 +205,8 @@ export function addGenerateFlags(cmd: Command): Command {
     );
 }
 
-function lookupTokens(v: string): number {
+/** --lookup's value (generate, launch generate and serve): 0 to MAX_DRAFT drafted tokens. */
+export function lookupTokens(v: string): number {
   const n = Number(v);
   if (!/^\s*\d+\s*$/.test(v) || n > MAX_DRAFT)
     throw new UsageError(`--lookup must be a whole number from 0 to ${MAX_DRAFT}, got '${v}'`);

@@ -9,6 +9,7 @@ import { MAX_SEQUENCES } from '../../native/model.js';
 import { DEFAULT_PORT } from '../../executor/launch/hostfile.js';
 import { authFromOptions, type SecurityOpts } from '../../executor/host/options.js';
 import { addSecurityOptions } from './executor.js';
+import { lookupTokens } from './generate.js';
 import { Progress } from '../progress.js';
 
 interface ServeFlags extends SecurityOpts {
@@ -25,6 +26,7 @@ interface ServeFlags extends SecurityOpts {
   virtualNodes?: number;
   parallel: number;
   prefillChunk: number;
+  lookup: number;
 }
 
 export function registerServe(program: Command): void {
@@ -84,6 +86,12 @@ export function registerServe(program: Command): void {
       (v) => parsePositiveInt(v, '--prefill-chunk'),
       64,
     )
+    .option(
+      '--lookup <N>',
+      'prompt lookup: a decoding stream also feeds up to N tokens drafted from its context while a step has fewer than 8 tokens, the same text in fewer steps where it repeats (0 = off, at most 32)',
+      lookupTokens,
+      0,
+    )
     .addHelpText(
       'after',
       `
@@ -99,7 +107,8 @@ weights are read once for all of them); a new request takes a free KV slot at th
 its prompt goes in --prefill-chunk tokens per step beside the others; more requests queue. Each
 stream gets the tokens it would get alone (row-invariant kernels when --parallel > 1). A client
 that disconnects frees its slot before the next step. Every executor holds --parallel KV caches
-of --ctx tokens. SIGTERM or Ctrl-C finishes the requests in hand, then stops the executors.
+of --ctx tokens. --lookup N: while a step has rows to spare, a stream feeds tokens drafted from
+its context too and keeps those that were the tokens chosen (the same text, fewer steps). SIGTERM or Ctrl-C finishes the requests in hand, then stops the executors.
 
 Across hosts (--hostfile or --hosts, with --token-file or TLS as for launch): every layer of
 every step is split over every executor of every host; the same batching.
@@ -137,6 +146,7 @@ Examples:
         ...(o.ctx ? { ctx: o.ctx } : {}),
         parallel: o.parallel,
         prefillChunk: o.prefillChunk,
+        ...(o.lookup ? { lookup: o.lookup } : {}),
         host: o.host,
         port: o.port,
         ...(o.apiKey ? { apiKey: o.apiKey } : {}),

@@ -686,6 +686,14 @@ export class Sequence {
     return next;
   }
 
+  /**
+   * Tokens that may be drafted after the one pick() returned (prompt lookup): as many as fit the
+   * context after it and fall short of the length asked, so none is computed in vain.
+   */
+  get draftRoom(): number {
+    return Math.min(this.model.ctx - 1 - this.position, this.o.maxTokens - this.generated.length - 1);
+  }
+
   /** Whether the prompt's tokens are scored (logprobs.prompt): its steps return every row. */
   get scoresPrompt(): boolean {
     return this.o.logprobs?.prompt !== undefined;
@@ -816,9 +824,7 @@ export async function generate(
   const rows = lookup ? new Float32Array((lookup + 1) * model.info.nVocab) : row;
   let next = seq.next(logits);
   while (next !== undefined) {
-    // Drafts only where they can be used: inside the context, and short of the length asked.
-    const room = Math.min(model.ctx - 1 - seq.position, o.maxTokens - seq.generated.length - 1);
-    const draft = drafter?.draft([...seq.prompt, ...seq.generated], room) ?? [];
+    const draft = drafter?.draft([...seq.prompt, ...seq.generated], seq.draftRoom) ?? [];
     if (!draft.length) {
       const r = await runner.forward([next], seq.position, 'last', true, row);
       account(r.replies);

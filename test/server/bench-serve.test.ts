@@ -1,5 +1,6 @@
 // `redblue bench serve` end to end on a small file: every level's case in the shared schema, with
-// its latencies, and one stream against `redblue generate` measured in the same run.
+// its latencies, one stream against `redblue generate` measured in the same run, and the levels
+// with prompt lookup against the levels without.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,8 @@ describe('redblue bench serve', () => {
       '1,2',
       '--pairs',
       '2',
+      '--lookup',
+      '3',
       '--json',
     ]);
     expect(r.code, r.stderr).toBe(0);
@@ -40,6 +43,14 @@ describe('redblue bench serve', () => {
       expect(c.referenceValue).toBe(byCase.get('streams_1')!.value);
       for (const k of ['ttftMedianMs', 'ttftP99Ms', 'tpotMedianMs', 'tpotP99Ms'])
         expect(c.details![k] as number, k).toBeGreaterThan(0);
+    }
+    // The levels again on a server with prompt lookup, each against the level without.
+    for (const n of [1, 2]) {
+      const c = byCase.get(`streams_${n}_lookup3`)!;
+      expect(c.reference).toBe(`streams_${n}`);
+      expect(c.referenceValue).toBe(byCase.get(`streams_${n}`)!.value);
+      expect(c.value).toBeGreaterThan(0);
+      expect(c.details!.acceptedTokens as number).toBeLessThanOrEqual(c.details!.draftedTokens as number);
     }
     const g = byCase.get('one_stream_vs_generate')!;
     expect(g.reference).toBe('redblue_generate');

@@ -28,17 +28,16 @@ const model = join(dir, 'chat.gguf');
 let proc: ChildProcess;
 let port = 0;
 let client: OpenAI;
-let stderr = '';
+/** The main server's stderr so far. */
+let stderr = (): string => '';
 const exited = () =>
   new Promise<number | null>((r) => (proc.exitCode !== null ? r(proc.exitCode) : proc.on('exit', r)));
 
-beforeAll(async () => {
-  const { metadata, tensors } = syntheticModel(SMALL);
-  writeGguf(model, {
-    metadata: new Map([...metadata, ['tokenizer.chat_template', gv.string(TEMPLATE)]]),
-    tensors,
-  });
-  proc = spawn(
+/** A server on the test's model (2 executors, 8 slots, the API key) with `flags`; its port once it listens. */
+async function startServe(
+  flags: string[],
+): Promise<{ proc: ChildProcess; port: number; stderr: () => string }> {
+  const p = spawn(
     process.execPath,
     [
       cliPath,
@@ -53,19 +52,31 @@ beforeAll(async () => {
       KEY,
       '--parallel',
       '8',
+      ...flags,
     ],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  port = await new Promise<number>((resolve, reject) => {
+  let err = '';
+  p.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const listening = await new Promise<number>((resolve, reject) => {
     let out = '';
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    p.stdout!.setEncoding('utf8').on('data', (d: string) => {
       out += d;
       const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
       if (m) resolve(Number(m[1]));
     });
-    proc.on('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
+    p.on('exit', (code) => reject(new Error(`serve exited (${code}): ${err}`)));
   });
+  return { proc: p, port: listening, stderr: () => err };
+}
+
+beforeAll(async () => {
+  const { metadata, tensors } = syntheticModel(SMALL);
+  writeGguf(model, {
+    metadata: new Map([...metadata, ['tokenizer.chat_template', gv.string(TEMPLATE)]]),
+    tensors,
+  });
+  ({ proc, port, stderr } = await startServe([]));
   client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: KEY, maxRetries: 0 });
 }, 60_000);
 
@@ -219,7 +230,7 @@ describe('redblue serve', () => {
     expect(text).toBe(r.choices[0]!.message.content);
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(['chat.gguf']);
-    expect(stderr).toMatch(/chat prompts from the file's chat template/);
+    expect(stderr()).toMatch(/chat prompts from the file's chat template/);
   });
 
   it('stops before a stop string, and a seed gives the same text every time', async () => {
@@ -762,6 +773,46 @@ describe('redblue serve', () => {
     expect(next.usage!.completion_tokens).toBe(3);
   });
 
+  it('--lookup: streams that feed drafted tokens get the same texts, some drafts taken', async () => {
+    const lookup = await startServe(['--lookup', '7']);
+    try {
+      const drafting = new OpenAI({
+        baseURL: `http://127.0.0.1:${lookup.port}/v1`,
+        apiKey: KEY,
+        maxRetries: 0,
+      });
+      // A random model seldom repeats itself: three tokens raised far above the rest make all of
+      // its text, which then repeats (drafts taken and missed). One stream, then four together.
+      const logit_bias = { 450: 100, 4996: 100, 17354: 100 };
+      const ask = (c: OpenAI, i: number) =>
+        c.completions.create({
+          model: 'm',
+          prompt: `${PROMPT} ${i}`,
+          max_tokens: 24 + 4 * i,
+          temperature: i % 2 ? 0.9 : 0,
+          seed: i,
+          logit_bias,
+          ignore_eos: true,
+        } as never);
+      const texts = async (c: OpenAI, n: number) =>
+        (await Promise.all(Array.from({ length: n }, (_, i) => ask(c, i)))).map((r) => r.choices[0]!.text);
+      expect(await texts(drafting, 1)).toEqual(await texts(client, 1));
+      expect(await texts(drafting, 4)).toEqual(await texts(client, 4));
+      const m = await (
+        await fetch(`http://127.0.0.1:${lookup.port}/metrics`, {
+          headers: { authorization: `Bearer ${KEY}` },
+        })
+      ).text();
+      const count = (o: string) =>
+        Number(new RegExp(`^redblue_draft_tokens_total\\{outcome="${o}"\\} (\\d+)$`, 'm').exec(m)?.[1]);
+      expect(count('accepted')).toBeGreaterThan(0);
+      expect(count('drafted')).toBeGreaterThan(count('accepted'));
+    } finally {
+      lookup.proc.kill('SIGTERM');
+      await new Promise((r) => lookup.proc.on('exit', r));
+    }
+  });
+
   it('SIGTERM finishes the request in hand, stops the executors and exits 0', async () => {
     const pending = client.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 40, temperature: 0 });
     await new Promise((r) => setTimeout(r, 50));
@@ -769,7 +820,7 @@ describe('redblue serve', () => {
     const r = await pending;
     expect(r.choices[0]!.text.length).toBeGreaterThan(0);
     expect(await exited()).toBe(0);
-    expect(stderr).toMatch(/SIGTERM: finishing the requests in hand, then stopping/);
+    expect(stderr()).toMatch(/SIGTERM: finishing the requests in hand, then stopping/);
     expect(leftovers(proc.pid!)).toEqual([]);
   });
 });
