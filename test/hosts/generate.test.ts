@@ -180,11 +180,13 @@ describe('redblue launch generate across two hosts', () => {
     expect(placed.generatedTokens).toEqual(sharded.generatedTokens);
     expect(auto.generatedTokens).toEqual(sharded.generatedTokens);
     // Prompt lookup across the hosts: steps of the drafted tokens, a row of logits each, the
-    // same text. Three tokens raised far above the rest make a text that repeats (drafts taken).
-    const bias = [450, 4996, 17354].flatMap((t) => ['-l', `${t}+100`]);
-    const plain = await run(['--output', 'sharded', ...bias]);
+    // text of one host without drafts. Four tokens raised far above the rest (two in each
+    // rank's vocabulary rows) make a text that repeats, so drafts are taken.
+    const bias = [450, 4996, 17354, 29000].flatMap((t) => ['-l', `${t}+100`]);
     const drafted = await run(['--output', 'sharded', ...bias, '--lookup', '7']);
-    expect(drafted.generatedTokens).toEqual(plain.generatedTokens);
+    const box = runCli(['generate', '-m', models.q4_0, ...greedy, ...bias, '--virtual-nodes', '2']);
+    expect(box.code, box.stderr).toBe(0);
+    expect(drafted.generatedTokens).toEqual((JSON.parse(box.stdout) as GenerateJson).generatedTokens);
     const t = drafted.timings as { drafted?: number; accepted?: number };
     expect(t.accepted).toBeGreaterThan(0);
     expect(t.drafted).toBeGreaterThanOrEqual(t.accepted!);
