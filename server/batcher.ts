@@ -72,7 +72,7 @@ export class Batcher {
   private idleWaiters: (() => void)[] = [];
   private readonly chunk: number;
   /**
-   * Every step's rows of logits, rowCap of them: a sequence's row (and its drafts'), or a scored
+   * Every step's rows of logits, as many as the model allows: a sequence's row (and its drafts'), or a scored
    * prompt's several (each used before the next step).
    */
   private readonly rows: Float32Array;
@@ -83,8 +83,6 @@ export class Batcher {
   private readonly cached: number[][];
   /** Drafted tokens a sequence may feed a step (0: prompt lookup off). */
   private readonly lookup: number;
-  /** Rows of logits a step may return: the model's slots, or a draft's rows when more. */
-  private readonly rowCap: number;
 
   constructor(private readonly o: BatcherOptions) {
     if (!o.runner.step && o.model.slots > 1)
@@ -95,8 +93,7 @@ export class Batcher {
     this.chunk = Math.max(1, Math.min(o.prefillChunk ?? 64, DOORBELL_MAX_TOKENS));
     this.cached = Array.from({ length: o.model.slots }, () => []);
     this.lookup = Math.max(0, Math.min(o.lookup ?? 0, o.model.draftTokens));
-    this.rowCap = Math.max(o.model.slots, this.lookup ? this.lookup + 1 : 0);
-    this.rows = new Float32Array(this.rowCap * o.model.info.nVocab);
+    this.rows = new Float32Array(o.model.logitRows * o.model.info.nVocab);
   }
 
   get slots(): number {
@@ -188,7 +185,7 @@ export class Batcher {
     const decoders = this.active.filter((e) => e.pending !== undefined).length;
     // Drafts while the step stays small, leaving a row for each sequence that may finish its
     // prompt in this step.
-    let draftRows = Math.min(this.rowCap - this.active.length, DRAFT_STEP_TOKENS - decoders);
+    let draftRows = Math.min(this.o.model.logitRows - this.active.length, DRAFT_STEP_TOKENS - decoders);
     for (const e of this.active)
       if (e.pending !== undefined) {
         const draft =
@@ -215,7 +212,7 @@ export class Batcher {
         if (budget <= 0 || e.fed === e.seq.prompt.length || decoding.has(e)) continue;
         if (e.seq.scoresPrompt !== scored) continue;
         let n = Math.min(e.seq.prompt.length - e.fed, budget);
-        if (scored) n = Math.min(n, this.rowCap - rowCount);
+        if (scored) n = Math.min(n, this.o.model.logitRows - rowCount);
         if (n <= 0) continue;
         const last = e.fed + n === e.seq.prompt.length;
         const k = scored ? n : last ? 1 : 0;

@@ -199,7 +199,7 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
       // area holds the doorbell and a row of logits per KV slot (the cluster unmaps it when it stops).
       nVocab = reqs[0]!.vocabPerRank.reduce((a, b) => a + b, 0);
       slots = reqs[0]!.slots || 1;
-      rows = Math.max(slots, reqs[0]!.invariantTokens ?? 0);
+      rows = logitRowsOf(slots, reqs[0]!.invariantTokens ?? 0);
       doorbell = false;
       staging = await cluster.stage('model', logitsAt() + Math.max(64, nVocab * 4 * rows));
       const replies = await cluster.guard(
@@ -245,6 +245,14 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
       return { logits, replies };
     },
   };
+}
+
+/**
+ * Rows of logits a step may return on a model loaded with `slots` and `invariantTokens`: a row a
+ * slot, or a row a token of a step that checks drafts, whichever is more.
+ */
+export function logitRowsOf(slots: number, invariantTokens: number): number {
+  return Math.max(slots, invariantTokens);
 }
 
 /**
@@ -390,6 +398,8 @@ export interface LoadedModel {
   slots: number;
   /** Drafted tokens a step may verify (ModelLoadOptions.draftTokens). */
   draftTokens: number;
+  /** Rows of logits a step may return (logitRowsOf). */
+  logitRows: number;
   perRank: (LoadModelReply & { rank: number })[];
   seconds: number;
 }
@@ -412,6 +422,8 @@ export async function loadModel(
     ctx,
   });
   const vocabPerRank = split.ranks.map((r) => r.vocab[1] - r.vocab[0]);
+  // A step that checks n drafts runs 1 + n tokens through the row-invariant kernels.
+  const invariantTokens = o.draftTokens ? o.draftTokens + 1 : 0;
   let polling = true;
   const poll = (async () => {
     while (polling) {
@@ -434,7 +446,7 @@ export async function loadModel(
         vocabPerRank,
         slots: o.slots ?? 1,
         batchInvariant: o.batchInvariant ?? false,
-        invariantTokens: o.draftTokens ? o.draftTokens + 1 : 0,
+        invariantTokens,
         mirrorEmbeddings: split.tokenEmbd.placement === 'mirrored',
       })),
     );
@@ -447,6 +459,7 @@ export async function loadModel(
       ctx,
       slots: o.slots ?? 1,
       draftTokens: o.draftTokens ?? 0,
+      logitRows: logitRowsOf(o.slots ?? 1, invariantTokens),
       perRank: replies.map((r, rank) => ({ ...r, rank })),
       seconds: (performance.now() - started) / 1e3,
     };
