@@ -966,8 +966,8 @@ KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r
     for (; j + 16 <= j1; j += 16) Tile<T, decltype(rx)::value>(a, act, r, j, true);
     if (j < j1) Tile<T, decltype(rx)::value>(a, act, r, j, false);
   };
-  // The last `valid` rows through a tile of RX = valid + 1: X's rows past m are zeros
-  // (QuantizeAct pads them to kActRowPad), and the tile's rows go to a scratch Y of which the
+  // The last `valid` rows through a tile of RX = valid + 1: X's row past m is zeros
+  // (QuantizeAct adds it, ActPadRows), and the tile's rows go to a scratch Y of which the
   // valid ones are copied out. One unpacking of W for them all instead of one per tile of 2 and 1
   // (m = 3) or of 4, 2 and 1 (m = 7, with VNNI); a row's sums do not depend on RX, so rowInvariant
   // holds. A step of one sequence and 2 or 6 drafted tokens (generate --lookup), 2 executors,

@@ -21,9 +21,9 @@ enum class ActLayout { Natural, Q4Quads, Iq4Pairs };
 // Q4_0 c = −8·d·Σq (Σ d_w·d_x·(q_w−8)·q_x = d_w·(d_x·Σ q_w·q_x + c)), Q5_0 c = −16·d·Σq, and
 // for Q4_1 / Q5_1 Q8_1's s = f16(d·Σq) (with d before rounding, as quantize_row_q8_1_ref), so
 // Σ (d_w·q_w + m_w)·x = d_w·d_x·Σ q_w·q_x + m_w·s.
-// Rows of quantized X are allocated in multiples of this, the rows past m zeros: a kernel may
-// run its last rows through a wider tile (Rows16Kernel's padded sweep).
-constexpr int64_t kActRowPad = 8;
+// Rows of quantized X allocated past m, zeros: Rows16Kernel runs a last 3 (or 7) rows through a
+// tile of 4 (or 8), which reads one row more. Only m % 4 == 3 needs it; a GEMV (m = 1) pays nothing.
+inline int64_t ActPadRows(int64_t m) { return m % 4 == 3 ? 1 : 0; }
 struct ActRows {
   const uint8_t* base = nullptr;
   int64_t stride = 0, k = 0, nb = 0, qsBytes = 0;

@@ -249,9 +249,9 @@ ActRows QuantizeAct(const QuantMatmulArgs& a, const ActSpec& s, Isa isa, ThreadP
     act.nb = a.k / kQKBlock;
     act.stride = (act.nb * int64_t(sizeof(BlockQ8_K)) + 63) / 64 * 64;
   }
-  const int64_t padded = (a.m + kActRowPad - 1) / kActRowPad * kActRowPad;
-  buf = std::make_unique<AlignedBuffer>(static_cast<size_t>(act.stride * padded));
-  if (padded > a.m) std::memset(buf->data + act.stride * a.m, 0, static_cast<size_t>(act.stride * (padded - a.m)));
+  const int64_t pad = ActPadRows(a.m);
+  buf = std::make_unique<AlignedBuffer>(static_cast<size_t>(act.stride * (a.m + pad)));
+  if (pad) std::memset(buf->data + act.stride * a.m, 0, static_cast<size_t>(act.stride * pad));
   act.base = buf->data;
   act.layout = s.layout;
   const Q8BlockFn q8 = Q8BlockQuantizer(isa != Isa::Scalar);
