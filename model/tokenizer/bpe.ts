@@ -99,6 +99,65 @@ const before = (a: Bigram, b: Bigram): boolean => a.rank < b.rank || (a.rank ===
 
 const utf8 = new TextEncoder();
 
+/**
+ * The merges by pair of symbol ids: (left, right) → (rank, merged symbol), open addressing over
+ * typed arrays. A Map keyed by left·n + right held ~280k keys past the small-integer range
+ * (a heap number each) and took most of a Llama 3 tokenizer's construction.
+ */
+class PairTable {
+  /** left, right per slot; left = -1: empty. */
+  private readonly keys: Int32Array;
+  /** rank, merged per slot. */
+  private readonly values: Int32Array;
+  private readonly mask: number;
+  private readonly shift: number;
+
+  constructor(count: number) {
+    let bits = 4;
+    while (1 << bits < count * 2) bits++; // at most half full
+    this.keys = new Int32Array(2 << bits).fill(-1);
+    this.values = new Int32Array(2 << bits);
+    this.mask = (1 << bits) - 1;
+    this.shift = 32 - bits;
+  }
+
+  /** Multiplicative hashing: the top bits of the mixed product. */
+  private start(left: number, right: number): number {
+    return (Math.imul(left, 0x9e3779b1) + Math.imul(right, 0x85ebca77)) >>> this.shift;
+  }
+
+  /** The slot of (left, right), or -1. */
+  find(left: number, right: number): number {
+    const keys = this.keys;
+    for (let i = this.start(left, right); ; i = (i + 1) & this.mask) {
+      const k = keys[2 * i]!;
+      if (k === -1) return -1;
+      if (k === left && keys[2 * i + 1] === right) return i;
+    }
+  }
+
+  /** Adds the pair unless it is there already (the first rank wins). */
+  addFirst(left: number, right: number, rank: number, merged: number): void {
+    const keys = this.keys;
+    let i = this.start(left, right);
+    for (; keys[2 * i] !== -1; i = (i + 1) & this.mask) {
+      if (keys[2 * i] === left && keys[2 * i + 1] === right) return;
+    }
+    keys[2 * i] = left;
+    keys[2 * i + 1] = right;
+    this.values[2 * i] = rank;
+    this.values[2 * i + 1] = merged;
+  }
+
+  rank(slot: number): number {
+    return this.values[2 * slot]!;
+  }
+
+  merged(slot: number): number {
+    return this.values[2 * slot + 1]!;
+  }
+}
+
 // Words repeat (" the", "\n", ...): their tokens are kept, up to a bound so memory stays flat.
 const WORD_CACHE_LIMIT = 50_000;
 
@@ -111,14 +170,12 @@ export class BpeTokenizer {
   private readonly extraIds = new Map<string, number>();
   private readonly extraTexts: string[] = [];
   private readonly byteSymbol: Int32Array;
-  /** left * stride + right → rank * stride + merged symbol. */
-  private readonly pairs = new Map<number, number>();
-  private readonly stride: number;
+  private readonly pairs: PairTable;
 
   constructor(private readonly vocab: Vocab) {
     this.regexes = preTokenizerRegexes(vocab.pre);
     this.byteSymbol = Int32Array.from(BYTE_TO_CHAR, (c) => this.symbolOf(c));
-    const list: number[] = [];
+    this.pairs = new PairTable(vocab.merges.length);
     for (let rank = 0; rank < vocab.merges.length; rank++) {
       const merge = vocab.merges[rank]!;
       // Split at the first space after the first character, as llama.cpp; byte-level tokens
@@ -127,13 +184,8 @@ export class BpeTokenizer {
       if (pos < 0) continue;
       const a = merge.slice(0, pos);
       const b = merge.slice(pos + 1);
-      list.push(this.symbolOf(a), this.symbolOf(b), rank, this.symbolOf(a + b));
-    }
-    this.stride = vocab.texts.length + this.extraTexts.length;
-    for (let i = 0; i < list.length; i += 4) {
-      const key = list[i]! * this.stride + list[i + 1]!;
       // The first rank of a pair wins, as in llama.cpp's bpe_ranks.emplace.
-      if (!this.pairs.has(key)) this.pairs.set(key, list[i + 2]! * this.stride + list[i + 3]!);
+      this.pairs.addFirst(this.symbolOf(a), this.symbolOf(b), rank, this.symbolOf(a + b));
     }
   }
 
@@ -197,16 +249,15 @@ export class BpeTokenizer {
       prev[i] = i - 1;
       next[i] = i + 1 < count ? i + 1 : -1;
     }
-    const stride = this.stride;
+    const pairs = this.pairs;
     const queue = new Heap<Bigram>(before);
     const tryAdd = (left: number, right: number): void => {
       if (left === -1 || right === -1) return;
       const leftId = sym[left]!;
       const rightId = sym[right]!;
-      const v = this.pairs.get(leftId * stride + rightId);
-      if (v === undefined) return;
-      const rank = Math.floor(v / stride);
-      queue.push({ rank, left, right, leftId, rightId, merged: v - rank * stride });
+      const slot = pairs.find(leftId, rightId);
+      if (slot < 0) return;
+      queue.push({ rank: pairs.rank(slot), left, right, leftId, rightId, merged: pairs.merged(slot) });
     };
     for (let i = 1; i < count; i++) tryAdd(i - 1, i);
     while (queue.size > 0) {

@@ -17,8 +17,9 @@ import { CORPUS, randomTexts } from './corpus.js';
 import { writeVocabGguf } from './vocab-gguf.js';
 
 // The real vocabularies of model/vocab.ts (Llama 2 SentencePiece; Llama 3 BPE as 'llama-bpe' and,
-// with Qwen2's settings, as 'qwen2'), and the Llama 3 one once more with GPT-2's, SmolLM's and
-// the default pre-tokenizer.
+// with Qwen2's settings, as 'qwen2'), and the first 20k tokens of the Llama 3 one with GPT-2's,
+// SmolLM's, tekken's and the default pre-tokenizer (llama.cpp loads a whole 128k vocabulary in
+// about 1.7 s here; the pre-tokenizers need only the common merges).
 type Meta = Map<string, GgufValue>;
 const metadata = (kind: VocabKind): Meta => new Map(vocabMetadata(loadVocab(kind)));
 const withKey = (m: Meta, key: string, v: GgufValue | undefined): Meta => {
@@ -30,7 +31,6 @@ const withKey = (m: Meta, key: string, v: GgufValue | undefined): Meta => {
 const meta2 = metadata('llama2');
 const meta3 = metadata('llama3');
 const metaQwen = metadata('qwen2');
-const metaGpt2 = withKey(meta3, 'tokenizer.ggml.pre', gv.string('gpt-2'));
 const arrayOf = <T>(m: Meta, key: string): T[] => [...(m.get(key)!.value as T[])];
 /**
  * Llama 3's vocabulary cut to its first `n` tokens and its control tokens (renumbered after them),
@@ -63,9 +63,10 @@ function smallBpe(m: Meta, n: number): Meta {
   // with another vocabulary size that is <|end_of_text|> rather than <|eot_id|>.
   return withKey(out, 'tokenizer.ggml.eot_token_id', gv.u32(keep.indexOf(tokens.indexOf('<|eot_id|>'))));
 }
-// Pre-tokenizers of several passes (llama.cpp's regex lists): SmolLM's (digits, then GPT-2's) and
-// the default one older BPE files get, having no tokenizer.ggml.pre.
+// GPT-2's pre-tokenizer, and those of several passes (llama.cpp's regex lists): SmolLM's (digits,
+// then GPT-2's) and the default one older BPE files get, having no tokenizer.ggml.pre.
 const metaSmall = smallBpe(meta3, 20_000);
+const metaGpt2 = withKey(metaSmall, 'tokenizer.ggml.pre', gv.string('gpt-2'));
 const metaSmol = withKey(metaSmall, 'tokenizer.ggml.pre', gv.string('smollm'));
 const metaDefault = withKey(metaSmall, 'tokenizer.ggml.pre', undefined);
 // Mistral's tekken pre-tokenizer (its own 131k vocabulary is not in an npm package here: Llama 3's
@@ -73,7 +74,7 @@ const metaDefault = withKey(metaSmall, 'tokenizer.ggml.pre', undefined);
 const metaTekken = withKey(metaSmall, 'tokenizer.ggml.pre', gv.string('tekken'));
 // Variants for paths the real files do not take. SentencePiece with a token that holds '▁' after a
 // character ('o▁w', scored above all), so merges cross words and the text is not cut at spaces.
-// Llama 3 with user-defined tokens, which llama.cpp splits out even when special tokens are not
+// Llama 3 (its first 20k tokens) with user-defined tokens, which llama.cpp splits out even when special tokens are not
 // parsed: one that looks special and one that is a plain word ('Hello').
 const metaCross = (() => {
   const tokens = arrayOf<string>(meta2, 'tokenizer.ggml.tokens');
@@ -84,10 +85,10 @@ const metaCross = (() => {
   return withKey(m, 'tokenizer.ggml.scores', gv.numbers('f32', scores));
 })();
 const metaUser = (() => {
-  const types = arrayOf<number>(meta3, 'tokenizer.ggml.token_type');
-  const tokens = arrayOf<string>(meta3, 'tokenizer.ggml.tokens');
+  const types = arrayOf<number>(metaSmall, 'tokenizer.ggml.token_type');
+  const tokens = arrayOf<string>(metaSmall, 'tokenizer.ggml.tokens');
   for (const t of ['<|reserved_special_token_5|>', 'Hello']) types[tokens.indexOf(t)] = 4;
-  return withKey(meta3, 'tokenizer.ggml.token_type', gv.numbers('i32', types));
+  return withKey(metaSmall, 'tokenizer.ggml.token_type', gv.numbers('i32', types));
 })();
 const llama2 = createTokenizer(meta2);
 const llama3 = createTokenizer(meta3);
