@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster } from '../../planner/types.js';
 import type { ClusterOverrides } from '../../planner/cluster.js';
 import { machineCluster } from '../../planner/machine-cluster.js';
+import { settledWithin } from '../../common/wait.js';
 import type { Auth } from '../../transport/grpc-data.js';
 import * as grpc from '@grpc/grpc-js';
 import { HostCallError, HostClient, type HostHello } from '../../transport/host-client.js';
@@ -61,10 +62,8 @@ export async function allHosts<T>(calls: Promise<T>[]): Promise<T[]> {
     return await Promise.all(calls);
   } catch (first) {
     if (!(first instanceof Error) || !PEER_LOSS.test(first.message)) throw first;
-    const settled = await Promise.race([
-      Promise.allSettled(calls),
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000).unref()),
-    ]);
+    const settled = (await settledWithin(Promise.allSettled(calls), 3000)) as
+      PromiseSettledResult<T>[] | undefined;
     const cause = settled?.find(
       (s): s is PromiseRejectedResult =>
         s.status === 'rejected' && !(s.reason instanceof Error && PEER_LOSS.test(s.reason.message)),
@@ -174,10 +173,7 @@ export class RemoteCluster {
       // A host that answered with a refusal (bad request, its UCX not usable, …) is not lost:
       // its answer is the reason, at once.
       if (!(err instanceof HostLostError) && !answered(err)) {
-        const settled = await Promise.race([
-          lost.catch((e: unknown) => e),
-          new Promise((r) => setTimeout(r, 3000)),
-        ]);
+        const settled = await settledWithin(lost, 3000);
         if (settled instanceof HostLostError) throw settled;
       }
       throw err;

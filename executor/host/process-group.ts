@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { fileURLToPath } from 'node:url';
+import { settledWithin } from '../../common/wait.js';
 
 export interface ExecutorSpec {
   rank: number;
@@ -134,10 +135,7 @@ export class ProcessGroup {
       // drop; a CI run once reported `read ECONNRESET` instead of the SIGKILL that caused it).
       const code = (err as { code?: unknown } | null)?.code;
       const lost = code === grpc.status.UNAVAILABLE || code === 'ECONNRESET' || code === 'EPIPE';
-      const died = await Promise.race([
-        f.catch((e: unknown) => e),
-        new Promise((r) => setTimeout(r, lost ? Math.max(settleMs, 5000) : settleMs)),
-      ]);
+      const died = await settledWithin(f, lost ? Math.max(settleMs, 5000) : settleMs);
       throw died instanceof ExecutorDiedError ? died : err;
     } finally {
       w.done();
