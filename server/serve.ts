@@ -65,12 +65,13 @@ export async function serve(o: ServeRunOptions): Promise<void> {
   });
   try {
     if (o.hosts) {
+      file.prepare(); // before the hosts are reached (see ModelFile)
       await withHosts({ ...o.hosts, handleSignals: false }, (rc) =>
         serveOn(remoteRunner(rc, o.hostModel ? { hostPath: o.hostModel } : {}), file, o, stopped),
       );
       return;
     }
-    const cluster = await LocalCluster.start({ topology: o.topology! });
+    const cluster = await LocalCluster.start({ topology: o.topology!, whileStarting: () => file.prepare() });
     try {
       await serveOn(localRunner(cluster), file, o, stopped);
     } finally {

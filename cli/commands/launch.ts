@@ -222,6 +222,7 @@ Examples:
       const lo = merged(cmd);
       // Read before the hosts are reached: a large vocabulary takes seconds (see ModelFile).
       const file = readModelFile(o.model);
+      file.prepare();
       if (o.dryRun) {
         await onHosts(lo, async (rc) => {
           const plan = planGenerateOn({

@@ -148,9 +148,10 @@ export class Conversation {
 
 /** A conversation on this machine's executors; a lost executor: the survivors answer again. */
 export async function runChat(o: ChatRunOptions): Promise<ChatTurn[]> {
-  const conversation = new Conversation(o);
+  const file = o.file ?? readModelFile(o.model);
+  const conversation = new Conversation({ ...o, file });
   return withSurvivors(o.topology, (cluster) => conversation.run(cluster), {
-    ...(o.hooks ? { hooks: o.hooks } : {}),
+    hooks: { ...o.hooks, whileStarting: () => file.prepare() },
     ...(o.onFailure ? { onFailure: o.onFailure } : {}),
     onLost: (r) =>
       o.onRecovery?.({

@@ -184,7 +184,7 @@ export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
   const file = o.file ?? readModelFile(o.model);
   const g = new Generation({ ...o, file });
   return withSurvivors(o.topology, (cluster) => g.run(cluster), {
-    ...(o.hooks ? { hooks: o.hooks } : {}),
+    hooks: { ...o.hooks, whileStarting: () => file.prepare() },
     ...(o.onFailure ? { onFailure: o.onFailure } : {}),
     check: (left, e) => {
       const info = file.info;

@@ -300,9 +300,12 @@ export function runnerOf(c: LocalCluster | ModelRunner): ModelRunner {
 }
 
 /**
- * The coordinator's part of a model file: its header and its tokenizer. Reading them blocks for
- * seconds with a large vocabulary (Qwen's 151k tokens), long enough for a host connection's
- * keepalive to give up: across hosts it is read before the hosts are reached.
+ * The coordinator's part of a model file: its header, and its tokenizer and chat template, built
+ * on first use. The header is read at once (a missing, damaged or unsupported file fails before
+ * any executor starts); the tokenizer of a large vocabulary takes ~0.3 s (Qwen's 151k tokens; far
+ * longer on a slow machine), which a local run spends while its executors start (prepare() as
+ * LocalClusterOptions.whileStarting). Across hosts it is prepared before the hosts are reached: a
+ * host connection's keepalive must not wait on it.
  */
 export interface ModelFile {
   path: string;
@@ -310,16 +313,26 @@ export interface ModelFile {
   tokenizer: Tokenizer;
   /** Chat prompts as the file's template renders them (ChatML without one). */
   chat: ChatTemplate;
+  /** Builds the tokenizer and the chat template now (a throw names what the file lacks). */
+  prepare(): void;
 }
 
 export function readModelFile(path: string): ModelFile {
   const gguf = readGguf(path);
-  const tokenizer = createTokenizer(gguf.metadata);
+  let tokenizer: Tokenizer | undefined;
+  let chat: ChatTemplate | undefined;
   return {
     path,
     info: describeModel(gguf),
-    tokenizer,
-    chat: ChatTemplate.fromMetadata(gguf.metadata, tokenizer),
+    get tokenizer() {
+      return (tokenizer ??= createTokenizer(gguf.metadata));
+    },
+    get chat() {
+      return (chat ??= ChatTemplate.fromMetadata(gguf.metadata, this.tokenizer));
+    },
+    prepare() {
+      void this.chat;
+    },
   };
 }
 

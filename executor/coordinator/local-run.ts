@@ -13,6 +13,8 @@ export interface LocalRunHooks {
   onProgress?: (done: number, total: number) => void;
   /** Called once on SIGINT/SIGTERM/SIGHUP, before the executors stop and the process exits with 130. */
   onInterrupt?: () => void;
+  /** The coordinator's preparation while the executors start (LocalClusterOptions.whileStarting). */
+  whileStarting?: () => void;
 }
 
 /** Starts the executors, runs `work`, and always stops them, also on Ctrl-C (even during start-up). */
@@ -35,7 +37,10 @@ export async function withLocalCluster<T>(
   process.on('SIGHUP', onSignal);
   try {
     o.onProgress?.(0, topo.nodes.length);
-    cluster = await LocalCluster.start({ topology: topo });
+    cluster = await LocalCluster.start({
+      topology: topo,
+      ...(o.whileStarting ? { whileStarting: o.whileStarting } : {}),
+    });
     o.onProgress?.(topo.nodes.length, topo.nodes.length);
     if (interrupted) {
       stopAndExit(cluster);

@@ -345,6 +345,15 @@ describe('redblue generate on bad input', () => {
     expectFailure(run(f), /gpt2.*(llama|qwen)/);
   });
 
+  it('a tokenizer redblue does not have (t5), found while the executors start: they are stopped', () => {
+    const f = join(dir, 't5.gguf');
+    const { metadata, tensors } = syntheticModel(SMALL);
+    const m = new Map(metadata);
+    m.set('tokenizer.ggml.model', gv.string('t5'));
+    writeGguf(f, { metadata: m, tensors });
+    expectFailure(run(f), /'t5' is not supported; supported: 'llama'/);
+  });
+
   it('a missing tensor', () => {
     const f = join(dir, 'missing.gguf');
     const { metadata, tensors } = syntheticModel(SMALL);
