@@ -336,22 +336,23 @@ describe('redblue generate on bad input', () => {
     expectFailure(run(f), /magic\.gguf.*(GGUF|magic)/i);
   });
 
-  it('an architecture redblue does not run (gpt2)', () => {
-    const f = join(dir, 'gpt2.gguf');
+  /** The small model with one metadata key set to a string. */
+  const withKey = (name: string, key: string, value: string): string => {
+    const f = join(dir, name);
     const { metadata, tensors } = syntheticModel(SMALL);
-    const m = new Map(metadata);
-    m.set('general.architecture', gv.string('gpt2'));
-    writeGguf(f, { metadata: m, tensors });
-    expectFailure(run(f), /gpt2.*(llama|qwen)/);
+    writeGguf(f, { metadata: new Map(metadata).set(key, gv.string(value)), tensors });
+    return f;
+  };
+
+  it('an architecture redblue does not run (gpt2)', () => {
+    expectFailure(run(withKey('gpt2.gguf', 'general.architecture', 'gpt2')), /gpt2.*(llama|qwen)/);
   });
 
   it('a tokenizer redblue does not have (t5), found while the executors start: they are stopped', () => {
-    const f = join(dir, 't5.gguf');
-    const { metadata, tensors } = syntheticModel(SMALL);
-    const m = new Map(metadata);
-    m.set('tokenizer.ggml.model', gv.string('t5'));
-    writeGguf(f, { metadata: m, tensors });
-    expectFailure(run(f), /'t5' is not supported; supported: 'llama'/);
+    expectFailure(
+      run(withKey('t5.gguf', 'tokenizer.ggml.model', 't5')),
+      /'t5' is not supported; supported: 'llama'/,
+    );
   });
 
   it('a missing tensor', () => {
