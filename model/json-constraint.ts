@@ -1,11 +1,13 @@
 // JSON mode (OpenAI's `response_format: { type: "json_object" }`): the generated text is kept a
 // prefix of one JSON object (RFC 8259), byte by byte, and the sequence ends when the object
-// closes. A pushdown automaton over bytes: `stack` holds the open containers ('{' or '['), the
+// closes. With a JSON schema (`json_schema`; compileJsonSchema below) the object also keeps to
+// it: each value's type, an object's known keys and required ones, enums, an array's items and
+// length. A pushdown automaton over bytes: `stack` holds the open containers ('{' or '['), the
 // mode says what may come next. Strings take any byte from 0x20 on (UTF-8 is not checked: the
 // tokens' bytes are the tokenizer's); numbers, literals and escapes follow the grammar exactly.
-// Whitespace between tokens runs at most MAX_WS bytes (as llama.cpp's json.gbnf bounds it): a
-// model that favours blanks would otherwise fill max_tokens with them, the known failure of JSON
-// modes.
+// Whitespace between tokens runs at most MAX_WS bytes and a number's digits MAX_DIGITS (as
+// llama.cpp's json.gbnf bounds them): a model that favours blanks or repeats a digit would
+// otherwise fill max_tokens with them, the known failure of JSON modes.
 
 const enum Mode {
   Top, // nothing yet: whitespace or '{'
@@ -27,11 +29,153 @@ const enum Mode {
   ESign, // after the exponent's sign
   Exp, // exponent digits
   Lit, // in true / false / null: `word`[`count`] next
+  Enum, // in a value the schema lists (`acc` so far)
   Done, // the object closed: whitespace only
+}
+
+// --- JSON schema --------------------------------------------------------------------------
+
+export type JsonType = 'object' | 'array' | 'string' | 'number' | 'integer' | 'boolean' | 'null';
+const TYPES: readonly JsonType[] = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
+
+/** A schema as the automaton follows it. A value's shape `undefined`: any JSON value. */
+export interface JsonShape {
+  types: ReadonlySet<JsonType>;
+  /** Known keys (as their JSON text between the quotes, UTF-8 bytes as latin1) → their shapes. */
+  properties: ReadonlyMap<string, JsonShape | undefined>;
+  required: ReadonlySet<string>;
+  /** Keys beyond `properties` (any value). */
+  additional: boolean;
+  items: JsonShape | undefined;
+  minItems: number;
+  maxItems: number;
+  /** enum / const: the values' JSON texts (bytes as latin1). */
+  values: readonly string[] | undefined;
+}
+
+export class JsonSchemaError extends Error {
+  override name = 'JsonSchemaError';
+}
+
+/** Keywords that only describe. */
+const NOTES = new Set(['title', 'description', '$schema', '$id', '$comment', 'default', 'examples']);
+const SUPPORTED = [
+  'type',
+  'properties',
+  'required',
+  'additionalProperties',
+  'items',
+  'minItems',
+  'maxItems',
+  'enum',
+  'const',
+];
+
+const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1');
+
+/**
+ * A JSON schema (the subset above: type, properties, required, additionalProperties as a
+ * boolean, items, minItems, maxItems, enum, const) as the automaton follows it. Anything else
+ * (pattern, anyOf, $ref, …) is refused by name and place: followed loosely it would let through
+ * text the schema forbids. The top level must be an object, as OpenAI's structured outputs.
+ */
+export function compileJsonSchema(schema: unknown): JsonShape {
+  const root = shape(schema, '$');
+  if (!root || root.types.size !== 1 || !root.types.has('object') || root.values)
+    throw new JsonSchemaError('the schema must describe an object ({ "type": "object", ... }) at the top');
+  return root;
+}
+
+function shape(v: unknown, at: string): JsonShape | undefined {
+  if (v === true) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new JsonSchemaError(`${at}: a schema must be an object (or true)`);
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o))
+    if (!NOTES.has(k) && !SUPPORTED.includes(k))
+      throw new JsonSchemaError(`${at}: '${k}' is not supported; supported: ${SUPPORTED.join(', ')}`);
+  let values: string[] | undefined;
+  if ('enum' in o) {
+    if (!Array.isArray(o.enum) || o.enum.length === 0)
+      throw new JsonSchemaError(`${at}.enum must be a non-empty array`);
+    values = o.enum.map((x) => bytesText(JSON.stringify(x)));
+  }
+  if ('const' in o) values = [bytesText(JSON.stringify(o.const))];
+  const given = o.type === undefined ? [] : Array.isArray(o.type) ? o.type : [o.type];
+  for (const t of given)
+    if (!TYPES.includes(t as JsonType))
+      throw new JsonSchemaError(`${at}.type: ${JSON.stringify(t)} is not one of ${TYPES.join(', ')}`);
+  if (given.length === 0 && !values && !('properties' in o) && !('items' in o)) return undefined;
+  const types = new Set<JsonType>(
+    given.length ? (given as JsonType[]) : 'properties' in o ? ['object'] : 'items' in o ? ['array'] : TYPES,
+  );
+  const props = new Map<string, JsonShape | undefined>();
+  if ('properties' in o) {
+    const p = o.properties;
+    if (typeof p !== 'object' || p === null || Array.isArray(p))
+      throw new JsonSchemaError(`${at}.properties must be an object`);
+    for (const [k, sub] of Object.entries(p as Record<string, unknown>))
+      props.set(bytesText(JSON.stringify(k).slice(1, -1)), shape(sub, `${at}.properties.${k}`));
+  }
+  const required = new Set<string>();
+  if ('required' in o) {
+    if (!Array.isArray(o.required) || o.required.some((k) => typeof k !== 'string'))
+      throw new JsonSchemaError(`${at}.required must be an array of names`);
+    for (const k of o.required as string[]) {
+      const key = bytesText(JSON.stringify(k).slice(1, -1));
+      if (!props.has(key) && o.additionalProperties === false)
+        throw new JsonSchemaError(`${at}.required: '${k}' is not in properties, and no other key is allowed`);
+      required.add(key);
+    }
+  }
+  const ap = o.additionalProperties ?? true;
+  if (typeof ap !== 'boolean')
+    throw new JsonSchemaError(`${at}.additionalProperties: only true or false is supported`);
+  const count = (k: 'minItems' | 'maxItems', dflt: number): number => {
+    const n = o[k] ?? dflt;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0)
+      throw new JsonSchemaError(`${at}.${k} must be a whole number ≥ 0`);
+    return n;
+  };
+  const minItems = count('minItems', 0);
+  const maxItems = count('maxItems', Number.MAX_SAFE_INTEGER);
+  if (minItems > maxItems) throw new JsonSchemaError(`${at}: minItems ${minItems} > maxItems ${maxItems}`);
+  return {
+    types,
+    properties: props,
+    required,
+    additional: ap,
+    items: 'items' in o ? shape(o.items, `${at}.items`) : undefined,
+    minItems,
+    maxItems,
+    values,
+  };
+}
+
+/** An open container and the shape it keeps to. */
+interface Frame {
+  shape: JsonShape | undefined;
+  /** Keys given so far (objects); values so far (arrays). */
+  seen: readonly string[];
+  count: number;
+}
+
+/** Keys that may still come in an object (undefined: any key). */
+function keysLeft(f: Frame): string[] | undefined {
+  if (!f.shape || f.shape.additional) return undefined;
+  return [...f.shape.properties.keys()].filter((k) => !f.seen.includes(k));
 }
 
 /** Whitespace bytes in a row outside strings. */
 export const MAX_WS = 20;
+/**
+ * Digits of a number's integer part and of its fraction, and of its exponent: as many as
+ * JSON.stringify writes for any double (1e20 has 21, 1.2345678901234567e-7 is written with an
+ * exponent), and no more: a model that repeats a digit would otherwise fill max_tokens with one
+ * number (llama.cpp's json.gbnf bounds the integer part the same way).
+ */
+export const MAX_DIGITS = 24;
+export const MAX_EXP_DIGITS = 3;
 
 interface State {
   mode: Mode;
@@ -42,6 +186,14 @@ interface State {
   key: boolean;
   count: number;
   word: string;
+  /** Shapes of the open containers, innermost last (copied, never changed in place). */
+  frames: readonly Frame[];
+  /** The shape of the value that may start next (undefined: any). */
+  next: JsonShape | undefined;
+  /** A key's bytes so far, or an enum value's. */
+  acc: string;
+  /** The number in progress must be an integer. */
+  integer: boolean;
 }
 
 const isWs = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
@@ -53,18 +205,50 @@ function afterValue(s: State): void {
   s.mode = s.stack.length === 0 ? Mode.Done : Mode.After;
 }
 
-/** A value's first byte (the mode expected one); false where none starts so. */
+/** A value's first byte (the mode expected one); false where none starts so, or the schema refuses it. */
 function startValue(s: State, b: number): boolean {
   s.key = false;
-  if (b === 0x7b /* { */) [s.stack, s.mode] = [s.stack + '{', Mode.KeyOrEnd];
-  else if (b === 0x5b /* [ */) [s.stack, s.mode] = [s.stack + '[', Mode.ValueOrEnd];
-  else if (b === 0x22 /* " */) s.mode = Mode.Str;
-  else if (b === 0x2d /* - */) s.mode = Mode.Minus;
-  else if (b === 0x30) s.mode = Mode.Zero;
-  else if (isDigit(b)) s.mode = Mode.Int;
-  else if (b === 0x74 || b === 0x66 || b === 0x6e) {
-    [s.mode, s.word, s.count] = [Mode.Lit, b === 0x74 ? 'true' : b === 0x66 ? 'false' : 'null', 1];
+  const want = s.next;
+  const top = s.frames.at(-1);
+  if (top && s.stack.endsWith('[')) s.frames = [...s.frames.slice(0, -1), { ...top, count: top.count + 1 }];
+  if (want?.values) {
+    const acc = String.fromCharCode(b);
+    if (!want.values.some((v) => v.startsWith(acc))) return false;
+    [s.mode, s.acc] = [Mode.Enum, acc];
+    return enumMaybeDone(s);
+  }
+  const is = (t: JsonType) => !want || want.types.has(t);
+  if (b === 0x7b /* { */) {
+    if (!is('object')) return false;
+    [s.stack, s.mode] = [s.stack + '{', Mode.KeyOrEnd];
+    s.frames = [...s.frames, { shape: want, seen: [], count: 0 }];
+  } else if (b === 0x5b /* [ */) {
+    if (!is('array')) return false;
+    [s.stack, s.mode] = [s.stack + '[', Mode.ValueOrEnd];
+    s.frames = [...s.frames, { shape: want, seen: [], count: 0 }];
+    s.next = want?.items;
+  } else if (b === 0x22 /* " */) {
+    if (!is('string')) return false;
+    s.mode = Mode.Str;
+  } else if (b === 0x2d /* - */ || isDigit(b)) {
+    if (!is('number') && !is('integer')) return false;
+    s.integer = !!want && !want.types.has('number');
+    [s.mode, s.count] = [b === 0x2d ? Mode.Minus : b === 0x30 ? Mode.Zero : Mode.Int, b === 0x2d ? 0 : 1];
+  } else if (b === 0x74 || b === 0x66) {
+    if (!is('boolean')) return false;
+    [s.mode, s.word, s.count] = [Mode.Lit, b === 0x74 ? 'true' : 'false', 1];
+  } else if (b === 0x6e) {
+    if (!is('null')) return false;
+    [s.mode, s.word, s.count] = [Mode.Lit, 'null', 1];
   } else return false;
+  return true;
+}
+
+/** In an enum value: it ends as soon as it is one of the values and no longer one goes on from it. */
+function enumMaybeDone(s: State): boolean {
+  const values = s.next!.values!;
+  if (values.includes(s.acc) && !values.some((v) => v.length > s.acc.length && v.startsWith(s.acc)))
+    afterValue(s);
   return true;
 }
 
@@ -72,6 +256,10 @@ function startValue(s: State, b: number): boolean {
 function close(s: State, b: number): boolean {
   const want = b === 0x7d ? '{' : b === 0x5d ? '[' : '';
   if (!want || !s.stack.endsWith(want)) return false;
+  const f = s.frames.at(-1)!;
+  if (f.shape && want === '{' && [...f.shape.required].some((k) => !f.seen.includes(k))) return false;
+  if (f.shape && want === '[' && f.count < f.shape.minItems) return false;
+  s.frames = s.frames.slice(0, -1);
   s.stack = s.stack.slice(0, -1);
   afterValue(s);
   return true;
@@ -79,7 +267,7 @@ function close(s: State, b: number): boolean {
 
 /** One byte; false (the state then undefined) where no JSON object continues so. */
 function step(s: State, b: number): boolean {
-  const inText = s.mode === Mode.Str || s.mode === Mode.Esc || s.mode === Mode.Hex;
+  const inText = s.mode === Mode.Str || s.mode === Mode.Esc || s.mode === Mode.Hex || s.mode === Mode.Enum;
   if (!inText && isWs(b) && s.mode !== Mode.Lit) {
     if (s.ws === MAX_WS) return false;
     s.ws++;
@@ -103,8 +291,8 @@ function move(s: State, b: number): boolean {
     case Mode.Key:
       if (isWs(b)) return true;
       if (b === 0x7d && s.mode === Mode.KeyOrEnd) return close(s, b);
-      if (b !== 0x22) return false;
-      [s.mode, s.key] = [Mode.Str, true];
+      if (b !== 0x22 || keysLeft(s.frames.at(-1)!)?.length === 0) return false;
+      [s.mode, s.key, s.acc] = [Mode.Str, true, ''];
       return true;
     case Mode.Colon:
       if (isWs(b)) return true;
@@ -114,54 +302,64 @@ function move(s: State, b: number): boolean {
     case Mode.After:
       if (isWs(b)) return true;
       if (b === 0x2c) {
-        s.mode = s.stack.endsWith('{') ? Mode.Key : Mode.Value;
+        const f = s.frames.at(-1)!;
+        if (s.stack.endsWith('{')) {
+          if (keysLeft(f)?.length === 0) return false;
+          s.mode = Mode.Key;
+        } else {
+          if (f.shape && f.count >= f.shape.maxItems) return false;
+          [s.mode, s.next] = [Mode.Value, f.shape?.items];
+        }
         return true;
       }
       return close(s, b);
     case Mode.Str:
       if (b === 0x22) {
-        if (s.key) [s.mode, s.key] = [Mode.Colon, false];
-        else afterValue(s);
+        if (s.key) return endKey(s);
+        afterValue(s);
         return true;
       }
+      if (s.key && !keyGoesOn(s, b)) return false;
       if (b === 0x5c) s.mode = Mode.Esc;
       return b >= 0x20;
     case Mode.Esc:
+      if (s.key && !keyGoesOn(s, b)) return false;
       if (b === 0x75 /* u */) [s.mode, s.count] = [Mode.Hex, 4];
       else if ('"\\/bfnrt'.includes(String.fromCharCode(b))) s.mode = Mode.Str;
       else return false;
       return true;
     case Mode.Hex:
-      if (!isHex(b)) return false;
+      if (!isHex(b) || (s.key && !keyGoesOn(s, b))) return false;
       if (--s.count === 0) s.mode = Mode.Str;
       return true;
     case Mode.Minus:
       if (!isDigit(b)) return false;
-      s.mode = b === 0x30 ? Mode.Zero : Mode.Int;
+      [s.mode, s.count] = [b === 0x30 ? Mode.Zero : Mode.Int, 1];
       return true;
     case Mode.Dot:
       if (!isDigit(b)) return false;
-      s.mode = Mode.Frac;
+      [s.mode, s.count] = [Mode.Frac, 1];
       return true;
     case Mode.E:
       if (b === 0x2b || b === 0x2d) s.mode = Mode.ESign;
-      else if (isDigit(b)) s.mode = Mode.Exp;
+      else if (isDigit(b)) [s.mode, s.count] = [Mode.Exp, 1];
       else return false;
       return true;
     case Mode.ESign:
       if (!isDigit(b)) return false;
-      s.mode = Mode.Exp;
+      [s.mode, s.count] = [Mode.Exp, 1];
       return true;
     case Mode.Zero:
     case Mode.Int:
     case Mode.Frac:
     case Mode.Exp:
-      if (isDigit(b) && s.mode !== Mode.Zero) return true;
-      if (b === 0x2e && s.mode !== Mode.Frac && s.mode !== Mode.Exp) {
+      if (isDigit(b) && s.mode !== Mode.Zero)
+        return ++s.count <= (s.mode === Mode.Exp ? MAX_EXP_DIGITS : MAX_DIGITS);
+      if (b === 0x2e && s.mode !== Mode.Frac && s.mode !== Mode.Exp && !s.integer) {
         s.mode = Mode.Dot;
         return true;
       }
-      if ((b === 0x65 || b === 0x45) && s.mode !== Mode.Exp) {
+      if ((b === 0x65 || b === 0x45) && s.mode !== Mode.Exp && !s.integer) {
         s.mode = Mode.E;
         return true;
       }
@@ -172,7 +370,37 @@ function move(s: State, b: number): boolean {
       if (b !== s.word.charCodeAt(s.count)) return false;
       if (++s.count === s.word.length) afterValue(s);
       return true;
+    case Mode.Enum: {
+      const acc = s.acc + String.fromCharCode(b);
+      if (s.next!.values!.some((v) => v.startsWith(acc))) {
+        s.acc = acc;
+        return enumMaybeDone(s);
+      }
+      // A value that a longer one also starts (1 and 10): it ends at the byte after it.
+      if (!s.next!.values!.includes(s.acc)) return false;
+      afterValue(s);
+      return move(s, b);
+    }
   }
+}
+
+/** One more byte of a key: false where no key the object may still take goes on so. */
+function keyGoesOn(s: State, b: number): boolean {
+  const acc = s.acc + String.fromCharCode(b);
+  const left = keysLeft(s.frames.at(-1)!);
+  if (left && !left.some((k) => k.startsWith(acc))) return false;
+  s.acc = acc;
+  return true;
+}
+
+/** A key's closing quote: it must be one the object may still take; its value's shape is next. */
+function endKey(s: State): boolean {
+  const f = s.frames.at(-1)!;
+  const left = keysLeft(f);
+  if (left && !left.includes(s.acc)) return false;
+  s.frames = [...s.frames.slice(0, -1), { ...f, seen: [...f.seen, s.acc] }];
+  [s.mode, s.key, s.next] = [Mode.Colon, false, f.shape?.properties.get(s.acc)];
+  return true;
 }
 
 /**
@@ -180,7 +408,23 @@ function move(s: State, b: number): boolean {
  * taking them); take(bytes): takes them; complete: the object has closed.
  */
 export class JsonObjectPrefix {
-  private s: State = { mode: Mode.Top, ws: 0, stack: '', key: false, count: 0, word: '' };
+  private s: State;
+
+  /** `schema`: compileJsonSchema's; without, any JSON object. */
+  constructor(schema?: JsonShape) {
+    this.s = {
+      mode: Mode.Top,
+      ws: 0,
+      stack: '',
+      key: false,
+      count: 0,
+      word: '',
+      frames: [],
+      next: schema,
+      acc: '',
+      integer: false,
+    };
+  }
 
   allows(bytes: Uint8Array): boolean {
     if (bytes.length === 0) return false; // nothing to show for a step

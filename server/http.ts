@@ -218,7 +218,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
             stop: job.stop,
             stopAtEog: !job.ignoreEos,
             signal: gone.signal,
-            ...(job.json ? { json: true } : {}),
+            ...(job.json ? { json: job.json } : {}),
             ...(lp ? { logprobs: lp } : {}),
             ...(job.stream
               ? { onText: (text: string) => sse(chunk(job.kind, ids, { text }, logprobs(), index)) }

@@ -3,6 +3,7 @@
 // /v1/completions and /v1/chat/completions.
 import type { ChatMessage } from '../model/chat.js';
 import type { SamplingParams, TokenLogprob } from '../model/sampling.js';
+import { compileJsonSchema, JsonSchemaError, type JsonShape } from '../model/json-constraint.js';
 
 export class ApiError extends Error {
   constructor(
@@ -46,8 +47,11 @@ export interface Job {
   echo?: boolean;
   /** Choices to generate for the prompt, each its own sequence (OpenAI's `n`). */
   n: number;
-  /** `response_format: { type: "json_object" }`: each choice is one JSON object. */
-  json?: boolean;
+  /**
+   * `response_format`: each choice is one JSON object (`json_object`), keeping to a schema
+   * (`json_schema`).
+   */
+  json?: true | JsonShape;
 }
 
 type Body = Record<string, unknown>;
@@ -156,25 +160,35 @@ function common(b: Body, kind: Job['kind']): Omit<Job, 'prompt' | 'messages'> {
     ignoreEos: bool(b, 'ignore_eos') ?? false,
     ...(logprobs !== undefined ? { logprobs } : {}),
     n,
-    ...(responseFormat(b) === 'json_object' ? { json: true } : {}),
+    ...jsonFormat(b),
   };
 }
 
-/** OpenAI's `response_format`: `text` (the default) or `json_object`; a JSON schema is not followed yet. */
-function responseFormat(b: Body): 'text' | 'json_object' {
+/**
+ * OpenAI's `response_format`: `text` (the default), `json_object`, or `json_schema` with
+ * `json_schema.schema` (the subset compileJsonSchema follows; anything else a 400 naming it).
+ */
+function jsonFormat(b: Body): { json?: true | JsonShape } {
   const v = b.response_format;
-  if (v === undefined || v === null) return 'text';
+  if (v === undefined || v === null) return {};
   const type = typeof v === 'object' && !Array.isArray(v) ? (v as Body).type : undefined;
-  if (type === 'text' || type === 'json_object') return type;
-  if (type === 'json_schema')
-    throw new ApiError(
-      400,
-      'response_format json_schema is not supported: ask for { "type": "json_object" } (any JSON object)',
-      'response_format',
-    );
+  if (type === 'text') return {};
+  if (type === 'json_object') return { json: true };
+  if (type === 'json_schema') {
+    const js = (v as Body).json_schema;
+    const schema = typeof js === 'object' && js !== null ? (js as Body).schema : undefined;
+    if (schema === undefined)
+      throw new ApiError(400, 'response_format json_schema needs json_schema.schema', 'response_format');
+    try {
+      return { json: compileJsonSchema(schema) };
+    } catch (e) {
+      if (!(e instanceof JsonSchemaError)) throw e;
+      throw new ApiError(400, `response_format json_schema: ${e.message}`, 'response_format');
+    }
+  }
   throw new ApiError(
     400,
-    'response_format must be { "type": "text" } or { "type": "json_object" }',
+    'response_format must be { "type": "text" }, { "type": "json_object" } or { "type": "json_schema", "json_schema": { "schema": ... } }',
     'response_format',
   );
 }

@@ -18,6 +18,7 @@ import {
 } from '../../planner/model-split.js';
 import { writeModelSplitHtml } from '../../planner/html/model-split.js';
 import { MAX_DRAFT } from '../../model/lookup.js';
+import { compileJsonSchema, JsonSchemaError, type JsonShape } from '../../model/json-constraint.js';
 import { runChat, type ConversationOptions } from '../../executor/coordinator/chat-run.js';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -38,6 +39,7 @@ export interface GenerateFlags {
   presencePenalty: number;
   logitBias: [number, number][];
   jsonObject?: boolean;
+  jsonSchema?: string;
   lookup: number;
   seed?: number;
   json?: boolean;
@@ -96,13 +98,30 @@ function allReducesText(counts: Record<string, number> | undefined): string {
   return parts.length ? `; all-reduces ${parts.join(', ')}` : '';
 }
 
-/** A prompt file's text ('-': stdin), as UTF-8; a missing or unreadable file is a usage error. */
-function readPromptFile(path: string): string {
+/** A file's text ('-': stdin), as UTF-8; a missing or unreadable file is a usage error. */
+function readText(path: string, what: string): string {
   try {
     return readFileSync(path === '-' ? 0 : path, 'utf8');
   } catch (e) {
     const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
-    throw new UsageError(`cannot read the prompt from ${path === '-' ? 'stdin' : path}: ${why}`);
+    throw new UsageError(`cannot read ${what} from ${path === '-' ? 'stdin' : path}: ${why}`);
+  }
+}
+
+/** --json-schema's file: a JSON schema of the subset compileJsonSchema follows. */
+function readJsonSchema(path: string): JsonShape {
+  let schema: unknown;
+  try {
+    schema = JSON.parse(readText(path, 'the JSON schema'));
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`--json-schema ${path} is not JSON: ${(e as Error).message}`);
+  }
+  try {
+    return compileJsonSchema(schema);
+  } catch (e) {
+    if (!(e instanceof JsonSchemaError)) throw e;
+    throw new UsageError(`--json-schema ${path}: ${e.message}`);
   }
 }
 
@@ -170,6 +189,10 @@ export function addGenerateFlags(cmd: Command): Command {
     .option(
       '--json-object',
       "constrain the answer to one JSON object (serve's response_format json_object): only tokens that keep it one are drawn, and it ends when the object closes",
+    )
+    .option(
+      '--json-schema <file>',
+      "as --json-object, and the object keeps to the JSON schema in the file (serve's response_format json_schema): type, properties, required, additionalProperties (true/false), items, minItems, maxItems, enum, const",
     )
     .option(
       '--lookup <N>',
@@ -259,7 +282,7 @@ export async function generateWithFlags(
   if (o.system !== undefined && !o.chat) throw new UsageError('--system goes with --chat');
   if (o.file !== undefined) {
     if (o.prompt) throw new UsageError('give the prompt with --prompt or with --file, not both');
-    o = { ...o, prompt: readPromptFile(o.file) };
+    o = { ...o, prompt: readText(o.file, 'the prompt') };
   }
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
   const bar = new Progress('loading weights');
@@ -273,7 +296,11 @@ export async function generateWithFlags(
     maxTokens: o.nPredict,
     addBos: o.bos ? undefined : false,
     ...(o.ignoreEos ? { stopAtEog: false } : {}),
-    ...(o.jsonObject ? { json: true } : {}),
+    ...(o.jsonSchema !== undefined
+      ? { json: readJsonSchema(o.jsonSchema) }
+      : o.jsonObject
+        ? { json: true }
+        : {}),
     ...(o.lookup ? { lookup: o.lookup } : {}),
     sampling: samplingOf(o, seed),
     onProgress: (done, total) => bar.update(done, total, 'layers'),
@@ -322,7 +349,8 @@ export async function chatWithFlags(
   run: (co: ConversationOptions) => Promise<unknown>,
 ): Promise<void> {
   if (!o.chat) throw new UsageError('--interactive goes with --chat');
-  if (o.jsonObject) throw new UsageError('--json-object constrains one answer: leave out --interactive');
+  if (o.jsonObject || o.jsonSchema !== undefined)
+    throw new UsageError('--json-object and --json-schema constrain one answer: leave out --interactive');
   if (o.json) throw new UsageError('--interactive prints the conversation as it goes: leave out --json');
   if (o.ignoreEos)
     throw new UsageError(
@@ -330,7 +358,7 @@ export async function chatWithFlags(
     );
   if (o.file === '-')
     throw new UsageError('--interactive reads the messages from stdin: -f - cannot be the first');
-  const first = o.file !== undefined ? readPromptFile(o.file) : o.prompt;
+  const first = o.file !== undefined ? readText(o.file, 'the prompt') : o.prompt;
   const lines = createInterface({ input: process.stdin, terminal: false })[Symbol.asyncIterator]();
   const tty = process.stdin.isTTY === true;
   let opening: string | undefined = first || undefined;

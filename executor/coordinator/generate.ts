@@ -18,7 +18,7 @@ import { readGguf } from '../../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../../model/arch.js';
 import { createTokenizer, type Tokenizer } from '../../model/tokenizer/index.js';
 import { Sampler, logprobsOf, type SamplingParams, type TokenLogprob } from '../../model/sampling.js';
-import { JsonObjectPrefix } from '../../model/json-constraint.js';
+import { JsonObjectPrefix, type JsonShape } from '../../model/json-constraint.js';
 import { Drafter } from '../../model/lookup.js';
 import {
   planModelSplit,
@@ -529,10 +529,11 @@ export interface GenerateOptions {
    */
   logprobs?: { top: number; into: TokenLogprob[]; prompt?: TokenLogprob[] };
   /**
-   * JSON mode: only tokens that keep the text a prefix of one JSON object are drawn, and the
-   * sequence ends ('stop') when the object closes.
+   * JSON mode: only tokens that keep the text a prefix of one JSON object (keeping to the
+   * schema, when one is given: compileJsonSchema) are drawn, and the sequence ends ('stop') when
+   * the object closes.
    */
-  json?: boolean;
+  json?: true | JsonShape;
   /**
    * Prompt lookup: up to this many tokens drafted from the context (model/lookup.ts) are fed
    * after each chosen token and verified in the same step; every token is still sampled from its
@@ -669,7 +670,7 @@ export class Sequence {
     for (const t of this.prompt) this.sampler.accept(t);
     this.decoder = model.tokenizer.streamDecoder();
     this.stops = new StopStrings(o.stop ?? []);
-    this.json = o.json ? new JsonObjectPrefix() : undefined;
+    this.json = o.json ? new JsonObjectPrefix(o.json === true ? undefined : o.json) : undefined;
   }
 
   /** Where the next token goes in the KV cache (the one next() returned). */

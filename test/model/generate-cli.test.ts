@@ -194,6 +194,32 @@ describe('redblue generate --chat', () => {
     const obj = generateJson(['--json-object', '-n', '32', '--temp', '0', ...bias]).json;
     expect(obj.stoppedBy).toBe('stop');
     expect(typeof JSON.parse(obj.text)).toBe('object');
+    // --json-schema: the keys it names, each value of its kind; a keyword it does not follow, or
+    // a file that is not JSON, is refused before anything loads.
+    const schemaFile = join(dir, 'schema.json');
+    writeFileSync(
+      schemaFile,
+      JSON.stringify({
+        type: 'object',
+        properties: { size: { enum: ['S', 'M', 'L'] }, ok: { type: 'boolean' } },
+        required: ['size', 'ok'],
+        additionalProperties: false,
+      }),
+    );
+    const kept = generateJson(['--json-schema', schemaFile, '-n', '64', '--temp', '0', ...bias]).json;
+    expect(kept.stoppedBy).toBe('stop');
+    const v = JSON.parse(kept.text) as Record<string, unknown>;
+    expect(Object.keys(v).sort()).toEqual(['ok', 'size']);
+    expect(['S', 'M', 'L']).toContain(v.size);
+    expect(typeof v.ok).toBe('boolean');
+    writeFileSync(schemaFile, '{"type": "object", "properties": {"a": {"format": "date"}}}');
+    const fmt = runCli(['generate', '-m', good, '-p', PROMPT, '--json-schema', schemaFile]);
+    expect(fmt.code).toBe(2);
+    expect(fmt.stderr).toMatch(/--json-schema .*schema\.json: \$\.properties\.a: 'format' is not supported/);
+    writeFileSync(schemaFile, '{"type": ');
+    const notJson = runCli(['generate', '-m', good, '-p', PROMPT, '--json-schema', schemaFile]);
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toMatch(/schema\.json is not JSON/);
     // -l as llama.cpp writes it; a malformed one is refused before anything loads.
     const l = runCli(['generate', '-m', good, '-p', PROMPT, '-l', '15043*2']);
     expect(l.code).toBe(2);

@@ -3,7 +3,13 @@
 // and any byte string it refuses is no prefix of one.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { JsonObjectPrefix, MAX_WS } from '../../model/json-constraint.js';
+import {
+  compileJsonSchema,
+  JsonObjectPrefix,
+  MAX_DIGITS,
+  MAX_EXP_DIGITS,
+  MAX_WS,
+} from '../../model/json-constraint.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -90,5 +96,167 @@ describe('JSON mode: a prefix of one JSON object', () => {
     expect(k.allows(bytes(' '.repeat(MAX_WS)))).toBe(true);
     expect(k.allows(bytes(' '.repeat(MAX_WS + 1)))).toBe(false);
     expect(k.allows(bytes(`${' '.repeat(MAX_WS)},"${' '.repeat(100)}"`))).toBe(true);
+    // Digits: MAX_DIGITS in the integer part and in the fraction, MAX_EXP_DIGITS in the exponent.
+    const d = new JsonObjectPrefix();
+    d.take(bytes('{"n": -1'));
+    expect(d.allows(bytes('7'.repeat(MAX_DIGITS - 1)))).toBe(true);
+    expect(d.allows(bytes('7'.repeat(MAX_DIGITS)))).toBe(false);
+    expect(d.allows(bytes(`.${'7'.repeat(MAX_DIGITS)}e-${'1'.repeat(MAX_EXP_DIGITS)}}`))).toBe(true);
+    expect(d.allows(bytes(`.${'7'.repeat(MAX_DIGITS + 1)}`))).toBe(false);
+    expect(d.allows(bytes(`e+${'1'.repeat(MAX_EXP_DIGITS + 1)}`))).toBe(false);
+  });
+});
+
+// A schema of every supported keyword, values that keep to it, and an oracle (plain recursion
+// over the schema) for what the automaton lets through.
+const SCHEMA = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', description: 'only describes' },
+    age: { type: 'integer' },
+    score: { type: 'number' },
+    tags: { type: 'array', items: { enum: ['a', 'b', 'é"q'] }, maxItems: 3 },
+    pair: { type: 'array', items: { type: 'boolean' }, minItems: 2, maxItems: 2 },
+    pet: {
+      type: ['object', 'null'],
+      properties: { kind: { const: 'cat' }, lives: { enum: [1, 10, null] } },
+      required: ['kind'],
+      additionalProperties: false,
+    },
+    extra: true,
+  },
+  required: ['name', 'age', 'pair'],
+  additionalProperties: false,
+} as const;
+
+type Schema = Record<string, unknown> | true;
+function conforms(v: unknown, s: Schema): boolean {
+  if (s === true) return true;
+  if ('const' in s) return JSON.stringify(v) === JSON.stringify(s.const);
+  if ('enum' in s) return (s.enum as unknown[]).some((e) => JSON.stringify(e) === JSON.stringify(v));
+  const types = s.type === undefined ? undefined : ([] as string[]).concat(s.type as string);
+  const typeOf =
+    v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v;
+  if (types && !types.includes(typeOf) && !(typeOf === 'integer' && types.includes('number'))) return false;
+  if (Array.isArray(v)) {
+    const { items = true, minItems = 0, maxItems = Infinity } = s as Record<string, never>;
+    return v.length >= minItems && v.length <= maxItems && v.every((x) => conforms(x, items));
+  }
+  if (typeof v === 'object' && v !== null) {
+    const props = (s.properties ?? {}) as Record<string, Schema>;
+    const o = v as Record<string, unknown>;
+    if (((s.required ?? []) as string[]).some((k) => !(k in o))) return false;
+    return Object.entries(o).every(([k, x]) =>
+      k in props ? conforms(x, props[k]!) : s.additionalProperties !== false,
+    );
+  }
+  return true;
+}
+
+describe('JSON mode with a schema', () => {
+  const shape = compileJsonSchema(SCHEMA);
+  const fits = (text: string) => {
+    const j = new JsonObjectPrefix(shape);
+    return j.allows(bytes(text)) ? (j.take(bytes(text)), j.complete) : false;
+  };
+
+  it('takes every object that keeps to it whole, and calls it complete', () => {
+    const value = fc.record(
+      {
+        name: fc.string(),
+        age: fc.integer(),
+        score: fc.double({ noNaN: true, noDefaultInfinity: true }),
+        tags: fc.array(fc.constantFrom('a', 'b', 'é"q'), { maxLength: 3 }),
+        pair: fc.tuple(fc.boolean(), fc.boolean()),
+        pet: fc.option(
+          fc.record(
+            { kind: fc.constant('cat'), lives: fc.constantFrom(1, 10, null) },
+            { requiredKeys: ['kind'] },
+          ),
+        ),
+        extra: fc.jsonValue({ maxDepth: 2 }),
+      },
+      { requiredKeys: ['name', 'age', 'pair'] },
+    );
+    fc.assert(
+      fc.property(value, fc.constantFrom(0, 2), (o, indent) => {
+        expect(conforms(o, SCHEMA as Schema)).toBe(true);
+        expect(fits(JSON.stringify(o, null, indent)), JSON.stringify(o)).toBe(true);
+      }),
+      { seed: 20261206, numRuns: 300 },
+    );
+  });
+
+  it('refuses what the schema does not allow, byte by byte', () => {
+    const base = '{"name": "x", "age": 3, "pair": [true, false]';
+    expect(fits(`${base}}`)).toBe(true);
+    for (const bad of [
+      '{"name": "x", "age": 3}', // a required key missing
+      '{"nam": ', // no such key
+      '{"name": 1', // wrong type
+      '{"age": 3.5', // an integer has no fraction
+      '{"age": 1e3', // nor an exponent
+      '{"tags": ["c"', // not in the enum
+      '{"tags": ["a", "a", "a", "a"', // past maxItems
+      '{"pair": [true]', // one item, below minItems: refused at ']'
+      '{"pet": {"kind": "dog"', // not the const
+      '{"pet": {"kind": "cat", "x"', // no other key
+      '{"name": "x", "name"', // a key given twice
+    ]) {
+      const j = new JsonObjectPrefix(shape);
+      expect(j.allows(bytes(bad)), bad).toBe(false);
+    }
+    expect(fits('{"pet": {"kind": "cat", "lives": 10}, "name": "", "age": -0, "pair": [false, true]}')).toBe(
+      true,
+    );
+    expect(fits('{"pet": {"kind": "cat", "lives": 1 }, "name": "", "age": 0, "pair": [false, true]}')).toBe(
+      true,
+    );
+    expect(
+      fits('{"pet": null, "extra": {"any": [1, "thing"]}, "name": "", "age": 0, "pair": [false, true]}'),
+    ).toBe(true);
+  });
+
+  it('whatever it lets through, byte by byte at random, keeps to the schema', () => {
+    // Every byte the schema's texts need (or the walk could end where the automaton does not).
+    const alphabet = bytes(' {}[]",:-.+0123456789eEabcdefghijklmnopqrstuvwxyz\\é');
+    let completed = 0;
+    fc.assert(
+      fc.property(fc.infiniteStream(fc.nat()), (choices) => {
+        const j = new JsonObjectPrefix(shape);
+        const out: number[] = [];
+        const it = choices[Symbol.iterator]();
+        for (let step = 0; step < 400 && !j.complete; step++) {
+          const ok = [...alphabet].filter((b) => j.allows(Uint8Array.of(b)));
+          expect(ok.length, new TextDecoder().decode(Uint8Array.from(out))).toBeGreaterThan(0);
+          const b = ok[it.next().value % ok.length]!;
+          j.take(Uint8Array.of(b));
+          out.push(b);
+        }
+        if (!j.complete) return;
+        completed++;
+        const v = JSON.parse(new TextDecoder().decode(Uint8Array.from(out))) as unknown;
+        expect(conforms(v, SCHEMA as Schema), JSON.stringify(v)).toBe(true);
+      }),
+      { seed: 7, numRuns: 300 },
+    );
+    expect(completed).toBeGreaterThan(10);
+  });
+
+  it('names what it does not support, and where', () => {
+    expect(() =>
+      compileJsonSchema({ type: 'object', properties: { a: { type: 'string', pattern: 'x' } } }),
+    ).toThrow(/\$\.properties\.a: 'pattern' is not supported; supported: type, properties/);
+    expect(() => compileJsonSchema({ anyOf: [] })).toThrow(/'anyOf' is not supported/);
+    expect(() => compileJsonSchema({ type: 'array' })).toThrow(/must describe an object/);
+    expect(() => compileJsonSchema({ type: 'object', properties: { a: { type: 'int' } } })).toThrow(
+      /\$\.properties\.a\.type: "int" is not one of object, array/,
+    );
+    expect(() => compileJsonSchema({ type: 'object', additionalProperties: {} })).toThrow(
+      /only true or false/,
+    );
+    expect(() =>
+      compileJsonSchema({ type: 'object', properties: {}, required: ['a'], additionalProperties: false }),
+    ).toThrow(/'a' is not in properties/);
   });
 });

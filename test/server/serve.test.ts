@@ -395,7 +395,7 @@ describe('redblue serve', () => {
     expect(b.choices[0]!.text).toBe(biased.text);
   });
 
-  it('JSON mode: each choice is one JSON object, streamed or not; a schema is refused by name', async () => {
+  it('JSON mode: each choice is one JSON object, streamed or not, keeping to a schema when given', async () => {
     // This random model would write anything; biased towards the structural tokens it closes an
     // object soon, which JSON.parse must then read.
     const tokenizer = createTokenizer(readGguf(model).metadata);
@@ -433,14 +433,48 @@ describe('redblue serve', () => {
       if (c.finish_reason === 'stop') expect(typeof JSON.parse(c.text)).toBe('object');
       expect(c.text).not.toMatch(/^\s{21}/);
     }
-    const schema = await raw('/v1/completions', {
-      method: 'POST',
-      body: JSON.stringify({ prompt: 'x', response_format: { type: 'json_schema', json_schema: {} } }),
-    });
-    expect(schema.status).toBe(400);
-    expect(((await schema.json()) as { error: { message: string } }).error.message).toMatch(
-      /json_schema is not supported/,
-    );
+    // A schema: the keys it names and nothing else, each value of its kind, the required ones
+    // all there (the chat endpoint, as OpenAI's client sends structured outputs).
+    const schema = {
+      type: 'object',
+      properties: { color: { enum: ['red', 'green'] }, ok: { type: 'boolean' }, n: { type: 'integer' } },
+      required: ['color', 'ok'],
+      additionalProperties: false,
+    };
+    for (const seed of [1, 2, 3]) {
+      const c = await client.chat.completions.create({
+        model: 'm',
+        messages: [{ role: 'user', content: 'Describe it.' }],
+        max_tokens: 120,
+        temperature: 0.7,
+        seed,
+        logit_bias,
+        response_format: { type: 'json_schema', json_schema: { name: 'thing', strict: true, schema } },
+      });
+      expect(c.choices[0]!.finish_reason).toBe('stop');
+      const v = JSON.parse(c.choices[0]!.message.content!) as Record<string, unknown>;
+      expect(Object.keys(v).every((k) => ['color', 'ok', 'n'].includes(k))).toBe(true);
+      expect(['red', 'green']).toContain(v.color);
+      expect(typeof v.ok).toBe('boolean');
+      if ('n' in v) expect(Number.isInteger(v.n)).toBe(true);
+    }
+    for (const [format, message] of [
+      [{ type: 'json_schema', json_schema: {} }, /needs json_schema\.schema/],
+      [
+        {
+          type: 'json_schema',
+          json_schema: { schema: { type: 'object', properties: { a: { pattern: 'x' } } } },
+        },
+        /\$\.properties\.a: 'pattern' is not supported/,
+      ],
+    ] as const) {
+      const refused = await raw('/v1/completions', {
+        method: 'POST',
+        body: JSON.stringify({ prompt: 'x', response_format: format }),
+      });
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(message);
+    }
   });
 
   it('returns log-probabilities, streamed or not: the chosen token and the most likely ones', async () => {
