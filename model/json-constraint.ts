@@ -426,8 +426,21 @@ export class JsonObjectPrefix {
     };
   }
 
+  /**
+   * Whether each first byte continues the state (1), does not (-1), or is not known yet (0): a
+   * byte refused refuses every token that starts with it, which turns most of a full pass over
+   * the vocabulary (a constrained draw's last resort) into one lookup a token.
+   */
+  private readonly first = new Int8Array(256);
+
   allows(bytes: Uint8Array): boolean {
     if (bytes.length === 0) return false; // nothing to show for a step
+    const b0 = bytes[0]!;
+    if (this.first[b0] === 0) {
+      const t = { ...this.s };
+      this.first[b0] = step(t, b0) ? 1 : -1;
+    }
+    if (this.first[b0] === -1) return false;
     const t = { ...this.s };
     for (const b of bytes) if (!step(t, b)) return false;
     return true;
@@ -438,6 +451,7 @@ export class JsonObjectPrefix {
     for (const b of bytes)
       if (!step(t, b)) throw new Error(`JSON mode: byte ${b} does not continue the object`);
     this.s = t;
+    this.first.fill(0);
   }
 
   get complete(): boolean {
