@@ -238,7 +238,7 @@ describe('JSON mode with a schema', () => {
         const v = JSON.parse(new TextDecoder().decode(Uint8Array.from(out))) as unknown;
         expect(conforms(v, SCHEMA as Schema), JSON.stringify(v)).toBe(true);
       }),
-      { seed: 7, numRuns: 300 },
+      { seed: 7, numRuns: 120 },
     );
     expect(completed).toBeGreaterThan(10);
   });

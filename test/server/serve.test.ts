@@ -441,7 +441,7 @@ describe('redblue serve', () => {
       required: ['color', 'ok'],
       additionalProperties: false,
     };
-    for (const seed of [1, 2, 3]) {
+    for (const seed of [1, 2]) {
       const c = await client.chat.completions.create({
         model: 'm',
         messages: [{ role: 'user', content: 'Describe it.' }],
