@@ -163,30 +163,32 @@ describe('redblue launch generate across two hosts', () => {
         };
       };
     };
-    const auto = await run([]);
+    // Four tokens raised far above the rest (two in each rank's vocabulary rows) make a text that
+    // repeats, so prompt lookup's drafts are taken. Every run has them: each placement's text
+    // is the text of one host with no drafts.
+    const bias = [450, 4996, 17354, 29000].flatMap((t) => ['-l', `${t}+100`]);
+    const box = runCli(['generate', '-m', models.q4_0, ...greedy, ...bias, '--virtual-nodes', '2']);
+    expect(box.code, box.stderr).toBe(0);
+    const want = (JSON.parse(box.stdout) as GenerateJson).generatedTokens;
+    const auto = await run(bias);
     // Left to the planner, the gather between hosts is costed over an assumed 10 Gb link.
     expect((auto.split.output as unknown as { reason: string }).reason).toMatch(
       /an assumed 1\.25 GB\/s link/,
     );
-    const sharded = await run(['--output', 'sharded']);
-    expect(sharded.split.output.placement).toBe('sharded');
-    const placed = await run(['--output', 'single', '--embeddings', 'mirrored']);
+    expect(auto.generatedTokens).toEqual(want);
+    const placed = await run(['--output', 'single', '--embeddings', 'mirrored', ...bias]);
     expect([placed.split.tokenEmbd.placement, placed.split.output.placement]).toEqual(['mirrored', 'single']);
     // One rank reads every vocabulary row and the other none: nothing is gathered between the
     // hosts. Which one is the faster by measured bandwidth, which this VM's neighbours can swing
     // by 2x between the two executors' samples, so either may be it.
     const rows = placed.split.ranks.map((r) => r.vocab[1]! - r.vocab[0]!);
     expect([...rows].sort((a, b) => a - b)).toEqual([0, 32000]);
-    expect(placed.generatedTokens).toEqual(sharded.generatedTokens);
-    expect(auto.generatedTokens).toEqual(sharded.generatedTokens);
-    // Prompt lookup across the hosts: steps of the drafted tokens, a row of logits each, the
-    // text of one host without drafts. Four tokens raised far above the rest (two in each
-    // rank's vocabulary rows) make a text that repeats, so drafts are taken.
-    const bias = [450, 4996, 17354, 29000].flatMap((t) => ['-l', `${t}+100`]);
+    expect(placed.generatedTokens).toEqual(want);
+    // Prompt lookup across the hosts, the output sharded: steps of the drafted tokens, a row of
+    // logits each.
     const drafted = await run(['--output', 'sharded', ...bias, '--lookup', '7']);
-    const box = runCli(['generate', '-m', models.q4_0, ...greedy, ...bias, '--virtual-nodes', '2']);
-    expect(box.code, box.stderr).toBe(0);
-    expect(drafted.generatedTokens).toEqual((JSON.parse(box.stdout) as GenerateJson).generatedTokens);
+    expect(drafted.split.output.placement).toBe('sharded');
+    expect(drafted.generatedTokens).toEqual(want);
     const t = drafted.timings as { drafted?: number; accepted?: number };
     expect(t.accepted).toBeGreaterThan(0);
     expect(t.drafted).toBeGreaterThanOrEqual(t.accepted!);
