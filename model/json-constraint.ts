@@ -86,7 +86,12 @@ export function compileJsonSchema(schema: unknown): JsonShape {
   return root;
 }
 
-function shape(v: unknown, at: string): JsonShape | undefined {
+/** Schemas nested deeper are refused (a request's schema must not exhaust the stack). */
+const MAX_SCHEMA_DEPTH = 64;
+
+function shape(v: unknown, at: string, depth = 0): JsonShape | undefined {
+  if (depth > MAX_SCHEMA_DEPTH)
+    throw new JsonSchemaError(`${at}: schemas nested more than ${MAX_SCHEMA_DEPTH} deep are not supported`);
   if (v === true) return undefined;
   if (typeof v !== 'object' || v === null || Array.isArray(v))
     throw new JsonSchemaError(`${at}: a schema must be an object (or true)`);
@@ -115,7 +120,7 @@ function shape(v: unknown, at: string): JsonShape | undefined {
     if (typeof p !== 'object' || p === null || Array.isArray(p))
       throw new JsonSchemaError(`${at}.properties must be an object`);
     for (const [k, sub] of Object.entries(p as Record<string, unknown>))
-      props.set(bytesText(JSON.stringify(k).slice(1, -1)), shape(sub, `${at}.properties.${k}`));
+      props.set(bytesText(JSON.stringify(k).slice(1, -1)), shape(sub, `${at}.properties.${k}`, depth + 1));
   }
   const required = new Set<string>();
   if ('required' in o) {
@@ -145,7 +150,7 @@ function shape(v: unknown, at: string): JsonShape | undefined {
     properties: props,
     required,
     additional: ap,
-    items: 'items' in o ? shape(o.items, `${at}.items`) : undefined,
+    items: 'items' in o ? shape(o.items, `${at}.items`, depth + 1) : undefined,
     minItems,
     maxItems,
     values,

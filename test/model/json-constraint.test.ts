@@ -258,5 +258,11 @@ describe('JSON mode with a schema', () => {
     expect(() =>
       compileJsonSchema({ type: 'object', properties: {}, required: ['a'], additionalProperties: false }),
     ).toThrow(/'a' is not in properties/);
+    // A request's schema nested past any use is refused, not recursed into until the stack ends.
+    let deep: object = { type: 'string' };
+    for (let i = 0; i < 100_000; i++) deep = { type: 'array', items: deep };
+    expect(() => compileJsonSchema({ type: 'object', properties: { a: deep } })).toThrow(
+      /nested more than 64 deep/,
+    );
   });
 });
