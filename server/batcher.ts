@@ -291,27 +291,15 @@ export class Batcher {
   }
 
   /**
-   * A decoding step with drafts: row i follows the fed token and drafts 0…i-1, so it is the
-   * sequence's own while every draft before was the token chosen. Each chosen token that was
-   * its draft is passed on at once (the next row depends on it; its text may end the sequence);
-   * the last is returned, undefined when the sequence ended. `pos`: the fed token's position.
+   * A decoding step with drafts (Sequence.pickDrafted): the last token picked, undefined when the
+   * sequence ended. `pos`: the fed token's position.
    */
   private takeDrafts(e: Entry, rows: Float32Array[], pos: number, draft: number[]): number | undefined {
-    e.kv = pos + 1; // the fed token; each draft that was the token chosen adds its position
-    let i = 0;
-    let next = e.seq.pick(rows[0]!);
-    while (next !== undefined && i < draft.length && next === draft[i] && !e.seq.pickedLast) {
-      e.kv++;
-      i++;
-      if (e.seq.deliver(next) === undefined) {
-        next = undefined;
-        break;
-      }
-      next = e.seq.pick(rows[i]!);
-    }
-    e.drafter!.taken(draft.length, i);
-    this.o.onDrafts?.(draft.length, i);
-    return next;
+    const { token, taken } = e.seq.pickDrafted(rows, draft);
+    e.kv = pos + 1 + taken; // the fed token, and each draft that was the token chosen
+    e.drafter!.taken(draft.length, taken);
+    this.o.onDrafts?.(draft.length, taken);
+    return token;
   }
 
   // One step in flight at a time, and the next posted as soon as its tokens are sampled: the

@@ -737,6 +737,28 @@ export class Sequence {
       lp.prompt.push(logprobsOf(rows[j]!, this.prompt[from + j + 1]!, lp.top));
   }
 
+  /**
+   * pick() after a step that fed drafted tokens behind the last one (prompt lookup): row i follows
+   * the fed token and drafts 0…i-1, so it is this sequence's own while each draft before it was
+   * the token chosen. Each pick that was its draft is delivered at once (the next row depends on
+   * it, and its text may end the sequence). Returns the last pick, not yet delivered (undefined:
+   * the sequence ended), and how many drafts were the tokens chosen (their KV positions now hold
+   * this sequence's tokens).
+   */
+  pickDrafted(
+    rows: readonly Float32Array[],
+    draft: readonly number[],
+  ): { token: number | undefined; taken: number } {
+    let taken = 0;
+    let token = this.pick(rows[0]!);
+    while (token !== undefined && taken < draft.length && token === draft[taken] && !this.pickedLast) {
+      taken++;
+      if (this.deliver(token) === undefined) return { token: undefined, taken };
+      token = this.pick(rows[taken]!);
+    }
+    return { token, taken };
+  }
+
   /** Whether the token pick() returned ends the sequence whatever its text (length, context). */
   get pickedLast(): boolean {
     return (
@@ -865,14 +887,9 @@ export async function generate(
       rows,
     );
     account(r.replies);
-    // Row i holds the logits after draft token i-1: valid while the drafts so far were the tokens chosen.
-    let i = 0;
-    for (;;) {
-      next = seq.next(r.logits[i]!);
-      if (next === undefined || i === draft.length || next !== draft[i]) break;
-      i++;
-    }
-    drafter!.taken(draft.length, i);
+    const { token, taken } = seq.pickDrafted(r.logits, draft);
+    next = token === undefined ? undefined : seq.deliver(token);
+    drafter!.taken(draft.length, taken);
   }
   const t2 = performance.now();
   const r = seq.result((t1 - t0) / 1e3, (t2 - t1) / 1e3, perRank);
