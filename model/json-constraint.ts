@@ -2,7 +2,7 @@
 // prefix of one JSON object (RFC 8259), byte by byte, and the sequence ends when the object
 // closes. With a JSON schema (`json_schema`; compileJsonSchema below) the object also keeps to
 // it: each value's type, an object's known keys and required ones, enums, an array's items and
-// length. A pushdown automaton over bytes: `stack` holds the open containers ('{' or '['), the
+// length, a string's length, unions that a value's first byte resolves, references. A pushdown automaton over bytes: `stack` holds the open containers ('{' or '['), the
 // mode says what may come next. Strings take any byte from 0x20 on (UTF-8 is not checked: the
 // tokens' bytes are the tokenizer's); numbers, literals and escapes follow the grammar exactly.
 // Whitespace between tokens runs at most MAX_WS bytes and a number's digits MAX_DIGITS (as
@@ -40,6 +40,7 @@ const TYPES: readonly JsonType[] = ['object', 'array', 'string', 'number', 'inte
 
 /** A schema as the automaton follows it. A value's shape `undefined`: any JSON value. */
 export interface JsonShape {
+  /** The types a value may take beyond `values` (each with the constraints below). */
   types: ReadonlySet<JsonType>;
   /** Known keys (as their JSON text between the quotes, UTF-8 bytes as latin1) → their shapes. */
   properties: ReadonlyMap<string, JsonShape | undefined>;
@@ -49,7 +50,13 @@ export interface JsonShape {
   items: JsonShape | undefined;
   minItems: number;
   maxItems: number;
-  /** enum / const: the values' JSON texts (bytes as latin1). */
+  /** A string's characters (code points; an escape counts as one). */
+  minLength: number;
+  maxLength: number;
+  /**
+   * enum / const: the values' JSON texts (bytes as latin1). None starts as a value of one of
+   * `types` does (compile-time rule), so a value's first byte says which of the two it is.
+   */
   values: readonly string[] | undefined;
 }
 
@@ -57,9 +64,23 @@ export class JsonSchemaError extends Error {
   override name = 'JsonSchemaError';
 }
 
-/** Keywords that only describe. */
-const NOTES = new Set(['title', 'description', '$schema', '$id', '$comment', 'default', 'examples']);
-const SUPPORTED = [
+/** Keywords that only describe, and the definitions `$ref` points into. */
+const NOTES = new Set([
+  'title',
+  'description',
+  '$schema',
+  '$id',
+  '$comment',
+  'default',
+  'examples',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  '$defs',
+  'definitions',
+]);
+/** The keywords followed (anyOf/oneOf of alternatives of different types, allOf of one, local $ref). */
+export const SUPPORTED = [
   'type',
   'properties',
   'required',
@@ -67,20 +88,31 @@ const SUPPORTED = [
   'items',
   'minItems',
   'maxItems',
+  'minLength',
+  'maxLength',
   'enum',
   'const',
+  'anyOf',
+  'oneOf',
+  'allOf',
+  '$ref',
 ];
+/** Keywords that stand alone: beside them only NOTES. */
+const ALONE = ['anyOf', 'oneOf', 'allOf', '$ref'];
 
 const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1');
 
 /**
  * A JSON schema (the subset above: type, properties, required, additionalProperties as a
- * boolean, items, minItems, maxItems, enum, const) as the automaton follows it. Anything else
- * (pattern, anyOf, $ref, …) is refused by name and place: followed loosely it would let through
- * text the schema forbids. The top level must be an object, as OpenAI's structured outputs.
+ * boolean, items, minItems, maxItems, minLength, maxLength, enum, const; anyOf / oneOf whose
+ * alternatives a value's first byte tells apart, such as `Optional[X]`; allOf of one schema;
+ * `$ref` into the schema itself, recursive ones included: what Pydantic and zod write) as the
+ * automaton follows it. Anything else (pattern, format, minimum, …) is refused by name and
+ * place: followed loosely it would let through text the schema forbids. The top level must be
+ * an object, as OpenAI's structured outputs.
  */
 export function compileJsonSchema(schema: unknown): JsonShape {
-  const root = shape(schema, '$');
+  const root = new SchemaCompiler(schema).compile();
   if (!root || root.types.size !== 1 || !root.types.has('object') || root.values)
     throw new JsonSchemaError('the schema must describe an object ({ "type": "object", ... }) at the top');
   return root;
@@ -89,72 +121,305 @@ export function compileJsonSchema(schema: unknown): JsonShape {
 /** Schemas nested deeper are refused (a request's schema must not exhaust the stack). */
 const MAX_SCHEMA_DEPTH = 64;
 
-function shape(v: unknown, at: string, depth = 0): JsonShape | undefined {
-  if (depth > MAX_SCHEMA_DEPTH)
-    throw new JsonSchemaError(`${at}: schemas nested more than ${MAX_SCHEMA_DEPTH} deep are not supported`);
-  if (v === true) return undefined;
-  if (typeof v !== 'object' || v === null || Array.isArray(v))
-    throw new JsonSchemaError(`${at}: a schema must be an object (or true)`);
-  const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o))
-    if (!NOTES.has(k) && !SUPPORTED.includes(k))
-      throw new JsonSchemaError(`${at}: '${k}' is not supported; supported: ${SUPPORTED.join(', ')}`);
-  let values: string[] | undefined;
-  if ('enum' in o) {
-    if (!Array.isArray(o.enum) || o.enum.length === 0)
-      throw new JsonSchemaError(`${at}.enum must be a non-empty array`);
-    values = o.enum.map((x) => bytesText(JSON.stringify(x)));
-  }
-  if ('const' in o) values = [bytesText(JSON.stringify(o.const))];
-  const given = o.type === undefined ? [] : Array.isArray(o.type) ? o.type : [o.type];
-  for (const t of given)
-    if (!TYPES.includes(t as JsonType))
-      throw new JsonSchemaError(`${at}.type: ${JSON.stringify(t)} is not one of ${TYPES.join(', ')}`);
-  if (given.length === 0 && !values && !('properties' in o) && !('items' in o)) return undefined;
-  const types = new Set<JsonType>(
-    given.length ? (given as JsonType[]) : 'properties' in o ? ['object'] : 'items' in o ? ['array'] : TYPES,
-  );
-  const props = new Map<string, JsonShape | undefined>();
-  if ('properties' in o) {
-    const p = o.properties;
-    if (typeof p !== 'object' || p === null || Array.isArray(p))
-      throw new JsonSchemaError(`${at}.properties must be an object`);
-    for (const [k, sub] of Object.entries(p as Record<string, unknown>))
-      props.set(bytesText(JSON.stringify(k).slice(1, -1)), shape(sub, `${at}.properties.${k}`, depth + 1));
-  }
-  const required = new Set<string>();
-  if ('required' in o) {
-    if (!Array.isArray(o.required) || o.required.some((k) => typeof k !== 'string'))
-      throw new JsonSchemaError(`${at}.required must be an array of names`);
-    for (const k of o.required as string[]) {
-      const key = bytesText(JSON.stringify(k).slice(1, -1));
-      if (!props.has(key) && o.additionalProperties === false)
-        throw new JsonSchemaError(`${at}.required: '${k}' is not in properties, and no other key is allowed`);
-      required.add(key);
-    }
-  }
-  const ap = o.additionalProperties ?? true;
-  if (typeof ap !== 'boolean')
-    throw new JsonSchemaError(`${at}.additionalProperties: only true or false is supported`);
-  const count = (k: 'minItems' | 'maxItems', dflt: number): number => {
-    const n = o[k] ?? dflt;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0)
-      throw new JsonSchemaError(`${at}.${k} must be a whole number ≥ 0`);
-    return n;
-  };
-  const minItems = count('minItems', 0);
-  const maxItems = count('maxItems', Number.MAX_SAFE_INTEGER);
-  if (minItems > maxItems) throw new JsonSchemaError(`${at}: minItems ${minItems} > maxItems ${maxItems}`);
+type Shape = { -readonly [K in keyof JsonShape]: JsonShape[K] };
+
+/** The fields of a shape that allows any value (what `undefined` means), as an object. */
+function anyShape(): Shape {
   return {
-    types,
-    properties: props,
-    required,
-    additional: ap,
-    items: 'items' in o ? shape(o.items, `${at}.items`, depth + 1) : undefined,
-    minItems,
-    maxItems,
-    values,
+    types: new Set(TYPES),
+    properties: new Map(),
+    required: new Set(),
+    additional: true,
+    items: undefined,
+    minItems: 0,
+    maxItems: Number.MAX_SAFE_INTEGER,
+    minLength: 0,
+    maxLength: Number.MAX_SAFE_INTEGER,
+    values: undefined,
   };
+}
+
+function isAny(s: JsonShape): boolean {
+  const a = anyShape();
+  return (
+    s.types.size === TYPES.length &&
+    !s.values &&
+    s.additional &&
+    s.properties.size === 0 &&
+    s.required.size === 0 &&
+    !s.items &&
+    s.minItems === a.minItems &&
+    s.maxItems === a.maxItems &&
+    s.minLength === a.minLength &&
+    s.maxLength === a.maxLength
+  );
+}
+
+/** The type a value's first byte starts ('number' for integers too). */
+function typeAt(b: number): JsonType | undefined {
+  if (b === 0x7b) return 'object';
+  if (b === 0x5b) return 'array';
+  if (b === 0x22) return 'string';
+  if (b === 0x2d || (b >= 0x30 && b <= 0x39)) return 'number';
+  if (b === 0x74 || b === 0x66) return 'boolean';
+  if (b === 0x6e) return 'null';
+  return undefined;
+}
+
+/** Whether values of `t` (by their first byte) may start as an open type of `s`. */
+function opens(s: JsonShape, t: JsonType | undefined): boolean {
+  return !!t && (s.types.has(t) || (t === 'number' && s.types.has('integer')));
+}
+
+/**
+ * Compiles a schema in two passes. The first builds the shapes; a `$ref` and an anyOf get an
+ * empty shape at once (a recursive schema meets its own reference before it is compiled, and
+ * `Optional` of a recursive model puts that reference in an anyOf), with what fills it in later.
+ * The second fills them in, each after the shapes it reads.
+ */
+class SchemaCompiler {
+  /** `$ref` target → its shape. */
+  private readonly refs = new Map<string, Shape>();
+  /** Shapes filled in by the second pass: the shapes each reads, and how it is filled. */
+  private readonly later = new Map<JsonShape, { reads: (JsonShape | undefined)[]; fill: () => void }>();
+  private readonly filling = new Set<JsonShape>();
+
+  constructor(private readonly root: unknown) {}
+
+  compile(): JsonShape | undefined {
+    const root = this.shape(this.root, '$');
+    for (const s of this.later.keys()) this.fill(s);
+    return root;
+  }
+
+  private fill(s: JsonShape | undefined, why = ''): void {
+    const job = s && this.later.get(s);
+    if (!job) return;
+    if (this.filling.has(s)) throw new JsonSchemaError(why);
+    this.filling.add(s);
+    for (const r of job.reads)
+      this.fill(r, why || `${this.where.get(s)}: refers back to itself before any object or array does`);
+    job.fill();
+    this.filling.delete(s);
+    this.later.delete(s);
+  }
+
+  /** Where each shape of the second pass came from, for its errors. */
+  private readonly where = new Map<JsonShape, string>();
+
+  shape(v: unknown, at: string, depth = 0): JsonShape | undefined {
+    if (depth > MAX_SCHEMA_DEPTH)
+      throw new JsonSchemaError(`${at}: schemas nested more than ${MAX_SCHEMA_DEPTH} deep are not supported`);
+    if (v === true) return undefined;
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw new JsonSchemaError(`${at}: a schema must be an object (or true)`);
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o))
+      if (!NOTES.has(k) && !SUPPORTED.includes(k))
+        throw new JsonSchemaError(`${at}: '${k}' is not supported; supported: ${SUPPORTED.join(', ')}`);
+    const alone = ALONE.filter((k) => k in o);
+    if (alone.length) {
+      const k = alone[0]!;
+      const beside = Object.keys(o).filter((x) => x !== k && !NOTES.has(x));
+      if (beside.length)
+        throw new JsonSchemaError(
+          `${at}: '${k}' beside '${beside[0]}' is not supported (only beside notes such as title)`,
+        );
+      if (k === '$ref') return this.ref(o.$ref, at, depth);
+      const list = o[k];
+      if (!Array.isArray(list) || list.length === 0)
+        throw new JsonSchemaError(`${at}.${k} must be a non-empty array of schemas`);
+      if (k === 'allOf') {
+        if (list.length !== 1)
+          throw new JsonSchemaError(`${at}.allOf: only one schema is supported, not ${list.length}`);
+        return this.shape(list[0], `${at}.allOf[0]`, depth + 1);
+      }
+      return this.union(
+        list.map((s, i) => this.shape(s, `${at}.${k}[${i}]`, depth + 1)),
+        `${at}.${k}`,
+      );
+    }
+    return this.plain(o, at, depth);
+  }
+
+  private plain(o: Record<string, unknown>, at: string, depth: number): JsonShape | undefined {
+    const given = o.type === undefined ? [] : Array.isArray(o.type) ? o.type : [o.type];
+    for (const t of given)
+      if (!TYPES.includes(t as JsonType))
+        throw new JsonSchemaError(`${at}.type: ${JSON.stringify(t)} is not one of ${TYPES.join(', ')}`);
+    let values: string[] | undefined;
+    if ('enum' in o) {
+      if (!Array.isArray(o.enum) || o.enum.length === 0)
+        throw new JsonSchemaError(`${at}.enum must be a non-empty array`);
+      values = o.enum.map((x) => bytesText(JSON.stringify(x)));
+    }
+    if ('const' in o) values = [bytesText(JSON.stringify(o.const))];
+    const constrains = ['properties', 'items', 'minLength', 'maxLength', 'minItems', 'maxItems', 'required'];
+    if (given.length === 0 && !values && !constrains.some((k) => k in o)) return undefined;
+    const types = new Set<JsonType>(
+      given.length
+        ? (given as JsonType[])
+        : 'properties' in o
+          ? ['object']
+          : 'items' in o
+            ? ['array']
+            : TYPES,
+    );
+    if (values) {
+      // The listed values of the types given (all without `type`), and no open type beside them.
+      if (given.length)
+        values = values.filter(
+          (t) => types.has(typeAt(t.charCodeAt(0))!) || (/^-?\d+$/.test(t) && types.has('integer')),
+        );
+      if (values.length === 0)
+        throw new JsonSchemaError(`${at}: no value of enum/const is of the type given`);
+      types.clear();
+    }
+    const props = new Map<string, JsonShape | undefined>();
+    if ('properties' in o) {
+      const p = o.properties;
+      if (typeof p !== 'object' || p === null || Array.isArray(p))
+        throw new JsonSchemaError(`${at}.properties must be an object`);
+      for (const [k, sub] of Object.entries(p as Record<string, unknown>))
+        props.set(
+          bytesText(JSON.stringify(k).slice(1, -1)),
+          this.shape(sub, `${at}.properties.${k}`, depth + 1),
+        );
+    }
+    const required = new Set<string>();
+    if ('required' in o) {
+      if (!Array.isArray(o.required) || o.required.some((k) => typeof k !== 'string'))
+        throw new JsonSchemaError(`${at}.required must be an array of names`);
+      for (const k of o.required as string[]) {
+        const key = bytesText(JSON.stringify(k).slice(1, -1));
+        if (!props.has(key) && o.additionalProperties === false)
+          throw new JsonSchemaError(
+            `${at}.required: '${k}' is not in properties, and no other key is allowed`,
+          );
+        required.add(key);
+      }
+    }
+    const ap = o.additionalProperties ?? true;
+    if (typeof ap !== 'boolean')
+      throw new JsonSchemaError(`${at}.additionalProperties: only true or false is supported`);
+    const count = (k: 'minItems' | 'maxItems' | 'minLength' | 'maxLength', dflt: number): number => {
+      const n = o[k] ?? dflt;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0)
+        throw new JsonSchemaError(`${at}.${k} must be a whole number ≥ 0`);
+      return n;
+    };
+    const [minItems, maxItems] = [count('minItems', 0), count('maxItems', Number.MAX_SAFE_INTEGER)];
+    if (minItems > maxItems) throw new JsonSchemaError(`${at}: minItems ${minItems} > maxItems ${maxItems}`);
+    const [minLength, maxLength] = [count('minLength', 0), count('maxLength', Number.MAX_SAFE_INTEGER)];
+    if (minLength > maxLength)
+      throw new JsonSchemaError(`${at}: minLength ${minLength} > maxLength ${maxLength}`);
+    return {
+      types,
+      properties: props,
+      required,
+      additional: ap,
+      items: 'items' in o ? this.shape(o.items, `${at}.items`, depth + 1) : undefined,
+      minItems,
+      maxItems,
+      minLength,
+      maxLength,
+      values,
+    };
+  }
+
+  /** `$ref`: a JSON pointer into the schema ("#", "#/$defs/Name"), compiled once. */
+  private ref(p: unknown, at: string, depth: number): JsonShape | undefined {
+    if (typeof p !== 'string' || !p.startsWith('#'))
+      throw new JsonSchemaError(
+        `${at}.$ref: only references inside the schema ("#/$defs/Name") are supported, not ${JSON.stringify(p)}`,
+      );
+    const known = this.refs.get(p);
+    if (known) return known;
+    let target: unknown = this.root;
+    for (const raw of p.slice(1).split('/').slice(1)) {
+      let part: string;
+      try {
+        part = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+      } catch {
+        throw new JsonSchemaError(`${at}.$ref: ${JSON.stringify(p)} is not a valid JSON pointer`);
+      }
+      const next =
+        typeof target === 'object' && target !== null && Object.hasOwn(target, part)
+          ? (target as Record<string, unknown>)[part]
+          : undefined;
+      if (next === undefined)
+        throw new JsonSchemaError(`${at}.$ref: ${JSON.stringify(p)} points at nothing in the schema`);
+      target = next;
+    }
+    const s = anyShape();
+    this.refs.set(p, s);
+    const compiled = this.shape(target, p, depth + 1);
+    this.where.set(s, `${at}.$ref ${JSON.stringify(p)}`);
+    this.later.set(s, { reads: [compiled], fill: () => Object.assign(s, compiled ?? anyShape()) });
+    return s;
+  }
+
+  /**
+   * anyOf / oneOf as one shape: alternatives whose values start differently (a string or null,
+   * an object or null, …), so that a value's first byte picks its alternative. Two alternatives
+   * that are both objects, or both arrays, or both strings of other lengths, are refused.
+   */
+  private union(alts: (JsonShape | undefined)[], at: string): JsonShape | undefined {
+    if (alts.some((a) => !a)) return undefined;
+    const out = anyShape();
+    this.where.set(out, at);
+    this.later.set(out, { reads: alts, fill: () => Object.assign(out, merge(alts as JsonShape[], at)) });
+    return out;
+  }
+}
+
+/** The fields of anyOf's shape, from its alternatives' (SchemaCompiler.union). */
+function merge(alts: JsonShape[], at: string): Shape {
+  const out = anyShape();
+  if (alts.some(isAny)) return out;
+  const types = new Set<JsonType>();
+  out.types = types;
+  const values: string[] = [];
+  const owner = new Map<JsonType, JsonShape>();
+  for (const a of alts) {
+    for (const t of a.types) {
+      const prev = owner.get(t);
+      if (prev && prev !== a && (t === 'object' || t === 'array' || t === 'string'))
+        if (t !== 'string' || prev.minLength !== a.minLength || prev.maxLength !== a.maxLength)
+          throw new JsonSchemaError(
+            `${at}: two alternatives are ${t === 'array' ? 'arrays' : t + 's'}; only alternatives of different types are supported`,
+          );
+      owner.set(t, a);
+      types.add(t);
+    }
+    values.push(...(a.values ?? []));
+  }
+  const obj = owner.get('object'),
+    arr = owner.get('array'),
+    str = owner.get('string');
+  if (obj)
+    Object.assign(out, { properties: obj.properties, required: obj.required, additional: obj.additional });
+  if (arr) Object.assign(out, { items: arr.items, minItems: arr.minItems, maxItems: arr.maxItems });
+  if (str) Object.assign(out, { minLength: str.minLength, maxLength: str.maxLength });
+  // A listed value of an open type is that type's already (strings of any length, null, …), or
+  // would need both readings of its first byte at once: refused.
+  const kept: string[] = [];
+  for (const v of new Set(values)) {
+    const t = typeAt(v.charCodeAt(0))!;
+    if (!opens(out, t)) kept.push(v);
+    else if (
+      t === 'number'
+        ? !types.has('number') && !/^-?\d+$/.test(v)
+        : t !== 'boolean' &&
+          t !== 'null' &&
+          (t !== 'string' || str!.minLength > 0 || str!.maxLength < Number.MAX_SAFE_INTEGER)
+    )
+      throw new JsonSchemaError(
+        `${at}: the value ${Buffer.from(v, 'latin1').toString('utf8')} is listed beside an alternative of its type; such unions are not supported`,
+      );
+  }
+  out.values = kept.length ? kept : undefined;
+  return out;
 }
 
 /** An open container and the shape it keeps to. */
@@ -199,6 +464,12 @@ interface State {
   acc: string;
   /** The number in progress must be an integer. */
   integer: boolean;
+  /** The string value in progress: its characters so far, and how many it takes. */
+  chars: number;
+  /** UTF-8 continuation bytes the last lead byte promised and that have not come yet. */
+  utf8Left: number;
+  minLength: number;
+  maxLength: number;
 }
 
 const isWs = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
@@ -216,7 +487,7 @@ function startValue(s: State, b: number): boolean {
   const want = s.next;
   const top = s.frames.at(-1);
   if (top && s.stack.endsWith('[')) s.frames = [...s.frames.slice(0, -1), { ...top, count: top.count + 1 }];
-  if (want?.values) {
+  if (want?.values && !opens(want, typeAt(b))) {
     const acc = String.fromCharCode(b);
     if (!want.values.some((v) => v.startsWith(acc))) return false;
     [s.mode, s.acc] = [Mode.Enum, acc];
@@ -234,7 +505,8 @@ function startValue(s: State, b: number): boolean {
     s.next = want?.items;
   } else if (b === 0x22 /* " */) {
     if (!is('string')) return false;
-    s.mode = Mode.Str;
+    [s.mode, s.chars, s.utf8Left] = [Mode.Str, 0, 0];
+    [s.minLength, s.maxLength] = [want?.minLength ?? 0, want?.maxLength ?? Infinity];
   } else if (b === 0x2d /* - */ || isDigit(b)) {
     if (!is('number') && !is('integer')) return false;
     s.integer = !!want && !want.types.has('number');
@@ -321,10 +593,12 @@ function move(s: State, b: number): boolean {
     case Mode.Str:
       if (b === 0x22) {
         if (s.key) return endKey(s);
+        if (s.chars < s.minLength) return false;
         afterValue(s);
         return true;
       }
       if (s.key && !keyGoesOn(s, b)) return false;
+      if (!s.key && !countChar(s, b)) return false;
       if (b === 0x5c) s.mode = Mode.Esc;
       return b >= 0x20;
     case Mode.Esc:
@@ -389,6 +663,20 @@ function move(s: State, b: number): boolean {
   }
 }
 
+/**
+ * One more byte of a string value (not of an escape's tail): false where it starts a character
+ * past maxLength. A character is an escape (at its '\\'), a UTF-8 sequence, or a byte that
+ * continues none, as a decoder counts a replacement character for it.
+ */
+function countChar(s: State, b: number): boolean {
+  if ((b & 0xc0) === 0x80 && s.utf8Left > 0) {
+    s.utf8Left--;
+    return true;
+  }
+  s.utf8Left = b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : 0;
+  return ++s.chars <= s.maxLength;
+}
+
 /** One more byte of a key: false where no key the object may still take goes on so. */
 function keyGoesOn(s: State, b: number): boolean {
   const acc = s.acc + String.fromCharCode(b);
@@ -428,6 +716,10 @@ export class JsonObjectPrefix {
       next: schema,
       acc: '',
       integer: false,
+      chars: 0,
+      utf8Left: 0,
+      minLength: 0,
+      maxLength: Infinity,
     };
   }
 

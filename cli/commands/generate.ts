@@ -18,7 +18,12 @@ import {
 } from '../../planner/model-split.js';
 import { writeModelSplitHtml } from '../../planner/html/model-split.js';
 import { MAX_DRAFT } from '../../model/lookup.js';
-import { compileJsonSchema, JsonSchemaError, type JsonShape } from '../../model/json-constraint.js';
+import {
+  compileJsonSchema,
+  JsonSchemaError,
+  SUPPORTED,
+  type JsonShape,
+} from '../../model/json-constraint.js';
 import { runChat, type ConversationOptions } from '../../executor/coordinator/chat-run.js';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -192,7 +197,7 @@ export function addGenerateFlags(cmd: Command): Command {
     )
     .option(
       '--json-schema <file>',
-      "as --json-object, and the object keeps to the JSON schema in the file (serve's response_format json_schema): type, properties, required, additionalProperties (true/false), items, minItems, maxItems, enum, const",
+      `as --json-object, and the object keeps to the JSON schema in the file (serve's response_format json_schema): ${SUPPORTED.join(', ')}`,
     )
     .option(
       '--lookup <N>',

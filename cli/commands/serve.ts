@@ -11,6 +11,7 @@ import { authFromOptions, type SecurityOpts } from '../../executor/host/options.
 import { addSecurityOptions } from './executor.js';
 import { lookupTokens } from './generate.js';
 import { Progress } from '../progress.js';
+import { SUPPORTED } from '../../model/json-constraint.js';
 
 interface ServeFlags extends SecurityOpts {
   hostfile?: string;
@@ -100,9 +101,8 @@ events), GET /v1/models, POST /tokenize, POST /detokenize, GET /health, GET /met
 (Prometheus). Chat prompts use the file's tokenizer.chat_template (ChatML when it has none).
 Beside OpenAI's sampling fields: n (choices; the first computes the prompt, the others copy its
 KV cache), lists of prompts, logprobs and echo, logit_bias, response_format json_object (each
-choice one JSON object) and json_schema (that object keeps to the schema: type, properties,
-required, additionalProperties, items, minItems, maxItems, enum, const; other keywords are
-refused by name), and llama.cpp's top_k, min_p, repeat_penalty, repeat_last_n, ignore_eos.
+choice one JSON object) and json_schema (that object keeps to the schema: ${SUPPORTED.join(', ')};
+other keywords are refused by name), and llama.cpp's top_k, min_p, repeat_penalty, repeat_last_n, ignore_eos.
 
 Continuous batching: up to --parallel requests decode together, one token each per step (the
 weights are read once for all of them); a new request takes a free KV slot at the next step and

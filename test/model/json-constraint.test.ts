@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   compileJsonSchema,
   JsonObjectPrefix,
+  type JsonShape,
   MAX_DIGITS,
   MAX_EXP_DIGITS,
   MAX_WS,
@@ -130,35 +131,96 @@ const SCHEMA = {
 } as const;
 
 type Schema = Record<string, unknown> | true;
-function conforms(v: unknown, s: Schema): boolean {
+/** Whether `v` keeps to `s` (plain recursion; `$ref`s resolve against `root`). */
+function conforms(v: unknown, s: Schema, root: Schema = s): boolean {
   if (s === true) return true;
+  if ('$ref' in s) {
+    const path = (s.$ref as string).split('/').slice(1);
+    const target = path.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], root);
+    return conforms(v, target as Schema, root);
+  }
+  const alts = (k: string) => (s[k] as Schema[]).map((a) => conforms(v, a, root));
+  if ('anyOf' in s) return alts('anyOf').some(Boolean);
+  if ('oneOf' in s) return alts('oneOf').filter(Boolean).length === 1;
+  if ('allOf' in s) return alts('allOf').every(Boolean);
   if ('const' in s) return JSON.stringify(v) === JSON.stringify(s.const);
   if ('enum' in s) return (s.enum as unknown[]).some((e) => JSON.stringify(e) === JSON.stringify(v));
   const types = s.type === undefined ? undefined : ([] as string[]).concat(s.type as string);
   const typeOf =
     v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v;
   if (types && !types.includes(typeOf) && !(typeOf === 'integer' && types.includes('number'))) return false;
+  if (typeof v === 'string') {
+    const { minLength = 0, maxLength = Infinity } = s as Record<string, never>;
+    return [...v].length >= minLength && [...v].length <= maxLength;
+  }
   if (Array.isArray(v)) {
     const { items = true, minItems = 0, maxItems = Infinity } = s as Record<string, never>;
-    return v.length >= minItems && v.length <= maxItems && v.every((x) => conforms(x, items));
+    return v.length >= minItems && v.length <= maxItems && v.every((x) => conforms(x, items, root));
   }
   if (typeof v === 'object' && v !== null) {
     const props = (s.properties ?? {}) as Record<string, Schema>;
     const o = v as Record<string, unknown>;
     if (((s.required ?? []) as string[]).some((k) => !(k in o))) return false;
     return Object.entries(o).every(([k, x]) =>
-      k in props ? conforms(x, props[k]!) : s.additionalProperties !== false,
+      k in props ? conforms(x, props[k]!, root) : s.additionalProperties !== false,
     );
   }
   return true;
 }
 
+/** Whether the automaton of `shape` takes `text` whole and calls the object complete. */
+const fitsTo = (shape: JsonShape) => (text: string) => {
+  const j = new JsonObjectPrefix(shape);
+  return j.allows(bytes(text)) ? (j.take(bytes(text)), j.complete) : false;
+};
+
+/** Every value drawn keeps to the schema (the oracle says) and is taken whole, compact or indented. */
+function takesAll(schema: Schema, value: fc.Arbitrary<unknown>): void {
+  const fits = fitsTo(compileJsonSchema(schema));
+  fc.assert(
+    fc.property(value, fc.constantFrom(0, 2), (o, indent) => {
+      expect(conforms(o, schema)).toBe(true);
+      expect(fits(JSON.stringify(o, null, indent)), JSON.stringify(o)).toBe(true);
+    }),
+    { seed: 20261206, numRuns: 300 },
+  );
+}
+
+/** Every byte a schema's texts need (or a random walk could end where the automaton does not). */
+const ALPHABET = bytes(' {}[]",:-.+0123456789eEabcdefghijklmnopqrstuvwxyz\\é');
+
+/**
+ * Random byte walks through the automaton (each byte one it allows): it never dead-ends, and
+ * every object it completes keeps to the schema. How many walks completed.
+ */
+function walk(schema: Schema, seed: number, runs: number): number {
+  const shape = compileJsonSchema(schema);
+  let completed = 0;
+  fc.assert(
+    fc.property(fc.infiniteStream(fc.nat()), (choices) => {
+      const j = new JsonObjectPrefix(shape);
+      const out: number[] = [];
+      const it = choices[Symbol.iterator]();
+      for (let step = 0; step < 400 && !j.complete; step++) {
+        const ok = [...ALPHABET].filter((b) => j.allows(Uint8Array.of(b)));
+        expect(ok.length, new TextDecoder().decode(Uint8Array.from(out))).toBeGreaterThan(0);
+        const b = ok[it.next().value % ok.length]!;
+        j.take(Uint8Array.of(b));
+        out.push(b);
+      }
+      if (!j.complete) return;
+      completed++;
+      const v = JSON.parse(new TextDecoder().decode(Uint8Array.from(out))) as unknown;
+      expect(conforms(v, schema), JSON.stringify(v)).toBe(true);
+    }),
+    { seed, numRuns: runs },
+  );
+  return completed;
+}
+
 describe('JSON mode with a schema', () => {
   const shape = compileJsonSchema(SCHEMA);
-  const fits = (text: string) => {
-    const j = new JsonObjectPrefix(shape);
-    return j.allows(bytes(text)) ? (j.take(bytes(text)), j.complete) : false;
-  };
+  const fits = fitsTo(shape);
 
   it('takes every object that keeps to it whole, and calls it complete', () => {
     const value = fc.record(
@@ -178,13 +240,7 @@ describe('JSON mode with a schema', () => {
       },
       { requiredKeys: ['name', 'age', 'pair'] },
     );
-    fc.assert(
-      fc.property(value, fc.constantFrom(0, 2), (o, indent) => {
-        expect(conforms(o, SCHEMA as Schema)).toBe(true);
-        expect(fits(JSON.stringify(o, null, indent)), JSON.stringify(o)).toBe(true);
-      }),
-      { seed: 20261206, numRuns: 300 },
-    );
+    takesAll(SCHEMA as Schema, value);
   });
 
   it('refuses what the schema does not allow, byte by byte', () => {
@@ -218,36 +274,15 @@ describe('JSON mode with a schema', () => {
   });
 
   it('whatever it lets through, byte by byte at random, keeps to the schema', () => {
-    // Every byte the schema's texts need (or the walk could end where the automaton does not).
-    const alphabet = bytes(' {}[]",:-.+0123456789eEabcdefghijklmnopqrstuvwxyz\\é');
-    let completed = 0;
-    fc.assert(
-      fc.property(fc.infiniteStream(fc.nat()), (choices) => {
-        const j = new JsonObjectPrefix(shape);
-        const out: number[] = [];
-        const it = choices[Symbol.iterator]();
-        for (let step = 0; step < 400 && !j.complete; step++) {
-          const ok = [...alphabet].filter((b) => j.allows(Uint8Array.of(b)));
-          expect(ok.length, new TextDecoder().decode(Uint8Array.from(out))).toBeGreaterThan(0);
-          const b = ok[it.next().value % ok.length]!;
-          j.take(Uint8Array.of(b));
-          out.push(b);
-        }
-        if (!j.complete) return;
-        completed++;
-        const v = JSON.parse(new TextDecoder().decode(Uint8Array.from(out))) as unknown;
-        expect(conforms(v, SCHEMA as Schema), JSON.stringify(v)).toBe(true);
-      }),
-      { seed: 7, numRuns: 120 },
-    );
-    expect(completed).toBeGreaterThan(10);
+    expect(walk(SCHEMA as Schema, 7, 120)).toBeGreaterThan(10);
   });
 
   it('names what it does not support, and where', () => {
     expect(() =>
       compileJsonSchema({ type: 'object', properties: { a: { type: 'string', pattern: 'x' } } }),
     ).toThrow(/\$\.properties\.a: 'pattern' is not supported; supported: type, properties/);
-    expect(() => compileJsonSchema({ anyOf: [] })).toThrow(/'anyOf' is not supported/);
+    expect(() => compileJsonSchema({ type: 'object', not: {} })).toThrow(/'not' is not supported/);
+    expect(() => compileJsonSchema({ anyOf: [] })).toThrow(/\$\.anyOf must be a non-empty array/);
     expect(() => compileJsonSchema({ type: 'array' })).toThrow(/must describe an object/);
     expect(() => compileJsonSchema({ type: 'object', properties: { a: { type: 'int' } } })).toThrow(
       /\$\.properties\.a\.type: "int" is not one of object, array/,
@@ -264,5 +299,145 @@ describe('JSON mode with a schema', () => {
     expect(() => compileJsonSchema({ type: 'object', properties: { a: deep } })).toThrow(
       /nested more than 64 deep/,
     );
+  });
+});
+
+// What Pydantic writes for nested models, Optional fields, enums and recursive models (and zod
+// with zod-to-json-schema alike): $defs and $ref, anyOf with null, allOf of one, string lengths.
+const PYDANTIC = {
+  $defs: {
+    Color: { enum: ['red', 'green'], title: 'Color', type: 'string' },
+    Node: {
+      type: 'object',
+      properties: {
+        label: { type: 'string', minLength: 1, maxLength: 3 },
+        children: { type: 'array', items: { $ref: '#/$defs/Node' }, maxItems: 2 },
+      },
+      required: ['label'],
+      additionalProperties: false,
+    },
+  },
+  type: 'object',
+  properties: {
+    color: { $ref: '#/$defs/Color' },
+    maybe: { anyOf: [{ $ref: '#/$defs/Color' }, { type: 'null' }], default: null, title: 'Maybe' },
+    count: { oneOf: [{ type: 'integer' }, { type: 'string', maxLength: 2 }] },
+    tree: { allOf: [{ $ref: '#/$defs/Node' }], description: 'Pydantic v1 wraps a described $ref so' },
+    flag: { anyOf: [{ type: 'boolean' }, { const: 'auto' }] },
+  },
+  required: ['color', 'tree'],
+  additionalProperties: false,
+} as const;
+
+describe('JSON schemas with $ref, anyOf and string lengths', () => {
+  const shape = compileJsonSchema(PYDANTIC);
+  const fits = fitsTo(shape);
+  // Trees 4 objects deep at most: indented deeper, a line's blanks would pass MAX_WS.
+  type Tree = { label: string; children?: Tree[] };
+  const treeOf = (depth: number): fc.Arbitrary<Tree> =>
+    fc.record(
+      {
+        label: fc.string({ minLength: 1, maxLength: 3 }),
+        children: fc.array(depth ? treeOf(depth - 1) : fc.constant({ label: 'x' }), { maxLength: 2 }),
+      },
+      { requiredKeys: ['label'] },
+    );
+  const tree = treeOf(2);
+
+  it('takes every object that keeps to it whole, and calls it complete', () => {
+    const value = fc.record(
+      {
+        color: fc.constantFrom('red', 'green'),
+        maybe: fc.constantFrom('red', 'green', null),
+        count: fc.oneof(fc.integer(), fc.string({ maxLength: 2 })),
+        tree: tree,
+        flag: fc.constantFrom(true, false, 'auto'),
+      },
+      { requiredKeys: ['color', 'tree'] },
+    );
+    takesAll(PYDANTIC as Schema, value);
+  });
+
+  it('refuses what the schema does not allow, byte by byte', () => {
+    const base = '{"color": "red", "tree": {"label": "é", "children": [{"label": "abc"}]}';
+    expect(fits(`${base}}`)).toBe(true);
+    expect(fits(`${base}, "maybe": null, "count": "12", "flag": "auto"}`)).toBe(true);
+    expect(fits(`${base}, "maybe": "green", "count": -7, "flag": false}`)).toBe(true);
+    for (const bad of [
+      '{"color": "blue"', // not in the referenced enum
+      '{"color": null', // the enum alone, not its Optional
+      '{"maybe": "blue"', // not in the enum the anyOf names
+      '{"count": 1.5', // oneOf: an integer or a string
+      '{"count": "123"', // past the string alternative's maxLength
+      '{"flag": "on"', // only true, false or "auto"
+      '{"tree": {"label": ""}', // below minLength
+      '{"tree": {"label": "abcd"', // past maxLength
+      '{"tree": {"label": "\\n\\t\\u0041\\"', // four characters, each an escape
+      '{"tree": {"label": "x", "children": [{"label": "x", "other"', // the recursive Node's keys
+      '{"tree": {"label": "x", "children": [{}', // its required label
+      '{"color": "red", "tree": {"label": "x"}}x',
+    ]) {
+      const j = new JsonObjectPrefix(shape);
+      expect(j.allows(bytes(bad)), bad).toBe(false);
+    }
+    expect(fits('{"color": "red", "tree": {"label": "\\n\\t\\u0041"}}')).toBe(true);
+    expect(fits('{"color": "red", "tree": {"label": "日本語"}}')).toBe(true);
+  });
+
+  it('whatever it lets through, byte by byte at random, keeps to the schema', () => {
+    expect(walk(PYDANTIC as Schema, 11, 120)).toBeGreaterThan(10);
+  });
+
+  it('refuses the unions and references it cannot follow exactly, by name and place', () => {
+    const obj = (properties: object) => ({ type: 'object', properties });
+    const refuse = (s: object, why: RegExp) => expect(() => compileJsonSchema(s)).toThrow(why);
+    refuse(
+      obj({ a: { anyOf: [obj({ x: true }), obj({ y: true })] } }),
+      /\$\.properties\.a\.anyOf: two alternatives are objects; only alternatives of different types/,
+    );
+    refuse(
+      obj({ a: { oneOf: [{ type: 'array' }, { items: { type: 'string' } }] } }),
+      /two alternatives are arrays/,
+    );
+    refuse(
+      obj({ a: { anyOf: [{ type: 'string', maxLength: 2 }, { enum: ['abc'] }] } }),
+      /the value "abc" is listed beside an alternative of its type/,
+    );
+    refuse(obj({ a: { anyOf: [{ type: 'integer' }, { const: 1.5 }] } }), /the value 1.5 is listed beside/);
+    refuse(
+      obj({ a: { anyOf: [{ type: 'string' }], type: 'string' } }),
+      /'anyOf' beside 'type' is not supported/,
+    );
+    refuse(
+      obj({ a: { allOf: [{ type: 'string' }, { maxLength: 3 }] } }),
+      /allOf: only one schema is supported, not 2/,
+    );
+    refuse(obj({ a: { $ref: 'https://example.com/s.json' } }), /only references inside the schema/);
+    refuse(obj({ a: { $ref: '#/$defs/Missing' } }), /"#\/\$defs\/Missing" points at nothing/);
+    refuse(
+      {
+        ...obj({ a: { $ref: '#/$defs/A' } }),
+        $defs: { A: { $ref: '#/$defs/B' }, B: { allOf: [{ $ref: '#/$defs/A' }] } },
+      },
+      /refers back to itself before any object or array does/,
+    );
+    refuse(
+      {
+        ...obj({ a: { $ref: '#/$defs/A' } }),
+        $defs: { A: { anyOf: [{ $ref: '#/$defs/A' }, { type: 'null' }] } },
+      },
+      /refers back to itself before any object or array does/,
+    );
+    refuse(obj({ a: { type: 'string', minLength: 3, maxLength: 2 } }), /minLength 3 > maxLength 2/);
+    // the root through a reference, and a reference to the root itself, are fine
+    const root = {
+      $ref: '#/$defs/R',
+      $defs: { R: obj({ again: { anyOf: [{ $ref: '#' }, { type: 'null' }] } }) },
+    };
+    const j = new JsonObjectPrefix(compileJsonSchema(root));
+    const text = '{"again": {"again": {"again": null}}}';
+    expect(j.allows(bytes(text))).toBe(true);
+    j.take(bytes(text));
+    expect(j.complete).toBe(true);
   });
 });

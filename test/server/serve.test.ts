@@ -434,10 +434,16 @@ describe('redblue serve', () => {
       expect(c.text).not.toMatch(/^\s{21}/);
     }
     // A schema: the keys it names and nothing else, each value of its kind, the required ones
-    // all there (the chat endpoint, as OpenAI's client sends structured outputs).
+    // all there (the chat endpoint, as OpenAI's client sends structured outputs; shaped as
+    // Pydantic writes an enum class and an Optional field).
     const schema = {
+      $defs: { Color: { enum: ['red', 'green'], title: 'Color', type: 'string' } },
       type: 'object',
-      properties: { color: { enum: ['red', 'green'] }, ok: { type: 'boolean' }, n: { type: 'integer' } },
+      properties: {
+        color: { $ref: '#/$defs/Color' },
+        ok: { type: 'boolean' },
+        n: { anyOf: [{ type: 'integer' }, { type: 'null' }], default: null },
+      },
       required: ['color', 'ok'],
       additionalProperties: false,
     };
@@ -456,7 +462,7 @@ describe('redblue serve', () => {
       expect(Object.keys(v).every((k) => ['color', 'ok', 'n'].includes(k))).toBe(true);
       expect(['red', 'green']).toContain(v.color);
       expect(typeof v.ok).toBe('boolean');
-      if ('n' in v) expect(Number.isInteger(v.n)).toBe(true);
+      if ('n' in v) expect(v.n === null || Number.isInteger(v.n)).toBe(true);
     }
     for (const [format, message] of [
       [{ type: 'json_schema', json_schema: {} }, /needs json_schema\.schema/],
