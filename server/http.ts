@@ -23,11 +23,13 @@ import {
   type FinishReason,
   type Job,
   type Logprobs,
+  type ReplyCall,
   type ReplyIds,
   tokenizeJob,
   usageChunk,
 } from './openai.js';
 import type { TokenLogprob } from '../model/sampling.js';
+import { parseToolCalls, ToolCallHoldback, type ParsedCall } from '../model/tool-calls.js';
 import { Metrics } from './metrics.js';
 
 export interface ServeOptions {
@@ -114,7 +116,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const { tokenizer } = o.model;
     const param = job.kind === 'chat' ? 'messages' : 'prompt';
     // A chat template writes BOS itself when the model wants it; a plain prompt gets the file's default.
-    const sources = job.kind === 'chat' ? [o.chat.tokens(job.messages!)] : job.prompts!;
+    const sources =
+      job.kind === 'chat' ? [o.chat.tokens(job.messages!, undefined, job.tools?.specs)] : job.prompts!;
     return sources.map((src, p) => {
       const tokens =
         typeof src === 'string'
@@ -199,6 +202,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           : undefined;
       let sent = 0;
       let offset = 0;
+      // With tools, what may begin a call is held until the answer ends (then: its calls).
+      const held = job.tools && job.stream ? new ToolCallHoldback() : undefined;
+      const onText = (text: string) => {
+        const out = held ? held.push(text) : text;
+        if (out) sse(chunk(job.kind, ids, { text: out }, logprobs(), index));
+      };
       const logprobs = (): Logprobs => {
         if (!lp) return null;
         const part = lp.into.slice(sent);
@@ -220,19 +229,37 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
             signal: gone.signal,
             ...(job.json ? { json: job.json } : {}),
             ...(lp ? { logprobs: lp } : {}),
-            ...(job.stream
-              ? { onText: (text: string) => sse(chunk(job.kind, ids, { text }, logprobs(), index)) }
-              : {}),
+            ...(job.stream ? { onText } : {}),
           },
           promptIn,
         )
         .then((r) => {
           metrics.record(r);
-          const finish: FinishReason =
+          let finish: FinishReason =
             r.stoppedBy === 'length' || r.stoppedBy === 'context' ? 'length' : 'stop';
+          let calls: ReplyCall[] | undefined;
+          let text = r.text;
+          if (job.tools) {
+            const names = new Set(job.tools.specs.map((t) => t.name));
+            let found: ParsedCall[] = [];
+            if (held) {
+              const end = held.end(names);
+              found = end.calls;
+              if (end.rest && r.stoppedBy !== 'aborted')
+                sse(chunk(job.kind, ids, { text: end.rest }, logprobs(), index));
+            } else {
+              const parsed = parseToolCalls(r.text, names);
+              if (parsed) [text, found] = [parsed.content, parsed.calls];
+            }
+            if (found.length) {
+              calls = found.map((c) => ({ ...c, id: `call_${randomBytes(12).toString('hex')}` }));
+              finish = 'tool_calls';
+              if (held && r.stoppedBy !== 'aborted') sse(chunk(job.kind, ids, { calls }, null, index));
+            }
+          }
           if (job.stream && r.stoppedBy !== 'aborted')
             sse(chunk(job.kind, ids, { finish }, logprobs(), index));
-          return { p, r, finish, lp, logprobs };
+          return { p, r, finish, lp, logprobs, calls, text };
         });
     };
     const choices = prompts.flatMap((_, p) => {
@@ -268,7 +295,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       return;
     }
     const reply = (text: (d: (typeof done)[number]) => string, lp: (d: (typeof done)[number]) => Logprobs) =>
-      done.map((d) => ({ text: text(d), finish: d.finish, logprobs: lp(d) }));
+      done.map((d) => ({
+        text: text(d),
+        finish: d.finish,
+        logprobs: lp(d),
+        ...(d.calls ? { calls: d.calls } : {}),
+      }));
     if (job.echo) {
       const head = prompts.map((t, p) => {
         const src = job.prompts![p]!;
@@ -291,7 +323,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       );
     }
     const answer = reply(
-      (d) => d.r.text,
+      (d) => d.text,
       (d) => d.logprobs(),
     );
     sendJson(res, 200, job.kind === 'chat' ? chatReply(ids, answer, u) : completionReply(ids, answer, u));

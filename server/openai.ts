@@ -4,6 +4,7 @@
 import type { ChatMessage } from '../model/chat.js';
 import type { SamplingParams, TokenLogprob } from '../model/sampling.js';
 import { compileJsonSchema, JsonSchemaError, type JsonShape } from '../model/json-constraint.js';
+import { forcedCallSchema, type ParsedCall, type ToolSpec } from '../model/tool-calls.js';
 
 export class ApiError extends Error {
   constructor(
@@ -52,6 +53,12 @@ export interface Job {
    * (`json_schema`).
    */
   json?: true | JsonShape;
+  /**
+   * Chat `tools` the answer may call (absent with tool_choice "none"); `forced`: those of which it
+   * must call one (tool_choice "required": all; a function's name: that one), and then `json`
+   * keeps the answer to the call's schema.
+   */
+  tools?: { specs: ToolSpec[]; forced?: ToolSpec[] };
 }
 
 type Body = Record<string, unknown>;
@@ -284,14 +291,132 @@ export function chatJob(body: unknown): Job {
           return part.text;
         })
         .join('');
+    const calls = x.role === 'assistant' ? pastCalls(x.tool_calls, i) : undefined;
+    if (calls && (content === undefined || content === null)) content = '';
     if (typeof content !== 'string')
       throw new ApiError(400, `messages[${i}].content must be a string`, `messages[${i}].content`);
-    return { role: x.role === 'developer' ? 'system' : x.role, content };
+    if (x.role === 'tool' && typeof x.tool_call_id !== 'string')
+      throw new ApiError(
+        400,
+        `messages[${i}].tool_call_id must name the call it answers`,
+        `messages[${i}].tool_call_id`,
+      );
+    return {
+      role: x.role === 'developer' ? 'system' : x.role,
+      content,
+      ...(calls ? { toolCalls: calls } : {}),
+      ...(x.role === 'tool' ? { toolCallId: x.tool_call_id as string } : {}),
+    };
   });
-  return { ...common(b, 'chat'), messages };
+  const job = { ...common(b, 'chat'), messages };
+  const tools = toolsOf(b);
+  if (!tools) return job;
+  if (!tools.forced) return { ...job, tools };
+  if (job.json)
+    throw new ApiError(
+      400,
+      'response_format cannot be given with a tool_choice that forces a call (the call is JSON already)',
+      'response_format',
+    );
+  tools.specs.forEach((t, i) => {
+    if (t.parameters && tools.forced!.includes(t)) schema(t.parameters, `tools[${i}].function.parameters`);
+  });
+  return { ...job, tools, json: schema(forcedCallSchema(tools.forced), 'tool_choice') };
 }
 
-export type FinishReason = 'stop' | 'length';
+function schema(v: unknown, param: string): JsonShape {
+  try {
+    return compileJsonSchema(v);
+  } catch (e) {
+    if (!(e instanceof JsonSchemaError)) throw e;
+    throw new ApiError(400, `${param}: ${e.message}`, param);
+  }
+}
+
+/** An assistant message's `tool_calls` (undefined where none). */
+function pastCalls(v: unknown, i: number): (ParsedCall & { id: string })[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  const at = `messages[${i}].tool_calls`;
+  if (!Array.isArray(v)) throw new ApiError(400, `${at} must be a list of calls`, at);
+  return v.map((c: unknown, j) => {
+    const x = (c ?? {}) as Body;
+    const f = (x.function ?? {}) as Body;
+    if (typeof f.name !== 'string' || typeof f.arguments !== 'string')
+      throw new ApiError(
+        400,
+        `${at}[${j}] must be { id, type: "function", function: { name, arguments } } with arguments a JSON string`,
+        at,
+      );
+    return { id: typeof x.id === 'string' ? x.id : `call_${j}`, name: f.name, arguments: f.arguments };
+  });
+}
+
+/** `tools` and `tool_choice` (OpenAI's; undefined without tools or with "none"). */
+function toolsOf(b: Body): Job['tools'] {
+  const v = b.tools;
+  const choice = b.tool_choice ?? 'auto';
+  if (v === undefined || v === null) {
+    if (b.tool_choice !== undefined && b.tool_choice !== null && choice !== 'none')
+      throw new ApiError(400, 'tool_choice needs tools', 'tool_choice');
+    return undefined;
+  }
+  if (!Array.isArray(v) || v.length === 0 || v.length > 128)
+    throw new ApiError(
+      400,
+      'tools must be a list of 1-128 { type: "function", function: { name, ... } }',
+      'tools',
+    );
+  const specs = v.map((t: unknown, i): ToolSpec => {
+    const x = (t ?? {}) as Body;
+    const f = (x.function ?? {}) as Body;
+    const at = `tools[${i}]`;
+    if (x.type !== 'function') throw new ApiError(400, `${at}.type must be "function"`, at);
+    if (typeof f.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(f.name))
+      throw new ApiError(
+        400,
+        `${at}.function.name must be 1-64 letters, digits, _ or -`,
+        `${at}.function.name`,
+      );
+    if (f.description !== undefined && typeof f.description !== 'string')
+      throw new ApiError(400, `${at}.function.description must be a string`, `${at}.function.description`);
+    const p = f.parameters;
+    if (p !== undefined && (typeof p !== 'object' || p === null || Array.isArray(p)))
+      throw new ApiError(
+        400,
+        `${at}.function.parameters must be a JSON schema object`,
+        `${at}.function.parameters`,
+      );
+    return {
+      name: f.name,
+      ...(f.description !== undefined ? { description: f.description as string } : {}),
+      ...(p !== undefined ? { parameters: p as Record<string, unknown> } : {}),
+    };
+  });
+  const names = specs.map((t) => t.name);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice) throw new ApiError(400, `tools name ${twice} twice`, 'tools');
+  if (choice === 'none') return undefined;
+  if (choice === 'auto') return { specs };
+  if (choice === 'required') return { specs, forced: specs };
+  const named = (choice as Body | undefined)?.function as Body | undefined;
+  const name = typeof choice === 'object' && (choice as Body).type === 'function' ? named?.name : undefined;
+  if (typeof name !== 'string')
+    throw new ApiError(
+      400,
+      'tool_choice must be "none", "auto", "required" or { type: "function", function: { name } }',
+      'tool_choice',
+    );
+  const spec = specs.find((t) => t.name === name);
+  if (!spec)
+    throw new ApiError(
+      400,
+      `tool_choice names ${name}, which is not one of tools (${names.join(', ')})`,
+      'tool_choice',
+    );
+  return { specs, forced: [spec] };
+}
+
+export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
 export interface Usage {
   prompt_tokens: number;
@@ -396,11 +521,21 @@ export function chatLogprobs(entries: TokenLogprob[], t: TokenPieces): ChatLogpr
   };
 }
 
+/** A call in a reply: its id, the function and the arguments' JSON text. */
+export type ReplyCall = ParsedCall & { id: string };
+
 /** One choice of a whole reply, in the order of its `index`. */
 export interface Choice {
   text: string;
   finish: FinishReason;
   logprobs: Logprobs;
+  /** The functions the answer calls (chat with tools); `text` is then what it said beside them. */
+  calls?: ReplyCall[];
+}
+
+/** OpenAI's form of a call (`index`: its place in the list, which stream deltas carry). */
+function toolCall(c: ReplyCall, index: number) {
+  return { index, id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } };
 }
 
 export function completionReply(ids: ReplyIds, choices: Choice[], u: Usage) {
@@ -423,7 +558,9 @@ export function chatReply(ids: ReplyIds, choices: Choice[], u: Usage) {
     object: 'chat.completion',
     choices: choices.map((c, index) => ({
       index,
-      message: { role: 'assistant', content: c.text },
+      message: c.calls?.length
+        ? { role: 'assistant', content: c.text.trim() || null, tool_calls: c.calls.map(toolCall) }
+        : { role: 'assistant', content: c.text },
       finish_reason: c.finish,
       logprobs: c.logprobs,
     })),
@@ -438,7 +575,7 @@ export function chatReply(ids: ReplyIds, choices: Choice[], u: Usage) {
 export function chunk(
   kind: Job['kind'],
   ids: ReplyIds,
-  piece: { text?: string; first?: boolean; finish?: FinishReason },
+  piece: { text?: string; first?: boolean; finish?: FinishReason; calls?: ReplyCall[] },
   logprobs: Logprobs = null,
   index = 0,
 ) {
@@ -450,9 +587,11 @@ export function chunk(
     };
   const delta = piece.first
     ? { role: 'assistant', content: '' }
-    : piece.text !== undefined
-      ? { content: piece.text }
-      : {};
+    : piece.calls
+      ? { tool_calls: piece.calls.map(toolCall) }
+      : piece.text !== undefined
+        ? { content: piece.text }
+        : {};
   return {
     ...ids,
     object: 'chat.completion.chunk',

@@ -102,7 +102,8 @@ events), GET /v1/models, POST /tokenize, POST /detokenize, GET /health, GET /met
 Beside OpenAI's sampling fields: n (choices; the first computes the prompt, the others copy its
 KV cache), lists of prompts, logprobs and echo, logit_bias, response_format json_object (each
 choice one JSON object) and json_schema (that object keeps to the schema: ${SUPPORTED.join(', ')};
-other keywords are refused by name), and llama.cpp's top_k, min_p, repeat_penalty, repeat_last_n, ignore_eos.
+other keywords are refused by name), tools and tool_choice on chat (calls come back as
+tool_calls; "required" or a function's name keeps the answer to a call of it), and llama.cpp's top_k, min_p, repeat_penalty, repeat_last_n, ignore_eos.
 
 Continuous batching: up to --parallel requests decode together, one token each per step (the
 weights are read once for all of them); a new request takes a free KV slot at the next step and

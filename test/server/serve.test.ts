@@ -17,6 +17,7 @@ import { syntheticModel } from '../../model/synth.js';
 import { SMALL_LLAMA } from '../helpers/model-shapes.js';
 import { cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
 import { jsonStructureBias } from '../helpers/json-bias.js';
+import { ChatTemplate, type ChatMessage } from '../../model/chat.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-serve-'));
 const KEY = 'serve-test-key-0123456789';
@@ -477,6 +478,135 @@ describe('redblue serve', () => {
       const refused = await raw('/v1/completions', {
         method: 'POST',
         body: JSON.stringify({ prompt: 'x', response_format: format }),
+      });
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(message);
+    }
+  });
+
+  it('tools: a forced call comes back as tool_calls, streamed or not; tools and past calls reach the prompt', async () => {
+    const tokenizer = createTokenizer(readGguf(model).metadata);
+    // Biased towards JSON's structure, and away from blanks (this random model would fill the
+    // call with them, up to MAX_WS at a time).
+    const blanks: [number, number][] = [];
+    for (let id = 0; id < tokenizer.vocabSize; id++)
+      if (/^\s+$/.test(tokenizer.piece(id)) && blanks.length < 1000) blanks.push([id, -100]);
+    const logit_bias = Object.fromEntries([...jsonStructureBias(tokenizer), ...blanks]);
+    const weather = {
+      type: 'object',
+      properties: { city: { type: 'string', maxLength: 8 }, unit: { enum: ['c', 'f'] } },
+      required: ['city', 'unit'],
+      additionalProperties: false,
+    };
+    const tools = [
+      {
+        type: 'function' as const,
+        function: { name: 'get_weather', description: 'Weather now', parameters: weather },
+      },
+      { type: 'function' as const, function: { name: 'noop' } },
+    ];
+    const messages = [{ role: 'user' as const, content: 'Weather in Paris?' }];
+    const ask = {
+      model: 'm',
+      messages,
+      tools,
+      tool_choice: { type: 'function' as const, function: { name: 'get_weather' } },
+      max_tokens: 56,
+      temperature: 0,
+      logit_bias,
+    };
+    const r = await client.chat.completions.create(ask);
+    const c = r.choices[0]!;
+    expect(c.finish_reason, JSON.stringify(c.message)).toBe('tool_calls');
+    expect(c.message.content).toBeNull();
+    const call = c.message.tool_calls![0]!;
+    expect(call.type).toBe('function');
+    expect(call.id).toMatch(/^call_[0-9a-f]{24}$/);
+    if (call.type !== 'function') throw new Error('not a function call');
+    expect(call.function.name).toBe('get_weather');
+    const args = JSON.parse(call.function.arguments) as { city: string; unit: string };
+    expect(Object.keys(args).sort()).toEqual(['city', 'unit']);
+    expect([...args.city].length).toBeLessThanOrEqual(8);
+    expect(['c', 'f']).toContain(args.unit);
+    // The prompt: the template's (which knows no tools) with the tools in a system message.
+    const chat = ChatTemplate.fromMetadata(readGguf(model).metadata, tokenizer);
+    const specs = tools.map((t) => t.function);
+    expect(chat.render(messages, specs)).toContain('"name":"get_weather"');
+    expect(r.usage!.prompt_tokens).toBe(chat.tokens(messages, undefined, specs).length);
+
+    // Streamed: the call is held back and arrives as one tool_calls delta, the same call.
+    let streamed = '';
+    let name = '';
+    let finish = '';
+    const s = await client.chat.completions.create({ ...ask, stream: true });
+    for await (const k of s) {
+      const ch = k.choices[0]!;
+      streamed += ch.delta.content ?? '';
+      for (const t of ch.delta.tool_calls ?? [])
+        [name, streamed] = [t.function!.name!, streamed + t.function!.arguments!];
+      finish = ch.finish_reason ?? finish;
+    }
+    expect([name, streamed, finish]).toEqual(['get_weather', call.function.arguments, 'tool_calls']);
+
+    // A conversation that goes on after the call: the call and its answer are in the prompt.
+    const history: ChatMessage[] = [
+      ...messages,
+      {
+        role: 'assistant',
+        content: '',
+        toolCalls: [{ id: call.id, name: 'get_weather', arguments: call.function.arguments }],
+      },
+      { role: 'tool', content: '{"temp": 21}', toolCallId: call.id },
+    ];
+    const after = await client.chat.completions.create({
+      model: 'm',
+      messages: [
+        ...messages,
+        { role: 'assistant', content: null, tool_calls: [{ ...call }] },
+        { role: 'tool', content: '{"temp": 21}', tool_call_id: call.id },
+      ],
+      tools: [tools[1]!], // the context of 256 tokens holds one tool's signature beside the history
+      max_tokens: 4,
+      temperature: 0,
+    });
+    const shown = chat.render(history, [specs[1]!]);
+    expect(after.usage!.prompt_tokens).toBe(chat.tokens(history, undefined, [specs[1]!]).length);
+    expect(shown).toContain('<tool_response>\n{"temp": 21}\n</tool_response>');
+    expect(shown).toContain(`"arguments": ${call.function.arguments}`);
+
+    for (const [body, message] of [
+      [
+        { tool_choice: { type: 'function', function: { name: 'nope' } } },
+        /tool_choice names nope, which is not one of tools \(get_weather, noop\)/,
+      ],
+      [
+        { tool_choice: 'required', tools: [{ type: 'function', function: { name: 'bad name' } }] },
+        /tools\[0\]\.function\.name must be/,
+      ],
+      [
+        {
+          tools: [
+            {
+              type: 'function',
+              function: {
+                name: 'f',
+                parameters: { type: 'object', properties: { a: { type: 'string', pattern: 'x' } } },
+              },
+            },
+          ],
+          tool_choice: 'required',
+        },
+        /tools\[0\]\.function\.parameters: \$\.properties\.a: 'pattern' is not supported/,
+      ],
+      [
+        { response_format: { type: 'json_object' }, tool_choice: 'required' },
+        /response_format cannot be given with a tool_choice that forces a call/,
+      ],
+      [{ tools: undefined, tool_choice: 'auto' }, /tool_choice needs tools/],
+    ] as const) {
+      const refused = await raw('/v1/chat/completions', {
+        method: 'POST',
+        body: JSON.stringify({ messages, tools, ...body }),
       });
       expect(refused.status).toBe(400);
       expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(message);

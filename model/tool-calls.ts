@@ -1,0 +1,154 @@
+// Tool calls (OpenAI's `tools`): the functions a chat may call, how a prompt shows them to a
+// model whose chat template does not, and the calls read back from the generated text. The
+// format is Hermes' (`<tool_call>{"name": …, "arguments": {…}}</tool_call>`, what Qwen 2.5 and
+// Qwen 3 are trained to write, and what their templates describe); a whole answer that is one
+// such JSON object (Llama 3.1's way, and a forced call's output) is a call too.
+
+/** A function the model may call (OpenAI's `tools[i].function`). */
+export interface ToolSpec {
+  name: string;
+  description?: string;
+  /** A JSON schema of the arguments object. */
+  parameters?: Record<string, unknown>;
+}
+
+/** A call as the text gave it: `arguments` is the arguments object's JSON text. */
+export interface ParsedCall {
+  name: string;
+  arguments: string;
+}
+
+const OPEN = '<tool_call>';
+const CLOSE = '</tool_call>';
+
+/**
+ * The system prompt's part that tells a model about `tools` where its own template does not
+ * (ChatML, Zephyr, …): the functions' signatures and the Hermes format to call them in.
+ */
+export function toolsPrompt(tools: readonly ToolSpec[]): string {
+  const lines = tools.map((t) => JSON.stringify({ type: 'function', function: t }));
+  return (
+    '# Tools\n\nYou may call one or more functions to help with the user query. Their signatures are ' +
+    `in <tools></tools> XML tags:\n<tools>\n${lines.join('\n')}\n</tools>\n\n` +
+    'For each call, write a JSON object with the function name and arguments within ' +
+    `${OPEN}${CLOSE} XML tags:\n${OPEN}\n{"name": <function-name>, "arguments": <args-json-object>}\n${CLOSE}`
+  );
+}
+
+/** A call's text in Hermes' format (a template without tool calls sees past calls so). */
+export function callText(c: ParsedCall): string {
+  return `${OPEN}\n{"name": ${JSON.stringify(c.name)}, "arguments": ${c.arguments}}\n${CLOSE}`;
+}
+
+/** `{"name": known, "arguments" | "parameters": {…}}` as a call, or undefined. */
+function asCall(json: string, names: ReadonlySet<string>): ParsedCall | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  const args = o.arguments ?? o.parameters ?? {};
+  if (typeof o.name !== 'string' || !names.has(o.name)) return undefined;
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) return undefined;
+  return { name: o.name, arguments: JSON.stringify(args) };
+}
+
+/**
+ * The calls in a generated answer, and the text around them (untrimmed): Hermes blocks anywhere (the last
+ * may lack its `</tool_call>`, where generation ended at end-of-turn), or the whole answer one
+ * JSON object. Undefined where the answer calls nothing (or a block does not parse, or names a
+ * function not offered: then it is text, not a call).
+ */
+export function parseToolCalls(
+  text: string,
+  names: ReadonlySet<string>,
+): { content: string; calls: ParsedCall[] } | undefined {
+  const whole = asCall(text.trim(), names);
+  if (whole) return { content: '', calls: [whole] };
+  const calls: ParsedCall[] = [];
+  let content = '';
+  let at = 0;
+  for (;;) {
+    const open = text.indexOf(OPEN, at);
+    if (open < 0) break;
+    const close = text.indexOf(CLOSE, open + OPEN.length);
+    const call = asCall(text.slice(open + OPEN.length, close < 0 ? undefined : close).trim(), names);
+    if (!call) return undefined;
+    calls.push(call);
+    content += text.slice(at, open);
+    at = close < 0 ? text.length : close + CLOSE.length;
+  }
+  if (calls.length === 0) return undefined;
+  return { content: content + text.slice(at), calls };
+}
+
+/**
+ * A streamed answer that may turn into calls: text goes out as it comes, except what could
+ * begin a call (a `<tool_call>` or its start at the end, an answer that opens with '{'), which
+ * is held until the answer ends and parseToolCalls says what it was.
+ */
+export class ToolCallHoldback {
+  private text = '';
+  /** Characters of the text sent so far (a prefix of the text before any call). */
+  private sent = 0;
+  private holding = false;
+
+  /** The new text that can be sent now. */
+  push(piece: string): string {
+    this.text += piece;
+    if (this.holding) return '';
+    if (this.sent === 0) {
+      // Leading blanks wait for what follows them: a '{' may open a whole-answer call.
+      const t = this.text.trimStart();
+      if (t === '') return '';
+      if (t.startsWith('{')) {
+        this.holding = true;
+        return '';
+      }
+    }
+    const open = this.text.indexOf(OPEN, this.sent);
+    let until = this.text.length;
+    if (open >= 0) [until, this.holding] = [open, true];
+    else
+      for (let k = Math.min(OPEN.length - 1, this.text.length - this.sent); k > 0; k--)
+        if (this.text.endsWith(OPEN.slice(0, k))) {
+          until = this.text.length - k;
+          break;
+        }
+    const out = this.text.slice(this.sent, until);
+    this.sent = until;
+    return out;
+  }
+
+  /**
+   * At the answer's end: the calls, and the content not sent yet (text after the calls, or all
+   * that was held where there are none).
+   */
+  end(names: ReadonlySet<string>): { rest: string; calls: ParsedCall[] } {
+    const parsed = parseToolCalls(this.text, names);
+    if (!parsed) return { rest: this.text.slice(this.sent), calls: [] };
+    // The text sent lies before the first call, so it begins the content as it begins the text.
+    return { rest: parsed.content.slice(this.sent), calls: parsed.calls };
+  }
+}
+
+/**
+ * The JSON schema a forced call's output keeps to (tool_choice "required" or naming a function):
+ * `{"name": …, "arguments": {…}}`, the arguments the function's parameters where one function
+ * can be called (with several, any object: a union of object schemas is not followed).
+ */
+export function forcedCallSchema(tools: readonly ToolSpec[]): Record<string, unknown> {
+  const one = tools.length === 1 ? tools[0]! : undefined;
+  return {
+    type: 'object',
+    properties: {
+      name: { enum: tools.map((t) => t.name) },
+      arguments: one?.parameters ?? { type: 'object' },
+    },
+    required: ['name', 'arguments'],
+    additionalProperties: false,
+  };
+}
