@@ -2,8 +2,10 @@
 // prefix of one JSON object (RFC 8259), byte by byte, and the sequence ends when the object
 // closes. With a JSON schema (`json_schema`; compileJsonSchema below) the object also keeps to
 // it: each value's type, an object's known keys and required ones, enums, an array's items and
-// length, a string's length, unions that a value's first byte resolves, references. A pushdown automaton over bytes: `stack` holds the open containers ('{' or '['), the
-// mode says what may come next. Strings take any byte from 0x20 on (UTF-8 is not checked: the
+// length, a string's length, unions, references. A pushdown automaton over bytes: `stack` holds
+// the open containers ('{' or '['), the mode says what may come next; where a union has several
+// object (or array) alternatives, each is a reading of its own, and the text goes on while one
+// does. Strings take any byte from 0x20 on (UTF-8 is not checked: the
 // tokens' bytes are the tokenizer's); numbers, literals and escapes follow the grammar exactly.
 // Whitespace between tokens runs at most MAX_WS bytes and a number's digits MAX_DIGITS (as
 // llama.cpp's json.gbnf bounds them): a model that favours blanks or repeats a digit would
@@ -58,6 +60,13 @@ export interface JsonShape {
    * `types` does (compile-time rule), so a value's first byte says which of the two it is.
    */
   values: readonly string[] | undefined;
+  /**
+   * A union's object alternatives where there are several (anyOf of two models): an object
+   * keeps to one of them, followed side by side from its '{' (the fields above then say nothing
+   * of objects). `arrays` likewise.
+   */
+  objects?: readonly JsonShape[];
+  arrays?: readonly JsonShape[];
 }
 
 export class JsonSchemaError extends Error {
@@ -76,6 +85,7 @@ const NOTES = new Set([
   'deprecated',
   'readOnly',
   'writeOnly',
+  'discriminator', // OpenAPI's, beside oneOf: the alternatives are told apart whether it is there or not
   '$defs',
   'definitions',
 ]);
@@ -104,8 +114,8 @@ const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1
 
 /**
  * A JSON schema (the subset above: type, properties, required, additionalProperties as a
- * boolean, items, minItems, maxItems, minLength, maxLength, enum, const; anyOf / oneOf whose
- * alternatives a value's first byte tells apart, such as `Optional[X]`; allOf of one schema;
+ * boolean, items, minItems, maxItems, minLength, maxLength, enum, const; anyOf, and oneOf
+ * whose alternatives exclude each other, such as `Optional[X]` and unions of models; allOf of one schema;
  * `$ref` into the schema itself, recursive ones included: what Pydantic and zod write) as the
  * automaton follows it. Anything else (pattern, format, minimum, …) is refused by name and
  * place: followed loosely it would let through text the schema forbids. The top level must be
@@ -144,6 +154,8 @@ function isAny(s: JsonShape): boolean {
   return (
     s.types.size === TYPES.length &&
     !s.values &&
+    !s.objects &&
+    !s.arrays &&
     s.additional &&
     s.properties.size === 0 &&
     s.required.size === 0 &&
@@ -237,6 +249,7 @@ class SchemaCompiler {
       return this.union(
         list.map((s, i) => this.shape(s, `${at}.${k}[${i}]`, depth + 1)),
         `${at}.${k}`,
+        k === 'oneOf',
       );
     }
     return this.plain(o, at, depth);
@@ -360,46 +373,79 @@ class SchemaCompiler {
   }
 
   /**
-   * anyOf / oneOf as one shape: alternatives whose values start differently (a string or null,
-   * an object or null, …), so that a value's first byte picks its alternative. Two alternatives
-   * that are both objects, or both arrays, or both strings of other lengths, are refused.
+   * anyOf / oneOf as one shape: a value's first byte picks its alternative (a string or null, an
+   * object or null, …); several object (or array) alternatives are followed side by side
+   * (JsonShape.objects). Two alternatives that are both strings of other lengths are refused,
+   * and a oneOf whose alternatives one value could match together.
    */
-  private union(alts: (JsonShape | undefined)[], at: string): JsonShape | undefined {
-    if (alts.some((a) => !a)) return undefined;
+  private union(alts: (JsonShape | undefined)[], at: string, exclusive: boolean): JsonShape | undefined {
+    if (alts.some((a) => !a)) {
+      if (exclusive && alts.length > 1)
+        throw new JsonSchemaError(`${at}: an alternative that allows anything matches whatever another does`);
+      return undefined;
+    }
     const out = anyShape();
     this.where.set(out, at);
-    this.later.set(out, { reads: alts, fill: () => Object.assign(out, merge(alts as JsonShape[], at)) });
+    this.later.set(out, {
+      reads: alts,
+      fill: () => Object.assign(out, merge(alts as JsonShape[], at, exclusive)),
+    });
     return out;
   }
 }
 
 /** The fields of anyOf's shape, from its alternatives' (SchemaCompiler.union). */
-function merge(alts: JsonShape[], at: string): Shape {
+function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
   const out = anyShape();
-  if (alts.some(isAny)) return out;
+  if (alts.some(isAny)) {
+    if (exclusive && alts.length > 1)
+      throw new JsonSchemaError(`${at}: an alternative that allows anything matches whatever another does`);
+    return out;
+  }
   const types = new Set<JsonType>();
   out.types = types;
   const values: string[] = [];
   const owner = new Map<JsonType, JsonShape>();
+  // Object and array alternatives, those of nested unions spread.
+  const objects = new Set<JsonShape>(),
+    arrays = new Set<JsonShape>();
   for (const a of alts) {
     for (const t of a.types) {
       const prev = owner.get(t);
-      if (prev && prev !== a && (t === 'object' || t === 'array' || t === 'string'))
-        if (t !== 'string' || prev.minLength !== a.minLength || prev.maxLength !== a.maxLength)
-          throw new JsonSchemaError(
-            `${at}: two alternatives are ${t === 'array' ? 'arrays' : t + 's'}; only alternatives of different types are supported`,
-          );
+      const clash = prev && prev !== a;
+      if (
+        clash &&
+        t === 'string' &&
+        (exclusive || prev.minLength !== a.minLength || prev.maxLength !== a.maxLength)
+      )
+        throw new JsonSchemaError(
+          `${at}: two alternatives are strings; only one string alternative is supported`,
+        );
+      if (clash && exclusive && t !== 'object')
+        throw new JsonSchemaError(`${at}: two alternatives of oneOf allow ${t}s: one value could match both`);
       owner.set(t, a);
       types.add(t);
     }
+    if (exclusive && a.types.has('integer') && alts.some((b) => b !== a && b.types.has('number')))
+      throw new JsonSchemaError(
+        `${at}: an integer and a number alternative of oneOf: one value could match both`,
+      );
+    for (const [t, into, spread] of [
+      ['object', objects, a.objects],
+      ['array', arrays, a.arrays],
+    ] as const)
+      if (a.types.has(t)) for (const x of spread ?? [a]) into.add(x);
     values.push(...(a.values ?? []));
   }
+  if (exclusive && objects.size > 1) discriminated([...objects], at);
   const obj = owner.get('object'),
     arr = owner.get('array'),
     str = owner.get('string');
-  if (obj)
+  if (objects.size > 1) out.objects = [...objects];
+  else if (obj)
     Object.assign(out, { properties: obj.properties, required: obj.required, additional: obj.additional });
-  if (arr) Object.assign(out, { items: arr.items, minItems: arr.minItems, maxItems: arr.maxItems });
+  if (arrays.size > 1) out.arrays = [...arrays];
+  else if (arr) Object.assign(out, { items: arr.items, minItems: arr.minItems, maxItems: arr.maxItems });
   if (str) Object.assign(out, { minLength: str.minLength, maxLength: str.maxLength });
   // A listed value of an open type is that type's already (strings of any length, null, …), or
   // would need both readings of its first byte at once: refused.
@@ -420,6 +466,26 @@ function merge(alts: JsonShape[], at: string): Shape {
   }
   out.values = kept.length ? kept : undefined;
   return out;
+}
+
+/**
+ * oneOf's object alternatives must exclude each other: some key that every one requires takes
+ * values listed by each (enum / const) that no two share, as a discriminator does.
+ */
+function discriminated(objects: JsonShape[], at: string): void {
+  const keys = [...objects[0]!.required].filter((k) =>
+    objects.every(
+      (o) => o.required.has(k) && o.properties.get(k)?.values && !o.properties.get(k)!.types.size,
+    ),
+  );
+  for (const k of keys) {
+    const lists = objects.map((o) => o.properties.get(k)!.values!);
+    const all = lists.flat();
+    if (new Set(all).size === all.length) return;
+  }
+  throw new JsonSchemaError(
+    `${at}: several object alternatives of oneOf must be told apart by a key each requires with its own const or enum values (a discriminator); or use anyOf`,
+  );
 }
 
 /** An open container and the shape it keeps to. */
@@ -701,26 +767,29 @@ function endKey(s: State): boolean {
  * taking them); take(bytes): takes them; complete: the object has closed.
  */
 export class JsonObjectPrefix {
-  private s: State;
+  /** The readings of the text so far: one, but where a union's object alternatives go side by side. */
+  private states: State[];
 
   /** `schema`: compileJsonSchema's; without, any JSON object. */
   constructor(schema?: JsonShape) {
-    this.s = {
-      mode: Mode.Top,
-      ws: 0,
-      stack: '',
-      key: false,
-      count: 0,
-      word: '',
-      frames: [],
-      next: schema,
-      acc: '',
-      integer: false,
-      chars: 0,
-      utf8Left: 0,
-      minLength: 0,
-      maxLength: Infinity,
-    };
+    this.states = [
+      {
+        mode: Mode.Top,
+        ws: 0,
+        stack: '',
+        key: false,
+        count: 0,
+        word: '',
+        frames: [],
+        next: schema,
+        acc: '',
+        integer: false,
+        chars: 0,
+        utf8Left: 0,
+        minLength: 0,
+        maxLength: Infinity,
+      },
+    ];
   }
 
   /**
@@ -733,25 +802,85 @@ export class JsonObjectPrefix {
   allows(bytes: Uint8Array): boolean {
     if (bytes.length === 0) return false; // nothing to show for a step
     const b0 = bytes[0]!;
-    if (this.first[b0] === 0) {
-      const t = { ...this.s };
-      this.first[b0] = step(t, b0) ? 1 : -1;
-    }
+    if (this.first[b0] === 0) this.first[b0] = advance(this.states, b0).length ? 1 : -1;
     if (this.first[b0] === -1) return false;
-    const t = { ...this.s };
-    for (const b of bytes) if (!step(t, b)) return false;
+    let t: State[] = this.states;
+    for (const b of bytes) if ((t = advance(t, b)).length === 0) return false;
     return true;
   }
 
   take(bytes: Uint8Array): void {
-    const t = { ...this.s };
+    let t: State[] = this.states;
     for (const b of bytes)
-      if (!step(t, b)) throw new Error(`JSON mode: byte ${b} does not continue the object`);
-    this.s = t;
+      if ((t = advance(t, b)).length === 0)
+        throw new Error(`JSON mode: byte ${b} does not continue the object`);
+    this.states = t;
     this.first.fill(0);
   }
 
   get complete(): boolean {
-    return this.s.mode === Mode.Done;
+    return this.states.some((s) => s.mode === Mode.Done);
   }
+}
+
+/** Readings kept at most (a schema whose unions keep more open is followed in the first ones). */
+export const MAX_READINGS = 64;
+
+/** The readings after one more byte: each that takes it, forked at a union's '{' or '['. */
+function advance(states: readonly State[], b: number): State[] {
+  const out: State[] = [];
+  for (const s of states) {
+    const t = { ...s };
+    if (!step(t, b)) continue;
+    const f = t.frames.at(-1);
+    const opened = t.mode === Mode.KeyOrEnd || t.mode === Mode.ValueOrEnd;
+    const alts =
+      opened && f?.shape ? (t.mode === Mode.KeyOrEnd ? f.shape.objects : f.shape.arrays) : undefined;
+    if (!alts) out.push(t);
+    else
+      for (const shape of alts) {
+        const u = { ...t, frames: [...t.frames.slice(0, -1), { ...f!, shape }] };
+        if (t.mode === Mode.ValueOrEnd) u.next = shape.items;
+        out.push(u);
+      }
+  }
+  return out.length > 1 ? distinct(out) : out;
+}
+
+const shapeIds = new WeakMap<JsonShape, number>();
+let shapeCount = 0;
+function idOf(s: JsonShape | undefined): number {
+  if (!s) return 0;
+  let id = shapeIds.get(s);
+  if (id === undefined) shapeIds.set(s, (id = ++shapeCount));
+  return id;
+}
+
+/** The readings less repeats (alternatives that took the same text to the same place), at most MAX_READINGS. */
+function distinct(states: State[]): State[] {
+  const seen = new Set<string>();
+  const out: State[] = [];
+  for (const s of states) {
+    const key = [
+      s.mode,
+      s.ws,
+      s.stack,
+      s.key,
+      s.count,
+      s.word,
+      s.acc,
+      s.integer,
+      s.chars,
+      s.utf8Left,
+      s.minLength,
+      s.maxLength,
+      idOf(s.next),
+      ...s.frames.map((f) => `${idOf(f.shape)}/${f.count}/${f.seen.join('\u0000')}`),
+    ].join('\u0001');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(s);
+    if (out.length === MAX_READINGS) break;
+  }
+  return out;
 }

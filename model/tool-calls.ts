@@ -28,10 +28,8 @@ const CLOSE = '</tool_call>';
 export function toolsPrompt(tools: readonly ToolSpec[]): string {
   const lines = tools.map((t) => JSON.stringify({ type: 'function', function: t }));
   return (
-    '# Tools\n\nYou may call one or more functions to help with the user query. Their signatures are ' +
-    `in <tools></tools> XML tags:\n<tools>\n${lines.join('\n')}\n</tools>\n\n` +
-    'For each call, write a JSON object with the function name and arguments within ' +
-    `${OPEN}${CLOSE} XML tags:\n${OPEN}\n{"name": <function-name>, "arguments": <args-json-object>}\n${CLOSE}`
+    `# Tools\n\nYou may call these functions:\n<tools>\n${lines.join('\n')}\n</tools>\n\n` +
+    `To call one, write:\n${OPEN}\n{"name": <function-name>, "arguments": <args-json-object>}\n${CLOSE}`
   );
 }
 
@@ -137,18 +135,15 @@ export class ToolCallHoldback {
 
 /**
  * The JSON schema a forced call's output keeps to (tool_choice "required" or naming a function):
- * `{"name": …, "arguments": {…}}`, the arguments the function's parameters where one function
- * can be called (with several, any object: a union of object schemas is not followed).
+ * `{"name": …, "arguments": {…}}`, the arguments the named function's parameters (with several
+ * functions, one such object each, told apart by the name).
  */
 export function forcedCallSchema(tools: readonly ToolSpec[]): Record<string, unknown> {
-  const one = tools.length === 1 ? tools[0]! : undefined;
-  return {
+  const call = (t: ToolSpec) => ({
     type: 'object',
-    properties: {
-      name: { enum: tools.map((t) => t.name) },
-      arguments: one?.parameters ?? { type: 'object' },
-    },
+    properties: { name: { const: t.name }, arguments: t.parameters ?? { type: 'object' } },
     required: ['name', 'arguments'],
     additionalProperties: false,
-  };
+  });
+  return tools.length === 1 ? call(tools[0]!) : { anyOf: tools.map(call) };
 }

@@ -392,13 +392,19 @@ describe('JSON schemas with $ref, anyOf and string lengths', () => {
     const obj = (properties: object) => ({ type: 'object', properties });
     const refuse = (s: object, why: RegExp) => expect(() => compileJsonSchema(s)).toThrow(why);
     refuse(
-      obj({ a: { anyOf: [obj({ x: true }), obj({ y: true })] } }),
-      /\$\.properties\.a\.anyOf: two alternatives are objects; only alternatives of different types/,
+      obj({ a: { oneOf: [obj({ x: true }), obj({ y: true })] } }),
+      /\$\.properties\.a\.oneOf: several object alternatives of oneOf must be told apart by a key/,
     );
     refuse(
-      obj({ a: { oneOf: [{ type: 'array' }, { items: { type: 'string' } }] } }),
-      /two alternatives are arrays/,
+      obj({ a: { oneOf: [{ type: 'integer' }, { type: 'number' }] } }),
+      /an integer and a number alternative of oneOf/,
     );
+    refuse(obj({ a: { oneOf: [{ type: 'string' }, { type: 'string' }] } }), /two alternatives are strings/);
+    refuse(
+      obj({ a: { oneOf: [{ type: 'array' }, { type: 'array' }] } }),
+      /two alternatives of oneOf allow arrays/,
+    );
+    refuse(obj({ a: { oneOf: [true, { type: 'string' }] } }), /an alternative that allows anything/);
     refuse(
       obj({ a: { anyOf: [{ type: 'string', maxLength: 2 }, { enum: ['abc'] }] } }),
       /the value "abc" is listed beside an alternative of its type/,
@@ -439,5 +445,99 @@ describe('JSON schemas with $ref, anyOf and string lengths', () => {
     expect(j.allows(bytes(text))).toBe(true);
     j.take(bytes(text));
     expect(j.complete).toBe(true);
+  });
+});
+
+// Unions of several object (or array) schemas, followed side by side: a tagged union as Pydantic
+// writes it (oneOf with a discriminator), an untagged one (anyOf), arrays of two item types.
+const UNIONS = {
+  type: 'object',
+  properties: {
+    pet: {
+      oneOf: [
+        {
+          type: 'object',
+          properties: { kind: { const: 'cat' }, lives: { type: 'integer' } },
+          required: ['kind', 'lives'],
+          additionalProperties: false,
+        },
+        {
+          type: 'object',
+          properties: { kind: { const: 'dog' }, good: { type: 'boolean' } },
+          required: ['kind'],
+          additionalProperties: false,
+        },
+      ],
+      discriminator: { propertyName: 'kind' },
+    },
+    shape: {
+      anyOf: [
+        {
+          type: 'object',
+          properties: { r: { type: 'number' } },
+          required: ['r'],
+          additionalProperties: false,
+        },
+        {
+          type: 'object',
+          properties: { w: { type: 'number' }, h: { type: 'number' } },
+          required: ['w', 'h'],
+          additionalProperties: false,
+        },
+        { type: 'null' },
+      ],
+    },
+    list: {
+      anyOf: [
+        { type: 'array', items: { type: 'integer' }, maxItems: 2 },
+        { type: 'array', items: { enum: ['x', 'y'] } },
+      ],
+    },
+  },
+  required: ['pet'],
+  additionalProperties: false,
+} as const;
+
+describe('JSON schemas with unions of objects and of arrays', () => {
+  const fits = fitsTo(compileJsonSchema(UNIONS));
+
+  it('takes every object that keeps to it whole, and calls it complete', () => {
+    const num = fc.double({ noNaN: true, noDefaultInfinity: true });
+    takesAll(
+      UNIONS as Schema,
+      fc.record(
+        {
+          pet: fc.oneof(
+            fc.record({ kind: fc.constant('cat'), lives: fc.integer() }),
+            fc.record({ kind: fc.constant('dog'), good: fc.boolean() }, { requiredKeys: ['kind'] }),
+          ),
+          shape: fc.oneof(fc.record({ r: num }), fc.record({ w: num, h: num }), fc.constant(null)),
+          list: fc.oneof(fc.array(fc.integer(), { maxLength: 2 }), fc.array(fc.constantFrom('x', 'y'))),
+        },
+        { requiredKeys: ['pet'] },
+      ),
+    );
+  });
+
+  it('refuses what no alternative allows, byte by byte', () => {
+    expect(fits('{"pet": {"lives": 9, "kind": "cat"}, "shape": {"h": 2, "w": 1}, "list": ["y"]}')).toBe(true);
+    expect(fits('{"pet": {"kind": "dog"}, "list": [], "shape": {"r": -1}}')).toBe(true);
+    for (const bad of [
+      '{"pet": {"kind": "cat"}', // the cat's lives missing
+      '{"pet": {"kind": "dog", "lives"', // a dog has no lives
+      '{"pet": {"kind": "cat", "good"',
+      '{"pet": {"kind": "cow"',
+      '{"shape": {"r": 1, "w"', // a circle has no width
+      '{"shape": {"w": 1}', // a rectangle's height missing
+      '{"list": [1, "x"', // one item type per list
+      '{"list": [1, 2, 3', // the integer list holds 2
+    ]) {
+      const j = new JsonObjectPrefix(compileJsonSchema(UNIONS));
+      expect(j.allows(bytes(bad)), bad).toBe(false);
+    }
+  });
+
+  it('whatever it lets through, byte by byte at random, keeps to the schema', () => {
+    expect(walk(UNIONS as Schema, 5, 120)).toBeGreaterThan(10);
   });
 });

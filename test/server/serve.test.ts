@@ -503,7 +503,13 @@ describe('redblue serve', () => {
         type: 'function' as const,
         function: { name: 'get_weather', description: 'Weather now', parameters: weather },
       },
-      { type: 'function' as const, function: { name: 'noop' } },
+      {
+        type: 'function' as const,
+        function: {
+          name: 'noop',
+          parameters: { type: 'object', properties: {}, additionalProperties: false },
+        },
+      },
     ];
     const messages = [{ role: 'user' as const, content: 'Weather in Paris?' }];
     const ask = {
@@ -533,6 +539,18 @@ describe('redblue serve', () => {
     const specs = tools.map((t) => t.function);
     expect(chat.render(messages, specs)).toContain('"name":"get_weather"');
     expect(r.usage!.prompt_tokens).toBe(chat.tokens(messages, undefined, specs).length);
+
+    // "required" with two functions: a call of one of them, its arguments the named one's.
+    const any = await client.chat.completions.create({
+      ...ask,
+      tool_choice: 'required',
+    });
+    expect(any.choices[0]!.finish_reason, JSON.stringify(any.choices[0]!.message)).toBe('tool_calls');
+    const one = any.choices[0]!.message.tool_calls![0]!;
+    if (one.type !== 'function') throw new Error('not a function call');
+    const got = JSON.parse(one.function.arguments) as Record<string, unknown>;
+    if (one.function.name === 'get_weather') expect(Object.keys(got).sort()).toEqual(['city', 'unit']);
+    else expect(one.function.name).toBe('noop');
 
     // Streamed: the call is held back and arrives as one tool_calls delta, the same call.
     let streamed = '';
