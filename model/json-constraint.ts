@@ -534,6 +534,8 @@ interface State {
   chars: number;
   /** UTF-8 continuation bytes the last lead byte promised and that have not come yet. */
   utf8Left: number;
+  /** The string has a length bound: its characters are counted. */
+  counting: boolean;
   minLength: number;
   maxLength: number;
 }
@@ -573,6 +575,7 @@ function startValue(s: State, b: number): boolean {
     if (!is('string')) return false;
     [s.mode, s.chars, s.utf8Left] = [Mode.Str, 0, 0];
     [s.minLength, s.maxLength] = [want?.minLength ?? 0, want?.maxLength ?? Infinity];
+    s.counting = s.minLength > 0 || s.maxLength < Number.MAX_SAFE_INTEGER;
   } else if (b === 0x2d /* - */ || isDigit(b)) {
     if (!is('number') && !is('integer')) return false;
     s.integer = !!want && !want.types.has('number');
@@ -664,7 +667,7 @@ function move(s: State, b: number): boolean {
         return true;
       }
       if (s.key && !keyGoesOn(s, b)) return false;
-      if (!s.key && !countChar(s, b)) return false;
+      if (s.counting && !s.key && !countChar(s, b)) return false;
       if (b === 0x5c) s.mode = Mode.Esc;
       return b >= 0x20;
     case Mode.Esc:
@@ -735,6 +738,10 @@ function move(s: State, b: number): boolean {
  * continues none, as a decoder counts a replacement character for it.
  */
 function countChar(s: State, b: number): boolean {
+  if (b < 0x80) {
+    s.utf8Left = 0;
+    return ++s.chars <= s.maxLength;
+  }
   if ((b & 0xc0) === 0x80 && s.utf8Left > 0) {
     s.utf8Left--;
     return true;
@@ -786,6 +793,7 @@ export class JsonObjectPrefix {
         integer: false,
         chars: 0,
         utf8Left: 0,
+        counting: false,
         minLength: 0,
         maxLength: Infinity,
       },
@@ -802,18 +810,17 @@ export class JsonObjectPrefix {
   allows(bytes: Uint8Array): boolean {
     if (bytes.length === 0) return false; // nothing to show for a step
     const b0 = bytes[0]!;
-    if (this.first[b0] === 0) this.first[b0] = advance(this.states, b0).length ? 1 : -1;
+    if (this.first[b0] === 0) this.first[b0] = advance(copies(this.states), b0).length ? 1 : -1;
     if (this.first[b0] === -1) return false;
-    let t: State[] = this.states;
-    for (const b of bytes) if ((t = advance(t, b)).length === 0) return false;
-    return true;
+    return run(copies(this.states), bytes).length > 0;
   }
 
   take(bytes: Uint8Array): void {
-    let t: State[] = this.states;
-    for (const b of bytes)
-      if ((t = advance(t, b)).length === 0)
-        throw new Error(`JSON mode: byte ${b} does not continue the object`);
+    const t = run(copies(this.states), bytes);
+    if (t.length === 0)
+      throw new Error(
+        `JSON mode: the piece ${JSON.stringify(Buffer.from(bytes).toString('latin1'))} does not continue the object`,
+      );
     this.states = t;
     this.first.fill(0);
   }
@@ -826,25 +833,50 @@ export class JsonObjectPrefix {
 /** Readings kept at most (a schema whose unions keep more open is followed in the first ones). */
 export const MAX_READINGS = 64;
 
-/** The readings after one more byte: each that takes it, forked at a union's '{' or '['. */
-function advance(states: readonly State[], b: number): State[] {
-  const out: State[] = [];
-  for (const s of states) {
-    const t = { ...s };
-    if (!step(t, b)) continue;
-    const f = t.frames.at(-1);
-    const opened = t.mode === Mode.KeyOrEnd || t.mode === Mode.ValueOrEnd;
-    const alts =
-      opened && f?.shape ? (t.mode === Mode.KeyOrEnd ? f.shape.objects : f.shape.arrays) : undefined;
-    if (!alts) out.push(t);
-    else
-      for (const shape of alts) {
-        const u = { ...t, frames: [...t.frames.slice(0, -1), { ...f!, shape }] };
-        if (t.mode === Mode.ValueOrEnd) u.next = shape.items;
-        out.push(u);
+const copies = (states: readonly State[]): State[] =>
+  states.length === 1 ? [{ ...states[0]! }] : states.map((s) => ({ ...s }));
+
+/** The readings after `bytes` (`states` stepped in place); none where the bytes continue none. */
+function run(states: State[], bytes: Uint8Array): State[] {
+  // One reading (the common case): stepped byte by byte, no allocation, until a union forks it.
+  let i = 0;
+  if (states.length === 1) {
+    const t = states[0]!;
+    while (i < bytes.length) {
+      if (!step(t, bytes[i++]!)) return [];
+      const f = forks(t);
+      if (f) {
+        states = f;
+        break;
       }
+    }
   }
+  for (; i < bytes.length && states.length; i++) states = advance(states, bytes[i]!);
+  return states;
+}
+
+/**
+ * The readings after one more byte (`states`: the caller's copies, stepped in place): each that
+ * takes it, forked at a union's '{' or '['.
+ */
+function advance(states: State[], b: number): State[] {
+  // One reading: stepped in place, no allocation unless a union's container opens.
+  if (states.length === 1) return step(states[0]!, b) ? (forks(states[0]!) ?? states) : [];
+  const out: State[] = [];
+  for (const t of states) if (step(t, b)) out.push(...(forks(t) ?? [t]));
   return out.length > 1 ? distinct(out) : out;
+}
+
+/** Where `t` has just opened a container whose shape has several alternatives: a reading for each. */
+function forks(t: State): State[] | undefined {
+  if (t.mode !== Mode.KeyOrEnd && t.mode !== Mode.ValueOrEnd) return undefined;
+  const f = t.frames.at(-1);
+  const alts = f?.shape ? (t.mode === Mode.KeyOrEnd ? f.shape.objects : f.shape.arrays) : undefined;
+  return alts?.map((shape) => {
+    const u = { ...t, frames: [...t.frames.slice(0, -1), { ...f!, shape }] };
+    if (t.mode === Mode.ValueOrEnd) u.next = shape.items;
+    return u;
+  });
 }
 
 const shapeIds = new WeakMap<JsonShape, number>();
