@@ -3,13 +3,13 @@
 // the file has none or its template does not parse (llama.cpp's fallback too).
 import { Template } from '@huggingface/jinja';
 import type { Tokenizer } from './tokenizer/index.js';
-import { callText, toolsPrompt, type ParsedCall, type ToolSpec } from './tool-calls.js';
+import { callText, toolsPrompt, type ToolCall, type ToolSpec } from './tool-calls.js';
 
 export interface ChatMessage {
   role: string;
   content: string;
   /** An assistant's calls (arguments: the JSON text of the arguments object). */
-  toolCalls?: (ParsedCall & { id: string })[];
+  toolCalls?: ToolCall[];
   /** A tool's answer: the call it answers. */
   toolCallId?: string;
 }

@@ -18,6 +18,9 @@ export interface ParsedCall {
   arguments: string;
 }
 
+/** A call with its id (OpenAI's `tool_calls[i]`, in a reply or a past assistant message). */
+export type ToolCall = ParsedCall & { id: string };
+
 const OPEN = '<tool_call>';
 const CLOSE = '</tool_call>';
 

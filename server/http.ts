@@ -23,13 +23,12 @@ import {
   type FinishReason,
   type Job,
   type Logprobs,
-  type ReplyCall,
   type ReplyIds,
   tokenizeJob,
   usageChunk,
 } from './openai.js';
 import type { TokenLogprob } from '../model/sampling.js';
-import { parseToolCalls, ToolCallHoldback, type ParsedCall } from '../model/tool-calls.js';
+import { parseToolCalls, ToolCallHoldback, type ParsedCall, type ToolCall } from '../model/tool-calls.js';
 import { Metrics } from './metrics.js';
 
 export interface ServeOptions {
@@ -237,7 +236,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           metrics.record(r);
           let finish: FinishReason =
             r.stoppedBy === 'length' || r.stoppedBy === 'context' ? 'length' : 'stop';
-          let calls: ReplyCall[] | undefined;
+          let calls: ToolCall[] | undefined;
           let text = r.text;
           if (job.tools) {
             const names = new Set(job.tools.specs.map((t) => t.name));

@@ -4,7 +4,7 @@
 import type { ChatMessage } from '../model/chat.js';
 import type { SamplingParams, TokenLogprob } from '../model/sampling.js';
 import { compileJsonSchema, JsonSchemaError, type JsonShape } from '../model/json-constraint.js';
-import { forcedCallSchema, type ParsedCall, type ToolSpec } from '../model/tool-calls.js';
+import { forcedCallSchema, type ToolCall, type ToolSpec } from '../model/tool-calls.js';
 
 export class ApiError extends Error {
   constructor(
@@ -334,7 +334,7 @@ function schema(v: unknown, param: string): JsonShape {
 }
 
 /** An assistant message's `tool_calls` (undefined where none). */
-function pastCalls(v: unknown, i: number): (ParsedCall & { id: string })[] | undefined {
+function pastCalls(v: unknown, i: number): ToolCall[] | undefined {
   if (v === undefined || v === null) return undefined;
   const at = `messages[${i}].tool_calls`;
   if (!Array.isArray(v)) throw new ApiError(400, `${at} must be a list of calls`, at);
@@ -394,7 +394,7 @@ function toolsOf(b: Body): Job['tools'] {
   });
   const names = specs.map((t) => t.name);
   const twice = names.find((n, i) => names.indexOf(n) !== i);
-  if (twice) throw new ApiError(400, `tools name ${twice} twice`, 'tools');
+  if (twice) throw new ApiError(400, `tools: the name ${twice} is given twice`, 'tools');
   if (choice === 'none') return undefined;
   if (choice === 'auto') return { specs };
   if (choice === 'required') return { specs, forced: specs };
@@ -521,20 +521,17 @@ export function chatLogprobs(entries: TokenLogprob[], t: TokenPieces): ChatLogpr
   };
 }
 
-/** A call in a reply: its id, the function and the arguments' JSON text. */
-export type ReplyCall = ParsedCall & { id: string };
-
 /** One choice of a whole reply, in the order of its `index`. */
 export interface Choice {
   text: string;
   finish: FinishReason;
   logprobs: Logprobs;
   /** The functions the answer calls (chat with tools); `text` is then what it said beside them. */
-  calls?: ReplyCall[];
+  calls?: ToolCall[];
 }
 
 /** OpenAI's form of a call (`index`: its place in the list, which stream deltas carry). */
-function toolCall(c: ReplyCall, index: number) {
+function toolCall(c: ToolCall, index: number) {
   return { index, id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } };
 }
 
@@ -575,7 +572,7 @@ export function chatReply(ids: ReplyIds, choices: Choice[], u: Usage) {
 export function chunk(
   kind: Job['kind'],
   ids: ReplyIds,
-  piece: { text?: string; first?: boolean; finish?: FinishReason; calls?: ReplyCall[] },
+  piece: { text?: string; first?: boolean; finish?: FinishReason; calls?: ToolCall[] },
   logprobs: Logprobs = null,
   index = 0,
 ) {
