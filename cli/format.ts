@@ -9,6 +9,19 @@ import type { Plan } from '../planner/types.js';
 
 export { formatBytes, table };
 
+/** `text` broken at spaces into lines of at most `width` characters (help texts). */
+export function wrapText(text: string, width = 96): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line].join('\n');
+}
+
 export function print(json: boolean | undefined, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text);
 }

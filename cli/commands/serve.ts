@@ -11,6 +11,7 @@ import { authFromOptions, type SecurityOpts } from '../../executor/host/options.
 import { addSecurityOptions } from './executor.js';
 import { lookupTokens } from './generate.js';
 import { Progress } from '../progress.js';
+import { wrapText } from '../format.js';
 import { SUPPORTED } from '../../model/json-constraint.js';
 
 interface ServeFlags extends SecurityOpts {
@@ -99,11 +100,14 @@ export function registerServe(program: Command): void {
 Routes: POST /v1/completions, POST /v1/chat/completions (both with "stream": true for server-sent
 events), GET /v1/models, POST /tokenize, POST /detokenize, GET /health, GET /metrics
 (Prometheus). Chat prompts use the file's tokenizer.chat_template (ChatML when it has none).
-Beside OpenAI's sampling fields: n (choices; the first computes the prompt, the others copy its
-KV cache), lists of prompts, logprobs and echo, logit_bias, response_format json_object (each
-choice one JSON object) and json_schema (that object keeps to the schema: ${SUPPORTED.join(', ')};
-other keywords are refused by name), tools and tool_choice on chat (calls come back as
-tool_calls; "required" or a function's name keeps the answer to a call of it), and llama.cpp's top_k, min_p, repeat_penalty, repeat_last_n, ignore_eos.
+${wrapText(
+  "Beside OpenAI's sampling fields: n (choices; the first computes the prompt, the others copy its " +
+    'KV cache), lists of prompts, logprobs and echo, logit_bias, response_format json_object (each ' +
+    `choice one JSON object) and json_schema (that object keeps to the schema: ${SUPPORTED.join(', ')}; ` +
+    'other keywords are refused by name), tools and tool_choice on chat (calls come back as ' +
+    'tool_calls; "required" or a function\'s name keeps the answer to a call of it), and llama.cpp\'s ' +
+    'top_k, min_p, repeat_penalty, repeat_last_n, ignore_eos.',
+)}
 
 Continuous batching: up to --parallel requests decode together, one token each per step (the
 weights are read once for all of them); a new request takes a free KV slot at the next step and
@@ -111,7 +115,8 @@ its prompt goes in --prefill-chunk tokens per step beside the others; more reque
 stream gets the tokens it would get alone (row-invariant kernels when --parallel > 1). A client
 that disconnects frees its slot before the next step. Every executor holds --parallel KV caches
 of --ctx tokens. --lookup N: while a step has rows to spare, a stream feeds tokens drafted from
-its context too and keeps those that were the tokens chosen (the same text, fewer steps). SIGTERM or Ctrl-C finishes the requests in hand, then stops the executors.
+its context too and keeps those that were the tokens chosen (the same text, fewer steps).
+SIGTERM or Ctrl-C finishes the requests in hand, then stops the executors.
 
 Across hosts (--hostfile or --hosts, with --token-file or TLS as for launch): every layer of
 every step is split over every executor of every host; the same batching.

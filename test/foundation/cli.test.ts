@@ -19,6 +19,15 @@ describe('redblue CLI', () => {
     expect(v.stdout.trim()).toBe(pkg.version);
   });
 
+  it('serve --help names the schema keywords followed and tools, in lines a terminal shows whole', () => {
+    const help = runCli(['serve', '--help']);
+    expect(help.code).toBe(0);
+    const text = help.stdout.replace(/\s+/g, ' ');
+    expect(text).toContain('anyOf, oneOf, allOf, $ref');
+    expect(text).toContain('tools and tool_choice on chat');
+    expect(Math.max(...help.stdout.split('\n').map((l) => l.length))).toBeLessThanOrEqual(100);
+  });
+
   it('topo --json reports the real nodes with cpus and memory', () => {
     const r = runCli(['topo', '--json']);
     expect(r.code).toBe(0);
