@@ -61,11 +61,13 @@ function asCall(json: string, names: ReadonlySet<string>): ParsedCall | undefine
  * The calls in a generated answer, and the text around them (untrimmed): Hermes blocks anywhere (the last
  * may lack its `</tool_call>`, where generation ended at end-of-turn), or the whole answer one
  * JSON object. Undefined where the answer calls nothing (or a block does not parse, or names a
- * function not offered: then it is text, not a call).
+ * function not offered: then it is text, not a call). At most `max` calls; the blocks of the
+ * others are left out of the text too.
  */
 export function parseToolCalls(
   text: string,
   names: ReadonlySet<string>,
+  max = Infinity,
 ): { content: string; calls: ParsedCall[] } | undefined {
   const whole = asCall(text.trim(), names);
   if (whole) return { content: '', calls: [whole] };
@@ -78,7 +80,7 @@ export function parseToolCalls(
     const close = text.indexOf(CLOSE, open + OPEN.length);
     const call = asCall(text.slice(open + OPEN.length, close < 0 ? undefined : close).trim(), names);
     if (!call) return undefined;
-    calls.push(call);
+    if (calls.length < max) calls.push(call); // past max (parallel_tool_calls: false): dropped
     content += text.slice(at, open);
     at = close < 0 ? text.length : close + CLOSE.length;
   }
@@ -128,8 +130,8 @@ export class ToolCallHoldback {
    * At the answer's end: the calls, and the content not sent yet (text after the calls, or all
    * that was held where there are none).
    */
-  end(names: ReadonlySet<string>): { rest: string; calls: ParsedCall[] } {
-    const parsed = parseToolCalls(this.text, names);
+  end(names: ReadonlySet<string>, max = Infinity): { rest: string; calls: ParsedCall[] } {
+    const parsed = parseToolCalls(this.text, names, max);
     if (!parsed) return { rest: this.text.slice(this.sent), calls: [] };
     // The text sent lies before the first call, so it begins the content as it begins the text.
     return { rest: parsed.content.slice(this.sent), calls: parsed.calls };

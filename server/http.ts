@@ -240,14 +240,15 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           let text = r.text;
           if (job.tools) {
             const names = new Set(job.tools.specs.map((t) => t.name));
+            const max = job.tools.one ? 1 : Infinity;
             let found: ParsedCall[] = [];
             if (held) {
-              const end = held.end(names);
+              const end = held.end(names, max);
               found = end.calls;
               if (end.rest && r.stoppedBy !== 'aborted')
                 sse(chunk(job.kind, ids, { text: end.rest }, logprobs(), index));
             } else {
-              const parsed = parseToolCalls(r.text, names);
+              const parsed = parseToolCalls(r.text, names, max);
               if (parsed) [text, found] = [parsed.content, parsed.calls];
             }
             if (found.length) {

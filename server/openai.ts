@@ -58,7 +58,12 @@ export interface Job {
    * must call one (tool_choice "required": all; a function's name: that one), and then `json`
    * keeps the answer to the call's schema.
    */
-  tools?: { specs: ToolSpec[]; forced?: ToolSpec[] };
+  tools?: {
+    specs: ToolSpec[];
+    forced?: ToolSpec[];
+    /** parallel_tool_calls: false: the first call only. */
+    one?: boolean;
+  };
 }
 
 type Body = Record<string, unknown>;
@@ -396,8 +401,9 @@ function toolsOf(b: Body): Job['tools'] {
   const twice = names.find((n, i) => names.indexOf(n) !== i);
   if (twice) throw new ApiError(400, `tools: the name ${twice} is given twice`, 'tools');
   if (choice === 'none') return undefined;
-  if (choice === 'auto') return { specs };
-  if (choice === 'required') return { specs, forced: specs };
+  const one = bool(b, 'parallel_tool_calls') === false ? { one: true } : {};
+  if (choice === 'auto') return { specs, ...one };
+  if (choice === 'required') return { specs, forced: specs, ...one };
   const named = (choice as Body | undefined)?.function as Body | undefined;
   const name = typeof choice === 'object' && (choice as Body).type === 'function' ? named?.name : undefined;
   if (typeof name !== 'string')
@@ -413,7 +419,7 @@ function toolsOf(b: Body): Job['tools'] {
       `tool_choice names ${name}, which is not one of tools (${names.join(', ')})`,
       'tool_choice',
     );
-  return { specs, forced: [spec] };
+  return { specs, forced: [spec], ...one };
 }
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls';

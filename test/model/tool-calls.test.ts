@@ -29,6 +29,13 @@ describe('tool calls in generated text', () => {
         { name: 'noop', arguments: '{}' },
       ],
     });
+    // parallel_tool_calls: false keeps the first call; the others' blocks are not text either
+    expect(
+      parseToolCalls(`<tool_call>${W}</tool_call>\n<tool_call>{"name": "noop"}</tool_call>`, names, 1),
+    ).toEqual({
+      content: '\n',
+      calls: [{ name: 'get_weather', arguments: '{"city":"Paris"}' }],
+    });
     expect(parseToolCalls(`  ${W} `, names)?.calls).toHaveLength(1);
     expect(parseToolCalls('{"name": "noop"}', names)?.calls).toEqual([{ name: 'noop', arguments: '{}' }]);
     for (const text of [

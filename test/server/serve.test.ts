@@ -621,6 +621,7 @@ describe('redblue serve', () => {
         /response_format cannot be given with a tool_choice that forces a call/,
       ],
       [{ tools: undefined, tool_choice: 'auto' }, /tool_choice needs tools/],
+      [{ parallel_tool_calls: 'no' }, /parallel_tool_calls must be true or false/],
     ] as const) {
       const refused = await raw('/v1/chat/completions', {
         method: 'POST',
