@@ -55,6 +55,9 @@ export interface JsonShape {
   /** A string's characters (code points; an escape counts as one). */
   minLength: number;
   maxLength: number;
+  /** An integer's bounds, inclusive (minimum, maximum and their exclusive forms); none: ±Infinity. */
+  minimum: number;
+  maximum: number;
   /**
    * enum / const: the values' JSON texts (bytes as latin1). None starts as a value of one of
    * `types` does (compile-time rule), so a value's first byte says which of the two it is.
@@ -100,6 +103,10 @@ export const SUPPORTED = [
   'maxItems',
   'minLength',
   'maxLength',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
   'enum',
   'const',
   'anyOf',
@@ -114,10 +121,10 @@ const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1
 
 /**
  * A JSON schema (the subset above: type, properties, required, additionalProperties as a
- * boolean, items, minItems, maxItems, minLength, maxLength, enum, const; anyOf, and oneOf
+ * boolean, items, minItems, maxItems, minLength, maxLength, an integer's bounds, enum, const; anyOf, and oneOf
  * whose alternatives exclude each other, such as `Optional[X]` and unions of models; allOf of one schema;
  * `$ref` into the schema itself, recursive ones included: what Pydantic and zod write) as the
- * automaton follows it. Anything else (pattern, format, minimum, …) is refused by name and
+ * automaton follows it. Anything else (pattern, format, bounds on non-integers, …) is refused by name and
  * place: followed loosely it would let through text the schema forbids. The top level must be
  * an object, as OpenAI's structured outputs.
  */
@@ -145,6 +152,8 @@ function anyShape(): Shape {
     maxItems: Number.MAX_SAFE_INTEGER,
     minLength: 0,
     maxLength: Number.MAX_SAFE_INTEGER,
+    minimum: -Infinity,
+    maximum: Infinity,
     values: undefined,
   };
 }
@@ -163,7 +172,9 @@ function isAny(s: JsonShape): boolean {
     s.minItems === a.minItems &&
     s.maxItems === a.maxItems &&
     s.minLength === a.minLength &&
-    s.maxLength === a.maxLength
+    s.maxLength === a.maxLength &&
+    s.minimum === a.minimum &&
+    s.maximum === a.maximum
   );
 }
 
@@ -181,6 +192,33 @@ function typeAt(b: number): JsonType | undefined {
 /** Whether values of `t` (by their first byte) may start as an open type of `s`. */
 function opens(s: JsonShape, t: JsonType | undefined): boolean {
   return !!t && (s.types.has(t) || (t === 'number' && s.types.has('integer')));
+}
+
+/** The largest bound taken: integers up to it are exact in a double, as the automaton adds them up. */
+const MAX_BOUND = Number.MAX_SAFE_INTEGER;
+
+/**
+ * minimum / maximum / exclusiveMinimum / exclusiveMaximum as inclusive integer bounds. Only on
+ * integers: a number's fraction and exponent would have to be bounded byte by byte too.
+ */
+function bounds(o: Record<string, unknown>, types: ReadonlySet<JsonType>, at: string): [number, number] {
+  let [lo, hi] = [-Infinity, Infinity];
+  for (const k of ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'] as const) {
+    const v = o[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || Math.abs(v) > MAX_BOUND)
+      throw new JsonSchemaError(`${at}.${k} must be a number within ±${MAX_BOUND}`);
+    if (types.has('number') || !types.has('integer'))
+      throw new JsonSchemaError(
+        `${at}.${k}: bounds are supported on integers only ({ "type": "integer" }), not on numbers with fractions`,
+      );
+    if (k === 'minimum') lo = Math.max(lo, Math.ceil(v));
+    if (k === 'exclusiveMinimum') lo = Math.max(lo, Math.floor(v) + 1);
+    if (k === 'maximum') hi = Math.min(hi, Math.floor(v));
+    if (k === 'exclusiveMaximum') hi = Math.min(hi, Math.ceil(v) - 1);
+  }
+  if (lo > hi) throw new JsonSchemaError(`${at}: no integer lies within its bounds`);
+  return [lo, hi];
 }
 
 /**
@@ -267,7 +305,10 @@ class SchemaCompiler {
       values = o.enum.map((x) => bytesText(JSON.stringify(x)));
     }
     if ('const' in o) values = [bytesText(JSON.stringify(o.const))];
-    const constrains = ['properties', 'items', 'minLength', 'maxLength', 'minItems', 'maxItems', 'required'];
+    const constrains = [
+      ...['properties', 'items', 'minLength', 'maxLength', 'minItems', 'maxItems', 'required'],
+      ...['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
+    ];
     if (given.length === 0 && !values && !constrains.some((k) => k in o)) return undefined;
     const types = new Set<JsonType>(
       given.length
@@ -278,12 +319,14 @@ class SchemaCompiler {
             ? ['array']
             : TYPES,
     );
+    const [minimum, maximum] = bounds(o, types, at);
     if (values) {
-      // The listed values of the types given (all without `type`), and no open type beside them.
+      // The listed values of the types given (all without `type`) and bounds, and no open type beside them.
       if (given.length)
         values = values.filter(
           (t) => types.has(typeAt(t.charCodeAt(0))!) || (/^-?\d+$/.test(t) && types.has('integer')),
         );
+      values = values.filter((t) => !/^-?\d+$/.test(t) || (Number(t) >= minimum && Number(t) <= maximum));
       if (values.length === 0)
         throw new JsonSchemaError(`${at}: no value of enum/const is of the type given`);
       types.clear();
@@ -336,6 +379,8 @@ class SchemaCompiler {
       maxItems,
       minLength,
       maxLength,
+      minimum,
+      maximum,
       values,
     };
   }
@@ -421,6 +466,8 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
         throw new JsonSchemaError(
           `${at}: two alternatives are strings; only one string alternative is supported`,
         );
+      if (clash && t === 'integer' && (prev.minimum !== a.minimum || prev.maximum !== a.maximum))
+        throw new JsonSchemaError(`${at}: two integer alternatives with other bounds are not supported`);
       if (clash && exclusive && t !== 'object')
         throw new JsonSchemaError(`${at}: two alternatives of oneOf allow ${t}s: one value could match both`);
       owner.set(t, a);
@@ -447,6 +494,8 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
   if (arrays.size > 1) out.arrays = [...arrays];
   else if (arr) Object.assign(out, { items: arr.items, minItems: arr.minItems, maxItems: arr.maxItems });
   if (str) Object.assign(out, { minLength: str.minLength, maxLength: str.maxLength });
+  const int = owner.get('integer');
+  if (int) Object.assign(out, { minimum: int.minimum, maximum: int.maximum });
   // A listed value of an open type is that type's already (strings of any length, null, …), or
   // would need both readings of its first byte at once: refused.
   const kept: string[] = [];
@@ -536,6 +585,11 @@ interface State {
   utf8Left: number;
   /** The string has a length bound: its characters are counted. */
   counting: boolean;
+  /** The integer in progress where it has bounds (lo ≤ it ≤ hi): its text so far ('-', digits). */
+  num: string;
+  lo: number;
+  hi: number;
+  bounded: boolean;
   minLength: number;
   maxLength: number;
 }
@@ -579,6 +633,9 @@ function startValue(s: State, b: number): boolean {
   } else if (b === 0x2d /* - */ || isDigit(b)) {
     if (!is('number') && !is('integer')) return false;
     s.integer = !!want && !want.types.has('number');
+    [s.lo, s.hi, s.num] = [want?.minimum ?? -Infinity, want?.maximum ?? Infinity, String.fromCharCode(b)];
+    s.bounded = s.lo > -Infinity || s.hi < Infinity;
+    if (s.bounded && !viable(s.num, s.lo, s.hi)) return false;
     [s.mode, s.count] = [b === 0x2d ? Mode.Minus : b === 0x30 ? Mode.Zero : Mode.Int, b === 0x2d ? 0 : 1];
   } else if (b === 0x74 || b === 0x66) {
     if (!is('boolean')) return false;
@@ -588,6 +645,27 @@ function startValue(s: State, b: number): boolean {
     [s.mode, s.word, s.count] = [Mode.Lit, 'null', 1];
   } else return false;
   return true;
+}
+
+/**
+ * Whether some integer in [lo, hi] has the text `num` so far ('-' and digits, at most MAX_DIGITS
+ * of them, no leading zero): it is one already, or digits may follow that reach one.
+ */
+function viable(num: string, lo: number, hi: number): boolean {
+  const neg = num.startsWith('-');
+  const d = neg ? num.slice(1) : num;
+  if (d === '') return lo <= Math.min(hi, 0);
+  const p = Number(d);
+  const v = neg ? -p : p;
+  if (v >= lo && v <= hi) return true;
+  if (d === '0') return false;
+  const far = Math.max(Math.abs(lo), Math.abs(hi));
+  for (let j = 1, m = 10; d.length + j <= MAX_DIGITS; j++, m *= 10) {
+    const [a, b] = [p * m, p * m + m - 1]; // the magnitudes with j more digits
+    if (neg ? -b <= hi && -a >= lo : b >= lo && a <= hi) return true;
+    if (a > far) break;
+  }
+  return false;
 }
 
 /** In an enum value: it ends as soon as it is one of the values and no longer one goes on from it. */
@@ -681,7 +759,7 @@ function move(s: State, b: number): boolean {
       if (--s.count === 0) s.mode = Mode.Str;
       return true;
     case Mode.Minus:
-      if (!isDigit(b)) return false;
+      if (!isDigit(b) || (s.bounded && !viable((s.num += String.fromCharCode(b)), s.lo, s.hi))) return false;
       [s.mode, s.count] = [b === 0x30 ? Mode.Zero : Mode.Int, 1];
       return true;
     case Mode.Dot:
@@ -701,8 +779,10 @@ function move(s: State, b: number): boolean {
     case Mode.Int:
     case Mode.Frac:
     case Mode.Exp:
-      if (isDigit(b) && s.mode !== Mode.Zero)
+      if (isDigit(b) && s.mode !== Mode.Zero) {
+        if (s.bounded && !viable((s.num += String.fromCharCode(b)), s.lo, s.hi)) return false;
         return ++s.count <= (s.mode === Mode.Exp ? MAX_EXP_DIGITS : MAX_DIGITS);
+      }
       if (b === 0x2e && s.mode !== Mode.Frac && s.mode !== Mode.Exp && !s.integer) {
         s.mode = Mode.Dot;
         return true;
@@ -712,6 +792,7 @@ function move(s: State, b: number): boolean {
         return true;
       }
       // The number ended: this byte is the container's.
+      if (s.bounded && !(Number(s.num) >= s.lo && Number(s.num) <= s.hi)) return false;
       afterValue(s);
       return move(s, b);
     case Mode.Lit:
@@ -794,6 +875,10 @@ export class JsonObjectPrefix {
         chars: 0,
         utf8Left: 0,
         counting: false,
+        num: '',
+        lo: -Infinity,
+        hi: Infinity,
+        bounded: false,
         minLength: 0,
         maxLength: Infinity,
       },

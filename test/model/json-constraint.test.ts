@@ -149,6 +149,16 @@ function conforms(v: unknown, s: Schema, root: Schema = s): boolean {
   const typeOf =
     v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v;
   if (types && !types.includes(typeOf) && !(typeOf === 'integer' && types.includes('number'))) return false;
+  if (typeof v === 'number') {
+    const b = s as Record<string, number | undefined>;
+    const [lo, hi, xlo, xhi] = [b.minimum, b.maximum, b.exclusiveMinimum, b.exclusiveMaximum];
+    return (
+      (lo === undefined || v >= lo) &&
+      (hi === undefined || v <= hi) &&
+      (xlo === undefined || v > xlo) &&
+      (xhi === undefined || v < xhi)
+    );
+  }
   if (typeof v === 'string') {
     const { minLength = 0, maxLength = Infinity } = s as Record<string, never>;
     return [...v].length >= minLength && [...v].length <= maxLength;
@@ -539,5 +549,87 @@ describe('JSON schemas with unions of objects and of arrays', () => {
 
   it('whatever it lets through, byte by byte at random, keeps to the schema', () => {
     expect(walk(UNIONS as Schema, 5, 120)).toBeGreaterThan(10);
+  });
+});
+
+// Integers with bounds (Pydantic's conint / Field(ge=…, le=…, gt=…, lt=…)): a digit is taken only
+// where some integer within them still begins so.
+const BOUNDED = {
+  type: 'object',
+  properties: {
+    age: { type: 'integer', minimum: 0, maximum: 120 },
+    delta: { type: 'integer', exclusiveMinimum: -10, exclusiveMaximum: 10 },
+    big: { type: 'integer', minimum: 1000 },
+    neg: { type: 'integer', maximum: -5 },
+    level: { type: 'integer', enum: [1, 5, 50], minimum: 2 },
+  },
+  required: ['age'],
+  additionalProperties: false,
+} as const;
+
+describe('JSON schemas with integer bounds', () => {
+  const fits = fitsTo(compileJsonSchema(BOUNDED));
+
+  it('takes every object that keeps to it whole, and calls it complete', () => {
+    takesAll(
+      BOUNDED as Schema,
+      fc.record(
+        {
+          age: fc.integer({ min: 0, max: 120 }),
+          delta: fc.integer({ min: -9, max: 9 }),
+          big: fc.integer({ min: 1000 }),
+          neg: fc.integer({ max: -5 }),
+          level: fc.constantFrom(5, 50),
+        },
+        { requiredKeys: ['age'] },
+      ),
+    );
+  });
+
+  it('refuses a digit no integer within the bounds begins with, and a number that ends outside them', () => {
+    expect(fits('{"age": 120, "delta": -9, "big": 1000, "neg": -5, "level": 50}')).toBe(true);
+    for (const bad of [
+      '{"age": -1', // no negative age (-0 is 0)
+      '{"age": 121', // 12 may go on to 120, not to 121
+      '{"age": 1200',
+      '{"age": 01', // no leading zero
+      '{"delta": 10',
+      '{"delta": -10',
+      '{"big": 999}', // 999 may go on (9990), but ends below 1000
+      '{"neg": -4}', // -4 may go on (-40), but ends above -5
+      '{"neg": 0',
+      '{"neg": -0',
+      '{"level": 1', // the enum less what the bounds leave out
+    ]) {
+      const j = new JsonObjectPrefix(compileJsonSchema(BOUNDED));
+      expect(j.allows(bytes(bad)), bad).toBe(false);
+    }
+    expect(fits('{"neg": -4000000000000000, "age": 0}')).toBe(true);
+  });
+
+  it('whatever it lets through, byte by byte at random, keeps to the schema', () => {
+    expect(walk(BOUNDED as Schema, 9, 120)).toBeGreaterThan(10);
+  });
+
+  it('names the bounds it cannot follow', () => {
+    const refuse = (s: object, why: RegExp) =>
+      expect(() => compileJsonSchema({ type: 'object', properties: { a: s } })).toThrow(why);
+    refuse({ type: 'number', minimum: 0 }, /\.minimum: bounds are supported on integers only/);
+    refuse({ minimum: 0 }, /bounds are supported on integers only/);
+    refuse({ type: 'integer', minimum: 5, maximum: 4 }, /no integer lies within its bounds/);
+    refuse(
+      { type: 'integer', exclusiveMinimum: 4, exclusiveMaximum: 5 },
+      /no integer lies within its bounds/,
+    );
+    refuse({ type: 'integer', maximum: 1e300 }, /must be a number within/);
+    refuse(
+      {
+        anyOf: [
+          { type: 'integer', minimum: 0 },
+          { type: 'integer', maximum: -1 },
+        ],
+      },
+      /two integer alternatives with other bounds/,
+    );
   });
 });
