@@ -150,5 +150,5 @@ export function forcedCallSchema(tools: readonly ToolSpec[]): Record<string, unk
     required: ['name', 'arguments'],
     additionalProperties: false,
   });
-  return tools.length === 1 ? call(tools[0]!) : { anyOf: tools.map(call) };
+  return { anyOf: tools.map(call) };
 }

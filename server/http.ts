@@ -240,7 +240,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           let text = r.text;
           if (job.tools) {
             const names = new Set(job.tools.specs.map((t) => t.name));
-            const max = job.tools.one ? 1 : Infinity;
+            const max = job.tools.maxCalls;
             let found: ParsedCall[] = [];
             if (held) {
               const end = held.end(names, max);

@@ -61,8 +61,8 @@ export interface Job {
   tools?: {
     specs: ToolSpec[];
     forced?: ToolSpec[];
-    /** parallel_tool_calls: false: the first call only. */
-    one?: boolean;
+    /** Calls kept of an answer (parallel_tool_calls: false: 1). */
+    maxCalls?: number;
   };
 }
 
@@ -401,7 +401,7 @@ function toolsOf(b: Body): Job['tools'] {
   const twice = names.find((n, i) => names.indexOf(n) !== i);
   if (twice) throw new ApiError(400, `tools: the name ${twice} is given twice`, 'tools');
   if (choice === 'none') return undefined;
-  const one = bool(b, 'parallel_tool_calls') === false ? { one: true } : {};
+  const one = bool(b, 'parallel_tool_calls') === false ? { maxCalls: 1 } : {};
   if (choice === 'auto') return { specs, ...one };
   if (choice === 'required') return { specs, forced: specs, ...one };
   const named = (choice as Body | undefined)?.function as Body | undefined;
