@@ -16,7 +16,8 @@
 //  8. lookup.ts: prompt lookup, drafts of the next tokens copied from the context (generate --lookup).
 //  9. chat.ts: chat prompts from the file's Jinja template; tool-calls.ts: the functions a chat may
 //     call, shown to templates that do not know them, and the calls read back from the answer.
-// 10. json-constraint.ts: JSON mode and JSON schemas as a byte automaton the sampler consults.
+// 10. json-constraint.ts: JSON mode and JSON schemas as a byte automaton the sampler consults;
+//     regex.ts: a schema's `pattern` and `format` as DFAs over code points, built as they are walked.
 // Running a model (loading the split on the executors, the generation loop) is the coordinator's
 // (executor/coordinator/generate.ts); the forward pass itself is native (native/src/model/).
 export * from './gguf/types.js';

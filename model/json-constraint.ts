@@ -1,12 +1,24 @@
+import {
+  FORMATS,
+  type Lengths,
+  Pattern,
+  PatternError,
+  type PatternState,
+  type Room,
+  compilePattern,
+  formatPattern,
+} from './regex.js';
+
 // JSON mode (OpenAI's `response_format: { type: "json_object" }`): the generated text is kept a
 // prefix of one JSON object (RFC 8259), byte by byte, and the sequence ends when the object
 // closes. With a JSON schema (`json_schema`; compileJsonSchema below) the object also keeps to
 // it: each value's type, an object's known keys and required ones, enums, an array's items and
-// length, a string's length, unions, references. A pushdown automaton over bytes: `stack` holds
+// length, a string's length and pattern (or format), unions, references. A pushdown automaton over bytes: `stack` holds
 // the open containers ('{' or '['), the mode says what may come next; where a union has several
 // object (or array) alternatives, each is a reading of its own, and the text goes on while one
-// does. Strings take any byte from 0x20 on (UTF-8 is not checked: the
-// tokens' bytes are the tokenizer's); numbers, literals and escapes follow the grammar exactly.
+// does. Strings take any byte from 0x20 on (UTF-8 is not checked: the tokens' bytes are the
+// tokenizer's), but where a pattern reads the characters (escapes decoded, UTF-8 well formed:
+// regex.ts); numbers, literals and escapes follow the grammar exactly.
 // Whitespace between tokens runs at most MAX_WS bytes and a number's digits MAX_DIGITS (as
 // llama.cpp's json.gbnf bounds them): a model that favours blanks or repeats a digit would
 // otherwise fill max_tokens with them, the known failure of JSON modes.
@@ -55,6 +67,10 @@ export interface JsonShape {
   /** A string's characters (code points; an escape counts as one). */
   minLength: number;
   maxLength: number;
+  /** `pattern`, or the pattern of a `format` (regex.ts FORMATS): a string value matches it. */
+  pattern?: Pattern;
+  /** Beside a pattern, the lengths the bounds leave it (Pattern.lengths). */
+  lengths?: Lengths;
   /** An integer's bounds, inclusive (minimum, maximum and their exclusive forms); none: ±Infinity. */
   minimum: number;
   maximum: number;
@@ -103,6 +119,8 @@ export const SUPPORTED = [
   'maxItems',
   'minLength',
   'maxLength',
+  'pattern',
+  'format',
   'minimum',
   'maximum',
   'exclusiveMinimum',
@@ -121,10 +139,11 @@ const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1
 
 /**
  * A JSON schema (the subset above: type, properties, required, additionalProperties as a
- * boolean, items, minItems, maxItems, minLength, maxLength, an integer's bounds, enum, const; anyOf, and oneOf
+ * boolean, items, minItems, maxItems, minLength, maxLength, pattern, format (regex.ts FORMATS), an
+ * integer's bounds, enum, const; anyOf, and oneOf
  * whose alternatives exclude each other, such as `Optional[X]` and unions of models; allOf of one schema;
  * `$ref` into the schema itself, recursive ones included: what Pydantic and zod write) as the
- * automaton follows it. Anything else (pattern, format, bounds on non-integers, …) is refused by name and
+ * automaton follows it. Anything else (lookaround in a pattern, bounds on non-integers, …) is refused by name and
  * place: followed loosely it would let through text the schema forbids. The top level must be
  * an object, as OpenAI's structured outputs.
  */
@@ -173,6 +192,7 @@ function isAny(s: JsonShape): boolean {
     s.maxItems === a.maxItems &&
     s.minLength === a.minLength &&
     s.maxLength === a.maxLength &&
+    !s.pattern &&
     s.minimum === a.minimum &&
     s.maximum === a.maximum
   );
@@ -219,6 +239,28 @@ function bounds(o: Record<string, unknown>, types: ReadonlySet<JsonType>, at: st
   }
   if (lo > hi) throw new JsonSchemaError(`${at}: no integer lies within its bounds`);
   return [lo, hi];
+}
+
+/** A string's `pattern` or `format` (one of FORMATS), compiled; errors name the place. */
+function stringPattern(o: Record<string, unknown>, at: string): Pattern | undefined {
+  if ('pattern' in o && 'format' in o)
+    throw new JsonSchemaError(`${at}: 'pattern' beside 'format' is not supported (one of them)`);
+  if ('format' in o) {
+    const p = typeof o.format === 'string' ? formatPattern(o.format) : undefined;
+    if (!p)
+      throw new JsonSchemaError(
+        `${at}.format: ${JSON.stringify(o.format)} is not supported; supported: ${Object.keys(FORMATS).join(', ')}`,
+      );
+    return p;
+  }
+  if (!('pattern' in o)) return undefined;
+  if (typeof o.pattern !== 'string') throw new JsonSchemaError(`${at}.pattern must be a string`);
+  try {
+    return compilePattern(o.pattern);
+  } catch (e) {
+    if (e instanceof PatternError) throw new JsonSchemaError(`${at}.pattern: ${e.message}`);
+    throw e;
+  }
 }
 
 /**
@@ -306,7 +348,7 @@ class SchemaCompiler {
     if ('const' in o) values = [bytesText(JSON.stringify(o.const))];
     const constrains = [
       ...['properties', 'items', 'minLength', 'maxLength', 'minItems', 'maxItems', 'required'],
-      ...['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
+      ...['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'pattern', 'format'],
     ];
     if (given.length === 0 && !values && !constrains.some((k) => k in o)) return undefined;
     const types = new Set<JsonType>(
@@ -319,6 +361,7 @@ class SchemaCompiler {
             : TYPES,
     );
     const [minimum, maximum] = bounds(o, types, at);
+    const pattern = stringPattern(o, at);
     if (values) {
       // The listed values of the types given (all without `type`) and bounds, and no open type beside them.
       if (given.length)
@@ -326,6 +369,12 @@ class SchemaCompiler {
           (t) => types.has(typeAt(t.charCodeAt(0))!) || (/^-?\d+$/.test(t) && types.has('integer')),
         );
       values = values.filter((t) => !/^-?\d+$/.test(t) || (Number(t) >= minimum && Number(t) <= maximum));
+      if (pattern)
+        values = values.filter(
+          (t) =>
+            !t.startsWith('"') ||
+            pattern.test(JSON.parse(Buffer.from(t, 'latin1').toString('utf8')) as string),
+        );
       if (values.length === 0)
         throw new JsonSchemaError(`${at}: no value of enum/const is of the type given`);
       types.clear();
@@ -368,6 +417,17 @@ class SchemaCompiler {
     const [minLength, maxLength] = [count('minLength', 0), count('maxLength', Number.MAX_SAFE_INTEGER)];
     if (minLength > maxLength)
       throw new JsonSchemaError(`${at}: minLength ${minLength} > maxLength ${maxLength}`);
+    let lengths: Lengths | undefined;
+    try {
+      lengths = pattern?.lengths(minLength, maxLength);
+    } catch (e) {
+      if (e instanceof PatternError) throw new JsonSchemaError(`${at}: ${e.message}`);
+      throw e;
+    }
+    if (pattern && lengths && !pattern.fits(pattern.start, { lengths, lo: minLength, hi: maxLength }))
+      throw new JsonSchemaError(
+        `${at}: no string of ${minLength} to ${maxLength} characters matches ${'pattern' in o ? 'the pattern' : 'the format'}`,
+      );
     return {
       types,
       properties: props,
@@ -381,6 +441,8 @@ class SchemaCompiler {
       minimum,
       maximum,
       values,
+      ...(pattern && { pattern }),
+      ...(lengths && { lengths }),
     };
   }
 
@@ -463,7 +525,10 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
       if (
         clash &&
         t === 'string' &&
-        (exclusive || prev.minLength !== a.minLength || prev.maxLength !== a.maxLength)
+        (exclusive ||
+          prev.minLength !== a.minLength ||
+          prev.maxLength !== a.maxLength ||
+          prev.pattern !== a.pattern)
       )
         throw new JsonSchemaError(
           `${at}: two alternatives are strings; only one string alternative is supported`,
@@ -495,7 +560,13 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
     Object.assign(out, { properties: obj.properties, required: obj.required, additional: obj.additional });
   if (arrays.size > 1) out.arrays = [...arrays];
   else if (arr) Object.assign(out, { items: arr.items, minItems: arr.minItems, maxItems: arr.maxItems });
-  if (str) Object.assign(out, { minLength: str.minLength, maxLength: str.maxLength });
+  if (str)
+    Object.assign(out, {
+      minLength: str.minLength,
+      maxLength: str.maxLength,
+      pattern: str.pattern,
+      lengths: str.lengths,
+    });
   const int = owner.get('integer');
   if (int) Object.assign(out, { minimum: int.minimum, maximum: int.maximum });
   // A listed value of an open type is that type's already (strings of any length, null, …), or
@@ -509,7 +580,7 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
         ? !types.has('number') && !/^-?\d+$/.test(v)
         : t !== 'boolean' &&
           t !== 'null' &&
-          (t !== 'string' || str!.minLength > 0 || str!.maxLength < Number.MAX_SAFE_INTEGER)
+          (t !== 'string' || str!.minLength > 0 || str!.maxLength < Number.MAX_SAFE_INTEGER || str!.pattern)
     )
       throw new JsonSchemaError(
         `${at}: the value ${Buffer.from(v, 'latin1').toString('utf8')} is listed beside an alternative of its type; such unions are not supported`,
@@ -589,10 +660,14 @@ interface State {
   num: string;
   lo: number;
   hi: number;
-  /** The string value's bounds, and whether it has any (its characters are then counted). */
+  /** The string value's bounds, and whether it has any or a pattern (its characters are then decoded). */
   minLength: number;
   maxLength: number;
   counting: boolean;
+  /** Where the string value has a pattern: its state after the characters so far. */
+  re: PatternState | null;
+  /** The code point being read (a UTF-8 sequence's bits so far, a \u escape's digits). */
+  code: number;
 }
 
 const isWs = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
@@ -630,9 +705,10 @@ function startValue(s: State, b: number): boolean {
     if (!is('string')) return false;
     [s.mode, s.chars, s.utf8Left] = [Mode.Str, 0, 0];
     [s.minLength, s.maxLength] = [want?.minLength ?? 0, want?.maxLength ?? Infinity];
-    // Counted only where bounded: a test of one boolean a byte (a comparison of the two bounds
-    // measured ~5 % slower over a vocabulary pass, scripts/json-scan.mjs)
-    s.counting = s.minLength > 0 || s.maxLength < Number.MAX_SAFE_INTEGER;
+    s.re = want?.pattern?.start ?? null;
+    // Decoded only where bounded or matched: a test of one boolean a byte (a comparison of the
+    // two bounds measured ~5 % slower over a vocabulary pass, scripts/json-scan.mjs)
+    s.counting = s.minLength > 0 || s.maxLength < Number.MAX_SAFE_INTEGER || s.re !== null;
   } else if (b === 0x2d /* - */ || isDigit(b)) {
     if (!is('number') && !is('integer')) return false;
     s.integer = !!want && !want.types.has('number');
@@ -721,7 +797,7 @@ function move(s: State, b: number): boolean {
       if (isWs(b)) return true;
       if (b === 0x7d && s.mode === Mode.KeyOrEnd) return close(s, b);
       if (b !== 0x22 || keysLeft(s.frames.at(-1)!)?.length === 0) return false;
-      [s.mode, s.key, s.acc] = [Mode.Str, true, ''];
+      [s.mode, s.key, s.acc, s.re] = [Mode.Str, true, '', null];
       return true;
     case Mode.Colon:
       if (isWs(b)) return true;
@@ -746,23 +822,38 @@ function move(s: State, b: number): boolean {
       if (b === 0x22) {
         if (s.key) return endKey(s);
         if (s.chars < s.minLength) return false;
+        if (s.re && (s.utf8Left > 0 || !s.next!.pattern!.accepts(s.re))) return false;
         afterValue(s);
         return true;
       }
       if (s.key && !keyGoesOn(s, b)) return false;
-      if (s.counting && !s.key && !countChar(s, b)) return false;
+      if (b < 0x20 || (s.counting && !s.key && !strByte(s, b))) return false;
       if (b === 0x5c) s.mode = Mode.Esc;
-      return b >= 0x20;
-    case Mode.Esc:
-      if (s.key && !keyGoesOn(s, b)) return false;
-      if (b === 0x75 /* u */) [s.mode, s.count] = [Mode.Hex, 4];
-      else if ('"\\/bfnrt'.includes(String.fromCharCode(b))) s.mode = Mode.Str;
-      else return false;
       return true;
+    case Mode.Esc: {
+      if (s.key && !keyGoesOn(s, b)) return false;
+      if (b === 0x75 /* u */) {
+        [s.mode, s.count, s.code] = [Mode.Hex, 4, 0];
+        return !s.re || s.key || canTakeEscape(s);
+      }
+      const i = '"\\/bfnrt'.indexOf(String.fromCharCode(b));
+      if (i < 0) return false;
+      s.mode = Mode.Str;
+      return !s.re || s.key || take(s, ESCAPED[i]!);
+    }
     case Mode.Hex:
       if (!isHex(b) || (s.key && !keyGoesOn(s, b))) return false;
+      s.code = s.code * 16 + parseInt(String.fromCharCode(b), 16);
       if (--s.count === 0) s.mode = Mode.Str;
-      return true;
+      if (!s.re || s.key) return true;
+      // A surrogate escape: refused where a pattern reads the characters (write the character itself)
+      if (s.count === 0) return !(s.code >= 0xd800 && s.code <= 0xdfff) && take(s, s.code);
+      return s.next!.pattern!.canTake(
+        s.re,
+        s.code << (4 * s.count),
+        ((s.code + 1) << (4 * s.count)) - 1,
+        roomOf(s),
+      );
     case Mode.Minus:
       if (!isDigit(b) || (bounded(s) && !viable((s.num += String.fromCharCode(b)), s.lo, s.hi))) return false;
       [s.mode, s.count] = [b === 0x30 ? Mode.Zero : Mode.Int, 1];
@@ -818,22 +909,82 @@ function move(s: State, b: number): boolean {
   }
 }
 
+/** The characters the escapes \" \\ \/ \b \f \n \r \t stand for. */
+const ESCAPED = [0x22, 0x5c, 0x2f, 0x08, 0x0c, 0x0a, 0x0d, 0x09];
+
 /**
- * One more byte of a string value (not of an escape's tail): false where it starts a character
- * past maxLength. A character is an escape (at its '\\'), a UTF-8 sequence, or a byte that
- * continues none, as a decoder counts a replacement character for it.
+ * One more byte of a string value (not of an escape's tail) whose characters are counted or
+ * matched: false where it starts a character past maxLength, or one the pattern refuses. A
+ * character is an escape (at its '\\'; matched at its end), a UTF-8 sequence, or a byte that
+ * continues none, as a decoder counts a replacement character for it (refused where a pattern
+ * reads the characters, as is a sequence cut short).
  */
-function countChar(s: State, b: number): boolean {
-  if (b < 0x80) {
-    s.utf8Left = 0;
-    return ++s.chars <= s.maxLength;
+function strByte(s: State, b: number): boolean {
+  if (b < 0x80 || (b & 0xc0) !== 0x80 || s.utf8Left === 0) {
+    if (s.re && s.utf8Left > 0) return false;
+    if (++s.chars > s.maxLength) return false;
+    if (b < 0x80) {
+      s.utf8Left = 0;
+      return !s.re || (b === 0x5c ? canTakeEscape(s) : take(s, b));
+    }
+    s.utf8Left = b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : 0;
+    if (!s.re) return true;
+    if (s.utf8Left === 0 || b < 0xc2 || b > 0xf4) return false; // no UTF-8 sequence begins so
+    // The lead's bits under a marker bit, which says the sequence's length when it ends
+    s.code = (b & ((0x40 >> s.utf8Left) - 1)) | (0x40 >> s.utf8Left);
+    return canTakeSequence(s);
   }
-  if ((b & 0xc0) === 0x80 && s.utf8Left > 0) {
-    s.utf8Left--;
-    return true;
-  }
-  s.utf8Left = b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : 0;
-  return ++s.chars <= s.maxLength;
+  s.utf8Left--;
+  if (!s.re) return true;
+  s.code = (s.code << 6) | (b & 0x3f);
+  if (s.utf8Left > 0) return canTakeSequence(s);
+  const [lo, hi] = sequenceRange(s);
+  return lo === hi && take(s, lo);
+}
+
+/** The pattern goes on with one more character (and may end within the length left). */
+function take(s: State, cp: number): boolean {
+  const p = s.next!.pattern!;
+  s.re = p.next(s.re!, cp);
+  const room = roomOf(s);
+  return s.re !== null && (!room || p.fits(s.re, room));
+}
+
+/** Where lengths bound the pattern: the characters still to come after those counted. */
+function roomOf(s: State): Room | undefined {
+  const lengths = s.next!.lengths;
+  return lengths && { lengths, lo: s.minLength - s.chars, hi: s.maxLength - s.chars };
+}
+
+/** Some character an escape may write (\\uXXXX: any but a surrogate) goes on in the pattern. */
+function canTakeEscape(s: State): boolean {
+  const p = s.next!.pattern!;
+  const room = roomOf(s);
+  return p.canTake(s.re!, 0, 0xd7ff, room) || p.canTake(s.re!, 0xe000, 0xffff, room);
+}
+
+/** Some character that the UTF-8 sequence begun may end as goes on in the pattern. */
+function canTakeSequence(s: State): boolean {
+  const [lo, hi] = sequenceRange(s);
+  const [p, room] = [s.next!.pattern!, roomOf(s)];
+  return p.canTake(s.re!, lo, Math.min(hi, 0xd7ff), room) || p.canTake(s.re!, Math.max(lo, 0xe000), hi, room);
+}
+
+/**
+ * The code points the UTF-8 sequence begun may still end as (`code`: its bits so far under a
+ * marker bit): none overlong (E0 80 B0 is no '0'), none past U+10FFFF; lo > hi where none.
+ * A surrogate may be in the range (callers leave it out).
+ */
+function sequenceRange(s: State): [number, number] {
+  const shift = 6 * s.utf8Left;
+  const full = s.code << shift;
+  const marker = 31 - Math.clz32(full); // 11, 16 or 21 bits: a sequence of 2, 3 or 4 bytes
+  const lo = full ^ (1 << marker);
+  const hi = lo + (1 << shift) - 1;
+  const least = marker === 11 ? 0x80 : marker === 16 ? 0x800 : 0x10000;
+  const [a, b] = [Math.max(lo, least), Math.min(hi, 0x10ffff)];
+  if (s.utf8Left === 0 && a >= 0xd800 && a <= 0xdfff) return [1, 0];
+  return [a, b];
 }
 
 /** One more byte of a key: false where no key the object may still take goes on so. */
@@ -885,6 +1036,8 @@ export class JsonObjectPrefix {
         minLength: 0,
         maxLength: Infinity,
         counting: false,
+        re: null,
+        code: 0,
       },
     ];
   }
@@ -995,6 +1148,8 @@ function distinct(states: State[]): State[] {
       s.utf8Left,
       s.minLength,
       s.maxLength,
+      s.re?.id ?? 0,
+      s.code,
       idOf(s.next),
       ...s.frames.map((f) => `${idOf(f.shape)}/${f.count}/${f.seen.join('\u0000')}`),
     ].join('\u0001');

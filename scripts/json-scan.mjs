@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // What a constrained draw's last resort costs: one pass of JsonObjectPrefix.allows over every
-// token of the byte-level BPE vocabulary loadVocab('qwen2') gives (128,256), in a key, inside a string value, and without a schema,
+// token of the byte-level BPE vocabulary loadVocab('qwen2') gives (128,256), in a key, inside a string value (plain, with a
+// pattern, with a format), and without a schema,
 // best of 8. A draw whose first choices the automaton refuses pays it between two decode steps.
 // Needs `npm run build:ts`.
 import { performance } from 'node:perf_hooks';
@@ -17,6 +18,8 @@ const schema = compileJsonSchema({
     name: { type: 'string' },
     age: { type: 'integer' },
     tags: { type: 'array', items: { type: 'string' } },
+    slug: { type: 'string', pattern: '^[a-z ]+$', maxLength: 40 },
+    when: { type: 'string', format: 'date-time' },
   },
   required: ['name'],
   additionalProperties: false,
@@ -25,6 +28,8 @@ for (const [label, prefix, shape] of [
   ['in a key', '{"na', schema],
   ['in a string', '{"name": "Jo', schema],
   ['no schema, in a string', '{"a": [1, {"b": "x', undefined],
+  ['in a pattern string', '{"slug": "ab', schema],
+  ['in a date-time', '{"when": "2024-0', schema],
 ]) {
   const j = new JsonObjectPrefix(shape);
   j.take(new TextEncoder().encode(prefix));

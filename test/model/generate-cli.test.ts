@@ -201,21 +201,28 @@ describe('redblue generate --chat', () => {
       schemaFile,
       JSON.stringify({
         type: 'object',
-        properties: { size: { enum: ['S', 'M', 'L'] }, ok: { type: 'boolean' } },
-        required: ['size', 'ok'],
+        properties: {
+          size: { enum: ['S', 'M', 'L'] },
+          ok: { type: 'boolean' },
+          code: { type: 'string', pattern: '^[A-Z]{2}-\\d{2}$' },
+        },
+        required: ['size', 'ok', 'code'],
         additionalProperties: false,
       }),
     );
     const kept = generateJson(['--json-schema', schemaFile, '-n', '64', '--temp', '0', ...bias]).json;
     expect(kept.stoppedBy).toBe('stop');
     const v = JSON.parse(kept.text) as Record<string, unknown>;
-    expect(Object.keys(v).sort()).toEqual(['ok', 'size']);
+    expect(Object.keys(v).sort()).toEqual(['code', 'ok', 'size']);
+    expect(v.code).toMatch(/^[A-Z]{2}-\d{2}$/);
     expect(['S', 'M', 'L']).toContain(v.size);
     expect(typeof v.ok).toBe('boolean');
-    writeFileSync(schemaFile, '{"type": "object", "properties": {"a": {"format": "date"}}}');
+    writeFileSync(schemaFile, '{"type": "object", "properties": {"a": {"format": "color"}}}');
     const fmt = runCli(['generate', '-m', good, '-p', PROMPT, '--json-schema', schemaFile]);
     expect(fmt.code).toBe(2);
-    expect(fmt.stderr).toMatch(/--json-schema .*schema\.json: \$\.properties\.a: 'format' is not supported/);
+    expect(fmt.stderr).toMatch(
+      /--json-schema .*schema\.json: \$\.properties\.a\.format: "color" is not supported/,
+    );
     writeFileSync(schemaFile, '{"type": ');
     const notJson = runCli(['generate', '-m', good, '-p', PROMPT, '--json-schema', schemaFile]);
     expect(notJson.code).toBe(2);

@@ -11,6 +11,7 @@ import {
   MAX_EXP_DIGITS,
   MAX_WS,
 } from '../../model/json-constraint.js';
+import { FORMATS } from '../../model/regex.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -160,7 +161,10 @@ function conforms(v: unknown, s: Schema, root: Schema = s): boolean {
     );
   }
   if (typeof v === 'string') {
-    const { minLength = 0, maxLength = Infinity } = s as Record<string, never>;
+    const { minLength = 0, maxLength = Infinity, pattern, format } = s as Record<string, never>;
+    // JavaScript's own RegExp reads the pattern (the automaton has a reader of its own)
+    const re = pattern ?? (format && FORMATS[format]);
+    if (re !== undefined && !new RegExp(re, 'u').test(v)) return false;
     return [...v].length >= minLength && [...v].length <= maxLength;
   }
   if (Array.isArray(v)) {
@@ -203,7 +207,7 @@ const ALPHABET = bytes(' {}[]",:-.+0123456789eEabcdefghijklmnopqrstuvwxyz\\é');
  * Random byte walks through the automaton (each byte one it allows): it never dead-ends, and
  * every object it completes keeps to the schema. How many walks completed.
  */
-function walk(schema: Schema, seed: number, runs: number): number {
+function walk(schema: Schema, seed: number, runs: number, alphabet = ALPHABET): number {
   const shape = compileJsonSchema(schema);
   let completed = 0;
   fc.assert(
@@ -212,7 +216,7 @@ function walk(schema: Schema, seed: number, runs: number): number {
       const out: number[] = [];
       const it = choices[Symbol.iterator]();
       for (let step = 0; step < 400 && !j.complete; step++) {
-        const ok = [...ALPHABET].filter((b) => j.allows(Uint8Array.of(b)));
+        const ok = [...alphabet].filter((b) => j.allows(Uint8Array.of(b)));
         expect(ok.length, new TextDecoder().decode(Uint8Array.from(out))).toBeGreaterThan(0);
         const b = ok[it.next().value % ok.length]!;
         j.take(Uint8Array.of(b));
@@ -289,8 +293,8 @@ describe('JSON mode with a schema', () => {
 
   it('names what it does not support, and where', () => {
     expect(() =>
-      compileJsonSchema({ type: 'object', properties: { a: { type: 'string', pattern: 'x' } } }),
-    ).toThrow(/\$\.properties\.a: 'pattern' is not supported; supported: type, properties/);
+      compileJsonSchema({ type: 'object', properties: { a: { type: 'string', if: 'x' } } }),
+    ).toThrow(/\$\.properties\.a: 'if' is not supported; supported: type, properties/);
     expect(() => compileJsonSchema({ type: 'object', not: {} })).toThrow(/'not' is not supported/);
     expect(() => compileJsonSchema({ anyOf: [] })).toThrow(/\$\.anyOf must be a non-empty array/);
     expect(() => compileJsonSchema({ type: 'array' })).toThrow(/must describe an object/);
@@ -630,6 +634,136 @@ describe('JSON schemas with integer bounds', () => {
         ],
       },
       /two integer alternatives with other bounds/,
+    );
+  });
+});
+
+const PATTERNED = {
+  type: 'object',
+  properties: {
+    code: { type: 'string', pattern: '^[A-Z]{2}\\d{1,3}$' },
+    when: { type: 'string', format: 'date' },
+    word: { type: 'string', pattern: 'é', maxLength: 4 }, // an é somewhere, 4 characters at most
+    quote: { type: 'string', pattern: '^"\\\\?\\n?$' }, // '"', then maybe '\\', then maybe a newline
+    id: { anyOf: [{ type: 'string', format: 'uuid' }, { type: 'null' }] },
+    tags: { type: 'array', items: { type: 'string', pattern: '^#[a-z]+$' }, maxItems: 2 },
+    kind: { enum: ['AB1', 'x', 3], pattern: '^[A-Z]' }, // the pattern leaves AB1 and 3
+    even: { type: 'string', pattern: '^(ab)+$', minLength: 3, maxLength: 5 }, // abab alone
+    long: { type: 'string', pattern: '^[a-z]+$', minLength: 3 },
+  },
+  required: ['code'],
+  additionalProperties: false,
+} as const;
+
+describe('JSON schemas with patterns and formats', () => {
+  const fits = fitsTo(compileJsonSchema(PATTERNED));
+
+  it('takes every object that keeps to it whole, and calls it complete', () => {
+    takesAll(
+      PATTERNED as Schema,
+      fc.record(
+        {
+          code: fc.stringMatching(/^[A-Z]{2}\d{1,3}$/),
+          when: fc
+            .date({ min: new Date('1600-01-01'), max: new Date('2400-12-31'), noInvalidDate: true })
+            .map((d) => d.toISOString().slice(0, 10)),
+          word: fc
+            .tuple(fc.string({ maxLength: 1 }), fc.string({ maxLength: 2 }))
+            .map(([a, b]) => `${a}é${b}`),
+          quote: fc.constantFrom('"', '"\\', '"\n', '"\\\n'),
+          id: fc.option(fc.uuid()),
+          tags: fc.array(fc.stringMatching(/^#[a-z]+$/), { maxLength: 2 }),
+          kind: fc.constantFrom('AB1', 3),
+          even: fc.constant('abab'),
+          long: fc.stringMatching(/^[a-z]{3,}$/),
+        },
+        { requiredKeys: ['code'] },
+      ),
+    );
+  });
+
+  it('refuses a character the pattern cannot go on with, and an end it does not allow', () => {
+    expect(
+      fits('{"code": "\\u0041B1", "word": "\\u00e9", "quote": "\\"\\\\\\n", "when": "2024-02-29"}'),
+    ).toBe(true);
+    expect(fits('{"code": "ZZ999", "id": "123e4567-e89b-12d3-a456-426614174000", "tags": ["#a"]}')).toBe(
+      true,
+    );
+    for (const bad of [
+      '{"code": "A1', // two capitals first
+      '{"code": "AB1234', // three digits at most
+      '{"code": "AB"', // a digit before the end
+      '{"code": "AB\\u0031\\u004', // 1 as an escape, then one that ends as no digit (\u004x)
+      '{"when": "2023-02-29', // no 29 February in 2023
+      '{"when": "2024-13', // no month 13
+      '{"word": "abcd', // the fourth character must be the é
+      '{"word": "ab"', // no é at all
+      '{"quote": "x',
+      '{"quote": "\\"\\n\\n', // one newline at most
+      '{"id": "xyz',
+      '{"tags": ["#A',
+      '{"kind": "x"', // in the enum, but not the pattern's
+      '{"even": "ab"', // the pattern's, but shorter than minLength
+      '{"even": "ababa', // no match ends within maxLength after it
+      '{"long": "ab"',
+    ]) {
+      const j = new JsonObjectPrefix(compileJsonSchema(PATTERNED));
+      expect(j.allows(bytes(bad)), bad).toBe(false);
+    }
+    // The escape \u0 may still end as a digit (0030-0039), \u00 too; \u01 never does.
+    const j = new JsonObjectPrefix(compileJsonSchema(PATTERNED));
+    expect(j.allows(bytes('{"code": "AB\\u003'))).toBe(true);
+    expect(j.allows(bytes('{"code": "AB\\u01'))).toBe(false);
+    // UTF-8: é's lead byte is taken where an é may come, not where only ASCII may.
+    expect(j.allows(Uint8Array.of(...bytes('{"word": "a'), 0xc3))).toBe(true);
+    expect(j.allows(Uint8Array.of(...bytes('{"code": "'), 0xc3))).toBe(false);
+    // Only well-formed UTF-8 where a pattern reads the characters: E0 80 B0 would be an overlong
+    // '0' (a decoder reads it as replacement characters), ED A0 80 a surrogate, F4 90 past U+10FFFF.
+    expect(j.allows(Uint8Array.of(...bytes('{"code": "AB'), 0xe0, 0x80, 0xb0))).toBe(false);
+    expect(j.allows(Uint8Array.of(...bytes('{"word": "'), 0xed, 0xa0, 0x80))).toBe(false);
+    expect(j.allows(Uint8Array.of(...bytes('{"word": "'), 0xf4, 0x90))).toBe(false);
+    expect(j.allows(Uint8Array.of(...bytes('{"word": "'), 0xf4, 0x8f, 0xbf, 0xbf))).toBe(true);
+  });
+
+  it('whatever it lets through, byte by byte at random, keeps to the schema', () => {
+    const alphabet = Uint8Array.from([...ALPHABET, ...bytes('ABZ#')]);
+    expect(walk(PATTERNED as Schema, 13, 150, alphabet)).toBeGreaterThan(10);
+  });
+
+  it('names the patterns and formats it cannot follow, and where', () => {
+    const refuse = (s: object, why: RegExp) =>
+      expect(() => compileJsonSchema({ type: 'object', properties: { a: s } })).toThrow(why);
+    refuse(
+      { type: 'string', pattern: '(?=x)y' },
+      /\$\.properties\.a\.pattern: lookahead \(\?= \/ \?!\) is not supported/,
+    );
+    refuse({ type: 'string', pattern: '[a' }, /\.pattern: a '\[' without its '\]'/);
+    refuse({ type: 'string', pattern: 3 }, /\.pattern must be a string/);
+    refuse(
+      { type: 'string', format: 'color' },
+      /\.format: "color" is not supported; supported: date-time, date, time/,
+    );
+    refuse({ type: 'string', pattern: 'x', format: 'date' }, /'pattern' beside 'format' is not supported/);
+    refuse(
+      { type: 'string', pattern: '^\\d{3}$', minLength: 4 },
+      /no string of 4 to \d+ characters matches the pattern/,
+    );
+    refuse(
+      { type: 'string', pattern: '^(a{1000}|b{1000}|c{1000})$', maxLength: 3000 },
+      /states times 3000 characters are more than the length bounds are planned for/,
+    );
+    refuse(
+      { type: 'string', format: 'uuid', maxLength: 35 },
+      /no string of 0 to 35 characters matches the format/,
+    );
+    refuse(
+      {
+        anyOf: [
+          { type: 'string', format: 'date' },
+          { type: 'string', format: 'uuid' },
+        ],
+      },
+      /two alternatives are strings/,
     );
   });
 });

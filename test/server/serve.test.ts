@@ -444,8 +444,9 @@ describe('redblue serve', () => {
         color: { $ref: '#/$defs/Color' },
         ok: { type: 'boolean' },
         n: { anyOf: [{ type: 'integer' }, { type: 'null' }], default: null },
+        day: { type: 'string', format: 'date' },
       },
-      required: ['color', 'ok'],
+      required: ['color', 'ok', 'day'],
       additionalProperties: false,
     };
     for (const seed of [1, 2]) {
@@ -460,7 +461,9 @@ describe('redblue serve', () => {
       });
       expect(c.choices[0]!.finish_reason).toBe('stop');
       const v = JSON.parse(c.choices[0]!.message.content!) as Record<string, unknown>;
-      expect(Object.keys(v).every((k) => ['color', 'ok', 'n'].includes(k))).toBe(true);
+      expect(Object.keys(v).every((k) => ['color', 'ok', 'n', 'day'].includes(k))).toBe(true);
+      const day = v.day as string;
+      expect(new Date(`${day}T00:00:00Z`).toISOString().slice(0, 10)).toBe(day);
       expect(['red', 'green']).toContain(v.color);
       expect(typeof v.ok).toBe('boolean');
       if ('n' in v) expect(v.n === null || Number.isInteger(v.n)).toBe(true);
@@ -470,9 +473,9 @@ describe('redblue serve', () => {
       [
         {
           type: 'json_schema',
-          json_schema: { schema: { type: 'object', properties: { a: { pattern: 'x' } } } },
+          json_schema: { schema: { type: 'object', properties: { a: { pattern: '(?=x)' } } } },
         },
-        /\$\.properties\.a: 'pattern' is not supported/,
+        /\$\.properties\.a\.pattern: lookahead \(\?= \/ \?!\) is not supported/,
       ],
     ] as const) {
       const refused = await raw('/v1/completions', {
@@ -608,13 +611,13 @@ describe('redblue serve', () => {
               type: 'function',
               function: {
                 name: 'f',
-                parameters: { type: 'object', properties: { a: { type: 'string', pattern: 'x' } } },
+                parameters: { type: 'object', properties: { a: { type: 'string', format: 'color' } } },
               },
             },
           ],
           tool_choice: 'required',
         },
-        /tools\[0\]\.function\.parameters: \$\.properties\.a: 'pattern' is not supported/,
+        /tools\[0\]\.function\.parameters: \$\.properties\.a\.format: "color" is not supported/,
       ],
       [
         { response_format: { type: 'json_object' }, tool_choice: 'required' },
