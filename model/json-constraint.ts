@@ -71,7 +71,10 @@ export interface JsonShape {
   pattern?: Pattern;
   /** Beside a pattern, the lengths the bounds leave it (Pattern.lengths). */
   lengths?: Lengths;
-  /** An integer's bounds, inclusive (minimum, maximum and their exclusive forms); none: ±Infinity. */
+  /**
+   * A number's bounds, inclusive (minimum, maximum and their exclusive forms: whole numbers on
+   * integers, the nearest doubles inside on numbers); none: ±Infinity.
+   */
   minimum: number;
   maximum: number;
   /**
@@ -140,10 +143,10 @@ const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1
 /**
  * A JSON schema (the subset above: type, properties, required, additionalProperties as a
  * boolean, items, minItems, maxItems, minLength, maxLength, pattern, format (regex.ts FORMATS), an
- * integer's bounds, enum, const; anyOf, and oneOf
+ * number's bounds (a bounded number without exponent), enum, const; anyOf, and oneOf
  * whose alternatives exclude each other, such as `Optional[X]` and unions of models; allOf of one schema;
  * `$ref` into the schema itself, recursive ones included: what Pydantic and zod write) as the
- * automaton follows it. Anything else (lookaround in a pattern, bounds on non-integers, …) is refused by name and
+ * automaton follows it. Anything else (`not`, `if`, lookaround in a pattern, …) is refused by name and
  * place: followed loosely it would let through text the schema forbids. The top level must be
  * an object, as OpenAI's structured outputs.
  */
@@ -217,27 +220,36 @@ function opens(s: JsonShape, t: JsonType | undefined): boolean {
 /** The largest bound taken: integers up to it are exact in a double, as the automaton reads the digits into one. */
 const MAX_BOUND = Number.MAX_SAFE_INTEGER;
 
+/** The doubles next above and below `x` (an exclusive bound on a number, made inclusive). */
+function nextDouble(x: number, up: boolean): number {
+  if (x === 0) return up ? Number.MIN_VALUE : -Number.MIN_VALUE;
+  const b = new Float64Array([x]);
+  const i = new BigInt64Array(b.buffer);
+  i[0] = i[0]! + (x > 0 === up ? 1n : -1n);
+  return b[0]!;
+}
+
 /**
- * minimum / maximum / exclusiveMinimum / exclusiveMaximum as inclusive integer bounds. Only on
- * integers: a number's fraction and exponent would have to be bounded byte by byte too.
+ * minimum / maximum / exclusiveMinimum / exclusiveMaximum as inclusive bounds: whole numbers on
+ * integers, the nearest doubles inside on numbers (read as doubles, as JSON.parse reads them).
+ * Bounds apply to numbers only; a bounded number is written without an exponent, so that its
+ * digits can be bounded as they come (numberViable).
  */
 function bounds(o: Record<string, unknown>, types: ReadonlySet<JsonType>, at: string): [number, number] {
   let [lo, hi] = [-Infinity, Infinity];
+  const integer = types.has('integer') && !types.has('number');
   for (const k of ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'] as const) {
     const v = o[k];
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isFinite(v) || Math.abs(v) > MAX_BOUND)
       throw new JsonSchemaError(`${at}.${k} must be a number within ±${MAX_BOUND}`);
-    if (types.has('number') || !types.has('integer'))
-      throw new JsonSchemaError(
-        `${at}.${k}: bounds are supported on integers only ({ "type": "integer" }), not on numbers with fractions`,
-      );
-    if (k === 'minimum') lo = Math.max(lo, Math.ceil(v));
-    if (k === 'exclusiveMinimum') lo = Math.max(lo, Math.floor(v) + 1);
-    if (k === 'maximum') hi = Math.min(hi, Math.floor(v));
-    if (k === 'exclusiveMaximum') hi = Math.min(hi, Math.ceil(v) - 1);
+    if (k === 'minimum') lo = Math.max(lo, integer ? Math.ceil(v) : v);
+    if (k === 'exclusiveMinimum') lo = Math.max(lo, integer ? Math.floor(v) + 1 : nextDouble(v, true));
+    if (k === 'maximum') hi = Math.min(hi, integer ? Math.floor(v) : v);
+    if (k === 'exclusiveMaximum') hi = Math.min(hi, integer ? Math.ceil(v) - 1 : nextDouble(v, false));
   }
-  if (lo > hi) throw new JsonSchemaError(`${at}: no integer lies within its bounds`);
+  if (lo > hi)
+    throw new JsonSchemaError(`${at}: no ${integer ? 'integer' : 'number'} lies within its bounds`);
   return [lo, hi];
 }
 
@@ -368,7 +380,9 @@ class SchemaCompiler {
         values = values.filter(
           (t) => types.has(typeAt(t.charCodeAt(0))!) || (/^-?\d+$/.test(t) && types.has('integer')),
         );
-      values = values.filter((t) => !/^-?\d+$/.test(t) || (Number(t) >= minimum && Number(t) <= maximum));
+      values = values.filter(
+        (t) => typeAt(t.charCodeAt(0)) !== 'number' || (Number(t) >= minimum && Number(t) <= maximum),
+      );
       if (pattern)
         values = values.filter(
           (t) =>
@@ -533,8 +547,14 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
         throw new JsonSchemaError(
           `${at}: two alternatives are strings; only one string alternative is supported`,
         );
-      if (clash && t === 'integer' && (prev.minimum !== a.minimum || prev.maximum !== a.maximum))
-        throw new JsonSchemaError(`${at}: two integer alternatives with other bounds are not supported`);
+      const num = owner.get('integer') ?? owner.get('number');
+      if (
+        (t === 'integer' || t === 'number') &&
+        num &&
+        num !== a &&
+        (num.minimum !== a.minimum || num.maximum !== a.maximum)
+      )
+        throw new JsonSchemaError(`${at}: two number alternatives with other bounds are not supported`);
       if (clash && exclusive && t !== 'object')
         throw new JsonSchemaError(`${at}: two alternatives of oneOf allow ${t}s: one value could match both`);
       owner.set(t, a);
@@ -567,8 +587,8 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
       pattern: str.pattern,
       lengths: str.lengths,
     });
-  const int = owner.get('integer');
-  if (int) Object.assign(out, { minimum: int.minimum, maximum: int.maximum });
+  const num = owner.get('integer') ?? owner.get('number');
+  if (num) Object.assign(out, { minimum: num.minimum, maximum: num.maximum });
   // A listed value of an open type is that type's already (strings of any length, null, …), or
   // would need both readings of its first byte at once: refused.
   const kept: string[] = [];
@@ -656,7 +676,7 @@ interface State {
   chars: number;
   /** UTF-8 continuation bytes the last lead byte promised and that have not come yet. */
   utf8Left: number;
-  /** The integer in progress where it has bounds (lo ≤ it ≤ hi): its text so far ('-', digits). */
+  /** The number in progress where it has bounds (lo ≤ it ≤ hi): its text so far ('-', digits, '.'). */
   num: string;
   lo: number;
   hi: number;
@@ -713,7 +733,7 @@ function startValue(s: State, b: number): boolean {
     if (!is('number') && !is('integer')) return false;
     s.integer = !!want && !want.types.has('number');
     [s.lo, s.hi, s.num] = [want?.minimum ?? -Infinity, want?.maximum ?? Infinity, String.fromCharCode(b)];
-    if (bounded(s) && !viable(s.num, s.lo, s.hi)) return false;
+    if (!inBounds(s)) return false;
     [s.mode, s.count] = [b === 0x2d ? Mode.Minus : b === 0x30 ? Mode.Zero : Mode.Int, b === 0x2d ? 0 : 1];
   } else if (b === 0x74 || b === 0x66) {
     if (!is('boolean')) return false;
@@ -725,8 +745,50 @@ function startValue(s: State, b: number): boolean {
   return true;
 }
 
-/** The number in progress is an integer with bounds (its digits are checked as they come). */
+/** The number in progress has bounds (its digits are checked as they come). */
 const bounded = (s: State): boolean => s.lo > -Infinity || s.hi < Infinity;
+
+/** A bounded number's next byte (a digit or '.'): whether it may still end within its bounds. */
+function goesOn(s: State, b: number): boolean {
+  if (!bounded(s)) return true;
+  s.num += String.fromCharCode(b);
+  return inBounds(s);
+}
+
+/** The number in progress (`num`) may still end within its bounds, if it has any. */
+const inBounds = (s: State): boolean =>
+  !bounded(s) || (s.integer ? viable(s.num, s.lo, s.hi) : numberViable(s.num, s.lo, s.hi));
+
+/**
+ * Whether some number in [lo, hi] has the text `num` so far ('-', digits, maybe '.' and more
+ * digits: no exponent; MAX_DIGITS on each side of the point at most). The text reaches the
+ * magnitudes [a, b) for a few spans: its value and its fraction to come, [v, v + 10^-f), and
+ * each count of integer digits still to come.
+ */
+function numberViable(num: string, lo: number, hi: number): boolean {
+  const neg = num.startsWith('-');
+  const d = neg ? num.slice(1) : num;
+  if (d === '') return lo <= Math.min(hi, 0);
+  const meets = (a: number, b: number): boolean =>
+    neg ? -a >= lo && (a === b ? -a <= hi : -b < hi) : a <= hi && (a === b ? a >= lo : b > lo);
+  const dot = d.indexOf('.');
+  if (dot >= 0) {
+    const [int, frac] = [d.slice(0, dot), d.slice(dot + 1)];
+    const a = Number(`${int}.${frac}0`);
+    if (frac.length === MAX_DIGITS) return meets(a, a);
+    // The next value at this scale, exactly: 0.49 → 0.5, 9.9 → 10
+    return meets(a, Number(`${BigInt(int + frac) + 1n}e-${frac.length}`));
+  }
+  const v = Number(d);
+  if (meets(v, v + 1)) return true;
+  if (d === '0') return false;
+  const far = Math.max(Math.abs(lo), Math.abs(hi));
+  for (let j = 1, m = 10; d.length + j <= MAX_DIGITS; j++, m *= 10) {
+    if (meets(v * m, (v + 1) * m)) return true;
+    if (v * m > far) break;
+  }
+  return false;
+}
 
 /**
  * Whether some integer in [lo, hi] has the text `num` so far ('-' and digits, at most MAX_DIGITS
@@ -855,13 +917,13 @@ function move(s: State, b: number): boolean {
         roomOf(s),
       );
     case Mode.Minus:
-      if (!isDigit(b) || (bounded(s) && !viable((s.num += String.fromCharCode(b)), s.lo, s.hi))) return false;
+      if (!isDigit(b) || !goesOn(s, b)) return false;
       [s.mode, s.count] = [b === 0x30 ? Mode.Zero : Mode.Int, 1];
       return true;
     case Mode.Dot:
       if (!isDigit(b)) return false;
       [s.mode, s.count] = [Mode.Frac, 1];
-      return true;
+      return goesOn(s, b);
     case Mode.E:
       if (b === 0x2b || b === 0x2d) s.mode = Mode.ESign;
       else if (isDigit(b)) [s.mode, s.count] = [Mode.Exp, 1];
@@ -876,14 +938,14 @@ function move(s: State, b: number): boolean {
     case Mode.Frac:
     case Mode.Exp:
       if (isDigit(b) && s.mode !== Mode.Zero) {
-        if (bounded(s) && !viable((s.num += String.fromCharCode(b)), s.lo, s.hi)) return false;
+        if (!goesOn(s, b)) return false;
         return ++s.count <= (s.mode === Mode.Exp ? MAX_EXP_DIGITS : MAX_DIGITS);
       }
       if (b === 0x2e && s.mode !== Mode.Frac && s.mode !== Mode.Exp && !s.integer) {
         s.mode = Mode.Dot;
-        return true;
+        return goesOn(s, b);
       }
-      if ((b === 0x65 || b === 0x45) && s.mode !== Mode.Exp && !s.integer) {
+      if ((b === 0x65 || b === 0x45) && s.mode !== Mode.Exp && !s.integer && !bounded(s)) {
         s.mode = Mode.E;
         return true;
       }

@@ -566,12 +566,19 @@ const BOUNDED = {
     big: { type: 'integer', minimum: 1000 },
     neg: { type: 'integer', maximum: -5 },
     level: { type: 'integer', enum: [1, 5, 50], minimum: 2 },
+    ratio: { type: 'number', minimum: 0, maximum: 1 },
+    kelvin: { type: 'number', exclusiveMinimum: -273.15, exclusiveMaximum: 0.5 },
+    price: { type: ['number', 'null'], minimum: 0.25, exclusiveMaximum: 10 },
+    size: { enum: [0.5, 2.5, 'big'], maximum: 1 }, // the bounds leave 0.5 and 'big'
   },
   required: ['age'],
   additionalProperties: false,
 } as const;
 
-describe('JSON schemas with integer bounds', () => {
+/** Numbers JSON.stringify writes without an exponent (a bounded number is written so). */
+const plain = (a: fc.Arbitrary<number>) => a.filter((x) => !/e/.test(JSON.stringify(x)));
+
+describe('JSON schemas with number bounds', () => {
   const fits = fitsTo(compileJsonSchema(BOUNDED));
 
   it('takes every object that keeps to it whole, and calls it complete', () => {
@@ -584,6 +591,12 @@ describe('JSON schemas with integer bounds', () => {
           big: fc.integer({ min: 1000 }),
           neg: fc.integer({ max: -5 }),
           level: fc.constantFrom(5, 50),
+          ratio: plain(fc.double({ min: 0, max: 1, noNaN: true })),
+          kelvin: plain(
+            fc.double({ min: -273.15, max: 0.5, minExcluded: true, maxExcluded: true, noNaN: true }),
+          ),
+          price: fc.option(plain(fc.double({ min: 0.25, max: 10, maxExcluded: true, noNaN: true }))),
+          size: fc.constantFrom(0.5, 'big'),
         },
         { requiredKeys: ['age'] },
       ),
@@ -609,6 +622,26 @@ describe('JSON schemas with integer bounds', () => {
       expect(j.allows(bytes(bad)), bad).toBe(false);
     }
     expect(fits('{"neg": -4000000000000000, "age": 0}')).toBe(true);
+    expect(fits('{"age": 1, "ratio": 0.25, "kelvin": -273.1499, "price": 9.999, "size": "big"}')).toBe(true);
+    expect(fits('{"age": 1, "ratio": 1, "kelvin": 0.4999999, "price": 0.25}')).toBe(true);
+    expect(fits('{"age": 1, "ratio": 1.0000, "price": null, "size": 0.5}')).toBe(true);
+    for (const bad of [
+      '{"ratio": 2', // no number in [0, 1] starts with 2
+      '{"ratio": 1.1', // 1.x is past 1 unless x is zeros
+      '{"ratio": 0.5e', // no exponent on a bounded number
+      '{"ratio": -0.1',
+      '{"kelvin": -273.15}', // exclusive
+      '{"kelvin": -274', // -274 or longer: past the bound
+      '{"kelvin": 0.5}',
+      '{"kelvin": 0.6',
+      '{"price": 0.2}', // 0.2 may go on (0.25), but ends below 0.25
+      '{"price": 10}',
+      '{"price": 10.', // 10.x ≥ 10
+      '{"size": 2.5', // listed, but past the bound
+    ]) {
+      const j = new JsonObjectPrefix(compileJsonSchema(BOUNDED));
+      expect(j.allows(bytes(bad)), bad).toBe(false);
+    }
   });
 
   it('whatever it lets through, byte by byte at random, keeps to the schema', () => {
@@ -618,8 +651,7 @@ describe('JSON schemas with integer bounds', () => {
   it('names the bounds it cannot follow', () => {
     const refuse = (s: object, why: RegExp) =>
       expect(() => compileJsonSchema({ type: 'object', properties: { a: s } })).toThrow(why);
-    refuse({ type: 'number', minimum: 0 }, /\.minimum: bounds are supported on integers only/);
-    refuse({ minimum: 0 }, /bounds are supported on integers only/);
+    refuse({ type: 'number', minimum: 1, exclusiveMaximum: 1 }, /no number lies within its bounds/);
     refuse({ type: 'integer', minimum: 5, maximum: 4 }, /no integer lies within its bounds/);
     refuse(
       { type: 'integer', exclusiveMinimum: 4, exclusiveMaximum: 5 },
@@ -633,7 +665,7 @@ describe('JSON schemas with integer bounds', () => {
           { type: 'integer', maximum: -1 },
         ],
       },
-      /two integer alternatives with other bounds/,
+      /two number alternatives with other bounds/,
     );
   });
 });
