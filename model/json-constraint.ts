@@ -1,4 +1,5 @@
 import {
+  FORMAT_MAX_LENGTH,
   FORMATS,
   type Lengths,
   Pattern,
@@ -428,7 +429,11 @@ class SchemaCompiler {
     };
     const [minItems, maxItems] = [count('minItems', 0), count('maxItems', Number.MAX_SAFE_INTEGER)];
     if (minItems > maxItems) throw new JsonSchemaError(`${at}: minItems ${minItems} > maxItems ${maxItems}`);
-    const [minLength, maxLength] = [count('minLength', 0), count('maxLength', Number.MAX_SAFE_INTEGER)];
+    const longest =
+      typeof o.format === 'string' && Object.hasOwn(FORMAT_MAX_LENGTH, o.format)
+        ? FORMAT_MAX_LENGTH[o.format]!
+        : Number.MAX_SAFE_INTEGER;
+    const [minLength, maxLength] = [count('minLength', 0), Math.min(count('maxLength', longest), longest)];
     if (minLength > maxLength)
       throw new JsonSchemaError(`${at}: minLength ${minLength} > maxLength ${maxLength}`);
     let lengths: Lengths | undefined;

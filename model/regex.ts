@@ -664,6 +664,13 @@ export const FORMATS: Readonly<Record<string, string>> = {
   uri: `^[A-Za-z][A-Za-z0-9+.\\-]*:(//${AUTHORITY}(/${SEG})*|/(${PCHAR}+(/${SEG})*)?|${PCHAR}+(/${SEG})*)?(\\?${QUERY})?(#${QUERY})?$`,
 };
 
+/**
+ * The longest strings of the formats whose patterns repeat without end: RFC 5321's 254 for an
+ * address, RFC 1035's 253 for a name. A model that repeats a character stops there, as JSON
+ * mode bounds its blank runs.
+ */
+export const FORMAT_MAX_LENGTH: Readonly<Record<string, number>> = { email: 254, hostname: 253 };
+
 const formats = new Map<string, Pattern>();
 /** A format's pattern, compiled once per process. */
 export function formatPattern(name: string): Pattern | undefined {

@@ -682,6 +682,7 @@ const PATTERNED = {
     kind: { enum: ['AB1', 'x', 3], pattern: '^[A-Z]' }, // the pattern leaves AB1 and 3
     even: { type: 'string', pattern: '^(ab)+$', minLength: 3, maxLength: 5 }, // abab alone
     long: { type: 'string', pattern: '^[a-z]+$', minLength: 3 },
+    mail: { type: 'string', format: 'email', maxLength: 300 }, // an address is 254 at most
   },
   required: ['code'],
   additionalProperties: false,
@@ -708,6 +709,7 @@ describe('JSON schemas with patterns and formats', () => {
           kind: fc.constantFrom('AB1', 3),
           even: fc.constant('abab'),
           long: fc.stringMatching(/^[a-z]{3,}$/),
+          mail: fc.constantFrom('a@b.co', 'x.y+z@mail.example.org', `${'a'.repeat(250)}@b.c`),
         },
         { requiredKeys: ['code'] },
       ),
@@ -738,6 +740,8 @@ describe('JSON schemas with patterns and formats', () => {
       '{"even": "ab"', // the pattern's, but shorter than minLength
       '{"even": "ababa', // no match ends within maxLength after it
       '{"long": "ab"',
+      `{"mail": "${'a'.repeat(250)}@b.co`, // 255 characters
+      `{"mail": "${'a'.repeat(251)}`, // no address fits after it
     ]) {
       const j = new JsonObjectPrefix(compileJsonSchema(PATTERNED));
       expect(j.allows(bytes(bad)), bad).toBe(false);
