@@ -62,6 +62,8 @@ export interface JsonShape {
   required: ReadonlySet<string>;
   /** Keys beyond `properties` (any value). */
   additional: boolean;
+  /** additionalProperties as a schema (Pydantic's `dict[str, X]`): the shape of those keys' values. */
+  extra?: JsonShape;
   items: JsonShape | undefined;
   minItems: number;
   maxItems: number;
@@ -142,8 +144,8 @@ const ALONE = ['anyOf', 'oneOf', 'allOf', '$ref'];
 const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1');
 
 /**
- * A JSON schema (the subset above: type, properties, required, additionalProperties as a
- * boolean, items, minItems, maxItems, minLength, maxLength, pattern, format (regex.ts FORMATS), an
+ * A JSON schema (the subset above: type, properties, required, additionalProperties (a boolean
+ * or the schema of the other keys' values), items, minItems, maxItems, minLength, maxLength, pattern, format (regex.ts FORMATS), an
  * number's bounds (a bounded number without exponent), enum, const; anyOf, and oneOf
  * whose alternatives exclude each other, such as `Optional[X]` and unions of models; allOf of one schema;
  * `$ref` into the schema itself, recursive ones included: what Pydantic and zod write) as the
@@ -189,6 +191,7 @@ function isAny(s: JsonShape): boolean {
     !s.objects &&
     !s.arrays &&
     s.additional &&
+    !s.extra &&
     s.properties.size === 0 &&
     s.required.size === 0 &&
     !s.items &&
@@ -419,8 +422,8 @@ class SchemaCompiler {
       }
     }
     const ap = o.additionalProperties ?? true;
-    if (typeof ap !== 'boolean')
-      throw new JsonSchemaError(`${at}.additionalProperties: only true or false is supported`);
+    const extra =
+      typeof ap === 'boolean' ? undefined : this.shape(ap, `${at}.additionalProperties`, depth + 1);
     const count = (k: 'minItems' | 'maxItems' | 'minLength' | 'maxLength', dflt: number): number => {
       const n = o[k] ?? dflt;
       if (typeof n !== 'number' || !Number.isInteger(n) || n < 0)
@@ -451,7 +454,8 @@ class SchemaCompiler {
       types,
       properties: props,
       required,
-      additional: ap,
+      additional: ap !== false,
+      ...(extra && { extra }),
       items: 'items' in o ? this.shape(o.items, `${at}.items`, depth + 1) : undefined,
       minItems,
       maxItems,
@@ -582,7 +586,12 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
     str = owner.get('string');
   if (objects.size > 1) out.objects = [...objects];
   else if (obj)
-    Object.assign(out, { properties: obj.properties, required: obj.required, additional: obj.additional });
+    Object.assign(out, {
+      properties: obj.properties,
+      required: obj.required,
+      additional: obj.additional,
+      extra: obj.extra,
+    });
   if (arrays.size > 1) out.arrays = [...arrays];
   else if (arr) Object.assign(out, { items: arr.items, minItems: arr.minItems, maxItems: arr.maxItems });
   if (str)
@@ -1069,7 +1078,8 @@ function endKey(s: State): boolean {
   const left = keysLeft(f);
   if (left && !left.includes(s.acc)) return false;
   s.frames = [...s.frames.slice(0, -1), { ...f, seen: [...f.seen, s.acc] }];
-  [s.mode, s.key, s.next] = [Mode.Colon, false, f.shape?.properties.get(s.acc)];
+  const props = f.shape?.properties;
+  [s.mode, s.key, s.next] = [Mode.Colon, false, props?.has(s.acc) ? props.get(s.acc) : f.shape?.extra];
   return true;
 }
 

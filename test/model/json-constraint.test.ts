@@ -175,8 +175,9 @@ function conforms(v: unknown, s: Schema, root: Schema = s): boolean {
     const props = (s.properties ?? {}) as Record<string, Schema>;
     const o = v as Record<string, unknown>;
     if (((s.required ?? []) as string[]).some((k) => !(k in o))) return false;
+    const others = (s.additionalProperties ?? true) as Schema | false;
     return Object.entries(o).every(([k, x]) =>
-      k in props ? conforms(x, props[k]!, root) : s.additionalProperties !== false,
+      Object.hasOwn(props, k) ? conforms(x, props[k]!, root) : others !== false && conforms(x, others, root),
     );
   }
   return true;
@@ -301,8 +302,8 @@ describe('JSON mode with a schema', () => {
     expect(() => compileJsonSchema({ type: 'object', properties: { a: { type: 'int' } } })).toThrow(
       /\$\.properties\.a\.type: "int" is not one of object, array/,
     );
-    expect(() => compileJsonSchema({ type: 'object', additionalProperties: {} })).toThrow(
-      /only true or false/,
+    expect(() => compileJsonSchema({ type: 'object', additionalProperties: 3 })).toThrow(
+      /\$\.additionalProperties: a schema must be an object \(or true\)/,
     );
     expect(() =>
       compileJsonSchema({ type: 'object', properties: {}, required: ['a'], additionalProperties: false }),
@@ -338,6 +339,8 @@ const PYDANTIC = {
     count: { oneOf: [{ type: 'integer' }, { type: 'string', maxLength: 2 }] },
     tree: { allOf: [{ $ref: '#/$defs/Node' }], description: 'Pydantic v1 wraps a described $ref so' },
     flag: { anyOf: [{ type: 'boolean' }, { const: 'auto' }] },
+    scores: { type: 'object', additionalProperties: { type: 'integer', minimum: 0 } }, // dict[str, NonNegativeInt]
+    meta: { type: 'object', properties: { v: { const: 1 } }, additionalProperties: { type: 'string' } },
   },
   required: ['color', 'tree'],
   additionalProperties: false,
@@ -366,6 +369,10 @@ describe('JSON schemas with $ref, anyOf and string lengths', () => {
         count: fc.oneof(fc.integer(), fc.string({ maxLength: 2 })),
         tree: tree,
         flag: fc.constantFrom(true, false, 'auto'),
+        scores: fc.dictionary(fc.stringMatching(/^[a-z]{1,3}$/), fc.nat()),
+        meta: fc
+          .tuple(fc.dictionary(fc.stringMatching(/^[a-u]{1,3}$/), fc.string()), fc.boolean())
+          .map(([o, v]) => (v ? { ...o, v: 1 } : o)),
       },
       { requiredKeys: ['color', 'tree'] },
     );
@@ -384,6 +391,10 @@ describe('JSON schemas with $ref, anyOf and string lengths', () => {
       '{"count": 1.5', // oneOf: an integer or a string
       '{"count": "123"', // past the string alternative's maxLength
       '{"flag": "on"', // only true, false or "auto"
+      '{"scores": {"a": -1', // each value a non-negative integer
+      '{"scores": {"a": "x"',
+      '{"meta": {"v": 2', // a named key keeps its own schema
+      '{"meta": {"x": 1', // the others are strings
       '{"tree": {"label": ""}', // below minLength
       '{"tree": {"label": "abcd"', // past maxLength
       '{"tree": {"label": "\\n\\t\\u0041\\"', // four characters, each an escape
