@@ -65,6 +65,8 @@ export interface JsonShape {
   /** additionalProperties as a schema (Pydantic's `dict[str, X]`): the shape of those keys' values. */
   extra?: JsonShape;
   items: JsonShape | undefined;
+  /** prefixItems (a tuple, as Pydantic's `tuple[int, str]`): the shapes of the first items; `items` the rest's. */
+  prefix?: readonly (JsonShape | undefined)[];
   minItems: number;
   maxItems: number;
   /** A string's characters (code points; an escape counts as one). */
@@ -121,6 +123,7 @@ export const SUPPORTED = [
   'required',
   'additionalProperties',
   'items',
+  'prefixItems',
   'minItems',
   'maxItems',
   'minLength',
@@ -145,7 +148,7 @@ const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1
 
 /**
  * A JSON schema (the subset above: type, properties, required, additionalProperties (a boolean
- * or the schema of the other keys' values), items, minItems, maxItems, minLength, maxLength, pattern, format (regex.ts FORMATS), an
+ * or the schema of the other keys' values), prefixItems, items, minItems, maxItems, minLength, maxLength, pattern, format (regex.ts FORMATS), an
  * number's bounds (a bounded number without exponent), enum, const; anyOf, and oneOf
  * whose alternatives exclude each other, such as `Optional[X]` and unions of models; allOf of one schema;
  * `$ref` into the schema itself, recursive ones included: what Pydantic and zod write) as the
@@ -195,6 +198,7 @@ function isAny(s: JsonShape): boolean {
     s.properties.size === 0 &&
     s.required.size === 0 &&
     !s.items &&
+    !s.prefix &&
     s.minItems === a.minItems &&
     s.maxItems === a.maxItems &&
     s.minLength === a.minLength &&
@@ -363,7 +367,7 @@ class SchemaCompiler {
     }
     if ('const' in o) values = [bytesText(JSON.stringify(o.const))];
     const constrains = [
-      ...['properties', 'items', 'minLength', 'maxLength', 'minItems', 'maxItems', 'required'],
+      ...['properties', 'items', 'prefixItems', 'minLength', 'maxLength', 'minItems', 'maxItems', 'required'],
       ...['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'pattern', 'format'],
     ];
     if (given.length === 0 && !values && !constrains.some((k) => k in o)) return undefined;
@@ -372,7 +376,7 @@ class SchemaCompiler {
         ? (given as JsonType[])
         : 'properties' in o
           ? ['object']
-          : 'items' in o
+          : 'items' in o || 'prefixItems' in o
             ? ['array']
             : TYPES,
     );
@@ -430,7 +434,19 @@ class SchemaCompiler {
         throw new JsonSchemaError(`${at}.${k} must be a whole number ≥ 0`);
       return n;
     };
-    const [minItems, maxItems] = [count('minItems', 0), count('maxItems', Number.MAX_SAFE_INTEGER)];
+    let prefix: (JsonShape | undefined)[] | undefined;
+    if ('prefixItems' in o) {
+      if (!Array.isArray(o.prefixItems) || o.prefixItems.length === 0)
+        throw new JsonSchemaError(`${at}.prefixItems must be a non-empty array of schemas`);
+      prefix = o.prefixItems.map((x, i) => this.shape(x, `${at}.prefixItems[${i}]`, depth + 1));
+    }
+    // `items: false` after prefixItems: nothing past them
+    const [minItems, maxItems] = [
+      count('minItems', 0),
+      o.items === false
+        ? Math.min(count('maxItems', Number.MAX_SAFE_INTEGER), prefix?.length ?? 0)
+        : count('maxItems', Number.MAX_SAFE_INTEGER),
+    ];
     if (minItems > maxItems) throw new JsonSchemaError(`${at}: minItems ${minItems} > maxItems ${maxItems}`);
     const longest =
       typeof o.format === 'string' && Object.hasOwn(FORMAT_MAX_LENGTH, o.format)
@@ -456,7 +472,8 @@ class SchemaCompiler {
       required,
       additional: ap !== false,
       ...(extra && { extra }),
-      items: 'items' in o ? this.shape(o.items, `${at}.items`, depth + 1) : undefined,
+      items: 'items' in o && o.items !== false ? this.shape(o.items, `${at}.items`, depth + 1) : undefined,
+      ...(prefix && { prefix }),
       minItems,
       maxItems,
       minLength,
@@ -593,7 +610,13 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
       extra: obj.extra,
     });
   if (arrays.size > 1) out.arrays = [...arrays];
-  else if (arr) Object.assign(out, { items: arr.items, minItems: arr.minItems, maxItems: arr.maxItems });
+  else if (arr)
+    Object.assign(out, {
+      items: arr.items,
+      prefix: arr.prefix,
+      minItems: arr.minItems,
+      maxItems: arr.maxItems,
+    });
   if (str)
     Object.assign(out, {
       minLength: str.minLength,
@@ -650,6 +673,11 @@ interface Frame {
   /** Keys given so far (objects); values so far (arrays). */
   seen: readonly string[];
   count: number;
+}
+
+/** The shape of an array's item `i` (from 0): its prefixItems' where there is one. */
+function itemShape(s: JsonShape | undefined, i: number): JsonShape | undefined {
+  return s?.prefix && i < s.prefix.length ? s.prefix[i] : s?.items;
 }
 
 /** Keys that may still come in an object (undefined: any key). */
@@ -734,7 +762,7 @@ function startValue(s: State, b: number): boolean {
     if (!is('array')) return false;
     [s.stack, s.mode] = [s.stack + '[', Mode.ValueOrEnd];
     s.frames = [...s.frames, { shape: want, seen: [], count: 0 }];
-    s.next = want?.items;
+    s.next = itemShape(want, 0);
   } else if (b === 0x22 /* " */) {
     if (!is('string')) return false;
     [s.mode, s.chars, s.utf8Left] = [Mode.Str, 0, 0];
@@ -889,7 +917,7 @@ function move(s: State, b: number): boolean {
           s.mode = Mode.Key;
         } else {
           if (f.shape && f.count >= f.shape.maxItems) return false;
-          [s.mode, s.next] = [Mode.Value, f.shape?.items];
+          [s.mode, s.next] = [Mode.Value, itemShape(f.shape, f.count)];
         }
         return true;
       }
@@ -1193,7 +1221,7 @@ function forks(t: State): State[] | undefined {
   const alts = f?.shape ? (t.mode === Mode.KeyOrEnd ? f.shape.objects : f.shape.arrays) : undefined;
   return alts?.map((shape) => {
     const u = { ...t, frames: [...t.frames.slice(0, -1), { ...f!, shape }] };
-    if (t.mode === Mode.ValueOrEnd) u.next = shape.items;
+    if (t.mode === Mode.ValueOrEnd) u.next = itemShape(shape, 0);
     return u;
   });
 }

@@ -168,8 +168,13 @@ function conforms(v: unknown, s: Schema, root: Schema = s): boolean {
     return [...v].length >= minLength && [...v].length <= maxLength;
   }
   if (Array.isArray(v)) {
-    const { items = true, minItems = 0, maxItems = Infinity } = s as Record<string, never>;
-    return v.length >= minItems && v.length <= maxItems && v.every((x) => conforms(x, items, root));
+    const { items = true, prefixItems = [], minItems = 0, maxItems = Infinity } = s as Record<string, never>;
+    const itemSchema = (i: number): Schema | false => (i < prefixItems.length ? prefixItems[i]! : items);
+    return (
+      v.length >= minItems &&
+      v.length <= maxItems &&
+      v.every((x, i) => itemSchema(i) !== false && conforms(x, itemSchema(i) as Schema, root))
+    );
   }
   if (typeof v === 'object' && v !== null) {
     const props = (s.properties ?? {}) as Record<string, Schema>;
@@ -341,6 +346,14 @@ const PYDANTIC = {
     flag: { anyOf: [{ type: 'boolean' }, { const: 'auto' }] },
     scores: { type: 'object', additionalProperties: { type: 'integer', minimum: 0 } }, // dict[str, NonNegativeInt]
     meta: { type: 'object', properties: { v: { const: 1 } }, additionalProperties: { type: 'string' } },
+    pair: {
+      type: 'array',
+      prefixItems: [{ type: 'integer' }, { $ref: '#/$defs/Color' }],
+      minItems: 2,
+      maxItems: 2,
+    }, // tuple[int, Color]
+    head: { type: 'array', prefixItems: [{ type: 'string' }], items: { type: 'boolean' } }, // tuple[str, *bool]
+    only: { prefixItems: [{ type: 'null' }], items: false },
   },
   required: ['color', 'tree'],
   additionalProperties: false,
@@ -370,6 +383,9 @@ describe('JSON schemas with $ref, anyOf and string lengths', () => {
         tree: tree,
         flag: fc.constantFrom(true, false, 'auto'),
         scores: fc.dictionary(fc.stringMatching(/^[a-z]{1,3}$/), fc.nat()),
+        pair: fc.tuple(fc.integer(), fc.constantFrom('red', 'green')),
+        head: fc.tuple(fc.string(), fc.array(fc.boolean(), { maxLength: 3 })).map(([a, b]) => [a, ...b]),
+        only: fc.constantFrom([], [null]),
         meta: fc
           .tuple(fc.dictionary(fc.stringMatching(/^[a-u]{1,3}$/), fc.string()), fc.boolean())
           .map(([o, v]) => (v ? { ...o, v: 1 } : o)),
@@ -395,6 +411,12 @@ describe('JSON schemas with $ref, anyOf and string lengths', () => {
       '{"scores": {"a": "x"',
       '{"meta": {"v": 2', // a named key keeps its own schema
       '{"meta": {"x": 1', // the others are strings
+      '{"pair": ["red"', // an integer first
+      '{"pair": [1, 2', // then a Color
+      '{"pair": [1, "red",', // and nothing more
+      '{"head": [true', // a string first
+      '{"head": ["a", "b"', // booleans after it
+      '{"only": [null,', // nothing past the prefix
       '{"tree": {"label": ""}', // below minLength
       '{"tree": {"label": "abcd"', // past maxLength
       '{"tree": {"label": "\\n\\t\\u0041\\"', // four characters, each an escape
