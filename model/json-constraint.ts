@@ -124,6 +124,7 @@ export const SUPPORTED = [
   'additionalProperties',
   'items',
   'prefixItems',
+  'additionalItems',
   'minItems',
   'maxItems',
   'minLength',
@@ -434,16 +435,20 @@ class SchemaCompiler {
         throw new JsonSchemaError(`${at}.${k} must be a whole number ≥ 0`);
       return n;
     };
+    // A tuple: 2020-12's prefixItems and items, or drafts 4-2019's items as an array and additionalItems
+    const tuple = Array.isArray(o.items);
+    const [first, firstAt] = tuple ? [o.items, 'items'] : [o.prefixItems, 'prefixItems'];
+    const rest: unknown = tuple ? (o.additionalItems ?? true) : o.items;
     let prefix: (JsonShape | undefined)[] | undefined;
-    if ('prefixItems' in o) {
-      if (!Array.isArray(o.prefixItems) || o.prefixItems.length === 0)
-        throw new JsonSchemaError(`${at}.prefixItems must be a non-empty array of schemas`);
-      prefix = o.prefixItems.map((x, i) => this.shape(x, `${at}.prefixItems[${i}]`, depth + 1));
+    if (first !== undefined) {
+      if (!Array.isArray(first) || first.length === 0)
+        throw new JsonSchemaError(`${at}.${firstAt} must be a non-empty array of schemas`);
+      prefix = first.map((x, i) => this.shape(x, `${at}.${firstAt}[${i}]`, depth + 1));
     }
     // `items: false` after prefixItems: nothing past them
     const [minItems, maxItems] = [
       count('minItems', 0),
-      o.items === false
+      rest === false
         ? Math.min(count('maxItems', Number.MAX_SAFE_INTEGER), prefix?.length ?? 0)
         : count('maxItems', Number.MAX_SAFE_INTEGER),
     ];
@@ -472,7 +477,10 @@ class SchemaCompiler {
       required,
       additional: ap !== false,
       ...(extra && { extra }),
-      items: 'items' in o && o.items !== false ? this.shape(o.items, `${at}.items`, depth + 1) : undefined,
+      items:
+        rest !== undefined && rest !== false
+          ? this.shape(rest, `${at}.${tuple ? 'additionalItems' : 'items'}`, depth + 1)
+          : undefined,
       ...(prefix && { prefix }),
       minItems,
       maxItems,

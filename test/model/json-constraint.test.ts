@@ -168,8 +168,10 @@ function conforms(v: unknown, s: Schema, root: Schema = s): boolean {
     return [...v].length >= minLength && [...v].length <= maxLength;
   }
   if (Array.isArray(v)) {
-    const { items = true, prefixItems = [], minItems = 0, maxItems = Infinity } = s as Record<string, never>;
-    const itemSchema = (i: number): Schema | false => (i < prefixItems.length ? prefixItems[i]! : items);
+    const { items = true, prefixItems = [], additionalItems = true } = s as Record<string, never>;
+    const { minItems = 0, maxItems = Infinity } = s as Record<string, never>;
+    const [first, rest] = Array.isArray(items) ? [items, additionalItems] : [prefixItems, items];
+    const itemSchema = (i: number): Schema | false => (i < (first as Schema[]).length ? first[i]! : rest);
     return (
       v.length >= minItems &&
       v.length <= maxItems &&
@@ -354,6 +356,7 @@ const PYDANTIC = {
     }, // tuple[int, Color]
     head: { type: 'array', prefixItems: [{ type: 'string' }], items: { type: 'boolean' } }, // tuple[str, *bool]
     only: { prefixItems: [{ type: 'null' }], items: false },
+    old: { items: [{ type: 'boolean' }], additionalItems: { type: 'integer' } }, // zod's z.tuple, draft 7
   },
   required: ['color', 'tree'],
   additionalProperties: false,
@@ -386,6 +389,7 @@ describe('JSON schemas with $ref, anyOf and string lengths', () => {
         pair: fc.tuple(fc.integer(), fc.constantFrom('red', 'green')),
         head: fc.tuple(fc.string(), fc.array(fc.boolean(), { maxLength: 3 })).map(([a, b]) => [a, ...b]),
         only: fc.constantFrom([], [null]),
+        old: fc.tuple(fc.boolean(), fc.array(fc.integer(), { maxLength: 2 })).map(([a, b]) => [a, ...b]),
         meta: fc
           .tuple(fc.dictionary(fc.stringMatching(/^[a-u]{1,3}$/), fc.string()), fc.boolean())
           .map(([o, v]) => (v ? { ...o, v: 1 } : o)),
@@ -417,6 +421,8 @@ describe('JSON schemas with $ref, anyOf and string lengths', () => {
       '{"head": [true', // a string first
       '{"head": ["a", "b"', // booleans after it
       '{"only": [null,', // nothing past the prefix
+      '{"old": [1', // a boolean first
+      '{"old": [true, false', // integers after it
       '{"tree": {"label": ""}', // below minLength
       '{"tree": {"label": "abcd"', // past maxLength
       '{"tree": {"label": "\\n\\t\\u0041\\"', // four characters, each an escape
