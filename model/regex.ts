@@ -430,6 +430,12 @@ export class Lengths {
 
 /** DFA states kept for reuse at most; past it, new ones are built afresh (correct, slower). */
 const MAX_DFA = 10000;
+/**
+ * Ways on cached per DFA state at most. A vocabulary pass steps each token's first character,
+ * thousands of distinct ones in a 150k vocabulary; the formats' patterns live as long as the
+ * process, so their caches are bounded (past it, a way on is found afresh: correct, slower).
+ */
+const MAX_NEXT = 1024;
 
 /** A compiled pattern: start, then next(cp) per character; accepts() says whether the string may end. */
 export class Pattern {
@@ -523,7 +529,7 @@ export class Pattern {
       if (r && contains(r, cp)) targets.push(this.nfa.to[s]!);
     }
     to = targets.length ? this.intern(this.closure(targets, false, false), false) : null;
-    if (st.next.size < 4096) st.next.set(cp, to);
+    if (st.next.size < MAX_NEXT) st.next.set(cp, to);
     return to;
   }
 
