@@ -276,10 +276,16 @@ function stringPattern(o: Record<string, unknown>, at: string): Pattern | undefi
   }
   if (!('pattern' in o)) return undefined;
   if (typeof o.pattern !== 'string') throw new JsonSchemaError(`${at}.pattern must be a string`);
+  const source = o.pattern;
+  return placed(`${at}.pattern`, () => compilePattern(source));
+}
+
+/** `f()`, its PatternError a JsonSchemaError that names the place. */
+function placed<T>(at: string, f: () => T): T {
   try {
-    return compilePattern(o.pattern);
+    return f();
   } catch (e) {
-    if (e instanceof PatternError) throw new JsonSchemaError(`${at}.pattern: ${e.message}`);
+    if (e instanceof PatternError) throw new JsonSchemaError(`${at}: ${e.message}`);
     throw e;
   }
 }
@@ -460,13 +466,7 @@ class SchemaCompiler {
     const [minLength, maxLength] = [count('minLength', 0), Math.min(count('maxLength', longest), longest)];
     if (minLength > maxLength)
       throw new JsonSchemaError(`${at}: minLength ${minLength} > maxLength ${maxLength}`);
-    let lengths: Lengths | undefined;
-    try {
-      lengths = pattern?.lengths(minLength, maxLength);
-    } catch (e) {
-      if (e instanceof PatternError) throw new JsonSchemaError(`${at}: ${e.message}`);
-      throw e;
-    }
+    const lengths = placed(at, () => pattern?.lengths(minLength, maxLength));
     if (pattern && lengths && !pattern.fits(pattern.start, { lengths, lo: minLength, hi: maxLength }))
       throw new JsonSchemaError(
         `${at}: no string of ${minLength} to ${maxLength} characters matches ${'pattern' in o ? 'the pattern' : 'the format'}`,
