@@ -420,10 +420,10 @@ export class Lengths {
 
   /** Whether `b` has a number of characters to go within [room.lo, room.hi]. */
   has(b: Uint32Array, room: { lo: number; hi: number }): boolean {
-    const lo = Math.max(room.lo, 0);
+    // Open: bit `cap` stands for every count from cap on, so a room past it asks that bit
+    const lo = this.open ? Math.min(Math.max(room.lo, 0), this.cap) : Math.max(room.lo, 0);
     const hi = this.open ? this.cap : Math.min(room.hi, this.cap);
-    for (let l = Math.min(lo, this.open ? this.cap : lo); l <= hi; l++)
-      if (b[l >> 5]! & (1 << (l & 31))) return true;
+    for (let l = lo; l <= hi; l++) if (b[l >> 5]! & (1 << (l & 31))) return true;
     return false;
   }
 }
