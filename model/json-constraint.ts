@@ -82,6 +82,8 @@ export interface JsonShape {
    */
   minimum: number;
   maximum: number;
+  /** multipleOf: a number is `m` × 10^-scale times a whole number (integers: scale 0). */
+  multiple?: Multiple;
   /**
    * enum / const: the values' JSON texts (bytes as latin1). None starts as a value of one of
    * `types` does (compile-time rule), so a value's first byte says which of the two it is.
@@ -94,6 +96,12 @@ export interface JsonShape {
    */
   objects?: readonly JsonShape[];
   arrays?: readonly JsonShape[];
+}
+
+/** A multipleOf as a decimal: m × 10^-scale. */
+export interface Multiple {
+  m: bigint;
+  scale: number;
 }
 
 export class JsonSchemaError extends Error {
@@ -135,6 +143,7 @@ export const SUPPORTED = [
   'maximum',
   'exclusiveMinimum',
   'exclusiveMaximum',
+  'multipleOf',
   'enum',
   'const',
   'anyOf',
@@ -150,7 +159,7 @@ const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1
 /**
  * A JSON schema (the subset above: type, properties, required, additionalProperties (a boolean
  * or the schema of the other keys' values), prefixItems, items, minItems, maxItems, minLength, maxLength, pattern, format (regex.ts FORMATS), an
- * number's bounds (a bounded number without exponent), enum, const; anyOf, and oneOf
+ * number's bounds and multipleOf (such a number without exponent), enum, const; anyOf, and oneOf
  * whose alternatives exclude each other, such as `Optional[X]` and unions of models; allOf of one schema;
  * `$ref` into the schema itself, recursive ones included: what Pydantic and zod write) as the
  * automaton follows it. Anything else (`not`, `if`, lookaround in a pattern, …) is refused by name and
@@ -260,6 +269,38 @@ function bounds(o: Record<string, unknown>, types: ReadonlySet<JsonType>, at: st
   if (lo > hi)
     throw new JsonSchemaError(`${at}: no ${integer ? 'integer' : 'number'} lies within its bounds`);
   return [lo, hi];
+}
+
+/** Decimals a multipleOf may have (0.01 for cents has 2). */
+const MAX_MULTIPLE_SCALE = 12;
+
+/**
+ * multipleOf as a decimal m × 10^-scale (0.25 → 25 × 10^-2). On integers, the whole multiple
+ * that both it and 1 divide (0.5 → every integer, 2.5 → multiples of 5), scale 0.
+ */
+function multipleOf(
+  o: Record<string, unknown>,
+  types: ReadonlySet<JsonType>,
+  at: string,
+): Multiple | undefined {
+  const v = o.multipleOf;
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    throw new JsonSchemaError(`${at}.multipleOf must be a number above 0`);
+  const [mantissa, exp = '0'] = String(v).split('e');
+  const [int, frac = ''] = mantissa!.split('.');
+  let [m, scale] = [BigInt(int! + frac), frac.length - Number(exp)];
+  if (scale < 0) [m, scale] = [m * 10n ** BigInt(-scale), 0];
+  if (scale > MAX_MULTIPLE_SCALE)
+    throw new JsonSchemaError(`${at}.multipleOf: at most ${MAX_MULTIPLE_SCALE} decimals are supported`);
+  if (types.has('integer') && !types.has('number')) {
+    // n × 10^scale ≡ 0 (mod m) ⟺ n ≡ 0 (mod m / gcd(m, 10^scale))
+    const p = 10n ** BigInt(scale);
+    let [x, y] = [m, p];
+    while (y) [x, y] = [y, x % y];
+    [m, scale] = [m / x, 0];
+  }
+  return m === 1n && scale === 0 && types.has('integer') && !types.has('number') ? undefined : { m, scale };
 }
 
 /** A string's `pattern` or `format` (one of FORMATS), compiled; errors name the place. */
@@ -375,7 +416,7 @@ class SchemaCompiler {
     if ('const' in o) values = [bytesText(JSON.stringify(o.const))];
     const constrains = [
       ...['properties', 'items', 'prefixItems', 'minLength', 'maxLength', 'minItems', 'maxItems', 'required'],
-      ...['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'pattern', 'format'],
+      ...['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf', 'pattern', 'format'],
     ];
     if (given.length === 0 && !values && !constrains.some((k) => k in o)) return undefined;
     const types = new Set<JsonType>(
@@ -388,6 +429,7 @@ class SchemaCompiler {
             : TYPES,
     );
     const [minimum, maximum] = bounds(o, types, at);
+    const multiple = multipleOf(o, types, at);
     const pattern = stringPattern(o, at);
     if (values) {
       // The listed values of the types given (all without `type`) and bounds, and no open type beside them.
@@ -396,7 +438,11 @@ class SchemaCompiler {
           (t) => types.has(typeAt(t.charCodeAt(0))!) || (/^-?\d+$/.test(t) && types.has('integer')),
         );
       values = values.filter(
-        (t) => typeAt(t.charCodeAt(0)) !== 'number' || (Number(t) >= minimum && Number(t) <= maximum),
+        (t) =>
+          typeAt(t.charCodeAt(0)) !== 'number' ||
+          (Number(t) >= minimum &&
+            Number(t) <= maximum &&
+            (!multiple || /[eE]/.test(t) || multipleViable(t, minimum, maximum, multiple, true))),
       );
       if (pattern)
         values = values.filter(
@@ -488,6 +534,7 @@ class SchemaCompiler {
       maxLength,
       minimum,
       maximum,
+      ...(multiple && { multiple }),
       values,
       ...(pattern && { pattern }),
       ...(lengths && { lengths }),
@@ -586,9 +633,14 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
         (t === 'integer' || t === 'number') &&
         num &&
         num !== a &&
-        (num.minimum !== a.minimum || num.maximum !== a.maximum)
+        (num.minimum !== a.minimum ||
+          num.maximum !== a.maximum ||
+          num.multiple?.m !== a.multiple?.m ||
+          num.multiple?.scale !== a.multiple?.scale)
       )
-        throw new JsonSchemaError(`${at}: two number alternatives with other bounds are not supported`);
+        throw new JsonSchemaError(
+          `${at}: two number alternatives with other bounds or multipleOf are not supported`,
+        );
       if (clash && exclusive && t !== 'object')
         throw new JsonSchemaError(`${at}: two alternatives of oneOf allow ${t}s: one value could match both`);
       owner.set(t, a);
@@ -633,7 +685,7 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
       lengths: str.lengths,
     });
   const num = owner.get('integer') ?? owner.get('number');
-  if (num) Object.assign(out, { minimum: num.minimum, maximum: num.maximum });
+  if (num) Object.assign(out, { minimum: num.minimum, maximum: num.maximum, multiple: num.multiple });
   // A listed value of an open type is that type's already (strings of any length, null, …), or
   // would need both readings of its first byte at once: refused.
   const kept: string[] = [];
@@ -795,8 +847,8 @@ function startValue(s: State, b: number): boolean {
   return true;
 }
 
-/** The number in progress has bounds (its digits are checked as they come). */
-const bounded = (s: State): boolean => s.lo > -Infinity || s.hi < Infinity;
+/** The number in progress has bounds or a multipleOf (its digits are checked as they come). */
+const bounded = (s: State): boolean => s.lo > -Infinity || s.hi < Infinity || !!s.next?.multiple;
 
 /** A bounded number's next byte (a digit or '.'): whether it may still end within its bounds. */
 function goesOn(s: State, b: number): boolean {
@@ -807,7 +859,60 @@ function goesOn(s: State, b: number): boolean {
 
 /** The number in progress (`num`) may still end within its bounds, if it has any. */
 const inBounds = (s: State): boolean =>
-  !bounded(s) || (s.integer ? viable(s.num, s.lo, s.hi) : numberViable(s.num, s.lo, s.hi));
+  !bounded(s) ||
+  (s.next?.multiple
+    ? multipleViable(s.num, s.lo, s.hi, s.next.multiple)
+    : s.integer
+      ? viable(s.num, s.lo, s.hi)
+      : numberViable(s.num, s.lo, s.hi));
+
+/**
+ * Whether some multiple of `mul` in [lo, hi] has the text `num` so far (as numberViable), or is
+ * the text where it is `complete`. In units of 10^-scale, as big integers: the text reaches
+ * [A, B] for its value and the fraction digits still free (none on integers, whose scale is 0),
+ * and for each count of integer digits still to come; digits past the scale must be zeros.
+ */
+function multipleViable(num: string, lo: number, hi: number, mul: Multiple, complete = false): boolean {
+  const neg = num.startsWith('-');
+  const d = neg ? num.slice(1) : num;
+  const unit = 10 ** mul.scale;
+  const [loS, hiS] = [
+    lo === -Infinity ? undefined : BigInt(Math.ceil(lo * unit)),
+    hi === Infinity ? undefined : BigInt(Math.floor(hi * unit)),
+  ];
+  // A multiple of m within [a, b] (signed, and within the bounds)
+  const has = (a: bigint, b: bigint): boolean => {
+    if (loS !== undefined && a < loS) a = loS;
+    if (hiS !== undefined && b > hiS) b = hiS;
+    if (a > b) return false;
+    const q = a >= 0n ? (a + mul.m - 1n) / mul.m : -(-a / mul.m);
+    return q * mul.m <= b;
+  };
+  const span = (a: bigint, b: bigint): boolean => (neg ? has(-b, -a) : has(a, b));
+  if (d === '') return has(-(1n << 200n), 0n); // '-': any negative multiple, or -0
+  const dot = d.indexOf('.');
+  const [int, frac] = dot < 0 ? [d, ''] : [d.slice(0, dot), d.slice(dot + 1)];
+  if (frac.length > mul.scale) {
+    if (/[^0]/.test(frac.slice(mul.scale))) return false;
+    const v = BigInt(int + frac.slice(0, mul.scale));
+    return span(v, v);
+  }
+  const left = 10n ** BigInt(mul.scale - frac.length);
+  const base = BigInt(int + frac) * left;
+  if (complete) return span(base, base);
+  if (span(base, base + left - 1n)) return true;
+  if (dot >= 0 || int === '0') return false;
+  const far =
+    (loS !== undefined && loS < 0n ? -loS : (loS ?? 0n)) +
+    (hiS !== undefined && hiS < 0n ? -hiS : (hiS ?? 0n));
+  for (let j = 1; int.length + j <= MAX_DIGITS; j++) {
+    const p = 10n ** BigInt(j) * 10n ** BigInt(mul.scale);
+    const a = BigInt(int) * p;
+    if (span(a, a + p - 1n)) return true;
+    if ((loS !== undefined || hiS !== undefined) && a > far) break;
+  }
+  return false;
+}
 
 /**
  * Whether some number in [lo, hi] has the text `num` so far ('-', digits, maybe '.' and more
@@ -1001,6 +1106,7 @@ function move(s: State, b: number): boolean {
       }
       // The number ended: this byte is the container's.
       if (bounded(s) && !(Number(s.num) >= s.lo && Number(s.num) <= s.hi)) return false;
+      if (s.next?.multiple && !multipleViable(s.num, s.lo, s.hi, s.next.multiple, true)) return false;
       afterValue(s);
       return move(s, b);
     case Mode.Lit:

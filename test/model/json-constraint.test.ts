@@ -153,7 +153,9 @@ function conforms(v: unknown, s: Schema, root: Schema = s): boolean {
   if (typeof v === 'number') {
     const b = s as Record<string, number | undefined>;
     const [lo, hi, xlo, xhi] = [b.minimum, b.maximum, b.exclusiveMinimum, b.exclusiveMaximum];
+    const m = b.multipleOf;
     return (
+      (m === undefined || Math.abs(Math.round(v / m) * m - v) <= 1e-9 * Math.max(1, Math.abs(v))) &&
       (lo === undefined || v >= lo) &&
       (hi === undefined || v <= hi) &&
       (xlo === undefined || v > xlo) &&
@@ -609,6 +611,10 @@ const BOUNDED = {
     kelvin: { type: 'number', exclusiveMinimum: -273.15, exclusiveMaximum: 0.5 },
     price: { type: ['number', 'null'], minimum: 0.25, exclusiveMaximum: 10 },
     size: { enum: [0.5, 2.5, 'big'], maximum: 1 }, // the bounds leave 0.5 and 'big'
+    cents: { type: 'number', multipleOf: 0.01, minimum: 0 },
+    even: { type: 'integer', multipleOf: 2, maximum: 100 },
+    quarter: { type: 'number', multipleOf: 0.25, exclusiveMinimum: -1, maximum: 1 },
+    five: { type: 'integer', multipleOf: 2.5 }, // integers: multiples of 5
   },
   required: ['age'],
   additionalProperties: false,
@@ -636,6 +642,10 @@ describe('JSON schemas with number bounds', () => {
           ),
           price: fc.option(plain(fc.double({ min: 0.25, max: 10, maxExcluded: true, noNaN: true }))),
           size: fc.constantFrom(0.5, 'big'),
+          cents: plain(fc.nat(1_000_000).map((n) => n / 100)),
+          even: fc.integer({ min: -1000, max: 50 }).map((k) => 2 * k),
+          quarter: fc.integer({ min: -3, max: 4 }).map((k) => k / 4),
+          five: fc.integer({ min: -1000, max: 1000 }).map((k) => 5 * k),
         },
         { requiredKeys: ['age'] },
       ),
@@ -664,6 +674,8 @@ describe('JSON schemas with number bounds', () => {
     expect(fits('{"age": 1, "ratio": 0.25, "kelvin": -273.1499, "price": 9.999, "size": "big"}')).toBe(true);
     expect(fits('{"age": 1, "ratio": 1, "kelvin": 0.4999999, "price": 0.25}')).toBe(true);
     expect(fits('{"age": 1, "ratio": 1.0000, "price": null, "size": 0.5}')).toBe(true);
+    expect(fits('{"age": 1, "cents": 12.5, "even": -4, "quarter": -0.75, "five": -15}')).toBe(true);
+    expect(fits('{"age": 1, "cents": 3.100, "quarter": 0.50000, "five": 30}')).toBe(true);
     for (const bad of [
       '{"ratio": 2', // no number in [0, 1] starts with 2
       '{"ratio": 1.1', // 1.x is past 1 unless x is zeros
@@ -677,6 +689,16 @@ describe('JSON schemas with number bounds', () => {
       '{"price": 10}',
       '{"price": 10.', // 10.x ≥ 10
       '{"size": 2.5', // listed, but past the bound
+      '{"cents": 0.001', // a third decimal
+      '{"cents": 1.234',
+      '{"cents": -1',
+      '{"even": 3}',
+      '{"even": 102',
+      '{"quarter": 0.3', // 0.30-0.39: no quarter
+      '{"quarter": -1}',
+      '{"quarter": 1.25',
+      '{"five": 7}',
+      '{"five": 3}', // 3 may go on (30), not end
     ]) {
       const j = new JsonObjectPrefix(compileJsonSchema(BOUNDED));
       expect(j.allows(bytes(bad)), bad).toBe(false);
@@ -691,6 +713,8 @@ describe('JSON schemas with number bounds', () => {
     const refuse = (s: object, why: RegExp) =>
       expect(() => compileJsonSchema({ type: 'object', properties: { a: s } })).toThrow(why);
     refuse({ type: 'number', minimum: 1, exclusiveMaximum: 1 }, /no number lies within its bounds/);
+    refuse({ type: 'number', multipleOf: 0 }, /\.multipleOf must be a number above 0/);
+    refuse({ type: 'number', multipleOf: 1e-13 }, /at most 12 decimals/);
     refuse({ type: 'integer', minimum: 5, maximum: 4 }, /no integer lies within its bounds/);
     refuse(
       { type: 'integer', exclusiveMinimum: 4, exclusiveMaximum: 5 },
@@ -704,7 +728,7 @@ describe('JSON schemas with number bounds', () => {
           { type: 'integer', maximum: -1 },
         ],
       },
-      /two number alternatives with other bounds/,
+      /two number alternatives with other bounds or multipleOf/,
     );
   });
 });
