@@ -65,6 +65,11 @@ export interface JsonShape {
   /** additionalProperties as a schema (Pydantic's `dict[str, X]`): the shape of those keys' values. */
   extra?: JsonShape;
   items: JsonShape | undefined;
+  /**
+   * uniqueItems (Pydantic's `set[X]`, items of strings, numbers, booleans or null): no item equal to
+   * an earlier one; `limit` the distinct items there can be (Infinity but for enums, booleans, null).
+   */
+  unique?: { limit: number };
   /** prefixItems (a tuple, as Pydantic's `tuple[int, str]`): the shapes of the first items; `items` the rest's. */
   prefix?: readonly (JsonShape | undefined)[];
   minItems: number;
@@ -135,6 +140,7 @@ export const SUPPORTED = [
   'additionalItems',
   'minItems',
   'maxItems',
+  'uniqueItems',
   'minLength',
   'maxLength',
   'pattern',
@@ -158,13 +164,14 @@ const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1
 
 /**
  * A JSON schema (the subset above: type, properties, required, additionalProperties (a boolean
- * or the schema of the other keys' values), prefixItems, items, minItems, maxItems, minLength, maxLength, pattern, format (regex.ts FORMATS), an
- * number's bounds and multipleOf (such a number without exponent), enum, const; anyOf, and oneOf
- * whose alternatives exclude each other, such as `Optional[X]` and unions of models; allOf of one schema;
- * `$ref` into the schema itself, recursive ones included: what Pydantic and zod write) as the
- * automaton follows it. Anything else (`not`, `if`, lookaround in a pattern, …) is refused by name and
- * place: followed loosely it would let through text the schema forbids. The top level must be
- * an object, as OpenAI's structured outputs.
+ * or the schema of the other keys' values), items, prefixItems, minItems, maxItems, uniqueItems,
+ * minLength, maxLength, pattern, format (regex.ts FORMATS), a number's bounds and multipleOf (such
+ * a number without exponent), enum, const; anyOf, and oneOf whose alternatives exclude each
+ * other, such as `Optional[X]` and unions of models; allOf of one schema; `$ref` into the schema
+ * itself, recursive ones included: what Pydantic and zod write) as the automaton follows it.
+ * Anything else (`not`, `if`, lookaround in a pattern, …) is refused by name and place: followed
+ * loosely it would let through text the schema forbids. The top level must be an object, as
+ * OpenAI's structured outputs.
  */
 export function compileJsonSchema(schema: unknown): JsonShape {
   const root = new SchemaCompiler(schema).compile();
@@ -209,6 +216,7 @@ function isAny(s: JsonShape): boolean {
     s.required.size === 0 &&
     !s.items &&
     !s.prefix &&
+    !s.unique &&
     s.minItems === a.minItems &&
     s.maxItems === a.maxItems &&
     s.minLength === a.minLength &&
@@ -348,9 +356,13 @@ class SchemaCompiler {
 
   constructor(private readonly root: unknown) {}
 
+  /** Checks of what the second pass fills in (a uniqueItems array's items may be a $ref). */
+  private readonly checks: (() => void)[] = [];
+
   compile(): JsonShape | undefined {
     const root = this.shape(this.root, '$');
     for (const s of this.later.keys()) this.fill(s);
+    for (const check of this.checks) check();
     return root;
   }
 
@@ -517,7 +529,7 @@ class SchemaCompiler {
       throw new JsonSchemaError(
         `${at}: no string of ${minLength} to ${maxLength} characters matches ${'pattern' in o ? 'the pattern' : 'the format'}`,
       );
-    return {
+    const out: Shape = {
       types,
       properties: props,
       required,
@@ -539,6 +551,10 @@ class SchemaCompiler {
       ...(pattern && { pattern }),
       ...(lengths && { lengths }),
     };
+    if (o.uniqueItems === true) this.checks.push(() => uniqueOf(out, at));
+    else if (o.uniqueItems !== undefined && o.uniqueItems !== false)
+      throw new JsonSchemaError(`${at}.uniqueItems must be true or false`);
+    return out;
   }
 
   /** `$ref`: a JSON pointer into the schema ("#", "#/$defs/Name"), compiled once. */
@@ -596,6 +612,40 @@ class SchemaCompiler {
     });
     return out;
   }
+}
+
+/**
+ * uniqueItems on `a` (its items filled in): items of strings, numbers, booleans or null only
+ * (each compared as JSON.parse reads it), and as many distinct ones as minItems asks.
+ */
+function uniqueOf(a: Shape, at: string): void {
+  const it = a.items;
+  const scalar = (t: JsonType) => t !== 'object' && t !== 'array';
+  if (
+    a.prefix ||
+    !it ||
+    it.objects ||
+    it.arrays ||
+    ![...it.types].every(scalar) ||
+    it.values?.some((v) => !scalar(typeAt(v.charCodeAt(0))!))
+  )
+    throw new JsonSchemaError(
+      `${at}.uniqueItems: supported on arrays whose items are strings, numbers, booleans or null (no tuples)`,
+    );
+  const numeric = it.types.has('number') || it.types.has('integer');
+  if (numeric && (it.minimum > -Infinity || it.maximum < Infinity || it.multiple))
+    throw new JsonSchemaError(
+      `${at}.uniqueItems: numbers with bounds or multipleOf as items are not supported (numbers without them are)`,
+    );
+  const open = it.types.has('string') || numeric;
+  const limit = open
+    ? Infinity
+    : (it.values?.length ?? 0) + (it.types.has('boolean') ? 2 : 0) + (it.types.has('null') ? 1 : 0);
+  if (a.minItems > limit)
+    throw new JsonSchemaError(
+      `${at}: minItems ${a.minItems} distinct items, but only ${limit} values may be items`,
+    );
+  a.unique = { limit };
 }
 
 /** The fields of anyOf's shape, from its alternatives' (SchemaCompiler.union). */
@@ -674,6 +724,7 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
     Object.assign(out, {
       items: arr.items,
       prefix: arr.prefix,
+      unique: arr.unique,
       minItems: arr.minItems,
       maxItems: arr.maxItems,
     });
@@ -730,7 +781,7 @@ function discriminated(objects: JsonShape[], at: string): void {
 /** An open container and the shape it keeps to. */
 interface Frame {
   shape: JsonShape | undefined;
-  /** Keys given so far (objects); values so far (arrays). */
+  /** Keys given so far (objects); a uniqueItems array's items so far (as JSON.stringify writes them). */
   seen: readonly string[];
   count: number;
 }
@@ -790,6 +841,9 @@ interface State {
   re: PatternState | null;
   /** The code point being read (a UTF-8 sequence's bits so far, a \u escape's digits). */
   code: number;
+  /** The value in progress is an item of a uniqueItems array: a string's text so far in `item`. */
+  collect: boolean;
+  item: string;
 }
 
 const isWs = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
@@ -806,10 +860,15 @@ function startValue(s: State, b: number): boolean {
   s.key = false;
   const want = s.next;
   const top = s.frames.at(-1);
-  if (top && s.stack.endsWith('[')) s.frames = [...s.frames.slice(0, -1), { ...top, count: top.count + 1 }];
+  s.collect = false;
+  if (top && s.stack.endsWith('[')) {
+    s.frames = [...s.frames.slice(0, -1), { ...top, count: top.count + 1 }];
+    s.collect = !!top.shape?.unique;
+    s.item = '"';
+  }
   if (want?.values && !opens(want, typeAt(b))) {
     const acc = String.fromCharCode(b);
-    if (!want.values.some((v) => v.startsWith(acc))) return false;
+    if (!valuesLeft(s).some((v) => v.startsWith(acc))) return false;
     [s.mode, s.acc] = [Mode.Enum, acc];
     return enumMaybeDone(s);
   }
@@ -830,29 +889,33 @@ function startValue(s: State, b: number): boolean {
     s.re = want?.pattern?.start ?? null;
     // Decoded only where bounded or matched: a test of one boolean a byte (a comparison of the
     // two bounds measured ~5 % slower over a vocabulary pass, scripts/json-scan.mjs)
-    s.counting = s.minLength > 0 || s.maxLength < Number.MAX_SAFE_INTEGER || s.re !== null;
+    s.counting = s.minLength > 0 || s.maxLength < Number.MAX_SAFE_INTEGER || s.re !== null || s.collect;
   } else if (b === 0x2d /* - */ || isDigit(b)) {
     if (!is('number') && !is('integer')) return false;
     s.integer = !!want && !want.types.has('number');
     [s.lo, s.hi, s.num] = [want?.minimum ?? -Infinity, want?.maximum ?? Infinity, String.fromCharCode(b)];
-    if (!inBounds(s)) return false;
+    if (!inBounds(s) || (b === 0x30 && zeroSeen(s))) return false;
     [s.mode, s.count] = [b === 0x2d ? Mode.Minus : b === 0x30 ? Mode.Zero : Mode.Int, b === 0x2d ? 0 : 1];
   } else if (b === 0x74 || b === 0x66) {
     if (!is('boolean')) return false;
     [s.mode, s.word, s.count] = [Mode.Lit, b === 0x74 ? 'true' : 'false', 1];
+    if (s.collect && seenItem(s, s.word)) return false;
   } else if (b === 0x6e) {
-    if (!is('null')) return false;
+    if (!is('null') || (s.collect && seenItem(s, 'null'))) return false;
     [s.mode, s.word, s.count] = [Mode.Lit, 'null', 1];
   } else return false;
   return true;
 }
+
+/** An integer item of a uniqueItems array that would begin with 0 (or -0) when 0 was an item: nothing may follow it. */
+const zeroSeen = (s: State): boolean => s.collect && s.integer && seenItem(s, '0');
 
 /** The number in progress has bounds or a multipleOf (its digits are checked as they come). */
 const bounded = (s: State): boolean => s.lo > -Infinity || s.hi < Infinity || !!s.next?.multiple;
 
 /** A bounded number's next byte (a digit or '.'): whether it may still end within its bounds. */
 function goesOn(s: State, b: number): boolean {
-  if (!bounded(s)) return true;
+  if (!bounded(s) && !s.collect) return true;
   s.num += String.fromCharCode(b);
   return inBounds(s);
 }
@@ -968,9 +1031,25 @@ function viable(num: string, lo: number, hi: number): boolean {
 
 /** In an enum value: it ends as soon as it is one of the values and no longer one goes on from it. */
 function enumMaybeDone(s: State): boolean {
-  const values = s.next!.values!;
+  const values = valuesLeft(s);
   if (values.includes(s.acc) && !values.some((v) => v.length > s.acc.length && v.startsWith(s.acc)))
-    afterValue(s);
+    return ends(s, s.acc);
+  return true;
+}
+
+/**
+ * A scalar value ended as the JSON text `text` (UTF-8 bytes as latin1): where it is an item of a
+ * uniqueItems array, false if an earlier item was the same value (as JSON.parse reads both).
+ */
+function ends(s: State, text: string): boolean {
+  if (s.collect) {
+    s.collect = false;
+    const value = canonical(text);
+    const f = s.frames.at(-1)!;
+    if (f.seen.includes(value)) return false;
+    s.frames = [...s.frames.slice(0, -1), { ...f, seen: [...f.seen, value] }];
+  }
+  afterValue(s);
   return true;
 }
 
@@ -994,6 +1073,7 @@ function step(s: State, b: number): boolean {
     if (s.ws === MAX_WS) return false;
     s.ws++;
   } else s.ws = 0;
+  if (s.collect && inText) s.item += String.fromCharCode(b);
   return move(s, b);
 }
 
@@ -1030,6 +1110,7 @@ function move(s: State, b: number): boolean {
           s.mode = Mode.Key;
         } else {
           if (f.shape && f.count >= f.shape.maxItems) return false;
+          if (f.shape?.unique && f.seen.length >= f.shape.unique.limit) return false;
           [s.mode, s.next] = [Mode.Value, itemShape(f.shape, f.count)];
         }
         return true;
@@ -1040,8 +1121,7 @@ function move(s: State, b: number): boolean {
         if (s.key) return endKey(s);
         if (s.chars < s.minLength) return false;
         if (s.re && (s.utf8Left > 0 || !s.next!.pattern!.accepts(s.re))) return false;
-        afterValue(s);
-        return true;
+        return ends(s, s.item);
       }
       if (s.key && !keyGoesOn(s, b)) return false;
       if (b < 0x20 || (s.counting && !s.key && !strByte(s, b))) return false;
@@ -1056,15 +1136,15 @@ function move(s: State, b: number): boolean {
       const i = '"\\/bfnrt'.indexOf(String.fromCharCode(b));
       if (i < 0) return false;
       s.mode = Mode.Str;
-      return !s.re || s.key || take(s, ESCAPED[i]!);
+      return (!s.re || s.key || take(s, ESCAPED[i]!)) && charDone(s);
     }
     case Mode.Hex:
       if (!isHex(b) || (s.key && !keyGoesOn(s, b))) return false;
       s.code = s.code * 16 + parseInt(String.fromCharCode(b), 16);
       if (--s.count === 0) s.mode = Mode.Str;
-      if (!s.re || s.key) return true;
+      if (!s.re || s.key) return s.count > 0 || charDone(s);
       // A surrogate escape: refused where a pattern reads the characters (write the character itself)
-      if (s.count === 0) return !(s.code >= 0xd800 && s.code <= 0xdfff) && take(s, s.code);
+      if (s.count === 0) return !(s.code >= 0xd800 && s.code <= 0xdfff) && take(s, s.code) && charDone(s);
       return s.next!.pattern!.canTake(
         s.re,
         s.code << (4 * s.count),
@@ -1072,7 +1152,7 @@ function move(s: State, b: number): boolean {
         roomOf(s),
       );
     case Mode.Minus:
-      if (!isDigit(b) || !goesOn(s, b)) return false;
+      if (!isDigit(b) || !goesOn(s, b) || (b === 0x30 && zeroSeen(s))) return false;
       [s.mode, s.count] = [b === 0x30 ? Mode.Zero : Mode.Int, 1];
       return true;
     case Mode.Dot:
@@ -1100,28 +1180,27 @@ function move(s: State, b: number): boolean {
         s.mode = Mode.Dot;
         return goesOn(s, b);
       }
-      if ((b === 0x65 || b === 0x45) && s.mode !== Mode.Exp && !s.integer && !bounded(s)) {
+      if ((b === 0x65 || b === 0x45) && s.mode !== Mode.Exp && !s.integer && !bounded(s) && !s.collect) {
         s.mode = Mode.E;
         return true;
       }
       // The number ended: this byte is the container's.
       if (bounded(s) && !(Number(s.num) >= s.lo && Number(s.num) <= s.hi)) return false;
       if (s.next?.multiple && !multipleViable(s.num, s.lo, s.hi, s.next.multiple, true)) return false;
-      afterValue(s);
+      if (!ends(s, s.num)) return false;
       return move(s, b);
     case Mode.Lit:
       if (b !== s.word.charCodeAt(s.count)) return false;
-      if (++s.count === s.word.length) afterValue(s);
-      return true;
+      return ++s.count < s.word.length || ends(s, s.word);
     case Mode.Enum: {
       const acc = s.acc + String.fromCharCode(b);
-      if (s.next!.values!.some((v) => v.startsWith(acc))) {
+      const values = valuesLeft(s);
+      if (values.some((v) => v.startsWith(acc))) {
         s.acc = acc;
         return enumMaybeDone(s);
       }
       // A value that a longer one also starts (1 and 10): it ends at the byte after it.
-      if (!s.next!.values!.includes(s.acc)) return false;
-      afterValue(s);
+      if (!values.includes(s.acc) || !ends(s, s.acc)) return false;
       return move(s, b);
     }
   }
@@ -1143,21 +1222,53 @@ function strByte(s: State, b: number): boolean {
     if (++s.chars > s.maxLength) return false;
     if (b < 0x80) {
       s.utf8Left = 0;
-      return !s.re || (b === 0x5c ? canTakeEscape(s) : take(s, b));
+      if (b === 0x5c) return !s.re || canTakeEscape(s);
+      return (!s.re || take(s, b)) && charDone(s);
     }
     s.utf8Left = b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : 0;
-    if (!s.re) return true;
+    if (!s.re) return s.utf8Left > 0 || charDone(s);
     if (s.utf8Left === 0 || b < 0xc2 || b > 0xf4) return false; // no UTF-8 sequence begins so
     // The lead's bits under a marker bit, which says the sequence's length when it ends
     s.code = (b & ((0x40 >> s.utf8Left) - 1)) | (0x40 >> s.utf8Left);
     return canTakeSequence(s);
   }
   s.utf8Left--;
-  if (!s.re) return true;
+  if (!s.re) return s.utf8Left > 0 || charDone(s);
   s.code = (s.code << 6) | (b & 0x3f);
   if (s.utf8Left > 0) return canTakeSequence(s);
   const [lo, hi] = sequenceRange(s);
-  return lo === hi && take(s, lo);
+  return lo === hi && take(s, lo) && charDone(s);
+}
+
+/**
+ * A character of a uniqueItems array's string item has come: where the string can now only
+ * close (maxLength reached, or the pattern at its end), false if it would close as an earlier
+ * item (the closing quote refused then, the string would be stranded).
+ */
+function charDone(s: State): boolean {
+  if (!s.collect) return true;
+  const closes = s.chars >= s.maxLength || (s.re !== null && !s.next!.pattern!.canTake(s.re, 0, 0x10ffff));
+  return !closes || !seenItem(s, `${s.item}"`);
+}
+
+/** The JSON text `text` (UTF-8 bytes as latin1) as JSON.stringify writes its value, bytes as latin1. */
+function canonical(text: string): string {
+  try {
+    return bytesText(JSON.stringify(JSON.parse(Buffer.from(text, 'latin1').toString('utf8'))));
+  } catch {
+    return text;
+  }
+}
+
+/** Whether an earlier item of the uniqueItems array being written is the value `text`. */
+const seenItem = (s: State, text: string): boolean => s.frames.at(-1)!.seen.includes(canonical(text));
+
+/** The listed values the value in progress may still be: in a uniqueItems array, none seen before. */
+function valuesLeft(s: State): readonly string[] {
+  const values = s.next!.values!;
+  if (!s.collect) return values;
+  const seen = s.frames.at(-1)!.seen;
+  return values.filter((v) => !seen.includes(v));
 }
 
 /** The pattern goes on with one more character (and may end within the length left). */
@@ -1257,6 +1368,8 @@ export class JsonObjectPrefix {
         counting: false,
         re: null,
         code: 0,
+        collect: false,
+        item: '',
       },
     ];
   }
@@ -1369,6 +1482,8 @@ function distinct(states: State[]): State[] {
       s.maxLength,
       s.re?.id ?? 0,
       s.code,
+      s.collect,
+      s.item,
       idOf(s.next),
       ...s.frames.map((f) => `${idOf(f.shape)}/${f.count}/${f.seen.join('\u0000')}`),
     ].join('\u0001');

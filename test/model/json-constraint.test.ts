@@ -170,6 +170,7 @@ function conforms(v: unknown, s: Schema, root: Schema = s): boolean {
     return [...v].length >= minLength && [...v].length <= maxLength;
   }
   if (Array.isArray(v)) {
+    if (s.uniqueItems === true && new Set(v.map((x) => JSON.stringify(x))).size !== v.length) return false;
     const { items = true, prefixItems = [], additionalItems = true } = s as Record<string, never>;
     const { minItems = 0, maxItems = Infinity } = s as Record<string, never>;
     const [first, rest] = Array.isArray(items) ? [items, additionalItems] : [prefixItems, items];
@@ -863,6 +864,107 @@ describe('JSON schemas with patterns and formats', () => {
         ],
       },
       /two alternatives are strings/,
+    );
+  });
+});
+
+const UNIQUE = {
+  $defs: { Color: { enum: ['red', 'green', 'blue'] } },
+  type: 'object',
+  properties: {
+    tags: { type: 'array', items: { type: 'string', maxLength: 2 }, uniqueItems: true }, // set[str]
+    nums: { type: 'array', items: { type: 'number' }, uniqueItems: true },
+    colors: { type: 'array', items: { $ref: '#/$defs/Color' }, uniqueItems: true, minItems: 1 },
+    flags: { type: 'array', items: { type: ['boolean', 'null'] }, uniqueItems: true },
+    ints: { type: 'array', items: { type: 'integer' }, uniqueItems: true },
+  },
+  required: ['tags'],
+  additionalProperties: false,
+} as const;
+
+describe('JSON schemas with uniqueItems', () => {
+  const fits = fitsTo(compileJsonSchema(UNIQUE));
+  const distinctBy =
+    <T>(key: (x: T) => string) =>
+    (xs: T[]) =>
+      new Set(xs.map(key)).size === xs.length;
+
+  it('takes every object that keeps to it whole, and calls it complete', () => {
+    takesAll(
+      UNIQUE as Schema,
+      fc.record(
+        {
+          tags: fc.uniqueArray(fc.string({ maxLength: 2 }), { maxLength: 4 }),
+          nums: fc
+            .uniqueArray(plain(fc.double({ noNaN: true, noDefaultInfinity: true })), { maxLength: 4 })
+            .filter(distinctBy((x) => JSON.stringify(x))),
+          colors: fc.shuffledSubarray(['red', 'green', 'blue'], { minLength: 1 }),
+          flags: fc.shuffledSubarray([true, false, null]),
+          ints: fc.uniqueArray(fc.integer(), { maxLength: 4 }),
+        },
+        { requiredKeys: ['tags'] },
+      ),
+    );
+  });
+
+  it('refuses an item equal to an earlier one, however it is written', () => {
+    expect(fits('{"tags": ["a", "b", "ab"], "nums": [1, 1.5, -0.5], "colors": ["blue", "red"]}')).toBe(true);
+    for (const bad of [
+      '{"tags": ["a", "a"', // the same string
+      '{"tags": ["a", "\\u0061"', // the same string, escaped
+      '{"nums": [1, 1.0,', // the same number
+      '{"nums": [0, -0]', // -0 is 0
+      '{"colors": ["red", "red"',
+      '{"colors": []', // minItems
+      '{"colors": ["red", "green", "blue",', // no fourth color: no ',' once all are used
+      '{"flags": [true, null, true',
+      '{"flags": [true, false, null,',
+      '{"nums": [1e5', // items compared as numbers are written without an exponent
+      '{"tags": ["ab", "ab', // at maxLength the string could only close as a repeat
+      '{"tags": ["ab", "a\\u0062', // the same, escaped
+      '{"ints": [0, -0', // nothing follows 0 in an integer
+      '{"ints": [0, 0',
+      '{"flags": [null, n',
+    ]) {
+      const j = new JsonObjectPrefix(compileJsonSchema(UNIQUE));
+      expect(j.allows(bytes(bad)), bad).toBe(false);
+    }
+    expect(fits('{"tags": ["ab", "a"], "flags": [null, false, true]}')).toBe(true);
+    // A string whose pattern ends it: refused where it would close as a repeat. (A pattern of a
+    // few strings may still run out of new ones after a ',': such sets are not counted.)
+    const codes = compileJsonSchema({
+      type: 'object',
+      properties: {
+        codes: { type: 'array', items: { type: 'string', pattern: '^[ab]$' }, uniqueItems: true },
+      },
+    });
+    expect(new JsonObjectPrefix(codes).allows(bytes('{"codes": ["a", "a'))).toBe(false);
+    expect(new JsonObjectPrefix(codes).allows(bytes('{"codes": ["a", "b"]'))).toBe(true);
+  });
+
+  it('whatever it lets through, byte by byte at random, keeps to the schema', () => {
+    expect(walk(UNIQUE as Schema, 17, 150)).toBeGreaterThan(10);
+  });
+
+  it('names what it cannot follow', () => {
+    const refuse = (s: object, why: RegExp) =>
+      expect(() => compileJsonSchema({ type: 'object', properties: { a: s } })).toThrow(why);
+    refuse(
+      { type: 'array', items: { type: 'object' }, uniqueItems: true },
+      /uniqueItems: supported on arrays whose items are strings/,
+    );
+    refuse({ type: 'array', uniqueItems: true }, /uniqueItems: supported on arrays/);
+    refuse(
+      { type: 'array', items: { type: 'boolean' }, uniqueItems: true, minItems: 3 },
+      /minItems 3 distinct items, but only 2/,
+    );
+    refuse(
+      { type: 'array', items: { type: 'string' }, uniqueItems: 'yes' },
+      /uniqueItems must be true or false/,
+    );
+    refuse(
+      { type: 'array', items: { type: 'integer', maximum: 3 }, uniqueItems: true },
+      /numbers with bounds or multipleOf as items/,
     );
   });
 });
