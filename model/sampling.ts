@@ -9,7 +9,10 @@
 //  7. Temperature 0 is greedy: the argmax of the penalised logits (lowest id on ties), no draw.
 // One Sampler per generation owns its scratch buffers (vocabulary-sized, reused), its penalty
 // window and its PRNG (xoshiro128**, seeded through splitmix32), so a seed gives the same tokens
-// on every run and in every process; nothing here reads the clock or Math.random.
+// on every run and in every process; nothing here reads the clock or Math.random. The passes
+// over the whole vocabulary that every token pays (argmax, top-k) are native vector passes
+// (native/src/kernels/select.cc): the executors wait for them between two steps.
+import { argmaxF32, topKF32 } from '../native/kernels.js';
 // Cost per call: greedy and top-k up to n/16 (llama.cpp's 40) take one pass over the logits,
 // which also checks them; no copy unless a penalty applies. Larger top-k by quickselect of the
 // k-th largest value, top-p by a mass histogram over the logit range that leaves one bucket to
@@ -343,18 +346,9 @@ function invalidLogit(i: number, l: number): RangeError {
  * -Infinity: NaN and +Infinity throw (one pass: the check and the search).
  */
 export function argmax(x: Float32Array): number {
-  let best = 0;
-  let bestValue = x[0]!;
-  if (!(bestValue < Infinity)) throw invalidLogit(0, bestValue);
-  for (let i = 1; i < x.length; i++) {
-    const v = x[i]!;
-    if (!(v < Infinity)) throw invalidLogit(i, v);
-    if (v > bestValue) {
-      best = i;
-      bestValue = v;
-    }
-  }
-  return best;
+  const r = argmaxF32(x);
+  if (r < 0) throw invalidLogit(-1 - r, x[-1 - r]!);
+  return r;
 }
 
 /** A chosen token's log-probability and the most likely tokens' at its position. */
@@ -409,12 +403,12 @@ function before(w: Float32Array, a: number, b: number): boolean {
  */
 function keepTopK(ids: Int32Array, w: Float32Array, scratch: Float32Array, k: number): void {
   const n = w.length;
-  // Small k (llama.cpp's default is 40): a min-heap of the best k seen (by value, then lower id),
-  // one pass in which almost every token loses its single comparison, the logits checked on the
-  // way; the heap's ids are the set. Large k: quickselect over a copy of the values.
+  // Small k (llama.cpp's default is 40): natively, a heap of the best k seen (by value, then lower
+  // id) in one vector pass that almost every block leaves with one compare, the logits checked on
+  // the way. Large k: quickselect over a copy of the values.
   if (k <= n >>> 4) {
-    topKByHeap(w, scratch, ids, k);
-    ids.subarray(0, k).sort();
+    const bad = topKF32(w, k, ids);
+    if (bad >= 0) throw invalidLogit(bad, w[bad]!);
     return;
   }
   for (let i = 0; i < n; i++) if (!(w[i]! < Infinity)) throw invalidLogit(i, w[i]!);
@@ -430,49 +424,6 @@ function keepTopK(ids: Int32Array, w: Float32Array, scratch: Float32Array, k: nu
       ties--;
       ids[kept++] = i;
     }
-  }
-}
-
-/**
- * The k best of w (k at least 1) into ids[0, k), in heap order: a min-heap of (value, id) whose
- * root goes first (the smallest value; among equal values the larger id, as llama.cpp keeps the
- * lower ids). Tokens come in id order, so a later one with the root's value never displaces it.
- * Throws on NaN or +Infinity.
- */
-function topKByHeap(w: Float32Array, vals: Float32Array, ids: Int32Array, k: number): void {
-  const below = (a: number, b: number): boolean =>
-    vals[a]! < vals[b]! || (vals[a] === vals[b] && ids[a]! > ids[b]!);
-  const siftDown = (at: number): void => {
-    let i = at;
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= k) break;
-      if (c + 1 < k && below(c + 1, c)) c++;
-      if (!below(c, i)) break;
-      const v = vals[i]!;
-      const id = ids[i]!;
-      vals[i] = vals[c]!;
-      ids[i] = ids[c]!;
-      vals[c] = v;
-      ids[c] = id;
-      i = c;
-    }
-  };
-  for (let i = 0; i < k; i++) {
-    const l = w[i]!;
-    if (!(l < Infinity)) throw invalidLogit(i, l);
-    vals[i] = l;
-    ids[i] = i;
-  }
-  for (let i = (k >>> 1) - 1; i >= 0; i--) siftDown(i);
-  for (let i = k; i < w.length; i++) {
-    const l = w[i]!;
-    if (l > vals[0]!) {
-      if (l === Infinity) throw invalidLogit(i, l);
-      vals[0] = l;
-      ids[0] = i;
-      siftDown(0);
-    } else if (!(l < Infinity)) throw invalidLogit(i, l);
   }
 }
 

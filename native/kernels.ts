@@ -174,6 +174,8 @@ interface KernelAddon {
   rowBytes(type: WeightType, k: number): number;
   kernelPaths(): KernelPaths;
   readBytes(pool: NativeThreadPool, buffer: ByteBuffer, offset?: number, length?: number): number;
+  argmaxF32(x: Float32Array, scalar?: boolean): number;
+  topKF32(x: Float32Array, k: number, ids: Int32Array, scalar?: boolean): number;
 }
 
 const native = (): KernelAddon => loadAddon<KernelAddon>();
@@ -309,4 +311,20 @@ export function readBytes(
   length?: number,
 ): number {
   return native().readBytes(pool, buffer, offset, length);
+}
+
+/**
+ * The index of the largest of x (the lowest among equals), or -1 - i where x[i] is the first NaN
+ * or +Infinity: the sampler's argmax, one vector pass (select.cc). `scalar`: the reference path.
+ */
+export function argmaxF32(x: Float32Array, scalar = false): number {
+  return native().argmaxF32(x, scalar);
+}
+
+/**
+ * The k largest of x (a larger value first, the lower index among equals) into ids[0, k),
+ * ascending: -1, or i where x[i] is the first NaN or +Infinity (ids then unset).
+ */
+export function topKF32(x: Float32Array, k: number, ids: Int32Array, scalar = false): number {
+  return native().topKF32(x, k, ids, scalar);
 }

@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "kernels/gemm_f32.h"
 #include "kernels/quant.h"
+#include "kernels/select.h"
 
 namespace redblue {
 namespace {
@@ -454,6 +455,36 @@ Napi::Value JsReadBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(ReadBytes(p, static_cast<size_t>(len), *pool)));
 }
 
+// argmaxF32(x, scalar?) → the index of the largest value, or -1 - i where x[i] is NaN or +Infinity.
+Napi::Value JsArgmaxF32(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1) throw Napi::TypeError::New(info.Env(), "argmaxF32: x must be a Float32Array");
+  auto x = F32Arg(info[0], "argmaxF32: x");
+  if (x.length < 1) throw Napi::RangeError::New(info.Env(), "argmaxF32: x is empty");
+  const bool scalar = info.Length() > 1 && info[1].ToBoolean();
+  int64_t bad = -1;
+  const int64_t r = (scalar ? ArgmaxF32Scalar : ArgmaxF32)(x.data, x.length, &bad);
+  return Napi::Number::New(info.Env(), static_cast<double>(bad >= 0 ? -1 - bad : r));
+}
+
+// topKF32(x, k, ids: Int32Array, scalar?) → -1, the k largest's indices in ids[0..k) ascending;
+// or i where x[i] is NaN or +Infinity.
+Napi::Value JsTopKF32(const Napi::CallbackInfo& info) {
+  if (info.Length() < 3) throw Napi::TypeError::New(info.Env(), "topKF32: expected (x, k, ids)");
+  auto x = F32Arg(info[0], "topKF32: x");
+  const int64_t k = ArgIndex(info, 1, "topKF32: k");
+  if (k < 1 || k > x.length)
+    throw Napi::RangeError::New(info.Env(), "topKF32: k must be within 1.." + std::to_string(x.length));
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(info.Env(), "topKF32: ids must be an Int32Array");
+  auto ids = info[2].As<Napi::Int32Array>();
+  if (static_cast<int64_t>(ids.ElementLength()) < k)
+    throw Napi::RangeError::New(info.Env(), "topKF32: ids holds fewer than k entries");
+  const bool scalar = info.Length() > 3 && info[3].ToBoolean();
+  int64_t bad = -1;
+  (scalar ? TopKF32Scalar : TopKF32)(x.data, x.length, k, ids.Data(), &bad);
+  return Napi::Number::New(info.Env(), static_cast<double>(bad));
+}
+
 void InitKernels(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "gemmF32", JsGemmF32);
   REDBLUE_EXPORT(exports, "gemmF32Async", JsGemmF32Async);
@@ -472,6 +503,8 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "ggmlTypeId", JsGgmlTypeId);
   REDBLUE_EXPORT(exports, "weightTypeFromGgml", JsWeightTypeFromGgml);
   REDBLUE_EXPORT(exports, "readBytes", JsReadBytes);
+  REDBLUE_EXPORT(exports, "argmaxF32", JsArgmaxF32);
+  REDBLUE_EXPORT(exports, "topKF32", JsTopKF32);
 }
 
 }  // namespace
