@@ -113,20 +113,25 @@ function readText(path: string, what: string): string {
   }
 }
 
-/** --json-schema's file: a JSON schema of the subset compileJsonSchema follows. */
-function readJsonSchema(path: string): JsonShape {
+/**
+ * --json-schema's argument: a JSON schema of the subset compileJsonSchema follows, given inline
+ * (it begins with '{', as llama.cpp's --json-schema takes it) or as a file ('-': stdin).
+ */
+function readJsonSchema(arg: string): JsonShape {
+  const inline = arg.trimStart().startsWith('{');
+  const where = inline ? '(inline)' : arg;
   let schema: unknown;
   try {
-    schema = JSON.parse(readText(path, 'the JSON schema'));
+    schema = JSON.parse(inline ? arg : readText(arg, 'the JSON schema'));
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    throw new UsageError(`--json-schema ${path} is not JSON: ${(e as Error).message}`);
+    throw new UsageError(`--json-schema ${where} is not JSON: ${(e as Error).message}`);
   }
   try {
     return compileJsonSchema(schema);
   } catch (e) {
     if (!(e instanceof JsonSchemaError)) throw e;
-    throw new UsageError(`--json-schema ${path}: ${e.message}`);
+    throw new UsageError(`--json-schema ${where}: ${e.message}`);
   }
 }
 
@@ -196,8 +201,8 @@ export function addGenerateFlags(cmd: Command): Command {
       "constrain the answer to one JSON object (serve's response_format json_object): only tokens that keep it one are drawn, and it ends when the object closes",
     )
     .option(
-      '--json-schema <file>',
-      `as --json-object, and the object keeps to the JSON schema in the file (serve's response_format json_schema): ${SUPPORTED.join(', ')}`,
+      '--json-schema <file|json>',
+      `as --json-object, and the object keeps to the JSON schema in the file, or given inline when it begins with '{' (serve's response_format json_schema): ${SUPPORTED.join(', ')}`,
     )
     .option(
       '--lookup <N>',

@@ -210,7 +210,9 @@ describe('redblue generate --chat', () => {
         additionalProperties: false,
       }),
     );
-    const kept = generateJson(['--json-schema', schemaFile, '-n', '64', '--temp', '0', ...bias]).json;
+    // Given inline (as llama.cpp's --json-schema takes it); the file form is read by the refusals below.
+    const inline = readFileSync(schemaFile, 'utf8');
+    const kept = generateJson(['--json-schema', inline, '-n', '64', '--temp', '0', ...bias]).json;
     expect(kept.stoppedBy).toBe('stop');
     const v = JSON.parse(kept.text) as Record<string, unknown>;
     expect(Object.keys(v).sort()).toEqual(['code', 'ok', 'size']);
@@ -227,6 +229,17 @@ describe('redblue generate --chat', () => {
     const notJson = runCli(['generate', '-m', good, '-p', PROMPT, '--json-schema', schemaFile]);
     expect(notJson.code).toBe(2);
     expect(notJson.stderr).toMatch(/schema\.json is not JSON/);
+    const inlineBad = runCli([
+      'generate',
+      '-m',
+      good,
+      '-p',
+      PROMPT,
+      '--json-schema',
+      '{"type": "object", "not": {}}',
+    ]);
+    expect(inlineBad.code).toBe(2);
+    expect(inlineBad.stderr).toMatch(/--json-schema \(inline\): \$: 'not' is not supported/);
     // -l as llama.cpp writes it; a malformed one is refused before anything loads.
     const l = runCli(['generate', '-m', good, '-p', PROMPT, '-l', '15043*2']);
     expect(l.code).toBe(2);
