@@ -64,6 +64,9 @@ export interface JsonShape {
   additional: boolean;
   /** additionalProperties as a schema (Pydantic's `dict[str, X]`): the shape of those keys' values. */
   extra?: JsonShape;
+  /** minProperties / maxProperties: keys an object holds at least / at most. */
+  minProperties?: number;
+  maxProperties?: number;
   items: JsonShape | undefined;
   /**
    * uniqueItems (Pydantic's `set[X]`, items of strings, numbers, booleans or null): no item equal to
@@ -135,6 +138,8 @@ export const SUPPORTED = [
   'properties',
   'required',
   'additionalProperties',
+  'minProperties',
+  'maxProperties',
   'items',
   'prefixItems',
   'additionalItems',
@@ -163,15 +168,15 @@ const ALONE = ['anyOf', 'oneOf', 'allOf', '$ref'];
 const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1');
 
 /**
- * A JSON schema (the subset above: type, properties, required, additionalProperties (a boolean
- * or the schema of the other keys' values), items, prefixItems, minItems, maxItems, uniqueItems,
- * minLength, maxLength, pattern, format (regex.ts FORMATS), a number's bounds and multipleOf (such
- * a number without exponent), enum, const; anyOf, and oneOf whose alternatives exclude each
- * other, such as `Optional[X]` and unions of models; allOf of one schema; `$ref` into the schema
- * itself, recursive ones included: what Pydantic and zod write) as the automaton follows it.
- * Anything else (`not`, `if`, lookaround in a pattern, …) is refused by name and place: followed
- * loosely it would let through text the schema forbids. The top level must be an object, as
- * OpenAI's structured outputs.
+ * A JSON schema (the subset above: type, properties, required, additionalProperties (a boolean or
+ * the schema of the other keys' values), minProperties, maxProperties, items, prefixItems,
+ * minItems, maxItems, uniqueItems, minLength, maxLength, pattern, format (regex.ts FORMATS), a
+ * number's bounds and multipleOf (such a number without exponent), enum, const; anyOf, and oneOf
+ * whose alternatives exclude each other, such as `Optional[X]` and unions of models; allOf of one
+ * schema; `$ref` into the schema itself, recursive ones included: what Pydantic and zod write) as
+ * the automaton follows it. Anything else (`not`, `if`, lookaround in a pattern, …) is refused by
+ * name and place: followed loosely it would let through text the schema forbids. The top level
+ * must be an object, as OpenAI's structured outputs.
  */
 export function compileJsonSchema(schema: unknown): JsonShape {
   const root = new SchemaCompiler(schema).compile();
@@ -212,6 +217,8 @@ function isAny(s: JsonShape): boolean {
     !s.arrays &&
     s.additional &&
     !s.extra &&
+    s.minProperties === undefined &&
+    s.maxProperties === undefined &&
     s.properties.size === 0 &&
     s.required.size === 0 &&
     !s.items &&
@@ -277,6 +284,30 @@ function bounds(o: Record<string, unknown>, types: ReadonlySet<JsonType>, at: st
   if (lo > hi)
     throw new JsonSchemaError(`${at}: no ${integer ? 'integer' : 'number'} lies within its bounds`);
   return [lo, hi];
+}
+
+/** minProperties / maxProperties, checked against the keys the object must and may hold. */
+function objectCounts(
+  o: Record<string, unknown>,
+  at: string,
+  required: number,
+  possible: number,
+): { minProperties?: number; maxProperties?: number } {
+  const out: { minProperties?: number; maxProperties?: number } = {};
+  for (const k of ['minProperties', 'maxProperties'] as const) {
+    const n = o[k];
+    if (n === undefined) continue;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0)
+      throw new JsonSchemaError(`${at}.${k} must be a whole number ≥ 0`);
+    out[k] = n;
+  }
+  const [min, max] = [out.minProperties ?? 0, out.maxProperties ?? Infinity];
+  if (min > max) throw new JsonSchemaError(`${at}: minProperties ${min} > maxProperties ${max}`);
+  if (required > max)
+    throw new JsonSchemaError(`${at}: ${required} keys are required, maxProperties is ${max}`);
+  if (min > possible)
+    throw new JsonSchemaError(`${at}: minProperties ${min}, but only ${possible} keys are allowed`);
+  return out;
 }
 
 /** Decimals a multipleOf may have (0.01 for cents has 2). */
@@ -428,6 +459,7 @@ class SchemaCompiler {
     if ('const' in o) values = [bytesText(JSON.stringify(o.const))];
     const constrains = [
       ...['properties', 'items', 'prefixItems', 'minLength', 'maxLength', 'minItems', 'maxItems', 'required'],
+      ...['minProperties', 'maxProperties'],
       ...['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf', 'pattern', 'format'],
     ];
     if (given.length === 0 && !values && !constrains.some((k) => k in o)) return undefined;
@@ -529,12 +561,14 @@ class SchemaCompiler {
       throw new JsonSchemaError(
         `${at}: no string of ${minLength} to ${maxLength} characters matches ${'pattern' in o ? 'the pattern' : 'the format'}`,
       );
+    const keys = objectCounts(o, at, required.size, ap === false ? props.size : Infinity);
     const out: Shape = {
       types,
       properties: props,
       required,
       additional: ap !== false,
       ...(extra && { extra }),
+      ...keys,
       items:
         rest !== undefined && rest !== false
           ? this.shape(rest, `${at}.${tuple ? 'additionalItems' : 'items'}`, depth + 1)
@@ -718,6 +752,8 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
       required: obj.required,
       additional: obj.additional,
       extra: obj.extra,
+      minProperties: obj.minProperties,
+      maxProperties: obj.maxProperties,
     });
   if (arrays.size > 1) out.arrays = [...arrays];
   else if (arr)
@@ -793,6 +829,7 @@ function itemShape(s: JsonShape | undefined, i: number): JsonShape | undefined {
 
 /** Keys that may still come in an object (undefined: any key). */
 function keysLeft(f: Frame): string[] | undefined {
+  if (f.shape?.maxProperties !== undefined && f.seen.length >= f.shape.maxProperties) return [];
   if (!f.shape || f.shape.additional) return undefined;
   return [...f.shape.properties.keys()].filter((k) => !f.seen.includes(k));
 }
@@ -1059,6 +1096,7 @@ function close(s: State, b: number): boolean {
   if (!want || !s.stack.endsWith(want)) return false;
   const f = s.frames.at(-1)!;
   if (f.shape && want === '{' && [...f.shape.required].some((k) => !f.seen.includes(k))) return false;
+  if (f.shape && want === '{' && f.seen.length < (f.shape.minProperties ?? 0)) return false;
   if (f.shape && want === '[' && f.count < f.shape.minItems) return false;
   s.frames = s.frames.slice(0, -1);
   s.stack = s.stack.slice(0, -1);

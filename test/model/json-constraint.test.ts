@@ -185,6 +185,9 @@ function conforms(v: unknown, s: Schema, root: Schema = s): boolean {
     const props = (s.properties ?? {}) as Record<string, Schema>;
     const o = v as Record<string, unknown>;
     if (((s.required ?? []) as string[]).some((k) => !(k in o))) return false;
+    const n = Object.keys(o).length;
+    const { minProperties = 0, maxProperties = Infinity } = s as Record<string, never>;
+    if (n < minProperties || n > maxProperties) return false;
     const others = (s.additionalProperties ?? true) as Schema | false;
     return Object.entries(o).every(([k, x]) =>
       Object.hasOwn(props, k) ? conforms(x, props[k]!, root) : others !== false && conforms(x, others, root),
@@ -312,6 +315,15 @@ describe('JSON mode with a schema', () => {
     expect(() => compileJsonSchema({ type: 'object', properties: { a: { type: 'int' } } })).toThrow(
       /\$\.properties\.a\.type: "int" is not one of object, array/,
     );
+    const keys = (o: object) => () => compileJsonSchema({ type: 'object', ...o });
+    expect(keys({ minProperties: 3, maxProperties: 2 })).toThrow(/minProperties 3 > maxProperties 2/);
+    expect(keys({ required: ['a', 'b'], maxProperties: 1 })).toThrow(
+      /2 keys are required, maxProperties is 1/,
+    );
+    expect(keys({ properties: { a: true }, additionalProperties: false, minProperties: 2 })).toThrow(
+      /minProperties 2, but only 1 keys are allowed/,
+    );
+    expect(keys({ maxProperties: -1 })).toThrow(/\.maxProperties must be a whole number/);
     expect(() => compileJsonSchema({ type: 'object', additionalProperties: 3 })).toThrow(
       /\$\.additionalProperties: a schema must be an object \(or true\)/,
     );
@@ -360,6 +372,7 @@ const PYDANTIC = {
     head: { type: 'array', prefixItems: [{ type: 'string' }], items: { type: 'boolean' } }, // tuple[str, *bool]
     only: { prefixItems: [{ type: 'null' }], items: false },
     old: { items: [{ type: 'boolean' }], additionalItems: { type: 'integer' } }, // zod's z.tuple, draft 7
+    labels: { type: 'object', additionalProperties: { type: 'string' }, minProperties: 1, maxProperties: 2 },
   },
   required: ['color', 'tree'],
   additionalProperties: false,
@@ -392,6 +405,7 @@ describe('JSON schemas with $ref, anyOf and string lengths', () => {
         pair: fc.tuple(fc.integer(), fc.constantFrom('red', 'green')),
         head: fc.tuple(fc.string(), fc.array(fc.boolean(), { maxLength: 3 })).map(([a, b]) => [a, ...b]),
         only: fc.constantFrom([], [null]),
+        labels: fc.dictionary(fc.stringMatching(/^[a-z]{1,3}$/), fc.string(), { minKeys: 1, maxKeys: 2 }),
         old: fc.tuple(fc.boolean(), fc.array(fc.integer(), { maxLength: 2 })).map(([a, b]) => [a, ...b]),
         meta: fc
           .tuple(fc.dictionary(fc.stringMatching(/^[a-u]{1,3}$/), fc.string()), fc.boolean())
@@ -426,6 +440,8 @@ describe('JSON schemas with $ref, anyOf and string lengths', () => {
       '{"only": [null,', // nothing past the prefix
       '{"old": [1', // a boolean first
       '{"old": [true, false', // integers after it
+      '{"labels": {}', // one key at least
+      '{"labels": {"a": "x", "b": "y",', // two at most
       '{"tree": {"label": ""}', // below minLength
       '{"tree": {"label": "abcd"', // past maxLength
       '{"tree": {"label": "\\n\\t\\u0041\\"', // four characters, each an escape
