@@ -2,6 +2,7 @@ import {
   FORMAT_MAX_LENGTH,
   FORMATS,
   type Lengths,
+  MAX_LENGTH_WORK,
   Pattern,
   PatternError,
   type PatternState,
@@ -356,16 +357,10 @@ function stringPattern(o: Record<string, unknown>, at: string): Pattern | undefi
   }
   if (!('pattern' in o)) return undefined;
   if (typeof o.pattern !== 'string') throw new JsonSchemaError(`${at}.pattern must be a string`);
-  const source = o.pattern;
-  return placed(`${at}.pattern`, () => compilePattern(source));
-}
-
-/** `f()`, its PatternError a JsonSchemaError that names the place. */
-function placed<T>(at: string, f: () => T): T {
   try {
-    return f();
+    return compilePattern(o.pattern);
   } catch (e) {
-    if (e instanceof PatternError) throw new JsonSchemaError(`${at}: ${e.message}`);
+    if (e instanceof PatternError) throw new JsonSchemaError(`${at}.pattern: ${e.message}`);
     throw e;
   }
 }
@@ -387,6 +382,8 @@ class SchemaCompiler {
 
   constructor(private readonly root: unknown) {}
 
+  /** The patterns' states and length-table cells so far (Pattern.cost). */
+  private work = 0;
   /** Checks of what the second pass fills in (a uniqueItems array's items may be a $ref). */
   private readonly checks: (() => void)[] = [];
 
@@ -556,7 +553,15 @@ class SchemaCompiler {
     const [minLength, maxLength] = [count('minLength', 0), Math.min(count('maxLength', longest), longest)];
     if (minLength > maxLength)
       throw new JsonSchemaError(`${at}: minLength ${minLength} > maxLength ${maxLength}`);
-    const lengths = placed(at, () => pattern?.lengths(minLength, maxLength));
+    if (pattern) {
+      // A request's schema must not make the server build patterns and tables without end
+      this.work += pattern.cost(minLength, maxLength);
+      if (this.work > MAX_LENGTH_WORK)
+        throw new JsonSchemaError(
+          `${at}: the schema's patterns and their length bounds need more than ${MAX_LENGTH_WORK} states and table cells in all`,
+        );
+    }
+    const lengths = pattern?.lengths(minLength, maxLength);
     if (pattern && lengths && !pattern.fits(pattern.start, { lengths, lo: minLength, hi: maxLength }))
       throw new JsonSchemaError(
         `${at}: no string of ${minLength} to ${maxLength} characters matches ${'pattern' in o ? 'the pattern' : 'the format'}`,

@@ -384,8 +384,13 @@ export interface PatternState {
 
 /** Length bounds past this are not planned for (a string that long is bounded by its count alone). */
 export const MAX_LENGTH_CAP = 4096;
-/** States × lengths planned at most (~0.5 s of work at the worst). */
-const MAX_LENGTH_WORK = 8_000_000;
+/**
+ * The patterns' NFA states and length-table cells (Pattern.cost) a schema may need in all, ~0.5 s
+ * of work at the worst: a request cannot make the server build without end.
+ */
+export const MAX_LENGTH_WORK = 8_000_000;
+/** Length tables kept per pattern (distinct minLength / maxLength pairs). */
+const MAX_LENGTH_TABLES = 16;
 
 /** The characters a string may still take, counted after the one in progress: [lo, hi]. */
 export interface Room {
@@ -564,8 +569,21 @@ export class Pattern {
     if (minLength === 0 && maxLength >= MAX_LENGTH_CAP) return undefined;
     const key = `${minLength},${maxLength}`;
     let t = this.lengthTables.get(key);
-    if (!t) this.lengthTables.set(key, (t = this.lengthTable(minLength, maxLength)));
+    if (!t) {
+      // The formats' patterns live as long as the server: a few tables kept, the oldest dropped
+      if (this.lengthTables.size >= MAX_LENGTH_TABLES)
+        this.lengthTables.delete(this.lengthTables.keys().next().value!);
+      this.lengthTables.set(key, (t = this.lengthTable(minLength, maxLength)));
+    }
     return t;
+  }
+
+  /** The work of this pattern within a schema: its NFA states, and the cells of the length table bounds would need. */
+  cost(minLength: number, maxLength: number): number {
+    const n = this.nfa.to.length;
+    if (minLength === 0 && maxLength >= MAX_LENGTH_CAP) return n;
+    const cap = maxLength >= MAX_LENGTH_CAP ? Math.min(minLength, MAX_LENGTH_CAP) : maxLength;
+    return n + n * (cap + 1);
   }
 
   private lengthTable(minLength: number, maxLength: number): Lengths {
@@ -573,10 +591,6 @@ export class Pattern {
     const cap = open ? Math.min(minLength, MAX_LENGTH_CAP) : maxLength;
     const { eps, chars, to } = this.nfa;
     const n = to.length;
-    if (n * (cap + 1) > MAX_LENGTH_WORK)
-      throw new PatternError(
-        `its ${n} states times ${cap} characters are more than the length bounds are planned for (${MAX_LENGTH_WORK}): a smaller maxLength or minLength, or a shorter pattern, fits`,
-      );
     const words = (cap >> 5) + 1;
     const bits = Array.from({ length: n }, () => new Uint32Array(words));
     const epsInto = edgesInto(n, (s) => eps[s]!);

@@ -866,7 +866,14 @@ describe('JSON schemas with patterns and formats', () => {
     );
     refuse(
       { type: 'string', pattern: '^(a{1000}|b{1000}|c{1000})$', maxLength: 3000 },
-      /states times 3000 characters are more than the length bounds are planned for/,
+      /the schema's patterns and their length bounds need more than 8000000/,
+    );
+    // Many patterns: the schema's budget of states and table cells in all, not each alone.
+    const many = Object.fromEntries(
+      Array.from({ length: 400 }, (_, i) => [`p${i}`, { type: 'string', pattern: '^x+$', maxLength: 4000 }]),
+    );
+    expect(() => compileJsonSchema({ type: 'object', properties: many })).toThrow(
+      /\$\.properties\.p\d+: the schema's patterns and their length bounds need more than 8000000/,
     );
     refuse(
       { type: 'string', format: 'uuid', maxLength: 35 },
