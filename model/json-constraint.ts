@@ -65,6 +65,8 @@ export interface JsonShape {
   additional: boolean;
   /** additionalProperties as a schema (Pydantic's `dict[str, X]`): the shape of those keys' values. */
   extra?: JsonShape;
+  /** Known keys come in the order of `properties` (CompileOptions.ordered; where no other key may come). */
+  ordered?: boolean;
   /** minProperties / maxProperties: keys an object holds at least / at most. */
   minProperties?: number;
   maxProperties?: number;
@@ -168,6 +170,15 @@ const ALONE = ['anyOf', 'oneOf', 'allOf', '$ref'];
 
 const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1');
 
+export interface CompileOptions {
+  /**
+   * Keys in the order `properties` lists them, in objects that take no other keys (as OpenAI's
+   * structured outputs write them): a forced tool call's name then comes before its arguments,
+   * which can then stream.
+   */
+  ordered?: boolean;
+}
+
 /**
  * A JSON schema (the subset above: type, properties, required, additionalProperties (a boolean or
  * the schema of the other keys' values), minProperties, maxProperties, items, prefixItems,
@@ -179,8 +190,8 @@ const bytesText = (v: string): string => Buffer.from(v, 'utf8').toString('latin1
  * name and place: followed loosely it would let through text the schema forbids. The top level
  * must be an object, as OpenAI's structured outputs.
  */
-export function compileJsonSchema(schema: unknown): JsonShape {
-  const root = new SchemaCompiler(schema).compile();
+export function compileJsonSchema(schema: unknown, o: CompileOptions = {}): JsonShape {
+  const root = new SchemaCompiler(schema, o.ordered ?? false).compile();
   if (!root || root.types.size !== 1 || !root.types.has('object') || root.values)
     throw new JsonSchemaError('the schema must describe an object ({ "type": "object", ... }) at the top');
   return root;
@@ -380,7 +391,10 @@ class SchemaCompiler {
   /** Where each shape of the second pass came from, for its errors. */
   private readonly where = new Map<JsonShape, string>();
 
-  constructor(private readonly root: unknown) {}
+  constructor(
+    private readonly root: unknown,
+    private readonly ordered: boolean,
+  ) {}
 
   /** The patterns' states and length-table cells so far (Pattern.cost). */
   private work = 0;
@@ -574,6 +588,7 @@ class SchemaCompiler {
       additional: ap !== false,
       ...(extra && { extra }),
       ...keys,
+      ...(this.ordered && { ordered: true }),
       items:
         rest !== undefined && rest !== false
           ? this.shape(rest, `${at}.${tuple ? 'additionalItems' : 'items'}`, depth + 1)
@@ -759,6 +774,7 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
       extra: obj.extra,
       minProperties: obj.minProperties,
       maxProperties: obj.maxProperties,
+      ordered: obj.ordered,
     });
   if (arrays.size > 1) out.arrays = [...arrays];
   else if (arr)
@@ -836,7 +852,14 @@ function itemShape(s: JsonShape | undefined, i: number): JsonShape | undefined {
 function keysLeft(f: Frame): string[] | undefined {
   if (f.shape?.maxProperties !== undefined && f.seen.length >= f.shape.maxProperties) return [];
   if (!f.shape || f.shape.additional) return undefined;
-  return [...f.shape.properties.keys()].filter((k) => !f.seen.includes(k));
+  const keys = [...f.shape.properties.keys()];
+  if (f.shape.ordered) {
+    // After the last key given, up to the first required one (no required key skipped)
+    const rest = keys.slice(Math.max(-1, ...f.seen.map((k) => keys.indexOf(k))) + 1);
+    const req = rest.findIndex((k) => f.shape!.required.has(k));
+    return req < 0 ? rest : rest.slice(0, req + 1);
+  }
+  return keys.filter((k) => !f.seen.includes(k));
 }
 
 /** Whitespace bytes in a row outside strings. */

@@ -152,3 +152,81 @@ export function forcedCallSchema(tools: readonly ToolSpec[]): Record<string, unk
   });
   return { anyOf: tools.map(call) };
 }
+
+/** What a streamed call adds: its name once (the first piece), then more of its arguments' text. */
+export interface CallPiece {
+  name?: string;
+  arguments: string;
+}
+
+/**
+ * A forced call's answer (one `{"name": …, "arguments": {…}}` object, kept to forcedCallSchema,
+ * so valid JSON naming an offered function) streamed as OpenAI streams calls: the name as soon as
+ * it and the arguments have begun, then the arguments' text as it comes. A scan of the object's
+ * top level: its keys, and where the name's and the arguments' values begin and end.
+ */
+export class ForcedCallStream {
+  private text = '';
+  private at = 0;
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  /** Where the string being read began, at the top level (a key or the name's value). */
+  private stringAt = -1;
+  private key: string | undefined;
+  private expectKey = true;
+  private name: string | undefined;
+  private argsAt = -1;
+  private argsEnd = -1;
+  private sent = -1;
+
+  /** The pieces `text` adds to the call. */
+  push(text: string): CallPiece[] {
+    this.text += text;
+    for (; this.at < this.text.length; this.at++) this.scan(this.text[this.at]!, this.at);
+    return this.flush();
+  }
+
+  private scan(c: string, i: number): void {
+    if (this.inString) {
+      if (this.escaped) this.escaped = false;
+      else if (c === '\\') this.escaped = true;
+      else if (c === '"') {
+        this.inString = false;
+        if (this.depth === 1 && this.stringAt >= 0) {
+          const s = JSON.parse(this.text.slice(this.stringAt, i + 1)) as string;
+          if (this.expectKey) this.key = s;
+          else if (this.key === 'name') this.name = s;
+          this.stringAt = -1;
+        }
+      }
+      return;
+    }
+    if (c === '"') {
+      this.inString = true;
+      if (this.depth === 1) this.stringAt = i;
+    } else if (c === '{' || c === '[') {
+      if (this.depth === 1 && !this.expectKey && this.isArgs() && this.argsAt < 0) this.argsAt = i;
+      this.depth++;
+    } else if (c === '}' || c === ']') {
+      this.depth--;
+      if (this.depth === 1 && this.argsAt >= 0 && this.argsEnd < 0 && this.isArgs()) this.argsEnd = i + 1;
+    } else if (this.depth === 1 && c === ':') this.expectKey = false;
+    else if (this.depth === 1 && c === ',') this.expectKey = true;
+  }
+
+  private isArgs(): boolean {
+    return this.key === 'arguments' || this.key === 'parameters';
+  }
+
+  private flush(): CallPiece[] {
+    if (this.name === undefined || this.argsAt < 0) return [];
+    const end = this.argsEnd >= 0 ? this.argsEnd : this.at;
+    const first = this.sent < 0;
+    const from = first ? this.argsAt : this.sent;
+    if (!first && from >= end) return [];
+    this.sent = end;
+    const piece = { arguments: this.text.slice(from, end) };
+    return [first ? { name: this.name, ...piece } : piece];
+  }
+}

@@ -28,7 +28,13 @@ import {
   usageChunk,
 } from './openai.js';
 import type { TokenLogprob } from '../model/sampling.js';
-import { parseToolCalls, ToolCallHoldback, type ParsedCall, type ToolCall } from '../model/tool-calls.js';
+import {
+  ForcedCallStream,
+  parseToolCalls,
+  ToolCallHoldback,
+  type ParsedCall,
+  type ToolCall,
+} from '../model/tool-calls.js';
 import { Metrics } from './metrics.js';
 
 export interface ServeOptions {
@@ -201,9 +207,26 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           : undefined;
       let sent = 0;
       let offset = 0;
-      // With tools, what may begin a call is held until the answer ends (then: its calls).
-      const held = job.tools && job.stream ? new ToolCallHoldback() : undefined;
+      // With tools, what may begin a call is held until the answer ends (then: its calls); a
+      // forced call (the answer is the call, valid JSON, its name first) streams its arguments
+      // as they come.
+      const forced = job.tools?.forced && job.stream ? new ForcedCallStream() : undefined;
+      const held = job.tools && job.stream && !forced ? new ToolCallHoldback() : undefined;
+      const callId = `call_${randomBytes(12).toString('hex')}`;
       const onText = (text: string) => {
+        if (forced) {
+          for (const p of forced.push(text))
+            sse(
+              chunk(
+                job.kind,
+                ids,
+                { call: { ...p, ...(p.name !== undefined ? { id: callId } : {}) } },
+                logprobs(),
+                index,
+              ),
+            );
+          return;
+        }
         const out = held ? held.push(text) : text;
         if (out) sse(chunk(job.kind, ids, { text: out }, logprobs(), index));
       };
@@ -252,7 +275,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
               if (parsed) [text, found] = [parsed.content, parsed.calls];
             }
             if (found.length) {
-              calls = found.map((c) => ({ ...c, id: `call_${randomBytes(12).toString('hex')}` }));
+              calls = found.map((c, i) => ({
+                ...c,
+                id: i === 0 && forced ? callId : `call_${randomBytes(12).toString('hex')}`,
+              }));
               finish = 'tool_calls';
               if (held && r.stoppedBy !== 'aborted') sse(chunk(job.kind, ids, { calls }, null, index));
             }

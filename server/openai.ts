@@ -3,7 +3,12 @@
 // /v1/completions and /v1/chat/completions.
 import type { ChatMessage } from '../model/chat.js';
 import type { SamplingParams, TokenLogprob } from '../model/sampling.js';
-import { compileJsonSchema, JsonSchemaError, type JsonShape } from '../model/json-constraint.js';
+import {
+  compileJsonSchema,
+  type CompileOptions,
+  JsonSchemaError,
+  type JsonShape,
+} from '../model/json-constraint.js';
 import { forcedCallSchema, type ToolCall, type ToolSpec } from '../model/tool-calls.js';
 
 export class ApiError extends Error {
@@ -326,12 +331,13 @@ export function chatJob(body: unknown): Job {
   tools.specs.forEach((t, i) => {
     if (t.parameters && tools.forced!.includes(t)) schema(t.parameters, `tools[${i}].function.parameters`);
   });
-  return { ...job, tools, json: schema(forcedCallSchema(tools.forced), 'tool_choice') };
+  // Keys in order: the call's name before its arguments, so that they can stream
+  return { ...job, tools, json: schema(forcedCallSchema(tools.forced), 'tool_choice', { ordered: true }) };
 }
 
-function schema(v: unknown, param: string): JsonShape {
+function schema(v: unknown, param: string, o?: CompileOptions): JsonShape {
   try {
-    return compileJsonSchema(v);
+    return compileJsonSchema(v, o);
   } catch (e) {
     if (!(e instanceof JsonSchemaError)) throw e;
     throw new ApiError(400, `${param}: ${e.message}`, param);
@@ -541,6 +547,15 @@ function toolCall(c: ToolCall, index: number) {
   return { index, id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } };
 }
 
+/** A piece of the one call a forced answer streams: id, type and name with the first, as OpenAI's. */
+function callPiece(c: { id?: string; name?: string; arguments: string }) {
+  return {
+    index: 0,
+    ...(c.id !== undefined ? { id: c.id, type: 'function' } : {}),
+    function: { ...(c.name !== undefined ? { name: c.name } : {}), arguments: c.arguments },
+  };
+}
+
 export function completionReply(ids: ReplyIds, choices: Choice[], u: Usage) {
   return {
     ...ids,
@@ -578,7 +593,14 @@ export function chatReply(ids: ReplyIds, choices: Choice[], u: Usage) {
 export function chunk(
   kind: Job['kind'],
   ids: ReplyIds,
-  piece: { text?: string; first?: boolean; finish?: FinishReason; calls?: ToolCall[] },
+  piece: {
+    text?: string;
+    first?: boolean;
+    finish?: FinishReason;
+    calls?: ToolCall[];
+    /** A streamed call's piece (ForcedCallStream): its id and name with the first. */
+    call?: { id?: string; name?: string; arguments: string };
+  },
   logprobs: Logprobs = null,
   index = 0,
 ) {
@@ -592,9 +614,11 @@ export function chunk(
     ? { role: 'assistant', content: '' }
     : piece.calls
       ? { tool_calls: piece.calls.map(toolCall) }
-      : piece.text !== undefined
-        ? { content: piece.text }
-        : {};
+      : piece.call
+        ? { tool_calls: [callPiece(piece.call)] }
+        : piece.text !== undefined
+          ? { content: piece.text }
+          : {};
   return {
     ...ids,
     object: 'chat.completion.chunk',

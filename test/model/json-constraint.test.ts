@@ -305,6 +305,23 @@ describe('JSON mode with a schema', () => {
     expect(walk(SCHEMA as Schema, 7, 120)).toBeGreaterThan(10);
   });
 
+  it('with ordered keys, takes the known keys only in the order properties lists them', () => {
+    const ordered = compileJsonSchema(
+      {
+        type: 'object',
+        properties: { a: { type: 'integer' }, b: { type: 'integer' }, c: { type: 'integer' } },
+        required: ['a'],
+        additionalProperties: false,
+      },
+      { ordered: true },
+    );
+    const fits = fitsTo(ordered);
+    expect(fits('{"a": 1, "c": 2}')).toBe(true);
+    expect(fits('{"a": 1, "b": 2, "c": 3}')).toBe(true);
+    for (const bad of ['{"b": 1', '{"a": 1, "c": 2, "b"', '{"c"'])
+      expect(new JsonObjectPrefix(ordered).allows(bytes(bad)), bad).toBe(false);
+  });
+
   it('names what it does not support, and where', () => {
     expect(() =>
       compileJsonSchema({ type: 'object', properties: { a: { type: 'string', if: 'x' } } }),

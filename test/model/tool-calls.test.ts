@@ -5,7 +5,14 @@ import { ChatTemplate, type ChatMessage } from '../../model/chat.js';
 import { gv } from '../../model/gguf/value.js';
 import { createTokenizer } from '../../model/tokenizer/index.js';
 import { loadVocab, vocabMetadata } from '../../model/vocab.js';
-import { parseToolCalls, ToolCallHoldback, toolsPrompt, type ToolSpec } from '../../model/tool-calls.js';
+import {
+  ForcedCallStream,
+  parseToolCalls,
+  ToolCallHoldback,
+  toolsPrompt,
+  type CallPiece,
+  type ToolSpec,
+} from '../../model/tool-calls.js';
 
 const names = new Set(['get_weather', 'noop']);
 const W = '{"name": "get_weather", "arguments": {"city": "Paris"}}';
@@ -120,5 +127,41 @@ describe('a chat template and tools', () => {
     );
     // without tools: the history alone, no system message added
     expect(t.render(history)).not.toContain('# Tools');
+  });
+});
+
+describe('a forced call streamed in pieces', () => {
+  /** `text` fed in pieces of 1-4 characters (the cut points from `seed`); the pieces out. */
+  const stream = (text: string, seed: number): CallPiece[] => {
+    const f = new ForcedCallStream();
+    const out: CallPiece[] = [];
+    for (let i = 0, r = seed; i < text.length;) {
+      r = (r * 1103515245 + 12345) % 2 ** 31;
+      const n = 1 + ((r >> 8) % 4);
+      out.push(...f.push(text.slice(i, i + n)));
+      i += n;
+    }
+    return out;
+  };
+
+  it('gives the name with the first piece, then the arguments as they come, whatever the key order', () => {
+    const args = '{"city": "Paris, \\"FR\\" {x}", "days": [1, {"a": 2}], "unit": "c"}';
+    for (const text of [
+      `{"name": "get_weather", "arguments": ${args}}`,
+      ` {\n  "arguments" : ${args} ,\n  "name":"get_weather"\n}`, // arguments first: held until the name
+      `{"name":"get_\\u0077eather","parameters":${args}}`, // an escaped name, Llama's "parameters"
+    ])
+      for (const seed of [1, 2, 3, 4, 5]) {
+        const pieces = stream(text, seed);
+        expect(pieces[0]!.name, text).toBe('get_weather');
+        expect(pieces.slice(1).every((p) => p.name === undefined)).toBe(true);
+        expect(pieces.map((p) => p.arguments).join('')).toBe(args);
+      }
+    // Piece by piece: the arguments go out before the object closes.
+    const f = new ForcedCallStream();
+    expect(f.push('{"name": "f", "argu')).toEqual([]);
+    expect(f.push('ments": {"a"')).toEqual([{ name: 'f', arguments: '{"a"' }]);
+    expect(f.push(': 1}')).toEqual([{ arguments: ': 1}' }]);
+    expect(f.push('}')).toEqual([]);
   });
 });

@@ -555,19 +555,29 @@ describe('redblue serve', () => {
     if (one.function.name === 'get_weather') expect(Object.keys(got).sort()).toEqual(['city', 'unit']);
     else expect(one.function.name).toBe('noop');
 
-    // Streamed: the call is held back and arrives as one tool_calls delta, the same call.
+    // Streamed: the call comes in pieces as OpenAI streams one (id, type and name with the first,
+    // then the arguments' text as it is generated), and they make up the same call.
+    let content = '';
     let streamed = '';
-    let name = '';
     let finish = '';
+    const pieces: { id?: string; type?: string; name?: string; arguments?: string }[] = [];
     const s = await client.chat.completions.create({ ...ask, stream: true });
     for await (const k of s) {
       const ch = k.choices[0]!;
-      streamed += ch.delta.content ?? '';
-      for (const t of ch.delta.tool_calls ?? [])
-        [name, streamed] = [t.function!.name!, streamed + t.function!.arguments!];
+      content += ch.delta.content ?? '';
+      for (const t of ch.delta.tool_calls ?? []) {
+        expect(t.index).toBe(0);
+        pieces.push({ id: t.id, type: t.type, name: t.function?.name, arguments: t.function?.arguments });
+        streamed += t.function?.arguments ?? '';
+      }
       finish = ch.finish_reason ?? finish;
     }
-    expect([name, streamed, finish]).toEqual(['get_weather', call.function.arguments, 'tool_calls']);
+    expect([content, finish]).toEqual(['', 'tool_calls']);
+    expect(pieces.length).toBeGreaterThan(1);
+    expect(pieces[0]).toMatchObject({ type: 'function', name: 'get_weather' });
+    expect(pieces[0]!.id).toMatch(/^call_/);
+    expect(pieces.slice(1).every((p) => p.id === undefined && p.name === undefined)).toBe(true);
+    expect(JSON.parse(streamed)).toEqual(JSON.parse(call.function.arguments));
 
     // A conversation that goes on after the call: the call and its answer are in the prompt.
     const history: ChatMessage[] = [
