@@ -212,7 +212,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       // as they come.
       const forced = job.tools?.forced && job.stream ? new ForcedCallStream() : undefined;
       const held = job.tools && job.stream && !forced ? new ToolCallHoldback() : undefined;
-      const callId = `call_${randomBytes(12).toString('hex')}`;
+      const callId = forced ? `call_${randomBytes(12).toString('hex')}` : '';
       const onText = (text: string) => {
         if (forced) {
           for (const p of forced.push(text))
