@@ -2,6 +2,8 @@
 // run time.
 #include "kernels/select.h"
 
+#include "core/cpu_features.h"
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -130,10 +132,7 @@ __attribute__((target("avx512f"))) void TopKAvx512(const float* x, int64_t n, in
   best.Out(ids);
 }
 
-bool HasAvx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
-}
+bool HasAvx512() { return DetectCpu().avx512f; }
 
 }  // namespace
 
