@@ -13,7 +13,8 @@
 //  6. sampling.ts: llama.cpp's sampler chain (penalties, top-k, top-p, min-p, temperature) with a
 //     seeded generator of our own, so a seed gives the same text in every process.
 //  7. presets.ts: shapes of synthetic models (tiny, demo, TinyLlama) and the demo model's file.
-//  8. lookup.ts: prompt lookup, drafts of the next tokens copied from the context (generate --lookup).
+//  8. lookup.ts: prompt lookup, drafts of the next tokens copied from the context (generate --lookup)
+//     or from texts served before (NgramCache: serve --lookup-shared).
 //  9. chat.ts: chat prompts from the file's Jinja template; tool-calls.ts: the functions a chat may
 //     call, shown to templates that do not know them, and the calls read back from the answer.
 // 10. json-constraint.ts: JSON mode and JSON schemas as a byte automaton the sampler consults;

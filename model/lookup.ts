@@ -26,6 +26,43 @@ export function lookupDraft(context: readonly number[], max: number, longest = 3
   return [];
 }
 
+/** N-grams an NgramCache indexes at most (two a token: its 2-gram and its 3-gram). */
+export const NGRAM_CACHE_ENTRIES = 1 << 18;
+
+/**
+ * Texts served before (a server's finished sequences, prompt and answer), indexed by their 2- and
+ * 3-grams: where a sequence's own context has no earlier occurrence of its last tokens, what
+ * followed them in an earlier text is the draft (the same request again, a schema's keys, a
+ * template's boilerplate). The latest text wins; the oldest n-grams go first past the bound.
+ */
+export class NgramCache {
+  /** "a,b" / "a,b,c" → the text it occurred in and where what followed it begins. */
+  private readonly at = new Map<string, { text: readonly number[]; next: number }>();
+
+  add(text: readonly number[]): void {
+    for (const n of [2, 3])
+      for (let i = 0; i + n < text.length; i++) {
+        const key = text.slice(i, i + n).join(',');
+        this.at.delete(key); // re-inserted last: the newest
+        this.at.set(key, { text, next: i + n });
+      }
+    for (const key of this.at.keys()) {
+      if (this.at.size <= NGRAM_CACHE_ENTRIES) break;
+      this.at.delete(key);
+    }
+  }
+
+  /** Up to `max` tokens that followed the context's last 3 (or 2) tokens in a text added; [] when none did. */
+  draft(context: readonly number[], max: number): number[] {
+    for (const n of [3, 2]) {
+      if (context.length < n || max <= 0) continue;
+      const hit = this.at.get(context.slice(-n).join(','));
+      if (hit) return hit.text.slice(hit.next, hit.next + max) as number[];
+    }
+    return [];
+  }
+}
+
 /** Drafted tokens a step may check at most (generate --lookup): 1 + 32 rows of logits a step. */
 export const MAX_DRAFT = 32;
 
@@ -48,8 +85,11 @@ export class Drafter {
   drafted = 0;
   accepted = 0;
 
-  /** `max`: drafted tokens a step may check at most (≥ 1). */
-  constructor(private readonly max: number) {
+  /** `max`: drafted tokens a step may check at most (≥ 1); `cache`: earlier texts to draft from too. */
+  constructor(
+    private readonly max: number,
+    private readonly cache?: NgramCache,
+  ) {
     this.length = fitLength(3, max);
   }
 
@@ -60,7 +100,9 @@ export class Drafter {
       return [];
     }
     const n = fitLength(this.length, Math.min(this.max, room));
-    return n > 0 ? lookupDraft(context, n) : [];
+    if (n <= 0) return [];
+    const own = lookupDraft(context, n);
+    return own.length || !this.cache ? own : this.cache.draft(context, n);
   }
 
   /** How many of a draft's `drafted` tokens were the ones chosen. */

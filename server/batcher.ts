@@ -15,7 +15,7 @@ import {
   type ModelRunner,
 } from '../executor/coordinator/generate.js';
 import { DOORBELL_MAX_TOKENS, type SeqRun } from '../native/model.js';
-import { Drafter } from '../model/lookup.js';
+import { Drafter, NgramCache } from '../model/lookup.js';
 
 export interface BatcherOptions {
   runner: ModelRunner;
@@ -29,6 +29,12 @@ export interface BatcherOptions {
    * 0 or absent: off.
    */
   lookup?: number;
+  /**
+   * With lookup: draft also from the texts of requests served before (an NgramCache shared by
+   * every request; serve --lookup-shared): faster where requests repeat each other, but a
+   * request's speed then says something of what others were sent and answered.
+   */
+  lookupShared?: boolean;
   /** Called after a step's drafts are checked: tokens drafted, and of those the ones chosen. */
   onDrafts?: (drafted: number, accepted: number) => void;
 }
@@ -83,6 +89,8 @@ export class Batcher {
   private readonly cached: number[][];
   /** Drafted tokens a sequence may feed a step (0: prompt lookup off). */
   private readonly lookup: number;
+  /** The texts served (BatcherOptions.lookupShared). */
+  private readonly served: NgramCache | undefined;
 
   constructor(private readonly o: BatcherOptions) {
     if (!o.runner.step && o.model.slots > 1)
@@ -93,6 +101,7 @@ export class Batcher {
     this.chunk = Math.max(1, Math.min(o.prefillChunk ?? 64, DOORBELL_MAX_TOKENS));
     this.cached = Array.from({ length: o.model.slots }, () => []);
     this.lookup = Math.max(0, Math.min(o.lookup ?? 0, o.model.draftTokens));
+    this.served = this.lookup && o.lookupShared ? new NgramCache() : undefined;
     this.rows = new Float32Array(o.model.logitRows * o.model.info.nVocab);
   }
 
@@ -124,7 +133,7 @@ export class Batcher {
         from: undefined,
         onPromptIn,
         pending: undefined,
-        drafter: this.lookup ? new Drafter(this.lookup) : undefined,
+        drafter: this.lookup ? new Drafter(this.lookup, this.served) : undefined,
         queuedAt: performance.now(),
         admittedAt: 0,
         firstAt: 0,
@@ -146,6 +155,7 @@ export class Batcher {
 
   private finish(e: Entry, why?: GenerateResult['stoppedBy']): void {
     if (why) e.seq.end(why);
+    this.served?.add([...e.seq.prompt, ...e.seq.generated]);
     const now = performance.now();
     const first = e.firstAt || now;
     const i = this.active.indexOf(e);

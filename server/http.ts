@@ -50,6 +50,8 @@ export interface ServeOptions {
   prefillChunk?: number;
   /** Prompt lookup: tokens a decoding stream may draft a step (the model loaded with as many). */
   lookup?: number;
+  /** With lookup: draft from earlier requests' texts too (BatcherOptions.lookupShared). */
+  lookupShared?: boolean;
   log?: (line: string) => void;
 }
 
@@ -105,6 +107,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     ...(o.prefillChunk ? { prefillChunk: o.prefillChunk } : {}),
     onStep: (replies, tokens, sequences) => metrics.step(replies, tokens, sequences),
     ...(o.lookup ? { lookup: o.lookup, onDrafts: (d: number, a: number) => metrics.drafts(d, a) } : {}),
+    ...(o.lookupShared ? { lookupShared: true } : {}),
   });
   metrics.slots = batcher.slots;
   let draining = false;

@@ -33,6 +33,8 @@ export interface ServeRunOptions {
   prefillChunk?: number;
   /** Prompt lookup: tokens a decoding stream may draft a step (0: off). */
   lookup?: number;
+  /** With lookup: draft from earlier requests' texts too (BatcherOptions.lookupShared). */
+  lookupShared?: boolean;
   host: string;
   port: number;
   apiKey?: string;
@@ -107,6 +109,7 @@ async function serveOn(runner: ModelRunner, file: ModelFile, o: ServeRunOptions,
       ...(o.apiKey ? { apiKey: o.apiKey } : {}),
       ...(o.prefillChunk ? { prefillChunk: o.prefillChunk } : {}),
       ...(o.lookup ? { lookup: o.lookup } : {}),
+      ...(o.lookupShared ? { lookupShared: true } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
     const template =

@@ -29,6 +29,7 @@ interface ServeFlags extends SecurityOpts {
   parallel: number;
   prefillChunk: number;
   lookup: number;
+  lookupShared?: boolean;
 }
 
 export function registerServe(program: Command): void {
@@ -94,6 +95,10 @@ export function registerServe(program: Command): void {
       lookupTokens,
       0,
     )
+    .option(
+      '--lookup-shared',
+      "with --lookup: draft also from the texts of requests served before (faster where requests repeat each other, as a schema's keys or a template's boilerplate do; but a request's speed then tells something of what others sent and got: for one user's server)",
+    )
     .addHelpText(
       'after',
       `
@@ -115,7 +120,8 @@ its prompt goes in --prefill-chunk tokens per step beside the others; more reque
 stream gets the tokens it would get alone (row-invariant kernels when --parallel > 1). A client
 that disconnects frees its slot before the next step. Every executor holds --parallel KV caches
 of --ctx tokens. --lookup N: while a step has rows to spare, a stream feeds tokens drafted from
-its context too and keeps those that were the tokens chosen (the same text, fewer steps).
+its context too and keeps those that were the tokens chosen (the same text, fewer steps);
+--lookup-shared drafts also from the texts of earlier requests.
 SIGTERM or Ctrl-C finishes the requests in hand, then stops the executors.
 
 Across hosts (--hostfile or --hosts, with --token-file or TLS as for launch): every layer of
@@ -133,6 +139,8 @@ Examples:
         throw new UsageError(
           '--virtual-nodes splits this machine; with --hostfile/--hosts give it to each host’s executor',
         );
+      if (o.lookupShared && !o.lookup)
+        throw new UsageError('--lookup-shared drafts for --lookup: give --lookup N too');
       const bar = new Progress('placing weights');
       const log = (line: string) => process.stderr.write(`redblue serve: ${line}\n`);
       await serve({
@@ -155,6 +163,7 @@ Examples:
         parallel: o.parallel,
         prefillChunk: o.prefillChunk,
         ...(o.lookup ? { lookup: o.lookup } : {}),
+        ...(o.lookupShared ? { lookupShared: true } : {}),
         host: o.host,
         port: o.port,
         ...(o.apiKey ? { apiKey: o.apiKey } : {}),

@@ -976,7 +976,7 @@ describe('redblue serve', () => {
   });
 
   it('--lookup: streams that feed drafted tokens get the same texts, some drafts taken', async () => {
-    const lookup = await startServe(['--lookup', '7']);
+    const lookup = await startServe(['--lookup', '7', '--lookup-shared']);
     try {
       const drafting = new OpenAI({
         baseURL: `http://127.0.0.1:${lookup.port}/v1`,
@@ -1005,10 +1005,36 @@ describe('redblue serve', () => {
           headers: { authorization: `Bearer ${KEY}` },
         })
       ).text();
-      const count = (o: string) =>
-        Number(new RegExp(`^redblue_draft_tokens_total\\{outcome="${o}"\\} (\\d+)$`, 'm').exec(m)?.[1]);
+      const count = (o: string, text = m) =>
+        Number(new RegExp(`^redblue_draft_tokens_total\\{outcome="${o}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
       expect(count('accepted')).toBeGreaterThan(0);
       expect(count('drafted')).toBeGreaterThan(count('accepted'));
+      // --lookup-shared: the same unbiased request again drafts its answer from the first one's
+      // text (the random model seldom repeats itself, so its own context drafts little).
+      const accepted = async () =>
+        count(
+          'accepted',
+          await (
+            await fetch(`http://127.0.0.1:${lookup.port}/metrics`, {
+              headers: { authorization: `Bearer ${KEY}` },
+            })
+          ).text(),
+        );
+      const again = () =>
+        drafting.completions.create({
+          model: 'm',
+          prompt: 'Shared texts',
+          max_tokens: 40,
+          temperature: 0,
+          ignore_eos: true,
+        } as never);
+      const before = await accepted();
+      const first = (await again()).choices[0]!.text;
+      const once = (await accepted()) - before;
+      const second = (await again()).choices[0]!.text;
+      const twice = (await accepted()) - before - once;
+      expect(second).toBe(first);
+      expect(twice, `accepted ${once} then ${twice}`).toBeGreaterThan(Math.max(20, 2 * once));
     } finally {
       lookup.proc.kill('SIGTERM');
       await new Promise((r) => lookup.proc.on('exit', r));
