@@ -702,6 +702,21 @@ function uniqueOf(a: Shape, at: string): void {
   a.unique = { limit };
 }
 
+/**
+ * The fields of a shape that constrain each kind of value: a union takes them from the
+ * alternative of that kind (merge), so a field added to JsonShape is listed here once.
+ */
+const FIELDS = {
+  object: ['properties', 'required', 'additional', 'extra', 'minProperties', 'maxProperties', 'ordered'],
+  array: ['items', 'prefix', 'unique', 'minItems', 'maxItems'],
+  string: ['minLength', 'maxLength', 'pattern', 'lengths'],
+  number: ['minimum', 'maximum', 'multiple'],
+} as const satisfies Record<string, readonly (keyof JsonShape)[]>;
+
+function fieldsOf(s: JsonShape, kind: keyof typeof FIELDS): Partial<Shape> {
+  return Object.fromEntries(FIELDS[kind].map((k) => [k, s[k]])) as Partial<Shape>;
+}
+
 /** The fields of anyOf's shape, from its alternatives' (SchemaCompiler.union). */
 function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
   const out = anyShape();
@@ -766,34 +781,12 @@ function merge(alts: JsonShape[], at: string, exclusive: boolean): Shape {
     arr = owner.get('array'),
     str = owner.get('string');
   if (objects.size > 1) out.objects = [...objects];
-  else if (obj)
-    Object.assign(out, {
-      properties: obj.properties,
-      required: obj.required,
-      additional: obj.additional,
-      extra: obj.extra,
-      minProperties: obj.minProperties,
-      maxProperties: obj.maxProperties,
-      ordered: obj.ordered,
-    });
+  else if (obj) Object.assign(out, fieldsOf(obj, 'object'));
   if (arrays.size > 1) out.arrays = [...arrays];
-  else if (arr)
-    Object.assign(out, {
-      items: arr.items,
-      prefix: arr.prefix,
-      unique: arr.unique,
-      minItems: arr.minItems,
-      maxItems: arr.maxItems,
-    });
-  if (str)
-    Object.assign(out, {
-      minLength: str.minLength,
-      maxLength: str.maxLength,
-      pattern: str.pattern,
-      lengths: str.lengths,
-    });
+  else if (arr) Object.assign(out, fieldsOf(arr, 'array'));
+  if (str) Object.assign(out, fieldsOf(str, 'string'));
   const num = owner.get('integer') ?? owner.get('number');
-  if (num) Object.assign(out, { minimum: num.minimum, maximum: num.maximum, multiple: num.multiple });
+  if (num) Object.assign(out, fieldsOf(num, 'number'));
   // A listed value of an open type is that type's already (strings of any length, null, …), or
   // would need both readings of its first byte at once: refused.
   const kept: string[] = [];
