@@ -12,11 +12,11 @@
 // on every run and in every process; nothing here reads the clock or Math.random. The passes
 // over the whole vocabulary that every token pays (argmax, top-k) are native vector passes
 // (native/src/kernels/select.cc): the executors wait for them between two steps.
-import { argmaxF32, topKF32 } from '../native/kernels.js';
 // Cost per call: greedy and top-k up to n/16 (llama.cpp's 40) take one pass over the logits,
 // which also checks them; no copy unless a penalty applies. Larger top-k by quickselect of the
 // k-th largest value, top-p by a mass histogram over the logit range that leaves one bucket to
 // sort (never a sort of 150k).
+import { argmaxF32, topKF32 } from '../native/kernels.js';
 
 export interface SamplingParams {
   /** 0 = greedy. */
