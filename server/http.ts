@@ -431,6 +431,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       },
     );
   });
+  // Clients (the OpenAI SDKs, undici) keep a connection open for the server's advertised
+  // Keep-Alive timeout less a margin. Node's 5 s default lets a client that paused a few seconds
+  // between requests send into a socket the server is closing ("other side closed"); a minute
+  // covers a script's pauses, and idle connections still close at once on shutdown.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000; // must exceed keepAliveTimeout
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => resolve());

@@ -855,7 +855,10 @@ describe('redblue serve', () => {
     await expect(
       new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'nope', maxRetries: 0 }).models.list(),
     ).rejects.toMatchObject({ status: 401 });
-    expect((await raw('/health', { headers: { authorization: '' } })).status).toBe(200);
+    const health = await raw('/health', { headers: { authorization: '' } });
+    expect(health.status).toBe(200);
+    // Connections outlive a client's pause between requests (Node's 5 s default did not).
+    expect(health.headers.get('keep-alive')).toBe('timeout=65');
     const ok = await client.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 2, temperature: 0 });
     expect(ok.usage!.completion_tokens).toBe(2);
     const text = await (await raw('/metrics')).text();
