@@ -416,6 +416,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
+    // A keep-alive connection would hold shutdown open for keepAliveTimeout after its last reply.
+    res.once('finish', () => {
+      if (draining) req.socket.end();
+    });
     handle(req, res).then(
       () => metrics.request(url, res.statusCode),
       (e: unknown) => {
