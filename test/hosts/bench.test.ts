@@ -4,6 +4,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../bench/report.js';
+import { QUICK } from '../../bench/transport.js';
 import { listAreas } from '../../transport/shared-area.js';
 import { cliPath, repoRoot } from '../helpers/cli.js';
 
@@ -11,6 +12,8 @@ const labs = () =>
   execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
     .split('\n')
     .filter((l) => l.startsWith('rblab'));
+
+const SIZES = QUICK.sizes.map((b) => `${b >> 20}MiB`);
 
 describe('redblue bench transport', () => {
   it('--quick --json reports every case against its reference, and leaves nothing behind', () => {
@@ -25,7 +28,7 @@ describe('redblue bench transport', () => {
     const report = JSON.parse(run.stdout) as BenchReport;
     expect(report.benchmark).toBe('transport');
     const byCase = new Map(report.results.map((r) => [r.case, r]));
-    for (const size of ['1MiB', '64MiB']) {
+    for (const size of SIZES) {
       for (const path of ['grpc_stream', 'host_client']) {
         for (const op of ['read', 'write']) {
           const r = byCase.get(`${path}_${op}_${size}`);
@@ -43,7 +46,7 @@ describe('redblue bench transport', () => {
       }
     }
     // the same path under TLS, against itself without TLS in the same rounds
-    for (const size of ['1MiB', '64MiB'])
+    for (const size of SIZES)
       for (const op of ['read', 'write']) {
         const r = byCase.get(`tls_stream_${op}_${size}`);
         expect(r, `tls_stream_${op}_${size}`).toBeDefined();
@@ -53,7 +56,7 @@ describe('redblue bench transport', () => {
       }
     // UCX reads and writes of a supervisor's area, against ucx_perftest on the same path, with
     // the raw socket of the same run beside it
-    for (const size of ['1MiB', '64MiB'])
+    for (const size of SIZES)
       for (const [op, test, raw] of [
         ['read', 'tag_bw', 'grpc_stream_read'],
         ['write', 'ucp_am_bw', 'grpc_stream_write'],
