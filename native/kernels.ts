@@ -175,6 +175,7 @@ interface KernelAddon {
   kernelPaths(): KernelPaths;
   readBytes(pool: NativeThreadPool, buffer: ByteBuffer, offset?: number, length?: number): number;
   argmaxF32(x: Float32Array, scalar?: boolean): number;
+  gaussianFillF32(x: Float32Array, mean: number, std: number, state: Float64Array): void;
   topKF32(x: Float32Array, k: number, ids: Int32Array, scalar?: boolean): number;
 }
 
@@ -319,6 +320,14 @@ export function readBytes(
  */
 export function argmaxF32(x: Float32Array, scalar = false): number {
   return native().argmaxF32(x, scalar);
+}
+
+/**
+ * x[i] = mean + std · N(0, 1), xorshift32 and Box-Muller (gaussian.cc), continuing the sequence in
+ * `state` ([xorshift state, 1 when a spare value waits, the spare]), which it updates.
+ */
+export function gaussianFillF32(x: Float32Array, mean: number, std: number, state: Float64Array): void {
+  native().gaussianFillF32(x, mean, std, state);
 }
 
 /**

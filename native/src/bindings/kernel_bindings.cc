@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "core/module_registry.h"
 #include "core/napi_util.h"
 #include "core/thread_pool.h"
+#include "kernels/gaussian.h"
 #include "kernels/gemm_f32.h"
 #include "kernels/quant.h"
 #include "kernels/select.h"
@@ -466,6 +468,28 @@ Napi::Value JsArgmaxF32(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(bad >= 0 ? -1 - bad : r));
 }
 
+// gaussianFillF32(x, mean, std, state: Float64Array [s, hasSpare, spare]): fills x with
+// mean + std · N(0, 1) and leaves state where the sequence stopped (model/synth.ts).
+Napi::Value JsGaussianFillF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[1].IsNumber() || !info[2].IsNumber())
+    throw Napi::TypeError::New(env, "gaussianFillF32: expected (x, mean, std, state)");
+  auto x = F32Arg(info[0], "gaussianFillF32: x");
+  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[3].As<Napi::Float64Array>().ElementLength() != 3)
+    throw Napi::TypeError::New(env, "gaussianFillF32: state must be a Float64Array of 3");
+  auto st = info[3].As<Napi::Float64Array>();
+  const double s = st[0];
+  if (!(s >= 1 && s <= 4294967295.0) || s != std::floor(s))
+    throw Napi::RangeError::New(env, "gaussianFillF32: state[0] must be an integer in 1..2^32-1");
+  GaussianState g{static_cast<uint32_t>(s), st[1] != 0, st[2]};
+  GaussianFill(x.data, x.length, info[1].As<Napi::Number>().DoubleValue(), info[2].As<Napi::Number>().DoubleValue(), &g);
+  st[0] = g.s;
+  st[1] = g.has_spare ? 1 : 0;
+  st[2] = g.spare;
+  return env.Undefined();
+}
+
 // topKF32(x, k, ids: Int32Array, scalar?) → -1, the k largest's indices in ids[0..k) ascending;
 // or i where x[i] is NaN or +Infinity.
 Napi::Value JsTopKF32(const Napi::CallbackInfo& info) {
@@ -504,6 +528,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "weightTypeFromGgml", JsWeightTypeFromGgml);
   REDBLUE_EXPORT(exports, "readBytes", JsReadBytes);
   REDBLUE_EXPORT(exports, "argmaxF32", JsArgmaxF32);
+  REDBLUE_EXPORT(exports, "gaussianFillF32", JsGaussianFillF32);
   REDBLUE_EXPORT(exports, "topKF32", JsTopKF32);
 }
 
