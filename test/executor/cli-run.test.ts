@@ -1,11 +1,11 @@
 // `redblue run` as a user runs it: files in and out, bad input, and an executor killed mid-run.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readNpyMatrix, writeNpyMatrix } from '../../executor/coordinator/npy.js';
-import { childrenOf, cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
+import { childrenOf, cliPath, leftovers, repoRoot, runCli, running } from '../helpers/cli.js';
 import { matmulRef, maxAbsDiff, randomF32 } from '../helpers/reference.js';
 import { verificationFailure, verifyGemm } from '../../executor/coordinator/verify.js';
 
@@ -326,7 +326,11 @@ async function longRun(n: number) {
     executors = childrenOf(child.pid!);
   }
   expect(executors).toHaveLength(2);
-  await new Promise((r) => setTimeout(r, 1500));
+  // Mid-run: its staging area is made once the executors are up, and the passes follow at once.
+  for (let i = 0; i < 100 && !leftovers(child.pid!).some((f) => f.startsWith('redblue-run-')); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  expect(leftovers(child.pid!).some((f) => f.startsWith('redblue-run-'))).toBe(true);
+  await new Promise((r) => setTimeout(r, 300));
   return {
     child,
     executors,
@@ -379,7 +383,7 @@ describe('a run killed all at once', () => {
     const pid = run.child.pid!;
     for (const p of [pid, ...run.executors]) process.kill(p, 'SIGKILL');
     await run.exit();
-    for (let i = 0; i < 50 && run.executors.some((p) => existsSync(`/proc/${p}`)); i++) {
+    for (let i = 0; i < 50 && run.executors.some(running); i++) {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(leftovers(pid).length).toBeGreaterThan(0); // nobody was left to clean up

@@ -38,6 +38,16 @@ export function leftovers(pid: number): string[] {
   return dirs.flatMap((d) => readdirSync(d).filter((f) => mine.test(f)));
 }
 
+/** Whether `pid` is running: a zombie (killed, its parent gone, not yet reaped) is not. */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 /** pids of live processes whose parent is `ppid` */
 export function childrenOf(ppid: number): number[] {
   const out: number[] = [];

@@ -44,7 +44,10 @@ describe('redblue synth', () => {
     let stderr = '';
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
-    await new Promise((r) => setTimeout(r, 2000));
+    // Midway: once its partial file is there (it writes under another name, renamed at the end).
+    for (let i = 0; i < 100 && !readdirSync(dir).some((n) => n.startsWith('big.gguf')); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200));
     p.kill('SIGINT');
     const killer = setTimeout(() => p.kill('SIGKILL'), 30_000);
     const code = await exited;
