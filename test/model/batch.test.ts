@@ -261,6 +261,15 @@ describe('continuous batching: sequences in KV slots, one step for all', () => {
     expect(runnerOf(cluster)).toBe(runnerOf(cluster));
     const r = await runnerOf(cluster).step!([5], [{ slot: 0, pos: 0, count: 1, logits: true }]);
     expect(r.logits[0]!.every(Number.isFinite)).toBe(true);
+    // A step posted the moment the loops are (re)started is served by every rank: a loop that took
+    // its first seq when its thread first ran, not when it was made, missed such a step now and
+    // then, and the other rank waited in an all-reduce until its timeout (seen in parity.test.ts).
+    for (let i = 0; i < 200; i++) {
+      await Promise.all(cluster.clients.map((c) => c.startModelLoop({})));
+      const step = runnerOf(cluster).step!([5], [{ slot: 0, pos: 0, count: 1, logits: true }]);
+      const missed = new Promise<'missed'>((res) => setTimeout(() => res('missed'), 5000).unref());
+      expect(await Promise.race([step.then(() => `served`), missed]), `restart ${i}`).toBe('served');
+    }
   }, 60_000);
 });
 

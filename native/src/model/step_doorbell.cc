@@ -26,6 +26,7 @@ StepLoop::StepLoop(std::shared_ptr<ModelShard> shard, std::shared_ptr<ThreadPool
   if (rank_ < 0 || rank_ >= kDoorbellMaxRanks)
     throw UserError("the step doorbell serves ranks 0-" + std::to_string(kDoorbellMaxRanks - 1) + ", not " +
                     std::to_string(rank_));
+  startSeq_ = block_->seq.load(std::memory_order_acquire);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -37,7 +38,7 @@ StepLoop::~StepLoop() {
 
 void StepLoop::Run() {
   DoorbellRank& me = block_->ranks[rank_];
-  uint32_t seen = block_->seq.load(std::memory_order_acquire);
+  uint32_t seen = startSeq_;
   for (;;) {
     uint32_t now = block_->seq.load(std::memory_order_acquire);
     while (now == seen && !quit_ && !block_->stop.load(std::memory_order_acquire)) {

@@ -80,6 +80,9 @@ class StepLoop {
   int rank_;
   std::vector<float> scratch_;  // ranks other than 0 compute the logits here (the gather is collective)
   std::atomic<bool> quit_{false};
+  // The last seq before this loop: read when it is made, not when its thread first runs, so a step
+  // posted as soon as startStepLoop returns is served, not taken for the last one.
+  uint32_t startSeq_ = 0;
   std::thread thread_;
 };
 
