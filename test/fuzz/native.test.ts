@@ -7,19 +7,19 @@ import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/cli.js';
 
 describe('native fuzzers', () => {
-  it('20,000 mutated peer messages and shm headers each, without a sanitizer report', () => {
+  it('10,000 mutated peer messages and shm headers each, without a sanitizer report', () => {
     const seed = '20261204'; // fixed: CI is deterministic; npm run fuzz:native takes others
-    const r = spawnSync('bash', ['scripts/fuzz-native.sh', '20000', seed], {
+    const r = spawnSync('bash', ['scripts/fuzz-native.sh', '10000', seed], {
       cwd: repoRoot,
       encoding: 'utf8',
       timeout: 180_000,
     });
     expect(r.status, `seed ${seed}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(
-      /shm_header_fuzz: 20000 inputs \(seed \d+\), [1-9]\d* accepted and walked, .* no sanitizer report/,
+      /shm_header_fuzz: 10000 inputs \(seed \d+\), [1-9]\d* accepted and walked, .* no sanitizer report/,
     );
     expect(r.stdout).toMatch(
-      /wire_fuzz: 20000 inputs \(seed \d+\), \d+ refused as malformed, .* no sanitizer report/,
+      /wire_fuzz: 10000 inputs \(seed \d+\), \d+ refused as malformed, .* no sanitizer report/,
     );
   }, 200_000);
 });
