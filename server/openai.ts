@@ -9,7 +9,7 @@ import {
   JsonSchemaError,
   type JsonShape,
 } from '../model/json-constraint.js';
-import { forcedCallSchema, type ToolCall, type ToolSpec } from '../model/tool-calls.js';
+import { forcedCallSchema, type CallPiece, type ToolCall, type ToolSpec } from '../model/tool-calls.js';
 
 export class ApiError extends Error {
   constructor(
@@ -548,7 +548,7 @@ function toolCall(c: ToolCall, index: number) {
 }
 
 /** A piece of the one call a forced answer streams: id, type and name with the first, as OpenAI's. */
-function callPiece(c: { id?: string; name?: string; arguments: string }) {
+function callPiece(c: CallPiece & { id?: string }) {
   return {
     index: 0,
     ...(c.id !== undefined ? { id: c.id, type: 'function' } : {}),
@@ -599,7 +599,7 @@ export function chunk(
     finish?: FinishReason;
     calls?: ToolCall[];
     /** A streamed call's piece (ForcedCallStream): its id and name with the first. */
-    call?: { id?: string; name?: string; arguments: string };
+    call?: CallPiece & { id?: string };
   },
   logprobs: Logprobs = null,
   index = 0,

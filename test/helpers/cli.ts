@@ -38,14 +38,20 @@ export function leftovers(pid: number): string[] {
   return dirs.flatMap((d) => readdirSync(d).filter((f) => mine.test(f)));
 }
 
-/** Whether `pid` is running: a zombie (killed, its parent gone, not yet reaped) is not. */
-export function running(pid: number): boolean {
+/** The fields of /proc/PID/stat after the command name (state first, then the parent's pid), or undefined once it is gone. */
+function statFields(pid: number | string): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return false;
+    return undefined; // the process went away while we looked
   }
+}
+
+/** Whether `pid` is running: a zombie (killed, its parent gone, not yet reaped) is not. */
+export function running(pid: number): boolean {
+  const f = statFields(pid);
+  return f !== undefined && f[0] !== 'Z';
 }
 
 /** pids of live processes whose parent is `ppid` */
@@ -53,13 +59,8 @@ export function childrenOf(ppid: number): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === ppid && fields[0] !== 'Z') out.push(Number(d));
-    } catch {
-      // the process went away while we looked
-    }
+    const f = statFields(d);
+    if (f && Number(f[1]) === ppid && f[0] !== 'Z') out.push(Number(d));
   }
   return out;
 }
