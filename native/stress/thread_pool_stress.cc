@@ -1,6 +1,7 @@
 // ThreadPool under load, for ThreadSanitizer: a random mix of ParallelFor from outside the pool,
 // steps whose worker 0 publishes jobs to the others, pauses long enough (up to 400 µs) that the
-// workers spin out and sleep, and tasks that throw. Every task must run exactly once per job,
+// workers spin out and sleep, ParallelRuns (from outside and inside steps, worker 1 slowed so the
+// others take its tail), and tasks that throw. Every task (unit) must run exactly once per job,
 // every exception must come back to the caller, nothing may hang (the script's timeout) and TSan
 // must stay silent. Pools: 3 workers on cpus {0, 1, 0} (one shared) and 2 on {0, 1}.
 //   thread_pool_stress [seconds per pool (default 2)] [seed (default 1)]
@@ -28,7 +29,7 @@ int main(int argc, char** argv) {
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
     long jobs = 0, thrown = 0, caught = 0, wrong = 0;
     while (std::chrono::steady_clock::now() < end) {
-      const int kind = static_cast<int>(rng() % 4);
+      const int kind = static_cast<int>(rng() % 6);
       const int64_t tasks = 1 + static_cast<int64_t>(rng() % 64);
       const bool fail = rng() % 50 == 0;
       const auto pause = std::chrono::microseconds(rng() % 400);
@@ -44,6 +45,15 @@ int main(int argc, char** argv) {
         if (w < 0 || w >= static_cast<int>(pool.size())) badWorker++;
         hit[static_cast<size_t>(t)].fetch_add(1);
         if (fail && t == tasks / 2) throw std::runtime_error("task failed on purpose");
+      };
+      // ParallelRuns: each call one grain (the last may be short), or all units when there is one run.
+      const int64_t grain = 1 + static_cast<int64_t>(rng() % 5);
+      auto runs = [&](int64_t b, int64_t e, int w) {
+        if (w < 0 || w >= static_cast<int>(pool.size()) || b < 0 || e > tasks || b >= e || b % grain != 0 ||
+            (e - b > grain && (b != 0 || e != tasks)))
+          badWorker++;
+        if (w == 1) std::this_thread::sleep_for(std::chrono::microseconds(20));
+        for (int64_t t = b; t < e; ++t) fn(t, w);
       };
       thrown += fail;
       try {
@@ -64,9 +74,13 @@ int main(int argc, char** argv) {
             reset();
             pool.ParallelFor(tasks, fn);
           });
-        } else {
+        } else if (kind == 3) {
           std::this_thread::sleep_for(pause);
           pool.ParallelFor(tasks, fn);
+        } else if (kind == 4) {
+          pool.ParallelRuns(tasks, grain, runs);
+        } else {
+          pool.RunStep([&] { pool.ParallelRuns(tasks, grain, runs); });
         }
         if (kind != 1) check();
       } catch (const std::runtime_error&) {

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <chrono>
 #include <immintrin.h>
 #include <stdexcept>
@@ -205,6 +206,42 @@ void ThreadPool::RunStep(const std::function<void()>& fn) {
     stepError_ = nullptr;
     std::rethrow_exception(e);
   }
+}
+
+void ThreadPool::ParallelRuns(int64_t units, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+  if (units <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  const int64_t grains = (units + grain - 1) / grain;
+  const int64_t runs = std::min<int64_t>(grains, static_cast<int64_t>(workers_.size()));
+  if (runs == 1) {
+    ParallelFor(1, [&](int64_t, int worker) { fn(0, units, worker); });
+    return;
+  }
+  // A run's grains not yet taken, [front, back), packed in one word so that its owner (front)
+  // and a thief (back) agree on the last one through one compare-and-swap.
+  struct alignas(64) Run {
+    std::atomic<uint64_t> span;
+  };
+  std::vector<Run> run(static_cast<size_t>(runs));
+  for (int64_t r = 0; r < runs; ++r)
+    run[r].span.store(static_cast<uint64_t>(grains * r / runs) << 32 | static_cast<uint64_t>(grains * (r + 1) / runs),
+                      std::memory_order_relaxed);
+  auto take = [&](int64_t r, bool fromBack) -> int64_t {
+    uint64_t s = run[r].span.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t front = s >> 32, back = s & 0xffffffffu;
+      if (front >= back) return -1;
+      const uint64_t next = fromBack ? (front << 32 | (back - 1)) : ((front + 1) << 32 | back);
+      if (run[r].span.compare_exchange_weak(s, next, std::memory_order_relaxed)) return static_cast<int64_t>(fromBack ? back - 1 : front);
+    }
+  };
+  auto visit = [&](int64_t g, int worker) { fn(g * grain, std::min(units, (g + 1) * grain), worker); };
+  ParallelFor(runs, [&](int64_t r, int worker) {
+    // Its own run front to back, then the others' tails, a grain at a time from their backs.
+    for (int64_t g; (g = take(r, false)) >= 0;) visit(g, worker);
+    for (int64_t i = 1; i < runs; ++i)
+      for (int64_t g; (g = take((r + i) % runs, true)) >= 0;) visit(g, worker);
+  });
 }
 
 void ThreadPool::OnEachWorker(const std::function<void(int)>& fn) {
