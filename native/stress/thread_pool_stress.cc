@@ -46,11 +46,11 @@ int main(int argc, char** argv) {
         hit[static_cast<size_t>(t)].fetch_add(1);
         if (fail && t == tasks / 2) throw std::runtime_error("task failed on purpose");
       };
-      // ParallelRuns: each call one grain (the last may be short), or all units when there is one run.
+      // ParallelRuns: each call whole grains (the last may be short), never past the end.
       const int64_t grain = 1 + static_cast<int64_t>(rng() % 5);
       auto runs = [&](int64_t b, int64_t e, int w) {
         if (w < 0 || w >= static_cast<int>(pool.size()) || b < 0 || e > tasks || b >= e || b % grain != 0 ||
-            (e - b > grain && (b != 0 || e != tasks)))
+            (e % grain != 0 && e != tasks))
           badWorker++;
         if (w == 1) std::this_thread::sleep_for(std::chrono::microseconds(20));
         for (int64_t t = b; t < e; ++t) fn(t, w);

@@ -226,21 +226,32 @@ void ThreadPool::ParallelRuns(int64_t units, int64_t grain, const std::function<
   for (int64_t r = 0; r < runs; ++r)
     run[r].span.store(static_cast<uint64_t>(grains * r / runs) << 32 | static_cast<uint64_t>(grains * (r + 1) / runs),
                       std::memory_order_relaxed);
-  auto take = [&](int64_t r, bool fromBack) -> int64_t {
+  // Grains [g, g + count) taken from run r: a thief takes the last one; the owner an eighth of
+  // what is left (at least one), so it pays a compare-and-swap and a call per few grains while
+  // the tail it leaves for thieves stays fine-grained (one executor of 2 cores, TinyLlama Q4_0,
+  // alternated with a grain a time in one process: 0.6-1.1% less time in the calls).
+  auto take = [&](int64_t r, bool fromBack, int64_t& count) -> int64_t {
     uint64_t s = run[r].span.load(std::memory_order_relaxed);
     for (;;) {
       const uint64_t front = s >> 32, back = s & 0xffffffffu;
       if (front >= back) return -1;
-      const uint64_t next = fromBack ? (front << 32 | (back - 1)) : ((front + 1) << 32 | back);
-      if (run[r].span.compare_exchange_weak(s, next, std::memory_order_relaxed)) return static_cast<int64_t>(fromBack ? back - 1 : front);
+      const uint64_t k = fromBack ? 1 : std::max<uint64_t>(1, (back - front) / 8);
+      const uint64_t next = fromBack ? (front << 32 | (back - 1)) : ((front + k) << 32 | back);
+      if (run[r].span.compare_exchange_weak(s, next, std::memory_order_relaxed)) {
+        count = static_cast<int64_t>(k);
+        return static_cast<int64_t>(fromBack ? back - 1 : front);
+      }
     }
   };
-  auto visit = [&](int64_t g, int worker) { fn(g * grain, std::min(units, (g + 1) * grain), worker); };
+  auto visit = [&](int64_t g, int64_t count, int worker) {
+    fn(g * grain, std::min(units, (g + count) * grain), worker);
+  };
   ParallelFor(runs, [&](int64_t r, int worker) {
-    // Its own run front to back, then the others' tails, a grain at a time from their backs.
-    for (int64_t g; (g = take(r, false)) >= 0;) visit(g, worker);
+    // Its own run front to back, then the others' tails from their backs.
+    int64_t count = 0;
+    for (int64_t g; (g = take(r, false, count)) >= 0;) visit(g, count, worker);
     for (int64_t i = 1; i < runs; ++i)
-      for (int64_t g; (g = take((r + i) % runs, true)) >= 0;) visit(g, worker);
+      for (int64_t g; (g = take((r + i) % runs, true, count)) >= 0;) visit(g, count, worker);
   });
 }
 

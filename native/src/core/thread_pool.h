@@ -32,8 +32,9 @@ class ThreadPool {
   // back; a worker done with its own takes grains from the back of the others'. A memory-bound
   // loop (a decoding step's GEMVs) then reads each worker's share as one stream the prefetchers
   // follow, while a worker slowed by a neighbour still hands its tail to the others. Every unit
-  // is visited exactly once; which worker visits it varies from call to call. Calls cover one
-  // grain each, except on a one-worker pool (or a single grain): one call, fn(0, units, 0).
+  // is visited exactly once; which worker visits it varies from call to call. Calls cover whole
+  // grains (an owner takes several at once while much of its run is left, a thief one), and a
+  // one-worker pool (or a single grain) gets one call, fn(0, units, 0).
   void ParallelRuns(int64_t units, int64_t grain, const std::function<void(int64_t begin, int64_t end, int worker)>& fn);
 
   // Runs fn(worker) once on every worker (e.g. to read back its affinity).
