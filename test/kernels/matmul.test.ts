@@ -359,3 +359,28 @@ describe('rowInvariant: a row of Y does not depend on the rows beside it', () =>
         expect(Array.from(mid)).toEqual(Array.from(all.subarray(2 * n, 7 * n)));
       });
 });
+
+// Steps of up to 8 rows of X deal W's rows out in runs whose ends move from call to call (a
+// worker done early takes grains from the back of another's run, ThreadPool::ParallelRuns): a
+// row of Y must be the same bits whichever worker, tile and range computed it.
+describe('decoding steps in runs: the same bits on 1 and 2 workers, call after call', () => {
+  const one = makePool(1);
+  afterAll(() => one.close());
+  const types: WeightType[] = ['q4_0', 'q8_0', 'q4_k', 'q6_k', 'iq4_xs'];
+  for (const type of types)
+    for (const m of [1, 3, 8])
+      it(`${type} rows8, m = ${m}`, () => {
+        const k = 1024;
+        const n = 400; // several ~32 KiB grains, a tail past the last 16-row pair
+        const w = interleaveRows8(type, quantize(type, random(n * k, 40 + m), n, k), n, k);
+        const x = random(m * k, 41, 2);
+        const run = (p: typeof pool) => {
+          const y = new Float32Array(m * n).fill(Number.NaN);
+          matmulQ(p, { type, w, n, k, x, m, y, rows8: true, rowInvariant: m > 1 });
+          return Array.from(y);
+        };
+        const want = run(one);
+        expect(want.some(Number.isNaN)).toBe(false);
+        for (let i = 0; i < 25; i++) expect(run(pool), `call ${i}`).toEqual(want);
+      });
+});

@@ -286,6 +286,11 @@ ActRows QuantizeAct(const QuantMatmulArgs& a, const ActSpec& s, Isa isa, ThreadP
   return act;
 }
 
+// Steps of up to this many rows of X (decoding one sequence, a server's batch of 8, drafts to
+// check) read W from memory once, in runs (MatmulQShared); larger ones (prompts) are bound by
+// compute and take 64 KiB tasks that stay in L2 while every row of X passes over them.
+constexpr int64_t kStreamRows = 8;
+
 // One weight matrix of a shared call: its kernels and how its rows are cut into tasks.
 struct PartTasks {
   QKernel kernel = nullptr, rows8Kernel = nullptr;
@@ -304,9 +309,9 @@ PartTasks TasksFor(const QuantMatmulArgs& a, const KernelSet& ks, Isa isa, int64
   const int64_t rowBytes = std::max<int64_t>(1, a.wStride);
   int64_t jb = std::clamp<int64_t>((64 << 10) / rowBytes, 4, 256);
   jb = std::max<int64_t>(1, std::min(jb, (a.n + 8 * workers - 1) / (8 * workers)));
-  // A lone row of X (decoding) streams W from memory: grains of ~32 KiB that ParallelRuns deals
+  // A few rows of X (decoding) stream W from memory: grains of ~32 KiB that ParallelRuns deals
   // out as one contiguous run per worker (see MatmulQShared).
-  if (a.m == 1) jb = std::max<int64_t>(16, (32 << 10) / rowBytes);
+  if (a.m <= kStreamRows) jb = std::max<int64_t>(16, (32 << 10) / rowBytes);
   // rows8: tasks of whole pairs of groups (the AVX-512 tiles take 16 rows a step and would
   // run a lone group at half speed); the rows after the last group are natural rows.
   p.n8 = a.rows8 ? a.n / 8 * 8 : 0;
@@ -358,13 +363,15 @@ void MatmulQShared(const QuantMatmulArgs* parts, size_t count, ThreadPool& pool)
       if (j0 < pt.n8) pt.rows8Kernel(p, act, 0, p.m, j0, std::min(j1, pt.n8));
       if (j1 > pt.n8) pt.kernel(p, act, 0, p.m, std::max(j0, pt.n8), j1);
     };
-    if (a.m == 1) {
+    if (a.m <= kStreamRows) {
       // Decoding reads W once from memory: each worker streams one contiguous run of the parts'
       // rows (the prefetchers follow one stream, and a new one ramps up slowly) and the first
       // done takes the others' tails, so a worker slowed by a neighbour does not hold up the
       // step. One executor of 2 cores, TinyLlama-shaped Q4_0 and Q4_K_M, both ways alternated
-      // token by token in one run: 4-5.5% less time in these matmuls than 4 runs of rows per
-      // worker handed out dynamically (one-worker executors: the same within 0.5%).
+      // every ~89 calls in one process: at m = 1 4-5.5% less time in these matmuls than 4 runs
+      // of rows per worker handed out dynamically; through serve, 2, 4, 6 and 8 streams
+      // (m = 2-8) 12-13%, 10-11%, 6-7% and 6% less than 64 KiB tasks handed out dynamically.
+      // One-worker executors: the same within 0.5%.
       pool.ParallelRuns(total, 1, [&](int64_t b, int64_t e, int) {
         size_t i = 0;  // tasks b..e-1: one call per part they cover
         while (b >= tasks[i].tasks) b -= tasks[i].tasks, e -= tasks[i++].tasks;
