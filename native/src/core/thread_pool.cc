@@ -210,7 +210,7 @@ void ThreadPool::RunStep(const std::function<void()>& fn) {
 
 void ThreadPool::ParallelRuns(int64_t units, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (units <= 0) return;
-  grain = std::max<int64_t>(1, grain);
+  grain = std::max<int64_t>({1, grain, (units >> 31) + 1});  // grain indices fit the 32-bit halves below
   const int64_t grains = (units + grain - 1) / grain;
   const int64_t runs = std::min<int64_t>(grains, static_cast<int64_t>(workers_.size()));
   if (runs == 1) {
