@@ -310,8 +310,10 @@ PartTasks TasksFor(const QuantMatmulArgs& a, const KernelSet& ks, Isa isa, int64
   int64_t jb = std::clamp<int64_t>((64 << 10) / rowBytes, 4, 256);
   jb = std::max<int64_t>(1, std::min(jb, (a.n + 8 * workers - 1) / (8 * workers)));
   // A few rows of X (decoding) stream W from memory: grains of ~32 KiB that ParallelRuns deals
-  // out as one contiguous run per worker (see MatmulQShared).
-  if (a.m <= kStreamRows) jb = std::max<int64_t>(16, (32 << 10) / rowBytes);
+  // out as one contiguous run per worker (see MatmulQShared), and at least 4 a worker where W
+  // has the rows (a small matrix on many workers).
+  if (a.m <= kStreamRows)
+    jb = std::max<int64_t>(16, std::min<int64_t>((32 << 10) / rowBytes, (a.n + 4 * workers - 1) / (4 * workers)));
   // rows8: tasks of whole pairs of groups (the AVX-512 tiles take 16 rows a step and would
   // run a lone group at half speed); the rows after the last group are natural rows.
   p.n8 = a.rows8 ? a.n / 8 * 8 : 0;
