@@ -21,8 +21,13 @@ import { formatBytes, table } from '../common/format.js';
 
 export interface ModelBenchOptions {
   model: string;
-  /** Executors (one core each) of the main figures; 1 is measured too for the scaling. */
+  /** Executors of the main figures; 1 is measured too for the scaling. */
   executors: number;
+  /**
+   * Cores of each executor (default 1): its pinned threads. llama.cpp gets as many threads as
+   * the executors have cores, and the read bandwidth is that of the same cores.
+   */
+  cores?: number;
   pp: number;
   tg: number;
   reps: number;
@@ -208,12 +213,21 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
   const startedAt = new Date().toISOString();
   const info = describeModel(readGguf(o.model));
   const P = o.executors;
+  const C = o.cores ?? 1;
   const real = readTopology();
-  const cpus = o.cpus ?? oneCpuPerCore(real, P);
-  if (cpus.length !== P)
-    throw new UsageError(`--cpus takes ${P} cpus (one per executor), got ${cpus.length}`);
+  const cpus = o.cpus ?? oneCpuPerCore(real, P * C);
+  if (!o.cpus && cpus.length < P * C)
+    throw new UsageError(
+      `--executors ${P} of --cores ${C} need ${P * C} cpus; this machine gives ${cpus.length}: ask for fewer`,
+    );
+  if (cpus.length !== P * C)
+    throw new UsageError(
+      `--cpus takes ${P * C} cpus (${C === 1 ? 'one' : C} per executor), got ${cpus.length}`,
+    );
+  const cpus1 = cpus.slice(0, C); // the one executor of the scaling figure
   const many = virtualize(restrictToCpus(real, cpus), P);
-  const one = virtualize(restrictToCpus(real, [cpus[0]!]), 1);
+  const one = virtualize(restrictToCpus(real, cpus1), 1);
+  const cores = (n: number) => `${n} core${n === 1 ? '' : 's'}`;
   const results: BenchResult[] = [];
 
   // The read reference is sampled before, between and after the runs, and the best kept: on a
@@ -221,25 +235,25 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
   const bytes = Math.max(512 << 20, Math.min(2 * info.weightBytesPerToken, 2 << 30));
   const readSamples: { p: number[]; one: number[] } = { p: [], one: [] };
   const sampleRead = (): void => {
-    log(`read bandwidth of 1 and ${P} cores`);
+    log(`read bandwidth of ${P > 1 ? `${C} and ` : ''}${P * C} cores`);
     readSamples.p.push(streamRead(cpus, bytes, 3));
-    readSamples.one.push(streamRead([cpus[0]!], bytes, 3));
+    if (P > 1) readSamples.one.push(streamRead(cpus1, bytes, 3));
   };
   sampleRead();
   log(
-    `${o.model}: ${info.arch}, ${info.nLayer} layers, on ${P} executor(s) of one core (cpus ${cpus.join(',')})`,
+    `${o.model}: ${info.arch}, ${info.nLayer} layers, on ${P} executor(s) of ${cores(C)} (cpus ${cpus.join(',')})`,
   );
   // Shorter than the run-wide samples (a tenth of a second): one before each timed generation.
   const own = await measureOwn(many, o, info, () => streamRead(cpus, 256 << 20, 3));
-  log(`the same on 1 executor (cpu ${cpus[0]})`);
+  if (P > 1) log(`the same on 1 executor (cpus ${cpus1.join(',')})`);
   const own1 = P > 1 ? await measureOwn(one, o, info) : own;
   sampleRead();
 
   let ref = { pp: rate([0]), tg: rate([0]) };
   let refSettings: unknown;
   if (o.reference) {
-    log(`llama.cpp with ${P} thread(s)`);
-    const r = await openReference(o.model, { threads: P, ctx: o.pp + o.tg + 16 });
+    log(`llama.cpp with ${P * C} thread(s)`);
+    const r = await openReference(o.model, { threads: P * C, ctx: o.pp + o.tg + 16 });
     try {
       ref = await r.bench({ pp: o.pp, tg: o.tg, reps: o.reps });
       refSettings = r.settings;
@@ -253,6 +267,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
 
   const common = {
     executors: P,
+    coresPerExecutor: C,
     model: o.model,
     arch: info.arch,
     weightBytesPerToken: info.weightBytesPerToken,
@@ -271,7 +286,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
       metric: 'prompt processing',
       value: own.pp.mean,
       unit: 'tokens/s',
-      reference: `llama.cpp_${P}_threads`,
+      reference: `llama.cpp_${P * C}_threads`,
       referenceValue: ref.pp.mean,
       details: { ...common, sd: own.pp.sd, referenceSd: ref.pp.sd, referenceSettings: refSettings },
     }),
@@ -280,7 +295,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
       metric: 'token generation',
       value: own.tg.mean,
       unit: 'tokens/s',
-      reference: `llama.cpp_${P}_threads`,
+      reference: `llama.cpp_${P * C}_threads`,
       referenceValue: ref.tg.mean,
       details: { ...common, sd: own.tg.sd, referenceSd: ref.tg.sd, exchangeShare: own.exchangeShareTg },
     }),
@@ -291,7 +306,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
       metric: 'weights read while generating',
       value: paired.gbps,
       unit: 'GB/s',
-      reference: `read_bandwidth_${P}_cores`,
+      reference: `read_bandwidth_${P * C}_cores`,
       referenceValue: paired.read,
       details: {
         ...common,
@@ -302,21 +317,25 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
         readSamplesGBps: readSamples.p,
       },
     }),
-    result({
-      case: `tg${o.tg}_scaling`,
-      metric: `speed-up of ${P} executors over 1`,
-      value: own.tg.mean / own1.tg.mean,
-      unit: '×',
-      reference: `read_bandwidth_${P}_cores_over_1`,
-      referenceValue: readP / read1,
-      details: {
-        oneExecutor: own1.tg.mean,
-        read1GBps: read1,
-        readGBps: readP,
-        read1SamplesGBps: readSamples.one,
-      },
-    }),
   );
+  // The scaling of P executors over 1 (none when P is 1).
+  if (P > 1)
+    results.push(
+      result({
+        case: `tg${o.tg}_scaling`,
+        metric: `speed-up of ${P} executors over 1`,
+        value: own.tg.mean / own1.tg.mean,
+        unit: '×',
+        reference: `read_bandwidth_${P * C}_cores_over_${C}`,
+        referenceValue: readP / read1,
+        details: {
+          oneExecutor: own1.tg.mean,
+          read1GBps: read1,
+          readGBps: readP,
+          read1SamplesGBps: readSamples.one,
+        },
+      }),
+    );
   const lk = own.lookup;
   if (lk)
     results.push(
@@ -386,7 +405,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
     formatBytes(info.weightBytesPerToken),
     params,
     types,
-    String(executors),
+    C === 1 ? String(executors) : `${executors} × ${cores(C)}`,
     test,
     fmt(own),
     ...(ref ? vs(own, ref) : ['', '']),
@@ -400,9 +419,13 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
     table(['model', 'size', 'params', 'type', 'executors', 'test', 't/s', 'llama.cpp t/s', 'ratio'], rows) +
     '\n\n' +
     [
-      `token generation reads ${paired.gbps.toFixed(2)} GB/s of weights: ${percent(paired.gbps / paired.read)} of the read bandwidth of ${P} core(s) sampled around it (${paired.read.toFixed(2)} GB/s; each repetition: ${pairs.map((p) => percent(p.gbps / p.read)).join(', ')}, median kept)`,
+      `token generation reads ${paired.gbps.toFixed(2)} GB/s of weights: ${percent(paired.gbps / paired.read)} of the read bandwidth of ${P * C} core(s) sampled around it (${paired.read.toFixed(2)} GB/s; each repetition: ${pairs.map((p) => percent(p.gbps / p.read)).join(', ')}, median kept)`,
       `best against best over the run: ${bestTgGBps.toFixed(2)} GB/s (${((own.tg.mean * info.weightBytesPerToken) / 1e9).toFixed(2)} on average) against ${readP.toFixed(2)} GB/s, ${percent(bestTgGBps / readP)} (run-wide samples ${readSamples.p.map((v) => v.toFixed(1)).join(', ')})`,
-      `${P} executors against 1: ${(own.tg.mean / own1.tg.mean).toFixed(2)}× (the read bandwidth of ${P} cores against 1: ${(readP / read1).toFixed(2)}×)`,
+      ...(P > 1
+        ? [
+            `${P} executors against 1: ${(own.tg.mean / own1.tg.mean).toFixed(2)}× (the read bandwidth of ${P * C} cores against ${C}: ${(readP / read1).toFixed(2)}×)`,
+          ]
+        : []),
       ...(lk
         ? [
             `prompt lookup (--lookup ${o.lookup}): greedy generation of ${o.tg} tokens at ${fmt(lk.drafted)} tokens/s against ${fmt(lk.plain)} without it, ${(lk.drafted.mean / lk.plain.mean).toFixed(2)}×; ${lk.acceptedTokens} of ${lk.draftedTokens} drafted tokens taken; ${lk.sameTokens ? 'the same tokens' : 'OTHER TOKENS (a bug)'} with and without`,
@@ -431,11 +454,17 @@ export function registerBenchModel(bench: Command): void {
       "llama-bench's pp512 / tg128 on a GGUF model: redblue's executors against llama.cpp in the same run",
     )
     .requiredOption('-m, --model <file>', 'the GGUF model')
-    .option('--executors <N>', 'executors of one core each', (v) => Number(v), 2)
+    .option('--executors <N>', 'executors (virtual nodes)', (v) => Number(v), 2)
+    .option(
+      '--cores <N>',
+      "cores of each executor (its threads; llama.cpp gets all the executors' cores)",
+      (v) => Number(v),
+      1,
+    )
     .option('--pp <N>', 'prompt tokens', (v) => Number(v), 512)
     .option('--tg <N>', 'generated tokens', (v) => Number(v), 128)
     .option('--reps <N>', 'timed repetitions after one warm-up', (v) => Number(v), 3)
-    .option('--cpus <list>', 'the cpus of the executors, one each (default: one per core)')
+    .option('--cpus <list>', 'the cpus of the executors, --cores each (default: one per core)')
     .option(
       '--lookup <N>',
       'also time greedy generation with prompt lookup (generate --lookup N) against the same generation without it',
@@ -447,6 +476,7 @@ export function registerBenchModel(bench: Command): void {
       async (opts: {
         model: string;
         executors: number;
+        cores: number;
         pp: number;
         tg: number;
         reps: number;
@@ -457,6 +487,7 @@ export function registerBenchModel(bench: Command): void {
       }) => {
         for (const [flag, v] of [
           ['--executors', opts.executors],
+          ['--cores', opts.cores],
           ['--pp', opts.pp],
           ['--tg', opts.tg],
           ['--reps', opts.reps],
@@ -473,6 +504,7 @@ export function registerBenchModel(bench: Command): void {
         const { table: text, ...report } = await benchModel({
           model: opts.model,
           executors: opts.executors,
+          cores: opts.cores,
           pp: opts.pp,
           tg: opts.tg,
           reps: opts.reps,

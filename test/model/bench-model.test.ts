@@ -74,11 +74,16 @@ describe('redblue bench model', () => {
     }
     expect(leftovers(r.pid)).toEqual([]);
 
+    // One executor of 2 cores (what generate runs on a one-node machine), in text.
     const text = runCli([
       'bench',
       'model',
       '-m',
       model,
+      '--executors',
+      '1',
+      '--cores',
+      '2',
       '--pp',
       '8',
       '--tg',
@@ -88,8 +93,9 @@ describe('redblue bench model', () => {
       '--no-reference',
     ]);
     expect(text.code, text.stderr).toBe(0);
+    expect(text.stderr).toMatch(/on 1 executor\(s\) of 2 cores \(cpus \d+,\d+\)/);
     expect(text.stdout).toMatch(/^model\s+size\s+params\s+type\s+executors\s+test\s+t\/s/);
-    expect(text.stdout).toMatch(/\nllama 0\.\d+ B Q4_0 /);
+    expect(text.stdout).toMatch(/\nllama 0\.\d+ B Q4_0 .* 1 × 2 cores +tg4 /);
     expect(text.stdout).toMatch(
       /of the read bandwidth of 2 core\(s\) sampled around it \(\d+\.\d+ GB\/s; each repetition: \d+%, median kept\)/,
     );
@@ -102,5 +108,8 @@ describe('redblue bench model', () => {
     const r = runCli(['bench', 'model', '-m', join(dir, 'none.gguf'), '--executors', '0']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--executors must be a whole number of at least 1');
+    const cores = runCli(['bench', 'model', '-m', join(dir, 'none.gguf'), '--cores', '0']);
+    expect(cores.code).toBe(2);
+    expect(cores.stderr).toContain('--cores must be a whole number of at least 1');
   });
 });
