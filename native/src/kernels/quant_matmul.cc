@@ -357,13 +357,18 @@ void MatmulQShared(const QuantMatmulArgs* parts, size_t count, ThreadPool& pool)
   if (total > 0) {
     std::unique_ptr<AlignedBuffer> actBuf;
     const ActRows act = QuantizeAct(*shared[0], spec, isa, pool, actBuf);
-    // Part i's tasks t0..t1-1, one call of its kernels.
-    auto run = [&](size_t i, int64_t t0, int64_t t1) {
-      const QuantMatmulArgs& p = *shared[i];
-      const PartTasks& pt = tasks[i];
-      const int64_t j0 = t0 * pt.jb, j1 = std::min(p.n, t1 * pt.jb);
-      if (j0 < pt.n8) pt.rows8Kernel(p, act, 0, p.m, j0, std::min(j1, pt.n8));
-      if (j1 > pt.n8) pt.kernel(p, act, 0, p.m, std::max(j0, pt.n8), j1);
+    // Tasks b..e-1 of all the parts, numbered part after part: one call of its kernels per part
+    // they cover.
+    auto runTasks = [&](int64_t b, int64_t e) {
+      size_t i = 0;
+      while (b >= tasks[i].tasks) b -= tasks[i].tasks, e -= tasks[i++].tasks;
+      for (; e > 0; b = 0, e -= tasks[i++].tasks) {
+        const QuantMatmulArgs& p = *shared[i];
+        const PartTasks& pt = tasks[i];
+        const int64_t j0 = b * pt.jb, j1 = std::min(p.n, std::min(e, pt.tasks) * pt.jb);
+        if (j0 < pt.n8) pt.rows8Kernel(p, act, 0, p.m, j0, std::min(j1, pt.n8));
+        if (j1 > pt.n8) pt.kernel(p, act, 0, p.m, std::max(j0, pt.n8), j1);
+      }
     };
     if (a.m <= kStreamRows) {
       // Decoding reads W once from memory: each worker streams one contiguous run of the parts'
@@ -374,17 +379,9 @@ void MatmulQShared(const QuantMatmulArgs* parts, size_t count, ThreadPool& pool)
       // of rows per worker handed out dynamically; through serve, 2, 4, 6 and 8 streams
       // (m = 2-8) 12-13%, 10-11%, 6-7% and 6% less than 64 KiB tasks handed out dynamically.
       // One-worker executors: the same within 0.5%.
-      pool.ParallelRuns(total, 1, [&](int64_t b, int64_t e, int) {
-        size_t i = 0;  // tasks b..e-1: one call per part they cover
-        while (b >= tasks[i].tasks) b -= tasks[i].tasks, e -= tasks[i++].tasks;
-        for (; e > 0; b = 0, e -= tasks[i++].tasks) run(i, b, std::min(e, tasks[i].tasks));
-      });
+      pool.ParallelRuns(total, 1, [&](int64_t b, int64_t e, int) { runTasks(b, e); });
     } else {
-      pool.ParallelFor(total, [&](int64_t t, int) {
-        size_t i = 0;
-        while (t >= tasks[i].tasks) t -= tasks[i++].tasks;
-        run(i, t, t + 1);
-      });
+      pool.ParallelFor(total, [&](int64_t t, int) { runTasks(t, t + 1); });
     }
   }
   for (const QuantMatmulArgs* p : own) MatmulQShared(p, 1, pool);
