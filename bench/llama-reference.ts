@@ -88,8 +88,11 @@ export interface LlamaReference {
   ): Promise<Map<number, number>>;
   /** `n` tokens continuing `tokens` by argmax, from a cleared sequence. */
   greedy(tokens: readonly number[], n: number): Promise<number[]>;
-  /** llama-bench's ppN and tgN: `reps` timed runs after one warm-up. */
-  bench(opts: { pp: number; tg: number; reps: number }): Promise<{ pp: Rate; tg: Rate }>;
+  /**
+   * llama-bench's ppN and tgN: `reps` timed runs after one warm-up; with `depth`, both from a
+   * context of that many tokens (llama-bench's -d), evaluated once, untimed.
+   */
+  bench(opts: { pp: number; tg: number; reps: number; depth?: number }): Promise<{ pp: Rate; tg: Rate }>;
   close(): Promise<void>;
 }
 
@@ -347,28 +350,49 @@ export async function openReference(modelPath: string, options: ReferenceOptions
     return out;
   };
 
-  const bench = async (opts: { pp: number; tg: number; reps: number }): Promise<{ pp: Rate; tg: Rate }> => {
+  const bench = async (opts: {
+    pp: number;
+    tg: number;
+    reps: number;
+    depth?: number;
+  }): Promise<{ pp: Rate; tg: Rate }> => {
     positiveInt('pp', opts.pp, 'give the prompt length to time');
     positiveInt('tg', opts.tg, 'give the number of tokens to generate');
     positiveInt('reps', opts.reps, 'give the number of timed runs');
-    checkFits(Math.max(opts.pp, opts.tg + 1));
+    const depth = opts.depth ?? 0;
+    if (!Number.isSafeInteger(depth) || depth < 0)
+      throw new UsageError(`depth must be a whole number of at least 0, got ${depth}`);
+    checkFits(depth + Math.max(opts.pp, opts.tg + 1));
     // llama-bench's prompt: BOS, then arbitrary tokens (fixed here, so every run is the same work).
-    const prompt: Token[] = [];
-    let x = 12345;
-    for (let i = 0; i < opts.pp; i++) {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      prompt.push((i === 0 && m.tokens.bos !== null ? m.tokens.bos : x % vocabSize) as Token);
-    }
+    const arbitrary = (n: number, seed: number, bos: boolean): Token[] => {
+      const out: Token[] = [];
+      let x = seed;
+      for (let i = 0; i < n; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        out.push((i === 0 && bos && m.tokens.bos !== null ? m.tokens.bos : x % vocabSize) as Token);
+      }
+      return out;
+    };
+    const context = arbitrary(depth, 54321, true);
+    const prompt = arbitrary(opts.pp, 12345, depth === 0);
     const start = (m.tokens.bos ?? prompt[1] ?? 0) as Token;
+    // Back to the context at depth: everything after it dropped (the cache's first `depth`
+    // positions are kept, so the context is evaluated once).
+    const reset = async () => {
+      if (depth === 0) await seq.clearHistory();
+      else await seq.eraseContextTokenRanges([{ start: depth, end: seq.nextTokenIndex }]);
+    };
+    await seq.clearHistory();
+    if (depth) await seq.evaluateWithoutGeneratingNewTokens(context);
     const ppRuns: number[] = [];
     const tgRuns: number[] = [];
     for (let r = 0; r <= opts.reps; r++) {
-      await seq.clearHistory();
+      await reset();
       let t0 = performance.now();
       await seq.evaluateWithoutGeneratingNewTokens(prompt);
       const ppSeconds = (performance.now() - t0) / 1000;
-      // tg: one token per step from an empty cache, each step's logits computed and argmax'd.
-      await seq.clearHistory();
+      // tg: one token per step after the context, each step's logits computed and argmax'd.
+      await reset();
       let made = 0;
       t0 = performance.now();
       for await (const _ of seq.evaluate([start], { temperature: 0, yieldEogToken: true })) {

@@ -11,6 +11,7 @@ import { oneCpuPerCore, restrictToCpus, virtualize } from '../native/virtual-nod
 import { readGguf } from '../model/gguf/read.js';
 import { describeModel, type ModelInfo } from '../model/arch.js';
 import { MAX_DRAFT } from '../model/lookup.js';
+import { DOORBELL_MAX_TOKENS } from '../native/model.js';
 import { LocalCluster } from '../executor/host/local-cluster.js';
 import { forward, generate, loadModel, type LoadedModel } from '../executor/coordinator/generate.js';
 import { openReference, type Rate } from './llama-reference.js';
@@ -30,6 +31,11 @@ export interface ModelBenchOptions {
   cores?: number;
   pp: number;
   tg: number;
+  /**
+   * Tokens already in the context when pp and tg are timed (llama-bench's -d): written once,
+   * untimed, so the timed steps attend over them. Default 0.
+   */
+  depth?: number;
   reps: number;
   /** Skip llama.cpp (its figures then read 0). */
   reference: boolean;
@@ -154,9 +160,10 @@ async function measureOwn(
   const cluster = await LocalCluster.start({ topology: topo });
   try {
     const memoryBefore = cluster.pids().map(memoryOf);
+    const depth = o.depth ?? 0;
     const model = await loadModel(cluster, {
       path: o.model,
-      ctx: Math.min(info.nCtxTrain, o.pp + o.tg + 16),
+      ctx: Math.min(info.nCtxTrain, depth + o.pp + o.tg + 16),
       ...(o.lookup && readAround ? { draftTokens: o.lookup } : {}),
     });
     const pp: number[] = [];
@@ -167,10 +174,15 @@ async function measureOwn(
     const gen = tokens(o.tg, info.nVocab, 2);
     const row = new Float32Array(info.nVocab);
     const readBefore: number[] = [];
+    // The context at depth, once: every timed step below writes at positions from `depth` on and
+    // attends over these (a position's K and V are rewritten before they are read again).
+    const context = tokens(depth, info.nVocab, 3);
+    for (let at = 0; at < depth; at += DOORBELL_MAX_TOKENS)
+      await forward(cluster, context.slice(at, at + DOORBELL_MAX_TOKENS), at, 'none', false);
     for (let r = 0; r <= o.reps; r++) {
       let t0 = performance.now();
       // Computed, not sent back: llama.cpp's pp (evaluate without generating) reads no logits.
-      await forward(cluster, prompt, 0, 'last', false);
+      await forward(cluster, prompt, depth, 'last', false);
       const ppSeconds = (performance.now() - t0) / 1e3;
       // The executors are idle now (they sleep between steps), so the sample has the cores.
       if (r > 0 && readAround) readBefore.push(readAround());
@@ -178,7 +190,7 @@ async function measureOwn(
       for (let i = 0; i < o.tg; i++) {
         // Sent back, as generating needs them (the reference's tg runs greedy steps too), into
         // one buffer as generate's loop.
-        const f = await forward(cluster, [gen[i]!], i, 'last', true, row);
+        const f = await forward(cluster, [gen[i]!], depth + i, 'last', true, row);
         if (r > 0) {
           compute += Math.max(...f.replies.map((x) => x.computeSeconds));
           exchange += Math.max(...f.replies.map((x) => x.exchangeSeconds));
@@ -212,6 +224,16 @@ async function measureOwn(
 export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { table: string }> {
   const startedAt = new Date().toISOString();
   const info = describeModel(readGguf(o.model));
+  const depth = o.depth ?? 0;
+  // Both engines time pp and tg from position `depth` (each after the other's tokens are dropped).
+  const need = depth + Math.max(o.pp, o.tg + 1);
+  if (need > info.nCtxTrain)
+    throw new UsageError(
+      `--depth ${depth} and --pp ${o.pp} / --tg ${o.tg} need a context of ${need} tokens; ${o.model} was trained for ${info.nCtxTrain}: ask for less`,
+    );
+  // llama-bench's test names: pp512, and pp512 @ d2048 at a depth (cases pp512_d2048).
+  const test = (t: string) => (depth ? `${t} @ d${depth}` : t);
+  const id = (t: string) => (depth ? `${t}_d${depth}` : t);
   const P = o.executors;
   const C = o.cores ?? 1;
   const real = readTopology();
@@ -253,9 +275,9 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
   let refSettings: unknown;
   if (o.reference) {
     log(`llama.cpp with ${P * C} thread(s)`);
-    const r = await openReference(o.model, { threads: P * C, ctx: o.pp + o.tg + 16 });
+    const r = await openReference(o.model, { threads: P * C, ctx: depth + o.pp + o.tg + 16 });
     try {
-      ref = await r.bench({ pp: o.pp, tg: o.tg, reps: o.reps });
+      ref = await r.bench({ pp: o.pp, tg: o.tg, reps: o.reps, depth });
       refSettings = r.settings;
     } finally {
       await r.close();
@@ -271,6 +293,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
     model: o.model,
     arch: info.arch,
     weightBytesPerToken: info.weightBytesPerToken,
+    depth,
   };
   const bestTgGBps = (Math.max(...own.tg.runs) * info.weightBytesPerToken) / 1e9;
   const pairs = own.tg.runs.map((t, r) => ({
@@ -282,7 +305,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
   const percent = (x: number) => `${(x * 100).toFixed(0)}%`;
   results.push(
     result({
-      case: `pp${o.pp}`,
+      case: id(`pp${o.pp}`),
       metric: 'prompt processing',
       value: own.pp.mean,
       unit: 'tokens/s',
@@ -291,7 +314,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
       details: { ...common, sd: own.pp.sd, referenceSd: ref.pp.sd, referenceSettings: refSettings },
     }),
     result({
-      case: `tg${o.tg}`,
+      case: id(`tg${o.tg}`),
       metric: 'token generation',
       value: own.tg.mean,
       unit: 'tokens/s',
@@ -302,8 +325,11 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
     // Each timed generation against the read bandwidth sampled around it; the repetition with
     // the median ratio is the figure. Best against best over the whole run is in details.
     result({
-      case: `tg${o.tg}_bandwidth`,
-      metric: 'weights read while generating',
+      case: `${id(`tg${o.tg}`)}_bandwidth`,
+      // At a depth each token also reads the cache's K and V, which this does not count.
+      metric: depth
+        ? 'weights read while generating (the KV cache not counted)'
+        : 'weights read while generating',
       value: paired.gbps,
       unit: 'GB/s',
       reference: `read_bandwidth_${P * C}_cores`,
@@ -322,7 +348,7 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
   if (P > 1)
     results.push(
       result({
-        case: `tg${o.tg}_scaling`,
+        case: `${id(`tg${o.tg}`)}_scaling`,
         metric: `speed-up of ${P} executors over 1`,
         value: own.tg.mean / own1.tg.mean,
         unit: '×',
@@ -411,9 +437,9 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
     ...(ref ? vs(own, ref) : ['', '']),
   ];
   const rows = [
-    row(P, `pp${o.pp}`, own.pp, ref.pp),
-    row(P, `tg${o.tg}`, own.tg, ref.tg),
-    ...(P > 1 ? [row(1, `tg${o.tg}`, own1.tg)] : []),
+    row(P, test(`pp${o.pp}`), own.pp, ref.pp),
+    row(P, test(`tg${o.tg}`), own.tg, ref.tg),
+    ...(P > 1 ? [row(1, test(`tg${o.tg}`), own1.tg)] : []),
   ];
   const text =
     table(['model', 'size', 'params', 'type', 'executors', 'test', 't/s', 'llama.cpp t/s', 'ratio'], rows) +
@@ -463,6 +489,12 @@ export function registerBenchModel(bench: Command): void {
     )
     .option('--pp <N>', 'prompt tokens', (v) => Number(v), 512)
     .option('--tg <N>', 'generated tokens', (v) => Number(v), 128)
+    .option(
+      '--depth <N>',
+      "tokens already in the context when pp and tg are timed (llama-bench's -d; both engines write them once, untimed)",
+      (v) => Number(v),
+      0,
+    )
     .option('--reps <N>', 'timed repetitions after one warm-up', (v) => Number(v), 3)
     .option('--cpus <list>', 'the cpus of the executors, --cores each (default: one per core)')
     .option(
@@ -479,6 +511,7 @@ export function registerBenchModel(bench: Command): void {
         cores: number;
         pp: number;
         tg: number;
+        depth: number;
         reps: number;
         cpus?: string;
         reference: boolean;
@@ -496,6 +529,8 @@ export function registerBenchModel(bench: Command): void {
           if (!Number.isSafeInteger(v) || v < 1)
             throw new UsageError(`${flag} must be a whole number of at least 1, got ${v}`);
         }
+        if (!Number.isSafeInteger(opts.depth) || opts.depth < 0)
+          throw new UsageError(`--depth must be a whole number of at least 0, got ${opts.depth}`);
         const cpus = opts.cpus?.split(',').map((x) => Number(x.trim()));
         if (opts.lookup !== undefined && opts.lookup > MAX_DRAFT)
           throw new UsageError(`--lookup drafts at most ${MAX_DRAFT} tokens a step, got ${opts.lookup}`);
@@ -507,6 +542,7 @@ export function registerBenchModel(bench: Command): void {
           cores: opts.cores,
           pp: opts.pp,
           tg: opts.tg,
+          depth: opts.depth,
           reps: opts.reps,
           reference: opts.reference,
           ...(opts.lookup ? { lookup: opts.lookup } : {}),

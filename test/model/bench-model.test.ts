@@ -9,13 +9,30 @@ import { leftovers, runCli } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-bench-model-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const model = join(dir, 'tiny-q4_0.gguf');
+writeSyntheticModel(model, { ...TINY, arch: 'llama', types: { default: 'q4_0' }, seed: 3 });
 
 describe('redblue bench model', () => {
-  it('reports pp and tg against llama.cpp, bandwidth, scaling and resident memory', () => {
-    const model = join(dir, 'tiny-q4_0.gguf');
-    writeSyntheticModel(model, { ...TINY, arch: 'llama', types: { default: 'q4_0' }, seed: 3 });
+  it('reports pp and tg at a depth against llama.cpp, bandwidth, scaling and resident memory', () => {
+    // Both engines time pp and tg after 40 tokens of context (llama-bench's -d 40).
     const r = runCli(
-      ['bench', 'model', '-m', model, '--pp', '16', '--tg', '8', '--reps', '1', '--lookup', '3', '--json'],
+      [
+        'bench',
+        'model',
+        '-m',
+        model,
+        '--pp',
+        '16',
+        '--tg',
+        '8',
+        '--depth',
+        '40',
+        '--reps',
+        '1',
+        '--lookup',
+        '3',
+        '--json',
+      ],
       { timeout: 240_000 },
     );
     expect(r.code, r.stderr).toBe(0);
@@ -26,10 +43,10 @@ describe('redblue bench model', () => {
     expect(report.benchmark).toBe('model');
     const cases = report.results.map((x) => x.case);
     expect(cases).toEqual([
-      'pp16',
-      'tg8',
-      'tg8_bandwidth',
-      'tg8_scaling',
+      'pp16_d40',
+      'tg8_d40',
+      'tg8_d40_bandwidth',
+      'tg8_d40_scaling',
       'gen8_lookup3',
       'rss_rank0',
       'private_rank0',
@@ -42,8 +59,9 @@ describe('redblue bench model', () => {
       expect(Number.isFinite(x.ratio), x.case).toBe(true);
     }
     expect(report.results[0]!.reference).toBe('llama.cpp_2_threads');
+    expect((report.results[0] as unknown as { details: { depth: number } }).details.depth).toBe(40);
     // The bandwidth figure pairs each timed generation with the read bandwidth sampled around it.
-    const bw = report.results.find((x) => x.case === 'tg8_bandwidth') as unknown as {
+    const bw = report.results.find((x) => x.case === 'tg8_d40_bandwidth') as unknown as {
       value: number;
       referenceValue: number;
       details: { pairs: { tgGBps: number; readGBps: number }[] };
@@ -74,7 +92,8 @@ describe('redblue bench model', () => {
     }
     expect(leftovers(r.pid)).toEqual([]);
 
-    // One executor of 2 cores (what generate runs on a one-node machine), in text.
+    // One executor of 2 cores (what generate runs on a one-node machine), in text, from an empty
+    // context (no depth in the test names).
     const text = runCli([
       'bench',
       'model',
@@ -111,5 +130,14 @@ describe('redblue bench model', () => {
     const cores = runCli(['bench', 'model', '-m', join(dir, 'none.gguf'), '--cores', '0']);
     expect(cores.code).toBe(2);
     expect(cores.stderr).toContain('--cores must be a whole number of at least 1');
+    const negative = runCli(['bench', 'model', '-m', model, '--depth', '-1']);
+    expect(negative.code).toBe(2);
+    expect(negative.stderr).toContain('--depth must be a whole number of at least 0');
+    // A depth past the model's training context is refused before anything starts.
+    const deep = runCli(['bench', 'model', '-m', model, '--depth', '100000', '--no-reference']);
+    expect(deep.code).toBe(2);
+    expect(deep.stderr).toMatch(
+      /--depth 100000 and --pp 512 \/ --tg 128 need a context of 100512 tokens; .* was trained for \d+: ask for less/,
+    );
   });
 });
