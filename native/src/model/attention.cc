@@ -227,6 +227,15 @@ struct Avx2Tiles {
 #define AVX512_FN_INLINE __attribute__((target(AVX512_TARGET), always_inline)) inline
 #define AVX512_FN_LAMBDA __attribute__((target(AVX512_TARGET), always_inline))
 
+// Decoding reads each layer's cache once from memory, and a tile's loads (one line a head dim,
+// 256 bytes apart in K) stalled on it: 60% of the tiles' samples sat on the load at depth 1536.
+// Each load asks for the line at the same place one chunk on (kChunk·hd values further), which
+// the next chunk's tiles (or the next head's first chunk) read about 2000 cycles later. A
+// prefetch past the cache's end does not fault.
+AVX512_FN_INLINE void PrefetchNextChunk(const uint16_t* p, int64_t hd) {
+  _mm_prefetch(reinterpret_cast<const char*>(p + kChunk * hd), _MM_HINT_T0);
+}
+
 // K's f16 keys converted where a tile loads them (the floats WidenChunk would give): no widening
 // pass.
 template <int RT, int W>
@@ -236,6 +245,7 @@ AVX512_FN void ScoresTile512(const float* const* qr, const uint16_t* Kc, int64_t
   for (int i = 0; i < RT; ++i)
     for (int w = 0; w < W; ++w) acc[i][w] = _mm512_setzero_ps();
   for (int64_t d = 0; d < hd; ++d) {
+    PrefetchNextChunk(Kc + d * kChunk + j, hd);
     __m512 k[W];
     for (int w = 0; w < W; ++w)
       k[w] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(Kc + d * kChunk + j + 16 * w)));
@@ -263,6 +273,7 @@ AVX512_FN void ValuesTile512(const float* p, int64_t pStride, const uint16_t* V,
     for (int i = 0; i < RT; ++i)
       for (int w = 0; w < W; ++w) acc[i][w] = _mm512_loadu_ps(o + i * hd + d + 16 * w);
     for (int64_t j = 0; j < n; ++j) {
+      PrefetchNextChunk(V + j * hd + d, hd);
       __m512 v[W];
       for (int w = 0; w < W; ++w)
         v[w] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(V + j * hd + d + 16 * w)));
