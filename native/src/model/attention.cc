@@ -193,9 +193,10 @@ AVX2_FN void SoftmaxRow(float* s, int64_t n, int64_t end) {
 
 
 struct Avx2Tiles {
-  // The chunk's n keys widened into `scratch`, then the tiles.
+  // The chunk's n keys widened into `scratch`, then the tiles. (The widening reads the chunk
+  // front to back, which the hardware prefetchers follow: the prefetch pointer is not needed.)
   static void Scores(const float* const* qr, int64_t R, const uint16_t* Kc, float* scratch, int64_t hd, int64_t n,
-                     float scale, float* s, int64_t sStride) {
+                     float scale, float* s, int64_t sStride, const uint16_t*) {
     const int64_t keys = (n + 15) / 16 * 16;
     WidenChunk(Kc, n, keys, hd, scratch);
     ScoresRows(qr, R, scratch, hd, keys, scale, s, sStride);
@@ -203,7 +204,7 @@ struct Avx2Tiles {
   static void Softmax(float* s, int64_t n, int64_t end) { SoftmaxRow(s, n, end); }
   // V's n f16 rows widened into `scratch` once, then the tiles.
   static void Values(const float* p, int64_t pStride, const uint16_t* V, float* scratch, int64_t n, int64_t hd,
-                     float* o, int64_t R) {
+                     float* o, int64_t R, const uint16_t*) {
     WidenRows(V, n * hd, scratch);
     if (hd % 16 == 0)
       ValuesRows<2>(p, pStride, scratch, n, hd, o, R);
@@ -229,23 +230,24 @@ struct Avx2Tiles {
 
 // Decoding reads each layer's cache once from memory, and a tile's loads (one line a head dim,
 // 256 bytes apart in K) stalled on it: 60% of the tiles' samples sat on the load at depth 1536.
-// Each load asks for the line at the same place one chunk on (kChunk·hd values further), which
-// the next chunk's tiles (or the next head's first chunk) read about 2000 cycles later. A
-// prefetch past the cache's end does not fault.
-AVX512_FN_INLINE void PrefetchNextChunk(const uint16_t* p, int64_t hd) {
-  _mm_prefetch(reinterpret_cast<const char*>(p + kChunk * hd), _MM_HINT_T0);
+// Each load at offset o of its chunk asks for offset o of `pf`, the chunk read next: K's next
+// chunk (about 2000 cycles later), after K's last V's first, after V's last the chunk itself (an
+// L1 hit), so nothing past the keys read is fetched. Both layouts hold a chunk in kChunk·hd
+// values, so the offsets cover the next chunk as the loads cover this one.
+AVX512_FN_INLINE void Prefetch(const uint16_t* pf, int64_t o) {
+  _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
 }
 
 // K's f16 keys converted where a tile loads them (the floats WidenChunk would give): no widening
 // pass.
 template <int RT, int W>
 AVX512_FN void ScoresTile512(const float* const* qr, const uint16_t* Kc, int64_t hd, int64_t j, float scale, float* s,
-                             int64_t sStride) {
+                             int64_t sStride, const uint16_t* pf) {
   __m512 acc[RT][W];
   for (int i = 0; i < RT; ++i)
     for (int w = 0; w < W; ++w) acc[i][w] = _mm512_setzero_ps();
   for (int64_t d = 0; d < hd; ++d) {
-    PrefetchNextChunk(Kc + d * kChunk + j, hd);
+    Prefetch(pf, d * kChunk + j);
     __m512 k[W];
     for (int w = 0; w < W; ++w)
       k[w] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(Kc + d * kChunk + j + 16 * w)));
@@ -260,20 +262,21 @@ AVX512_FN void ScoresTile512(const float* const* qr, const uint16_t* Kc, int64_t
 }
 template <int RT>
 AVX512_FN void ScoresKeys512(const float* const* qr, const uint16_t* Kc, int64_t hd, int64_t keys, float scale,
-                             float* s, int64_t sStride) {
+                             float* s, int64_t sStride, const uint16_t* pf) {
   int64_t j = 0;
-  for (; j + 32 <= keys; j += 32) ScoresTile512<RT, 2>(qr, Kc, hd, j, scale, s, sStride);
-  if (j < keys) ScoresTile512<RT, 1>(qr, Kc, hd, j, scale, s, sStride);
+  for (; j + 32 <= keys; j += 32) ScoresTile512<RT, 2>(qr, Kc, hd, j, scale, s, sStride, pf);
+  if (j < keys) ScoresTile512<RT, 1>(qr, Kc, hd, j, scale, s, sStride, pf);
 }
 // o[i·hd + d] += Σ_{j<n} p[i·pStride + j]·V[j][d] for RT rows, dims in steps of 16·W, V in f16.
 template <int RT, int W>
-AVX512_FN void ValuesTile512(const float* p, int64_t pStride, const uint16_t* V, int64_t n, int64_t hd, float* o) {
+AVX512_FN void ValuesTile512(const float* p, int64_t pStride, const uint16_t* V, int64_t n, int64_t hd, float* o,
+                             const uint16_t* pf) {
   for (int64_t d = 0; d + 16 * W <= hd; d += 16 * W) {
     __m512 acc[RT][W];
     for (int i = 0; i < RT; ++i)
       for (int w = 0; w < W; ++w) acc[i][w] = _mm512_loadu_ps(o + i * hd + d + 16 * w);
     for (int64_t j = 0; j < n; ++j) {
-      PrefetchNextChunk(V + j * hd + d, hd);
+      Prefetch(pf, j * hd + d);
       __m512 v[W];
       for (int w = 0; w < W; ++w)
         v[w] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(V + j * hd + d + 16 * w)));
@@ -305,9 +308,9 @@ AVX512_FN_INLINE void EightsThenRest(int64_t R, F&& f) {
 }
 template <int W>
 AVX512_FN void ValuesRows512(const float* p, int64_t pStride, const uint16_t* V, int64_t n, int64_t hd, float* o,
-                             int64_t R) {
+                             int64_t R, const uint16_t* pf) {
   EightsThenRest(R, [&](auto rt, int64_t r) AVX512_FN_LAMBDA {
-    ValuesTile512<decltype(rt)::value, W>(p + r * pStride, pStride, V, n, hd, o + r * hd);
+    ValuesTile512<decltype(rt)::value, W>(p + r * pStride, pStride, V, n, hd, o + r * hd, pf);
   });
 }
 // SoftmaxRow with 16 exps a step: the lanes' sums still go into 8 lanes in SoftmaxRow's order
@@ -340,20 +343,20 @@ struct Avx512Tiles {
   // Keys n to the next 16 are read too (stale or unwritten positions of the chunk, inside the
   // cache): their scores lie past every row's length and are never read.
   AVX512_FN static void Scores(const float* const* qr, int64_t R, const uint16_t* Kc, float*, int64_t hd, int64_t n,
-                               float scale, float* s, int64_t sStride) {
+                               float scale, float* s, int64_t sStride, const uint16_t* pf) {
     const int64_t keys = (n + 15) / 16 * 16;
     EightsThenRest(R, [&](auto rt, int64_t r) AVX512_FN_LAMBDA {
-      ScoresKeys512<decltype(rt)::value>(qr + r, Kc, hd, keys, scale, s + r * sStride, sStride);
+      ScoresKeys512<decltype(rt)::value>(qr + r, Kc, hd, keys, scale, s + r * sStride, sStride, pf);
     });
   }
   // V's f16 rows read as they are, each converted where a tile loads it (the same floats
   // WidenRows would give): no widening pass.
   AVX512_FN static void Values(const float* p, int64_t pStride, const uint16_t* V, float*, int64_t n, int64_t hd,
-                               float* o, int64_t R) {
+                               float* o, int64_t R, const uint16_t* pf) {
     if (hd % 32 == 0)
-      ValuesRows512<2>(p, pStride, V, n, hd, o, R);
+      ValuesRows512<2>(p, pStride, V, n, hd, o, R, pf);
     else
-      ValuesRows512<1>(p, pStride, V, n, hd, o, R);
+      ValuesRows512<1>(p, pStride, V, n, hd, o, R, pf);
   }
 };
 #undef AVX512_FN
@@ -383,13 +386,13 @@ void TiledTask(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv, int64
   for (int64_t r = 0; r < R; ++r) qr[static_cast<size_t>(r)] = a.q + (t0 + r / nh) * qStride + (h0 + r % nh) * hd;
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, n = std::min(kChunk, maxLen - c0);
-    Tiles::Scores(qr.data(), R, K + c0 * hd, W, hd, n, scale, S + c0, sW);
+    Tiles::Scores(qr.data(), R, K + c0 * hd, W, hd, n, scale, S + c0, sW, c + 1 < chunks ? K + (c0 + kChunk) * hd : V);
   }
   for (int64_t r = 0; r < R; ++r) Tiles::Softmax(S + r * sW, a.pos0 + t0 + r / nh + 1, maxLen);
   std::fill(O, O + R * hd, 0.0f);
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, n = std::min(kChunk, maxLen - c0);
-    Tiles::Values(S + c0, sW, V + c0 * hd, W, n, hd, O, R);
+    Tiles::Values(S + c0, sW, V + c0 * hd, W, n, hd, O, R, V + (c + 1 < chunks ? c0 + kChunk : c0) * hd);
   }
   for (int64_t r = 0; r < R; ++r) {
     const int64_t t = t0 + r / nh, h = h0 + r % nh;
