@@ -386,13 +386,15 @@ void TiledTask(const AttentionArgs& a, int64_t t0, int64_t t1, int64_t kv, int64
   for (int64_t r = 0; r < R; ++r) qr[static_cast<size_t>(r)] = a.q + (t0 + r / nh) * qStride + (h0 + r % nh) * hd;
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, n = std::min(kChunk, maxLen - c0);
-    Tiles::Scores(qr.data(), R, K + c0 * hd, W, hd, n, scale, S + c0, sW, c + 1 < chunks ? K + (c0 + kChunk) * hd : V);
+    const uint16_t* next = c + 1 < chunks ? K + (c0 + kChunk) * hd : V;  // prefetched as this chunk is read
+    Tiles::Scores(qr.data(), R, K + c0 * hd, W, hd, n, scale, S + c0, sW, next);
   }
   for (int64_t r = 0; r < R; ++r) Tiles::Softmax(S + r * sW, a.pos0 + t0 + r / nh + 1, maxLen);
   std::fill(O, O + R * hd, 0.0f);
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t c0 = c * kChunk, n = std::min(kChunk, maxLen - c0);
-    Tiles::Values(S + c0, sW, V + c0 * hd, W, n, hd, O, R, V + (c + 1 < chunks ? c0 + kChunk : c0) * hd);
+    const uint16_t* next = V + (c + 1 < chunks ? c0 + kChunk : c0) * hd;
+    Tiles::Values(S + c0, sW, V + c0 * hd, W, n, hd, O, R, next);
   }
   for (int64_t r = 0; r < R; ++r) {
     const int64_t t = t0 + r / nh, h = h0 + r % nh;
