@@ -15,6 +15,7 @@ const PURE = [
   'test/model/sampling.test.ts',
   'test/planner/baselines.test.ts',
   'test/planner/limits.test.ts',
+  'test/planner/model-memory.test.ts',
   'test/planner/model-split.test.ts',
   'test/planner/properties.test.ts',
   'test/viz/render.test.ts',

@@ -25,6 +25,10 @@ export interface HostNodeInfo {
   cpus: number[];
   memoryBytes: number;
   physicalNode: number;
+  /** What the node could still give at hello (0: not known); see native/available-memory.ts. */
+  availableBytes: number;
+  hugeFreeBytes: number;
+  hugePageBytes: number;
 }
 export interface HostHello {
   hostname: string;

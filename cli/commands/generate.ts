@@ -17,6 +17,7 @@ import {
   type OutputPlacement,
 } from '../../planner/model-split.js';
 import { writeModelSplitHtml } from '../../planner/html/model-split.js';
+import { renderMemoryNeeds } from '../../planner/model-memory.js';
 import { MAX_DRAFT } from '../../model/lookup.js';
 import {
   compileJsonSchema,
@@ -485,7 +486,11 @@ Examples:
             });
           }
           process.stdout.write(
-            o.json ? JSON.stringify(plan, null, 2) + '\n' : renderModelSplit(plan.split) + '\n',
+            o.json
+              ? JSON.stringify(plan, null, 2) + '\n'
+              : [renderModelSplit(plan.split), ...renderMemoryNeeds(plan.memory, plan.memoryShortfall)].join(
+                  '\n',
+                ) + '\n',
           );
           return;
         }

@@ -38,6 +38,7 @@ import { Conversation } from '../../executor/coordinator/chat-run.js';
 import { Generation } from '../../executor/coordinator/generate-run.js';
 import { planGenerateOn, readModelFile } from '../../executor/coordinator/generate.js';
 import { renderModelSplit } from '../../planner/model-split.js';
+import { renderMemoryNeeds } from '../../planner/model-memory.js';
 
 interface LaunchOpts {
   hostfile?: string;
@@ -233,7 +234,13 @@ Examples:
             placement: placementOf(o),
             ...(o.ctx ? { ctx: o.ctx } : {}),
           });
-          print(lo.json, plan, renderModelSplit(plan.split) + '\n');
+          print(
+            lo.json,
+            plan,
+            [renderModelSplit(plan.split), ...renderMemoryNeeds(plan.memory, plan.memoryShortfall)].join(
+              '\n',
+            ) + '\n',
+          );
         });
         return;
       }

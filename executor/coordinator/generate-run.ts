@@ -1,12 +1,12 @@
 // `redblue generate` end to end on this machine: start one executor per (virtual) NUMA node,
 // load the model's split, generate, and stop everything (also on Ctrl-C).
 import type { MachineTopology, TopologyNode } from '../../native/topology.js';
-import { formatBytes } from '../../common/format.js';
 import { createThreadPool } from '../../native/binding.js';
 import { measureReadBandwidth } from '../../native/read-speed.js';
 import { readGguf } from '../../model/gguf/read.js';
-import { describeModel, type ModelInfo } from '../../model/arch.js';
+import { describeModel } from '../../model/arch.js';
 import type { ModelSplit } from '../../planner/model-split.js';
+import { memoryShortfall } from '../../planner/model-memory.js';
 import { withSurvivors, type LocalRunHooks } from './local-run.js';
 import {
   encodePrompt,
@@ -83,10 +83,7 @@ export function planGenerate(o: {
   topology: MachineTopology;
   ctx?: number;
   placement?: PlacementChoice;
-}): {
-  info: ModelInfo;
-  split: ModelSplit;
-} {
+}): ReturnType<typeof planGenerateOn> {
   const info = describeModel(readGguf(o.model));
   const speeds = o.topology.nodes.map((node) => {
     const pool = createThreadPool(node.cpus);
@@ -143,6 +140,7 @@ export class Generation {
       ...(o.placement ? { placement: o.placement } : {}),
       ...(o.lookup ? { draftTokens: o.lookup } : {}),
       ...(o.onProgress && !this.seq ? { onProgress: o.onProgress } : {}),
+      memoryCheck: !this.recoveries.length,
     });
     if (this.recoveries.length) {
       const r = this.recoveries.at(-1)!;
@@ -160,17 +158,15 @@ export class Generation {
 }
 
 /**
- * Why the nodes left cannot hold a split (each rank's weights and KV cache against its node's
- * memory), naming the first that falls short and by how much; undefined when they all can.
+ * Why the nodes left cannot hold a split (each memory node's ranks' weights and KV cache against
+ * the node's whole memory: the survivors release their earlier parts as they load), naming the
+ * first that falls short and by how much; undefined when they all can.
  */
 export function shortfall(split: ModelSplit, nodes: readonly TopologyNode[]): string | undefined {
-  for (const [i, r] of split.ranks.entries()) {
-    const need = r.weightBytes + r.kvCacheBytes;
-    const have = nodes[i]?.memoryBytes ?? 0;
-    if (need > have)
-      return `the ${nodes.length} executor(s) left cannot hold the model: rank ${i} needs ${formatBytes(need)} (weights ${formatBytes(r.weightBytes)}, KV cache ${formatBytes(r.kvCacheBytes)}) but node ${nodes[i]?.id ?? i} has ${formatBytes(have)}: ${formatBytes(need - have)} missing`;
-  }
-  return undefined;
+  // Each node its own share (a virtual node's memoryBytes is its part of the physical node's).
+  const places = nodes.map((n) => ({ host: 0, memoryNode: n.id, availableBytes: n.memoryBytes }));
+  const short = memoryShortfall(split, places);
+  return short && `the ${nodes.length} executor(s) left cannot hold it: ${short}`;
 }
 
 /**

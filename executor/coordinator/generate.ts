@@ -28,6 +28,14 @@ import {
   type ModelSplit,
   type OutputPlacement,
 } from '../../planner/model-split.js';
+import {
+  memoryNeeds,
+  memoryShortfall,
+  type MemoryPlace,
+  type NodeMemoryNeed,
+} from '../../planner/model-memory.js';
+import { availableOnNode } from '../../native/available-memory.js';
+import { UsageError } from '../../common/errors.js';
 import type {
   ForwardReply,
   LoadModelReply,
@@ -88,22 +96,31 @@ export interface ModelRunner {
   ): Promise<{ logits: Float32Array[]; replies: ForwardReply[] }>;
 }
 
-/** A rank's host (index), memory node (-1: not known) and cpus, and the memory it may use. */
-export interface RankPlace {
-  host: number;
-  memoryNode: number;
+/**
+ * A rank's host (index), memory node (-1: not known) and cpus, the memory its node has
+ * (`memoryBytes`), and what the node can still give (MemoryPlace: read when the ranks were found).
+ */
+export interface RankPlace extends MemoryPlace {
   cpus?: number;
   memoryBytes?: number;
 }
 
-/** One host's ranks, one per node of its topology. */
+/** One host's ranks, one per node of its topology, with what each node can give now. */
 export function localPlaces(topology: MachineTopology): RankPlace[] {
-  return topology.nodes.map((n) => ({
-    host: 0,
-    memoryNode: n.physicalNode,
-    cpus: n.cpus.length,
-    memoryBytes: n.memoryBytes,
-  }));
+  const seen = new Map<number, ReturnType<typeof availableOnNode>>();
+  return topology.nodes.map((n) => {
+    if (!seen.has(n.physicalNode)) seen.set(n.physicalNode, availableOnNode(n.physicalNode));
+    const a = seen.get(n.physicalNode);
+    return {
+      host: 0,
+      memoryNode: n.physicalNode,
+      cpus: n.cpus.length,
+      memoryBytes: n.memoryBytes,
+      ...(a
+        ? { availableBytes: a.bytes, hugeFreeBytes: a.hugeFreeBytes, hugePageBytes: a.hugePageBytes }
+        : {}),
+    };
+  });
 }
 
 /** The planner's placement choices a run may fix instead of leaving them to the cost model. */
@@ -347,9 +364,15 @@ export function planGenerateOn(o: {
   places?: readonly RankPlace[] | undefined;
   placement?: PlacementChoice;
   ctx?: number;
+  /** Sequences held side by side (KV slots), for `memory`; default 1. */
+  slots?: number;
 }): {
   info: ModelInfo;
   split: ModelSplit;
+  /** Each memory node's part against what it can give (empty where the places do not say). */
+  memory: NodeMemoryNeed[];
+  /** Why `memory` cannot hold it, and the fix; absent when it can. */
+  memoryShortfall?: string;
 } {
   const ctx = o.ctx ?? Math.min(o.info.nCtxTrain, 4096);
   const speeds = o.speeds?.length === o.ranks && o.speeds.every((v) => v > 0) ? o.speeds : undefined;
@@ -368,7 +391,9 @@ export function planGenerateOn(o: {
     },
   );
   if (speeds) split.notes.push(...sharedNodeNotes(places));
-  return { info: o.info, split };
+  const memory = places ? memoryNeeds(split, places, o.slots ?? 1) : [];
+  const short = places && memoryShortfall(split, places, o.slots ?? 1);
+  return { info: o.info, split, memory, ...(short ? { memoryShortfall: short } : {}) };
 }
 
 export interface ModelLoadOptions {
@@ -390,6 +415,11 @@ export interface ModelLoadOptions {
   /** token_embd's and the output's placement, when not the planner's choice. */
   placement?: PlacementChoice;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Refuse a split that the nodes' available memory cannot hold (default true; false where the
+   * executors still hold an earlier part that they release as they load: a recovery).
+   */
+  memoryCheck?: boolean;
 }
 
 export interface RankTimings {
@@ -426,14 +456,20 @@ export async function loadModel(
   const started = performance.now();
   const { info, tokenizer, chat } = o.file ?? readModelFile(o.path);
   const ctx = o.ctx ?? Math.min(info.nCtxTrain, 4096);
-  const { split } = planGenerateOn({
+  const slots = o.slots ?? 1;
+  const { split, memoryShortfall: short } = planGenerateOn({
     info,
     ranks: runner.ranks,
     speeds: runner.speeds,
     places: runner.places,
     ...(o.placement ? { placement: o.placement } : {}),
     ctx,
+    slots,
   });
+  // An executor that populates more than its node can give is killed by the kernel (SIGKILL,
+  // nothing to report): refuse before, with the figures and the fix. Not after a loss: the
+  // survivors still hold their earlier parts, which they release as they load the new ones.
+  if (short && o.memoryCheck !== false) throw new UsageError(short);
   const vocabPerRank = split.ranks.map((r) => r.vocab[1] - r.vocab[0]);
   // A step that checks n drafts runs 1 + n tokens through the row-invariant kernels.
   const invariantTokens = o.draftTokens ? o.draftTokens + 1 : 0;

@@ -27,6 +27,13 @@ export function remotePlaces(rc: RemoteCluster): RankPlace[] {
       memoryNode: n.physicalNode,
       cpus: n.cpus.length,
       memoryBytes: Number(n.memoryBytes),
+      ...(Number(n.availableBytes) > 0
+        ? {
+            availableBytes: Number(n.availableBytes),
+            hugeFreeBytes: Number(n.hugeFreeBytes),
+            hugePageBytes: Number(n.hugePageBytes) || 2 << 20,
+          }
+        : {}),
     })),
   );
 }

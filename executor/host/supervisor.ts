@@ -8,6 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import type { MachineTopology } from '../../native/topology.js';
+import { availableOnNode } from '../../native/available-memory.js';
 import { hostOf } from '../../common/address.js';
 import {
   callMessage,
@@ -155,11 +156,17 @@ export class Supervisor {
       Hello: this.unary(() => ({
         hostname: this.o.topology.hostname,
         version: version(),
-        nodes: this.o.topology.nodes.map((n) => ({
-          cpus: n.cpus,
-          memoryBytes: n.memoryBytes,
-          physicalNode: n.physicalNode,
-        })),
+        nodes: this.o.topology.nodes.map((n) => {
+          const a = availableOnNode(n.physicalNode);
+          return {
+            cpus: n.cpus,
+            memoryBytes: n.memoryBytes,
+            physicalNode: n.physicalNode,
+            availableBytes: a?.bytes ?? 0,
+            hugeFreeBytes: a?.hugeFreeBytes ?? 0,
+            hugePageBytes: a?.hugePageBytes ?? 0,
+          };
+        }),
         virtualNodes: this.o.topology.virtualNodes !== undefined,
         pid: process.pid,
         dataPort: this.dataPort,

@@ -262,6 +262,35 @@ describe('redblue launch generate across two hosts', () => {
     await hostsIdle();
   }, 120_000);
 
+  it("checks each host's memory: --dry-run shows it, and a context they cannot hold is refused naming the host", async () => {
+    // 2^31 positions of KV cache: hundreds of GiB on each host.
+    const long = join(dir, 'long-context.gguf');
+    writeSyntheticModel(long, { arch: 'llama', ...TINY, nCtx: 2 ** 31, types: { default: 'q4_0' }, seed: 3 });
+    const ctx = ['--ctx', String(2 ** 31)];
+    const dry = await launchGenerate(hosts, [long, ...ctx, '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const plan = JSON.parse(dry.stdout) as {
+      memory: { host: number; memoryNode: number; ranks: number[]; availableBytes: number; fits: boolean }[];
+      memoryShortfall?: string;
+    };
+    // What each host said it had when it said hello: one memory node each, one rank on it.
+    expect(plan.memory.map((m) => [m.host, m.ranks, m.fits])).toEqual([
+      [0, [0], false],
+      [1, [1], false],
+    ]);
+    for (const m of plan.memory) expect(m.availableBytes).toBeGreaterThan(256 * 2 ** 20);
+    expect(plan.memoryShortfall).toMatch(
+      /^the model does not fit in memory: host 0's memory node 0 \(rank 0\) needs /,
+    );
+    const r = await launchGenerate(hosts, [long, ...ctx, ...greedy]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(
+      /the model does not fit in memory: host 0's memory node 0 \(rank 0\) needs .* for 2147483648 positions.*: ask for a context of at most \d+ positions \(--ctx\)$/m,
+    );
+    await hostsIdle();
+  }, 120_000);
+
   it('leaves nothing behind: executors, shared memory, namespaces', async () => {
     const sup = started.map((s) => s.proc.pid!);
     for (const s of started) s.proc.kill('SIGTERM');

@@ -324,6 +324,11 @@ describe("the split follows each node's measured read bandwidth", () => {
     expect(text.stdout).toMatch(/rate \(read bandwidth\)/);
     expect(text.stdout).toMatch(/GB\/s\)/);
     expect(text.stdout).toMatch(/^note: ranks 0, 1 read one memory node \(host 0, memory node 0\)/m);
+    // What the two ranks take of the one memory node, against what it has available now.
+    expect(text.stdout).toMatch(
+      /^memory: memory node 0 \(ranks 0, 1\) needs [\d.]+ [KM]iB \(weights [\d.]+ [KM]iB, KV cache [\d.]+ [KM]iB, executors 128 MiB\): .*[\d.]+ GiB available$/m,
+    );
+    expect(text.stdout).not.toMatch(/does not fit/);
     expect(text.stdout).toMatch(/^token_embd: shared, .*: each host's ranks share one memory node/m);
     expect(text.stdout).toMatch(
       /^output: sharded by vocabulary rows, .*: sharding with the logits gathered over shared memory/m,
@@ -413,6 +418,22 @@ describe('redblue generate on bad input', () => {
 
   it('a file that does not exist', () => {
     expectFailure(run(join(dir, 'nowhere.gguf')), /nowhere\.gguf/);
+  });
+
+  it('a context the memory cannot hold: refused before anything loads, with the longest that fits', () => {
+    // 2^31 positions of this model's KV cache take 512 GiB: more than any machine of this kind.
+    const f = join(dir, 'long-context.gguf');
+    writeSyntheticModel(f, { ...SMALL, nCtx: 2 ** 31 });
+    const r = run(f, ['--ctx', String(2 ** 31)]);
+    expectFailure(
+      r,
+      /^redblue: the model does not fit in memory: memory node 0 \(ranks 0, 1\) needs [\d.]+ GiB \(weights [\d.]+ [KM]iB, KV cache 512 GiB for 2147483648 positions, executors 128 MiB\) but has [\d.]+ GiB available .*: ask for a context of at most \d+ positions \(--ctx\)$/,
+    );
+    expect(r.code).toBe(2);
+    const dry = runCli(['generate', '-m', f, '--ctx', String(2 ** 31), '--dry-run', '--virtual-nodes', '2']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^memory: memory node 0 \(ranks 0, 1\) needs .*: does not fit$/m);
+    expect(dry.stdout).toMatch(/^note: a run would stop here: the model does not fit in memory: /m);
   });
 
   it('a prompt longer than --ctx', () => {

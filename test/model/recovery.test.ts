@@ -271,7 +271,7 @@ describe('survivors that cannot hold the model', () => {
     expect(shortfall(split, [node(0, 8 * 2 ** 30), node(1, 8 * 2 ** 30)])).toBeUndefined();
     const why = shortfall(split, [node(0, 8 * 2 ** 30), node(1, need - (64 << 20))]);
     expect(why).toMatch(
-      /^the 2 executor\(s\) left cannot hold the model: rank 1 needs [\d.]+ [MG]iB \(weights [\d.]+ [MG]iB, KV cache [\d.]+ [MG]iB\) but node 1 has [\d.]+ [MG]iB: 64(\.0)? MiB missing$/,
+      /^the 2 executor\(s\) left cannot hold it: the model does not fit in memory: memory node 1 \(rank 1\) needs [\d.]+ [MG]iB \(weights [\d.]+ [MG]iB, KV cache [\d.]+ [MG]iB for 2048 positions, executors 64\.0 MiB\) but has [\d.]+ [MG]iB available \(256 MiB of it left to the rest of the system\): /,
     );
   });
 });

@@ -13,7 +13,7 @@ import { gv } from '../../model/gguf/value.js';
 import { readGguf } from '../../model/gguf/read.js';
 import { createTokenizer } from '../../model/tokenizer/index.js';
 import { writeGguf } from '../../model/gguf/write.js';
-import { syntheticModel } from '../../model/synth.js';
+import { syntheticModel, writeSyntheticModel } from '../../model/synth.js';
 import { SMALL_LLAMA } from '../helpers/model-shapes.js';
 import { cliPath, leftovers, repoRoot, runCli } from '../helpers/cli.js';
 import { jsonStructureBias } from '../helpers/json-bias.js';
@@ -1057,13 +1057,32 @@ describe('redblue serve', () => {
 });
 
 describe('redblue serve flags', () => {
-  it('refuses a public address without an API key, and --parallel beyond 1-64, saying why', () => {
+  it('refuses a public address without an API key, --parallel beyond 1-64, and more KV cache than memory, saying why', () => {
     const open = runCli(['serve', '-m', model, '--host', '0.0.0.0']);
     expect(open.code).toBe(2);
     expect(open.stderr).toMatch(/--host 0\.0\.0\.0 is reachable from other machines: give --api-key K/);
     const par = runCli(['serve', '-m', model, '--parallel', '65']);
     expect(par.code).toBe(2);
     expect(par.stderr).toMatch(/--parallel must be 1-64, got 65/);
+    // 64 sequences of 2^26 positions: 1 TiB of KV cache, refused before any executor loads.
+    const long = join(dir, 'long-context.gguf');
+    writeSyntheticModel(long, { ...SMALL_LLAMA, nCtx: 2 ** 26 });
+    const huge = runCli([
+      'serve',
+      '-m',
+      long,
+      '--parallel',
+      '64',
+      '--ctx',
+      String(2 ** 26),
+      '--virtual-nodes',
+      '2',
+    ]);
+    expect(huge.code).toBe(2);
+    expect(huge.stderr).toMatch(
+      /the model does not fit in memory: memory node 0 \(ranks 0, 1\) needs .*KV cache 1\.0 TiB for 64 sequences of 67108864 positions.*: ask for a context of at most \d+ positions \(--ctx\), or at most \d+ sequences of 67108864 \(--parallel\)$/m,
+    );
+    expect(leftovers(huge.pid)).toEqual([]);
     const missing = runCli(['serve', '-m', join(dir, 'nope.gguf')]);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/nope\.gguf/);
