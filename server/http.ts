@@ -6,6 +6,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ChatTemplate } from '../model/chat.js';
 import type { LoadedModel, ModelRunner } from '../executor/coordinator/generate.js';
+import { UsageError } from '../common/errors.js';
 import { Batcher } from './batcher.js';
 import {
   ApiError,
@@ -45,6 +46,8 @@ export interface ServeOptions {
   modelName: string;
   host: string;
   port: number;
+  /** A server already listening (listenWhileLoading): it takes over its requests. */
+  listening?: Server;
   apiKey?: string;
   /** Prompt tokens per step while other streams decode (default 64). */
   prefillChunk?: number;
@@ -96,6 +99,53 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const data = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
   res.end(data);
+}
+
+/**
+ * An HTTP server listening on host:port with no routes yet. A port that cannot be had is a usage
+ * error naming the fix (EADDRINUSE: another server; EACCES: a port below 1024).
+ */
+export async function listen(host: string, port: number): Promise<Server> {
+  const server = createServer();
+  // Clients (the OpenAI SDKs, undici) keep a connection open for the server's advertised
+  // Keep-Alive timeout less a margin. Node's 5 s default lets a client that paused a few seconds
+  // between requests send into a socket the server is closing ("other side closed"); a minute
+  // covers a script's pauses, and idle connections still close at once on shutdown.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000; // must exceed keepAliveTimeout
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      const at = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+      const why: Record<string, string> = {
+        EADDRINUSE: `${at} is in use (another server, or another redblue serve): choose another --port, or --port 0 for any free one`,
+        EACCES: `${at}: this user may not listen on port ${port} (ports below 1024 need root): choose a --port of 1024 or more`,
+        EADDRNOTAVAIL: `${host} is not an address of this machine: give one of its addresses to --host, or 127.0.0.1`,
+      };
+      reject(e.code && why[e.code] ? new UsageError(why[e.code]) : e);
+    });
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
+/**
+ * listen(), answering while the model loads: GET /health 503 {"status":"loading"} (as
+ * llama-server does, so a supervisor can wait on it), any other route 503 with an OpenAI-style
+ * error. A port that cannot be had fails before anything loads; startServer takes the server over.
+ */
+export async function listenWhileLoading(host: string, port: number): Promise<Server> {
+  const server = await listen(host, port);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if ((req.url ?? '/').split('?')[0] === '/health') return sendJson(res, 503, { status: 'loading' });
+    const loading = new ApiError(
+      503,
+      'the model is loading: try again when GET /health says ok',
+      null,
+      'unavailable_error',
+    );
+    sendJson(res, 503, loading.body());
+  });
+  return server;
 }
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
@@ -414,7 +464,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     }
   };
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     // A keep-alive connection would hold shutdown open for keepAliveTimeout after its last reply.
     res.once('finish', () => {
@@ -434,17 +484,16 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         sendJson(res, err.status, err.body());
       },
     );
-  });
-  // Clients (the OpenAI SDKs, undici) keep a connection open for the server's advertised
-  // Keep-Alive timeout less a margin. Node's 5 s default lets a client that paused a few seconds
-  // between requests send into a socket the server is closing ("other side closed"); a minute
-  // covers a script's pauses, and idle connections still close at once on shutdown.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000; // must exceed keepAliveTimeout
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => resolve());
-  });
+  };
+  let server: Server;
+  if (o.listening) {
+    server = o.listening;
+    server.removeAllListeners('request');
+    server.on('request', onRequest);
+  } else {
+    server = await listen(o.host, o.port);
+    server.on('request', onRequest);
+  }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   return {

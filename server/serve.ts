@@ -16,7 +16,8 @@ import {
   type ModelFile,
   type ModelRunner,
 } from '../executor/coordinator/generate.js';
-import { startServer, type RunningServer } from './http.js';
+import type { Server } from 'node:http';
+import { listenWhileLoading, startServer, type RunningServer } from './http.js';
 
 export interface ServeRunOptions {
   model: string;
@@ -53,6 +54,9 @@ export async function serve(o: ServeRunOptions): Promise<void> {
     );
   if (!o.topology === !o.hosts) throw new UsageError('serve runs on this machine or on hosts, not both');
   const file = readModelFile(o.model);
+  // The port first: one that is taken fails now, not after a load of minutes; meanwhile the
+  // server answers that the model is loading.
+  const listening = await listenWhileLoading(o.host, o.port);
   let stop: (() => void) | undefined;
   const stopped = new Promise<string>((resolve) => {
     const on = (sig: string) => () => resolve(sig);
@@ -69,23 +73,30 @@ export async function serve(o: ServeRunOptions): Promise<void> {
     if (o.hosts) {
       file.prepare(); // before the hosts are reached (see ModelFile)
       await withHosts({ ...o.hosts, handleSignals: false }, (rc) =>
-        serveOn(remoteRunner(rc, o.hostModel ? { hostPath: o.hostModel } : {}), file, o, stopped),
+        serveOn(remoteRunner(rc, o.hostModel ? { hostPath: o.hostModel } : {}), file, o, stopped, listening),
       );
       return;
     }
     const cluster = await LocalCluster.start({ topology: o.topology!, whileStarting: () => file.prepare() });
     try {
-      await serveOn(localRunner(cluster), file, o, stopped);
+      await serveOn(localRunner(cluster), file, o, stopped, listening);
     } finally {
       await cluster.stop();
     }
   } finally {
     stop?.();
+    if (listening.listening) listening.close();
   }
 }
 
 /** Loads the model on the runner's executors and serves until a signal, then drains. */
-async function serveOn(runner: ModelRunner, file: ModelFile, o: ServeRunOptions, stopped: Promise<string>) {
+async function serveOn(
+  runner: ModelRunner,
+  file: ModelFile,
+  o: ServeRunOptions,
+  stopped: Promise<string>,
+  listening: Server,
+) {
   const parallel = o.parallel ?? 4;
   const model = await loadModel(runner, {
     path: o.model,
@@ -106,6 +117,7 @@ async function serveOn(runner: ModelRunner, file: ModelFile, o: ServeRunOptions,
       modelName: o.modelName,
       host: o.host,
       port: o.port,
+      listening,
       ...(o.apiKey ? { apiKey: o.apiKey } : {}),
       ...(o.prefillChunk ? { prefillChunk: o.prefillChunk } : {}),
       ...(o.lookup ? { lookup: o.lookup } : {}),

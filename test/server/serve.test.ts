@@ -4,7 +4,7 @@
 // usage, bad requests, a client that leaves mid-stream, and SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -1053,6 +1053,57 @@ describe('redblue serve', () => {
     expect(await exited()).toBe(0);
     expect(stderr()).toMatch(/SIGTERM: finishing the requests in hand, then stopping/);
     expect(leftovers(proc.pid!)).toEqual([]);
+  });
+});
+
+describe('redblue serve before the model is in', () => {
+  it('takes its port first: a taken port fails at once; /health says loading until the model is in', async () => {
+    const taken = createNetServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const busy = (taken.address() as AddressInfo).port;
+    const r = runCli(['serve', '-m', model, '--port', String(busy), '--virtual-nodes', '2']);
+    await new Promise<void>((res) => taken.close(() => res()));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      new RegExp(`127\\.0\\.0\\.1:${busy} is in use .*: choose another --port, or --port 0 for any free one`),
+    );
+    expect(leftovers(r.pid)).toEqual([]);
+    // Free now: the server listens there before its executors start, and says it is loading.
+    const p = spawn(
+      process.execPath,
+      [cliPath, 'serve', '-m', model, '--port', String(busy), '--virtual-nodes', '2'],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    try {
+      const first = async (path: string) => {
+        for (let i = 0; i < 1000; i++) {
+          const got = await fetch(`http://127.0.0.1:${busy}${path}`).then(
+            async (res) => ({ status: res.status, body: (await res.json()) as unknown }),
+            () => undefined,
+          );
+          if (got) return got;
+          await new Promise((res) => setTimeout(res, 10));
+        }
+        throw new Error(`no answer on ${path}`);
+      };
+      const [health, models] = await Promise.all([first('/health'), first('/v1/models')]);
+      expect(health).toEqual({ status: 503, body: { status: 'loading' } });
+      expect(models.status).toBe(503);
+      expect(models.body).toMatchObject({ error: { type: 'unavailable_error', code: 503 } });
+      let ok: { status: number; body: unknown } | undefined;
+      for (let i = 0; i < 600 && ok?.status !== 200; i++) {
+        ok = await first('/health');
+        if (ok.status !== 200) await new Promise((res) => setTimeout(res, 50));
+      }
+      expect(ok).toEqual({ status: 200, body: { status: 'ok' } });
+    } finally {
+      p.kill('SIGTERM');
+      await new Promise((res) => (p.exitCode !== null ? res(p.exitCode) : p.on('exit', res)));
+    }
+    expect(leftovers(p.pid!)).toEqual([]);
   });
 });
 
