@@ -5,6 +5,7 @@
 // sampling the next token from rank 0's logits here. The executors are a ModelRunner: one host's
 // (a LocalCluster, localRunner below) or several hosts' (remote-generate.ts), so loading and
 // generation are written once for both.
+import { basename } from 'node:path';
 import {
   DOORBELL_MAX_TOKENS,
   logitRows,
@@ -456,6 +457,11 @@ export async function loadModel(
   const started = performance.now();
   const { info, tokenizer, chat } = o.file ?? readModelFile(o.path);
   const ctx = o.ctx ?? Math.min(info.nCtxTrain, 4096);
+  // The executors refuse it too (model-steps.ts); here it is the user's flag, named, exit 2.
+  if (!Number.isSafeInteger(ctx) || ctx < 1 || ctx > info.nCtxTrain)
+    throw new UsageError(
+      `a context of ${ctx} positions: ${basename(o.path)} was trained for ${info.nCtxTrain}; use --ctx ${info.nCtxTrain} or less`,
+    );
   const slots = o.slots ?? 1;
   const { split, memoryShortfall: short } = planGenerateOn({
     info,

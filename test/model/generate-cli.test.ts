@@ -436,6 +436,17 @@ describe('redblue generate on bad input', () => {
     expect(dry.stdout).toMatch(/^note: a run would stop here: the model does not fit in memory: /m);
   });
 
+  it('a context longer than the file was trained for', () => {
+    const r = run(good, ['--ctx', String(SMALL.nCtx! + 1)]);
+    expectFailure(
+      r,
+      new RegExp(
+        `^redblue: a context of ${SMALL.nCtx! + 1} positions: good\\.gguf was trained for ${SMALL.nCtx}; use --ctx ${SMALL.nCtx} or less$`,
+      ),
+    );
+    expect(r.code).toBe(2);
+  });
+
   it('a prompt longer than --ctx', () => {
     expectFailure(
       run(good, ['--ctx', '8', '-p', 'a prompt of rather more than eight tokens, surely, with commas']),
