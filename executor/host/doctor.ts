@@ -10,6 +10,7 @@ import { formatBytes } from '../../common/format.js';
 import { loadAddon } from '../../native/addon.js';
 import { kernelPaths } from '../../native/kernels.js';
 import { rdmaDevices } from '../../native/rdma.js';
+import { availableOnNode } from '../../native/available-memory.js';
 import { readTopology } from '../../native/topology.js';
 import { AREA_PREFIX, isAlive, listAreas } from '../../transport/shared-area.js';
 import { listSegments } from '../../transport/shm.js';
@@ -151,7 +152,14 @@ function hugePagesCheck(): DoctorCheck {
 function numaCheck(): DoctorCheck {
   const t = readTopology();
   const nodes = t.nodes
-    .map((n) => `node ${n.id}: ${n.cpus.length} cpu(s), ${formatBytes(n.memoryBytes)}`)
+    .map((n) => {
+      // What a model's weights and KV caches could take now (planner/model-memory.ts checks it).
+      const a = availableOnNode(n.physicalNode);
+      const free = a
+        ? ` (${formatBytes(a.bytes)} available${a.hugeFreeBytes ? `, ${formatBytes(a.hugeFreeBytes)} in free huge pages` : ''})`
+        : '';
+      return `node ${n.id}: ${n.cpus.length} cpu(s), ${formatBytes(n.memoryBytes)}${free}`;
+    })
     .join('; ');
   return {
     name: 'NUMA nodes (hwloc)',

@@ -32,6 +32,10 @@ describe('redblue doctor', () => {
       expect(check(report, name).status, name).toBe('ok');
     for (const name of ['huge pages', 'open files', 'NUMA nodes (hwloc)', 'RDMA devices', 'UCX'])
       check(report, name);
+    // Each node with what a model could take of it now (the memory check's figure).
+    expect(check(report, 'NUMA nodes (hwloc)').detail).toMatch(
+      /node 0: \d+ cpu\(s\), [\d.]+ [MGT]iB \([\d.]+ [MGT]iB available(, [\d.]+ [MGT]iB in free huge pages)?\)/,
+    );
     const flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))![1]!.split(/\s+/);
     const cpu = check(report, 'cpu features');
     expect(cpu.detail.split(';')[0]!.split(' ').includes('avx2')).toBe(flags.includes('avx2'));
