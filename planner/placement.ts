@@ -1,6 +1,7 @@
 // Where a stationary operand (weights kept across calls) lives on each node: a mirror (the whole
 // matrix) when it fits beside the plan's working set, else a shard (exactly the block the node's
 // bricks need, so it is never moved per call).
+import { formatBytes } from '../common/format.js';
 import type { RankFigures } from './evaluate.js';
 import { footprint, rectArea } from './ownership.js';
 import type { Brick, Placement, Plan, Problem, Rect } from './types.js';
@@ -66,6 +67,17 @@ export function placeStationary(
   });
 }
 
+/** What rank `p.rank` would hold of a stack: its working set beside the operand, and one layer's whole operand and shard. */
+function stackFigures(plan: Plan, p: Placement): { others: number; whole: number; shard: number } {
+  const bpe = plan.dtype.bytesPerElement;
+  const r = plan.ranks[p.rank]!;
+  return {
+    others: r.peakMemoryBytes - p.bytes,
+    whole: (p.operand === 'A' ? plan.problem.m * plan.problem.k : plan.problem.k * plan.problem.n) * bpe,
+    shard: shardBytes(r.bricks, p.operand, bpe),
+  };
+}
+
 /**
  * The placements of a stack of `layers` operands of the plan's shape, each placed as `plan` places
  * one: a node mirrors only when every layer's whole operand fits beside the working set, since
@@ -73,14 +85,9 @@ export function placeStationary(
  */
 export function placeStack(plan: Plan, layers: number): Placement[] {
   const limit = plan.memory.limitBytes;
-  const bpe = plan.dtype.bytesPerElement;
   return plan.placement.map((p) => {
-    const r = plan.ranks[p.rank]!;
     if (!p.block) return p; // idle: holds none of it
-    const others = r.peakMemoryBytes - p.bytes;
-    const wholeBytes =
-      (p.operand === 'A' ? plan.problem.m * plan.problem.k : plan.problem.k * plan.problem.n) * bpe;
-    const shard = shardBytes(r.bricks, p.operand, bpe);
+    const { others, whole: wholeBytes, shard } = stackFigures(plan, p);
     if (others + layers * wholeBytes <= limit)
       return {
         ...p,
@@ -95,7 +102,7 @@ export function placeStack(plan: Plan, layers: number): Placement[] {
     return {
       ...p,
       mode: 'shard',
-      block: unionRect(r.bricks, p.operand),
+      block: unionRect(plan.ranks[p.rank]!.bricks, p.operand),
       bytes: layers * shard,
       reason:
         `${layers} mirrors of ${p.operand} (${layers * wholeBytes} B) plus the working set (${others} B) exceed ${limit} B` +
@@ -104,4 +111,28 @@ export function placeStack(plan: Plan, layers: number): Placement[] {
           : '; keeping the blocks its bricks need'),
     } satisfies Placement;
   });
+}
+
+/**
+ * Why a stack of `layers` operands, held as `modes` says per rank, does not fit a rank's memory
+ * limit (its operand beside its working set), naming the first that falls short and the fix;
+ * undefined when every rank's does. A run that went ahead would fill the node until the kernel
+ * killed an executor.
+ */
+export function stackShortfall(
+  plan: Plan,
+  layers: number,
+  modes: readonly ('mirror' | 'shard')[],
+): string | undefined {
+  const limit = plan.memory.limitBytes;
+  for (const p of plan.placement) {
+    if (!p.block) continue;
+    const { others, whole, shard } = stackFigures(plan, p);
+    const mode = modes[p.rank] ?? 'shard';
+    const held = layers * (mode === 'mirror' ? whole : shard);
+    if (others + held <= limit) continue;
+    const sharding = mode === 'mirror' && others + layers * shard <= limit ? ', --placement shard' : '';
+    return `the stack does not fit: rank ${p.rank} would hold ${formatBytes(held)} of ${p.operand} (${layers} layers, ${mode === 'mirror' ? 'whole' : 'its shard'}) beside its working set of ${formatBytes(others)}, over its ${formatBytes(limit)}: ask for fewer --layers or a smaller --n or --k${sharding}, or run on more nodes or hosts`;
+  }
+  return undefined;
 }

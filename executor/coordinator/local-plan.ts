@@ -2,7 +2,8 @@
 import type { MachineTopology } from '../../native/topology.js';
 import { plan } from '../../planner/index.js';
 import { localCluster } from './cluster.js';
-import { placeStack } from '../../planner/placement.js';
+import { placeStack, stackShortfall } from '../../planner/placement.js';
+import { UsageError } from '../../common/errors.js';
 import type { Cluster, Objective, Plan } from '../../planner/types.js';
 import type { LayerDType, PlacementMode } from './layer-run.js';
 
@@ -45,22 +46,29 @@ export function planHostsGemm(
  * Mirror or shard per rank for a stack of `layers` layers, on one host or many (`cluster`). An
  * explicit choice applies to every rank; `auto` asks the planner, with the weights (B = Wᵀ, k×n)
  * stationary, and counts every layer of the stack (planner/placement.ts `placeStack`); idle ranks
- * shard.
+ * shard. Either way a stack that does not fit a rank's memory is refused (UsageError) before any
+ * executor makes its weights.
  */
 export function stackPlacement(
   cluster: Cluster,
   ranks: number,
   o: { placement: string; dtype: LayerDType; n: number; k: number; m: number; layers: number },
 ): PlacementMode[] {
-  if (o.placement === 'mirror' || o.placement === 'shard')
-    return Array.from({ length: ranks }, () => o.placement as PlacementMode);
   const p = plan({ m: o.m, n: o.n, k: o.k, dtype: o.dtype }, cluster, {
     stationary: 'B',
     baselines: false,
     objective: 'time',
   });
-  const placed = placeStack(p, o.layers);
-  return Array.from({ length: ranks }, (_, rank) => placed.find((x) => x.rank === rank)?.mode ?? 'shard');
+  let modes: PlacementMode[];
+  if (o.placement === 'mirror' || o.placement === 'shard')
+    modes = Array.from({ length: ranks }, () => o.placement as PlacementMode);
+  else {
+    const placed = placeStack(p, o.layers);
+    modes = Array.from({ length: ranks }, (_, rank) => placed.find((x) => x.rank === rank)?.mode ?? 'shard');
+  }
+  const short = stackShortfall(p, o.layers, modes);
+  if (short) throw new UsageError(short);
+  return modes;
 }
 
 /** Mirror or shard per rank of a run's machines (this box, or the hosts of a launch). */

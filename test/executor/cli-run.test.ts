@@ -103,6 +103,12 @@ describe('redblue run gemm', () => {
         /argument 'everywhere' is invalid/,
       ],
       [['run', '--virtual-nodes', '0'], /--virtual-nodes must be a whole number of at least 1/],
+      // 2.3 GiB of Q4_0 a layer fits; 24 (56 GiB) do not: refused before anything is made, not
+      // ended by the kernel's out-of-memory killer
+      [
+        ['run', 'layer', '--n', '65536', '--k', '65536', '--layers', '24', '--virtual-nodes', '2'],
+        /^redblue: the stack does not fit: rank 0 would hold [\d.]+ GiB of B \(24 layers, its shard\) .*: ask for fewer --layers or a smaller --n or --k, or run on more nodes or hosts$/m,
+      ],
     ];
     writeFileSync(join(dir, 'trunc.npy'), readFileSync(join(dir, 'A.npy')).subarray(0, 300));
     const w = randomF32(64 * 64, 3);

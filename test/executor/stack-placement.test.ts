@@ -8,16 +8,27 @@ import { plan } from '../../planner/index.js';
 import { placeStack } from '../../planner/placement.js';
 
 const MiB = 2 ** 20;
-// Q4_0 11008×4096: 25.4 MB a layer, so one fits a 100 MiB node and 32 (811 MB) do not.
+// Q4_0 11008×4096: 25.4 MB a layer, so one fits a 100 MiB node whole and 6 (152 MB) do not, but
+// their halves do; 32 (811 MB) do not fit even split over 4.
 const layer = { placement: 'auto', dtype: 'q4_0' as const, n: 11008, k: 4096, m: 1 };
 
 describe('stack placement', () => {
   const base = readTopology({ virtualNodes: 2 });
   const topo = { ...base, nodes: base.nodes.map((n) => ({ ...n, memoryBytes: 100 * MiB })) };
 
-  it('mirrors one layer on 100 MiB nodes but shards a stack of 32', () => {
+  it('mirrors one layer on 100 MiB nodes but shards a stack of 6', () => {
     expect(placementFor(topo, { ...layer, layers: 1 })).toEqual(['mirror', 'mirror']);
-    expect(placementFor(topo, { ...layer, layers: 32 })).toEqual(['shard', 'shard']);
+    expect(placementFor(topo, { ...layer, layers: 6 })).toEqual(['shard', 'shard']);
+  });
+
+  it('refuses a stack that does not fit as asked, naming the rank and the fix', () => {
+    expect(() => placementFor(topo, { ...layer, layers: 32 })).toThrow(
+      /^the stack does not fit: rank 0 would hold [\d.]+ MiB of B \(32 layers, its shard\) beside its working set of [\d.]+ KiB, over its 100 MiB: ask for fewer --layers or a smaller --n or --k, or run on more nodes or hosts$/,
+    );
+    // Whole layers where halves would fit: the fix names sharding.
+    expect(() => placementFor(topo, { ...layer, placement: 'mirror', layers: 6 })).toThrow(
+      /rank 0 would hold [\d.]+ MiB of B \(6 layers, whole\) .*: ask for fewer --layers or a smaller --n or --k, --placement shard, or run on more nodes or hosts$/,
+    );
   });
 
   it('counts the stack the same way across hosts', () => {
@@ -27,9 +38,12 @@ describe('stack placement', () => {
     }));
     const cluster = machineCluster(hosts, 'hosts');
     expect(stackPlacement(cluster, 4, { ...layer, layers: 1 })).toEqual(Array(4).fill('mirror'));
-    expect(stackPlacement(cluster, 4, { ...layer, layers: 32 })).toEqual(Array(4).fill('shard'));
-    expect(stackPlacement(cluster, 4, { ...layer, placement: 'mirror', layers: 32 })).toEqual(
+    expect(stackPlacement(cluster, 4, { ...layer, layers: 6 })).toEqual(Array(4).fill('shard'));
+    expect(stackPlacement(cluster, 4, { ...layer, placement: 'mirror', layers: 3 })).toEqual(
       Array(4).fill('mirror'),
+    );
+    expect(() => stackPlacement(cluster, 4, { ...layer, layers: 32 })).toThrow(
+      /the stack does not fit: rank 0 /,
     );
   });
 
