@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface NodeAvailability {
-  /** Ordinary memory the node can give (free, plus reclaimable cache), within the cgroup's limit. */
+  /** Ordinary memory the node can give (free, plus reclaimable cache), within MemAvailable and the cgroup's limit. */
   bytes: number;
   /** Free huge pages on the node, in bytes (hugetlb: the executors' buffers take them first). */
   hugeFreeBytes: number;
@@ -82,12 +82,15 @@ export function availableOnNode(node: number, root = '/'): NodeAvailability | un
   if (!nodeInfo && !sys) return undefined;
   const machine = sys ? parseMeminfo(sys) : new Map<string, number>();
   const own = nodeInfo ? parseMeminfo(nodeInfo) : undefined;
-  // The node's free pages and what it can reclaim (file cache, reclaimable slab: half of each, as
-  // the kernel's MemAvailable reckons what reclaim gives without thrashing), never more than the
-  // machine's MemAvailable.
+  // The node's free pages and what reclaim gives back (its file cache and reclaimable slab, as the
+  // kernel's MemAvailable counts them, less only a low watermark that the caller's reserve
+  // covers): a box whose page cache holds the model file has most of its memory there. Never more
+  // than the machine's MemAvailable.
   const nodeBytes = own?.has('MemFree')
     ? own.get('MemFree')! +
-      ((own.get('Active(file)') ?? 0) + (own.get('Inactive(file)') ?? 0) + (own.get('SReclaimable') ?? 0)) / 2
+      (own.get('Active(file)') ?? 0) +
+      (own.get('Inactive(file)') ?? 0) +
+      (own.get('SReclaimable') ?? 0)
     : undefined;
   const candidates = [nodeBytes, machine.get('MemAvailable'), cgroupRoom(root)].filter(
     (v): v is number => v !== undefined,

@@ -52,7 +52,7 @@ describe('availableOnNode on this machine', () => {
 });
 
 describe('availableOnNode from made-up machines', () => {
-  it("takes the node's free pages and half its reclaimable cache, never more than the machine's MemAvailable", () => {
+  it("takes the node's free pages and its reclaimable cache, never more than the machine's MemAvailable", () => {
     const root = tree('two-nodes', {
       'proc/meminfo': meminfo(20_000_000),
       'sys/devices/system/node/node1/meminfo': nodeInfo(1, 4_000_000, 1_000_000),
@@ -62,7 +62,7 @@ describe('availableOnNode from made-up machines', () => {
       'sys/fs/cgroup/memory.current': '123\n',
     });
     expect(availableOnNode(1, root)).toEqual({
-      bytes: (4_000_000 + 1_000_000) * KiB,
+      bytes: (4_000_000 + 2 * 1_000_000) * KiB,
       hugeFreeBytes: 7 * 2 * MiB,
       hugePageBytes: 2 * MiB,
     });
