@@ -140,7 +140,6 @@ export class Generation {
       ...(o.placement ? { placement: o.placement } : {}),
       ...(o.lookup ? { draftTokens: o.lookup } : {}),
       ...(o.onProgress && !this.seq ? { onProgress: o.onProgress } : {}),
-      memoryCheck: !this.recoveries.length,
     });
     if (this.recoveries.length) {
       const r = this.recoveries.at(-1)!;
@@ -158,9 +157,9 @@ export class Generation {
 }
 
 /**
- * Why the nodes left cannot hold a split (each memory node's ranks' weights and KV cache against
- * the node's whole memory: the survivors release their earlier parts as they load), naming the
- * first that falls short and by how much; undefined when they all can.
+ * Why the nodes left cannot hold a split at all (each node's ranks' weights and KV cache against
+ * the node's whole memory), naming the first that falls short and by how much; undefined when
+ * they all can. Checked as the loss is handled; the load after it checks what is available then.
  */
 export function shortfall(split: ModelSplit, nodes: readonly TopologyNode[]): string | undefined {
   // Each node its own share (a virtual node's memoryBytes is its part of the physical node's).

@@ -416,11 +416,6 @@ export interface ModelLoadOptions {
   /** token_embd's and the output's placement, when not the planner's choice. */
   placement?: PlacementChoice;
   onProgress?: (done: number, total: number) => void;
-  /**
-   * Refuse a split that the nodes' available memory cannot hold (default true; false where the
-   * executors still hold an earlier part that they release as they load: a recovery).
-   */
-  memoryCheck?: boolean;
 }
 
 export interface RankTimings {
@@ -473,9 +468,9 @@ export async function loadModel(
     slots,
   });
   // An executor that populates more than its node can give is killed by the kernel (SIGKILL,
-  // nothing to report): refuse before, with the figures and the fix. Not after a loss: the
-  // survivors still hold their earlier parts, which they release as they load the new ones.
-  if (short && o.memoryCheck !== false) throw new UsageError(short);
+  // nothing to report): refuse before, with the figures and the fix. After a loss too: the
+  // executors left were started again (their earlier parts freed) before this load.
+  if (short) throw new UsageError(short);
   const vocabPerRank = split.ranks.map((r) => r.vocab[1] - r.vocab[0]);
   // A step that checks n drafts runs 1 + n tokens through the row-invariant kernels.
   const invariantTokens = o.draftTokens ? o.draftTokens + 1 : 0;
