@@ -105,3 +105,23 @@ export function availableOnNode(node: number, root = '/'): NodeAvailability | un
     hugePageBytes,
   };
 }
+
+/**
+ * What the whole machine can give (for what is not bound to one node, e.g. a run's staging area
+ * in /dev/shm): MemAvailable within the cgroup's room, and every free huge page; undefined where
+ * /proc/meminfo is not there.
+ */
+export function availableOnMachine(root = '/'): NodeAvailability | undefined {
+  const sys = read(join(root, 'proc/meminfo'));
+  if (!sys) return undefined;
+  const machine = parseMeminfo(sys);
+  const available = machine.get('MemAvailable');
+  if (available === undefined) return undefined;
+  const room = cgroupRoom(root);
+  const hugePageBytes = machine.get('Hugepagesize') ?? 2 << 20;
+  return {
+    bytes: Math.min(available, room ?? Infinity),
+    hugeFreeBytes: (machine.get('HugePages_Free') ?? 0) * hugePageBytes,
+    hugePageBytes,
+  };
+}

@@ -15,6 +15,10 @@ import type { RemoteCluster } from './remote-cluster.js';
 import { executorAddon, STREAM_A, STREAM_B } from '../../native/steps.js';
 import { gemmLayout, planChunks, type GemmLayout } from '../node/gemm-layout.js';
 import { createSharedArea, type SharedArea } from '../../transport/shared-area.js';
+import { availableOnMachine } from '../../native/available-memory.js';
+import { reserveBytes } from '../../planner/model-memory.js';
+import { UsageError } from '../../common/errors.js';
+import { formatBytes } from '../../common/format.js';
 import { assignLeftovers } from '../../planner/reassign.js';
 import { brickToWire } from '../../transport/bricks.js';
 import type { StepSchedule, StepTimings } from '../../native/steps.js';
@@ -55,6 +59,29 @@ export interface GemmRunResult {
   reduceLink?: LinkTransport;
   /** Bytes of A and B sent to the hosts over the network (0 for `run`, or when made from the seed). */
   inputBytes: number;
+}
+
+/**
+ * Why a gemm on this machine would not fit its memory, or undefined: the staging area (A, B, C and
+ * the partial slots, in /dev/shm or huge pages), the copies of A and B read from files and of C
+ * returned, and every executor's working set, against what the machine can give less the reserve
+ * left to the rest of it. Staging an area larger than that ends in the out-of-memory killer's
+ * SIGKILL (a 60000×60000×20000 gemm here: 24 GB of staging on a 24 GiB box), not in an error.
+ */
+export function localGemmShortfall(plan: Plan, inp: GemmInputs, stagingBytes: number): string | undefined {
+  const have = availableOnMachine();
+  if (!have) return undefined;
+  const { m, n, k } = inp;
+  const copies = ((inp.a ? m * k : 0) + (inp.b ? k * n : 0) + m * n) * 4;
+  // (a plan made by hand, as tests make, may not say: counted as nothing)
+  const executors = plan.ranks.reduce(
+    (s, r) => s + (Number.isFinite(r.peakMemoryBytes) ? r.peakMemoryBytes : 0),
+    0,
+  );
+  const need = stagingBytes + copies + executors;
+  const room = have.bytes + have.hugeFreeBytes - reserveBytes(have.bytes);
+  if (need <= room) return undefined;
+  return `the gemm does not fit in memory: ${m}×${n}×${k} needs ${formatBytes(need)} (staging A, B and C ${formatBytes(stagingBytes)}, copies of the operands and of C ${formatBytes(copies)}, the executors' working sets ${formatBytes(executors)}) but this machine has ${formatBytes(have.bytes)} available${have.hugeFreeBytes ? ` and ${formatBytes(have.hugeFreeBytes)} of free huge pages` : ''} (${formatBytes(reserveBytes(have.bytes))} of it left to the rest of the system): ask for a smaller --m, --n or --k, or run across hosts (redblue launch gemm), each of which stages only what its bricks read`;
 }
 
 /** Loads A and B from their files (null: made from the seed), checking shapes and values. */
@@ -152,6 +179,8 @@ export class GemmJob {
     let inputBytes = 0;
     if (local) {
       if (!this.area) {
+        const short = localGemmShortfall(plan, this.inp, layouts[0]!.bytes);
+        if (short) throw new UsageError(short);
         this.area = createSharedArea(`gemm-${Date.now().toString(36)}`, layouts[0]!.bytes);
         process.on('exit', this.onExit);
         await local.host.adopt(this.area);

@@ -1,7 +1,7 @@
 // `redblue run` as a user runs it: files in and out, bad input, and an executor killed mid-run.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readNpyMatrix, writeNpyMatrix } from '../../executor/coordinator/npy.js';
@@ -84,6 +84,7 @@ describe('redblue run gemm', () => {
   });
 
   it('rejects bad flags and bad files with clear messages', () => {
+    const bigSide = Math.floor(Math.sqrt((0.8 * totalmem()) / 12));
     const cases: [string[], RegExp][] = [
       [['run', 'gemm', '--m', '0', '--n', '2', '--k', '2'], /--m must be a whole number of at least 1/],
       [['run', 'gemm', '--m', 'x', '--n', '2', '--k', '2'], /--m must be a whole number/],
@@ -103,6 +104,12 @@ describe('redblue run gemm', () => {
         /argument 'everywhere' is invalid/,
       ],
       [['run', '--virtual-nodes', '0'], /--virtual-nodes must be a whole number of at least 1/],
+      // A, B and C of 80% of this machine's memory: within the planner's limit (one node's memory),
+      // but staged, copied into the executors and returned they need more than twice that
+      [
+        ['run', 'gemm', ...['--m', '--n', '--k'].flatMap((f) => [f, String(bigSide)])],
+        /^redblue: the gemm does not fit in memory: \d+×\d+×\d+ needs [\d.]+ GiB \(staging A, B and C [\d.]+ GiB, .*\) but this machine has [\d.]+ GiB available.*: ask for a smaller --m, --n or --k, or run across hosts/m,
+      ],
       // 2.3 GiB of Q4_0 a layer fits; 24 (56 GiB) do not: refused before anything is made, not
       // ended by the kernel's out-of-memory killer
       [
