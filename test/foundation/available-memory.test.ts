@@ -5,7 +5,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { availableOnNode, cgroupRoom, parseMeminfo } from '../../native/available-memory.js';
+import {
+  availableOnMachine,
+  availableOnNode,
+  cgroupRoom,
+  parseMeminfo,
+} from '../../native/available-memory.js';
 import { allocateOnNode } from '../../native/memory.js';
 
 const KiB = 1024;
@@ -81,6 +86,21 @@ describe('availableOnNode from made-up machines', () => {
     });
     // Nothing to read: unknown, and nothing gets checked.
     expect(availableOnNode(0, tree('empty', { 'etc/hostname': 'x\n' }))).toBeUndefined();
+    expect(availableOnMachine(tree('empty-too', { 'etc/hostname': 'x\n' }))).toBeUndefined();
+    // The machine as a whole (a gemm's staging area is bound to no node): MemAvailable, every
+    // free huge page, within the cgroup's room.
+    expect(availableOnMachine(root)).toEqual({
+      bytes: 20_000_000 * KiB,
+      hugeFreeBytes: 300 * 2 * MiB,
+      hugePageBytes: 2 * MiB,
+    });
+    const capped = tree('machine-cg', {
+      'proc/meminfo': meminfo(20_000_000),
+      'proc/self/cgroup': '0::/\n',
+      'sys/fs/cgroup/memory.max': String(2 * GiB),
+      'sys/fs/cgroup/memory.current': String(GiB),
+    });
+    expect(availableOnMachine(capped)!.bytes).toBe(GiB);
   });
 
   it("keeps within the memory cgroup's limit, version 2 or 1, in the cgroup's directory or at the mount's root", () => {
