@@ -72,56 +72,50 @@ export function cgroupRoom(root = '/'): number | undefined {
 }
 
 /**
- * What `node` (a real NUMA node) can give now, or undefined where the files are not there (not
- * Linux, no sysfs): then nothing is checked. `root`: where / is (tests pass a made-up tree).
+ * What the whole machine can give (for what is not bound to one node, e.g. a run's staging area
+ * in /dev/shm): MemAvailable within the cgroup's room, and every free huge page; undefined where
+ * /proc/meminfo does not say.
+ */
+export function availableOnMachine(root = '/'): NodeAvailability | undefined {
+  const sys = read(join(root, 'proc/meminfo'));
+  const machine = sys ? parseMeminfo(sys) : undefined;
+  const available = machine?.get('MemAvailable');
+  if (available === undefined) return undefined;
+  const hugePageBytes = machine!.get('Hugepagesize') ?? 2 << 20;
+  return {
+    bytes: Math.min(available, cgroupRoom(root) ?? Infinity),
+    hugeFreeBytes: (machine!.get('HugePages_Free') ?? 0) * hugePageBytes,
+    hugePageBytes,
+  };
+}
+
+/**
+ * What `node` (a real NUMA node) can give now: the node's own figure within the machine's
+ * (availableOnMachine), or undefined where neither file is there (not Linux, no sysfs): then
+ * nothing is checked. `root`: where / is (tests pass a made-up tree).
  */
 export function availableOnNode(node: number, root = '/'): NodeAvailability | undefined {
   const nodeDir = join(root, 'sys/devices/system/node', `node${node}`);
   const nodeInfo = read(join(nodeDir, 'meminfo'));
-  const sys = read(join(root, 'proc/meminfo'));
-  if (!nodeInfo && !sys) return undefined;
-  const machine = sys ? parseMeminfo(sys) : new Map<string, number>();
+  const machine = availableOnMachine(root);
   const own = nodeInfo ? parseMeminfo(nodeInfo) : undefined;
   // The node's free pages and what reclaim gives back (its file cache and reclaimable slab, as the
   // kernel's MemAvailable counts them, less only a low watermark that the caller's reserve
-  // covers): a box whose page cache holds the model file has most of its memory there. Never more
-  // than the machine's MemAvailable.
+  // covers): a box whose page cache holds the model file has most of its memory there.
   const nodeBytes = own?.has('MemFree')
     ? own.get('MemFree')! +
       (own.get('Active(file)') ?? 0) +
       (own.get('Inactive(file)') ?? 0) +
       (own.get('SReclaimable') ?? 0)
     : undefined;
-  const candidates = [nodeBytes, machine.get('MemAvailable'), cgroupRoom(root)].filter(
-    (v): v is number => v !== undefined,
+  if (nodeBytes === undefined) return machine; // no NUMA in the kernel: the machine is the node
+  const hugePageBytes = machine?.hugePageBytes ?? 2 << 20;
+  const hugeFree = Number(
+    read(join(nodeDir, 'hugepages', `hugepages-${hugePageBytes / KIB}kB`, 'free_hugepages'))?.trim() ?? 0,
   );
-  if (!candidates.length) return undefined;
-  const hugePageBytes = machine.get('Hugepagesize') ?? 2 << 20;
-  const hugeDir = join(nodeDir, 'hugepages', `hugepages-${hugePageBytes / KIB}kB`, 'free_hugepages');
-  const hugeFree = Number(read(hugeDir)?.trim() ?? (nodeInfo ? 0 : (machine.get('HugePages_Free') ?? 0)));
   return {
-    bytes: Math.floor(Math.min(...candidates)),
+    bytes: Math.floor(Math.min(nodeBytes, machine?.bytes ?? cgroupRoom(root) ?? Infinity)),
     hugeFreeBytes: (Number.isFinite(hugeFree) ? hugeFree : 0) * hugePageBytes,
-    hugePageBytes,
-  };
-}
-
-/**
- * What the whole machine can give (for what is not bound to one node, e.g. a run's staging area
- * in /dev/shm): MemAvailable within the cgroup's room, and every free huge page; undefined where
- * /proc/meminfo is not there.
- */
-export function availableOnMachine(root = '/'): NodeAvailability | undefined {
-  const sys = read(join(root, 'proc/meminfo'));
-  if (!sys) return undefined;
-  const machine = parseMeminfo(sys);
-  const available = machine.get('MemAvailable');
-  if (available === undefined) return undefined;
-  const room = cgroupRoom(root);
-  const hugePageBytes = machine.get('Hugepagesize') ?? 2 << 20;
-  return {
-    bytes: Math.min(available, room ?? Infinity),
-    hugeFreeBytes: (machine.get('HugePages_Free') ?? 0) * hugePageBytes,
     hugePageBytes,
   };
 }

@@ -485,15 +485,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       },
     );
   };
-  let server: Server;
-  if (o.listening) {
-    server = o.listening;
-    server.removeAllListeners('request');
-    server.on('request', onRequest);
-  } else {
-    server = await listen(o.host, o.port);
-    server.on('request', onRequest);
-  }
+  const server = o.listening ?? (await listen(o.host, o.port));
+  server.removeAllListeners('request'); // listenWhileLoading's "loading" answers
+  server.on('request', onRequest);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   return {
