@@ -1,19 +1,27 @@
 // `redblue bench kernels`: the native kernels against references measured in the same run —
 // f32 GEMM vs OpenBLAS called directly, quantized GEMV vs a STREAM-like read of the same bytes,
 // quantized GEMM at m = 512 vs our f32 GEMM on the same shape. Case names: docs/kernels.md.
+// The GEMVs run as generate runs them: the weights in the layout ModelShard gives them (rows8
+// where the kernels have it) and in node-local memory as NodeBuffer allocates it (reserved huge
+// pages when there are some), because a plain read of 4 KiB pages is slower than one of huge
+// pages (one core, here: 22-24 against 31-34 GB/s) and hid a GEMV that waits on memory.
 import type { Command } from 'commander';
 import { loadAddon, type NativeThreadPool } from '../native/addon.js';
 import {
   gemmF32,
+  interleaveRows8,
   matmulQ,
   openblasGemm,
   quantize,
   readBytes,
+  rows8Runs,
   WEIGHT_TYPES,
   type GemmOptions,
   type WeightType,
 } from '../native/kernels.js';
 import { UsageError } from '../common/errors.js';
+import { allocateOnNode, type NodeBuffer } from '../native/memory.js';
+import { readTopology } from '../native/topology.js';
 import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
 
 export interface KernelsBenchOptions {
@@ -103,16 +111,21 @@ export async function runKernelsBench(o: KernelsBenchOptions): Promise<BenchRepo
   const startedAt = new Date().toISOString();
   // One arena for every GEMV case: the distinct copies of a matrix that each pass streams.
   const matrices = gemvMatrices(sz, o.gemvTypes ?? ['q4_0', 'q8_0']);
-  const arena = new Uint8Array(sz.cycleBytes + Math.max(...matrices.map((m) => m.bytes.length)));
-  for (const t of o.threads) {
-    const pool = new addon.ThreadPool(cpus.slice(0, t));
-    try {
-      if (!o.gemvOnly) gemmCases(pool, t, sz, results, say);
-      gemvCases(pool, t, sz, matrices, arena, results, say);
-      if (!o.gemvOnly) qgemmCases(pool, t, sz, results, say);
-    } finally {
-      pool.close();
+  const node = readTopology().nodes.find((n) => n.cpus.includes(cpus[0]!))?.id ?? 0;
+  const arena = allocateOnNode(sz.cycleBytes + Math.max(...matrices.map((m) => m.bytes.length)), node, 'auto');
+  try {
+    for (const t of o.threads) {
+      const pool = new addon.ThreadPool(cpus.slice(0, t));
+      try {
+        if (!o.gemvOnly) gemmCases(pool, t, sz, results, say);
+        gemvCases(pool, t, sz, matrices, arena, results, say);
+        if (!o.gemvOnly) qgemmCases(pool, t, sz, results, say);
+      } finally {
+        pool.close();
+      }
     }
+  } finally {
+    arena.release();
   }
   return { benchmark: 'kernels', results, machine: machineInfo(), startedAt };
 }
@@ -170,13 +183,17 @@ interface GemvMatrix {
   n: number;
   k: number;
   bytes: Uint8Array; // one quantized matrix, copied `count` times into the arena
+  rows8: boolean; // in the rows8 layout (interleaveRows8), as ModelShard lays out what matmuls read
 }
 
 function gemvMatrices(sz: Sizes, types: WeightType[]): GemvMatrix[] {
   const out: GemvMatrix[] = [];
   for (const type of types)
-    for (const { n, k } of sz.gemv)
-      out.push({ type, n, k, bytes: quantize(type, randomF32(n * k, 3), n, k) });
+    for (const { n, k } of sz.gemv) {
+      const natural = quantize(type, randomF32(n * k, 3), n, k);
+      const rows8 = rows8Runs(type);
+      out.push({ type, n, k, rows8, bytes: rows8 ? interleaveRows8(type, natural, n, k) : natural });
+    }
   return out;
 }
 
@@ -185,22 +202,23 @@ function gemvCases(
   t: number,
   sz: Sizes,
   matrices: GemvMatrix[],
-  arena: Uint8Array,
+  arena: NodeBuffer,
   out: BenchResult[],
   say: (s: string) => void,
 ) {
-  for (const { type, n, k, bytes: one } of matrices) {
+  for (const { type, n, k, rows8, bytes: one } of matrices) {
     const name = `gemv_${type}_${n}x${k}_t${t}`;
     const count = Math.ceil(sz.cycleBytes / one.length);
+    const layout = rows8 ? 'rows8' : 'natural';
     say(
-      `${name}: m=1 through ${count} distinct ${type} matrices (${((count * one.length) / 2 ** 20).toFixed(0)} MiB)`,
+      `${name}: m=1 through ${count} distinct ${type} matrices (${((count * one.length) / 2 ** 20).toFixed(0)} MiB, ${layout} layout, ${arena.backing} pages)`,
     );
-    const weights = arena.subarray(0, count * one.length);
+    const weights = new Uint8Array(arena.buffer, 0, count * one.length);
     for (let i = 0; i < count; i++) weights.set(one, i * one.length);
     const x = randomF32(k, 4);
     const y = new Float32Array(n);
     const call = (i: number) =>
-      matmulQ(pool, { type, w: weights, wOffset: i * one.length, n, k, x, m: 1, y });
+      matmulQ(pool, { type, w: weights, wOffset: i * one.length, n, k, x, m: 1, y, rows8 });
     const read = (i: number) => readBytes(pool, weights, i * one.length, one.length);
     // Per matrix, the best time over the passes, summed: every sample still streams its matrix
     // from DRAM (the cycle is far larger than the caches), but a pass disturbed by another
@@ -243,6 +261,8 @@ function gemvCases(
           matrices: count,
           bytes: weights.length,
           passes: sz.passes,
+          layout,
+          pages: arena.backing,
           // The same, timed as whole passes (best pass) instead of per matrix.
           bestPassGBs: gbs(oursPass),
           bestPassReferenceGBs: gbs(readPass),

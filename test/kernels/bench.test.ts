@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { rows8Runs } from '../../native/kernels.js';
 
 const cli = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 
@@ -56,6 +57,16 @@ describe('redblue bench kernels', () => {
       'gemv_f32_256x256_t1',
     ]);
     for (const x of report.results) expect([x.unit, x.value > 0]).toEqual(['GB/s', true]);
+    // Measured on the layout and pages generate's weights get: rows8 for the K types here.
+    const details = (report.results as unknown as { details: { layout: string; pages: string } }[]).map(
+      (x) => x.details,
+    );
+    expect(details.map((d) => d.layout)).toEqual([
+      rows8Runs('q4_k') ? 'rows8' : 'natural',
+      rows8Runs('q6_k') ? 'rows8' : 'natural',
+      'natural',
+    ]);
+    for (const d of details) expect(['hugetlb', 'thp', 'normal']).toContain(d.pages);
   });
 
   it('rejects an unknown --gemv-types entry with a usage error', () => {
