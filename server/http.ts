@@ -240,20 +240,22 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const seed = job.sampling.seed ?? Math.floor(Math.random() * 2 ** 32);
     const seedOf = (i: number) =>
       i <= Number.MAX_SAFE_INTEGER - seed ? seed + i : i - (Number.MAX_SAFE_INTEGER - seed) - 1;
-    // Prompt p's choice j is choice p·n + j. A prompt's choices after its first join once that
-    // one's prompt is in, and take its slot's cache of the prompt instead of computing it again
-    // (Batcher.admit); the prompts run side by side.
+    // Prompt p's choice j is choice p·k + j (k = n, or best_of candidates). A prompt's choices
+    // after its first join once that one's prompt is in, and take its slot's cache of the prompt
+    // instead of computing it again (Batcher.admit); the prompts run side by side.
     const n = job.n;
+    const k = job.bestOf ?? n;
     const choice = (p: number, j: number, promptIn?: () => void) => {
-      const index = p * n + j;
+      const index = p * k + j;
       const prompt = prompts[p]!;
       // Log-probabilities: the sequence appends one entry a token it picks; each chunk takes
       // those not sent yet (a token's entry may precede its text, which a stop string can hold
-      // back). An echoed prompt is scored once, by its first choice.
+      // back). An echoed prompt is scored once, by its first choice. best_of ranks candidates
+      // by them, asked for or not.
       const lp =
-        job.logprobs !== undefined
+        job.logprobs !== undefined || job.bestOf !== undefined
           ? {
-              top: job.logprobs,
+              top: job.logprobs ?? 0,
               into: [] as TokenLogprob[],
               ...(job.echo && j === 0 ? { prompt: [] as TokenLogprob[] } : {}),
             }
@@ -346,23 +348,40 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       const firstIn = new Promise<void>((r) => (promptIn = r));
       // ended before its prompt was in: the others go on
       const first = choice(p, 0, promptIn).finally(promptIn);
-      return [first, ...Array.from({ length: n - 1 }, (_, j) => firstIn.then(() => choice(p, j + 1)))];
+      return [first, ...Array.from({ length: k - 1 }, (_, j) => firstIn.then(() => choice(p, j + 1)))];
     });
     // One choice failing fails the request: the others stop at their next step.
-    const done = await Promise.all(choices).catch((e: unknown) => {
+    const all = await Promise.all(choices).catch((e: unknown) => {
       gone.abort();
       throw e;
     });
-    const results = done.map((d) => d.r);
+    const results = all.map((d) => d.r);
     // Each prompt counts once, as OpenAI counts it; its cached part as its choice that found most.
+    // Every candidate of best_of counts as generated.
     const u = usage(
       prompts.reduce((a, t) => a + t.length, 0),
       results.reduce((a, r) => a + r.generatedTokens.length, 0),
       prompts.reduce(
-        (a, _, p) => a + Math.max(...results.slice(p * n, (p + 1) * n).map((r) => r.cachedPromptTokens ?? 0)),
+        (a, _, p) => a + Math.max(...results.slice(p * k, (p + 1) * k).map((r) => r.cachedPromptTokens ?? 0)),
         0,
       ),
     );
+    const promptLogprobs = prompts.map((_, p) => all[p * k]!.lp?.prompt);
+    // best_of: each prompt's n candidates of highest mean log-probability per token, best first
+    // (the earlier candidate among equals; one with no token ranks last).
+    const meanLogprob = (d: (typeof all)[number]) =>
+      d.lp!.into.length ? d.lp!.into.reduce((a, t) => a + t.logprob, 0) / d.lp!.into.length : -Infinity;
+    const done =
+      k === n
+        ? all
+        : prompts.flatMap((_, p) =>
+            all
+              .slice(p * k, (p + 1) * k)
+              .map((d, j) => ({ d, j, score: meanLogprob(d) }))
+              .sort((a, b) => b.score - a.score || a.j - b.j)
+              .slice(0, n)
+              .map((c) => c.d),
+          );
     log(
       `${endpoint}: ${u.prompt_tokens} prompt + ${u.completion_tokens} generated tokens` +
         `${done.length > 1 ? ` in ${done.length} choices` : ''}, ${results.map((r) => r.stoppedBy).join(' ')}`,
@@ -394,7 +413,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
             (d) => head[d.p]! + d.r.text,
             (d) =>
               d.lp
-                ? echoLogprobs(prompts[d.p]!, done[d.p * n]!.lp!.prompt!, d.lp.into, o.model.tokenizer)
+                ? job.logprobs !== undefined
+                  ? echoLogprobs(prompts[d.p]!, promptLogprobs[d.p]!, d.lp.into, o.model.tokenizer)
+                  : null
                 : null,
           ),
           u,
@@ -403,7 +424,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     }
     const answer = reply(
       (d) => d.text,
-      (d) => d.logprobs(),
+      (d) => (job.logprobs !== undefined ? d.logprobs() : null),
     );
     sendJson(res, 200, job.kind === 'chat' ? chatReply(ids, answer, u) : completionReply(ids, answer, u));
   };

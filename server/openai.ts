@@ -54,6 +54,11 @@ export interface Job {
   /** Choices to generate for the prompt, each its own sequence (OpenAI's `n`). */
   n: number;
   /**
+   * Completions' `best_of`: candidates generated for each prompt (≥ n, never streamed), of which
+   * the n with the highest mean log-probability per token are returned. Absent: n.
+   */
+  bestOf?: number;
+  /**
    * `response_format`: each choice is one JSON object (`json_object`), keeping to a schema
    * (`json_schema`).
    */
@@ -237,14 +242,34 @@ export function completionJob(body: unknown): Job {
       'prompt must be a string, a list of token ids, or a non-empty list of those',
       'prompt',
     );
-  const job = { ...common(b, 'completion'), ...echo(b), prompts: prompts as (string | number[])[] };
-  if (prompts.length * job.n > MAX_CHOICES)
+  const job = {
+    ...common(b, 'completion'),
+    ...echo(b),
+    prompts: prompts as (string | number[])[],
+  };
+  const bestOf = bestOfOf(b, job.n, job.stream);
+  const each = bestOf ?? job.n;
+  if (prompts.length * each > MAX_CHOICES)
     throw new ApiError(
       400,
-      `${prompts.length} prompts × n = ${job.n} asks for ${prompts.length * job.n} choices; at most ${MAX_CHOICES}`,
+      `${prompts.length} prompts × ${bestOf !== undefined ? `best_of = ${bestOf}` : `n = ${job.n}`} asks for ${prompts.length * each} choices; at most ${MAX_CHOICES}`,
       'prompt',
     );
-  return job;
+  return bestOf !== undefined && bestOf > job.n ? { ...job, bestOf } : job;
+}
+
+/** OpenAI's `best_of` (completions): 1-20 candidates a prompt, at least n, not with stream. */
+function bestOfOf(b: Body, n: number, stream: boolean): number | undefined {
+  const v = int(b, 'best_of', 1, 20);
+  if (v === undefined) return undefined;
+  if (v < n) throw new ApiError(400, `best_of (${v}) must be at least n (${n})`, 'best_of');
+  if (v > n && stream)
+    throw new ApiError(
+      400,
+      'best_of picks among whole completions, so it cannot stream: ask without stream',
+      'best_of',
+    );
+  return v;
 }
 
 function echo(b: Body): { echo?: boolean } {

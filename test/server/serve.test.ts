@@ -365,6 +365,49 @@ describe('redblue serve', () => {
       expect(c.text).toBe(PROMPT + singles[i]!.choices[0]!.text.slice(0, c.text.length - PROMPT.length));
   });
 
+  it('best_of: the n candidates of highest mean log-probability, each the request with its seed; all counted', async () => {
+    const ask = {
+      model: 'm',
+      prompt: PROMPT,
+      max_tokens: 10,
+      temperature: 1,
+      top_k: 0,
+      min_p: 0,
+      logprobs: 0,
+    };
+    // Candidate i is the request with seed + i (as choice i of n), scored by its tokens' mean.
+    const singles = await Promise.all(
+      [7, 8, 9, 10].map((seed) => client.completions.create({ ...ask, seed } as typeof ask)),
+    );
+    const mean = (r: (typeof singles)[number]) => {
+      const l = r.choices[0]!.logprobs!.token_logprobs!;
+      return l.reduce((a, v) => a + v, 0) / l.length;
+    };
+    const ranked = singles
+      .map((r, i) => ({ text: r.choices[0]!.text, score: mean(r), i }))
+      .sort((a, b) => b.score - a.score || a.i - b.i);
+    expect(new Set(ranked.map((c) => c.score)).size).toBe(4); // distinct: the order is the check
+    const best = await client.completions.create({ ...ask, seed: 7, n: 2, best_of: 4 } as typeof ask);
+    expect(best.choices.map((c) => c.index)).toEqual([0, 1]);
+    expect(best.choices.map((c) => c.text)).toEqual(ranked.slice(0, 2).map((c) => c.text));
+    expect(best.choices.map((c) => c.logprobs!.token_logprobs)).toEqual(
+      ranked.slice(0, 2).map((c) => singles[c.i]!.choices[0]!.logprobs!.token_logprobs),
+    );
+    // Every candidate's tokens are generated, so counted (as OpenAI bills them).
+    expect(best.usage!.completion_tokens).toBe(singles.reduce((a, r) => a + r.usage!.completion_tokens, 0));
+    // Not asked for, the log-probabilities rank the candidates but are not returned.
+    const quiet = await client.completions.create({
+      ...ask,
+      logprobs: undefined,
+      seed: 7,
+      best_of: 4,
+    } as typeof ask);
+    expect(quiet.choices.map((c) => [c.text, c.logprobs])).toEqual([[ranked[0]!.text, null]]);
+    // best_of equal to n is n.
+    const same = await client.completions.create({ ...ask, seed: 7, n: 2, best_of: 2 } as typeof ask);
+    expect(same.choices.map((c) => c.text)).toEqual(singles.slice(0, 2).map((r) => r.choices[0]!.text));
+  });
+
   it('applies frequency and presence penalties as redblue generate does', async () => {
     const plain = generated(24);
     const ref = generated(24, '--frequency-penalty', '2', '--presence-penalty', '2', '--repeat-last-n', '32');
@@ -762,6 +805,21 @@ describe('redblue serve', () => {
   it('refuses bad requests with OpenAI-style errors and keeps serving', async () => {
     const bad: [RequestInit & { path?: string }, number, RegExp][] = [
       [{ method: 'POST', body: '{"prompt": "x", ' }, 400, /not JSON/],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', n: 3, best_of: 2 }) },
+        400,
+        /best_of \(2\) must be at least n \(3\)/,
+      ],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', best_of: 2, stream: true }) },
+        400,
+        /best_of picks among whole completions, so it cannot stream/,
+      ],
+      [
+        { method: 'POST', body: JSON.stringify({ prompt: 'x', best_of: 21 }) },
+        400,
+        /best_of must be a number from 1 to 20/,
+      ],
       [
         { method: 'POST', body: JSON.stringify({ prompt: 'x', max_tokens: 'many' }) },
         400,
