@@ -112,7 +112,11 @@ export async function runKernelsBench(o: KernelsBenchOptions): Promise<BenchRepo
   // One arena for every GEMV case: the distinct copies of a matrix that each pass streams.
   const matrices = gemvMatrices(sz, o.gemvTypes ?? ['q4_0', 'q8_0']);
   const node = readTopology().nodes.find((n) => n.cpus.includes(cpus[0]!))?.id ?? 0;
-  const arena = allocateOnNode(sz.cycleBytes + Math.max(...matrices.map((m) => m.bytes.length)), node, 'auto');
+  const arena = allocateOnNode(
+    sz.cycleBytes + Math.max(...matrices.map((m) => m.bytes.length)),
+    node,
+    'auto',
+  );
   try {
     for (const t of o.threads) {
       const pool = new addon.ThreadPool(cpus.slice(0, t));

@@ -366,15 +366,8 @@ describe('redblue serve', () => {
   });
 
   it('best_of: the n candidates of highest mean log-probability, each the request with its seed; all counted', async () => {
-    const ask = {
-      model: 'm',
-      prompt: PROMPT,
-      max_tokens: 10,
-      temperature: 1,
-      top_k: 0,
-      min_p: 0,
-      logprobs: 0,
-    };
+    const plain = { model: 'm', prompt: PROMPT, max_tokens: 10, temperature: 1, top_k: 0, min_p: 0 };
+    const ask = { ...plain, logprobs: 0 };
     // Candidate i is the request with seed + i (as choice i of n), scored by its tokens' mean.
     const singles = await Promise.all(
       [7, 8, 9, 10].map((seed) => client.completions.create({ ...ask, seed } as typeof ask)),
@@ -396,12 +389,7 @@ describe('redblue serve', () => {
     // Every candidate's tokens are generated, so counted (as OpenAI bills them).
     expect(best.usage!.completion_tokens).toBe(singles.reduce((a, r) => a + r.usage!.completion_tokens, 0));
     // Not asked for, the log-probabilities rank the candidates but are not returned.
-    const quiet = await client.completions.create({
-      ...ask,
-      logprobs: undefined,
-      seed: 7,
-      best_of: 4,
-    } as typeof ask);
+    const quiet = await client.completions.create({ ...plain, seed: 7, best_of: 4 } as typeof plain);
     expect(quiet.choices.map((c) => [c.text, c.logprobs])).toEqual([[ranked[0]!.text, null]]);
     // best_of equal to n is n.
     const same = await client.completions.create({ ...ask, seed: 7, n: 2, best_of: 2 } as typeof ask);
