@@ -32,6 +32,24 @@ export function reserveBytes(availableBytes: number): number {
   return Math.max(256 << 20, Math.floor(availableBytes * 0.03));
 }
 
+/** What a machine (or node) can give new buffers: its available memory and free huge pages, less the reserve. */
+export function usableBytes(have: { bytes: number; hugeFreeBytes: number }): number {
+  return have.bytes + have.hugeFreeBytes - reserveBytes(have.bytes);
+}
+
+/**
+ * Why a host cannot make a staging area of `bytes` (undefined: it can), given what it has and
+ * the bytes of the area the new one replaces (freed first).
+ */
+export function stagingShortfall(
+  bytes: number,
+  have: { bytes: number; hugeFreeBytes: number },
+  replacedBytes = 0,
+): string | undefined {
+  if (bytes <= usableBytes(have) + replacedBytes) return undefined;
+  return `a staging area of ${formatBytes(bytes)} (the blocks of A, B and C this host's bricks read and write) does not fit in its memory: ${formatBytes(have.bytes)} available${have.hugeFreeBytes ? ` and ${formatBytes(have.hugeFreeBytes)} of free huge pages` : ''}, ${formatBytes(reserveBytes(have.bytes))} of it left to the rest of the system; ask for a smaller --m, --n or --k, or spread the gemm over more hosts`;
+}
+
 /** One memory node's ranks and what they would take of it. */
 export interface NodeMemoryNeed {
   host: number;

@@ -9,6 +9,8 @@ import type { SharedArea } from '../../transport/shared-area.js';
 import type { HostSession } from './session.js';
 import { byteRange, int, invalid, list } from './host-validate.js';
 import type { LinkTransport } from '../../transport/control.js';
+import { availableOnMachine } from '../../native/available-memory.js';
+import { stagingShortfall } from '../../planner/model-memory.js';
 
 /** How long a UCX read waits for a peer's answer before failing (a dead peer fails at once). */
 const UCX_TIMEOUT_MS = 30_000;
@@ -89,13 +91,22 @@ export class HostStaging {
     if (old && old !== area && !this.pinned.has(old)) old.close();
   }
 
-  /** A fresh area of `bytes` (at most 3/4 of the host's memory), every executor attached. */
+  /**
+   * A fresh area of `bytes` (at most 3/4 of the host's memory, and what it has available now),
+   * every executor attached. Checked here because only the host sees its own memory: an area
+   * the host cannot hold ends in the out-of-memory killer as its pages are written, not in an
+   * error, and leaves the area's file behind.
+   */
   async stage(
     s: HostSession,
     req: { bytes: number },
     memoryBytes: number,
   ): Promise<{ bytes: number; ucxArea?: Buffer }> {
     const bytes = int('bytes', req.bytes, 64, Math.max(64, Math.floor(memoryBytes * 0.75)));
+    const have = availableOnMachine();
+    // The old area goes before the new one is made: its memory counts as available.
+    const short = have && stagingShortfall(bytes, have, this.area?.buffer.byteLength ?? 0);
+    if (short) throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, short);
     this.replace(undefined);
     this.replace(await s.cluster.stage('h', bytes));
     return { bytes, ...(this.ucxArea ? { ucxArea: this.ucxArea } : {}) };

@@ -9,6 +9,8 @@ import {
   memoryShortfall,
   renderMemoryNeeds,
   reserveBytes,
+  stagingShortfall,
+  usableBytes,
   type MemoryPlace,
 } from '../../planner/model-memory.js';
 import { planModelSplit } from '../../planner/model-split.js';
@@ -139,6 +141,26 @@ describe('memoryShortfall', () => {
     expect(two[1]).toMatch(/^memory: memory node 1 \(rank 1\) needs .* available$/);
     expect(two[2]).toMatch(
       /^note: a run would stop here: the model does not fit in memory: memory node 0 \(rank 0\)/,
+    );
+  });
+});
+
+describe('stagingShortfall (a host asked for a gemm staging area)', () => {
+  it('takes what the memory and the free huge pages give less the reserve, and the area it replaces', () => {
+    const have = { bytes: 20 * GiB, hugeFreeBytes: GiB };
+    const room = usableBytes(have);
+    expect(room).toBe(21 * GiB - reserveBytes(20 * GiB));
+    expect(stagingShortfall(room, have)).toBeUndefined();
+    const short = stagingShortfall(room + 1, have);
+    expect(short).toMatch(
+      /^a staging area of 20\.4 GiB \(.*\) does not fit in its memory: 20\.0 GiB available and 1\.0 GiB of free huge pages, 614 MiB of it left to the rest of the system; ask for a smaller --m, --n or --k, or spread the gemm over more hosts$/,
+    );
+    // The old area is freed before the new one is made.
+    expect(stagingShortfall(room + GiB, have, GiB)).toBeUndefined();
+    expect(stagingShortfall(room + GiB + 1, have, GiB)).toBeDefined();
+    // No huge pages: not mentioned.
+    expect(stagingShortfall(64 * GiB, { bytes: GiB, hugeFreeBytes: 0 })).toMatch(
+      /1\.0 GiB available, 256 MiB of it left/,
     );
   });
 });
