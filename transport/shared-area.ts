@@ -2,12 +2,19 @@
 // host maps, holding inputs, outputs and partial results; on the hugetlbfs mount when its free
 // huge pages hold it, else in /dev/shm (native/src/core/huge_pages.h says why). Names carry the
 // creator's pid so that a file left by a killed run can be recognised and removed.
+import { constants } from 'node:buffer';
 import { readdirSync } from 'node:fs';
 import { basename } from 'node:path';
 import { loadAddon } from '../native/addon.js';
 import { segmentDirs } from './shm.js';
 
 export const AREA_PREFIX = 'redblue-run-';
+
+/**
+ * The largest area JavaScript can map as one buffer (Buffer's kMaxLength: 4 GiB before Node 22);
+ * the addon refuses larger ones.
+ */
+export const MAX_AREA_BYTES = constants.MAX_LENGTH;
 
 export interface SharedArea {
   readonly name: string;

@@ -14,9 +14,9 @@ import type { LocalCluster } from '../host/local-cluster.js';
 import type { RemoteCluster } from './remote-cluster.js';
 import { executorAddon, STREAM_A, STREAM_B } from '../../native/steps.js';
 import { gemmLayout, planChunks, type GemmLayout } from '../node/gemm-layout.js';
-import { createSharedArea, type SharedArea } from '../../transport/shared-area.js';
+import { createSharedArea, MAX_AREA_BYTES, type SharedArea } from '../../transport/shared-area.js';
 import { availableOnMachine } from '../../native/available-memory.js';
-import { reserveBytes } from '../../planner/model-memory.js';
+import { reserveBytes, usableBytes } from '../../planner/model-memory.js';
 import { UsageError } from '../../common/errors.js';
 import { formatBytes } from '../../common/format.js';
 import { assignLeftovers } from '../../planner/reassign.js';
@@ -79,9 +79,15 @@ export function localGemmShortfall(plan: Plan, inp: GemmInputs, stagingBytes: nu
     0,
   );
   const need = stagingBytes + copies + executors;
-  const room = have.bytes + have.hugeFreeBytes - reserveBytes(have.bytes);
+  const room = usableBytes(have);
   if (need <= room) return undefined;
   return `the gemm does not fit in memory: ${m}×${n}×${k} needs ${formatBytes(need)} (staging A, B and C ${formatBytes(stagingBytes)}, copies of the operands and of C ${formatBytes(copies)}, the executors' working sets ${formatBytes(executors)}) but this machine has ${formatBytes(have.bytes)} available${have.hugeFreeBytes ? ` and ${formatBytes(have.hugeFreeBytes)} of free huge pages` : ''} (${formatBytes(reserveBytes(have.bytes))} of it left to the rest of the system): ask for a smaller --m, --n or --k, or run across hosts (redblue launch gemm), each of which stages only what its bricks read`;
+}
+
+/** Why a staging area of `bytes` cannot be mapped (undefined: it can). */
+function areaTooLarge(bytes: number): string | undefined {
+  if (bytes <= MAX_AREA_BYTES) return undefined;
+  return `the gemm's staging area (the blocks of A, B and C its bricks read and write, ${formatBytes(bytes)}) is larger than the ${formatBytes(MAX_AREA_BYTES)} Node ${process.versions.node} can map as one buffer: ask for a smaller --m, --n or --k, or spread it over more hosts (redblue launch gemm), each of which stages only what its bricks read`;
 }
 
 /** Loads A and B from their files (null: made from the seed), checking shapes and values. */
@@ -179,7 +185,8 @@ export class GemmJob {
     let inputBytes = 0;
     if (local) {
       if (!this.area) {
-        const short = localGemmShortfall(plan, this.inp, layouts[0]!.bytes);
+        const short =
+          localGemmShortfall(plan, this.inp, layouts[0]!.bytes) ?? areaTooLarge(layouts[0]!.bytes);
         if (short) throw new UsageError(short);
         this.area = createSharedArea(`gemm-${Date.now().toString(36)}`, layouts[0]!.bytes);
         process.on('exit', this.onExit);
@@ -187,6 +194,10 @@ export class GemmJob {
         await this.stageInputs(local.hosts, [plan.ranks]);
       } else await local.host.adopt(this.area);
     } else {
+      layouts.forEach((l, h) => {
+        const short = areaTooLarge(l.bytes);
+        if (short) throw new UsageError(`host ${h}: ${short}`);
+      });
       const staged = await rc.guard(Promise.all(rc.hosts.map((c, h) => c.stage(layouts[h]!.bytes))));
       // UCX for the reduction only when every host exposes its area (hosts may be started with
       // different transports).

@@ -5,7 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../../native/addon.js';
 import { allocateOnNode } from '../../native/memory.js';
 import { memoryOf } from '../../bench/model.js';
-import { attachSharedArea, createSharedArea, listAreas } from '../../transport/shared-area.js';
+import {
+  attachSharedArea,
+  createSharedArea,
+  listAreas,
+  MAX_AREA_BYTES,
+} from '../../transport/shared-area.js';
 
 const addon = loadAddon();
 
@@ -141,5 +146,24 @@ describe('staging areas', () => {
     }
     expect(mapped(area.name)).toEqual([]);
     expect(listAreas().filter((f) => f.endsWith('staging-test'))).toEqual([]);
+  });
+
+  it('refuses an area or buffer larger than Node can hand JavaScript, before making it, instead of aborting', () => {
+    // Past Buffer's kMaxLength Node refuses the external ArrayBuffer after running its
+    // finalizer; this used to abort the process (a double free) and leave the file behind.
+    const tooBig = MAX_AREA_BYTES + 4096;
+    expect(() => createSharedArea('too-big-test', tooBig)).toThrow(
+      new RegExp(
+        `of ${tooBig} bytes is larger than the ${MAX_AREA_BYTES} bytes Node [\\d.]+ can hand JavaScript as one buffer`,
+      ),
+    );
+    expect(listAreas().filter((f) => f.endsWith('too-big-test'))).toEqual([]);
+    expect(() => addon.allocate(tooBig, 0, 'none')).toThrow(
+      /a node-local buffer of \d+ bytes is larger than/,
+    );
+    // The process goes on: a small area still works.
+    const ok = createSharedArea('after-too-big-test', 4096);
+    expect(ok.buffer.byteLength).toBe(4096);
+    ok.close();
   });
 });

@@ -127,8 +127,34 @@ void FinalizeBuffer(Napi::Env env, void* data, BufferHolder* holder) {
   delete holder;  // unmaps if release() was never called
 }
 
-// Exposes a mapping as an ArrayBuffer without copying; GC or release() unmaps it.
-Napi::ArrayBuffer WrapMapping(Napi::Env env, void* data, size_t bytes, size_t mapped, std::unique_ptr<Mapping> m) {
+void FinalizeExternal(napi_env env, void* data, void* hint) {
+  FinalizeBuffer(Napi::Env(env), data, static_cast<BufferHolder*>(hint));
+}
+
+// The largest buffer Node hands JavaScript without copying. An external ArrayBuffer goes
+// through node::Buffer::New, which refuses one past Buffer's kMaxLength (2^32 bytes before Node
+// 22) after calling its finalizer. Checked before anything is mapped: a 4.8 GB gemm staging area
+// used to end in node-addon-api freeing the finalizer's wrapper a second time (an abort, and the
+// area's file left in /dev/shm).
+size_t MaxExternalBytes(Napi::Env env, std::string* node) {
+  const napi_node_version* v = nullptr;
+  if (napi_get_node_version(env, &v) != napi_ok || v == nullptr) return size_t(1) << 32;
+  *node = "Node " + std::to_string(v->major) + "." + std::to_string(v->minor);
+  return v->major >= 22 ? (size_t(1) << 53) - 1 : size_t(1) << 32;
+}
+void CheckExternalBytes(Napi::Env env, size_t bytes, const std::string& what) {
+  std::string node = "this Node";
+  const size_t max = MaxExternalBytes(env, &node);
+  if (bytes > max)
+    throw UserError(what + " of " + std::to_string(bytes) + " bytes is larger than the " + std::to_string(max) +
+                    " bytes " + node + " can hand JavaScript as one buffer (buffer.constants.MAX_LENGTH)");
+}
+
+// Exposes a mapping as an ArrayBuffer without copying; GC or release() unmaps it. Throws where
+// Node refuses the buffer: by then Node may already have run the finalizer (which unmapped it).
+Napi::ArrayBuffer WrapMapping(Napi::Env env, void* data, size_t bytes, size_t mapped, std::unique_ptr<Mapping> m,
+                              const std::string& what) {
+  CheckExternalBytes(env, bytes, what);
   auto holder = std::make_unique<BufferHolder>();
   holder->buf = std::move(m);
   holder->accounted = static_cast<int64_t>(mapped);
@@ -137,9 +163,26 @@ Napi::ArrayBuffer WrapMapping(Napi::Env env, void* data, size_t bytes, size_t ma
     std::lock_guard<std::mutex> lk(gBuffersMu);
     gBuffers[data] = raw;
   }
-  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, data, bytes, FinalizeBuffer, raw);
+  // The C call, not Napi::ArrayBuffer::New: on failure that frees its own wrapper of the
+  // finalizer, which Node's failure path has freed already.
+  napi_value ab = nullptr;
+  if (napi_create_external_arraybuffer(env, data, bytes, FinalizeExternal, raw, &ab) != napi_ok) {
+    bool finalized;
+    {
+      std::lock_guard<std::mutex> lk(gBuffersMu);
+      auto it = gBuffers.find(data);
+      finalized = it == gBuffers.end() || it->second != raw;
+      if (!finalized) gBuffers.erase(it);
+    }
+    if (!finalized) delete raw;
+    // Node's own pending exception (ERR_BUFFER_TOO_LARGE) would hide ours.
+    napi_value pending;
+    bool is = false;
+    if (napi_is_exception_pending(env, &is) == napi_ok && is) napi_get_and_clear_last_exception(env, &pending);
+    throw UserError(what + " of " + std::to_string(bytes) + " bytes: Node refused it as an ArrayBuffer");
+  }
   Napi::MemoryManagement::AdjustExternalMemory(env, raw->accounted);
-  return ab;
+  return Napi::ArrayBuffer(env, ab);
 }
 
 Napi::Value JsAllocate(const Napi::CallbackInfo& info) {
@@ -148,12 +191,14 @@ Napi::Value JsAllocate(const Napi::CallbackInfo& info) {
   int node = static_cast<int>(ArgIndex(info, 1, "node"));
   std::string policy = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "auto";
   if (bytes > (int64_t(1) << 46)) throw UserError("allocation of " + std::to_string(bytes) + " bytes is too large");
+  CheckExternalBytes(env, static_cast<size_t>(bytes), "a node-local buffer");
   auto nb = std::make_unique<NodeBuffer>(static_cast<size_t>(bytes), node, ParseHugePolicy(policy));
   size_t mapped = nb->mappedSize();
   const char* backing = BackingName(nb->backing());
   void* data = nb->data();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("buffer", WrapMapping(env, data, static_cast<size_t>(bytes), mapped, std::make_unique<MappingOf<NodeBuffer>>(std::move(nb))));
+  o.Set("buffer", WrapMapping(env, data, static_cast<size_t>(bytes), mapped, std::make_unique<MappingOf<NodeBuffer>>(std::move(nb)),
+                              "a node-local buffer"));
   o.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes)));
   o.Set("mappedBytes", Napi::Number::New(env, static_cast<double>(mapped)));
   o.Set("node", node);
@@ -173,10 +218,17 @@ Napi::Value JsMapSharedFile(const Napi::CallbackInfo& info) {
   const bool attach = info.Length() > 2 && info[2].ToBoolean().Value();
   const bool create = sized && !attach;
   size_t bytes = sized ? static_cast<size_t>(ArgIndex(info, 1, "bytes")) : 0;
+  const std::string what = "shared area " + name;
+  if (sized) CheckExternalBytes(env, bytes, what);  // before the file is made
   auto sf = std::make_unique<SharedFile>(name, bytes, create);
   size_t size = sf->size();
   void* data = sf->data();
-  return WrapMapping(env, data, size, size, std::make_unique<MappingOf<SharedFile>>(std::move(sf)));
+  try {
+    return WrapMapping(env, data, size, size, std::make_unique<MappingOf<SharedFile>>(std::move(sf)), what);
+  } catch (...) {
+    if (create) SharedFile::Unlink(name);  // nobody holds it: the file would stay behind
+    throw;
+  }
 }
 
 Napi::Value JsUnlinkSharedFile(const Napi::CallbackInfo& info) {
