@@ -630,11 +630,7 @@ export function encodePrompt(
       )
     : tokenizer.encode(o.prompt, { addBos: o.addBos ?? tokenizer.addBos, parseSpecial: true });
   if (tokens.length === 0) throw new Error('the prompt is empty: give at least one token of text');
-  if (tokens.length >= model.ctx) {
-    throw new Error(
-      `the prompt is ${tokens.length} tokens but the context holds ${model.ctx}: use a larger --ctx or a shorter prompt`,
-    );
-  }
+  if (tokens.length >= model.ctx) throw promptTooLong(tokens.length, model.ctx);
   return tokens;
 }
 
@@ -644,11 +640,17 @@ function checkPromptTokens(model: LoadedModel, tokens: readonly number[]): numbe
   for (const t of tokens)
     if (!Number.isInteger(t) || t < 0 || t >= model.info.nVocab)
       throw new Error(`token id ${t} is outside the vocabulary of ${model.info.nVocab} tokens`);
-  if (tokens.length >= model.ctx)
-    throw new Error(
-      `the prompt is ${tokens.length} tokens but the context holds ${model.ctx}: use a larger --ctx or a shorter prompt`,
-    );
+  if (tokens.length >= model.ctx) throw promptTooLong(tokens.length, model.ctx);
   return [...tokens];
+}
+
+/** A prompt that leaves no position to generate into: the user's --ctx or prompt to change. */
+function promptTooLong(prompt: number, ctx: number): UsageError {
+  return new UsageError(
+    prompt === ctx
+      ? `the prompt is ${prompt} tokens and the context holds ${ctx}, leaving no room for a generated token: use --ctx ${ctx + 1} or more, or a shorter prompt`
+      : `the prompt is ${prompt} tokens but the context holds ${ctx}: use --ctx ${prompt + 1} or more, or a shorter prompt`,
+  );
 }
 
 /**

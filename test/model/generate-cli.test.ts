@@ -447,11 +447,31 @@ describe('redblue generate on bad input', () => {
     expect(r.code).toBe(2);
   });
 
-  it('a prompt longer than --ctx', () => {
+  it('a prompt longer than --ctx, or as long: the flag to change, with a context that would do', () => {
+    const long = run(good, [
+      '--ctx',
+      '8',
+      '-p',
+      'a prompt of rather more than eight tokens, surely, with commas',
+    ]);
     expectFailure(
-      run(good, ['--ctx', '8', '-p', 'a prompt of rather more than eight tokens, surely, with commas']),
-      /prompt is \d+ tokens.*context holds 8/,
+      long,
+      /prompt is (\d+) tokens but the context holds 8: use --ctx (\d+) or more, or a shorter prompt/,
     );
+    const [, n, fix] = /prompt is (\d+) tokens.*--ctx (\d+) or more/.exec(long.stderr)!;
+    expect(Number(fix)).toBe(Number(n) + 1);
+    expect(long.code).toBe(2);
+    // Exactly as long: no position left for a token.
+    const tokens = run(good, ['--ctx', '64', '-p', 'three little words', '-n', '1', '--json']);
+    const count = (JSON.parse(tokens.stdout) as { promptTokens: number[] }).promptTokens.length;
+    const full = run(good, ['--ctx', String(count), '-p', 'three little words']);
+    expectFailure(
+      full,
+      new RegExp(
+        `the prompt is ${count} tokens and the context holds ${count}, leaving no room for a generated token: use --ctx ${count + 1} or more`,
+      ),
+    );
+    expect(full.code).toBe(2);
   });
 });
 
