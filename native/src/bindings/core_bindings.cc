@@ -163,6 +163,8 @@ Napi::ArrayBuffer WrapMapping(Napi::Env env, void* data, size_t bytes, size_t ma
     std::lock_guard<std::mutex> lk(gBuffersMu);
     gBuffers[data] = raw;
   }
+  // Counted before the buffer exists: a finalizer that Node runs on failure takes it back.
+  Napi::MemoryManagement::AdjustExternalMemory(env, raw->accounted);
   // The C call, not Napi::ArrayBuffer::New: on failure that frees its own wrapper of the
   // finalizer, which Node's failure path has freed already.
   napi_value ab = nullptr;
@@ -174,14 +176,16 @@ Napi::ArrayBuffer WrapMapping(Napi::Env env, void* data, size_t bytes, size_t ma
       finalized = it == gBuffers.end() || it->second != raw;
       if (!finalized) gBuffers.erase(it);
     }
-    if (!finalized) delete raw;
+    if (!finalized) {
+      Napi::MemoryManagement::AdjustExternalMemory(env, -raw->accounted);
+      delete raw;
+    }
     // Node's own pending exception (ERR_BUFFER_TOO_LARGE) would hide ours.
     napi_value pending;
     bool is = false;
     if (napi_is_exception_pending(env, &is) == napi_ok && is) napi_get_and_clear_last_exception(env, &pending);
     throw UserError(what + " of " + std::to_string(bytes) + " bytes: Node refused it as an ArrayBuffer");
   }
-  Napi::MemoryManagement::AdjustExternalMemory(env, raw->accounted);
   return Napi::ArrayBuffer(env, ab);
 }
 
