@@ -75,6 +75,10 @@ export interface CoreAddon {
   /** bytes without attach: create (replacing); attach: the first `bytes` (or all) of an existing one. */
   mapSharedFile(name: string, bytes?: number, attach?: boolean): ArrayBuffer;
   unlinkSharedFile(name: string): boolean;
+  /** The whole mapping behind an area's buffer: its byteLength, or more where the buffer is a window on it. */
+  mappedBytes(buffer: ArrayBuffer): number;
+  /** Copies between an area (anywhere in its mapping) and `view`: into the area when `toArea`. */
+  areaCopy(buffer: ArrayBuffer, offset: number, view: ArrayBufferView, toArea: boolean): void;
   ThreadPool: new (cpus: number[]) => NativeThreadPool;
 }
 

@@ -299,6 +299,12 @@ export class HostClient {
     return this.viaData(path.readAdd(offset, dst, DEFAULT_DEADLINE_MS));
   }
 
+  /** The same into `bytes` of a staging area at `at` (anywhere in it, past a window too). */
+  async readAddInto(offset: number, area: ArrayBuffer, at: number, bytes: number): Promise<void> {
+    const path = await this.dataPath();
+    return this.viaData(path.readAddInto(offset, area, at, bytes, DEFAULT_DEADLINE_MS));
+  }
+
   /** Has the host add peer `peer`'s rows into its own: over UCX when `peerUcxArea` is given and the host has UCX. */
   async pullAdd(
     peer: number,

@@ -82,6 +82,16 @@ export class DataClient {
   async readAdd(offset: number, dst: Float32Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
     await this.move('readAdd', offset, dst, deadlineMs, chunkBytes);
   }
+  /** readAdd into `bytes` of `area` at `at` (a staging area's buffer: the native side reaches all of it). */
+  async readAddInto(
+    offset: number,
+    area: ArrayBuffer,
+    at: number,
+    bytes: number,
+    deadlineMs: number,
+  ): Promise<void> {
+    await this.c.readAdd(offset, area, at, bytes, 0, deadlineMs);
+  }
   async write(offset: number, src: Uint8Array, deadlineMs: number, chunkBytes = 0): Promise<void> {
     await this.move('write', offset, src, deadlineMs, chunkBytes);
   }

@@ -11,16 +11,36 @@ import { segmentDirs } from './shm.js';
 export const AREA_PREFIX = 'redblue-run-';
 
 /**
- * The largest area JavaScript can map as one buffer (Buffer's kMaxLength: 4 GiB before Node 22);
- * the addon refuses larger ones.
+ * The most of an area JavaScript sees as one buffer (Buffer's kMaxLength: 4 GiB before Node 22).
+ * A larger area's `buffer` is a window on its first bytes: native code that takes the buffer
+ * reaches the whole area, and JavaScript reads and writes past the window with copyIn/copyOut.
  */
-export const MAX_AREA_BYTES = constants.MAX_LENGTH;
+export const AREA_WINDOW_BYTES = constants.MAX_LENGTH;
 
 export interface SharedArea {
   readonly name: string;
+  /** The area, or past AREA_WINDOW_BYTES a window on its first bytes (native code reaches all). */
   readonly buffer: ArrayBuffer;
+  /** The whole area's size. */
+  readonly bytes: number;
+  /** Copies `src` into the area at `offset` (anywhere in it). */
+  copyIn(offset: number, src: ArrayBufferView): void;
+  /** Copies the area's bytes at `offset` into `dst`. */
+  copyOut(offset: number, dst: ArrayBufferView): void;
   /** Unmaps; the creator also removes the file. Idempotent. */
   close(): void;
+}
+
+function area(name: string, buffer: ArrayBuffer, close: () => void): SharedArea {
+  const addon = loadAddon();
+  return {
+    name,
+    buffer,
+    bytes: addon.mappedBytes(buffer),
+    copyIn: (offset, src) => addon.areaCopy(buffer, offset, src, true),
+    copyOut: (offset, dst) => addon.areaCopy(buffer, offset, dst, false),
+    close,
+  };
 }
 
 export function createSharedArea(tag: string, bytes: number): SharedArea {
@@ -28,16 +48,12 @@ export function createSharedArea(tag: string, bytes: number): SharedArea {
   const addon = loadAddon();
   const buffer = addon.mapSharedFile(name, bytes);
   let open = true;
-  return {
-    name,
-    buffer,
-    close() {
-      if (!open) return;
-      open = false;
-      addon.release(buffer);
-      addon.unlinkSharedFile(name);
-    },
-  };
+  return area(name, buffer, () => {
+    if (!open) return;
+    open = false;
+    addon.release(buffer);
+    addon.unlinkSharedFile(name);
+  });
 }
 
 /** Maps an existing area: its first `bytes` (the size it was created with), or all of the file. */
@@ -45,14 +61,10 @@ export function attachSharedArea(name: string, bytes?: number): SharedArea {
   const addon = loadAddon();
   const buffer = addon.mapSharedFile(name, bytes, true);
   let open = true;
-  return {
-    name,
-    buffer,
-    close() {
-      if (open) addon.release(buffer);
-      open = false;
-    },
-  };
+  return area(name, buffer, () => {
+    if (open) addon.release(buffer);
+    open = false;
+  });
 }
 
 /** Removes staging files whose creating process is gone (left by a killed run). */

@@ -14,7 +14,7 @@ import type { LocalCluster } from '../host/local-cluster.js';
 import type { RemoteCluster } from './remote-cluster.js';
 import { executorAddon, STREAM_A, STREAM_B } from '../../native/steps.js';
 import { gemmLayout, planChunks, type GemmLayout } from '../node/gemm-layout.js';
-import { createSharedArea, MAX_AREA_BYTES, type SharedArea } from '../../transport/shared-area.js';
+import { createSharedArea, type SharedArea } from '../../transport/shared-area.js';
 import { availableOnMachine } from '../../native/available-memory.js';
 import { reserveBytes, usableBytes } from '../../planner/model-memory.js';
 import { UsageError } from '../../common/errors.js';
@@ -84,12 +84,6 @@ export function localGemmShortfall(plan: Plan, inp: GemmInputs, stagingBytes: nu
   return `the gemm does not fit in memory: ${m}×${n}×${k} needs ${formatBytes(need)} (staging A, B and C ${formatBytes(stagingBytes)}, copies of the operands and of C ${formatBytes(copies)}, the executors' working sets ${formatBytes(executors)}) but this machine has ${formatBytes(have.bytes)} available${have.hugeFreeBytes ? ` and ${formatBytes(have.hugeFreeBytes)} of free huge pages` : ''} (${formatBytes(reserveBytes(have.bytes))} of it left to the rest of the system): ask for a smaller --m, --n or --k, or run across hosts (redblue launch gemm), each of which stages only what its bricks read`;
 }
 
-/** Why a staging area of `bytes` cannot be mapped (undefined: it can). */
-function areaTooLarge(bytes: number): string | undefined {
-  if (bytes <= MAX_AREA_BYTES) return undefined;
-  return `the gemm's staging area (the blocks of A, B and C its bricks read and write, ${formatBytes(bytes)}) is larger than the ${formatBytes(MAX_AREA_BYTES)} Node ${process.versions.node} can map as one buffer: ask for a smaller --m, --n or --k, or spread it over more hosts (redblue launch gemm), each of which stages only what its bricks read`;
-}
-
 /** Loads A and B from their files (null: made from the seed), checking shapes and values. */
 export function gemmOperands(inp: GemmInputs): { a: Float32Array | null; b: Float32Array | null } {
   let a: Float32Array | null = null;
@@ -125,7 +119,14 @@ function mergeRanges(rs: readonly (readonly [number, number])[]): [number, numbe
   return out;
 }
 
-const bytesOf = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+/** A Float32Array's bytes in views of at most 1 GiB (a Uint8Array ends at 2^32 - 1 bytes). */
+function bytePieces(x: Float32Array): { at: number; bytes: Uint8Array }[] {
+  const step = 1 << 30;
+  const out: { at: number; bytes: Uint8Array }[] = [];
+  for (let at = 0; at < x.byteLength; at += step)
+    out.push({ at, bytes: new Uint8Array(x.buffer, x.byteOffset + at, Math.min(step, x.byteLength - at)) });
+  return out;
+}
 
 /**
  * One gemm: run() computes the plan on the cluster's hosts. On one host it survives lost
@@ -185,8 +186,7 @@ export class GemmJob {
     let inputBytes = 0;
     if (local) {
       if (!this.area) {
-        const short =
-          localGemmShortfall(plan, this.inp, layouts[0]!.bytes) ?? areaTooLarge(layouts[0]!.bytes);
+        const short = localGemmShortfall(plan, this.inp, layouts[0]!.bytes);
         if (short) throw new UsageError(short);
         this.area = createSharedArea(`gemm-${Date.now().toString(36)}`, layouts[0]!.bytes);
         process.on('exit', this.onExit);
@@ -194,10 +194,6 @@ export class GemmJob {
         await this.stageInputs(local.hosts, [plan.ranks]);
       } else await local.host.adopt(this.area);
     } else {
-      layouts.forEach((l, h) => {
-        const short = areaTooLarge(l.bytes);
-        if (short) throw new UsageError(`host ${h}: ${short}`);
-      });
       const staged = await rc.guard(Promise.all(rc.hosts.map((c, h) => c.stage(layouts[h]!.bytes))));
       // UCX for the reduction only when every host exposes its area (hosts may be started with
       // different transports).
@@ -256,7 +252,10 @@ export class GemmJob {
         rc.hosts.map((host, o) => {
           const [lo, hi] = ownedRows(o, H, m);
           if (hi <= lo) return Promise.resolve();
-          return host.read(cOffset + lo * n * 4, new Uint8Array(c.buffer, lo * n * 4, (hi - lo) * n * 4));
+          const band = cOffset + lo * n * 4;
+          return Promise.all(
+            bytePieces(c.subarray(lo * n, hi * n)).map((p) => host.read(band + p.at, p.bytes)),
+          );
         }),
       ),
     );
@@ -312,13 +311,15 @@ export class GemmJob {
         if (a) {
           for (const [lo, hi] of mergeRanges(bricks.map((br) => br.m))) {
             bytes += (hi - lo) * k * 4;
-            await c.write(aOffset + lo * k * 4, bytesOf(a.subarray(lo * k, hi * k)));
+            for (const p of bytePieces(a.subarray(lo * k, hi * k)))
+              await c.write(aOffset + lo * k * 4 + p.at, p.bytes);
           }
         } else await c.fill(aOffset, m * k, seed, STREAM_A);
         if (b) {
           for (const [lo, hi] of mergeRanges(bricks.map((br) => br.k))) {
             bytes += (hi - lo) * n * 4;
-            await c.write(bOffset + lo * n * 4, bytesOf(b.subarray(lo * n, hi * n)));
+            for (const p of bytePieces(b.subarray(lo * n, hi * n)))
+              await c.write(bOffset + lo * n * 4 + p.at, p.bytes);
           }
         } else await c.fill(bOffset, k * n, seed, STREAM_B);
       }),

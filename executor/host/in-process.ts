@@ -56,20 +56,20 @@ export class InProcessHost implements StepContext {
 
   async fill(offset: number, count: number, seed: number, stream: number): Promise<void> {
     const area = this.need();
-    byteRange('fill', offset, count * 4, area.buffer.byteLength, 4);
+    byteRange('fill', offset, count * 4, area.bytes, 4);
     executorAddon().fillUniform(area.buffer, offset, count, seed, stream);
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
     const area = this.need();
-    byteRange('write', offset, data.byteLength, area.buffer.byteLength);
-    new Uint8Array(area.buffer, offset, data.byteLength).set(data);
+    byteRange('write', offset, data.byteLength, area.bytes);
+    area.copyIn(offset, data);
   }
 
   async read(offset: number, dst: Uint8Array): Promise<void> {
     const area = this.need();
-    byteRange('read', offset, dst.byteLength, area.buffer.byteLength);
-    dst.set(new Uint8Array(area.buffer, offset, dst.byteLength));
+    byteRange('read', offset, dst.byteLength, area.bytes);
+    area.copyOut(offset, dst);
   }
 
   pullAdd(): Promise<{ bytes: number; link: LinkTransport }> {

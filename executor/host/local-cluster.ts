@@ -118,7 +118,7 @@ export class LocalCluster {
     await this.guard(
       Promise.all(
         this.clients.map((c) =>
-          c.attach({ session: this.session, staging: area.name, stagingBytes: area.buffer.byteLength }),
+          c.attach({ session: this.session, staging: area.name, stagingBytes: area.bytes }),
         ),
       ),
     );

@@ -85,7 +85,7 @@ export class HostStaging {
         }
       }
     }
-    this.data.setArea(area?.name, area?.buffer.byteLength);
+    this.data.setArea(area?.name, area?.bytes);
     const old = this.area;
     this.area = area;
     if (old && old !== area && !this.pinned.has(old)) old.close();
@@ -105,7 +105,7 @@ export class HostStaging {
     const bytes = int('bytes', req.bytes, 64, Math.max(64, Math.floor(memoryBytes * 0.75)));
     const have = availableOnMachine();
     // The old area goes before the new one is made: its memory counts as available.
-    const short = have && stagingShortfall(bytes, have, this.area?.buffer.byteLength ?? 0);
+    const short = have && stagingShortfall(bytes, have, this.area?.bytes ?? 0);
     if (short) throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, short);
     this.replace(undefined);
     this.replace(await s.cluster.stage('h', bytes));
@@ -115,8 +115,8 @@ export class HostStaging {
   /** Seeded values (the counter-based generator every rank agrees on). */
   fill(req: { offset: number; count: number; seed: number; stream: number }): void {
     const area = this.need();
-    const count = int('count', req.count, 0, area.buffer.byteLength / 4);
-    byteRange('fill', req.offset, count * 4, area.buffer.byteLength, 4);
+    const count = int('count', req.count, 0, area.bytes / 4);
+    byteRange('fill', req.offset, count * 4, area.bytes, 4);
     int('seed', req.seed, 0, Number.MAX_SAFE_INTEGER);
     int('stream', req.stream, 0, 0xffffffff);
     executorAddon().fillUniform(area.buffer, req.offset, count, req.seed, req.stream);
@@ -135,7 +135,7 @@ export class HostStaging {
     const peer = int('peer', req.peer, 0, s.peers.length - 1);
     if (peer === s.hostIndex) throw invalid('a host cannot pull from itself');
     const rows = list<{ offset: number; bytes: number }>('rows', req.rows, 1 << 20);
-    for (const r of rows) byteRange('rows', r.offset, r.bytes, area.buffer.byteLength, 4);
+    for (const r of rows) byteRange('rows', r.offset, r.bytes, area.bytes, 4);
     const remote = this.ucx && req.peerUcxArea?.length ? this.remoteOf(peer, req.peerUcxArea) : undefined;
     let total = 0;
     await this.pin(area, async () => {
@@ -151,7 +151,7 @@ export class HostStaging {
             );
           }
         } else {
-          await s.peers[peer]!.readAdd(r.offset, new Float32Array(area.buffer, r.offset, r.bytes / 4));
+          await s.peers[peer]!.readAddInto(r.offset, area.buffer, r.offset, r.bytes);
         }
         total += r.bytes;
       }

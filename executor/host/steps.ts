@@ -54,7 +54,7 @@ export class HostSteps {
     const m = int('m', req.m, 1, MAX_DIM);
     const n = int('n', req.n, 1, MAX_DIM);
     const k = int('k', req.k, 1, MAX_DIM);
-    const total = area.buffer.byteLength;
+    const total = area.bytes;
     byteRange('A', req.aOffset, m * k * 4, total, 4);
     byteRange('B', req.bOffset, k * n * 4, total, 4);
     byteRange('C', req.cOffset, m * n * 4, total, 4);
@@ -140,7 +140,7 @@ export class HostSteps {
     if (first + this.nodes > rowsPerRank.length) throw invalid("this host's ranks lie outside rowsPerRank");
     const fromStaging = req.fromStaging === true;
     const sourceOffset = fromStaging ? (req.sourceOffset ?? 0) : 0;
-    if (fromStaging) byteRange('weights', sourceOffset, count * n * k * 4, area().buffer.byteLength, 4);
+    if (fromStaging) byteRange('weights', sourceOffset, count * n * k * 4, area().bytes, 4);
     const replies = await s.cluster.guard(
       Promise.all(
         s.cluster.clients.map((c, i) => {
@@ -177,8 +177,8 @@ export class HostSteps {
     if (balance && hosts) throw invalid('balance runs on one host only');
     if (req.collect) {
       const a = area();
-      int('yOffset', req.yOffset, 0, a.buffer.byteLength);
-      int('xOffset', req.xOffset, 0, a.buffer.byteLength);
+      int('yOffset', req.yOffset, 0, a.bytes);
+      int('xOffset', req.xOffset, 0, a.bytes);
     }
     const replies = await s.cluster.guard(
       Promise.all(

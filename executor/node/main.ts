@@ -64,9 +64,9 @@ class Executor {
         this.model.stopLoop(); // it reads the area that goes now
         this.area?.close();
         this.area = attachSharedArea(req.staging, req.stagingBytes);
-        if (this.area.buffer.byteLength < req.stagingBytes) {
+        if (this.area.bytes < req.stagingBytes) {
           throw new Error(
-            `staging area ${req.staging} is ${this.area.buffer.byteLength} bytes, expected ${req.stagingBytes}`,
+            `staging area ${req.staging} is ${this.area.bytes} bytes, expected ${req.stagingBytes}`,
           );
         }
         this.group ??= await joinHostGroup(req.session, a.rank, a.world);

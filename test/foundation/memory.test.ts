@@ -3,13 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../../native/addon.js';
+import { executorAddon } from '../../native/steps.js';
 import { allocateOnNode } from '../../native/memory.js';
 import { memoryOf } from '../../bench/model.js';
 import {
   attachSharedArea,
   createSharedArea,
   listAreas,
-  MAX_AREA_BYTES,
+  AREA_WINDOW_BYTES,
 } from '../../transport/shared-area.js';
 
 const addon = loadAddon();
@@ -148,22 +149,46 @@ describe('staging areas', () => {
     expect(listAreas().filter((f) => f.endsWith('staging-test'))).toEqual([]);
   });
 
-  it('refuses an area or buffer larger than Node can hand JavaScript, before making it, instead of aborting', () => {
-    // Past Buffer's kMaxLength Node refuses the external ArrayBuffer after running its
-    // finalizer; this used to abort the process (a double free) and leave the file behind.
-    const tooBig = MAX_AREA_BYTES + 4096;
-    expect(() => createSharedArea('too-big-test', tooBig)).toThrow(
-      new RegExp(
-        `of ${tooBig} bytes is larger than the ${MAX_AREA_BYTES} bytes Node [\\d.]+ can hand JavaScript as one buffer`,
-      ),
+  it('past what Node hands JavaScript as one buffer: a window for JS, the whole area for native code and copies', () => {
+    // A gemm's 4.8 GB staging area used to abort the process (a double free in the addon) and
+    // leave its file behind; now JavaScript sees its first AREA_WINDOW_BYTES and native code all.
+    const bytes = AREA_WINDOW_BYTES + (8 << 20);
+    const area = createSharedArea('window-test', bytes);
+    try {
+      expect(area.buffer.byteLength).toBe(AREA_WINDOW_BYTES);
+      expect(area.bytes).toBe(bytes);
+      // A native consumer writes past the window; a copy brings it out: the values a fill of a
+      // small buffer gives (the generator counts from 0 wherever it writes).
+      const at = bytes - 4096;
+      executorAddon().fillUniform(area.buffer, at, 1024, 7, 3);
+      const got = new Float32Array(1024);
+      area.copyOut(at, got);
+      const want = new Float32Array(1024);
+      executorAddon().fillUniform(want.buffer, 0, 1024, 7, 3);
+      expect(got).toEqual(want);
+      area.copyIn(bytes - 8, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+      const back = new Uint8Array(8);
+      area.copyOut(bytes - 8, back);
+      expect([...back]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(() => area.copyOut(bytes - 4, new Uint8Array(8))).toThrow(
+        new RegExp(`8 bytes at ${bytes - 4} do not fit the ${bytes}-byte area`),
+      );
+      expect(() => executorAddon().fillUniform(area.buffer, bytes, 1, 1, 1)).toThrow(
+        /do not fit the \d+-byte buffer/,
+      );
+      // An executor attaching sees the same.
+      const seen = attachSharedArea(area.name, bytes);
+      expect([seen.buffer.byteLength, seen.bytes]).toEqual([AREA_WINDOW_BYTES, bytes]);
+      seen.copyOut(bytes - 8, back.fill(0));
+      expect([...back]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      seen.close();
+    } finally {
+      area.close();
+    }
+    expect(listAreas().filter((f) => f.endsWith('window-test'))).toEqual([]);
+    // A node-local buffer is JavaScript's own: past the limit it is refused, saying why.
+    expect(() => addon.allocate(AREA_WINDOW_BYTES + 4096, 0, 'none')).toThrow(
+      /a node-local buffer of \d+ bytes is larger than the \d+ bytes Node [\d.]+ can hand JavaScript as one buffer/,
     );
-    expect(listAreas().filter((f) => f.endsWith('too-big-test'))).toEqual([]);
-    expect(() => addon.allocate(tooBig, 0, 'none')).toThrow(
-      /a node-local buffer of \d+ bytes is larger than/,
-    );
-    // The process goes on: a small area still works.
-    const ok = createSharedArea('after-too-big-test', 4096);
-    expect(ok.buffer.byteLength).toBe(4096);
-    ok.close();
   });
 });

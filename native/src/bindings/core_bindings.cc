@@ -1,6 +1,8 @@
 // JS bindings of the core: topology, binding, node-local buffers, pinned thread pools, cpu features.
 #include <napi.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <sched.h>
@@ -113,6 +115,7 @@ struct MappingOf : Mapping {
 struct BufferHolder {
   std::unique_ptr<Mapping> buf;
   int64_t accounted = 0;
+  size_t bytes = 0;  // the whole mapping (an area's JavaScript buffer may be a window on it)
 };
 std::mutex gBuffersMu;
 std::unordered_map<void*, BufferHolder*> gBuffers;
@@ -152,12 +155,17 @@ void CheckExternalBytes(Napi::Env env, size_t bytes, const std::string& what) {
 
 // Exposes a mapping as an ArrayBuffer without copying; GC or release() unmaps it. Throws where
 // Node refuses the buffer: by then Node may already have run the finalizer (which unmapped it).
+// `window`: a mapping past that limit is handed over as a window on its first bytes (native
+// code reaches the rest through ReachableBytes) instead of refused.
 Napi::ArrayBuffer WrapMapping(Napi::Env env, void* data, size_t bytes, size_t mapped, std::unique_ptr<Mapping> m,
-                              const std::string& what) {
-  CheckExternalBytes(env, bytes, what);
+                              const std::string& what, bool window = false) {
+  std::string node;
+  const size_t visible = window ? std::min(bytes, MaxExternalBytes(env, &node)) : bytes;
+  CheckExternalBytes(env, visible, what);
   auto holder = std::make_unique<BufferHolder>();
   holder->buf = std::move(m);
   holder->accounted = static_cast<int64_t>(mapped);
+  holder->bytes = bytes;
   BufferHolder* raw = holder.release();
   {
     std::lock_guard<std::mutex> lk(gBuffersMu);
@@ -168,7 +176,7 @@ Napi::ArrayBuffer WrapMapping(Napi::Env env, void* data, size_t bytes, size_t ma
   // The C call, not Napi::ArrayBuffer::New: on failure that frees its own wrapper of the
   // finalizer, which Node's failure path has freed already.
   napi_value ab = nullptr;
-  if (napi_create_external_arraybuffer(env, data, bytes, FinalizeExternal, raw, &ab) != napi_ok) {
+  if (napi_create_external_arraybuffer(env, data, visible, FinalizeExternal, raw, &ab) != napi_ok) {
     bool finalized;
     {
       std::lock_guard<std::mutex> lk(gBuffersMu);
@@ -223,16 +231,42 @@ Napi::Value JsMapSharedFile(const Napi::CallbackInfo& info) {
   const bool create = sized && !attach;
   size_t bytes = sized ? static_cast<size_t>(ArgIndex(info, 1, "bytes")) : 0;
   const std::string what = "shared area " + name;
-  if (sized) CheckExternalBytes(env, bytes, what);  // before the file is made
   auto sf = std::make_unique<SharedFile>(name, bytes, create);
   size_t size = sf->size();
   void* data = sf->data();
   try {
-    return WrapMapping(env, data, size, size, std::make_unique<MappingOf<SharedFile>>(std::move(sf)), what);
+    return WrapMapping(env, data, size, size, std::make_unique<MappingOf<SharedFile>>(std::move(sf)), what, true);
   } catch (...) {
     if (create) SharedFile::Unlink(name);  // nobody holds it: the file would stay behind
     throw;
   }
+}
+
+// mappedBytes(buffer): the whole mapping behind an area's buffer (its byteLength unless windowed).
+Napi::Value JsMappedBytes(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(info.Env(), "mappedBytes() takes an ArrayBuffer");
+  return Napi::Number::New(info.Env(), static_cast<double>(ReachableBytes(info[0].As<Napi::ArrayBuffer>())));
+}
+
+// areaCopy(buffer, offset, view, toArea): copies between an area (anywhere in its mapping, also
+// past the window JavaScript sees) and a typed array.
+Napi::Value JsAreaCopy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsArrayBuffer() || !info[2].IsTypedArray())
+    throw Napi::TypeError::New(env, "areaCopy(buffer, offset, view, toArea) takes an ArrayBuffer and a typed array");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  const uint64_t offset = static_cast<uint64_t>(ArgIndex(info, 1, "offset"));
+  Napi::TypedArray view = info[2].As<Napi::TypedArray>();
+  const size_t n = view.ByteLength();
+  const size_t total = ReachableBytes(ab);
+  if (offset > total || n > total - offset)
+    throw UserError(std::to_string(n) + " bytes at " + std::to_string(offset) + " do not fit the " + std::to_string(total) +
+                    "-byte area");
+  uint8_t* area = static_cast<uint8_t*>(ab.Data()) + offset;
+  uint8_t* mine = static_cast<uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
+  if (info[3].ToBoolean().Value()) std::memcpy(area, mine, n);
+  else std::memcpy(mine, area, n);
+  return env.Undefined();
 }
 
 Napi::Value JsUnlinkSharedFile(const Napi::CallbackInfo& info) {
@@ -357,6 +391,8 @@ void InitCore(Napi::Env env, Napi::Object exports) {
   REDBLUE_EXPORT(exports, "release", JsRelease);
   REDBLUE_EXPORT(exports, "mapSharedFile", JsMapSharedFile);
   REDBLUE_EXPORT(exports, "unlinkSharedFile", JsUnlinkSharedFile);
+  REDBLUE_EXPORT(exports, "mappedBytes", JsMappedBytes);
+  REDBLUE_EXPORT(exports, "areaCopy", JsAreaCopy);
   REDBLUE_EXPORT(exports, "cpuFeatures", JsCpuFeatures);
   REDBLUE_EXPORT(exports, "amxPermission", JsAmxPermission);
   Napi::Function pool = JsThreadPool::Define(env);
@@ -366,6 +402,14 @@ void InitCore(Napi::Env env, Napi::Object exports) {
 
 }  // namespace
 REDBLUE_MODULE(InitCore);
+
+size_t ReachableBytes(Napi::ArrayBuffer ab) {
+  std::lock_guard<std::mutex> lk(gBuffersMu);
+  auto it = gBuffers.find(ab.Data());
+  const size_t own = ab.ByteLength();
+  // A detached or released buffer (length 0) reaches nothing, whatever was mapped there.
+  return it != gBuffers.end() && own > 0 && it->second->bytes > own ? it->second->bytes : own;
+}
 }  // namespace redblue
 
 // Other modules reach a JS ThreadPool's native pool through this.

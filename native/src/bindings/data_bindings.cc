@@ -175,9 +175,10 @@ class JsDataClient : public Napi::ObjectWrap<JsDataClient> {
     Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
     uint64_t at = ArgIndex(info, 2, "bufferOffset"), bytes = ArgIndex(info, 3, "bytes");
     uint64_t chunk = ArgIndex(info, 4, "chunkBytes"), deadline = ArgIndex(info, 5, "deadlineMs");
-    if (at > ab.ByteLength() || bytes > ab.ByteLength() - at)
+    const uint64_t total = ReachableBytes(ab);
+    if (at > total || bytes > total - at)
       throw Napi::RangeError::New(env, std::to_string(bytes) + " bytes at " + std::to_string(at) + " do not fit the " +
-                                           std::to_string(ab.ByteLength()) + "-byte buffer");
+                                           std::to_string(total) + "-byte buffer");
     if (chunk != 0 && (chunk < 4096 || chunk > data::kMaxChunk))
       throw Napi::RangeError::New(env, "chunkBytes must be 0 (the default) or lie in 4096..4194304");
     if (op == Op::kReadAdd && ((reinterpret_cast<uintptr_t>(ab.Data()) + at) % 4 || bytes % 4 || chunk % 4))

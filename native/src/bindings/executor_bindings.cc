@@ -58,9 +58,9 @@ Napi::Value JsFillUniform(const Napi::CallbackInfo& info) {
   int64_t seed = ArgIndex(info, 3, "seed");
   int64_t stream = ArgIndex(info, 4, "stream");
   if (off % 4 != 0) throw UserError("byteOffset must be a multiple of 4");
-  if (static_cast<uint64_t>(off) + static_cast<uint64_t>(count) * 4 > ab.ByteLength())
+  if (static_cast<uint64_t>(off) + static_cast<uint64_t>(count) * 4 > ReachableBytes(ab))
     throw UserError("fillUniform: " + std::to_string(count) + " floats at byte " + std::to_string(off) +
-                    " do not fit the " + std::to_string(ab.ByteLength()) + "-byte buffer");
+                    " do not fit the " + std::to_string(ReachableBytes(ab)) + "-byte buffer");
   FillUniform(reinterpret_cast<float*>(static_cast<char*>(ab.Data()) + off), count, static_cast<uint64_t>(seed),
               static_cast<uint64_t>(stream), 0);
   return info.Env().Undefined();
@@ -90,7 +90,7 @@ Napi::Value JsGemmStep(const Napi::CallbackInfo& info) {
   Napi::Object o = Obj(info[3], "args");
   auto args = std::make_shared<GemmStepArgs>();
   args->staging = static_cast<char*>(staging.Data());
-  args->stagingBytes = staging.ByteLength();
+  args->stagingBytes = ReachableBytes(staging);
   args->m = Int(o, "m");
   args->n = Int(o, "n");
   args->k = Int(o, "k");
@@ -165,7 +165,7 @@ class JsLayerStack : public Napi::ObjectWrap<JsLayerStack> {
         int64_t off = ArgIndex(i, 3, "sourceOffset");
         const LayerStackConfig& c = stack->config();
         uint64_t need = static_cast<uint64_t>(off) + 4ull * count * c.n * c.k;
-        if (off % 4 || need > ab.ByteLength())
+        if (off % 4 || need > ReachableBytes(ab))
           throw UserError("addLayers: " + std::to_string(count) + " layers of " + std::to_string(c.n) + "×" +
                           std::to_string(c.k) + " f32 do not fit the source area");
         src = reinterpret_cast<const float*>(static_cast<char*>(ab.Data()) + off);
@@ -205,7 +205,8 @@ class JsLayerStack : public Napi::ObjectWrap<JsLayerStack> {
         uint64_t yOff = static_cast<uint64_t>(Int(o, "yOffset")), xOff = static_cast<uint64_t>(Int(o, "xOffset"));
         const LayerStackConfig& c = stack->config();
         uint64_t yBytes = 4ull * c.layers * m * c.n, xBytes = 4ull * m * c.k;
-        if (yOff % 4 || xOff % 4 || yOff + yBytes > out.ByteLength() || xOff + xBytes > out.ByteLength())
+        const uint64_t outBytes = ReachableBytes(out);
+        if (yOff % 4 || xOff % 4 || yOff + yBytes > outBytes || xOff + xBytes > outBytes)
           throw UserError("run: the output area is too small for Y and X of the last pass");
         yOut = reinterpret_cast<float*>(static_cast<char*>(out.Data()) + yOff);
         xOut = reinterpret_cast<float*>(static_cast<char*>(out.Data()) + xOff);

@@ -50,9 +50,10 @@ class JsUcxRemote : public Napi::ObjectWrap<JsUcxRemote> {
     if (!info[1].IsArrayBuffer()) throw Napi::TypeError::New(env, "buffer must be an ArrayBuffer");
     Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
     uint64_t at = ArgIndex(info, 2, "bufferOffset"), bytes = ArgIndex(info, 3, "bytes");
-    if (at > ab.ByteLength() || bytes > ab.ByteLength() - at)
+    const uint64_t total = ReachableBytes(ab);
+    if (at > total || bytes > total - at)
       throw Napi::RangeError::New(env, std::to_string(bytes) + " bytes at " + std::to_string(at) + " do not fit the " +
-                                           std::to_string(ab.ByteLength()) + "-byte buffer");
+                                           std::to_string(total) + "-byte buffer");
     uint8_t* p = static_cast<uint8_t*>(ab.Data()) + at;
     if (op == ucx::Remote::Op::kReadAdd && (reinterpret_cast<uintptr_t>(p) % 4 || bytes % 4))
       throw Napi::RangeError::New(env, "readAdd adds whole f32 values: the destination and bytes must be multiples of 4");
@@ -103,7 +104,7 @@ class JsUcxData : public Napi::ObjectWrap<JsUcxData> {
     exposed_.reset();
     buffer_.Reset();
     try {
-      exposed_ = std::make_unique<ucx::Exposed>(worker_, ab.Data(), ab.ByteLength());
+      exposed_ = std::make_unique<ucx::Exposed>(worker_, ab.Data(), ReachableBytes(ab));
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }

@@ -12,6 +12,11 @@
 
 namespace redblue {
 
+// The bytes native code may reach through an ArrayBuffer: its length, or for a shared area
+// mapped past what Node hands JavaScript as one buffer (mapSharedFile), the whole mapping, of
+// which JavaScript sees the first bytes (core_bindings.cc).
+size_t ReachableBytes(Napi::ArrayBuffer ab);
+
 // Wraps a binding so that any std::exception becomes a JS Error (RangeError for UserError
 // carrying "out of range"), never std::terminate.
 template <typename F>
