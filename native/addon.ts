@@ -74,6 +74,8 @@ export interface CoreAddon {
   /** Creates (bytes given) or attaches to (bytes omitted) /dev/shm/<name>, mapped shared. */
   /** bytes without attach: create (replacing); attach: the first `bytes` (or all) of an existing one. */
   mapSharedFile(name: string, bytes?: number, attach?: boolean): ArrayBuffer;
+  /** mapSharedFile(name, bytes), the file made and its pages written off the JS thread. */
+  mapSharedFileAsync(name: string, bytes: number): Promise<ArrayBuffer>;
   unlinkSharedFile(name: string): boolean;
   /** The whole mapping behind an area's buffer: its byteLength, or more where the buffer is a window on it. */
   mappedBytes(buffer: ArrayBuffer): number;

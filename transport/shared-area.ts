@@ -43,10 +43,11 @@ function area(name: string, buffer: ArrayBuffer, close: () => void): SharedArea 
   };
 }
 
-export function createSharedArea(tag: string, bytes: number): SharedArea {
-  const name = `${AREA_PREFIX}${process.pid}-${tag}`;
+const areaName = (tag: string) => `${AREA_PREFIX}${process.pid}-${tag}`;
+
+/** A new area's handle: closing it unmaps it and removes the file. */
+function created(name: string, buffer: ArrayBuffer): SharedArea {
   const addon = loadAddon();
-  const buffer = addon.mapSharedFile(name, bytes);
   let open = true;
   return area(name, buffer, () => {
     if (!open) return;
@@ -54,6 +55,20 @@ export function createSharedArea(tag: string, bytes: number): SharedArea {
     addon.release(buffer);
     addon.unlinkSharedFile(name);
   });
+}
+
+export function createSharedArea(tag: string, bytes: number): SharedArea {
+  const name = areaName(tag);
+  return created(name, loadAddon().mapSharedFile(name, bytes));
+}
+
+/**
+ * createSharedArea with the file made and its pages written on a worker thread: a host's
+ * supervisor stays responsive (keepalives, Ctrl-C) while an area of several GB faults in.
+ */
+export async function createSharedAreaAsync(tag: string, bytes: number): Promise<SharedArea> {
+  const name = areaName(tag);
+  return created(name, await loadAddon().mapSharedFileAsync(name, bytes));
 }
 
 /** Maps an existing area: its first `bytes` (the size it was created with), or all of the file. */

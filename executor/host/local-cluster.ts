@@ -10,7 +10,7 @@ import {
   type ExecutorClient,
   type HelloReply,
 } from '../../transport/control.js';
-import { createSharedArea, removeStaleAreas, type SharedArea } from '../../transport/shared-area.js';
+import { createSharedAreaAsync, removeStaleAreas, type SharedArea } from '../../transport/shared-area.js';
 import { removeDeadSessions, removeStaleHostGroup } from '../node/host-group.js';
 import { ProcessGroup } from './process-group.js';
 
@@ -104,7 +104,12 @@ export class LocalCluster {
 
   /** A new staging area for one workload, attached by every executor (and closed with the cluster). */
   async stage(tag: string, bytes: number): Promise<SharedArea> {
-    const area = createSharedArea(`${tag}-${this.areas.length}`, bytes);
+    const area = await createSharedAreaAsync(`${tag}-${this.areas.length}`, bytes);
+    // Stopped while the pages were written: nobody else will remove it.
+    if (this.stopped) {
+      area.close();
+      throw new Error('the cluster stopped while its staging area was made');
+    }
     this.areas.push(area);
     await this.attachArea(area);
     return area;

@@ -4,6 +4,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../../native/addon.js';
 import { executorAddon } from '../../native/steps.js';
+import { LocalCluster } from '../../executor/host/local-cluster.js';
+import { readTopology } from '../../native/topology.js';
+import { virtualize } from '../../native/virtual-nodes.js';
 import { allocateOnNode } from '../../native/memory.js';
 import { memoryOf } from '../../bench/model.js';
 import {
@@ -11,6 +14,7 @@ import {
   createSharedArea,
   listAreas,
   AREA_WINDOW_BYTES,
+  createSharedAreaAsync,
 } from '../../transport/shared-area.js';
 
 const addon = loadAddon();
@@ -191,4 +195,25 @@ describe('staging areas', () => {
       /a node-local buffer of \d+ bytes is larger than the \d+ bytes Node [\d.]+ can hand JavaScript as one buffer/,
     );
   });
+
+  it('are made off the JS thread for hosts; a cluster stopped meanwhile removes the area it gets', async () => {
+    // A host's supervisor made its gemm area on the JS thread: GBs at a VM's first-touch speed
+    // stalled it past the coordinator's keepalive, and an area finished after its session had
+    // ended stayed in /dev/shm.
+    const area = await createSharedAreaAsync('async-test', 64 << 20);
+    expect([area.bytes, area.buffer.byteLength]).toEqual([64 << 20, 64 << 20]);
+    area.copyIn(100, new Uint8Array([9]));
+    expect(new Uint8Array(area.buffer)[100]).toBe(9);
+    area.close();
+    expect(listAreas().filter((f) => f.endsWith('async-test'))).toEqual([]);
+    await expect(createSharedAreaAsync('bad name/', 4096)).rejects.toThrow();
+
+    const cluster = await LocalCluster.start({ topology: virtualize(readTopology(), 1) });
+    const staging = expect(cluster.stage('stop-test', 256 << 20)).rejects.toThrow(
+      /the cluster stopped while its staging area was made/,
+    );
+    await cluster.stop();
+    await staging;
+    expect(listAreas().filter((f) => f.includes('stop-test'))).toEqual([]);
+  }, 60_000);
 });
