@@ -293,13 +293,10 @@ export class HostClient {
     return this.viaData(path.read(offset, dst, DEFAULT_DEADLINE_MS, chunkBytes));
   }
 
-  /** Adds the host's f32 values at `offset` into `dst` as they arrive (native: no JS loop). */
-  async readAdd(offset: number, dst: Float32Array): Promise<void> {
-    const path = await this.dataPath();
-    return this.viaData(path.readAdd(offset, dst, DEFAULT_DEADLINE_MS));
-  }
-
-  /** The same into `bytes` of a staging area at `at` (anywhere in it, past a window too). */
+  /**
+   * Adds the host's f32 values at `offset` into `bytes` of a staging area at `at` as they arrive
+   * (native: no JS loop; anywhere in the area, past the window JavaScript sees too).
+   */
   async readAddInto(offset: number, area: ArrayBuffer, at: number, bytes: number): Promise<void> {
     const path = await this.dataPath();
     return this.viaData(path.readAddInto(offset, area, at, bytes, DEFAULT_DEADLINE_MS));
