@@ -2,7 +2,7 @@
 // The redblue command line: each subcommand lives in cli/commands/ and registers itself here.
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../common/errors.js';
+import { shownErrors, UsageError } from '../common/errors.js';
 import { registerBench } from './commands/bench.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -72,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
       return err.exitCode;
     }
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`redblue: ${message}\n`);
+    if (!(err instanceof Error && shownErrors.has(err))) process.stderr.write(`redblue: ${message}\n`);
     return err instanceof UsageError || err instanceof RangeError || err instanceof TypeError ? 2 : 1;
   }
 }

@@ -3,6 +3,12 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/**
+ * Errors already shown to the user as they happened (a lost host is reported before the other
+ * hosts are stopped, which can take seconds): the CLI's last word does not print them again.
+ */
+export const shownErrors = new WeakSet<object>();
+
 /** A whole number from 1 to `max` (at most 2^53 − 1: beyond it a double is no longer exact). */
 export function parsePositiveInt(value: string, flag: string, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(value);

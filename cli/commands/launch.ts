@@ -14,7 +14,7 @@ import { layerPlacement, planHostsGemm } from '../../executor/coordinator/local-
 import { verificationFailure, verifyGemm } from '../../executor/coordinator/verify.js';
 import { writeNpyMatrix } from '../../executor/coordinator/npy.js';
 import type { LayerDType } from '../../executor/coordinator/layer-run.js';
-import { parsePositiveInt, parseSeed, UsageError } from '../../common/errors.js';
+import { parsePositiveInt, parseSeed, shownErrors, UsageError } from '../../common/errors.js';
 import { Progress } from '../progress.js';
 import { authFromOptions } from '../../executor/host/options.js';
 import { addSecurityOptions } from './executor.js';
@@ -100,6 +100,13 @@ async function onHosts<T>(
         auth: authFromOptions(o),
         onProgress: (done, total, what) => bar.update(done, total, what),
         onInterrupt: () => process.stderr.write('\nredblue: interrupted, stopping the hosts\n'),
+        // Said at once: stopping the hosts left can take seconds more.
+        onFailure: (e) => {
+          if (!(e instanceof Error)) return;
+          bar.done();
+          process.stderr.write(`redblue: ${e.message}\n`);
+          shownErrors.add(e);
+        },
       },
       (rc) => {
         bar.done();

@@ -40,6 +40,12 @@ export interface HostsOptions {
    * lets it go on). Called with the host lost and the addresses left.
    */
   onHostLost?: (lost: { host: number; address: string; reason: string }, left: string[]) => void;
+  /**
+   * Called with the error that ends the run, before the hosts are stopped: stopping waits for
+   * each host left to end its session (up to 3 s), and the user should hear of a lost host at
+   * once, not after that.
+   */
+  onFailure?: (err: unknown) => void;
 }
 
 /** A fresh shared secret for one launch; it reaches the hosts over ssh's stdin. */
@@ -114,7 +120,10 @@ export async function withHosts<T>(o: HostsOptions, work: (rc: RemoteCluster) =>
       try {
         return await rc.guard(sshLost ? Promise.race([work(rc), sshLost]) : work(rc));
       } catch (e) {
-        if (!o.onHostLost || !(e instanceof HostLostError) || e.address === undefined) throw e;
+        if (!o.onHostLost || !(e instanceof HostLostError) || e.address === undefined) {
+          o.onFailure?.(e);
+          throw e;
+        }
         const gone = e.address;
         await rc.stop();
         rc = undefined;

@@ -70,6 +70,18 @@ export interface CliRun {
   stdout: string;
   stderr: string;
   ms: number;
+  /** When (Date.now()) each piece of stderr arrived: what was said when, not only at exit. */
+  stderrAt: Array<{ at: number; text: string }>;
+}
+
+/** When the run's stderr first matched `re` (Date.now()), or undefined. */
+export function saidAt(run: CliRun, re: RegExp): number | undefined {
+  let text = '';
+  for (const c of run.stderrAt) {
+    text += c.text;
+    if (re.test(text)) return c.at;
+  }
+  return undefined;
 }
 
 /** Runs the CLI inside host i (bounded by `timeoutMs`). */
@@ -89,14 +101,24 @@ export function cliIn(
     if (input !== undefined) proc.stdin!.end(input);
     let out = '';
     let err = '';
+    const stderrAt: CliRun['stderrAt'] = [];
     proc.stdout!.setEncoding('utf8');
     proc.stderr!.setEncoding('utf8');
     proc.stdout!.on('data', (d: string) => (out += d));
-    proc.stderr!.on('data', (d: string) => (err += d));
+    proc.stderr!.on('data', (d: string) => {
+      err += d;
+      stderrAt.push({ at: Date.now(), text: d });
+    });
     const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
     proc.on('exit', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : -1), stdout: out, stderr: err, ms: Date.now() - t0 });
+      resolve({
+        code: code ?? (signal ? 128 : -1),
+        stdout: out,
+        stderr: err,
+        ms: Date.now() - t0,
+        stderrAt,
+      });
     });
   });
 }
