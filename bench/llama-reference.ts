@@ -89,6 +89,12 @@ export interface LlamaReference {
   /** `n` tokens continuing `tokens` by argmax, from a cleared sequence. */
   greedy(tokens: readonly number[], n: number): Promise<number[]>;
   /**
+   * llama.cpp's embedding of `tokens` (node-llama-cpp's embedding context, on a context of its
+   * own): pooled as the file's pooling_type says, the last position's hidden state when it says
+   * none; not normalized. node-llama-cpp prepends BOS when `tokens` do not begin with it.
+   */
+  embedding(tokens: readonly number[]): Promise<Float32Array>;
+  /**
    * llama-bench's ppN and tgN: `reps` timed runs after one warm-up; with `depth`, both from a
    * context of that many tokens (llama-bench's -d), evaluated once, untimed.
    */
@@ -350,6 +356,22 @@ export async function openReference(modelPath: string, options: ReferenceOptions
     return out;
   };
 
+  const embedding = async (tokens: readonly number[]): Promise<Float32Array> => {
+    if (tokens.length === 0) throw new RangeError('an embedding needs at least one token');
+    checkTokens(tokens);
+    checkFits(tokens.length + 1);
+    const ec = await m.createEmbeddingContext({
+      contextSize: options.ctx,
+      batchSize: batch,
+      threads: options.threads,
+    });
+    try {
+      return Float32Array.from((await ec.getEmbeddingFor(tokens as Token[])).vector);
+    } finally {
+      await ec.dispose();
+    }
+  };
+
   const bench = async (opts: {
     pp: number;
     tg: number;
@@ -421,6 +443,7 @@ export async function openReference(modelPath: string, options: ReferenceOptions
     logProbs,
     samplerDistribution,
     greedy,
+    embedding,
     bench,
     close: async () => {
       if (closed) return;

@@ -79,7 +79,16 @@ export interface ModelInfo {
   weightBytesPerToken: number;
   /** Over the tensors the model uses. */
   bytesByType: Partial<Record<GgmlTypeName, TypeTotal>>;
+  /**
+   * How the file says its embeddings are pooled (`{arch}.pooling_type`, as llama.cpp numbers it:
+   * 1 mean, 2 cls, 3 last); undefined when it does not say (a model made for generating text).
+   */
+  pooling?: Pooling;
 }
+
+/** An embedding from a sequence's hidden states: their mean, the first one's, or the last one's. */
+export type Pooling = 'mean' | 'cls' | 'last';
+const POOLING: Record<number, Pooling> = { 1: 'mean', 2: 'cls', 3: 'last' };
 
 const ROPE_ORDERING: Record<Arch, RopeOrdering> = { llama: 'normal', qwen2: 'neox', qwen3: 'neox' };
 
@@ -217,6 +226,8 @@ export function describeModel(f: GgufFile): ModelInfo {
   weightBytesPerToken += outputOwn ? rowBytes(tokenEmbd.type, nEmbd) : tokenEmbd.bytes;
 
   const name = f.getStringOpt('general.name');
+  // 0 (none) and 4 (rank, a reranker's head, which these architectures do not have) pool nothing.
+  const pooling = POOLING[f.getU32Opt(key('pooling_type')) ?? 0];
   return {
     path: f.path,
     arch: a,
@@ -246,5 +257,6 @@ export function describeModel(f: GgufFile): ModelInfo {
     parameterCount,
     weightBytesPerToken,
     bytesByType,
+    ...(pooling ? { pooling } : {}),
   };
 }

@@ -71,6 +71,11 @@ export interface SeqRun {
    * beginning another sequence computed); the run then goes on from pos.
    */
   from?: number;
+  /**
+   * Its rows are the final hidden states (after output_norm: the embeddings), nEmbd floats at the
+   * start of each row of logits, instead of logits.
+   */
+  hidden?: boolean;
 }
 
 /** How many rows of logits a run asks for. */

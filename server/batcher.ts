@@ -233,6 +233,7 @@ export class Batcher {
           count: n,
           logits: k,
           ...(e.from !== undefined ? { from: e.from } : {}),
+          ...(e.seq.embeds ? { hidden: true } : {}),
         });
         e.from = undefined;
         if (last) e.onPromptIn?.();

@@ -187,6 +187,8 @@ export interface SeqRunMsg {
   logitRows?: number;
   /** 1 + the slot whose positions 0…pos-1 this run's slot takes before the step; 0: none. */
   fromSlot?: number;
+  /** Its rows are the final hidden states (embeddings), not logits (native SeqRun.hidden). */
+  hidden?: boolean;
 }
 export interface ForwardReply {
   /** f32 little-endian, n_vocab values per returned position (empty when none asked). */

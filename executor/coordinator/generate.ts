@@ -16,7 +16,7 @@ import {
 } from '../../native/model.js';
 import { ChatTemplate } from '../../model/chat.js';
 import { readGguf } from '../../model/gguf/read.js';
-import { describeModel, type ModelInfo } from '../../model/arch.js';
+import { describeModel, type ModelInfo, type Pooling } from '../../model/arch.js';
 import { createTokenizer, type Tokenizer } from '../../model/tokenizer/index.js';
 import { Sampler, logprobsOf, type SamplingParams, type TokenLogprob } from '../../model/sampling.js';
 import { JsonObjectPrefix, type JsonShape } from '../../model/json-constraint.js';
@@ -588,6 +588,12 @@ export interface GenerateOptions {
    * with draftTokens ≥ this (the smaller is used) and a runner that steps runs; 0: off.
    */
   lookup?: number;
+  /**
+   * An embedding instead of text (maxTokens 0): the prompt's final hidden states (after
+   * output_norm), pooled into `into` (nEmbd floats): the last position's, the first's, or the
+   * mean of all. Needs a runner that steps runs (its rows come back as hidden states).
+   */
+  embed?: { pooling: Pooling; into: Float32Array };
 }
 
 export interface GenerateTimings {
@@ -746,6 +752,13 @@ export class Sequence {
   pick(logits: Float32Array): number | undefined {
     const o = this.o;
     if (this.ended) return undefined;
+    if (o.embed) {
+      // The prompt's last row: the embedding is complete.
+      const { pooling, into } = o.embed;
+      if (pooling === 'last') into.set(logits.subarray(0, into.length));
+      if (pooling === 'mean') for (let i = 0; i < into.length; i++) into[i]! /= this.prompt.length;
+      return this.end('length');
+    }
     if (this.generated.length >= o.maxTokens) return this.end('length');
     if (o.signal?.aborted) return this.end('aborted');
     const { tokenizer } = this.model;
@@ -772,7 +785,14 @@ export class Sequence {
 
   /** Whether the prompt's tokens are scored (logprobs.prompt): its steps return every row. */
   get scoresPrompt(): boolean {
-    return this.o.logprobs?.prompt !== undefined;
+    return (
+      this.o.logprobs?.prompt !== undefined || (this.o.embed !== undefined && this.o.embed.pooling !== 'last')
+    );
+  }
+
+  /** Whether its rows are hidden states (GenerateOptions.embed), not logits. */
+  get embeds(): boolean {
+    return this.o.embed !== undefined;
   }
 
   /**
@@ -780,6 +800,18 @@ export class Sequence {
    * follows it (the last position's row, if among them, is pick()'s and scores nothing here).
    */
   scorePrompt(rows: readonly Float32Array[], from: number): void {
+    const embed = this.o.embed;
+    if (embed) {
+      // Hidden states of positions from…: the first one's (cls), or summed for the mean.
+      const { into } = embed;
+      for (let j = 0; j < rows.length && from + j < this.prompt.length; j++) {
+        const row = rows[j]!;
+        if (embed.pooling === 'cls') {
+          if (from + j === 0) into.set(row.subarray(0, into.length));
+        } else if (embed.pooling === 'mean') for (let i = 0; i < into.length; i++) into[i]! += row[i]!;
+      }
+      return;
+    }
     const lp = this.o.logprobs;
     if (!lp?.prompt) return;
     for (let j = 0; j < rows.length && from + j + 1 < this.prompt.length; j++)

@@ -282,6 +282,7 @@ export class HostSteps {
         logits: r.logits === true,
         logitRows: int(`runs[${i}].logitRows`, r.logitRows ?? 0, 0, MAX_SEQUENCES),
         fromSlot: int(`runs[${i}].fromSlot`, r.fromSlot ?? 0, 0, MAX_SEQUENCES),
+        hidden: r.hidden === true,
       };
     });
     if (runs.length && runs.reduce((a, r) => a + r.count, 0) !== tokens.length)

@@ -86,7 +86,7 @@ Napi::Object StepReply(Napi::Env e, const std::vector<float>* logits, const Mode
   return r;
 }
 
-// [{slot, pos, count, logits}] → SeqRuns.
+// [{slot, pos, count, logits, from?, hidden?}] → SeqRuns.
 std::vector<SeqRun> RunsFromJs(const Napi::Value& v) {
   Napi::Array runs = Arr(v, "runs");
   std::vector<SeqRun> out;
@@ -102,6 +102,8 @@ std::vector<SeqRun> RunsFromJs(const Napi::Value& v) {
     // from: the slot whose first pos positions this one takes before the step (absent: none).
     const Napi::Value from = r.Get("from");
     if (!from.IsUndefined() && !from.IsNull()) run.from = static_cast<int>(Int(r, "from"));
+    // hidden: its rows are the final hidden states (embeddings), not logits.
+    run.hidden = r.Get("hidden").ToBoolean();
     out.push_back(run);
   }
   return out;

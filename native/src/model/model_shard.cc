@@ -420,6 +420,7 @@ ModelForwardTimings ModelShard::ForwardRuns(const int32_t* tokens, const SeqRun*
   if (nRuns < 1) throw UserError("a step needs at least one sequence");
   std::vector<bool> seen(static_cast<size_t>(c.nSlots), false);
   std::vector<int64_t> rows;
+  std::vector<uint8_t> hidden;
   int64_t total = 0;
   for (int i = 0; i < nRuns; ++i) {
     const SeqRun& r = runs[i];
@@ -448,7 +449,13 @@ ModelForwardTimings ModelShard::ForwardRuns(const int32_t* tokens, const SeqRun*
     if (r.logits < 0 || r.logits > r.count)
       throw UserError(what + " asks for " + std::to_string(r.logits) + " rows of logits but carries " +
                       std::to_string(r.count) + " tokens");
-    for (int64_t k = r.count - r.logits; k < r.count; ++k) rows.push_back(total + k);
+    if (r.hidden && c.nEmbd > c.nVocab)
+      throw UserError(what + " asks for hidden states of " + std::to_string(c.nEmbd) +
+                      " floats, wider than a row of logits (" + std::to_string(c.nVocab) + ")");
+    for (int64_t k = r.count - r.logits; k < r.count; ++k) {
+      rows.push_back(total + k);
+      hidden.push_back(r.hidden ? 1 : 0);
+    }
     total += r.count;
   }
   CheckTokens(tokens, total);
@@ -459,7 +466,7 @@ ModelForwardTimings ModelShard::ForwardRuns(const int32_t* tokens, const SeqRun*
         throw UserError("slot " + std::to_string(runs[i].slot) + " takes a copy and gives one in the same step");
   for (int i = 0; i < nRuns; ++i)
     if (runs[i].from >= 0) CopyPrefix(runs[i].from, runs[i].slot, runs[i].pos);
-  return Step(tokens, runs, nRuns, rows, pool, peers, logitsOut);
+  return Step(tokens, runs, nRuns, rows, pool, peers, logitsOut, hidden);
 }
 
 void ModelShard::CopyPrefix(int from, int to, int64_t positions) {
@@ -482,7 +489,7 @@ void ModelShard::CopyPrefix(int from, int to, int64_t positions) {
 
 ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, int nRuns,
                                      const std::vector<int64_t>& logitRows, ThreadPool& pool, Collective& peers,
-                                     float* logitsOut) {
+                                     float* logitsOut, const std::vector<uint8_t>& hiddenRows) {
   const ModelConfig& c = cfg_;
   int64_t nTokens = 0;
   for (int i = 0; i < nRuns; ++i) nTokens += runs[i].count;
@@ -632,6 +639,11 @@ ModelForwardTimings ModelShard::Step(const int32_t* tokens, const SeqRun* runs, 
         col += n;
       }
     }
+    // Rows asked for as hidden states: the normalized state itself, the same on every rank (the
+    // output was computed for them too: one matmul for the step's rows, whatever each is for).
+    for (int64_t i = 0; i < rows && static_cast<size_t>(i) < hiddenRows.size(); ++i)
+      if (hiddenRows[static_cast<size_t>(i)])
+        std::memcpy(logitsOut + i * c.nVocab, &xn[static_cast<size_t>(i * E)], static_cast<size_t>(E) * 4);
   }
   tm.seconds = Now() - start;
   tm.allReduces = peers.Tally().Since(tallied);

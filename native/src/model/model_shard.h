@@ -63,6 +63,9 @@ struct SeqRun {
   // ≥ 0: before the step, `slot` takes positions 0..pos-1 of slot `from`'s cache (a prompt's
   // beginning another sequence has computed: n choices of one prompt, a shared system prompt).
   int from = -1;
+  // Its rows are the final hidden states (after output_norm: what llama.cpp calls the
+  // embeddings), nEmbd floats at the start of each row, instead of logits.
+  bool hidden = false;
 };
 
 struct ModelForwardTimings {
@@ -124,9 +127,11 @@ class ModelShard {
   void Matmul(std::initializer_list<MatmulOut> outs, const float* x, int64_t m, int64_t ldx, ThreadPool& pool) const;
   // Slot `to`'s cache takes positions 0..positions-1 of slot `from`'s, every layer.
   void CopyPrefix(int from, int to, int64_t positions);
-  // The step itself, after the caller's checks: logits for the tokens at indices `logitRows`.
+  // The step itself, after the caller's checks: logits for the tokens at indices `logitRows`
+  // (row i their hidden state instead where hiddenRows[i] is non-zero).
   ModelForwardTimings Step(const int32_t* tokens, const SeqRun* runs, int nRuns, const std::vector<int64_t>& logitRows,
-                           ThreadPool& pool, Collective& peers, float* logitsOut);
+                           ThreadPool& pool, Collective& peers, float* logitsOut,
+                           const std::vector<uint8_t>& hiddenRows = {});
   void CheckCall(Collective& peers) const;
   void CheckTokens(const int32_t* tokens, int64_t n) const;
 

@@ -79,9 +79,11 @@ void StepLoop::Serve(DoorbellRank& me, uint32_t seq) {
     size_t rows = 0;
     for (uint32_t i = 0; i < nRuns; ++i) {
       const DoorbellRun& d = block_->runs[i];
-      runs[i] = {d.slot, d.pos, static_cast<int64_t>(d.count), static_cast<int64_t>(d.logits), d.from};
+      const uint32_t logits = d.logits & ~kDoorbellHiddenBit;
+      runs[i] = {d.slot, d.pos, static_cast<int64_t>(d.count), static_cast<int64_t>(logits), d.from,
+                 (d.logits & kDoorbellHiddenBit) != 0};
       sum += d.count;
-      rows += d.logits;
+      rows += logits;
     }
     if (sum != n)
       throw UserError("the step's sequences hold " + std::to_string(sum) + " tokens, not its " + std::to_string(n));
@@ -131,7 +133,8 @@ uint32_t PostDoorbell(uint8_t* area, size_t bytes, const DoorbellStep& step, int
     if (r.logits < 0 || r.logits > r.count)
       throw UserError("sequence " + std::to_string(i) + " of the step asks for " + std::to_string(r.logits) +
                       " rows of logits but carries " + std::to_string(r.count) + " tokens");
-    b->runs[i] = {r.slot, static_cast<uint32_t>(r.count), r.pos, static_cast<uint32_t>(r.logits), r.from};
+    b->runs[i] = {r.slot, static_cast<uint32_t>(r.count), r.pos,
+                  static_cast<uint32_t>(r.logits) | (r.hidden ? kDoorbellHiddenBit : 0u), r.from};
     sum += static_cast<uint64_t>(r.count);
   }
   if (sum != step.tokens.size())

@@ -23,6 +23,7 @@ namespace redblue {
 constexpr int kDoorbellMaxRanks = 64;
 constexpr int kDoorbellMaxTokens = 512;
 constexpr int kDoorbellMaxRuns = kMaxModelSlots;  // sequences per step
+constexpr uint32_t kDoorbellHiddenBit = 0x80000000u;
 
 struct DoorbellRank {
   std::atomic<uint32_t> done;  // the seq this rank finished last (futex word)
@@ -38,8 +39,8 @@ struct DoorbellRun {
   int32_t slot;
   uint32_t count;
   int64_t pos;
-  uint32_t logits;
-  int32_t from;  // SeqRun::from: -1 none
+  uint32_t logits;  // rows asked for; bit 31: they are hidden states (SeqRun::hidden)
+  int32_t from;     // SeqRun::from: -1 none
 };
 static_assert(sizeof(DoorbellRun) == 24, "a run is 24 bytes");
 
