@@ -19,6 +19,8 @@ import {
   completionReply,
   detokenizeJob,
   echoLogprobs,
+  embeddingJob,
+  type EmbeddingJob,
   endOffset,
   usage,
   type FinishReason,
@@ -429,6 +431,94 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     sendJson(res, 200, job.kind === 'chat' ? chatReply(ids, answer, u) : completionReply(ids, answer, u));
   };
 
+  /**
+   * Each input's final hidden states pooled as the file says (the last position's when it does
+   * not say: what llama.cpp gives a model made for text), then scaled to length 1 as OpenAI's
+   * are; the inputs share the batcher's steps with everything else.
+   */
+  const embeddings = async (req: IncomingMessage, res: ServerResponse, job: EmbeddingJob) => {
+    const { info, tokenizer } = o.model;
+    if (!o.runner.step)
+      throw new ApiError(
+        501,
+        "embeddings need executors that step runs (each run's rows as hidden states): these do not",
+      );
+    if (job.dimensions !== undefined && job.dimensions !== info.nEmbd)
+      throw new ApiError(
+        400,
+        `this model's embeddings have ${info.nEmbd} dimensions and cannot be shortened to ${job.dimensions}: leave dimensions out`,
+        'dimensions',
+      );
+    const inputs = job.inputs.map((src, i) => {
+      const tokens =
+        typeof src === 'string'
+          ? tokenizer.encode(src, { addBos: tokenizer.addBos, parseSpecial: false })
+          : src;
+      const which = job.inputs.length > 1 ? `input ${i}` : 'the input';
+      const outside = tokens.find((t) => t >= info.nVocab);
+      if (outside !== undefined)
+        throw new ApiError(
+          400,
+          `${which}: token ${outside} is outside the vocabulary (ids 0-${info.nVocab - 1})`,
+          'input',
+        );
+      if (tokens.length === 0) throw new ApiError(400, `${which} is empty`, 'input');
+      if (tokens.length >= o.model.ctx)
+        throw new ApiError(
+          400,
+          `${which} is ${tokens.length} tokens but the context holds ${o.model.ctx} (serve --ctx sets it)`,
+          'input',
+        );
+      return tokens;
+    });
+    const gone = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const pooling = info.pooling ?? 'last';
+    const vectors = await Promise.all(
+      inputs.map((tokens) => {
+        const into = new Float32Array(info.nEmbd);
+        return batcher
+          .submit({
+            prompt: '',
+            promptTokens: tokens,
+            maxTokens: 0,
+            sampling: { seed: 0, temperature: 0 },
+            signal: gone.signal,
+            embed: { pooling, into },
+          })
+          .then((r) => {
+            metrics.record(r);
+            if (r.stoppedBy === 'aborted') throw new ApiError(499, 'the client went away');
+            return into;
+          });
+      }),
+    ).catch((e: unknown) => {
+      gone.abort();
+      throw e;
+    });
+    for (const v of vectors) {
+      let sum = 0;
+      for (const x of v) sum += x * x;
+      const scale = sum > 0 ? 1 / Math.sqrt(sum) : 0;
+      for (let i = 0; i < v.length; i++) v[i]! *= scale;
+    }
+    const tokens = inputs.reduce((a, t) => a + t.length, 0);
+    sendJson(res, 200, {
+      object: 'list',
+      data: vectors.map((v, index) => ({
+        object: 'embedding',
+        index,
+        embedding: job.base64
+          ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')
+          : Array.from(v),
+      })),
+      model: o.modelName,
+      usage: { prompt_tokens: tokens, total_tokens: tokens },
+    });
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://x');
     const route = `${req.method} ${url.pathname}`;
@@ -454,6 +544,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         return complete(res, completionJob(await readBody(req)), 'completions');
       case 'POST /v1/chat/completions':
         return complete(res, chatJob(await readBody(req)), 'chat');
+      case 'POST /v1/embeddings':
+        return embeddings(req, res, embeddingJob(await readBody(req)));
       // llama-server's: clients count and inspect tokens with the model's own tokenizer.
       case 'POST /tokenize': {
         const t = tokenizeJob(await readBody(req));
@@ -480,7 +572,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       default:
         throw new ApiError(
           404,
-          `no route ${route}: try POST /v1/completions, POST /v1/chat/completions, GET /v1/models, POST /tokenize, POST /detokenize, /health or /metrics`,
+          `no route ${route}: try POST /v1/completions, POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, POST /tokenize, POST /detokenize, /health or /metrics`,
         );
     }
   };

@@ -1,6 +1,6 @@
 // The OpenAI API's shapes as `redblue serve` speaks them: request bodies checked field by field
 // (a wrong type or range is a 400 that names the field), and the replies and stream chunks of
-// /v1/completions and /v1/chat/completions.
+// /v1/completions and /v1/chat/completions; /v1/embeddings' request.
 import type { ChatMessage } from '../model/chat.js';
 import type { SamplingParams, TokenLogprob } from '../model/sampling.js';
 import {
@@ -224,19 +224,29 @@ function object(body: unknown): Body {
 /** Choices one request may ask for in all (prompts × n), as OpenAI bounds a list of prompts. */
 export const MAX_CHOICES = 2048;
 
-/** POST /v1/completions */
-export function completionJob(body: unknown): Job {
-  const b = object(body);
-  // As OpenAI takes it: text, token ids, or a list of either (evaluation harnesses send batches).
+/**
+ * OpenAI's text-or-tokens fields (a completion's prompt, an embedding's input): a text, token ids,
+ * or a non-empty list of either; undefined when it is none of those. `nonEmpty`: an empty text
+ * does not count as one.
+ */
+function textsOrTokens(v: unknown, nonEmpty: boolean): (string | number[])[] | undefined {
   const one = (p: unknown): string | number[] | undefined =>
-    typeof p === 'string'
+    typeof p === 'string' && (!nonEmpty || p.length > 0)
       ? p
       : Array.isArray(p) && p.length > 0 && p.every((t) => Number.isSafeInteger(t) && t >= 0)
         ? (p as number[])
         : undefined;
-  const single = one(b.prompt);
-  const prompts = single !== undefined ? [single] : Array.isArray(b.prompt) ? b.prompt.map(one) : [];
-  if (prompts.length === 0 || prompts.some((p) => p === undefined))
+  const single = one(v);
+  const list = single !== undefined ? [single] : Array.isArray(v) ? v.map(one) : [];
+  return list.length === 0 || list.some((p) => p === undefined) ? undefined : (list as (string | number[])[]);
+}
+
+/** POST /v1/completions */
+export function completionJob(body: unknown): Job {
+  const b = object(body);
+  // As OpenAI takes it: text, token ids, or a list of either (evaluation harnesses send batches).
+  const prompts = textsOrTokens(b.prompt, false);
+  if (!prompts)
     throw new ApiError(
       400,
       'prompt must be a string, a list of token ids, or a non-empty list of those',
@@ -245,7 +255,7 @@ export function completionJob(body: unknown): Job {
   const job = {
     ...common(b, 'completion'),
     ...echo(b),
-    prompts: prompts as (string | number[])[],
+    prompts,
   };
   const bestOf = bestOfOf(b, job.n, job.stream);
   const each = bestOf ?? job.n;
@@ -295,6 +305,40 @@ export function detokenizeJob(body: unknown): number[] {
   if (!Array.isArray(t) || !t.every((x) => Number.isSafeInteger(x) && x >= 0))
     throw new ApiError(400, 'tokens must be a list of token ids', 'tokens');
   return t as number[];
+}
+
+/** POST /v1/embeddings: what to embed (text or token ids, one or a list) and how to encode it. */
+export interface EmbeddingJob {
+  /** Text is tokenized as a prompt is (BOS where the model asks); token ids are used as they are. */
+  inputs: (string | number[])[];
+  base64: boolean;
+  /** OpenAI's `dimensions`: must be the model's own width when given (see embeddingJob). */
+  dimensions?: number;
+}
+
+/** Inputs one request may embed (OpenAI's limit). */
+export const MAX_EMBEDDING_INPUTS = 2048;
+
+export function embeddingJob(body: unknown): EmbeddingJob {
+  const b = object(body);
+  const inputs = textsOrTokens(b.input, true);
+  if (!inputs)
+    throw new ApiError(
+      400,
+      'input must be a non-empty string, a list of token ids, or a non-empty list of those',
+      'input',
+    );
+  if (inputs.length > MAX_EMBEDDING_INPUTS)
+    throw new ApiError(400, `input holds ${inputs.length} items; at most ${MAX_EMBEDDING_INPUTS}`, 'input');
+  const format = b.encoding_format ?? 'float';
+  if (format !== 'float' && format !== 'base64')
+    throw new ApiError(400, "encoding_format must be 'float' or 'base64'", 'encoding_format');
+  const dimensions = int(b, 'dimensions', 1, 1 << 20);
+  return {
+    inputs,
+    base64: format === 'base64',
+    ...(dimensions !== undefined ? { dimensions } : {}),
+  };
 }
 
 /** POST /v1/chat/completions */

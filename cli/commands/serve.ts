@@ -103,8 +103,9 @@ export function registerServe(program: Command): void {
       'after',
       `
 Routes: POST /v1/completions, POST /v1/chat/completions (both with "stream": true for server-sent
-events), GET /v1/models, POST /tokenize, POST /detokenize, GET /health, GET /metrics
-(Prometheus). Chat prompts use the file's tokenizer.chat_template (ChatML when it has none).
+events), POST /v1/embeddings, GET /v1/models, POST /tokenize, POST /detokenize, GET /health,
+GET /metrics (Prometheus). Chat prompts use the file's tokenizer.chat_template (ChatML when it has
+none).
 ${wrapText(
   "Beside OpenAI's sampling fields: n (choices; the first computes the prompt, the others copy its " +
     'KV cache), lists of prompts, logprobs and echo, logit_bias, response_format json_object (each ' +

@@ -181,6 +181,38 @@ describe('redblue serve across two hosts', () => {
     expect(new Set(alone.map((a) => a.choices[0]!.text)).size).toBeGreaterThan(1);
   }, 60_000);
 
+  it('embeds across the hosts as one host does', async () => {
+    const texts = ['Once upon a time', 'the cat sat'];
+    const embed = async (at: string) => {
+      const res = await fetch(`${at}/v1/embeddings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ input: texts }),
+      });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { data: { embedding: number[] }[] }).data.map((d) => d.embedding);
+    };
+    const across = await embed(base);
+    // The same split (2 executors) on this machine alone.
+    const local = await startUntil(
+      ['serve', '-m', model, '--virtual-nodes', '2', '--port', '0', '--parallel', '4'],
+      /listening on (http:\/\/\S+)/,
+    );
+    try {
+      const alone = await embed(local.match[1]!);
+      for (let i = 0; i < texts.length; i++) {
+        expect(across[i]).toHaveLength(SMALL_LLAMA.nEmbd);
+        const diff = Math.max(...across[i]!.map((x, j) => Math.abs(x - alone[i]![j]!)));
+        expect(diff).toBeLessThan(1e-5);
+      }
+      // Hidden states, not rows of logits: the texts' vectors are unit length and differ.
+      expect(Math.hypot(...across[0]!)).toBeCloseTo(1, 5);
+      expect(across[0]).not.toEqual(across[1]);
+    } finally {
+      local.proc.kill('SIGTERM');
+    }
+  });
+
   it('SIGTERM finishes the request in hand and exits 0, ending the hosts’ sessions', async () => {
     const pending = complete('Once upon a time', 12, false);
     await new Promise((r) => setTimeout(r, 50));

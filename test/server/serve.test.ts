@@ -1090,6 +1090,69 @@ describe('redblue serve', () => {
     }
   });
 
+  it('embeds: unit vectors of the hidden size, as float or base64, each input as alone, usage counted; bad asks refused', async () => {
+    const texts = ['Once upon a time', 'the cat', 'Once upon a time'];
+    const r = await client.embeddings.create({ model: 'chat.gguf', input: texts });
+    expect(r.object).toBe('list');
+    expect(r.data.map((d) => d.index)).toEqual([0, 1, 2]);
+    const tokens = await Promise.all(
+      texts.map(async (t) => {
+        const res = await raw('/tokenize', {
+          method: 'POST',
+          body: JSON.stringify({ content: t, add_special: true }),
+        });
+        return ((await res.json()) as { tokens: number[] }).tokens;
+      }),
+    );
+    expect(r.usage).toEqual({
+      prompt_tokens: tokens.reduce((a, t) => a + t.length, 0),
+      total_tokens: tokens.reduce((a, t) => a + t.length, 0),
+    });
+    for (const d of r.data) {
+      expect(d.embedding).toHaveLength(SMALL.nEmbd);
+      expect(Math.hypot(...d.embedding)).toBeCloseTo(1, 5);
+    }
+    expect(r.data[2]!.embedding).toEqual(r.data[0]!.embedding);
+    expect(r.data[1]!.embedding).not.toEqual(r.data[0]!.embedding);
+    // Alone, as token ids, and as base64 (little-endian float32): the same vector.
+    const alone = await client.embeddings.create({ model: 'm', input: tokens[1]! });
+    expect(alone.data[0]!.embedding).toEqual(r.data[1]!.embedding);
+    const b64 = await raw('/v1/embeddings', {
+      method: 'POST',
+      body: JSON.stringify({ input: texts[1], encoding_format: 'base64' }),
+    });
+    const packed = Buffer.from(
+      ((await b64.json()) as { data: { embedding: string }[] }).data[0]!.embedding,
+      'base64',
+    );
+    expect(Array.from(new Float32Array(packed.buffer, packed.byteOffset, packed.length / 4))).toEqual(
+      r.data[1]!.embedding,
+    );
+    const refused = async (body: unknown, status: number, message: RegExp) => {
+      const res = await raw('/v1/embeddings', { method: 'POST', body: JSON.stringify(body) });
+      expect(res.status).toBe(status);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(message);
+    };
+    await refused({ input: '' }, 400, /input must be a non-empty string/);
+    await refused({ input: [[1, 2], 'x', []] }, 400, /input must be/);
+    await refused(
+      { input: 'x', dimensions: 8 },
+      400,
+      new RegExp(`have ${SMALL.nEmbd} dimensions and cannot be shortened to 8`),
+    );
+    await refused({ input: 'x', encoding_format: 'hex' }, 400, /encoding_format must be 'float' or 'base64'/);
+    await refused({ input: [[1, 999_999]] }, 400, /token 999999 is outside the vocabulary/);
+    await refused(
+      { input: 'word '.repeat(400) },
+      400,
+      /tokens but the context holds \d+ \(serve --ctx sets it\)/,
+    );
+    // Still serving.
+    expect((await client.embeddings.create({ model: 'm', input: 'the cat' })).data[0]!.embedding).toEqual(
+      r.data[1]!.embedding,
+    );
+  });
+
   it('SIGTERM finishes the request in hand, stops the executors and exits 0', async () => {
     const pending = client.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 40, temperature: 0 });
     await new Promise((r) => setTimeout(r, 50));
