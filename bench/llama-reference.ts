@@ -17,7 +17,15 @@
 //  5. settings: what llama.cpp resolved, read from its own log lines (flash attention "auto" →
 //     enabled or disabled, K/V cache types, n_batch, n_ubatch, n_ctx), since the JS API reports
 //     only what was asked for.
-import type { GgmlType, Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
+import type {
+  GgmlType,
+  Llama,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaEmbeddingContext,
+  LlamaModel,
+  Token,
+} from 'node-llama-cpp';
 import { UsageError } from '../common/errors.js';
 import { resolveSamplingParams, type SamplingParams } from '../model/sampling.js';
 
@@ -89,8 +97,8 @@ export interface LlamaReference {
   /** `n` tokens continuing `tokens` by argmax, from a cleared sequence. */
   greedy(tokens: readonly number[], n: number): Promise<number[]>;
   /**
-   * llama.cpp's embedding of `tokens` (node-llama-cpp's embedding context, on a context of its
-   * own): pooled as the file's pooling_type says, the last position's hidden state when it says
+   * llama.cpp's embedding of `tokens` (node-llama-cpp's embedding context, one of its own made at
+   * the first call and kept): pooled as the file's pooling_type says, the last position's hidden state when it says
    * none; not normalized. node-llama-cpp prepends BOS when `tokens` do not begin with it.
    */
   embedding(tokens: readonly number[]): Promise<Float32Array>;
@@ -356,20 +364,19 @@ export async function openReference(modelPath: string, options: ReferenceOptions
     return out;
   };
 
+  // Made at the first embedding and kept (a bench times the calls after it), closed with the rest.
+  let embedder: Promise<LlamaEmbeddingContext> | undefined;
   const embedding = async (tokens: readonly number[]): Promise<Float32Array> => {
     if (tokens.length === 0) throw new RangeError('an embedding needs at least one token');
     checkTokens(tokens);
     checkFits(tokens.length + 1);
-    const ec = await m.createEmbeddingContext({
+    embedder ??= m.createEmbeddingContext({
       contextSize: options.ctx,
       batchSize: batch,
       threads: options.threads,
     });
-    try {
-      return Float32Array.from((await ec.getEmbeddingFor(tokens as Token[])).vector);
-    } finally {
-      await ec.dispose();
-    }
+    const ec = await embedder;
+    return Float32Array.from((await ec.getEmbeddingFor(tokens as Token[])).vector);
   };
 
   const bench = async (opts: {
@@ -448,6 +455,7 @@ export async function openReference(modelPath: string, options: ReferenceOptions
     close: async () => {
       if (closed) return;
       closed = true;
+      await (await embedder?.catch(() => undefined))?.dispose();
       await closeAll();
     },
   };

@@ -4,7 +4,8 @@
 // level against one stream (cases `streams_N`), time to first token and time per output token
 // (median, p99) at each level, and one stream through the server against `redblue generate` on
 // the same model and executors, measured in the same run. With --lookup N, the levels again
-// against a server that drafts (serve --lookup N), each against the same level without.
+// against a server that drafts (serve --lookup N), each against the same level without. Then
+// `embeddings`: one /v1/embeddings request of 8 inputs against llama.cpp's embedding context.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { promisify } from 'node:util';
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { UsageError } from '../common/errors.js';
 import { machineInfo, renderReport, result, type BenchReport, type BenchResult } from './report.js';
+import { openReference } from './llama-reference.js';
 
 export interface ServeBenchOptions {
   model: string;
@@ -27,7 +29,15 @@ export interface ServeBenchOptions {
   pairs: number;
   /** Also measure the levels on a server with prompt lookup (serve --lookup N); 0: not. */
   lookup?: number;
+  /**
+   * Tokens of each of the 8 inputs of the `embeddings` case (one /v1/embeddings request against
+   * llama.cpp's embedding context on the same token lists); 0: not measured. Default 128.
+   */
+  embedTokens?: number;
 }
+
+/** Inputs of the `embeddings` case: one request of this many, as an indexing tool sends them. */
+const EMBED_INPUTS = 8;
 
 const log = (s: string) => process.stderr.write(`bench serve: ${s}\n`);
 const CLI = fileURLToPath(
@@ -263,6 +273,8 @@ export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
         },
       }),
     );
+    const embedTokens = o.embedTokens ?? 128;
+    if (embedTokens > 0) results.push(await embeddingsCase(base, o.model, o.executors, embedTokens));
   } finally {
     await stopServer(proc);
   }
@@ -299,6 +311,71 @@ export async function benchServe(o: ServeBenchOptions): Promise<BenchReport> {
   return { benchmark: 'serve', results, machine: machineInfo(), startedAt };
 }
 
+/**
+ * EMBED_INPUTS token lists of `tokens` each (BOS first where the model has one) through one
+ * /v1/embeddings request, input tokens a second, against llama.cpp's embedding context on the same
+ * lists one after another with a thread per executor (the server's executors sleep meanwhile).
+ * Best of three rounds each, after one untimed round.
+ */
+async function embeddingsCase(
+  base: string,
+  model: string,
+  executors: number,
+  tokens: number,
+): Promise<BenchResult> {
+  log(`embeddings: ${EMBED_INPUTS} inputs of ${tokens} tokens, against llama.cpp's embedding context`);
+  const lists = await Promise.all(
+    Array.from({ length: EMBED_INPUTS }, async (_, i) => {
+      const res = await fetch(`${base}/tokenize`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          content: `Document ${i + 1}. ` + 'The quick brown fox jumps over the lazy dog. '.repeat(tokens),
+          add_special: true,
+        }),
+      });
+      return ((await res.json()) as { tokens: number[] }).tokens.slice(0, tokens);
+    }),
+  );
+  const inputTokens = lists.reduce((a, l) => a + l.length, 0);
+  const ours = async (): Promise<number> => {
+    const t0 = performance.now();
+    const res = await fetch(`${base}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input: lists }),
+    });
+    if (res.status !== 200) throw new Error(`/v1/embeddings answered ${res.status}: ${await res.text()}`);
+    await res.json();
+    return inputTokens / ((performance.now() - t0) / 1e3);
+  };
+  let rate = 0;
+  for (let round = 0; round < 4; round++) {
+    const r = await ours();
+    if (round > 0) rate = Math.max(rate, r);
+  }
+  const ref = await openReference(model, { threads: executors, ctx: tokens + 8 });
+  let reference = 0;
+  try {
+    for (let round = 0; round < 4; round++) {
+      const t0 = performance.now();
+      for (const l of lists) await ref.embedding(l);
+      if (round > 0) reference = Math.max(reference, inputTokens / ((performance.now() - t0) / 1e3));
+    }
+  } finally {
+    await ref.close();
+  }
+  return result({
+    case: 'embeddings',
+    metric: 'input tokens embedded',
+    value: rate,
+    unit: 'tokens/s',
+    reference: 'llama.cpp',
+    referenceValue: reference,
+    details: { inputs: EMBED_INPUTS, tokensPerInput: tokens, executors, llamaCppThreads: executors },
+  });
+}
+
 /** `n` concurrent streams of `tokens` each: every stream's timings and the aggregate tokens/s. */
 async function level(
   base: string,
@@ -332,7 +409,7 @@ export function registerBenchServe(bench: Command): void {
   bench
     .command('serve')
     .description(
-      'a real `redblue serve` under 1, 2, 4 and 8 concurrent streams, against one stream and redblue generate',
+      'a real `redblue serve` under 1, 2, 4 and 8 concurrent streams, against one stream and redblue generate; embeddings against llama.cpp',
     )
     .requiredOption('-m, --model <file>', 'the GGUF model')
     .option('--executors <N>', 'executors (virtual nodes) of the server', (v) => Number(v), 2)
@@ -353,6 +430,12 @@ export function registerBenchServe(bench: Command): void {
       'also measure every level on a server with prompt lookup (serve --lookup N), against the same level without',
       (v) => Number(v),
     )
+    .option(
+      '--embed-tokens <N>',
+      `tokens of each of the ${EMBED_INPUTS} inputs of the embeddings case (one /v1/embeddings request against llama.cpp's embedding context; 0: skip it)`,
+      (v) => Number(v),
+      128,
+    )
     .option('--json', 'print the results in the shared bench schema')
     .action(
       async (opts: {
@@ -362,6 +445,7 @@ export function registerBenchServe(bench: Command): void {
         levels: string;
         pairs: number;
         lookup?: number;
+        embedTokens: number;
         json?: boolean;
       }) => {
         const levels = opts.levels.split(',').map((x) => Number(x.trim()));
@@ -377,6 +461,8 @@ export function registerBenchServe(bench: Command): void {
         ] as const)
           if (!Number.isInteger(v) || v < 1)
             throw new UsageError(`${flag} must be a whole number of at least 1`);
+        if (!Number.isInteger(opts.embedTokens) || opts.embedTokens < 0)
+          throw new UsageError('--embed-tokens must be a whole number (0 skips the embeddings case)');
         const report = await benchServe({
           model: opts.model,
           executors: opts.executors,
@@ -384,6 +470,7 @@ export function registerBenchServe(bench: Command): void {
           levels,
           pairs: opts.pairs,
           ...(opts.lookup ? { lookup: opts.lookup } : {}),
+          embedTokens: opts.embedTokens,
         });
         process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
       },

@@ -1,6 +1,6 @@
 // `redblue bench serve` end to end on a small file: every level's case in the shared schema, with
 // its latencies, one stream against `redblue generate` measured in the same run, and the levels
-// with prompt lookup against the levels without.
+// with prompt lookup against the levels without, and embeddings against llama.cpp's.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,8 @@ describe('redblue bench serve', () => {
       '2',
       '--lookup',
       '3',
+      '--embed-tokens',
+      '16',
       '--json',
     ]);
     expect(r.code, r.stderr).toBe(0);
@@ -52,6 +54,13 @@ describe('redblue bench serve', () => {
       expect(c.value).toBeGreaterThan(0);
       expect(c.details!.acceptedTokens as number).toBeLessThanOrEqual(c.details!.draftedTokens as number);
     }
+    // Embeddings against llama.cpp's embedding context on the same token lists.
+    const e = byCase.get('embeddings')!;
+    expect(e.unit).toBe('tokens/s');
+    expect(e.reference).toBe('llama.cpp');
+    expect(e.value).toBeGreaterThan(0);
+    expect(e.referenceValue).toBeGreaterThan(0);
+    expect(e.details).toMatchObject({ inputs: 8, tokensPerInput: 16 });
     const g = byCase.get('one_stream_vs_generate')!;
     expect(g.reference).toBe('redblue_generate');
     expect(g.referenceValue).toBeGreaterThan(0);
