@@ -44,15 +44,24 @@ describe('availableOnNode on this machine', () => {
     expect(before!.hugePageBytes).toBeGreaterThanOrEqual(2 * MiB);
     expect(before!.hugeFreeBytes % before!.hugePageBytes).toBe(0);
     // Ordinary pages, every one touched (as an executor's buffers are): about that much less.
-    const buf = allocateOnNode(512 * MiB, 0, 'none');
-    try {
-      const after = availableOnNode(0)!;
-      const taken = before!.bytes - after.bytes;
-      expect(taken).toBeGreaterThan(384 * MiB);
-      expect(taken).toBeLessThan(640 * MiB);
-    } finally {
-      buf.release();
+    // The figure is the whole machine's, so another process freeing or taking memory in between
+    // moves it too (a previous file's executors exiting: 338 MiB taken once in CI): up to three
+    // tries, each reading just before and after its own buffer.
+    const takes: number[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const start = availableOnNode(0)!.bytes;
+      const buf = allocateOnNode(512 * MiB, 0, 'none');
+      try {
+        takes.push(start - availableOnNode(0)!.bytes);
+      } finally {
+        buf.release();
+      }
+      if (takes.at(-1)! > 384 * MiB && takes.at(-1)! < 640 * MiB) break;
     }
+    expect(
+      takes.some((t) => t > 384 * MiB && t < 640 * MiB),
+      `taken: ${takes.map((t) => t / MiB)} MiB`,
+    ).toBe(true);
   });
 });
 
