@@ -171,33 +171,40 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     return got.length === want.length && timingSafeEqual(got, want);
   };
 
+  /**
+   * One prompt's or input's tokens (text tokenized with BOS where the model asks; ids as they
+   * are), checked against the vocabulary and the context: a 400 naming `which` and `param`.
+   */
+  const checkedTokens = (src: string | number[], which: string, param: string, parseSpecial: boolean) => {
+    const { tokenizer } = o.model;
+    const tokens =
+      typeof src === 'string' ? tokenizer.encode(src, { addBos: tokenizer.addBos, parseSpecial }) : src;
+    const outside = tokens.find((t) => t >= o.model.info.nVocab);
+    if (outside !== undefined)
+      throw new ApiError(
+        400,
+        `${which}: token ${outside} is outside the vocabulary (ids 0-${o.model.info.nVocab - 1})`,
+        param,
+      );
+    if (tokens.length === 0) throw new ApiError(400, `${which} is empty`, param);
+    if (tokens.length >= o.model.ctx)
+      throw new ApiError(
+        400,
+        `${which} is ${tokens.length} tokens but the context holds ${o.model.ctx} (serve --ctx sets it)`,
+        param,
+      );
+    return tokens;
+  };
+
   /** Each prompt's tokens, checked against the vocabulary and the context (chat: one prompt). */
   const promptsOf = (job: Job): number[][] => {
-    const { tokenizer } = o.model;
     const param = job.kind === 'chat' ? 'messages' : 'prompt';
     // A chat template writes BOS itself when the model wants it; a plain prompt gets the file's default.
     const sources =
       job.kind === 'chat' ? [o.chat.tokens(job.messages!, undefined, job.tools?.specs)] : job.prompts!;
     return sources.map((src, p) => {
-      const tokens =
-        typeof src === 'string'
-          ? tokenizer.encode(src, { addBos: tokenizer.addBos, parseSpecial: true })
-          : src;
       const which = sources.length > 1 ? `prompt ${p}` : 'the prompt';
-      const outside = tokens.find((t) => t >= o.model.info.nVocab);
-      if (outside !== undefined)
-        throw new ApiError(
-          400,
-          `${which}: token ${outside} is outside the vocabulary (ids 0-${o.model.info.nVocab - 1})`,
-          param,
-        );
-      if (tokens.length === 0) throw new ApiError(400, `${which} is empty`, param);
-      if (tokens.length >= o.model.ctx)
-        throw new ApiError(
-          400,
-          `${which} is ${tokens.length} tokens but the context holds ${o.model.ctx} (serve --ctx sets it)`,
-          param,
-        );
+      const tokens = checkedTokens(src, which, param, true);
       if (job.maxTokens !== undefined && tokens.length + job.maxTokens > o.model.ctx)
         throw new ApiError(
           400,
@@ -437,7 +444,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
    * are; the inputs share the batcher's steps with everything else.
    */
   const embeddings = async (req: IncomingMessage, res: ServerResponse, job: EmbeddingJob) => {
-    const { info, tokenizer } = o.model;
+    const { info } = o.model;
     if (!o.runner.step)
       throw new ApiError(
         501,
@@ -449,28 +456,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         `this model's embeddings have ${info.nEmbd} dimensions and cannot be shortened to ${job.dimensions}: leave dimensions out`,
         'dimensions',
       );
-    const inputs = job.inputs.map((src, i) => {
-      const tokens =
-        typeof src === 'string'
-          ? tokenizer.encode(src, { addBos: tokenizer.addBos, parseSpecial: false })
-          : src;
-      const which = job.inputs.length > 1 ? `input ${i}` : 'the input';
-      const outside = tokens.find((t) => t >= info.nVocab);
-      if (outside !== undefined)
-        throw new ApiError(
-          400,
-          `${which}: token ${outside} is outside the vocabulary (ids 0-${info.nVocab - 1})`,
-          'input',
-        );
-      if (tokens.length === 0) throw new ApiError(400, `${which} is empty`, 'input');
-      if (tokens.length >= o.model.ctx)
-        throw new ApiError(
-          400,
-          `${which} is ${tokens.length} tokens but the context holds ${o.model.ctx} (serve --ctx sets it)`,
-          'input',
-        );
-      return tokens;
-    });
+    const inputs = job.inputs.map((src, i) =>
+      checkedTokens(src, job.inputs.length > 1 ? `input ${i}` : 'the input', 'input', false),
+    );
     const gone = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) gone.abort();
