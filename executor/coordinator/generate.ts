@@ -182,6 +182,9 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
     if (inflight && staging) await endWait(staging.buffer, inflight);
   });
   const ring = async (tokens: number[], runs: SeqRun[]): Promise<ForwardReply[]> => {
+    // A step posted after the stop's hooks ran would still be read natively when the area is
+    // unmapped (a draft model's steps go on while Ctrl-C stops both clusters).
+    if (cluster.stopping) throw new Error('the executors are stopping');
     const area = staging!.buffer;
     let times: StepTimes[];
     const wait = modelAddon().ringDoorbell(
@@ -203,6 +206,7 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
     } finally {
       if (inflight === wait) inflight = undefined;
     }
+    if (cluster.stopping) throw new Error('the executors are stopping'); // the logits may be unmapped
     return times.map((t) => ({ ...t, logits: new Uint8Array() }));
   };
   let slots = 1;
@@ -249,6 +253,7 @@ export function localRunner(cluster: LocalCluster): ModelRunner {
         ),
       );
       if (viaStaging && send) {
+        if (cluster.stopping) throw new Error('the executors are stopping');
         return { logits: copyLogits(new Float32Array(staging!.buffer, logitsAt(), nVocab), into), replies };
       }
       return { logits: logitsOf(replies[0]!.logits, into), replies };
@@ -589,11 +594,37 @@ export interface GenerateOptions {
    */
   lookup?: number;
   /**
+   * Drafts from elsewhere (a draft model: coordinator/draft.ts), checked as lookup's are; takes
+   * the place of `lookup`. Needs a model loaded with draftTokens ≥ its drafts.
+   */
+  drafter?: TokenDrafter;
+  /**
    * An embedding instead of text (maxTokens 0): the prompt's final hidden states (after
    * output_norm), pooled into `into` (nEmbd floats): the last position's, the first's, or the
    * mean of all. Needs a runner that steps runs (its rows come back as hidden states).
    */
   embed?: { pooling: Pooling; into: Float32Array };
+}
+
+/** Guesses of the tokens after a context, checked by the target model in one step. */
+export interface TokenDrafter {
+  /** The draft to check after `context` (its last token the one just chosen), at most `room` tokens. */
+  draft(context: readonly number[], room: number): number[] | Promise<number[]>;
+  /** How many of a draft's `drafted` tokens were the ones chosen. */
+  taken(drafted: number, accepted: number): void;
+  readonly drafted: number;
+  readonly accepted: number;
+  /** A draft model's own figures (absent for prompt lookup). */
+  modelTimings?(): DraftModelTimings;
+}
+
+/** A draft model's part of a generation. */
+export interface DraftModelTimings {
+  /** Its steps (prompt batches and one a drafted token), and the time they took. */
+  steps: number;
+  seconds: number;
+  /** Why it was dropped on the way (its executors failed); the text went on without drafts. */
+  lost?: string;
 }
 
 export interface GenerateTimings {
@@ -605,9 +636,10 @@ export interface GenerateTimings {
   generateTokensPerSecond: number;
   /** Per executor, over the whole run: seconds in kernels and in exchanges. */
   perRank: RankTimings[];
-  /** With lookup: tokens drafted, and of those the ones that were the tokens chosen. */
+  /** With lookup or a draft model: tokens drafted, and of those the ones that were the tokens chosen. */
   drafted?: number;
   accepted?: number;
+  draftModel?: DraftModelTimings;
 }
 
 export interface GenerateResult {
@@ -949,12 +981,15 @@ export async function generate(
     if (last) logits = r.logits;
   }
   const t1 = performance.now();
-  const lookup = runner.step ? Math.max(0, Math.min(o.lookup ?? 0, model.draftTokens)) : 0;
-  const drafter = lookup ? new Drafter(lookup) : undefined;
-  const rows = lookup ? new Float32Array((lookup + 1) * model.info.nVocab) : row;
+  const most = runner.step ? model.draftTokens : 0;
+  const lookup = Math.max(0, Math.min(o.lookup ?? 0, most));
+  const drafter: TokenDrafter | undefined =
+    most && o.drafter ? o.drafter : lookup ? new Drafter(lookup) : undefined;
+  const rows = drafter ? new Float32Array((most + 1) * model.info.nVocab) : row;
   let next = seq.next(logits);
   while (next !== undefined) {
-    const draft = drafter?.draft([...seq.prompt, ...seq.generated], seq.draftRoom) ?? [];
+    const room = Math.min(seq.draftRoom, most);
+    const draft = (await drafter?.draft([...seq.prompt, ...seq.generated], room)) ?? [];
     if (!draft.length) {
       const r = await runner.forward([next], seq.position, 'last', true, row);
       account(r.replies);
@@ -974,7 +1009,12 @@ export async function generate(
   }
   const t2 = performance.now();
   const r = seq.result((t1 - t0) / 1e3, (t2 - t1) / 1e3, perRank);
-  if (drafter) Object.assign(r.timings, { drafted: drafter.drafted, accepted: drafter.accepted });
+  if (drafter)
+    Object.assign(r.timings, {
+      drafted: drafter.drafted,
+      accepted: drafter.accepted,
+      ...(drafter.modelTimings ? { draftModel: drafter.modelTimings() } : {}),
+    });
   // This call's work: the tokens it processed and generated (a resumed one re-processes more).
   const t = r.timings;
   t.promptTokens = prompt.length - from;

@@ -52,10 +52,15 @@ export class LocalCluster {
   private areas: SharedArea[] = [];
   private readonly stopHooks: (() => Promise<void>)[] = [];
   private stopped = false;
+  private static readonly live = new Set<LocalCluster>();
+  private static named = 0;
 
   private constructor(readonly topology: MachineTopology) {
     this.dir = mkdtempSync(join(tmpdir(), 'redblue-'));
-    this.session = `s${process.pid}`;
+    // Named after the coordinator (removeDeadSessions finds a dead one's by the pid); a second
+    // cluster alive beside it (a draft model's executors) gets a suffix.
+    this.session = LocalCluster.live.size ? `s${process.pid}-${++LocalCluster.named}` : `s${process.pid}`;
+    LocalCluster.live.add(this);
   }
 
   get size(): number {
@@ -90,6 +95,11 @@ export class LocalCluster {
       await c.stop();
       throw e;
     }
+  }
+
+  /** Whether stop() has begun: its staging areas are about to be unmapped, so nothing may start on them. */
+  get stopping(): boolean {
+    return this.stopped;
   }
 
   /** The executors' process ids, in rank order (a soak test watches their resources). */
@@ -152,5 +162,6 @@ export class LocalCluster {
     // Executors that were killed could not leave the group: remove its segment for them.
     removeStaleHostGroup(this.session);
     rmSync(this.dir, { recursive: true, force: true });
+    LocalCluster.live.delete(this);
   }
 }

@@ -30,14 +30,14 @@ export function removeStaleHostGroup(session: string): boolean {
 }
 
 /**
- * Removes the segments of host groups whose coordinator is gone (sessions are named `s<pid>`
- * after it): a run whose processes were all killed at once cannot remove its own. A segment
+ * Removes the segments of host groups whose coordinator is gone (sessions are named `s<pid>`,
+ * or `s<pid>-<n>`, after it): a run whose processes were all killed at once cannot remove its own. A segment
  * still in use by a live process is left alone.
  */
 export function removeDeadSessions(): string[] {
   const removed: string[] = [];
   for (const path of listSegments()) {
-    const m = /redblue-shm-(s(\d+))$/.exec(path);
+    const m = /redblue-shm-(s(\d+)(?:-\d+)?)$/.exec(path);
     if (!m || isAlive(Number(m[2]))) continue;
     if (removeStaleSegment(m[1]!)) removed.push(path);
   }

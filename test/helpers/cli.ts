@@ -30,11 +30,11 @@ export function runCli(args: string[], options: SpawnSyncOptions = {}): CliResul
 
 /**
  * Shared-memory files a run left behind: redblue names them after the coordinator's pid
- * (redblue-run-<pid>-…, redblue-shm-s<pid>), so other runs on the machine do not interfere.
+ * (redblue-run-<pid>-…, redblue-shm-s<pid>[-n]), so other runs on the machine do not interfere.
  */
 export function leftovers(pid: number): string[] {
   const dirs = ['/dev/shm', ...(existsSync('/dev/hugepages') ? ['/dev/hugepages'] : [])];
-  const mine = new RegExp(`^redblue-(run-${pid}-|shm-s${pid}$)`);
+  const mine = new RegExp(`^redblue-(run-${pid}-|shm-s${pid}(-\\d+)?$)`);
   return dirs.flatMap((d) => readdirSync(d).filter((f) => mine.test(f)));
 }
 
