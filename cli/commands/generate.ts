@@ -47,6 +47,10 @@ export interface GenerateFlags {
   jsonObject?: boolean;
   jsonSchema?: string;
   lookup: number;
+  /** generate only: a draft model (speculative decoding), its most tokens a draft, its p-min. */
+  draft?: string;
+  draftMax?: number;
+  draftPMin?: number;
   seed?: number;
   json?: boolean;
   bos: boolean;
@@ -83,8 +87,9 @@ export function timingsText(r: GenerateRun): string {
   ];
   if (t.drafted !== undefined)
     lines.push(
-      `lookup:     ${t.accepted} of ${t.drafted} drafted tokens were the ones chosen (${t.drafted ? ((100 * t.accepted!) / t.drafted).toFixed(0) : 0}%)`,
+      `${t.draftModel ? 'draft:   ' : 'lookup:  '}   ${t.accepted} of ${t.drafted} drafted tokens were the ones chosen (${t.drafted ? ((100 * t.accepted!) / t.drafted).toFixed(0) : 0}%)${t.draftModel ? `; ${t.draftModel.steps} draft-model steps in ${(t.draftModel.seconds * 1e3).toFixed(1)} ms` : ''}`,
     );
+  if (t.draftModel?.lost) lines.push(`draft lost: ${t.draftModel.lost}; went on without drafts`);
   for (const x of r.recoveries ?? [])
     lines.push(
       `lost:       ${x.lost} after ${x.afterTokens} generated tokens: ${x.reason}; went on with ${x.executors} executor(s) after ${x.seconds.toFixed(2)} s`,
@@ -239,6 +244,14 @@ export function addGenerateFlags(cmd: Command): Command {
     );
 }
 
+/** --draft-max's value: 1 to MAX_DRAFT drafted tokens. */
+function draftTokens(v: string): number {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || n < 1 || n > MAX_DRAFT)
+    throw new UsageError(`--draft-max must be a whole number from 1 to ${MAX_DRAFT}, got '${v}'`);
+  return n;
+}
+
 /** --lookup's value (generate, launch generate and serve): 0 to MAX_DRAFT drafted tokens. */
 export function lookupTokens(v: string): number {
   const n = Number(v);
@@ -313,6 +326,7 @@ export async function generateWithFlags(
         ? { json: true }
         : {}),
     ...(o.lookup ? { lookup: o.lookup } : {}),
+    ...(o.draft ? { draft: { path: o.draft, max: o.draftMax ?? 8, pMin: o.draftPMin ?? 0.75 } } : {}),
     sampling: samplingOf(o, seed),
     onProgress: (done, total) => bar.update(done, total, 'layers'),
     onLoaded: (model) => {
@@ -436,6 +450,22 @@ export function registerGenerate(program: Command): void {
       '-i, --interactive',
       'with --chat: a conversation; each line on stdin is a message (-p, when given, the first), each answer printed as it comes; the earlier turns stay in the KV cache',
     )
+    .option(
+      '--draft <file>',
+      "speculative decoding (llama.cpp's -md): a small GGUF model of the same vocabulary guesses the next tokens, one cheap step each, on executors of its own on the same nodes, and the model checks them all in one step; the text is the one generated without it, faster where the draft guesses well",
+    )
+    .option(
+      '--draft-max <N>',
+      `with --draft: tokens drafted at most after each chosen one (1-${MAX_DRAFT})`,
+      draftTokens,
+      8,
+    )
+    .option(
+      '--draft-p-min <P>',
+      'with --draft: a draft ends before a token the draft model gives less than this probability (0 = never)',
+      number('--draft-p-min', 0, 1),
+      0.75,
+    )
     .addHelpText(
       'after',
       `
@@ -454,6 +484,7 @@ Examples:
   redblue generate -m model.gguf -p "The capital of France is" -n 32 --temp 0
   redblue generate -m model.gguf -p "Once upon a time" --virtual-nodes 2 --seed 7
   redblue generate -m instruct.gguf --chat -f report.txt --lookup 7   # quotes its input: fewer steps
+  redblue generate -m qwen2.5-32b.gguf --draft qwen2.5-0.5b.gguf -p "def fib(n):" --temp 0
   redblue generate -m instruct.gguf --chat --system "Answer briefly." -p "Why is the sky blue?"
   git diff | redblue generate -m instruct.gguf --chat -f - -n 256
   redblue generate -m instruct.gguf --chat -i --system "You are terse." --virtual-nodes 2
@@ -471,6 +502,15 @@ Examples:
       ) => {
         const topology = readTopology({ virtualNodes: o.virtualNodes });
         if (o.html && !o.dryRun) throw new UsageError('--html goes with --dry-run');
+        if (o.draft !== undefined) {
+          if (o.lookup) throw new UsageError('--draft and --lookup both draft tokens: choose one');
+          if (o.interactive)
+            throw new UsageError('--draft drafts for one generation: leave out --interactive');
+          if (o.dryRun)
+            throw new UsageError(
+              "--dry-run shows the model's split: leave out --draft (a draft model's own split: --dry-run -m DRAFT)",
+            );
+        }
         if (o.dryRun) {
           const plan = planGenerate({
             model: o.model,

@@ -51,6 +51,11 @@ export function registerSynth(program: Command): void {
       'q4_0',
     )
     .option('--seed <S>', 'seed of the random weights', (v) => Number(v), 1)
+    .option(
+      '--layers <N>',
+      "only the preset's first N layers (each tensor's values follow from the seed and its name, so this is the full model's first N layers: a draft model for generate --draft)",
+      (v) => Number(v),
+    )
     .addHelpText(
       'after',
       `
@@ -61,7 +66,8 @@ Examples:
   redblue synth -o demo.gguf
   redblue synth -o tinyllama-q4_0.gguf --size tinyllama --type q4_0
   redblue synth -o tinyllama-q4_k_m.gguf --size tinyllama --type q4_k_m
-  redblue synth -o qwen2.5-0.5b-q4_k_m.gguf --arch qwen2 --size qwen2.5-0.5b --type q4_k_m`,
+  redblue synth -o qwen2.5-0.5b-q4_k_m.gguf --arch qwen2 --size qwen2.5-0.5b --type q4_k_m
+  redblue synth -o tinyllama-draft.gguf --size tinyllama --type q4_0 --layers 2   # its first 2 layers`,
     )
     .action(
       async (o: {
@@ -70,9 +76,18 @@ Examples:
         size: string;
         type: string;
         seed: number;
+        layers?: number;
       }) => {
         if (!Number.isSafeInteger(o.seed) || o.seed < 0)
           throw new UsageError(`--seed must be a whole number, got ${o.seed}`);
+        const preset = MODEL_PRESETS[o.size]!;
+        if (
+          o.layers !== undefined &&
+          (!Number.isSafeInteger(o.layers) || o.layers < 1 || o.layers > preset.nLayer)
+        )
+          throw new UsageError(
+            `--layers must be a whole number from 1 to ${preset.nLayer} (${o.size}'s layers), got ${o.layers}`,
+          );
         const bar = new Progress('writing tensors');
         // Ctrl-C stops between tensors; the half-written file is removed, o.out left as it was.
         const stop = new AbortController();
@@ -82,7 +97,8 @@ Examples:
           const bytes = await writeSyntheticModelAsync(
             o.out,
             {
-              ...MODEL_PRESETS[o.size]!,
+              ...preset,
+              ...(o.layers !== undefined ? { nLayer: o.layers } : {}),
               arch: o.arch,
               types: typesFor(o.type),
               seed: o.seed,
@@ -92,7 +108,10 @@ Examples:
             stop.signal,
           );
           bar.done();
-          process.stdout.write(`wrote ${o.out}: ${o.arch} ${o.size}, ${o.type}, ${formatBytes(bytes)}\n`);
+          const layers = o.layers !== undefined ? ` (its first ${o.layers} layers)` : '';
+          process.stdout.write(
+            `wrote ${o.out}: ${o.arch} ${o.size}${layers}, ${o.type}, ${formatBytes(bytes)}\n`,
+          );
         } catch (err) {
           bar.done();
           if (!stop.signal.aborted) throw err;

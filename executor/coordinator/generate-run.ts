@@ -1,5 +1,6 @@
 // `redblue generate` end to end on this machine: start one executor per (virtual) NUMA node,
 // load the model's split, generate, and stop everything (also on Ctrl-C).
+import { basename } from 'node:path';
 import type { MachineTopology, TopologyNode } from '../../native/topology.js';
 import { createThreadPool } from '../../native/binding.js';
 import { measureReadBandwidth } from '../../native/read-speed.js';
@@ -19,11 +20,14 @@ import {
   localPlaces,
   planGenerateOn,
   readModelFile,
+  runnerOf,
   type ModelFile,
   type ModelRunner,
   type PlacementChoice,
 } from './generate.js';
-import type { LocalCluster } from '../host/local-cluster.js';
+import { LocalCluster } from '../host/local-cluster.js';
+import { UsageError } from '../../common/errors.js';
+import { checkDraftVocab, ModelDrafter } from './draft.js';
 
 /** What loading and generating need, whichever executors run the model. */
 export interface ModelRunOptions extends GenerateOptions {
@@ -36,6 +40,17 @@ export interface ModelRunOptions extends GenerateOptions {
   onProgress?: (done: number, total: number) => void;
   /** Called once the weights are in place, before the prompt is processed. */
   onLoaded?: (model: LoadedModel) => void;
+  /**
+   * Speculative decoding with a draft model of the same vocabulary, on executors of its own
+   * (coordinator/draft.ts): up to `max` tokens a draft, each ended early below `pMin`.
+   */
+  draft?: DraftOptions;
+}
+
+export interface DraftOptions {
+  path: string;
+  max: number;
+  pMin: number;
 }
 
 export interface GenerateRunOptions extends ModelRunOptions {
@@ -131,16 +146,19 @@ export class Generation {
     return r;
   }
 
-  async run(cluster: LocalCluster | ModelRunner): Promise<GenerateRun> {
+  /** `draftOn`: the draft model's executors (with ModelRunOptions.draft). */
+  async run(cluster: LocalCluster | ModelRunner, draftOn?: LocalCluster): Promise<GenerateRun> {
     const o = this.o;
+    const draftTokens = Math.max(o.lookup ?? 0, o.draft ? o.draft.max : 0);
     const model = await loadModel(cluster, {
       path: o.model,
       ...(o.file ? { file: o.file } : {}),
       ...(o.ctx ? { ctx: o.ctx } : {}),
       ...(o.placement ? { placement: o.placement } : {}),
-      ...(o.lookup ? { draftTokens: o.lookup } : {}),
+      ...(draftTokens ? { draftTokens } : {}),
       ...(o.onProgress && !this.seq ? { onProgress: o.onProgress } : {}),
     });
+    const drafter = o.draft && draftOn ? await loadDrafter(draftOn, o.draft, model) : undefined;
     if (this.recoveries.length) {
       const r = this.recoveries.at(-1)!;
       r.seconds = (performance.now() - this.lostAt) / 1e3;
@@ -151,7 +169,7 @@ export class Generation {
       o.onLoaded?.(model);
       this.seq = new Sequence(model, o);
     }
-    const result = await generate(cluster, model, o, this.seq);
+    const result = await generate(cluster, model, drafter ? { ...o, drafter } : o, this.seq);
     return { model, result, ...(this.recoveries.length ? { recoveries: this.recoveries } : {}) };
   }
 }
@@ -177,9 +195,32 @@ export function shortfall(split: ModelSplit, nodes: readonly TopologyNode[]): st
 export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
   // The file first: a missing, damaged or unsupported model fails before any executor starts.
   const file = o.file ?? readModelFile(o.model);
+  // The draft's tokens are checked against the target's before any executor starts.
+  const draftFile = o.draft ? readModelFile(o.draft.path) : undefined;
+  if (draftFile) checkDraftVocab(file.tokenizer, draftFile.tokenizer, o.model, o.draft!.path);
   const g = new Generation({ ...o, file });
-  return withSurvivors(o.topology, (cluster) => g.run(cluster), {
-    hooks: { ...o.hooks, whileStarting: () => file.prepare() },
+  // The draft model runs on executors of its own, on the same nodes (started with the target's,
+  // again after a loss, and stopped with them, on Ctrl-C too).
+  let side: LocalCluster | undefined;
+  const work = async (cluster: LocalCluster): Promise<GenerateRun> => {
+    if (!o.draft) return g.run(cluster);
+    side = await startDraftCluster(cluster.topology);
+    try {
+      return await g.run(cluster, side);
+    } finally {
+      const s = side;
+      side = undefined;
+      await s.stop();
+    }
+  };
+  return withSurvivors(o.topology, work, {
+    hooks: {
+      ...o.hooks,
+      whileStarting: () => file.prepare(),
+      alsoStop: async () => {
+        await side?.stop();
+      },
+    },
     ...(o.onFailure ? { onFailure: o.onFailure } : {}),
     check: (left, e) => {
       const info = file.info;
@@ -192,4 +233,34 @@ export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
         g.lost(`executor rank ${r.lostRank} (cpus ${r.lostCpus.join(',')})`, r.reason, r.executors),
       ),
   });
+}
+
+/** Executors for a draft model on `topology`'s nodes; their failure to start is not the target's loss. */
+async function startDraftCluster(topology: MachineTopology): Promise<LocalCluster> {
+  try {
+    return await LocalCluster.start({ topology });
+  } catch (e) {
+    throw new Error(`the draft model's executors did not start: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Loads the draft model on its executors (the target's context, or the draft's own where that is
+ * shorter) and drafts with it. A failure here is the draft's, said so, never a lost target executor.
+ */
+async function loadDrafter(on: LocalCluster, d: DraftOptions, target: LoadedModel): Promise<ModelDrafter> {
+  const file = readModelFile(d.path);
+  try {
+    const model = await loadModel(on, { path: d.path, file, ctx: Math.min(target.ctx, file.info.nCtxTrain) });
+    return new ModelDrafter(runnerOf(on), model, {
+      max: d.max,
+      pMin: d.pMin,
+      targetVocab: target.info.nVocab,
+    });
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(`the draft model ${basename(d.path)}: ${e.message}`);
+    throw new Error(`the draft model ${basename(d.path)} did not load: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
 }

@@ -8,7 +8,8 @@
 //  3. layer-run.ts: the weight-stationary layer stack, on one host or many.
 //  3b. generate.ts / generate-run.ts / remote-generate.ts: a GGUF model's split loaded and run
 //     token by token, one host (LocalCluster) or across hosts (RemoteCluster), one generate();
-//     chat-run.ts: a conversation on one model load, each turn from the KV cache of the last.
+//     chat-run.ts: a conversation on one model load, each turn from the KV cache of the last;
+//     draft.ts: a draft model on executors of its own guessing the next tokens (--draft).
 //  4. verify.ts: a result checked against one OpenBLAS call; npy.ts: the user's .npy files (only
 //     the coordinator reads and writes user files; executors see bytes in staging areas).
 export {};

@@ -15,6 +15,8 @@ export interface LocalRunHooks {
   onInterrupt?: () => void;
   /** The coordinator's preparation while the executors start (LocalClusterOptions.whileStarting). */
   whileStarting?: () => void;
+  /** Stops what else the work started (a draft model's executors) beside the cluster, on Ctrl-C too. */
+  alsoStop?: () => Promise<void>;
 }
 
 /** Starts the executors, runs `work`, and always stops them, also on Ctrl-C (even during start-up). */
@@ -25,7 +27,8 @@ export async function withLocalCluster<T>(
 ): Promise<T> {
   let cluster: LocalCluster | undefined;
   let interrupted = false;
-  const stopAndExit = (c: LocalCluster) => void c.stop().then(() => process.exit(130));
+  const stopAndExit = (c: LocalCluster) =>
+    void Promise.allSettled([c.stop(), o.alsoStop?.()]).then(() => process.exit(130));
   const onSignal = () => {
     if (interrupted) return;
     interrupted = true;

@@ -1,0 +1,142 @@
+// Speculative decoding with a draft model (`generate --draft`): a small model that shares the
+// target's vocabulary guesses the next tokens one cheap step at a time; the target checks them all
+// in one step (one read of its weights, as prompt lookup's drafts are checked) and keeps those it
+// would have chosen itself. Every token is still sampled from the target's own row of logits, so
+// the text is the one generated without a draft; only the number of target steps changes.
+import { basename } from 'node:path';
+import { UsageError } from '../../common/errors.js';
+import type { Tokenizer } from '../../model/tokenizer/index.js';
+import {
+  PROMPT_BATCH,
+  type DraftModelTimings,
+  type LoadedModel,
+  type ModelRunner,
+  type TokenDrafter,
+} from './generate.js';
+
+/** Vocabulary sizes a draft may differ from its target by (llama.cpp allows 128 as well). */
+export const DRAFT_VOCAB_SLACK = 128;
+
+/**
+ * Refuses a draft whose tokens are not the target's: the ids they share must name the same text
+ * (llama.cpp's rule: Qwen2.5-0.5B's 151 936 tokens draft for Qwen2.5-32B's 152 064).
+ */
+export function checkDraftVocab(t: Tokenizer, d: Tokenizer, targetPath: string, draftPath: string): void {
+  const names = `${basename(draftPath)} cannot draft for ${basename(targetPath)}`;
+  if (Math.abs(t.vocabSize - d.vocabSize) > DRAFT_VOCAB_SLACK)
+    throw new UsageError(
+      `${names}: their vocabularies have ${d.vocabSize} and ${t.vocabSize} tokens (at most ${DRAFT_VOCAB_SLACK} apart); use a draft model of the same family`,
+    );
+  if (t.kind !== d.kind)
+    throw new UsageError(
+      `${names}: one tokenizes with ${d.kind}, the other with ${t.kind}; use a draft model of the same family`,
+    );
+  const shared = Math.min(t.vocabSize, d.vocabSize);
+  for (let id = 0; id < shared; id++)
+    if (t.tokenText(id) !== d.tokenText(id))
+      throw new UsageError(
+        `${names}: token ${id} is ${JSON.stringify(d.tokenText(id))} in the draft and ${JSON.stringify(t.tokenText(id))} in the target; use a draft model of the same family`,
+      );
+}
+
+/** The most likely token of a row of logits and its probability (softmax). */
+export function topToken(logits: Float32Array, limit: number): { id: number; p: number } {
+  let id = 0;
+  let max = -Infinity;
+  const n = Math.min(limit, logits.length);
+  for (let i = 0; i < n; i++)
+    if (logits[i]! > max) {
+      max = logits[i]!;
+      id = i;
+    }
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  return { id, p: 1 / sum };
+}
+
+export interface ModelDrafterOptions {
+  /** Tokens drafted at most after each chosen one. */
+  max: number;
+  /** A draft ends before a token the draft model gives less than this probability (0: never). */
+  pMin: number;
+  /** The target's vocabulary size: a draft token past it ends the draft. */
+  targetVocab: number;
+}
+
+/**
+ * Drafts with a model loaded on its own executors. It keeps the tokens whose KV it holds (the
+ * context it last saw, and its own guesses after it); each draft feeds only what is new since the
+ * part of them the context still agrees with, then one token a step, greedily. A draft model whose
+ * executors fail is dropped (`lost` says why) and generation goes on without drafts.
+ */
+export class ModelDrafter implements TokenDrafter {
+  drafted = 0;
+  accepted = 0;
+  /** Time in the draft model's steps. */
+  seconds = 0;
+  /** Draft-model steps run (prompt batches included). */
+  steps = 0;
+  lost: string | undefined;
+  private fed: number[] = [];
+  private readonly row: Float32Array;
+
+  constructor(
+    private readonly runner: ModelRunner,
+    private readonly model: LoadedModel,
+    private readonly o: ModelDrafterOptions,
+  ) {
+    this.row = new Float32Array(model.info.nVocab);
+  }
+
+  async draft(context: readonly number[], room: number): Promise<number[]> {
+    const n = Math.min(this.o.max, room, this.model.ctx - context.length);
+    if (this.lost || n <= 0 || context.length === 0) return [];
+    const t0 = performance.now();
+    try {
+      return await this.guess(context, n);
+    } catch (e) {
+      this.lost = (e as Error).message;
+      return [];
+    } finally {
+      this.seconds += (performance.now() - t0) / 1e3;
+    }
+  }
+
+  private async guess(context: readonly number[], n: number): Promise<number[]> {
+    // What the draft's cache still holds of this context (at least the last token goes in again:
+    // its logits give the first guess).
+    let keep = 0;
+    while (keep < this.fed.length && keep < context.length - 1 && this.fed[keep] === context[keep]) keep++;
+    this.fed.length = keep;
+    let logits = this.row;
+    for (let i = keep; i < context.length; i += PROMPT_BATCH) {
+      const batch = context.slice(i, i + PROMPT_BATCH);
+      const last = i + PROMPT_BATCH >= context.length;
+      const r = await this.runner.forward(batch, i, last ? 'last' : 'none', true, this.row);
+      this.steps++;
+      this.fed.push(...batch);
+      if (last) logits = r.logits;
+    }
+    const out: number[] = [];
+    for (;;) {
+      const { id, p } = topToken(logits, this.model.info.nVocab);
+      if (p < this.o.pMin || id >= this.o.targetVocab) break;
+      out.push(id);
+      if (out.length >= n) break;
+      const r = await this.runner.forward([id], this.fed.length, 'last', true, this.row);
+      this.steps++;
+      this.fed.push(id);
+      logits = r.logits;
+    }
+    return out;
+  }
+
+  taken(drafted: number, accepted: number): void {
+    this.drafted += drafted;
+    this.accepted += accepted;
+  }
+
+  modelTimings(): DraftModelTimings {
+    return { steps: this.steps, seconds: this.seconds, ...(this.lost ? { lost: this.lost } : {}) };
+  }
+}

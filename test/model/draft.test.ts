@@ -1,0 +1,113 @@
+// `redblue generate --draft`: speculative decoding with a draft model on executors of its own.
+// The built CLI, real executor processes (the model's and the draft's), real GGUF files. The text
+// must be the one generated without a draft, whatever the draft guesses; the model itself as its
+// own draft (greedy) guesses every token it is asked for; a draft of another vocabulary is refused
+// before anything loads; nothing is left behind.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeSyntheticModel } from '../../model/synth.js';
+import { SMALL_LLAMA } from '../helpers/model-shapes.js';
+import { leftovers, runCli } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'redblue-draft-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const model = join(dir, 'model.gguf');
+const firstLayer = join(dir, 'first-layer.gguf'); // the model's first layer: another function, the same tokens
+const qwen = join(dir, 'qwen.gguf'); // another vocabulary
+beforeAll(() => {
+  writeSyntheticModel(model, SMALL_LLAMA);
+  writeSyntheticModel(firstLayer, { ...SMALL_LLAMA, nLayer: 1, types: { default: 'q4_0' } });
+  writeSyntheticModel(qwen, { ...SMALL_LLAMA, arch: 'qwen2', vocab: 'llama3' });
+});
+
+interface DraftJson {
+  generatedTokens: number[];
+  text: string;
+  timings: {
+    drafted?: number;
+    accepted?: number;
+    draftModel?: { steps: number; seconds: number; lost?: string };
+  };
+}
+
+const BASE = ['generate', '-m', model, '-p', 'Once upon a time', '--virtual-nodes', '2'];
+
+function generate(args: string[]): DraftJson {
+  const r = runCli([...BASE, '--json', ...args]);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(leftovers(r.pid)).toEqual([]);
+  return JSON.parse(r.stdout) as DraftJson;
+}
+
+describe('redblue generate --draft', () => {
+  it('gives the text of a run without a draft, greedy and sampled, and the model drafting for itself is always right', () => {
+    const greedy = ['-n', '24', '--temp', '0', '--ignore-eos'];
+    const plain = generate(greedy);
+    expect(plain.timings.draftModel).toBeUndefined();
+
+    // Drafting for itself, every guess taken (p-min 0: a draft as long as allowed).
+    const self = generate([...greedy, '--draft', model, '--draft-p-min', '0', '--draft-max', '4']);
+    expect(self.generatedTokens).toEqual(plain.generatedTokens);
+    expect(self.text).toBe(plain.text);
+    expect(self.timings.drafted).toBeGreaterThanOrEqual(12);
+    expect(self.timings.accepted).toBe(self.timings.drafted);
+    expect(self.timings.draftModel!.steps).toBeGreaterThan(0);
+    expect(self.timings.draftModel!.lost).toBeUndefined();
+
+    // Another function over the same tokens: guesses mostly wrong, the text still the model's.
+    const other = generate([...greedy, '--draft', firstLayer, '--draft-p-min', '0']);
+    expect(other.generatedTokens).toEqual(plain.generatedTokens);
+    expect(other.timings.drafted).toBeGreaterThan(other.timings.accepted!);
+
+    const sampling = [
+      '-n',
+      '24',
+      '--temp',
+      '0.8',
+      '--top-k',
+      '0',
+      '--top-p',
+      '1',
+      '--min-p',
+      '0',
+      '--seed',
+      '5',
+    ];
+    const a = generate(sampling);
+    const b = generate([...sampling, '--draft', model, '--draft-p-min', '0']);
+    expect(b.generatedTokens).toEqual(a.generatedTokens);
+    expect(b.timings.drafted).toBeGreaterThan(0);
+  });
+
+  it('prints what the draft did beside the timings', () => {
+    const r = runCli([...BASE, '-n', '8', '--temp', '0', '--draft', model]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(
+      /draft: +\d+ of \d+ drafted tokens were the ones chosen \(\d+%\); \d+ draft-model steps in/,
+    );
+    expect(leftovers(r.pid)).toEqual([]);
+  });
+
+  it('refuses a draft of another vocabulary, and flags that do not go with it, before anything starts', () => {
+    const base = BASE;
+    const vocab = runCli([...base, '--draft', qwen]);
+    expect(vocab.code).toBe(2);
+    expect(vocab.stderr).toMatch(
+      /qwen\.gguf cannot draft for model\.gguf: their vocabularies have \d+ and 32000 tokens/,
+    );
+    const lookup = runCli([...base, '--draft', model, '--lookup', '3']);
+    expect(lookup.code).toBe(2);
+    expect(lookup.stderr).toMatch(/--draft and --lookup both draft tokens: choose one/);
+    const max = runCli([...base, '--draft', model, '--draft-max', '0']);
+    expect(max.code).toBe(2);
+    expect(max.stderr).toMatch(/--draft-max must be a whole number from 1 to 32, got '0'/);
+    const missing = runCli([...base, '--draft', join(dir, 'nope.gguf')]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/nope\.gguf/);
+    for (const r of [vocab, lookup, max, missing]) expect(leftovers(r.pid)).toEqual([]);
+  });
+});
