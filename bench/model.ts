@@ -3,8 +3,10 @@
 // generation also against what the machine's read bandwidth allows (tokens/s × weight bytes
 // per token), 2 executors against 1 beside the read-bandwidth scaling of 2 cores against 1, and
 // each executor's resident memory against its share of the weights plus its KV cache. With
-// --lookup N, greedy generation with prompt lookup against the same generation without it.
+// --lookup N, greedy generation with prompt lookup against the same generation without it; with
+// --draft F, the same with a draft model (generate --draft).
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { readTopology, type MachineTopology } from '../native/topology.js';
 import { oneCpuPerCore, restrictToCpus, virtualize } from '../native/virtual-nodes.js';
@@ -13,7 +15,16 @@ import { describeModel, type ModelInfo } from '../model/arch.js';
 import { MAX_DRAFT } from '../model/lookup.js';
 import { DOORBELL_MAX_TOKENS } from '../native/model.js';
 import { LocalCluster } from '../executor/host/local-cluster.js';
-import { forward, generate, loadModel, type LoadedModel } from '../executor/coordinator/generate.js';
+import {
+  forward,
+  generate,
+  loadModel,
+  readModelFile,
+  runnerOf,
+  type LoadedModel,
+  type TokenDrafter,
+} from '../executor/coordinator/generate.js';
+import { checkDraftVocab, ModelDrafter } from '../executor/coordinator/draft.js';
 import { openReference, type Rate } from './llama-reference.js';
 import { machineInfo, result, type BenchReport, type BenchResult } from './report.js';
 import { streamRead } from './read-bandwidth.js';
@@ -41,6 +52,8 @@ export interface ModelBenchOptions {
   reference: boolean;
   /** Drafted tokens a step checks (generate --lookup): measured against no drafts; 0: not measured. */
   lookup?: number;
+  /** A draft model (generate --draft): greedy generation with it against the same without. */
+  draft?: { path: string; max: number; pMin: number };
   cpus?: number[];
 }
 
@@ -105,6 +118,7 @@ interface OwnFigures {
    */
   tgRead: number[];
   lookup?: LookupFigures;
+  draft?: LookupFigures;
 }
 
 /** Greedy generation of tg tokens from one prompt, with drafts and without, alternated. */
@@ -117,11 +131,13 @@ interface LookupFigures {
   sameTokens: boolean;
 }
 
-async function measureLookup(
+/** `drafter()`: a fresh drafter for each run with drafts (prompt lookup's or a draft model's). */
+async function measureDrafting(
   cluster: LocalCluster,
   model: LoadedModel,
   o: ModelBenchOptions,
   info: ModelInfo,
+  drafter: () => { lookup: number } | { drafter: TokenDrafter },
 ): Promise<LookupFigures> {
   const promptTokens = tokens(32, info.nVocab, 3);
   const runs = { plain: [] as number[], drafted: [] as number[] };
@@ -130,25 +146,50 @@ async function measureLookup(
   let first: number[] | undefined;
   let sameTokens = true;
   for (let r = 0; r <= o.reps; r++)
-    for (const lookup of [0, o.lookup!]) {
+    for (const drafts of [false, true]) {
       const g = await generate(cluster, model, {
         prompt: '',
         promptTokens,
         maxTokens: o.tg,
         stopAtEog: false,
         sampling: { temperature: 0, seed: 1 },
-        lookup,
+        ...(drafts ? drafter() : {}),
       });
       first ??= g.generatedTokens;
       sameTokens &&= g.generatedTokens.join() === first.join();
       if (r === 0) continue; // warm-up
-      (lookup ? runs.drafted : runs.plain).push(g.timings.generateTokensPerSecond);
-      if (lookup) {
+      (drafts ? runs.drafted : runs.plain).push(g.timings.generateTokensPerSecond);
+      if (drafts) {
         draftedTokens += g.timings.drafted ?? 0;
         acceptedTokens += g.timings.accepted ?? 0;
       }
     }
   return { plain: rate(runs.plain), drafted: rate(runs.drafted), draftedTokens, acceptedTokens, sameTokens };
+}
+
+/** measureDrafting with a draft model on executors of its own, on the same nodes. */
+async function measureDraftModel(
+  cluster: LocalCluster,
+  model: LoadedModel,
+  o: ModelBenchOptions,
+  info: ModelInfo,
+): Promise<LookupFigures> {
+  const d = o.draft!;
+  const side = await LocalCluster.start({ topology: cluster.topology });
+  try {
+    const file = readModelFile(d.path);
+    const draftModel = await loadModel(side, {
+      path: d.path,
+      file,
+      ctx: Math.min(model.ctx, file.info.nCtxTrain),
+    });
+    const opts = { max: d.max, pMin: d.pMin, targetVocab: info.nVocab };
+    return await measureDrafting(cluster, model, o, info, () => ({
+      drafter: new ModelDrafter(runnerOf(side), draftModel, opts),
+    }));
+  } finally {
+    await side.stop();
+  }
 }
 
 async function measureOwn(
@@ -164,7 +205,9 @@ async function measureOwn(
     const model = await loadModel(cluster, {
       path: o.model,
       ctx: Math.min(info.nCtxTrain, depth + o.pp + o.tg + 16),
-      ...(o.lookup && readAround ? { draftTokens: o.lookup } : {}),
+      ...(readAround && (o.lookup || o.draft)
+        ? { draftTokens: Math.max(o.lookup ?? 0, o.draft?.max ?? 0) }
+        : {}),
     });
     const pp: number[] = [];
     const tg: number[] = [];
@@ -205,9 +248,14 @@ async function measureOwn(
     // Repetition r's samples: the one before it and the one before the next (after the last).
     const tgRead = readBefore.map((b, r) => Math.max(b, readBefore[r + 1] ?? readAfter));
     const memory = cluster.pids().map(memoryOf);
-    const lookup = o.lookup && readAround ? await measureLookup(cluster, model, o, info) : undefined;
+    const lookup =
+      o.lookup && readAround
+        ? await measureDrafting(cluster, model, o, info, () => ({ lookup: o.lookup! }))
+        : undefined;
+    const draft = o.draft && readAround ? await measureDraftModel(cluster, model, o, info) : undefined;
     return {
       ...(lookup ? { lookup } : {}),
+      ...(draft ? { draft } : {}),
       pp: rate(pp),
       tg: rate(tg),
       model,
@@ -382,6 +430,26 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
         },
       }),
     );
+  const dm = own.draft;
+  if (dm)
+    results.push(
+      result({
+        case: `gen${o.tg}_draft`,
+        metric: `greedy generation with a draft model (--draft ${basename(o.draft!.path)}, --draft-max ${o.draft!.max}, --draft-p-min ${o.draft!.pMin})`,
+        value: dm.drafted.mean,
+        unit: 'tokens/s',
+        reference: `gen${o.tg}_without_draft`,
+        referenceValue: dm.plain.mean,
+        details: {
+          ...common,
+          sd: dm.drafted.sd,
+          referenceSd: dm.plain.sd,
+          draftedTokens: dm.draftedTokens,
+          acceptedTokens: dm.acceptedTokens,
+          sameTokens: dm.sameTokens,
+        },
+      }),
+    );
   own.model.perRank.forEach((p, rank) => {
     const share = p.weightBytes + p.kvBytes;
     const m = own.memory[rank]!;
@@ -457,6 +525,11 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
             `prompt lookup (--lookup ${o.lookup}): greedy generation of ${o.tg} tokens at ${fmt(lk.drafted)} tokens/s against ${fmt(lk.plain)} without it, ${(lk.drafted.mean / lk.plain.mean).toFixed(2)}×; ${lk.acceptedTokens} of ${lk.draftedTokens} drafted tokens taken; ${lk.sameTokens ? 'the same tokens' : 'OTHER TOKENS (a bug)'} with and without`,
           ]
         : []),
+      ...(dm
+        ? [
+            `draft model (--draft ${basename(o.draft!.path)}): greedy generation of ${o.tg} tokens at ${fmt(dm.drafted)} tokens/s against ${fmt(dm.plain)} without it, ${(dm.drafted.mean / dm.plain.mean).toFixed(2)}×; ${dm.acceptedTokens} of ${dm.draftedTokens} drafted tokens taken; ${dm.sameTokens ? 'the same tokens' : 'OTHER TOKENS (a bug)'} with and without`,
+          ]
+        : []),
       ...own.model.perRank.map((p, r) => {
         const m = own.memory[r]!;
         const b = own.memoryBefore[r]!;
@@ -502,6 +575,22 @@ export function registerBenchModel(bench: Command): void {
       'also time greedy generation with prompt lookup (generate --lookup N) against the same generation without it',
       (v) => Number(v),
     )
+    .option(
+      '--draft <file>',
+      'also time greedy generation with a draft model (generate --draft FILE) against the same generation without it',
+    )
+    .option(
+      '--draft-max <N>',
+      'with --draft: tokens drafted at most after each chosen one',
+      (v) => Number(v),
+      8,
+    )
+    .option(
+      '--draft-p-min <P>',
+      'with --draft: a draft ends before a token the draft model gives less than this probability',
+      (v) => Number(v),
+      0.75,
+    )
     .option('--no-reference', 'skip llama.cpp')
     .option('--json', 'print the results in the shared bench schema')
     .action(
@@ -516,6 +605,9 @@ export function registerBenchModel(bench: Command): void {
         cpus?: string;
         reference: boolean;
         lookup?: number;
+        draft?: string;
+        draftMax: number;
+        draftPMin: number;
         json?: boolean;
       }) => {
         for (const [flag, v] of [
@@ -525,6 +617,7 @@ export function registerBenchModel(bench: Command): void {
           ['--tg', opts.tg],
           ['--reps', opts.reps],
           ...(opts.lookup !== undefined ? ([['--lookup', opts.lookup]] as const) : []),
+          ['--draft-max', opts.draftMax],
         ] as const) {
           if (!Number.isSafeInteger(v) || v < 1)
             throw new UsageError(`${flag} must be a whole number of at least 1, got ${v}`);
@@ -534,6 +627,17 @@ export function registerBenchModel(bench: Command): void {
         const cpus = opts.cpus?.split(',').map((x) => Number(x.trim()));
         if (opts.lookup !== undefined && opts.lookup > MAX_DRAFT)
           throw new UsageError(`--lookup drafts at most ${MAX_DRAFT} tokens a step, got ${opts.lookup}`);
+        if (opts.draftMax > MAX_DRAFT)
+          throw new UsageError(`--draft-max drafts at most ${MAX_DRAFT} tokens a step, got ${opts.draftMax}`);
+        if (!(opts.draftPMin >= 0 && opts.draftPMin <= 1))
+          throw new UsageError(`--draft-p-min must be a number from 0 to 1, got ${opts.draftPMin}`);
+        if (opts.draft !== undefined)
+          checkDraftVocab(
+            readModelFile(opts.model).tokenizer,
+            readModelFile(opts.draft).tokenizer,
+            opts.model,
+            opts.draft,
+          );
         if (cpus?.some((c) => !Number.isInteger(c) || c < 0))
           throw new UsageError(`--cpus takes cpu numbers such as 0,1, got "${opts.cpus}"`);
         const { table: text, ...report } = await benchModel({
@@ -546,6 +650,9 @@ export function registerBenchModel(bench: Command): void {
           reps: opts.reps,
           reference: opts.reference,
           ...(opts.lookup ? { lookup: opts.lookup } : {}),
+          ...(opts.draft !== undefined
+            ? { draft: { path: opts.draft, max: opts.draftMax, pMin: opts.draftPMin } }
+            : {}),
           ...(cpus ? { cpus } : {}),
         });
         process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : text);

@@ -108,7 +108,8 @@ Examples:
             stop.signal,
           );
           bar.done();
-          const layers = o.layers !== undefined ? ` (its first ${o.layers} layers)` : '';
+          const layers =
+            o.layers !== undefined ? ` (its first ${o.layers} layer${o.layers === 1 ? '' : 's'})` : '';
           process.stdout.write(
             `wrote ${o.out}: ${o.arch} ${o.size}${layers}, ${o.type}, ${formatBytes(bytes)}\n`,
           );

@@ -66,7 +66,8 @@ export interface ModelDrafterOptions {
 /**
  * Drafts with a model loaded on its own executors. It keeps the tokens whose KV it holds (the
  * context it last saw, and its own guesses after it); each draft feeds only what is new since the
- * part of them the context still agrees with, then one token a step, greedily. A draft model whose
+ * part of them the context still agrees with, then one token a step, greedily; after drafts of
+ * which none was taken it rests a while (see taken()). A draft model whose
  * executors fail is dropped (`lost` says why) and generation goes on without drafts.
  */
 export class ModelDrafter implements TokenDrafter {
@@ -79,6 +80,9 @@ export class ModelDrafter implements TokenDrafter {
   lost: string | undefined;
   private fed: number[] = [];
   private readonly row: Float32Array;
+  /** Tokens to go without drafting (after drafts of which none was taken), and such drafts in a row. */
+  private pause = 0;
+  private misses = 0;
 
   constructor(
     private readonly runner: ModelRunner,
@@ -91,6 +95,10 @@ export class ModelDrafter implements TokenDrafter {
   async draft(context: readonly number[], room: number): Promise<number[]> {
     const n = Math.min(this.o.max, room, this.model.ctx - context.length);
     if (this.lost || n <= 0 || context.length === 0) return [];
+    if (this.pause > 0) {
+      this.pause--;
+      return [];
+    }
     const t0 = performance.now();
     try {
       return await this.guess(context, n);
@@ -134,6 +142,11 @@ export class ModelDrafter implements TokenDrafter {
   taken(drafted: number, accepted: number): void {
     this.drafted += drafted;
     this.accepted += accepted;
+    // A draft model that keeps guessing wrong costs a step of its own and a longer check for
+    // every token: it rests for 1, 2, 4 … 32 tokens after each draft of which none was taken
+    // (and catches up on them in one batch), as prompt lookup's drafts pause.
+    if (drafted > 0 && accepted === 0) this.pause = Math.min(32, 2 ** this.misses++);
+    else if (accepted > 0) this.misses = 0;
   }
 
   modelTimings(): DraftModelTimings {

@@ -31,6 +31,12 @@ describe('redblue bench model', () => {
         '1',
         '--lookup',
         '3',
+        '--draft',
+        model,
+        '--draft-p-min',
+        '0',
+        '--draft-max',
+        '2',
         '--json',
       ],
       { timeout: 240_000 },
@@ -48,6 +54,7 @@ describe('redblue bench model', () => {
       'tg8_d40_bandwidth',
       'tg8_d40_scaling',
       'gen8_lookup3',
+      'gen8_draft',
       'rss_rank0',
       'private_rank0',
       'rss_rank1',
@@ -76,6 +83,15 @@ describe('redblue bench model', () => {
     expect(lookup.reference).toBe('gen8_without_lookup');
     expect(lookup.details.sameTokens).toBe(true);
     expect(lookup.details.acceptedTokens).toBeLessThanOrEqual(lookup.details.draftedTokens);
+    // The model drafting for itself (greedy, every draft as long as allowed): all taken.
+    const draft = report.results.find((x) => x.case === 'gen8_draft') as unknown as {
+      reference: string;
+      details: { sameTokens: boolean; draftedTokens: number; acceptedTokens: number };
+    };
+    expect(draft.reference).toBe('gen8_without_draft');
+    expect(draft.details.sameTokens).toBe(true);
+    expect(draft.details.draftedTokens).toBeGreaterThan(0);
+    expect(draft.details.acceptedTokens).toBe(draft.details.draftedTokens);
     // Resident memory splits into the process before loading and what the model added; the
     // executor's own memory is part of its resident memory (the rest: pages shared with others).
     for (const x of report.results.filter((y) => /^(rss|private)_/.test(y.case))) {

@@ -1,7 +1,7 @@
 // `redblue synth` as a user runs it: the file it writes (read back by the GGUF reader), a bad
 // type, and Ctrl-C midway (nothing left under the name, no partial file).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,36 @@ describe('redblue synth', () => {
       'q6_k',
     ]);
     expect(readdirSync(dir).filter((n) => n.includes('.partial-'))).toEqual([]);
+  });
+
+  it("--layers N writes the preset's first N layers: the full model's tensors, fewer of them", () => {
+    const full = join(dir, 'full.gguf');
+    const first = join(dir, 'first.gguf');
+    expect(runCli(['synth', '-o', full, '--size', 'tiny', '--seed', '4']).code).toBe(0);
+    const r = runCli(['synth', '-o', first, '--size', 'tiny', '--seed', '4', '--layers', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/: llama tiny \(its first 1 layer\), q4_0, /);
+    const a = readGguf(full);
+    const b = readGguf(first);
+    expect(b.metadata.get('llama.block_count')?.value).toBe(1);
+    expect(b.tensors.some((t) => t.name.startsWith('blk.1.'))).toBe(false);
+    const bytes = (path: string, t: { offset: number; bytes: number }) => {
+      const buf = Buffer.alloc(t.bytes);
+      const fd = openSync(path, 'r');
+      try {
+        readSync(fd, buf, 0, t.bytes, t.offset);
+      } finally {
+        closeSync(fd);
+      }
+      return buf;
+    };
+    for (const t of b.tensors) {
+      const same = a.tensors.find((x) => x.name === t.name)!;
+      expect(bytes(first, t).equals(bytes(full, same)), t.name).toBe(true);
+    }
+    const bad = runCli(['synth', '-o', join(dir, 'y.gguf'), '--size', 'tiny', '--layers', '3']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--layers must be a whole number from 1 to 2 \(tiny's layers\), got 3/);
   });
 
   it('names the weight types and mixes when --type is not one', () => {
