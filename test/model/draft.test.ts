@@ -83,15 +83,6 @@ describe('redblue generate --draft', () => {
     expect(b.timings.drafted).toBeGreaterThan(0);
   });
 
-  it('prints what the draft did beside the timings', () => {
-    const r = runCli([...BASE, '-n', '8', '--temp', '0', '--draft', model]);
-    expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(
-      /draft: +\d+ of \d+ drafted tokens were the ones chosen \(\d+%\); \d+ draft-model steps in/,
-    );
-    expect(leftovers(r.pid)).toEqual([]);
-  });
-
   it('refuses a draft of another vocabulary, and flags that do not go with it, before anything starts', () => {
     const base = BASE;
     const vocab = runCli([...base, '--draft', qwen]);

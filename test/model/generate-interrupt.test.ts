@@ -95,6 +95,10 @@ describe('a draft model that dies', () => {
     ]);
     if (code === -999) run.child.kill('SIGKILL');
     expect(code).toBe(0);
+    // The timings say what the draft did, and that it was lost.
+    expect(run.stderr()).toMatch(
+      /draft: +\d+ of \d+ drafted tokens were the ones chosen \(\d+%\); \d+ draft-model steps in [\d.]+ ms/,
+    );
     expect(run.stderr()).toMatch(/draft lost: executor rank 1 died[^\n]*; went on without drafts/);
     expect(run.stderr()).toMatch(/generation: \d+ tokens in [^\n]*stopped by/);
     for (const pid of run.executors) expect(() => process.kill(pid, 0)).toThrow();
