@@ -26,6 +26,7 @@ import {
   type JsonShape,
 } from '../../model/json-constraint.js';
 import { runChat, type ConversationOptions } from '../../executor/coordinator/chat-run.js';
+import type { DraftOptions } from '../../executor/coordinator/draft.js';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { basename } from 'node:path';
@@ -260,6 +261,11 @@ export function lookupTokens(v: string): number {
   return n;
 }
 
+/** --draft and its flags as a generation or a conversation takes them. */
+function draftOf(o: GenerateFlags): { draft?: DraftOptions } {
+  return o.draft ? { draft: { path: o.draft, max: o.draftMax ?? 8, pMin: o.draftPMin ?? 0.75 } } : {};
+}
+
 /** The sampling flags as a generation takes them. */
 function samplingOf(o: GenerateFlags, seed: number): ModelRunOptions['sampling'] {
   return {
@@ -326,7 +332,7 @@ export async function generateWithFlags(
         ? { json: true }
         : {}),
     ...(o.lookup ? { lookup: o.lookup } : {}),
-    ...(o.draft ? { draft: { path: o.draft, max: o.draftMax ?? 8, pMin: o.draftPMin ?? 0.75 } } : {}),
+    ...draftOf(o),
     sampling: samplingOf(o, seed),
     onProgress: (done, total) => bar.update(done, total, 'layers'),
     onLoaded: (model) => {
@@ -395,6 +401,7 @@ export async function chatWithFlags(
     ...(o.system !== undefined ? { system: o.system } : {}),
     maxTokens: o.nPredict,
     ...(o.lookup ? { lookup: o.lookup } : {}),
+    ...draftOf(o),
     sampling: samplingOf(o, o.seed ?? Math.floor(Math.random() * 2 ** 32)),
     nextMessage: async () => {
       if (opening !== undefined) {
@@ -413,8 +420,9 @@ export async function chatWithFlags(
     onTurn: (t) => {
       process.stdout.write('\n');
       const dropped = t.dropped ? `; dropped the ${t.dropped} oldest exchange(s) to fit the context` : '';
+      const drafts = t.drafted !== undefined ? `; ${t.accepted} of ${t.drafted} drafted tokens taken` : '';
       process.stderr.write(
-        `[prompt ${t.promptTokens} new tokens (${t.reusedTokens} from the cache), ${(t.promptTokens / t.promptSeconds).toFixed(1)} tokens/s; answer ${t.generatedTokens} tokens, ${(t.generatedTokens / t.generateSeconds).toFixed(1)} tokens/s, stopped by ${t.stoppedBy}${dropped}]\n`,
+        `[prompt ${t.promptTokens} new tokens (${t.reusedTokens} from the cache), ${(t.promptTokens / t.promptSeconds).toFixed(1)} tokens/s; answer ${t.generatedTokens} tokens, ${(t.generatedTokens / t.generateSeconds).toFixed(1)} tokens/s, stopped by ${t.stoppedBy}${drafts}${dropped}]\n`,
       );
     },
     onProgress: (done, total) => bar.update(done, total, 'layers'),
@@ -504,8 +512,6 @@ Examples:
         if (o.html && !o.dryRun) throw new UsageError('--html goes with --dry-run');
         if (o.draft !== undefined) {
           if (o.lookup) throw new UsageError('--draft and --lookup both draft tokens: choose one');
-          if (o.interactive)
-            throw new UsageError('--draft drafts for one generation: leave out --interactive');
           if (o.dryRun)
             throw new UsageError(
               "--dry-run shows the model's split: leave out --draft (a draft model's own split: --dry-run -m DRAFT)",

@@ -6,6 +6,7 @@
 import type { MachineTopology } from '../../native/topology.js';
 import type { ChatMessage } from '../../model/chat.js';
 import { withSurvivors, type LocalRunHooks } from './local-run.js';
+import { checkDraftVocab, draftExecutors, loadDrafter, type DraftOptions } from './draft.js';
 import {
   generate,
   loadModel,
@@ -32,6 +33,9 @@ export interface ChatTurn {
   generateSeconds: number;
   /** Earlier exchanges (user and answer) dropped so that the conversation fits the context. */
   dropped: number;
+  /** With lookup or a draft model: this answer's drafted tokens, and those that were the ones chosen. */
+  drafted?: number;
+  accepted?: number;
 }
 
 /** A conversation's settings, whichever executors answer it. */
@@ -53,6 +57,8 @@ export interface ConversationOptions {
   onProgress?: (done: number, total: number) => void;
   /** Prompt lookup (GenerateOptions.lookup): drafted tokens a step verifies at most; 0: off. */
   lookup?: number;
+  /** A draft model (speculative decoding, coordinator/draft.ts); it keeps its KV cache across turns too. */
+  draft?: DraftOptions;
   /** false: every turn processes the whole conversation again (tests compare the two). */
   reuseCache?: boolean;
 }
@@ -90,16 +96,19 @@ export class Conversation {
     this.file = o.file ?? readModelFile(o.model);
   }
 
-  async run(cluster: LocalCluster | ModelRunner): Promise<ChatTurn[]> {
+  /** `draftOn`: the draft model's executors (with ConversationOptions.draft). */
+  async run(cluster: LocalCluster | ModelRunner, draftOn?: LocalCluster): Promise<ChatTurn[]> {
     const o = this.o;
+    const draftTokens = Math.max(o.lookup ?? 0, o.draft ? o.draft.max : 0);
     const model = await loadModel(cluster, {
       path: o.model,
       file: this.file,
       ...(o.ctx ? { ctx: o.ctx } : {}),
       ...(o.placement ? { placement: o.placement } : {}),
-      ...(o.lookup ? { draftTokens: o.lookup } : {}),
+      ...(draftTokens ? { draftTokens } : {}),
       ...(o.onProgress && !this.loaded ? { onProgress: o.onProgress } : {}),
     });
+    const drafter = o.draft && draftOn ? await loadDrafter(draftOn, o.draft, model) : undefined;
     if (!this.loaded) o.onLoaded?.(model);
     this.loaded = true;
     let cached: number[] = []; // what these executors' KV cache holds, from position 0
@@ -116,6 +125,7 @@ export class Conversation {
         maxTokens: o.maxTokens,
         sampling: o.sampling,
         ...(o.lookup ? { lookup: o.lookup } : {}),
+        ...(drafter ? { drafter } : {}),
         ...(o.onText ? { onText: o.onText } : {}),
       });
       this.history.splice(0, 2 * dropped);
@@ -138,6 +148,7 @@ export class Conversation {
         promptSeconds: t.promptSeconds,
         generateSeconds: t.generateSeconds,
         dropped,
+        ...(t.drafted !== undefined ? { drafted: t.drafted, accepted: t.accepted ?? 0 } : {}),
       };
       this.turns.push(turn);
       this.pending = undefined;
@@ -149,9 +160,11 @@ export class Conversation {
 /** A conversation on this machine's executors; a lost executor: the survivors answer again. */
 export async function runChat(o: ChatRunOptions): Promise<ChatTurn[]> {
   const file = o.file ?? readModelFile(o.model);
+  if (o.draft) checkDraftVocab(file.tokenizer, readModelFile(o.draft.path).tokenizer, o.model, o.draft.path);
   const conversation = new Conversation({ ...o, file });
-  return withSurvivors(o.topology, (cluster) => conversation.run(cluster), {
-    hooks: { ...o.hooks, whileStarting: () => file.prepare() },
+  const { work, alsoStop } = draftExecutors(!!o.draft, (cluster, side) => conversation.run(cluster, side));
+  return withSurvivors(o.topology, work, {
+    hooks: { ...o.hooks, whileStarting: () => file.prepare(), alsoStop },
     ...(o.onFailure ? { onFailure: o.onFailure } : {}),
     onLost: (r) =>
       o.onRecovery?.({

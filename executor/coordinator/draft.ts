@@ -6,8 +6,13 @@
 import { basename } from 'node:path';
 import { UsageError } from '../../common/errors.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
+import type { MachineTopology } from '../../native/topology.js';
+import { LocalCluster } from '../host/local-cluster.js';
 import {
   PROMPT_BATCH,
+  loadModel,
+  readModelFile,
+  runnerOf,
   type DraftModelTimings,
   type LoadedModel,
   type ModelRunner,
@@ -151,5 +156,73 @@ export class ModelDrafter implements TokenDrafter {
 
   modelTimings(): DraftModelTimings {
     return { steps: this.steps, seconds: this.seconds, ...(this.lost ? { lost: this.lost } : {}) };
+  }
+}
+
+/** A draft model for a generation: its file, its most tokens a draft, its p-min. */
+export interface DraftOptions {
+  path: string;
+  max: number;
+  pMin: number;
+}
+
+/**
+ * withSurvivors' work with a draft model's executors beside the model's, on the same nodes:
+ * started with each cluster (again after a loss) and stopped with it; `alsoStop` stops them on
+ * Ctrl-C (LocalRunHooks.alsoStop). Without a draft, `work` gets no second cluster.
+ */
+export function draftExecutors<T>(
+  draft: boolean,
+  run: (cluster: LocalCluster, side?: LocalCluster) => Promise<T>,
+): { work: (cluster: LocalCluster) => Promise<T>; alsoStop: () => Promise<void> } {
+  let side: LocalCluster | undefined;
+  return {
+    work: async (cluster) => {
+      if (!draft) return run(cluster);
+      side = await startDraftCluster(cluster.topology);
+      try {
+        return await run(cluster, side);
+      } finally {
+        const s = side;
+        side = undefined;
+        await s.stop();
+      }
+    },
+    alsoStop: async () => {
+      await side?.stop();
+    },
+  };
+}
+/** Executors for a draft model on `topology`'s nodes; their failure to start is not the target's loss. */
+async function startDraftCluster(topology: MachineTopology): Promise<LocalCluster> {
+  try {
+    return await LocalCluster.start({ topology });
+  } catch (e) {
+    throw new Error(`the draft model's executors did not start: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Loads the draft model on its executors (the target's context, or the draft's own where that is
+ * shorter) and drafts with it. A failure here is the draft's, said so, never a lost target executor.
+ */
+export async function loadDrafter(
+  on: LocalCluster,
+  d: DraftOptions,
+  target: LoadedModel,
+): Promise<ModelDrafter> {
+  const file = readModelFile(d.path);
+  try {
+    const model = await loadModel(on, { path: d.path, file, ctx: Math.min(target.ctx, file.info.nCtxTrain) });
+    return new ModelDrafter(runnerOf(on), model, {
+      max: d.max,
+      pMin: d.pMin,
+      targetVocab: target.info.nVocab,
+    });
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(`the draft model ${basename(d.path)}: ${e.message}`);
+    throw new Error(`the draft model ${basename(d.path)} did not load: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
 }

@@ -1,6 +1,5 @@
 // `redblue generate` end to end on this machine: start one executor per (virtual) NUMA node,
 // load the model's split, generate, and stop everything (also on Ctrl-C).
-import { basename } from 'node:path';
 import type { MachineTopology, TopologyNode } from '../../native/topology.js';
 import { createThreadPool } from '../../native/binding.js';
 import { measureReadBandwidth } from '../../native/read-speed.js';
@@ -20,14 +19,12 @@ import {
   localPlaces,
   planGenerateOn,
   readModelFile,
-  runnerOf,
   type ModelFile,
   type ModelRunner,
   type PlacementChoice,
 } from './generate.js';
-import { LocalCluster } from '../host/local-cluster.js';
-import { UsageError } from '../../common/errors.js';
-import { checkDraftVocab, ModelDrafter } from './draft.js';
+import type { LocalCluster } from '../host/local-cluster.js';
+import { checkDraftVocab, draftExecutors, loadDrafter, type DraftOptions } from './draft.js';
 
 /** What loading and generating need, whichever executors run the model. */
 export interface ModelRunOptions extends GenerateOptions {
@@ -45,12 +42,6 @@ export interface ModelRunOptions extends GenerateOptions {
    * (coordinator/draft.ts): up to `max` tokens a draft, each ended early below `pMin`.
    */
   draft?: DraftOptions;
-}
-
-export interface DraftOptions {
-  path: string;
-  max: number;
-  pMin: number;
 }
 
 export interface GenerateRunOptions extends ModelRunOptions {
@@ -199,28 +190,9 @@ export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
   const draftFile = o.draft ? readModelFile(o.draft.path) : undefined;
   if (draftFile) checkDraftVocab(file.tokenizer, draftFile.tokenizer, o.model, o.draft!.path);
   const g = new Generation({ ...o, file });
-  // The draft model runs on executors of its own, on the same nodes (started with the target's,
-  // again after a loss, and stopped with them, on Ctrl-C too).
-  let side: LocalCluster | undefined;
-  const work = async (cluster: LocalCluster): Promise<GenerateRun> => {
-    if (!o.draft) return g.run(cluster);
-    side = await startDraftCluster(cluster.topology);
-    try {
-      return await g.run(cluster, side);
-    } finally {
-      const s = side;
-      side = undefined;
-      await s.stop();
-    }
-  };
+  const { work, alsoStop } = draftExecutors(!!o.draft, (cluster, side) => g.run(cluster, side));
   return withSurvivors(o.topology, work, {
-    hooks: {
-      ...o.hooks,
-      whileStarting: () => file.prepare(),
-      alsoStop: async () => {
-        await side?.stop();
-      },
-    },
+    hooks: { ...o.hooks, whileStarting: () => file.prepare(), alsoStop },
     ...(o.onFailure ? { onFailure: o.onFailure } : {}),
     check: (left, e) => {
       const info = file.info;
@@ -233,34 +205,4 @@ export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
         g.lost(`executor rank ${r.lostRank} (cpus ${r.lostCpus.join(',')})`, r.reason, r.executors),
       ),
   });
-}
-
-/** Executors for a draft model on `topology`'s nodes; their failure to start is not the target's loss. */
-async function startDraftCluster(topology: MachineTopology): Promise<LocalCluster> {
-  try {
-    return await LocalCluster.start({ topology });
-  } catch (e) {
-    throw new Error(`the draft model's executors did not start: ${(e as Error).message}`, { cause: e });
-  }
-}
-
-/**
- * Loads the draft model on its executors (the target's context, or the draft's own where that is
- * shorter) and drafts with it. A failure here is the draft's, said so, never a lost target executor.
- */
-async function loadDrafter(on: LocalCluster, d: DraftOptions, target: LoadedModel): Promise<ModelDrafter> {
-  const file = readModelFile(d.path);
-  try {
-    const model = await loadModel(on, { path: d.path, file, ctx: Math.min(target.ctx, file.info.nCtxTrain) });
-    return new ModelDrafter(runnerOf(on), model, {
-      max: d.max,
-      pMin: d.pMin,
-      targetVocab: target.info.nVocab,
-    });
-  } catch (e) {
-    if (e instanceof UsageError) throw new UsageError(`the draft model ${basename(d.path)}: ${e.message}`);
-    throw new Error(`the draft model ${basename(d.path)} did not load: ${(e as Error).message}`, {
-      cause: e,
-    });
-  }
 }

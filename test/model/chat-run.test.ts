@@ -1,7 +1,7 @@
 // `generate --chat --interactive` underneath (runChat): real executors on 2 virtual nodes and a
 // written model. A conversation that keeps its earlier turns in the KV cache answers exactly as
 // one that processes the whole conversation again every turn (greedy), and processes only what is
-// new; one that outgrows the context drops its oldest exchanges and goes on.
+// new (with a draft model too); one that outgrows the context drops its oldest exchanges and goes on.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,12 +21,13 @@ writeSyntheticModel(model, { ...SMALL_LLAMA, types: { default: 'f16' } });
 
 const MESSAGES = ['Hello there', 'What is the capital of France?', 'And of Spain?', 'Thanks!'];
 
-function chat(reuseCache: boolean, ctx?: number): Promise<ChatTurn[]> {
+function chat(reuseCache: boolean, ctx?: number, draft?: boolean): Promise<ChatTurn[]> {
   const queue = [...MESSAGES];
   return runChat({
     model,
     topology: virtualize(readTopology(), 2),
     ...(ctx ? { ctx } : {}),
+    ...(draft ? { draft: { path: model, max: 3, pMin: 0 } } : {}),
     system: 'Answer briefly.',
     maxTokens: 6,
     sampling: { temperature: 0, seed: 1 },
@@ -48,6 +49,12 @@ describe('a conversation (generate --chat --interactive)', () => {
       expect(t.promptTokens + t.reusedTokens).toBe(again[i]!.promptTokens);
       expect(again[i]!.reusedTokens).toBe(0);
     }
+    // The model drafting for itself (generate --draft), its own KV cache kept across the turns
+    // too: the same answers, every drafted token taken.
+    const drafted = await chat(true, undefined, true);
+    expect(drafted.map((t) => t.answer)).toEqual(cached.map((t) => t.answer));
+    expect(drafted.reduce((a, t) => a + t.drafted!, 0)).toBeGreaterThan(MESSAGES.length);
+    for (const t of drafted) expect(t.accepted).toBe(t.drafted);
   }, 120_000);
 
   it('drops its oldest exchanges when the context fills, and refuses a message that cannot fit', async () => {
