@@ -48,7 +48,7 @@ export interface GenerateFlags {
   jsonObject?: boolean;
   jsonSchema?: string;
   lookup: number;
-  /** generate only: a draft model (speculative decoding), its most tokens a draft, its p-min. */
+  /** A draft model (speculative decoding), its most tokens a draft, its p-min. */
   draft?: string;
   draftMax?: number;
   draftPMin?: number;
@@ -218,6 +218,22 @@ export function addGenerateFlags(cmd: Command): Command {
       0,
     )
     .option(
+      '--draft <file>',
+      "speculative decoding (llama.cpp's -md): a small GGUF model of the same vocabulary guesses the next tokens, one cheap step each, on executors of its own (on the same nodes; with launch, on the coordinator's machine), and the model checks them all in one step; the text is the one generated without it, faster where the draft guesses well",
+    )
+    .option(
+      '--draft-max <N>',
+      `with --draft: tokens drafted at most after each chosen one (1-${MAX_DRAFT})`,
+      draftTokens,
+      8,
+    )
+    .option(
+      '--draft-p-min <P>',
+      'with --draft: a draft ends before a token the draft model gives less than this probability (0 = never)',
+      number('--draft-p-min', 0, 1),
+      0.75,
+    )
+    .option(
       '-s, --seed <S>',
       'random seed: the same seed gives the same text (default: random)',
       whole('--seed'),
@@ -259,6 +275,16 @@ export function lookupTokens(v: string): number {
   if (!/^\s*\d+\s*$/.test(v) || n > MAX_DRAFT)
     throw new UsageError(`--lookup must be a whole number from 0 to ${MAX_DRAFT}, got '${v}'`);
   return n;
+}
+
+/** --draft against the flags it does not go with (generate and launch generate). */
+export function checkDraftFlags(o: GenerateFlags, dryRun: boolean | undefined): void {
+  if (o.draft === undefined) return;
+  if (o.lookup) throw new UsageError('--draft and --lookup both draft tokens: choose one');
+  if (dryRun)
+    throw new UsageError(
+      "--dry-run shows the model's split: leave out --draft (a draft model's own split: --dry-run -m DRAFT)",
+    );
 }
 
 /** --draft and its flags as a generation or a conversation takes them. */
@@ -458,22 +484,6 @@ export function registerGenerate(program: Command): void {
       '-i, --interactive',
       'with --chat: a conversation; each line on stdin is a message (-p, when given, the first), each answer printed as it comes; the earlier turns stay in the KV cache',
     )
-    .option(
-      '--draft <file>',
-      "speculative decoding (llama.cpp's -md): a small GGUF model of the same vocabulary guesses the next tokens, one cheap step each, on executors of its own on the same nodes, and the model checks them all in one step; the text is the one generated without it, faster where the draft guesses well",
-    )
-    .option(
-      '--draft-max <N>',
-      `with --draft: tokens drafted at most after each chosen one (1-${MAX_DRAFT})`,
-      draftTokens,
-      8,
-    )
-    .option(
-      '--draft-p-min <P>',
-      'with --draft: a draft ends before a token the draft model gives less than this probability (0 = never)',
-      number('--draft-p-min', 0, 1),
-      0.75,
-    )
     .addHelpText(
       'after',
       `
@@ -510,13 +520,7 @@ Examples:
       ) => {
         const topology = readTopology({ virtualNodes: o.virtualNodes });
         if (o.html && !o.dryRun) throw new UsageError('--html goes with --dry-run');
-        if (o.draft !== undefined) {
-          if (o.lookup) throw new UsageError('--draft and --lookup both draft tokens: choose one');
-          if (o.dryRun)
-            throw new UsageError(
-              "--dry-run shows the model's split: leave out --draft (a draft model's own split: --dry-run -m DRAFT)",
-            );
-        }
+        checkDraftFlags(o, o.dryRun);
         if (o.dryRun) {
           const plan = planGenerate({
             model: o.model,

@@ -25,6 +25,7 @@ import { gemmSummary, layerSummary, print, stripArrays, writeReport } from '../f
 import {
   addGenerateFlags,
   chatWithFlags,
+  checkDraftFlags,
   generateWithFlags,
   placementOf,
   type GenerateFlags,
@@ -37,6 +38,9 @@ import {
 import { Conversation } from '../../executor/coordinator/chat-run.js';
 import { Generation } from '../../executor/coordinator/generate-run.js';
 import { planGenerateOn, readModelFile } from '../../executor/coordinator/generate.js';
+import { checkDraftVocab, startDraftCluster } from '../../executor/coordinator/draft.js';
+import type { LocalCluster } from '../../executor/host/local-cluster.js';
+import { readTopology } from '../../native/topology.js';
 import { renderModelSplit } from '../../planner/model-split.js';
 import { renderMemoryNeeds } from '../../planner/model-memory.js';
 
@@ -89,7 +93,7 @@ function addLaunchOptions(cmd: Command): Command {
 async function onHosts<T>(
   o: LaunchOpts,
   work: (rc: RemoteCluster) => Promise<T>,
-  extra: Pick<HostsOptions, 'onHostLost'> = {},
+  extra: Pick<HostsOptions, 'onHostLost' | 'alsoStop'> = {},
 ): Promise<T> {
   const bar = new Progress('starting hosts');
   try {
@@ -228,65 +232,83 @@ Examples:
       cmd: Command,
     ) => {
       const lo = merged(cmd);
+      checkDraftFlags(o, o.dryRun);
       // Read before the hosts are reached: a large vocabulary takes seconds (see ModelFile).
       const file = readModelFile(o.model);
       file.prepare();
-      if (o.dryRun) {
-        await onHosts(lo, async (rc) => {
-          const plan = planGenerateOn({
-            info: file.info,
-            ranks: rc.size,
-            speeds: rc.speeds,
-            places: remotePlaces(rc),
-            placement: placementOf(o),
-            ...(o.ctx ? { ctx: o.ctx } : {}),
-          });
-          print(
-            lo.json,
-            plan,
-            [renderModelSplit(plan.split), ...renderMemoryNeeds(plan.memory, plan.memoryShortfall)].join(
-              '\n',
-            ) + '\n',
-          );
-        });
-        return;
+      if (o.draft) checkDraftVocab(file.tokenizer, readModelFile(o.draft).tokenizer, o.model, o.draft);
+      // A draft model runs on this machine's executors (the hosts have the model's): started with
+      // the first run, kept when hosts are lost, stopped at the end and on Ctrl-C.
+      let side: LocalCluster | undefined;
+      const draftOn = o.draft ? async () => (side ??= await startDraftCluster(readTopology())) : undefined;
+      const alsoStop = async () => {
+        await side?.stop();
+      };
+      try {
+        await generateOnHosts();
+      } finally {
+        await alsoStop();
       }
-      const hostPath = o.hostModel ? { hostPath: o.hostModel } : {};
-      if (o.interactive) {
-        await chatWithFlags(o, (co) => {
-          const conversation = new Conversation({ ...co, file });
+      async function generateOnHosts(): Promise<void> {
+        if (o.dryRun) {
+          await onHosts(lo, async (rc) => {
+            const plan = planGenerateOn({
+              info: file.info,
+              ranks: rc.size,
+              speeds: rc.speeds,
+              places: remotePlaces(rc),
+              placement: placementOf(o),
+              ...(o.ctx ? { ctx: o.ctx } : {}),
+            });
+            print(
+              lo.json,
+              plan,
+              [renderModelSplit(plan.split), ...renderMemoryNeeds(plan.memory, plan.memoryShortfall)].join(
+                '\n',
+              ) + '\n',
+            );
+          });
+          return;
+        }
+        const hostPath = o.hostModel ? { hostPath: o.hostModel } : {};
+        if (o.interactive) {
+          await chatWithFlags(o, (co) => {
+            const conversation = new Conversation({ ...co, file });
+            return onHosts(
+              lo,
+              async (rc) => conversation.run(remoteRunner(rc, hostPath), await draftOn?.()),
+              o.onFailure === 'abort'
+                ? { alsoStop }
+                : {
+                    alsoStop,
+                    onHostLost: (l, left) =>
+                      process.stderr.write(
+                        `\nredblue: lost host ${l.host} (${l.address}: ${l.reason}); answering again on the ${left.length} host(s) left\n`,
+                      ),
+                  },
+            );
+          });
+          return;
+        }
+        await generateWithFlags({ ...o, json: lo.json }, (ro) => {
+          const g = new Generation({ ...ro, file });
           return onHosts(
             lo,
-            (rc) => conversation.run(remoteRunner(rc, hostPath)),
+            remoteGenerationStep(g, hostPath, draftOn),
             o.onFailure === 'abort'
-              ? {}
+              ? { alsoStop }
               : {
-                  onHostLost: (l, left) =>
+                  alsoStop,
+                  onHostLost: (l, left) => {
+                    const r = g.lost(`host ${l.host} (${l.address})`, l.reason, 0);
                     process.stderr.write(
-                      `\nredblue: lost host ${l.host} (${l.address}: ${l.reason}); answering again on the ${left.length} host(s) left\n`,
-                    ),
+                      `\nredblue: lost ${r.lost} (${l.reason}); going on with the ${left.length} host(s) left\n`,
+                    );
+                  },
                 },
           );
         });
-        return;
       }
-      await generateWithFlags({ ...o, json: lo.json }, (ro) => {
-        const g = new Generation({ ...ro, file });
-        return onHosts(
-          lo,
-          remoteGenerationStep(g, hostPath),
-          o.onFailure === 'abort'
-            ? {}
-            : {
-                onHostLost: (l, left) => {
-                  const r = g.lost(`host ${l.host} (${l.address})`, l.reason, 0);
-                  process.stderr.write(
-                    `\nredblue: lost ${r.lost} (${l.reason}); going on with the ${left.length} host(s) left\n`,
-                  );
-                },
-              },
-        );
-      });
     },
   );
 

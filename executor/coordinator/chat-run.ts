@@ -108,7 +108,10 @@ export class Conversation {
       ...(draftTokens ? { draftTokens } : {}),
       ...(o.onProgress && !this.loaded ? { onProgress: o.onProgress } : {}),
     });
-    const drafter = o.draft && draftOn ? await loadDrafter(draftOn, o.draft, model) : undefined;
+    const drafter =
+      o.draft && draftOn
+        ? await loadDrafter(draftOn, { ...o.draft, logitBias: o.sampling.logitBias ?? [] }, model, o.model)
+        : undefined;
     if (!this.loaded) o.onLoaded?.(model);
     this.loaded = true;
     let cached: number[] = []; // what these executors' KV cache holds, from position 0

@@ -66,6 +66,11 @@ export interface ModelDrafterOptions {
   pMin: number;
   /** The target's vocabulary size: a draft token past it ends the draft. */
   targetVocab: number;
+  /**
+   * The generation's logit biases (generate -l, serve's logit_bias), added to the draft's logits
+   * too: a token the model is pushed to (or banned from) is guessed (or not) as it is chosen.
+   */
+  logitBias?: readonly (readonly [number, number])[];
 }
 
 /**
@@ -132,6 +137,7 @@ export class ModelDrafter implements TokenDrafter {
     }
     const out: number[] = [];
     for (;;) {
+      for (const [t, b] of this.o.logitBias ?? []) if (t < logits.length) logits[t] = logits[t]! + b;
       const { id, p } = topToken(logits, this.model.info.nVocab);
       if (p < this.o.pMin || id >= this.o.targetVocab) break;
       out.push(id);
@@ -164,6 +170,8 @@ export interface DraftOptions {
   path: string;
   max: number;
   pMin: number;
+  /** ModelDrafterOptions.logitBias (the generation's). */
+  logitBias?: readonly (readonly [number, number])[];
 }
 
 /**
@@ -194,7 +202,7 @@ export function draftExecutors<T>(
   };
 }
 /** Executors for a draft model on `topology`'s nodes; their failure to start is not the target's loss. */
-async function startDraftCluster(topology: MachineTopology): Promise<LocalCluster> {
+export async function startDraftCluster(topology: MachineTopology): Promise<LocalCluster> {
   try {
     return await LocalCluster.start({ topology });
   } catch (e) {
@@ -202,27 +210,47 @@ async function startDraftCluster(topology: MachineTopology): Promise<LocalCluste
   }
 }
 
+/** The drafter each draft cluster holds: a run taken up again on it (hosts lost) keeps it. */
+const drafters = new WeakMap<LocalCluster, Promise<ModelDrafter>>();
+
 /**
  * Loads the draft model on its executors (the target's context, or the draft's own where that is
- * shorter) and drafts with it. A failure here is the draft's, said so, never a lost target executor.
+ * shorter), after checking its vocabulary against the target's, and drafts with it; once per
+ * cluster (a generation taken up again on other hosts keeps the draft and what it holds). A
+ * failure here is the draft's, said so, never a lost target executor.
  */
-export async function loadDrafter(
+export function loadDrafter(
   on: LocalCluster,
   d: DraftOptions,
   target: LoadedModel,
+  targetPath: string,
 ): Promise<ModelDrafter> {
-  const file = readModelFile(d.path);
-  try {
-    const model = await loadModel(on, { path: d.path, file, ctx: Math.min(target.ctx, file.info.nCtxTrain) });
-    return new ModelDrafter(runnerOf(on), model, {
-      max: d.max,
-      pMin: d.pMin,
-      targetVocab: target.info.nVocab,
-    });
-  } catch (e) {
-    if (e instanceof UsageError) throw new UsageError(`the draft model ${basename(d.path)}: ${e.message}`);
-    throw new Error(`the draft model ${basename(d.path)} did not load: ${(e as Error).message}`, {
-      cause: e,
-    });
+  let made = drafters.get(on);
+  if (!made) {
+    made = (async () => {
+      const file = readModelFile(d.path);
+      checkDraftVocab(target.tokenizer, file.tokenizer, targetPath, d.path);
+      try {
+        const model = await loadModel(on, {
+          path: d.path,
+          file,
+          ctx: Math.min(target.ctx, file.info.nCtxTrain),
+        });
+        return new ModelDrafter(runnerOf(on), model, {
+          max: d.max,
+          pMin: d.pMin,
+          targetVocab: target.info.nVocab,
+          ...(d.logitBias ? { logitBias: d.logitBias } : {}),
+        });
+      } catch (e) {
+        if (e instanceof UsageError)
+          throw new UsageError(`the draft model ${basename(d.path)}: ${e.message}`);
+        throw new Error(`the draft model ${basename(d.path)} did not load: ${(e as Error).message}`, {
+          cause: e,
+        });
+      }
+    })();
+    drafters.set(on, made);
   }
+  return made;
 }

@@ -149,7 +149,10 @@ export class Generation {
       ...(draftTokens ? { draftTokens } : {}),
       ...(o.onProgress && !this.seq ? { onProgress: o.onProgress } : {}),
     });
-    const drafter = o.draft && draftOn ? await loadDrafter(draftOn, o.draft, model) : undefined;
+    const drafter =
+      o.draft && draftOn
+        ? await loadDrafter(draftOn, { ...o.draft, logitBias: o.sampling.logitBias ?? [] }, model, o.model)
+        : undefined;
     if (this.recoveries.length) {
       const r = this.recoveries.at(-1)!;
       r.seconds = (performance.now() - this.lostAt) / 1e3;

@@ -46,6 +46,8 @@ export interface HostsOptions {
    * once, not after that.
    */
   onFailure?: (err: unknown) => void;
+  /** Stops what else the work started beside the hosts (a draft model's local executors), on Ctrl-C too. */
+  alsoStop?: () => Promise<void>;
 }
 
 /** A fresh shared secret for one launch; it reaches the hosts over ssh's stdin. */
@@ -67,7 +69,7 @@ export async function withHosts<T>(o: HostsOptions, work: (rc: RemoteCluster) =>
   let rc: RemoteCluster | undefined;
   let interrupted = false;
   const stopAll = async () => {
-    await rc?.stop();
+    await Promise.all([rc?.stop(), o.alsoStop?.()]);
     await launcher?.stop();
   };
   const onSignal = () => {

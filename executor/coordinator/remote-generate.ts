@@ -8,6 +8,7 @@ import { allHosts, type RemoteCluster } from './remote-cluster.js';
 import { logitsOf, type ModelRunner, type RankPlace } from './generate.js';
 import { logitRows } from '../../native/model.js';
 import type { Generation, GenerateRun } from './generate-run.js';
+import type { LocalCluster } from '../host/local-cluster.js';
 
 export interface RemoteRunnerOptions {
   /** The model's path on the hosts when it differs from the coordinator's (relative: to each host's executor directory). */
@@ -134,11 +135,13 @@ export function remoteRunner(rc: RemoteCluster, o: RemoteRunnerOptions = {}): Mo
 
 /**
  * A generation on the hosts' executors (their sessions are the caller's): a Generation, so that the
- * hosts left after a loss take it up again (withHosts' onHostLost).
+ * hosts left after a loss take it up again (withHosts' onHostLost). `draftOn`: a draft model's
+ * executors on the coordinator's machine (launch generate --draft).
  */
 export function remoteGenerationStep(
   g: Generation,
   o: RemoteRunnerOptions,
+  draftOn?: () => Promise<LocalCluster | undefined>,
 ): (rc: RemoteCluster) => Promise<GenerateRun> {
-  return (rc) => g.run(remoteRunner(rc, o));
+  return async (rc) => g.run(remoteRunner(rc, o), await draftOn?.());
 }

@@ -1,7 +1,8 @@
 // `redblue launch generate` with real hosts on one machine (network namespaces joined by a
 // bridge, as cluster.test.ts): a model split over two pretend hosts of one executor each gives
 // the same greedy tokens as over two executors of one host (every all-reduce and all-gather of
-// every layer crosses the hosts), and the same conversation with --chat --interactive; a model path that one host cannot read fails naming that host;
+// every layer crosses the hosts), with prompt lookup or a draft model (on the coordinator's
+// machine) too, and the same conversation with --chat --interactive; a model path that one host cannot read fails naming that host;
 // nothing is left behind (executors, /dev/shm, namespaces).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -192,6 +193,13 @@ describe('redblue launch generate across two hosts', () => {
     const t = drafted.timings as { drafted?: number; accepted?: number };
     expect(t.accepted).toBeGreaterThan(0);
     expect(t.drafted).toBeGreaterThanOrEqual(t.accepted!);
+    // A draft model (here the model itself) on the coordinator's own executors: the same text,
+    // every guess taken.
+    const withDraft = await run([...bias, '--draft', models.q4_0, '--draft-p-min', '0']);
+    expect(withDraft.generatedTokens).toEqual(want);
+    const d = withDraft.timings as { drafted?: number; accepted?: number };
+    expect(d.drafted).toBeGreaterThan(0);
+    expect(d.accepted).toBe(d.drafted);
     await hostsIdle();
   }, 180_000);
 
