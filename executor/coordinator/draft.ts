@@ -44,8 +44,13 @@ export function checkDraftVocab(t: Tokenizer, d: Tokenizer, targetPath: string, 
       );
 }
 
-/** The most likely token of a row of logits and its probability (softmax). */
-export function topToken(logits: Float32Array, limit: number): { id: number; p: number } {
+/**
+ * The most likely of the first `limit` tokens of a row of logits, when its probability (softmax
+ * over the whole row) is at least `pMin`; undefined when it is less. The sum stops once it shows
+ * the probability below pMin, and skips terms below e⁻²⁰ of the top (a Qwen-sized row of 152k
+ * logits took 1.5 ms with every term, as long as a small draft's step).
+ */
+export function confidentToken(logits: Float32Array, limit: number, pMin: number): number | undefined {
   let id = 0;
   let max = -Infinity;
   const n = Math.min(limit, logits.length);
@@ -54,9 +59,18 @@ export function topToken(logits: Float32Array, limit: number): { id: number; p: 
       max = logits[i]!;
       id = i;
     }
+  if (max === -Infinity) return undefined;
+  if (pMin <= 0) return id;
+  const most = 1 / pMin; // p = 1 / Σ exp(l − max) ≥ pMin ⇔ Σ ≤ 1 / pMin
   let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
-  return { id, p: 1 / sum };
+  for (let i = 0; i < logits.length; i++) {
+    const d = logits[i]! - max;
+    if (d > -20) {
+      sum += Math.exp(d);
+      if (sum > most) return undefined;
+    }
+  }
+  return id;
 }
 
 export interface ModelDrafterOptions {
@@ -138,8 +152,8 @@ export class ModelDrafter implements TokenDrafter {
     const out: number[] = [];
     for (;;) {
       for (const [t, b] of this.o.logitBias ?? []) if (t < logits.length) logits[t] = logits[t]! + b;
-      const { id, p } = topToken(logits, this.model.info.nVocab);
-      if (p < this.o.pMin || id >= this.o.targetVocab) break;
+      const id = confidentToken(logits, this.model.info.nVocab, this.o.pMin);
+      if (id === undefined || id >= this.o.targetVocab) break;
       out.push(id);
       if (out.length >= n) break;
       const r = await this.runner.forward([id], this.fed.length, 'last', true, this.row);

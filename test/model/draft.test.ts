@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSyntheticModel } from '../../model/synth.js';
 import { SMALL_LLAMA } from '../helpers/model-shapes.js';
 import { leftovers, runCli } from '../helpers/cli.js';
+import { confidentToken } from '../../executor/coordinator/draft.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-draft-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -100,5 +101,27 @@ describe('redblue generate --draft', () => {
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/nope\.gguf/);
     for (const r of [vocab, lookup, max, missing]) expect(leftovers(r.pid)).toEqual([]);
+  });
+});
+
+describe('a draft guess (confidentToken)', () => {
+  it('is the most likely token while its softmax probability reaches p-min, as the exact sum says', () => {
+    const row = Float32Array.from([0, Math.log(3), 0, 0]); // p(1) = 3 / 6
+    expect(confidentToken(row, 4, 0.5 - 1e-6)).toBe(1);
+    expect(confidentToken(row, 4, 0.5 + 1e-6)).toBeUndefined();
+    expect(confidentToken(row, 4, 0)).toBe(1);
+    expect(confidentToken(row, 1, 0)).toBe(0); // ids past `limit` are not guessed
+    let x = 7;
+    const rand = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32) * 12 - 6;
+    for (let t = 0; t < 200; t++) {
+      const l = Float32Array.from({ length: 1000 }, rand);
+      l[t] = l[t]! + (t % 20); // from flat rows to sure ones
+      let max = -Infinity;
+      let id = 0;
+      l.forEach((v, i) => v > max && ((max = v), (id = i)));
+      const p = 1 / l.reduce((a, v) => a + Math.exp(v - max), 0);
+      for (const pMin of [0.3, 0.75, 0.9])
+        if (Math.abs(p - pMin) > 1e-6) expect(confidentToken(l, 1000, pMin)).toBe(p >= pMin ? id : undefined);
+    }
   });
 });
