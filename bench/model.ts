@@ -183,7 +183,7 @@ async function measureDraftModel(
       file,
       ctx: Math.min(model.ctx, file.info.nCtxTrain),
     });
-    const opts = { max: d.max, pMin: d.pMin, targetVocab: info.nVocab };
+    const opts = { path: d.path, max: d.max, pMin: d.pMin, targetVocab: info.nVocab };
     return await measureDrafting(cluster, model, o, info, () => ({
       drafter: new ModelDrafter(runnerOf(side), draftModel, opts),
     }));

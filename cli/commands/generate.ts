@@ -88,7 +88,7 @@ export function timingsText(r: GenerateRun): string {
   ];
   if (t.drafted !== undefined)
     lines.push(
-      `${t.draftModel ? 'draft:   ' : 'lookup:  '}   ${t.accepted} of ${t.drafted} drafted tokens were the ones chosen (${t.drafted ? ((100 * t.accepted!) / t.drafted).toFixed(0) : 0}%)${t.draftModel ? `; ${t.draftModel.steps} draft-model steps in ${(t.draftModel.seconds * 1e3).toFixed(1)} ms` : ''}`,
+      `${t.draftModel ? 'draft:   ' : 'lookup:  '}   ${t.accepted} of ${t.drafted} drafted tokens were the ones chosen (${t.drafted ? ((100 * t.accepted!) / t.drafted).toFixed(0) : 0}%)${t.draftModel ? `; ${t.draftModel.steps} draft-model steps in ${(t.draftModel.seconds * 1e3).toFixed(1)} ms (${basename(t.draftModel.path)} on ${t.draftModel.executors} executor(s), loaded in ${t.draftModel.loadSeconds.toFixed(2)} s)` : ''}`,
     );
   if (t.draftModel?.lost) lines.push(`draft lost: ${t.draftModel.lost}; went on without drafts`);
   for (const x of r.recoveries ?? [])

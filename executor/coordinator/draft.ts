@@ -74,6 +74,8 @@ export function confidentToken(logits: Float32Array, limit: number, pMin: number
 }
 
 export interface ModelDrafterOptions {
+  /** The draft model's file (said in the timings). */
+  path: string;
   /** Tokens drafted at most after each chosen one. */
   max: number;
   /** A draft ends before a token the draft model gives less than this probability (0: never). */
@@ -175,7 +177,14 @@ export class ModelDrafter implements TokenDrafter {
   }
 
   modelTimings(): DraftModelTimings {
-    return { steps: this.steps, seconds: this.seconds, ...(this.lost ? { lost: this.lost } : {}) };
+    return {
+      path: this.o.path,
+      loadSeconds: this.model.seconds,
+      executors: this.model.perRank.length,
+      steps: this.steps,
+      seconds: this.seconds,
+      ...(this.lost ? { lost: this.lost } : {}),
+    };
   }
 }
 
@@ -251,6 +260,7 @@ export function loadDrafter(
           ctx: Math.min(target.ctx, file.info.nCtxTrain),
         });
         return new ModelDrafter(runnerOf(on), model, {
+          path: d.path,
           max: d.max,
           pMin: d.pMin,
           targetVocab: target.info.nVocab,

@@ -620,6 +620,10 @@ export interface TokenDrafter {
 
 /** A draft model's part of a generation. */
 export interface DraftModelTimings {
+  /** Its file, its load (on its executors), and how many executors run it. */
+  path: string;
+  loadSeconds: number;
+  executors: number;
   /** Its steps (prompt batches and one a drafted token), and the time they took. */
   steps: number;
   seconds: number;

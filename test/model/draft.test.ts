@@ -30,7 +30,14 @@ interface DraftJson {
   timings: {
     drafted?: number;
     accepted?: number;
-    draftModel?: { steps: number; seconds: number; lost?: string };
+    draftModel?: {
+      path: string;
+      loadSeconds: number;
+      executors: number;
+      steps: number;
+      seconds: number;
+      lost?: string;
+    };
   };
 }
 
@@ -57,6 +64,9 @@ describe('redblue generate --draft', () => {
     expect(self.timings.drafted).toBeGreaterThanOrEqual(12);
     expect(self.timings.accepted).toBe(self.timings.drafted);
     expect(self.timings.draftModel!.steps).toBeGreaterThan(0);
+    expect(self.timings.draftModel!.path).toBe(model);
+    expect(self.timings.draftModel!.executors).toBe(2);
+    expect(self.timings.draftModel!.loadSeconds).toBeGreaterThan(0);
     expect(self.timings.draftModel!.lost).toBeUndefined();
 
     // Another function over the same tokens: guesses mostly wrong, the text still the model's.
