@@ -11,6 +11,7 @@ import { writeSyntheticModel } from '../../model/synth.js';
 import { SMALL_LLAMA } from '../helpers/model-shapes.js';
 import { leftovers, runCli } from '../helpers/cli.js';
 import { confidentToken } from '../../executor/coordinator/draft.js';
+import type { DraftModelTimings } from '../../executor/coordinator/generate.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-draft-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,14 +31,7 @@ interface DraftJson {
   timings: {
     drafted?: number;
     accepted?: number;
-    draftModel?: {
-      path: string;
-      loadSeconds: number;
-      executors: number;
-      steps: number;
-      seconds: number;
-      lost?: string;
-    };
+    draftModel?: DraftModelTimings;
   };
 }
 
