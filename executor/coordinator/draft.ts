@@ -224,6 +224,7 @@ export function draftExecutors<T>(
     },
   };
 }
+
 /** Executors for a draft model on `topology`'s nodes; their failure to start is not the target's loss. */
 export async function startDraftCluster(topology: MachineTopology): Promise<LocalCluster> {
   try {

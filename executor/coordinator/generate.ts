@@ -990,6 +990,13 @@ export async function generate(
   const drafter: TokenDrafter | undefined =
     most && o.drafter ? o.drafter : lookup ? new Drafter(lookup) : undefined;
   const rows = drafter ? new Float32Array((most + 1) * model.info.nVocab) : row;
+  // A drafter may outlive this call (a draft model's, across a conversation's turns): its counts
+  // are reported from here on.
+  const before0 = drafter && {
+    drafted: drafter.drafted,
+    accepted: drafter.accepted,
+    model: drafter.modelTimings?.(),
+  };
   let next = seq.next(logits);
   while (next !== undefined) {
     const room = Math.min(seq.draftRoom, most);
@@ -1013,12 +1020,22 @@ export async function generate(
   }
   const t2 = performance.now();
   const r = seq.result((t1 - t0) / 1e3, (t2 - t1) / 1e3, perRank);
-  if (drafter)
+  if (drafter && before0) {
+    const now = drafter.modelTimings?.();
     Object.assign(r.timings, {
-      drafted: drafter.drafted,
-      accepted: drafter.accepted,
-      ...(drafter.modelTimings ? { draftModel: drafter.modelTimings() } : {}),
+      drafted: drafter.drafted - before0.drafted,
+      accepted: drafter.accepted - before0.accepted,
+      ...(now && before0.model
+        ? {
+            draftModel: {
+              ...now,
+              steps: now.steps - before0.model.steps,
+              seconds: now.seconds - before0.model.seconds,
+            },
+          }
+        : {}),
     });
+  }
   // This call's work: the tokens it processed and generated (a resumed one re-processes more).
   const t = r.timings;
   t.promptTokens = prompt.length - from;
