@@ -237,40 +237,40 @@ Examples:
       const file = readModelFile(o.model);
       file.prepare();
       if (o.draft) checkDraftVocab(file.tokenizer, readModelFile(o.draft).tokenizer, o.model, o.draft);
+      if (o.dryRun) {
+        await onHosts(lo, async (rc) => {
+          const plan = planGenerateOn({
+            info: file.info,
+            ranks: rc.size,
+            speeds: rc.speeds,
+            places: remotePlaces(rc),
+            placement: placementOf(o),
+            ...(o.ctx ? { ctx: o.ctx } : {}),
+          });
+          print(
+            lo.json,
+            plan,
+            [renderModelSplit(plan.split), ...renderMemoryNeeds(plan.memory, plan.memoryShortfall)].join(
+              '\n',
+            ) + '\n',
+          );
+        });
+        return;
+      }
+      const hostPath = o.hostModel ? { hostPath: o.hostModel } : {};
       // A draft model runs on this machine's executors (the hosts have the model's): started with
-      // the first run, kept when hosts are lost, stopped at the end and on Ctrl-C.
+      // the first run, kept when hosts are lost, stopped at the end (below) and on Ctrl-C.
       let side: LocalCluster | undefined;
       const draftOn = o.draft ? async () => (side ??= await startDraftCluster(readTopology())) : undefined;
       const alsoStop = async () => {
         await side?.stop();
       };
       try {
-        await generateOnHosts();
+        await answer();
       } finally {
         await alsoStop();
       }
-      async function generateOnHosts(): Promise<void> {
-        if (o.dryRun) {
-          await onHosts(lo, async (rc) => {
-            const plan = planGenerateOn({
-              info: file.info,
-              ranks: rc.size,
-              speeds: rc.speeds,
-              places: remotePlaces(rc),
-              placement: placementOf(o),
-              ...(o.ctx ? { ctx: o.ctx } : {}),
-            });
-            print(
-              lo.json,
-              plan,
-              [renderModelSplit(plan.split), ...renderMemoryNeeds(plan.memory, plan.memoryShortfall)].join(
-                '\n',
-              ) + '\n',
-            );
-          });
-          return;
-        }
-        const hostPath = o.hostModel ? { hostPath: o.hostModel } : {};
+      async function answer(): Promise<void> {
         if (o.interactive) {
           await chatWithFlags(o, (co) => {
             const conversation = new Conversation({ ...co, file });
