@@ -16,6 +16,7 @@ import {
 } from '../executor/coordinator/generate.js';
 import { DOORBELL_MAX_TOKENS, type SeqRun } from '../native/model.js';
 import { Drafter, NgramCache } from '../model/lookup.js';
+import type { TokenDrafter } from '../executor/coordinator/generate.js';
 
 export interface BatcherOptions {
   runner: ModelRunner;
@@ -37,6 +38,13 @@ export interface BatcherOptions {
   lookupShared?: boolean;
   /** Called after a step's drafts are checked: tokens drafted, and of those the ones chosen. */
   onDrafts?: (drafted: number, accepted: number) => void;
+  /**
+   * A draft model's drafter (serve --draft): while one sequence alone decodes (nothing else
+   * active or waiting), its next tokens are guessed by the draft model before each step and
+   * checked in it; with more, the steps are as without it (a batch already reads the weights once
+   * for several tokens).
+   */
+  modelDrafter?: TokenDrafter;
 }
 
 /**
@@ -63,6 +71,8 @@ interface Entry {
   pending: number | undefined;
   /** Prompt lookup's drafts for this sequence (when on). */
   drafter: Drafter | undefined;
+  /** The draft model's guesses for the next step (BatcherOptions.modelDrafter), made before it. */
+  guessed: number[] | undefined;
   queuedAt: number;
   admittedAt: number;
   firstAt: number;
@@ -134,6 +144,7 @@ export class Batcher {
         onPromptIn,
         pending: undefined,
         drafter: this.lookup ? new Drafter(this.lookup, this.served) : undefined,
+        guessed: undefined,
         queuedAt: performance.now(),
         admittedAt: 0,
         firstAt: 0,
@@ -172,6 +183,26 @@ export class Batcher {
   }
 
   /**
+   * With a draft model, while one sequence alone decodes: its picked token delivered (its text
+   * streams now, not after the draft), then the draft model's guesses of the tokens after it,
+   * for the next step to check. Returns whether it delivered `picked`.
+   */
+  private async guess(picked: [Entry, number][]): Promise<boolean> {
+    const d = this.o.modelDrafter;
+    const e = picked[0]?.[0];
+    if (!d || picked.length !== 1 || this.active.length !== 1 || this.waiting.length || !e) return false;
+    if (e.pending === undefined || e.slot < 0) return false;
+    if (e.seq.deliver(picked[0]![1]) === undefined) {
+      this.finish(e);
+      return true;
+    }
+    const room = Math.min(e.seq.draftRoom, this.o.model.logitRows - 1, this.o.model.draftTokens);
+    const guessed = room > 0 ? await d.draft([...e.seq.prompt, ...e.seq.generated], room) : [];
+    e.guessed = guessed.length && e.slot >= 0 ? guessed : undefined;
+    return true;
+  }
+
+  /**
    * The next step: aborted entries end, waiting ones take free slots, then the decoders' tokens
    * and what is left of the step for prompts (a chunk while others decode; prompts that are
    * scored token by token after the others, within the rows of logits left). `asks`: the runs
@@ -198,10 +229,12 @@ export class Batcher {
     let draftRows = Math.min(this.o.model.logitRows - this.active.length, DRAFT_STEP_TOKENS - decoders);
     for (const e of this.active)
       if (e.pending !== undefined) {
-        const draft =
-          e.drafter && draftRows > 0
+        const draft = e.guessed
+          ? e.guessed.slice(0, Math.max(0, draftRows))
+          : e.drafter && draftRows > 0
             ? e.drafter.draft([...e.seq.prompt, ...e.seq.generated], Math.min(e.seq.draftRoom, draftRows))
             : [];
+        if (e.guessed) e.guessed = draft.length ? draft : undefined; // what the step checks
         draftRows -= draft.length;
         const count = 1 + draft.length;
         tokens.push(e.pending, ...draft);
@@ -308,7 +341,9 @@ export class Batcher {
   private takeDrafts(e: Entry, rows: Float32Array[], pos: number, draft: number[]): number | undefined {
     const { token, taken } = e.seq.pickDrafted(rows, draft);
     e.kv = pos + 1 + taken; // the fed token, and each draft that was the token chosen
-    e.drafter!.taken(draft.length, taken);
+    if (e.guessed) this.o.modelDrafter!.taken(draft.length, taken);
+    else e.drafter!.taken(draft.length, taken);
+    e.guessed = undefined;
     this.o.onDrafts?.(draft.length, taken);
     return token;
   }
@@ -353,6 +388,7 @@ export class Batcher {
           picked.push([e, next]);
           if (!e.seq.pickedLast) e.pending = next;
         }
+        if (await this.guess(picked)) picked.length = 0; // delivered there, before the draft
         plan = this.plan();
         inflight = plan && this.run(plan);
         for (const [e, token] of picked)

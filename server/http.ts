@@ -5,7 +5,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ChatTemplate } from '../model/chat.js';
-import type { LoadedModel, ModelRunner } from '../executor/coordinator/generate.js';
+import type { LoadedModel, ModelRunner, TokenDrafter } from '../executor/coordinator/generate.js';
 import { UsageError } from '../common/errors.js';
 import { Batcher } from './batcher.js';
 import {
@@ -57,6 +57,8 @@ export interface ServeOptions {
   lookup?: number;
   /** With lookup: draft from earlier requests' texts too (BatcherOptions.lookupShared). */
   lookupShared?: boolean;
+  /** A draft model's drafter for a stream decoding alone (BatcherOptions.modelDrafter). */
+  modelDrafter?: TokenDrafter;
   log?: (line: string) => void;
 }
 
@@ -158,8 +160,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     model: o.model,
     ...(o.prefillChunk ? { prefillChunk: o.prefillChunk } : {}),
     onStep: (replies, tokens, sequences) => metrics.step(replies, tokens, sequences),
-    ...(o.lookup ? { lookup: o.lookup, onDrafts: (d: number, a: number) => metrics.drafts(d, a) } : {}),
+    ...(o.lookup ? { lookup: o.lookup } : {}),
+    ...(o.lookup || o.modelDrafter ? { onDrafts: (d: number, a: number) => metrics.drafts(d, a) } : {}),
     ...(o.lookupShared ? { lookupShared: true } : {}),
+    ...(o.modelDrafter ? { modelDrafter: o.modelDrafter } : {}),
   });
   metrics.slots = batcher.slots;
   let draining = false;

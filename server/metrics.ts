@@ -117,7 +117,7 @@ export class Metrics {
     metric(
       'redblue_draft_tokens_total',
       'counter',
-      'Prompt lookup (serve --lookup): tokens drafted, and those that were the tokens chosen.',
+      'Drafted tokens (serve --lookup or --draft): tokens drafted, and those that were the tokens chosen.',
       [
         `redblue_draft_tokens_total{outcome="drafted"} ${this.drafted}`,
         `redblue_draft_tokens_total{outcome="accepted"} ${this.accepted}`,

@@ -6,6 +6,13 @@ import { UsageError } from '../common/errors.js';
 import { isLoopback } from '../common/address.js';
 import type { MachineTopology } from '../native/topology.js';
 import { LocalCluster } from '../executor/host/local-cluster.js';
+import { readTopology } from '../native/topology.js';
+import {
+  checkDraftVocab,
+  loadDrafter,
+  startDraftCluster,
+  type DraftOptions,
+} from '../executor/coordinator/draft.js';
 import { withHosts, type HostsOptions } from '../executor/coordinator/hosts.js';
 import { remoteRunner } from '../executor/coordinator/remote-generate.js';
 import {
@@ -36,6 +43,11 @@ export interface ServeRunOptions {
   lookup?: number;
   /** With lookup: draft from earlier requests' texts too (BatcherOptions.lookupShared). */
   lookupShared?: boolean;
+  /**
+   * A draft model (serve --draft) on executors of its own on this machine, guessing for a stream
+   * that decodes alone (BatcherOptions.modelDrafter).
+   */
+  draft?: DraftOptions;
   host: string;
   port: number;
   apiKey?: string;
@@ -54,6 +66,7 @@ export async function serve(o: ServeRunOptions): Promise<void> {
     );
   if (!o.topology === !o.hosts) throw new UsageError('serve runs on this machine or on hosts, not both');
   const file = readModelFile(o.model);
+  if (o.draft) checkDraftVocab(file.tokenizer, readModelFile(o.draft.path).tokenizer, o.model, o.draft.path);
   // The port first: one that is taken fails now, not after a load of minutes; meanwhile the
   // server answers that the model is loading.
   const listening = await listenWhileLoading(o.host, o.port);
@@ -69,22 +82,33 @@ export async function serve(o: ServeRunOptions): Promise<void> {
       process.off('SIGINT', int);
     };
   });
+  // The draft model's executors: this machine's nodes (the hosts', with --hostfile, run the model).
+  let side: LocalCluster | undefined;
   try {
+    if (o.draft) side = await startDraftCluster(o.topology ?? readTopology());
     if (o.hosts) {
       file.prepare(); // before the hosts are reached (see ModelFile)
       await withHosts({ ...o.hosts, handleSignals: false }, (rc) =>
-        serveOn(remoteRunner(rc, o.hostModel ? { hostPath: o.hostModel } : {}), file, o, stopped, listening),
+        serveOn(
+          remoteRunner(rc, o.hostModel ? { hostPath: o.hostModel } : {}),
+          file,
+          o,
+          stopped,
+          listening,
+          side,
+        ),
       );
       return;
     }
     const cluster = await LocalCluster.start({ topology: o.topology!, whileStarting: () => file.prepare() });
     try {
-      await serveOn(localRunner(cluster), file, o, stopped, listening);
+      await serveOn(localRunner(cluster), file, o, stopped, listening, side);
     } finally {
       await cluster.stop();
     }
   } finally {
     stop?.();
+    await side?.stop();
     if (listening.listening) listening.close();
   }
 }
@@ -96,6 +120,7 @@ async function serveOn(
   o: ServeRunOptions,
   stopped: Promise<string>,
   listening: Server,
+  draftOn?: LocalCluster,
 ) {
   const parallel = o.parallel ?? 4;
   const model = await loadModel(runner, {
@@ -105,9 +130,11 @@ async function serveOn(
     // Several slots: row-invariant kernels, so a stream's tokens do not depend on its neighbours.
     slots: parallel,
     batchInvariant: parallel > 1,
-    ...(o.lookup ? { draftTokens: o.lookup } : {}),
+    ...(o.lookup || o.draft ? { draftTokens: Math.max(o.lookup ?? 0, o.draft?.max ?? 0) } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
+  // Requests bring their own logit biases: the draft guesses without them.
+  const modelDrafter = o.draft && draftOn ? await loadDrafter(draftOn, o.draft, model, o.model) : undefined;
   let server: RunningServer | undefined;
   try {
     server = await startServer({
@@ -122,6 +149,7 @@ async function serveOn(
       ...(o.prefillChunk ? { prefillChunk: o.prefillChunk } : {}),
       ...(o.lookup ? { lookup: o.lookup } : {}),
       ...(o.lookupShared ? { lookupShared: true } : {}),
+      ...(modelDrafter ? { modelDrafter } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
     const template =

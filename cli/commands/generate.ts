@@ -144,82 +144,114 @@ function readJsonSchema(arg: string): JsonShape {
 
 /** The flags of a generation (model, prompt, length, context, sampling), for `generate` and `launch generate`. */
 export function addGenerateFlags(cmd: Command): Command {
+  return addDraftFlags(
+    cmd
+      .requiredOption('-m, --model <file>', 'the GGUF model (llama, qwen2 or qwen3; F32 … Q6_K)')
+      .option('-p, --prompt <text>', 'the prompt (with --chat: the user message)', '')
+      .option('-f, --file <path>', "read the prompt from a file ('-': from stdin) instead of --prompt")
+      .option(
+        '--chat',
+        "treat the prompt as a user's message: render it with the model's chat template (tokenizer.chat_template; ChatML when the file has none) and print only the answer",
+      )
+      .option('--system <text>', 'with --chat: a system message before the user message')
+      .option('-n, --n-predict <N>', 'tokens to generate at most', whole('--n-predict'), 128)
+      .option(
+        '-c, --ctx <N>',
+        'context size in tokens (KV cache per executor; default: the model’s, at most 4096)',
+        (v) => parsePositiveInt(v, '--ctx'),
+      )
+      .option('--temp <T>', 'temperature; 0 = greedy', number('--temp', 0, 100), 0.8)
+      .option('--top-k <K>', 'keep the K most likely tokens (0 = all)', whole('--top-k'), 40)
+      .option(
+        '--top-p <P>',
+        'keep the smallest set of tokens whose probability reaches P',
+        number('--top-p', 0, 1),
+        0.95,
+      )
+      .option(
+        '--min-p <P>',
+        'drop tokens less likely than P × the most likely one',
+        number('--min-p', 0, 1),
+        0.05,
+      )
+      .option(
+        '--repeat-penalty <R>',
+        'penalise tokens seen in the last --repeat-last-n (1 = off)',
+        number('--repeat-penalty', 0, 100),
+        1,
+      )
+      .option(
+        '--repeat-last-n <N>',
+        'tokens the repeat, frequency and presence penalties look back over',
+        whole('--repeat-last-n'),
+        64,
+      )
+      .option(
+        '--frequency-penalty <F>',
+        'subtract F × (times a token was seen in the last --repeat-last-n) from its logit (0 = off)',
+        number('--frequency-penalty', -2, 2),
+        0,
+      )
+      .option(
+        '--presence-penalty <P>',
+        'subtract P from the logit of every token seen in the last --repeat-last-n (0 = off)',
+        number('--presence-penalty', -2, 2),
+        0,
+      )
+      .option(
+        '-l, --logit-bias <ID±BIAS>',
+        "add BIAS to token ID's logit before sampling, as llama.cpp's -l: 15043+1.5, 29871-2, 13-inf bans token 13 (repeatable)",
+        (v: string, all: [number, number][]) => [...all, parseLogitBias(v)],
+        [] as [number, number][],
+      )
+      .option(
+        '--json-object',
+        "constrain the answer to one JSON object (serve's response_format json_object): only tokens that keep it one are drawn, and it ends when the object closes",
+      )
+      .option(
+        '--json-schema <file|json>',
+        `as --json-object, and the object keeps to the JSON schema in the file, or given inline when it begins with '{' (serve's response_format json_schema): ${SUPPORTED.join(', ')}`,
+      )
+      .option(
+        '--lookup <N>',
+        'prompt lookup decoding: after each token, draft up to N more by finding the last few tokens earlier in the prompt or the text, and check them in the same step (one read of the weights); the text is the one generated without it, faster where it repeats what came before (0 = off, at most 32)',
+        lookupTokens,
+        0,
+      )
+      .option(
+        '-s, --seed <S>',
+        'random seed: the same seed gives the same text (default: random)',
+        whole('--seed'),
+      )
+      .option('--no-bos', 'do not add the BOS token even where the model asks for it')
+      .option(
+        '--ignore-eos',
+        'go on past the end-of-generation token until -n tokens (as llama.cpp; for timing a fixed length)',
+      )
+      .addOption(
+        new Option(
+          '--embeddings <where>',
+          "token_embd: shared (the file's pages, one copy per host), mirrored (a copy in each executor's node), or auto (the planner's choice: mirrored when executors sit on different memory nodes and have room)",
+        )
+          .choices(['auto', 'shared', 'mirrored'])
+          .default('auto'),
+      )
+      .addOption(
+        new Option(
+          '--output <where>',
+          'the output projection: sharded (vocabulary rows split, logits gathered), single (one executor reads it all), or auto (whichever the planner reckons faster per token)',
+        )
+          .choices(['auto', 'sharded', 'single'])
+          .default('auto'),
+      ),
+  );
+}
+/** --draft and its flags (generate, launch generate, serve). */
+export function addDraftFlags(cmd: Command): Command {
   return cmd
-    .requiredOption('-m, --model <file>', 'the GGUF model (llama, qwen2 or qwen3; F32 … Q6_K)')
-    .option('-p, --prompt <text>', 'the prompt (with --chat: the user message)', '')
-    .option('-f, --file <path>', "read the prompt from a file ('-': from stdin) instead of --prompt")
-    .option(
-      '--chat',
-      "treat the prompt as a user's message: render it with the model's chat template (tokenizer.chat_template; ChatML when the file has none) and print only the answer",
-    )
-    .option('--system <text>', 'with --chat: a system message before the user message')
-    .option('-n, --n-predict <N>', 'tokens to generate at most', whole('--n-predict'), 128)
-    .option(
-      '-c, --ctx <N>',
-      'context size in tokens (KV cache per executor; default: the model’s, at most 4096)',
-      (v) => parsePositiveInt(v, '--ctx'),
-    )
-    .option('--temp <T>', 'temperature; 0 = greedy', number('--temp', 0, 100), 0.8)
-    .option('--top-k <K>', 'keep the K most likely tokens (0 = all)', whole('--top-k'), 40)
-    .option(
-      '--top-p <P>',
-      'keep the smallest set of tokens whose probability reaches P',
-      number('--top-p', 0, 1),
-      0.95,
-    )
-    .option(
-      '--min-p <P>',
-      'drop tokens less likely than P × the most likely one',
-      number('--min-p', 0, 1),
-      0.05,
-    )
-    .option(
-      '--repeat-penalty <R>',
-      'penalise tokens seen in the last --repeat-last-n (1 = off)',
-      number('--repeat-penalty', 0, 100),
-      1,
-    )
-    .option(
-      '--repeat-last-n <N>',
-      'tokens the repeat, frequency and presence penalties look back over',
-      whole('--repeat-last-n'),
-      64,
-    )
-    .option(
-      '--frequency-penalty <F>',
-      'subtract F × (times a token was seen in the last --repeat-last-n) from its logit (0 = off)',
-      number('--frequency-penalty', -2, 2),
-      0,
-    )
-    .option(
-      '--presence-penalty <P>',
-      'subtract P from the logit of every token seen in the last --repeat-last-n (0 = off)',
-      number('--presence-penalty', -2, 2),
-      0,
-    )
-    .option(
-      '-l, --logit-bias <ID±BIAS>',
-      "add BIAS to token ID's logit before sampling, as llama.cpp's -l: 15043+1.5, 29871-2, 13-inf bans token 13 (repeatable)",
-      (v: string, all: [number, number][]) => [...all, parseLogitBias(v)],
-      [] as [number, number][],
-    )
-    .option(
-      '--json-object',
-      "constrain the answer to one JSON object (serve's response_format json_object): only tokens that keep it one are drawn, and it ends when the object closes",
-    )
-    .option(
-      '--json-schema <file|json>',
-      `as --json-object, and the object keeps to the JSON schema in the file, or given inline when it begins with '{' (serve's response_format json_schema): ${SUPPORTED.join(', ')}`,
-    )
-    .option(
-      '--lookup <N>',
-      'prompt lookup decoding: after each token, draft up to N more by finding the last few tokens earlier in the prompt or the text, and check them in the same step (one read of the weights); the text is the one generated without it, faster where it repeats what came before (0 = off, at most 32)',
-      lookupTokens,
-      0,
-    )
     .option(
       '--draft <file>',
-      "speculative decoding (llama.cpp's -md): a small GGUF model of the same vocabulary guesses the next tokens, one cheap step each, on executors of its own (on the same nodes; with launch, on the coordinator's machine), and the model checks them all in one step; the text is the one generated without it, faster where the draft guesses well",
+      "speculative decoding (llama.cpp's -md): a small GGUF model of the same vocabulary guesses the next tokens, one cheap step each, on executors of its own (on the same nodes; with launch or serve --hostfile, on the coordinator's machine), and the model checks them all in one step; the text is the one generated without it, faster where the draft guesses well (serve: while one stream decodes alone)",
     )
     .option(
       '--draft-max <N>',
@@ -232,32 +264,6 @@ export function addGenerateFlags(cmd: Command): Command {
       'with --draft: a draft ends before a token the draft model gives less than this probability (0 = never)',
       number('--draft-p-min', 0, 1),
       0.75,
-    )
-    .option(
-      '-s, --seed <S>',
-      'random seed: the same seed gives the same text (default: random)',
-      whole('--seed'),
-    )
-    .option('--no-bos', 'do not add the BOS token even where the model asks for it')
-    .option(
-      '--ignore-eos',
-      'go on past the end-of-generation token until -n tokens (as llama.cpp; for timing a fixed length)',
-    )
-    .addOption(
-      new Option(
-        '--embeddings <where>',
-        "token_embd: shared (the file's pages, one copy per host), mirrored (a copy in each executor's node), or auto (the planner's choice: mirrored when executors sit on different memory nodes and have room)",
-      )
-        .choices(['auto', 'shared', 'mirrored'])
-        .default('auto'),
-    )
-    .addOption(
-      new Option(
-        '--output <where>',
-        'the output projection: sharded (vocabulary rows split, logits gathered), single (one executor reads it all), or auto (whichever the planner reckons faster per token)',
-      )
-        .choices(['auto', 'sharded', 'single'])
-        .default('auto'),
     );
 }
 
@@ -288,7 +294,9 @@ export function checkDraftFlags(o: GenerateFlags, dryRun: boolean | undefined): 
 }
 
 /** --draft and its flags as a generation or a conversation takes them. */
-function draftOf(o: GenerateFlags): { draft?: DraftOptions } {
+export function draftOf(o: Pick<GenerateFlags, 'draft' | 'draftMax' | 'draftPMin'>): {
+  draft?: DraftOptions;
+} {
   return o.draft ? { draft: { path: o.draft, max: o.draftMax ?? 8, pMin: o.draftPMin ?? 0.75 } } : {};
 }
 

@@ -9,7 +9,7 @@ import { MAX_SEQUENCES } from '../../native/model.js';
 import { DEFAULT_PORT } from '../../executor/launch/hostfile.js';
 import { authFromOptions, type SecurityOpts } from '../../executor/host/options.js';
 import { addSecurityOptions } from './executor.js';
-import { lookupTokens } from './generate.js';
+import { addDraftFlags, draftOf, lookupTokens } from './generate.js';
 import { Progress } from '../progress.js';
 import { wrapText } from '../format.js';
 import { SUPPORTED } from '../../model/json-constraint.js';
@@ -30,10 +30,13 @@ interface ServeFlags extends SecurityOpts {
   prefillChunk: number;
   lookup: number;
   lookupShared?: boolean;
+  draft?: string;
+  draftMax: number;
+  draftPMin: number;
 }
 
 export function registerServe(program: Command): void {
-  addSecurityOptions(program.command('serve'))
+  addDraftFlags(addSecurityOptions(program.command('serve')))
     .description('an OpenAI-compatible HTTP server (completions, chat, streaming) for a GGUF model')
     .requiredOption('-m, --model <file>', 'the GGUF model (llama, qwen2 or qwen3; F32 … Q6_K)')
     .option('--host <addr>', 'address to listen on (beyond loopback needs --api-key)', '127.0.0.1')
@@ -122,7 +125,9 @@ stream gets the tokens it would get alone (row-invariant kernels when --parallel
 that disconnects frees its slot before the next step. Every executor holds --parallel KV caches
 of --ctx tokens. --lookup N: while a step has rows to spare, a stream feeds tokens drafted from
 its context too and keeps those that were the tokens chosen (the same text, fewer steps);
---lookup-shared drafts also from the texts of earlier requests.
+--lookup-shared drafts also from the texts of earlier requests. --draft D.gguf: while one stream
+decodes alone, a draft model on executors of its own (this machine's) guesses its next tokens
+before each step, and the step checks them (the same text, fewer steps where the draft agrees).
 SIGTERM or Ctrl-C finishes the requests in hand, then stops the executors.
 
 Across hosts (--hostfile or --hosts, with --token-file or TLS as for launch): every layer of
@@ -142,6 +147,8 @@ Examples:
         );
       if (o.lookupShared && !o.lookup)
         throw new UsageError('--lookup-shared drafts for --lookup: give --lookup N too');
+      if (o.draft !== undefined && o.lookup)
+        throw new UsageError('--draft and --lookup both draft tokens: choose one');
       const bar = new Progress('placing weights');
       const log = (line: string) => process.stderr.write(`redblue serve: ${line}\n`);
       await serve({
@@ -165,6 +172,7 @@ Examples:
         prefillChunk: o.prefillChunk,
         ...(o.lookup ? { lookup: o.lookup } : {}),
         ...(o.lookupShared ? { lookupShared: true } : {}),
+        ...draftOf(o),
         host: o.host,
         port: o.port,
         ...(o.apiKey ? { apiKey: o.apiKey } : {}),

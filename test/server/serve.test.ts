@@ -87,6 +87,20 @@ afterAll(() => {
 });
 
 const PROMPT = 'Once upon a time';
+/**
+ * Request i of a set that differ (the drafting tests): its own prompt and length, greedy for even
+ * i and sampled (seeded) for odd, to the end of its length.
+ */
+const numbered = (c: OpenAI, i: number, tokens: number, extra: Record<string, unknown> = {}) =>
+  c.completions.create({
+    model: 'm',
+    prompt: `${PROMPT} ${i}`,
+    max_tokens: tokens + 4 * i,
+    temperature: i % 2 ? 0.9 : 0,
+    seed: i,
+    ignore_eos: true,
+    ...extra,
+  } as never);
 const raw = (path: string, init: RequestInit = {}) =>
   fetch(`http://127.0.0.1:${port}${path}`, {
     ...init,
@@ -1035,16 +1049,7 @@ describe('redblue serve', () => {
       // A random model seldom repeats itself: three tokens raised far above the rest make all of
       // its text, which then repeats (drafts taken and missed). One stream, then four together.
       const logit_bias = { 450: 100, 4996: 100, 17354: 100 };
-      const ask = (c: OpenAI, i: number) =>
-        c.completions.create({
-          model: 'm',
-          prompt: `${PROMPT} ${i}`,
-          max_tokens: 24 + 4 * i,
-          temperature: i % 2 ? 0.9 : 0,
-          seed: i,
-          logit_bias,
-          ignore_eos: true,
-        } as never);
+      const ask = (c: OpenAI, i: number) => numbered(c, i, 24, { logit_bias });
       const texts = async (c: OpenAI, n: number) =>
         (await Promise.all(Array.from({ length: n }, (_, i) => ask(c, i)))).map((r) => r.choices[0]!.text);
       expect(await texts(drafting, 1)).toEqual(await texts(client, 1));
@@ -1087,6 +1092,58 @@ describe('redblue serve', () => {
     } finally {
       lookup.proc.kill('SIGTERM');
       await new Promise((r) => lookup.proc.on('exit', r));
+    }
+  });
+
+  it('--draft: a stream decoding alone gets the texts of the server without it, the model drafting for itself always right', async () => {
+    const draft = await startServe(['--draft', model, '--draft-p-min', '0', '--draft-max', '4']);
+    try {
+      const drafting = new OpenAI({
+        baseURL: `http://127.0.0.1:${draft.port}/v1`,
+        apiKey: KEY,
+        maxRetries: 0,
+      });
+      const count = async (o: string) => {
+        const m = await (
+          await fetch(`http://127.0.0.1:${draft.port}/metrics`, {
+            headers: { authorization: `Bearer ${KEY}` },
+          })
+        ).text();
+        return Number(
+          new RegExp(`^redblue_draft_tokens_total\\{outcome="${o}"\\} (\\d+)$`, 'm').exec(m)?.[1],
+        );
+      };
+      const ask = (c: OpenAI, i: number) => numbered(c, i, 20);
+      // Alone, greedy (streamed too): drafted, every guess right, the same text.
+      expect((await ask(drafting, 0)).choices[0]!.text).toBe((await ask(client, 0)).choices[0]!.text);
+      const stream = await drafting.completions.create({
+        model: 'm',
+        prompt: PROMPT,
+        max_tokens: 12,
+        temperature: 0,
+        stream: true,
+      });
+      let streamed = '';
+      for await (const c of stream) streamed += c.choices[0]?.text ?? '';
+      const plain = await client.completions.create({
+        model: 'm',
+        prompt: PROMPT,
+        max_tokens: 12,
+        temperature: 0,
+      });
+      expect(streamed).toBe(plain.choices[0]!.text);
+      expect(await count('drafted')).toBeGreaterThan(0);
+      expect(await count('accepted')).toBe(await count('drafted'));
+      // Sampled: the guesses are greedy, some miss; the same text.
+      expect((await ask(drafting, 1)).choices[0]!.text).toBe((await ask(client, 1)).choices[0]!.text);
+      // Three together: batched without drafts, the same texts as each alone.
+      const together = await Promise.all([0, 1, 2].map((i) => ask(drafting, i)));
+      const alone = await Promise.all([0, 1, 2].map((i) => ask(client, i)));
+      expect(together.map((r) => r.choices[0]!.text)).toEqual(alone.map((r) => r.choices[0]!.text));
+    } finally {
+      draft.proc.kill('SIGTERM');
+      expect(await new Promise((r) => draft.proc.on('exit', r))).toBe(0);
+      expect(leftovers(draft.proc.pid!)).toEqual([]);
     }
   });
 
