@@ -121,20 +121,18 @@ describe('redblue generate --draft', () => {
 
 describe('a draft vocabulary (checkDraftVocab)', () => {
   it('takes sizes up to 128 apart whose shared ids name the same texts, and refuses more', () => {
-    const meta = new Map(syntheticModel(SMALL_LLAMA).metadata);
+    const plain = new Map(syntheticModel(SMALL_LLAMA).metadata.map(([k, v]) => [k, v.value as unknown]));
     // The same vocabulary with n tokens added at the end (ids past the other's are never drafted).
     const grown = (n: number) => {
-      const m = new Map(meta);
-      const grow = <T>(key: string, extra: (i: number) => T) => {
-        const v = m.get(key)!;
-        m.set(key, { ...v, value: [...(v.value as T[]), ...Array.from({ length: n }, (_, i) => extra(i))] });
-      };
+      const m = new Map(plain);
+      const grow = (key: string, extra: (i: number) => unknown) =>
+        m.set(key, [...(m.get(key) as unknown[]), ...Array.from({ length: n }, (_, i) => extra(i))]);
       grow('tokenizer.ggml.tokens', (i) => `<extra_${i}>`);
       grow('tokenizer.ggml.scores', () => 0);
       grow('tokenizer.ggml.token_type', () => 1);
-      return createTokenizer(new Map([...m].map(([k, v]) => [k, v.value])));
+      return createTokenizer(m);
     };
-    const base = createTokenizer(new Map([...meta].map(([k, v]) => [k, v.value])));
+    const base = createTokenizer(plain);
     expect(() => checkDraftVocab(grown(128), base, 'big.gguf', 'small.gguf')).not.toThrow();
     expect(() => checkDraftVocab(base, grown(129), 'small.gguf', 'big.gguf')).toThrow(
       /big\.gguf cannot draft for small\.gguf: their vocabularies have 32129 and 32000 tokens \(at most 128 apart\)/,
