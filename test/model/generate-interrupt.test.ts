@@ -82,7 +82,8 @@ describe('a draft model that dies', () => {
   it('is dropped, and the generation goes on to its end without drafts, leaving nothing behind', async () => {
     const run = await start(
       (s) => s.length > 'Once upon a time'.length + 10,
-      ['--draft', model, '--draft-p-min', '0'],
+      // 1500 tokens (the last -n wins): long enough to be killed midway, short to finish.
+      ['--draft', model, '--draft-p-min', '0', '-n', '1500'],
     );
     // The draft's executors started after the model's: the two youngest.
     const started = (pid: number) =>
