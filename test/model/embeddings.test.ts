@@ -6,10 +6,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openReference } from '../../bench/llama-reference.js';
 import { loadModel, runnerOf, type LoadedModel } from '../../executor/coordinator/generate.js';
-import { LocalCluster } from '../../executor/host/local-cluster.js';
 import type { Pooling } from '../../model/arch.js';
 import { gv } from '../../model/gguf/value.js';
 import { writeGguf } from '../../model/gguf/write.js';
@@ -17,19 +16,13 @@ import { syntheticModel, TINY } from '../../model/synth.js';
 import { readTopology } from '../../native/topology.js';
 import { virtualize } from '../../native/virtual-nodes.js';
 import { Batcher } from '../../server/batcher.js';
+import { sharedCluster } from '../helpers/cluster.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'redblue-embed-'));
 const TEXTS = ['Hello world, this is a test of the model.', 'The cat sat on the mat', 'one'];
 const CTX = 128;
-let cluster: LocalCluster;
-
-beforeAll(async () => {
-  cluster = await LocalCluster.start({ topology: virtualize(readTopology(), 2) });
-}, 60_000);
-afterAll(async () => {
-  await cluster?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const cluster = sharedCluster(virtualize(readTopology(), 2));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A TINY llama (f32, llama2 vocabulary) with `pooling_type` when given. */
 function writeModel(name: string, poolingType?: number): string {
@@ -47,7 +40,7 @@ function writeModel(name: string, poolingType?: number): string {
 
 /** Each text's embedding through a Batcher on `model`, all submitted at once. */
 async function ours(model: LoadedModel, pooling: Pooling, prompts: number[][]): Promise<Float32Array[]> {
-  const batcher = new Batcher({ runner: runnerOf(cluster), model, prefillChunk: 4 });
+  const batcher = new Batcher({ runner: runnerOf(cluster()), model, prefillChunk: 4 });
   return Promise.all(
     prompts.map(async (tokens) => {
       const into = new Float32Array(model.info.nEmbd);
@@ -84,7 +77,7 @@ describe('embeddings', () => {
   ] as const) {
     it(`equal llama.cpp's on an f32 llama, ${name}`, async () => {
       const path = writeModel(`${pooling}.gguf`, poolingType);
-      const model = await loadModel(cluster, { path, ctx: CTX, slots: 4, batchInvariant: true });
+      const model = await loadModel(cluster(), { path, ctx: CTX, slots: 4, batchInvariant: true });
       expect(model.info.pooling).toBe(poolingType === undefined ? undefined : pooling);
       const prompts = TEXTS.map((t) => model.tokenizer.encode(t, { addBos: true, parseSpecial: false }));
       const got = await ours(model, pooling, prompts);
@@ -113,8 +106,8 @@ describe('embeddings', () => {
 
   it('one step may return hidden states for one run and logits for another', async () => {
     const path = writeModel('mixed.gguf');
-    const model = await loadModel(cluster, { path, ctx: CTX, slots: 2, batchInvariant: true });
-    const runner = runnerOf(cluster);
+    const model = await loadModel(cluster(), { path, ctx: CTX, slots: 2, batchInvariant: true });
+    const runner = runnerOf(cluster());
     const rows = () => new Float32Array(model.logitRows * model.info.nVocab);
     const a = model.tokenizer.encode('Hello there', { addBos: true, parseSpecial: false });
     const b = model.tokenizer.encode('General Kenobi', { addBos: true, parseSpecial: false });
