@@ -24,7 +24,7 @@ import {
   type LoadedModel,
   type TokenDrafter,
 } from '../executor/coordinator/generate.js';
-import { checkDraftVocab, ModelDrafter } from '../executor/coordinator/draft.js';
+import { checkDraftFile, draftTokensOf, ModelDrafter } from '../executor/coordinator/draft.js';
 import { openReference, type Rate } from './llama-reference.js';
 import { machineInfo, result, type BenchReport, type BenchResult } from './report.js';
 import { streamRead } from './read-bandwidth.js';
@@ -205,9 +205,7 @@ async function measureOwn(
     const model = await loadModel(cluster, {
       path: o.model,
       ctx: Math.min(info.nCtxTrain, depth + o.pp + o.tg + 16),
-      ...(readAround && (o.lookup || o.draft)
-        ? { draftTokens: Math.max(o.lookup ?? 0, o.draft?.max ?? 0) }
-        : {}),
+      ...(readAround && draftTokensOf(o) ? { draftTokens: draftTokensOf(o) } : {}),
     });
     const pp: number[] = [];
     const tg: number[] = [];
@@ -631,13 +629,7 @@ export function registerBenchModel(bench: Command): void {
           throw new UsageError(`--draft-max drafts at most ${MAX_DRAFT} tokens a step, got ${opts.draftMax}`);
         if (!(opts.draftPMin >= 0 && opts.draftPMin <= 1))
           throw new UsageError(`--draft-p-min must be a number from 0 to 1, got ${opts.draftPMin}`);
-        if (opts.draft !== undefined)
-          checkDraftVocab(
-            readModelFile(opts.model).tokenizer,
-            readModelFile(opts.draft).tokenizer,
-            opts.model,
-            opts.draft,
-          );
+        if (opts.draft !== undefined) checkDraftFile(readModelFile(opts.model), opts.model, opts.draft);
         if (cpus?.some((c) => !Number.isInteger(c) || c < 0))
           throw new UsageError(`--cpus takes cpu numbers such as 0,1, got "${opts.cpus}"`);
         const { table: text, ...report } = await benchModel({

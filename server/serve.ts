@@ -8,7 +8,8 @@ import type { MachineTopology } from '../native/topology.js';
 import { LocalCluster } from '../executor/host/local-cluster.js';
 import { readTopology } from '../native/topology.js';
 import {
-  checkDraftVocab,
+  checkDraftFile,
+  draftTokensOf,
   loadDrafter,
   startDraftCluster,
   type DraftOptions,
@@ -66,7 +67,7 @@ export async function serve(o: ServeRunOptions): Promise<void> {
     );
   if (!o.topology === !o.hosts) throw new UsageError('serve runs on this machine or on hosts, not both');
   const file = readModelFile(o.model);
-  if (o.draft) checkDraftVocab(file.tokenizer, readModelFile(o.draft.path).tokenizer, o.model, o.draft.path);
+  checkDraftFile(file, o.model, o.draft?.path);
   // The port first: one that is taken fails now, not after a load of minutes; meanwhile the
   // server answers that the model is loading.
   const listening = await listenWhileLoading(o.host, o.port);
@@ -130,7 +131,7 @@ async function serveOn(
     // Several slots: row-invariant kernels, so a stream's tokens do not depend on its neighbours.
     slots: parallel,
     batchInvariant: parallel > 1,
-    ...(o.lookup || o.draft ? { draftTokens: Math.max(o.lookup ?? 0, o.draft?.max ?? 0) } : {}),
+    ...(draftTokensOf(o) ? { draftTokens: draftTokensOf(o) } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
   // Requests bring their own logit biases: the draft guesses without them.

@@ -38,7 +38,7 @@ import {
 import { Conversation } from '../../executor/coordinator/chat-run.js';
 import { Generation } from '../../executor/coordinator/generate-run.js';
 import { planGenerateOn, readModelFile } from '../../executor/coordinator/generate.js';
-import { checkDraftVocab, startDraftCluster } from '../../executor/coordinator/draft.js';
+import { checkDraftFile, startDraftCluster } from '../../executor/coordinator/draft.js';
 import type { LocalCluster } from '../../executor/host/local-cluster.js';
 import { readTopology } from '../../native/topology.js';
 import { renderModelSplit } from '../../planner/model-split.js';
@@ -236,7 +236,7 @@ Examples:
       // Read before the hosts are reached: a large vocabulary takes seconds (see ModelFile).
       const file = readModelFile(o.model);
       file.prepare();
-      if (o.draft) checkDraftVocab(file.tokenizer, readModelFile(o.draft).tokenizer, o.model, o.draft);
+      checkDraftFile(file, o.model, o.draft);
       if (o.dryRun) {
         await onHosts(lo, async (rc) => {
           const plan = planGenerateOn({

@@ -6,7 +6,7 @@
 import type { MachineTopology } from '../../native/topology.js';
 import type { ChatMessage } from '../../model/chat.js';
 import { withSurvivors, type LocalRunHooks } from './local-run.js';
-import { checkDraftVocab, draftExecutors, loadDrafter, type DraftOptions } from './draft.js';
+import { checkDraftFile, draftExecutors, drafterFor, draftTokensOf, type DraftOptions } from './draft.js';
 import {
   generate,
   loadModel,
@@ -99,7 +99,7 @@ export class Conversation {
   /** `draftOn`: the draft model's executors (with ConversationOptions.draft). */
   async run(cluster: LocalCluster | ModelRunner, draftOn?: LocalCluster): Promise<ChatTurn[]> {
     const o = this.o;
-    const draftTokens = Math.max(o.lookup ?? 0, o.draft ? o.draft.max : 0);
+    const draftTokens = draftTokensOf(o);
     const model = await loadModel(cluster, {
       path: o.model,
       file: this.file,
@@ -108,10 +108,7 @@ export class Conversation {
       ...(draftTokens ? { draftTokens } : {}),
       ...(o.onProgress && !this.loaded ? { onProgress: o.onProgress } : {}),
     });
-    const drafter =
-      o.draft && draftOn
-        ? await loadDrafter(draftOn, { ...o.draft, logitBias: o.sampling.logitBias ?? [] }, model, o.model)
-        : undefined;
+    const drafter = await drafterFor(draftOn, o, model);
     if (!this.loaded) o.onLoaded?.(model);
     this.loaded = true;
     let cached: number[] = []; // what these executors' KV cache holds, from position 0
@@ -163,7 +160,7 @@ export class Conversation {
 /** A conversation on this machine's executors; a lost executor: the survivors answer again. */
 export async function runChat(o: ChatRunOptions): Promise<ChatTurn[]> {
   const file = o.file ?? readModelFile(o.model);
-  if (o.draft) checkDraftVocab(file.tokenizer, readModelFile(o.draft.path).tokenizer, o.model, o.draft.path);
+  checkDraftFile(file, o.model, o.draft?.path);
   const conversation = new Conversation({ ...o, file });
   const { work, alsoStop } = draftExecutors(!!o.draft, (cluster, side) => conversation.run(cluster, side));
   return withSurvivors(o.topology, work, {

@@ -14,7 +14,9 @@ import {
   readModelFile,
   runnerOf,
   type DraftModelTimings,
+  type GenerateOptions,
   type LoadedModel,
+  type ModelFile,
   type ModelRunner,
   type TokenDrafter,
 } from './generate.js';
@@ -42,6 +44,17 @@ export function checkDraftVocab(t: Tokenizer, d: Tokenizer, targetPath: string, 
       throw new UsageError(
         `${names}: token ${id} is ${JSON.stringify(d.tokenText(id))} in the draft and ${JSON.stringify(t.tokenText(id))} in the target; use a draft model of the same family`,
       );
+}
+
+/** checkDraftVocab against the draft's file before any executor starts; nothing without a draft. */
+export function checkDraftFile(target: ModelFile, targetPath: string, draftPath: string | undefined): void {
+  if (draftPath !== undefined)
+    checkDraftVocab(target.tokenizer, readModelFile(draftPath).tokenizer, targetPath, draftPath);
+}
+
+/** Tokens a step of the model checks after its own: prompt lookup's drafts or the draft model's. */
+export function draftTokensOf(o: { lookup?: number; draft?: { max: number } }): number {
+  return Math.max(o.lookup ?? 0, o.draft?.max ?? 0);
 }
 
 /**
@@ -232,6 +245,19 @@ export async function startDraftCluster(topology: MachineTopology): Promise<Loca
   } catch (e) {
     throw new Error(`the draft model's executors did not start: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/**
+ * A generation's or a conversation's drafter on its draft executors (loadDrafter, the run's logit
+ * biases added to the draft's logits); undefined without a draft model.
+ */
+export async function drafterFor(
+  on: LocalCluster | undefined,
+  o: { model: string; draft?: DraftOptions; sampling: GenerateOptions['sampling'] },
+  target: LoadedModel,
+): Promise<ModelDrafter | undefined> {
+  if (!o.draft || !on) return undefined;
+  return loadDrafter(on, { ...o.draft, logitBias: o.sampling.logitBias ?? [] }, target, o.model);
 }
 
 /** The drafter each draft cluster holds: a run taken up again on it (hosts lost) keeps it. */

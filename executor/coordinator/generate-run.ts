@@ -24,7 +24,7 @@ import {
   type PlacementChoice,
 } from './generate.js';
 import type { LocalCluster } from '../host/local-cluster.js';
-import { checkDraftVocab, draftExecutors, loadDrafter, type DraftOptions } from './draft.js';
+import { checkDraftFile, draftExecutors, drafterFor, draftTokensOf, type DraftOptions } from './draft.js';
 
 /** What loading and generating need, whichever executors run the model. */
 export interface ModelRunOptions extends GenerateOptions {
@@ -140,7 +140,7 @@ export class Generation {
   /** `draftOn`: the draft model's executors (with ModelRunOptions.draft). */
   async run(cluster: LocalCluster | ModelRunner, draftOn?: LocalCluster): Promise<GenerateRun> {
     const o = this.o;
-    const draftTokens = Math.max(o.lookup ?? 0, o.draft ? o.draft.max : 0);
+    const draftTokens = draftTokensOf(o);
     const model = await loadModel(cluster, {
       path: o.model,
       ...(o.file ? { file: o.file } : {}),
@@ -149,10 +149,7 @@ export class Generation {
       ...(draftTokens ? { draftTokens } : {}),
       ...(o.onProgress && !this.seq ? { onProgress: o.onProgress } : {}),
     });
-    const drafter =
-      o.draft && draftOn
-        ? await loadDrafter(draftOn, { ...o.draft, logitBias: o.sampling.logitBias ?? [] }, model, o.model)
-        : undefined;
+    const drafter = await drafterFor(draftOn, o, model);
     if (this.recoveries.length) {
       const r = this.recoveries.at(-1)!;
       r.seconds = (performance.now() - this.lostAt) / 1e3;
@@ -189,9 +186,7 @@ export function shortfall(split: ModelSplit, nodes: readonly TopologyNode[]): st
 export async function runGenerate(o: GenerateRunOptions): Promise<GenerateRun> {
   // The file first: a missing, damaged or unsupported model fails before any executor starts.
   const file = o.file ?? readModelFile(o.model);
-  // The draft's tokens are checked against the target's before any executor starts.
-  const draftFile = o.draft ? readModelFile(o.draft.path) : undefined;
-  if (draftFile) checkDraftVocab(file.tokenizer, draftFile.tokenizer, o.model, o.draft!.path);
+  checkDraftFile(file, o.model, o.draft?.path);
   const g = new Generation({ ...o, file });
   const { work, alsoStop } = draftExecutors(!!o.draft, (cluster, side) => g.run(cluster, side));
   return withSurvivors(o.topology, work, {
