@@ -1,12 +1,8 @@
 // The executor control plane over gRPC (proto/executor.proto): a typed server and client.
 // Unix-domain sockets on one host; the same service over TCP serves several hosts.
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { fileURLToPath } from 'node:url';
 import type { WireBrick, WireRange } from './bricks.js';
-
-const PROTO = fileURLToPath(new URL('../../proto/executor.proto', import.meta.url));
-const PROTO_SRC = fileURLToPath(new URL('../proto/executor.proto', import.meta.url));
+import { loadService } from './proto.js';
 
 export interface HelloReply {
   rank: number;
@@ -224,30 +220,15 @@ export type ExecutorClient = {
   ) => Promise<Awaited<ReturnType<ExecutorHandlers[K]>>>;
 } & { close(): void; raw: grpc.Client };
 
-// 64-bit fields come back as numbers (all our sizes fit in 2^53); defaults are filled in.
-const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: false,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-};
-
 let serviceCache: grpc.ServiceClientConstructor | undefined;
 function service(): grpc.ServiceClientConstructor {
-  if (!serviceCache) {
-    // Compiled code lives in dist/transport, sources in transport/: find the proto from either.
-    let def: protoLoader.PackageDefinition;
-    try {
-      def = protoLoader.loadSync(PROTO, LOADER_OPTIONS);
-    } catch {
-      def = protoLoader.loadSync(PROTO_SRC, LOADER_OPTIONS);
-    }
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      redblue: { v1: { Executor: grpc.ServiceClientConstructor } };
-    };
-    serviceCache = pkg.redblue.v1.Executor;
-  }
+  // 64-bit fields come back as numbers (all our sizes fit in 2^53); defaults are filled in.
+  serviceCache ??= loadService('executor.proto', 'redblue.v1.Executor', {
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
   return serviceCache;
 }
 

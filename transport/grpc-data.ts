@@ -4,10 +4,9 @@
 // certificate and client certificates). Bulk bytes never travel here: they take the native data
 // path (transport/native-data.ts) under the same credentials.
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { timingSafeEqual } from 'node:crypto';
 import type { Http2Session } from 'node:http2';
-import { fileURLToPath } from 'node:url';
+import { loadService } from './proto.js';
 
 /** Bytes per chunk of a streamed block: large enough to amortise per-message costs. */
 export const CHUNK_BYTES = 1 << 20;
@@ -161,31 +160,16 @@ export class RpcError extends Error {
 
 // --- the Host service ---------------------------------------------------------------------------
 
-const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true };
-
-let pkgCache: { Host: grpc.ServiceClientConstructor } | undefined;
+let hostCache: { Host: grpc.ServiceClientConstructor } | undefined;
 export function hostsServices(): { Host: grpc.ServiceClientConstructor } {
-  if (!pkgCache) {
-    let def: protoLoader.PackageDefinition;
-    try {
-      def = protoLoader.loadSync(
-        fileURLToPath(new URL('../../proto/hosts.proto', import.meta.url)),
-        LOADER_OPTIONS,
-      );
-    } catch {
-      def = protoLoader.loadSync(
-        fileURLToPath(new URL('../proto/hosts.proto', import.meta.url)),
-        LOADER_OPTIONS,
-      );
-    }
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      redblue: {
-        hosts: { v1: { Host: grpc.ServiceClientConstructor } };
-      };
-    };
-    pkgCache = pkg.redblue.hosts.v1;
-  }
-  return pkgCache;
+  hostCache ??= {
+    Host: loadService('hosts.proto', 'redblue.hosts.v1.Host', {
+      longs: Number,
+      enums: String,
+      defaults: true,
+    }),
+  };
+  return hostCache;
 }
 
 /** The message of a failed call, without grpc-js's "13 INTERNAL:" prefix. */

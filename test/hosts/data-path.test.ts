@@ -4,13 +4,11 @@
 // error, never a hang. Also through a real supervisor: Hello names the port, and HostClient's
 // reads and writes take it.
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTopology } from '../../native/topology.js';
 import { Supervisor } from '../../executor/host/supervisor.js';
@@ -19,19 +17,17 @@ import { createSharedArea, type SharedArea } from '../../transport/shared-area.j
 import { DataClient, DataServer, statusOf } from '../../transport/native-data.js';
 import { rawTcpFetch, rawTcpServe } from '../../native/raw-tcp.js';
 import { makeCerts } from '../../bench/certs.js';
+import { loadService } from '../../transport/proto.js';
 
 const TOKEN = 'data-path-token-0123456789';
 
 /** The Data service as grpc-js sees it, from proto/hosts.proto. */
 function dataService(): grpc.ServiceClientConstructor {
-  const def = protoLoader.loadSync(fileURLToPath(new URL('../../proto/hosts.proto', import.meta.url)), {
+  return loadService('hosts.proto', 'redblue.hosts.v1.Data', {
     longs: Number,
+    enums: String,
     defaults: true,
   });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as {
-    redblue: { hosts: { v1: { Data: grpc.ServiceClientConstructor } } };
-  };
-  return pkg.redblue.hosts.v1.Data;
 }
 
 const failure = async (p: Promise<unknown>) => {
