@@ -16,3 +16,16 @@ export async function settledWithin(p: Promise<unknown>, ms: number): Promise<un
     clearTimeout(timer);
   }
 }
+
+/** `p`'s value, or an Error(`message`) if `ms` pass first; the timer is cleared either way. */
+export async function withDeadline<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

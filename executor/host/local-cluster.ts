@@ -13,6 +13,7 @@ import {
 import { createSharedAreaAsync, removeStaleAreas, type SharedArea } from '../../transport/shared-area.js';
 import { removeDeadSessions, removeStaleHostGroup } from '../node/host-group.js';
 import { ProcessGroup } from './process-group.js';
+import { withDeadline } from '../../common/wait.js';
 
 export interface LocalClusterOptions {
   topology: MachineTopology;
@@ -88,7 +89,16 @@ export class LocalCluster {
       }
       options.whileStarting?.();
       const deadline = options.startTimeoutMs ?? 30_000;
-      await c.group.guard(Promise.all(c.clients.map((cl) => waitForReady(cl, deadline))));
+      const started = Date.now();
+      await c.group.guard(
+        withDeadline(
+          Promise.all(c.topology.nodes.map((_, rank) => c.group.listening(rank))),
+          deadline,
+          `the executors did not start within ${deadline / 1000} s`,
+        ),
+      );
+      const left = Math.max(1000, deadline - (Date.now() - started));
+      await c.group.guard(Promise.all(c.clients.map((cl) => waitForReady(cl, left))));
       c.hellos.push(...(await c.group.guard(Promise.all(c.clients.map((cl) => cl.hello({}))))));
       return c;
     } catch (e) {

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { fileURLToPath } from 'node:url';
 import { settledWithin } from '../../common/wait.js';
+import { LISTENING } from '../node/args.js';
 
 export interface ExecutorSpec {
   rank: number;
@@ -38,6 +39,7 @@ export class ProcessGroup {
   private failure: ExecutorDiedError | undefined;
   private readonly failureWaiters: ((e: ExecutorDiedError) => void)[] = [];
   private readonly stderrTail = new Map<number, string>();
+  private readonly listeningNow = new Map<number, Promise<void>>();
 
   constructor(entry: string = ENTRY) {
     this.entry = entry;
@@ -63,10 +65,22 @@ export class ProcessGroup {
         '--listen',
         spec.address,
       ],
-      // stdin is a lifeline: it reaches EOF when this process dies, however it dies.
-      { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, ...extraEnv } },
+      // stdin is a lifeline: it reaches EOF when this process dies, however it dies. stdout
+      // carries one line, LISTENING, once its server is up (see listening()).
+      { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...extraEnv } },
     );
     this.children.set(spec.rank, child);
+    this.listeningNow.set(
+      spec.rank,
+      new Promise<void>((resolve) => {
+        let seen = '';
+        child.stdout?.setEncoding('utf8');
+        child.stdout?.on('data', (d: string) => {
+          seen = (seen + d).slice(-64);
+          if (seen.includes(LISTENING)) resolve();
+        });
+      }),
+    );
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (d: string) => {
       const tail = (this.stderrTail.get(spec.rank) ?? '') + d;
@@ -91,6 +105,17 @@ export class ProcessGroup {
       );
     });
     child.on('error', (err) => this.fail(new ExecutorDiedError(spec.rank, err.message)));
+  }
+
+  /**
+   * Resolves once executor `rank` says its server is up (connecting before that meets a missing
+   * socket, and grpc-js tries again only after a back-off: ~100 ms of every cluster's start-up).
+   * Never rejects: guard() it against the executor dying.
+   */
+  listening(rank: number): Promise<void> {
+    return (
+      this.listeningNow.get(rank) ?? Promise.reject(new Error(`no executor of rank ${rank} was started`))
+    );
   }
 
   pids(): number[] {

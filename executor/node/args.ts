@@ -1,4 +1,7 @@
 // Command-line arguments of an executor process (started by the coordinator, not by users).
+/** The line an executor writes to its stdout once its server is up (host/process-group.ts waits for it). */
+export const LISTENING = 'redblue-executor-listening';
+
 export interface ExecutorArgs {
   rank: number;
   world: number;

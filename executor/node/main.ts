@@ -7,7 +7,7 @@ import type { Server } from '@grpc/grpc-js';
 import { loadAddon, type NativeThreadPool } from '../../native/addon.js';
 import { serveExecutor, type ExecutorHandlers } from '../../transport/control.js';
 import { attachSharedArea, type SharedArea } from '../../transport/shared-area.js';
-import { parseExecutorArgs, type ExecutorArgs } from './args.js';
+import { LISTENING, parseExecutorArgs, type ExecutorArgs } from './args.js';
 import { executorAddon, ucxAbortExchanges, ucxBytesSent, type NativeLayerStack } from '../../native/steps.js';
 import { stepBricks } from './gemm-layout.js';
 import { checkedBrick, checkedRange } from '../../transport/bricks.js';
@@ -194,6 +194,12 @@ class Executor {
   }
 }
 
+/** Whether fd is a pipe: Node's child_process makes stdio pipes of socket pairs, not FIFOs. */
+function piped(fd: number): boolean {
+  const s = fstatSync(fd);
+  return s.isFIFO() || s.isSocket();
+}
+
 async function main(): Promise<void> {
   const args = parseExecutorArgs(process.argv.slice(2));
   const addon = loadAddon();
@@ -205,7 +211,7 @@ async function main(): Promise<void> {
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => ex.exit(0));
   // The coordinator owns us: if it goes away, so do we. Its end of our stdin closes when it dies,
   // even by SIGKILL; the parent check also covers a stdin that was not a pipe.
-  if (fstatSync(0).isFIFO()) {
+  if (piped(0)) {
     process.stdin.on('end', () => ex.exit(1));
     process.stdin.on('error', () => ex.exit(1));
     process.stdin.resume();
@@ -215,6 +221,8 @@ async function main(): Promise<void> {
     if (process.ppid !== parent) ex.exit(1);
   }, 500).unref();
   ex.server = await serveExecutor(args.listen, ex.handlers());
+  // The coordinator connects on this line rather than polling for the socket (process-group.ts).
+  if (piped(1)) process.stdout.write(`${LISTENING}\n`);
 }
 
 main().catch((err: unknown) => {
