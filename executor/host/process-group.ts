@@ -70,17 +70,6 @@ export class ProcessGroup {
       { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...extraEnv } },
     );
     this.children.set(spec.rank, child);
-    this.listeningNow.set(
-      spec.rank,
-      new Promise<void>((resolve) => {
-        let seen = '';
-        child.stdout?.setEncoding('utf8');
-        child.stdout?.on('data', (d: string) => {
-          seen = (seen + d).slice(-64);
-          if (seen.includes(LISTENING)) resolve();
-        });
-      }),
-    );
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (d: string) => {
       const tail = (this.stderrTail.get(spec.rank) ?? '') + d;
@@ -105,12 +94,29 @@ export class ProcessGroup {
       );
     });
     child.on('error', (err) => this.fail(new ExecutorDiedError(spec.rank, err.message)));
+    // After the handlers above, so that the group's failure (naming the cause from stderr) is set
+    // first. Settled either way: a start that waits on it under a deadline must not keep the
+    // deadline's timer, and with it the process, alive after an executor died before listening.
+    const listening = new Promise<void>((resolve, reject) => {
+      let seen = '';
+      child.stdout?.setEncoding('utf8');
+      child.stdout?.on('data', (d: string) => {
+        seen = (seen + d).slice(-64);
+        if (seen.includes(LISTENING)) resolve();
+      });
+      child.once('exit', (code, signal) =>
+        reject(new ExecutorDiedError(spec.rank, signal ? `killed by ${signal}` : `exit code ${code}`)),
+      );
+      child.once('error', (err) => reject(new ExecutorDiedError(spec.rank, err.message)));
+    });
+    listening.catch(() => undefined); // awaited by start(), if at all; the group's failure names the cause
+    this.listeningNow.set(spec.rank, listening);
   }
 
   /**
    * Resolves once executor `rank` says its server is up (connecting before that meets a missing
    * socket, and grpc-js tries again only after a back-off: ~100 ms of every cluster's start-up).
-   * Never rejects: guard() it against the executor dying.
+   * Rejects if it exits first; guard() it for the error that names why (its stderr's last lines).
    */
   listening(rank: number): Promise<void> {
     return (
