@@ -45,6 +45,8 @@ export interface GenerateFlags {
   frequencyPenalty: number;
   presencePenalty: number;
   logitBias: [number, number][];
+  /** Texts that end the answer where they appear (the text printed stops before them). */
+  stop: string[];
   jsonObject?: boolean;
   jsonSchema?: string;
   lookup: number;
@@ -205,6 +207,15 @@ export function addGenerateFlags(cmd: Command): Command {
         [] as [number, number][],
       )
       .option(
+        '--stop <text>',
+        "end the answer where TEXT appears, printing what came before it (llama.cpp's -r, the API's stop; repeatable, the first to appear ends it; a newline: --stop $'\\n' in bash)",
+        (v: string, all: string[]) => {
+          if (v === '') throw new UsageError('--stop needs a text to stop at, got an empty one');
+          return [...all, v];
+        },
+        [] as string[],
+      )
+      .option(
         '--json-object',
         "constrain the answer to one JSON object (serve's response_format json_object): only tokens that keep it one are drawn, and it ends when the object closes",
       )
@@ -360,6 +371,7 @@ export async function generateWithFlags(
     maxTokens: o.nPredict,
     addBos: o.bos ? undefined : false,
     ...(o.ignoreEos ? { stopAtEog: false } : {}),
+    ...(o.stop.length ? { stop: o.stop } : {}),
     ...(o.jsonSchema !== undefined
       ? { json: readJsonSchema(o.jsonSchema) }
       : o.jsonObject
@@ -434,6 +446,7 @@ export async function chatWithFlags(
     placement: placementOf(o),
     ...(o.system !== undefined ? { system: o.system } : {}),
     maxTokens: o.nPredict,
+    ...(o.stop.length ? { stop: o.stop } : {}),
     ...(o.lookup ? { lookup: o.lookup } : {}),
     ...draftOf(o),
     sampling: samplingOf(o, o.seed ?? Math.floor(Math.random() * 2 ** 32)),

@@ -49,6 +49,8 @@ export interface ConversationOptions {
   /** Tokens per answer at most. */
   maxTokens: number;
   sampling: GenerateOptions['sampling'];
+  /** Texts that end an answer where they appear (GenerateOptions.stop). */
+  stop?: readonly string[];
   /** The user's next message; undefined ends the conversation. */
   nextMessage: () => Promise<string | undefined>;
   onText?: (text: string) => void;
@@ -124,6 +126,7 @@ export class Conversation {
         reuse,
         maxTokens: o.maxTokens,
         sampling: o.sampling,
+        ...(o.stop?.length ? { stop: o.stop } : {}),
         ...(o.lookup ? { lookup: o.lookup } : {}),
         ...(drafter ? { drafter } : {}),
         ...(o.onText ? { onText: o.onText } : {}),

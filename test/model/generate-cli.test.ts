@@ -144,6 +144,61 @@ describe('redblue generate --ignore-eos', () => {
   });
 });
 
+describe('redblue generate --stop', () => {
+  /** A stop text from the middle of `text`, and where it first appears. */
+  const stopIn = (text: string): { stop: string; first: number } => {
+    expect(text.length).toBeGreaterThan(6);
+    const stop = text.slice(Math.floor(text.length / 2), Math.floor(text.length / 2) + 3);
+    return { stop, first: text.indexOf(stop) };
+  };
+
+  it('ends the text right before the first stop text, streamed, in --json and in each --chat -i answer', () => {
+    const greedy = ['-n', '16', '--temp', '0'];
+    const full = generateJson(greedy).json;
+    const { stop, first } = stopIn(full.text);
+    const cut = generateJson([...greedy, '--stop', 'never in this text \u0001', '--stop', stop]).json;
+    expect(cut.stoppedBy).toBe('stop');
+    expect(cut.text).toBe(full.text.slice(0, first));
+    // it ended at the token that completed the stop text
+    expect(cut.generatedTokens.length).toBeLessThan(16);
+    expect(cut.generatedTokens).toEqual(full.generatedTokens.slice(0, cut.generatedTokens.length));
+    const streamed = runCli([
+      'generate',
+      '-m',
+      good,
+      '-p',
+      PROMPT,
+      '--virtual-nodes',
+      '2',
+      ...greedy,
+      '--stop',
+      stop,
+    ]);
+    expect(streamed.code, streamed.stderr).toBe(0);
+    expect(streamed.stdout).toBe(PROMPT + full.text.slice(0, first) + '\n');
+    expect(streamed.stderr).toMatch(/stopped by stop/);
+    expect(leftovers(streamed.pid)).toEqual([]);
+
+    const chat = (extra: string[]) =>
+      runCli(
+        ['generate', '-m', good, '--chat', '-i', '-p', 'Hi', '--virtual-nodes', '2', ...greedy, ...extra],
+        {
+          input: '',
+        },
+      );
+    const answer = chat([]);
+    expect(answer.code, answer.stderr).toBe(0);
+    const a = stopIn(answer.stdout.slice(0, -1));
+    const stopped = chat(['--stop', a.stop]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stdout).toBe(answer.stdout.slice(0, a.first) + '\n');
+    expect(stopped.stderr).toMatch(/stopped by stop/);
+
+    const bad = runCli(['generate', '-m', good, '-p', PROMPT, '--stop', '']);
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/--stop needs a text to stop at/)]);
+  });
+});
+
 describe('redblue generate --chat', () => {
   // A template of our own, so the expected prompt text is known without running Jinja here.
   const TEMPLATE =
