@@ -269,7 +269,7 @@ async function measureOwn(
 
 export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { table: string }> {
   const startedAt = new Date().toISOString();
-  const info = describeModel(readGguf(o.model));
+  const info = describeModel(readGguf(o.model, { strings: 'count' }));
   const depth = o.depth ?? 0;
   // Both engines time pp and tg from position `depth` (each after the other's tokens are dropped).
   const need = depth + Math.max(o.pp, o.tg + 1);

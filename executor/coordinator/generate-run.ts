@@ -90,7 +90,7 @@ export function planGenerate(o: {
   ctx?: number;
   placement?: PlacementChoice;
 }): ReturnType<typeof planGenerateOn> {
-  const info = describeModel(readGguf(o.model));
+  const info = describeModel(readGguf(o.model, { strings: 'count' }));
   const speeds = o.topology.nodes.map((node) => {
     const pool = createThreadPool(node.cpus);
     try {

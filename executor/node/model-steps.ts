@@ -21,7 +21,8 @@ export function shardConfig(
   ranks: number,
   node: number,
 ): ModelShardConfig {
-  const gguf = readGguf(req.path);
+  // The tokenizer's strings are the coordinator's business: only their count is needed here.
+  const gguf = readGguf(req.path, { strings: 'count' });
   const info = describeModel(gguf);
   if (req.ctx < 1) throw new Error(`the context must hold at least one position, got ${req.ctx}`);
   if (req.ctx > info.nCtxTrain) {

@@ -128,6 +128,55 @@ describe('GGUF round trip', () => {
     expect(f.dataOffset).toBeGreaterThan(2 << 20);
   });
 
+  it("strings: 'count' checks string arrays and counts them without decoding; all else reads alike", () => {
+    // String arrays as their lengths, holes checked (nested ones too).
+    const shape = (v: GgufValue): unknown =>
+      v.type !== 'array'
+        ? v
+        : v.itemType === 'string'
+          ? { strings: v.value.length, decoded: Object.keys(v.value).length }
+          : v.itemType === 'array'
+            ? v.value.map(shape)
+            : v;
+    const shapes = (m: ReadonlyMap<string, GgufValue>) => [...m].map(([k, v]) => [k, shape(v)]);
+    const { path } = writeSample();
+    const full = readGguf(path);
+    const counted = readGguf(path, { strings: 'count' });
+    expect(counted.tensors).toEqual(full.tensors);
+    expect(counted.dataOffset).toBe(full.dataOffset);
+    const want = shapes(full.metadata).map(([k, v]) =>
+      k === 'test.strings'
+        ? [k, { strings: 4, decoded: 0 }]
+        : k === 'test.nested'
+          ? [k, [{ strings: 2, decoded: 0 }, ...(v as unknown[]).slice(1)]]
+          : [k, v],
+    );
+    expect(shapes(counted.metadata)).toEqual(want);
+    // A vocabulary past the reader's first window; then cut inside it: the same error either way.
+    const big = tmp();
+    writeGguf(big, {
+      metadata: { many: gv.strings(Array.from({ length: 150000 }, (_, i) => `token ${i}`)) },
+      tensors: [{ name: 'x', ne: [32], type: 'q8_0', data: bytes(34, 3) }],
+    });
+    const b = readGguf(big, { strings: 'count' });
+    expect(b.getStringArray('many')).toHaveLength(150000);
+    expect(b.dataOffset).toBe(readGguf(big).dataOffset);
+    const cut = tmp();
+    writeFileSync(cut, readFileSync(big).subarray(0, 2_000_003));
+    const errorOf = (o: { strings?: 'count' }) => {
+      try {
+        readGguf(cut, o);
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    };
+    const e = errorOf({ strings: 'count' });
+    expect(e).toBeInstanceOf(GgufError);
+    expect((e as Error).message).toMatch(/item \d+ of metadata key 'many'.*truncated/);
+    expect((e as Error).message).toBe((errorOf({}) as Error).message);
+  });
+
   it('typed getters return values and name the key and the expected type', () => {
     const f = readGguf(writeSample().path);
     expect(f.getU32('test.u32')).toBe(4294967295);
