@@ -266,8 +266,11 @@ class Cursor {
    * vocabulary's header read took 0.4 s, mostly garbage. Anything unusual (a length past 2^32 or
    * past the file, a string across the window's end) goes through string() for its checks and
    * its message. Buffer's UTF-8 decoding replaces bad bytes and keeps a BOM as TextDecoder does.
+   * `decode` false (ReadOptions.strings 'count'): every length checked the same, nothing decoded,
+   * an array of `n` holes (an executor spent 0.25 s decoding a 152k-token vocabulary and its
+   * merges for their count alone).
    */
-  strings(n: number, what: (i: number) => string): string[] {
+  strings(n: number, what: (i: number) => string, decode = true): string[] {
     const out: string[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const at = this.pos - this.bufStart;
@@ -276,35 +279,18 @@ class Cursor {
         const len = buf.readUInt32LE(at);
         if (len <= MAX_STRING_BYTES && at + 8 + len <= buf.length) {
           this.pos += 8 + len;
-          out[i] = buf.toString('utf8', at + 8, at + 8 + len);
+          if (decode) out[i] = buf.toString('utf8', at + 8, at + 8 + len);
           continue;
         }
       }
-      out[i] = this.string(() => what(i));
+      if (decode) out[i] = this.string(() => what(i));
+      else
+        this.need(
+          this.count(() => `the length of ${what(i)}`, 1, MAX_STRING_BYTES),
+          () => what(i),
+        );
     }
     return out;
-  }
-
-  /**
-   * As strings(), every length checked against the file, but nothing decoded: an array of `n`
-   * holes (ReadOptions.strings 'count'). A 152k-token vocabulary and its merges took an executor
-   * 0.25 s to decode, for their count alone.
-   */
-  skipStrings(n: number, what: (i: number) => string): string[] {
-    for (let i = 0; i < n; i++) {
-      const at = this.pos - this.bufStart;
-      const buf = this.buf;
-      if (at >= 0 && at + 8 <= buf.length && buf.readUInt32LE(at + 4) === 0) {
-        const len = buf.readUInt32LE(at);
-        if (len <= MAX_STRING_BYTES && at + 8 + len <= buf.length) {
-          this.pos += 8 + len;
-          continue;
-        }
-      }
-      const len = this.count(() => `the length of ${what(i)}`, 1, MAX_STRING_BYTES);
-      this.need(len, () => what(i));
-    }
-    return new Array<string>(n);
   }
 
   /** `n` fixed-size items read by `get` (a Buffer reader), after one check of all their bytes. */
@@ -389,11 +375,7 @@ function readArray(c: Cursor, what: () => string, depth: number, o: ReadOptions)
   const n = c.count(() => `the item count of ${what()}`, minBytes);
   if (itemType === 'string') {
     const item = (i: number) => `item ${i} of ${what()}`;
-    return {
-      type: 'array',
-      itemType,
-      value: o.strings === 'count' ? c.skipStrings(n, item) : c.strings(n, item),
-    };
+    return { type: 'array', itemType, value: c.strings(n, item, o.strings !== 'count') };
   }
   const reader = FIXED_READER[itemType];
   // (in one read up to 64 MiB; a bigger array, never seen in a real header, item by item)
