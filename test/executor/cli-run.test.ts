@@ -391,6 +391,19 @@ describe('Ctrl-C', () => {
 });
 
 describe('a run killed all at once', () => {
+  it('executors do not outlive a coordinator killed mid-run', async () => {
+    const run = await longRun(1024);
+    process.kill(run.child.pid!, 'SIGKILL');
+    await run.exit();
+    // Their stdin (the coordinator's end of a socket pair) closes with it; the parent check backs
+    // that up every 500 ms.
+    for (let i = 0; i < 50 && run.executors.some(running); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(run.executors.filter(running)).toEqual([]);
+    const next = runCli(['run', 'gemm', '--m', '4', '--n', '4', '--k', '4']);
+    expect(next.code).toBe(0);
+    expect(leftovers(run.child.pid!)).toEqual([]);
+  });
+
   it('leaves shared memory that the next run removes', async () => {
     const run = await longRun(1024);
     const pid = run.child.pid!;
