@@ -1,5 +1,5 @@
 // Command-line arguments of an executor process (started by the coordinator, not by users).
-/** The line an executor writes to its stdout once its server is up (host/process-group.ts waits for it). */
+/** What an executor writes to its stdout once its server is up (host/process-group.ts waits on it). */
 export const LISTENING = 'redblue-executor-listening';
 
 export interface ExecutorArgs {
