@@ -13,10 +13,10 @@ import {
   type GenerateResult,
   type LoadedModel,
   type ModelRunner,
+  type TokenDrafter,
 } from '../executor/coordinator/generate.js';
 import { DOORBELL_MAX_TOKENS, type SeqRun } from '../native/model.js';
 import { Drafter, NgramCache } from '../model/lookup.js';
-import type { TokenDrafter } from '../executor/coordinator/generate.js';
 
 export interface BatcherOptions {
   runner: ModelRunner;
