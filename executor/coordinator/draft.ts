@@ -46,10 +46,21 @@ export function checkDraftVocab(t: Tokenizer, d: Tokenizer, targetPath: string, 
       );
 }
 
+/**
+ * A draft model's file, read once: checkDraftFile reads it before any executor starts and
+ * loadDrafter loads from it (its header and tokenizer took a Qwen-vocabulary file ~0.5 s).
+ */
+const draftFiles = new Map<string, ModelFile>();
+function draftFile(path: string): ModelFile {
+  let f = draftFiles.get(path);
+  if (!f) draftFiles.set(path, (f = readModelFile(path)));
+  return f;
+}
+
 /** checkDraftVocab against the draft's file before any executor starts; nothing without a draft. */
 export function checkDraftFile(target: ModelFile, targetPath: string, draftPath: string | undefined): void {
   if (draftPath !== undefined)
-    checkDraftVocab(target.tokenizer, readModelFile(draftPath).tokenizer, targetPath, draftPath);
+    checkDraftVocab(target.tokenizer, draftFile(draftPath).tokenizer, targetPath, draftPath);
 }
 
 /** Tokens a step of the model checks after its own: prompt lookup's drafts or the draft model's. */
@@ -278,7 +289,7 @@ export function loadDrafter(
   let made = drafters.get(on);
   if (!made) {
     made = (async () => {
-      const file = readModelFile(d.path);
+      const file = draftFile(d.path);
       checkDraftVocab(target.tokenizer, file.tokenizer, targetPath, d.path);
       try {
         const model = await loadModel(on, {
