@@ -29,7 +29,6 @@ import { openReference, type Rate } from './llama-reference.js';
 import { machineInfo, result, type BenchReport, type BenchResult } from './report.js';
 import { streamRead } from './read-bandwidth.js';
 import { UsageError } from '../common/errors.js';
-import { addDraftFlags, draftOf } from '../cli/commands/generate.js';
 import { formatBytes, table } from '../common/format.js';
 
 export interface ModelBenchOptions {
@@ -546,37 +545,50 @@ export async function benchModel(o: ModelBenchOptions): Promise<BenchReport & { 
 }
 
 export function registerBenchModel(bench: Command): void {
-  addDraftFlags(
-    bench
-      .command('model')
-      .description(
-        "llama-bench's pp512 / tg128 on a GGUF model: redblue's executors against llama.cpp in the same run",
-      )
-      .requiredOption('-m, --model <file>', 'the GGUF model')
-      .option('--executors <N>', 'executors (virtual nodes)', (v) => Number(v), 2)
-      .option(
-        '--cores <N>',
-        "cores of each executor (its threads; llama.cpp gets all the executors' cores)",
-        (v) => Number(v),
-        1,
-      )
-      .option('--pp <N>', 'prompt tokens', (v) => Number(v), 512)
-      .option('--tg <N>', 'generated tokens', (v) => Number(v), 128)
-      .option(
-        '--depth <N>',
-        "tokens already in the context when pp and tg are timed (llama-bench's -d; both engines write them once, untimed)",
-        (v) => Number(v),
-        0,
-      )
-      .option('--reps <N>', 'timed repetitions after one warm-up', (v) => Number(v), 3)
-      .option('--cpus <list>', 'the cpus of the executors, --cores each (default: one per core)')
-      .option(
-        '--lookup <N>',
-        'also time greedy generation with prompt lookup (generate --lookup N) against the same generation without it',
-        (v) => Number(v),
-      ),
-    'also time greedy generation with a draft model (generate --draft FILE) against the same generation without it',
-  )
+  bench
+    .command('model')
+    .description(
+      "llama-bench's pp512 / tg128 on a GGUF model: redblue's executors against llama.cpp in the same run",
+    )
+    .requiredOption('-m, --model <file>', 'the GGUF model')
+    .option('--executors <N>', 'executors (virtual nodes)', (v) => Number(v), 2)
+    .option(
+      '--cores <N>',
+      "cores of each executor (its threads; llama.cpp gets all the executors' cores)",
+      (v) => Number(v),
+      1,
+    )
+    .option('--pp <N>', 'prompt tokens', (v) => Number(v), 512)
+    .option('--tg <N>', 'generated tokens', (v) => Number(v), 128)
+    .option(
+      '--depth <N>',
+      "tokens already in the context when pp and tg are timed (llama-bench's -d; both engines write them once, untimed)",
+      (v) => Number(v),
+      0,
+    )
+    .option('--reps <N>', 'timed repetitions after one warm-up', (v) => Number(v), 3)
+    .option('--cpus <list>', 'the cpus of the executors, --cores each (default: one per core)')
+    .option(
+      '--lookup <N>',
+      'also time greedy generation with prompt lookup (generate --lookup N) against the same generation without it',
+      (v) => Number(v),
+    )
+    .option(
+      '--draft <file>',
+      'also time greedy generation with a draft model (generate --draft FILE) against the same generation without it',
+    )
+    .option(
+      '--draft-max <N>',
+      'with --draft: tokens drafted at most after each chosen one',
+      (v) => Number(v),
+      8,
+    )
+    .option(
+      '--draft-p-min <P>',
+      'with --draft: a draft ends before a token the draft model gives less than this probability',
+      (v) => Number(v),
+      0.75,
+    )
     .option('--no-reference', 'skip llama.cpp')
     .option('--json', 'print the results in the shared bench schema')
     .action(
@@ -603,6 +615,7 @@ export function registerBenchModel(bench: Command): void {
           ['--tg', opts.tg],
           ['--reps', opts.reps],
           ...(opts.lookup !== undefined ? ([['--lookup', opts.lookup]] as const) : []),
+          ['--draft-max', opts.draftMax],
         ] as const) {
           if (!Number.isSafeInteger(v) || v < 1)
             throw new UsageError(`${flag} must be a whole number of at least 1, got ${v}`);
@@ -612,6 +625,10 @@ export function registerBenchModel(bench: Command): void {
         const cpus = opts.cpus?.split(',').map((x) => Number(x.trim()));
         if (opts.lookup !== undefined && opts.lookup > MAX_DRAFT)
           throw new UsageError(`--lookup drafts at most ${MAX_DRAFT} tokens a step, got ${opts.lookup}`);
+        if (opts.draftMax > MAX_DRAFT)
+          throw new UsageError(`--draft-max drafts at most ${MAX_DRAFT} tokens a step, got ${opts.draftMax}`);
+        if (!(opts.draftPMin >= 0 && opts.draftPMin <= 1))
+          throw new UsageError(`--draft-p-min must be a number from 0 to 1, got ${opts.draftPMin}`);
         if (opts.draft !== undefined) checkDraftFile(readModelFile(opts.model), opts.model, opts.draft);
         if (cpus?.some((c) => !Number.isInteger(c) || c < 0))
           throw new UsageError(`--cpus takes cpu numbers such as 0,1, got "${opts.cpus}"`);
@@ -625,7 +642,9 @@ export function registerBenchModel(bench: Command): void {
           reps: opts.reps,
           reference: opts.reference,
           ...(opts.lookup ? { lookup: opts.lookup } : {}),
-          ...draftOf(opts),
+          ...(opts.draft !== undefined
+            ? { draft: { path: opts.draft, max: opts.draftMax, pMin: opts.draftPMin } }
+            : {}),
           ...(cpus ? { cpus } : {}),
         });
         process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : text);

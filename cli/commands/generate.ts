@@ -258,12 +258,12 @@ export function addGenerateFlags(cmd: Command): Command {
   );
 }
 /** --draft and its flags (generate, launch generate, serve). */
-export function addDraftFlags(
-  cmd: Command,
-  draftHelp = "speculative decoding (llama.cpp's -md): a small GGUF model of the same vocabulary guesses the next tokens, one cheap step each, on executors of its own (on the same nodes; with launch or serve --hostfile, on the coordinator's machine), and the model checks them all in one step; the text is the one generated without it, faster where the draft guesses well (serve: while one stream decodes alone)",
-): Command {
+export function addDraftFlags(cmd: Command): Command {
   return cmd
-    .option('--draft <file>', draftHelp)
+    .option(
+      '--draft <file>',
+      "speculative decoding (llama.cpp's -md): a small GGUF model of the same vocabulary guesses the next tokens, one cheap step each, on executors of its own (on the same nodes; with launch or serve --hostfile, on the coordinator's machine), and the model checks them all in one step; the text is the one generated without it, faster where the draft guesses well (serve: while one stream decodes alone)",
+    )
     .option(
       '--draft-max <N>',
       `with --draft: tokens drafted at most after each chosen one (1-${MAX_DRAFT})`,
