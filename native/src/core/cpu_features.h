@@ -11,7 +11,7 @@ struct CpuFeatures {
 const CpuFeatures& DetectCpu();
 // Asks the kernel for permission to use AMX tile state (Linux >= 5.16); false if refused.
 bool EnableAmx();
-// Whether the kernel supports AMX tile state for this cpu (ARCH_GET_XCOMP_SUPP), without asking
+// Whether the kernel supports AMX tile state for this cpu (XCR0's tile bits), without asking
 // for it: the grant enlarges every signal frame of the process, so it is asked only when used.
 bool KernelSupportsAmx();
 }  // namespace redblue
