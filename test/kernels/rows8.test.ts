@@ -378,7 +378,8 @@ describe('rows8 layout', () => {
   // AMX (then 'amx' is one of the SIMD paths above); here their logic runs on a C++ model of the
   // instructions and must give VNNI's bits: tiles of 16 rows, the rows past them, a lone group
   // of W (n = 24, 40), natural rows of W past the groups (n = 30), odd block counts and blocks
-  // past X's last quad.
+  // past X's last quad. Q4_0 takes the tiles from 48 rows of X on (below, the VNNI tiles), Q8_0
+  // from 16: m = 16 and 37 check that.
   it.runIf(kernelPaths().supported.includes('avx512vnni'))(
     'the AMX tiles (on a model of the instructions) give the VNNI tiles bit for bit',
     () => {
@@ -386,7 +387,9 @@ describe('rows8 layout', () => {
         for (const [n, k, m] of [
           [40, 512, 37],
           [24, 96, 16],
-          [30, 320, 33],
+          [40, 512, 53],
+          [24, 96, 48],
+          [30, 320, 65],
           [32, 2048, 48],
         ] as const) {
           const w8 = interleaveRows8(type, q4k(n, k, 3 * n + k, type), n, k);

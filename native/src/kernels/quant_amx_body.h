@@ -18,9 +18,10 @@
 // rows (row ρ at byte 4ρ), so the two groups' vectors side by side are one row of AMX's B operand
 // (64 bytes: 4 consecutive values of each of 16 rows of W). Q4_0's vectors 0-3 hold values
 // 0-15 of a block in their low nibbles and 16-31 in their high ones; Q8_0's vectors 0-3 hold
-// values 0-15 and 4-7 values 16-31. X's block halves sit at lo and hi (ActLayout::Natural:
-// hi = lo + 16; Q4Quads: the 16-byte pieces of 4 blocks interleaved, hi = lo + 64), so each
-// half is an A operand of 16 rows × 16 bytes at X's row stride.
+// values 0-15 and 4-7 values 16-31, so a block's 8 vectors (4 of Q4_0's, split into low and high
+// nibbles) are the 8 rows of B over its 32 values. X's block of 16 rows is the A operand (16 rows
+// × 32 bytes at X's row stride): Q8_0's prompts take X in natural order, Q4_0's keep a natural copy
+// beside the quads the VNNI kernels read (ActRows::natural).
 // GCC 12 warns inside its own AVX-512 intrinsics (undefined upper halves it never uses).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -109,13 +110,15 @@ inline void EmuDot(int c, int a, int b) {
 #endif
 
 // tmm0, tmm1: C, 16 rows of X × 16 rows of W in int32 (even and odd blocks, so a block's tile
-// ops need not wait for the last block's sums to be read out); tmm2, tmm3: A, the halves of a
-// block of 16 rows of X; tmm4, tmm5: B, the matching halves of 16 rows of W (4 rows of 64 bytes).
+// ops need not wait for the last block's sums to be read out); tmm2, tmm3: A, a block of 16 rows
+// of X (16 × 32 bytes); tmm4, tmm5: B, the block of 16 rows of W (8 rows of 64 bytes). One tile op
+// a block: a TDPB* costs about the same whatever its K (16 rows of A a pass), so the block's two
+// halves as separate ops (K = 16 each) took twice the tile unit's time.
 KFN void ConfigureTiles() {
   TileConfig c;
   for (int t = 0; t < 2; ++t) c.rows[t] = 16, c.colsb[t] = 64;
-  for (int t = 2; t < 4; ++t) c.rows[t] = 16, c.colsb[t] = 16;
-  for (int t = 4; t < 6; ++t) c.rows[t] = 4, c.colsb[t] = 64;
+  for (int t = 2; t < 4; ++t) c.rows[t] = 16, c.colsb[t] = 32;
+  for (int t = 4; t < 6; ++t) c.rows[t] = 8, c.colsb[t] = 64;
   KTILE_CONFIG(&c);
 }
 
@@ -169,16 +172,14 @@ KFN void Unpack(const BlockX8* w0, const BlockX8* w1, int64_t nb, UnpackedBlock*
       KTILE_DP_SS(C, A, B);         \
   } while (0)
 
-// One block: both halves' tile ops into C tile T, its sums out to `sums`.
-#define REDBLUE_AMX_BLOCK(Q4, T, x, stride, lo, hi, u, sums) \
+// One block: its tile op into C tile T (A tile TA, B tile TB), its sums out to `sums`. `x`: the
+// block's 32 values of the first row, rows `stride` apart.
+#define REDBLUE_AMX_BLOCK(Q4, T, TA, TB, x, stride, u, sums) \
   do {                                                       \
     KTILE_ZERO(T);                                           \
-    KTILE_LOAD(2, (x) + (lo), stride);                       \
-    KTILE_LOAD(4, (u).b[0], 64);                             \
-    REDBLUE_AMX_DP(Q4, T, 2, 4);                             \
-    KTILE_LOAD(3, (x) + (hi), stride);                       \
-    KTILE_LOAD(5, (u).b[1], 64);                             \
-    REDBLUE_AMX_DP(Q4, T, 3, 5);                             \
+    KTILE_LOAD(TA, x, stride);                               \
+    KTILE_LOAD(TB, (u).b[0], 64);                            \
+    REDBLUE_AMX_DP(Q4, T, TA, TB);                           \
     KTILE_STORE(T, sums, 64);                                \
   } while (0)
 
@@ -186,11 +187,13 @@ KFN void Unpack(const BlockX8* w0, const BlockX8* w1, int64_t nb, UnpackedBlock*
 template <bool kQ4>
 KFN void Tile16(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both, const UnpackedBlock* w) {
   alignas(64) int32_t sums[2][16 * 16];
-  const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
-  const int8_t* x = act.qs(r);
+  const int64_t nb = act.nb;
+  // X's values in natural order: Q4_0's quads have a natural copy (ActRows::natural).
+  const int8_t* x = act.layout == ActLayout::Q4Quads ? act.natural(r) : act.qs(r);
   const int64_t stride = act.stride;
   // X's scales (and after them its block terms c) per row, found once: the tile stores below
-  // clobber memory, which would have every act.d(r + i) recomputed per block.
+  // clobber memory, which would have every act.d(r + i) recomputed per block. (Gathering them
+  // block-major once per call, for one base address a block, was slower: 449 → 372 GFLOP/s.)
   const float* dx0[16];
   for (int i = 0; i < 16; ++i) dx0[i] = act.d(r + i);
   __m512 acc[16];
@@ -206,19 +209,17 @@ KFN void Tile16(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
         acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), isum, acc[i]);
     }
   };
-  auto lo = [&](int64_t b) { return b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock; };
-  auto hi = [&](int64_t b) { return lo(b) + (b < nq ? 64 : 16); };
+  // Block b + 1's tile ops go out before block b's sums are scaled: the float steps wait on
+  // a tile store, which the next block's ops then overlap.
+  REDBLUE_AMX_BLOCK(kQ4, 0, 2, 4, x, stride, w[0], sums[0]);
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
-    REDBLUE_AMX_BLOCK(kQ4, 0, x, stride, lo(b), hi(b), w[b], sums[0]);
-    REDBLUE_AMX_BLOCK(kQ4, 1, x, stride, lo(b + 1), hi(b + 1), w[b + 1], sums[1]);
+    REDBLUE_AMX_BLOCK(kQ4, 1, 3, 5, x + (b + 1) * kQBlock, stride, w[b + 1], sums[1]);
     scale(b, sums[0]);
+    if (b + 2 < nb) REDBLUE_AMX_BLOCK(kQ4, 0, 2, 4, x + (b + 2) * kQBlock, stride, w[b + 2], sums[0]);
     scale(b + 1, sums[1]);
   }
-  if (b < nb) {
-    REDBLUE_AMX_BLOCK(kQ4, 0, x, stride, lo(b), hi(b), w[b], sums[0]);
-    scale(b, sums[0]);
-  }
+  if (b < nb) scale(b, sums[0]);
   for (int i = 0; i < 16; ++i) {
     float* y = a.y + (r + i) * a.ldy + j;
     if (both)
@@ -242,7 +243,14 @@ template <WeightType T>
 KENTRY void Rows8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                         int64_t j1) {
   using BlockX8 = std::conditional_t<T == WeightType::Q4_0, BlockQ4_0x8, BlockQ8_0x8>;
-  const int64_t full = rows / 16 * 16;
+  // Q4_0's quads without their natural copy (a row-invariant call: the VNNI tiles' bits per row
+  // whatever m) run on the VNNI tiles.
+  const bool tiles = act.layout != ActLayout::Q4Quads || act.naturalOffset != 0;
+  // Q4_0's tiles pay W's unpacking once per 16 rows of W, shared by every 16 rows of X: with
+  // one tile of X they were slower than the VNNI tiles (m = 16: 263-283 against 311-320 GFLOP/s,
+  // scripts/rows8-paths.mjs gemm), even at two (m = 32: 332 against 319). Q8_0 only copies.
+  const int64_t least = T == WeightType::Q4_0 ? 48 : 16;
+  const int64_t full = tiles && rows >= least ? rows / 16 * 16 : 0;
   if (full > 0) {
     // Sized once per thread to the longest row seen (k = 5632: 101 KiB, read from L2).
     thread_local std::vector<UnpackedBlock> unpacked;

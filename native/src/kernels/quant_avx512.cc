@@ -64,6 +64,7 @@ KernelSet AmxKernels(bool emulated) {
     amxemulated::SetRows8Kernels(s);
   else
     amx::SetRows8Kernels(s);
+  s.q4NaturalCopy = true;  // a block of 16 rows of X: one A operand (quant_amx_body.h)
   return s;
 }
 }  // namespace redblue

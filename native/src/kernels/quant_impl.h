@@ -36,6 +36,10 @@ struct ActRows {
   // row of W. 0 when absent.
   int64_t dxxOffset = 0;
   const float* dxx(int64_t r) const { return reinterpret_cast<const float*>(base + r * stride + dxxOffset); }
+  // Q4Quads prompts on AMX (KernelSet::q4NaturalCopy): the values again in natural order, so a
+  // block of 16 rows is one 16 × 32-byte tile operand. 0 when absent.
+  int64_t naturalOffset = 0;
+  const int8_t* natural(int64_t r) const { return reinterpret_cast<const int8_t*>(base + r * stride + naturalOffset); }
   // K types: each row is nb = k/256 Q8_K blocks instead (qs, d, c unused).
   const BlockQ8_K* q8k(int64_t r) const { return reinterpret_cast<const BlockQ8_K*>(base + r * stride); }
 };
@@ -168,6 +172,8 @@ struct KernelSet {
   ActLayout q4Layout = ActLayout::Natural;    // of the Q4_0 kernels' activations
   ActLayout q8Layout = ActLayout::Natural;    // of the Q8_0 GEMM tiles' (m > 1, not row-invariant)
   ActLayout iq4xsLayout = ActLayout::Natural;  // of the IQ4_XS kernels' (Natural or Iq4Pairs)
+  // Q4_0 prompts (m > 1, not row-invariant) also get X in natural order (ActRows::natural): AMX.
+  bool q4NaturalCopy = false;
   // Kernels on rows8 weights (whole groups: j0 and j1 multiples of 8); null where this path
   // runs the type only in the natural layout.
   QKernel q8Rows8 = nullptr, q4Rows8 = nullptr, q50Rows8 = nullptr, q41Rows8 = nullptr, q51Rows8 = nullptr, q4kRows8 = nullptr, q5kRows8 = nullptr, q6kRows8 = nullptr,
