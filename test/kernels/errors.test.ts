@@ -143,6 +143,36 @@ describe('kernel argument errors', () => {
       );
   });
 
+  it('REDBLUE_GEMV_PREFETCH picks where the GEMVs prefetch, without changing a bit; a bad value is named', () => {
+    // A decoding matmul (m = 1, rows8 Q4_0: the one-stream GEMV) under each setting, its Y printed.
+    const script = [
+      "const k = require('./build/Release/redblue.node');",
+      'const pool = new k.ThreadPool([0]);',
+      'const n = 64, kk = 256, x = new Float32Array(kk).map((_, i) => Math.sin(i));',
+      "const w = k.interleaveRows8('q4_0', k.quantize('q4_0', new Float32Array(n * kk).map((_, i) => Math.cos(i * 0.37)), n, kk), n, kk);",
+      'const y = new Float32Array(n);',
+      "k.matmulQ(pool, { type: 'q4_0', w, n, k: kk, x, m: 1, y, rows8: true });",
+      'console.log(JSON.stringify(Array.from(y)));',
+    ].join('\n');
+    const run = (value: string) =>
+      spawnSync(process.execPath, ['-e', script], {
+        env: { ...process.env, REDBLUE_GEMV_PREFETCH: value },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+    const l1 = run('l1');
+    const l2 = run('l2');
+    expect(l1.status, l1.stderr).toBe(0);
+    expect(JSON.parse(l1.stdout)).toHaveLength(64);
+    expect(l2.stdout).toBe(l1.stdout);
+    expect(run('').stdout).toBe(l1.stdout);
+    const bad = run('l3');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(
+      /REDBLUE_GEMV_PREFETCH='l3' is neither l1 nor l2: unset it or use one of those/,
+    );
+  });
+
   it('the process is still healthy afterwards', () => {
     const y = f32(6);
     // 127 quantizes exactly (d = 1), so the result is exact: 32 · 127².

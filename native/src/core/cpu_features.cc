@@ -9,6 +9,8 @@ namespace {
 CpuFeatures Detect() {
   CpuFeatures f;
   unsigned a, b, c, d;
+  if (!__get_cpuid_count(0, 0, &a, &b, &c, &d)) return f;
+  f.intel = b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;  // "Genu" "ineI" "ntel"
   if (!__get_cpuid_count(1, 0, &a, &b, &c, &d)) return f;
   bool osxsave = c & (1u << 27);
   f.fma = c & (1u << 12);

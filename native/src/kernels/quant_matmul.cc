@@ -56,6 +56,17 @@ bool HasVbmi() {
 }
 }  // namespace
 
+bool PrefetchGemvToL2() {
+  static const bool l2 = [] {
+    const char* v = std::getenv("REDBLUE_GEMV_PREFETCH");
+    if (!v || !*v) return DetectCpu().intel;
+    if (std::string(v) == "l1") return false;
+    if (std::string(v) == "l2") return true;
+    throw UserError(std::string("REDBLUE_GEMV_PREFETCH='") + v + "' is neither l1 nor l2: unset it or use one of those");
+  }();
+  return l2;
+}
+
 namespace {
 // Asked of Linux once per process, when first needed (arch_prctl); the grant covers every thread.
 bool AmxGranted() {
@@ -363,6 +374,7 @@ void MatmulQShared(const QuantMatmulArgs* parts, size_t count, ThreadPool& pool)
   }
   if (a.m == 0) return;
   const Isa isa = ResolveIsa(a.isa);
+  PrefetchGemvToL2();  // a bad REDBLUE_GEMV_PREFETCH throws here, not in a worker
   const KernelSet ks = KernelsFor(isa);
   const int64_t workers = static_cast<int64_t>(pool.size());
   // The parts whose kernels read X as the first does share one quantization; the others run
