@@ -30,10 +30,16 @@ KFN float HSum256(__m256 v) {
 // without, 0.75 at 2 KiB, 0.77-0.78 at 4-8 KiB (`redblue bench kernels --gemv-only`): the
 // hardware prefetcher alone leaves the dot products waiting on DRAM. Prefetches past the end
 // of the mapping are dropped by the cpu, never faulted.
+// Into L2 where PrefetchGemvToL2 says so (Intel; docs/kernels.md): on the Sapphire Rapids day
+// Q8_0's decoding (these rows, on the AVX-512 paths too) generated at 0.64 of the bandwidth.
 constexpr int64_t kPrefetchAhead = 4096;
 KFN void PrefetchAhead(const void* block, int64_t bytes) {
   const char* p = static_cast<const char*>(block) + kPrefetchAhead;
-  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+  if (PrefetchGemvToL2()) {
+    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T1);
+  } else {
+    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+  }
 }
 
 // Q4_0 / Q8_0 tiles: JR rows of W × RX rows of X, so that each unpacked weight block serves RX

@@ -962,7 +962,7 @@ KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r
                          int64_t j1) {
   if (rows == 1) {
     if constexpr (HasGemv(T)) {
-      static const bool l2 = PrefetchGemvToL2();
+      const bool l2 = PrefetchGemvToL2();
       for (int64_t j = j0; j < j1; j += 8) Gemv<T>(a, act, r0, j, l2);
     } else {
       static const QKernel one = Avx2Kernels().ForRows8(T);

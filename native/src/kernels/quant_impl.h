@@ -161,9 +161,15 @@ inline uint8_t Rows8Six(const uint8_t* t, int row, int sub) {
   return static_cast<uint8_t>(((t[j] >> (4 * (sub / 4))) & 0xF) | ((t[32 + j % 16] >> Rows8SixHighShift(row, sub)) & 3) << 4);
 }
 
-// Whether the one-stream GEMVs prefetch W into L2 rather than L1: on Intel cpus, unless the
-// environment variable REDBLUE_GEMV_PREFETCH says l1 or l2 (to compare both on one machine).
-bool PrefetchGemvToL2();
+// Whether decoding's row kernels (the one-stream GEMVs, the AVX2 rows) prefetch W into L2 rather
+// than L1: on Intel cpus, unless the environment variable REDBLUE_GEMV_PREFETCH says l1 or l2 (to
+// compare both on one machine). Resolved (and a bad value thrown) by MatmulQShared's caller
+// thread before any kernel runs; after that a kernel's check is one load.
+bool ResolveGemvPrefetchToL2();
+inline bool PrefetchGemvToL2() {
+  static const bool l2 = ResolveGemvPrefetchToL2();
+  return l2;
+}
 
 // Y[r0..r0+rows) × [j0, j1) for one weight type on one ISA. F32/F16/BF16 kernels read X directly.
 using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,

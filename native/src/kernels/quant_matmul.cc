@@ -56,15 +56,12 @@ bool HasVbmi() {
 }
 }  // namespace
 
-bool PrefetchGemvToL2() {
-  static const bool l2 = [] {
-    const char* v = std::getenv("REDBLUE_GEMV_PREFETCH");
-    if (!v || !*v) return DetectCpu().intel;
-    if (std::string(v) == "l1") return false;
-    if (std::string(v) == "l2") return true;
-    throw UserError(std::string("REDBLUE_GEMV_PREFETCH='") + v + "' is neither l1 nor l2: unset it or use one of those");
-  }();
-  return l2;
+bool ResolveGemvPrefetchToL2() {
+  const char* v = std::getenv("REDBLUE_GEMV_PREFETCH");
+  if (!v || !*v) return DetectCpu().intel;
+  if (std::string(v) == "l1") return false;
+  if (std::string(v) == "l2") return true;
+  throw UserError(std::string("REDBLUE_GEMV_PREFETCH='") + v + "' is neither l1 nor l2: unset it or use one of those");
 }
 
 namespace {
