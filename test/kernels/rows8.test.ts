@@ -374,7 +374,7 @@ describe('rows8 layout', () => {
     }
   });
 
-  // The AMX tiles (Q4_0, Q8_0: 16 rows of X by 16 of W a tile op) run for real where the cpu has
+  // The AMX tiles (Q4_0, Q8_0, Q4_K: 16 rows of X by 16 of W a tile op) run for real where the cpu has
   // AMX (then 'amx' is one of the SIMD paths above); here their logic runs on a C++ model of the
   // instructions and must give VNNI's bits: tiles of 16 rows, the rows past them, a lone group
   // of W (n = 24, 40), natural rows of W past the groups (n = 30), odd block counts and blocks
@@ -398,6 +398,21 @@ describe('rows8 layout', () => {
           const got = Array.from(run(w8, n, k, x, m, 'amx-emulated', true, type));
           expect(got, `${type} n=${n} k=${k} m=${m}`).toEqual(want);
         }
+      // Q4_K (tiles from 48 rows of X): every sub-block's scale folded into B as 8·hi + lo, the
+      // mins per row as the VNNI tile takes them; one super-block and several, a lone group, rows
+      // past the groups, rows of X past the tiles.
+      for (const [n, k, m] of [
+        [40, 512, 53],
+        [24, 256, 48],
+        [30, 768, 65],
+        [16, 256, 37],
+      ] as const) {
+        const w8 = interleaveRows8('q4_k', q4k(n, k, 5 * n + k, 'q4_k'), n, k);
+        const x = random(m * k, 19);
+        const want = Array.from(run(w8, n, k, x, m, 'avx512vnni', true, 'q4_k'));
+        const got = Array.from(run(w8, n, k, x, m, 'amx-emulated', true, 'q4_k'));
+        expect(got, `q4_k n=${n} k=${k} m=${m}`).toEqual(want);
+      }
     },
   );
 

@@ -1,6 +1,7 @@
-// AMX (AMX-TILE + AMX-INT8) tiles for Q4_0 and Q8_0 weights in the rows8 layout: prompts and any
-// step of 16 or more rows of X. One tile op multiplies 16 rows of X by 16 rows of W over half a
-// block (16 values), where a vpdpbusd covers 16 rows of W and one row of X over 4 values.
+// AMX (AMX-TILE + AMX-INT8) tiles for Q4_0, Q8_0 and Q4_K weights in the rows8 layout: prompts
+// and other batches (from 16 or 48 rows of X, by type). One tile op multiplies 16 rows of X by 16
+// rows of W over a block (32 values; Q4_K: a pair of sub-blocks, 64), where a vpdpbusd covers 16
+// rows of W and one row of X over 4 values.
 //
 // The integer sums are exact (s8·u8 or s8·s8 products summed in int32, as on every path), and
 // each block's sum is scaled and added in the float steps of the AVX-512 tiles
@@ -183,6 +184,17 @@ KFN void Unpack(const BlockX8* w0, const BlockX8* w1, int64_t nb, UnpackedBlock*
     KTILE_STORE(T, sums, 64);                                \
   } while (0)
 
+// A tile's 16 rows of Y: 16 columns, or the first 8 for a lone group of W.
+KFN void StoreTile(const QuantMatmulArgs& a, int64_t r, int64_t j, bool both, const __m512* acc) {
+  for (int i = 0; i < 16; ++i) {
+    float* y = a.y + (r + i) * a.ldy + j;
+    if (both)
+      _mm512_storeu_ps(y, acc[i]);
+    else
+      _mm256_storeu_ps(y, _mm512_castps512_ps256(acc[i]));
+  }
+}
+
 // Rows r..r+15 of X against the 16 rows of W in `w`: the AVX-512 tiles' float steps per block.
 template <bool kQ4>
 KFN void Tile16(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both, const UnpackedBlock* w) {
@@ -220,13 +232,127 @@ KFN void Tile16(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
     scale(b + 1, sums[1]);
   }
   if (b < nb) scale(b, sums[0]);
-  for (int i = 0; i < 16; ++i) {
-    float* y = a.y + (r + i) * a.ldy + j;
-    if (both)
-      _mm512_storeu_ps(y, acc[i]);
-    else
-      _mm256_storeu_ps(y, _mm512_castps512_ps256(acc[i]));
+  StoreTile(a, r, j, both, acc);
+}
+
+// Q4_K on tiles. A sub-block's integer sum is scaled by its 6-bit scale before the super-block's
+// sums are added (then one float step a super-block). The scale is folded into B instead of
+// applied to each sub-block's sums: sc = 8·hi + lo (hi, lo ≤ 7), B_lo = q·lo and B_hi = q·hi
+// (≤ 105, unsigned bytes), so Σ_s sc_s·Σ q·x = C(B_lo) + 8·C(B_hi), where each C adds all 8
+// sub-blocks in the tile unit: two tile stores a super-block instead of eight. The integers are
+// exact, so the float steps (AffineKTile's, in its order) give the VNNI bits.
+struct alignas(64) UnpackedKBlock {
+  uint8_t lo[4][16][64], hi[4][16][64];  // per sub-block pair p: B rows 0-7 sub-block 2p, 8-15 2p+1
+  int32_t minPairs[4][16];               // per pair p, per row of W: (min_2p, min_2p+1) as int16s
+  float d[16], dmin[16];
+};
+
+// The rows' scales (or mins) of sub-block s as int16 lanes 2n, 2n+1 = row n's value.
+KFN __m512i SixLanes(const BlockQ4_Kx8& g0, const BlockQ4_Kx8& g1, bool mins, int s) {
+  alignas(64) int16_t v[32];
+  for (int n = 0; n < 16; ++n) {
+    const BlockQ4_Kx8& g = n < 8 ? g0 : g1;
+    v[2 * n] = v[2 * n + 1] = Rows8Six(mins ? g.mins : g.scales, n % 8, s);
   }
+  return _mm512_load_si512(v);
+}
+
+KFN void UnpackK(const BlockQ4_Kx8* w0, const BlockQ4_Kx8* w1, int64_t nb, UnpackedKBlock* out) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), even = _mm512_set1_epi16(0x00FF), k7 = _mm512_set1_epi16(7);
+  // q·m for bytes q ≤ 15 and int16 lanes m ≤ 7 (both bytes of a lane share its m)
+  auto times = [&](__m512i q, __m512i m) __attribute__((target(KTARGET), always_inline)) {
+    const __m512i e = _mm512_mullo_epi16(_mm512_and_si512(q, even), m);
+    const __m512i o = _mm512_mullo_epi16(_mm512_srli_epi16(q, 8), m);
+    return _mm512_or_si512(e, _mm512_slli_epi16(o, 8));
+  };
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ4_Kx8& g0 = w0[b];
+    const BlockQ4_Kx8& g1 = w1[b];
+    UnpackedKBlock& u = out[b];
+    for (int p = 0; p < 4; ++p) {
+      __m512i lo[2], hi[2];
+      for (int h = 0; h < 2; ++h) {
+        const __m512i sc = SixLanes(g0, g1, false, 2 * p + h);
+        lo[h] = _mm512_and_si512(sc, k7);
+        hi[h] = _mm512_srli_epi16(sc, 3);
+      }
+      for (int v = 0; v < 8; ++v) {
+        const __m512i bits = Vector2(g0.qs + 256 * p + 32 * v, g1.qs + 256 * p + 32 * v);
+        const __m512i ql = _mm512_and_si512(bits, m4), qh = _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4);
+        _mm512_store_si512(u.lo[p][v], times(ql, lo[0]));
+        _mm512_store_si512(u.hi[p][v], times(ql, hi[0]));
+        _mm512_store_si512(u.lo[p][8 + v], times(qh, lo[1]));
+        _mm512_store_si512(u.hi[p][8 + v], times(qh, hi[1]));
+      }
+      // (min_2p, min_2p+1) per row: the low int16 of lanes 2n from sub-block 2p, the high from 2p+1
+      const __m512i m0 = SixLanes(g0, g1, true, 2 * p), m1 = SixLanes(g0, g1, true, 2 * p + 1);
+      _mm512_store_si512(u.minPairs[p], _mm512_or_si512(_mm512_and_si512(m0, _mm512_set1_epi32(0xFFFF)),
+                                                        _mm512_slli_epi32(m1, 16)));
+    }
+    const __m256i d = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g0.d))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(g1.d)), 1);
+    const __m256i dm = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g0.dmin))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(g1.dmin)), 1);
+    _mm512_store_ps(u.d, _mm512_cvtph_ps(d));
+    _mm512_store_ps(u.dmin, _mm512_cvtph_ps(dm));
+  }
+}
+
+// tmm0, tmm1: C_lo and C_hi (16 × 16 int32); tmm2: A, a sub-block pair of 16 rows of X (16 × 64
+// bytes); tmm4, tmm5: B_lo and B_hi of the pair (16 rows of 64 bytes).
+KFN void ConfigureTilesK() {
+  TileConfig c;
+  for (int t = 0; t < 2; ++t) c.rows[t] = 16, c.colsb[t] = 64;
+  c.rows[2] = 16, c.colsb[2] = 64;
+  for (int t = 4; t < 6; ++t) c.rows[t] = 16, c.colsb[t] = 64;
+  KTILE_CONFIG(&c);
+}
+
+// Rows r..r+15 of X (Q8_K) against the 16 rows of W in `w`.
+KFN void Tile16K(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both,
+                 const UnpackedKBlock* w) {
+  alignas(64) int32_t sums[2][16 * 16];
+  const int64_t nb = act.nb, stride = act.stride;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ8_K* x0 = act.q8k(r) + b;
+    const UnpackedKBlock& u = w[b];
+    KTILE_ZERO(0);
+    KTILE_ZERO(1);
+    for (int p = 0; p < 4; ++p) {
+      KTILE_LOAD(2, x0->qs + 64 * p, stride);
+      KTILE_LOAD(4, u.lo[p], 64);
+      KTILE_LOAD(5, u.hi[p], 64);
+      KTILE_DP_SU(0, 2, 4);
+      KTILE_DP_SU(1, 2, 5);
+    }
+    KTILE_STORE(0, sums[0], 64);
+    KTILE_STORE(1, sums[1], 64);
+    const __m512 dw = _mm512_load_ps(u.d), dmw = _mm512_load_ps(u.dmin);
+    __m512i mp[4];
+    for (int p = 0; p < 4; ++p) mp[p] = _mm512_load_si512(u.minPairs[p]);
+    for (int i = 0; i < 16; ++i) {
+      const BlockQ8_K& xb = *reinterpret_cast<const BlockQ8_K*>(reinterpret_cast<const uint8_t*>(x0) + i * stride);
+      const __m512i isum = _mm512_add_epi32(_mm512_load_si512(sums[0] + 16 * i),
+                                            _mm512_slli_epi32(_mm512_load_si512(sums[1] + 16 * i), 3));
+      // (bsum32_2p, bsum32_2p+1) as int16 pairs, dwords 0, 1, 4, 5 (as AffineKTile)
+      const __m256i b32 = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)), ones);
+      const __m512i b16 = _mm512_castsi256_si512(_mm256_packs_epi32(b32, b32));
+      __m512i imin = _mm512_setzero_si512();
+      for (int p = 0; p < 4; ++p) {
+        const __m512i pair = _mm512_permutexvar_epi32(_mm512_set1_epi32(p < 2 ? p : p + 2), b16);
+        imin = _mm512_add_epi32(imin, _mm512_madd_epi16(mp[p], pair));
+      }
+      const __m512 dx = _mm512_set1_ps(xb.d);
+      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(isum), acc[i]);
+      acc[i] = _mm512_fnmadd_ps(_mm512_mul_ps(dmw, dx), _mm512_cvtepi32_ps(imin), acc[i]);
+    }
+  }
+  StoreTile(a, r, j, both, acc);
 }
 
 template <WeightType T>
@@ -242,29 +368,44 @@ QKernel VnniRows8() {
 template <WeightType T>
 KENTRY void Rows8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                         int64_t j1) {
-  using BlockX8 = std::conditional_t<T == WeightType::Q4_0, BlockQ4_0x8, BlockQ8_0x8>;
+  constexpr bool kK = T == WeightType::Q4_K;
+  using BlockX8 = std::conditional_t<T == WeightType::Q4_0, BlockQ4_0x8,
+                                     std::conditional_t<kK, BlockQ4_Kx8, BlockQ8_0x8>>;
+  using Unpacked = std::conditional_t<kK, UnpackedKBlock, UnpackedBlock>;
   // Q4_0's quads without their natural copy (a row-invariant call: the VNNI tiles' bits per row
   // whatever m) run on the VNNI tiles.
   const bool tiles = act.layout != ActLayout::Q4Quads || act.naturalOffset != 0;
-  // Q4_0's tiles pay W's unpacking once per 16 rows of W, shared by every 16 rows of X: with
-  // one tile of X they were slower than the VNNI tiles (m = 16: 263-283 against 311-320 GFLOP/s,
-  // scripts/rows8-paths.mjs gemm), even at two (m = 32: 332 against 319). Q8_0 only copies.
-  const int64_t least = T == WeightType::Q4_0 ? 48 : 16;
+  // The tiles pay W's unpacking once per 16 rows of W, shared by every 16 rows of X; below 48
+  // rows of X it did not pay for Q4_0 (m = 16: 263-283 against the VNNI tiles' 311-320 GFLOP/s,
+  // m = 32: 332 against 319) nor for Q4_K (scales decoded, levels multiplied: m = 16 129 / 237,
+  // 32 220 / 265, 48 283 / 260, 64 331 / 275, 512 463 / 251), one core, from cache,
+  // scripts/rows8-paths.mjs gemm T avx512vnni,amx --m M. Q8_0 only copies.
+  const int64_t least = T == WeightType::Q8_0 ? 16 : 48;
   const int64_t full = tiles && rows >= least ? rows / 16 * 16 : 0;
   if (full > 0) {
-    // Sized once per thread to the longest row seen (k = 5632: 101 KiB, read from L2).
-    thread_local std::vector<UnpackedBlock> unpacked;
+    // Sized once per thread to the longest row seen (Q4_0, k = 5632: 101 KiB, read from L2).
+    thread_local std::vector<Unpacked> unpacked;
     if (unpacked.size() < static_cast<size_t>(act.nb)) unpacked.resize(static_cast<size_t>(act.nb));
-    ConfigureTiles();
+    if constexpr (kK)
+      ConfigureTilesK();
+    else
+      ConfigureTiles();
     for (int64_t j = j0; j < j1; j += 16) {
       const bool both = j + 16 <= j1;
       const BlockX8* w0 = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
       const BlockX8* w1 = both ? reinterpret_cast<const BlockX8*>(a.w + (j + 8) * a.wStride) : w0;
-      Unpack(w0, w1, act.nb, unpacked.data());
+      if constexpr (kK)
+        UnpackK(w0, w1, act.nb, unpacked.data());
+      else
+        Unpack(w0, w1, act.nb, unpacked.data());
       // The tile loads are asm that reads memory the compiler does not see: stores first.
       __asm__ volatile("" ::: "memory");
-      for (int64_t r = r0; r < r0 + full; r += 16)
-        Tile16<T == WeightType::Q4_0>(a, act, r, j, both, unpacked.data());
+      for (int64_t r = r0; r < r0 + full; r += 16) {
+        if constexpr (kK)
+          Tile16K(a, act, r, j, both, unpacked.data());
+        else
+          Tile16<T == WeightType::Q4_0>(a, act, r, j, both, unpacked.data());
+      }
     }
     KTILE_RELEASE();  // no tile state to save on a context switch while other work runs
   }
@@ -273,11 +414,12 @@ KENTRY void Rows8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0
 
 }  // namespace
 
-// Q4_0's and Q8_0's rows8 kernels on AMX tiles, over a VNNI set (the caller checked the cpu and
+// Q4_0's, Q8_0's and Q4_K's rows8 kernels on AMX tiles, over a VNNI set (the caller checked the cpu and
 // Linux's permission: EnableAmx).
 void SetRows8Kernels(KernelSet& s) {
   s.q4Rows8 = Rows8Kernel<WeightType::Q4_0>;
   s.q8Rows8 = Rows8Kernel<WeightType::Q8_0>;
+  s.q4kRows8 = Rows8Kernel<WeightType::Q4_K>;
 }
 
 }  // namespace KNS
