@@ -39,7 +39,12 @@ describe('redblue doctor', () => {
     const flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))![1]!.split(/\s+/);
     const cpu = check(report, 'cpu features');
     expect(cpu.detail.split(';')[0]!.split(' ').includes('avx2')).toBe(flags.includes('avx2'));
-    expect(cpu.detail).toMatch(flags.includes('avx2') ? /take the avx\S* path/ : /take the scalar path/);
+    expect(cpu.detail).toMatch(
+      flags.includes('avx2') ? /take the (avx\S*|amx) path/ : /take the scalar path/,
+    );
+    // where Linux grants AMX's tile state, auto takes the amx path (docs/kernels.md)
+    const granted = /AMX tile state granted/.test(cpu.detail);
+    expect(granted).toBe(flags.includes('amx_tile') && /take the amx path/.test(cpu.detail));
     // the text form says the same, with a closing line
     const text = runCli(['doctor']);
     expect(text.code).toBe(0);
