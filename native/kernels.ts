@@ -59,8 +59,8 @@ export const Q8K_BLOCK_BYTES = 292;
 /**
  * Instruction-set path of the quantized kernels; 'auto' takes the best the cpu has. avx512 =
  * F/BW/VL; avx512vnni adds vpdpbusd; avx512vbmi adds VBMI's byte permute for Q4_0; amx is
- * avx512vnni with Q4_0, Q8_0 and Q4_K batches (rows8 weights; Q8_0 from 16 rows of X, Q4_0 and
- * Q4_K from 48) on AMX-INT8 tiles; 'auto' picks it where Linux grants the process the tile state.
+ * avx512vnni with Q4_0, Q8_0 and Q4_K batches (rows8 weights; Q8_0 and Q4_K from 16 rows of X,
+ * Q4_0 from 48) on AMX-INT8 tiles; 'auto' picks it where Linux grants the process the tile state.
  * The environment variable REDBLUE_KERNEL_PATH pins what 'auto' means for the whole process.
  * 'amx-emulated' runs amx's tiles on a C++ model of the AMX instructions, on any avx512vnni cpu:
  * for tests only (slow), never listed in kernelPaths().supported.

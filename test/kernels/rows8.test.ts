@@ -398,12 +398,12 @@ describe('rows8 layout', () => {
           const got = Array.from(run(w8, n, k, x, m, 'amx-emulated', true, type));
           expect(got, `${type} n=${n} k=${k} m=${m}`).toEqual(want);
         }
-      // Q4_K (tiles from 48 rows of X): every sub-block's scale folded into B as 8·hi + lo, the
+      // Q4_K (tiles from 16 rows of X): every sub-block's scale folded into B as 8·hi + lo, the
       // mins per row as the VNNI tile takes them; one super-block and several, a lone group, rows
       // past the groups, rows of X past the tiles.
       for (const [n, k, m] of [
         [40, 512, 53],
-        [24, 256, 48],
+        [24, 256, 16],
         [30, 768, 65],
         [16, 256, 37],
       ] as const) {

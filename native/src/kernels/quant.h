@@ -165,7 +165,7 @@ void DequantizeRows(WeightType t, const uint8_t* w, int64_t rows, int64_t k, flo
 // Instruction-set paths of the matmul kernels. Auto picks the best the cpu has, unless the
 // environment variable REDBLUE_KERNEL_PATH names one. Avx512: F/BW/VL; Avx512Vnni adds vpdpbusd;
 // Avx512Vbmi adds VBMI's byte permute (gathers Q4_0 nibbles); Amx is Avx512Vnni with Q4_0, Q8_0
-// and Q4_K batches (Q8_0 from 16 rows of X, Q4_0 and Q4_K from 48) on AMX-INT8 tiles (Auto picks it
+// and Q4_K batches (Q8_0 and Q4_K from 16 rows of X, Q4_0 from 48) on AMX-INT8 tiles (Auto picks it
 // where Linux grants the tile state). AmxEmulated runs Amx's tiles on a C++
 // model of the instructions (tests only; any Avx512Vnni cpu; never picked by Auto).
 enum class Isa { Auto, Scalar, Avx2, Avx512, Avx512Vnni, Avx512Vbmi, Amx, AmxEmulated };

@@ -45,6 +45,8 @@ void SetRows8Kernels(KernelSet& s);  // quant_avx512_rows8_vnni.cc
 namespace KNS {
 namespace {
 
+#include "kernels/rows8_pair.inc"
+
 // ldtilecfg's 64-byte operand, palette 1.
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
@@ -247,14 +249,10 @@ struct alignas(64) UnpackedKBlock {
   float d[16], dmin[16];
 };
 
-// The rows' scales (or mins) of sub-block s as int16 lanes 2n, 2n+1 = row n's value.
-KFN __m512i SixLanes(const BlockQ4_Kx8& g0, const BlockQ4_Kx8& g1, bool mins, int s) {
-  alignas(64) int16_t v[32];
-  for (int n = 0; n < 16; ++n) {
-    const BlockQ4_Kx8& g = n < 8 ? g0 : g1;
-    v[2 * n] = v[2 * n + 1] = Rows8Six(mins ? g.mins : g.scales, n % 8, s);
-  }
-  return _mm512_load_si512(v);
+// The rows' scales (or mins) of sub-block s as int16 lanes 2n, 2n+1 = row n's value: V_{s/4} of
+// the table, each row's byte of s put in its lane (as the VNNI tiles take their scales).
+KFN __m512i SixLanes(const Pair<BlockQ4_Kx8>& g, bool mins, int s) {
+  return _mm512_shuffle_epi8(SixVector2(g, mins ? g.g[0]->mins : g.g[0]->scales, s / 4), Pair512(s, s));
 }
 
 KFN void UnpackK(const BlockQ4_Kx8* w0, const BlockQ4_Kx8* w1, int64_t nb, UnpackedKBlock* out) {
@@ -268,11 +266,12 @@ KFN void UnpackK(const BlockQ4_Kx8* w0, const BlockQ4_Kx8* w1, int64_t nb, Unpac
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ4_Kx8& g0 = w0[b];
     const BlockQ4_Kx8& g1 = w1[b];
+    const Pair<BlockQ4_Kx8> g{{&g0, &g1}};
     UnpackedKBlock& u = out[b];
     for (int p = 0; p < 4; ++p) {
       __m512i lo[2], hi[2];
       for (int h = 0; h < 2; ++h) {
-        const __m512i sc = SixLanes(g0, g1, false, 2 * p + h);
+        const __m512i sc = SixLanes(g, false, 2 * p + h);
         lo[h] = _mm512_and_si512(sc, k7);
         hi[h] = _mm512_srli_epi16(sc, 3);
       }
@@ -285,7 +284,7 @@ KFN void UnpackK(const BlockQ4_Kx8* w0, const BlockQ4_Kx8* w1, int64_t nb, Unpac
         _mm512_store_si512(u.hi[p][8 + v], times(qh, hi[1]));
       }
       // (min_2p, min_2p+1) per row: the low int16 of lanes 2n from sub-block 2p, the high from 2p+1
-      const __m512i m0 = SixLanes(g0, g1, true, 2 * p), m1 = SixLanes(g0, g1, true, 2 * p + 1);
+      const __m512i m0 = SixLanes(g, true, 2 * p), m1 = SixLanes(g, true, 2 * p + 1);
       _mm512_store_si512(u.minPairs[p], _mm512_or_si512(_mm512_and_si512(m0, _mm512_set1_epi32(0xFFFF)),
                                                         _mm512_slli_epi32(m1, 16)));
     }
@@ -377,10 +376,10 @@ KENTRY void Rows8Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r0
   const bool tiles = act.layout != ActLayout::Q4Quads || act.naturalOffset != 0;
   // The tiles pay W's unpacking once per 16 rows of W, shared by every 16 rows of X; below 48
   // rows of X it did not pay for Q4_0 (m = 16: 263-283 against the VNNI tiles' 311-320 GFLOP/s,
-  // m = 32: 332 against 319) nor for Q4_K (scales decoded, levels multiplied: m = 16 129 / 237,
-  // 32 220 / 265, 48 283 / 260, 64 331 / 275, 512 463 / 251), one core, from cache,
-  // scripts/rows8-paths.mjs gemm T avx512vnni,amx --m M. Q8_0 only copies.
-  const int64_t least = T == WeightType::Q8_0 ? 16 : 48;
+  // m = 32: 332 against 319), one core, from cache, scripts/rows8-paths.mjs gemm T
+  // avx512vnni,amx --m M. Q4_K's (scales decoded by vpshufb, levels multiplied) pays from 16:
+  // m = 16 221-290 against 206-259, 32 384 / 280, 64 513 / 299, 512 585 / 302. Q8_0 only copies.
+  const int64_t least = T == WeightType::Q4_0 ? 48 : 16;
   const int64_t full = tiles && rows >= least ? rows / 16 * 16 : 0;
   if (full > 0) {
     // Sized once per thread to the longest row seen (Q4_0, k = 5632: 101 KiB, read from L2).

@@ -35,21 +35,8 @@ namespace redblue {
 namespace KNS {
 namespace {
 
-// The two groups' blocks of one tile: g[0] rows j..j+7, g[1] rows j+8..j+15 (or g[0] again).
-template <typename BlockX8>
-struct Pair {
-  const BlockX8* g[2];
-};
+#include "kernels/rows8_pair.inc"
 
-// 32 bytes at offset `off` of both groups' blocks → one zmm.
-template <typename BlockX8>
-KFN __m512i Load2(const Pair<BlockX8>& p, const void* field) {
-  const size_t off = static_cast<size_t>(static_cast<const uint8_t*>(field) - reinterpret_cast<const uint8_t*>(p.g[0]));
-  const uint8_t* a = reinterpret_cast<const uint8_t*>(p.g[0]) + off;
-  const uint8_t* b = reinterpret_cast<const uint8_t*>(p.g[1]) + off;
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
-                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
-}
 // The 8 f16 values at `field` (d, dmin, m) of both groups → 16 floats.
 template <typename BlockX8>
 KFN __m512 Halves2(const Pair<BlockX8>& p, const uint16_t* field) {
@@ -136,30 +123,6 @@ KFN __m512i WidenSum(__m512i sum) {
 #endif
 }
 
-// V_h of a Rows8Six table (quant_avx2.cc's Rows8SixVector) for both groups.
-template <typename BlockX8>
-KFN __m512i SixVector2(const Pair<BlockX8>& p, const uint8_t* table, int h) {
-  const __m512i nib = Load2(p, table);
-  const size_t off = static_cast<size_t>(table + 32 - reinterpret_cast<const uint8_t*>(p.g[0]));
-  const __m128i ta = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint8_t*>(p.g[0]) + off));
-  const __m128i tb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint8_t*>(p.g[1]) + off));
-  const __m512i top = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(ta)),
-                                         _mm256_broadcastsi128_si256(tb), 1);
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
-  const __m512i lo = h ? _mm512_and_si512(_mm512_srli_epi16(nib, 4), m4) : _mm512_and_si512(nib, m4);
-  const __m512i shift = h ? _mm512_set_epi32(6, 6, 6, 6, 4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4)
-                          : _mm512_set_epi32(2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0);
-  return _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi32(top, shift), m3), 4));
-}
-// quant_avx2.cc's Rows8Pair in every 128-bit lane.
-KFN __m512i Pair512(int s0, int s1, bool high = false) {
-  auto word = [&](int q) {
-    const unsigned a = static_cast<unsigned>(4 * (s0 % 4) + q), b = static_cast<unsigned>(4 * (s1 % 4) + q);
-    return static_cast<int>(high ? 0x80u | a << 8 | 0x80u << 16 | b << 24 : a | 0x80u << 8 | b << 16 | 0x80u << 24);
-  };
-  return _mm512_set_epi32(word(3), word(2), word(1), word(0), word(3), word(2), word(1), word(0), word(3), word(2),
-                          word(1), word(0), word(3), word(2), word(1), word(0));
-}
 
 template <int RX>
 KFN void Store(const QuantMatmulArgs& a, int64_t r, int64_t j, bool both, const __m512 acc[RX]) {
