@@ -156,7 +156,7 @@ for s in $STEPS; do
     all=$(node -e "console.log(require('./build/Release/redblue.node').kernelPaths().supported.filter(p => p !== 'scalar').join(','))")
     timeout 120 node scripts/rows8-paths.mjs check q4_0,q8_0,q4_k,q6_k "$all" 2>&1 | tee "$OUT/kernel-paths.log"
     for m in 512 64 16; do
-      timeout 60 node scripts/rows8-paths.mjs gemm q4_0,q8_0 avx512vnni,amx --m $m 2>&1 | tee -a "$OUT/kernel-paths.log"
+      timeout 90 node scripts/rows8-paths.mjs gemm q4_0,q8_0,q4_k avx512vnni,amx --m $m 2>&1 | tee -a "$OUT/kernel-paths.log"
     done
     ;;
   serve-*) LABEL=$s step serve "${T_SERVE:-300}" --model "$RB/models/tl-${s#serve-}.gguf" ${SERVE_ARGS:-} ;;
