@@ -132,10 +132,6 @@ struct alignas(64) UnpackedBlock {
   float d[16];
 };
 
-KFN __m512i Vector2(const uint8_t* g0, const uint8_t* g1) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g0))),
-                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g1)), 1);
-}
 
 // Groups w0 (rows j..j+7) and w1 (rows j+8..j+15, or w0 again for a lone group) → nb blocks.
 template <typename BlockX8>
@@ -143,25 +139,19 @@ KFN void Unpack(const BlockX8* w0, const BlockX8* w1, int64_t nb, UnpackedBlock*
   constexpr bool kQ4 = std::is_same_v<BlockX8, BlockQ4_0x8>;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < nb; ++b) {
-    const BlockX8& g0 = w0[b];
-    const BlockX8& g1 = w1[b];
+    const Pair<BlockX8> g{{w0 + b, w1 + b}};
     UnpackedBlock& u = out[b];
     for (int v = 0; v < 4; ++v) {
       if constexpr (kQ4) {
-        const __m512i bits = Vector2(g0.qs + 32 * v, g1.qs + 32 * v);
+        const __m512i bits = Load2(g, g.g[0]->qs + 32 * v);
         _mm512_store_si512(u.b[0][v], _mm512_and_si512(bits, m4));
         _mm512_store_si512(u.b[1][v], _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4));
       } else {
-        const uint8_t* q0 = reinterpret_cast<const uint8_t*>(g0.qs);
-        const uint8_t* q1 = reinterpret_cast<const uint8_t*>(g1.qs);
-        _mm512_store_si512(u.b[0][v], Vector2(q0 + 32 * v, q1 + 32 * v));
-        _mm512_store_si512(u.b[1][v], Vector2(q0 + 32 * (4 + v), q1 + 32 * (4 + v)));
+        _mm512_store_si512(u.b[0][v], Load2(g, g.g[0]->qs + 32 * v));
+        _mm512_store_si512(u.b[1][v], Load2(g, g.g[0]->qs + 32 * (4 + v)));
       }
     }
-    const __m256i d = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g0.d))),
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(g1.d)), 1);
-    _mm512_store_ps(u.d, _mm512_cvtph_ps(d));
+    _mm512_store_ps(u.d, Halves2(g, g.g[0]->d));
   }
 }
 
@@ -249,12 +239,6 @@ struct alignas(64) UnpackedKBlock {
   float d[16], dmin[16];
 };
 
-// The rows' scales (or mins) of sub-block s as int16 lanes 2n, 2n+1 = row n's value: V_{s/4} of
-// the table, each row's byte of s put in its lane (as the VNNI tiles take their scales).
-KFN __m512i SixLanes(const Pair<BlockQ4_Kx8>& g, bool mins, int s) {
-  return _mm512_shuffle_epi8(SixVector2(g, mins ? g.g[0]->mins : g.g[0]->scales, s / 4), Pair512(s, s));
-}
-
 KFN void UnpackK(const BlockQ4_Kx8* w0, const BlockQ4_Kx8* w1, int64_t nb, UnpackedKBlock* out) {
   const __m512i m4 = _mm512_set1_epi8(0x0F), even = _mm512_set1_epi16(0x00FF), k7 = _mm512_set1_epi16(7);
   // q·m for bytes q ≤ 15 and int16 lanes m ≤ 7 (both bytes of a lane share its m)
@@ -264,38 +248,31 @@ KFN void UnpackK(const BlockQ4_Kx8* w0, const BlockQ4_Kx8* w1, int64_t nb, Unpac
     return _mm512_or_si512(e, _mm512_slli_epi16(o, 8));
   };
   for (int64_t b = 0; b < nb; ++b) {
-    const BlockQ4_Kx8& g0 = w0[b];
-    const BlockQ4_Kx8& g1 = w1[b];
-    const Pair<BlockQ4_Kx8> g{{&g0, &g1}};
+    const Pair<BlockQ4_Kx8> g{{w0 + b, w1 + b}};
     UnpackedKBlock& u = out[b];
+    // The scale and min tables' V_h (as the VNNI tiles take them); a sub-block's values come out
+    // with one vpshufb: both int16s of row n's lane (scales), or (min_2p, min_2p+1) (Pair512).
+    const __m512i sc6[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
+    const __m512i mn6[2] = {SixVector2(g, g.g[0]->mins, 0), SixVector2(g, g.g[0]->mins, 1)};
     for (int p = 0; p < 4; ++p) {
       __m512i lo[2], hi[2];
       for (int h = 0; h < 2; ++h) {
-        const __m512i sc = SixLanes(g, false, 2 * p + h);
+        const __m512i sc = _mm512_shuffle_epi8(sc6[p / 2], Pair512(2 * p + h, 2 * p + h));
         lo[h] = _mm512_and_si512(sc, k7);
         hi[h] = _mm512_srli_epi16(sc, 3);
       }
       for (int v = 0; v < 8; ++v) {
-        const __m512i bits = Vector2(g0.qs + 256 * p + 32 * v, g1.qs + 256 * p + 32 * v);
+        const __m512i bits = Load2(g, g.g[0]->qs + 256 * p + 32 * v);
         const __m512i ql = _mm512_and_si512(bits, m4), qh = _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4);
         _mm512_store_si512(u.lo[p][v], times(ql, lo[0]));
         _mm512_store_si512(u.hi[p][v], times(ql, hi[0]));
         _mm512_store_si512(u.lo[p][8 + v], times(qh, lo[1]));
         _mm512_store_si512(u.hi[p][8 + v], times(qh, hi[1]));
       }
-      // (min_2p, min_2p+1) per row: the low int16 of lanes 2n from sub-block 2p, the high from 2p+1
-      const __m512i m0 = SixLanes(g, true, 2 * p), m1 = SixLanes(g, true, 2 * p + 1);
-      _mm512_store_si512(u.minPairs[p], _mm512_or_si512(_mm512_and_si512(m0, _mm512_set1_epi32(0xFFFF)),
-                                                        _mm512_slli_epi32(m1, 16)));
+      _mm512_store_si512(u.minPairs[p], _mm512_shuffle_epi8(mn6[p / 2], Pair512(2 * p, 2 * p + 1)));
     }
-    const __m256i d = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g0.d))),
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(g1.d)), 1);
-    const __m256i dm = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g0.dmin))),
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(g1.dmin)), 1);
-    _mm512_store_ps(u.d, _mm512_cvtph_ps(d));
-    _mm512_store_ps(u.dmin, _mm512_cvtph_ps(dm));
+    _mm512_store_ps(u.d, Halves2(g, g.g[0]->d));
+    _mm512_store_ps(u.dmin, Halves2(g, g.g[0]->dmin));
   }
 }
 

@@ -37,15 +37,6 @@ namespace {
 
 #include "kernels/rows8_pair.inc"
 
-// The 8 f16 values at `field` (d, dmin, m) of both groups → 16 floats.
-template <typename BlockX8>
-KFN __m512 Halves2(const Pair<BlockX8>& p, const uint16_t* field) {
-  const size_t off = static_cast<size_t>(reinterpret_cast<const uint8_t*>(field) - reinterpret_cast<const uint8_t*>(p.g[0]));
-  const uint8_t* a = reinterpret_cast<const uint8_t*>(p.g[0]) + off;
-  const uint8_t* b = reinterpret_cast<const uint8_t*>(p.g[1]) + off;
-  return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
-                                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1));
-}
 
 constexpr int64_t kPrefetchAhead = 4096;  // as the AVX2 tiles
 template <typename BlockX8>
@@ -64,9 +55,9 @@ KFN void PrefetchAhead(const Pair<BlockX8>& p) {
 // it was tuned there, and Zen 4 is reported to drop some prefetcht1/t2. The tiles (m > 1) keep
 // prefetcht0: with prefetcht1, m = 8 and m = 512 moved within the noise here.
 template <size_t kBytes>
-KFN void PrefetchGemv(const void* p, bool l2) {
+KFN void PrefetchGemv(const void* p) {
   const char* q = static_cast<const char*>(p) + kPrefetchAhead;
-  if (l2) {
+  if (PrefetchGemvToL2()) {
     for (size_t o = 0; o < kBytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T1);
   } else {
     for (size_t o = 0; o < kBytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
@@ -629,7 +620,7 @@ KFN __m256i AddHalves(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si25
 // it at bit 4 of each byte of a 16-bit word (no other bit lands there), with v per half.
 // A lane adds 4 vectors' vpmaddubsw results in int16: ≤ 4·2·31·128.
 template <typename BlockX8>
-KFN void AffineKGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool l2) {
+KFN void AffineKGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   constexpr bool kQ5 = std::is_same_v<BlockX8, BlockQ5_Kx8>;
   const BlockX8* w = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
   const int64_t nb = a.k / kQKBlock;
@@ -638,7 +629,7 @@ KFN void AffineKGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockX8> g{{w + b, w + b}};  // one group: its scale vectors in both halves
-    PrefetchGemv<sizeof(BlockX8)>(w + b, l2);
+    PrefetchGemv<sizeof(BlockX8)>(w + b);
     const BlockQ8_K& xb = act.q8k(r)[b];
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
     __m512i isum = _mm512_setzero_si512();
@@ -686,7 +677,7 @@ KFN void AffineKGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
 }
 
-KFN void Q6KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool l2) {
+KFN void Q6KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   const BlockQ6_Kx8* w = reinterpret_cast<const BlockQ6_Kx8*>(a.w + j * a.wStride);
   const int64_t nb = a.k / kQKBlock;
   const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
@@ -696,7 +687,7 @@ KFN void Q6KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ6_Kx8> g{{w + b, w + b}};
-    PrefetchGemv<sizeof(BlockQ6_Kx8)>(w + b, l2);
+    PrefetchGemv<sizeof(BlockQ6_Kx8)>(w + b);
     const BlockQ8_K& xb = act.q8k(r)[b];
     __m512i isum = _mm512_setzero_si512();
 #pragma GCC unroll 1
@@ -737,7 +728,7 @@ KFN void Q6KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
 // each give two pair vectors. IQ4_NL looks its levels up and multiplies signed by signed as
 // Nibble32Tile does, each product pair widened at once.
 template <typename BlockX8>
-KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool l2) {
+KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   constexpr bool kLookup = std::is_same_v<BlockX8, BlockIQ4_NLx8>;
   const BlockX8* w = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
   const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
@@ -746,7 +737,7 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   const int8_t* x = act.qs(r);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    PrefetchGemv<sizeof(BlockX8)>(w + b, l2);
+    PrefetchGemv<sizeof(BlockX8)>(w + b);
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     const __m512i xl = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + lo)));
     const __m512i xh = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + hi)));
@@ -783,7 +774,7 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
 
 // IQ4_XS (activations in ActLayout::Iq4Pairs: a sub-block pair's low-nibble values at X's
 // bytes 0-31 of its 64, high at 32-63).
-KFN void Iq4XsGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool l2) {
+KFN void Iq4XsGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   const BlockIQ4_XSx8* w = reinterpret_cast<const BlockIQ4_XSx8*>(a.w + j * a.wStride);
   const int64_t nb = a.k / kQKBlock;
   const __m512i m4 = _mm512_set1_epi8(0x0F), k32 = _mm512_set1_epi16(32), zero = _mm512_setzero_si512();
@@ -791,7 +782,7 @@ KFN void Iq4XsGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockIQ4_XSx8> g{{w + b, w + b}};
-    PrefetchGemv<sizeof(BlockIQ4_XSx8)>(w + b, l2);
+    PrefetchGemv<sizeof(BlockIQ4_XSx8)>(w + b);
     const BlockQ8_K& xb = act.q8k(r)[b];
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
     __m512i isum = _mm512_setzero_si512();
@@ -827,7 +818,7 @@ KFN void Iq4XsGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
 KFN __m512i Halves16(int lo, int hi) {  // int16 lanes: lo in the low 256 bits, hi in the high
   return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(lo)), _mm256_set1_epi16(static_cast<int16_t>(hi)), 1);
 }
-KFN void Q3KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool l2) {
+KFN void Q3KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
   const BlockQ3_Kx8* w = reinterpret_cast<const BlockQ3_Kx8*>(a.w + j * a.wStride);
   const int64_t nb = a.k / kQKBlock;
   const __m512i m33 = _mm512_set1_epi8(0x33), m44 = _mm512_set1_epi8(0x44), m7 = _mm512_set1_epi8(7),
@@ -837,7 +828,7 @@ KFN void Q3KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ3_Kx8> g{{w + b, w + b}};
-    PrefetchGemv<sizeof(BlockQ3_Kx8)>(w + b, l2);
+    PrefetchGemv<sizeof(BlockQ3_Kx8)>(w + b);
     const BlockQ8_K& xb = act.q8k(r)[b];
     const __m512i sc[4] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1),
                            SixVector2(g, g.g[0]->scales + 48, 0), SixVector2(g, g.g[0]->scales + 48, 1)};
@@ -910,14 +901,14 @@ constexpr bool HasGemv(WeightType t) {
          t == WeightType::Q5_K || t == WeightType::Q6_K || t == WeightType::IQ4_XS;
 }
 template <WeightType T>
-KFN void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool l2) {
-  if constexpr (T == WeightType::Q4_0) Nibble32Gemv<BlockQ4_0x8>(a, act, r, j, l2);
-  else if constexpr (T == WeightType::IQ4_NL) Nibble32Gemv<BlockIQ4_NLx8>(a, act, r, j, l2);
-  else if constexpr (T == WeightType::Q3_K) Q3KGemv(a, act, r, j, l2);
-  else if constexpr (T == WeightType::Q4_K) AffineKGemv<BlockQ4_Kx8>(a, act, r, j, l2);
-  else if constexpr (T == WeightType::Q5_K) AffineKGemv<BlockQ5_Kx8>(a, act, r, j, l2);
-  else if constexpr (T == WeightType::Q6_K) Q6KGemv(a, act, r, j, l2);
-  else if constexpr (T == WeightType::IQ4_XS) Iq4XsGemv(a, act, r, j, l2);
+KFN void Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  if constexpr (T == WeightType::Q4_0) Nibble32Gemv<BlockQ4_0x8>(a, act, r, j);
+  else if constexpr (T == WeightType::IQ4_NL) Nibble32Gemv<BlockIQ4_NLx8>(a, act, r, j);
+  else if constexpr (T == WeightType::Q3_K) Q3KGemv(a, act, r, j);
+  else if constexpr (T == WeightType::Q4_K) AffineKGemv<BlockQ4_Kx8>(a, act, r, j);
+  else if constexpr (T == WeightType::Q5_K) AffineKGemv<BlockQ5_Kx8>(a, act, r, j);
+  else if constexpr (T == WeightType::Q6_K) Q6KGemv(a, act, r, j);
+  else if constexpr (T == WeightType::IQ4_XS) Iq4XsGemv(a, act, r, j);
 }
 
 template <WeightType T>
@@ -925,8 +916,7 @@ KENTRY void Rows16Kernel(const QuantMatmulArgs& a, const ActRows& act, int64_t r
                          int64_t j1) {
   if (rows == 1) {
     if constexpr (HasGemv(T)) {
-      const bool l2 = PrefetchGemvToL2();
-      for (int64_t j = j0; j < j1; j += 8) Gemv<T>(a, act, r0, j, l2);
+      for (int64_t j = j0; j < j1; j += 8) Gemv<T>(a, act, r0, j);
     } else {
       static const QKernel one = Avx2Kernels().ForRows8(T);
       one(a, act, r0, rows, j0, j1);
