@@ -7,14 +7,18 @@
 //   cp build/Release/redblue.node /tmp/A.node      # before the change
 //   npm run build:native                            # after it
 //   node scripts/kernel-ab.mjs /tmp/A.node build/Release/redblue.node q5_0,q4_1
+//   node scripts/kernel-ab.mjs /tmp/A.node build/Release/redblue.node q4_0,q4_k --rows8
 //
+// --rows8: the weights interleaved in groups of 8 rows, as a model's are placed (the one-stream
+// GEMVs and the 16-row tiles); without it, the natural layout's kernels.
 // GEMV: 24 distinct 4096×4096 matrices (from memory, as decoding reads them), one core.
 // GEMM: m = 64 against 1024×4096 (from cache, as a prompt's tiles run), one core.
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { randomFloats } from './random-floats.mjs';
 
-const [pa, pb, list] = process.argv.slice(2);
+const [pa, pb, list] = process.argv.slice(2).filter((a) => a !== '--rows8');
+const rows8 = process.argv.includes('--rows8');
 if (!pa || !pb) {
   console.error('usage: node scripts/kernel-ab.mjs A.node B.node [q4_0,q8_0,...]');
   process.exit(2);
@@ -27,7 +31,8 @@ const k = 4096;
 for (const type of (list ?? 'q4_0,q8_0').split(',')) {
   const wf = randomFloats(n * k);
   const mats = Array.from({ length: 24 }, (_, i) => {
-    const w = libs[0].quantize(type, wf, n, k, 'auto');
+    const q = libs[0].quantize(type, wf, n, k, 'auto');
+    const w = rows8 ? libs[0].interleaveRows8(type, q, n, k) : q;
     w[100 + i] ^= 1; // distinct contents, so no page is shared
     return w;
   });
@@ -47,11 +52,11 @@ for (const type of (list ?? 'q4_0,q8_0').split(',')) {
   for (let round = 0; round < 10; round++)
     for (const v of [0, 1]) {
       const gemv = time(() => {
-        for (const w of mats) libs[v].matmulQ(pools[v], { type, w, n, k, x: x1, m: 1, y: y1 });
+        for (const w of mats) libs[v].matmulQ(pools[v], { type, w, n, k, x: x1, m: 1, y: y1, rows8 });
       });
       const gemm = time(() => {
         for (let r = 0; r < 10; r++)
-          libs[v].matmulQ(pools[v], { type, w: mats[0], n: 1024, k, x: x64, m: 64, y: y64 });
+          libs[v].matmulQ(pools[v], { type, w: mats[0], n: 1024, k, x: x64, m: 64, y: y64, rows8 });
       });
       best[v] = [Math.min(best[v][0], gemv), Math.min(best[v][1], gemm)];
     }

@@ -24,23 +24,12 @@ KFN float HSum256(__m256 v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
-// Software prefetch for the row kernels (GEMV and row-invariant rows): the lines of a block
-// kPrefetchAhead bytes further along W (rows lie one after another, so past a row's end is the
-// next row). On the EPYC dev VM, one core, q4_0 11008×4096 from DRAM: 0.64-0.66 of a plain read
-// without, 0.75 at 2 KiB, 0.77-0.78 at 4-8 KiB (`redblue bench kernels --gemv-only`): the
-// hardware prefetcher alone leaves the dot products waiting on DRAM. Prefetches past the end
-// of the mapping are dropped by the cpu, never faulted.
-// Into L2 where PrefetchGemvToL2 says so (Intel; docs/kernels.md): on the Sapphire Rapids day
-// Q8_0's decoding (these rows, on the AVX-512 paths too) generated at 0.64 of the bandwidth.
-constexpr int64_t kPrefetchAhead = 4096;
-KFN void PrefetchAhead(const void* block, int64_t bytes) {
-  const char* p = static_cast<const char*>(block) + kPrefetchAhead;
-  if (PrefetchGemvToL2()) {
-    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T1);
-  } else {
-    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
-  }
-}
+// Software prefetch for the row kernels (GEMV and row-invariant rows): LinePrefetch
+// (quant_impl.h). On the EPYC dev VM, one core, q4_0 11008×4096 from DRAM: 0.64-0.66 of a plain
+// read without, 0.75 at 2 KiB ahead, 0.77-0.78 at 4-8 KiB (`redblue bench kernels --gemv-only`):
+// the hardware prefetcher alone leaves the dot products waiting on DRAM. Into L2 where
+// PrefetchGemvToL2 says so (Intel; docs/kernels.md): on the Sapphire Rapids day Q8_0's decoding
+// (these rows, on the AVX-512 paths too) generated at 0.64 of the bandwidth with prefetcht0.
 
 // Q4_0 / Q8_0 tiles: JR rows of W × RX rows of X, so that each unpacked weight block serves RX
 // rows of X and each loaded block of X serves JR rows of W, with JR·RX independent accumulator
@@ -314,8 +303,9 @@ KFN float RowDot4(int64_t nb, const BlockDot& dot) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   float corr[4] = {0, 0, 0, 0};  // Q4_0's offsets d_w·c, one scalar FMA chain per accumulator
   int64_t b = 0;
+  LinePrefetch pf(dot.w + b);
   for (; b + 4 <= nb; b += 4) {
-    PrefetchAhead(dot.w + b, 4 * static_cast<int64_t>(sizeof(*dot.w)));
+    pf.Through(dot.w + b + 4);
     for (int u = 0; u < 4; ++u) dot(b + u, acc[u], corr[u]);
   }
   for (; b < nb; ++b) dot(b, acc[0], corr[0]);
@@ -360,9 +350,10 @@ KFN void Q4QuadsRows(const BlockQ4_0* w, const ActRows& act, int64_t r, int64_t 
   __m256 acc[RX][2];
   __m128 corr[RX];
   for (int i = 0; i < RX; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps(), corr[i] = _mm_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t q = 0; q < nq; ++q) {
     const BlockQ4_0* blk = w + 4 * q;
-    PrefetchAhead(blk, 4 * sizeof(BlockQ4_0));
+    pf.Through(blk + 4);
     uint64_t h = 0;
     for (int t = 0; t < 4; ++t) h |= uint64_t(blk[t].d) << (16 * t);
     const __m128 dw = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(h)));
@@ -423,8 +414,9 @@ KFN void Q8Rows(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   for (int i = 0; i < RX; ++i)
     for (int u = 0; u < 4; ++u) acc[i][u] = _mm256_setzero_ps();
   int64_t b = 0;
+  LinePrefetch pf(w + b);
   for (; b < act.nb; ++b) {
-    if (b % 2 == 0) PrefetchAhead(w + b, 2 * sizeof(BlockQ8_0));
+    pf.Through(w + b + 1);
     const int u = b < act.nb / 4 * 4 ? static_cast<int>(b % 4) : 0;  // RowDot4's accumulator for block b
     const __m256i z = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
     const __m256i az = _mm256_abs_epi8(z);
@@ -620,8 +612,9 @@ KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
   __m256 acc[RX], accMin[RX];
   for (int i = 0; i < RX; ++i) acc[i] = accMin[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
-    PrefetchAhead(w + b, sizeof(Block));
+    pf.Through(w + b + 1);
     const __m128i sm = UnpackScalesK4x(w[b].scales);  // 8 scales, 8 mins
     const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));  // m0 m0 m1 m1 ...
     const __m256i sm2 = _mm256_broadcastsi128_si256(sm);
@@ -690,9 +683,10 @@ KFN void AffineKRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t 
   const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10), ones = _mm256_set1_epi16(1);
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
     const BlockX8& g = w[b];
-    PrefetchAhead(&g, sizeof(BlockX8));
+    pf.Through(w + b + 1);
     const __m256i sc[2] = {Rows8SixVector(g.scales, 0), Rows8SixVector(g.scales, 1)};
     __m256i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
@@ -773,9 +767,10 @@ KFN void Q8Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ8_0x8& g = w[b];
-    PrefetchAhead(&g, sizeof(BlockQ8_0x8));
+    pf.Through(w + b + 1);
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     __m256i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
@@ -817,9 +812,10 @@ KFN void Nibble32Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t
   const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10), ones = _mm256_set1_epi16(1);
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
     const BlockX8& g = w[b];
-    PrefetchAhead(&g, sizeof(BlockX8));
+    pf.Through(w + b + 1);
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     __m256i s16[RX], h16[RX];  // int16 sums (IQ4_NL: int32); h16: Q5_0's high halves
     for (int i = 0; i < RX; ++i) s16[i] = h16[i] = _mm256_setzero_si256();
@@ -914,9 +910,10 @@ KFN void Q6KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ6_Kx8& g = w[b];
-    PrefetchAhead(&g, sizeof(BlockQ6_Kx8));
+    pf.Through(w + b + 1);
     __m256i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
 #pragma GCC unroll 1  // c not unrolled: 16 sub-blocks unrolled spilled the 4-row tile's sums
@@ -973,9 +970,10 @@ KFN void Q3KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
                 k32 = _mm256_set1_epi16(32);
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ3_Kx8& g = w[b];
-    PrefetchAhead(&g, sizeof(BlockQ3_Kx8));
+    pf.Through(w + b + 1);
     // V_c: the stored scales of sub-blocks 4c..4c+3 (0..63, Rows8SixIndex's order).
     const __m256i sc[4] = {Rows8SixVector(g.scales, 0), Rows8SixVector(g.scales, 1), Rows8SixVector(g.scales + 48, 0),
                            Rows8SixVector(g.scales + 48, 1)};
@@ -1032,9 +1030,10 @@ KFN void Q2KRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   const __m256i m3 = _mm256_set1_epi8(3), m0f = _mm256_set1_epi16(0x0F);
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ2_Kx8& g = w[b];
-    PrefetchAhead(&g, sizeof(BlockQ2_Kx8));
+    pf.Through(w + b + 1);
     __m256i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
 #pragma GCC unroll 1
@@ -1100,9 +1099,10 @@ KFN void Iq4XsRows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r,
   const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
     const BlockIQ4_XSx8& g = w[b];
-    PrefetchAhead(&g, sizeof(BlockIQ4_XSx8));
+    pf.Through(w + b + 1);
     const __m256i sc[2] = {Rows8SixVector(g.scales, 0), Rows8SixVector(g.scales, 1)};
     __m256i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm256_setzero_si256();
@@ -1218,8 +1218,9 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
-    PrefetchAhead(w + b, sizeof(BlockQ6_K));
+    pf.Through(w + b + 1);
     const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales));
     const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
     const __m256i sc2 = _mm256_broadcastsi128_si256(sc8);
@@ -1278,8 +1279,9 @@ KFN void Q3KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
-    PrefetchAhead(w + b, sizeof(BlockQ3_K));
+    pf.Through(w + b + 1);
     const __m128i sc8 = ScalesQ3K(w[b].scales);
     const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
     const __m256i sc2 = _mm256_broadcastsi128_si256(sc8);
@@ -1320,8 +1322,9 @@ KFN void Q2KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   const __m128i m4 = _mm_set1_epi8(0x0F);
   __m256 acc[RX], accMin[RX];
   for (int i = 0; i < RX; ++i) acc[i] = accMin[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
-    PrefetchAhead(w + b, sizeof(BlockQ2_K));
+    pf.Through(w + b + 1);
     const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales));
     const __m256i sc2 = _mm256_broadcastsi128_si256(_mm_and_si128(packed, m4));
     const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), m4));
@@ -1374,8 +1377,9 @@ KFN void Iq4XsTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
   const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
   __m256 acc[RX];
   for (int i = 0; i < RX; ++i) acc[i] = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
-    PrefetchAhead(w + b, sizeof(BlockIQ4_XS));
+    pf.Through(w + b + 1);
     const __m256i sc = _mm256_broadcastsi128_si256(ScalesIq4Xs16(w[b]));
     const float dw = _cvtsh_ss(w[b].d);
     __m256i isum[RX];
@@ -1478,7 +1482,7 @@ KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
     };
     int t = 0;
     for (; t + 2 <= cnt; t += 2) {
-      _mm_prefetch(reinterpret_cast<const char*>(blk + b0 + t) + kPrefetchAhead, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + b0 + t) + kGemvPrefetchAhead, _MM_HINT_T0);
       step(t, acc0);
       step(t + 1, acc1);
     }

@@ -38,29 +38,12 @@ namespace {
 #include "kernels/rows8_pair.inc"
 
 
-constexpr int64_t kPrefetchAhead = 4096;  // as the AVX2 tiles
+constexpr int64_t kPrefetchAhead = kGemvPrefetchAhead;  // the tiles (m > 1) prefetch as far ahead
 template <typename BlockX8>
 KFN void PrefetchAhead(const Pair<BlockX8>& p) {
   for (int h = 0; h < 2; ++h) {
     const char* q = reinterpret_cast<const char*>(p.g[h]) + kPrefetchAhead;
     for (size_t o = 0; o < sizeof(BlockX8); o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
-  }
-}
-
-// A GEMV's prefetch of W, kPrefetchAhead on: into L2 (prefetcht1) where PrefetchGemvToL2 says so
-// (Intel), else into L1. On the Sapphire Rapids day one core's GEMV from memory read 0.88-0.89 →
-// 0.95-0.97 of a plain read (Q4_0), 0.66-0.76 → 0.81-0.83 (Q4_K), 0.68-0.78 → 0.82-0.84 (Q6_K)
-// with prefetcht1 (`bench kernels --gemv-only --threads 1`, builds alternated); prefetcht0
-// holds a line fill buffer per line in flight, of which a core has few. Zen keeps prefetcht0:
-// it was tuned there, and Zen 4 is reported to drop some prefetcht1/t2. The tiles (m > 1) keep
-// prefetcht0: with prefetcht1, m = 8 and m = 512 moved within the noise here.
-template <size_t kBytes>
-KFN void PrefetchGemv(const void* p) {
-  const char* q = static_cast<const char*>(p) + kPrefetchAhead;
-  if (PrefetchGemvToL2()) {
-    for (size_t o = 0; o < kBytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T1);
-  } else {
-    for (size_t o = 0; o < kBytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
   }
 }
 
@@ -627,9 +610,10 @@ KFN void AffineKGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   const __m512i m4 = _mm512_set1_epi8(0x0F), m10 = _mm512_set1_epi8(0x10);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockX8> g{{w + b, w + b}};  // one group: its scale vectors in both halves
-    PrefetchGemv<sizeof(BlockX8)>(w + b);
+    pf.Through(w + b + 1);
     const BlockQ8_K& xb = act.q8k(r)[b];
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
     __m512i isum = _mm512_setzero_si512();
@@ -685,9 +669,10 @@ KFN void Q6KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   const __m512i shl01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
   const __m512i shr23 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
   __m256 acc = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ6_Kx8> g{{w + b, w + b}};
-    PrefetchGemv<sizeof(BlockQ6_Kx8)>(w + b);
+    pf.Through(w + b + 1);
     const BlockQ8_K& xb = act.q8k(r)[b];
     __m512i isum = _mm512_setzero_si512();
 #pragma GCC unroll 1
@@ -736,8 +721,9 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
   const int8_t* x = act.qs(r);
   __m256 acc = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
-    PrefetchGemv<sizeof(BlockX8)>(w + b);
+    pf.Through(w + b + 1);
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     const __m512i xl = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + lo)));
     const __m512i xh = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + hi)));
@@ -780,9 +766,10 @@ KFN void Iq4XsGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
   const __m512i m4 = _mm512_set1_epi8(0x0F), k32 = _mm512_set1_epi16(32), zero = _mm512_setzero_si512();
   const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
   __m256 acc = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockIQ4_XSx8> g{{w + b, w + b}};
-    PrefetchGemv<sizeof(BlockIQ4_XSx8)>(w + b);
+    pf.Through(w + b + 1);
     const BlockQ8_K& xb = act.q8k(r)[b];
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
     __m512i isum = _mm512_setzero_si512();
@@ -826,9 +813,10 @@ KFN void Q3KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   // he: hm (sub-block 2k), hm << 2 (2k + 1); ho: hm >> 1, hm << 1
   const __m512i heL = Halves16(0, 2), hoR = Halves16(1, 0), hoL = Halves16(0, 1);
   __m256 acc = _mm256_setzero_ps();
+  LinePrefetch pf(w);
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ3_Kx8> g{{w + b, w + b}};
-    PrefetchGemv<sizeof(BlockQ3_Kx8)>(w + b);
+    pf.Through(w + b + 1);
     const BlockQ8_K& xb = act.q8k(r)[b];
     const __m512i sc[4] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1),
                            SixVector2(g, g.g[0]->scales + 48, 0), SixVector2(g, g.g[0]->scales + 48, 1)};

@@ -1,5 +1,7 @@
 // Internal interface between the matmul driver (quant_matmul.cc) and the per-ISA kernels.
 #pragma once
+#include <xmmintrin.h>
+
 #include <cstdint>
 #include <cstring>
 
@@ -170,6 +172,40 @@ inline bool PrefetchGemvToL2() {
   static const bool l2 = ResolveGemvPrefetchToL2();
   return l2;
 }
+
+// Decoding's software prefetch of W (the one-stream GEMVs, the AVX2 rows): every 64-byte line
+// kGemvPrefetchAhead bytes past what the kernel has read, each line once. A prefetch per 64
+// bytes of each block asked again for a third of Q4_0's lines (144 bytes a group of 8 rows),
+// and prefetches are not free: Q4_0's GEMV from L2 on one core of the Zen 5 VM 34-35 GB/s with
+// those, 40-44 with one per line (66 with none), Q8_0 36-37 → 50-54, Q6_K 43-44 → 45-50 (`node
+// scripts/rows8-paths.mjs l2 q4_0,q4_k,q6_k,q8_0 avx512vnni`); from DRAM Q4_0 0.67-0.71 → 0.73-0.75
+// of a plain read, Q8_0 0.72-0.73 → 0.77-0.78 (`redblue bench kernels --gemv-only --threads 1`).
+// Every other line only: worse (Q4_K 0.87 → 0.82). Into L2 (prefetcht1) where
+// PrefetchGemvToL2 says so: on the Sapphire Rapids day 0.88-0.89 → 0.95-0.97 of a plain read
+// (Q4_0), 0.66-0.76 → 0.81-0.83 (Q4_K); prefetcht0 holds a line fill buffer per line in
+// flight, of which a core has few. Zen keeps prefetcht0 (Q4_K 0.87-0.88 against 0.78-0.80 with
+// prefetcht1 on the Zen 5 VM). Prefetches past the end of the mapping are dropped, never faulted.
+constexpr int64_t kGemvPrefetchAhead = 4096;
+class LinePrefetch {
+ public:
+  explicit LinePrefetch(const void* w)
+      : next_(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w) & ~uintptr_t{63}) + kGemvPrefetchAhead),
+        l2_(PrefetchGemvToL2()) {}
+  // Prefetches the lines not yet asked for up to end + kGemvPrefetchAhead (end: one past the
+  // last byte the kernel is about to read).
+  void Through(const void* end) {
+    const char* e = static_cast<const char*>(end) + kGemvPrefetchAhead;
+    if (l2_) {
+      for (; next_ < e; next_ += 64) _mm_prefetch(next_, _MM_HINT_T1);
+    } else {
+      for (; next_ < e; next_ += 64) _mm_prefetch(next_, _MM_HINT_T0);
+    }
+  }
+
+ private:
+  const char* next_;
+  bool l2_;
+};
 
 // Y[r0..r0+rows) × [j0, j1) for one weight type on one ISA. F32/F16/BF16 kernels read X directly.
 using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
