@@ -816,6 +816,7 @@ KFN void Nibble32Rows8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t
   for (int64_t b = 0; b < nb; ++b) {
     const BlockX8& g = w[b];
     pf.Through(w + b + 1);
+    if (RX == 1 && b % 4 == 0) PrefetchActAhead(act, r, b);  // decoding: X's lines too (quant_impl.h)
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     __m256i s16[RX], h16[RX];  // int16 sums (IQ4_NL: int32); h16: Q5_0's high halves
     for (int i = 0; i < RX; ++i) s16[i] = h16[i] = _mm256_setzero_si256();

@@ -722,7 +722,7 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   const int8_t* x = act.qs(r);
   const float *dx = act.d(r), *cx = kLookup ? nullptr : act.c(r);
   __m256 acc = _mm256_setzero_ps();
-  // Block b with X's low 16 values at xl, high at xh.
+  // Block b with X's low 16 values at xlo, high at xhi.
   auto block = [&](int64_t b, const int8_t* xlo, const int8_t* xhi) KFN_LAMBDA {
     const __m512i xl = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xlo)));
     const __m512i xh = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xhi)));
@@ -768,10 +768,7 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   for (; b < nq; b += 4) {
     pf.Through(w + b + 4);
     const int8_t* xq = x + b * kQBlock;
-    _mm_prefetch(reinterpret_cast<const char*>(xq + 1024), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(xq + 1024 + 64), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(dx + b + 32), _MM_HINT_T0);
-    if constexpr (!kLookup) _mm_prefetch(reinterpret_cast<const char*>(cx + b + 32), _MM_HINT_T0);
+    PrefetchActAhead(act, r, b);
 #pragma GCC unroll 4
     for (int u = 0; u < 4; ++u) block(b + u, xq + 16 * u, xq + 64 + 16 * u);
   }

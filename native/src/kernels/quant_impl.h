@@ -45,6 +45,18 @@ struct ActRows {
   // K types: each row is nb = k/256 Q8_K blocks instead (qs, d, c unused).
   const BlockQ8_K* q8k(int64_t r) const { return reinterpret_cast<const BlockQ8_K*>(base + r * stride); }
 };
+// Decoding's prefetch of X for the 32-value types' GEMVs, called every 4 blocks: the lines of
+// X's values (natural or quad order, both within bytes 32b..32b+127 for b % 4 == 0) and of its d
+// and c 32 blocks ahead. W's stream pushes X's lines out of L1, and a load of one that misses
+// while every miss buffer waits on DRAM for W holds the block's chain and the window behind it
+// (docs/kernels.md, "One prefetch per line").
+inline void PrefetchActAhead(const ActRows& act, int64_t r, int64_t b) {
+  const char* x = reinterpret_cast<const char*>(act.qs(r) + (b + 32) * 32);
+  _mm_prefetch(x, _MM_HINT_T0);
+  _mm_prefetch(x + 64, _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(act.d(r) + b + 32), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(act.c(r) + b + 32), _MM_HINT_T0);
+}
 
 // Rows8 (QuantMatmulArgs::rows8): W's rows interleaved 8 at a time, so that one vector op serves
 // 8 rows of W and a sub-block's scales apply once per 8 rows (one vpmaddwd) where the natural
