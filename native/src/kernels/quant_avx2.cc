@@ -303,7 +303,7 @@ KFN float RowDot4(int64_t nb, const BlockDot& dot) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   float corr[4] = {0, 0, 0, 0};  // Q4_0's offsets d_w·c, one scalar FMA chain per accumulator
   int64_t b = 0;
-  LinePrefetch pf(dot.w + b);
+  LinePrefetch pf(dot.w);
   for (; b + 4 <= nb; b += 4) {
     pf.Through(dot.w + b + 4);
     for (int u = 0; u < 4; ++u) dot(b + u, acc[u], corr[u]);
@@ -414,7 +414,7 @@ KFN void Q8Rows(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   for (int i = 0; i < RX; ++i)
     for (int u = 0; u < 4; ++u) acc[i][u] = _mm256_setzero_ps();
   int64_t b = 0;
-  LinePrefetch pf(w + b);
+  LinePrefetch pf(w);
   for (; b < act.nb; ++b) {
     pf.Through(w + b + 1);
     const int u = b < act.nb / 4 * 4 ? static_cast<int>(b % 4) : 0;  // RowDot4's accumulator for block b

@@ -37,7 +37,6 @@ namespace {
 
 #include "kernels/rows8_pair.inc"
 
-
 constexpr int64_t kPrefetchAhead = kGemvPrefetchAhead;  // the tiles (m > 1) prefetch as far ahead
 template <typename BlockX8>
 KFN void PrefetchAhead(const Pair<BlockX8>& p) {
@@ -96,7 +95,6 @@ KFN __m512i WidenSum(__m512i sum) {
   return _mm512_madd_epi16(sum, _mm512_set1_epi16(1));
 #endif
 }
-
 
 template <int RX>
 KFN void Store(const QuantMatmulArgs& a, int64_t r, int64_t j, bool both, const __m512 acc[RX]) {
