@@ -761,8 +761,25 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   // plain read against 0.70-0.72). TinyLlama Q4_0 decoding, 2 executors of one core on the
   // Zen 5 VM (`bench model --no-reference --pp 16 --tg 64 --reps 2`, alternated three times):
   // 66-67 → 71-74 % of the read bandwidth, tg64 71.3 → 76.2 tokens/s in the last pair.
-  LinePrefetch pf(w);
   int64_t b = 0;
+  if (PrefetchGemvToL2()) {
+    // Intel: one block a step, each prefetching its own 64-byte spans, X's lines left to L2,
+    // as before the four-block step below was made on Zen 5. On the Sapphire Rapids VM that step
+    // (with one prefetch per line, or per block, or without X's prefetch) read 0.94-0.96 of a
+    // plain read against this form's 1.04-1.05 (`bench kernels --gemv-only --gemv-types q4_0
+    // --threads 1`), and TinyLlama Q4_0 decoding 86-89 % of the read bandwidth against 91-94 %
+    // (`bench model --no-reference --pp 16 --tg 64 --reps 2`, alternated). Its own return and a
+    // prefetch with no run-time choice keep acc in a register (without them GCC kept it on the
+    // stack, 0.93× of this form in `scripts/kernel-ab.mjs … q4_0 --rows8`).
+    for (; b < nb; ++b) {
+      PrefetchGemvBlockToL2<sizeof(BlockX8)>(w + b);
+      const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
+      block(b, x + lo, x + hi);
+    }
+    _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
+    return;
+  }
+  LinePrefetch pf(w);
   for (; b < nq; b += 4) {
     pf.Through(w + b + 4);
     const int8_t* xq = x + b * kQBlock;

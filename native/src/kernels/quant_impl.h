@@ -219,6 +219,14 @@ class LinePrefetch {
   bool l2_;
 };
 
+// The older form, into L2: each 64-byte span of one block kGemvPrefetchAhead on. Q4_0's
+// one-block-a-step GEMV keeps it on Intel (Nibble32Gemv).
+template <size_t kBytes>
+inline void PrefetchGemvBlockToL2(const void* block) {
+  const char* q = static_cast<const char*>(block) + kGemvPrefetchAhead;
+  for (size_t o = 0; o < kBytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T1);
+}
+
 // Y[r0..r0+rows) × [j0, j1) for one weight type on one ISA. F32/F16/BF16 kernels read X directly.
 using QKernel = void (*)(const QuantMatmulArgs& a, const ActRows& act, int64_t r0, int64_t rows, int64_t j0,
                          int64_t j1);
