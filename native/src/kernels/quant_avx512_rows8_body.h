@@ -70,6 +70,15 @@ KFN __m512i ScaleSum(__m512i sum, __m512i scalePair) {
   return _mm512_madd_epi16(sum, scalePair);
 #endif
 }
+// isum + p16 · scalePair per int16 pair, summed into int32 lanes: one vpdpwssd with VNNI (the
+// same wrapping int32 sums as vpmaddwd then vpaddd, one vector uop fewer).
+KFN __m512i AddScaled(__m512i isum, __m512i p16, __m512i scalePair) {
+#if KVNNI
+  return _mm512_dpwssd_epi32(isum, p16, scalePair);
+#else
+  return _mm512_add_epi32(isum, _mm512_madd_epi16(p16, scalePair));
+#endif
+}
 // sum + the u8·s8 products of each 4-byte group, in int32 lanes, for products that cannot wait in
 // int16 (a pair reaches 2·127·127).
 KFN __m512i AddDotWide(__m512i sum, __m512i u, __m512i x) {
@@ -672,7 +681,7 @@ KFN void Q6KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
     const Pair<BlockQ6_Kx8> g{{w + b, w + b}};
     pf.Through(w + b + 1);
     const BlockQ8_K& xb = act.q8k(r)[b];
-    __m512i isum = _mm512_setzero_si512();
+    __m512i isum[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};  // by pair: two vpdpwssd chains
 #pragma GCC unroll 1
     for (int c = 0; c < 4; ++c) {
       const __m512i xc = _mm512_loadu_si512(xb.qs + 64 * c);
@@ -687,9 +696,9 @@ KFN void Q6KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
           const __m512i bits = _mm512_loadu_si512(w[b].ql + 32 * (8 * c + v));
           const __m512i nib = h ? _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4) : _mm512_and_si512(bits, m4);
           const __m512i top = pair == 0 ? _mm512_sllv_epi16(hb, shl01) : _mm512_srlv_epi16(hb, shr23);
-          const __m512i q = _mm512_or_si512(nib, _mm512_and_si512(top, m30));
+          const __m512i q = _mm512_ternarylogic_epi32(nib, top, m30, 0xF8);  // nib | (top & m30)
           const __m512i p16 = _mm512_maddubs_epi16(q, _mm512_permutexvar_epi32(PairIdx(8 * h + v), xc));
-          isum = _mm512_add_epi32(isum, _mm512_madd_epi16(p16, scale));
+          isum[pair] = AddScaled(isum[pair], p16, scale);
         }
       }
     }
@@ -700,7 +709,7 @@ KFN void Q6KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
       std::memcpy(&b2, xb.bsums + 2 * p, 4);
       bs = _mm256_add_epi32(bs, _mm256_madd_epi16(_mm512_castsi512_si256(ScaleI8x2(g, 2 * p, 2 * p + 1)), _mm256_set1_epi32(b2)));
     }
-    const __m256i total = _mm256_sub_epi32(AddHalves(isum), _mm256_slli_epi32(bs, 5));
+    const __m256i total = _mm256_sub_epi32(AddHalves(_mm512_add_epi32(isum[0], isum[1])), _mm256_slli_epi32(bs, 5));
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].d)));
     acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), _mm256_cvtepi32_ps(total), acc);
   }
@@ -808,7 +817,7 @@ KFN void Iq4XsGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
     pf.Through(w + b + 1);
     const BlockQ8_K& xb = act.q8k(r)[b];
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
-    __m512i isum = _mm512_setzero_si512();
+    __m512i isum[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};  // low and high nibbles' chains
 #pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {
       const __m512i xc = _mm512_loadu_si512(xb.qs + 64 * c);
@@ -826,12 +835,12 @@ KFN void Iq4XsGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
               _mm512_maddubs_epi16(_mm512_abs_epi8(wl), _mm512_mask_sub_epi8(xl, _mm512_movepi8_mask(wl), zero, xl));
           const __m512i ph =
               _mm512_maddubs_epi16(_mm512_abs_epi8(wh), _mm512_mask_sub_epi8(xh, _mm512_movepi8_mask(wh), zero, xh));
-          isum = _mm512_add_epi32(isum, _mm512_add_epi32(_mm512_madd_epi16(pl, scale), _mm512_madd_epi16(ph, scale)));
+          isum[0] = AddScaled(isum[0], pl, scale), isum[1] = AddScaled(isum[1], ph, scale);
         }
       }
     }
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].d)));
-    acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), _mm256_cvtepi32_ps(AddHalves(isum)), acc);
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), _mm256_cvtepi32_ps(AddHalves(_mm512_add_epi32(isum[0], isum[1]))), acc);
   }
   _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
 }
