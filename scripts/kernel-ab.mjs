@@ -44,7 +44,6 @@ for (const type of (list ?? 'q4_0,q8_0').split(',')) {
     w[100 + i] ^= 1; // distinct contents, so no page is shared
     return w;
   });
-  if (type === (list ?? 'q4_0').split(',')[0]) console.log(`GEMV weights on ${arena.backing} pages`);
   const x1 = randomFloats(k);
   const y1 = new Float32Array(n);
   const x64 = randomFloats(64 * k);
@@ -84,7 +83,9 @@ for (const type of (list ?? 'q4_0,q8_0').split(',')) {
   const gflops = (s) => ((10 * 2 * 64 * 1024 * k) / s / 1e9).toFixed(1);
   console.log(
     `${type}: GEMV ${gbps(best[0][0])} → ${gbps(best[1][0])} GB/s (B/A ${(best[0][0] / best[1][0]).toFixed(3)}), ` +
-      `GEMM m=64 ${gflops(best[0][1])} → ${gflops(best[1][1])} GFLOP/s (B/A ${(best[0][1] / best[1][1]).toFixed(3)})`,
+      `GEMM m=64 ${gflops(best[0][1])} → ${gflops(best[1][1])} GFLOP/s (B/A ${(best[0][1] / best[1][1]).toFixed(3)}); ` +
+      `GEMV weights on ${arena.backing} pages`,
   );
+  libs[0].release(arena.buffer); // each type's own arena: huge pages are few
 }
 for (const p of pools) p.close?.();

@@ -761,15 +761,6 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
     else
       acc = _mm256_fmadd_ps(dw, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum), _mm256_set1_ps(cx[b])), acc);
   };
-  // Four blocks a step where X is in quads: X's offsets are constants and one prefetch loop
-  // covers 576 bytes of W (the scalar index and prefetch work around a block's ~20 vector
-  // instructions was half again as many: from L2 43 → 56 GB/s, as Q4_K). X's own lines, 32
-  // blocks ahead, are prefetched too: W's stream pushes them out of L1, and a load of X, d or c
-  // that misses while every miss buffer waits on DRAM for W holds the block's chain and the
-  // window behind it (with d and c read from one line, a probe, the GEMV read 0.74-0.77 of a
-  // plain read against 0.70-0.72). TinyLlama Q4_0 decoding, 2 executors of one core on the
-  // Zen 5 VM (`bench model --no-reference --pp 16 --tg 64 --reps 2`, alternated three times):
-  // 66-67 → 71-74 % of the read bandwidth, tg64 71.3 → 76.2 tokens/s in the last pair.
   int64_t b = 0;
   if (PrefetchGemvToL2()) {
     // Intel: one block a step, each prefetching its own 64-byte spans, X's lines left to L2,
@@ -788,6 +779,15 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
     _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
     return;
   }
+  // Elsewhere (Zen): four blocks a step where X is in quads: X's offsets are constants and one
+  // prefetch loop covers 576 bytes of W (the scalar index and prefetch work around a block's ~20
+  // vector instructions was half again as many: from L2 43 → 56 GB/s, as Q4_K). X's own lines, 32
+  // blocks ahead, are prefetched too: W's stream pushes them out of L1, and a load of X, d or c
+  // that misses while every miss buffer waits on DRAM for W holds the block's chain and the
+  // window behind it (with d and c read from one line, a probe, the GEMV read 0.74-0.77 of a
+  // plain read against 0.70-0.72). TinyLlama Q4_0 decoding, 2 executors of one core on the
+  // Zen 5 VM (`bench model --no-reference --pp 16 --tg 64 --reps 2`, alternated three times):
+  // 66-67 → 71-74 % of the read bandwidth, tg64 71.3 → 76.2 tokens/s in the last pair.
   LinePrefetch pf(w);
   for (; b < nq; b += 4) {
     pf.Through(w + b + 4);

@@ -186,7 +186,8 @@ inline bool PrefetchGemvToL2() {
 }
 
 // Decoding's software prefetch of W (the one-stream GEMVs, the AVX2 rows): every 64-byte line
-// kGemvPrefetchAhead bytes past what the kernel has read, each line once. A prefetch per 64
+// kGemvPrefetchAhead bytes (into L2: kGemvPrefetchAheadL2) past what the kernel has read, each
+// line once. A prefetch per 64
 // bytes of each block asked again for a third of Q4_0's lines (144 bytes a group of 8 rows),
 // and prefetches are not free: Q4_0's GEMV from L2 on one core of the Zen 5 VM 34-35 GB/s with
 // those, 40-44 with one per line (66 with none), Q8_0 36-37 → 50-54, Q6_K 43-44 → 45-50 (`node
@@ -197,9 +198,10 @@ inline bool PrefetchGemvToL2() {
 // (Q4_0), 0.66-0.76 → 0.81-0.83 (Q4_K); prefetcht0 holds a line fill buffer per line in
 // flight, of which a core has few. Zen keeps prefetcht0 (Q4_K 0.87-0.88 against 0.78-0.80 with
 // prefetcht1 on the Zen 5 VM). Prefetches past the end of the mapping are dropped, never faulted.
-// Into L2 half as far: on the Sapphire Rapids VM, one core, Q4_K 0.80 -> 0.87-0.89 of a plain
-// read and Q6_K 0.81-0.84 -> 0.86-0.91 at 2 KiB against 4 KiB (1, 1.5, 3, 8 and 12 KiB read
-// less; `bench kernels --gemv-only --threads 1`, distances alternated in one build).
+// Into L2 half as far (kGemvPrefetchAheadL2): on the Sapphire Rapids VM, one core, Q4_K
+// 0.86-0.87 -> 0.91-0.93 of a plain read, Q6_K 0.82-0.84 -> 0.86-0.89, Q8_0 0.92-0.96 ->
+// 0.97-1.01 at 2 KiB against 4 KiB (`bench kernels --gemv-only --threads 1`, builds alternated;
+// 1, 1.5, 3, 8 and 12 KiB read less).
 constexpr int64_t kGemvPrefetchAhead = 4096, kGemvPrefetchAheadL2 = 2048;
 class LinePrefetch {
  public:
