@@ -48,6 +48,10 @@ if (mode === 'check') {
       [40, 512, 7],
       [256, 2048, 64],
       [64, 5632, 512],
+      // m = 1: the one-stream GEMVs (k = 384 and 416: whole 8-block steps, a 4-block one, a tail)
+      [40, 512, 1],
+      [40, 384, 1],
+      [24, 416, 1],
     ].filter(([, k]) => !kType || k % 256 === 0);
     for (const [n, k, mm] of shapes) {
       const w = lib.interleaveRows8(type, lib.quantize(type, randomFloats(n * k), n, k, 'auto'), n, k);

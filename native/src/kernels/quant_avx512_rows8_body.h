@@ -779,27 +779,33 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
     _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
     return;
   }
-  // Elsewhere (Zen): four blocks a step where X is in quads: X's offsets are constants and one
-  // prefetch loop covers 576 bytes of W (the scalar index and prefetch work around a block's ~20
-  // vector instructions was half again as many: from L2 43 → 56 GB/s, as Q4_K). X's own lines, 32
-  // blocks ahead, are prefetched too: W's stream pushes them out of L1, and a load of X, d or c
-  // that misses while every miss buffer waits on DRAM for W holds the block's chain and the
-  // window behind it (with d and c read from one line, a probe, the GEMV read 0.74-0.77 of a
-  // plain read against 0.70-0.72). TinyLlama Q4_0 decoding, 2 executors of one core on the
-  // Zen 5 VM (`bench model --no-reference --pp 16 --tg 64 --reps 2`, alternated three times):
-  // 66-67 → 71-74 % of the read bandwidth, tg64 71.3 → 76.2 tokens/s in the last pair.
-  LinePrefetch pf(w);
+  // Elsewhere (Zen): eight blocks a step where X is in quads (X's offsets are constants, the
+  // scalar work around a block's ~20 vector instructions shared), W left to the hardware
+  // prefetcher and X's own lines prefetched 32 blocks ahead. A core's software prefetches into
+  // L1 each hold one of its few miss buffers until DRAM answers, and W's took them from the
+  // loads of X, whose misses stall the block's chain (without X's prefetch: 0.70 of a plain
+  // read). On the Zen 5 VM, one core (`bench kernels --gemv-only --gemv-types q4_0 --threads 1`,
+  // variants alternated in one build four times): four blocks a step with W prefetched a line
+  // at a time 4 KiB ahead, 0.62-0.72 of a plain read; without W's prefetch 0.72-0.82; eight
+  // blocks a step without it 0.75-0.80; with it, into L1 or L2, 1-8 KiB ahead: 0.69-0.78. Fewer
+  // vector uops (high nibbles as n·16 through vpandn, the sum shifted once; X's permutes from
+  // one 64-byte load per quad): no change. TinyLlama Q4_0 decoding, 2 executors of one core
+  // (`bench model --no-reference --pp 16 --tg 64 --reps 2`, alternated): 64-65 → 67-70 % of
+  // the read bandwidth.
+  for (; b + 8 <= nq; b += 8) {
+    const int8_t* xq = x + b * kQBlock;
+    PrefetchActAhead(act, r, b);
+    PrefetchActAhead(act, r, b + 4);
+#pragma GCC unroll 8
+    for (int u = 0; u < 8; ++u) block(b + u, xq + 128 * (u / 4) + 16 * (u % 4), xq + 128 * (u / 4) + 64 + 16 * (u % 4));
+  }
   for (; b < nq; b += 4) {
-    pf.Through(w + b + 4);
     const int8_t* xq = x + b * kQBlock;
     PrefetchActAhead(act, r, b);
 #pragma GCC unroll 4
     for (int u = 0; u < 4; ++u) block(b + u, xq + 16 * u, xq + 64 + 16 * u);
   }
-  for (; b < nb; ++b) {
-    pf.Through(w + b + 1);
-    block(b, x + b * kQBlock, x + b * kQBlock + 16);
-  }
+  for (; b < nb; ++b) block(b, x + b * kQBlock, x + b * kQBlock + 16);
   _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
 }
 
