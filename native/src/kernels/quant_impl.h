@@ -205,9 +205,10 @@ inline bool PrefetchGemvToL2() {
 constexpr int64_t kGemvPrefetchAhead = 4096, kGemvPrefetchAheadL2 = 2048;
 class LinePrefetch {
  public:
-  explicit LinePrefetch(const void* w)
+  // aheadL1: the distance where lines go into L1 (Zen), for a kernel whose groups want another.
+  explicit LinePrefetch(const void* w, int64_t aheadL1 = kGemvPrefetchAhead)
       : l2_(PrefetchGemvToL2()),
-        ahead_(l2_ ? kGemvPrefetchAheadL2 : kGemvPrefetchAhead),
+        ahead_(l2_ ? kGemvPrefetchAheadL2 : aheadL1),
         next_(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w) & ~uintptr_t{63}) + ahead_) {}
   // Prefetches the lines not yet asked for up to end + the distance (end: one past the last
   // byte the kernel is about to read).
