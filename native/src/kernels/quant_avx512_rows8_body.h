@@ -720,6 +720,9 @@ KFN void Q6KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   _mm256_storeu_ps(a.y + r * a.ldy + j, acc);
 }
 
+// Zen's Q4_0 / IQ4_NL GEMV: how far ahead of its step it prefetches its one line of W.
+constexpr int64_t kQ4StreamAhead = 16384;
+
 // Q4_0 and IQ4_NL: a block's 4 weight vectors in two zmm, X's low and high 16 bytes of the block
 // each give two pair vectors. IQ4_NL looks its levels up and multiplies signed by signed as
 // Nibble32Tile does, each product pair widened at once.
@@ -784,19 +787,21 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
     return;
   }
   // Elsewhere (Zen): eight blocks a step where X is in quads (X's offsets are constants, the
-  // scalar work around a block's ~20 vector instructions shared), W left to the hardware
-  // prefetcher and X's own lines prefetched 32 blocks ahead. A core's software prefetches into
-  // L1 each hold one of its few miss buffers until DRAM answers, and W's took them from the
-  // loads of X, whose misses stall the block's chain (without X's prefetch: 0.70 of a plain
-  // read). On the Zen 5 VM, one core (`bench kernels --gemv-only --gemv-types q4_0 --threads 1`,
-  // variants alternated in one build four times): four blocks a step with W prefetched a line
-  // at a time 4 KiB ahead, 0.62-0.72 of a plain read; without W's prefetch 0.72-0.82; eight
-  // blocks a step without it 0.75-0.80; with it, into L1 or L2, 1-8 KiB ahead: 0.69-0.78. Fewer
-  // vector uops (high nibbles as n·16 through vpandn, the sum shifted once; X's permutes from
-  // one 64-byte load per quad): no change. TinyLlama Q4_0 decoding, 2 executors of one core
-  // (`bench model --no-reference --pp 16 --tg 64 --reps 2`, alternated): 64-65 → 67-70 % of
-  // the read bandwidth.
+  // scalar work around a block's ~20 vector instructions shared), X's own lines prefetched 32
+  // blocks ahead, and of W one line a step, 16 KiB ahead: the hardware prefetcher fetches the
+  // rest, and that lone far line keeps its stream running ahead. A prefetch of every line holds
+  // one of the core's few miss buffers per line until DRAM answers, and took them from the loads
+  // of X, whose misses stall the block's chain. On the Zen 5 VM, one core (`bench kernels
+  // --gemv-only --gemv-types q4_0 --threads 1`, variants alternated in one build): four blocks a
+  // step with every line of W prefetched 4 KiB ahead, 0.62-0.72 of a plain read; without W's
+  // prefetch 0.72-0.82, eight blocks a step 0.75-0.80 (1.165× in `scripts/kernel-ab.mjs`); every
+  // line, into L1 or L2, 1-8 KiB ahead, 0.69-0.78; without X's prefetch 0.69-0.70. One line a
+  // step 16 KiB ahead against none, in one process (`node scripts/kernel-ab.mjs A.node B.node q4_0
+  // --rows8`, both orders, twice): 1.15-1.17×; 8 KiB read about as 16 in `bench kernels`, two
+  // lines a step less, one into L2 less. Fewer vector uops (high nibbles as n·16 through vpandn,
+  // the sum shifted once; X's permutes from one 64-byte load per quad): no change.
   for (; b + 8 <= nq; b += 8) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + b) + kQ4StreamAhead, _MM_HINT_T0);
     const int8_t* xq = x + b * kQBlock;
     PrefetchActAhead(act, r, b);
     PrefetchActAhead(act, r, b + 4);
