@@ -606,10 +606,6 @@ KFN __m512i PairIdx(int d) {  // lanes 0-7 ← dword d, 8-15 ← dword d + 1
 }
 KFN __m256i AddHalves(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
 
-// On Zen, the one line of W a step (Q4_0) or group (Q4_K, Q5_K) that a GEMV prefetches this far
-// ahead of where it reads: it keeps the hardware prefetcher's stream running ahead.
-constexpr int64_t kQ4StreamAhead = 16384;
-
 // Q4_K and Q5_K. Q5_K: element 4v + t's fifth bit is bit v of its qh byte; (qh >> v) << 4 puts
 // it at bit 4 of each byte of a 16-bit word (no other bit lands there), with v per half.
 // A lane adds 4 vectors' vpmaddubsw results in int16: ≤ 4·2·31·128.
@@ -622,7 +618,6 @@ KFN void AffineKGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   LinePrefetch pf(w);
-  const bool l2 = PrefetchGemvToL2();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockX8> g{{w + b, w + b}};  // one group: its scale vectors in both halves
     pf.Through(w + b + 1);
@@ -632,7 +627,7 @@ KFN void AffineKGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
     // TinyLlama Q4_K_M decoding on 2 executors, builds alternated four times, tg64 67.4-77.4
     // against 52.6-77.0 tokens/s (63-76 % of the read bandwidth against 49-76 %). The far line
     // alone, without the every-line prefetch: 1.09-1.13× on one core, slower on two.
-    if (!l2) _mm_prefetch(reinterpret_cast<const char*>(w + b) + kQ4StreamAhead, _MM_HINT_T0);
+    if (!pf.intoL2()) PrefetchStreamLine(w + b);
     const BlockQ8_K& xb = act.q8k(r)[b];
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
     __m512i isum = _mm512_setzero_si512();
@@ -780,7 +775,7 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   int64_t b = 0;
   if (PrefetchGemvToL2()) {
     // Intel: one block a step, each prefetching its own 64-byte spans, X's lines left to L2,
-    // as before the four-block step below was made on Zen 5. On the Sapphire Rapids VM that step
+    // as before Zen 5's four-block step (since replaced by the eight-block one below) was made. On the Sapphire Rapids VM that step
     // (with one prefetch per line, or per block, or without X's prefetch) read 0.94-0.96 of a
     // plain read against this form's 1.04-1.05 (`bench kernels --gemv-only --gemv-types q4_0
     // --threads 1`), and TinyLlama Q4_0 decoding 86-89 % of the read bandwidth against 91-94 %
@@ -810,7 +805,7 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   // lines a step less, one into L2 less. Fewer vector uops (high nibbles as n·16 through vpandn,
   // the sum shifted once; X's permutes from one 64-byte load per quad): no change.
   for (; b + 8 <= nq; b += 8) {
-    _mm_prefetch(reinterpret_cast<const char*>(w + b) + kQ4StreamAhead, _MM_HINT_T0);
+    PrefetchStreamLine(w + b);
     const int8_t* xq = x + b * kQBlock;
     PrefetchActAhead(act, r, b);
     PrefetchActAhead(act, r, b + 4);

@@ -210,6 +210,7 @@ class LinePrefetch {
       : l2_(PrefetchGemvToL2()),
         ahead_(l2_ ? kGemvPrefetchAheadL2 : aheadL1),
         next_(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w) & ~uintptr_t{63}) + ahead_) {}
+  bool intoL2() const { return l2_; }
   // Prefetches the lines not yet asked for up to end + the distance (end: one past the last
   // byte the kernel is about to read).
   void Through(const void* end) {
@@ -226,6 +227,14 @@ class LinePrefetch {
   int64_t ahead_;
   const char* next_;
 };
+
+// On Zen, one line of W a step or group kGemvStreamAhead past where a GEMV reads keeps the
+// hardware prefetcher's stream running ahead (Q4_0's GEMV instead of prefetching each line;
+// Q4_K's and Q5_K's beside it; docs/kernels.md, "Q4_0 on Zen 5").
+constexpr int64_t kGemvStreamAhead = 16384;
+inline void PrefetchStreamLine(const void* at) {
+  _mm_prefetch(static_cast<const char*>(at) + kGemvStreamAhead, _MM_HINT_T0);
+}
 
 // The older form, into L2: each 64-byte span of one block kGemvPrefetchAhead on. Q4_0's
 // one-block-a-step GEMV keeps it on Intel (Nibble32Gemv).
