@@ -12,16 +12,24 @@
 // --rows8: the weights interleaved in groups of 8 rows, as a model's are placed (the one-stream
 // GEMVs and the 16-row tiles); without it, the natural layout's kernels.
 // GEMV: 24 distinct 4096×4096 matrices (from memory, as decoding reads them; on huge pages where
-// the set-up reserved them, as a model's weights), one core.
+// the set-up reserved them, as a model's weights), one core. --m N: the same matrices against N
+// rows of X (a server's step of N streams reads its weights so), in GB/s of weights still.
 // GEMM: m = 64 against 1024×4096 (from cache, as a prompt's tiles run), one core.
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { randomFloats } from './random-floats.mjs';
 
-const [pa, pb, list] = process.argv.slice(2).filter((a) => a !== '--rows8');
+const argv = process.argv.slice(2);
+const mAt = argv.indexOf('--m');
+const mRows = mAt >= 0 ? Number(argv[mAt + 1]) : 1;
+if (!Number.isInteger(mRows) || mRows < 1 || mRows > 64) {
+  console.error('--m takes the rows of X of the from-memory matmul, 1-64');
+  process.exit(2);
+}
+const [pa, pb, list] = argv.filter((a, i) => a !== '--rows8' && a !== '--m' && !(mAt >= 0 && i === mAt + 1));
 const rows8 = process.argv.includes('--rows8');
 if (!pa || !pb) {
-  console.error('usage: node scripts/kernel-ab.mjs A.node B.node [q4_0,q8_0,...]');
+  console.error('usage: node scripts/kernel-ab.mjs A.node B.node [q4_0,q8_0,...] [--rows8] [--m N]');
   process.exit(2);
 }
 const require = createRequire(import.meta.url);
@@ -44,8 +52,8 @@ for (const type of (list ?? 'q4_0,q8_0').split(',')) {
     w[100 + i] ^= 1; // distinct contents, so no page is shared
     return w;
   });
-  const x1 = randomFloats(k);
-  const y1 = new Float32Array(n);
+  const x1 = randomFloats(mRows * k);
+  const y1 = new Float32Array(mRows * n);
   const x64 = randomFloats(64 * k);
   const y64 = new Float32Array(64 * 1024);
   const best = [
@@ -68,7 +76,7 @@ for (const type of (list ?? 'q4_0,q8_0').split(',')) {
             n,
             k,
             x: x1,
-            m: 1,
+            m: mRows,
             y: y1,
             rows8,
           });
@@ -82,7 +90,7 @@ for (const type of (list ?? 'q4_0,q8_0').split(',')) {
   const gbps = (s) => ((mats.length * mats[0].length) / s / 1e9).toFixed(2);
   const gflops = (s) => ((10 * 2 * 64 * 1024 * k) / s / 1e9).toFixed(1);
   console.log(
-    `${type}: GEMV ${gbps(best[0][0])} → ${gbps(best[1][0])} GB/s (B/A ${(best[0][0] / best[1][0]).toFixed(3)}), ` +
+    `${type}: ${mRows === 1 ? 'GEMV' : `m=${mRows} from memory`} ${gbps(best[0][0])} → ${gbps(best[1][0])} GB/s (B/A ${(best[0][0] / best[1][0]).toFixed(3)}), ` +
       `GEMM m=64 ${gflops(best[0][1])} → ${gflops(best[1][1])} GFLOP/s (B/A ${(best[0][1] / best[1][1]).toFixed(3)}); ` +
       `GEMV weights on ${arena.backing} pages`,
   );

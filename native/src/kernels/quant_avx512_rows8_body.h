@@ -37,11 +37,13 @@ namespace {
 
 #include "kernels/rows8_pair.inc"
 
-constexpr int64_t kPrefetchAhead = kGemvPrefetchAhead;  // the tiles (m > 1) prefetch as far ahead
+// The tiles (m > 1) prefetch each line of W `ahead` bytes on into L1: kGemvPrefetchAhead, or on
+// Zen, for a server's step of a few streams, nearer (TileAheadZen, quant_impl.h).
+KFN int64_t TileAhead(const QuantMatmulArgs& a) { return PrefetchGemvToL2() ? kGemvPrefetchAhead : TileAheadZen(a); }
 template <typename BlockX8>
-KFN void PrefetchAhead(const Pair<BlockX8>& p) {
+KFN void PrefetchAhead(const Pair<BlockX8>& p, int64_t ahead) {
   for (int h = 0; h < 2; ++h) {
-    const char* q = reinterpret_cast<const char*>(p.g[h]) + kPrefetchAhead;
+    const char* q = reinterpret_cast<const char*>(p.g[h]) + ahead;
     for (size_t o = 0; o < sizeof(BlockX8); o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
   }
 }
@@ -129,6 +131,7 @@ KFN __m512i ScaledBsums(const __m512i sp[8], const BlockQ8_K& xb) {
 // Q4_0, Q5_0, Q4_1, Q5_1, IQ4_NL: quant_avx2.cc's Nibble32Rows8Tile, 16 rows.
 template <int RX, typename BlockX8>
 KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const int64_t ahead = TileAhead(a);
   constexpr bool kQ5 = std::is_same_v<BlockX8, BlockQ5_0x8> || std::is_same_v<BlockX8, BlockQ5_1x8>;
   constexpr bool kAffine = std::is_same_v<BlockX8, BlockQ4_1x8> || std::is_same_v<BlockX8, BlockQ5_1x8>;
   constexpr bool kLookup = std::is_same_v<BlockX8, BlockIQ4_NLx8>;
@@ -141,7 +144,7 @@ KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockX8> g{{w0 + b, w1 + b}};
-    PrefetchAhead(g);
+    PrefetchAhead(g, ahead);
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     __m512i s16[RX], h16[RX];
     for (int i = 0; i < RX; ++i) s16[i] = h16[i] = _mm512_setzero_si512();
@@ -210,6 +213,7 @@ KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
 // 475 → 537-552, m = 2 325 → 366. Same integers and order, so the same bits.
 template <int RX>
 KFN void Q4_0QuadTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j) {
+  const int64_t ahead = TileAhead(a);
   const BlockQ4_0x8* w[4];
   for (int g = 0; g < 4; ++g) w[g] = reinterpret_cast<const BlockQ4_0x8*>(a.w + (j + 8 * g) * a.wStride);
   const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
@@ -218,8 +222,8 @@ KFN void Q4_0QuadTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   for (int i = 0; i < RX; ++i) acc[0][i] = acc[1][i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ4_0x8> g0{{w[0] + b, w[1] + b}}, g1{{w[2] + b, w[3] + b}};
-    PrefetchAhead(g0);
-    PrefetchAhead(g1);
+    PrefetchAhead(g0, ahead);
+    PrefetchAhead(g1, ahead);
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     __m512i s0[RX], s1[RX];
     for (int i = 0; i < RX; ++i) s0[i] = s1[i] = _mm512_setzero_si512();
@@ -252,6 +256,7 @@ KFN void Q4_0QuadTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
 // widened by its own vpmaddwd (a pair reaches 2·127·127).
 template <int RX>
 KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const int64_t ahead = TileAhead(a);
   const BlockQ8_0x8* w0 = reinterpret_cast<const BlockQ8_0x8*>(a.w + j * a.wStride);
   const BlockQ8_0x8* w1 = both ? reinterpret_cast<const BlockQ8_0x8*>(a.w + (j + 8) * a.wStride) : w0;
   const int64_t nb = act.nb, nq = act.layout == ActLayout::Q4Quads ? nb / 4 * 4 : 0;
@@ -260,7 +265,7 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ8_0x8> g{{w0 + b, w1 + b}};
-    PrefetchAhead(g);
+    PrefetchAhead(g, ahead);
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
@@ -284,6 +289,7 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
 // IQ4_XS: quant_avx2.cc's Iq4XsRows8Tile, 16 rows (activations in ActLayout::Iq4Pairs).
 template <int RX>
 KFN void Iq4XsTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const int64_t ahead = TileAhead(a);
   const BlockIQ4_XSx8* w0 = reinterpret_cast<const BlockIQ4_XSx8*>(a.w + j * a.wStride);
   const BlockIQ4_XSx8* w1 = both ? reinterpret_cast<const BlockIQ4_XSx8*>(a.w + (j + 8) * a.wStride) : w0;
   const int64_t nb = a.k / kQKBlock;
@@ -293,7 +299,7 @@ KFN void Iq4XsTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockIQ4_XSx8> g{{w0 + b, w1 + b}};
-    PrefetchAhead(g);
+    PrefetchAhead(g, ahead);
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
@@ -344,6 +350,7 @@ KFN void Iq4XsTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
 // bsums, a sub-block's 4 vpmaddubsw results summed in int16 before its scales (sc − 32).
 template <int RX>
 KFN void Q3KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const int64_t ahead = TileAhead(a);
   const BlockQ3_Kx8* w0 = reinterpret_cast<const BlockQ3_Kx8*>(a.w + j * a.wStride);
   const BlockQ3_Kx8* w1 = both ? reinterpret_cast<const BlockQ3_Kx8*>(a.w + (j + 8) * a.wStride) : w0;
   const int64_t nb = a.k / kQKBlock;
@@ -353,7 +360,7 @@ KFN void Q3KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ3_Kx8> g{{w0 + b, w1 + b}};
-    PrefetchAhead(g);
+    PrefetchAhead(g, ahead);
     const __m512i sc[4] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1),
                            SixVector2(g, g.g[0]->scales + 48, 0), SixVector2(g, g.g[0]->scales + 48, 1)};
     __m512i isum[RX];
@@ -398,6 +405,7 @@ KFN void Q3KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
 // int16 before its scales (low nibbles), the mins (high nibbles) through the bsums.
 template <int RX>
 KFN void Q2KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const int64_t ahead = TileAhead(a);
   const BlockQ2_Kx8* w0 = reinterpret_cast<const BlockQ2_Kx8*>(a.w + j * a.wStride);
   const BlockQ2_Kx8* w1 = both ? reinterpret_cast<const BlockQ2_Kx8*>(a.w + (j + 8) * a.wStride) : w0;
   const int64_t nb = a.k / kQKBlock;
@@ -406,7 +414,7 @@ KFN void Q2KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ2_Kx8> g{{w0 + b, w1 + b}};
-    PrefetchAhead(g);
+    PrefetchAhead(g, ahead);
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
 #pragma GCC unroll 1
@@ -453,6 +461,7 @@ KFN void Q2KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
 // Q4_K / Q5_K: quant_avx2.cc's AffineKRows8Tile, 16 rows.
 template <int RX, typename BlockX8>
 KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const int64_t ahead = TileAhead(a);
   constexpr bool kQ5 = std::is_same_v<BlockX8, BlockQ5_Kx8>;
   constexpr int kRun = kQ5 && !KVNNI ? 4 : 8;  // int16 sums: 8 vectors of Q5_K could saturate
   const BlockX8* w0 = reinterpret_cast<const BlockX8*>(a.w + j * a.wStride);
@@ -464,7 +473,7 @@ KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockX8> g{{w0 + b, w1 + b}};
-    PrefetchAhead(g);
+    PrefetchAhead(g, ahead);
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
@@ -542,6 +551,7 @@ KFN __m512i ScaleI8x2(const Pair<BlockX8>& g, int g0, int g1) {  // int16 pair (
 }
 template <int RX>
 KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t j, bool both) {
+  const int64_t ahead = TileAhead(a);
   const BlockQ6_Kx8* w0 = reinterpret_cast<const BlockQ6_Kx8*>(a.w + j * a.wStride);
   const BlockQ6_Kx8* w1 = both ? reinterpret_cast<const BlockQ6_Kx8*>(a.w + (j + 8) * a.wStride) : w0;
   const int64_t nb = a.k / kQKBlock;
@@ -550,7 +560,7 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ6_Kx8> g{{w0 + b, w1 + b}};
-    PrefetchAhead(g);
+    PrefetchAhead(g, ahead);
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
 #pragma GCC unroll 1
