@@ -910,9 +910,6 @@ KFN void Q3KGemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ3_Kx8> g{{w + b, w + b}};
     pf.Through(w + b + 1);
-    // Zen: and the far line (AffineKGemv): `kernel-ab … q3_k --rows8` 1.07-1.25×; `bench kernels
-    // --gemv-only --gemv-types q3_k --threads 1,2` 0.69-0.72 → 0.71-0.73 of a plain read.
-    if (!pf.intoL2()) PrefetchStreamLine(w + b);
     const BlockQ8_K& xb = act.q8k(r)[b];
     const __m512i sc[4] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1),
                            SixVector2(g, g.g[0]->scales + 48, 0), SixVector2(g, g.g[0]->scales + 48, 1)};
