@@ -235,10 +235,11 @@ KFN void HalfTile(const QuantMatmulArgs& a, int64_t r, int64_t j) {
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   int64_t e = 0;
   // Decoding on Zen (a row of W against one row of X): each line kGemvPrefetchAhead ahead and
-  // one a KiB kGemvStreamAhead ahead, as the quantized GEMVs (quant_impl.h). One core of the Zen
-  // 5 VM, `redblue bench kernels --gemv-only --gemv-types f16,bf16,f32 --threads 1,2`, alternated
-  // twice: F32 0.68-0.80 → 0.96-0.99 of a plain read, F16 0.59-0.63 → 0.66-0.70, BF16 0.59-0.62 →
-  // 0.64-0.66 (these two wait on the one FMA chain; more chains would change the sums' bits).
+  // one a KiB kGemvStreamAhead ahead, as the quantized GEMVs (quant_impl.h). On the Zen 5 VM,
+  // `redblue bench kernels --gemv-only --gemv-types f16,bf16,f32 --threads 1,2`, alternated
+  // twice, one thread and two: F32 0.68-0.80 → 0.96-1.00 of a plain read, F16 0.57-0.66 →
+  // 0.66-0.71, BF16 0.56-0.66 → 0.64-0.71 (these two wait on the one FMA chain; more chains
+  // would change the sums' bits).
   // Either prefetch alone: F32 0.65-0.82.
   const bool ahead = RX == 1 && !PrefetchGemvToL2();
   for (; e + 16 <= a.k; e += 16) {
