@@ -822,7 +822,7 @@ KFN void Nibble32Gemv(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   // lines a step less, one into L2 less. Fewer vector uops (high nibbles as n·16 through vpandn,
   // the sum shifted once; X's permutes from one 64-byte load per quad): no change.
   // Then every line again 4 KiB ahead, beside the far line (as AffineKGemv; the trial above
-  // without the far line lost): `scripts/kernel-ab.mjs … q4_0 --rows8` 1.14-1.18× (3 KiB 1.06×,
+  // without the far line lost): `scripts/kernel-ab.mjs … q4_0 --rows8` 1.10-1.18× (3 KiB 1.06×,
   // 6 KiB 1.13×); `bench kernels --gemv-only --gemv-types q4_0 --threads 1,2`, alternated twice:
   // one core 0.91-0.93 → 0.97-0.98 of a plain read, two 0.87-0.93 → 0.89-1.00; TinyLlama Q4_0
   // decoding on 2 executors (`bench model --no-reference --pp 16 --tg 64 --reps 2`, alternated

@@ -229,8 +229,9 @@ class LinePrefetch {
 };
 
 // On Zen, one line of W a step or group kGemvStreamAhead past where a GEMV reads keeps the
-// hardware prefetcher's stream running ahead (Q4_0's GEMV instead of prefetching each line;
-// Q4_K's and Q5_K's beside it; docs/kernels.md, "Q4_0 on Zen 5").
+// hardware prefetcher's stream running ahead, beside the every-line prefetch (the GEMVs of
+// Q4_0, Q4_K, Q5_K, Q6_K, IQ4_XS, Q8_0's rows and the float rows; IQ4_NL's alone; docs/kernels.md,
+// "Q4_0 on Zen 5" and the sections after it).
 constexpr int64_t kGemvStreamAhead = 16384;
 
 // The AVX-512 tiles' (m > 1) prefetch distance on Zen. A server's step of a few streams (m up to
