@@ -240,7 +240,8 @@ KFN void HalfTile(const QuantMatmulArgs& a, int64_t r, int64_t j) {
   // twice, one thread and two: F32 0.68-0.80 → 0.96-1.00 of a plain read, F16 0.57-0.66 →
   // 0.66-0.71, BF16 0.56-0.66 → 0.64-0.71 (these two wait on the one FMA chain; more chains
   // would change the sums' bits).
-  // Either prefetch alone: F32 0.65-0.82.
+  // Either prefetch alone: F32 0.65-0.82. One prefetch a line written here: LinePrefetch's
+  // loop (the GEMVs') read 2-3 % slower in this one-FMA loop.
   const bool ahead = RX == 1 && !PrefetchGemvToL2();
   for (; e + 16 <= a.k; e += 16) {
     if (ahead && ((kBytes * e) & 63) == 0) {

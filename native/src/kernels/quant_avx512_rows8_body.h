@@ -37,10 +37,7 @@ namespace {
 
 #include "kernels/rows8_pair.inc"
 
-// The tiles (m > 1) prefetch each line of W `ahead` bytes on into L1: kGemvPrefetchAhead, or
-// where the GEMVs prefetch into L1 (Zen; PrefetchGemvToL2), for a server's step of a few
-// streams, nearer (TileAheadZen, quant_impl.h).
-KFN int64_t TileAhead(const QuantMatmulArgs& a) { return PrefetchGemvToL2() ? kGemvPrefetchAhead : TileAheadZen(a); }
+// The tiles (m > 1) prefetch each line of W `ahead` bytes on into L1 (TileAhead, quant_impl.h).
 template <typename BlockX8>
 KFN void PrefetchAhead(const Pair<BlockX8>& p, int64_t ahead) {
   for (int h = 0; h < 2; ++h) {

@@ -233,19 +233,21 @@ class LinePrefetch {
 // Q4_0, Q4_K, Q5_K, Q6_K, IQ4_XS, Q8_0's rows and the float rows; IQ4_NL's alone; docs/kernels.md,
 // "Q4_0 on Zen 5" and the sections after it).
 constexpr int64_t kGemvStreamAhead = 16384;
-
-// The AVX-512 tiles' (m > 1) prefetch distance on Zen. A server's step of a few streams (m up to
-// kTileNearRows) reads W from memory about as fast as it computes, and 4 KiB ahead was too far:
-// 2 KiB read Q4_0 1.04-1.09x, Q4_K 1.03-1.07x, Q6_K 1.06-1.08x as fast at m = 8 on one core of
-// the Zen 5 VM (`node scripts/kernel-ab.mjs A.node B.node q4_0,q4_k,q6_k,q8_0 --rows8 --m 8`).
-// Q8_0 (twice the bytes a weight) read 0.95-0.97x so, and at m = 64 (a prompt, from L3) 0.85x:
-// both keep 4 KiB.
-constexpr int64_t kTileNearRows = 16, kTileAheadNear = 2048;
-inline int64_t TileAheadZen(const QuantMatmulArgs& a) {
-  return a.m <= kTileNearRows && a.type != WeightType::Q8_0 ? kTileAheadNear : kGemvPrefetchAhead;
-}
 inline void PrefetchStreamLine(const void* at) {
   _mm_prefetch(static_cast<const char*>(at) + kGemvStreamAhead, _MM_HINT_T0);
+}
+
+// The AVX-512 tiles' (m > 1) prefetch distance, each line into L1: kGemvPrefetchAhead, but where
+// the GEMVs prefetch into L1 (Zen) nearer for a server's step of a few streams (m up to
+// kTileNearRows), which reads W from memory about as fast as it computes: 2 KiB against 4 read
+// Q4_0 1.12-1.14×, Q4_K 1.03-1.04×, Q6_K 1.07× as fast at m = 8 on one core of the Zen 5 VM
+// (`node scripts/kernel-ab.mjs A.node B.node q4_0,q4_k,q6_k,q8_0 --rows8 --m 8`, both orders).
+// Q8_0 (twice the bytes a weight) read 0.95-0.97× so, and at m = 64 (a prompt, from L3) 0.85×:
+// both keep 4 KiB.
+constexpr int64_t kTileNearRows = 16, kTileAheadNear = 2048;
+inline int64_t TileAhead(const QuantMatmulArgs& a) {
+  const bool near = !PrefetchGemvToL2() && a.m <= kTileNearRows && a.type != WeightType::Q8_0;
+  return near ? kTileAheadNear : kGemvPrefetchAhead;
 }
 
 // The older form, into L2: each 64-byte span of one block kGemvPrefetchAhead on. Q4_0's
