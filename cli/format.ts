@@ -83,7 +83,7 @@ export function layerSummary(
 ): string {
   const lines = [
     `layer stack: ${o.layers} × ${o.dtype} ${o.n}×${o.k}, m = ${o.m}, on ${r.perRank.length} executor(s)`,
-    `  ${r.passesPerSecond.toFixed(2)} passes/s, ${r.effectiveGBps.toFixed(2)} GB/s of weights (${formatBytes(r.weightBytesPerPass)} per pass)`,
+    `  ${r.passesPerSecond.toFixed(2)} passes/s, ${r.effectiveGBps.toFixed(2)} GB/s of weights (${formatBytes(r.weightBytesPerPass)} per pass)${r.runs > 1 ? `, the fastest of ${r.runs} runs` : ''}`,
     `  per pass: compute ${(r.computeSecondsPerPass * 1e3).toFixed(2)} ms, exchange ${(r.exchangeSecondsPerPass * 1e3).toFixed(2)} ms (${(r.exchangeFraction * 100).toFixed(1)}% of the pass), waiting for the slower peer ${(r.waitSecondsPerPass * 1e3).toFixed(2)} ms`,
   ];
   for (const p of r.perRank) {

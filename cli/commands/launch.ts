@@ -327,6 +327,12 @@ Examples:
       )
       .option('--layers <L>', 'matrices in the stack', posInt('--layers'), 4)
       .option('--iters <N>', 'passes through the stack', posInt('--iters'), 10)
+      .option(
+        '--repeats <R>',
+        'runs of --iters passes on the placed weights; the fastest is reported (the first run warms caches and connections)',
+        posInt('--repeats'),
+        1,
+      )
       .option('--seed <S>', 'seed for weights and inputs', parseSeed, 1)
       .option('--out <file>', 'write Y of the last pass, (layers·m)×n float32, as .npy'),
   ).action(
@@ -339,6 +345,7 @@ Examples:
         placement: string;
         layers: number;
         iters: number;
+        repeats: number;
         seed: number;
         out?: string;
       },

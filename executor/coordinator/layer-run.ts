@@ -48,6 +48,8 @@ export type RankPassTimings = Omit<PassTimingsMsg, 'passes'>;
 export interface LayerRunResult {
   hosts: number;
   passes: number;
+  /** Runs of `passes` passes made (`repeats`); the figures are the fastest run's. */
+  runs: number;
   seconds: number;
   passesPerSecond: number;
   /** Bytes of weights read per pass (all ranks), and the rate they were read at. */
@@ -188,6 +190,7 @@ export async function runLayers(
   }
   return {
     hosts: H,
+    runs: Math.max(1, o.repeats ?? 1),
     ...passFigures(o, rows, placed, replies!),
     placeSeconds,
     ...(balance && replies![0]?.rows ? { balancedRows: replies![0].rows.map(Number) } : {}),
@@ -202,7 +205,7 @@ export function passFigures(
   rows: [number, number][],
   placed: { weightBytes: number; backing: string }[],
   replies: RankPassTimings[],
-): Omit<LayerRunResult, 'hosts' | 'placeSeconds' | 'y' | 'x'> {
+): Omit<LayerRunResult, 'hosts' | 'runs' | 'placeSeconds' | 'y' | 'x'> {
   const seconds = Math.max(...replies.map((r) => r.seconds));
   const slowest = replies.reduce((a, b) => (b.seconds > a.seconds ? b : a));
   const weightBytesPerPass = o.layers * o.n * rowBytes(o.dtype, o.k);

@@ -100,6 +100,10 @@ describe('redblue run gemm', () => {
       ],
       [['run', 'layer', '--n', '64', '--k', '33'], /--k 33 must be a multiple of 32 for q4_0/],
       [
+        ['run', 'layer', '--n', '64', '--k', '64', '--repeats', '0'],
+        /--repeats must be a whole number of at least 1/,
+      ],
+      [
         ['run', 'layer', '--n', '64', '--k', '64', '--placement', 'everywhere'],
         /argument 'everywhere' is invalid/,
       ],
@@ -257,6 +261,8 @@ describe('redblue run layer', () => {
       '4',
       '--placement',
       'mirror',
+      '--repeats',
+      '2',
       '--virtual-nodes',
       '2',
       '--json',
@@ -264,6 +270,7 @@ describe('redblue run layer', () => {
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout) as {
       passes: number;
+      runs: number;
       passesPerSecond: number;
       effectiveGBps: number;
       computeSecondsPerPass: number;
@@ -271,6 +278,7 @@ describe('redblue run layer', () => {
       perRank: { placement: string; rows: number[] }[];
     };
     expect(j.passes).toBe(4);
+    expect(j.runs).toBe(2);
     expect(j.passesPerSecond).toBeGreaterThan(0);
     expect(j.effectiveGBps).toBeGreaterThan(0);
     expect(j.computeSecondsPerPass).toBeGreaterThan(0);
