@@ -479,9 +479,18 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         computeSecondsPerPass: number;
       };
     };
-    const l1 = await layer(`${a0}:7070`);
-    const l2 = await layer(`${a0}:7070,${a1}:7070`);
-    const u2 = await layer(`${a0}:7090,${a1}:7090`);
+    // The three in turn, twice, each the faster of its two: a slow minute on this shared VM
+    // then costs each side a round, not one side the whole figure.
+    type LayerFigures = Awaited<ReturnType<typeof layer>>;
+    const faster = (a: LayerFigures | undefined, b: LayerFigures) =>
+      a && a.passesPerSecond >= b.passesPerSecond ? a : b;
+    let l1: LayerFigures | undefined, l2: LayerFigures | undefined, u2: LayerFigures | undefined;
+    for (let round = 0; round < 2; round++) {
+      l1 = faster(l1, await layer(`${a0}:7070`));
+      l2 = faster(l2, await layer(`${a0}:7070,${a1}:7070`));
+      u2 = faster(u2, await layer(`${a0}:7090,${a1}:7090`));
+    }
+    if (!l1 || !l2 || !u2) throw new Error('the layer rounds did not run');
     results.push(
       result({
         case: `layer_q4_0_${n}x${k}_m1_2hosts`,
@@ -492,7 +501,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         referenceValue: l1.passesPerSecond,
         details: {
           layers,
-          bestOfRuns: 3,
+          bestOfRuns: 6, // 2 rounds of 3, alternated with 1 host's
           exchangeMsPerPass2Hosts: l2.exchangeSecondsPerPass * 1e3,
           computeMsPerPass2Hosts: l2.computeSecondsPerPass * 1e3,
         },
