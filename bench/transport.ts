@@ -455,7 +455,8 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
     log(`layer stack ${layers} × q4_0 ${n}×${k}, m = 1: 2 hosts × 1 core against 1 host × 1 core`);
     // Best of 3 runs of the placed stack, on 1 host as on 2: the first run also opens the
     // leaders' streams and grows their windows, which a run of 20 passes does not amortize.
-    const layer = async (hosts: string, shape = { n, k, layers, iters, repeats: 3 }) => {
+    const [REPEATS, ROUNDS] = [3, 2];
+    const layer = async (hosts: string, shape = { n, k, layers, iters, repeats: REPEATS }) => {
       const out = await runIn(
         lab,
         2,
@@ -479,18 +480,19 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         computeSecondsPerPass: number;
       };
     };
-    // The three in turn, twice, each the faster of its two: a slow minute on this shared VM
-    // then costs each side a round, not one side the whole figure.
+    // The three in turn, ROUNDS times, each the fastest of its rounds: a slow minute on this
+    // shared VM then costs each side a round, not one side the whole figure.
     type LayerFigures = Awaited<ReturnType<typeof layer>>;
-    const faster = (a: LayerFigures | undefined, b: LayerFigures) =>
-      a && a.passesPerSecond >= b.passesPerSecond ? a : b;
-    let l1: LayerFigures | undefined, l2: LayerFigures | undefined, u2: LayerFigures | undefined;
-    for (let round = 0; round < 2; round++) {
-      l1 = faster(l1, await layer(`${a0}:7070`));
-      l2 = faster(l2, await layer(`${a0}:7070,${a1}:7070`));
-      u2 = faster(u2, await layer(`${a0}:7090,${a1}:7090`));
-    }
-    if (!l1 || !l2 || !u2) throw new Error('the layer rounds did not run');
+    const rounds: LayerFigures[][] = [];
+    for (let round = 0; round < ROUNDS; round++)
+      rounds.push([
+        await layer(`${a0}:7070`),
+        await layer(`${a0}:7070,${a1}:7070`),
+        await layer(`${a0}:7090,${a1}:7090`),
+      ]);
+    const fastest = (i: number): LayerFigures =>
+      rounds.map((r) => r[i]!).reduce((a, b) => (a.passesPerSecond >= b.passesPerSecond ? a : b));
+    const [l1, l2, u2] = [fastest(0), fastest(1), fastest(2)];
     results.push(
       result({
         case: `layer_q4_0_${n}x${k}_m1_2hosts`,
@@ -501,7 +503,7 @@ export async function benchTransport(o: TransportBenchOptions): Promise<BenchRep
         referenceValue: l1.passesPerSecond,
         details: {
           layers,
-          bestOfRuns: 6, // 2 rounds of 3, alternated with 1 host's
+          bestOfRuns: REPEATS * ROUNDS, // alternated with 1 host's
           exchangeMsPerPass2Hosts: l2.exchangeSecondsPerPass * 1e3,
           computeMsPerPass2Hosts: l2.computeSecondsPerPass * 1e3,
         },

@@ -155,7 +155,8 @@ export async function runLayers(
   // Rows follow the ranks' speed where every rank holds every layer, on one host.
   const balance = (o.balance ?? true) && P > 1 && H === 1 && o.placement.every((p) => p === 'mirror');
   let replies: (PassTimingsMsg & { rows?: number[] })[] | undefined;
-  for (let rep = 0; rep < Math.max(1, o.repeats ?? 1); rep++) {
+  const runs = Math.max(1, o.repeats ?? 1);
+  for (let rep = 0; rep < runs; rep++) {
     const run = `r${randomBytes(4).toString('hex')}`;
     const pass = await rc.guard(
       allHosts(
@@ -190,7 +191,7 @@ export async function runLayers(
   }
   return {
     hosts: H,
-    runs: Math.max(1, o.repeats ?? 1),
+    runs,
     ...passFigures(o, rows, placed, replies!),
     placeSeconds,
     ...(balance && replies![0]?.rows ? { balancedRows: replies![0].rows.map(Number) } : {}),

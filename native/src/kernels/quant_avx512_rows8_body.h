@@ -60,6 +60,12 @@ class TileStreams {
     const char* q = reinterpret_cast<const char*>(group) + (at < span_ ? at : at + hop_);
     for (size_t o = 0; o < sizeof(BlockX8); o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
   }
+  // Both groups of a pair that reads block b.
+  template <typename BlockX8>
+  KFN void Prefetch(const Pair<BlockX8>& p, int64_t b) const {
+    Prefetch(p.g[0] - b, b);
+    Prefetch(p.g[1] - b, b);
+  }
 
  private:
   int64_t ahead_, span_, hop_;
@@ -161,8 +167,7 @@ KFN void Nibble32Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockX8> g{{w0 + b, w1 + b}};
-    streams.Prefetch(w0, b);
-    streams.Prefetch(w1, b);
+    streams.Prefetch(g, b);
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     __m512i s16[RX], h16[RX];
     for (int i = 0; i < RX; ++i) s16[i] = h16[i] = _mm512_setzero_si512();
@@ -240,7 +245,8 @@ KFN void Q4_0QuadTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, i
   const TileStreams streams(a, nb, 32, w[0]);
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ4_0x8> g0{{w[0] + b, w[1] + b}}, g1{{w[2] + b, w[3] + b}};
-    for (int g = 0; g < 4; ++g) streams.Prefetch(w[g], b);
+    streams.Prefetch(g0, b);
+    streams.Prefetch(g1, b);
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     __m512i s0[RX], s1[RX];
     for (int i = 0; i < RX; ++i) s0[i] = s1[i] = _mm512_setzero_si512();
@@ -282,8 +288,7 @@ KFN void Q8Tile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_t
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ8_0x8> g{{w0 + b, w1 + b}};
-    streams.Prefetch(w0, b);
-    streams.Prefetch(w1, b);
+    streams.Prefetch(g, b);
     const int64_t lo = b < nq ? (b / 4) * 128 + (b % 4) * 16 : b * kQBlock, hi = lo + (b < nq ? 64 : 16);
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
@@ -317,8 +322,7 @@ KFN void Iq4XsTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int6
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockIQ4_XSx8> g{{w0 + b, w1 + b}};
-    streams.Prefetch(w0, b);
-    streams.Prefetch(w1, b);
+    streams.Prefetch(g, b);
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
@@ -379,8 +383,7 @@ KFN void Q3KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ3_Kx8> g{{w0 + b, w1 + b}};
-    streams.Prefetch(w0, b);
-    streams.Prefetch(w1, b);
+    streams.Prefetch(g, b);
     const __m512i sc[4] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1),
                            SixVector2(g, g.g[0]->scales + 48, 0), SixVector2(g, g.g[0]->scales + 48, 1)};
     __m512i isum[RX];
@@ -434,8 +437,7 @@ KFN void Q2KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ2_Kx8> g{{w0 + b, w1 + b}};
-    streams.Prefetch(w0, b);
-    streams.Prefetch(w1, b);
+    streams.Prefetch(g, b);
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
 #pragma GCC unroll 1
@@ -494,8 +496,7 @@ KFN void AffineKTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, in
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockX8> g{{w0 + b, w1 + b}};
-    streams.Prefetch(w0, b);
-    streams.Prefetch(w1, b);
+    streams.Prefetch(g, b);
     const __m512i sc[2] = {SixVector2(g, g.g[0]->scales, 0), SixVector2(g, g.g[0]->scales, 1)};
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
@@ -582,8 +583,7 @@ KFN void Q6KTile(const QuantMatmulArgs& a, const ActRows& act, int64_t r, int64_
   for (int i = 0; i < RX; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Pair<BlockQ6_Kx8> g{{w0 + b, w1 + b}};
-    streams.Prefetch(w0, b);
-    streams.Prefetch(w1, b);
+    streams.Prefetch(g, b);
     __m512i isum[RX];
     for (int i = 0; i < RX; ++i) isum[i] = _mm512_setzero_si512();
 #pragma GCC unroll 1
